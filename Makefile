@@ -1,0 +1,67 @@
+# The two commands: `make run` and `make test`. Everything else supports them.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install run test lint format docs messages worker migrate clean lock
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade "pip>=25"
+	$(PIP) install --quiet -c requirements.lock -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	$(PY) manage.py migrate --noinput
+
+# Serve the whole system. With no DATABASE_URL/REDIS_URL: SQLite, in-memory
+# channel layer, local-memory cache, jobs in-process, SMS/push to var/outbox/.
+run: migrate
+	$(PY) manage.py load_demo
+	@echo ""
+	@echo "  API docs:  http://$(HOST):$(PORT)/api/v1/docs"
+	@echo "  Admin:     http://$(HOST):$(PORT)/admin/"
+	@$(PY) manage.py load_demo --print-logins
+	@echo ""
+	$(VENV)/bin/uvicorn backend.asgi:application --host $(HOST) --port $(PORT) --lifespan off
+
+worker: install
+	$(PY) manage.py procrastinate worker
+
+test: install
+	bash scripts/ensure-services.sh
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy backend auth dossiers tracking notifications postal
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+# Regenerate the published OpenAPI document (a test fails when it drifts).
+docs: install
+	$(PY) manage.py export_openapi
+
+# Refresh the translation catalogues (vi is the default language, en the second).
+messages: install
+	$(PY) manage.py makemessages --locale vi --locale en --no-obsolete --no-location --ignore ".venv/*" --ignore "tests/*" --ignore "var/*"
+	$(PY) manage.py compilemessages --ignore ".venv/*"
+
+# Record the exact versions a fresh install uses (after changing pyproject.toml).
+lock:
+	rm -rf /tmp/lock-venv && $(PYTHON) -m venv /tmp/lock-venv
+	/tmp/lock-venv/bin/pip install --quiet --upgrade "pip>=25"
+	/tmp/lock-venv/bin/pip install --quiet -e ".[dev]"
+	/tmp/lock-venv/bin/pip freeze --exclude-editable | sort -f > requirements.lock
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+import uuid
+from typing import Any, ClassVar
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def create_user(self, phone: str, password: str | None = None, **extra: Any) -> User:
+        if not phone:
+            raise ValueError("A phone number is required.")
+        user = self.model(phone=phone, **extra)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_superuser(self, phone: str, password: str | None = None, **extra: Any) -> User:
+        extra.setdefault("is_staff", True)
+        extra.setdefault("is_superuser", True)
+        extra.setdefault("phone_verified_at", timezone.now())
+        extra.setdefault("verification_level", User.Level.PHONE)
+        return self.create_user(phone, password, **extra)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A citizen or a staff member. Signs in with a Vietnamese mobile number."""
+
+    class Level(models.IntegerChoices):
+        UNVERIFIED = 0, _("Unverified")
+        PHONE = 1, _("Phone verified")
+        IDENTITY = 2, _("Identity verified")
+
+    class Language(models.TextChoices):
+        VI = "vi", "Tiếng Việt"
+        EN = "en", "English"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    phone = models.CharField(
+        _("phone number"), max_length=16, unique=True, help_text=_("E.164, e.g. +84912345678")
+    )
+    full_name = models.CharField(_("full name"), max_length=150)
+    language = models.CharField(max_length=2, choices=Language.choices, default=Language.VI)
+    phone_verified_at = models.DateTimeField(null=True, blank=True)
+    verification_level = models.PositiveSmallIntegerField(
+        choices=Level.choices, default=Level.UNVERIFIED
+    )
+    citizen_id = models.CharField(
+        _("citizen ID (CCCD)"), max_length=12, unique=True, null=True, blank=True
+    )
+    birth_date = models.DateField(null=True, blank=True)
+    is_staff = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=timezone.now)
+
+    objects: ClassVar[UserManager] = UserManager()
+
+    USERNAME_FIELD = "phone"
+    REQUIRED_FIELDS: ClassVar[list[str]] = ["full_name"]
+
+    class Meta:
+        verbose_name = _("user")
+        verbose_name_plural = _("users")
+
+    def __str__(self) -> str:
+        return self.full_name or str(self.id)
+
+    @property
+    def is_verified_account(self) -> bool:
+        return self.verification_level >= self.Level.IDENTITY
+
+
+class Organisation(models.Model):
+    """A business or other organisation, identified by its tax code (MST)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tax_code = models.CharField(_("tax code"), max_length=14, unique=True)
+    name = models.CharField(max_length=255)
+    address = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    members: models.ManyToManyField[User, Membership] = models.ManyToManyField(
+        User, through="Membership", related_name="organisations"
+    )
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.tax_code})"
+
+
+class Membership(models.Model):
+    class Role(models.TextChoices):
+        OWNER = "owner", _("Owner")
+        ADMIN = "admin", _("Administrator")
+        MEMBER = "member", _("Member")
+
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="memberships"
+    )
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.MEMBER)
+    watches = models.BooleanField(
+        default=True, help_text=_("Receives updates of the organisation's dossiers.")
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "user"], name="membership_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.organisation_id} ({self.role})"
+
+
+class DeviceSession(models.Model):
+    """One signed-in device. Its refresh tokens rotate; revoking it ends them all."""
+
+    class Platform(models.TextChoices):
+        ANDROID = "android", "Android"
+        IOS = "ios", "iOS"
+        WEB = "web", "Web"
+        OTHER = "other", _("Other")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="device_sessions")
+    device_id = models.CharField(
+        max_length=128, help_text=_("Installation id chosen by the app; stable per install.")
+    )
+    name = models.CharField(max_length=100, blank=True)
+    platform = models.CharField(max_length=8, choices=Platform.choices, default=Platform.OTHER)
+    app_version = models.CharField(max_length=32, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    authenticated_at = models.DateTimeField(
+        default=timezone.now, help_text=_("Last time the user proved who they are here.")
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revoked_reason = models.CharField(max_length=32, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "revoked_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.name or self.platform} ({self.user_id})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
+class RefreshToken(models.Model):
+    """One refresh token of a session. Only its hash is stored; it is usable once."""
+
+    session = models.ForeignKey(
+        DeviceSession, on_delete=models.CASCADE, related_name="refresh_tokens"
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"refresh token of {self.session_id}"

@@ -1,0 +1,162 @@
+"""The root django-ninja API: every app's router is mounted here under /api/v1/."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.http import Http404, HttpRequest, HttpResponse
+from django.utils.translation import gettext as _
+from ninja import NinjaAPI
+from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
+from ninja.parser import Parser
+
+from backend.errors import ApiError, api_error_response, error_response
+
+logger = logging.getLogger(__name__)
+
+
+class MalformedJSON(ValueError):
+    pass
+
+
+class StrictJSONParser(Parser):
+    """Parses JSON bodies; anything that is not a JSON document is a coded 400."""
+
+    def parse_body(self, request: HttpRequest) -> Any:
+        try:
+            return json.loads(request.body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise MalformedJSON(str(exc)) from exc
+
+
+API_DESCRIPTION = """
+REST API of the citizen mobile app for Vietnam's online public services.
+
+* Errors always have the shape `{"code", "message", "details"}`; `code` is stable,
+  `message` follows `Accept-Language` (`vi` by default, `en`).
+* Authenticated routes take `Authorization: Bearer <access token>`.
+* Lists are cursor-paginated: pass `cursor` from the previous page's `next_cursor`.
+* POSTs that create something accept an `Idempotency-Key` header.
+
+The guide for app developers is in `mobile_api_docs/README.md`.
+"""
+
+
+# Pydantic error types translated for citizens; anything else keeps pydantic's text.
+def _validation_message(error: dict[str, Any]) -> str:
+    kind = error.get("type", "")
+    ctx = error.get("ctx") or {}
+    messages = {
+        "missing": _("This field is required."),
+        "string_too_short": _("Must be at least %(min)s characters.")
+        % {"min": ctx.get("min_length")},
+        "string_too_long": _("Must be at most %(max)s characters.")
+        % {"max": ctx.get("max_length")},
+        "int_parsing": _("Must be a whole number."),
+        "int_type": _("Must be a whole number."),
+        "string_type": _("Must be text."),
+        "bool_parsing": _("Must be true or false."),
+        "literal_error": _("Not one of the allowed values."),
+        "enum": _("Not one of the allowed values."),
+        "uuid_parsing": _("Not a valid identifier."),
+        "date_from_datetime_parsing": _("Not a valid date."),
+        "date_parsing": _("Not a valid date."),
+        "datetime_parsing": _("Not a valid date and time."),
+        "datetime_from_date_parsing": _("Not a valid date and time."),
+        "greater_than_equal": _("Must be at least %(ge)s.") % {"ge": ctx.get("ge")},
+        "less_than_equal": _("Must be at most %(le)s.") % {"le": ctx.get("le")},
+        "value_error": str(ctx.get("error", error.get("msg", ""))),
+    }
+    return str(messages.get(kind, error.get("msg", "")))
+
+
+def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    details = []
+    for error in errors:
+        loc = [str(part) for part in error.get("loc", ())]
+        location = loc[0] if loc else "body"
+        # ninja prefixes the parameter name (e.g. "payload") after the location.
+        path = loc[2:] if location == "body" and len(loc) > 2 else loc[1:]
+        details.append(
+            {
+                "field": ".".join(path) or location,
+                "location": location,
+                "code": error.get("type", "invalid"),
+                "message": _validation_message(error),
+            }
+        )
+    return details
+
+
+def handle_api_error(request: HttpRequest, exc: ApiError) -> HttpResponse:
+    return api_error_response(request, exc)
+
+
+def handle_validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    return error_response(422, details=validation_details(list(exc.errors)))
+
+
+def handle_authentication_error(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    return error_response(401, headers={"WWW-Authenticate": 'Bearer realm="api"'})
+
+
+def handle_authorization_error(request: HttpRequest, exc: AuthorizationError) -> HttpResponse:
+    return error_response(403)
+
+
+def handle_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    if isinstance(exc.__cause__, MalformedJSON):
+        return error_response(400, "malformed_json", _("The request body is not valid JSON."))
+    return error_response(exc.status_code)
+
+
+def handle_not_found(request: HttpRequest, exc: Exception) -> HttpResponse:
+    return error_response(404)
+
+
+def handle_object_not_found(request: HttpRequest, exc: Exception) -> HttpResponse:
+    return error_response(404)
+
+
+def handle_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    # Never a stack trace in the response, in DEBUG or not; the log has it.
+    logger.exception("unhandled error in %s %s", request.method, request.path)
+    return error_response(500)
+
+
+def install_conventions(target: NinjaAPI) -> NinjaAPI:
+    """Give `target` the project's error shape for every failure kind."""
+    handlers: list[tuple[type[Exception], Any]] = [
+        (Exception, handle_unexpected),
+        (ObjectDoesNotExist, handle_object_not_found),
+        (Http404, handle_not_found),
+        (HttpError, handle_http_error),
+        (AuthorizationError, handle_authorization_error),
+        (AuthenticationError, handle_authentication_error),
+        (ValidationError, handle_validation_error),
+        (ApiError, handle_api_error),
+    ]
+    for exc_class, handler in handlers:
+        target.add_exception_handler(exc_class, handler)
+    return target
+
+
+def build_api(**kwargs: Any) -> NinjaAPI:
+    options: dict[str, Any] = {
+        "parser": StrictJSONParser(),
+        "docs_url": "/docs",
+        "openapi_url": "/openapi.json",
+        **kwargs,
+    }
+    return install_conventions(NinjaAPI(**options))
+
+
+api = build_api(
+    title="Citizen services API",
+    version="1.0.0",
+    description=API_DESCRIPTION,
+    urls_namespace="api-v1",
+)

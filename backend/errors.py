@@ -1,0 +1,130 @@
+"""One error shape for every failure: {"code", "message", "details"}.
+
+`code` is stable and meant for machines; `message` is in the request's language.
+Raise an `ApiError` (or a subclass) anywhere below a handler; the root API turns
+it into the documented response.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+from django.utils.translation import gettext_lazy as _
+from ninja import Schema
+
+# Default texts for codes shared by every app. App-specific codes pass their
+# own message when they raise.
+STATUS_DEFAULTS: dict[int, tuple[str, Any]] = {
+    400: ("bad_request", _("The request could not be understood.")),
+    401: ("not_authenticated", _("Sign in to continue.")),
+    403: ("permission_denied", _("You are not allowed to do this.")),
+    404: ("not_found", _("Not found.")),
+    405: ("method_not_allowed", _("This method is not allowed here.")),
+    409: ("conflict", _("The request conflicts with the current state.")),
+    413: ("payload_too_large", _("The request is too large.")),
+    415: ("unsupported_media_type", _("This content type is not supported.")),
+    422: ("validation_error", _("Some fields are not valid.")),
+    429: ("rate_limited", _("Too many requests. Please try again later.")),
+    500: ("internal_error", _("Something went wrong on our side. Please try again.")),
+    503: ("service_unavailable", _("The service is temporarily unavailable.")),
+}
+
+
+class ErrorOut(Schema):
+    """The body of every error response."""
+
+    code: str
+    message: str
+    details: Any = None
+
+
+class ApiError(Exception):
+    status = 400
+
+    def __init__(
+        self,
+        code: str | None = None,
+        message: Any = None,
+        *,
+        status: int | None = None,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        if status is not None:
+            self.status = status
+        default_code, default_message = STATUS_DEFAULTS.get(self.status, STATUS_DEFAULTS[400])
+        self.code = code or default_code
+        self.message = message if message is not None else default_message
+        self.details = details
+        self.headers = headers or {}
+        super().__init__(f"{self.status} {self.code}")
+
+
+class NotFound(ApiError):
+    status = 404
+
+
+class Conflict(ApiError):
+    status = 409
+
+
+class Unprocessable(ApiError):
+    status = 422
+
+
+class PermissionDenied(ApiError):
+    status = 403
+
+
+class NotAuthenticated(ApiError):
+    status = 401
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+
+
+class ServiceUnavailable(ApiError):
+    status = 503
+
+
+class RateLimited(ApiError):
+    status = 429
+
+    def __init__(self, retry_after: int, code: str | None = None, message: Any = None) -> None:
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(
+            code,
+            message,
+            details={"retry_after": self.retry_after},
+            headers={"Retry-After": str(self.retry_after)},
+        )
+
+
+def field_error(field: str, code: str, message: Any) -> Unprocessable:
+    """A 422 for one field, in the same shape as schema validation errors."""
+    return Unprocessable(details=[{"field": field, "code": code, "message": str(message)}])
+
+
+def error_response(
+    status: int,
+    code: str | None = None,
+    message: Any = None,
+    details: Any = None,
+    headers: dict[str, str] | None = None,
+) -> JsonResponse:
+    default_code, default_message = STATUS_DEFAULTS.get(status, STATUS_DEFAULTS[400])
+    body = {
+        "code": code or default_code,
+        "message": str(message if message is not None else default_message),
+        "details": details,
+    }
+    response = JsonResponse(body, status=status, json_dumps_params={"ensure_ascii": False})
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def api_error_response(request: HttpRequest, exc: ApiError) -> JsonResponse:
+    return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)

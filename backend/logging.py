@@ -1,0 +1,104 @@
+"""Structured JSON logs that never carry secrets or citizens' numbers."""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import logging
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
+
+SENSITIVE_KEYS = re.compile(
+    r"^(code|.*(pass(word)?|secret|token|otp|authorization|cookie|signature|recovery|totp"
+    r"|citizen_id|cccd).*)$",
+    re.IGNORECASE,
+)
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    # Bearer and other credentials in free text.
+    (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=:-]+"), r"\1 [redacted]"),
+    # key=value / "key": "value" pairs with a sensitive key.
+    (
+        re.compile(
+            r"(?i)\b(password|passwd|secret|token|otp|code|refresh|access|signature)"
+            r"(\"?\s*[:=]\s*\"?)([^\s\"&,;]+)"
+        ),
+        r"\1\2[redacted]",
+    ),
+    # Citizen ID numbers (12 digits) and other long digit runs.
+    (re.compile(r"(?<![\w-])\d{12}(?![\w-])"), "[id-redacted]"),
+    # Vietnamese phone numbers: keep the last 3 digits for support.
+    (re.compile(r"(?<![\d+])(\+?84|0)(\d{6})(\d{3})(?!\d)"), r"\1******\3"),
+    # A lone 6-digit number is as likely an OTP as anything else.
+    (re.compile(r"(?<![\w-])\d{6}(?![\w-])"), "[redacted]"),
+]
+
+_STANDARD_ATTRS = set(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "request_id",
+}
+
+
+def redact_text(text: str) -> str:
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def redact_value(key: str, value: Any) -> Any:
+    if SENSITIVE_KEYS.search(key):
+        return "[redacted]"
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: redact_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(key, v) for v in value]
+    return value
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites each record so that no secret or personal number reaches a handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = str(record.msg)
+        record.msg = redact_text(message)
+        record.args = None
+        for key, value in list(record.__dict__.items()):
+            if key not in _STANDARD_ATTRS:
+                record.__dict__[key] = redact_value(key, value)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact_text(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+class RequestIdFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        payload: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, tz=UTC).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": getattr(record, "request_id", "-"),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                payload[key] = value
+        if record.exc_text:
+            payload["exception"] = record.exc_text
+        elif record.exc_info:
+            payload["exception"] = redact_text(self.formatException(record.exc_info))
+        return json.dumps(payload, ensure_ascii=False, default=str)

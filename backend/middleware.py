@@ -1,0 +1,133 @@
+"""Cross-cutting HTTP behaviour: request ids, body limits, JSON errors everywhere."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext as _
+
+from backend.errors import error_response
+from backend.logging import request_id_var
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+class RequestIdMiddleware:
+    """Every response carries X-Request-ID; a sane incoming id is kept for tracing."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        incoming = request.headers.get(REQUEST_ID_HEADER, "")
+        request_id = incoming if _VALID_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id  # type: ignore[attr-defined]
+        token = request_id_var.set(request_id)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response[REQUEST_ID_HEADER] = request_id
+        return response
+
+
+def _is_api(request: HttpRequest) -> bool:
+    return request.path.startswith("/api/")
+
+
+class RequestLimitsMiddleware:
+    """Refuses oversized bodies with 413 before anything reads them."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if _is_api(request):
+            try:
+                length = int(request.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                return error_response(400, "bad_content_length", _("Invalid Content-Length."))
+            content_type = request.META.get("CONTENT_TYPE", "")
+            limit = (
+                settings.API_MAX_UPLOAD_BODY_BYTES
+                if content_type.startswith("multipart/form-data")
+                else settings.API_MAX_JSON_BODY_BYTES
+            )
+            if length > limit:
+                return error_response(
+                    413,
+                    "payload_too_large",
+                    _("The request body is larger than %(limit)s bytes.") % {"limit": limit},
+                    details={"limit_bytes": limit},
+                )
+        return self.get_response(request)
+
+
+class ApiErrorShapeMiddleware:
+    """Safety net: an error response under /api/ that is not JSON gets the error shape.
+
+    Covers what happens outside ninja's handlers: 405 from method routing,
+    DEBUG 404 pages, CSRF failures and the like.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            _is_api(request)
+            and response.status_code >= 400
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            headers = {}
+            if response.status_code == 405 and response.has_header("Allow"):
+                headers["Allow"] = response["Allow"]
+            return error_response(response.status_code, headers=headers)
+        return response
+
+
+def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> HttpResponse:
+    return error_response(404, "route_not_found", _("There is no such API route."))
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return error_response(400)
+
+
+def handler403(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return error_response(403)
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    return error_response(404)
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    return error_response(500)
+
+
+def client_ip(request: HttpRequest) -> str:
+    """The caller's IP. X-Forwarded-For is read only for the configured proxy hops.
+
+    With TRUSTED_PROXY_COUNT = N, the N-th address from the right of the header
+    is the client as seen by our outermost trusted proxy; anything further left
+    was written by the client and is ignored, so a forged header changes nothing.
+    """
+    remote = str(request.META.get("REMOTE_ADDR") or "0.0.0.0")  # noqa: S104
+    hops = settings.TRUSTED_PROXY_COUNT
+    if hops <= 0:
+        return remote
+    forwarded = [
+        part.strip()
+        for part in str(request.META.get("HTTP_X_FORWARDED_FOR", "")).split(",")
+        if part.strip()
+    ]
+    if len(forwarded) < hops:
+        return remote
+    return forwarded[-hops]

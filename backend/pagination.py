@@ -1,0 +1,94 @@
+"""Cursor (keyset) pagination for every list.
+
+A cursor is an opaque token holding the sort values of the last item of the
+previous page, so pages stay stable while new rows arrive (unlike offsets).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import functools
+import json
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.db.models import Model, Q, QuerySet
+from django.utils.translation import gettext_lazy as _
+from ninja import Schema
+from pydantic import BaseModel, Field, create_model
+
+from backend.errors import field_error
+
+M = TypeVar("M", bound=Model)
+
+
+class PageParams(Schema):
+    cursor: str | None = Field(
+        None, max_length=512, description="`next_cursor` of the previous page"
+    )
+    limit: int | None = Field(
+        None, ge=1, le=1000, description="Items per page (default 20, max 100)"
+    )
+
+
+@functools.cache
+def page_of(item_schema: type[BaseModel]) -> type[BaseModel]:
+    """The response schema of a page of `item_schema`: `{items, next_cursor}`."""
+    return create_model(
+        f"{item_schema.__name__}Page",
+        __base__=Schema,
+        items=(list[item_schema], ...),  # type: ignore[valid-type]
+        next_cursor=(str | None, Field(None, description="Pass as `cursor` for the next page")),
+    )
+
+
+def _encode(values: list[Any]) -> str:
+    raw = json.dumps(
+        [v.isoformat() if isinstance(v, dt.datetime | dt.date) else v for v in values],
+        separators=(",", ":"),
+        default=str,
+    )
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str, count: int) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
+        raise field_error("cursor", "invalid_cursor", _("This cursor is not valid.")) from exc
+    if not isinstance(values, list) or len(values) != count:
+        raise field_error("cursor", "invalid_cursor", _("This cursor is not valid."))
+    return values
+
+
+def paginate(
+    queryset: QuerySet[M],
+    params: PageParams,
+    ordering: tuple[str, ...] = ("-created_at", "-id"),
+) -> tuple[list[M], str | None]:
+    """One page of `queryset` in `ordering` (whose last field must be unique)."""
+    limit = min(params.limit or settings.API_PAGE_SIZE_DEFAULT, settings.API_PAGE_SIZE_MAX)
+    fields = [name.lstrip("-") for name in ordering]
+    queryset = queryset.order_by(*ordering)
+    if params.cursor:
+        values = _decode(params.cursor, len(fields))
+        condition = Q()
+        # (a, b) after (x, y) in keyset order: a beyond x, or a == x and b beyond y.
+        for index, name in enumerate(ordering):
+            field = fields[index]
+            lookup = "lt" if name.startswith("-") else "gt"
+            step = Q(**{f"{field}__{lookup}": values[index]})
+            for previous in range(index):
+                step &= Q(**{fields[previous]: values[previous]})
+            condition |= step
+        queryset = queryset.filter(condition)
+    rows = list(queryset[: limit + 1])
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = _encode([getattr(last, field) for field in fields])
+    return rows, next_cursor

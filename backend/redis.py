@@ -1,0 +1,25 @@
+"""The shared Redis client for atomic counters and health checks."""
+
+from __future__ import annotations
+
+import functools
+
+import redis
+from django.conf import settings
+
+
+@functools.cache
+def _client(url: str, timeout: float) -> redis.Redis:
+    return redis.Redis.from_url(
+        url,
+        socket_connect_timeout=timeout,
+        socket_timeout=timeout,
+        health_check_interval=30,
+    )
+
+
+def get_redis() -> redis.Redis | None:
+    """The Redis client, or None on the embedded default (no REDIS_URL)."""
+    if not settings.REDIS_URL:
+        return None
+    return _client(settings.REDIS_URL, settings.REDIS_SOCKET_TIMEOUT)

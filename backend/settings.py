@@ -1,0 +1,307 @@
+"""Settings for the citizen backend: one place, read from the environment.
+
+With no DATABASE_URL / REDIS_URL the project runs on an embedded default
+(SQLite, in-memory channel layer, local-memory cache, jobs in the web process,
+SMS and push written to files) so `make run` works on a bare machine.
+Production (PRODUCTION=1) refuses the embedded backends and a default secret.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env(name: str, default: str = "") -> str:
+    return os.environ.get(name, default)
+
+
+def envbool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def envint(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default
+
+
+def envlist(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in env(name, default).split(",") if item.strip()]
+
+
+# --- Mode ---------------------------------------------------------------------
+PRODUCTION = envbool("PRODUCTION", False)
+DEBUG = envbool("DEBUG", not PRODUCTION)
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("DEBUG must be off when PRODUCTION=1.")
+
+DEFAULT_SECRET_KEY = "insecure-development-key-do-not-use-in-production"  # noqa: S105
+SECRET_KEY = env("SECRET_KEY", DEFAULT_SECRET_KEY)
+# Old keys stay valid for verifying signatures while a new key is rolled out.
+SECRET_KEY_FALLBACKS = envlist("SECRET_KEY_FALLBACKS")
+
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1],testserver")
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
+
+# --- Applications -------------------------------------------------------------
+DATABASE_URL = env("DATABASE_URL")
+DATABASES: dict[str, Any] = {
+    "default": dj_database_url.parse(
+        DATABASE_URL or f"sqlite:///{BASE_DIR / 'var' / 'db.sqlite3'}",
+        conn_max_age=envint("DATABASE_CONN_MAX_AGE", 0),
+        conn_health_checks=True,
+    )
+}
+USING_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+if USING_POSTGRES:
+    DATABASES["default"].setdefault("OPTIONS", {})
+    # Fail fast when the database is unreachable instead of hanging requests.
+    DATABASES["default"]["OPTIONS"].setdefault(
+        "connect_timeout", envint("DATABASE_CONNECT_TIMEOUT", 3)
+    )
+    if env("TEST_DATABASE_NAME"):
+        DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME")}
+
+# The job queue lives in PostgreSQL. On the embedded SQLite default, jobs run
+# inside the web process right after the transaction that deferred them commits.
+JOBS_INLINE = envbool("JOBS_INLINE", not USING_POSTGRES)
+if not JOBS_INLINE and not USING_POSTGRES and not PRODUCTION:
+    raise ImproperlyConfigured("The job queue needs PostgreSQL: set DATABASE_URL.")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "channels",
+    "ninja",
+    "backend.apps.BackendConfig",
+    "auth.apps.AccountsConfig",
+    "dossiers.apps.DossiersConfig",
+    "tracking.apps.TrackingConfig",
+    "notifications.apps.NotificationsConfig",
+    "postal.apps.PostalConfig",
+]
+if not JOBS_INLINE:
+    INSTALLED_APPS.insert(
+        INSTALLED_APPS.index("backend.apps.BackendConfig"), "procrastinate.contrib.django"
+    )
+
+AUTH_USER_MODEL = "accounts.User"
+
+MIDDLEWARE = [
+    "backend.middleware.RequestIdMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "backend.middleware.RequestLimitsMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "backend.middleware.ApiErrorShapeMiddleware",
+]
+
+ROOT_URLCONF = "backend.urls"
+ASGI_APPLICATION = "backend.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "backend" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 8},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- Language and time --------------------------------------------------------
+LANGUAGE_CODE = "vi"
+LANGUAGES = [("vi", "Tiếng Việt"), ("en", "English")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+USE_I18N = True
+TIME_ZONE = "Asia/Ho_Chi_Minh"
+USE_TZ = True
+
+# --- Redis: channel layer, cache, atomic counters -------------------------------
+REDIS_URL = env("REDIS_URL")
+REDIS_SOCKET_TIMEOUT = float(env("REDIS_SOCKET_TIMEOUT", "2"))
+CACHE_KEY_PREFIX = env("CACHE_KEY_PREFIX", "cb")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": CACHE_KEY_PREFIX,
+            "OPTIONS": {
+                "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+                "socket_timeout": REDIS_SOCKET_TIMEOUT,
+            },
+        }
+    }
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": f"{CACHE_KEY_PREFIX}:asgi",
+                "capacity": envint("CHANNEL_CAPACITY", 200),
+                "expiry": 30,
+            },
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Static and uploaded files --------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns when it is missing
+MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
+# Uploaded papers are never served from a public path: no MEDIA_URL is routed.
+MEDIA_URL = "/private-media-not-served/"
+STORAGES = {
+    "default": {
+        "BACKEND": env("STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage"),
+    },
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        ),
+    },
+}
+
+# --- Request limits -----------------------------------------------------------
+# A JSON body larger than this is refused with 413 before it is parsed.
+API_MAX_JSON_BODY_BYTES = envint("API_MAX_JSON_BODY_BYTES", 256 * 1024)
+# Multipart uploads: one file plus form overhead.
+API_MAX_UPLOAD_BODY_BYTES = envint("API_MAX_UPLOAD_BODY_BYTES", 11 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = API_MAX_UPLOAD_BODY_BYTES
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+# --- API conventions ----------------------------------------------------------
+API_PAGE_SIZE_DEFAULT = envint("API_PAGE_SIZE_DEFAULT", 20)
+API_PAGE_SIZE_MAX = envint("API_PAGE_SIZE_MAX", 100)
+IDEMPOTENCY_KEY_TTL_SECONDS = envint("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 3600)
+# An in-flight record older than this belongs to a crashed request and may be taken over.
+IDEMPOTENCY_LOCK_SECONDS = envint("IDEMPOTENCY_LOCK_SECONDS", 60)
+
+# Client IPs: X-Forwarded-For is trusted only for this many proxy hops in front
+# of the app (0 = use the socket address, never the header).
+TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", 0)
+
+# --- Outboxes and delivery backends ----------------------------------------------
+OUTBOX_DIR = Path(env("OUTBOX_DIR", str(BASE_DIR / "var" / "outbox")))
+SMS_BACKEND = env("SMS_BACKEND", "file")
+PUSH_BACKEND = env("PUSH_BACKEND", "file")
+
+# --- Security headers (checked by `manage.py check --deploy`) -------------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    if envbool("BEHIND_TLS_PROXY", True):
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# --- Logging ------------------------------------------------------------------
+LOG_LEVEL = env("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {
+        "redact": {"()": "backend.logging.RedactingFilter"},
+        "request_id": {"()": "backend.logging.RequestIdFilter"},
+    },
+    "formatters": {
+        "json": {"()": "backend.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "filters": ["request_id", "redact"],
+        },
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "procrastinate": {"level": env("PROCRASTINATE_LOG_LEVEL", "WARNING")},
+    },
+}
+
+# --- Job queue (procrastinate) ----------------------------------------------------
+PROCRASTINATE_AUTODISCOVER_MODULE_NAME = "tasks"
+PROCRASTINATE_READONLY_MODELS = True
+
+# --- Production guard rails -------------------------------------------------------
+if PRODUCTION:
+    problems = []
+    if SECRET_KEY == DEFAULT_SECRET_KEY or len(SECRET_KEY) < 50:
+        problems.append("SECRET_KEY must be set to a long random value")
+    if not USING_POSTGRES:
+        problems.append("DATABASE_URL must point to PostgreSQL")
+    if not REDIS_URL:
+        problems.append("REDIS_URL must be set")
+    if JOBS_INLINE:
+        problems.append("JOBS_INLINE must be off (run the worker process)")
+    if SMS_BACKEND in {"file", "console"}:
+        problems.append("SMS_BACKEND must be a real gateway, not file/console")
+    if PUSH_BACKEND in {"file", "console"}:
+        problems.append("PUSH_BACKEND must be fcm, not file/console")
+    if problems:
+        raise ImproperlyConfigured("Refusing to start in production: " + "; ".join(problems))
+
+# --- Accounts -------------------------------------------------------------------
+ACCESS_TOKEN_TTL_SECONDS = envint("ACCESS_TOKEN_TTL_SECONDS", 15 * 60)
+REFRESH_TOKEN_TTL_DAYS = envint("REFRESH_TOKEN_TTL_DAYS", 30)
+REAUTH_WINDOW_HOURS = envint("REAUTH_WINDOW_HOURS", 24)
+IDEMPOTENCY_CALLER_RESOLVER = "auth.tokens.peek_user_id"
+
+# --- Demo data (`make run`) -------------------------------------------------------
+DEMO_LOADERS = ["auth.demo.load"]
+DEMO_LOGINS = [
+    "Demo citizen: +84912345678 / demo-Passw0rd!",
+    "Demo admin:   +84900000001 / demo-Passw0rd! (admin site)",
+]

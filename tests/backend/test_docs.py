@@ -1,0 +1,43 @@
+"""The published OpenAPI document and translations never drift from the code."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from backend.management.commands.export_openapi import OPENAPI_PATH, render_openapi
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_committed_openapi_matches_the_running_schema() -> None:
+    assert OPENAPI_PATH.read_text(encoding="utf-8") == render_openapi(), (
+        "mobile_api_docs/openapi.json is stale: run `make docs` and commit it."
+    )
+
+
+def test_openapi_is_served(api) -> None:
+    response = api.get("/api/v1/openapi.json")
+    assert response.status_code == 200
+    assert response.json()["info"]["title"] == "Citizen services API"
+
+
+@pytest.mark.skipif(shutil.which("msgfmt") is None, reason="GNU gettext (msgfmt) is not installed")
+@pytest.mark.parametrize("language", ["vi", "en"])
+def test_translation_catalogue_is_complete_and_compiled(language: str, tmp_path: Path) -> None:
+    po = ROOT / "locale" / language / "LC_MESSAGES" / "django.po"
+    mo = po.with_suffix(".mo")
+    result = subprocess.run(
+        ["msgfmt", "--check", "--statistics", "-o", str(tmp_path / "out.mo"), str(po)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    if language == "vi":
+        assert "untranslated" not in result.stderr, result.stderr
+        assert "fuzzy" not in result.stderr, result.stderr
+    assert (tmp_path / "out.mo").read_bytes() == mo.read_bytes(), "run `make messages` and commit"

@@ -1,0 +1,82 @@
+"""Jobs deferred in a transaction live and die with it (real procrastinate, PostgreSQL)."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection, transaction
+from procrastinate.contrib.django import app
+
+from backend.jobs import defer
+from backend.redis import get_redis
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@app.task(queue="tests", name="tests.record_run")
+def record_run(marker: str) -> None:
+    client = get_redis()
+    assert client is not None
+    client.incr(f"tests:job-ran:{marker}")
+
+
+def runs(marker: str) -> int:
+    client = get_redis()
+    assert client is not None
+    return int(client.get(f"tests:job-ran:{marker}") or 0)
+
+
+def queued(marker: str) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM procrastinate_jobs WHERE task_name = %s AND args->>'marker' = %s",
+            ["tests.record_run", marker],
+        )
+        return int(cursor.fetchone()[0])
+
+
+def run_worker_until_idle() -> None:
+    with app.replace_connector(app.connector.get_worker_connector()):  # type: ignore[attr-defined]
+        app.run_worker(queues=["tests"], wait=False, install_signal_handlers=False)
+
+
+class RollbackError(Exception):
+    pass
+
+
+def defer_then_fail(marker: str, *, expect_queued: int) -> None:
+    with transaction.atomic():
+        defer(record_run, marker=marker)
+        assert queued(marker) == expect_queued
+        raise RollbackError
+
+
+def test_job_deferred_in_rolled_back_transaction_vanishes() -> None:
+    with pytest.raises(RollbackError):
+        defer_then_fail("rolled-back", expect_queued=1)  # visible inside...
+    assert queued("rolled-back") == 0  # ...and gone with it
+    run_worker_until_idle()
+    assert runs("rolled-back") == 0
+
+
+def test_job_deferred_in_committed_transaction_runs_once() -> None:
+    with transaction.atomic():
+        defer(record_run, marker="committed")
+    assert queued("committed") == 1
+    run_worker_until_idle()
+    run_worker_until_idle()
+    assert runs("committed") == 1
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT status FROM procrastinate_jobs WHERE args->>'marker' = 'committed'")
+        assert [row[0] for row in cursor.fetchall()] == ["succeeded"]
+
+
+def test_inline_mode_runs_after_commit_only(settings) -> None:
+    settings.JOBS_INLINE = True
+    with pytest.raises(RollbackError):
+        defer_then_fail("inline-rollback", expect_queued=0)
+    with transaction.atomic():
+        defer(record_run, marker="inline-commit")
+        assert runs("inline-commit") == 0  # not before the commit
+    assert runs("inline-rollback") == 0
+    assert runs("inline-commit") == 1
+    assert queued("inline-commit") == 0  # never touched the queue

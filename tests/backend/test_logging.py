@@ -1,0 +1,58 @@
+"""Logs never contain tokens, OTP codes, passwords or full citizen ID numbers."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from backend.logging import JsonFormatter, RedactingFilter, RequestIdFilter, redact_text
+
+
+def render(message: str, *args: object, **extra: object) -> str:
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, message, args, None)
+    for key, value in extra.items():
+        setattr(record, key, value)
+    RequestIdFilter().filter(record)
+    RedactingFilter().filter(record)
+    return JsonFormatter().format(record)
+
+
+def test_secrets_in_messages_are_redacted() -> None:
+    out = render(
+        "login phone=%s password=%s otp %s header Bearer %s cccd %s",
+        "+84912345678",
+        "hunter2!",
+        "123456",
+        "eyJhbGciOi.abc.def",
+        "001203004567",
+    )
+    for secret in ["hunter2!", "123456", "eyJhbGciOi.abc.def", "001203004567", "912345678"]:
+        assert secret not in out
+    assert "+84******678" in out
+    assert json.loads(out)["level"] == "INFO"
+
+
+def test_sensitive_extra_fields_are_redacted() -> None:
+    out = json.loads(
+        render("event", token="abc", refresh_token="def", citizen_id="0012", user_id="u1")
+    )
+    assert out["token"] == out["refresh_token"] == out["citizen_id"] == "[redacted]"
+    assert out["user_id"] == "u1"
+
+
+def test_exception_text_is_redacted() -> None:
+    try:
+        raise ValueError("bad password=topsecret for 0912345678")
+    except ValueError:
+        import sys
+
+        record = logging.LogRecord("t", logging.ERROR, __file__, 1, "boom", None, sys.exc_info())
+    RedactingFilter().filter(record)
+    out = JsonFormatter().format(record)
+    assert "topsecret" not in out
+    assert "0912345678" not in out
+    assert "ValueError" in out
+
+
+def test_ordinary_text_is_untouched() -> None:
+    assert redact_text("dossier H01-260101-0001 accepted") == "dossier H01-260101-0001 accepted"

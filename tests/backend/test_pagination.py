@@ -1,0 +1,51 @@
+import pytest
+
+from auth.models import User
+from tests.conftest import ApiClient, make_user
+
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.backend.conventions_api")]
+
+
+def test_cursor_walks_every_row_once_in_order(api: ApiClient) -> None:
+    for i in range(7):
+        make_user(f"+8490000{i:04d}")
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        query = {"limit": 3, **({"cursor": cursor} if cursor else {})}
+        body = api.get("/api/test/users", query=query).json()
+        seen += [item["phone"] for item in body["items"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    expected = list(User.objects.order_by("-date_joined", "-id").values_list("phone", flat=True))
+    assert seen == expected
+    assert len(seen) == 7
+    assert pages == 3
+
+
+def test_new_rows_do_not_shift_the_next_page(api: ApiClient) -> None:
+    for i in range(4):
+        make_user(f"+8490000{i:04d}")
+    first = api.get("/api/test/users", query={"limit": 2}).json()
+    make_user("+84900009999")  # arrives between page loads, sorts first
+    second = api.get("/api/test/users", query={"limit": 2, "cursor": first["next_cursor"]}).json()
+    assert [i["phone"] for i in second["items"]] == ["+84900000001", "+84900000000"]
+
+
+def test_limit_is_capped_by_setting(api: ApiClient, settings) -> None:
+    settings.API_PAGE_SIZE_MAX = 2
+    for i in range(3):
+        make_user(f"+8490000{i:04d}")
+    body = api.get("/api/test/users", query={"limit": 50}).json()
+    assert len(body["items"]) == 2
+    assert body["next_cursor"] is not None
+
+
+@pytest.mark.parametrize("cursor", ["%%%", "bm90LWpzb24", "WzEsMiwzXQ"])
+def test_bad_cursor_is_a_field_error(api: ApiClient, cursor: str) -> None:
+    response = api.get("/api/test/users", query={"cursor": cursor})
+    assert response.status_code == 422
+    assert response.json()["details"][0]["code"] == "invalid_cursor"

@@ -1,0 +1,151 @@
+"""Shared fixtures: a JSON API client, users and signed-in sessions, clean Redis."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from django.test import Client
+
+from auth.models import DeviceSession, User
+from auth.tokens import TokenPair, start_session
+from backend.redis import get_redis
+
+
+class ApiResponse:
+    def __init__(self, response: Any) -> None:
+        self.raw = response
+        self.status_code: int = response.status_code
+        self.headers = response.headers
+
+    def json(self) -> Any:
+        return json.loads(self.raw.content)
+
+    @property
+    def content(self) -> bytes:
+        return bytes(self.raw.content)
+
+    def __repr__(self) -> str:
+        return f"<ApiResponse {self.status_code} {self.raw.content[:300]!r}>"
+
+
+class ApiClient:
+    """Talks to the app through Django's full middleware stack, like the mobile app."""
+
+    def __init__(self, token: str | None = None, language: str | None = None) -> None:
+        self.client = Client()
+        self.token = token
+        self.language = language
+
+    def _headers(self, headers: dict[str, str] | None) -> dict[str, str]:
+        merged: dict[str, str] = {}
+        if self.token:
+            merged["Authorization"] = f"Bearer {self.token}"
+        if self.language:
+            merged["Accept-Language"] = self.language
+        merged.update(headers or {})
+        return merged
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        json_body: Any = None,
+        *,
+        data: Any = None,
+        raw: bytes | None = None,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+        query: dict[str, Any] | None = None,
+    ) -> ApiResponse:
+        call = getattr(self.client, method.lower())
+        kwargs: dict[str, Any] = {"headers": self._headers(headers)}
+        if method.upper() == "GET":
+            return ApiResponse(call(path, data=query or {}, **kwargs))
+        if data is not None:  # multipart
+            return ApiResponse(call(path, data=data, **kwargs))
+        body = raw if raw is not None else (json.dumps(json_body) if json_body is not None else "")
+        return ApiResponse(call(path, data=body, content_type=content_type, **kwargs))
+
+    def get(self, path: str, **kwargs: Any) -> ApiResponse:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, json_body: Any = None, **kwargs: Any) -> ApiResponse:
+        return self.request("POST", path, json_body, **kwargs)
+
+    def put(self, path: str, json_body: Any = None, **kwargs: Any) -> ApiResponse:
+        return self.request("PUT", path, json_body, **kwargs)
+
+    def patch(self, path: str, json_body: Any = None, **kwargs: Any) -> ApiResponse:
+        return self.request("PATCH", path, json_body, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> ApiResponse:
+        return self.request("DELETE", path, **kwargs)
+
+
+def make_user(
+    phone: str | None = None,
+    *,
+    password: str = "Str0ng-pass!word",
+    full_name: str = "Lê Thị Hoa",
+    level: int = User.Level.PHONE,
+    **extra: Any,
+) -> User:
+    from django.utils import timezone
+
+    if phone is None:
+        phone = f"+8491{uuid.uuid4().int % 10**7:07d}"
+    return User.objects.create_user(
+        phone,
+        password,
+        full_name=full_name,
+        verification_level=level,
+        phone_verified_at=timezone.now() if level >= User.Level.PHONE else None,
+        **extra,
+    )
+
+
+def sign_in(
+    user: User, device_id: str | None = None, **extra: Any
+) -> tuple[DeviceSession, TokenPair]:
+    return start_session(user, device_id=device_id or uuid.uuid4().hex, **extra)
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis() -> None:
+    """Each test starts with an empty test Redis database (cache, counters, layer)."""
+    client = get_redis()
+    if client is not None:
+        client.flushdb()
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _outbox(settings: Any, tmp_path: Path) -> Path:
+    settings.OUTBOX_DIR = tmp_path / "outbox"
+    return Path(settings.OUTBOX_DIR)
+
+
+@pytest.fixture
+def outbox_dir(_outbox: Path) -> Path:
+    return _outbox
+
+
+@pytest.fixture
+def api() -> ApiClient:
+    return ApiClient()
+
+
+@pytest.fixture
+def user(db: None) -> User:
+    return make_user()
+
+
+@pytest.fixture
+def user_api(user: User) -> ApiClient:
+    _, tokens = sign_in(user)
+    return ApiClient(token=tokens.access_token)
