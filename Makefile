@@ -54,6 +54,8 @@ docs: install
 # Refresh the translation catalogues (vi is the default language, en the second).
 messages: install
 	$(PY) manage.py makemessages --locale vi --locale en --no-obsolete --no-location --ignore ".venv/*" --ignore "tests/*" --ignore "var/*"
+	# A guessed ("fuzzy") translation is worse than none: empty it so it gets done.
+	for po in locale/*/LC_MESSAGES/django.po; do msgattrib --clear-fuzzy --empty --no-wrap -o $$po $$po; done
 	$(PY) manage.py compilemessages --ignore ".venv/*"
 
 # Record the exact versions a fresh install uses (after changing pyproject.toml).

@@ -305,3 +305,17 @@ DEMO_LOGINS = [
     "Demo citizen: +84912345678 / demo-Passw0rd!",
     "Demo admin:   +84900000001 / demo-Passw0rd! (admin site)",
 ]
+
+# --- Dossiers -------------------------------------------------------------------
+
+
+# --- Tracking -------------------------------------------------------------------
+# Jobs deferred (in the event's transaction) for every new dossier event; each
+# is a procrastinate task taking `event_id`.
+EVENT_SUBSCRIBERS: list[str] = []
+
+
+# --- Notifications ----------------------------------------------------------------
+
+
+# --- Postal -----------------------------------------------------------------------

@@ -6,7 +6,18 @@ from backend.api import api
 from backend.middleware import api_not_found
 
 # Each app contributes one router; the order here is the order in the docs.
-ROUTERS: list[tuple[str, str]] = []
+ROUTERS: list[tuple[str, str]] = [
+    ("/auth", "auth.api"),
+    ("/organisations", "auth.organisations_api"),
+    ("/support", "auth.support_api"),
+    ("/catalogue", "dossiers.catalogue_api"),
+    ("/dossiers", "dossiers.api"),
+    ("/dossiers", "dossiers.attachments_api"),
+    ("/agency", "dossiers.agency_api"),
+    ("/realtime", "tracking.api"),
+    ("/", "notifications.api"),
+    ("/postal", "postal.api"),
+]
 
 for prefix, module_name in ROUTERS:
     module = __import__(module_name, fromlist=["router"])

@@ -1,0 +1,5 @@
+"""Sign-up, sign-in, sessions, TOTP and the account itself."""
+
+from ninja import Router
+
+router = Router()

@@ -1,0 +1,5 @@
+"""Organisations (businesses), members and invitations."""
+
+from ninja import Router
+
+router = Router()

@@ -1,0 +1,5 @@
+"""The procedure catalogue: agencies and procedures."""
+
+from ninja import Router
+
+router = Router()

@@ -1,0 +1,257 @@
+"""Agencies, the procedure catalogue, dossiers and their attachments."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+def default_office_hours() -> list[list[str]]:
+    # Typical one-stop office: 7:00-11:30 and 13:30-17:00 (8 working hours).
+    return [["07:00", "11:30"], ["13:30", "17:00"]]
+
+
+class Agency(models.Model):
+    class Level(models.TextChoices):
+        MINISTRY = "ministry", _("Ministry")
+        PROVINCE = "province", _("Province")
+        COMMUNE = "commune", _("Commune")
+
+    code = models.CharField(
+        max_length=20, unique=True, help_text=_("Used in dossier codes, e.g. HN-PXB")
+    )
+    name = models.CharField(max_length=255)
+    name_en = models.CharField(max_length=255, blank=True)
+    level = models.CharField(max_length=10, choices=Level.choices)
+    province_code = models.CharField(max_length=8, blank=True)
+    commune_code = models.CharField(max_length=8, blank=True)
+    office_hours = models.JSONField(
+        default=default_office_hours,
+        help_text=_('Working periods of a working day, e.g. [["07:00","11:30"],["13:30","17:00"]]'),
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "agencies"
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class AgencyCalendarDay(models.Model):
+    """An agency's own exception to the national calendar."""
+
+    class Kind(models.TextChoices):
+        DAY_OFF = "day_off", _("Day off")
+        WORKING_DAY = "working_day", _("Make-up working day")
+
+    agency = models.ForeignKey(Agency, on_delete=models.CASCADE, related_name="calendar_days")
+    date = models.DateField()
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    note = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["agency", "date"], name="agency_calendar_day_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agency_id} {self.date} {self.kind}"
+
+
+class Procedure(models.Model):
+    """An administrative procedure (thủ tục hành chính) of the national catalogue."""
+
+    class ServiceLevel(models.TextChoices):
+        PARTIAL = "partial", _("Partially online")
+        WHOLE = "whole", _("Wholly online")
+
+    class TimeUnit(models.TextChoices):
+        WORKING_DAYS = "working_days", _("working days")
+        WORKING_HOURS = "working_hours", _("working hours")
+        CALENDAR_DAYS = "calendar_days", _("calendar days")
+
+    class FeeTiming(models.TextChoices):
+        BEFORE = "before", _("Pay when submitting")
+        AFTER = "after", _("Pay when receiving the result")
+
+    code = models.CharField(max_length=20, unique=True, help_text=_("National code, e.g. 1.001193"))
+    name = models.CharField(max_length=500)
+    name_en = models.CharField(max_length=500, blank=True)
+    search_text = models.TextField(
+        blank=True, editable=False, help_text="Lower-case name without diacritics, for search."
+    )
+    field = models.CharField(max_length=200, help_text=_("Field (lĩnh vực)"))
+    field_en = models.CharField(max_length=200, blank=True)
+    agency = models.ForeignKey(Agency, on_delete=models.PROTECT, related_name="procedures")
+    service_level = models.CharField(max_length=8, choices=ServiceLevel.choices)
+    processing_time = models.PositiveIntegerField()
+    processing_unit = models.CharField(max_length=16, choices=TimeUnit.choices)
+    fee_amount = models.PositiveBigIntegerField(default=0, help_text=_("VND; 0 means exempt"))
+    fee_timing = models.CharField(max_length=8, choices=FeeTiming.choices, default=FeeTiming.BEFORE)
+    form_spec = models.JSONField(default=list, help_text=_("Declarative list of form fields"))
+    postal_return_allowed = models.BooleanField(default=False)
+    electronic_result = models.BooleanField(default=False)
+    description = models.TextField(blank=True)
+    description_en = models.TextField(blank=True)
+    is_active = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
+class RequiredDocument(models.Model):
+    class Kind(models.TextChoices):
+        PHOTO = "photo", _("Photo")
+        PDF = "pdf", _("PDF")
+
+    procedure = models.ForeignKey(Procedure, on_delete=models.CASCADE, related_name="documents")
+    code = models.SlugField(max_length=50)
+    name = models.CharField(max_length=500)
+    name_en = models.CharField(max_length=500, blank=True)
+    mandatory = models.BooleanField(default=True)
+    accepted_kinds = models.JSONField(default=list, help_text='e.g. ["photo", "pdf"]')
+    min_files = models.PositiveSmallIntegerField(default=1)
+    max_files = models.PositiveSmallIntegerField(default=5)
+    guidance = models.TextField(blank=True)
+    guidance_en = models.TextField(blank=True)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["procedure", "code"], name="required_document_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.procedure_id}/{self.code}"
+
+
+class Dossier(models.Model):
+    """An application (hồ sơ). Status codes follow the national portal's ten codes."""
+
+    class Status(models.IntegerChoices):
+        DRAFT = 0, _("Draft")
+        NEW = 1, _("Submitted")  # mới đăng ký
+        ACCEPTED = 2, _("Accepted")  # được tiếp nhận
+        REFUSED = 3, _("Refused at reception")  # không được tiếp nhận
+        PROCESSING = 4, _("Processing")  # đang xử lý
+        SUPPLEMENT_REQUESTED = 5, _("Supplement requested")  # yêu cầu bổ sung giấy tờ
+        PAYMENT_REQUESTED = 6, _("Payment requested")  # yêu cầu thực hiện nghĩa vụ tài chính
+        WITHDRAWN = 7, _("Withdrawn")  # công dân yêu cầu rút hồ sơ
+        STOPPED = 8, _("Processing stopped")  # dừng xử lý
+        RESULT_READY = 9, _("Result ready")  # đã xử lý xong
+        HANDED_OVER = 10, _("Result handed over")  # đã trả kết quả
+
+    class Channel(models.IntegerChoices):
+        IN_PERSON = 1, _("In person")
+        ONLINE = 2, _("Online")
+        POSTAL = 3, _("By post")
+
+    class Satisfaction(models.IntegerChoices):
+        VERY_SATISFIED = 1, _("Very satisfied")  # rất hài lòng
+        SATISFIED = 2, _("Satisfied")  # hài lòng
+        UNSATISFIED = 3, _("Unsatisfied")  # không hài lòng
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    code = models.CharField(max_length=40, unique=True, null=True, blank=True)
+    procedure = models.ForeignKey(Procedure, on_delete=models.PROTECT, related_name="dossiers")
+    agency = models.ForeignKey(Agency, on_delete=models.PROTECT, related_name="dossiers")
+    applicant = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="dossiers"
+    )
+    organisation = models.ForeignKey(
+        "accounts.Organisation",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="dossiers",
+    )
+    status = models.PositiveSmallIntegerField(choices=Status.choices, default=Status.DRAFT)
+    channel = models.PositiveSmallIntegerField(choices=Channel.choices, default=Channel.ONLINE)
+    form_data = models.JSONField(default=dict, blank=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    appointment_at = models.DateTimeField(null=True, blank=True, help_text=_("ngày hẹn trả"))
+    paused_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("Set while the agency waits for a supplement.")
+    )
+    finished_at = models.DateTimeField(null=True, blank=True)
+    handed_over_at = models.DateTimeField(null=True, blank=True)
+    satisfaction = models.PositiveSmallIntegerField(
+        choices=Satisfaction.choices, null=True, blank=True
+    )
+    satisfaction_comment = models.TextField(blank=True)
+    rated_at = models.DateTimeField(null=True, blank=True)
+    version = models.PositiveIntegerField(default=1, help_text="Bumped on every change (ETag).")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["applicant", "-created_at"]),
+            models.Index(fields=["organisation", "-created_at"]),
+            models.Index(fields=["agency", "status"]),
+        ]
+
+    def __str__(self) -> str:
+        return self.code or f"draft {self.id}"
+
+
+class DossierCodeSequence(models.Model):
+    """Per-agency daily counter behind `{agency code}-{yyMMdd}-{NNNN}`."""
+
+    agency = models.ForeignKey(Agency, on_delete=models.CASCADE)
+    day = models.DateField()
+    last_number = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["agency", "day"], name="dossier_code_sequence_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agency_id} {self.day}: {self.last_number}"
+
+
+def attachment_path(instance: Any, filename: str) -> str:
+    # Random names only: nothing the citizen typed reaches the storage path.
+    return f"attachments/{uuid.uuid4().hex[:2]}/{uuid.uuid4().hex}"
+
+
+class Attachment(models.Model):
+    """A file attached to one required document of a dossier."""
+
+    class Kind(models.TextChoices):
+        IMAGE = "image", _("Image")
+        PDF = "pdf", "PDF"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    dossier = models.ForeignKey(Dossier, on_delete=models.CASCADE, related_name="attachments")
+    document_code = models.SlugField(max_length=50)
+    kind = models.CharField(max_length=5, choices=Kind.choices)
+    file = models.FileField(upload_to=attachment_path, max_length=200)
+    thumbnail = models.FileField(upload_to=attachment_path, max_length=200, blank=True)
+    content_type = models.CharField(max_length=50)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64, help_text="Of the file as uploaded.")
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    pages = models.PositiveIntegerField(null=True, blank=True)
+    original_name = models.CharField(max_length=255, blank=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["dossier", "sha256"], name="attachment_unique_content"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dossier_id}/{self.document_code}/{self.id}"

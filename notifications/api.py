@@ -1,0 +1,5 @@
+"""Devices, the inbox and notification preferences."""
+
+from ninja import Router
+
+router = Router()

@@ -1,0 +1,5 @@
+"""Addresses, quotes and postal delivery bookings."""
+
+from ninja import Router
+
+router = Router()

@@ -1,0 +1,5 @@
+"""Realtime tickets and dossier timelines."""
+
+from ninja import Router
+
+router = Router()

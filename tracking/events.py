@@ -1,0 +1,78 @@
+"""Writing to the dossier event log.
+
+`record_event` is called by actions inside their transaction. It appends the
+event, defers every subscriber's job (push notifications, ...) in that same
+transaction, and publishes a realtime hint once the transaction commits. The
+log is the truth; the hint only tells open sockets to look.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils.module_loading import import_string
+
+from auth.models import User
+from backend.jobs import defer
+from dossiers.models import Dossier
+from tracking.audience import recipients_for, user_group
+from tracking.models import DossierEvent
+
+logger = logging.getLogger(__name__)
+
+
+def record_event(
+    dossier: Dossier,
+    *,
+    type: str,
+    actor_type: str,
+    status_before: int | None = None,
+    status_after: int | None = None,
+    actor_user: User | None = None,
+    actor_label: str = "",
+    message: str = "",
+    data: dict[str, Any] | None = None,
+) -> DossierEvent:
+    """Append one event. The caller holds the dossier row lock (select_for_update)."""
+    last = DossierEvent.objects.filter(dossier=dossier).aggregate(last=Max("seq"))["last"] or 0
+    event = DossierEvent.objects.create(
+        dossier=dossier,
+        seq=last + 1,
+        type=type,
+        status_before=status_before,
+        status_after=status_after,
+        actor_type=actor_type,
+        actor_user=actor_user,
+        actor_label=actor_label,
+        message=message,
+        data=data or {},
+    )
+    for path in settings.EVENT_SUBSCRIBERS:
+        defer(import_string(path), event_id=event.id)
+    recipients = sorted(str(user_id) for user_id in recipients_for(dossier))
+    transaction.on_commit(lambda: publish_hint(event.id, str(dossier.id), recipients))
+    return event
+
+
+def publish_hint(event_id: int, dossier_id: str, recipients: list[str]) -> None:
+    """Tell each recipient's open sockets that event `event_id` exists.
+
+    Best effort: if the channel layer (Redis) is down, the event is still in the
+    log and sockets catch up when they resume from their last event id.
+    """
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    message = {"type": "dossier.event", "event_id": event_id, "dossier_id": dossier_id}
+    for user_id in recipients:
+        try:
+            async_to_sync(layer.group_send)(user_group(user_id), message)
+        except Exception:  # the log stays the truth; never fail the request for a hint
+            logger.warning("realtime hint for event %s not published", event_id, exc_info=True)
+            return
