@@ -54,6 +54,14 @@ class User(AbstractBaseUser, PermissionsMixin):
         _("citizen ID (CCCD)"), max_length=12, unique=True, null=True, blank=True
     )
     birth_date = models.DateField(null=True, blank=True)
+    # TOTP (authenticator app). The secret is encrypted at rest (see auth/totp.py).
+    totp_secret = models.TextField(blank=True, help_text="Encrypted TOTP secret.")
+    totp_confirmed_at = models.DateTimeField(null=True, blank=True)
+    totp_last_step = models.BigIntegerField(
+        null=True, blank=True, help_text="Last accepted time step (replay protection)."
+    )
+    # Set by a support reset: the citizen must choose a new password through an OTP flow.
+    must_reset_password = models.BooleanField(default=False)
     is_staff = models.BooleanField(default=False)
     is_active = models.BooleanField(default=True)
     date_joined = models.DateTimeField(default=timezone.now)
@@ -73,6 +81,22 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def is_verified_account(self) -> bool:
         return self.verification_level >= self.Level.IDENTITY
+
+    @property
+    def has_totp(self) -> bool:
+        return self.totp_confirmed_at is not None
+
+
+class RecoveryCode(models.Model):
+    """One single-use recovery code (shown once; only its hash is stored)."""
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="recovery_codes")
+    code_hash = models.CharField(max_length=128)
+    created_at = models.DateTimeField(auto_now_add=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"recovery code of {self.user_id}"
 
 
 class Organisation(models.Model):

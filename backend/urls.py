@@ -13,6 +13,8 @@ ROUTERS: list[tuple[str, str]] = [
     ("/catalogue", "dossiers.catalogue_api"),
     ("/dossiers", "dossiers.api"),
     ("/dossiers", "dossiers.attachments_api"),
+    ("/dossiers", "dossiers.lifecycle_api"),
+    ("/dossiers", "tracking.timeline_api"),
     ("/agency", "dossiers.agency_api"),
     ("/realtime", "tracking.api"),
     ("/", "notifications.api"),
