@@ -1,0 +1,130 @@
+"""Working-time arithmetic for appointment dates (ngày hẹn trả).
+
+Working time is the agency's office hours (typically 7:00-11:30 and 13:30-17:00,
+8 hours) on working days, in business time (Asia/Ho_Chi_Minh). A day is a
+working day when the agency's own calendar says so (a day off, or a make-up
+working day), else when it is a weekday that is not a Vietnamese public holiday
+from the `holidays` package (Tết, Hùng Kings, 30/4, 1/5, National Day and the
+substitute days off), or a Saturday/Sunday the government made a working day.
+
+The clock only runs inside working periods: a dossier received in the evening
+starts counting at the next morning's opening.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Iterator
+from zoneinfo import ZoneInfo
+
+import holidays
+from django.conf import settings
+
+from dossiers.models import Agency, AgencyCalendarDay, Procedure
+
+# A safety net against a calendar with no working time at all (bad data).
+MAX_SCAN_DAYS = 3 * 366
+
+
+def business_tz() -> ZoneInfo:
+    return ZoneInfo(settings.TIME_ZONE)
+
+
+@functools.lru_cache(maxsize=16)
+def _national(year: int) -> tuple[frozenset[dt.date], frozenset[dt.date]]:
+    calendar = holidays.country_holidays("VN", years=year)
+    workdays = frozenset(d for d in getattr(calendar, "weekend_workdays", set()) if d.year == year)
+    return frozenset(calendar.keys()), workdays
+
+
+class WorkingCalendar:
+    """The working periods of one agency, with its calendar loaded once."""
+
+    def __init__(self, agency: Agency) -> None:
+        self.tz = business_tz()
+        self.periods = [
+            (dt.time.fromisoformat(start), dt.time.fromisoformat(end))
+            for start, end in agency.office_hours
+        ]
+        self.overrides = {
+            day.date: day.kind == AgencyCalendarDay.Kind.WORKING_DAY
+            for day in AgencyCalendarDay.objects.filter(agency=agency)
+        }
+
+    def is_working_day(self, day: dt.date) -> bool:
+        if day in self.overrides:
+            return self.overrides[day]
+        public_holidays, weekend_workdays = _national(day.year)
+        if day in weekend_workdays:
+            return True
+        return day.weekday() < 5 and day not in public_holidays
+
+    def periods_from(self, moment: dt.datetime) -> Iterator[tuple[dt.datetime, dt.datetime]]:
+        """Working periods (aware datetimes) from `moment` on, the first one clipped."""
+        local = moment.astimezone(self.tz)
+        day = local.date()
+        for _ in range(MAX_SCAN_DAYS):
+            if self.is_working_day(day):
+                for start_time, end_time in self.periods:
+                    start = dt.datetime.combine(day, start_time, tzinfo=self.tz)
+                    end = dt.datetime.combine(day, end_time, tzinfo=self.tz)
+                    if end <= local:
+                        continue
+                    yield max(start, local), end
+            day += dt.timedelta(days=1)
+        raise ValueError("no working time within three years: check the agency calendar")
+
+    def seconds_per_day(self) -> int:
+        return sum(
+            int(
+                (
+                    dt.datetime.combine(dt.date.min, end) - dt.datetime.combine(dt.date.min, start)
+                ).total_seconds()
+            )
+            for start, end in self.periods
+        )
+
+    def add_seconds(self, start: dt.datetime, seconds: int) -> dt.datetime:
+        """The moment `seconds` of working time after `start`."""
+        remaining = seconds
+        for period_start, period_end in self.periods_from(start):
+            available = int((period_end - period_start).total_seconds())
+            if remaining <= available:
+                return period_start + dt.timedelta(seconds=remaining)
+            remaining -= available
+        raise AssertionError("unreachable")  # periods_from raises first
+
+    def seconds_between(self, start: dt.datetime, end: dt.datetime) -> int:
+        """Working seconds in [start, end) (0 when end <= start)."""
+        if end <= start:
+            return 0
+        total = 0
+        for period_start, period_end in self.periods_from(start):
+            if period_start >= end:
+                break
+            total += int((min(period_end, end) - period_start).total_seconds())
+        return total
+
+
+def appointment_for(procedure: Procedure, received_at: dt.datetime) -> dt.datetime:
+    """The appointment date of a dossier of `procedure` received at `received_at`."""
+    calendar = WorkingCalendar(procedure.agency)
+    amount = procedure.processing_time
+    unit = procedure.processing_unit
+    if unit == Procedure.TimeUnit.WORKING_HOURS:
+        return calendar.add_seconds(received_at, amount * 3600)
+    if unit == Procedure.TimeUnit.WORKING_DAYS:
+        return calendar.add_seconds(received_at, amount * calendar.seconds_per_day())
+    # Calendar days: the same time N days later, moved to working time if it falls outside.
+    target = received_at.astimezone(calendar.tz) + dt.timedelta(days=amount)
+    first_start, _ = next(calendar.periods_from(target))
+    return first_start
+
+
+def working_seconds_between(agency: Agency, start: dt.datetime, end: dt.datetime) -> int:
+    return WorkingCalendar(agency).seconds_between(start, end)
+
+
+def add_working_seconds(agency: Agency, start: dt.datetime, seconds: int) -> dt.datetime:
+    return WorkingCalendar(agency).add_seconds(start, seconds)

@@ -1,0 +1,105 @@
+"""Appointment dates in working time: weekends, Tết, evenings, make-up days."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from dossiers.deadlines import WorkingCalendar, add_working_seconds, appointment_for
+from dossiers.models import AgencyCalendarDay, Procedure
+from tests.factories import make_agency, make_procedure
+
+pytestmark = pytest.mark.django_db
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def at(*args: int) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=VN)
+
+
+def procedure(amount: int, unit: str = Procedure.TimeUnit.WORKING_DAYS) -> Procedure:
+    return make_procedure(processing_time=amount, processing_unit=unit)
+
+
+def test_three_working_days_from_tuesday_morning() -> None:
+    # Tue 2026-03-10 09:00 + 24 working hours -> Fri 2026-03-13 09:00
+    assert appointment_for(procedure(3), at(2026, 3, 10, 9, 0)) == at(2026, 3, 13, 9, 0)
+
+
+def test_weekend_is_skipped() -> None:
+    # Thu 2026-03-12 10:00 + 2 working days -> Mon 2026-03-16 10:00
+    assert appointment_for(procedure(2), at(2026, 3, 12, 10, 0)) == at(2026, 3, 16, 10, 0)
+
+
+def test_evening_submission_starts_next_morning() -> None:
+    # Received Mon 20:00: the clock starts Tue 07:00; 1 working day (8 h) -> Tue 17:00
+    assert appointment_for(procedure(1), at(2026, 3, 9, 20, 0)) == at(2026, 3, 10, 17, 0)
+
+
+def test_lunch_break_does_not_count() -> None:
+    # 11:00 + 2 working hours: 30 min before lunch, 90 min after 13:30 -> 15:00
+    result = appointment_for(procedure(2, Procedure.TimeUnit.WORKING_HOURS), at(2026, 3, 10, 11, 0))
+    assert result == at(2026, 3, 10, 15, 0)
+
+
+def test_tet_2026_is_skipped() -> None:
+    # Fri 2026-02-13 09:00 + 1 working day. Mon 16 (Tết eve) to Fri 20 are holidays
+    # -> Mon 2026-02-23 09:00
+    assert appointment_for(procedure(1), at(2026, 2, 13, 9, 0)) == at(2026, 2, 23, 9, 0)
+
+
+def test_tet_2027_is_skipped() -> None:
+    # Wed 2027-02-03 16:00 + 1 working day: Thu 4 to Wed 10 are holidays
+    # -> Thu 2027-02-11 16:00
+    assert appointment_for(procedure(1), at(2027, 2, 3, 16, 0)) == at(2027, 2, 11, 16, 0)
+
+
+def test_national_substitute_working_saturday() -> None:
+    # Sat 2026-08-22 is a working day (swapped for Mon 31 Aug).
+    calendar = WorkingCalendar(make_agency())
+    assert calendar.is_working_day(dt.date(2026, 8, 22))
+    assert not calendar.is_working_day(dt.date(2026, 8, 31))
+    # Fri 21 Aug 16:00 + 2 working hours -> Sat 22 Aug 08:00
+    result = appointment_for(procedure(2, Procedure.TimeUnit.WORKING_HOURS), at(2026, 8, 21, 16, 0))
+    assert result == at(2026, 8, 22, 8, 0)
+
+
+def test_agency_make_up_saturday_and_own_day_off() -> None:
+    proc = procedure(1)
+    AgencyCalendarDay.objects.create(
+        agency=proc.agency, date=dt.date(2026, 3, 14), kind=AgencyCalendarDay.Kind.WORKING_DAY
+    )
+    AgencyCalendarDay.objects.create(
+        agency=proc.agency, date=dt.date(2026, 3, 16), kind=AgencyCalendarDay.Kind.DAY_OFF
+    )
+    # Fri 13 Mar 09:00 + 1 day -> Sat 14 Mar 09:00 (make-up day)
+    assert appointment_for(proc, at(2026, 3, 13, 9, 0)) == at(2026, 3, 14, 9, 0)
+    # Sat 14 Mar 09:00 + 1 day: Sun off, Mon 16 off -> Tue 17 Mar 09:00
+    assert appointment_for(proc, at(2026, 3, 14, 9, 0)) == at(2026, 3, 17, 9, 0)
+
+
+def test_ending_exactly_at_closing_time_stays_that_day() -> None:
+    result = appointment_for(procedure(8, Procedure.TimeUnit.WORKING_HOURS), at(2026, 3, 10, 7, 0))
+    assert result == at(2026, 3, 10, 17, 0)
+
+
+def test_calendar_days_landing_on_sunday_move_to_monday_opening() -> None:
+    # Fri 2026-03-06 10:00 + 2 calendar days = Sun -> Mon 07:00
+    result = appointment_for(procedure(2, Procedure.TimeUnit.CALENDAR_DAYS), at(2026, 3, 6, 10, 0))
+    assert result == at(2026, 3, 9, 7, 0)
+
+
+def test_working_seconds_between_excludes_nights_and_weekends() -> None:
+    calendar = WorkingCalendar(make_agency())
+    # Fri 16:00 -> Mon 08:00 = 1h Friday + 1h Monday
+    assert calendar.seconds_between(at(2026, 3, 13, 16, 0), at(2026, 3, 16, 8, 0)) == 2 * 3600
+    assert calendar.seconds_between(at(2026, 3, 16, 8, 0), at(2026, 3, 13, 16, 0)) == 0
+
+
+def test_add_then_measure_round_trips() -> None:
+    agency = make_agency()
+    start = at(2026, 3, 10, 10, 15)
+    end = add_working_seconds(agency, start, 30 * 3600)
+    assert WorkingCalendar(agency).seconds_between(start, end) == 30 * 3600
