@@ -6,7 +6,9 @@ import json
 import logging
 from typing import Any
 
+import redis.exceptions
 from django.core.exceptions import ObjectDoesNotExist
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from ninja import NinjaAPI
@@ -121,6 +123,26 @@ def handle_object_not_found(request: HttpRequest, exc: Exception) -> HttpRespons
     return error_response(404)
 
 
+def handle_database_down(request: HttpRequest, exc: Exception) -> HttpResponse:
+    logger.error("database unavailable: %s", type(exc).__name__)
+    return error_response(
+        503,
+        "database_unavailable",
+        _("The service is temporarily unavailable."),
+        headers={"Retry-After": "5"},
+    )
+
+
+def handle_redis_down(request: HttpRequest, exc: Exception) -> HttpResponse:
+    logger.error("redis unavailable: %s", type(exc).__name__)
+    return error_response(
+        503,
+        "cache_unavailable",
+        _("The service is temporarily unavailable."),
+        headers={"Retry-After": "5"},
+    )
+
+
 def handle_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
     # Never a stack trace in the response, in DEBUG or not; the log has it.
     logger.exception("unhandled error in %s %s", request.method, request.path)
@@ -131,6 +153,10 @@ def install_conventions(target: NinjaAPI) -> NinjaAPI:
     """Give `target` the project's error shape for every failure kind."""
     handlers: list[tuple[type[Exception], Any]] = [
         (Exception, handle_unexpected),
+        (OperationalError, handle_database_down),
+        (InterfaceError, handle_database_down),
+        (redis.exceptions.ConnectionError, handle_redis_down),
+        (redis.exceptions.TimeoutError, handle_redis_down),
         (ObjectDoesNotExist, handle_object_not_found),
         (Http404, handle_not_found),
         (HttpError, handle_http_error),

@@ -9,7 +9,8 @@ import threading
 import uuid
 from typing import Any
 
-from django.db import transaction
+import redis.exceptions
+from django.db import OperationalError, transaction
 from django.urls import path
 from ninja import Field, Query, Router, Schema, Status
 
@@ -87,6 +88,16 @@ def unavailable(request: Any) -> None:
 @router.get("/crash")
 def crash(request: Any) -> None:
     raise RuntimeError("secret internals: password=hunter2")
+
+
+@router.get("/db-down")
+def db_down(request: Any) -> None:
+    raise OperationalError("connection to server at 127.0.0.1 failed")
+
+
+@router.get("/redis-down")
+def redis_down(request: Any) -> None:
+    raise redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:1")
 
 
 @router.get("/users", response=page_of(UserOut))

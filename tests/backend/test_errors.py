@@ -126,6 +126,17 @@ def test_unavailable_is_503(api: ApiClient) -> None:
     assert_error(api.get("/api/test/unavailable"), 503, "service_unavailable")
 
 
+def test_database_unreachable_is_503_with_retry_after(api: ApiClient) -> None:
+    response = api.get("/api/test/db-down")
+    assert_error(response, 503, "database_unavailable")
+    assert response.headers["Retry-After"] == "5"
+    assert b"127.0.0.1" not in response.content
+
+
+def test_redis_unreachable_is_503(api: ApiClient) -> None:
+    assert_error(api.get("/api/test/redis-down"), 503, "cache_unavailable")
+
+
 def test_unexpected_exception_is_500_without_internals(api: ApiClient, caplog) -> None:
     response = api.get("/api/test/crash")
     assert_error(response, 500, "internal_error")
