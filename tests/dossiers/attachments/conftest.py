@@ -11,8 +11,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from auth.models import User
 from dossiers.models import Dossier, Procedure, RequiredDocument
 from tests.conftest import ApiClient, make_user, sign_in
-from tests.factories import make_dossier, make_procedure
 from tests.dossiers.attachments import samples
+from tests.factories import make_dossier, make_procedure
 
 
 @pytest.fixture(autouse=True)
@@ -84,9 +84,7 @@ def upload_form(
     }
 
 
-def upload(
-    client: ApiClient, dossier: Dossier, data: bytes | None = None, **kwargs: Any
-) -> Any:
+def upload(client: ApiClient, dossier: Dossier, data: bytes | None = None, **kwargs: Any) -> Any:
     headers = kwargs.pop("headers", None)
     return client.post(
         f"/api/v1/dossiers/{dossier.pk}/attachments",

@@ -151,7 +151,7 @@ def pdf_with_embedded_file() -> bytes:
 def encrypted_pdf() -> bytes:
     writer = PdfWriter()
     writer.add_blank_page(width=595, height=842)
-    writer.encrypt(user_password="secret", owner_password="owner")  # noqa: S106
+    writer.encrypt(user_password="secret", owner_password="owner")
     return _pdf(writer)
 
 

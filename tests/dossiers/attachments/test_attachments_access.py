@@ -53,9 +53,7 @@ def org_dossier(procedure: Procedure) -> tuple[Dossier, User, User]:
     applicant = citizen()
     member = citizen()
     organisation = make_organisation(applicant)
-    Membership.objects.create(
-        organisation=organisation, user=member, role=Membership.Role.MEMBER
-    )
+    Membership.objects.create(organisation=organisation, user=member, role=Membership.Role.MEMBER)
     return make_dossier(applicant, procedure, organisation=organisation), applicant, member
 
 

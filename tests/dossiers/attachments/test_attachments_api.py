@@ -168,9 +168,7 @@ def test_same_file_in_two_dossiers_makes_two_attachments(
     assert upload(owner_api, other, source).status_code == 201
 
 
-def test_idempotency_key_replays_the_first_response(
-    owner_api: ApiClient, dossier: Dossier
-) -> None:
+def test_idempotency_key_replays_the_first_response(owner_api: ApiClient, dossier: Dossier) -> None:
     source = samples.jpeg_bytes()
     headers = {"Idempotency-Key": "upload-1"}
 
@@ -363,7 +361,12 @@ def test_bad_pdf_is_refused_and_nothing_is_saved(  # type: ignore[no-untyped-def
     owner_api: ApiClient, dossier: Dossier, media_root: Path, make, code: str
 ) -> None:
     response = upload(
-        owner_api, dossier, make(), name="x.pdf", content_type="application/pdf", document_code="form"
+        owner_api,
+        dossier,
+        make(),
+        name="x.pdf",
+        content_type="application/pdf",
+        document_code="form",
     )
 
     assert response.status_code == 422
@@ -430,8 +433,7 @@ def test_dossier_submitted_while_processing_is_refused_without_leftovers(
 
 def test_list_is_oldest_first_and_paginated(owner_api: ApiClient, dossier: Dossier) -> None:
     ids = [
-        upload(owner_api, dossier, samples.jpeg_bytes((40 + n, 30))).json()["id"]
-        for n in range(3)
+        upload(owner_api, dossier, samples.jpeg_bytes((40 + n, 30))).json()["id"] for n in range(3)
     ]
 
     page = owner_api.get(_url(dossier), query={"limit": 2})
@@ -442,18 +444,17 @@ def test_list_is_oldest_first_and_paginated(owner_api: ApiClient, dossier: Dossi
     assert rest.json()["next_cursor"] is None
 
 
-def test_download_streams_the_file_as_an_attachment(
-    owner_api: ApiClient, dossier: Dossier
-) -> None:
+def test_download_streams_the_file_as_an_attachment(owner_api: ApiClient, dossier: Dossier) -> None:
     attachment_id = upload(owner_api, dossier).json()["id"]
     attachment = Attachment.objects.get(pk=attachment_id)
 
     response = owner_api.get(_url(dossier, f"/{attachment_id}/download"))
 
     assert response.status_code == 200
-    assert b"".join(response.raw.streaming_content) == default_storage.open(
-        attachment.file.name
-    ).read()
+    assert (
+        b"".join(response.raw.streaming_content)
+        == default_storage.open(attachment.file.name).read()
+    )
     assert response.headers["Content-Type"] == "image/jpeg"
     assert response.headers["Content-Disposition"] == (
         f'attachment; filename="doc-1-{attachment_id[:8]}.jpg"'
@@ -475,9 +476,9 @@ def test_thumbnail_is_about_320_px(owner_api: ApiClient, dossier: Dossier) -> No
 
 
 def test_pdf_has_no_thumbnail(owner_api: ApiClient, dossier: Dossier) -> None:
-    attachment_id = upload(
-        owner_api, dossier, samples.pdf_bytes(), document_code="form"
-    ).json()["id"]
+    attachment_id = upload(owner_api, dossier, samples.pdf_bytes(), document_code="form").json()[
+        "id"
+    ]
 
     response = owner_api.get(_url(dossier, f"/{attachment_id}/thumbnail"))
     pdf = owner_api.get(_url(dossier, f"/{attachment_id}/download"))
@@ -540,9 +541,10 @@ def test_signed_url_downloads_without_a_token(owner_api: ApiClient, dossier: Dos
 
     assert url.startswith("http://testserver/api/v1/dossiers/attachment-downloads/")
     assert response.status_code == 200
-    assert b"".join(response.raw.streaming_content) == default_storage.open(
-        attachment.file.name
-    ).read()
+    assert (
+        b"".join(response.raw.streaming_content)
+        == default_storage.open(attachment.file.name).read()
+    )
     assert response.headers["Content-Disposition"].startswith("attachment;")
     assert response.headers["X-Content-Type-Options"] == "nosniff"
 
@@ -589,9 +591,7 @@ def test_tampered_signed_url_is_404(owner_api: ApiClient, dossier: Dossier) -> N
     assert response.status_code == 404
 
 
-def test_signed_url_of_a_deleted_attachment_is_404(
-    owner_api: ApiClient, dossier: Dossier
-) -> None:
+def test_signed_url_of_a_deleted_attachment_is_404(owner_api: ApiClient, dossier: Dossier) -> None:
     attachment_id = upload(owner_api, dossier).json()["id"]
     path = urlsplit(_signed_url(owner_api, dossier, attachment_id)).path
     owner_api.delete(_url(dossier, f"/{attachment_id}"))

@@ -31,7 +31,11 @@ def test_concurrent_identical_uploads_make_one_attachment(media_root: Path) -> N
             barrier.wait(timeout=10)
             results.append(
                 add_attachment(
-                    owner, dossier.pk, document_code="doc-1", upload=io.BytesIO(data), size=len(data)
+                    owner,
+                    dossier.pk,
+                    document_code="doc-1",
+                    upload=io.BytesIO(data),
+                    size=len(data),
                 )
             )
         except BaseException as exc:
