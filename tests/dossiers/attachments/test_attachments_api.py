@@ -599,3 +599,19 @@ def test_signed_url_of_a_deleted_attachment_is_404(owner_api: ApiClient, dossier
     response = ApiClient().get(path)
 
     assert response.status_code == 404
+
+
+def test_large_phone_photo_spooled_to_disk_is_processed(
+    settings: Any, owner_api: ApiClient, dossier: Dossier
+) -> None:
+    noise = Image.effect_noise((1008, 756), 60).convert("RGB").resize((4032, 3024))
+    out = io.BytesIO()
+    noise.save(out, "JPEG", quality=95)
+    source = out.getvalue()
+    assert len(source) > settings.FILE_UPLOAD_MAX_MEMORY_SIZE  # a temporary file upload
+
+    response = upload(owner_api, dossier, source, name="IMG_1234.JPG")
+
+    assert response.status_code == 201, response
+    assert (response.json()["width"], response.json()["height"]) == (2016, 1512)
+    assert response.json()["sha256"] == hashlib.sha256(source).hexdigest()
