@@ -307,6 +307,18 @@ DEMO_LOGINS = [
 ]
 
 # --- Dossiers -------------------------------------------------------------------
+# Attachments (photos and PDFs of the papers a procedure requires).
+ATTACHMENT_MAX_FILE_BYTES = envint("ATTACHMENT_MAX_FILE_BYTES", 10 * 1024 * 1024)
+# Decoded size limit, judged from the header before any pixel is decoded.
+ATTACHMENT_MAX_PIXELS = envint("ATTACHMENT_MAX_PIXELS", 40_000_000)
+ATTACHMENT_MAX_PER_DOSSIER = envint("ATTACHMENT_MAX_PER_DOSSIER", 20)
+ATTACHMENT_QUOTA_BYTES_PER_USER = envint("ATTACHMENT_QUOTA_BYTES_PER_USER", 200 * 1024 * 1024)
+ATTACHMENT_IMAGE_MAX_SIDE = envint("ATTACHMENT_IMAGE_MAX_SIDE", 2560)
+ATTACHMENT_THUMBNAIL_SIDE = envint("ATTACHMENT_THUMBNAIL_SIDE", 320)
+ATTACHMENT_JPEG_QUALITY = envint("ATTACHMENT_JPEG_QUALITY", 85)
+ATTACHMENT_PDF_MAX_PAGES = envint("ATTACHMENT_PDF_MAX_PAGES", 50)
+# Lifetime of a signed download URL.
+ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS = envint("ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS", 300)
 
 
 # --- Tracking -------------------------------------------------------------------

@@ -1,5 +1,207 @@
 """Attachments of a dossier: upload, list, download, delete."""
 
-from ninja import Router
+from __future__ import annotations
 
-router = Router()
+import datetime as dt
+import uuid
+from typing import IO, Any, cast
+
+from django.http import HttpRequest, HttpResponse
+from django.urls import reverse
+from ninja import Field, File, Form, Query, Router, Schema, Status, UploadedFile
+
+from auth.security import bearer, current_user
+from backend.errors import ErrorOut
+from backend.idempotency import idempotent
+from backend.pagination import PageParams, page_of, paginate
+from dossiers.access import access_dossier
+from dossiers.attachments import access_attachment, add_attachment, delete_attachment
+from dossiers.downloads import Variant, file_response, resolve_download, sign_download
+from dossiers.models import Attachment
+
+router = Router(tags=["attachments"])
+
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+_FILE_RESPONSE = {
+    "responses": {
+        200: {
+            "description": "The file, as a download (`Content-Disposition: attachment`).",
+            "content": {"image/jpeg": _BINARY, "application/pdf": _BINARY},
+        }
+    }
+}
+_THUMBNAIL_RESPONSE = {
+    "responses": {
+        200: {
+            "description": "A JPEG thumbnail (long side about 320 px).",
+            "content": {"image/jpeg": _BINARY},
+        }
+    }
+}
+
+
+class AttachmentOut(Schema):
+    id: uuid.UUID
+    document_code: str
+    kind: str = Field(description="`image` (stored as JPEG) or `pdf`")
+    content_type: str
+    size: int = Field(description="Bytes of the stored file")
+    sha256: str = Field(description="SHA-256 (hex) of the file as uploaded")
+    width: int | None
+    height: int | None
+    pages: int | None
+    original_name: str
+    has_thumbnail: bool
+    created_at: dt.datetime
+
+    @staticmethod
+    def resolve_has_thumbnail(obj: Attachment) -> bool:
+        return bool(obj.thumbnail)
+
+
+class DownloadUrlOut(Schema):
+    url: str = Field(description="Works without a token until `expires_at`")
+    expires_at: dt.datetime
+
+
+class DownloadUrlQuery(Schema):
+    variant: Variant = "file"
+
+
+@router.post(
+    "/{dossier_id}/attachments",
+    auth=bearer,
+    response={
+        200: AttachmentOut,
+        201: AttachmentOut,
+        401: ErrorOut,
+        404: ErrorOut,
+        409: ErrorOut,
+        413: ErrorOut,
+        415: ErrorOut,
+        422: ErrorOut,
+    },
+    summary="Upload a photo or PDF for one required document",
+    description=(
+        "Multipart form: `file` and `document_code`. 201 with the new attachment; "
+        "200 with the existing one when the same file is already attached to the dossier."
+    ),
+)
+@idempotent
+def upload_attachment(
+    request: HttpRequest,
+    dossier_id: uuid.UUID,
+    file: File[UploadedFile],
+    document_code: Form[str],
+) -> Status[Attachment]:
+    attachment, created = add_attachment(
+        current_user(request),
+        dossier_id,
+        document_code=document_code,
+        upload=cast(IO[bytes], file),
+        size=file.size or 0,
+        original_name=file.name or "",
+    )
+    return Status(201 if created else 200, attachment)
+
+
+@router.get(
+    "/{dossier_id}/attachments",
+    auth=bearer,
+    response={200: page_of(AttachmentOut), 401: ErrorOut, 404: ErrorOut, 422: ErrorOut},
+    summary="List a dossier's attachments (oldest first)",
+)
+def list_attachments(
+    request: HttpRequest, dossier_id: uuid.UUID, params: Query[PageParams]
+) -> dict[str, Any]:
+    dossier = access_dossier(current_user(request), dossier_id)
+    rows, next_cursor = paginate(
+        Attachment.objects.filter(dossier=dossier), params, ("created_at", "id")
+    )
+    return {"items": rows, "next_cursor": next_cursor}
+
+
+@router.get(
+    "/{dossier_id}/attachments/{attachment_id}",
+    auth=bearer,
+    response={200: AttachmentOut, 401: ErrorOut, 404: ErrorOut},
+    summary="Get one attachment",
+)
+def get_attachment(
+    request: HttpRequest, dossier_id: uuid.UUID, attachment_id: uuid.UUID
+) -> Attachment:
+    return access_attachment(current_user(request), dossier_id, attachment_id)
+
+
+@router.delete(
+    "/{dossier_id}/attachments/{attachment_id}",
+    auth=bearer,
+    response={204: None, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut},
+    summary="Remove an attachment (draft or supplement requested only)",
+)
+def remove_attachment(
+    request: HttpRequest, dossier_id: uuid.UUID, attachment_id: uuid.UUID
+) -> Status[None]:
+    delete_attachment(current_user(request), dossier_id, attachment_id)
+    return Status(204, None)
+
+
+@router.get(
+    "/{dossier_id}/attachments/{attachment_id}/download",
+    auth=bearer,
+    response={401: ErrorOut, 404: ErrorOut},
+    openapi_extra=_FILE_RESPONSE,
+    summary="Download the stored file",
+)
+def download_attachment(
+    request: HttpRequest, dossier_id: uuid.UUID, attachment_id: uuid.UUID
+) -> HttpResponse:
+    attachment = access_attachment(current_user(request), dossier_id, attachment_id)
+    return cast(HttpResponse, file_response(attachment, "file"))
+
+
+@router.get(
+    "/{dossier_id}/attachments/{attachment_id}/thumbnail",
+    auth=bearer,
+    response={401: ErrorOut, 404: ErrorOut},
+    openapi_extra=_THUMBNAIL_RESPONSE,
+    summary="Download the thumbnail of a photo (404 `no_thumbnail` for PDFs)",
+)
+def download_thumbnail(
+    request: HttpRequest, dossier_id: uuid.UUID, attachment_id: uuid.UUID
+) -> HttpResponse:
+    attachment = access_attachment(current_user(request), dossier_id, attachment_id)
+    return cast(HttpResponse, file_response(attachment, "thumbnail"))
+
+
+@router.get(
+    "/{dossier_id}/attachments/{attachment_id}/download-url",
+    auth=bearer,
+    response={200: DownloadUrlOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut},
+    summary="A short-lived URL that downloads the file without the access token",
+)
+def attachment_download_url(
+    request: HttpRequest,
+    dossier_id: uuid.UUID,
+    attachment_id: uuid.UUID,
+    query: Query[DownloadUrlQuery],
+) -> dict[str, Any]:
+    attachment = access_attachment(current_user(request), dossier_id, attachment_id)
+    token, expires_at = sign_download(attachment, query.variant)
+    url = request.build_absolute_uri(
+        reverse("api-v1:attachment-signed-download", kwargs={"token": token})
+    )
+    return {"url": url, "expires_at": expires_at}
+
+
+@router.get(
+    "/attachment-downloads/{token}",
+    auth=None,
+    url_name="attachment-signed-download",
+    response={403: ErrorOut, 404: ErrorOut},
+    openapi_extra=_FILE_RESPONSE,
+    summary="Download through a signed URL (no token; 403 `download_url_expired`)",
+)
+def signed_download(request: HttpRequest, token: str) -> HttpResponse:
+    attachment, variant = resolve_download(token)
+    return cast(HttpResponse, file_response(attachment, variant))

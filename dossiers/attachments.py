@@ -1,0 +1,318 @@
+"""Attaching files to a dossier's required documents, and removing them.
+
+An upload is checked and processed (decoding, re-encoding, PDF scanning) before
+any lock is taken; then, in one transaction with the dossier row locked, the
+limits are checked again, the files are stored and the row is written. If
+anything fails after a file reached the storage, the file is deleted again:
+no row without its file, no file without its row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass
+from typing import IO
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import F, Sum
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from auth.models import User
+from backend.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
+from dossiers.access import access_dossier
+from dossiers.models import Attachment, Dossier, RequiredDocument, attachment_path
+from dossiers.uploads import (
+    HEAD_BYTES,
+    IMAGE,
+    UnsupportedFileType,
+    detect_kind,
+    inspect_pdf,
+    process_image,
+)
+
+# A dossier's papers can change only while the citizen holds it.
+EDITABLE_STATUSES = frozenset({Dossier.Status.DRAFT, Dossier.Status.SUPPLEMENT_REQUESTED})
+
+# What a required document accepts (RequiredDocument.Kind) for each kind of file.
+DOCUMENT_KIND = {
+    Attachment.Kind.IMAGE: RequiredDocument.Kind.PHOTO,
+    Attachment.Kind.PDF: RequiredDocument.Kind.PDF,
+}
+
+_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoredContent:
+    kind: str
+    content_type: str
+    data: bytes
+    thumbnail: bytes | None
+    width: int | None = None
+    height: int | None = None
+    pages: int | None = None
+
+
+class _AlreadyAttached(Exception):
+    def __init__(self, attachment: Attachment) -> None:
+        self.attachment = attachment
+
+
+def access_attachment(
+    user: User, dossier_id: uuid.UUID | str, attachment_id: uuid.UUID | str
+) -> Attachment:
+    """The attachment if `user` may see its dossier; 404 otherwise."""
+    dossier = access_dossier(user, dossier_id)
+    return _attachment_of(dossier, attachment_id)
+
+
+def _attachment_of(dossier: Dossier, attachment_id: uuid.UUID | str) -> Attachment:
+    try:
+        key = uuid.UUID(str(attachment_id))
+    except ValueError as exc:
+        raise NotFound() from exc
+    attachment = Attachment.objects.filter(dossier=dossier, pk=key).first()
+    if attachment is None:
+        raise NotFound()
+    attachment.dossier = dossier
+    return attachment
+
+
+def _ensure_editable(dossier: Dossier) -> None:
+    if dossier.status not in EDITABLE_STATUSES:
+        raise Conflict(
+            "dossier_locked",
+            _(
+                "Files can be changed only while the dossier is a draft "
+                "or a supplement is requested."
+            ),
+            details={"status": dossier.status},
+        )
+
+
+def _required_document(dossier: Dossier, document_code: str) -> RequiredDocument:
+    document = RequiredDocument.objects.filter(
+        procedure_id=dossier.procedure_id, code=document_code
+    ).first()
+    if document is None:
+        raise Unprocessable(
+            "unknown_document",
+            _("This procedure does not ask for this document."),
+            details={"document_code": document_code},
+        )
+    return document
+
+
+def _check_counts(dossier: Dossier, document: RequiredDocument) -> None:
+    attachments = Attachment.objects.filter(dossier=dossier)
+    limit = settings.ATTACHMENT_MAX_PER_DOSSIER
+    if attachments.count() >= limit:
+        raise Unprocessable(
+            "too_many_files",
+            _("A dossier can have at most %(limit)s files.") % {"limit": limit},
+            details={"max_files": limit},
+        )
+    if attachments.filter(document_code=document.code).count() >= document.max_files:
+        raise Unprocessable(
+            "too_many_files_for_document",
+            _("This document takes at most %(limit)s files.") % {"limit": document.max_files},
+            details={"document_code": document.code, "max_files": document.max_files},
+        )
+
+
+def _check_quota(user: User, new_bytes: int) -> None:
+    quota = settings.ATTACHMENT_QUOTA_BYTES_PER_USER
+    used = Attachment.objects.filter(uploaded_by=user).aggregate(total=Sum("size"))["total"] or 0
+    if used + new_bytes > quota:
+        raise PayloadTooLarge(
+            "quota_exceeded",
+            _("You have used all the space for files (%(limit)s MB). Delete some files first.")
+            % {"limit": quota // (1024 * 1024)},
+            details={"used_bytes": used, "quota_bytes": quota},
+        )
+
+
+def _sha256(upload: IO[bytes]) -> str:
+    digest = hashlib.sha256()
+    upload.seek(0)
+    while chunk := upload.read(_CHUNK):
+        digest.update(chunk)
+    upload.seek(0)
+    return digest.hexdigest()
+
+
+def prepare_content(kind: str, upload: IO[bytes]) -> StoredContent:
+    """Decode and clean an image, or check a PDF: what will be stored (no I/O)."""
+    upload.seek(0)
+    if kind == IMAGE:
+        image = process_image(upload)
+        return StoredContent(
+            kind=Attachment.Kind.IMAGE,
+            content_type="image/jpeg",
+            data=image.data,
+            thumbnail=image.thumbnail,
+            width=image.width,
+            height=image.height,
+        )
+    info = inspect_pdf(upload)
+    upload.seek(0)
+    return StoredContent(
+        kind=Attachment.Kind.PDF,
+        content_type="application/pdf",
+        data=upload.read(),
+        thumbnail=None,
+        pages=info.pages,
+    )
+
+
+def clean_original_name(name: str) -> str:
+    """The file name as shown to people: no path, no control characters."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return "".join(ch for ch in base if ch.isprintable())[:255]
+
+
+def add_attachment(
+    user: User,
+    dossier_id: uuid.UUID | str,
+    *,
+    document_code: str,
+    upload: IO[bytes],
+    size: int,
+    original_name: str = "",
+) -> tuple[Attachment, bool]:
+    """Attach an uploaded file to one required document of a dossier.
+
+    Returns `(attachment, created)`; the same content uploaded again to the same
+    dossier returns the existing attachment with `created=False`.
+    """
+    dossier = access_dossier(user, dossier_id)
+    _ensure_editable(dossier)
+    document = _required_document(dossier, document_code)
+    max_bytes = settings.ATTACHMENT_MAX_FILE_BYTES
+    if size > max_bytes:
+        raise PayloadTooLarge(
+            "file_too_large",
+            _("The file is too large (at most %(limit)s MB).") % {"limit": max_bytes // 2**20},
+            details={"size": size, "max_bytes": max_bytes},
+        )
+    upload.seek(0)
+    kind = detect_kind(upload.read(HEAD_BYTES))
+    if kind is None:
+        raise UnsupportedFileType()
+    if DOCUMENT_KIND[Attachment.Kind(kind)] not in document.accepted_kinds:
+        raise Unprocessable(
+            "kind_not_accepted",
+            _("This document does not accept this kind of file."),
+            details={"kind": kind, "accepted_kinds": list(document.accepted_kinds)},
+        )
+    digest = _sha256(upload)
+    existing = Attachment.objects.filter(dossier=dossier, sha256=digest).first()
+    if existing is not None:
+        return existing, False
+    _check_counts(dossier, document)
+    content = prepare_content(kind, upload)
+    return _store(user, dossier.pk, document, digest, content, clean_original_name(original_name))
+
+
+def _store(
+    user: User,
+    dossier_id: uuid.UUID,
+    document: RequiredDocument,
+    digest: str,
+    content: StoredContent,
+    original_name: str,
+) -> tuple[Attachment, bool]:
+    stored: list[str] = []
+    try:
+        with transaction.atomic():
+            dossier = access_dossier(user, dossier_id, for_update=True)
+            # The dossier may have been submitted or filled up while we processed.
+            _ensure_editable(dossier)
+            existing = Attachment.objects.filter(dossier=dossier, sha256=digest).first()
+            if existing is not None:
+                return existing, False
+            _check_counts(dossier, document)
+            # One upload at a time per user, so two dossiers cannot both take the
+            # last megabytes of the quota.
+            list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk"))
+            _check_quota(user, len(content.data))
+            file_name = default_storage.save(attachment_path(None, ""), ContentFile(content.data))
+            stored.append(file_name)
+            thumbnail_name = ""
+            if content.thumbnail is not None:
+                thumbnail_name = default_storage.save(
+                    attachment_path(None, ""), ContentFile(content.thumbnail)
+                )
+                stored.append(thumbnail_name)
+            try:
+                with transaction.atomic():
+                    attachment = Attachment.objects.create(
+                        dossier=dossier,
+                        document_code=document.code,
+                        kind=content.kind,
+                        file=file_name,
+                        thumbnail=thumbnail_name,
+                        content_type=content.content_type,
+                        size=len(content.data),
+                        sha256=digest,
+                        width=content.width,
+                        height=content.height,
+                        pages=content.pages,
+                        original_name=original_name,
+                        uploaded_by=user,
+                    )
+            except IntegrityError as exc:
+                # The same content won a race through another path.
+                twin = Attachment.objects.filter(dossier=dossier, sha256=digest).first()
+                if twin is None:
+                    raise
+                raise _AlreadyAttached(twin) from exc
+            _touch(dossier)
+    except _AlreadyAttached as duplicate:
+        _delete_files(stored)
+        return duplicate.attachment, False
+    except BaseException:
+        _delete_files(stored)
+        raise
+    return attachment, True
+
+
+def delete_attachment(
+    user: User, dossier_id: uuid.UUID | str, attachment_id: uuid.UUID | str
+) -> None:
+    """Remove an attachment; its files leave the storage once the deletion commits."""
+    with transaction.atomic():
+        dossier = access_dossier(user, dossier_id, for_update=True)
+        attachment = _attachment_of(dossier, attachment_id)
+        _ensure_editable(dossier)
+        names = [name for name in (attachment.file.name, attachment.thumbnail.name) if name]
+        attachment.delete()
+        _touch(dossier)
+        transaction.on_commit(lambda: _delete_files(names))
+
+
+def _touch(dossier: Dossier) -> None:
+    # The dossier's representation (its papers) changed: a new ETag for pollers.
+    Dossier.objects.filter(pk=dossier.pk).update(
+        version=F("version") + 1, updated_at=timezone.now()
+    )
+
+
+def _delete_files(names: list[str]) -> None:
+    for name in names:
+        default_storage.delete(name)
+
+
+def read_stored(name: str) -> IO[bytes]:
+    """Open a stored file for streaming."""
+    if not name:
+        raise NotFound()
+    try:
+        return default_storage.open(name, "rb")
+    except FileNotFoundError as exc:
+        raise NotFound() from exc

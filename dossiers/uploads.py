@@ -1,0 +1,354 @@
+"""What an uploaded file really is, and what we keep of it.
+
+Pure functions on bytes and file objects (no database, no storage), so a
+benchmark or a worker can call them directly:
+
+- `detect_kind(head)` decides the type from magic bytes only (never the name or
+  the client's Content-Type);
+- `process_image(fileobj)` decodes, checks the pixel budget *before* decoding,
+  applies the EXIF orientation, drops every piece of metadata and re-encodes a
+  JPEG plus a thumbnail;
+- `inspect_pdf(fileobj)` parses a PDF, counts its pages and refuses active
+  content (JavaScript, launch actions, embedded files).
+
+Every refusal is an `ApiError` with a stable code.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from typing import IO, Any
+
+import pillow_heif
+from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+from PIL import Image, ImageCms
+from pypdf import PdfReader
+from pypdf.errors import PyPdfError
+from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject, PdfObject
+
+from backend.errors import ApiError, Unprocessable
+
+pillow_heif.register_heif_opener()
+
+# Pillow refuses (at open, from the header alone) anything above twice this and
+# warns above it; `process_image` checks the exact limit right after opening.
+Image.MAX_IMAGE_PIXELS = settings.ATTACHMENT_MAX_PIXELS
+
+IMAGE = "image"
+PDF = "pdf"
+
+# Detected format -> (kind, Pillow format name).
+_IMAGE_FORMATS = {"jpeg": "JPEG", "png": "PNG", "webp": "WEBP", "heif": "HEIF"}
+_HEIF_BRANDS = {
+    b"heic",
+    b"heix",
+    b"heim",
+    b"heis",
+    b"hevc",
+    b"hevx",
+    b"hevm",
+    b"hevs",
+    b"mif1",
+    b"msf1",
+}
+HEAD_BYTES = 64
+
+_ORIENTATION_TAG = 0x0112
+_TRANSPOSE_FOR_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SRGB = ImageCms.createProfile("sRGB")
+
+
+class UnsupportedFileType(ApiError):
+    status = 415
+
+    def __init__(self) -> None:
+        super().__init__(
+            "unsupported_file_type",
+            _("Only JPEG, PNG, HEIC/HEIF, WebP photos and PDF documents are accepted."),
+        )
+
+
+def image_too_large(width: int, height: int, limit: int) -> Unprocessable:
+    return Unprocessable(
+        "image_too_large",
+        _("The image has too many pixels (at most %(limit)s megapixels).")
+        % {"limit": f"{limit / 1_000_000:g}"},
+        details={"width": width, "height": height, "max_pixels": limit},
+    )
+
+
+def detect_format(head: bytes) -> str | None:
+    """`jpeg`, `png`, `webp`, `heif` or `pdf` from the first bytes; None otherwise."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "jpeg"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "png"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "webp"
+    if head[4:8] == b"ftyp" and head[8:12] in _HEIF_BRANDS:
+        return "heif"
+    if head.startswith(b"%PDF-"):
+        return "pdf"
+    return None
+
+
+def detect_kind(head: bytes) -> str | None:
+    """`image` or `pdf` (an Attachment.Kind value) from the magic bytes; None otherwise."""
+    detected = detect_format(head)
+    if detected is None:
+        return None
+    return PDF if detected == "pdf" else IMAGE
+
+
+@dataclass(frozen=True)
+class ProcessedImage:
+    data: bytes  # the re-encoded JPEG, no metadata at all
+    thumbnail: bytes  # JPEG, long side about `thumbnail_side`
+    width: int
+    height: int
+    source_format: str  # jpeg | png | webp | heif
+
+
+@dataclass(frozen=True)
+class PdfInfo:
+    pages: int
+
+
+def _fit(width: int, height: int, max_side: int) -> tuple[int, int]:
+    long_side = max(width, height)
+    if long_side <= max_side:
+        return width, height
+    scale = max_side / long_side
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def target_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """The stored size of a `width` x `height` photo: long side at most `max_side`.
+
+    When dividing by a whole number still keeps at least 3/4 of `max_side`
+    (a 4032 x 3024 phone photo becomes 2016 x 1512), that is the size: JPEG
+    decodes straight to it (draft mode) and other formats get a cheap box
+    reduction, instead of a Lanczos pass over all twelve megapixels.
+    """
+    long_side = max(width, height)
+    if long_side <= max_side:
+        return width, height
+    factor = math.ceil(long_side / max_side)
+    if long_side / factor >= max_side * 0.75:
+        return math.ceil(width / factor), math.ceil(height / factor)
+    return _fit(width, height, max_side)
+
+
+def _shrink(image: Image.Image, target: tuple[int, int]) -> Image.Image:
+    if image.size == target:
+        return image
+    for factor in range(2, 9):
+        if (math.ceil(image.width / factor), math.ceil(image.height / factor)) == target:
+            return image.reduce(factor)
+    # reducing_gap: first shrink by a whole factor (box filter, fast), then finish
+    # with Lanczos on the smaller image.
+    return image.resize(target, Image.Resampling.LANCZOS, reducing_gap=2.0)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit greyscale: scale down to 8 bits instead of clipping to white.
+        image = image.convert("I").point(lambda value: value / 256).convert("L")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _as_srgb(image: Image.Image, icc_profile: bytes | None) -> Image.Image:
+    """Convert from an embedded colour profile (an iPhone's Display P3) to sRGB, so
+    the colours stay right once the profile is dropped with the other metadata."""
+    if not icc_profile:
+        return image
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
+        converted = ImageCms.profileToProfile(image, source, _SRGB, outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return image  # an unusable profile: keep the pixels as they are
+    return converted if converted is not None else image
+
+
+def _encode_jpeg(image: Image.Image, quality: int) -> bytes:
+    out = io.BytesIO()
+    # No exif=, icc_profile=, comment=: Pillow writes none of them unless asked.
+    image.save(out, "JPEG", quality=quality, subsampling="4:2:0")
+    return out.getvalue()
+
+
+def process_image(
+    fileobj: IO[bytes],
+    *,
+    max_pixels: int | None = None,
+    max_side: int | None = None,
+    thumbnail_side: int | None = None,
+    quality: int | None = None,
+) -> ProcessedImage:
+    """Decode a JPEG/PNG/WebP/HEIF photo and return a clean, upright JPEG and a thumbnail.
+
+    Raises `UnsupportedFileType` (not an image we accept, or it does not decode)
+    and `image_too_large` (more pixels than allowed, judged from the header before
+    any pixel is decoded).
+    """
+    max_pixels = max_pixels or settings.ATTACHMENT_MAX_PIXELS
+    max_side = max_side or settings.ATTACHMENT_IMAGE_MAX_SIDE
+    thumbnail_side = thumbnail_side or settings.ATTACHMENT_THUMBNAIL_SIDE
+    quality = quality or settings.ATTACHMENT_JPEG_QUALITY
+
+    head = fileobj.read(HEAD_BYTES)
+    fileobj.seek(0)
+    detected = detect_format(head)
+    if detected is None or detected == "pdf":
+        raise UnsupportedFileType()
+    try:
+        image = Image.open(fileobj, formats=[_IMAGE_FORMATS[detected]])
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise image_too_large(0, 0, max_pixels) from exc
+    except (OSError, ValueError, SyntaxError, EOFError, KeyError) as exc:
+        raise UnsupportedFileType() from exc
+
+    with image:
+        width, height = image.size
+        if width < 1 or height < 1:
+            raise UnsupportedFileType()
+        if width * height > max_pixels:
+            raise image_too_large(width, height, max_pixels)
+        try:
+            orientation = int(image.getexif().get(_ORIENTATION_TAG, 1) or 1)
+        except (OSError, ValueError, TypeError, SyntaxError):
+            orientation = 1
+        icc_profile = image.info.get("icc_profile")
+        target = target_size(width, height, max_side)
+        try:
+            if image.format == "JPEG":
+                # Let libjpeg decode at 1/2, 1/4 or 1/8 scale when that still
+                # leaves at least the target size: most of the work is skipped.
+                image.draft("RGB", target)
+            image.load()
+            pixels = _to_rgb(image)
+        except (OSError, ValueError, SyntaxError, EOFError, MemoryError) as exc:
+            raise UnsupportedFileType() from exc
+
+    pixels = _shrink(pixels, target)
+    pixels = _as_srgb(pixels, icc_profile)
+    transpose = _TRANSPOSE_FOR_ORIENTATION.get(orientation)
+    if transpose is not None:
+        pixels = pixels.transpose(transpose)
+    # A fresh image carries no info dict: nothing of the source's metadata can leak.
+    clean = Image.new("RGB", pixels.size)
+    clean.paste(pixels)
+
+    thumbnail = clean.copy()
+    thumbnail.thumbnail((thumbnail_side, thumbnail_side), Image.Resampling.LANCZOS, 2.0)
+    return ProcessedImage(
+        data=_encode_jpeg(clean, quality),
+        thumbnail=_encode_jpeg(thumbnail, min(quality, 80)),
+        width=clean.width,
+        height=clean.height,
+        source_format=detected,
+    )
+
+
+# --- PDF ---------------------------------------------------------------------------
+
+# Keys and action types that make a PDF do something when opened or clicked.
+_ACTIVE_KEYS = {"/JS", "/JavaScript", "/EmbeddedFiles", "/EmbeddedFile", "/EF", "/Launch"}
+_ACTIVE_ACTIONS = {"/JavaScript", "/Launch"}
+_ACTIVE_TYPES = {"/EmbeddedFile"}
+
+
+def pdf_active_content(found: str) -> Unprocessable:
+    return Unprocessable(
+        "pdf_active_content",
+        _("PDF files with scripts, launch actions or embedded files are not accepted."),
+        details={"found": found},
+    )
+
+
+def _is_active(obj: DictionaryObject) -> str | None:
+    for key in obj:
+        if key in _ACTIVE_KEYS:
+            return str(key)
+    action = obj.get("/S")
+    if isinstance(action, NameObject) and action in _ACTIVE_ACTIONS:
+        return str(action)
+    kind = obj.get("/Type")
+    if isinstance(kind, NameObject) and kind in _ACTIVE_TYPES:
+        return str(kind)
+    return None
+
+
+def _find_active_content(reader: PdfReader) -> str | None:
+    """Walk every object reachable from the trailer (dictionary keys and values,
+    never stream contents) and return the first active element found."""
+    seen: set[tuple[int, int]] = set()
+    stack: list[Any] = [reader.trailer]
+    while stack:
+        item: PdfObject | Any = stack.pop()
+        if isinstance(item, IndirectObject):
+            ref = (item.idnum, item.generation)
+            if ref in seen:
+                continue
+            seen.add(ref)
+            item = item.get_object()
+        if isinstance(item, DictionaryObject):  # includes streams' dictionaries
+            found = _is_active(item)
+            if found:
+                return found
+            stack.extend(item.values())
+        elif isinstance(item, ArrayObject):
+            stack.extend(item)
+    return None
+
+
+def inspect_pdf(fileobj: IO[bytes], *, max_pages: int | None = None) -> PdfInfo:
+    """Parse a PDF; refuse it when unreadable, too long, or carrying active content."""
+    max_pages = max_pages or settings.ATTACHMENT_PDF_MAX_PAGES
+    head = fileobj.read(HEAD_BYTES)
+    fileobj.seek(0)
+    if detect_format(head) != "pdf":
+        raise UnsupportedFileType()
+    try:
+        reader = PdfReader(fileobj, strict=False)
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise Unprocessable(
+                "pdf_encrypted", _("Password-protected PDF files are not accepted.")
+            )
+        pages = len(reader.pages)
+        if pages < 1:
+            raise Unprocessable("pdf_unreadable", _("This PDF file could not be read."))
+        if pages > max_pages:
+            raise Unprocessable(
+                "pdf_too_many_pages",
+                _("The PDF has too many pages (at most %(limit)s).") % {"limit": max_pages},
+                details={"pages": pages, "max_pages": max_pages},
+            )
+        found = _find_active_content(reader)
+    except ApiError:
+        raise
+    except (PyPdfError, OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError,
+            IndexError, AssertionError, NotImplementedError) as exc:  # fmt: skip
+        raise Unprocessable("pdf_unreadable", _("This PDF file could not be read.")) from exc
+    if found:
+        raise pdf_active_content(found)
+    return PdfInfo(pages=pages)

@@ -1,0 +1,124 @@
+"""Who may touch a dossier's attachments: every route, every kind of caller.
+
+The applicant and members of the dossier's organisation may; anyone else gets
+404 (never 403: the dossier's existence does not leak); no token gets 401.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from auth.models import Membership, User
+from dossiers.models import Attachment, Dossier, Procedure
+from tests.conftest import ApiClient
+from tests.dossiers.attachments import samples
+from tests.dossiers.attachments.conftest import (
+    api_for,
+    citizen,
+    stored_files,
+    upload_form,
+)
+from tests.factories import make_dossier, make_organisation
+
+pytestmark = pytest.mark.django_db
+
+Route = Callable[[ApiClient, Dossier, Attachment], Any]
+
+
+def _base(dossier: Dossier) -> str:
+    return f"/api/v1/dossiers/{dossier.pk}/attachments"
+
+
+ROUTES: dict[str, tuple[Route, int]] = {
+    "upload": (
+        lambda c, d, a: c.post(_base(d), data=upload_form(samples.png_bytes((50, 50)))),
+        201,
+    ),
+    "list": (lambda c, d, a: c.get(_base(d)), 200),
+    "get": (lambda c, d, a: c.get(f"{_base(d)}/{a.pk}"), 200),
+    "delete": (lambda c, d, a: c.delete(f"{_base(d)}/{a.pk}"), 204),
+    "download": (lambda c, d, a: c.get(f"{_base(d)}/{a.pk}/download"), 200),
+    "thumbnail": (lambda c, d, a: c.get(f"{_base(d)}/{a.pk}/thumbnail"), 200),
+    "download-url": (lambda c, d, a: c.get(f"{_base(d)}/{a.pk}/download-url"), 200),
+}
+
+
+@pytest.fixture
+def org_dossier(procedure: Procedure) -> tuple[Dossier, User, User]:
+    """An organisation's dossier, its applicant and another member of the organisation."""
+    applicant = citizen()
+    member = citizen()
+    organisation = make_organisation(applicant)
+    Membership.objects.create(organisation=organisation, user=member, role=Membership.Role.MEMBER)
+    return make_dossier(applicant, procedure, organisation=organisation), applicant, member
+
+
+@pytest.fixture
+def attachment(org_dossier: tuple[Dossier, User, User]) -> Attachment:
+    dossier, applicant, _ = org_dossier
+    response = api_for(applicant).post(_base(dossier), data=upload_form(samples.jpeg_bytes()))
+    assert response.status_code == 201, response
+    return Attachment.objects.get(pk=response.json()["id"])
+
+
+def _client(who: str, org_dossier: tuple[Dossier, User, User]) -> ApiClient:
+    _, applicant, member = org_dossier
+    if who == "applicant":
+        return api_for(applicant)
+    if who == "org member":
+        return api_for(member)
+    if who == "stranger":
+        return api_for(citizen())
+    return ApiClient()
+
+
+@pytest.mark.parametrize("route", list(ROUTES))
+@pytest.mark.parametrize(
+    ("who", "allowed", "denied_status"),
+    [
+        ("applicant", True, None),
+        ("org member", True, None),
+        ("stranger", False, 404),
+        ("anonymous", False, 401),
+    ],
+)
+def test_attachment_access_matrix(
+    org_dossier: tuple[Dossier, User, User],
+    attachment: Attachment,
+    media_root: Path,
+    route: str,
+    who: str,
+    allowed: bool,
+    denied_status: int | None,
+) -> None:
+    dossier = org_dossier[0]
+    call, ok_status = ROUTES[route]
+    files_before = stored_files(media_root)
+
+    response = call(_client(who, org_dossier), dossier, attachment)
+
+    if allowed:
+        assert response.status_code == ok_status, response
+        return
+    assert response.status_code == denied_status, response
+    assert response.json()["code"] == ("not_found" if denied_status == 404 else "not_authenticated")
+    # Nothing changed: the attachment is still there, no file was added or removed.
+    assert list(Attachment.objects.filter(dossier=dossier)) == [attachment]
+    assert stored_files(media_root) == files_before
+
+
+def test_strangers_404_does_not_reveal_whether_the_dossier_exists(
+    org_dossier: tuple[Dossier, User, User], attachment: Attachment
+) -> None:
+    stranger = api_for(citizen())
+    dossier = org_dossier[0]
+    missing = "/api/v1/dossiers/00000000-0000-0000-0000-000000000000/attachments"
+
+    real = stranger.get(f"{_base(dossier)}/{attachment.pk}/download")
+    fake = stranger.get(f"{missing}/{attachment.pk}/download")
+
+    assert (real.status_code, real.json()) == (fake.status_code, fake.json())
