@@ -61,12 +61,30 @@ def caller_scope(request: HttpRequest) -> str:
 
 
 def _fingerprint(request: HttpRequest) -> str:
+    """SHA-256 of what the request asks for: method, path and body.
+
+    A multipart body is hashed by its fields and files' contents, not its raw
+    bytes: a client that retries with a new multipart boundary still asks for
+    the same thing.
+    """
     digest = hashlib.sha256()
     digest.update(request.method.encode() if request.method else b"")
     digest.update(b"\n")
     digest.update(request.get_full_path().encode())
     digest.update(b"\n")
-    digest.update(request.body)
+    if request.content_type == "multipart/form-data":
+        for name in sorted(request.POST):
+            for value in request.POST.getlist(name):
+                digest.update(f"field:{name}={value}\n".encode())
+        for name in sorted(request.FILES):
+            for upload in request.FILES.getlist(name):
+                digest.update(f"file:{name}:{upload.name}:{upload.size}:".encode())
+                for chunk in upload.chunks():
+                    digest.update(chunk)
+                upload.seek(0)
+                digest.update(b"\n")
+    else:
+        digest.update(request.body)
     return digest.hexdigest()
 
 

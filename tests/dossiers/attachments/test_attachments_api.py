@@ -181,6 +181,50 @@ def test_idempotency_key_replays_the_first_response(owner_api: ApiClient, dossie
     assert Attachment.objects.filter(dossier=dossier).count() == 1
 
 
+def multipart(boundary: str, source: bytes, document_code: str = "doc-1") -> bytes:
+    return (
+        (
+            f"--{boundary}\r\n"
+            'Content-Disposition: form-data; name="document_code"\r\n\r\n'
+            f"{document_code}\r\n"
+            f"--{boundary}\r\n"
+            'Content-Disposition: form-data; name="file"; filename="photo.jpg"\r\n'
+            "Content-Type: image/jpeg\r\n\r\n"
+        ).encode()
+        + source
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+
+
+def test_retry_with_a_new_multipart_boundary_replays(
+    owner_api: ApiClient, dossier: Dossier
+) -> None:
+    source = samples.jpeg_bytes()
+    path = f"/api/v1/dossiers/{dossier.id}/attachments"
+    headers = {"Idempotency-Key": "upload-boundary"}
+    responses = [
+        owner_api.post(
+            path,
+            raw=multipart(boundary, source),
+            headers=headers,
+            content_type=f"multipart/form-data; boundary={boundary}",
+        )
+        for boundary in ("first-boundary-1111", "second-boundary-2222")
+    ]
+    assert [r.status_code for r in responses] == [201, 201]
+    assert responses[1].json() == responses[0].json()
+    assert responses[1].headers["Idempotent-Replayed"] == "true"
+    other_file = owner_api.post(
+        path,
+        raw=multipart("third-boundary-3333", samples.png_bytes()),
+        headers=headers,
+        content_type="multipart/form-data; boundary=third-boundary-3333",
+    )
+    assert other_file.status_code == 422
+    assert other_file.json()["code"] == "idempotency_key_reused"
+    assert Attachment.objects.filter(dossier=dossier).count() == 1
+
+
 def test_upload_bumps_the_dossier_version(owner_api: ApiClient, dossier: Dossier) -> None:
     upload(owner_api, dossier)
 
