@@ -83,7 +83,7 @@ def issue_code(challenge: OtpChallenge, *, ip: str, send: bool = True, notice: s
     The SMS limits are counted the same whether or not anything is sent, so the
     answers for a known and an unknown number cannot be told apart.
     """
-    refusal = take_sms_allowance(challenge.phone, ip)
+    refusal = take_sms_allowance(challenge.phone, ip, challenge.purpose)
     if refusal is not None:
         if refusal.limit == "resend":
             raise RateLimited(

@@ -176,10 +176,14 @@ def lock_remaining(scope: str, account: str) -> int:
     return max(0, -(-pttl // 1000))
 
 
-def take_sms_allowance(phone: str, ip: str) -> SmsRefusal | None:
-    """Count one SMS to `phone` asked from `ip`, or say which limit refuses it."""
+def take_sms_allowance(phone: str, ip: str, purpose: str) -> SmsRefusal | None:
+    """Count one SMS to `phone` asked from `ip`, or say which limit refuses it.
+
+    The resend delay applies per number and flow (a sign-in right after a
+    password reset is not held up); the hourly and daily caps per number.
+    """
     keys = [
-        f"{PREFIX}:sms:cooldown:{phone}",
+        f"{PREFIX}:sms:cooldown:{purpose}:{phone}",
         f"{PREFIX}:sms:hour:{phone}",
         f"{PREFIX}:sms:day:{phone}",
         f"{PREFIX}:sms:ip:{ip}",
