@@ -8,6 +8,7 @@ from typing import Literal
 
 from django.conf import settings
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 from ninja import Query, Router, Schema, Status
 from pydantic import Field
 
@@ -325,9 +326,11 @@ def refresh_tokens(request: HttpRequest, payload: RefreshIn) -> TokenOut:
         if exc.reason == "reused":
             raise NotAuthenticated(
                 "refresh_token_reused",
-                "This refresh token was already used: the session has been ended.",
+                _("This refresh token was already used: the session has been ended."),
             ) from exc
-        raise NotAuthenticated("invalid_refresh_token", "Sign in again.") from exc
+        raise NotAuthenticated(
+            "invalid_refresh_token", _("This session has ended. Sign in again.")
+        ) from exc
     return _token_out(tokens)
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pyotp
 from django.contrib.auth import base_user, hashers
+from django.utils import timezone
 
-from auth import actions, totp
+from auth import actions, recovery, totp
 from auth.models import DeviceSession, OtpChallenge
 from auth.sms import read_outbox
 from tests.accounts.conftest import PASSWORD, device, last_code, sms_to, wrong_code
@@ -15,16 +16,15 @@ PHONE = "+84912345678"
 
 
 def _login(api, phone: str = "0912345678", password: str = PASSWORD, **extra):
+    headers = extra.pop("headers", None)
     body = {"phone": phone, "password": password, **device(extra.pop("device_id", "dev-new"))}
     body.update(extra)
-    return api.post("/api/v1/auth/login", body, headers=extra.pop("headers", None))
+    return api.post("/api/v1/auth/login", body, headers=headers)
 
 
 def _enable_totp(user) -> str:
     secret = totp.new_secret()
     user.totp_secret = totp.encrypt_secret(secret)
-    from django.utils import timezone
-
     user.totp_confirmed_at = timezone.now()
     user.save()
     return secret
@@ -217,8 +217,6 @@ def test_must_reset_password_blocks_login_until_reset(api, db) -> None:
 
 
 def test_recovery_code_completes_a_login_once(api, db) -> None:
-    from auth import recovery
-
     user = make_user(PHONE)
     _enable_totp(user)
     codes = recovery.generate(user)

@@ -51,9 +51,7 @@ def test_reset_sets_the_password_and_revokes_every_session(api, db) -> None:
     user.refresh_from_db()
     assert user.check_password("N3w-pass!word")
     assert DeviceSession.objects.filter(user=user, revoked_at=None).count() == 0
-    assert set(DeviceSession.objects.values_list("revoked_reason", flat=True)) == {
-        "password_reset"
-    }
+    assert set(DeviceSession.objects.values_list("revoked_reason", flat=True)) == {"password_reset"}
     for tokens in (first, second):
         assert ApiClient(tokens.access_token).get("/api/v1/auth/me").status_code == 401
 

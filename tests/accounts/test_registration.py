@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from auth.models import DeviceSession, OtpChallenge, User
 from auth.sms import read_outbox
-from tests.accounts.conftest import PASSWORD, device, last_code, register, sms_to, wrong_code
+from tests.accounts.conftest import PASSWORD, device, last_code, register, sms_to
 from tests.conftest import make_user
 
 PHONE = "+84912345678"

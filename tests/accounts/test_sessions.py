@@ -102,7 +102,7 @@ def test_revoking_someone_elses_session_is_404_and_changes_nothing(user, user_ap
 
 
 def test_a_device_revoked_by_the_user_needs_the_second_step_again(api, user) -> None:
-    session, tokens = sign_in(user, device_id="lost-phone")
+    session, _tokens = sign_in(user, device_id="lost-phone")
     _, mine = sign_in(user)
     ApiClient(mine.access_token).delete(f"/api/v1/auth/sessions/{session.id}")
     response = api.post(

@@ -22,9 +22,10 @@ def _enrol(user_api) -> str:
 
 def _enabled(user, user_api) -> str:
     secret = _enrol(user_api)
-    assert user_api.post(
-        "/api/v1/auth/totp/confirm", {"code": pyotp.TOTP(secret).now()}
-    ).status_code == 200
+    assert (
+        user_api.post("/api/v1/auth/totp/confirm", {"code": pyotp.TOTP(secret).now()}).status_code
+        == 200
+    )
     return secret
 
 
@@ -139,9 +140,9 @@ def test_disable_without_recent_authentication_is_reauth_required(user) -> None:
     user.refresh_from_db()
     assert user.has_totp
     # Re-authenticating with the password allows it again.
-    assert api.post(
-        "/api/v1/auth/reauthenticate", {"password": "Str0ng-pass!word"}
-    ).status_code == 204
+    assert (
+        api.post("/api/v1/auth/reauthenticate", {"password": "Str0ng-pass!word"}).status_code == 204
+    )
     assert api.post("/api/v1/auth/totp/disable", {"code": _code_at(secret, 1)}).status_code == 204
 
 
