@@ -135,6 +135,7 @@ def register(*, phone: str, full_name: str, password: str, ip: str) -> OtpChalle
         candidate = existing if existing and not existing.phone_verified_at else None
         _password_errors(password, candidate or User(phone=e164, full_name=full_name))
         if existing is not None and existing.phone_verified_at is not None:
+            make_password(password)  # same work as a real sign-up: same timing class
             challenge = _new_challenge(OtpChallenge.Purpose.REGISTER, e164, None, ip)
             otp.issue_code(challenge, ip=ip, send=False, notice=otp.NOTICE_ALREADY_REGISTERED)
             return challenge

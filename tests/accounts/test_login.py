@@ -10,7 +10,7 @@ from auth import actions, recovery, totp
 from auth.models import DeviceSession, OtpChallenge
 from auth.sms import read_outbox
 from tests.accounts.conftest import PASSWORD, device, last_code, sms_to, wrong_code
-from tests.conftest import make_user, sign_in
+from tests.conftest import ApiClient, make_user, sign_in
 
 PHONE = "+84912345678"
 
@@ -263,3 +263,11 @@ def test_wrong_totp_codes_count_towards_the_account_lockout(api, db, settings) -
     )
     assert locked.status_code == 429
     assert locked.json()["code"] == "too_many_failed_codes"
+
+
+def test_error_messages_follow_accept_language(db) -> None:
+    body = {"phone": "0987654321", "password": "Wrong-pass!word1", **device()}
+    vi = ApiClient(language="vi").post("/api/v1/auth/login", body)
+    en = ApiClient(language="en").post("/api/v1/auth/login", body)
+    assert vi.json()["message"] == "Số điện thoại hoặc mật khẩu không đúng."
+    assert en.json()["message"] == "The phone number or the password is not correct."

@@ -230,3 +230,11 @@ def test_no_sms_is_sent_when_redis_is_unreachable(api, db, settings) -> None:
     assert response.status_code == 503
     assert read_outbox() == []
     assert not User.objects.filter(phone=PHONE).exists()
+
+
+def test_four_wrong_tries_then_the_right_code_still_works(api, db) -> None:
+    challenge_id = register(api).json()["challenge_id"]
+    code = last_code(PHONE)
+    for _ in range(4):
+        assert _verify(api, challenge_id, wrong_code(code)).json()["code"] == "invalid_code"
+    assert _verify(api, challenge_id, code).status_code == 201
