@@ -1,8 +1,9 @@
-"""Every state change of a citizen account: one function each, one transaction.
+"""Signing up and in: one function per state change, each in one transaction.
 
-Sign-up, sign-in (with the second step on new devices), password reset, TOTP,
-recovery codes, sessions, phone change and identity. Handlers in auth/api.py
-parse and authorise; the rules live here.
+Sign-up, sign-in (with the second step on new devices), passwords and device
+sessions. The authenticator app and recovery codes are in auth/second_factor.py,
+the profile, phone number and citizen ID in auth/profile.py. Handlers in
+auth/api.py parse and authorise; the rules live here.
 """
 
 from __future__ import annotations
@@ -18,19 +19,17 @@ from django.conf import settings
 from django.contrib.auth.hashers import check_password, make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from auth import otp, recovery, totp
-from auth.identity import validate_citizen_id
+from auth import otp
 from auth.models import DeviceSession, OtpChallenge, User
 from auth.phone import masked, normalise_phone
 from auth.ratelimit import LockedOut, clear_failures, lock_remaining, reserve_attempt
-from auth.sms import SmsError, send_sms
+from auth.second_factor import available_methods, verify_factor
 from auth.tokens import TokenPair, revoke_all_sessions, revoke_session, start_session
 from backend.errors import (
-    Conflict,
     NotAuthenticated,
     NotFound,
     PermissionDenied,
@@ -43,7 +42,6 @@ logger = logging.getLogger(__name__)
 
 LOGIN_SCOPE = "login"
 LOGIN_IP_SCOPE = "login-ip"
-SECOND_FACTORS = ("sms_otp", "totp", "recovery_code")
 # A device whose last session ended for one of these reasons is a new device again.
 SECURITY_REVOCATIONS = (
     "refresh_reuse",
@@ -53,10 +51,6 @@ SECURITY_REVOCATIONS = (
     "logout_all",
     "revoked_by_user",
     "support_reset",
-)
-NOTICE_PHONE_CHANGED = (
-    "Số điện thoại của tài khoản Dịch vụ công vừa được đổi sang {new}. Nếu không phải "
-    "bạn thực hiện, hãy liên hệ bộ phận hỗ trợ ngay."
 )
 
 
@@ -107,7 +101,7 @@ def _session(user: User, device: DeviceInfo, ip: str) -> tuple[DeviceSession, To
     )
 
 
-def _new_challenge(purpose: str, phone: str, user: User | None, ip: str) -> OtpChallenge:
+def new_challenge(purpose: str, phone: str, user: User | None, ip: str) -> OtpChallenge:
     return OtpChallenge(
         purpose=purpose,
         phone=phone,
@@ -136,7 +130,7 @@ def register(*, phone: str, full_name: str, password: str, ip: str) -> OtpChalle
         _password_errors(password, candidate or User(phone=e164, full_name=full_name))
         if existing is not None and existing.phone_verified_at is not None:
             make_password(password)  # same work as a real sign-up: same timing class
-            challenge = _new_challenge(OtpChallenge.Purpose.REGISTER, e164, None, ip)
+            challenge = new_challenge(OtpChallenge.Purpose.REGISTER, e164, None, ip)
             otp.issue_code(challenge, ip=ip, send=False, notice=otp.NOTICE_ALREADY_REGISTERED)
             return challenge
         if existing is None:
@@ -145,7 +139,7 @@ def register(*, phone: str, full_name: str, password: str, ip: str) -> OtpChalle
             existing.full_name = full_name
             existing.set_password(password)
             existing.save(update_fields=["full_name", "password"])
-        challenge = _new_challenge(OtpChallenge.Purpose.REGISTER, e164, existing, ip)
+        challenge = new_challenge(OtpChallenge.Purpose.REGISTER, e164, existing, ip)
         otp.issue_code(challenge, ip=ip)
         return challenge
 
@@ -196,7 +190,7 @@ def _login_locked(retry_after: int) -> RateLimited:
     return RateLimited(retry_after, "login_locked", _("Too many failed sign-ins. Try again later."))
 
 
-def _check_password_with_limits(phone: str, password: str, ip: str) -> User | None:
+def check_password_with_limits(phone: str, password: str, ip: str) -> User | None:
     """The verified, active user if the password is right; counts failures.
 
     Unknown numbers run the same hasher on a dummy hash and count the same
@@ -244,21 +238,12 @@ def _known_device(user: User, device_id: str) -> bool:
     )
 
 
-def available_methods(user: User) -> tuple[str, ...]:
-    methods = ["sms_otp"]
-    if user.has_totp:
-        methods.append("totp")
-        if recovery.remaining(user):
-            methods.append("recovery_code")
-    return tuple(methods)
-
-
 def login(
     *, phone: str, password: str, device: DeviceInfo, ip: str, second_factor: str = "sms_otp"
 ) -> LoginResult:
     """Password first; a device this account never used needs a second step."""
     e164 = normalise_phone(phone)
-    user = _check_password_with_limits(e164, password, ip)
+    user = check_password_with_limits(e164, password, ip)
     if user is None:
         raise _invalid_credentials()
     if user.must_reset_password:
@@ -272,41 +257,13 @@ def login(
         return LoginResult(tokens=tokens)
     methods = available_methods(user)
     with transaction.atomic():
-        challenge = _new_challenge(OtpChallenge.Purpose.LOGIN, user.phone, user, ip)
+        challenge = new_challenge(OtpChallenge.Purpose.LOGIN, user.phone, user, ip)
         challenge.device = asdict(device)
         if second_factor in methods and second_factor != "sms_otp":
             challenge.save()
         else:
             otp.issue_code(challenge, ip=ip)
     return LoginResult(challenge=challenge, methods=methods)
-
-
-def _check_second_factor(user: User, method: str, code: str) -> bool:
-    if method == "totp":
-        return user.has_totp and totp.accept_code(user, code)
-    if method == "recovery_code":
-        return user.has_totp and recovery.use(user, code)
-    return False
-
-
-def verify_factor(user: User, method: str, code: str, *, code_key: str) -> None:
-    """A TOTP or recovery code, counted against the account's lockout."""
-    account = otp.user_account_key(user)
-    try:
-        reserve_attempt(
-            otp.OTP_SCOPE,
-            account,
-            limit=settings.OTP_MAX_FAILURES,
-            lock_seconds=settings.OTP_LOCKOUT_SECONDS,
-            window_seconds=settings.OTP_FAILURE_WINDOW_SECONDS,
-            code_key=code_key,
-            code_limit=settings.OTP_MAX_ATTEMPTS_PER_CODE,
-        )
-    except LockedOut as exc:
-        raise otp.locked(exc.retry_after) from exc
-    if not _check_second_factor(user, method, code):
-        raise otp.invalid_code()
-    clear_failures(otp.OTP_SCOPE, account)
 
 
 def complete_login(
@@ -330,7 +287,7 @@ def complete_login(
 
 def reauthenticate(*, session: DeviceSession, password: str, ip: str) -> None:
     """The password again: sensitive actions are allowed for REAUTH_WINDOW_HOURS."""
-    user = _check_password_with_limits(session.user.phone, password, ip)
+    user = check_password_with_limits(session.user.phone, password, ip)
     if user is None or user.pk != session.user_id:
         raise Unprocessable("invalid_password", _("The password is not correct."))
     now = timezone.now()
@@ -348,7 +305,7 @@ def request_password_reset(*, phone: str, ip: str) -> OtpChallenge:
         user = User.objects.filter(
             phone=e164, is_active=True, phone_verified_at__isnull=False
         ).first()
-        challenge = _new_challenge(OtpChallenge.Purpose.RESET_PASSWORD, e164, user, ip)
+        challenge = new_challenge(OtpChallenge.Purpose.RESET_PASSWORD, e164, user, ip)
         otp.issue_code(challenge, ip=ip, send=user is not None)
         return challenge
 
@@ -374,7 +331,7 @@ def change_password(
     *, user: User, session: DeviceSession, current_password: str, new_password: str, ip: str
 ) -> None:
     """Needs the current password; every other session ends."""
-    if _check_password_with_limits(user.phone, current_password, ip) is None:
+    if check_password_with_limits(user.phone, current_password, ip) is None:
         raise field_error("current_password", "invalid_password", _("The password is not correct."))
     _password_errors(new_password, user, field="new_password")
     with transaction.atomic():
@@ -383,73 +340,6 @@ def change_password(
         DeviceSession.objects.filter(user=user, revoked_at=None).exclude(pk=session.pk).update(
             revoked_at=timezone.now(), revoked_reason="password_changed"
         )
-
-
-# --- TOTP and recovery codes ----------------------------------------------------------
-
-
-def start_totp_enrolment(*, user: User) -> tuple[str, str, str]:
-    """A new secret (not active until confirmed): secret, otpauth URI, QR code PNG."""
-    if user.has_totp:
-        raise Conflict("totp_already_enabled", _("An authenticator app is already set up."))
-    secret = totp.new_secret()
-    with transaction.atomic():
-        user.totp_secret = totp.encrypt_secret(secret)
-        user.totp_last_step = None
-        user.save(update_fields=["totp_secret", "totp_last_step"])
-    uri = totp.provisioning_uri(user, secret)
-    return secret, uri, totp.qr_png_base64(uri)
-
-
-def confirm_totp(*, user: User, code: str) -> list[str]:
-    """The first right code turns TOTP on and returns fresh recovery codes."""
-    if user.has_totp:
-        raise Conflict("totp_already_enabled", _("An authenticator app is already set up."))
-    if not user.totp_secret:
-        raise Conflict("totp_not_enrolled", _("Start the authenticator set-up first."))
-    with transaction.atomic():
-        verify_factor_enrolment(user, code)
-        user.totp_confirmed_at = timezone.now()
-        user.save(update_fields=["totp_confirmed_at"])
-        return recovery.generate(user)
-
-
-def verify_factor_enrolment(user: User, code: str) -> None:
-    account = otp.user_account_key(user)
-    try:
-        reserve_attempt(
-            otp.OTP_SCOPE,
-            account,
-            limit=settings.OTP_MAX_FAILURES,
-            lock_seconds=settings.OTP_LOCKOUT_SECONDS,
-            window_seconds=settings.OTP_FAILURE_WINDOW_SECONDS,
-        )
-    except LockedOut as exc:
-        raise otp.locked(exc.retry_after) from exc
-    if not totp.accept_code(user, code):
-        raise otp.invalid_code()
-    clear_failures(otp.OTP_SCOPE, account)
-
-
-def disable_totp(*, user: User, code: str) -> None:
-    """Needs a fresh second factor (a TOTP or a recovery code); recovery codes go too."""
-    if not user.has_totp:
-        raise Conflict("totp_not_enabled", _("No authenticator app is set up."))
-    method = "totp" if code.strip().isdigit() else "recovery_code"
-    with transaction.atomic():
-        verify_factor(user, method, code, code_key=f"disable:{user.pk}")
-        user.totp_secret = ""
-        user.totp_confirmed_at = None
-        user.totp_last_step = None
-        user.save(update_fields=["totp_secret", "totp_confirmed_at", "totp_last_step"])
-        recovery.invalidate(user)
-
-
-def regenerate_recovery_codes(*, user: User) -> list[str]:
-    if not user.has_totp:
-        raise Conflict("totp_not_enabled", _("Set up an authenticator app first."))
-    with transaction.atomic():
-        return recovery.generate(user)
 
 
 # --- Sessions -------------------------------------------------------------------------
@@ -473,106 +363,3 @@ def access_session(user: User, session_id: uuid.UUID) -> DeviceSession:
 
 def revoke_own_session(*, user: User, session_id: uuid.UUID) -> None:
     revoke_session(access_session(user, session_id), reason="revoked_by_user")
-
-
-# --- Profile, phone and identity ------------------------------------------------------
-
-
-def update_profile(*, user: User, full_name: str | None, language: str | None) -> User:
-    fields = []
-    if full_name is not None:
-        if not full_name.strip():
-            raise field_error("full_name", "required", _("This field is required."))
-        user.full_name = full_name.strip()
-        fields.append("full_name")
-    if language is not None:
-        user.language = language
-        fields.append("language")
-    if fields:
-        user.save(update_fields=fields)
-    return user
-
-
-def _prove_possession(user: User, password: str | None, totp_code: str | None, ip: str) -> None:
-    if totp_code:
-        verify_factor(user, "totp", totp_code, code_key=f"proof:{user.pk}")
-        return
-    if not password:
-        raise field_error(
-            "password", "required", _("Enter your password or an authenticator code.")
-        )
-    if _check_password_with_limits(user.phone, password, ip) is None:
-        raise field_error("password", "invalid_password", _("The password is not correct."))
-
-
-def request_phone_change(
-    *, user: User, new_phone: str, password: str | None, totp_code: str | None, ip: str
-) -> OtpChallenge:
-    """A code to the new number. A number that belongs to another verified account
-    gets nothing, with the same answer (the change then cannot be confirmed)."""
-    e164 = normalise_phone(new_phone, field="new_phone")
-    if e164 == user.phone:
-        raise field_error(
-            "new_phone", "same_phone", _("This is already the number of your account.")
-        )
-    _prove_possession(user, password, totp_code, ip)
-    with transaction.atomic():
-        taken = (
-            User.objects.filter(phone=e164, phone_verified_at__isnull=False)
-            .exclude(pk=user.pk)
-            .exists()
-        )
-        challenge = _new_challenge(OtpChallenge.Purpose.CHANGE_PHONE, e164, user, ip)
-        otp.issue_code(challenge, ip=ip, send=not taken)
-        return challenge
-
-
-def confirm_phone_change(*, user: User, challenge_id: uuid.UUID, code: str) -> User:
-    """The code from the new number moves the account there; the old number is told."""
-    with transaction.atomic():
-        challenge = otp.verify_code(
-            challenge_id, OtpChallenge.Purpose.CHANGE_PHONE, code, user=user
-        )
-        old_phone = user.phone
-        # A sign-up that never verified this number does not own it.
-        User.objects.filter(phone=challenge.phone, phone_verified_at__isnull=True).exclude(
-            pk=user.pk
-        ).delete()
-        user.phone = challenge.phone
-        user.phone_verified_at = timezone.now()
-        try:
-            with transaction.atomic():
-                user.save(update_fields=["phone", "phone_verified_at"])
-        except IntegrityError as exc:
-            raise Conflict("phone_taken", _("This number belongs to another account.")) from exc
-    try:
-        send_sms(
-            old_phone,
-            NOTICE_PHONE_CHANGED.format(new=masked(user.phone)),
-            purpose="notice.phone_changed",
-        )
-    except SmsError:
-        logger.warning("phone-change notice to %s not sent", masked(old_phone))
-    return user
-
-
-def set_identity(*, user: User, citizen_id: str, birth_date: dt.date) -> User:
-    """Record the citizen ID (checked structurally); staff verify it for level 2."""
-    if user.verification_level >= User.Level.IDENTITY:
-        raise Conflict("identity_locked", _("Your identity is verified; ask support to change it."))
-    value = validate_citizen_id(citizen_id, birth_date)
-    with transaction.atomic():
-        if User.objects.filter(citizen_id=value).exclude(pk=user.pk).exists():
-            raise Conflict(
-                "citizen_id_taken", _("This citizen ID is already used by another account.")
-            )
-        user.citizen_id = value
-        user.birth_date = birth_date
-        try:
-            with transaction.atomic():
-                user.save(update_fields=["citizen_id", "birth_date"])
-        except IntegrityError as exc:
-            raise Conflict(
-                "citizen_id_taken", _("This citizen ID is already used by another account.")
-            ) from exc
-    return user

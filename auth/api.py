@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
-from typing import Literal
 
 from django.conf import settings
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
-from ninja import Query, Router, Schema, Status
-from pydantic import Field
+from ninja import Query, Router, Status
 
-from auth import actions, recovery
+from auth import actions, profile, recovery, second_factor
 from auth.identity import masked_citizen_id
 from auth.models import DeviceSession, OtpChallenge, User
+from auth.schemas import (
+    ChallengeOut,
+    CodeIn,
+    CodeVerifyIn,
+    IdentityIn,
+    LoginIn,
+    LoginOut,
+    LoginVerifyIn,
+    MeIn,
+    MeOut,
+    PasswordChangeIn,
+    PasswordIn,
+    PasswordResetIn,
+    PasswordResetVerifyIn,
+    PhoneChangeIn,
+    PhoneChangeVerifyIn,
+    RecoveryCodesOut,
+    RefreshIn,
+    RegisterIn,
+    ResendIn,
+    SessionOut,
+    TokenOut,
+    TotpEnrolOut,
+)
 from auth.security import bearer, current_session, current_user, require_recent_authentication
 from auth.tokens import TokenError, TokenPair, refresh
 from backend.errors import ErrorOut, NotAuthenticated
@@ -24,168 +45,9 @@ from backend.pagination import PageParams, page_of, paginate
 
 router = Router(tags=["auth"])
 
-Platform = Literal["android", "ios", "web", "other"]
-SecondFactor = Literal["sms_otp", "totp", "recovery_code"]
 
 ERRORS_PUBLIC = {400: ErrorOut, 422: ErrorOut, 429: ErrorOut, 503: ErrorOut}
 ERRORS_AUTH = {400: ErrorOut, 401: ErrorOut, 422: ErrorOut}
-
-
-# --- Schemas --------------------------------------------------------------------------
-
-
-class DeviceIn(Schema):
-    device_id: str = Field(
-        ..., min_length=1, max_length=128, description="Installation id, stable per install"
-    )
-    device_name: str = Field("", max_length=100, description="e.g. 'iPhone của Lan'")
-    platform: Platform = "other"
-    app_version: str = Field("", max_length=32)
-
-    def info(self) -> actions.DeviceInfo:
-        return actions.DeviceInfo(
-            device_id=self.device_id,
-            name=self.device_name,
-            platform=self.platform,
-            app_version=self.app_version,
-        )
-
-
-class RegisterIn(Schema):
-    phone: str = Field(..., max_length=32, description="Vietnamese mobile, e.g. 0912345678")
-    full_name: str = Field(..., min_length=1, max_length=150)
-    password: str = Field(..., min_length=1, max_length=128)
-
-
-class ChallengeOut(Schema):
-    challenge_id: uuid.UUID
-    expires_in: int = Field(..., description="Seconds the code stays valid")
-    resend_after: int = Field(..., description="Seconds before another code may be asked")
-
-
-class CodeVerifyIn(DeviceIn):
-    challenge_id: uuid.UUID
-    code: str = Field(..., min_length=1, max_length=32)
-
-
-class ResendIn(Schema):
-    challenge_id: uuid.UUID
-
-
-class TokenOut(Schema):
-    access_token: str
-    refresh_token: str
-    token_type: str = "Bearer"  # noqa: S105 - the OAuth token type, not a secret
-    expires_in: int = Field(..., description="Seconds the access token is valid")
-    session_id: uuid.UUID
-
-
-class LoginIn(DeviceIn):
-    phone: str = Field(..., max_length=32)
-    password: str = Field(..., min_length=1, max_length=128)
-    second_factor: SecondFactor = Field(
-        "sms_otp",
-        description="On a new device: `totp` or `recovery_code` to skip the SMS",
-    )
-
-
-class LoginOut(Schema):
-    second_factor_required: bool
-    challenge_id: uuid.UUID | None = None
-    methods: list[SecondFactor] | None = None
-    expires_in: int | None = None
-    access_token: str | None = None
-    refresh_token: str | None = None
-    token_type: str | None = None
-    session_id: uuid.UUID | None = None
-
-
-class LoginVerifyIn(Schema):
-    challenge_id: uuid.UUID
-    method: SecondFactor = "sms_otp"
-    code: str = Field(..., min_length=1, max_length=32)
-
-
-class RefreshIn(Schema):
-    refresh_token: str = Field(..., min_length=1, max_length=256)
-
-
-class PasswordIn(Schema):
-    password: str = Field(..., min_length=1, max_length=128)
-
-
-class SessionOut(Schema):
-    id: uuid.UUID
-    name: str
-    platform: str
-    app_version: str
-    ip: str | None
-    created_at: dt.datetime
-    last_seen_at: dt.datetime
-    current: bool
-
-
-class MeOut(Schema):
-    id: uuid.UUID
-    phone: str
-    full_name: str
-    language: str
-    verification_level: int
-    phone_verified_at: dt.datetime | None
-    totp_enabled: bool
-    recovery_codes_left: int
-    citizen_id: str | None = Field(None, description="Masked: only the last 3 digits")
-    birth_date: dt.date | None
-
-
-class MeIn(Schema):
-    full_name: str | None = Field(None, min_length=1, max_length=150)
-    language: Literal["vi", "en"] | None = None
-
-
-class IdentityIn(Schema):
-    citizen_id: str = Field(..., max_length=20)
-    birth_date: dt.date
-
-
-class PasswordResetIn(Schema):
-    phone: str = Field(..., max_length=32)
-
-
-class PasswordResetVerifyIn(Schema):
-    challenge_id: uuid.UUID
-    code: str = Field(..., min_length=1, max_length=32)
-    new_password: str = Field(..., min_length=1, max_length=128)
-
-
-class PasswordChangeIn(Schema):
-    current_password: str = Field(..., min_length=1, max_length=128)
-    new_password: str = Field(..., min_length=1, max_length=128)
-
-
-class TotpEnrolOut(Schema):
-    secret: str = Field(..., description="Base32, for typing into the authenticator")
-    otpauth_uri: str
-    qr_png_base64: str
-
-
-class CodeIn(Schema):
-    code: str = Field(..., min_length=1, max_length=32)
-
-
-class RecoveryCodesOut(Schema):
-    codes: list[str] = Field(..., description="Shown this once: ask the user to save them")
-
-
-class PhoneChangeIn(Schema):
-    new_phone: str = Field(..., max_length=32)
-    password: str | None = Field(None, max_length=128)
-    totp_code: str | None = Field(None, max_length=16)
-
-
-class PhoneChangeVerifyIn(Schema):
-    challenge_id: uuid.UUID
-    code: str = Field(..., min_length=1, max_length=32)
 
 
 # --- Helpers --------------------------------------------------------------------------
@@ -388,7 +250,7 @@ def me(request: HttpRequest) -> MeOut:
 
 @router.patch("/me", auth=bearer, response={200: MeOut, **ERRORS_AUTH})
 def update_me(request: HttpRequest, payload: MeIn) -> MeOut:
-    user = actions.update_profile(
+    user = profile.update_profile(
         user=current_user(request), full_name=payload.full_name, language=payload.language
     )
     return _me_out(user)
@@ -397,7 +259,7 @@ def update_me(request: HttpRequest, payload: MeIn) -> MeOut:
 @router.patch("/me/identity", auth=bearer, response={200: MeOut, 409: ErrorOut, **ERRORS_AUTH})
 def set_identity(request: HttpRequest, payload: IdentityIn) -> MeOut:
     """Record the citizen ID (CCCD); support staff verify it in person for level 2."""
-    user = actions.set_identity(
+    user = profile.set_identity(
         user=current_user(request), citizen_id=payload.citizen_id, birth_date=payload.birth_date
     )
     return _me_out(user)
@@ -443,7 +305,7 @@ def change_password(request: HttpRequest, payload: PasswordChangeIn) -> Status[N
 def enrol_totp(request: HttpRequest) -> TotpEnrolOut:
     """A new authenticator secret; it becomes active once confirmed with a code."""
     require_recent_authentication(request)
-    secret, uri, qr = actions.start_totp_enrolment(user=current_user(request))
+    secret, uri, qr = second_factor.start_totp_enrolment(user=current_user(request))
     return TotpEnrolOut(secret=secret, otpauth_uri=uri, qr_png_base64=qr)
 
 
@@ -454,7 +316,7 @@ def enrol_totp(request: HttpRequest) -> TotpEnrolOut:
 )
 def confirm_totp(request: HttpRequest, payload: CodeIn) -> RecoveryCodesOut:
     """The first code from the app turns TOTP on; the answer holds the recovery codes."""
-    codes = actions.confirm_totp(user=current_user(request), code=payload.code)
+    codes = second_factor.confirm_totp(user=current_user(request), code=payload.code)
     return RecoveryCodesOut(codes=codes)
 
 
@@ -464,7 +326,7 @@ def confirm_totp(request: HttpRequest, payload: CodeIn) -> RecoveryCodesOut:
 def disable_totp(request: HttpRequest, payload: CodeIn) -> Status[None]:
     """Needs a recent sign-in and a fresh authenticator or recovery code."""
     require_recent_authentication(request)
-    actions.disable_totp(user=current_user(request), code=payload.code)
+    second_factor.disable_totp(user=current_user(request), code=payload.code)
     return Status(204, None)
 
 
@@ -476,7 +338,9 @@ def disable_totp(request: HttpRequest, payload: CodeIn) -> Status[None]:
 def regenerate_recovery_codes(request: HttpRequest) -> RecoveryCodesOut:
     """A new set of recovery codes; the old ones stop working."""
     require_recent_authentication(request)
-    return RecoveryCodesOut(codes=actions.regenerate_recovery_codes(user=current_user(request)))
+    return RecoveryCodesOut(
+        codes=second_factor.regenerate_recovery_codes(user=current_user(request))
+    )
 
 
 # --- Phone number ---------------------------------------------------------------------
@@ -490,7 +354,7 @@ def regenerate_recovery_codes(request: HttpRequest) -> RecoveryCodesOut:
 def request_phone_change(request: HttpRequest, payload: PhoneChangeIn) -> Status[ChallengeOut]:
     """Needs a recent sign-in and the password (or a TOTP code); texts the new number."""
     require_recent_authentication(request)
-    challenge = actions.request_phone_change(
+    challenge = profile.request_phone_change(
         user=current_user(request),
         new_phone=payload.new_phone,
         password=payload.password,
@@ -508,7 +372,7 @@ def request_phone_change(request: HttpRequest, payload: PhoneChangeIn) -> Status
 def confirm_phone_change(request: HttpRequest, payload: PhoneChangeVerifyIn) -> MeOut:
     """The code from the new number; the old number gets a notice."""
     require_recent_authentication(request)
-    user = actions.confirm_phone_change(
+    user = profile.confirm_phone_change(
         user=current_user(request), challenge_id=payload.challenge_id, code=payload.code
     )
     return _me_out(user)

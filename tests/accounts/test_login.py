@@ -271,3 +271,18 @@ def test_error_messages_follow_accept_language(db) -> None:
     en = ApiClient(language="en").post("/api/v1/auth/login", body)
     assert vi.json()["message"] == "Số điện thoại hoặc mật khẩu không đúng."
     assert en.json()["message"] == "The phone number or the password is not correct."
+
+
+def test_a_user_who_chose_totp_can_still_ask_for_the_sms(api, db) -> None:
+    user = make_user(PHONE)
+    _enable_totp(user)
+    body = _login(api, second_factor="totp").json()
+    assert read_outbox() == []
+    resent = api.post("/api/v1/auth/otp/resend", {"challenge_id": body["challenge_id"]})
+    assert resent.status_code == 202
+    assert [m["purpose"] for m in sms_to(PHONE)] == ["otp.login"]
+    done = api.post(
+        "/api/v1/auth/login/verify",
+        {"challenge_id": body["challenge_id"], "method": "sms_otp", "code": last_code(PHONE)},
+    )
+    assert done.status_code == 200
