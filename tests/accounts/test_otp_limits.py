@@ -238,3 +238,15 @@ def test_four_wrong_tries_then_the_right_code_still_works(api, db) -> None:
     for _ in range(4):
         assert _verify(api, challenge_id, wrong_code(code)).json()["code"] == "invalid_code"
     assert _verify(api, challenge_id, code).status_code == 201
+
+
+def test_without_redis_the_django_cache_still_enforces_the_limits(api, db, settings) -> None:
+    settings.REDIS_URL = ""  # the embedded default: counters fall back to the cache
+    challenge_id = register(api).json()["challenge_id"]
+    again = api.post("/api/v1/auth/otp/resend", {"challenge_id": challenge_id})
+    assert again.status_code == 429
+    assert again.json()["code"] == "otp_resend_too_soon"
+    code = last_code(PHONE)
+    for _ in range(5):
+        assert _verify(api, challenge_id, wrong_code(code)).json()["code"] == "invalid_code"
+    assert _verify(api, challenge_id, code).json()["code"] == "code_attempts_exceeded"
