@@ -190,3 +190,41 @@ class RefreshToken(models.Model):
 
     def __str__(self) -> str:
         return f"refresh token of {self.session_id}"
+
+
+class OtpChallenge(models.Model):
+    """One pending proof of a phone number (or a second sign-in step).
+
+    A code is bound to its purpose and phone: the verify route of one flow only
+    looks up challenges of its own purpose, and the hash covers both. Only the
+    HMAC of the code is stored. A challenge without a code (`code_hash` empty)
+    never verifies by SMS: login with TOTP, or the neutral answer given for a
+    number that must not be revealed.
+    """
+
+    class Purpose(models.TextChoices):
+        REGISTER = "register", _("Registration")
+        LOGIN = "login", _("Sign-in")
+        RESET_PASSWORD = "reset_password", _("Password reset")
+        CHANGE_PHONE = "change_phone", _("Phone number change")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    purpose = models.CharField(max_length=16, choices=Purpose.choices)
+    phone = models.CharField(max_length=16, help_text="E.164 number the code goes to.")
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, null=True, blank=True, related_name="otp_challenges"
+    )
+    code_hash = models.CharField(max_length=64, blank=True)
+    code_sent_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+    consumed_at = models.DateTimeField(null=True, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    # Login: the device asking to sign in, started once the second step passes.
+    device = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["phone", "purpose"])]
+
+    def __str__(self) -> str:
+        return f"{self.purpose} challenge {self.id}"

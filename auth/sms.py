@@ -75,6 +75,7 @@ class ConsoleSmsBackend:
 BACKENDS = {
     "file": "auth.sms.FileSmsBackend",
     "console": "auth.sms.ConsoleSmsBackend",
+    "http": "auth.sms_gateway.HttpSmsBackend",
 }
 
 

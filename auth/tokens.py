@@ -104,18 +104,20 @@ def refresh(refresh_token: str) -> TokenPair:
         if token is None:
             raise TokenError("unknown")
         session = token.session
-        if token.used_at is not None:
-            # A spent token came back: someone else holds the chain. End it.
-            revoke_session(session, reason="refresh_reuse")
-            raise TokenError("reused")
-        if session.revoked_at is not None or not session.user.is_active:
-            raise TokenError("revoked")
-        if token.expires_at <= now:
-            raise TokenError("expired")
-        token.used_at = now
-        token.save(update_fields=["used_at"])
-        DeviceSession.objects.filter(pk=session.pk).update(last_seen_at=now)
-        return _issue_pair(session)
+        reused = token.used_at is not None
+        if not reused:
+            if session.revoked_at is not None or not session.user.is_active:
+                raise TokenError("revoked")
+            if token.expires_at <= now:
+                raise TokenError("expired")
+            token.used_at = now
+            token.save(update_fields=["used_at"])
+            DeviceSession.objects.filter(pk=session.pk).update(last_seen_at=now)
+            return _issue_pair(session)
+    # A spent token came back: someone else holds the chain. End it (committed
+    # here, outside the block, so raising does not roll the revocation back).
+    revoke_session(session, reason="refresh_reuse")
+    raise TokenError("reused")
 
 
 def authenticate_access_token(token: str) -> DeviceSession:

@@ -297,6 +297,35 @@ if PRODUCTION:
 ACCESS_TOKEN_TTL_SECONDS = envint("ACCESS_TOKEN_TTL_SECONDS", 15 * 60)
 REFRESH_TOKEN_TTL_DAYS = envint("REFRESH_TOKEN_TTL_DAYS", 30)
 REAUTH_WINDOW_HOURS = envint("REAUTH_WINDOW_HOURS", 24)
+# One-time codes sent by SMS (NIST SP 800-63B-4 / OWASP ASVS 5 numbers).
+OTP_TTL_SECONDS = envint("OTP_TTL_SECONDS", 5 * 60)
+OTP_MAX_ATTEMPTS_PER_CODE = envint("OTP_MAX_ATTEMPTS_PER_CODE", 5)
+# Consecutive wrong codes (OTP, TOTP, recovery) per account before a lockout;
+# a new code does not reset the count, only a right code does.
+OTP_MAX_FAILURES = envint("OTP_MAX_FAILURES", 10)
+OTP_LOCKOUT_SECONDS = envint("OTP_LOCKOUT_SECONDS", 15 * 60)
+OTP_FAILURE_WINDOW_SECONDS = envint("OTP_FAILURE_WINDOW_SECONDS", 24 * 3600)
+# SMS pumping guards: resend delay, per number, per client IP, whole system.
+SMS_RESEND_SECONDS = envint("SMS_RESEND_SECONDS", 60)
+SMS_PER_NUMBER_PER_HOUR = envint("SMS_PER_NUMBER_PER_HOUR", 5)
+SMS_PER_NUMBER_PER_DAY = envint("SMS_PER_NUMBER_PER_DAY", 10)
+SMS_PER_IP_PER_DAY = envint("SMS_PER_IP_PER_DAY", 30)
+SMS_GLOBAL_PER_DAY = envint("SMS_GLOBAL_PER_DAY", 50000)
+# Wrong passwords per phone number before a cool-off, and per client IP per hour.
+LOGIN_MAX_FAILURES = envint("LOGIN_MAX_FAILURES", 5)
+LOGIN_LOCKOUT_SECONDS = envint("LOGIN_LOCKOUT_SECONDS", 15 * 60)
+LOGIN_MAX_FAILURES_PER_IP_PER_HOUR = envint("LOGIN_MAX_FAILURES_PER_IP_PER_HOUR", 100)
+TOTP_ISSUER = env("TOTP_ISSUER", "Dịch vụ công")
+RECOVERY_CODE_COUNT = envint("RECOVERY_CODE_COUNT", 10)
+# Brand-name SMS gateway (SMS_BACKEND=http; eSMS.vn-style JSON API).
+SMS_HTTP_URL = env(
+    "SMS_HTTP_URL",
+    "https://rest.esms.vn/MainService.svc/json/SendMultipleMessage_V4_post_json/",
+)
+SMS_API_KEY = env("SMS_API_KEY")
+SMS_SECRET_KEY = env("SMS_SECRET_KEY")
+SMS_BRANDNAME = env("SMS_BRANDNAME")
+SMS_HTTP_TIMEOUT_SECONDS = float(env("SMS_HTTP_TIMEOUT_SECONDS", "10"))
 IDEMPOTENCY_CALLER_RESOLVER = "auth.tokens.peek_user_id"
 
 # --- Demo data (`make run`) -------------------------------------------------------

@@ -1,0 +1,36 @@
+"""Keys derived from SECRET_KEY for hashing codes and encrypting TOTP secrets.
+
+Each use gets its own key (HKDF with a distinct `info`), so a leak of one
+derived key reveals nothing about SECRET_KEY or the others. Old keys listed in
+SECRET_KEY_FALLBACKS still decrypt while a new SECRET_KEY is rolled out.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+
+from cryptography.fernet import Fernet, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.conf import settings
+
+
+def derive_key(secret: str, info: str) -> bytes:
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=b"citizen-accounts", info=info.encode()
+    ).derive(secret.encode())
+
+
+def keyed_hash(info: str, message: str) -> str:
+    """HMAC-SHA256 of `message` under the key derived for `info` (hex)."""
+    key = derive_key(settings.SECRET_KEY, info)
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
+def fernet(info: str) -> MultiFernet:
+    secrets = [settings.SECRET_KEY, *settings.SECRET_KEY_FALLBACKS]
+    return MultiFernet(
+        [Fernet(base64.urlsafe_b64encode(derive_key(secret, info))) for secret in secrets]
+    )

@@ -1,0 +1,114 @@
+"""Authenticator app (TOTP) and recovery codes: setting them up, checking them, removing them."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from auth import otp, recovery, totp
+from auth.models import User
+from auth.ratelimit import LockedOut, clear_failures, reserve_attempt
+from backend.errors import Conflict
+
+
+def available_methods(user: User) -> tuple[str, ...]:
+    methods = ["sms_otp"]
+    if user.has_totp:
+        methods.append("totp")
+        if recovery.remaining(user):
+            methods.append("recovery_code")
+    return tuple(methods)
+
+
+def _check_second_factor(user: User, method: str, code: str) -> bool:
+    if method == "totp":
+        return user.has_totp and totp.accept_code(user, code)
+    if method == "recovery_code":
+        return user.has_totp and recovery.use(user, code)
+    return False
+
+
+def verify_factor(user: User, method: str, code: str, *, code_key: str) -> None:
+    """A TOTP or recovery code, counted against the account's lockout."""
+    account = otp.user_account_key(user)
+    try:
+        reserve_attempt(
+            otp.OTP_SCOPE,
+            account,
+            limit=settings.OTP_MAX_FAILURES,
+            lock_seconds=settings.OTP_LOCKOUT_SECONDS,
+            window_seconds=settings.OTP_FAILURE_WINDOW_SECONDS,
+            code_key=code_key,
+            code_limit=settings.OTP_MAX_ATTEMPTS_PER_CODE,
+        )
+    except LockedOut as exc:
+        raise otp.locked(exc.retry_after) from exc
+    if not _check_second_factor(user, method, code):
+        raise otp.invalid_code()
+    clear_failures(otp.OTP_SCOPE, account)
+
+
+def start_totp_enrolment(*, user: User) -> tuple[str, str, str]:
+    """A new secret (not active until confirmed): secret, otpauth URI, QR code PNG."""
+    if user.has_totp:
+        raise Conflict("totp_already_enabled", _("An authenticator app is already set up."))
+    secret = totp.new_secret()
+    with transaction.atomic():
+        user.totp_secret = totp.encrypt_secret(secret)
+        user.totp_last_step = None
+        user.save(update_fields=["totp_secret", "totp_last_step"])
+    uri = totp.provisioning_uri(user, secret)
+    return secret, uri, totp.qr_png_base64(uri)
+
+
+def confirm_totp(*, user: User, code: str) -> list[str]:
+    """The first right code turns TOTP on and returns fresh recovery codes."""
+    if user.has_totp:
+        raise Conflict("totp_already_enabled", _("An authenticator app is already set up."))
+    if not user.totp_secret:
+        raise Conflict("totp_not_enrolled", _("Start the authenticator set-up first."))
+    with transaction.atomic():
+        verify_factor_enrolment(user, code)
+        user.totp_confirmed_at = timezone.now()
+        user.save(update_fields=["totp_confirmed_at"])
+        return recovery.generate(user)
+
+
+def verify_factor_enrolment(user: User, code: str) -> None:
+    account = otp.user_account_key(user)
+    try:
+        reserve_attempt(
+            otp.OTP_SCOPE,
+            account,
+            limit=settings.OTP_MAX_FAILURES,
+            lock_seconds=settings.OTP_LOCKOUT_SECONDS,
+            window_seconds=settings.OTP_FAILURE_WINDOW_SECONDS,
+        )
+    except LockedOut as exc:
+        raise otp.locked(exc.retry_after) from exc
+    if not totp.accept_code(user, code):
+        raise otp.invalid_code()
+    clear_failures(otp.OTP_SCOPE, account)
+
+
+def disable_totp(*, user: User, code: str) -> None:
+    """Needs a fresh second factor (a TOTP or a recovery code); recovery codes go too."""
+    if not user.has_totp:
+        raise Conflict("totp_not_enabled", _("No authenticator app is set up."))
+    method = "totp" if code.strip().isdigit() else "recovery_code"
+    with transaction.atomic():
+        verify_factor(user, method, code, code_key=f"disable:{user.pk}")
+        user.totp_secret = ""
+        user.totp_confirmed_at = None
+        user.totp_last_step = None
+        user.save(update_fields=["totp_secret", "totp_confirmed_at", "totp_last_step"])
+        recovery.invalidate(user)
+
+
+def regenerate_recovery_codes(*, user: User) -> list[str]:
+    if not user.has_totp:
+        raise Conflict("totp_not_enabled", _("Set up an authenticator app first."))
+    with transaction.atomic():
+        return recovery.generate(user)

@@ -1,0 +1,100 @@
+"""Changing the phone number: proof, recent sign-in, code to the new number, notice."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pyotp
+from django.utils import timezone
+
+from auth import totp
+from auth.models import DeviceSession, User
+from auth.sms import read_outbox
+from tests.accounts.conftest import PASSWORD, last_code, sms_to
+from tests.conftest import ApiClient, make_user, sign_in
+
+OLD = "+84912345678"
+NEW = "+84987654321"
+
+
+def _start(api, **body):
+    return api.post("/api/v1/auth/phone/change", {"new_phone": "0987654321", **body})
+
+
+def test_change_phone_with_password_texts_the_new_number_then_notifies_the_old(db) -> None:
+    user = make_user(OLD)
+    api = ApiClient(sign_in(user)[1].access_token)
+    started = _start(api, password=PASSWORD)
+    assert started.status_code == 202
+    assert [m["purpose"] for m in sms_to(NEW)] == ["otp.change_phone"]
+    assert sms_to(OLD) == []
+    done = api.post(
+        "/api/v1/auth/phone/change/verify",
+        {"challenge_id": started.json()["challenge_id"], "code": last_code(NEW)},
+    )
+    assert done.status_code == 200
+    assert done.json()["phone"] == NEW
+    user.refresh_from_db()
+    assert user.phone == NEW
+    notice = sms_to(OLD)
+    assert [m["purpose"] for m in notice] == ["notice.phone_changed"]
+    assert "+849******21" in notice[0]["text"]
+
+
+def test_change_phone_with_totp(db) -> None:
+    user = make_user(OLD)
+    secret = totp.new_secret()
+    user.totp_secret = totp.encrypt_secret(secret)
+    user.totp_confirmed_at = timezone.now()
+    user.save()
+    api = ApiClient(sign_in(user)[1].access_token)
+    assert _start(api, totp_code=pyotp.TOTP(secret).now()).status_code == 202
+
+
+def test_change_phone_with_a_wrong_password_sends_nothing(db) -> None:
+    user = make_user(OLD)
+    api = ApiClient(sign_in(user)[1].access_token)
+    response = _start(api, password="Wrong-pass!word1")
+    assert response.status_code == 422
+    assert response.json()["details"][0]["code"] == "invalid_password"
+    assert read_outbox() == []
+
+
+def test_change_phone_needs_recent_authentication(db) -> None:
+    user = make_user(OLD)
+    session, tokens = sign_in(user)
+    DeviceSession.objects.filter(pk=session.pk).update(
+        authenticated_at=timezone.now() - dt.timedelta(days=2)
+    )
+    response = _start(ApiClient(tokens.access_token), password=PASSWORD)
+    assert response.status_code == 401
+    assert response.json()["code"] == "reauth_required"
+    assert read_outbox() == []
+
+
+def test_a_number_of_another_verified_account_gets_no_code_and_cannot_be_taken(db) -> None:
+    user = make_user(OLD)
+    make_user(NEW)
+    api = ApiClient(sign_in(user)[1].access_token)
+    started = _start(api, password=PASSWORD)
+    assert started.status_code == 202  # same answer as for a free number
+    assert read_outbox() == []
+    done = api.post(
+        "/api/v1/auth/phone/change/verify",
+        {"challenge_id": started.json()["challenge_id"], "code": "000000"},
+    )
+    assert done.json()["code"] == "invalid_code"
+    user.refresh_from_db()
+    assert user.phone == OLD
+
+
+def test_a_change_phone_code_cannot_be_used_by_another_account(db) -> None:
+    user = make_user(OLD)
+    thief = make_user()
+    started = _start(ApiClient(sign_in(user)[1].access_token), password=PASSWORD)
+    response = ApiClient(sign_in(thief)[1].access_token).post(
+        "/api/v1/auth/phone/change/verify",
+        {"challenge_id": started.json()["challenge_id"], "code": last_code(NEW)},
+    )
+    assert response.json()["code"] == "invalid_code"
+    assert User.objects.get(pk=thief.pk).phone != NEW

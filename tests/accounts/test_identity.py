@@ -1,0 +1,99 @@
+import datetime as dt
+
+import pytest
+
+from auth.identity import PROVINCE_CODES, century_digit, validate_citizen_id
+from backend.errors import Unprocessable
+from tests.conftest import make_user
+
+
+def _code(exc: pytest.ExceptionInfo[Unprocessable]) -> str:
+    return exc.value.details[0]["code"]
+
+
+def test_the_63_pre_2025_province_codes_are_known() -> None:
+    assert len(PROVINCE_CODES) == 63
+    assert PROVINCE_CODES["001"] == "Hà Nội"
+    assert PROVINCE_CODES["079"] == "Hồ Chí Minh"
+    assert PROVINCE_CODES["096"] == "Cà Mau"
+    assert "003" not in PROVINCE_CODES
+
+
+@pytest.mark.parametrize(
+    ("citizen_id", "birth_date"),
+    [
+        ("001090012345", dt.date(1990, 5, 1)),  # Hà Nội, male, 1990
+        ("079185012345", dt.date(1985, 1, 31)),  # HCMC, female, 1985
+        ("036205000001", dt.date(2005, 12, 31)),  # Nam Định, male, 2005
+        ("096300123456", dt.date(2000, 2, 29)),  # Cà Mau, female, 2000
+    ],
+)
+def test_consistent_citizen_ids_are_accepted(citizen_id: str, birth_date: dt.date) -> None:
+    assert validate_citizen_id(citizen_id, birth_date) == citizen_id
+
+
+def test_century_digit_follows_century_and_gender() -> None:
+    assert century_digit(dt.date(1999, 1, 1), female=False) == 0
+    assert century_digit(dt.date(1999, 1, 1), female=True) == 1
+    assert century_digit(dt.date(2001, 1, 1), female=False) == 2
+    assert century_digit(dt.date(2001, 1, 1), female=True) == 3
+    assert century_digit(dt.date(2100, 1, 1), female=True) == 5
+
+
+@pytest.mark.parametrize(
+    ("citizen_id", "code"),
+    [
+        ("00109001234", "invalid_citizen_id"),  # 11 digits
+        ("0010900123456", "invalid_citizen_id"),  # 13 digits
+        ("00109001234a", "invalid_citizen_id"),
+        ("003090012345", "invalid_citizen_id_province"),  # 003 is no province
+        ("097090012345", "invalid_citizen_id_province"),
+        ("001290012345", "invalid_citizen_id_century"),  # 2 = 21st century, born 1990
+        ("001091012345", "invalid_citizen_id_birth_year"),  # 91 for a 1990 birth
+    ],
+)
+def test_inconsistent_citizen_ids_are_refused(citizen_id: str, code: str) -> None:
+    with pytest.raises(Unprocessable) as caught:
+        validate_citizen_id(citizen_id, dt.date(1990, 5, 1))
+    assert _code(caught) == code
+
+
+def test_birth_date_in_the_future_is_refused() -> None:
+    with pytest.raises(Unprocessable) as caught:
+        validate_citizen_id("001490012345", dt.date(2190, 1, 1))
+    assert caught.value.details[0]["field"] == "birth_date"
+
+
+def test_identity_is_set_through_the_api_and_shown_masked(user, user_api) -> None:
+    response = user_api.patch(
+        "/api/v1/auth/me/identity", {"citizen_id": "001090012345", "birth_date": "1990-05-01"}
+    )
+    assert response.status_code == 200
+    assert response.json()["citizen_id"] == "*********345"
+    assert response.json()["birth_date"] == "1990-05-01"
+    user.refresh_from_db()
+    assert user.citizen_id == "001090012345"
+    assert user.verification_level == 1
+
+
+def test_a_citizen_id_of_another_account_is_409_citizen_id_taken(user, user_api) -> None:
+    make_user(citizen_id="001090012345", birth_date=dt.date(1990, 5, 1))
+    response = user_api.patch(
+        "/api/v1/auth/me/identity", {"citizen_id": "001090012345", "birth_date": "1990-05-01"}
+    )
+    assert response.status_code == 409
+    assert response.json()["code"] == "citizen_id_taken"
+    user.refresh_from_db()
+    assert user.citizen_id is None
+
+
+def test_invalid_citizen_id_through_the_api_is_a_field_error(user_api) -> None:
+    response = user_api.patch(
+        "/api/v1/auth/me/identity", {"citizen_id": "001290012345", "birth_date": "1990-05-01"}
+    )
+    assert response.status_code == 422
+    assert response.json()["details"][0] == {
+        "field": "citizen_id",
+        "code": "invalid_citizen_id_century",
+        "message": response.json()["details"][0]["message"],
+    }

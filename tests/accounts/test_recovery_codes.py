@@ -1,0 +1,62 @@
+import datetime as dt
+
+from django.utils import timezone
+
+from auth import recovery
+from auth.models import DeviceSession, RecoveryCode
+from tests.conftest import ApiClient, sign_in
+
+
+def _with_totp(user) -> None:
+    user.totp_confirmed_at = timezone.now()
+    user.save()
+
+
+def test_recovery_codes_are_stored_hashed(user) -> None:
+    codes = recovery.generate(user)
+    stored = set(RecoveryCode.objects.filter(user=user).values_list("code_hash", flat=True))
+    assert len(stored) == 10
+    for code in codes:
+        assert code not in stored
+        assert code.replace("-", "") not in "".join(stored)
+
+
+def test_each_recovery_code_works_once(user) -> None:
+    codes = recovery.generate(user)
+    assert recovery.use(user, codes[0])
+    assert not recovery.use(user, codes[0])
+    assert recovery.remaining(user) == 9
+
+
+def test_a_code_of_another_user_does_not_work(user) -> None:
+    from tests.conftest import make_user
+
+    other = make_user()
+    codes = recovery.generate(other)
+    assert not recovery.use(user, codes[0])
+    assert recovery.remaining(other) == 10
+
+
+def test_regenerate_replaces_every_code(user, user_api) -> None:
+    _with_totp(user)
+    old = recovery.generate(user)
+    response = user_api.post("/api/v1/auth/recovery-codes/regenerate")
+    assert response.status_code == 200
+    new = response.json()["codes"]
+    assert len(new) == 10
+    assert not set(old) & set(new)
+    assert not recovery.use(user, old[0])
+    assert recovery.use(user, new[0])
+
+
+def test_regenerate_needs_recent_authentication(user) -> None:
+    _with_totp(user)
+    old = recovery.generate(user)
+    session, tokens = sign_in(user)
+    DeviceSession.objects.filter(pk=session.pk).update(
+        authenticated_at=timezone.now() - dt.timedelta(hours=25)
+    )
+    response = ApiClient(tokens.access_token).post("/api/v1/auth/recovery-codes/regenerate")
+    assert response.status_code == 401
+    assert response.json()["code"] == "reauth_required"
+    assert recovery.use(user, old[0])

@@ -1,0 +1,111 @@
+"""The HTTP SMS adapter against a loopback gateway speaking the eSMS wire format."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from auth.sms import SmsError, send_sms
+from tests.accounts.conftest import register
+from tests.accounts.fake_sms_gateway import FakeGateway, running_gateway
+
+
+@pytest.fixture
+def gateway(settings: Any) -> Iterator[FakeGateway]:
+    with running_gateway() as fake:
+        settings.SMS_BACKEND = "http"
+        settings.SMS_HTTP_URL = fake.url
+        settings.SMS_API_KEY = "test-api-key"
+        settings.SMS_SECRET_KEY = "test-secret"
+        settings.SMS_BRANDNAME = "DVCONG"
+        settings.SMS_HTTP_TIMEOUT_SECONDS = 2
+        yield fake
+
+
+def test_success_returns_the_gateway_sms_id_and_sends_the_wire_format(gateway) -> None:
+    sms_id = send_sms("+84912345678", "123456 là mã xác thực", purpose="otp.register")
+    assert len(gateway.requests) == 1
+    sent = gateway.requests[0]
+    assert sent["ApiKey"] == "test-api-key"
+    assert sent["SecretKey"] == "test-secret"
+    assert sent["Phone"] == "84912345678"
+    assert sent["Content"] == "123456 là mã xác thực"
+    assert sent["Brandname"] == "DVCONG"
+    assert sent["SmsType"] == "2"
+    assert sent["IsUnicode"] == "1"
+    assert len(sms_id) == 36
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "code"),
+    [
+        ("SMS_API_KEY", "wrong", "101"),
+        ("SMS_SECRET_KEY", "wrong", "101"),
+        ("SMS_BRANDNAME", "OTHER", "104"),
+    ],
+)
+def test_configuration_errors_are_not_retryable(gateway, settings, setting, value, code) -> None:
+    setattr(settings, setting, value)
+    with pytest.raises(SmsError) as caught:
+        send_sms("+84912345678", "x", purpose="otp.register")
+    assert f"CodeResult {code}" in str(caught.value)
+    assert caught.value.retryable is False
+
+
+def test_no_balance_is_103_and_not_retryable(gateway) -> None:
+    gateway.balance = 0
+    with pytest.raises(SmsError) as caught:
+        send_sms("+84912345678", "x", purpose="otp.register")
+    assert "CodeResult 103" in str(caught.value)
+    assert caught.value.retryable is False
+
+
+def test_unknown_error_99_is_retryable(gateway) -> None:
+    gateway.force_code = "99"
+    with pytest.raises(SmsError) as caught:
+        send_sms("+84912345678", "x", purpose="otp.register")
+    assert caught.value.retryable is True
+
+
+def test_http_5xx_is_retryable(gateway) -> None:
+    gateway.http_status = 502
+    with pytest.raises(SmsError) as caught:
+        send_sms("+84912345678", "x", purpose="otp.register")
+    assert str(caught.value) == "SMS gateway HTTP 502"
+    assert caught.value.retryable is True
+
+
+def test_an_answer_that_is_not_json_is_retryable(gateway) -> None:
+    gateway.garbage = True
+    with pytest.raises(SmsError) as caught:
+        send_sms("+84912345678", "x", purpose="otp.register")
+    assert caught.value.retryable is True
+
+
+def test_a_timeout_is_retryable(gateway, settings) -> None:
+    settings.SMS_HTTP_TIMEOUT_SECONDS = 0.2
+    gateway.delay = 1.0
+    with pytest.raises(SmsError) as caught:
+        send_sms("+84912345678", "x", purpose="otp.register")
+    assert str(caught.value) == "SMS gateway timed out"
+    assert caught.value.retryable is True
+
+
+def test_a_gateway_failure_during_registration_is_503_and_leaves_nothing(api, db, gateway) -> None:
+    from auth.models import OtpChallenge, User
+
+    gateway.http_status = 503
+    response = register(api)
+    assert response.status_code == 503
+    assert response.json()["code"] == "sms_unavailable"
+    assert not User.objects.exists()
+    assert not OtpChallenge.objects.exists()
+
+
+def test_registration_through_the_gateway_texts_the_code(api, db, gateway) -> None:
+    response = register(api)
+    assert response.status_code == 202
+    assert gateway.requests[0]["Phone"] == "84912345678"
+    assert "mã xác thực đăng ký" in gateway.requests[0]["Content"]
