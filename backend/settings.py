@@ -298,6 +298,9 @@ ACCESS_TOKEN_TTL_SECONDS = envint("ACCESS_TOKEN_TTL_SECONDS", 15 * 60)
 REFRESH_TOKEN_TTL_DAYS = envint("REFRESH_TOKEN_TTL_DAYS", 30)
 REAUTH_WINDOW_HOURS = envint("REAUTH_WINDOW_HOURS", 24)
 IDEMPOTENCY_CALLER_RESOLVER = "auth.tokens.peek_user_id"
+# Organisations and support resets.
+ORGANISATION_INVITATION_TTL_DAYS = envint("ORGANISATION_INVITATION_TTL_DAYS", 7)
+SUPPORT_RESET_APPROVAL_TTL_HOURS = envint("SUPPORT_RESET_APPROVAL_TTL_HOURS", 72)
 
 # --- Demo data (`make run`) -------------------------------------------------------
 DEMO_LOADERS = ["auth.demo.load"]
