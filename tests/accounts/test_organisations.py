@@ -408,3 +408,16 @@ def test_removing_someone_not_in_the_organisation_is_404(owner: User, org: Organ
     outsider = make_user()
     make_organisation(outsider)
     assert remove(owner, org, outsider)[0] == 404
+
+
+def test_watching_decides_who_hears_about_the_organisations_dossiers(
+    owner: User, org: Organisation
+) -> None:
+    from tests.factories import make_dossier
+    from tracking.audience import recipients_for
+
+    member = add_member(org)
+    dossier = make_dossier(owner, organisation=org)
+    assert recipients_for(dossier) == {owner.id, member.id}
+    client_for(member).put(url(org, "/watching"), {"watching": False})
+    assert recipients_for(dossier) == {owner.id}

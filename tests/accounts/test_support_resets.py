@@ -503,3 +503,40 @@ def test_citizens_list_the_support_actions_on_their_own_account() -> None:
 
 def test_my_audit_needs_a_signed_in_user(api: ApiClient) -> None:
     assert api.get("/api/v1/support/my-audit").status_code == 401
+
+
+def queued_notices() -> list[dict[str, Any]]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT args FROM procrastinate_jobs WHERE task_name = 'accounts.send_sms_notice' "
+            "ORDER BY id"
+        )
+        return [
+            json.loads(row[0]) if isinstance(row[0], str) else row[0] for row in cursor.fetchall()
+        ]
+
+
+def test_notices_are_queued_with_the_reset_and_sent_by_the_worker_job() -> None:
+    from auth.tasks import send_sms_notice
+
+    citizen = make_citizen(phone="+84912345678")
+    client_for(make_staff()).post(
+        RESETS, reset_body(citizen, kind="new_phone_number", new_phone="0987111222")
+    )
+    jobs = queued_notices()
+    assert [(j["to"], j["purpose"]) for j in jobs] == [
+        ("+84912345678", "notice.support_reset"),
+        ("+84987111222", "notice.support_reset"),
+    ]
+    assert read_outbox() == []  # nothing is sent before the worker runs the job
+    send_sms_notice.func(**jobs[1])
+    assert [m["to"] for m in read_outbox()] == ["+84987111222"]
+
+
+def test_a_refused_reset_queues_no_notice() -> None:
+    staff = make_staff()
+    client_for(staff).post(RESETS, reset_body(staff))
+    client_for(staff).post(RESETS, reset_body(make_citizen(), evidence=""))
+    assert queued_notices() == []
