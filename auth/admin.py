@@ -14,7 +14,13 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseForbidden, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseForbidden,
+    HttpResponseRedirect,
+)
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext_lazy as _
@@ -102,6 +108,24 @@ class UserAdmin(admin.ModelAdmin):
     )
     readonly_fields = ("totp_confirmed_at", "must_reset_password", "date_joined", "last_login")
     filter_horizontal = ("groups", "user_permissions")
+    # Sign-in factors and privileges change through the support flow (or a superuser).
+    guarded_fields = (
+        "phone",
+        "phone_verified_at",
+        "verification_level",
+        "citizen_id",
+        "is_active",
+        "is_staff",
+        "is_superuser",
+        "groups",
+        "user_permissions",
+    )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if getattr(request.user, "is_superuser", False):
+            return fields
+        return fields + self.guarded_fields
 
     @admin.display(description=_("phone number"))
     def masked_phone(self, obj: User) -> str:
@@ -153,7 +177,7 @@ class UserAdmin(admin.ModelAdmin):
             subject = support.access_support_subject(staff, user_id)
         except ApiError as exc:
             if exc.status == 404:
-                raise
+                raise Http404 from exc
             return _refusal(exc)
         form = ResetForm(request.POST or None)
         context: dict[str, Any] = {
@@ -280,7 +304,7 @@ class SupportResetAdmin(ReadOnlyAdmin):
             reset = support.access_reset(staff, reset_id)
         except ApiError as exc:
             if exc.status == 404:
-                raise
+                raise Http404 from exc
             return _refusal(exc)
         form = RejectForm(request.POST or None)
         context: dict[str, Any] = {

@@ -193,3 +193,42 @@ def test_superuser_admin_pages_for_users_organisations_and_sessions_load() -> No
         assert response.status_code == 200, url
         assert TOTP_CIPHERTEXT not in response.content.decode()
         assert citizen.password not in response.content.decode()
+
+
+def test_admin_support_reset_page_of_an_unknown_account_is_404() -> None:
+    response = admin_client(make_staff()).get(
+        reverse("admin:accounts_support_reset", args=["00000000-0000-0000-0000-000000000000"])
+    )
+    assert response.status_code == 404
+
+
+def test_support_staff_cannot_edit_phone_or_privileges_in_the_user_admin() -> None:
+    from django.contrib.auth.models import Permission
+
+    staff = make_staff()
+    staff.user_permissions.add(
+        Permission.objects.get(content_type__app_label="accounts", codename="change_user")
+    )
+    citizen = make_citizen(phone="+84912345678")
+    url = reverse("admin:accounts_user_change", args=[citizen.pk])
+    client = admin_client(staff)
+    page = client.get(url).content.decode()
+    assert 'name="phone"' not in page
+    assert 'name="is_staff"' not in page
+    client.post(url, {"full_name": "Tên Mới", "language": "vi", "phone": "+84987000000"})
+    citizen.refresh_from_db()
+    assert citizen.phone == "+84912345678"
+    assert citizen.is_staff is False
+
+
+def test_admin_action_revokes_selected_sessions() -> None:
+    citizen = make_citizen()
+    session, _ = sign_in(citizen)
+    root = make_staff(is_superuser=True)
+    response = admin_client(root).post(
+        reverse("admin:accounts_devicesession_changelist"),
+        {"action": "revoke_sessions", "_selected_action": [str(session.pk)]},
+    )
+    assert response.status_code == 302
+    session.refresh_from_db()
+    assert (session.revoked_reason, session.revoked_at is not None) == ("admin", True)
