@@ -25,7 +25,7 @@ from django.utils.translation import gettext_lazy as _
 
 from auth import otp
 from auth.models import DeviceSession, OtpChallenge, User
-from auth.phone import masked, normalise_phone
+from auth.phone import mask_phone, normalise_phone
 from auth.ratelimit import LockedOut, clear_failures, lock_remaining, reserve_attempt
 from auth.second_factor import available_methods, verify_factor
 from auth.tokens import TokenPair, revoke_all_sessions, revoke_session, start_session
@@ -173,7 +173,7 @@ def verify_registration(
         user.phone_verified_at = timezone.now()
         user.verification_level = max(user.verification_level, User.Level.PHONE)
         user.save(update_fields=["phone_verified_at", "verification_level"])
-        logger.info("account %s verified its phone %s", user.pk, masked(user.phone))
+        logger.info("account %s verified its phone %s", user.pk, mask_phone(user.phone))
         return _session(user, device, ip)
 
 

@@ -131,4 +131,4 @@ def masked_citizen_id(citizen_id: str | None) -> str | None:
     """Only the last 3 digits are ever shown back or logged."""
     if not citizen_id:
         return None
-    return "*" * 9 + citizen_id[-3:]
+    return "•" * 9 + citizen_id[-3:]

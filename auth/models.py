@@ -228,3 +228,142 @@ class OtpChallenge(models.Model):
 
     def __str__(self) -> str:
         return f"{self.purpose} challenge {self.id}"
+
+
+class Invitation(models.Model):
+    """An invitation to join an organisation, addressed to a phone number.
+
+    Whoever holds the verified account of that number sees it in the app and
+    accepts or declines it. Inviting never reveals whether the number is registered.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        ACCEPTED = "accepted", _("Accepted")
+        DECLINED = "declined", _("Declined")
+        REVOKED = "revoked", _("Revoked")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="invitations"
+    )
+    phone = models.CharField(_("phone number"), max_length=16, help_text=_("E.164"))
+    role = models.CharField(
+        max_length=8, choices=Membership.Role.choices, default=Membership.Role.MEMBER
+    )
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    invited_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, related_name="invitations_sent"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    responded_at = models.DateTimeField(null=True, blank=True)
+    responded_by = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "phone"],
+                condition=models.Q(status="pending"),
+                name="invitation_one_pending_per_phone",
+            ),
+        ]
+        indexes = [models.Index(fields=["phone", "status"])]
+
+    def __str__(self) -> str:
+        return f"invitation to {self.organisation_id} ({self.status})"
+
+    def is_expired(self, now: Any = None) -> bool:
+        return self.expires_at <= (now or timezone.now())
+
+
+class SupportReset(models.Model):
+    """A support staff member's reset of a citizen's sign-in factors.
+
+    Level-2 (identity verified) accounts need a second staff member's approval
+    before anything changes; other accounts are reset when the reset is opened.
+    """
+
+    class Kind(models.TextChoices):
+        LOST_PHONE = "lost_phone", _("Lost phone")
+        LOST_AUTHENTICATOR = "lost_authenticator", _("Lost authenticator")
+        LOCKED_OUT = "locked_out", _("Locked out")
+        NEW_PHONE_NUMBER = "new_phone_number", _("New phone number")
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting for a second approval")
+        APPLIED = "applied", _("Applied")
+        REJECTED = "rejected", _("Rejected")
+        EXPIRED = "expired", _("Expired without approval")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.PROTECT, related_name="support_resets")
+    kind = models.CharField(max_length=24, choices=Kind.choices)
+    reason = models.TextField()
+    evidence = models.TextField(help_text=_("How the citizen's identity was proven."))
+    ticket_number = models.CharField(max_length=64, blank=True)
+    new_phone = models.CharField(max_length=16, blank=True, help_text=_("E.164"))
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    requires_approval = models.BooleanField(default=False)
+    opened_by = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    opened_at = models.DateTimeField(default=timezone.now)
+    approved_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_by = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        permissions = [
+            ("support_reset", "Can look up accounts and reset them (support staff)"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user"],
+                condition=models.Q(status="pending"),
+                name="support_reset_one_pending_per_user",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} for {self.user_id} ({self.status})"
+
+
+class SupportAuditRecord(models.Model):
+    """One support action. Append-only: a database trigger refuses UPDATE and DELETE."""
+
+    class Action(models.TextChoices):
+        LOOKUP = "lookup", _("Account looked up")
+        RESET_OPENED = "reset_opened", _("Reset opened")
+        RESET_APPROVED = "reset_approved", _("Reset approved")
+        RESET_REJECTED = "reset_rejected", _("Reset rejected")
+        RESET_APPLIED = "reset_applied", _("Reset applied")
+
+    actor = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
+    action = models.CharField(max_length=16, choices=Action.choices)
+    subject = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="support_audit"
+    )
+    reset = models.ForeignKey(
+        SupportReset, on_delete=models.PROTECT, null=True, blank=True, related_name="audit"
+    )
+    evidence = models.TextField(blank=True)
+    approver = models.ForeignKey(
+        User, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    channel = models.CharField(max_length=8, default="api", help_text=_("api or admin"))
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["subject", "created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.action} by {self.actor_id} at {self.created_at:%Y-%m-%d %H:%M}"

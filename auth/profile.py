@@ -14,7 +14,7 @@ from auth import otp
 from auth.actions import check_password_with_limits, new_challenge
 from auth.identity import validate_citizen_id
 from auth.models import OtpChallenge, User
-from auth.phone import masked, normalise_phone
+from auth.phone import mask_phone, normalise_phone
 from auth.second_factor import verify_factor
 from auth.sms import SmsError, send_sms
 from backend.errors import Conflict, field_error
@@ -97,11 +97,11 @@ def confirm_phone_change(*, user: User, challenge_id: uuid.UUID, code: str) -> U
     try:
         send_sms(
             old_phone,
-            NOTICE_PHONE_CHANGED.format(new=masked(user.phone)),
+            NOTICE_PHONE_CHANGED.format(new=mask_phone(user.phone)),
             purpose="notice.phone_changed",
         )
     except SmsError:
-        logger.warning("phone-change notice to %s not sent", masked(old_phone))
+        logger.warning("phone-change notice to %s not sent", mask_phone(old_phone))
     return user
 
 

@@ -327,6 +327,9 @@ SMS_SECRET_KEY = env("SMS_SECRET_KEY")
 SMS_BRANDNAME = env("SMS_BRANDNAME")
 SMS_HTTP_TIMEOUT_SECONDS = float(env("SMS_HTTP_TIMEOUT_SECONDS", "10"))
 IDEMPOTENCY_CALLER_RESOLVER = "auth.tokens.peek_user_id"
+# Organisations and support resets.
+ORGANISATION_INVITATION_TTL_DAYS = envint("ORGANISATION_INVITATION_TTL_DAYS", 7)
+SUPPORT_RESET_APPROVAL_TTL_HOURS = envint("SUPPORT_RESET_APPROVAL_TTL_HOURS", 72)
 
 # --- Demo data (`make run`) -------------------------------------------------------
 DEMO_LOADERS = ["auth.demo.load"]

@@ -69,7 +69,7 @@ def test_identity_is_set_through_the_api_and_shown_masked(user, user_api) -> Non
         "/api/v1/auth/me/identity", {"citizen_id": "001090012345", "birth_date": "1990-05-01"}
     )
     assert response.status_code == 200
-    assert response.json()["citizen_id"] == "*********345"
+    assert response.json()["citizen_id"] == "•••••••••345"
     assert response.json()["birth_date"] == "1990-05-01"
     user.refresh_from_db()
     assert user.citizen_id == "001090012345"

@@ -1,6 +1,6 @@
 import pytest
 
-from auth.phone import masked, normalise_phone
+from auth.phone import mask_phone, normalise_phone
 from backend.errors import Unprocessable
 
 
@@ -41,4 +41,4 @@ def test_register_with_a_landline_answers_422_invalid_phone(api, db) -> None:
 
 
 def test_masked_keeps_only_the_prefix_and_the_last_two_digits() -> None:
-    assert masked("+84912345678") == "+849******78"
+    assert mask_phone("+84912345678") == "+8491•••5678"

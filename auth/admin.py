@@ -1,0 +1,344 @@
+"""Django admin: users, organisations, memberships, sessions, and the support flow.
+
+The support pages (look-up, open a reset, approve or reject one) call the same
+actions as the support console API (auth.support), so the same rules hold:
+support permission, TOTP on the staff account, proofing evidence, a second
+approver for level-2 accounts, no self-approval, no self-reset, and an audit
+record for every step. The audit trail is read-only here and in the database.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseForbidden,
+    HttpResponseRedirect,
+)
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
+from django.utils.translation import gettext_lazy as _
+
+from auth import support
+from auth.models import (
+    DeviceSession,
+    Invitation,
+    Membership,
+    Organisation,
+    SupportAuditRecord,
+    SupportReset,
+    User,
+)
+from auth.phone import mask_phone
+from auth.tokens import revoke_session
+from backend.errors import ApiError
+from backend.middleware import client_ip
+
+TEMPLATE = "admin/accounts/support_form.html"
+
+
+def _context(request: HttpRequest) -> support.Context:
+    return support.Context(channel="admin", ip=client_ip(request))
+
+
+def _error_text(exc: ApiError) -> str:
+    details = exc.details if isinstance(exc.details, list) else []
+    fields = ", ".join(str(d.get("field")) for d in details if isinstance(d, dict))
+    return f"{exc.message} ({exc.code}{': ' + fields if fields else ''})"
+
+
+def _refusal(exc: ApiError) -> HttpResponse:
+    return HttpResponseForbidden(
+        _error_text(exc).encode(), content_type="text/plain; charset=utf-8"
+    )
+
+
+class LookupForm(forms.Form):
+    phone = forms.CharField(label=_("phone number"), max_length=32, required=False)
+    citizen_id = forms.CharField(label=_("citizen ID (CCCD)"), max_length=12, required=False)
+
+
+class ResetForm(forms.Form):
+    kind = forms.ChoiceField(choices=SupportReset.Kind.choices)
+    reason = forms.CharField(widget=forms.Textarea, max_length=2000, required=False)
+    evidence = forms.CharField(
+        widget=forms.Textarea,
+        max_length=2000,
+        required=False,
+        help_text=_('How identity was proven, e.g. "CCCD checked in person at the counter".'),
+    )
+    ticket_number = forms.CharField(max_length=64, required=False)
+    new_phone = forms.CharField(max_length=32, required=False)
+
+
+class RejectForm(forms.Form):
+    note = forms.CharField(widget=forms.Textarea, max_length=2000, required=False)
+
+
+@admin.register(User)
+class UserAdmin(admin.ModelAdmin):
+    list_display = ("full_name", "masked_phone", "verification_level", "is_staff", "is_active")
+    list_filter = ("verification_level", "is_staff", "is_active")
+    search_fields = ("phone", "full_name", "citizen_id")
+    ordering = ("-date_joined",)
+    # Secrets are never shown or edited here: not the password hash, not the TOTP secret.
+    fields = (
+        "full_name",
+        "phone",
+        "phone_verified_at",
+        "verification_level",
+        "citizen_id",
+        "birth_date",
+        "language",
+        "totp_confirmed_at",
+        "must_reset_password",
+        "is_active",
+        "is_staff",
+        "is_superuser",
+        "groups",
+        "user_permissions",
+        "date_joined",
+        "last_login",
+    )
+    readonly_fields = ("totp_confirmed_at", "must_reset_password", "date_joined", "last_login")
+    filter_horizontal = ("groups", "user_permissions")
+    # Sign-in factors and privileges change through the support flow (or a superuser).
+    guarded_fields = (
+        "phone",
+        "phone_verified_at",
+        "verification_level",
+        "citizen_id",
+        "is_active",
+        "is_staff",
+        "is_superuser",
+        "groups",
+        "user_permissions",
+    )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        if getattr(request.user, "is_superuser", False):
+            return fields
+        return fields + self.guarded_fields
+
+    @admin.display(description=_("phone number"))
+    def masked_phone(self, obj: User) -> str:
+        return mask_phone(obj.phone)
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view
+        return [
+            path("support-lookup/", view(self.lookup_view), name="accounts_support_lookup"),
+            path(
+                "<uuid:user_id>/support-reset/",
+                view(self.open_reset_view),
+                name="accounts_support_reset",
+            ),
+            *super().get_urls(),
+        ]
+
+    def lookup_view(self, request: HttpRequest) -> HttpResponse:
+        staff: User = request.user  # type: ignore[assignment]
+        try:
+            support.require_support_staff(staff)
+        except ApiError as exc:
+            return _refusal(exc)
+        form = LookupForm(request.POST or None)
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "title": _("Support: look up an account"),
+            "form": form,
+            "buttons": [("lookup", _("Look up"))],
+        }
+        if request.method == "POST" and form.is_valid():
+            try:
+                subject = support.look_up_account(
+                    staff,
+                    phone=form.cleaned_data["phone"] or None,
+                    citizen_id=form.cleaned_data["citizen_id"] or None,
+                    context=_context(request),
+                )
+            except ApiError as exc:
+                context["error"] = _error_text(exc)
+            else:
+                context["account"] = support.masked_account(subject)
+                context["reset_url"] = reverse("admin:accounts_support_reset", args=[subject.pk])
+        return TemplateResponse(request, TEMPLATE, context)
+
+    def open_reset_view(self, request: HttpRequest, user_id: Any) -> HttpResponse:
+        staff: User = request.user  # type: ignore[assignment]
+        try:
+            subject = support.access_support_subject(staff, user_id)
+        except ApiError as exc:
+            if exc.status == 404:
+                raise Http404 from exc
+            return _refusal(exc)
+        form = ResetForm(request.POST or None)
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "title": _("Support: reset an account"),
+            "account": support.masked_account(subject),
+            "form": form,
+            "buttons": [("open", _("Open the reset"))],
+        }
+        if request.method == "POST" and form.is_valid():
+            data = form.cleaned_data
+            try:
+                reset = support.open_reset(
+                    staff,
+                    subject,
+                    kind=data["kind"],
+                    reason=data["reason"],
+                    evidence=data["evidence"],
+                    ticket_number=data["ticket_number"],
+                    new_phone=data["new_phone"] or None,
+                    context=_context(request),
+                )
+            except ApiError as exc:
+                if exc.status == 403:
+                    return _refusal(exc)
+                context["error"] = _error_text(exc)
+            else:
+                if reset.requires_approval:
+                    self.message_user(
+                        request, _("Reset opened: a second staff member must approve it.")
+                    )
+                else:
+                    self.message_user(request, _("The account was reset."), messages.SUCCESS)
+                return HttpResponseRedirect(
+                    reverse("admin:accounts_supportreset_change", args=[reset.pk])
+                )
+        return TemplateResponse(request, TEMPLATE, context)
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    raw_id_fields = ("user",)
+
+
+@admin.register(Organisation)
+class OrganisationAdmin(admin.ModelAdmin):
+    list_display = ("name", "tax_code", "created_at")
+    search_fields = ("name", "tax_code")
+    inlines = (MembershipInline,)
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ("organisation", "user", "role", "watches", "created_at")
+    list_filter = ("role", "watches")
+    search_fields = ("organisation__name", "organisation__tax_code", "user__phone")
+    raw_id_fields = ("organisation", "user")
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    list_display = ("organisation", "phone", "role", "status", "created_at", "expires_at")
+    list_filter = ("status", "role")
+    search_fields = ("organisation__name", "phone")
+    raw_id_fields = ("organisation", "invited_by", "responded_by")
+
+
+@admin.register(DeviceSession)
+class DeviceSessionAdmin(admin.ModelAdmin):
+    list_display = ("user", "name", "platform", "app_version", "last_seen_at", "revoked_at")
+    list_filter = ("platform", "revoked_reason")
+    search_fields = ("user__phone", "name")
+    actions = ("revoke_sessions",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.action(description=_("Revoke the selected sessions"), permissions=["view"])
+    def revoke_sessions(self, request: HttpRequest, queryset: QuerySet[DeviceSession]) -> None:
+        for session in queryset:
+            revoke_session(session, reason="admin")
+        self.message_user(request, _("Sessions revoked."))
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows are written by the support actions only."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(SupportReset)
+class SupportResetAdmin(ReadOnlyAdmin):
+    list_display = ("user", "kind", "status", "requires_approval", "opened_by", "opened_at")
+    list_filter = ("status", "kind", "requires_approval")
+    search_fields = ("user__phone", "ticket_number")
+    exclude = ("new_phone",)
+    change_form_template = "admin/accounts/supportreset_change_form.html"
+
+    def get_urls(self) -> list[URLPattern]:
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<uuid:reset_id>/decide/",
+                view(self.decide_view),
+                name="accounts_supportreset_decide",
+            ),
+            *super().get_urls(),
+        ]
+
+    def decide_view(self, request: HttpRequest, reset_id: Any) -> HttpResponse:
+        staff: User = request.user  # type: ignore[assignment]
+        try:
+            reset = support.access_reset(staff, reset_id)
+        except ApiError as exc:
+            if exc.status == 404:
+                raise Http404 from exc
+            return _refusal(exc)
+        form = RejectForm(request.POST or None)
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "title": _("Support: decide on a reset"),
+            "reset": reset,
+            "account": support.masked_account(reset.user),
+            "form": form,
+            "buttons": [("approve", _("Approve and apply")), ("reject", _("Reject"))],
+        }
+        if request.method == "POST" and form.is_valid():
+            try:
+                if "approve" in request.POST:
+                    support.approve_reset(staff, reset.pk, context=_context(request))
+                    self.message_user(request, _("Approved: the account was reset."))
+                else:
+                    support.reject_reset(
+                        staff, reset.pk, note=form.cleaned_data["note"], context=_context(request)
+                    )
+                    self.message_user(request, _("Reset rejected."))
+            except ApiError as exc:
+                if exc.status == 403:
+                    return _refusal(exc)
+                context["error"] = _error_text(exc)
+            else:
+                return HttpResponseRedirect(
+                    reverse("admin:accounts_supportreset_change", args=[reset.pk])
+                )
+        return TemplateResponse(request, TEMPLATE, context)
+
+
+@admin.register(SupportAuditRecord)
+class SupportAuditRecordAdmin(ReadOnlyAdmin):
+    list_display = ("created_at", "action", "actor", "subject", "approver", "channel")
+    list_filter = ("action", "channel")
+    search_fields = ("subject__phone", "actor__phone")
+    date_hierarchy = "created_at"

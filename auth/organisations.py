@@ -1,0 +1,328 @@
+"""Organisations (businesses): creation, members, roles, invitations, watching.
+
+Every state change is one function here, in one transaction. Who may do what:
+
+- any member sees the organisation and its members; non-members get 404;
+- owners and admins invite, remove members and change roles;
+- an admin never touches an owner and never makes anyone owner;
+- anyone may leave, and set whether they watch the organisation's dossiers;
+- the last owner can neither leave nor be demoted nor removed (409 `last_owner`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from auth.models import Invitation, Membership, Organisation, User
+from auth.phone import normalise_phone
+from auth.tax_codes import normalise_tax_code
+from backend.errors import Conflict, NotFound, PermissionDenied, field_error
+
+Role = Membership.Role
+MANAGERS = {Role.OWNER, Role.ADMIN}
+
+
+# --- Access -----------------------------------------------------------------------
+
+
+def _uuid(value: uuid.UUID | str) -> uuid.UUID:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError as exc:
+        raise NotFound() from exc
+
+
+def my_memberships(user: User) -> QuerySet[Membership]:
+    return Membership.objects.filter(user=user).select_related("organisation")
+
+
+def access_organisation(
+    user: User, organisation_id: uuid.UUID | str, *, for_update: bool = False
+) -> Membership:
+    """`user`'s membership of the organisation; 404 when they are not a member.
+
+    With `for_update`, the organisation row is locked until the transaction ends,
+    which serialises every membership change of one organisation (last-owner rule).
+    """
+    key = _uuid(organisation_id)
+    if for_update and not _lock_organisation(key):
+        raise NotFound()
+    membership = my_memberships(user).filter(organisation_id=key).first()
+    if membership is None:
+        raise NotFound()
+    return membership
+
+
+def _lock_organisation(key: uuid.UUID) -> bool:
+    """Lock the organisation row until the transaction ends; False if it does not exist."""
+    return bool(list(Organisation.objects.select_for_update().filter(pk=key).values_list("pk")))
+
+
+def require_manager(membership: Membership) -> None:
+    if membership.role not in MANAGERS:
+        raise PermissionDenied(
+            "not_organisation_manager",
+            _("Only owners and administrators of the organisation can do this."),
+        )
+
+
+def _member_of(membership: Membership, user_id: uuid.UUID | str) -> Membership:
+    """Another membership of the same organisation (404 if there is none)."""
+    target = (
+        Membership.objects.select_related("user")
+        .filter(organisation_id=membership.organisation_id, user_id=_uuid(user_id))
+        .first()
+    )
+    if target is None:
+        raise NotFound()
+    return target
+
+
+def _owner_required() -> PermissionDenied:
+    return PermissionDenied(
+        "owner_required", _("Only an owner can change or remove an owner, or make one.")
+    )
+
+
+def _last_owner() -> Conflict:
+    return Conflict(
+        "last_owner",
+        _("The organisation must keep at least one owner. Make someone else owner first."),
+    )
+
+
+def _is_last_owner(target: Membership) -> bool:
+    if target.role != Role.OWNER:
+        return False
+    owners = Membership.objects.filter(organisation_id=target.organisation_id, role=Role.OWNER)
+    return owners.exclude(pk=target.pk).count() == 0
+
+
+# --- Organisations ------------------------------------------------------------------
+
+
+def create_organisation(user: User, *, tax_code: str, name: str, address: str = "") -> Membership:
+    """Create an organisation; its creator becomes its owner (and watches it)."""
+    code = normalise_tax_code(tax_code)
+    if code is None:
+        error = field_error(
+            "tax_code",
+            "invalid_tax_code",
+            _("Enter a valid tax code: 10 digits, or 13 for a branch (0100233583-001)."),
+        )
+        error.code = "invalid_tax_code"
+        raise error
+    try:
+        with transaction.atomic():
+            organisation = Organisation.objects.create(
+                tax_code=code, name=name.strip(), address=address.strip()
+            )
+            membership = Membership.objects.create(
+                organisation=organisation, user=user, role=Role.OWNER, watches=True
+            )
+    except IntegrityError as exc:
+        raise Conflict(
+            "tax_code_taken", _("An organisation with this tax code already exists.")
+        ) from exc
+    return membership
+
+
+def update_organisation(
+    user: User, organisation_id: uuid.UUID | str, *, name: str | None, address: str | None
+) -> Membership:
+    with transaction.atomic():
+        membership = access_organisation(user, organisation_id, for_update=True)
+        require_manager(membership)
+        organisation = membership.organisation
+        if name is not None:
+            organisation.name = name.strip()
+        if address is not None:
+            organisation.address = address.strip()
+        organisation.save(update_fields=["name", "address"])
+    return membership
+
+
+def set_watching(user: User, organisation_id: uuid.UUID | str, *, watches: bool) -> Membership:
+    """Whether `user` receives updates of the organisation's dossiers."""
+    with transaction.atomic():
+        membership = access_organisation(user, organisation_id)
+        membership.watches = watches
+        membership.save(update_fields=["watches"])
+    return membership
+
+
+# --- Members ------------------------------------------------------------------------
+
+
+def change_role(
+    user: User, organisation_id: uuid.UUID | str, member_id: uuid.UUID | str, *, role: str
+) -> Membership:
+    with transaction.atomic():
+        membership = access_organisation(user, organisation_id, for_update=True)
+        require_manager(membership)
+        target = _member_of(membership, member_id)
+        if membership.role != Role.OWNER and (target.role == Role.OWNER or role == Role.OWNER):
+            raise _owner_required()
+        if target.role == role:
+            return target
+        if _is_last_owner(target):
+            raise _last_owner()
+        target.role = role
+        target.save(update_fields=["role"])
+    return target
+
+
+def remove_member(user: User, organisation_id: uuid.UUID | str, member_id: uuid.UUID | str) -> None:
+    """Remove a member, or leave when `member_id` is the caller."""
+    with transaction.atomic():
+        membership = access_organisation(user, organisation_id, for_update=True)
+        target = _member_of(membership, member_id)
+        if target.pk != membership.pk:
+            require_manager(membership)
+            if membership.role != Role.OWNER and target.role == Role.OWNER:
+                raise _owner_required()
+        if _is_last_owner(target):
+            raise _last_owner()
+        target.delete()
+
+
+# --- Invitations --------------------------------------------------------------------
+
+
+def invite_member(
+    user: User, organisation_id: uuid.UUID | str, *, phone: str, role: str = Role.MEMBER
+) -> Invitation:
+    """Invite the holder of `phone`. Whether the number is registered is not revealed."""
+    e164 = normalise_phone(phone)
+    now = timezone.now()
+    with transaction.atomic():
+        membership = access_organisation(user, organisation_id, for_update=True)
+        require_manager(membership)
+        if role == Role.OWNER and membership.role != Role.OWNER:
+            raise _owner_required()
+        if Membership.objects.filter(
+            organisation_id=membership.organisation_id, user__phone=e164
+        ).exists():
+            raise Conflict("already_member", _("This person is already a member."))
+        pending = Invitation.objects.filter(
+            organisation_id=membership.organisation_id, phone=e164, status=Invitation.Status.PENDING
+        ).first()
+        if pending is not None:
+            if not pending.is_expired(now):
+                raise Conflict(
+                    "invitation_pending", _("This number already has a pending invitation.")
+                )
+            # A lapsed invitation makes way for the new one.
+            pending.status = Invitation.Status.REVOKED
+            pending.save(update_fields=["status"])
+        return Invitation.objects.create(
+            organisation_id=membership.organisation_id,
+            phone=e164,
+            role=role,
+            invited_by=user,
+            created_at=now,
+            expires_at=now + dt.timedelta(days=settings.ORGANISATION_INVITATION_TTL_DAYS),
+        )
+
+
+def organisation_members(membership: Membership) -> QuerySet[Membership]:
+    """Members of the organisation `membership` belongs to (any member may list them)."""
+    return Membership.objects.filter(organisation_id=membership.organisation_id).select_related(
+        "user"
+    )
+
+
+def organisation_invitations(membership: Membership) -> QuerySet[Invitation]:
+    """Pending, unexpired invitations of the organisation (for its managers)."""
+    require_manager(membership)
+    return Invitation.objects.filter(
+        organisation_id=membership.organisation_id,
+        status=Invitation.Status.PENDING,
+        expires_at__gt=timezone.now(),
+    )
+
+
+def revoke_invitation(
+    user: User, organisation_id: uuid.UUID | str, invitation_id: uuid.UUID | str
+) -> None:
+    with transaction.atomic():
+        membership = access_organisation(user, organisation_id, for_update=True)
+        require_manager(membership)
+        invitation = Invitation.objects.filter(
+            pk=_uuid(invitation_id),
+            organisation_id=membership.organisation_id,
+            status=Invitation.Status.PENDING,
+        ).first()
+        if invitation is None:
+            raise NotFound()
+        if invitation.role == Role.OWNER and membership.role != Role.OWNER:
+            raise _owner_required()
+        invitation.status = Invitation.Status.REVOKED
+        invitation.responded_at = timezone.now()
+        invitation.responded_by = user
+        invitation.save(update_fields=["status", "responded_at", "responded_by"])
+
+
+def my_invitations(user: User) -> QuerySet[Invitation]:
+    """Pending, unexpired invitations to `user`'s verified phone number."""
+    if user.phone_verified_at is None:
+        return Invitation.objects.none()
+    return Invitation.objects.filter(
+        phone=user.phone, status=Invitation.Status.PENDING, expires_at__gt=timezone.now()
+    ).select_related("organisation", "invited_by")
+
+
+def _access_my_invitation(user: User, invitation_id: uuid.UUID | str) -> Invitation:
+    """The invitation addressed to `user`'s verified number, locked; 404 otherwise."""
+    if user.phone_verified_at is None:
+        raise NotFound()
+    invitation = (
+        Invitation.objects.select_for_update()
+        .filter(pk=_uuid(invitation_id), phone=user.phone)
+        .first()
+    )
+    if invitation is None:
+        raise NotFound()
+    if invitation.status != Invitation.Status.PENDING:
+        raise Conflict("invitation_closed", _("This invitation was already answered or revoked."))
+    if invitation.is_expired():
+        raise Conflict("invitation_expired", _("This invitation has expired."))
+    return invitation
+
+
+def accept_invitation(user: User, invitation_id: uuid.UUID | str) -> Membership:
+    with transaction.atomic():
+        invitation = _access_my_invitation(user, invitation_id)
+        _lock_organisation(invitation.organisation_id)
+        membership = Membership.objects.filter(
+            organisation_id=invitation.organisation_id, user=user
+        ).first()
+        if membership is None:
+            membership = Membership.objects.create(
+                organisation_id=invitation.organisation_id,
+                user=user,
+                role=invitation.role,
+                watches=True,
+            )
+        invitation.status = Invitation.Status.ACCEPTED
+        invitation.responded_at = timezone.now()
+        invitation.responded_by = user
+        invitation.save(update_fields=["status", "responded_at", "responded_by"])
+    return Membership.objects.select_related("organisation").get(pk=membership.pk)
+
+
+def decline_invitation(user: User, invitation_id: uuid.UUID | str) -> Invitation:
+    with transaction.atomic():
+        invitation = _access_my_invitation(user, invitation_id)
+        invitation.status = Invitation.Status.DECLINED
+        invitation.responded_at = timezone.now()
+        invitation.responded_by = user
+        invitation.save(update_fields=["status", "responded_at", "responded_by"])
+    return invitation

@@ -1,0 +1,461 @@
+"""Support staff: account look-up and audited resets of sign-in factors.
+
+Rules (each enforced here, for the API and the admin alike):
+- only active staff with the `accounts.support_reset` permission, and only once
+  they have TOTP enabled themselves (403 `totp_required`);
+- a reset needs a reason, proofing evidence and a ticket number;
+- level-2 (identity verified) accounts need a second staff member's approval
+  before anything changes; nobody approves their own reset (`self_approval`) or
+  resets their own account (`self_reset`); staff accounts are never reset here;
+- applying removes TOTP, invalidates recovery codes, revokes every session, sets
+  the new number (to be verified by OTP), and makes the citizen choose a new
+  password through the OTP reset flow; the citizen is told by SMS on the old and
+  new numbers. Staff never see or choose a secret, code or password;
+- every action appends an audit record (auth.audit).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone, translation
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from auth.audit import Action, record_support_action
+from auth.identity import masked_citizen_id
+from auth.models import DeviceSession, RecoveryCode, SupportAuditRecord, SupportReset, User
+from auth.phone import invalid_phone, mask_phone, parse_phone
+from auth.tasks import send_sms_notice
+from auth.tokens import revoke_all_sessions
+from backend.errors import Conflict, NotFound, PermissionDenied, Unprocessable
+from backend.jobs import defer
+
+SUPPORT_PERMISSION = "accounts.support_reset"
+CITIZEN_ID = re.compile(r"^\d{12}$")
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where a support action comes from, for the audit trail."""
+
+    channel: str = "api"  # "api" (support console) or "admin"
+    ip: str | None = None
+
+
+# --- Who may act --------------------------------------------------------------------
+
+
+def is_support_staff(user: User) -> bool:
+    return bool(user.is_active and user.is_staff and user.has_perm(SUPPORT_PERMISSION))
+
+
+def require_support_staff(user: User) -> None:
+    """403 unless `user` is support staff with TOTP enabled."""
+    if not is_support_staff(user):
+        raise PermissionDenied(
+            "not_support_staff", _("Only support staff can use the support functions.")
+        )
+    if not user.has_totp:
+        raise PermissionDenied(
+            "totp_required",
+            _("Turn on an authenticator app (TOTP) for your account to use support functions."),
+        )
+
+
+def access_support_subject(staff: User, user_id: uuid.UUID | str) -> User:
+    """An account support staff may act on; 404 for unknown ids."""
+    require_support_staff(staff)
+    try:
+        key = uuid.UUID(str(user_id))
+    except ValueError as exc:
+        raise NotFound() from exc
+    subject = User.objects.filter(pk=key).first()
+    if subject is None:
+        raise NotFound()
+    return subject
+
+
+def access_reset(
+    staff: User, reset_id: uuid.UUID | str, *, for_update: bool = False
+) -> SupportReset:
+    require_support_staff(staff)
+    try:
+        key = uuid.UUID(str(reset_id))
+    except ValueError as exc:
+        raise NotFound() from exc
+    queryset = SupportReset.objects.select_related("user", "opened_by", "approved_by")
+    if for_update:
+        queryset = queryset.select_for_update(of=("self",))
+    reset = queryset.filter(pk=key).first()
+    if reset is None:
+        raise NotFound()
+    return reset
+
+
+def support_resets(staff: User, *, status: str | None = None) -> QuerySet[SupportReset]:
+    require_support_staff(staff)
+    queryset = SupportReset.objects.select_related("user", "opened_by", "approved_by")
+    if status:
+        queryset = queryset.filter(status=status)
+    return queryset
+
+
+# --- Masked views ---------------------------------------------------------------------
+
+
+def mask_name(full_name: str) -> str:
+    """ "Lê Thị Hoa" -> "L. T. Hoa": the given name and the initials of the rest."""
+    words = full_name.split()
+    if len(words) <= 1:
+        return (full_name[:1] + "•••") if full_name else ""
+    return " ".join([*(f"{w[0]}." for w in words[:-1]), words[-1]])
+
+
+def masked_account(subject: User) -> dict[str, Any]:
+    """What support staff see of an account: enough to recognise it, no secrets."""
+    pending = (
+        SupportReset.objects.filter(user=subject, status=SupportReset.Status.PENDING)
+        .values_list("id", flat=True)
+        .first()
+    )
+    return {
+        "id": subject.id,
+        "full_name_masked": mask_name(subject.full_name),
+        "phone_masked": mask_phone(subject.phone),
+        "citizen_id_masked": masked_citizen_id(subject.citizen_id) or "",
+        "verification_level": subject.verification_level,
+        "phone_verified": subject.phone_verified_at is not None,
+        "has_totp": subject.has_totp,
+        "is_active": subject.is_active,
+        "is_staff": subject.is_staff,
+        "must_reset_password": subject.must_reset_password,
+        "active_sessions": DeviceSession.objects.filter(user=subject, revoked_at=None).count(),
+        "pending_reset_id": pending,
+        "date_joined": subject.date_joined,
+    }
+
+
+# --- Look-up --------------------------------------------------------------------------
+
+
+def look_up_account(
+    staff: User,
+    *,
+    phone: str | None = None,
+    citizen_id: str | None = None,
+    context: Context | None = None,
+) -> User:
+    """Find one account by phone or citizen ID; audited whether found or not."""
+    context = context or Context()
+    require_support_staff(staff)
+    if bool(phone) == bool(citizen_id):
+        raise Unprocessable(
+            "lookup_needs_one_key", _("Give either a phone number or a citizen ID number.")
+        )
+    if phone:
+        e164 = parse_phone(phone)
+        if e164 is None:
+            raise invalid_phone("phone")
+        subject = User.objects.filter(phone=e164).first()
+        by = "phone"
+    else:
+        key = (citizen_id or "").strip()
+        if not CITIZEN_ID.match(key):
+            raise Unprocessable(
+                "invalid_citizen_id",
+                _("A citizen ID number has 12 digits."),
+                details=[{"field": "citizen_id", "code": "invalid_citizen_id"}],
+            )
+        subject = User.objects.filter(citizen_id=key).first()
+        by = "citizen_id"
+    record_support_action(
+        staff,
+        Action.LOOKUP,
+        subject=subject,
+        channel=context.channel,
+        ip=context.ip,
+        details={"by": by, "found": subject is not None},
+    )
+    if subject is None:
+        raise NotFound("account_not_found", _("No account matches."))
+    return subject
+
+
+def record_account_view(staff: User, subject: User, *, context: Context) -> None:
+    """Viewing an account in the admin counts as a look-up."""
+    require_support_staff(staff)
+    record_support_action(
+        staff,
+        Action.LOOKUP,
+        subject=subject,
+        channel=context.channel,
+        ip=context.ip,
+        details={"by": "id", "found": True},
+    )
+
+
+# --- Resets ----------------------------------------------------------------------------
+
+
+def _required_text(field: str, value: str, message: Any) -> str:
+    text = (value or "").strip()
+    if not text:
+        raise Unprocessable(
+            f"{field}_required",
+            message,
+            details=[{"field": field, "code": f"{field}_required", "message": str(message)}],
+        )
+    return text
+
+
+def _expire_lapsed(subject: User, now: dt.datetime) -> None:
+    cutoff = now - dt.timedelta(hours=settings.SUPPORT_RESET_APPROVAL_TTL_HOURS)
+    SupportReset.objects.filter(
+        user=subject, status=SupportReset.Status.PENDING, opened_at__lte=cutoff
+    ).update(status=SupportReset.Status.EXPIRED, decided_at=now)
+
+
+def _refuse_protected_subject(staff: User, subject: User) -> None:
+    if subject.pk == staff.pk:
+        raise PermissionDenied("self_reset", _("You cannot reset your own account."))
+    if subject.is_staff or subject.is_superuser:
+        # A staff account taken over through a reset could approve resets itself.
+        raise PermissionDenied(
+            "staff_account", _("Staff accounts are not reset through the support flow.")
+        )
+
+
+def open_reset(
+    staff: User,
+    subject: User,
+    *,
+    kind: str,
+    reason: str,
+    evidence: str,
+    ticket_number: str,
+    new_phone: str | None = None,
+    context: Context | None = None,
+) -> SupportReset:
+    """Open a reset. Level-2 accounts wait for a second approver; others are reset now."""
+    context = context or Context()
+    require_support_staff(staff)
+    _refuse_protected_subject(staff, subject)
+    if kind not in SupportReset.Kind.values:
+        raise Unprocessable(
+            "invalid_kind",
+            _("Not one of the allowed values."),
+            details=[{"field": "kind", "code": "invalid_kind"}],
+        )
+    reason = _required_text("reason", reason, _("Give the reason for the reset."))
+    evidence = _required_text(
+        "evidence", evidence, _("Describe how the citizen's identity was proven.")
+    )
+    ticket_number = _required_text("ticket_number", ticket_number, _("Give the ticket number."))
+    e164 = ""
+    if new_phone:
+        e164 = parse_phone(new_phone) or ""
+        if not e164:
+            raise invalid_phone("new_phone")
+    elif kind == SupportReset.Kind.NEW_PHONE_NUMBER:
+        _required_text("new_phone", "", _("Give the new phone number."))
+    if e164 == subject.phone:
+        e164 = ""
+    now = timezone.now()
+    with transaction.atomic():
+        subject = User.objects.select_for_update().get(pk=subject.pk)
+        if e164 and User.objects.filter(phone=e164).exclude(pk=subject.pk).exists():
+            raise Conflict("phone_taken", _("This number belongs to another account."))
+        _expire_lapsed(subject, now)
+        if SupportReset.objects.filter(user=subject, status=SupportReset.Status.PENDING).exists():
+            raise Conflict(
+                "reset_pending", _("A reset of this account is already waiting for approval.")
+            )
+        reset = SupportReset.objects.create(
+            user=subject,
+            kind=kind,
+            reason=reason,
+            evidence=evidence,
+            ticket_number=ticket_number,
+            new_phone=e164,
+            requires_approval=subject.verification_level >= User.Level.IDENTITY,
+            opened_by=staff,
+            opened_at=now,
+        )
+        record_support_action(
+            staff,
+            Action.RESET_OPENED,
+            subject=subject,
+            reset=reset,
+            evidence=evidence,
+            channel=context.channel,
+            ip=context.ip,
+            details=_reset_details(reset),
+        )
+        if not reset.requires_approval:
+            _apply(reset, actor=staff, approver=None, context=context)
+    return reset
+
+
+def approve_reset(
+    staff: User, reset_id: uuid.UUID | str, *, context: Context | None = None
+) -> SupportReset:
+    """The second staff member's approval of a level-2 reset; applies it at once."""
+    context = context or Context()
+    with transaction.atomic():
+        reset = access_reset(staff, reset_id, for_update=True)
+        _check_decidable(staff, reset)
+        now = timezone.now()
+        reset.status = SupportReset.Status.APPLIED
+        reset.approved_by = staff
+        reset.decided_by = staff
+        reset.decided_at = now
+        reset.save(update_fields=["status", "approved_by", "decided_by", "decided_at"])
+        record_support_action(
+            staff,
+            Action.RESET_APPROVED,
+            subject=reset.user,
+            reset=reset,
+            evidence=reset.evidence,
+            approver=staff,
+            channel=context.channel,
+            ip=context.ip,
+            details=_reset_details(reset),
+        )
+        _apply(reset, actor=staff, approver=staff, context=context)
+    return reset
+
+
+def reject_reset(
+    staff: User, reset_id: uuid.UUID | str, *, note: str, context: Context | None = None
+) -> SupportReset:
+    """A second staff member refuses a pending reset; nothing changes on the account."""
+    context = context or Context()
+    note = _required_text("note", note, _("Say why the reset is rejected."))
+    with transaction.atomic():
+        reset = access_reset(staff, reset_id, for_update=True)
+        _check_decidable(staff, reset)
+        reset.status = SupportReset.Status.REJECTED
+        reset.decided_by = staff
+        reset.decided_at = timezone.now()
+        reset.decision_note = note
+        reset.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
+        record_support_action(
+            staff,
+            Action.RESET_REJECTED,
+            subject=reset.user,
+            reset=reset,
+            evidence=reset.evidence,
+            channel=context.channel,
+            ip=context.ip,
+            details={**_reset_details(reset), "note": note},
+        )
+    return reset
+
+
+def _check_decidable(staff: User, reset: SupportReset) -> None:
+    if reset.user_id == staff.pk:
+        raise PermissionDenied("self_reset", _("You cannot reset your own account."))
+    if reset.opened_by_id == staff.pk:
+        raise PermissionDenied(
+            "self_approval", _("A second staff member must decide on the reset you opened.")
+        )
+    if reset.status != SupportReset.Status.PENDING:
+        raise Conflict("reset_not_pending", _("This reset was already decided."))
+    lapsed = reset.opened_at + dt.timedelta(hours=settings.SUPPORT_RESET_APPROVAL_TTL_HOURS)
+    if timezone.now() >= lapsed:
+        raise Conflict("reset_expired", _("This reset waited too long; open a new one."))
+
+
+def _reset_details(reset: SupportReset) -> dict[str, Any]:
+    return {
+        "kind": reset.kind,
+        "ticket_number": reset.ticket_number,
+        "reason": reset.reason,
+        "new_phone_masked": mask_phone(reset.new_phone) if reset.new_phone else "",
+        "requires_approval": reset.requires_approval,
+    }
+
+
+def _apply(reset: SupportReset, *, actor: User, approver: User | None, context: Context) -> None:
+    """Reset the account's factors (inside the caller's transaction)."""
+    now = timezone.now()
+    subject = User.objects.select_for_update().get(pk=reset.user_id)
+    old_phone = subject.phone
+    had_totp = subject.has_totp
+    subject.totp_secret = ""
+    subject.totp_confirmed_at = None
+    subject.totp_last_step = None
+    subject.must_reset_password = True
+    fields = ["totp_secret", "totp_confirmed_at", "totp_last_step", "must_reset_password"]
+    if reset.new_phone:
+        if User.objects.filter(phone=reset.new_phone).exclude(pk=subject.pk).exists():
+            raise Conflict("phone_taken", _("This number belongs to another account."))
+        subject.phone = reset.new_phone
+        subject.phone_verified_at = None
+        fields += ["phone", "phone_verified_at"]
+    subject.save(update_fields=fields)
+    codes = RecoveryCode.objects.filter(user=subject, used_at=None).update(used_at=now)
+    sessions = revoke_all_sessions(subject, reason="support_reset")
+    SupportReset.objects.filter(pk=reset.pk).update(
+        status=SupportReset.Status.APPLIED, applied_at=now
+    )
+    reset.status = SupportReset.Status.APPLIED
+    reset.applied_at = now
+    record_support_action(
+        actor,
+        Action.RESET_APPLIED,
+        subject=subject,
+        reset=reset,
+        evidence=reset.evidence,
+        approver=approver,
+        channel=context.channel,
+        ip=context.ip,
+        details={
+            **_reset_details(reset),
+            "totp_removed": had_totp,
+            "recovery_codes_invalidated": codes,
+            "sessions_revoked": sessions,
+            "phone_changed": bool(reset.new_phone),
+        },
+    )
+    _notify_citizen(subject, old_phone=old_phone)
+
+
+def _notify_citizen(subject: User, *, old_phone: str) -> None:
+    """SMS on the old and the new number (jobs committed with the reset)."""
+    with translation.override(subject.language):
+        if subject.phone != old_phone:
+            old_text = gettext(
+                "Your public services account was reset by support staff and moved to "
+                "the number ending %(last4)s. If you did not ask for this, call the hotline now."
+            ) % {"last4": subject.phone[-4:]}
+            new_text = gettext(
+                "Your public services account was reset by support staff and now uses this "
+                "number. Open the app and choose a new password to sign in."
+            )
+            defer(send_sms_notice, to=old_phone, text=old_text, purpose="notice.support_reset")
+            defer(send_sms_notice, to=subject.phone, text=new_text, purpose="notice.support_reset")
+        else:
+            text = gettext(
+                "Your public services account was reset by support staff: signed out "
+                "everywhere, authenticator removed. Open the app and choose a new password. "
+                "If you did not ask for this, call the hotline now."
+            )
+            defer(send_sms_notice, to=subject.phone, text=text, purpose="notice.support_reset")
+
+
+def audit_records(staff: User, *, user_id: uuid.UUID | None = None) -> QuerySet[SupportAuditRecord]:
+    """The audit trail, for support staff."""
+    require_support_staff(staff)
+    records = SupportAuditRecord.objects.select_related("actor", "approver")
+    if user_id is not None:
+        records = records.filter(subject_id=user_id)
+    return records

@@ -1,0 +1,60 @@
+"""Support staff and citizens for the organisation and support tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import Group, Permission
+from django.utils import timezone
+
+from auth.models import RecoveryCode, User
+from tests.conftest import ApiClient, make_user, sign_in
+
+TOTP_CIPHERTEXT = "gAAAAABtotp-secret-ciphertext-for-tests"
+RECOVERY_HASH = "pbkdf2_sha256$recovery-code-hash-for-tests"
+
+SUPPORT_GROUP_PERMISSIONS = [
+    ("accounts", "support_reset"),
+    ("accounts", "view_user"),
+    ("accounts", "view_supportreset"),
+    ("accounts", "view_supportauditrecord"),
+]
+
+
+def support_group() -> Group:
+    group, _ = Group.objects.get_or_create(name="Support")
+    for app_label, codename in SUPPORT_GROUP_PERMISSIONS:
+        group.permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    return group
+
+
+def make_staff(*, totp: bool = True, support: bool = True, **extra: Any) -> User:
+    """A staff member; with `support`, in the Support group; with `totp`, TOTP enabled."""
+    staff = make_user(full_name=extra.pop("full_name", "Phạm Văn Hỗ Trợ"), is_staff=True, **extra)
+    if support:
+        staff.groups.add(support_group())
+    if totp:
+        staff.totp_secret = TOTP_CIPHERTEXT
+        staff.totp_confirmed_at = timezone.now()
+        staff.save(update_fields=["totp_secret", "totp_confirmed_at"])
+    return staff
+
+
+def make_citizen(*, level: int = User.Level.PHONE, totp: bool = True, **extra: Any) -> User:
+    """A citizen with TOTP enrolled and two unused recovery codes."""
+    citizen = make_user(level=level, **extra)
+    if totp:
+        citizen.totp_secret = TOTP_CIPHERTEXT
+        citizen.totp_confirmed_at = timezone.now()
+        citizen.totp_last_step = 12345
+        citizen.save(update_fields=["totp_secret", "totp_confirmed_at", "totp_last_step"])
+    RecoveryCode.objects.create(user=citizen, code_hash=RECOVERY_HASH + "1")
+    RecoveryCode.objects.create(user=citizen, code_hash=RECOVERY_HASH + "2")
+    return citizen
+
+
+def client_for(user: User) -> ApiClient:
+    _, tokens = sign_in(user)
+    return ApiClient(token=tokens.access_token)
