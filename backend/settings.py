@@ -307,6 +307,15 @@ DEMO_LOGINS = [
 ]
 
 # --- Dossiers -------------------------------------------------------------------
+# Longest value a citizen may type into one form field (drafts and submission).
+DOSSIER_FORM_VALUE_MAX_CHARS = envint("DOSSIER_FORM_VALUE_MAX_CHARS", 2000)
+# Drafts one user may keep at once (creating one more is refused with 409).
+DOSSIER_OPEN_DRAFTS_MAX = envint("DOSSIER_OPEN_DRAFTS_MAX", 50)
+# Longest satisfaction comment.
+DOSSIER_RATING_COMMENT_MAX_CHARS = envint("DOSSIER_RATING_COMMENT_MAX_CHARS", 1000)
+# Longest catalogue search text.
+CATALOGUE_SEARCH_MAX_CHARS = envint("CATALOGUE_SEARCH_MAX_CHARS", 100)
+DEMO_LOADERS = [*DEMO_LOADERS, "dossiers.demo.load"]
 
 
 # --- Tracking -------------------------------------------------------------------
