@@ -106,6 +106,12 @@ def attach(dossier: Dossier, document_code: str, count: int = 1) -> list[Attachm
     ]
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings: Any) -> None:
+    # These tests create many users and never check passwords.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def procedure(db: None) -> Procedure:
     """Two documents: doc-1 mandatory with at least two files, doc-2 optional."""
