@@ -232,6 +232,8 @@ def rate_dossier(
             )
         if dossier.satisfaction is not None:
             raise Conflict("already_rated", _("This dossier was already rated."))
+        if "\x00" in comment:
+            raise field_error("comment", "invalid_characters", _("Contains invalid characters."))
         limit = settings.DOSSIER_RATING_COMMENT_MAX_CHARS
         if len(comment.strip()) > limit:
             raise field_error(

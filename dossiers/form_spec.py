@@ -19,6 +19,7 @@ Errors use the API's field-error shape with `field` = "form.<name>".
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
@@ -145,7 +146,11 @@ def check_draft_values(spec: list[dict[str, Any]], data: dict[str, Any]) -> list
             errors.append(
                 field_error_detail(name, "unknown_field", _("This form has no such field."))
             )
-        elif value is not None and not isinstance(value, str | int | float | bool):
+        elif (value is not None and not isinstance(value, str | int | float | bool)) or (
+            # PostgreSQL cannot store these in JSON: refuse them instead of failing later.
+            (isinstance(value, float) and not math.isfinite(value))
+            or (isinstance(value, str) and "\x00" in value)
+        ):
             errors.append(field_error_detail(name, "invalid_type", _("Must be a single value.")))
         elif isinstance(value, str) and len(value) > limit:
             errors.append(

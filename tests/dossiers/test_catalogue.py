@@ -244,7 +244,8 @@ def test_admin_form_refuses_a_bad_form_spec(db: None) -> None:
         form.clean_form_spec()
 
 
-def test_demo_catalogue_loads_idempotently(api: ApiClient, db: None) -> None:
+def test_demo_catalogue_loads_idempotently(api: ApiClient, db: None, settings) -> None:
+    assert "dossiers.demo.load" in settings.DEMO_LOADERS
     assert demo.load() == "6 agencies, 10 procedures (10 new)"
     assert demo.load() == "6 agencies, 10 procedures (0 new)"
     assert Procedure.objects.count() == 10

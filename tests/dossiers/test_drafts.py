@@ -225,3 +225,12 @@ def test_delete_submitted_dossier_is_409(procedure: Procedure) -> None:
     assert response.status_code == 409
     assert response.json()["code"] == "not_a_draft"
     assert Dossier.objects.filter(pk=dossier.pk).exists()
+
+
+@pytest.mark.django_db
+def test_patch_with_a_nul_character_is_422_not_500(procedure: Procedure) -> None:
+    user = make_user()
+    dossier = make_dossier(user, procedure)
+    response = client_for(user).patch(f"{URL}/{dossier.id}", {"form": {"full_name": "a\u0000"}})
+    assert response.status_code == 422
+    assert response.json()["details"][0]["code"] == "invalid_type"

@@ -186,6 +186,12 @@ def test_drafts_refuse_unknown_names_and_nested_values() -> None:
     ]
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), "a\x00b"])
+def test_drafts_refuse_values_the_database_cannot_store(value: Any) -> None:
+    errors = check_draft_values(RICH_FORM, {"full_name": value})
+    assert [(e["field"], e["code"]) for e in errors] == [("form.full_name", "invalid_type")]
+
+
 def test_draft_value_length_limit_boundary(settings) -> None:
     settings.DOSSIER_FORM_VALUE_MAX_CHARS = 30
     assert check_draft_values(RICH_FORM, {"full_name": "a" * 30}) == []

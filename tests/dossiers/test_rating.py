@@ -98,3 +98,14 @@ def test_rating_refuses_other_fields(handed_over: Dossier) -> None:
     )
     assert response.status_code == 422
     assert response.json()["details"][0]["code"] == "extra_forbidden"
+
+
+@pytest.mark.django_db
+def test_rating_comment_with_nul_is_refused(handed_over: Dossier) -> None:
+    response = client_for(handed_over.applicant).post(
+        f"{URL}/{handed_over.id}/rating", {"satisfaction": 2, "comment": "a\u0000b"}
+    )
+    assert response.status_code == 422
+    assert response.json()["details"][0]["code"] == "invalid_characters"
+    handed_over.refresh_from_db()
+    assert handed_over.satisfaction is None
