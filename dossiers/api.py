@@ -12,7 +12,6 @@ import hashlib
 import uuid
 from typing import Any
 
-from django.conf import settings
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema, Status
@@ -24,7 +23,7 @@ from backend.idempotency import idempotent
 from backend.pagination import PageParams, page_of, paginate
 from dossiers import actions
 from dossiers.access import access_dossier, visible_dossiers
-from dossiers.catalogue import get_procedure, pick
+from dossiers.catalogue import get_procedure, pick, request_language
 from dossiers.catalogue_api import AgencyRef, agency_ref
 from dossiers.deadlines import business_tz
 from dossiers.models import Attachment, Dossier
@@ -117,10 +116,6 @@ class DossierFilters(PageParams):
     submitted_to: dt.date | None = Field(None, description="Submitted on or before (Vietnam)")
 
 
-def _language(request: HttpRequest) -> str:
-    return str(getattr(request, "LANGUAGE_CODE", settings.LANGUAGE_CODE))
-
-
 def summary_out(dossier: Dossier, language: str) -> dict[str, Any]:
     procedure = dossier.procedure
     return {
@@ -211,7 +206,7 @@ def list_dossiers(request: HttpRequest, filters: Query[DossierFilters]) -> dict[
         )
         dossiers = dossiers.filter(submitted_at__lt=end)
     rows, next_cursor = paginate(dossiers, filters)
-    language = _language(request)
+    language = request_language(request)
     return {"items": [summary_out(d, language) for d in rows], "next_cursor": next_cursor}
 
 
@@ -231,7 +226,7 @@ def create_draft(
         organisation_id=payload.organisation_id,
         form_data=payload.form,
     )
-    language = _language(request)
+    language = request_language(request)
     _with_etag(response, dossier, language)
     return Status(201, dossier_out(dossier, language))
 
@@ -240,7 +235,7 @@ def create_draft(
 def get_dossier(request: HttpRequest, dossier_id: uuid.UUID, response: HttpResponse) -> Any:
     """One dossier. Send `If-None-Match` with the last `ETag`: 304 (no body) if unchanged."""
     dossier = access_dossier(current_user(request), dossier_id)
-    language = _language(request)
+    language = request_language(request)
     etag = etag_for(dossier, language)
     if _matches(request.headers.get("If-None-Match", ""), etag):
         not_modified = HttpResponse(status=304)
@@ -258,7 +253,7 @@ def update_draft(
 ) -> dict[str, Any]:
     """Save form values of a draft (as often as you like)."""
     dossier = actions.update_draft(current_user(request), dossier_id, payload.form)
-    language = _language(request)
+    language = request_language(request)
     _with_etag(response, dossier, language)
     return dossier_out(dossier, language)
 
@@ -281,7 +276,7 @@ def submit_dossier(
     """Submit a complete draft. 422 `dossier_incomplete` lists every field error and every
     missing document; 409 `not_a_draft` if it was already submitted."""
     dossier = actions.submit_dossier(current_user(request), dossier_id)
-    language = _language(request)
+    language = request_language(request)
     _with_etag(response, dossier, language)
     return dossier_out(dossier, language)
 
@@ -298,6 +293,6 @@ def rate_dossier(
     dossier = actions.rate_dossier(
         current_user(request), dossier_id, payload.satisfaction, payload.comment
     )
-    language = _language(request)
+    language = request_language(request)
     _with_etag(response, dossier, language)
     return dossier_out(dossier, language)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from django.conf import settings
 from django.db.models import Q, QuerySet
+from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from backend.errors import NotFound
@@ -66,6 +68,11 @@ def get_procedure(procedure_id: int) -> Procedure:
 
 def active_agencies() -> QuerySet[Agency]:
     return Agency.objects.filter(is_active=True)
+
+
+def request_language(request: HttpRequest) -> str:
+    """The language LocaleMiddleware chose from Accept-Language (vi by default)."""
+    return str(getattr(request, "LANGUAGE_CODE", settings.LANGUAGE_CODE))
 
 
 def wants_english(language: str | None) -> bool:

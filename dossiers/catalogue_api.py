@@ -17,6 +17,7 @@ from dossiers.catalogue import (
     filter_by_field,
     get_procedure,
     pick,
+    request_language,
     search_procedures,
     wants_english,
 )
@@ -113,10 +114,6 @@ class AgencyFilters(PageParams):
     province_code: str | None = Field(None, max_length=8)
 
 
-def _language(request: HttpRequest) -> str:
-    return str(getattr(request, "LANGUAGE_CODE", settings.LANGUAGE_CODE))
-
-
 def agency_ref(agency: Agency, language: str) -> dict[str, Any]:
     return {
         "id": agency.id,
@@ -170,14 +167,14 @@ def list_agencies(request: HttpRequest, filters: Query[AgencyFilters]) -> dict[s
     if filters.province_code:
         agencies = agencies.filter(province_code=filters.province_code)
     rows, next_cursor = paginate(agencies, filters, ("code",))
-    language = _language(request)
+    language = request_language(request)
     return {"items": [agency_out(a, language) for a in rows], "next_cursor": next_cursor}
 
 
 @router.get("/fields", response=list[FieldOut])
 def list_fields(request: HttpRequest) -> list[dict[str, str]]:
     """The fields (lĩnh vực) of active procedures, to filter by."""
-    english = wants_english(_language(request))
+    english = wants_english(request_language(request))
     pairs = sorted(set(active_procedures().values_list("field", "field_en")))
     return [{"value": vi, "label": (english and en) or vi} for vi, en in pairs]
 
@@ -200,7 +197,7 @@ def list_procedures(request: HttpRequest, filters: Query[ProcedureFilters]) -> d
     if filters.service_level:
         procedures = procedures.filter(service_level=filters.service_level)
     rows, next_cursor = paginate(procedures, filters, ("name", "id"))
-    language = _language(request)
+    language = request_language(request)
     return {"items": [procedure_summary(p, language) for p in rows], "next_cursor": next_cursor}
 
 
@@ -208,7 +205,7 @@ def list_procedures(request: HttpRequest, filters: Query[ProcedureFilters]) -> d
 def get_procedure_detail(request: HttpRequest, procedure_id: int) -> dict[str, Any]:
     """One procedure with its required documents and its form."""
     procedure = get_procedure(procedure_id)
-    language = _language(request)
+    language = request_language(request)
     return {
         **procedure_summary(procedure, language),
         "fee_timing": procedure.fee_timing,
