@@ -123,6 +123,19 @@ def validate_citizen_id(citizen_id: str, birth_date: dt.date) -> str:
     return value
 
 
+def is_structurally_valid_citizen_id(value: str) -> bool:
+    """Known province prefix and a birth year not in the future (no birth date at hand).
+
+    For ID numbers typed into forms, where the holder's birth date is not known.
+    """
+    if len(value) != 12 or not value.isascii() or not value.isdigit():
+        return False
+    if value[:3] not in PROVINCE_CODES:
+        return False
+    century = 1900 + (int(value[3]) // 2) * 100
+    return century + int(value[4:6]) <= timezone.localdate().year
+
+
 def _bad_birth_date() -> Unprocessable:
     return field_error("birth_date", "invalid_birth_date", _("This birth date is not possible."))
 

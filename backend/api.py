@@ -62,6 +62,7 @@ def _validation_message(error: dict[str, Any]) -> str:
         "string_type": _("Must be text."),
         "bool_parsing": _("Must be true or false."),
         "literal_error": _("Not one of the allowed values."),
+        "extra_forbidden": _("This field is not allowed."),
         "enum": _("Not one of the allowed values."),
         "uuid_parsing": _("Not a valid identifier."),
         "date_from_datetime_parsing": _("Not a valid date."),

@@ -351,6 +351,15 @@ ATTACHMENT_JPEG_QUALITY = envint("ATTACHMENT_JPEG_QUALITY", 85)
 ATTACHMENT_PDF_MAX_PAGES = envint("ATTACHMENT_PDF_MAX_PAGES", 50)
 # Lifetime of a signed download URL.
 ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS = envint("ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS", 300)
+# Longest value a citizen may type into one form field (drafts and submission).
+DOSSIER_FORM_VALUE_MAX_CHARS = envint("DOSSIER_FORM_VALUE_MAX_CHARS", 2000)
+# Drafts one user may keep at once (creating one more is refused with 409).
+DOSSIER_OPEN_DRAFTS_MAX = envint("DOSSIER_OPEN_DRAFTS_MAX", 50)
+# Longest satisfaction comment.
+DOSSIER_RATING_COMMENT_MAX_CHARS = envint("DOSSIER_RATING_COMMENT_MAX_CHARS", 1000)
+# Longest catalogue search text.
+CATALOGUE_SEARCH_MAX_CHARS = envint("CATALOGUE_SEARCH_MAX_CHARS", 100)
+DEMO_LOADERS = [*DEMO_LOADERS, "dossiers.demo.load"]
 
 
 # --- Tracking -------------------------------------------------------------------

@@ -1,0 +1,68 @@
+"""The dossier event log is append-only, enforced by the database itself."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+
+from dossiers.models import Dossier
+from tests.factories import make_dossier
+from tracking.events import record_event
+from tracking.models import DossierEvent
+
+
+@pytest.fixture
+def event(db: None) -> DossierEvent:
+    dossier = make_dossier(status=Dossier.Status.NEW)
+    with transaction.atomic():
+        return record_event(
+            dossier, type="dossier.submitted", actor_type="citizen", status_before=0, status_after=1
+        )
+
+
+def unchanged(event: DossierEvent) -> None:
+    stored = DossierEvent.objects.get(pk=event.pk)
+    assert (stored.type, stored.message, stored.seq) == ("dossier.submitted", "", 1)
+
+
+def test_orm_save_of_an_existing_event_fails(event: DossierEvent) -> None:
+    event.message = "rewritten"
+    with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
+        event.save()
+    unchanged(event)
+
+
+def test_queryset_update_fails(event: DossierEvent) -> None:
+    with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
+        DossierEvent.objects.filter(pk=event.pk).update(type="dossier.accepted")
+    unchanged(event)
+
+
+def test_orm_delete_fails(event: DossierEvent) -> None:
+    with pytest.raises(IntegrityError, match="append-only"), transaction.atomic():
+        DossierEvent.objects.filter(pk=event.pk).delete()
+    unchanged(event)
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "UPDATE tracking_dossierevent SET message = 'x' WHERE id = %s",
+        "DELETE FROM tracking_dossierevent WHERE id = %s",
+    ],
+)
+def test_raw_sql_update_and_delete_fail(event: DossierEvent, statement: str) -> None:
+    with (
+        pytest.raises(IntegrityError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(statement, [event.pk])
+    unchanged(event)
+
+
+def test_inserting_more_events_still_works(event: DossierEvent) -> None:
+    with transaction.atomic():
+        second = record_event(event.dossier, type="dossier.accepted", actor_type="agency")
+    assert second.seq == 2
+    assert DossierEvent.objects.count() == 2
