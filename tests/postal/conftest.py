@@ -96,9 +96,7 @@ def post_webhook(
         "X-Carrier-Timestamp": ts,
         "X-Carrier-Signature": signature if signature is not None else sign(secret, ts, raw),
     }
-    return ApiClient().post(
-        f"/api/v1/postal/carriers/{carrier}/webhook", raw=raw, headers=headers
-    )
+    return ApiClient().post(f"/api/v1/postal/carriers/{carrier}/webhook", raw=raw, headers=headers)
 
 
 def run_postal_jobs() -> None:

@@ -8,6 +8,7 @@ error with a carrier error code, a 5xx, a hang (client timeout), or a hang
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -59,10 +60,8 @@ class FakeCarrier:
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                try:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
 
             def _error(self, status: int, code: str, message: str = "") -> None:
                 self._send(status, {"error": {"code": code, "message": message or code}})
@@ -72,8 +71,12 @@ class FakeCarrier:
                 body = json.loads(self.rfile.read(length) or b"null") if length else None
                 with state.lock:
                     state.requests.append(
-                        {"method": method, "path": self.path, "body": body,
-                         "api_key": self.headers.get("X-API-Key")}
+                        {
+                            "method": method,
+                            "path": self.path,
+                            "body": body,
+                            "api_key": self.headers.get("X-API-Key"),
+                        }
                     )
                     failure = None
                     if state.failures and state.failures[0].path_contains in self.path:
@@ -104,10 +107,15 @@ class FakeCarrier:
                     return self._error(404, "ORDER_NOT_FOUND")
                 action = match.group(2)
                 if method == "GET" and action is None:
-                    return self._send(200, {"waybill": order["waybill"],
-                                            "order_number": order["order_number"],
-                                            "status": order["status"],
-                                            "events": order["events"]})
+                    return self._send(
+                        200,
+                        {
+                            "waybill": order["waybill"],
+                            "order_number": order["order_number"],
+                            "status": order["status"],
+                            "events": order["events"],
+                        },
+                    )
                 if method == "POST" and action == "/collect":
                     if order["status"] == "cancelled":
                         return self._error(409, "ORDER_NOT_CANCELLABLE")
@@ -132,8 +140,13 @@ class FakeCarrier:
                     if existing is None:
                         waybill = f"EB{state.next_waybill:09d}VN"
                         state.next_waybill += 1
-                        existing = {"waybill": waybill, "order_number": body["order_number"],
-                                    "status": "created", "payload": body, "events": []}
+                        existing = {
+                            "waybill": waybill,
+                            "order_number": body["order_number"],
+                            "status": "created",
+                            "payload": body,
+                            "events": [],
+                        }
                         state.orders[body["order_number"]] = existing
                         status = 201
                     else:
@@ -141,9 +154,14 @@ class FakeCarrier:
                 if failure is not None and failure.kind == "hang_after_create":
                     time.sleep(state.hang_seconds)
                     return None
-                return self._send(status, {"waybill": existing["waybill"],
-                                           "order_number": existing["order_number"],
-                                           "status": existing["status"]})
+                return self._send(
+                    status,
+                    {
+                        "waybill": existing["waybill"],
+                        "order_number": existing["order_number"],
+                        "status": existing["status"],
+                    },
+                )
 
             def do_GET(self) -> None:
                 self._handle("GET")
@@ -168,8 +186,15 @@ class FakeCarrier:
         self.server.shutdown()
         self.server.server_close()
 
-    def fail_next(self, kind: str = "error", *, times: int = 1, status: int = 503,
-                  code: str = "", path_contains: str = "") -> None:
+    def fail_next(
+        self,
+        kind: str = "error",
+        *,
+        times: int = 1,
+        status: int = 503,
+        code: str = "",
+        path_contains: str = "",
+    ) -> None:
         for _ in range(times):
             self.state.failures.append(Failure(kind, status, code, path_contains))
 

@@ -48,7 +48,11 @@ def test_create_order_sends_the_wire_format(fake_carrier: FakeCarrier) -> None:
         "sender": {
             "name": "UBND phường Ba Đình",
             "phone": "",
-            "address": {"street": "UBND phường Ba Đình", "commune_code": "00004", "province_code": "01"},
+            "address": {
+                "street": "UBND phường Ba Đình",
+                "commune_code": "00004",
+                "province_code": "01",
+            },
         },
         "receiver": {
             "name": "Lê Thị Hoa",

@@ -181,9 +181,7 @@ def test_list_and_get_bookings(citizen: Citizen) -> None:
     assert citizen.api.get(f"/api/v1/postal/bookings/{booked['id']}").json() == booked
     stranger = ApiClient(token=sign_in(make_user())[1].access_token)
     assert stranger.get(f"/api/v1/postal/bookings/{booked['id']}").status_code == 404
-    assert (
-        stranger.get(f"/api/v1/postal/dossiers/{citizen.dossier.id}/bookings").status_code == 404
-    )
+    assert stranger.get(f"/api/v1/postal/dossiers/{citizen.dossier.id}/bookings").status_code == 404
 
 
 @pytest.mark.django_db(transaction=True)
