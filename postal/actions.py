@@ -527,6 +527,31 @@ def hand_over_to_carrier(dossier_id: uuid.UUID | str) -> DeliveryBooking | None:
     return booking
 
 
+def cancel_bookings_of_closed_dossier(dossier_id: uuid.UUID | str, reason: str) -> int:
+    """The dossier was withdrawn, refused or stopped: bookings not yet collected end."""
+    with transaction.atomic():
+        dossier = Dossier.objects.select_for_update().filter(pk=dossier_id).first()
+        if dossier is None:
+            return 0
+        bookings = list(
+            DeliveryBooking.objects.select_for_update().filter(
+                dossier=dossier, status__in=DeliveryBooking.CHANGEABLE_STATUSES
+            )
+        )
+        for booking in bookings:
+            booking.status = Status.CANCELLED
+            booking.save(update_fields=["status", "updated_at"])
+            record_event(
+                dossier,
+                type="delivery.cancelled",
+                actor_type=DossierEvent.Actor.SYSTEM,
+                data=_booking_event_data(booking, reason=reason),
+            )
+            if booking.waybill:
+                _defer_cancel(booking.carrier, booking.waybill)
+    return len(bookings)
+
+
 # --- Webhook ---------------------------------------------------------------------------------
 
 

@@ -18,6 +18,8 @@ from tracking.models import DossierEvent
 
 logger = logging.getLogger(__name__)
 
+CLOSING_EVENTS = {"dossier.withdrawn", "dossier.refused", "dossier.stopped"}
+
 CARRIER_RETRY = RetryStrategy(
     max_attempts=settings.POSTAL_JOB_MAX_ATTEMPTS,
     exponential_wait=settings.POSTAL_JOB_BACKOFF_SECONDS,
@@ -58,9 +60,13 @@ def on_dossier_event(event_id: int) -> None:
     """Subscriber to every dossier event (settings.EVENT_SUBSCRIBERS).
 
     Rule: `dossier.completed` (result ready, status 9) hands a booked result
-    delivery over to the carrier. Other events are not ours.
+    delivery over to the carrier. A withdrawn, refused or stopped dossier ends
+    the bookings the carrier has not collected yet. Other events are not ours.
     """
     event = DossierEvent.objects.filter(pk=event_id).only("type", "dossier_id").first()
-    if event is None or event.type != "dossier.completed":
+    if event is None:
         return
-    actions.hand_over_to_carrier(event.dossier_id)
+    if event.type == "dossier.completed":
+        actions.hand_over_to_carrier(event.dossier_id)
+    elif event.type in CLOSING_EVENTS:
+        actions.cancel_bookings_of_closed_dossier(event.dossier_id, reason=event.type)

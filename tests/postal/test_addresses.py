@@ -131,3 +131,11 @@ def test_other_users_address_is_404(user_api: ApiClient) -> None:
 def test_addresses_need_sign_in(api: ApiClient) -> None:
     assert api.get(URL).status_code == 401
     assert api.post(URL, body()).status_code == 401
+
+
+def test_field_errors_speak_vietnamese_by_default_and_english_on_request(user) -> None:
+    token = sign_in(user)[1].access_token
+    vi = ApiClient(token=token).post(URL, body(commune_code="99999"))
+    en = ApiClient(token=token, language="en").post(URL, body(commune_code="99999"))
+    assert vi.json()["details"][0]["message"] == "Không có xã, phường nào có mã này."
+    assert en.json()["details"][0]["message"] == "There is no commune or ward with this code."

@@ -94,3 +94,36 @@ def test_result_ready_while_the_booking_is_still_pending(fake_carrier: FakeCarri
     booking = DeliveryBooking.objects.get(pk=booking_id)
     assert booking.status == "ready_for_pickup"
     assert fake_carrier.state.paths()[-1] == f"POST /v1/orders/{booking.waybill}/collect"
+
+
+@pytest.mark.parametrize(
+    ("event_type", "status"),
+    [
+        ("dossier.withdrawn", Dossier.Status.WITHDRAWN),
+        ("dossier.refused", Dossier.Status.REFUSED),
+        ("dossier.stopped", Dossier.Status.STOPPED),
+    ],
+)
+def test_closed_dossier_cancels_uncollected_bookings(
+    fake_carrier: FakeCarrier, event_type: str, status: int
+) -> None:
+    citizen = Citizen(status=Dossier.Status.NEW)
+    booking_id = citizen.book().json()["id"]
+    run_postal_jobs()
+    agency_event(citizen.dossier, event_type, status)
+    run_postal_jobs()  # the subscriber, then the carrier cancellation
+    booking = DeliveryBooking.objects.get(pk=booking_id)
+    assert booking.status == "cancelled"
+    cancelled = DossierEvent.objects.get(dossier=citizen.dossier, type="delivery.cancelled")
+    assert (cancelled.actor_type, cancelled.data["reason"]) == ("system", event_type)
+    assert fake_carrier.state.by_waybill(booking.waybill)["status"] == "cancelled"
+
+
+def test_closed_dossier_leaves_a_collected_parcel_alone(fake_carrier: FakeCarrier) -> None:
+    citizen = Citizen(status=Dossier.Status.NEW)
+    booking_id = citizen.book().json()["id"]
+    DeliveryBooking.objects.filter(pk=booking_id).update(status="in_transit", waybill="EB5VN")
+    agency_event(citizen.dossier, "dossier.withdrawn", Dossier.Status.WITHDRAWN)
+    run_postal_jobs()
+    assert DeliveryBooking.objects.get(pk=booking_id).status == "in_transit"
+    assert not DossierEvent.objects.filter(type="delivery.cancelled").exists()
