@@ -365,10 +365,35 @@ DEMO_LOADERS = [*DEMO_LOADERS, "dossiers.demo.load"]
 # --- Tracking -------------------------------------------------------------------
 # Jobs deferred (in the event's transaction) for every new dossier event; each
 # is a procrastinate task taking `event_id`.
-EVENT_SUBSCRIBERS: list[str] = []
+EVENT_SUBSCRIBERS: list[str] = [
+    "postal.tasks.on_dossier_event",
+]
 
 
 # --- Notifications ----------------------------------------------------------------
 
 
 # --- Postal -----------------------------------------------------------------------
+# Carriers the app can book with (name -> adapter class); the first is the default.
+POSTAL_CARRIERS = {"vnpost": "postal.carriers.vnpost.VNPostAdapter"}
+POSTAL_DEFAULT_CARRIER = env("POSTAL_DEFAULT_CARRIER", "vnpost")
+# Tariffs per carrier (zones x weight classes): a JSON file, see postal/tariffs.json.
+POSTAL_TARIFF_FILE = env("POSTAL_TARIFF_FILE", str(BASE_DIR / "postal" / "tariffs.json"))
+# Declared weight of a parcel: a result (papers, certificate) or a paper dossier.
+POSTAL_RESULT_WEIGHT_GRAMS = envint("POSTAL_RESULT_WEIGHT_GRAMS", 200)
+POSTAL_PICKUP_WEIGHT_GRAMS = envint("POSTAL_PICKUP_WEIGHT_GRAMS", 500)
+POSTAL_MAX_ADDRESSES_PER_USER = envint("POSTAL_MAX_ADDRESSES_PER_USER", 20)
+# VNPost HTTP API (the carrier's order API) and its webhook secret.
+POSTAL_VNPOST_BASE_URL = env("POSTAL_VNPOST_BASE_URL", "http://127.0.0.1:8900")
+POSTAL_VNPOST_API_KEY = env("POSTAL_VNPOST_API_KEY")
+POSTAL_VNPOST_TIMEOUT_SECONDS = float(env("POSTAL_VNPOST_TIMEOUT_SECONDS", "10"))
+# Extra in-call attempts for idempotent carrier calls (5xx, timeouts), then the job retries.
+POSTAL_VNPOST_HTTP_RETRIES = envint("POSTAL_VNPOST_HTTP_RETRIES", 2)
+POSTAL_VNPOST_HTTP_RETRY_BACKOFF_MS = envint("POSTAL_VNPOST_HTTP_RETRY_BACKOFF_MS", 500)
+# With no secret set, every webhook of that carrier is refused (401).
+POSTAL_WEBHOOK_SECRETS = {"vnpost": env("POSTAL_VNPOST_WEBHOOK_SECRET")}
+# A webhook whose timestamp is further than this from now is refused (replay window).
+POSTAL_WEBHOOK_TOLERANCE_SECONDS = envint("POSTAL_WEBHOOK_TOLERANCE_SECONDS", 300)
+# Carrier jobs (create order, request collection, cancel): attempts and backoff base.
+POSTAL_JOB_MAX_ATTEMPTS = envint("POSTAL_JOB_MAX_ATTEMPTS", 10)
+POSTAL_JOB_BACKOFF_SECONDS = envint("POSTAL_JOB_BACKOFF_SECONDS", 3)

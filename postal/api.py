@@ -1,5 +1,380 @@
-"""Addresses, quotes and postal delivery bookings."""
+"""Addresses, quotes and postal delivery bookings; the carrier's webhook."""
 
-from ninja import Router
+from __future__ import annotations
 
-router = Router()
+import datetime as dt
+import uuid
+from typing import Any, Literal
+
+from django.http import HttpRequest
+from django.utils.translation import gettext as _
+from ninja import Field, Query, Router, Schema, Status
+
+from auth.security import bearer, current_user
+from backend.errors import ErrorOut, NotFound
+from backend.idempotency import idempotent
+from backend.pagination import PageParams, page_of, paginate
+from dossiers.access import access_dossier
+from postal import actions, divisions, webhooks
+from postal.access import access_address, access_booking, visible_bookings
+from postal.carriers import carrier_names
+from postal.models import CarrierMessage, DeliveryBooking, SavedAddress
+
+router = Router(tags=["postal"])
+
+DirectionLiteral = Literal["result", "pickup"]
+
+
+# --- Provinces and communes ---------------------------------------------------------------
+
+
+class ProvinceOut(Schema):
+    code: str = Field(..., examples=["01"])
+    name: str = Field(..., examples=["Thành phố Hà Nội"])
+    division_type: str = Field(..., examples=["thành phố trung ương"])
+
+
+class CommuneOut(Schema):
+    code: str = Field(..., examples=["00070"])
+    name: str = Field(..., examples=["Phường Hoàn Kiếm"])
+    division_type: str = Field(..., description="xã, phường or đặc khu")
+    province_code: str
+
+
+class CommuneDetailOut(CommuneOut):
+    province: ProvinceOut
+
+
+class ProvinceListOut(Schema):
+    items: list[ProvinceOut]
+
+
+class CommuneListOut(Schema):
+    items: list[CommuneOut]
+
+
+class SearchParams(Schema):
+    q: str | None = Field(
+        None, max_length=100, description="Words of the name, with or without diacritics"
+    )
+
+
+@router.get("/provinces", response=ProvinceListOut, summary="List or search provinces")
+def list_provinces(request: HttpRequest, params: Query[SearchParams]) -> dict[str, Any]:
+    return {"items": divisions.search_provinces(params.q)}
+
+
+@router.get(
+    "/provinces/{code}/communes",
+    response={200: CommuneListOut, 404: ErrorOut},
+    summary="List or search a province's communes and wards",
+)
+def list_communes(request: HttpRequest, code: str, params: Query[SearchParams]) -> dict[str, Any]:
+    province = divisions.get_province(code)
+    if province is None:
+        raise NotFound("unknown_province", _("There is no province or city with this code."))
+    return {"items": divisions.search_communes(province.code, params.q)}
+
+
+@router.get(
+    "/communes/{code}",
+    response={200: CommuneDetailOut, 404: ErrorOut},
+    summary="One commune or ward with its province",
+)
+def get_commune(request: HttpRequest, code: str) -> dict[str, Any]:
+    commune = divisions.get_commune(code)
+    if commune is None:
+        raise NotFound("unknown_commune", _("There is no commune or ward with this code."))
+    return {**commune.__dict__, "province": divisions.provinces()[commune.province_code]}
+
+
+# --- Saved addresses --------------------------------------------------------------------------
+
+
+class AddressIn(Schema):
+    label: str = Field("", max_length=50, examples=["Nhà riêng"])
+    recipient_name: str = Field(..., min_length=1, max_length=150)
+    phone: str = Field(..., min_length=3, max_length=20, examples=["0912345678"])
+    street: str = Field(..., min_length=1, max_length=255, examples=["Số 12 ngõ 34 phố Huế"])
+    commune_code: str = Field(..., min_length=1, max_length=5, examples=["00070"])
+    province_code: str | None = Field(
+        None, max_length=2, description="Optional; when given, the commune must be in it."
+    )
+
+
+class AddressOut(Schema):
+    id: uuid.UUID
+    label: str
+    recipient_name: str
+    phone: str = Field(..., description="E.164")
+    street: str
+    commune_code: str
+    commune_name: str
+    province_code: str
+    province_name: str
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @staticmethod
+    def resolve_commune_name(obj: SavedAddress) -> str:
+        unit = divisions.get_commune(obj.commune_code)
+        return unit.name if unit else ""
+
+    @staticmethod
+    def resolve_province_name(obj: SavedAddress) -> str:
+        unit = divisions.get_province(obj.province_code)
+        return unit.name if unit else ""
+
+
+@router.get("/addresses", response=page_of(AddressOut), auth=bearer, summary="My addresses")
+def list_addresses(request: HttpRequest, params: Query[PageParams]) -> dict[str, Any]:
+    rows, next_cursor = paginate(
+        SavedAddress.objects.filter(user=current_user(request)), params, ("-created_at", "-id")
+    )
+    return {"items": rows, "next_cursor": next_cursor}
+
+
+@router.post(
+    "/addresses",
+    response={201: AddressOut, 409: ErrorOut, 422: ErrorOut},
+    auth=bearer,
+    summary="Save an address",
+)
+@idempotent
+def create_address(request: HttpRequest, payload: AddressIn) -> Status[SavedAddress]:
+    return Status(201, actions.create_address(current_user(request), payload.dict()))
+
+
+@router.get("/addresses/{address_id}", response={200: AddressOut, 404: ErrorOut}, auth=bearer)
+def get_address(request: HttpRequest, address_id: uuid.UUID) -> SavedAddress:
+    return access_address(current_user(request), address_id)
+
+
+@router.put(
+    "/addresses/{address_id}",
+    response={200: AddressOut, 404: ErrorOut, 422: ErrorOut},
+    auth=bearer,
+    summary="Replace an address (bookings keep the copy they were made with)",
+)
+def update_address(request: HttpRequest, address_id: uuid.UUID, payload: AddressIn) -> SavedAddress:
+    address = access_address(current_user(request), address_id)
+    return actions.update_address(address, payload.dict())
+
+
+@router.delete("/addresses/{address_id}", response={204: None, 404: ErrorOut}, auth=bearer)
+def delete_address(request: HttpRequest, address_id: uuid.UUID) -> Status[None]:
+    actions.delete_address(access_address(current_user(request), address_id))
+    return Status(204, None)
+
+
+# --- Quotes and bookings ---------------------------------------------------------------------
+
+
+class QuoteParams(Schema):
+    address_id: uuid.UUID
+    direction: DirectionLiteral = "result"
+
+
+class QuoteOut(Schema):
+    carrier: str
+    direction: DirectionLiteral
+    zone: Literal["local", "near", "far"]
+    weight_grams: int
+    weight_class_grams: int = Field(..., description="Upper bound of the tariff's weight class")
+    fee: int = Field(..., description="Postage, VND")
+    cod_amount: int = Field(
+        ..., description="Procedure fee the carrier collects on delivery (VND), 0 if none"
+    )
+    expected_days: int
+    currency: str
+
+
+@router.get(
+    "/dossiers/{dossier_id}/quote",
+    response={200: QuoteOut, 404: ErrorOut, 422: ErrorOut},
+    auth=bearer,
+    summary="Postage and cash on delivery for a dossier and an address",
+)
+def quote(request: HttpRequest, dossier_id: uuid.UUID, params: Query[QuoteParams]) -> Any:
+    user = current_user(request)
+    dossier = access_dossier(user, dossier_id)
+    address = access_address(user, params.address_id)
+    return actions.compute_quote(dossier, address, params.direction)
+
+
+class BookingIn(Schema):
+    direction: DirectionLiteral = Field(
+        "result",
+        description="`result`: deliver the result home; `pickup`: collect the paper dossier",
+    )
+    address_id: uuid.UUID
+
+
+class BookingAddressIn(Schema):
+    address_id: uuid.UUID
+
+
+class BookingUpdateOut(Schema):
+    status: str
+    occurred_at: dt.datetime
+    location: str
+
+
+class BookingOut(Schema):
+    id: int
+    dossier_id: uuid.UUID
+    dossier_code: str
+    direction: DirectionLiteral
+    carrier: str
+    status: str = Field(
+        ...,
+        description="pending, booked, ready_for_pickup, picked_up, in_transit, out_for_delivery, "
+        "failed_attempt, delivered, returned, cancelled, rejected",
+    )
+    status_label: str
+    can_change: bool = Field(..., description="Cancel or change address still possible")
+    waybill: str = Field(..., description="Carrier tracking number; empty while pending")
+    order_number: str
+    recipient_name: str
+    phone: str
+    street: str
+    commune_code: str
+    commune_name: str
+    province_code: str
+    province_name: str
+    weight_grams: int
+    zone: str
+    fee: int
+    cod_amount: int
+    expected_days: int
+    updates: list[BookingUpdateOut]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+    @staticmethod
+    def resolve_dossier_code(obj: DeliveryBooking) -> str:
+        return obj.dossier.code or ""
+
+    @staticmethod
+    def resolve_status_label(obj: DeliveryBooking) -> str:
+        return str(obj.get_status_display())
+
+    @staticmethod
+    def resolve_can_change(obj: DeliveryBooking) -> bool:
+        return obj.status in DeliveryBooking.CHANGEABLE_STATUSES
+
+    @staticmethod
+    def resolve_commune_name(obj: DeliveryBooking) -> str:
+        unit = divisions.get_commune(obj.commune_code)
+        return unit.name if unit else ""
+
+    @staticmethod
+    def resolve_province_name(obj: DeliveryBooking) -> str:
+        unit = divisions.get_province(obj.province_code)
+        return unit.name if unit else ""
+
+    @staticmethod
+    def resolve_updates(obj: DeliveryBooking) -> list[dict[str, Any]]:
+        messages = CarrierMessage.objects.filter(
+            booking=obj, outcome=CarrierMessage.Outcome.APPLIED
+        ).order_by("occurred_at", "id")
+        return [
+            {
+                "status": m.status,
+                "occurred_at": m.occurred_at,
+                "location": str(m.payload.get("location", "")),
+            }
+            for m in messages
+        ]
+
+
+@router.post(
+    "/dossiers/{dossier_id}/bookings",
+    response={201: BookingOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
+    auth=bearer,
+    summary="Book the result's delivery home, or the paper dossier's pickup",
+)
+@idempotent
+def book(request: HttpRequest, dossier_id: uuid.UUID, payload: BookingIn) -> Status[Any]:
+    user = current_user(request)
+    address = access_address(user, payload.address_id)
+    booking = actions.book_delivery(user, dossier_id, direction=payload.direction, address=address)
+    return Status(201, access_booking(user, booking.pk))
+
+
+@router.get(
+    "/dossiers/{dossier_id}/bookings",
+    response={200: page_of(BookingOut), 404: ErrorOut},
+    auth=bearer,
+    summary="A dossier's bookings, newest first",
+)
+def list_bookings(
+    request: HttpRequest, dossier_id: uuid.UUID, params: Query[PageParams]
+) -> dict[str, Any]:
+    user = current_user(request)
+    dossier = access_dossier(user, dossier_id)
+    rows, next_cursor = paginate(
+        visible_bookings(user).filter(dossier=dossier).select_related("dossier"),
+        params,
+        ("-created_at", "-id"),
+    )
+    return {"items": rows, "next_cursor": next_cursor}
+
+
+@router.get("/bookings/{booking_id}", response={200: BookingOut, 404: ErrorOut}, auth=bearer)
+def get_booking(request: HttpRequest, booking_id: int) -> DeliveryBooking:
+    return access_booking(current_user(request), booking_id)
+
+
+@router.post(
+    "/bookings/{booking_id}/cancel",
+    response={200: BookingOut, 404: ErrorOut, 409: ErrorOut},
+    auth=bearer,
+    summary="Cancel before the carrier picks the parcel up",
+)
+def cancel(request: HttpRequest, booking_id: int) -> DeliveryBooking:
+    user = current_user(request)
+    booking = actions.cancel_booking(user, booking_id)
+    return access_booking(user, booking.pk)
+
+
+@router.put(
+    "/bookings/{booking_id}/address",
+    response={200: BookingOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
+    auth=bearer,
+    summary="Change the address before the carrier picks the parcel up",
+)
+def change_address(request: HttpRequest, booking_id: int, payload: BookingAddressIn) -> Any:
+    user = current_user(request)
+    address = access_address(user, payload.address_id)
+    booking = actions.change_booking_address(user, booking_id, address)
+    return access_booking(user, booking.pk)
+
+
+# --- Carrier webhook ------------------------------------------------------------------------
+
+
+class WebhookAckOut(Schema):
+    message_id: str
+    outcome: Literal["applied", "stale", "unknown_order"]
+
+
+@router.post(
+    "/carriers/{carrier}/webhook",
+    response={200: WebhookAckOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut},
+    summary="Parcel status from the carrier (signed, server to server)",
+    description="See mobile_api_docs/postal.md, section Carrier webhook contract.",
+)
+def carrier_webhook(request: HttpRequest, carrier: str) -> dict[str, Any]:
+    if carrier not in carrier_names():
+        raise NotFound()
+    body = request.body
+    webhooks.verify(
+        carrier,
+        body,
+        request.headers.get(webhooks.TIMESTAMP_HEADER),
+        request.headers.get(webhooks.SIGNATURE_HEADER),
+    )
+    update = webhooks.parse(body)
+    outcome, _booking_id = actions.apply_carrier_update(carrier, update)
+    return {"message_id": update.message_id, "outcome": outcome}

@@ -1,0 +1,36 @@
+"""Who may see which address and booking: 404 for anyone else."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db.models import QuerySet
+
+from auth.models import User
+from backend.errors import NotFound
+from dossiers.access import visible_dossiers
+from postal.models import DeliveryBooking, SavedAddress
+
+
+def access_address(user: User, address_id: uuid.UUID | str) -> SavedAddress:
+    """One of the user's own saved addresses."""
+    try:
+        key = uuid.UUID(str(address_id))
+    except ValueError as exc:
+        raise NotFound() from exc
+    address = SavedAddress.objects.filter(user=user, pk=key).first()
+    if address is None:
+        raise NotFound()
+    return address
+
+
+def visible_bookings(user: User) -> QuerySet[DeliveryBooking]:
+    """Bookings of the dossiers the user may see (applicant or organisation member)."""
+    return DeliveryBooking.objects.filter(dossier__in=visible_dossiers(user).values("pk"))
+
+
+def access_booking(user: User, booking_id: int) -> DeliveryBooking:
+    booking = visible_bookings(user).filter(pk=booking_id).select_related("dossier").first()
+    if booking is None:
+        raise NotFound()
+    return booking

@@ -1,0 +1,90 @@
+"""Carrier webhooks: signature, freshness and the message format.
+
+The carrier signs `{timestamp}.{raw body}` with HMAC-SHA256 and its secret
+(settings.POSTAL_WEBHOOK_SECRETS[carrier]) and sends:
+
+    X-Carrier-Timestamp: 1764000000          (Unix seconds)
+    X-Carrier-Signature: sha256=<hex digest>
+
+A message older or newer than POSTAL_WEBHOOK_TOLERANCE_SECONDS is refused, so
+a captured request cannot be replayed later; within the window, the message id
+makes a replay harmless.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+from typing import Literal
+
+from django.conf import settings
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import ValidationError as PydanticValidationError
+
+from backend.errors import NotAuthenticated, Unprocessable
+from postal.actions import CarrierUpdate
+
+TIMESTAMP_HEADER = "X-Carrier-Timestamp"
+SIGNATURE_HEADER = "X-Carrier-Signature"
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return "sha256=" + digest.hexdigest()
+
+
+def verify(carrier: str, body: bytes, timestamp: str | None, signature: str | None) -> None:
+    """Raise 401 unless the request is signed by `carrier` within the time window."""
+    secret = settings.POSTAL_WEBHOOK_SECRETS.get(carrier) or ""
+    invalid = NotAuthenticated("invalid_signature", _("The webhook signature is not valid."))
+    if not secret or not timestamp or not signature:
+        raise invalid
+    expected = sign(secret, timestamp, body)
+    if not hmac.compare_digest(expected.encode(), signature.strip().encode()):
+        raise invalid
+    try:
+        sent = int(timestamp)
+    except ValueError as exc:
+        raise invalid from exc
+    if abs(timezone.now().timestamp() - sent) > settings.POSTAL_WEBHOOK_TOLERANCE_SECONDS:
+        raise NotAuthenticated(
+            "stale_timestamp", _("The webhook timestamp is outside the allowed window.")
+        )
+
+
+class CarrierWebhookIn(BaseModel):
+    message_id: str = Field(min_length=1, max_length=100)
+    order_number: str = Field("", max_length=80)
+    waybill: str = Field("", max_length=40)
+    status: Literal[
+        "picked_up", "in_transit", "out_for_delivery", "failed_attempt", "delivered", "returned"
+    ]
+    occurred_at: AwareDatetime
+    location: str = Field("", max_length=255)
+
+
+def parse(body: bytes) -> CarrierUpdate:
+    try:
+        message = CarrierWebhookIn.model_validate_json(body)
+    except PydanticValidationError as exc:
+        details = [
+            {
+                "field": ".".join(str(part) for part in error["loc"]),
+                "code": error["type"],
+                "message": error["msg"],
+            }
+            for error in exc.errors()
+        ]
+        raise Unprocessable(details=details) from exc
+    return CarrierUpdate(
+        message_id=message.message_id,
+        order_number=message.order_number,
+        waybill=message.waybill,
+        status=message.status,
+        occurred_at=message.occurred_at.astimezone(dt.UTC),
+        location=message.location,
+        payload=message.model_dump(mode="json"),
+    )
