@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
-from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
+from django.test.client import BOUNDARY, encode_multipart
 
 from dossiers.agency_auth import create_credential, sign
 from dossiers.models import Agency, AgencyCredential
@@ -39,7 +39,7 @@ class AgencyClient:
     ) -> ApiResponse:
         if multipart is not None:
             raw = encode_multipart(BOUNDARY, multipart)
-            content_type = MULTIPART_CONTENT
+            content_type = f"multipart/form-data; boundary={BOUNDARY}"  # a copy: raw bytes
         else:
             raw = json.dumps(body).encode() if body is not None else b""
             content_type = "application/json"
