@@ -78,3 +78,8 @@ def agency_client(agency: Agency) -> AgencyClient:
 def other_agency_client(db: None) -> AgencyClient:
     credential, secret = create_credential(make_agency(), "other system")
     return AgencyClient(credential, secret)
+
+
+@pytest.fixture(autouse=True)
+def _media_root(settings: Any, tmp_path: Any) -> None:
+    settings.MEDIA_ROOT = str(tmp_path / "media")
