@@ -324,6 +324,14 @@ class FeedDossierOut(AgencyDossierOut):
     form_data: dict[str, Any]
     attachments: list[FeedAttachmentOut]
 
+    @staticmethod
+    def resolve_procedure_code(obj: Dossier) -> str:
+        return obj.procedure.code
+
+    @staticmethod
+    def resolve_attachments(obj: Dossier) -> list[dict[str, Any]]:
+        return obj.feed_attachments  # type: ignore[attr-defined,no-any-return]
+
 
 class FeedOut(Schema):
     items: list[FeedDossierOut]
@@ -359,44 +367,26 @@ def file_token(agency: Agency, attachment: Attachment) -> str:
     return signing.dumps({"a": str(attachment.pk), "g": agency.pk}, salt=FILE_SALT)
 
 
-def _feed_item(request: HttpRequest, agency: Agency, dossier: Dossier) -> dict[str, Any]:
-    applicant = dossier.applicant
-    organisation = dossier.organisation
-    item = AgencyDossierOut.from_orm(dossier).dict()
-    item.update(
-        procedure_code=dossier.procedure.code,
-        channel=dossier.channel,
-        applicant={
-            "full_name": applicant.full_name,
-            "phone": applicant.phone,
-            "citizen_id": applicant.citizen_id,
-        },
-        organisation=(
-            {"tax_code": organisation.tax_code, "name": organisation.name}
-            if organisation
-            else None
-        ),
-        form_data=dossier.form_data,
-        attachments=[
-            {
-                "id": attachment.pk,
-                "document_code": attachment.document_code,
-                "kind": attachment.kind,
-                "content_type": attachment.content_type,
-                "size": attachment.size,
-                "sha256": attachment.sha256,
-                "original_name": attachment.original_name,
-                "created_at": attachment.created_at,
-                "download_url": request.build_absolute_uri(
-                    f"/api/v1/agency/files/{file_token(agency, attachment)}"
-                ),
-            }
-            for attachment in sorted(
-                dossier.attachments.all(), key=lambda a: (a.document_code, a.created_at)
-            )
-        ],
-    )
-    return item
+def _with_links(request: HttpRequest, agency: Agency, dossier: Dossier) -> Dossier:
+    dossier.feed_attachments = [  # type: ignore[attr-defined]
+        {
+            "id": attachment.pk,
+            "document_code": attachment.document_code,
+            "kind": attachment.kind,
+            "content_type": attachment.content_type,
+            "size": attachment.size,
+            "sha256": attachment.sha256,
+            "original_name": attachment.original_name,
+            "created_at": attachment.created_at,
+            "download_url": request.build_absolute_uri(
+                f"/api/v1/agency/files/{file_token(agency, attachment)}"
+            ),
+        }
+        for attachment in sorted(
+            dossier.attachments.all(), key=lambda a: (a.document_code, a.created_at)
+        )
+    ]
+    return dossier
 
 
 @router.get(
@@ -426,7 +416,7 @@ def feed(request: HttpRequest, params: Query[FeedParams]) -> dict[str, Any]:
     if rows:
         cursor = _encode_cursor(rows[-1].updated_at, rows[-1].pk)
     return {
-        "items": [_feed_item(request, agency, dossier) for dossier in rows],
+        "items": [_with_links(request, agency, dossier) for dossier in rows],
         "next_cursor": cursor or "",
         "has_more": has_more,
         "links_expire_at": timezone.now()
