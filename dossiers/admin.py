@@ -1,3 +1,3 @@
 """Admin registrations of the dossiers app."""
 
-from dossiers import admin_lifecycle  # noqa: F401,E402
+from dossiers import admin_lifecycle  # noqa: F401

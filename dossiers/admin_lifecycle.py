@@ -199,7 +199,7 @@ def officer_dossiers(request: HttpRequest, queryset: QuerySet[Dossier]) -> Query
     user = request.user
     if user.is_superuser:
         return queryset
-    return queryset.filter(agency__officers__user=user)
+    return queryset.filter(agency__officers__user_id=str(user.pk))
 
 
 @admin.register(Dossier)
@@ -296,7 +296,9 @@ class DossierLifecycleAdmin(admin.ModelAdmin):
             except ApiError as exc:
                 self.message_user(request, _report(exc), messages.ERROR)
             else:
-                self.message_user(request, _("Done: %(action)s.") % {"action": ACTION_TITLES[action]})
+                self.message_user(
+                    request, _("Done: %(action)s.") % {"action": ACTION_TITLES[action]}
+                )
                 return HttpResponseRedirect(change_url)
         context = {
             **self.admin_site.each_context(request),
@@ -313,7 +315,8 @@ class DossierLifecycleAdmin(admin.ModelAdmin):
         done = 0
         for dossier in queryset:
             try:
-                lifecycle.ACTIONS[action](dossier.pk, actor)
+                move: Any = lifecycle.ACTIONS[action]
+                move(dossier.pk, actor)
                 done += 1
             except ApiError as exc:
                 self.message_user(request, f"{dossier.code}: {_report(exc)}", messages.WARNING)

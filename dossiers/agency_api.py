@@ -220,10 +220,12 @@ def request_payment(request: HttpRequest, reference: str, payload: PaymentIn) ->
 def complete(
     request: HttpRequest,
     reference: str,
-    message: str = Form("", max_length=2000),
-    result_file: UploadedFile | None = File(None),
+    message: Form[str] = "",
+    result_file: File[UploadedFile | None] = None,
 ) -> Dossier:
     dossier = _dossier(request, reference)
+    if len(message) > 2000:
+        raise field_error("message", "string_too_long", _("At most 2000 characters."))
     content_type = ""
     if result_file is not None:
         if (result_file.size or 0) > settings.RESULT_FILE_MAX_BYTES:
@@ -330,7 +332,7 @@ class FeedDossierOut(AgencyDossierOut):
 
     @staticmethod
     def resolve_attachments(obj: Dossier) -> list[dict[str, Any]]:
-        return obj.feed_attachments  # type: ignore[attr-defined,no-any-return]
+        return obj.feed_attachments  # type: ignore[attr-defined]
 
 
 class FeedOut(Schema):
@@ -432,9 +434,7 @@ def feed(request: HttpRequest, params: Query[FeedParams]) -> dict[str, Any]:
 )
 def download_file(request: HttpRequest, token: str) -> FileResponse:
     try:
-        payload = signing.loads(
-            token, salt=FILE_SALT, max_age=settings.AGENCY_FILE_URL_TTL_SECONDS
-        )
+        payload = signing.loads(token, salt=FILE_SALT, max_age=settings.AGENCY_FILE_URL_TTL_SECONDS)
     except signing.SignatureExpired as exc:
         raise ApiError(
             "link_expired", _("This download link expired: fetch the feed again."), status=410
@@ -525,18 +525,20 @@ class PerformanceOut(Schema):
     average_processing_hours: float | None
 
 
+class PerformanceParams(Schema):
+    date_from: dt.date = Field(..., alias="from", description="First business day (inclusive)")
+    date_to: dt.date = Field(..., alias="to", description="Last business day (inclusive)")
+    agency: str | None = Field(None, description="Agency code (staff only; omit for all)")
+
+
 @router.get(
     "/performance",
     auth=[agency_signature_optional, bearer],
     response={200: PerformanceOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut},
     summary="Indicators for a date range (agency credentials, or a staff member's token)",
 )
-def performance(
-    request: HttpRequest,
-    date_from: dt.date = Query(..., alias="from"),
-    date_to: dt.date = Query(..., alias="to"),
-    agency: str | None = Query(None, description="Agency code (staff only; omit for all)"),
-) -> dict[str, Any]:
+def performance(request: HttpRequest, params: Query[PerformanceParams]) -> dict[str, Any]:
+    date_from, date_to, agency = params.date_from, params.date_to, params.agency
     if isinstance(request.auth, AgencyCredential):  # type: ignore[attr-defined]
         target: Agency | None = current_agency(request)
     else:

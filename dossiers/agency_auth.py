@@ -144,7 +144,7 @@ def verify_request(request: HttpRequest) -> AgencyCredential:
     """The credential that signed `request`; 401 with a precise code otherwise."""
     cached = getattr(request, "agency_credential", None)
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     key_id = request.headers.get(KEY_HEADER, "")
     timestamp = request.headers.get(TIMESTAMP_HEADER, "")
     event_id = request.headers.get(EVENT_HEADER, "")
@@ -309,9 +309,7 @@ def _once_per_event(run: Callable[..., HttpResponseBase]) -> Callable[..., HttpR
             record.response_status = response.status_code
             record.response_body = response.content
             record.response_content_type = response.get("Content-Type", "application/json")
-            record.save(
-                update_fields=["response_status", "response_body", "response_content_type"]
-            )
+            record.save(update_fields=["response_status", "response_body", "response_content_type"])
             return response
 
     return wrapper

@@ -366,7 +366,11 @@ def request_supplement(
         )
     now = timezone.now()
     request = SupplementRequest.objects.create(
-        dossier=dossier, documents=items, message=message, requested_at=now, requested_by=actor.label
+        dossier=dossier,
+        documents=items,
+        message=message,
+        requested_at=now,
+        requested_by=actor.label,
     )
     dossier.paused_at = now
     return _finish(

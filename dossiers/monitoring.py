@@ -51,7 +51,11 @@ def running(queryset: QuerySet[Dossier] | None = None) -> QuerySet[Dossier]:
 def overdue(
     queryset: QuerySet[Dossier] | None = None, now: dt.datetime | None = None
 ) -> QuerySet[Dossier]:
-    return running(queryset).filter(deadline__lt=now or timezone.now())
+    moment = now or timezone.now()
+    return running(queryset).filter(
+        Q(original_appointment_at__lt=moment)
+        | Q(original_appointment_at__isnull=True, appointment_at__lt=moment)
+    )
 
 
 def overdue_without_apology(
@@ -67,7 +71,14 @@ def at_risk(
     now = now or timezone.now()
     candidates = (
         running(queryset)
-        .filter(deadline__gte=now, deadline__lt=now + AT_RISK_LOOKAHEAD)
+        .filter(
+            Q(original_appointment_at__gte=now, original_appointment_at__lt=now + AT_RISK_LOOKAHEAD)
+            | Q(
+                original_appointment_at__isnull=True,
+                appointment_at__gte=now,
+                appointment_at__lt=now + AT_RISK_LOOKAHEAD,
+            )
+        )
         .select_related("agency", "procedure")
         .order_by("deadline", "id")
     )

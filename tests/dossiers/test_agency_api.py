@@ -24,9 +24,7 @@ S = Dossier.Status
 
 
 def new_dossier(agency: Agency, status: int = S.NEW, **extra: object) -> Dossier:
-    return make_dossier(
-        make_user(password=None), make_procedure(agency), status=status, **extra
-    )
+    return make_dossier(make_user(password=None), make_procedure(agency), status=status, **extra)
 
 
 def url(dossier: Dossier, action: str) -> str:
@@ -124,18 +122,14 @@ def test_missing_headers_ask_for_a_signature(agency: Agency) -> None:
     assert response.json()["code"] == "signature_required"
 
 
-@pytest.mark.parametrize(
-    ("offset", "expected"), [(300, 200), (-300, 200), (301, 401), (-301, 401)]
-)
+@pytest.mark.parametrize(("offset", "expected"), [(300, 200), (-300, 200), (301, 401), (-301, 401)])
 def test_timestamp_skew_boundary(
     agency: Agency, agency_client: AgencyClient, offset: int, expected: int
 ) -> None:
     dossier = new_dossier(agency)
     frozen = 1_790_000_000.0
     with mock.patch("dossiers.agency_auth.time.time", return_value=frozen):
-        response = agency_client.post(
-            url(dossier, "accept"), {}, timestamp=int(frozen) + offset
-        )
+        response = agency_client.post(url(dossier, "accept"), {}, timestamp=int(frozen) + offset)
     assert response.status_code == expected
     if expected == 401:
         assert response.json()["code"] == "stale_timestamp"
@@ -223,9 +217,7 @@ def test_an_agency_cannot_touch_another_agencys_dossier(
 ) -> None:
     dossier = new_dossier(agency)
     for reference in (dossier.code, str(dossier.pk)):
-        response = other_agency_client.post(
-            f"/api/v1/agency/dossiers/{reference}/accept", {}
-        )
+        response = other_agency_client.post(f"/api/v1/agency/dossiers/{reference}/accept", {})
         assert response.status_code == 404
         assert response.json()["code"] == "not_found"
     dossier.refresh_from_db()
@@ -384,8 +376,12 @@ def test_multipart_signature_covers_the_raw_body(
 def test_refuse_and_stop_keep_the_reason(agency: Agency, agency_client: AgencyClient) -> None:
     refused = new_dossier(agency)
     stopped = new_dossier(agency, status=S.PROCESSING)
-    assert agency_client.post(url(refused, "refuse"), {"reason": "Sai thẩm quyền"}).status_code == 200
-    assert agency_client.post(url(stopped, "stop"), {"reason": "Công dân đề nghị"}).status_code == 200
+    assert (
+        agency_client.post(url(refused, "refuse"), {"reason": "Sai thẩm quyền"}).status_code == 200
+    )
+    assert (
+        agency_client.post(url(stopped, "stop"), {"reason": "Công dân đề nghị"}).status_code == 200
+    )
     refusal = DossierEvent.objects.get(dossier=refused)
     assert (refusal.type, refusal.message, refusal.data) == (
         "dossier.refused",
@@ -393,7 +389,11 @@ def test_refuse_and_stop_keep_the_reason(agency: Agency, agency_client: AgencyCl
         {"form": "03", "reason": "Sai thẩm quyền"},
     )
     stop = DossierEvent.objects.get(dossier=stopped)
-    assert (stop.type, stop.status_after, stop.message) == ("dossier.stopped", 8, "Công dân đề nghị")
+    assert (stop.type, stop.status_after, stop.message) == (
+        "dossier.stopped",
+        8,
+        "Công dân đề nghị",
+    )
 
 
 def test_empty_reason_is_a_validation_error(agency: Agency, agency_client: AgencyClient) -> None:

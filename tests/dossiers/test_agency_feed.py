@@ -12,7 +12,7 @@ from django.core.files.base import ContentFile
 from dossiers.models import Agency, Attachment, Dossier
 from tests.conftest import ApiClient, make_user
 from tests.dossiers.conftest import AgencyClient
-from tests.factories import make_agency, make_dossier, make_procedure, make_organisation
+from tests.factories import make_agency, make_dossier, make_organisation, make_procedure
 
 pytestmark = pytest.mark.django_db
 S = Dossier.Status

@@ -104,9 +104,7 @@ def test_supplement_with_an_unknown_document_code_writes_nothing() -> None:
 def test_submitted_supplement_moves_the_appointment_by_exactly_the_paused_working_time() -> None:
     dossier = processing_dossier(appointment_at=at(2026, 3, 13, 16, 0))
     with frozen(at(2026, 3, 10, 10, 0)):  # Tuesday 10:00
-        lifecycle.request_supplement(
-            dossier.pk, AGENCY, documents=[{"code": "doc-1"}], message="m"
-        )
+        lifecycle.request_supplement(dossier.pk, AGENCY, documents=[{"code": "doc-1"}], message="m")
     with frozen(at(2026, 3, 11, 9, 0)):
         upload(dossier, "doc-1")
     with frozen(at(2026, 3, 12, 9, 0)):  # Thursday 09:00

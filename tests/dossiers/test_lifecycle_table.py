@@ -63,7 +63,10 @@ def test_allowed_actions_reads_the_table() -> None:
 def test_transition_table(action: str, role: str, status: int) -> None:
     now = timezone.now()
     dossier = make_dossier(
-        make_user(password=None), status=status, appointment_at=now - dt.timedelta(hours=1), accepted_at=now
+        make_user(password=None),
+        status=status,
+        appointment_at=now - dt.timedelta(hours=1),
+        accepted_at=now,
     )
     actor = actor_for(role, dossier)
     rule = TRANSITIONS[action]
