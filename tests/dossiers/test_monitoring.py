@@ -248,3 +248,14 @@ def test_performance_range_limit(agency_client: AgencyClient, days: int, expecte
     end = dt.date(2026, 1, 1) + dt.timedelta(days=days)
     response = agency_client.get(f"/api/v1/agency/performance?from=2026-01-01&to={end}")
     assert response.status_code == expected
+
+
+def test_the_periodic_job_runs_the_scan(agency: Agency) -> None:
+    from procrastinate.contrib.django import app
+
+    from dossiers.tasks import scan_deadlines_job
+
+    late = dossier_of(agency, S.PROCESSING, appointment_at=timezone.now() - dt.timedelta(hours=1))
+    assert "dossiers.scan_deadlines" in app.tasks
+    assert scan_deadlines_job.func(timestamp=0) == {"overdue": 1, "at_risk": 0}
+    assert events(late) == ["dossier.overdue"]
