@@ -23,7 +23,14 @@ from backend.errors import ApiError
 from dossiers import lifecycle, monitoring
 from dossiers.agency_auth import create_credential, retire_previous_secret, rotate_credential
 from dossiers.lifecycle import Actor
-from dossiers.models import AgencyCredential, AgencyOfficer, Apology, Dossier, SupplementRequest
+from dossiers.models import (
+    Agency,
+    AgencyCredential,
+    AgencyOfficer,
+    Apology,
+    Dossier,
+    SupplementRequest,
+)
 
 # Actions with a form page, in the order buttons appear.
 FORM_ACTIONS = (
@@ -152,6 +159,29 @@ class LifecycleActionForm(forms.Form):
         raise Http404
 
 
+class PerformanceForm(forms.Form):
+    date_from = forms.DateField(label=_("From"), widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(label=_("To"), widget=forms.DateInput(attrs={"type": "date"}))
+    agency = forms.ModelChoiceField(queryset=Agency.objects.none(), required=False)
+
+    def __init__(
+        self, agencies: QuerySet[Agency], everyone: bool, *args: Any, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        field = self.fields["agency"]
+        assert isinstance(field, forms.ModelChoiceField)  # noqa: S101
+        field.queryset = agencies
+        # Officers see their own agencies only; "all agencies" is for superusers.
+        field.required = not everyone
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        start, end = data.get("date_from"), data.get("date_to")
+        if start and end and end < start:
+            raise forms.ValidationError(_("The end date is before the start date."))
+        return data
+
+
 class DeadlineFilter(admin.SimpleListFilter):
     title = _("deadline")
     parameter_name = "deadline"
@@ -249,6 +279,11 @@ class DossierLifecycleAdmin(admin.ModelAdmin):
     def get_urls(self) -> list[URLPattern]:
         return [
             path(
+                "performance/",
+                self.admin_site.admin_view(self.performance_view),
+                name="dossiers_dossier_performance",
+            ),
+            path(
                 "<path:object_id>/lifecycle/<str:action>/",
                 self.admin_site.admin_view(self.lifecycle_view),
                 name="dossiers_dossier_lifecycle",
@@ -309,6 +344,27 @@ class DossierLifecycleAdmin(admin.ModelAdmin):
             "change_url": change_url,
         }
         return TemplateResponse(request, "admin/dossiers/dossier/lifecycle_action.html", context)
+
+    def performance_view(self, request: HttpRequest) -> HttpResponse:
+        """The agency indicators (same figures as GET /api/v1/agency/performance)."""
+        if not self.has_view_permission(request):
+            raise Http404
+        agencies = Agency.objects.order_by("code")
+        if not request.user.is_superuser:
+            agencies = agencies.filter(officers__user_id=str(request.user.pk))
+        form = PerformanceForm(agencies, request.user.is_superuser, request.GET or None)
+        figures = None
+        if form.is_valid():
+            data = form.cleaned_data
+            figures = monitoring.performance(data["agency"], data["date_from"], data["date_to"])
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Agency performance"),
+            "form": form,
+            "figures": figures,
+        }
+        return TemplateResponse(request, "admin/dossiers/dossier/performance.html", context)
 
     def _bulk(self, request: HttpRequest, queryset: QuerySet[Dossier], action: str) -> None:
         actor = Actor.officer(request.user)  # type: ignore[arg-type]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.files.base import File
@@ -114,7 +114,6 @@ class Actor:
     kind: str  # agency | officer | citizen | carrier | system
     user: User | None = None
     label: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def role(self) -> str:
@@ -164,12 +163,21 @@ def _lock(dossier_id: uuid.UUID | str) -> Dossier:
     )
 
 
-def _begin(dossier_id: uuid.UUID | str, action: str, actor: Actor) -> Dossier:
-    """Lock the row and check the table; raises before anything is written."""
-    dossier = _lock(dossier_id)
+def ensure_allowed(action: str, dossier: Dossier, actor: Actor) -> None:
+    """Raise 409 `invalid_transition` unless the table lets `actor` do `action` now.
+
+    For moves performed elsewhere (`submit` in dossiers.actions): call it on the
+    locked row before writing anything.
+    """
     rule = TRANSITIONS[action]
     if actor.role not in rule.roles or dossier.status not in rule.sources:
         raise InvalidTransition(action, dossier, actor)
+
+
+def _begin(dossier_id: uuid.UUID | str, action: str, actor: Actor) -> Dossier:
+    """Lock the row and check the table; raises before anything is written."""
+    dossier = _lock(dossier_id)
+    ensure_allowed(action, dossier, actor)
     return dossier
 
 

@@ -180,3 +180,32 @@ def test_admin_creates_a_credential_and_shows_the_secret_once(agency: Agency) ->
     assert new_secret != secret
     assert decrypt_secret(credential.previous_secret_encrypted) == secret
     assert any(new_secret in str(m) for m in rotated.context["messages"])
+
+
+def test_performance_page_for_an_officer_shows_their_agency_figures(agency: Agency) -> None:
+    from zoneinfo import ZoneInfo
+
+    vn = ZoneInfo("Asia/Ho_Chi_Minh")
+    dossier_of(agency, S.RESULT_READY, channel=Dossier.Channel.ONLINE,
+               submitted_at=dt.datetime(2026, 3, 2, 9, tzinfo=vn),
+               accepted_at=dt.datetime(2026, 3, 2, 9, tzinfo=vn),
+               appointment_at=dt.datetime(2026, 3, 4, 9, tzinfo=vn),
+               finished_at=dt.datetime(2026, 3, 3, 9, tzinfo=vn))  # fmt: skip
+    dossier_of(make_agency(), S.NEW, submitted_at=dt.datetime(2026, 3, 2, 9, tzinfo=vn))
+    client = client_for(officer_of(agency))
+    page = client.get(
+        "/admin/dossiers/dossier/performance/",
+        {"date_from": "2026-03-02", "date_to": "2026-03-06", "agency": agency.pk},
+    )
+    assert page.status_code == 200
+    figures = page.context["figures"]
+    assert figures["received"]["total"] == 1
+    assert figures["finished"] == {"total": 1, "on_time": 1, "late": 0, "on_time_share": 1.0}
+    assert figures["average_processing_hours"] == 8.0
+    # Another agency is not a valid choice for this officer.
+    other = client.get(
+        "/admin/dossiers/dossier/performance/",
+        {"date_from": "2026-03-02", "date_to": "2026-03-06", "agency": make_agency().pk},
+    )
+    assert other.context["figures"] is None
+    assert "agency" in other.context["form"].errors

@@ -98,3 +98,10 @@ def test_transition_table(action: str, role: str, status: int) -> None:
     assert event.status_before == status
     assert event.status_after == expected_status
     assert event.actor_type == actor.kind
+
+
+def test_ensure_allowed_serves_moves_made_elsewhere() -> None:
+    draft = make_dossier(make_user(password=None))
+    lifecycle.ensure_allowed("submit", draft, Actor.citizen(draft.applicant))
+    with pytest.raises(InvalidTransition):
+        lifecycle.ensure_allowed("submit", draft, Actor.agency_system("x"))
