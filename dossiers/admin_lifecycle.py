@@ -421,13 +421,32 @@ class AgencyCredentialAdmin(admin.ModelAdmin):
         obj.created_at = credential.created_at
         if not obj.is_active:
             AgencyCredential.objects.filter(pk=credential.pk).update(is_active=False)
-        self.message_user(request, _secret_notice(credential.key_id, secret), messages.WARNING)
+        # Kept on the request only: never in a message cookie, the session or a log.
+        request.new_agency_secrets = [(credential.key_id, secret)]  # type: ignore[attr-defined]
+
+    def response_add(
+        self, request: HttpRequest, obj: Any, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        return self._show_secrets(request, request.new_agency_secrets)  # type: ignore[attr-defined]
+
+    def _show_secrets(self, request: HttpRequest, secrets: list[tuple[str, str]]) -> HttpResponse:
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Copy the secret now"),
+            "secrets": secrets,
+            "changelist_url": reverse("admin:dossiers_agencycredential_changelist"),
+        }
+        response = TemplateResponse(request, "admin/dossiers/agencycredential/secret.html", context)
+        response["Cache-Control"] = "no-store"
+        return response
 
     @admin.action(description=_("Rotate the secret (the old one keeps working for a while)"))
-    def rotate_secrets(self, request: HttpRequest, queryset: QuerySet[AgencyCredential]) -> None:
-        for credential in queryset:
-            secret = rotate_credential(credential)
-            self.message_user(request, _secret_notice(credential.key_id, secret), messages.WARNING)
+    def rotate_secrets(
+        self, request: HttpRequest, queryset: QuerySet[AgencyCredential]
+    ) -> HttpResponse:
+        shown = [(credential.key_id, rotate_credential(credential)) for credential in queryset]
+        return self._show_secrets(request, shown)
 
     @admin.action(description=_("Retire the previous secret now"))
     def retire_previous_secrets(
@@ -436,10 +455,3 @@ class AgencyCredentialAdmin(admin.ModelAdmin):
         for credential in queryset:
             retire_previous_secret(credential)
         self.message_user(request, _("Previous secrets retired."))
-
-
-def _secret_notice(key_id: str, secret: str) -> str:
-    return str(
-        _("Key %(key)s: the secret is %(secret)s — copy it now, it will not be shown again.")
-        % {"key": key_id, "secret": secret}
-    )
