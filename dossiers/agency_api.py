@@ -55,6 +55,29 @@ ERRORS: dict[int, type[ErrorOut]] = {
     422: ErrorOut,
 }
 FILE_SALT = "dossiers.agency-file"
+
+
+def _signed_headers(required: bool) -> dict[str, Any]:
+    described = [
+        ("X-Timestamp", "Unix time in seconds (at most 300 s from server time)"),
+        ("X-Event-Id", "Your unique id of this operation; retries reuse it (empty on GET)"),
+        ("X-Signature", "hex HMAC-SHA256, see mobile_api_docs/agency-api.md"),
+    ]
+    return {
+        "parameters": [
+            {
+                "in": "header",
+                "name": name,
+                "required": required,
+                "schema": {"type": "string"},
+                "description": text,
+            }
+            for name, text in described
+        ]
+    }
+
+
+SIGNED = _signed_headers(required=True)
 MAX_RANGE_DAYS = 366
 
 
@@ -140,6 +163,7 @@ def _aware(value: dt.datetime | None, field: str) -> dt.datetime | None:
 @router.post(
     "/dossiers/{reference}/accept",
     auth=agency_signature,
+    openapi_extra=SIGNED,
     response={200: AgencyDossierOut, **ERRORS},
     summary="Accept at reception (receipt, form 01): 1 → 2",
 )
@@ -158,6 +182,7 @@ def accept(request: HttpRequest, reference: str, payload: AcceptIn) -> Dossier:
 @router.post(
     "/dossiers/{reference}/refuse",
     auth=agency_signature,
+    openapi_extra=SIGNED,
     response={200: AgencyDossierOut, **ERRORS},
     summary="Refuse at reception (form 03): 1 → 3",
 )
@@ -170,6 +195,7 @@ def refuse(request: HttpRequest, reference: str, payload: ReasonIn) -> Dossier:
 @router.post(
     "/dossiers/{reference}/start-processing",
     auth=agency_signature,
+    openapi_extra=SIGNED,
     response={200: AgencyDossierOut, **ERRORS},
     summary="Start or continue processing: 2, 6 → 4",
 )
@@ -182,6 +208,7 @@ def start_processing(request: HttpRequest, reference: str, payload: MessageIn) -
 @router.post(
     "/dossiers/{reference}/request-supplement",
     auth=agency_signature,
+    openapi_extra=SIGNED,
     response={200: AgencyDossierOut, **ERRORS},
     summary="Request missing or corrected papers (form 02): 2, 4 → 5; the clock pauses",
 )
@@ -199,6 +226,7 @@ def request_supplement(request: HttpRequest, reference: str, payload: Supplement
 @router.post(
     "/dossiers/{reference}/request-payment",
     auth=agency_signature,
+    openapi_extra=SIGNED,
     response={200: AgencyDossierOut, **ERRORS},
     summary="Request fees or taxes (VND): 2, 4 → 6",
 )
@@ -213,6 +241,7 @@ def request_payment(request: HttpRequest, reference: str, payload: PaymentIn) ->
 @router.post(
     "/dossiers/{reference}/complete",
     auth=agency_signature,
+    openapi_extra=SIGNED,
     response={200: AgencyDossierOut, 413: ErrorOut, **ERRORS},
     summary="Result ready, optionally with the electronic result (PDF): 2, 4, 6 → 9",
 )
@@ -253,6 +282,7 @@ def complete(
 @router.post(
     "/dossiers/{reference}/hand-over",
     auth=agency_signature,
+    openapi_extra=SIGNED,
     response={200: AgencyDossierOut, **ERRORS},
     summary="Result handed over (in person, by post, electronically): 9 → 10",
 )
@@ -267,6 +297,7 @@ def hand_over(request: HttpRequest, reference: str, payload: HandOverIn) -> Doss
 @router.post(
     "/dossiers/{reference}/stop",
     auth=agency_signature,
+    openapi_extra=SIGNED,
     response={200: AgencyDossierOut, **ERRORS},
     summary="Stop processing, with the reason: 2, 4, 5, 6 → 8",
 )
@@ -279,6 +310,7 @@ def stop(request: HttpRequest, reference: str, payload: ReasonIn) -> Dossier:
 @router.post(
     "/dossiers/{reference}/apologise",
     auth=agency_signature,
+    openapi_extra=SIGNED,
     response={200: AgencyDossierOut, **ERRORS},
     summary="Apology letter (form 04) with a later appointment",
 )
@@ -394,6 +426,7 @@ def _with_links(request: HttpRequest, agency: Agency, dossier: Dossier) -> Dossi
 @router.get(
     "/feed",
     auth=agency_signature,
+    openapi_extra=SIGNED,
     response={200: FeedOut, 401: ErrorOut, 422: ErrorOut},
     summary="New and changed dossiers since a cursor, oldest change first",
 )
@@ -481,6 +514,7 @@ class MonitoringOut(Schema):
 @router.get(
     "/monitoring",
     auth=agency_signature,
+    openapi_extra=SIGNED,
     response={200: MonitoringOut, 401: ErrorOut},
     summary="Overdue, overdue without apology (violations) and at-risk dossiers, now",
 )
@@ -534,6 +568,7 @@ class PerformanceParams(Schema):
 @router.get(
     "/performance",
     auth=[agency_signature_optional, bearer],
+    openapi_extra=_signed_headers(required=False),
     response={200: PerformanceOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut},
     summary="Indicators for a date range (agency credentials, or a staff member's token)",
 )
