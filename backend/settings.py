@@ -360,6 +360,20 @@ DOSSIER_RATING_COMMENT_MAX_CHARS = envint("DOSSIER_RATING_COMMENT_MAX_CHARS", 10
 # Longest catalogue search text.
 CATALOGUE_SEARCH_MAX_CHARS = envint("CATALOGUE_SEARCH_MAX_CHARS", 100)
 DEMO_LOADERS = [*DEMO_LOADERS, "dossiers.demo.load"]
+# Agency back-office API (dossiers/agency_auth.py): signed requests whose
+# X-Timestamp is further than this from our clock are refused (stale_timestamp).
+AGENCY_SIGNATURE_MAX_SKEW_SECONDS = envint("AGENCY_SIGNATURE_MAX_SKEW_SECONDS", 300)
+# After a rotation the previous secret keeps working this long.
+AGENCY_PREVIOUS_SECRET_HOURS = envint("AGENCY_PREVIOUS_SECRET_HOURS", 72)
+# Stored answers to agency event ids (replay protection) are kept this long.
+AGENCY_REQUEST_RETENTION_DAYS = envint("AGENCY_REQUEST_RETENTION_DAYS", 30)
+# Download links of attachments in the agency feed expire after this.
+AGENCY_FILE_URL_TTL_SECONDS = envint("AGENCY_FILE_URL_TTL_SECONDS", 300)
+# The feed only shows changes older than this, so a slow transaction that commits
+# late can never slip behind a cursor that already moved past its updated_at.
+AGENCY_FEED_SETTLE_SECONDS = envint("AGENCY_FEED_SETTLE_SECONDS", 10)
+# Electronic result files (complete action).
+RESULT_FILE_MAX_BYTES = envint("RESULT_FILE_MAX_BYTES", 10 * 1024 * 1024)
 
 
 # --- Tracking -------------------------------------------------------------------

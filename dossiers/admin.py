@@ -59,3 +59,7 @@ class ProcedureAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Procedure, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         refresh_search_text(obj)
+
+
+# The Dossier admin (officer actions) lives in its own module.
+from dossiers import admin_lifecycle  # noqa: E402, F401

@@ -1,5 +1,596 @@
-"""Agencies' back-office systems (server to server, HMAC-signed)."""
+"""Agencies' back-office systems (server to server, HMAC-signed).
 
-from ninja import Router
+Every action route is signed (dossiers/agency_auth.py) and runs at most once per
+X-Event-Id. An agency sees and moves only its own dossiers: others answer 404.
+The guide for agencies' IT teams is mobile_api_docs/agency-api.md.
+"""
 
-router = Router()
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+import uuid
+from typing import Any, Literal
+
+from django.conf import settings
+from django.core import signing
+from django.db.models import Q, QuerySet
+from django.http import FileResponse, HttpRequest
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+from ninja import File, Form, Query, Router, Schema
+from ninja.files import UploadedFile
+from pydantic import Field
+
+from auth.security import bearer
+from backend.errors import (
+    ApiError,
+    ErrorOut,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    field_error,
+)
+from dossiers import lifecycle, monitoring
+from dossiers.agency_auth import (
+    access_agency_dossier,
+    agency_dossiers,
+    agency_label,
+    agency_signature,
+    agency_signature_optional,
+    current_agency,
+    once_per_event,
+)
+from dossiers.models import Agency, AgencyCredential, Attachment, Dossier
+
+router = Router(tags=["agency back office"])
+
+ERRORS: dict[int, type[ErrorOut]] = {
+    400: ErrorOut,
+    401: ErrorOut,
+    404: ErrorOut,
+    409: ErrorOut,
+    422: ErrorOut,
+}
+FILE_SALT = "dossiers.agency-file"
+
+
+def _signed_headers(required: bool) -> dict[str, Any]:
+    described = [
+        ("X-Timestamp", "Unix time in seconds (at most 300 s from server time)"),
+        ("X-Event-Id", "Your unique id of this operation; retries reuse it (empty on GET)"),
+        ("X-Signature", "hex HMAC-SHA256, see mobile_api_docs/agency-api.md"),
+    ]
+    return {
+        "parameters": [
+            {
+                "in": "header",
+                "name": name,
+                "required": required,
+                "schema": {"type": "string"},
+                "description": text,
+            }
+            for name, text in described
+        ]
+    }
+
+
+SIGNED = _signed_headers(required=True)
+MAX_RANGE_DAYS = 366
+
+
+class AgencyDossierOut(Schema):
+    id: uuid.UUID
+    code: str | None
+    status: int
+    status_label: str
+    version: int
+    submitted_at: dt.datetime | None
+    accepted_at: dt.datetime | None
+    appointment_at: dt.datetime | None
+    original_appointment_at: dt.datetime | None
+    paused_at: dt.datetime | None
+    overdue_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    handed_over_at: dt.datetime | None
+    updated_at: dt.datetime
+
+    @staticmethod
+    def resolve_status_label(obj: Dossier) -> str:
+        return str(Dossier.Status(obj.status).label)
+
+
+def _actor(request: HttpRequest) -> lifecycle.Actor:
+    return lifecycle.Actor.agency_system(agency_label(request))
+
+
+def _dossier(request: HttpRequest, reference: str) -> Dossier:
+    return access_agency_dossier(current_agency(request), reference)
+
+
+# --- Actions ---------------------------------------------------------------------------
+
+
+class AcceptIn(Schema):
+    receipt_number: str = Field("", max_length=100, description="Number of the receipt (form 01)")
+    appointment_at: dt.datetime | None = Field(
+        None, description="Appointment on the receipt; computed from the procedure when omitted"
+    )
+    message: str = Field("", max_length=2000)
+
+
+class ReasonIn(Schema):
+    reason: str = Field(..., min_length=1, max_length=2000)
+
+
+class MessageIn(Schema):
+    message: str = Field("", max_length=2000)
+
+
+class RequestedDocumentIn(Schema):
+    code: str = Field("", max_length=50, description="A RequiredDocument code of the procedure")
+    note: str = Field("", max_length=1000, description="What is missing or wrong")
+
+
+class SupplementIn(Schema):
+    documents: list[RequestedDocumentIn] = Field(..., min_length=1, max_length=50)
+    message: str = Field(..., min_length=1, max_length=4000)
+
+
+class PaymentIn(Schema):
+    amount: int = Field(..., ge=1, le=10**12, description="VND")
+    description: str = Field("", max_length=2000)
+
+
+class HandOverIn(Schema):
+    method: Literal["in_person", "post", "electronic"]
+    message: str = Field("", max_length=2000)
+
+
+class ApologyIn(Schema):
+    new_appointment_at: dt.datetime
+    reason: str = Field(..., min_length=1, max_length=4000)
+
+
+def _aware(value: dt.datetime | None, field: str) -> dt.datetime | None:
+    if value is not None and timezone.is_naive(value):
+        raise field_error(field, "naive_datetime", _("Give the time zone, e.g. +07:00."))
+    return value
+
+
+@router.post(
+    "/dossiers/{reference}/accept",
+    auth=agency_signature,
+    openapi_extra=SIGNED,
+    response={200: AgencyDossierOut, **ERRORS},
+    summary="Accept at reception (receipt, form 01): 1 → 2",
+)
+@once_per_event
+def accept(request: HttpRequest, reference: str, payload: AcceptIn) -> Dossier:
+    dossier = _dossier(request, reference)
+    return lifecycle.accept(
+        dossier.pk,
+        _actor(request),
+        receipt_number=payload.receipt_number,
+        appointment_at=_aware(payload.appointment_at, "appointment_at"),
+        message=payload.message,
+    )
+
+
+@router.post(
+    "/dossiers/{reference}/refuse",
+    auth=agency_signature,
+    openapi_extra=SIGNED,
+    response={200: AgencyDossierOut, **ERRORS},
+    summary="Refuse at reception (form 03): 1 → 3",
+)
+@once_per_event
+def refuse(request: HttpRequest, reference: str, payload: ReasonIn) -> Dossier:
+    dossier = _dossier(request, reference)
+    return lifecycle.refuse(dossier.pk, _actor(request), reason=payload.reason)
+
+
+@router.post(
+    "/dossiers/{reference}/start-processing",
+    auth=agency_signature,
+    openapi_extra=SIGNED,
+    response={200: AgencyDossierOut, **ERRORS},
+    summary="Start or continue processing: 2, 6 → 4",
+)
+@once_per_event
+def start_processing(request: HttpRequest, reference: str, payload: MessageIn) -> Dossier:
+    dossier = _dossier(request, reference)
+    return lifecycle.start_processing(dossier.pk, _actor(request), message=payload.message)
+
+
+@router.post(
+    "/dossiers/{reference}/request-supplement",
+    auth=agency_signature,
+    openapi_extra=SIGNED,
+    response={200: AgencyDossierOut, **ERRORS},
+    summary="Request missing or corrected papers (form 02): 2, 4 → 5; the clock pauses",
+)
+@once_per_event
+def request_supplement(request: HttpRequest, reference: str, payload: SupplementIn) -> Dossier:
+    dossier = _dossier(request, reference)
+    return lifecycle.request_supplement(
+        dossier.pk,
+        _actor(request),
+        documents=[item.dict() for item in payload.documents],
+        message=payload.message,
+    )
+
+
+@router.post(
+    "/dossiers/{reference}/request-payment",
+    auth=agency_signature,
+    openapi_extra=SIGNED,
+    response={200: AgencyDossierOut, **ERRORS},
+    summary="Request fees or taxes (VND): 2, 4 → 6",
+)
+@once_per_event
+def request_payment(request: HttpRequest, reference: str, payload: PaymentIn) -> Dossier:
+    dossier = _dossier(request, reference)
+    return lifecycle.request_payment(
+        dossier.pk, _actor(request), amount=payload.amount, description=payload.description
+    )
+
+
+@router.post(
+    "/dossiers/{reference}/complete",
+    auth=agency_signature,
+    openapi_extra=SIGNED,
+    response={200: AgencyDossierOut, 413: ErrorOut, **ERRORS},
+    summary="Result ready, optionally with the electronic result (PDF): 2, 4, 6 → 9",
+)
+@once_per_event
+def complete(
+    request: HttpRequest,
+    reference: str,
+    message: Form[str] = "",
+    result_file: File[UploadedFile | None] = None,
+) -> Dossier:
+    dossier = _dossier(request, reference)
+    if len(message) > 2000:
+        raise field_error("message", "string_too_long", _("At most 2000 characters."))
+    content_type = ""
+    if result_file is not None:
+        if (result_file.size or 0) > settings.RESULT_FILE_MAX_BYTES:
+            raise PayloadTooLarge(
+                "result_file_too_large",
+                _("The result file is larger than %(limit)s bytes.")
+                % {"limit": settings.RESULT_FILE_MAX_BYTES},
+                details={"limit_bytes": settings.RESULT_FILE_MAX_BYTES},
+            )
+        head = result_file.read(5)
+        result_file.seek(0)
+        if head != b"%PDF-":
+            raise field_error("result_file", "not_a_pdf", _("The result file must be a PDF."))
+        content_type = "application/pdf"
+    return lifecycle.complete(
+        dossier.pk,
+        _actor(request),
+        message=message,
+        result_file=result_file,
+        result_file_name=(result_file.name or "result.pdf") if result_file else "",
+        result_content_type=content_type,
+    )
+
+
+@router.post(
+    "/dossiers/{reference}/hand-over",
+    auth=agency_signature,
+    openapi_extra=SIGNED,
+    response={200: AgencyDossierOut, **ERRORS},
+    summary="Result handed over (in person, by post, electronically): 9 → 10",
+)
+@once_per_event
+def hand_over(request: HttpRequest, reference: str, payload: HandOverIn) -> Dossier:
+    dossier = _dossier(request, reference)
+    return lifecycle.hand_over(
+        dossier.pk, _actor(request), method=payload.method, message=payload.message
+    )
+
+
+@router.post(
+    "/dossiers/{reference}/stop",
+    auth=agency_signature,
+    openapi_extra=SIGNED,
+    response={200: AgencyDossierOut, **ERRORS},
+    summary="Stop processing, with the reason: 2, 4, 5, 6 → 8",
+)
+@once_per_event
+def stop(request: HttpRequest, reference: str, payload: ReasonIn) -> Dossier:
+    dossier = _dossier(request, reference)
+    return lifecycle.stop(dossier.pk, _actor(request), reason=payload.reason)
+
+
+@router.post(
+    "/dossiers/{reference}/apologise",
+    auth=agency_signature,
+    openapi_extra=SIGNED,
+    response={200: AgencyDossierOut, **ERRORS},
+    summary="Apology letter (form 04) with a later appointment",
+)
+@once_per_event
+def apologise(request: HttpRequest, reference: str, payload: ApologyIn) -> Dossier:
+    dossier = _dossier(request, reference)
+    new_date = _aware(payload.new_appointment_at, "new_appointment_at")
+    assert new_date is not None  # noqa: S101 (the schema requires it)
+    return lifecycle.apologise(
+        dossier.pk, _actor(request), new_appointment_at=new_date, reason=payload.reason
+    )
+
+
+# --- Pull feed -------------------------------------------------------------------------
+
+
+class ApplicantOut(Schema):
+    full_name: str
+    phone: str
+    citizen_id: str | None
+
+
+class OrganisationOut(Schema):
+    tax_code: str
+    name: str
+
+
+class FeedAttachmentOut(Schema):
+    id: uuid.UUID
+    document_code: str
+    kind: str
+    content_type: str
+    size: int
+    sha256: str
+    original_name: str
+    created_at: dt.datetime
+    download_url: str
+
+
+class FeedDossierOut(AgencyDossierOut):
+    procedure_code: str
+    channel: int
+    applicant: ApplicantOut
+    organisation: OrganisationOut | None
+    form_data: dict[str, Any]
+    attachments: list[FeedAttachmentOut]
+
+    @staticmethod
+    def resolve_procedure_code(obj: Dossier) -> str:
+        return obj.procedure.code
+
+    @staticmethod
+    def resolve_attachments(obj: Dossier) -> list[dict[str, Any]]:
+        return obj.feed_attachments  # type: ignore[attr-defined]
+
+
+class FeedOut(Schema):
+    items: list[FeedDossierOut]
+    next_cursor: str = Field(..., description="Pass as `cursor` on the next call (always set)")
+    has_more: bool
+    links_expire_at: dt.datetime
+
+
+class FeedParams(Schema):
+    cursor: str | None = Field(None, max_length=512)
+    limit: int | None = Field(None, ge=1, le=1000)
+
+
+def _encode_cursor(updated_at: dt.datetime, pk: uuid.UUID) -> str:
+    raw = json.dumps([updated_at.isoformat(), str(pk)], separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        stamp, pk = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        moment = dt.datetime.fromisoformat(stamp)
+        key = uuid.UUID(pk)
+    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+        raise field_error("cursor", "invalid_cursor", _("This cursor is not valid.")) from exc
+    if timezone.is_naive(moment):
+        raise field_error("cursor", "invalid_cursor", _("This cursor is not valid."))
+    return moment, key
+
+
+def file_token(agency: Agency, attachment: Attachment) -> str:
+    return signing.dumps({"a": str(attachment.pk), "g": agency.pk}, salt=FILE_SALT)
+
+
+def _with_links(request: HttpRequest, agency: Agency, dossier: Dossier) -> Dossier:
+    dossier.feed_attachments = [  # type: ignore[attr-defined]
+        {
+            "id": attachment.pk,
+            "document_code": attachment.document_code,
+            "kind": attachment.kind,
+            "content_type": attachment.content_type,
+            "size": attachment.size,
+            "sha256": attachment.sha256,
+            "original_name": attachment.original_name,
+            "created_at": attachment.created_at,
+            "download_url": request.build_absolute_uri(
+                f"/api/v1/agency/files/{file_token(agency, attachment)}"
+            ),
+        }
+        for attachment in sorted(
+            dossier.attachments.all(), key=lambda a: (a.document_code, a.created_at)
+        )
+    ]
+    return dossier
+
+
+@router.get(
+    "/feed",
+    auth=agency_signature,
+    openapi_extra=SIGNED,
+    response={200: FeedOut, 401: ErrorOut, 422: ErrorOut},
+    summary="New and changed dossiers since a cursor, oldest change first",
+)
+def feed(request: HttpRequest, params: Query[FeedParams]) -> dict[str, Any]:
+    """Keyset over (updated_at, id). Changes younger than AGENCY_FEED_SETTLE_SECONDS
+    are held back so a transaction that commits late cannot land behind a cursor."""
+    agency = current_agency(request)
+    limit = min(params.limit or settings.API_PAGE_SIZE_DEFAULT, settings.API_PAGE_SIZE_MAX)
+    settled = timezone.now() - dt.timedelta(seconds=settings.AGENCY_FEED_SETTLE_SECONDS)
+    queryset: QuerySet[Dossier] = agency_dossiers(agency).filter(updated_at__lte=settled)
+    cursor = params.cursor
+    if cursor:
+        moment, key = _decode_cursor(cursor)
+        queryset = queryset.filter(Q(updated_at__gt=moment) | Q(updated_at=moment, pk__gt=key))
+    rows = list(
+        queryset.select_related("procedure", "applicant", "organisation")
+        .prefetch_related("attachments")
+        .order_by("updated_at", "pk")[: limit + 1]
+    )
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    if rows:
+        cursor = _encode_cursor(rows[-1].updated_at, rows[-1].pk)
+    return {
+        "items": [_with_links(request, agency, dossier) for dossier in rows],
+        "next_cursor": cursor or "",
+        "has_more": has_more,
+        "links_expire_at": timezone.now()
+        + dt.timedelta(seconds=settings.AGENCY_FILE_URL_TTL_SECONDS),
+    }
+
+
+@router.get(
+    "/files/{token}",
+    auth=None,
+    response={200: None, 404: ErrorOut, 410: ErrorOut},
+    summary="Download an attachment through a link from the feed (short-lived)",
+)
+def download_file(request: HttpRequest, token: str) -> FileResponse:
+    try:
+        payload = signing.loads(token, salt=FILE_SALT, max_age=settings.AGENCY_FILE_URL_TTL_SECONDS)
+    except signing.SignatureExpired as exc:
+        raise ApiError(
+            "link_expired", _("This download link expired: fetch the feed again."), status=410
+        ) from exc
+    except signing.BadSignature as exc:
+        raise NotFound() from exc
+    attachment = (
+        Attachment.objects.filter(
+            pk=payload["a"], dossier__agency_id=payload["g"], dossier__agency__is_active=True
+        )
+        .exclude(dossier__status=Dossier.Status.DRAFT)
+        .first()
+    )
+    if attachment is None:
+        raise NotFound()
+    return FileResponse(
+        attachment.file.open("rb"),
+        content_type=attachment.content_type,
+        as_attachment=True,
+        filename=attachment.original_name or f"{attachment.pk}",
+    )
+
+
+# --- Monitoring and performance ------------------------------------------------------------
+
+
+class MonitoredDossierOut(Schema):
+    id: uuid.UUID
+    code: str | None
+    status: int
+    appointment_at: dt.datetime | None
+    deadline: dt.datetime | None
+    overdue_at: dt.datetime | None
+    apologised_at: dt.datetime | None
+    working_seconds_left: int | None = None
+
+
+class MonitoringOut(Schema):
+    overdue: list[MonitoredDossierOut]
+    overdue_without_apology: list[MonitoredDossierOut]
+    at_risk: list[MonitoredDossierOut]
+
+
+@router.get(
+    "/monitoring",
+    auth=agency_signature,
+    openapi_extra=SIGNED,
+    response={200: MonitoringOut, 401: ErrorOut},
+    summary="Overdue, overdue without apology (violations) and at-risk dossiers, now",
+)
+def monitoring_view(request: HttpRequest) -> dict[str, Any]:
+    own = agency_dossiers(current_agency(request))
+    at_risk = []
+    for dossier, left in monitoring.at_risk(own):
+        dossier.working_seconds_left = left  # type: ignore[attr-defined]
+        at_risk.append(dossier)
+    return {
+        "overdue": list(monitoring.overdue(own).order_by("deadline", "pk")),
+        "overdue_without_apology": list(
+            monitoring.overdue_without_apology(own).order_by("deadline", "pk")
+        ),
+        "at_risk": at_risk,
+    }
+
+
+class ReceivedOut(Schema):
+    total: int
+    in_person: int
+    online: int
+    postal: int
+    online_share: float | None
+
+
+class FinishedOut(Schema):
+    total: int
+    on_time: int
+    late: int
+    on_time_share: float | None
+
+
+class PerformanceOut(Schema):
+    agency_code: str | None
+    from_date: dt.date
+    to_date: dt.date
+    received: ReceivedOut
+    finished: FinishedOut
+    overdue_now: int
+    overdue_without_apology_now: int
+    average_processing_hours: float | None
+
+
+class PerformanceParams(Schema):
+    date_from: dt.date = Field(..., alias="from", description="First business day (inclusive)")
+    date_to: dt.date = Field(..., alias="to", description="Last business day (inclusive)")
+    agency: str | None = Field(None, description="Agency code (staff only; omit for all)")
+
+
+@router.get(
+    "/performance",
+    auth=[agency_signature_optional, bearer],
+    openapi_extra=_signed_headers(required=False),
+    response={200: PerformanceOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut},
+    summary="Indicators for a date range (agency credentials, or a staff member's token)",
+)
+def performance(request: HttpRequest, params: Query[PerformanceParams]) -> dict[str, Any]:
+    date_from, date_to, agency = params.date_from, params.date_to, params.agency
+    if isinstance(request.auth, AgencyCredential):  # type: ignore[attr-defined]
+        target: Agency | None = current_agency(request)
+    else:
+        user = request.auth  # type: ignore[attr-defined]
+        if not user.is_staff:
+            raise PermissionDenied()
+        target = None
+        if agency:
+            target = Agency.objects.filter(code=agency).first()
+            if target is None:
+                raise NotFound()
+    if date_to < date_from:
+        raise field_error("to", "invalid_range", _("The end date is before the start date."))
+    if (date_to - date_from).days >= MAX_RANGE_DAYS:
+        raise field_error(
+            "to", "range_too_long", _("At most %(days)s days.") % {"days": MAX_RANGE_DAYS}
+        )
+    figures = monitoring.performance(target, date_from, date_to)
+    figures["agency_code"] = target.code if target else None
+    return figures

@@ -132,6 +132,10 @@ class RequiredDocument(models.Model):
         return f"{self.procedure_id}/{self.code}"
 
 
+def result_path(instance: Any, filename: str) -> str:
+    return f"results/{uuid.uuid4().hex[:2]}/{uuid.uuid4().hex}"
+
+
 class Dossier(models.Model):
     """An application (hồ sơ). Status codes follow the national portal's ten codes."""
 
@@ -187,6 +191,27 @@ class Dossier(models.Model):
     )
     satisfaction_comment = models.TextField(blank=True)
     rated_at = models.DateTimeField(null=True, blank=True)
+    # Lifecycle (dossiers/lifecycle.py) and deadline monitoring (dossiers/monitoring.py).
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    original_appointment_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=_(
+            "The appointment before the first apology (form 04): the legal deadline that "
+            "on-time statistics use. Moved only by supplement pauses."
+        ),
+    )
+    paused_working_seconds = models.PositiveIntegerField(
+        default=0, help_text="Working seconds spent waiting for supplements, in total."
+    )
+    overdue_at = models.DateTimeField(null=True, blank=True)
+    deadline_warned_at = models.DateTimeField(null=True, blank=True)
+    apologised_at = models.DateTimeField(null=True, blank=True)
+    payment_amount = models.PositiveBigIntegerField(null=True, blank=True, help_text="VND")
+    result_file = models.FileField(upload_to=result_path, max_length=200, blank=True)
+    result_file_name = models.CharField(max_length=255, blank=True)
+    result_file_content_type = models.CharField(max_length=100, blank=True)
+    handover_method = models.CharField(max_length=12, blank=True)
     version = models.PositiveIntegerField(default=1, help_text="Bumped on every change (ETag).")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -196,6 +221,7 @@ class Dossier(models.Model):
             models.Index(fields=["applicant", "-created_at"]),
             models.Index(fields=["organisation", "-created_at"]),
             models.Index(fields=["agency", "status"]),
+            models.Index(fields=["agency", "updated_at", "id"], name="dossier_agency_feed"),
         ]
 
     def __str__(self) -> str:
@@ -255,3 +281,101 @@ class Attachment(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dossier_id}/{self.document_code}/{self.id}"
+
+
+class SupplementRequest(models.Model):
+    """A request for missing or incorrect papers (form 02). The clock pauses meanwhile."""
+
+    dossier = models.ForeignKey(Dossier, on_delete=models.CASCADE, related_name="supplements")
+    documents = models.JSONField(
+        default=list, help_text='[{"code": "doc-1" or "", "name": "...", "note": "..."}]'
+    )
+    message = models.TextField(blank=True)
+    requested_at = models.DateTimeField()
+    requested_by = models.CharField(max_length=255, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    citizen_message = models.TextField(blank=True)
+    paused_working_seconds = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"supplement {self.id} of {self.dossier_id}"
+
+
+class Apology(models.Model):
+    """An apology letter (form 04) with a new appointment date."""
+
+    dossier = models.ForeignKey(Dossier, on_delete=models.CASCADE, related_name="apologies")
+    previous_appointment_at = models.DateTimeField()
+    new_appointment_at = models.DateTimeField()
+    reason = models.TextField()
+    issued_by = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "apologies"
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"apology {self.id} of {self.dossier_id}"
+
+
+class AgencyOfficer(models.Model):
+    """A staff user who may act on one agency's dossiers in the admin."""
+
+    agency = models.ForeignKey(Agency, on_delete=models.CASCADE, related_name="officers")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agency_roles"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["agency", "user"], name="agency_officer_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} at {self.agency_id}"
+
+
+class AgencyCredential(models.Model):
+    """A back-office system's signing key. Secrets are encrypted (HMAC needs them back).
+
+    Rotation keeps the previous secret valid until `previous_valid_until`, so the
+    agency can deploy the new secret without a gap.
+    """
+
+    agency = models.ForeignKey(Agency, on_delete=models.CASCADE, related_name="credentials")
+    key_id = models.CharField(max_length=40, unique=True)
+    label = models.CharField(max_length=100, blank=True)
+    secret_encrypted = models.TextField(editable=False)
+    previous_secret_encrypted = models.TextField(blank=True, editable=False)
+    previous_valid_until = models.DateTimeField(null=True, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    rotated_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.key_id} ({self.agency_id})"
+
+
+class AgencyRequest(models.Model):
+    """One signed request by its sender's event id: replays return the stored answer."""
+
+    agency = models.ForeignKey(Agency, on_delete=models.CASCADE, related_name="requests")
+    event_id = models.CharField(max_length=128)
+    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_body = models.BinaryField(null=True, blank=True)
+    response_content_type = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["agency", "event_id"], name="agency_request_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agency_id}:{self.event_id}"

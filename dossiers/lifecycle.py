@@ -1,0 +1,568 @@
+"""The dossier lifecycle: which actor may move a dossier from which status to which.
+
+`TRANSITIONS` is the one table of allowed moves. Every move is one function
+below, named for what it does. Each one locks the dossier row, checks the table
+(409 `invalid_transition` naming the current status otherwise, with nothing
+written), changes status and timestamps, bumps `Dossier.version` and writes one
+event, all in one transaction.
+
+Roles: `agency` (the back-office system or an officer in the admin), `citizen`,
+`carrier` (the postal service) and `system` (periodic jobs).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.core.files.base import File
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from auth.models import User
+from backend.errors import Conflict, field_error
+from dossiers.deadlines import add_working_seconds, appointment_for, working_seconds_between
+from dossiers.models import Apology, Attachment, Dossier, SupplementRequest
+from tracking.events import record_event
+
+S = Dossier.Status
+
+AGENCY = "agency"
+CITIZEN = "citizen"
+CARRIER = "carrier"
+SYSTEM = "system"
+ROLES = (AGENCY, CITIZEN, CARRIER, SYSTEM)
+
+HANDOVER_METHODS = ("in_person", "post", "electronic")
+# Statuses in which the processing clock runs (5 is paused, the others are closed).
+CLOCK_RUNNING = frozenset({S.ACCEPTED, S.PROCESSING, S.PAYMENT_REQUESTED})
+
+
+@dataclass(frozen=True)
+class Rule:
+    roles: frozenset[str]
+    sources: frozenset[int]
+    target: int | None  # None: the status does not change
+    event_type: str
+
+
+def _rule(roles: set[str], sources: set[int], target: int | None, event_type: str) -> Rule:
+    return Rule(frozenset(roles), frozenset(int(s) for s in sources), target, event_type)
+
+
+# The one table. `submit` (0 → 1) is performed by dossiers.actions.submit_dossier.
+TRANSITIONS: dict[str, Rule] = {
+    "submit": _rule({CITIZEN}, {S.DRAFT}, S.NEW, "dossier.submitted"),
+    "withdraw": _rule({CITIZEN}, {S.NEW}, S.WITHDRAWN, "dossier.withdrawn"),
+    "submit_supplement": _rule(
+        {CITIZEN}, {S.SUPPLEMENT_REQUESTED}, S.PROCESSING, "dossier.supplement_submitted"
+    ),
+    "accept": _rule({AGENCY}, {S.NEW}, S.ACCEPTED, "dossier.accepted"),
+    "refuse": _rule({AGENCY}, {S.NEW}, S.REFUSED, "dossier.refused"),
+    "start_processing": _rule(
+        {AGENCY}, {S.ACCEPTED, S.PAYMENT_REQUESTED}, S.PROCESSING, "dossier.processing_started"
+    ),
+    "request_supplement": _rule(
+        {AGENCY},
+        {S.ACCEPTED, S.PROCESSING},
+        S.SUPPLEMENT_REQUESTED,
+        "dossier.supplement_requested",
+    ),
+    "request_payment": _rule(
+        {AGENCY}, {S.ACCEPTED, S.PROCESSING}, S.PAYMENT_REQUESTED, "dossier.payment_requested"
+    ),
+    "complete": _rule(
+        {AGENCY},
+        {S.ACCEPTED, S.PROCESSING, S.PAYMENT_REQUESTED},
+        S.RESULT_READY,
+        "dossier.completed",
+    ),
+    "hand_over": _rule({AGENCY, CARRIER}, {S.RESULT_READY}, S.HANDED_OVER, "dossier.handed_over"),
+    "stop": _rule(
+        {AGENCY},
+        {S.ACCEPTED, S.PROCESSING, S.SUPPLEMENT_REQUESTED, S.PAYMENT_REQUESTED},
+        S.STOPPED,
+        "dossier.stopped",
+    ),
+    "apologise": _rule(
+        {AGENCY},
+        {S.ACCEPTED, S.PROCESSING, S.SUPPLEMENT_REQUESTED, S.PAYMENT_REQUESTED},
+        None,
+        "dossier.apologised",
+    ),
+    "mark_overdue": _rule({SYSTEM}, set(CLOCK_RUNNING), None, "dossier.overdue"),
+    "warn_deadline_at_risk": _rule({SYSTEM}, set(CLOCK_RUNNING), None, "dossier.deadline_at_risk"),
+}
+
+
+def allowed_actions(role: str, status: int) -> list[str]:
+    """The actions `role` may perform on a dossier in `status`, in table order."""
+    return [
+        name
+        for name, rule in TRANSITIONS.items()
+        if role in rule.roles and int(status) in rule.sources
+    ]
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who performs a move. `kind` is the event's actor type."""
+
+    kind: str  # agency | officer | citizen | carrier | system
+    user: User | None = None
+    label: str = ""
+
+    @property
+    def role(self) -> str:
+        return AGENCY if self.kind in ("agency", "officer") else self.kind
+
+    @classmethod
+    def agency_system(cls, label: str) -> Actor:
+        return cls("agency", None, label)
+
+    @classmethod
+    def officer(cls, user: User) -> Actor:
+        return cls("officer", user, user.full_name)
+
+    @classmethod
+    def citizen(cls, user: User) -> Actor:
+        return cls("citizen", user, user.full_name)
+
+    @classmethod
+    def carrier(cls, label: str = "") -> Actor:
+        return cls("carrier", None, label)
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls("system", None, "")
+
+
+class InvalidTransition(Conflict):
+    def __init__(self, action: str, dossier: Dossier, actor: Actor) -> None:
+        status = Dossier.Status(dossier.status)
+        super().__init__(
+            "invalid_transition",
+            _("This cannot be done while the dossier is “%(status)s”.") % {"status": status.label},
+            details={
+                "action": action,
+                "actor": actor.role,
+                "current_status": int(status),
+                "current_status_label": str(status.label),
+            },
+        )
+
+
+def _lock(dossier_id: uuid.UUID | str) -> Dossier:
+    return (
+        Dossier.objects.select_for_update(of=("self",))
+        .select_related("procedure", "agency")
+        .get(pk=dossier_id)
+    )
+
+
+def ensure_allowed(action: str, dossier: Dossier, actor: Actor) -> None:
+    """Raise 409 `invalid_transition` unless the table lets `actor` do `action` now.
+
+    For moves performed elsewhere (`submit` in dossiers.actions): call it on the
+    locked row before writing anything.
+    """
+    rule = TRANSITIONS[action]
+    if actor.role not in rule.roles or dossier.status not in rule.sources:
+        raise InvalidTransition(action, dossier, actor)
+
+
+def _begin(dossier_id: uuid.UUID | str, action: str, actor: Actor) -> Dossier:
+    """Lock the row and check the table; raises before anything is written."""
+    dossier = _lock(dossier_id)
+    ensure_allowed(action, dossier, actor)
+    return dossier
+
+
+def _finish(
+    dossier: Dossier,
+    action: str,
+    actor: Actor,
+    *,
+    message: str = "",
+    data: dict[str, Any] | None = None,
+) -> Dossier:
+    rule = TRANSITIONS[action]
+    before = dossier.status
+    if rule.target is not None:
+        dossier.status = rule.target
+    dossier.version += 1
+    dossier.save()
+    record_event(
+        dossier,
+        type=rule.event_type,
+        actor_type=actor.kind,
+        status_before=before,
+        status_after=dossier.status,
+        actor_user=actor.user,
+        actor_label=actor.label,
+        message=message,
+        data=data or {},
+    )
+    return dossier
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+# --- Citizen ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def withdraw(dossier_id: uuid.UUID | str, actor: Actor, *, reason: str = "") -> Dossier:
+    """The citizen takes the dossier back before the agency accepted it (1 → 7)."""
+    dossier = _begin(dossier_id, "withdraw", actor)
+    return _finish(dossier, "withdraw", actor, message=reason, data={"reason": reason})
+
+
+@transaction.atomic
+def submit_supplement(dossier_id: uuid.UUID | str, actor: Actor, *, message: str = "") -> Dossier:
+    """The citizen sends the requested papers (5 → 4); the clock resumes.
+
+    The appointment moves later by the working time the dossier spent paused.
+    Every requested document that names a catalogue code needs a file uploaded
+    since the request.
+    """
+    dossier = _begin(dossier_id, "submit_supplement", actor)
+    now = timezone.now()
+    request = dossier.supplements.filter(answered_at__isnull=True).first()
+    if request is not None:
+        codes = {item.get("code") for item in request.documents if item.get("code")}
+        uploaded = set(
+            Attachment.objects.filter(
+                dossier=dossier, document_code__in=codes, created_at__gte=request.requested_at
+            ).values_list("document_code", flat=True)
+        )
+        missing = sorted(codes - uploaded)
+        if missing:
+            raise field_error(
+                "documents",
+                "supplement_incomplete",
+                _("Upload the requested papers first: %(codes)s.") % {"codes": ", ".join(missing)},
+            )
+    paused_from = dossier.paused_at or now
+    paused = working_seconds_between(dossier.agency, paused_from, now)
+    previous_appointment = dossier.appointment_at
+    if paused > 0:
+        if dossier.appointment_at is not None:
+            dossier.appointment_at = add_working_seconds(
+                dossier.agency, dossier.appointment_at, paused
+            )
+        if dossier.original_appointment_at is not None:
+            dossier.original_appointment_at = add_working_seconds(
+                dossier.agency, dossier.original_appointment_at, paused
+            )
+        dossier.deadline_warned_at = None  # the deadline moved: warn again if needed
+    dossier.paused_at = None
+    dossier.paused_working_seconds += paused
+    if request is not None:
+        request.answered_at = now
+        request.citizen_message = message
+        request.paused_working_seconds = paused
+        request.save(update_fields=["answered_at", "citizen_message", "paused_working_seconds"])
+    return _finish(
+        dossier,
+        "submit_supplement",
+        actor,
+        message=message,
+        data={
+            "supplement_request_id": request.id if request else None,
+            "paused_working_seconds": paused,
+            "previous_appointment_at": _iso(previous_appointment),
+            "appointment_at": _iso(dossier.appointment_at),
+        },
+    )
+
+
+# --- Agency -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def accept(
+    dossier_id: uuid.UUID | str,
+    actor: Actor,
+    *,
+    receipt_number: str = "",
+    appointment_at: dt.datetime | None = None,
+    message: str = "",
+) -> Dossier:
+    """Accept at reception and issue the receipt (form 01) with the appointment (1 → 2)."""
+    dossier = _begin(dossier_id, "accept", actor)
+    now = timezone.now()
+    dossier.accepted_at = now
+    dossier.appointment_at = appointment_at or appointment_for(dossier.procedure, now)
+    return _finish(
+        dossier,
+        "accept",
+        actor,
+        message=message,
+        data={
+            "form": "01",
+            "receipt_number": receipt_number or dossier.code or "",
+            "accepted_at": _iso(now),
+            "appointment_at": _iso(dossier.appointment_at),
+        },
+    )
+
+
+@transaction.atomic
+def refuse(dossier_id: uuid.UUID | str, actor: Actor, *, reason: str) -> Dossier:
+    """Refuse at reception with the reason (form 03) (1 → 3)."""
+    dossier = _begin(dossier_id, "refuse", actor)
+    dossier.finished_at = timezone.now()
+    return _finish(dossier, "refuse", actor, message=reason, data={"form": "03", "reason": reason})
+
+
+@transaction.atomic
+def start_processing(dossier_id: uuid.UUID | str, actor: Actor, *, message: str = "") -> Dossier:
+    """Start (or, after a payment request, continue) processing (2, 6 → 4)."""
+    dossier = _begin(dossier_id, "start_processing", actor)
+    return _finish(dossier, "start_processing", actor, message=message)
+
+
+@transaction.atomic
+def request_supplement(
+    dossier_id: uuid.UUID | str,
+    actor: Actor,
+    *,
+    documents: list[dict[str, str]],
+    message: str,
+) -> Dossier:
+    """Ask for missing or incorrect papers (form 02); the clock pauses (2, 4 → 5).
+
+    `documents`: `{"code": <RequiredDocument code or "">, "note": <free text>}`
+    items; a code must belong to the dossier's procedure.
+    """
+    dossier = _begin(dossier_id, "request_supplement", actor)
+    catalogue = {doc.code: doc for doc in dossier.procedure.documents.all()}
+    items = []
+    for index, item in enumerate(documents):
+        code = (item.get("code") or "").strip()
+        note = (item.get("note") or "").strip()
+        if code and code not in catalogue:
+            raise field_error(
+                f"documents.{index}.code",
+                "unknown_document",
+                _("This procedure has no document “%(code)s”.") % {"code": code},
+            )
+        if not code and not note:
+            raise field_error(
+                f"documents.{index}",
+                "empty_document",
+                _("Name a document code or describe what is missing."),
+            )
+        doc = catalogue.get(code)
+        items.append(
+            {
+                "code": code,
+                "name": doc.name if doc else "",
+                "name_en": doc.name_en if doc else "",
+                "note": note,
+            }
+        )
+    if not items:
+        raise field_error(
+            "documents", "no_documents", _("List at least one missing or incorrect document.")
+        )
+    now = timezone.now()
+    request = SupplementRequest.objects.create(
+        dossier=dossier,
+        documents=items,
+        message=message,
+        requested_at=now,
+        requested_by=actor.label,
+    )
+    dossier.paused_at = now
+    return _finish(
+        dossier,
+        "request_supplement",
+        actor,
+        message=message,
+        data={"form": "02", "supplement_request_id": request.id, "documents": items},
+    )
+
+
+@transaction.atomic
+def request_payment(
+    dossier_id: uuid.UUID | str, actor: Actor, *, amount: int, description: str = ""
+) -> Dossier:
+    """Ask the citizen to pay fees or taxes (amount in VND) (2, 4 → 6)."""
+    dossier = _begin(dossier_id, "request_payment", actor)
+    dossier.payment_amount = amount
+    return _finish(
+        dossier,
+        "request_payment",
+        actor,
+        message=description,
+        data={"amount": amount, "currency": "VND", "description": description},
+    )
+
+
+@transaction.atomic
+def complete(
+    dossier_id: uuid.UUID | str,
+    actor: Actor,
+    *,
+    message: str = "",
+    result_file: File[Any] | None = None,
+    result_file_name: str = "",
+    result_content_type: str = "",
+) -> Dossier:
+    """The result is ready (→ 9), optionally as an electronic file the citizen downloads."""
+    dossier = _begin(dossier_id, "complete", actor)
+    now = timezone.now()
+    dossier.finished_at = now
+    if result_file is not None:
+        dossier.result_file.save("result", result_file, save=False)
+        dossier.result_file_name = result_file_name[:255]
+        dossier.result_file_content_type = result_content_type[:100]
+    deadline = dossier.original_appointment_at or dossier.appointment_at
+    return _finish(
+        dossier,
+        "complete",
+        actor,
+        message=message,
+        data={
+            "finished_at": _iso(now),
+            "on_time": deadline is None or now <= deadline,
+            "has_result_file": bool(dossier.result_file),
+        },
+    )
+
+
+@transaction.atomic
+def hand_over(
+    dossier_id: uuid.UUID | str, actor: Actor, *, method: str, message: str = ""
+) -> Dossier:
+    """The citizen received the result (9 → 10): in person, by post or electronically."""
+    if method not in HANDOVER_METHODS:
+        raise field_error("method", "invalid_method", _("Not one of the allowed values."))
+    dossier = _begin(dossier_id, "hand_over", actor)
+    if actor.role == CARRIER and method != "post":
+        raise field_error("method", "invalid_method", _("The postal carrier hands over by post."))
+    dossier.handed_over_at = timezone.now()
+    dossier.handover_method = method
+    return _finish(dossier, "hand_over", actor, message=message, data={"method": method})
+
+
+@transaction.atomic
+def stop(dossier_id: uuid.UUID | str, actor: Actor, *, reason: str) -> Dossier:
+    """Stop processing, with the reason (→ 8)."""
+    dossier = _begin(dossier_id, "stop", actor)
+    dossier.finished_at = timezone.now()
+    dossier.paused_at = None
+    return _finish(dossier, "stop", actor, message=reason, data={"reason": reason})
+
+
+@transaction.atomic
+def apologise(
+    dossier_id: uuid.UUID | str,
+    actor: Actor,
+    *,
+    new_appointment_at: dt.datetime,
+    reason: str,
+) -> Dossier:
+    """Apologise for the delay (form 04) with a later appointment the citizen sees.
+
+    The first apology keeps the legal deadline in `original_appointment_at`:
+    statistics judge the dossier by it, not by the promised new date.
+    """
+    dossier = _begin(dossier_id, "apologise", actor)
+    previous = dossier.appointment_at
+    if previous is None or new_appointment_at <= previous:
+        raise field_error(
+            "new_appointment_at",
+            "appointment_not_later",
+            _("The new appointment must be later than the current one."),
+        )
+    if dossier.original_appointment_at is None:
+        dossier.original_appointment_at = previous
+    Apology.objects.create(
+        dossier=dossier,
+        previous_appointment_at=previous,
+        new_appointment_at=new_appointment_at,
+        reason=reason,
+        issued_by=actor.label,
+    )
+    dossier.appointment_at = new_appointment_at
+    dossier.apologised_at = timezone.now()
+    return _finish(
+        dossier,
+        "apologise",
+        actor,
+        message=reason,
+        data={
+            "form": "04",
+            "previous_appointment_at": _iso(previous),
+            "original_appointment_at": _iso(dossier.original_appointment_at),
+            "new_appointment_at": _iso(new_appointment_at),
+        },
+    )
+
+
+# --- System -------------------------------------------------------------------------
+
+
+@transaction.atomic
+def mark_overdue(dossier_id: uuid.UUID | str, actor: Actor | None = None) -> Dossier | None:
+    """Record once that the dossier passed its deadline without a result."""
+    actor = actor or Actor.system()
+    dossier = _begin(dossier_id, "mark_overdue", actor)
+    deadline = dossier.original_appointment_at or dossier.appointment_at
+    now = timezone.now()
+    if dossier.overdue_at is not None or dossier.paused_at or deadline is None or deadline >= now:
+        return None
+    dossier.overdue_at = now
+    return _finish(
+        dossier,
+        "mark_overdue",
+        actor,
+        data={"deadline": _iso(deadline), "appointment_at": _iso(dossier.appointment_at)},
+    )
+
+
+@transaction.atomic
+def warn_deadline_at_risk(
+    dossier_id: uuid.UUID | str, actor: Actor | None = None, *, seconds_left: int
+) -> Dossier | None:
+    """Record once (per deadline) that less than one working day is left."""
+    actor = actor or Actor.system()
+    dossier = _begin(dossier_id, "warn_deadline_at_risk", actor)
+    if dossier.deadline_warned_at is not None or dossier.overdue_at is not None:
+        return None
+    dossier.deadline_warned_at = timezone.now()
+    return _finish(
+        dossier,
+        "warn_deadline_at_risk",
+        actor,
+        data={
+            "appointment_at": _iso(dossier.appointment_at),
+            "working_seconds_left": seconds_left,
+        },
+    )
+
+
+# Every move by name (the admin and the tests walk it with the table).
+ACTIONS = {
+    "withdraw": withdraw,
+    "submit_supplement": submit_supplement,
+    "accept": accept,
+    "refuse": refuse,
+    "start_processing": start_processing,
+    "request_supplement": request_supplement,
+    "request_payment": request_payment,
+    "complete": complete,
+    "hand_over": hand_over,
+    "stop": stop,
+    "apologise": apologise,
+    "mark_overdue": mark_overdue,
+    "warn_deadline_at_risk": warn_deadline_at_risk,
+}

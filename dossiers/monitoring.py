@@ -1,0 +1,181 @@
+"""Deadline monitoring and the indicators agencies are judged by.
+
+Definitions (one place, used by the periodic job, the agency API and the admin):
+
+* deadline: `original_appointment_at` if the agency apologised (form 04), else
+  `appointment_at`. Supplement pauses move it; apologies do not.
+* overdue: the clock runs (status 2, 4 or 6: a dossier waiting for the
+  citizen's supplement is paused, never overdue) and the deadline has passed.
+* overdue without apology (a violation): the clock runs and even the latest
+  promised date (`appointment_at`, moved by apologies) has passed, i.e. no
+  apology was issued, or the apology's new date passed too.
+* at risk: the clock runs, not overdue, and less than one working day is left.
+* on time: finished (status 9 or 10) no later than the deadline.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from django.db.models import Count, F, Q, QuerySet
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from backend.errors import ApiError
+from dossiers import lifecycle
+from dossiers.deadlines import WorkingCalendar, business_tz
+from dossiers.models import Agency, Dossier
+
+logger = logging.getLogger(__name__)
+
+S = Dossier.Status
+RUNNING = [int(s) for s in lifecycle.CLOCK_RUNNING]
+FINISHED = [int(S.RESULT_READY), int(S.HANDED_OVER)]
+# A working day can stretch over Tết: look this far ahead for at-risk candidates.
+AT_RISK_LOOKAHEAD = dt.timedelta(days=15)
+
+
+def with_deadline(queryset: QuerySet[Dossier]) -> QuerySet[Dossier]:
+    return queryset.annotate(deadline=Coalesce("original_appointment_at", "appointment_at"))
+
+
+def running(queryset: QuerySet[Dossier] | None = None) -> QuerySet[Dossier]:
+    base = Dossier.objects.all() if queryset is None else queryset
+    return with_deadline(
+        base.filter(status__in=RUNNING, paused_at__isnull=True, appointment_at__isnull=False)
+    )
+
+
+def overdue(
+    queryset: QuerySet[Dossier] | None = None, now: dt.datetime | None = None
+) -> QuerySet[Dossier]:
+    moment = now or timezone.now()
+    return running(queryset).filter(
+        Q(original_appointment_at__lt=moment)
+        | Q(original_appointment_at__isnull=True, appointment_at__lt=moment)
+    )
+
+
+def overdue_without_apology(
+    queryset: QuerySet[Dossier] | None = None, now: dt.datetime | None = None
+) -> QuerySet[Dossier]:
+    return running(queryset).filter(appointment_at__lt=now or timezone.now())
+
+
+def at_risk(
+    queryset: QuerySet[Dossier] | None = None, now: dt.datetime | None = None
+) -> list[tuple[Dossier, int]]:
+    """Running dossiers with less than one working day left, with the seconds left."""
+    now = now or timezone.now()
+    candidates = (
+        running(queryset)
+        .filter(
+            Q(original_appointment_at__gte=now, original_appointment_at__lt=now + AT_RISK_LOOKAHEAD)
+            | Q(
+                original_appointment_at__isnull=True,
+                appointment_at__gte=now,
+                appointment_at__lt=now + AT_RISK_LOOKAHEAD,
+            )
+        )
+        .select_related("agency", "procedure")
+        .order_by("deadline", "id")
+    )
+    calendars: dict[int, WorkingCalendar] = {}
+    result = []
+    for dossier in candidates:
+        calendar = calendars.setdefault(dossier.agency_id, WorkingCalendar(dossier.agency))
+        left = calendar.seconds_between(now, dossier.deadline)  # type: ignore[attr-defined]
+        if left < calendar.seconds_per_day():
+            result.append((dossier, left))
+    return result
+
+
+def scan_deadlines(now: dt.datetime | None = None) -> dict[str, int]:
+    """Mark newly overdue dossiers and warn of those at risk (each event once)."""
+    now = now or timezone.now()
+    marked = warned = 0
+    for dossier_id in overdue(now=now).filter(overdue_at__isnull=True).values_list("pk", flat=True):
+        try:
+            if lifecycle.mark_overdue(dossier_id) is not None:
+                marked += 1
+        except ApiError:  # changed status since the query: nothing to mark
+            continue
+    for dossier, left in at_risk(
+        Dossier.objects.filter(deadline_warned_at__isnull=True, overdue_at__isnull=True), now
+    ):
+        try:
+            if lifecycle.warn_deadline_at_risk(dossier.pk, seconds_left=left) is not None:
+                warned += 1
+        except ApiError:
+            continue
+    if marked or warned:
+        logger.info("deadline scan: %s overdue, %s at risk", marked, warned)
+    return {"overdue": marked, "at_risk": warned}
+
+
+def _day_bounds(date_from: dt.date, date_to: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    tz = business_tz()
+    start = dt.datetime.combine(date_from, dt.time.min, tzinfo=tz)
+    end = dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time.min, tzinfo=tz)
+    return start, end
+
+
+def _ratio(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def performance(
+    agency: Agency | None, date_from: dt.date, date_to: dt.date, now: dt.datetime | None = None
+) -> dict[str, Any]:
+    """The indicators for dossiers received / finished between two business dates."""
+    now = now or timezone.now()
+    start, end = _day_bounds(date_from, date_to)
+    base = Dossier.objects.exclude(status=S.DRAFT)
+    if agency is not None:
+        base = base.filter(agency=agency)
+
+    received = base.filter(submitted_at__gte=start, submitted_at__lt=end).aggregate(
+        total=Count("pk"),
+        in_person=Count("pk", filter=Q(channel=Dossier.Channel.IN_PERSON)),
+        online=Count("pk", filter=Q(channel=Dossier.Channel.ONLINE)),
+        postal=Count("pk", filter=Q(channel=Dossier.Channel.POSTAL)),
+    )
+    finished_qs = with_deadline(
+        base.filter(status__in=FINISHED, finished_at__gte=start, finished_at__lt=end)
+    )
+    finished = finished_qs.aggregate(
+        total=Count("pk"),
+        on_time=Count("pk", filter=Q(deadline__isnull=True) | Q(finished_at__lte=F("deadline"))),
+    )
+    calendars: dict[int, WorkingCalendar] = {}
+    durations = []
+    for dossier in finished_qs.select_related("agency"):
+        started = dossier.accepted_at or dossier.submitted_at
+        if started is None or dossier.finished_at is None:
+            continue
+        calendar = calendars.setdefault(dossier.agency_id, WorkingCalendar(dossier.agency))
+        spent = calendar.seconds_between(started, dossier.finished_at)
+        durations.append(max(0, spent - dossier.paused_working_seconds))
+    average_hours = round(sum(durations) / len(durations) / 3600, 2) if durations else None
+    return {
+        "from_date": date_from,
+        "to_date": date_to,
+        "received": {
+            "total": received["total"],
+            "in_person": received["in_person"],
+            "online": received["online"],
+            "postal": received["postal"],
+            "online_share": _ratio(received["online"], received["total"]),
+        },
+        "finished": {
+            "total": finished["total"],
+            "on_time": finished["on_time"],
+            "late": finished["total"] - finished["on_time"],
+            "on_time_share": _ratio(finished["on_time"], finished["total"]),
+        },
+        "overdue_now": overdue(base, now).count(),
+        "overdue_without_apology_now": overdue_without_apology(base, now).count(),
+        "average_processing_hours": average_hours,
+    }

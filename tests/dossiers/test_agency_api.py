@@ -1,0 +1,404 @@
+"""The signed agency back-office API: signatures, skew, replays, ownership, actions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from unittest import mock
+
+import pytest
+from django.core.files.base import ContentFile
+from django.test.client import BOUNDARY, encode_multipart
+from django.utils import timezone
+
+from dossiers.agency_auth import create_credential, retire_previous_secret, rotate_credential
+from dossiers.models import Agency, AgencyCredential, AgencyRequest, Dossier
+from tests.conftest import ApiClient, make_user, sign_in
+from tests.dossiers.conftest import AgencyClient
+from tests.factories import make_dossier, make_procedure
+from tracking.models import DossierEvent
+
+pytestmark = pytest.mark.django_db
+
+S = Dossier.Status
+
+
+def new_dossier(agency: Agency, status: int = S.NEW, **extra: object) -> Dossier:
+    return make_dossier(make_user(password=None), make_procedure(agency), status=status, **extra)
+
+
+def url(dossier: Dossier, action: str) -> str:
+    return f"/api/v1/agency/dossiers/{dossier.code}/{action}"
+
+
+def events(dossier: Dossier) -> list[str]:
+    return list(DossierEvent.objects.filter(dossier=dossier).values_list("type", flat=True))
+
+
+# --- Signatures ---------------------------------------------------------------------------
+
+
+def test_signed_accept_moves_the_dossier_and_issues_the_receipt(
+    agency: Agency, agency_client: AgencyClient
+) -> None:
+    dossier = new_dossier(agency)
+    response = agency_client.post(url(dossier, "accept"), {"receipt_number": "01/2026"})
+    assert response.status_code == 200, response
+    body = response.json()
+    assert body["status"] == S.ACCEPTED
+    assert body["version"] == 2
+    dossier.refresh_from_db()
+    assert dossier.status == S.ACCEPTED
+    assert dossier.appointment_at is not None
+    event = DossierEvent.objects.get(dossier=dossier)
+    assert event.type == "dossier.accepted"
+    assert event.actor_type == "agency"
+    assert event.actor_label == f"{agency.code} ({agency_client.credential.key_id})"
+    assert event.data["form"] == "01"
+    assert event.data["receipt_number"] == "01/2026"
+    assert dt.datetime.fromisoformat(event.data["appointment_at"]) == dossier.appointment_at
+
+
+def test_action_by_id_works_like_by_code(agency: Agency, agency_client: AgencyClient) -> None:
+    dossier = new_dossier(agency)
+    response = agency_client.post(f"/api/v1/agency/dossiers/{dossier.pk}/refuse", {"reason": "x"})
+    assert response.status_code == 200
+    assert response.json()["status"] == S.REFUSED
+
+
+def test_bad_signature_is_refused_and_nothing_changes(
+    agency: Agency, agency_client: AgencyClient
+) -> None:
+    dossier = new_dossier(agency)
+    response = agency_client.post(url(dossier, "accept"), {}, secret="not-the-secret")
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_signature"
+    dossier.refresh_from_db()
+    assert dossier.status == S.NEW
+    assert events(dossier) == []
+    assert AgencyRequest.objects.count() == 0
+
+
+def test_tampered_body_is_refused(agency: Agency, agency_client: AgencyClient) -> None:
+    dossier = new_dossier(agency)
+    stamp = str(int(time.time()))
+    from dossiers.agency_auth import sign
+
+    signature = sign(agency_client.secret, "POST", url(dossier, "refuse"), stamp, "e1", b"{}")
+    response = ApiClient().post(
+        url(dossier, "refuse"),
+        {"reason": "forged"},
+        headers={
+            "X-Agency-Key": agency_client.credential.key_id,
+            "X-Timestamp": stamp,
+            "X-Event-Id": "e1",
+            "X-Signature": signature,
+        },
+    )
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_signature"
+    assert events(dossier) == []
+
+
+def test_unknown_key_is_an_invalid_signature(agency: Agency, agency_client: AgencyClient) -> None:
+    dossier = new_dossier(agency)
+    response = agency_client.post(url(dossier, "accept"), {}, key_id="ak_unknown")
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_signature"
+
+
+def test_inactive_credential_is_refused(agency: Agency, agency_client: AgencyClient) -> None:
+    dossier = new_dossier(agency)
+    AgencyCredential.objects.filter(pk=agency_client.credential.pk).update(is_active=False)
+    response = agency_client.post(url(dossier, "accept"), {})
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_signature"
+
+
+def test_missing_headers_ask_for_a_signature(agency: Agency) -> None:
+    dossier = new_dossier(agency)
+    response = ApiClient().post(url(dossier, "accept"), {})
+    assert response.status_code == 401
+    assert response.json()["code"] == "signature_required"
+
+
+@pytest.mark.parametrize(("offset", "expected"), [(300, 200), (-300, 200), (301, 401), (-301, 401)])
+def test_timestamp_skew_boundary(
+    agency: Agency, agency_client: AgencyClient, offset: int, expected: int
+) -> None:
+    dossier = new_dossier(agency)
+    frozen = 1_790_000_000.0
+    with mock.patch("dossiers.agency_auth.time.time", return_value=frozen):
+        response = agency_client.post(url(dossier, "accept"), {}, timestamp=int(frozen) + offset)
+    assert response.status_code == expected
+    if expected == 401:
+        assert response.json()["code"] == "stale_timestamp"
+        assert events(dossier) == []
+
+
+def test_skew_limit_is_a_setting(agency: Agency, agency_client: AgencyClient, settings) -> None:
+    settings.AGENCY_SIGNATURE_MAX_SKEW_SECONDS = 10
+    dossier = new_dossier(agency)
+    response = agency_client.post(url(dossier, "accept"), {}, timestamp=int(time.time()) - 60)
+    assert response.status_code == 401
+    assert response.json()["code"] == "stale_timestamp"
+
+
+def test_non_numeric_timestamp_is_stale(agency: Agency, agency_client: AgencyClient) -> None:
+    dossier = new_dossier(agency)
+    response = agency_client.post(url(dossier, "accept"), {}, tamper={"X-Timestamp": "yesterday"})
+    assert response.status_code == 401
+    assert response.json()["code"] == "stale_timestamp"
+
+
+# --- Replays ----------------------------------------------------------------------------
+
+
+def test_same_event_id_returns_the_first_result_without_a_second_transition(
+    agency: Agency, agency_client: AgencyClient
+) -> None:
+    dossier = new_dossier(agency)
+    first = agency_client.post(url(dossier, "accept"), {}, event_id="evt-1")
+    second = agency_client.post(url(dossier, "accept"), {}, event_id="evt-1")
+    assert first.status_code == second.status_code == 200
+    assert second.json() == first.json()
+    assert second.headers["X-Event-Replayed"] == "true"
+    assert "X-Event-Replayed" not in first.headers
+    assert events(dossier) == ["dossier.accepted"]
+    dossier.refresh_from_db()
+    assert dossier.version == 2
+
+
+def test_replayed_conflict_is_replayed_too(agency: Agency, agency_client: AgencyClient) -> None:
+    dossier = new_dossier(agency, status=S.PROCESSING)
+    first = agency_client.post(url(dossier, "accept"), {}, event_id="evt-2")
+    assert first.status_code == 409
+    assert first.json()["code"] == "invalid_transition"
+    assert first.json()["details"]["current_status"] == S.PROCESSING
+    again = agency_client.post(url(dossier, "accept"), {}, event_id="evt-2")
+    assert again.status_code == 409
+    assert again.json() == first.json()
+    assert events(dossier) == []
+
+
+def test_event_id_reused_for_another_request(agency: Agency, agency_client: AgencyClient) -> None:
+    dossier = new_dossier(agency)
+    agency_client.post(url(dossier, "accept"), {}, event_id="evt-3")
+    response = agency_client.post(url(dossier, "refuse"), {"reason": "x"}, event_id="evt-3")
+    assert response.status_code == 422
+    assert response.json()["code"] == "event_id_reused"
+    dossier.refresh_from_db()
+    assert dossier.status == S.ACCEPTED
+
+
+def test_event_ids_are_per_agency(
+    agency: Agency, agency_client: AgencyClient, other_agency_client: AgencyClient
+) -> None:
+    mine = new_dossier(agency)
+    theirs = new_dossier(other_agency_client.credential.agency)
+    assert agency_client.post(url(mine, "accept"), {}, event_id="same").status_code == 200
+    assert other_agency_client.post(url(theirs, "accept"), {}, event_id="same").status_code == 200
+    assert events(theirs) == ["dossier.accepted"]
+
+
+def test_event_id_is_required_on_actions(agency: Agency, agency_client: AgencyClient) -> None:
+    dossier = new_dossier(agency)
+    response = agency_client.post(url(dossier, "accept"), {}, event_id="")
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_event_id"
+    assert events(dossier) == []
+
+
+# --- Ownership ------------------------------------------------------------------------------
+
+
+def test_an_agency_cannot_touch_another_agencys_dossier(
+    agency: Agency, other_agency_client: AgencyClient
+) -> None:
+    dossier = new_dossier(agency)
+    for reference in (dossier.code, str(dossier.pk)):
+        response = other_agency_client.post(f"/api/v1/agency/dossiers/{reference}/accept", {})
+        assert response.status_code == 404
+        assert response.json()["code"] == "not_found"
+    dossier.refresh_from_db()
+    assert dossier.status == S.NEW
+    assert events(dossier) == []
+
+
+def test_drafts_are_invisible_to_agencies(agency: Agency, agency_client: AgencyClient) -> None:
+    draft = new_dossier(agency, status=S.DRAFT)
+    response = agency_client.post(f"/api/v1/agency/dossiers/{draft.pk}/accept", {})
+    assert response.status_code == 404
+
+
+# --- Rotation ----------------------------------------------------------------------------
+
+
+def test_rotation_keeps_two_secrets_until_the_grace_period_ends(
+    agency: Agency, agency_client: AgencyClient
+) -> None:
+    old_secret = agency_client.secret
+    new_secret = rotate_credential(agency_client.credential)
+    assert new_secret != old_secret
+    d1, d2, d3 = new_dossier(agency), new_dossier(agency), new_dossier(agency)
+    assert agency_client.post(url(d1, "accept"), {}, secret=old_secret).status_code == 200
+    assert agency_client.post(url(d2, "accept"), {}, secret=new_secret).status_code == 200
+    AgencyCredential.objects.filter(pk=agency_client.credential.pk).update(
+        previous_valid_until=timezone.now() - dt.timedelta(seconds=1)
+    )
+    response = agency_client.post(url(d3, "accept"), {}, secret=old_secret)
+    assert response.status_code == 401
+    assert agency_client.post(url(d3, "accept"), {}, secret=new_secret).status_code == 200
+
+
+def test_retiring_the_previous_secret_ends_it_at_once(
+    agency: Agency, agency_client: AgencyClient
+) -> None:
+    old_secret = agency_client.secret
+    rotate_credential(agency_client.credential)
+    retire_previous_secret(agency_client.credential)
+    response = agency_client.post(url(new_dossier(agency), "accept"), {}, secret=old_secret)
+    assert response.status_code == 401
+
+
+def test_secret_is_stored_encrypted(agency: Agency) -> None:
+    credential, secret = create_credential(agency)
+    stored = AgencyCredential.objects.get(pk=credential.pk)
+    assert secret not in stored.secret_encrypted
+    assert len(secret) >= 40
+
+
+# --- Driving a dossier from receipt to handover -------------------------------------------------
+
+
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+def test_agency_drives_a_dossier_from_receipt_to_handover(
+    agency: Agency, agency_client: AgencyClient
+) -> None:
+    dossier = new_dossier(agency)
+    steps = [
+        ("accept", {}),
+        ("request-payment", {"amount": 150_000, "description": "Lệ phí"}),
+        ("start-processing", {"message": "Đã nộp lệ phí"}),
+    ]
+    for action, body in steps:
+        response = agency_client.post(url(dossier, action), body)
+        assert response.status_code == 200, (action, response)
+    response = agency_client.post(
+        url(dossier, "complete"),
+        multipart={"message": "Kết quả", "result_file": ContentFile(PDF, name="kq.pdf")},
+    )
+    assert response.status_code == 200, response
+    response = agency_client.post(url(dossier, "hand-over"), {"method": "electronic"})
+    assert response.status_code == 200
+    assert response.json()["status"] == S.HANDED_OVER
+    assert events(dossier) == [
+        "dossier.accepted",
+        "dossier.payment_requested",
+        "dossier.processing_started",
+        "dossier.completed",
+        "dossier.handed_over",
+    ]
+    dossier.refresh_from_db()
+    assert dossier.payment_amount == 150_000
+    assert dossier.handover_method == "electronic"
+    assert dossier.version == 6
+    payment = DossierEvent.objects.get(dossier=dossier, type="dossier.payment_requested")
+    assert payment.data == {"amount": 150_000, "currency": "VND", "description": "Lệ phí"}
+    # The citizen downloads the electronic result; someone else cannot.
+    _, tokens = sign_in(dossier.applicant)
+    download = ApiClient(token=tokens.access_token).get(f"/api/v1/dossiers/{dossier.pk}/result")
+    assert download.status_code == 200
+    assert b"".join(download.raw.streaming_content) == PDF
+    assert download.headers["Content-Type"] == "application/pdf"
+    _, other = sign_in(make_user(password=None))
+    response = ApiClient(token=other.access_token).get(f"/api/v1/dossiers/{dossier.pk}/result")
+    assert response.status_code == 404
+
+
+def test_complete_refuses_a_file_that_is_not_a_pdf(
+    agency: Agency, agency_client: AgencyClient
+) -> None:
+    dossier = new_dossier(agency, status=S.PROCESSING)
+    response = agency_client.post(
+        url(dossier, "complete"),
+        multipart={"result_file": ContentFile(b"<html>", name="kq.pdf")},
+    )
+    assert response.status_code == 422
+    assert response.json()["details"][0]["code"] == "not_a_pdf"
+    assert events(dossier) == []
+
+
+@pytest.mark.parametrize(("extra", "expected"), [(0, 200), (1, 413)])
+def test_result_file_size_limit(
+    agency: Agency, agency_client: AgencyClient, settings, extra: int, expected: int
+) -> None:
+    settings.RESULT_FILE_MAX_BYTES = len(PDF) + 10
+    dossier = new_dossier(agency, status=S.PROCESSING)
+    content = PDF + b" " * (10 + extra)
+    response = agency_client.post(
+        url(dossier, "complete"), multipart={"result_file": ContentFile(content, name="kq.pdf")}
+    )
+    assert response.status_code == expected
+    if expected == 413:
+        assert response.json()["code"] == "result_file_too_large"
+        assert events(dossier) == []
+
+
+def test_multipart_signature_covers_the_raw_body(
+    agency: Agency, agency_client: AgencyClient
+) -> None:
+    dossier = new_dossier(agency, status=S.PROCESSING)
+    raw = encode_multipart(BOUNDARY, {"message": "ok"})
+    stamp = str(int(time.time()))
+    from dossiers.agency_auth import sign
+
+    signature = sign(agency_client.secret, "POST", url(dossier, "complete"), stamp, "m1", raw)
+    tampered = raw.replace(b"ok", b"ko")
+    response = ApiClient().request(
+        "POST",
+        url(dossier, "complete"),
+        raw=tampered,
+        content_type=f"multipart/form-data; boundary={BOUNDARY}",
+        headers={
+            "X-Agency-Key": agency_client.credential.key_id,
+            "X-Timestamp": stamp,
+            "X-Event-Id": "m1",
+            "X-Signature": signature,
+        },
+    )
+    assert response.status_code == 401
+    assert events(dossier) == []
+
+
+def test_refuse_and_stop_keep_the_reason(agency: Agency, agency_client: AgencyClient) -> None:
+    refused = new_dossier(agency)
+    stopped = new_dossier(agency, status=S.PROCESSING)
+    assert (
+        agency_client.post(url(refused, "refuse"), {"reason": "Sai thẩm quyền"}).status_code == 200
+    )
+    assert (
+        agency_client.post(url(stopped, "stop"), {"reason": "Công dân đề nghị"}).status_code == 200
+    )
+    refusal = DossierEvent.objects.get(dossier=refused)
+    assert (refusal.type, refusal.message, refusal.data) == (
+        "dossier.refused",
+        "Sai thẩm quyền",
+        {"form": "03", "reason": "Sai thẩm quyền"},
+    )
+    stop = DossierEvent.objects.get(dossier=stopped)
+    assert (stop.type, stop.status_after, stop.message) == (
+        "dossier.stopped",
+        8,
+        "Công dân đề nghị",
+    )
+
+
+def test_empty_reason_is_a_validation_error(agency: Agency, agency_client: AgencyClient) -> None:
+    dossier = new_dossier(agency)
+    response = agency_client.post(url(dossier, "refuse"), {"reason": ""})
+    assert response.status_code == 422
+    assert events(dossier) == []
+    assert AgencyRequest.objects.get().response_status == 422

@@ -1,0 +1,142 @@
+"""The agencies' pull feed: own changed dossiers in keyset order, short-lived file links."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from unittest import mock
+
+import pytest
+from django.core.files.base import ContentFile
+
+from dossiers.models import Agency, Attachment, Dossier
+from tests.conftest import ApiClient, make_user
+from tests.dossiers.conftest import AgencyClient
+from tests.factories import make_agency, make_dossier, make_organisation, make_procedure
+
+pytestmark = pytest.mark.django_db
+S = Dossier.Status
+PAPER = b"%PDF-1.4 the applicant's paper"
+
+
+@pytest.fixture(autouse=True)
+def _no_settle(settings) -> None:
+    settings.AGENCY_FEED_SETTLE_SECONDS = 0
+
+
+def dossier_of(agency: Agency, status: int = S.NEW, **extra: object) -> Dossier:
+    return make_dossier(
+        make_user(password=None, full_name="Nguyễn Văn An"),
+        make_procedure(agency),
+        status=status,
+        form_data={"full_name": "Nguyễn Văn An", "birth_date": "1990-05-01"},
+        **extra,
+    )
+
+
+def attach(dossier: Dossier) -> Attachment:
+    return Attachment.objects.create(
+        dossier=dossier,
+        document_code="doc-1",
+        kind=Attachment.Kind.PDF,
+        file=ContentFile(PAPER, name="x"),
+        content_type="application/pdf",
+        size=len(PAPER),
+        sha256=hashlib.sha256(PAPER).hexdigest(),
+        original_name="cccd.pdf",
+        uploaded_by=dossier.applicant,
+    )
+
+
+def test_feed_lists_own_submitted_dossiers_with_form_data_and_attachments(
+    agency: Agency, agency_client: AgencyClient
+) -> None:
+    first = dossier_of(agency)
+    attachment = attach(first)
+    second = dossier_of(agency, status=S.PROCESSING, organisation=make_organisation())
+    dossier_of(agency, status=S.DRAFT)
+    dossier_of(make_agency())
+    response = agency_client.get("/api/v1/agency/feed")
+    assert response.status_code == 200, response
+    body = response.json()
+    assert [item["id"] for item in body["items"]] == [str(first.pk), str(second.pk)]
+    assert body["has_more"] is False
+    item = body["items"][0]
+    assert item["code"] == first.code
+    assert item["form_data"] == {"full_name": "Nguyễn Văn An", "birth_date": "1990-05-01"}
+    assert item["applicant"]["full_name"] == "Nguyễn Văn An"
+    assert item["organisation"] is None
+    assert body["items"][1]["organisation"]["tax_code"] == second.organisation.tax_code
+    assert [a["id"] for a in item["attachments"]] == [str(attachment.pk)]
+    link = item["attachments"][0]["download_url"]
+    assert link.startswith("http://testserver/api/v1/agency/files/")
+    download = ApiClient().get(link.removeprefix("http://testserver"))
+    assert download.status_code == 200
+    assert b"".join(download.raw.streaming_content) == PAPER
+    assert 'filename="cccd.pdf"' in download.headers["Content-Disposition"]
+
+
+def test_feed_resumes_after_its_cursor_and_shows_changed_dossiers_again(
+    agency: Agency, agency_client: AgencyClient
+) -> None:
+    a, b, c = dossier_of(agency), dossier_of(agency), dossier_of(agency)
+    page = agency_client.get("/api/v1/agency/feed?limit=2").json()
+    assert [item["id"] for item in page["items"]] == [str(a.pk), str(b.pk)]
+    assert page["has_more"] is True
+    page2 = agency_client.get(f"/api/v1/agency/feed?limit=2&cursor={page['next_cursor']}").json()
+    assert [item["id"] for item in page2["items"]] == [str(c.pk)]
+    assert page2["has_more"] is False
+    cursor = page2["next_cursor"]
+    empty = agency_client.get(f"/api/v1/agency/feed?cursor={cursor}").json()
+    assert empty["items"] == []
+    assert empty["next_cursor"] == cursor  # the position is kept, never lost
+    # A change (here, the citizen withdrawing) brings the dossier back after the cursor.
+    from dossiers import lifecycle
+
+    lifecycle.withdraw(a.pk, lifecycle.Actor.citizen(a.applicant))
+    changed = agency_client.get(f"/api/v1/agency/feed?cursor={cursor}").json()
+    assert [(item["id"], item["status"]) for item in changed["items"]] == [(str(a.pk), 7)]
+
+
+def test_feed_holds_back_changes_younger_than_the_settle_time(
+    agency: Agency, agency_client: AgencyClient, settings
+) -> None:
+    settings.AGENCY_FEED_SETTLE_SECONDS = 3600
+    dossier_of(agency)
+    body = agency_client.get("/api/v1/agency/feed").json()
+    assert body["items"] == []
+    assert body["next_cursor"] == ""
+
+
+def test_feed_refuses_a_forged_cursor(agency_client: AgencyClient) -> None:
+    response = agency_client.get("/api/v1/agency/feed?cursor=bm90LWEtY3Vyc29y")
+    assert response.status_code == 422
+    assert response.json()["details"][0]["code"] == "invalid_cursor"
+
+
+def test_feed_needs_a_signature(api: ApiClient) -> None:
+    assert api.get("/api/v1/agency/feed").status_code == 401
+
+
+@pytest.mark.parametrize(("age", "expected"), [(300, 200), (301, 410)])
+def test_file_links_expire(
+    agency: Agency, agency_client: AgencyClient, age: int, expected: int
+) -> None:
+    attach(dossier_of(agency))
+    issued = float(int(time.time()))
+    with mock.patch("django.core.signing.time.time", return_value=issued):
+        link = agency_client.get("/api/v1/agency/feed").json()["items"][0]["attachments"][0]
+    path = link["download_url"].removeprefix("http://testserver")
+    with mock.patch("django.core.signing.time.time", return_value=issued + age):
+        response = ApiClient().get(path)
+    assert response.status_code == expected
+    if expected == 410:
+        assert response.json()["code"] == "link_expired"
+
+
+def test_tampered_file_link_is_not_found(agency: Agency, agency_client: AgencyClient) -> None:
+    attach(dossier_of(agency))
+    link = agency_client.get("/api/v1/agency/feed").json()["items"][0]["attachments"][0]
+    path = link["download_url"].removeprefix("http://testserver")
+    response = ApiClient().get(path[:-3] + "abc")
+    assert response.status_code == 404

@@ -1,0 +1,63 @@
+"""The signing recipe in agency-api.md is the one the server checks; twins run once."""
+
+from __future__ import annotations
+
+import re
+import threading
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from dossiers.agency_auth import sign, string_to_sign
+from dossiers.models import Agency, Dossier
+from tests.dossiers.conftest import AgencyClient
+from tests.factories import make_dossier, make_procedure, make_user
+from tracking.models import DossierEvent
+
+GUIDE = Path(__file__).resolve().parents[2] / "mobile_api_docs" / "agency-api.md"
+
+
+def test_worked_example_of_the_guide_matches_the_server() -> None:
+    text = GUIDE.read_text(encoding="utf-8")
+    expected = re.search(r"X-Signature    = ([0-9a-f]{64})", text)
+    assert expected is not None
+    body = b'{"receipt_number":"01/2026"}'
+    path = "/api/v1/agency/dossiers/HN-PXB-260310-0001/accept"
+    assert string_to_sign("POST", path, "1773108000", "evt-0001", body) == (
+        b"POST\n/api/v1/agency/dossiers/HN-PXB-260310-0001/accept\n1773108000\nevt-0001\n"
+        b"3342ed62245aba3edfd7aa0b27ab96f700b798bd499b7c601b5a79867583dbc9"
+    )
+    signature = sign("example-secret-do-not-use", "POST", path, "1773108000", "evt-0001", body)
+    assert signature == expected.group(1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_concurrent_requests_with_one_event_id_move_the_dossier_once(
+    agency: Agency, agency_client: AgencyClient
+) -> None:
+    dossier = make_dossier(make_user(password=None), make_procedure(agency), status=1)
+    path = f"/api/v1/agency/dossiers/{dossier.code}/accept"
+    results: list[tuple[int, dict]] = []
+    barrier = threading.Barrier(2)
+
+    def call() -> None:
+        try:
+            barrier.wait()
+            response = agency_client.post(path, {}, event_id="twin")
+            results.append((response.status_code, response.json()))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=call) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [status for status, _ in results] == [200, 200]
+    assert results[0][1] == results[1][1]
+    assert list(DossierEvent.objects.filter(dossier=dossier).values_list("type", flat=True)) == [
+        "dossier.accepted"
+    ]
+    dossier.refresh_from_db()
+    assert (dossier.status, dossier.version) == (Dossier.Status.ACCEPTED, 2)

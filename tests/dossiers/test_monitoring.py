@@ -1,0 +1,261 @@
+"""Deadline monitoring (overdue, at risk, violations), apologies and performance figures."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.utils import timezone
+
+from dossiers import monitoring
+from dossiers.deadlines import add_working_seconds
+from dossiers.models import Agency, Apology, Dossier
+from tests.conftest import ApiClient, make_user, sign_in
+from tests.dossiers.conftest import AgencyClient
+from tests.factories import make_agency, make_dossier, make_procedure
+from tracking.models import DossierEvent
+
+pytestmark = pytest.mark.django_db
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+S = Dossier.Status
+C = Dossier.Channel
+
+
+def at(*args: int) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=VN)
+
+
+def dossier_of(agency: Agency, status: int, **extra: object) -> Dossier:
+    return make_dossier(make_user(password=None), make_procedure(agency), status=status, **extra)
+
+
+def events(dossier: Dossier) -> list[str]:
+    return list(DossierEvent.objects.filter(dossier=dossier).values_list("type", flat=True))
+
+
+# --- The periodic scan ---------------------------------------------------------------------------
+
+
+def test_scan_marks_overdue_dossiers_once(agency: Agency) -> None:
+    past = timezone.now() - dt.timedelta(hours=2)
+    late = dossier_of(agency, S.PROCESSING, appointment_at=past)
+    paused = dossier_of(agency, S.SUPPLEMENT_REQUESTED, appointment_at=past, paused_at=past)
+    finished = dossier_of(agency, S.RESULT_READY, appointment_at=past, finished_at=past)
+    assert monitoring.scan_deadlines() == {"overdue": 1, "at_risk": 0}
+    late.refresh_from_db()
+    assert late.overdue_at is not None
+    assert events(late) == ["dossier.overdue"]
+    event = DossierEvent.objects.get(dossier=late)
+    assert (event.actor_type, event.status_before, event.status_after) == ("system", 4, 4)
+    assert dt.datetime.fromisoformat(event.data["deadline"]) == past
+    assert events(paused) == []
+    assert events(finished) == []
+    # A second scan records nothing new.
+    assert monitoring.scan_deadlines() == {"overdue": 0, "at_risk": 0}
+    assert events(late) == ["dossier.overdue"]
+
+
+def test_scan_warns_once_of_dossiers_with_less_than_a_working_day_left(agency: Agency) -> None:
+    now = timezone.now()
+    soon = dossier_of(agency, S.ACCEPTED, appointment_at=add_working_seconds(agency, now, 3600))
+    later = dossier_of(
+        agency, S.PROCESSING, appointment_at=add_working_seconds(agency, now, 9 * 3600)
+    )
+    assert monitoring.scan_deadlines() == {"overdue": 0, "at_risk": 1}
+    assert events(soon) == ["dossier.deadline_at_risk"]
+    event = DossierEvent.objects.get(dossier=soon)
+    assert 0 < event.data["working_seconds_left"] <= 3600
+    assert events(later) == []
+    assert monitoring.scan_deadlines() == {"overdue": 0, "at_risk": 0}
+    assert events(soon) == ["dossier.deadline_at_risk"]
+
+
+# --- Apology -----------------------------------------------------------------------------------
+
+
+def test_apology_sets_a_later_date_and_keeps_the_original(
+    agency: Agency, agency_client: AgencyClient
+) -> None:
+    original = timezone.now() - dt.timedelta(hours=3)
+    dossier = dossier_of(agency, S.PROCESSING, appointment_at=original)
+    assert list(monitoring.overdue_without_apology(Dossier.objects.all())) == [dossier]
+    new_date = (original + dt.timedelta(days=5)).astimezone(VN)
+    response = agency_client.post(
+        f"/api/v1/agency/dossiers/{dossier.code}/apologise",
+        {"new_appointment_at": new_date.isoformat(), "reason": "Cần xác minh thực địa"},
+    )
+    assert response.status_code == 200, response
+    dossier.refresh_from_db()
+    assert dossier.appointment_at == new_date
+    assert dossier.original_appointment_at == original
+    assert dossier.apologised_at is not None
+    apology = Apology.objects.get(dossier=dossier)
+    assert (apology.previous_appointment_at, apology.new_appointment_at) == (original, new_date)
+    event = DossierEvent.objects.get(dossier=dossier)
+    assert event.type == "dossier.apologised"
+    assert event.message == "Cần xác minh thực địa"
+    assert event.data["form"] == "04"
+    assert dt.datetime.fromisoformat(event.data["previous_appointment_at"]) == original
+    assert dt.datetime.fromisoformat(event.data["new_appointment_at"]) == new_date
+    # Still overdue against the legal deadline, but no longer a violation.
+    assert list(monitoring.overdue(Dossier.objects.all())) == [dossier]
+    assert list(monitoring.overdue_without_apology(Dossier.objects.all())) == []
+
+
+def test_apology_date_must_be_later_than_the_current_one(
+    agency: Agency, agency_client: AgencyClient
+) -> None:
+    current = timezone.now() + dt.timedelta(days=1)
+    dossier = dossier_of(agency, S.PROCESSING, appointment_at=current)
+    response = agency_client.post(
+        f"/api/v1/agency/dossiers/{dossier.code}/apologise",
+        {"new_appointment_at": current.isoformat(), "reason": "x"},
+    )
+    assert response.status_code == 422
+    assert response.json()["details"][0]["code"] == "appointment_not_later"
+    dossier.refresh_from_db()
+    assert dossier.appointment_at == current
+    assert dossier.original_appointment_at is None
+    assert Apology.objects.count() == 0
+    assert events(dossier) == []
+
+
+def test_monitoring_endpoint_lists_the_agencys_dossiers_only(
+    agency: Agency, agency_client: AgencyClient
+) -> None:
+    now = timezone.now()
+    violation = dossier_of(agency, S.PROCESSING, appointment_at=now - dt.timedelta(hours=1))
+    apologised = dossier_of(
+        agency,
+        S.PAYMENT_REQUESTED,
+        original_appointment_at=now - dt.timedelta(hours=2),
+        appointment_at=now + dt.timedelta(days=3),
+    )
+    risky = dossier_of(agency, S.ACCEPTED, appointment_at=add_working_seconds(agency, now, 1800))
+    dossier_of(make_agency(), S.PROCESSING, appointment_at=now - dt.timedelta(hours=1))
+    response = agency_client.get("/api/v1/agency/monitoring")
+    assert response.status_code == 200
+    body = response.json()
+    assert [item["id"] for item in body["overdue"]] == [str(apologised.pk), str(violation.pk)]
+    assert [item["id"] for item in body["overdue_without_apology"]] == [str(violation.pk)]
+    assert [item["id"] for item in body["at_risk"]] == [str(risky.pk)]
+    assert 0 < body["at_risk"][0]["working_seconds_left"] <= 1800
+
+
+# --- Performance -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def crafted(agency: Agency) -> Agency:
+    """Week of Mon 2 - Fri 6 March 2026 (no holidays), seen on Tue 10 March 10:00."""
+
+    def add(status: int, channel: int, submitted: dt.datetime | None, **extra: object) -> None:
+        extra.setdefault("accepted_at", submitted)
+        dossier_of(agency, status, channel=channel, submitted_at=submitted, **extra)
+
+    # Finished in the range: on time (8 h of work).
+    add(S.RESULT_READY, C.ONLINE, at(2026, 3, 2, 9), appointment_at=at(2026, 3, 4, 9),
+        finished_at=at(2026, 3, 3, 9))  # fmt: skip
+    # Late (24 h).
+    add(S.HANDED_OVER, C.ONLINE, at(2026, 3, 2, 10), appointment_at=at(2026, 3, 3, 10),
+        finished_at=at(2026, 3, 5, 10))  # fmt: skip
+    # Late against the legal deadline although before the apologised date (24 h).
+    add(S.RESULT_READY, C.IN_PERSON, at(2026, 3, 3, 8), original_appointment_at=at(2026, 3, 4, 8),
+        appointment_at=at(2026, 3, 9, 8), finished_at=at(2026, 3, 6, 8))  # fmt: skip
+    # On time; 22 h elapsed of which 4 h paused for a supplement -> 18 h.
+    add(S.HANDED_OVER, C.POSTAL, at(2026, 3, 4, 7), appointment_at=at(2026, 3, 6, 17),
+        finished_at=at(2026, 3, 6, 15), paused_working_seconds=4 * 3600)  # fmt: skip
+    # Overdue now, no apology: a violation.
+    add(S.PROCESSING, C.ONLINE, at(2026, 3, 5, 9), appointment_at=at(2026, 3, 6, 9))
+    # Overdue now, apologised with a date still ahead.
+    add(S.PAYMENT_REQUESTED, C.ONLINE, at(2026, 3, 5, 10),
+        original_appointment_at=at(2026, 3, 6, 10), appointment_at=at(2026, 3, 12, 10))  # fmt: skip
+    # Paused (supplement requested): never overdue.
+    add(S.SUPPLEMENT_REQUESTED, C.ONLINE, at(2026, 3, 5, 11), appointment_at=at(2026, 3, 6, 11),
+        paused_at=at(2026, 3, 6, 8))  # fmt: skip
+    # Received in the range, finished after it.
+    add(S.RESULT_READY, C.ONLINE, at(2026, 3, 6, 8), appointment_at=at(2026, 3, 10, 8),
+        finished_at=at(2026, 3, 9, 9))  # fmt: skip
+    # Received before the range, overdue now without apology.
+    add(S.PROCESSING, C.ONLINE, at(2026, 2, 27, 9), appointment_at=at(2026, 3, 2, 9))
+    # A draft is never counted.
+    dossier_of(agency, S.DRAFT)
+    # Another agency's overdue online dossier.
+    make_dossier(make_user(password=None), make_procedure(make_agency()), status=S.PROCESSING,
+                 submitted_at=at(2026, 3, 3, 9), appointment_at=at(2026, 3, 4, 9))  # fmt: skip
+    return agency
+
+
+EXPECTED = {
+    "from_date": "2026-03-02",
+    "to_date": "2026-03-06",
+    "received": {"total": 8, "in_person": 1, "online": 6, "postal": 1, "online_share": 0.75},
+    "finished": {"total": 4, "on_time": 2, "late": 2, "on_time_share": 0.5},
+    "overdue_now": 3,
+    "overdue_without_apology_now": 2,
+    "average_processing_hours": 18.5,
+}
+
+
+def test_performance_figures_on_a_crafted_data_set(crafted: Agency) -> None:
+    figures = monitoring.performance(
+        crafted, dt.date(2026, 3, 2), dt.date(2026, 3, 6), now=at(2026, 3, 10, 10)
+    )
+    figures["from_date"] = figures["from_date"].isoformat()
+    figures["to_date"] = figures["to_date"].isoformat()
+    assert figures == EXPECTED
+
+
+def test_performance_endpoint_for_the_agency_itself(
+    crafted: Agency, agency_client: AgencyClient
+) -> None:
+    response = agency_client.get("/api/v1/agency/performance?from=2026-03-02&to=2026-03-06")
+    assert response.status_code == 200, response
+    body = response.json()
+    assert body["agency_code"] == crafted.code
+    assert body["received"] == EXPECTED["received"]
+    assert body["finished"] == EXPECTED["finished"]
+    assert body["average_processing_hours"] == 18.5
+    # "Now" is the real clock here: every dossier dated March 2026 is long overdue.
+    assert body["overdue_now"] == 3
+
+
+def test_performance_endpoint_for_staff_and_not_for_citizens(crafted: Agency) -> None:
+    _, staff_tokens = sign_in(make_user(password=None, is_staff=True))
+    staff = ApiClient(token=staff_tokens.access_token)
+    path = f"/api/v1/agency/performance?from=2026-03-02&to=2026-03-06&agency={crafted.code}"
+    response = staff.get(path)
+    assert response.status_code == 200
+    assert response.json()["received"]["total"] == 8
+    everyone = staff.get("/api/v1/agency/performance?from=2026-03-02&to=2026-03-06")
+    assert everyone.json()["agency_code"] is None
+    assert everyone.json()["received"]["total"] == 9
+    _, citizen_tokens = sign_in(make_user(password=None))
+    citizen = ApiClient(token=citizen_tokens.access_token).get(path)
+    assert citizen.status_code == 403
+    assert ApiClient().get(path).status_code == 401
+
+
+def test_performance_range_must_be_ordered(agency_client: AgencyClient) -> None:
+    response = agency_client.get("/api/v1/agency/performance?from=2026-03-06&to=2026-03-02")
+    assert response.status_code == 422
+    assert response.json()["details"][0]["code"] == "invalid_range"
+
+
+@pytest.mark.parametrize(("days", "expected"), [(365, 200), (366, 422)])
+def test_performance_range_limit(agency_client: AgencyClient, days: int, expected: int) -> None:
+    end = dt.date(2026, 1, 1) + dt.timedelta(days=days)
+    response = agency_client.get(f"/api/v1/agency/performance?from=2026-01-01&to={end}")
+    assert response.status_code == expected
+
+
+def test_the_periodic_job_runs_the_scan(agency: Agency) -> None:
+    from procrastinate.contrib.django import app
+
+    from dossiers.tasks import scan_deadlines_job
+
+    late = dossier_of(agency, S.PROCESSING, appointment_at=timezone.now() - dt.timedelta(hours=1))
+    assert "dossiers.scan_deadlines" in app.tasks
+    assert scan_deadlines_job.func(timestamp=0) == {"overdue": 1, "at_risk": 0}
+    assert events(late) == ["dossier.overdue"]
