@@ -59,17 +59,10 @@ def queue_deliveries(delivery_ids: Sequence[int], not_before: dt.datetime | None
     """Defer the send job(s) for `delivery_ids`, in the caller's transaction."""
     from notifications.tasks import send_pushes_job
 
-    delay = 0
-    if not_before is not None:
-        delay = max(0, math.ceil((not_before - timezone.now()).total_seconds()))
     size = max(1, settings.FCM_BATCH_SIZE)
     ids = sorted(delivery_ids)
     for start in range(0, len(ids), size):
-        chunk = ids[start : start + size]
-        if delay:
-            defer(send_pushes_job, delivery_ids=chunk, schedule_in={"seconds": delay})
-        else:
-            defer(send_pushes_job, delivery_ids=chunk)
+        defer(send_pushes_job, delivery_ids=ids[start : start + size], schedule_at=not_before)
 
 
 def retry_delay(attempt: int, result: SendResult, jitter: float) -> int:

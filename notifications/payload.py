@@ -80,7 +80,7 @@ def _message(push: Push, priority: str) -> messaging.Message:
             ),
         ),
         webpush=messaging.WebpushConfig(
-            headers={"Urgency": priority, "Topic": push.collapse_id.replace("-", "")[:32]}
+            headers={"Urgency": priority, "Topic": push.collapse_id.rsplit("-", 1)[-1][:32]}
         ),
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,10 +16,16 @@ from auth.models import DeviceSession, User
 from dossiers.models import Dossier
 from notifications import actions
 from notifications.fake_fcm import FakeFcmServer
-from notifications.models import Device
+from notifications.models import Device, Notification
 from tests.conftest import sign_in
 from tracking.events import record_event
 from tracking.models import DossierEvent
+
+
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings: Any) -> None:
+    # These tests make many users; the production hasher costs most of a second each.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture
@@ -83,7 +90,11 @@ def jobs(task_name: str) -> list[dict[str, Any]]:
             [task_name],
         )
         return [
-            {"args": args, "status": status, "scheduled_at": scheduled_at}
+            {
+                "args": json.loads(args) if isinstance(args, str) else args,
+                "status": status,
+                "scheduled_at": scheduled_at,
+            }
             for args, status, scheduled_at in cursor.fetchall()
         ]
 
@@ -102,3 +113,47 @@ def at_local(hour: int, minute: int = 0, day: int = 10) -> dt.datetime:
     import zoneinfo
 
     return dt.datetime(2026, 3, day, hour, minute, tzinfo=zoneinfo.ZoneInfo("Asia/Ho_Chi_Minh"))
+
+
+class Clock:
+    """A settable `timezone.now()` for exact timing assertions."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> dt.datetime:
+        self.now += dt.timedelta(**delta)
+        return self.now
+
+    def set(self, moment: dt.datetime) -> None:
+        self.now = moment
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    from django.utils import timezone
+
+    frozen = Clock(timezone.now().replace(microsecond=0))
+    monkeypatch.setattr("django.utils.timezone.now", frozen)
+    return frozen
+
+
+def notify(
+    user: User, type: str = "dossier.completed", dossier: Dossier | None = None, **extra: Any
+) -> Notification:
+    """Emit an event on a dossier of `user`, fan it out, return `user`'s inbox entry."""
+    from tests.factories import make_dossier
+
+    dossier = dossier or make_dossier(user, status=Dossier.Status.PROCESSING)
+    event = emit(dossier, type, **extra)
+    actions.notify_event(event.pk)
+    return Notification.objects.get(event=event, user=user)
+
+
+def send_all(notification: Notification) -> int:
+    from notifications.delivery import send_pushes
+
+    return send_pushes(list(notification.deliveries.values_list("pk", flat=True)))
