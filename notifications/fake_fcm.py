@@ -141,7 +141,8 @@ class FakeFcmServer:
     def rab_endpoint(self, service_account_email: str) -> str:
         """Stand-in for google-auth's `get_service_account_rab_endpoint`, whose host is
         fixed to iamcredentials.googleapis.com: patch it with this to keep the lookup here."""
-        return f"{self.base_url}/v1/projects/-/serviceAccounts/{service_account_email}/allowedLocations"
+        account = service_account_email
+        return f"{self.base_url}/v1/projects/-/serviceAccounts/{account}/allowedLocations"
 
     def service_account_info(self) -> dict[str, str]:
         pem = self._key.private_bytes(
@@ -251,7 +252,7 @@ class FakeFcmServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 return  # quiet; the CLI prints its own lines
 
             def _reply(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
@@ -282,8 +283,10 @@ class FakeFcmServer:
                     self._reply(status, body, {})
                     return
                 parts = path.strip("/").split("/")
-                if len(parts) == 4 and parts[:2] == ["v1", "projects"] and parts[3] == (
-                    "messages:send"
+                if (
+                    len(parts) == 4
+                    and parts[:2] == ["v1", "projects"]
+                    and parts[3] == ("messages:send")
                 ):
                     try:
                         body = json.loads(raw or b"{}")
@@ -308,7 +311,10 @@ def _error(status: int, rpc_status: str, message: str, fcm_code: str = "") -> di
 def _invalid(field: str, description: str) -> dict[str, Any]:
     body = _error(400, "INVALID_ARGUMENT", description, "INVALID_ARGUMENT")
     body["error"]["details"].append(
-        {"@type": BAD_REQUEST_TYPE, "fieldViolations": [{"field": field, "description": description}]}
+        {
+            "@type": BAD_REQUEST_TYPE,
+            "fieldViolations": [{"field": field, "description": description}],
+        }
     )
     return body
 

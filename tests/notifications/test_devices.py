@@ -109,9 +109,7 @@ def test_token_registered_by_another_user_moves_to_that_user() -> None:
     assert api_first.get("/api/v1/devices").json()["items"] == []
     # The first user's events no longer reach the phone; the second user's do.
     assert notify(first, "dossier.accepted").deliveries.count() == 0
-    assert [d.device_id for d in notify(second, "dossier.accepted").deliveries.all()] == [
-        active.pk
-    ]
+    assert [d.device_id for d in notify(second, "dossier.accepted").deliveries.all()] == [active.pk]
 
 
 def test_devices_of_a_revoked_session_are_not_sent_to() -> None:

@@ -29,18 +29,26 @@ class RollbackError(Exception):
     pass
 
 
+def emit_then_fail(dossier: Dossier, seen: list[int]) -> None:
+    with transaction.atomic():
+        event = record_event(dossier, type="dossier.completed", actor_type="agency")
+        assert fan_outs_of(event.pk) == ["todo"]  # deferred inside...
+        seen.append(event.pk)
+        raise RollbackError
+
+
 def test_rolled_back_event_sends_no_push(fcm) -> None:
     user = make_user()
     register(user, "tok-rollback")
     dossier = make_dossier(user, status=Dossier.Status.PROCESSING)
 
-    with pytest.raises(RollbackError), transaction.atomic():
-        event = record_event(dossier, type="dossier.completed", actor_type="agency")
-        assert fan_outs_of(event.pk) == ["todo"]  # deferred inside...
-        raise RollbackError
+    seen: list[int] = []
+    with pytest.raises(RollbackError):
+        emit_then_fail(dossier, seen)
     run_worker_until_idle()
 
-    assert fan_outs_of(event.pk) == []  # ...and gone with the rollback
+    [event_id] = seen
+    assert fan_outs_of(event_id) == []  # ...and gone with the rollback
     assert Notification.objects.count() == 0
     assert fcm.attempts == []
 
@@ -81,5 +89,7 @@ def test_jobs_that_run_twice_send_nothing_twice(fcm) -> None:
     assert Notification.objects.filter(event=event).count() == 1
     assert Delivery.objects.count() == 1
     assert fcm.attempts_for("tok-twice") == ["ok"]
-    sends = [j for j in jobs("notifications.send_pushes") if delivery.pk in j["args"]["delivery_ids"]]
+    sends = [
+        j for j in jobs("notifications.send_pushes") if delivery.pk in j["args"]["delivery_ids"]
+    ]
     assert [job["status"] for job in sends] == ["succeeded", "succeeded"]
