@@ -63,6 +63,11 @@ ERRORS: dict[str, tuple[int, str, str]] = {
 }
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 512  # bursts of up to 500 parallel sends, like send_each makes
+
+
 @dataclass(frozen=True)
 class Outcome:
     code: str = "ok"  # "ok" or a key of ERRORS
@@ -92,8 +97,7 @@ class FakeFcmServer:
         self.attempts: list[dict[str, Any]] = []  # every send request, with its outcome
         self.token_requests = 0
         self.verbose = False
-        self._httpd = ThreadingHTTPServer((host, port), self._handler_class())
-        self._httpd.daemon_threads = True
+        self._httpd = _Server((host, port), self._handler_class())
         self._thread: threading.Thread | None = None
 
     # --- control ---------------------------------------------------------------
