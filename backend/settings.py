@@ -328,8 +328,9 @@ FCM_TIMEOUT_SECONDS = envint("FCM_TIMEOUT_SECONDS", 10)
 # Messages per send job (FCM's send_each takes at most 500) and requests in flight.
 FCM_BATCH_SIZE = min(envint("FCM_BATCH_SIZE", 500), 500)
 FCM_CONCURRENCY = envint("FCM_CONCURRENCY", 50)
-# Tries per delivery before it becomes a permanent failure; backoff between them.
-PUSH_MAX_ATTEMPTS = envint("PUSH_MAX_ATTEMPTS", 5)
+# Tries per delivery before it becomes a permanent failure (10 tries with the
+# default backoff span about three hours of FCM outage); backoff between them.
+PUSH_MAX_ATTEMPTS = envint("PUSH_MAX_ATTEMPTS", 10)
 PUSH_RETRY_BASE_SECONDS = envint("PUSH_RETRY_BASE_SECONDS", 30)
 PUSH_RETRY_MAX_SECONDS = envint("PUSH_RETRY_MAX_SECONDS", 3600)
 # FCM asks for at least a minute after QUOTA_EXCEEDED (or its Retry-After, if longer).

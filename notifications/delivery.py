@@ -19,6 +19,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
@@ -31,6 +32,7 @@ from notifications.payload import Push, channel_for, fit
 
 logger = logging.getLogger(__name__)
 
+PAUSE_KEY = "notifications:fcm-paused-until"
 # A retry job may start this much before the recorded time (clock skew between hosts).
 CLAIM_TOLERANCE = dt.timedelta(seconds=2)
 _random = secrets.SystemRandom()
@@ -83,8 +85,29 @@ def retry_delay(attempt: int, result: SendResult, jitter: float) -> int:
     return math.ceil(max(retry_after, backoff - backoff * 0.5 * jitter))
 
 
+def paused_until() -> dt.datetime | None:
+    """While FCM throttles the project (QUOTA_EXCEEDED), no job sends anything."""
+    value = cache.get(PAUSE_KEY)
+    if value is None:
+        return None
+    moment = dt.datetime.fromisoformat(value)
+    return moment if moment > timezone.now() else None
+
+
+def _pause(until: dt.datetime) -> None:
+    current = paused_until()
+    if current is None or until > current:
+        timeout = max(1, math.ceil((until - timezone.now()).total_seconds()))
+        cache.set(PAUSE_KEY, until.isoformat(), timeout=timeout)
+
+
 def send_pushes(delivery_ids: Sequence[int]) -> int:
     """Send the claimable deliveries among `delivery_ids`; returns how many were tried."""
+    pause = paused_until()
+    if pause is not None:
+        # Sending now would only earn more 429s and burn the rows' tries: come back later.
+        queue_deliveries(delivery_ids, not_before=pause)
+        return 0
     claimed = _claim(delivery_ids)
     if not claimed:
         return 0
@@ -206,6 +229,8 @@ def _record(rows: list[Delivery], results: list[SendResult]) -> None:
             row.state = Delivery.State.TEMPORARY_FAILURE
             row.next_attempt_at = now + dt.timedelta(seconds=delay)
             retries[delay].append(row.pk)
+            if result.throttled:
+                _pause(row.next_attempt_at)
         if row.state == Delivery.State.PERMANENT_FAILURE and row.notification.urgent:
             finished_urgent.add(row.notification_id)
     with transaction.atomic():
@@ -228,8 +253,6 @@ def _fallback_where_all_failed(notification_ids: Iterable[int]) -> None:
     ids = sorted(set(notification_ids))
     if not ids:
         return
-    from notifications.tasks import send_fallback_sms_job
-
     # Lock the notifications: two jobs finishing its last deliveries at once must
     # see each other's answers, or neither would send the SMS.
     list(Notification.objects.select_for_update().filter(pk__in=ids).order_by("pk").values("pk"))
@@ -241,13 +264,13 @@ def _fallback_where_all_failed(notification_ids: Iterable[int]) -> None:
         )
         if still_open:
             continue
-        request_fallback_sms(notification_id, send_fallback_sms_job)
+        request_fallback_sms(notification_id)
 
 
-def request_fallback_sms(notification_id: int, job: object | None = None) -> bool:
+def request_fallback_sms(notification_id: int) -> bool:
     """Mark an urgent notification for SMS (once) and defer the job; in a transaction."""
-    if job is None:
-        from notifications.tasks import send_fallback_sms_job as job
+    from notifications.tasks import send_fallback_sms_job
+
     marked = (
         Notification.objects.filter(
             pk=notification_id, urgent=True, sms_status=Notification.SmsStatus.NONE
@@ -256,7 +279,7 @@ def request_fallback_sms(notification_id: int, job: object | None = None) -> boo
         .update(sms_status=Notification.SmsStatus.PENDING)
     )
     if marked:
-        defer(job, notification_id=notification_id)  # type: ignore[arg-type]
+        defer(send_fallback_sms_job, notification_id=notification_id)
     return bool(marked)
 
 

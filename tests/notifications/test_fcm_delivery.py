@@ -331,3 +331,27 @@ def test_long_texts_are_shortened_to_fit_the_payload_limit(fcm, settings) -> Non
     assert body.endswith("…")
     assert len(body) < len(notification.body)
     assert only_delivery(notification).state == Delivery.State.DELIVERED
+
+
+def test_while_fcm_throttles_other_jobs_wait_without_spending_tries(fcm, clock, no_jitter) -> None:
+    first_user, second_user = make_user(), make_user()
+    register(first_user, "tok-q1")
+    register(second_user, "tok-q2")
+    fcm.script("tok-q1", Outcome("QUOTA_EXCEEDED", retry_after=90))
+    first = notify(first_user, "dossier.accepted")
+    second = notify(second_user, "dossier.accepted")
+    send_all(first)
+
+    assert send_all(second) == 0
+
+    waiting = only_delivery(second)
+    assert (waiting.state, waiting.attempts) == (Delivery.State.CREATED, 0)
+    assert fcm.attempts_for("tok-q2") == []
+    assert jobs(SEND_JOB)[-1] == {
+        "args": {"delivery_ids": [waiting.pk]},
+        "status": "todo",
+        "scheduled_at": clock.now + dt.timedelta(seconds=90),
+    }
+    clock.advance(seconds=90)
+    assert send_all(second) == 1
+    assert fcm.attempts_for("tok-q2") == ["ok"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import pytest
 
@@ -177,3 +178,11 @@ def test_file_backend_writes_the_fcm_request_to_the_outbox(settings) -> None:
     }
     assert entry.deliveries.get().fcm_message_id == line["name"]
     json.dumps(line)  # plain JSON
+
+
+def test_the_push_guide_documents_every_event_type() -> None:
+    guide = (Path(__file__).resolve().parents[2] / "mobile_api_docs" / "push.md").read_text()
+    for event_type, template in TEMPLATES.items():
+        assert f"| `{event_type}` |" in guide
+        assert template.vi[0] in guide
+        assert template.en[1] in guide
