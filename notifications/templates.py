@@ -54,8 +54,8 @@ TEMPLATES: dict[str, Template] = {
     "dossier.rated": Template(
         S,
         False,
-        ("Đã gửi đánh giá", "Cảm ơn bạn đã đánh giá mức độ hài lòng với hồ sơ {code}."),
-        ("Rating sent", "Thank you for rating your satisfaction with dossier {code}."),
+        ("Đã gửi đánh giá", "Đánh giá mức độ hài lòng với hồ sơ {code} đã được gửi."),
+        ("Rating sent", "The satisfaction rating of dossier {code} was sent."),
     ),
     "dossier.accepted": Template(
         S,
@@ -117,8 +117,8 @@ TEMPLATES: dict[str, Template] = {
     "dossier.handed_over": Template(
         S,
         False,
-        ("Đã trả kết quả", "Kết quả của hồ sơ {code} đã được trả {method}."),
-        ("Result handed over", "The result of dossier {code} was handed over {method}."),
+        ("Đã trả kết quả", "Kết quả của hồ sơ {code} đã được trả{method}."),
+        ("Result handed over", "The result of dossier {code} was handed over{method}."),
     ),
     "dossier.stopped": Template(
         S,
@@ -277,7 +277,7 @@ def render_context(
         "new_appointment": _format_moment(data.get("new_appointment_at")),
         "reason": (f" Lý do: {reason}" if vi else f" Reason: {reason}") if reason else "",
         "amount": _format_amount(data.get("amount", data.get("fee_amount")), language),
-        "method": (method[0] if vi else method[1]) if method else "",
+        "method": f" {method[0] if vi else method[1]}" if method else "",
     }
 
 

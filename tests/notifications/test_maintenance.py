@@ -164,3 +164,41 @@ def test_fake_fcm_server_runs_for_developers(tmp_path: Path) -> None:
     assert match, command
     assert f"FCM_CREDENTIALS_FILE={credentials}" in command
     assert credentials.exists()
+
+
+def test_without_credentials_the_fcm_backend_fails_softly_and_retries(settings) -> None:
+    settings.PUSH_BACKEND = "fcm"
+    settings.FCM_CREDENTIALS_FILE = ""
+    user = make_user()
+    register(user, "tok-nocreds")
+    entry = notify(user, "dossier.accepted")
+
+    send_all(entry)
+
+    delivery = entry.deliveries.get()
+    assert (delivery.state, delivery.error_code, delivery.error_message) == (
+        "temporary-failure",
+        "GATEWAY_ERROR",
+        "ImproperlyConfigured",
+    )
+
+
+def test_embedded_default_runs_the_whole_chain_after_commit(
+    settings, django_capture_on_commit_callbacks
+) -> None:
+    settings.JOBS_INLINE = True
+    settings.PUSH_BACKEND = "file"
+    user = make_user()
+    register(user, "tok-inline")
+    from dossiers.models import Dossier
+    from notifications.fcm import read_push_outbox
+    from tests.factories import make_dossier
+    from tests.notifications.conftest import emit
+
+    dossier = make_dossier(user, status=Dossier.Status.PROCESSING)
+    with django_capture_on_commit_callbacks(execute=True):
+        emit(dossier, "dossier.accepted")
+
+    [line] = read_push_outbox()
+    assert line["message"]["token"] == "tok-inline"
+    assert Delivery.objects.get().state == "delivered"

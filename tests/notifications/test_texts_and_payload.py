@@ -186,3 +186,8 @@ def test_the_push_guide_documents_every_event_type() -> None:
         assert f"| `{event_type}` |" in guide
         assert template.vi[0] in guide
         assert template.en[1] in guide
+
+
+def test_handover_without_a_method_reads_cleanly() -> None:
+    rendered = render(TEMPLATES["dossier.handed_over"], "vi", context("vi"))
+    assert rendered.body == "Kết quả của hồ sơ HN-PXB-260310-0001 đã được trả."
