@@ -111,14 +111,12 @@ def send_pushes(delivery_ids: Sequence[int]) -> int:
     claimed = _claim(delivery_ids)
     if not claimed:
         return 0
-    pushes = _pushes_for(claimed)
     try:
-        results = get_gateway().send(pushes)
-    except Exception as exc:  # a broken gateway must not leave rows in `sending`
+        results = get_gateway().send(_pushes_for(claimed))
+    except Exception as exc:  # nothing may leave claimed rows in `sending`
         logger.exception("push gateway failed")
-        results = [SendResult(error_code="GATEWAY_ERROR", error_message=type(exc).__name__)] * len(
-            pushes
-        )
+        failure = SendResult(error_code="GATEWAY_ERROR", error_message=type(exc).__name__)
+        results = [failure] * len(claimed)
     _record(claimed, results)
     return len(claimed)
 
@@ -316,16 +314,24 @@ def fail_stale_sending() -> int:
     )
 
 
-def prune_devices() -> tuple[int, int]:
-    """Retire devices of ended sessions; delete tokens unseen for DEVICE_PRUNE_DAYS."""
-    retired = Device.objects.filter(active=True).filter(
+def retire_devices_of_ended_sessions() -> int:
+    """Deactivate the tokens of sessions that signed out or were revoked.
+
+    They already get nothing (`sendable_devices` checks the session); this makes
+    the device list and the admin say so too.
+    """
+    ended = Device.objects.filter(active=True).filter(
         Q(session__isnull=True) | Q(session__revoked_at__isnull=False)
     )
-    retired_count = deactivate_devices(retired.values_list("pk", flat=True), "session_ended")
+    return deactivate_devices(ended.values_list("pk", flat=True), "session_ended")
+
+
+def prune_devices() -> int:
+    """Delete tokens unseen (nor their session) for DEVICE_PRUNE_DAYS."""
     cutoff = timezone.now() - dt.timedelta(days=settings.DEVICE_PRUNE_DAYS)
     _, deleted = (
         Device.objects.filter(last_seen_at__lt=cutoff)
         .exclude(session__last_seen_at__gte=cutoff)
         .delete()
     )
-    return retired_count, deleted.get(Device._meta.label, 0)
+    return deleted.get(Device._meta.label, 0)

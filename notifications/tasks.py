@@ -34,11 +34,12 @@ def send_fallback_sms_job(notification_id: int) -> bool:
 
 
 @app.periodic(cron="*/5 * * * *")
-@app.task(queue="maintenance", name="notifications.fail_stale_sending")
-def fail_stale_sending(timestamp: int) -> int:
-    from notifications.delivery import fail_stale_sending as run
+@app.task(queue="maintenance", name="notifications.housekeeping")
+def housekeeping(timestamp: int) -> int:
+    """Fail deliveries abandoned by a crashed worker; retire ended sessions' tokens."""
+    from notifications.delivery import fail_stale_sending, retire_devices_of_ended_sessions
 
-    return run()
+    return fail_stale_sending() + retire_devices_of_ended_sessions()
 
 
 @app.periodic(cron="41 3 * * *")
@@ -46,5 +47,4 @@ def fail_stale_sending(timestamp: int) -> int:
 def prune_devices(timestamp: int) -> int:
     from notifications.delivery import prune_devices as run
 
-    retired, deleted = run()
-    return retired + deleted
+    return run()

@@ -122,7 +122,7 @@ def test_devices_of_a_revoked_session_are_not_sent_to() -> None:
     assert list(sendable_devices().filter(user=user)) == []
     assert notify(user, "dossier.accepted").deliveries.count() == 0
     device.refresh_from_db()
-    assert device.active is True  # until the periodic sweep retires it (see maintenance tests)
+    assert device.active is True  # until housekeeping retires it (see test_maintenance)
 
 
 def test_list_devices_shows_only_my_active_devices() -> None:

@@ -16,7 +16,12 @@ from django.utils import timezone
 
 from auth.models import DeviceSession
 from auth.tokens import revoke_session
-from notifications.delivery import fail_stale_sending, prune_devices, sendable_devices
+from notifications.delivery import (
+    fail_stale_sending,
+    prune_devices,
+    retire_devices_of_ended_sessions,
+    sendable_devices,
+)
 from notifications.models import Delivery, Device, Notification
 from tests.conftest import make_user, sign_in
 from tests.notifications.conftest import notify, register, send_all
@@ -62,19 +67,19 @@ def test_prune_deletes_tokens_unseen_for_270_days_only(settings) -> None:
     age(kept, 269.9)
     age(pruned, 270.1)
 
-    assert prune_devices() == (0, 1)
+    assert prune_devices() == 1
 
     assert list(Device.objects.values_list("pk", flat=True)) == [kept.pk]
 
 
-def test_prune_retires_devices_of_ended_sessions() -> None:
+def test_housekeeping_retires_devices_of_ended_sessions() -> None:
     user = make_user()
     session, _ = sign_in(user)
     device = register(user, "tok-signed-out", session=session)
     other = register(user, "tok-signed-in")
     revoke_session(session, reason="logout")
 
-    assert prune_devices() == (1, 0)
+    assert retire_devices_of_ended_sessions() == 1
 
     device.refresh_from_db()
     other.refresh_from_db()
