@@ -173,7 +173,13 @@ def _configure_transport(app: firebase_admin.App) -> None:
 
 
 class FcmGateway:
-    """Sends with `messaging.send_each`, FCM_CONCURRENCY requests in flight at a time."""
+    """Sends with `messaging.send_each`, FCM_CONCURRENCY requests in flight at a time.
+
+    Measured against the loopback fake (500 messages): send_each in slices of 50
+    threads took 1.3 s, send_each_async 2.7 to 8.4 s with unbounded concurrency,
+    and its httpx client is bound to the first event loop, so a second job calling
+    `asyncio.run` fails with "Event loop is closed". Jobs here are synchronous.
+    """
 
     def __init__(self) -> None:
         self.app = firebase_app()
