@@ -12,6 +12,7 @@ not run there: `python manage.py procrastinate worker` needs PostgreSQL.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Any
 
@@ -28,6 +29,7 @@ def defer(
     queueing_lock: str | None = None,
     lock: str | None = None,
     schedule_in: dict[str, int] | None = None,
+    schedule_at: dt.datetime | None = None,
     **kwargs: Any,
 ) -> None:
     """Enqueue `task` with JSON-serialisable kwargs, inside the current transaction."""
@@ -41,6 +43,8 @@ def defer(
         options["lock"] = lock
     if schedule_in:
         options["schedule_in"] = schedule_in
+    if schedule_at:
+        options["schedule_at"] = schedule_at
     task.configure(**options).defer(**kwargs)
 
 

@@ -381,10 +381,40 @@ RESULT_FILE_MAX_BYTES = envint("RESULT_FILE_MAX_BYTES", 10 * 1024 * 1024)
 # is a procrastinate task taking `event_id`.
 EVENT_SUBSCRIBERS: list[str] = [
     "postal.tasks.on_dossier_event",
+    "notifications.tasks.fan_out_event",
 ]
 
 
 # --- Notifications ----------------------------------------------------------------
+# FCM HTTP v1 (PUSH_BACKEND=fcm): a service-account JSON file and the project id
+# (read from the file when empty). FCM_API_BASE points at another FCM-compatible
+# endpoint (the loopback fake server of notifications/fake_fcm.py); empty = Google.
+FCM_CREDENTIALS_FILE = env("FCM_CREDENTIALS_FILE", env("GOOGLE_APPLICATION_CREDENTIALS"))
+FCM_PROJECT_ID = env("FCM_PROJECT_ID")
+FCM_API_BASE = env("FCM_API_BASE")
+FCM_TIMEOUT_SECONDS = envint("FCM_TIMEOUT_SECONDS", 10)
+# Messages per send job (FCM's send_each takes at most 500) and requests in flight.
+FCM_BATCH_SIZE = min(envint("FCM_BATCH_SIZE", 500), 500)
+FCM_CONCURRENCY = envint("FCM_CONCURRENCY", 50)
+# Tries per delivery before it becomes a permanent failure (10 tries with the
+# default backoff span about three hours of FCM outage); backoff between them.
+PUSH_MAX_ATTEMPTS = envint("PUSH_MAX_ATTEMPTS", 10)
+PUSH_RETRY_BASE_SECONDS = envint("PUSH_RETRY_BASE_SECONDS", 30)
+PUSH_RETRY_MAX_SECONDS = envint("PUSH_RETRY_MAX_SECONDS", 3600)
+# FCM asks for at least a minute after QUOTA_EXCEEDED (or its Retry-After, if longer).
+PUSH_QUOTA_MIN_WAIT_SECONDS = envint("PUSH_QUOTA_MIN_WAIT_SECONDS", 60)
+# FCM refuses messages over 4096 bytes; texts are shortened to stay under this.
+PUSH_PAYLOAD_MAX_BYTES = envint("PUSH_PAYLOAD_MAX_BYTES", 4000)
+# A delivery left in `sending` this long belongs to a crashed worker.
+PUSH_STALE_SENDING_MINUTES = envint("PUSH_STALE_SENDING_MINUTES", 15)
+# Tokens unseen this long get no pushes; after DEVICE_PRUNE_DAYS they are deleted.
+DEVICE_STALE_DAYS = envint("DEVICE_STALE_DAYS", 30)
+DEVICE_PRUNE_DAYS = envint("DEVICE_PRUNE_DAYS", 270)
+# Active devices per user; registering one more retires the least recently seen.
+DEVICE_MAX_PER_USER = envint("DEVICE_MAX_PER_USER", 10)
+# Default quiet hours (local time of the user's preference time zone).
+NOTIFICATIONS_QUIET_START = env("NOTIFICATIONS_QUIET_START", "22:00")
+NOTIFICATIONS_QUIET_END = env("NOTIFICATIONS_QUIET_END", "07:00")
 
 
 # --- Postal -----------------------------------------------------------------------

@@ -1,0 +1,278 @@
+"""State changes of notifications: devices, the inbox, preferences, fan-out of events."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import zoneinfo
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from auth.models import DeviceSession, User
+from dossiers.models import Dossier
+from notifications.delivery import (
+    deactivate_devices,
+    queue_deliveries,
+    request_fallback_sms,
+    sendable_devices,
+)
+from notifications.models import Delivery, Device, Notification, Preference
+from notifications.templates import (
+    TEST_TEMPLATE,
+    Template,
+    render,
+    render_context,
+    render_sms,
+    template_for,
+)
+from tracking.audience import recipients_for
+from tracking.models import DossierEvent
+
+logger = logging.getLogger(__name__)
+
+
+# --- Devices ------------------------------------------------------------------------
+
+
+def register_device(
+    user: User,
+    session: DeviceSession,
+    *,
+    token: str,
+    platform: str,
+    app_version: str = "",
+    locale: str = "",
+    installation_id: str = "",
+) -> tuple[Device, bool]:
+    """Register (or refresh) the FCM token of the app installation behind `session`.
+
+    Returns the device and whether it is new. A token still active for another
+    user moves to `user` (the phone changed hands); the installation's and the
+    session's older tokens are retired, and so is the least recently seen device
+    beyond DEVICE_MAX_PER_USER.
+    """
+    installation_id = installation_id or session.device_id
+    for attempt in range(2):
+        try:
+            return _register(user, session, token, platform, app_version, locale, installation_id)
+        except IntegrityError:
+            # A twin request registered the same token between our read and insert.
+            if attempt:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _register(
+    user: User,
+    session: DeviceSession,
+    token: str,
+    platform: str,
+    app_version: str,
+    locale: str,
+    installation_id: str,
+) -> tuple[Device, bool]:
+    now = timezone.now()
+    with transaction.atomic():
+        device = Device.objects.select_for_update().filter(token=token, active=True).first()
+        if device is not None and device.user_id != user.pk:
+            deactivate_devices([device.pk], "moved_to_other_user")
+            device = None
+        created = device is None
+        if device is None:
+            device = Device(user=user, token=token)
+        device.session = session
+        device.platform = platform
+        device.app_version = app_version
+        device.locale = locale
+        device.installation_id = installation_id
+        device.last_seen_at = now
+        device.save()
+        replaced = (
+            Device.objects.filter(user=user, active=True)
+            .filter(Q(installation_id=installation_id) | Q(session=session))
+            .exclude(pk=device.pk)
+            .values_list("pk", flat=True)
+        )
+        deactivate_devices(replaced, "replaced")
+        over_limit = (
+            Device.objects.filter(user=user, active=True)
+            .exclude(pk=device.pk)
+            .order_by("-last_seen_at", "-pk")
+            .values_list("pk", flat=True)[max(settings.DEVICE_MAX_PER_USER - 1, 0) :]
+        )
+        deactivate_devices(list(over_limit), "over_limit")
+    return device, created
+
+
+def remove_device(device: Device) -> None:
+    """The user removed this device: it gets no more pushes."""
+    deactivate_devices([device.pk], "removed_by_user")
+
+
+# --- Inbox ----------------------------------------------------------------------------
+
+
+def mark_read(notification: Notification) -> Notification:
+    if notification.read_at is None:
+        now = timezone.now()
+        Notification.objects.filter(pk=notification.pk, read_at__isnull=True).update(read_at=now)
+        notification.read_at = now
+    return notification
+
+
+def mark_all_read(user: User, *, up_to_id: int | None = None) -> int:
+    """Mark the user's unread entries read (only those up to `up_to_id`, if given)."""
+    unread = Notification.objects.filter(user=user, read_at__isnull=True)
+    if up_to_id is not None:
+        unread = unread.filter(pk__lte=up_to_id)
+    return unread.update(read_at=timezone.now())
+
+
+# --- Preferences -------------------------------------------------------------------------
+
+
+def preference_for(user: User) -> Preference:
+    """The user's saved preferences, or the defaults (unsaved) if they never changed them."""
+    return Preference.objects.filter(user=user).first() or Preference(user=user)
+
+
+def update_preferences(user: User, changes: dict[str, Any]) -> Preference:
+    with transaction.atomic():
+        preference, _ = Preference.objects.select_for_update().get_or_create(user=user)
+        for name, value in changes.items():
+            setattr(preference, name, value)
+        zoneinfo.ZoneInfo(preference.timezone)  # validated by the schema; fail loudly here
+        preference.save()
+    return preference
+
+
+# --- Fan-out of dossier events ----------------------------------------------------------
+
+
+def _context(dossier: Dossier, event: DossierEvent, language: str) -> dict[str, str]:
+    english = language == "en"
+    return render_context(
+        language=language,
+        code=dossier.code or "",
+        procedure=(dossier.procedure.name_en if english else "") or dossier.procedure.name,
+        agency=(dossier.agency.name_en if english else "") or dossier.agency.name,
+        appointment=dossier.appointment_at,
+        message=event.message,
+        data=event.data,
+    )
+
+
+def _deep_link(event: DossierEvent, dossier: Dossier, template: Template) -> dict[str, str]:
+    return {
+        "type": event.type,
+        "category": str(template.category),
+        "urgent": "true" if template.urgent else "false",
+        "event_id": str(event.pk),
+        "dossier_id": str(dossier.pk),
+        "dossier_code": dossier.code or "",
+    }
+
+
+def notify_event(event_id: int) -> int:
+    """Inbox entries for every recipient of a dossier event, and their pushes.
+
+    Runs as the EVENT_SUBSCRIBERS job. Each recipient (tracking.audience) gets one
+    inbox entry in their language; their sendable devices get one delivery each,
+    deferred now, or at the end of their quiet hours for non-urgent events. An
+    urgent event for someone with no device to push to gets an SMS instead. The
+    person who caused the event (a citizen's own action) gets the entry, already
+    read, and no push. Running twice creates nothing twice.
+    """
+    with transaction.atomic():
+        event = (
+            DossierEvent.objects.select_for_update(of=("self",))
+            .select_related("dossier__procedure", "dossier__agency")
+            .filter(pk=event_id)
+            .first()
+        )
+        if event is None or Notification.objects.filter(event=event).exists():
+            return 0
+        template = template_for(event.type)
+        if template is None:
+            logger.info("event type %s has no notification", event.type)
+            return 0
+        dossier = event.dossier
+        users = list(User.objects.filter(pk__in=recipients_for(dossier), is_active=True))
+        preferences = {p.user_id: p for p in Preference.objects.filter(user__in=users)}
+        devices: dict[Any, list[Device]] = defaultdict(list)
+        for device in sendable_devices().filter(user__in=users):
+            devices[device.user_id].append(device)
+        now = timezone.now()
+        link = _deep_link(event, dossier, template)
+        pending: dict[dt.datetime | None, list[int]] = defaultdict(list)
+        for user in users:
+            context = _context(dossier, event, user.language)
+            rendered = render(template, user.language, context)
+            is_actor = event.actor_user_id == user.pk
+            notification = Notification.objects.create(
+                user=user,
+                event=event,
+                dossier=dossier,
+                type=event.type,
+                category=template.category,
+                urgent=template.urgent,
+                title=rendered.title,
+                body=rendered.body,
+                data=link,
+                read_at=now if is_actor else None,
+                sms_text=render_sms(template, user.language, context) if template.urgent else "",
+            )
+            preference = preferences.get(user.pk) or Preference(user=user)
+            if is_actor or not preference.allows(template.category):
+                continue
+            if not devices[user.pk]:
+                if template.urgent:
+                    request_fallback_sms(notification.pk)
+                continue
+            rows = Delivery.objects.bulk_create(
+                [Delivery(notification=notification, device=d) for d in devices[user.pk]]
+            )
+            not_before = None if template.urgent else preference.quiet_hours_end(now)
+            pending[not_before].extend(row.pk for row in rows)
+        for not_before, ids in pending.items():
+            queue_deliveries(ids, not_before=not_before)
+        return len(users)
+
+
+# --- Support ------------------------------------------------------------------------------
+
+
+def send_test_push(devices: Iterable[Device], *, staff: User) -> list[Notification]:
+    """A test notification to each selected active device (support diagnostics).
+
+    Ignores preferences and quiet hours: staff and the citizen are testing now.
+    """
+    by_user: dict[Any, list[Device]] = defaultdict(list)
+    for device in devices:
+        if device.active:
+            by_user[device.user_id].append(device)
+    created = []
+    with transaction.atomic():
+        for user in User.objects.filter(pk__in=list(by_user)):
+            title, body = TEST_TEMPLATE.en if user.language == "en" else TEST_TEMPLATE.vi
+            notification = Notification.objects.create(
+                user=user,
+                type="test",
+                category=TEST_TEMPLATE.category,
+                title=title,
+                body=body,
+                data={"type": "test", "category": str(TEST_TEMPLATE.category), "urgent": "false"},
+            )
+            rows = Delivery.objects.bulk_create(
+                [Delivery(notification=notification, device=d) for d in by_user[user.pk]]
+            )
+            queue_deliveries([row.pk for row in rows])
+            created.append(notification)
+        logger.info("staff %s sent %s test push(es)", staff.pk, len(created))
+    return created

@@ -1,0 +1,337 @@
+"""Sending deliveries: claim in the database, send, record, retry or give up.
+
+A delivery is sent at most once. The send job first *claims* its rows in a
+short transaction (`SELECT ... FOR UPDATE SKIP LOCKED`, then `state = sending`)
+and commits before calling FCM; a second run of the same job (worker crash,
+retry, duplicate job) finds nothing claimable. Answers are recorded in a second
+transaction, which also defers the retry job for temporary failures, so a
+retry can never be lost or doubled either.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import secrets
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+from django.db.models import Count, F, Q, QuerySet
+from django.utils import timezone
+
+from auth.sms import SmsError, send_sms
+from backend.jobs import defer
+from notifications.fcm import SendResult, get_gateway
+from notifications.models import Delivery, Device, Notification
+from notifications.payload import Push, channel_for, fit
+
+logger = logging.getLogger(__name__)
+
+PAUSE_KEY = "notifications:fcm-paused-until"
+# A retry job may start this much before the recorded time (clock skew between hosts).
+CLAIM_TOLERANCE = dt.timedelta(seconds=2)
+_random = secrets.SystemRandom()
+
+
+def jitter_fraction() -> float:
+    """A random number in [0, 1); tests replace it to check exact timings."""
+    return _random.random()
+
+
+def sendable_devices() -> QuerySet[Device]:
+    """Devices that get pushes: active, of a live session, seen in DEVICE_STALE_DAYS."""
+    cutoff = timezone.now() - dt.timedelta(days=settings.DEVICE_STALE_DAYS)
+    return Device.objects.filter(
+        active=True, session__isnull=False, session__revoked_at__isnull=True
+    ).filter(Q(last_seen_at__gte=cutoff) | Q(session__last_seen_at__gte=cutoff))
+
+
+def deactivate_devices(device_ids: Iterable[int], reason: str) -> int:
+    return Device.objects.filter(pk__in=list(device_ids), active=True).update(
+        active=False, deactivated_at=timezone.now(), deactivated_reason=reason
+    )
+
+
+def queue_deliveries(delivery_ids: Sequence[int], not_before: dt.datetime | None = None) -> None:
+    """Defer the send job(s) for `delivery_ids`, in the caller's transaction."""
+    from notifications.tasks import send_pushes_job
+
+    size = max(1, settings.FCM_BATCH_SIZE)
+    ids = sorted(delivery_ids)
+    for start in range(0, len(ids), size):
+        defer(send_pushes_job, delivery_ids=ids[start : start + size], schedule_at=not_before)
+
+
+def retry_delay(attempt: int, result: SendResult, jitter: float) -> int:
+    """Seconds before try `attempt + 1`.
+
+    QUOTA_EXCEEDED: at least PUSH_QUOTA_MIN_WAIT_SECONDS or the Retry-After, plus up
+    to 10 % jitter. Other temporary failures: exponential backoff (base * 2^(n-1),
+    capped) with jitter taking up to half of it off, never below a Retry-After.
+    """
+    retry_after = result.retry_after or 0.0
+    if result.throttled:
+        wait = max(float(settings.PUSH_QUOTA_MIN_WAIT_SECONDS), retry_after)
+        return math.ceil(wait + wait * 0.1 * jitter)
+    backoff = min(
+        float(settings.PUSH_RETRY_MAX_SECONDS),
+        settings.PUSH_RETRY_BASE_SECONDS * 2.0 ** max(attempt - 1, 0),
+    )
+    return math.ceil(max(retry_after, backoff - backoff * 0.5 * jitter))
+
+
+def paused_until() -> dt.datetime | None:
+    """While FCM throttles the project (QUOTA_EXCEEDED), no job sends anything."""
+    value = cache.get(PAUSE_KEY)
+    if value is None:
+        return None
+    moment = dt.datetime.fromisoformat(value)
+    return moment if moment > timezone.now() else None
+
+
+def _pause(until: dt.datetime) -> None:
+    current = paused_until()
+    if current is None or until > current:
+        timeout = max(1, math.ceil((until - timezone.now()).total_seconds()))
+        cache.set(PAUSE_KEY, until.isoformat(), timeout=timeout)
+
+
+def send_pushes(delivery_ids: Sequence[int]) -> int:
+    """Send the claimable deliveries among `delivery_ids`; returns how many were tried."""
+    pause = paused_until()
+    if pause is not None:
+        # Sending now would only earn more 429s and burn the rows' tries: come back later.
+        queue_deliveries(delivery_ids, not_before=pause)
+        return 0
+    claimed = _claim(delivery_ids)
+    if not claimed:
+        return 0
+    try:
+        results = get_gateway().send(_pushes_for(claimed))
+    except Exception as exc:  # nothing may leave claimed rows in `sending`
+        logger.exception("push gateway failed")
+        failure = SendResult(error_code="GATEWAY_ERROR", error_message=type(exc).__name__)
+        results = [failure] * len(claimed)
+    _record(claimed, results)
+    return len(claimed)
+
+
+def _claim(delivery_ids: Sequence[int]) -> list[Delivery]:
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(
+            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("device", "notification")
+            .filter(pk__in=list(delivery_ids), state__in=Delivery.CLAIMABLE)
+            .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + CLAIM_TOLERANCE))
+            .order_by("pk")
+        )
+        if not rows:
+            return []
+        live = set(
+            sendable_devices()
+            .filter(pk__in={row.device_id for row in rows})
+            .values_list("pk", flat=True)
+        )
+        gone = [row for row in rows if row.device_id not in live]
+        claimed = [row for row in rows if row.device_id in live]
+        if gone:
+            # The token was retired (logout, moved, unregistered) after the row was made.
+            Delivery.objects.filter(pk__in=[row.pk for row in gone]).update(
+                state=Delivery.State.PERMANENT_FAILURE,
+                error_code="DEVICE_INACTIVE",
+                error_message="The device stopped receiving pushes before this one was sent.",
+                next_attempt_at=None,
+            )
+            _fallback_where_all_failed(
+                {row.notification_id for row in gone if row.notification.urgent}
+            )
+        if claimed:
+            Delivery.objects.filter(pk__in=[row.pk for row in claimed]).update(
+                state=Delivery.State.SENDING, attempts=F("attempts") + 1, last_attempt_at=now
+            )
+            for row in claimed:
+                row.attempts += 1
+                row.state = Delivery.State.SENDING
+        return claimed
+
+
+def collapse_id(notification: Notification) -> str:
+    if notification.dossier_id is not None:
+        return f"dossier-{uuid.UUID(str(notification.dossier_id)).hex}"
+    return f"notification-{notification.pk}"
+
+
+def _pushes_for(rows: list[Delivery]) -> list[Push]:
+    users = {row.notification.user_id for row in rows}
+    unread = dict(
+        Notification.objects.filter(user_id__in=users, read_at__isnull=True)
+        .values("user_id")
+        .annotate(count=Count("id"))
+        .values_list("user_id", "count")
+    )
+    pushes = []
+    for row in rows:
+        notification = row.notification
+        data = {key: str(value) for key, value in notification.data.items()}
+        data["notification_id"] = str(notification.pk)
+        push = Push(
+            token=row.device.token,
+            title=notification.title,
+            body=notification.body,
+            data=data,
+            collapse_id=collapse_id(notification),
+            urgent=notification.urgent,
+            badge=int(unread.get(notification.user_id, 0)),
+            channel_id=channel_for(notification.category, notification.urgent),
+        )
+        pushes.append(fit(push))
+    return pushes
+
+
+def _record(rows: list[Delivery], results: list[SendResult]) -> None:
+    now = timezone.now()
+    jitter = jitter_fraction()
+    retries: dict[int, list[int]] = defaultdict(list)
+    dead_tokens: list[tuple[int, str, str]] = []
+    finished_urgent: set[int] = set()
+    for row, result in zip(rows, results, strict=True):
+        row.next_attempt_at = None
+        row.error_code = result.error_code
+        row.error_message = result.error_message[:500]
+        if result.ok:
+            row.state = Delivery.State.DELIVERED
+            row.fcm_message_id = result.message_id[:255]
+            continue
+        if result.permanent:
+            row.state = Delivery.State.PERMANENT_FAILURE
+            if result.token_is_dead:
+                dead_tokens.append((row.device_id, row.device.token, result.error_code))
+            elif result.error_code == "INVALID_ARGUMENT":
+                logger.error(
+                    "FCM refused push delivery %s as INVALID_ARGUMENT: %s",
+                    row.pk,
+                    result.error_message,
+                )
+        elif row.attempts >= settings.PUSH_MAX_ATTEMPTS:
+            row.state = Delivery.State.PERMANENT_FAILURE
+            row.error_message = f"Gave up after {row.attempts} tries: {result.error_message}"[:500]
+            logger.warning("push delivery %s gave up: %s", row.pk, result.error_code)
+        else:
+            delay = retry_delay(row.attempts, result, jitter)
+            row.state = Delivery.State.TEMPORARY_FAILURE
+            row.next_attempt_at = now + dt.timedelta(seconds=delay)
+            retries[delay].append(row.pk)
+            if result.throttled:
+                _pause(row.next_attempt_at)
+        if row.state == Delivery.State.PERMANENT_FAILURE and row.notification.urgent:
+            finished_urgent.add(row.notification_id)
+    with transaction.atomic():
+        Delivery.objects.bulk_update(
+            rows,
+            ["state", "fcm_message_id", "error_code", "error_message", "next_attempt_at"],
+        )
+        for device_id, token, code in dead_tokens:
+            # Only the token we sent to: the app may have registered a new one meanwhile.
+            Device.objects.filter(pk=device_id, token=token, active=True).update(
+                active=False, deactivated_at=now, deactivated_reason=code.lower()
+            )
+        for delay, ids in retries.items():
+            queue_deliveries(ids, not_before=now + dt.timedelta(seconds=delay))
+        _fallback_where_all_failed(finished_urgent)
+
+
+def _fallback_where_all_failed(notification_ids: Iterable[int]) -> None:
+    """Queue the SMS of each urgent notification whose every push failed for good."""
+    ids = sorted(set(notification_ids))
+    if not ids:
+        return
+    # Lock the notifications: two jobs finishing its last deliveries at once must
+    # see each other's answers, or neither would send the SMS.
+    list(Notification.objects.select_for_update().filter(pk__in=ids).order_by("pk").values("pk"))
+    for notification_id in ids:
+        still_open = (
+            Delivery.objects.filter(notification_id=notification_id)
+            .exclude(state=Delivery.State.PERMANENT_FAILURE)
+            .exists()
+        )
+        if still_open:
+            continue
+        request_fallback_sms(notification_id)
+
+
+def request_fallback_sms(notification_id: int) -> bool:
+    """Mark an urgent notification for SMS (once) and defer the job; in a transaction."""
+    from notifications.tasks import send_fallback_sms_job
+
+    marked = (
+        Notification.objects.filter(
+            pk=notification_id, urgent=True, sms_status=Notification.SmsStatus.NONE
+        )
+        .exclude(sms_text="")
+        .update(sms_status=Notification.SmsStatus.PENDING)
+    )
+    if marked:
+        defer(send_fallback_sms_job, notification_id=notification_id)
+    return bool(marked)
+
+
+def send_fallback_sms(notification_id: int) -> bool:
+    """Send the fallback SMS of a notification, at most once."""
+    claimed = Notification.objects.filter(
+        pk=notification_id, sms_status=Notification.SmsStatus.PENDING
+    ).update(sms_status=Notification.SmsStatus.SENDING)
+    if not claimed:
+        return False
+    notification = Notification.objects.select_related("user").get(pk=notification_id)
+    try:
+        send_sms(notification.user.phone, notification.sms_text, purpose="notice.dossier_update")
+    except SmsError as exc:
+        logger.warning("fallback SMS of notification %s failed: %s", notification_id, exc)
+        Notification.objects.filter(pk=notification_id).update(
+            sms_status=Notification.SmsStatus.FAILED
+        )
+        return False
+    Notification.objects.filter(pk=notification_id).update(
+        sms_status=Notification.SmsStatus.SENT, sms_sent_at=timezone.now()
+    )
+    return True
+
+
+def fail_stale_sending() -> int:
+    """Rows left in `sending` by a crashed worker: FCM may have taken them, so they
+    are not sent again (at most once); they become permanent failures, on record."""
+    cutoff = timezone.now() - dt.timedelta(minutes=settings.PUSH_STALE_SENDING_MINUTES)
+    return Delivery.objects.filter(state=Delivery.State.SENDING, last_attempt_at__lt=cutoff).update(
+        state=Delivery.State.PERMANENT_FAILURE,
+        error_code="INTERRUPTED",
+        error_message="The worker stopped while sending; not retried to avoid a duplicate.",
+    )
+
+
+def retire_devices_of_ended_sessions() -> int:
+    """Deactivate the tokens of sessions that signed out or were revoked.
+
+    They already get nothing (`sendable_devices` checks the session); this makes
+    the device list and the admin say so too.
+    """
+    ended = Device.objects.filter(active=True).filter(
+        Q(session__isnull=True) | Q(session__revoked_at__isnull=False)
+    )
+    return deactivate_devices(ended.values_list("pk", flat=True), "session_ended")
+
+
+def prune_devices() -> int:
+    """Delete tokens unseen (nor their session) for DEVICE_PRUNE_DAYS."""
+    cutoff = timezone.now() - dt.timedelta(days=settings.DEVICE_PRUNE_DAYS)
+    _, deleted = (
+        Device.objects.filter(last_seen_at__lt=cutoff)
+        .exclude(session__last_seen_at__gte=cutoff)
+        .delete()
+    )
+    return deleted.get(Device._meta.label, 0)

@@ -1,0 +1,358 @@
+"""A fake FCM HTTP v1 server on loopback, for tests and for developers.
+
+It speaks the wire format firebase-admin uses:
+
+- `POST /token`: Google's OAuth2 token endpoint for service accounts (a signed
+  JWT `assertion`, verified against the key this server generated);
+- `POST /v1/projects/{project}/messages:send`: the FCM v1 send call, answering
+  `{"name": "projects/{project}/messages/{id}"}` or FCM's error bodies
+  (`{"error": {"code", "message", "status", "details": [FcmError]}}`) for
+  UNREGISTERED (404), SENDER_ID_MISMATCH (403), INVALID_ARGUMENT (400),
+  QUOTA_EXCEEDED (429 with Retry-After), UNAVAILABLE (503) and INTERNAL (500);
+- `GET .../serviceAccounts/{email}/allowedLocations`: google-auth's regional
+  access boundary lookup, answered with "no boundary" (see `rab_endpoint`).
+
+Outcomes are scripted per token (`server.script(token, "UNAVAILABLE", "ok")`);
+a token whose name starts with an error code (`UNREGISTERED-phone-1`) always
+gets that error; messages over 4096 bytes or with non-string data values get
+INVALID_ARGUMENT like the real service.
+
+Run it for the app:  python -m notifications.fake_fcm --port 9099
+and start the backend with the environment it prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import itertools
+import json
+import threading
+import time
+import urllib.parse
+from collections import defaultdict, deque
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
+BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
+MAX_PAYLOAD_BYTES = 4096
+
+# errorCode -> (HTTP status, RPC status, message), as FCM answers them.
+ERRORS: dict[str, tuple[int, str, str]] = {
+    "UNREGISTERED": (404, "NOT_FOUND", "Requested entity was not found."),
+    "SENDER_ID_MISMATCH": (403, "PERMISSION_DENIED", "SenderId mismatch"),
+    "INVALID_ARGUMENT": (
+        400,
+        "INVALID_ARGUMENT",
+        "The registration token is not a valid FCM registration token",
+    ),
+    "QUOTA_EXCEEDED": (
+        429,
+        "RESOURCE_EXHAUSTED",
+        "Quota exceeded for quota metric 'Send requests' of service fcm.googleapis.com.",
+    ),
+    "UNAVAILABLE": (503, "UNAVAILABLE", "The service is currently unavailable."),
+    "INTERNAL": (500, "INTERNAL", "Internal error encountered."),
+}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 512  # bursts of up to 500 parallel sends, like send_each makes
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: str = "ok"  # "ok" or a key of ERRORS
+    retry_after: int | None = None  # seconds, for QUOTA_EXCEEDED / UNAVAILABLE
+
+
+def _b64url_decode(value: str) -> bytes:
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+
+
+def _data_strings_only(message: dict[str, Any]) -> bool:
+    data = message.get("data") or {}
+    return isinstance(data, dict) and all(isinstance(v, str) for v in data.values())
+
+
+class FakeFcmServer:
+    """Start with `start()` (or `with FakeFcmServer() as server:`); thread-safe."""
+
+    def __init__(self, project_id: str = "demo-citizen", host: str = "127.0.0.1", port: int = 0):
+        self.project_id = project_id
+        self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self._lock = threading.Lock()
+        self._scripts: dict[str, deque[Outcome]] = defaultdict(deque)
+        self._ids = itertools.count(1)
+        self._access_tokens: set[str] = set()
+        self.sent: list[dict[str, Any]] = []  # accepted messages ({"message": ..., "name": ...})
+        self.attempts: list[dict[str, Any]] = []  # every send request, with its outcome
+        self.token_requests = 0
+        self.verbose = False
+        self._httpd = _Server((host, port), self._handler_class())
+        self._thread: threading.Thread | None = None
+
+    # --- control ---------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    @property
+    def token_uri(self) -> str:
+        return f"{self.base_url}/token"
+
+    def start(self) -> FakeFcmServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> FakeFcmServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def script(self, token: str, *outcomes: str | Outcome) -> None:
+        """The next answers for `token`, in order; then success."""
+        with self._lock:
+            for outcome in outcomes:
+                self._scripts[token].append(
+                    outcome if isinstance(outcome, Outcome) else Outcome(outcome)
+                )
+
+    def sent_to(self, token: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [item["message"] for item in self.sent if item["message"].get("token") == token]
+
+    def attempts_for(self, token: str) -> list[str]:
+        with self._lock:
+            return [a["outcome"] for a in self.attempts if a["token"] == token]
+
+    def rab_endpoint(self, service_account_email: str) -> str:
+        """Stand-in for google-auth's `get_service_account_rab_endpoint`, whose host is
+        fixed to iamcredentials.googleapis.com: patch it with this to keep the lookup here."""
+        account = service_account_email
+        return f"{self.base_url}/v1/projects/-/serviceAccounts/{account}/allowedLocations"
+
+    def service_account_info(self) -> dict[str, str]:
+        pem = self._key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+        return {
+            "type": "service_account",
+            "project_id": self.project_id,
+            "private_key_id": "fake-key-1",
+            "private_key": pem,
+            "client_email": f"firebase-adminsdk@{self.project_id}.iam.gserviceaccount.com",
+            "client_id": "100000000000000000001",
+            "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+            "token_uri": self.token_uri,
+        }
+
+    def write_credentials(self, path: Path) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.service_account_info(), indent=2), encoding="utf-8")
+        path.chmod(0o600)
+        return path
+
+    # --- behaviour ---------------------------------------------------------------
+
+    def _next_outcome(self, token: str) -> Outcome:
+        with self._lock:
+            queue = self._scripts.get(token)
+            if queue:
+                return queue.popleft()
+        prefix = token.split("-", 1)[0]
+        if prefix == "QUOTA_EXCEEDED":
+            return Outcome(prefix, retry_after=60)
+        return Outcome(prefix) if prefix in ERRORS else Outcome()
+
+    def _issue_access_token(self, form: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
+        grant = form.get("grant_type", [""])[0]
+        assertion = form.get("assertion", [""])[0]
+        if grant != "urn:ietf:params:oauth:grant-type:jwt-bearer" or assertion.count(".") != 2:
+            return 400, {"error": "invalid_grant", "error_description": "Invalid grant."}
+        header, claims, signature = assertion.split(".")
+        try:
+            self._key.public_key().verify(
+                _b64url_decode(signature),
+                f"{header}.{claims}".encode(),
+                padding.PKCS1v15(),
+                hashes.SHA256(),
+            )
+        except (InvalidSignature, ValueError):
+            return 400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
+        with self._lock:
+            self.token_requests += 1
+            access = f"ya29.fake-{next(self._ids)}"
+            self._access_tokens.add(access)
+        return 200, {"access_token": access, "expires_in": 3599, "token_type": "Bearer"}
+
+    def _send(
+        self, project: str, authorization: str, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        scheme, _, access = authorization.partition(" ")
+        with self._lock:
+            known = access in self._access_tokens
+        if scheme.lower() != "bearer" or not known:
+            return 401, _error(401, "UNAUTHENTICATED", "Request had invalid credentials."), {}
+        if project != self.project_id:
+            return 403, _error(403, "PERMISSION_DENIED", "Permission denied on project."), {}
+        message = body.get("message")
+        if not isinstance(message, dict) or not message.get("token"):
+            return 400, _invalid("message", "A message target is required."), {}
+        token = str(message["token"])
+        without_token = {k: v for k, v in message.items() if k != "token"}
+        size = len(json.dumps(without_token, ensure_ascii=False, separators=(",", ":")).encode())
+        if size > MAX_PAYLOAD_BYTES:
+            outcome = Outcome("INVALID_ARGUMENT")
+            status, payload = 400, _invalid("message", "Message is too big")
+        elif not _data_strings_only(message):
+            outcome = Outcome("INVALID_ARGUMENT")
+            status, payload = 400, _invalid("message.data", "Invalid value (string expected).")
+        else:
+            outcome = self._next_outcome(token)
+            if outcome.code == "ok":
+                name = f"projects/{project}/messages/0:{next(self._ids)}%fake"
+                status, payload = 200, {"name": name}
+            else:
+                status, rpc_status, text = ERRORS[outcome.code]
+                payload = _error(status, rpc_status, text, outcome.code)
+        headers = {}
+        if outcome.retry_after is not None:
+            headers["Retry-After"] = str(outcome.retry_after)
+        with self._lock:
+            self.attempts.append({"token": token, "outcome": outcome.code, "at": time.time()})
+            if status == 200:
+                self.sent.append({"message": message, "name": payload["name"]})
+        if self.verbose:
+            notification = message.get("notification", {})
+            print(  # noqa: T201 - the CLI's output
+                f"[fake-fcm] {outcome.code:<18} …{token[-6:]} {notification.get('title', '')}"
+                f" | {notification.get('body', '')}",
+                flush=True,
+            )
+        return status, payload, headers
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return  # quiet; the CLI prints its own lines
+
+            def _reply(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
+                raw = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=UTF-8")
+                self.send_header("Content-Length", str(len(raw)))
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def do_GET(self) -> None:
+                path = urllib.parse.urlsplit(self.path).path
+                if path.endswith("/allowedLocations"):
+                    # google-auth's regional access boundary lookup (IAM credentials API).
+                    self._reply(200, {"encodedLocations": "0x0", "locations": []}, {})
+                    return
+                self._reply(404, _error(404, "NOT_FOUND", "Not found."), {})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                path = urllib.parse.urlsplit(self.path).path
+                if path == "/token":
+                    form = urllib.parse.parse_qs(raw.decode())
+                    status, body = server._issue_access_token(form)
+                    self._reply(status, body, {})
+                    return
+                parts = path.strip("/").split("/")
+                if (
+                    len(parts) == 4
+                    and parts[:2] == ["v1", "projects"]
+                    and parts[3] == ("messages:send")
+                ):
+                    try:
+                        body = json.loads(raw or b"{}")
+                    except ValueError:
+                        self._reply(400, _invalid("body", "Invalid JSON payload."), {})
+                        return
+                    status, payload, headers = server._send(
+                        parts[2], self.headers.get("Authorization", ""), body
+                    )
+                    self._reply(status, payload, headers)
+                    return
+                self._reply(404, _error(404, "NOT_FOUND", "Not found."), {})
+
+        return Handler
+
+
+def _error(status: int, rpc_status: str, message: str, fcm_code: str = "") -> dict[str, Any]:
+    details = [{"@type": FCM_ERROR_TYPE, "errorCode": fcm_code}] if fcm_code else []
+    return {"error": {"code": status, "message": message, "status": rpc_status, "details": details}}
+
+
+def _invalid(field: str, description: str) -> dict[str, Any]:
+    body = _error(400, "INVALID_ARGUMENT", description, "INVALID_ARGUMENT")
+    body["error"]["details"].append(
+        {
+            "@type": BAD_REQUEST_TYPE,
+            "fieldViolations": [{"field": field, "description": description}],
+        }
+    )
+    return body
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9099)
+    parser.add_argument("--project", default="demo-citizen")
+    parser.add_argument(
+        "--credentials",
+        type=Path,
+        default=Path("var/fake-fcm/service-account.json"),
+        help="where to write the service-account file the backend should use",
+    )
+    args = parser.parse_args()
+    server = FakeFcmServer(args.project, args.host, args.port)
+    server.verbose = True
+    credentials = server.write_credentials(args.credentials.resolve())
+    print(  # noqa: T201 - the CLI's output
+        "Fake FCM listening. Start the backend and its worker with:\n"
+        f"  PUSH_BACKEND=fcm FCM_CREDENTIALS_FILE={credentials} "
+        f"FCM_API_BASE={server.base_url}\n"
+        "Tokens starting with UNREGISTERED-, SENDER_ID_MISMATCH-, INVALID_ARGUMENT-,\n"
+        "QUOTA_EXCEEDED-, UNAVAILABLE- or INTERNAL- get that error. Ctrl-C stops.",
+        flush=True,
+    )
+    try:
+        server._httpd.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server._httpd.server_close()
+
+
+if __name__ == "__main__":
+    main()

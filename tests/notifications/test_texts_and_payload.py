@@ -1,0 +1,193 @@
+"""Templates in both languages for every event type, and the 4 KB payload limit."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+
+from notifications.fcm import read_push_outbox
+from notifications.models import Category
+from notifications.payload import Push, fit, payload_size
+from notifications.templates import TEMPLATES, render, render_context, template_for
+from tests.factories import make_user
+from tests.notifications.conftest import notify, register, send_all
+
+EVENT_TYPES = [
+    "dossier.submitted",
+    "dossier.withdrawn",
+    "dossier.supplement_submitted",
+    "dossier.rated",
+    "dossier.accepted",
+    "dossier.refused",
+    "dossier.processing_started",
+    "dossier.supplement_requested",
+    "dossier.payment_requested",
+    "dossier.completed",
+    "dossier.handed_over",
+    "dossier.stopped",
+    "dossier.apologised",
+    "dossier.overdue",
+    "delivery.booked",
+    "delivery.cancelled",
+    "delivery.picked_up",
+    "delivery.in_transit",
+    "delivery.out_for_delivery",
+    "delivery.delivered",
+    "delivery.failed_attempt",
+    "delivery.returned",
+]
+URGENT = {"dossier.supplement_requested", "dossier.payment_requested", "dossier.completed"}
+
+
+def context(language: str, **extra) -> dict[str, str]:
+    return render_context(
+        language=language,
+        code="HN-PXB-260310-0001",
+        procedure="Đăng ký khai sinh",
+        agency="UBND phường Ba Đình",
+        appointment=dt.datetime(2026, 3, 12, 9, 0, tzinfo=dt.UTC),
+        **extra,
+    )
+
+
+def test_every_citizen_facing_event_type_has_a_template() -> None:
+    assert sorted(TEMPLATES) == sorted(EVENT_TYPES)
+    assert template_for("dossier.deadline_at_risk") is None
+    assert {t for t, template in TEMPLATES.items() if template.urgent} == URGENT
+    assert {t for t, tpl in TEMPLATES.items() if tpl.category == Category.ACTION_REQUESTS} == {
+        "dossier.supplement_requested",
+        "dossier.payment_requested",
+    }
+    assert {t for t, tpl in TEMPLATES.items() if tpl.category == Category.DELIVERY_UPDATES} == {
+        t for t in EVENT_TYPES if t.startswith("delivery.")
+    }
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_each_template_renders_in_vietnamese_and_english(event_type: str) -> None:
+    template = TEMPLATES[event_type]
+    vi = render(template, "vi", context("vi"))
+    en = render(template, "en", context("en"))
+    assert vi.title != en.title
+    assert vi.body != en.body
+    for rendered in (vi, en):
+        assert "{" not in rendered.title + rendered.body
+        assert rendered.title.strip() == rendered.title != ""
+    if event_type in URGENT:
+        assert "HN-PXB-260310-0001" in template.sms_vi.format(**context("vi"))
+        assert "HN-PXB-260310-0001" in template.sms_en.format(**context("en"))
+
+
+def test_accepted_text_shows_the_appointment_in_vietnam_time() -> None:
+    template = TEMPLATES["dossier.accepted"]
+    assert render(template, "vi", context("vi")).body == (
+        "Hồ sơ HN-PXB-260310-0001 đã được UBND phường Ba Đình tiếp nhận. "
+        "Ngày hẹn trả kết quả: 16:00 12/03/2026."
+    )
+    assert render(template, "en", context("en")).body == (
+        "Dossier HN-PXB-260310-0001 was accepted by UBND phường Ba Đình. "
+        "Result expected on 16:00 12/03/2026."
+    )
+
+
+def test_apology_payment_handover_and_refusal_details() -> None:
+    data = {
+        "new_appointment_at": "2026-03-20T02:00:00+00:00",
+        "amount": 150000,
+        "method": "post",
+    }
+    vi = context("vi", data=data, message="Thiếu   giấy tờ\n tùy thân")
+    en = context("en", data=data, message="Missing ID")
+    assert render(TEMPLATES["dossier.apologised"], "vi", vi).body.endswith(
+        "Ngày hẹn mới: 09:00 20/03/2026."
+    )
+    assert render(TEMPLATES["dossier.payment_requested"], "vi", vi).body == (
+        "Hồ sơ HN-PXB-260310-0001: vui lòng thực hiện nghĩa vụ tài chính (150.000 đồng)."
+    )
+    assert render(TEMPLATES["dossier.payment_requested"], "en", en).body == (
+        "Dossier HN-PXB-260310-0001: please pay the fees (150.000 VND)."
+    )
+    assert render(TEMPLATES["dossier.handed_over"], "en", en).body == (
+        "The result of dossier HN-PXB-260310-0001 was handed over by post."
+    )
+    assert render(TEMPLATES["dossier.refused"], "vi", vi).body == (
+        "Hồ sơ HN-PXB-260310-0001 không được tiếp nhận. Lý do: Thiếu giấy tờ tùy thân"
+    )
+
+
+def push(body: str, title: str = "Tiêu đề") -> Push:
+    return Push(
+        token="t" * 160,
+        title=title,
+        body=body,
+        data={"type": "dossier.refused", "dossier_id": "x", "dossier_code": "HN-1"},
+        collapse_id="dossier-abc",
+        urgent=False,
+        badge=3,
+        channel_id="dossier_updates",
+    )
+
+
+def test_payload_at_the_limit_is_untouched_one_byte_more_is_shortened() -> None:
+    small = push("Lý do: " + "ạ" * 100)
+    size = payload_size(small)
+
+    assert fit(small, limit=size) == small
+    shortened = fit(small, limit=size - 1)
+    assert shortened.body != small.body
+    assert shortened.body.endswith("…")
+    assert payload_size(shortened) <= size - 1
+
+
+def test_payload_never_exceeds_4000_bytes_and_never_fails() -> None:
+    huge = push("Thiếu bản sao có chứng thực. " * 1000, title="Hồ sơ " * 500)
+    assert payload_size(huge) > 4096
+
+    fitted = fit(huge, limit=4000)
+
+    assert payload_size(fitted) <= 4000
+    assert fitted.token == huge.token  # the token is not counted and never cut
+    assert fitted.data == huge.data
+    assert fitted.body == ""
+    assert fitted.title.endswith("…")
+
+
+def test_no_texts_at_all_still_gives_a_message() -> None:
+    tiny_limit = payload_size(push("", title=""))
+    fitted = fit(push("body", title="title"), limit=tiny_limit)
+    assert (fitted.title, fitted.body) == ("", "")
+
+
+@pytest.mark.django_db
+def test_file_backend_writes_the_fcm_request_to_the_outbox(settings) -> None:
+    settings.PUSH_BACKEND = "file"
+    user = make_user(language="en")
+    register(user, "tok-file", platform="web")
+    entry = notify(user, "delivery.delivered")
+
+    send_all(entry)
+
+    [line] = read_push_outbox()
+    assert line["message"]["token"] == "tok-file"
+    assert line["message"]["notification"] == {
+        "title": "Delivered",
+        "body": f"The parcel of dossier {entry.dossier.code} was delivered.",
+    }
+    assert entry.deliveries.get().fcm_message_id == line["name"]
+    json.dumps(line)  # plain JSON
+
+
+def test_the_push_guide_documents_every_event_type() -> None:
+    guide = (Path(__file__).resolve().parents[2] / "mobile_api_docs" / "push.md").read_text()
+    for event_type, template in TEMPLATES.items():
+        assert f"| `{event_type}` |" in guide
+        assert template.vi[0] in guide
+        assert template.en[1] in guide
+
+
+def test_handover_without_a_method_reads_cleanly() -> None:
+    rendered = render(TEMPLATES["dossier.handed_over"], "vi", context("vi"))
+    assert rendered.body == "Kết quả của hồ sơ HN-PXB-260310-0001 đã được trả."
