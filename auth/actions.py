@@ -28,7 +28,13 @@ from auth.models import DeviceSession, OtpChallenge, User
 from auth.phone import mask_phone, normalise_phone
 from auth.ratelimit import LockedOut, clear_failures, lock_remaining, reserve_attempt
 from auth.second_factor import available_methods, verify_factor
-from auth.tokens import TokenPair, revoke_all_sessions, revoke_session, start_session
+from auth.tokens import (
+    TokenPair,
+    hash_device_key,
+    revoke_all_sessions,
+    revoke_session,
+    start_session,
+)
 from backend.errors import (
     NotAuthenticated,
     NotFound,
@@ -60,6 +66,7 @@ class DeviceInfo:
     name: str = ""
     platform: str = DeviceSession.Platform.OTHER
     app_version: str = ""
+    device_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -230,9 +237,21 @@ def check_password_with_limits(phone: str, password: str, ip: str) -> User | Non
     return user
 
 
-def _known_device(user: User, device_id: str) -> bool:
+def _known_device(user: User, device: DeviceInfo) -> bool:
+    """The app proves it is an installation this account signed in on before.
+
+    The device id alone is not secret (anyone may send it); the device key given
+    at that earlier sign-in is. Sessions that ended for a security reason no
+    longer vouch for their device.
+    """
+    if not device.device_key:
+        return False
     return (
-        DeviceSession.objects.filter(user=user, device_id=device_id)
+        DeviceSession.objects.filter(
+            user=user,
+            device_id=device.device_id,
+            device_key_hash=hash_device_key(device.device_key),
+        )
         .exclude(revoked_reason__in=SECURITY_REVOCATIONS)
         .exists()
     )
@@ -251,14 +270,15 @@ def login(
             "password_reset_required",
             _("Your password must be reset before you can sign in. Use Forgot password."),
         )
-    if _known_device(user, device.device_id):
+    if _known_device(user, device):
         with transaction.atomic():
             _session_row, tokens = _session(user, device, ip)
         return LoginResult(tokens=tokens)
     methods = available_methods(user)
     with transaction.atomic():
         challenge = new_challenge(OtpChallenge.Purpose.LOGIN, user.phone, user, ip)
-        challenge.device = asdict(device)
+        # The device key is a secret: it is checked above, never stored.
+        challenge.device = {k: v for k, v in asdict(device).items() if k != "device_key"}
         if second_factor in methods and second_factor != "sms_otp":
             challenge.save()
         else:

@@ -67,6 +67,7 @@ def _token_out(tokens: TokenPair) -> TokenOut:
         refresh_token=tokens.refresh_token,
         expires_in=tokens.expires_in,
         session_id=tokens.session_id,
+        device_key=tokens.device_key or None,
     )
 
 
@@ -157,6 +158,7 @@ def login(request: HttpRequest, payload: LoginIn) -> LoginOut:
             token_type="Bearer",  # noqa: S106
             expires_in=tokens.expires_in,
             session_id=tokens.session_id,
+            device_key=tokens.device_key,
         )
     assert result.challenge is not None  # noqa: S101
     return LoginOut(

@@ -165,6 +165,12 @@ class DeviceSession(models.Model):
     )
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_reason = models.CharField(max_length=32, blank=True)
+    device_key_hash = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="SHA-256 of the device key given to the app at sign-in: proof that a later "
+        "sign-in comes from this same installation.",
+    )
 
     class Meta:
         indexes = [models.Index(fields=["user", "revoked_at"])]

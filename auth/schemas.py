@@ -22,6 +22,12 @@ class DeviceIn(Schema):
     device_name: str = Field("", max_length=100, description="e.g. 'iPhone của Lan'")
     platform: Platform = "other"
     app_version: str = Field("", max_length=32)
+    device_key: str = Field(
+        "",
+        max_length=128,
+        description="The `device_key` this installation received at its last sign-in. "
+        "With it, signing in again on this device needs no second step.",
+    )
 
     def info(self) -> DeviceInfo:
         return DeviceInfo(
@@ -29,6 +35,7 @@ class DeviceIn(Schema):
             name=self.device_name,
             platform=self.platform,
             app_version=self.app_version,
+            device_key=self.device_key,
         )
 
 
@@ -59,6 +66,11 @@ class TokenOut(Schema):
     token_type: str = "Bearer"  # noqa: S105 - the OAuth token type, not a secret
     expires_in: int = Field(..., description="Seconds the access token is valid")
     session_id: uuid.UUID
+    device_key: str | None = Field(
+        None,
+        description="Given when a device signs in (not on refresh): keep it in secure "
+        "storage and send it with the next login from this installation.",
+    )
 
 
 class LoginIn(DeviceIn):
@@ -79,6 +91,7 @@ class LoginOut(Schema):
     refresh_token: str | None = None
     token_type: str | None = None
     session_id: uuid.UUID | None = None
+    device_key: str | None = None
 
 
 class LoginVerifyIn(Schema):

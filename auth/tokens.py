@@ -34,6 +34,9 @@ class TokenPair:
     refresh_token: str
     expires_in: int
     session_id: uuid.UUID
+    # Given once, when a device signs in: the app keeps it in secure storage and
+    # sends it with its next sign-in to prove it is the same installation.
+    device_key: str = ""
 
 
 class TokenError(Exception):
@@ -63,6 +66,10 @@ def _issue_pair(session: DeviceSession) -> TokenPair:
     return TokenPair(access, refresh, access_ttl(), session.id)
 
 
+def hash_device_key(device_key: str) -> str:
+    return _hash(device_key)
+
+
 def start_session(
     user: User,
     *,
@@ -74,6 +81,7 @@ def start_session(
 ) -> tuple[DeviceSession, TokenPair]:
     """Sign `user` in on a device. A device signs in once: its older session ends."""
     now = timezone.now()
+    device_key = secrets.token_urlsafe(32)
     with transaction.atomic():
         DeviceSession.objects.filter(user=user, device_id=device_id, revoked_at=None).update(
             revoked_at=now, revoked_reason="replaced"
@@ -87,8 +95,12 @@ def start_session(
             ip=ip,
             last_seen_at=now,
             authenticated_at=now,
+            device_key_hash=_hash(device_key),
         )
-        return session, _issue_pair(session)
+        pair = _issue_pair(session)
+        return session, TokenPair(
+            pair.access_token, pair.refresh_token, pair.expires_in, pair.session_id, device_key
+        )
 
 
 def refresh(refresh_token: str) -> TokenPair:

@@ -32,13 +32,14 @@ def _enable_totp(user) -> str:
 
 def test_known_device_gets_tokens_directly(api, db) -> None:
     user = make_user(PHONE)
-    sign_in(user, device_id="dev-known")
-    response = _login(api, device_id="dev-known")
+    _, earlier = sign_in(user, device_id="dev-known")
+    response = _login(api, device_id="dev-known", device_key=earlier.device_key)
     assert response.status_code == 200
     body = response.json()
     assert body["second_factor_required"] is False
     assert body["access_token"]
     assert body["refresh_token"]
+    assert body["device_key"] not in ("", None, earlier.device_key)
     assert read_outbox() == []
     # The old session of that device is replaced by the new one.
     assert DeviceSession.objects.filter(user=user, revoked_at=None).count() == 1
@@ -109,6 +110,36 @@ def login_expiry(login: dict) -> object:
     return OtpChallenge.objects.get(pk=login["challenge_id"]).expires_at
 
 
+def test_known_device_id_without_its_device_key_needs_the_second_step(api, db) -> None:
+    """The device id is not secret: only the key given at the earlier sign-in vouches."""
+    for phone, extra in (("+84912345678", {}), ("+84912345679", {"device_key": "guessed-key"})):
+        user = make_user(phone)
+        sign_in(user, device_id="dev-known")
+        response = _login(api, phone, device_id="dev-known", **extra)
+        assert response.status_code == 200
+        body = response.json()
+        assert body["second_factor_required"] is True
+        assert body["access_token"] is None
+        assert DeviceSession.objects.filter(user=user, revoked_at=None).count() == 1
+
+
+def test_device_key_of_another_device_does_not_vouch(api, db) -> None:
+    user = make_user(PHONE)
+    _, phone_a = sign_in(user, device_id="dev-a")
+    response = _login(api, device_id="dev-b", device_key=phone_a.device_key)
+    assert response.json()["second_factor_required"] is True
+
+
+def test_device_key_is_never_stored_in_clear(api, db) -> None:
+    user = make_user(PHONE)
+    _, tokens = sign_in(user, device_id="dev-known")
+    _login(api, device_id="dev-other", device_key=tokens.device_key)
+    session = DeviceSession.objects.get(user=user, device_id="dev-known")
+    assert tokens.device_key not in session.device_key_hash
+    assert len(session.device_key_hash) == 64
+    assert OtpChallenge.objects.get().device.get("device_key") is None
+
+
 def test_unknown_phone_and_wrong_password_get_the_same_answer(api, db, monkeypatch) -> None:
     make_user(PHONE)
     calls: list[str] = []
@@ -159,13 +190,16 @@ def test_unknown_numbers_lock_the_same_way(api, db) -> None:
 
 
 def test_four_wrong_passwords_then_the_right_one_works_and_resets(api, db) -> None:
-    sign_in(make_user(PHONE), device_id="d")
+    _, tokens = sign_in(make_user(PHONE), device_id="d")
+    key = tokens.device_key
     for _ in range(4):
-        _login(api, password="Wrong-pass!word1", device_id="d")
-    assert _login(api, device_id="d").status_code == 200
+        _login(api, password="Wrong-pass!word1", device_id="d", device_key=key)
+    response = _login(api, device_id="d", device_key=key)
+    assert response.status_code == 200
+    key = response.json()["device_key"]
     for _ in range(4):
-        _login(api, password="Wrong-pass!word1", device_id="d")
-    assert _login(api, device_id="d").status_code == 200
+        _login(api, password="Wrong-pass!word1", device_id="d", device_key=key)
+    assert _login(api, device_id="d", device_key=key).status_code == 200
 
 
 def test_forged_x_forwarded_for_does_not_reset_the_account_lock(api, db, settings) -> None:
