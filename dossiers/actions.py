@@ -22,6 +22,7 @@ from backend.errors import Conflict, NotFound, Unprocessable, field_error
 from dossiers.access import access_dossier
 from dossiers.deadlines import appointment_for, business_tz
 from dossiers.form_spec import check_draft_values, validate_form
+from dossiers.lifecycle import Actor, InvalidTransition, ensure_allowed
 from dossiers.models import Agency, Attachment, Dossier, DossierCodeSequence, Procedure
 from tracking.events import record_event
 from tracking.models import DossierEvent
@@ -168,8 +169,10 @@ def submit_dossier(user: User, dossier_id: uuid.UUID | str) -> Dossier:
     """Send a complete draft to its agency: code, appointment date, first event."""
     with transaction.atomic():
         dossier = access_dossier(user, dossier_id, for_update=True)
-        if dossier.status != Dossier.Status.DRAFT:
-            raise _not_a_draft()
+        try:
+            ensure_allowed("submit", dossier, Actor.citizen(user))
+        except InvalidTransition as exc:
+            raise _not_a_draft() from exc
         procedure = dossier.procedure
         if not procedure.is_active or not dossier.agency.is_active:
             raise Conflict(
