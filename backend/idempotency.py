@@ -60,7 +60,7 @@ def caller_scope(request: HttpRequest) -> str:
     return f"ip:{client_ip(request)}"
 
 
-def _fingerprint(request: HttpRequest) -> str:
+def request_fingerprint(request: HttpRequest) -> str:
     """SHA-256 of what the request asks for: method, path and body.
 
     A multipart body is hashed by its fields and files' contents, not its raw
@@ -127,13 +127,14 @@ def _claim(scope: str, key: str, fingerprint: str) -> tuple[IdempotencyRecord, b
     return existing, False
 
 
-def _replay(record: IdempotencyRecord) -> HttpResponse:
+def replay_response(
+    status: int | None, body: bytes | None, content_type: str, replayed_header: str
+) -> HttpResponse:
+    """A stored response sent again, marked with `replayed_header: true`."""
     response = HttpResponse(
-        bytes(record.response_body or b""),
-        status=record.response_status or 200,
-        content_type=record.response_content_type or "application/json",
+        bytes(body or b""), status=status or 200, content_type=content_type or "application/json"
     )
-    response[REPLAYED_HEADER] = "true"
+    response[replayed_header] = "true"
     return response
 
 
@@ -149,7 +150,7 @@ def _guarded(run: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponse
                 "invalid_idempotency_key",
                 _("Idempotency-Key must be 1 to 255 printable ASCII characters."),
             )
-        fingerprint = _fingerprint(request)
+        fingerprint = request_fingerprint(request)
         record, created = _claim(caller_scope(request), key, fingerprint)
         if not created:
             if record.fingerprint != fingerprint:
@@ -165,7 +166,12 @@ def _guarded(run: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponse
                     _("A request with this Idempotency-Key is still being processed."),
                     headers={"Retry-After": "1"},
                 )
-            return _replay(record)
+            return replay_response(
+                record.response_status,
+                record.response_body,
+                record.response_content_type,
+                REPLAYED_HEADER,
+            )
         try:
             response = run(request, **kwargs)
         except BaseException:

@@ -41,6 +41,7 @@ from ninja.decorators import decorate_view
 from ninja.security import APIKeyHeader
 
 from backend.errors import ApiError, NotAuthenticated, NotFound, api_error_response, error_response
+from backend.idempotency import replay_response, request_fingerprint
 from dossiers.models import Agency, AgencyCredential, AgencyRequest, Dossier
 
 KEY_HEADER = "X-Agency-Key"
@@ -250,24 +251,6 @@ def access_agency_dossier(agency: Agency, reference: str) -> Dossier:
 # --- Replays by event id ------------------------------------------------------------------
 
 
-def _fingerprint(request: HttpRequest) -> str:
-    digest = hashlib.sha256()
-    digest.update((request.method or "").encode() + b"\n")
-    digest.update(request.get_full_path().encode() + b"\n")
-    digest.update(request.body)
-    return digest.hexdigest()
-
-
-def _replay(record: AgencyRequest) -> HttpResponse:
-    response = HttpResponse(
-        bytes(record.response_body or b""),
-        status=record.response_status or 200,
-        content_type=record.response_content_type or "application/json",
-    )
-    response[REPLAYED_HEADER] = "true"
-    return response
-
-
 def _once_per_event(run: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     @functools.wraps(run)
     def wrapper(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
@@ -282,7 +265,7 @@ def _once_per_event(run: Callable[..., HttpResponseBase]) -> Callable[..., HttpR
                 "invalid_event_id",
                 _("X-Event-Id must be 1 to 128 printable ASCII characters."),
             )
-        fingerprint = _fingerprint(request)
+        fingerprint = request_fingerprint(request)
         # One transaction for the whole operation: a twin request with the same
         # event id waits on the unique index until this one commits, then replays.
         with transaction.atomic():
@@ -301,7 +284,12 @@ def _once_per_event(run: Callable[..., HttpResponseBase]) -> Callable[..., HttpR
                         "event_id_reused",
                         _("This X-Event-Id was already used for a different request."),
                     )
-                return _replay(existing)
+                return replay_response(
+                    existing.response_status,
+                    existing.response_body,
+                    existing.response_content_type,
+                    REPLAYED_HEADER,
+                )
             response = run(request, **kwargs)
             if response.status_code >= 500 or not isinstance(response, HttpResponse):
                 transaction.set_rollback(True)
