@@ -36,6 +36,7 @@ worker: install
 
 test: install
 	bash scripts/ensure-services.sh
+	bash scripts/ensure-browser.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install

@@ -103,6 +103,7 @@ class UserAdmin(admin.ModelAdmin):
     list_filter = ("verification_level", "is_staff", "is_active")
     search_fields = ("phone", "full_name", "citizen_id")
     ordering = ("-date_joined",)
+    change_list_template = "admin/accounts/user_change_list.html"
     # Secrets are never shown or edited here: not the password hash, not the TOTP secret.
     fields = (
         "full_name",
