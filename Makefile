@@ -43,6 +43,7 @@ lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy backend auth dossiers tracking notifications postal
+	$(VENV)/bin/bandit -q -c pyproject.toml -r backend auth dossiers tracking notifications postal
 
 format: install
 	$(VENV)/bin/ruff format .

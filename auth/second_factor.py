@@ -104,7 +104,7 @@ def disable_totp(*, user: User, code: str) -> None:
     method = "totp" if code.strip().isdigit() else "recovery_code"
     with transaction.atomic():
         verify_factor(user, method, code, code_key=f"disable:{user.pk}")
-        user.totp_secret = ""
+        user.totp_secret = ""  # nosec B105 # clears the secret
         user.totp_confirmed_at = None
         user.totp_last_step = None
         user.save(update_fields=["totp_secret", "totp_confirmed_at", "totp_last_step"])
