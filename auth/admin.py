@@ -23,7 +23,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext_lazy as _
 
 from auth import support
-from auth.admin_login import LOGIN_TEMPLATE, StaffLoginForm
+from auth.admin_login import signed_in_with_second_factor
 from auth.models import (
     DeviceSession,
     Invitation,
@@ -35,14 +35,11 @@ from auth.models import (
 )
 from auth.phone import mask_phone
 from auth.tokens import revoke_session
-from backend.errors import ApiError
+from backend.errors import ApiError, PermissionDenied
 from backend.middleware import client_ip
 
 TEMPLATE = "admin/accounts/support_form.html"
 REFUSAL_TEMPLATE = "admin/accounts/support_refused.html"
-
-admin.site.login_form = StaffLoginForm
-admin.site.login_template = LOGIN_TEMPLATE
 
 
 def _context(request: HttpRequest) -> support.Context:
@@ -66,10 +63,25 @@ def _refusal(request: HttpRequest, exc: ApiError) -> HttpResponse:
     return TemplateResponse(request, REFUSAL_TEMPLATE, context, status=403)
 
 
+def require_admin_support_staff(request: HttpRequest) -> User:
+    """Support staff with TOTP, in an admin session opened with their TOTP code."""
+    staff: User = request.user  # type: ignore[assignment]
+    support.require_support_staff(staff)
+    if not signed_in_with_second_factor(request):
+        raise PermissionDenied(
+            "second_factor_sign_in_required",
+            _(
+                "This session was opened without your authenticator code. Sign out and "
+                "sign in again with the code to use support functions."
+            ),
+        )
+    return staff
+
+
 def _support_refusal(request: HttpRequest) -> HttpResponse | None:
-    """The refusal page unless the signed-in user is support staff with TOTP."""
+    """The refusal page unless the signed-in user may use the support pages."""
     try:
-        support.require_support_staff(request.user)  # type: ignore[arg-type]
+        require_admin_support_staff(request)
     except ApiError as exc:
         return _refusal(request, exc)
     return None
@@ -161,9 +173,8 @@ class UserAdmin(admin.ModelAdmin):
         ]
 
     def lookup_view(self, request: HttpRequest) -> HttpResponse:
-        staff: User = request.user  # type: ignore[assignment]
         try:
-            support.require_support_staff(staff)
+            staff = require_admin_support_staff(request)
         except ApiError as exc:
             return _refusal(request, exc)
         form = LookupForm(request.POST or None)
@@ -189,8 +200,8 @@ class UserAdmin(admin.ModelAdmin):
         return TemplateResponse(request, TEMPLATE, context)
 
     def open_reset_view(self, request: HttpRequest, user_id: Any) -> HttpResponse:
-        staff: User = request.user  # type: ignore[assignment]
         try:
+            staff = require_admin_support_staff(request)
             subject = support.access_support_subject(staff, user_id)
         except ApiError as exc:
             if exc.status == 404:
@@ -335,8 +346,8 @@ class SupportResetAdmin(SupportOnlyAdmin):
         ]
 
     def decide_view(self, request: HttpRequest, reset_id: Any) -> HttpResponse:
-        staff: User = request.user  # type: ignore[assignment]
         try:
+            staff = require_admin_support_staff(request)
             reset = support.access_reset(staff, reset_id)
         except ApiError as exc:
             if exc.status == 404:

@@ -6,7 +6,9 @@ number and per address), and a staff member who has TOTP enabled must also
 enter the current authenticator code, checked by `verify_factor` (one step of
 clock drift either side, a spent step is refused, wrong codes count towards the
 same lockout as in the app). Staff without TOTP can sign in with the password,
-but the support pages refuse them until they turn TOTP on.
+but the support pages refuse them until they turn TOTP on, and refuse a session
+that was not opened with the authenticator code (signed in before turning TOTP
+on): `signed_in_with_second_factor`.
 """
 
 from __future__ import annotations
@@ -14,8 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
+from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
 
 from auth.actions import check_password_with_limits
@@ -25,6 +29,8 @@ from backend.errors import ApiError
 from backend.middleware import client_ip
 
 LOGIN_TEMPLATE = "admin/accounts/login.html"
+# Set on the admin session when its sign-in checked an authenticator code.
+SECOND_FACTOR_SESSION_KEY = "accounts.admin_second_factor_user"
 
 
 class StaffLoginForm(AdminAuthenticationForm):
@@ -77,5 +83,28 @@ class StaffLoginForm(AdminAuthenticationForm):
                 verify_factor(user, "totp", code, code_key="")
             except ApiError as exc:
                 raise ValidationError(str(exc.message), code=exc.code) from exc
+            if self.request is not None:  # read by StaffAdminSite.login once signed in
+                self.request._admin_second_factor_user = str(user.pk)  # type: ignore[attr-defined]
         self.user_cache = user
         return self.cleaned_data
+
+
+class StaffAdminSite(admin.AdminSite):
+    """The default admin site (see auth.apps.StaffAdminConfig) with the staff sign-in."""
+
+    login_form = StaffLoginForm
+    login_template = LOGIN_TEMPLATE
+
+    def login(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        response = super().login(request, extra_context)
+        verified = getattr(request, "_admin_second_factor_user", None)
+        if verified is not None and str(getattr(request.user, "pk", "")) == verified:
+            # After auth.login (which may have flushed the session): mark this session.
+            request.session[SECOND_FACTOR_SESSION_KEY] = verified
+        return response
+
+
+def signed_in_with_second_factor(request: HttpRequest) -> bool:
+    """Whether this admin session was opened with the signed-in user's TOTP code."""
+    user_id = str(getattr(request.user, "pk", ""))
+    return bool(user_id) and request.session.get(SECOND_FACTOR_SESSION_KEY) == user_id

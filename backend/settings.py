@@ -79,7 +79,7 @@ if not JOBS_INLINE and not USING_POSTGRES and not PRODUCTION:
     raise ImproperlyConfigured("The job queue needs PostgreSQL: set DATABASE_URL.")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "auth.apps.StaffAdminConfig",  # django.contrib.admin with the TOTP sign-in
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

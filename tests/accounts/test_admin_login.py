@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from auth import otp, totp
 from auth.actions import LOGIN_SCOPE
+from auth.admin_login import SECOND_FACTOR_SESSION_KEY
 from auth.models import SupportAuditRecord, User
 from auth.ratelimit import failure_count
 from auth.second_factor import verify_factor
@@ -206,3 +207,54 @@ def test_a_second_factor_code_key_with_its_tries_spent_is_a_clear_error(
     with pytest.raises(Unprocessable) as spent:
         verify_factor(staff, "totp", code_at(secret), code_key="challenge-1:totp")
     assert spent.value.code == "code_attempts_exceeded"
+
+
+def test_support_pages_open_after_signing_in_with_the_code(staff_with_totp) -> None:
+    staff, secret = staff_with_totp
+    client = Client()
+    assert log_in(client, staff.phone, code=code_at(secret)).status_code == 302
+    assert client.session[SECOND_FACTOR_SESSION_KEY] == str(staff.pk)
+    assert client.get(reverse("admin:accounts_support_lookup")).status_code == 200
+    assert client.get(reverse("admin:accounts_supportauditrecord_changelist")).status_code == 200
+
+
+def test_a_session_opened_before_turning_totp_on_cannot_use_support_pages() -> None:
+    staff = make_staff(totp=False)
+    client = Client(headers={"Accept-Language": "en"})
+    assert log_in(client, staff.phone).status_code == 302
+    secret = enable_real_totp(staff)
+    response = client.get(reverse("admin:accounts_support_lookup"))
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "second_factor_sign_in_required" in page
+    assert "This session was opened without your authenticator code." in page
+    assert client.get(reverse("admin:accounts_supportreset_changelist")).status_code == 403
+    # Signing in again with the code opens them.
+    client.post(reverse("admin:logout"))
+    assert log_in(client, staff.phone, code=code_at(secret)).status_code == 302
+    assert client.get(reverse("admin:accounts_support_lookup")).status_code == 200
+
+
+def test_a_session_of_another_user_does_not_carry_the_second_factor_mark(
+    staff_with_totp,
+) -> None:
+    staff, secret = staff_with_totp
+    other = make_staff(totp=False)
+    client = Client()
+    assert log_in(client, staff.phone, code=code_at(secret)).status_code == 302
+    assert log_in(client, other.phone).status_code == 302
+    assert signed_in_user_id(client) == str(other.pk)
+    assert SECOND_FACTOR_SESSION_KEY not in client.session
+    enable_real_totp(other)
+    response = client.get(reverse("admin:accounts_support_lookup"))
+    assert response.status_code == 403
+    assert "second_factor_sign_in_required" in response.content.decode()
+
+
+def test_a_forced_session_without_the_code_is_refused_on_support_pages(staff_with_totp) -> None:
+    staff, _secret = staff_with_totp
+    client = Client()
+    client.force_login(staff)
+    response = client.get(reverse("admin:accounts_support_lookup"))
+    assert response.status_code == 403
+    assert "second_factor_sign_in_required" in response.content.decode()
