@@ -31,11 +31,15 @@ EVIDENCE = "CCCD 0790•••••123 đối chiếu trực tiếp tại quầ
 TICKET = "HT-2026-0815"
 
 
-def sign_in_admin(page: Any, base: str, phone: str, secret: str) -> None:
+def sign_in_admin(
+    page: Any, base: str, phone: str, secret: str, screenshot: Path | None = None
+) -> None:
     page.goto(f"{base}/admin/login/")
     page.fill("#id_username", "0" + phone[3:])  # typed the way staff write numbers
     page.fill("#id_password", PASSWORD)
     page.fill("#id_totp_code", pyotp.TOTP(secret).now())
+    if screenshot is not None:
+        page.screenshot(path=str(screenshot))
     page.click("#login-form input[type=submit]")
     page.wait_for_url(f"{base}/admin/")
 
@@ -58,14 +62,15 @@ def test_two_staff_members_reset_a_level2_account_in_the_admin(
     sign_in(citizen)
     sign_in(citizen)
     base = live_server.url
+    login_png = artifacts_dir / "admin-login-totp.png"
     approved_png = artifacts_dir / "support-reset-approved.png"
     audit_png = artifacts_dir / "support-audit-trail.png"
-    for old in (approved_png, audit_png):
+    for old in (login_png, approved_png, audit_png):
         old.unlink(missing_ok=True)
 
     with open_browser() as page:
         # A: sign in with password + TOTP, find the citizen by phone.
-        sign_in_admin(page, base, opener.phone, opener_secret)
+        sign_in_admin(page, base, opener.phone, opener_secret, screenshot=login_png)
         page.locator("a[href='/admin/accounts/user/']").first.click()
         page.click("#support-lookup-link")
         page.fill("#id_phone", "0912345678")
@@ -149,5 +154,5 @@ def test_two_staff_members_reset_a_level2_account_in_the_admin(
     ) == {"support_reset"}
     citizen.refresh_from_db()
     assert (citizen.has_totp, citizen.must_reset_password) == (False, True)
-    for png in (approved_png, audit_png):
+    for png in (login_png, approved_png, audit_png):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
