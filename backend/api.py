@@ -13,9 +13,10 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
+from ninja.openapi.schema import OpenAPISchema
 from ninja.parser import Parser
 
-from backend.errors import ApiError, api_error_response, error_response
+from backend.errors import ApiError, ErrorOut, api_error_response, error_response
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +172,59 @@ def install_conventions(target: NinjaAPI) -> NinjaAPI:
     return target
 
 
+# What the conventions above (and the middleware, and @idempotent) can answer on
+# any operation, whatever its handler declares: documented once, here.
+CONVENTIONAL_ERRORS: dict[int, str] = {
+    400: "Malformed JSON body or invalid Idempotency-Key.",
+    401: "Missing, invalid or expired access token.",
+    409: "A request with this Idempotency-Key is still being processed.",
+    413: "The request body is larger than the configured limit.",
+    422: "A parameter or field is not valid (`details` lists them).",
+    503: "A backing service (database, cache) is temporarily unavailable; retry later.",
+}
+
+
+def conventional_error_statuses(operation: dict[str, Any]) -> set[int]:
+    """The error statuses an OpenAPI operation can get from the shared conventions."""
+    statuses = {503}
+    parameters = operation.get("parameters") or []
+    has_body = "requestBody" in operation
+    if operation.get("security"):
+        statuses.add(401)
+    if parameters or has_body:
+        statuses.add(422)
+    if has_body:
+        statuses |= {400, 413}
+    if any(p.get("in") == "header" and p.get("name") == "Idempotency-Key" for p in parameters):
+        statuses |= {400, 409, 422}
+    return statuses
+
+
+def add_conventional_errors(schema: OpenAPISchema) -> OpenAPISchema:
+    """Declare the shared error responses on every operation that lacks them."""
+    error_ref = {"$ref": "#/components/schemas/ErrorOut"}
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.setdefault("ErrorOut", ErrorOut.model_json_schema())
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.setdefault("responses", {})
+            declared = {int(code) for code in responses if str(code).isdigit()}
+            for status in sorted(conventional_error_statuses(operation) - declared):
+                responses[status] = {
+                    "description": CONVENTIONAL_ERRORS[status],
+                    "content": {"application/json": {"schema": error_ref}},
+                }
+    return schema
+
+
+class ConventionalNinjaAPI(NinjaAPI):
+    def get_openapi_schema(
+        self, *, path_prefix: str | None = None, path_params: dict[str, Any] | None = None
+    ) -> OpenAPISchema:
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        return add_conventional_errors(schema)
+
+
 def build_api(**kwargs: Any) -> NinjaAPI:
     options: dict[str, Any] = {
         "parser": StrictJSONParser(),
@@ -178,7 +232,7 @@ def build_api(**kwargs: Any) -> NinjaAPI:
         "openapi_url": "/openapi.json",
         **kwargs,
     }
-    return install_conventions(NinjaAPI(**options))
+    return install_conventions(ConventionalNinjaAPI(**options))
 
 
 api = build_api(
