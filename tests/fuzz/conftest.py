@@ -17,8 +17,10 @@ from django.db import close_old_connections
 from django.utils import timezone
 from PIL import Image
 
-from auth.models import Invitation, Membership
+from auth.models import Invitation, Membership, User
 from dossiers.models import Dossier
+from tests.accounts.staff import client_for, make_citizen, make_staff
+from tests.accounts.test_support_resets import reset_body
 from tests.conftest import ApiClient, make_user, sign_in
 from tests.factories import make_dossier, make_organisation, make_procedure
 from tests.postal.conftest import WEBHOOK_SECRET, make_address
@@ -29,6 +31,7 @@ class World:
     """Real identifiers by parameter name; the fuzzer mixes them with generated ones."""
 
     token: str = ""
+    staff_token: str = ""
     known: dict[str, list[Any]] = field(default_factory=dict)
 
 
@@ -83,13 +86,20 @@ def world(db: None) -> Iterator[World]:
         {"direction": "result", "address_id": str(address.id)},
     )
     assert booking.status_code == 201, booking
+    # Support staff with TOTP, and a level-2 reset another staff member opened.
+    staff = make_staff()
+    identified = make_citizen(level=User.Level.IDENTITY)
+    reset = client_for(make_staff()).post("/api/v1/support/resets", reset_body(identified))
+    assert reset.status_code == 201, reset
     WORLD.token = tokens.access_token
+    WORLD.staff_token = sign_in(staff)[1].access_token
     WORLD.known = {
         "dossier_id": [str(draft.id), str(accepted.id), str(handed_over.id)],
         "attachment_id": [attachment_id],
         "procedure_id": [procedure.id],
         "organisation_id": [str(organisation.id)],
-        "user_id": [str(colleague.id), str(citizen.id)],
+        "user_id": [str(colleague.id), str(citizen.id), str(identified.id)],
+        "reset_id": [reset.json()["id"]],
         "invitation_id": [str(invitation.id)],
         "session_id": [str(session.id), str(uuid.uuid4())],
         "address_id": [str(address.id)],
@@ -106,4 +116,4 @@ def world(db: None) -> Iterator[World]:
     yield WORLD
     request_started.connect(close_old_connections)
     request_finished.connect(close_old_connections)
-    WORLD.token, WORLD.known = "", {}
+    WORLD.token, WORLD.staff_token, WORLD.known = "", "", {}

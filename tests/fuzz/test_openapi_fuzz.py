@@ -9,8 +9,9 @@ the fuzzer gets past the 404s into the handlers.
 
 Checks (CHECKS below): no 5xx; every response has a documented status code,
 content type and body schema; input the schema forbids is refused; secured
-operations refuse anonymous calls. Two passes: a signed-in citizen over every
-operation, and an anonymous caller over the public ones. Reproduce a failure
+operations refuse anonymous calls. Three passes: a signed-in citizen over every
+operation, support staff (TOTP enrolled) over the /support operations, and an
+anonymous caller over the public ones. Reproduce a failure
 with the `curl` line schemathesis prints.
 """
 
@@ -120,6 +121,12 @@ def _aim_at_known_rows(context: Any, case: Case) -> st.SearchStrategy[Case]:
 @FUZZ_SETTINGS
 def test_signed_in_citizen(case: Any, world: World) -> None:
     case.call_and_validate(headers={"Authorization": f"Bearer {world.token}"}, checks=CHECKS)
+
+
+@schema.include(path_regex="/support/").parametrize()
+@FUZZ_SETTINGS
+def test_support_staff(case: Case, world: World) -> None:
+    case.call_and_validate(headers={"Authorization": f"Bearer {world.staff_token}"}, checks=CHECKS)
 
 
 @schema.include(lambda ctx: not ctx.operation.definition.raw.get("security")).parametrize()
