@@ -20,7 +20,6 @@ from PIL import Image
 from auth.models import Invitation, Membership, User
 from dossiers.models import Dossier
 from tests.accounts.staff import client_for, make_citizen, make_staff
-from tests.accounts.test_support_resets import reset_body
 from tests.conftest import ApiClient, make_user, sign_in
 from tests.factories import make_dossier, make_organisation, make_procedure
 from tests.postal.conftest import WEBHOOK_SECRET, make_address
@@ -89,7 +88,16 @@ def world(db: None) -> Iterator[World]:
     # Support staff with TOTP, and a level-2 reset another staff member opened.
     staff = make_staff()
     identified = make_citizen(level=User.Level.IDENTITY)
-    reset = client_for(make_staff()).post("/api/v1/support/resets", reset_body(identified))
+    reset = client_for(make_staff()).post(
+        "/api/v1/support/resets",
+        {
+            "user_id": str(identified.id),
+            "kind": "lost_authenticator",
+            "reason": "Phone with the authenticator app was stolen",
+            "evidence": "CCCD checked in person at the counter",
+            "ticket_number": "HT-2026-0042",
+        },
+    )
     assert reset.status_code == 201, reset
     WORLD.token = tokens.access_token
     WORLD.staff_token = sign_in(staff)[1].access_token
