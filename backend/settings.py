@@ -174,7 +174,15 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # The layer's blocking reads wait up to 5 s (BZPOPMIN); redis-py's
+                # default 5 s socket timeout would cut them off and kill idle sockets.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": 15,
+                        "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+                    }
+                ],
                 "prefix": f"{CACHE_KEY_PREFIX}:asgi",
                 "capacity": envint("CHANNEL_CAPACITY", 200),
                 "expiry": 30,

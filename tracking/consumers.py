@@ -77,6 +77,7 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         self.closing = False
         self.ticker: asyncio.Task[None] | None = None
         self.pump_lock = asyncio.Lock()
+        self.wake = asyncio.Event()  # set when events are held: the ticker looks sooner
         self.bucket = TokenBucket(settings.WS_INBOUND_RATE, settings.WS_INBOUND_BURST)
         self.dropped = 0
 
@@ -125,13 +126,10 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         await self.accept()
 
         resync: ResyncReason | None = None
-        position = await database_sync_to_async(stream.live_position)()
-        seen = None
+        position, seen = await database_sync_to_async(stream.live_position)(user)
         last_event_id = _first(params, "last_event_id")
         if last_event_id:
-            resumed = await database_sync_to_async(stream.resume)(
-                user, _int(last_event_id), dossier_id
-            )
+            resumed = await database_sync_to_async(stream.resume)(user, _int(last_event_id))
             if isinstance(resumed, tuple):
                 position, seen = resumed
             else:
@@ -223,6 +221,8 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
                 frames = await database_sync_to_async(stream.pull)(subscription)
                 for frame in frames:
                     await self._send_frame(frame)
+                if subscription.held:
+                    self.wake.set()
                 if len(frames) < settings.WS_REPLAY_BATCH:
                     return
 
@@ -236,6 +236,11 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
                 wait = next_beat - loop.time()
                 if self.subscription.held:
                     wait = min(wait, settings.WS_RECHECK_SECONDS)
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.wake.wait(), max(wait, 0))
+                    wait = min(next_beat - loop.time(), settings.WS_RECHECK_SECONDS)
+                self.wake.clear()
                 await asyncio.sleep(max(wait, 0))
                 if loop.time() >= next_beat:
                     next_beat = loop.time() + settings.WS_HEARTBEAT_SECONDS

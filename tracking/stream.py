@@ -62,9 +62,9 @@ class Subscription:
     session_id: uuid.UUID
     dossier_id: uuid.UUID | None
     position: Position
-    # Events of the resume event's own transaction up to its id: the client has
-    # them (they committed together) even when the cursor had to move back.
-    seen: Position | None = None
+    # Events after the cursor that the client already has: those committed but
+    # not yet final when it connected, or the resume event's own transaction.
+    seen: frozenset[int] = frozenset()
     held: bool = False
 
     @property
@@ -98,42 +98,52 @@ def _after(events: QuerySet[DossierEvent], position: Position) -> QuerySet[Dossi
     return events.filter(Q(txid__gt=position.txid) | Q(txid=position.txid, id__gt=position.id))
 
 
-def live_position() -> Position:
-    """Where a socket that resumes nothing starts: everything not final yet, and later."""
+def live_position(user: User) -> tuple[Position, frozenset[int]]:
+    """Where a socket that resumes nothing starts: with the events committed from now on.
+
+    The cursor goes back to the horizon (transactions still open there may
+    commit later), and the events already committed above it are marked seen.
+    """
     current = horizon()
     if current is None:
         last = DossierEvent.objects.aggregate(last=Max("id"))["last"] or 0
-        return Position(0, last)
-    return Position(current - 1, MAX_ID)
+        return Position(0, last), frozenset()
+    committed = events_for(user).filter(txid__gte=current).values_list("id", flat=True)
+    return Position(current - 1, MAX_ID), frozenset(committed)
 
 
 def resume(
-    user: User, last_event_id: int, dossier_id: uuid.UUID | None
-) -> tuple[Position, Position | None] | ResyncReason:
+    user: User, last_event_id: int
+) -> tuple[Position, frozenset[int]] | ResyncReason:
     """The cursor after `last_event_id`, or why the app must resync instead.
 
     The event must be one the user may see. When it is not final yet (the app
-    learnt its id some other way while an older transaction was still open),
-    the cursor moves back to the horizon so nothing older is missed; the events
-    of its own transaction up to it are skipped as seen.
+    learnt its id from REST while an older transaction was still open: the
+    stream only sends final events), the cursor moves back to the horizon so
+    the older transactions' events still come once they commit; the events
+    already committed up to the resume point are skipped as seen.
     """
     row = (
         events_for(user)
         .filter(id=last_event_id)
-        .values_list("txid", "id", "created_at", "dossier_id")
+        .values_list("txid", "id", "created_at")
         .first()
     )
     if row is None:
         return "unknown_event"
-    txid, event_id, created_at, _ = row
+    txid, event_id, created_at = row
     retention = dt.timedelta(seconds=settings.WS_RESUME_RETENTION_SECONDS)
     if created_at < timezone.now() - retention:
         return "expired"
-    cursor = Position(txid, event_id)
     current = horizon()
     if current is not None and txid >= current:
-        return Position(current - 1, MAX_ID), cursor
-    return cursor, None
+        # Committed events up to the resume point count as seen; those still
+        # invisible (their transaction is open) will come when they are final.
+        seen = events_for(user).filter(
+            Q(txid__gte=current, txid__lt=txid) | Q(txid=txid, id__lte=event_id)
+        )
+        return Position(current - 1, MAX_ID), frozenset(seen.values_list("id", flat=True))
+    return Position(txid, event_id), frozenset()
 
 
 def pull(subscription: Subscription) -> list[EventFrame]:
@@ -143,9 +153,8 @@ def pull(subscription: Subscription) -> list[EventFrame]:
     """
     events = events_for(subscription.user, subscription.dossier_id)
     pending = _after(events, subscription.position)
-    seen = subscription.seen
-    if seen is not None:
-        pending = pending.exclude(txid=seen.txid, id__lte=seen.id)
+    if subscription.seen:
+        pending = pending.exclude(id__in=subscription.seen)
     final = pending
     if _on_postgres():
         final = pending.filter(txid__lt=Horizon())
@@ -154,8 +163,6 @@ def pull(subscription: Subscription) -> list[EventFrame]:
         frames = [event_frame(event) for event in batch]
     if batch:
         subscription.position = Position(batch[-1].txid, batch[-1].id)
-        if seen is not None and subscription.position.txid > seen.txid:
-            subscription.seen = None
     if len(batch) < settings.WS_REPLAY_BATCH:
         subscription.held = _on_postgres() and pending.filter(txid__gte=Horizon()).exists()
     return frames
