@@ -185,7 +185,7 @@ def event_frame(event: DossierEvent) -> EventFrame:
 
 
 def iso_time(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def session_is_live(session_id: uuid.UUID) -> bool:
