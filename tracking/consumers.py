@@ -123,7 +123,6 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         self.groups = [user_group(user.pk), session_group(session.pk)]
         for group in self.groups:
             await self.channel_layer.group_add(group, self.channel_name)
-        await self.accept()
 
         resync: ResyncReason | None = None
         position, seen = await database_sync_to_async(stream.live_position)(user)
@@ -137,6 +136,9 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         self.subscription = stream.Subscription(
             user=user, session_id=session.pk, dossier_id=dossier_id, position=position, seen=seen
         )
+        # Accept only now: whatever commits once the app sees the socket open
+        # is after the starting position.
+        await self.accept()
 
         displaced = await sync_to_async(sockets.register_socket)(user.pk, self.channel_name)
         for channel in displaced:
