@@ -298,13 +298,13 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
             return {"type": "error", "code": code, "message": str(message)}
 
     def _resync_frame(self, reason: ResyncReason) -> ResyncFrame:
+        message = (
+            _("This position in the history is unknown. Reload the dossiers.")
+            if reason == "unknown_event"
+            else _("This position in the history is too old. Reload the dossiers.")
+        )
         with translation.override(self._language()):
-            message = (
-                _("This position in the history is unknown. Reload the dossiers.")
-                if reason == "unknown_event"
-                else _("This position in the history is too old. Reload the dossiers.")
-            )
-        return {"type": "resync", "reason": reason, "message": str(message)}
+            return {"type": "resync", "reason": reason, "message": str(message)}
 
 
 def _first(params: dict[str, list[str]], name: str) -> str:

@@ -112,9 +112,7 @@ def live_position(user: User) -> tuple[Position, frozenset[int]]:
     return Position(current - 1, MAX_ID), frozenset(committed)
 
 
-def resume(
-    user: User, last_event_id: int
-) -> tuple[Position, frozenset[int]] | ResyncReason:
+def resume(user: User, last_event_id: int) -> tuple[Position, frozenset[int]] | ResyncReason:
     """The cursor after `last_event_id`, or why the app must resync instead.
 
     The event must be one the user may see. When it is not final yet (the app
@@ -123,12 +121,7 @@ def resume(
     the older transactions' events still come once they commit; the events
     already committed up to the resume point are skipped as seen.
     """
-    row = (
-        events_for(user)
-        .filter(id=last_event_id)
-        .values_list("txid", "id", "created_at")
-        .first()
-    )
+    row = events_for(user).filter(id=last_event_id).values_list("txid", "id", "created_at").first()
     if row is None:
         return "unknown_event"
     txid, event_id, created_at = row

@@ -120,4 +120,4 @@ class Citizen:
 
 @pytest.fixture
 def citizen_factory(transactional_db: None) -> Iterator[Callable[..., Citizen]]:
-    yield Citizen
+    return Citizen

@@ -153,7 +153,7 @@ async def test_unknown_inbound_frame_gets_an_error_frame_and_the_socket_stays(op
 
 
 async def test_ticket_works_once(open_socket):
-    alice = await new_citizen(language="en")
+    alice = await new_citizen()
     ticket = alice.ticket()
     _, first, _ = await open_socket(ticket)
 
@@ -164,7 +164,8 @@ async def test_ticket_works_once(open_socket):
     assert await second.receive_json_from(timeout=WAIT) == {
         "type": "error",
         "code": "invalid_ticket",
-        "message": "The ticket is invalid, used or expired. Get a new one.",
+        # Before the ticket is known, so is the user's language: Vietnamese.
+        "message": "Vé kết nối không hợp lệ, đã dùng hoặc đã hết hạn. Hãy lấy vé mới.",
     }
     assert await closed_with(second) == 4401
 
@@ -543,9 +544,7 @@ async def test_revoking_a_session_closes_its_sockets_with_4003(open_socket):
     other_session, _ = await db(sign_in)(alice.user)
     first, _, _ = await open_socket(alice.ticket())
     second, _, _ = await open_socket(alice.ticket())
-    other, _, _ = await open_socket(
-        await db(tickets.issue_ticket)(alice.user.pk, other_session.pk)
-    )
+    other, _, _ = await open_socket(await db(tickets.issue_ticket)(alice.user.pk, other_session.pk))
 
     await db(revoke_session)(alice.session, reason="logout")
 
@@ -559,9 +558,7 @@ async def test_revoking_all_sessions_closes_every_socket(open_socket):
     alice = await new_citizen()
     other_session, _ = await db(sign_in)(alice.user)
     first, _, _ = await open_socket(alice.ticket())
-    other, _, _ = await open_socket(
-        await db(tickets.issue_ticket)(alice.user.pk, other_session.pk)
-    )
+    other, _, _ = await open_socket(await db(tickets.issue_ticket)(alice.user.pk, other_session.pk))
 
     await db(revoke_all_sessions)(alice.user, reason="support_reset")
 
@@ -586,15 +583,11 @@ async def test_revocation_rolled_back_leaves_the_socket_open(open_socket):
     assert (await socket.receive_json_from(timeout=WAIT))["type"] == "heartbeat"
 
 
-async def test_heartbeat_closes_a_socket_whose_session_was_revoked_silently(
-    open_socket, settings
-):
+async def test_heartbeat_closes_a_socket_whose_session_was_revoked_silently(open_socket, settings):
     settings.WS_HEARTBEAT_SECONDS = 0.1
     alice = await new_citizen()
     socket, _, _ = await open_socket(alice.ticket())
     # Revoked without the channel-layer notice (as if Redis had lost it).
-    await db(DeviceSession.objects.filter(pk=alice.session.pk).update)(
-        revoked_at=timezone.now()
-    )
+    await db(DeviceSession.objects.filter(pk=alice.session.pk).update)(revoked_at=timezone.now())
 
     assert await closed_with(socket) == 4003
