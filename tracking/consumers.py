@@ -7,8 +7,10 @@ replays what was missed from the log, then streams live, sends a heartbeat
 frame every WS_HEARTBEAT_SECONDS, and closes with a documented code.
 
 Senders never broadcast: `tracking.events.publish_hint` sends a hint to the
-group of each recipient (tracking.audience.user_group) and the socket reads
-the log from its cursor, filtered again by what the user may see.
+group of each recipient (tracking.audience.user_group) and to the dossier's
+group, which only sockets narrowed to that dossier join after an access check.
+On a hint the socket reads the log from its cursor, filtered again by what the
+user may see: the hint carries no data.
 
 This consumer is async, against the channels default of sync consumers: every
 socket needs a timer (heartbeat, re-check of held events), which a sync
@@ -36,7 +38,7 @@ from django.utils.translation import gettext_lazy as _
 
 from backend.realtime import session_group
 from tracking import payloads, sockets, stream, tickets
-from tracking.audience import user_group
+from tracking.audience import dossier_group, user_group
 from tracking.payloads import ErrorFrame, Frame, HeartbeatFrame, ResyncFrame, ResyncReason
 
 logger = logging.getLogger(__name__)
@@ -120,15 +122,18 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
 
         # Join the groups before reading the log: a hint sent meanwhile waits in
         # the channel and only makes the socket look again.
-        self.groups = [user_group(user.pk), session_group(session.pk)]
+        audience = user_group(user.pk) if dossier_id is None else dossier_group(dossier_id)
+        self.groups = [audience, session_group(session.pk)]
         for group in self.groups:
             await self.channel_layer.group_add(group, self.channel_name)
 
         resync: ResyncReason | None = None
-        position, seen = await database_sync_to_async(stream.live_position)(user)
+        position, seen = await database_sync_to_async(stream.live_position)(user, dossier_id)
         last_event_id = _first(params, "last_event_id")
         if last_event_id:
-            resumed = await database_sync_to_async(stream.resume)(user, _int(last_event_id))
+            resumed = await database_sync_to_async(stream.resume)(
+                user, _int(last_event_id), dossier_id
+            )
             if isinstance(resumed, tuple):
                 position, seen = resumed
             else:

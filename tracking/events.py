@@ -21,7 +21,7 @@ from django.utils.module_loading import import_string
 from auth.models import User
 from backend.jobs import defer
 from dossiers.models import Dossier
-from tracking.audience import recipients_for, user_group
+from tracking.audience import dossier_group, recipients_for, user_group
 from tracking.models import DossierEvent
 
 logger = logging.getLogger(__name__)
@@ -81,9 +81,11 @@ def publish_hint(event_id: int, dossier_id: str, recipients: list[str]) -> None:
     if layer is None:
         return
     message = {"type": "dossier.event", "event_id": event_id, "dossier_id": dossier_id}
-    for user_id in recipients:
+    # Sockets narrowed to this dossier joined its group after an access check.
+    groups = [user_group(user_id) for user_id in recipients] + [dossier_group(dossier_id)]
+    for group in groups:
         try:
-            async_to_sync(layer.group_send)(user_group(user_id), message)
+            async_to_sync(layer.group_send)(group, message)
         except Exception:  # the log stays the truth; never fail the request for a hint
             logger.warning("realtime hint for event %s not published", event_id, exc_info=True)
             return

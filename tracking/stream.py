@@ -31,6 +31,7 @@ from django.utils import timezone, translation
 
 from auth.models import DeviceSession, User
 from dossiers.access import visible_dossiers
+from tracking.audience import followed_dossiers
 from tracking.models import DossierEvent
 from tracking.payloads import EventFrame, ResyncReason
 from tracking.texts import event_text
@@ -87,18 +88,20 @@ def horizon() -> int | None:
 
 
 def events_for(user: User, dossier_id: uuid.UUID | None = None) -> QuerySet[DossierEvent]:
-    """Events of the dossiers `user` may see (optionally one of them)."""
-    events = DossierEvent.objects.filter(dossier_id__in=visible_dossiers(user).values("pk"))
-    if dossier_id is not None:
-        events = events.filter(dossier_id=dossier_id)
-    return events
+    """What a socket of `user` carries: events of their own dossiers and of the
+    organisations they watch; narrowed to one dossier, that dossier's if they may see it."""
+    if dossier_id is None:
+        return DossierEvent.objects.filter(dossier_id__in=followed_dossiers(user).values("pk"))
+    return DossierEvent.objects.filter(
+        dossier_id=dossier_id, dossier_id__in=visible_dossiers(user).values("pk")
+    )
 
 
 def _after(events: QuerySet[DossierEvent], position: Position) -> QuerySet[DossierEvent]:
     return events.filter(Q(txid__gt=position.txid) | Q(txid=position.txid, id__gt=position.id))
 
 
-def live_position(user: User) -> tuple[Position, frozenset[int]]:
+def live_position(user: User, dossier_id: uuid.UUID | None) -> tuple[Position, frozenset[int]]:
     """Where a socket that resumes nothing starts: with the events committed from now on.
 
     The cursor goes back to the horizon (transactions still open there may
@@ -108,11 +111,13 @@ def live_position(user: User) -> tuple[Position, frozenset[int]]:
     if current is None:
         last = DossierEvent.objects.aggregate(last=Max("id"))["last"] or 0
         return Position(0, last), frozenset()
-    committed = events_for(user).filter(txid__gte=current).values_list("id", flat=True)
-    return Position(current - 1, MAX_ID), frozenset(committed)
+    committed = events_for(user, dossier_id).filter(txid__gte=current)
+    return Position(current - 1, MAX_ID), frozenset(committed.values_list("id", flat=True))
 
 
-def resume(user: User, last_event_id: int) -> tuple[Position, frozenset[int]] | ResyncReason:
+def resume(
+    user: User, last_event_id: int, dossier_id: uuid.UUID | None = None
+) -> tuple[Position, frozenset[int]] | ResyncReason:
     """The cursor after `last_event_id`, or why the app must resync instead.
 
     The event must be one the user may see. When it is not final yet (the app
@@ -121,7 +126,9 @@ def resume(user: User, last_event_id: int) -> tuple[Position, frozenset[int]] | 
     the older transactions' events still come once they commit; the events
     already committed up to the resume point are skipped as seen.
     """
-    row = events_for(user).filter(id=last_event_id).values_list("txid", "id", "created_at").first()
+    # Any event the user may see is a valid position in the log.
+    visible = DossierEvent.objects.filter(dossier_id__in=visible_dossiers(user).values("pk"))
+    row = visible.filter(id=last_event_id).values_list("txid", "id", "created_at").first()
     if row is None:
         return "unknown_event"
     txid, event_id, created_at = row
@@ -132,7 +139,7 @@ def resume(user: User, last_event_id: int) -> tuple[Position, frozenset[int]] | 
     if current is not None and txid >= current:
         # Committed events up to the resume point count as seen; those still
         # invisible (their transaction is open) will come when they are final.
-        seen = events_for(user).filter(
+        seen = events_for(user, dossier_id).filter(
             Q(txid__gte=current, txid__lt=txid) | Q(txid=txid, id__lte=event_id)
         )
         return Position(current - 1, MAX_ID), frozenset(seen.values_list("id", flat=True))

@@ -591,3 +591,36 @@ async def test_heartbeat_closes_a_socket_whose_session_was_revoked_silently(open
     await db(DeviceSession.objects.filter(pk=alice.session.pk).update)(revoked_at=timezone.now())
 
     assert await closed_with(socket) == 4003
+
+
+# --- organisation members who do not watch ----------------------------------------------
+
+
+def _quiet_member_world() -> tuple[Citizen, Dossier]:
+    member = Citizen()
+    owner = make_user()
+    company = make_organisation(owner)
+    Membership.objects.create(organisation=company, user=member.user, watches=False)
+    return member, make_dossier(owner, organisation=company, status=Dossier.Status.NEW)
+
+
+async def test_member_who_does_not_watch_gets_no_organisation_events(open_socket):
+    member, company_dossier = await db(_quiet_member_world)()
+    socket, _, _ = await open_socket(member.ticket())
+
+    await db(add_event)(company_dossier)
+    own = await db(add_event)(member.dossier)
+
+    assert await event_ids(socket, 1) == [own.id]
+    assert await socket.receive_nothing(timeout=QUIET)
+
+
+async def test_member_who_does_not_watch_can_narrow_to_an_organisation_dossier(open_socket):
+    member, company_dossier = await db(_quiet_member_world)()
+    socket, _, _ = await open_socket(member.ticket(), dossier_id=company_dossier.pk)
+
+    await db(add_event)(member.dossier)
+    event = await db(add_event)(company_dossier)
+
+    assert await event_ids(socket, 1) == [event.id]
+    assert await socket.receive_nothing(timeout=QUIET)
