@@ -80,6 +80,16 @@ def frames(socket: ClientConnection, count: int) -> list[dict[str, Any]]:
     return [json.loads(socket.recv(timeout=WAIT)) for _ in range(count)]
 
 
+def event_frames(socket: ClientConnection, count: int) -> list[dict[str, Any]]:
+    """The next `count` event frames (heartbeats may come in between)."""
+    found: list[dict[str, Any]] = []
+    while len(found) < count:
+        frame = json.loads(socket.recv(timeout=WAIT))
+        if frame["type"] != "heartbeat":
+            found.append(frame)
+    return found
+
+
 def silent(socket: ClientConnection, seconds: float = 0.3) -> bool:
     try:
         socket.recv(timeout=seconds)
@@ -103,7 +113,7 @@ def test_live_events_reach_a_phone_over_a_real_server(server):
     with open_stream(server, ticket_over_http(server, alice)) as stream:
         event = add_event(alice.dossier, "dossier.accepted", status_after=2)
 
-        [frame] = frames(stream, 1)
+        [frame] = event_frames(stream, 1)
 
     assert (frame["type"], frame["id"], frame["event_type"], frame["status"]) == (
         "event",
@@ -142,7 +152,7 @@ def test_no_events_of_other_users_over_a_real_server(server):
         add_event(bob.dossier)
         own = add_event(alice.dossier)
 
-        assert [frame["id"] for frame in frames(stream, 1)] == [own.id]
+        assert [frame["id"] for frame in event_frames(stream, 1)] == [own.id]
         assert silent(stream)
 
 
@@ -150,12 +160,12 @@ def test_resume_after_missed_events_over_a_real_server(server):
     alice = Citizen()
     with open_stream(server, ticket_over_http(server, alice)) as stream:
         seen = add_event(alice.dossier)
-        assert frames(stream, 1)[0]["id"] == seen.id
+        assert event_frames(stream, 1)[0]["id"] == seen.id
     missed = [add_event(alice.dossier).id for _ in range(5)]
 
     with open_stream(server, ticket_over_http(server, alice), last_event_id=seen.id) as stream:
         live = add_event(alice.dossier)
-        assert [frame["id"] for frame in frames(stream, 6)] == [*missed, live.id]
+        assert [frame["id"] for frame in event_frames(stream, 6)] == [*missed, live.id]
         assert silent(stream)
 
 
@@ -168,7 +178,7 @@ def test_out_of_order_commit_over_a_real_server(server):
             assert silent(stream)
             earlier = first.commit()
 
-        assert [frame["id"] for frame in frames(stream, 2)] == [earlier.id, later.id]
+        assert [frame["id"] for frame in event_frames(stream, 2)] == [earlier.id, later.id]
 
 
 def test_unknown_resume_point_sends_resync_over_a_real_server(server):
@@ -195,7 +205,7 @@ def test_sixth_socket_closes_the_oldest_over_a_real_server(server):
         assert close_code(streams[0]) == 4001
         event = add_event(alice.dossier)
         for stream in streams[1:]:
-            assert frames(stream, 1)[0]["id"] == event.id
+            assert event_frames(stream, 1)[0]["id"] == event.id
 
 
 def test_logout_closes_the_sessions_socket_over_a_real_server(server):
