@@ -13,6 +13,11 @@ held until the consumer looks again (on the next hint or tick).
 Replaying after a resume and streaming live are the same query from the same
 cursor, so the seam has neither gap nor duplicate.
 
+The price: an event waits until every write transaction that started before
+its own has ended, in the whole PostgreSQL cluster (the horizon is not per
+table). Keep write transactions short (and set
+`idle_in_transaction_session_timeout`), or live delivery lags behind them.
+
 On SQLite (embedded default) txid is 0 and writers are serialised, so id order
 is commit order and every committed event is final.
 """
