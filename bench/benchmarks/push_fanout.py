@@ -1,0 +1,5 @@
+from bench.harness import NotAvailable
+
+
+def run(ctx):
+    raise NotAvailable("todo")
