@@ -45,6 +45,7 @@ class Result:
     measured_by: str = ""
     not_available: str = ""  # the reason, when the ratio could not be measured
     notes: list[str] = field(default_factory=list)
+    profile: dict[str, Any] = field(default_factory=dict)  # where the target was missed
 
     @property
     def met(self) -> bool | None:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from bench.harness import BASE_DIR, Context, NotAvailable, Result
 from bench.loadgen import wrk_available
+from bench.profile import profile
 
 # Order of the table. Rows a module produces when it cannot run.
 BENCHMARKS: dict[str, list[tuple[str, str, str]]] = {
@@ -70,15 +71,25 @@ def _unavailable(name: str, reason: str) -> list[Result]:
     ]
 
 
-def run_one(name: str, ctx: Context) -> list[Result]:
+def run_one(name: str, ctx: Context, *, with_profile: bool) -> list[Result]:
     module = importlib.import_module(f"bench.benchmarks.{name}")
     try:
-        return list(module.run(ctx))
+        rows = list(module.run(ctx))
     except NotAvailable as exc:
         return _unavailable(name, str(exc))
     except Exception as exc:  # a failing benchmark must not hide the others
         traceback.print_exc()
         return _unavailable(name, f"failed: {type(exc).__name__}: {exc}")
+    missed = [row for row in rows if row.met is False]
+    if with_profile and missed and hasattr(module, "workload"):
+        sys.stdout.write(f"   missed: profiling the server ({module.PROFILE_SECONDS}s)\n")
+        sys.stdout.flush()
+        found = profile(
+            ctx.api_server.pid, name, lambda: module.workload(ctx), module.PROFILE_SECONDS
+        )
+        for row in missed:
+            row.profile = found
+    return rows
 
 
 def _fmt(value: float | None) -> str:
@@ -101,6 +112,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="shorter runs (smoke test)")
     parser.add_argument("--only", nargs="*", choices=list(BENCHMARKS), help="run only these")
     parser.add_argument("--output", type=Path, default=RESULTS_FILE)
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile the server (py-spy) where a target is missed",
+    )
     args = parser.parse_args(argv)
 
     _raise_open_files_limit()
@@ -112,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             sys.stdout.write(f"== {name}\n")
             sys.stdout.flush()
-            rows = run_one(name, ctx)
+            rows = run_one(name, ctx, with_profile=args.profile)
             for row in rows:
                 shown = row.not_available and f"not available: {row.not_available}"
                 sys.stdout.write(
@@ -122,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                     sys.stdout.write(f"   figures: {json.dumps(row.figures, ensure_ascii=False)}\n")
                 for note in row.notes:
                     sys.stdout.write(f"   note: {note}\n")
+            for line in (rows[0].profile if rows else {}).get("project_frames_inclusive", []):
+                sys.stdout.write(f"   profile: {line}\n")
             results.extend(rows)
     finally:
         ctx.close()
