@@ -183,8 +183,11 @@ def procfile_web_command(app: str, port: int) -> list[str]:
 class Server:
     """One uvicorn process serving `app` with the Procfile's flags."""
 
-    def __init__(self, app: str, env: dict[str, str], name: str) -> None:
+    def __init__(
+        self, app: str, env: dict[str, str], name: str, ready_path: str | None = "/healthz"
+    ) -> None:
         self.app = app
+        self.ready_path = ready_path
         self.env = env
         self.name = name
         self.port = free_port()
@@ -201,7 +204,7 @@ class Server:
         assert self.process is not None  # noqa: S101
         return self.process.pid
 
-    def start(self, ready_path: str | None = "/healthz", timeout: float = 30.0) -> Server:
+    def start(self, timeout: float = 30.0) -> Server:
         VAR_DIR.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
@@ -211,7 +214,7 @@ class Server:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited; see {self.log_path}")
-            if self._ready(ready_path):
+            if self._ready(self.ready_path):
                 return self
             time.sleep(0.1)
         self.stop()

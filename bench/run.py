@@ -99,7 +99,7 @@ def _fmt(value: float | None) -> str:
 def table(results: list[Result]) -> str:
     lines = ["| path | ratio | target | measured | status |", "|---|---|---|---|---|"]
     for result in results:
-        status = result.as_dict()["status"]
+        status = result.as_dict()["status"].split(";")[0]
         target = result.target.replace(">=", "≥").replace("<=", "≤")
         lines.append(
             f"| {result.path} | {result.ratio_name} | {target} | {_fmt(result.ratio)} | {status} |"
