@@ -74,7 +74,8 @@ if USING_POSTGRES:
         DATABASES["default"]["OPTIONS"]["pool"] = {
             "min_size": envint("DATABASE_POOL_MIN_SIZE", 2),
             "max_size": envint("DATABASE_POOL_MAX_SIZE", 10),
-            "timeout": envint("DATABASE_POOL_TIMEOUT", 10),
+            # Waiting for a free connection: as long as connecting may take.
+            "timeout": envint("DATABASE_POOL_TIMEOUT", envint("DATABASE_CONNECT_TIMEOUT", 3)),
         }
     if env("TEST_DATABASE_NAME"):
         DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME")}

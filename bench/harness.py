@@ -8,6 +8,7 @@ database (dropped and migrated at each run) and Redis database.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shlex
@@ -68,7 +69,7 @@ class Result:
 def percentile(values: list[float], fraction: float) -> float:
     """Nearest-rank percentile (fraction in 0..1) of a non-empty list."""
     ordered = sorted(values)
-    rank = max(1, min(len(ordered), round(fraction * len(ordered) + 0.5)))
+    rank = max(1, min(len(ordered), math.ceil(fraction * len(ordered))))
     return ordered[rank - 1]
 
 
@@ -114,6 +115,11 @@ def bench_env(**extra: str) -> dict[str, str]:
         }
     )
     env.pop("TEST_DATABASE_NAME", None)
+    # Extra settings for a variant run, e.g. BENCH_SERVER_ENV="DATABASE_POOL=1".
+    for item in os.environ.get("BENCH_SERVER_ENV", "").split(","):
+        name, sep, value = item.strip().partition("=")
+        if sep:
+            env[name] = value
     env.update(extra)
     return env
 
