@@ -52,7 +52,7 @@ bench: install
 lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy backend auth dossiers tracking notifications postal
+	$(VENV)/bin/mypy backend auth dossiers tracking notifications postal bench
 
 format: install
 	$(VENV)/bin/ruff format .

@@ -44,7 +44,7 @@ def bare_decode(data: bytes) -> Image.Image:
 
 def naive_pipeline(data: bytes, max_side: int = 2560, thumb_side: int = 320) -> tuple[bytes, bytes]:
     """The obvious code: full decode, exif_transpose, LANCZOS resize, save (+ thumbnail)."""
-    image = Image.open(io.BytesIO(data))
+    image: Image.Image = Image.open(io.BytesIO(data))
     image.load()
     image = ImageOps.exif_transpose(image)
     scale = max_side / max(image.size)

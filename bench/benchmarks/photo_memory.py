@@ -7,13 +7,13 @@ the imports and the file read, so only the processing itself is counted.
 from __future__ import annotations
 
 from bench.benchmarks.photo import photo_file, worker
-from bench.harness import Result
+from bench.harness import Context, Result
 from bench.photos import HEIGHT, WIDTH
 
 RGB_BYTES = WIDTH * HEIGHT * 3
 
 
-def run(ctx) -> list[Result]:
+def run(ctx: Context) -> list[Result]:
     path = photo_file()
     ours = worker("memory", path, "ours")["peak_growth_bytes"]
     naive = worker("memory", path, "naive")["peak_growth_bytes"]
