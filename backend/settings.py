@@ -69,6 +69,15 @@ if USING_POSTGRES:
     DATABASES["default"]["OPTIONS"].setdefault(
         "connect_timeout", envint("DATABASE_CONNECT_TIMEOUT", 3)
     )
+    # Under ASGI every request runs its sync code in a thread of its own, so
+    # DATABASE_CONN_MAX_AGE cannot keep a connection: a pool (psycopg_pool) can.
+    if envbool("DATABASE_POOL", False):
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": envint("DATABASE_POOL_MIN_SIZE", 2),
+            "max_size": envint("DATABASE_POOL_MAX_SIZE", 10),
+            # Waiting for a free connection: as long as connecting may take.
+            "timeout": envint("DATABASE_POOL_TIMEOUT", envint("DATABASE_CONNECT_TIMEOUT", 3)),
+        }
     if env("TEST_DATABASE_NAME"):
         DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME")}
 
