@@ -10,7 +10,9 @@ Rules (each enforced here, for the API and the admin alike):
 - applying removes TOTP, invalidates recovery codes, revokes every session, sets
   the new number (to be verified by OTP), and makes the citizen choose a new
   password through the OTP reset flow; the citizen is told by SMS on the old and
-  new numbers. Staff never see or choose a secret, code or password;
+  new numbers, and by push (settings.ACCOUNT_NOTICE_SUBSCRIBERS, e.g. notifications)
+  on the devices of the sessions the reset revoked. Staff never see or choose a
+  secret, code or password;
 - every action appends an audit record (auth.audit).
 """
 
@@ -26,6 +28,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone, translation
+from django.utils.module_loading import import_string
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -403,6 +406,12 @@ def _apply(reset: SupportReset, *, actor: User, approver: User | None, context: 
         fields += ["phone", "phone_verified_at"]
     subject.save(update_fields=fields)
     codes = RecoveryCode.objects.filter(user=subject, used_at=None).update(used_at=now)
+    live_sessions = [
+        str(pk)
+        for pk in DeviceSession.objects.filter(user=subject, revoked_at=None)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    ]
     sessions = revoke_all_sessions(subject, reason="support_reset")
     SupportReset.objects.filter(pk=reset.pk).update(
         status=SupportReset.Status.APPLIED, applied_at=now
@@ -426,11 +435,23 @@ def _apply(reset: SupportReset, *, actor: User, approver: User | None, context: 
             "phone_changed": bool(reset.new_phone),
         },
     )
-    _notify_citizen(subject, old_phone=old_phone)
+    _notify_citizen(subject, old_phone=old_phone, session_ids=live_sessions, reset=reset)
 
 
-def _notify_citizen(subject: User, *, old_phone: str) -> None:
-    """SMS on the old and the new number (jobs committed with the reset)."""
+def _notify_citizen(
+    subject: User, *, old_phone: str, session_ids: list[str], reset: SupportReset
+) -> None:
+    """SMS on the old and the new number, and the ACCOUNT_NOTICE_SUBSCRIBERS jobs
+    (push to the devices of the sessions the reset just revoked); all committed
+    with the reset."""
+    for path in settings.ACCOUNT_NOTICE_SUBSCRIBERS:
+        defer(
+            import_string(path),
+            user_id=str(subject.pk),
+            kind="support_reset",
+            session_ids=session_ids,
+            reference=str(reset.pk),
+        )
     with translation.override(subject.language):
         if subject.phone != old_phone:
             old_text = gettext(

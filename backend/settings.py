@@ -453,6 +453,10 @@ DEVICE_MAX_PER_USER = envint("DEVICE_MAX_PER_USER", 10)
 # Default quiet hours (local time of the user's preference time zone).
 NOTIFICATIONS_QUIET_START = env("NOTIFICATIONS_QUIET_START", "22:00")
 NOTIFICATIONS_QUIET_END = env("NOTIFICATIONS_QUIET_END", "07:00")
+# Jobs deferred (in the same transaction) when support staff reset an account; each
+# is a procrastinate task taking user_id, kind, session_ids (sessions live before
+# the reset revoked them) and reference (the reset id).
+ACCOUNT_NOTICE_SUBSCRIBERS: list[str] = ["notifications.tasks.account_notice"]
 
 
 # --- Postal -----------------------------------------------------------------------

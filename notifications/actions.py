@@ -21,9 +21,11 @@ from notifications.delivery import (
     queue_deliveries,
     request_fallback_sms,
     sendable_devices,
+    session_ending_notice_devices,
 )
 from notifications.models import Delivery, Device, Notification, Preference
 from notifications.templates import (
+    ACCOUNT_TEMPLATES,
     TEST_TEMPLATE,
     Template,
     render,
@@ -243,6 +245,59 @@ def notify_event(event_id: int) -> int:
         for not_before, ids in pending.items():
             queue_deliveries(ids, not_before=not_before)
         return len(users)
+
+
+# --- Notices about the account -----------------------------------------------------------
+
+
+def notify_account(user_id: str, *, kind: str, session_ids: list[str], reference: str = "") -> int:
+    """An inbox entry about the account (e.g. `account.support_reset`) and its pushes.
+
+    Runs as an ACCOUNT_NOTICE_SUBSCRIBERS job. The pushes go to the devices of
+    `session_ids` (the sessions live before the change; a support reset revokes them
+    in the same transaction: the delivery claim lets this notice type through).
+    Security notices ignore preferences and quiet hours; the SMS was sent by the
+    accounts app, so there is no fallback SMS. Returns the number of deliveries;
+    running twice for the same `reference` creates nothing twice.
+    """
+    notice_type = f"account.{kind}"
+    template = ACCOUNT_TEMPLATES.get(notice_type)
+    if template is None:
+        logger.info("account notice %s has no notification", notice_type)
+        return 0
+    with transaction.atomic():
+        user = User.objects.select_for_update().filter(pk=user_id).first()
+        if user is None:
+            return 0
+        data = {
+            "type": notice_type,
+            "category": str(template.category),
+            "urgent": "true" if template.urgent else "false",
+            "reference": reference,
+        }
+        if (
+            reference
+            and Notification.objects.filter(
+                user=user, type=notice_type, data__reference=reference
+            ).exists()
+        ):
+            return 0
+        title, body = template.en if user.language == "en" else template.vi
+        notification = Notification.objects.create(
+            user=user,
+            type=notice_type,
+            category=template.category,
+            urgent=template.urgent,
+            title=title,
+            body=body,
+            data=data,
+        )
+        devices = list(session_ending_notice_devices(session_ids).filter(user=user).order_by("pk"))
+        rows = Delivery.objects.bulk_create(
+            [Delivery(notification=notification, device=d) for d in devices]
+        )
+        queue_deliveries([row.pk for row in rows])
+        return len(rows)
 
 
 # --- Support ------------------------------------------------------------------------------

@@ -51,6 +51,22 @@ def sendable_devices() -> QuerySet[Device]:
     ).filter(Q(last_seen_at__gte=cutoff) | Q(session__last_seen_at__gte=cutoff))
 
 
+# Notices about the account's own security (support reset) go to the devices of the
+# sessions that the same change revoked: the one exception to `sendable_devices`.
+SESSION_ENDING_NOTICE_TYPES = frozenset({"account.support_reset"})
+
+
+def session_ending_notice_devices(session_ids: Iterable[str]) -> QuerySet[Device]:
+    """Devices a session-ending notice may reach: of those sessions, revoked or not,
+    still active or retired only because the session ended; seen in DEVICE_STALE_DAYS."""
+    cutoff = timezone.now() - dt.timedelta(days=settings.DEVICE_STALE_DAYS)
+    return (
+        Device.objects.filter(session_id__in=list(session_ids))
+        .filter(Q(active=True) | Q(deactivated_reason="session_ended"))
+        .filter(Q(last_seen_at__gte=cutoff) | Q(session__last_seen_at__gte=cutoff))
+    )
+
+
 def deactivate_devices(device_ids: Iterable[int], reason: str) -> int:
     return Device.objects.filter(pk__in=list(device_ids), active=True).update(
         active=False, deactivated_at=timezone.now(), deactivated_reason=reason
@@ -138,6 +154,15 @@ def _claim(delivery_ids: Sequence[int]) -> list[Delivery]:
             .filter(pk__in={row.device_id for row in rows})
             .values_list("pk", flat=True)
         )
+        notices = [row for row in rows if row.notification.type in SESSION_ENDING_NOTICE_TYPES]
+        if notices:
+            live |= set(
+                session_ending_notice_devices(
+                    {str(row.device.session_id) for row in notices if row.device.session_id}
+                )
+                .filter(pk__in={row.device_id for row in notices})
+                .values_list("pk", flat=True)
+            )
         gone = [row for row in rows if row.device_id not in live]
         claimed = [row for row in rows if row.device_id in live]
         if gone:

@@ -19,6 +19,14 @@ def fan_out_event(event_id: int) -> int:
     return notify_event(event_id)
 
 
+@app.task(queue=QUEUE, name="notifications.account_notice")
+def account_notice(user_id: str, kind: str, session_ids: list[str], reference: str = "") -> int:
+    """Listed in settings.ACCOUNT_NOTICE_SUBSCRIBERS (deferred by auth.support)."""
+    from notifications.actions import notify_account
+
+    return notify_account(user_id, kind=kind, session_ids=session_ids, reference=reference)
+
+
 @app.task(queue=QUEUE, name="notifications.send_pushes")
 def send_pushes_job(delivery_ids: list[int]) -> int:
     from notifications.delivery import send_pushes

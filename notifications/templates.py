@@ -212,6 +212,26 @@ TEST_TEMPLATE = Template(
     ("Test notification", "This is a test notification from support. No action is needed."),
 )
 
+# Notices about the account itself (not a dossier), by notice type.
+ACCOUNT_TEMPLATES: dict[str, Template] = {
+    "account.support_reset": Template(
+        Category.ANNOUNCEMENTS,
+        True,
+        (
+            "Tài khoản đã được đặt lại",
+            "Bộ phận hỗ trợ đã đặt lại tài khoản của bạn: bạn đã được đăng xuất trên mọi "
+            "thiết bị. Mở ứng dụng và đặt mật khẩu mới để đăng nhập. Nếu bạn không yêu cầu, "
+            "hãy gọi đường dây nóng ngay.",
+        ),
+        (
+            "Your account was reset",
+            "Support staff reset your account: you were signed out on every device. Open "
+            "the app and choose a new password to sign in. If you did not ask for this, "
+            "call the hotline now.",
+        ),
+    ),
+}
+
 HANDOVER_METHODS = {
     "in_person": ("trực tiếp tại bộ phận một cửa", "in person at the one-stop office"),
     "post": ("qua bưu chính", "by post"),
