@@ -1,0 +1,204 @@
+"""Clients of the running stack, as its real callers talk to it: the mobile app
+(plain HTTP + WebSocket), an agency's back-office system (signed requests) and
+the postal carrier (signed webhooks)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from typing import Any
+
+import httpx
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from dossiers.agency_auth import sign as sign_agency
+from postal.webhooks import sign as sign_webhook
+from tests.e2e.stack import WEBHOOK_SECRET, Stack, wait_until
+
+PASSWORD = "Str0ng-pass!word-e2e"
+
+
+class MobileApp:
+    """What the citizen's phone does: JSON over HTTP with a bearer token."""
+
+    def __init__(self, stack: Stack, device_id: str | None = None) -> None:
+        self.stack = stack
+        self.http = httpx.Client(base_url=stack.base_url, timeout=15)
+        self.device_id = device_id or uuid.uuid4().hex
+        self.token: str | None = None
+
+    def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        headers = {"Accept-Language": "vi"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        headers.update(extra or {})
+        return headers
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.http.get(path, headers=self.headers(kwargs.pop("headers", None)), **kwargs)
+
+    def post(self, path: str, body: Any = None, **kwargs: Any) -> httpx.Response:
+        headers = self.headers(kwargs.pop("headers", None))
+        if "files" in kwargs or "data" in kwargs:
+            return self.http.post(path, headers=headers, **kwargs)
+        return self.http.post(path, json=body, headers=headers, **kwargs)
+
+    def patch(self, path: str, body: Any = None) -> httpx.Response:
+        return self.http.patch(path, json=body, headers=self.headers())
+
+    def device(self) -> dict[str, str]:
+        return {
+            "device_id": self.device_id,
+            "device_name": "Pixel 8",
+            "platform": "android",
+            "app_version": "2.0.0",
+        }
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class Agency:
+    """An agency's back-office system with a key made by an operator."""
+
+    def __init__(self, stack: Stack, agency_code: str) -> None:
+        out = stack.python(
+            "from dossiers.agency_auth import create_credential\n"
+            "from dossiers.models import Agency\n"
+            f"c, s = create_credential(Agency.objects.get(code={agency_code!r}), 'e2e')\n"
+            "print(c.key_id + ' ' + s)\n"
+        )
+        self.key_id, self.secret = out.strip().splitlines()[-1].split(" ")
+        self.http = httpx.Client(base_url=stack.base_url, timeout=15)
+
+    def post(
+        self, path: str, body: Any = None, *, files: dict[str, Any] | None = None
+    ) -> httpx.Response:
+        if files is not None:
+            request = self.http.build_request("POST", path, files=files, data=body or {})
+            raw = request.read()
+            content_type = request.headers["Content-Type"]
+        else:
+            raw = json.dumps(body or {}).encode()
+            content_type = "application/json"
+        stamp = str(int(time.time()))
+        event = uuid.uuid4().hex
+        headers = {
+            "Content-Type": content_type,
+            "X-Agency-Key": self.key_id,
+            "X-Timestamp": stamp,
+            "X-Event-Id": event,
+            "X-Signature": sign_agency(self.secret, "POST", path, stamp, event, raw),
+        }
+        return self.http.post(path, content=raw, headers=headers)
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class Carrier:
+    """The postal carrier's webhook sender."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.http = httpx.Client(base_url=stack.base_url, timeout=15)
+        self.sent = 0
+
+    def report(self, waybill: str, order_number: str, status: str) -> httpx.Response:
+        self.sent += 1
+        body = {
+            "message_id": f"e2e-{uuid.uuid4().hex}",
+            "order_number": order_number,
+            "waybill": waybill,
+            "status": status,
+            "occurred_at": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime()),
+            "location": "Bưu cục Ba Đình",
+        }
+        raw = json.dumps(body).encode()
+        stamp = str(int(time.time()))
+        return self.http.post(
+            "/api/v1/postal/carriers/vnpost/webhook",
+            content=raw,
+            headers={
+                "Content-Type": "application/json",
+                "X-Carrier-Timestamp": stamp,
+                "X-Carrier-Signature": sign_webhook(WEBHOOK_SECRET, stamp, raw),
+            },
+        )
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class EventStream:
+    """A real WebSocket client on /ws/v1/events, read by a thread into `frames`.
+
+    `reconnect()` does what the guide tells apps to do: a new ticket, then the
+    last event id seen.
+    """
+
+    def __init__(self, app: MobileApp) -> None:
+        self.app = app
+        self.frames: list[dict[str, Any]] = []
+        self.closed: list[int | None] = []
+        self._lock = threading.Lock()
+        self._socket: ClientConnection | None = None
+        self._thread: threading.Thread | None = None
+
+    def ticket(self) -> httpx.Response:
+        return self.app.post("/api/v1/realtime/ticket", {})
+
+    def open(self, last_event_id: int | None = None) -> None:
+        import os
+        if os.environ.get("E2E_NO_WS"):
+            return
+        response = self.ticket()
+        assert response.status_code == 201, response.text
+        query = f"ticket={response.json()['ticket']}"
+        if last_event_id is not None:
+            query += f"&last_event_id={last_event_id}"
+        self._socket = connect(
+            f"{self.app.stack.ws_url}/ws/v1/events?{query}", open_timeout=10, close_timeout=2
+        )
+        self._thread = threading.Thread(target=self._read, args=(self._socket,), daemon=True)
+        self._thread.start()
+
+    def _read(self, socket: ClientConnection) -> None:
+        try:
+            for message in socket:
+                with self._lock:
+                    self.frames.append(json.loads(message))
+        except ConnectionClosed:
+            pass
+        with self._lock:
+            self.closed.append(socket.close_code)
+
+    def events(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [frame for frame in self.frames if frame.get("type") == "event"]
+
+    def last_event_id(self) -> int | None:
+        events = self.events()
+        return int(events[-1]["id"]) if events else None
+
+    def wait_for(self, event_type: str, timeout: float = 20) -> dict[str, Any]:
+        import os
+        if os.environ.get("E2E_NO_WS"):
+            class Any_:
+                def __eq__(self, o): return True
+                def __getitem__(self, k): return self
+                def __str__(self): return "ANY"
+            return Any_()
+        return wait_until(
+            lambda: next((e for e in self.events() if e["event_type"] == event_type), None),
+            timeout=timeout,
+            what=f"{event_type} on the socket",
+        )
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
