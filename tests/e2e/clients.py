@@ -5,6 +5,7 @@ the postal carrier (signed webhooks)."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 import uuid
@@ -152,6 +153,7 @@ class EventStream:
 
     def open(self, last_event_id: int | None = None) -> None:
         import os
+
         if os.environ.get("E2E_NO_WS"):
             return
         response = self.ticket()
@@ -185,11 +187,19 @@ class EventStream:
 
     def wait_for(self, event_type: str, timeout: float = 20) -> dict[str, Any]:
         import os
+
         if os.environ.get("E2E_NO_WS"):
+
             class Any_:
-                def __eq__(self, o): return True
-                def __getitem__(self, k): return self
-                def __str__(self): return "ANY"
+                def __eq__(self, o):
+                    return True
+
+                def __getitem__(self, k):
+                    return self
+
+                def __str__(self):
+                    return "ANY"
+
             return Any_()
         return wait_until(
             lambda: next((e for e in self.events() if e["event_type"] == event_type), None),
@@ -202,3 +212,96 @@ class EventStream:
             self._socket.close()
         if self._thread is not None:
             self._thread.join(timeout=5)
+
+
+def sms_code(stack: Stack, phone: str, already: int = 0) -> str:
+    """The newest code the gateway was asked to text to `phone`."""
+    assert stack.sms is not None
+    number = phone.lstrip("+")
+
+    def texts() -> list[dict[str, Any]]:
+        return [r for r in stack.sms.requests if r.get("Phone") == number]
+
+    wait_until(lambda: len(texts()) > already, timeout=10, what="an SMS")
+    match = re.search(r"\b(\d{6})\b", texts()[-1]["Content"])
+    assert match is not None, texts()[-1]
+    return match.group(1)
+
+
+def pushes_to(stack: Stack, token: str) -> list[dict[str, Any]]:
+    return [m for m in stack.fcm.accepted() if m["token"] == token]
+
+
+def wait_for_pushes(stack: Stack, token: str, count: int) -> list[dict[str, Any]]:
+    wait_until(lambda: len(pushes_to(stack, token)) >= count, timeout=30, what=f"{count} pushes")
+    return pushes_to(stack, token)
+
+
+def sign_up(stack: Stack, phone: str) -> MobileApp:
+    """Register, read the texted code from the gateway, verify; then log in again."""
+    app = MobileApp(stack)
+    started = app.post(
+        "/api/v1/auth/register",
+        {"phone": phone, "full_name": "Trần Văn Minh", "password": PASSWORD},
+        headers={"Idempotency-Key": f"register-{app.device_id}"},
+    )
+    assert started.status_code == 202, started.text
+    verified = app.post(
+        "/api/v1/auth/register/verify",
+        {"challenge_id": started.json()["challenge_id"], "code": sms_code(stack, phone)}
+        | app.device(),
+    )
+    assert verified.status_code == 201, verified.text
+    device_key = verified.json()["device_key"]
+    login = app.post(
+        "/api/v1/auth/login",
+        {"phone": phone, "password": PASSWORD, "device_key": device_key} | app.device(),
+    )
+    assert login.status_code == 200, login.text
+    assert login.json()["second_factor_required"] is False
+    app.token = login.json()["access_token"]
+    assert app.get("/api/v1/auth/me").json()["phone"] == phone
+    return app
+
+
+PROCEDURE_CODE = "1.004873"  # marital status certificate, UBND phường Ba Đình (demo)
+AGENCY_CODE = "HN-BADINH"
+BA_DINH = "00004"
+MARITAL_FORM = {
+    "applicant_name": "Trần Văn Minh",
+    "applicant_citizen_id": "001090012345",
+    "applicant_phone": "0987650001",
+    "birth_date": "1990-03-12",
+    "residence_commune": BA_DINH,
+    "marital_status": "single",
+    "purpose": "marriage",
+    "pledge": True,
+}
+
+
+def procedure_id(app: MobileApp) -> int:
+    found = app.get("/api/v1/catalogue/procedures", params={"q": "tình trạng hôn nhân"}).json()
+    return int(next(p["id"] for p in found["items"] if p["code"] == PROCEDURE_CODE))
+
+
+def draft(app: MobileApp) -> str:
+    response = app.post(
+        "/api/v1/dossiers",
+        {"procedure_id": procedure_id(app), "form": MARITAL_FORM},
+        headers={"Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def submitted(app: MobileApp) -> tuple[str, str]:
+    """A new dossier, submitted: (id, code)."""
+    dossier_id = draft(app)
+    response = app.post(f"/api/v1/dossiers/{dossier_id}/submit")
+    assert response.status_code == 200, response.text
+    return dossier_id, str(response.json()["code"])
+
+
+def register_device(app: MobileApp, token: str) -> None:
+    response = app.post("/api/v1/devices", {"token": token, "platform": "android"})
+    assert response.status_code == 201, response.text

@@ -9,7 +9,6 @@ the mobile app, the agency's system and the carrier do.
 from __future__ import annotations
 
 import io
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,73 +17,29 @@ import pytest
 from PIL import Image
 
 from tests.dossiers.attachments.samples import GPS_IFD, heic_bytes, jpeg_bytes
-from tests.e2e.clients import PASSWORD, Agency, Carrier, EventStream, MobileApp
+from tests.e2e.clients import (
+    AGENCY_CODE,
+    BA_DINH,
+    PROCEDURE_CODE,
+    Agency,
+    Carrier,
+    EventStream,
+    sign_up,
+    wait_for_pushes,
+)
 from tests.e2e.stack import Stack, running_stack, wait_until
 
 pytestmark = pytest.mark.e2e
 
-PROCEDURE_CODE = "1.004873"  # marital status certificate, UBND phường Ba Đình (demo)
-AGENCY_CODE = "HN-BADINH"
 PHONE = "+84987650001"
 FCM_TOKEN = "fcm-e2e-journey-" + "x" * 40
-BA_DINH = "00004"
 DOCUMENT = "divorce-paper"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with running_stack(Path(tmp_path_factory.mktemp("stack"))) as running:
+def stack(tmp_path_factory: pytest.TempPathFactory, e2e_template: str) -> Iterator[Stack]:
+    with running_stack(Path(tmp_path_factory.mktemp("stack")), template=e2e_template) as running:
         yield running
-
-
-def sms_code(stack: Stack, phone: str, already: int = 0) -> str:
-    """The newest code the gateway was asked to text to `phone`."""
-    assert stack.sms is not None
-    number = phone.lstrip("+")
-
-    def texts() -> list[dict[str, Any]]:
-        return [r for r in stack.sms.requests if r.get("Phone") == number]
-
-    wait_until(lambda: len(texts()) > already, timeout=10, what="an SMS")
-    match = re.search(r"\b(\d{6})\b", texts()[-1]["Content"])
-    assert match is not None, texts()[-1]
-    return match.group(1)
-
-
-def pushes_to(stack: Stack, token: str) -> list[dict[str, Any]]:
-    return [m for m in stack.fcm.accepted() if m["token"] == token]
-
-
-def wait_for_pushes(stack: Stack, token: str, count: int) -> list[dict[str, Any]]:
-    wait_until(lambda: len(pushes_to(stack, token)) >= count, timeout=30, what=f"{count} pushes")
-    return pushes_to(stack, token)
-
-
-def sign_up(stack: Stack, phone: str) -> MobileApp:
-    """Register, read the texted code from the gateway, verify; then log in again."""
-    app = MobileApp(stack)
-    started = app.post(
-        "/api/v1/auth/register",
-        {"phone": phone, "full_name": "Trần Văn Minh", "password": PASSWORD},
-        headers={"Idempotency-Key": f"register-{app.device_id}"},
-    )
-    assert started.status_code == 202, started.text
-    verified = app.post(
-        "/api/v1/auth/register/verify",
-        {"challenge_id": started.json()["challenge_id"], "code": sms_code(stack, phone)}
-        | app.device(),
-    )
-    assert verified.status_code == 201, verified.text
-    device_key = verified.json()["device_key"]
-    login = app.post(
-        "/api/v1/auth/login",
-        {"phone": phone, "password": PASSWORD, "device_key": device_key} | app.device(),
-    )
-    assert login.status_code == 200, login.text
-    assert login.json()["second_factor_required"] is False
-    app.token = login.json()["access_token"]
-    assert app.get("/api/v1/auth/me").json()["phone"] == phone
-    return app
 
 
 def gps_of(image_bytes: bytes) -> dict[int, Any]:

@@ -1,0 +1,93 @@
+"""Faults on the real stack: FCM outages, a killed worker, Redis down, database cut off.
+
+Each test starts its own stack (a copy of the migrated template database, its
+own Redis, fakes and processes) so a fault never leaks into another test.
+"""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import pytest
+
+from notifications.fake_fcm import Outcome
+from tests.e2e.clients import (
+    AGENCY_CODE,
+    Agency,
+    pushes_to,
+    register_device,
+    sign_up,
+    submitted,
+)
+from tests.e2e.stack import Stack, running_stack, wait_until
+
+pytestmark = pytest.mark.e2e
+
+PHONE = "+84987650002"
+TOKEN = "fcm-e2e-faults-" + "y" * 40
+FAST_RETRIES = {
+    "PUSH_RETRY_BASE_SECONDS": "1",
+    "PUSH_RETRY_MAX_SECONDS": "2",
+    "PUSH_QUOTA_MIN_WAIT_SECONDS": "1",
+}
+
+
+def delivery_states(stack: Stack) -> list[tuple[str, int]]:
+    return [
+        (state, attempts)
+        for state, attempts in stack.sql(
+            "SELECT state, attempts FROM notifications_delivery ORDER BY id"
+        )
+    ]
+
+
+def send_jobs_open(stack: Stack) -> int:
+    rows = stack.sql(
+        "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'notifications.send_pushes' "
+        "AND status IN ('todo', 'doing')"
+    )
+    return int(rows[0][0])
+
+
+def all_delivered(stack: Stack, count: int) -> bool:
+    states = delivery_states(stack)
+    return (
+        len(states) == count
+        and all(state == "delivered" for state, _ in states)
+        and send_jobs_open(stack) == 0
+    )
+
+
+def accept_all(agency: Agency, codes: list[str]) -> None:
+    for code in codes:
+        response = agency.post(f"/api/v1/agency/dossiers/{code}/accept", {})
+        assert response.status_code == 200, response.text
+
+
+def test_pushes_arrive_once_after_fcm_answers_503_then_429(
+    tmp_path: Path, e2e_template: str
+) -> None:
+    with running_stack(tmp_path, template=e2e_template, extra_env=FAST_RETRIES) as stack:
+        app = sign_up(stack, PHONE)
+        register_device(app, TOKEN)
+        agency = Agency(stack, AGENCY_CODE)
+        dossiers = [submitted(app) for _ in range(3)]
+        stack.fcm.outage = [Outcome("UNAVAILABLE")] * 4 + [
+            Outcome("QUOTA_EXCEEDED", retry_after=2)
+        ] * 2
+
+        accept_all(agency, [code for _, code in dossiers])
+
+        wait_until(lambda: all_delivered(stack, 3), timeout=90, interval=0.2, what="deliveries")
+        pushes = pushes_to(stack, TOKEN)
+        assert sorted(p["data"]["dossier_id"] for p in pushes) == sorted(d for d, _ in dossiers)
+        assert {p["data"]["type"] for p in pushes} == {"dossier.accepted"}
+        assert collections.Counter(stack.fcm.attempts_for(TOKEN)) == {
+            "ok": 3,
+            "UNAVAILABLE": 4,
+            "QUOTA_EXCEEDED": 2,
+        }
+        assert sum(attempts for _, attempts in delivery_states(stack)) == 9
+        agency.close()
+        app.close()
