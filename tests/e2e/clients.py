@@ -305,3 +305,24 @@ def submitted(app: MobileApp) -> tuple[str, str]:
 def register_device(app: MobileApp, token: str) -> None:
     response = app.post("/api/v1/devices", {"token": token, "platform": "android"})
     assert response.status_code == 201, response.text
+
+
+def second_device(stack: Stack, phone: str) -> MobileApp:
+    """The same citizen signing in on another phone: password, then a texted code."""
+    assert stack.sms is not None
+    app = MobileApp(stack)
+    before = len([r for r in stack.sms.requests if r.get("Phone") == phone.lstrip("+")])
+    login = app.post("/api/v1/auth/login", {"phone": phone, "password": PASSWORD} | app.device())
+    assert login.status_code == 200, login.text
+    assert login.json()["second_factor_required"] is True
+    verified = app.post(
+        "/api/v1/auth/login/verify",
+        {
+            "challenge_id": login.json()["challenge_id"],
+            "method": "sms_otp",
+            "code": sms_code(stack, phone, already=before),
+        },
+    )
+    assert verified.status_code == 200, verified.text
+    app.token = verified.json()["access_token"]
+    return app

@@ -17,6 +17,7 @@ from tests.e2e.clients import (
     Agency,
     pushes_to,
     register_device,
+    second_device,
     sign_up,
     submitted,
 )
@@ -91,3 +92,49 @@ def test_pushes_arrive_once_after_fcm_answers_503_then_429(
         assert sum(attempts for _, attempts in delivery_states(stack)) == 9
         agency.close()
         app.close()
+
+
+def test_worker_killed_mid_batch_every_push_arrives_once_after_restart(
+    tmp_path: Path, e2e_template: str
+) -> None:
+    env = {
+        **FAST_RETRIES,
+        "FCM_CONCURRENCY": "2",  # a batch of 8 goes out in 4 slices of 2
+        "PUSH_CLAIM_LEASE_SECONDS": "3",
+        "PUSH_RECOVERY_CRON": "* * * * * */2",
+        "PUSH_STALLED_JOB_SECONDS": "5",
+        "SMS_RESEND_SECONDS": "0",
+        "SMS_PER_NUMBER_PER_HOUR": "50",
+    }
+    with running_stack(tmp_path, template=e2e_template, extra_env=env) as stack:
+        app = sign_up(stack, PHONE)
+        tokens = [f"{TOKEN}-{n}" for n in range(8)]
+        phones = [app] + [second_device(stack, PHONE) for _ in tokens[1:]]
+        for phone, token in zip(phones, tokens, strict=True):
+            register_device(phone, token)
+        agency = Agency(stack, AGENCY_CODE)
+        dossier_id, code = submitted(app)
+        stack.fcm.delay = 1.0  # slow enough for the kill to land while a slice is in flight
+
+        accept_all(agency, [code])
+        wait_until(
+            lambda: stack.fcm.in_flight == 2 and len(stack.fcm.accepted()) == 2,
+            timeout=30,
+            interval=0.01,
+            what="the second slice in flight",
+        )
+        stack.kill_worker()
+        stack.start_worker()
+
+        def settled() -> bool:
+            states = collections.Counter(state for state, _ in delivery_states(stack))
+            return states == {"delivered": 6, "sending": 2}
+
+        wait_until(settled, timeout=60, interval=0.2, what="the restarted worker")
+        wait_until(lambda: stack.fcm.in_flight == 0, timeout=10, what="quiet FCM")
+        received = collections.Counter(m["token"] for m in stack.fcm.accepted())
+        assert received == dict.fromkeys(tokens, 1)
+        assert {m["data"]["dossier_id"] for m in stack.fcm.accepted()} == {dossier_id}
+        agency.close()
+        for phone in phones:
+            phone.close()
