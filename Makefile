@@ -36,12 +36,14 @@ worker: install
 
 test: install
 	bash scripts/ensure-services.sh
+	bash scripts/ensure-browser.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy backend auth dossiers tracking notifications postal
+	$(VENV)/bin/bandit -q -c pyproject.toml -r backend auth dossiers tracking notifications postal
 
 format: install
 	$(VENV)/bin/ruff format .

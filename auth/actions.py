@@ -296,11 +296,13 @@ def complete_login(
         else:
             challenge = otp.open_challenge(challenge_id, OtpChallenge.Purpose.LOGIN)
             otp.check_expiry(challenge)
-            assert challenge.user is not None  # noqa: S101 - login challenges have a user
+            if challenge.user is None:  # login challenges always have a user
+                raise RuntimeError("login challenge without a user")
             verify_factor(challenge.user, method, code, code_key=f"{challenge.id}:{method}")
             otp.consume(challenge)
         user = challenge.user
-        assert user is not None  # noqa: S101
+        if user is None:
+            raise RuntimeError("login challenge without a user")
         device = DeviceInfo(**challenge.device)
         return _session(user, device, ip)
 

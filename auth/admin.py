@@ -5,6 +5,9 @@ actions as the support console API (auth.support), so the same rules hold:
 support permission, TOTP on the staff account, proofing evidence, a second
 approver for level-2 accounts, no self-approval, no self-reset, and an audit
 record for every step. The audit trail is read-only here and in the database.
+Staff sign in with their password and, once they have it, their authenticator
+code (auth.admin_login); support pages refuse staff without TOTP with a page
+that says what to do.
 """
 
 from __future__ import annotations
@@ -14,18 +17,13 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import (
-    Http404,
-    HttpRequest,
-    HttpResponse,
-    HttpResponseForbidden,
-    HttpResponseRedirect,
-)
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext_lazy as _
 
 from auth import support
+from auth.admin_login import signed_in_with_second_factor
 from auth.models import (
     DeviceSession,
     Invitation,
@@ -37,10 +35,11 @@ from auth.models import (
 )
 from auth.phone import mask_phone
 from auth.tokens import revoke_session
-from backend.errors import ApiError
+from backend.errors import ApiError, PermissionDenied
 from backend.middleware import client_ip
 
 TEMPLATE = "admin/accounts/support_form.html"
+REFUSAL_TEMPLATE = "admin/accounts/support_refused.html"
 
 
 def _context(request: HttpRequest) -> support.Context:
@@ -53,10 +52,39 @@ def _error_text(exc: ApiError) -> str:
     return f"{exc.message} ({exc.code}{': ' + fields if fields else ''})"
 
 
-def _refusal(exc: ApiError) -> HttpResponse:
-    return HttpResponseForbidden(
-        _error_text(exc).encode(), content_type="text/plain; charset=utf-8"
-    )
+def _refusal(request: HttpRequest, exc: ApiError) -> HttpResponse:
+    """A 403 page in the admin's look that says why and what to do."""
+    context = {
+        **admin.site.each_context(request),
+        "title": _("Support functions are not available to you"),
+        "message": exc.message,
+        "code": exc.code,
+    }
+    return TemplateResponse(request, REFUSAL_TEMPLATE, context, status=403)
+
+
+def require_admin_support_staff(request: HttpRequest) -> User:
+    """Support staff with TOTP, in an admin session opened with their TOTP code."""
+    staff: User = request.user  # type: ignore[assignment]
+    support.require_support_staff(staff)
+    if not signed_in_with_second_factor(request):
+        raise PermissionDenied(
+            "second_factor_sign_in_required",
+            _(
+                "This session was opened without your authenticator code. Sign out and "
+                "sign in again with the code to use support functions."
+            ),
+        )
+    return staff
+
+
+def _support_refusal(request: HttpRequest) -> HttpResponse | None:
+    """The refusal page unless the signed-in user may use the support pages."""
+    try:
+        require_admin_support_staff(request)
+    except ApiError as exc:
+        return _refusal(request, exc)
+    return None
 
 
 class LookupForm(forms.Form):
@@ -87,6 +115,7 @@ class UserAdmin(admin.ModelAdmin):
     list_filter = ("verification_level", "is_staff", "is_active")
     search_fields = ("phone", "full_name", "citizen_id")
     ordering = ("-date_joined",)
+    change_list_template = "admin/accounts/user_change_list.html"
     # Secrets are never shown or edited here: not the password hash, not the TOTP secret.
     fields = (
         "full_name",
@@ -144,11 +173,10 @@ class UserAdmin(admin.ModelAdmin):
         ]
 
     def lookup_view(self, request: HttpRequest) -> HttpResponse:
-        staff: User = request.user  # type: ignore[assignment]
         try:
-            support.require_support_staff(staff)
+            staff = require_admin_support_staff(request)
         except ApiError as exc:
-            return _refusal(exc)
+            return _refusal(request, exc)
         form = LookupForm(request.POST or None)
         context: dict[str, Any] = {
             **self.admin_site.each_context(request),
@@ -172,13 +200,13 @@ class UserAdmin(admin.ModelAdmin):
         return TemplateResponse(request, TEMPLATE, context)
 
     def open_reset_view(self, request: HttpRequest, user_id: Any) -> HttpResponse:
-        staff: User = request.user  # type: ignore[assignment]
         try:
+            staff = require_admin_support_staff(request)
             subject = support.access_support_subject(staff, user_id)
         except ApiError as exc:
             if exc.status == 404:
                 raise Http404 from exc
-            return _refusal(exc)
+            return _refusal(request, exc)
         form = ResetForm(request.POST or None)
         context: dict[str, Any] = {
             **self.admin_site.each_context(request),
@@ -202,7 +230,7 @@ class UserAdmin(admin.ModelAdmin):
                 )
             except ApiError as exc:
                 if exc.status == 403:
-                    return _refusal(exc)
+                    return _refusal(request, exc)
                 context["error"] = _error_text(exc)
             else:
                 if reset.requires_approval:
@@ -279,8 +307,27 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+class SupportOnlyAdmin(ReadOnlyAdmin):
+    """Support records: shown only to support staff who have TOTP (as in the API)."""
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        return _support_refusal(request) or super().changelist_view(request, extra_context)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        return _support_refusal(request) or super().change_view(
+            request, object_id, form_url, extra_context
+        )
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        return _support_refusal(request) or super().history_view(request, object_id, extra_context)
+
+
 @admin.register(SupportReset)
-class SupportResetAdmin(ReadOnlyAdmin):
+class SupportResetAdmin(SupportOnlyAdmin):
     list_display = ("user", "kind", "status", "requires_approval", "opened_by", "opened_at")
     list_filter = ("status", "kind", "requires_approval")
     search_fields = ("user__phone", "ticket_number")
@@ -299,13 +346,13 @@ class SupportResetAdmin(ReadOnlyAdmin):
         ]
 
     def decide_view(self, request: HttpRequest, reset_id: Any) -> HttpResponse:
-        staff: User = request.user  # type: ignore[assignment]
         try:
+            staff = require_admin_support_staff(request)
             reset = support.access_reset(staff, reset_id)
         except ApiError as exc:
             if exc.status == 404:
                 raise Http404 from exc
-            return _refusal(exc)
+            return _refusal(request, exc)
         form = RejectForm(request.POST or None)
         context: dict[str, Any] = {
             **self.admin_site.each_context(request),
@@ -327,7 +374,7 @@ class SupportResetAdmin(ReadOnlyAdmin):
                     self.message_user(request, _("Reset rejected."))
             except ApiError as exc:
                 if exc.status == 403:
-                    return _refusal(exc)
+                    return _refusal(request, exc)
                 context["error"] = _error_text(exc)
             else:
                 return HttpResponseRedirect(
@@ -337,7 +384,7 @@ class SupportResetAdmin(ReadOnlyAdmin):
 
 
 @admin.register(SupportAuditRecord)
-class SupportAuditRecordAdmin(ReadOnlyAdmin):
+class SupportAuditRecordAdmin(SupportOnlyAdmin):
     list_display = ("created_at", "action", "actor", "subject", "approver", "channel")
     list_filter = ("action", "channel")
     search_fields = ("subject__phone", "actor__phone")

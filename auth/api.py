@@ -155,12 +155,13 @@ def login(request: HttpRequest, payload: LoginIn) -> LoginOut:
             second_factor_required=False,
             access_token=tokens.access_token,
             refresh_token=tokens.refresh_token,
-            token_type="Bearer",  # noqa: S106
+            token_type="Bearer",  # noqa: S106  # nosec B106 # OAuth token type
             expires_in=tokens.expires_in,
             session_id=tokens.session_id,
             device_key=tokens.device_key,
         )
-    assert result.challenge is not None  # noqa: S101
+    if result.challenge is None:  # login() returns tokens or a challenge, never neither
+        raise RuntimeError("login returned neither tokens nor a challenge")
     return LoginOut(
         second_factor_required=True,
         challenge_id=result.challenge.id,

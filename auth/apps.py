@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.admin.apps import AdminConfig
 
 
 class AccountsConfig(AppConfig):
@@ -7,3 +8,9 @@ class AccountsConfig(AppConfig):
     label = "accounts"
     verbose_name = "Accounts"
     default_auto_field = "django.db.models.BigAutoField"
+
+
+class StaffAdminConfig(AdminConfig):
+    """The Django admin with the staff sign-in of auth.admin_login (password + TOTP)."""
+
+    default_site = "auth.admin_login.StaffAdminSite"

@@ -10,7 +10,8 @@ from auth.models import User
 
 DEMO_CITIZEN_PHONE = "+84912345678"
 DEMO_STAFF_PHONE = "+84900000001"
-DEMO_PASSWORD = "demo-Passw0rd!"  # noqa: S105 - published demo login, refused in production
+# The published demo login of `make run`; load() refuses to run in production.
+DEMO_PASSWORD = "demo-Passw0rd!"  # noqa: S105  # nosec B105 # demo login
 
 
 def load() -> str:

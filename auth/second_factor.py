@@ -9,8 +9,8 @@ from django.utils.translation import gettext_lazy as _
 
 from auth import otp, recovery, totp
 from auth.models import User
-from auth.ratelimit import LockedOut, clear_failures, reserve_attempt
-from backend.errors import Conflict
+from auth.ratelimit import CodeExhausted, LockedOut, clear_failures, reserve_attempt
+from backend.errors import Conflict, Unprocessable
 
 
 def available_methods(user: User) -> tuple[str, ...]:
@@ -45,6 +45,10 @@ def verify_factor(user: User, method: str, code: str, *, code_key: str) -> None:
         )
     except LockedOut as exc:
         raise otp.locked(exc.retry_after) from exc
+    except CodeExhausted as exc:
+        raise Unprocessable(
+            "code_attempts_exceeded", _("Too many tries for this code. Ask for a new one.")
+        ) from exc
     if not _check_second_factor(user, method, code):
         raise otp.invalid_code()
     clear_failures(otp.OTP_SCOPE, account)
@@ -100,7 +104,7 @@ def disable_totp(*, user: User, code: str) -> None:
     method = "totp" if code.strip().isdigit() else "recovery_code"
     with transaction.atomic():
         verify_factor(user, method, code, code_key=f"disable:{user.pk}")
-        user.totp_secret = ""
+        user.totp_secret = ""  # nosec B105 # clears the secret
         user.totp_confirmed_at = None
         user.totp_last_step = None
         user.save(update_fields=["totp_secret", "totp_confirmed_at", "totp_last_step"])

@@ -390,7 +390,7 @@ def _apply(reset: SupportReset, *, actor: User, approver: User | None, context: 
     subject = User.objects.select_for_update().get(pk=reset.user_id)
     old_phone = subject.phone
     had_totp = subject.has_totp
-    subject.totp_secret = ""
+    subject.totp_secret = ""  # nosec B105 # clears the secret
     subject.totp_confirmed_at = None
     subject.totp_last_step = None
     subject.must_reset_password = True

@@ -44,7 +44,8 @@ DEBUG = envbool("DEBUG", not PRODUCTION)
 if PRODUCTION and DEBUG:
     raise ImproperlyConfigured("DEBUG must be off when PRODUCTION=1.")
 
-DEFAULT_SECRET_KEY = "insecure-development-key-do-not-use-in-production"  # noqa: S105
+# Development only: the deploy checks below refuse it when PRODUCTION=1.
+DEFAULT_SECRET_KEY = "insecure-development-key-do-not-use-in-production"  # noqa: S105  # nosec B105
 SECRET_KEY = env("SECRET_KEY", DEFAULT_SECRET_KEY)
 # Old keys stay valid for verifying signatures while a new key is rolled out.
 SECRET_KEY_FALLBACKS = envlist("SECRET_KEY_FALLBACKS")
@@ -78,7 +79,7 @@ if not JOBS_INLINE and not USING_POSTGRES and not PRODUCTION:
     raise ImproperlyConfigured("The job queue needs PostgreSQL: set DATABASE_URL.")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "auth.apps.StaffAdminConfig",  # django.contrib.admin with the TOTP sign-in
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

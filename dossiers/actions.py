@@ -145,6 +145,13 @@ def missing_documents(dossier: Dossier) -> list[dict[str, Any]]:
     return missing
 
 
+_NEXT_CODE_SQL = (
+    "INSERT INTO {table} (agency_id, day, last_number) VALUES (%s, %s, 1) "
+    "ON CONFLICT (agency_id, day) DO UPDATE SET last_number = {table}.last_number + 1 "
+    "RETURNING last_number"
+)
+
+
 def next_dossier_code(agency: Agency, moment: dt.datetime) -> str:
     """`{agency code}-{yyMMdd}-{NNNN}` from the agency's sequence of the business day.
 
@@ -152,16 +159,14 @@ def next_dossier_code(agency: Agency, moment: dt.datetime) -> str:
     gets the next number; a rolled-back submission gives its number back.
     """
     day = moment.astimezone(business_tz()).date()
-    table = DossierCodeSequence._meta.db_table
+    # The only name put into the SQL is the model's own table name, quoted; the
+    # values travel as parameters.
+    table = connection.ops.quote_name(DossierCodeSequence._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (agency_id, day, last_number) VALUES (%s, %s, 1) "  # noqa: S608
-            f"ON CONFLICT (agency_id, day) DO UPDATE SET last_number = {table}.last_number + 1 "
-            "RETURNING last_number",
-            [agency.pk, day],
-        )
+        cursor.execute(_NEXT_CODE_SQL.format(table=table), [agency.pk, day])
         row = cursor.fetchone()
-    assert row is not None  # noqa: S101 - RETURNING always yields the row
+    if row is None:  # RETURNING always yields the row
+        raise RuntimeError("dossier code sequence returned no row")
     return f"{agency.code}-{day:%y%m%d}-{int(row[0]):04d}"
 
 

@@ -169,7 +169,8 @@ class PerformanceForm(forms.Form):
     ) -> None:
         super().__init__(*args, **kwargs)
         field = self.fields["agency"]
-        assert isinstance(field, forms.ModelChoiceField)  # noqa: S101
+        if not isinstance(field, forms.ModelChoiceField):
+            raise TypeError("the agency field must be a model choice field")
         field.queryset = agencies
         # Officers see their own agencies only; "all agencies" is for superusers.
         field.required = not everyone

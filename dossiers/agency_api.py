@@ -318,7 +318,8 @@ def stop(request: HttpRequest, reference: str, payload: ReasonIn) -> Dossier:
 def apologise(request: HttpRequest, reference: str, payload: ApologyIn) -> Dossier:
     dossier = _dossier(request, reference)
     new_date = _aware(payload.new_appointment_at, "new_appointment_at")
-    assert new_date is not None  # noqa: S101 (the schema requires it)
+    if new_date is None:  # the schema requires it; kept for the type checker
+        raise field_error("new_appointment_at", "missing", _("This field is required."))
     return lifecycle.apologise(
         dossier.pk, _actor(request), new_appointment_at=new_date, reason=payload.reason
     )

@@ -58,3 +58,15 @@ def make_citizen(*, level: int = User.Level.PHONE, totp: bool = True, **extra: A
 def client_for(user: User) -> ApiClient:
     _, tokens = sign_in(user)
     return ApiClient(token=tokens.access_token)
+
+
+def enable_real_totp(user: User) -> str:
+    """Give `user` a working authenticator secret; returns it (base32) for pyotp."""
+    from auth import totp
+
+    secret = totp.new_secret()
+    user.totp_secret = totp.encrypt_secret(secret)
+    user.totp_confirmed_at = timezone.now()
+    user.totp_last_step = None
+    user.save(update_fields=["totp_secret", "totp_confirmed_at", "totp_last_step"])
+    return secret

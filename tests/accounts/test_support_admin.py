@@ -6,6 +6,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from auth.admin_login import SECOND_FACTOR_SESSION_KEY
 from auth.models import DeviceSession, SupportAuditRecord, SupportReset, User
 from tests.accounts.staff import TOTP_CIPHERTEXT, make_citizen, make_staff
 from tests.conftest import sign_in
@@ -17,8 +18,12 @@ PROOF = "CCCD checked in person at the counter"
 
 
 def admin_client(user: User) -> Client:
+    """Signed in as after the admin login with an authenticator code."""
     client = Client()
     client.force_login(user)
+    session = client.session
+    session[SECOND_FACTOR_SESSION_KEY] = str(user.pk)
+    session.save()
     return client
 
 
