@@ -14,7 +14,11 @@ import pytest
 from notifications.fake_fcm import Outcome
 from tests.e2e.clients import (
     AGENCY_CODE,
+    PASSWORD,
     Agency,
+    MobileApp,
+    draft,
+    sms_code,
     pushes_to,
     register_device,
     second_device,
@@ -58,6 +62,10 @@ def all_delivered(stack: Stack, count: int) -> bool:
         and all(state == "delivered" for state, _ in states)
         and send_jobs_open(stack) == 0
     )
+
+
+def verified_at(stack: Stack, phone: str) -> list[tuple[object, ...]]:
+    return stack.sql("SELECT phone_verified_at FROM accounts_user WHERE phone = %s", (phone,))
 
 
 def accept_all(agency: Agency, codes: list[str]) -> None:
@@ -138,3 +146,49 @@ def test_worker_killed_mid_batch_every_push_arrives_once_after_restart(
         agency.close()
         for phone in phones:
             phone.close()
+
+
+def test_redis_down_rest_keeps_working_otp_fails_closed_and_recovers(
+    tmp_path: Path, e2e_template: str
+) -> None:
+    with running_stack(tmp_path, template=e2e_template) as stack:
+        app = sign_up(stack, PHONE)
+        dossier_id = draft(app)
+        newcomer = MobileApp(stack)
+        other_phone = "+84987650003"
+        started = newcomer.post(
+            "/api/v1/auth/register",
+            {"phone": other_phone, "full_name": "Phạm Thị Thu", "password": PASSWORD},
+        )
+        assert started.status_code == 202, started.text
+        challenge = {
+            "challenge_id": started.json()["challenge_id"],
+            "code": sms_code(stack, other_phone),
+        } | newcomer.device()
+
+        stack.redis.stop()
+
+        assert app.get("/api/v1/auth/me").status_code == 200
+        assert app.get(f"/api/v1/dossiers/{dossier_id}").json()["status"] == 0
+        response = app.post(f"/api/v1/dossiers/{dossier_id}/submit")
+        assert response.status_code == 200, response.text
+        assert app.get(f"/api/v1/dossiers/{dossier_id}").json()["status"] == 1
+        refused = newcomer.post("/api/v1/auth/register/verify", challenge)
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["code"] == "service_unavailable"
+        assert verified_at(stack, other_phone) == [(None,)]
+
+        stack.redis.start()
+
+        verified = wait_until(
+            lambda: (
+                (r := newcomer.post("/api/v1/auth/register/verify", challenge)).status_code != 503
+                and r
+            ),
+            timeout=20,
+            what="OTP verification after Redis is back",
+        )
+        assert verified.status_code == 201, verified.text
+        assert verified_at(stack, other_phone)[0][0] is not None
+        app.close()
+        newcomer.close()
