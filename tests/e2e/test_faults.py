@@ -9,6 +9,7 @@ from __future__ import annotations
 import collections
 from pathlib import Path
 
+import httpx
 import pytest
 
 from notifications.fake_fcm import Outcome
@@ -18,11 +19,11 @@ from tests.e2e.clients import (
     Agency,
     MobileApp,
     draft,
-    sms_code,
     pushes_to,
     register_device,
     second_device,
     sign_up,
+    sms_code,
     submitted,
 )
 from tests.e2e.stack import Stack, running_stack, wait_until
@@ -192,3 +193,48 @@ def test_redis_down_rest_keeps_working_otp_fails_closed_and_recovers(
         assert verified_at(stack, other_phone)[0][0] is not None
         app.close()
         newcomer.close()
+
+
+def test_database_unreachable_answers_503_without_hanging_and_recovers(
+    tmp_path: Path, e2e_template: str
+) -> None:
+    with running_stack(tmp_path, template=e2e_template, db_proxy=True) as stack:
+        assert stack.proxy is not None
+        app = sign_up(stack, PHONE)
+        register_device(app, TOKEN)
+        agency = Agency(stack, AGENCY_CODE)
+        dossier_id = draft(app)
+        # Every request must end well before this: a hang would raise ReadTimeout.
+        app.http.timeout = httpx.Timeout(8)
+
+        stack.proxy.cut()
+
+        for path in ("/api/v1/auth/me", f"/api/v1/dossiers/{dossier_id}"):
+            response = app.get(path)
+            assert response.status_code == 503, response.text
+            assert response.json()["code"] == "database_unavailable"
+        submit = app.post(f"/api/v1/dossiers/{dossier_id}/submit")
+        assert submit.status_code == 503, submit.text
+        assert httpx.get(f"{stack.base_url}/readyz", timeout=8).status_code == 503
+
+        stack.proxy.restore()
+
+        wait_until(
+            lambda: app.get("/api/v1/auth/me").status_code == 200,
+            timeout=30,
+            what="the API after the database is back",
+        )
+        submitted_now = app.post(f"/api/v1/dossiers/{dossier_id}/submit")
+        assert submitted_now.status_code == 200, submitted_now.text
+        code = submitted_now.json()["code"]
+        # procrastinate's worker stops once it has lost its LISTEN connection (it exits
+        # when it can reach the database again to unregister): its supervisor restarts it.
+        assert stack.worker is not None
+        wait_until(lambda: stack.worker.poll() is not None, timeout=30, what="the worker to stop")
+        stack.start_worker()  # what the supervisor does (Procfile platforms, systemd)
+        accept_all(agency, [code])
+        # The worker found its way back to the database too: the push goes out.
+        wait_until(lambda: pushes_to(stack, TOKEN), timeout=60, what="the push after recovery")
+        assert [p["data"]["dossier_code"] for p in pushes_to(stack, TOKEN)] == [code]
+        agency.close()
+        app.close()
