@@ -207,6 +207,17 @@ class EventStream:
             what=f"{event_type} on the socket",
         )
 
+    def reconnect(self, timeout: float = 30) -> None:
+        """As the guide says: a new ticket (retried while live updates are down),
+        then the last event id seen."""
+        self.close()
+
+        def ticket_ready() -> bool:
+            return self.ticket().status_code == 201
+
+        wait_until(ticket_ready, timeout=timeout, interval=0.5, what="a realtime ticket")
+        self.open(last_event_id=self.last_event_id())
+
     def close(self) -> None:
         if self._socket is not None:
             self._socket.close()

@@ -17,6 +17,7 @@ from tests.e2e.clients import (
     AGENCY_CODE,
     PASSWORD,
     Agency,
+    EventStream,
     MobileApp,
     draft,
     pushes_to,
@@ -149,12 +150,17 @@ def test_worker_killed_mid_batch_every_push_arrives_once_after_restart(
             phone.close()
 
 
-def test_redis_down_rest_keeps_working_otp_fails_closed_and_recovers(
+def test_redis_down_rest_keeps_working_otp_fails_closed_and_the_socket_resumes(
     tmp_path: Path, e2e_template: str
 ) -> None:
     with running_stack(tmp_path, template=e2e_template) as stack:
         app = sign_up(stack, PHONE)
-        dossier_id = draft(app)
+        stream = EventStream(app)
+        stream.open()
+        first_id, first_code = submitted(app)
+        stream.wait_for("dossier.submitted")
+        second_id = draft(app)
+        agency = Agency(stack, AGENCY_CODE)
         newcomer = MobileApp(stack)
         other_phone = "+84987650003"
         started = newcomer.post(
@@ -170,10 +176,12 @@ def test_redis_down_rest_keeps_working_otp_fails_closed_and_recovers(
         stack.redis.stop()
 
         assert app.get("/api/v1/auth/me").status_code == 200
-        assert app.get(f"/api/v1/dossiers/{dossier_id}").json()["status"] == 0
-        response = app.post(f"/api/v1/dossiers/{dossier_id}/submit")
+        assert app.get(f"/api/v1/dossiers/{second_id}").json()["status"] == 0
+        response = app.post(f"/api/v1/dossiers/{second_id}/submit")
         assert response.status_code == 200, response.text
-        assert app.get(f"/api/v1/dossiers/{dossier_id}").json()["status"] == 1
+        assert app.get(f"/api/v1/dossiers/{second_id}").json()["status"] == 1
+        accepted = agency.post(f"/api/v1/agency/dossiers/{first_code}/accept", {})
+        assert accepted.status_code == 200, accepted.text
         refused = newcomer.post("/api/v1/auth/register/verify", challenge)
         assert refused.status_code == 503, refused.text
         assert refused.json()["code"] == "service_unavailable"
@@ -181,6 +189,22 @@ def test_redis_down_rest_keeps_working_otp_fails_closed_and_recovers(
 
         stack.redis.start()
 
+        # The app reconnects as the guide says; nothing is lost, nothing repeated.
+        stream.reconnect()
+        stream.wait_for("dossier.accepted")
+        logged = stack.sql(
+            "SELECT id, type, dossier_id::text FROM tracking_dossierevent "
+            "WHERE dossier_id IN (%s, %s) ORDER BY id",
+            (first_id, second_id),
+        )
+        assert [(e["id"], e["event_type"], e["dossier_id"]) for e in stream.events()] == [
+            (event_id, kind, dossier) for event_id, kind, dossier in logged
+        ]
+        assert [kind for _, kind, _ in logged] == [
+            "dossier.submitted",
+            "dossier.submitted",
+            "dossier.accepted",
+        ]
         verified = wait_until(
             lambda: (
                 (r := newcomer.post("/api/v1/auth/register/verify", challenge)).status_code != 503
@@ -191,8 +215,9 @@ def test_redis_down_rest_keeps_working_otp_fails_closed_and_recovers(
         )
         assert verified.status_code == 201, verified.text
         assert verified_at(stack, other_phone)[0][0] is not None
-        app.close()
-        newcomer.close()
+        stream.close()
+        for client in (app, newcomer, agency):
+            client.close()
 
 
 def test_database_unreachable_answers_503_without_hanging_and_recovers(

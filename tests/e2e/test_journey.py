@@ -189,9 +189,12 @@ def test_citizen_journey_from_registration_to_rating(stack: Stack) -> None:
     # The socket saw every event of the dossier, in the log's order, each once.
     timeline = app.get(f"/api/v1/dossiers/{dossier_id}/timeline")
     assert timeline.status_code == 200, timeline.text
-    logged = [(e["id"], e["type"]) for e in timeline.json()["events"]]
+    steps = timeline.json()["steps"]
+    logged = [(step["event_id"], step["event_type"]) for step in steps]
     streamed = [(e["id"], e["event_type"]) for e in stream.events()]
     assert streamed == logged
+    assert [e["text"] for e in stream.events()] == [step["text"] for step in steps]
+    assert {e["dossier_id"] for e in stream.events()} == {dossier_id}
     assert [t for _, t in logged] == [
         "dossier.submitted",
         "dossier.accepted",
