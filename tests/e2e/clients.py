@@ -12,7 +12,7 @@ import uuid
 from typing import Any
 
 import httpx
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from dossiers.agency_auth import sign as sign_agency
@@ -152,30 +152,40 @@ class EventStream:
         return self.app.post("/api/v1/realtime/ticket", {})
 
     def open(self, last_event_id: int | None = None) -> None:
-        import os
-
-        if os.environ.get("E2E_NO_WS"):
-            return
+        self._socket = None
         response = self.ticket()
         assert response.status_code == 201, response.text
         query = f"ticket={response.json()['ticket']}"
         if last_event_id is not None:
             query += f"&last_event_id={last_event_id}"
-        self._socket = connect(
-            f"{self.app.stack.ws_url}/ws/v1/events?{query}", open_timeout=10, close_timeout=2
+        url = f"{self.app.stack.ws_url}/ws/v1/events?{query}"
+        connected = threading.Event()
+        failure: list[BaseException] = []
+        self._thread = threading.Thread(
+            target=self._read, args=(url, connected, failure), daemon=True
         )
-        self._thread = threading.Thread(target=self._read, args=(self._socket,), daemon=True)
         self._thread.start()
+        connected.wait(timeout=15)
+        if failure:
+            raise failure[0]
+        assert self._socket is not None, "the WebSocket handshake did not finish"
 
-    def _read(self, socket: ClientConnection) -> None:
+    def _read(self, url: str, connected: threading.Event, failure: list[BaseException]) -> None:
         try:
-            for message in socket:
+            with connect(url, open_timeout=10, close_timeout=2) as socket:
+                self._socket = socket
+                connected.set()
+                try:
+                    for message in socket:
+                        with self._lock:
+                            self.frames.append(json.loads(message))
+                except ConnectionClosed:
+                    pass
                 with self._lock:
-                    self.frames.append(json.loads(message))
-        except ConnectionClosed:
-            pass
-        with self._lock:
-            self.closed.append(socket.close_code)
+                    self.closed.append(socket.close_code)
+        except Exception as exc:  # handshake refused: reported to open()
+            failure.append(exc)
+            connected.set()
 
     def events(self) -> list[dict[str, Any]]:
         with self._lock:
@@ -186,37 +196,28 @@ class EventStream:
         return int(events[-1]["id"]) if events else None
 
     def wait_for(self, event_type: str, timeout: float = 20) -> dict[str, Any]:
-        import os
-
-        if os.environ.get("E2E_NO_WS"):
-
-            class Any_:
-                def __eq__(self, o):
-                    return True
-
-                def __getitem__(self, k):
-                    return self
-
-                def __str__(self):
-                    return "ANY"
-
-            return Any_()
         return wait_until(
             lambda: next((e for e in self.events() if e["event_type"] == event_type), None),
             timeout=timeout,
             what=f"{event_type} on the socket",
         )
 
-    def reconnect(self, timeout: float = 30) -> None:
-        """As the guide says: a new ticket (retried while live updates are down),
-        then the last event id seen."""
+    def reconnect(self, timeout: float = 30) -> int:
+        """What the guide tells apps to do: on failure wait and try again, each time
+        with a new ticket and the last event id seen. Returns the failed tries."""
         self.close()
+        failures: list[str] = []
 
-        def ticket_ready() -> bool:
-            return self.ticket().status_code == 201
+        def attempt() -> bool:
+            try:
+                self.open(last_event_id=self.last_event_id())
+            except (AssertionError, OSError, InvalidStatus) as exc:
+                failures.append(type(exc).__name__)
+                return False
+            return True
 
-        wait_until(ticket_ready, timeout=timeout, interval=0.5, what="a realtime ticket")
-        self.open(last_event_id=self.last_event_id())
+        wait_until(attempt, timeout=timeout, interval=0.5, what="a reconnected socket")
+        return len(failures)
 
     def close(self) -> None:
         if self._socket is not None:

@@ -229,8 +229,12 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
-        log = (self.workdir / "redis.log").open("ab")
-        self.process = subprocess.Popen(
+        with (self.workdir / "redis.log").open("ab") as log:
+            self.process = self._popen(binary, log)
+        wait_until(self._pong, timeout=10, what="redis-server")
+
+    def _popen(self, binary: str, log: Any) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
             [
                 binary,
                 "--port",
@@ -247,7 +251,6 @@ class RedisServer:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        wait_until(self._pong, timeout=10, what="redis-server")
 
     def _pong(self) -> bool:
         with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
@@ -413,16 +416,16 @@ class Stack:
 
     def _spawn(self, name: str, extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         command = procfile_command(name)
-        log = (self.workdir / f"{name}.log").open("ab")
         env = {**self.env, **(extra or {})}
         # `exec` keeps the process id ours, so signals reach the server itself.
-        return subprocess.Popen(
-            ["/bin/sh", "-c", f"exec {command}"],
-            cwd=ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with (self.workdir / f"{name}.log").open("ab") as log:
+            return subprocess.Popen(
+                ["/bin/sh", "-c", f"exec {command}"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def start_web(self) -> None:
         self.web = self._spawn("web", {"PORT": str(self.web_port)})
