@@ -8,14 +8,17 @@ from typing import Any
 
 import redis.exceptions
 from django.core.exceptions import ObjectDoesNotExist
-from django.db import InterfaceError, OperationalError
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
+from django.http.multipartparser import MultiPartParserError
+from django.utils.datastructures import MultiValueDict
 from django.utils.translation import gettext as _
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
+from ninja.openapi.schema import OpenAPISchema
 from ninja.parser import Parser
 
-from backend.errors import ApiError, api_error_response, error_response
+from backend.errors import ApiError, ErrorOut, Unprocessable, api_error_response, error_response
 
 logger = logging.getLogger(__name__)
 
@@ -24,14 +27,48 @@ class MalformedJSON(ValueError):
     pass
 
 
+class NotAJSONObject(ValueError):
+    pass
+
+
+def nul_detail(field: str, location: str) -> dict[str, str]:
+    return {
+        "field": field,
+        "location": location,
+        "code": "nul_character",
+        "message": str(_("Must not contain the NUL character.")),
+    }
+
+
 class StrictJSONParser(Parser):
-    """Parses JSON bodies; anything that is not a JSON document is a coded 400."""
+    """Parses JSON bodies; anything that is not a JSON document is a coded 400.
+
+    Every JSON body of this API is an object. ninja reads the fields of a body
+    schema out of whatever it gets, so an array or a bare string would pass as
+    `{}` (a PATCH would "succeed" doing nothing): refuse them with a 422.
+    """
 
     def parse_body(self, request: HttpRequest) -> Any:
         try:
-            return json.loads(request.body)
+            document = json.loads(request.body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise MalformedJSON(str(exc)) from exc
+        if not isinstance(document, dict):
+            raise NotAJSONObject(type(document).__name__)
+        return document
+
+    def parse_querydict(
+        self, data: MultiValueDict, list_fields: list[str], request: HttpRequest
+    ) -> dict[str, Any]:
+        # PostgreSQL cannot store or even compare text holding NUL: refuse it in
+        # query strings and form fields (uploaded files are not text) before any
+        # filter reaches a query. JSON fields are validated by their schemas, and
+        # a NUL that slips through ends as a DataError (see handle_invalid_data).
+        for key, values in data.lists():
+            if any(isinstance(v, str) and "\x00" in v for v in [key, *values]):
+                location = "query" if data is request.GET else "form"
+                raise Unprocessable(details=[nul_detail(key.replace("\x00", ""), location)])
+        return super().parse_querydict(data, list_fields, request)
 
 
 API_DESCRIPTION = """
@@ -113,7 +150,29 @@ def handle_authorization_error(request: HttpRequest, exc: AuthorizationError) ->
 def handle_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     if isinstance(exc.__cause__, MalformedJSON):
         return error_response(400, "malformed_json", _("The request body is not valid JSON."))
+    if isinstance(exc.__cause__, NotAJSONObject):
+        detail = {
+            "field": "body",
+            "location": "body",
+            "code": "object_expected",
+            "message": str(_("Must be a JSON object.")),
+        }
+        return error_response(422, details=[detail])
     return error_response(exc.status_code)
+
+
+def handle_malformed_multipart(request: HttpRequest, exc: Exception) -> HttpResponse:
+    return error_response(
+        400, "malformed_multipart", _("The request body is not a valid multipart form.")
+    )
+
+
+def handle_invalid_data(request: HttpRequest, exc: Exception) -> HttpResponse:
+    # PostgreSQL refused a value the validation let through (a NUL character, a
+    # number out of range): the client's input, not our failure, but log it so
+    # the missing validation gets added.
+    logger.warning("database refused a value: %s", type(exc).__name__)
+    return error_response(422, "invalid_value", _("A value is not valid."))
 
 
 def handle_not_found(request: HttpRequest, exc: Exception) -> HttpResponse:
@@ -158,6 +217,8 @@ def install_conventions(target: NinjaAPI) -> NinjaAPI:
         (InterfaceError, handle_database_down),
         (redis.exceptions.ConnectionError, handle_redis_down),
         (redis.exceptions.TimeoutError, handle_redis_down),
+        (DataError, handle_invalid_data),
+        (MultiPartParserError, handle_malformed_multipart),
         (ObjectDoesNotExist, handle_object_not_found),
         (Http404, handle_not_found),
         (HttpError, handle_http_error),
@@ -171,6 +232,59 @@ def install_conventions(target: NinjaAPI) -> NinjaAPI:
     return target
 
 
+# What the conventions above (and the middleware, and @idempotent) can answer on
+# any operation, whatever its handler declares: documented once, here.
+CONVENTIONAL_ERRORS: dict[int, str] = {
+    400: "Malformed JSON or multipart body, or an invalid Idempotency-Key.",
+    401: "Missing, invalid or expired access token.",
+    409: "A request with this Idempotency-Key is still being processed.",
+    413: "The request body is larger than the configured limit.",
+    422: "A parameter or field is not valid (`details` lists them).",
+    503: "A backing service (database, cache) is temporarily unavailable; retry later.",
+}
+
+
+def conventional_error_statuses(operation: dict[str, Any]) -> set[int]:
+    """The error statuses an OpenAPI operation can get from the shared conventions."""
+    statuses = {503}
+    parameters = operation.get("parameters") or []
+    has_body = "requestBody" in operation
+    if operation.get("security"):
+        statuses.add(401)
+    if parameters or has_body:
+        statuses.add(422)
+    if has_body:
+        statuses |= {400, 413}
+    if any(p.get("in") == "header" and p.get("name") == "Idempotency-Key" for p in parameters):
+        statuses |= {400, 409, 422}
+    return statuses
+
+
+def add_conventional_errors(schema: OpenAPISchema) -> OpenAPISchema:
+    """Declare the shared error responses on every operation that lacks them."""
+    error_ref = {"$ref": "#/components/schemas/ErrorOut"}
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.setdefault("ErrorOut", ErrorOut.model_json_schema())
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.setdefault("responses", {})
+            declared = {int(code) for code in responses if str(code).isdigit()}
+            for status in sorted(conventional_error_statuses(operation) - declared):
+                responses[status] = {
+                    "description": CONVENTIONAL_ERRORS[status],
+                    "content": {"application/json": {"schema": error_ref}},
+                }
+    return schema
+
+
+class ConventionalNinjaAPI(NinjaAPI):
+    def get_openapi_schema(
+        self, *, path_prefix: str | None = None, path_params: dict[str, Any] | None = None
+    ) -> OpenAPISchema:
+        schema = super().get_openapi_schema(path_prefix=path_prefix, path_params=path_params)
+        return add_conventional_errors(schema)
+
+
 def build_api(**kwargs: Any) -> NinjaAPI:
     options: dict[str, Any] = {
         "parser": StrictJSONParser(),
@@ -178,7 +292,7 @@ def build_api(**kwargs: Any) -> NinjaAPI:
         "openapi_url": "/openapi.json",
         **kwargs,
     }
-    return install_conventions(NinjaAPI(**options))
+    return install_conventions(ConventionalNinjaAPI(**options))
 
 
 api = build_api(

@@ -139,57 +139,74 @@ def replay_response(
 
 
 def _guarded(run: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+    # This wraps ninja's Operation.run, outside the try/except that routes a
+    # handler's exceptions to the API's exception handlers: a failure of our own
+    # (database or cache down while claiming the key) goes to them explicitly, so
+    # it gets the documented 503 and not Django's bare 500.
+    operation = getattr(run, "__self__", None)
+
     @functools.wraps(run)
     def wrapper(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
-        key = request.headers.get(HEADER)
-        if key is None:
-            return run(request, **kwargs)
-        if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
-            return error_response(
-                400,
-                "invalid_idempotency_key",
-                _("Idempotency-Key must be 1 to 255 printable ASCII characters."),
-            )
-        fingerprint = request_fingerprint(request)
-        record, created = _claim(caller_scope(request), key, fingerprint)
-        if not created:
-            if record.fingerprint != fingerprint:
-                return error_response(
-                    422,
-                    "idempotency_key_reused",
-                    _("This Idempotency-Key was already used for a different request."),
-                )
-            if record.state == IdempotencyRecord.State.IN_FLIGHT:
-                return error_response(
-                    409,
-                    "idempotency_request_in_flight",
-                    _("A request with this Idempotency-Key is still being processed."),
-                    headers={"Retry-After": "1"},
-                )
-            return replay_response(
-                record.response_status,
-                record.response_body,
-                record.response_content_type,
-                REPLAYED_HEADER,
-            )
         try:
-            response = run(request, **kwargs)
-        except BaseException:
-            record.delete()
-            raise
-        status = response.status_code
-        if status >= 500 or status in NOT_KEPT_STATUSES or not isinstance(response, HttpResponse):
-            record.delete()
-            return response
-        IdempotencyRecord.objects.filter(pk=record.pk).update(
-            state=IdempotencyRecord.State.COMPLETED,
-            response_status=status,
-            response_body=response.content,
-            response_content_type=response.get("Content-Type", "application/json"),
-        )
-        return response
+            return _run_once(run, request, kwargs)
+        except Exception as exc:
+            if operation is None:
+                raise
+            return operation.api.on_exception(request, exc)
 
     return wrapper
+
+
+def _run_once(
+    run: Callable[..., HttpResponseBase], request: HttpRequest, kwargs: dict[str, Any]
+) -> HttpResponseBase:
+    key = request.headers.get(HEADER)
+    if key is None:
+        return run(request, **kwargs)
+    if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
+        return error_response(
+            400,
+            "invalid_idempotency_key",
+            _("Idempotency-Key must be 1 to 255 printable ASCII characters."),
+        )
+    fingerprint = request_fingerprint(request)
+    record, created = _claim(caller_scope(request), key, fingerprint)
+    if not created:
+        if record.fingerprint != fingerprint:
+            return error_response(
+                422,
+                "idempotency_key_reused",
+                _("This Idempotency-Key was already used for a different request."),
+            )
+        if record.state == IdempotencyRecord.State.IN_FLIGHT:
+            return error_response(
+                409,
+                "idempotency_request_in_flight",
+                _("A request with this Idempotency-Key is still being processed."),
+                headers={"Retry-After": "1"},
+            )
+        return replay_response(
+            record.response_status,
+            record.response_body,
+            record.response_content_type,
+            REPLAYED_HEADER,
+        )
+    try:
+        response = run(request, **kwargs)
+    except BaseException:
+        record.delete()
+        raise
+    status = response.status_code
+    if status >= 500 or status in NOT_KEPT_STATUSES or not isinstance(response, HttpResponse):
+        record.delete()
+        return response
+    IdempotencyRecord.objects.filter(pk=record.pk).update(
+        state=IdempotencyRecord.State.COMPLETED,
+        response_status=status,
+        response_body=response.content,
+        response_content_type=response.get("Content-Type", "application/json"),
+    )
+    return response
 
 
 def idempotent(op_func: Callable[..., Any]) -> Callable[..., Any]:

@@ -328,13 +328,13 @@ def apologise(request: HttpRequest, reference: str, payload: ApologyIn) -> Dossi
 # --- Pull feed -------------------------------------------------------------------------
 
 
-class ApplicantOut(Schema):
+class AgencyApplicantOut(Schema):
     full_name: str
     phone: str
     citizen_id: str | None
 
 
-class OrganisationOut(Schema):
+class AgencyOrganisationOut(Schema):
     tax_code: str
     name: str
 
@@ -354,8 +354,8 @@ class FeedAttachmentOut(Schema):
 class FeedDossierOut(AgencyDossierOut):
     procedure_code: str
     channel: int
-    applicant: ApplicantOut
-    organisation: OrganisationOut | None
+    applicant: AgencyApplicantOut
+    organisation: AgencyOrganisationOut | None
     form_data: dict[str, Any]
     attachments: list[FeedAttachmentOut]
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 import uuid
 from typing import Any
 
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
+from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import ConfigDict
+from pydantic import ConfigDict, field_validator
 
 from auth.security import bearer, current_user
 from backend.errors import ErrorOut
@@ -29,6 +31,7 @@ from dossiers.deadlines import business_tz
 from dossiers.models import Attachment, Dossier
 
 router = Router(auth=bearer, tags=["dossiers"])
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 FORM_DESCRIPTION = (
     "Form values by field name (see the procedure's `form`). Drafts keep partial values; "
@@ -114,6 +117,14 @@ class DossierFilters(PageParams):
     organisation_id: uuid.UUID | None = None
     submitted_from: dt.date | None = Field(None, description="Submitted on or after (Vietnam)")
     submitted_to: dt.date | None = Field(None, description="Submitted on or before (Vietnam)")
+
+    @field_validator("submitted_from", "submitted_to", mode="before")
+    @classmethod
+    def _calendar_date(cls, value: Any) -> Any:
+        # pydantic would read a bare number as seconds since 1970 ("0" -> 1970-01-01).
+        if value is not None and not (isinstance(value, str) and ISO_DATE.fullmatch(value)):
+            raise ValueError(_("Use the format YYYY-MM-DD."))
+        return value
 
 
 def summary_out(dossier: Dossier, language: str) -> dict[str, Any]:

@@ -25,7 +25,7 @@ router = Router(auth=bearer, tags=["notifications"])
 HH_MM = r"^([01]\d|2[0-3]):[0-5]\d$"
 
 
-class DeviceIn(Schema):
+class DeviceRegistrationIn(Schema):
     token: str = Field(..., min_length=1, max_length=4096, description="FCM registration token")
     platform: Literal["android", "ios", "web"]
     app_version: str = Field("", max_length=32)
@@ -138,7 +138,7 @@ def _preferences_out(preference: Preference) -> PreferencesOut:
 
 @router.post("/devices", response={200: DeviceOut, 201: DeviceOut, 422: ErrorOut})
 @idempotent
-def register_device(request: HttpRequest, payload: DeviceIn) -> Status[DeviceOut]:
+def register_device(request: HttpRequest, payload: DeviceRegistrationIn) -> Status[DeviceOut]:
     """Register this installation's FCM token (201), or refresh it (200).
 
     Call on every app start and whenever FCM hands out a new token.

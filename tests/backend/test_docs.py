@@ -41,3 +41,64 @@ def test_translation_catalogue_is_complete_and_compiled(language: str, tmp_path:
         assert "untranslated" not in result.stderr, result.stderr
         assert "fuzzy" not in result.stderr, result.stderr
     assert (tmp_path / "out.mo").read_bytes() == mo.read_bytes(), "run `make messages` and commit"
+
+
+def _operations(document: dict) -> list[tuple[str, str, dict]]:
+    return [
+        (method.upper(), path, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    ]
+
+
+def test_every_operation_documents_the_conventional_errors(api) -> None:
+    document = api.get("/api/v1/openapi.json").json()
+    missing = []
+    for method, path, operation in _operations(document):
+        declared = set(operation["responses"])
+        expected = {"503"}
+        if operation.get("security"):
+            expected.add("401")
+        if operation.get("parameters") or "requestBody" in operation:
+            expected.add("422")
+        if "requestBody" in operation:
+            expected |= {"400", "413"}
+        if expected - declared:
+            missing.append((method, path, sorted(expected - declared)))
+    assert missing == []
+
+
+def test_conventional_errors_use_the_error_shape_and_keep_route_texts(api) -> None:
+    document = api.get("/api/v1/openapi.json").json()
+    dossiers = document["paths"]["/api/v1/dossiers"]["get"]["responses"]
+    assert dossiers["401"] == {
+        "description": "Missing, invalid or expired access token.",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}},
+    }
+    # A route's own declaration wins over the shared one.
+    upload = document["paths"]["/api/v1/dossiers/{dossier_id}/attachments"]["post"]["responses"]
+    assert upload["413"]["description"] == "Request Entity Too Large"
+    # @idempotent routes: a retry while the first request runs gets 409.
+    register = document["paths"]["/api/v1/auth/register"]["post"]["responses"]
+    assert register["409"]["description"] == (
+        "A request with this Idempotency-Key is still being processed."
+    )
+
+
+def test_schema_names_are_unique_across_apps() -> None:
+    """Two schemas with one name share one OpenAPI component: one silently wins."""
+    from ninja import Schema
+
+    import backend.urls  # noqa: F401 - mounts every router, importing every schema
+
+    modules: dict[str, set[str]] = {}
+
+    def walk(cls: type) -> None:
+        for sub in cls.__subclasses__():
+            if not sub.__module__.startswith(("ninja", "pydantic", "tests")):
+                modules.setdefault(sub.__name__, set()).add(sub.__module__)
+            walk(sub)
+
+    walk(Schema)
+    clashes = {name: sorted(mods) for name, mods in modules.items() if len(mods) > 1}
+    assert clashes == {}

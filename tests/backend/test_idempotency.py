@@ -6,7 +6,7 @@ import datetime as dt
 import threading
 
 import pytest
-from django.db import connection
+from django.db import OperationalError, connection
 from django.utils import timezone
 
 from backend.models import IdempotencyRecord
@@ -165,3 +165,20 @@ def test_purge_removes_only_expired_records() -> None:
         )
     assert purge_expired() == 1
     assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
+
+
+@pytest.mark.django_db
+def test_database_down_while_claiming_the_key_is_the_documented_503(
+    api: ApiClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def database_down(*args: object) -> None:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr("backend.idempotency._claim", database_down)
+
+    response = api.post("/api/test/things", {"name": "abc"}, headers={"Idempotency-Key": "k-db"})
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "database_unavailable"
+    assert response.headers["Retry-After"] == "5"
+    assert conventions_api.calls["create"] == 0

@@ -1,0 +1,116 @@
+"""What the fuzzer found, pinned down: each was a 5xx or a request wrongly accepted."""
+
+from __future__ import annotations
+
+import pytest
+
+from auth.models import Organisation, User
+from tests.conftest import ApiClient, make_user, sign_in
+from tests.factories import make_dossier
+
+pytestmark = pytest.mark.django_db
+
+
+def signed_in(user: User) -> ApiClient:
+    return ApiClient(token=sign_in(user)[1].access_token, language="en")
+
+
+def test_multipart_without_boundary_on_an_idempotent_json_route_is_400() -> None:
+    response = ApiClient(language="en").post(
+        "/api/v1/auth/register",
+        raw=b'{"phone": "0912345678", "password": "x", "full_name": "A"}',
+        content_type="multipart/form-data",
+        headers={"Idempotency-Key": "k-1"},
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": "malformed_multipart",
+        "message": "The request body is not a valid multipart form.",
+        "details": None,
+    }
+
+
+def test_multipart_without_boundary_on_the_upload_route_is_400() -> None:
+    user = make_user()
+    dossier = make_dossier(user)
+    response = signed_in(user).post(
+        f"/api/v1/dossiers/{dossier.id}/attachments", raw=b"xx", content_type="multipart/form-data"
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "malformed_multipart"
+    assert dossier.attachments.count() == 0
+
+
+@pytest.mark.parametrize("body", [[None, None], [], "full_name", 5, True])
+def test_a_json_body_that_is_not_an_object_is_422(body: object) -> None:
+    user = make_user(full_name="Lê Thị Hoa")
+    response = signed_in(user).patch("/api/v1/auth/me", body)
+    assert response.status_code == 422
+    assert response.json()["details"] == [
+        {
+            "field": "body",
+            "location": "body",
+            "code": "object_expected",
+            "message": "Must be a JSON object.",
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "name"),
+    [
+        ("/api/v1/catalogue/procedures", "q"),
+        ("/api/v1/catalogue/procedures", "field"),
+        ("/api/v1/catalogue/agencies", "province_code"),
+    ],
+)
+def test_nul_in_a_query_parameter_is_422(path: str, name: str) -> None:
+    response = ApiClient(language="en").get(path, query={name: "a\x00b"})
+    assert response.status_code == 422
+    assert response.json()["details"] == [
+        {
+            "field": name,
+            "location": "query",
+            "code": "nul_character",
+            "message": "Must not contain the NUL character.",
+        }
+    ]
+
+
+def test_a_value_the_database_refuses_is_422_and_nothing_is_written() -> None:
+    user = make_user()
+    response = signed_in(user).post(
+        "/api/v1/organisations",
+        {"name": "Công ty\x00", "tax_code": "0100109106", "address": "Hà Nội"},
+    )
+    assert response.status_code == 422
+    assert response.json() == {
+        "code": "invalid_value",
+        "message": "A value is not valid.",
+        "details": None,
+    }
+    assert Organisation.objects.count() == 0
+
+
+@pytest.mark.parametrize("value", ["0", "1700000000", "2025-1-5", "2025-01-05T00:00"])
+def test_a_date_filter_takes_only_a_calendar_date(value: str) -> None:
+    user = make_user()
+    make_dossier(user, status=2)
+    response = signed_in(user).get("/api/v1/dossiers", query={"submitted_to": value})
+    assert response.status_code == 422
+    assert response.json()["details"] == [
+        {
+            "field": "submitted_to",
+            "location": "query",
+            "code": "value_error",
+            "message": "Use the format YYYY-MM-DD.",
+        }
+    ]
+
+
+def test_a_calendar_date_filter_still_works() -> None:
+    user = make_user()
+    dossier = make_dossier(user, status=2)
+    response = signed_in(user).get("/api/v1/dossiers", query={"submitted_from": "2020-01-01"})
+    assert response.status_code == 200
+    assert [item["id"] for item in response.json()["items"]] == [str(dossier.id)]
