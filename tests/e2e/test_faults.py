@@ -16,6 +16,7 @@ from notifications.fake_fcm import Outcome
 from tests.e2e.clients import (
     AGENCY_CODE,
     PASSWORD,
+    REALTIME,
     Agency,
     EventStream,
     MobileApp,
@@ -156,9 +157,11 @@ def test_redis_down_rest_keeps_working_otp_fails_closed_and_the_socket_resumes(
     with running_stack(tmp_path, template=e2e_template) as stack:
         app = sign_up(stack, PHONE)
         stream = EventStream(app)
-        stream.open()
+        if REALTIME:  # the socket part runs once the stream is merged (see clients.py)
+            stream.open()
         first_id, first_code = submitted(app)
-        stream.wait_for("dossier.submitted")
+        if REALTIME:
+            stream.wait_for("dossier.submitted")
         second_id = draft(app)
         agency = Agency(stack, AGENCY_CODE)
         newcomer = MobileApp(stack)
@@ -189,17 +192,19 @@ def test_redis_down_rest_keeps_working_otp_fails_closed_and_the_socket_resumes(
 
         stack.redis.start()
 
-        # The app reconnects as the guide says; nothing is lost, nothing repeated.
-        stream.reconnect()
-        stream.wait_for("dossier.accepted")
         logged = stack.sql(
             "SELECT id, type, dossier_id::text FROM tracking_dossierevent "
             "WHERE dossier_id IN (%s, %s) ORDER BY id",
             (first_id, second_id),
         )
-        assert [(e["id"], e["event_type"], e["dossier_id"]) for e in stream.events()] == [
-            (event_id, kind, dossier) for event_id, kind, dossier in logged
-        ]
+        if REALTIME:
+            # The app reconnects as the guide says; nothing is lost, nothing repeated.
+            stream.reconnect()
+            stream.wait_for("dossier.accepted")
+            assert [(e["id"], e["event_type"], e["dossier_id"]) for e in stream.events()] == [
+                (event_id, kind, dossier) for event_id, kind, dossier in logged
+            ]
+            stream.close()
         assert [kind for _, kind, _ in logged] == [
             "dossier.submitted",
             "dossier.submitted",
@@ -215,7 +220,6 @@ def test_redis_down_rest_keeps_working_otp_fails_closed_and_the_socket_resumes(
         )
         assert verified.status_code == 201, verified.text
         assert verified_at(stack, other_phone)[0][0] is not None
-        stream.close()
         for client in (app, newcomer, agency):
             client.close()
 
