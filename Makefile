@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install run test lint format docs messages worker migrate clean lock
+.PHONY: install run test lint format docs messages worker migrate clean lock bench
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -39,10 +39,21 @@ test: install
 	bash scripts/ensure-browser.sh
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Benchmarks (not part of `make test`): ratios measured side by side, written to
+# bench/results.json. Uses wrk (Debian package) when present, py-spy for profiles.
+bench: install
+	bash scripts/ensure-services.sh
+	@command -v wrk >/dev/null || [ "$$(id -u)" != 0 ] || apt-get -o DPkg::Lock::Timeout=300 install -y -qq wrk \
+		|| { apt-get update -qq && apt-get -o DPkg::Lock::Timeout=300 install -y -qq wrk; } \
+		|| echo "wrk could not be installed: the HTTP benchmarks use the Python load generator"
+	@test -x $(VENV)/bin/py-spy || $(PIP) install --quiet "py-spy>=0.4,<0.5" \
+		|| echo "py-spy could not be installed: missed targets are not profiled"
+	$(PY) -m bench.run --profile $(BENCH_ARGS)
+
 lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy backend auth dossiers tracking notifications postal
+	$(VENV)/bin/mypy backend auth dossiers tracking notifications postal bench
 	$(VENV)/bin/bandit -q -c pyproject.toml -r backend auth dossiers tracking notifications postal
 
 format: install

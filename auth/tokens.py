@@ -23,6 +23,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from auth.models import DeviceSession, RefreshToken, User
+from backend.realtime import notify_sessions_revoked
 
 ACCESS_SALT = "accounts.access-token"
 LAST_SEEN_PRECISION = dt.timedelta(minutes=1)
@@ -172,17 +173,20 @@ def peek_user_id(request: HttpRequest) -> str | None:
 
 
 def revoke_session(session: DeviceSession, *, reason: str) -> None:
-    """End one session: its tokens stop working on the next request."""
+    """End one session: its tokens stop working on the next request, its sockets close."""
     DeviceSession.objects.filter(pk=session.pk, revoked_at=None).update(
         revoked_at=timezone.now(), revoked_reason=reason
     )
     session.revoked_at = session.revoked_at or timezone.now()
+    notify_sessions_revoked([session.pk])
 
 
 def revoke_all_sessions(user: User, *, reason: str) -> int:
-    return DeviceSession.objects.filter(user=user, revoked_at=None).update(
-        revoked_at=timezone.now(), revoked_reason=reason
-    )
+    live = DeviceSession.objects.filter(user=user, revoked_at=None)
+    session_ids = list(live.values_list("pk", flat=True))
+    count = live.filter(pk__in=session_ids).update(revoked_at=timezone.now(), revoked_reason=reason)
+    notify_sessions_revoked(session_ids)
+    return count
 
 
 def recently_authenticated(session: DeviceSession) -> bool:

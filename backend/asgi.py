@@ -11,7 +11,10 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-websocket_urlpatterns: list = []
+from tracking.routing import websocket_urlpatterns  # noqa: E402
+
+# Origin and authentication are checked by the consumer itself: browsers must
+# send an allowed Origin, native apps send none and present a one-time ticket.
 
 application = ProtocolTypeRouter(
     {

@@ -69,6 +69,15 @@ if USING_POSTGRES:
     DATABASES["default"]["OPTIONS"].setdefault(
         "connect_timeout", envint("DATABASE_CONNECT_TIMEOUT", 3)
     )
+    # Under ASGI every request runs its sync code in a thread of its own, so
+    # DATABASE_CONN_MAX_AGE cannot keep a connection: a pool (psycopg_pool) can.
+    if envbool("DATABASE_POOL", False):
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": envint("DATABASE_POOL_MIN_SIZE", 2),
+            "max_size": envint("DATABASE_POOL_MAX_SIZE", 10),
+            # Waiting for a free connection: as long as connecting may take.
+            "timeout": envint("DATABASE_POOL_TIMEOUT", envint("DATABASE_CONNECT_TIMEOUT", 3)),
+        }
     if env("TEST_DATABASE_NAME"):
         DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME")}
 
@@ -175,7 +184,15 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # The layer's blocking reads wait up to 5 s (BZPOPMIN); redis-py's
+                # default 5 s socket timeout would cut them off and kill idle sockets.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "socket_timeout": 15,
+                        "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+                    }
+                ],
                 "prefix": f"{CACHE_KEY_PREFIX}:asgi",
                 "capacity": envint("CHANNEL_CAPACITY", 200),
                 "expiry": 30,
@@ -384,6 +401,26 @@ EVENT_SUBSCRIBERS: list[str] = [
     "postal.tasks.on_dossier_event",
     "notifications.tasks.fan_out_event",
 ]
+# WebSocket stream (/ws/v1/events). Browsers must send an Origin from this list;
+# native apps send none and are admitted by their ticket alone.
+WS_ALLOWED_ORIGINS = envlist("WS_ALLOWED_ORIGINS")
+# A ticket is valid this long (never more than 60 s) and works once.
+WS_TICKET_TTL_SECONDS = min(envint("WS_TICKET_TTL_SECONDS", 30), 60)
+WS_TICKETS_PER_MINUTE = envint("WS_TICKETS_PER_MINUTE", 30)
+# Heartbeat frame interval (at most 30 s); the session is re-checked at each beat.
+WS_HEARTBEAT_SECONDS = min(float(env("WS_HEARTBEAT_SECONDS", "25")), 30.0)
+# While committed events wait for an older open transaction, look again this often.
+WS_RECHECK_SECONDS = float(env("WS_RECHECK_SECONDS", "1"))
+# A resume from an event older than this answers `resync`.
+WS_RESUME_RETENTION_SECONDS = envint("WS_RESUME_RETENTION_SECONDS", 7 * 24 * 3600)
+WS_REPLAY_BATCH = envint("WS_REPLAY_BATCH", 200)
+WS_MAX_INBOUND_BYTES = envint("WS_MAX_INBOUND_BYTES", 64 * 1024)
+# Inbound token bucket per socket: refill rate (frames/s) and burst; after
+# WS_INBOUND_MAX_DROPPED refused frames the socket closes with 1008.
+WS_INBOUND_RATE = float(env("WS_INBOUND_RATE", "2"))
+WS_INBOUND_BURST = envint("WS_INBOUND_BURST", 10)
+WS_INBOUND_MAX_DROPPED = envint("WS_INBOUND_MAX_DROPPED", 10)
+WS_MAX_SOCKETS_PER_USER = envint("WS_MAX_SOCKETS_PER_USER", 5)
 
 
 # --- Notifications ----------------------------------------------------------------

@@ -72,7 +72,9 @@ class UnreadCountOut(Schema):
 
 class ReadAllIn(Schema):
     up_to_id: int | None = Field(
-        None, description="Only entries with an id up to this one (the newest the user saw)"
+        None,
+        strict=True,
+        description="Only entries with an id up to this one (the newest the user saw)",
     )
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from auth.models import Membership
+from django.db.models import Q, QuerySet
+
+from auth.models import Membership, User
 from dossiers.models import Dossier
 
 
@@ -23,3 +25,17 @@ def recipients_for(dossier: Dossier) -> set[uuid.UUID]:
 def user_group(user_id: uuid.UUID | str) -> str:
     """The channel-layer group of one user's open sockets."""
     return f"user.{uuid.UUID(str(user_id)).hex}"
+
+
+def dossier_group(dossier_id: uuid.UUID | str) -> str:
+    """The group of sockets narrowed to one dossier (each was authorised when it joined)."""
+    return f"dossier.{uuid.UUID(str(dossier_id)).hex}"
+
+
+def followed_dossiers(user: User) -> QuerySet[Dossier]:
+    """The dossiers whose events reach `user` unasked: their own, and those of the
+    organisations they watch (the same rule as `recipients_for`, seen from the user)."""
+    return Dossier.objects.filter(
+        Q(applicant=user)
+        | Q(organisation__memberships__user=user, organisation__memberships__watches=True)
+    ).distinct()

@@ -14,14 +14,14 @@ from typing import Any
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max
 from django.utils.module_loading import import_string
 
 from auth.models import User
 from backend.jobs import defer
 from dossiers.models import Dossier
-from tracking.audience import recipients_for, user_group
+from tracking.audience import dossier_group, recipients_for, user_group
 from tracking.models import DossierEvent
 
 logger = logging.getLogger(__name__)
@@ -52,12 +52,23 @@ def record_event(
         actor_label=actor_label,
         message=message,
         data=data or {},
+        txid=current_txid(),
     )
     for path in settings.EVENT_SUBSCRIBERS:
         defer(import_string(path), event_id=event.id)
     recipients = sorted(str(user_id) for user_id in recipients_for(dossier))
     transaction.on_commit(lambda: publish_hint(event.id, str(dossier.id), recipients))
     return event
+
+
+def current_txid() -> int:
+    """The id of the current PostgreSQL transaction (assigned now if need be); 0 elsewhere."""
+    if connection.vendor != "postgresql":
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_current_xact_id()::text::bigint")
+        row = cursor.fetchone()
+    return int(row[0])
 
 
 def publish_hint(event_id: int, dossier_id: str, recipients: list[str]) -> None:
@@ -70,9 +81,11 @@ def publish_hint(event_id: int, dossier_id: str, recipients: list[str]) -> None:
     if layer is None:
         return
     message = {"type": "dossier.event", "event_id": event_id, "dossier_id": dossier_id}
-    for user_id in recipients:
+    # Sockets narrowed to this dossier joined its group after an access check.
+    groups = [user_group(user_id) for user_id in recipients] + [dossier_group(dossier_id)]
+    for group in groups:
         try:
-            async_to_sync(layer.group_send)(user_group(user_id), message)
+            async_to_sync(layer.group_send)(group, message)
         except Exception:  # the log stays the truth; never fail the request for a hint
             logger.warning("realtime hint for event %s not published", event_id, exc_info=True)
             return

@@ -11,6 +11,12 @@ class DossierEvent(models.Model):
     """One step in a dossier's life. Rows are inserted, never updated or deleted.
 
     `id` is global (the WebSocket resume cursor); `seq` counts per dossier.
+
+    `txid` is the PostgreSQL transaction that inserted the row (0 on SQLite).
+    Ids come from a sequence and can become visible out of order when two
+    transactions commit in the opposite order; (txid, id) is the stable order
+    of the log, and an event is final once every transaction with a smaller
+    txid has ended (see tracking/stream.py).
     """
 
     class Actor(models.TextChoices):
@@ -34,12 +40,14 @@ class DossierEvent(models.Model):
     message = models.TextField(blank=True)
     data = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    txid = models.BigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["dossier", "seq"], name="dossier_event_unique_seq"),
         ]
+        indexes = [models.Index(fields=["txid", "id"], name="dossier_event_log_order")]
 
     def __str__(self) -> str:
         return f"#{self.id} {self.type} ({self.dossier_id}#{self.seq})"

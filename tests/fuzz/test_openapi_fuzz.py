@@ -42,12 +42,27 @@ import backend.urls  # noqa: F401  (mounts every app's router on the root API)
 from backend.management.commands.export_openapi import render_openapi
 from tests.fuzz.conftest import WORLD, World
 
+
+def negative_data_rejection_of_invalid_cases(ctx: Any, response: Any, case: Case) -> Any:
+    """`negative_data_rejection`, minus schemathesis' own false alarms.
+
+    Its coverage phase sometimes labels a case negative while the case it sends is
+    the "Default positive test case" (no component was mutated: e.g. an optional
+    body left out); accepting that request is correct, so it is not judged.
+    """
+    phase = case.meta.phase if case.meta is not None else None
+    description = getattr(getattr(phase, "data", None), "description", "") or ""
+    if "positive test case" in description.lower():
+        return None
+    return negative_data_rejection(ctx, response, case)
+
+
 CHECKS = [
     not_a_server_error,  # no 5xx
     status_code_conformance,  # every status is documented for the operation
     content_type_conformance,  # ... with its documented media type
     response_schema_conformance,  # ... and body schema
-    negative_data_rejection,  # input the schema forbids is refused with a 4xx
+    negative_data_rejection_of_invalid_cases,  # input the schema forbids gets a 4xx
     ignored_auth,  # secured operations refuse a request without valid credentials
     unsupported_method,  # undeclared methods get 405
     missing_required_header,

@@ -1,0 +1,1 @@
+"""Benchmark suite (`make bench`): ratios measured side by side in one run."""

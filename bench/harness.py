@@ -1,0 +1,313 @@
+"""What every benchmark shares: results, statistics, the bench database, the server.
+
+The server is started as the Procfile's `web` command (same uvicorn flags), on a
+free loopback port, against real PostgreSQL and Redis with a dedicated bench
+database (dropped and migrated at each run) and Redis database.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var" / "bench"
+PYTHON = sys.executable
+
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/citizen_bench"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/10"
+
+
+class NotAvailable(Exception):
+    """A benchmark that cannot run here (yet); the message says why."""
+
+
+@dataclass
+class Result:
+    """One ratio of the issue's table, with the figures it was computed from."""
+
+    path: str
+    ratio_name: str
+    target: str  # e.g. ">= 0.45", "<= 1.0"
+    ratio: float | None = None
+    figures: dict[str, Any] = field(default_factory=dict)
+    measured_by: str = ""
+    not_available: str = ""  # the reason, when the ratio could not be measured
+    notes: list[str] = field(default_factory=list)
+    profile: dict[str, Any] = field(default_factory=dict)  # where the target was missed
+
+    @property
+    def met(self) -> bool | None:
+        if self.ratio is None:
+            return None
+        op, _, bound = self.target.partition(" ")
+        limit = float(bound)
+        return self.ratio >= limit if op == ">=" else self.ratio <= limit
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["met"] = self.met
+        if self.not_available:
+            data["status"] = f"not available: {self.not_available}"
+        else:
+            data["status"] = "met" if self.met else "missed"
+        return data
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile (fraction in 0..1) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), math.ceil(fraction * len(ordered))))
+    return ordered[rank - 1]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a running process (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise NotAvailable(f"no VmRSS for process {pid}")
+
+
+# --- Environment -------------------------------------------------------------------
+
+
+def bench_env(**extra: str) -> dict[str, str]:
+    """The environment of every process the benchmarks start (server, seed, migrate)."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "DATABASE_URL": os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL),
+            "REDIS_URL": os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL),
+            "DJANGO_SETTINGS_MODULE": "bench.settings",
+            "DEBUG": "0",
+            "JOBS_INLINE": "0",
+            "SMS_BACKEND": "file",
+            "PUSH_BACKEND": "file",
+            "OUTBOX_DIR": str(VAR_DIR / "outbox"),
+            "MEDIA_ROOT": str(VAR_DIR / "media"),
+            "LOG_LEVEL": "WARNING",
+            # As recommended for production in the README (Deploying).
+            "DATABASE_POOL": "1",
+            # A run must not trip the anti-abuse limits: the checks still run, the
+            # thresholds are only out of reach (all requests come from 127.0.0.1).
+            "ACCESS_TOKEN_TTL_SECONDS": "3600",
+            "SMS_RESEND_SECONDS": "0",
+            "SMS_PER_IP_PER_DAY": "1000000",
+            "SMS_GLOBAL_PER_DAY": "1000000",
+            "PYTHONPATH": str(BASE_DIR),
+        }
+    )
+    env.pop("TEST_DATABASE_NAME", None)
+    # Extra settings for a variant run, e.g. BENCH_SERVER_ENV="DATABASE_POOL=1".
+    for item in os.environ.get("BENCH_SERVER_ENV", "").split(","):
+        name, sep, value = item.strip().partition("=")
+        if sep:
+            env[name] = value
+    env.update(extra)
+    return env
+
+
+def recreate_database(database_url: str) -> None:
+    """Drop and create the bench database (never the project's or the tests')."""
+    import psycopg
+
+    parts = urlsplit(database_url)
+    name = parts.path.lstrip("/")
+    if not re.fullmatch(r"[a-z0-9_]*bench[a-z0-9_]*", name):
+        raise SystemExit(
+            f"refusing to recreate {name!r}: the bench database name must contain 'bench'"
+        )
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def flush_redis(redis_url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
+def manage(*args: str, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(  # noqa: S603 - our own interpreter and manage.py
+        [PYTHON, str(BASE_DIR / "manage.py"), *args],
+        env=env or bench_env(),
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
+    return done.stdout
+
+
+# --- The server --------------------------------------------------------------------
+
+
+def procfile_web_command(app: str, port: int) -> list[str]:
+    """The Procfile's `web` command with `app` and a loopback host and port."""
+    line = next(
+        line.partition(":")[2].strip()
+        for line in (BASE_DIR / "Procfile").read_text().splitlines()
+        if line.startswith("web:")
+    )
+    values = {"PORT": str(port), "FORWARDED_ALLOW_IPS": "127.0.0.1"}
+    line = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: values.get(m[1], m[2]), line)
+    argv = shlex.split(line)
+    if argv[0] != "uvicorn":
+        raise NotAvailable(f"the Procfile's web command is not uvicorn: {argv[0]}")
+    argv = [PYTHON, "-m", "uvicorn", *argv[1:]]
+    argv[3] = app
+    host = argv.index("--host")
+    argv[host + 1] = "127.0.0.1"
+    return argv
+
+
+class Server:
+    """One uvicorn process serving `app` with the Procfile's flags."""
+
+    def __init__(
+        self, app: str, env: dict[str, str], name: str, ready_path: str | None = "/healthz"
+    ) -> None:
+        self.app = app
+        self.ready_path = ready_path
+        self.env = env
+        self.name = name
+        self.port = free_port()
+        self.argv = procfile_web_command(app, self.port)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = VAR_DIR / f"{name}.log"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None  # noqa: S101
+        return self.process.pid
+
+    def start(self, timeout: float = 30.0) -> Server:
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
+            self.argv, env=self.env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited; see {self.log_path}")
+            if self._ready(self.ready_path):
+                return self
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not start in {timeout}s; see {self.log_path}")
+
+    def _ready(self, ready_path: str | None) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                if ready_path is None:
+                    return True
+                sock.sendall(f"GET {ready_path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+                return sock.recv(16).startswith(b"HTTP/1.1 200")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=25)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@dataclass
+class Seed:
+    access_token: str
+    dossier_id: str
+
+
+class Context:
+    """Shared by the benchmarks of one run: the bench database and the API server."""
+
+    def __init__(self, *, quick: bool = False) -> None:
+        self.quick = quick
+        self.env = bench_env()
+        self._server: Server | None = None
+        self._seed: Seed | None = None
+        self.commands: list[str] = []
+
+    def database(self) -> None:
+        recreate_database(self.env["DATABASE_URL"])
+        flush_redis(self.env["REDIS_URL"])
+        manage("migrate", "--noinput", env=self.env)
+
+    @property
+    def api_server(self) -> Server:
+        """The project's API (plus the hello endpoint), started on first use."""
+        if self._server is None:
+            self.database()
+            self._seed = seed(self.env)
+            self._server = Server("bench.asgi:application", self.env, "api").start()
+            self.commands.append(shlex.join(self._server.argv))
+        return self._server
+
+    @property
+    def seeded(self) -> Seed:
+        self.api_server  # noqa: B018 - seeds on first use
+        assert self._seed is not None  # noqa: S101
+        return self._seed
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+
+def seed(env: dict[str, str]) -> Seed:
+    done = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [PYTHON, "-m", "bench.seed"],
+        env=env,
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"seeding the bench database failed:\n{done.stderr}")
+    data = json.loads(done.stdout.strip().splitlines()[-1])
+    return Seed(access_token=data["access_token"], dossier_id=data["dossier_id"])

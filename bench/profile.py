@@ -1,0 +1,91 @@
+"""Sampling profile of the API server while a benchmark's workload runs (py-spy).
+
+Used by `bench.run --profile` for the rows that miss their target: the raw
+stacks go to var/bench/profile-NAME.txt, and the hottest frames (share of the
+busy samples in which the frame is on the stack) go into results.json.
+"""
+
+from __future__ import annotations
+
+import collections
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.harness import BASE_DIR, VAR_DIR
+
+# Frames where a thread waits rather than works (an idle event loop or executor).
+_IDLE = (
+    "Condition.wait",
+    "_worker (concurrent/futures/thread.py",
+    "EpollSelector.select",
+    "Thread._wait_for_tstate_lock",
+    "Event.wait",
+)
+_PROJECT = ("auth/", "dossiers/", "backend/", "tracking/", "notifications/", "postal/")
+
+
+def py_spy() -> str | None:
+    candidate = BASE_DIR / ".venv" / "bin" / "py-spy"
+    return str(candidate) if candidate.exists() else shutil.which("py-spy")
+
+
+def profile(pid: int, name: str, workload: Callable[[], Any], seconds: int) -> dict[str, Any]:
+    """Sample `pid` for `seconds` while `workload()` runs; summarise the busy samples."""
+    binary = py_spy()
+    if binary is None:
+        return {"error": "py-spy is not installed (pip install py-spy)"}
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    raw = VAR_DIR / f"profile-{name}.txt"
+    sampler = subprocess.Popen(  # noqa: S603 - py-spy, fixed arguments
+        [
+            *(binary, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "100"),
+            *("--format", "raw", "--output", str(raw), "--nonblocking"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    workload()
+    _, stderr = sampler.communicate(timeout=seconds + 60)
+    if sampler.returncode != 0 or not raw.exists():
+        return {"error": f"py-spy failed: {stderr.decode(errors='replace')[-300:]}"}
+    return summarise(raw)
+
+
+def summarise(raw: Path, top: int = 12) -> dict[str, Any]:
+    inclusive: collections.Counter[str] = collections.Counter()
+    own: collections.Counter[str] = collections.Counter()
+    busy = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        frames = stack.split(";")
+        if any(frames[-1].startswith(idle) for idle in _IDLE):
+            continue
+        samples = int(count)
+        busy += samples
+        own[frames[-1]] += samples
+        for frame in set(frames):
+            inclusive[frame] += samples
+    if not busy:
+        return {"busy_samples": 0}
+
+    def share(counter: collections.Counter[str], keep: Callable[[str], bool]) -> list[str]:
+        return [
+            f"{100 * n / busy:.1f}% {frame}" for frame, n in counter.most_common() if keep(frame)
+        ][:top]
+
+    return {
+        "raw": str(raw.relative_to(BASE_DIR)),
+        "busy_samples": busy,
+        "project_frames_inclusive": share(
+            inclusive,
+            lambda frame: (
+                any(f"({path}" in frame for path in _PROJECT) and "middleware.py" not in frame
+            ),
+        ),
+        "hottest_own": share(own, lambda frame: True),
+    }

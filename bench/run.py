@@ -1,0 +1,167 @@
+"""`make bench`: run every benchmark, print the table, write bench/results.json.
+
+    .venv/bin/python -m bench.run [--quick] [--only NAME ...]
+
+Each benchmark module (bench/benchmarks/NAME.py) has `run(ctx) -> list[Result]`
+and may raise `NotAvailable(reason)`: its rows then say "not available: reason"
+in the table and in results.json. Nothing here is part of `make test`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import json
+import os
+import platform
+import resource
+import sys
+import traceback
+from pathlib import Path
+
+from bench.harness import BASE_DIR, Context, NotAvailable, Result
+from bench.loadgen import wrk_available
+from bench.profile import profile
+
+# Order of the issue's table. Rows a module produces when it cannot run.
+BENCHMARKS: dict[str, list[tuple[str, str, str]]] = {
+    "dossier_read": [
+        ("dossier status read", "req/s GET dossier ÷ req/s hello", ">= 0.45"),
+        ("dossier status read", "p99 GET dossier ÷ p99 hello", "<= 3.0"),
+    ],
+    "photo": [
+        ("photo upload pipeline", "process_image ÷ bare Pillow full decode", "<= 1.0"),
+        ("photo upload pipeline", "naive pipeline ÷ process_image", ">= 2.0"),
+    ],
+    "photo_memory": [
+        ("photo memory", "peak RSS growth ÷ full RGB image (w·h·3)", "<= 1.0"),
+    ],
+    "live_update": [
+        ("live update", "commit→frame p50 ÷ (Redis PUBLISH RTT + WS echo RTT)", "<= 3.0"),
+    ],
+    "idle_sockets": [
+        ("many idle sockets", "bytes/connection project ÷ bare ASGI app", "<= 2.5"),
+    ],
+    "push_fanout": [
+        ("push fan-out", "worker deliveries/s ÷ fake FCM ceiling", ">= 0.5"),
+    ],
+    "push_faults": [
+        ("push under faults", "FCM requests ÷ unique deliveries (5 % 429/503)", "<= 1.1"),
+    ],
+    "otp": [
+        ("OTP", "register+verify p50 ÷ hello p50", "<= 1.5"),
+    ],
+}
+
+RESULTS_FILE = BASE_DIR / "bench" / "results.json"
+
+
+def _raise_open_files_limit() -> None:
+    """Thousands of sockets (idle sockets benchmark): lift the soft limit to the hard one."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def _unavailable(name: str, reason: str) -> list[Result]:
+    return [
+        Result(path=path, ratio_name=ratio_name, target=target, not_available=reason)
+        for path, ratio_name, target in BENCHMARKS[name]
+    ]
+
+
+def run_one(name: str, ctx: Context, *, with_profile: bool) -> list[Result]:
+    module = importlib.import_module(f"bench.benchmarks.{name}")
+    try:
+        rows = list(module.run(ctx))
+    except NotAvailable as exc:
+        return _unavailable(name, str(exc))
+    except Exception as exc:  # a failing benchmark must not hide the others
+        traceback.print_exc()
+        return _unavailable(name, f"failed: {type(exc).__name__}: {exc}")
+    missed = [row for row in rows if row.met is False]
+    if with_profile and missed and hasattr(module, "workload"):
+        sys.stdout.write(f"   missed: profiling the server ({module.PROFILE_SECONDS}s)\n")
+        sys.stdout.flush()
+        found = profile(
+            ctx.api_server.pid, name, lambda: module.workload(ctx), module.PROFILE_SECONDS
+        )
+        for row in missed:
+            row.profile = found
+    return rows
+
+
+def _fmt(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3g}"
+
+
+def table(results: list[Result]) -> str:
+    lines = ["| path | ratio | target | measured | status |", "|---|---|---|---|---|"]
+    for result in results:
+        status = result.as_dict()["status"].split(";")[0]
+        target = result.target.replace(">=", "≥").replace("<=", "≤")
+        lines.append(
+            f"| {result.path} | {result.ratio_name} | {target} | {_fmt(result.ratio)} | {status} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="shorter runs (smoke test)")
+    parser.add_argument("--only", nargs="*", choices=list(BENCHMARKS), help="run only these")
+    parser.add_argument("--output", type=Path, default=RESULTS_FILE)
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="profile the server (py-spy) where a target is missed",
+    )
+    args = parser.parse_args(argv)
+
+    _raise_open_files_limit()
+    ctx = Context(quick=args.quick)
+    names = args.only or list(BENCHMARKS)
+    results: list[Result] = []
+    started = dt.datetime.now(dt.UTC)
+    try:
+        for name in names:
+            sys.stdout.write(f"== {name}\n")
+            sys.stdout.flush()
+            rows = run_one(name, ctx, with_profile=args.profile)
+            for row in rows:
+                shown = row.not_available and f"not available: {row.not_available}"
+                sys.stdout.write(
+                    f"   {row.ratio_name}: {shown or _fmt(row.ratio)} (target {row.target})\n"
+                )
+                if row.figures:
+                    sys.stdout.write(f"   figures: {json.dumps(row.figures, ensure_ascii=False)}\n")
+                for note in row.notes:
+                    sys.stdout.write(f"   note: {note}\n")
+            for line in (rows[0].profile if rows else {}).get("project_frames_inclusive", []):
+                sys.stdout.write(f"   profile: {line}\n")
+            results.extend(rows)
+    finally:
+        ctx.close()
+
+    report = {
+        "started_at": started.isoformat(),
+        "finished_at": dt.datetime.now(dt.UTC).isoformat(),
+        "quick": args.quick,
+        "machine": {
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "http_load_generator": "wrk" if wrk_available() else "python-httpx",
+        },
+        "server_commands": ctx.commands,
+        "results": [result.as_dict() for result in results],
+    }
+    args.output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.write("\n" + table(results) + "\n")
+    sys.stdout.write(f"\nwritten to {args.output}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""The benchmark harness's own logic (the benchmarks themselves run with `make bench`)."""
+
+from __future__ import annotations
+
+from bench.harness import BASE_DIR, Result, percentile, procfile_web_command
+from bench.run import BENCHMARKS, _unavailable, table
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(n) for n in range(1, 101)]
+    assert percentile(values, 0.5) == 50.0
+    assert percentile(values, 0.99) == 99.0
+    assert percentile([3.0], 0.99) == 3.0
+
+
+def test_target_at_the_bound_is_met_on_both_sides() -> None:
+    assert Result("p", "r", ">= 0.45", ratio=0.45).met is True
+    assert Result("p", "r", ">= 0.45", ratio=0.449).met is False
+    assert Result("p", "r", "<= 1.5", ratio=1.5).met is True
+    assert Result("p", "r", "<= 1.5", ratio=1.51).met is False
+
+
+def test_a_benchmark_that_cannot_run_says_why_and_has_no_ratio() -> None:
+    rows = _unavailable("push_faults", "fake FCM server missing")
+    assert [row.as_dict()["status"] for row in rows] == ["not available: fake FCM server missing"]
+    assert rows[0].ratio is None
+    assert rows[0].as_dict()["met"] is None
+    assert "| push under faults |" in table(rows)
+    assert "not available: fake FCM server missing" in table(rows)
+
+
+def test_every_row_of_the_issue_table_is_a_benchmark() -> None:
+    paths = [path for rows in BENCHMARKS.values() for path, _, _ in rows]
+    assert paths == [
+        "dossier status read",
+        "dossier status read",
+        "photo upload pipeline",
+        "photo upload pipeline",
+        "photo memory",
+        "live update",
+        "many idle sockets",
+        "push fan-out",
+        "push under faults",
+        "OTP",
+    ]
+    for name in BENCHMARKS:
+        assert (BASE_DIR / "bench" / "benchmarks" / f"{name}.py").exists()
+
+
+def test_server_runs_the_procfile_web_command_on_loopback() -> None:
+    argv = procfile_web_command("bench.asgi:application", 8123)
+    assert argv[1:4] == ["-m", "uvicorn", "bench.asgi:application"]
+    assert argv[argv.index("--host") + 1] == "127.0.0.1"
+    assert argv[argv.index("--port") + 1] == "8123"
+    assert argv[argv.index("--forwarded-allow-ips") + 1] == "127.0.0.1"
+    assert "--lifespan" in argv
+    assert "--timeout-graceful-shutdown" in argv

@@ -1,0 +1,43 @@
+"""The frames in tracking/payloads.py and mobile_api_docs/asyncapi.yaml say the same."""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tracking import payloads
+from tracking.texts import EVENT_TEXTS
+
+ASYNCAPI = Path(__file__).resolve().parents[2] / "mobile_api_docs" / "asyncapi.yaml"
+
+
+@pytest.fixture(scope="module")
+def schemas() -> dict[str, typing.Any]:
+    document = yaml.safe_load(ASYNCAPI.read_text(encoding="utf-8"))
+    assert document["asyncapi"] == "2.6.0"
+    return dict(document["components"]["schemas"])
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [payloads.EventFrame, payloads.HeartbeatFrame, payloads.ResyncFrame, payloads.ErrorFrame],
+)
+def test_every_frame_field_is_documented(frame, schemas):
+    documented = schemas[frame.__name__]
+    hints = typing.get_type_hints(frame)
+    assert sorted(documented["required"]) == sorted(hints)
+    assert sorted(documented["properties"]) == sorted(hints)
+    assert documented["properties"]["type"]["const"] == typing.get_args(hints["type"])[0]
+
+
+def test_resync_reasons_are_documented(schemas):
+    assert schemas["ResyncFrame"]["properties"]["reason"]["enum"] == list(
+        typing.get_args(payloads.ResyncReason)
+    )
+
+
+def test_every_event_type_with_a_text_is_documented(schemas):
+    assert schemas["EventFrame"]["properties"]["event_type"]["enum"] == list(EVENT_TEXTS)

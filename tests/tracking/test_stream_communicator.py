@@ -1,0 +1,647 @@
+"""The WebSocket stream through channels' WebsocketCommunicator (real Redis layer)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+from unittest import mock
+from urllib.parse import urlencode
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from channels.testing.websocket import WebsocketCommunicator
+from django.db import transaction
+from django.utils import timezone
+
+from auth.models import DeviceSession, Membership
+from auth.tokens import revoke_all_sessions, revoke_session
+from backend.asgi import application
+from dossiers.models import Dossier
+from tests.conftest import make_user, sign_in
+from tests.factories import make_dossier, make_organisation
+from tests.tracking.conftest import Citizen, OpenTransaction, add_event
+from tracking import tickets
+from tracking.stream import iso_time
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+db = database_sync_to_async
+WAIT = 60  # seconds a frame may take: other suites share the PostgreSQL cluster, and
+# events are final only once older transactions of the whole cluster have ended
+QUIET = 0.3
+
+Opener = Callable[..., Awaitable[tuple[WebsocketCommunicator, bool, Any]]]
+
+
+@pytest.fixture
+async def open_socket(realtime_settings: Any) -> AsyncIterator[Opener]:
+    opened: list[WebsocketCommunicator] = []
+
+    async def _open(
+        ticket: str, *, origin: str | None = None, **params: Any
+    ) -> tuple[WebsocketCommunicator, bool, Any]:
+        query = urlencode({"ticket": ticket, **{key: str(value) for key, value in params.items()}})
+        headers = [(b"origin", origin.encode())] if origin else []
+        socket = WebsocketCommunicator(application, f"/ws/v1/events?{query}", headers=headers)
+        opened.append(socket)
+        connected, detail = await socket.connect(timeout=WAIT)
+        return socket, connected, detail
+
+    yield _open
+    for socket in opened:
+        with contextlib.suppress(Exception):
+            await socket.disconnect(timeout=WAIT)
+
+
+async def new_citizen(**fields: Any) -> Citizen:
+    return await db(Citizen)(**fields)
+
+
+async def event_ids(socket: WebsocketCommunicator, count: int) -> list[int]:
+    """The ids of the next `count` event frames (heartbeats may come in between)."""
+    ids: list[int] = []
+    while len(ids) < count:
+        frame = await socket.receive_json_from(timeout=WAIT)
+        if frame["type"] == "heartbeat":
+            continue
+        assert frame["type"] == "event", frame
+        ids.append(frame["id"])
+    return ids
+
+
+async def next_event(socket: WebsocketCommunicator) -> dict[str, Any]:
+    while True:
+        frame = await socket.receive_json_from(timeout=WAIT)
+        if frame["type"] != "heartbeat":
+            return dict(frame)
+
+
+async def quiet(socket: WebsocketCommunicator) -> bool:
+    """No frame but heartbeats for a moment (the negative check of a stream)."""
+    deadline = asyncio.get_running_loop().time() + QUIET
+    while (left := deadline - asyncio.get_running_loop().time()) > 0:
+        if await socket.receive_nothing(timeout=left):
+            return True
+        frame = await socket.receive_json_from(timeout=WAIT)
+        assert frame["type"] == "heartbeat", frame
+    return True
+
+
+async def closed_with(socket: WebsocketCommunicator) -> int:
+    while True:
+        output = await socket.receive_output(timeout=WAIT)
+        if output["type"] == "websocket.close":
+            return int(output.get("code", 1000))
+
+
+# --- frames ---------------------------------------------------------------------
+
+
+async def test_event_frame_has_the_documented_shape_in_the_users_language(open_socket):
+    alice = await new_citizen(language="en")
+    socket, connected, _ = await open_socket(alice.ticket())
+    assert connected
+
+    event = await db(add_event)(
+        alice.dossier, "dossier.accepted", status_after=2, data={"receipt_number": "01/2026"}
+    )
+
+    assert await next_event(socket) == {
+        "type": "event",
+        "id": event.id,
+        "event_type": "dossier.accepted",
+        "dossier_id": str(alice.dossier.pk),
+        "dossier_code": alice.dossier.code,
+        "status": 2,
+        "status_before": 1,
+        "time": iso_time(event.created_at),
+        "text": "The agency accepted the dossier and issued a receipt.",
+        "data": {"receipt_number": "01/2026"},
+    }
+
+
+async def test_event_text_is_vietnamese_for_a_vietnamese_user(open_socket):
+    hoa = await new_citizen(language="vi")
+    socket, _, _ = await open_socket(hoa.ticket())
+
+    await db(add_event)(hoa.dossier, "dossier.accepted", status_after=2)
+
+    frame = await next_event(socket)
+    assert frame["text"] == "Cơ quan đã tiếp nhận hồ sơ và cấp giấy tiếp nhận."
+
+
+async def test_heartbeat_frame_arrives_at_the_configured_interval(open_socket, settings):
+    settings.WS_HEARTBEAT_SECONDS = 0.1
+    alice = await new_citizen()
+    socket, _, _ = await open_socket(alice.ticket())
+
+    frame = await socket.receive_json_from(timeout=WAIT)
+
+    assert frame["type"] == "heartbeat"
+    assert set(frame) == {"type", "time"}
+    assert dt.datetime.fromisoformat(frame["time"]).tzinfo is not None
+
+
+async def test_ping_frame_is_answered_with_a_heartbeat(open_socket):
+    alice = await new_citizen()
+    socket, _, _ = await open_socket(alice.ticket())
+
+    await socket.send_json_to({"type": "ping"})
+
+    assert (await socket.receive_json_from(timeout=WAIT))["type"] == "heartbeat"
+
+
+async def test_unknown_inbound_frame_gets_an_error_frame_and_the_socket_stays(open_socket):
+    alice = await new_citizen(language="en")
+    socket, _, _ = await open_socket(alice.ticket())
+
+    await socket.send_to(text_data="hello")
+
+    assert await socket.receive_json_from(timeout=WAIT) == {
+        "type": "error",
+        "code": "unknown_frame",
+        "message": 'The server only understands {"type": "ping"}.',
+    }
+    await socket.send_json_to({"type": "ping"})
+    assert (await socket.receive_json_from(timeout=WAIT))["type"] == "heartbeat"
+
+
+# --- tickets and origin ------------------------------------------------------------
+
+
+async def test_ticket_works_once(open_socket):
+    alice = await new_citizen()
+    ticket = alice.ticket()
+    _, first, _ = await open_socket(ticket)
+
+    second, connected, _ = await open_socket(ticket)
+
+    assert first is True
+    assert connected is True  # accepted only to say why it closes
+    assert await second.receive_json_from(timeout=WAIT) == {
+        "type": "error",
+        "code": "invalid_ticket",
+        # Before the ticket is known, so is the user's language: Vietnamese.
+        "message": "Vé kết nối không hợp lệ, đã dùng hoặc đã hết hạn. Hãy lấy vé mới.",
+    }
+    assert await closed_with(second) == 4401
+
+
+async def test_expired_ticket_is_refused(open_socket, monkeypatch):
+    alice = await new_citizen()
+    ticket = alice.ticket()
+    issued_at = tickets.now()
+    monkeypatch.setattr(tickets, "now", lambda: issued_at + tickets.ticket_ttl())
+
+    socket, _, _ = await open_socket(ticket)
+
+    assert (await socket.receive_json_from(timeout=WAIT))["code"] == "invalid_ticket"
+    assert await closed_with(socket) == 4401
+
+
+async def test_ticket_just_before_expiry_is_accepted(open_socket, monkeypatch):
+    alice = await new_citizen()
+    ticket = alice.ticket()
+    issued_at = tickets.now()
+    monkeypatch.setattr(tickets, "now", lambda: issued_at + tickets.ticket_ttl() - 1)
+
+    socket, connected, _ = await open_socket(ticket)
+    await socket.send_json_to({"type": "ping"})
+
+    assert connected
+    assert (await socket.receive_json_from(timeout=WAIT))["type"] == "heartbeat"
+
+
+async def test_missing_ticket_is_refused(open_socket):
+    socket, _, _ = await open_socket("")
+
+    assert (await socket.receive_json_from(timeout=WAIT))["code"] == "invalid_ticket"
+    assert await closed_with(socket) == 4401
+
+
+async def test_ticket_of_a_revoked_session_is_refused(open_socket):
+    alice = await new_citizen()
+    ticket = alice.ticket()
+    await db(revoke_session)(alice.session, reason="logout")
+
+    socket, _, _ = await open_socket(ticket)
+
+    assert (await socket.receive_json_from(timeout=WAIT))["code"] == "invalid_ticket"
+    assert await closed_with(socket) == 4401
+
+
+async def test_browser_origin_on_the_allow_list_is_accepted(open_socket):
+    alice = await new_citizen()
+    _, connected, _ = await open_socket(alice.ticket(), origin="https://app.dichvucong.example")
+    assert connected is True
+
+
+async def test_foreign_origin_is_refused_at_the_handshake(open_socket):
+    alice = await new_citizen()
+    ticket = alice.ticket()
+
+    _, connected, _ = await open_socket(ticket, origin="https://evil.example")
+
+    assert connected is False
+    # The ticket was not even spent: the refusal came first.
+    assert await db(tickets.redeem_ticket)(ticket) is not None
+
+
+async def test_native_app_without_origin_is_accepted_with_a_ticket(open_socket):
+    alice = await new_citizen()
+    _, connected, _ = await open_socket(alice.ticket())
+    assert connected is True
+
+
+# --- who hears what -----------------------------------------------------------------
+
+
+def _organisation_world() -> dict[str, Any]:
+    alice = Citizen()
+    bob = Citizen()
+    carol = make_user()
+    company = make_organisation(carol)
+    Membership.objects.create(organisation=company, user=alice.user, watches=True)
+    other_company = make_organisation(make_user())
+    return {
+        "alice": alice,
+        "bob": bob,
+        "company_dossier": make_dossier(carol, organisation=company, status=Dossier.Status.NEW),
+        "other_company_dossier": make_dossier(
+            other_company.memberships.get().user, organisation=other_company, status=1
+        ),
+    }
+
+
+async def test_socket_gets_own_and_own_organisation_events_and_no_others(open_socket):
+    world = await db(_organisation_world)()
+    alice, bob = world["alice"], world["bob"]
+    alice_socket, _, _ = await open_socket(alice.ticket())
+    bob_socket, _, _ = await open_socket(bob.ticket())
+
+    await db(add_event)(bob.dossier)
+    await db(add_event)(world["other_company_dossier"])
+    company_event = await db(add_event)(world["company_dossier"])
+    own_event = await db(add_event)(alice.dossier)
+
+    assert await event_ids(alice_socket, 2) == [company_event.id, own_event.id]
+    assert await quiet(alice_socket)
+    bob_frames = [await next_event(bob_socket)]
+    assert [frame["dossier_id"] for frame in bob_frames] == [str(bob.dossier.pk)]
+    assert await quiet(bob_socket)
+
+
+async def test_replay_never_includes_other_users_events(open_socket):
+    world = await db(_organisation_world)()
+    alice, bob = world["alice"], world["bob"]
+    first = await db(add_event)(alice.dossier)
+    await db(add_event)(bob.dossier)
+    await db(add_event)(world["other_company_dossier"])
+    company_event = await db(add_event)(world["company_dossier"])
+
+    socket, _, _ = await open_socket(alice.ticket(), last_event_id=first.id)
+
+    assert await event_ids(socket, 1) == [company_event.id]
+    assert await quiet(socket)
+
+
+async def test_ticket_narrowed_to_a_dossier_only_carries_that_dossier(open_socket):
+    alice = await new_citizen()
+    other = await db(make_dossier)(alice.user, status=Dossier.Status.NEW)
+    socket, _, _ = await open_socket(alice.ticket(alice.dossier))
+
+    await db(add_event)(other)
+    wanted = await db(add_event)(alice.dossier)
+
+    assert await event_ids(socket, 1) == [wanted.id]
+    assert await quiet(socket)
+
+
+async def test_narrowing_to_someone_elses_dossier_closes_with_4404(open_socket):
+    alice = await new_citizen()
+    bob = await new_citizen()
+
+    socket, _, _ = await open_socket(alice.ticket(), dossier_id=bob.dossier.pk)
+
+    assert (await socket.receive_json_from(timeout=WAIT))["code"] == "dossier_not_found"
+    assert await closed_with(socket) == 4404
+
+
+# --- resume -----------------------------------------------------------------------------
+
+
+async def test_resume_replays_every_missed_event_in_order_then_streams_live(open_socket):
+    alice = await new_citizen()
+    second_dossier = await db(make_dossier)(alice.user, status=Dossier.Status.NEW)
+    socket, _, _ = await open_socket(alice.ticket())
+    seen = await db(add_event)(alice.dossier)
+    assert await event_ids(socket, 1) == [seen.id]
+    await socket.disconnect()
+
+    missed = []
+    for index in range(6):
+        dossier = alice.dossier if index % 2 else second_dossier
+        missed.append((await db(add_event)(dossier)).id)
+    resumed, _, _ = await open_socket(alice.ticket(), last_event_id=seen.id)
+    live = await db(add_event)(alice.dossier)
+
+    assert await event_ids(resumed, 7) == [*missed, live.id]
+    assert await quiet(resumed)
+
+
+async def test_resume_from_the_latest_event_sends_nothing_old(open_socket):
+    alice = await new_citizen()
+    await db(add_event)(alice.dossier)
+    latest = await db(add_event)(alice.dossier)
+
+    socket, _, _ = await open_socket(alice.ticket(), last_event_id=latest.id)
+
+    assert await quiet(socket)
+
+
+async def test_without_last_event_id_the_stream_starts_with_new_events(open_socket):
+    alice = await new_citizen()
+    await db(add_event)(alice.dossier)
+    socket, _, _ = await open_socket(alice.ticket())
+
+    new = await db(add_event)(alice.dossier)
+
+    assert await event_ids(socket, 1) == [new.id]
+
+
+async def test_unknown_last_event_id_sends_resync_then_streams_live(open_socket):
+    alice = await new_citizen(language="en")
+    socket, _, _ = await open_socket(alice.ticket(), last_event_id=987654321)
+
+    assert await socket.receive_json_from(timeout=WAIT) == {
+        "type": "resync",
+        "reason": "unknown_event",
+        "message": "This position in the history is unknown. Reload the dossiers.",
+    }
+    live = await db(add_event)(alice.dossier)
+    assert await event_ids(socket, 1) == [live.id]
+
+
+async def test_last_event_id_of_another_users_event_is_unknown(open_socket):
+    alice = await new_citizen()
+    bob = await new_citizen()
+    bobs = await db(add_event)(bob.dossier)
+    await db(add_event)(bob.dossier)
+
+    socket, _, _ = await open_socket(alice.ticket(), last_event_id=bobs.id)
+
+    frame = await socket.receive_json_from(timeout=WAIT)
+    assert (frame["type"], frame["reason"]) == ("resync", "unknown_event")
+    assert await quiet(socket)
+
+
+async def test_last_event_id_that_is_not_a_number_is_unknown(open_socket):
+    alice = await new_citizen()
+    socket, _, _ = await open_socket(alice.ticket(), last_event_id="abc")
+    assert (await socket.receive_json_from(timeout=WAIT))["reason"] == "unknown_event"
+
+
+async def test_last_event_id_older_than_retention_sends_resync(open_socket, settings):
+    settings.WS_RESUME_RETENTION_SECONDS = 7 * 24 * 3600
+    alice = await new_citizen()
+    # The log is append-only (a trigger refuses UPDATE): write the old event in the past.
+    past = timezone.now() - dt.timedelta(days=7, seconds=1)
+    with mock.patch("django.utils.timezone.now", return_value=past):
+        old = await db(add_event)(alice.dossier)
+    await db(add_event)(alice.dossier)
+
+    socket, _, _ = await open_socket(alice.ticket(), last_event_id=old.id)
+
+    frame = await socket.receive_json_from(timeout=WAIT)
+    assert (frame["type"], frame["reason"]) == ("resync", "expired")
+    assert await quiet(socket)
+
+
+async def test_last_event_id_just_inside_retention_resumes(open_socket, settings):
+    settings.WS_RESUME_RETENTION_SECONDS = 7 * 24 * 3600
+    alice = await new_citizen()
+    past = timezone.now() - dt.timedelta(days=7) + dt.timedelta(minutes=1)
+    with mock.patch("django.utils.timezone.now", return_value=past):
+        old = await db(add_event)(alice.dossier)
+    after = await db(add_event)(alice.dossier)
+
+    socket, _, _ = await open_socket(alice.ticket(), last_event_id=old.id)
+
+    assert await event_ids(socket, 1) == [after.id]
+
+
+# --- events that commit out of id order ------------------------------------------------
+
+
+async def test_live_stream_holds_a_later_id_until_the_earlier_transaction_ends(open_socket):
+    alice = await new_citizen()
+    other = await db(make_dossier)(alice.user, status=Dossier.Status.NEW)
+    socket, _, _ = await open_socket(alice.ticket())
+
+    with OpenTransaction(alice.dossier) as first:
+        later = await db(add_event)(other)  # committed, with the larger id
+        assert await quiet(socket)
+        earlier = await sync_to_async(first.commit, thread_sensitive=False)()
+
+    assert earlier.id < later.id
+    assert await event_ids(socket, 2) == [earlier.id, later.id]
+    assert await quiet(socket)
+
+
+async def test_resume_from_the_later_id_never_misses_the_earlier_event(open_socket):
+    alice = await new_citizen()
+    other = await db(make_dossier)(alice.user, status=Dossier.Status.NEW)
+
+    with OpenTransaction(alice.dossier) as first:
+        later = await db(add_event)(other)
+        # The app learnt the later id while the earlier transaction was open
+        # (from the timeline, say) and resumes from it.
+        socket, _, _ = await open_socket(alice.ticket(), last_event_id=later.id)
+        assert await quiet(socket)
+        earlier = await sync_to_async(first.commit, thread_sensitive=False)()
+
+    assert await event_ids(socket, 1) == [earlier.id]
+    assert await quiet(socket)
+
+
+async def test_resume_after_both_commits_replays_in_log_order(open_socket):
+    alice = await new_citizen()
+    other = await db(make_dossier)(alice.user, status=Dossier.Status.NEW)
+    start = await db(add_event)(alice.dossier)
+    with OpenTransaction(alice.dossier) as first:
+        later = await db(add_event)(other)
+        earlier = await sync_to_async(first.commit, thread_sensitive=False)()
+
+    from_start, _, _ = await open_socket(alice.ticket(), last_event_id=start.id)
+    from_earlier, _, _ = await open_socket(alice.ticket(), last_event_id=earlier.id)
+    from_later, _, _ = await open_socket(alice.ticket(), last_event_id=later.id)
+
+    assert await event_ids(from_start, 2) == [earlier.id, later.id]
+    assert await event_ids(from_earlier, 1) == [later.id]
+    assert await quiet(from_later)
+
+
+# --- limits -------------------------------------------------------------------------------
+
+
+def _ping_of_size(size: int) -> str:
+    frame = json.dumps({"type": "ping", "pad": ""})
+    return frame.replace('""', '"' + "x" * (size - len(frame)) + '"')
+
+
+async def test_inbound_frame_of_exactly_the_limit_is_read(open_socket, settings):
+    alice = await new_citizen()
+    socket, _, _ = await open_socket(alice.ticket())
+    frame = _ping_of_size(settings.WS_MAX_INBOUND_BYTES)
+    assert len(frame.encode()) == 64 * 1024
+
+    await socket.send_to(text_data=frame)
+
+    assert (await socket.receive_json_from(timeout=WAIT))["type"] == "heartbeat"
+
+
+async def test_inbound_frame_over_the_limit_closes_with_1009(open_socket, settings):
+    alice = await new_citizen()
+    socket, _, _ = await open_socket(alice.ticket())
+
+    await socket.send_to(text_data=_ping_of_size(settings.WS_MAX_INBOUND_BYTES + 1))
+
+    assert await closed_with(socket) == 1009
+
+
+async def test_inbound_flood_is_throttled_then_closed_with_1008(open_socket, settings):
+    settings.WS_INBOUND_RATE = 0
+    settings.WS_INBOUND_BURST = 3
+    settings.WS_INBOUND_MAX_DROPPED = 2
+    alice = await new_citizen()
+    socket, _, _ = await open_socket(alice.ticket())
+
+    for _ in range(3):
+        await socket.send_json_to({"type": "ping"})
+        assert (await socket.receive_json_from(timeout=WAIT))["type"] == "heartbeat"
+    await socket.send_json_to({"type": "ping"})
+    assert (await socket.receive_json_from(timeout=WAIT))["code"] == "rate_limited"
+    await socket.send_json_to({"type": "ping"})
+
+    assert await closed_with(socket) == 1008
+
+
+async def test_five_sockets_per_user_stay_open(open_socket):
+    alice = await new_citizen()
+    sockets = [(await open_socket(alice.ticket()))[0] for _ in range(5)]
+
+    event = await db(add_event)(alice.dossier)
+
+    for socket in sockets:
+        assert await event_ids(socket, 1) == [event.id]
+
+
+async def test_sixth_socket_closes_the_oldest_with_4001(open_socket):
+    alice = await new_citizen()
+    bob = await new_citizen()
+    sockets = [(await open_socket(alice.ticket()))[0] for _ in range(5)]
+    bobs, _, _ = await open_socket(bob.ticket())
+
+    newest, connected, _ = await open_socket(alice.ticket())
+
+    assert connected
+    assert await closed_with(sockets[0]) == 4001
+    event = await db(add_event)(alice.dossier)
+    for socket in [*sockets[1:], newest]:
+        assert await event_ids(socket, 1) == [event.id]
+    assert await quiet(bobs)
+
+
+# --- revocation --------------------------------------------------------------------------
+
+
+async def test_revoking_a_session_closes_its_sockets_with_4003(open_socket):
+    alice = await new_citizen()
+    other_session, _ = await db(sign_in)(alice.user)
+    first, _, _ = await open_socket(alice.ticket())
+    second, _, _ = await open_socket(alice.ticket())
+    other, _, _ = await open_socket(await db(tickets.issue_ticket)(alice.user.pk, other_session.pk))
+
+    await db(revoke_session)(alice.session, reason="logout")
+
+    assert await closed_with(first) == 4003
+    assert await closed_with(second) == 4003
+    await other.send_json_to({"type": "ping"})
+    assert (await other.receive_json_from(timeout=WAIT))["type"] == "heartbeat"
+
+
+async def test_revoking_all_sessions_closes_every_socket(open_socket):
+    alice = await new_citizen()
+    other_session, _ = await db(sign_in)(alice.user)
+    first, _, _ = await open_socket(alice.ticket())
+    other, _, _ = await open_socket(await db(tickets.issue_ticket)(alice.user.pk, other_session.pk))
+
+    await db(revoke_all_sessions)(alice.user, reason="support_reset")
+
+    assert await closed_with(first) == 4003
+    assert await closed_with(other) == 4003
+
+
+def _revoke_then_roll_back(session: DeviceSession) -> None:
+    with contextlib.suppress(RuntimeError), transaction.atomic():
+        revoke_session(session, reason="logout")
+        raise RuntimeError("the surrounding action failed")
+
+
+async def test_revocation_rolled_back_leaves_the_socket_open(open_socket):
+    alice = await new_citizen()
+    socket, _, _ = await open_socket(alice.ticket())
+
+    await db(_revoke_then_roll_back)(alice.session)
+
+    assert await quiet(socket)
+    await socket.send_json_to({"type": "ping"})
+    assert (await socket.receive_json_from(timeout=WAIT))["type"] == "heartbeat"
+
+
+async def test_heartbeat_closes_a_socket_whose_session_was_revoked_silently(open_socket, settings):
+    settings.WS_HEARTBEAT_SECONDS = 0.1
+    alice = await new_citizen()
+    socket, _, _ = await open_socket(alice.ticket())
+    # Revoked without the channel-layer notice (as if Redis had lost it).
+    await db(DeviceSession.objects.filter(pk=alice.session.pk).update)(revoked_at=timezone.now())
+
+    assert await closed_with(socket) == 4003
+
+
+# --- organisation members who do not watch ----------------------------------------------
+
+
+def _quiet_member_world() -> tuple[Citizen, Dossier]:
+    member = Citizen()
+    owner = make_user()
+    company = make_organisation(owner)
+    Membership.objects.create(organisation=company, user=member.user, watches=False)
+    return member, make_dossier(owner, organisation=company, status=Dossier.Status.NEW)
+
+
+async def test_member_who_does_not_watch_gets_no_organisation_events(open_socket):
+    member, company_dossier = await db(_quiet_member_world)()
+    socket, _, _ = await open_socket(member.ticket())
+
+    await db(add_event)(company_dossier)
+    own = await db(add_event)(member.dossier)
+
+    assert await event_ids(socket, 1) == [own.id]
+    assert await quiet(socket)
+
+
+async def test_member_who_does_not_watch_can_narrow_to_an_organisation_dossier(open_socket):
+    member, company_dossier = await db(_quiet_member_world)()
+    socket, _, _ = await open_socket(member.ticket(), dossier_id=company_dossier.pk)
+
+    await db(add_event)(member.dossier)
+    event = await db(add_event)(company_dossier)
+
+    assert await event_ids(socket, 1) == [event.id]
+    assert await quiet(socket)

@@ -1,0 +1,227 @@
+"""The WebSocket stream through a real uvicorn server and the `websockets` client.
+
+The server runs in a thread of the test process on a free loopback port, with
+the real Redis channel layer and the test database; the app is reached over
+TCP exactly as a phone reaches it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+import pytest
+import uvicorn
+from channels.layers import channel_layers
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+from auth.tokens import revoke_session
+from backend.asgi import application
+from dossiers.models import Dossier
+from tests.factories import make_dossier
+from tests.tracking.conftest import Citizen, OpenTransaction, add_event
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WAIT = 60  # events are final once older transactions of the cluster have ended
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def server(realtime_settings: Any) -> Iterator[str]:
+    # A fresh channel layer per server: one layer instance serves one event loop.
+    channel_layers.backends.clear()
+    port = _free_port()
+    config = uvicorn.Config(
+        application, host="127.0.0.1", port=port, lifespan="off", log_level="warning"
+    )
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + WAIT
+    while not instance.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    yield f"127.0.0.1:{port}"
+    instance.should_exit = True
+    thread.join(timeout=WAIT)
+    channel_layers.backends.clear()
+
+
+def ticket_over_http(server: str, citizen: Citizen) -> str:
+    response = httpx.post(
+        f"http://{server}/api/v1/realtime/ticket",
+        json={},
+        headers={"Authorization": f"Bearer {citizen.tokens.access_token}"},
+    )
+    assert response.status_code == 201, response.text
+    return str(response.json()["ticket"])
+
+
+def open_stream(server: str, ticket: str, origin: str | None = None, **params: Any) -> Any:
+    query = urlencode({"ticket": ticket, **{key: str(value) for key, value in params.items()}})
+    return connect(f"ws://{server}/ws/v1/events?{query}", origin=origin, open_timeout=WAIT)  # type: ignore[arg-type]
+
+
+def frames(socket: ClientConnection, count: int) -> list[dict[str, Any]]:
+    return [json.loads(socket.recv(timeout=WAIT)) for _ in range(count)]
+
+
+def event_frames(socket: ClientConnection, count: int) -> list[dict[str, Any]]:
+    """The next `count` event frames (heartbeats may come in between)."""
+    found: list[dict[str, Any]] = []
+    while len(found) < count:
+        frame = json.loads(socket.recv(timeout=WAIT))
+        if frame["type"] != "heartbeat":
+            found.append(frame)
+    return found
+
+
+def silent(socket: ClientConnection, seconds: float = 0.3) -> bool:
+    """No frame but heartbeats for a moment."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            frame = json.loads(socket.recv(timeout=left))
+        except TimeoutError:
+            return True
+        if frame["type"] != "heartbeat":
+            return False
+    return True
+
+
+def close_code(socket: ClientConnection) -> int | None:
+    """Read until the server closes; the close code it sent."""
+    while True:
+        try:
+            socket.recv(timeout=WAIT)
+        except ConnectionClosed:
+            assert socket.close_code is not None
+            return socket.close_code
+
+
+def test_live_events_reach_a_phone_over_a_real_server(server):
+    alice = Citizen(language="en")
+    with open_stream(server, ticket_over_http(server, alice)) as stream:
+        event = add_event(alice.dossier, "dossier.accepted", status_after=2)
+
+        [frame] = event_frames(stream, 1)
+
+    assert (frame["type"], frame["id"], frame["event_type"], frame["status"]) == (
+        "event",
+        event.id,
+        "dossier.accepted",
+        2,
+    )
+    assert frame["text"] == "The agency accepted the dossier and issued a receipt."
+
+
+def test_ticket_is_single_use_over_a_real_server(server):
+    alice = Citizen()
+    ticket = ticket_over_http(server, alice)
+    with open_stream(server, ticket), open_stream(server, ticket) as second:
+        [frame] = frames(second, 1)
+        assert frame["code"] == "invalid_ticket"
+        assert close_code(second) == 4401
+
+
+def test_foreign_origin_gets_403_and_allowed_origin_connects(server):
+    alice = Citizen()
+    with pytest.raises(InvalidStatus) as refused:
+        open_stream(server, ticket_over_http(server, alice), origin="https://evil.example")
+    assert refused.value.response.status_code == 403
+    with open_stream(
+        server, ticket_over_http(server, alice), origin="https://app.dichvucong.example"
+    ) as allowed:
+        allowed.send(json.dumps({"type": "ping"}))
+        assert frames(allowed, 1)[0]["type"] == "heartbeat"
+
+
+def test_no_events_of_other_users_over_a_real_server(server):
+    alice = Citizen()
+    bob = Citizen()
+    with open_stream(server, ticket_over_http(server, alice)) as stream:
+        add_event(bob.dossier)
+        own = add_event(alice.dossier)
+
+        assert [frame["id"] for frame in event_frames(stream, 1)] == [own.id]
+        assert silent(stream)
+
+
+def test_resume_after_missed_events_over_a_real_server(server):
+    alice = Citizen()
+    with open_stream(server, ticket_over_http(server, alice)) as stream:
+        seen = add_event(alice.dossier)
+        assert event_frames(stream, 1)[0]["id"] == seen.id
+    missed = [add_event(alice.dossier).id for _ in range(5)]
+
+    with open_stream(server, ticket_over_http(server, alice), last_event_id=seen.id) as stream:
+        live = add_event(alice.dossier)
+        assert [frame["id"] for frame in event_frames(stream, 6)] == [*missed, live.id]
+        assert silent(stream)
+
+
+def test_out_of_order_commit_over_a_real_server(server):
+    alice = Citizen()
+    other = make_dossier(alice.user, status=Dossier.Status.NEW)
+    with open_stream(server, ticket_over_http(server, alice)) as stream:
+        with OpenTransaction(alice.dossier) as first:
+            later = add_event(other)
+            assert silent(stream)
+            earlier = first.commit()
+
+        assert [frame["id"] for frame in event_frames(stream, 2)] == [earlier.id, later.id]
+
+
+def test_unknown_resume_point_sends_resync_over_a_real_server(server):
+    alice = Citizen()
+    with open_stream(server, ticket_over_http(server, alice), last_event_id=10**12) as stream:
+        [frame] = frames(stream, 1)
+    assert (frame["type"], frame["reason"]) == ("resync", "unknown_event")
+
+
+def test_oversized_frame_closes_with_1009_over_a_real_server(server):
+    alice = Citizen()
+    with open_stream(server, ticket_over_http(server, alice)) as stream:
+        stream.send("x" * (64 * 1024 + 1))
+        assert close_code(stream) == 1009
+
+
+def test_sixth_socket_closes_the_oldest_over_a_real_server(server):
+    alice = Citizen()
+    with contextlib.ExitStack() as stack:
+        streams = [
+            stack.enter_context(open_stream(server, ticket_over_http(server, alice)))
+            for _ in range(6)
+        ]
+        assert close_code(streams[0]) == 4001
+        event = add_event(alice.dossier)
+        for stream in streams[1:]:
+            assert event_frames(stream, 1)[0]["id"] == event.id
+
+
+def test_logout_closes_the_sessions_socket_over_a_real_server(server):
+    alice = Citizen()
+    with open_stream(server, ticket_over_http(server, alice)) as stream:
+        revoke_session(alice.session, reason="logout")
+        assert close_code(stream) == 4003
+
+
+def test_heartbeat_over_a_real_server(server, settings):
+    settings.WS_HEARTBEAT_SECONDS = 0.1
+    alice = Citizen()
+    with open_stream(server, ticket_over_http(server, alice)) as stream:
+        assert frames(stream, 1)[0]["type"] == "heartbeat"
