@@ -4,7 +4,6 @@ the postal carrier (signed webhooks)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import threading
@@ -13,7 +12,6 @@ import uuid
 from typing import Any
 
 import httpx
-import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -22,14 +20,6 @@ from postal.webhooks import sign as sign_webhook
 from tests.e2e.stack import WEBHOOK_SECRET, Stack, wait_until
 
 PASSWORD = "Str0ng-pass!word-e2e"
-
-# The WebSocket stream (tracking/consumers.py) is built on its own branch; the tests
-# that need it run as soon as it is merged.
-REALTIME = importlib.util.find_spec("tracking.consumers") is not None
-needs_realtime = pytest.mark.skipif(
-    not REALTIME,
-    reason="the realtime stream (tracking/consumers.py) is not merged into this branch yet",
-)
 
 
 class MobileApp:

@@ -24,7 +24,6 @@ from tests.e2e.clients import (
     Agency,
     Carrier,
     EventStream,
-    needs_realtime,
     sign_up,
     wait_for_pushes,
 )
@@ -48,7 +47,6 @@ def gps_of(image_bytes: bytes) -> dict[int, Any]:
         return dict(image.getexif().get_ifd(GPS_IFD))
 
 
-@needs_realtime
 def test_citizen_journey_from_registration_to_rating(stack: Stack) -> None:
     app = sign_up(stack, PHONE)
     device = app.post(
