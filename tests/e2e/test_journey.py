@@ -209,7 +209,16 @@ def test_citizen_journey_from_registration_to_rating(stack: Stack) -> None:
     ]
 
     # The inbox has one entry per event; the pushes are the others' events, each once.
-    inbox = app.get("/api/v1/notifications", params={"limit": 50}).json()["items"]
+    # (The worker writes inbox entries after the event commits: wait for the last one.)
+    inbox = wait_until(
+        lambda: (
+            len(items := app.get("/api/v1/notifications", params={"limit": 50}).json()["items"])
+            >= len(logged)
+            and items
+        ),
+        timeout=20,
+        what="every inbox entry",
+    )
     assert sorted((n["event_id"], n["type"]) for n in inbox) == sorted(logged)
     by_event = {n["event_id"]: n for n in inbox}
     unread_types = [t for i, t in logged if by_event[i]["read_at"] is None]
