@@ -445,6 +445,13 @@ PUSH_QUOTA_MIN_WAIT_SECONDS = envint("PUSH_QUOTA_MIN_WAIT_SECONDS", 60)
 PUSH_PAYLOAD_MAX_BYTES = envint("PUSH_PAYLOAD_MAX_BYTES", 4000)
 # A delivery left in `sending` this long belongs to a crashed worker.
 PUSH_STALE_SENDING_MINUTES = envint("PUSH_STALE_SENDING_MINUTES", 15)
+# A send job's claim on rows it has not yet handed to FCM; after it, a crashed
+# worker's rows are queued again (PUSH_RECOVERY_CRON: how often that is checked,
+# with an optional sixth field for seconds). A notifications job whose worker sent
+# no heartbeat for PUSH_STALLED_JOB_SECONDS is retried.
+PUSH_CLAIM_LEASE_SECONDS = envint("PUSH_CLAIM_LEASE_SECONDS", 300)
+PUSH_RECOVERY_CRON = env("PUSH_RECOVERY_CRON", "* * * * *")
+PUSH_STALLED_JOB_SECONDS = envint("PUSH_STALLED_JOB_SECONDS", 60)
 # Tokens unseen this long get no pushes; after DEVICE_PRUNE_DAYS they are deleted.
 DEVICE_STALE_DAYS = envint("DEVICE_STALE_DAYS", 30)
 DEVICE_PRUNE_DAYS = envint("DEVICE_PRUNE_DAYS", 270)

@@ -1,11 +1,17 @@
 """Sending deliveries: claim in the database, send, record, retry or give up.
 
-A delivery is sent at most once. The send job first *claims* its rows in a
-short transaction (`SELECT ... FOR UPDATE SKIP LOCKED`, then `state = sending`)
-and commits before calling FCM; a second run of the same job (worker crash,
-retry, duplicate job) finds nothing claimable. Answers are recorded in a second
-transaction, which also defers the retry job for temporary failures, so a
-retry can never be lost or doubled either.
+A delivery is sent at most once, and a worker that dies mid-batch loses none.
+The send job first *claims* its rows with a lease (`SELECT ... FOR UPDATE SKIP
+LOCKED`, then a claim token and `claimed_until`), without sending anything.
+Then, one slice of FCM_CONCURRENCY rows at a time, it marks the slice `sending`
+(only the rows its token still holds) and commits *before* calling FCM, sends
+it, and records the answers, which also defers the retry job for temporary
+failures. So after a crash:
+- rows in `sending` were handed to FCM: they are never sent again (FCM has no
+  idempotency key; `fail_stale_sending` closes them);
+- rows still only claimed were never sent: once their lease has passed,
+  `recover_pushes` queues them again, and the job that took them over is the
+  only one whose token can mark them `sending`.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from django.utils import timezone
 
 from auth.sms import SmsError, send_sms
 from backend.jobs import defer
-from notifications.fcm import SendResult, get_gateway
+from notifications.fcm import PushGateway, SendResult, get_gateway
 from notifications.models import Delivery, Device, Notification
 from notifications.payload import Push, channel_for, fit
 
@@ -124,20 +130,86 @@ def send_pushes(delivery_ids: Sequence[int]) -> int:
         # Sending now would only earn more 429s and burn the rows' tries: come back later.
         queue_deliveries(delivery_ids, not_before=pause)
         return 0
-    claimed = _claim(delivery_ids)
+    token = uuid.uuid4().hex
+    claimed = _claim(delivery_ids, token)
     if not claimed:
         return 0
-    try:
-        results = get_gateway().send(_pushes_for(claimed))
-    except Exception as exc:  # nothing may leave claimed rows in `sending`
-        logger.exception("push gateway failed")
-        failure = SendResult(error_code="GATEWAY_ERROR", error_message=type(exc).__name__)
-        results = [failure] * len(claimed)
-    _record(claimed, results)
-    return len(claimed)
+    gateway: PushGateway | None = None
+    step = max(1, min(settings.FCM_CONCURRENCY, 500))
+    tried = 0
+    for start in range(0, len(claimed), step):
+        pause = paused_until()
+        if pause is not None:
+            _release([row.pk for row in claimed[start:]], token, not_before=pause)
+            break
+        rows = _hand_to_fcm(claimed[start : start + step], token)
+        if not rows:
+            continue
+        try:
+            gateway = gateway or get_gateway()
+            results = gateway.send(_pushes_for(rows))
+        except Exception as exc:  # nothing may leave claimed rows in `sending`
+            logger.exception("push gateway failed")
+            failure = SendResult(error_code="GATEWAY_ERROR", error_message=type(exc).__name__)
+            results = [failure] * len(rows)
+        _record(rows, results)
+        tried += len(rows)
+    return tried
 
 
-def _claim(delivery_ids: Sequence[int]) -> list[Delivery]:
+def _hand_to_fcm(rows: list[Delivery], token: str) -> list[Delivery]:
+    """Mark the rows this claim still holds `sending`, committed before any request."""
+    now = timezone.now()
+    with transaction.atomic():
+        mine = set(
+            Delivery.objects.select_for_update()
+            .filter(pk__in=[row.pk for row in rows], claim_token=token)
+            .filter(state__in=Delivery.CLAIMABLE)
+            .values_list("pk", flat=True)
+        )
+        Delivery.objects.filter(pk__in=mine).update(
+            state=Delivery.State.SENDING,
+            attempts=F("attempts") + 1,
+            last_attempt_at=now,
+            claimed_until=None,
+        )
+    kept = [row for row in rows if row.pk in mine]
+    for row in kept:
+        row.attempts += 1
+        row.state = Delivery.State.SENDING
+    return kept
+
+
+def _release(ids: list[int], token: str, not_before: dt.datetime) -> None:
+    """Give unsent rows back (FCM asked us to wait) and come back for them later."""
+    with transaction.atomic():
+        mine = list(
+            Delivery.objects.filter(
+                pk__in=ids, claim_token=token, state__in=Delivery.CLAIMABLE
+            ).values_list("pk", flat=True)
+        )
+        Delivery.objects.filter(pk__in=mine).update(claim_token="", claimed_until=None)
+        if mine:
+            queue_deliveries(mine, not_before=not_before)
+
+
+def recover_pushes() -> int:
+    """Queue again the rows a dead worker had claimed but never handed to FCM."""
+    now = timezone.now()
+    with transaction.atomic():
+        ids = list(
+            Delivery.objects.select_for_update(skip_locked=True)
+            .filter(state__in=Delivery.CLAIMABLE, claimed_until__lt=now)
+            .values_list("pk", flat=True)
+        )
+        Delivery.objects.filter(pk__in=ids).update(claim_token="", claimed_until=None)
+        if ids:
+            logger.warning("requeueing %s push deliveries of a stopped worker", len(ids))
+            queue_deliveries(ids)
+    return len(ids)
+
+
+def _claim(delivery_ids: Sequence[int], token: str) -> list[Delivery]:
     now = timezone.now()
     with transaction.atomic():
         rows = list(
@@ -145,6 +217,7 @@ def _claim(delivery_ids: Sequence[int]) -> list[Delivery]:
             .select_related("device", "notification")
             .filter(pk__in=list(delivery_ids), state__in=Delivery.CLAIMABLE)
             .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + CLAIM_TOLERANCE))
+            .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
             .order_by("pk")
         )
         if not rows:
@@ -177,12 +250,10 @@ def _claim(delivery_ids: Sequence[int]) -> list[Delivery]:
                 {row.notification_id for row in gone if row.notification.urgent}
             )
         if claimed:
+            lease = dt.timedelta(seconds=settings.PUSH_CLAIM_LEASE_SECONDS)
             Delivery.objects.filter(pk__in=[row.pk for row in claimed]).update(
-                state=Delivery.State.SENDING, attempts=F("attempts") + 1, last_attempt_at=now
+                claim_token=token, claimed_until=now + lease
             )
-            for row in claimed:
-                row.attempts += 1
-                row.state = Delivery.State.SENDING
         return claimed
 
 

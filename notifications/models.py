@@ -157,6 +157,10 @@ class Delivery(models.Model):
     fcm_message_id = models.CharField(max_length=255, blank=True)
     error_code = models.CharField(max_length=40, blank=True)
     error_message = models.CharField(max_length=500, blank=True)
+    # A send job's claim: rows it will send, not yet handed to FCM. Another job may
+    # take them over once `claimed_until` has passed (the claiming worker died).
+    claim_token = models.CharField(max_length=32, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

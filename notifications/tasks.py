@@ -7,6 +7,8 @@ and a rolled-back one never does.
 
 from __future__ import annotations
 
+from django.conf import settings
+from procrastinate import JobContext
 from procrastinate.contrib.django import app
 
 QUEUE = "notifications"
@@ -48,6 +50,26 @@ def housekeeping(timestamp: int) -> int:
     from notifications.delivery import fail_stale_sending, retire_devices_of_ended_sessions
 
     return fail_stale_sending() + retire_devices_of_ended_sessions()
+
+
+@app.periodic(cron=settings.PUSH_RECOVERY_CRON)
+@app.task(queue="maintenance", name="notifications.recover_pushes", pass_context=True)
+async def recover_pushes(context: JobContext, timestamp: int) -> int:
+    """After a worker died: retry its stalled notification jobs, requeue the deliveries
+    it had claimed but not handed to FCM (see notifications.delivery)."""
+    from asgiref.sync import sync_to_async
+
+    from notifications.delivery import recover_pushes as requeue
+
+    manager = context.app.job_manager
+    stalled = list(
+        await manager.get_stalled_jobs(
+            queue=QUEUE, seconds_since_heartbeat=settings.PUSH_STALLED_JOB_SECONDS
+        )
+    )
+    for job in stalled:
+        await manager.retry_job(job)
+    return len(stalled) + await sync_to_async(requeue)()
 
 
 @app.periodic(cron="41 3 * * *")

@@ -1,0 +1,544 @@
+"""The real stack on loopback, as separate processes, for end-to-end and fault tests.
+
+`Stack` starts, on free 127.0.0.1 ports:
+- a fresh PostgreSQL database on the shared server (created, `manage.py migrate`d,
+  dropped at the end), optionally behind a `TcpProxy` the test can cut;
+- a throwaway `redis-server` (its own port, no persistence) the test may stop;
+- the fakes at the outer boundary, as threads of the test process so the test
+  can read what they received and script their answers: FCM v1, the brand-name
+  SMS gateway and the VNPost carrier;
+- the ASGI server and the job worker, exactly the Procfile's `web` and `worker`
+  commands, as subprocesses wired to all of the above through the environment.
+
+Every wait is bounded; `close()` terminates then kills the processes, stops the
+fakes and drops the database even when the test failed half-way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psycopg
+
+from notifications.fake_fcm import FakeFcmServer, Outcome
+from tests.accounts.fake_sms_gateway import FakeGateway, running_gateway
+from tests.postal.fake_carrier import API_KEY as CARRIER_API_KEY
+from tests.postal.fake_carrier import FakeCarrier
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = ROOT / ".venv" / "bin"
+PG_ADMIN_URL = os.environ.get("E2E_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+WEBHOOK_SECRET = "e2e-webhook-secret"
+SMS_KEYS = {"api_key": "e2e-sms-key", "secret_key": "e2e-sms-secret", "brandname": "DVCONG"}
+# google-auth looks up a "regional access boundary" at a fixed Google host in a
+# background thread; send anything not on loopback into a closed local port.
+BLACKHOLE_PROXY = "http://127.0.0.1:9"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(
+    condition: Callable[[], Any], *, timeout: float, interval: float = 0.05, what: str = ""
+) -> Any:
+    """Poll `condition` until it returns something truthy; bounded in time."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+        except Exception as exc:  # a not-yet-ready service raises; keep polling
+            last_error = exc
+            value = None
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last error: {last_error})")
+
+
+def procfile_command(name: str) -> str:
+    for line in (ROOT / "Procfile").read_text(encoding="utf-8").splitlines():
+        key, _, command = line.partition(":")
+        if key.strip() == name:
+            return command.strip()
+    raise KeyError(name)
+
+
+# --- Fakes --------------------------------------------------------------------------
+
+
+class ScriptableFcm(FakeFcmServer):
+    """The fake FCM with switches for every token at once: an outage mode and a delay.
+
+    `outage` is a list of outcomes served in turn to every send while it is not
+    empty (e.g. 503s then 429s); `delay` holds each send before it is answered
+    (and before it counts as received, like a server that is slow to accept).
+    `in_flight` counts sends being held.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.outage: list[Outcome] = []
+        self.delay = 0.0
+        self.in_flight = 0
+        self._switch = threading.Lock()
+
+    def _next_outcome(self, token: str) -> Outcome:
+        with self._switch:
+            if self.outage:
+                return self.outage.pop(0)
+        return super()._next_outcome(token)
+
+    def _send(
+        self, project: str, authorization: str, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if self.delay:
+            with self._switch:
+                self.in_flight += 1
+            try:
+                time.sleep(self.delay)
+            finally:
+                with self._switch:
+                    self.in_flight -= 1
+        return super()._send(project, authorization, body)
+
+    def accepted(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [item["message"] for item in self.sent]
+
+
+# --- TCP proxy (to cut the database off) --------------------------------------------------
+
+
+class TcpProxy:
+    """Forwards 127.0.0.1:port to a target; `cut()` drops every connection and
+    swallows new ones without answering (a database that stops answering)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.listener = socket.socket()
+        self.listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(128)
+        self.port = int(self.listener.getsockname()[1])
+        self.open = threading.Event()
+        self.open.set()
+        self._stop = threading.Event()
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        self.listener.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                self._conns.append(client)
+            if not self.open.is_set():
+                continue  # held open, never answered, until cut() ends or close()
+            threading.Thread(target=self._pipe, args=(client,), daemon=True).start()
+
+    def _pipe(self, client: socket.socket) -> None:
+        try:
+            upstream = socket.create_connection(self.target, timeout=5)
+        except OSError:
+            client.close()
+            return
+        with self._lock:
+            self._conns.append(upstream)
+        pair = {client: upstream, upstream: client}
+        try:
+            while not self._stop.is_set() and self.open.is_set():
+                readable, _, _ = select.select(list(pair), [], [], 0.2)
+                for sock in readable:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    pair[sock].sendall(data)
+        except OSError:
+            return
+        finally:
+            for sock in pair:
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+    def cut(self) -> None:
+        self.open.clear()
+        self._drop_all()
+
+    def restore(self) -> None:
+        self._drop_all()  # the swallowed connections never got an answer: close them
+        self.open.set()
+
+    def _drop_all(self) -> None:
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for sock in conns:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._drop_all()
+        with contextlib.suppress(OSError):
+            self.listener.close()
+        self._thread.join(timeout=2)
+
+
+# --- Redis --------------------------------------------------------------------------------
+
+
+class RedisServer:
+    """A throwaway redis-server on its own port (no disk), stoppable and restartable."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        with (self.workdir / "redis.log").open("ab") as log:
+            self.process = self._popen(binary, log)
+        wait_until(self._pong, timeout=10, what="redis-server")
+
+    def _popen(self, binary: str, log: Any) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def _pong(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process)
+            self.process = None
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+# --- The stack -------------------------------------------------------------------------------
+
+
+class Stack:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        db_proxy: bool = False,
+        extra_env: dict[str, str] | None = None,
+        template: str | None = None,
+    ) -> None:
+        self.template = template
+        self.workdir = workdir
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.db_name = f"citizen_e2e_{secrets.token_hex(4)}"
+        self.db_proxy_wanted = db_proxy
+        self.extra_env = extra_env or {}
+        self.redis = RedisServer(workdir)
+        self.fcm = ScriptableFcm(project_id="citizen-e2e")
+        self.carrier = FakeCarrier()
+        self.sms: FakeGateway | None = None
+        self._sms_cm: Any = None
+        self.proxy: TcpProxy | None = None
+        self.web: subprocess.Popen[bytes] | None = None
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.web_port = free_port()
+        self.db_created = False
+        self.fakes_started = False
+        self.env: dict[str, str] = {}
+
+    # -- addresses --
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.web_port}"
+
+    def database_url(self, via_proxy: bool = False) -> str:
+        admin = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_URL)
+        host, port = admin.get("host", "127.0.0.1"), int(admin.get("port") or 5432)
+        if via_proxy:
+            assert self.proxy is not None
+            host, port = "127.0.0.1", self.proxy.port
+        user = admin.get("user", "postgres")
+        password = admin.get("password")
+        auth = f"{user}:{password}" if password else str(user)
+        return f"postgres://{auth}@{host}:{port}/{self.db_name}"
+
+    # -- lifecycle --
+    def start(self) -> Stack:
+        started = time.monotonic()
+        self._create_database()
+        if self.db_proxy_wanted:
+            admin = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_URL)
+            self.proxy = TcpProxy((admin.get("host", "127.0.0.1"), int(admin.get("port") or 5432)))
+        self.redis.start()
+        self.fcm.start()
+        self.carrier.start()
+        self.fakes_started = True
+        self._sms_cm = running_gateway(**SMS_KEYS)
+        self.sms = self._sms_cm.__enter__()
+        self.env = self._environment()
+        if self.template is None:
+            self.manage("migrate", "--noinput", timeout=180)
+            self.manage("load_demo", timeout=60)
+        self.start_web()
+        self.start_worker()
+        self.startup_seconds = time.monotonic() - started
+        return self
+
+    def _environment(self) -> dict[str, str]:
+        credentials = self.fcm.write_credentials(self.workdir / "fcm-service-account.json")
+        assert self.sms is not None
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("DJANGO_", "PYTEST", "TEST_DATABASE"))
+        }
+        env.update(
+            {
+                "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+                "PYTHONUNBUFFERED": "1",
+                "DATABASE_URL": self.database_url(via_proxy=self.proxy is not None),
+                "DATABASE_CONNECT_TIMEOUT": "2",
+                "REDIS_URL": self.redis.url,
+                "REDIS_SOCKET_TIMEOUT": "1",
+                "JOBS_INLINE": "0",
+                "DEBUG": "0",
+                "SECRET_KEY": secrets.token_urlsafe(50),
+                "OUTBOX_DIR": str(self.workdir / "outbox"),
+                "MEDIA_ROOT": str(self.workdir / "media"),
+                "LOG_LEVEL": "WARNING",
+                "SMS_BACKEND": "http",
+                "SMS_HTTP_URL": self.sms.url,
+                "SMS_API_KEY": SMS_KEYS["api_key"],
+                "SMS_SECRET_KEY": SMS_KEYS["secret_key"],
+                "SMS_BRANDNAME": SMS_KEYS["brandname"],
+                "SMS_HTTP_TIMEOUT_SECONDS": "5",
+                "PUSH_BACKEND": "fcm",
+                "FCM_CREDENTIALS_FILE": str(credentials),
+                "FCM_API_BASE": self.fcm.base_url,
+                "FCM_TIMEOUT_SECONDS": "10",
+                "NOTIFICATIONS_QUIET_START": "00:00",
+                "NOTIFICATIONS_QUIET_END": "00:00",
+                "POSTAL_VNPOST_BASE_URL": self.carrier.url,
+                "POSTAL_VNPOST_API_KEY": CARRIER_API_KEY,
+                "POSTAL_VNPOST_WEBHOOK_SECRET": WEBHOOK_SECRET,
+                "POSTAL_VNPOST_TIMEOUT_SECONDS": "5",
+                "HTTP_PROXY": BLACKHOLE_PROXY,
+                "HTTPS_PROXY": BLACKHOLE_PROXY,
+                "NO_PROXY": "127.0.0.1,localhost",
+                "WORKER_CONCURRENCY": "4",
+                "FORWARDED_ALLOW_IPS": "127.0.0.1",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def manage(self, *args: str, timeout: float = 60, input: str | None = None) -> str:
+        result = subprocess.run(
+            [str(VENV_BIN / "python"), "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr[-3000:]}")
+        return result.stdout
+
+    def python(self, code: str, timeout: float = 60) -> str:
+        """Run Django code against the stack's database (as an operator would)."""
+        return self.manage("shell", "-c", code, timeout=timeout)
+
+    def _spawn(self, name: str, extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        command = procfile_command(name)
+        env = {**self.env, **(extra or {})}
+        # `exec` keeps the process id ours, so signals reach the server itself.
+        with (self.workdir / f"{name}.log").open("ab") as log:
+            return subprocess.Popen(
+                ["/bin/sh", "-c", f"exec {command}"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def start_web(self) -> None:
+        self.web = self._spawn("web", {"PORT": str(self.web_port)})
+        wait_until(self._ready, timeout=30, interval=0.1, what="web /readyz")
+
+    def _ready(self) -> bool:
+        assert self.web is not None
+        if self.web.poll() is not None:
+            raise RuntimeError(f"web exited: {self.log_tail('web')}")
+        return httpx.get(f"{self.base_url}/readyz", timeout=2).status_code == 200
+
+    def start_worker(self) -> None:
+        self.worker = self._spawn("worker")
+        wait_until(self._worker_alive, timeout=30, interval=0.1, what="worker heartbeat")
+
+    def _worker_alive(self) -> bool:
+        assert self.worker is not None
+        if self.worker.poll() is not None:
+            raise RuntimeError(f"worker exited: {self.log_tail('worker')}")
+        rows = self.sql(
+            "SELECT count(*) FROM procrastinate_workers "
+            "WHERE last_heartbeat > now() - interval '10 seconds'"
+        )
+        return bool(rows[0][0])
+
+    def kill_worker(self) -> None:
+        assert self.worker is not None
+        self.worker.send_signal(signal.SIGKILL)
+        self.worker.wait(timeout=10)
+
+    def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Read or change the stack's database directly (checks; never app logic)."""
+        with psycopg.connect(self.database_url(), connect_timeout=5, autocommit=True) as conn:
+            cursor = conn.execute(query, params)
+            return list(cursor.fetchall()) if cursor.description else []
+
+    def log_tail(self, name: str, chars: int = 4000) -> str:
+        path = self.workdir / f"{name}.log"
+        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+    def _create_database(self) -> None:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+            if self.template:
+                conn.execute(f'CREATE DATABASE "{self.db_name}" TEMPLATE "{self.template}"')
+            else:
+                conn.execute(f'CREATE DATABASE "{self.db_name}"')
+        self.db_created = True
+
+    def close(self) -> None:
+        for process in (self.web, self.worker):
+            if process is not None:
+                with contextlib.suppress(Exception):
+                    stop_process(process)
+        with contextlib.suppress(Exception):
+            self.redis.stop()
+        if self.proxy is not None:
+            with contextlib.suppress(Exception):
+                self.proxy.close()
+        if self.fakes_started:  # shutdown() of a server that never served would block
+            with contextlib.suppress(Exception):
+                self.fcm.stop()
+            with contextlib.suppress(Exception):
+                self.carrier.stop()
+        else:
+            self.fcm._httpd.server_close()
+            self.carrier.server.server_close()
+        if self._sms_cm is not None:
+            with contextlib.suppress(Exception):
+                self._sms_cm.__exit__(None, None, None)
+        if self.db_created:
+            with (
+                contextlib.suppress(Exception),
+                psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn,
+            ):
+                conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+
+    def dump_logs(self) -> str:
+        return "\n".join(
+            f"--- {name}.log ---\n{self.log_tail(name)}" for name in ("web", "worker", "redis")
+        )
+
+
+@contextlib.contextmanager
+def migrated_template(workdir: Path) -> Iterator[str]:
+    """A database migrated with `manage.py migrate` and loaded with the demo catalogue,
+    copied (CREATE DATABASE ... TEMPLATE) by each stack of the session; dropped after."""
+    name = f"citizen_e2e_tpl_{secrets.token_hex(4)}"
+    stack = Stack(workdir)
+    stack.db_name = name
+    try:
+        stack._create_database()
+        stack.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "TEST_DATA"))},
+            "DATABASE_URL": stack.database_url(),
+            "JOBS_INLINE": "0",
+            "REDIS_URL": "",
+            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
+        stack.manage("migrate", "--noinput", timeout=180)
+        stack.manage("load_demo", timeout=60)
+        yield name
+    finally:
+        stack.close()
+
+
+@contextlib.contextmanager
+def running_stack(workdir: Path, **kwargs: Any) -> Iterator[Stack]:
+    stack = Stack(workdir, **kwargs)
+    try:
+        stack.start()
+        yield stack
+    except BaseException:
+        sys.stderr.write(stack.dump_logs())
+        raise
+    finally:
+        stack.close()

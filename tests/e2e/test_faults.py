@@ -1,0 +1,266 @@
+"""Faults on the real stack: FCM outages, a killed worker, Redis down, database cut off.
+
+Each test starts its own stack (a copy of the migrated template database, its
+own Redis, fakes and processes) so a fault never leaks into another test.
+"""
+
+from __future__ import annotations
+
+import collections
+from pathlib import Path
+
+import httpx
+import pytest
+
+from notifications.fake_fcm import Outcome
+from tests.e2e.clients import (
+    AGENCY_CODE,
+    PASSWORD,
+    Agency,
+    EventStream,
+    MobileApp,
+    draft,
+    pushes_to,
+    register_device,
+    second_device,
+    sign_up,
+    sms_code,
+    submitted,
+)
+from tests.e2e.stack import Stack, running_stack, wait_until
+
+pytestmark = pytest.mark.e2e
+
+PHONE = "+84987650002"
+TOKEN = "fcm-e2e-faults-" + "y" * 40
+FAST_RETRIES = {
+    "PUSH_RETRY_BASE_SECONDS": "1",
+    "PUSH_RETRY_MAX_SECONDS": "2",
+    "PUSH_QUOTA_MIN_WAIT_SECONDS": "1",
+}
+
+
+def delivery_states(stack: Stack) -> list[tuple[str, int]]:
+    return [
+        (state, attempts)
+        for state, attempts in stack.sql(
+            "SELECT state, attempts FROM notifications_delivery ORDER BY id"
+        )
+    ]
+
+
+def send_jobs_open(stack: Stack) -> int:
+    rows = stack.sql(
+        "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'notifications.send_pushes' "
+        "AND status IN ('todo', 'doing')"
+    )
+    return int(rows[0][0])
+
+
+def all_delivered(stack: Stack, count: int) -> bool:
+    states = delivery_states(stack)
+    return (
+        len(states) == count
+        and all(state == "delivered" for state, _ in states)
+        and send_jobs_open(stack) == 0
+    )
+
+
+def verified_at(stack: Stack, phone: str) -> list[tuple[object, ...]]:
+    return stack.sql("SELECT phone_verified_at FROM accounts_user WHERE phone = %s", (phone,))
+
+
+def accept_all(agency: Agency, codes: list[str]) -> None:
+    for code in codes:
+        response = agency.post(f"/api/v1/agency/dossiers/{code}/accept", {})
+        assert response.status_code == 200, response.text
+
+
+def test_pushes_arrive_once_after_fcm_answers_503_then_429(
+    tmp_path: Path, e2e_template: str
+) -> None:
+    with running_stack(tmp_path, template=e2e_template, extra_env=FAST_RETRIES) as stack:
+        app = sign_up(stack, PHONE)
+        register_device(app, TOKEN)
+        agency = Agency(stack, AGENCY_CODE)
+        dossiers = [submitted(app) for _ in range(3)]
+        stack.fcm.outage = [Outcome("UNAVAILABLE")] * 4 + [
+            Outcome("QUOTA_EXCEEDED", retry_after=2)
+        ] * 2
+
+        accept_all(agency, [code for _, code in dossiers])
+
+        wait_until(lambda: all_delivered(stack, 3), timeout=90, interval=0.2, what="deliveries")
+        pushes = pushes_to(stack, TOKEN)
+        assert sorted(p["data"]["dossier_id"] for p in pushes) == sorted(d for d, _ in dossiers)
+        assert {p["data"]["type"] for p in pushes} == {"dossier.accepted"}
+        assert collections.Counter(stack.fcm.attempts_for(TOKEN)) == {
+            "ok": 3,
+            "UNAVAILABLE": 4,
+            "QUOTA_EXCEEDED": 2,
+        }
+        assert sum(attempts for _, attempts in delivery_states(stack)) == 9
+        agency.close()
+        app.close()
+
+
+def test_worker_killed_mid_batch_every_push_arrives_once_after_restart(
+    tmp_path: Path, e2e_template: str
+) -> None:
+    env = {
+        **FAST_RETRIES,
+        "FCM_CONCURRENCY": "2",  # a batch of 8 goes out in 4 slices of 2
+        "PUSH_CLAIM_LEASE_SECONDS": "3",
+        "PUSH_RECOVERY_CRON": "* * * * * */2",
+        "PUSH_STALLED_JOB_SECONDS": "5",
+        "SMS_RESEND_SECONDS": "0",
+        "SMS_PER_NUMBER_PER_HOUR": "50",
+    }
+    with running_stack(tmp_path, template=e2e_template, extra_env=env) as stack:
+        app = sign_up(stack, PHONE)
+        tokens = [f"{TOKEN}-{n}" for n in range(8)]
+        phones = [app] + [second_device(stack, PHONE) for _ in tokens[1:]]
+        for phone, token in zip(phones, tokens, strict=True):
+            register_device(phone, token)
+        agency = Agency(stack, AGENCY_CODE)
+        dossier_id, code = submitted(app)
+        stack.fcm.delay = 1.0  # slow enough for the kill to land while a slice is in flight
+
+        accept_all(agency, [code])
+        wait_until(
+            lambda: stack.fcm.in_flight == 2 and len(stack.fcm.accepted()) == 2,
+            timeout=30,
+            interval=0.01,
+            what="the second slice in flight",
+        )
+        stack.kill_worker()
+        stack.start_worker()
+
+        def settled() -> bool:
+            states = collections.Counter(state for state, _ in delivery_states(stack))
+            return states == {"delivered": 6, "sending": 2}
+
+        wait_until(settled, timeout=60, interval=0.2, what="the restarted worker")
+        wait_until(lambda: stack.fcm.in_flight == 0, timeout=10, what="quiet FCM")
+        received = collections.Counter(m["token"] for m in stack.fcm.accepted())
+        assert received == dict.fromkeys(tokens, 1)
+        assert {m["data"]["dossier_id"] for m in stack.fcm.accepted()} == {dossier_id}
+        agency.close()
+        for phone in phones:
+            phone.close()
+
+
+def test_redis_down_rest_keeps_working_otp_fails_closed_and_the_socket_resumes(
+    tmp_path: Path, e2e_template: str
+) -> None:
+    with running_stack(tmp_path, template=e2e_template) as stack:
+        app = sign_up(stack, PHONE)
+        stream = EventStream(app)
+        stream.open()
+        first_id, first_code = submitted(app)
+        stream.wait_for("dossier.submitted")
+        second_id = draft(app)
+        agency = Agency(stack, AGENCY_CODE)
+        newcomer = MobileApp(stack)
+        other_phone = "+84987650003"
+        started = newcomer.post(
+            "/api/v1/auth/register",
+            {"phone": other_phone, "full_name": "Phạm Thị Thu", "password": PASSWORD},
+        )
+        assert started.status_code == 202, started.text
+        challenge = {
+            "challenge_id": started.json()["challenge_id"],
+            "code": sms_code(stack, other_phone),
+        } | newcomer.device()
+
+        stack.redis.stop()
+
+        assert app.get("/api/v1/auth/me").status_code == 200
+        assert app.get(f"/api/v1/dossiers/{second_id}").json()["status"] == 0
+        response = app.post(f"/api/v1/dossiers/{second_id}/submit")
+        assert response.status_code == 200, response.text
+        assert app.get(f"/api/v1/dossiers/{second_id}").json()["status"] == 1
+        accepted = agency.post(f"/api/v1/agency/dossiers/{first_code}/accept", {})
+        assert accepted.status_code == 200, accepted.text
+        refused = newcomer.post("/api/v1/auth/register/verify", challenge)
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["code"] == "service_unavailable"
+        assert verified_at(stack, other_phone) == [(None,)]
+
+        stack.redis.start()
+
+        logged = stack.sql(
+            "SELECT id, type, dossier_id::text FROM tracking_dossierevent "
+            "WHERE dossier_id IN (%s, %s) ORDER BY id",
+            (first_id, second_id),
+        )
+        # The app reconnects as the guide says (new ticket, last event id, retried with
+        # a pause on failure); nothing is lost, nothing repeated.
+        stream.reconnect()
+        stream.wait_for("dossier.accepted")
+        assert [(e["id"], e["event_type"], e["dossier_id"]) for e in stream.events()] == [
+            (event_id, kind, dossier) for event_id, kind, dossier in logged
+        ]
+        stream.close()
+        assert [kind for _, kind, _ in logged] == [
+            "dossier.submitted",
+            "dossier.submitted",
+            "dossier.accepted",
+        ]
+        verified = wait_until(
+            lambda: (
+                (r := newcomer.post("/api/v1/auth/register/verify", challenge)).status_code != 503
+                and r
+            ),
+            timeout=20,
+            what="OTP verification after Redis is back",
+        )
+        assert verified.status_code == 201, verified.text
+        assert verified_at(stack, other_phone)[0][0] is not None
+        for client in (app, newcomer, agency):
+            client.close()
+
+
+def test_database_unreachable_answers_503_without_hanging_and_recovers(
+    tmp_path: Path, e2e_template: str
+) -> None:
+    with running_stack(tmp_path, template=e2e_template, db_proxy=True) as stack:
+        assert stack.proxy is not None
+        app = sign_up(stack, PHONE)
+        register_device(app, TOKEN)
+        agency = Agency(stack, AGENCY_CODE)
+        dossier_id = draft(app)
+        # Every request must end well before this: a hang would raise ReadTimeout.
+        app.http.timeout = httpx.Timeout(8)
+
+        stack.proxy.cut()
+
+        for path in ("/api/v1/auth/me", f"/api/v1/dossiers/{dossier_id}"):
+            response = app.get(path)
+            assert response.status_code == 503, response.text
+            assert response.json()["code"] == "database_unavailable"
+        submit = app.post(f"/api/v1/dossiers/{dossier_id}/submit")
+        assert submit.status_code == 503, submit.text
+        assert httpx.get(f"{stack.base_url}/readyz", timeout=8).status_code == 503
+
+        stack.proxy.restore()
+
+        wait_until(
+            lambda: app.get("/api/v1/auth/me").status_code == 200,
+            timeout=30,
+            what="the API after the database is back",
+        )
+        submitted_now = app.post(f"/api/v1/dossiers/{dossier_id}/submit")
+        assert submitted_now.status_code == 200, submitted_now.text
+        code = submitted_now.json()["code"]
+        # procrastinate's worker stops once it has lost its LISTEN connection (it exits
+        # when it can reach the database again to unregister): its supervisor restarts it.
+        assert stack.worker is not None
+        wait_until(lambda: stack.worker.poll() is not None, timeout=30, what="the worker to stop")
+        stack.start_worker()  # what the supervisor does (Procfile platforms, systemd)
+        accept_all(agency, [code])
+        # The worker found its way back to the database too: the push goes out.
+        wait_until(lambda: pushes_to(stack, TOKEN), timeout=60, what="the push after recovery")
+        assert [p["data"]["dossier_code"] for p in pushes_to(stack, TOKEN)] == [code]
+        agency.close()
+        app.close()

@@ -1,0 +1,94 @@
+"""A worker that dies mid-batch: claimed rows come back, rows handed to FCM never do."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from notifications.delivery import _claim, _hand_to_fcm, recover_pushes, send_pushes
+from notifications.models import Delivery
+from tests.factories import make_user
+from tests.notifications.conftest import notify, register, send_all, todo_jobs
+
+pytestmark = pytest.mark.django_db
+
+SEND_JOB = "notifications.send_pushes"
+
+
+def test_a_claim_with_a_live_lease_is_not_taken_by_another_job(fcm) -> None:
+    user = make_user()
+    register(user, "tok-lease-live")
+    notification = notify(user, "dossier.accepted")
+    ids = list(notification.deliveries.values_list("pk", flat=True))
+    assert [row.pk for row in _claim(ids, "a" * 32)] == ids
+
+    assert send_pushes(ids) == 0
+    assert fcm.attempts == []
+    assert Delivery.objects.get(pk=ids[0]).claim_token == "a" * 32
+
+
+def test_an_expired_claim_is_requeued_and_sent_once(fcm, settings) -> None:
+    settings.PUSH_CLAIM_LEASE_SECONDS = 300
+    user = make_user()
+    register(user, "tok-lease-dead")
+    notification = notify(user, "dossier.accepted")
+    ids = list(notification.deliveries.values_list("pk", flat=True))
+    _claim(ids, "b" * 32)  # ...and the worker died before handing them to FCM
+    before = len(todo_jobs(SEND_JOB))
+    assert recover_pushes() == 0  # lease still running: nothing to recover
+
+    Delivery.objects.filter(pk__in=ids).update(
+        claimed_until=timezone.now() - dt.timedelta(seconds=1)
+    )
+    assert recover_pushes() == 1
+
+    assert [job["args"]["delivery_ids"] for job in todo_jobs(SEND_JOB)[before:]] == [ids]
+    assert Delivery.objects.get(pk=ids[0]).claim_token == ""
+    assert send_all(notification) == 1
+    assert send_all(notification) == 0
+    assert len(fcm.sent_to("tok-lease-dead")) == 1
+
+
+def test_a_job_whose_claim_was_taken_over_does_not_send(fcm) -> None:
+    user = make_user()
+    register(user, "tok-lease-over")
+    notification = notify(user, "dossier.accepted")
+    ids = list(notification.deliveries.values_list("pk", flat=True))
+    old = _claim(ids, "c" * 32)
+    Delivery.objects.filter(pk__in=ids).update(claimed_until=timezone.now())
+    assert [row.pk for row in _claim(ids, "d" * 32)] == ids  # the lease passed: taken over
+
+    assert _hand_to_fcm(old, "c" * 32) == []
+    assert [row.pk for row in _hand_to_fcm(old, "d" * 32)] == ids
+    assert Delivery.objects.get(pk=ids[0]).state == Delivery.State.SENDING
+
+
+def test_rows_handed_to_fcm_are_never_recovered(fcm) -> None:
+    user = make_user()
+    register(user, "tok-lease-wire")
+    notification = notify(user, "dossier.accepted")
+    ids = list(notification.deliveries.values_list("pk", flat=True))
+    rows = _claim(ids, "e" * 32)
+    _hand_to_fcm(rows, "e" * 32)  # ...and the worker died waiting for FCM's answer
+
+    assert recover_pushes() == 0
+    assert send_all(notification) == 0
+    assert fcm.attempts == []
+
+
+def test_a_slice_throttled_by_fcm_gives_the_rest_of_the_batch_back(fcm, settings) -> None:
+    settings.FCM_CONCURRENCY = 1
+    user = make_user()
+    register(user, "tok-slice-1")
+    register(user, "tok-slice-2")
+    fcm.script("tok-slice-1", "QUOTA_EXCEEDED")
+    notification = notify(user, "dossier.accepted")
+
+    assert send_all(notification) == 1
+
+    second = Delivery.objects.get(notification=notification, device__token="tok-slice-2")
+    assert (second.state, second.attempts, second.claim_token) == (Delivery.State.CREATED, 0, "")
+    assert fcm.attempts_for("tok-slice-2") == []
+    assert [job["args"]["delivery_ids"] for job in todo_jobs(SEND_JOB)][-1] == [second.pk]
