@@ -188,7 +188,10 @@ def _release(ids: list[int], token: str, not_before: dt.datetime) -> None:
                 pk__in=ids, claim_token=token, state__in=Delivery.CLAIMABLE
             ).values_list("pk", flat=True)
         )
-        Delivery.objects.filter(pk__in=mine).update(claim_token="", claimed_until=None)
+        Delivery.objects.filter(pk__in=mine).update(
+            claim_token="",  # nosec B106 # releasing a job's claim, not a password
+            claimed_until=None,
+        )
         if mine:
             queue_deliveries(mine, not_before=not_before)
 
@@ -202,7 +205,10 @@ def recover_pushes() -> int:
             .filter(state__in=Delivery.CLAIMABLE, claimed_until__lt=now)
             .values_list("pk", flat=True)
         )
-        Delivery.objects.filter(pk__in=ids).update(claim_token="", claimed_until=None)
+        Delivery.objects.filter(pk__in=ids).update(
+            claim_token="",  # nosec B106 # releasing a job's claim, not a password
+            claimed_until=None,
+        )
         if ids:
             logger.warning("requeueing %s push deliveries of a stopped worker", len(ids))
             queue_deliveries(ids)
