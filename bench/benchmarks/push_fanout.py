@@ -21,6 +21,6 @@ from bench.harness import Context, NotAvailable, Result
 
 def run(ctx: Context) -> list[Result]:
     raise NotAvailable(
-        "push notifications (notifications/, the fake FCM server) are not merged in this "
-        "branch yet; to add in bench/benchmarks/push_fanout.py"
+        "not written yet: needs the worker run against the fake FCM server "
+        "(notifications.fake_fcm) with google-auth redirected as in the tests"
     )

@@ -17,6 +17,5 @@ from bench.harness import Context, NotAvailable, Result
 
 def run(ctx: Context) -> list[Result]:
     raise NotAvailable(
-        "push notifications (notifications/, the fake FCM server) are not merged in this "
-        "branch yet; to add in bench/benchmarks/push_faults.py"
+        "not written yet: the fan-out benchmark with 5 % 429/503 answers from the fake FCM server"
     )
