@@ -1,15 +1,12 @@
 """The procedure catalogue: search text without diacritics, lookups, localised texts.
 
 Citizens type "khai sinh" or "khai sinh" with its marks, "dang ky" or "Đăng ký":
-both the stored `Procedure.search_text` and the query go through `normalise`,
+both the stored `Procedure.search_text` and the query go through `backend.text.fold`,
 so a plain substring match finds either spelling. `search_text` is written by
 the catalogue loader and the admin (`refresh_search_text`), never by `save()`.
 """
 
 from __future__ import annotations
-
-import re
-import unicodedata
 
 from django.conf import settings
 from django.db.models import Q, QuerySet
@@ -17,23 +14,13 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from backend.errors import NotFound
+from backend.text import fold
 from dossiers.models import Agency, Procedure
-
-_SPACES = re.compile(r"\s+")
-
-
-def normalise(text: str) -> str:
-    """Lower-case text without Vietnamese diacritics: "Đăng ký" -> "dang ky"."""
-    decomposed = unicodedata.normalize("NFD", text)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    # đ/Đ is a letter of its own, not d plus a mark: NFD leaves it alone.
-    stripped = stripped.replace("đ", "d").replace("Đ", "D")
-    return _SPACES.sub(" ", stripped.lower()).strip()
 
 
 def search_text_for(procedure: Procedure) -> str:
     parts = [procedure.code, procedure.name, procedure.name_en, procedure.field, procedure.field_en]
-    return normalise(" ".join(part for part in parts if part))
+    return fold(" ".join(part for part in parts if part))
 
 
 def refresh_search_text(procedure: Procedure) -> None:
@@ -44,7 +31,7 @@ def refresh_search_text(procedure: Procedure) -> None:
 
 def search_procedures(queryset: QuerySet[Procedure], query: str) -> QuerySet[Procedure]:
     """Procedures whose search text contains every word of `query`."""
-    for word in normalise(query).split(" "):
+    for word in fold(query).split(" "):
         if word:
             queryset = queryset.filter(search_text__contains=word)
     return queryset

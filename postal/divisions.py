@@ -12,10 +12,11 @@ converted: the app asks for the new commune.
 from __future__ import annotations
 
 import functools
-import unicodedata
 from dataclasses import dataclass
 
 from vietnam_provinces import Province, Ward
+
+from backend.text import fold
 
 
 @dataclass(frozen=True)
@@ -33,13 +34,6 @@ class CommuneUnit:
     division_type: str
     province_code: str
     search_key: str
-
-
-def fold(text: str) -> str:
-    """Lower case without diacritics ("Đắk Lắk" -> "dak lak"), spaces collapsed."""
-    decomposed = unicodedata.normalize("NFD", text.lower().replace("đ", "d").replace("Đ", "d"))
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(stripped.split())
 
 
 def province_code(value: int) -> str:

@@ -8,9 +8,10 @@ import pytest
 from django.contrib.admin.sites import AdminSite
 from django.test import RequestFactory
 
+from backend.text import fold
 from dossiers import demo
 from dossiers.admin import ProcedureAdmin, ProcedureForm
-from dossiers.catalogue import normalise, refresh_search_text
+from dossiers.catalogue import refresh_search_text
 from dossiers.form_spec import check_spec
 from dossiers.models import Agency, Procedure
 from tests.conftest import ApiClient
@@ -32,7 +33,7 @@ URL = "/api/v1/catalogue"
     ],
 )
 def test_normalise_strips_diacritics_and_case(text: str, expected: str) -> None:
-    assert normalise(text) == expected
+    assert fold(text) == expected
 
 
 @pytest.fixture
