@@ -32,7 +32,7 @@ run: migrate
 	$(VENV)/bin/uvicorn backend.asgi:application --host $(HOST) --port $(PORT) --lifespan off
 
 worker: install
-	$(PY) manage.py procrastinate worker
+	$(PY) manage.py worker
 
 test: install
 	bash scripts/ensure-services.sh

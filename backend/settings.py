@@ -292,6 +292,10 @@ LOGGING = {
 # --- Job queue (procrastinate) ----------------------------------------------------
 PROCRASTINATE_AUTODISCOVER_MODULE_NAME = "tasks"
 PROCRASTINATE_READONLY_MODELS = True
+# `manage.py worker` (the Procfile's worker): jobs run at once, and how long it may
+# take to wind down after it lost its database before it exits anyway (status 1).
+WORKER_CONCURRENCY = envint("WORKER_CONCURRENCY", 8)
+WORKER_EXIT_TIMEOUT_SECONDS = envint("WORKER_EXIT_TIMEOUT_SECONDS", 15)
 
 # --- Production guard rails -------------------------------------------------------
 if PRODUCTION:
