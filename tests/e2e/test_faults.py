@@ -277,7 +277,14 @@ def test_database_unreachable_answers_503_without_hanging_and_recovers(
         )
         assert jobs, "no job was deferred"
         assert {(status, attempts) for _, status, attempts in jobs} == {("succeeded", 1)}
-        assert stack.worker is not None
-        assert stack.worker.poll() is None
+        # Asked to stop (SIGTERM, as a supervisor or a deploy does), it exits with 0
+        # and the supervisor leaves it down.
+        worker = stack.worker
+        assert worker is not None
+        assert worker.poll() is None
+        worker.terminate()
+        assert worker.wait(timeout=30) == 0
+        wait_until(lambda: stack.worker_exits[-1] == 0, timeout=10, what="the supervisor")
+        assert stack.worker is worker
         agency.close()
         app.close()
