@@ -7,7 +7,7 @@ never loses its push, and a rolled-back one never sends one.
 
 On the embedded default (SQLite, JOBS_INLINE=1) there is no queue: the job runs
 in the web process once the surrounding transaction commits. Periodic jobs do
-not run there: `python manage.py procrastinate worker` needs PostgreSQL.
+not run there: `python manage.py worker` needs PostgreSQL.
 """
 
 from __future__ import annotations

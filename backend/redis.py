@@ -15,6 +15,7 @@ def _client(url: str, timeout: float) -> redis.Redis:
         socket_connect_timeout=timeout,
         socket_timeout=timeout,
         health_check_interval=30,
+        retry=settings.REDIS_RETRY,  # a fresh connection after Redis dropped ours
     )
 
 

@@ -14,6 +14,10 @@ from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -168,6 +172,13 @@ USE_TZ = True
 REDIS_URL = env("REDIS_URL")
 REDIS_SOCKET_TIMEOUT = float(env("REDIS_SOCKET_TIMEOUT", "2"))
 CACHE_KEY_PREFIX = env("CACHE_KEY_PREFIX", "cb")
+# A pooled connection that Redis dropped (a restart, a failover, an idle timeout)
+# fails its next command: try it again on a fresh connection, right away. Only on
+# connection errors, where the command did not run: a timeout may have run it.
+# redis-py retries nothing when handed options for a pool (Django's cache, the
+# channel layer, Redis.from_url), whatever the Redis() default says.
+REDIS_RETRIES = envint("REDIS_RETRIES", 1)
+REDIS_RETRY = Retry(NoBackoff(), REDIS_RETRIES, supported_errors=(RedisConnectionError,))
 if REDIS_URL:
     CACHES = {
         "default": {
@@ -177,6 +188,7 @@ if REDIS_URL:
             "OPTIONS": {
                 "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
                 "socket_timeout": REDIS_SOCKET_TIMEOUT,
+                "retry": REDIS_RETRY,
             },
         }
     }
@@ -191,6 +203,10 @@ if REDIS_URL:
                         "address": REDIS_URL,
                         "socket_timeout": 15,
                         "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+                        # The layer's connections are asyncio ones: an asyncio Retry.
+                        "retry": AsyncRetry(
+                            NoBackoff(), REDIS_RETRIES, supported_errors=(RedisConnectionError,)
+                        ),
                     }
                 ],
                 "prefix": f"{CACHE_KEY_PREFIX}:asgi",
@@ -292,6 +308,10 @@ LOGGING = {
 # --- Job queue (procrastinate) ----------------------------------------------------
 PROCRASTINATE_AUTODISCOVER_MODULE_NAME = "tasks"
 PROCRASTINATE_READONLY_MODELS = True
+# `manage.py worker` (the Procfile's worker): jobs run at once, and how long it may
+# take to wind down after it lost its database before it exits anyway (status 1).
+WORKER_CONCURRENCY = envint("WORKER_CONCURRENCY", 8)
+WORKER_EXIT_TIMEOUT_SECONDS = envint("WORKER_EXIT_TIMEOUT_SECONDS", 15)
 
 # --- Production guard rails -------------------------------------------------------
 if PRODUCTION:

@@ -304,6 +304,9 @@ class Stack:
         self.db_created = False
         self.fakes_started = False
         self.env: dict[str, str] = {}
+        self.worker_exits: list[int] = []
+        self._supervisor: threading.Thread | None = None
+        self._closing = threading.Event()
 
     # -- addresses --
     @property
@@ -441,10 +444,36 @@ class Stack:
         self.worker = self._spawn("worker")
         wait_until(self._worker_alive, timeout=30, interval=0.1, what="worker heartbeat")
 
+    def supervise_worker(self, restart_delay: float = 1.0) -> None:
+        """Restart the worker whenever it exits with a failure status, as a supervisor
+        set to restart on failure does (systemd `Restart=on-failure`); a worker that
+        exits with status 0 stays down. Exit statuses are kept in `worker_exits`."""
+        self._supervisor = threading.Thread(
+            target=self._supervise, args=(restart_delay,), daemon=True
+        )
+        self._supervisor.start()
+
+    def _supervise(self, restart_delay: float) -> None:
+        while not self._closing.wait(0.1):
+            worker = self.worker
+            if worker is None or (status := worker.poll()) is None:
+                continue
+            self.worker_exits.append(status)
+            if status == 0 or self._closing.wait(restart_delay):
+                return
+            self.worker = self._spawn("worker")
+
+    def worker_running(self) -> bool:
+        """The current worker process is up and beating (after a restart too)."""
+        return self.worker is not None and self.worker.poll() is None and self._heartbeat()
+
     def _worker_alive(self) -> bool:
         assert self.worker is not None
         if self.worker.poll() is not None:
             raise RuntimeError(f"worker exited: {self.log_tail('worker')}")
+        return self._heartbeat()
+
+    def _heartbeat(self) -> bool:
         rows = self.sql(
             "SELECT count(*) FROM procrastinate_workers "
             "WHERE last_heartbeat > now() - interval '10 seconds'"
@@ -454,7 +483,8 @@ class Stack:
     def kill_worker(self) -> None:
         assert self.worker is not None
         self.worker.send_signal(signal.SIGKILL)
-        self.worker.wait(timeout=10)
+        if self._supervisor is None:
+            self.worker.wait(timeout=10)
 
     def sql(self, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Read or change the stack's database directly (checks; never app logic)."""
@@ -475,6 +505,9 @@ class Stack:
         self.db_created = True
 
     def close(self) -> None:
+        self._closing.set()
+        if self._supervisor is not None:
+            self._supervisor.join(timeout=5)
         for process in (self.web, self.worker):
             if process is not None:
                 with contextlib.suppress(Exception):

@@ -42,6 +42,13 @@ def _free_port() -> int:
 
 @pytest.fixture
 def server(realtime_settings: Any) -> Iterator[str]:
+    with running_server() as address:
+        yield address
+
+
+@contextlib.contextmanager
+def running_server() -> Iterator[str]:
+    """uvicorn serving the app in a thread; its `host:port`."""
     # A fresh channel layer per server: one layer instance serves one event loop.
     channel_layers.backends.clear()
     port = _free_port()

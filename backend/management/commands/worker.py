@@ -1,0 +1,164 @@
+"""Run the job worker so that a supervisor can keep it alive (the Procfile's `worker`).
+
+procrastinate's own `manage.py procrastinate worker` (3.x) stops by itself when one of
+its database tasks fails (the LISTEN connection, the heartbeat): it then waits for the
+database to come back to unregister, and exits with status 0, which a supervisor that
+restarts on failure takes for a deliberate stop. This command runs the same worker and
+exits with status 0 only when it was asked to stop (SIGTERM, SIGINT). When the worker
+stops by itself, or fails, it logs why and exits with status 1, within
+WORKER_EXIT_TIMEOUT_SECONDS even if the database never answers: a supervisor (systemd
+`Restart=always`, Procfile platforms) starts it again, and a worker started while the
+database is unreachable fails too, so it keeps being restarted until the database is
+back. Leaving while jobs run is no worse than a crash: their rows stay `doing` and the
+recovery job retries them (notifications.tasks.recover_pushes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from procrastinate import worker as procrastinate_worker
+from procrastinate.contrib.django import app as django_app
+from procrastinate.contrib.django import django_connector
+
+logger = logging.getLogger("backend.worker")
+
+EXIT_FAILURE = 1
+
+
+def describe(exc: BaseException) -> str:
+    """The innermost cause of `exc`, as `Class: first line` (no parameters, no DSN).
+
+    psycopg's messages name the host and port, never the password."""
+    while exc.__cause__ is not None or exc.__context__ is not None:
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    first_line = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+    return f"{type(exc).__name__}: {first_line[:200]}" if first_line else type(exc).__name__
+
+
+class _SideTaskFailures(logging.Handler):
+    """Keeps why procrastinate stopped its worker: the failure of a side task (listener,
+    heartbeat, periodic deferrer), which it logs with the action `side_task_failed`."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.ERROR)
+        self.reasons: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if getattr(record, "action", None) != "side_task_failed":
+            return
+        task = getattr(record, "task_name", "a side task")
+        cause = describe(record.exc_info[1]) if record.exc_info and record.exc_info[1] else ""
+        self.reasons.append(f"its {task} task failed ({cause})" if cause else f"{task} failed")
+
+
+class SupervisedWorker(procrastinate_worker.Worker):
+    """procrastinate's worker, telling a stop it was asked for from one it chose."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(install_signal_handlers=False, **kwargs)
+        self.signalled = False
+        self.stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        super().stop()
+        self.stopping.set()
+
+    def on_signal(self) -> None:
+        self.signalled = True
+        self.stop()
+
+
+def _exit_now(reason: str) -> None:
+    # A job thread blocked on a dead connection would keep the interpreter from
+    # exiting: past the deadline, leave the way a crash would (status 1).
+    logger.error("worker: did not stop in time (%s); exiting now with status 1", reason)
+    logging.shutdown()
+    os._exit(EXIT_FAILURE)
+
+
+async def supervise(options: dict[str, Any]) -> int:
+    """Run the worker until it stops; the exit status for the supervisor."""
+    failures = _SideTaskFailures()
+    logging.getLogger("procrastinate").addHandler(failures)
+    try:
+        async with django_app.open_async() as app:
+            return await _run(app, options, failures)
+    except Exception as exc:  # the database unreachable at start, or on closing
+        logger.error("worker: cannot run (%s); exiting with status 1", describe(exc))
+        return EXIT_FAILURE
+    finally:
+        logging.getLogger("procrastinate").removeHandler(failures)
+
+
+async def _run(app: Any, options: dict[str, Any], failures: _SideTaskFailures) -> int:
+    loop = asyncio.get_running_loop()
+    worker = SupervisedWorker(app=app, **{**app.worker_defaults, **options})
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, _once(loop, signum, worker.on_signal))
+    run = asyncio.create_task(worker.run(), name="worker")
+    stopping = asyncio.create_task(worker.stopping.wait())
+    await asyncio.wait({run, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if worker.signalled:
+        await run  # a graceful stop: the supervisor's own stop timeout bounds it
+        return 0
+    if run.done() and run.exception() is not None:
+        reason = describe(run.exception())  # type: ignore[arg-type]
+    else:
+        reason = "; ".join(failures.reasons) or "it stopped without being asked to"
+    logger.error(
+        "worker: stopping because %s (usually the database connection was lost); "
+        "exiting with status 1 for the supervisor to restart it",
+        reason,
+    )
+    # procrastinate waits for the database to unregister the worker: bound the wait.
+    deadline = threading.Timer(settings.WORKER_EXIT_TIMEOUT_SECONDS, _exit_now, [reason])
+    deadline.daemon = True
+    deadline.start()
+    await asyncio.wait({run})
+    if not run.cancelled():
+        run.exception()  # already described above, or an aftermath of it
+    return EXIT_FAILURE
+
+
+def _once(loop: asyncio.AbstractEventLoop, signum: signal.Signals, callback: Any) -> Any:
+    """A handler that, after the first signal, lets a second one act as by default."""
+
+    def handler() -> None:
+        loop.remove_signal_handler(signum)
+        callback()
+
+    return handler
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the job worker; exit with status 1 when it loses its database "
+        "(for the supervisor to restart it), 0 when asked to stop."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument(
+            "--concurrency",
+            type=int,
+            default=settings.WORKER_CONCURRENCY,
+            help="Jobs run at once (default: WORKER_CONCURRENCY).",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        connector = django_app.connector
+        if not isinstance(connector, django_connector.DjangoConnector):
+            raise CommandError("the job queue is not configured for Django")
+        with django_app.replace_connector(connector.get_worker_connector()):
+            status = asyncio.run(supervise({"concurrency": options["concurrency"]}))
+        if status:
+            sys.exit(status)
