@@ -3,7 +3,11 @@
 Jobs are procrastinate tasks (PostgreSQL job queue). Deferring goes through the
 Django database connection, so a job deferred inside `transaction.atomic()` is
 committed or rolled back with the rows it belongs to: a committed status change
-never loses its push, and a rolled-back one never sends one.
+never loses its push, and a rolled-back one never sends one. This holds in the
+worker too, where procrastinate's app defers through a connection pool of its
+own (outside the job's transaction, so a job deferred by a job could start, and
+find nothing, before the rows it is about were committed): `defer` always uses
+the Django connection.
 
 On the embedded default (SQLite, JOBS_INLINE=1) there is no queue: the job runs
 in the web process once the surrounding transaction commits. Periodic jobs do
@@ -18,9 +22,12 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from procrastinate import tasks
+from procrastinate import jobs, manager, tasks
+from procrastinate.contrib.django.django_connector import DjangoConnector
 
 logger = logging.getLogger(__name__)
+
+_in_transaction = manager.JobManager(DjangoConnector())
 
 
 def defer(
@@ -45,7 +52,8 @@ def defer(
         options["schedule_in"] = schedule_in
     if schedule_at:
         options["schedule_at"] = schedule_at
-    task.configure(**options).defer(**kwargs)
+    job = task.configure(**options).job
+    jobs.JobDeferrer(job_manager=_in_transaction, job=job).defer(**kwargs)
 
 
 def _run_inline(task: tasks.Task[Any, Any, Any], kwargs: dict[str, Any]) -> None:

@@ -276,12 +276,18 @@ class Context:
         flush_redis(self.env["REDIS_URL"])
         manage("migrate", "--noinput", env=self.env)
 
+    def prepared(self) -> Seed:
+        """The bench database, migrated and seeded on first use."""
+        if self._seed is None:
+            self.database()
+            self._seed = seed(self.env)
+        return self._seed
+
     @property
     def api_server(self) -> Server:
         """The project's API (plus the hello endpoint), started on first use."""
         if self._server is None:
-            self.database()
-            self._seed = seed(self.env)
+            self.prepared()
             self._server = Server("bench.asgi:application", self.env, "api").start()
             self.commands.append(shlex.join(self._server.argv))
         return self._server

@@ -21,7 +21,8 @@ import httpx
 from bench.harness import percentile
 
 _WRK_SCRIPT = """
-wrk.method = "GET"
+wrk.method = "%(method)s"
+%(body)s
 %(headers)s
 done = function(summary, latency, requests)
   io.write("WRK_JSON ")
@@ -74,19 +75,39 @@ def run_load(
     seconds: float = 10.0,
     max_requests: int = 200_000,
     threads: int = 2,
+    method: str = "GET",
+    body: bytes = b"",
 ) -> Load:
+    """`connections` requests in flight for `seconds`; every request sends `body`."""
     if wrk_available():
-        return _wrk(url, headers or {}, connections, seconds, threads)
-    return asyncio.run(_httpx_load(url, headers or {}, connections, seconds, max_requests))
+        return _wrk(url, headers or {}, connections, seconds, threads, method, body)
+    return asyncio.run(
+        _httpx_load(url, headers or {}, connections, seconds, max_requests, method, body)
+    )
 
 
-def _wrk(url: str, headers: dict[str, str], connections: int, seconds: float, threads: int) -> Load:
+def _wrk(
+    url: str,
+    headers: dict[str, str],
+    connections: int,
+    seconds: float,
+    threads: int,
+    method: str,
+    body: bytes,
+) -> Load:
     lines = "\n".join(
         f"wrk.headers[{json.dumps(name)}] = {json.dumps(value)}" for name, value in headers.items()
     )
+    if not method.isalpha() or b"]==]" in body:
+        raise ValueError("a method is a word, and the body must fit a Lua long string")
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "bench.lua"
-        script.write_text(_WRK_SCRIPT % {"headers": lines})
+        text = _WRK_SCRIPT % {
+            "method": method.upper(),
+            "body": f"wrk.body = [==[{body.decode()}]==]" if body else "",
+            "headers": lines,
+        }
+        script.write_text(text, encoding="utf-8")
         done = subprocess.run(  # noqa: S603 - wrk from PATH, arguments built here
             [  # noqa: S607
                 "wrk",
@@ -118,7 +139,13 @@ def _wrk(url: str, headers: dict[str, str], connections: int, seconds: float, th
 
 
 async def _httpx_load(
-    url: str, headers: dict[str, str], connections: int, seconds: float, max_requests: int
+    url: str,
+    headers: dict[str, str],
+    connections: int,
+    seconds: float,
+    max_requests: int,
+    method: str = "GET",
+    body: bytes = b"",
 ) -> Load:
     latencies: list[float] = []
     errors = 0
@@ -131,7 +158,7 @@ async def _httpx_load(
             budget -= 1
             started = time.perf_counter()
             try:
-                response = await client.get(url, headers=headers)
+                response = await client.request(method, url, headers=headers, content=body or None)
                 if response.status_code >= 400:
                     errors += 1
             except httpx.HTTPError:

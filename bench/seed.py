@@ -3,18 +3,41 @@
 Run by the harness as `python -m bench.seed` with the bench environment; prints
 one JSON line {"access_token", "dossier_id"}. State changes go through the real
 actions (draft, submit), so the dossier has its code, appointment and event.
+
+`python -m bench.seed push --devices N --label NAME` seeds a push audience
+instead (bench/push.py): an organisation whose members watch its dossiers and
+own N devices (two each), then has the agency accept the organisation's
+submitted dossier with the real action, which defers the event's fan-out job as
+in production. Prints {"dossier_id", "event_id", "users", "devices"}.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
+from typing import Any
 
 import django
 
+DEVICES_PER_USER = 2
+# Real FCM registration tokens are about 160 characters.
+TOKEN_PADDING = "x" * 140
+
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="what")
+    push = sub.add_parser("push", help="an organisation whose members own many devices")
+    push.add_argument("--devices", type=int, required=True)
+    push.add_argument("--label", required=True, help="makes the tokens of this run unique")
+    args = parser.parse_args()
     django.setup()
+    data = seed_push_audience(args.devices, args.label) if args.what == "push" else seed_citizen()
+    sys.stdout.write(json.dumps(data) + "\n")
+
+
+def seed_citizen() -> dict[str, Any]:
 
     from django.utils import timezone
 
@@ -36,9 +59,91 @@ def main() -> None:
         user, procedure, form_data={"full_name": "Nguyễn Văn Bench", "birth_date": "1990-05-17"}
     )
     dossier = actions.submit_dossier(user, draft.pk)
-    sys.stdout.write(
-        json.dumps({"access_token": tokens.access_token, "dossier_id": str(dossier.pk)}) + "\n"
+    return {"access_token": tokens.access_token, "dossier_id": str(dossier.pk)}
+
+
+def seed_push_audience(devices: int, label: str) -> dict[str, Any]:
+    """Members and devices in bulk (the sign-ups themselves are not what is measured),
+    the dossier and its acceptance through the real actions."""
+    from django.contrib.auth.hashers import make_password
+    from django.db import transaction
+    from django.utils import timezone
+
+    from auth.models import DeviceSession, Membership, Organisation, User
+    from dossiers import actions, lifecycle
+    from dossiers.models import Procedure
+    from notifications.actions import notify_event
+    from notifications.models import Device
+    from tests.factories import make_procedure
+    from tracking.models import DossierEvent
+
+    now = timezone.now()
+    first = User.objects.count()
+    phones = (f"+8497{first + n:07d}" for n in range(devices))
+    owner = User.objects.create_user(
+        next(phones), None, full_name="Chủ doanh nghiệp", phone_verified_at=now
     )
+    organisation = Organisation.objects.create(
+        tax_code=f"0{first:09d}", name=f"Công ty TNHH Bench {label}"
+    )
+    Membership.objects.create(
+        organisation=organisation, user=owner, role=Membership.Role.OWNER, watches=True
+    )
+    # The citizen seed's procedure (no documents required), made once per database.
+    procedure = Procedure.objects.order_by("pk").first() or make_procedure(documents=0)
+    draft = actions.create_draft(
+        owner,
+        procedure,
+        organisation_id=organisation.pk,
+        form_data={"full_name": "Chủ doanh nghiệp", "birth_date": "1980-01-02"},
+    )
+    dossier = actions.submit_dossier(owner, draft.pk)
+    # The submission's own fan-out, now that the owner is its only recipient: its
+    # job, when the worker gets to it, finds it done.
+    notify_event(DossierEvent.objects.filter(dossier=dossier).latest("id").pk)
+
+    users = devices // DEVICES_PER_USER
+    unusable = make_password(None)
+    with transaction.atomic():
+        members = [
+            owner,
+            *User.objects.bulk_create(
+                User(phone=next(phones), full_name=f"Thành viên {n}", password=unusable)
+                for n in range(1, users)
+            ),
+        ]
+        Membership.objects.bulk_create(
+            Membership(organisation=organisation, user=user, watches=True) for user in members[1:]
+        )
+        sessions = DeviceSession.objects.bulk_create(
+            DeviceSession(
+                user=user,
+                device_id=f"{label}-{n}-{copy}",
+                platform=DeviceSession.Platform.ANDROID,
+                last_seen_at=now,
+            )
+            for n, user in enumerate(members)
+            for copy in range(DEVICES_PER_USER)
+        )
+        Device.objects.bulk_create(
+            Device(
+                user=session.user,
+                session=session,
+                token=f"bench-{label}-{n:06d}:{TOKEN_PADDING}",
+                platform=Device.Platform.ANDROID,
+                installation_id=session.device_id,
+                last_seen_at=now,
+            )
+            for n, session in enumerate(sessions)
+        )
+    accepted = lifecycle.accept(dossier.pk, lifecycle.Actor.agency_system("bench"))
+    event = DossierEvent.objects.filter(dossier=accepted, type="dossier.accepted").latest("id")
+    return {
+        "dossier_id": str(dossier.pk),
+        "event_id": event.pk,
+        "users": len(members),
+        "devices": len(sessions),
+    }
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
@@ -334,10 +334,7 @@ def _record(rows: list[Delivery], results: list[SendResult]) -> None:
         if row.state == Delivery.State.PERMANENT_FAILURE and row.notification.urgent:
             finished_urgent.add(row.notification_id)
     with transaction.atomic():
-        Delivery.objects.bulk_update(
-            rows,
-            ["state", "fcm_message_id", "error_code", "error_message", "next_attempt_at"],
-        )
+        _save_answers(rows, now)
         for device_id, token, code in dead_tokens:
             # Only the token we sent to: the app may have registered a new one meanwhile.
             Device.objects.filter(pk=device_id, token=token, active=True).update(
@@ -346,6 +343,41 @@ def _record(rows: list[Delivery], results: list[SendResult]) -> None:
         for delay, ids in retries.items():
             queue_deliveries(ids, not_before=now + dt.timedelta(seconds=delay))
         _fallback_where_all_failed(finished_urgent)
+
+
+_SAVE_ANSWERS_SQL = (
+    "UPDATE {table} AS d SET state = v.state, fcm_message_id = v.fcm_message_id, "
+    "error_code = v.error_code, error_message = v.error_message, "
+    "next_attempt_at = v.next_attempt_at, updated_at = %s "
+    "FROM (VALUES {rows}) AS v(id, state, fcm_message_id, error_code, error_message, "
+    "next_attempt_at) WHERE d.id = v.id"
+)
+
+
+def _save_answers(rows: list[Delivery], now: dt.datetime) -> None:
+    """The answers of one slice in one statement. (`bulk_update` builds a CASE per field
+    and row: on a slice of 50 it took more of the worker's time than the sends.)"""
+    # Only the model's own table name and placeholders go into the SQL; the values
+    # travel as parameters.
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    placeholders = ", ".join(["(%s, %s, %s, %s, %s, %s::timestamptz)"] * len(rows))
+    values = [
+        value
+        for row in rows
+        for value in (
+            row.pk,
+            row.state,
+            row.fcm_message_id,
+            row.error_code,
+            row.error_message,
+            row.next_attempt_at,
+        )
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _SAVE_ANSWERS_SQL.format(table=table, rows=placeholders),
+            [now, *values],
+        )
 
 
 def _fallback_where_all_failed(notification_ids: Iterable[int]) -> None:

@@ -15,10 +15,18 @@ It speaks the wire format firebase-admin uses:
 Outcomes are scripted per token (`server.script(token, "UNAVAILABLE", "ok")`);
 a token whose name starts with an error code (`UNREGISTERED-phone-1`) always
 gets that error; messages over 4096 bytes or with non-string data values get
-INVALID_ARGUMENT like the real service.
+INVALID_ARGUMENT like the real service. `faults=0.05` answers that share of the
+other sends with QUOTA_EXCEEDED (429, Retry-After) or UNAVAILABLE (503), drawn
+from a random generator seeded with `seed`, so a run can be repeated.
+
+Every send is recorded (`attempts`: token, outcome, time and message),
+and so is the most sends handled at once (`peak_concurrency`). A process that
+did not start the server reads them over HTTP, on paths real FCM does not have:
+`GET /_fake/stats` (counts), `GET /_fake/log` (the attempts) and
+`POST /_fake/reset` (forget them).
 
 Run it for the app:  python -m notifications.fake_fcm --port 9099
-and start the backend with the environment it prints.
+and start the backend with the environment it prints (`backend_env`).
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import argparse
 import base64
 import itertools
 import json
+import random
 import threading
 import time
 import urllib.parse
@@ -63,6 +72,28 @@ ERRORS: dict[str, tuple[int, str, str]] = {
 }
 
 
+# google-auth looks up a "regional access boundary" at a fixed Google host in a
+# background thread; a backend process sends anything not on loopback into a
+# closed local port instead.
+BLACKHOLE_PROXY = "http://127.0.0.1:9"
+# What a fault (`faults`) answers, either with equal odds.
+FAULT_CODES = ("QUOTA_EXCEEDED", "UNAVAILABLE")
+
+
+def backend_env(base_url: str, credentials: Path) -> dict[str, str]:
+    """The environment that points a backend process (web, worker) at a fake FCM:
+    the real firebase-admin code, with only its URLs changed. FCM's own is
+    FCM_API_BASE; the OAuth2 token endpoint is the credential file's `token_uri`."""
+    return {
+        "PUSH_BACKEND": "fcm",
+        "FCM_CREDENTIALS_FILE": str(credentials),
+        "FCM_API_BASE": base_url,
+        "HTTP_PROXY": BLACKHOLE_PROXY,
+        "HTTPS_PROXY": BLACKHOLE_PROXY,
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 512  # bursts of up to 500 parallel sends, like send_each makes
@@ -84,10 +115,32 @@ def _data_strings_only(message: dict[str, Any]) -> bool:
 
 
 class FakeFcmServer:
-    """Start with `start()` (or `with FakeFcmServer() as server:`); thread-safe."""
+    """Start with `start()` (or `with FakeFcmServer() as server:`); thread-safe.
 
-    def __init__(self, project_id: str = "demo-citizen", host: str = "127.0.0.1", port: int = 0):
+    `faults`: share of sends (0..1) answered QUOTA_EXCEEDED (with `Retry-After:
+    fault_retry_after`) or UNAVAILABLE, chosen by a generator seeded with `seed`;
+    scripted and token-named outcomes come first.
+    """
+
+    def __init__(
+        self,
+        project_id: str = "demo-citizen",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        faults: float = 0.0,
+        seed: int = 0,
+        fault_retry_after: int = 1,
+    ):
+        if not 0.0 <= faults <= 1.0:
+            raise ValueError("faults is a share of the sends, between 0 and 1")
         self.project_id = project_id
+        self.faults = faults
+        self.fault_retry_after = fault_retry_after
+        # A test double that must repeat its choices, not a secret.
+        self._random = random.Random(seed)  # noqa: S311  # nosec B311
+        self._active = 0
+        self.peak_concurrency = 0
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self._lock = threading.Lock()
         self._scripts: dict[str, deque[Outcome]] = defaultdict(deque)
@@ -142,6 +195,38 @@ class FakeFcmServer:
         with self._lock:
             return [a["outcome"] for a in self.attempts if a["token"] == token]
 
+    def stats(self) -> dict[str, Any]:
+        """Counts of what was received (also served as `GET /_fake/stats`)."""
+        with self._lock:
+            outcomes: dict[str, int] = defaultdict(int)
+            for attempt in self.attempts:
+                outcomes[attempt["outcome"]] += 1
+            return {
+                "requests": len(self.attempts),
+                "accepted": len(self.sent),
+                "outcomes": dict(outcomes),
+                "token_requests": self.token_requests,
+                "peak_concurrency": self.peak_concurrency,
+                "first_at": self.attempts[0]["at"] if self.attempts else None,
+                "last_at": self.attempts[-1]["at"] if self.attempts else None,
+            }
+
+    def reset(self) -> None:
+        """Forget the sends received so far (access tokens stay valid)."""
+        with self._lock:
+            self.sent.clear()
+            self.attempts.clear()
+            self.peak_concurrency = self._active
+
+    def _enter(self) -> None:
+        with self._lock:
+            self._active += 1
+            self.peak_concurrency = max(self.peak_concurrency, self._active)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._active -= 1
+
     def rab_endpoint(self, service_account_email: str) -> str:
         """Stand-in for google-auth's `get_service_account_rab_endpoint`, whose host is
         fixed to iamcredentials.googleapis.com: patch it with this to keep the lookup here."""
@@ -181,7 +266,16 @@ class FakeFcmServer:
         prefix = token.split("-", 1)[0]
         if prefix == "QUOTA_EXCEEDED":
             return Outcome(prefix, retry_after=60)
-        return Outcome(prefix) if prefix in ERRORS else Outcome()
+        if prefix in ERRORS:
+            return Outcome(prefix)
+        if self.faults:
+            with self._lock:
+                fault = self._random.random() < self.faults
+                code = self._random.choice(FAULT_CODES) if fault else "ok"
+            if code == "QUOTA_EXCEEDED":
+                return Outcome(code, retry_after=self.fault_retry_after)
+            return Outcome(code)
+        return Outcome()
 
     def _issue_access_token(self, form: dict[str, list[str]]) -> tuple[int, dict[str, Any]]:
         grant = form.get("grant_type", [""])[0]
@@ -239,7 +333,14 @@ class FakeFcmServer:
         if outcome.retry_after is not None:
             headers["Retry-After"] = str(outcome.retry_after)
         with self._lock:
-            self.attempts.append({"token": token, "outcome": outcome.code, "at": time.time()})
+            self.attempts.append(
+                {
+                    "token": token,
+                    "outcome": outcome.code,
+                    "at": time.time(),
+                    "message": message,
+                }
+            )
             if status == 200:
                 self.sent.append({"message": message, "name": payload["name"]})
         if self.verbose:
@@ -256,6 +357,9 @@ class FakeFcmServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body leave in two writes: without TCP_NODELAY each answer on a
+            # kept-alive connection waits ~40 ms for the client's delayed ACK (Nagle).
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: Any) -> None:
                 return  # quiet; the CLI prints its own lines
@@ -272,6 +376,14 @@ class FakeFcmServer:
 
             def do_GET(self) -> None:
                 path = urllib.parse.urlsplit(self.path).path
+                if path == "/_fake/stats":
+                    self._reply(200, server.stats(), {})
+                    return
+                if path == "/_fake/log":
+                    with server._lock:
+                        attempts = list(server.attempts)
+                    self._reply(200, {"attempts": attempts}, {})
+                    return
                 if path.endswith("/allowedLocations"):
                     # google-auth's regional access boundary lookup (IAM credentials API).
                     self._reply(200, {"encodedLocations": "0x0", "locations": []}, {})
@@ -282,6 +394,10 @@ class FakeFcmServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
                 path = urllib.parse.urlsplit(self.path).path
+                if path == "/_fake/reset":
+                    server.reset()
+                    self._reply(200, {}, {})
+                    return
                 if path == "/token":
                     form = urllib.parse.parse_qs(raw.decode())
                     status, body = server._issue_access_token(form)
@@ -298,10 +414,14 @@ class FakeFcmServer:
                     except ValueError:
                         self._reply(400, _invalid("body", "Invalid JSON payload."), {})
                         return
-                    status, payload, headers = server._send(
-                        parts[2], self.headers.get("Authorization", ""), body
-                    )
-                    self._reply(status, payload, headers)
+                    server._enter()
+                    try:
+                        status, payload, headers = server._send(
+                            parts[2], self.headers.get("Authorization", ""), body
+                        )
+                        self._reply(status, payload, headers)
+                    finally:
+                        server._leave()
                     return
                 self._reply(404, _error(404, "NOT_FOUND", "Not found."), {})
 
@@ -335,14 +455,34 @@ def main() -> None:
         default=Path("var/fake-fcm/service-account.json"),
         help="where to write the service-account file the backend should use",
     )
+    parser.add_argument(
+        "--faults",
+        type=float,
+        default=0.0,
+        help="share of sends (0..1) answered 429 QUOTA_EXCEEDED or 503 UNAVAILABLE at random",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the --faults draws")
+    parser.add_argument(
+        "--retry-after", type=int, default=1, help="Retry-After seconds of a --faults 429"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no line per message")
     args = parser.parse_args()
-    server = FakeFcmServer(args.project, args.host, args.port)
-    server.verbose = True
+    server = FakeFcmServer(
+        args.project,
+        args.host,
+        args.port,
+        faults=args.faults,
+        seed=args.seed,
+        fault_retry_after=args.retry_after,
+    )
+    server.verbose = not args.quiet
     credentials = server.write_credentials(args.credentials.resolve())
+    environment = " ".join(
+        f"{name}={value}" for name, value in backend_env(server.base_url, credentials).items()
+    )
     print(  # noqa: T201 - the CLI's output
         "Fake FCM listening. Start the backend and its worker with:\n"
-        f"  PUSH_BACKEND=fcm FCM_CREDENTIALS_FILE={credentials} "
-        f"FCM_API_BASE={server.base_url}\n"
+        f"  {environment}\n"
         "Tokens starting with UNREGISTERED-, SENDER_ID_MISMATCH-, INVALID_ARGUMENT-,\n"
         "QUOTA_EXCEEDED-, UNAVAILABLE- or INTERNAL- get that error. Ctrl-C stops.",
         flush=True,

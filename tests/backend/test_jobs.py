@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from django.db import connection, transaction
 from procrastinate.contrib.django import app
@@ -56,6 +58,22 @@ def test_job_deferred_in_rolled_back_transaction_vanishes() -> None:
     assert queued("rolled-back") == 0  # ...and gone with it
     run_worker_until_idle()
     assert runs("rolled-back") == 0
+
+
+@app.task(queue="tests", name="tests.defer_then_roll_back")
+def defer_then_roll_back(marker: str) -> None:
+    with contextlib.suppress(RollbackError):
+        defer_then_fail(marker, expect_queued=1)
+
+
+def test_job_deferred_by_a_job_in_the_worker_lives_and_dies_with_its_transaction() -> None:
+    # In the worker, procrastinate's own connector (a pool of its own) replaces the
+    # Django one: deferring through it would commit the job before the job's rows.
+    with transaction.atomic():
+        defer(defer_then_roll_back, marker="from-worker")
+    run_worker_until_idle()
+    assert queued("from-worker") == 0
+    assert runs("from-worker") == 0
 
 
 def test_job_deferred_in_committed_transaction_runs_once() -> None:

@@ -34,7 +34,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from notifications.fake_fcm import FakeFcmServer, Outcome
+from notifications.fake_fcm import FakeFcmServer, Outcome, backend_env
 from tests.accounts.fake_sms_gateway import FakeGateway, running_gateway
 from tests.postal.fake_carrier import API_KEY as CARRIER_API_KEY
 from tests.postal.fake_carrier import FakeCarrier
@@ -44,9 +44,6 @@ VENV_BIN = ROOT / ".venv" / "bin"
 PG_ADMIN_URL = os.environ.get("E2E_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 WEBHOOK_SECRET = "e2e-webhook-secret"
 SMS_KEYS = {"api_key": "e2e-sms-key", "secret_key": "e2e-sms-secret", "brandname": "DVCONG"}
-# google-auth looks up a "regional access boundary" at a fixed Google host in a
-# background thread; send anything not on loopback into a closed local port.
-BLACKHOLE_PROXY = "http://127.0.0.1:9"
 
 
 def free_port() -> int:
@@ -378,9 +375,7 @@ class Stack:
                 "SMS_SECRET_KEY": SMS_KEYS["secret_key"],
                 "SMS_BRANDNAME": SMS_KEYS["brandname"],
                 "SMS_HTTP_TIMEOUT_SECONDS": "5",
-                "PUSH_BACKEND": "fcm",
-                "FCM_CREDENTIALS_FILE": str(credentials),
-                "FCM_API_BASE": self.fcm.base_url,
+                **backend_env(self.fcm.base_url, credentials),
                 "FCM_TIMEOUT_SECONDS": "10",
                 "NOTIFICATIONS_QUIET_START": "00:00",
                 "NOTIFICATIONS_QUIET_END": "00:00",
@@ -388,9 +383,6 @@ class Stack:
                 "POSTAL_VNPOST_API_KEY": CARRIER_API_KEY,
                 "POSTAL_VNPOST_WEBHOOK_SECRET": WEBHOOK_SECRET,
                 "POSTAL_VNPOST_TIMEOUT_SECONDS": "5",
-                "HTTP_PROXY": BLACKHOLE_PROXY,
-                "HTTPS_PROXY": BLACKHOLE_PROXY,
-                "NO_PROXY": "127.0.0.1,localhost",
                 "WORKER_CONCURRENCY": "4",
                 "FORWARDED_ALLOW_IPS": "127.0.0.1",
             }

@@ -1,0 +1,340 @@
+"""What the push benchmarks share: the fake FCM server, the worker and an audience.
+
+- `FakeFcm`: `python -m notifications.fake_fcm` (the FCM v1 wire format, its OAuth2
+  token endpoint) as a subprocess on a free loopback port; its request log is read
+  over HTTP (`/_fake/stats`, `/_fake/log`).
+- `Worker`: the Procfile's `worker` command with the bench environment, pointed at
+  the fake by `notifications.fake_fcm.backend_env` (the real firebase-admin code,
+  only its URLs changed), as the end-to-end tests do.
+- `seed_audience`: `python -m bench.seed push` (members and devices in bulk, then
+  the agency accepts the organisation's dossier with the real action, which defers
+  the fan-out job in the event's transaction).
+- `ceiling`: the fake server's own throughput, measured with a plain load
+  generator (wrk, or httpx without it) posting a message the worker sent.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import psycopg
+
+from bench.harness import BASE_DIR, PYTHON, VAR_DIR, Context, free_port, manage
+from bench.loadgen import Load, run_load
+from notifications.fake_fcm import backend_env
+
+FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
+# Settings of the worker for these runs. Quiet hours off: a non-urgent push is
+# then sent now, whatever the hour of the run.
+PUSH_ENV = {
+    "NOTIFICATIONS_QUIET_START": "00:00",
+    "NOTIFICATIONS_QUIET_END": "00:00",
+    "LOG_LEVEL": "ERROR",
+}
+
+
+def push_settings(ctx: Context) -> dict[str, int]:
+    """The worker's sending settings, read from the settings module itself."""
+    names = ("FCM_CONCURRENCY", "FCM_BATCH_SIZE", "PUSH_MAX_ATTEMPTS")
+    code = (
+        "import json; from django.conf import settings; "
+        f"print(json.dumps({{n: getattr(settings, n) for n in {names!r}}}))"
+    )
+    return dict(json.loads(manage("shell", "-c", code, env=ctx.env).strip().splitlines()[-1]))
+
+
+def worker_command(env: dict[str, str]) -> list[str]:
+    """The Procfile's `worker` command, its ${VAR:-default} filled from `env`."""
+    line = next(
+        line.partition(":")[2].strip()
+        for line in (BASE_DIR / "Procfile").read_text().splitlines()
+        if line.startswith("worker:")
+    )
+    line = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m[1], m[2]), line)
+    argv = shlex.split(line)
+    if argv[0] == "python":
+        argv[0] = PYTHON
+    return argv
+
+
+def worker_concurrency(argv: list[str]) -> int:
+    return int(argv[argv.index("--concurrency") + 1]) if "--concurrency" in argv else 1
+
+
+class FakeFcm:
+    """The fake FCM v1 server as a process of its own (as a real FCM would be)."""
+
+    def __init__(self, name: str, *, faults: float = 0.0, seed: int = 0) -> None:
+        self.name = name
+        self.port = free_port()
+        self.credentials = VAR_DIR / f"{name}-service-account.json"
+        self.log_path = VAR_DIR / f"{name}.log"
+        self.argv = [
+            *(PYTHON, "-m", "notifications.fake_fcm", "--port", str(self.port)),
+            *("--project", "citizen-bench", "--credentials", str(self.credentials)),
+            *("--faults", str(faults), "--seed", str(seed), "--quiet"),
+        ]
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def backend_env(self) -> dict[str, str]:
+        return backend_env(self.base_url, self.credentials)
+
+    def start(self, env: dict[str, str], timeout: float = 30.0) -> FakeFcm:
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
+                self.argv, env=env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the fake FCM server exited; see {self.log_path}")
+            try:
+                self.stats()
+                return self
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError(f"the fake FCM server did not start; see {self.log_path}")
+
+    def stats(self) -> dict[str, Any]:
+        answer = httpx.get(f"{self.base_url}/_fake/stats", timeout=10)
+        answer.raise_for_status()
+        return dict(answer.json())
+
+    def attempts(self) -> list[dict[str, Any]]:
+        answer = httpx.get(f"{self.base_url}/_fake/log", timeout=60)
+        answer.raise_for_status()
+        return list(answer.json()["attempts"])
+
+    def reset(self) -> None:
+        httpx.post(f"{self.base_url}/_fake/reset", timeout=10).raise_for_status()
+
+    def access_token(self) -> str:
+        """An OAuth2 access token from the fake, obtained as google-auth does (JWT grant)."""
+        from google.auth import crypt, jwt
+
+        info = json.loads(self.credentials.read_text())
+        now = int(time.time())
+        claims = {
+            "iss": info["client_email"],
+            "scope": FCM_SCOPE,
+            "aud": info["token_uri"],
+            "iat": now,
+            "exp": now + 3600,
+        }
+        assertion = jwt.encode(crypt.RSASigner.from_service_account_info(info), claims)
+        answer = httpx.post(
+            info["token_uri"],
+            data={
+                "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                "assertion": assertion.decode(),
+            },
+            timeout=10,
+        )
+        answer.raise_for_status()
+        return str(answer.json()["access_token"])
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class Worker:
+    """The Procfile's `worker` command, as a process."""
+
+    def __init__(self, env: dict[str, str], name: str) -> None:
+        self.env = env
+        self.argv = worker_command(env)
+        self.log_path = VAR_DIR / f"{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None  # noqa: S101
+        return self.process.pid
+
+    def start(self) -> Worker:
+        VAR_DIR.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(  # noqa: S603 - our interpreter, the Procfile's line
+                self.argv, env=self.env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT
+            )
+        return self
+
+    def check(self) -> None:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"the worker exited; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()  # procrastinate finishes its running jobs first
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@dataclass
+class Audience:
+    dossier_id: str
+    event_id: int
+    users: int
+    devices: int
+
+
+def seed_audience(ctx: Context, devices: int, label: str) -> Audience:
+    """Members owning `devices` devices; the accepted dossier's fan-out job is deferred."""
+    ctx.prepared()
+    done = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [PYTHON, "-m", "bench.seed", "push", "--devices", str(devices), "--label", label],
+        env=ctx.env,
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"seeding the push audience failed:\n{done.stderr[-3000:]}")
+    data = json.loads(done.stdout.strip().splitlines()[-1])
+    return Audience(**data)
+
+
+def delivery_states(ctx: Context, event_id: int) -> dict[str, int]:
+    """States of the deliveries of one event's notifications, in the bench database."""
+    query = (
+        "SELECT d.state, count(*) FROM notifications_delivery d "
+        "JOIN notifications_notification n ON n.id = d.notification_id "
+        "WHERE n.event_id = %s GROUP BY d.state"
+    )
+    with psycopg.connect(ctx.env["DATABASE_URL"], autocommit=True) as conn:
+        return dict(conn.execute(query, (event_id,)).fetchall())
+
+
+FINAL_STATES = ("delivered", "permanent-failure")
+
+
+def wait_drained(ctx: Context, worker: Worker, audience: Audience, timeout: float) -> float:
+    """Until every delivery of the event is final; returns the seconds it took."""
+    started = time.monotonic()
+    while True:
+        worker.check()
+        states = delivery_states(ctx, audience.event_id)
+        if sum(states.get(state, 0) for state in FINAL_STATES) >= audience.devices:
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise RuntimeError(f"not drained after {timeout:.0f}s: {states}")
+        time.sleep(0.2)
+
+
+def wait_queue_idle(ctx: Context, worker: Worker, timeout: float) -> None:
+    """Until no send job is queued or running (e.g. a retry that would send twice)."""
+    query = (
+        "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'notifications.send_pushes' "
+        "AND status IN ('todo', 'doing')"
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        worker.check()
+        with psycopg.connect(ctx.env["DATABASE_URL"], autocommit=True) as conn:
+            row = conn.execute(query).fetchone()
+        if row is not None and row[0] == 0:
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"send jobs still queued after {timeout:.0f}s")
+
+
+@dataclass
+class WorkerRun:
+    """What the fake FCM server received while the worker sent one event's pushes."""
+
+    audience: Audience
+    worker_argv: list[str]
+    started_at: float  # epoch seconds, when the worker was started
+    drain_seconds: float  # from the start to every delivery final
+    attempts: list[dict[str, Any]]
+    stats: dict[str, Any]
+    states: dict[str, int]
+
+    @property
+    def sent_at(self) -> list[float]:
+        return [a["at"] for a in self.attempts if a["outcome"] == "ok"]
+
+
+def run_worker(
+    ctx: Context, fake: FakeFcm, devices: int, label: str, extra_env: dict[str, str] | None = None
+) -> WorkerRun:
+    """Seed an audience of `devices`, run the worker until every push is final and no
+    send job is left, and read what the fake server received."""
+    env = {**ctx.env, **PUSH_ENV, **fake.backend_env(), **(extra_env or {})}
+    audience = seed_audience(ctx, devices, label)
+    worker = Worker(env, f"worker-{label}")
+    started = time.time()
+    worker.start()
+    try:
+        drain_seconds = wait_drained(ctx, worker, audience, timeout=120 + devices / 20)
+        wait_queue_idle(ctx, worker, timeout=60)
+    finally:
+        worker.stop()
+    return WorkerRun(
+        audience=audience,
+        worker_argv=worker.argv,
+        started_at=started,
+        drain_seconds=drain_seconds,
+        attempts=fake.attempts(),
+        stats=fake.stats(),
+        states=delivery_states(ctx, audience.event_id),
+    )
+
+
+def ceiling(fake: FakeFcm, message: dict[str, Any], connections: int, seconds: float) -> Load:
+    """Requests/s the fake server answers to `connections` clients posting `message`."""
+    load = run_load(
+        f"{fake.base_url}/v1/projects/citizen-bench/messages:send",
+        headers={
+            "Authorization": f"Bearer {fake.access_token()}",
+            "Content-Type": "application/json; charset=UTF-8",
+        },
+        connections=connections,
+        seconds=seconds,
+        method="POST",
+        body=json.dumps({"message": message}, ensure_ascii=False).encode(),
+    )
+    if load.errors:
+        raise RuntimeError(f"the ceiling run had {load.errors} errors")
+    return load
+
+
+def send_concurrency(settings: dict[str, int], workers: int, devices: int) -> int:
+    """Sends in flight at most while the worker sends `devices` pushes of one event:
+    FCM_CONCURRENCY per send job, as many jobs as run at once (one per FCM_BATCH_SIZE
+    deliveries, at most the worker's concurrency)."""
+    jobs = math.ceil(devices / max(1, settings["FCM_BATCH_SIZE"]))
+    return settings["FCM_CONCURRENCY"] * max(1, min(workers, jobs))
+
+
+def delivered_pairs(attempts: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(token, notification id) of every accepted send, in the order received."""
+    return [
+        (a["token"], str(a["message"].get("data", {}).get("notification_id", "")))
+        for a in attempts
+        if a["outcome"] == "ok"
+    ]
