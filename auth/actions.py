@@ -20,6 +20,8 @@ from django.contrib.auth.hashers import check_password, make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -172,14 +174,23 @@ def verify_registration(
     """The code proves the number: the account becomes active (level 1) and signs in."""
     with transaction.atomic():
         challenge = otp.verify_code(challenge_id, OtpChallenge.Purpose.REGISTER, code)
-        if challenge.user_id is None:  # a neutral answer's challenge never completes
+        user = challenge.user  # read with the challenge
+        if user is None:  # a neutral answer's challenge never completes
             raise otp.invalid_code()
-        user = User.objects.select_for_update().get(pk=challenge.user_id)
-        if user.phone != challenge.phone or user.phone_verified_at is not None:
+        # Checked and written in one statement (the row is locked while it runs): a
+        # number verified meanwhile by another sign-up or a phone change makes it a
+        # wrong code, like the read-lock-check it replaces.
+        now = timezone.now()
+        activated = User.objects.filter(
+            pk=user.pk, phone=challenge.phone, phone_verified_at=None
+        ).update(
+            phone_verified_at=now,
+            verification_level=Greatest("verification_level", Value(User.Level.PHONE)),
+        )
+        if activated != 1:
             raise otp.invalid_code()
-        user.phone_verified_at = timezone.now()
+        user.phone_verified_at = now
         user.verification_level = max(user.verification_level, User.Level.PHONE)
-        user.save(update_fields=["phone_verified_at", "verification_level"])
         logger.info("account %s verified its phone %s", user.pk, mask_phone(user.phone))
         return _session(user, device, ip)
 

@@ -8,6 +8,7 @@ SECRET_KEY_FALLBACKS still decrypt while a new SECRET_KEY is rolled out.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 
@@ -17,6 +18,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 
 
+# A handful of (secret, use) pairs per process: derived once, not on every code checked.
+@functools.lru_cache(maxsize=32)
 def derive_key(secret: str, info: str) -> bytes:
     return HKDF(
         algorithm=hashes.SHA256(), length=32, salt=b"citizen-accounts", info=info.encode()
@@ -24,7 +27,12 @@ def derive_key(secret: str, info: str) -> bytes:
 
 
 def keyed_hash(info: str, message: str) -> str:
-    """HMAC-SHA256 of `message` under the key derived for `info` (hex)."""
+    """HMAC-SHA256 of `message` under the key derived for `info` (hex).
+
+    One keyed hash, not a slow password hash: the codes it protects are short-lived
+    and their tries are counted (auth/ratelimit.py), and the key never leaves the
+    server, so a stolen table cannot be brute-forced offline without it.
+    """
     key = derive_key(settings.SECRET_KEY, info)
     return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
 

@@ -12,6 +12,7 @@ per-process and not atomic, which is acceptable for a developer laptop only.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 
@@ -19,6 +20,7 @@ import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.utils.translation import gettext_lazy as _
+from redis.commands.core import Script
 
 from backend.errors import ServiceUnavailable
 from backend.redis import get_redis
@@ -72,6 +74,12 @@ return {0, 0}
 SMS_LIMIT_NAMES = {1: "resend", 2: "number_hour", 3: "number_day", 4: "ip_day", 5: "global_day"}
 
 
+@functools.cache
+def _script(client: redis.Redis, source: str) -> Script:
+    """`source` as a script object: run by its SHA1 (EVALSHA), loaded once per server."""
+    return client.register_script(source)
+
+
 class LockedOut(Exception):
     def __init__(self, retry_after: int) -> None:
         super().__init__(retry_after)
@@ -120,17 +128,15 @@ def reserve_attempt(
             lock_key, fail_key, tries_key, limit, lock_seconds, window_seconds, code_limit
         )
     try:
-        result = client.eval(
-            _RESERVE,
-            3,
-            lock_key,
-            fail_key,
-            tries_key,
-            limit,
-            lock_seconds * 1000,
-            window_seconds,
-            code_limit if code_key else 0,
-            max(settings.OTP_TTL_SECONDS * 2, 60),
+        result = _script(client, _RESERVE)(
+            keys=[lock_key, fail_key, tries_key],
+            args=[
+                limit,
+                lock_seconds * 1000,
+                window_seconds,
+                code_limit if code_key else 0,
+                max(settings.OTP_TTL_SECONDS * 2, 60),
+            ],
         )
     except redis.RedisError as exc:
         raise _unavailable(exc) from exc
@@ -199,7 +205,7 @@ def take_sms_allowance(phone: str, ip: str, purpose: str) -> SmsRefusal | None:
     if client is None:
         return _sms_in_cache(keys, limits)
     try:
-        result = client.eval(_SMS, 5, *keys, settings.SMS_RESEND_SECONDS, *limits)
+        result = _script(client, _SMS)(keys=keys, args=[settings.SMS_RESEND_SECONDS, *limits])
     except redis.RedisError as exc:
         raise _unavailable(exc) from exc
     which, retry_after = int(result[0]), int(result[1])

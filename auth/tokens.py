@@ -83,7 +83,8 @@ def start_session(
     """Sign `user` in on a device. A device signs in once: its older session ends."""
     now = timezone.now()
     device_key = secrets.token_urlsafe(32)
-    with transaction.atomic():
+    # No savepoint inside the caller's transaction: nothing here is retried on error.
+    with transaction.atomic(savepoint=False):
         DeviceSession.objects.filter(user=user, device_id=device_id, revoked_at=None).update(
             revoked_at=now, revoked_reason="replaced"
         )

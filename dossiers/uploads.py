@@ -36,6 +36,9 @@ pillow_heif.register_heif_opener()
 # Pillow refuses (at open, from the header alone) anything above twice this and
 # warns above it; `process_image` checks the exact limit right after opening.
 Image.MAX_IMAGE_PIXELS = settings.ATTACHMENT_MAX_PIXELS
+# Freed pixel blocks kept for the next photo (Pillow's arena, process-wide): about
+# 15 % of a 12 MP photo's CPU time is the kernel zeroing fresh pages otherwise.
+Image.core.set_blocks_max(settings.ATTACHMENT_IMAGE_BLOCKS_KEPT)
 
 IMAGE = "image"
 PDF = "pdf"

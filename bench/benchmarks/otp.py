@@ -1,27 +1,39 @@
-"""OTP: sign-up code sent and verified through the HTTP API, against hello-world.
+"""OTP: one SMS code sent and verified through the HTTP API, against hello-world.
 
-One client, one request at a time (latency, not throughput), on the API server
-with the file SMS backend: register (the code is texted to OUTBOX_DIR/sms.jsonl,
-read from there like the app reads the SMS), then verify. Also, in the same
-loop, a resend of the code: resend + verify is the OTP work without the
-password hash of the sign-up, reported next to the target ratio.
+The exchange the app makes to prove a phone number, on a pending sign-up:
+`POST /auth/otp/resend` (a new code for the open challenge: the request whose
+only work is issuing and texting a code) and `POST /auth/register/verify` (the
+code is checked and spent, the account activated and the device signed in).
+The sign-ups themselves are made beforehand by the real register action in a
+helper process (bench/otp_seed.py), so the sign-up's password hash (PBKDF2,
+run once per account on purpose) is neither timed nor profiled.
+
+One client, one request at a time (latency, not throughput), one keep-alive
+connection, the file SMS backend (the code is read from OUTBOX_DIR/sms.jsonl
+like the app reads the SMS); hello requests interleaved with the exchanges.
+Each request is timed on its own: the row is (send p50 + verify p50) ÷ hello
+p50, one exchange (two requests) against one hello request, so its floor is
+2.0 (each request pays at least the hello's HTTP, middleware and routing cost);
+the per-request ratios are in the figures.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import subprocess
 import time
 import uuid
 from pathlib import Path
 
 import httpx
 
-from bench.harness import Context, Result, percentile
+from bench.harness import PYTHON, Context, Result, percentile
 
 PATH = "OTP"
 CODE_RE = re.compile(r"\D*(\d{6})\b")
-PASSWORD = "bench-Passw0rd!2026"  # noqa: S105 - a throwaway bench account
+PROFILE_SECONDS = 10
+PROFILE_EXCHANGES = 400  # more than 10 s of exchanges on this machine
 
 
 def _timed(client: httpx.Client, method: str, url: str, **kwargs: object) -> tuple[float, dict]:
@@ -43,51 +55,59 @@ def _last_code(outbox: Path, phone: str) -> str:
     raise RuntimeError(f"no code was texted to {phone}")
 
 
+_next_number = 7_000_000
+_spare: list[dict[str, str]] = []  # made by run() for the profile, if one follows
+
+
+def pending_sign_ups(ctx: Context, count: int) -> list[dict[str, str]]:
+    """`count` open sign-up challenges, made outside the server (bench/otp_seed.py)."""
+    global _next_number
+    ctx.api_server  # noqa: B018 - migrates and seeds the database first
+    done = subprocess.run(  # noqa: S603 - our interpreter and module
+        [PYTHON, "-m", "bench.otp_seed", str(_next_number), str(count)],
+        env=ctx.env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"creating pending sign-ups failed:\n{done.stderr}")
+    _next_number += count
+    pending: list[dict[str, str]] = json.loads(done.stdout.strip().splitlines()[-1])
+    return pending
+
+
 class _Flow:
-    """Sign-ups through the API, each timed step kept."""
+    """Send + verify exchanges through the API, each request timed."""
 
     def __init__(self, ctx: Context) -> None:
         self.base_url = ctx.api_server.base_url
         self.outbox = Path(ctx.env["OUTBOX_DIR"]) / "sms.jsonl"
         self.client = httpx.Client(timeout=30)
-        self.register_s: list[float] = []
-        self.resend_s: list[float] = []
+        self.send_s: list[float] = []
         self.verify_s: list[float] = []
         self.hello_s: list[float] = []
 
     def hello(self) -> None:
         self.hello_s.append(_timed(self.client, "GET", f"{self.base_url}/bench/hello")[0])
 
-    def sign_up(self) -> None:
-        global _phones
-        _phones += 1
-        phone = f"+8491{_phones:07d}"
+    def exchange(self, pending: dict[str, str]) -> None:
         base = f"{self.base_url}/api/v1/auth"
-        elapsed, challenge = _timed(
-            self.client,
-            "POST",
-            f"{base}/register",
-            json={"phone": phone, "full_name": "Trần Thị Bench", "password": PASSWORD},
-            headers={"Idempotency-Key": uuid.uuid4().hex},
-        )
-        self.register_s.append(elapsed)
+        phone, challenge_id = pending["phone"], pending["challenge_id"]
         first_code = _last_code(self.outbox, phone)
         elapsed, _ = _timed(
-            self.client,
-            "POST",
-            f"{base}/otp/resend",
-            json={"challenge_id": challenge["challenge_id"]},
+            self.client, "POST", f"{base}/otp/resend", json={"challenge_id": challenge_id}
         )
-        self.resend_s.append(elapsed)
+        self.send_s.append(elapsed)
         code = _last_code(self.outbox, phone)
         if code == first_code:
             raise RuntimeError("the resent code is the same as the first one")
-        elapsed, _ = _timed(
+        elapsed, tokens = _timed(
             self.client,
             "POST",
             f"{base}/register/verify",
             json={
-                "challenge_id": challenge["challenge_id"],
+                "challenge_id": challenge_id,
                 "code": code,
                 "device_id": uuid.uuid4().hex,
                 "device_name": "bench",
@@ -95,74 +115,83 @@ class _Flow:
                 "app_version": "1.0.0",
             },
         )
+        if not tokens.get("access_token"):
+            raise RuntimeError("the verification gave no access token")
         self.verify_s.append(elapsed)
 
     def close(self) -> None:
         self.client.close()
 
 
-_phones = 7_000_000
-PROFILE_SECONDS = 10
-
-
 def workload(ctx: Context) -> None:
-    """Sign-ups for the profiler's duration."""
+    """Send + verify exchanges for the profiler's duration (sign-ups made before)."""
+    pending = _spare or pending_sign_ups(ctx, PROFILE_EXCHANGES)
     flow = _Flow(ctx)
     deadline = time.monotonic() + PROFILE_SECONDS - 1
     try:
-        while time.monotonic() < deadline:
-            flow.sign_up()
+        for item in pending:
+            if time.monotonic() >= deadline:
+                break
+            flow.exchange(item)
     finally:
         flow.close()
 
 
 def run(ctx: Context) -> list[Result]:
-    rounds = 15 if ctx.quick else 60
+    rounds = 20 if ctx.quick else 100
+    pending = pending_sign_ups(ctx, rounds + 5 + PROFILE_EXCHANGES)
+    _spare[:] = pending[rounds + 5 :]
+    pending = pending[: rounds + 5]
     flow = _Flow(ctx)
     try:
-        for _ in range(20):  # warm-up
+        for item in pending[:5]:  # warm-up: both routes, the connection, the pool
+            flow.exchange(item)
+        for _ in range(20):
             flow.hello()
+        flow.send_s.clear()
+        flow.verify_s.clear()
         flow.hello_s.clear()
-        for _ in range(rounds):
-            flow.sign_up()
-            for _ in range(5):
+        for item in pending[5:]:
+            flow.exchange(item)
+            for _ in range(3):
                 flow.hello()
     finally:
         flow.close()
-    register_s, resend_s, verify_s, hello_s = (
-        flow.register_s,
-        flow.resend_s,
-        flow.verify_s,
-        flow.hello_s,
-    )
-    send_verify = [a + b for a, b in zip(register_s, verify_s, strict=True)]
-    resend_verify = [a + b for a, b in zip(resend_s, verify_s, strict=True)]
-    hello_p50 = percentile(hello_s, 0.5)
+    send_s, verify_s, hello_s = flow.send_s, flow.verify_s, flow.hello_s
+    hello = percentile(hello_s, 0.5)
+    send, verify = percentile(send_s, 0.5), percentile(verify_s, 0.5)
+    pairs = [a + b for a, b in zip(send_s, verify_s, strict=True)]
 
-    def ms(values: list[float], fraction: float = 0.5) -> float:
-        return round(percentile(values, fraction) * 1000, 2)
+    def ms(value: float) -> float:
+        return round(value * 1000, 2)
 
     figures = {
-        "sign_ups": rounds,
+        "exchanges": rounds,
         "hello_requests": len(hello_s),
-        "hello_p50_ms": ms(hello_s),
-        "register_p50_ms": ms(register_s),
-        "verify_p50_ms": ms(verify_s),
-        "register_plus_verify_p50_ms": ms(send_verify),
-        "register_plus_verify_p99_ms": ms(send_verify, 0.99),
-        "resend_p50_ms": ms(resend_s),
-        "resend_plus_verify_p50_ms": ms(resend_verify),
-        "resend_plus_verify_p50_over_hello_p50": round(
-            percentile(resend_verify, 0.5) / hello_p50, 2
-        ),
+        "hello_p50_ms": ms(hello),
+        "hello_p99_ms": ms(percentile(hello_s, 0.99)),
+        "send_p50_ms": ms(send),
+        "send_p99_ms": ms(percentile(send_s, 0.99)),
+        "verify_p50_ms": ms(verify),
+        "verify_p99_ms": ms(percentile(verify_s, 0.99)),
+        "send_p50_plus_verify_p50_ms": ms(send + verify),
+        "exchange_p50_ms": ms(percentile(pairs, 0.5)),
+        "exchange_p99_ms": ms(percentile(pairs, 0.99)),
+        "send_p50_over_hello_p50": round(send / hello, 2),
+        "verify_p50_over_hello_p50": round(verify / hello, 2),
+        "per_request_over_hello": round((send + verify) / 2 / hello, 2),
     }
     return [
         Result(
             path=PATH,
-            ratio_name="register+verify p50 ÷ hello p50",
+            ratio_name="(send p50 + verify p50) ÷ hello p50",
             target="<= 1.5",
-            ratio=percentile(send_verify, 0.5) / hello_p50,
+            ratio=(send + verify) / hello,
             figures=figures,
             measured_by="python-httpx, sequential, one keep-alive connection",
+            notes=[
+                "one exchange is two requests against one hello request: the floor is 2.0; "
+                "per_request_over_hello is the cost of an average OTP request in hellos"
+            ],
         )
     ]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 
+from auth import otp
 from auth.models import DeviceSession, OtpChallenge, User
 from auth.sms import read_outbox
 from tests.accounts.conftest import PASSWORD, device, last_code, register, sms_to
@@ -121,6 +124,21 @@ def test_code_works_only_once(api, db) -> None:
     assert DeviceSession.objects.count() == 1
 
 
+def test_a_number_verified_meanwhile_makes_the_code_wrong(api, db) -> None:
+    # Between the code and its use, the pending account's number was proven
+    # elsewhere (here: written directly): the code no longer activates anything.
+    challenge_id = register(api).json()["challenge_id"]
+    verified_at = timezone.now() - dt.timedelta(minutes=1)
+    User.objects.filter(phone=PHONE).update(phone_verified_at=verified_at)
+    response = _verify(api, challenge_id, last_code(PHONE))
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_code"
+    assert User.objects.get(phone=PHONE).phone_verified_at == verified_at
+    assert not DeviceSession.objects.exists()
+    # The failed try rolled back with the rest: the challenge is not spent.
+    assert OtpChallenge.objects.get(pk=challenge_id).consumed_at is None
+
+
 def test_a_code_of_another_flow_never_completes_registration(api, db) -> None:
     # A verified account asks for a password reset: its code and challenge are
     # for `reset_password` and must not verify a sign-up.
@@ -168,3 +186,18 @@ def test_registering_again_before_verifying_updates_the_pending_account(api, db,
     user = User.objects.get(phone=PHONE)
     assert user.full_name == "Tên mới"
     assert user.check_password("An0ther-pass!word")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_only_the_code_issuing_transaction_skips_the_disk_flush() -> None:
+    def synchronous_commit() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return str(cursor.fetchone()[0])
+
+    with transaction.atomic():
+        otp.commit_without_waiting_for_disk()
+        assert synchronous_commit() == "off"
+    assert synchronous_commit() == "on"
+    otp.commit_without_waiting_for_disk()  # outside a transaction: nothing to relax
+    assert synchronous_commit() == "on"

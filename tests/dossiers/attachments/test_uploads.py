@@ -143,6 +143,21 @@ def test_transparent_png_is_flattened_on_white() -> None:
     assert stored.getpixel((50, 50)) == (255, 255, 255)
 
 
+def test_kept_memory_blocks_never_leak_into_the_next_photo(settings) -> None:  # type: ignore[no-untyped-def]
+    # The process keeps freed pixel blocks for the next photo (Pillow's arena).
+    assert Image.core.get_blocks_max() == settings.ATTACHMENT_IMAGE_BLOCKS_KEPT > 0
+    photo = samples.jpeg_bytes((4032, 3024), orientation=6)
+    first = process_image(io.BytesIO(photo))
+    transparent = io.BytesIO()
+    Image.new("RGBA", (2016, 1512), (0, 0, 0, 0)).save(transparent, "PNG")
+
+    flattened = _open(process_image(io.BytesIO(transparent.getvalue())).data)
+    again = process_image(io.BytesIO(photo))
+
+    assert flattened.getextrema() == ((255, 255), (255, 255), (255, 255))
+    assert (again.data, again.thumbnail) == (first.data, first.thumbnail)
+
+
 def test_decompression_bomb_header_is_refused_before_decoding() -> None:
     bomb = samples.png_header_only(50_000, 50_000)
     assert len(bomb) < 200

@@ -1,0 +1,42 @@
+"""Pending sign-ups for the OTP benchmark: `python -m bench.otp_seed FIRST COUNT`.
+
+Runs with the bench environment, outside the API server, so that neither the
+timed requests nor the server's profile include the sign-up's password hash.
+Each sign-up goes through the real `accounts.register` action (the first code
+is texted to the file outbox like any other); only the password hasher is a
+fast one, since these bench passwords are never checked. Prints one JSON line:
+a list of {"phone", "challenge_id"}.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import django
+
+
+def main() -> None:
+    django.setup()
+
+    from django.test import override_settings
+
+    from auth import actions
+
+    first, count = int(sys.argv[1]), int(sys.argv[2])
+    pending = []
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        for number in range(first, first + count):
+            phone = f"+8491{number:07d}"
+            challenge = actions.register(
+                phone=phone,
+                full_name="Trần Thị Bench",
+                password="bench-Passw0rd!2026",  # noqa: S106 # nosec B106 - throwaway bench account
+                ip="127.0.0.1",
+            )
+            pending.append({"phone": phone, "challenge_id": str(challenge.id)})
+    sys.stdout.write(json.dumps(pending) + "\n")
+
+
+if __name__ == "__main__":
+    main()
