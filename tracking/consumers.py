@@ -15,7 +15,8 @@ user may see: the hint carries no data.
 This consumer is async, against the channels default of sync consumers: every
 socket needs a timer (heartbeat, re-check of held events), which a sync
 consumer could only get with a thread per socket. Every ORM call goes through
-`database_sync_to_async` into tracking/stream.py.
+`database_sync_to_async` into tracking/stream.py, except the read of the log on
+each hint (`stream.pull_on_kept_connection`), which keeps its connection.
 """
 
 from __future__ import annotations
@@ -225,7 +226,7 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
             return
         async with self.pump_lock:
             while not self.closing:
-                frames = await database_sync_to_async(stream.pull)(subscription)
+                frames = await sync_to_async(stream.pull_on_kept_connection)(subscription)
                 for frame in frames:
                     await self._send_frame(frame)
                 if subscription.held:
