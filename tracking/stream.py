@@ -27,11 +27,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection
+from django.db import connection
 from django.db.models import Max, Q, QuerySet
 from django.utils import timezone, translation
 
@@ -154,13 +155,20 @@ def pull(subscription: Subscription) -> list[EventFrame]:
     """The next final events after the cursor, as frames; advances the cursor.
 
     Sets `subscription.held` when later events exist that are not final yet.
-    One query reads the events after the cursor in log order, each marked final
-    or not against the horizon of that query's own snapshot. Final events come
-    first (the order is by txid), so the frames are the leading final rows, and
-    a row that is not final means events are held.
+    (tracking.reader does the same on the socket's event loop.)
     """
     limit = settings.WS_REPLAY_BATCH
-    rows = _pending(subscription, limit + 1)
+    return advance(subscription, _pending(subscription, limit + 1), limit)
+
+
+def advance(subscription: Subscription, rows: list[EventRow], limit: int) -> list[EventFrame]:
+    """The frames of the leading final `rows` (at most `limit`); moves the cursor past them.
+
+    The rows are the events after the cursor in log order, each marked final or
+    not against the horizon of the query's own snapshot. Final events come
+    first (the order is by txid), and a row that is not final means events
+    are held.
+    """
     batch: list[EventRow] = []
     for row in rows[:limit]:
         if not row.final:
@@ -172,24 +180,6 @@ def pull(subscription: Subscription) -> list[EventFrame]:
         subscription.position = Position(batch[-1].txid, batch[-1].id)
     subscription.held = any(not row.final for row in rows)
     return frames
-
-
-def pull_on_kept_connection(subscription: Subscription) -> list[EventFrame]:
-    """`pull`, without handing the database connection back to the pool after it.
-
-    Every socket of a server process pulls on the one thread that channels runs
-    database work on (thread-sensitive), so that thread keeps its connection
-    from hint to hint: taking it out of the pool and back, with the pool's health
-    check, cost more than the query itself. Between pulls the connection is
-    idle in autocommit: it holds no snapshot, so it never holds back the
-    horizon. The `database_sync_to_async` calls on the same thread (connect,
-    heartbeats) still hand it back now and then; after an error it is closed.
-    """
-    try:
-        return pull(subscription)
-    except DatabaseError:
-        connection.close()
-        raise
 
 
 @dataclass(frozen=True)
@@ -207,12 +197,28 @@ class EventRow:
     dossier_code: str | None
     final: bool
 
+    @classmethod
+    def of(cls, row: Sequence[Any]) -> EventRow:
+        """From a row of PENDING_SQL."""
+        return cls(
+            id=row[0],
+            txid=row[1],
+            type=row[2],
+            status_before=row[3],
+            status_after=row[4],
+            created_at=row[5],
+            data=_json(row[6]),
+            dossier_id=row[7],
+            dossier_code=row[8],
+            final=row[9],
+        )
+
 
 # The events after a cursor in log order, for PostgreSQL: this runs on every
 # hint for every open socket, so it is one fixed SQL string with the audience
 # (tracking.audience) compiled once per socket, not a queryset compiled on each
 # call: the ORM's compiler took longer than PostgreSQL took to answer.
-_PENDING_SQL = """
+PENDING_SQL = """
 SELECT e.id, e.txid, e.type, e.status_before, e.status_after, e.created_at, e.data,
        e.dossier_id, d.code, e.txid < {horizon} AS final
 FROM {events} e JOIN {dossiers} d ON d.id = e.dossier_id
@@ -222,6 +228,29 @@ WHERE e.dossier_id IN ({audience})
 ORDER BY e.txid, e.id
 LIMIT %s
 """
+
+
+def pending_query(subscription: Subscription, limit: int) -> tuple[str, tuple[Any, ...]]:
+    """PENDING_SQL and its parameters for this socket now (PostgreSQL only).
+
+    The SQL is compiled on the first call (sync code: the compiler may ask the
+    database connection about the server); later calls only fill in the cursor.
+    """
+    if subscription.pending_sql is None:
+        audience = _audience(subscription.user, subscription.dossier_id).values("pk")
+        audience_sql, audience_params = audience.query.sql_with_params()
+        subscription.pending_sql = (
+            PENDING_SQL.format(
+                horizon=HORIZON_SQL,
+                events=DossierEvent._meta.db_table,
+                dossiers=Dossier._meta.db_table,
+                audience=audience_sql,
+            ),
+            tuple(audience_params),
+        )
+    sql, audience_params = subscription.pending_sql
+    position = subscription.position
+    return sql, (*audience_params, position.txid, position.id, sorted(subscription.seen), limit)
 
 
 def _pending(subscription: Subscription, limit: int) -> list[EventRow]:
@@ -248,39 +277,10 @@ def _pending(subscription: Subscription, limit: int) -> list[EventRow]:
             )
             for event in events.select_related("dossier").order_by("txid", "id")[:limit]
         ]
-    if subscription.pending_sql is None:
-        audience = _audience(subscription.user, subscription.dossier_id).values("pk")
-        audience_sql, audience_params = audience.query.sql_with_params()
-        subscription.pending_sql = (
-            _PENDING_SQL.format(
-                horizon=HORIZON_SQL,
-                events=DossierEvent._meta.db_table,
-                dossiers=Dossier._meta.db_table,
-                audience=audience_sql,
-            ),
-            tuple(audience_params),
-        )
-    sql, audience_params = subscription.pending_sql
-    position = subscription.position
-    params = (*audience_params, position.txid, position.id, sorted(subscription.seen), limit)
+    sql, params = pending_query(subscription, limit)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        found = cursor.fetchall()
-    return [
-        EventRow(
-            id=row[0],
-            txid=row[1],
-            type=row[2],
-            status_before=row[3],
-            status_after=row[4],
-            created_at=row[5],
-            data=_json(row[6]),
-            dossier_id=row[7],
-            dossier_code=row[8],
-            final=row[9],
-        )
-        for row in found
-    ]
+        return [EventRow.of(row) for row in cursor.fetchall()]
 
 
 def _json(value: Any) -> Any:
