@@ -1,4 +1,15 @@
-"""Telling open WebSockets about account changes that end them.
+"""Publishing to the channel layer from synchronous code, and session revocation.
+
+`send_to_groups` is how actions reach open WebSockets once their transaction
+commits (tracking.events.publish_hint, `notify_sessions_revoked` below). With
+Redis the channel layer is channels_redis's pub/sub layer, and a group message
+is one PUBLISH: sync code sends it with a plain Redis client, all groups in one
+round trip. `async_to_sync(layer.group_send)` would, outside a server's event
+loop (a job worker, a management command), start a new event loop in a new
+thread and open a new Redis connection for every call: milliseconds on the
+path of every live update. The message is the layer's own (its serializer, its
+channel names); tests/backend/test_realtime.py proves that a layer subscriber
+receives it.
 
 The WebSocket stream (tracking/consumers.py) puts every socket in the group of
 its device session. Revoking a session (logout, refresh-token reuse, support
@@ -10,16 +21,67 @@ it without importing `tracking`.
 from __future__ import annotations
 
 import logging
+import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from typing import Any, cast
 
+import redis
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import BaseChannelLayer, get_channel_layer
+from channels_redis.pubsub import RedisPubSubChannelLayer
+from django.conf import settings
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
 
 SESSION_REVOKED = "session.revoked"
+
+_clients: dict[str, redis.Redis] = {}
+_clients_lock = threading.Lock()
+
+
+def _publisher(host: dict[str, Any] | str) -> redis.Redis:
+    """One client (with its connection pool) per Redis address, per process."""
+    if isinstance(host, str):
+        host = {"address": host}
+    address = str(host["address"])
+    with _clients_lock:
+        client = _clients.get(address)
+        if client is None:
+            client = _clients[address] = redis.Redis.from_url(
+                address,
+                socket_connect_timeout=host.get("socket_connect_timeout"),
+                # An action waits for this after its commit: never long.
+                socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
+                retry=settings.REDIS_RETRY,  # a fresh connection after a Redis restart
+            )
+        return client
+
+
+def send_to_groups(groups: Sequence[str], message: dict[str, Any]) -> None:
+    """Send `message` to each group; raises when the layer cannot take it."""
+    layer = get_channel_layer()
+    if layer is None or not groups:
+        return
+    config = cast(dict[str, Any], settings.CHANNEL_LAYERS["default"].get("CONFIG", {}))
+    hosts = config.get("hosts", [])
+    if isinstance(layer, RedisPubSubChannelLayer) and len(hosts) == 1:
+        prefix = config.get("prefix", "asgi")
+        payload = layer.serialize(message)
+        with _publisher(hosts[0]).pipeline(transaction=False) as pipe:
+            for group in groups:
+                pipe.publish(f"{prefix}__group__{group}", payload)
+            pipe.execute()
+        return
+
+    async def send_all(target: BaseChannelLayer) -> None:
+        for group in groups:
+            await target.group_send(group, message)
+
+    # Other layers (the embedded default's in-memory one): through the server's
+    # event loop when called from a request, a new one otherwise.
+    async_to_sync(send_all)(layer)
 
 
 def session_group(session_id: uuid.UUID | str) -> str:
@@ -35,12 +97,7 @@ def notify_sessions_revoked(session_ids: Iterable[uuid.UUID | str]) -> None:
 
 
 def _send_revoked(groups: list[str]) -> None:
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    for group in groups:
-        try:
-            async_to_sync(layer.group_send)(group, {"type": SESSION_REVOKED})
-        except Exception:  # sockets also re-check their session on every heartbeat
-            logger.warning("session revocation not published to %s", group, exc_info=True)
-            return
+    try:
+        send_to_groups(groups, {"type": SESSION_REVOKED})
+    except Exception:  # sockets also re-check their session on every heartbeat
+        logger.warning("session revocation not published", exc_info=True)

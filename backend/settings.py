@@ -192,29 +192,43 @@ if REDIS_URL:
             },
         }
     }
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                # The layer's blocking reads wait up to 5 s (BZPOPMIN); redis-py's
-                # default 5 s socket timeout would cut them off and kill idle sockets.
-                "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        "socket_timeout": 15,
-                        "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
-                        # The layer's connections are asyncio ones: an asyncio Retry.
-                        "retry": AsyncRetry(
-                            NoBackoff(), REDIS_RETRIES, supported_errors=(RedisConnectionError,)
-                        ),
-                    }
-                ],
-                "prefix": f"{CACHE_KEY_PREFIX}:asgi",
-                "capacity": envint("CHANNEL_CAPACITY", 200),
-                "expiry": 30,
-            },
+    # The core layer's blocking reads wait up to 5 s (BZPOPMIN); redis-py's
+    # default 5 s socket timeout would cut them off and kill idle sockets.
+    CHANNEL_HOSTS = [
+        {
+            "address": REDIS_URL,
+            "socket_timeout": 15,
+            "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+            # The layer's connections are asyncio ones: an asyncio Retry.
+            "retry": AsyncRetry(
+                NoBackoff(), REDIS_RETRIES, supported_errors=(RedisConnectionError,)
+            ),
         }
-    }
+    ]
+    # Live updates are hints (the event log is the truth), so the pub/sub layer
+    # fits: a group message is one PUBLISH that Redis pushes to the subscribed
+    # server processes at once, where the core layer takes four round trips
+    # and a blocking pop per message, and keeps undelivered messages (capacity,
+    # expiry) that a hint does not need. CHANNEL_LAYER=core brings it back.
+    if env("CHANNEL_LAYER", "pubsub") == "pubsub":
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "CONFIG": {"hosts": CHANNEL_HOSTS, "prefix": f"{CACHE_KEY_PREFIX}:asgi"},
+            }
+        }
+    else:
+        CHANNEL_LAYERS = {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {
+                    "hosts": CHANNEL_HOSTS,
+                    "prefix": f"{CACHE_KEY_PREFIX}:asgi",
+                    "capacity": envint("CHANNEL_CAPACITY", 200),
+                    "expiry": 30,
+                },
+            }
+        }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

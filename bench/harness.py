@@ -264,9 +264,10 @@ class Seed:
 class Context:
     """Shared by the benchmarks of one run: the bench database and the API server."""
 
-    def __init__(self, *, quick: bool = False) -> None:
+    def __init__(self, *, quick: bool = False, name: str = "api", **env: str) -> None:
         self.quick = quick
-        self.env = bench_env()
+        self.name = name
+        self.env = bench_env(**env)
         self._server: Server | None = None
         self._seed: Seed | None = None
         self.commands: list[str] = []
@@ -288,7 +289,7 @@ class Context:
         """The project's API (plus the hello endpoint), started on first use."""
         if self._server is None:
             self.prepared()
-            self._server = Server("bench.asgi:application", self.env, "api").start()
+            self._server = Server("bench.asgi:application", self.env, self.name).start()
             self.commands.append(shlex.join(self._server.argv))
         return self._server
 

@@ -15,7 +15,8 @@ user may see: the hint carries no data.
 This consumer is async, against the channels default of sync consumers: every
 socket needs a timer (heartbeat, re-check of held events), which a sync
 consumer could only get with a thread per socket. Every ORM call goes through
-`database_sync_to_async` into tracking/stream.py.
+`database_sync_to_async` into tracking/stream.py; on PostgreSQL the read of the
+log on each hint stays on the event loop (tracking/reader.py).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone, translation
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
@@ -40,6 +42,7 @@ from backend.realtime import session_group
 from tracking import payloads, sockets, stream, tickets
 from tracking.audience import dossier_group, user_group
 from tracking.payloads import ErrorFrame, Frame, HeartbeatFrame, ResyncFrame, ResyncReason
+from tracking.reader import Reader
 
 logger = logging.getLogger(__name__)
 
@@ -73,6 +76,7 @@ class TokenBucket:
 
 class EventStreamConsumer(AsyncWebsocketConsumer):
     subscription: stream.Subscription | None = None
+    reader: Reader | None = None
 
     async def connect(self) -> None:
         self.subscription = None
@@ -141,6 +145,9 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         self.subscription = stream.Subscription(
             user=user, session_id=session.pk, dossier_id=dossier_id, position=position, seen=seen
         )
+        if connection.vendor == "postgresql":
+            self.reader = Reader(self.subscription)
+            await self.reader.open()
         # Accept only now: whatever commits once the app sees the socket open
         # is after the starting position.
         await self.accept()
@@ -164,6 +171,8 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
             self.ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.ticker
+        if self.reader is not None:
+            await self.reader.close()
         if self.subscription is not None:
             with contextlib.suppress(Exception):
                 await sync_to_async(sockets.unregister_socket)(
@@ -225,7 +234,10 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
             return
         async with self.pump_lock:
             while not self.closing:
-                frames = await database_sync_to_async(stream.pull)(subscription)
+                if self.reader is not None:
+                    frames = await self.reader.pull(settings.WS_REPLAY_BATCH)
+                else:
+                    frames = await database_sync_to_async(stream.pull)(subscription)
                 for frame in frames:
                     await self._send_frame(frame)
                 if subscription.held:

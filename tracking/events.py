@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Max
@@ -20,6 +18,7 @@ from django.utils.module_loading import import_string
 
 from auth.models import User
 from backend.jobs import defer
+from backend.realtime import send_to_groups
 from dossiers.models import Dossier
 from tracking.audience import dossier_group, recipients_for, user_group
 from tracking.models import DossierEvent
@@ -77,15 +76,10 @@ def publish_hint(event_id: int, dossier_id: str, recipients: list[str]) -> None:
     Best effort: if the channel layer (Redis) is down, the event is still in the
     log and sockets catch up when they resume from their last event id.
     """
-    layer = get_channel_layer()
-    if layer is None:
-        return
     message = {"type": "dossier.event", "event_id": event_id, "dossier_id": dossier_id}
     # Sockets narrowed to this dossier joined its group after an access check.
     groups = [user_group(user_id) for user_id in recipients] + [dossier_group(dossier_id)]
-    for group in groups:
-        try:
-            async_to_sync(layer.group_send)(group, message)
-        except Exception:  # the log stays the truth; never fail the request for a hint
-            logger.warning("realtime hint for event %s not published", event_id, exc_info=True)
-            return
+    try:
+        send_to_groups(groups, message)
+    except Exception:  # the log stays the truth; never fail the request for a hint
+        logger.warning("realtime hint for event %s not published", event_id, exc_info=True)

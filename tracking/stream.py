@@ -25,17 +25,20 @@ is commit order and every committed event is final.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import BigIntegerField, Func, Max, Q, QuerySet
+from django.db.models import Max, Q, QuerySet
 from django.utils import timezone, translation
 
 from auth.models import DeviceSession, User
 from dossiers.access import visible_dossiers
+from dossiers.models import Dossier
 from tracking.audience import followed_dossiers
 from tracking.models import DossierEvent
 from tracking.payloads import EventFrame, ResyncReason
@@ -43,13 +46,6 @@ from tracking.texts import event_text
 
 HORIZON_SQL = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 MAX_ID = 2**63 - 1
-
-
-class Horizon(Func):
-    """The horizon as an SQL expression, so it shares the query's own snapshot."""
-
-    template = HORIZON_SQL
-    output_field = BigIntegerField()
 
 
 @dataclass(frozen=True)
@@ -72,6 +68,8 @@ class Subscription:
     # not yet final when it connected, or the resume event's own transaction.
     seen: frozenset[int] = frozenset()
     held: bool = False
+    # The SQL of `pull` and the audience's parameters, compiled on first use.
+    pending_sql: tuple[str, tuple[Any, ...]] | None = field(default=None, repr=False)
 
     @property
     def language(self) -> str:
@@ -95,11 +93,13 @@ def horizon() -> int | None:
 def events_for(user: User, dossier_id: uuid.UUID | None = None) -> QuerySet[DossierEvent]:
     """What a socket of `user` carries: events of their own dossiers and of the
     organisations they watch; narrowed to one dossier, that dossier's if they may see it."""
+    return DossierEvent.objects.filter(dossier_id__in=_audience(user, dossier_id).values("pk"))
+
+
+def _audience(user: User, dossier_id: uuid.UUID | None) -> QuerySet[Dossier]:
     if dossier_id is None:
-        return DossierEvent.objects.filter(dossier_id__in=followed_dossiers(user).values("pk"))
-    return DossierEvent.objects.filter(
-        dossier_id=dossier_id, dossier_id__in=visible_dossiers(user).values("pk")
-    )
+        return followed_dossiers(user)
+    return visible_dossiers(user).filter(pk=dossier_id)
 
 
 def _after(events: QuerySet[DossierEvent], position: Position) -> QuerySet[DossierEvent]:
@@ -155,37 +155,152 @@ def pull(subscription: Subscription) -> list[EventFrame]:
     """The next final events after the cursor, as frames; advances the cursor.
 
     Sets `subscription.held` when later events exist that are not final yet.
+    (tracking.reader does the same on the socket's event loop.)
     """
-    events = events_for(subscription.user, subscription.dossier_id)
-    pending = _after(events, subscription.position)
-    if subscription.seen:
-        pending = pending.exclude(id__in=subscription.seen)
-    final = pending
-    if _on_postgres():
-        final = pending.filter(txid__lt=Horizon())
-    batch = list(final.select_related("dossier").order_by("txid", "id")[: settings.WS_REPLAY_BATCH])
+    limit = settings.WS_REPLAY_BATCH
+    return advance(subscription, _pending(subscription, limit + 1), limit)
+
+
+def advance(subscription: Subscription, rows: list[EventRow], limit: int) -> list[EventFrame]:
+    """The frames of the leading final `rows` (at most `limit`); moves the cursor past them.
+
+    The rows are the events after the cursor in log order, each marked final or
+    not against the horizon of the query's own snapshot. Final events come
+    first (the order is by txid), and a row that is not final means events
+    are held.
+    """
+    batch: list[EventRow] = []
+    for row in rows[:limit]:
+        if not row.final:
+            break
+        batch.append(row)
     with translation.override(subscription.language):
-        frames = [event_frame(event) for event in batch]
+        frames = [event_frame(row) for row in batch]
     if batch:
         subscription.position = Position(batch[-1].txid, batch[-1].id)
-    if len(batch) < settings.WS_REPLAY_BATCH:
-        subscription.held = _on_postgres() and pending.filter(txid__gte=Horizon()).exists()
+    subscription.held = any(not row.final for row in rows)
     return frames
 
 
-def event_frame(event: DossierEvent) -> EventFrame:
+@dataclass(frozen=True)
+class EventRow:
+    """What a frame needs of one event, and whether the event is final."""
+
+    id: int
+    txid: int
+    type: str
+    status_before: int | None
+    status_after: int | None
+    created_at: dt.datetime
+    data: dict[str, Any]
+    dossier_id: uuid.UUID
+    dossier_code: str | None
+    final: bool
+
+    @classmethod
+    def of(cls, row: Sequence[Any]) -> EventRow:
+        """From a row of PENDING_SQL."""
+        return cls(
+            id=row[0],
+            txid=row[1],
+            type=row[2],
+            status_before=row[3],
+            status_after=row[4],
+            created_at=row[5],
+            data=_json(row[6]),
+            dossier_id=row[7],
+            dossier_code=row[8],
+            final=row[9],
+        )
+
+
+# The events after a cursor in log order, for PostgreSQL: this runs on every
+# hint for every open socket, so it is one fixed SQL string with the audience
+# (tracking.audience) compiled once per socket, not a queryset compiled on each
+# call: the ORM's compiler took longer than PostgreSQL took to answer.
+PENDING_SQL = """
+SELECT e.id, e.txid, e.type, e.status_before, e.status_after, e.created_at, e.data,
+       e.dossier_id, d.code, e.txid < {horizon} AS final
+FROM {events} e JOIN {dossiers} d ON d.id = e.dossier_id
+WHERE e.dossier_id IN ({audience})
+  AND (e.txid, e.id) > (%s, %s)
+  AND e.id <> ALL(%s::bigint[])
+ORDER BY e.txid, e.id
+LIMIT %s
+"""
+
+
+def pending_query(subscription: Subscription, limit: int) -> tuple[str, tuple[Any, ...]]:
+    """PENDING_SQL and its parameters for this socket now (PostgreSQL only).
+
+    The SQL is compiled on the first call (sync code: the compiler may ask the
+    database connection about the server); later calls only fill in the cursor.
+    """
+    if subscription.pending_sql is None:
+        audience = _audience(subscription.user, subscription.dossier_id).values("pk")
+        audience_sql, audience_params = audience.query.sql_with_params()
+        subscription.pending_sql = (
+            PENDING_SQL.format(
+                horizon=HORIZON_SQL,
+                events=DossierEvent._meta.db_table,
+                dossiers=Dossier._meta.db_table,
+                audience=audience_sql,
+            ),
+            tuple(audience_params),
+        )
+    sql, audience_params = subscription.pending_sql
+    position = subscription.position
+    return sql, (*audience_params, position.txid, position.id, sorted(subscription.seen), limit)
+
+
+def _pending(subscription: Subscription, limit: int) -> list[EventRow]:
+    """Up to `limit` events after the cursor that the client has not seen, in log order."""
+    if not _on_postgres():
+        # SQLite (embedded default): every committed event is final.
+        events = _after(
+            events_for(subscription.user, subscription.dossier_id), subscription.position
+        )
+        if subscription.seen:
+            events = events.exclude(id__in=subscription.seen)
+        return [
+            EventRow(
+                id=event.id,
+                txid=event.txid,
+                type=event.type,
+                status_before=event.status_before,
+                status_after=event.status_after,
+                created_at=event.created_at,
+                data=event.data,
+                dossier_id=event.dossier_id,
+                dossier_code=event.dossier.code,
+                final=True,
+            )
+            for event in events.select_related("dossier").order_by("txid", "id")[:limit]
+        ]
+    sql, params = pending_query(subscription, limit)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [EventRow.of(row) for row in cursor.fetchall()]
+
+
+def _json(value: Any) -> Any:
+    """A jsonb column read by hand: Django's psycopg setup hands it over as text."""
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def event_frame(row: EventRow) -> EventFrame:
     """The one documented shape of an event frame, texts in the active language."""
     return {
         "type": "event",
-        "id": event.id,
-        "event_type": event.type,
-        "dossier_id": str(event.dossier_id),
-        "dossier_code": event.dossier.code,
-        "status": event.status_after,
-        "status_before": event.status_before,
-        "time": iso_time(event.created_at),
-        "text": event_text(event.type, event.data),
-        "data": dict(event.data or {}),
+        "id": row.id,
+        "event_type": row.type,
+        "dossier_id": str(row.dossier_id),
+        "dossier_code": row.dossier_code,
+        "status": row.status_after,
+        "status_before": row.status_before,
+        "time": iso_time(row.created_at),
+        "text": event_text(row.type, row.data),
+        "data": dict(row.data or {}),
     }
 
 
