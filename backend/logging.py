@@ -13,7 +13,7 @@ request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id
 
 SENSITIVE_KEYS = re.compile(
     r"^(code|.*(pass(word)?|secret|token|otp|authorization|cookie|signature|recovery|totp"
-    r"|citizen_id|cccd).*)$",
+    r"|citizen_id|cccd|ticket).*)$",
     re.IGNORECASE,
 )
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
@@ -22,7 +22,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # key=value / "key": "value" pairs with a sensitive key.
     (
         re.compile(
-            r"(?i)\b(password|passwd|secret|token|otp|code|refresh|access|signature)"
+            r"(?i)\b(password|passwd|secret|token|otp|code|refresh|access|signature|ticket)"
             r"(\"?\s*[:=]\s*\"?)([^\s\"&,;]+)"
         ),
         r"\1\2[redacted]",

@@ -316,6 +316,10 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "procrastinate": {"level": env("PROCRASTINATE_LOG_LEVEL", "WARNING")},
+        # uvicorn's own handlers would print request lines (a WebSocket URL carries
+        # its single-use ticket) unredacted: its loggers go through ours instead.
+        "uvicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "uvicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False},
     },
 }
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
+from uvicorn.logging import ColourizedFormatter as UvicornFormatter
+
 from backend.logging import JsonFormatter, RedactingFilter, RequestIdFilter, redact_text
 
 
@@ -56,3 +58,27 @@ def test_exception_text_is_redacted() -> None:
 
 def test_ordinary_text_is_untouched() -> None:
     assert redact_text("dossier H01-260101-0001 accepted") == "dossier H01-260101-0001 accepted"
+
+
+def test_websocket_ticket_in_a_request_line_is_redacted() -> None:
+    out = render(
+        '%s - "GET %s HTTP/1.1" %d',
+        "127.0.0.1:5000",
+        "/ws/v1/events?ticket=Zx9_abc-1&last_event_id=7",
+        101,
+    )
+    assert "Zx9_abc-1" not in out
+    assert "/ws/v1/events?ticket=[redacted]&last_event_id=7" in json.loads(out)["message"]
+
+
+def test_uvicorn_loggers_go_through_the_redacting_handler() -> None:
+    for name in ("uvicorn.access", "uvicorn.error"):
+        logger = logging.getLogger(name)
+        assert not logger.propagate
+        # Ours replaces uvicorn's (the other handlers there are pytest's capture).
+        assert any(
+            isinstance(f, RedactingFilter) for handler in logger.handlers for f in handler.filters
+        )
+        assert not any(
+            isinstance(handler.formatter, UvicornFormatter) for handler in logger.handlers
+        )

@@ -143,6 +143,7 @@ class EventStream:
     def __init__(self, app: MobileApp) -> None:
         self.app = app
         self.frames: list[dict[str, Any]] = []
+        self.tickets: list[str] = []  # every ticket used, to check the logs never show one
         self.closed: list[int | None] = []
         self._lock = threading.Lock()
         self._socket: ClientConnection | None = None
@@ -155,7 +156,8 @@ class EventStream:
         self._socket = None
         response = self.ticket()
         assert response.status_code == 201, response.text
-        query = f"ticket={response.json()['ticket']}"
+        self.tickets.append(response.json()["ticket"])
+        query = f"ticket={self.tickets[-1]}"
         if last_event_id is not None:
             query += f"&last_event_id={last_event_id}"
         url = f"{self.app.stack.ws_url}/ws/v1/events?{query}"

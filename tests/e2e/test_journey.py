@@ -237,3 +237,10 @@ def test_citizen_journey_from_registration_to_rating(stack: Stack) -> None:
     stream.close()
     for client in (app, agency, carrier):
         client.close()
+
+    # The server's logs (uvicorn's request lines included) never show a ticket, a token
+    # or the citizen's number, yet they do show the socket's request.
+    web_log = (stack.workdir / "web.log").read_text(encoding="utf-8")
+    assert "/ws/v1/events?ticket=[redacted]" in web_log
+    for secret in [*stream.tickets, app.token, PHONE, PHONE.removeprefix("+84")]:
+        assert secret not in web_log
