@@ -13,6 +13,10 @@ held until the consumer looks again (on the next hint or tick).
 Replaying after a resume and streaming live are the same query from the same
 cursor, so the seam has neither gap nor duplicate.
 
+An idle socket's heartbeat does not run that query: `may_have_news` first
+probes the log's (txid, id) index for any event at or above the horizon of the
+socket's last look, which is where anything it could send or hold must be.
+
 The price: an event waits until every write transaction that started before
 its own has ended, in the whole PostgreSQL cluster (the horizon is not per
 table). Keep write transactions short (and set
@@ -31,7 +35,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import BigIntegerField, Func, Max, Q, QuerySet
+from django.db.models import Max, Q, QuerySet
 from django.utils import timezone, translation
 
 from auth.models import DeviceSession, User
@@ -43,13 +47,6 @@ from tracking.texts import event_text
 
 HORIZON_SQL = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
 MAX_ID = 2**63 - 1
-
-
-class Horizon(Func):
-    """The horizon as an SQL expression, so it shares the query's own snapshot."""
-
-    template = HORIZON_SQL
-    output_field = BigIntegerField()
 
 
 @dataclass(frozen=True)
@@ -72,6 +69,9 @@ class Subscription:
     # not yet final when it connected, or the resume event's own transaction.
     seen: frozenset[int] = frozenset()
     held: bool = False
+    # The horizon of the last look that found nothing more to send: every event
+    # below it after the cursor has been sent (None: not looked yet, or SQLite).
+    horizon: int | None = None
 
     @property
     def language(self) -> str:
@@ -156,21 +156,41 @@ def pull(subscription: Subscription) -> list[EventFrame]:
 
     Sets `subscription.held` when later events exist that are not final yet.
     """
+    current = horizon()
     events = events_for(subscription.user, subscription.dossier_id)
     pending = _after(events, subscription.position)
     if subscription.seen:
         pending = pending.exclude(id__in=subscription.seen)
-    final = pending
-    if _on_postgres():
-        final = pending.filter(txid__lt=Horizon())
+    final = pending if current is None else pending.filter(txid__lt=current)
     batch = list(final.select_related("dossier").order_by("txid", "id")[: settings.WS_REPLAY_BATCH])
     with translation.override(subscription.language):
         frames = [event_frame(event) for event in batch]
     if batch:
         subscription.position = Position(batch[-1].txid, batch[-1].id)
     if len(batch) < settings.WS_REPLAY_BATCH:
-        subscription.held = _on_postgres() and pending.filter(txid__gte=Horizon()).exists()
+        subscription.held = current is not None and pending.filter(txid__gte=current).exists()
+        subscription.horizon = current
     return frames
+
+
+def may_have_news(subscription: Subscription) -> bool:
+    """Whether a `pull` could find anything: False only when no event at all
+    (anyone's) has been written since the last look that found nothing more.
+
+    The cheap check of an idle socket's heartbeat (one index range probe, no
+    join): events before the last look's horizon were final then, so they have
+    been sent; anything `pull` could send or hold now is at or above it.
+    """
+    if subscription.held or subscription.horizon is None:
+        return True
+    return DossierEvent.objects.filter(txid__gte=subscription.horizon).exists()
+
+
+def heartbeat_check(subscription: Subscription) -> tuple[bool, bool]:
+    """At a heartbeat: (the session is still live, the log may hold news for it)."""
+    if not session_is_live(subscription.session_id):
+        return False, False
+    return True, may_have_news(subscription)
 
 
 def event_frame(event: DossierEvent) -> EventFrame:
