@@ -182,7 +182,7 @@ if REDIS_URL:
     }
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "backend.channel_layer.RedisChannelLayer",
             "CONFIG": {
                 # The layer's blocking reads wait up to 5 s (BZPOPMIN); redis-py's
                 # default 5 s socket timeout would cut them off and kill idle sockets.
@@ -191,6 +191,9 @@ if REDIS_URL:
                         "address": REDIS_URL,
                         "socket_timeout": 15,
                         "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+                        # Connections per process; when all are busy, wait this long.
+                        "max_connections": envint("CHANNEL_LAYER_MAX_CONNECTIONS", 100),
+                        "timeout": float(env("CHANNEL_LAYER_POOL_TIMEOUT", "20")),
                     }
                 ],
                 "prefix": f"{CACHE_KEY_PREFIX}:asgi",
