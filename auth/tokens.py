@@ -56,8 +56,13 @@ def access_ttl() -> int:
     return min(settings.ACCESS_TOKEN_TTL_SECONDS, 15 * 60)
 
 
+def access_token_for(session_id: uuid.UUID) -> str:
+    """A new access token of the session (valid for `access_ttl()` seconds)."""
+    return signing.dumps({"sid": str(session_id)}, salt=ACCESS_SALT, compress=False)
+
+
 def _issue_pair(session: DeviceSession) -> TokenPair:
-    access = signing.dumps({"sid": str(session.id)}, salt=ACCESS_SALT, compress=False)
+    access = access_token_for(session.id)
     refresh = f"{session.id.hex}.{secrets.token_urlsafe(32)}"
     RefreshToken.objects.create(
         session=session,

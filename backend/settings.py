@@ -208,9 +208,11 @@ if REDIS_URL:
     # Live updates are hints (the event log is the truth), so the pub/sub layer
     # fits: a group message is one PUBLISH that Redis pushes to the subscribed
     # server processes at once, where the core layer takes four round trips
-    # and a blocking pop per message, and keeps undelivered messages (capacity,
-    # expiry) that a hint does not need. CHANNEL_LAYER=core brings it back.
-    if env("CHANNEL_LAYER", "pubsub") == "pubsub":
+    # and a blocking pop per message. It is opt-in (CHANNEL_LAYER=pubsub):
+    # channels_redis 4.3's pub/sub layer does not recover cleanly from a Redis
+    # restart (its receive loop and a subscribe race to reconnect one
+    # connection), while the core layer is proven by the restart tests.
+    if env("CHANNEL_LAYER", "core") == "pubsub":
         CHANNEL_LAYERS = {
             "default": {
                 "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
@@ -218,11 +220,19 @@ if REDIS_URL:
             }
         }
     else:
+        # backend.channel_layer: the core layer whose pool waits for a free
+        # connection (the stock one fails a burst of group changes at once).
         CHANNEL_LAYERS = {
             "default": {
-                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "BACKEND": "backend.channel_layer.RedisChannelLayer",
                 "CONFIG": {
-                    "hosts": CHANNEL_HOSTS,
+                    "hosts": [
+                        {
+                            **CHANNEL_HOSTS[0],
+                            "max_connections": envint("CHANNEL_LAYER_MAX_CONNECTIONS", 100),
+                            "timeout": float(env("CHANNEL_LAYER_POOL_TIMEOUT", "20")),
+                        }
+                    ],
                     "prefix": f"{CACHE_KEY_PREFIX}:asgi",
                     "capacity": envint("CHANNEL_CAPACITY", 200),
                     "expiry": 30,

@@ -305,9 +305,9 @@ class Context:
             self._server = None
 
 
-def seed(env: dict[str, str]) -> Seed:
+def _run_seed(env: dict[str, str], *args: str) -> dict[str, Any]:
     done = subprocess.run(  # noqa: S603 - our own interpreter and module
-        [PYTHON, "-m", "bench.seed"],
+        [PYTHON, "-m", "bench.seed", *args],
         env=env,
         cwd=BASE_DIR,
         capture_output=True,
@@ -316,5 +316,16 @@ def seed(env: dict[str, str]) -> Seed:
     )
     if done.returncode != 0:
         raise RuntimeError(f"seeding the bench database failed:\n{done.stderr}")
-    data = json.loads(done.stdout.strip().splitlines()[-1])
+    data: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return data
+
+
+def seed(env: dict[str, str]) -> Seed:
+    data = _run_seed(env)
     return Seed(access_token=data["access_token"], dossier_id=data["dossier_id"])
+
+
+def seed_users(env: dict[str, str], count: int) -> list[str]:
+    """`count` more citizens with one session each (bench/seed.py); their access tokens."""
+    tokens: list[str] = _run_seed(env, "--users", str(count))["access_tokens"]
+    return tokens

@@ -9,6 +9,11 @@ instead (bench/push.py): an organisation whose members watch its dossiers and
 own N devices (two each), then has the agency accept the organisation's
 submitted dossier with the real action, which defers the event's fan-out job as
 in production. Prints {"dossier_id", "event_id", "users", "devices"}.
+
+`python -m bench.seed --users N` seeds N more citizens with one session each
+(the idle sockets benchmark: at most WS_MAX_SOCKETS_PER_USER sockets per user),
+written in bulk with an unusable password: they never sign in with one, and
+hashing N passwords would only make seeding slow. Prints {"access_tokens": [...]}.
 """
 
 from __future__ import annotations
@@ -31,14 +36,20 @@ def main() -> None:
     push = sub.add_parser("push", help="an organisation whose members own many devices")
     push.add_argument("--devices", type=int, required=True)
     push.add_argument("--label", required=True, help="makes the tokens of this run unique")
+    parser.add_argument("--users", type=int, default=0, help="seed N citizens with a session")
     args = parser.parse_args()
     django.setup()
-    data = seed_push_audience(args.devices, args.label) if args.what == "push" else seed_citizen()
+    data: dict[str, Any]
+    if args.what == "push":
+        data = seed_push_audience(args.devices, args.label)
+    elif args.users > 0:
+        data = seed_users(args.users)
+    else:
+        data = seed_citizen()
     sys.stdout.write(json.dumps(data) + "\n")
 
 
 def seed_citizen() -> dict[str, Any]:
-
     from django.utils import timezone
 
     from auth.models import User
@@ -60,6 +71,41 @@ def seed_citizen() -> dict[str, Any]:
     )
     dossier = actions.submit_dossier(user, draft.pk)
     return {"access_token": tokens.access_token, "dossier_id": str(dossier.pk)}
+
+
+def seed_users(count: int) -> dict[str, list[str]]:
+    """`count` verified citizens, each signed in on one device; their access tokens."""
+    from django.contrib.auth.hashers import make_password
+    from django.db import transaction
+    from django.utils import timezone
+
+    from auth.models import DeviceSession, User
+    from auth.tokens import access_token_for
+
+    now = timezone.now()
+    unusable = make_password(None)
+    with transaction.atomic():
+        users = User.objects.bulk_create(
+            User(
+                phone=f"+849130{index:05d}",
+                password=unusable,
+                full_name=f"Người dùng {index}",
+                verification_level=User.Level.PHONE,
+                phone_verified_at=now,
+            )
+            for index in range(count)
+        )
+        sessions = DeviceSession.objects.bulk_create(
+            DeviceSession(
+                user=user,
+                device_id=f"bench-socket-{index}",
+                name="bench",
+                last_seen_at=now,
+                authenticated_at=now,
+            )
+            for index, user in enumerate(users)
+        )
+    return {"access_tokens": [access_token_for(session.pk) for session in sessions]}
 
 
 def seed_push_audience(devices: int, label: str) -> dict[str, Any]:

@@ -3,19 +3,26 @@
 - `redis_publish_rtt`: PUBLISH on one connection → message on a subscribed one;
 - `websocket_echo_rtt`: one text frame to a bare ASGI echo app and back;
 - `idle_socket_bytes`: resident memory a server process gains per open, idle
-  WebSocket connection (connections opened by `connect(i)`, all kept open).
+  WebSocket connection (connections opened by `connect_one(i)`, all kept open
+  and read, so the client answers the server's pings and takes its heartbeats).
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
+import os
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
 from bench.harness import rss_bytes
 
@@ -64,33 +71,107 @@ async def websocket_echo_rtt(url: str, samples: int) -> list[float]:
     return rtts
 
 
+def open_files_limit(pid: int) -> int:
+    """The soft limit of open files of a running process (Linux /proc)."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max open files"):
+            soft = line.split()[3]
+            return 2**31 if soft == "unlimited" else int(soft)
+    raise RuntimeError(f"no open files limit for process {pid}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a running process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _drain(socket: ClientConnection) -> int:
+    """Read (and drop) what the server sends, as an app would: an unread socket
+    stops reading once its queue is full, and then misses the server's pings.
+    Returns how many frames arrived."""
+    frames = 0
+    with contextlib.suppress(ConnectionClosed):
+        async for _frame in socket:
+            frames += 1
+    return frames
+
+
+async def _open(
+    indices: range,
+    connect_one: Callable[[int], Awaitable[ClientConnection]],
+    batch: int,
+    sockets: list[ClientConnection],
+    readers: list[asyncio.Task[int]],
+) -> None:
+    """Open a socket per index, `batch` at a time, each read by a task from its start."""
+    for start in range(0, len(indices), batch):
+        opened = await asyncio.gather(*(connect_one(index) for index in indices[start:][:batch]))
+        sockets.extend(opened)
+        readers.extend(asyncio.create_task(_drain(socket)) for socket in opened)
+
+
+async def _close(sockets: list[ClientConnection], readers: list[asyncio.Task[int]]) -> int:
+    """Close every socket; the number of frames they received."""
+    await asyncio.gather(*(socket.close() for socket in sockets), return_exceptions=True)
+    counts = await asyncio.gather(*readers, return_exceptions=True)
+    return sum(count for count in counts if isinstance(count, int))
+
+
 async def idle_socket_bytes(
     pid: int,
     count: int,
     connect_one: Callable[[int], Awaitable[ClientConnection]],
     *,
     batch: int = 250,
+    warmup: int = 50,
     settle_seconds: float = 3.0,
+    hold_seconds: float = 30.0,
 ) -> dict[str, Any]:
-    """Open `count` sockets (in batches), keep them idle, measure the server's RSS growth."""
+    """Open `count` sockets (in batches), keep them idle, measure the server's RSS growth.
+
+    `warmup` sockets (indices `count` and up) are opened and closed first, so code
+    paths run once (imports, caches, pools) are not counted per socket. The
+    sockets are then held open `hold_seconds` (longer than the server's heartbeat
+    interval) while a task per socket reads what arrives; RSS is read at the end.
+    """
+    limit = open_files_limit(pid)
+    if limit < count + 100:
+        raise RuntimeError(
+            f"the server may open {limit} files, {count} sockets need more: raise `ulimit -n`"
+        )
+    sockets: list[ClientConnection] = []
+    readers: list[asyncio.Task[int]] = []
+    try:
+        await _open(range(count, count + warmup), connect_one, batch, sockets, readers)
+    finally:
+        await _close(sockets, readers)
     await asyncio.sleep(settle_seconds)
     before = rss_bytes(pid)
-    sockets: list[ClientConnection] = []
+    started = time.monotonic()
+    sockets, readers = [], []
     try:
-        for start in range(0, count, batch):
-            sockets.extend(
-                await asyncio.gather(
-                    *(connect_one(index) for index in range(start, min(count, start + batch)))
-                )
-            )
-        await asyncio.sleep(settle_seconds)
+        await _open(range(count), connect_one, batch, sockets, readers)
+        opened = time.monotonic() - started
+        cpu_before = cpu_seconds(pid)
+        await asyncio.sleep(hold_seconds)
         after = rss_bytes(pid)
-        open_sockets = sum(1 for socket in sockets if socket.state.name == "OPEN")
+        cpu_held = cpu_seconds(pid) - cpu_before
+        open_sockets = sum(1 for socket in sockets if socket.state is State.OPEN)
+        closed_codes = collections.Counter(
+            str(socket.close_code) for socket in sockets if socket.state is not State.OPEN
+        )
     finally:
-        await asyncio.gather(*(socket.close() for socket in sockets), return_exceptions=True)
+        frames = await _close(sockets, readers)
     return {
         "connections": count,
         "open_at_measure": open_sockets,
+        "closed_during_hold": dict(closed_codes),
+        "seconds_to_open": round(opened, 1),
+        "held_seconds": hold_seconds,
+        "frames_received": frames,
+        # The server's CPU use while the sockets were idle (1.0 = one core busy).
+        "server_cpu_while_held": round(cpu_held / hold_seconds, 3),
         "server_rss_before_bytes": before,
         "server_rss_after_bytes": after,
         "bytes_per_connection": round((after - before) / count),

@@ -264,13 +264,17 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
                 await asyncio.sleep(max(wait, 0))
                 if loop.time() >= next_beat:
                     next_beat = loop.time() + settings.WS_HEARTBEAT_SECONDS
-                    live = await database_sync_to_async(stream.session_is_live)(
-                        self.subscription.session_id
+                    # One cheap look per beat: an idle socket reads the log only
+                    # when something was written since its last look (a lost hint).
+                    live, news = await database_sync_to_async(stream.heartbeat_check)(
+                        self.subscription
                     )
                     if not live:
                         await self._close(payloads.CLOSE_SESSION_REVOKED)
                         return
                     await self._send_frame(self._heartbeat())
+                    if not news:
+                        continue
                 await self.pump()
         except asyncio.CancelledError:
             raise

@@ -97,4 +97,5 @@ class Reader:
                 spent, state.connection = state.connection, None
                 await spent.close()
                 raise
-        return stream.advance(self.subscription, [stream.EventRow.of(row) for row in found], limit)
+        current, rows = stream.rows_of(found)
+        return stream.advance(self.subscription, rows, limit, current)

@@ -13,6 +13,10 @@ held until the consumer looks again (on the next hint or tick).
 Replaying after a resume and streaming live are the same query from the same
 cursor, so the seam has neither gap nor duplicate.
 
+An idle socket's heartbeat does not run that query: `may_have_news` first
+probes the log's (txid, id) index for any event at or above the horizon of the
+socket's last look, which is where anything it could send or hold must be.
+
 The price: an event waits until every write transaction that started before
 its own has ended, in the whole PostgreSQL cluster (the horizon is not per
 table). Keep write transactions short (and set
@@ -68,6 +72,9 @@ class Subscription:
     # not yet final when it connected, or the resume event's own transaction.
     seen: frozenset[int] = frozenset()
     held: bool = False
+    # The horizon of the last look that found nothing more to send: every event
+    # below it after the cursor has been sent (None: not looked yet, or SQLite).
+    horizon: int | None = None
     # The SQL of `pull` and the audience's parameters, compiled on first use.
     pending_sql: tuple[str, tuple[Any, ...]] | None = field(default=None, repr=False)
 
@@ -158,16 +165,19 @@ def pull(subscription: Subscription) -> list[EventFrame]:
     (tracking.reader does the same on the socket's event loop.)
     """
     limit = settings.WS_REPLAY_BATCH
-    return advance(subscription, _pending(subscription, limit + 1), limit)
+    current, rows = _pending(subscription, limit + 1)
+    return advance(subscription, rows, limit, current)
 
 
-def advance(subscription: Subscription, rows: list[EventRow], limit: int) -> list[EventFrame]:
+def advance(
+    subscription: Subscription, rows: list[EventRow], limit: int, current: int | None
+) -> list[EventFrame]:
     """The frames of the leading final `rows` (at most `limit`); moves the cursor past them.
 
     The rows are the events after the cursor in log order, each marked final or
-    not against the horizon of the query's own snapshot. Final events come
-    first (the order is by txid), and a row that is not final means events
-    are held.
+    not against `current`, the horizon of the query's own snapshot (None on
+    SQLite). Final events come first (the order is by txid), and a row that is
+    not final means events are held.
     """
     batch: list[EventRow] = []
     for row in rows[:limit]:
@@ -179,7 +189,30 @@ def advance(subscription: Subscription, rows: list[EventRow], limit: int) -> lis
     if batch:
         subscription.position = Position(batch[-1].txid, batch[-1].id)
     subscription.held = any(not row.final for row in rows)
+    # Every final event below `current` after the old cursor is in this batch
+    # unless the batch is full: only then is there more to read below it.
+    subscription.horizon = current if len(batch) < limit else None
     return frames
+
+
+def may_have_news(subscription: Subscription) -> bool:
+    """Whether a `pull` could find anything: False only when no event at all
+    (anyone's) has been written since the last look that found nothing more.
+
+    The cheap check of an idle socket's heartbeat (one index range probe, no
+    join): events before the last look's horizon were final then, so they have
+    been sent; anything `pull` could send or hold now is at or above it.
+    """
+    if subscription.held or subscription.horizon is None:
+        return True
+    return DossierEvent.objects.filter(txid__gte=subscription.horizon).exists()
+
+
+def heartbeat_check(subscription: Subscription) -> tuple[bool, bool]:
+    """At a heartbeat: (the session is still live, the log may hold news for it)."""
+    if not session_is_live(subscription.session_id):
+        return False, False
+    return True, may_have_news(subscription)
 
 
 @dataclass(frozen=True)
@@ -199,34 +232,55 @@ class EventRow:
 
     @classmethod
     def of(cls, row: Sequence[Any]) -> EventRow:
-        """From a row of PENDING_SQL."""
+        """From a row of PENDING_SQL (after its leading horizon column)."""
         return cls(
-            id=row[0],
-            txid=row[1],
-            type=row[2],
-            status_before=row[3],
-            status_after=row[4],
-            created_at=row[5],
-            data=_json(row[6]),
-            dossier_id=row[7],
-            dossier_code=row[8],
-            final=row[9],
+            id=row[1],
+            txid=row[2],
+            type=row[3],
+            status_before=row[4],
+            status_after=row[5],
+            created_at=row[6],
+            data=_json(row[7]),
+            dossier_id=row[8],
+            dossier_code=row[9],
+            final=row[10],
         )
+
+
+def rows_of(found: Sequence[Sequence[Any]]) -> tuple[int | None, list[EventRow]]:
+    """PENDING_SQL's result: the horizon of its snapshot and the events, if any.
+
+    The query always returns at least one row, so the horizon is known even
+    when there is no event (that row's event columns are NULL).
+    """
+    if not found:
+        return None, []
+    return int(found[0][0]), [EventRow.of(row) for row in found if row[1] is not None]
 
 
 # The events after a cursor in log order, for PostgreSQL: this runs on every
 # hint for every open socket, so it is one fixed SQL string with the audience
 # (tracking.audience) compiled once per socket, not a queryset compiled on each
 # call: the ORM's compiler took longer than PostgreSQL took to answer.
+#
+# Its first column is the horizon of the query's snapshot: one row with NULL
+# event columns comes back when there is no event, so a look that finds
+# nothing still records how far it looked (`may_have_news`).
 PENDING_SQL = """
-SELECT e.id, e.txid, e.type, e.status_before, e.status_after, e.created_at, e.data,
-       e.dossier_id, d.code, e.txid < {horizon} AS final
-FROM {events} e JOIN {dossiers} d ON d.id = e.dossier_id
-WHERE e.dossier_id IN ({audience})
-  AND (e.txid, e.id) > (%s, %s)
-  AND e.id <> ALL(%s::bigint[])
-ORDER BY e.txid, e.id
-LIMIT %s
+SELECT h.horizon, p.id, p.txid, p.type, p.status_before, p.status_after, p.created_at,
+       p.data, p.dossier_id, p.code, p.txid < h.horizon AS final
+FROM (SELECT {horizon} AS horizon) h
+LEFT JOIN LATERAL (
+    SELECT e.id, e.txid, e.type, e.status_before, e.status_after, e.created_at, e.data,
+           e.dossier_id, d.code
+    FROM {events} e JOIN {dossiers} d ON d.id = e.dossier_id
+    WHERE e.dossier_id IN ({audience})
+      AND (e.txid, e.id) > (%s, %s)
+      AND e.id <> ALL(%s::bigint[])
+    ORDER BY e.txid, e.id
+    LIMIT %s
+) p ON true
+ORDER BY p.txid, p.id
 """
 
 
@@ -253,8 +307,9 @@ def pending_query(subscription: Subscription, limit: int) -> tuple[str, tuple[An
     return sql, (*audience_params, position.txid, position.id, sorted(subscription.seen), limit)
 
 
-def _pending(subscription: Subscription, limit: int) -> list[EventRow]:
-    """Up to `limit` events after the cursor that the client has not seen, in log order."""
+def _pending(subscription: Subscription, limit: int) -> tuple[int | None, list[EventRow]]:
+    """The horizon (None on SQLite) and up to `limit` events after the cursor that
+    the client has not seen, in log order."""
     if not _on_postgres():
         # SQLite (embedded default): every committed event is final.
         events = _after(
@@ -262,7 +317,7 @@ def _pending(subscription: Subscription, limit: int) -> list[EventRow]:
         )
         if subscription.seen:
             events = events.exclude(id__in=subscription.seen)
-        return [
+        return None, [
             EventRow(
                 id=event.id,
                 txid=event.txid,
@@ -280,7 +335,7 @@ def _pending(subscription: Subscription, limit: int) -> list[EventRow]:
     sql, params = pending_query(subscription, limit)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        return [EventRow.of(row) for row in cursor.fetchall()]
+        return rows_of(cursor.fetchall())
 
 
 def _json(value: Any) -> Any:

@@ -1,68 +1,108 @@
 """Many idle sockets: server memory per open WebSocket, project ÷ bare ASGI app.
 
 Both are served by one uvicorn process with the Procfile's flags; the server's
-resident memory is read before and after opening the connections (kept idle).
-The bare app (bench/echo_asgi.py `idle`) accepts and waits, nothing else.
+resident memory is read before and after opening the connections, with the
+same client, the same count and the same timing on both sides
+(bench/sockets.py `idle_socket_bytes`): a warm-up of 50 sockets opened and
+closed, then the sockets opened 250 at a time and held open, each read by a
+task (the client answers uvicorn's pings and takes the heartbeats), for longer
+than the stream's heartbeat interval, so every project socket has gone
+through a heartbeat (session re-check, heartbeat frame, look at the log)
+before the second reading.
 
-TODO (lead, once the tracking WebSocket stream is merged): implement
-`project_connect` below. The stream allows at most 5 sockets per user, so 5,000
-sockets need 1,000 users: seed them in the bench database (bench/seed.py, e.g.
-a `--users N` option creating users and sessions in bulk), then per connection
-`POST /api/v1/realtime/ticket` with that user's token and open `/ws/v1/events`
-with the ticket on ctx.api_server. Tickets are single-use and short-lived: take
-each one just before its connection. Then drop the `NotAvailable`.
+The bare app (bench/echo_asgi.py `idle`) accepts and waits, nothing else.
+The project side is the real stream, `/ws/v1/events` on ctx.api_server. The
+stream allows WS_MAX_SOCKETS_PER_USER sockets per user (5), so the citizens
+are seeded in bulk (bench/seed.py `--users`, one session each), and each socket
+takes its single-use ticket (`POST /api/v1/realtime/ticket`) just before it
+connects, without an Origin header, as the mobile app does.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from websockets.asyncio.client import ClientConnection
+import httpx
+from websockets.asyncio.client import ClientConnection, connect
 
-from bench.harness import Context, NotAvailable, Result, Server, bench_env
+from bench.harness import Context, Result, Server, bench_env, seed_users
 from bench.sockets import bare_idle_connect, idle_socket_bytes
 
 PATH = "many idle sockets"
 RATIO = "bytes/connection project ÷ bare ASGI app"
+WARMUP = 50
 
 
-def project_connect(ctx: Context) -> Callable[[int], Awaitable[ClientConnection]]:
-    raise NotAvailable(
-        "the project side (1,000 seeded users with one ticket and socket each) is not "
-        "written yet; the bare-app baseline is measured"
-    )
+def project_connect(
+    server: Server, tokens: list[str], per_user: int, client: httpx.AsyncClient
+) -> Callable[[int], Awaitable[ClientConnection]]:
+    """Socket `index` belongs to citizen `index // per_user`; a fresh ticket each."""
+
+    async def connect_one(index: int) -> ClientConnection:
+        token = tokens[index // per_user]
+        answer = await client.post(
+            f"{server.base_url}/api/v1/realtime/ticket",
+            headers={"Authorization": f"Bearer {token}"},
+            json={},
+        )
+        if answer.status_code != 201:
+            raise RuntimeError(f"ticket refused: {answer.status_code} {answer.text[:200]}")
+        url = f"ws://127.0.0.1:{server.port}{answer.json()['url']}"
+        return await connect(url, open_timeout=60, ping_interval=None)
+
+    return connect_one
+
+
+async def project_idle_bytes(
+    server: Server, tokens: list[str], per_user: int, count: int, hold: float
+) -> dict[str, Any]:
+    limits = httpx.Limits(max_connections=16, max_keepalive_connections=16)
+    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+        connect_one = project_connect(server, tokens, per_user, client)
+        return await idle_socket_bytes(
+            server.pid, count, connect_one, warmup=WARMUP, hold_seconds=hold
+        )
+
+
+def _check(figures: dict[str, Any]) -> None:
+    if figures["open_at_measure"] != figures["connections"]:
+        raise RuntimeError(
+            f"{figures['connections'] - figures['open_at_measure']} sockets closed before "
+            f"the measurement (close codes {figures['closed_during_hold']})"
+        )
 
 
 def run(ctx: Context) -> list[Result]:
     count = 1000 if ctx.quick else 5000
+    heartbeat = float(ctx.env.get("WS_HEARTBEAT_SECONDS", "25"))
+    hold = min(heartbeat, 30.0) + 5.0
     with Server("bench.echo_asgi:idle", bench_env(), "ws-idle", ready_path=None) as bare:
         baseline = asyncio.run(
-            idle_socket_bytes(bare.pid, count, bare_idle_connect(f"ws://127.0.0.1:{bare.port}/"))
-        )
-    figures = {"bare_asgi": baseline}
-    try:
-        connect_one = project_connect(ctx)
-    except NotAvailable as exc:
-        return [
-            Result(
-                path=PATH,
-                ratio_name=RATIO,
-                target="<= 2.5",
-                figures=figures,
-                not_available=str(exc),
-                measured_by="server VmRSS delta, websockets client",
+            idle_socket_bytes(
+                bare.pid,
+                count,
+                bare_idle_connect(f"ws://127.0.0.1:{bare.port}/"),
+                warmup=WARMUP,
+                hold_seconds=hold,
             )
-        ]
-    project = asyncio.run(idle_socket_bytes(ctx.api_server.pid, count, connect_one))
-    figures["project"] = project
+        )
+    _check(baseline)
+
+    server = ctx.api_server
+    per_user = int(ctx.env.get("WS_MAX_SOCKETS_PER_USER", "5"))
+    tokens = seed_users(ctx.env, math.ceil((count + WARMUP) / per_user))
+    project = asyncio.run(project_idle_bytes(server, tokens, per_user, count, hold))
+    _check(project)
     return [
         Result(
             path=PATH,
             ratio_name=RATIO,
             target="<= 2.5",
             ratio=project["bytes_per_connection"] / baseline["bytes_per_connection"],
-            figures=figures,
+            figures={"bare_asgi": baseline, "project": project, "sockets_per_user": per_user},
             measured_by="server VmRSS delta, websockets client",
         )
     ]

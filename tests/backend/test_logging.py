@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.config
 
+from uvicorn.config import LOGGING_CONFIG as UVICORN_LOGGING
 from uvicorn.logging import ColourizedFormatter as UvicornFormatter
 
 from backend.logging import JsonFormatter, RedactingFilter, RequestIdFilter, redact_text
@@ -71,7 +73,11 @@ def test_websocket_ticket_in_a_request_line_is_redacted() -> None:
     assert "/ws/v1/events?ticket=[redacted]&last_event_id=7" in json.loads(out)["message"]
 
 
-def test_uvicorn_loggers_go_through_the_redacting_handler() -> None:
+def test_uvicorn_loggers_go_through_the_redacting_handler(settings) -> None:
+    # In the web process uvicorn configures its loggers first, then the app's import
+    # runs django.setup() with settings.LOGGING: the same order here.
+    logging.config.dictConfig(UVICORN_LOGGING)
+    logging.config.dictConfig(settings.LOGGING)
     for name in ("uvicorn.access", "uvicorn.error"):
         logger = logging.getLogger(name)
         assert not logger.propagate

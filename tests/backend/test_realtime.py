@@ -20,7 +20,15 @@ WAIT = 10
 
 
 @pytest.fixture
-def layer():
+def layer(settings):
+    """The project's Redis settings with CHANNEL_LAYER=pubsub."""
+    config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [settings.REDIS_URL], "prefix": config["prefix"]},
+        }
+    }
     channel_layers.backends.clear()
     layer = get_channel_layer()
     assert isinstance(layer, RedisPubSubChannelLayer)

@@ -614,6 +614,18 @@ async def test_heartbeat_closes_a_socket_whose_session_was_revoked_silently(open
     assert await closed_with(socket) == 4003
 
 
+async def test_heartbeat_delivers_an_event_whose_hint_was_lost(open_socket, settings):
+    settings.WS_HEARTBEAT_SECONDS = 0.1
+    alice = await new_citizen()
+    socket, _, _ = await open_socket(alice.ticket())
+    # Committed without the channel-layer hint (as if Redis had lost it).
+    with mock.patch("tracking.events.publish_hint") as publish_hint:
+        event = await db(add_event)(alice.dossier)
+    assert publish_hint.call_count == 1
+
+    assert await event_ids(socket, 1) == [event.id]
+
+
 # --- organisation members who do not watch ----------------------------------------------
 
 
