@@ -11,20 +11,22 @@ from django.db.models.sql.compiler import SQLCompiler
 
 from auth.models import Membership, User
 from backend.errors import NotFound
+from backend.joined_read import JoinedRead
 from dossiers.models import Attachment, Dossier
 
 # What `dossiers.api.dossier_out` shows, and nothing more: a dossier read is the
 # app's most frequent request (status polling), and every column costs on it.
 READ_FIELDS = (
     *("id", "code", "status", "channel", "form_data", "version", "created_at", "updated_at"),
-    *("applicant_id", "organisation_id", "procedure_id", "agency_id"),
+    *("applicant", "organisation", "procedure", "agency"),
     *("submitted_at", "appointment_at", "finished_at", "handed_over_at"),
     *("satisfaction", "satisfaction_comment", "rated_at"),
-    *("procedure__id", "procedure__code", "procedure__name", "procedure__name_en"),
-    "procedure__version",
-    *("agency__id", "agency__code", "agency__name", "agency__name_en"),
-    *("applicant__id", "applicant__full_name"),
 )
+READ_RELATED = {
+    "procedure": ("id", "code", "name", "name_en", "version"),
+    "agency": ("id", "code", "name", "name_en"),
+    "applicant": ("id", "full_name"),
+}
 
 
 def visible_dossiers(user: User) -> QuerySet[Dossier]:
@@ -49,21 +51,16 @@ def access_dossier(user: User, dossier_id: uuid.UUID | str, *, for_update: bool 
 def read_dossier(user: User, dossier_id: uuid.UUID | str) -> Dossier:
     """`access_dossier` for showing a dossier (`dossiers.api.dossier_out`), in one query.
 
-    Loads only `READ_FIELDS`, plus `attachment_codes`: the document code of each of
-    its attachments (a list, or None when there are none). Read-only: never save it.
+    Loads only `READ_FIELDS` and `READ_RELATED` (other fields are deferred), plus
+    `attachment_codes`: the document code of each of its attachments (a list, or
+    None when there are none). Read-only: never save it.
     """
     return _visible_one(user, _READABLE, dossier_id)
 
 
-def _readable() -> QuerySet[Dossier]:
-    return (
-        Dossier.objects.select_related("procedure", "agency", "applicant")
-        .only(*READ_FIELDS)
-        .annotate(attachment_codes=AttachmentCodes(F("pk")))
-    )
-
-
-def _visible_one(user: User, queryset: QuerySet[Dossier], dossier_id: uuid.UUID | str) -> Dossier:
+def _visible_one(
+    user: User, reader: QuerySet[Dossier] | JoinedRead[Dossier], dossier_id: uuid.UUID | str
+) -> Dossier:
     try:
         key = uuid.UUID(str(dossier_id))
     except ValueError as exc:
@@ -72,7 +69,7 @@ def _visible_one(user: User, queryset: QuerySet[Dossier], dossier_id: uuid.UUID 
     # `visible_dossiers` checked on the row: cheaper to plan and run than the
     # subquery on every read (see bench/).
     try:
-        dossier = queryset.get(pk=key)
+        dossier = reader.get(pk=key)
     except Dossier.DoesNotExist as exc:
         raise NotFound() from exc
     if not _may_see(user, dossier):
@@ -126,6 +123,9 @@ class AttachmentCodes(Func):
         return self.as_sql(compiler, connection, aggregate="JSON_GROUP_ARRAY", **extra_context)
 
 
-# Built once (a queryset is lazy; `get()` works on a copy): saves rebuilding the
-# joins and the column list on every read.
-_READABLE = _readable()
+_READABLE = JoinedRead(
+    Dossier,
+    READ_FIELDS,
+    related=READ_RELATED,
+    annotations={"attachment_codes": AttachmentCodes(F("pk"))},
+)
