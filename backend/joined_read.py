@@ -63,7 +63,8 @@ class JoinedRead(Generic[M]):
             if field.attname not in self.own:
                 raise ValueError(f"{model.__name__}.{field.attname} must be among the fields")
             target = field.related_model
-            assert isinstance(target, type)  # noqa: S101 - a concrete model, not "self"
+            if not isinstance(target, type):
+                raise ValueError(f"{model.__name__}.{name} is not a foreign key")
             attnames = _in_model_order(target, names)
             self.related.append((name, target, attnames))
             columns += [f"{name}__{attname}" for attname in attnames]
