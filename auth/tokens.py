@@ -26,6 +26,8 @@ from auth.models import DeviceSession, RefreshToken, User
 from backend.realtime import notify_sessions_revoked
 
 ACCESS_SALT = "accounts.access-token"
+# Read on every authenticated request; built once (lazy; `get()` works on a copy).
+_SESSIONS_WITH_USER = DeviceSession.objects.select_related("user")
 LAST_SEEN_PRECISION = dt.timedelta(minutes=1)
 
 
@@ -148,12 +150,12 @@ def authenticate_access_token(token: str) -> DeviceSession:
         raise TokenError("expired") from exc
     except (signing.BadSignature, KeyError, TypeError, ValueError) as exc:
         raise TokenError("invalid") from exc
-    session = (
-        DeviceSession.objects.select_related("user")
-        .filter(pk=session_id, revoked_at=None, user__is_active=True)
-        .first()
-    )
-    if session is None:
+    try:
+        # By key only, get() not first(): the least to compile on every request.
+        session = _SESSIONS_WITH_USER.get(pk=session_id)
+    except DeviceSession.DoesNotExist as exc:
+        raise TokenError("revoked") from exc
+    if session.revoked_at is not None or not session.user.is_active:
         raise TokenError("revoked")
     now = timezone.now()
     if now - session.last_seen_at > LAST_SEEN_PRECISION:

@@ -430,6 +430,9 @@ DOSSIER_OPEN_DRAFTS_MAX = envint("DOSSIER_OPEN_DRAFTS_MAX", 50)
 DOSSIER_RATING_COMMENT_MAX_CHARS = envint("DOSSIER_RATING_COMMENT_MAX_CHARS", 1000)
 # Longest catalogue search text.
 CATALOGUE_SEARCH_MAX_CHARS = envint("CATALOGUE_SEARCH_MAX_CHARS", 100)
+# Procedures whose required documents each web process keeps in memory (dossier
+# reads); keyed by procedure version, so an edit is seen at once by every process.
+CATALOGUE_DOCUMENTS_CACHE_SIZE = envint("CATALOGUE_DOCUMENTS_CACHE_SIZE", 4096)
 DEMO_LOADERS = [*DEMO_LOADERS, "dossiers.demo.load"]
 # Agency back-office API (dossiers/agency_auth.py): signed requests whose
 # X-Timestamp is further than this from our clock are refused (stale_timestamp).

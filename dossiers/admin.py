@@ -11,7 +11,7 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
-from dossiers.catalogue import refresh_search_text
+from dossiers.catalogue import procedure_changed, refresh_search_text
 from dossiers.form_spec import check_spec
 from dossiers.models import Agency, AgencyCalendarDay, Procedure, RequiredDocument
 
@@ -59,6 +59,11 @@ class ProcedureAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Procedure, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
         refresh_search_text(obj)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        # After the documents inline: dossier reads drop their cached documents.
+        procedure_changed(form.instance)
 
 
 # The Dossier admin (officer actions) lives in its own module.

@@ -11,7 +11,8 @@ import datetime as dt
 import hashlib
 import re
 import uuid
-from typing import Any
+from collections import Counter
+from typing import Any, cast
 
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
@@ -24,8 +25,8 @@ from backend.errors import ErrorOut
 from backend.idempotency import idempotent
 from backend.pagination import PageParams, page_of, paginate
 from dossiers import actions
-from dossiers.access import access_dossier, visible_dossiers
-from dossiers.catalogue import get_procedure, pick, request_language
+from dossiers.access import read_dossier, visible_dossiers
+from dossiers.catalogue import get_procedure, pick, request_language, required_documents
 from dossiers.catalogue_api import AgencyRef, agency_ref
 from dossiers.deadlines import business_tz
 from dossiers.models import Attachment, Dossier
@@ -148,13 +149,25 @@ def summary_out(dossier: Dossier, language: str) -> dict[str, Any]:
     }
 
 
-def dossier_out(dossier: Dossier, language: str) -> dict[str, Any]:
-    counts = dict(
+_NOT_READ = object()
+
+
+def attachment_counts(dossier: Dossier) -> dict[str, int]:
+    """Files attached per document code: from `read_dossier`'s annotation, else a query."""
+    codes = getattr(dossier, "attachment_codes", _NOT_READ)
+    if codes is not _NOT_READ:
+        return Counter(cast("list[str] | None", codes) or ())
+    return dict(
         Attachment.objects.filter(dossier=dossier)
         .values("document_code")
         .annotate(n=Count("id"))
         .values_list("document_code", "n")
     )
+
+
+def dossier_out(dossier: Dossier, language: str) -> dict[str, Any]:
+    documents = required_documents(dossier.procedure)
+    counts = attachment_counts(dossier) if documents else {}
     return {
         **summary_out(dossier, language),
         "channel": dossier.channel,
@@ -169,7 +182,7 @@ def dossier_out(dossier: Dossier, language: str) -> dict[str, Any]:
                 "max_files": document.max_files,
                 "attached": counts.get(document.code, 0),
             }
-            for document in dossier.procedure.documents.all()
+            for document in documents
         ],
         "finished_at": dossier.finished_at,
         "handed_over_at": dossier.handed_over_at,
@@ -181,8 +194,10 @@ def dossier_out(dossier: Dossier, language: str) -> dict[str, Any]:
 
 
 def etag_for(dossier: Dossier, language: str) -> str:
-    """Changes with every version of the dossier (and with the response language)."""
-    digest = hashlib.sha256(f"{dossier.id}:{dossier.version}:{language}".encode()).hexdigest()
+    """Changes with every version of the dossier or of its procedure (whose required
+    documents it shows), and with the response language."""
+    versions = f"{dossier.id}:{dossier.version}:{dossier.procedure.version}:{language}"
+    digest = hashlib.sha256(versions.encode()).hexdigest()
     return f'"{digest[:32]}"'
 
 
@@ -245,7 +260,7 @@ def create_draft(
 @router.get("/{dossier_id}", response={200: DossierOut, 304: None, 404: ErrorOut})
 def get_dossier(request: HttpRequest, dossier_id: uuid.UUID, response: HttpResponse) -> Any:
     """One dossier. Send `If-None-Match` with the last `ETag`: 304 (no body) if unchanged."""
-    dossier = access_dossier(current_user(request), dossier_id)
+    dossier = read_dossier(current_user(request), dossier_id)
     language = request_language(request)
     etag = etag_for(dossier, language)
     if _matches(request.headers.get("If-None-Match", ""), etag):

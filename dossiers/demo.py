@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db import transaction
 
-from dossiers.catalogue import refresh_search_text
+from dossiers.catalogue import procedure_changed, refresh_search_text
 from dossiers.form_spec import check_spec
 from dossiers.models import Agency, Procedure, RequiredDocument
 
@@ -925,4 +925,5 @@ def load() -> str:
                 codes.append(document["code"])
             procedure.documents.exclude(code__in=codes).delete()
             refresh_search_text(procedure)
+            procedure_changed(procedure)
     return f"{len(AGENCIES)} agencies, {len(PROCEDURES)} procedures ({created} new)"

@@ -100,12 +100,23 @@ class Procedure(models.Model):
     description = models.TextField(blank=True)
     description_en = models.TextField(blank=True)
     is_active = models.BooleanField(default=True)
+    version = models.PositiveIntegerField(
+        default=1,
+        editable=False,
+        help_text=(
+            "Bumped by dossiers.catalogue.procedure_changed() whenever the procedure or its "
+            "required documents change: readers cache the documents by procedure and version."
+        ),
+    )
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}"
 
 
 class RequiredDocument(models.Model):
+    """A paper the citizen must attach. Whoever adds, edits or deletes one calls
+    `dossiers.catalogue.procedure_changed(procedure)` in the same transaction."""
+
     class Kind(models.TextChoices):
         PHOTO = "photo", _("Photo")
         PDF = "pdf", _("PDF")

@@ -14,6 +14,7 @@ from django.test import Client
 from auth.models import DeviceSession, User
 from auth.tokens import TokenPair, start_session
 from backend.redis import get_redis
+from dossiers.catalogue import forget_required_documents
 
 
 class ApiResponse:
@@ -117,11 +118,13 @@ def sign_in(
 
 @pytest.fixture(autouse=True)
 def _clean_redis() -> None:
-    """Each test starts with an empty test Redis database (cache, counters, layer)."""
+    """Each test starts with an empty test Redis database (cache, counters, layer) and
+    no catalogue data cached in memory."""
     client = get_redis()
     if client is not None:
         client.flushdb()
     cache.clear()
+    forget_required_documents()
 
 
 @pytest.fixture(autouse=True)

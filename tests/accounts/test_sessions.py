@@ -49,6 +49,15 @@ def test_logout_ends_this_session_only(user) -> None:
     assert ApiClient(there.access_token).get("/api/v1/auth/me").status_code == 200
 
 
+def test_a_deactivated_account_tokens_stop_working(user) -> None:
+    _, tokens = sign_in(user)
+    client = ApiClient(tokens.access_token)
+    assert client.get("/api/v1/auth/me").status_code == 200
+    user.is_active = False
+    user.save(update_fields=["is_active"])
+    assert client.get("/api/v1/auth/me").status_code == 401
+
+
 def test_logout_everywhere_ends_every_session(user) -> None:
     _, here = sign_in(user)
     _, there = sign_in(user)

@@ -13,6 +13,7 @@ from django.test.client import BOUNDARY, encode_multipart
 
 from auth.models import User
 from dossiers.agency_auth import create_credential, sign
+from dossiers.catalogue import procedure_changed
 from dossiers.models import Agency, AgencyCredential, Attachment, Dossier, Procedure
 from tests.conftest import ApiClient, ApiResponse, sign_in
 from tests.factories import make_agency, make_procedure
@@ -123,6 +124,7 @@ def procedure(db: None) -> Procedure:
     procedure = make_procedure(make_agency("HN-TEST"), documents=2, form_spec=RICH_FORM)
     procedure.documents.filter(code="doc-1").update(min_files=2)
     procedure.documents.filter(code="doc-2").update(mandatory=False)
+    procedure_changed(procedure)
     return procedure
 
 

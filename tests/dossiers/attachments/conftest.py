@@ -9,6 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from auth.models import User
+from dossiers.catalogue import procedure_changed
 from dossiers.models import Dossier, Procedure, RequiredDocument
 from tests.conftest import ApiClient, make_user, sign_in
 from tests.dossiers.attachments import samples
@@ -40,6 +41,7 @@ def procedure(db: None) -> Procedure:
     RequiredDocument.objects.create(
         procedure=procedure, code="form", name="Tờ khai", accepted_kinds=["pdf"], position=2
     )
+    procedure_changed(procedure)
     return procedure
 
 
