@@ -43,7 +43,7 @@ PUSH_ENV = {
 
 def push_settings(ctx: Context) -> dict[str, int]:
     """The worker's sending settings, read from the settings module itself."""
-    names = ("FCM_CONCURRENCY", "FCM_BATCH_SIZE", "PUSH_MAX_ATTEMPTS")
+    names = ("FCM_CONCURRENCY", "FCM_BATCH_SIZE", "PUSH_MAX_ATTEMPTS", "WORKER_CONCURRENCY")
     code = (
         "import json; from django.conf import settings; "
         f"print(json.dumps({{n: getattr(settings, n) for n in {names!r}}}))"
@@ -65,8 +65,11 @@ def worker_command(env: dict[str, str]) -> list[str]:
     return argv
 
 
-def worker_concurrency(argv: list[str]) -> int:
-    return int(argv[argv.index("--concurrency") + 1]) if "--concurrency" in argv else 1
+def worker_concurrency(argv: list[str], settings: dict[str, int]) -> int:
+    """Jobs the worker runs at once: its --concurrency, else WORKER_CONCURRENCY."""
+    if "--concurrency" in argv:
+        return int(argv[argv.index("--concurrency") + 1])
+    return settings["WORKER_CONCURRENCY"]
 
 
 class FakeFcm:

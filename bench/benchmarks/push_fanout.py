@@ -43,7 +43,7 @@ def measure(ctx: Context, devices: int, label: str, ceiling_seconds: float) -> d
     try:
         fake.start(ctx.env)
         run = run_worker(ctx, fake, devices, label)
-        workers = worker_concurrency(run.worker_argv)
+        workers = worker_concurrency(run.worker_argv, settings)
         concurrency = send_concurrency(settings, workers, devices)
         message = next(a["message"] for a in run.attempts if a["outcome"] == "ok")
         fake.reset()
