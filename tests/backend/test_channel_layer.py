@@ -1,26 +1,65 @@
-"""The channel layer's pool: a burst larger than the pool waits instead of failing."""
+"""The project's channel layers: pub/sub by default; the core one's pool waits when busy."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 from channels.layers import get_channel_layer
 from django.conf import settings
+
+from backend.channel_layer import RedisChannelLayer, RedisPubSubChannelLayer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+CORE_LAYER_CHECK = """
+import django
+django.setup()
+from channels.layers import get_channel_layer
+from django.conf import settings
 from redis.asyncio import BlockingConnectionPool
-
 from backend.channel_layer import RedisChannelLayer
+layer = get_channel_layer()
+assert isinstance(layer, RedisChannelLayer), type(layer)
+pool = layer.create_pool(0)
+assert isinstance(pool, BlockingConnectionPool), type(pool)
+hosts = settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]
+assert pool.max_connections == hosts[0]["max_connections"], pool.max_connections
+print("core layer ok")
+"""
 
 
-def test_the_project_uses_the_waiting_pool() -> None:
-    layer = get_channel_layer()
-    assert isinstance(layer, RedisChannelLayer)
-    pool = layer.create_pool(0)
-    assert isinstance(pool, BlockingConnectionPool)
-    assert (
-        pool.max_connections
-        == settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]["max_connections"]
+def settings_process(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "backend.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
+
+
+def test_the_project_uses_the_recovering_pubsub_layer_by_default() -> None:
+    assert isinstance(get_channel_layer(), RedisPubSubChannelLayer)
+
+
+def test_channel_layer_core_uses_the_waiting_pool() -> None:
+    result = settings_process(CORE_LAYER_CHECK, CHANNEL_LAYER="core")
+    assert result.returncode == 0, result.stderr
+    assert "core layer ok" in result.stdout
+
+
+def test_an_unknown_channel_layer_is_refused() -> None:
+    result = settings_process("import django; django.setup()", CHANNEL_LAYER="rabbit")
+    assert result.returncode != 0
+    assert "CHANNEL_LAYER must be pubsub or core" in result.stderr
 
 
 async def test_a_burst_of_group_changes_larger_than_the_pool_all_succeed() -> None:
