@@ -134,12 +134,7 @@ class ShardConnection(RedisSingleShardConnection):
         except BaseException:
             await self._drop_pubsub()
             raise
-        if self._lost:
-            self._lost = False
-            logger.info(
-                "channel layer: Redis pub/sub connection restored, %d channels re-subscribed",
-                len(channels),
-            )
+        self._mark_restored(len(channels))
 
     def _mark_lost(self, error: BaseException) -> None:
         if not self._lost:
@@ -148,6 +143,14 @@ class ShardConnection(RedisSingleShardConnection):
                 "channel layer: Redis pub/sub connection lost (%s: %s); reconnecting",
                 type(error).__name__,
                 error,
+            )
+
+    def _mark_restored(self, channels: int) -> None:
+        if self._lost:
+            self._lost = False
+            logger.info(
+                "channel layer: Redis pub/sub connection restored, %d channels subscribed",
+                channels,
             )
 
     async def subscribe(self, channel: str) -> None:
@@ -164,6 +167,7 @@ class ShardConnection(RedisSingleShardConnection):
                     self._mark_lost(error)
                 else:
                     self._subscribed_to.add(channel)
+                    self._mark_restored(len(self._subscribed_to))
                     return
             await self._reconnect(extra=channel)
             self._subscribed_to.add(channel)

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
 from channels.layers import get_channel_layer
 from django.conf import settings
+from redis.asyncio import Redis
 
 from backend.channel_layer import RedisChannelLayer, RedisPubSubChannelLayer
+from tests.e2e.stack import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
+WAIT = 30
 
 
 CORE_LAYER_CHECK = """
@@ -22,6 +27,7 @@ import django
 django.setup()
 from channels.layers import get_channel_layer
 from django.conf import settings
+from redis.asyncio import Redis
 from redis.asyncio import BlockingConnectionPool
 from backend.channel_layer import RedisChannelLayer
 layer = get_channel_layer()
@@ -78,3 +84,44 @@ async def test_a_burst_of_group_changes_larger_than_the_pool_all_succeed() -> No
         assert await layer.connection(0).zcard(layer._group_key(group)) == 0
     finally:
         await layer.flush()
+
+
+async def test_the_pubsub_layer_recovers_from_a_redis_restart(tmp_path, caplog) -> None:
+    """A burst of subscribes right after a restart races the receive task: all succeed,
+    and every channel, old and new, gets the next group message."""
+    server = RedisServer(tmp_path)
+    server.start()
+    host = {**settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0], "address": server.url}
+    layer = RedisPubSubChannelLayer(hosts=[host], prefix="test-restart")
+    try:
+        before = [await layer.new_channel() for _ in range(5)]
+        for channel in before:
+            await layer.group_add("restart", channel)
+
+        await asyncio.to_thread(server.stop)
+        await asyncio.to_thread(server.start)  # same port: the layer's connection is dead
+
+        after = await asyncio.gather(*(layer.new_channel() for _ in range(20)))
+        await asyncio.gather(*(layer.group_add("restart", channel) for channel in after))
+        # Whatever was published before the re-subscription is lost (hints):
+        # wait until Redis knows every channel again, then send.
+        expected = {channel.encode() for channel in [*before, *after]}
+        deadline = time.monotonic() + WAIT
+        while not expected <= await subscribed_channels(server):
+            assert time.monotonic() < deadline, "the layer did not re-subscribe"
+            await asyncio.sleep(0.05)
+        await layer.group_send("restart", {"type": "hint"})
+        for channel in [*before, *after]:
+            assert await asyncio.wait_for(layer.receive(channel), WAIT) == {"type": "hint"}
+    finally:
+        await layer.flush()
+        server.stop()
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+async def subscribed_channels(server: RedisServer) -> set[bytes]:
+    client = Redis.from_url(server.url)
+    try:
+        return set(await client.pubsub_channels())
+    finally:
+        await client.aclose()
