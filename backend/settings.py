@@ -208,14 +208,17 @@ if REDIS_URL:
     # Live updates are hints (the event log is the truth), so the pub/sub layer
     # fits: a group message is one PUBLISH that Redis pushes to the subscribed
     # server processes at once, where the core layer takes four round trips
-    # and a blocking pop per message. It is opt-in (CHANNEL_LAYER=pubsub):
-    # channels_redis 4.3's pub/sub layer does not recover cleanly from a Redis
-    # restart (its receive loop and a subscribe race to reconnect one
-    # connection), while the core layer is proven by the restart tests.
-    if env("CHANNEL_LAYER", "core") == "pubsub":
+    # and a blocking pop per message. It is the default; backend.channel_layer
+    # makes channels_redis's pub/sub layer recover from a Redis restart (one
+    # party reconnects and re-subscribes every channel). CHANNEL_LAYER=core
+    # selects channels_redis's core layer (with a waiting pool) instead.
+    CHANNEL_LAYER = env("CHANNEL_LAYER", "pubsub")
+    if CHANNEL_LAYER not in ("pubsub", "core"):
+        raise ImproperlyConfigured("CHANNEL_LAYER must be pubsub or core.")
+    if CHANNEL_LAYER == "pubsub":
         CHANNEL_LAYERS = {
             "default": {
-                "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+                "BACKEND": "backend.channel_layer.RedisPubSubChannelLayer",
                 "CONFIG": {"hosts": CHANNEL_HOSTS, "prefix": f"{CACHE_KEY_PREFIX}:asgi"},
             }
         }

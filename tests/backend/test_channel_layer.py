@@ -1,26 +1,71 @@
-"""The channel layer's pool: a burst larger than the pool waits instead of failing."""
+"""The project's channel layers: pub/sub by default; the core one's pool waits when busy."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import subprocess
+import sys
+import time
 import uuid
+from pathlib import Path
 
 from channels.layers import get_channel_layer
 from django.conf import settings
+from redis.asyncio import Redis
+
+from backend.channel_layer import RedisChannelLayer, RedisPubSubChannelLayer
+from tests.e2e.stack import RedisServer
+
+ROOT = Path(__file__).resolve().parents[2]
+WAIT = 30
+
+
+CORE_LAYER_CHECK = """
+import django
+django.setup()
+from channels.layers import get_channel_layer
+from django.conf import settings
+from redis.asyncio import Redis
 from redis.asyncio import BlockingConnectionPool
-
 from backend.channel_layer import RedisChannelLayer
+layer = get_channel_layer()
+assert isinstance(layer, RedisChannelLayer), type(layer)
+pool = layer.create_pool(0)
+assert isinstance(pool, BlockingConnectionPool), type(pool)
+hosts = settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"]
+assert pool.max_connections == hosts[0]["max_connections"], pool.max_connections
+print("core layer ok")
+"""
 
 
-def test_the_project_uses_the_waiting_pool() -> None:
-    layer = get_channel_layer()
-    assert isinstance(layer, RedisChannelLayer)
-    pool = layer.create_pool(0)
-    assert isinstance(pool, BlockingConnectionPool)
-    assert (
-        pool.max_connections
-        == settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]["max_connections"]
+def settings_process(code: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "backend.settings", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
+
+
+def test_the_project_uses_the_recovering_pubsub_layer_by_default() -> None:
+    assert isinstance(get_channel_layer(), RedisPubSubChannelLayer)
+
+
+def test_channel_layer_core_uses_the_waiting_pool() -> None:
+    result = settings_process(CORE_LAYER_CHECK, CHANNEL_LAYER="core")
+    assert result.returncode == 0, result.stderr
+    assert "core layer ok" in result.stdout
+
+
+def test_an_unknown_channel_layer_is_refused() -> None:
+    result = settings_process("import django; django.setup()", CHANNEL_LAYER="rabbit")
+    assert result.returncode != 0
+    assert "CHANNEL_LAYER must be pubsub or core" in result.stderr
 
 
 async def test_a_burst_of_group_changes_larger_than_the_pool_all_succeed() -> None:
@@ -39,3 +84,44 @@ async def test_a_burst_of_group_changes_larger_than_the_pool_all_succeed() -> No
         assert await layer.connection(0).zcard(layer._group_key(group)) == 0
     finally:
         await layer.flush()
+
+
+async def test_the_pubsub_layer_recovers_from_a_redis_restart(tmp_path, caplog) -> None:
+    """A burst of subscribes right after a restart races the receive task: all succeed,
+    and every channel, old and new, gets the next group message."""
+    server = RedisServer(tmp_path)
+    server.start()
+    host = {**settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0], "address": server.url}
+    layer = RedisPubSubChannelLayer(hosts=[host], prefix="test-restart")
+    try:
+        before = [await layer.new_channel() for _ in range(5)]
+        for channel in before:
+            await layer.group_add("restart", channel)
+
+        await asyncio.to_thread(server.stop)
+        await asyncio.to_thread(server.start)  # same port: the layer's connection is dead
+
+        after = await asyncio.gather(*(layer.new_channel() for _ in range(20)))
+        await asyncio.gather(*(layer.group_add("restart", channel) for channel in after))
+        # Whatever was published before the re-subscription is lost (hints):
+        # wait until Redis knows every channel again, then send.
+        expected = {channel.encode() for channel in [*before, *after]}
+        deadline = time.monotonic() + WAIT
+        while not expected <= await subscribed_channels(server):
+            assert time.monotonic() < deadline, "the layer did not re-subscribe"
+            await asyncio.sleep(0.05)
+        await layer.group_send("restart", {"type": "hint"})
+        for channel in [*before, *after]:
+            assert await asyncio.wait_for(layer.receive(channel), WAIT) == {"type": "hint"}
+    finally:
+        await layer.flush()
+        server.stop()
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+async def subscribed_channels(server: RedisServer) -> set[bytes]:
+    client = Redis.from_url(server.url)
+    try:
+        return set(await client.pubsub_channels())
+    finally:
+        await client.aclose()

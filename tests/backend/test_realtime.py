@@ -20,18 +20,11 @@ WAIT = 10
 
 
 @pytest.fixture
-def layer(settings):
-    """The project's Redis settings with CHANNEL_LAYER=pubsub."""
-    config = settings.CHANNEL_LAYERS["default"]["CONFIG"]
-    settings.CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [settings.REDIS_URL], "prefix": config["prefix"]},
-        }
-    }
+def layer():
+    """The project's channel layer: backend.channel_layer's pub/sub one."""
     channel_layers.backends.clear()
     layer = get_channel_layer()
-    assert isinstance(layer, RedisPubSubChannelLayer)
+    assert isinstance(layer, RedisPubSubChannelLayer)  # send_to_groups's fast path
     yield layer
     channel_layers.backends.clear()
 

@@ -10,11 +10,13 @@ verification afterwards (settings.REDIS_RETRIES: one retry on a fresh connection
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 from channels.layers import channel_layers
 from django.core.cache import cache
 
@@ -24,6 +26,7 @@ from tests.conftest import ApiClient
 from tests.e2e.stack import RedisServer
 from tests.tracking.conftest import Citizen, add_event
 from tests.tracking.test_stream_server import (
+    WAIT,
     event_frames,
     open_stream,
     running_server,
@@ -72,6 +75,40 @@ def test_first_socket_and_ticket_after_a_redis_restart_succeed(own_redis) -> Non
         with open_stream(server, ticket) as stream:  # 101: InvalidStatus(500) without retry
             after = add_event(alice.dossier, "dossier.processing_started", status_after=4)
             [frame] = event_frames(stream, 1)
+
+    assert (frame["id"], frame["event_type"]) == (after.id, "dossier.processing_started")
+
+
+def subscribed_channels(server: RedisServer) -> set[bytes]:
+    with redis.Redis.from_url(server.url) as client:
+        return set(client.pubsub_channels())
+
+
+def test_a_socket_open_across_a_redis_restart_gets_the_next_hint(
+    own_redis, realtime_settings
+) -> None:
+    """The layer re-subscribes its channels itself: no socket has to reconnect."""
+    realtime_settings.WS_HEARTBEAT_SECONDS = 3600  # a frame can only come from a hint
+    alice = Citizen(language="en")
+    with (
+        running_server() as server,
+        open_stream(server, ticket_over_http(server, alice)) as stream,
+    ):
+        before = add_event(alice.dossier, "dossier.accepted", status_after=2)
+        assert [frame["id"] for frame in event_frames(stream, 1)] == [before.id]
+        channels = subscribed_channels(own_redis)
+        assert channels  # the socket's channel and groups
+
+        restart(own_redis)
+
+        # A hint published before the layer is back is lost (hints are
+        # best effort): wait for its re-subscription, then publish.
+        deadline = time.monotonic() + WAIT
+        while not channels <= subscribed_channels(own_redis):
+            assert time.monotonic() < deadline, "the layer did not re-subscribe"
+            time.sleep(0.05)
+        after = add_event(alice.dossier, "dossier.processing_started", status_after=4)
+        [frame] = event_frames(stream, 1)
 
     assert (frame["id"], frame["event_type"]) == (after.id, "dossier.processing_started")
 
