@@ -305,7 +305,8 @@ class Context:
             self._server = None
 
 
-def _run_seed(env: dict[str, str], *args: str) -> dict[str, Any]:
+def run_seed(env: dict[str, str], *args: str) -> dict[str, Any]:
+    """`python -m bench.seed *args` with `env`; the JSON line it prints."""
     done = subprocess.run(  # noqa: S603 - our own interpreter and module
         [PYTHON, "-m", "bench.seed", *args],
         env=env,
@@ -315,17 +316,17 @@ def _run_seed(env: dict[str, str], *args: str) -> dict[str, Any]:
         check=False,
     )
     if done.returncode != 0:
-        raise RuntimeError(f"seeding the bench database failed:\n{done.stderr}")
+        raise RuntimeError(f"seeding the bench database failed:\n{done.stderr[-3000:]}")
     data: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return data
 
 
 def seed(env: dict[str, str]) -> Seed:
-    data = _run_seed(env)
+    data = run_seed(env)
     return Seed(access_token=data["access_token"], dossier_id=data["dossier_id"])
 
 
 def seed_users(env: dict[str, str], count: int) -> list[str]:
     """`count` more citizens with one session each (bench/seed.py); their access tokens."""
-    tokens: list[str] = _run_seed(env, "--users", str(count))["access_tokens"]
+    tokens: list[str] = run_seed(env, "--users", str(count))["access_tokens"]
     return tokens

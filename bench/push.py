@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from bench.harness import BASE_DIR, PYTHON, VAR_DIR, Context, free_port, manage
+from bench.harness import BASE_DIR, PYTHON, VAR_DIR, Context, free_port, manage, run_seed
 from bench.loadgen import Load, run_load
 from notifications.fake_fcm import backend_env
 
@@ -207,17 +207,7 @@ class Audience:
 def seed_audience(ctx: Context, devices: int, label: str) -> Audience:
     """Members owning `devices` devices; the accepted dossier's fan-out job is deferred."""
     ctx.prepared()
-    done = subprocess.run(  # noqa: S603 - our own interpreter and module
-        [PYTHON, "-m", "bench.seed", "push", "--devices", str(devices), "--label", label],
-        env=ctx.env,
-        cwd=BASE_DIR,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"seeding the push audience failed:\n{done.stderr[-3000:]}")
-    data = json.loads(done.stdout.strip().splitlines()[-1])
+    data = run_seed(ctx.env, "push", "--devices", str(devices), "--label", label)
     return Audience(**data)
 
 
