@@ -21,42 +21,21 @@ it without importing `tracking`.
 from __future__ import annotations
 
 import logging
-import threading
 import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
-import redis
 from asgiref.sync import async_to_sync
 from channels.layers import BaseChannelLayer, get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
 from django.conf import settings
 from django.db import transaction
 
+from backend.redis import client_for
+
 logger = logging.getLogger(__name__)
 
 SESSION_REVOKED = "session.revoked"
-
-_clients: dict[str, redis.Redis] = {}
-_clients_lock = threading.Lock()
-
-
-def _publisher(host: dict[str, Any] | str) -> redis.Redis:
-    """One client (with its connection pool) per Redis address, per process."""
-    if isinstance(host, str):
-        host = {"address": host}
-    address = str(host["address"])
-    with _clients_lock:
-        client = _clients.get(address)
-        if client is None:
-            client = _clients[address] = redis.Redis.from_url(
-                address,
-                socket_connect_timeout=host.get("socket_connect_timeout"),
-                # An action waits for this after its commit: never long.
-                socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
-                retry=settings.REDIS_RETRY,  # a fresh connection after a Redis restart
-            )
-        return client
 
 
 def send_to_groups(groups: Sequence[str], message: dict[str, Any]) -> None:
@@ -69,7 +48,9 @@ def send_to_groups(groups: Sequence[str], message: dict[str, Any]) -> None:
     if isinstance(layer, RedisPubSubChannelLayer) and len(hosts) == 1:
         prefix = config.get("prefix", "asgi")
         payload = layer.serialize(message)
-        with _publisher(hosts[0]).pipeline(transaction=False) as pipe:
+        host = hosts[0]
+        address = str(host["address"] if isinstance(host, dict) else host)
+        with client_for(address).pipeline(transaction=False) as pipe:
             for group in groups:
                 pipe.publish(f"{prefix}__group__{group}", payload)
             pipe.execute()

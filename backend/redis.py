@@ -19,8 +19,13 @@ def _client(url: str, timeout: float) -> redis.Redis:
     )
 
 
+def client_for(url: str) -> redis.Redis:
+    """The process's client (and connection pool) for the Redis at `url`."""
+    return _client(url, settings.REDIS_SOCKET_TIMEOUT)
+
+
 def get_redis() -> redis.Redis | None:
     """The Redis client, or None on the embedded default (no REDIS_URL)."""
     if not settings.REDIS_URL:
         return None
-    return _client(settings.REDIS_URL, settings.REDIS_SOCKET_TIMEOUT)
+    return client_for(settings.REDIS_URL)
