@@ -1,5 +1,8 @@
 """The project's Redis channel layers.
 
+Pinned: this module subclasses private parts of channels_redis 4.3 (pyproject.toml
+allows >=4.3,<4.4 only); check it against any other version before moving the pin.
+
 `RedisPubSubChannelLayer` (the default, CHANNEL_LAYER=pubsub): channels_redis's
 pub/sub layer, made to survive a Redis restart. channels_redis 4.3 keeps one
 PubSub connection per process that two parties reconnect at the same time when
