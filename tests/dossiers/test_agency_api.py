@@ -11,8 +11,9 @@ from django.core.files.base import ContentFile
 from django.test.client import BOUNDARY, encode_multipart
 from django.utils import timezone
 
-from dossiers.agency_auth import create_credential, retire_previous_secret, rotate_credential
-from dossiers.models import Agency, AgencyCredential, AgencyRequest, Dossier
+from backend.models import IdempotencyRecord
+from dossiers.agency.credentials import create_credential, retire_previous_secret, rotate_credential
+from dossiers.models import Agency, AgencyCredential, Dossier
 from tests.conftest import ApiClient, make_user, sign_in
 from tests.dossiers.conftest import AgencyClient
 from tests.factories import make_dossier, make_procedure
@@ -76,13 +77,13 @@ def test_bad_signature_is_refused_and_nothing_changes(
     dossier.refresh_from_db()
     assert dossier.status == S.NEW
     assert events(dossier) == []
-    assert AgencyRequest.objects.count() == 0
+    assert IdempotencyRecord.objects.count() == 0
 
 
 def test_tampered_body_is_refused(agency: Agency, agency_client: AgencyClient) -> None:
     dossier = new_dossier(agency)
     stamp = str(int(time.time()))
-    from dossiers.agency_auth import sign
+    from dossiers.agency.signing import sign
 
     signature = sign(agency_client.secret, "POST", url(dossier, "refuse"), stamp, "e1", b"{}")
     response = ApiClient().post(
@@ -128,7 +129,7 @@ def test_timestamp_skew_boundary(
 ) -> None:
     dossier = new_dossier(agency)
     frozen = 1_790_000_000.0
-    with mock.patch("dossiers.agency_auth.time.time", return_value=frozen):
+    with mock.patch("dossiers.agency.signing.time.time", return_value=frozen):
         response = agency_client.post(url(dossier, "accept"), {}, timestamp=int(frozen) + offset)
     assert response.status_code == expected
     if expected == 401:
@@ -353,7 +354,7 @@ def test_multipart_signature_covers_the_raw_body(
     dossier = new_dossier(agency, status=S.PROCESSING)
     raw = encode_multipart(BOUNDARY, {"message": "ok"})
     stamp = str(int(time.time()))
-    from dossiers.agency_auth import sign
+    from dossiers.agency.signing import sign
 
     signature = sign(agency_client.secret, "POST", url(dossier, "complete"), stamp, "m1", raw)
     tampered = raw.replace(b"ok", b"ko")
@@ -401,4 +402,5 @@ def test_empty_reason_is_a_validation_error(agency: Agency, agency_client: Agenc
     response = agency_client.post(url(dossier, "refuse"), {"reason": ""})
     assert response.status_code == 422
     assert events(dossier) == []
-    assert AgencyRequest.objects.get().response_status == 422
+    record = IdempotencyRecord.objects.get()
+    assert (record.scope, record.response_status) == (f"agency:{agency.pk}", 422)
