@@ -11,6 +11,7 @@ from django.core.files.base import ContentFile
 from django.test.client import BOUNDARY, encode_multipart
 from django.utils import timezone
 
+from backend.idempotency import purge_expired
 from backend.models import IdempotencyRecord
 from dossiers.agency.credentials import create_credential, retire_previous_secret, rotate_credential
 from dossiers.models import Agency, AgencyCredential, Dossier
@@ -200,6 +201,47 @@ def test_event_ids_are_per_agency(
     assert agency_client.post(url(mine, "accept"), {}, event_id="same").status_code == 200
     assert other_agency_client.post(url(theirs, "accept"), {}, event_id="same").status_code == 200
     assert events(theirs) == ["dossier.accepted"]
+
+
+def test_answers_are_kept_for_the_retention_setting_then_purged(
+    agency: Agency, agency_client: AgencyClient, settings
+) -> None:
+    settings.AGENCY_REQUEST_RETENTION_DAYS = 2
+    dossier = new_dossier(agency, status=S.PROCESSING)
+    before = timezone.now()
+    agency_client.post(url(dossier, "accept"), {}, event_id="evt-kept")
+    record = IdempotencyRecord.objects.get(scope=f"agency:{agency.pk}", key="evt-kept")
+    assert record.state == IdempotencyRecord.State.COMPLETED
+    assert (
+        before + dt.timedelta(days=2) <= record.expires_at <= timezone.now() + dt.timedelta(days=2)
+    )
+    # Within the retention the answer is replayed; once past it, the purge job removes it.
+    with mock.patch("django.utils.timezone.now", return_value=record.expires_at):
+        assert purge_expired() == 0
+    assert (
+        agency_client.post(url(dossier, "accept"), {}, event_id="evt-kept").headers[
+            "X-Event-Replayed"
+        ]
+        == "true"
+    )
+    later = record.expires_at + dt.timedelta(seconds=1)
+    with mock.patch("django.utils.timezone.now", return_value=later):
+        assert purge_expired() == 1
+    assert not IdempotencyRecord.objects.exists()
+
+
+def test_an_event_id_past_its_retention_runs_again(
+    agency: Agency, agency_client: AgencyClient
+) -> None:
+    dossier = new_dossier(agency, status=S.PROCESSING)
+    first = agency_client.post(url(dossier, "accept"), {}, event_id="evt-old")
+    assert first.status_code == 409
+    IdempotencyRecord.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    Dossier.objects.filter(pk=dossier.pk).update(status=S.NEW)
+    again = agency_client.post(url(dossier, "accept"), {}, event_id="evt-old")
+    assert again.status_code == 200
+    assert "X-Event-Replayed" not in again.headers
+    assert events(dossier) == ["dossier.accepted"]
 
 
 def test_event_id_is_required_on_actions(agency: Agency, agency_client: AgencyClient) -> None:
