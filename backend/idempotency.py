@@ -185,9 +185,6 @@ def _guarded(
         @functools.wraps(run)
         def wrapper(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
             try:
-                if policy.whole_transaction:
-                    with transaction.atomic():
-                        return _run_once(policy, run, request, kwargs)
                 return _run_once(policy, run, request, kwargs)
             except Exception as exc:
                 if operation is None:
@@ -217,6 +214,23 @@ def _run_once(
     ):
         return policy.invalid_key()
     fingerprint = request_fingerprint(request)
+    if policy.whole_transaction:
+        # Opened after the scope is known: resolving it (an agency's signature check)
+        # writes nothing that a twin would have to wait for.
+        with transaction.atomic():
+            return _claim_and_run(policy, run, request, kwargs, scope, key, fingerprint)
+    return _claim_and_run(policy, run, request, kwargs, scope, key, fingerprint)
+
+
+def _claim_and_run(
+    policy: Policy,
+    run: Callable[..., HttpResponseBase],
+    request: HttpRequest,
+    kwargs: dict[str, Any],
+    scope: str,
+    key: str,
+    fingerprint: str,
+) -> HttpResponseBase:
     record, created = _claim(scope, key, fingerprint, policy.ttl_seconds())
     if not created:
         if record.fingerprint != fingerprint:
