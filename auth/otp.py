@@ -20,7 +20,6 @@ from django.db import connection
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from auth.keys import keyed_hash
 from auth.models import OtpChallenge, User
 from auth.ratelimit import (
     CodeExhausted,
@@ -31,6 +30,7 @@ from auth.ratelimit import (
 )
 from auth.sms import SmsError, send_sms
 from backend.errors import RateLimited, ServiceUnavailable, Unprocessable
+from backend.keys import ACCOUNTS_SALT, keyed_hash
 
 # Every SMS citizens receive is in Vietnamese (the gateway's brand name prefixes it).
 SMS_TEXTS = {
@@ -66,7 +66,9 @@ def new_code() -> str:
 
 def hash_code(challenge: OtpChallenge, code: str) -> str:
     return keyed_hash(
-        "accounts.otp", f"{challenge.id}:{challenge.purpose}:{challenge.phone}:{code}"
+        "accounts.otp",
+        f"{challenge.id}:{challenge.purpose}:{challenge.phone}:{code}",
+        salt=ACCOUNTS_SALT,
     )
 
 

@@ -1,4 +1,10 @@
-"""Vietnamese mobile numbers, normalised to E.164 (+84xxxxxxxxx)."""
+"""Vietnamese mobile numbers, normalised to E.164 (+84xxxxxxxxx).
+
+The one phone rule of the project: account phones (sign-up, sign-in, phone change,
+support resets), phones in dossier forms and postal recipients' phones all go
+through `parse_phone`. Only Vietnamese mobiles are accepted, landlines are not:
+every one of these numbers receives SMS (codes, delivery notices).
+"""
 
 from __future__ import annotations
 

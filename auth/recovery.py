@@ -12,8 +12,8 @@ import secrets
 from django.conf import settings
 from django.utils import timezone
 
-from auth.keys import keyed_hash
 from auth.models import RecoveryCode, User
+from backend.keys import ACCOUNTS_SALT, keyed_hash
 
 _INFO = "accounts.recovery-code"
 
@@ -23,7 +23,7 @@ def _normalise(code: str) -> str:
 
 
 def _hash(user: User, code: str) -> str:
-    return keyed_hash(_INFO, f"{user.pk}:{_normalise(code)}")
+    return keyed_hash(_INFO, f"{user.pk}:{_normalise(code)}", salt=ACCOUNTS_SALT)
 
 
 def _new_code() -> str:

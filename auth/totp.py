@@ -19,8 +19,8 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from auth.keys import fernet
 from auth.models import User
+from backend.keys import ACCOUNTS_SALT, fernet
 
 STEP_SECONDS = 30
 DRIFT_STEPS = 1
@@ -33,11 +33,11 @@ def new_secret() -> str:
 
 
 def encrypt_secret(secret: str) -> str:
-    return fernet(_INFO).encrypt(secret.encode()).decode()
+    return fernet(_INFO, salt=ACCOUNTS_SALT).encrypt(secret.encode()).decode()
 
 
 def decrypt_secret(token: str) -> str:
-    return fernet(_INFO).decrypt(token.encode()).decode()
+    return fernet(_INFO, salt=ACCOUNTS_SALT).decrypt(token.encode()).decode()
 
 
 def provisioning_uri(user: User, secret: str) -> str:

@@ -8,6 +8,8 @@ Semantics of the IETF draft "The Idempotency-Key HTTP Header Field":
 
 Responses that a retry could change (5xx, 401, 403, 408, 409, 429) are not kept:
 the key is released so the client may try again.
+
+The same machinery keeps the agency API's replays by X-Event-Id (`Policy`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import datetime as dt
 import functools
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -88,11 +91,41 @@ def request_fingerprint(request: HttpRequest) -> str:
     return digest.hexdigest()
 
 
-def _claim(scope: str, key: str, fingerprint: str) -> tuple[IdempotencyRecord, bool]:
+@dataclass(frozen=True)
+class Policy:
+    """How one family of routes names and keeps its operations.
+
+    `Idempotency-Key` (below) is the default; the agency API keys its actions by
+    the sender's X-Event-Id with its own scope, codes and retention
+    (dossiers/agency/replays.py). Both store in IdempotencyRecord.
+    """
+
+    header: str
+    replayed_header: str
+    max_key_length: int
+    # Who the key belongs to; may raise an ApiError (e.g. 401) before the key is read.
+    scope: Callable[[HttpRequest], str]
+    # How long a completed answer is kept.
+    ttl_seconds: Callable[[], int]
+    invalid_key: Callable[[], HttpResponse]
+    key_reused: Callable[[], HttpResponse]
+    # Without the header, run the route anyway (True) or answer `invalid_key`.
+    optional: bool = True
+    # Answers a retry could change: not kept, the key is released.
+    not_kept: frozenset[int] = frozenset(NOT_KEPT_STATUSES)
+    # Run the claim, the route and the stored answer in one transaction: a twin
+    # waits on the unique index until the first commits, then replays its answer
+    # (no 409 in flight), and a crash keeps neither the effect nor the record.
+    whole_transaction: bool = False
+
+
+def _claim(
+    scope: str, key: str, fingerprint: str, ttl_seconds: int
+) -> tuple[IdempotencyRecord, bool]:
     """Insert the in-flight record, or return the existing one (created=False)."""
     now = timezone.now()
     lock_until = now + dt.timedelta(seconds=settings.IDEMPOTENCY_LOCK_SECONDS)
-    expires = now + dt.timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL_SECONDS)
+    expires = now + dt.timedelta(seconds=ttl_seconds)
     try:
         with transaction.atomic():
             record = IdempotencyRecord.objects.create(
@@ -138,46 +171,70 @@ def replay_response(
     return response
 
 
-def _guarded(run: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
-    # This wraps ninja's Operation.run, outside the try/except that routes a
-    # handler's exceptions to the API's exception handlers: a failure of our own
-    # (database or cache down while claiming the key) goes to them explicitly, so
-    # it gets the documented 503 and not Django's bare 500.
-    operation = getattr(run, "__self__", None)
+def _guarded(
+    policy: Policy,
+) -> Callable[[Callable[..., HttpResponseBase]], Callable[..., HttpResponseBase]]:
+    def decorate(run: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+        # This wraps ninja's Operation.run, outside the try/except that routes a
+        # handler's exceptions to the API's exception handlers: a failure of our own
+        # (database or cache down while claiming the key, a refused signature while
+        # resolving the scope) goes to them explicitly, so it gets the documented
+        # answer and not Django's bare 500.
+        operation = getattr(run, "__self__", None)
 
-    @functools.wraps(run)
-    def wrapper(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
-        try:
-            return _run_once(run, request, kwargs)
-        except Exception as exc:
-            if operation is None:
-                raise
-            return operation.api.on_exception(request, exc)
+        @functools.wraps(run)
+        def wrapper(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
+            try:
+                return _run_once(policy, run, request, kwargs)
+            except Exception as exc:
+                if operation is None:
+                    raise
+                return operation.api.on_exception(request, exc)
 
-    return wrapper
+        return wrapper
+
+    return decorate
 
 
 def _run_once(
-    run: Callable[..., HttpResponseBase], request: HttpRequest, kwargs: dict[str, Any]
+    policy: Policy,
+    run: Callable[..., HttpResponseBase],
+    request: HttpRequest,
+    kwargs: dict[str, Any],
 ) -> HttpResponseBase:
-    key = request.headers.get(HEADER)
-    if key is None:
+    key = request.headers.get(policy.header)
+    if key is None and policy.optional:
         return run(request, **kwargs)
-    if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
-        return error_response(
-            400,
-            "invalid_idempotency_key",
-            _("Idempotency-Key must be 1 to 255 printable ASCII characters."),
-        )
+    scope = policy.scope(request)
+    if (
+        key is None
+        or not 1 <= len(key) <= policy.max_key_length
+        or not key.isascii()
+        or not key.isprintable()
+    ):
+        return policy.invalid_key()
     fingerprint = request_fingerprint(request)
-    record, created = _claim(caller_scope(request), key, fingerprint)
+    if policy.whole_transaction:
+        # Opened after the scope is known: resolving it (an agency's signature check)
+        # writes nothing that a twin would have to wait for.
+        with transaction.atomic():
+            return _claim_and_run(policy, run, request, kwargs, scope, key, fingerprint)
+    return _claim_and_run(policy, run, request, kwargs, scope, key, fingerprint)
+
+
+def _claim_and_run(
+    policy: Policy,
+    run: Callable[..., HttpResponseBase],
+    request: HttpRequest,
+    kwargs: dict[str, Any],
+    scope: str,
+    key: str,
+    fingerprint: str,
+) -> HttpResponseBase:
+    record, created = _claim(scope, key, fingerprint, policy.ttl_seconds())
     if not created:
         if record.fingerprint != fingerprint:
-            return error_response(
-                422,
-                "idempotency_key_reused",
-                _("This Idempotency-Key was already used for a different request."),
-            )
+            return policy.key_reused()
         if record.state == IdempotencyRecord.State.IN_FLIGHT:
             return error_response(
                 409,
@@ -189,16 +246,20 @@ def _run_once(
             record.response_status,
             record.response_body,
             record.response_content_type,
-            REPLAYED_HEADER,
+            policy.replayed_header,
         )
     try:
         response = run(request, **kwargs)
     except BaseException:
-        record.delete()
+        if not policy.whole_transaction:  # else the rollback removes it
+            record.delete()
         raise
     status = response.status_code
-    if status >= 500 or status in NOT_KEPT_STATUSES or not isinstance(response, HttpResponse):
-        record.delete()
+    if status >= 500 or status in policy.not_kept or not isinstance(response, HttpResponse):
+        if policy.whole_transaction:
+            transaction.set_rollback(True)
+        else:
+            record.delete()
         return response
     IdempotencyRecord.objects.filter(pk=record.pk).update(
         state=IdempotencyRecord.State.COMPLETED,
@@ -209,6 +270,40 @@ def _run_once(
     return response
 
 
+def _invalid_idempotency_key() -> HttpResponse:
+    return error_response(
+        400,
+        "invalid_idempotency_key",
+        _("Idempotency-Key must be 1 to 255 printable ASCII characters."),
+    )
+
+
+def _idempotency_key_reused() -> HttpResponse:
+    return error_response(
+        422,
+        "idempotency_key_reused",
+        _("This Idempotency-Key was already used for a different request."),
+    )
+
+
+IDEMPOTENCY_KEY = Policy(
+    header=HEADER,
+    replayed_header=REPLAYED_HEADER,
+    max_key_length=255,
+    scope=caller_scope,
+    ttl_seconds=lambda: settings.IDEMPOTENCY_KEY_TTL_SECONDS,
+    invalid_key=_invalid_idempotency_key,
+    key_reused=_idempotency_key_reused,
+)
+
+
+def once_per_key(policy: Policy, op_func: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorate a ninja route function: it runs at most once per key of `policy`."""
+    # decorate_view keeps the wrapper when ninja clones operations for an API.
+    decorate_view(_guarded(policy))(op_func)
+    return op_func
+
+
 def idempotent(op_func: Callable[..., Any]) -> Callable[..., Any]:
     """Decorate a ninja route function (above or below `@router.post`)."""
 
@@ -217,8 +312,7 @@ def idempotent(op_func: Callable[..., Any]) -> Callable[..., Any]:
         extra["parameters"] = [*extra.get("parameters", []), OPENAPI_PARAMETER]
         operation.openapi_extra = extra
 
-    # decorate_view keeps the wrapper when ninja clones operations for an API.
-    decorate_view(_guarded)(op_func)
+    once_per_key(IDEMPOTENCY_KEY, op_func)
     operation = getattr(op_func, "_ninja_operation", None)
     if operation is not None:
         document(operation)

@@ -2,6 +2,7 @@
 
 A cursor is an opaque token holding the sort values of the last item of the
 previous page, so pages stay stable while new rows arrive (unlike offsets).
+`encode_cursor`/`decode_cursor` are the one cursor codec (the agency feed uses them).
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ def page_of(item_schema: type[BaseModel]) -> type[BaseModel]:
     )
 
 
-def _encode(values: list[Any]) -> str:
+def encode_cursor(values: list[Any]) -> str:
+    """The opaque cursor of the sort values of a page's last item (every keyset list)."""
     raw = json.dumps(
         [v.isoformat() if isinstance(v, dt.datetime | dt.date) else v for v in values],
         separators=(",", ":"),
@@ -53,7 +55,8 @@ def _encode(values: list[Any]) -> str:
     return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
-def _decode(cursor: str, count: int) -> list[Any]:
+def decode_cursor(cursor: str, count: int) -> list[Any]:
+    """The `count` sort values a cursor holds; 422 `invalid_cursor` on a field `cursor`."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
@@ -74,7 +77,7 @@ def paginate(
     fields = [name.lstrip("-") for name in ordering]
     queryset = queryset.order_by(*ordering)
     if params.cursor:
-        values = _decode(params.cursor, len(fields))
+        values = decode_cursor(params.cursor, len(fields))
         condition = Q()
         # (a, b) after (x, y) in keyset order: a beyond x, or a == x and b beyond y.
         for index, name in enumerate(ordering):
@@ -90,5 +93,5 @@ def paginate(
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
-        next_cursor = _encode([getattr(last, field) for field in fields])
+        next_cursor = encode_cursor([getattr(last, field) for field in fields])
     return rows, next_cursor

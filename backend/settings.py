@@ -437,12 +437,12 @@ CATALOGUE_SEARCH_MAX_CHARS = envint("CATALOGUE_SEARCH_MAX_CHARS", 100)
 # reads); keyed by procedure version, so an edit is seen at once by every process.
 CATALOGUE_DOCUMENTS_CACHE_SIZE = envint("CATALOGUE_DOCUMENTS_CACHE_SIZE", 4096)
 DEMO_LOADERS = [*DEMO_LOADERS, "dossiers.demo.load"]
-# Agency back-office API (dossiers/agency_auth.py): signed requests whose
+# Agency back-office API (dossiers/agency/): signed requests whose
 # X-Timestamp is further than this from our clock are refused (stale_timestamp).
 AGENCY_SIGNATURE_MAX_SKEW_SECONDS = envint("AGENCY_SIGNATURE_MAX_SKEW_SECONDS", 300)
 # After a rotation the previous secret keeps working this long.
 AGENCY_PREVIOUS_SECRET_HOURS = envint("AGENCY_PREVIOUS_SECRET_HOURS", 72)
-# Stored answers to agency event ids (replay protection) are kept this long.
+# Stored answers to agency event ids (replays, backend/idempotency.py) are kept this long.
 AGENCY_REQUEST_RETENTION_DAYS = envint("AGENCY_REQUEST_RETENTION_DAYS", 30)
 # Download links of attachments in the agency feed expire after this.
 AGENCY_FILE_URL_TTL_SECONDS = envint("AGENCY_FILE_URL_TTL_SECONDS", 300)

@@ -15,7 +15,7 @@ ROUTERS: list[tuple[str, str]] = [
     ("/dossiers", "dossiers.attachments_api"),
     ("/dossiers", "dossiers.lifecycle_api"),
     ("/dossiers", "tracking.timeline_api"),
-    ("/agency", "dossiers.agency_api"),
+    ("/agency", "dossiers.agency.api"),
     ("/realtime", "tracking.api"),
     ("/", "notifications.api"),
     ("/postal", "postal.api"),

@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy as _
 
 from backend.errors import ApiError
 from dossiers import lifecycle, monitoring
-from dossiers.agency_auth import create_credential, retire_previous_secret, rotate_credential
+from dossiers.agency.credentials import create_credential, retire_previous_secret, rotate_credential
 from dossiers.lifecycle import Actor
 from dossiers.models import (
     Agency,

@@ -2,8 +2,7 @@
 
 A signed URL lets an image view or a PDF viewer fetch a file without the access
 token (they cannot add headers). It names one attachment and one variant, is
-signed with the project's SECRET_KEY (django.core.signing, so key rotation
-through SECRET_KEY_FALLBACKS works) and expires after
+made by backend/signed_links.py (signed with SECRET_KEY) and expires after
 ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS.
 """
 
@@ -13,12 +12,12 @@ import datetime as dt
 from typing import Literal
 
 from django.conf import settings
-from django.core import signing
 from django.http import FileResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from backend.errors import NotFound, PermissionDenied
+from backend.signed_links import open_link, sign_link
 from dossiers.attachments import read_stored
 from dossiers.models import Attachment
 
@@ -31,24 +30,22 @@ def sign_download(attachment: Attachment, variant: Variant) -> tuple[str, dt.dat
     """A token for `attachment`'s `variant`, and when it stops working."""
     if variant == "thumbnail" and not attachment.thumbnail:
         raise _no_thumbnail()
-    token = signing.dumps({"a": str(attachment.pk), "v": variant}, salt=_SALT)
+    token = sign_link({"a": str(attachment.pk), "v": variant}, purpose=_SALT)
     ttl = settings.ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS
     return token, timezone.now() + dt.timedelta(seconds=ttl)
 
 
 def resolve_download(token: str) -> tuple[Attachment, Variant]:
     """The attachment and variant a token grants; 403 once expired, 404 if forged."""
-    try:
-        payload = signing.loads(
-            token, salt=_SALT, max_age=settings.ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS
-        )
-    except signing.SignatureExpired as exc:
-        raise PermissionDenied(
+    payload = open_link(
+        token,
+        purpose=_SALT,
+        max_age=settings.ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS,
+        expired=lambda: PermissionDenied(
             "download_url_expired", _("This download link has expired. Ask for a new one.")
-        ) from exc
-    except signing.BadSignature as exc:
-        raise NotFound() from exc
-    if not isinstance(payload, dict) or payload.get("v") not in VARIANTS:
+        ),
+    )
+    if payload.get("v") not in VARIANTS:
         raise NotFound()
     attachment = Attachment.objects.filter(pk=str(payload.get("a"))).first()
     if attachment is None:  # deleted since the link was made

@@ -370,23 +370,3 @@ class AgencyCredential(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key_id} ({self.agency_id})"
-
-
-class AgencyRequest(models.Model):
-    """One signed request by its sender's event id: replays return the stored answer."""
-
-    agency = models.ForeignKey(Agency, on_delete=models.CASCADE, related_name="requests")
-    event_id = models.CharField(max_length=128)
-    fingerprint = models.CharField(max_length=64, help_text="SHA-256 of method, path and body.")
-    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
-    response_body = models.BinaryField(null=True, blank=True)
-    response_content_type = models.CharField(max_length=100, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["agency", "event_id"], name="agency_request_unique"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.agency_id}:{self.event_id}"

@@ -2,32 +2,24 @@
 
 from __future__ import annotations
 
-import phonenumbers
 from django.utils.translation import gettext as _
 
+from auth.phone import parse_phone
 from backend.errors import Unprocessable
 from postal import divisions
-
-
-def normalise_mobile(raw: str) -> str | None:
-    """A Vietnamese mobile number as E.164 (+849...), or None if it is not one."""
-    try:
-        number = phonenumbers.parse(raw, "VN")
-    except phonenumbers.NumberParseException:
-        return None
-    if number.country_code != 84 or not phonenumbers.is_valid_number(number):
-        return None
-    if phonenumbers.number_type(number) != phonenumbers.PhoneNumberType.MOBILE:
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def check_address(
     *, phone: str, commune_code: str, province_code: str | None
 ) -> tuple[str, divisions.CommuneUnit]:
-    """(E.164 phone, commune), or a 422 listing every field that is wrong."""
+    """(E.164 phone, commune), or a 422 listing every field that is wrong.
+
+    The recipient's phone follows the project's one rule (auth/phone.py): a
+    Vietnamese mobile, stored as E.164. Not a landline: the courier calls or
+    texts the recipient on that number.
+    """
     errors: list[dict[str, str]] = []
-    e164 = normalise_mobile(phone)
+    e164 = parse_phone(phone)
     if e164 is None:
         errors.append(
             {

@@ -12,7 +12,8 @@ import pytest
 from django.test.client import BOUNDARY, encode_multipart
 
 from auth.models import User
-from dossiers.agency_auth import create_credential, sign
+from dossiers.agency.credentials import create_credential
+from dossiers.agency.signing import sign
 from dossiers.catalogue import procedure_changed
 from dossiers.models import Agency, AgencyCredential, Attachment, Dossier, Procedure
 from tests.conftest import ApiClient, ApiResponse, sign_in

@@ -11,7 +11,7 @@ from django.test import Client
 from django.utils import timezone
 
 from auth.models import User
-from dossiers.agency_auth import decrypt_secret
+from dossiers.agency.credentials import decrypt_secret
 from dossiers.models import Agency, AgencyCredential, AgencyOfficer, Dossier, SupplementRequest
 from tests.conftest import make_user
 from tests.factories import make_agency, make_dossier, make_procedure

@@ -11,8 +11,10 @@ from django.core.files.base import ContentFile
 from django.test.client import BOUNDARY, encode_multipart
 from django.utils import timezone
 
-from dossiers.agency_auth import create_credential, retire_previous_secret, rotate_credential
-from dossiers.models import Agency, AgencyCredential, AgencyRequest, Dossier
+from backend.idempotency import purge_expired
+from backend.models import IdempotencyRecord
+from dossiers.agency.credentials import create_credential, retire_previous_secret, rotate_credential
+from dossiers.models import Agency, AgencyCredential, Dossier
 from tests.conftest import ApiClient, make_user, sign_in
 from tests.dossiers.conftest import AgencyClient
 from tests.factories import make_dossier, make_procedure
@@ -76,13 +78,13 @@ def test_bad_signature_is_refused_and_nothing_changes(
     dossier.refresh_from_db()
     assert dossier.status == S.NEW
     assert events(dossier) == []
-    assert AgencyRequest.objects.count() == 0
+    assert IdempotencyRecord.objects.count() == 0
 
 
 def test_tampered_body_is_refused(agency: Agency, agency_client: AgencyClient) -> None:
     dossier = new_dossier(agency)
     stamp = str(int(time.time()))
-    from dossiers.agency_auth import sign
+    from dossiers.agency.signing import sign
 
     signature = sign(agency_client.secret, "POST", url(dossier, "refuse"), stamp, "e1", b"{}")
     response = ApiClient().post(
@@ -128,7 +130,7 @@ def test_timestamp_skew_boundary(
 ) -> None:
     dossier = new_dossier(agency)
     frozen = 1_790_000_000.0
-    with mock.patch("dossiers.agency_auth.time.time", return_value=frozen):
+    with mock.patch("dossiers.agency.signing.time.time", return_value=frozen):
         response = agency_client.post(url(dossier, "accept"), {}, timestamp=int(frozen) + offset)
     assert response.status_code == expected
     if expected == 401:
@@ -199,6 +201,47 @@ def test_event_ids_are_per_agency(
     assert agency_client.post(url(mine, "accept"), {}, event_id="same").status_code == 200
     assert other_agency_client.post(url(theirs, "accept"), {}, event_id="same").status_code == 200
     assert events(theirs) == ["dossier.accepted"]
+
+
+def test_answers_are_kept_for_the_retention_setting_then_purged(
+    agency: Agency, agency_client: AgencyClient, settings
+) -> None:
+    settings.AGENCY_REQUEST_RETENTION_DAYS = 2
+    dossier = new_dossier(agency, status=S.PROCESSING)
+    before = timezone.now()
+    agency_client.post(url(dossier, "accept"), {}, event_id="evt-kept")
+    record = IdempotencyRecord.objects.get(scope=f"agency:{agency.pk}", key="evt-kept")
+    assert record.state == IdempotencyRecord.State.COMPLETED
+    assert (
+        before + dt.timedelta(days=2) <= record.expires_at <= timezone.now() + dt.timedelta(days=2)
+    )
+    # Within the retention the answer is replayed; once past it, the purge job removes it.
+    with mock.patch("django.utils.timezone.now", return_value=record.expires_at):
+        assert purge_expired() == 0
+    assert (
+        agency_client.post(url(dossier, "accept"), {}, event_id="evt-kept").headers[
+            "X-Event-Replayed"
+        ]
+        == "true"
+    )
+    later = record.expires_at + dt.timedelta(seconds=1)
+    with mock.patch("django.utils.timezone.now", return_value=later):
+        assert purge_expired() == 1
+    assert not IdempotencyRecord.objects.exists()
+
+
+def test_an_event_id_past_its_retention_runs_again(
+    agency: Agency, agency_client: AgencyClient
+) -> None:
+    dossier = new_dossier(agency, status=S.PROCESSING)
+    first = agency_client.post(url(dossier, "accept"), {}, event_id="evt-old")
+    assert first.status_code == 409
+    IdempotencyRecord.objects.update(expires_at=timezone.now() - dt.timedelta(seconds=1))
+    Dossier.objects.filter(pk=dossier.pk).update(status=S.NEW)
+    again = agency_client.post(url(dossier, "accept"), {}, event_id="evt-old")
+    assert again.status_code == 200
+    assert "X-Event-Replayed" not in again.headers
+    assert events(dossier) == ["dossier.accepted"]
 
 
 def test_event_id_is_required_on_actions(agency: Agency, agency_client: AgencyClient) -> None:
@@ -353,7 +396,7 @@ def test_multipart_signature_covers_the_raw_body(
     dossier = new_dossier(agency, status=S.PROCESSING)
     raw = encode_multipart(BOUNDARY, {"message": "ok"})
     stamp = str(int(time.time()))
-    from dossiers.agency_auth import sign
+    from dossiers.agency.signing import sign
 
     signature = sign(agency_client.secret, "POST", url(dossier, "complete"), stamp, "m1", raw)
     tampered = raw.replace(b"ok", b"ko")
@@ -401,4 +444,5 @@ def test_empty_reason_is_a_validation_error(agency: Agency, agency_client: Agenc
     response = agency_client.post(url(dossier, "refuse"), {"reason": ""})
     assert response.status_code == 422
     assert events(dossier) == []
-    assert AgencyRequest.objects.get().response_status == 422
+    record = IdempotencyRecord.objects.get()
+    assert (record.scope, record.response_status) == (f"agency:{agency.pk}", 422)

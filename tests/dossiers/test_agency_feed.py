@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import json
 import time
 from unittest import mock
 
 import pytest
 from django.core.files.base import ContentFile
 
+from backend.pagination import encode_cursor
 from dossiers.models import Agency, Attachment, Dossier
 from tests.conftest import ApiClient, make_user
 from tests.dossiers.conftest import AgencyClient
@@ -112,6 +115,35 @@ def test_feed_refuses_a_forged_cursor(agency_client: AgencyClient) -> None:
     response = agency_client.get("/api/v1/agency/feed?cursor=bm90LWEtY3Vyc29y")
     assert response.status_code == 422
     assert response.json()["details"][0]["code"] == "invalid_cursor"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["2026-03-10T08:00:00+07:00", "not-a-uuid"],
+        ["yesterday", "0b6f6f2e-5d5b-4c8e-9a51-0d6f7e3f9a10"],
+        ["2026-03-10T08:00:00", "0b6f6f2e-5d5b-4c8e-9a51-0d6f7e3f9a10"],  # no time zone
+        [1, 2],
+    ],
+)
+def test_feed_refuses_a_well_encoded_cursor_with_wrong_values(
+    agency_client: AgencyClient, values: list
+) -> None:
+    response = agency_client.get(f"/api/v1/agency/feed?cursor={encode_cursor(values)}")
+    assert response.status_code == 422
+    assert response.json()["details"][0]["code"] == "invalid_cursor"
+
+
+def test_a_cursor_handed_out_by_the_former_feed_codec_still_resumes(
+    agency: Agency, agency_client: AgencyClient
+) -> None:
+    first, second = dossier_of(agency), dossier_of(agency)
+    # How the feed encoded its cursor before it used backend/pagination.py's codec.
+    raw = json.dumps([first.updated_at.isoformat(), str(first.pk)], separators=(",", ":"))
+    former = base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    assert encode_cursor([first.updated_at, first.pk]) == former
+    page = agency_client.get(f"/api/v1/agency/feed?cursor={former}").json()
+    assert [item["id"] for item in page["items"]] == [str(second.pk)]
 
 
 def test_feed_needs_a_signature(api: ApiClient) -> None:

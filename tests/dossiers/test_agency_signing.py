@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from dossiers.agency_auth import sign, string_to_sign
+from dossiers.agency.signing import sign, string_to_sign
 from dossiers.models import Agency, Dossier
 from tests.dossiers.conftest import AgencyClient
 from tests.factories import make_dossier, make_procedure, make_user

@@ -15,7 +15,7 @@ import httpx
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from dossiers.agency_auth import sign as sign_agency
+from dossiers.agency.signing import sign as sign_agency
 from postal.webhooks import sign as sign_webhook
 from tests.e2e.stack import WEBHOOK_SECRET, Stack, wait_until
 
@@ -67,7 +67,7 @@ class Agency:
 
     def __init__(self, stack: Stack, agency_code: str) -> None:
         out = stack.python(
-            "from dossiers.agency_auth import create_credential\n"
+            "from dossiers.agency.credentials import create_credential\n"
             "from dossiers.models import Agency\n"
             f"c, s = create_credential(Agency.objects.get(code={agency_code!r}), 'e2e')\n"
             "print(c.key_id + ' ' + s)\n"

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from auth.phone import parse_phone
 from postal.models import SavedAddress
 from tests.conftest import ApiClient, make_user, sign_in
 
@@ -69,6 +70,17 @@ def test_unknown_province_is_a_field_error(user_api: ApiClient) -> None:
     assert [(d["field"], d["code"]) for d in response.json()["details"]] == [
         ("province_code", "unknown_province")
     ]
+
+
+@pytest.mark.parametrize(
+    "phone", ["0912345678", "+84912345678", "84912345678", "0912.345.678", "0084 912 345 678"]
+)
+def test_recipient_phone_follows_the_account_phone_rule(user_api: ApiClient, phone: str) -> None:
+    # One rule for every phone (auth/phone.py): the forms sign-up accepts, stored as E.164.
+    assert parse_phone(phone) == "+84912345678"
+    response = user_api.post(URL, body(phone=phone))
+    assert response.status_code == 201
+    assert response.json()["phone"] == "+84912345678"
 
 
 @pytest.mark.parametrize("phone", ["02438253000", "12345", "+14155550123", "not a phone"])

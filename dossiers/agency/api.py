@@ -1,21 +1,17 @@
 """Agencies' back-office systems (server to server, HMAC-signed).
 
-Every action route is signed (dossiers/agency_auth.py) and runs at most once per
-X-Event-Id. An agency sees and moves only its own dossiers: others answer 404.
+Every action route is signed (signing.py) and runs at most once per
+X-Event-Id (replays.py). An agency sees and moves only its own dossiers: others answer 404.
 The guide for agencies' IT teams is mobile_api_docs/agency-api.md.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
-import json
 import uuid
 from typing import Any, Literal
 
 from django.conf import settings
-from django.core import signing
 from django.db.models import Q, QuerySet
 from django.http import FileResponse, HttpRequest
 from django.utils import timezone
@@ -33,15 +29,16 @@ from backend.errors import (
     PermissionDenied,
     field_error,
 )
+from backend.pagination import decode_cursor, encode_cursor
+from backend.signed_links import open_link, sign_link
 from dossiers import lifecycle, monitoring
-from dossiers.agency_auth import (
-    access_agency_dossier,
-    agency_dossiers,
+from dossiers.agency.access import access_agency_dossier, agency_dossiers
+from dossiers.agency.replays import once_per_event
+from dossiers.agency.signing import (
     agency_label,
     agency_signature,
     agency_signature_optional,
     current_agency,
-    once_per_event,
 )
 from dossiers.models import Agency, AgencyCredential, Attachment, Dossier
 
@@ -380,18 +377,13 @@ class FeedParams(Schema):
     limit: int | None = Field(None, ge=1, le=1000)
 
 
-def _encode_cursor(updated_at: dt.datetime, pk: uuid.UUID) -> str:
-    raw = json.dumps([updated_at.isoformat(), str(pk)], separators=(",", ":"))
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
 def _decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
+    """(updated_at, id) of the last item the agency saw (backend/pagination.py codec)."""
+    stamp, pk = decode_cursor(cursor, 2)
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        stamp, pk = json.loads(base64.urlsafe_b64decode(padded.encode()))
         moment = dt.datetime.fromisoformat(stamp)
         key = uuid.UUID(pk)
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError, AttributeError) as exc:
         raise field_error("cursor", "invalid_cursor", _("This cursor is not valid.")) from exc
     if timezone.is_naive(moment):
         raise field_error("cursor", "invalid_cursor", _("This cursor is not valid."))
@@ -399,7 +391,7 @@ def _decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
 
 
 def file_token(agency: Agency, attachment: Attachment) -> str:
-    return signing.dumps({"a": str(attachment.pk), "g": agency.pk}, salt=FILE_SALT)
+    return sign_link({"a": str(attachment.pk), "g": agency.pk}, purpose=FILE_SALT)
 
 
 def _with_links(request: HttpRequest, agency: Agency, dossier: Dossier) -> Dossier:
@@ -450,7 +442,7 @@ def feed(request: HttpRequest, params: Query[FeedParams]) -> dict[str, Any]:
     has_more = len(rows) > limit
     rows = rows[:limit]
     if rows:
-        cursor = _encode_cursor(rows[-1].updated_at, rows[-1].pk)
+        cursor = encode_cursor([rows[-1].updated_at, rows[-1].pk])
     return {
         "items": [_with_links(request, agency, dossier) for dossier in rows],
         "next_cursor": cursor or "",
@@ -467,14 +459,14 @@ def feed(request: HttpRequest, params: Query[FeedParams]) -> dict[str, Any]:
     summary="Download an attachment through a link from the feed (short-lived)",
 )
 def download_file(request: HttpRequest, token: str) -> FileResponse:
-    try:
-        payload = signing.loads(token, salt=FILE_SALT, max_age=settings.AGENCY_FILE_URL_TTL_SECONDS)
-    except signing.SignatureExpired as exc:
-        raise ApiError(
+    payload = open_link(
+        token,
+        purpose=FILE_SALT,
+        max_age=settings.AGENCY_FILE_URL_TTL_SECONDS,
+        expired=lambda: ApiError(
             "link_expired", _("This download link expired: fetch the feed again."), status=410
-        ) from exc
-    except signing.BadSignature as exc:
-        raise NotFound() from exc
+        ),
+    )
     attachment = (
         Attachment.objects.filter(
             pk=payload["a"], dossier__agency_id=payload["g"], dossier__agency__is_active=True

@@ -1,0 +1,54 @@
+"""backend/signed_links.py: one maker for every short-lived link (attachments, agency files)."""
+
+from __future__ import annotations
+
+import time
+from unittest import mock
+
+import pytest
+
+from backend.errors import ApiError, NotFound, PermissionDenied
+from backend.signed_links import open_link, sign_link
+
+
+def expired() -> ApiError:
+    return PermissionDenied("link_expired", "expired")
+
+
+def test_a_link_opens_for_its_purpose_within_its_age() -> None:
+    token = sign_link({"a": "1"}, purpose="tests.one")
+    assert open_link(token, purpose="tests.one", max_age=60, expired=expired) == {"a": "1"}
+
+
+def test_a_link_made_for_one_purpose_is_refused_by_another() -> None:
+    token = sign_link({"a": "1"}, purpose="tests.one")
+    with pytest.raises(NotFound):
+        open_link(token, purpose="tests.two", max_age=60, expired=expired)
+
+
+@pytest.mark.parametrize(("age", "opens"), [(60, True), (61, False)])
+def test_a_link_expires_after_max_age(age: int, opens: bool) -> None:
+    now = float(int(time.time()))  # signing stamps whole seconds
+    with mock.patch("time.time", return_value=now):
+        token = sign_link({"a": "1"}, purpose="tests.one")
+    with mock.patch("time.time", return_value=now + age):
+        if opens:
+            assert open_link(token, purpose="tests.one", max_age=60, expired=expired)
+        else:
+            with pytest.raises(PermissionDenied) as caught:
+                open_link(token, purpose="tests.one", max_age=60, expired=expired)
+            assert caught.value.code == "link_expired"
+
+
+def test_a_tampered_link_is_not_found() -> None:
+    token = sign_link({"a": "1"}, purpose="tests.one")
+    with pytest.raises(NotFound):
+        open_link(token[:-2] + "xx", purpose="tests.one", max_age=60, expired=expired)
+
+
+def test_a_signed_value_that_is_not_a_grant_is_not_found() -> None:
+    from django.core import signing
+
+    token = signing.dumps(["a", "list"], salt="tests.one")
+    with pytest.raises(NotFound):
+        open_link(token, purpose="tests.one", max_age=60, expired=expired)
