@@ -1,7 +1,7 @@
 """Django admin: users, organisations, memberships, sessions, and the support flow.
 
 The support pages (look-up, open a reset, approve or reject one) call the same
-actions as the support console API (auth.support), so the same rules hold:
+actions as the support console API (auth.actions.support), so the same rules hold:
 support permission, TOTP on the staff account, proofing evidence, a second
 approver for level-2 accounts, no self-approval, no self-reset, and an audit
 record for every step. The audit trail is read-only here and in the database.
@@ -22,8 +22,11 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext_lazy as _
 
-from auth import support
+from auth import access
+from auth.actions import support
+from auth.actions.sessions import revoke_session
 from auth.admin_login import signed_in_with_second_factor
+from auth.masked_accounts import masked_account
 from auth.models import (
     DeviceSession,
     Invitation,
@@ -34,7 +37,6 @@ from auth.models import (
     User,
 )
 from auth.phone import mask_phone
-from auth.tokens import revoke_session
 from backend.errors import ApiError, PermissionDenied
 from backend.middleware import client_ip
 
@@ -66,7 +68,7 @@ def _refusal(request: HttpRequest, exc: ApiError) -> HttpResponse:
 def require_admin_support_staff(request: HttpRequest) -> User:
     """Support staff with TOTP, in an admin session opened with their TOTP code."""
     staff: User = request.user  # type: ignore[assignment]
-    support.require_support_staff(staff)
+    access.require_support_staff(staff)
     if not signed_in_with_second_factor(request):
         raise PermissionDenied(
             "second_factor_sign_in_required",
@@ -195,14 +197,14 @@ class UserAdmin(admin.ModelAdmin):
             except ApiError as exc:
                 context["error"] = _error_text(exc)
             else:
-                context["account"] = support.masked_account(subject)
+                context["account"] = masked_account(subject)
                 context["reset_url"] = reverse("admin:accounts_support_reset", args=[subject.pk])
         return TemplateResponse(request, TEMPLATE, context)
 
     def open_reset_view(self, request: HttpRequest, user_id: Any) -> HttpResponse:
         try:
             staff = require_admin_support_staff(request)
-            subject = support.access_support_subject(staff, user_id)
+            subject = access.access_support_subject(staff, user_id)
         except ApiError as exc:
             if exc.status == 404:
                 raise Http404 from exc
@@ -211,7 +213,7 @@ class UserAdmin(admin.ModelAdmin):
         context: dict[str, Any] = {
             **self.admin_site.each_context(request),
             "title": _("Support: reset an account"),
-            "account": support.masked_account(subject),
+            "account": masked_account(subject),
             "form": form,
             "buttons": [("open", _("Open the reset"))],
         }
@@ -348,7 +350,7 @@ class SupportResetAdmin(SupportOnlyAdmin):
     def decide_view(self, request: HttpRequest, reset_id: Any) -> HttpResponse:
         try:
             staff = require_admin_support_staff(request)
-            reset = support.access_reset(staff, reset_id)
+            reset = access.access_reset(staff, reset_id)
         except ApiError as exc:
             if exc.status == 404:
                 raise Http404 from exc
@@ -358,7 +360,7 @@ class SupportResetAdmin(SupportOnlyAdmin):
             **self.admin_site.each_context(request),
             "title": _("Support: decide on a reset"),
             "reset": reset,
-            "account": support.masked_account(reset.user),
+            "account": masked_account(reset.user),
             "form": form,
             "buttons": [("approve", _("Approve and apply")), ("reject", _("Reject"))],
         }

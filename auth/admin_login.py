@@ -22,9 +22,9 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext_lazy as _
 
-from auth.actions import check_password_with_limits
+from auth.actions.second_factor import verify_factor
+from auth.actions.sign_in import check_password_with_limits
 from auth.phone import parse_phone
-from auth.second_factor import verify_factor
 from backend.errors import ApiError
 from backend.middleware import client_ip
 

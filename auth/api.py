@@ -9,8 +9,11 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from ninja import Query, Router, Status
 
-from auth import actions, profile, recovery, second_factor
-from auth.identity import masked_citizen_id
+from auth import recovery_codes
+from auth.access import my_sessions
+from auth.actions import accounts, challenges, second_factor, sessions, sign_in
+from auth.bearer import bearer, current_session, current_user, require_recent_authentication
+from auth.citizen_ids import masked_citizen_id
 from auth.models import DeviceSession, OtpChallenge, User
 from auth.schemas import (
     ChallengeOut,
@@ -36,8 +39,7 @@ from auth.schemas import (
     TokenOut,
     TotpEnrolOut,
 )
-from auth.security import bearer, current_session, current_user, require_recent_authentication
-from auth.tokens import TokenError, TokenPair, refresh
+from auth.tokens import TokenError, TokenPair
 from backend.errors import ErrorOut, NotAuthenticated
 from backend.idempotency import idempotent
 from backend.middleware import client_ip
@@ -80,7 +82,7 @@ def _me_out(user: User) -> MeOut:
         verification_level=user.verification_level,
         phone_verified_at=user.phone_verified_at,
         totp_enabled=user.has_totp,
-        recovery_codes_left=recovery.remaining(user),
+        recovery_codes_left=recovery_codes.remaining(user),
         citizen_id=masked_citizen_id(user.citizen_id),
         birth_date=user.birth_date,
     )
@@ -108,7 +110,7 @@ def register(request: HttpRequest, payload: RegisterIn) -> Status[ChallengeOut]:
     """Start a sign-up: a 6-digit code is texted to the number.
 
     The answer is the same whether or not the number already has an account."""
-    challenge = actions.register(
+    challenge = accounts.register(
         phone=payload.phone,
         full_name=payload.full_name,
         password=payload.password,
@@ -120,7 +122,7 @@ def register(request: HttpRequest, payload: RegisterIn) -> Status[ChallengeOut]:
 @router.post("/register/verify", response={201: TokenOut, **ERRORS_PUBLIC})
 def verify_registration(request: HttpRequest, payload: CodeVerifyIn) -> Status[TokenOut]:
     """The code from the SMS activates the account and signs this device in."""
-    _session, tokens = actions.verify_registration(
+    _session, tokens = accounts.verify_registration(
         challenge_id=payload.challenge_id,
         code=payload.code,
         device=payload.info(),
@@ -132,7 +134,7 @@ def verify_registration(request: HttpRequest, payload: CodeVerifyIn) -> Status[T
 @router.post("/otp/resend", response={202: ChallengeOut, 404: ErrorOut, **ERRORS_PUBLIC})
 def resend_code(request: HttpRequest, payload: ResendIn) -> Status[ChallengeOut]:
     """Text a new code for an open challenge (sign-up, sign-in, reset, phone change)."""
-    challenge = actions.resend_code(challenge_id=payload.challenge_id, ip=client_ip(request))
+    challenge = challenges.resend_code(challenge_id=payload.challenge_id, ip=client_ip(request))
     return Status(202, _challenge_out(challenge))
 
 
@@ -142,7 +144,7 @@ def resend_code(request: HttpRequest, payload: ResendIn) -> Status[ChallengeOut]
 @router.post("/login", response={200: LoginOut, 401: ErrorOut, 403: ErrorOut, **ERRORS_PUBLIC})
 def login(request: HttpRequest, payload: LoginIn) -> LoginOut:
     """Phone and password. On a device new to this account, a second step follows."""
-    result = actions.login(
+    result = sign_in.login(
         phone=payload.phone,
         password=payload.password,
         device=payload.info(),
@@ -173,7 +175,7 @@ def login(request: HttpRequest, payload: LoginIn) -> LoginOut:
 @router.post("/login/verify", response={200: TokenOut, **ERRORS_PUBLIC})
 def verify_login(request: HttpRequest, payload: LoginVerifyIn) -> TokenOut:
     """The second step: the SMS code, an authenticator code or a recovery code."""
-    _session, tokens = actions.complete_login(
+    _session, tokens = sign_in.complete_login(
         challenge_id=payload.challenge_id,
         method=payload.method,
         code=payload.code,
@@ -186,7 +188,7 @@ def verify_login(request: HttpRequest, payload: LoginVerifyIn) -> TokenOut:
 def refresh_tokens(request: HttpRequest, payload: RefreshIn) -> TokenOut:
     """Spend a refresh token for a new pair. A spent token ends the whole session."""
     try:
-        tokens = refresh(payload.refresh_token)
+        tokens = sessions.refresh_tokens(payload.refresh_token)
     except TokenError as exc:
         if exc.reason == "reused":
             raise NotAuthenticated(
@@ -202,7 +204,7 @@ def refresh_tokens(request: HttpRequest, payload: RefreshIn) -> TokenOut:
 @router.post("/reauthenticate", auth=bearer, response={204: None, **ERRORS_AUTH, 429: ErrorOut})
 def reauthenticate(request: HttpRequest, payload: PasswordIn) -> Status[None]:
     """Confirm the password to allow sensitive actions on this session again."""
-    actions.reauthenticate(
+    sign_in.reauthenticate(
         session=current_session(request), password=payload.password, ip=client_ip(request)
     )
     return Status(204, None)
@@ -214,14 +216,14 @@ def reauthenticate(request: HttpRequest, payload: PasswordIn) -> Status[None]:
 @router.post("/logout", auth=bearer, response={204: None, 401: ErrorOut})
 def logout(request: HttpRequest) -> Status[None]:
     """End this device's session."""
-    actions.logout(session=current_session(request))
+    sessions.logout(session=current_session(request))
     return Status(204, None)
 
 
 @router.post("/logout-all", auth=bearer, response={204: None, 401: ErrorOut})
 def logout_everywhere(request: HttpRequest) -> Status[None]:
     """End every session of the account, this one included."""
-    actions.logout_everywhere(user=current_user(request))
+    sessions.logout_everywhere(user=current_user(request))
     return Status(204, None)
 
 
@@ -230,7 +232,7 @@ def list_sessions(request: HttpRequest, params: Query[PageParams]) -> dict[str, 
     """The account's signed-in devices, newest first."""
     user = current_user(request)
     session = current_session(request)
-    rows, next_cursor = paginate(DeviceSession.objects.filter(user=user, revoked_at=None), params)
+    rows, next_cursor = paginate(my_sessions(user), params)
     return {"items": [_session_out(row, session) for row in rows], "next_cursor": next_cursor}
 
 
@@ -239,7 +241,7 @@ def list_sessions(request: HttpRequest, params: Query[PageParams]) -> dict[str, 
 )
 def revoke_session(request: HttpRequest, session_id: uuid.UUID) -> Status[None]:
     """Sign one device out (its tokens stop working at once)."""
-    actions.revoke_own_session(user=current_user(request), session_id=session_id)
+    sessions.revoke_own_session(user=current_user(request), session_id=session_id)
     return Status(204, None)
 
 
@@ -253,7 +255,7 @@ def me(request: HttpRequest) -> MeOut:
 
 @router.patch("/me", auth=bearer, response={200: MeOut, **ERRORS_AUTH})
 def update_me(request: HttpRequest, payload: MeIn) -> MeOut:
-    user = profile.update_profile(
+    user = accounts.update_profile(
         user=current_user(request), full_name=payload.full_name, language=payload.language
     )
     return _me_out(user)
@@ -262,7 +264,7 @@ def update_me(request: HttpRequest, payload: MeIn) -> MeOut:
 @router.patch("/me/identity", auth=bearer, response={200: MeOut, 409: ErrorOut, **ERRORS_AUTH})
 def set_identity(request: HttpRequest, payload: IdentityIn) -> MeOut:
     """Record the citizen ID (CCCD); support staff verify it in person for level 2."""
-    user = profile.set_identity(
+    user = accounts.set_identity(
         user=current_user(request), citizen_id=payload.citizen_id, birth_date=payload.birth_date
     )
     return _me_out(user)
@@ -274,14 +276,14 @@ def set_identity(request: HttpRequest, payload: IdentityIn) -> MeOut:
 @router.post("/password/reset", response={202: ChallengeOut, **ERRORS_PUBLIC})
 def request_password_reset(request: HttpRequest, payload: PasswordResetIn) -> Status[ChallengeOut]:
     """A reset code by SMS. The answer is the same for every number."""
-    challenge = actions.request_password_reset(phone=payload.phone, ip=client_ip(request))
+    challenge = accounts.request_password_reset(phone=payload.phone, ip=client_ip(request))
     return Status(202, _challenge_out(challenge))
 
 
 @router.post("/password/reset/verify", response={204: None, **ERRORS_PUBLIC})
 def reset_password(request: HttpRequest, payload: PasswordResetVerifyIn) -> Status[None]:
     """Set a new password with the code; every session of the account ends."""
-    actions.reset_password(
+    accounts.reset_password(
         challenge_id=payload.challenge_id, code=payload.code, new_password=payload.new_password
     )
     return Status(204, None)
@@ -291,7 +293,7 @@ def reset_password(request: HttpRequest, payload: PasswordResetVerifyIn) -> Stat
 def change_password(request: HttpRequest, payload: PasswordChangeIn) -> Status[None]:
     """Needs a sign-in within 24 hours; other sessions end."""
     require_recent_authentication(request)
-    actions.change_password(
+    accounts.change_password(
         user=current_user(request),
         session=current_session(request),
         current_password=payload.current_password,
@@ -357,7 +359,7 @@ def regenerate_recovery_codes(request: HttpRequest) -> RecoveryCodesOut:
 def request_phone_change(request: HttpRequest, payload: PhoneChangeIn) -> Status[ChallengeOut]:
     """Needs a recent sign-in and the password (or a TOTP code); texts the new number."""
     require_recent_authentication(request)
-    challenge = profile.request_phone_change(
+    challenge = accounts.request_phone_change(
         user=current_user(request),
         new_phone=payload.new_phone,
         password=payload.password,
@@ -375,7 +377,7 @@ def request_phone_change(request: HttpRequest, payload: PhoneChangeIn) -> Status
 def confirm_phone_change(request: HttpRequest, payload: PhoneChangeVerifyIn) -> MeOut:
     """The code from the new number; the old number gets a notice."""
     require_recent_authentication(request)
-    user = profile.confirm_phone_change(
+    user = accounts.confirm_phone_change(
         user=current_user(request), challenge_id=payload.challenge_id, code=payload.code
     )
     return _me_out(user)

@@ -13,10 +13,11 @@ from typing import Any, Literal
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 
-from auth import organisations as actions
+from auth import access
+from auth.actions import organisations
+from auth.bearer import bearer, current_user
 from auth.models import Invitation, Membership
 from auth.phone import mask_phone
-from auth.security import bearer, current_user
 from auth.tax_codes import format_tax_code
 from backend.errors import ErrorOut
 from backend.idempotency import idempotent
@@ -162,7 +163,7 @@ def my_invitation_out(invitation: Invitation) -> dict[str, Any]:
 
 @router.get("", response={200: page_of(OrganisationOut)}, summary="My organisations")
 def list_organisations(request: HttpRequest, params: Query[PageParams]) -> dict[str, Any]:
-    rows, next_cursor = paginate(actions.my_memberships(current_user(request)), params)
+    rows, next_cursor = paginate(access.my_memberships(current_user(request)), params)
     return {"items": [organisation_out(m) for m in rows], "next_cursor": next_cursor}
 
 
@@ -173,7 +174,7 @@ def list_organisations(request: HttpRequest, params: Query[PageParams]) -> dict[
 )
 @idempotent
 def create_organisation(request: HttpRequest, payload: OrganisationIn) -> Status[dict[str, Any]]:
-    membership = actions.create_organisation(
+    membership = organisations.create_organisation(
         current_user(request),
         tax_code=payload.tax_code,
         name=payload.name,
@@ -188,7 +189,7 @@ def create_organisation(request: HttpRequest, payload: OrganisationIn) -> Status
     summary="Invitations waiting for my answer",
 )
 def list_my_invitations(request: HttpRequest, params: Query[PageParams]) -> dict[str, Any]:
-    rows, next_cursor = paginate(actions.my_invitations(current_user(request)), params)
+    rows, next_cursor = paginate(access.my_invitations(current_user(request)), params)
     return {"items": [my_invitation_out(i) for i in rows], "next_cursor": next_cursor}
 
 
@@ -198,7 +199,7 @@ def list_my_invitations(request: HttpRequest, params: Query[PageParams]) -> dict
     summary="Accept an invitation (you become a member)",
 )
 def accept_invitation(request: HttpRequest, invitation_id: uuid.UUID) -> dict[str, Any]:
-    return organisation_out(actions.accept_invitation(current_user(request), invitation_id))
+    return organisation_out(organisations.accept_invitation(current_user(request), invitation_id))
 
 
 @router.post(
@@ -207,7 +208,7 @@ def accept_invitation(request: HttpRequest, invitation_id: uuid.UUID) -> dict[st
     summary="Decline an invitation",
 )
 def decline_invitation(request: HttpRequest, invitation_id: uuid.UUID) -> dict[str, Any]:
-    return my_invitation_out(actions.decline_invitation(current_user(request), invitation_id))
+    return my_invitation_out(organisations.decline_invitation(current_user(request), invitation_id))
 
 
 # --- One organisation -------------------------------------------------------------------
@@ -217,7 +218,7 @@ def decline_invitation(request: HttpRequest, invitation_id: uuid.UUID) -> dict[s
     "/{organisation_id}", response={200: OrganisationOut, 404: ErrorOut}, summary="Organisation"
 )
 def get_organisation(request: HttpRequest, organisation_id: uuid.UUID) -> dict[str, Any]:
-    return organisation_out(actions.access_organisation(current_user(request), organisation_id))
+    return organisation_out(access.access_organisation(current_user(request), organisation_id))
 
 
 @router.patch(
@@ -228,7 +229,7 @@ def get_organisation(request: HttpRequest, organisation_id: uuid.UUID) -> dict[s
 def update_organisation(
     request: HttpRequest, organisation_id: uuid.UUID, payload: OrganisationPatch
 ) -> dict[str, Any]:
-    membership = actions.update_organisation(
+    membership = organisations.update_organisation(
         current_user(request), organisation_id, name=payload.name, address=payload.address
     )
     return organisation_out(membership)
@@ -242,7 +243,7 @@ def update_organisation(
 def set_watching(
     request: HttpRequest, organisation_id: uuid.UUID, payload: WatchingIn
 ) -> dict[str, Any]:
-    membership = actions.set_watching(
+    membership = organisations.set_watching(
         current_user(request), organisation_id, watches=payload.watching
     )
     return organisation_out(membership)
@@ -256,8 +257,8 @@ def set_watching(
 def list_members(
     request: HttpRequest, organisation_id: uuid.UUID, params: Query[PageParams]
 ) -> dict[str, Any]:
-    membership = actions.access_organisation(current_user(request), organisation_id)
-    members = actions.organisation_members(membership)
+    membership = access.access_organisation(current_user(request), organisation_id)
+    members = access.organisation_members(membership)
     rows, next_cursor = paginate(members, params, ("created_at", "id"))
     return {"items": [member_out(m) for m in rows], "next_cursor": next_cursor}
 
@@ -270,7 +271,9 @@ def list_members(
 def change_role(
     request: HttpRequest, organisation_id: uuid.UUID, user_id: uuid.UUID, payload: RoleIn
 ) -> dict[str, Any]:
-    target = actions.change_role(current_user(request), organisation_id, user_id, role=payload.role)
+    target = organisations.change_role(
+        current_user(request), organisation_id, user_id, role=payload.role
+    )
     return member_out(target)
 
 
@@ -282,7 +285,7 @@ def change_role(
 def remove_member(
     request: HttpRequest, organisation_id: uuid.UUID, user_id: uuid.UUID
 ) -> Status[None]:
-    actions.remove_member(current_user(request), organisation_id, user_id)
+    organisations.remove_member(current_user(request), organisation_id, user_id)
     return Status(204, None)
 
 
@@ -294,8 +297,8 @@ def remove_member(
 def list_invitations(
     request: HttpRequest, organisation_id: uuid.UUID, params: Query[PageParams]
 ) -> dict[str, Any]:
-    membership = actions.access_organisation(current_user(request), organisation_id)
-    rows, next_cursor = paginate(actions.organisation_invitations(membership), params)
+    membership = access.access_organisation(current_user(request), organisation_id)
+    rows, next_cursor = paginate(access.organisation_invitations(membership), params)
     return {"items": [invitation_out(i) for i in rows], "next_cursor": next_cursor}
 
 
@@ -308,7 +311,7 @@ def list_invitations(
 def invite_member(
     request: HttpRequest, organisation_id: uuid.UUID, payload: InvitationIn
 ) -> Status[dict[str, Any]]:
-    invitation = actions.invite_member(
+    invitation = organisations.invite_member(
         current_user(request), organisation_id, phone=payload.phone, role=payload.role
     )
     return Status(201, invitation_out(invitation))
@@ -322,5 +325,5 @@ def invite_member(
 def revoke_invitation(
     request: HttpRequest, organisation_id: uuid.UUID, invitation_id: uuid.UUID
 ) -> Status[None]:
-    actions.revoke_invitation(current_user(request), organisation_id, invitation_id)
+    organisations.revoke_invitation(current_user(request), organisation_id, invitation_id)
     return Status(204, None)

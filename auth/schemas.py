@@ -9,7 +9,7 @@ from typing import Literal
 from ninja import Schema
 from pydantic import Field
 
-from auth.actions import DeviceInfo
+from auth.actions.sign_in import DeviceInfo
 
 Platform = Literal["android", "ios", "web", "other"]
 SecondFactor = Literal["sms_otp", "totp", "recovery_code"]

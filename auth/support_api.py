@@ -13,11 +13,12 @@ from typing import Any, Literal
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
 
-from auth import support
-from auth.audit import audit_of
+from auth import access
+from auth.actions import support
+from auth.bearer import bearer, current_user
+from auth.masked_accounts import masked_account
 from auth.models import SupportAuditRecord, SupportReset
 from auth.phone import mask_phone
-from auth.security import bearer, current_user
 from backend.errors import ErrorOut
 from backend.idempotency import idempotent
 from backend.middleware import client_ip
@@ -134,7 +135,7 @@ def staff_out(user: Any) -> dict[str, Any] | None:
 def reset_out(reset: SupportReset) -> dict[str, Any]:
     return {
         "id": reset.id,
-        "account": support.masked_account(reset.user),
+        "account": masked_account(reset.user),
         "kind": reset.kind,
         "reason": reset.reason,
         "evidence": reset.evidence,
@@ -175,7 +176,7 @@ def audit_out(record: SupportAuditRecord) -> dict[str, Any]:
     summary="Support actions taken on my account",
 )
 def my_audit(request: HttpRequest, params: Query[PageParams]) -> dict[str, Any]:
-    rows, next_cursor = paginate(audit_of(current_user(request)), params)
+    rows, next_cursor = paginate(access.my_support_audit(current_user(request)), params)
     return {
         "items": [
             {
@@ -206,7 +207,7 @@ def look_up(request: HttpRequest, payload: LookupIn) -> dict[str, Any]:
         citizen_id=payload.citizen_id,
         context=context(request),
     )
-    return support.masked_account(subject)
+    return masked_account(subject)
 
 
 @router.get(
@@ -215,7 +216,7 @@ def look_up(request: HttpRequest, payload: LookupIn) -> dict[str, Any]:
     summary="Resets, newest first (filter by status, e.g. pending approvals)",
 )
 def list_resets(request: HttpRequest, params: Query[ResetFilter]) -> dict[str, Any]:
-    resets = support.support_resets(current_user(request), status=params.status)
+    resets = access.support_resets(current_user(request), status=params.status)
     rows, next_cursor = paginate(resets, params, ("-opened_at", "-id"))
     return {"items": [reset_out(r) for r in rows], "next_cursor": next_cursor}
 
@@ -228,7 +229,7 @@ def list_resets(request: HttpRequest, params: Query[ResetFilter]) -> dict[str, A
 @idempotent
 def open_reset(request: HttpRequest, payload: ResetIn) -> Status[dict[str, Any]]:
     staff = current_user(request)
-    subject = support.access_support_subject(staff, payload.user_id)
+    subject = access.access_support_subject(staff, payload.user_id)
     reset = support.open_reset(
         staff,
         subject,
@@ -239,14 +240,14 @@ def open_reset(request: HttpRequest, payload: ResetIn) -> Status[dict[str, Any]]
         new_phone=payload.new_phone,
         context=context(request),
     )
-    return Status(201, reset_out(support.access_reset(staff, reset.id)))
+    return Status(201, reset_out(access.access_reset(staff, reset.id)))
 
 
 @router.get(
     "/resets/{reset_id}", response={200: ResetOut, 403: ErrorOut, 404: ErrorOut}, summary="A reset"
 )
 def get_reset(request: HttpRequest, reset_id: uuid.UUID) -> dict[str, Any]:
-    return reset_out(support.access_reset(current_user(request), reset_id))
+    return reset_out(access.access_reset(current_user(request), reset_id))
 
 
 @router.post(
@@ -257,7 +258,7 @@ def get_reset(request: HttpRequest, reset_id: uuid.UUID) -> dict[str, Any]:
 def approve_reset(request: HttpRequest, reset_id: uuid.UUID) -> dict[str, Any]:
     staff = current_user(request)
     reset = support.approve_reset(staff, reset_id, context=context(request))
-    return reset_out(support.access_reset(staff, reset.id))
+    return reset_out(access.access_reset(staff, reset.id))
 
 
 @router.post(
@@ -268,7 +269,7 @@ def approve_reset(request: HttpRequest, reset_id: uuid.UUID) -> dict[str, Any]:
 def reject_reset(request: HttpRequest, reset_id: uuid.UUID, payload: RejectIn) -> dict[str, Any]:
     staff = current_user(request)
     reset = support.reject_reset(staff, reset_id, note=payload.note, context=context(request))
-    return reset_out(support.access_reset(staff, reset.id))
+    return reset_out(access.access_reset(staff, reset.id))
 
 
 @router.get(
@@ -277,6 +278,6 @@ def reject_reset(request: HttpRequest, reset_id: uuid.UUID, payload: RejectIn) -
     summary="The support audit trail (optionally of one account)",
 )
 def list_audit(request: HttpRequest, params: Query[AuditFilter]) -> dict[str, Any]:
-    records = support.audit_records(current_user(request), user_id=params.user_id)
+    records = access.audit_records(current_user(request), user_id=params.user_id)
     rows, next_cursor = paginate(records, params)
     return {"items": [audit_out(r) for r in rows], "next_cursor": next_cursor}

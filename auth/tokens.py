@@ -1,4 +1,4 @@
-"""Device sessions and their tokens.
+"""Device session tokens: what they are and how a request's token is checked.
 
 - The access token is a signed, timestamped reference to a device session,
   valid ACCESS_TOKEN_TTL_SECONDS (at most 15 minutes). Every request re-reads the
@@ -6,24 +6,23 @@
 - The refresh token is random, stored hashed and usable once: refreshing returns
   a new pair. Presenting an already-used refresh token means it was stolen (or
   replayed): the whole session is revoked.
+
+Starting, refreshing and ending sessions are actions (auth/actions/sessions.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import secrets
 import uuid
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core import signing
-from django.db import transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
-from auth.models import DeviceSession, RefreshToken, User
-from backend.realtime import notify_sessions_revoked
+from auth.models import DeviceSession
 
 ACCESS_SALT = "accounts.access-token"
 # Read on every authenticated request; built once (lazy; `get()` works on a copy).
@@ -50,7 +49,7 @@ class TokenError(Exception):
         super().__init__(reason)
 
 
-def _hash(token: str) -> str:
+def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -63,82 +62,8 @@ def access_token_for(session_id: uuid.UUID) -> str:
     return signing.dumps({"sid": str(session_id)}, salt=ACCESS_SALT, compress=False)
 
 
-def _issue_pair(session: DeviceSession) -> TokenPair:
-    access = access_token_for(session.id)
-    refresh = f"{session.id.hex}.{secrets.token_urlsafe(32)}"
-    RefreshToken.objects.create(
-        session=session,
-        token_hash=_hash(refresh),
-        expires_at=timezone.now() + dt.timedelta(days=settings.REFRESH_TOKEN_TTL_DAYS),
-    )
-    return TokenPair(access, refresh, access_ttl(), session.id)
-
-
 def hash_device_key(device_key: str) -> str:
-    return _hash(device_key)
-
-
-def start_session(
-    user: User,
-    *,
-    device_id: str,
-    name: str = "",
-    platform: str = DeviceSession.Platform.OTHER,
-    app_version: str = "",
-    ip: str | None = None,
-) -> tuple[DeviceSession, TokenPair]:
-    """Sign `user` in on a device. A device signs in once: its older session ends."""
-    now = timezone.now()
-    device_key = secrets.token_urlsafe(32)
-    # No savepoint inside the caller's transaction: nothing here is retried on error.
-    with transaction.atomic(savepoint=False):
-        DeviceSession.objects.filter(user=user, device_id=device_id, revoked_at=None).update(
-            revoked_at=now, revoked_reason="replaced"
-        )
-        session = DeviceSession.objects.create(
-            user=user,
-            device_id=device_id,
-            name=name,
-            platform=platform,
-            app_version=app_version,
-            ip=ip,
-            last_seen_at=now,
-            authenticated_at=now,
-            device_key_hash=_hash(device_key),
-        )
-        pair = _issue_pair(session)
-        return session, TokenPair(
-            pair.access_token, pair.refresh_token, pair.expires_in, pair.session_id, device_key
-        )
-
-
-def refresh(refresh_token: str) -> TokenPair:
-    """Rotate: spend `refresh_token` and return a new pair for the same session."""
-    now = timezone.now()
-    with transaction.atomic():
-        token = (
-            RefreshToken.objects.select_for_update()
-            .select_related("session", "session__user")
-            .filter(token_hash=_hash(refresh_token))
-            .first()
-        )
-        if token is None:
-            raise TokenError("unknown")
-        session = token.session
-        reused = token.used_at is not None
-        if not reused:
-            if session.revoked_at is not None or not session.user.is_active:
-                raise TokenError("revoked")
-            if token.expires_at <= now:
-                raise TokenError("expired")
-            token.used_at = now
-            token.save(update_fields=["used_at"])
-            DeviceSession.objects.filter(pk=session.pk).update(last_seen_at=now)
-            return _issue_pair(session)
-    # A spent token came back: someone else holds the chain. End it (committed
-    # here, outside the block, so raising does not roll the revocation back).
-    revoke_session(session, reason="refresh_reuse")
-    raise TokenError("reused")
+    return hash_token(device_key)
 
 
 def authenticate_access_token(token: str) -> DeviceSession:
@@ -178,23 +103,6 @@ def peek_user_id(request: HttpRequest) -> str | None:
     except (signing.BadSignature, KeyError, TypeError, ValueError):
         return None
     return str(session.user_id) if session else None
-
-
-def revoke_session(session: DeviceSession, *, reason: str) -> None:
-    """End one session: its tokens stop working on the next request, its sockets close."""
-    DeviceSession.objects.filter(pk=session.pk, revoked_at=None).update(
-        revoked_at=timezone.now(), revoked_reason=reason
-    )
-    session.revoked_at = session.revoked_at or timezone.now()
-    notify_sessions_revoked([session.pk])
-
-
-def revoke_all_sessions(user: User, *, reason: str) -> int:
-    live = DeviceSession.objects.filter(user=user, revoked_at=None)
-    session_ids = list(live.values_list("pk", flat=True))
-    count = live.filter(pk__in=session_ids).update(revoked_at=timezone.now(), revoked_reason=reason)
-    notify_sessions_revoked(session_ids)
-    return count
 
 
 def recently_authenticated(session: DeviceSession) -> bool:

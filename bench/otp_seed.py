@@ -21,14 +21,14 @@ def main() -> None:
 
     from django.test import override_settings
 
-    from auth import actions
+    from auth.actions import accounts
 
     first, count = int(sys.argv[1]), int(sys.argv[2])
     pending = []
     with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
         for number in range(first, first + count):
             phone = f"+8491{number:07d}"
-            challenge = actions.register(
+            challenge = accounts.register(
                 phone=phone,
                 full_name="Trần Thị Bench",
                 password="bench-Passw0rd!2026",  # noqa: S106 # nosec B106 - throwaway bench account

@@ -52,8 +52,8 @@ def main() -> None:
 def seed_citizen() -> dict[str, Any]:
     from django.utils import timezone
 
+    from auth.actions.sessions import start_session
     from auth.models import User
-    from auth.tokens import start_session
     from dossiers import actions
     from tests.factories import make_procedure
 

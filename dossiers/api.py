@@ -20,7 +20,7 @@ from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import ConfigDict, field_validator
 
-from auth.security import bearer, current_user
+from auth.bearer import bearer, current_user
 from backend.errors import ErrorOut
 from backend.idempotency import idempotent
 from backend.pagination import PageParams, page_of, paginate

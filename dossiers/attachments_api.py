@@ -10,7 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import reverse
 from ninja import Field, File, Form, Query, Router, Schema, Status, UploadedFile
 
-from auth.security import bearer, current_user
+from auth.bearer import bearer, current_user
 from backend.errors import ErrorOut
 from backend.idempotency import idempotent
 from backend.pagination import PageParams, page_of, paginate

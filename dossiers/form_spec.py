@@ -32,7 +32,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from vietnam_provinces import Ward, WardCode
 
-from auth.identity import is_structurally_valid_citizen_id
+from auth.citizen_ids import is_structurally_valid_citizen_id
 from auth.phone import parse_phone
 
 FIELD_TYPES = (

@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from ninja import Router, Schema
 from pydantic import Field
 
-from auth.security import bearer, current_user
+from auth.bearer import bearer, current_user
 from backend.errors import ErrorOut, NotFound
 from dossiers import lifecycle
 from dossiers.access import access_dossier

@@ -23,7 +23,7 @@ def fan_out_event(event_id: int) -> int:
 
 @app.task(queue=QUEUE, name="notifications.account_notice")
 def account_notice(user_id: str, kind: str, session_ids: list[str], reference: str = "") -> int:
-    """Listed in settings.ACCOUNT_NOTICE_SUBSCRIBERS (deferred by auth.support)."""
+    """Listed in settings.ACCOUNT_NOTICE_SUBSCRIBERS (deferred by auth.actions.support)."""
     from notifications.actions import notify_account
 
     return notify_account(user_id, kind=kind, session_ids=session_ids, reference=reference)

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema, Status
 
-from auth.security import bearer, current_user
+from auth.bearer import bearer, current_user
 from backend.errors import ErrorOut, NotFound
 from backend.idempotency import idempotent
 from backend.pagination import PageParams, page_of, paginate

@@ -11,8 +11,9 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
+from auth.actions.sessions import start_session
 from auth.models import DeviceSession, User
-from auth.tokens import TokenPair, start_session
+from auth.tokens import TokenPair
 from backend.redis import get_redis
 from dossiers.catalogue import forget_required_documents
 

@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from ninja import Router, Schema, Status
 
-from auth.security import bearer, current_session, current_user
+from auth.bearer import bearer, current_session, current_user
 from backend.errors import ErrorOut, RateLimited, ServiceUnavailable
 from dossiers.access import access_dossier
 from tracking import tickets

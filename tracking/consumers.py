@@ -39,7 +39,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from backend.realtime import session_group
-from tracking import payloads, sockets, stream, tickets
+from tracking import payloads, socket_cap, stream, tickets
 from tracking.audience import dossier_group, user_group
 from tracking.payloads import ErrorFrame, Frame, HeartbeatFrame, ResyncFrame, ResyncReason
 from tracking.reader import Reader
@@ -152,7 +152,7 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         # is after the starting position.
         await self.accept()
 
-        displaced = await sync_to_async(sockets.register_socket)(user.pk, self.channel_name)
+        displaced = await sync_to_async(socket_cap.register_socket)(user.pk, self.channel_name)
         for channel in displaced:
             if channel != self.channel_name:
                 await self.channel_layer.send(channel, {"type": "socket.replaced"})
@@ -175,7 +175,7 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
             await self.reader.close()
         if self.subscription is not None:
             with contextlib.suppress(Exception):
-                await sync_to_async(sockets.unregister_socket)(
+                await sync_to_async(socket_cap.unregister_socket)(
                     self.subscription.user.pk, self.channel_name
                 )
 

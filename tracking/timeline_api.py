@@ -9,7 +9,7 @@ from typing import Any, Literal
 from django.http import HttpRequest
 from ninja import Router, Schema
 
-from auth.security import bearer, current_user
+from auth.bearer import bearer, current_user
 from backend.errors import ErrorOut
 from dossiers.access import access_dossier
 from tracking.timeline import build_timeline

@@ -20,7 +20,7 @@ from ninja import File, Form, Query, Router, Schema
 from ninja.files import UploadedFile
 from pydantic import Field
 
-from auth.security import bearer
+from auth.bearer import bearer
 from backend.errors import (
     ApiError,
     ErrorOut,

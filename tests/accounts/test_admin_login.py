@@ -9,12 +9,12 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from auth import otp, totp
-from auth.actions import LOGIN_SCOPE
+from auth import sms_codes, totp
+from auth.actions.second_factor import verify_factor
+from auth.actions.sign_in import LOGIN_SCOPE
 from auth.admin_login import SECOND_FACTOR_SESSION_KEY
 from auth.models import SupportAuditRecord, User
 from auth.ratelimit import failure_count
-from auth.second_factor import verify_factor
 from backend.errors import Unprocessable
 from tests.accounts.conftest import PASSWORD, wrong_code
 from tests.accounts.staff import enable_real_totp, make_citizen, make_staff
@@ -107,10 +107,10 @@ def test_a_code_used_once_is_refused_the_second_time(staff_with_totp) -> None:
 def test_wrong_codes_count_towards_the_accounts_lockout(staff_with_totp, settings) -> None:
     settings.OTP_MAX_FAILURES = 3
     staff, secret = staff_with_totp
-    account = otp.user_account_key(staff)
+    account = sms_codes.user_account_key(staff)
     client = Client(headers={"Accept-Language": "en"})
     log_in(client, staff.phone, code=wrong_code(code_at(secret)))
-    assert failure_count(otp.OTP_SCOPE, account) == 1
+    assert failure_count(sms_codes.OTP_SCOPE, account) == 1
     log_in(client, staff.phone, code=wrong_code(code_at(secret)))
     log_in(client, staff.phone, code=wrong_code(code_at(secret)))
     # Locked now: even the right code is refused, and the step is not spent.
@@ -126,9 +126,9 @@ def test_a_right_code_clears_the_failures(staff_with_totp) -> None:
     staff, secret = staff_with_totp
     client = Client()
     log_in(client, staff.phone, code=wrong_code(code_at(secret)))
-    assert failure_count(otp.OTP_SCOPE, otp.user_account_key(staff)) == 1
+    assert failure_count(sms_codes.OTP_SCOPE, sms_codes.user_account_key(staff)) == 1
     assert log_in(client, staff.phone, code=code_at(secret)).status_code == 302
-    assert failure_count(otp.OTP_SCOPE, otp.user_account_key(staff)) == 0
+    assert failure_count(sms_codes.OTP_SCOPE, sms_codes.user_account_key(staff)) == 0
 
 
 def test_a_wrong_password_counts_like_in_the_app_and_checks_no_code(staff_with_totp) -> None:
@@ -138,7 +138,7 @@ def test_a_wrong_password_counts_like_in_the_app_and_checks_no_code(staff_with_t
     assert response.status_code == 200
     assert signed_in_user_id(client) is None
     assert failure_count(LOGIN_SCOPE, staff.phone) == 1
-    assert failure_count(otp.OTP_SCOPE, otp.user_account_key(staff)) == 0
+    assert failure_count(sms_codes.OTP_SCOPE, sms_codes.user_account_key(staff)) == 0
     staff.refresh_from_db()
     assert staff.totp_last_step is None
 

@@ -6,7 +6,9 @@ import pyotp
 from django.contrib.auth import base_user, hashers
 from django.utils import timezone
 
-from auth import actions, recovery, totp
+from auth import totp
+from auth.actions import sign_in as sign_in_actions
+from auth.actions.second_factor import generate_recovery_codes
 from auth.models import DeviceSession, OtpChallenge
 from auth.sms import read_outbox
 from tests.accounts.conftest import PASSWORD, device, last_code, sms_to, wrong_code
@@ -149,7 +151,7 @@ def test_unknown_phone_and_wrong_password_get_the_same_answer(api, db, monkeypat
         calls.append(encoded[:3])
         return real_check(password, encoded, *args, **kwargs)
 
-    monkeypatch.setattr(actions, "check_password", spy)
+    monkeypatch.setattr(sign_in_actions, "check_password", spy)
     monkeypatch.setattr(base_user, "check_password", spy)
     wrong = _login(api, "0912345678", "Wrong-pass!word1")
     unknown = _login(api, "0987654321", "Wrong-pass!word1")
@@ -253,7 +255,7 @@ def test_must_reset_password_blocks_login_until_reset(api, db) -> None:
 def test_recovery_code_completes_a_login_once(api, db) -> None:
     user = make_user(PHONE)
     _enable_totp(user)
-    codes = recovery.generate(user)
+    codes = generate_recovery_codes(user)
     first = _login(api, second_factor="recovery_code", device_id="a").json()
     assert first["methods"] == ["sms_otp", "totp", "recovery_code"]
     ok = api.post(

@@ -2,7 +2,8 @@ import datetime as dt
 
 from django.utils import timezone
 
-from auth import recovery
+from auth import recovery_codes
+from auth.actions.second_factor import generate_recovery_codes, use_recovery_code
 from auth.models import DeviceSession, RecoveryCode
 from tests.conftest import ApiClient, sign_in
 
@@ -13,7 +14,7 @@ def _with_totp(user) -> None:
 
 
 def test_recovery_codes_are_stored_hashed(user) -> None:
-    codes = recovery.generate(user)
+    codes = generate_recovery_codes(user)
     stored = set(RecoveryCode.objects.filter(user=user).values_list("code_hash", flat=True))
     assert len(stored) == 10
     for code in codes:
@@ -22,36 +23,36 @@ def test_recovery_codes_are_stored_hashed(user) -> None:
 
 
 def test_each_recovery_code_works_once(user) -> None:
-    codes = recovery.generate(user)
-    assert recovery.use(user, codes[0])
-    assert not recovery.use(user, codes[0])
-    assert recovery.remaining(user) == 9
+    codes = generate_recovery_codes(user)
+    assert use_recovery_code(user, codes[0])
+    assert not use_recovery_code(user, codes[0])
+    assert recovery_codes.remaining(user) == 9
 
 
 def test_a_code_of_another_user_does_not_work(user) -> None:
     from tests.conftest import make_user
 
     other = make_user()
-    codes = recovery.generate(other)
-    assert not recovery.use(user, codes[0])
-    assert recovery.remaining(other) == 10
+    codes = generate_recovery_codes(other)
+    assert not use_recovery_code(user, codes[0])
+    assert recovery_codes.remaining(other) == 10
 
 
 def test_regenerate_replaces_every_code(user, user_api) -> None:
     _with_totp(user)
-    old = recovery.generate(user)
+    old = generate_recovery_codes(user)
     response = user_api.post("/api/v1/auth/recovery-codes/regenerate")
     assert response.status_code == 200
     new = response.json()["codes"]
     assert len(new) == 10
     assert not set(old) & set(new)
-    assert not recovery.use(user, old[0])
-    assert recovery.use(user, new[0])
+    assert not use_recovery_code(user, old[0])
+    assert use_recovery_code(user, new[0])
 
 
 def test_regenerate_needs_recent_authentication(user) -> None:
     _with_totp(user)
-    old = recovery.generate(user)
+    old = generate_recovery_codes(user)
     session, tokens = sign_in(user)
     DeviceSession.objects.filter(pk=session.pk).update(
         authenticated_at=timezone.now() - dt.timedelta(hours=25)
@@ -59,4 +60,4 @@ def test_regenerate_needs_recent_authentication(user) -> None:
     response = ApiClient(tokens.access_token).post("/api/v1/auth/recovery-codes/regenerate")
     assert response.status_code == 401
     assert response.json()["code"] == "reauth_required"
-    assert recovery.use(user, old[0])
+    assert use_recovery_code(user, old[0])

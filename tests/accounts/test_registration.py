@@ -8,7 +8,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from auth import otp
+from auth.actions import challenges
 from auth.models import DeviceSession, OtpChallenge, User
 from auth.sms import read_outbox
 from tests.accounts.conftest import PASSWORD, device, last_code, register, sms_to
@@ -152,7 +152,7 @@ def test_a_code_of_another_flow_never_completes_registration(api, db) -> None:
 
 def test_a_code_is_bound_to_its_phone(api, db, monkeypatch) -> None:
     codes = iter(["111111", "222222"])
-    monkeypatch.setattr("auth.otp.new_code", lambda: next(codes))
+    monkeypatch.setattr("auth.sms_codes.new_code", lambda: next(codes))
     first = register(api, "0912345678").json()["challenge_id"]
     register(api, "0987654321")
     response = _verify(api, first, last_code("+84987654321"))
@@ -196,8 +196,8 @@ def test_only_the_code_issuing_transaction_skips_the_disk_flush() -> None:
             return str(cursor.fetchone()[0])
 
     with transaction.atomic():
-        otp.commit_without_waiting_for_disk()
+        challenges.commit_without_waiting_for_disk()
         assert synchronous_commit() == "off"
     assert synchronous_commit() == "on"
-    otp.commit_without_waiting_for_disk()  # outside a transaction: nothing to relax
+    challenges.commit_without_waiting_for_disk()  # outside a transaction: nothing to relax
     assert synchronous_commit() == "on"

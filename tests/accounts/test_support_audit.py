@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import DatabaseError, connection, transaction
 
-from auth.audit import record_support_action
+from auth.actions.support import record_support_action
 from auth.models import SupportAuditRecord
 from tests.accounts.staff import make_citizen, make_staff
 

@@ -14,8 +14,8 @@ from django.db import OperationalError, transaction
 from django.urls import path
 from ninja import Field, Query, Router, Schema, Status
 
+from auth.bearer import bearer
 from auth.models import User
-from auth.security import bearer
 from backend.api import build_api
 from backend.errors import Conflict, PermissionDenied, RateLimited, ServiceUnavailable
 from backend.idempotency import idempotent

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from auth.actions.sessions import revoke_session
 from auth.models import Membership
-from auth.tokens import revoke_session
 from dossiers.catalogue import procedure_changed
 from dossiers.models import Dossier, Procedure, RequiredDocument
 from tests.conftest import ApiClient, make_user, sign_in

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from django.db import transaction
 
-from auth import support
+from auth.actions import support
+from auth.actions.sessions import revoke_session
 from auth.models import User
-from auth.tokens import revoke_session
 from dossiers.models import Dossier
 from notifications import actions
 from notifications.delivery import send_pushes

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from auth.tokens import revoke_session
+from auth.actions.sessions import revoke_session
 from notifications.delivery import sendable_devices
 from notifications.models import Device
 from tests.conftest import ApiClient, make_user, sign_in

@@ -14,8 +14,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
+from auth.actions.sessions import revoke_session
 from auth.models import DeviceSession
-from auth.tokens import revoke_session
 from notifications.delivery import (
     fail_stale_sending,
     prune_devices,

@@ -18,8 +18,8 @@ from channels.testing.websocket import WebsocketCommunicator
 from django.db import transaction
 from django.utils import timezone
 
+from auth.actions.sessions import revoke_all_sessions, revoke_session
 from auth.models import DeviceSession, Membership
-from auth.tokens import revoke_all_sessions, revoke_session
 from backend.asgi import application
 from dossiers.models import Dossier
 from tests.conftest import make_user, sign_in

@@ -23,7 +23,7 @@ from channels.layers import channel_layers
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from auth.tokens import revoke_session
+from auth.actions.sessions import revoke_session
 from backend.asgi import application
 from dossiers.models import Dossier
 from tests.factories import make_dossier

@@ -1,6 +1,7 @@
 """Organisations (businesses): creation, members, roles, invitations, watching.
 
-Every state change is one function here, in one transaction. Who may do what:
+Every state change is one function here, in one transaction; the reads that
+authorise are in auth/access.py. Who may do what:
 
 - any member sees the organisation and its members; non-members get 404;
 - owners and admins invite, remove members and change roles;
@@ -16,73 +17,23 @@ import uuid
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from auth.access import (
+    access_member,
+    access_my_invitation,
+    access_organisation,
+    access_organisation_invitation,
+    lock_organisation,
+    require_manager,
+)
 from auth.models import Invitation, Membership, Organisation, User
 from auth.phone import normalise_phone
 from auth.tax_codes import normalise_tax_code
-from backend.errors import Conflict, NotFound, PermissionDenied, field_error
+from backend.errors import Conflict, PermissionDenied, field_error
 
 Role = Membership.Role
-MANAGERS = {Role.OWNER, Role.ADMIN}
-
-
-# --- Access -----------------------------------------------------------------------
-
-
-def _uuid(value: uuid.UUID | str) -> uuid.UUID:
-    try:
-        return uuid.UUID(str(value))
-    except ValueError as exc:
-        raise NotFound() from exc
-
-
-def my_memberships(user: User) -> QuerySet[Membership]:
-    return Membership.objects.filter(user=user).select_related("organisation")
-
-
-def access_organisation(
-    user: User, organisation_id: uuid.UUID | str, *, for_update: bool = False
-) -> Membership:
-    """`user`'s membership of the organisation; 404 when they are not a member.
-
-    With `for_update`, the organisation row is locked until the transaction ends,
-    which serialises every membership change of one organisation (last-owner rule).
-    """
-    key = _uuid(organisation_id)
-    if for_update and not _lock_organisation(key):
-        raise NotFound()
-    membership = my_memberships(user).filter(organisation_id=key).first()
-    if membership is None:
-        raise NotFound()
-    return membership
-
-
-def _lock_organisation(key: uuid.UUID) -> bool:
-    """Lock the organisation row until the transaction ends; False if it does not exist."""
-    return bool(list(Organisation.objects.select_for_update().filter(pk=key).values_list("pk")))
-
-
-def require_manager(membership: Membership) -> None:
-    if membership.role not in MANAGERS:
-        raise PermissionDenied(
-            "not_organisation_manager",
-            _("Only owners and administrators of the organisation can do this."),
-        )
-
-
-def _member_of(membership: Membership, user_id: uuid.UUID | str) -> Membership:
-    """Another membership of the same organisation (404 if there is none)."""
-    target = (
-        Membership.objects.select_related("user")
-        .filter(organisation_id=membership.organisation_id, user_id=_uuid(user_id))
-        .first()
-    )
-    if target is None:
-        raise NotFound()
-    return target
 
 
 def _owner_required() -> PermissionDenied:
@@ -167,7 +118,7 @@ def change_role(
     with transaction.atomic():
         membership = access_organisation(user, organisation_id, for_update=True)
         require_manager(membership)
-        target = _member_of(membership, member_id)
+        target = access_member(membership, member_id)
         if membership.role != Role.OWNER and (target.role == Role.OWNER or role == Role.OWNER):
             raise _owner_required()
         if target.role == role:
@@ -183,7 +134,7 @@ def remove_member(user: User, organisation_id: uuid.UUID | str, member_id: uuid.
     """Remove a member, or leave when `member_id` is the caller."""
     with transaction.atomic():
         membership = access_organisation(user, organisation_id, for_update=True)
-        target = _member_of(membership, member_id)
+        target = access_member(membership, member_id)
         if target.pk != membership.pk:
             require_manager(membership)
             if membership.role != Role.OWNER and target.role == Role.OWNER:
@@ -232,36 +183,12 @@ def invite_member(
         )
 
 
-def organisation_members(membership: Membership) -> QuerySet[Membership]:
-    """Members of the organisation `membership` belongs to (any member may list them)."""
-    return Membership.objects.filter(organisation_id=membership.organisation_id).select_related(
-        "user"
-    )
-
-
-def organisation_invitations(membership: Membership) -> QuerySet[Invitation]:
-    """Pending, unexpired invitations of the organisation (for its managers)."""
-    require_manager(membership)
-    return Invitation.objects.filter(
-        organisation_id=membership.organisation_id,
-        status=Invitation.Status.PENDING,
-        expires_at__gt=timezone.now(),
-    )
-
-
 def revoke_invitation(
     user: User, organisation_id: uuid.UUID | str, invitation_id: uuid.UUID | str
 ) -> None:
     with transaction.atomic():
         membership = access_organisation(user, organisation_id, for_update=True)
-        require_manager(membership)
-        invitation = Invitation.objects.filter(
-            pk=_uuid(invitation_id),
-            organisation_id=membership.organisation_id,
-            status=Invitation.Status.PENDING,
-        ).first()
-        if invitation is None:
-            raise NotFound()
+        invitation = access_organisation_invitation(membership, invitation_id)
         if invitation.role == Role.OWNER and membership.role != Role.OWNER:
             raise _owner_required()
         invitation.status = Invitation.Status.REVOKED
@@ -270,37 +197,10 @@ def revoke_invitation(
         invitation.save(update_fields=["status", "responded_at", "responded_by"])
 
 
-def my_invitations(user: User) -> QuerySet[Invitation]:
-    """Pending, unexpired invitations to `user`'s verified phone number."""
-    if user.phone_verified_at is None:
-        return Invitation.objects.none()
-    return Invitation.objects.filter(
-        phone=user.phone, status=Invitation.Status.PENDING, expires_at__gt=timezone.now()
-    ).select_related("organisation", "invited_by")
-
-
-def _access_my_invitation(user: User, invitation_id: uuid.UUID | str) -> Invitation:
-    """The invitation addressed to `user`'s verified number, locked; 404 otherwise."""
-    if user.phone_verified_at is None:
-        raise NotFound()
-    invitation = (
-        Invitation.objects.select_for_update()
-        .filter(pk=_uuid(invitation_id), phone=user.phone)
-        .first()
-    )
-    if invitation is None:
-        raise NotFound()
-    if invitation.status != Invitation.Status.PENDING:
-        raise Conflict("invitation_closed", _("This invitation was already answered or revoked."))
-    if invitation.is_expired():
-        raise Conflict("invitation_expired", _("This invitation has expired."))
-    return invitation
-
-
 def accept_invitation(user: User, invitation_id: uuid.UUID | str) -> Membership:
     with transaction.atomic():
-        invitation = _access_my_invitation(user, invitation_id)
-        _lock_organisation(invitation.organisation_id)
+        invitation = access_my_invitation(user, invitation_id)
+        lock_organisation(invitation.organisation_id)
         membership = Membership.objects.filter(
             organisation_id=invitation.organisation_id, user=user
         ).first()
@@ -320,7 +220,7 @@ def accept_invitation(user: User, invitation_id: uuid.UUID | str) -> Membership:
 
 def decline_invitation(user: User, invitation_id: uuid.UUID | str) -> Invitation:
     with transaction.atomic():
-        invitation = _access_my_invitation(user, invitation_id)
+        invitation = access_my_invitation(user, invitation_id)
         invitation.status = Invitation.Status.DECLINED
         invitation.responded_at = timezone.now()
         invitation.responded_by = user

@@ -13,7 +13,10 @@ Rules (each enforced here, for the API and the admin alike):
   new numbers, and by push (settings.ACCOUNT_NOTICE_SUBSCRIBERS, e.g. notifications)
   on the devices of the sessions the reset revoked. Staff never see or choose a
   secret, code or password;
-- every action appends an audit record (auth.audit).
+- every action appends an audit record (`record_support_action`), append-only.
+
+Who may act (`require_support_staff`, `access_reset`, ...) is in auth/access.py,
+what staff see of an account in auth/masked_accounts.py.
 """
 
 from __future__ import annotations
@@ -26,22 +29,20 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import QuerySet
 from django.utils import timezone, translation
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from auth.audit import Action, record_support_action
-from auth.identity import masked_citizen_id
+from auth.access import access_reset, require_support_staff
+from auth.actions.sessions import revoke_all_sessions
 from auth.models import DeviceSession, RecoveryCode, SupportAuditRecord, SupportReset, User
 from auth.phone import invalid_phone, mask_phone, parse_phone
 from auth.tasks import send_sms_notice
-from auth.tokens import revoke_all_sessions
 from backend.errors import Conflict, NotFound, PermissionDenied, Unprocessable
 from backend.jobs import defer
 
-SUPPORT_PERMISSION = "accounts.support_reset"
+Action = SupportAuditRecord.Action
 CITIZEN_ID = re.compile(r"^\d{12}$")
 
 
@@ -53,97 +54,33 @@ class Context:
     ip: str | None = None
 
 
-# --- Who may act --------------------------------------------------------------------
+# --- The audit trail --------------------------------------------------------------------
 
 
-def is_support_staff(user: User) -> bool:
-    return bool(user.is_active and user.is_staff and user.has_perm(SUPPORT_PERMISSION))
-
-
-def require_support_staff(user: User) -> None:
-    """403 unless `user` is support staff with TOTP enabled."""
-    if not is_support_staff(user):
-        raise PermissionDenied(
-            "not_support_staff", _("Only support staff can use the support functions.")
-        )
-    if not user.has_totp:
-        raise PermissionDenied(
-            "totp_required",
-            _("Turn on an authenticator app (TOTP) for your account to use support functions."),
-        )
-
-
-def access_support_subject(staff: User, user_id: uuid.UUID | str) -> User:
-    """An account support staff may act on; 404 for unknown ids."""
-    require_support_staff(staff)
-    try:
-        key = uuid.UUID(str(user_id))
-    except ValueError as exc:
-        raise NotFound() from exc
-    subject = User.objects.filter(pk=key).first()
-    if subject is None:
-        raise NotFound()
-    return subject
-
-
-def access_reset(
-    staff: User, reset_id: uuid.UUID | str, *, for_update: bool = False
-) -> SupportReset:
-    require_support_staff(staff)
-    try:
-        key = uuid.UUID(str(reset_id))
-    except ValueError as exc:
-        raise NotFound() from exc
-    queryset = SupportReset.objects.select_related("user", "opened_by", "approved_by")
-    if for_update:
-        queryset = queryset.select_for_update(of=("self",))
-    reset = queryset.filter(pk=key).first()
-    if reset is None:
-        raise NotFound()
-    return reset
-
-
-def support_resets(staff: User, *, status: str | None = None) -> QuerySet[SupportReset]:
-    require_support_staff(staff)
-    queryset = SupportReset.objects.select_related("user", "opened_by", "approved_by")
-    if status:
-        queryset = queryset.filter(status=status)
-    return queryset
-
-
-# --- Masked views ---------------------------------------------------------------------
-
-
-def mask_name(full_name: str) -> str:
-    """ "Lê Thị Hoa" -> "L. T. Hoa": the given name and the initials of the rest."""
-    words = full_name.split()
-    if len(words) <= 1:
-        return (full_name[:1] + "•••") if full_name else ""
-    return " ".join([*(f"{w[0]}." for w in words[:-1]), words[-1]])
-
-
-def masked_account(subject: User) -> dict[str, Any]:
-    """What support staff see of an account: enough to recognise it, no secrets."""
-    pending = (
-        SupportReset.objects.filter(user=subject, status=SupportReset.Status.PENDING)
-        .values_list("id", flat=True)
-        .first()
+def record_support_action(
+    actor: User,
+    action: str,
+    *,
+    subject: User | None = None,
+    reset: SupportReset | None = None,
+    evidence: str = "",
+    approver: User | None = None,
+    channel: str = "api",
+    ip: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> SupportAuditRecord:
+    """Append one record. Never pass secrets, codes or full ID numbers in `details`."""
+    return SupportAuditRecord.objects.create(
+        actor=actor,
+        action=action,
+        subject=subject,
+        reset=reset,
+        evidence=evidence,
+        approver=approver,
+        channel=channel,
+        ip=ip,
+        details=details or {},
     )
-    return {
-        "id": subject.id,
-        "full_name_masked": mask_name(subject.full_name),
-        "phone_masked": mask_phone(subject.phone),
-        "citizen_id_masked": masked_citizen_id(subject.citizen_id) or "",
-        "verification_level": subject.verification_level,
-        "phone_verified": subject.phone_verified_at is not None,
-        "has_totp": subject.has_totp,
-        "is_active": subject.is_active,
-        "is_staff": subject.is_staff,
-        "must_reset_password": subject.must_reset_password,
-        "active_sessions": DeviceSession.objects.filter(user=subject, revoked_at=None).count(),
-        "pending_reset_id": pending,
-        "date_joined": subject.date_joined,
-    }
 
 
 # --- Look-up --------------------------------------------------------------------------
@@ -471,12 +408,3 @@ def _notify_citizen(
                 "If you did not ask for this, call the hotline now."
             )
             defer(send_sms_notice, to=subject.phone, text=text, purpose="notice.support_reset")
-
-
-def audit_records(staff: User, *, user_id: uuid.UUID | None = None) -> QuerySet[SupportAuditRecord]:
-    """The audit trail, for support staff."""
-    require_support_staff(staff)
-    records = SupportAuditRecord.objects.select_related("actor", "approver")
-    if user_id is not None:
-        records = records.filter(subject_id=user_id)
-    return records

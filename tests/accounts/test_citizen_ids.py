@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 
-from auth.identity import PROVINCE_CODES, century_digit, validate_citizen_id
+from auth.citizen_ids import PROVINCE_CODES, century_digit, validate_citizen_id
 from backend.errors import Unprocessable
 from tests.conftest import make_user
 

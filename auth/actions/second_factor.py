@@ -7,8 +7,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from auth import otp, recovery, totp
-from auth.models import User
+from auth import recovery_codes, sms_codes, totp
+from auth.models import RecoveryCode, User
 from auth.ratelimit import CodeExhausted, LockedOut, clear_failures, reserve_attempt
 from backend.errors import Conflict, Unprocessable
 
@@ -17,7 +17,7 @@ def available_methods(user: User) -> tuple[str, ...]:
     methods = ["sms_otp"]
     if user.has_totp:
         methods.append("totp")
-        if recovery.remaining(user):
+        if recovery_codes.remaining(user):
             methods.append("recovery_code")
     return tuple(methods)
 
@@ -26,16 +26,16 @@ def _check_second_factor(user: User, method: str, code: str) -> bool:
     if method == "totp":
         return user.has_totp and totp.accept_code(user, code)
     if method == "recovery_code":
-        return user.has_totp and recovery.use(user, code)
+        return user.has_totp and use_recovery_code(user, code)
     return False
 
 
 def verify_factor(user: User, method: str, code: str, *, code_key: str) -> None:
     """A TOTP or recovery code, counted against the account's lockout."""
-    account = otp.user_account_key(user)
+    account = sms_codes.user_account_key(user)
     try:
         reserve_attempt(
-            otp.OTP_SCOPE,
+            sms_codes.OTP_SCOPE,
             account,
             limit=settings.OTP_MAX_FAILURES,
             lock_seconds=settings.OTP_LOCKOUT_SECONDS,
@@ -44,14 +44,44 @@ def verify_factor(user: User, method: str, code: str, *, code_key: str) -> None:
             code_limit=settings.OTP_MAX_ATTEMPTS_PER_CODE,
         )
     except LockedOut as exc:
-        raise otp.locked(exc.retry_after) from exc
+        raise sms_codes.locked(exc.retry_after) from exc
     except CodeExhausted as exc:
         raise Unprocessable(
             "code_attempts_exceeded", _("Too many tries for this code. Ask for a new one.")
         ) from exc
     if not _check_second_factor(user, method, code):
-        raise otp.invalid_code()
-    clear_failures(otp.OTP_SCOPE, account)
+        raise sms_codes.invalid_code()
+    clear_failures(sms_codes.OTP_SCOPE, account)
+
+
+# --- Recovery code rows ---------------------------------------------------------------
+
+
+def generate_recovery_codes(user: User) -> list[str]:
+    """Replace the user's codes with a new set and return it (the only time it is seen)."""
+    codes = [recovery_codes.new_code() for _ in range(settings.RECOVERY_CODE_COUNT)]
+    RecoveryCode.objects.filter(user=user).delete()
+    RecoveryCode.objects.bulk_create(
+        [RecoveryCode(user=user, code_hash=recovery_codes.hash_code(user, code)) for code in codes]
+    )
+    return codes
+
+
+def use_recovery_code(user: User, code: str) -> bool:
+    """Spend one code; True only for the one request that spent it."""
+    if not recovery_codes.normalise_code(code):
+        return False
+    spent = RecoveryCode.objects.filter(
+        user=user, code_hash=recovery_codes.hash_code(user, code), used_at=None
+    ).update(used_at=timezone.now())
+    return spent == 1
+
+
+def invalidate_recovery_codes(user: User) -> None:
+    RecoveryCode.objects.filter(user=user).delete()
+
+
+# --- Authenticator app -------------------------------------------------------------------
 
 
 def start_totp_enrolment(*, user: User) -> tuple[str, str, str]:
@@ -77,24 +107,24 @@ def confirm_totp(*, user: User, code: str) -> list[str]:
         verify_factor_enrolment(user, code)
         user.totp_confirmed_at = timezone.now()
         user.save(update_fields=["totp_confirmed_at"])
-        return recovery.generate(user)
+        return generate_recovery_codes(user)
 
 
 def verify_factor_enrolment(user: User, code: str) -> None:
-    account = otp.user_account_key(user)
+    account = sms_codes.user_account_key(user)
     try:
         reserve_attempt(
-            otp.OTP_SCOPE,
+            sms_codes.OTP_SCOPE,
             account,
             limit=settings.OTP_MAX_FAILURES,
             lock_seconds=settings.OTP_LOCKOUT_SECONDS,
             window_seconds=settings.OTP_FAILURE_WINDOW_SECONDS,
         )
     except LockedOut as exc:
-        raise otp.locked(exc.retry_after) from exc
+        raise sms_codes.locked(exc.retry_after) from exc
     if not totp.accept_code(user, code):
-        raise otp.invalid_code()
-    clear_failures(otp.OTP_SCOPE, account)
+        raise sms_codes.invalid_code()
+    clear_failures(sms_codes.OTP_SCOPE, account)
 
 
 def disable_totp(*, user: User, code: str) -> None:
@@ -108,11 +138,11 @@ def disable_totp(*, user: User, code: str) -> None:
         user.totp_confirmed_at = None
         user.totp_last_step = None
         user.save(update_fields=["totp_secret", "totp_confirmed_at", "totp_last_step"])
-        recovery.invalidate(user)
+        invalidate_recovery_codes(user)
 
 
 def regenerate_recovery_codes(*, user: User) -> list[str]:
     if not user.has_totp:
         raise Conflict("totp_not_enabled", _("Set up an authenticator app first."))
     with transaction.atomic():
-        return recovery.generate(user)
+        return generate_recovery_codes(user)

@@ -1,0 +1,13 @@
+"""Every state change of accounts, one function each, in one module per area.
+
+- `accounts`: sign-up, the profile, citizen ID, phone number and passwords;
+- `sign_in`: password checks with their limits, sign-in and its second step;
+- `sessions`: device sessions and their tokens;
+- `challenges`: SMS code challenges (issued, resent, spent) for the flows above;
+- `second_factor`: the authenticator app (TOTP) and recovery codes;
+- `organisations`: organisations, members, roles and invitations;
+- `support`: support staff look-ups and audited resets.
+
+Reads that authorise are in auth/access.py; handlers (auth/*api.py) parse,
+authorise, call one of these and shape the answer.
+"""

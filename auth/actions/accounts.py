@@ -1,0 +1,270 @@
+"""The account itself: sign-up, profile, citizen ID, phone number, passwords.
+
+Each function is one state change in one transaction. Signing in is in
+auth/actions/sign_in.py, the SMS code challenges these flows use in
+auth/actions/challenges.py.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Value
+from django.db.models.functions import Greatest
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from auth import sms_codes
+from auth.actions.challenges import issue_code, new_challenge, verify_code
+from auth.actions.second_factor import verify_factor
+from auth.actions.sessions import revoke_all_sessions
+from auth.actions.sign_in import (
+    LOGIN_SCOPE,
+    DeviceInfo,
+    check_password_with_limits,
+    sign_device_in,
+)
+from auth.citizen_ids import validate_citizen_id
+from auth.models import DeviceSession, OtpChallenge, User
+from auth.phone import mask_phone, normalise_phone
+from auth.ratelimit import clear_failures
+from auth.sms import SmsError, send_sms
+from auth.tokens import TokenPair
+from backend.errors import Conflict, Unprocessable, field_error
+
+logger = logging.getLogger(__name__)
+
+NOTICE_PHONE_CHANGED = (
+    "Số điện thoại của tài khoản Dịch vụ công vừa được đổi sang {new}. Nếu không phải "
+    "bạn thực hiện, hãy liên hệ bộ phận hỗ trợ ngay."
+)
+
+
+def _password_errors(password: str, user: User, field: str = "password") -> None:
+    try:
+        validate_password(password, user=user)
+    except ValidationError as exc:
+        raise Unprocessable(
+            details=[
+                {
+                    "field": field,
+                    "code": error.code or "invalid",
+                    "message": " ".join(str(m) for m in error.messages),
+                }
+                for error in exc.error_list
+            ]
+        ) from exc
+
+
+# --- Sign-up ------------------------------------------------------------------------
+
+
+def register(*, phone: str, full_name: str, password: str, ip: str) -> OtpChallenge:
+    """Start a sign-up. The answer never tells whether the number already has an account.
+
+    A new or still unverified number gets a pending account and a code; a verified
+    number gets a notice SMS and a challenge that no code can complete.
+    """
+    e164 = normalise_phone(phone)
+    full_name = full_name.strip()
+    if not full_name:
+        raise field_error("full_name", "required", _("This field is required."))
+    with transaction.atomic():
+        existing = User.objects.select_for_update().filter(phone=e164).first()
+        candidate = existing if existing and not existing.phone_verified_at else None
+        _password_errors(password, candidate or User(phone=e164, full_name=full_name))
+        if existing is not None and existing.phone_verified_at is not None:
+            make_password(password)  # same work as a real sign-up: same timing class
+            challenge = new_challenge(OtpChallenge.Purpose.REGISTER, e164, None, ip)
+            issue_code(challenge, ip=ip, send=False, notice=sms_codes.NOTICE_ALREADY_REGISTERED)
+            return challenge
+        if existing is None:
+            existing = User.objects.create_user(e164, password, full_name=full_name)
+        else:
+            existing.full_name = full_name
+            existing.set_password(password)
+            existing.save(update_fields=["full_name", "password"])
+        challenge = new_challenge(OtpChallenge.Purpose.REGISTER, e164, existing, ip)
+        issue_code(challenge, ip=ip)
+        return challenge
+
+
+def verify_registration(
+    *, challenge_id: uuid.UUID, code: str, device: DeviceInfo, ip: str
+) -> tuple[DeviceSession, TokenPair]:
+    """The code proves the number: the account becomes active (level 1) and signs in."""
+    with transaction.atomic():
+        challenge = verify_code(challenge_id, OtpChallenge.Purpose.REGISTER, code)
+        user = challenge.user  # read with the challenge
+        if user is None:  # a neutral answer's challenge never completes
+            raise sms_codes.invalid_code()
+        # Checked and written in one statement (the row is locked while it runs): a
+        # number verified meanwhile by another sign-up or a phone change makes it a
+        # wrong code, like the read-lock-check it replaces.
+        now = timezone.now()
+        activated = User.objects.filter(
+            pk=user.pk, phone=challenge.phone, phone_verified_at=None
+        ).update(
+            phone_verified_at=now,
+            verification_level=Greatest("verification_level", Value(User.Level.PHONE)),
+        )
+        if activated != 1:
+            raise sms_codes.invalid_code()
+        user.phone_verified_at = now
+        user.verification_level = max(user.verification_level, User.Level.PHONE)
+        logger.info("account %s verified its phone %s", user.pk, mask_phone(user.phone))
+        return sign_device_in(user, device, ip)
+
+
+# --- Profile and identity ------------------------------------------------------------
+
+
+def update_profile(*, user: User, full_name: str | None, language: str | None) -> User:
+    fields = []
+    if full_name is not None:
+        if not full_name.strip():
+            raise field_error("full_name", "required", _("This field is required."))
+        user.full_name = full_name.strip()
+        fields.append("full_name")
+    if language is not None:
+        user.language = language
+        fields.append("language")
+    if fields:
+        user.save(update_fields=fields)
+    return user
+
+
+def _prove_possession(user: User, password: str | None, totp_code: str | None, ip: str) -> None:
+    if totp_code:
+        verify_factor(user, "totp", totp_code, code_key=f"proof:{user.pk}")
+        return
+    if not password:
+        raise field_error(
+            "password", "required", _("Enter your password or an authenticator code.")
+        )
+    if check_password_with_limits(user.phone, password, ip) is None:
+        raise field_error("password", "invalid_password", _("The password is not correct."))
+
+
+def request_phone_change(
+    *, user: User, new_phone: str, password: str | None, totp_code: str | None, ip: str
+) -> OtpChallenge:
+    """A code to the new number. A number that belongs to another verified account
+    gets nothing, with the same answer (the change then cannot be confirmed)."""
+    e164 = normalise_phone(new_phone, field="new_phone")
+    if e164 == user.phone:
+        raise field_error(
+            "new_phone", "same_phone", _("This is already the number of your account.")
+        )
+    _prove_possession(user, password, totp_code, ip)
+    with transaction.atomic():
+        taken = (
+            User.objects.filter(phone=e164, phone_verified_at__isnull=False)
+            .exclude(pk=user.pk)
+            .exists()
+        )
+        challenge = new_challenge(OtpChallenge.Purpose.CHANGE_PHONE, e164, user, ip)
+        issue_code(challenge, ip=ip, send=not taken)
+        return challenge
+
+
+def confirm_phone_change(*, user: User, challenge_id: uuid.UUID, code: str) -> User:
+    """The code from the new number moves the account there; the old number is told."""
+    with transaction.atomic():
+        challenge = verify_code(challenge_id, OtpChallenge.Purpose.CHANGE_PHONE, code, user=user)
+        old_phone = user.phone
+        # A sign-up that never verified this number does not own it.
+        User.objects.filter(phone=challenge.phone, phone_verified_at__isnull=True).exclude(
+            pk=user.pk
+        ).delete()
+        user.phone = challenge.phone
+        user.phone_verified_at = timezone.now()
+        try:
+            with transaction.atomic():
+                user.save(update_fields=["phone", "phone_verified_at"])
+        except IntegrityError as exc:
+            raise Conflict("phone_taken", _("This number belongs to another account.")) from exc
+    try:
+        send_sms(
+            old_phone,
+            NOTICE_PHONE_CHANGED.format(new=mask_phone(user.phone)),
+            purpose="notice.phone_changed",
+        )
+    except SmsError:
+        logger.warning("phone-change notice to %s not sent", mask_phone(old_phone))
+    return user
+
+
+def set_identity(*, user: User, citizen_id: str, birth_date: dt.date) -> User:
+    """Record the citizen ID (checked structurally); staff verify it for level 2."""
+    if user.verification_level >= User.Level.IDENTITY:
+        raise Conflict("identity_locked", _("Your identity is verified; ask support to change it."))
+    value = validate_citizen_id(citizen_id, birth_date)
+    with transaction.atomic():
+        if User.objects.filter(citizen_id=value).exclude(pk=user.pk).exists():
+            raise Conflict(
+                "citizen_id_taken", _("This citizen ID is already used by another account.")
+            )
+        user.citizen_id = value
+        user.birth_date = birth_date
+        try:
+            with transaction.atomic():
+                user.save(update_fields=["citizen_id", "birth_date"])
+        except IntegrityError as exc:
+            raise Conflict(
+                "citizen_id_taken", _("This citizen ID is already used by another account.")
+            ) from exc
+    return user
+
+
+# --- Passwords ----------------------------------------------------------------------
+
+
+def request_password_reset(*, phone: str, ip: str) -> OtpChallenge:
+    """Same answer for every number; only a verified account gets a code."""
+    e164 = normalise_phone(phone)
+    with transaction.atomic():
+        user = User.objects.filter(
+            phone=e164, is_active=True, phone_verified_at__isnull=False
+        ).first()
+        challenge = new_challenge(OtpChallenge.Purpose.RESET_PASSWORD, e164, user, ip)
+        issue_code(challenge, ip=ip, send=user is not None)
+        return challenge
+
+
+def reset_password(*, challenge_id: uuid.UUID, code: str, new_password: str) -> None:
+    """Set a new password with a reset code; every session of the account ends."""
+    pending = OtpChallenge.objects.select_related("user").filter(pk=challenge_id).first()
+    probe = (pending.user if pending else None) or User(phone="", full_name="")
+    _password_errors(new_password, probe, field="new_password")
+    with transaction.atomic():
+        challenge = verify_code(challenge_id, OtpChallenge.Purpose.RESET_PASSWORD, code)
+        if challenge.user_id is None:  # a neutral answer's challenge never completes
+            raise sms_codes.invalid_code()
+        user = User.objects.select_for_update().get(pk=challenge.user_id)
+        user.set_password(new_password)
+        user.must_reset_password = False
+        user.save(update_fields=["password", "must_reset_password"])
+        revoke_all_sessions(user, reason="password_reset")
+    clear_failures(LOGIN_SCOPE, user.phone)
+
+
+def change_password(
+    *, user: User, session: DeviceSession, current_password: str, new_password: str, ip: str
+) -> None:
+    """Needs the current password; every other session ends."""
+    if check_password_with_limits(user.phone, current_password, ip) is None:
+        raise field_error("current_password", "invalid_password", _("The password is not correct."))
+    _password_errors(new_password, user, field="new_password")
+    with transaction.atomic():
+        user.set_password(new_password)
+        user.save(update_fields=["password"])
+        DeviceSession.objects.filter(user=user, revoked_at=None).exclude(pk=session.pk).update(
+            revoked_at=timezone.now(), revoked_reason="password_changed"
+        )

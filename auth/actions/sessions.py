@@ -1,0 +1,124 @@
+"""Device sessions: signing a device in, rotating its tokens, signing it out.
+
+A device signs in once: a new sign-in on the same device ends its older
+session. Ending a session takes effect on the next request and closes its
+sockets once the transaction commits (backend.realtime).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import uuid
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from auth.access import access_session
+from auth.models import DeviceSession, RefreshToken, User
+from auth.tokens import TokenError, TokenPair, access_token_for, access_ttl, hash_token
+from backend.realtime import notify_sessions_revoked
+
+
+def _issue_pair(session: DeviceSession) -> TokenPair:
+    access = access_token_for(session.id)
+    refresh = f"{session.id.hex}.{secrets.token_urlsafe(32)}"
+    RefreshToken.objects.create(
+        session=session,
+        token_hash=hash_token(refresh),
+        expires_at=timezone.now() + dt.timedelta(days=settings.REFRESH_TOKEN_TTL_DAYS),
+    )
+    return TokenPair(access, refresh, access_ttl(), session.id)
+
+
+def start_session(
+    user: User,
+    *,
+    device_id: str,
+    name: str = "",
+    platform: str = DeviceSession.Platform.OTHER,
+    app_version: str = "",
+    ip: str | None = None,
+) -> tuple[DeviceSession, TokenPair]:
+    """Sign `user` in on a device. A device signs in once: its older session ends."""
+    now = timezone.now()
+    device_key = secrets.token_urlsafe(32)
+    # No savepoint inside the caller's transaction: nothing here is retried on error.
+    with transaction.atomic(savepoint=False):
+        DeviceSession.objects.filter(user=user, device_id=device_id, revoked_at=None).update(
+            revoked_at=now, revoked_reason="replaced"
+        )
+        session = DeviceSession.objects.create(
+            user=user,
+            device_id=device_id,
+            name=name,
+            platform=platform,
+            app_version=app_version,
+            ip=ip,
+            last_seen_at=now,
+            authenticated_at=now,
+            device_key_hash=hash_token(device_key),
+        )
+        pair = _issue_pair(session)
+        return session, TokenPair(
+            pair.access_token, pair.refresh_token, pair.expires_in, pair.session_id, device_key
+        )
+
+
+def refresh_tokens(refresh_token: str) -> TokenPair:
+    """Rotate: spend `refresh_token` and return a new pair for the same session."""
+    now = timezone.now()
+    with transaction.atomic():
+        token = (
+            RefreshToken.objects.select_for_update()
+            .select_related("session", "session__user")
+            .filter(token_hash=hash_token(refresh_token))
+            .first()
+        )
+        if token is None:
+            raise TokenError("unknown")
+        session = token.session
+        reused = token.used_at is not None
+        if not reused:
+            if session.revoked_at is not None or not session.user.is_active:
+                raise TokenError("revoked")
+            if token.expires_at <= now:
+                raise TokenError("expired")
+            token.used_at = now
+            token.save(update_fields=["used_at"])
+            DeviceSession.objects.filter(pk=session.pk).update(last_seen_at=now)
+            return _issue_pair(session)
+    # A spent token came back: someone else holds the chain. End it (committed
+    # here, outside the block, so raising does not roll the revocation back).
+    revoke_session(session, reason="refresh_reuse")
+    raise TokenError("reused")
+
+
+def revoke_session(session: DeviceSession, *, reason: str) -> None:
+    """End one session: its tokens stop working on the next request, its sockets close."""
+    DeviceSession.objects.filter(pk=session.pk, revoked_at=None).update(
+        revoked_at=timezone.now(), revoked_reason=reason
+    )
+    session.revoked_at = session.revoked_at or timezone.now()
+    notify_sessions_revoked([session.pk])
+
+
+def revoke_all_sessions(user: User, *, reason: str) -> int:
+    live = DeviceSession.objects.filter(user=user, revoked_at=None)
+    session_ids = list(live.values_list("pk", flat=True))
+    count = live.filter(pk__in=session_ids).update(revoked_at=timezone.now(), revoked_reason=reason)
+    notify_sessions_revoked(session_ids)
+    return count
+
+
+def logout(*, session: DeviceSession) -> None:
+    revoke_session(session, reason="logout")
+
+
+def logout_everywhere(*, user: User) -> int:
+    return revoke_all_sessions(user, reason="logout_all")
+
+
+def revoke_own_session(*, user: User, session_id: uuid.UUID) -> None:
+    revoke_session(access_session(user, session_id), reason="revoked_by_user")
