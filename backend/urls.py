@@ -16,6 +16,7 @@ ROUTERS: list[tuple[str, str]] = [
     ("/dossiers", "dossiers.lifecycle_api"),
     ("/dossiers", "tracking.timeline_api"),
     ("/agency", "dossiers.agency_api"),
+    ("/agency", "dossiers.agency_addresses"),
     ("/realtime", "tracking.api"),
     ("/", "notifications.api"),
     ("/postal", "postal.api"),
