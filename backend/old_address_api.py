@@ -16,7 +16,7 @@ from backend.errors import Unprocessable
 
 _LEVEL_TEXTS = {
     "province": _("No province or city before July 2025 has this name."),
-    "district": _("No district or ward of this province before July 2025 has this name."),
+    "district": _("No district, ward or commune of this province before July 2025 has this name."),
     "ward": _("No ward or commune of this district before July 2025 has this name."),
 }
 
