@@ -134,11 +134,10 @@ def convert_old_address(request: HttpRequest, payload: OldAddressIn) -> dict[str
             _("Send either the address text or the old codes."),
             details=[{"field": "text", "code": "text_or_codes"}],
         )
-    if payload.text is not None:
-        conversion = old_address_api.convert_text(payload.text)
-    else:
-        assert payload.codes is not None  # noqa: S101 (checked above)
+    if payload.codes is not None:
         conversion = old_address_api.convert_codes(payload.codes)
+    else:
+        conversion = old_address_api.convert_text(payload.text or "")
     return old_address_api.conversion_out(conversion)
 
 
