@@ -51,6 +51,8 @@ _PROVINCE_PREFIXES = ("thanhpho", "tinh", "tp")
 _DISTRICT_PREFIXES = ("thanhpho", "thixa", "quan", "huyen", "tp", "tx", "q", "h")
 _WARD_PREFIXES = ("thitran", "phuong", "xa", "tt", "p", "x", "f")
 
+_COUNTRY = {"vietnam", "vn", "vietnamese"}
+
 Status = Literal["converted", "choose", "province_only"]
 
 
@@ -437,6 +439,12 @@ class _Reader:
         ]
         self.parts = [[w for w in part if w[1]] for part in self.parts]
         self.parts = [part for part in self.parts if part]
+        # A trailing country or postcode ("..., Việt Nam", "700000") names no unit.
+        while self.parts and (
+            "".join(k for _, k in self.parts[-1]) in _COUNTRY
+            or all(k.isdigit() for _, k in self.parts[-1])
+        ):
+            self.parts.pop()
 
     def take(self, vocabulary: dict[str, set[str]], prefixes: tuple[str, ...]) -> set[str] | None:
         if not self.parts:
@@ -466,18 +474,13 @@ def _suggest(written: str, units: Mapping[str, OldUnit | OldWard]) -> list[str]:
     return [names[m] for m in difflib.get_close_matches(key(written), list(names), limit, 0.6)]
 
 
-def convert_text(text: str) -> Conversion:
-    """An old address as written ("Số 1, P. Bến Nghé, Q.1, TP HCM") -> new units."""
-    tables = load()
-    reader = _Reader(text)
-    province_codes = reader.take(tables.province_words, _PROVINCE_PREFIXES)
-    if not province_codes:
-        written = reader.last_written()
-        raise NotRecognised("province", written, _suggest(written, tables.old_provinces))
-    province = sorted(province_codes)[0]  # no spelling names two provinces (tested)
-    if not reader.parts:
-        return _province_only(tables, province, "")
-    district_codes = reader.take(tables.district_words.get(province, {}), _DISTRICT_PREFIXES)
+def _below_province(tables: Tables, reader: _Reader, provinces: list[str]) -> Conversion | None:
+    """District and ward read within `provinces`; None when neither is found there."""
+    district_words: dict[str, set[str]] = {}
+    for province in provinces:
+        for word, codes in tables.district_words.get(province, {}).items():
+            district_words.setdefault(word, set()).update(codes)
+    district_codes = reader.take(district_words, _DISTRICT_PREFIXES)
     if district_codes is not None:
         if not reader.parts:  # "Quận 1, TP HCM"
             return _districts(tables, district_codes, "")
@@ -500,16 +503,47 @@ def convert_text(text: str) -> Conversion:
     # No district written: the ward looked up in the whole province.
     vocabulary = {}
     for district, words in tables.ward_words.items():
-        if tables.district_province[district] == province:
+        if tables.district_province[district] in provinces:
             for word, codes in words.items():
                 vocabulary.setdefault(word, set()).update(codes)
     ward_codes = reader.take(vocabulary, _WARD_PREFIXES)
     if ward_codes is None:
-        written = reader.last_written()
-        districts = {
-            code: unit
-            for code, unit in tables.old_districts.items()
-            if tables.district_province[code] == province
-        }
-        raise NotRecognised("district", written, _suggest(written, districts))
+        return None
     return _answer(tables, sorted(ward_codes), 0.9, reader.street())
+
+
+def convert_text(text: str) -> Conversion:
+    """An old address as written ("Số 1, P. Bến Nghé, Q.1, TP HCM") -> new units.
+
+    People now often write the new province after old district and ward ("Xã Điện
+    Thắng Bắc, TX Điện Bàn, Đà Nẵng": Quảng Nam joined Đà Nẵng): what is not found in
+    the named province is looked for in the provinces merged with it.
+    """
+    tables = load()
+    reader = _Reader(text)
+    province_codes = reader.take(tables.province_words, _PROVINCE_PREFIXES)
+    if not province_codes:
+        written = reader.last_written()
+        raise NotRecognised("province", written, _suggest(written, tables.old_provinces))
+    province = sorted(province_codes)[0]  # no spelling names two provinces (tested)
+    if not reader.parts:
+        return _province_only(tables, province, "")
+    found = _below_province(tables, reader, [province])
+    if found is not None:
+        return found
+    new_province = tables.province_target[province]
+    merged = [
+        code
+        for code, target in sorted(tables.province_target.items())
+        if target == new_province and code != province
+    ]
+    found = _below_province(tables, reader, merged) if merged else None
+    if found is not None:
+        return found
+    written = reader.last_written()
+    districts = {
+        code: unit
+        for code, unit in tables.old_districts.items()
+        if tables.district_province[code] == province
+    }
+    raise NotRecognised("district", written, _suggest(written, districts))

@@ -214,3 +214,16 @@ def test_the_tables_load_on_first_use_not_at_import() -> None:
     )
     assert result.stdout.split("\n")[-2] == "0 []"
     assert old_addresses.load() is old_addresses.load()
+
+
+def test_old_units_under_the_new_province_they_joined() -> None:
+    # Điện Bàn was in Quảng Nam, which joined Đà Nẵng.
+    assert only("Xã Điện Thắng Bắc, Thị xã Điện Bàn, TP Đà Nẵng")[2] == "20557"
+    # Thuận An was in Bình Dương, now part of Hồ Chí Minh City; no district written.
+    conversion = convert_text("Phường Lái Thiêu, Thành phố Hồ Chí Minh")
+    assert {c.old_province.name for c in conversion.candidates} == {"Tỉnh Bình Dương"}
+
+
+def test_a_trailing_country_or_postcode_is_ignored() -> None:
+    assert only("Phường Bến Nghé, Quận 1, TP HCM, Việt Nam")[2] == "26740"
+    assert only("Phuong Ben Nghe, Quan 1, Ho Chi Minh, 700000, Vietnam")[2] == "26740"
