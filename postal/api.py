@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 import uuid
 from typing import Any, Literal
 
+import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
@@ -26,14 +28,24 @@ from postal.carriers import carrier_names
 from postal.models import CarrierMessage, DeliveryBooking, SavedAddress
 
 router = Router(tags=["postal"])
+logger = logging.getLogger(__name__)
 
 
 def count_conversion(user_id: uuid.UUID) -> None:
-    """ADDRESS_CONVERSIONS_PER_MINUTE per user (a fixed one-minute window)."""
+    """ADDRESS_CONVERSIONS_PER_MINUTE per user (a fixed one-minute window).
+
+    Fails open when Redis is unreachable: a conversion reads only the packaged tables
+    (no personal data, no outside call), so refusing it would only hurt the citizen.
+    """
     window = int(time.time() // 60)
     counter = f"old-address-conversions:{user_id.hex}:{window}"
-    cache.add(counter, 0, 61)
-    if cache.incr(counter) > settings.ADDRESS_CONVERSIONS_PER_MINUTE:
+    try:
+        cache.add(counter, 0, 61)
+        count = cache.incr(counter)
+    except redis.RedisError:
+        logger.warning("old-address conversion not counted: redis unavailable")
+        return
+    if count > settings.ADDRESS_CONVERSIONS_PER_MINUTE:
         raise RateLimited(60 - int(time.time()) % 60)
 
 

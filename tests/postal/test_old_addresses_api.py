@@ -167,3 +167,17 @@ def test_without_old_address_street_and_commune_are_required(user_api: ApiClient
         ("commune_code", "required"),
     ]
     assert SavedAddress.objects.count() == 0
+
+
+def test_conversion_still_answers_when_redis_is_down(user_api: ApiClient, settings) -> None:
+    # A closed port: counting fails, the conversion (packaged data only) goes on.
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+        }
+    }
+    settings.ADDRESS_CONVERSIONS_PER_MINUTE = 0
+    response = user_api.post(CONVERT, {"text": "Tỉnh Hà Giang"})
+    assert response.status_code == 200
+    assert response.json()["candidates"][0]["province"]["code"] == "08"
