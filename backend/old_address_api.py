@@ -36,7 +36,10 @@ class CandidateOut(Schema):
     province: UnitOut = Field(..., description="2025 province or city")
     commune: UnitOut | None = Field(..., description="2025 commune or ward; null: province only")
     confidence: float = Field(..., ge=0, le=1)
-    main: bool = Field(..., description="Where most of a split old ward went")
+    main: bool = Field(
+        ...,
+        description="The commune the mapping data names as the default for a split old ward: show it first, never pick it for the citizen",
+    )
     old: OldUnitsOut
 
 

@@ -90,7 +90,7 @@ class Target:
 
     commune: NewUnit
     province: NewUnit
-    main: bool  # the package's "default new ward" of a split: where most of it went
+    main: bool  # the package's "default new ward" of a split ward (a hint, not a choice)
 
 
 @dataclass
@@ -277,7 +277,7 @@ class Candidate:
     province: NewUnit
     commune: NewUnit | None
     confidence: float  # 0..1; the candidates of one answer add up to at most 1
-    main: bool  # where most of a split old ward went (the package's default new ward)
+    main: bool  # the default commune of a split old ward in the data (shown first)
     old_province: OldUnit
     old_district: OldUnit | None
     old_wards: tuple[OldWard, ...]
