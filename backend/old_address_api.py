@@ -38,7 +38,8 @@ class CandidateOut(Schema):
     confidence: float = Field(..., ge=0, le=1)
     main: bool = Field(
         ...,
-        description="The commune the mapping data names as the default for a split old ward: show it first, never pick it for the citizen",
+        description="The commune the mapping data names as the default for a split old "
+        "ward: show it first, never pick it for the citizen",
     )
     old: OldUnitsOut
 
