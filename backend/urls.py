@@ -16,6 +16,7 @@ ROUTERS: list[tuple[str, str]] = [
     ("/dossiers", "dossiers.lifecycle_api"),
     ("/dossiers", "tracking.timeline_api"),
     ("/agency", "dossiers.agency.api"),
+    ("/agency", "dossiers.agency.addresses"),
     ("/realtime", "tracking.api"),
     ("/", "notifications.api"),
     ("/postal", "postal.api"),

@@ -85,6 +85,12 @@ class FormFieldOut(Schema):
     min_length: int | None = None
     max_length: int | None = None
     integer: bool | None = None
+    old_address: bool | None = Field(
+        None,
+        description="address fields: offer converting an address of before July 2025 "
+        "(POST /postal/old-addresses/convert); the value may then be that text, or the "
+        "chosen commune code with the text in `<name>_as_written`",
+    )
     choices: list[ChoiceOut] | None = None
 
 

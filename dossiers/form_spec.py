@@ -8,7 +8,10 @@ A procedure's `form_spec` is a list of fields such as
 Types: text, number, date, choice, phone (Vietnamese mobile, stored as E.164),
 citizen_id (12-digit CCCD), email, address (a 2025 commune/ward code), checkbox.
 Options: required, min/max (number, or date as ISO or "today"), min_length/max_length
-(text), choices ([{"value", "label", "label_en"}]), integer (number), help/help_en.
+(text), choices ([{"value", "label", "label_en"}]), integer (number), help/help_en,
+old_address (address: the app offers converting an address written in the units before
+July 2025; the value may then be that text, and the companion `<name>_as_written` keeps
+what the citizen wrote next to the chosen commune code).
 
 Drafts may hold partial, unchecked values (`check_draft_values` only refuses unknown
 names and non-scalar or oversized values); `validate_form` checks everything at
@@ -34,6 +37,8 @@ from vietnam_provinces import Ward, WardCode
 
 from auth.citizen_ids import is_structurally_valid_citizen_id
 from auth.phone import parse_phone
+from backend import old_address_api
+from backend.errors import ApiError
 
 FIELD_TYPES = (
     "text",
@@ -60,19 +65,27 @@ FIELD_KEYS = {
     "max_length",
     "choices",
     "integer",
+    "old_address",
 }
+AS_WRITTEN = "_as_written"
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
 
 
 class FieldProblem(Exception):
-    def __init__(self, code: str, message: Any) -> None:
+    def __init__(self, code: str, message: Any, extra: Any = None) -> None:
         super().__init__(code)
         self.code = code
         self.message = message
+        self.extra = extra
 
 
-def field_error_detail(name: str, code: str, message: Any) -> dict[str, str]:
-    return {"field": f"form.{name}", "code": code, "message": str(message)}
+def field_error_detail(name: str, code: str, message: Any, extra: Any = None) -> dict[str, Any]:
+    detail: dict[str, Any] = {"field": f"form.{name}", "code": code, "message": str(message)}
+    if isinstance(extra, dict) and "conversion" in extra:
+        detail["conversion"] = extra["conversion"]  # the candidates to choose from
+    if isinstance(extra, dict) and "suggestions" in extra:
+        detail["suggestions"] = extra["suggestions"]
+    return detail
 
 
 # --- The spec itself ------------------------------------------------------------------
@@ -110,10 +123,18 @@ def check_spec(spec: Any) -> list[str]:
                 problems.append(f"{where}: a choice field needs choices")
             elif not all(isinstance(c, dict) and isinstance(c.get("value"), str) for c in choices):
                 problems.append(f"{where}: each choice needs a string value")
+        if field.get("old_address") is not None and (
+            field.get("type") != "address" or not isinstance(field["old_address"], bool)
+        ):
+            problems.append(f"{where}: old_address is true or false, on an address field")
         if field.get("type") == "date":
             for bound in ("min", "max"):
                 if bound in field and _date_bound(field[bound]) is None:
                     problems.append(f"{where}: {bound} must be an ISO date or 'today'")
+    for field in spec:
+        kept = f"{field.get('name')}{AS_WRITTEN}" if isinstance(field, dict) else ""
+        if isinstance(field, dict) and field.get("old_address") is True and kept in seen:
+            problems.append(f"{kept}: this name is kept for the text of the old address")
     return problems
 
 
@@ -129,9 +150,16 @@ def _date_bound(value: Any) -> dt.date | None:
 # --- Drafts: shape only ------------------------------------------------------------------
 
 
+def field_names(spec: list[dict[str, Any]]) -> set[str]:
+    """Names a form's data may hold: the fields, and the written text of old addresses."""
+    names = {field["name"] for field in spec}
+    names |= {f"{field['name']}{AS_WRITTEN}" for field in spec if field.get("old_address")}
+    return names
+
+
 def check_draft_values(spec: list[dict[str, Any]], data: dict[str, Any]) -> list[dict[str, str]]:
     """Errors that make `data` unfit even for a draft: unknown names, nested or huge values."""
-    names = {field["name"] for field in spec}
+    names = field_names(spec)
     limit = settings.DOSSIER_FORM_VALUE_MAX_CHARS
     errors = []
     for name, value in data.items():
@@ -259,12 +287,23 @@ def _email(field: dict[str, Any], value: Any) -> str:
 def _address(field: dict[str, Any], value: Any) -> str:
     problem = FieldProblem("invalid_commune", _("Must be the code of a commune or ward."))
     if not isinstance(value, str) or not value.isascii() or not value.isdigit() or len(value) > 5:
+        if field.get("old_address") and isinstance(value, str):
+            return _old_address(field, value, None)
         raise problem
     try:
         Ward.from_code(WardCode(int(value)))
     except ValueError as exc:
         raise problem from exc
     return f"{int(value):05d}"
+
+
+def _old_address(field: dict[str, Any], text: str, chosen: str | None) -> str:
+    """The 2025 commune code of an old address; never guessed (see resolve_old_address)."""
+    try:
+        _, code = old_address_api.resolve_old_address(text, chosen, f"form.{field['name']}")
+    except ApiError as exc:
+        raise FieldProblem(exc.code, exc.message, exc.details) from exc
+    return code
 
 
 def _checkbox(field: dict[str, Any], value: Any) -> bool:
@@ -302,9 +341,18 @@ def validate_form(
                 errors.append(field_error_detail(name, "required", _("This field is required.")))
             continue
         try:
-            cleaned[name] = CLEANERS[field["type"]](field, value)
+            written = data.get(f"{name}{AS_WRITTEN}") if field.get("old_address") else None
+            if isinstance(written, str) and written.strip():
+                # The commune chosen among the old address's candidates, and the text.
+                cleaned[name] = _old_address(field, written, _address(field, value))
+                cleaned[f"{name}{AS_WRITTEN}"] = written.strip()
+            elif field.get("old_address") and isinstance(value, str) and not value.isdigit():
+                cleaned[name] = _old_address(field, value, None)
+                cleaned[f"{name}{AS_WRITTEN}"] = value.strip()
+            else:
+                cleaned[name] = CLEANERS[field["type"]](field, value)
         except FieldProblem as problem:
-            errors.append(field_error_detail(name, problem.code, problem.message))
+            errors.append(field_error_detail(name, problem.code, problem.message, problem.extra))
     return cleaned, errors
 
 
@@ -326,7 +374,7 @@ def localised_spec(spec: list[dict[str, Any]], english: bool) -> list[dict[str, 
             "help": text(field, "help"),
             "required": bool(field.get("required")),
         }
-        for key in ("min", "max", "min_length", "max_length", "integer"):
+        for key in ("min", "max", "min_length", "max_length", "integer", "old_address"):
             if key in field:
                 out[key] = field[key]
         if field["type"] == "choice":

@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from auth.models import User
+from backend import old_address_api
 from backend.errors import Conflict, Unprocessable
 from backend.jobs import defer
 from dossiers.access import access_dossier
@@ -70,18 +71,37 @@ FINAL_STATUSES = {Status.DELIVERED, Status.RETURNED, Status.CANCELLED, Status.RE
 
 
 def _address_fields(data: dict[str, Any]) -> dict[str, Any]:
+    """The row's fields. With `old_address` (written in the units before July 2025) the
+    commune comes from its conversion, or must be one of its candidates when given."""
+    old_text = (data.get("old_address") or "").strip()
+    street = (data.get("street") or "").strip()
+    commune_code = data.get("commune_code") or ""
+    if old_text:
+        conversion, commune_code = old_address_api.resolve_old_address(
+            old_text, commune_code or None, "old_address"
+        )
+        street = street or conversion.street
+    missing = [
+        name for name, value in (("street", street), ("commune_code", commune_code)) if not value
+    ]
+    if missing:
+        required = str(_("This field is required."))
+        raise Unprocessable(
+            details=[{"field": name, "code": "required", "message": required} for name in missing]
+        )
     phone, commune = check_address(
         phone=data["phone"],
-        commune_code=data["commune_code"],
+        commune_code=commune_code,
         province_code=data.get("province_code"),
     )
     return {
         "label": data.get("label") or "",
         "recipient_name": data["recipient_name"].strip(),
         "phone": phone,
-        "street": data["street"].strip(),
+        "street": street[:255],
         "commune_code": commune.code,
         "province_code": commune.province_code,
+        "entered_address": old_text,
     }
 
 

@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import time
 import uuid
 from typing import Any, Literal
 
+import redis
+from django.conf import settings
+from django.core.cache import cache
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema, Status
 
 from auth.bearer import bearer, current_user
-from backend.errors import ErrorOut, NotFound
+from backend import old_address_api
+from backend.errors import ErrorOut, NotFound, RateLimited, Unprocessable
 from backend.idempotency import idempotent
+from backend.old_address_api import ConversionOut, OldCodesIn
 from backend.pagination import PageParams, page_of, paginate
 from dossiers.access import access_dossier
 from postal import actions, divisions, webhooks
@@ -21,6 +28,26 @@ from postal.carriers import carrier_names
 from postal.models import CarrierMessage, DeliveryBooking, SavedAddress
 
 router = Router(tags=["postal"])
+logger = logging.getLogger(__name__)
+
+
+def count_conversion(user_id: uuid.UUID) -> None:
+    """ADDRESS_CONVERSIONS_PER_MINUTE per user (a fixed one-minute window).
+
+    Fails open when Redis is unreachable: a conversion reads only the packaged tables
+    (no personal data, no outside call), so refusing it would only hurt the citizen.
+    """
+    window = int(time.time() // 60)
+    counter = f"old-address-conversions:{user_id.hex}:{window}"
+    try:
+        cache.add(counter, 0, 61)
+        count = cache.incr(counter)
+    except redis.RedisError:
+        logger.warning("old-address conversion not counted: redis unavailable")
+        return
+    if count > settings.ADDRESS_CONVERSIONS_PER_MINUTE:
+        raise RateLimited(60 - int(time.time()) % 60)
+
 
 DirectionLiteral = Literal["result", "pickup"]
 
@@ -88,6 +115,44 @@ def get_commune(request: HttpRequest, code: str) -> dict[str, Any]:
     return {**commune.__dict__, "province": divisions.provinces()[commune.province_code]}
 
 
+# --- Old addresses (before July 2025) -----------------------------------------------------
+
+
+class OldAddressIn(Schema):
+    text: str | None = Field(
+        None,
+        max_length=2000,
+        examples=["Phuong Ben Nghe, Quan 1, TP HCM"],
+        description="The old address as written, with or without diacritics "
+        "(ADDRESS_TEXT_MAX_CHARS at most)",
+    )
+    codes: OldCodesIn | None = Field(None, description="Or the old official codes")
+
+
+@router.post(
+    "/old-addresses/convert",
+    response={200: ConversionOut, 401: ErrorOut, 422: ErrorOut, 429: ErrorOut},
+    auth=bearer,
+    summary="Convert an address of before July 2025 to the 2025 province and commune",
+)
+def convert_old_address(request: HttpRequest, payload: OldAddressIn) -> dict[str, Any]:
+    """Nothing is chosen for the citizen: a split ward or an ambiguous name answers
+    `choose` with every candidate. A province named alone answers `province_only` with
+    the province it merged into."""
+    count_conversion(current_user(request).pk)
+    if (payload.text is None) == (payload.codes is None):
+        raise Unprocessable(
+            "text_or_codes",
+            _("Send either the address text or the old codes."),
+            details=[{"field": "text", "code": "text_or_codes"}],
+        )
+    if payload.codes is not None:
+        conversion = old_address_api.convert_codes(payload.codes)
+    else:
+        conversion = old_address_api.convert_text(payload.text or "")
+    return old_address_api.conversion_out(conversion)
+
+
 # --- Saved addresses --------------------------------------------------------------------------
 
 
@@ -95,10 +160,29 @@ class AddressIn(Schema):
     label: str = Field("", max_length=50, examples=["Nhà riêng"])
     recipient_name: str = Field(..., min_length=1, max_length=150)
     phone: str = Field(..., min_length=3, max_length=20, examples=["0912345678"])
-    street: str = Field(..., min_length=1, max_length=255, examples=["Số 12 ngõ 34 phố Huế"])
-    commune_code: str = Field(..., min_length=1, max_length=5, examples=["00070"])
+    street: str = Field(
+        "",
+        max_length=255,
+        examples=["Số 12 ngõ 34 phố Huế"],
+        description="Required, unless `old_address` gives it (what precedes the ward)",
+    )
+    commune_code: str = Field(
+        "",
+        max_length=5,
+        examples=["00070"],
+        description="2025 commune. Required, unless `old_address` converts to one commune; "
+        "with `old_address`, one of its candidates",
+    )
     province_code: str | None = Field(
         None, max_length=2, description="Optional; when given, the commune must be in it."
+    )
+    old_address: str | None = Field(
+        None,
+        max_length=500,
+        examples=["Số 12 Nguyễn Huệ, P. Bến Nghé, Q.1, TP.HCM"],
+        description="The address in the units before July 2025, as written (kept as "
+        "`entered_address`). A split ward answers 422 `address_needs_choice`: send again "
+        "with the chosen `commune_code`. Limit: ADDRESS_TEXT_MAX_CHARS",
     )
 
 
@@ -112,6 +196,7 @@ class AddressOut(Schema):
     commune_name: str
     province_code: str
     province_name: str
+    entered_address: str = Field(..., description="The old address as written, or empty")
     created_at: dt.datetime
     updated_at: dt.datetime
 

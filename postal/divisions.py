@@ -4,9 +4,9 @@ Data from the `vietnam-provinces` package: 34 provinces/cities and 3,321
 communes/wards/special zones. Codes are the official ones, written as strings
 of fixed width like the national registry does: provinces "01", communes "00004".
 
-The package (2025.10) ships no mapping from the old three-level units (province,
-district, commune before July 2025) to the new ones, so old addresses are not
-converted: the app asks for the new commune.
+Addresses in the old three-level units (before July 2025) are converted to these by
+`backend/old_addresses.py` (mapping data of `vietnamadminunits`, joined to the units
+here by name; see README, "Old addresses").
 """
 
 from __future__ import annotations

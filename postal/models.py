@@ -23,6 +23,11 @@ class SavedAddress(models.Model):
     street = models.CharField(max_length=255, help_text=_("House number, street, hamlet"))
     commune_code = models.CharField(max_length=5)
     province_code = models.CharField(max_length=2, help_text=_("Follows from the commune."))
+    entered_address = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text=_("The old (pre-July-2025) address as the citizen wrote it, if any."),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

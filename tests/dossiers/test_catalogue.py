@@ -184,6 +184,7 @@ def test_procedure_detail_in_vietnamese(api: ApiClient, catalogue: dict[str, Pro
         "min_length": None,
         "max_length": 100,
         "integer": None,
+        "old_address": None,
         "choices": None,
     }
 
