@@ -1,10 +1,10 @@
 """What the push benchmarks share: the fake FCM server, the worker and an audience.
 
-- `FakeFcm`: `python -m notifications.fake_fcm` (the FCM v1 wire format, its OAuth2
+- `FakeFcm`: `python -m fakes.fcm` (the FCM v1 wire format, its OAuth2
   token endpoint) as a subprocess on a free loopback port; its request log is read
   over HTTP (`/_fake/stats`, `/_fake/log`).
 - `Worker`: the Procfile's `worker` command with the bench environment, pointed at
-  the fake by `notifications.fake_fcm.backend_env` (the real firebase-admin code,
+  the fake by `fakes.fcm.backend_env` (the real firebase-admin code,
   only its URLs changed), as the end-to-end tests do.
 - `seed_audience`: `python -m bench.seed push` (members and devices in bulk, then
   the agency accepts the organisation's dossier with the real action, which defers
@@ -29,7 +29,7 @@ import psycopg
 
 from bench.harness import BASE_DIR, PYTHON, VAR_DIR, Context, free_port, manage, run_seed
 from bench.loadgen import Load, run_load
-from notifications.fake_fcm import backend_env
+from fakes.fcm import backend_env
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 # Settings of the worker for these runs. Quiet hours off: a non-urgent push is
@@ -81,7 +81,7 @@ class FakeFcm:
         self.credentials = VAR_DIR / f"{name}-service-account.json"
         self.log_path = VAR_DIR / f"{name}.log"
         self.argv = [
-            *(PYTHON, "-m", "notifications.fake_fcm", "--port", str(self.port)),
+            *(PYTHON, "-m", "fakes.fcm", "--port", str(self.port)),
             *("--project", "citizen-bench", "--credentials", str(self.credentials)),
             *("--faults", str(faults), "--seed", str(seed), "--quiet"),
         ]

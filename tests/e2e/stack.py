@@ -34,10 +34,10 @@ from typing import Any
 import httpx
 import psycopg
 
-from notifications.fake_fcm import FakeFcmServer, Outcome, backend_env
-from tests.accounts.fake_sms_gateway import FakeGateway, running_gateway
-from tests.postal.fake_carrier import API_KEY as CARRIER_API_KEY
-from tests.postal.fake_carrier import FakeCarrier
+from fakes.carrier import API_KEY as CARRIER_API_KEY
+from fakes.carrier import FakeCarrier
+from fakes.fcm import FakeFcmServer, Outcome, backend_env
+from fakes.sms_gateway import FakeGateway, running_gateway
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"

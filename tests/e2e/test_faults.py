@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from notifications.fake_fcm import Outcome
+from fakes.fcm import Outcome
 from tests.e2e.clients import (
     AGENCY_CODE,
     PASSWORD,
@@ -129,7 +129,7 @@ def test_worker_killed_mid_batch_every_push_arrives_once_after_restart(
 
         accept_all(agency, [code])
         wait_until(
-            lambda: stack.fcm.in_flight == 2 and len(stack.fcm.accepted()) == 2,
+            lambda: stack.fcm.held == 2 and len(stack.fcm.accepted()) == 2,
             timeout=30,
             interval=0.01,
             what="the second slice in flight",
