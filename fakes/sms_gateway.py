@@ -34,7 +34,7 @@ class FakeGateway(FakeServer):
     def __init__(
         self,
         api_key: str = "test-api-key",
-        secret_key: str = "test-secret",  # noqa: S107 - a fake's own key
+        secret_key: str = "test-secret",  # noqa: S107  # nosec B107 # a fake's own key
         brandname: str = "DVCONG",
         host: str = "127.0.0.1",
         port: int = 0,
@@ -133,7 +133,7 @@ class FakeGateway(FakeServer):
 @contextmanager
 def running_gateway(
     api_key: str = "test-api-key",
-    secret_key: str = "test-secret",  # noqa: S107 - a fake's own key
+    secret_key: str = "test-secret",  # noqa: S107  # nosec B107 # a fake's own key
     brandname: str = "DVCONG",
 ) -> Iterator[FakeGateway]:
     with FakeGateway(api_key, secret_key, brandname) as gateway:

@@ -16,8 +16,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from dossiers.agency_auth import sign as sign_agency
+from fakes.harness import wait_until
 from postal.webhooks import sign as sign_webhook
-from tests.e2e.stack import WEBHOOK_SECRET, Stack, wait_until
+from tests.e2e.stack import WEBHOOK_SECRET, Stack
 
 PASSWORD = "Str0ng-pass!word-e2e"
 

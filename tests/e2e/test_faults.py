@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from fakes.fcm import Outcome
+from fakes.harness import wait_until
 from tests.e2e.clients import (
     AGENCY_CODE,
     PASSWORD,
@@ -28,7 +29,7 @@ from tests.e2e.clients import (
     sms_code,
     submitted,
 )
-from tests.e2e.stack import Stack, running_stack, wait_until
+from tests.e2e.stack import Stack, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -281,8 +282,8 @@ def test_database_unreachable_answers_503_without_hanging_and_recovers(
         # and the supervisor leaves it down.
         worker = stack.worker
         assert worker is not None
-        assert worker.poll() is None
-        worker.terminate()
+        assert worker.running()
+        worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0
         wait_until(lambda: stack.worker_exits[-1] == 0, timeout=10, what="the supervisor")
         assert stack.worker is worker
