@@ -134,7 +134,7 @@ class FakeServer:
         self.requests: list[dict[str, Any]] = []
         self.in_flight = 0
         self.peak_concurrency = 0
-        self.held = 0  # requests being held by `delay`, not yet handled
+        self.held = 0  # of those in flight, the ones held by `delay`, not yet handled
         self.delay = 0.0
         self.hang_seconds = 2.0
         self.fault_mode: Fault | None = None
@@ -304,13 +304,7 @@ class FakeServer:
         try:
             fault = self._take_fault(request)
             if self.delay:
-                with self.lock:
-                    self.held += 1
-                try:
-                    self.hold(self.delay)
-                finally:
-                    with self.lock:
-                        self.held -= 1
+                self._hold_counted(counted)
             response = (
                 self.handle(request) if fault is None else self._faulty_response(fault, request)
             )
@@ -320,6 +314,16 @@ class FakeServer:
                     self.in_flight -= 1
         entry["status"] = response.status if response is not None else None
         return response
+
+    def _hold_counted(self, counted: bool) -> None:
+        """Wait `delay`; a request that counts in `in_flight` counts in `held` meanwhile."""
+        with self.lock:
+            self.held += counted
+        try:
+            self.hold(self.delay)
+        finally:
+            with self.lock:
+                self.held -= counted
 
     def log_entry(self, request: Request) -> dict[str, Any]:
         """Extra keys of the request's log entry (e.g. the header that authenticates)."""
