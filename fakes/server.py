@@ -342,15 +342,18 @@ class FakeServer:
             return json_response(200, {})
         if request.method == "POST" and action == "faults":
             try:
+                # Everything is parsed before anything changes: a bad body changes nothing.
                 body = request.json() or {}
                 faults = [Fault.from_json(item) for item in body.get("next", [])]
                 mode = body.get("mode", self.fault_mode and asdict(self.fault_mode))
-                with self.lock:
-                    self._next_faults.extend(faults)
-                    self.fault_mode = Fault.from_json(mode) if mode else None
-                    self.delay = float(body.get("delay", self.delay))
+                new_mode = Fault.from_json(mode) if mode else None
+                delay = float(body.get("delay", self.delay))
             except (ValueError, TypeError, AttributeError) as exc:
                 return json_response(400, {"error": str(exc)})
+            with self.lock:
+                self._next_faults.extend(faults)
+                self.fault_mode = new_mode
+                self.delay = delay
             return json_response(200, {"pending": len(self._next_faults)})
         return json_response(404, {"error": f"no control {request.method} {request.path}"})
 

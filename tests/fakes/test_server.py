@@ -89,7 +89,10 @@ def test_faults_are_set_over_http(echo: EchoFake) -> None:
 
     bad = httpx.post(f"{echo.base_url}/_fake/faults", json={"next": [{"kind": "explode"}]})
     assert bad.status_code == 400
+    half_bad = {"next": [{"kind": "error"}], "mode": {"kind": "explode"}}
+    assert httpx.post(f"{echo.base_url}/_fake/faults", json=half_bad).status_code == 400
     assert httpx.get(f"{echo.base_url}/x").status_code == 200  # nothing was queued
+    assert echo.fault_mode is None
 
 
 def test_a_lost_answer_is_handled_then_never_sent() -> None:
