@@ -485,7 +485,7 @@ WS_MAX_SOCKETS_PER_USER = envint("WS_MAX_SOCKETS_PER_USER", 5)
 # --- Notifications ----------------------------------------------------------------
 # FCM HTTP v1 (PUSH_BACKEND=fcm): a service-account JSON file and the project id
 # (read from the file when empty). FCM_API_BASE points at another FCM-compatible
-# endpoint (the loopback fake server of notifications/fake_fcm.py); empty = Google.
+# endpoint (the loopback fake server of fakes/fcm.py); empty = Google.
 FCM_CREDENTIALS_FILE = env("FCM_CREDENTIALS_FILE", env("GOOGLE_APPLICATION_CREDENTIALS"))
 FCM_PROJECT_ID = env("FCM_PROJECT_ID")
 FCM_API_BASE = env("FCM_API_BASE")

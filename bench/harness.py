@@ -2,7 +2,9 @@
 
 The server is started as the Procfile's `web` command (same uvicorn flags), on a
 free loopback port, against real PostgreSQL and Redis with a dedicated bench
-database (dropped and migrated at each run) and Redis database.
+database (dropped and migrated at each run) and Redis database. Processes,
+databases and readiness waits are the shared harness of `fakes/harness.py`
+(the end-to-end tests use it too).
 """
 
 from __future__ import annotations
@@ -13,18 +15,21 @@ import os
 import re
 import shlex
 import signal
-import socket
 import subprocess
-import sys
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-BASE_DIR = Path(__file__).resolve().parent.parent
+from fakes import harness
+
+# Re-exported: the benchmarks import them from here.
+from fakes.harness import PYTHON as PYTHON
+from fakes.harness import flush_redis as flush_redis
+from fakes.harness import free_port as free_port
+
+BASE_DIR = harness.ROOT
 VAR_DIR = BASE_DIR / "var" / "bench"
-PYTHON = sys.executable
 
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/citizen_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/10"
@@ -71,12 +76,6 @@ def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     rank = max(1, min(len(ordered), math.ceil(fraction * len(ordered))))
     return ordered[rank - 1]
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def rss_bytes(pid: int) -> int:
@@ -128,42 +127,16 @@ def bench_env(**extra: str) -> dict[str, str]:
 
 def recreate_database(database_url: str) -> None:
     """Drop and create the bench database (never the project's or the tests')."""
-    import psycopg
-
-    parts = urlsplit(database_url)
-    name = parts.path.lstrip("/")
+    name = urlsplit(database_url).path.lstrip("/")
     if not re.fullmatch(r"[a-z0-9_]*bench[a-z0-9_]*", name):
         raise SystemExit(
             f"refusing to recreate {name!r}: the bench database name must contain 'bench'"
         )
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def flush_redis(redis_url: str) -> None:
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    try:
-        client.flushdb()
-    finally:
-        client.close()
+    harness.recreate_database(database_url)
 
 
 def manage(*args: str, env: dict[str, str] | None = None) -> str:
-    done = subprocess.run(  # noqa: S603 - our own interpreter and manage.py
-        [PYTHON, str(BASE_DIR / "manage.py"), *args],
-        env=env or bench_env(),
-        cwd=BASE_DIR,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
-    return done.stdout
+    return harness.manage(*args, env=env or bench_env())
 
 
 # --- The server --------------------------------------------------------------------
@@ -171,17 +144,9 @@ def manage(*args: str, env: dict[str, str] | None = None) -> str:
 
 def procfile_web_command(app: str, port: int) -> list[str]:
     """The Procfile's `web` command with `app` and a loopback host and port."""
-    line = next(
-        line.partition(":")[2].strip()
-        for line in (BASE_DIR / "Procfile").read_text().splitlines()
-        if line.startswith("web:")
-    )
-    values = {"PORT": str(port), "FORWARDED_ALLOW_IPS": "127.0.0.1"}
-    line = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: values.get(m[1], m[2]), line)
-    argv = shlex.split(line)
-    if argv[0] != "uvicorn":
-        raise NotAvailable(f"the Procfile's web command is not uvicorn: {argv[0]}")
-    argv = [PYTHON, "-m", "uvicorn", *argv[1:]]
+    argv = harness.procfile_argv("web", {"PORT": str(port), "FORWARDED_ALLOW_IPS": "127.0.0.1"})
+    if argv[1:3] != ["-m", "uvicorn"]:
+        raise NotAvailable(f"the Procfile's web command is not uvicorn: {shlex.join(argv)}")
     argv[3] = app
     host = argv.index("--host")
     argv[host + 1] = "127.0.0.1"
@@ -200,8 +165,15 @@ class Server:
         self.name = name
         self.port = free_port()
         self.argv = procfile_web_command(app, self.port)
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log_path = VAR_DIR / f"{name}.log"
+        self.process = harness.Process(
+            name,
+            self.argv,
+            env=env,
+            log_dir=VAR_DIR,
+            ready=lambda: harness.port_answers(self.port, self.ready_path),
+            stop_signal=signal.SIGINT,  # uvicorn's graceful shutdown
+        )
+        self.log_path = self.process.log_path
 
     @property
     def base_url(self) -> str:
@@ -209,44 +181,14 @@ class Server:
 
     @property
     def pid(self) -> int:
-        assert self.process is not None  # noqa: S101
         return self.process.pid
 
     def start(self, timeout: float = 30.0) -> Server:
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("wb")
-        self.process = subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
-            self.argv, env=self.env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited; see {self.log_path}")
-            if self._ready(self.ready_path):
-                return self
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"{self.name} did not start in {timeout}s; see {self.log_path}")
-
-    def _ready(self, ready_path: str | None) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-                if ready_path is None:
-                    return True
-                sock.sendall(f"GET {ready_path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
-                return sock.recv(16).startswith(b"HTTP/1.1 200")
-        except OSError:
-            return False
+        self.process.start(timeout=timeout)
+        return self
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=25)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        self.process.stop(timeout=25)
 
     def __enter__(self) -> Server:
         return self.start()

@@ -1,10 +1,10 @@
 """What the push benchmarks share: the fake FCM server, the worker and an audience.
 
-- `FakeFcm`: `python -m notifications.fake_fcm` (the FCM v1 wire format, its OAuth2
-  token endpoint) as a subprocess on a free loopback port; its request log is read
-  over HTTP (`/_fake/stats`, `/_fake/log`).
+- `FakeFcm`: `python -m fakes.fcm` (the FCM v1 wire format, its OAuth2
+  token endpoint) as a subprocess on a free loopback port (fakes/harness.py's
+  `FakeProcess`); its request log is read over HTTP (`/_fake/stats`, `/_fake/log`).
 - `Worker`: the Procfile's `worker` command with the bench environment, pointed at
-  the fake by `notifications.fake_fcm.backend_env` (the real firebase-admin code,
+  the fake by `fakes.fcm.backend_env` (the real firebase-admin code,
   only its URLs changed), as the end-to-end tests do.
 - `seed_audience`: `python -m bench.seed push` (members and devices in bulk, then
   the agency accepts the organisation's dossier with the real action, which defers
@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
-import shlex
-import subprocess
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -27,9 +24,10 @@ from typing import Any
 import httpx
 import psycopg
 
-from bench.harness import BASE_DIR, PYTHON, VAR_DIR, Context, free_port, manage, run_seed
+from bench.harness import VAR_DIR, Context, manage, run_seed
 from bench.loadgen import Load, run_load
-from notifications.fake_fcm import backend_env
+from fakes.fcm import backend_env
+from fakes.harness import FakeProcess, Process, procfile_argv
 
 FCM_SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
 # Settings of the worker for these runs. Quiet hours off: a non-urgent push is
@@ -53,16 +51,7 @@ def push_settings(ctx: Context) -> dict[str, int]:
 
 def worker_command(env: dict[str, str]) -> list[str]:
     """The Procfile's `worker` command, its ${VAR:-default} filled from `env`."""
-    line = next(
-        line.partition(":")[2].strip()
-        for line in (BASE_DIR / "Procfile").read_text().splitlines()
-        if line.startswith("worker:")
-    )
-    line = re.sub(r"\$\{(\w+):-([^}]*)\}", lambda m: env.get(m[1], m[2]), line)
-    argv = shlex.split(line)
-    if argv[0] == "python":
-        argv[0] = PYTHON
-    return argv
+    return procfile_argv("worker", env)
 
 
 def worker_concurrency(argv: list[str], settings: dict[str, int]) -> int:
@@ -77,52 +66,40 @@ class FakeFcm:
 
     def __init__(self, name: str, *, faults: float = 0.0, seed: int = 0) -> None:
         self.name = name
-        self.port = free_port()
         self.credentials = VAR_DIR / f"{name}-service-account.json"
-        self.log_path = VAR_DIR / f"{name}.log"
-        self.argv = [
-            *(PYTHON, "-m", "notifications.fake_fcm", "--port", str(self.port)),
+        self.fake = FakeProcess(
+            "fakes.fcm",
             *("--project", "citizen-bench", "--credentials", str(self.credentials)),
             *("--faults", str(faults), "--seed", str(seed), "--quiet"),
-        ]
-        self.process: subprocess.Popen[bytes] | None = None
+            name=name,
+            log_dir=VAR_DIR,
+        )
+        self.log_path = self.fake.process.log_path
+
+    @property
+    def argv(self) -> list[str]:
+        return self.fake.argv
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.fake.base_url
 
     def backend_env(self) -> dict[str, str]:
         return backend_env(self.base_url, self.credentials)
 
     def start(self, env: dict[str, str], timeout: float = 30.0) -> FakeFcm:
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(  # noqa: S603 - our interpreter, fixed arguments
-                self.argv, env=env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the fake FCM server exited; see {self.log_path}")
-            try:
-                self.stats()
-                return self
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        raise RuntimeError(f"the fake FCM server did not start; see {self.log_path}")
+        self.fake.process.env = dict(env)
+        self.fake.start(timeout=timeout)
+        return self
 
     def stats(self) -> dict[str, Any]:
-        answer = httpx.get(f"{self.base_url}/_fake/stats", timeout=10)
-        answer.raise_for_status()
-        return dict(answer.json())
+        return self.fake.stats()
 
     def attempts(self) -> list[dict[str, Any]]:
-        answer = httpx.get(f"{self.base_url}/_fake/log", timeout=60)
-        answer.raise_for_status()
-        return list(answer.json()["attempts"])
+        return list(self.fake.log()["attempts"])
 
     def reset(self) -> None:
-        httpx.post(f"{self.base_url}/_fake/reset", timeout=10).raise_for_status()
+        self.fake.reset()
 
     def access_token(self) -> str:
         """An OAuth2 access token from the fake, obtained as google-auth does (JWT grant)."""
@@ -150,13 +127,7 @@ class FakeFcm:
         return str(answer.json()["access_token"])
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        self.fake.stop()
 
 
 class Worker:
@@ -165,35 +136,23 @@ class Worker:
     def __init__(self, env: dict[str, str], name: str) -> None:
         self.env = env
         self.argv = worker_command(env)
-        self.log_path = VAR_DIR / f"{name}.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        # SIGTERM: procrastinate finishes its running jobs first.
+        self.process = Process(name, self.argv, env=env, log_dir=VAR_DIR)
+        self.log_path = self.process.log_path
 
     @property
     def pid(self) -> int:
-        assert self.process is not None  # noqa: S101
         return self.process.pid
 
     def start(self) -> Worker:
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(  # noqa: S603 - our interpreter, the Procfile's line
-                self.argv, env=self.env, cwd=BASE_DIR, stdout=log, stderr=subprocess.STDOUT
-            )
+        self.process.spawn()
         return self
 
     def check(self) -> None:
-        if self.process is not None and self.process.poll() is not None:
-            raise RuntimeError(f"the worker exited; see {self.log_path}")
+        self.process.check()
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()  # procrastinate finishes its running jobs first
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        self.process.stop(timeout=30)
 
 
 @dataclass

@@ -1,13 +1,13 @@
 """Push fan-out: deliveries/s of the push worker to the fake FCM server ÷ the fake
 server's own ceiling at the same concurrency.
 
-1. The fake FCM v1 server (`python -m notifications.fake_fcm`) runs as a process
+1. The fake FCM v1 server (`python -m fakes.fcm`) runs as a process
    of its own on a free loopback port.
 2. `bench.seed push` gives an organisation members owning N devices (bulk
    inserts), then the agency accepts the organisation's dossier with the real
    action: the event's fan-out job is deferred in its transaction.
 3. The worker (the Procfile's `worker` command, bench environment, firebase-admin
-   pointed at the fake by `notifications.fake_fcm.backend_env`) fans the event
+   pointed at the fake by `fakes.fcm.backend_env`) fans the event
    out and sends; deliveries/s = accepted sends ÷ the time from the first to the
    last send the fake server received (its own clock).
 4. Ceiling: right after, a plain load generator (wrk; httpx without it) posts one

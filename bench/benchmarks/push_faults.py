@@ -62,7 +62,7 @@ def run(ctx: Context) -> list[Result]:
     notes = []
     if unique < run.audience.devices:
         notes.append(f"{run.audience.devices - unique} devices got no push: {run.states}")
-    measured_by = "fake FCM server's request log (python -m notifications.fake_fcm --faults)"
+    measured_by = "fake FCM server's request log (python -m fakes.fcm --faults)"
     return [
         Result(
             path=PATH,

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from auth.sms import SmsError, send_sms
+from fakes.sms_gateway import FakeGateway, running_gateway
 from tests.accounts.conftest import register
-from tests.accounts.fake_sms_gateway import FakeGateway, running_gateway
 
 
 @pytest.fixture
@@ -26,8 +26,8 @@ def gateway(settings: Any) -> Iterator[FakeGateway]:
 
 def test_success_returns_the_gateway_sms_id_and_sends_the_wire_format(gateway) -> None:
     sms_id = send_sms("+84912345678", "123456 là mã xác thực", purpose="otp.register")
-    assert len(gateway.requests) == 1
-    sent = gateway.requests[0]
+    assert len(gateway.messages) == 1
+    sent = gateway.messages[0]
     assert sent["ApiKey"] == "test-api-key"
     assert sent["SecretKey"] == "test-secret"
     assert sent["Phone"] == "84912345678"
@@ -107,5 +107,5 @@ def test_a_gateway_failure_during_registration_is_503_and_leaves_nothing(api, db
 def test_registration_through_the_gateway_texts_the_code(api, db, gateway) -> None:
     response = register(api)
     assert response.status_code == 202
-    assert gateway.requests[0]["Phone"] == "84912345678"
-    assert "mã xác thực đăng ký" in gateway.requests[0]["Content"]
+    assert gateway.messages[0]["Phone"] == "84912345678"
+    assert "mã xác thực đăng ký" in gateway.messages[0]["Content"]

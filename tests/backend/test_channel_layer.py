@@ -16,7 +16,7 @@ from django.conf import settings
 from redis.asyncio import Redis
 
 from backend.channel_layer import RedisChannelLayer, RedisPubSubChannelLayer
-from tests.e2e.stack import RedisServer
+from fakes.harness import RedisServer
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 30

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dossiers.models import Agency, AgencyRequest
+from backend.models import IdempotencyRecord
+from dossiers.models import Agency
 from tests.conftest import ApiClient
 from tests.dossiers.conftest import AgencyClient
 
@@ -37,7 +38,7 @@ def test_codes_are_answered_in_order_with_splits_and_errors(
     assert answers[2]["conversion"]["candidates"][0]["province"]["code"] == "08"
     assert answers[3]["conversion"] is None
     assert answers[3]["error"]["code"] == "unknown_old_unit"
-    assert AgencyRequest.objects.count() == 0  # nothing recorded: it changes nothing
+    assert IdempotencyRecord.objects.count() == 0  # nothing recorded: it changes nothing
 
 
 def test_batch_size_limit_is_a_setting(agency_client: AgencyClient, settings) -> None:

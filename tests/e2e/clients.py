@@ -16,8 +16,9 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from dossiers.agency.signing import sign as sign_agency
+from fakes.harness import wait_until
 from postal.webhooks import sign as sign_webhook
-from tests.e2e.stack import WEBHOOK_SECRET, Stack, wait_until
+from tests.e2e.stack import WEBHOOK_SECRET, Stack
 
 PASSWORD = "Str0ng-pass!word-e2e"
 
@@ -234,7 +235,7 @@ def sms_code(stack: Stack, phone: str, already: int = 0) -> str:
     number = phone.lstrip("+")
 
     def texts() -> list[dict[str, Any]]:
-        return [r for r in stack.sms.requests if r.get("Phone") == number]
+        return [r for r in stack.sms.messages if r.get("Phone") == number]
 
     wait_until(lambda: len(texts()) > already, timeout=10, what="an SMS")
     match = re.search(r"\b(\d{6})\b", texts()[-1]["Content"])
@@ -325,7 +326,7 @@ def second_device(stack: Stack, phone: str) -> MobileApp:
     """The same citizen signing in on another phone: password, then a texted code."""
     assert stack.sms is not None
     app = MobileApp(stack)
-    before = len([r for r in stack.sms.requests if r.get("Phone") == phone.lstrip("+")])
+    before = len([r for r in stack.sms.messages if r.get("Phone") == phone.lstrip("+")])
     login = app.post("/api/v1/auth/login", {"phone": phone, "password": PASSWORD} | app.device())
     assert login.status_code == 200, login.text
     assert login.json()["second_factor_required"] is True

@@ -10,8 +10,10 @@
 - the ASGI server and the job worker, exactly the Procfile's `web` and `worker`
   commands, as subprocesses wired to all of the above through the environment.
 
-Every wait is bounded; `close()` terminates then kills the processes, stops the
-fakes and drops the database even when the test failed half-way.
+Processes, the throwaway Redis, databases and readiness waits come from the
+harness the benchmarks share (fakes/harness.py). Every wait is bounded; `close()`
+terminates then kills the processes, stops the fakes and drops the database even
+when the test failed half-way.
 """
 
 from __future__ import annotations
@@ -20,105 +22,38 @@ import contextlib
 import os
 import secrets
 import select
-import shutil
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psycopg
 
-from notifications.fake_fcm import FakeFcmServer, Outcome, backend_env
-from tests.accounts.fake_sms_gateway import FakeGateway, running_gateway
-from tests.postal.fake_carrier import API_KEY as CARRIER_API_KEY
-from tests.postal.fake_carrier import FakeCarrier
+from fakes.carrier import API_KEY as CARRIER_API_KEY
+from fakes.carrier import FakeCarrier
+from fakes.fcm import FakeFcmServer, backend_env
+from fakes.harness import (
+    Process,
+    RedisServer,
+    child_env,
+    create_database,
+    drop_database,
+    free_port,
+    manage,
+    procfile_argv,
+)
+from fakes.sms_gateway import FakeGateway
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
 PG_ADMIN_URL = os.environ.get("E2E_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 WEBHOOK_SECRET = "e2e-webhook-secret"
 SMS_KEYS = {"api_key": "e2e-sms-key", "secret_key": "e2e-sms-secret", "brandname": "DVCONG"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(
-    condition: Callable[[], Any], *, timeout: float, interval: float = 0.05, what: str = ""
-) -> Any:
-    """Poll `condition` until it returns something truthy; bounded in time."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = condition()
-        except Exception as exc:  # a not-yet-ready service raises; keep polling
-            last_error = exc
-            value = None
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last error: {last_error})")
-
-
-def procfile_command(name: str) -> str:
-    for line in (ROOT / "Procfile").read_text(encoding="utf-8").splitlines():
-        key, _, command = line.partition(":")
-        if key.strip() == name:
-            return command.strip()
-    raise KeyError(name)
-
-
-# --- Fakes --------------------------------------------------------------------------
-
-
-class ScriptableFcm(FakeFcmServer):
-    """The fake FCM with switches for every token at once: an outage mode and a delay.
-
-    `outage` is a list of outcomes served in turn to every send while it is not
-    empty (e.g. 503s then 429s); `delay` holds each send before it is answered
-    (and before it counts as received, like a server that is slow to accept).
-    `in_flight` counts sends being held.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.outage: list[Outcome] = []
-        self.delay = 0.0
-        self.in_flight = 0
-        self._switch = threading.Lock()
-
-    def _next_outcome(self, token: str) -> Outcome:
-        with self._switch:
-            if self.outage:
-                return self.outage.pop(0)
-        return super()._next_outcome(token)
-
-    def _send(
-        self, project: str, authorization: str, body: dict[str, Any]
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        if self.delay:
-            with self._switch:
-                self.in_flight += 1
-            try:
-                time.sleep(self.delay)
-            finally:
-                with self._switch:
-                    self.in_flight -= 1
-        return super()._send(project, authorization, body)
-
-    def accepted(self) -> list[dict[str, Any]]:
-        with self._lock:
-            return [item["message"] for item in self.sent]
 
 
 # --- TCP proxy (to cut the database off) --------------------------------------------------
@@ -207,70 +142,6 @@ class TcpProxy:
         self._thread.join(timeout=2)
 
 
-# --- Redis --------------------------------------------------------------------------------
-
-
-class RedisServer:
-    """A throwaway redis-server on its own port (no disk), stoppable and restartable."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
-        with (self.workdir / "redis.log").open("ab") as log:
-            self.process = self._popen(binary, log)
-        wait_until(self._pong, timeout=10, what="redis-server")
-
-    def _popen(self, binary: str, log: Any) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.workdir),
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-
-    def _pong(self) -> bool:
-        with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            stop_process(self.process)
-            self.process = None
-
-
-def stop_process(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
-
-
 # --- The stack -------------------------------------------------------------------------------
 
 
@@ -290,13 +161,14 @@ class Stack:
         self.db_proxy_wanted = db_proxy
         self.extra_env = extra_env or {}
         self.redis = RedisServer(workdir)
-        self.fcm = ScriptableFcm(project_id="citizen-e2e")
+        # The fakes run as threads of the test process, so the test reads what they
+        # received and scripts their answers directly.
+        self.fcm = FakeFcmServer(project_id="citizen-e2e")
         self.carrier = FakeCarrier()
-        self.sms: FakeGateway | None = None
-        self._sms_cm: Any = None
+        self.sms = FakeGateway(**SMS_KEYS)
         self.proxy: TcpProxy | None = None
-        self.web: subprocess.Popen[bytes] | None = None
-        self.worker: subprocess.Popen[bytes] | None = None
+        self.web: Process | None = None
+        self.worker: Process | None = None
         self.web_port = free_port()
         self.db_created = False
         self.fakes_started = False
@@ -335,9 +207,8 @@ class Stack:
         self.redis.start()
         self.fcm.start()
         self.carrier.start()
+        self.sms.start()
         self.fakes_started = True
-        self._sms_cm = running_gateway(**SMS_KEYS)
-        self.sms = self._sms_cm.__enter__()
         self.env = self._environment()
         if self.template is None:
             self.manage("migrate", "--noinput", timeout=180)
@@ -349,15 +220,9 @@ class Stack:
 
     def _environment(self) -> dict[str, str]:
         credentials = self.fcm.write_credentials(self.workdir / "fcm-service-account.json")
-        assert self.sms is not None
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(("DJANGO_", "PYTEST", "TEST_DATABASE"))
-        }
-        env.update(
+        env = child_env(
             {
-                "PATH": f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
+                "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
                 "PYTHONUNBUFFERED": "1",
                 "DATABASE_URL": self.database_url(via_proxy=self.proxy is not None),
                 "DATABASE_CONNECT_TIMEOUT": "2",
@@ -391,50 +256,28 @@ class Stack:
         return env
 
     def manage(self, *args: str, timeout: float = 60, input: str | None = None) -> str:
-        result = subprocess.run(
-            [str(VENV_BIN / "python"), "manage.py", *args],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            input=input,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stderr[-3000:]}")
-        return result.stdout
+        return manage(*args, env=self.env, timeout=timeout, input=input)
 
     def python(self, code: str, timeout: float = 60) -> str:
         """Run Django code against the stack's database (as an operator would)."""
         return self.manage("shell", "-c", code, timeout=timeout)
 
-    def _spawn(self, name: str, extra: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        command = procfile_command(name)
+    def _process(self, name: str, extra: dict[str, str] | None = None) -> Process:
+        """The Procfile's `name` command with the stack's environment (log appended)."""
         env = {**self.env, **(extra or {})}
-        # `exec` keeps the process id ours, so signals reach the server itself.
-        with (self.workdir / f"{name}.log").open("ab") as log:
-            return subprocess.Popen(
-                ["/bin/sh", "-c", f"exec {command}"],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        return Process(
+            name, procfile_argv(name, env), env=env, log_dir=self.workdir, append_log=True
+        )
 
     def start_web(self) -> None:
-        self.web = self._spawn("web", {"PORT": str(self.web_port)})
-        wait_until(self._ready, timeout=30, interval=0.1, what="web /readyz")
-
-    def _ready(self) -> bool:
-        assert self.web is not None
-        if self.web.poll() is not None:
-            raise RuntimeError(f"web exited: {self.log_tail('web')}")
-        return httpx.get(f"{self.base_url}/readyz", timeout=2).status_code == 200
+        self.web = self._process("web", {"PORT": str(self.web_port)})
+        self.web.ready = lambda: httpx.get(f"{self.base_url}/readyz", timeout=2).status_code == 200
+        self.web.start(timeout=30)
 
     def start_worker(self) -> None:
-        self.worker = self._spawn("worker")
-        wait_until(self._worker_alive, timeout=30, interval=0.1, what="worker heartbeat")
+        self.worker = self._process("worker")
+        self.worker.ready = self._heartbeat
+        self.worker.start(timeout=30)
 
     def supervise_worker(self, restart_delay: float = 1.0) -> None:
         """Restart the worker whenever it exits with a failure status, as a supervisor
@@ -448,22 +291,16 @@ class Stack:
     def _supervise(self, restart_delay: float) -> None:
         while not self._closing.wait(0.1):
             worker = self.worker
-            if worker is None or (status := worker.poll()) is None:
+            if worker is None or (status := worker.exit_status()) is None:
                 continue
             self.worker_exits.append(status)
             if status == 0 or self._closing.wait(restart_delay):
                 return
-            self.worker = self._spawn("worker")
+            self.worker = self._process("worker").spawn()
 
     def worker_running(self) -> bool:
         """The current worker process is up and beating (after a restart too)."""
-        return self.worker is not None and self.worker.poll() is None and self._heartbeat()
-
-    def _worker_alive(self) -> bool:
-        assert self.worker is not None
-        if self.worker.poll() is not None:
-            raise RuntimeError(f"worker exited: {self.log_tail('worker')}")
-        return self._heartbeat()
+        return self.worker is not None and self.worker.running() and self._heartbeat()
 
     def _heartbeat(self) -> bool:
         rows = self.sql(
@@ -489,11 +326,7 @@ class Stack:
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
     def _create_database(self) -> None:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
-            if self.template:
-                conn.execute(f'CREATE DATABASE "{self.db_name}" TEMPLATE "{self.template}"')
-            else:
-                conn.execute(f'CREATE DATABASE "{self.db_name}"')
+        create_database(PG_ADMIN_URL, self.db_name, template=self.template)
         self.db_created = True
 
     def close(self) -> None:
@@ -503,29 +336,18 @@ class Stack:
         for process in (self.web, self.worker):
             if process is not None:
                 with contextlib.suppress(Exception):
-                    stop_process(process)
+                    process.stop(timeout=10)
         with contextlib.suppress(Exception):
             self.redis.stop()
         if self.proxy is not None:
             with contextlib.suppress(Exception):
                 self.proxy.close()
-        if self.fakes_started:  # shutdown() of a server that never served would block
+        for fake in (self.fcm, self.carrier, self.sms):
             with contextlib.suppress(Exception):
-                self.fcm.stop()
-            with contextlib.suppress(Exception):
-                self.carrier.stop()
-        else:
-            self.fcm._httpd.server_close()
-            self.carrier.server.server_close()
-        if self._sms_cm is not None:
-            with contextlib.suppress(Exception):
-                self._sms_cm.__exit__(None, None, None)
+                fake.stop()
         if self.db_created:
-            with (
-                contextlib.suppress(Exception),
-                psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn,
-            ):
-                conn.execute(f'DROP DATABASE IF EXISTS "{self.db_name}" WITH (FORCE)')
+            with contextlib.suppress(Exception):
+                drop_database(PG_ADMIN_URL, self.db_name)
 
     def dump_logs(self) -> str:
         return "\n".join(
@@ -542,13 +364,14 @@ def migrated_template(workdir: Path) -> Iterator[str]:
     stack.db_name = name
     try:
         stack._create_database()
-        stack.env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "TEST_DATA"))},
-            "DATABASE_URL": stack.database_url(),
-            "JOBS_INLINE": "0",
-            "REDIS_URL": "",
-            "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-        }
+        stack.env = child_env(
+            {
+                "DATABASE_URL": stack.database_url(),
+                "JOBS_INLINE": "0",
+                "REDIS_URL": "",
+                "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+            }
+        )
         stack.manage("migrate", "--noinput", timeout=180)
         stack.manage("load_demo", timeout=60)
         yield name

@@ -13,7 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from notifications.fake_fcm import Outcome
+from fakes.fcm import Outcome
+from fakes.harness import wait_until
 from tests.e2e.clients import (
     AGENCY_CODE,
     PASSWORD,
@@ -28,7 +29,7 @@ from tests.e2e.clients import (
     sms_code,
     submitted,
 )
-from tests.e2e.stack import Stack, running_stack, wait_until
+from tests.e2e.stack import Stack, running_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -129,7 +130,7 @@ def test_worker_killed_mid_batch_every_push_arrives_once_after_restart(
 
         accept_all(agency, [code])
         wait_until(
-            lambda: stack.fcm.in_flight == 2 and len(stack.fcm.accepted()) == 2,
+            lambda: stack.fcm.held == 2 and len(stack.fcm.accepted()) == 2,
             timeout=30,
             interval=0.01,
             what="the second slice in flight",
@@ -281,8 +282,8 @@ def test_database_unreachable_answers_503_without_hanging_and_recovers(
         # and the supervisor leaves it down.
         worker = stack.worker
         assert worker is not None
-        assert worker.poll() is None
-        worker.terminate()
+        assert worker.running()
+        worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=30) == 0
         wait_until(lambda: stack.worker_exits[-1] == 0, timeout=10, what="the supervisor")
         assert stack.worker is worker

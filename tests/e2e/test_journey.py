@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from fakes.harness import wait_until
 from tests.dossiers.attachments.samples import GPS_IFD, heic_bytes, jpeg_bytes
 from tests.e2e.clients import (
     AGENCY_CODE,
@@ -27,7 +28,7 @@ from tests.e2e.clients import (
     sign_up,
     wait_for_pushes,
 )
-from tests.e2e.stack import Stack, running_stack, wait_until
+from tests.e2e.stack import Stack, running_stack
 
 pytestmark = pytest.mark.e2e
 

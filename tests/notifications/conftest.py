@@ -14,8 +14,8 @@ from procrastinate.contrib.django import app
 
 from auth.models import DeviceSession, User
 from dossiers.models import Dossier
+from fakes.fcm import FakeFcmServer
 from notifications import actions
-from notifications.fake_fcm import FakeFcmServer
 from notifications.models import Device, Notification
 from tests.conftest import sign_in
 from tracking.events import record_event

@@ -12,9 +12,9 @@ from auth.actions import support
 from auth.actions.sessions import revoke_session
 from auth.models import User
 from dossiers.models import Dossier
+from fakes.fcm import FakeFcmServer
 from notifications import actions
 from notifications.delivery import send_pushes
-from notifications.fake_fcm import FakeFcmServer
 from notifications.models import Delivery, Notification
 from notifications.templates import ACCOUNT_TEMPLATES
 from tests.accounts.staff import make_citizen, make_staff

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 
-from notifications.fake_fcm import FAULT_CODES, FakeFcmServer, backend_env
+from fakes.fcm import FAULT_CODES, FakeFcmServer, backend_env
 from notifications.fcm import FcmGateway
 from notifications.payload import Push
 
@@ -109,7 +109,7 @@ def test_the_log_is_readable_over_http_and_can_be_reset(fcm: FakeFcmServer) -> N
     assert httpx.post(f"{fcm.base_url}/_fake/reset").status_code == 200
     stats = httpx.get(f"{fcm.base_url}/_fake/stats").json()
     assert (stats["requests"], stats["accepted"], stats["peak_concurrency"]) == (0, 0, 0)
-    assert httpx.get(f"{fcm.base_url}/_fake/log").json() == {"attempts": []}
+    assert httpx.get(f"{fcm.base_url}/_fake/log").json() == {"attempts": [], "requests": []}
 
 
 def test_backend_env_points_firebase_admin_at_the_fake(tmp_path: Path) -> None:

@@ -9,8 +9,8 @@ import logging
 import pytest
 
 from dossiers.models import Dossier
+from fakes.fcm import Outcome
 from notifications.delivery import retry_delay, send_pushes
-from notifications.fake_fcm import Outcome
 from notifications.fcm import SendResult
 from notifications.models import Delivery, Device, Notification
 from tests.factories import make_dossier, make_user

@@ -146,7 +146,7 @@ def test_fake_fcm_server_runs_for_developers(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "notifications.fake_fcm",
+            "fakes.fcm",
             "--port",
             "0",
             "--credentials",

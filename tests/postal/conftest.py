@@ -13,11 +13,11 @@ from procrastinate.contrib.django import app
 
 from auth.models import User
 from dossiers.models import Dossier
+from fakes.carrier import API_KEY, FakeCarrier
 from postal.models import SavedAddress
 from postal.webhooks import sign
 from tests.conftest import ApiClient, ApiResponse, make_user, sign_in
 from tests.factories import make_dossier, make_procedure
-from tests.postal.fake_carrier import API_KEY, FakeCarrier
 
 WEBHOOK_SECRET = "test-webhook-secret"
 HANOI_COMMUNE = "00070"  # Phường Hoàn Kiếm, Hà Nội (01): same province as the agency
@@ -33,7 +33,7 @@ def fake_carrier(settings: Any) -> Iterator[FakeCarrier]:
     settings.POSTAL_VNPOST_TIMEOUT_SECONDS = 0.5
     settings.POSTAL_VNPOST_HTTP_RETRIES = 0
     settings.POSTAL_VNPOST_HTTP_RETRY_BACKOFF_MS = 0
-    carrier.state.hang_seconds = 1.5
+    carrier.hang_seconds = 1.5
     yield carrier
     carrier.stop()
 

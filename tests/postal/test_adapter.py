@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from fakes.carrier import FakeCarrier
 from postal.carriers import CarrierRejected, CarrierUnavailable, Order, Party
 from postal.carriers.vnpost import VNPostAdapter
-from tests.postal.fake_carrier import FakeCarrier
 
 OFFICE = Party("UBND phường Ba Đình", "", "UBND phường Ba Đình", "00004", "01")
 CITIZEN = Party("Lê Thị Hoa", "+84912345678", "Số 12 phố Huế", "00070", "01")
@@ -35,7 +35,7 @@ def adapter(carrier: FakeCarrier, **extra) -> VNPostAdapter:
 def test_create_order_sends_the_wire_format(fake_carrier: FakeCarrier) -> None:
     created = adapter(fake_carrier).create_order(order())
     assert (created.waybill, created.order_number) == ("EB000000001VN", "T001-261124-0001-1")
-    request = fake_carrier.state.requests[0]
+    request = fake_carrier.requests[0]
     assert (request["method"], request["path"], request["api_key"]) == (
         "POST",
         "/v1/orders",
@@ -77,7 +77,7 @@ def test_carrier_error_code_is_mapped_and_final(fake_carrier: FakeCarrier) -> No
     with pytest.raises(CarrierRejected) as caught:
         adapter(fake_carrier, retries=2).create_order(order(commune="1"))
     assert (caught.value.code, caught.value.retryable) == ("carrier_invalid_address", False)
-    assert len(fake_carrier.state.requests) == 1  # a refusal is never retried
+    assert len(fake_carrier.requests) == 1  # a refusal is never retried
     assert fake_carrier.orders == {}
 
 
@@ -128,7 +128,7 @@ def test_idempotent_calls_are_retried_in_the_call(fake_carrier: FakeCarrier) -> 
     fake_carrier.fail_next("error", status=503, times=2)
     created = adapter(fake_carrier, retries=2).create_order(order())
     assert created.waybill == "EB000000001VN"
-    assert fake_carrier.state.paths() == ["POST /v1/orders"] * 3
+    assert fake_carrier.paths() == ["POST /v1/orders"] * 3
     assert len(fake_carrier.orders) == 1
 
 
@@ -143,14 +143,14 @@ def test_retries_give_up_after_the_limit(fake_carrier: FakeCarrier) -> None:
     fake_carrier.fail_next("error", status=500, times=3)
     with pytest.raises(CarrierUnavailable):
         adapter(fake_carrier, retries=2).create_order(order())
-    assert len(fake_carrier.state.requests) == 3
+    assert len(fake_carrier.requests) == 3
 
 
 def test_cancel_collect_and_track(fake_carrier: FakeCarrier) -> None:
     client = adapter(fake_carrier)
     waybill = client.create_order(order()).waybill
     client.request_collection(waybill)
-    assert fake_carrier.state.by_waybill(waybill)["status"] == "awaiting_collection"
+    assert fake_carrier.by_waybill(waybill)["status"] == "awaiting_collection"
     tracking = client.track(waybill)
     assert (tracking.waybill, tracking.status, tracking.events) == (
         waybill,
@@ -158,13 +158,13 @@ def test_cancel_collect_and_track(fake_carrier: FakeCarrier) -> None:
         [],
     )
     client.cancel_order(waybill)
-    assert fake_carrier.state.by_waybill(waybill)["status"] == "cancelled"
+    assert fake_carrier.by_waybill(waybill)["status"] == "cancelled"
 
 
 def test_cancel_after_collection_is_refused(fake_carrier: FakeCarrier) -> None:
     client = adapter(fake_carrier)
     waybill = client.create_order(order()).waybill
-    fake_carrier.state.by_waybill(waybill)["status"] = "picked_up"
+    fake_carrier.by_waybill(waybill)["status"] = "picked_up"
     with pytest.raises(CarrierRejected) as caught:
         client.cancel_order(waybill)
     assert caught.value.code == "carrier_not_cancellable"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from fakes.carrier import FakeCarrier
 from postal.models import DeliveryBooking
 from tests.conftest import ApiClient, make_user, sign_in
 from tests.postal.conftest import (
@@ -14,7 +15,6 @@ from tests.postal.conftest import (
     postal_jobs,
     run_postal_jobs,
 )
-from tests.postal.fake_carrier import FakeCarrier
 from tracking.models import DossierEvent
 
 
@@ -51,7 +51,7 @@ def test_cancel_before_pickup_cancels_the_carrier_order(fake_carrier: FakeCarrie
     cancelled = DossierEvent.objects.get(type="delivery.cancelled")
     assert (cancelled.actor_type, cancelled.data["reason"]) == ("citizen", "cancelled_by_citizen")
     run_postal_jobs()
-    assert fake_carrier.state.by_waybill("EB000000001VN")["status"] == "cancelled"
+    assert fake_carrier.by_waybill("EB000000001VN")["status"] == "cancelled"
     assert postal_jobs("postal.cancel_carrier_order")[0][1:3] == (
         "succeeded",
         {"carrier": "vnpost", "waybill": "EB000000001VN"},
@@ -117,8 +117,8 @@ def test_change_address_before_pickup_replaces_the_carrier_order(
     run_postal_jobs()
     booking = DeliveryBooking.objects.get(pk=booking_id)
     assert (booking.status, booking.waybill, booking.revision) == ("booked", "EB000000002VN", 2)
-    assert fake_carrier.state.by_waybill("EB000000001VN")["status"] == "cancelled"
-    new_order = fake_carrier.state.by_waybill("EB000000002VN")
+    assert fake_carrier.by_waybill("EB000000001VN")["status"] == "cancelled"
+    new_order = fake_carrier.by_waybill("EB000000002VN")
     assert new_order["payload"]["receiver"]["address"]["commune_code"] == CA_MAU_COMMUNE
     assert len(fake_carrier.orders) == 2
     assert events(citizen) == ["delivery.booked", "delivery.booked"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dossiers.models import Dossier, Procedure
+from fakes.carrier import FakeCarrier
 from postal.models import DeliveryBooking
 from tests.postal.conftest import (
     Citizen,
@@ -12,7 +13,6 @@ from tests.postal.conftest import (
     postal_jobs,
     run_postal_jobs,
 )
-from tests.postal.fake_carrier import FakeCarrier
 from tracking.models import DossierEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -93,7 +93,7 @@ def test_lost_response_then_retry_never_makes_two_orders(fake_carrier: FakeCarri
     booking = DeliveryBooking.objects.get(pk=booking_id)
     assert (booking.status, booking.waybill) == ("booked", "EB000000001VN")
     assert len(fake_carrier.orders) == 1
-    assert fake_carrier.state.paths() == ["POST /v1/orders", "POST /v1/orders"]
+    assert fake_carrier.paths() == ["POST /v1/orders", "POST /v1/orders"]
 
 
 def test_job_for_a_booked_booking_does_nothing(fake_carrier: FakeCarrier) -> None:
@@ -103,7 +103,7 @@ def test_job_for_a_booked_booking_does_nothing(fake_carrier: FakeCarrier) -> Non
     booking_id = citizen.book().json()["id"]
     run_postal_jobs()
     assert send_booking_to_carrier(booking_id, 1) == "skipped"  # state guard
-    assert len(fake_carrier.state.requests) == 1
+    assert len(fake_carrier.requests) == 1
 
 
 def test_carrier_refusal_ends_the_booking_and_tells_the_citizen(
@@ -132,7 +132,7 @@ def test_cancelled_while_pending_sends_no_order(fake_carrier: FakeCarrier) -> No
     booking_id = citizen.book().json()["id"]
     assert citizen.api.post(f"/api/v1/postal/bookings/{booking_id}/cancel").status_code == 200
     run_postal_jobs()
-    assert fake_carrier.state.requests == []
+    assert fake_carrier.requests == []
     assert DeliveryBooking.objects.get(pk=booking_id).status == "cancelled"
 
 
@@ -145,7 +145,7 @@ def test_booking_after_the_result_is_ready_asks_for_collection(
 
     booking = DeliveryBooking.objects.get(pk=booking_id)
     assert booking.status == "ready_for_pickup"
-    assert fake_carrier.state.paths() == [
+    assert fake_carrier.paths() == [
         "POST /v1/orders",
         f"POST /v1/orders/{booking.waybill}/collect",
     ]

@@ -7,9 +7,9 @@ from django.conf import settings
 from django.db import transaction
 
 from dossiers.models import Dossier
+from fakes.carrier import FakeCarrier
 from postal.models import DeliveryBooking
 from tests.postal.conftest import Citizen, postal_jobs, run_postal_jobs
-from tests.postal.fake_carrier import FakeCarrier
 from tracking.events import record_event
 from tracking.models import DossierEvent
 
@@ -49,11 +49,11 @@ def test_result_ready_makes_the_carrier_collect(fake_carrier: FakeCarrier) -> No
 
     booking = DeliveryBooking.objects.get(pk=booking_id)
     assert booking.status == "ready_for_pickup"
-    assert fake_carrier.state.paths() == [
+    assert fake_carrier.paths() == [
         "POST /v1/orders",
         "POST /v1/orders/EB000000001VN/collect",
     ]
-    assert fake_carrier.state.by_waybill("EB000000001VN")["status"] == "awaiting_collection"
+    assert fake_carrier.by_waybill("EB000000001VN")["status"] == "awaiting_collection"
     assert postal_jobs("postal.request_collection")[0][1] == "succeeded"
 
 
@@ -65,7 +65,7 @@ def test_other_events_do_not_hand_over(fake_carrier: FakeCarrier) -> None:
     run_postal_jobs()
     assert DeliveryBooking.objects.get(pk=booking_id).status == "booked"
     assert postal_jobs("postal.request_collection") == []
-    assert fake_carrier.state.paths() == ["POST /v1/orders"]
+    assert fake_carrier.paths() == ["POST /v1/orders"]
 
 
 def test_result_ready_without_a_booking_does_nothing(fake_carrier: FakeCarrier) -> None:
@@ -74,7 +74,7 @@ def test_result_ready_without_a_booking_does_nothing(fake_carrier: FakeCarrier) 
     run_postal_jobs()
     assert postal_jobs("postal.on_dossier_event")[0][1] == "succeeded"
     assert postal_jobs("postal.request_collection") == []
-    assert fake_carrier.state.requests == []
+    assert fake_carrier.requests == []
 
 
 def test_result_ready_while_the_booking_is_still_pending(fake_carrier: FakeCarrier) -> None:
@@ -93,7 +93,7 @@ def test_result_ready_while_the_booking_is_still_pending(fake_carrier: FakeCarri
     run_postal_jobs()
     booking = DeliveryBooking.objects.get(pk=booking_id)
     assert booking.status == "ready_for_pickup"
-    assert fake_carrier.state.paths()[-1] == f"POST /v1/orders/{booking.waybill}/collect"
+    assert fake_carrier.paths()[-1] == f"POST /v1/orders/{booking.waybill}/collect"
 
 
 @pytest.mark.parametrize(
@@ -116,7 +116,7 @@ def test_closed_dossier_cancels_uncollected_bookings(
     assert booking.status == "cancelled"
     cancelled = DossierEvent.objects.get(dossier=citizen.dossier, type="delivery.cancelled")
     assert (cancelled.actor_type, cancelled.data["reason"]) == ("system", event_type)
-    assert fake_carrier.state.by_waybill(booking.waybill)["status"] == "cancelled"
+    assert fake_carrier.by_waybill(booking.waybill)["status"] == "cancelled"
 
 
 def test_closed_dossier_leaves_a_collected_parcel_alone(fake_carrier: FakeCarrier) -> None:

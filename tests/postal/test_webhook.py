@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from fakes.carrier import FakeCarrier
 from postal.models import CarrierMessage, DeliveryBooking
 from tests.postal.conftest import WEBHOOK_SECRET, Citizen, post_webhook, run_postal_jobs
-from tests.postal.fake_carrier import FakeCarrier
 from tracking.models import DossierEvent
 
 pytestmark = pytest.mark.django_db

@@ -21,9 +21,9 @@ from channels.layers import channel_layers
 from django.core.cache import cache
 
 from backend.redis import get_redis
+from fakes.harness import RedisServer
 from tests.accounts.conftest import PASSWORD, device, last_code
 from tests.conftest import ApiClient
-from tests.e2e.stack import RedisServer
 from tests.tracking.conftest import Citizen, add_event
 from tests.tracking.test_stream_server import (
     WAIT,

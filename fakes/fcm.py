@@ -12,20 +12,21 @@ It speaks the wire format firebase-admin uses:
 - `GET .../serviceAccounts/{email}/allowedLocations`: google-auth's regional
   access boundary lookup, answered with "no boundary" (see `rab_endpoint`).
 
-Outcomes are scripted per token (`server.script(token, "UNAVAILABLE", "ok")`);
-a token whose name starts with an error code (`UNREGISTERED-phone-1`) always
-gets that error; messages over 4096 bytes or with non-string data values get
+Outcomes are scripted per token (`server.script(token, "UNAVAILABLE", "ok")`) or
+for every token at once (`server.outage`, served in turn while not empty); a
+token whose name starts with an error code (`UNREGISTERED-phone-1`) always gets
+that error; messages over 4096 bytes or with non-string data values get
 INVALID_ARGUMENT like the real service. `faults=0.05` answers that share of the
 other sends with QUOTA_EXCEEDED (429, Retry-After) or UNAVAILABLE (503), drawn
 from a random generator seeded with `seed`, so a run can be repeated.
 
-Every send is recorded (`attempts`: token, outcome, time and message),
-and so is the most sends handled at once (`peak_concurrency`). A process that
-did not start the server reads them over HTTP, on paths real FCM does not have:
-`GET /_fake/stats` (counts), `GET /_fake/log` (the attempts) and
-`POST /_fake/reset` (forget them).
+Every send is recorded (`attempts`: token, outcome, time and message), and so is
+the most sends handled at once (`peak_concurrency`; `in_flight` now, `delay`
+holds each send before it is answered). A process that did not start the server
+reads them over HTTP (fakes/server.py): `GET /_fake/stats` (counts),
+`GET /_fake/log` (the attempts) and `POST /_fake/reset` (forget them).
 
-Run it for the app:  python -m notifications.fake_fcm --port 9099
+Run it for the app:  python -m fakes.fcm --port 9099
 and start the backend with the environment it prints (`backend_env`).
 """
 
@@ -36,12 +37,9 @@ import base64
 import itertools
 import json
 import random
-import threading
 import time
-import urllib.parse
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -49,9 +47,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+from fakes.server import FakeServer, Request, Response, json_response, main
+
 FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
 MAX_PAYLOAD_BYTES = 4096
+JSON_UTF8 = "application/json; charset=UTF-8"
 
 # errorCode -> (HTTP status, RPC status, message), as FCM answers them.
 ERRORS: dict[str, tuple[int, str, str]] = {
@@ -69,6 +70,17 @@ ERRORS: dict[str, tuple[int, str, str]] = {
     ),
     "UNAVAILABLE": (503, "UNAVAILABLE", "The service is currently unavailable."),
     "INTERNAL": (500, "INTERNAL", "Internal error encountered."),
+}
+# An HTTP status of a server fault (`fail_next`) -> the RPC status FCM gives it.
+RPC_STATUS = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
 }
 
 
@@ -94,11 +106,6 @@ def backend_env(base_url: str, credentials: Path) -> dict[str, str]:
     }
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 512  # bursts of up to 500 parallel sends, like send_each makes
-
-
 @dataclass(frozen=True)
 class Outcome:
     code: str = "ok"  # "ok" or a key of ERRORS
@@ -114,13 +121,25 @@ def _data_strings_only(message: dict[str, Any]) -> bool:
     return isinstance(data, dict) and all(isinstance(v, str) for v in data.values())
 
 
-class FakeFcmServer:
+def _send_path(path: str) -> str | None:
+    """The project of a `/v1/projects/{project}/messages:send` path, else None."""
+    parts = path.strip("/").split("/")
+    if len(parts) == 4 and parts[:2] == ["v1", "projects"] and parts[3] == "messages:send":
+        return parts[2]
+    return None
+
+
+class FakeFcmServer(FakeServer):
     """Start with `start()` (or `with FakeFcmServer() as server:`); thread-safe.
 
     `faults`: share of sends (0..1) answered QUOTA_EXCEEDED (with `Retry-After:
     fault_retry_after`) or UNAVAILABLE, chosen by a generator seeded with `seed`;
-    scripted and token-named outcomes come first.
+    scripted, outage and token-named outcomes come first.
     """
+
+    name = "fake-fcm"
+    default_port = 9099
+    log_bodies = False  # `attempts` keeps the messages
 
     def __init__(
         self,
@@ -134,70 +153,51 @@ class FakeFcmServer:
     ):
         if not 0.0 <= faults <= 1.0:
             raise ValueError("faults is a share of the sends, between 0 and 1")
+        super().__init__(host, port)
         self.project_id = project_id
         self.faults = faults
         self.fault_retry_after = fault_retry_after
         # A test double that must repeat its choices, not a secret.
         self._random = random.Random(seed)  # noqa: S311  # nosec B311
-        self._active = 0
-        self.peak_concurrency = 0
         self._key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        self._lock = threading.Lock()
         self._scripts: dict[str, deque[Outcome]] = defaultdict(deque)
         self._ids = itertools.count(1)
         self._access_tokens: set[str] = set()
+        self.outage: list[Outcome] = []  # served in turn to every send while not empty
         self.sent: list[dict[str, Any]] = []  # accepted messages ({"message": ..., "name": ...})
         self.attempts: list[dict[str, Any]] = []  # every send request, with its outcome
         self.token_requests = 0
-        self.verbose = False
-        self._httpd = _Server((host, port), self._handler_class())
-        self._thread: threading.Thread | None = None
+        self.credentials_path: Path | None = None
 
     # --- control ---------------------------------------------------------------
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
 
     @property
     def token_uri(self) -> str:
         return f"{self.base_url}/token"
 
-    def start(self) -> FakeFcmServer:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def __enter__(self) -> FakeFcmServer:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def script(self, token: str, *outcomes: str | Outcome) -> None:
         """The next answers for `token`, in order; then success."""
-        with self._lock:
+        with self.lock:
             for outcome in outcomes:
                 self._scripts[token].append(
                     outcome if isinstance(outcome, Outcome) else Outcome(outcome)
                 )
 
     def sent_to(self, token: str) -> list[dict[str, Any]]:
-        with self._lock:
+        with self.lock:
             return [item["message"] for item in self.sent if item["message"].get("token") == token]
 
+    def accepted(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [item["message"] for item in self.sent]
+
     def attempts_for(self, token: str) -> list[str]:
-        with self._lock:
+        with self.lock:
             return [a["outcome"] for a in self.attempts if a["token"] == token]
 
     def stats(self) -> dict[str, Any]:
         """Counts of what was received (also served as `GET /_fake/stats`)."""
-        with self._lock:
+        with self.lock:
             outcomes: dict[str, int] = defaultdict(int)
             for attempt in self.attempts:
                 outcomes[attempt["outcome"]] += 1
@@ -206,26 +206,23 @@ class FakeFcmServer:
                 "accepted": len(self.sent),
                 "outcomes": dict(outcomes),
                 "token_requests": self.token_requests,
+                "in_flight": self.in_flight,
                 "peak_concurrency": self.peak_concurrency,
                 "first_at": self.attempts[0]["at"] if self.attempts else None,
                 "last_at": self.attempts[-1]["at"] if self.attempts else None,
             }
 
+    def log(self) -> dict[str, Any]:
+        with self.lock:
+            return {"attempts": list(self.attempts), "requests": list(self.requests)}
+
     def reset(self) -> None:
         """Forget the sends received so far (access tokens stay valid)."""
-        with self._lock:
+        with self.lock:
+            super().reset()
             self.sent.clear()
             self.attempts.clear()
-            self.peak_concurrency = self._active
-
-    def _enter(self) -> None:
-        with self._lock:
-            self._active += 1
-            self.peak_concurrency = max(self.peak_concurrency, self._active)
-
-    def _leave(self) -> None:
-        with self._lock:
-            self._active -= 1
+            self.outage.clear()
 
     def rab_endpoint(self, service_account_email: str) -> str:
         """Stand-in for google-auth's `get_service_account_rab_endpoint`, whose host is
@@ -258,18 +255,52 @@ class FakeFcmServer:
 
     # --- behaviour ---------------------------------------------------------------
 
+    def counts_in_flight(self, request: Request) -> bool:
+        return request.method == "POST" and _send_path(request.path) is not None
+
+    def error_response(self, status: int, code: str) -> Response:
+        if code in ERRORS:
+            status, rpc_status, text = ERRORS[code]
+            return json_response(status, _error(status, rpc_status, text, code), None, JSON_UTF8)
+        rpc_status = RPC_STATUS.get(status, "UNKNOWN")
+        return json_response(
+            status, _error(status, rpc_status, code or rpc_status), None, JSON_UTF8
+        )
+
+    def handle(self, request: Request) -> Response | None:
+        if request.method == "GET" and request.path.endswith("/allowedLocations"):
+            # google-auth's regional access boundary lookup (IAM credentials API).
+            return self._json(200, {"encodedLocations": "0x0", "locations": []})
+        if request.method == "POST" and request.path == "/token":
+            return self._json(*self._issue_access_token(request.form()))
+        project = _send_path(request.path)
+        if request.method == "POST" and project is not None:
+            try:
+                body = request.json() or {}
+            except ValueError:
+                return self._json(400, _invalid("body", "Invalid JSON payload."))
+            status, payload, headers = self._send(project, request.header("Authorization"), body)
+            return self._json(status, payload, headers)
+        return self._json(404, _error(404, "NOT_FOUND", "Not found."))
+
+    @staticmethod
+    def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+        return json_response(status, body, headers, JSON_UTF8)
+
     def _next_outcome(self, token: str) -> Outcome:
-        with self._lock:
+        with self.lock:
             queue = self._scripts.get(token)
             if queue:
                 return queue.popleft()
+            if self.outage:
+                return self.outage.pop(0)
         prefix = token.split("-", 1)[0]
         if prefix == "QUOTA_EXCEEDED":
             return Outcome(prefix, retry_after=60)
         if prefix in ERRORS:
             return Outcome(prefix)
         if self.faults:
-            with self._lock:
+            with self.lock:
                 fault = self._random.random() < self.faults
                 code = self._random.choice(FAULT_CODES) if fault else "ok"
             if code == "QUOTA_EXCEEDED":
@@ -292,7 +323,7 @@ class FakeFcmServer:
             )
         except (InvalidSignature, ValueError):
             return 400, {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}
-        with self._lock:
+        with self.lock:
             self.token_requests += 1
             access = f"ya29.fake-{next(self._ids)}"
             self._access_tokens.add(access)
@@ -303,7 +334,7 @@ class FakeFcmServer:
         self, project: str, authorization: str, body: dict[str, Any]
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         scheme, _, access = authorization.partition(" ")
-        with self._lock:
+        with self.lock:
             known = access in self._access_tokens
         if scheme.lower() != "bearer" or not known:
             return 401, _error(401, "UNAUTHENTICATED", "Request had invalid credentials."), {}
@@ -332,7 +363,7 @@ class FakeFcmServer:
         headers = {}
         if outcome.retry_after is not None:
             headers["Retry-After"] = str(outcome.retry_after)
-        with self._lock:
+        with self.lock:
             self.attempts.append(
                 {
                     "token": token,
@@ -352,80 +383,53 @@ class FakeFcmServer:
             )
         return status, payload, headers
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        server = self
+    # --- command line ------------------------------------------------------------------
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            # Headers and body leave in two writes: without TCP_NODELAY each answer on a
-            # kept-alive connection waits ~40 ms for the client's delayed ACK (Nagle).
-            disable_nagle_algorithm = True
+    def banner(self) -> str:
+        environment = " ".join(f"{name}={value}" for name, value in self._backend_env().items())
+        return (
+            "Fake FCM listening. Start the backend and its worker with:\n"
+            f"  {environment}\n"
+            "Tokens starting with UNREGISTERED-, SENDER_ID_MISMATCH-, INVALID_ARGUMENT-,\n"
+            "QUOTA_EXCEEDED-, UNAVAILABLE- or INTERNAL- get that error. Ctrl-C stops."
+        )
 
-            def log_message(self, format: str, *args: Any) -> None:
-                return  # quiet; the CLI prints its own lines
+    def _backend_env(self) -> dict[str, str]:
+        credentials = self.credentials_path or Path("service-account.json")
+        return backend_env(self.base_url, credentials)
 
-            def _reply(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
-                raw = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=UTF-8")
-                self.send_header("Content-Length", str(len(raw)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(raw)
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--project", default="demo-citizen")
+        parser.add_argument(
+            "--credentials",
+            type=Path,
+            default=Path("var/fake-fcm/service-account.json"),
+            help="where to write the service-account file the backend should use",
+        )
+        parser.add_argument(
+            "--faults",
+            type=float,
+            default=0.0,
+            help="share of sends (0..1) answered 429 QUOTA_EXCEEDED or 503 UNAVAILABLE at random",
+        )
+        parser.add_argument("--seed", type=int, default=0, help="seed of the --faults draws")
+        parser.add_argument(
+            "--retry-after", type=int, default=1, help="Retry-After seconds of a --faults 429"
+        )
 
-            def do_GET(self) -> None:
-                path = urllib.parse.urlsplit(self.path).path
-                if path == "/_fake/stats":
-                    self._reply(200, server.stats(), {})
-                    return
-                if path == "/_fake/log":
-                    with server._lock:
-                        attempts = list(server.attempts)
-                    self._reply(200, {"attempts": attempts}, {})
-                    return
-                if path.endswith("/allowedLocations"):
-                    # google-auth's regional access boundary lookup (IAM credentials API).
-                    self._reply(200, {"encodedLocations": "0x0", "locations": []}, {})
-                    return
-                self._reply(404, _error(404, "NOT_FOUND", "Not found."), {})
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length)
-                path = urllib.parse.urlsplit(self.path).path
-                if path == "/_fake/reset":
-                    server.reset()
-                    self._reply(200, {}, {})
-                    return
-                if path == "/token":
-                    form = urllib.parse.parse_qs(raw.decode())
-                    status, body = server._issue_access_token(form)
-                    self._reply(status, body, {})
-                    return
-                parts = path.strip("/").split("/")
-                if (
-                    len(parts) == 4
-                    and parts[:2] == ["v1", "projects"]
-                    and parts[3] == ("messages:send")
-                ):
-                    try:
-                        body = json.loads(raw or b"{}")
-                    except ValueError:
-                        self._reply(400, _invalid("body", "Invalid JSON payload."), {})
-                        return
-                    server._enter()
-                    try:
-                        status, payload, headers = server._send(
-                            parts[2], self.headers.get("Authorization", ""), body
-                        )
-                        self._reply(status, payload, headers)
-                    finally:
-                        server._leave()
-                    return
-                self._reply(404, _error(404, "NOT_FOUND", "Not found."), {})
-
-        return Handler
+    @classmethod
+    def from_arguments(cls, args: argparse.Namespace) -> FakeFcmServer:
+        server = cls(
+            args.project,
+            args.host,
+            args.port,
+            faults=args.faults,
+            seed=args.seed,
+            fault_retry_after=args.retry_after,
+        )
+        server.credentials_path = server.write_credentials(args.credentials.resolve())
+        return server
 
 
 def _error(status: int, rpc_status: str, message: str, fcm_code: str = "") -> dict[str, Any]:
@@ -444,56 +448,5 @@ def _invalid(field: str, description: str) -> dict[str, Any]:
     return body
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9099)
-    parser.add_argument("--project", default="demo-citizen")
-    parser.add_argument(
-        "--credentials",
-        type=Path,
-        default=Path("var/fake-fcm/service-account.json"),
-        help="where to write the service-account file the backend should use",
-    )
-    parser.add_argument(
-        "--faults",
-        type=float,
-        default=0.0,
-        help="share of sends (0..1) answered 429 QUOTA_EXCEEDED or 503 UNAVAILABLE at random",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the --faults draws")
-    parser.add_argument(
-        "--retry-after", type=int, default=1, help="Retry-After seconds of a --faults 429"
-    )
-    parser.add_argument("--quiet", action="store_true", help="no line per message")
-    args = parser.parse_args()
-    server = FakeFcmServer(
-        args.project,
-        args.host,
-        args.port,
-        faults=args.faults,
-        seed=args.seed,
-        fault_retry_after=args.retry_after,
-    )
-    server.verbose = not args.quiet
-    credentials = server.write_credentials(args.credentials.resolve())
-    environment = " ".join(
-        f"{name}={value}" for name, value in backend_env(server.base_url, credentials).items()
-    )
-    print(  # noqa: T201 - the CLI's output
-        "Fake FCM listening. Start the backend and its worker with:\n"
-        f"  {environment}\n"
-        "Tokens starting with UNREGISTERED-, SENDER_ID_MISMATCH-, INVALID_ARGUMENT-,\n"
-        "QUOTA_EXCEEDED-, UNAVAILABLE- or INTERNAL- get that error. Ctrl-C stops.",
-        flush=True,
-    )
-    try:
-        server._httpd.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server._httpd.server_close()
-
-
 if __name__ == "__main__":
-    main()
+    main(FakeFcmServer)
