@@ -117,11 +117,10 @@ def seed_push_audience(devices: int, label: str) -> dict[str, Any]:
 
     from auth.models import DeviceSession, Membership, Organisation, User
     from dossiers import actions, lifecycle
-    from dossiers.models import Procedure
+    from dossiers.models import DossierEvent, Procedure
     from notifications.actions import notify_event
     from notifications.models import Device
     from tests.factories import make_procedure
-    from tracking.models import DossierEvent
 
     now = timezone.now()
     first = User.objects.count()

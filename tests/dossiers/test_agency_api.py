@@ -12,11 +12,10 @@ from django.test.client import BOUNDARY, encode_multipart
 from django.utils import timezone
 
 from dossiers.agency_auth import create_credential, retire_previous_secret, rotate_credential
-from dossiers.models import Agency, AgencyCredential, AgencyRequest, Dossier
+from dossiers.models import Agency, AgencyCredential, AgencyRequest, Dossier, DossierEvent
 from tests.conftest import ApiClient, make_user, sign_in
 from tests.dossiers.conftest import AgencyClient
 from tests.factories import make_dossier, make_procedure
-from tracking.models import DossierEvent
 
 pytestmark = pytest.mark.django_db
 

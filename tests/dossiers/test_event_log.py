@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from dossiers.models import Dossier
+from dossiers.events import record_event
+from dossiers.models import Dossier, DossierEvent
 from tests.factories import make_dossier
-from tracking.events import record_event
-from tracking.models import DossierEvent
 
 
 @pytest.fixture

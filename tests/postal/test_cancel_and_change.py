@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from dossiers.models import DossierEvent
 from postal.models import DeliveryBooking
 from tests.conftest import ApiClient, make_user, sign_in
 from tests.postal.conftest import (
@@ -15,7 +16,6 @@ from tests.postal.conftest import (
     run_postal_jobs,
 )
 from tests.postal.fake_carrier import FakeCarrier
-from tracking.models import DossierEvent
 
 
 def events(citizen: Citizen) -> list[str]:

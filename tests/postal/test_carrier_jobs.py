@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dossiers.models import Dossier, Procedure
+from dossiers.models import Dossier, DossierEvent, Procedure
 from postal.models import DeliveryBooking
 from tests.postal.conftest import (
     Citizen,
@@ -13,7 +13,6 @@ from tests.postal.conftest import (
     run_postal_jobs,
 )
 from tests.postal.fake_carrier import FakeCarrier
-from tracking.models import DossierEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

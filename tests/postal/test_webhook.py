@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from dossiers.models import DossierEvent
 from postal.models import CarrierMessage, DeliveryBooking
 from tests.postal.conftest import WEBHOOK_SECRET, Citizen, post_webhook, run_postal_jobs
 from tests.postal.fake_carrier import FakeCarrier
-from tracking.models import DossierEvent
 
 pytestmark = pytest.mark.django_db
 
