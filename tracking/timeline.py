@@ -28,7 +28,7 @@ from tracking.texts import event_text
 Status = Dossier.Status
 
 # The usual path of a dossier, and what moves it along.
-PROGRESS_STEPS: list[tuple[str, Promise, str, set[int]]] = [
+PROGRESS_STEPS: list[tuple[str, Promise, EventType, set[int]]] = [
     ("submitted", _("Submitted"), EventType.DOSSIER_SUBMITTED, {Status.NEW}),
     ("accepted", _("Accepted"), EventType.DOSSIER_ACCEPTED, {Status.ACCEPTED}),
     (
