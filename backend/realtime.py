@@ -1,7 +1,7 @@
 """Publishing to the channel layer from synchronous code, and session revocation.
 
 `send_to_groups` is how actions reach open WebSockets once their transaction
-commits (tracking.events.publish_hint, `notify_sessions_revoked` below). With
+commits (dossiers.events.publish_hint, `notify_sessions_revoked` below). With
 Redis the channel layer is channels_redis's pub/sub layer, and a group message
 is one PUBLISH: sync code sends it with a plain Redis client, all groups in one
 round trip. `async_to_sync(layer.group_send)` would, outside a server's event

@@ -117,11 +117,11 @@ def seed_push_audience(devices: int, label: str) -> dict[str, Any]:
 
     from auth.models import DeviceSession, Membership, Organisation, User
     from dossiers import actions, lifecycle
-    from dossiers.models import Procedure
+    from dossiers.events import EventType
+    from dossiers.models import DossierEvent, Procedure
     from notifications.actions import notify_event
     from notifications.models import Device
     from tests.factories import make_procedure
-    from tracking.models import DossierEvent
 
     now = timezone.now()
     first = User.objects.count()
@@ -183,7 +183,8 @@ def seed_push_audience(devices: int, label: str) -> dict[str, Any]:
             for n, session in enumerate(sessions)
         )
     accepted = lifecycle.accept(dossier.pk, lifecycle.Actor.agency_system("bench"))
-    event = DossierEvent.objects.filter(dossier=accepted, type="dossier.accepted").latest("id")
+    events = DossierEvent.objects.filter(dossier=accepted, type=EventType.DOSSIER_ACCEPTED)
+    event = events.latest("id")
     return {
         "dossier_id": str(dossier.pk),
         "event_id": event.pk,

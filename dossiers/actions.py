@@ -21,11 +21,17 @@ from auth.models import Membership, User
 from backend.errors import Conflict, NotFound, Unprocessable, field_error
 from dossiers.access import access_dossier
 from dossiers.deadlines import appointment_for, business_tz
+from dossiers.events import EventType, record_event
 from dossiers.form_spec import check_draft_values, validate_form
 from dossiers.lifecycle import Actor, InvalidTransition, ensure_allowed
-from dossiers.models import Agency, Attachment, Dossier, DossierCodeSequence, Procedure
-from tracking.events import record_event
-from tracking.models import DossierEvent
+from dossiers.models import (
+    Agency,
+    Attachment,
+    Dossier,
+    DossierCodeSequence,
+    DossierEvent,
+    Procedure,
+)
 
 
 def _not_a_draft() -> Conflict:
@@ -213,7 +219,7 @@ def submit_dossier(user: User, dossier_id: uuid.UUID | str) -> Dossier:
         )
         record_event(
             dossier,
-            type="dossier.submitted",
+            type=EventType.DOSSIER_SUBMITTED,
             actor_type=DossierEvent.Actor.CITIZEN,
             actor_user=user,
             actor_label=user.full_name,
@@ -262,7 +268,7 @@ def rate_dossier(
         )
         record_event(
             dossier,
-            type="dossier.rated",
+            type=EventType.DOSSIER_RATED,
             actor_type=DossierEvent.Actor.CITIZEN,
             actor_user=user,
             actor_label=user.full_name,

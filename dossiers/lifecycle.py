@@ -25,8 +25,8 @@ from django.utils.translation import gettext_lazy as _
 from auth.models import User
 from backend.errors import Conflict, field_error
 from dossiers.deadlines import add_working_seconds, appointment_for, working_seconds_between
+from dossiers.events import EventType, record_event
 from dossiers.models import Apology, Attachment, Dossier, SupplementRequest
-from tracking.events import record_event
 
 S = Dossier.Status
 
@@ -46,55 +46,65 @@ class Rule:
     roles: frozenset[str]
     sources: frozenset[int]
     target: int | None  # None: the status does not change
-    event_type: str
+    event_type: EventType
 
 
-def _rule(roles: set[str], sources: set[int], target: int | None, event_type: str) -> Rule:
+def _rule(roles: set[str], sources: set[int], target: int | None, event_type: EventType) -> Rule:
     return Rule(frozenset(roles), frozenset(int(s) for s in sources), target, event_type)
 
 
 # The one table. `submit` (0 → 1) is performed by dossiers.actions.submit_dossier.
 TRANSITIONS: dict[str, Rule] = {
-    "submit": _rule({CITIZEN}, {S.DRAFT}, S.NEW, "dossier.submitted"),
-    "withdraw": _rule({CITIZEN}, {S.NEW}, S.WITHDRAWN, "dossier.withdrawn"),
+    "submit": _rule({CITIZEN}, {S.DRAFT}, S.NEW, EventType.DOSSIER_SUBMITTED),
+    "withdraw": _rule({CITIZEN}, {S.NEW}, S.WITHDRAWN, EventType.DOSSIER_WITHDRAWN),
     "submit_supplement": _rule(
-        {CITIZEN}, {S.SUPPLEMENT_REQUESTED}, S.PROCESSING, "dossier.supplement_submitted"
+        {CITIZEN}, {S.SUPPLEMENT_REQUESTED}, S.PROCESSING, EventType.DOSSIER_SUPPLEMENT_SUBMITTED
     ),
-    "accept": _rule({AGENCY}, {S.NEW}, S.ACCEPTED, "dossier.accepted"),
-    "refuse": _rule({AGENCY}, {S.NEW}, S.REFUSED, "dossier.refused"),
+    "accept": _rule({AGENCY}, {S.NEW}, S.ACCEPTED, EventType.DOSSIER_ACCEPTED),
+    "refuse": _rule({AGENCY}, {S.NEW}, S.REFUSED, EventType.DOSSIER_REFUSED),
     "start_processing": _rule(
-        {AGENCY}, {S.ACCEPTED, S.PAYMENT_REQUESTED}, S.PROCESSING, "dossier.processing_started"
+        {AGENCY},
+        {S.ACCEPTED, S.PAYMENT_REQUESTED},
+        S.PROCESSING,
+        EventType.DOSSIER_PROCESSING_STARTED,
     ),
     "request_supplement": _rule(
         {AGENCY},
         {S.ACCEPTED, S.PROCESSING},
         S.SUPPLEMENT_REQUESTED,
-        "dossier.supplement_requested",
+        EventType.DOSSIER_SUPPLEMENT_REQUESTED,
     ),
     "request_payment": _rule(
-        {AGENCY}, {S.ACCEPTED, S.PROCESSING}, S.PAYMENT_REQUESTED, "dossier.payment_requested"
+        {AGENCY},
+        {S.ACCEPTED, S.PROCESSING},
+        S.PAYMENT_REQUESTED,
+        EventType.DOSSIER_PAYMENT_REQUESTED,
     ),
     "complete": _rule(
         {AGENCY},
         {S.ACCEPTED, S.PROCESSING, S.PAYMENT_REQUESTED},
         S.RESULT_READY,
-        "dossier.completed",
+        EventType.DOSSIER_COMPLETED,
     ),
-    "hand_over": _rule({AGENCY, CARRIER}, {S.RESULT_READY}, S.HANDED_OVER, "dossier.handed_over"),
+    "hand_over": _rule(
+        {AGENCY, CARRIER}, {S.RESULT_READY}, S.HANDED_OVER, EventType.DOSSIER_HANDED_OVER
+    ),
     "stop": _rule(
         {AGENCY},
         {S.ACCEPTED, S.PROCESSING, S.SUPPLEMENT_REQUESTED, S.PAYMENT_REQUESTED},
         S.STOPPED,
-        "dossier.stopped",
+        EventType.DOSSIER_STOPPED,
     ),
     "apologise": _rule(
         {AGENCY},
         {S.ACCEPTED, S.PROCESSING, S.SUPPLEMENT_REQUESTED, S.PAYMENT_REQUESTED},
         None,
-        "dossier.apologised",
+        EventType.DOSSIER_APOLOGISED,
     ),
-    "mark_overdue": _rule({SYSTEM}, set(CLOCK_RUNNING), None, "dossier.overdue"),
-    "warn_deadline_at_risk": _rule({SYSTEM}, set(CLOCK_RUNNING), None, "dossier.deadline_at_risk"),
+    "mark_overdue": _rule({SYSTEM}, set(CLOCK_RUNNING), None, EventType.DOSSIER_OVERDUE),
+    "warn_deadline_at_risk": _rule(
+        {SYSTEM}, set(CLOCK_RUNNING), None, EventType.DOSSIER_DEADLINE_AT_RISK
+    ),
 }
 
 

@@ -9,6 +9,8 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from dossiers.event_types import EventType
+
 
 def default_office_hours() -> list[list[str]]:
     # Typical one-stop office: 7:00-11:30 and 13:30-17:00 (8 working hours).
@@ -331,6 +333,57 @@ class Apology(models.Model):
 
     def __str__(self) -> str:
         return f"apology {self.id} of {self.dossier_id}"
+
+
+class DossierEvent(models.Model):
+    """One step in a dossier's life, in the append-only event log.
+
+    Rows are inserted (by `dossiers.events.record_event`), never updated or
+    deleted: a database trigger refuses UPDATE and DELETE. The table keeps the
+    name it had when the tracking app owned the model.
+
+    `id` is global (the WebSocket resume cursor); `seq` counts per dossier.
+
+    `txid` is the PostgreSQL transaction that inserted the row (0 on SQLite).
+    Ids come from a sequence and can become visible out of order when two
+    transactions commit in the opposite order; (txid, id) is the stable order
+    of the log, and an event is final once every transaction with a smaller
+    txid has ended (see tracking/stream.py, the reader).
+    """
+
+    class Actor(models.TextChoices):
+        CITIZEN = "citizen", _("Citizen")
+        AGENCY = "agency", _("Agency system")
+        OFFICER = "officer", _("Agency officer")
+        CARRIER = "carrier", _("Postal carrier")
+        SYSTEM = "system", _("System")
+
+    id = models.BigAutoField(primary_key=True)
+    dossier = models.ForeignKey(Dossier, on_delete=models.PROTECT, related_name="events")
+    seq = models.PositiveIntegerField()
+    type = models.CharField(max_length=40, choices=EventType.choices)
+    status_before = models.PositiveSmallIntegerField(null=True, blank=True)
+    status_after = models.PositiveSmallIntegerField(null=True, blank=True)
+    actor_type = models.CharField(max_length=8, choices=Actor.choices)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    actor_label = models.CharField(max_length=255, blank=True)
+    message = models.TextField(blank=True)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    txid = models.BigIntegerField(default=0, editable=False)
+
+    class Meta:
+        db_table = "tracking_dossierevent"
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["dossier", "seq"], name="dossier_event_unique_seq"),
+        ]
+        indexes = [models.Index(fields=["txid", "id"], name="dossier_event_log_order")]
+
+    def __str__(self) -> str:
+        return f"#{self.id} {self.type} ({self.dossier_id}#{self.seq})"
 
 
 class AgencyOfficer(models.Model):

@@ -15,7 +15,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from auth.models import DeviceSession, User
-from dossiers.models import Dossier
+from dossiers.audience import recipients_for
+from dossiers.models import Dossier, DossierEvent
 from notifications.delivery import (
     deactivate_devices,
     queue_deliveries,
@@ -33,8 +34,6 @@ from notifications.templates import (
     render_sms,
     template_for,
 )
-from tracking.audience import recipients_for
-from tracking.models import DossierEvent
 
 logger = logging.getLogger(__name__)
 
@@ -184,7 +183,7 @@ def _deep_link(event: DossierEvent, dossier: Dossier, template: Template) -> dic
 def notify_event(event_id: int) -> int:
     """Inbox entries for every recipient of a dossier event, and their pushes.
 
-    Runs as the EVENT_SUBSCRIBERS job. Each recipient (tracking.audience) gets one
+    Runs as the EVENT_SUBSCRIBERS job. Each recipient (dossiers.audience) gets one
     inbox entry in their language; their sendable devices get one delivery each,
     deferred now, or at the end of their quiet hours for non-urgent events. An
     urgent event for someone with no device to push to gets an SMS instead. The

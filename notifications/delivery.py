@@ -81,12 +81,14 @@ def deactivate_devices(device_ids: Iterable[int], reason: str) -> int:
 
 def queue_deliveries(delivery_ids: Sequence[int], not_before: dt.datetime | None = None) -> None:
     """Defer the send job(s) for `delivery_ids`, in the caller's transaction."""
-    from notifications.tasks import send_pushes_job
-
     size = max(1, settings.FCM_BATCH_SIZE)
     ids = sorted(delivery_ids)
     for start in range(0, len(ids), size):
-        defer(send_pushes_job, delivery_ids=ids[start : start + size], schedule_at=not_before)
+        defer(
+            "notifications.send_pushes",
+            delivery_ids=ids[start : start + size],
+            schedule_at=not_before,
+        )
 
 
 def retry_delay(attempt: int, result: SendResult, jitter: float) -> int:
@@ -401,8 +403,6 @@ def _fallback_where_all_failed(notification_ids: Iterable[int]) -> None:
 
 def request_fallback_sms(notification_id: int) -> bool:
     """Mark an urgent notification for SMS (once) and defer the job; in a transaction."""
-    from notifications.tasks import send_fallback_sms_job
-
     marked = (
         Notification.objects.filter(
             pk=notification_id, urgent=True, sms_status=Notification.SmsStatus.NONE
@@ -411,7 +411,7 @@ def request_fallback_sms(notification_id: int) -> bool:
         .update(sms_status=Notification.SmsStatus.PENDING)
     )
     if marked:
-        defer(send_fallback_sms_job, notification_id=notification_id)
+        defer("notifications.send_fallback_sms", notification_id=notification_id)
     return bool(marked)
 
 

@@ -88,7 +88,7 @@ class Notification(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
     )
     event = models.ForeignKey(
-        "tracking.DossierEvent",
+        "dossiers.DossierEvent",
         on_delete=models.CASCADE,
         null=True,
         blank=True,

@@ -3,6 +3,10 @@
 These are data texts (like procedure names), kept here in both languages rather
 than in the gettext catalogue: one template per event type, chosen by the
 recipient's language (`User.language`), not by the request that caused it.
+
+Every `EventType` has a decision here: a template in `TEMPLATES`, or an explicit
+"no push" in `NOT_NOTIFIED` (tests/notifications/test_texts_and_payload.py fails
+on a type with neither, or with both).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import zoneinfo
 from dataclasses import dataclass
 from typing import Any
 
+from dossiers.events import EventType
 from notifications.models import Category
 
 BUSINESS_ZONE = zoneinfo.ZoneInfo("Asia/Ho_Chi_Minh")
@@ -33,31 +38,31 @@ R = Category.ACTION_REQUESTS
 D = Category.DELIVERY_UPDATES
 
 TEMPLATES: dict[str, Template] = {
-    "dossier.submitted": Template(
+    EventType.DOSSIER_SUBMITTED: Template(
         S,
         False,
         ("Đã nộp hồ sơ", "Hồ sơ {code} ({procedure}) đã được gửi đến {agency}."),
         ("Dossier submitted", "Dossier {code} ({procedure}) was sent to {agency}."),
     ),
-    "dossier.withdrawn": Template(
+    EventType.DOSSIER_WITHDRAWN: Template(
         S,
         False,
         ("Đã rút hồ sơ", "Hồ sơ {code} đã được rút theo yêu cầu."),
         ("Dossier withdrawn", "Dossier {code} was withdrawn as requested."),
     ),
-    "dossier.supplement_submitted": Template(
+    EventType.DOSSIER_SUPPLEMENT_SUBMITTED: Template(
         S,
         False,
         ("Đã gửi giấy tờ bổ sung", "Giấy tờ bổ sung của hồ sơ {code} đã được gửi đến {agency}."),
         ("Supplement sent", "The additional papers of dossier {code} were sent to {agency}."),
     ),
-    "dossier.rated": Template(
+    EventType.DOSSIER_RATED: Template(
         S,
         False,
         ("Đã gửi đánh giá", "Đánh giá mức độ hài lòng với hồ sơ {code} đã được gửi."),
         ("Rating sent", "The satisfaction rating of dossier {code} was sent."),
     ),
-    "dossier.accepted": Template(
+    EventType.DOSSIER_ACCEPTED: Template(
         S,
         False,
         (
@@ -69,19 +74,19 @@ TEMPLATES: dict[str, Template] = {
             "Dossier {code} was accepted by {agency}. Result expected on {appointment}.",
         ),
     ),
-    "dossier.refused": Template(
+    EventType.DOSSIER_REFUSED: Template(
         S,
         False,
         ("Hồ sơ không được tiếp nhận", "Hồ sơ {code} không được tiếp nhận.{reason}"),
         ("Dossier refused", "Dossier {code} was not accepted.{reason}"),
     ),
-    "dossier.processing_started": Template(
+    EventType.DOSSIER_PROCESSING_STARTED: Template(
         S,
         False,
         ("Hồ sơ đang được xử lý", "{agency} đang xử lý hồ sơ {code}."),
         ("Dossier in progress", "{agency} is processing dossier {code}."),
     ),
-    "dossier.supplement_requested": Template(
+    EventType.DOSSIER_SUPPLEMENT_REQUESTED: Template(
         R,
         True,
         (
@@ -95,7 +100,7 @@ TEMPLATES: dict[str, Template] = {
         "DVC: Ho so {code} can bo sung giay to. Mo ung dung Dich vu cong de xem chi tiet.",
         "DVC: Dossier {code} needs additional papers. Open the public services app.",
     ),
-    "dossier.payment_requested": Template(
+    EventType.DOSSIER_PAYMENT_REQUESTED: Template(
         R,
         True,
         (
@@ -106,7 +111,7 @@ TEMPLATES: dict[str, Template] = {
         "DVC: Ho so {code} can nop phi, le phi. Mo ung dung Dich vu cong de thanh toan.",
         "DVC: Dossier {code} has fees to pay. Open the public services app to pay.",
     ),
-    "dossier.completed": Template(
+    EventType.DOSSIER_COMPLETED: Template(
         S,
         True,
         ("Đã có kết quả", "Hồ sơ {code} ({procedure}) đã xử lý xong. Kết quả đã sẵn sàng."),
@@ -114,19 +119,19 @@ TEMPLATES: dict[str, Template] = {
         "DVC: Ho so {code} da co ket qua. Mo ung dung Dich vu cong de xem.",
         "DVC: The result of dossier {code} is ready. Open the public services app.",
     ),
-    "dossier.handed_over": Template(
+    EventType.DOSSIER_HANDED_OVER: Template(
         S,
         False,
         ("Đã trả kết quả", "Kết quả của hồ sơ {code} đã được trả{method}."),
         ("Result handed over", "The result of dossier {code} was handed over{method}."),
     ),
-    "dossier.stopped": Template(
+    EventType.DOSSIER_STOPPED: Template(
         S,
         False,
         ("Hồ sơ bị dừng xử lý", "Hồ sơ {code} đã bị dừng xử lý.{reason}"),
         ("Processing stopped", "Processing of dossier {code} was stopped.{reason}"),
     ),
-    "dossier.apologised": Template(
+    EventType.DOSSIER_APOLOGISED: Template(
         S,
         False,
         (
@@ -138,7 +143,7 @@ TEMPLATES: dict[str, Template] = {
             "{agency} apologises for the delay of dossier {code}. New date: {new_appointment}.",
         ),
     ),
-    "dossier.overdue": Template(
+    EventType.DOSSIER_OVERDUE: Template(
         S,
         False,
         (
@@ -150,49 +155,49 @@ TEMPLATES: dict[str, Template] = {
             "Dossier {code} is past its due date. The agency will apologise and set a new date.",
         ),
     ),
-    "delivery.booked": Template(
+    EventType.DELIVERY_BOOKED: Template(
         D,
         False,
         ("Đã đặt chuyển phát", "Đã đặt bưu chính chuyển phát cho hồ sơ {code}."),
         ("Delivery booked", "A postal delivery was booked for dossier {code}."),
     ),
-    "delivery.cancelled": Template(
+    EventType.DELIVERY_CANCELLED: Template(
         D,
         False,
         ("Đã hủy chuyển phát", "Đơn chuyển phát của hồ sơ {code} đã bị hủy."),
         ("Delivery cancelled", "The postal delivery of dossier {code} was cancelled."),
     ),
-    "delivery.picked_up": Template(
+    EventType.DELIVERY_PICKED_UP: Template(
         D,
         False,
         ("Bưu tá đã nhận hàng", "Bưu tá đã nhận bưu gửi của hồ sơ {code}."),
         ("Picked up", "The postal carrier picked up the parcel of dossier {code}."),
     ),
-    "delivery.in_transit": Template(
+    EventType.DELIVERY_IN_TRANSIT: Template(
         D,
         False,
         ("Đang vận chuyển", "Bưu gửi của hồ sơ {code} đang được vận chuyển."),
         ("In transit", "The parcel of dossier {code} is on its way."),
     ),
-    "delivery.out_for_delivery": Template(
+    EventType.DELIVERY_OUT_FOR_DELIVERY: Template(
         D,
         False,
         ("Đang giao hàng", "Bưu tá đang giao bưu gửi của hồ sơ {code} đến bạn."),
         ("Out for delivery", "The parcel of dossier {code} is out for delivery."),
     ),
-    "delivery.delivered": Template(
+    EventType.DELIVERY_DELIVERED: Template(
         D,
         False,
         ("Đã giao thành công", "Bưu gửi của hồ sơ {code} đã được giao."),
         ("Delivered", "The parcel of dossier {code} was delivered."),
     ),
-    "delivery.failed_attempt": Template(
+    EventType.DELIVERY_FAILED_ATTEMPT: Template(
         D,
         False,
         ("Giao hàng không thành công", "Bưu tá chưa giao được bưu gửi của hồ sơ {code}.{reason}"),
         ("Delivery attempt failed", "The carrier could not deliver dossier {code}.{reason}"),
     ),
-    "delivery.returned": Template(
+    EventType.DELIVERY_RETURNED: Template(
         D,
         False,
         ("Bưu gửi bị hoàn trả", "Bưu gửi của hồ sơ {code} đã được hoàn trả về người gửi."),
@@ -202,7 +207,7 @@ TEMPLATES: dict[str, Template] = {
 
 # Internal monitoring signals that citizens do not receive (the agency acts on them;
 # the citizen hears about the outcome: `dossier.overdue`, `dossier.apologised`).
-NOT_NOTIFIED = frozenset({"dossier.deadline_at_risk"})
+NOT_NOTIFIED: frozenset[EventType] = frozenset({EventType.DOSSIER_DEADLINE_AT_RISK})
 
 # Test pushes sent by staff from the admin.
 TEST_TEMPLATE = Template(

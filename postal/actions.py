@@ -22,14 +22,13 @@ from backend import old_address_api
 from backend.errors import Conflict, Unprocessable
 from backend.jobs import defer
 from dossiers.access import access_dossier
-from dossiers.models import Dossier, Procedure
+from dossiers.events import EventType, record_event
+from dossiers.models import Dossier, DossierEvent, Procedure
 from postal import tariffs
 from postal.access import access_booking
 from postal.addresses import check_address
 from postal.carriers import CarrierRejected, CarrierUnavailable, Order, Party, get_adapter
 from postal.models import CarrierMessage, DeliveryBooking, SavedAddress
-from tracking.events import record_event
-from tracking.models import DossierEvent
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +64,15 @@ RANK: dict[str, int] = {
     Status.RETURNED: 6,
 }
 FINAL_STATUSES = {Status.DELIVERED, Status.RETURNED, Status.CANCELLED, Status.REJECTED}
+# The dossier event of each status a carrier's webhook may report (postal/webhooks.py).
+CARRIER_EVENTS: dict[str, EventType] = {
+    Status.PICKED_UP: EventType.DELIVERY_PICKED_UP,
+    Status.IN_TRANSIT: EventType.DELIVERY_IN_TRANSIT,
+    Status.OUT_FOR_DELIVERY: EventType.DELIVERY_OUT_FOR_DELIVERY,
+    Status.FAILED_ATTEMPT: EventType.DELIVERY_FAILED_ATTEMPT,
+    Status.DELIVERED: EventType.DELIVERY_DELIVERED,
+    Status.RETURNED: EventType.DELIVERY_RETURNED,
+}
 
 
 # --- Saved addresses -------------------------------------------------------------------
@@ -244,10 +252,8 @@ def _apply_quote(booking: DeliveryBooking, quote: Quote) -> None:
 
 
 def _defer_send(booking: DeliveryBooking) -> None:
-    from postal.tasks import send_booking
-
     defer(
-        send_booking,
+        "postal.send_booking",
         lock=f"postal-booking-{booking.pk}",
         booking_id=booking.pk,
         revision=booking.revision,
@@ -319,7 +325,7 @@ def book_delivery(
         booking.save(update_fields=["order_number"])
         record_event(
             dossier,
-            type="delivery.booked",
+            type=EventType.DELIVERY_BOOKED,
             actor_type=DossierEvent.Actor.CITIZEN,
             actor_user=user,
             data=_booking_event_data(
@@ -360,7 +366,7 @@ def cancel_booking(user: User, booking_id: int) -> DeliveryBooking:
         booking.save(update_fields=["status", "updated_at"])
         record_event(
             dossier,
-            type="delivery.cancelled",
+            type=EventType.DELIVERY_CANCELLED,
             actor_type=DossierEvent.Actor.CITIZEN,
             actor_user=user,
             data=_booking_event_data(booking, reason="cancelled_by_citizen"),
@@ -389,7 +395,7 @@ def change_booking_address(user: User, booking_id: int, address: SavedAddress) -
         booking.save()
         record_event(
             dossier,
-            type="delivery.booked",
+            type=EventType.DELIVERY_BOOKED,
             actor_type=DossierEvent.Actor.CITIZEN,
             actor_user=user,
             data=_booking_event_data(
@@ -407,15 +413,11 @@ def change_booking_address(user: User, booking_id: int, address: SavedAddress) -
 
 
 def _defer_cancel(carrier: str, waybill: str) -> None:
-    from postal.tasks import cancel_carrier_order
-
-    defer(cancel_carrier_order, carrier=carrier, waybill=waybill)
+    defer("postal.cancel_carrier_order", carrier=carrier, waybill=waybill)
 
 
 def _defer_collection(booking: DeliveryBooking) -> None:
-    from postal.tasks import request_collection
-
-    defer(request_collection, booking_id=booking.pk, waybill=booking.waybill)
+    defer("postal.request_collection", booking_id=booking.pk, waybill=booking.waybill)
 
 
 # --- The carrier side (run by jobs) ------------------------------------------------------------
@@ -517,7 +519,7 @@ def reject_booking(booking_id: int, revision: int, code: str) -> None:
         booking.save()
         record_event(
             dossier,
-            type="delivery.cancelled",
+            type=EventType.DELIVERY_CANCELLED,
             actor_type=DossierEvent.Actor.CARRIER,
             actor_label=booking.carrier,
             data=_booking_event_data(booking, reason=code),
@@ -563,7 +565,7 @@ def cancel_bookings_of_closed_dossier(dossier_id: uuid.UUID | str, reason: str) 
             booking.save(update_fields=["status", "updated_at"])
             record_event(
                 dossier,
-                type="delivery.cancelled",
+                type=EventType.DELIVERY_CANCELLED,
                 actor_type=DossierEvent.Actor.SYSTEM,
                 data=_booking_event_data(booking, reason=reason),
             )
@@ -651,7 +653,7 @@ def apply_carrier_update(carrier: str, update: CarrierUpdate) -> tuple[str, int 
         message.save(update_fields=["outcome"])
         record_event(
             dossier,
-            type=f"delivery.{update.status}",
+            type=CARRIER_EVENTS[update.status],
             actor_type=DossierEvent.Actor.CARRIER,
             actor_label=carrier,
             data=_booking_event_data(

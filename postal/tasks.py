@@ -12,13 +12,14 @@ from django.conf import settings
 from procrastinate import RetryStrategy
 from procrastinate.contrib.django import app
 
+from dossiers.events import EventType
+from dossiers.models import DossierEvent
 from postal import actions
 from postal.carriers import CarrierRejected, CarrierUnavailable, get_adapter
-from tracking.models import DossierEvent
 
 logger = logging.getLogger(__name__)
 
-CLOSING_EVENTS = {"dossier.withdrawn", "dossier.refused", "dossier.stopped"}
+CLOSING_EVENTS = {EventType.DOSSIER_WITHDRAWN, EventType.DOSSIER_REFUSED, EventType.DOSSIER_STOPPED}
 
 CARRIER_RETRY = RetryStrategy(
     max_attempts=settings.POSTAL_JOB_MAX_ATTEMPTS,
@@ -66,7 +67,7 @@ def on_dossier_event(event_id: int) -> None:
     event = DossierEvent.objects.filter(pk=event_id).only("type", "dossier_id").first()
     if event is None:
         return
-    if event.type == "dossier.completed":
+    if event.type == EventType.DOSSIER_COMPLETED:
         actions.hand_over_to_carrier(event.dossier_id)
     elif event.type in CLOSING_EVENTS:
         actions.cancel_bookings_of_closed_dossier(event.dossier_id, reason=event.type)

@@ -1,9 +1,9 @@
 import pytest
 
 from dossiers.access import access_dossier, visible_dossiers
+from dossiers.audience import recipients_for
 from dossiers.models import Dossier
 from tests.factories import make_dossier, make_organisation, make_user
-from tracking.audience import recipients_for
 
 pytestmark = pytest.mark.django_db
 

@@ -6,8 +6,8 @@ connect with `?ticket=...` (from POST /api/v1/realtime/ticket), optionally
 replays what was missed from the log, then streams live, sends a heartbeat
 frame every WS_HEARTBEAT_SECONDS, and closes with a documented code.
 
-Senders never broadcast: `tracking.events.publish_hint` sends a hint to the
-group of each recipient (tracking.audience.user_group) and to the dossier's
+Senders never broadcast: `dossiers.events.publish_hint` sends a hint to the
+group of each recipient (dossiers.audience.user_group) and to the dossier's
 group, which only sockets narrowed to that dossier join after an access check.
 On a hint the socket reads the log from its cursor, filtered again by what the
 user may see: the hint carries no data.
@@ -39,8 +39,8 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from backend.realtime import session_group
+from dossiers.audience import dossier_group, user_group
 from tracking import payloads, socket_cap, stream, tickets
-from tracking.audience import dossier_group, user_group
 from tracking.payloads import ErrorFrame, Frame, HeartbeatFrame, ResyncFrame, ResyncReason
 from tracking.reader import Reader
 
@@ -209,7 +209,7 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
     # --- channel-layer messages ------------------------------------------------
 
     async def dossier_event(self, message: dict[str, Any]) -> None:
-        """A hint from tracking.events.publish_hint: something new is in the log."""
+        """A hint from dossiers.events.publish_hint: something new is in the log."""
         subscription = self.subscription
         if subscription is None or self.closing:
             return

@@ -42,9 +42,8 @@ from django.utils import timezone, translation
 
 from auth.models import DeviceSession, User
 from dossiers.access import visible_dossiers
-from dossiers.models import Dossier
-from tracking.audience import followed_dossiers
-from tracking.models import DossierEvent
+from dossiers.audience import followed_dossiers
+from dossiers.models import Dossier, DossierEvent
 from tracking.payloads import EventFrame, ResyncReason
 from tracking.texts import event_text
 
@@ -260,7 +259,7 @@ def rows_of(found: Sequence[Sequence[Any]]) -> tuple[int | None, list[EventRow]]
 
 # The events after a cursor in log order, for PostgreSQL: this runs on every
 # hint for every open socket, so it is one fixed SQL string with the audience
-# (tracking.audience) compiled once per socket, not a queryset compiled on each
+# (dossiers.audience) compiled once per socket, not a queryset compiled on each
 # call: the ORM's compiler took longer than PostgreSQL took to answer.
 #
 # Its first column is the horizon of the query's snapshot: one row with NULL

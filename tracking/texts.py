@@ -1,8 +1,9 @@
 """What each dossier event says to the citizen, in Vietnamese and English.
 
-One text per event type of the shared vocabulary (BRIEF.md); the stream, the
-timeline and (through the same function) anything else that shows an event use
-it. Translations live in locale/vi; call with the wanted language active.
+One text per event type (`dossiers.events.EventType`; a test fails when a type
+has none, or no Vietnamese translation); the stream, the timeline and (through
+the same function) anything else that shows an event use it. Translations live
+in locale/vi; call with the wanted language active.
 """
 
 from __future__ import annotations
@@ -12,34 +13,40 @@ from typing import Any
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from dossiers.events import EventType
+
 EVENT_TEXTS: dict[str, Promise] = {
     # by the citizen
-    "dossier.submitted": _("Dossier submitted."),
-    "dossier.withdrawn": _("You withdrew the dossier."),
-    "dossier.supplement_submitted": _("You sent the requested documents."),
-    "dossier.rated": _("You rated the service. Thank you."),
+    EventType.DOSSIER_SUBMITTED: _("Dossier submitted."),
+    EventType.DOSSIER_WITHDRAWN: _("You withdrew the dossier."),
+    EventType.DOSSIER_SUPPLEMENT_SUBMITTED: _("You sent the requested documents."),
+    EventType.DOSSIER_RATED: _("You rated the service. Thank you."),
     # by the agency
-    "dossier.accepted": _("The agency accepted the dossier and issued a receipt."),
-    "dossier.refused": _("The agency refused the dossier at reception."),
-    "dossier.processing_started": _("The agency started processing the dossier."),
-    "dossier.supplement_requested": _("The agency asks you to add or correct documents."),
-    "dossier.payment_requested": _("The agency asks you to pay the fees."),
-    "dossier.completed": _("The result is ready."),
-    "dossier.handed_over": _("The result was handed over."),
-    "dossier.stopped": _("The agency stopped processing the dossier."),
-    "dossier.apologised": _("The agency apologised for the delay and set a new appointment date."),
+    EventType.DOSSIER_ACCEPTED: _("The agency accepted the dossier and issued a receipt."),
+    EventType.DOSSIER_REFUSED: _("The agency refused the dossier at reception."),
+    EventType.DOSSIER_PROCESSING_STARTED: _("The agency started processing the dossier."),
+    EventType.DOSSIER_SUPPLEMENT_REQUESTED: _("The agency asks you to add or correct documents."),
+    EventType.DOSSIER_PAYMENT_REQUESTED: _("The agency asks you to pay the fees."),
+    EventType.DOSSIER_COMPLETED: _("The result is ready."),
+    EventType.DOSSIER_HANDED_OVER: _("The result was handed over."),
+    EventType.DOSSIER_STOPPED: _("The agency stopped processing the dossier."),
+    EventType.DOSSIER_APOLOGISED: _(
+        "The agency apologised for the delay and set a new appointment date."
+    ),
     # by the system
-    "dossier.overdue": _("The dossier is past its appointment date."),
-    "dossier.deadline_at_risk": _("The appointment date is close."),
+    EventType.DOSSIER_OVERDUE: _("The dossier is past its appointment date."),
+    EventType.DOSSIER_DEADLINE_AT_RISK: _("The appointment date is close."),
     # by the postal flow
-    "delivery.booked": _("Delivery by post booked."),
-    "delivery.cancelled": _("Delivery by post cancelled."),
-    "delivery.picked_up": _("The postal service picked up the parcel."),
-    "delivery.in_transit": _("The parcel is on its way."),
-    "delivery.out_for_delivery": _("The parcel is out for delivery."),
-    "delivery.delivered": _("The parcel was delivered."),
-    "delivery.failed_attempt": _("The delivery attempt failed; the postal service will try again."),
-    "delivery.returned": _("The parcel was returned."),
+    EventType.DELIVERY_BOOKED: _("Delivery by post booked."),
+    EventType.DELIVERY_CANCELLED: _("Delivery by post cancelled."),
+    EventType.DELIVERY_PICKED_UP: _("The postal service picked up the parcel."),
+    EventType.DELIVERY_IN_TRANSIT: _("The parcel is on its way."),
+    EventType.DELIVERY_OUT_FOR_DELIVERY: _("The parcel is out for delivery."),
+    EventType.DELIVERY_DELIVERED: _("The parcel was delivered."),
+    EventType.DELIVERY_FAILED_ATTEMPT: _(
+        "The delivery attempt failed; the postal service will try again."
+    ),
+    EventType.DELIVERY_RETURNED: _("The parcel was returned."),
 }
 
 HANDED_OVER_TEXTS: dict[str, Promise] = {
@@ -53,7 +60,7 @@ FALLBACK_TEXT = _("The dossier was updated.")
 
 def event_text(event_type: str, data: dict[str, Any] | None = None) -> str:
     """The citizen-facing sentence for an event, in the active language."""
-    if event_type == "dossier.handed_over":
+    if event_type == EventType.DOSSIER_HANDED_OVER:
         method = str((data or {}).get("method", ""))
         if method in HANDED_OVER_TEXTS:
             return str(HANDED_OVER_TEXTS[method])

@@ -21,24 +21,24 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from dossiers.deadlines import WorkingCalendar
-from dossiers.models import Dossier
-from tracking.models import DossierEvent
+from dossiers.events import EventType
+from dossiers.models import Dossier, DossierEvent
 from tracking.texts import event_text
 
 Status = Dossier.Status
 
 # The usual path of a dossier, and what moves it along.
-PROGRESS_STEPS: list[tuple[str, Promise, str, set[int]]] = [
-    ("submitted", _("Submitted"), "dossier.submitted", {Status.NEW}),
-    ("accepted", _("Accepted"), "dossier.accepted", {Status.ACCEPTED}),
+PROGRESS_STEPS: list[tuple[str, Promise, EventType, set[int]]] = [
+    ("submitted", _("Submitted"), EventType.DOSSIER_SUBMITTED, {Status.NEW}),
+    ("accepted", _("Accepted"), EventType.DOSSIER_ACCEPTED, {Status.ACCEPTED}),
     (
         "processing",
         _("Processing"),
-        "dossier.processing_started",
+        EventType.DOSSIER_PROCESSING_STARTED,
         {Status.PROCESSING, Status.SUPPLEMENT_REQUESTED, Status.PAYMENT_REQUESTED},
     ),
-    ("result_ready", _("Result ready"), "dossier.completed", {Status.RESULT_READY}),
-    ("handed_over", _("Result handed over"), "dossier.handed_over", {Status.HANDED_OVER}),
+    ("result_ready", _("Result ready"), EventType.DOSSIER_COMPLETED, {Status.RESULT_READY}),
+    ("handed_over", _("Result handed over"), EventType.DOSSIER_HANDED_OVER, {Status.HANDED_OVER}),
 ]
 
 # While in one of these, the processing clock runs (or is paused) towards the appointment.
@@ -51,10 +51,16 @@ ACTIVE_STATUSES = {
 }
 
 FORMS: dict[str, tuple[str, Promise]] = {
-    "dossier.accepted": ("form_01", _("Receipt and appointment slip (form 01)")),
-    "dossier.supplement_requested": ("form_02", _("Request to add or correct documents (form 02)")),
-    "dossier.refused": ("form_03", _("Refusal notice (form 03)")),
-    "dossier.apologised": ("form_04", _("Apology letter with a new appointment date (form 04)")),
+    EventType.DOSSIER_ACCEPTED: ("form_01", _("Receipt and appointment slip (form 01)")),
+    EventType.DOSSIER_SUPPLEMENT_REQUESTED: (
+        "form_02",
+        _("Request to add or correct documents (form 02)"),
+    ),
+    EventType.DOSSIER_REFUSED: ("form_03", _("Refusal notice (form 03)")),
+    EventType.DOSSIER_APOLOGISED: (
+        "form_04",
+        _("Apology letter with a new appointment date (form 04)"),
+    ),
 }
 
 
@@ -133,9 +139,9 @@ def step_for(event: DossierEvent) -> Step:
     data = dict(event.data or {})
     requested: list[Document] = []
     issued: list[Document] = []
-    if event.type == "dossier.supplement_requested":
+    if event.type == EventType.DOSSIER_SUPPLEMENT_REQUESTED:
         requested = _documents(data.get("documents"))
-    if event.type in {"dossier.completed", "dossier.handed_over"}:
+    if event.type in {EventType.DOSSIER_COMPLETED, EventType.DOSSIER_HANDED_OVER}:
         issued = _documents(data.get("documents_issued")) or _documents(data.get("result_files"))
     if event.type in FORMS:
         code, name = FORMS[event.type]

@@ -63,8 +63,7 @@ def project_latencies(ctx: Context, samples: int) -> list[float]:
     from django.db import connections, transaction
 
     from dossiers import lifecycle
-    from dossiers.models import Dossier
-    from tracking.models import DossierEvent
+    from dossiers.models import Dossier, DossierEvent
 
     answer = httpx.post(
         f"{server.base_url}/api/v1/realtime/ticket",

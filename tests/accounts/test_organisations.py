@@ -414,8 +414,8 @@ def test_removing_someone_not_in_the_organisation_is_404(owner: User, org: Organ
 def test_watching_decides_who_hears_about_the_organisations_dossiers(
     owner: User, org: Organisation
 ) -> None:
+    from dossiers.audience import recipients_for
     from tests.factories import make_dossier
-    from tracking.audience import recipients_for
 
     member = add_member(org)
     dossier = make_dossier(owner, organisation=org)

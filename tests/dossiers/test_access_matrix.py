@@ -13,11 +13,10 @@ from typing import Any
 import pytest
 
 from auth.models import Membership, User
-from dossiers.models import Dossier, Procedure
+from dossiers.models import Dossier, DossierEvent, Procedure
 from tests.conftest import ApiClient, make_user
 from tests.dossiers.conftest import VALID_FORM, attach, client_for
 from tests.factories import make_dossier, make_organisation
-from tracking.models import DossierEvent
 
 URL = "/api/v1/dossiers"
 

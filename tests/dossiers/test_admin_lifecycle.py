@@ -12,10 +12,16 @@ from django.utils import timezone
 
 from auth.models import User
 from dossiers.agency.credentials import decrypt_secret
-from dossiers.models import Agency, AgencyCredential, AgencyOfficer, Dossier, SupplementRequest
+from dossiers.models import (
+    Agency,
+    AgencyCredential,
+    AgencyOfficer,
+    Dossier,
+    DossierEvent,
+    SupplementRequest,
+)
 from tests.conftest import make_user
 from tests.factories import make_agency, make_dossier, make_procedure
-from tracking.models import DossierEvent
 
 pytestmark = pytest.mark.django_db
 S = Dossier.Status

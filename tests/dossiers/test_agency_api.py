@@ -14,11 +14,10 @@ from django.utils import timezone
 from backend.idempotency import purge_expired
 from backend.models import IdempotencyRecord
 from dossiers.agency.credentials import create_credential, retire_previous_secret, rotate_credential
-from dossiers.models import Agency, AgencyCredential, Dossier
+from dossiers.models import Agency, AgencyCredential, Dossier, DossierEvent
 from tests.conftest import ApiClient, make_user, sign_in
 from tests.dossiers.conftest import AgencyClient
 from tests.factories import make_dossier, make_procedure
-from tracking.models import DossierEvent
 
 pytestmark = pytest.mark.django_db
 

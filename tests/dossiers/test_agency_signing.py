@@ -10,10 +10,9 @@ import pytest
 from django.db import connection
 
 from dossiers.agency.signing import sign, string_to_sign
-from dossiers.models import Agency, Dossier
+from dossiers.models import Agency, Dossier, DossierEvent
 from tests.dossiers.conftest import AgencyClient
 from tests.factories import make_dossier, make_procedure, make_user
-from tracking.models import DossierEvent
 
 GUIDE = Path(__file__).resolve().parents[2] / "mobile_api_docs" / "agency-api.md"
 

@@ -15,11 +15,10 @@ from django.core.files.base import ContentFile
 from backend.errors import Unprocessable
 from dossiers import lifecycle
 from dossiers.lifecycle import Actor
-from dossiers.models import Agency, Attachment, Dossier, SupplementRequest
+from dossiers.models import Agency, Attachment, Dossier, DossierEvent, SupplementRequest
 from tests.conftest import ApiClient, make_user, sign_in
 from tests.dossiers.conftest import AgencyClient
 from tests.factories import make_dossier, make_procedure
-from tracking.models import DossierEvent
 
 pytestmark = pytest.mark.django_db
 VN = ZoneInfo("Asia/Ho_Chi_Minh")

@@ -1,14 +1,14 @@
-"""The dossier event log is append-only, enforced by the database itself."""
+"""The dossier event log is append-only, enforced by the database itself, and its
+types are the one enumeration `EventType`."""
 
 from __future__ import annotations
 
 import pytest
 from django.db import IntegrityError, connection, transaction
 
-from dossiers.models import Dossier
+from dossiers.events import EventType, record_event
+from dossiers.models import Dossier, DossierEvent
 from tests.factories import make_dossier
-from tracking.events import record_event
-from tracking.models import DossierEvent
 
 
 @pytest.fixture
@@ -16,7 +16,11 @@ def event(db: None) -> DossierEvent:
     dossier = make_dossier(status=Dossier.Status.NEW)
     with transaction.atomic():
         return record_event(
-            dossier, type="dossier.submitted", actor_type="citizen", status_before=0, status_after=1
+            dossier,
+            type=EventType.DOSSIER_SUBMITTED,
+            actor_type="citizen",
+            status_before=0,
+            status_after=1,
         )
 
 
@@ -66,3 +70,19 @@ def test_inserting_more_events_still_works(event: DossierEvent) -> None:
         second = record_event(event.dossier, type="dossier.accepted", actor_type="agency")
     assert second.seq == 2
     assert DossierEvent.objects.count() == 2
+
+
+def test_the_log_keeps_the_table_it_had_under_tracking() -> None:
+    # The raw SQL above and the trigger of tracking/migrations/0002 name this table.
+    assert DossierEvent._meta.db_table == "tracking_dossierevent"
+    assert DossierEvent._meta.app_label == "dossiers"
+
+
+def test_the_type_field_offers_exactly_the_event_types() -> None:
+    assert DossierEvent._meta.get_field("type").choices == EventType.choices
+
+
+def test_an_unknown_type_is_refused_before_anything_is_written(event: DossierEvent) -> None:
+    with pytest.raises(ValueError, match=r"dossier\.teleported"), transaction.atomic():
+        record_event(event.dossier, type="dossier.teleported", actor_type="agency")
+    assert list(DossierEvent.objects.values_list("type", flat=True)) == ["dossier.submitted"]

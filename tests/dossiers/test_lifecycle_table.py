@@ -11,9 +11,8 @@ from django.utils import timezone
 
 from dossiers import lifecycle
 from dossiers.lifecycle import ROLES, TRANSITIONS, Actor, InvalidTransition
-from dossiers.models import Dossier
+from dossiers.models import Dossier, DossierEvent
 from tests.factories import make_dossier, make_user
-from tracking.models import DossierEvent
 
 pytestmark = pytest.mark.django_db
 

@@ -10,11 +10,10 @@ from django.utils import timezone
 
 from dossiers import monitoring
 from dossiers.deadlines import add_working_seconds
-from dossiers.models import Agency, Apology, Dossier
+from dossiers.models import Agency, Apology, Dossier, DossierEvent
 from tests.conftest import ApiClient, make_user, sign_in
 from tests.dossiers.conftest import AgencyClient
 from tests.factories import make_agency, make_dossier, make_procedure
-from tracking.models import DossierEvent
 
 pytestmark = pytest.mark.django_db
 VN = ZoneInfo("Asia/Ho_Chi_Minh")

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from dossiers.models import Dossier, Procedure
+from dossiers.models import Dossier, DossierEvent, Procedure
 from tests.conftest import make_user
 from tests.dossiers.conftest import client_for
 from tests.factories import make_dossier
-from tracking.models import DossierEvent
 
 URL = "/api/v1/dossiers"
 

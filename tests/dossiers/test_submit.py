@@ -13,10 +13,9 @@ from django.utils import timezone
 from backend.models import IdempotencyRecord
 from dossiers.actions import next_dossier_code, submit_dossier
 from dossiers.deadlines import appointment_for
-from dossiers.models import Agency, Dossier, DossierCodeSequence, Procedure
+from dossiers.models import Agency, Dossier, DossierCodeSequence, DossierEvent, Procedure
 from tests.dossiers.conftest import RICH_FORM, VALID_FORM, attach, client_for
 from tests.factories import make_agency, make_dossier, make_procedure
-from tracking.models import DossierEvent
 
 URL = "/api/v1/dossiers"
 

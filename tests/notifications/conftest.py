@@ -13,13 +13,12 @@ from django.db import connection, transaction
 from procrastinate.contrib.django import app
 
 from auth.models import DeviceSession, User
-from dossiers.models import Dossier
+from dossiers.events import record_event
+from dossiers.models import Dossier, DossierEvent
 from fakes.fcm import FakeFcmServer
 from notifications import actions
 from notifications.models import Device, Notification
 from tests.conftest import sign_in
-from tracking.events import record_event
-from tracking.models import DossierEvent
 
 
 @pytest.fixture(autouse=True)

@@ -8,37 +8,23 @@ from pathlib import Path
 
 import pytest
 
+from dossiers.events import EventType
 from notifications.fcm import read_push_outbox
 from notifications.models import Category
 from notifications.payload import Push, fit, payload_size
-from notifications.templates import TEMPLATES, render, render_context, template_for
+from notifications.templates import (
+    NOT_NOTIFIED,
+    TEMPLATES,
+    render,
+    render_context,
+    template_for,
+)
 from tests.factories import make_user
 from tests.notifications.conftest import notify, register, send_all
 
-EVENT_TYPES = [
-    "dossier.submitted",
-    "dossier.withdrawn",
-    "dossier.supplement_submitted",
-    "dossier.rated",
-    "dossier.accepted",
-    "dossier.refused",
-    "dossier.processing_started",
-    "dossier.supplement_requested",
-    "dossier.payment_requested",
-    "dossier.completed",
-    "dossier.handed_over",
-    "dossier.stopped",
-    "dossier.apologised",
-    "dossier.overdue",
-    "delivery.booked",
-    "delivery.cancelled",
-    "delivery.picked_up",
-    "delivery.in_transit",
-    "delivery.out_for_delivery",
-    "delivery.delivered",
-    "delivery.failed_attempt",
-    "delivery.returned",
-]
+# Every event type but these gets a push (the decision is NOT_NOTIFIED in templates.py).
+NO_PUSH = {EventType.DOSSIER_DEADLINE_AT_RISK}
+EVENT_TYPES = [t for t in EventType if t not in NO_PUSH]
 URGENT = {"dossier.supplement_requested", "dossier.payment_requested", "dossier.completed"}
 
 
@@ -53,9 +39,15 @@ def context(language: str, **extra) -> dict[str, str]:
     )
 
 
+def test_every_event_type_has_a_template_or_an_explicit_no_push() -> None:
+    assert set(TEMPLATES).isdisjoint(NOT_NOTIFIED)
+    assert set(TEMPLATES) | NOT_NOTIFIED == set(EventType)
+    assert NOT_NOTIFIED == NO_PUSH
+
+
 def test_every_citizen_facing_event_type_has_a_template() -> None:
     assert sorted(TEMPLATES) == sorted(EVENT_TYPES)
-    assert template_for("dossier.deadline_at_risk") is None
+    assert template_for(EventType.DOSSIER_DEADLINE_AT_RISK) is None
     assert {t for t, template in TEMPLATES.items() if template.urgent} == URGENT
     assert {t for t, tpl in TEMPLATES.items() if tpl.category == Category.ACTION_REQUESTS} == {
         "dossier.supplement_requested",
@@ -186,6 +178,9 @@ def test_the_push_guide_documents_every_event_type() -> None:
         assert f"| `{event_type}` |" in guide
         assert template.vi[0] in guide
         assert template.en[1] in guide
+    for event_type in NOT_NOTIFIED:
+        assert f"| `{event_type}` |" not in guide
+        assert f"`{event_type}` is an internal monitoring signal: it produces no" in guide
 
 
 def test_handover_without_a_method_reads_cleanly() -> None:

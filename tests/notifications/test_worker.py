@@ -6,12 +6,12 @@ import pytest
 from django.db import transaction
 
 from backend.jobs import defer
+from dossiers.events import record_event
 from dossiers.models import Dossier
 from notifications.models import Delivery, Notification
 from notifications.tasks import fan_out_event, send_pushes_job
 from tests.factories import make_dossier, make_user
 from tests.notifications.conftest import jobs, register, run_worker_until_idle
-from tracking.events import record_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

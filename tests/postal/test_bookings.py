@@ -7,12 +7,11 @@ import threading
 import pytest
 from django.db import connection
 
-from dossiers.models import Dossier
+from dossiers.models import Dossier, DossierEvent
 from postal.models import DeliveryBooking
 from tests.conftest import ApiClient, ApiResponse, make_user, sign_in
 from tests.factories import make_organisation
 from tests.postal.conftest import Citizen, make_address, postal_jobs
-from tracking.models import DossierEvent
 
 
 @pytest.mark.django_db

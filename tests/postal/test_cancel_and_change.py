@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from dossiers.models import DossierEvent
 from fakes.carrier import FakeCarrier
 from postal.models import DeliveryBooking
 from tests.conftest import ApiClient, make_user, sign_in
@@ -15,7 +16,6 @@ from tests.postal.conftest import (
     postal_jobs,
     run_postal_jobs,
 )
-from tracking.models import DossierEvent
 
 
 def events(citizen: Citizen) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dossiers.models import Dossier, Procedure
+from dossiers.models import Dossier, DossierEvent, Procedure
 from fakes.carrier import FakeCarrier
 from postal.models import DeliveryBooking
 from tests.postal.conftest import (
@@ -13,7 +13,6 @@ from tests.postal.conftest import (
     postal_jobs,
     run_postal_jobs,
 )
-from tracking.models import DossierEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -6,12 +6,11 @@ import pytest
 from django.conf import settings
 from django.db import transaction
 
-from dossiers.models import Dossier
+from dossiers.events import record_event
+from dossiers.models import Dossier, DossierEvent
 from fakes.carrier import FakeCarrier
 from postal.models import DeliveryBooking
 from tests.postal.conftest import Citizen, postal_jobs, run_postal_jobs
-from tracking.events import record_event
-from tracking.models import DossierEvent
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

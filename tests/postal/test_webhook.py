@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
+from dossiers.models import DossierEvent
 from fakes.carrier import FakeCarrier
 from postal.models import CarrierMessage, DeliveryBooking
 from tests.postal.conftest import WEBHOOK_SECRET, Citizen, post_webhook, run_postal_jobs
-from tracking.models import DossierEvent
 
 pytestmark = pytest.mark.django_db
 

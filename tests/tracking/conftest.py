@@ -10,11 +10,10 @@ import pytest
 from django.db import connection, transaction
 
 from auth.models import User
-from dossiers.models import Dossier
+from dossiers.events import record_event
+from dossiers.models import Dossier, DossierEvent
 from tests.conftest import make_user, sign_in
 from tests.factories import make_dossier
-from tracking.events import record_event
-from tracking.models import DossierEvent
 from tracking.tickets import issue_ticket
 
 

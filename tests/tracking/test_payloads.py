@@ -1,4 +1,5 @@
-"""The frames in tracking/payloads.py and mobile_api_docs/asyncapi.yaml say the same."""
+"""The frames in tracking/payloads.py and mobile_api_docs/asyncapi.yaml say the same,
+and the document's event types are exactly `EventType`."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dossiers.events import EventType
 from tracking import payloads
-from tracking.texts import EVENT_TEXTS
 
 ASYNCAPI = Path(__file__).resolve().parents[2] / "mobile_api_docs" / "asyncapi.yaml"
 
@@ -39,5 +40,5 @@ def test_resync_reasons_are_documented(schemas):
     )
 
 
-def test_every_event_type_with_a_text_is_documented(schemas):
-    assert schemas["EventFrame"]["properties"]["event_type"]["enum"] == list(EVENT_TEXTS)
+def test_the_documented_event_types_are_exactly_the_enumeration(schemas):
+    assert schemas["EventFrame"]["properties"]["event_type"]["enum"] == EventType.values

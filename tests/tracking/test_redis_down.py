@@ -7,12 +7,11 @@ import time
 
 import pytest
 
-from dossiers.models import Dossier
+from dossiers.models import Dossier, DossierEvent
 from tests.conftest import ApiClient, sign_in
 from tests.factories import make_dossier
 from tests.tracking.conftest import add_event
 from tracking import stream
-from tracking.models import DossierEvent
 
 CLOSED_PORT_LAYER = {
     "default": {
@@ -30,7 +29,7 @@ def test_status_change_commits_and_rest_works_when_the_channel_layer_is_down(
     before = add_event(dossier, "dossier.submitted", status_after=1)
     settings.CHANNEL_LAYERS = CLOSED_PORT_LAYER
 
-    with caplog.at_level(logging.WARNING, logger="tracking.events"):
+    with caplog.at_level(logging.WARNING, logger="dossiers.events"):
         event = add_event(dossier, "dossier.accepted", status_after=Dossier.Status.ACCEPTED)
 
     dossier.refresh_from_db()

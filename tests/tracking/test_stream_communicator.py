@@ -619,7 +619,7 @@ async def test_heartbeat_delivers_an_event_whose_hint_was_lost(open_socket, sett
     alice = await new_citizen()
     socket, _, _ = await open_socket(alice.ticket())
     # Committed without the channel-layer hint (as if Redis had lost it).
-    with mock.patch("tracking.events.publish_hint") as publish_hint:
+    with mock.patch("dossiers.events.publish_hint") as publish_hint:
         event = await db(add_event)(alice.dossier)
     assert publish_hint.call_count == 1
 

@@ -9,11 +9,10 @@ import pytest
 from django.utils import timezone
 
 from auth.models import Membership
-from dossiers.models import Dossier
+from dossiers.models import Dossier, DossierEvent
 from tests.conftest import ApiClient, make_user, sign_in
 from tests.factories import make_dossier, make_organisation
 from tests.tracking.conftest import add_event
-from tracking.models import DossierEvent
 from tracking.stream import iso_time
 
 pytestmark = pytest.mark.django_db

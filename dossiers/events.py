@@ -1,6 +1,8 @@
-"""Writing to the dossier event log.
+"""Writing to the dossier event log, and the one list of event types.
 
-`record_event` is called by actions inside their transaction. It appends the
+The log belongs to the dossiers app, beside the dossiers it describes; the
+tracking app only reads it (timeline, stream). `record_event` is called by
+actions (dossiers, postal, ...) inside their transaction. It appends the
 event, defers every subscriber's job (push notifications, ...) in that same
 transaction, and publishes a realtime hint once the transaction commits. The
 log is the truth; the hint only tells open sockets to look.
@@ -19,9 +21,11 @@ from django.utils.module_loading import import_string
 from auth.models import User
 from backend.jobs import defer
 from backend.realtime import send_to_groups
-from dossiers.models import Dossier
-from tracking.audience import dossier_group, recipients_for, user_group
-from tracking.models import DossierEvent
+from dossiers.audience import dossier_group, recipients_for, user_group
+from dossiers.event_types import EventType
+from dossiers.models import Dossier, DossierEvent
+
+__all__ = ["EventType", "current_txid", "publish_hint", "record_event"]
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +33,7 @@ logger = logging.getLogger(__name__)
 def record_event(
     dossier: Dossier,
     *,
-    type: str,
+    type: EventType,
     actor_type: str,
     status_before: int | None = None,
     status_after: int | None = None,
@@ -39,6 +43,7 @@ def record_event(
     data: dict[str, Any] | None = None,
 ) -> DossierEvent:
     """Append one event. The caller holds the dossier row lock (select_for_update)."""
+    type = EventType(type)  # an unknown type fails here, before anything is written
     last = DossierEvent.objects.filter(dossier=dossier).aggregate(last=Max("seq"))["last"] or 0
     event = DossierEvent.objects.create(
         dossier=dossier,

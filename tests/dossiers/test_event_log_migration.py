@@ -1,0 +1,123 @@
+"""The event log moved from the tracking app to dossiers without touching its table.
+
+A database at the graph before the move (dossiers 0003, tracking 0003,
+notifications 0002) holds events, written through the historical
+`tracking.DossierEvent`, and a notification pointing at one. Migrating it forward
+keeps every row and the foreign key, and the append-only trigger still refuses
+UPDATE and DELETE. (A fresh database runs the same migrations for every other
+test: tests/dossiers/test_event_log.py checks the trigger there.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+from django.db.migrations.executor import MigrationExecutor
+
+from dossiers.events import EventType, record_event
+from dossiers.models import Dossier, DossierEvent
+from notifications.models import Notification
+from tests.factories import make_dossier
+
+BEFORE_THE_MOVE = [
+    ("dossiers", "0003_procedure_version"),
+    ("tracking", "0003_merge_0002_event_log_append_only_0002_event_txid"),
+    ("notifications", "0002_delivery_claim_lease"),
+]
+THE_MOVE = {
+    ("dossiers", "0005_dossierevent_moved_from_tracking"),
+    ("notifications", "0003_event_fk_to_dossiers_dossierevent"),
+    ("tracking", "0004_dossierevent_moved_to_dossiers"),
+}
+
+
+def migrate_to_latest() -> None:
+    executor = MigrationExecutor(connection)
+    executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.fixture
+def database_before_the_move(transactional_db: None) -> Iterator[MigrationExecutor]:
+    executor = MigrationExecutor(connection)
+    executor.migrate(BEFORE_THE_MOVE)
+    executor.loader.build_graph()
+    try:
+        yield executor
+    finally:
+        # Whatever happened, leave the schema where every other test expects it.
+        migrate_to_latest()
+
+
+def test_migrating_forward_keeps_rows_foreign_keys_and_the_trigger(
+    database_before_the_move: MigrationExecutor,
+) -> None:
+    executor = database_before_the_move
+    assert THE_MOVE.isdisjoint(executor.loader.applied_migrations)
+    old = executor.loader.project_state(BEFORE_THE_MOVE).apps
+    OldEvent = old.get_model("tracking", "DossierEvent")  # noqa: N806
+    OldNotification = old.get_model("notifications", "Notification")  # noqa: N806
+    dossier = make_dossier(status=Dossier.Status.ACCEPTED)
+    with transaction.atomic():
+        submitted = OldEvent.objects.create(
+            dossier_id=dossier.pk,
+            seq=1,
+            type="dossier.submitted",
+            status_before=0,
+            status_after=1,
+            actor_type="citizen",
+            actor_user_id=dossier.applicant_id,
+            actor_label="Nguyễn Văn A",
+            data={"channel": "online"},
+            txid=41,
+        )
+        accepted = OldEvent.objects.create(
+            dossier_id=dossier.pk,
+            seq=2,
+            type="dossier.accepted",
+            status_before=1,
+            status_after=2,
+            actor_type="agency",
+            message="Receipt 01 issued.",
+            txid=42,
+        )
+        OldNotification.objects.create(
+            user_id=dossier.applicant_id,
+            event_id=accepted.pk,
+            dossier_id=dossier.pk,
+            type="dossier.accepted",
+            category="status_changes",
+            title="Dossier accepted",
+            body="Accepted.",
+        )
+    columns = ("id", "dossier_id", "seq", "type", "status_before", "status_after")
+    columns += ("actor_type", "actor_user_id", "actor_label", "message", "data", "txid")
+    before = list(OldEvent.objects.order_by("id").values_list(*columns))
+    times = list(OldEvent.objects.order_by("id").values_list("created_at", flat=True))
+
+    migrate_to_latest()
+
+    assert list(DossierEvent.objects.order_by("id").values_list(*columns)) == before
+    assert list(DossierEvent.objects.order_by("id").values_list("created_at", flat=True)) == times
+    assert [e.pk for e in dossier.events.all()] == [submitted.pk, accepted.pk]
+    notification = Notification.objects.get()
+    assert isinstance(notification.event, DossierEvent)
+    assert (notification.event.pk, notification.event.type) == (accepted.pk, "dossier.accepted")
+    for statement in (
+        "UPDATE tracking_dossierevent SET message = 'x' WHERE id = %s",
+        "DELETE FROM tracking_dossierevent WHERE id = %s",
+    ):
+        with (
+            pytest.raises(IntegrityError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(statement, [submitted.pk])
+    with transaction.atomic():
+        locked = Dossier.objects.select_for_update().get(pk=dossier.pk)
+        started = record_event(
+            locked, type=EventType.DOSSIER_PROCESSING_STARTED, actor_type="agency"
+        )
+    assert (started.seq, started.type) == (3, "dossier.processing_started")
+    assert DossierEvent.objects.get(pk=submitted.pk).message == ""
