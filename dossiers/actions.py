@@ -23,6 +23,7 @@ from dossiers.access import access_dossier
 from dossiers.deadlines import appointment_for, business_tz
 from dossiers.form_spec import check_draft_values, validate_form
 from dossiers.lifecycle import Actor, InvalidTransition, ensure_allowed
+from dossiers.lookup_secrets import issue_lookup_secret
 from dossiers.models import Agency, Attachment, Dossier, DossierCodeSequence, Procedure
 from tracking.events import record_event
 from tracking.models import DossierEvent
@@ -198,6 +199,7 @@ def submit_dossier(user: User, dossier_id: uuid.UUID | str) -> Dossier:
         dossier.submitted_at = now
         dossier.code = next_dossier_code(dossier.agency, now)
         dossier.appointment_at = appointment_for(procedure, now)
+        issue_lookup_secret(dossier)
         dossier.version += 1
         dossier.save(
             update_fields=[
@@ -207,6 +209,8 @@ def submit_dossier(user: User, dossier_id: uuid.UUID | str) -> Dossier:
                 "submitted_at",
                 "code",
                 "appointment_at",
+                "lookup_secret_hash",
+                "lookup_secret_encrypted",
                 "version",
                 "updated_at",
             ]

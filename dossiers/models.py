@@ -223,6 +223,9 @@ class Dossier(models.Model):
     result_file_name = models.CharField(max_length=255, blank=True)
     result_file_content_type = models.CharField(max_length=100, blank=True)
     handover_method = models.CharField(max_length=12, blank=True)
+    # The receipt's lookup secret (dossiers/lookup_secrets.py), issued at submission.
+    lookup_secret_hash = models.CharField(max_length=128, blank=True, editable=False)
+    lookup_secret_encrypted = models.CharField(max_length=255, blank=True, editable=False)
     version = models.PositiveIntegerField(default=1, help_text="Bumped on every change (ETag).")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -237,6 +240,42 @@ class Dossier(models.Model):
 
     def __str__(self) -> str:
         return self.code or f"draft {self.id}"
+
+
+class ResultDocument(models.Model):
+    """A signed electronic result (dossiers/result_signatures.py) and its verification.
+
+    The bytes are the dossier's `result_file`; this row records who signed them,
+    with which certificate, when, their digest, and the short code printed on
+    the document that anyone can check (documents/verification.py).
+    """
+
+    class Source(models.TextChoices):
+        AGENCY = "agency", _("Signed by the agency")
+        SERVER = "server", _("Signed by the service for the agency")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    dossier = models.ForeignKey(Dossier, on_delete=models.PROTECT, related_name="results")
+    verification_code = models.CharField(max_length=20, unique=True)
+    source = models.CharField(max_length=8, choices=Source.choices)
+    file = models.CharField(max_length=200, help_text="Storage name of the signed PDF.")
+    sha256 = models.CharField(max_length=64, db_index=True)
+    size = models.PositiveIntegerField()
+    signer_name = models.CharField(max_length=255)
+    signer_organisation = models.CharField(max_length=255, blank=True)
+    certificate_serial = models.CharField(max_length=64)
+    certificate_issuer = models.CharField(max_length=255, blank=True)
+    signing_time = models.DateTimeField()
+    valid_until = models.DateField(null=True, blank=True, help_text=_("Expiry of the document"))
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revocation_reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.verification_code} ({self.dossier_id})"
 
 
 class DossierCodeSequence(models.Model):
