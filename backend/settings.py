@@ -475,6 +475,8 @@ RESULT_SIGNING_TIME_SKEW_SECONDS = envint("RESULT_SIGNING_TIME_SKEW_SECONDS", 30
 # Server-side signing keys per agency code (JSON):
 # {"HN-PXB": {"pkcs12_file": "/etc/keys/pxb.p12", "passphrase": "..."}} or
 # {"HN-PXB": {"pkcs12_base64": "...", "passphrase": "..."}}.
+# Public verification of results (documents/): attempts per client IP and hour.
+VERIFY_MAX_ATTEMPTS_PER_IP_PER_HOUR = envint("VERIFY_MAX_ATTEMPTS_PER_IP_PER_HOUR", 60)
 RESULT_SIGNING_KEYS: dict[str, dict[str, str]] = json.loads(env("RESULT_SIGNING_KEYS") or "{}")
 
 

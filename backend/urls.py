@@ -4,6 +4,7 @@ from django.urls import path, re_path
 from backend import health
 from backend.api import api
 from backend.middleware import api_not_found
+from documents.views import verify_page
 from tracking.views import lookup_page
 
 # Each app contributes one router; the order here is the order in the docs.
@@ -19,7 +20,10 @@ ROUTERS: list[tuple[str, str]] = [
     ("/dossiers", "tracking.lookup_api:owner_router"),
     ("/dossiers", "documents.receipts_api"),
     ("/lookup", "tracking.lookup_api"),
+    ("/dossiers", "documents.verification_api:holder_router"),
+    ("/verify", "documents.verification_api"),
     ("/agency", "dossiers.agency_api"),
+    ("/agency", "dossiers.results_api"),
     ("/realtime", "tracking.api"),
     ("/", "notifications.api"),
     ("/postal", "postal.api"),
@@ -34,6 +38,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("lookup", lookup_page, name="lookup"),
+    path("verify/<str:code>", verify_page, name="verify"),
     path("api/v1/", api.urls),
     re_path(r"^api/", api_not_found),
     path("admin/", admin.site.urls),

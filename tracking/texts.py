@@ -28,6 +28,7 @@ EVENT_TEXTS: dict[str, Promise] = {
     "dossier.handed_over": _("The result was handed over."),
     "dossier.stopped": _("The agency stopped processing the dossier."),
     "dossier.apologised": _("The agency apologised for the delay and set a new appointment date."),
+    "dossier.result_revoked": _("The agency revoked the electronic result."),
     # by the system
     "dossier.overdue": _("The dossier is past its appointment date."),
     "dossier.deadline_at_risk": _("The appointment date is close."),
