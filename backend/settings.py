@@ -477,6 +477,10 @@ RESULT_SIGNING_TIME_SKEW_SECONDS = envint("RESULT_SIGNING_TIME_SKEW_SECONDS", 30
 # {"HN-PXB": {"pkcs12_base64": "...", "passphrase": "..."}}.
 # Public verification of results (documents/): attempts per client IP and hour.
 VERIFY_MAX_ATTEMPTS_PER_IP_PER_HOUR = envint("VERIFY_MAX_ATTEMPTS_PER_IP_PER_HOUR", 60)
+# Document wallet (documents/wallet.py): papers per owner (a person or an
+# organisation) and bytes of kept papers (issued results do not count).
+WALLET_MAX_ITEMS = envint("WALLET_MAX_ITEMS", 100)
+WALLET_QUOTA_BYTES = envint("WALLET_QUOTA_BYTES", 200 * 1024 * 1024)
 RESULT_SIGNING_KEYS: dict[str, dict[str, str]] = json.loads(env("RESULT_SIGNING_KEYS") or "{}")
 
 
@@ -486,6 +490,7 @@ RESULT_SIGNING_KEYS: dict[str, dict[str, str]] = json.loads(env("RESULT_SIGNING_
 EVENT_SUBSCRIBERS: list[str] = [
     "postal.tasks.on_dossier_event",
     "notifications.tasks.fan_out_event",
+    "documents.tasks.on_dossier_event",
 ]
 # WebSocket stream (/ws/v1/events). Browsers must send an Origin from this list;
 # native apps send none and are admitted by their ticket alone.

@@ -22,6 +22,8 @@ ROUTERS: list[tuple[str, str]] = [
     ("/lookup", "tracking.lookup_api"),
     ("/dossiers", "documents.verification_api:holder_router"),
     ("/verify", "documents.verification_api"),
+    ("/wallet", "documents.wallet_api"),
+    ("/dossiers", "documents.wallet_api:dossier_router"),
     ("/agency", "dossiers.agency_api"),
     ("/agency", "dossiers.results_api"),
     ("/realtime", "tracking.api"),

@@ -53,6 +53,13 @@ BENCHMARKS: dict[str, list[tuple[str, str, str]]] = {
     "otp": [
         ("OTP", "(send p50 + verify p50) ÷ hello p50", "<= 1.5"),
     ],
+    "result_verify": [
+        (
+            "signed result verification",
+            "verify a signed 2-page result ÷ read it with pypdf",
+            "<= 20",
+        ),
+    ],
 }
 
 RESULTS_FILE = BASE_DIR / "bench" / "results.json"

@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from auth.models import Membership, User
 from backend.errors import Conflict, NotFound, Unprocessable, field_error
 from dossiers.access import access_dossier
+from dossiers.attachments import deletable
 from dossiers.deadlines import appointment_for, business_tz
 from dossiers.form_spec import check_draft_values, validate_form
 from dossiers.lifecycle import Actor, InvalidTransition, ensure_allowed
@@ -114,7 +115,7 @@ def delete_draft(user: User, dossier_id: uuid.UUID | str) -> None:
 
 
 def _delete_files(names: list[str]) -> None:
-    for name in names:
+    for name in deletable(names):  # never a wallet's object (see dossiers.attachments)
         default_storage.delete(name)
 
 

@@ -304,8 +304,76 @@ def _touch(dossier: Dossier) -> None:
 
 
 def _delete_files(names: list[str]) -> None:
-    for name in names:
+    for name in deletable(names):
         default_storage.delete(name)
+
+
+# Stored objects under these prefixes belong to another owner (the document
+# wallet, `documents/`, and issued results): an attachment may point at one (no
+# copy of the bytes) but removing the attachment never removes the object; its
+# owner does, once nothing refers to it any more.
+SHARED_PREFIXES = ("wallet/", "results/")
+
+
+def deletable(names: list[str]) -> list[str]:
+    return [name for name in names if name and not name.startswith(SHARED_PREFIXES)]
+
+
+@dataclass(frozen=True)
+class SharedFile:
+    """An object already in the storage (a wallet paper), attached without a copy."""
+
+    kind: str
+    file: str
+    thumbnail: str
+    content_type: str
+    size: int
+    sha256: str
+    width: int | None
+    height: int | None
+    pages: int | None
+    original_name: str
+
+
+def attach_shared(
+    user: User, dossier_id: uuid.UUID | str, *, document_code: str, shared: SharedFile
+) -> tuple[Attachment, bool]:
+    """Attach a stored object to a required document: the attachment points at the
+    same storage name. Same limits as an upload except the byte quota (no bytes
+    are added). Call inside the caller's transaction when it locks the source."""
+    if not shared.file.startswith(SHARED_PREFIXES):
+        raise ValueError("only shared objects can be attached by reference")
+    with transaction.atomic():
+        dossier = access_dossier(user, dossier_id, for_update=True)
+        _ensure_editable(dossier)
+        document = _required_document(dossier, document_code)
+        if DOCUMENT_KIND[Attachment.Kind(shared.kind)] not in document.accepted_kinds:
+            raise Unprocessable(
+                "kind_not_accepted",
+                _("This document does not accept this kind of file."),
+                details={"kind": shared.kind, "accepted_kinds": list(document.accepted_kinds)},
+            )
+        existing = Attachment.objects.filter(dossier=dossier, sha256=shared.sha256).first()
+        if existing is not None:
+            return existing, False
+        _check_counts(dossier, document)
+        attachment = Attachment.objects.create(
+            dossier=dossier,
+            document_code=document.code,
+            kind=shared.kind,
+            file=shared.file,
+            thumbnail=shared.thumbnail,
+            content_type=shared.content_type,
+            size=shared.size,
+            sha256=shared.sha256,
+            width=shared.width,
+            height=shared.height,
+            pages=shared.pages,
+            original_name=shared.original_name[:255],
+            uploaded_by=user,
+        )
+        _touch(dossier)
+        return attachment, True
 
 
 def read_stored(name: str) -> IO[bytes]:

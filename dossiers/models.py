@@ -64,6 +64,24 @@ class AgencyCalendarDay(models.Model):
         return f"{self.agency_id} {self.date} {self.kind}"
 
 
+class DocumentType(models.Model):
+    """A kind of paper of the catalogue (CCCD, birth certificate, marriage certificate...).
+
+    Required documents say which types they accept; papers kept in the document
+    wallet carry one, so a draft can offer "use from wallet" for each document.
+    """
+
+    code = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=255)
+    name_en = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
 class Procedure(models.Model):
     """An administrative procedure (thủ tục hành chính) of the national catalogue."""
 
@@ -97,6 +115,14 @@ class Procedure(models.Model):
     form_spec = models.JSONField(default=list, help_text=_("Declarative list of form fields"))
     postal_return_allowed = models.BooleanField(default=False)
     electronic_result = models.BooleanField(default=False)
+    result_type = models.ForeignKey(
+        DocumentType,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text=_("What the issued result is, in the wallet"),
+    )
     description = models.TextField(blank=True)
     description_en = models.TextField(blank=True)
     is_active = models.BooleanField(default=True)
@@ -127,6 +153,12 @@ class RequiredDocument(models.Model):
     name_en = models.CharField(max_length=500, blank=True)
     mandatory = models.BooleanField(default=True)
     accepted_kinds = models.JSONField(default=list, help_text='e.g. ["photo", "pdf"]')
+    accepted_types = models.ManyToManyField(
+        DocumentType,
+        blank=True,
+        related_name="required_by",
+        help_text=_("Papers from the wallet that may be used for this document"),
+    )
     min_files = models.PositiveSmallIntegerField(default=1)
     max_files = models.PositiveSmallIntegerField(default=5)
     guidance = models.TextField(blank=True)

@@ -22,7 +22,7 @@ router = Router(tags=["lookup"])
 owner_router = Router(tags=["lookup"])
 
 
-class LookupIn(Schema):
+class DossierLookupIn(Schema):
     code: str = Field(min_length=1, max_length=CODE_MAX_CHARS, examples=["HN-PXB-260105-0001"])
     secret: str = Field(min_length=1, max_length=SECRET_MAX_CHARS, examples=["ABCDE-FGHJK"])
 
@@ -61,7 +61,7 @@ class LookupSecretOut(Schema):
     response={200: PublicDossierOut, 404: ErrorOut, 422: ErrorOut, 429: ErrorOut, 503: ErrorOut},
     summary="Look a dossier up by its code and the receipt's secret (no sign-in)",
 )
-def lookup(request: HttpRequest, payload: LookupIn) -> Any:
+def lookup(request: HttpRequest, payload: DossierLookupIn) -> Any:
     """Procedure, agency, status, appointment date and the public steps of the
     timeline; never names, ID numbers, addresses, attachments or messages.
 

@@ -30,6 +30,7 @@ EVENT_TYPES = [
     "dossier.stopped",
     "dossier.apologised",
     "dossier.overdue",
+    "dossier.result_revoked",
     "delivery.booked",
     "delivery.cancelled",
     "delivery.picked_up",
@@ -39,7 +40,12 @@ EVENT_TYPES = [
     "delivery.failed_attempt",
     "delivery.returned",
 ]
-URGENT = {"dossier.supplement_requested", "dossier.payment_requested", "dossier.completed"}
+URGENT = {
+    "dossier.supplement_requested",
+    "dossier.payment_requested",
+    "dossier.completed",
+    "dossier.result_revoked",
+}
 
 
 def context(language: str, **extra) -> dict[str, str]:
