@@ -53,6 +53,9 @@ BENCHMARKS: dict[str, list[tuple[str, str, str]]] = {
     "otp": [
         ("OTP", "(send p50 + verify p50) ÷ hello p50", "<= 1.5"),
     ],
+    "wallet_attach": [
+        ("wallet attach", "wallet attach (no byte copy) p50 ÷ hello p50", "<= 2"),
+    ],
     "result_verify": [
         (
             "signed result verification",

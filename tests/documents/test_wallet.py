@@ -249,3 +249,10 @@ def test_an_issued_result_goes_to_the_holders_wallet(
 
 def test_result_subscriber_is_configured(settings) -> None:
     assert "documents.tasks.on_dossier_event" in settings.EVENT_SUBSCRIBERS
+
+
+def test_the_catalogue_says_which_document_types_a_document_accepts(cccd: DocumentType) -> None:
+    procedure = make_procedure()
+    procedure.documents.get(code="doc-1").accepted_types.add(cccd)
+    body = ApiClient().get(f"/api/v1/catalogue/procedures/{procedure.pk}").json()
+    assert body["documents"][0]["accepted_types"] == ["cccd"]
