@@ -304,7 +304,7 @@ def offers(user: User, dossier: Dossier) -> list[tuple[RequiredDocument, list[Wa
     accepted type and kind that may be used for this dossier."""
     scope = Q(user=user)
     if dossier.organisation_id is not None:
-        scope = Q(organisation_id=dossier.organisation_id)
+        scope |= Q(organisation_id=dossier.organisation_id)
     candidates = list(
         WalletItem.objects.filter(scope, document_type__isnull=False)
         .filter(Q(expires_on__isnull=True) | Q(expires_on__gte=today()))

@@ -207,7 +207,7 @@ class OfferOut(Schema):
 )
 def wallet_offers(request: HttpRequest, dossier_id: uuid.UUID) -> Any:
     """For each required document: unexpired, unrevoked papers of an accepted type
-    and kind (the organisation's wallet for a business dossier)."""
+    and kind, from your wallet (and the organisation's, for a business dossier)."""
     user = current_user(request)
     dossier = access_dossier(user, dossier_id)
     return [

@@ -215,3 +215,13 @@ def test_a_signed_pdf_sent_for_server_signing_is_refused(
         "result_already_signed",
         dossier,
     )
+
+
+def test_without_configured_roots_nothing_is_trusted(
+    agency: Agency, agency_client: AgencyClient, settings
+) -> None:
+    pki = configure(settings)
+    settings.RESULT_TRUST_ROOTS_FILE = ""  # never the operating system's TLS roots
+    dossier = processing(agency)
+    signed = sign_with(pki, "agency", make_pdf())
+    assert_refused(complete(agency_client, dossier, signed), "certificate_untrusted", dossier)
