@@ -82,6 +82,7 @@ def seed_wallet(drafts: int) -> dict[str, Any]:
     drafts whose required document accepts its type (bench/benchmarks/wallet_attach.py).
     Prints {"access_token", "item_id", "dossier_ids"}."""
     import io
+    import itertools
 
     from django.utils import timezone
 
@@ -91,7 +92,8 @@ def seed_wallet(drafts: int) -> dict[str, Any]:
     from documents import wallet
     from dossiers import actions
     from dossiers.models import DocumentType
-    from tests.factories import make_procedure
+    from tests import factories
+    from tests.factories import make_agency, make_procedure
 
     user = User.objects.create_user(
         "+84912000002",
@@ -102,7 +104,9 @@ def seed_wallet(drafts: int) -> dict[str, Any]:
     )
     _session, tokens = start_session(user, device_id="bench-wallet", name="bench")
     kind = DocumentType.objects.create(code="bench-cccd", name="Căn cước công dân")
-    procedure = make_procedure(documents=1)
+    # The factories number rows from 1 in each process: start past the citizen seed's.
+    factories._counter = itertools.count(1000)
+    procedure = make_procedure(make_agency("BENCH-WALLET"), documents=1)
     procedure.documents.get().accepted_types.add(kind)
     photo = phone_photo(1600, 1200)
     item = wallet.add_item(user, upload=io.BytesIO(photo), size=len(photo), document_type=kind.code)

@@ -33,7 +33,6 @@ from django.utils.translation import gettext_lazy as _
 from auth.models import Membership, User
 from backend.errors import NotFound, PayloadTooLarge, PermissionDenied, Unprocessable
 from documents.models import WALLET_PREFIX, WalletItem, wallet_path
-from dossiers.access import access_dossier
 from dossiers.attachments import SharedFile, attach_shared, clean_original_name, prepare_content
 from dossiers.deadlines import business_tz
 from dossiers.models import Attachment, DocumentType, Dossier, RequiredDocument, ResultDocument
@@ -259,31 +258,18 @@ def attach_from_wallet(
         # The item's row lock keeps a concurrent delete from removing the file
         # between our check and the attachment row.
         item = access_item(user, item_id, for_update=True)
-        dossier = access_dossier(user, dossier_id)
-        if item.organisation_id is not None and item.organisation_id != dossier.organisation_id:
-            # An organisation's papers serve its own dossiers only.
-            raise NotFound()
         if item.expires_on is not None and item.expires_on < today():
             raise Unprocessable("wallet_item_expired", _("This paper has expired."))
         if item.result_id is not None and item.result.revoked_at is not None:  # type: ignore[union-attr]
             raise Unprocessable("wallet_item_revoked", _("This result was revoked."))
-        document = RequiredDocument.objects.filter(
-            procedure_id=dossier.procedure_id, code=document_code
-        ).first()
-        if (
-            document is not None
-            and item.document_type_id is not None
-            and not document.accepted_types.filter(pk=item.document_type_id).exists()
-        ):
-            raise Unprocessable(
-                "document_type_not_accepted",
-                _("This document does not accept this kind of paper."),
-                details={"document_code": document_code},
-            )
         return attach_shared(
             user,
-            dossier.pk,
+            dossier_id,
             document_code=document_code,
+            # Untyped papers are never offered, and never accepted either.
+            document_type_id=item.document_type_id or 0,
+            # An organisation's papers serve its own dossiers only.
+            owner_organisation_id=item.organisation_id,
             shared=SharedFile(
                 kind=item.kind,
                 file=item.file,
