@@ -31,6 +31,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from auth.models import Membership, User
+from auth.otp import commit_without_waiting_for_disk
 from backend.errors import NotFound, PayloadTooLarge, PermissionDenied, Unprocessable
 from documents.models import WALLET_PREFIX, WalletItem, wallet_path
 from dossiers.attachments import SharedFile, attach_shared, clean_original_name, prepare_content
@@ -255,6 +256,10 @@ def attach_from_wallet(
 ) -> tuple[Attachment, bool]:
     """Attach a wallet paper to a draft's required document without copying bytes."""
     with transaction.atomic():
+        # Pending state only (a draft's or a supplement's paper, sent later by a
+        # durable submit): like an OTP challenge, it may skip the WAL flush; a
+        # crash in the next fraction of a second loses the tap, not a dossier.
+        commit_without_waiting_for_disk()
         # The item's row lock keeps a concurrent delete from removing the file
         # between our check and the attachment row.
         item = access_item(user, item_id, for_update=True)

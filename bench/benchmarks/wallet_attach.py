@@ -39,14 +39,18 @@ def run(ctx: Context) -> list[Result]:
     hello_url = f"{server.base_url}/bench/hello"
     attach_s: list[float] = []
     hello_s: list[float] = []
+    read_s: list[float] = []  # an authenticated read of the paper, for scale
+    item_url = f"{server.base_url}/api/v1/wallet/items/{seeded['item_id']}"
     with httpx.Client(timeout=30) as client:
         for index, dossier_id in enumerate(seeded["dossier_ids"]):
             url = f"{server.base_url}/api/v1/dossiers/{dossier_id}/wallet-attachments"
             attach = _timed(client, "POST", url, json=body, headers=headers)
             hello = _timed(client, "GET", hello_url)
+            read = _timed(client, "GET", item_url, headers=headers)
             if index >= 5:  # warm-up: the connection, the pool, the routes
                 attach_s.append(attach)
                 hello_s.append(hello)
+                read_s.append(read)
     attach_p50 = percentile(attach_s, 0.5) * 1000
     hello_p50 = percentile(hello_s, 0.5) * 1000
     return [
@@ -60,6 +64,7 @@ def run(ctx: Context) -> list[Result]:
                 "attach_p50_ms": round(attach_p50, 2),
                 "attach_p99_ms": round(percentile(attach_s, 0.99) * 1000, 2),
                 "hello_p50_ms": round(hello_p50, 2),
+                "read_item_p50_ms": round(percentile(read_s, 0.5) * 1000, 2),
             },
             measured_by="wall time per request, one client",
         )
