@@ -55,8 +55,8 @@ lint: install
 	$(VENV)/bin/ruff check .
 	# The layering of DESIGN.md, no app importing the fakes, no import cycle in an app.
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/mypy backend auth dossiers tracking notifications postal bench fakes scripts/audit.py
-	$(VENV)/bin/bandit -q -c pyproject.toml -r backend auth dossiers tracking notifications postal fakes
+	$(VENV)/bin/mypy backend auth dossiers tracking notifications postal documents bench fakes scripts/audit.py
+	$(VENV)/bin/bandit -q -c pyproject.toml -r backend auth dossiers tracking notifications postal documents fakes
 	# Known vulnerabilities in requirements.lock (justified exceptions: audit-ignore.txt).
 	$(PY) scripts/audit.py
 

@@ -8,6 +8,7 @@ Production (PRODUCTION=1) refuses the embedded backends and a default secret.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,7 @@ INSTALLED_APPS = [
     "tracking.apps.TrackingConfig",
     "notifications.apps.NotificationsConfig",
     "postal.apps.PostalConfig",
+    "documents.apps.DocumentsConfig",
 ]
 if not JOBS_INLINE:
     INSTALLED_APPS.insert(
@@ -329,6 +331,11 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "procrastinate": {"level": env("PROCRASTINATE_LOG_LEVEL", "WARNING")},
+        # fpdf2 embeds font subsets (receipts): fontTools logs every glyph at INFO.
+        "fontTools": {"level": "WARNING"},
+        # pyHanko logs every refused signature with a traceback at WARNING; the
+        # refusal is answered with its code, so keep only its errors.
+        "pyhanko": {"level": "ERROR"},
         # uvicorn's own handlers would print request lines (a WebSocket URL carries
         # its single-use ticket) unredacted: its loggers go through ours instead.
         "uvicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
@@ -451,6 +458,30 @@ AGENCY_FILE_URL_TTL_SECONDS = envint("AGENCY_FILE_URL_TTL_SECONDS", 300)
 AGENCY_FEED_SETTLE_SECONDS = envint("AGENCY_FEED_SETTLE_SECONDS", 10)
 # Electronic result files (complete action).
 RESULT_FILE_MAX_BYTES = envint("RESULT_FILE_MAX_BYTES", 10 * 1024 * 1024)
+RESULT_PDF_MAX_PAGES = envint("RESULT_PDF_MAX_PAGES", 200)
+# Signed results (dossiers/result_signatures.py). Trust anchors (PEM bundle, e.g.
+# the VGCA root and licensed public CAs' roots), intermediates, and CRLs read from
+# files (comma-separated): validation never fetches from the network unless
+# RESULT_VALIDATION_ALLOW_FETCHING is on.
+RESULT_TRUST_ROOTS_FILE = env("RESULT_TRUST_ROOTS_FILE")
+RESULT_INTERMEDIATES_FILE = env("RESULT_INTERMEDIATES_FILE")
+RESULT_CRL_FILES = envlist("RESULT_CRL_FILES")
+RESULT_VALIDATION_ALLOW_FETCHING = envbool("RESULT_VALIDATION_ALLOW_FETCHING", False)
+# pyHanko's revocation policy: soft-fail (revoked if a CRL says so), hard-fail
+# (revocation information required for every certificate), require.
+RESULT_REVOCATION_MODE = env("RESULT_REVOCATION_MODE", "soft-fail")
+# A signing time later than now plus this is refused.
+RESULT_SIGNING_TIME_SKEW_SECONDS = envint("RESULT_SIGNING_TIME_SKEW_SECONDS", 300)
+# Server-side signing keys per agency code (JSON):
+# {"HN-PXB": {"pkcs12_file": "/etc/keys/pxb.p12", "passphrase": "..."}} or
+# {"HN-PXB": {"pkcs12_base64": "...", "passphrase": "..."}}.
+# Public verification of results (documents/): attempts per client IP and hour.
+VERIFY_MAX_ATTEMPTS_PER_IP_PER_HOUR = envint("VERIFY_MAX_ATTEMPTS_PER_IP_PER_HOUR", 60)
+# Document wallet (documents/wallet.py): papers per owner (a person or an
+# organisation) and bytes of kept papers (issued results do not count).
+WALLET_MAX_ITEMS = envint("WALLET_MAX_ITEMS", 100)
+WALLET_QUOTA_BYTES = envint("WALLET_QUOTA_BYTES", 200 * 1024 * 1024)
+RESULT_SIGNING_KEYS: dict[str, dict[str, str]] = json.loads(env("RESULT_SIGNING_KEYS") or "{}")
 
 
 # --- Tracking -------------------------------------------------------------------
@@ -459,6 +490,7 @@ RESULT_FILE_MAX_BYTES = envint("RESULT_FILE_MAX_BYTES", 10 * 1024 * 1024)
 EVENT_SUBSCRIBERS: list[str] = [
     "postal.tasks.on_dossier_event",
     "notifications.tasks.fan_out_event",
+    "documents.tasks.on_dossier_event",
 ]
 # WebSocket stream (/ws/v1/events). Browsers must send an Origin from this list;
 # native apps send none and are admitted by their ticket alone.
@@ -480,6 +512,21 @@ WS_INBOUND_RATE = float(env("WS_INBOUND_RATE", "2"))
 WS_INBOUND_BURST = envint("WS_INBOUND_BURST", 10)
 WS_INBOUND_MAX_DROPPED = envint("WS_INBOUND_MAX_DROPPED", 10)
 WS_MAX_SOCKETS_PER_USER = envint("WS_MAX_SOCKETS_PER_USER", 5)
+# Public lookup by dossier code and the receipt's secret (tracking/lookup.py).
+# Characters of a new secret (alphabet of 30: 10 give about 49 bits).
+LOOKUP_SECRET_LENGTH = envint("LOOKUP_SECRET_LENGTH", 10)
+# PBKDF2 rounds of the stored hash: a lookup costs one hash, known code or not.
+LOOKUP_SECRET_HASH_ITERATIONS = envint("LOOKUP_SECRET_HASH_ITERATIONS", 20000)
+# Lookups one client IP may try per hour, right or wrong.
+LOOKUP_MAX_ATTEMPTS_PER_IP_PER_HOUR = envint("LOOKUP_MAX_ATTEMPTS_PER_IP_PER_HOUR", 30)
+# Wrong secrets for one dossier code (known or not) before a lockout, its length,
+# and how long failures are remembered.
+LOOKUP_MAX_FAILURES_PER_CODE = envint("LOOKUP_MAX_FAILURES_PER_CODE", 5)
+LOOKUP_LOCKOUT_SECONDS = envint("LOOKUP_LOCKOUT_SECONDS", 900)
+LOOKUP_FAILURE_WINDOW_SECONDS = envint("LOOKUP_FAILURE_WINDOW_SECONDS", 3600)
+# Absolute address of the public site, printed in QR codes (receipt lookup,
+# result verification): `{PUBLIC_BASE_URL}/lookup?code=...`.
+PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
 
 
 # --- Notifications ----------------------------------------------------------------

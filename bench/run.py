@@ -53,6 +53,16 @@ BENCHMARKS: dict[str, list[tuple[str, str, str]]] = {
     "otp": [
         ("OTP", "(send p50 + verify p50) ÷ hello p50", "<= 1.5"),
     ],
+    "wallet_attach": [
+        ("wallet attach", "wallet attach (no byte copy) p50 ÷ hello p50", "<= 2"),
+    ],
+    "result_verify": [
+        (
+            "signed result verification",
+            "verify a signed 2-page result ÷ read it with pypdf",
+            "<= 20",
+        ),
+    ],
 }
 
 RESULTS_FILE = BASE_DIR / "bench" / "results.json"

@@ -36,12 +36,16 @@ def main() -> None:
     push = sub.add_parser("push", help="an organisation whose members own many devices")
     push.add_argument("--devices", type=int, required=True)
     push.add_argument("--label", required=True, help="makes the tokens of this run unique")
+    wallet = sub.add_parser("wallet", help="a wallet paper and N drafts that accept it")
+    wallet.add_argument("--drafts", type=int, required=True)
     parser.add_argument("--users", type=int, default=0, help="seed N citizens with a session")
     args = parser.parse_args()
     django.setup()
     data: dict[str, Any]
     if args.what == "push":
         data = seed_push_audience(args.devices, args.label)
+    elif args.what == "wallet":
+        data = seed_wallet(args.drafts)
     elif args.users > 0:
         data = seed_users(args.users)
     else:
@@ -71,6 +75,44 @@ def seed_citizen() -> dict[str, Any]:
     )
     dossier = actions.submit_dossier(user, draft.pk)
     return {"access_token": tokens.access_token, "dossier_id": str(dossier.pk)}
+
+
+def seed_wallet(drafts: int) -> dict[str, Any]:
+    """A citizen with one photo in the wallet (through the real pipeline) and `drafts`
+    drafts whose required document accepts its type (bench/benchmarks/wallet_attach.py).
+    Prints {"access_token", "item_id", "dossier_ids"}."""
+    import io
+    import itertools
+
+    from django.utils import timezone
+
+    from auth.models import User
+    from auth.tokens import start_session
+    from bench.photos import phone_photo
+    from documents import wallet
+    from dossiers import actions
+    from dossiers.models import DocumentType
+    from tests import factories
+    from tests.factories import make_agency, make_procedure
+
+    user = User.objects.create_user(
+        "+84912000002",
+        None,
+        full_name="Trần Thị Ví",
+        verification_level=User.Level.PHONE,
+        phone_verified_at=timezone.now(),
+    )
+    _session, tokens = start_session(user, device_id="bench-wallet", name="bench")
+    kind = DocumentType.objects.create(code="bench-cccd", name="Căn cước công dân")
+    # The factories number rows from 1 in each process: start past the citizen seed's.
+    factories._counter = itertools.count(1000)
+    procedure = make_procedure(make_agency("BENCH-WALLET"), documents=1)
+    procedure.documents.get().accepted_types.add(kind)
+    photo = phone_photo(1600, 1200)
+    item = wallet.add_item(user, upload=io.BytesIO(photo), size=len(photo), document_type=kind.code)
+    form = {"full_name": "Trần Thị Ví", "birth_date": "1990-05-17"}
+    ids = [str(actions.create_draft(user, procedure, form_data=form).pk) for _ in range(drafts)]
+    return {"access_token": tokens.access_token, "item_id": str(item.pk), "dossier_ids": ids}
 
 
 def seed_users(count: int) -> dict[str, list[str]]:

@@ -20,10 +20,12 @@ from django.utils.translation import gettext_lazy as _
 from auth.models import Membership, User
 from backend.errors import Conflict, NotFound, Unprocessable, field_error
 from dossiers.access import access_dossier
+from dossiers.attachments import deletable
 from dossiers.deadlines import appointment_for, business_tz
 from dossiers.events import EventType, record_event
 from dossiers.form_spec import check_draft_values, validate_form
 from dossiers.lifecycle import Actor, InvalidTransition, ensure_allowed
+from dossiers.lookup_secrets import issue_lookup_secret
 from dossiers.models import (
     Agency,
     Attachment,
@@ -119,7 +121,7 @@ def delete_draft(user: User, dossier_id: uuid.UUID | str) -> None:
 
 
 def _delete_files(names: list[str]) -> None:
-    for name in names:
+    for name in deletable(names):  # never a wallet's object (see dossiers.attachments)
         default_storage.delete(name)
 
 
@@ -204,6 +206,7 @@ def submit_dossier(user: User, dossier_id: uuid.UUID | str) -> Dossier:
         dossier.submitted_at = now
         dossier.code = next_dossier_code(dossier.agency, now)
         dossier.appointment_at = appointment_for(procedure, now)
+        issue_lookup_secret(dossier)
         dossier.version += 1
         dossier.save(
             update_fields=[
@@ -213,6 +216,8 @@ def submit_dossier(user: User, dossier_id: uuid.UUID | str) -> Dossier:
                 "submitted_at",
                 "code",
                 "appointment_at",
+                "lookup_secret_hash",
+                "lookup_secret_encrypted",
                 "version",
                 "updated_at",
             ]

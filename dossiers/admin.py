@@ -13,7 +13,7 @@ from django.http import HttpRequest
 
 from dossiers.catalogue import procedure_changed, refresh_search_text
 from dossiers.form_spec import check_spec
-from dossiers.models import Agency, AgencyCalendarDay, Procedure, RequiredDocument
+from dossiers.models import Agency, AgencyCalendarDay, DocumentType, Procedure, RequiredDocument
 
 
 class AgencyCalendarDayInline(admin.TabularInline):
@@ -32,6 +32,7 @@ class AgencyAdmin(admin.ModelAdmin):
 class RequiredDocumentInline(admin.StackedInline):
     model = RequiredDocument
     extra = 0
+    filter_horizontal = ("accepted_types",)
 
 
 class ProcedureForm(forms.ModelForm):
@@ -68,3 +69,9 @@ class ProcedureAdmin(admin.ModelAdmin):
 
 # The Dossier admin (officer actions) lives in its own module.
 from dossiers import admin_lifecycle  # noqa: E402, F401
+
+
+@admin.register(DocumentType)
+class DocumentTypeAdmin(admin.ModelAdmin):
+    list_display = ("code", "name", "name_en")
+    search_fields = ("code", "name", "name_en")

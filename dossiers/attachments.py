@@ -18,7 +18,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import F, Sum
+from django.db.models import Count, Exists, F, OuterRef, Q, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -110,14 +110,22 @@ def _required_document(dossier: Dossier, document_code: str) -> RequiredDocument
 
 def _check_counts(dossier: Dossier, document: RequiredDocument) -> None:
     attachments = Attachment.objects.filter(dossier=dossier)
+    _check_limits(
+        document,
+        attachments.count(),
+        attachments.filter(document_code=document.code).count(),
+    )
+
+
+def _check_limits(document: RequiredDocument, in_dossier: int, for_document: int) -> None:
     limit = settings.ATTACHMENT_MAX_PER_DOSSIER
-    if attachments.count() >= limit:
+    if in_dossier >= limit:
         raise Unprocessable(
             "too_many_files",
             _("A dossier can have at most %(limit)s files.") % {"limit": limit},
             details={"max_files": limit},
         )
-    if attachments.filter(document_code=document.code).count() >= document.max_files:
+    if for_document >= document.max_files:
         raise Unprocessable(
             "too_many_files_for_document",
             _("This document takes at most %(limit)s files.") % {"limit": document.max_files},
@@ -304,8 +312,113 @@ def _touch(dossier: Dossier) -> None:
 
 
 def _delete_files(names: list[str]) -> None:
-    for name in names:
+    for name in deletable(names):
         default_storage.delete(name)
+
+
+# Stored objects under these prefixes belong to another owner (the document
+# wallet, `documents/`, and issued results): an attachment may point at one (no
+# copy of the bytes) but removing the attachment never removes the object; its
+# owner does, once nothing refers to it any more.
+SHARED_PREFIXES = ("wallet/", "results/")
+
+
+def deletable(names: list[str]) -> list[str]:
+    return [name for name in names if name and not name.startswith(SHARED_PREFIXES)]
+
+
+@dataclass(frozen=True)
+class SharedFile:
+    """An object already in the storage (a wallet paper), attached without a copy."""
+
+    kind: str
+    file: str
+    thumbnail: str
+    content_type: str
+    size: int
+    sha256: str
+    width: int | None
+    height: int | None
+    pages: int | None
+    original_name: str
+
+
+def attach_shared(
+    user: User,
+    dossier_id: uuid.UUID | str,
+    *,
+    document_code: str,
+    shared: SharedFile,
+    document_type_id: int | None = None,
+    owner_organisation_id: uuid.UUID | None = None,
+) -> tuple[Attachment, bool]:
+    """Attach a stored object to a required document: the attachment points at the
+    same storage name. Same limits as an upload except the byte quota (no bytes
+    are added). With `document_type_id`, the document must accept that type; with
+    `owner_organisation_id`, only that organisation's dossiers may use the object.
+    Call inside the caller's transaction when it locks the source.
+
+    A handful of statements (this is the app's "use from wallet" tap): the dossier
+    row lock, the document with its type check, one aggregate for the limits and
+    the duplicate, the insert and the version bump.
+    """
+    if not shared.file.startswith(SHARED_PREFIXES):
+        raise ValueError("only shared objects can be attached by reference")
+    with transaction.atomic(savepoint=False):
+        dossier = access_dossier(user, dossier_id, for_update=True)
+        if owner_organisation_id is not None and dossier.organisation_id != owner_organisation_id:
+            raise NotFound()
+        _ensure_editable(dossier)
+        accepted = RequiredDocument.accepted_types.through.objects.filter(
+            requireddocument_id=OuterRef("pk"), documenttype_id=document_type_id or 0
+        )
+        document = (
+            RequiredDocument.objects.filter(procedure_id=dossier.procedure_id, code=document_code)
+            .annotate(type_accepted=Exists(accepted))
+            .first()
+        )
+        if document is None:
+            _required_document(dossier, document_code)  # raises unknown_document
+            raise NotFound()  # unreachable: the document exists after all
+        if document_type_id is not None and not document.type_accepted:
+            raise Unprocessable(
+                "document_type_not_accepted",
+                _("This document does not accept this kind of paper."),
+                details={"document_code": document_code},
+            )
+        if DOCUMENT_KIND[Attachment.Kind(shared.kind)] not in document.accepted_kinds:
+            raise Unprocessable(
+                "kind_not_accepted",
+                _("This document does not accept this kind of file."),
+                details={"kind": shared.kind, "accepted_kinds": list(document.accepted_kinds)},
+            )
+        counts = Attachment.objects.filter(dossier=dossier).aggregate(
+            total=Count("id"),
+            here=Count("id", filter=Q(document_code=document.code)),
+            same=Count("id", filter=Q(sha256=shared.sha256)),
+        )
+        if counts["same"]:
+            existing = Attachment.objects.filter(dossier=dossier, sha256=shared.sha256).first()
+            if existing is not None:
+                return existing, False
+        _check_limits(document, counts["total"], counts["here"])
+        attachment = Attachment.objects.create(
+            dossier=dossier,
+            document_code=document.code,
+            kind=shared.kind,
+            file=shared.file,
+            thumbnail=shared.thumbnail,
+            content_type=shared.content_type,
+            size=shared.size,
+            sha256=shared.sha256,
+            width=shared.width,
+            height=shared.height,
+            pages=shared.pages,
+            original_name=shared.original_name[:255],
+            uploaded_by=user,
+        )
+        _touch(dossier)
+        return attachment, True
 
 
 def read_stored(name: str) -> IO[bytes]:

@@ -60,6 +60,9 @@ class DocumentOut(Schema):
     name: str
     mandatory: bool
     accepted_kinds: list[str]
+    accepted_types: list[str] = Field(
+        ..., description="Document types (codes) a wallet paper may have to be used here"
+    )
     min_files: int
     max_files: int
     guidance: str
@@ -158,6 +161,7 @@ def document_out(document: RequiredDocument, language: str) -> dict[str, Any]:
         "name": pick(document.name, document.name_en, language),
         "mandatory": document.mandatory,
         "accepted_kinds": document.accepted_kinds,
+        "accepted_types": [t.code for t in document.accepted_types.all()],
         "min_files": document.min_files,
         "max_files": document.max_files,
         "guidance": pick(document.guidance, document.guidance_en, language),
@@ -218,6 +222,9 @@ def get_procedure_detail(request: HttpRequest, procedure_id: int) -> dict[str, A
         "description": pick(procedure.description, procedure.description_en, language),
         "postal_return_allowed": procedure.postal_return_allowed,
         "electronic_result": procedure.electronic_result,
-        "documents": [document_out(d, language) for d in procedure.documents.all()],
+        "documents": [
+            document_out(d, language)
+            for d in procedure.documents.prefetch_related("accepted_types")
+        ],
         "form": localised_spec(procedure.form_spec, wants_english(language)),
     }

@@ -29,6 +29,7 @@ class EventType(models.TextChoices):
     DOSSIER_HANDED_OVER = "dossier.handed_over"
     DOSSIER_STOPPED = "dossier.stopped"
     DOSSIER_APOLOGISED = "dossier.apologised"
+    DOSSIER_RESULT_REVOKED = "dossier.result_revoked"
     # by the system (deadline monitoring)
     DOSSIER_OVERDUE = "dossier.overdue"
     DOSSIER_DEADLINE_AT_RISK = "dossier.deadline_at_risk"

@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.files.base import File
+from django.core.files.base import ContentFile, File
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -26,7 +26,8 @@ from auth.models import User
 from backend.errors import Conflict, field_error
 from dossiers.deadlines import add_working_seconds, appointment_for, working_seconds_between
 from dossiers.events import EventType, record_event
-from dossiers.models import Apology, Attachment, Dossier, SupplementRequest
+from dossiers.models import Apology, Attachment, Dossier, ResultDocument, SupplementRequest
+from dossiers.result_signatures import PreparedResult
 
 S = Dossier.Status
 
@@ -425,15 +426,43 @@ def complete(
     result_file: File[Any] | None = None,
     result_file_name: str = "",
     result_content_type: str = "",
+    signed_result: PreparedResult | None = None,
+    valid_until: dt.date | None = None,
 ) -> Dossier:
-    """The result is ready (→ 9), optionally as an electronic file the citizen downloads."""
+    """The result is ready (→ 9), optionally as an electronic file the citizen downloads.
+
+    A `signed_result` (dossiers/result_signatures.py: validated or signed by the
+    server) is stored as the result file and recorded as a ResultDocument with
+    its verification code, in this transaction.
+    """
     dossier = _begin(dossier_id, "complete", actor)
     now = timezone.now()
     dossier.finished_at = now
+    if signed_result is not None:
+        result_file = ContentFile(signed_result.data)
+        result_content_type = "application/pdf"
     if result_file is not None:
         dossier.result_file.save("result", result_file, save=False)
         dossier.result_file_name = result_file_name[:255]
         dossier.result_file_content_type = result_content_type[:100]
+    data: dict[str, Any] = {}
+    if signed_result is not None:
+        facts = signed_result.facts
+        ResultDocument.objects.create(
+            dossier=dossier,
+            verification_code=signed_result.verification_code,
+            source=signed_result.source,
+            file=dossier.result_file.name,
+            sha256=facts.sha256,
+            size=len(signed_result.data),
+            signer_name=facts.signer_name,
+            signer_organisation=facts.signer_organisation,
+            certificate_serial=facts.certificate_serial,
+            certificate_issuer=facts.certificate_issuer,
+            signing_time=facts.signing_time,
+            valid_until=valid_until,
+        )
+        data["verification_code"] = signed_result.verification_code
     deadline = dossier.original_appointment_at or dossier.appointment_at
     return _finish(
         dossier,
@@ -444,6 +473,7 @@ def complete(
             "finished_at": _iso(now),
             "on_time": deadline is None or now <= deadline,
             "has_result_file": bool(dossier.result_file),
+            **data,
         },
     )
 

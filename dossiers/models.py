@@ -66,6 +66,24 @@ class AgencyCalendarDay(models.Model):
         return f"{self.agency_id} {self.date} {self.kind}"
 
 
+class DocumentType(models.Model):
+    """A kind of paper of the catalogue (CCCD, birth certificate, marriage certificate...).
+
+    Required documents say which types they accept; papers kept in the document
+    wallet carry one, so a draft can offer "use from wallet" for each document.
+    """
+
+    code = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=255)
+    name_en = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.name}"
+
+
 class Procedure(models.Model):
     """An administrative procedure (thủ tục hành chính) of the national catalogue."""
 
@@ -99,6 +117,14 @@ class Procedure(models.Model):
     form_spec = models.JSONField(default=list, help_text=_("Declarative list of form fields"))
     postal_return_allowed = models.BooleanField(default=False)
     electronic_result = models.BooleanField(default=False)
+    result_type = models.ForeignKey(
+        DocumentType,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text=_("What the issued result is, in the wallet"),
+    )
     description = models.TextField(blank=True)
     description_en = models.TextField(blank=True)
     is_active = models.BooleanField(default=True)
@@ -129,6 +155,12 @@ class RequiredDocument(models.Model):
     name_en = models.CharField(max_length=500, blank=True)
     mandatory = models.BooleanField(default=True)
     accepted_kinds = models.JSONField(default=list, help_text='e.g. ["photo", "pdf"]')
+    accepted_types = models.ManyToManyField(
+        DocumentType,
+        blank=True,
+        related_name="required_by",
+        help_text=_("Papers from the wallet that may be used for this document"),
+    )
     min_files = models.PositiveSmallIntegerField(default=1)
     max_files = models.PositiveSmallIntegerField(default=5)
     guidance = models.TextField(blank=True)
@@ -225,6 +257,9 @@ class Dossier(models.Model):
     result_file_name = models.CharField(max_length=255, blank=True)
     result_file_content_type = models.CharField(max_length=100, blank=True)
     handover_method = models.CharField(max_length=12, blank=True)
+    # The receipt's lookup secret (dossiers/lookup_secrets.py), issued at submission.
+    lookup_secret_hash = models.CharField(max_length=128, blank=True, editable=False)
+    lookup_secret_encrypted = models.CharField(max_length=255, blank=True, editable=False)
     version = models.PositiveIntegerField(default=1, help_text="Bumped on every change (ETag).")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -239,6 +274,42 @@ class Dossier(models.Model):
 
     def __str__(self) -> str:
         return self.code or f"draft {self.id}"
+
+
+class ResultDocument(models.Model):
+    """A signed electronic result (dossiers/result_signatures.py) and its verification.
+
+    The bytes are the dossier's `result_file`; this row records who signed them,
+    with which certificate, when, their digest, and the short code printed on
+    the document that anyone can check (documents/verification.py).
+    """
+
+    class Source(models.TextChoices):
+        AGENCY = "agency", _("Signed by the agency")
+        SERVER = "server", _("Signed by the service for the agency")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    dossier = models.ForeignKey(Dossier, on_delete=models.PROTECT, related_name="results")
+    verification_code = models.CharField(max_length=20, unique=True)
+    source = models.CharField(max_length=8, choices=Source.choices)
+    file = models.CharField(max_length=200, help_text="Storage name of the signed PDF.")
+    sha256 = models.CharField(max_length=64, db_index=True)
+    size = models.PositiveIntegerField()
+    signer_name = models.CharField(max_length=255)
+    signer_organisation = models.CharField(max_length=255, blank=True)
+    certificate_serial = models.CharField(max_length=64)
+    certificate_issuer = models.CharField(max_length=255, blank=True)
+    signing_time = models.DateTimeField()
+    valid_until = models.DateField(null=True, blank=True, help_text=_("Expiry of the document"))
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    revocation_reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.verification_code} ({self.dossier_id})"
 
 
 class DossierCodeSequence(models.Model):

@@ -119,6 +119,14 @@ TEMPLATES: dict[str, Template] = {
         "DVC: Ho so {code} da co ket qua. Mo ung dung Dich vu cong de xem.",
         "DVC: The result of dossier {code} is ready. Open the public services app.",
     ),
+    EventType.DOSSIER_RESULT_REVOKED: Template(
+        S,
+        True,
+        ("Kết quả bị thu hồi", "Cơ quan đã thu hồi kết quả điện tử của hồ sơ {code}.{reason}"),
+        ("Result revoked", "The agency revoked the electronic result of dossier {code}.{reason}"),
+        "DVC: Ket qua dien tu cua ho so {code} da bi thu hoi. Mo ung dung de xem.",
+        "DVC: The electronic result of dossier {code} was revoked. Open the app.",
+    ),
     EventType.DOSSIER_HANDED_OVER: Template(
         S,
         False,

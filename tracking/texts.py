@@ -33,6 +33,7 @@ EVENT_TEXTS: dict[str, Promise] = {
     EventType.DOSSIER_APOLOGISED: _(
         "The agency apologised for the delay and set a new appointment date."
     ),
+    EventType.DOSSIER_RESULT_REVOKED: _("The agency revoked the electronic result."),
     # by the system
     EventType.DOSSIER_OVERDUE: _("The dossier is past its appointment date."),
     EventType.DOSSIER_DEADLINE_AT_RISK: _("The appointment date is close."),

@@ -31,7 +31,7 @@ from backend.errors import (
 )
 from backend.pagination import decode_cursor, encode_cursor
 from backend.signed_links import open_link, sign_link
-from dossiers import lifecycle, monitoring
+from dossiers import lifecycle, monitoring, result_signatures
 from dossiers.agency.access import access_agency_dossier, agency_dossiers
 from dossiers.agency.replays import once_per_event
 from dossiers.agency.signing import (
@@ -248,11 +248,17 @@ def complete(
     reference: str,
     message: Form[str] = "",
     result_file: File[UploadedFile | None] = None,
+    signing: Form[Literal["agency", "server"]] = "agency",
+    valid_until: Form[dt.date | None] = None,
 ) -> Dossier:
+    """With `result_file`: `signing=agency` (default) for a PDF the agency signed
+    itself (validated: chain, revocation, signing time, untouched since signing),
+    `signing=server` for an unsigned PDF the service stamps and signs with the
+    agency's configured key. See mobile_api_docs/results.md."""
     dossier = _dossier(request, reference)
     if len(message) > 2000:
         raise field_error("message", "string_too_long", _("At most 2000 characters."))
-    content_type = ""
+    signed = None
     if result_file is not None:
         if (result_file.size or 0) > settings.RESULT_FILE_MAX_BYTES:
             raise PayloadTooLarge(
@@ -265,14 +271,16 @@ def complete(
         result_file.seek(0)
         if head != b"%PDF-":
             raise field_error("result_file", "not_a_pdf", _("The result file must be a PDF."))
-        content_type = "application/pdf"
+        signed = result_signatures.prepare_result(
+            dossier.agency.code, result_file.read(), signing=signing
+        )
     return lifecycle.complete(
         dossier.pk,
         _actor(request),
         message=message,
-        result_file=result_file,
         result_file_name=(result_file.name or "result.pdf") if result_file else "",
-        result_content_type=content_type,
+        signed_result=signed,
+        valid_until=valid_until,
     )
 
 

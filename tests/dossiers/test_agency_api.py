@@ -16,6 +16,7 @@ from backend.models import IdempotencyRecord
 from dossiers.agency.credentials import create_credential, retire_previous_secret, rotate_credential
 from dossiers.models import Agency, AgencyCredential, Dossier, DossierEvent
 from tests.conftest import ApiClient, make_user, sign_in
+from tests.documents.pki import configure, make_pdf, sign_with
 from tests.dossiers.conftest import AgencyClient
 from tests.factories import make_dossier, make_procedure
 
@@ -313,11 +314,15 @@ def test_secret_is_stored_encrypted(agency: Agency) -> None:
 # --- Driving a dossier from receipt to handover -------------------------------------------------
 
 
-PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+@pytest.fixture
+def signed_pdf(settings) -> bytes:
+    """A result the agency signed itself, under the test PKI the settings trust."""
+    pki = configure(settings)
+    return sign_with(pki, "agency", make_pdf())
 
 
 def test_agency_drives_a_dossier_from_receipt_to_handover(
-    agency: Agency, agency_client: AgencyClient
+    agency: Agency, agency_client: AgencyClient, signed_pdf: bytes
 ) -> None:
     dossier = new_dossier(agency)
     steps = [
@@ -330,7 +335,7 @@ def test_agency_drives_a_dossier_from_receipt_to_handover(
         assert response.status_code == 200, (action, response)
     response = agency_client.post(
         url(dossier, "complete"),
-        multipart={"message": "Kết quả", "result_file": ContentFile(PDF, name="kq.pdf")},
+        multipart={"message": "Kết quả", "result_file": ContentFile(signed_pdf, name="kq.pdf")},
     )
     assert response.status_code == 200, response
     response = agency_client.post(url(dossier, "hand-over"), {"method": "electronic"})
@@ -353,7 +358,7 @@ def test_agency_drives_a_dossier_from_receipt_to_handover(
     _, tokens = sign_in(dossier.applicant)
     download = ApiClient(token=tokens.access_token).get(f"/api/v1/dossiers/{dossier.pk}/result")
     assert download.status_code == 200
-    assert b"".join(download.raw.streaming_content) == PDF
+    assert b"".join(download.raw.streaming_content) == signed_pdf
     assert download.headers["Content-Type"] == "application/pdf"
     _, other = sign_in(make_user(password=None))
     response = ApiClient(token=other.access_token).get(f"/api/v1/dossiers/{dossier.pk}/result")
@@ -377,11 +382,14 @@ def test_complete_refuses_a_file_that_is_not_a_pdf(
 def test_result_file_size_limit(
     agency: Agency, agency_client: AgencyClient, settings, extra: int, expected: int
 ) -> None:
-    settings.RESULT_FILE_MAX_BYTES = len(PDF) + 10
+    configure(settings, agency.code)
+    pdf = make_pdf()
+    settings.RESULT_FILE_MAX_BYTES = len(pdf) + 10
     dossier = new_dossier(agency, status=S.PROCESSING)
-    content = PDF + b" " * (10 + extra)
+    content = pdf + b" " * (10 + extra)
     response = agency_client.post(
-        url(dossier, "complete"), multipart={"result_file": ContentFile(content, name="kq.pdf")}
+        url(dossier, "complete"),
+        multipart={"result_file": ContentFile(content, name="kq.pdf"), "signing": "server"},
     )
     assert response.status_code == expected
     if expected == 413:

@@ -168,6 +168,7 @@ def test_procedure_detail_in_vietnamese(api: ApiClient, catalogue: dict[str, Pro
             "name": "Giấy tờ 1",
             "mandatory": True,
             "accepted_kinds": ["photo", "pdf"],
+            "accepted_types": [],
             "min_files": 1,
             "max_files": 3,
             "guidance": "",

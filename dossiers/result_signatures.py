@@ -1,0 +1,306 @@
+"""Signed electronic results (PAdES, with pyHanko): validate what agencies sign, sign
+for those that let the server do it.
+
+Two ways in, chosen by the agency per result (`signing` of the complete action):
+
+- `agency`: the agency signed the PDF itself (a VGCA or licensed CA certificate).
+  `validate_signed_pdf` checks the signature is intact, covers the whole file
+  (nothing added or changed after signing), chains to a configured trust root
+  (`RESULT_TRUST_ROOTS_FILE`, intermediates from `RESULT_INTERMEDIATES_FILE`), is
+  not revoked according to the configured CRLs (`RESULT_CRL_FILES`), and that the
+  signing time lies inside the certificate's validity and not in the future.
+  Anything else is refused with a coded error.
+- `server`: the PDF is unsigned; `sign_result` stamps a visible QR code with the
+  verification code and link, then signs with the agency's PKCS#12 key from
+  `RESULT_SIGNING_KEYS`.
+
+Both ways refuse encrypted PDFs and PDFs with active content (JavaScript, launch
+actions, embedded files), as attachments are. No network fetching happens at
+validation unless `RESULT_VALIDATION_ALLOW_FETCHING` is on.
+
+This module sits in `dossiers` because the agency API refuses a bad result
+synchronously; `documents` only reads what it records (ResultDocument).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import functools
+import hashlib
+import io
+import json
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from asn1crypto import crl as asn1_crl
+from asn1crypto import pem
+from asn1crypto import x509 as asn1_x509
+from django.conf import settings
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+from backend.errors import ApiError, Conflict, Unprocessable
+from dossiers.lookup_secrets import ALPHABET
+from dossiers.uploads import inspect_pdf
+
+# Refusals of a result, by the problem pyHanko reports.
+SIGNATURE_ERRORS: dict[str, Any] = {
+    "result_not_signed": _("The result must be signed: this PDF has no signature."),
+    "signature_invalid": _("The signature does not match the document (it was altered)."),
+    "signature_not_covering": _("The document was changed after it was signed."),
+    "certificate_untrusted": _("The signing certificate does not chain to a trusted root."),
+    "certificate_expired": _("The signing certificate has expired or is not yet valid."),
+    "certificate_revoked": _("The signing certificate was revoked."),
+    "signing_time_invalid": _(
+        "The signing time is missing, in the future or outside the certificate's validity."
+    ),
+    "pdf_encrypted": _("Password-protected PDF files are not accepted."),
+    "pdf_unreadable": _("This PDF file could not be read."),
+}
+
+
+class ResultRefused(Unprocessable):
+    def __init__(self, code: str) -> None:
+        super().__init__(code, SIGNATURE_ERRORS[code])
+
+
+@dataclass(frozen=True)
+class SignatureFacts:
+    signer_name: str
+    signer_organisation: str
+    certificate_serial: str  # hex, as certificate viewers show it
+    certificate_issuer: str
+    signing_time: dt.datetime
+    sha256: str
+
+
+@dataclass(frozen=True)
+class PreparedResult:
+    data: bytes
+    facts: SignatureFacts
+    verification_code: str
+    source: str  # "agency" | "server"
+
+
+def new_verification_code() -> str:
+    """12 characters in groups of four (`KQ7M-2XRP-9TDA`): about 59 bits."""
+    raw = "".join(secrets.choice(ALPHABET) for _ in range(12))
+    return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+
+
+def verify_url(code: str) -> str:
+    return f"{settings.PUBLIC_BASE_URL}/verify/{code}"
+
+
+# --- Trust configuration ---------------------------------------------------------------
+
+
+def _certificates(path: str) -> list[asn1_x509.Certificate]:
+    if not path:
+        return []
+    data = Path(path).read_bytes()
+    if pem.detect(data):
+        return [asn1_x509.Certificate.load(der) for _, _, der in pem.unarmor(data, multiple=True)]
+    return [asn1_x509.Certificate.load(data)]
+
+
+def _crls(paths: list[str]) -> list[asn1_crl.CertificateList]:
+    lists = []
+    for path in paths:
+        data = Path(path).read_bytes()
+        if pem.detect(data):
+            _, _, data = pem.unarmor(data)
+        lists.append(asn1_crl.CertificateList.load(data))
+    return lists
+
+
+def validation_context(moment: dt.datetime | None = None) -> Any:
+    from pyhanko_certvalidator import ValidationContext
+
+    return ValidationContext(
+        trust_roots=_certificates(settings.RESULT_TRUST_ROOTS_FILE),
+        other_certs=_certificates(settings.RESULT_INTERMEDIATES_FILE),
+        crls=_crls(settings.RESULT_CRL_FILES),
+        allow_fetching=settings.RESULT_VALIDATION_ALLOW_FETCHING,
+        revocation_mode=settings.RESULT_REVOCATION_MODE,
+        moment=moment,
+    )
+
+
+# --- Validation ---------------------------------------------------------------------------
+
+
+def _refuse_unsafe(data: bytes) -> None:
+    """Encrypted or active PDFs are refused before pyHanko parses them."""
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        encrypted = PdfReader(io.BytesIO(data), strict=False).is_encrypted
+    except (PyPdfError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise ResultRefused("pdf_unreadable") from exc
+    if encrypted:
+        raise ResultRefused("pdf_encrypted")
+    inspect_pdf(io.BytesIO(data), max_pages=settings.RESULT_PDF_MAX_PAGES)
+
+
+def _name_part(name: asn1_x509.Name, key: str) -> str:
+    value = name.native.get(key, "")
+    return str(value[-1] if isinstance(value, list) else value)
+
+
+def _problem(status: Any) -> str | None:
+    """The refusal code for a signature pyHanko judged, or None when it is good."""
+    from pyhanko.sign.ades.report import AdESFailure, AdESIndeterminate
+    from pyhanko.sign.validation.status import SignatureCoverageLevel
+
+    if not status.intact or not status.valid:
+        return "signature_invalid"
+    if status.coverage != SignatureCoverageLevel.ENTIRE_FILE:
+        return "signature_not_covering"
+    if not status.trusted or status.revoked:
+        indication = status.trust_problem_indic
+        if status.revoked or indication in {
+            AdESFailure.REVOKED,
+            AdESIndeterminate.REVOKED_NO_POE,
+            AdESIndeterminate.REVOKED_CA_NO_POE,
+        }:
+            return "certificate_revoked"
+        if indication in {
+            AdESIndeterminate.EXPIRED,
+            AdESIndeterminate.NOT_YET_VALID,
+            AdESFailure.NOT_YET_VALID,
+            AdESIndeterminate.OUT_OF_BOUNDS_NO_POE,
+            AdESIndeterminate.OUT_OF_BOUNDS_NOT_REVOKED,
+        }:
+            return "certificate_expired"
+        return "certificate_untrusted"
+    return None
+
+
+def read_signature(data: bytes) -> SignatureFacts:
+    """Validate the last signature of a signed PDF; the facts, or ResultRefused."""
+    from pyhanko.pdf_utils.misc import PdfError
+    from pyhanko.pdf_utils.reader import PdfFileReader
+    from pyhanko.sign.validation import validate_pdf_signature
+
+    _refuse_unsafe(data)
+    try:
+        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        signatures = reader.embedded_signatures
+    except (PdfError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise ResultRefused("pdf_unreadable") from exc
+    if not signatures:
+        raise ResultRefused("result_not_signed")
+    embedded = signatures[-1]
+    try:
+        status = validate_pdf_signature(embedded, validation_context())
+    except (PdfError, ValueError, KeyError, TypeError) as exc:
+        raise ResultRefused("signature_invalid") from exc
+    problem = _problem(status)
+    if problem:
+        raise ResultRefused(problem)
+    cert = status.signing_cert
+    signed_at = status.signer_reported_dt
+    now = timezone.now()
+    skew = dt.timedelta(seconds=settings.RESULT_SIGNING_TIME_SKEW_SECONDS)
+    if (
+        signed_at is None
+        or signed_at > now + skew
+        or not (cert.not_valid_before <= signed_at <= cert.not_valid_after)
+    ):
+        raise ResultRefused("signing_time_invalid")
+    return SignatureFacts(
+        signer_name=_name_part(cert.subject, "common_name")[:255],
+        signer_organisation=_name_part(cert.subject, "organization_name")[:255],
+        certificate_serial=format(cert.serial_number, "X"),
+        certificate_issuer=_name_part(cert.issuer, "common_name")[:255],
+        signing_time=signed_at,
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+
+
+# --- Server signing -----------------------------------------------------------------------
+
+
+def _signer(agency_code: str) -> Any:
+    config = settings.RESULT_SIGNING_KEYS.get(agency_code)
+    if not config:
+        return None
+    return _load_signer(json.dumps(config, sort_keys=True))
+
+
+@functools.cache
+def _load_signer(config_json: str) -> Any:
+    """Keys are loaded once per process and configuration (PKCS#12 decryption is slow)."""
+    from pyhanko.sign import signers
+
+    config = json.loads(config_json)
+    if config.get("pkcs12_file"):
+        data = Path(config["pkcs12_file"]).read_bytes()
+    else:
+        data = base64.b64decode(config["pkcs12_base64"])
+    passphrase = config.get("passphrase")
+    return signers.SimpleSigner.load_pkcs12_data(
+        data, [], passphrase=passphrase.encode() if passphrase else None
+    )
+
+
+def has_signing_key(agency_code: str) -> bool:
+    return bool(settings.RESULT_SIGNING_KEYS.get(agency_code))
+
+
+def sign_result(agency_code: str, data: bytes, verification_code: str) -> bytes:
+    """Stamp the QR code and verification code on page 1, then sign with the agency's key."""
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.pdf_utils.misc import PdfError
+    from pyhanko.sign import fields, signers
+    from pyhanko.stamp import QRStampStyle
+
+    signer = _signer(agency_code)
+    if signer is None:
+        raise Conflict(
+            "signing_not_configured",
+            _("No signing key is configured for this agency: sign the result yourself."),
+        )
+    _refuse_unsafe(data)
+    try:
+        writer = IncrementalPdfFileWriter(io.BytesIO(data), strict=False)
+        if writer.prev.embedded_signatures:
+            raise Unprocessable(
+                "result_already_signed",
+                _("This PDF is already signed: send it with signing=agency."),
+            )
+        out = io.BytesIO()
+        pdf_signer = signers.PdfSigner(
+            signers.PdfSignatureMetadata(field_name="KetQua", reason=verification_code),
+            signer=signer,
+            new_field_spec=fields.SigFieldSpec("KetQua", on_page=0, box=(20, 20, 320, 90)),
+            stamp_style=QRStampStyle(
+                stamp_text=(
+                    f"Ma xac minh / Verification code: {verification_code}\n"
+                    "Ky boi / Signed by: %(signer)s\n%(ts)s"
+                ),
+                border_width=0,
+            ),
+        )
+        pdf_signer.sign_pdf(
+            writer, appearance_text_params={"url": verify_url(verification_code)}, output=out
+        )
+    except ApiError:
+        raise
+    except (PdfError, OSError, ValueError, KeyError, TypeError) as exc:
+        raise ResultRefused("pdf_unreadable") from exc
+    return out.getvalue()
+
+
+def prepare_result(agency_code: str, data: bytes, *, signing: str) -> PreparedResult:
+    """What the complete action stores: validated (agency) or signed here (server)."""
+    code = new_verification_code()
+    if signing == "server":
+        data = sign_result(agency_code, data, code)
+    facts = read_signature(data)
+    return PreparedResult(data=data, facts=facts, verification_code=code, source=signing)

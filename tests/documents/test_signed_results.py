@@ -1,0 +1,226 @@
+"""Signed results through the agency API: validated (mode a) or signed here (mode b)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.files.base import ContentFile
+from pypdf import PdfReader, PdfWriter
+
+from dossiers.models import Agency, Dossier, DossierEvent, ResultDocument
+from dossiers.result_signatures import read_signature
+from tests.conftest import make_user
+from tests.documents.pki import configure, make_pdf, sign_with
+from tests.dossiers.attachments import samples
+from tests.dossiers.conftest import AgencyClient
+from tests.factories import make_dossier, make_procedure
+
+pytestmark = pytest.mark.django_db
+
+
+def processing(agency: Agency) -> Dossier:
+    return make_dossier(
+        make_user(password=None), make_procedure(agency), status=Dossier.Status.PROCESSING
+    )
+
+
+def complete(client: AgencyClient, dossier: Dossier, data: bytes, **fields: str):
+    return client.post(
+        f"/api/v1/agency/dossiers/{dossier.code}/complete",
+        multipart={"result_file": ContentFile(data, name="kq.pdf"), **fields},
+    )
+
+
+def assert_refused(response, code: str, dossier: Dossier) -> None:
+    assert response.status_code == 422, response
+    assert response.json()["code"] == code
+    dossier.refresh_from_db()
+    assert dossier.status == Dossier.Status.PROCESSING
+    assert not dossier.result_file
+    assert not ResultDocument.objects.filter(dossier=dossier).exists()
+    assert not DossierEvent.objects.filter(dossier=dossier).exists()
+
+
+def test_an_agency_signed_result_is_validated_and_recorded(
+    agency: Agency, agency_client: AgencyClient, settings
+) -> None:
+    pki = configure(settings)
+    signed = sign_with(pki, "agency", make_pdf())
+    dossier = processing(agency)
+    response = complete(agency_client, dossier, signed, valid_until="2031-12-31")
+    assert response.status_code == 200, response
+    result = ResultDocument.objects.get(dossier=dossier)
+    assert result.source == "agency"
+    assert result.signer_name == "Nguyễn Văn Ký"
+    assert result.signer_organisation == "UBND phường Thử Nghiệm"
+    assert result.certificate_serial == format(pki.agency.cert.serial_number, "X")
+    assert result.certificate_issuer == "CA cấp hai thử nghiệm"
+    import hashlib
+
+    assert result.sha256 == hashlib.sha256(signed).hexdigest()
+    assert str(result.valid_until) == "2031-12-31"
+    assert len(result.verification_code) == 14
+    dossier.refresh_from_db()
+    assert dossier.result_file.name == result.file
+    with dossier.result_file.open("rb") as stored:
+        assert stored.read() == signed  # the agency's bytes, untouched
+    event = DossierEvent.objects.get(dossier=dossier, type="dossier.completed")
+    assert event.data["verification_code"] == result.verification_code
+
+
+def test_the_server_stamps_a_qr_code_and_signs_an_unsigned_result(
+    agency: Agency, agency_client: AgencyClient, settings
+) -> None:
+    pki = configure(settings, agency.code)
+    dossier = processing(agency)
+    response = complete(agency_client, dossier, make_pdf(), signing="server")
+    assert response.status_code == 200, response
+    result = ResultDocument.objects.get(dossier=dossier)
+    assert result.source == "server"
+    assert result.certificate_serial == format(pki.agency.cert.serial_number, "X")
+    dossier.refresh_from_db()
+    stored = dossier.result_file.open("rb").read()
+    # Signed and valid under the same checks as an agency's own signature.
+    facts = read_signature(stored)
+    assert facts.sha256 == result.sha256
+    # A visible stamp on page 1 carries the verification code and the QR code.
+    reader = PdfReader(io.BytesIO(stored))
+    (annotation,) = [a.get_object() for a in reader.pages[0]["/Annots"]]
+    assert annotation["/FT"] == "/Sig"
+    appearance = annotation["/AP"]["/N"].get_object()
+    xobjects = appearance["/Resources"]["/XObject"]
+    contents = (
+        b"".join(xobjects[name].get_object().get_data() for name in xobjects)
+        + appearance.get_data()
+    )
+    # pyHanko writes "-" in PDF strings as the octal escape \055.
+    assert result.verification_code.replace("-", "\\055").encode() in contents
+    assert len(reader.pages) == 2
+
+
+def test_server_signing_without_a_configured_key_is_a_conflict(
+    agency: Agency, agency_client: AgencyClient, settings
+) -> None:
+    configure(settings)  # trust, but no key for this agency
+    dossier = processing(agency)
+    response = complete(agency_client, dossier, make_pdf(), signing="server")
+    assert response.status_code == 409
+    assert response.json()["code"] == "signing_not_configured"
+    assert not ResultDocument.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("leaf", "code"),
+    [
+        ("expired", "certificate_expired"),
+        ("revoked", "certificate_revoked"),
+        ("stranger", "certificate_untrusted"),  # chains to a root nobody configured
+    ],
+)
+def test_untrustworthy_certificates_are_refused(
+    agency: Agency, agency_client: AgencyClient, settings, leaf: str, code: str
+) -> None:
+    pki = configure(settings)
+    dossier = processing(agency)
+    assert_refused(
+        complete(agency_client, dossier, sign_with(pki, leaf, make_pdf())), code, dossier
+    )
+
+
+def test_a_wrong_root_refuses_even_the_agency_certificate(
+    agency: Agency, agency_client: AgencyClient, settings, tmp_path
+) -> None:
+    pki = configure(settings)
+    other = tmp_path / "other-root.pem"
+    other.write_bytes(pki.other_root.pem)
+    settings.RESULT_TRUST_ROOTS_FILE = str(other)
+    dossier = processing(agency)
+    signed = sign_with(pki, "agency", make_pdf())
+    assert_refused(complete(agency_client, dossier, signed), "certificate_untrusted", dossier)
+
+
+def test_one_byte_changed_after_signing_is_refused(
+    agency: Agency, agency_client: AgencyClient, settings
+) -> None:
+    pki = configure(settings)
+    signed = bytearray(sign_with(pki, "agency", make_pdf()))
+    index = signed.index(b"Result page 2")
+    signed[index] = ord("X")
+    dossier = processing(agency)
+    assert_refused(complete(agency_client, dossier, bytes(signed)), "signature_invalid", dossier)
+
+
+def test_a_revision_appended_after_signing_is_refused(
+    agency: Agency, agency_client: AgencyClient, settings
+) -> None:
+    pki = configure(settings)
+    signed = sign_with(pki, "agency", make_pdf())
+    writer = PdfWriter(io.BytesIO(signed), incremental=True)
+    writer.add_metadata({"/Title": "changed"})
+    out = io.BytesIO()
+    writer.write(out)
+    dossier = processing(agency)
+    assert_refused(
+        complete(agency_client, dossier, out.getvalue()), "signature_not_covering", dossier
+    )
+
+
+def test_an_unsigned_pdf_in_agency_mode_is_refused(
+    agency: Agency, agency_client: AgencyClient, settings
+) -> None:
+    configure(settings, agency.code)
+    dossier = processing(agency)
+    assert_refused(complete(agency_client, dossier, make_pdf()), "result_not_signed", dossier)
+
+
+@pytest.mark.parametrize("signing", ["agency", "server"])
+def test_an_encrypted_pdf_is_refused(
+    agency: Agency, agency_client: AgencyClient, settings, signing: str
+) -> None:
+    configure(settings, agency.code)
+    writer = PdfWriter(clone_from=io.BytesIO(make_pdf()))
+    writer.encrypt(user_password="", owner_password="owner")  # opens without a password
+    out = io.BytesIO()
+    writer.write(out)
+    dossier = processing(agency)
+    assert_refused(
+        complete(agency_client, dossier, out.getvalue(), signing=signing), "pdf_encrypted", dossier
+    )
+
+
+@pytest.mark.parametrize("signing", ["agency", "server"])
+def test_a_pdf_with_javascript_is_refused(
+    agency: Agency, agency_client: AgencyClient, settings, signing: str
+) -> None:
+    pki = configure(settings, agency.code)
+    data = samples.pdf_with_javascript_open_action()
+    if signing == "agency":
+        data = sign_with(pki, "agency", data)
+    dossier = processing(agency)
+    assert_refused(
+        complete(agency_client, dossier, data, signing=signing), "pdf_active_content", dossier
+    )
+
+
+def test_a_signed_pdf_sent_for_server_signing_is_refused(
+    agency: Agency, agency_client: AgencyClient, settings
+) -> None:
+    pki = configure(settings, agency.code)
+    dossier = processing(agency)
+    signed = sign_with(pki, "agency", make_pdf())
+    assert_refused(
+        complete(agency_client, dossier, signed, signing="server"),
+        "result_already_signed",
+        dossier,
+    )
+
+
+def test_without_configured_roots_nothing_is_trusted(
+    agency: Agency, agency_client: AgencyClient, settings
+) -> None:
+    pki = configure(settings)
+    settings.RESULT_TRUST_ROOTS_FILE = ""  # never the operating system's TLS roots
+    dossier = processing(agency)
+    signed = sign_with(pki, "agency", make_pdf())
+    assert_refused(complete(agency_client, dossier, signed), "certificate_untrusted", dossier)
