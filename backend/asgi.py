@@ -11,6 +11,7 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from backend.body_limits import BodyLimitMiddleware  # noqa: E402
 from tracking.routing import websocket_urlpatterns  # noqa: E402
 
 # Origin and authentication are checked by the consumer itself: browsers must
@@ -18,7 +19,8 @@ from tracking.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # Body limits are enforced while the body arrives, before Django reads it.
+        "http": BodyLimitMiddleware(django_asgi_app),
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )
