@@ -22,20 +22,21 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext as _
+from django.utils.translation.trans_real import parse_accept_lang_header
 
 from backend.errors import error_response
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-App = Callable[[Scope, Receive, Send], Awaitable[None]]
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Any]]
+Send = Callable[[Any], Awaitable[None]]
+App = Callable[[Scope, Any, Any], Awaitable[None]]
 
 # Routes that take files (multipart). Everything else under /api/ is JSON; a test
 # checks that every API operation with a file parameter is listed here.
@@ -71,7 +72,7 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 def _language(scope: Scope) -> str:
     accept = (_header(scope, b"accept-language") or b"").decode("latin-1")
-    for code, _quality in translation.trans_real.parse_accept_lang_header(accept):
+    for code, _quality in parse_accept_lang_header(accept):
         try:
             return translation.get_supported_language_variant(code)
         except LookupError:
