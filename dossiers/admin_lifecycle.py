@@ -2,7 +2,9 @@
 
 An officer (staff user with an AgencyOfficer row) sees and moves only their
 agencies' dossiers; superusers see all. Credentials for back-office systems are
-created and rotated here; the secret is shown once.
+created and rotated here, by officers of that agency with the change permission;
+the secret is shown once. Every action declares the permission it needs (Django
+runs an action without one for anyone who can view the list) and checks it again.
 """
 
 from __future__ import annotations
@@ -442,8 +444,7 @@ class AgencyCredentialAdmin(admin.ModelAdmin):
         """The selected credentials the user may change; refuses anyone without the permission."""
         if not self.has_change_permission(request):
             raise DjangoPermissionDenied
-        own = queryset.filter(agency__in=officer_agencies(request))
-        return own.filter(pk__in=self.get_queryset(request).values("pk"))
+        return queryset.filter(agency__in=officer_agencies(request))
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         if not officer_agencies(request).filter(pk=obj.agency_id).exists():
