@@ -78,7 +78,11 @@ def redact_value(key: str, value: Any) -> Any:
         return {k: redact_value(str(k), v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact_value(key, v) for v in value]
-    return value
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    # Anything else is written as its text (e.g. django.request's `request` extra,
+    # "<ASGIRequest: GET '/api/v1/agency/files/<token>'>"): redact that text.
+    return redact_text(str(value))
 
 
 class RedactingFilter(logging.Filter):

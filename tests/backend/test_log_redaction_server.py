@@ -26,6 +26,7 @@ from tests.factories import make_dossier, make_procedure
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+FORGED = "eyJhIjoiZm9yZ2VkIn0:1xa0uv:forgedSignatureForgedSignatureForgedSigna"
 QUERY_SECRETS = {
     "access_token": "query-token-0d1e2f",
     "X-Amz-Credential": "AKIAQUERYCREDENTIAL",
@@ -66,13 +67,16 @@ def test_signed_links_and_url_credentials_are_redacted_in_the_access_log(
             f"{server.base_url}/api/v1/dossiers/attachment-downloads/{download_token}"
         )
         agency_link = httpx.get(f"{server.base_url}/api/v1/agency/files/{agency_token}")
+        # A forged one: Django also logs the path of a 4xx ("Not Found: ...").
+        forged = httpx.get(f"{server.base_url}/api/v1/agency/files/{FORGED}")
         with_query = httpx.get(f"{server.base_url}/api/v1/catalogue/agencies", params=QUERY_SECRETS)
         log = server.wait_for_log("/api/v1/catalogue/agencies?")
 
     assert (citizen_link.status_code, agency_link.status_code) == (200, 200)
+    assert forged.status_code == 404
     assert citizen_link.content == agency_link.content == pdf
     assert with_query.status_code == 200
-    for secret in (download_token, agency_token, *QUERY_SECRETS.values()):
+    for secret in (download_token, agency_token, FORGED, *QUERY_SECRETS.values()):
         assert not leaked(secret, log)
     messages = [json.loads(line)["message"] for line in log.splitlines() if line.startswith("{")]
     request_lines = [m for m in messages if '"GET /api/v1/' in m]
