@@ -16,6 +16,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -289,8 +290,14 @@ class DeviceSessionAdmin(admin.ModelAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
-    @admin.action(description=_("Revoke the selected sessions"), permissions=["view"])
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        # The rows are never edited here, but revoking is a change: "view" is not enough.
+        return request.user.has_perm("accounts.change_devicesession")
+
+    @admin.action(description=_("Revoke the selected sessions"), permissions=["revoke"])
     def revoke_sessions(self, request: HttpRequest, queryset: QuerySet[DeviceSession]) -> None:
+        if not self.has_revoke_permission(request):
+            raise DjangoPermissionDenied
         for session in queryset:
             revoke_session(session, reason="admin")
         self.message_user(request, _("Sessions revoked."))

@@ -8,6 +8,8 @@ from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from backend.text import fold
+
 
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
@@ -77,6 +79,16 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self) -> str:
         return self.full_name or str(self.id)
+
+    # Compared with a new password (AUTH_PASSWORD_VALIDATORS): the name as people type
+    # it without tone marks, and the number as dialled at home, besides the fields.
+    @property
+    def full_name_unaccented(self) -> str:
+        return fold(self.full_name)
+
+    @property
+    def phone_national(self) -> str:
+        return "0" + self.phone[3:] if self.phone.startswith("+84") else self.phone
 
     @property
     def is_verified_account(self) -> bool:

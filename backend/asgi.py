@@ -12,6 +12,8 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.utils.module_loading import import_string  # noqa: E402
 
+from backend.body_limits import BodyLimitMiddleware  # noqa: E402
+
 # Named by path, like the routers in backend/urls.py: `backend` is the bottom
 # layer and imports no app above it; the entry point only names what it serves.
 WEBSOCKET_ROUTES = "tracking.routing.websocket_urlpatterns"
@@ -22,7 +24,8 @@ websocket_urlpatterns = import_string(WEBSOCKET_ROUTES)
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # Body limits are enforced while the body arrives, before Django reads it.
+        "http": BodyLimitMiddleware(django_asgi_app),
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )

@@ -16,14 +16,35 @@ SENSITIVE_KEYS = re.compile(
     r"|citizen_id|cccd|ticket).*)$",
     re.IGNORECASE,
 )
+# URL paths whose next segment is a credential: signed download links
+# (dossiers.downloads.sign_download) and agency file links (dossiers.agency_api.file_token).
+SECRET_PATH_SEGMENTS = ("attachment-downloads", "agency/files")
+# Query and form parameters that carry a credential in a URL or a body: our WebSocket
+# ticket, tokens, and the signature, credential and key parameters of signed URLs
+# (S3/GCS presigned links: X-Amz-Signature, X-Amz-Credential, Signature, AWSAccessKeyId...).
+_CREDENTIAL_PARAMETERS = (
+    r"[\w.-]*?(?:password|passwd|secret|token|signature|credential|accesskeyid|googleaccessid"
+    r"|access_?key|api_?key|key_?id)"
+    r"|otp|code|refresh|access|ticket|sig|key"
+)
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # Bearer and other credentials in free text.
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=:-]+"), r"\1 [redacted]"),
+    # The token segment of a signed link's path, in request lines and "Not Found: ..." alike.
+    (
+        re.compile(r"(/(?:" + "|".join(SECRET_PATH_SEGMENTS) + r")/)[^/?#\s\"']+"),
+        r"\1[redacted]",
+    ),
+    # Anything shaped like a django.core.signing value (payload[:timestamp]:signature,
+    # the signature being 43 URL-safe base64 characters), wherever it appears.
+    (
+        re.compile(r"(?<![\w.:-])\.?[\w-]+(?::[\w-]+)?:[\w-]{43}(?![\w-])"),
+        "[redacted]",
+    ),
     # key=value / "key": "value" pairs with a sensitive key.
     (
         re.compile(
-            r"(?i)\b(password|passwd|secret|token|otp|code|refresh|access|signature|ticket)"
-            r"(\"?\s*[:=]\s*\"?)([^\s\"&,;]+)"
+            r"(?i)(?<![\w-])(" + _CREDENTIAL_PARAMETERS + r")(\"?\s*[:=]\s*\"?)([^\s\"&,;]+)"
         ),
         r"\1\2[redacted]",
     ),
@@ -57,7 +78,11 @@ def redact_value(key: str, value: Any) -> Any:
         return {k: redact_value(str(k), v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [redact_value(key, v) for v in value]
-    return value
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    # Anything else is written as its text (e.g. django.request's `request` extra,
+    # "<ASGIRequest: GET '/api/v1/agency/files/<token>'>"): redact that text.
+    return redact_text(str(value))
 
 
 class RedactingFilter(logging.Filter):

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 
+from backend.body_limits import body_limit, too_large_text
 from backend.errors import error_response
 from backend.logging import request_id_var
 
@@ -43,7 +44,10 @@ def _is_api(request: HttpRequest) -> bool:
 
 
 class RequestLimitsMiddleware:
-    """Refuses oversized bodies with 413 before anything reads them."""
+    """Refuses oversized bodies with 413 before a view reads them.
+
+    Under the ASGI server `backend.body_limits.BodyLimitMiddleware` has already
+    refused them while they arrived; this covers WSGI and the test client."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -54,18 +58,10 @@ class RequestLimitsMiddleware:
                 length = int(request.META.get("CONTENT_LENGTH") or 0)
             except ValueError:
                 return error_response(400, "bad_content_length", _("Invalid Content-Length."))
-            content_type = request.META.get("CONTENT_TYPE", "")
-            limit = (
-                settings.API_MAX_UPLOAD_BODY_BYTES
-                if content_type.startswith("multipart/form-data")
-                else settings.API_MAX_JSON_BODY_BYTES
-            )
+            limit = body_limit(request.path)
             if length > limit:
                 return error_response(
-                    413,
-                    "payload_too_large",
-                    _("The request body is larger than %(limit)s bytes.") % {"limit": limit},
-                    details={"limit_bytes": limit},
+                    413, "payload_too_large", too_large_text(limit), details={"limit_bytes": limit}
                 )
         return self.get_response(request)
 

@@ -2,7 +2,9 @@
 
 An officer (staff user with an AgencyOfficer row) sees and moves only their
 agencies' dossiers; superusers see all. Credentials for back-office systems are
-created and rotated here; the secret is shown once.
+created and rotated here, by officers of that agency with the change permission;
+the secret is shown once. Every action declares the permission it needs (Django
+runs an action without one for anyone who can view the list) and checks it again.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -233,6 +236,14 @@ def officer_dossiers(request: HttpRequest, queryset: QuerySet[Dossier]) -> Query
     return queryset.filter(agency__officers__user_id=str(user.pk))
 
 
+def officer_agencies(request: HttpRequest) -> QuerySet[Agency]:
+    """The agencies the signed-in officer works for (all of them for a superuser)."""
+    agencies = Agency.objects.all()
+    if request.user.is_superuser:
+        return agencies
+    return agencies.filter(officers__user_id=str(request.user.pk))
+
+
 @admin.register(Dossier)
 class DossierLifecycleAdmin(admin.ModelAdmin):
     change_form_template = "admin/dossiers/dossier/lifecycle_change_form.html"
@@ -368,9 +379,12 @@ class DossierLifecycleAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/dossiers/dossier/performance.html", context)
 
     def _bulk(self, request: HttpRequest, queryset: QuerySet[Dossier], action: str) -> None:
+        # Checked again here: an action runs for whoever reaches the change list.
+        if not self.has_change_permission(request):
+            raise DjangoPermissionDenied
         actor = Actor.officer(request.user)  # type: ignore[arg-type]
         done = 0
-        for dossier in queryset:
+        for dossier in officer_dossiers(request, queryset):
             try:
                 move: Any = lifecycle.ACTIONS[action]
                 move(dossier.pk, actor)
@@ -380,11 +394,11 @@ class DossierLifecycleAdmin(admin.ModelAdmin):
         if done:
             self.message_user(request, _("%(count)s dossiers updated.") % {"count": done})
 
-    @admin.action(description=_("Accept the selected dossiers (form 01)"))
+    @admin.action(description=_("Accept the selected dossiers (form 01)"), permissions=["change"])
     def accept_selected(self, request: HttpRequest, queryset: QuerySet[Dossier]) -> None:
         self._bulk(request, queryset, "accept")
 
-    @admin.action(description=_("Start processing the selected dossiers"))
+    @admin.action(description=_("Start processing the selected dossiers"), permissions=["change"])
     def start_processing_selected(self, request: HttpRequest, queryset: QuerySet[Dossier]) -> None:
         self._bulk(request, queryset, "start_processing")
 
@@ -411,7 +425,30 @@ class AgencyCredentialAdmin(admin.ModelAdmin):
     readonly_fields = ("key_id", "previous_valid_until", "last_used_at")
     actions = ("rotate_secrets", "retire_previous_secrets")
 
+    # An officer manages the credentials of their own agencies only; rotating shows
+    # the new secret, so it needs the change permission, never just "view".
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AgencyCredential]:
+        queryset = super().get_queryset(request).select_related("agency")
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(agency__in=officer_agencies(request))
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "agency":
+            kwargs["queryset"] = officer_agencies(request).order_by("code")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def _own(
+        self, request: HttpRequest, queryset: QuerySet[AgencyCredential]
+    ) -> QuerySet[AgencyCredential]:
+        """The selected credentials the user may change; refuses anyone without the permission."""
+        if not self.has_change_permission(request):
+            raise DjangoPermissionDenied
+        return queryset.filter(agency__in=officer_agencies(request))
+
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not officer_agencies(request).filter(pk=obj.agency_id).exists():
+            raise DjangoPermissionDenied
         if change:
             super().save_model(request, obj, form, change)
             return
@@ -442,17 +479,23 @@ class AgencyCredentialAdmin(admin.ModelAdmin):
         response["Cache-Control"] = "no-store"
         return response
 
-    @admin.action(description=_("Rotate the secret (the old one keeps working for a while)"))
+    @admin.action(
+        description=_("Rotate the secret (the old one keeps working for a while)"),
+        permissions=["change"],
+    )
     def rotate_secrets(
         self, request: HttpRequest, queryset: QuerySet[AgencyCredential]
     ) -> HttpResponse:
-        shown = [(credential.key_id, rotate_credential(credential)) for credential in queryset]
+        shown = [
+            (credential.key_id, rotate_credential(credential))
+            for credential in self._own(request, queryset)
+        ]
         return self._show_secrets(request, shown)
 
-    @admin.action(description=_("Retire the previous secret now"))
+    @admin.action(description=_("Retire the previous secret now"), permissions=["change"])
     def retire_previous_secrets(
         self, request: HttpRequest, queryset: QuerySet[AgencyCredential]
     ) -> None:
-        for credential in queryset:
+        for credential in self._own(request, queryset):
             retire_previous_secret(credential)
         self.message_user(request, _("Previous secrets retired."))

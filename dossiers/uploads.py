@@ -9,7 +9,9 @@ benchmark or a worker can call them directly:
   applies the EXIF orientation, drops every piece of metadata and re-encodes a
   JPEG plus a thumbnail;
 - `inspect_pdf(fileobj)` parses a PDF, counts its pages and refuses active
-  content (JavaScript, launch actions, embedded files).
+  content (JavaScript, XFA forms, launch/submit/import/remote go-to actions, links
+  that open by themselves, embedded files), wherever the object sits: reachable from
+  the catalogue, in an object stream, or only in the file's bytes.
 
 Every refusal is an `ApiError` with a stable code.
 """
@@ -18,16 +20,25 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import pillow_heif
 from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 from PIL import Image, ImageCms
 from pypdf import PdfReader
+from pypdf._utils import skip_over_whitespace
 from pypdf.errors import PyPdfError
-from pypdf.generic import ArrayObject, DictionaryObject, IndirectObject, NameObject, PdfObject
+from pypdf.generic import (
+    ArrayObject,
+    DictionaryObject,
+    IndirectObject,
+    NameObject,
+    StreamObject,
+    read_object,
+)
 
 from backend.errors import ApiError, Unprocessable
 
@@ -283,26 +294,57 @@ def process_image(
 
 # --- PDF ---------------------------------------------------------------------------
 
-# Keys and action types that make a PDF do something when opened or clicked.
-_ACTIVE_KEYS = {"/JS", "/JavaScript", "/EmbeddedFiles", "/EmbeddedFile", "/EF", "/Launch"}
-_ACTIVE_ACTIONS = {"/JavaScript", "/Launch"}
+# Keys and action types that make a PDF do something when opened or clicked, or
+# send something out. XFA forms carry their own scripts (in XML streams), so an
+# XFA form is refused whole. Links (/URI) are fine when clicked, not on open.
+_ACTIVE_KEYS = {
+    "/JS",
+    "/JavaScript",
+    "/EmbeddedFiles",
+    "/EmbeddedFile",
+    "/EF",
+    "/Launch",
+    "/XFA",
+    "/RichMedia",
+}
+_ACTIVE_ACTIONS = {
+    "/JavaScript",
+    "/Launch",
+    "/SubmitForm",
+    "/ImportData",
+    "/GoToR",
+    "/GoToE",
+    "/RichMediaExecute",
+}
+_AUTOMATIC_ACTIONS = {"/URI"}  # refused where they run by themselves: /OpenAction, /AA
+_AUTOMATIC_KEYS = {"/OpenAction", "/AA"}
 _ACTIVE_TYPES = {"/EmbeddedFile"}
+# An object's header anywhere in the file: objects outside the cross-reference table
+# (earlier revisions, orphans a repairing reader finds) are looked at too.
+_OBJECT_HEADER = re.compile(
+    rb"(?<![0-9])([0-9]{1,10})[ \t\r\n\f\0]+([0-9]{1,5})[ \t\r\n\f\0]+obj\b"
+)
 
 
 def pdf_active_content(found: str) -> Unprocessable:
     return Unprocessable(
         "pdf_active_content",
-        _("PDF files with scripts, launch actions or embedded files are not accepted."),
+        _(
+            "PDF files with scripts, XFA forms, launch, submit or import actions, links "
+            "that open by themselves or embedded files are not accepted."
+        ),
         details={"found": found},
     )
 
 
-def _is_active(obj: DictionaryObject) -> str | None:
+def _is_active(obj: DictionaryObject, automatic: bool) -> str | None:
     for key in obj:
         if key in _ACTIVE_KEYS:
             return str(key)
     action = obj.get("/S")
-    if isinstance(action, NameObject) and action in _ACTIVE_ACTIONS:
+    if isinstance(action, NameObject) and (
+        action in _ACTIVE_ACTIONS or (automatic and action in _AUTOMATIC_ACTIONS)
+    ):
         return str(action)
     kind = obj.get("/Type")
     if isinstance(kind, NameObject) and kind in _ACTIVE_TYPES:
@@ -310,27 +352,74 @@ def _is_active(obj: DictionaryObject) -> str | None:
     return None
 
 
-def _find_active_content(reader: PdfReader) -> str | None:
-    """Walk every object reachable from the trailer (dictionary keys and values,
-    never stream contents) and return the first active element found."""
-    seen: set[tuple[int, int]] = set()
-    stack: list[Any] = [reader.trailer]
+def _walk(roots: list[Any]) -> str | None:
+    """Walk every object reachable from `roots` (dictionary keys and values, never
+    stream contents) and return the first active element found. Whatever hangs
+    under /OpenAction or /AA (and their /Next chains) runs without a click."""
+    seen: set[tuple[int, int, bool]] = set()
+    stack: list[tuple[Any, bool]] = [(root, False) for root in roots]
     while stack:
-        item: PdfObject | Any = stack.pop()
+        item, automatic = stack.pop()
         if isinstance(item, IndirectObject):
-            ref = (item.idnum, item.generation)
+            ref = (item.idnum, item.generation, automatic)
             if ref in seen:
                 continue
             seen.add(ref)
             item = item.get_object()
         if isinstance(item, DictionaryObject):  # includes streams' dictionaries
-            found = _is_active(item)
+            found = _is_active(item, automatic)
             if found:
                 return found
-            stack.extend(item.values())
+            stack.extend(
+                (value, automatic or key in _AUTOMATIC_KEYS) for key, value in item.items()
+            )
         elif isinstance(item, ArrayObject):
-            stack.extend(item)
+            stack.extend((value, automatic) for value in item)
     return None
+
+
+def _every_object(reader: PdfReader, data: bytes) -> list[Any]:
+    """Every object whose header appears in the file, whether the cross-reference
+    table lists it or not, plus the members of every object stream (compressed
+    objects, invisible to a scan of the raw bytes)."""
+    found: list[Any] = []
+    for match in _OBJECT_HEADER.finditer(data):
+        stream = io.BytesIO(data)
+        stream.seek(match.end())
+        try:
+            skip_over_whitespace(stream)
+            stream.seek(-1, io.SEEK_CUR)
+            obj = read_object(stream, reader)
+        except (PyPdfError, OSError, ValueError, KeyError, TypeError, AttributeError,
+                RecursionError, IndexError, AssertionError):  # fmt: skip
+            continue  # digits followed by "obj" inside some binary data, not an object
+        found.append(obj)
+        if isinstance(obj, StreamObject) and obj.get("/Type") == "/ObjStm":
+            encryption = reader._encryption  # names are never encrypted, stream data is
+            if encryption is not None:
+                obj = cast(
+                    StreamObject, encryption.decrypt_object(obj, int(match[1]), int(match[2]))
+                )
+            found += _object_stream_members(reader, obj)
+    return found
+
+
+def _object_stream_members(reader: PdfReader, stream: StreamObject) -> list[Any]:
+    content = stream.get_data()
+    first = int(stream.get("/First", 0))
+    numbers = content[:first].split()
+    members = []
+    for offset in numbers[1::2]:
+        member = io.BytesIO(content)
+        member.seek(first + int(offset))
+        skip_over_whitespace(member)
+        member.seek(-1, io.SEEK_CUR)
+        members.append(read_object(member, reader))
+    return members
+
+
+def _find_active_content(reader: PdfReader, data: bytes) -> str | None:
+    return _walk([reader.trailer]) or _walk(_every_object(reader, data))
 
 
 def inspect_pdf(fileobj: IO[bytes], *, max_pages: int | None = None) -> PdfInfo:
@@ -355,7 +444,8 @@ def inspect_pdf(fileobj: IO[bytes], *, max_pages: int | None = None) -> PdfInfo:
                 _("The PDF has too many pages (at most %(limit)s).") % {"limit": max_pages},
                 details={"pages": pages, "max_pages": max_pages},
             )
-        found = _find_active_content(reader)
+        fileobj.seek(0)
+        found = _find_active_content(reader, fileobj.read())
     except ApiError:
         raise
     except (PyPdfError, OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError,

@@ -236,10 +236,15 @@ def notify_event(event_id: int) -> int:
                 if template.urgent:
                     request_fallback_sms(notification.pk)
                 continue
-            rows = Delivery.objects.bulk_create(
-                [Delivery(notification=notification, device=d) for d in devices[user.pk]]
-            )
             not_before = None if template.urgent else preference.quiet_hours_end(now)
+            # A held row says when it may go (the send job refuses it before then), so a
+            # push for an earlier event of the dossier knows this one is not due yet.
+            rows = Delivery.objects.bulk_create(
+                [
+                    Delivery(notification=notification, device=d, next_attempt_at=not_before)
+                    for d in devices[user.pk]
+                ]
+            )
             pending[not_before].extend(row.pk for row in rows)
         for not_before, ids in pending.items():
             queue_deliveries(ids, not_before=not_before)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
@@ -70,8 +71,11 @@ class DeviceAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Send a test push to the selected devices")
+    @admin.action(description="Send a test push to the selected devices", permissions=["change"])
     def send_test_push_action(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
+        # Checked again here: an action runs for whoever reaches the change list.
+        if not self.has_change_permission(request):
+            raise PermissionDenied
         staff = request.user
         sent = send_test_push(list(queryset), staff=staff)  # type: ignore[arg-type]
         if not sent:

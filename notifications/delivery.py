@@ -23,6 +23,7 @@ import secrets
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -246,6 +247,15 @@ def _claim(delivery_ids: Sequence[int], token: str) -> list[Delivery]:
             )
         gone = [row for row in rows if row.device_id not in live]
         claimed = [row for row in rows if row.device_id in live]
+        superseded = _superseded(claimed, now)
+        if superseded:
+            Delivery.objects.filter(pk__in=superseded).update(
+                state=Delivery.State.PERMANENT_FAILURE,
+                error_code=SUPERSEDED,
+                error_message="A push for a later event of this dossier replaces this one.",
+                next_attempt_at=None,
+            )
+            claimed = [row for row in claimed if row.pk not in superseded]
         if gone:
             # The token was retired (logout, moved, unregistered) after the row was made.
             Delivery.objects.filter(pk__in=[row.pk for row in gone]).update(
@@ -263,6 +273,59 @@ def _claim(delivery_ids: Sequence[int], token: str) -> list[Delivery]:
                 claim_token=token, claimed_until=now + lease
             )
         return claimed
+
+
+# The error code of a delivery not sent because a later one for the same device and
+# dossier (the same collapse key) goes instead: not a failure, no fallback SMS.
+SUPERSEDED = "SUPERSEDED"
+_LIVE_STATES = (
+    Delivery.State.CREATED,
+    Delivery.State.TEMPORARY_FAILURE,
+    Delivery.State.SENDING,
+    Delivery.State.DELIVERED,
+)
+
+
+def _superseded(rows: list[Delivery], now: dt.datetime) -> set[int]:
+    """The rows among `rows` that were not sent when made (held for quiet hours, or
+    waiting for a retry) and that a push for a later event of the same dossier, to
+    the same device, replaces: one that is due now, being sent, or delivered.
+
+    Pushes held for quiet hours are released together, each by its own job, in no
+    particular order, and a retry may come after a later push went; they share the
+    dossier's collapse key, so whichever arrives last is what the phone shows. Only
+    the latest event's push goes, so that is the latest state. A later push not due
+    yet (held until the morning) replaces nothing: an urgent earlier one still goes.
+    """
+    candidates = [
+        row
+        for row in rows
+        if row.next_attempt_at is not None
+        and row.notification.dossier_id
+        and row.notification.event_id
+    ]
+    if not candidates:
+        return set()
+    latest: dict[tuple[int, Any], int] = {}
+    others = (
+        Delivery.objects.filter(
+            device_id__in={row.device_id for row in candidates},
+            notification__dossier_id__in={row.notification.dossier_id for row in candidates},
+            notification__event_id__isnull=False,
+            state__in=_LIVE_STATES,
+        )
+        .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + CLAIM_TOLERANCE))
+        .values_list("device_id", "notification__dossier_id", "notification__event_id")
+    )
+    for device_id, dossier_id, event_id in others:
+        key = (device_id, dossier_id)
+        latest[key] = max(latest.get(key, event_id), event_id)
+    return {
+        row.pk
+        for row in candidates
+        if latest.get((row.device_id, row.notification.dossier_id), 0)
+        > (row.notification.event_id or 0)
+    }
 
 
 def collapse_id(notification: Notification) -> str:
@@ -391,9 +454,10 @@ def _fallback_where_all_failed(notification_ids: Iterable[int]) -> None:
     # see each other's answers, or neither would send the SMS.
     list(Notification.objects.select_for_update().filter(pk__in=ids).order_by("pk").values("pk"))
     for notification_id in ids:
+        # A superseded push was replaced by a later one for the same dossier.
         still_open = (
             Delivery.objects.filter(notification_id=notification_id)
-            .exclude(state=Delivery.State.PERMANENT_FAILURE)
+            .exclude(Q(state=Delivery.State.PERMANENT_FAILURE) & ~Q(error_code=SUPERSEDED))
             .exists()
         )
         if still_open:

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import logging.config
+from typing import Any
 
+from django.core import signing
+from django.urls import URLResolver, get_resolver
 from uvicorn.config import LOGGING_CONFIG as UVICORN_LOGGING
 from uvicorn.logging import ColourizedFormatter as UvicornFormatter
 
@@ -88,3 +91,43 @@ def test_uvicorn_loggers_go_through_the_redacting_handler(settings) -> None:
         assert not any(
             isinstance(handler.formatter, UvicornFormatter) for handler in logger.handlers
         )
+
+
+def _routes(patterns: list[Any], prefix: str = "") -> list[str]:
+    """Every route of the URL configuration, nested includes flattened."""
+    found = []
+    for pattern in patterns:
+        route = prefix + str(pattern.pattern)
+        if isinstance(pattern, URLResolver):
+            found += _routes(pattern.url_patterns, route)
+        else:
+            found.append(route)
+    return found
+
+
+def test_every_route_with_a_token_in_its_path_is_redacted_in_request_lines() -> None:
+    token = signing.dumps({"a": "0b6c0a4e-93d1-4f7e-9d65-3f1e2a1c9b10", "g": 7}, salt="any")
+    routes = [route for route in _routes(get_resolver().url_patterns) if "<token>" in route]
+    assert len(routes) >= 2  # the signed download link and the agency file link
+    for route in routes:
+        path = "/" + route.replace("<token>", token).lstrip("^").rstrip("$")
+        out = render('%s - "GET %s HTTP/1.1" %d', "127.0.0.1:5000", path, 200)
+        message = json.loads(out)["message"]
+        assert token.split(":")[0] not in out, route
+        assert token.split(":")[-1] not in out, route
+        assert "[redacted]" in message
+
+
+def test_signed_link_query_parameters_are_redacted() -> None:
+    url = (
+        "/media/a.pdf?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAEXAMPLE%2F20261206"
+        "&X-Amz-Date=20261206T010000Z&X-Amz-Expires=300&X-Amz-Security-Token=FQoGZXIvYXdz"
+        "&X-Amz-Signature=5d41402abc4b2a76&Signature=abc&AWSAccessKeyId=AKIAOLD&token=t0k"
+        "&sig=s1g&key_id=ak_0011&page=2"
+    )
+    out = json.loads(render('"GET %s HTTP/1.1" %d', url, 200))["message"]
+    for secret in ("AKIAEXAMPLE", "FQoGZXIvYXdz", "5d41402abc4b2a76", "=abc", "AKIAOLD",
+                   "t0k", "s1g", "ak_0011"):  # fmt: skip
+        assert secret not in out
+    assert "X-Amz-Expires=300" in out
+    assert "page=2" in out

@@ -217,3 +217,54 @@ def test_performance_page_for_an_officer_shows_their_agency_figures(agency: Agen
     )
     assert other.context["figures"] is None
     assert "agency" in other.context["form"].errors
+
+
+def view_only_officer_of(agency: Agency) -> User:
+    user = make_user(password=None, is_staff=True, full_name="Cán bộ Chỉ Xem")
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            codename__in=["view_dossier", "view_agencycredential"],
+            content_type__app_label="dossiers",
+        )
+    )
+    AgencyOfficer.objects.create(agency=agency, user=user)
+    return user
+
+
+def test_view_only_officer_cannot_rotate_any_secret_or_read_one(agency: Agency) -> None:
+    from dossiers.agency_auth import create_credential
+
+    own, _ = create_credential(agency, "own")
+    other, _ = create_credential(make_agency(), "other")
+    before = {c.pk: c.secret_encrypted for c in AgencyCredential.objects.all()}
+    client = client_for(view_only_officer_of(agency))
+
+    listing = client.get("/admin/dossiers/agencycredential/").content.decode()
+    response = client.post(
+        "/admin/dossiers/agencycredential/",
+        {"action": "rotate_secrets", "_selected_action": [own.pk, other.pk], "index": "0"},
+    )
+
+    assert own.key_id in listing
+    assert other.key_id not in listing  # another agency's credentials are not listed
+    assert "rotate_secrets" not in listing  # nor offered
+    # No action is offered to this officer: the post just shows the list again.
+    assert response.status_code == 200
+    assert "secrets" not in response.context
+    after = {c.pk: c.secret_encrypted for c in AgencyCredential.objects.all()}
+    assert after == before
+    assert not AgencyCredential.objects.filter(rotated_at__isnull=False).exists()
+
+
+def test_view_only_officer_cannot_accept_through_the_bulk_action(agency: Agency) -> None:
+    dossier = dossier_of(agency)
+    client = client_for(view_only_officer_of(agency))
+
+    client.post(
+        "/admin/dossiers/dossier/",
+        {"action": "accept_selected", "_selected_action": [str(dossier.pk)], "index": "0"},
+    )
+
+    dossier.refresh_from_db()
+    assert dossier.status == S.NEW
+    assert DossierEvent.objects.filter(dossier=dossier).count() == 0

@@ -212,6 +212,16 @@ def test_pdf_page_limit_boundary() -> None:
         (samples.pdf_with_javascript_name_tree, "/JavaScript"),
         (samples.pdf_with_launch_action, "/Launch"),
         (samples.pdf_with_embedded_file, "/EmbeddedFiles"),
+        (samples.pdf_with_xfa_script, "/XFA"),
+        (samples.pdf_with_submit_on_open, "/SubmitForm"),
+        (samples.pdf_with_import_data_on_page_open, "/ImportData"),
+        (samples.pdf_with_uri_on_open, "/URI"),
+        (samples.pdf_with_uri_chained_after_open, "/URI"),
+        (samples.pdf_with_uri_on_page_open, "/URI"),
+        (samples.pdf_with_remote_go_to, "/GoToR"),
+        (samples.pdf_with_embedded_go_to_link, "/GoToE"),
+        (samples.pdf_with_script_in_object_stream, "/JS"),
+        (samples.pdf_with_shadowed_open_action, "/Launch"),
     ],
 )
 def test_pdf_with_active_content_is_refused(make, found: str) -> None:  # type: ignore[no-untyped-def]
@@ -219,6 +229,11 @@ def test_pdf_with_active_content_is_refused(make, found: str) -> None:  # type: 
 
     assert (error.status, error.code) == (422, "pdf_active_content")
     assert error.details == {"found": found}
+
+
+@pytest.mark.parametrize("make", [samples.pdf_with_link, samples.pdf_in_object_streams])
+def test_pdf_with_a_clickable_link_or_object_streams_is_accepted(make) -> None:  # type: ignore[no-untyped-def]
+    assert inspect_pdf(io.BytesIO(make())).pages == 1
 
 
 def test_pdf_that_does_not_parse_is_refused() -> None:

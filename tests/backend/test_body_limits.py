@@ -1,0 +1,45 @@
+"""Every API route is in the body-limit class its request body belongs to."""
+
+from __future__ import annotations
+
+import re
+
+from django.conf import settings
+
+from backend.api import api
+from backend.body_limits import body_limit, result_body_limit
+
+
+def _operations() -> list[tuple[str, str, set[str]]]:
+    """(sample path, method, request content types) of every documented operation."""
+    schema = api.get_openapi_schema()
+    found = []
+    for template, operations in schema["paths"].items():
+        path = re.sub(r"\{[^}]+\}", "H01-260101-0001", template)
+        for method, operation in operations.items():
+            content = operation.get("requestBody", {}).get("content", {})
+            found.append((path, method, set(content)))
+    return found
+
+
+def test_routes_that_take_files_have_an_upload_limit_and_the_rest_the_json_limit() -> None:
+    operations = _operations()
+    multipart = {path for path, _m, types in operations if "multipart/form-data" in types}
+    assert multipart == {
+        "/api/v1/dossiers/H01-260101-0001/attachments",
+        "/api/v1/agency/dossiers/H01-260101-0001/complete",
+    }
+    assert body_limit("/api/v1/dossiers/H01-260101-0001/attachments") == (
+        settings.API_MAX_UPLOAD_BODY_BYTES
+    )
+    assert body_limit("/api/v1/agency/dossiers/H01-260101-0001/complete") == result_body_limit()
+    assert result_body_limit() == settings.RESULT_FILE_MAX_BYTES + settings.API_MAX_JSON_BODY_BYTES
+    for path, method, _types in operations:
+        if path not in multipart:
+            assert body_limit(path) == settings.API_MAX_JSON_BODY_BYTES, (method, path)
+
+
+def test_pages_outside_the_api_take_the_largest_limit() -> None:
+    assert body_limit("/admin/dossiers/dossier/1/lifecycle/complete/") == max(
+        settings.API_MAX_UPLOAD_BODY_BYTES, result_body_limit()
+    )
