@@ -17,7 +17,7 @@ SENSITIVE_KEYS = re.compile(
     re.IGNORECASE,
 )
 # URL paths whose next segment is a credential: signed download links
-# (dossiers.downloads.sign_download) and agency file links (dossiers.agency_api.file_token).
+# (dossiers.downloads.sign_download) and agency file links (dossiers.agency.api.file_token).
 SECRET_PATH_SEGMENTS = ("attachment-downloads", "agency/files")
 # Query and form parameters that carry a credential in a URL or a body: our WebSocket
 # ticket, tokens, and the signature, credential and key parameters of signed URLs

@@ -9,9 +9,9 @@ from ninja import Router, Schema
 from pydantic import Field
 
 from backend.errors import ErrorOut
+from dossiers.agency.api import SIGNED
 from dossiers.agency.replays import once_per_event
 from dossiers.agency.signing import agency_label, agency_signature, current_agency
-from dossiers.agency.api import SIGNED
 from dossiers.models import ResultDocument
 from dossiers.results import REVOCATION_REASON_MAX_CHARS, revoke_result
 

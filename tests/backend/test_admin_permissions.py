@@ -25,7 +25,7 @@ from django.utils import timezone
 
 from auth.models import SupportReset, User
 from dossiers import lifecycle
-from dossiers.agency_auth import create_credential, decrypt_secret, rotate_credential
+from dossiers.agency.credentials import create_credential, decrypt_secret, rotate_credential
 from dossiers.models import Agency, AgencyCredential, AgencyOfficer, Dossier
 from notifications import actions as notification_actions
 from tests.conftest import make_user, sign_in

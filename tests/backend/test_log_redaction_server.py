@@ -16,7 +16,7 @@ import httpx
 import pytest
 from django.core.files.base import ContentFile
 
-from dossiers.agency_api import file_token
+from dossiers.agency.api import file_token
 from dossiers.downloads import sign_download
 from dossiers.models import Attachment, Dossier
 from tests.backend.web_process import web_process

@@ -232,7 +232,7 @@ def view_only_officer_of(agency: Agency) -> User:
 
 
 def test_view_only_officer_cannot_rotate_any_secret_or_read_one(agency: Agency) -> None:
-    from dossiers.agency_auth import create_credential
+    from dossiers.agency.credentials import create_credential
 
     own, _ = create_credential(agency, "own")
     other, _ = create_credential(make_agency(), "other")
