@@ -40,8 +40,16 @@ App = Callable[[Scope, Any, Any], Awaitable[None]]
 
 # Routes that take files (multipart). Everything else under /api/ is JSON; a test
 # checks that every API operation with a file parameter is listed here.
-UPLOAD_ROUTES = (re.compile(r"^/api/v1/dossiers/[^/]+/attachments/?$"),)
-RESULT_ROUTES = (re.compile(r"^/api/v1/agency/dossiers/[^/]+/complete/?$"),)
+UPLOAD_ROUTES = (
+    re.compile(r"^/api/v1/dossiers/[^/]+/attachments/?$"),
+    # Papers kept in the document wallet: the same pipeline and limits as attachments.
+    re.compile(r"^/api/v1/wallet/items/?$"),
+)
+RESULT_ROUTES = (
+    re.compile(r"^/api/v1/agency/dossiers/[^/]+/complete/?$"),
+    # Anyone checking a signed result uploads the PDF: the size of a result.
+    re.compile(r"^/api/v1/verify/?$"),
+)
 
 
 def result_body_limit() -> int:

@@ -28,11 +28,13 @@ def test_routes_that_take_files_have_an_upload_limit_and_the_rest_the_json_limit
     assert multipart == {
         "/api/v1/dossiers/H01-260101-0001/attachments",
         "/api/v1/agency/dossiers/H01-260101-0001/complete",
+        "/api/v1/wallet/items",
+        "/api/v1/verify",
     }
-    assert body_limit("/api/v1/dossiers/H01-260101-0001/attachments") == (
-        settings.API_MAX_UPLOAD_BODY_BYTES
-    )
-    assert body_limit("/api/v1/agency/dossiers/H01-260101-0001/complete") == result_body_limit()
+    for upload in ("/api/v1/dossiers/H01-260101-0001/attachments", "/api/v1/wallet/items"):
+        assert body_limit(upload) == settings.API_MAX_UPLOAD_BODY_BYTES
+    for result in ("/api/v1/agency/dossiers/H01-260101-0001/complete", "/api/v1/verify"):
+        assert body_limit(result) == result_body_limit()
     assert result_body_limit() == settings.RESULT_FILE_MAX_BYTES + settings.API_MAX_JSON_BODY_BYTES
     for path, method, _types in operations:
         if path not in multipart:

@@ -20,7 +20,9 @@ import httpx
 from django.conf import settings
 from django.db import connection
 
-from tests.e2e.stack import ROOT, VENV_BIN, free_port, procfile_command, stop_process
+from fakes.harness import ROOT, free_port, procfile_command
+
+VENV_BIN = ROOT / ".venv" / "bin"
 
 START_SECONDS = 60
 
@@ -106,4 +108,14 @@ def web_process(workdir: Path, **extra_env: str) -> Iterator[WebProcess]:
             time.sleep(0.1)
         yield server
     finally:
-        stop_process(process)
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
