@@ -28,6 +28,8 @@ EVENT_TEXTS: dict[str, Promise] = {
     "dossier.handed_over": _("The result was handed over."),
     "dossier.stopped": _("The agency stopped processing the dossier."),
     "dossier.apologised": _("The agency apologised for the delay and set a new appointment date."),
+    # by the payments app
+    "dossier.payment_received": _("Your payment was received; processing continues."),
     # by the system
     "dossier.overdue": _("The dossier is past its appointment date."),
     "dossier.deadline_at_risk": _("The appointment date is close."),

@@ -25,6 +25,7 @@ EVENT_TYPES = [
     "dossier.processing_started",
     "dossier.supplement_requested",
     "dossier.payment_requested",
+    "dossier.payment_received",
     "dossier.completed",
     "dossier.handed_over",
     "dossier.stopped",
