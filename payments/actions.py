@@ -303,11 +303,13 @@ def settle(gateway: str, result: GatewayResult, *, source: str) -> str:
             return "already_confirmed"
         if payment.status in (P.PAID, P.REFUNDED):
             if result.gateway_reference and result.gateway_reference != payment.gateway_reference:
+                # The same order paid again under another transaction (two devices on
+                # one checkout): money moved twice; it is never counted twice.
                 _anomaly(
                     payment,
                     gateway,
                     result,
-                    PaymentAnomaly.Kind.STATUS_MISMATCH,
+                    PaymentAnomaly.Kind.DUPLICATE_PAYMENT,
                     source,
                     recorded_reference=payment.gateway_reference,
                 )
