@@ -64,10 +64,7 @@ def dossier_payments(request: HttpRequest, reference: str) -> dict[str, Any]:
 @router.get(
     "/payments/{payment_id}/receipt",
     auth=agency_signature,
-    openapi_extra={
-        **SIGNED,
-        "responses": {"200": {"description": "PDF", "content": {"application/pdf": {}}}},
-    },
+    openapi_extra=SIGNED,
     response={200: None, 401: ErrorOut, 404: ErrorOut},
     summary="The e-receipt (PDF) of a paid payment of one of your dossiers",
 )

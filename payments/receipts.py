@@ -40,7 +40,7 @@ def font_path() -> str:
 
 
 def _pdf() -> FPDF:
-    pdf = FPDF(format="A5")
+    pdf = FPDF(format="A4")
     pdf.set_margins(12, 12, 12)
     pdf.set_auto_page_break(auto=True, margin=12)
     pdf.add_font("Noto", "", font_path(), variations={"wght": 400})
