@@ -53,8 +53,8 @@ bench: install
 lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy backend auth dossiers tracking notifications postal bench scripts/audit.py
-	$(VENV)/bin/bandit -q -c pyproject.toml -r backend auth dossiers tracking notifications postal
+	$(VENV)/bin/mypy backend auth dossiers tracking notifications postal payments fakes bench scripts/audit.py
+	$(VENV)/bin/bandit -q -c pyproject.toml -r backend auth dossiers tracking notifications postal payments fakes
 	# Known vulnerabilities in requirements.lock (justified exceptions: audit-ignore.txt).
 	$(PY) scripts/audit.py
 

@@ -573,7 +573,9 @@ PAYMENT_VNPAY_API_URL = env(
     "PAYMENT_VNPAY_API_URL", f"{_FAKE_GATEWAY}/merchant_webapi/api/transaction"
 )
 PAYMENT_NATIONAL_MERCHANT_ID = env("PAYMENT_NATIONAL_MERCHANT_ID", "" if PRODUCTION else "DEMO-DVC")
-PAYMENT_NATIONAL_SECRET = env("PAYMENT_NATIONAL_SECRET", "" if PRODUCTION else "demo-national-secret")
+PAYMENT_NATIONAL_SECRET = env(
+    "PAYMENT_NATIONAL_SECRET", "" if PRODUCTION else "demo-national-secret"
+)
 PAYMENT_NATIONAL_BASE_URL = env("PAYMENT_NATIONAL_BASE_URL", f"{_FAKE_GATEWAY}/national")
 PAYMENT_GATEWAY_TIMEOUT_SECONDS = float(env("PAYMENT_GATEWAY_TIMEOUT_SECONDS", "10"))
 # Our server's public address, sent in VNPay's querydr (vnp_IpAddr).

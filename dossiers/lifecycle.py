@@ -411,7 +411,7 @@ def request_payment(
     `lines`: `{"kind": "fee" | "charge" | "postage", "label": str, "amount": int}`
     items that add up to `amount`; without them the whole amount is one fee line.
     """
-    items = [
+    items: list[dict[str, Any]] = [
         {
             "kind": str(line["kind"]),
             "label": str(line.get("label") or ""),
@@ -424,7 +424,7 @@ def request_payment(
             raise field_error(
                 f"lines.{index}.kind", "invalid_kind", _("Not one of the allowed values.")
             )
-    if items and sum(item["amount"] for item in items) != amount:
+    if items and sum(int(item["amount"]) for item in items) != amount:
         raise field_error(
             "lines", "lines_total_mismatch", _("The lines do not add up to the amount.")
         )

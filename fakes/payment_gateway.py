@@ -19,6 +19,7 @@ in one is caught by the other. Plumbing is self-contained (stdlib only).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
@@ -156,7 +157,7 @@ def _deliver_once(state: State, order: dict[str, Any], copy: int) -> None:
                     method="POST",
                     headers={"Content-Type": "application/json"},
                 )
-            with urllib.request.urlopen(req, timeout=10) as response:  # noqa: S310  # nosec B310
+            with urllib.request.urlopen(req, timeout=10) as response:  # nosec B310
                 status, text = response.status, response.read().decode()
         except urllib.error.HTTPError as exc:
             status, text = exc.code, exc.read().decode(errors="replace")
@@ -248,7 +249,7 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
             return self.rfile.read(length) if length else b""
 
         def _base(self) -> str:
-            host = self.headers.get("Host") or f"127.0.0.1:{self.server.server_address[1]}"
+            host = self.headers.get("Host") or "127.0.0.1"
             return f"http://{host}"
 
         # -- routes
@@ -307,7 +308,9 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
             if not hmac.compare_digest(given, vnpay_hash(cfg.vnpay_secret, query)):
                 return self._send(400, _page("Sai chữ ký (code=97)", ""), "text/html")
             if query.get("vnp_TmnCode") != cfg.vnpay_tmn_code:
-                return self._send(400, _page("Website chưa được phê duyệt (code=02)", ""), "text/html")
+                return self._send(
+                    400, _page("Website chưa được phê duyệt (code=02)", ""), "text/html"
+                )
             required = ("vnp_Amount", "vnp_TxnRef", "vnp_ReturnUrl", "vnp_Version", "vnp_Command")
             if any(not query.get(k) for k in required) or query["vnp_Command"] != "pay":
                 return self._send(400, _page("Dữ liệu không hợp lệ (code=03)", ""), "text/html")
@@ -380,10 +383,17 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                 req = json.loads(body)
             except ValueError:
                 return self._json(400, {"vnp_ResponseCode": "03", "vnp_Message": "Invalid data"})
-            names = (
-                "vnp_RequestId vnp_Version vnp_Command vnp_TmnCode vnp_TxnRef "
-                "vnp_TransactionDate vnp_CreateDate vnp_IpAddr vnp_OrderInfo"
-            ).split()
+            names = [
+                "vnp_RequestId",
+                "vnp_Version",
+                "vnp_Command",
+                "vnp_TmnCode",
+                "vnp_TxnRef",
+                "vnp_TransactionDate",
+                "vnp_CreateDate",
+                "vnp_IpAddr",
+                "vnp_OrderInfo",
+            ]
             expected = vnpay_pipe_hash(cfg.vnpay_secret, [str(req.get(n, "")) for n in names])
             answer: dict[str, str] = {
                 "vnp_ResponseId": os.urandom(8).hex(),
@@ -418,11 +428,23 @@ def make_handler(state: State) -> type[BaseHTTPRequestHandler]:
                     vnp_TransactionNo=order["transaction_no"],
                     vnp_TransactionStatus=status[order["status"]],
                 )
-            pipe = (
-                "vnp_ResponseId vnp_Command vnp_ResponseCode vnp_Message vnp_TmnCode vnp_TxnRef "
-                "vnp_Amount vnp_BankCode vnp_PayDate vnp_TransactionNo vnp_TransactionType "
-                "vnp_TransactionStatus vnp_OrderInfo vnp_PromotionCode vnp_PromotionAmount"
-            ).split()
+            pipe = [
+                "vnp_ResponseId",
+                "vnp_Command",
+                "vnp_ResponseCode",
+                "vnp_Message",
+                "vnp_TmnCode",
+                "vnp_TxnRef",
+                "vnp_Amount",
+                "vnp_BankCode",
+                "vnp_PayDate",
+                "vnp_TransactionNo",
+                "vnp_TransactionType",
+                "vnp_TransactionStatus",
+                "vnp_OrderInfo",
+                "vnp_PromotionCode",
+                "vnp_PromotionAmount",
+            ]
             answer["vnp_SecureHash"] = vnpay_pipe_hash(
                 cfg.vnpay_secret, [answer.get(n, "") for n in pipe]
             )
@@ -502,7 +524,7 @@ class FakePaymentGateway:
     @property
     def url(self) -> str:
         host, port = self.server.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{host!s}:{port!s}"
 
     def start(self) -> FakePaymentGateway:
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
@@ -542,10 +564,8 @@ def main() -> None:
             config[name] = os.environ[variable]
     gateway = FakePaymentGateway(args.host, args.port, **config)
     print(f"fake payment gateway on {gateway.url}", flush=True)  # noqa: T201
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         gateway.server.serve_forever()
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

@@ -265,7 +265,8 @@ def settle(gateway: str, result: GatewayResult, *, source: str) -> str:
     `PaymentAnomaly` for reconciliation and, when it is ours to return,
     flagged for refund.
     """
-    assert source in SOURCES
+    if source not in SOURCES:
+        raise ValueError(source)
     located = (
         Payment.objects.filter(gateway=gateway, order_ref=result.order_ref)
         .values_list("pk", "request_id")
@@ -314,10 +315,11 @@ def settle(gateway: str, result: GatewayResult, *, source: str) -> str:
                     recorded_reference=payment.gateway_reference,
                 )
             return "already_confirmed"
-        kind = {
+        late: dict[str, str] = {
             P.EXPIRED: PaymentAnomaly.Kind.PAID_AFTER_EXPIRY,
             P.CANCELLED: PaymentAnomaly.Kind.PAID_AFTER_CANCEL,
-        }.get(payment.status, PaymentAnomaly.Kind.PAID_AFTER_FAILURE)
+        }
+        kind = late.get(payment.status, PaymentAnomaly.Kind.PAID_AFTER_FAILURE)
         _anomaly(payment, gateway, result, kind, source, recorded_status=payment.status)
         return "already_confirmed"
 
@@ -362,7 +364,12 @@ def _paid(
         )
         _close(request, "dossier_moved_on")
         _anomaly(
-            payment, gateway, result, PaymentAnomaly.Kind.REQUEST_CLOSED, source, status=dossier.status
+            payment,
+            gateway,
+            result,
+            PaymentAnomaly.Kind.REQUEST_CLOSED,
+            source,
+            status=dossier.status,
         )
         return
     number = receipt_number(payment, paid_at)

@@ -21,7 +21,6 @@ from payments.models import Payment
 router = Router(tags=["agency back office"])
 
 
-
 class AgencyPaymentOut(Schema):
     id: uuid.UUID
     status: str = Field(..., description="pending, paid, failed, expired, cancelled, refunded")
@@ -55,9 +54,7 @@ class AgencyPaymentListOut(Schema):
 )
 def dossier_payments(request: HttpRequest, reference: str) -> dict[str, Any]:
     dossier = access_agency_dossier(current_agency(request), reference)
-    items = (
-        Payment.objects.filter(dossier=dossier).select_related("request").order_by("created_at")
-    )
+    items = Payment.objects.filter(dossier=dossier).select_related("request").order_by("created_at")
     return {"items": list(items)}
 
 

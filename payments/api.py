@@ -137,9 +137,7 @@ def due(request: HttpRequest, dossier_id: uuid.UUID) -> dict[str, Any]:
     summary="Start paying (201), or get the payment already waiting (200)",
 )
 @idempotent
-def checkout(
-    request: HttpRequest, dossier_id: uuid.UUID, payload: CheckoutIn
-) -> Status[Payment]:
+def checkout(request: HttpRequest, dossier_id: uuid.UUID, payload: CheckoutIn) -> Status[Payment]:
     user = current_user(request)
     dossier = access_dossier(user, dossier_id)
     base = settings.PAYMENT_PUBLIC_BASE_URL or request.build_absolute_uri("/").rstrip("/")

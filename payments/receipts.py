@@ -43,8 +43,8 @@ def _pdf() -> FPDF:
     pdf = FPDF(format="A4")
     pdf.set_margins(12, 12, 12)
     pdf.set_auto_page_break(auto=True, margin=12)
-    pdf.add_font("Noto", "", font_path(), variations={"wght": 400})
-    pdf.add_font("Noto", "B", font_path(), variations={"wght": 700})
+    pdf.add_font("Noto", "", font_path(), variations={"wght": 400.0})
+    pdf.add_font("Noto", "B", font_path(), variations={"wght": 700.0})
     return pdf
 
 
@@ -112,7 +112,11 @@ def render(payment: Payment) -> bytes:
     pdf.ln(2)
     _row(pdf, "Tổng cộng:", vnd_in_figures(payment.amount))
     _row(pdf, "Bằng chữ:", vnd_in_words(payment.amount))
-    _row(pdf, "Hình thức:", f"Thanh toán trực tuyến qua {GATEWAY_NAMES.get(payment.gateway, payment.gateway)}")
+    _row(
+        pdf,
+        "Hình thức:",
+        f"Thanh toán trực tuyến qua {GATEWAY_NAMES.get(payment.gateway, payment.gateway)}",
+    )
     _row(pdf, "Mã giao dịch:", payment.gateway_reference or "-")
     _row(pdf, "Mã đơn hàng:", payment.order_ref)
     if paid_at is not None:
@@ -127,5 +131,7 @@ def receipt_response(payment: Payment) -> HttpResponse:
     ):
         raise NotFound("no_receipt", _("This payment has no receipt (it is not paid)."))
     response = HttpResponse(render(payment), content_type="application/pdf")
-    response["Content-Disposition"] = f'attachment; filename="bien-lai-{payment.receipt_number}.pdf"'
+    response["Content-Disposition"] = (
+        f'attachment; filename="bien-lai-{payment.receipt_number}.pdf"'
+    )
     return response

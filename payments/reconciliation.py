@@ -36,7 +36,9 @@ def settle_stale_pending(now: dt.datetime | None = None) -> dict[str, int]:
             result = get_gateway(payment.gateway).query(payment.order_ref, payment.created_at)
         except GatewayError as exc:
             counts["unreachable"] += 1
-            logger.warning("reconciliation: %s query failed for a payment: %s", payment.gateway, exc)
+            logger.warning(
+                "reconciliation: %s query failed for a payment: %s", payment.gateway, exc
+            )
             continue
         if result.outcome in ("paid", "failed", "cancelled"):
             actions.settle(payment.gateway, result, source="query")
@@ -57,9 +59,13 @@ def daily_report(day: dt.date) -> ReconciliationReport:
     checked = 0
     for payment in payments:
         checked += 1
-        entry = {"payment_id": str(payment.pk), "order_ref": payment.order_ref,
-                 "gateway": payment.gateway, "our_status": payment.status,
-                 "our_amount": payment.amount}
+        entry = {
+            "payment_id": str(payment.pk),
+            "order_ref": payment.order_ref,
+            "gateway": payment.gateway,
+            "our_status": payment.status,
+            "our_amount": payment.amount,
+        }
         try:
             result = get_gateway(payment.gateway).query(payment.order_ref, payment.created_at)
         except GatewayError as exc:
@@ -68,30 +74,45 @@ def daily_report(day: dt.date) -> ReconciliationReport:
         theirs = {"paid": "paid", "failed": "failed", "cancelled": "cancelled"}.get(
             result.outcome, "unpaid"
         )
-        ours = {
+        statuses: dict[str, str] = {
             Payment.Status.PAID: "paid",
             Payment.Status.REFUNDED: "paid",
             Payment.Status.FAILED: "failed",
             Payment.Status.CANCELLED: "cancelled",
-        }.get(payment.status, "unpaid")
+        }
+        ours = statuses.get(payment.status, "unpaid")
         paid_mismatch = (theirs == "paid") != (ours == "paid")
         if paid_mismatch:
             mismatches.append(
-                {**entry, "problem": "status", "gateway_status": result.outcome,
-                 "gateway_amount": result.amount, "gateway_reference": result.gateway_reference}
+                {
+                    **entry,
+                    "problem": "status",
+                    "gateway_status": result.outcome,
+                    "gateway_amount": result.amount,
+                    "gateway_reference": result.gateway_reference,
+                }
             )
         elif theirs == "paid" and result.amount != payment.amount:
             mismatches.append(
-                {**entry, "problem": "amount", "gateway_amount": result.amount,
-                 "gateway_reference": result.gateway_reference}
+                {
+                    **entry,
+                    "problem": "amount",
+                    "gateway_amount": result.amount,
+                    "gateway_reference": result.gateway_reference,
+                }
             )
         elif payment.needs_refund and payment.status == Payment.Status.PAID:
             mismatches.append({**entry, "problem": "refund_due", "reason": payment.refund_reason})
     for anomaly in PaymentAnomaly.objects.filter(resolved_at__isnull=True).order_by("detected_at"):
         mismatches.append(
-            {"anomaly_id": anomaly.pk, "order_ref": anomaly.order_ref, "gateway": anomaly.gateway,
-             "problem": f"anomaly:{anomaly.kind}", "reported_amount": anomaly.reported_amount,
-             "gateway_reference": anomaly.gateway_reference}
+            {
+                "anomaly_id": anomaly.pk,
+                "order_ref": anomaly.order_ref,
+                "gateway": anomaly.gateway,
+                "problem": f"anomaly:{anomaly.kind}",
+                "reported_amount": anomaly.reported_amount,
+                "gateway_reference": anomaly.gateway_reference,
+            }
         )
     report, _created = ReconciliationReport.objects.update_or_create(
         day=day, defaults={"checked": checked, "mismatches": mismatches}

@@ -139,7 +139,7 @@ class NationalPlatformAdapter:
         return GatewayResult(
             order_ref=order_ref,
             outcome=OUTCOMES[status],
-            amount=int(amount) if isinstance(amount, int) or str(amount).isdigit() else None,
+            amount=int(str(amount)) if str(amount).isdigit() else None,
             currency=str(fields.get("currency", "VND")),
             gateway_reference=str(fields.get("transaction_id", "")),
             bank_code=str(fields.get("bank_code", "")),

@@ -416,9 +416,7 @@ def test_payment_request_carries_fee_lines_that_add_up(agency, agency_client) ->
         {"kind": "charge", "label": "Lệ phí", "amount": 30_000},
         {"kind": "postage", "label": "Cước bưu chính", "amount": 20_000},
     ]
-    wrong = agency_client.post(
-        url(dossier, "request-payment"), {"amount": 160_000, "lines": lines}
-    )
+    wrong = agency_client.post(url(dossier, "request-payment"), {"amount": 160_000, "lines": lines})
     assert wrong.status_code == 422
     assert wrong.json()["details"][0]["code"] == "lines_total_mismatch"
     dossier.refresh_from_db()

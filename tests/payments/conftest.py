@@ -84,7 +84,9 @@ class Citizen:
 
     def checkout(self, gateway: str | None = None, **kwargs: Any) -> ApiResponse:
         body = {"gateway": gateway} if gateway else {}
-        return self.api.post(f"/api/v1/payments/dossiers/{self.dossier.pk}/checkout", body, **kwargs)
+        return self.api.post(
+            f"/api/v1/payments/dossiers/{self.dossier.pk}/checkout", body, **kwargs
+        )
 
     def refresh(self) -> Dossier:
         self.dossier.refresh_from_db()

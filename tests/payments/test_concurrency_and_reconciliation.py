@@ -27,7 +27,8 @@ from tracking.models import DossierEvent
 
 def one_settlement(citizen: Citizen) -> None:
     payment = only_payment(citizen)
-    assert payment.status == "paid" and payment.counted
+    assert payment.status == "paid"
+    assert payment.counted
     assert citizen.refresh().status == Dossier.Status.PROCESSING
     [event] = DossierEvent.objects.filter(type="dossier.payment_received")
     assert [j for j in jobs("notifications.fan_out_event") if j["event_id"] == event.pk] == [
@@ -64,7 +65,8 @@ def test_twenty_concurrent_callbacks_and_returns_record_one_payment(fake_gateway
     assert len(answers) == 20
     assert answers.count("return:302") == 5
     codes = [a for a in answers if not a.startswith("return")]
-    assert set(codes) <= {"00", "02"} and len(codes) == 15
+    assert set(codes) <= {"00", "02"}
+    assert len(codes) == 15
     assert codes.count("00") <= 1
     one_settlement(citizen)
 
@@ -103,7 +105,9 @@ def test_ipn_answered_with_an_error_is_retried_by_the_gateway(
     citizen = Citizen()
     # The first attempts go to a path that answers 404 (as a misrouted IPN would),
     # then the gateway's retries reach the right URL.
-    configure(fake_gateway, vnpay_ipn_url=f"{live_server.url}/api/v1/payments/gateways/nope/callback")
+    configure(
+        fake_gateway, vnpay_ipn_url=f"{live_server.url}/api/v1/payments/gateways/nope/callback"
+    )
     payment = citizen.checkout().json()
     pay_at_gateway(fake_gateway, payment["checkout_url"])
     configure(

@@ -11,10 +11,10 @@ from tests.payments.conftest import (
     AMOUNT,
     FEE_LINES,
     Citizen,
+    configure,
     jobs,
     only_payment,
     pay_at_gateway,
-    configure,
     post_ipn,
 )
 from tracking.models import DossierEvent
@@ -23,7 +23,9 @@ pytestmark = pytest.mark.django_db
 
 
 def received_events(citizen: Citizen) -> list[DossierEvent]:
-    return list(DossierEvent.objects.filter(dossier=citizen.dossier, type="dossier.payment_received"))
+    return list(
+        DossierEvent.objects.filter(dossier=citizen.dossier, type="dossier.payment_received")
+    )
 
 
 def test_checkout_returns_a_pending_payment_with_the_gateway_url(citizen, fake_gateway) -> None:
@@ -31,7 +33,8 @@ def test_checkout_returns_a_pending_payment_with_the_gateway_url(citizen, fake_g
     assert response.status_code == 201, response
     body = response.json()
     assert body["status"] == "pending"
-    assert body["amount"] == AMOUNT and isinstance(body["amount"], int)
+    assert body["amount"] == AMOUNT
+    assert isinstance(body["amount"], int)
     assert body["currency"] == "VND"
     assert body["lines"] == FEE_LINES
     assert body["checkout_url"].startswith(f"{fake_gateway.url}/paymentv2/vpcpay.html?")
@@ -57,7 +60,8 @@ def test_paid_callback_moves_the_dossier_back_to_processing(citizen, fake_gatewa
     assert response.json() == {"RspCode": "00", "Message": "Confirm Success"}
     stored = only_payment(citizen)
     assert stored.status == Payment.Status.PAID
-    assert stored.counted and not stored.needs_refund
+    assert stored.counted
+    assert not stored.needs_refund
     assert stored.gateway_reference == params["vnp_TransactionNo"]
     assert stored.receipt_number
     assert stored.settled_by == "callback"

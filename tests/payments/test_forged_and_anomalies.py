@@ -3,7 +3,6 @@ a late payment silently dropped, a wrong amount accepted as paid."""
 
 from __future__ import annotations
 
-
 import pytest
 
 from dossiers.models import Dossier
@@ -40,7 +39,8 @@ def resigned(params: dict[str, str], secret: str = VNPAY_SECRET, **changes: str)
 def assert_nothing_changed(citizen: Citizen) -> None:
     payment = only_payment(citizen)
     assert payment.status == Payment.Status.PENDING
-    assert not payment.counted and payment.receipt_number is None
+    assert not payment.counted
+    assert payment.receipt_number is None
     assert payment.request.status == PaymentRequest.Status.OPEN
     assert citizen.refresh().status == Dossier.Status.PAYMENT_REQUESTED
     assert citizen.dossier.version == 2  # the payment request's move only
@@ -156,8 +156,14 @@ def test_national_platform_paid_callback(citizen, fake_gateway) -> None:
 
 @pytest.mark.parametrize(
     ("forgery", "expected"),
-    [("tampered_amount", "97"), ("tampered_currency", "97"), ("signed_usd", "04"),
-     ("wrong_merchant", "97"), ("unknown_order", "01"), ("not_json", "99")],
+    [
+        ("tampered_amount", "97"),
+        ("tampered_currency", "97"),
+        ("signed_usd", "04"),
+        ("wrong_merchant", "97"),
+        ("unknown_order", "01"),
+        ("not_json", "99"),
+    ],
 )
 def test_forged_national_callback_changes_nothing(citizen, fake_gateway, forgery, expected) -> None:
     body = national_callback(citizen, fake_gateway)
@@ -197,7 +203,8 @@ def test_callback_for_an_expired_payment_is_an_anomaly_not_dropped(citizen, fake
 
     assert response.json()["RspCode"] == "02"
     payment.refresh_from_db()
-    assert payment.status == "expired" and not payment.counted
+    assert payment.status == "expired"
+    assert not payment.counted
     [anomaly] = PaymentAnomaly.objects.all()
     assert (anomaly.kind, anomaly.payment_id, anomaly.reported_amount) == (
         "paid_after_expiry",
@@ -252,7 +259,9 @@ def test_payment_arriving_after_the_agency_moved_on_is_flagged_for_refund(
     assert post_ipn(params).json()["RspCode"] == "00"
 
     payment = only_payment(citizen)
-    assert payment.status == "paid" and payment.needs_refund and not payment.counted
+    assert payment.status == "paid"
+    assert payment.needs_refund
+    assert not payment.counted
     assert payment.receipt_number is None
     assert PaymentAnomaly.objects.get().kind == "request_closed"
     assert not DossierEvent.objects.filter(type="dossier.payment_received").exists()

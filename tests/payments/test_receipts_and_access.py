@@ -160,6 +160,4 @@ def test_agency_sees_payment_state_and_downloads_the_receipt(citizen, fake_gatew
     other_credential, other_secret = create_credential(make_agency())
     other = AgencyClient(other_credential, other_secret)
     assert other.get(f"/api/v1/agency/payments/{payment_id}/receipt").status_code == 404
-    assert (
-        other.get(f"/api/v1/agency/dossiers/{citizen.dossier.code}/payments").status_code == 404
-    )
+    assert other.get(f"/api/v1/agency/dossiers/{citizen.dossier.code}/payments").status_code == 404
