@@ -587,6 +587,16 @@ PAYMENT_PUBLIC_BASE_URL = env("PAYMENT_PUBLIC_BASE_URL")
 PAYMENT_APP_RETURN_URL = env(
     "PAYMENT_APP_RETURN_URL", "dichvucong://payments/{payment_id}?status={status}"
 )
+# Wholly-online procedures whose fee is paid when submitting (catalogue fee_timing
+# "before") are submitted only once the fee is paid (409 payment_required before).
+PAYMENT_REQUIRED_BEFORE_SUBMISSION = envbool("PAYMENT_REQUIRED_BEFORE_SUBMISSION", True)
+# Callables run by dossiers.actions.submit_dossier on the locked draft before it is
+# submitted (a lower app calling checks of higher ones without importing them).
+SUBMISSION_CHECKS: list[str] = (
+    ["payments.submission.fee_paid_before_submission"]
+    if PAYMENT_REQUIRED_BEFORE_SUBMISSION
+    else []
+)
 # A checkout is payable this long (sent to the gateway as its expiry).
 PAYMENT_TTL_MINUTES = envint("PAYMENT_TTL_MINUTES", 15)
 # Payments pending longer than this are queried at the gateway (lost callbacks);

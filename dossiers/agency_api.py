@@ -566,6 +566,12 @@ class FinishedOut(Schema):
     on_time_share: float | None
 
 
+class FeesOut(Schema):
+    requested: int = Field(..., description="Payment requests (status 6) made in the period")
+    paid_online: int = Field(..., description="Of those, paid online in the app")
+    paid_online_share: float | None
+
+
 class PerformanceOut(Schema):
     agency_code: str | None
     from_date: dt.date
@@ -575,6 +581,7 @@ class PerformanceOut(Schema):
     overdue_now: int
     overdue_without_apology_now: int
     average_processing_hours: float | None
+    fees: FeesOut
 
 
 class PerformanceParams(Schema):

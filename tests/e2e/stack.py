@@ -6,7 +6,8 @@
 - a throwaway `redis-server` (its own port, no persistence) the test may stop;
 - the fakes at the outer boundary, as threads of the test process so the test
   can read what they received and script their answers: FCM v1, the brand-name
-  SMS gateway and the VNPost carrier;
+  SMS gateway, the VNPost carrier and the payment gateway (VNPay and the national
+  platform, which calls the web process's IPN route like the real one);
 - the ASGI server and the job worker, exactly the Procfile's `web` and `worker`
   commands, as subprocesses wired to all of the above through the environment.
 
@@ -34,6 +35,7 @@ from typing import Any
 import httpx
 import psycopg
 
+from fakes.payment_gateway import FakePaymentGateway
 from notifications.fake_fcm import FakeFcmServer, Outcome, backend_env
 from tests.accounts.fake_sms_gateway import FakeGateway, running_gateway
 from tests.postal.fake_carrier import API_KEY as CARRIER_API_KEY
@@ -44,6 +46,12 @@ VENV_BIN = ROOT / ".venv" / "bin"
 PG_ADMIN_URL = os.environ.get("E2E_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 WEBHOOK_SECRET = "e2e-webhook-secret"
 SMS_KEYS = {"api_key": "e2e-sms-key", "secret_key": "e2e-sms-secret", "brandname": "DVCONG"}
+PAYMENT_KEYS = {
+    "vnpay_tmn_code": "E2ETMN01",
+    "vnpay_secret": "e2e-vnpay-hash-secret",
+    "national_merchant_id": "E2E-DVC",
+    "national_secret": "e2e-national-secret",
+}
 
 
 def free_port() -> int:
@@ -292,12 +300,17 @@ class Stack:
         self.redis = RedisServer(workdir)
         self.fcm = ScriptableFcm(project_id="citizen-e2e")
         self.carrier = FakeCarrier()
+        self.web_port = free_port()
+        self.payments = FakePaymentGateway(
+            **PAYMENT_KEYS,
+            vnpay_ipn_url=f"{self.base_url}/api/v1/payments/gateways/vnpay/callback",
+            retry_interval_ms=300,
+        )
         self.sms: FakeGateway | None = None
         self._sms_cm: Any = None
         self.proxy: TcpProxy | None = None
         self.web: subprocess.Popen[bytes] | None = None
         self.worker: subprocess.Popen[bytes] | None = None
-        self.web_port = free_port()
         self.db_created = False
         self.fakes_started = False
         self.env: dict[str, str] = {}
@@ -335,6 +348,7 @@ class Stack:
         self.redis.start()
         self.fcm.start()
         self.carrier.start()
+        self.payments.start()
         self.fakes_started = True
         self._sms_cm = running_gateway(**SMS_KEYS)
         self.sms = self._sms_cm.__enter__()
@@ -383,6 +397,12 @@ class Stack:
                 "POSTAL_VNPOST_API_KEY": CARRIER_API_KEY,
                 "POSTAL_VNPOST_WEBHOOK_SECRET": WEBHOOK_SECRET,
                 "POSTAL_VNPOST_TIMEOUT_SECONDS": "5",
+                "PAYMENT_VNPAY_TMN_CODE": PAYMENT_KEYS["vnpay_tmn_code"],
+                "PAYMENT_VNPAY_HASH_SECRET": PAYMENT_KEYS["vnpay_secret"],
+                "PAYMENT_NATIONAL_MERCHANT_ID": PAYMENT_KEYS["national_merchant_id"],
+                "PAYMENT_NATIONAL_SECRET": PAYMENT_KEYS["national_secret"],
+                "PAYMENT_FAKE_GATEWAY_URL": self.payments.url,
+                "PAYMENT_GATEWAY_TIMEOUT_SECONDS": "5",
                 "WORKER_CONCURRENCY": "4",
                 "FORWARDED_ALLOW_IPS": "127.0.0.1",
             }
@@ -514,9 +534,12 @@ class Stack:
                 self.fcm.stop()
             with contextlib.suppress(Exception):
                 self.carrier.stop()
+            with contextlib.suppress(Exception):
+                self.payments.stop()
         else:
             self.fcm._httpd.server_close()
             self.carrier.server.server_close()
+            self.payments.server.server_close()
         if self._sms_cm is not None:
             with contextlib.suppress(Exception):
                 self._sms_cm.__exit__(None, None, None)

@@ -196,3 +196,29 @@ def test_agency_stopping_the_dossier_closes_the_request(citizen, fake_gateway) -
     on_dossier_event(stop_event.pk)
     assert Payment.objects.get(pk=payment["id"]).status == "cancelled"
     assert PaymentRequest.objects.get(dossier=citizen.dossier).status == "closed"
+
+
+def test_performance_counts_the_share_of_fee_requests_paid_online(fake_gateway) -> None:
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from dossiers import lifecycle, monitoring
+
+    paid, at_counter, waiting = Citizen(), Citizen(), Citizen()
+    configure(fake_gateway, drop_callbacks=True)
+    assert (
+        post_ipn(pay_at_gateway(fake_gateway, paid.checkout().json()["checkout_url"])).json()[
+            "RspCode"
+        ]
+        == "00"
+    )
+    lifecycle.start_processing(at_counter.dossier.pk, lifecycle.Actor.agency_system("T"))
+    today = timezone.localdate()
+
+    figures = monitoring.fee_requests(
+        Dossier.objects.filter(pk__in=[c.dossier.pk for c in (paid, at_counter, waiting)]),
+        *monitoring._day_bounds(today - dt.timedelta(days=1), today),
+    )
+
+    assert figures == {"requested": 3, "paid_online": 1, "paid_online_share": 0.3333}
