@@ -593,9 +593,7 @@ PAYMENT_REQUIRED_BEFORE_SUBMISSION = envbool("PAYMENT_REQUIRED_BEFORE_SUBMISSION
 # Callables run by dossiers.actions.submit_dossier on the locked draft before it is
 # submitted (a lower app calling checks of higher ones without importing them).
 SUBMISSION_CHECKS: list[str] = (
-    ["payments.submission.fee_paid_before_submission"]
-    if PAYMENT_REQUIRED_BEFORE_SUBMISSION
-    else []
+    ["payments.submission.fee_paid_before_submission"] if PAYMENT_REQUIRED_BEFORE_SUBMISSION else []
 )
 # A checkout is payable this long (sent to the gateway as its expiry).
 PAYMENT_TTL_MINUTES = envint("PAYMENT_TTL_MINUTES", 15)
