@@ -1,0 +1,54 @@
+"""Payments waiting for their callback, for the payment callbacks benchmark.
+
+    python -m bench.payment_seed COUNT
+
+Runs with the bench environment, outside the API server. Each payment goes
+through the real actions: a dossier in processing, the agency's payment request
+(lifecycle.request_payment), the citizen's checkout (payments.actions.checkout,
+VNPay adapter with the bench's demo merchant). Prints one JSON line: a list of
+{"order_ref", "amount", "dossier_id"}.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import django
+
+
+def main() -> None:
+    django.setup()
+
+    from dossiers import lifecycle
+    from dossiers.models import Dossier
+    from payments import actions
+    from tests.factories import make_dossier, make_procedure, make_user
+
+    count = int(sys.argv[1])
+    procedure = make_procedure(documents=0)
+    context = actions.CheckoutContext(
+        client_ip="127.0.0.1",
+        language="vi",
+        return_url="http://127.0.0.1/api/v1/payments/gateways/{gateway}/return",
+        callback_url="http://127.0.0.1/api/v1/payments/gateways/{gateway}/callback",
+    )
+    agency = lifecycle.Actor.agency_system("BENCH (bench)")
+    out = []
+    for _ in range(count):
+        user = make_user(password=None)
+        dossier = make_dossier(user, procedure, status=Dossier.Status.PROCESSING)
+        lifecycle.request_payment(dossier.pk, agency, amount=150_000, description="Lệ phí")
+        payment, _created = actions.checkout(user, dossier, context, gateway="vnpay")
+        out.append(
+            {
+                "order_ref": payment.order_ref,
+                "amount": payment.amount,
+                "dossier_id": str(dossier.pk),
+            }
+        )
+    sys.stdout.write(json.dumps(out) + "\n")
+
+
+if __name__ == "__main__":
+    main()
