@@ -330,6 +330,8 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "procrastinate": {"level": env("PROCRASTINATE_LOG_LEVEL", "WARNING")},
+        # fpdf2's font subsetting (e-receipts) logs every table at INFO.
+        "fontTools": {"level": "WARNING"},
         # uvicorn's own handlers would print request lines (a WebSocket URL carries
         # its single-use ticket) unredacted: its loggers go through ours instead.
         "uvicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},

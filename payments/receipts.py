@@ -97,13 +97,13 @@ def render(payment: Payment) -> bytes:
     _row(pdf, "Thủ tục:", dossier.procedure.name)
     pdf.ln(2)
     pdf.set_font("Noto", "", 9)
-    pdf.cell(24, 6, "Loại", border=1)
-    pdf.cell(pdf.epw - 24 - 34, 6, "Nội dung", border=1)
+    pdf.cell(30, 6, "Loại", border=1)
+    pdf.cell(pdf.epw - 30 - 34, 6, "Nội dung", border=1)
     pdf.cell(34, 6, "Số tiền (VND)", border=1, align="R", new_x="LMARGIN", new_y="NEXT")
     pdf.set_font("Noto", "", 9)
     for line in receipt_lines(payment):
-        pdf.cell(24, 6, LINE_KINDS.get(line["kind"], line["kind"]), border=1)
-        pdf.cell(pdf.epw - 24 - 34, 6, line["label"][:60], border=1)
+        pdf.cell(30, 6, LINE_KINDS.get(line["kind"], line["kind"]), border=1)
+        pdf.cell(pdf.epw - 30 - 34, 6, line["label"][:60], border=1)
         pdf.cell(
             34,
             6,
