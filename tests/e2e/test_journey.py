@@ -158,8 +158,9 @@ def test_citizen_journey_from_registration_to_rating(stack: Stack) -> None:
     assert receipt.headers["content-type"] == "application/pdf"
     assert receipt.content.startswith(b"%PDF-")
     seen_by_agency = agency.get(f"/api/v1/agency/dossiers/{code}/payments").json()["items"]
-    assert [(p["id"], p["status"], p["counted"]) for p in seen_by_agency] == [
-        (payment["id"], "paid", True)
+    assert [(p["id"], p["status"], p["amount"], p["counted"]) for p in seen_by_agency] == [
+        (fee["id"], "paid", 15_000, True),
+        (payment["id"], "paid", 95_000, True),
     ]
     assert agency.get(f"/api/v1/agency/payments/{payment['id']}/receipt").status_code == 200
     callbacks = [c for c in stack.payments.state.callbacks if c.get("code")]
