@@ -21,12 +21,13 @@ def main() -> None:
     django.setup()
 
     from dossiers import lifecycle
-    from dossiers.models import Dossier
+    from dossiers.models import Dossier, Procedure
     from payments import actions
     from tests.factories import make_dossier, make_procedure, make_user
 
     count = int(sys.argv[1])
-    procedure = make_procedure(documents=0)
+    # The bench seed's procedure (a new process restarts the factories' counters).
+    procedure = Procedure.objects.order_by("pk").first() or make_procedure(documents=0)
     context = actions.CheckoutContext(
         client_ip="127.0.0.1",
         language="vi",
@@ -35,11 +36,16 @@ def main() -> None:
     )
     agency = lifecycle.Actor.agency_system("BENCH (bench)")
     # One citizen with many dossiers: hashing a password per payment would only slow seeding.
-    user = make_user(password="bench-Passw0rd!2026")  # noqa: S106 # nosec B106
+    user = make_user(password="bench-Passw0rd!2026")  # noqa: S106 # nosec B106 - throwaway
     out = []
-    for _ in range(count):
-        dossier = make_dossier(user, procedure, status=Dossier.Status.PROCESSING)
-        lifecycle.request_payment(dossier.pk, agency, amount=150_000, description="Lệ phí")
+    first = Dossier.objects.count()
+    for number in range(first, first + count):
+        dossier = make_dossier(
+            user, procedure, status=Dossier.Status.PROCESSING, code=f"BENCHPAY-{number:06d}"
+        )
+        dossier = lifecycle.request_payment(
+            dossier.pk, agency, amount=150_000, description="Lệ phí"
+        )
         payment, _created = actions.checkout(user, dossier, context, gateway="vnpay")
         out.append(
             {
