@@ -205,3 +205,39 @@ def test_reconciliation_and_report_are_periodic_jobs(settings) -> None:
     }
     assert crons["payments.reconcile_pending"] == settings.PAYMENT_RECONCILE_CRON
     assert crons["payments.daily_report"] == settings.PAYMENT_REPORT_CRON
+
+
+@pytest.mark.django_db
+def test_reconciliation_settles_a_national_platform_payment(fake_gateway, settings) -> None:
+    citizen = Citizen()
+    configure(fake_gateway, drop_callbacks=True)
+    checkout = citizen.checkout("national").json()
+    pay_at_gateway(fake_gateway, checkout["checkout_url"])  # the browser never returns
+    payment = only_payment(citizen)
+    assert payment.status == "pending"
+    age(payment, settings.PAYMENT_RECONCILE_AFTER_MINUTES + 1)
+
+    assert reconciliation.settle_stale_pending()["settled"] == 1
+
+    one_settlement(citizen)
+    assert only_payment(citizen).gateway_reference.startswith("NTT")
+
+
+@pytest.mark.django_db
+def test_a_query_answer_signed_with_another_key_is_not_believed(fake_gateway, settings) -> None:
+    citizen = Citizen()
+    configure(fake_gateway, drop_callbacks=True)
+    pay_at_gateway(fake_gateway, citizen.checkout().json()["checkout_url"])
+    payment = only_payment(citizen)
+    age(payment, 60)
+    # An impostor answering querydr (or a man in the middle) does not hold our secret.
+    configure(fake_gateway, vnpay_secret="someone-elses-secret")
+
+    assert reconciliation.settle_stale_pending() == {
+        "checked": 1,
+        "settled": 0,
+        "expired": 0,
+        "unreachable": 1,
+    }
+    assert only_payment(citizen).status == "pending"
+    assert citizen.refresh().status == Dossier.Status.PAYMENT_REQUESTED
