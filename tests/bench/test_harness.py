@@ -45,6 +45,8 @@ def test_every_row_of_the_issue_table_is_a_benchmark() -> None:
         "push under faults",
         "push under faults",
         "OTP",
+        "payment callbacks",
+        "payment callbacks",
     ]
     for name in BENCHMARKS:
         assert (BASE_DIR / "bench" / "benchmarks" / f"{name}.py").exists()
