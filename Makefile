@@ -6,6 +6,7 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
+PAYMENT_FAKE_PORT ?= 8910
 
 .PHONY: install run test lint format docs messages worker migrate clean lock bench
 
@@ -28,7 +29,10 @@ run: migrate
 	@echo "  API docs:  http://$(HOST):$(PORT)/api/v1/docs"
 	@echo "  Admin:     http://$(HOST):$(PORT)/admin/"
 	@$(PY) manage.py load_demo --print-logins
+	@echo "  Payments:  the fake gateway (VNPay and national platform formats) on port $(PAYMENT_FAKE_PORT)"
 	@echo ""
+	$(PY) -m fakes.payment_gateway --port $(PAYMENT_FAKE_PORT) --callback-base http://$(HOST):$(PORT) & \
+	trap 'kill $$! 2>/dev/null' EXIT INT TERM; \
 	$(VENV)/bin/uvicorn backend.asgi:application --host $(HOST) --port $(PORT) --lifespan off
 
 worker: install
@@ -55,8 +59,8 @@ lint: install
 	$(VENV)/bin/ruff check .
 	# The layering of DESIGN.md, no app importing the fakes, no import cycle in an app.
 	$(VENV)/bin/lint-imports
-	$(VENV)/bin/mypy backend auth dossiers tracking notifications postal documents bench fakes scripts/audit.py
-	$(VENV)/bin/bandit -q -c pyproject.toml -r backend auth dossiers tracking notifications postal documents fakes
+	$(VENV)/bin/mypy backend auth dossiers tracking notifications postal documents payments bench fakes scripts/audit.py
+	$(VENV)/bin/bandit -q -c pyproject.toml -r backend auth dossiers tracking notifications postal documents payments fakes
 	# Known vulnerabilities in requirements.lock (justified exceptions: audit-ignore.txt).
 	$(PY) scripts/audit.py
 

@@ -109,6 +109,7 @@ INSTALLED_APPS = [
     "notifications.apps.NotificationsConfig",
     "postal.apps.PostalConfig",
     "documents.apps.DocumentsConfig",
+    "payments.apps.PaymentsConfig",
 ]
 if not JOBS_INLINE:
     INSTALLED_APPS.insert(
@@ -504,6 +505,7 @@ EVENT_SUBSCRIBERS: list[str] = [
     "postal.tasks.on_dossier_event",
     "notifications.tasks.fan_out_event",
     "documents.tasks.on_dossier_event",
+    "payments.tasks.on_dossier_event",
 ]
 # WebSocket stream (/ws/v1/events). Browsers must send an Origin from this list;
 # native apps send none and are admitted by their ticket alone.
@@ -614,3 +616,57 @@ POSTAL_WEBHOOK_TOLERANCE_SECONDS = envint("POSTAL_WEBHOOK_TOLERANCE_SECONDS", 30
 # Carrier jobs (create order, request collection, cancel): attempts and backoff base.
 POSTAL_JOB_MAX_ATTEMPTS = envint("POSTAL_JOB_MAX_ATTEMPTS", 10)
 POSTAL_JOB_BACKOFF_SECONDS = envint("POSTAL_JOB_BACKOFF_SECONDS", 3)
+
+
+# --- Payments ---------------------------------------------------------------------
+# Gateways (name -> adapter class) and the one new payments use. Secrets come from
+# the environment (a gateway without its secret refuses checkouts with 503 and every
+# callback as unsigned); outside production the defaults match the fake gateway
+# (`python -m fakes.payment_gateway`, port 8910), so the demo can pay.
+PAYMENT_GATEWAYS = {
+    "vnpay": "payments.gateways.vnpay.VNPayAdapter",
+    "national": "payments.gateways.national.NationalPlatformAdapter",
+}
+PAYMENT_GATEWAY = env("PAYMENT_GATEWAY", "vnpay")
+_FAKE_GATEWAY = env("PAYMENT_FAKE_GATEWAY_URL", "http://127.0.0.1:8910")
+PAYMENT_VNPAY_TMN_CODE = env("PAYMENT_VNPAY_TMN_CODE", "" if PRODUCTION else "DEMO0001")
+PAYMENT_VNPAY_HASH_SECRET = env(
+    "PAYMENT_VNPAY_HASH_SECRET", "" if PRODUCTION else "demo-vnpay-hash-secret"
+)
+PAYMENT_VNPAY_PAY_URL = env("PAYMENT_VNPAY_PAY_URL", f"{_FAKE_GATEWAY}/paymentv2/vpcpay.html")
+PAYMENT_VNPAY_API_URL = env(
+    "PAYMENT_VNPAY_API_URL", f"{_FAKE_GATEWAY}/merchant_webapi/api/transaction"
+)
+PAYMENT_NATIONAL_MERCHANT_ID = env("PAYMENT_NATIONAL_MERCHANT_ID", "" if PRODUCTION else "DEMO-DVC")
+PAYMENT_NATIONAL_SECRET = env(
+    "PAYMENT_NATIONAL_SECRET", "" if PRODUCTION else "demo-national-secret"
+)
+PAYMENT_NATIONAL_BASE_URL = env("PAYMENT_NATIONAL_BASE_URL", f"{_FAKE_GATEWAY}/national")
+PAYMENT_GATEWAY_TIMEOUT_SECONDS = float(env("PAYMENT_GATEWAY_TIMEOUT_SECONDS", "10"))
+# Our server's public address, sent in VNPay's querydr (vnp_IpAddr).
+PAYMENT_SERVER_IP = env("PAYMENT_SERVER_IP", "127.0.0.1")
+# Base of the return and callback URLs given to the gateway (e.g. https://api.example.vn);
+# empty: taken from the checkout request.
+PAYMENT_PUBLIC_BASE_URL = env("PAYMENT_PUBLIC_BASE_URL")
+# Where the browser is sent after the gateway (the app's deep link).
+PAYMENT_APP_RETURN_URL = env(
+    "PAYMENT_APP_RETURN_URL", "dichvucong://payments/{payment_id}?status={status}"
+)
+# Wholly-online procedures whose fee is paid when submitting (catalogue fee_timing
+# "before") are submitted only once the fee is paid (409 payment_required before).
+PAYMENT_REQUIRED_BEFORE_SUBMISSION = envbool("PAYMENT_REQUIRED_BEFORE_SUBMISSION", True)
+# Callables run by dossiers.actions.submit_dossier on the locked draft before it is
+# submitted (a lower app calling checks of higher ones without importing them).
+SUBMISSION_CHECKS: list[str] = (
+    ["payments.submission.fee_paid_before_submission"] if PAYMENT_REQUIRED_BEFORE_SUBMISSION else []
+)
+# A checkout is payable this long (sent to the gateway as its expiry).
+PAYMENT_TTL_MINUTES = envint("PAYMENT_TTL_MINUTES", 15)
+# Payments pending longer than this are queried at the gateway (lost callbacks);
+# how often that runs, how many per run, and when the daily report is made.
+PAYMENT_RECONCILE_AFTER_MINUTES = envint("PAYMENT_RECONCILE_AFTER_MINUTES", 20)
+PAYMENT_RECONCILE_CRON = env("PAYMENT_RECONCILE_CRON", "*/5 * * * *")
+PAYMENT_RECONCILE_BATCH = envint("PAYMENT_RECONCILE_BATCH", 500)
+PAYMENT_REPORT_CRON = env("PAYMENT_REPORT_CRON", "30 1 * * *")
+# Another TrueType font for receipts (must have Vietnamese glyphs); empty: Noto Sans.
+PAYMENT_RECEIPT_FONT = env("PAYMENT_RECEIPT_FONT")

@@ -30,6 +30,8 @@ ROUTERS: list[tuple[str, str]] = [
     ("/realtime", "tracking.api"),
     ("/", "notifications.api"),
     ("/postal", "postal.api"),
+    ("/payments", "payments.api"),
+    ("/agency", "payments.agency_api"),
 ]
 
 for prefix, target in ROUTERS:

@@ -63,6 +63,14 @@ BENCHMARKS: dict[str, list[tuple[str, str, str]]] = {
             "<= 20",
         ),
     ],
+    "payment_callbacks": [
+        (
+            "payment callbacks",
+            "callback handling p50 ÷ hello p50 (32 concurrent callbacks)",
+            "<= 3.0",
+        ),
+        ("payment callbacks", "duplicates (payments counted or events written twice)", "<= 0"),
+    ],
 }
 
 RESULTS_FILE = BASE_DIR / "bench" / "results.json"

@@ -15,6 +15,7 @@ from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 
 from auth.models import Membership, User
@@ -199,6 +200,9 @@ def submit_dossier(user: User, dossier_id: uuid.UUID | str) -> Dossier:
                 _("The dossier is incomplete: fix the fields and attach the missing documents."),
                 details=[*errors, *missing],
             )
+        # Checks of higher apps (settings.SUBMISSION_CHECKS), e.g. a fee paid first.
+        for path in settings.SUBMISSION_CHECKS:
+            import_string(path)(dossier)
         now = timezone.now()
         dossier.form_data = cleaned
         dossier.status = Dossier.Status.NEW

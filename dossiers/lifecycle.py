@@ -81,6 +81,10 @@ TRANSITIONS: dict[str, Rule] = {
         S.PAYMENT_REQUESTED,
         EventType.DOSSIER_PAYMENT_REQUESTED,
     ),
+    # A paid fee request: performed by the payments app when the gateway confirms it.
+    "record_payment": _rule(
+        {SYSTEM}, {S.PAYMENT_REQUESTED}, S.PROCESSING, EventType.DOSSIER_PAYMENT_RECEIVED
+    ),
     "complete": _rule(
         {AGENCY},
         {S.ACCEPTED, S.PROCESSING, S.PAYMENT_REQUESTED},
@@ -401,11 +405,40 @@ def request_supplement(
     )
 
 
+FEE_LINE_KINDS = ("fee", "charge", "postage")  # phí, lệ phí, cước bưu chính
+
+
 @transaction.atomic
 def request_payment(
-    dossier_id: uuid.UUID | str, actor: Actor, *, amount: int, description: str = ""
+    dossier_id: uuid.UUID | str,
+    actor: Actor,
+    *,
+    amount: int,
+    description: str = "",
+    lines: list[dict[str, Any]] | None = None,
 ) -> Dossier:
-    """Ask the citizen to pay fees or taxes (amount in VND) (2, 4 → 6)."""
+    """Ask the citizen to pay fees or taxes (amount in VND) (2, 4 → 6).
+
+    `lines`: `{"kind": "fee" | "charge" | "postage", "label": str, "amount": int}`
+    items that add up to `amount`; without them the whole amount is one fee line.
+    """
+    items: list[dict[str, Any]] = [
+        {
+            "kind": str(line["kind"]),
+            "label": str(line.get("label") or ""),
+            "amount": int(line["amount"]),
+        }
+        for line in (lines or [])
+    ]
+    for index, item in enumerate(items):
+        if item["kind"] not in FEE_LINE_KINDS:
+            raise field_error(
+                f"lines.{index}.kind", "invalid_kind", _("Not one of the allowed values.")
+            )
+    if items and sum(int(item["amount"]) for item in items) != amount:
+        raise field_error(
+            "lines", "lines_total_mismatch", _("The lines do not add up to the amount.")
+        )
     dossier = _begin(dossier_id, "request_payment", actor)
     dossier.payment_amount = amount
     return _finish(
@@ -413,7 +446,44 @@ def request_payment(
         "request_payment",
         actor,
         message=description,
-        data={"amount": amount, "currency": "VND", "description": description},
+        data={
+            "amount": amount,
+            "currency": "VND",
+            "description": description,
+            "lines": items or [{"kind": "fee", "label": description, "amount": amount}],
+        },
+    )
+
+
+@transaction.atomic
+def record_payment(
+    dossier_id: uuid.UUID | str,
+    actor: Actor,
+    *,
+    amount: int,
+    payment_id: str,
+    gateway: str,
+    gateway_reference: str,
+    receipt_number: str,
+) -> Dossier:
+    """The requested fees were paid online: processing resumes (6 → 4).
+
+    Called by the payments app (a higher layer) inside its own transaction, once
+    the gateway's signed confirmation has been checked.
+    """
+    dossier = _begin(dossier_id, "record_payment", actor)
+    return _finish(
+        dossier,
+        "record_payment",
+        actor,
+        data={
+            "amount": amount,
+            "currency": "VND",
+            "payment_id": payment_id,
+            "gateway": gateway,
+            "gateway_reference": gateway_reference,
+            "receipt_number": receipt_number,
+        },
     )
 
 
@@ -599,6 +669,7 @@ ACTIONS = {
     "start_processing": start_processing,
     "request_supplement": request_supplement,
     "request_payment": request_payment,
+    "record_payment": record_payment,
     "complete": complete,
     "hand_over": hand_over,
     "stop": stop,

@@ -26,7 +26,8 @@ from django.utils import timezone
 from backend.errors import ApiError
 from dossiers import lifecycle
 from dossiers.deadlines import WorkingCalendar, business_tz
-from dossiers.models import Agency, Dossier
+from dossiers.events import EventType
+from dossiers.models import Agency, Dossier, DossierEvent
 
 logger = logging.getLogger(__name__)
 
@@ -126,6 +127,39 @@ def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
+def fee_requests(base: QuerySet[Dossier], start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
+    """Payment requests (status 6) made in the period, and how many were paid online.
+
+    A request counts as paid online when the move that ended its status 6 was
+    `dossier.payment_received` (written when the payments app confirms it).
+    """
+    requests = list(
+        DossierEvent.objects.filter(
+            dossier__in=base.values("pk"),
+            type="dossier.payment_requested",
+            created_at__gte=start,
+            created_at__lt=end,
+        ).values_list("dossier_id", "seq")
+    )
+    paid_online = 0
+    for dossier_id, seq in requests:
+        ended_by = (
+            DossierEvent.objects.filter(
+                dossier_id=dossier_id, seq__gt=seq, status_before=S.PAYMENT_REQUESTED
+            )
+            .order_by("seq")
+            .values_list("type", flat=True)
+            .first()
+        )
+        if ended_by == EventType.DOSSIER_PAYMENT_RECEIVED:
+            paid_online += 1
+    return {
+        "requested": len(requests),
+        "paid_online": paid_online,
+        "paid_online_share": _ratio(paid_online, len(requests)),
+    }
+
+
 def performance(
     agency: Agency | None, date_from: dt.date, date_to: dt.date, now: dt.datetime | None = None
 ) -> dict[str, Any]:
@@ -178,4 +212,5 @@ def performance(
         "overdue_now": overdue(base, now).count(),
         "overdue_without_apology_now": overdue_without_apology(base, now).count(),
         "average_processing_hours": average_hours,
+        "fees": fee_requests(base, start, end),
     }

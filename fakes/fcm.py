@@ -327,7 +327,7 @@ class FakeFcmServer(FakeServer):
             self.token_requests += 1
             access = f"ya29.fake-{next(self._ids)}"
             self._access_tokens.add(access)
-        token_type = "Bearer"  # noqa: S105  # nosec B105 # the OAuth token type, not a secret
+        token_type = "Bearer"  # nosec B105 # the OAuth token type, not a secret
         return 200, {"access_token": access, "expires_in": 3599, "token_type": token_type}
 
     def _send(

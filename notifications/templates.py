@@ -111,6 +111,15 @@ TEMPLATES: dict[str, Template] = {
         "DVC: Ho so {code} can nop phi, le phi. Mo ung dung Dich vu cong de thanh toan.",
         "DVC: Dossier {code} has fees to pay. Open the public services app to pay.",
     ),
+    EventType.DOSSIER_PAYMENT_RECEIVED: Template(
+        S,
+        False,
+        (
+            "Đã thanh toán phí, lệ phí",
+            "Hồ sơ {code}: đã nhận thanh toán{amount}. Hồ sơ tiếp tục được xử lý.",
+        ),
+        ("Payment received", "Dossier {code}: payment received{amount}. Processing continues."),
+    ),
     EventType.DOSSIER_COMPLETED: Template(
         S,
         True,

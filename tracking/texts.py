@@ -34,6 +34,8 @@ EVENT_TEXTS: dict[str, Promise] = {
         "The agency apologised for the delay and set a new appointment date."
     ),
     EventType.DOSSIER_RESULT_REVOKED: _("The agency revoked the electronic result."),
+    # by the payments app
+    EventType.DOSSIER_PAYMENT_RECEIVED: _("Your payment was received; processing continues."),
     # by the system
     EventType.DOSSIER_OVERDUE: _("The dossier is past its appointment date."),
     EventType.DOSSIER_DEADLINE_AT_RISK: _("The appointment date is close."),

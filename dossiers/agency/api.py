@@ -136,9 +136,22 @@ class SupplementIn(Schema):
     message: str = Field(..., min_length=1, max_length=4000)
 
 
+class FeeLineIn(Schema):
+    kind: Literal["fee", "charge", "postage"] = Field(
+        ..., description="fee: phí; charge: lệ phí; postage: cước bưu chính (result by post)"
+    )
+    label: str = Field("", max_length=200)
+    amount: int = Field(..., ge=0, le=10**12, description="VND")
+
+
 class PaymentIn(Schema):
     amount: int = Field(..., ge=1, le=10**12, description="VND")
     description: str = Field("", max_length=2000)
+    lines: list[FeeLineIn] = Field(
+        default_factory=list,
+        max_length=20,
+        description="Fee lines adding up to `amount` (one fee line of the whole amount if empty)",
+    )
 
 
 class HandOverIn(Schema):
@@ -231,7 +244,11 @@ def request_supplement(request: HttpRequest, reference: str, payload: Supplement
 def request_payment(request: HttpRequest, reference: str, payload: PaymentIn) -> Dossier:
     dossier = _dossier(request, reference)
     return lifecycle.request_payment(
-        dossier.pk, _actor(request), amount=payload.amount, description=payload.description
+        dossier.pk,
+        _actor(request),
+        amount=payload.amount,
+        description=payload.description,
+        lines=[line.dict() for line in payload.lines],
     )
 
 
@@ -549,6 +566,12 @@ class FinishedOut(Schema):
     on_time_share: float | None
 
 
+class FeesOut(Schema):
+    requested: int = Field(..., description="Payment requests (status 6) made in the period")
+    paid_online: int = Field(..., description="Of those, paid online in the app")
+    paid_online_share: float | None
+
+
 class PerformanceOut(Schema):
     agency_code: str | None
     from_date: dt.date
@@ -558,6 +581,7 @@ class PerformanceOut(Schema):
     overdue_now: int
     overdue_without_apology_now: int
     average_processing_hours: float | None
+    fees: FeesOut
 
 
 class PerformanceParams(Schema):

@@ -353,7 +353,12 @@ def test_agency_drives_a_dossier_from_receipt_to_handover(
     assert dossier.handover_method == "electronic"
     assert dossier.version == 6
     payment = DossierEvent.objects.get(dossier=dossier, type="dossier.payment_requested")
-    assert payment.data == {"amount": 150_000, "currency": "VND", "description": "Lệ phí"}
+    assert payment.data == {
+        "amount": 150_000,
+        "currency": "VND",
+        "description": "Lệ phí",
+        "lines": [{"kind": "fee", "label": "Lệ phí", "amount": 150_000}],
+    }
     # The citizen downloads the electronic result; someone else cannot.
     _, tokens = sign_in(dossier.applicant)
     download = ApiClient(token=tokens.access_token).get(f"/api/v1/dossiers/{dossier.pk}/result")
@@ -453,3 +458,31 @@ def test_empty_reason_is_a_validation_error(agency: Agency, agency_client: Agenc
     assert events(dossier) == []
     record = IdempotencyRecord.objects.get()
     assert (record.scope, record.response_status) == (f"agency:{agency.pk}", 422)
+
+
+def test_payment_request_carries_fee_lines_that_add_up(agency, agency_client) -> None:
+    dossier = new_dossier(agency, status=S.PROCESSING)
+    lines = [
+        {"kind": "fee", "label": "Phí thẩm định", "amount": 100_000},
+        {"kind": "charge", "label": "Lệ phí", "amount": 30_000},
+        {"kind": "postage", "label": "Cước bưu chính", "amount": 20_000},
+    ]
+    wrong = agency_client.post(url(dossier, "request-payment"), {"amount": 160_000, "lines": lines})
+    assert wrong.status_code == 422
+    assert wrong.json()["details"][0]["code"] == "lines_total_mismatch"
+    dossier.refresh_from_db()
+    assert dossier.status == S.PROCESSING
+    bad_kind = agency_client.post(
+        url(dossier, "request-payment"),
+        {"amount": 10, "lines": [{"kind": "tip", "amount": 10}]},
+        event_id="bad-kind",
+    )
+    assert bad_kind.status_code == 422
+
+    response = agency_client.post(
+        url(dossier, "request-payment"), {"amount": 150_000, "lines": lines}, event_id="ok"
+    )
+
+    assert response.status_code == 200, response
+    event = DossierEvent.objects.get(dossier=dossier, type="dossier.payment_requested")
+    assert event.data["lines"] == lines

@@ -35,6 +35,13 @@ def arguments(action: str, dossier: Dossier) -> dict[str, Any]:
         "refuse": {"reason": "Sai thẩm quyền"},
         "request_supplement": {"documents": [{"code": "", "note": "Ảnh rõ hơn"}], "message": "m"},
         "request_payment": {"amount": 50_000},
+        "record_payment": {
+            "amount": 50_000,
+            "payment_id": "p-1",
+            "gateway": "vnpay",
+            "gateway_reference": "14000001",
+            "receipt_number": "T001-BL-26-00000001",
+        },
         "hand_over": {"method": "post"},
         "stop": {"reason": "Theo yêu cầu"},
         "apologise": {

@@ -194,6 +194,8 @@ EXPECTED = {
     "overdue_now": 3,
     "overdue_without_apology_now": 2,
     "average_processing_hours": 18.5,
+    # The crafted rows have no events: no payment requests in the period.
+    "fees": {"requested": 0, "paid_online": 0, "paid_online_share": None},
 }
 
 

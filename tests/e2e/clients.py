@@ -1,6 +1,6 @@
 """Clients of the running stack, as its real callers talk to it: the mobile app
-(plain HTTP + WebSocket), an agency's back-office system (signed requests) and
-the postal carrier (signed webhooks)."""
+(plain HTTP + WebSocket), an agency's back-office system (signed requests), the
+postal carrier (signed webhooks) and the citizen's browser at the payment gateway."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import re
 import threading
 import time
+import urllib.parse
 import uuid
 from typing import Any
 
@@ -96,6 +97,17 @@ class Agency:
             "X-Signature": sign_agency(self.secret, "POST", path, stamp, event, raw),
         }
         return self.http.post(path, content=raw, headers=headers)
+
+    def get(self, path: str) -> httpx.Response:
+        stamp = str(int(time.time()))
+        event = uuid.uuid4().hex
+        headers = {
+            "X-Agency-Key": self.key_id,
+            "X-Timestamp": stamp,
+            "X-Event-Id": event,
+            "X-Signature": sign_agency(self.secret, "GET", path, stamp, event, b""),
+        }
+        return self.http.get(path, headers=headers)
 
     def close(self) -> None:
         self.http.close()
@@ -309,9 +321,57 @@ def draft(app: MobileApp) -> str:
     return str(response.json()["id"])
 
 
+def pay_at_gateway(app: MobileApp, dossier_id: str, *, gateway: str = "vnpay") -> dict[str, Any]:
+    """Checkout, then the citizen's browser at the gateway: open the page, press pay,
+    follow the redirect back to our return URL (which sends the app's deep link).
+    The gateway's server-to-server callback goes its own way. Returns the payment
+    as the checkout answered it, with `deep_link`."""
+    checkout = app.post(
+        f"/api/v1/payments/dossiers/{dossier_id}/checkout",
+        {"gateway": gateway},
+        headers={"Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert checkout.status_code in (200, 201), checkout.text
+    payment = dict(checkout.json())
+    with httpx.Client(timeout=15) as browser:
+        page = browser.get(payment["checkout_url"])
+        assert page.status_code == 200, page.text
+        link = re.search(r"id=pay href='([^']+)'", page.text)
+        assert link is not None, page.text
+        pay_url = urllib.parse.urljoin(payment["checkout_url"], link.group(1).replace("&amp;", "&"))
+        paid = browser.get(pay_url)
+        assert paid.status_code == 302, paid.text
+        back = browser.get(paid.headers["Location"])  # our return route
+        assert back.status_code == 302, back.text
+        payment["deep_link"] = back.headers["Location"]
+    return payment
+
+
+def wait_paid(app: MobileApp, payment_id: str, timeout: float = 30) -> dict[str, Any]:
+    return dict(
+        wait_until(
+            lambda: (
+                (p := app.get(f"/api/v1/payments/{payment_id}").json())["status"] == "paid" and p
+            ),
+            timeout=timeout,
+            what=f"payment {payment_id} paid",
+        )
+    )
+
+
+def pay_submission_fee(app: MobileApp, dossier_id: str) -> dict[str, Any]:
+    """The marital-status procedure's fee is paid when submitting (fee_timing before)."""
+    due = app.get(f"/api/v1/payments/dossiers/{dossier_id}/due")
+    assert due.status_code == 200, due.text
+    assert due.json()["source"] == "submission"
+    payment = pay_at_gateway(app, dossier_id)
+    return wait_paid(app, payment["id"])
+
+
 def submitted(app: MobileApp) -> tuple[str, str]:
-    """A new dossier, submitted: (id, code)."""
+    """A new dossier, its fee paid, submitted: (id, code)."""
     dossier_id = draft(app)
+    pay_submission_fee(app, dossier_id)
     response = app.post(f"/api/v1/dossiers/{dossier_id}/submit")
     assert response.status_code == 200, response.text
     return dossier_id, str(response.json()["code"])

@@ -6,7 +6,8 @@
 - a throwaway `redis-server` (its own port, no persistence) the test may stop;
 - the fakes at the outer boundary, as threads of the test process so the test
   can read what they received and script their answers: FCM v1, the brand-name
-  SMS gateway and the VNPost carrier;
+  SMS gateway, the VNPost carrier and the payment gateway (VNPay and the national
+  platform, which calls the web process's IPN route like the real one);
 - the ASGI server and the job worker, exactly the Procfile's `web` and `worker`
   commands, as subprocesses wired to all of the above through the environment.
 
@@ -47,6 +48,7 @@ from fakes.harness import (
     manage,
     procfile_argv,
 )
+from fakes.payment_gateway import FakePaymentGateway
 from fakes.sms_gateway import FakeGateway
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,6 +56,12 @@ VENV_BIN = ROOT / ".venv" / "bin"
 PG_ADMIN_URL = os.environ.get("E2E_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
 WEBHOOK_SECRET = "e2e-webhook-secret"
 SMS_KEYS = {"api_key": "e2e-sms-key", "secret_key": "e2e-sms-secret", "brandname": "DVCONG"}
+PAYMENT_KEYS = {
+    "vnpay_tmn_code": "E2ETMN01",
+    "vnpay_secret": "e2e-vnpay-hash-secret",
+    "national_merchant_id": "E2E-DVC",
+    "national_secret": "e2e-national-secret",
+}
 
 
 # --- TCP proxy (to cut the database off) --------------------------------------------------
@@ -170,6 +178,12 @@ class Stack:
         self.web: Process | None = None
         self.worker: Process | None = None
         self.web_port = free_port()
+        # Calls the web process's IPN route like the real gateway does.
+        self.payments = FakePaymentGateway(
+            **PAYMENT_KEYS,
+            vnpay_ipn_url=f"{self.base_url}/api/v1/payments/gateways/vnpay/callback",
+            retry_interval_ms=300,
+        )
         self.db_created = False
         self.fakes_started = False
         self.env: dict[str, str] = {}
@@ -208,6 +222,7 @@ class Stack:
         self.fcm.start()
         self.carrier.start()
         self.sms.start()
+        self.payments.start()
         self.fakes_started = True
         self.env = self._environment()
         if self.template is None:
@@ -248,6 +263,12 @@ class Stack:
                 "POSTAL_VNPOST_API_KEY": CARRIER_API_KEY,
                 "POSTAL_VNPOST_WEBHOOK_SECRET": WEBHOOK_SECRET,
                 "POSTAL_VNPOST_TIMEOUT_SECONDS": "5",
+                "PAYMENT_VNPAY_TMN_CODE": PAYMENT_KEYS["vnpay_tmn_code"],
+                "PAYMENT_VNPAY_HASH_SECRET": PAYMENT_KEYS["vnpay_secret"],
+                "PAYMENT_NATIONAL_MERCHANT_ID": PAYMENT_KEYS["national_merchant_id"],
+                "PAYMENT_NATIONAL_SECRET": PAYMENT_KEYS["national_secret"],
+                "PAYMENT_FAKE_GATEWAY_URL": self.payments.url,
+                "PAYMENT_GATEWAY_TIMEOUT_SECONDS": "5",
                 "WORKER_CONCURRENCY": "4",
                 "FORWARDED_ALLOW_IPS": "127.0.0.1",
             }
@@ -342,7 +363,7 @@ class Stack:
         if self.proxy is not None:
             with contextlib.suppress(Exception):
                 self.proxy.close()
-        for fake in (self.fcm, self.carrier, self.sms):
+        for fake in (self.fcm, self.carrier, self.sms, self.payments):
             with contextlib.suppress(Exception):
                 fake.stop()
         if self.db_created:

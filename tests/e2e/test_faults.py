@@ -22,6 +22,7 @@ from tests.e2e.clients import (
     EventStream,
     MobileApp,
     draft,
+    pay_submission_fee,
     pushes_to,
     register_device,
     second_device,
@@ -167,6 +168,7 @@ def test_redis_down_rest_keeps_working_otp_fails_closed_and_the_socket_resumes(
         first_id, first_code = submitted(app)
         stream.wait_for("dossier.submitted")
         second_id = draft(app)
+        pay_submission_fee(app, second_id)
         agency = Agency(stack, AGENCY_CODE)
         newcomer = MobileApp(stack)
         other_phone = "+84987650003"
@@ -233,6 +235,7 @@ def test_database_unreachable_answers_503_without_hanging_and_recovers(
         register_device(app, TOKEN)
         agency = Agency(stack, AGENCY_CODE)
         dossier_id = draft(app)
+        pay_submission_fee(app, dossier_id)
         # Every request must end well before this: a hang would raise ReadTimeout.
         app.http.timeout = httpx.Timeout(8)
 
@@ -287,5 +290,78 @@ def test_database_unreachable_answers_503_without_hanging_and_recovers(
         assert worker.wait(timeout=30) == 0
         wait_until(lambda: stack.worker_exits[-1] == 0, timeout=10, what="the supervisor")
         assert stack.worker is worker
+        agency.close()
+        app.close()
+
+
+def test_lost_payment_callback_is_settled_by_the_reconciliation_job(
+    tmp_path: Path, e2e_template: str
+) -> None:
+    env = {"PAYMENT_RECONCILE_AFTER_MINUTES": "0"}
+    with running_stack(tmp_path, template=e2e_template, extra_env=env) as stack:
+        app = sign_up(stack, PHONE)
+        register_device(app, TOKEN)
+        stream = EventStream(app)
+        stream.open()
+        agency = Agency(stack, AGENCY_CODE)
+        dossier_id, code = submitted(app)
+        accept_all(agency, [code])
+        asked = agency.post(
+            f"/api/v1/agency/dossiers/{code}/request-payment",
+            {
+                "amount": 45_000,
+                "description": "Lệ phí",
+                "lines": [{"kind": "charge", "label": "Lệ phí", "amount": 45_000}],
+            },
+        )
+        assert asked.status_code == 200, asked.text
+        stream.wait_for("dossier.payment_requested")
+        # The gateway takes the money, but its callback is lost and the citizen's
+        # browser never comes back (the phone died on the gateway's page).
+        stack.payments.state.config.drop_callbacks = True
+        checkout = app.post(f"/api/v1/payments/dossiers/{dossier_id}/checkout", {})
+        assert checkout.status_code == 201, checkout.text
+        payment_id = checkout.json()["id"]
+        with httpx.Client(timeout=15) as browser:
+            assert browser.get(checkout.json()["checkout_url"]).status_code == 200
+            order_ref = next(
+                iter(o for o in stack.payments.state.orders.values() if o["amount"] == 45_000)
+            )["ref"]
+            paid = browser.get(
+                f"{stack.payments.url}/paymentv2/pay?ref={order_ref}&outcome=success"
+            )
+            assert paid.status_code == 302
+        assert app.get(f"/api/v1/payments/{payment_id}").json()["status"] == "pending"
+        assert app.get(f"/api/v1/dossiers/{dossier_id}").json()["status"] == 6
+
+        # The periodic reconciliation job runs (deferred now rather than waiting
+        # for its cron), asks the gateway (querydr) and settles the payment.
+        stack.python(
+            "from django.db import transaction\n"
+            "from backend.jobs import defer\n"
+            "from payments.tasks import reconcile_pending\n"
+            "with transaction.atomic():\n"
+            "    defer(reconcile_pending, timestamp=0)\n"
+        )
+        event = stream.wait_for("dossier.payment_received", timeout=60)
+        assert event["dossier_id"] == dossier_id
+        payment = app.get(f"/api/v1/payments/{payment_id}").json()
+        assert payment["status"] == "paid"
+        assert payment["receipt_number"]
+        assert app.get(f"/api/v1/dossiers/{dossier_id}").json()["status"] == 4
+        receipt = app.get(f"/api/v1/payments/{payment_id}/receipt")
+        assert receipt.status_code == 200
+        assert receipt.content.startswith(b"%PDF-")
+        assert stack.sql(
+            "SELECT settled_by, status FROM payments_payment WHERE id = %s", (payment_id,)
+        ) == [("query", "paid")]
+        wait_until(
+            lambda: (
+                "dossier.payment_received" in [p["data"]["type"] for p in pushes_to(stack, TOKEN)]
+            ),
+            timeout=30,
+            what="the payment's push",
+        )
+        stream.close()
         agency.close()
         app.close()

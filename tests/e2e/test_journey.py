@@ -25,8 +25,11 @@ from tests.e2e.clients import (
     Agency,
     Carrier,
     EventStream,
+    pay_at_gateway,
+    pay_submission_fee,
     sign_up,
     wait_for_pushes,
+    wait_paid,
 )
 from tests.e2e.stack import Stack, running_stack
 
@@ -97,6 +100,12 @@ def test_citizen_journey_from_registration_to_rating(stack: Stack) -> None:
         )
         assert response.status_code == 201, response.text
         uploads[name] = response.json()
+    # The fee of this wholly-online procedure is paid when submitting.
+    early = app.post(f"/api/v1/dossiers/{dossier_id}/submit")
+    assert early.status_code == 409, early.text
+    assert early.json()["code"] == "payment_required"
+    fee = pay_submission_fee(app, dossier_id)
+    assert fee["amount"] == 15_000
     submitted = app.post(f"/api/v1/dossiers/{dossier_id}/submit")
     assert submitted.status_code == 200, submitted.text
     code = submitted.json()["code"]
@@ -122,6 +131,41 @@ def test_citizen_journey_from_registration_to_rating(stack: Stack) -> None:
     assert push["android"]["collapse_key"] == f"dossier-{dossier_id.replace('-', '')}"
     assert push["android"]["notification"]["tag"] == push["android"]["collapse_key"]
     assert push["apns"]["headers"]["apns-collapse-id"] == push["android"]["collapse_key"]
+
+    # The agency asks for the fees (phí, lệ phí, postage); the citizen pays in the app,
+    # the gateway's callback settles it and the dossier goes back to processing by itself.
+    lines = [
+        {"kind": "fee", "label": "Phí thẩm định", "amount": 50_000},
+        {"kind": "charge", "label": "Lệ phí cấp giấy", "amount": 20_000},
+        {"kind": "postage", "label": "Cước trả kết quả qua bưu chính", "amount": 25_000},
+    ]
+    requested = agency.post(
+        f"/api/v1/agency/dossiers/{code}/request-payment",
+        {"amount": 95_000, "description": "Phí, lệ phí", "lines": lines},
+    )
+    assert requested.status_code == 200, requested.text
+    stream.wait_for("dossier.payment_requested")
+    due = app.get(f"/api/v1/payments/dossiers/{dossier_id}/due").json()
+    assert (due["source"], due["amount"], due["lines"]) == ("agency", 95_000, lines)
+    payment = pay_at_gateway(app, dossier_id)
+    assert payment["deep_link"].startswith(f"dichvucong://payments/{payment['id']}?status=")
+    received = stream.wait_for("dossier.payment_received")
+    assert received["dossier_id"] == dossier_id
+    paid = wait_paid(app, payment["id"])
+    assert paid["amount"] == 95_000
+    assert app.get(f"/api/v1/dossiers/{dossier_id}").json()["status"] == 4
+    receipt = app.get(paid["receipt_url"])
+    assert receipt.status_code == 200, receipt.text
+    assert receipt.headers["content-type"] == "application/pdf"
+    assert receipt.content.startswith(b"%PDF-")
+    seen_by_agency = agency.get(f"/api/v1/agency/dossiers/{code}/payments").json()["items"]
+    assert [(p["id"], p["status"], p["amount"], p["counted"]) for p in seen_by_agency] == [
+        (fee["id"], "paid", 15_000, True),
+        (payment["id"], "paid", 95_000, True),
+    ]
+    assert agency.get(f"/api/v1/agency/payments/{payment['id']}/receipt").status_code == 200
+    callbacks = [c for c in stack.payments.state.callbacks if c.get("code")]
+    assert {c["code"] for c in callbacks} <= {"00", "02"}
 
     # A supplement is asked for and given.
     asked = agency.post(
@@ -199,6 +243,8 @@ def test_citizen_journey_from_registration_to_rating(stack: Stack) -> None:
     assert [t for _, t in logged] == [
         "dossier.submitted",
         "dossier.accepted",
+        "dossier.payment_requested",
+        "dossier.payment_received",
         "dossier.supplement_requested",
         "dossier.supplement_submitted",
         "dossier.completed",

@@ -115,6 +115,7 @@ def world(db: None) -> Iterator[World]:
         "token": [signed.json()["url"].rstrip("/").rsplit("/", 1)[-1]],
         "code": ["01", "00070"],
         "carrier": ["vnpost"],
+        "gateway": ["vnpay", "national"],
         "document_code": ["doc-1"],
     }
     # The fuzzer calls the WSGI app directly: as Django's test client does, keep

@@ -1,0 +1,103 @@
+"""Payments in the admin: read-only records, anomalies to resolve, the daily reports.
+
+Statuses change only through payments.actions (callbacks, reconciliation); the
+admin never edits a payment's fields. Staff record a refund the gateway made,
+and close an anomaly with what was done.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+
+from backend.errors import ApiError
+from payments import actions
+from payments.models import Payment, PaymentAnomaly, PaymentRequest, ReconciliationReport
+
+
+class ReadOnly(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False
+
+
+@admin.register(PaymentRequest)
+class PaymentRequestAdmin(ReadOnly):
+    list_display = ("dossier", "source", "amount", "status", "created_at", "paid_at")
+    list_filter = ("source", "status")
+    raw_id_fields = ("dossier",)
+
+
+@admin.register(Payment)
+class PaymentAdmin(ReadOnly):
+    list_display = (
+        "order_ref",
+        "gateway",
+        "amount",
+        "status",
+        "counted",
+        "needs_refund",
+        "receipt_number",
+        "created_at",
+    )
+    list_filter = ("gateway", "status", "needs_refund", "counted")
+    search_fields = ("order_ref", "gateway_reference", "receipt_number")
+    raw_id_fields = ("request", "dossier", "payer")
+    actions = ["record_refund"]
+
+    @admin.action(description="Record that the gateway refunded these paid payments")
+    def record_refund(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
+        done = 0
+        for payment in queryset:
+            try:
+                actions.mark_refunded(payment.pk, reference=f"admin:{request.user.pk}")
+                done += 1
+            except ApiError:
+                self.message_user(
+                    request, f"{payment.order_ref}: not paid, not refunded", messages.WARNING
+                )
+        self.message_user(request, f"{done} payment(s) recorded as refunded")
+
+
+@admin.register(PaymentAnomaly)
+class PaymentAnomalyAdmin(admin.ModelAdmin):
+    list_display = ("kind", "gateway", "order_ref", "reported_amount", "detected_at", "resolved_at")
+    list_filter = ("kind", "gateway", "resolved_at")
+    search_fields = ("order_ref", "gateway_reference")
+    raw_id_fields = ("payment",)
+    readonly_fields = (
+        "payment",
+        "gateway",
+        "order_ref",
+        "kind",
+        "gateway_reference",
+        "reported_amount",
+        "reported_status",
+        "source",
+        "details",
+        "detected_at",
+        "resolved_at",
+    )
+    fields = (*readonly_fields, "resolution")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def save_model(
+        self, request: HttpRequest, obj: PaymentAnomaly, form: object, change: bool
+    ) -> None:
+        if obj.resolution and obj.resolved_at is None:
+            obj.resolved_at = timezone.now()
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(ReconciliationReport)
+class ReconciliationReportAdmin(ReadOnly):
+    list_display = ("day", "checked", "created_at")
