@@ -25,7 +25,7 @@ from django.utils.translation import gettext_lazy as _
 from auth import access
 from auth.actions import support
 from auth.actions.sessions import revoke_session
-from auth.admin_login import signed_in_with_second_factor
+from auth.admin_login import admin_sign_in
 from auth.masked_accounts import masked_account
 from auth.models import (
     DeviceSession,
@@ -37,7 +37,7 @@ from auth.models import (
     User,
 )
 from auth.phone import mask_phone
-from backend.errors import ApiError, PermissionDenied
+from backend.errors import ApiError
 from backend.middleware import client_ip
 
 TEMPLATE = "admin/accounts/support_form.html"
@@ -66,17 +66,10 @@ def _refusal(request: HttpRequest, exc: ApiError) -> HttpResponse:
 
 
 def require_admin_support_staff(request: HttpRequest) -> User:
-    """Support staff with TOTP, in an admin session opened with their TOTP code."""
+    """Support staff with TOTP, in an admin session opened recently with their TOTP code."""
     staff: User = request.user  # type: ignore[assignment]
-    access.require_support_staff(staff)
-    if not signed_in_with_second_factor(request):
-        raise PermissionDenied(
-            "second_factor_sign_in_required",
-            _(
-                "This session was opened without your authenticator code. Sign out and "
-                "sign in again with the code to use support functions."
-            ),
-        )
+    factor, signed_in_at = admin_sign_in(request)
+    access.require_support_sign_in(staff, factor=factor, signed_in_at=signed_in_at)
     return staff
 
 

@@ -8,11 +8,14 @@ clock drift either side, a spent step is refused, wrong codes count towards the
 same lockout as in the app). Staff without TOTP can sign in with the password,
 but the support pages refuse them until they turn TOTP on, and refuse a session
 that was not opened with the authenticator code (signed in before turning TOTP
-on): `signed_in_with_second_factor`.
+on) or was opened too long ago: `admin_sign_in` gives the factor and time the
+admin session was opened with, judged by `auth.access.require_support_sign_in`,
+the same rule as the support API's.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django import forms
@@ -20,6 +23,7 @@ from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from auth.actions.second_factor import verify_factor
@@ -29,8 +33,9 @@ from backend.errors import ApiError
 from backend.middleware import client_ip
 
 LOGIN_TEMPLATE = "admin/accounts/login.html"
-# Set on the admin session when its sign-in checked an authenticator code.
-SECOND_FACTOR_SESSION_KEY = "accounts.admin_second_factor_user"
+# Set on the admin session when its sign-in checked an authenticator code:
+# {"user": <id>, "factor": "totp", "at": <ISO time>}.
+SECOND_FACTOR_SESSION_KEY = "accounts.admin_second_factor"
 
 
 class StaffLoginForm(AdminAuthenticationForm):
@@ -100,11 +105,23 @@ class StaffAdminSite(admin.AdminSite):
         verified = getattr(request, "_admin_second_factor_user", None)
         if verified is not None and str(getattr(request.user, "pk", "")) == verified:
             # After auth.login (which may have flushed the session): mark this session.
-            request.session[SECOND_FACTOR_SESSION_KEY] = verified
+            request.session[SECOND_FACTOR_SESSION_KEY] = second_factor_mark(verified, "totp")
         return response
 
 
-def signed_in_with_second_factor(request: HttpRequest) -> bool:
-    """Whether this admin session was opened with the signed-in user's TOTP code."""
+def second_factor_mark(user_id: str, factor: str) -> dict[str, str]:
+    """What the admin session keeps about the second factor of its sign-in."""
+    return {"user": user_id, "factor": factor, "at": timezone.now().isoformat()}
+
+
+def admin_sign_in(request: HttpRequest) -> tuple[str, dt.datetime | None]:
+    """The second factor this admin session was opened with and when ("", None if none)."""
     user_id = str(getattr(request.user, "pk", ""))
-    return bool(user_id) and request.session.get(SECOND_FACTOR_SESSION_KEY) == user_id
+    mark = request.session.get(SECOND_FACTOR_SESSION_KEY)
+    if not user_id or not isinstance(mark, dict) or mark.get("user") != user_id:
+        return "", None
+    try:
+        at = dt.datetime.fromisoformat(str(mark.get("at")))
+    except ValueError:
+        return "", None
+    return str(mark.get("factor", "")), at

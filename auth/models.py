@@ -165,6 +165,14 @@ class DeviceSession(models.Model):
     )
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_reason = models.CharField(max_length=32, blank=True)
+    second_factor = models.CharField(
+        max_length=16,
+        blank=True,
+        help_text="The second factor this session was opened with (sms_otp, totp, "
+        "recovery_code), empty when none was asked (a known device). Support functions "
+        "need a strong one: auth.access.require_support_sign_in.",
+    )
+    second_factor_at = models.DateTimeField(null=True, blank=True)
     device_key_hash = models.CharField(
         max_length=64,
         blank=True,

@@ -366,6 +366,9 @@ if PRODUCTION:
 ACCESS_TOKEN_TTL_SECONDS = envint("ACCESS_TOKEN_TTL_SECONDS", 15 * 60)
 REFRESH_TOKEN_TTL_DAYS = envint("REFRESH_TOKEN_TTL_DAYS", 30)
 REAUTH_WINDOW_HOURS = envint("REAUTH_WINDOW_HOURS", 24)
+# Support functions (admin pages and API) need a sign-in with the authenticator code
+# at most this old.
+SUPPORT_SIGN_IN_MAX_AGE_HOURS = envint("SUPPORT_SIGN_IN_MAX_AGE_HOURS", 12)
 # One-time codes sent by SMS (NIST SP 800-63B-4 / OWASP ASVS 5 numbers).
 OTP_TTL_SECONDS = envint("OTP_TTL_SECONDS", 5 * 60)
 OTP_MAX_ATTEMPTS_PER_CODE = envint("OTP_MAX_ATTEMPTS_PER_CODE", 5)

@@ -119,7 +119,7 @@ def verify_registration(
         user.phone_verified_at = now
         user.verification_level = max(user.verification_level, User.Level.PHONE)
         logger.info("account %s verified its phone %s", user.pk, mask_phone(user.phone))
-        return sign_device_in(user, device, ip)
+        return sign_device_in(user, device, ip, second_factor="sms_otp")
 
 
 # --- Profile and identity ------------------------------------------------------------

@@ -70,7 +70,9 @@ def _dummy_hash() -> str:
     return make_password("not-a-real-password-just-for-timing")
 
 
-def sign_device_in(user: User, device: DeviceInfo, ip: str) -> tuple[DeviceSession, TokenPair]:
+def sign_device_in(
+    user: User, device: DeviceInfo, ip: str, *, second_factor: str = ""
+) -> tuple[DeviceSession, TokenPair]:
     """A new session of `user` on the device (inside the caller's transaction)."""
     return start_session(
         user,
@@ -79,6 +81,7 @@ def sign_device_in(user: User, device: DeviceInfo, ip: str) -> tuple[DeviceSessi
         platform=device.platform,
         app_version=device.app_version,
         ip=ip,
+        second_factor=second_factor,
     )
 
 
@@ -168,7 +171,9 @@ def login(
             "password_reset_required",
             _("Your password must be reset before you can sign in. Use Forgot password."),
         )
-    if _known_device(user, device):
+    # Staff always take the second step, as in the admin: a support session must be
+    # opened with a strong factor (auth.access.require_support_sign_in).
+    if not user.is_staff and _known_device(user, device):
         with transaction.atomic():
             _session_row, tokens = sign_device_in(user, device, ip)
         return LoginResult(tokens=tokens)
@@ -202,7 +207,7 @@ def complete_login(
         if user is None:
             raise RuntimeError("login challenge without a user")
         device = DeviceInfo(**challenge.device)
-        return sign_device_in(user, device, ip)
+        return sign_device_in(user, device, ip, second_factor=method)
 
 
 def reauthenticate(*, session: DeviceSession, password: str, ip: str) -> None:

@@ -213,7 +213,8 @@ def test_support_pages_open_after_signing_in_with_the_code(staff_with_totp) -> N
     staff, secret = staff_with_totp
     client = Client()
     assert log_in(client, staff.phone, code=code_at(secret)).status_code == 302
-    assert client.session[SECOND_FACTOR_SESSION_KEY] == str(staff.pk)
+    mark = client.session[SECOND_FACTOR_SESSION_KEY]
+    assert (mark["user"], mark["factor"]) == (str(staff.pk), "totp")
     assert client.get(reverse("admin:accounts_support_lookup")).status_code == 200
     assert client.get(reverse("admin:accounts_supportauditrecord_changelist")).status_code == 200
 
