@@ -104,10 +104,27 @@ class RejectForm(forms.Form):
     note = forms.CharField(widget=forms.Textarea, max_length=2000, required=False)
 
 
+class CitizenIdConflictFilter(admin.SimpleListFilter):
+    """Accounts that entered a citizen ID another account holds (never lists numbers)."""
+
+    title = _("citizen ID conflict")
+    parameter_name = "citizen_id_conflict"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("yes", _("Yes")), ("no", _("No"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> QuerySet[User]:
+        if self.value() == "yes":
+            return queryset.exclude(citizen_id_conflict="")
+        if self.value() == "no":
+            return queryset.filter(citizen_id_conflict="")
+        return queryset
+
+
 @admin.register(User)
 class UserAdmin(admin.ModelAdmin):
     list_display = ("full_name", "masked_phone", "verification_level", "is_staff", "is_active")
-    list_filter = ("verification_level", "is_staff", "is_active")
+    list_filter = ("verification_level", "is_staff", "is_active", CitizenIdConflictFilter)
     search_fields = ("phone", "full_name", "citizen_id")
     ordering = ("-date_joined",)
     change_list_template = "admin/accounts/user_change_list.html"
@@ -118,6 +135,7 @@ class UserAdmin(admin.ModelAdmin):
         "phone_verified_at",
         "verification_level",
         "citizen_id",
+        "citizen_id_conflict",
         "birth_date",
         "language",
         "totp_confirmed_at",
@@ -138,6 +156,7 @@ class UserAdmin(admin.ModelAdmin):
         "phone_verified_at",
         "verification_level",
         "citizen_id",
+        "citizen_id_conflict",
         "is_active",
         "is_staff",
         "is_superuser",

@@ -54,6 +54,16 @@ class User(AbstractBaseUser, PermissionsMixin):
         _("citizen ID (CCCD)"), max_length=12, unique=True, null=True, blank=True
     )
     birth_date = models.DateField(null=True, blank=True)
+    citizen_id_conflict = models.CharField(
+        _("citizen ID claimed, held by another account"),
+        max_length=12,
+        blank=True,
+        help_text=_(
+            "A citizen ID this user entered that another account already holds. The "
+            "app shows it as entered (an unverified caller learns nothing about other "
+            "accounts); support settles it in person."
+        ),
+    )
     # TOTP (authenticator app). The secret is encrypted at rest (see auth/totp.py).
     totp_secret = models.TextField(blank=True, help_text="Encrypted TOTP secret.")
     totp_confirmed_at = models.DateTimeField(null=True, blank=True)

@@ -68,6 +68,9 @@ class AccountOut(Schema):
     full_name_masked: str
     phone_masked: str
     citizen_id_masked: str
+    citizen_id_conflict: bool = Field(
+        description="The account entered a citizen ID another account holds (settle in person)"
+    )
     verification_level: int
     phone_verified: bool
     has_totp: bool

@@ -369,6 +369,9 @@ REAUTH_WINDOW_HOURS = envint("REAUTH_WINDOW_HOURS", 24)
 # Support functions (admin pages and API) need a sign-in with the authenticator code
 # at most this old.
 SUPPORT_SIGN_IN_MAX_AGE_HOURS = envint("SUPPORT_SIGN_IN_MAX_AGE_HOURS", 12)
+# Citizen-ID entries (PATCH /auth/me/identity) per account and per client address.
+CITIZEN_ID_CHANGES_PER_USER_PER_DAY = envint("CITIZEN_ID_CHANGES_PER_USER_PER_DAY", 5)
+CITIZEN_ID_CHANGES_PER_IP_PER_DAY = envint("CITIZEN_ID_CHANGES_PER_IP_PER_DAY", 20)
 # One-time codes sent by SMS (NIST SP 800-63B-4 / OWASP ASVS 5 numbers).
 OTP_TTL_SECONDS = envint("OTP_TTL_SECONDS", 5 * 60)
 OTP_MAX_ATTEMPTS_PER_CODE = envint("OTP_MAX_ATTEMPTS_PER_CODE", 5)

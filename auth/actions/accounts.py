@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import uuid
 
+from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
@@ -33,10 +34,10 @@ from auth.actions.sign_in import (
 from auth.citizen_ids import validate_citizen_id
 from auth.models import DeviceSession, OtpChallenge, User
 from auth.phone import mask_phone, normalise_phone
-from auth.ratelimit import clear_failures
+from auth.ratelimit import LockedOut, clear_failures, reserve_attempt
 from auth.sms import SmsError, send_sms
 from auth.tokens import TokenPair
-from backend.errors import Conflict, Unprocessable, field_error
+from backend.errors import Conflict, RateLimited, Unprocessable, field_error
 
 logger = logging.getLogger(__name__)
 
@@ -201,25 +202,61 @@ def confirm_phone_change(*, user: User, challenge_id: uuid.UUID, code: str) -> U
     return user
 
 
-def set_identity(*, user: User, citizen_id: str, birth_date: dt.date) -> User:
-    """Record the citizen ID (checked structurally); staff verify it for level 2."""
+IDENTITY_SCOPE = "identity"
+IDENTITY_IP_SCOPE = "identity-ip"
+DAY_SECONDS = 86400
+
+
+def _count_identity_attempt(user: User, ip: str) -> None:
+    """Count one citizen-ID entry per account and per client address (429 beyond)."""
+    for scope, key, limit in (
+        (IDENTITY_SCOPE, str(user.pk), settings.CITIZEN_ID_CHANGES_PER_USER_PER_DAY),
+        (IDENTITY_IP_SCOPE, ip, settings.CITIZEN_ID_CHANGES_PER_IP_PER_DAY),
+    ):
+        try:
+            reserve_attempt(
+                scope, key, limit=limit, lock_seconds=DAY_SECONDS, window_seconds=DAY_SECONDS
+            )
+        except LockedOut as exc:
+            raise RateLimited(
+                exc.retry_after,
+                "identity_changes_exceeded",
+                _("Too many citizen ID changes. Try again tomorrow or ask support."),
+            ) from exc
+
+
+def set_identity(*, user: User, citizen_id: str, birth_date: dt.date, ip: str) -> User:
+    """Record the citizen ID (checked structurally); staff verify it for level 2.
+
+    The answer never says whether another account holds the number (that would let
+    anyone test numbers): a number already held is kept aside as a conflict for
+    support to settle in person, and the caller sees it recorded like any other.
+    Every entry counts towards CITIZEN_ID_CHANGES_PER_USER_PER_DAY and
+    CITIZEN_ID_CHANGES_PER_IP_PER_DAY.
+    """
     if user.verification_level >= User.Level.IDENTITY:
         raise Conflict("identity_locked", _("Your identity is verified; ask support to change it."))
     value = validate_citizen_id(citizen_id, birth_date)
+    _count_identity_attempt(user, ip)
     with transaction.atomic():
-        if User.objects.filter(citizen_id=value).exclude(pk=user.pk).exists():
-            raise Conflict(
-                "citizen_id_taken", _("This citizen ID is already used by another account.")
-            )
-        user.citizen_id = value
         user.birth_date = birth_date
-        try:
-            with transaction.atomic():
-                user.save(update_fields=["citizen_id", "birth_date"])
-        except IntegrityError as exc:
-            raise Conflict(
-                "citizen_id_taken", _("This citizen ID is already used by another account.")
-            ) from exc
+        held = User.objects.filter(citizen_id=value).exclude(pk=user.pk).exists()
+        if not held:
+            user.citizen_id = value
+            user.citizen_id_conflict = ""
+            try:
+                with transaction.atomic():
+                    user.save(update_fields=["citizen_id", "citizen_id_conflict", "birth_date"])
+            except IntegrityError:
+                held = True  # taken meanwhile by a concurrent entry
+        if held:
+            user.citizen_id = None
+            user.citizen_id_conflict = value
+            user.save(update_fields=["citizen_id", "citizen_id_conflict", "birth_date"])
+            logger.warning(
+                "account %s entered a citizen ID another account holds; flagged for support",
+                user.pk,
+            )
     return user
 
 
