@@ -1,8 +1,10 @@
 """Signing in to the Django admin: password, then the authenticator code.
 
 The admin login uses the same checks as the app's sign-in: the password goes
-through `check_password_with_limits` (same failure counters and lockouts per
-number and per address), and a staff member who has TOTP enabled must also
+through `check_password_with_limits`, with counters of its own (`ADMIN_LOGIN`:
+wrong passwords in the app never lock anyone out of the admin, nor the reverse);
+when a number is under attack from everywhere, only the password with the
+authenticator code passes. And a staff member who has TOTP enabled must also
 enter the current authenticator code, checked by `verify_factor` (one step of
 clock drift either side, a spent step is refused, wrong codes count towards the
 same lockout as in the app). Staff without TOTP can sign in with the password,
@@ -27,7 +29,8 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from auth.actions.second_factor import verify_factor
-from auth.actions.sign_in import check_password_with_limits
+from auth.actions.sign_in import ADMIN_LOGIN, check_password_with_limits
+from auth.models import User
 from auth.phone import parse_phone
 from backend.errors import ApiError
 from backend.middleware import client_ip
@@ -57,6 +60,10 @@ class StaffLoginForm(AdminAuthenticationForm):
         "password_reset_required": _(
             "Your password must be reset before you can sign in. Use Forgot password."
         ),
+        "number_locked": _(
+            "Too many failed sign-ins on this number. Sign in with your password and "
+            "authenticator code, or try again later."
+        ),
     }
 
     def clean(self) -> dict[str, Any]:
@@ -69,9 +76,15 @@ class StaffLoginForm(AdminAuthenticationForm):
             raise self.get_invalid_login_error()
         ip = client_ip(self.request) if self.request is not None else ""
         try:
-            user = check_password_with_limits(phone, password, ip)
+            check = check_password_with_limits(phone, password, ip, counters=ADMIN_LOGIN)
         except ApiError as exc:  # locked out, or the counters' store is down
             raise ValidationError(str(exc.message), code=exc.code) from exc
+        user = check.user
+        if check.number_locked:
+            # Too many wrong passwords on this number from everywhere: only the right
+            # password with the right authenticator code passes, and every other
+            # case gets the same answer (it does not confirm the password).
+            user = self._password_and_code(user)
         if user is None:
             raise self.get_invalid_login_error()
         self.confirm_login_allowed(user)
@@ -79,7 +92,7 @@ class StaffLoginForm(AdminAuthenticationForm):
             raise ValidationError(
                 self.error_messages["password_reset_required"], code="password_reset_required"
             )
-        if user.has_totp:
+        if user.has_totp and not check.number_locked:
             code = (self.cleaned_data.get("totp_code") or "").strip()
             if not code:
                 raise ValidationError(self.error_messages["totp_required"], code="totp_required")
@@ -88,10 +101,21 @@ class StaffLoginForm(AdminAuthenticationForm):
                 verify_factor(user, "totp", code, code_key="")
             except ApiError as exc:
                 raise ValidationError(str(exc.message), code=exc.code) from exc
-            if self.request is not None:  # read by StaffAdminSite.login once signed in
-                self.request._admin_second_factor_user = str(user.pk)  # type: ignore[attr-defined]
+        if user.has_totp and self.request is not None:  # read by StaffAdminSite.login
+            self.request._admin_second_factor_user = str(user.pk)  # type: ignore[attr-defined]
         self.user_cache = user
         return self.cleaned_data
+
+    def _password_and_code(self, user: User | None) -> User:
+        refusal = ValidationError(self.error_messages["number_locked"], code="login_locked")
+        code = (self.cleaned_data.get("totp_code") or "").strip()
+        if user is None or not user.has_totp or not code:
+            raise refusal
+        try:
+            verify_factor(user, "totp", code, code_key="")
+        except ApiError as exc:
+            raise refusal from exc
+        return user
 
 
 class StaffAdminSite(admin.AdminSite):

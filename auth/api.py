@@ -296,7 +296,10 @@ def request_password_reset(request: HttpRequest, payload: PasswordResetIn) -> St
 def reset_password(request: HttpRequest, payload: PasswordResetVerifyIn) -> Status[None]:
     """Set a new password with the code; every session of the account ends."""
     accounts.reset_password(
-        challenge_id=payload.challenge_id, code=payload.code, new_password=payload.new_password
+        challenge_id=payload.challenge_id,
+        code=payload.code,
+        new_password=payload.new_password,
+        ip=client_ip(request),
     )
     return Status(204, None)
 

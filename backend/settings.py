@@ -387,9 +387,18 @@ SMS_PER_NUMBER_PER_DAY = envint("SMS_PER_NUMBER_PER_DAY", 10)
 SMS_PER_IP_PER_DAY = envint("SMS_PER_IP_PER_DAY", 30)
 SMS_GLOBAL_PER_DAY = envint("SMS_GLOBAL_PER_DAY", 50000)
 # Wrong passwords per phone number before a cool-off, and per client IP per hour.
+# Wrong passwords: per (number, client IP) before that client is locked out of the
+# number; per number from everywhere before a right password must be followed by a
+# second factor; per client IP over all numbers per hour. The app and the admin
+# count apart (auth.actions.sign_in.LoginCounters).
 LOGIN_MAX_FAILURES = envint("LOGIN_MAX_FAILURES", 5)
+LOGIN_MAX_FAILURES_PER_NUMBER = envint("LOGIN_MAX_FAILURES_PER_NUMBER", 50)
 LOGIN_LOCKOUT_SECONDS = envint("LOGIN_LOCKOUT_SECONDS", 15 * 60)
 LOGIN_MAX_FAILURES_PER_IP_PER_HOUR = envint("LOGIN_MAX_FAILURES_PER_IP_PER_HOUR", 100)
+ADMIN_LOGIN_MAX_FAILURES = envint("ADMIN_LOGIN_MAX_FAILURES", 5)
+ADMIN_LOGIN_MAX_FAILURES_PER_NUMBER = envint("ADMIN_LOGIN_MAX_FAILURES_PER_NUMBER", 20)
+ADMIN_LOGIN_LOCKOUT_SECONDS = envint("ADMIN_LOGIN_LOCKOUT_SECONDS", 15 * 60)
+ADMIN_LOGIN_MAX_FAILURES_PER_IP_PER_HOUR = envint("ADMIN_LOGIN_MAX_FAILURES_PER_IP_PER_HOUR", 50)
 TOTP_ISSUER = env("TOTP_ISSUER", "Dịch vụ công")
 RECOVERY_CODE_COUNT = envint("RECOVERY_CODE_COUNT", 10)
 # Brand-name SMS gateway (SMS_BACKEND=http; eSMS.vn-style JSON API).

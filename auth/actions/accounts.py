@@ -26,15 +26,15 @@ from auth.actions.challenges import issue_code, new_challenge, verify_code
 from auth.actions.second_factor import verify_factor
 from auth.actions.sessions import revoke_all_sessions
 from auth.actions.sign_in import (
-    LOGIN_SCOPE,
     DeviceInfo,
     check_password_with_limits,
+    clear_client_failures,
     sign_device_in,
 )
 from auth.citizen_ids import validate_citizen_id
 from auth.models import DeviceSession, OtpChallenge, User
 from auth.phone import mask_phone, normalise_phone
-from auth.ratelimit import LockedOut, clear_failures, reserve_attempt
+from auth.ratelimit import LockedOut, reserve_attempt
 from auth.sms import SmsError, send_sms
 from auth.tokens import TokenPair
 from backend.errors import Conflict, RateLimited, Unprocessable, field_error
@@ -149,7 +149,9 @@ def _prove_possession(user: User, password: str | None, totp_code: str | None, i
         raise field_error(
             "password", "required", _("Enter your password or an authenticator code.")
         )
-    if check_password_with_limits(user.phone, password, ip) is None:
+    # The live session stands for the second factor (a number under attack from
+    # elsewhere does not stop its owner here).
+    if check_password_with_limits(user.phone, password, ip).user is None:
         raise field_error("password", "invalid_password", _("The password is not correct."))
 
 
@@ -275,7 +277,7 @@ def request_password_reset(*, phone: str, ip: str) -> OtpChallenge:
         return challenge
 
 
-def reset_password(*, challenge_id: uuid.UUID, code: str, new_password: str) -> None:
+def reset_password(*, challenge_id: uuid.UUID, code: str, new_password: str, ip: str = "") -> None:
     """Set a new password with a reset code; every session of the account ends."""
     pending = OtpChallenge.objects.select_related("user").filter(pk=challenge_id).first()
     probe = (pending.user if pending else None) or User(phone="", full_name="")
@@ -289,14 +291,14 @@ def reset_password(*, challenge_id: uuid.UUID, code: str, new_password: str) -> 
         user.must_reset_password = False
         user.save(update_fields=["password", "must_reset_password"])
         revoke_all_sessions(user, reason="password_reset")
-    clear_failures(LOGIN_SCOPE, user.phone)
+    clear_client_failures(user.phone, ip)
 
 
 def change_password(
     *, user: User, session: DeviceSession, current_password: str, new_password: str, ip: str
 ) -> None:
     """Needs the current password; every other session ends."""
-    if check_password_with_limits(user.phone, current_password, ip) is None:
+    if check_password_with_limits(user.phone, current_password, ip).user is None:
         raise field_error("current_password", "invalid_password", _("The password is not correct."))
     _password_errors(new_password, user, field="new_password")
     with transaction.atomic():
