@@ -78,9 +78,9 @@ def register(*, phone: str, full_name: str, password: str, ip: str) -> OtpChalle
         raise field_error("full_name", "required", _("This field is required."))
     with transaction.atomic():
         existing = User.objects.select_for_update().filter(phone=e164).first()
-        candidate = existing if existing and not existing.phone_verified_at else None
+        candidate = existing if existing and _pending_sign_up(existing) else None
         _password_errors(password, candidate or User(phone=e164, full_name=full_name))
-        if existing is not None and existing.phone_verified_at is not None:
+        if existing is not None and candidate is None:
             make_password(password)  # same work as a real sign-up: same timing class
             challenge = new_challenge(OtpChallenge.Purpose.REGISTER, e164, None, ip)
             issue_code(challenge, ip=ip, send=False, notice=sms_codes.NOTICE_ALREADY_REGISTERED)
@@ -94,6 +94,22 @@ def register(*, phone: str, full_name: str, password: str, ip: str) -> OtpChalle
         challenge = new_challenge(OtpChallenge.Purpose.REGISTER, e164, existing, ip)
         issue_code(challenge, ip=ip)
         return challenge
+
+
+def _pending_sign_up(user: User) -> bool:
+    """A sign-up that never completed: the only account a new sign-up may rewrite.
+
+    Anything that was ever in use (verified, signed in, a session, identity
+    recorded) is an existing account, whatever its number's state: signing up
+    again never takes it over (its name and password stay).
+    """
+    return (
+        user.phone_verified_at is None
+        and user.last_login is None
+        and user.verification_level == User.Level.UNVERIFIED
+        and not user.citizen_id
+        and not DeviceSession.objects.filter(user=user).exists()
+    )
 
 
 def verify_registration(
