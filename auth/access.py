@@ -8,8 +8,10 @@ and actions call these instead of reading the models themselves.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
+from django.conf import settings
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -194,6 +196,38 @@ def require_support_staff(user: User) -> None:
         raise PermissionDenied(
             "totp_required",
             _("Turn on an authenticator app (TOTP) for your account to use support functions."),
+        )
+
+
+# Sign-in factors strong enough for support functions (a phishable SMS code or a
+# static recovery code is not). National sign-in may add its own here.
+STRONG_SIGN_IN_FACTORS = frozenset({"totp"})
+
+
+def require_support_sign_in(staff: User, *, factor: str, signed_in_at: dt.datetime | None) -> None:
+    """403 unless `staff` is support staff signed in with a strong factor, recently.
+
+    The one rule for every way in: the admin's support pages (the factor its login
+    form checked, kept in the admin session) and the support API (the factor the
+    device session was opened with).
+    """
+    require_support_staff(staff)
+    if factor not in STRONG_SIGN_IN_FACTORS or signed_in_at is None:
+        raise PermissionDenied(
+            "second_factor_sign_in_required",
+            _(
+                "This session was opened without your authenticator code. Sign out and "
+                "sign in again with the code to use support functions."
+            ),
+        )
+    max_age = dt.timedelta(hours=settings.SUPPORT_SIGN_IN_MAX_AGE_HOURS)
+    if timezone.now() - signed_in_at > max_age:
+        raise PermissionDenied(
+            "support_sign_in_expired",
+            _(
+                "Your sign-in is too old for support functions. Sign out and sign in "
+                "again with your authenticator code."
+            ),
         )
 
 

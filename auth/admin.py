@@ -26,7 +26,7 @@ from django.utils.translation import gettext_lazy as _
 from auth import access
 from auth.actions import support
 from auth.actions.sessions import revoke_session
-from auth.admin_login import signed_in_with_second_factor
+from auth.admin_login import admin_sign_in
 from auth.masked_accounts import masked_account
 from auth.models import (
     DeviceSession,
@@ -38,7 +38,7 @@ from auth.models import (
     User,
 )
 from auth.phone import mask_phone
-from backend.errors import ApiError, PermissionDenied
+from backend.errors import ApiError
 from backend.middleware import client_ip
 
 TEMPLATE = "admin/accounts/support_form.html"
@@ -67,17 +67,10 @@ def _refusal(request: HttpRequest, exc: ApiError) -> HttpResponse:
 
 
 def require_admin_support_staff(request: HttpRequest) -> User:
-    """Support staff with TOTP, in an admin session opened with their TOTP code."""
+    """Support staff with TOTP, in an admin session opened recently with their TOTP code."""
     staff: User = request.user  # type: ignore[assignment]
-    access.require_support_staff(staff)
-    if not signed_in_with_second_factor(request):
-        raise PermissionDenied(
-            "second_factor_sign_in_required",
-            _(
-                "This session was opened without your authenticator code. Sign out and "
-                "sign in again with the code to use support functions."
-            ),
-        )
+    factor, signed_in_at = admin_sign_in(request)
+    access.require_support_sign_in(staff, factor=factor, signed_in_at=signed_in_at)
     return staff
 
 
@@ -112,10 +105,27 @@ class RejectForm(forms.Form):
     note = forms.CharField(widget=forms.Textarea, max_length=2000, required=False)
 
 
+class CitizenIdConflictFilter(admin.SimpleListFilter):
+    """Accounts that entered a citizen ID another account holds (never lists numbers)."""
+
+    title = _("citizen ID conflict")
+    parameter_name = "citizen_id_conflict"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        return [("yes", _("Yes")), ("no", _("No"))]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> QuerySet[User]:
+        if self.value() == "yes":
+            return queryset.exclude(citizen_id_conflict="")
+        if self.value() == "no":
+            return queryset.filter(citizen_id_conflict="")
+        return queryset
+
+
 @admin.register(User)
 class UserAdmin(admin.ModelAdmin):
     list_display = ("full_name", "masked_phone", "verification_level", "is_staff", "is_active")
-    list_filter = ("verification_level", "is_staff", "is_active")
+    list_filter = ("verification_level", "is_staff", "is_active", CitizenIdConflictFilter)
     search_fields = ("phone", "full_name", "citizen_id")
     ordering = ("-date_joined",)
     change_list_template = "admin/accounts/user_change_list.html"
@@ -126,6 +136,7 @@ class UserAdmin(admin.ModelAdmin):
         "phone_verified_at",
         "verification_level",
         "citizen_id",
+        "citizen_id_conflict",
         "birth_date",
         "language",
         "totp_confirmed_at",
@@ -146,6 +157,7 @@ class UserAdmin(admin.ModelAdmin):
         "phone_verified_at",
         "verification_level",
         "citizen_id",
+        "citizen_id_conflict",
         "is_active",
         "is_staff",
         "is_superuser",

@@ -83,7 +83,8 @@ def _me_out(user: User) -> MeOut:
         phone_verified_at=user.phone_verified_at,
         totp_enabled=user.has_totp,
         recovery_codes_left=recovery_codes.remaining(user),
-        citizen_id=masked_citizen_id(user.citizen_id),
+        # As entered, even when it is held aside as a conflict (see set_identity).
+        citizen_id=masked_citizen_id(user.citizen_id or user.citizen_id_conflict or None),
         birth_date=user.birth_date,
     )
 
@@ -261,11 +262,22 @@ def update_me(request: HttpRequest, payload: MeIn) -> MeOut:
     return _me_out(user)
 
 
-@router.patch("/me/identity", auth=bearer, response={200: MeOut, 409: ErrorOut, **ERRORS_AUTH})
+@router.patch(
+    "/me/identity",
+    auth=bearer,
+    response={200: MeOut, 409: ErrorOut, 429: ErrorOut, **ERRORS_AUTH},
+)
 def set_identity(request: HttpRequest, payload: IdentityIn) -> MeOut:
-    """Record the citizen ID (CCCD); support staff verify it in person for level 2."""
+    """Record the citizen ID (CCCD); support staff verify it in person for level 2.
+
+    The answer is the same whether or not another account holds the number (such a
+    conflict is settled by support); a few entries a day are allowed (429 beyond).
+    """
     user = accounts.set_identity(
-        user=current_user(request), citizen_id=payload.citizen_id, birth_date=payload.birth_date
+        user=current_user(request),
+        citizen_id=payload.citizen_id,
+        birth_date=payload.birth_date,
+        ip=client_ip(request),
     )
     return _me_out(user)
 
@@ -284,7 +296,10 @@ def request_password_reset(request: HttpRequest, payload: PasswordResetIn) -> St
 def reset_password(request: HttpRequest, payload: PasswordResetVerifyIn) -> Status[None]:
     """Set a new password with the code; every session of the account ends."""
     accounts.reset_password(
-        challenge_id=payload.challenge_id, code=payload.code, new_password=payload.new_password
+        challenge_id=payload.challenge_id,
+        code=payload.code,
+        new_password=payload.new_password,
+        ip=client_ip(request),
     )
     return Status(204, None)
 

@@ -18,6 +18,11 @@ class SessionBearer(HttpBearer):
     openapi_scheme = "bearer"
 
     def authenticate(self, request: HttpRequest, token: str) -> User | None:
+        proved = getattr(request, "_bearer_proved", None)
+        if proved is not None and proved[0] == token:
+            # Already checked in this request (the idempotency guard authenticates
+            # before the route runs): one session read per request.
+            return proved[1]
         try:
             session = authenticate_access_token(token)
         except TokenError as exc:
@@ -27,6 +32,7 @@ class SessionBearer(HttpBearer):
                 ) from exc
             return None
         request.device_session = session  # type: ignore[attr-defined]
+        request._bearer_proved = (token, session.user)  # type: ignore[attr-defined]
         return session.user
 
 

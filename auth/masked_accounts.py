@@ -29,6 +29,7 @@ def masked_account(subject: User) -> dict[str, Any]:
         "full_name_masked": mask_name(subject.full_name),
         "phone_masked": mask_phone(subject.phone),
         "citizen_id_masked": masked_citizen_id(subject.citizen_id) or "",
+        "citizen_id_conflict": bool(subject.citizen_id_conflict),
         "verification_level": subject.verification_level,
         "phone_verified": subject.phone_verified_at is not None,
         "has_totp": subject.has_totp,

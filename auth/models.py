@@ -56,6 +56,16 @@ class User(AbstractBaseUser, PermissionsMixin):
         _("citizen ID (CCCD)"), max_length=12, unique=True, null=True, blank=True
     )
     birth_date = models.DateField(null=True, blank=True)
+    citizen_id_conflict = models.CharField(
+        _("citizen ID claimed, held by another account"),
+        max_length=12,
+        blank=True,
+        help_text=_(
+            "A citizen ID this user entered that another account already holds. The "
+            "app shows it as entered (an unverified caller learns nothing about other "
+            "accounts); support settles it in person."
+        ),
+    )
     # TOTP (authenticator app). The secret is encrypted at rest (see auth/totp.py).
     totp_secret = models.TextField(blank=True, help_text="Encrypted TOTP secret.")
     totp_confirmed_at = models.DateTimeField(null=True, blank=True)
@@ -177,6 +187,14 @@ class DeviceSession(models.Model):
     )
     revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_reason = models.CharField(max_length=32, blank=True)
+    second_factor = models.CharField(
+        max_length=16,
+        blank=True,
+        help_text="The second factor this session was opened with (sms_otp, totp, "
+        "recovery_code), empty when none was asked (a known device). Support functions "
+        "need a strong one: auth.access.require_support_sign_in.",
+    )
+    second_factor_at = models.DateTimeField(null=True, blank=True)
     device_key_hash = models.CharField(
         max_length=64,
         blank=True,

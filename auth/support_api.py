@@ -1,7 +1,9 @@
 """Support console: account look-up and audited resets.
 
 Every route but `my-audit` is for support staff (permission `accounts.support_reset`)
-who have TOTP enabled. No response ever carries a secret, a code or a password.
+who have TOTP enabled, in a session opened with their authenticator code within
+SUPPORT_SIGN_IN_MAX_AGE_HOURS (`support_session`, the same rule as the admin's
+support pages). No response ever carries a secret, a code or a password.
 """
 
 from __future__ import annotations
@@ -15,16 +17,36 @@ from ninja import Field, Query, Router, Schema, Status
 
 from auth import access
 from auth.actions import support
-from auth.bearer import bearer, current_user
+from auth.bearer import SessionBearer, bearer, current_session, current_user
 from auth.masked_accounts import masked_account
-from auth.models import SupportAuditRecord, SupportReset
+from auth.models import SupportAuditRecord, SupportReset, User
 from auth.phone import mask_phone
 from backend.errors import ErrorOut
 from backend.idempotency import idempotent
 from backend.middleware import client_ip
 from backend.pagination import PageParams, page_of, paginate
 
-router = Router(auth=bearer, tags=["support"])
+
+class SupportSession(SessionBearer):
+    """A bearer token of a session that support functions accept (else 403).
+
+    Checked as the route's authentication, so no handler can forget it and an
+    idempotent replay (authenticated first) is refused like the route itself.
+    """
+
+    def authenticate(self, request: HttpRequest, token: str) -> User | None:
+        user = super().authenticate(request, token)
+        if user is None:
+            return None
+        session = current_session(request)
+        access.require_support_sign_in(
+            user, factor=session.second_factor, signed_in_at=session.second_factor_at
+        )
+        return user
+
+
+support_session = SupportSession()
+router = Router(auth=support_session, tags=["support"])
 
 ResetKind = Literal["lost_phone", "lost_authenticator", "locked_out", "new_phone_number"]
 ResetStatus = Literal["pending", "applied", "rejected", "expired"]
@@ -46,6 +68,9 @@ class AccountOut(Schema):
     full_name_masked: str
     phone_masked: str
     citizen_id_masked: str
+    citizen_id_conflict: bool = Field(
+        description="The account entered a citizen ID another account holds (settle in person)"
+    )
     verification_level: int
     phone_verified: bool
     has_totp: bool
@@ -172,6 +197,7 @@ def audit_out(record: SupportAuditRecord) -> dict[str, Any]:
 
 @router.get(
     "/my-audit",
+    auth=bearer,
     response={200: page_of(MyAuditOut)},
     summary="Support actions taken on my account",
 )

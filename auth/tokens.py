@@ -19,7 +19,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core import signing
-from django.http import HttpRequest
 from django.utils import timezone
 
 from auth.models import DeviceSession
@@ -87,22 +86,6 @@ def authenticate_access_token(token: str) -> DeviceSession:
         DeviceSession.objects.filter(pk=session.pk).update(last_seen_at=now)
         session.last_seen_at = now
     return session
-
-
-def peek_user_id(request: HttpRequest) -> str | None:
-    """The user id an access token names, without the session check (for scoping only)."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return None
-    try:
-        data = signing.loads(token.strip(), salt=ACCESS_SALT, max_age=access_ttl())
-        session = (
-            DeviceSession.objects.filter(pk=uuid.UUID(str(data["sid"]))).only("user_id").first()
-        )
-    except (signing.BadSignature, KeyError, TypeError, ValueError):
-        return None
-    return str(session.user_id) if session else None
 
 
 def recently_authenticated(session: DeviceSession) -> bool:

@@ -4,7 +4,10 @@ Semantics of the IETF draft "The Idempotency-Key HTTP Header Field":
 - the same key and the same request replays the first response (status and body);
 - the same key with a different request is refused with 422;
 - while the first request is still running, a twin gets 409;
-- keys are scoped to the caller and kept IDEMPOTENCY_KEY_TTL_SECONDS (24 h).
+- keys are scoped to the caller and kept IDEMPOTENCY_KEY_TTL_SECONDS (24 h);
+- the route's authentication runs first, always: a revoked or missing credential
+  gets its 401 before any key is looked at, so a stored answer is never replayed
+  to someone who may no longer call the route (after logout, for instance).
 
 Responses that a retry could change (5xx, 401, 403, 408, 409, 429) are not kept:
 the key is released so the client may try again.
@@ -25,7 +28,6 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.utils import timezone
-from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 from ninja.decorators import decorate_view
 from ninja.operation import Operation
@@ -54,12 +56,14 @@ OPENAPI_PARAMETER = {
 
 
 def caller_scope(request: HttpRequest) -> str:
-    """Who the key belongs to: the signed-in user, else the client IP."""
-    resolver = getattr(settings, "IDEMPOTENCY_CALLER_RESOLVER", "")
-    if resolver:
-        user_id = import_string(resolver)(request)
-        if user_id is not None:
-            return f"user:{user_id}"
+    """Who the key belongs to: the authenticated caller, else the client IP.
+
+    Read after the route's authentication (see `_guarded`): `request.auth` is the
+    user that the credential proved, never a claim read from an unchecked token.
+    """
+    caller_id = getattr(getattr(request, "auth", None), "pk", None)
+    if caller_id is not None:
+        return f"user:{caller_id}"
     return f"ip:{client_ip(request)}"
 
 
@@ -184,6 +188,13 @@ def _guarded(
 
         @functools.wraps(run)
         def wrapper(request: HttpRequest, **kwargs: Any) -> HttpResponseBase:
+            if operation is not None and operation.auth_callbacks:
+                # Authenticate before anything is claimed or replayed (ninja would
+                # only do it inside `run`). The authenticators cache what they
+                # proved on the request, so `run` does not check twice.
+                refused = operation._run_authentication(request)
+                if refused is not None:
+                    return refused
             try:
                 return _run_once(policy, run, request, kwargs)
             except Exception as exc:

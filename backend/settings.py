@@ -387,6 +387,12 @@ if PRODUCTION:
 ACCESS_TOKEN_TTL_SECONDS = envint("ACCESS_TOKEN_TTL_SECONDS", 15 * 60)
 REFRESH_TOKEN_TTL_DAYS = envint("REFRESH_TOKEN_TTL_DAYS", 30)
 REAUTH_WINDOW_HOURS = envint("REAUTH_WINDOW_HOURS", 24)
+# Support functions (admin pages and API) need a sign-in with the authenticator code
+# at most this old.
+SUPPORT_SIGN_IN_MAX_AGE_HOURS = envint("SUPPORT_SIGN_IN_MAX_AGE_HOURS", 12)
+# Citizen-ID entries (PATCH /auth/me/identity) per account and per client address.
+CITIZEN_ID_CHANGES_PER_USER_PER_DAY = envint("CITIZEN_ID_CHANGES_PER_USER_PER_DAY", 5)
+CITIZEN_ID_CHANGES_PER_IP_PER_DAY = envint("CITIZEN_ID_CHANGES_PER_IP_PER_DAY", 20)
 # One-time codes sent by SMS (NIST SP 800-63B-4 / OWASP ASVS 5 numbers).
 OTP_TTL_SECONDS = envint("OTP_TTL_SECONDS", 5 * 60)
 OTP_MAX_ATTEMPTS_PER_CODE = envint("OTP_MAX_ATTEMPTS_PER_CODE", 5)
@@ -402,9 +408,18 @@ SMS_PER_NUMBER_PER_DAY = envint("SMS_PER_NUMBER_PER_DAY", 10)
 SMS_PER_IP_PER_DAY = envint("SMS_PER_IP_PER_DAY", 30)
 SMS_GLOBAL_PER_DAY = envint("SMS_GLOBAL_PER_DAY", 50000)
 # Wrong passwords per phone number before a cool-off, and per client IP per hour.
+# Wrong passwords: per (number, client IP) before that client is locked out of the
+# number; per number from everywhere before a right password must be followed by a
+# second factor; per client IP over all numbers per hour. The app and the admin
+# count apart (auth.actions.sign_in.LoginCounters).
 LOGIN_MAX_FAILURES = envint("LOGIN_MAX_FAILURES", 5)
+LOGIN_MAX_FAILURES_PER_NUMBER = envint("LOGIN_MAX_FAILURES_PER_NUMBER", 50)
 LOGIN_LOCKOUT_SECONDS = envint("LOGIN_LOCKOUT_SECONDS", 15 * 60)
 LOGIN_MAX_FAILURES_PER_IP_PER_HOUR = envint("LOGIN_MAX_FAILURES_PER_IP_PER_HOUR", 100)
+ADMIN_LOGIN_MAX_FAILURES = envint("ADMIN_LOGIN_MAX_FAILURES", 5)
+ADMIN_LOGIN_MAX_FAILURES_PER_NUMBER = envint("ADMIN_LOGIN_MAX_FAILURES_PER_NUMBER", 20)
+ADMIN_LOGIN_LOCKOUT_SECONDS = envint("ADMIN_LOGIN_LOCKOUT_SECONDS", 15 * 60)
+ADMIN_LOGIN_MAX_FAILURES_PER_IP_PER_HOUR = envint("ADMIN_LOGIN_MAX_FAILURES_PER_IP_PER_HOUR", 50)
 TOTP_ISSUER = env("TOTP_ISSUER", "Dịch vụ công")
 RECOVERY_CODE_COUNT = envint("RECOVERY_CODE_COUNT", 10)
 # Brand-name SMS gateway (SMS_BACKEND=http; eSMS.vn-style JSON API).
@@ -416,7 +431,6 @@ SMS_API_KEY = env("SMS_API_KEY")
 SMS_SECRET_KEY = env("SMS_SECRET_KEY")
 SMS_BRANDNAME = env("SMS_BRANDNAME")
 SMS_HTTP_TIMEOUT_SECONDS = float(env("SMS_HTTP_TIMEOUT_SECONDS", "10"))
-IDEMPOTENCY_CALLER_RESOLVER = "auth.tokens.peek_user_id"
 # Organisations and support resets.
 ORGANISATION_INVITATION_TTL_DAYS = envint("ORGANISATION_INVITATION_TTL_DAYS", 7)
 SUPPORT_RESET_APPROVAL_TTL_HOURS = envint("SUPPORT_RESET_APPROVAL_TTL_HOURS", 72)

@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import uuid
 
+from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
@@ -25,18 +26,18 @@ from auth.actions.challenges import issue_code, new_challenge, verify_code
 from auth.actions.second_factor import verify_factor
 from auth.actions.sessions import revoke_all_sessions
 from auth.actions.sign_in import (
-    LOGIN_SCOPE,
     DeviceInfo,
     check_password_with_limits,
+    clear_client_failures,
     sign_device_in,
 )
 from auth.citizen_ids import validate_citizen_id
 from auth.models import DeviceSession, OtpChallenge, User
 from auth.phone import mask_phone, normalise_phone
-from auth.ratelimit import clear_failures
+from auth.ratelimit import LockedOut, reserve_attempt
 from auth.sms import SmsError, send_sms
 from auth.tokens import TokenPair
-from backend.errors import Conflict, Unprocessable, field_error
+from backend.errors import Conflict, RateLimited, Unprocessable, field_error
 
 logger = logging.getLogger(__name__)
 
@@ -77,9 +78,9 @@ def register(*, phone: str, full_name: str, password: str, ip: str) -> OtpChalle
         raise field_error("full_name", "required", _("This field is required."))
     with transaction.atomic():
         existing = User.objects.select_for_update().filter(phone=e164).first()
-        candidate = existing if existing and not existing.phone_verified_at else None
+        candidate = existing if existing and _pending_sign_up(existing) else None
         _password_errors(password, candidate or User(phone=e164, full_name=full_name))
-        if existing is not None and existing.phone_verified_at is not None:
+        if existing is not None and candidate is None:
             make_password(password)  # same work as a real sign-up: same timing class
             challenge = new_challenge(OtpChallenge.Purpose.REGISTER, e164, None, ip)
             issue_code(challenge, ip=ip, send=False, notice=sms_codes.NOTICE_ALREADY_REGISTERED)
@@ -93,6 +94,22 @@ def register(*, phone: str, full_name: str, password: str, ip: str) -> OtpChalle
         challenge = new_challenge(OtpChallenge.Purpose.REGISTER, e164, existing, ip)
         issue_code(challenge, ip=ip)
         return challenge
+
+
+def _pending_sign_up(user: User) -> bool:
+    """A sign-up that never completed: the only account a new sign-up may rewrite.
+
+    Anything that was ever in use (verified, signed in, a session, identity
+    recorded) is an existing account, whatever its number's state: signing up
+    again never takes it over (its name and password stay).
+    """
+    return (
+        user.phone_verified_at is None
+        and user.last_login is None
+        and user.verification_level == User.Level.UNVERIFIED
+        and not user.citizen_id
+        and not DeviceSession.objects.filter(user=user).exists()
+    )
 
 
 def verify_registration(
@@ -119,7 +136,7 @@ def verify_registration(
         user.phone_verified_at = now
         user.verification_level = max(user.verification_level, User.Level.PHONE)
         logger.info("account %s verified its phone %s", user.pk, mask_phone(user.phone))
-        return sign_device_in(user, device, ip)
+        return sign_device_in(user, device, ip, second_factor="sms_otp")
 
 
 # --- Profile and identity ------------------------------------------------------------
@@ -148,7 +165,9 @@ def _prove_possession(user: User, password: str | None, totp_code: str | None, i
         raise field_error(
             "password", "required", _("Enter your password or an authenticator code.")
         )
-    if check_password_with_limits(user.phone, password, ip) is None:
+    # The live session stands for the second factor (a number under attack from
+    # elsewhere does not stop its owner here).
+    if check_password_with_limits(user.phone, password, ip).user is None:
         raise field_error("password", "invalid_password", _("The password is not correct."))
 
 
@@ -201,25 +220,61 @@ def confirm_phone_change(*, user: User, challenge_id: uuid.UUID, code: str) -> U
     return user
 
 
-def set_identity(*, user: User, citizen_id: str, birth_date: dt.date) -> User:
-    """Record the citizen ID (checked structurally); staff verify it for level 2."""
+IDENTITY_SCOPE = "identity"
+IDENTITY_IP_SCOPE = "identity-ip"
+DAY_SECONDS = 86400
+
+
+def _count_identity_attempt(user: User, ip: str) -> None:
+    """Count one citizen-ID entry per account and per client address (429 beyond)."""
+    for scope, key, limit in (
+        (IDENTITY_SCOPE, str(user.pk), settings.CITIZEN_ID_CHANGES_PER_USER_PER_DAY),
+        (IDENTITY_IP_SCOPE, ip, settings.CITIZEN_ID_CHANGES_PER_IP_PER_DAY),
+    ):
+        try:
+            reserve_attempt(
+                scope, key, limit=limit, lock_seconds=DAY_SECONDS, window_seconds=DAY_SECONDS
+            )
+        except LockedOut as exc:
+            raise RateLimited(
+                exc.retry_after,
+                "identity_changes_exceeded",
+                _("Too many citizen ID changes. Try again tomorrow or ask support."),
+            ) from exc
+
+
+def set_identity(*, user: User, citizen_id: str, birth_date: dt.date, ip: str) -> User:
+    """Record the citizen ID (checked structurally); staff verify it for level 2.
+
+    The answer never says whether another account holds the number (that would let
+    anyone test numbers): a number already held is kept aside as a conflict for
+    support to settle in person, and the caller sees it recorded like any other.
+    Every entry counts towards CITIZEN_ID_CHANGES_PER_USER_PER_DAY and
+    CITIZEN_ID_CHANGES_PER_IP_PER_DAY.
+    """
     if user.verification_level >= User.Level.IDENTITY:
         raise Conflict("identity_locked", _("Your identity is verified; ask support to change it."))
     value = validate_citizen_id(citizen_id, birth_date)
+    _count_identity_attempt(user, ip)
     with transaction.atomic():
-        if User.objects.filter(citizen_id=value).exclude(pk=user.pk).exists():
-            raise Conflict(
-                "citizen_id_taken", _("This citizen ID is already used by another account.")
-            )
-        user.citizen_id = value
         user.birth_date = birth_date
-        try:
-            with transaction.atomic():
-                user.save(update_fields=["citizen_id", "birth_date"])
-        except IntegrityError as exc:
-            raise Conflict(
-                "citizen_id_taken", _("This citizen ID is already used by another account.")
-            ) from exc
+        held = User.objects.filter(citizen_id=value).exclude(pk=user.pk).exists()
+        if not held:
+            user.citizen_id = value
+            user.citizen_id_conflict = ""
+            try:
+                with transaction.atomic():
+                    user.save(update_fields=["citizen_id", "citizen_id_conflict", "birth_date"])
+            except IntegrityError:
+                held = True  # taken meanwhile by a concurrent entry
+        if held:
+            user.citizen_id = None
+            user.citizen_id_conflict = value
+            user.save(update_fields=["citizen_id", "citizen_id_conflict", "birth_date"])
+            logger.warning(
+                "account %s entered a citizen ID another account holds; flagged for support",
+                user.pk,
+            )
     return user
 
 
@@ -238,7 +293,7 @@ def request_password_reset(*, phone: str, ip: str) -> OtpChallenge:
         return challenge
 
 
-def reset_password(*, challenge_id: uuid.UUID, code: str, new_password: str) -> None:
+def reset_password(*, challenge_id: uuid.UUID, code: str, new_password: str, ip: str = "") -> None:
     """Set a new password with a reset code; every session of the account ends."""
     pending = OtpChallenge.objects.select_related("user").filter(pk=challenge_id).first()
     probe = (pending.user if pending else None) or User(phone="", full_name="")
@@ -252,14 +307,14 @@ def reset_password(*, challenge_id: uuid.UUID, code: str, new_password: str) -> 
         user.must_reset_password = False
         user.save(update_fields=["password", "must_reset_password"])
         revoke_all_sessions(user, reason="password_reset")
-    clear_failures(LOGIN_SCOPE, user.phone)
+    clear_client_failures(user.phone, ip)
 
 
 def change_password(
     *, user: User, session: DeviceSession, current_password: str, new_password: str, ip: str
 ) -> None:
     """Needs the current password; every other session ends."""
-    if check_password_with_limits(user.phone, current_password, ip) is None:
+    if check_password_with_limits(user.phone, current_password, ip).user is None:
         raise field_error("current_password", "invalid_password", _("The password is not correct."))
     _password_errors(new_password, user, field="new_password")
     with transaction.atomic():

@@ -40,8 +40,13 @@ def start_session(
     platform: str = DeviceSession.Platform.OTHER,
     app_version: str = "",
     ip: str | None = None,
+    second_factor: str = "",
 ) -> tuple[DeviceSession, TokenPair]:
-    """Sign `user` in on a device. A device signs in once: its older session ends."""
+    """Sign `user` in on a device. A device signs in once: its older session ends.
+
+    `second_factor` names the factor checked at this sign-in besides the password
+    (empty when none was), kept on the session for the rules that need a strong one.
+    """
     now = timezone.now()
     device_key = secrets.token_urlsafe(32)
     # No savepoint inside the caller's transaction: nothing here is retried on error.
@@ -58,6 +63,8 @@ def start_session(
             ip=ip,
             last_seen_at=now,
             authenticated_at=now,
+            second_factor=second_factor,
+            second_factor_at=now if second_factor else None,
             device_key_hash=hash_token(device_key),
         )
         pair = _issue_pair(session)

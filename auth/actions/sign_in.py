@@ -35,8 +35,44 @@ from backend.errors import (
     Unprocessable,
 )
 
-LOGIN_SCOPE = "login"
-LOGIN_IP_SCOPE = "login-ip"
+
+@dataclass(frozen=True)
+class LoginCounters:
+    """Where wrong passwords are counted: the app's sign-ins and the admin's apart.
+
+    Three counters per channel (settings `<prefix>_MAX_FAILURES`, `_MAX_FAILURES_PER_NUMBER`,
+    `_LOCKOUT_SECONDS`, `_MAX_FAILURES_PER_IP_PER_HOUR`):
+    - per number and client address: a few wrong passwords lock that client out of
+      that number (the guesser's own client, not the owner's phone elsewhere);
+    - per number from everywhere, with a much higher ceiling: beyond it a password
+      alone is not enough, a right one must be followed by a second factor;
+    - per client address over all numbers (spraying).
+    """
+
+    scope: str
+    setting_prefix: str
+
+    def setting(self, name: str) -> int:
+        return int(getattr(settings, f"{self.setting_prefix}_{name}"))
+
+    @property
+    def number_scope(self) -> str:
+        return f"{self.scope}-number"
+
+    @property
+    def ip_scope(self) -> str:
+        return f"{self.scope}-ip"
+
+
+APP_LOGIN = LoginCounters("login", "LOGIN")
+ADMIN_LOGIN = LoginCounters("admin-login", "ADMIN_LOGIN")
+
+
+def client_account_key(phone: str, ip: str) -> str:
+    """The per-(number, client) counter's key."""
+    return f"{phone}|{ip}"
+
+
 # A device whose last session ended for one of these reasons is a new device again.
 SECURITY_REVOCATIONS = (
     "refresh_reuse",
@@ -70,7 +106,9 @@ def _dummy_hash() -> str:
     return make_password("not-a-real-password-just-for-timing")
 
 
-def sign_device_in(user: User, device: DeviceInfo, ip: str) -> tuple[DeviceSession, TokenPair]:
+def sign_device_in(
+    user: User, device: DeviceInfo, ip: str, *, second_factor: str = ""
+) -> tuple[DeviceSession, TokenPair]:
     """A new session of `user` on the device (inside the caller's transaction)."""
     return start_session(
         user,
@@ -79,6 +117,7 @@ def sign_device_in(user: User, device: DeviceInfo, ip: str) -> tuple[DeviceSessi
         platform=device.platform,
         app_version=device.app_version,
         ip=ip,
+        second_factor=second_factor,
     )
 
 
@@ -95,44 +134,77 @@ def _login_locked(retry_after: int) -> RateLimited:
     return RateLimited(retry_after, "login_locked", _("Too many failed sign-ins. Try again later."))
 
 
-def check_password_with_limits(phone: str, password: str, ip: str) -> User | None:
-    """The verified, active user if the password is right; counts failures.
+@dataclass(frozen=True)
+class PasswordCheck:
+    # The account, when the password is right.
+    user: User | None
+    # The number's verified, active account, whether the password is right or not.
+    account: User | None
+    # Too many wrong passwords on this number from everywhere: a right password
+    # must be followed by a second factor (the answer must not tell which it was).
+    number_locked: bool
 
-    Unknown numbers run the same hasher on a dummy hash and count the same
-    failures, so neither the answer nor its timing tells them apart.
+
+def check_password_with_limits(
+    phone: str, password: str, ip: str, *, counters: LoginCounters = APP_LOGIN
+) -> PasswordCheck:
+    """Check the password and count a wrong one (see `LoginCounters`).
+
+    Raises 429 `login_locked` while this client is locked out of this number, or
+    this client address out of every number. Unknown numbers run the same hasher
+    on a dummy hash and count the same failures, so neither the answer nor its
+    timing tells them apart.
     """
-    ip_wait = lock_remaining(LOGIN_IP_SCOPE, ip)
+    ip_wait = lock_remaining(counters.ip_scope, ip)
     if ip_wait:
         raise _login_locked(ip_wait)
+    lock_seconds = counters.setting("LOCKOUT_SECONDS")
+    client_key = client_account_key(phone, ip)
     try:
         reserve_attempt(
-            LOGIN_SCOPE,
-            phone,
-            limit=settings.LOGIN_MAX_FAILURES,
-            lock_seconds=settings.LOGIN_LOCKOUT_SECONDS,
-            window_seconds=settings.LOGIN_LOCKOUT_SECONDS,
+            counters.scope,
+            client_key,
+            limit=counters.setting("MAX_FAILURES"),
+            lock_seconds=lock_seconds,
+            window_seconds=lock_seconds,
         )
     except LockedOut as exc:
         raise _login_locked(exc.retry_after) from exc
-    user = User.objects.filter(phone=phone, is_active=True).first()
-    if user is None or user.phone_verified_at is None:
+    number_locked = lock_remaining(counters.number_scope, phone) > 0
+    account = User.objects.filter(phone=phone, is_active=True).first()
+    if account is None or account.phone_verified_at is None:
+        account = None
         check_password(password, _dummy_hash())
         ok = False
     else:
-        ok = user.check_password(password)
+        ok = account.check_password(password)
     if not ok:
-        # The IP's own lock is checked on its next attempt, above.
+        # The IP's and the number's own locks are looked at on their next attempt.
         with contextlib.suppress(LockedOut):
             reserve_attempt(
-                LOGIN_IP_SCOPE,
+                counters.ip_scope,
                 ip,
-                limit=settings.LOGIN_MAX_FAILURES_PER_IP_PER_HOUR,
+                limit=counters.setting("MAX_FAILURES_PER_IP_PER_HOUR"),
                 lock_seconds=3600,
                 window_seconds=3600,
             )
-        return None
-    clear_failures(LOGIN_SCOPE, phone)
-    return user
+        with contextlib.suppress(LockedOut):
+            reserve_attempt(
+                counters.number_scope,
+                phone,
+                limit=counters.setting("MAX_FAILURES_PER_NUMBER"),
+                lock_seconds=lock_seconds,
+                window_seconds=lock_seconds,
+            )
+        return PasswordCheck(user=None, account=account, number_locked=number_locked)
+    # Only this client's count: a right password elsewhere does not end an attack.
+    clear_failures(counters.scope, client_key)
+    return PasswordCheck(user=account, account=account, number_locked=number_locked)
+
+
+def clear_client_failures(phone: str, ip: str) -> None:
+    """Forget this client's wrong passwords on this number (after a password reset)."""
+    clear_failures(APP_LOGIN.scope, client_account_key(phone, ip))
 
 
 def _known_device(user: User, device: DeviceInfo) -> bool:
@@ -160,7 +232,10 @@ def login(
 ) -> LoginResult:
     """Password first; a device this account never used needs a second step."""
     e164 = normalise_phone(phone)
-    user = check_password_with_limits(e164, password, ip)
+    check = check_password_with_limits(e164, password, ip)
+    if check.number_locked:
+        return _second_step_only(check, e164, device, ip, second_factor)
+    user = check.user
     if user is None:
         raise _invalid_credentials()
     if user.must_reset_password:
@@ -168,16 +243,44 @@ def login(
             "password_reset_required",
             _("Your password must be reset before you can sign in. Use Forgot password."),
         )
-    if _known_device(user, device):
+    # Staff always take the second step, as in the admin: a support session must be
+    # opened with a strong factor (auth.access.require_support_sign_in).
+    if not user.is_staff and _known_device(user, device):
         with transaction.atomic():
             _session_row, tokens = sign_device_in(user, device, ip)
         return LoginResult(tokens=tokens)
     methods = available_methods(user)
     with transaction.atomic():
-        challenge = new_challenge(OtpChallenge.Purpose.LOGIN, user.phone, user, ip)
-        # The device key is a secret: it is checked above, never stored.
-        challenge.device = {k: v for k, v in asdict(device).items() if k != "device_key"}
+        challenge = _login_challenge(user, e164, device, ip)
         if second_factor in methods and second_factor != "sms_otp":
+            challenge.save()
+        else:
+            issue_code(challenge, ip=ip)
+    return LoginResult(challenge=challenge, methods=methods)
+
+
+def _login_challenge(user: User | None, phone: str, device: DeviceInfo, ip: str) -> OtpChallenge:
+    challenge = new_challenge(OtpChallenge.Purpose.LOGIN, phone, user, ip)
+    # The device key is a secret: it is checked before, never stored.
+    challenge.device = {k: v for k, v in asdict(device).items() if k != "device_key"}
+    return challenge
+
+
+def _second_step_only(
+    check: PasswordCheck, phone: str, device: DeviceInfo, ip: str, second_factor: str
+) -> LoginResult:
+    """The number is under attack: every answer is a second step, right password or not.
+
+    A right password gets a real challenge (its SMS code, or the authenticator or a
+    recovery code); a wrong one, or an account that must reset its password, a
+    decoy that sends nothing and never completes. The methods offered are the
+    account's either way, so the answer does not confirm the password.
+    """
+    user = check.user if check.user is not None and not check.user.must_reset_password else None
+    methods = available_methods(check.account) if check.account is not None else ("sms_otp",)
+    with transaction.atomic():
+        challenge = _login_challenge(user, phone, device, ip)
+        if user is None or (second_factor in methods and second_factor != "sms_otp"):
             challenge.save()
         else:
             issue_code(challenge, ip=ip)
@@ -194,20 +297,24 @@ def complete_login(
         else:
             challenge = open_challenge(challenge_id, OtpChallenge.Purpose.LOGIN)
             sms_codes.check_expiry(challenge)
-            if challenge.user is None:  # login challenges always have a user
-                raise RuntimeError("login challenge without a user")
+            if challenge.user is None:  # a decoy (see _second_step_only) never completes
+                raise sms_codes.invalid_code()
             verify_factor(challenge.user, method, code, code_key=f"{challenge.id}:{method}")
             consume_challenge(challenge)
         user = challenge.user
-        if user is None:
-            raise RuntimeError("login challenge without a user")
+        if user is None:  # a decoy has no code, so verify_code already refused it
+            raise sms_codes.invalid_code()
         device = DeviceInfo(**challenge.device)
-        return sign_device_in(user, device, ip)
+        return sign_device_in(user, device, ip, second_factor=method)
 
 
 def reauthenticate(*, session: DeviceSession, password: str, ip: str) -> None:
-    """The password again: sensitive actions are allowed for REAUTH_WINDOW_HOURS."""
-    user = check_password_with_limits(session.user.phone, password, ip)
+    """The password again: sensitive actions are allowed for REAUTH_WINDOW_HOURS.
+
+    The live session stands for the second factor: a number under attack from
+    elsewhere (`number_locked`) does not stop its owner here.
+    """
+    user = check_password_with_limits(session.user.phone, password, ip).user
     if user is None or user.pk != session.user_id:
         raise Unprocessable("invalid_password", _("The password is not correct."))
     now = timezone.now()

@@ -8,8 +8,12 @@ Rules (each enforced here, for the API and the admin alike):
   before anything changes; nobody approves their own reset (`self_approval`) or
   resets their own account (`self_reset`); staff accounts are never reset here;
 - applying removes TOTP, invalidates recovery codes, revokes every session, sets
-  the new number (to be verified by OTP), and makes the citizen choose a new
-  password through the OTP reset flow; the citizen is told by SMS on the old and
+  the new number, and makes the citizen choose a new password through the OTP
+  reset flow. The new number counts as verified by the reset's own proofing
+  (identity checked by staff, the number given by the citizen), so that flow
+  serves it, and its OTP to the new number proves possession at the first
+  sign-in; a pending sign-up that never verified the number is removed (it does
+  not own it); the citizen is told by SMS on the old and
   new numbers, and by push (settings.ACCOUNT_NOTICE_SUBSCRIBERS, e.g. notifications)
   on the devices of the sessions the reset revoked. Staff never see or choose a
   secret, code or password;
@@ -29,6 +33,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone, translation
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext
@@ -211,7 +216,7 @@ def open_reset(
     now = timezone.now()
     with transaction.atomic():
         subject = User.objects.select_for_update().get(pk=subject.pk)
-        if e164 and User.objects.filter(phone=e164).exclude(pk=subject.pk).exists():
+        if e164 and _holders(e164, subject).exists():
             raise Conflict("phone_taken", _("This number belongs to another account."))
         _expire_lapsed(subject, now)
         if SupportReset.objects.filter(user=subject, status=SupportReset.Status.PENDING).exists():
@@ -300,6 +305,28 @@ def reject_reset(
     return reset
 
 
+def _pending_sign_ups(phone: str, subject: User) -> QuerySet[User]:
+    """Sign-ups on `phone` that never completed: they do not own the number (as for
+    a phone change), and applying the reset removes them."""
+    return (
+        User.objects.filter(
+            phone=phone,
+            phone_verified_at__isnull=True,
+            last_login__isnull=True,
+            verification_level=User.Level.UNVERIFIED,
+            device_sessions__isnull=True,
+        )
+        .exclude(pk=subject.pk)
+        .distinct()
+    )
+
+
+def _holders(phone: str, subject: User) -> QuerySet[User]:
+    """Other accounts that own `phone`."""
+    pending = _pending_sign_ups(phone, subject).values("pk")
+    return User.objects.filter(phone=phone).exclude(pk=subject.pk).exclude(pk__in=pending)
+
+
 def _check_decidable(staff: User, reset: SupportReset) -> None:
     if reset.user_id == staff.pk:
         raise PermissionDenied("self_reset", _("You cannot reset your own account."))
@@ -336,10 +363,12 @@ def _apply(reset: SupportReset, *, actor: User, approver: User | None, context: 
     subject.must_reset_password = True
     fields = ["totp_secret", "totp_confirmed_at", "totp_last_step", "must_reset_password"]
     if reset.new_phone:
-        if User.objects.filter(phone=reset.new_phone).exclude(pk=subject.pk).exists():
+        if _holders(reset.new_phone, subject).exists():
             raise Conflict("phone_taken", _("This number belongs to another account."))
+        _pending_sign_ups(reset.new_phone, subject).delete()
         subject.phone = reset.new_phone
-        subject.phone_verified_at = None
+        # Verified by the reset's proofing; the password reset's OTP to it follows.
+        subject.phone_verified_at = now
         fields += ["phone", "phone_verified_at"]
     subject.save(update_fields=fields)
     codes = RecoveryCode.objects.filter(user=subject, used_at=None).update(used_at=now)

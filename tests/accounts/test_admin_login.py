@@ -11,7 +11,7 @@ from django.urls import reverse
 
 from auth import sms_codes, totp
 from auth.actions.second_factor import verify_factor
-from auth.actions.sign_in import LOGIN_SCOPE
+from auth.actions.sign_in import ADMIN_LOGIN, client_account_key
 from auth.admin_login import SECOND_FACTOR_SESSION_KEY
 from auth.models import SupportAuditRecord, User
 from auth.ratelimit import failure_count
@@ -137,14 +137,14 @@ def test_a_wrong_password_counts_like_in_the_app_and_checks_no_code(staff_with_t
     response = log_in(client, staff.phone, password="wrong-Passw0rd", code=code_at(secret))
     assert response.status_code == 200
     assert signed_in_user_id(client) is None
-    assert failure_count(LOGIN_SCOPE, staff.phone) == 1
+    assert failure_count(ADMIN_LOGIN.scope, client_account_key(staff.phone, "127.0.0.1")) == 1
     assert failure_count(sms_codes.OTP_SCOPE, sms_codes.user_account_key(staff)) == 0
     staff.refresh_from_db()
     assert staff.totp_last_step is None
 
 
 def test_password_lockout_applies_to_the_admin_login(settings) -> None:
-    settings.LOGIN_MAX_FAILURES = 2
+    settings.ADMIN_LOGIN_MAX_FAILURES = 2
     staff = make_staff(totp=False)
     client = Client(headers={"Accept-Language": "en"})
     log_in(client, staff.phone, password="wrong-Passw0rd")
@@ -213,7 +213,8 @@ def test_support_pages_open_after_signing_in_with_the_code(staff_with_totp) -> N
     staff, secret = staff_with_totp
     client = Client()
     assert log_in(client, staff.phone, code=code_at(secret)).status_code == 302
-    assert client.session[SECOND_FACTOR_SESSION_KEY] == str(staff.pk)
+    mark = client.session[SECOND_FACTOR_SESSION_KEY]
+    assert (mark["user"], mark["factor"]) == (str(staff.pk), "totp")
     assert client.get(reverse("admin:accounts_support_lookup")).status_code == 200
     assert client.get(reverse("admin:accounts_supportauditrecord_changelist")).status_code == 200
 

@@ -4,7 +4,8 @@ import pytest
 
 from auth.citizen_ids import PROVINCE_CODES, century_digit, validate_citizen_id
 from backend.errors import Unprocessable
-from tests.conftest import make_user
+from tests.accounts.staff import client_for, make_staff
+from tests.conftest import ApiClient, make_user, sign_in
 
 
 def _code(exc: pytest.ExceptionInfo[Unprocessable]) -> str:
@@ -76,15 +77,77 @@ def test_identity_is_set_through_the_api_and_shown_masked(user, user_api) -> Non
     assert user.verification_level == 1
 
 
-def test_a_citizen_id_of_another_account_is_409_citizen_id_taken(user, user_api) -> None:
-    make_user(citizen_id="001090012345", birth_date=dt.date(1990, 5, 1))
-    response = user_api.patch(
-        "/api/v1/auth/me/identity", {"citizen_id": "001090012345", "birth_date": "1990-05-01"}
-    )
-    assert response.status_code == 409
-    assert response.json()["code"] == "citizen_id_taken"
+IDENTITY = "/api/v1/auth/me/identity"
+
+
+def test_a_citizen_id_of_another_account_is_not_confirmed_but_flagged(user, user_api) -> None:
+    """Issue 13 #5: the answer for a number another account holds is the answer for a
+    free one; the claim is kept aside for support and the holder keeps the number."""
+    holder = make_user(citizen_id="001090012345", birth_date=dt.date(1990, 5, 1))
+    other = make_user()
+    other_api = ApiClient(token=sign_in(other)[1].access_token)
+
+    held = user_api.patch(IDENTITY, {"citizen_id": "001090012345", "birth_date": "1990-05-01"})
+    free = other_api.patch(IDENTITY, {"citizen_id": "001090054321", "birth_date": "1990-05-01"})
+
+    assert held.status_code == free.status_code == 200
+    assert held.json()["citizen_id"] == "•••••••••345"
+    assert set(held.json()) == set(free.json())
+    assert held.json()["verification_level"] == free.json()["verification_level"] == 1
     user.refresh_from_db()
     assert user.citizen_id is None
+    assert user.citizen_id_conflict == "001090012345"
+    holder.refresh_from_db()
+    assert holder.citizen_id == "001090012345"
+    assert holder.citizen_id_conflict == ""
+    # The me endpoint shows it as entered too.
+    assert user_api.get("/api/v1/auth/me").json()["citizen_id"] == "•••••••••345"
+
+
+def test_support_look_up_shows_the_conflict(user, user_api) -> None:
+    make_user(citizen_id="001090012345", birth_date=dt.date(1990, 5, 1))
+    user_api.patch(IDENTITY, {"citizen_id": "001090012345", "birth_date": "1990-05-01"})
+    staff = client_for(make_staff())
+    found = staff.post("/api/v1/support/lookup", {"phone": user.phone})
+    assert found.status_code == 200
+    assert found.json()["citizen_id_conflict"] is True
+    assert found.json()["citizen_id_masked"] == ""
+
+
+def test_entering_a_free_number_clears_an_earlier_conflict(user, user_api) -> None:
+    make_user(citizen_id="001090012345", birth_date=dt.date(1990, 5, 1))
+    user_api.patch(IDENTITY, {"citizen_id": "001090012345", "birth_date": "1990-05-01"})
+    response = user_api.patch(IDENTITY, {"citizen_id": "001090054321", "birth_date": "1990-05-01"})
+    assert response.status_code == 200
+    user.refresh_from_db()
+    assert (user.citizen_id, user.citizen_id_conflict) == ("001090054321", "")
+
+
+def test_citizen_id_entries_are_limited_per_account_at_the_boundary(
+    user, user_api, settings
+) -> None:
+    settings.CITIZEN_ID_CHANGES_PER_USER_PER_DAY = 3
+    numbers = ["001090000001", "001090000002", "001090000003", "001090000004"]
+    for number in numbers[:3]:
+        ok = user_api.patch(IDENTITY, {"citizen_id": number, "birth_date": "1990-05-01"})
+        assert ok.status_code == 200
+    refused = user_api.patch(IDENTITY, {"citizen_id": numbers[3], "birth_date": "1990-05-01"})
+    assert refused.status_code == 429
+    assert refused.json()["code"] == "identity_changes_exceeded"
+    assert int(refused.headers["Retry-After"]) > 0
+    user.refresh_from_db()
+    assert user.citizen_id == numbers[2]
+
+
+def test_citizen_id_entries_are_limited_per_client_address(db, settings) -> None:
+    settings.CITIZEN_ID_CHANGES_PER_IP_PER_DAY = 2
+    clients = [ApiClient(token=sign_in(make_user())[1].access_token) for _ in range(3)]
+    body = {"citizen_id": "001090000001", "birth_date": "1990-05-01"}
+    assert clients[0].patch(IDENTITY, body).status_code == 200
+    assert clients[1].patch(IDENTITY, body).status_code == 200
+    third = clients[2].patch(IDENTITY, body)
+    assert third.status_code == 429
+    assert third.json()["code"] == "identity_changes_exceeded"
 
 
 def test_invalid_citizen_id_through_the_api_is_a_field_error(user_api) -> None:

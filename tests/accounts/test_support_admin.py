@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from auth.admin_login import SECOND_FACTOR_SESSION_KEY
+from auth.admin_login import SECOND_FACTOR_SESSION_KEY, second_factor_mark
 from auth.models import DeviceSession, SupportAuditRecord, SupportReset, User
 from tests.accounts.staff import TOTP_CIPHERTEXT, make_citizen, make_staff
 from tests.conftest import sign_in
@@ -22,7 +22,7 @@ def admin_client(user: User) -> Client:
     client = Client()
     client.force_login(user)
     session = client.session
-    session[SECOND_FACTOR_SESSION_KEY] = str(user.pk)
+    session[SECOND_FACTOR_SESSION_KEY] = second_factor_mark(str(user.pk), "totp")
     session.save()
     return client
 

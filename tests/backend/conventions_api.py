@@ -17,7 +17,7 @@ from ninja import Field, Query, Router, Schema, Status
 from auth.bearer import bearer
 from auth.models import User
 from backend.api import build_api
-from backend.errors import Conflict, PermissionDenied, RateLimited, ServiceUnavailable
+from backend.errors import Conflict, ErrorOut, PermissionDenied, RateLimited, ServiceUnavailable
 from backend.idempotency import idempotent
 from backend.pagination import PageParams, page_of, paginate
 from backend.urls import urlpatterns as real_urlpatterns
@@ -50,6 +50,13 @@ def create_thing(request: Any, payload: ThingIn) -> Status[dict[str, Any]]:
     calls["create"] += 1
     gate["started"].set()
     gate["release"].wait(timeout=10)
+    return Status(201, {"id": uuid.uuid4().hex, "name": payload.name, "count": payload.count})
+
+
+@router.post("/my-things", auth=bearer, response={201: ThingOut, 401: ErrorOut})
+@idempotent
+def create_my_thing(request: Any, payload: ThingIn) -> Status[dict[str, Any]]:
+    calls["create"] += 1
     return Status(201, {"id": uuid.uuid4().hex, "name": payload.name, "count": payload.count})
 
 

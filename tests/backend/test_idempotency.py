@@ -7,6 +7,7 @@ import threading
 
 import pytest
 from django.db import OperationalError, connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from backend.models import IdempotencyRecord
@@ -60,13 +61,56 @@ def test_keys_are_scoped_to_the_caller() -> None:
     key = {"Idempotency-Key": "shared-key"}
     a = ApiClient(token=sign_in(alice)[1].access_token)
     b = ApiClient(token=sign_in(bob)[1].access_token)
-    first = a.post("/api/test/things", {"name": "abc"}, headers=key)
-    second = b.post("/api/test/things", {"name": "abc"}, headers=key)
+    first = a.post("/api/test/my-things", {"name": "abc"}, headers=key)
+    second = b.post("/api/test/my-things", {"name": "abc"}, headers=key)
     assert first.status_code == second.status_code == 201
     assert first.json()["id"] != second.json()["id"]
     assert "Idempotent-Replayed" not in second.headers
     scopes = set(IdempotencyRecord.objects.values_list("scope", flat=True))
     assert scopes == {f"user:{alice.id}", f"user:{bob.id}"}
+
+
+@pytest.mark.django_db
+def test_replay_after_logout_is_refused_not_replayed() -> None:
+    """Issue 13 #4: a revoked token repeating a request gets 401, not the stored answer."""
+    user = make_user("+84911000003")
+    _session, tokens = sign_in(user)
+    client = ApiClient(token=tokens.access_token)
+    key = {"Idempotency-Key": "after-logout"}
+    first = client.post("/api/test/my-things", {"name": "abc"}, headers=key)
+    assert first.status_code == 201
+    assert client.post("/api/v1/auth/logout").status_code == 204
+
+    replay = client.post("/api/test/my-things", {"name": "abc"}, headers=key)
+
+    assert replay.status_code == 401
+    assert "Idempotent-Replayed" not in replay.headers
+    assert first.json()["id"] not in replay.content.decode()
+    assert conventions_api.calls["create"] == 1
+
+
+@pytest.mark.django_db
+def test_unauthenticated_request_with_a_key_claims_nothing(api: ApiClient) -> None:
+    response = api.post("/api/test/my-things", {"name": "abc"}, headers={"Idempotency-Key": "anon"})
+    assert response.status_code == 401
+    assert IdempotencyRecord.objects.count() == 0
+    assert conventions_api.calls["create"] == 0
+
+
+@pytest.mark.django_db
+def test_a_keyed_request_reads_its_session_once() -> None:
+    """Authenticating before the claim does not authenticate twice."""
+    user = make_user("+84911000004")
+    client = ApiClient(token=sign_in(user)[1].access_token)
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(
+            "/api/test/my-things", {"name": "abc"}, headers={"Idempotency-Key": "once"}
+        )
+    assert response.status_code == 201
+    session_reads = [
+        q for q in queries.captured_queries if 'FROM "accounts_devicesession"' in q["sql"]
+    ]
+    assert len(session_reads) == 1
 
 
 @pytest.mark.django_db

@@ -100,7 +100,7 @@ def world(db: None) -> Iterator[World]:
     )
     assert reset.status_code == 201, reset
     WORLD.token = tokens.access_token
-    WORLD.staff_token = sign_in(staff)[1].access_token
+    WORLD.staff_token = sign_in(staff, second_factor="totp")[1].access_token
     WORLD.known = {
         "dossier_id": [str(draft.id), str(accepted.id), str(handed_over.id)],
         "attachment_id": [attachment_id],
