@@ -27,8 +27,12 @@ from django.utils import timezone
 from PIL import Image
 
 from auth.models import DeviceSession, Invitation, Membership, User
+from documents.models import WalletItem
+from documents.wallet import add_item
+from dossiers import lifecycle
 from dossiers.models import Attachment, Dossier
 from notifications.models import Device, Notification
+from payments.models import Payment, PaymentRequest
 from postal.models import DeliveryBooking, SavedAddress
 from tests.accounts.staff import client_for as staff_client_for
 from tests.accounts.staff import make_citizen, make_staff
@@ -74,6 +78,12 @@ DOSSIER_FOR = {
     "/withdraw": "submitted",
     "/bookings": "accepted",
     "/quote": "accepted",
+    "/results": "handed_over",
+    "/receipt": "submitted",
+    "/lookup-secret": "submitted",
+    "/checkout": "payment",
+    "/due": "payment",
+    "/payments": "payment",
 }
 
 
@@ -123,6 +133,13 @@ def body_for(
             "query": {"address_id": str(own.id)}
         },
         ("POST", "/api/v1/support/resets/{reset_id}/reject"): {"json": {"note": "Không rõ"}},
+        ("POST", "/api/v1/dossiers/{dossier_id}/wallet-attachments"): {
+            "json": {
+                "wallet_item_id": str(world[f"{caller}_wallet_item"].id),
+                "document_code": "doc-1",
+            }
+        },
+        ("POST", "/api/v1/payments/dossiers/{dossier_id}/checkout"): {"json": {}},
     }
     return bodies.get((method, path))
 
@@ -150,7 +167,17 @@ def build_world() -> dict[str, Any]:
         "accepted": make_dossier(victim, procedure, status=Dossier.Status.ACCEPTED),
         "supplement": make_dossier(victim, procedure, status=Dossier.Status.SUPPLEMENT_REQUESTED),
         "handed_over": make_dossier(victim, procedure, status=Dossier.Status.HANDED_OVER),
+        "payment": make_dossier(victim, procedure, status=Dossier.Status.PROCESSING),
     }
+    lifecycle.request_payment(
+        dossiers["payment"].pk,
+        lifecycle.Actor.agency_system("T (ak_test)"),
+        amount=50_000,
+        description="Lệ phí",
+        lines=[{"kind": "charge", "label": "Lệ phí", "amount": 50_000}],
+    )
+    checkout = victim_api.post(f"/api/v1/payments/dossiers/{dossiers['payment'].id}/checkout", {})
+    assert checkout.status_code == 201, checkout.content
     upload = victim_api.post(
         f"/api/v1/dossiers/{dossiers['draft'].id}/attachments",
         data={
@@ -206,6 +233,10 @@ def build_world() -> dict[str, Any]:
     attacker = make_user(phone="+84912340002")
     make_organisation(attacker)
     attacker_address = make_address(attacker)
+    wallet_items = {
+        who: add_item(user, upload=io.BytesIO(_jpeg()), size=len(_jpeg()), original_name="cccd.jpg")
+        for who, user in (("victim", victim), ("attacker", attacker))
+    }
     ids = {
         "attachment_id": upload.json()["id"],
         "organisation_id": str(organisation.id),
@@ -216,6 +247,8 @@ def build_world() -> dict[str, Any]:
         "notification_id": str(notification.id),
         "session_id": str(victim_session.id) if victim_session else "",
         "reset_id": reset.json()["id"],
+        "item_id": str(wallet_items["victim"].id),
+        "payment_id": checkout.json()["id"],
     }
     return {
         "victim": victim,
@@ -229,6 +262,8 @@ def build_world() -> dict[str, Any]:
         "ids": ids,
         "invitation": invitation,
         "to_victim": to_victim,
+        "victim_wallet_item": wallet_items["victim"],
+        "attacker_wallet_item": wallet_items["attacker"],
     }
 
 
@@ -279,6 +314,9 @@ def victims_rows(world: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         "sessions": DeviceSession.objects.filter(user=victim),
         "devices": Device.objects.filter(user=victim),
         "notifications": Notification.objects.filter(user=victim),
+        "wallet": WalletItem.objects.filter(user=victim),
+        "payment_requests": PaymentRequest.objects.filter(dossier__applicant=victim),
+        "payments": Payment.objects.filter(request__dossier__applicant=victim),
     }
     return {
         name: [model_to_dict(row) for row in queryset.order_by("pk")]
