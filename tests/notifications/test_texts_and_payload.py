@@ -25,7 +25,12 @@ from tests.notifications.conftest import notify, register, send_all
 # Every event type but these gets a push (the decision is NOT_NOTIFIED in templates.py).
 NO_PUSH = {EventType.DOSSIER_DEADLINE_AT_RISK}
 EVENT_TYPES = [t for t in EventType if t not in NO_PUSH]
-URGENT = {"dossier.supplement_requested", "dossier.payment_requested", "dossier.completed"}
+URGENT = {
+    "dossier.supplement_requested",
+    "dossier.payment_requested",
+    "dossier.completed",
+    "dossier.result_revoked",
+}
 
 
 def context(language: str, **extra) -> dict[str, str]:
