@@ -112,8 +112,7 @@ def test_worker_killed_mid_batch_every_push_arrives_once_after_restart(
         **FAST_RETRIES,
         "FCM_CONCURRENCY": "2",  # a batch of 8 goes out in 4 slices of 2
         "PUSH_CLAIM_LEASE_SECONDS": "3",
-        "PUSH_RECOVERY_CRON": "* * * * * */2",
-        "PUSH_STALLED_JOB_SECONDS": "5",
+        "JOB_STALLED_SECONDS": "5",
         "SMS_RESEND_SECONDS": "0",
         "SMS_PER_NUMBER_PER_HOUR": "50",
     }
