@@ -353,8 +353,8 @@ JOB_RETRY_MAX_SECONDS = envint("JOB_RETRY_MAX_SECONDS", 300)
 # JOB_STALLED_SECONDS is retried; every worker looks every JOB_RECOVERY_SECONDS and
 # then runs each app's JOB_RECOVERERS (rows no job will look at again).
 WORKER_HEARTBEAT_SECONDS = float(env("WORKER_HEARTBEAT_SECONDS", "2"))
-JOB_STALLED_SECONDS = float(env("JOB_STALLED_SECONDS", "10"))
-JOB_RECOVERY_SECONDS = float(env("JOB_RECOVERY_SECONDS", "3"))
+JOB_STALLED_SECONDS = float(env("JOB_STALLED_SECONDS", "8"))
+JOB_RECOVERY_SECONDS = float(env("JOB_RECOVERY_SECONDS", "2"))
 JOB_RECOVERERS: list[str] = ["notifications.delivery.recover_pushes"]
 
 # --- Production guard rails -------------------------------------------------------
@@ -523,7 +523,7 @@ PUSH_STALE_SENDING_MINUTES = envint("PUSH_STALE_SENDING_MINUTES", 15)
 # with an optional sixth field for seconds). A claimable row that no queued or
 # running job names (its job failed for good) is queued again once it is
 # PUSH_ORPHAN_GRACE_SECONDS old. A lapsed lease moves rows, never sends one twice.
-PUSH_CLAIM_LEASE_SECONDS = envint("PUSH_CLAIM_LEASE_SECONDS", 10)
+PUSH_CLAIM_LEASE_SECONDS = envint("PUSH_CLAIM_LEASE_SECONDS", 8)
 PUSH_RECOVERY_CRON = env("PUSH_RECOVERY_CRON", "* * * * *")
 PUSH_ORPHAN_GRACE_SECONDS = envint("PUSH_ORPHAN_GRACE_SECONDS", 10)
 # Tokens unseen this long get no pushes; after DEVICE_PRUNE_DAYS they are deleted.
