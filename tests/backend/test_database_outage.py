@@ -14,7 +14,8 @@ from django.db import connection
 from django.test import Client
 
 from dossiers.agency.credentials import create_credential
-from tests.accounts.staff import client_for as staff_client, make_staff
+from tests.accounts.staff import client_for as staff_client
+from tests.accounts.staff import make_staff
 from tests.conftest import ApiClient, ApiResponse, make_user, sign_in
 from tests.dossiers.conftest import AgencyClient
 from tests.factories import make_agency, make_dossier
