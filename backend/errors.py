@@ -137,13 +137,13 @@ def api_error_response(request: HttpRequest, exc: ApiError) -> JsonResponse:
 # wraps the error (Django's database wrapper, psycopg used directly by the stream's
 # reader, the connection pool's own timeout, an exception raised while handling one).
 RETRY_AFTER_SECONDS = 5
-DATABASE_DOWN: tuple[type[BaseException], ...] = (
+DATABASE_DOWN: tuple[type[Exception], ...] = (
     OperationalError,
     InterfaceError,
     psycopg.OperationalError,
     psycopg.InterfaceError,  # psycopg_pool's PoolTimeout and PoolClosed are OperationalErrors
 )
-CACHE_DOWN: tuple[type[BaseException], ...] = (
+CACHE_DOWN: tuple[type[Exception], ...] = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
 )
