@@ -82,6 +82,16 @@ if USING_POSTGRES:
             # Waiting for a free connection: as long as connecting may take.
             "timeout": envint("DATABASE_POOL_TIMEOUT", envint("DATABASE_CONNECT_TIMEOUT", 3)),
         }
+    # The WebSocket stream sends an event only once every older write transaction
+    # in the cluster has ended (tracking/stream.py): a session left idle inside a
+    # transaction (a bug, or what a network cut leaves behind on the server's side
+    # after a database outage) holds back every live update. The server ends such
+    # a session after this many seconds (0: never).
+    idle_in_transaction = envint("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS", 10)
+    if idle_in_transaction > 0:
+        DATABASES["default"]["OPTIONS"].setdefault(
+            "options", f"-c idle_in_transaction_session_timeout={idle_in_transaction * 1000}"
+        )
     if env("TEST_DATABASE_NAME"):
         DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME")}
 
