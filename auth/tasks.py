@@ -6,12 +6,13 @@ from procrastinate import RetryStrategy
 from procrastinate.contrib.django import app
 
 from auth.sms import send_sms
+from backend.jobs import RetryOnInfrastructure
 
 
 @app.task(
     queue="sms",
     name="accounts.send_sms_notice",
-    retry=RetryStrategy(max_attempts=8, exponential_wait=5),
+    retry=RetryOnInfrastructure(otherwise=RetryStrategy(max_attempts=8, exponential_wait=5)),
 )
 def send_sms_notice(to: str, text: str, purpose: str) -> str:
     """Deliver an account notice (never a code) by SMS; retried with backoff."""

@@ -6,9 +6,8 @@ import json
 import logging
 from typing import Any
 
-import redis.exceptions
 from django.core.exceptions import ObjectDoesNotExist
-from django.db import DataError, InterfaceError, OperationalError
+from django.db import DataError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
 from django.utils.datastructures import MultiValueDict
@@ -18,7 +17,17 @@ from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Val
 from ninja.openapi.schema import OpenAPISchema
 from ninja.parser import Parser
 
-from backend.errors import ApiError, ErrorOut, Unprocessable, api_error_response, error_response
+from backend.errors import (
+    CACHE_DOWN,
+    DATABASE_DOWN,
+    ApiError,
+    ErrorOut,
+    Unprocessable,
+    api_error_response,
+    error_response,
+    outage_response,
+    unavailable_response,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -185,25 +194,22 @@ def handle_object_not_found(request: HttpRequest, exc: Exception) -> HttpRespons
 
 def handle_database_down(request: HttpRequest, exc: Exception) -> HttpResponse:
     logger.error("database unavailable: %s", type(exc).__name__)
-    return error_response(
-        503,
-        "database_unavailable",
-        _("The service is temporarily unavailable."),
-        headers={"Retry-After": "5"},
-    )
+    return unavailable_response("database_unavailable")
 
 
 def handle_redis_down(request: HttpRequest, exc: Exception) -> HttpResponse:
     logger.error("redis unavailable: %s", type(exc).__name__)
-    return error_response(
-        503,
-        "cache_unavailable",
-        _("The service is temporarily unavailable."),
-        headers={"Retry-After": "5"},
-    )
+    return unavailable_response("cache_unavailable")
 
 
 def handle_unexpected(request: HttpRequest, exc: Exception) -> HttpResponse:
+    # A backing service away, under whatever wrapper: 503 with its code, not 500.
+    outage = outage_response(exc)
+    if outage is not None:
+        logger.error(
+            "service unavailable in %s %s: %s", request.method, request.path, type(exc).__name__
+        )
+        return outage
     # Never a stack trace in the response, in DEBUG or not; the log has it.
     logger.exception("unhandled error in %s %s", request.method, request.path)
     return error_response(500)
@@ -213,10 +219,8 @@ def install_conventions(target: NinjaAPI) -> NinjaAPI:
     """Give `target` the project's error shape for every failure kind."""
     handlers: list[tuple[type[Exception], Any]] = [
         (Exception, handle_unexpected),
-        (OperationalError, handle_database_down),
-        (InterfaceError, handle_database_down),
-        (redis.exceptions.ConnectionError, handle_redis_down),
-        (redis.exceptions.TimeoutError, handle_redis_down),
+        *((exc_class, handle_database_down) for exc_class in DATABASE_DOWN),
+        *((exc_class, handle_redis_down) for exc_class in CACHE_DOWN),
         (DataError, handle_invalid_data),
         (MultiPartParserError, handle_malformed_multipart),
         (ObjectDoesNotExist, handle_object_not_found),

@@ -22,7 +22,13 @@ first socket after the restart failing with HTTP 500. Here:
   socket reconnecting. While Redis is down the receive task retries with a
   short backoff, logging the loss once and the recovery once;
 - only the receive task reads the connection; subscribe and unsubscribe only
-  write to it, and a new connection is read only once it is subscribed.
+  write to it, and a new connection is read only once it is subscribed;
+- a PubSub connection is only ever made by `_reconnect`, subscribed to every
+  channel of the shard at once. (Before, a subscribe or a publish that came
+  between the loss and the receive task's reconnection made a bare PubSub for
+  itself alone: the receive task took it for the reconnection, and every
+  channel subscribed before the loss stayed deaf until its socket closed, its
+  hints arriving only with the heartbeat's look at the log.)
 
 Messages published while Redis was down are lost: they are hints, and the
 stream re-reads the event log at each heartbeat and on reconnection.
@@ -95,8 +101,7 @@ class ShardConnection(RedisSingleShardConnection):
             # request/response connection taken from the pool is read by one
             # caller only, so its reconnection is safe.
             self._redis = Redis(connection_pool=create_pool(self.host))
-        if self._pubsub is None:
-            self._new_pubsub()
+        # Never a PubSub here: a bare one would hide the lost channels (see above).
 
     def _new_pubsub(self) -> PubSub:
         # No retry: redis-py would reconnect inside the failed call, while the
@@ -163,7 +168,7 @@ class ShardConnection(RedisSingleShardConnection):
             self._ensure_redis()
             self._ensure_receiver()
             pubsub = self._pubsub
-            if pubsub is not None and _is_open(pubsub):
+            if pubsub is not None and _is_open(pubsub) and pubsub.subscribed:
                 try:
                     await pubsub.subscribe(channel)
                 except Exception as error:  # a dead connection: replace it

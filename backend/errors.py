@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
+import redis
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse
 from django.utils.translation import gettext_lazy as _
 from ninja import Schema
@@ -128,3 +131,51 @@ def error_response(
 
 def api_error_response(request: HttpRequest, exc: ApiError) -> JsonResponse:
     return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+
+
+# A backing service that is away: the answer is 503 with a Retry-After, whatever
+# wraps the error (Django's database wrapper, psycopg used directly by the stream's
+# reader, the connection pool's own timeout, an exception raised while handling one).
+RETRY_AFTER_SECONDS = 5
+DATABASE_DOWN: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,  # psycopg_pool's PoolTimeout and PoolClosed are OperationalErrors
+)
+CACHE_DOWN: tuple[type[Exception], ...] = (
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+)
+
+
+def outage_code(exc: BaseException) -> str | None:
+    """`database_unavailable` or `cache_unavailable` when `exc`, or an exception it
+    was raised from or while handling, says a backing service is away; else None."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, DATABASE_DOWN):
+            return "database_unavailable"
+        if isinstance(current, CACHE_DOWN):
+            return "cache_unavailable"
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def outage_response(exc: BaseException) -> JsonResponse | None:
+    """The 503 for an outage (see `outage_code`), or None for any other failure."""
+    code = outage_code(exc)
+    if code is None:
+        return None
+    return unavailable_response(code)
+
+
+def unavailable_response(code: str) -> JsonResponse:
+    return error_response(
+        503,
+        code,
+        _("The service is temporarily unavailable."),
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )

@@ -18,11 +18,16 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import secrets
 from typing import Any
 
+import attr
+import psycopg
+import redis
+import requests
 from django.conf import settings
-from django.db import transaction
-from procrastinate import jobs, manager, tasks
+from django.db import InterfaceError, OperationalError, transaction
+from procrastinate import BaseRetryStrategy, RetryDecision, jobs, manager, tasks
 from procrastinate.contrib.django.django_connector import DjangoConnector
 
 logger = logging.getLogger(__name__)
@@ -67,6 +72,82 @@ def task_named(name: str) -> tasks.Task[Any, Any, Any]:
     from procrastinate.contrib.django import app
 
     return app.tasks[name]
+
+
+# What a job meets when a backing service is away (Redis restarting, PostgreSQL cut off,
+# the network down): the same job succeeds once the service is back, so it is retried.
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    redis.exceptions.ConnectionError,
+    redis.exceptions.TimeoutError,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    ConnectionError,
+    TimeoutError,
+)
+_random = secrets.SystemRandom()
+
+
+def is_infrastructure_error(exc: BaseException) -> bool:
+    """`exc`, or an exception it was raised from, is an infrastructure error."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, INFRASTRUCTURE_ERRORS):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
+
+
+@attr.dataclass(kw_only=True)
+class RetryOnInfrastructure(BaseRetryStrategy):
+    """Retry a job that failed on an infrastructure error, with capped exponential
+    backoff (JOB_RETRY_BASE_SECONDS * 2^attempts, at most JOB_RETRY_MAX_SECONDS, up to
+    a fifth off at random so a recovering service is not hit by every job at once),
+    up to JOB_RETRY_MAX_ATTEMPTS tries (hours). Any other failure is left to
+    `otherwise` (the task's own strategy), or fails the job.
+
+    Every task carries it (a test walks the registry): a job must never be failed
+    for good after one attempt because Redis or PostgreSQL was away for a moment.
+    """
+
+    otherwise: BaseRetryStrategy | None = None
+
+    def get_retry_decision(self, *, exception: BaseException, job: Any) -> RetryDecision | None:
+        if is_infrastructure_error(exception):
+            if job.attempts + 1 >= settings.JOB_RETRY_MAX_ATTEMPTS:
+                logger.error(
+                    "job %s (%s) failed on an infrastructure error %s times; giving up",
+                    job.id,
+                    job.task_name,
+                    job.attempts + 1,
+                )
+                return None
+            logger.warning(
+                "job %s (%s) failed on %s; retrying",
+                job.id,
+                job.task_name,
+                type(exception).__name__,
+            )
+            return RetryDecision(retry_in={"seconds": infrastructure_backoff(job.attempts)})
+        if self.otherwise is not None:
+            return self.otherwise.get_retry_decision(exception=exception, job=job)
+        return None
+
+
+def infrastructure_backoff(attempts: int, jitter: float | None = None) -> int:
+    """Seconds before the next try, after `attempts` earlier ones (0 after the first)."""
+    cap = float(settings.JOB_RETRY_MAX_SECONDS)
+    wait = min(cap, settings.JOB_RETRY_BASE_SECONDS * 2.0 ** min(attempts, 32))
+    spread = _random.random() if jitter is None else jitter
+    return max(1, round(wait - wait * 0.2 * spread))
+
+
+RETRY_ON_INFRASTRUCTURE = RetryOnInfrastructure()
 
 
 def _run_inline(task: tasks.Task[Any, Any, Any], kwargs: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 import uuid
 from collections.abc import Callable
 
@@ -11,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 
 from backend.body_limits import body_limit, too_large_text
-from backend.errors import error_response
+from backend.errors import error_response, outage_response
 from backend.logging import request_id_var
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -107,7 +108,11 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
-    return error_response(500)
+    # Django calls this while handling the exception (outside ninja: a middleware,
+    # a plain view): an unreachable database or Redis is still a 503, not a 500.
+    exc = sys.exc_info()[1]
+    outage = outage_response(exc) if exc is not None else None
+    return outage if outage is not None else error_response(500)
 
 
 def client_ip(request: HttpRequest) -> str:

@@ -83,6 +83,16 @@ if USING_POSTGRES:
             # Waiting for a free connection: as long as connecting may take.
             "timeout": envint("DATABASE_POOL_TIMEOUT", envint("DATABASE_CONNECT_TIMEOUT", 3)),
         }
+    # The WebSocket stream sends an event only once every older write transaction
+    # in the cluster has ended (tracking/stream.py): a session left idle inside a
+    # transaction (a bug, or what a network cut leaves behind on the server's side
+    # after a database outage) holds back every live update. The server ends such
+    # a session after this many seconds (0: never).
+    idle_in_transaction = envint("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS", 10)
+    if idle_in_transaction > 0:
+        DATABASES["default"]["OPTIONS"].setdefault(
+            "options", f"-c idle_in_transaction_session_timeout={idle_in_transaction * 1000}"
+        )
     if env("TEST_DATABASE_NAME"):
         DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME")}
 
@@ -364,6 +374,19 @@ PROCRASTINATE_READONLY_MODELS = True
 # take to wind down after it lost its database before it exits anyway (status 1).
 WORKER_CONCURRENCY = envint("WORKER_CONCURRENCY", 8)
 WORKER_EXIT_TIMEOUT_SECONDS = envint("WORKER_EXIT_TIMEOUT_SECONDS", 15)
+# A job that fails on an infrastructure error (Redis, PostgreSQL, network) is retried
+# with capped exponential backoff; the defaults span about four hours of outage.
+JOB_RETRY_MAX_ATTEMPTS = envint("JOB_RETRY_MAX_ATTEMPTS", 50)
+JOB_RETRY_BASE_SECONDS = envint("JOB_RETRY_BASE_SECONDS", 2)
+JOB_RETRY_MAX_SECONDS = envint("JOB_RETRY_MAX_SECONDS", 300)
+# Recovery after a worker died (backend/recovery.py): workers beat every
+# WORKER_HEARTBEAT_SECONDS; a running job whose worker has not beaten for
+# JOB_STALLED_SECONDS is retried; every worker looks every JOB_RECOVERY_SECONDS and
+# then runs each app's JOB_RECOVERERS (rows no job will look at again).
+WORKER_HEARTBEAT_SECONDS = float(env("WORKER_HEARTBEAT_SECONDS", "2"))
+JOB_STALLED_SECONDS = float(env("JOB_STALLED_SECONDS", "8"))
+JOB_RECOVERY_SECONDS = float(env("JOB_RECOVERY_SECONDS", "2"))
+JOB_RECOVERERS: list[str] = ["notifications.delivery.recover_pushes"]
 
 # --- Production guard rails -------------------------------------------------------
 if PRODUCTION:
@@ -580,13 +603,15 @@ PUSH_QUOTA_MIN_WAIT_SECONDS = envint("PUSH_QUOTA_MIN_WAIT_SECONDS", 60)
 PUSH_PAYLOAD_MAX_BYTES = envint("PUSH_PAYLOAD_MAX_BYTES", 4000)
 # A delivery left in `sending` this long belongs to a crashed worker.
 PUSH_STALE_SENDING_MINUTES = envint("PUSH_STALE_SENDING_MINUTES", 15)
-# A send job's claim on rows it has not yet handed to FCM; after it, a crashed
-# worker's rows are queued again (PUSH_RECOVERY_CRON: how often that is checked,
-# with an optional sixth field for seconds). A notifications job whose worker sent
-# no heartbeat for PUSH_STALLED_JOB_SECONDS is retried.
-PUSH_CLAIM_LEASE_SECONDS = envint("PUSH_CLAIM_LEASE_SECONDS", 300)
+# A send job's claim on rows it has not yet handed to FCM, renewed before each
+# slice; after it, a crashed worker's rows are queued again (by every worker's
+# recovery, see JOB_RECOVERY_SECONDS, and by a periodic job, PUSH_RECOVERY_CRON,
+# with an optional sixth field for seconds). A claimable row that no queued or
+# running job names (its job failed for good) is queued again once it is
+# PUSH_ORPHAN_GRACE_SECONDS old. A lapsed lease moves rows, never sends one twice.
+PUSH_CLAIM_LEASE_SECONDS = envint("PUSH_CLAIM_LEASE_SECONDS", 8)
 PUSH_RECOVERY_CRON = env("PUSH_RECOVERY_CRON", "* * * * *")
-PUSH_STALLED_JOB_SECONDS = envint("PUSH_STALLED_JOB_SECONDS", 60)
+PUSH_ORPHAN_GRACE_SECONDS = envint("PUSH_ORPHAN_GRACE_SECONDS", 10)
 # Tokens unseen this long get no pushes; after DEVICE_PRUNE_DAYS they are deleted.
 DEVICE_STALE_DAYS = envint("DEVICE_STALE_DAYS", 30)
 DEVICE_PRUNE_DAYS = envint("DEVICE_PRUNE_DAYS", 270)

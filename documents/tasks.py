@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from procrastinate.contrib.django import app
 
+from backend.jobs import RETRY_ON_INFRASTRUCTURE
 from documents import wallet
 from dossiers.models import DossierEvent, ResultDocument
 
 
-@app.task(queue="documents", name="documents.on_dossier_event")
+@app.task(queue="documents", name="documents.on_dossier_event", retry=RETRY_ON_INFRASTRUCTURE)
 def on_dossier_event(event_id: int) -> None:
     """A completed dossier's signed result goes into its holder's wallet."""
     event = DossierEvent.objects.filter(pk=event_id).only("type", "data").first()
@@ -23,7 +24,7 @@ def on_dossier_event(event_id: int) -> None:
 
 
 @app.periodic(cron="17 3 * * *")
-@app.task(queue="maintenance", name="documents.sweep_orphan_files")
+@app.task(queue="maintenance", name="documents.sweep_orphan_files", retry=RETRY_ON_INFRASTRUCTURE)
 def sweep_orphan_files(timestamp: int) -> int:
     """Wallet files that neither a wallet item nor an attachment refers to any more."""
     return len(wallet.sweep_orphan_files())

@@ -11,7 +11,12 @@ failures. So after a crash:
   idempotency key; `fail_stale_sending` closes them);
 - rows still only claimed were never sent: once their lease has passed,
   `recover_pushes` queues them again, and the job that took them over is the
-  only one whose token can mark them `sending`.
+  only one whose token can mark them `sending`;
+- rows no job will ever look at (their job failed for good, or died before
+  claiming them) are found by `recover_pushes` too: a claimable row that no
+  queued or running send job names is queued again.
+Redis only carries a convenience here (the pause after QUOTA_EXCEEDED): when it
+is down, jobs send as if no pause were set (FCM's answers still pace them).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
@@ -112,7 +118,12 @@ def retry_delay(attempt: int, result: SendResult, jitter: float) -> int:
 
 def paused_until() -> dt.datetime | None:
     """While FCM throttles the project (QUOTA_EXCEEDED), no job sends anything."""
-    value = cache.get(PAUSE_KEY)
+    try:
+        value = cache.get(PAUSE_KEY)
+    except redis.RedisError as exc:
+        # The pause only spares FCM a few requests: send, and let its answers pace us.
+        logger.warning("push pause flag unreadable (%s); sending as if none", type(exc).__name__)
+        return None
     if value is None:
         return None
     moment = dt.datetime.fromisoformat(value)
@@ -123,7 +134,11 @@ def _pause(until: dt.datetime) -> None:
     current = paused_until()
     if current is None or until > current:
         timeout = max(1, math.ceil((until - timezone.now()).total_seconds()))
-        cache.set(PAUSE_KEY, until.isoformat(), timeout=timeout)
+        try:
+            cache.set(PAUSE_KEY, until.isoformat(), timeout=timeout)
+        except redis.RedisError as exc:
+            # The throttled rows keep their own next_attempt_at in the database.
+            logger.warning("push pause flag not stored (%s)", type(exc).__name__)
 
 
 def send_pushes(delivery_ids: Sequence[int]) -> int:
@@ -145,6 +160,8 @@ def send_pushes(delivery_ids: Sequence[int]) -> int:
         if pause is not None:
             _release([row.pk for row in claimed[start:]], token, not_before=pause)
             break
+        if start:
+            _renew_lease([row.pk for row in claimed[start:]], token)
         rows = _hand_to_fcm(claimed[start : start + step], token)
         if not rows:
             continue
@@ -199,13 +216,58 @@ def _release(ids: list[int], token: str, not_before: dt.datetime) -> None:
             queue_deliveries(mine, not_before=not_before)
 
 
+def _renew_lease(ids: list[int], token: str) -> None:
+    """Extend this job's claim on the rows it has yet to send (one lease per slice, so
+    the lease can be short and a dead worker's rows come back soon)."""
+    lease = dt.timedelta(seconds=settings.PUSH_CLAIM_LEASE_SECONDS)
+    Delivery.objects.filter(pk__in=ids, claim_token=token, state__in=Delivery.CLAIMABLE).update(
+        claimed_until=timezone.now() + lease
+    )
+
+
+# Claimable rows, due, not claimed by a live lease, that no queued or running send
+# job names: their job failed for good or never ran. (A row made less than
+# PUSH_ORPHAN_GRACE_SECONDS ago is left to the job deferred with it.)
+_ORPHANS_SQL = """
+SELECT d.id FROM {table} AS d
+WHERE d.state = ANY(%s)
+  AND (d.claimed_until IS NULL OR d.claimed_until < %s)
+  AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= %s)
+  AND d.updated_at < %s
+  AND NOT EXISTS (
+    SELECT 1 FROM procrastinate_jobs AS j
+    WHERE j.task_name = 'notifications.send_pushes'
+      AND j.status IN ('todo', 'doing')
+      AND j.args -> 'delivery_ids' @> to_jsonb(d.id)
+  )
+ORDER BY d.id
+LIMIT 5000
+"""
+
+
+def _orphans(now: dt.datetime) -> list[int]:
+    if connection.vendor != "postgresql":
+        return []  # the embedded default runs jobs inline: no queue to lose them in
+    grace = dt.timedelta(seconds=settings.PUSH_ORPHAN_GRACE_SECONDS)
+    table = connection.ops.quote_name(Delivery._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _ORPHANS_SQL.format(table=table),
+            [[str(state) for state in Delivery.CLAIMABLE], now, now - grace, now - grace],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
 def recover_pushes() -> int:
-    """Queue again the rows a dead worker had claimed but never handed to FCM."""
+    """Queue again the rows a dead worker had claimed but never handed to FCM, and
+    the rows no send job would ever look at again."""
     now = timezone.now()
     with transaction.atomic():
+        orphans = _orphans(now)
         ids = list(
             Delivery.objects.select_for_update(skip_locked=True)
-            .filter(state__in=Delivery.CLAIMABLE, claimed_until__lt=now)
+            .filter(state__in=Delivery.CLAIMABLE)
+            .filter(Q(claimed_until__lt=now) | Q(pk__in=orphans))
             .values_list("pk", flat=True)
         )
         Delivery.objects.filter(pk__in=ids).update(

@@ -11,17 +11,19 @@ from django.conf import settings
 from procrastinate import JobContext
 from procrastinate.contrib.django import app
 
+from backend.jobs import RETRY_ON_INFRASTRUCTURE
+
 QUEUE = "notifications"
 
 
-@app.task(queue=QUEUE, name="notifications.fan_out_event")
+@app.task(queue=QUEUE, name="notifications.fan_out_event", retry=RETRY_ON_INFRASTRUCTURE)
 def fan_out_event(event_id: int) -> int:
     from notifications.actions import notify_event
 
     return notify_event(event_id)
 
 
-@app.task(queue=QUEUE, name="notifications.account_notice")
+@app.task(queue=QUEUE, name="notifications.account_notice", retry=RETRY_ON_INFRASTRUCTURE)
 def account_notice(user_id: str, kind: str, session_ids: list[str], reference: str = "") -> int:
     """Listed in settings.ACCOUNT_NOTICE_SUBSCRIBERS (deferred by auth.actions.support)."""
     from notifications.actions import notify_account
@@ -29,14 +31,14 @@ def account_notice(user_id: str, kind: str, session_ids: list[str], reference: s
     return notify_account(user_id, kind=kind, session_ids=session_ids, reference=reference)
 
 
-@app.task(queue=QUEUE, name="notifications.send_pushes")
+@app.task(queue=QUEUE, name="notifications.send_pushes", retry=RETRY_ON_INFRASTRUCTURE)
 def send_pushes_job(delivery_ids: list[int]) -> int:
     from notifications.delivery import send_pushes
 
     return send_pushes(delivery_ids)
 
 
-@app.task(queue=QUEUE, name="notifications.send_fallback_sms")
+@app.task(queue=QUEUE, name="notifications.send_fallback_sms", retry=RETRY_ON_INFRASTRUCTURE)
 def send_fallback_sms_job(notification_id: int) -> bool:
     from notifications.delivery import send_fallback_sms
 
@@ -44,7 +46,7 @@ def send_fallback_sms_job(notification_id: int) -> bool:
 
 
 @app.periodic(cron="*/5 * * * *")
-@app.task(queue="maintenance", name="notifications.housekeeping")
+@app.task(queue="maintenance", name="notifications.housekeeping", retry=RETRY_ON_INFRASTRUCTURE)
 def housekeeping(timestamp: int) -> int:
     """Fail deliveries abandoned by a crashed worker; retire ended sessions' tokens."""
     from notifications.delivery import fail_stale_sending, retire_devices_of_ended_sessions
@@ -53,27 +55,23 @@ def housekeeping(timestamp: int) -> int:
 
 
 @app.periodic(cron=settings.PUSH_RECOVERY_CRON)
-@app.task(queue="maintenance", name="notifications.recover_pushes", pass_context=True)
+@app.task(
+    queue="maintenance",
+    name="notifications.recover_pushes",
+    pass_context=True,
+    retry=RETRY_ON_INFRASTRUCTURE,
+)
 async def recover_pushes(context: JobContext, timestamp: int) -> int:
-    """After a worker died: retry its stalled notification jobs, requeue the deliveries
-    it had claimed but not handed to FCM (see notifications.delivery)."""
-    from asgiref.sync import sync_to_async
+    """After a worker died: retry its stalled jobs (every queue), requeue the push
+    deliveries no job will send (see backend.recovery). A backstop of the check every
+    `manage.py worker` runs every few seconds."""
+    from backend.recovery import recover
 
-    from notifications.delivery import recover_pushes as requeue
-
-    manager = context.app.job_manager
-    stalled = list(
-        await manager.get_stalled_jobs(
-            queue=QUEUE, seconds_since_heartbeat=settings.PUSH_STALLED_JOB_SECONDS
-        )
-    )
-    for job in stalled:
-        await manager.retry_job(job)
-    return len(stalled) + await sync_to_async(requeue)()
+    return await recover(context.app.job_manager)
 
 
 @app.periodic(cron="41 3 * * *")
-@app.task(queue="maintenance", name="notifications.prune_devices")
+@app.task(queue="maintenance", name="notifications.prune_devices", retry=RETRY_ON_INFRASTRUCTURE)
 def prune_devices(timestamp: int) -> int:
     from notifications.delivery import prune_devices as run
 

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.utils import timezone
 from procrastinate.contrib.django import app
 
+from backend.jobs import RETRY_ON_INFRASTRUCTURE
 from dossiers.events import EventType
 from dossiers.models import DossierEvent
 from payments import actions, reconciliation
@@ -26,7 +27,7 @@ REQUEST_CLOSING = frozenset(
 )
 
 
-@app.task(queue="payments", name="payments.on_dossier_event")
+@app.task(queue="payments", name="payments.on_dossier_event", retry=RETRY_ON_INFRASTRUCTURE)
 def on_dossier_event(event_id: int) -> None:
     """Subscriber to every dossier event (settings.EVENT_SUBSCRIBERS).
 
@@ -43,14 +44,14 @@ def on_dossier_event(event_id: int) -> None:
 
 
 @app.periodic(cron=settings.PAYMENT_RECONCILE_CRON)
-@app.task(queue="payments", name="payments.reconcile_pending")
+@app.task(queue="payments", name="payments.reconcile_pending", retry=RETRY_ON_INFRASTRUCTURE)
 def reconcile_pending(timestamp: int) -> dict[str, int]:
     """Settle payments whose callback never came (see payments.reconciliation)."""
     return reconciliation.settle_stale_pending()
 
 
 @app.periodic(cron=settings.PAYMENT_REPORT_CRON)
-@app.task(queue="payments", name="payments.daily_report")
+@app.task(queue="payments", name="payments.daily_report", retry=RETRY_ON_INFRASTRUCTURE)
 def daily_report(timestamp: int) -> int:
     """Yesterday's comparison of our payments with the gateway's records."""
     yesterday = timezone.localdate() - dt.timedelta(days=1)

@@ -12,6 +12,7 @@ from django.conf import settings
 from procrastinate import RetryStrategy
 from procrastinate.contrib.django import app
 
+from backend.jobs import RETRY_ON_INFRASTRUCTURE, RetryOnInfrastructure
 from dossiers.events import EventType
 from dossiers.models import DossierEvent
 from postal import actions
@@ -21,10 +22,12 @@ logger = logging.getLogger(__name__)
 
 CLOSING_EVENTS = {EventType.DOSSIER_WITHDRAWN, EventType.DOSSIER_REFUSED, EventType.DOSSIER_STOPPED}
 
-CARRIER_RETRY = RetryStrategy(
-    max_attempts=settings.POSTAL_JOB_MAX_ATTEMPTS,
-    exponential_wait=settings.POSTAL_JOB_BACKOFF_SECONDS,
-    retry_exceptions=[CarrierUnavailable],
+CARRIER_RETRY = RetryOnInfrastructure(
+    otherwise=RetryStrategy(
+        max_attempts=settings.POSTAL_JOB_MAX_ATTEMPTS,
+        exponential_wait=settings.POSTAL_JOB_BACKOFF_SECONDS,
+        retry_exceptions=[CarrierUnavailable],
+    )
 )
 
 
@@ -56,7 +59,7 @@ def cancel_carrier_order(carrier: str, waybill: str) -> None:
         logger.warning("carrier %s refused to cancel an order (%s)", carrier, exc.code)
 
 
-@app.task(queue="postal", name="postal.on_dossier_event")
+@app.task(queue="postal", name="postal.on_dossier_event", retry=RETRY_ON_INFRASTRUCTURE)
 def on_dossier_event(event_id: int) -> None:
     """Subscriber to every dossier event (settings.EVENT_SUBSCRIBERS).
 

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from django.core.cache import cache
+from django.db import connection
 from django.test import Client
+from procrastinate.contrib.django import app as job_app
 
 from auth.actions.sessions import start_session
 from auth.models import DeviceSession, User
@@ -153,3 +158,37 @@ def user(db: None) -> User:
 def user_api(user: User) -> ApiClient:
     _, tokens = sign_in(user)
     return ApiClient(token=tokens.access_token)
+
+
+def due_jobs(queues: Sequence[str]) -> int:
+    """Jobs of `queues` that are `todo` and due, as a worker sees them (committed only)."""
+    params = connection.get_connection_params()
+    for sync_only in ("cursor_factory", "context"):
+        params.pop(sync_only, None)
+    with psycopg.connect(**params, autocommit=True) as probe:
+        row = probe.execute(
+            "SELECT count(*) FROM procrastinate_jobs WHERE queue_name = ANY(%s) "
+            "AND status = 'todo' AND (scheduled_at IS NULL OR scheduled_at <= now())",
+            [list(queues)],
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def run_jobs_until_idle(queues: Sequence[str], timeout: float = 60) -> None:
+    """Run the real worker on `queues` until no job of theirs is `todo` and due.
+
+    procrastinate's `run_worker(wait=False)` stops as soon as one fetch finds nothing,
+    which can leave behind a job that a running job deferred meanwhile (or one that
+    came due): the worker runs again until the condition holds, within `timeout`.
+    Jobs scheduled later (a retry's backoff) are not waited for.
+    """
+    deadline = time.monotonic() + timeout
+    connector = job_app.connector.get_worker_connector()  # type: ignore[attr-defined]
+    with job_app.replace_connector(connector):
+        while True:
+            job_app.run_worker(queues=list(queues), wait=False, install_signal_handlers=False)
+            left = due_jobs(queues)
+            if not left:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{left} jobs of {list(queues)} still due after {timeout} s")

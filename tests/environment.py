@@ -13,3 +13,5 @@ os.environ.setdefault("JOBS_INLINE", "0")
 os.environ.setdefault("DEBUG", "0")
 os.environ.setdefault("SMS_BACKEND", "file")
 os.environ.setdefault("PUSH_BACKEND", "file")
+# A test's own transaction stays open while it waits on a fake or a subprocess.
+os.environ.setdefault("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS", "300")

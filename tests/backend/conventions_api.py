@@ -9,6 +9,7 @@ import threading
 import uuid
 from typing import Any
 
+import psycopg_pool
 import redis.exceptions
 from django.db import OperationalError, transaction
 from django.urls import path
@@ -100,6 +101,21 @@ def crash(request: Any) -> None:
 @router.get("/db-down")
 def db_down(request: Any) -> None:
     raise OperationalError("connection to server at 127.0.0.1 failed")
+
+
+@router.get("/pool-timeout")
+def pool_timeout(request: Any) -> None:
+    # What psycopg's pool raises when no connection comes (unwrapped, as a direct user
+    # of psycopg, like the stream's reader, sees it).
+    raise psycopg_pool.PoolTimeout("couldn't get a connection after 3.00 sec")
+
+
+@router.get("/db-down-while-handling")
+def db_down_while_handling(request: Any) -> None:
+    try:
+        raise OperationalError("server closed the connection unexpectedly")
+    except OperationalError as exc:
+        raise RuntimeError("could not verify the signature") from exc
 
 
 @router.get("/redis-down")

@@ -133,6 +133,13 @@ def test_database_unreachable_is_503_with_retry_after(api: ApiClient) -> None:
     assert b"127.0.0.1" not in response.content
 
 
+@pytest.mark.parametrize("path", ["/api/test/pool-timeout", "/api/test/db-down-while-handling"])
+def test_a_database_error_under_any_wrapper_is_503(api: ApiClient, path: str) -> None:
+    response = api.get(path)
+    assert_error(response, 503, "database_unavailable")
+    assert response.headers["Retry-After"] == "5"
+
+
 def test_redis_unreachable_is_503(api: ApiClient) -> None:
     assert_error(api.get("/api/test/redis-down"), 503, "cache_unavailable")
 

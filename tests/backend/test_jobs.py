@@ -10,6 +10,7 @@ from procrastinate.contrib.django import app
 
 from backend.jobs import defer
 from backend.redis import get_redis
+from tests.conftest import run_jobs_until_idle
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,8 +38,7 @@ def queued(marker: str) -> int:
 
 
 def run_worker_until_idle() -> None:
-    with app.replace_connector(app.connector.get_worker_connector()):  # type: ignore[attr-defined]
-        app.run_worker(queues=["tests"], wait=False, install_signal_handlers=False)
+    run_jobs_until_idle(["tests"])
 
 
 class RollbackError(Exception):

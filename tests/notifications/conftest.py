@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 from django.db import connection, transaction
-from procrastinate.contrib.django import app
 
 from auth.models import DeviceSession, User
 from dossiers.events import record_event
@@ -18,7 +17,7 @@ from dossiers.models import Dossier, DossierEvent
 from fakes.fcm import FakeFcmServer
 from notifications import actions
 from notifications.models import Device, Notification
-from tests.conftest import sign_in
+from tests.conftest import run_jobs_until_idle, sign_in
 
 
 @pytest.fixture(autouse=True)
@@ -103,8 +102,8 @@ def todo_jobs(task_name: str) -> list[dict[str, Any]]:
 
 
 def run_worker_until_idle() -> None:
-    with app.replace_connector(app.connector.get_worker_connector()):  # type: ignore[attr-defined]
-        app.run_worker(queues=["notifications"], wait=False, install_signal_handlers=False)
+    """Run the notifications jobs until none is due (jobs deferred by jobs included)."""
+    run_jobs_until_idle(["notifications"])
 
 
 def at_local(hour: int, minute: int = 0, day: int = 10) -> dt.datetime:

@@ -9,14 +9,13 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from procrastinate.contrib.django import app
 
 from auth.models import User
 from dossiers.models import Dossier
 from fakes.carrier import API_KEY, FakeCarrier
 from postal.models import SavedAddress
 from postal.webhooks import sign
-from tests.conftest import ApiClient, ApiResponse, make_user, sign_in
+from tests.conftest import ApiClient, ApiResponse, make_user, run_jobs_until_idle, sign_in
 from tests.factories import make_dossier, make_procedure
 
 WEBHOOK_SECRET = "test-webhook-secret"
@@ -101,8 +100,7 @@ def post_webhook(
 
 def run_postal_jobs() -> None:
     """Run every due postal job once (the worker stops when the queue is idle)."""
-    with app.replace_connector(app.connector.get_worker_connector()):  # type: ignore[attr-defined]
-        app.run_worker(queues=["postal"], wait=False, install_signal_handlers=False)
+    run_jobs_until_idle(["postal"])
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,8 @@ WORKER_EXIT_TIMEOUT_SECONDS even if the database never answers: a supervisor (sy
 `Restart=always`, Procfile platforms) starts it again, and a worker started while the
 database is unreachable fails too, so it keeps being restarted until the database is
 back. Leaving while jobs run is no worse than a crash: their rows stay `doing` and the
-recovery job retries them (notifications.tasks.recover_pushes).
+recovery (backend.recovery, which every worker runs every JOB_RECOVERY_SECONDS beside
+its jobs) retries them within about 15 s.
 """
 
 from __future__ import annotations
@@ -64,9 +65,30 @@ class SupervisedWorker(procrastinate_worker.Worker):
     """procrastinate's worker, telling a stop it was asked for from one it chose."""
 
     def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("update_heartbeat_interval", settings.WORKER_HEARTBEAT_SECONDS)
+        kwargs.setdefault("stalled_worker_timeout", settings.JOB_STALLED_SECONDS)
         super().__init__(install_signal_handlers=False, **kwargs)
         self.signalled = False
         self.stopping = asyncio.Event()
+
+    def _start_side_tasks(self) -> list[asyncio.Task[Any]]:
+        tasks = super()._start_side_tasks()
+        tasks.append(asyncio.create_task(self._recover_forever(), name="recovery"))
+        return tasks
+
+    async def _recover_forever(self) -> None:
+        """Retry dead workers' jobs and requeue lost rows (backend.recovery).
+
+        A failed round is logged and tried again: losing the database stops the
+        worker through procrastinate's own side tasks, not through this one."""
+        from backend.recovery import recover
+
+        while True:
+            await asyncio.sleep(settings.JOB_RECOVERY_SECONDS)
+            try:
+                await recover(self.app.job_manager)
+            except Exception as exc:
+                logger.warning("worker: recovery round failed (%s)", describe(exc))
 
     def stop(self) -> None:
         super().stop()

@@ -1,0 +1,56 @@
+"""No write transaction is open while a worker waits on FCM (503s and 429s included):
+one would hold back every live WebSocket frame in the cluster (tracking/stream.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+from django.db import connection, transaction
+
+from dossiers.events import record_event
+from dossiers.models import Dossier
+from notifications import fcm as fcm_module
+from tests.factories import make_dossier, make_user
+from tests.notifications.conftest import register, run_worker_until_idle
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def open_write_transactions() -> list[tuple[Any, ...]]:
+    """Other sessions of this database holding a transaction id, or idle in one."""
+    params = connection.get_connection_params()
+    for sync_only in ("cursor_factory", "context"):
+        params.pop(sync_only, None)
+    with psycopg.connect(**params, autocommit=True) as probe:
+        return probe.execute(
+            "SELECT pid, state, backend_xid::text, left(query, 120) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND (backend_xid IS NOT NULL OR state LIKE 'idle in transaction%%')"
+        ).fetchall()
+
+
+def test_no_transaction_is_open_while_fcm_is_called(fcm, monkeypatch, settings) -> None:
+    settings.PUSH_RETRY_BASE_SECONDS = 1
+    seen: list[list[tuple[Any, ...]]] = []
+    real_send = fcm_module.FcmGateway.send
+
+    def send(self: fcm_module.FcmGateway, pushes: list[Any]) -> Any:
+        seen.append(open_write_transactions())
+        return real_send(self, pushes)
+
+    monkeypatch.setattr(fcm_module.FcmGateway, "send", send)
+    user = make_user()
+    for n in range(3):
+        register(user, f"tok-open-tx-{n}")
+    fcm.script("tok-open-tx-0", "UNAVAILABLE")
+    fcm.script("tok-open-tx-1", "QUOTA_EXCEEDED")
+    dossier = make_dossier(user, status=Dossier.Status.PROCESSING)
+    with transaction.atomic():
+        record_event(dossier, type="dossier.completed", actor_type="agency")
+
+    run_worker_until_idle()
+
+    assert seen  # FCM was called...
+    assert seen == [[] for _ in seen]  # ...and each time no write transaction was open
