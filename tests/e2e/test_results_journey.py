@@ -16,10 +16,11 @@ import httpx
 import pytest
 from pypdf import PdfReader
 
+from fakes.harness import wait_until
 from tests.documents.pki import PASSPHRASE, build_pki, make_pdf
 from tests.dossiers.attachments.samples import jpeg_bytes
 from tests.e2e.clients import AGENCY_CODE, BA_DINH, PROCEDURE_CODE, Agency, sign_up
-from tests.e2e.stack import Stack, running_stack, wait_until
+from tests.e2e.stack import Stack, running_stack
 
 pytestmark = pytest.mark.e2e
 
