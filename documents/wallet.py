@@ -34,10 +34,15 @@ from auth.actions.challenges import commit_without_waiting_for_disk
 from auth.models import Membership, User
 from backend.errors import NotFound, PayloadTooLarge, PermissionDenied, Unprocessable
 from documents.models import WALLET_PREFIX, WalletItem, wallet_path
-from dossiers.attachments import SharedFile, attach_shared, clean_original_name, prepare_content
+from dossiers.attachments import (
+    SharedFile,
+    attach_shared,
+    check_upload,
+    clean_original_name,
+    prepare_content,
+)
 from dossiers.deadlines import business_tz
 from dossiers.models import Attachment, DocumentType, Dossier, RequiredDocument, ResultDocument
-from dossiers.uploads import HEAD_BYTES, UnsupportedFileType, detect_kind
 
 WRITER_ROLES = frozenset({Membership.Role.OWNER, Membership.Role.ADMIN})
 TITLE_MAX_CHARS = 255
@@ -139,17 +144,7 @@ def add_item(
     photos re-encoded without EXIF/GPS, PDFs scanned for active content), its limits."""
     scope = _owner_scope(user, organisation_id)
     kind_of_type = _document_type(document_type)
-    max_bytes = settings.ATTACHMENT_MAX_FILE_BYTES
-    if size > max_bytes:
-        raise PayloadTooLarge(
-            "file_too_large",
-            _("The file is too large (at most %(limit)s MB).") % {"limit": max_bytes // 2**20},
-            details={"size": size, "max_bytes": max_bytes},
-        )
-    upload.seek(0)
-    kind = detect_kind(upload.read(HEAD_BYTES))
-    if kind is None:
-        raise UnsupportedFileType()
+    kind = check_upload(upload, size)
     content = prepare_content(kind, upload)
     digest = hashlib.sha256(content.data).hexdigest()
     stored: list[str] = []

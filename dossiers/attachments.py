@@ -133,6 +133,25 @@ def _check_limits(document: RequiredDocument, in_dossier: int, for_document: int
         )
 
 
+def check_upload(upload: IO[bytes], size: int) -> str:
+    """The kind of an uploaded file (from its magic bytes), within ATTACHMENT_MAX_FILE_BYTES.
+
+    Every upload of a paper (a dossier's attachment, a wallet item) starts here.
+    """
+    max_bytes = settings.ATTACHMENT_MAX_FILE_BYTES
+    if size > max_bytes:
+        raise PayloadTooLarge(
+            "file_too_large",
+            _("The file is too large (at most %(limit)s MB).") % {"limit": max_bytes // 2**20},
+            details={"size": size, "max_bytes": max_bytes},
+        )
+    upload.seek(0)
+    kind = detect_kind(upload.read(HEAD_BYTES))
+    if kind is None:
+        raise UnsupportedFileType()
+    return kind
+
+
 def _check_quota(user: User, new_bytes: int) -> None:
     quota = settings.ATTACHMENT_QUOTA_BYTES_PER_USER
     used = Attachment.objects.filter(uploaded_by=user).aggregate(total=Sum("size"))["total"] or 0
@@ -201,17 +220,7 @@ def add_attachment(
     dossier = access_dossier(user, dossier_id)
     _ensure_editable(dossier)
     document = _required_document(dossier, document_code)
-    max_bytes = settings.ATTACHMENT_MAX_FILE_BYTES
-    if size > max_bytes:
-        raise PayloadTooLarge(
-            "file_too_large",
-            _("The file is too large (at most %(limit)s MB).") % {"limit": max_bytes // 2**20},
-            details={"size": size, "max_bytes": max_bytes},
-        )
-    upload.seek(0)
-    kind = detect_kind(upload.read(HEAD_BYTES))
-    if kind is None:
-        raise UnsupportedFileType()
+    kind = check_upload(upload, size)
     if DOCUMENT_KIND[Attachment.Kind(kind)] not in document.accepted_kinds:
         raise Unprocessable(
             "kind_not_accepted",
