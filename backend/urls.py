@@ -8,6 +8,7 @@ from backend.middleware import api_not_found
 # Each app contributes one router; the order here is the order in the docs.
 ROUTERS: list[tuple[str, str]] = [
     ("/auth", "auth.api"),
+    ("/auth/national", "auth.national_api"),
     ("/organisations", "auth.organisations_api"),
     ("/support", "auth.support_api"),
     ("/catalogue", "dossiers.catalogue_api"),

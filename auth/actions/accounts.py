@@ -31,7 +31,7 @@ from auth.actions.sign_in import (
     sign_device_in,
 )
 from auth.citizen_ids import validate_citizen_id
-from auth.models import DeviceSession, OtpChallenge, User
+from auth.models import AuthMethod, DeviceSession, OtpChallenge, User
 from auth.phone import mask_phone, normalise_phone
 from auth.ratelimit import clear_failures
 from auth.sms import SmsError, send_sms
@@ -119,7 +119,7 @@ def verify_registration(
         user.phone_verified_at = now
         user.verification_level = max(user.verification_level, User.Level.PHONE)
         logger.info("account %s verified its phone %s", user.pk, mask_phone(user.phone))
-        return sign_device_in(user, device, ip)
+        return sign_device_in(user, device, ip, auth_method=AuthMethod.REGISTRATION)
 
 
 # --- Profile and identity ------------------------------------------------------------

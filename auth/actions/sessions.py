@@ -40,8 +40,13 @@ def start_session(
     platform: str = DeviceSession.Platform.OTHER,
     app_version: str = "",
     ip: str | None = None,
+    auth_method: str = "",
+    national_level: int = 0,
 ) -> tuple[DeviceSession, TokenPair]:
-    """Sign `user` in on a device. A device signs in once: its older session ends."""
+    """Sign `user` in on a device. A device signs in once: its older session ends.
+
+    `auth_method` records how the user proved who they are (AuthMethod); a national
+    sign-in also records its identity level and time (step-up checks read them)."""
     now = timezone.now()
     device_key = secrets.token_urlsafe(32)
     # No savepoint inside the caller's transaction: nothing here is retried on error.
@@ -58,6 +63,9 @@ def start_session(
             ip=ip,
             last_seen_at=now,
             authenticated_at=now,
+            auth_method=auth_method,
+            national_level=national_level,
+            national_authenticated_at=now if national_level else None,
             device_key_hash=hash_token(device_key),
         )
         pair = _issue_pair(session)

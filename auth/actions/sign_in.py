@@ -24,7 +24,7 @@ from auth.access import open_challenge
 from auth.actions.challenges import consume_challenge, issue_code, new_challenge, verify_code
 from auth.actions.second_factor import available_methods, verify_factor
 from auth.actions.sessions import start_session
-from auth.models import DeviceSession, OtpChallenge, User
+from auth.models import AuthMethod, DeviceSession, OtpChallenge, User
 from auth.phone import normalise_phone
 from auth.ratelimit import LockedOut, clear_failures, lock_remaining, reserve_attempt
 from auth.tokens import TokenPair, hash_device_key
@@ -47,6 +47,11 @@ SECURITY_REVOCATIONS = (
     "revoked_by_user",
     "support_reset",
 )
+SECOND_STEP_METHODS = {
+    "sms_otp": AuthMethod.PHONE_OTP,
+    "totp": AuthMethod.TOTP,
+    "recovery_code": AuthMethod.RECOVERY_CODE,
+}
 
 
 @dataclass(frozen=True)
@@ -70,7 +75,9 @@ def _dummy_hash() -> str:
     return make_password("not-a-real-password-just-for-timing")
 
 
-def sign_device_in(user: User, device: DeviceInfo, ip: str) -> tuple[DeviceSession, TokenPair]:
+def sign_device_in(
+    user: User, device: DeviceInfo, ip: str, *, auth_method: str = "", national_level: int = 0
+) -> tuple[DeviceSession, TokenPair]:
     """A new session of `user` on the device (inside the caller's transaction)."""
     return start_session(
         user,
@@ -79,6 +86,8 @@ def sign_device_in(user: User, device: DeviceInfo, ip: str) -> tuple[DeviceSessi
         platform=device.platform,
         app_version=device.app_version,
         ip=ip,
+        auth_method=auth_method,
+        national_level=national_level,
     )
 
 
@@ -170,7 +179,7 @@ def login(
         )
     if _known_device(user, device):
         with transaction.atomic():
-            _session_row, tokens = sign_device_in(user, device, ip)
+            _session_row, tokens = sign_device_in(user, device, ip, auth_method=AuthMethod.PASSWORD)
         return LoginResult(tokens=tokens)
     methods = available_methods(user)
     with transaction.atomic():
@@ -202,7 +211,7 @@ def complete_login(
         if user is None:
             raise RuntimeError("login challenge without a user")
         device = DeviceInfo(**challenge.device)
-        return sign_device_in(user, device, ip)
+        return sign_device_in(user, device, ip, auth_method=SECOND_STEP_METHODS[method])
 
 
 def reauthenticate(*, session: DeviceSession, password: str, ip: str) -> None:
