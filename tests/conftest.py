@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from auth.models import DeviceSession, User
 from auth.tokens import TokenPair
 from backend.redis import get_redis
 from dossiers.catalogue import forget_required_documents
+from fakes.identity_provider import FakeIdentityProvider
 
 
 class ApiResponse:
@@ -153,3 +155,19 @@ def user(db: None) -> User:
 def user_api(user: User) -> ApiClient:
     _, tokens = sign_in(user)
     return ApiClient(token=tokens.access_token)
+
+
+@pytest.fixture(scope="session")
+def _identity_provider() -> Iterator[FakeIdentityProvider]:
+    with FakeIdentityProvider() as provider:
+        yield provider
+
+
+@pytest.fixture
+def idp(_identity_provider: FakeIdentityProvider, settings: Any) -> FakeIdentityProvider:
+    """The fake national identity provider (HTTP on loopback), wired into settings."""
+    _identity_provider.reset()
+    settings.NATIONAL_ID_ISSUER = _identity_provider.issuer
+    settings.NATIONAL_ID_CLIENT_ID = _identity_provider.client_id
+    settings.NATIONAL_ID_CLIENT_SECRET = _identity_provider.client_secret
+    return _identity_provider

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from auth.sms import read_outbox
-from fakes.identity_provider import FakeIdentityProvider
 from tests.conftest import ApiClient
 
 PASSWORD = "Str0ng-pass!word"
@@ -55,19 +53,3 @@ def register(api: ApiClient, phone: str = "0912345678", **extra: Any) -> Any:
 
 def wrong_code(code: str) -> str:
     return f"{(int(code) + 1) % 10**6:06d}"
-
-
-@pytest.fixture(scope="session")
-def _identity_provider() -> Iterator[FakeIdentityProvider]:
-    with FakeIdentityProvider() as provider:
-        yield provider
-
-
-@pytest.fixture
-def idp(_identity_provider: FakeIdentityProvider, settings: Any) -> FakeIdentityProvider:
-    """The fake national identity provider (HTTP on loopback), wired into settings."""
-    _identity_provider.reset()
-    settings.NATIONAL_ID_ISSUER = _identity_provider.issuer
-    settings.NATIONAL_ID_CLIENT_ID = _identity_provider.client_id
-    settings.NATIONAL_ID_CLIENT_SECRET = _identity_provider.client_secret
-    return _identity_provider
