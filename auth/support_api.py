@@ -47,6 +47,9 @@ class AccountOut(Schema):
     phone_masked: str
     citizen_id_masked: str
     verification_level: int
+    national_identity_level: int = Field(
+        0, description="Level of the linked national identity (VNeID); 0 when none"
+    )
     phone_verified: bool
     has_totp: bool
     is_active: bool
