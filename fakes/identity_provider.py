@@ -257,7 +257,7 @@ class FakeIdentityProvider:
             self._state.last_id_token = id_token
         return 200, {
             "access_token": access_token,
-            "token_type": "Bearer",
+            "token_type": "Bearer",  # nosec B105 # OAuth token type
             "expires_in": 300,
             "scope": "openid profile phone citizen_id",
             "id_token": id_token,

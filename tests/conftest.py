@@ -17,6 +17,7 @@ from auth.models import DeviceSession, User
 from auth.tokens import TokenPair
 from backend.redis import get_redis
 from dossiers.catalogue import forget_required_documents
+from fakes.business_registry import FakeBusinessRegistry, demo_enterprise
 from fakes.identity_provider import FakeIdentityProvider
 
 
@@ -171,3 +172,19 @@ def idp(_identity_provider: FakeIdentityProvider, settings: Any) -> FakeIdentity
     settings.NATIONAL_ID_CLIENT_ID = _identity_provider.client_id
     settings.NATIONAL_ID_CLIENT_SECRET = _identity_provider.client_secret
     return _identity_provider
+
+
+@pytest.fixture(scope="session")
+def _business_registry() -> Iterator[FakeBusinessRegistry]:
+    with FakeBusinessRegistry() as registry:
+        yield registry
+
+
+@pytest.fixture
+def registry(_business_registry: FakeBusinessRegistry, settings: Any) -> FakeBusinessRegistry:
+    """The fake business registry (HTTP on loopback) with its demo enterprise, wired in."""
+    _business_registry.reset()
+    _business_registry.register(demo_enterprise())
+    settings.BUSINESS_REGISTRY_URL = _business_registry.base_url
+    settings.BUSINESS_REGISTRY_API_KEY = _business_registry.api_key
+    return _business_registry

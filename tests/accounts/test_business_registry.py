@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,21 +16,6 @@ pytestmark = pytest.mark.django_db
 
 ORGS = "/api/v1/organisations"
 TAX_CODE = demo_enterprise()["enterprise_code"]
-
-
-@pytest.fixture(scope="module")
-def _registry() -> Iterator[FakeBusinessRegistry]:
-    with FakeBusinessRegistry() as registry:
-        yield registry
-
-
-@pytest.fixture
-def registry(_registry: FakeBusinessRegistry, settings: Any) -> FakeBusinessRegistry:
-    _registry.reset()
-    _registry.register(demo_enterprise())
-    settings.BUSINESS_REGISTRY_URL = _registry.base_url
-    settings.BUSINESS_REGISTRY_API_KEY = _registry.api_key
-    return _registry
 
 
 def client(user: User) -> ApiClient:

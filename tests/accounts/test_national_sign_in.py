@@ -9,6 +9,7 @@ from typing import Any
 
 import pyotp
 import pytest
+import requests
 from django.utils import timezone
 
 from auth.actions.national_sign_in import require_recent_national_sign_in
@@ -560,6 +561,16 @@ def test_the_fake_provider_runs_as_its_own_process(settings: Any, api: ApiClient
         assert response.status_code == 200, response
         assert NationalIdentity.objects.get().level == 1
         assert NationalIdentity.objects.get().issuer == issuer
+        # Told over HTTP to misbehave, then to rotate its key and behave again.
+        assert requests.post(f"{issuer}/_fake/mode", json={"mode": "expired"}, timeout=5).ok
+        expired = national_callback(api)
+        assert expired.status_code == 400
+        assert expired.json()["code"] == "national_id_refused"
+        assert requests.post(f"{issuer}/_fake/mode", json={"mode": ""}, timeout=5).ok
+        assert requests.post(f"{issuer}/_fake/rotate", json={"keep_old": False}, timeout=5).ok
+        assert requests.post(f"{issuer}/_fake/person", json={"level": 2}, timeout=5).ok
+        assert national_callback(api).status_code == 200
+        assert NationalIdentity.objects.get().level == 2
     finally:
         process.terminate()
         process.wait(timeout=10)
