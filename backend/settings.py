@@ -420,9 +420,13 @@ NATIONAL_ID_STEP_UP_MINUTES = envint("NATIONAL_ID_STEP_UP_MINUTES", 15)
 BUSINESS_REGISTRY_URL = env("BUSINESS_REGISTRY_URL").rstrip("/")
 BUSINESS_REGISTRY_API_KEY = env("BUSINESS_REGISTRY_API_KEY")
 BUSINESS_REGISTRY_TIMEOUT_SECONDS = float(env("BUSINESS_REGISTRY_TIMEOUT_SECONDS", "5"))
-if PRODUCTION and NATIONAL_ID_ISSUER and (
-    not NATIONAL_ID_ISSUER.startswith("https://")
-    or NATIONAL_ID_CLIENT_SECRET == "dev-national-id-secret"  # noqa: S105  # nosec B105
+if (
+    PRODUCTION
+    and NATIONAL_ID_ISSUER
+    and (
+        not NATIONAL_ID_ISSUER.startswith("https://")
+        or NATIONAL_ID_CLIENT_SECRET == "dev-national-id-secret"  # noqa: S105  # nosec B105
+    )
 ):
     raise ImproperlyConfigured(
         "Refusing to start in production: NATIONAL_ID_ISSUER must be https and "
