@@ -20,6 +20,7 @@ from auth.models import (
     DeviceSession,
     Invitation,
     Membership,
+    NationalIdentity,
     Organisation,
     OtpChallenge,
     SupportAuditRecord,
@@ -69,6 +70,23 @@ def open_challenge(
     if challenge is None:
         raise invalid_code()
     return challenge
+
+
+# --- National identity ----------------------------------------------------------------
+
+
+def my_national_identity(user: User) -> NationalIdentity:
+    """The national identity linked to `user`; 404 when there is none."""
+    identity = NationalIdentity.objects.filter(user=user).first()
+    if identity is None:
+        raise NotFound("national_id_not_linked", _("No national identity is linked."))
+    return identity
+
+
+def identity_level(user: User) -> int:
+    """The level (VNeID 1 or 2) of the national identity linked to `user`, 0 without one."""
+    level = NationalIdentity.objects.filter(user=user).values_list("level", flat=True).first()
+    return int(level or 0)
 
 
 # --- Organisations --------------------------------------------------------------------

@@ -29,9 +29,11 @@ from auth.actions.sessions import revoke_session
 from auth.admin_login import admin_sign_in
 from auth.masked_accounts import masked_account
 from auth.models import (
+    CitizenIdConflict,
     DeviceSession,
     Invitation,
     Membership,
+    NationalIdentity,
     Organisation,
     SupportAuditRecord,
     SupportReset,
@@ -83,6 +85,13 @@ def _support_refusal(request: HttpRequest) -> HttpResponse | None:
     return None
 
 
+def _linked_identity(user: User) -> NationalIdentity | None:
+    try:
+        return user.national_identity  # read with the user where the list selects it
+    except NationalIdentity.DoesNotExist:
+        return None
+
+
 class LookupForm(forms.Form):
     phone = forms.CharField(label=_("phone number"), max_length=32, required=False)
     citizen_id = forms.CharField(label=_("citizen ID (CCCD)"), max_length=12, required=False)
@@ -124,8 +133,22 @@ class CitizenIdConflictFilter(admin.SimpleListFilter):
 
 @admin.register(User)
 class UserAdmin(admin.ModelAdmin):
-    list_display = ("full_name", "masked_phone", "verification_level", "is_staff", "is_active")
-    list_filter = ("verification_level", "is_staff", "is_active", CitizenIdConflictFilter)
+    list_display = (
+        "full_name",
+        "masked_phone",
+        "verification_level",
+        "national_identity_level",
+        "is_staff",
+        "is_active",
+    )
+    list_filter = (
+        "verification_level",
+        "national_identity__level",
+        "is_staff",
+        "is_active",
+        CitizenIdConflictFilter,
+    )
+    list_select_related = ("national_identity",)
     search_fields = ("phone", "full_name", "citizen_id")
     ordering = ("-date_joined",)
     change_list_template = "admin/accounts/user_change_list.html"
@@ -135,8 +158,10 @@ class UserAdmin(admin.ModelAdmin):
         "phone",
         "phone_verified_at",
         "verification_level",
+        "national_identity_display",
         "citizen_id",
         "citizen_id_conflict",
+        "citizen_id_verified_at",
         "birth_date",
         "language",
         "totp_confirmed_at",
@@ -149,7 +174,14 @@ class UserAdmin(admin.ModelAdmin):
         "date_joined",
         "last_login",
     )
-    readonly_fields = ("totp_confirmed_at", "must_reset_password", "date_joined", "last_login")
+    readonly_fields = (
+        "national_identity_display",
+        "citizen_id_verified_at",
+        "totp_confirmed_at",
+        "must_reset_password",
+        "date_joined",
+        "last_login",
+    )
     filter_horizontal = ("groups", "user_permissions")
     # Sign-in factors and privileges change through the support flow (or a superuser).
     guarded_fields = (
@@ -174,6 +206,25 @@ class UserAdmin(admin.ModelAdmin):
     @admin.display(description=_("phone number"))
     def masked_phone(self, obj: User) -> str:
         return mask_phone(obj.phone)
+
+    @admin.display(description=_("VNeID level"), ordering="national_identity__level")
+    def national_identity_level(self, obj: User) -> str:
+        identity = _linked_identity(obj)
+        return str(_("Level %(level)s") % {"level": identity.level}) if identity else "—"
+
+    @admin.display(description=_("national identity (VNeID)"))
+    def national_identity_display(self, obj: User) -> str:
+        identity = _linked_identity(obj)
+        if identity is None:
+            return str(_("Not linked"))
+        return str(
+            _("Linked, level %(level)s (since %(linked)s, last sign-in %(last)s)")
+            % {
+                "level": identity.level,
+                "linked": f"{identity.linked_at:%Y-%m-%d %H:%M}",
+                "last": f"{identity.last_sign_in_at:%Y-%m-%d %H:%M}",
+            }
+        )
 
     def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view
@@ -268,8 +319,10 @@ class MembershipInline(admin.TabularInline):
 
 @admin.register(Organisation)
 class OrganisationAdmin(admin.ModelAdmin):
-    list_display = ("name", "tax_code", "created_at")
+    list_display = ("name", "tax_code", "verified_at", "created_at")
+    list_filter = (("verified_at", admin.EmptyFieldListFilter),)
     search_fields = ("name", "tax_code")
+    readonly_fields = ("verified_at", "registry_name")
     inlines = (MembershipInline,)
 
 
@@ -410,3 +463,22 @@ class SupportAuditRecordAdmin(SupportOnlyAdmin):
     list_filter = ("action", "channel")
     search_fields = ("subject__phone", "actor__phone")
     date_hierarchy = "created_at"
+
+
+@admin.register(NationalIdentity)
+class NationalIdentityAdmin(ReadOnlyAdmin):
+    """Links are made and removed by the national sign-in actions only."""
+
+    list_display = ("user", "level", "linked_at", "last_sign_in_at")
+    list_filter = ("level",)
+    search_fields = ("user__phone", "user__full_name")
+    list_select_related = ("user",)
+
+
+@admin.register(CitizenIdConflict)
+class CitizenIdConflictAdmin(SupportOnlyAdmin):
+    """A citizen ID asserted by a national identity and declared by another account."""
+
+    list_display = ("verified_user", "declared_by", "created_at", "resolved_at")
+    list_filter = (("resolved_at", admin.EmptyFieldListFilter),)
+    list_select_related = ("verified_user", "declared_by")

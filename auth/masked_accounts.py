@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from auth.access import identity_level
 from auth.citizen_ids import masked_citizen_id
 from auth.models import DeviceSession, SupportReset, User
 from auth.phone import mask_phone
@@ -31,6 +32,7 @@ def masked_account(subject: User) -> dict[str, Any]:
         "citizen_id_masked": masked_citizen_id(subject.citizen_id) or "",
         "citizen_id_conflict": bool(subject.citizen_id_conflict),
         "verification_level": subject.verification_level,
+        "national_identity_level": identity_level(subject),
         "phone_verified": subject.phone_verified_at is not None,
         "has_totp": subject.has_totp,
         "is_active": subject.is_active,

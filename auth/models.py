@@ -66,6 +66,9 @@ class User(AbstractBaseUser, PermissionsMixin):
             "accounts); support settles it in person."
         ),
     )
+    citizen_id_verified_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("Set when a national identity asserted the citizen ID.")
+    )
     # TOTP (authenticator app). The secret is encrypted at rest (see auth/totp.py).
     totp_secret = models.TextField(blank=True, help_text="Encrypted TOTP secret.")
     totp_confirmed_at = models.DateTimeField(null=True, blank=True)
@@ -129,6 +132,14 @@ class Organisation(models.Model):
     name = models.CharField(max_length=255)
     address = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    verified_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When the business registry confirmed the tax code.")
+    )
+    registry_name = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text=_("Name of the organisation in the business registry."),
+    )
     members: models.ManyToManyField[User, Membership] = models.ManyToManyField(
         User, through="Membership", related_name="organisations"
     )
@@ -160,6 +171,18 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} in {self.organisation_id} ({self.role})"
+
+
+class AuthMethod(models.TextChoices):
+    """How a session's user proved who they are."""
+
+    PASSWORD = "password", _("Password on a known device")
+    PHONE_OTP = "phone_otp", _("Password and SMS code")
+    TOTP = "totp", _("Password and authenticator code")
+    RECOVERY_CODE = "recovery_code", _("Password and recovery code")
+    REGISTRATION = "registration", _("SMS code at sign-up")
+    NATIONAL_1 = "national_1", _("National identity (VNeID) level 1")
+    NATIONAL_2 = "national_2", _("National identity (VNeID) level 2")
 
 
 class DeviceSession(models.Model):
@@ -195,6 +218,18 @@ class DeviceSession(models.Model):
         "need a strong one: auth.access.require_support_sign_in.",
     )
     second_factor_at = models.DateTimeField(null=True, blank=True)
+    auth_method = models.CharField(
+        max_length=16,
+        choices=AuthMethod.choices,
+        blank=True,
+        help_text=_("How the user proved who they are when this session started (or since)."),
+    )
+    national_authenticated_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("Last national sign-in (VNeID) on this session.")
+    )
+    national_level = models.PositiveSmallIntegerField(
+        default=0, help_text=_("Identity level asserted by that national sign-in (0: none).")
+    )
     device_key_hash = models.CharField(
         max_length=64,
         blank=True,
@@ -243,6 +278,7 @@ class OtpChallenge(models.Model):
         LOGIN = "login", _("Sign-in")
         RESET_PASSWORD = "reset_password", _("Password reset")
         CHANGE_PHONE = "change_phone", _("Phone number change")
+        LINK_NATIONAL = "link_national", _("National identity link")
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     purpose = models.CharField(max_length=16, choices=Purpose.choices)
@@ -403,3 +439,92 @@ class SupportAuditRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} by {self.actor_id} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class NationalIdentity(models.Model):
+    """A national electronic identity (VNeID, through the portal's SSO) linked to an account.
+
+    One identity (issuer + subject) belongs to at most one account, and an account
+    has at most one. `level` is the level of assurance of its latest sign-in.
+    """
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="national_identity")
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    level = models.PositiveSmallIntegerField(
+        choices=[(1, _("Level 1")), (2, _("Level 2"))], help_text=_("VNeID identity level")
+    )
+    full_name = models.CharField(max_length=150, blank=True)
+    linked_at = models.DateTimeField(default=timezone.now)
+    last_sign_in_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "subject"], name="national_identity_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"national identity level {self.level} of {self.user_id}"
+
+
+class NationalSignIn(models.Model):
+    """One national sign-in in progress: from the authorization URL to its callback.
+
+    `state` (stored hashed) binds the callback to this row; the PKCE verifier and
+    the nonce never leave the server. A row is spent once (`consumed_at`). When
+    the identity must first be linked to an existing account, the row waits for
+    that account's proof (`link_user`, `claims`).
+    """
+
+    class Purpose(models.TextChoices):
+        SIGN_IN = "sign_in", _("Sign in")
+        LINK = "link", _("Link to the signed-in account")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    purpose = models.CharField(max_length=8, choices=Purpose.choices)
+    state_hash = models.CharField(max_length=64, unique=True)
+    nonce = models.CharField(max_length=64, unique=True)
+    code_verifier = models.CharField(max_length=128)
+    min_level = models.PositiveSmallIntegerField(default=1)
+    user = models.ForeignKey(
+        User, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    device = models.JSONField(default=dict, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    callback_at = models.DateTimeField(null=True, blank=True)
+    consumed_at = models.DateTimeField(null=True, blank=True)
+    # After a callback that needs the existing account's proof first.
+    link_user = models.ForeignKey(
+        User, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    link_challenge = models.ForeignKey(
+        OtpChallenge, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    claims = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return f"national {self.purpose} {self.id}"
+
+
+class CitizenIdConflict(models.Model):
+    """A citizen ID asserted by the national identity of one account while another
+    account had declared it: support decides; nothing is overwritten."""
+
+    citizen_id = models.CharField(max_length=12)
+    verified_user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    declared_by = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["citizen_id", "verified_user", "declared_by"],
+                name="citizen_id_conflict_unique",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"citizen ID conflict {self.verified_user_id} / {self.declared_by_id}"

@@ -48,6 +48,10 @@ class OrganisationOut(Schema):
     name: str
     address: str
     created_at: dt.datetime
+    verified: bool = Field(
+        ..., description="False until the business registry confirmed the tax code"
+    )
+    verified_at: dt.datetime | None
     my_role: RoleName
     watching: bool = Field(..., description="Whether you receive its dossiers' updates")
 
@@ -90,6 +94,9 @@ class InvitingOrganisationOut(Schema):
     id: uuid.UUID
     name: str
     tax_code_display: str
+    verified: bool = Field(
+        ..., description="False until the business registry confirmed the tax code"
+    )
 
 
 class MyInvitationOut(Schema):
@@ -113,6 +120,8 @@ def organisation_out(membership: Membership) -> dict[str, Any]:
         "name": organisation.name,
         "address": organisation.address,
         "created_at": organisation.created_at,
+        "verified": organisation.verified_at is not None,
+        "verified_at": organisation.verified_at,
         "my_role": membership.role,
         "watching": membership.watches,
     }
@@ -149,6 +158,7 @@ def my_invitation_out(invitation: Invitation) -> dict[str, Any]:
             "id": organisation.id,
             "name": organisation.name,
             "tax_code_display": format_tax_code(organisation.tax_code),
+            "verified": organisation.verified_at is not None,
         },
         "role": invitation.role,
         "invited_by_name": invitation.invited_by.full_name if invitation.invited_by else "",
@@ -219,6 +229,19 @@ def decline_invitation(request: HttpRequest, invitation_id: uuid.UUID) -> dict[s
 )
 def get_organisation(request: HttpRequest, organisation_id: uuid.UUID) -> dict[str, Any]:
     return organisation_out(access.access_organisation(current_user(request), organisation_id))
+
+
+@router.post(
+    "/{organisation_id}/verify",
+    response={200: OrganisationOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 503: ErrorOut},
+    summary="Verify the tax code with the business registry (owners and admins)",
+)
+def verify_organisation(request: HttpRequest, organisation_id: uuid.UUID) -> dict[str, Any]:
+    """The registry's name replaces the typed one; its legal representative (signed in
+    with VNeID) becomes the owner."""
+    return organisation_out(
+        organisations.verify_organisation(current_user(request), organisation_id)
+    )
 
 
 @router.patch(

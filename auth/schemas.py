@@ -129,7 +129,13 @@ class MeOut(Schema):
     totp_enabled: bool
     recovery_codes_left: int
     citizen_id: str | None = Field(None, description="Masked: only the last 3 digits")
+    citizen_id_verified: bool = Field(
+        False, description="The citizen ID was asserted by the national identity (VNeID)"
+    )
     birth_date: dt.date | None
+    identity_level: int = Field(
+        0, description="Level of the linked national identity (VNeID): 0 none, 1 or 2"
+    )
 
 
 class MeIn(Schema):

@@ -38,6 +38,10 @@ SMS_TEXTS = {
         "{code} là mã xác nhận đổi số điện thoại tài khoản Dịch vụ công sang số này, "
         "hiệu lực {minutes} phút."
     ),
+    OtpChallenge.Purpose.LINK_NATIONAL: (
+        "{code} là mã xác nhận liên kết định danh điện tử VNeID với tài khoản Dịch vụ công, "
+        "hiệu lực {minutes} phút. Nếu không phải bạn, đừng nhập mã này."
+    ),
 }
 NOTICE_ALREADY_REGISTERED = (
     "Số điện thoại này đã có tài khoản Dịch vụ công. Nếu bạn vừa đăng ký, hãy đăng nhập "

@@ -72,6 +72,9 @@ class AccountOut(Schema):
         description="The account entered a citizen ID another account holds (settle in person)"
     )
     verification_level: int
+    national_identity_level: int = Field(
+        0, description="Level of the linked national identity (VNeID); 0 when none"
+    )
     phone_verified: bool
     has_totp: bool
     is_active: bool

@@ -457,6 +457,39 @@ SMS_HTTP_TIMEOUT_SECONDS = float(env("SMS_HTTP_TIMEOUT_SECONDS", "10"))
 # Organisations and support resets.
 ORGANISATION_INVITATION_TTL_DAYS = envint("ORGANISATION_INVITATION_TTL_DAYS", 7)
 SUPPORT_RESET_APPROVAL_TTL_HOURS = envint("SUPPORT_RESET_APPROVAL_TTL_HOURS", 72)
+# National sign-in (VNeID through the national portal's OpenID Connect SSO).
+# Empty issuer: national sign-in is off (routes answer 503 national_id_disabled).
+# `make run` points it at the fake provider (`python -m fakes.identity_provider`).
+NATIONAL_ID_ISSUER = env("NATIONAL_ID_ISSUER").rstrip("/")
+NATIONAL_ID_CLIENT_ID = env("NATIONAL_ID_CLIENT_ID", "dichvucong-app")
+NATIONAL_ID_CLIENT_SECRET = env("NATIONAL_ID_CLIENT_SECRET", "dev-national-id-secret")
+# The app link the provider sends the browser back to (the app intercepts it).
+NATIONAL_ID_REDIRECT_URI = env(
+    "NATIONAL_ID_REDIRECT_URI", "https://app.dichvucong.example/national-id/callback"
+)
+NATIONAL_ID_SCOPES = env("NATIONAL_ID_SCOPES", "openid profile phone citizen_id")
+NATIONAL_ID_TIMEOUT_SECONDS = float(env("NATIONAL_ID_TIMEOUT_SECONDS", "5"))
+NATIONAL_ID_METADATA_CACHE_SECONDS = envint("NATIONAL_ID_METADATA_CACHE_SECONDS", 3600)
+NATIONAL_ID_FLOW_TTL_SECONDS = envint("NATIONAL_ID_FLOW_TTL_SECONDS", 600)
+NATIONAL_ID_CLOCK_SKEW_SECONDS = envint("NATIONAL_ID_CLOCK_SKEW_SECONDS", 60)
+# Sensitive actions that ask for a national sign-in accept one this recent.
+NATIONAL_ID_STEP_UP_MINUTES = envint("NATIONAL_ID_STEP_UP_MINUTES", 15)
+# Business registry (tax code verification). Empty: organisations stay unverified.
+BUSINESS_REGISTRY_URL = env("BUSINESS_REGISTRY_URL").rstrip("/")
+BUSINESS_REGISTRY_API_KEY = env("BUSINESS_REGISTRY_API_KEY")
+BUSINESS_REGISTRY_TIMEOUT_SECONDS = float(env("BUSINESS_REGISTRY_TIMEOUT_SECONDS", "5"))
+if (
+    PRODUCTION
+    and NATIONAL_ID_ISSUER
+    and (
+        not NATIONAL_ID_ISSUER.startswith("https://")
+        or NATIONAL_ID_CLIENT_SECRET == "dev-national-id-secret"  # noqa: S105  # nosec B105
+    )
+):
+    raise ImproperlyConfigured(
+        "Refusing to start in production: NATIONAL_ID_ISSUER must be https and "
+        "NATIONAL_ID_CLIENT_SECRET set"
+    )
 
 # --- Demo data (`make run`) -------------------------------------------------------
 DEMO_LOADERS = ["auth.demo.load"]

@@ -10,6 +10,7 @@ from tracking.views import lookup_page
 # Each app contributes one router; the order here is the order in the docs.
 ROUTERS: list[tuple[str, str]] = [
     ("/auth", "auth.api"),
+    ("/auth/national", "auth.national_api"),
     ("/organisations", "auth.organisations_api"),
     ("/support", "auth.support_api"),
     ("/catalogue", "dossiers.catalogue_api"),

@@ -86,8 +86,8 @@ def seed_wallet(drafts: int) -> dict[str, Any]:
 
     from django.utils import timezone
 
+    from auth.actions.sessions import start_session
     from auth.models import User
-    from auth.tokens import start_session
     from bench.photos import phone_photo
     from documents import wallet
     from dossiers import actions

@@ -8,9 +8,11 @@ from typing import Any
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import F, Func, JSONField, Q, QuerySet
 from django.db.models.sql.compiler import SQLCompiler
+from django.utils.translation import gettext_lazy as _
 
+from auth.access import identity_level
 from auth.models import Membership, User
-from backend.errors import NotFound
+from backend.errors import NotFound, PermissionDenied
 from backend.joined_read import JoinedRead
 from dossiers.models import Attachment, Dossier
 
@@ -129,3 +131,21 @@ _READABLE = JoinedRead(
     related=READ_RELATED,
     annotations={"attachment_codes": AttachmentCodes(F("pk"))},
 )
+
+
+def require_identity_level(user: User, level: int) -> None:
+    """Procedures may need a national identity (VNeID) of at least `level`: a 403 with
+    `identity_level_too_low` tells the app to ask for a national sign-in at that level."""
+    if level <= 0:
+        return
+    current = identity_level(user)
+    if current < level:
+        raise PermissionDenied(
+            "identity_level_too_low",
+            _(
+                "This procedure needs a national identity (VNeID) of level %(level)s. "
+                "Sign in with VNeID."
+            )
+            % {"level": level},
+            details={"required_level": level, "identity_level": current, "sign_in": "national"},
+        )

@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 
 from auth.models import Membership, User
 from backend.errors import Conflict, NotFound, Unprocessable, field_error
-from dossiers.access import access_dossier
+from dossiers.access import access_dossier, require_identity_level
 from dossiers.attachments import deletable
 from dossiers.deadlines import appointment_for, business_tz
 from dossiers.events import EventType, record_event
@@ -192,6 +192,7 @@ def submit_dossier(user: User, dossier_id: uuid.UUID | str) -> Dossier:
             raise Conflict(
                 "procedure_unavailable", _("This procedure no longer accepts applications.")
             )
+        require_identity_level(user, procedure.min_identity_level)
         cleaned, errors = validate_form(procedure.form_spec, dossier.form_data)
         missing = missing_documents(dossier)
         if errors or missing:

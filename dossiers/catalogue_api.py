@@ -102,6 +102,11 @@ class ProcedureOut(ProcedureSummaryOut):
     description: str
     postal_return_allowed: bool
     electronic_result: bool
+    min_identity_level: int = Field(
+        0,
+        description="Least national identity (VNeID) level of the account that submits: 0 any, "
+        "1 or 2 (below it, submission answers 403 identity_level_too_low)",
+    )
     documents: list[DocumentOut]
     form: list[FormFieldOut]
 
@@ -222,6 +227,7 @@ def get_procedure_detail(request: HttpRequest, procedure_id: int) -> dict[str, A
         "description": pick(procedure.description, procedure.description_en, language),
         "postal_return_allowed": procedure.postal_return_allowed,
         "electronic_result": procedure.electronic_result,
+        "min_identity_level": procedure.min_identity_level,
         "documents": [
             document_out(d, language)
             for d in procedure.documents.prefetch_related("accepted_types")

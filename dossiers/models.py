@@ -128,6 +128,11 @@ class Procedure(models.Model):
     description = models.TextField(blank=True)
     description_en = models.TextField(blank=True)
     is_active = models.BooleanField(default=True)
+    min_identity_level = models.PositiveSmallIntegerField(
+        default=0,
+        choices=[(0, _("Any account")), (1, _("VNeID level 1")), (2, _("VNeID level 2"))],
+        help_text=_("Least national identity level (VNeID) of the account that submits."),
+    )
     version = models.PositiveIntegerField(
         default=1,
         editable=False,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,8 @@ from auth.models import DeviceSession, User
 from auth.tokens import TokenPair
 from backend.redis import get_redis
 from dossiers.catalogue import forget_required_documents
+from fakes.business_registry import FakeBusinessRegistry, demo_enterprise
+from fakes.identity_provider import FakeIdentityProvider
 
 
 class ApiResponse:
@@ -192,3 +194,35 @@ def run_jobs_until_idle(queues: Sequence[str], timeout: float = 60) -> None:
                 return
             if time.monotonic() > deadline:
                 raise AssertionError(f"{left} jobs of {list(queues)} still due after {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def _identity_provider() -> Iterator[FakeIdentityProvider]:
+    with FakeIdentityProvider() as provider:
+        yield provider
+
+
+@pytest.fixture
+def idp(_identity_provider: FakeIdentityProvider, settings: Any) -> FakeIdentityProvider:
+    """The fake national identity provider (HTTP on loopback), wired into settings."""
+    _identity_provider.reset()
+    settings.NATIONAL_ID_ISSUER = _identity_provider.issuer
+    settings.NATIONAL_ID_CLIENT_ID = _identity_provider.client_id
+    settings.NATIONAL_ID_CLIENT_SECRET = _identity_provider.client_secret
+    return _identity_provider
+
+
+@pytest.fixture(scope="session")
+def _business_registry() -> Iterator[FakeBusinessRegistry]:
+    with FakeBusinessRegistry() as registry:
+        yield registry
+
+
+@pytest.fixture
+def registry(_business_registry: FakeBusinessRegistry, settings: Any) -> FakeBusinessRegistry:
+    """The fake business registry (HTTP on loopback) with its demo enterprise, wired in."""
+    _business_registry.reset()
+    _business_registry.register(demo_enterprise())
+    settings.BUSINESS_REGISTRY_URL = _business_registry.base_url
+    settings.BUSINESS_REGISTRY_API_KEY = _business_registry.api_key
+    return _business_registry

@@ -5,7 +5,9 @@
 - `sessions`: device sessions and their tokens;
 - `challenges`: SMS code challenges (issued, resent, spent) for the flows above;
 - `second_factor`: the authenticator app (TOTP) and recovery codes;
-- `organisations`: organisations, members, roles and invitations;
+- `national_sign_in`: sign-in with the national identity (VNeID, OpenID Connect),
+  linking it to an account, unlinking;
+- `organisations`: organisations, members, roles, invitations, the registry check;
 - `support`: support staff look-ups and audited resets.
 
 Reads that authorise are in auth/access.py; handlers (auth/*api.py) parse,

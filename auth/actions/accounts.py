@@ -32,7 +32,7 @@ from auth.actions.sign_in import (
     sign_device_in,
 )
 from auth.citizen_ids import validate_citizen_id
-from auth.models import DeviceSession, OtpChallenge, User
+from auth.models import AuthMethod, DeviceSession, OtpChallenge, User
 from auth.phone import mask_phone, normalise_phone
 from auth.ratelimit import LockedOut, reserve_attempt
 from auth.sms import SmsError, send_sms
@@ -136,7 +136,9 @@ def verify_registration(
         user.phone_verified_at = now
         user.verification_level = max(user.verification_level, User.Level.PHONE)
         logger.info("account %s verified its phone %s", user.pk, mask_phone(user.phone))
-        return sign_device_in(user, device, ip, second_factor="sms_otp")
+        return sign_device_in(
+            user, device, ip, second_factor="sms_otp", auth_method=AuthMethod.REGISTRATION
+        )
 
 
 # --- Profile and identity ------------------------------------------------------------

@@ -13,6 +13,7 @@ authorise are in auth/access.py. Who may do what:
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 
 from django.conf import settings
@@ -20,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from auth import business_registry
 from auth.access import (
     access_member,
     access_my_invitation,
@@ -31,8 +33,9 @@ from auth.access import (
 from auth.models import Invitation, Membership, Organisation, User
 from auth.phone import normalise_phone
 from auth.tax_codes import normalise_tax_code
-from backend.errors import Conflict, PermissionDenied, field_error
+from backend.errors import Conflict, PermissionDenied, ServiceUnavailable, field_error
 
+logger = logging.getLogger(__name__)
 Role = Membership.Role
 
 
@@ -226,3 +229,82 @@ def decline_invitation(user: User, invitation_id: uuid.UUID | str) -> Invitation
         invitation.responded_by = user
         invitation.save(update_fields=["status", "responded_at", "responded_by"])
     return invitation
+
+
+# --- Business registry ------------------------------------------------------------------
+
+
+def _registry_unavailable() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "business_registry_unavailable",
+        _("The business registry cannot be reached. Try again later."),
+        headers={"Retry-After": "60"},
+    )
+
+
+def verify_organisation(user: User, organisation_id: uuid.UUID | str) -> Membership:
+    """Check the tax code against the business registry (a manager asks).
+
+    The registry's name replaces the typed one, and the legal representative it
+    names becomes the owner: the account whose citizen ID was asserted by a
+    national identity (a self-declared number proves nothing). Other owners
+    become administrators. Without such an account nothing changes (409).
+    """
+    membership = access_organisation(user, organisation_id)
+    require_manager(membership)
+    if not business_registry.enabled():
+        raise ServiceUnavailable(
+            "business_registry_disabled", _("Checking tax codes is not available.")
+        )
+    try:
+        enterprise = business_registry.look_up(membership.organisation.tax_code)
+    except business_registry.RegistryError as exc:
+        logger.warning("business registry: %s", exc.reason)
+        raise _registry_unavailable() from exc
+    if enterprise is None or not enterprise.active:
+        raise Conflict(
+            "tax_code_not_registered",
+            _("The business registry has no active enterprise with this tax code."),
+        )
+    citizen_ids = [person.citizen_id for person in enterprise.representatives]
+    representative = (
+        User.objects.filter(
+            citizen_id__in=citizen_ids, citizen_id_verified_at__isnull=False, is_active=True
+        )
+        .order_by("citizen_id_verified_at")
+        .first()
+    )
+    if representative is None:
+        raise Conflict(
+            "representative_not_verified",
+            _(
+                "The legal representative must first sign in with their national identity "
+                "(VNeID), then ask again."
+            ),
+        )
+    now = timezone.now()
+    with transaction.atomic():
+        membership = access_organisation(user, organisation_id, for_update=True)
+        require_manager(membership)
+        organisation = membership.organisation
+        organisation.name = enterprise.name[:255]
+        organisation.registry_name = enterprise.name[:255]
+        organisation.verified_at = now
+        if enterprise.address and not organisation.address:
+            organisation.address = enterprise.address[:500]
+        organisation.save(update_fields=["name", "registry_name", "verified_at", "address"])
+        Membership.objects.filter(organisation=organisation, role=Role.OWNER).exclude(
+            user=representative
+        ).update(role=Role.ADMIN)
+        Membership.objects.update_or_create(
+            organisation=organisation,
+            user=representative,
+            defaults={"role": Role.OWNER},
+            create_defaults={"role": Role.OWNER, "watches": True},
+        )
+        logger.info(
+            "organisation %s verified; owner is its legal representative %s",
+            organisation.pk,
+            representative.pk,
+        )
+    return access_organisation(user, organisation_id)

@@ -41,11 +41,15 @@ def start_session(
     app_version: str = "",
     ip: str | None = None,
     second_factor: str = "",
+    auth_method: str = "",
+    national_level: int = 0,
 ) -> tuple[DeviceSession, TokenPair]:
     """Sign `user` in on a device. A device signs in once: its older session ends.
 
     `second_factor` names the factor checked at this sign-in besides the password
     (empty when none was), kept on the session for the rules that need a strong one.
+    `auth_method` records how the user proved who they are (AuthMethod); a national
+    sign-in also records its identity level and time (step-up checks read them).
     """
     now = timezone.now()
     device_key = secrets.token_urlsafe(32)
@@ -65,6 +69,9 @@ def start_session(
             authenticated_at=now,
             second_factor=second_factor,
             second_factor_at=now if second_factor else None,
+            auth_method=auth_method,
+            national_level=national_level,
+            national_authenticated_at=now if national_level else None,
             device_key_hash=hash_token(device_key),
         )
         pair = _issue_pair(session)

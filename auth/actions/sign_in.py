@@ -24,7 +24,7 @@ from auth.access import open_challenge
 from auth.actions.challenges import consume_challenge, issue_code, new_challenge, verify_code
 from auth.actions.second_factor import available_methods, verify_factor
 from auth.actions.sessions import start_session
-from auth.models import DeviceSession, OtpChallenge, User
+from auth.models import AuthMethod, DeviceSession, OtpChallenge, User
 from auth.phone import normalise_phone
 from auth.ratelimit import LockedOut, clear_failures, lock_remaining, reserve_attempt
 from auth.tokens import TokenPair, hash_device_key
@@ -83,6 +83,11 @@ SECURITY_REVOCATIONS = (
     "revoked_by_user",
     "support_reset",
 )
+SECOND_STEP_METHODS = {
+    "sms_otp": AuthMethod.PHONE_OTP,
+    "totp": AuthMethod.TOTP,
+    "recovery_code": AuthMethod.RECOVERY_CODE,
+}
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,13 @@ def _dummy_hash() -> str:
 
 
 def sign_device_in(
-    user: User, device: DeviceInfo, ip: str, *, second_factor: str = ""
+    user: User,
+    device: DeviceInfo,
+    ip: str,
+    *,
+    second_factor: str = "",
+    auth_method: str = "",
+    national_level: int = 0,
 ) -> tuple[DeviceSession, TokenPair]:
     """A new session of `user` on the device (inside the caller's transaction)."""
     return start_session(
@@ -118,6 +129,8 @@ def sign_device_in(
         app_version=device.app_version,
         ip=ip,
         second_factor=second_factor,
+        auth_method=auth_method,
+        national_level=national_level,
     )
 
 
@@ -247,7 +260,7 @@ def login(
     # opened with a strong factor (auth.access.require_support_sign_in).
     if not user.is_staff and _known_device(user, device):
         with transaction.atomic():
-            _session_row, tokens = sign_device_in(user, device, ip)
+            _session_row, tokens = sign_device_in(user, device, ip, auth_method=AuthMethod.PASSWORD)
         return LoginResult(tokens=tokens)
     methods = available_methods(user)
     with transaction.atomic():
@@ -305,7 +318,9 @@ def complete_login(
         if user is None:  # a decoy has no code, so verify_code already refused it
             raise sms_codes.invalid_code()
         device = DeviceInfo(**challenge.device)
-        return sign_device_in(user, device, ip, second_factor=method)
+        return sign_device_in(
+            user, device, ip, second_factor=method, auth_method=SECOND_STEP_METHODS[method]
+        )
 
 
 def reauthenticate(*, session: DeviceSession, password: str, ip: str) -> None:

@@ -39,7 +39,7 @@ from django.utils.module_loading import import_string
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from auth.access import access_reset, require_support_staff
+from auth.access import access_reset, identity_level, require_support_staff
 from auth.actions.sessions import revoke_all_sessions
 from auth.models import DeviceSession, RecoveryCode, SupportAuditRecord, SupportReset, User
 from auth.phone import invalid_phone, mask_phone, parse_phone
@@ -351,6 +351,11 @@ def _reset_details(reset: SupportReset) -> dict[str, Any]:
     }
 
 
+def _national_identity_note(subject: User) -> dict[str, Any]:
+    level = identity_level(subject)
+    return {"linked": bool(level), "level": level, "kept": bool(level)}
+
+
 def _apply(reset: SupportReset, *, actor: User, approver: User | None, context: Context) -> None:
     """Reset the account's factors (inside the caller's transaction)."""
     now = timezone.now()
@@ -399,6 +404,8 @@ def _apply(reset: SupportReset, *, actor: User, approver: User | None, context: 
             "recovery_codes_invalidated": codes,
             "sessions_revoked": sessions,
             "phone_changed": bool(reset.new_phone),
+            # A linked national identity (VNeID) is kept: the citizen can still sign in with it.
+            "national_identity": _national_identity_note(subject),
         },
     )
     _notify_citizen(subject, old_phone=old_phone, session_ids=live_sessions, reset=reset)

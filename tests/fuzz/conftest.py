@@ -19,6 +19,8 @@ from PIL import Image
 
 from auth.models import Invitation, Membership, User
 from dossiers.models import Dossier
+from fakes.business_registry import FakeBusinessRegistry
+from fakes.identity_provider import FakeIdentityProvider
 from tests.accounts.staff import client_for, make_citizen, make_staff
 from tests.conftest import ApiClient, make_user, sign_in
 from tests.factories import make_dossier, make_organisation, make_procedure
@@ -39,7 +41,11 @@ WORLD = World()
 
 
 @pytest.fixture(autouse=True)
-def _sandbox(settings: Any, tmp_path: Path) -> None:
+def _sandbox(
+    settings: Any, tmp_path: Path, idp: FakeIdentityProvider, registry: FakeBusinessRegistry
+) -> None:
+    # National sign-in and the business registry talk to their fakes (settings set by
+    # the fixtures), so their routes answer as in production instead of 503 "disabled".
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.POSTAL_WEBHOOK_SECRETS = {"vnpost": WEBHOOK_SECRET}
