@@ -41,7 +41,7 @@ class AnyOf(Func):
         # `subquery_sql` is "(SELECT ...)", compiled by the ORM: no request text in it.
         return f"{column_sql} = ANY(ARRAY{subquery_sql})", (*column_params, *subquery_params)
 
-    def as_sqlite(  # type: ignore[override]
+    def as_sqlite(
         self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any
     ) -> tuple[str, tuple[Any, ...]]:
         column, subquery = self.get_source_expressions()

@@ -21,6 +21,7 @@ from typing import Any
 
 from django.db.models import Count, F, Q, QuerySet
 from django.db.models.functions import Coalesce
+from django.db.models.lookups import GreaterThanOrEqual, LessThan
 from django.utils import timezone
 
 from backend.errors import ApiError
@@ -54,7 +55,7 @@ def overdue(
 ) -> QuerySet[Dossier]:
     # On the deadline expression (= the OR of the definition): the partial index
     # dossier_running_deadline answers it.
-    return running(queryset).filter(deadline__lt=now or timezone.now())
+    return running(queryset).filter(LessThan(F("deadline"), now or timezone.now()))
 
 
 def overdue_without_apology(
@@ -70,7 +71,9 @@ def at_risk(
     now = now or timezone.now()
     candidates = (
         running(queryset)
-        .filter(deadline__gte=now, deadline__lt=now + AT_RISK_LOOKAHEAD)
+        .filter(
+            GreaterThanOrEqual(F("deadline"), now), LessThan(F("deadline"), now + AT_RISK_LOOKAHEAD)
+        )
         .select_related("agency", "procedure")
         .order_by("deadline", "id")
     )
