@@ -544,7 +544,8 @@ def probes(now: dt.datetime) -> list[Probe]:
                 " WHERE e.dossier_id = ANY(ARRAY(SELECT id FROM dossiers_dossier"
                 " WHERE applicant_id = %s OR organisation_id = ANY(ARRAY("
                 " SELECT organisation_id FROM accounts_membership WHERE user_id = %s))))"
-                " AND e.created_at <= %s ORDER BY e.created_at DESC LIMIT 1",
+                # `+ interval '0'`: sort the user's events, not walk everyone's by time.
+                " AND e.created_at <= %s ORDER BY e.created_at + interval '0' DESC LIMIT 1",
                 [user.pk, user.pk, now - dt.timedelta(days=days)],
             )
             found = cursor.fetchone()
