@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PAYMENT_FAKE_PORT ?= 8910
 
-.PHONY: install run test lint format docs messages worker migrate clean lock bench
+.PHONY: install run test lint format docs messages worker migrate clean lock bench bench-scale
 
 $(STAMP): pyproject.toml requirements.lock
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,15 @@ bench: install
 	@test -x $(VENV)/bin/py-spy || $(PIP) install --quiet "py-spy>=0.4,<0.5" \
 		|| echo "py-spy could not be installed: missed targets are not profiled"
 	$(PY) -m bench.run --profile $(BENCH_ARGS)
+
+# The project's own queries on a province-sized database (not part of `make test`):
+# seeds citizen_scale with SQL (SCALE=1: 1 M dossiers, 20 M events; the default 0.1
+# seeds in about 2 minutes, the full size in about 15 on 2 cores), reports p50/p99 per
+# query shape to bench/scale_results.json, plans to bench/scale_plans.txt.
+SCALE ?= 0.1
+bench-scale: install
+	bash scripts/ensure-services.sh
+	$(PY) -m bench.scale --scale $(SCALE) $(BENCH_SCALE_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff format --check .

@@ -7,6 +7,8 @@ from typing import Any
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
 
 from dossiers.event_types import EventType
@@ -186,6 +188,11 @@ def result_path(instance: Any, filename: str) -> str:
     return f"results/{uuid.uuid4().hex[:2]}/{uuid.uuid4().hex}"
 
 
+# The clock runs (dossiers/lifecycle.py CLOCK_RUNNING: accepted, processing, payment
+# requested), it is not paused and there is an appointment: dossiers/monitoring.py `running`.
+RUNNING_CONDITION = Q(status__in=[2, 4, 6], paused_at__isnull=True, appointment_at__isnull=False)
+
+
 class Dossier(models.Model):
     """An application (hồ sơ). Status codes follow the national portal's ten codes."""
 
@@ -275,6 +282,22 @@ class Dossier(models.Model):
             models.Index(fields=["organisation", "-created_at"]),
             models.Index(fields=["agency", "status"]),
             models.Index(fields=["agency", "updated_at", "id"], name="dossier_agency_feed"),
+            # The deadline scans (dossiers/monitoring.py: `running`, whose condition
+            # this is, status IN CLOCK_RUNNING written out, a test holds them equal):
+            # every running dossier by deadline, and those not marked overdue yet
+            # (what the periodic scan reads: overdue to mark, at risk to warn).
+            models.Index(
+                Coalesce("original_appointment_at", "appointment_at"),
+                "id",
+                name="dossier_running_deadline",
+                condition=RUNNING_CONDITION,
+            ),
+            models.Index(
+                Coalesce("original_appointment_at", "appointment_at"),
+                "id",
+                name="dossier_unmarked_deadline",
+                condition=RUNNING_CONDITION & Q(overdue_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -456,7 +479,12 @@ class DossierEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["dossier", "seq"], name="dossier_event_unique_seq"),
         ]
-        indexes = [models.Index(fields=["txid", "id"], name="dossier_event_log_order")]
+        indexes = [
+            models.Index(fields=["txid", "id"], name="dossier_event_log_order"),
+            # A socket's replay: its dossiers' events after a cursor, in log order
+            # (tracking/stream.py), without walking everyone's log from the cursor.
+            models.Index(fields=["dossier", "txid", "id"], name="dossier_event_audience_order"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.id} {self.type} ({self.dossier_id}#{self.seq})"

@@ -21,18 +21,19 @@ from typing import Any
 
 from django.db.models import Count, F, Q, QuerySet
 from django.db.models.functions import Coalesce
+from django.db.models.lookups import GreaterThanOrEqual, LessThan
 from django.utils import timezone
 
 from backend.errors import ApiError
 from dossiers import lifecycle
 from dossiers.deadlines import WorkingCalendar, business_tz
 from dossiers.events import EventType
-from dossiers.models import Agency, Dossier, DossierEvent
+from dossiers.models import RUNNING_CONDITION, Agency, Dossier, DossierEvent
 
 logger = logging.getLogger(__name__)
 
 S = Dossier.Status
-RUNNING = [int(s) for s in lifecycle.CLOCK_RUNNING]
+RUNNING = sorted(int(s) for s in lifecycle.CLOCK_RUNNING)
 FINISHED = [int(S.RESULT_READY), int(S.HANDED_OVER)]
 # A working day can stretch over Tết: look this far ahead for at-risk candidates.
 AT_RISK_LOOKAHEAD = dt.timedelta(days=15)
@@ -43,20 +44,19 @@ def with_deadline(queryset: QuerySet[Dossier]) -> QuerySet[Dossier]:
 
 
 def running(queryset: QuerySet[Dossier] | None = None) -> QuerySet[Dossier]:
+    """Dossiers whose clock runs, with their `deadline`. The condition is that of
+    the partial index dossier_running_deadline (dossiers/models.py), written the
+    same way, so the scans read the running dossiers only."""
     base = Dossier.objects.all() if queryset is None else queryset
-    return with_deadline(
-        base.filter(status__in=RUNNING, paused_at__isnull=True, appointment_at__isnull=False)
-    )
+    return with_deadline(base.filter(RUNNING_CONDITION))
 
 
 def overdue(
     queryset: QuerySet[Dossier] | None = None, now: dt.datetime | None = None
 ) -> QuerySet[Dossier]:
-    moment = now or timezone.now()
-    return running(queryset).filter(
-        Q(original_appointment_at__lt=moment)
-        | Q(original_appointment_at__isnull=True, appointment_at__lt=moment)
-    )
+    # On the deadline expression (= the OR of the definition): the partial index
+    # dossier_running_deadline answers it.
+    return running(queryset).filter(LessThan(F("deadline"), now or timezone.now()))
 
 
 def overdue_without_apology(
@@ -73,12 +73,7 @@ def at_risk(
     candidates = (
         running(queryset)
         .filter(
-            Q(original_appointment_at__gte=now, original_appointment_at__lt=now + AT_RISK_LOOKAHEAD)
-            | Q(
-                original_appointment_at__isnull=True,
-                appointment_at__gte=now,
-                appointment_at__lt=now + AT_RISK_LOOKAHEAD,
-            )
+            GreaterThanOrEqual(F("deadline"), now), LessThan(F("deadline"), now + AT_RISK_LOOKAHEAD)
         )
         .select_related("agency", "procedure")
         .order_by("deadline", "id")
@@ -86,11 +81,19 @@ def at_risk(
     calendars: dict[int, WorkingCalendar] = {}
     result = []
     for dossier in candidates:
-        calendar = calendars.setdefault(dossier.agency_id, WorkingCalendar(dossier.agency))
+        calendar = _calendar(calendars, dossier.agency)
         left = calendar.seconds_between(now, dossier.deadline)  # type: ignore[attr-defined]
         if left < calendar.seconds_per_day():
             result.append((dossier, left))
     return result
+
+
+def _calendar(calendars: dict[int, WorkingCalendar], agency: Agency) -> WorkingCalendar:
+    """The agency's calendar, loaded once per scan (one query per agency, not per
+    dossier: `setdefault` would build, and query, one for every dossier)."""
+    if agency.pk not in calendars:
+        calendars[agency.pk] = WorkingCalendar(agency)
+    return calendars[agency.pk]
 
 
 def scan_deadlines(now: dt.datetime | None = None) -> dict[str, int]:
@@ -189,7 +192,7 @@ def performance(
         started = dossier.accepted_at or dossier.submitted_at
         if started is None or dossier.finished_at is None:
             continue
-        calendar = calendars.setdefault(dossier.agency_id, WorkingCalendar(dossier.agency))
+        calendar = _calendar(calendars, dossier.agency)
         spent = calendar.seconds_between(started, dossier.finished_at)
         durations.append(max(0, spent - dossier.paused_working_seconds))
     average_hours = round(sum(durations) / len(durations) / 3600, 2) if durations else None

@@ -41,7 +41,8 @@ from django.db.models import Max, Q, QuerySet
 from django.utils import timezone, translation
 
 from auth.models import DeviceSession, User
-from dossiers.access import visible_dossiers
+from backend.any_of import AnyOf
+from dossiers.access import visible_dossiers, visible_to
 from dossiers.audience import followed_dossiers
 from dossiers.models import Dossier, DossierEvent
 from tracking.payloads import EventFrame, ResyncReason
@@ -99,7 +100,11 @@ def horizon() -> int | None:
 def events_for(user: User, dossier_id: uuid.UUID | None = None) -> QuerySet[DossierEvent]:
     """What a socket of `user` carries: events of their own dossiers and of the
     organisations they watch; narrowed to one dossier, that dossier's if they may see it."""
-    return DossierEvent.objects.filter(dossier_id__in=_audience(user, dossier_id).values("pk"))
+    # An array, not `IN (subquery)`: the audience's events come from the
+    # per-dossier index (dossier_event_audience_order), not a walk of the log.
+    return DossierEvent.objects.filter(
+        AnyOf("dossier_id", _audience(user, dossier_id).values("pk"))
+    )
 
 
 def _audience(user: User, dossier_id: uuid.UUID | None) -> QuerySet[Dossier]:
@@ -138,7 +143,9 @@ def resume(
     already committed up to the resume point are skipped as seen.
     """
     # Any event the user may see is a valid position in the log.
-    visible = DossierEvent.objects.filter(dossier_id__in=visible_dossiers(user).values("pk"))
+    # The event by its key, then its dossier checked (a join on two primary keys),
+    # not the user's dossiers first.
+    visible = DossierEvent.objects.filter(visible_to(user, "dossier__"))
     row = visible.filter(id=last_event_id).values_list("txid", "id", "created_at").first()
     if row is None:
         return "unknown_event"
@@ -262,6 +269,10 @@ def rows_of(found: Sequence[Sequence[Any]]) -> tuple[int | None, list[EventRow]]
 # (dossiers.audience) compiled once per socket, not a queryset compiled on each
 # call: the ORM's compiler took longer than PostgreSQL took to answer.
 #
+# The audience is an array (backend/any_of.py), so the events come from the
+# per-dossier index (dossier, txid, id), a few rows per dossier, whatever the
+# cursor's age: `IN (subquery)` walked the whole log after the cursor instead.
+#
 # Its first column is the horizon of the query's snapshot: one row with NULL
 # event columns comes back when there is no event, so a look that finds
 # nothing still records how far it looked (`may_have_news`).
@@ -273,7 +284,7 @@ LEFT JOIN LATERAL (
     SELECT e.id, e.txid, e.type, e.status_before, e.status_after, e.created_at, e.data,
            e.dossier_id, d.code
     FROM {events} e JOIN {dossiers} d ON d.id = e.dossier_id
-    WHERE e.dossier_id IN ({audience})
+    WHERE e.dossier_id = ANY(ARRAY({audience}))
       AND (e.txid, e.id) > (%s, %s)
       AND e.id <> ALL(%s::bigint[])
     ORDER BY e.txid, e.id

@@ -12,7 +12,8 @@ import uuid
 from typing import Any, Literal
 
 from django.conf import settings
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
+from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan
 from django.http import FileResponse, HttpRequest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -458,7 +459,9 @@ def feed(request: HttpRequest, params: Query[FeedParams]) -> dict[str, Any]:
     cursor = params.cursor
     if cursor:
         moment, key = _decode_cursor(cursor)
-        queryset = queryset.filter(Q(updated_at__gt=moment) | Q(updated_at=moment, pk__gt=key))
+        # A row value, an index condition on dossier_agency_feed: the index scan
+        # starts at the cursor (the OR form read the agency's whole history to it).
+        queryset = queryset.filter(TupleGreaterThan(Tuple("updated_at", "id"), (moment, key)))
     rows = list(
         queryset.select_related("procedure", "applicant", "organisation")
         .prefetch_related("attachments")

@@ -1,0 +1,50 @@
+"""`column = ANY(ARRAY(subquery))`: a membership test PostgreSQL can use an index for.
+
+`Q(a=x) | Q(b__in=subquery)` compiles to `a = x OR b IN (SELECT ...)`, which
+PostgreSQL runs as a hashed subplan evaluated on every row: a sequential scan
+of the whole table (no index can answer an OR with a subplan in it). Written
+as `b = ANY(ARRAY(SELECT ...))` the subquery runs once, first (an InitPlan),
+and its array is an ordinary parameter: `a = x OR b = ANY($1)` becomes a
+BitmapOr of two index scans, and `b = ANY($1)` alone an index scan per element.
+The planner also takes such an array for a short one (a handful of elements),
+which is what an audience (a user's dossiers) is: it probes a per-dossier
+index instead of walking a global one (tracking/stream.py).
+
+On SQLite (embedded default) it is the plain `IN (SELECT ...)`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import BooleanField, F, Func, QuerySet, Subquery
+from django.db.models.sql.compiler import SQLCompiler
+
+
+class AnyOf(Func):
+    """True where `column` (a field name or path, e.g. "dossier__organisation_id")
+    is one of the values of the one-column `subquery`. Use it in `filter()` or
+    combined with `Q` objects."""
+
+    output_field = BooleanField()
+
+    def __init__(self, column: str, subquery: QuerySet[Any]) -> None:
+        super().__init__(F(column), Subquery(subquery))
+
+    def as_sql(  # type: ignore[override]
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any
+    ) -> tuple[str, tuple[Any, ...]]:
+        column, subquery = self.get_source_expressions()
+        column_sql, column_params = compiler.compile(column)
+        subquery_sql, subquery_params = compiler.compile(subquery)
+        # `subquery_sql` is "(SELECT ...)", compiled by the ORM: no request text in it.
+        return f"{column_sql} = ANY(ARRAY{subquery_sql})", (*column_params, *subquery_params)
+
+    def as_sqlite(
+        self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any
+    ) -> tuple[str, tuple[Any, ...]]:
+        column, subquery = self.get_source_expressions()
+        column_sql, column_params = compiler.compile(column)
+        subquery_sql, subquery_params = compiler.compile(subquery)
+        return f"{column_sql} IN {subquery_sql}", (*column_params, *subquery_params)

@@ -1,0 +1,673 @@
+"""`make bench-scale`: the project's own queries on a database of a province's size.
+
+    .venv/bin/python -m bench.scale [--scale 0.1] [--samples 200] [--skip-seed]
+
+Seeds a dedicated database (`citizen_scale`, dropped and migrated first; set
+SCALE_DATABASE_URL to use another whose name contains "scale") with SQL only
+(`generate_series`, INSERT ... SELECT): at `--scale 1`, 1 M dossiers, about
+20 M events, 500 k users, 20 k organisations, 3 M notifications and 3 M push
+deliveries. Distributions: a citizen has a handful of dossiers (2 on average);
+a fifth of the dossiers belong to organisations, skewed (the largest has a few
+thousand dossiers and up to 60 members); 60 agencies, skewed too (the largest
+receives about an eighth of all dossiers); dossiers are created evenly over a
+year, those of the last 30 days still running (accepted, processing, waiting
+for a supplement or a payment), older ones mostly finished; 10 to 30 events per
+dossier spread over its life, with txids growing with time.
+
+Then it runs the real code behind each query shape for sampled users and
+agencies, and reports p50 / p99 per shape (milliseconds, wall clock of the
+Python call, database included) and the plan of each (EXPLAIN ANALYZE, node
+types and the indexes used) into bench/scale_results.json and
+bench/scale_plans.txt:
+
+* list: `dossiers.api.list_dossiers` (the list route's handler: `visible_dossiers`
+  plus the page), for a citizen and for a member of a large organisation;
+* resume: `tracking.stream.resume` with an event of the last days;
+* replay: `tracking.stream.pull` of a fresh subscription whose cursor is an
+  event two months back (citizen, organisation member), and a live pull at the head;
+* feed: `dossiers.agency.api.feed` for the largest agency, cursor near the head;
+* scans: the overdue query of `monitoring.scan_deadlines` and `monitoring.at_risk`.
+
+Not part of `make test`. Timings of the seed steps are printed (the full size
+takes longer than ten minutes on 2 cores: the default is --scale 0.1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/citizen_scale"
+BASE_DIR = Path(__file__).resolve().parent.parent
+RESULTS_FILE = BASE_DIR / "bench" / "scale_results.json"
+PLANS_FILE = BASE_DIR / "bench" / "scale_plans.txt"
+TARGET_MS = 20.0
+
+FULL = {
+    "users": 500_000,
+    "organisations": 20_000,
+    "dossiers": 1_000_000,
+    "notifications": 3_000_000,
+}
+AGENCIES = 60
+# Tables loaded in bulk: their secondary indexes and unique constraints are dropped
+# before the load and built after it (faster than maintaining them row by row).
+BULK_TABLES = (
+    "accounts_user",
+    "dossiers_dossier",
+    "tracking_dossierevent",
+    "notifications_notification",
+    "notifications_delivery",
+    "notifications_device",
+)
+
+
+def say(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def database_url() -> str:
+    url = os.environ.get("SCALE_DATABASE_URL", DEFAULT_URL)
+    name = urlsplit(url).path.lstrip("/")
+    if not re.fullmatch(r"[a-z0-9_]*scale[a-z0-9_]*", name):
+        raise SystemExit(f"refusing to use {name!r}: the scale database name must contain 'scale'")
+    return url
+
+
+def prepare_environment(url: str) -> dict[str, str]:
+    from bench.harness import bench_env
+
+    env = bench_env(
+        DATABASE_URL=url,
+        REDIS_URL=os.environ.get("SCALE_REDIS_URL", "redis://127.0.0.1:6379/15"),
+        DATABASE_POOL="0",
+    )
+    os.environ.update(env)
+    return env
+
+
+# --- Seed ---------------------------------------------------------------------------
+
+
+def sizes(scale: float) -> dict[str, int]:
+    return {name: max(1, int(count * scale)) for name, count in FULL.items()}
+
+
+SEED_SQL: list[tuple[str, str]] = [
+    (
+        "users",
+        """
+        INSERT INTO accounts_user (id, password, is_superuser, phone, full_name, language,
+            verification_level, is_staff, is_active, date_joined, must_reset_password, totp_secret)
+        SELECT md5('u' || i)::uuid, '!', false, '+849' || lpad(i::text, 8, '0'),
+               'Citizen ' || i, CASE WHEN i %% 10 = 0 THEN 'en' ELSE 'vi' END, 2, false, true,
+               %(start)s + (i::float / %(users)s) * interval '365 days', false, ''
+        FROM generate_series(1, %(users)s) i
+        """,
+    ),
+    (
+        "organisations",
+        """
+        INSERT INTO accounts_organisation (id, tax_code, name, address, created_at)
+        SELECT md5('o' || i)::uuid, lpad(i::text, 10, '0'), 'Company ' || i, '', %(start)s
+        FROM generate_series(1, %(organisations)s) i
+        """,
+    ),
+    (
+        # Organisation o has 1 + 60 / o^0.4 members or so: a few large, most small.
+        "memberships",
+        """
+        INSERT INTO accounts_membership (role, watches, created_at, user_id, organisation_id)
+        SELECT CASE WHEN k = 1 THEN 'owner' ELSE 'member' END, k %% 5 <> 0, %(start)s,
+               md5('u' || (1 + (o * 7919 + k * 104729) %% %(users)s))::uuid, md5('o' || o)::uuid
+        FROM generate_series(1, %(organisations)s) o,
+             LATERAL generate_series(1, 1 + (60 / power(o, 0.4))::int) k
+        ON CONFLICT DO NOTHING
+        """,
+    ),
+    (
+        "agencies",
+        """
+        INSERT INTO dossiers_agency (id, code, name, name_en, level, province_code, commune_code,
+            office_hours, is_active, created_at)
+        SELECT a, 'SCALE' || a, 'Sở ' || a, 'Department ' || a, 'province', lpad(a::text, 2, '0'),
+               '', '[["07:00", "11:30"], ["13:30", "17:00"]]'::jsonb, true, %(start)s
+        FROM generate_series(1, %(agencies)s) a
+        """,
+    ),
+    (
+        "procedures",
+        """
+        INSERT INTO dossiers_procedure (id, code, name, name_en, search_text, field, field_en,
+            service_level, processing_time, processing_unit, fee_amount, fee_timing, form_spec,
+            postal_return_allowed, electronic_result, description, description_en, is_active,
+            agency_id, version)
+        SELECT p.id, p.code, 'Thủ tục ' || a.id, 'Procedure ' || a.id, '', '', '', 'full', 15,
+               'working_days', 0, 'none', '{}'::jsonb, true, false, '', '', true, a.id, 1
+        FROM dossiers_agency a, LATERAL (SELECT a.id AS id, 'SCALE-P' || a.id AS code) p
+        """,
+    ),
+    (
+        # Dossier i is created at start + i/N of a year. Status by age: the last 30
+        # days run, older ones are mostly finished, 3 % are drafts anywhere.
+        "dossiers",
+        """
+        INSERT INTO dossiers_dossier (id, code, status, channel, form_data, satisfaction_comment,
+            version, created_at, updated_at, agency_id, applicant_id, procedure_id, organisation_id,
+            handover_method, paused_working_seconds, result_file, result_file_content_type,
+            result_file_name, lookup_secret_encrypted, lookup_secret_hash, submitted_at,
+            accepted_at, appointment_at, original_appointment_at, paused_at, finished_at,
+            overdue_at, deadline_warned_at)
+        SELECT md5('d' || i)::uuid, CASE WHEN status = 0 THEN NULL ELSE 'SC-' || i END, status,
+               2, '{}'::jsonb, '', 1, created, updated, agency, applicant, agency, organisation,
+               '', 0, '', '', '', '', '',
+               CASE WHEN status = 0 THEN NULL ELSE created END,
+               CASE WHEN status IN (2, 4, 5, 6, 9, 10) THEN created + interval '1 day' END,
+               CASE WHEN status IN (0, 1, 3, 7) THEN NULL
+                    WHEN apology THEN created + interval '25 days'
+                    ELSE created + interval '20 days' END,
+               CASE WHEN apology AND status IN (2, 4, 5, 6) THEN created + interval '20 days' END,
+               CASE WHEN status = 5 THEN updated END,
+               CASE WHEN status IN (9, 10) THEN updated END,
+               -- Earlier scans marked the running dossiers already past their deadline.
+               CASE WHEN status IN (2, 4, 6) AND created + interval '20 days'
+                         < %(now)s - interval '10 minutes'
+                    THEN created + interval '20 days' END,
+               CASE WHEN status IN (2, 4, 6) AND created + interval '20 days'
+                         BETWEEN %(now)s - interval '10 minutes' AND %(now)s + interval '1 day'
+                         AND random() < 0.9
+                    THEN %(now)s - interval '1 hour' END
+        FROM (
+            SELECT i, created, agency, applicant, organisation, apology,
+                   created + (%(now)s - created) * random() * CASE WHEN age < 30 THEN 1
+                       ELSE 30 / age END AS updated,
+                   CASE WHEN r < 0.03 THEN 0
+                        WHEN age < 30 THEN CASE
+                            WHEN r < 0.15 THEN 1 WHEN r < 0.35 THEN 2 WHEN r < 0.65 THEN 4
+                            WHEN r < 0.72 THEN 5 WHEN r < 0.76 THEN 6 WHEN r < 0.79 THEN 3
+                            WHEN r < 0.81 THEN 7 WHEN r < 0.90 THEN 9 ELSE 10 END
+                        ELSE CASE
+                            WHEN r < 0.035 THEN 4 WHEN r < 0.07 THEN 3 WHEN r < 0.09 THEN 7
+                            WHEN r < 0.10 THEN 8 WHEN r < 0.18 THEN 9 ELSE 10 END
+                   END AS status
+            FROM (
+                SELECT i, random() AS r, random() < 0.05 AS apology,
+                       %(start)s + (i::float / %(dossiers)s) * interval '365 days' AS created,
+                       365 * (1 - i::float / %(dossiers)s) AS age,
+                       1 + floor(%(agencies)s * power(random(), 2))::int AS agency,
+                       md5('u' || (1 + floor(random() * %(users)s)::int))::uuid AS applicant,
+                       CASE WHEN random() < 0.2 THEN md5('o' || (1 + floor(
+                           %(organisations)s * power(random(), 3))::int))::uuid END AS organisation
+                FROM generate_series(1, %(dossiers)s) i
+            ) base
+        ) shaped
+        """,
+    ),
+    (
+        # 10 to 30 events per submitted dossier (1 per draft), spread over its life;
+        # txid grows with time and stays below the cluster's current one (final).
+        "events",
+        """
+        INSERT INTO tracking_dossierevent (seq, type, status_before, status_after, actor_type,
+            actor_label, message, data, created_at, dossier_id, txid)
+        SELECT j, CASE WHEN j = 1 THEN 'dossier.submitted' WHEN j = k THEN 'dossier.completed'
+                       ELSE 'dossier.processing_started' END,
+               NULL, d.status, 'agency', '', '', '{}'::jsonb, at, d.id,
+               1 + floor(extract(epoch FROM at - %(start)s) / (366 * 86400) * %(txid)s)::bigint
+        FROM dossiers_dossier d,
+             LATERAL (SELECT CASE WHEN d.status = 0 THEN 1
+                                  ELSE 10 + abs(hashtext(d.id::text)) %% 21 END AS k) n,
+             LATERAL generate_series(1, n.k) j,
+             LATERAL (SELECT d.created_at + (d.updated_at - d.created_at) * (j - 1) / n.k AS at) t
+        """,
+    ),
+    (
+        "devices",
+        """
+        INSERT INTO notifications_device (id, token, platform, app_version, locale,
+            installation_id, active, deactivated_reason, created_at, last_seen_at, user_id)
+        SELECT i, 'scale-token-' || i || repeat('x', 140), CASE WHEN i %% 3 = 0 THEN 'ios'
+               ELSE 'android' END, '1.0', 'vi', 'inst-' || i, true, '', %(start)s, %(now)s,
+               md5('u' || i)::uuid
+        FROM generate_series(1, %(users)s) i
+        """,
+    ),
+    (
+        # One notification (and one delivery to the user's device) per sampled event.
+        "notifications",
+        """
+        INSERT INTO notifications_notification (type, category, urgent, title, body, data,
+            created_at, sms_status, sms_text, user_id, event_id, dossier_id)
+        SELECT e.type, 'status', false, 'Hồ sơ ' || d.code, 'Cập nhật', '{}'::jsonb,
+               e.created_at, '', '', d.applicant_id, e.id, d.id
+        FROM tracking_dossierevent e JOIN dossiers_dossier d ON d.id = e.dossier_id
+        WHERE e.id %% %(every)s = 0 AND d.status <> 0
+        LIMIT %(notifications)s
+        """,
+    ),
+    (
+        "deliveries",
+        """
+        INSERT INTO notifications_delivery (state, attempts, fcm_message_id, error_code,
+            error_message, created_at, updated_at, device_id, notification_id, claim_token)
+        SELECT 'delivered', 1, 'projects/p/messages/' || n.id, '', '', n.created_at,
+               n.created_at, v.id, n.id, ''
+        FROM notifications_notification n JOIN notifications_device v ON v.user_id = n.user_id
+        """,
+    ),
+]
+
+
+def _secondary(cursor: Any, table: str) -> tuple[list[str], list[str]]:
+    """(drop statements, create statements) of a table's unique constraints and
+    indexes other than the primary key."""
+    cursor.execute(
+        "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+        "WHERE conrelid = %s::regclass AND contype = 'u'",
+        [table],
+    )
+    constraints = cursor.fetchall()
+    cursor.execute(
+        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+        "WHERE i.indrelid = %s::regclass AND NOT i.indisprimary AND NOT EXISTS ("
+        "SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
+        [table],
+    )
+    indexes = cursor.fetchall()
+    drops = [f'ALTER TABLE {table} DROP CONSTRAINT "{name}"' for name, _ in constraints]
+    drops += [f"DROP INDEX {name}" for name, _ in indexes]
+    creates = [f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {d}' for name, d in constraints]
+    creates += [definition for _, definition in indexes]
+    return drops, creates
+
+
+def seed(scale: float, *, vacuum: bool = True) -> dict[str, Any]:
+    """Load the rows (see the module docstring); `vacuum=False` inside a transaction
+    (the tests of tests/dossiers/test_query_shapes.py): ANALYZE only."""
+    from django.db import connection
+
+    counts = sizes(scale)
+    now = dt.datetime.now(dt.UTC)
+    timings: dict[str, float] = {}
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT txid_current()")
+        txid_now = int(cursor.fetchone()[0])
+        # Bulk load: no foreign-key or append-only triggers per row (the data is
+        # consistent by construction), indexes built once at the end.
+        cursor.execute("SET session_replication_role = replica")
+        cursor.execute("SET maintenance_work_mem = '512MB'")
+        cursor.execute("SELECT setseed(0.19)")
+        rebuild: list[str] = []
+        for table in BULK_TABLES:
+            drops, creates = _secondary(cursor, table)
+            for statement in drops:
+                cursor.execute(statement)
+            rebuild += creates
+        params = {
+            **counts,
+            "agencies": AGENCIES,
+            "now": now,
+            "start": now - dt.timedelta(days=365),
+            "txid": txid_now - 1000,
+            "every": 1,
+        }
+        for name, sql in SEED_SQL:
+            if name == "notifications":
+                cursor.execute("SELECT max(id) FROM tracking_dossierevent")
+                events = int(cursor.fetchone()[0] or 1)
+                params["every"] = max(1, events // counts["notifications"])
+            started = time.perf_counter()
+            cursor.execute(sql, cast(Any, params))
+            timings[name] = round(time.perf_counter() - started, 1)
+            if vacuum:
+                say(f"  seeded {name}: {cursor.rowcount} rows in {timings[name]} s")
+        started = time.perf_counter()
+        for statement in rebuild:
+            cursor.execute(statement)
+        timings["indexes"] = round(time.perf_counter() - started, 1)
+        if vacuum:
+            say(f"  indexes rebuilt in {timings['indexes']} s")
+        cursor.execute("SET session_replication_role = origin")
+        for table in (
+            "accounts_membership",
+            "dossiers_agency",
+            "dossiers_procedure",
+            "notifications_device",
+        ):
+            cursor.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608  # nosec B608
+                f"(SELECT coalesce(max(id), 1) FROM {table}))"
+            )
+        started = time.perf_counter()
+        cursor.execute("VACUUM ANALYZE" if vacuum else "ANALYZE")
+        timings["vacuum_analyze"] = round(time.perf_counter() - started, 1)
+        counted = {}
+        for table in (
+            "accounts_user",
+            "accounts_organisation",
+            "accounts_membership",
+            "dossiers_dossier",
+            "tracking_dossierevent",
+            "notifications_notification",
+            "notifications_delivery",
+        ):
+            cursor.execute(f"SELECT count(*) FROM {table}")  # noqa: S608  # nosec B608
+            counted[table] = int(cursor.fetchone()[0])
+    return {"scale": scale, "rows": counted, "seconds": timings}
+
+
+# --- Measure ------------------------------------------------------------------------
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def sample_rows(sql: str, count: int) -> list[tuple[Any, ...]]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [count])
+        return list(cursor.fetchall())
+
+
+class Probe:
+    """One query shape: a call per sampled subject, timed; its SQL captured."""
+
+    def __init__(
+        self, name: str, subjects: list[Any], call: Callable[[Any], Any], most: int = 10**6
+    ) -> None:
+        self.name = name
+        self.subjects = subjects
+        self.call = call
+        self.most = most  # at most this many calls (the scans run every 10 minutes)
+
+    def run(self, samples: int) -> dict[str, Any]:
+        from django.db import connection
+
+        calls: list[float] = []
+        queries: list[float] = []
+        server: list[float] = []
+        samples = min(samples, self.most)
+        for index in range(samples):
+            subject = self.subjects[index % len(self.subjects)]
+            with CapturedQueries() as captured:
+                started = time.perf_counter()
+                self.call(subject)
+                calls.append((time.perf_counter() - started) * 1000)
+            queries.append(captured.seconds * 1000)
+            server.append(server_time(captured.queries))
+        # The plan of the longest statement of one call, executed (EXPLAIN ANALYZE).
+        with CapturedQueries() as captured:
+            self.call(self.subjects[0])
+        statement = max(captured.queries, key=lambda q: len(q[0])) if captured.queries else None
+        plan = ""
+        if statement is not None:
+            sql, params = statement
+            with connection.cursor() as cursor:
+                cursor.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + sql, params)
+                plan = "\n".join(row[0] for row in cursor.fetchall())
+        return {
+            "name": self.name,
+            "samples": samples,
+            # The database's share: every statement of the call, round trips included.
+            "sql_p50_ms": round(percentile(queries, 0.5), 2),
+            "sql_p99_ms": round(percentile(queries, 0.99), 2),
+            # PostgreSQL's own planning + execution time of the call's longest
+            # statement (EXPLAIN ANALYZE, run again right after the call): what the
+            # indexes decide, without the client's scheduling on a loaded machine.
+            "server_p50_ms": round(percentile(server, 0.5), 2),
+            "server_p99_ms": round(percentile(server, 0.99), 2),
+            # The whole Python call (ORM, objects, the handler's shaping).
+            "call_p50_ms": round(percentile(calls, 0.5), 2),
+            "call_p99_ms": round(percentile(calls, 0.99), 2),
+            "target_server_p99_ms": TARGET_MS,
+            "met": percentile(server, 0.99) <= TARGET_MS,
+            "queries_per_call": len(captured.queries),
+            "plan_summary": plan_summary(plan),
+            "plan": plan,
+        }
+
+
+def server_time(queries: list[tuple[str, Any]]) -> float:
+    """Planning + execution time (ms) of the longest of `queries`, by PostgreSQL."""
+    from django.db import connection
+
+    if not queries:
+        return 0.0
+    sql, params = max(queries, key=lambda q: len(q[0]))
+    with connection.cursor() as cursor:
+        cursor.execute("EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) " + sql, params)
+        found = cursor.fetchone()[0]
+    plan = (json.loads(found) if isinstance(found, str) else found)[0]
+    return float(plan["Planning Time"]) + float(plan["Execution Time"])
+
+
+class CapturedQueries:
+    """The (sql, params) the ORM and raw cursors send while active, and the time
+    spent in them."""
+
+    def __init__(self) -> None:
+        self.queries: list[tuple[str, Any]] = []
+        self.seconds = 0.0
+
+    def _wrap(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if not many:
+            self.queries.append((sql, params))
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+    def __enter__(self) -> CapturedQueries:
+        from django.db import connection
+
+        self._context = connection.execute_wrapper(self._wrap)
+        self._context.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._context.__exit__(*exc)
+
+
+def plan_summary(plan: str) -> str:
+    """Node types and indexes of a plan, one line: 'Limit > Sort > Bitmap Heap Scan on ...'."""
+    nodes = []
+    for line in plan.splitlines():
+        text = line.strip().removeprefix("->").strip()
+        match = re.match(r"([A-Z][A-Za-z ]+?)(?: using (\S+))?(?: on (\S+))?(?:\s+\(|$)", text)
+        if match and not text.startswith(("Buffers", "Planning", "Execution", "Sort Key")):
+            node, index, table = match.groups()
+            part = node + (f" using {index}" if index else "") + (f" on {table}" if table else "")
+            nodes.append(part)
+    execution = re.search(r"Execution Time: ([\d.]+) ms", plan)
+    tail = f" ({execution.group(1)} ms)" if execution else ""
+    return " > ".join(nodes) + tail
+
+
+def probes(now: dt.datetime) -> list[Probe]:
+    from django.test import RequestFactory
+
+    from auth.models import User
+    from dossiers import monitoring
+    from dossiers.agency import api as agency_api
+    from dossiers.api import DossierFilters, list_dossiers
+    from dossiers.models import Agency, AgencyCredential, Dossier
+    from tracking import stream
+
+    factory = RequestFactory()
+
+    # Citizens with dossiers; members of the largest organisations.
+    citizens = [
+        row[0]
+        for row in sample_rows(
+            "SELECT applicant_id FROM dossiers_dossier WHERE organisation_id IS NULL "
+            "ORDER BY created_at DESC LIMIT %s",
+            400,
+        )
+    ][::4]
+    members = [
+        row[0]
+        for row in sample_rows(
+            "SELECT m.user_id FROM accounts_membership m JOIN ("
+            " SELECT organisation_id, count(*) n FROM dossiers_dossier"
+            " WHERE organisation_id IS NOT NULL GROUP BY 1 ORDER BY 2 DESC LIMIT 10) big"
+            " ON big.organisation_id = m.organisation_id LIMIT %s",
+            100,
+        )
+    ]
+    users = {u.pk: u for u in User.objects.filter(pk__in=[*citizens, *members])}
+    citizen_users = [users[pk] for pk in citizens if pk in users]
+    member_users = [users[pk] for pk in members if pk in users]
+
+    def list_for(user: User) -> Any:
+        request = factory.get("/api/v1/dossiers")
+        request.auth = user  # type: ignore[attr-defined]
+        return list_dossiers(request, DossierFilters.model_validate({}))
+
+    def event_near(user: User, days: float) -> tuple[int, int]:
+        with connection_cursor() as cursor:
+            cursor.execute(
+                "SELECT e.txid, e.id FROM tracking_dossierevent e"
+                " WHERE e.dossier_id = ANY(ARRAY(SELECT id FROM dossiers_dossier"
+                " WHERE applicant_id = %s OR organisation_id = ANY(ARRAY("
+                " SELECT organisation_id FROM accounts_membership WHERE user_id = %s))))"
+                # `+ interval '0'`: sort the user's events, not walk everyone's by time.
+                " AND e.created_at <= %s ORDER BY e.created_at + interval '0' DESC LIMIT 1",
+                [user.pk, user.pk, now - dt.timedelta(days=days)],
+            )
+            found = cursor.fetchone()
+        return (int(found[0]), int(found[1])) if found else (0, 0)
+
+    resume_points = [(u, event_near(u, 1)[1]) for u in citizen_users]
+    old_citizen = [(u, stream.Position(*event_near(u, 60))) for u in citizen_users]
+    old_member = [(u, stream.Position(*event_near(u, 60))) for u in member_users]
+
+    def replay(subject: tuple[User, stream.Position]) -> Any:
+        user, position = subject
+        subscription = stream.Subscription(user, user.pk, None, position)
+        return stream.pull(subscription)
+
+    def live(user: User) -> Any:
+        position, seen = stream.live_position(user, None)
+        subscription = stream.Subscription(user, user.pk, None, position, seen)
+        return stream.pull(subscription)
+
+    biggest = Agency.objects.filter(pk=1).get()
+    credential = AgencyCredential(agency=biggest, key_id="scale")
+    settled = now - dt.timedelta(seconds=60)
+    heads = list(
+        Dossier.objects.filter(agency=biggest, updated_at__lte=settled)
+        .exclude(status=0)
+        .order_by("-updated_at", "-id")
+        .values_list("updated_at", "id")[:2000:20]
+    )
+    from backend.pagination import encode_cursor
+
+    feed_cursors = [encode_cursor([moment, key]) for moment, key in heads]
+
+    def feed(cursor: str) -> Any:
+        request = factory.get("/api/v1/agency/feed")
+        request.agency_credential = credential  # type: ignore[attr-defined]
+        return agency_api.feed(request, agency_api.FeedParams(cursor=cursor, limit=100))
+
+    def overdue_scan(_: Any) -> Any:
+        return list(
+            monitoring.overdue(now=now).filter(overdue_at__isnull=True).values_list("pk", flat=True)
+        )
+
+    def at_risk_scan(_: Any) -> Any:
+        return monitoring.at_risk(
+            Dossier.objects.filter(deadline_warned_at__isnull=True, overdue_at__isnull=True), now
+        )
+
+    return [
+        Probe("list (citizen)", citizen_users, list_for),
+        Probe("list (organisation member)", member_users, list_for),
+        Probe("resume (event of yesterday)", resume_points, lambda s: stream.resume(*s)),
+        Probe("replay (citizen, 2 months back)", old_citizen, replay),
+        Probe("replay (organisation member, 2 months back)", old_member, replay),
+        Probe("live pull at the head (organisation member)", member_users, live),
+        Probe("agency feed near the head (largest agency)", feed_cursors, feed),
+        Probe("overdue scan", [None], overdue_scan, most=30),
+        Probe("at-risk scan", [None], at_risk_scan, most=30),
+    ]
+
+
+def connection_cursor() -> Any:
+    from django.db import connection
+
+    return connection.cursor()
+
+
+def measure(samples: int) -> list[dict[str, Any]]:
+    now = dt.datetime.now(dt.UTC)
+    results = []
+    for probe in probes(now):
+        result = probe.run(samples)
+        say(
+            f"  {result['name']:<44} server p50 {result['server_p50_ms']:>6.2f} p99"
+            f" {result['server_p99_ms']:>6.2f} | SQL p50 {result['sql_p50_ms']:>7.2f} p99"
+            f" {result['sql_p99_ms']:>7.2f} ms | call p50 {result['call_p50_ms']:>7.2f} p99"
+            f" {result['call_p99_ms']:>7.2f} ms  {'met' if result['met'] else 'MISSED'}"
+            f"  | {result['plan_summary'][:150]}"
+        )
+        results.append(result)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=0.1, help="1 = 1 M dossiers (default 0.1)")
+    parser.add_argument("--samples", type=int, default=200, help="calls per query shape")
+    parser.add_argument("--skip-seed", action="store_true", help="reuse the seeded database")
+    parser.add_argument("--label", default="", help="a name for this run in the results file")
+    args = parser.parse_args()
+    url = database_url()
+    env = prepare_environment(url)
+    import django
+
+    from fakes import harness
+
+    seeded: dict[str, Any] = {}
+    if not args.skip_seed:
+        say(f"recreating {urlsplit(url).path.lstrip('/')} and migrating")
+        harness.recreate_database(url)
+        harness.manage("migrate", "--noinput", env=env, timeout=1800)
+    django.setup()
+    if not args.skip_seed:
+        started = time.perf_counter()
+        seeded = seed(args.scale)
+        seeded["total_seconds"] = round(time.perf_counter() - started, 1)
+        say(f"seeded in {seeded['total_seconds']} s: {seeded['rows']}")
+    results = measure(args.samples)
+    report = {
+        "label": args.label,
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "seed": seeded,
+        "results": [{k: v for k, v in r.items() if k != "plan"} for r in results],
+    }
+    previous = json.loads(RESULTS_FILE.read_text()) if RESULTS_FILE.exists() else []
+    RESULTS_FILE.write_text(json.dumps([*previous, report], indent=2, default=str) + "\n")
+    PLANS_FILE.write_text(
+        "\n\n".join(f"== {r['name']}\n{r['plan']}" for r in results) + "\n", encoding="utf-8"
+    )
+    missed = [r["name"] for r in results if not r["met"]]
+    say(f"{len(results) - len(missed)} of {len(results)} query shapes within {TARGET_MS} ms p99")
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
