@@ -532,7 +532,12 @@ class FakePaymentGateway:
         return self
 
     def stop(self) -> None:
-        self.server.shutdown()
+        # shutdown() waits for serve_forever to end: only when it was started, or it
+        # never returns (a stack that failed before starting its fakes still closes).
+        if self.thread is not None:
+            self.server.shutdown()
+            self.thread.join(timeout=10)
+            self.thread = None
         self.server.server_close()
 
     def wait_for_callbacks(self, timeout: float = 10.0) -> bool:
