@@ -93,7 +93,7 @@ class EventLoopThread:
 
         try:
             self.run(close(), timeout=5)
-        except Exception:  # noqa: BLE001 - exiting anyway; a socket left open is harmless now
+        except Exception:  # exiting anyway: a socket left open is harmless now
             logger.debug("FCM sessions not closed at exit", exc_info=True)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=5)
@@ -203,7 +203,9 @@ class AsyncFcmSender:
             return []
         return self.loop.run(self._send_all(bodies, max(1, concurrency)))
 
-    async def _send_all(self, bodies: list[bytes], concurrency: int) -> list[messaging.SendResponse]:
+    async def _send_all(
+        self, bodies: list[bytes], concurrency: int
+    ) -> list[messaging.SendResponse]:
         headers = await self.token.headers()
         results: list[messaging.SendResponse | None] = [None] * len(bodies)
         pending = iter(enumerate(bodies))
