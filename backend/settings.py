@@ -625,6 +625,9 @@ FCM_TIMEOUT_SECONDS = envint("FCM_TIMEOUT_SECONDS", 10)
 # Messages per send job (FCM's send_each takes at most 500) and requests in flight.
 FCM_BATCH_SIZE = min(envint("FCM_BATCH_SIZE", 500), 500)
 FCM_CONCURRENCY = envint("FCM_CONCURRENCY", 50)
+# Connections to FCM one process keeps at most, shared by all its send jobs
+# (notifications/fcm_sender.py); a send waits for a free one beyond that.
+FCM_MAX_CONNECTIONS = max(1, envint("FCM_MAX_CONNECTIONS", 100))
 # Tries per delivery before it becomes a permanent failure (10 tries with the
 # default backoff span about three hours of FCM outage); backoff between them.
 PUSH_MAX_ATTEMPTS = envint("PUSH_MAX_ATTEMPTS", 10)

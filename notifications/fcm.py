@@ -1,4 +1,5 @@
-"""The push gateway: FCM HTTP v1 through firebase-admin, or a development outbox.
+"""The push gateway: FCM HTTP v1 (firebase-admin's messages, our async transport), or
+a development outbox.
 
 `settings.PUSH_BACKEND` picks it: `fcm` (needs FCM_CREDENTIALS_FILE or
 GOOGLE_APPLICATION_CREDENTIALS), `file` (one FCM v1 request body per line in
@@ -24,14 +25,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import firebase_admin
-import requests.adapters
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from firebase_admin import credentials, exceptions, messaging
-from urllib3.util.retry import Retry
 
+from notifications.fcm_sender import sender_for
 from notifications.payload import Push, build_message, encode
 
 logger = logging.getLogger(__name__)
@@ -139,79 +139,69 @@ def firebase_app() -> firebase_admin.App:
             app = firebase_admin.initialize_app(
                 credentials.Certificate(path), options, name=f"push-{uuid.uuid4().hex}"
             )
-            _configure_transport(app)
             _apps[key] = app
     return app
 
 
-def _configure_transport(app: firebase_admin.App) -> None:
+def fcm_url(app: firebase_admin.App) -> str:
+    """The FCM v1 send URL of `app` (FCM_API_BASE, e.g. the fake server, else Google's)."""
     service = messaging._get_messaging_service(app)
-    # firebase-admin retries 500/503 itself, sleeping up to ~8 s inside the worker
-    # and invisibly to the delivery row. We retry at the job level instead (state,
-    # attempt count and next try are recorded), so the HTTP layer only retries a
-    # failed connect, which cannot have delivered anything.
-    retry = Retry(
-        total=1,
-        connect=1,
-        read=0,
-        status=0,
-        other=0,
-        redirect=0,
-        raise_on_status=False,
-        respect_retry_after_header=False,
-        allowed_methods=None,
-    )
-    adapter = requests.adapters.HTTPAdapter(
-        pool_connections=4, pool_maxsize=max(settings.FCM_CONCURRENCY, 1), max_retries=retry
-    )
-    session = service._client.session
-    for prefix in ("https://", "http://", "https://fcm.googleapis.com"):
-        session.mount(prefix, adapter)
     if settings.FCM_API_BASE:
         base = settings.FCM_API_BASE.rstrip("/")
-        service._fcm_url = f"{base}/v1/projects/{service._project_id}/messages:send"
+        return f"{base}/v1/projects/{service._project_id}/messages:send"
+    url: str = service._fcm_url
+    return url
 
 
 class FcmGateway:
-    """Sends with `messaging.send_each`, FCM_CONCURRENCY requests in flight at a time.
-
-    Measured against the loopback fake (500 messages): send_each in slices of 50
-    threads took 1.3 s, send_each_async 2.7 to 8.4 s with unbounded concurrency,
-    and its httpx client is bound to the first event loop, so a second job calling
-    `asyncio.run` fails with "Event loop is closed". Jobs here are synchronous.
+    """Sends through the process's asynchronous sender (notifications/fcm_sender.py):
+    firebase-admin builds, validates and encodes each message and maps each error
+    answer; aiohttp carries them, FCM_CONCURRENCY requests of this call in flight at
+    a time and FCM_MAX_CONNECTIONS connections for the whole process.
     """
 
     def __init__(self) -> None:
         self.app = firebase_app()
+        key = (
+            settings.FCM_CREDENTIALS_FILE,
+            settings.FCM_PROJECT_ID,
+            settings.FCM_API_BASE,
+            settings.FCM_TIMEOUT_SECONDS,
+            settings.FCM_MAX_CONNECTIONS,
+        )
+        self.sender = sender_for(
+            key,
+            self.app,
+            fcm_url(self.app),
+            timeout=settings.FCM_TIMEOUT_SECONDS,
+            max_connections=settings.FCM_MAX_CONNECTIONS,
+        )
 
     def send(self, pushes: list[Push]) -> list[SendResult]:
         results: list[SendResult | None] = [None] * len(pushes)
-        ready: list[tuple[int, messaging.Message]] = []
+        ready: list[tuple[int, dict[str, Any]]] = []
         for index, push in enumerate(pushes):
             try:
-                message = build_message(push)
-                encode(message)  # the encoder validates; one bad message must not sink the batch
+                # The encoder validates; one bad message must not sink the batch.
+                ready.append((index, encode(build_message(push))))
             except ValueError as exc:
                 logger.error("push message %s is invalid: %s", index, exc)
                 results[index] = classify(exc)
-                continue
-            ready.append((index, message))
-        step = max(1, min(settings.FCM_CONCURRENCY, 500))
-        for start in range(0, len(ready), step):
-            chunk = ready[start : start + step]
-            try:
-                batch = messaging.send_each([message for _, message in chunk], app=self.app)
-                answers = [
-                    SendResult(message_id=response.message_id)
-                    if response.success
-                    else classify(response.exception)
-                    for response in batch.responses
-                ]
-            except (exceptions.FirebaseError, ValueError) as exc:
-                logger.warning("FCM batch failed: %s", type(exc).__name__)
-                answers = [classify(exc)] * len(chunk)
-            for (index, _), answer in zip(chunk, answers, strict=True):
-                results[index] = answer
+        try:
+            responses = self.sender.send_each(
+                [message for _, message in ready], concurrency=settings.FCM_CONCURRENCY
+            )
+            answers = [
+                SendResult(message_id=response.message_id)
+                if response.success
+                else classify(response.exception)
+                for response in responses
+            ]
+        except (exceptions.FirebaseError, ValueError) as exc:
+            logger.warning("FCM batch failed: %s", type(exc).__name__)
+            answers = [classify(exc)] * len(ready)
+        for (index, _), answer in zip(ready, answers, strict=True):
+            results[index] = answer
         return [result or SendResult(error_code="UNKNOWN") for result in results]
 
 

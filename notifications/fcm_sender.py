@@ -1,0 +1,319 @@
+"""The asynchronous FCM v1 sender behind `notifications.fcm.FcmGateway`.
+
+firebase-admin still does everything but the wire: it builds and validates the
+messages (`messaging.Message` and its encoder), owns the credentials (google-auth
+service-account credentials, refreshed with google-auth's own code) and maps
+every error answer (`_MessagingService._handle_fcm_error`, the same function its
+`send_each` uses), so the payload and the exceptions are the library's. Only the
+transport is ours: one event loop per process in a thread of its own, with one
+pooled aiohttp session per configuration, shared by every send job of the
+process.
+
+Why (measured against the loopback fake, `python -m fakes.fcm`): firebase-admin's
+`send_each` runs a thread per message over requests and cost the worker 1.0 to
+1.3 ms of CPU per push; `send_each_async` 10.8 ms (httpx's pool bookkeeping, and
+its client is bound to the first event loop). aiohttp on a loop that outlives the
+jobs costs a few tenths of a millisecond (figures in docs/performance.md).
+
+The OAuth2 access token is shared by every send of the process: it is fetched
+once per expiry (google-auth's "stale" point, 3 min 45 s before it ends), by one
+fetch that every send waiting for it shares, instead of once per thread that
+found it missing (4 to 14 fetches per run before). A 401 makes the sender fetch a
+new token once (unless another send already did) and repeat that request, as
+google-auth's `AuthorizedSession` does; a 401 cannot have delivered anything.
+
+Like the requests transport it replaces, the sender repeats a request only when
+the connection could not be made (nothing left the machine); it never repeats
+one whose answer was lost or late: FCM has no idempotency key, so the delivery
+code decides (see notifications/delivery.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import json
+import logging
+import os
+import threading
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
+
+import aiohttp
+import google.auth.exceptions
+import google.auth.transport.requests
+import requests
+import requests.structures
+from firebase_admin import App, _http_client, exceptions, messaging
+from google.auth.credentials import TokenState
+from yarl import URL
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Tries of a request whose connection could not be made (the first one included).
+CONNECT_TRIES = 2
+
+
+class EventLoopThread:
+    """An event loop running in a daemon thread, for synchronous callers.
+
+    One per process (`sender_loop`): a forked child starts its own, since a loop
+    and its sockets do not survive a fork.
+    """
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._run, name="fcm-sender", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run `coroutine` on the loop and wait for its result (never from the loop)."""
+        if threading.current_thread() is self.thread:
+            raise RuntimeError("the FCM sender cannot wait for itself")
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self.pid == os.getpid() and self.thread.is_alive() and not self.loop.is_closed()
+
+    def stop(self, sessions: Sequence[aiohttp.ClientSession]) -> None:
+        if not self.alive:
+            return
+
+        async def close() -> None:
+            for session in sessions:
+                await session.close()
+
+        try:
+            self.run(close(), timeout=5)
+        except Exception:  # exiting anyway: a socket left open is harmless now
+            logger.debug("FCM sessions not closed at exit", exc_info=True)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=5)
+
+
+class SharedToken:
+    """The app's OAuth2 access token, fetched once per expiry for every send of the process.
+
+    Lives on the sender's loop. The fetch itself is google-auth's blocking code
+    (`credentials.refresh`, then `before_request`, which also starts google-auth's
+    regional access boundary lookup) in the loop's thread pool; every send that
+    needs a token meanwhile waits for that one fetch.
+    """
+
+    def __init__(self, credential: Any, url: str, static_headers: dict[str, str]) -> None:
+        self.credential = credential
+        self.url = url
+        self.static_headers = static_headers
+        self.fetches = 0
+        self._request = google.auth.transport.requests.Request()
+        self._fetching: asyncio.Future[None] | None = None
+
+    async def headers(self) -> dict[str, str]:
+        """The request headers with a token that is fresh now."""
+        if self.credential.token_state is not TokenState.FRESH:
+            await self._fetch_once()
+        return self._apply()
+
+    async def renew(self, rejected: dict[str, str]) -> dict[str, str]:
+        """After a 401 for `rejected`: a new token, unless another send already got one."""
+        if self._apply().get("authorization") == rejected.get("authorization"):
+            await self._fetch_once()
+        return self._apply()
+
+    def _apply(self) -> dict[str, str]:
+        headers = dict(self.static_headers)
+        self.credential.apply(headers)
+        return headers
+
+    async def _fetch_once(self) -> None:
+        if self._fetching is None:
+            loop = asyncio.get_running_loop()
+            fetching = asyncio.ensure_future(loop.run_in_executor(None, self._fetch))
+            fetching.add_done_callback(self._fetched)
+            self._fetching = fetching
+        try:
+            await asyncio.shield(self._fetching)
+        except google.auth.exceptions.GoogleAuthError as exc:
+            raise exceptions.UnknownError(
+                message=f"Could not get an OAuth2 access token: {exc}", cause=exc
+            ) from exc
+
+    def _fetched(self, future: asyncio.Future[None]) -> None:
+        self._fetching = None
+        if not future.cancelled():
+            future.exception()  # retrieved here: the waiters may all have gone
+
+    def _fetch(self) -> None:
+        self.fetches += 1
+        self.credential.refresh(self._request)
+        # With a valid token this only starts google-auth's after-refresh work.
+        self.credential.before_request(self._request, "POST", self.url, {})
+
+
+class AsyncFcmSender:
+    """Sends encoded FCM v1 messages for one firebase-admin app; thread-safe.
+
+    `send_each` takes what firebase-admin's encoder made of each message and
+    answers one `messaging.SendResponse` per message, in order, as
+    `messaging.send_each` does.
+    """
+
+    def __init__(
+        self, app: App, url: str, timeout: float, max_connections: int, loop: EventLoopThread
+    ) -> None:
+        self.loop = loop
+        self.service = messaging._get_messaging_service(app)
+        self.url = URL(url)
+        self.timeout = timeout
+        self.max_connections = max(1, max_connections)
+        headers = {
+            **self.service._fcm_headers,
+            **_http_client.METRICS_HEADERS,
+            "Content-Type": "application/json; charset=utf-8",
+        }
+        self.token = SharedToken(self.service._credential, url, headers)
+        self.proxy = _proxy_for(url)
+        self.session: aiohttp.ClientSession = self.loop.run(self._open())
+
+    async def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(limit=self.max_connections, limit_per_host=0)
+        # Waiting for a pooled connection is not part of a request's time: only the
+        # connect and each read are bounded, as with requests' timeout.
+        timeout = aiohttp.ClientTimeout(sock_connect=self.timeout, sock_read=self.timeout)
+        return aiohttp.ClientSession(
+            connector=connector, timeout=timeout, trust_env=False, raise_for_status=False
+        )
+
+    def send_each(
+        self, messages: Sequence[dict[str, Any]], concurrency: int
+    ) -> list[messaging.SendResponse]:
+        bodies = [
+            json.dumps({"message": message}, ensure_ascii=False, separators=(",", ":")).encode()
+            for message in messages
+        ]
+        if not bodies:
+            return []
+        return self.loop.run(self._send_all(bodies, max(1, concurrency)))
+
+    async def _send_all(
+        self, bodies: list[bytes], concurrency: int
+    ) -> list[messaging.SendResponse]:
+        headers = await self.token.headers()
+        results: list[messaging.SendResponse | None] = [None] * len(bodies)
+        pending = iter(enumerate(bodies))
+
+        async def lane() -> None:
+            for index, body in pending:
+                results[index] = await self._post(body, headers)
+
+        await asyncio.gather(*(lane() for _ in range(min(concurrency, len(bodies)))))
+        return [result for result in results if result is not None]
+
+    async def _post(self, body: bytes, headers: dict[str, str]) -> messaging.SendResponse:
+        connect_tries = CONNECT_TRIES
+        renewed = False
+        while True:
+            try:
+                async with self.session.post(
+                    self.url, data=body, headers=headers, proxy=self.proxy
+                ) as response:
+                    content = await response.read()
+                    if response.status == 401 and not renewed:
+                        renewed = True
+                        headers = await self.token.renew(headers)
+                        continue
+                    if response.status < 300:
+                        return _accepted(self.service, content)
+                    return messaging.SendResponse(None, self._answer_error(response, content))
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+                connect_tries -= 1
+                if connect_tries > 0:
+                    continue  # no connection was made: nothing was sent
+                error: requests.RequestException = (
+                    requests.exceptions.ConnectTimeout(str(exc))
+                    if isinstance(exc, aiohttp.ConnectionTimeoutError)
+                    else requests.exceptions.ConnectionError(str(exc))
+                )
+            except TimeoutError as exc:  # a read took longer than the timeout
+                error = requests.exceptions.ReadTimeout(str(exc) or "Read timed out.")
+            except aiohttp.ClientError as exc:  # the connection broke before an answer
+                error = requests.exceptions.ConnectionError(str(exc) or type(exc).__name__)
+            except exceptions.FirebaseError as exc:  # no token for the repeat after a 401
+                return messaging.SendResponse(None, exc)
+            return messaging.SendResponse(None, self.service._handle_fcm_error(error))
+
+    def _answer_error(self, response: aiohttp.ClientResponse, content: bytes) -> Exception:
+        """firebase-admin's exception for an error answer, from its own mapping."""
+        answer = requests.Response()
+        answer.status_code = response.status
+        answer._content = content
+        answer.headers = requests.structures.CaseInsensitiveDict(response.headers)
+        answer.url = str(response.url)
+        answer.encoding = "utf-8"
+        error = requests.exceptions.HTTPError(
+            f"{response.status} Error for url: {answer.url}", response=answer
+        )
+        mapped: Exception = self.service._handle_fcm_error(error)
+        return mapped
+
+
+def _accepted(service: Any, content: bytes) -> messaging.SendResponse:
+    try:
+        answer = json.loads(content)
+        name = answer["name"]
+    except (ValueError, TypeError, KeyError) as exc:
+        # requests' JSON error for a 2xx that is not FCM's answer, mapped as send_each does.
+        error = requests.exceptions.InvalidJSONError(f"Unexpected FCM answer: {exc}")
+        return messaging.SendResponse(None, service._handle_fcm_error(error))
+    return messaging.SendResponse({"name": name}, None)
+
+
+def _proxy_for(url: str) -> str | None:
+    """The proxy requests would use for `url` (HTTPS_PROXY, NO_PROXY...), chosen once."""
+    proxy = requests.utils.select_proxy(url, requests.utils.get_environ_proxies(url))
+    return str(proxy) if proxy else None
+
+
+_state_lock = threading.Lock()
+_senders_lock = threading.Lock()
+_loop: EventLoopThread | None = None
+_senders: dict[tuple[Any, ...], AsyncFcmSender] = {}
+
+
+def sender_loop() -> EventLoopThread:
+    """This process's sender loop, started on first use."""
+    global _loop
+    with _state_lock:
+        if _loop is None or not _loop.alive:
+            if _loop is not None and _loop.pid != os.getpid():
+                _senders.clear()  # the parent's sessions: their sockets are not ours
+            _loop = EventLoopThread()
+        return _loop
+
+
+def sender_for(
+    key: tuple[Any, ...], app: App, url: str, timeout: float, max_connections: int
+) -> AsyncFcmSender:
+    """The sender of one configuration (`key`), made once per process."""
+    loop = sender_loop()
+    with _senders_lock:
+        sender = _senders.get(key)
+        if sender is None or sender.loop is not loop:
+            sender = _senders[key] = AsyncFcmSender(app, url, timeout, max_connections, loop)
+        return sender
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    with _state_lock, _senders_lock:
+        loop, sessions = _loop, [sender.session for sender in _senders.values()]
+    if loop is not None:
+        loop.stop(sessions)
