@@ -15,21 +15,19 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PIP) install --quiet -c requirements.lock -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP)
+# NO_INSTALL=1 skips it (the embedded smoke test, run by `make test` after installing).
+install: $(if $(NO_INSTALL),,$(STAMP))
 
 migrate: install
 	$(PY) manage.py migrate --noinput
 
 # Serve the whole system. With no DATABASE_URL/REDIS_URL: SQLite, in-memory
-# channel layer, local-memory cache, jobs in-process, SMS/push to var/outbox/.
+# channel layer, local-memory cache, jobs on an in-memory queue worked in-process,
+# SMS/push to var/outbox/. The demo's fakes (carrier) run on loopback ports
+# (scripts/run_demo.py); it prints the demo logins, the agency key and the port.
 run: migrate
 	$(PY) manage.py load_demo
-	@echo ""
-	@echo "  API docs:  http://$(HOST):$(PORT)/api/v1/docs"
-	@echo "  Admin:     http://$(HOST):$(PORT)/admin/"
-	@$(PY) manage.py load_demo --print-logins
-	@echo ""
-	$(VENV)/bin/uvicorn backend.asgi:application --host $(HOST) --port $(PORT) --lifespan off
+	HOST=$(HOST) PORT=$(PORT) $(PY) scripts/run_demo.py
 
 worker: install
 	$(PY) manage.py worker
