@@ -377,6 +377,11 @@ class FeedParams(Schema):
     limit: int | None = Field(None, ge=1, le=1000)
 
 
+# The position before every change: what an empty first page answers, so that
+# `next_cursor` is always a cursor (passing it, or none, reads from the beginning).
+FEED_START = encode_cursor([dt.datetime(2000, 1, 1, tzinfo=dt.UTC), uuid.UUID(int=0)])
+
+
 def _decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
     """(updated_at, id) of the last item the agency saw (backend/pagination.py codec)."""
     stamp, pk = decode_cursor(cursor, 2)
@@ -445,7 +450,7 @@ def feed(request: HttpRequest, params: Query[FeedParams]) -> dict[str, Any]:
         cursor = encode_cursor([rows[-1].updated_at, rows[-1].pk])
     return {
         "items": [_with_links(request, agency, dossier) for dossier in rows],
-        "next_cursor": cursor or "",
+        "next_cursor": cursor or FEED_START,
         "has_more": has_more,
         "links_expire_at": timezone.now()
         + dt.timedelta(seconds=settings.AGENCY_FILE_URL_TTL_SECONDS),
