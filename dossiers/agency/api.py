@@ -54,11 +54,20 @@ ERRORS: dict[int, type[ErrorOut]] = {
 FILE_SALT = "dossiers.agency-file"
 
 
-def _signed_headers(required: bool) -> dict[str, Any]:
+def _signed_headers(required: bool, write: bool = True) -> dict[str, Any]:
+    """The signature headers of an agency route, as parameters of its operation.
+
+    `write`: a POST carries `X-Event-Id` (its replay key); a GET sends none (its
+    signature signs an empty event id)."""
     described = [
+        ("X-Agency-Key", "Your credential's key id (`ak_…`)"),
         ("X-Timestamp", "Unix time in seconds (at most 300 s from server time)"),
-        ("X-Event-Id", "Your unique id of this operation; retries reuse it (empty on GET)"),
-        ("X-Signature", "hex HMAC-SHA256, see mobile_api_docs/agency-api.md"),
+        ("X-Event-Id", "Your unique id of this operation; retries reuse it"),
+        (
+            "X-Signature",
+            "hex HMAC-SHA256 of METHOD, path, X-Timestamp, X-Event-Id (empty on GET) and "
+            "the body's SHA-256, see mobile_api_docs/agency-api.md",
+        ),
     ]
     return {
         "parameters": [
@@ -70,11 +79,13 @@ def _signed_headers(required: bool) -> dict[str, Any]:
                 "description": text,
             }
             for name, text in described
+            if write or name != "X-Event-Id"
         ]
     }
 
 
 SIGNED = _signed_headers(required=True)
+SIGNED_READ = _signed_headers(required=True, write=False)
 MAX_RANGE_DAYS = 366
 
 
@@ -424,7 +435,7 @@ def _with_links(request: HttpRequest, agency: Agency, dossier: Dossier) -> Dossi
 @router.get(
     "/feed",
     auth=agency_signature,
-    openapi_extra=SIGNED,
+    openapi_extra=SIGNED_READ,
     response={200: FeedOut, 401: ErrorOut, 422: ErrorOut},
     summary="New and changed dossiers since a cursor, oldest change first",
 )
@@ -462,6 +473,17 @@ def feed(request: HttpRequest, params: Query[FeedParams]) -> dict[str, Any]:
     auth=None,
     response={200: None, 404: ErrorOut, 410: ErrorOut},
     summary="Download an attachment through a link from the feed (short-lived)",
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "The file, as a download (`Content-Disposition: attachment`).",
+                "content": {
+                    "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                    "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+                },
+            }
+        }
+    },
 )
 def download_file(request: HttpRequest, token: str) -> FileResponse:
     payload = open_link(
@@ -512,7 +534,7 @@ class MonitoringOut(Schema):
 @router.get(
     "/monitoring",
     auth=agency_signature,
-    openapi_extra=SIGNED,
+    openapi_extra=SIGNED_READ,
     response={200: MonitoringOut, 401: ErrorOut},
     summary="Overdue, overdue without apology (violations) and at-risk dossiers, now",
 )
@@ -566,7 +588,7 @@ class PerformanceParams(Schema):
 @router.get(
     "/performance",
     auth=[agency_signature_optional, bearer],
-    openapi_extra=_signed_headers(required=False),
+    openapi_extra=_signed_headers(required=False, write=False),
     response={200: PerformanceOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut},
     summary="Indicators for a date range (agency credentials, or a staff member's token)",
 )

@@ -102,3 +102,44 @@ def test_schema_names_are_unique_across_apps() -> None:
     walk(Schema)
     clashes = {name: sorted(mods) for name, mods in modules.items() if len(mods) > 1}
     assert clashes == {}
+
+
+def _published_operations() -> list[tuple[str, str, dict]]:
+    import json
+
+    document = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
+    return [
+        (method, path, operation)
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    ]
+
+
+def test_every_operation_has_a_human_summary() -> None:
+    """Not django-ninja's name from the function ("Enrol Totp", "Verify Login")."""
+    import re
+
+    generated = re.compile(r"([A-Z][a-z0-9]*)( [A-Z][a-z0-9]*)*")
+    for method, path, operation in _published_operations():
+        summary = operation.get("summary", "")
+        assert summary, f"{method} {path} has no summary"
+        assert not generated.fullmatch(summary), f"{method} {path}: generated summary {summary!r}"
+
+
+def test_signed_agency_operations_declare_their_headers() -> None:
+    """Every signed route names X-Agency-Key; X-Event-Id only where a request has one."""
+    signed = [
+        op for op in _published_operations() if {"AgencySignature": []} in op[2].get("security", [])
+    ]
+    assert signed
+    for method, path, operation in signed:
+        headers = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
+        assert {"X-Agency-Key", "X-Timestamp", "X-Signature"} <= headers, (method, path)
+        assert ("X-Event-Id" in headers) == (method != "get"), (method, path)
+
+
+def test_binary_responses_declare_their_content_type() -> None:
+    for method, path, operation in _published_operations():
+        for status, response in operation["responses"].items():
+            if status.startswith("2") and status != "204":
+                assert response.get("content"), f"{method} {path} {status} has no content type"
