@@ -80,7 +80,10 @@ REST API of the citizen mobile app for Vietnam's online public services.
 * Lists are cursor-paginated: pass `cursor` from the previous page's `next_cursor`.
 * POSTs that create something accept an `Idempotency-Key` header.
 
-The guide for app developers is in `mobile_api_docs/README.md`.
+Guides for app developers, served here: [start here](/api/v1/guides/README.md),
+[your first journey with curl](/api/v1/guides/first-journey.md),
+[live updates](/api/v1/guides/realtime.md); the document itself is
+[/api/v1/openapi.json](/api/v1/openapi.json).
 """
 
 

@@ -143,3 +143,20 @@ def test_binary_responses_declare_their_content_type() -> None:
         for status, response in operation["responses"].items():
             if status.startswith("2") and status != "204":
                 assert response.get("content"), f"{method} {path} {status} has no content type"
+
+
+def test_the_guides_the_interactive_docs_link_to_are_served(api) -> None:
+    import re
+
+    from backend.api import API_DESCRIPTION
+
+    links = re.findall(r"\]\((/api/v1/[^)]+)\)", API_DESCRIPTION)
+    assert "/api/v1/guides/README.md" in links
+    for link in links:
+        response = api.get(link)
+        assert response.status_code == 200, link
+    readme = api.get("/api/v1/guides/README.md")
+    assert readme.headers["Content-Type"] == "text/markdown; charset=utf-8"
+    assert readme.content.decode() == (ROOT / "mobile_api_docs" / "README.md").read_text()
+    assert api.get("/api/v1/guides/settings.md").status_code == 404
+    assert api.get("/api/v1/guides/..%2FREADME.md").status_code == 404
