@@ -19,6 +19,7 @@ from ninja.openapi.schema import OpenAPISchema
 from ninja.parser import Parser
 
 from backend.errors import ApiError, ErrorOut, Unprocessable, api_error_response, error_response
+from backend.times import ApiJSONRenderer
 
 logger = logging.getLogger(__name__)
 
@@ -291,6 +292,8 @@ class ConventionalNinjaAPI(NinjaAPI):
 def build_api(**kwargs: Any) -> NinjaAPI:
     options: dict[str, Any] = {
         "parser": StrictJSONParser(),
+        # One time rule for every body: UTC, RFC 3339, milliseconds, `Z` (backend/times.py).
+        "renderer": ApiJSONRenderer(),
         "docs_url": "/docs",
         "openapi_url": "/openapi.json",
         **kwargs,

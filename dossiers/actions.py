@@ -19,6 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from auth.models import Membership, User
 from backend.errors import Conflict, NotFound, Unprocessable, field_error
+from backend.times import rfc3339
 from dossiers.access import access_dossier
 from dossiers.deadlines import appointment_for, business_tz
 from dossiers.form_spec import check_draft_values, validate_form
@@ -222,7 +223,7 @@ def submit_dossier(user: User, dossier_id: uuid.UUID | str) -> Dossier:
             data={
                 "code": dossier.code,
                 "channel": dossier.channel,
-                "appointment_at": dossier.appointment_at.isoformat(),
+                "appointment_at": rfc3339(dossier.appointment_at),
             },
         )
         return dossier

@@ -41,6 +41,7 @@ from django.db.models import Max, Q, QuerySet
 from django.utils import timezone, translation
 
 from auth.models import DeviceSession, User
+from backend.times import rfc3339
 from dossiers.access import visible_dossiers
 from dossiers.models import Dossier
 from tracking.audience import followed_dossiers
@@ -360,7 +361,7 @@ def event_frame(row: EventRow) -> EventFrame:
 
 
 def iso_time(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return rfc3339(moment)
 
 
 def session_is_live(session_id: uuid.UUID) -> bool:
