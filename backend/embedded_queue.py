@@ -169,6 +169,11 @@ def enqueue(
         schedule_at=options.get("schedule_at"),
         schedule_in=options.get("schedule_in"),
     )
+    if threading.current_thread() is _thread:
+        # Called from the loop itself (sync code inside an async job): waiting would
+        # block the loop that must run the deferral, so schedule it instead.
+        _loop.create_task(deferrer.defer_async(**kwargs))
+        return
     future = asyncio.run_coroutine_threadsafe(deferrer.defer_async(**kwargs), _loop)
     future.result(timeout=DEFER_TIMEOUT_SECONDS)
 
