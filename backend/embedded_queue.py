@@ -158,7 +158,8 @@ def enqueue(
 ) -> None:
     """Queue `task` (already committed work): the worker runs it as the queue would."""
     start()
-    assert _loop is not None  # noqa: S101 (set by start())
+    if _loop is None:  # start() sets it; a stop() from another thread may have cleared it
+        raise RuntimeError("the embedded job worker is not running")
     deferrer = tasks.configure_task(
         name=task.name,
         job_manager=install().job_manager,
@@ -181,7 +182,8 @@ def enqueue(
 def run_on_loop(coro: Any) -> Any:
     """Run `coro` on the worker's loop (the connector's only thread) and return its result."""
     start()
-    assert _loop is not None  # noqa: S101
+    if _loop is None:
+        raise RuntimeError("the embedded job worker is not running")
     return asyncio.run_coroutine_threadsafe(coro, _loop).result(timeout=DEFER_TIMEOUT_SECONDS)
 
 
@@ -189,7 +191,8 @@ def idle() -> bool:
     """No job is running and none is due (scheduled ones may wait): for tests."""
     app = install()
     connector = app.connector
-    assert isinstance(connector, testing.InMemoryConnector)  # noqa: S101
+    if not isinstance(connector, testing.InMemoryConnector):
+        raise TypeError("the embedded queue keeps its jobs in memory")
 
     async def check() -> bool:
         now = utils.utcnow()

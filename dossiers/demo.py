@@ -134,7 +134,7 @@ def load_agency_credentials() -> str:
                     "agency": Agency.objects.get(code=entry["agency"]),
                     "label": entry["label"],
                     "secret_encrypted": encrypt_secret(entry["secret"]),
-                    "previous_secret_encrypted": "",
+                    "previous_secret_encrypted": "",  # nosec B105 # clearing, not a secret
                     "previous_valid_until": None,
                     "is_active": True,
                 },
