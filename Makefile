@@ -6,7 +6,6 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 HOST ?= 127.0.0.1
 PORT ?= 8000
-PAYMENT_FAKE_PORT ?= 8910
 
 .PHONY: install run test lint format docs messages worker migrate clean lock bench bench-scale
 
@@ -16,24 +15,19 @@ $(STAMP): pyproject.toml requirements.lock
 	$(PIP) install --quiet -c requirements.lock -e ".[dev]"
 	touch $(STAMP)
 
-install: $(STAMP)
+# NO_INSTALL=1 skips it (the embedded smoke test, run by `make test` after installing).
+install: $(if $(NO_INSTALL),,$(STAMP))
 
 migrate: install
 	$(PY) manage.py migrate --noinput
 
 # Serve the whole system. With no DATABASE_URL/REDIS_URL: SQLite, in-memory
-# channel layer, local-memory cache, jobs in-process, SMS/push to var/outbox/.
+# channel layer, local-memory cache, jobs on an in-memory queue worked in-process,
+# SMS/push to var/outbox/. The demo's fakes (carrier) run on loopback ports
+# (scripts/run_demo.py); it prints the demo logins, the agency key and the port.
 run: migrate
 	$(PY) manage.py load_demo
-	@echo ""
-	@echo "  API docs:  http://$(HOST):$(PORT)/api/v1/docs"
-	@echo "  Admin:     http://$(HOST):$(PORT)/admin/"
-	@$(PY) manage.py load_demo --print-logins
-	@echo "  Payments:  the fake gateway (VNPay and national platform formats) on port $(PAYMENT_FAKE_PORT)"
-	@echo ""
-	$(PY) -m fakes.payment_gateway --port $(PAYMENT_FAKE_PORT) --callback-base http://$(HOST):$(PORT) & \
-	trap 'kill $$! 2>/dev/null' EXIT INT TERM; \
-	$(VENV)/bin/uvicorn backend.asgi:application --host $(HOST) --port $(PORT) --lifespan off
+	HOST=$(HOST) PORT=$(PORT) $(PY) scripts/run_demo.py
 
 worker: install
 	$(PY) manage.py worker

@@ -107,7 +107,11 @@ def _session_out(session: DeviceSession, current: DeviceSession) -> SessionOut:
 # --- Sign-up --------------------------------------------------------------------------
 
 
-@router.post("/register", response={202: ChallengeOut, **ERRORS_PUBLIC})
+@router.post(
+    "/register",
+    response={202: ChallengeOut, **ERRORS_PUBLIC},
+    summary="Start signing up: a code goes by SMS to the phone",
+)
 @idempotent
 def register(request: HttpRequest, payload: RegisterIn) -> Status[ChallengeOut]:
     """Start a sign-up: a 6-digit code is texted to the number.
@@ -122,7 +126,11 @@ def register(request: HttpRequest, payload: RegisterIn) -> Status[ChallengeOut]:
     return Status(202, _challenge_out(challenge))
 
 
-@router.post("/register/verify", response={201: TokenOut, **ERRORS_PUBLIC})
+@router.post(
+    "/register/verify",
+    response={201: TokenOut, **ERRORS_PUBLIC},
+    summary="Finish signing up with the SMS code (signs this device in)",
+)
 def verify_registration(request: HttpRequest, payload: CodeVerifyIn) -> Status[TokenOut]:
     """The code from the SMS activates the account and signs this device in."""
     _session, tokens = accounts.verify_registration(
@@ -134,7 +142,11 @@ def verify_registration(request: HttpRequest, payload: CodeVerifyIn) -> Status[T
     return Status(201, _token_out(tokens))
 
 
-@router.post("/otp/resend", response={202: ChallengeOut, 404: ErrorOut, **ERRORS_PUBLIC})
+@router.post(
+    "/otp/resend",
+    response={202: ChallengeOut, 404: ErrorOut, **ERRORS_PUBLIC},
+    summary="Send the SMS code of a challenge again",
+)
 def resend_code(request: HttpRequest, payload: ResendIn) -> Status[ChallengeOut]:
     """Text a new code for an open challenge (sign-up, sign-in, reset, phone change)."""
     challenge = challenges.resend_code(challenge_id=payload.challenge_id, ip=client_ip(request))
@@ -144,7 +156,11 @@ def resend_code(request: HttpRequest, payload: ResendIn) -> Status[ChallengeOut]
 # --- Sign-in --------------------------------------------------------------------------
 
 
-@router.post("/login", response={200: LoginOut, 401: ErrorOut, 403: ErrorOut, **ERRORS_PUBLIC})
+@router.post(
+    "/login",
+    response={200: LoginOut, 401: ErrorOut, 403: ErrorOut, **ERRORS_PUBLIC},
+    summary="Sign in with phone and password (a new device then gets a second step)",
+)
 def login(request: HttpRequest, payload: LoginIn) -> LoginOut:
     """Phone and password. On a device new to this account, a second step follows."""
     result = sign_in.login(
@@ -175,7 +191,11 @@ def login(request: HttpRequest, payload: LoginIn) -> LoginOut:
     )
 
 
-@router.post("/login/verify", response={200: TokenOut, **ERRORS_PUBLIC})
+@router.post(
+    "/login/verify",
+    response={200: TokenOut, **ERRORS_PUBLIC},
+    summary="Finish signing in with the second step (SMS code, TOTP or recovery code)",
+)
 def verify_login(request: HttpRequest, payload: LoginVerifyIn) -> TokenOut:
     """The second step: the SMS code, an authenticator code or a recovery code."""
     _session, tokens = sign_in.complete_login(
@@ -187,7 +207,11 @@ def verify_login(request: HttpRequest, payload: LoginVerifyIn) -> TokenOut:
     return _token_out(tokens)
 
 
-@router.post("/token/refresh", response={200: TokenOut, 401: ErrorOut, 422: ErrorOut})
+@router.post(
+    "/token/refresh",
+    response={200: TokenOut, 401: ErrorOut, 422: ErrorOut},
+    summary="Exchange a refresh token for a new token pair",
+)
 def refresh_tokens(request: HttpRequest, payload: RefreshIn) -> TokenOut:
     """Spend a refresh token for a new pair. A spent token ends the whole session."""
     try:
@@ -204,7 +228,12 @@ def refresh_tokens(request: HttpRequest, payload: RefreshIn) -> TokenOut:
     return _token_out(tokens)
 
 
-@router.post("/reauthenticate", auth=bearer, response={204: None, **ERRORS_AUTH, 429: ErrorOut})
+@router.post(
+    "/reauthenticate",
+    auth=bearer,
+    response={204: None, **ERRORS_AUTH, 429: ErrorOut},
+    summary="Confirm my password again before a sensitive action",
+)
 def reauthenticate(request: HttpRequest, payload: PasswordIn) -> Status[None]:
     """Confirm the password to allow sensitive actions on this session again."""
     sign_in.reauthenticate(
@@ -216,21 +245,36 @@ def reauthenticate(request: HttpRequest, payload: PasswordIn) -> Status[None]:
 # --- Sessions -------------------------------------------------------------------------
 
 
-@router.post("/logout", auth=bearer, response={204: None, 401: ErrorOut})
+@router.post(
+    "/logout",
+    auth=bearer,
+    response={204: None, 401: ErrorOut},
+    summary="Sign out this device (end this session)",
+)
 def logout(request: HttpRequest) -> Status[None]:
     """End this device's session."""
     sessions.logout(session=current_session(request))
     return Status(204, None)
 
 
-@router.post("/logout-all", auth=bearer, response={204: None, 401: ErrorOut})
+@router.post(
+    "/logout-all",
+    auth=bearer,
+    response={204: None, 401: ErrorOut},
+    summary="Sign out every device (end every session)",
+)
 def logout_everywhere(request: HttpRequest) -> Status[None]:
     """End every session of the account, this one included."""
     sessions.logout_everywhere(user=current_user(request))
     return Status(204, None)
 
 
-@router.get("/sessions", auth=bearer, response={200: page_of(SessionOut), **ERRORS_AUTH})
+@router.get(
+    "/sessions",
+    auth=bearer,
+    response={200: page_of(SessionOut), **ERRORS_AUTH},
+    summary="List my signed-in devices",
+)
 def list_sessions(request: HttpRequest, params: Query[PageParams]) -> dict[str, object]:
     """The account's signed-in devices, newest first."""
     user = current_user(request)
@@ -240,7 +284,10 @@ def list_sessions(request: HttpRequest, params: Query[PageParams]) -> dict[str, 
 
 
 @router.delete(
-    "/sessions/{session_id}", auth=bearer, response={204: None, 404: ErrorOut, 401: ErrorOut}
+    "/sessions/{session_id}",
+    auth=bearer,
+    response={204: None, 404: ErrorOut, 401: ErrorOut},
+    summary="Sign out one of my devices",
 )
 def revoke_session(request: HttpRequest, session_id: uuid.UUID) -> Status[None]:
     """Sign one device out (its tokens stop working at once)."""
@@ -251,12 +298,14 @@ def revoke_session(request: HttpRequest, session_id: uuid.UUID) -> Status[None]:
 # --- The account ----------------------------------------------------------------------
 
 
-@router.get("/me", auth=bearer, response={200: MeOut, 401: ErrorOut})
+@router.get("/me", auth=bearer, response={200: MeOut, 401: ErrorOut}, summary="Get my account")
 def me(request: HttpRequest) -> MeOut:
     return _me_out(current_user(request))
 
 
-@router.patch("/me", auth=bearer, response={200: MeOut, **ERRORS_AUTH})
+@router.patch(
+    "/me", auth=bearer, response={200: MeOut, **ERRORS_AUTH}, summary="Change my name or language"
+)
 def update_me(request: HttpRequest, payload: MeIn) -> MeOut:
     user = accounts.update_profile(
         user=current_user(request), full_name=payload.full_name, language=payload.language
@@ -268,6 +317,7 @@ def update_me(request: HttpRequest, payload: MeIn) -> MeOut:
     "/me/identity",
     auth=bearer,
     response={200: MeOut, 409: ErrorOut, 429: ErrorOut, **ERRORS_AUTH},
+    summary="Set my citizen identity number",
 )
 def set_identity(request: HttpRequest, payload: IdentityIn) -> MeOut:
     """Record the citizen ID (CCCD); support staff verify it in person for level 2.
@@ -287,14 +337,22 @@ def set_identity(request: HttpRequest, payload: IdentityIn) -> MeOut:
 # --- Passwords ------------------------------------------------------------------------
 
 
-@router.post("/password/reset", response={202: ChallengeOut, **ERRORS_PUBLIC})
+@router.post(
+    "/password/reset",
+    response={202: ChallengeOut, **ERRORS_PUBLIC},
+    summary="Ask for a password reset code by SMS",
+)
 def request_password_reset(request: HttpRequest, payload: PasswordResetIn) -> Status[ChallengeOut]:
     """A reset code by SMS. The answer is the same for every number."""
     challenge = accounts.request_password_reset(phone=payload.phone, ip=client_ip(request))
     return Status(202, _challenge_out(challenge))
 
 
-@router.post("/password/reset/verify", response={204: None, **ERRORS_PUBLIC})
+@router.post(
+    "/password/reset/verify",
+    response={204: None, **ERRORS_PUBLIC},
+    summary="Set a new password with the SMS code",
+)
 def reset_password(request: HttpRequest, payload: PasswordResetVerifyIn) -> Status[None]:
     """Set a new password with the code; every session of the account ends."""
     accounts.reset_password(
@@ -306,7 +364,12 @@ def reset_password(request: HttpRequest, payload: PasswordResetVerifyIn) -> Stat
     return Status(204, None)
 
 
-@router.post("/password/change", auth=bearer, response={204: None, 429: ErrorOut, **ERRORS_AUTH})
+@router.post(
+    "/password/change",
+    auth=bearer,
+    response={204: None, 429: ErrorOut, **ERRORS_AUTH},
+    summary="Change my password",
+)
 def change_password(request: HttpRequest, payload: PasswordChangeIn) -> Status[None]:
     """Needs a sign-in within 24 hours; other sessions end."""
     require_recent_authentication(request)
@@ -323,7 +386,12 @@ def change_password(request: HttpRequest, payload: PasswordChangeIn) -> Status[N
 # --- TOTP and recovery codes ----------------------------------------------------------
 
 
-@router.post("/totp/enrol", auth=bearer, response={200: TotpEnrolOut, 409: ErrorOut, **ERRORS_AUTH})
+@router.post(
+    "/totp/enrol",
+    auth=bearer,
+    response={200: TotpEnrolOut, 409: ErrorOut, **ERRORS_AUTH},
+    summary="Start setting up an authenticator app (TOTP secret and QR URI)",
+)
 def enrol_totp(request: HttpRequest) -> TotpEnrolOut:
     """A new authenticator secret; it becomes active once confirmed with a code."""
     require_recent_authentication(request)
@@ -335,6 +403,7 @@ def enrol_totp(request: HttpRequest) -> TotpEnrolOut:
     "/totp/confirm",
     auth=bearer,
     response={200: RecoveryCodesOut, 409: ErrorOut, 429: ErrorOut, **ERRORS_AUTH},
+    summary="Turn on the authenticator app with its first code",
 )
 def confirm_totp(request: HttpRequest, payload: CodeIn) -> RecoveryCodesOut:
     """The first code from the app turns TOTP on; the answer holds the recovery codes."""
@@ -343,7 +412,10 @@ def confirm_totp(request: HttpRequest, payload: CodeIn) -> RecoveryCodesOut:
 
 
 @router.post(
-    "/totp/disable", auth=bearer, response={204: None, 409: ErrorOut, 429: ErrorOut, **ERRORS_AUTH}
+    "/totp/disable",
+    auth=bearer,
+    response={204: None, 409: ErrorOut, 429: ErrorOut, **ERRORS_AUTH},
+    summary="Turn off the authenticator app",
 )
 def disable_totp(request: HttpRequest, payload: CodeIn) -> Status[None]:
     """Needs a recent sign-in and a fresh authenticator or recovery code."""
@@ -356,6 +428,7 @@ def disable_totp(request: HttpRequest, payload: CodeIn) -> Status[None]:
     "/recovery-codes/regenerate",
     auth=bearer,
     response={200: RecoveryCodesOut, 409: ErrorOut, **ERRORS_AUTH},
+    summary="Replace my recovery codes with a new set",
 )
 def regenerate_recovery_codes(request: HttpRequest) -> RecoveryCodesOut:
     """A new set of recovery codes; the old ones stop working."""
@@ -372,6 +445,7 @@ def regenerate_recovery_codes(request: HttpRequest) -> RecoveryCodesOut:
     "/phone/change",
     auth=bearer,
     response={202: ChallengeOut, 429: ErrorOut, 503: ErrorOut, **ERRORS_AUTH},
+    summary="Ask to change my phone number (a code goes to the new number)",
 )
 def request_phone_change(request: HttpRequest, payload: PhoneChangeIn) -> Status[ChallengeOut]:
     """Needs a recent sign-in and the password (or a TOTP code); texts the new number."""
@@ -390,6 +464,7 @@ def request_phone_change(request: HttpRequest, payload: PhoneChangeIn) -> Status
     "/phone/change/verify",
     auth=bearer,
     response={200: MeOut, 409: ErrorOut, 429: ErrorOut, 503: ErrorOut, **ERRORS_AUTH},
+    summary="Confirm the new phone number with its SMS code",
 )
 def confirm_phone_change(request: HttpRequest, payload: PhoneChangeVerifyIn) -> MeOut:
     """The code from the new number; the old number gets a notice."""

@@ -225,7 +225,9 @@ def decline_invitation(request: HttpRequest, invitation_id: uuid.UUID) -> dict[s
 
 
 @router.get(
-    "/{organisation_id}", response={200: OrganisationOut, 404: ErrorOut}, summary="Organisation"
+    "/{organisation_id}",
+    response={200: OrganisationOut, 404: ErrorOut},
+    summary="Get an organisation I belong to",
 )
 def get_organisation(request: HttpRequest, organisation_id: uuid.UUID) -> dict[str, Any]:
     return organisation_out(access.access_organisation(current_user(request), organisation_id))
@@ -275,7 +277,7 @@ def set_watching(
 @router.get(
     "/{organisation_id}/members",
     response={200: page_of(MemberOut), 404: ErrorOut},
-    summary="Members",
+    summary="List an organisation's members",
 )
 def list_members(
     request: HttpRequest, organisation_id: uuid.UUID, params: Query[PageParams]

@@ -2,7 +2,10 @@
 
 - The access token is a signed, timestamped reference to a device session,
   valid ACCESS_TOKEN_TTL_SECONDS (at most 15 minutes). Every request re-reads the
-  session, so revoking it takes effect at once.
+  session, so revoking it takes effect at once. Each one carries a random nonce:
+  two tokens issued in the same second differ. A refresh does not end the previous
+  access token (it lives out its lifetime, like any bearer token nobody revoked);
+  ending the session does (the contract in mobile_api_docs/accounts.md).
 - The refresh token is random, stored hashed and usable once: refreshing returns
   a new pair. Presenting an already-used refresh token means it was stolen (or
   replayed): the whole session is revoked.
@@ -14,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import secrets
 import uuid
 from dataclasses import dataclass
 
@@ -58,7 +62,8 @@ def access_ttl() -> int:
 
 def access_token_for(session_id: uuid.UUID) -> str:
     """A new access token of the session (valid for `access_ttl()` seconds)."""
-    return signing.dumps({"sid": str(session_id)}, salt=ACCESS_SALT, compress=False)
+    claims = {"sid": str(session_id), "n": secrets.token_urlsafe(6)}
+    return signing.dumps(claims, salt=ACCESS_SALT, compress=False)
 
 
 def hash_device_key(device_key: str) -> str:

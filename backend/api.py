@@ -28,6 +28,7 @@ from backend.errors import (
     outage_response,
     unavailable_response,
 )
+from backend.times import ApiJSONRenderer
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,10 @@ REST API of the citizen mobile app for Vietnam's online public services.
 * Lists are cursor-paginated: pass `cursor` from the previous page's `next_cursor`.
 * POSTs that create something accept an `Idempotency-Key` header.
 
-The guide for app developers is in `mobile_api_docs/README.md`.
+Guides for app developers, served here: [start here](/api/v1/guides/README.md),
+[your first journey with curl](/api/v1/guides/first-journey.md),
+[live updates](/api/v1/guides/realtime.md); the document itself is
+[/api/v1/openapi.json](/api/v1/openapi.json).
 """
 
 
@@ -292,6 +296,8 @@ class ConventionalNinjaAPI(NinjaAPI):
 def build_api(**kwargs: Any) -> NinjaAPI:
     options: dict[str, Any] = {
         "parser": StrictJSONParser(),
+        # One time rule for every body: UTC, RFC 3339, milliseconds, `Z` (backend/times.py).
+        "renderer": ApiJSONRenderer(),
         "docs_url": "/docs",
         "openapi_url": "/openapi.json",
         **kwargs,

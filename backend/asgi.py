@@ -9,6 +9,14 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings")
 # Django must be set up before anything imports models.
 django_asgi_app = get_asgi_application()
 
+from django.conf import settings  # noqa: E402
+
+if settings.JOBS_INLINE:
+    # The embedded default has no worker process: its jobs run on a thread of this one.
+    from backend import embedded_queue
+
+    embedded_queue.start()
+
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.utils.module_loading import import_string  # noqa: E402
 

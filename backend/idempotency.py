@@ -71,8 +71,9 @@ def request_fingerprint(request: HttpRequest) -> str:
     """SHA-256 of what the request asks for: method, path and body.
 
     A multipart body is hashed by its fields and files' contents, not its raw
-    bytes: a client that retries with a new multipart boundary still asks for
-    the same thing.
+    bytes: a client that retries with a new multipart boundary, or writes the same
+    bytes to a new temporary file name, still asks for the same thing. (The file
+    name is a label: the server never trusts it for anything, see attachments.)
     """
     digest = hashlib.sha256()
     digest.update(request.method.encode() if request.method else b"")
@@ -85,7 +86,7 @@ def request_fingerprint(request: HttpRequest) -> str:
                 digest.update(f"field:{name}={value}\n".encode())
         for name in sorted(request.FILES):
             for upload in request.FILES.getlist(name):
-                digest.update(f"file:{name}:{upload.name}:{upload.size}:".encode())
+                digest.update(f"file:{name}:{upload.size}:".encode())
                 for chunk in upload.chunks():
                     digest.update(chunk)
                 upload.seek(0)

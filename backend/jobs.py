@@ -9,9 +9,11 @@ own (outside the job's transaction, so a job deferred by a job could start, and
 find nothing, before the rows it is about were committed): `defer` always uses
 the Django connection.
 
-On the embedded default (SQLite, JOBS_INLINE=1) there is no queue: the job runs
-in the web process once the surrounding transaction commits. Periodic jobs do
-not run there: `python manage.py worker` needs PostgreSQL.
+On the embedded default (SQLite, JOBS_INLINE=1) the same procrastinate tasks go
+to an in-memory queue worked by a thread of the web process
+(`backend.embedded_queue`): retries with backoff, scheduled and periodic jobs
+behave as with the worker. That queue is not transactional, so the job is handed
+over once the surrounding transaction commits (and never if it rolls back).
 """
 
 from __future__ import annotations
@@ -51,9 +53,6 @@ def defer(
     """
     if isinstance(task, str):
         task = task_named(task)
-    if settings.JOBS_INLINE:
-        transaction.on_commit(lambda: _run_inline(task, kwargs))
-        return
     options: dict[str, Any] = {}
     if queueing_lock:
         options["queueing_lock"] = queueing_lock
@@ -63,6 +62,9 @@ def defer(
         options["schedule_in"] = schedule_in
     if schedule_at:
         options["schedule_at"] = schedule_at
+    if settings.JOBS_INLINE:
+        transaction.on_commit(lambda: _hand_over(task, options, kwargs))
+        return
     job = task.configure(**options).job
     jobs.JobDeferrer(job_manager=_in_transaction, job=job).defer(**kwargs)
 
@@ -150,10 +152,13 @@ def infrastructure_backoff(attempts: int, jitter: float | None = None) -> int:
 RETRY_ON_INFRASTRUCTURE = RetryOnInfrastructure()
 
 
-def _run_inline(task: tasks.Task[Any, Any, Any], kwargs: dict[str, Any]) -> None:
-    # Synchronous on purpose: SQLite takes one writer at a time, and a developer
-    # reading the outbox right after a request expects to find the message.
+def _hand_over(
+    task: tasks.Task[Any, Any, Any], options: dict[str, Any], kwargs: dict[str, Any]
+) -> None:
+    from backend import embedded_queue
+
     try:
-        task.func(**kwargs)
+        embedded_queue.enqueue(task, options, kwargs)
     except Exception:
-        logger.exception("inline job %s failed", task.name)
+        # The change is committed: a job that cannot be queued must not fail the request.
+        logger.exception("job %s could not be queued", task.name)

@@ -68,6 +68,18 @@ DATABASES: dict[str, Any] = {
     )
 }
 USING_POSTGRES = DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The embedded default: requests and the in-process job worker write from several
+    # threads. WAL lets readers go on while one writes; IMMEDIATE takes the write lock
+    # at BEGIN (a deferred transaction upgrading to a writer fails at once when another
+    # holds it); `timeout` is how long a writer waits for the lock.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
 if USING_POSTGRES:
     DATABASES["default"].setdefault("OPTIONS", {})
     # Fail fast when the database is unreachable instead of hanging requests.
@@ -96,8 +108,9 @@ if USING_POSTGRES:
     if env("TEST_DATABASE_NAME"):
         DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME")}
 
-# The job queue lives in PostgreSQL. On the embedded SQLite default, jobs run
-# inside the web process right after the transaction that deferred them commits.
+# The job queue lives in PostgreSQL. On the embedded SQLite default the same tasks
+# go to procrastinate's in-memory queue, worked by a thread of the web process
+# (backend/embedded_queue.py), once the transaction that deferred them commits.
 JOBS_INLINE = envbool("JOBS_INLINE", not USING_POSTGRES)
 if not JOBS_INLINE and not USING_POSTGRES and not PRODUCTION:
     raise ImproperlyConfigured("The job queue needs PostgreSQL: set DATABASE_URL.")
@@ -527,7 +540,9 @@ CATALOGUE_SEARCH_MAX_CHARS = envint("CATALOGUE_SEARCH_MAX_CHARS", 100)
 # Procedures whose required documents each web process keeps in memory (dossier
 # reads); keyed by procedure version, so an edit is seen at once by every process.
 CATALOGUE_DOCUMENTS_CACHE_SIZE = envint("CATALOGUE_DOCUMENTS_CACHE_SIZE", 4096)
-DEMO_LOADERS = [*DEMO_LOADERS, "dossiers.demo.load"]
+DEMO_LOADERS = [*DEMO_LOADERS, "dossiers.demo.load", "dossiers.demo.load_agency_credentials"]
+# Functions returning more demo login lines (`load_demo --print-logins`, `make run`).
+DEMO_LOGIN_SOURCES = ["dossiers.demo.credential_logins"]
 # Agency back-office API (dossiers/agency/): signed requests whose
 # X-Timestamp is further than this from our clock are refused (stale_timestamp).
 AGENCY_SIGNATURE_MAX_SKEW_SECONDS = envint("AGENCY_SIGNATURE_MAX_SKEW_SECONDS", 300)

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import path, re_path
 
-from backend import health
+from backend import guides, health
 from backend.api import api
 from backend.middleware import api_not_found
 from documents.views import verify_page
@@ -45,6 +45,7 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("lookup", lookup_page, name="lookup"),
     path("verify/<str:code>", verify_page, name="verify"),
+    path("api/v1/guides/<slug:name>.md", guides.guide, name="guide"),
     path("api/v1/", api.urls),
     re_path(r"^api/", api_not_found),
     path("admin/", admin.site.urls),

@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 
 from auth.models import Membership, User
 from backend.errors import Conflict, NotFound, Unprocessable, field_error
+from backend.times import rfc3339
 from dossiers.access import access_dossier, require_identity_level
 from dossiers.attachments import deletable
 from dossiers.deadlines import appointment_for, business_tz
@@ -238,7 +239,7 @@ def submit_dossier(user: User, dossier_id: uuid.UUID | str) -> Dossier:
             data={
                 "code": dossier.code,
                 "channel": dossier.channel,
-                "appointment_at": dossier.appointment_at.isoformat(),
+                "appointment_at": rfc3339(dossier.appointment_at),
             },
         )
         return dossier

@@ -212,7 +212,7 @@ def _with_etag(response: HttpResponse, dossier: Dossier, language: str) -> None:
     response["Cache-Control"] = "private, no-cache"
 
 
-@router.get("", response=page_of(DossierSummaryOut))
+@router.get("", response=page_of(DossierSummaryOut), summary="List my dossiers")
 def list_dossiers(request: HttpRequest, filters: Query[DossierFilters]) -> dict[str, Any]:
     """Your dossiers and your organisations' dossiers, newest first."""
     dossiers = visible_dossiers(current_user(request)).select_related("procedure", "agency")
@@ -239,6 +239,7 @@ def list_dossiers(request: HttpRequest, filters: Query[DossierFilters]) -> dict[
 @router.post(
     "",
     response={201: DossierOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
+    summary="Start a dossier (a draft) for a procedure",
 )
 @idempotent
 def create_draft(
@@ -257,7 +258,11 @@ def create_draft(
     return Status(201, dossier_out(dossier, language))
 
 
-@router.get("/{dossier_id}", response={200: DossierOut, 304: None, 404: ErrorOut})
+@router.get(
+    "/{dossier_id}",
+    response={200: DossierOut, 304: None, 404: ErrorOut},
+    summary="Get a dossier: status, form, papers, deadlines",
+)
 def get_dossier(request: HttpRequest, dossier_id: uuid.UUID, response: HttpResponse) -> Any:
     """One dossier. Send `If-None-Match` with the last `ETag`: 304 (no body) if unchanged."""
     dossier = read_dossier(current_user(request), dossier_id)
@@ -272,7 +277,9 @@ def get_dossier(request: HttpRequest, dossier_id: uuid.UUID, response: HttpRespo
 
 
 @router.patch(
-    "/{dossier_id}", response={200: DossierOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut}
+    "/{dossier_id}",
+    response={200: DossierOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
+    summary="Change a draft's form",
 )
 def update_draft(
     request: HttpRequest, dossier_id: uuid.UUID, payload: DraftUpdateIn, response: HttpResponse
@@ -284,7 +291,9 @@ def update_draft(
     return dossier_out(dossier, language)
 
 
-@router.delete("/{dossier_id}", response={204: None, 404: ErrorOut, 409: ErrorOut})
+@router.delete(
+    "/{dossier_id}", response={204: None, 404: ErrorOut, 409: ErrorOut}, summary="Delete a draft"
+)
 def delete_draft(request: HttpRequest, dossier_id: uuid.UUID) -> Status[None]:
     """Delete a draft and its attachments. Submitted dossiers cannot be deleted."""
     actions.delete_draft(current_user(request), dossier_id)
@@ -294,6 +303,7 @@ def delete_draft(request: HttpRequest, dossier_id: uuid.UUID) -> Status[None]:
 @router.post(
     "/{dossier_id}/submit",
     response={200: DossierOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
+    summary="Send a complete draft to its agency",
 )
 @idempotent
 def submit_dossier(
@@ -310,6 +320,7 @@ def submit_dossier(
 @router.post(
     "/{dossier_id}/rating",
     response={200: DossierOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
+    summary="Rate the service once the dossier is finished",
 )
 @idempotent
 def rate_dossier(

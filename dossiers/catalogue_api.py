@@ -173,7 +173,7 @@ def document_out(document: RequiredDocument, language: str) -> dict[str, Any]:
     }
 
 
-@router.get("/agencies", response=page_of(AgencyOut))
+@router.get("/agencies", response=page_of(AgencyOut), summary="List agencies")
 def list_agencies(request: HttpRequest, filters: Query[AgencyFilters]) -> dict[str, Any]:
     """Active agencies, by code."""
     agencies = active_agencies()
@@ -186,7 +186,11 @@ def list_agencies(request: HttpRequest, filters: Query[AgencyFilters]) -> dict[s
     return {"items": [agency_out(a, language) for a in rows], "next_cursor": next_cursor}
 
 
-@router.get("/fields", response=list[FieldOut])
+@router.get(
+    "/fields",
+    response=list[FieldOut],
+    summary="List the fields of the procedure catalogue (for filters)",
+)
 def list_fields(request: HttpRequest) -> list[dict[str, str]]:
     """The fields (lĩnh vực) of active procedures, to filter by."""
     english = wants_english(request_language(request))
@@ -194,7 +198,11 @@ def list_fields(request: HttpRequest) -> list[dict[str, str]]:
     return [{"value": vi, "label": (english and en) or vi} for vi, en in pairs]
 
 
-@router.get("/procedures", response={200: page_of(ProcedureSummaryOut), 422: ErrorOut})
+@router.get(
+    "/procedures",
+    response={200: page_of(ProcedureSummaryOut), 422: ErrorOut},
+    summary="Search the procedure catalogue",
+)
 def list_procedures(request: HttpRequest, filters: Query[ProcedureFilters]) -> dict[str, Any]:
     """Search procedures ("khai sinh" finds "Đăng ký khai sinh"); filter by agency, field, level."""
     procedures = active_procedures()
@@ -216,7 +224,11 @@ def list_procedures(request: HttpRequest, filters: Query[ProcedureFilters]) -> d
     return {"items": [procedure_summary(p, language) for p in rows], "next_cursor": next_cursor}
 
 
-@router.get("/procedures/{procedure_id}", response={200: ProcedureOut, 404: ErrorOut})
+@router.get(
+    "/procedures/{procedure_id}",
+    response={200: ProcedureOut, 404: ErrorOut},
+    summary="Get a procedure: its form, required papers, fees and time",
+)
 def get_procedure_detail(request: HttpRequest, procedure_id: int) -> dict[str, Any]:
     """One procedure with its required documents and its form."""
     procedure = get_procedure(procedure_id)

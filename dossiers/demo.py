@@ -20,7 +20,7 @@ from django.db import transaction
 
 from dossiers.catalogue import procedure_changed, refresh_search_text
 from dossiers.form_spec import check_spec
-from dossiers.models import Agency, Procedure, RequiredDocument
+from dossiers.models import Agency, AgencyCredential, Procedure, RequiredDocument
 
 CATALOGUE_FILE = Path(__file__).with_name("demo_catalogue.json")
 
@@ -106,3 +106,45 @@ def load() -> str:
             procedure_changed(procedure)
     agencies_count, procedures_count = len(data["agencies"]), len(data["procedures"])
     return f"{agencies_count} agencies, {procedures_count} procedures ({created} new)"
+
+
+CREDENTIALS_FILE = Path(__file__).with_name("demo_agency_credentials.json")
+
+
+@cache
+def agency_credentials() -> list[dict[str, str]]:
+    """The demo agencies' signing keys (`dossiers/demo_agency_credentials.json`)."""
+    data = json.loads(CREDENTIALS_FILE.read_text(encoding="utf-8"))
+    return list(data["credentials"])
+
+
+def load_agency_credentials() -> str:
+    """Give the demo agencies their published demo key (idempotent: the secret is reset
+    to the file's, the credential made active again)."""
+    if settings.PRODUCTION:
+        raise ImproperlyConfigured("Demo agency credentials are never loaded in production.")
+    from dossiers.agency.credentials import encrypt_secret
+
+    entries = agency_credentials()
+    with transaction.atomic():
+        for entry in entries:
+            AgencyCredential.objects.update_or_create(
+                key_id=entry["key_id"],
+                defaults={
+                    "agency": Agency.objects.get(code=entry["agency"]),
+                    "label": entry["label"],
+                    "secret_encrypted": encrypt_secret(entry["secret"]),
+                    "previous_secret_encrypted": "",  # nosec B105 # clearing, not a secret
+                    "previous_valid_until": None,
+                    "is_active": True,
+                },
+            )
+    return f"{len(entries)} agency credentials"
+
+
+def credential_logins() -> list[str]:
+    """What `make run` prints for each demo agency key."""
+    return [
+        f"Demo agency {entry['agency']}: X-Agency-Key {entry['key_id']} / secret {entry['secret']}"
+        for entry in agency_credentials()
+    ]

@@ -24,6 +24,7 @@ from django.utils.translation import gettext_lazy as _
 
 from auth.models import User
 from backend.errors import Conflict, field_error
+from backend.times import rfc3339_or_none
 from dossiers.deadlines import add_working_seconds, appointment_for, working_seconds_between
 from dossiers.events import EventType, record_event
 from dossiers.models import Apology, Attachment, Dossier, ResultDocument, SupplementRequest
@@ -225,7 +226,7 @@ def _finish(
 
 
 def _iso(moment: dt.datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
+    return rfc3339_or_none(moment)
 
 
 # --- Citizen ------------------------------------------------------------------------

@@ -81,6 +81,14 @@ def submit_supplement(
     auth=bearer,
     response={200: None, 401: ErrorOut, 404: ErrorOut},
     summary="Download the electronic result (PDF), once the result is ready",
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "The result, as a download (`Content-Disposition: attachment`).",
+                "content": {"application/pdf": {"schema": {"type": "string", "format": "binary"}}},
+            }
+        }
+    },
 )
 def download_result(request: HttpRequest, dossier_id: uuid.UUID) -> FileResponse:
     dossier = access_dossier(current_user(request), dossier_id)

@@ -138,7 +138,11 @@ def _preferences_out(preference: Preference) -> PreferencesOut:
     )
 
 
-@router.post("/devices", response={200: DeviceOut, 201: DeviceOut, 422: ErrorOut})
+@router.post(
+    "/devices",
+    response={200: DeviceOut, 201: DeviceOut, 422: ErrorOut},
+    summary="Register this device for push notifications (FCM token)",
+)
 @idempotent
 def register_device(request: HttpRequest, payload: DeviceRegistrationIn) -> Status[DeviceOut]:
     """Register this installation's FCM token (201), or refresh it (200).
@@ -157,7 +161,7 @@ def register_device(request: HttpRequest, payload: DeviceRegistrationIn) -> Stat
     return Status(201 if created else 200, _device_out(request, device))
 
 
-@router.get("/devices", response=page_of(DeviceOut))
+@router.get("/devices", response=page_of(DeviceOut), summary="List my push devices")
 def list_devices(request: HttpRequest, params: Query[PageParams]) -> dict[str, Any]:
     """The signed-in user's devices that receive pushes."""
     queryset = Device.objects.filter(user=current_user(request), active=True)
@@ -165,14 +169,22 @@ def list_devices(request: HttpRequest, params: Query[PageParams]) -> dict[str, A
     return {"items": [_device_out(request, row) for row in rows], "next_cursor": next_cursor}
 
 
-@router.delete("/devices/{device_id}", response={204: None, 404: ErrorOut})
+@router.delete(
+    "/devices/{device_id}",
+    response={204: None, 404: ErrorOut},
+    summary="Stop push notifications to a device",
+)
 def remove_device(request: HttpRequest, device_id: int) -> Status[None]:
     """Stop pushes to one of the user's devices."""
     actions.remove_device(access_device(current_user(request), device_id))
     return Status(204, None)
 
 
-@router.get("/notifications", response=page_of(NotificationOut))
+@router.get(
+    "/notifications",
+    response=page_of(NotificationOut),
+    summary="List my notifications (inbox), newest first",
+)
 def list_notifications(request: HttpRequest, params: Query[InboxParams]) -> dict[str, Any]:
     """The inbox, newest first."""
     queryset = Notification.objects.filter(user=current_user(request))
@@ -182,13 +194,17 @@ def list_notifications(request: HttpRequest, params: Query[InboxParams]) -> dict
     return {"items": rows, "next_cursor": next_cursor}
 
 
-@router.get("/notifications/unread-count", response=UnreadCountOut)
+@router.get(
+    "/notifications/unread-count", response=UnreadCountOut, summary="Count my unread notifications"
+)
 def unread_count(request: HttpRequest) -> UnreadCountOut:
     count = Notification.objects.filter(user=current_user(request), read_at__isnull=True).count()
     return UnreadCountOut(unread=count)
 
 
-@router.post("/notifications/read-all", response=ReadAllOut)
+@router.post(
+    "/notifications/read-all", response=ReadAllOut, summary="Mark all my notifications read"
+)
 def read_all(request: HttpRequest, payload: ReadAllIn) -> ReadAllOut:
     """Mark every unread entry read (or those up to `up_to_id`)."""
     user = current_user(request)
@@ -198,19 +214,27 @@ def read_all(request: HttpRequest, payload: ReadAllIn) -> ReadAllOut:
 
 
 @router.post(
-    "/notifications/{notification_id}/read", response={200: NotificationOut, 404: ErrorOut}
+    "/notifications/{notification_id}/read",
+    response={200: NotificationOut, 404: ErrorOut},
+    summary="Mark one notification read",
 )
 def read_one(request: HttpRequest, notification_id: int) -> Notification:
     """Mark one entry read (again is fine)."""
     return actions.mark_read(access_notification(current_user(request), notification_id))
 
 
-@router.get("/notifications/preferences", response=PreferencesOut)
+@router.get(
+    "/notifications/preferences", response=PreferencesOut, summary="Get my notification preferences"
+)
 def get_preferences(request: HttpRequest) -> PreferencesOut:
     return _preferences_out(actions.preference_for(current_user(request)))
 
 
-@router.patch("/notifications/preferences", response={200: PreferencesOut, 422: ErrorOut})
+@router.patch(
+    "/notifications/preferences",
+    response={200: PreferencesOut, 422: ErrorOut},
+    summary="Change my notification preferences (categories, quiet hours)",
+)
 def update_preferences(request: HttpRequest, payload: PreferencesIn) -> PreferencesOut:
     """Change some preferences; omitted fields keep their value."""
     changes: dict[str, Any] = payload.model_dump(exclude_none=True)

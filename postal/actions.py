@@ -21,6 +21,7 @@ from auth.models import User
 from backend import old_address_api
 from backend.errors import Conflict, Unprocessable
 from backend.jobs import defer
+from backend.times import rfc3339
 from dossiers.access import access_dossier
 from dossiers.events import EventType, record_event
 from dossiers.models import Dossier, DossierEvent, Procedure
@@ -658,7 +659,7 @@ def apply_carrier_update(carrier: str, update: CarrierUpdate) -> tuple[str, int 
             actor_label=carrier,
             data=_booking_event_data(
                 booking,
-                occurred_at=update.occurred_at.isoformat(),
+                occurred_at=rfc3339(update.occurred_at),
                 location=update.location,
                 message_id=update.message_id,
             ),

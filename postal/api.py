@@ -230,7 +230,12 @@ def create_address(request: HttpRequest, payload: AddressIn) -> Status[SavedAddr
     return Status(201, actions.create_address(current_user(request), payload.dict()))
 
 
-@router.get("/addresses/{address_id}", response={200: AddressOut, 404: ErrorOut}, auth=bearer)
+@router.get(
+    "/addresses/{address_id}",
+    response={200: AddressOut, 404: ErrorOut},
+    auth=bearer,
+    summary="Get a saved address",
+)
 def get_address(request: HttpRequest, address_id: uuid.UUID) -> SavedAddress:
     return access_address(current_user(request), address_id)
 
@@ -246,7 +251,12 @@ def update_address(request: HttpRequest, address_id: uuid.UUID, payload: Address
     return actions.update_address(address, payload.dict())
 
 
-@router.delete("/addresses/{address_id}", response={204: None, 404: ErrorOut}, auth=bearer)
+@router.delete(
+    "/addresses/{address_id}",
+    response={204: None, 404: ErrorOut},
+    auth=bearer,
+    summary="Delete a saved address",
+)
 def delete_address(request: HttpRequest, address_id: uuid.UUID) -> Status[None]:
     actions.delete_address(access_address(current_user(request), address_id))
     return Status(204, None)
@@ -406,7 +416,12 @@ def list_bookings(
     return {"items": rows, "next_cursor": next_cursor}
 
 
-@router.get("/bookings/{booking_id}", response={200: BookingOut, 404: ErrorOut}, auth=bearer)
+@router.get(
+    "/bookings/{booking_id}",
+    response={200: BookingOut, 404: ErrorOut},
+    auth=bearer,
+    summary="Get a postal booking and its tracking",
+)
 def get_booking(request: HttpRequest, booking_id: int) -> DeliveryBooking:
     return access_booking(current_user(request), booking_id)
 

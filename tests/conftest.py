@@ -226,3 +226,27 @@ def registry(_business_registry: FakeBusinessRegistry, settings: Any) -> FakeBus
     settings.BUSINESS_REGISTRY_URL = _business_registry.base_url
     settings.BUSINESS_REGISTRY_API_KEY = _business_registry.api_key
     return _business_registry
+
+
+@pytest.fixture
+def embedded_jobs(settings: Any, transactional_db: None) -> Iterator[Any]:
+    """The embedded default's job queue (procrastinate in memory, worked by a thread of
+    this process), on the test database: jobs run on their own connections, so the test
+    commits (transactional_db). `embedded_jobs.wait_idle()` waits for every due job."""
+    from backend import embedded_queue
+    from fakes.harness import wait_until
+
+    settings.JOBS_INLINE = True
+    embedded_queue.start()
+
+    class Jobs:
+        queue = embedded_queue
+
+        @staticmethod
+        def wait_idle(timeout: float = 20) -> None:
+            wait_until(embedded_queue.idle, timeout=timeout, what="the embedded queue idle")
+
+    yield Jobs
+    Jobs.wait_idle()  # no job left running on the test database
+    embedded_queue.stop()
+    embedded_queue.install().connector.reset()  # type: ignore[attr-defined]

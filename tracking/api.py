@@ -9,7 +9,7 @@ import redis
 from django.conf import settings
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
-from ninja import Router, Schema, Status
+from ninja import Field, Router, Schema, Status
 
 from auth.bearer import bearer, current_session, current_user
 from backend.errors import ErrorOut, RateLimited, ServiceUnavailable
@@ -30,8 +30,18 @@ class TicketIn(Schema):
 class TicketOut(Schema):
     ticket: str
     expires_in: int
-    url: str
+    url: str = Field(
+        description="Absolute URL of the stream with this ticket (`wss://` behind TLS, "
+        "`ws://` on a development server); add `&last_event_id=` to resume"
+    )
     heartbeat_seconds: float
+
+
+def stream_url(request: HttpRequest, ticket: str) -> str:
+    """The socket's absolute URL (`ws://` or `wss://`, as the request came), like the
+    absolute download URLs of the API."""
+    http_url = request.build_absolute_uri(f"{STREAM_PATH}?ticket={ticket}")
+    return "ws" + http_url.removeprefix("http")
 
 
 @router.post(
@@ -74,7 +84,7 @@ def create_ticket(request: HttpRequest, payload: TicketIn | None = None) -> Stat
         TicketOut(
             ticket=ticket,
             expires_in=tickets.ticket_ttl(),
-            url=f"{STREAM_PATH}?ticket={ticket}",
+            url=stream_url(request, ticket),
             heartbeat_seconds=settings.WS_HEARTBEAT_SECONDS,
         ),
     )

@@ -42,6 +42,7 @@ from django.utils import timezone, translation
 
 from auth.models import DeviceSession, User
 from backend.any_of import AnyOf
+from backend.times import rfc3339
 from dossiers.access import visible_dossiers, visible_to
 from dossiers.audience import followed_dossiers
 from dossiers.models import Dossier, DossierEvent
@@ -370,7 +371,7 @@ def event_frame(row: EventRow) -> EventFrame:
 
 
 def iso_time(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return rfc3339(moment)
 
 
 def session_is_live(session_id: uuid.UUID) -> bool:

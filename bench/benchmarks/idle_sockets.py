@@ -50,7 +50,7 @@ def project_connect(
         )
         if answer.status_code != 201:
             raise RuntimeError(f"ticket refused: {answer.status_code} {answer.text[:200]}")
-        url = f"ws://127.0.0.1:{server.port}{answer.json()['url']}"
+        url = answer.json()["url"]  # absolute (ws://host:port/ws/v1/events?ticket=…)
         return await connect(url, open_timeout=60, ping_interval=None)
 
     return connect_one

@@ -74,8 +74,17 @@ def convert_batch(items: list[OldCodesIn]) -> list[dict[str, Any]]:
     summary="Old province/district/ward codes (before July 2025) -> 2025 province and commune",
     openapi_extra={
         "parameters": [
-            {"in": "header", "name": name, "required": True, "schema": {"type": "string"}}
-            for name in ("X-Timestamp", "X-Signature")
+            *(
+                {"in": "header", "name": name, "required": True, "schema": {"type": "string"}}
+                for name in ("X-Agency-Key", "X-Timestamp", "X-Signature")
+            ),
+            {
+                "in": "header",
+                "name": "X-Event-Id",
+                "required": False,
+                "schema": {"type": "string"},
+                "description": "Optional here (a conversion changes nothing); signed when sent",
+            },
         ]
     },
 )

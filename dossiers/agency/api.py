@@ -55,11 +55,20 @@ ERRORS: dict[int, type[ErrorOut]] = {
 FILE_SALT = "dossiers.agency-file"
 
 
-def _signed_headers(required: bool) -> dict[str, Any]:
+def _signed_headers(required: bool, write: bool = True) -> dict[str, Any]:
+    """The signature headers of an agency route, as parameters of its operation.
+
+    `write`: a POST carries `X-Event-Id` (its replay key); a GET sends none (its
+    signature signs an empty event id)."""
     described = [
+        ("X-Agency-Key", "Your credential's key id (`ak_…`)"),
         ("X-Timestamp", "Unix time in seconds (at most 300 s from server time)"),
-        ("X-Event-Id", "Your unique id of this operation; retries reuse it (empty on GET)"),
-        ("X-Signature", "hex HMAC-SHA256, see mobile_api_docs/agency-api.md"),
+        ("X-Event-Id", "Your unique id of this operation; retries reuse it"),
+        (
+            "X-Signature",
+            "hex HMAC-SHA256 of METHOD, path, X-Timestamp, X-Event-Id (empty on GET) and "
+            "the body's SHA-256, see mobile_api_docs/agency-api.md",
+        ),
     ]
     return {
         "parameters": [
@@ -71,11 +80,13 @@ def _signed_headers(required: bool) -> dict[str, Any]:
                 "description": text,
             }
             for name, text in described
+            if write or name != "X-Event-Id"
         ]
     }
 
 
 SIGNED = _signed_headers(required=True)
+SIGNED_READ = _signed_headers(required=True, write=False)
 MAX_RANGE_DAYS = 366
 
 
@@ -403,6 +414,11 @@ class FeedParams(Schema):
     limit: int | None = Field(None, ge=1, le=1000)
 
 
+# The position before every change: what an empty first page answers, so that
+# `next_cursor` is always a cursor (passing it, or none, reads from the beginning).
+FEED_START = encode_cursor([dt.datetime(2000, 1, 1, tzinfo=dt.UTC), uuid.UUID(int=0)])
+
+
 def _decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
     """(updated_at, id) of the last item the agency saw (backend/pagination.py codec)."""
     stamp, pk = decode_cursor(cursor, 2)
@@ -445,7 +461,7 @@ def _with_links(request: HttpRequest, agency: Agency, dossier: Dossier) -> Dossi
 @router.get(
     "/feed",
     auth=agency_signature,
-    openapi_extra=SIGNED,
+    openapi_extra=SIGNED_READ,
     response={200: FeedOut, 401: ErrorOut, 422: ErrorOut},
     summary="New and changed dossiers since a cursor, oldest change first",
 )
@@ -473,7 +489,7 @@ def feed(request: HttpRequest, params: Query[FeedParams]) -> dict[str, Any]:
         cursor = encode_cursor([rows[-1].updated_at, rows[-1].pk])
     return {
         "items": [_with_links(request, agency, dossier) for dossier in rows],
-        "next_cursor": cursor or "",
+        "next_cursor": cursor or FEED_START,
         "has_more": has_more,
         "links_expire_at": timezone.now()
         + dt.timedelta(seconds=settings.AGENCY_FILE_URL_TTL_SECONDS),
@@ -485,6 +501,17 @@ def feed(request: HttpRequest, params: Query[FeedParams]) -> dict[str, Any]:
     auth=None,
     response={200: None, 404: ErrorOut, 410: ErrorOut},
     summary="Download an attachment through a link from the feed (short-lived)",
+    openapi_extra={
+        "responses": {
+            200: {
+                "description": "The file, as a download (`Content-Disposition: attachment`).",
+                "content": {
+                    "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+                    "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+                },
+            }
+        }
+    },
 )
 def download_file(request: HttpRequest, token: str) -> FileResponse:
     payload = open_link(
@@ -535,7 +562,7 @@ class MonitoringOut(Schema):
 @router.get(
     "/monitoring",
     auth=agency_signature,
-    openapi_extra=SIGNED,
+    openapi_extra=SIGNED_READ,
     response={200: MonitoringOut, 401: ErrorOut},
     summary="Overdue, overdue without apology (violations) and at-risk dossiers, now",
 )
@@ -596,7 +623,7 @@ class PerformanceParams(Schema):
 @router.get(
     "/performance",
     auth=[agency_signature_optional, bearer],
-    openapi_extra=_signed_headers(required=False),
+    openapi_extra=_signed_headers(required=False, write=False),
     response={200: PerformanceOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 422: ErrorOut},
     summary="Indicators for a date range (agency credentials, or a staff member's token)",
 )

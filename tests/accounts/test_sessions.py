@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from django.core import signing
+
 from auth.models import DeviceSession
 from tests.conftest import ApiClient, make_user, sign_in
 
@@ -19,6 +21,25 @@ def test_refresh_rotates_the_pair(user) -> None:
     assert body["session_id"] == str(tokens.session_id)
     assert ApiClient(body["access_token"]).get("/api/v1/auth/me").status_code == 200
     assert _refresh(body["refresh_token"]).status_code == 200
+
+
+def test_refresh_in_the_same_second_gives_a_distinct_access_token(user, monkeypatch) -> None:
+    one_second = signing.TimestampSigner().timestamp()
+    monkeypatch.setattr(signing.TimestampSigner, "timestamp", lambda self: one_second)
+    _, tokens = sign_in(user)
+    first = _refresh(tokens.refresh_token).json()
+    second = _refresh(first["refresh_token"]).json()
+    assert len({tokens.access_token, first["access_token"], second["access_token"]}) == 3
+
+
+def test_the_previous_access_token_works_after_a_refresh_until_the_session_ends(user) -> None:
+    """The contract (accounts.md): a refresh does not revoke the previous access token
+    (it lives out its lifetime); ending the session ends it at once."""
+    _, tokens = sign_in(user)
+    rotated = _refresh(tokens.refresh_token).json()
+    assert ApiClient(tokens.access_token).get("/api/v1/auth/me").status_code == 200
+    assert ApiClient(rotated["access_token"]).post("/api/v1/auth/logout").status_code == 204
+    assert ApiClient(tokens.access_token).get("/api/v1/auth/me").status_code == 401
 
 
 def test_reusing_a_rotated_refresh_token_revokes_the_whole_session(user) -> None:

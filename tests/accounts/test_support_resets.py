@@ -41,13 +41,13 @@ def reset_body(citizen: User, **overrides: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def inline_jobs(settings: Any, django_capture_on_commit_callbacks: Any) -> Any:
-    """Run deferred jobs (the SMS notices) when the request's transaction commits."""
-    settings.JOBS_INLINE = True
+def inline_jobs(embedded_jobs: Any) -> Any:
+    """Run the deferred jobs (the SMS notices) on the embedded queue after the call."""
 
     def run(call: Any) -> Any:
-        with django_capture_on_commit_callbacks(execute=True):
-            return call()
+        result = call()
+        embedded_jobs.wait_idle()
+        return result
 
     return run
 

@@ -102,3 +102,61 @@ def test_schema_names_are_unique_across_apps() -> None:
     walk(Schema)
     clashes = {name: sorted(mods) for name, mods in modules.items() if len(mods) > 1}
     assert clashes == {}
+
+
+def _published_operations() -> list[tuple[str, str, dict]]:
+    import json
+
+    document = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))
+    return [
+        (method, path, operation)
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    ]
+
+
+def test_every_operation_has_a_human_summary() -> None:
+    """Not django-ninja's name from the function ("Enrol Totp", "Verify Login")."""
+    import re
+
+    generated = re.compile(r"([A-Z][a-z0-9]*)( [A-Z][a-z0-9]*)*")
+    for method, path, operation in _published_operations():
+        summary = operation.get("summary", "")
+        assert summary, f"{method} {path} has no summary"
+        assert not generated.fullmatch(summary), f"{method} {path}: generated summary {summary!r}"
+
+
+def test_signed_agency_operations_declare_their_headers() -> None:
+    """Every signed route names X-Agency-Key; X-Event-Id only where a request has one."""
+    signed = [
+        op for op in _published_operations() if {"AgencySignature": []} in op[2].get("security", [])
+    ]
+    assert signed
+    for method, path, operation in signed:
+        headers = {p["name"] for p in operation.get("parameters", []) if p["in"] == "header"}
+        assert {"X-Agency-Key", "X-Timestamp", "X-Signature"} <= headers, (method, path)
+        assert ("X-Event-Id" in headers) == (method != "get"), (method, path)
+
+
+def test_binary_responses_declare_their_content_type() -> None:
+    for method, path, operation in _published_operations():
+        for status, response in operation["responses"].items():
+            if status.startswith("2") and status != "204":
+                assert response.get("content"), f"{method} {path} {status} has no content type"
+
+
+def test_the_guides_the_interactive_docs_link_to_are_served(api) -> None:
+    import re
+
+    from backend.api import API_DESCRIPTION
+
+    links = re.findall(r"\]\((/api/v1/[^)]+)\)", API_DESCRIPTION)
+    assert "/api/v1/guides/README.md" in links
+    for link in links:
+        response = api.get(link)
+        assert response.status_code == 200, link
+    readme = api.get("/api/v1/guides/README.md")
+    assert readme.headers["Content-Type"] == "text/markdown; charset=utf-8"
+    assert readme.content.decode() == (ROOT / "mobile_api_docs" / "README.md").read_text()
+    assert api.get("/api/v1/guides/settings.md").status_code == 404
+    assert api.get("/api/v1/guides/..%2FREADME.md").status_code == 404

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import time
+from typing import Any
 
 import pytest
 from django.db import connection, transaction
+from django.utils import timezone
+from procrastinate import RetryStrategy
 from procrastinate.contrib.django import app
 
 from backend.jobs import defer
 from backend.redis import get_redis
+from fakes.harness import wait_until
 from tests.conftest import run_jobs_until_idle
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -88,13 +94,44 @@ def test_job_deferred_in_committed_transaction_runs_once() -> None:
         assert [row[0] for row in cursor.fetchall()] == ["succeeded"]
 
 
-def test_inline_mode_runs_after_commit_only(settings) -> None:
-    settings.JOBS_INLINE = True
+def test_embedded_queue_runs_a_job_after_commit_only(embedded_jobs: Any) -> None:
     with pytest.raises(RollbackError):
-        defer_then_fail("inline-rollback", expect_queued=0)
+        defer_then_fail("embedded-rollback", expect_queued=0)
     with transaction.atomic():
-        defer(record_run, marker="inline-commit")
-        assert runs("inline-commit") == 0  # not before the commit
-    assert runs("inline-rollback") == 0
-    assert runs("inline-commit") == 1
-    assert queued("inline-commit") == 0  # never touched the queue
+        defer(record_run, marker="embedded-commit")
+        assert runs("embedded-commit") == 0  # not before the commit
+    embedded_jobs.wait_idle()
+    assert runs("embedded-commit") == 1
+    assert runs("embedded-rollback") == 0
+    assert queued("embedded-commit") == 0  # never touched the PostgreSQL queue
+
+
+@app.task(
+    queue="tests",
+    name="tests.fail_once",
+    retry=RetryStrategy(max_attempts=3, wait=1, retry_exceptions=[ConnectionError]),
+)
+def fail_once(marker: str) -> None:
+    client = get_redis()
+    assert client is not None
+    if client.incr(f"tests:job-ran:{marker}") == 1:
+        raise ConnectionError("the provider is down")
+
+
+def test_embedded_queue_retries_a_failed_job_after_its_backoff(embedded_jobs: Any) -> None:
+    started = time.monotonic()
+    defer(fail_once, marker="embedded-retry")
+    wait_until(lambda: runs("embedded-retry") == 2, timeout=20, what="the retry")
+    assert time.monotonic() - started >= 1  # not before the strategy's wait
+    embedded_jobs.wait_idle()
+    assert runs("embedded-retry") == 2  # succeeded on the retry: no third run
+
+
+def test_embedded_queue_runs_a_scheduled_job_at_its_time(embedded_jobs: Any) -> None:
+    moment = timezone.now() + dt.timedelta(seconds=2)
+    defer(record_run, marker="embedded-scheduled", schedule_at=moment)
+    defer(record_run, marker="embedded-now")
+    wait_until(lambda: runs("embedded-now") == 1, timeout=20, what="the job due now")
+    assert runs("embedded-scheduled") == 0  # queued before, held until its time
+    wait_until(lambda: runs("embedded-scheduled") == 1, timeout=20, what="the scheduled job")
+    assert timezone.now() >= moment

@@ -105,10 +105,13 @@ def test_feed_holds_back_changes_younger_than_the_settle_time(
     agency: Agency, agency_client: AgencyClient, settings
 ) -> None:
     settings.AGENCY_FEED_SETTLE_SECONDS = 3600
-    dossier_of(agency)
+    held = dossier_of(agency)
     body = agency_client.get("/api/v1/agency/feed").json()
     assert body["items"] == []
-    assert body["next_cursor"] == ""
+    assert body["next_cursor"] != ""  # always set: the feed's beginning
+    settings.AGENCY_FEED_SETTLE_SECONDS = 0
+    [item] = agency_client.get(f"/api/v1/agency/feed?cursor={body['next_cursor']}").json()["items"]
+    assert item["id"] == str(held.pk)
 
 
 def test_feed_refuses_a_forged_cursor(agency_client: AgencyClient) -> None:

@@ -170,6 +170,7 @@ def test_load_demo_command_runs_every_loader_and_prints_the_logins(db: None) -> 
     assert out.getvalue().splitlines() == [
         "auth.demo.load: citizen created, admin created",
         "dossiers.demo.load: 6 agencies, 10 procedures (10 new)",
+        "dossiers.demo.load_agency_credentials: 1 agency credentials",
     ]
     assert Procedure.objects.count() == 10
     assert User.objects.filter(phone__in=["+84912345678", "+84900000001"]).count() == 2
@@ -179,7 +180,36 @@ def test_load_demo_command_runs_every_loader_and_prints_the_logins(db: None) -> 
     assert logins.getvalue().splitlines() == [
         "  Demo citizen: +84912345678 / demo-Passw0rd!",
         "  Demo admin:   +84900000001 / demo-Passw0rd! (admin site)",
+        "  Demo agency HN-BADINH: X-Agency-Key ak_demo_hn_badinh"
+        " / secret demo-agency-secret-HN-BADINH-not-for-production",
     ]
+
+
+def test_the_demo_agency_credential_signs_for_its_agency(db: None) -> None:
+    from dossiers.agency.credentials import valid_secrets
+    from dossiers.demo import agency_credentials, load, load_agency_credentials
+    from dossiers.models import AgencyCredential
+
+    load()
+    assert load_agency_credentials() == "1 agency credentials"
+    assert load_agency_credentials() == "1 agency credentials"  # idempotent
+    [entry] = agency_credentials()
+    credential = AgencyCredential.objects.get(key_id=entry["key_id"])
+    assert credential.agency.code == entry["agency"] == "HN-BADINH"
+    assert credential.is_active
+    from django.utils import timezone
+
+    assert valid_secrets(credential, timezone.now()) == [entry["secret"]]
+
+
+def test_demo_agency_credentials_are_refused_in_production(settings: Any) -> None:
+    from django.core.exceptions import ImproperlyConfigured
+
+    from dossiers.demo import load_agency_credentials
+
+    settings.PRODUCTION = True
+    with pytest.raises(ImproperlyConfigured):
+        load_agency_credentials()
 
 
 def test_demo_accounts_are_refused_in_production(settings: Any) -> None:

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from django.utils import timezone
 
+from backend.times import rfc3339
 from dossiers import monitoring
 from dossiers.deadlines import add_working_seconds
 from dossiers.models import Agency, Apology, Dossier, DossierEvent
@@ -47,7 +48,7 @@ def test_scan_marks_overdue_dossiers_once(agency: Agency) -> None:
     assert events(late) == ["dossier.overdue"]
     event = DossierEvent.objects.get(dossier=late)
     assert (event.actor_type, event.status_before, event.status_after) == ("system", 4, 4)
-    assert dt.datetime.fromisoformat(event.data["deadline"]) == past
+    assert event.data["deadline"] == rfc3339(past)
     assert events(paused) == []
     assert events(finished) == []
     # A second scan records nothing new.
@@ -95,8 +96,8 @@ def test_apology_sets_a_later_date_and_keeps_the_original(
     assert event.type == "dossier.apologised"
     assert event.message == "Cần xác minh thực địa"
     assert event.data["form"] == "04"
-    assert dt.datetime.fromisoformat(event.data["previous_appointment_at"]) == original
-    assert dt.datetime.fromisoformat(event.data["new_appointment_at"]) == new_date
+    assert event.data["previous_appointment_at"] == rfc3339(original)
+    assert event.data["new_appointment_at"] == rfc3339(new_date)
     # Still overdue against the legal deadline, but no longer a violation.
     assert list(monitoring.overdue(Dossier.objects.all())) == [dossier]
     assert list(monitoring.overdue_without_apology(Dossier.objects.all())) == []

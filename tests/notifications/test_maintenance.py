@@ -188,10 +188,7 @@ def test_without_credentials_the_fcm_backend_fails_softly_and_retries(settings) 
     )
 
 
-def test_embedded_default_runs_the_whole_chain_after_commit(
-    settings, django_capture_on_commit_callbacks
-) -> None:
-    settings.JOBS_INLINE = True
+def test_embedded_default_runs_the_whole_chain_after_commit(settings, embedded_jobs) -> None:
     settings.PUSH_BACKEND = "file"
     user = make_user()
     register(user, "tok-inline")
@@ -201,8 +198,8 @@ def test_embedded_default_runs_the_whole_chain_after_commit(
     from tests.notifications.conftest import emit
 
     dossier = make_dossier(user, status=Dossier.Status.PROCESSING)
-    with django_capture_on_commit_callbacks(execute=True):
-        emit(dossier, "dossier.accepted")
+    emit(dossier, "dossier.accepted")
+    embedded_jobs.wait_idle()
 
     [line] = read_push_outbox()
     assert line["message"]["token"] == "tok-inline"

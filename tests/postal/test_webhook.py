@@ -56,7 +56,7 @@ def test_signed_status_updates_booking_and_logs_a_dossier_event(booked: Delivery
     assert event.data["waybill"] == "EB000000042VN"
     assert event.data["status"] == "picked_up"
     assert event.data["location"] == "Bưu cục Hoàn Kiếm"
-    assert event.data["occurred_at"] == "2026-11-23T18:00:00+00:00"
+    assert event.data["occurred_at"] == "2026-11-23T18:00:00.000Z"
 
 
 def test_full_journey_reaches_the_timeline_in_order(booked: DeliveryBooking, citizen) -> None:

@@ -42,3 +42,36 @@ def test_resync_reasons_are_documented(schemas):
 
 def test_the_documented_event_types_are_exactly_the_enumeration(schemas):
     assert schemas["EventFrame"]["properties"]["event_type"]["enum"] == EventType.values
+
+
+@pytest.mark.django_db
+def test_the_realtime_guide_example_frame_has_the_real_keys() -> None:
+    """realtime.md's example (a supplement request) against a real one's frame."""
+    import json
+    import re
+
+    from dossiers import lifecycle
+    from dossiers.models import Dossier, DossierEvent
+    from tests.factories import make_dossier
+
+    guide = (ASYNCAPI.parent / "realtime.md").read_text(encoding="utf-8")
+    [example] = [
+        json.loads(block)
+        for block in re.findall(r"```json\n(.*?)```", guide, re.S)
+        if '"type": "event"' in block
+    ]
+    dossier = make_dossier(status=Dossier.Status.PROCESSING)
+    code = dossier.procedure.documents.first().code
+    lifecycle.request_supplement(
+        dossier.pk,
+        lifecycle.Actor.agency_system("T (ak_test)"),
+        documents=[{"code": code, "note": "Ảnh bị mờ"}],
+        message="m",
+    )
+    event = DossierEvent.objects.get(dossier=dossier, type="dossier.supplement_requested")
+    assert example["event_type"] == event.type
+    assert set(example) == set(typing.get_type_hints(payloads.EventFrame))
+    assert set(example["data"]) <= set(event.data)
+    [documented] = example["data"]["documents"]
+    [real] = event.data["documents"]
+    assert set(documented) == set(real)

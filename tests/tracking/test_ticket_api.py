@@ -29,7 +29,7 @@ def test_ticket_is_issued_bound_to_the_session_and_lives_at_most_60_seconds(user
     assert response.status_code == 201
     body = response.json()
     assert body["expires_in"] == 30
-    assert body["url"] == f"/ws/v1/events?ticket={body['ticket']}"
+    assert body["url"] == f"ws://testserver/ws/v1/events?ticket={body['ticket']}"
     assert body["heartbeat_seconds"] == 25
     [key] = _keys()
     assert body["ticket"].encode() not in key  # only the hash is stored

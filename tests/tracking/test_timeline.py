@@ -148,8 +148,8 @@ def test_paused_dossier_keeps_the_working_time_left_when_it_paused(user):
     assert body["working_seconds_remaining"] == 8 * 3600
     assert body["working_days_remaining"] == 1.0
     assert body["paused"] is True
-    assert body["paused_since"] == "2026-12-07T01:00:00Z"
-    assert body["appointment_at"] == "2026-12-08T01:00:00Z"
+    assert body["paused_since"] == "2026-12-07T01:00:00.000Z"
+    assert body["appointment_at"] == "2026-12-08T01:00:00.000Z"
     assert body["overdue"] is False
 
 

@@ -17,7 +17,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["print_logins"]:
-            for line in settings.DEMO_LOGINS:
+            lines = list(settings.DEMO_LOGINS)
+            for source in settings.DEMO_LOGIN_SOURCES:
+                lines.extend(import_string(source)())
+            for line in lines:
                 self.stdout.write(f"  {line}")
             return
         for path in settings.DEMO_LOADERS:

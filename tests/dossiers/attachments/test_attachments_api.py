@@ -181,14 +181,16 @@ def test_idempotency_key_replays_the_first_response(owner_api: ApiClient, dossie
     assert Attachment.objects.filter(dossier=dossier).count() == 1
 
 
-def multipart(boundary: str, source: bytes, document_code: str = "doc-1") -> bytes:
+def multipart(
+    boundary: str, source: bytes, document_code: str = "doc-1", filename: str = "photo.jpg"
+) -> bytes:
     return (
         (
             f"--{boundary}\r\n"
             'Content-Disposition: form-data; name="document_code"\r\n\r\n'
             f"{document_code}\r\n"
             f"--{boundary}\r\n"
-            'Content-Disposition: form-data; name="file"; filename="photo.jpg"\r\n'
+            f'Content-Disposition: form-data; name="file"; filename="{filename}"\r\n'
             "Content-Type: image/jpeg\r\n\r\n"
         ).encode()
         + source
@@ -222,6 +224,28 @@ def test_retry_with_a_new_multipart_boundary_replays(
     )
     assert other_file.status_code == 422
     assert other_file.json()["code"] == "idempotency_key_reused"
+    assert Attachment.objects.filter(dossier=dossier).count() == 1
+
+
+def test_retry_of_the_same_bytes_under_another_file_name_replays(
+    owner_api: ApiClient, dossier: Dossier
+) -> None:
+    """Apps write a new temporary file per try: the name must not break the retry."""
+    source = samples.jpeg_bytes()
+    path = f"/api/v1/dossiers/{dossier.id}/attachments"
+    responses = [
+        owner_api.post(
+            path,
+            raw=multipart("boundary-4444", source, filename=name),
+            headers={"Idempotency-Key": "upload-renamed"},
+            content_type="multipart/form-data; boundary=boundary-4444",
+        )
+        for name in ("tmp-1a2b.jpg", "tmp-9z8y.jpg")
+    ]
+    assert [r.status_code for r in responses] == [201, 201]
+    assert responses[1].json() == responses[0].json()
+    assert responses[1].json()["original_name"] == "tmp-1a2b.jpg"  # the first try's answer
+    assert responses[1].headers["Idempotent-Replayed"] == "true"
     assert Attachment.objects.filter(dossier=dossier).count() == 1
 
 
