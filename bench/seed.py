@@ -1,8 +1,11 @@
 """Seed the bench database: a citizen, a signed-in session and a submitted dossier.
 
 Run by the harness as `python -m bench.seed` with the bench environment; prints
-one JSON line {"access_token", "dossier_id"}. State changes go through the real
-actions (draft, submit), so the dossier has its code, appointment and event.
+one JSON line {"access_token", "dossier_id", ...}. State changes go through the
+real actions (draft, attachments, submit), so the dossier has its code,
+appointment and event; it is a realistic one (5 required documents, 6 photo
+attachments through the upload pipeline, filed for the citizen's organisation),
+so the read benchmark does the work a real dossier's read does.
 
 `python -m bench.seed push --devices N --label NAME` seeds a push audience
 instead (bench/push.py): an organisation whose members watch its dossiers and
@@ -26,6 +29,10 @@ from typing import Any
 import django
 
 DEVICES_PER_USER = 2
+# The dossier read benchmark's dossier (seed_citizen): as many required documents
+# and attachments as a real application carries, at least.
+REQUIRED_DOCUMENTS = 5
+ATTACHMENTS = 6
 # Real FCM registration tokens are about 160 characters.
 TOKEN_PADDING = "x" * 140
 
@@ -54,12 +61,16 @@ def main() -> None:
 
 
 def seed_citizen() -> dict[str, Any]:
+    import io
+
     from django.utils import timezone
 
     from auth.actions.sessions import start_session
     from auth.models import User
+    from bench.photos import phone_photo
     from dossiers import actions
-    from tests.factories import make_procedure
+    from dossiers.attachments import add_attachment
+    from tests.factories import make_organisation, make_procedure
 
     user = User.objects.create_user(
         "+84912000001",
@@ -69,12 +80,39 @@ def seed_citizen() -> dict[str, Any]:
         phone_verified_at=timezone.now(),
     )
     _session, tokens = start_session(user, device_id="bench-device", name="bench")
-    procedure = make_procedure(documents=0)
+    # The push audience's procedure (no documents required: bench/seed.py push), made
+    # first so that it stays the first procedure of the database.
+    make_procedure(documents=0)
+    # The read benchmark's dossier does the work a real one does: a procedure with
+    # REQUIRED_DOCUMENTS required documents, ATTACHMENTS attachments (real uploads
+    # through the pipeline), filed on behalf of the citizen's organisation.
+    procedure = make_procedure(documents=REQUIRED_DOCUMENTS)
+    organisation = make_organisation(user, name="Công ty TNHH Bench Đọc hồ sơ")
     draft = actions.create_draft(
-        user, procedure, form_data={"full_name": "Nguyễn Văn Bench", "birth_date": "1990-05-17"}
+        user,
+        procedure,
+        organisation_id=organisation.pk,
+        form_data={"full_name": "Nguyễn Văn Bench", "birth_date": "1990-05-17"},
     )
+    for index in range(ATTACHMENTS):
+        code = f"doc-{index % REQUIRED_DOCUMENTS + 1}"
+        upload = phone_photo(1200, 900)  # each one distinct (sensor-like noise)
+        add_attachment(
+            user,
+            draft.pk,
+            document_code=code,
+            upload=io.BytesIO(upload),
+            size=len(upload),
+            original_name=f"giay-to-{index + 1}.jpg",
+        )
     dossier = actions.submit_dossier(user, draft.pk)
-    return {"access_token": tokens.access_token, "dossier_id": str(dossier.pk)}
+    return {
+        "access_token": tokens.access_token,
+        "dossier_id": str(dossier.pk),
+        "required_documents": REQUIRED_DOCUMENTS,
+        "attachments": ATTACHMENTS,
+        "organisation": organisation.name,
+    }
 
 
 def seed_wallet(drafts: int) -> dict[str, Any]:
