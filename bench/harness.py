@@ -215,6 +215,9 @@ class Context:
         self._seed: Seed | None = None
         self.commands: list[str] = []
         self._on_close: list[Callable[[], None]] = []
+        # Set by bench.run --profile: rows whose work is not the API server's (a
+        # worker, a server of their own) profile it themselves when they miss.
+        self.profiling = False
 
     def on_close(self, stop: Callable[[], None]) -> None:
         """Run `stop` when the run ends (a benchmark's own servers, kept for its profile)."""

@@ -11,7 +11,6 @@ as HEIC (pillow-heif's x265 encoder), the iPhone's default format.
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import struct
 
@@ -97,13 +96,12 @@ def display_p3_profile() -> bytes:
         table += signature + struct.pack(">II", offset + len(body), len(data))
         body += data
     size = offset + len(body)
-    now = dt.datetime(2026, 1, 1)
     header = (
         struct.pack(">I", size)
         + b"lcms"
         + struct.pack(">I", 0x02100000)
         + b"mntrRGB XYZ "
-        + struct.pack(">6H", now.year, now.month, now.day, 0, 0, 0)
+        + struct.pack(">6H", 2026, 1, 1, 0, 0, 0)  # creation date
         + b"acsp"
         + b"APPL"
         + b"\0" * 4  # flags

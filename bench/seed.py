@@ -43,6 +43,13 @@ def main() -> None:
     push = sub.add_parser("push", help="an organisation whose members own many devices")
     push.add_argument("--devices", type=int, required=True)
     push.add_argument("--label", required=True, help="makes the tokens of this run unique")
+    push.add_argument(
+        "--no-accept",
+        action="store_true",
+        help="leave the dossier submitted (the benchmark accepts it later: `accept`)",
+    )
+    accept = sub.add_parser("accept", help="the agency accepts a dossier (the event to fan out)")
+    accept.add_argument("--dossier", required=True)
     wallet = sub.add_parser("wallet", help="a wallet paper and N drafts that accept it")
     wallet.add_argument("--drafts", type=int, required=True)
     parser.add_argument("--users", type=int, default=0, help="seed N citizens with a session")
@@ -50,7 +57,9 @@ def main() -> None:
     django.setup()
     data: dict[str, Any]
     if args.what == "push":
-        data = seed_push_audience(args.devices, args.label)
+        data = seed_push_audience(args.devices, args.label, accept=not args.no_accept)
+    elif args.what == "accept":
+        data = accept_dossier(args.dossier)
     elif args.what == "wallet":
         data = seed_wallet(args.drafts)
     elif args.users > 0:
@@ -188,16 +197,35 @@ def seed_users(count: int) -> dict[str, list[str]]:
     return {"access_tokens": [access_token_for(session.pk) for session in sessions]}
 
 
-def seed_push_audience(devices: int, label: str) -> dict[str, Any]:
+def accept_dossier(dossier_id: str) -> dict[str, Any]:
+    """The agency accepts the dossier with the real action (its transaction defers the
+    event's fan-out job). Prints {"event_id", "committed_at"}: the epoch time at which
+    the transaction's COMMIT returned (its first on-commit callback)."""
+    import time
+
+    from django.db import transaction
+
+    from dossiers import lifecycle
+    from dossiers.events import EventType
+    from dossiers.models import DossierEvent
+
+    committed: list[float] = []
+    with transaction.atomic():
+        transaction.on_commit(lambda: committed.append(time.time()))
+        accepted = lifecycle.accept(dossier_id, lifecycle.Actor.agency_system("bench"))
+    events = DossierEvent.objects.filter(dossier=accepted, type=EventType.DOSSIER_ACCEPTED)
+    return {"event_id": events.latest("id").pk, "committed_at": committed[0]}
+
+
+def seed_push_audience(devices: int, label: str, *, accept: bool = True) -> dict[str, Any]:
     """Members and devices in bulk (the sign-ups themselves are not what is measured),
-    the dossier and its acceptance through the real actions."""
+    the dossier and (unless `accept` is false) its acceptance through the real actions."""
     from django.contrib.auth.hashers import make_password
     from django.db import transaction
     from django.utils import timezone
 
     from auth.models import DeviceSession, Membership, Organisation, User
-    from dossiers import actions, lifecycle
-    from dossiers.events import EventType
+    from dossiers import actions
     from dossiers.models import DossierEvent, Procedure
     from notifications.actions import notify_event
     from notifications.models import Device
@@ -262,15 +290,15 @@ def seed_push_audience(devices: int, label: str) -> dict[str, Any]:
             )
             for n, session in enumerate(sessions)
         )
-    accepted = lifecycle.accept(dossier.pk, lifecycle.Actor.agency_system("bench"))
-    events = DossierEvent.objects.filter(dossier=accepted, type=EventType.DOSSIER_ACCEPTED)
-    event = events.latest("id")
-    return {
+    audience: dict[str, Any] = {
         "dossier_id": str(dossier.pk),
-        "event_id": event.pk,
+        "event_id": None,
         "users": len(members),
         "devices": len(sessions),
     }
+    if accept:
+        audience["event_id"] = accept_dossier(str(dossier.pk))["event_id"]
+    return audience
 
 
 if __name__ == "__main__":

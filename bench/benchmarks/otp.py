@@ -67,7 +67,9 @@ class _OtpServer:
 
     def __init__(self, ctx: Context) -> None:
         ctx.api_server  # noqa: B018 - migrates and seeds the database first
-        self.gateway = FakeGateway(**SMS_KEYS)
+        self.gateway = FakeGateway(
+            SMS_KEYS["api_key"], SMS_KEYS["secret_key"], SMS_KEYS["brandname"]
+        )
         self.gateway.start()
         self.gateway.balance = 10**9
         env = {
