@@ -39,9 +39,15 @@ def profile(pid: int, name: str, workload: Callable[[], Any], seconds: int) -> d
     return finish()
 
 
-def start_profile(pid: int, name: str, seconds: int) -> Callable[[], dict[str, Any]]:
+def start_profile(
+    pid: int, name: str, seconds: int, *, idle: bool = False
+) -> Callable[[], dict[str, Any]]:
     """Start sampling `pid` for `seconds`; the function returned waits for the end and
-    summarises (for a process that only exists while the workload runs: a worker)."""
+    summarises (for a process that only exists while the workload runs: a worker).
+    `idle`: also sample threads blocked in a system call (py-spy --idle), for a
+    process that mostly waits on its database or its peers: the waits on a socket
+    (psycopg, an HTTP answer) are then on record, the idle event loop and executor
+    threads are still left out by the summary."""
     binary = py_spy()
     if binary is None:
         return lambda: {"error": "py-spy is not installed (pip install py-spy)"}
@@ -52,6 +58,7 @@ def start_profile(pid: int, name: str, seconds: int) -> Callable[[], dict[str, A
         [
             *(binary, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "100"),
             *("--format", "raw", "--output", str(raw), "--nonblocking"),
+            *(("--idle",) if idle else ()),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

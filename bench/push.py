@@ -394,7 +394,7 @@ def run_worker(
             if profile_seconds:
                 from bench.profile import start_profile
 
-                sampler = start_profile(workers[0].pid, f"push-{label}", profile_seconds)
+                sampler = start_profile(workers[0].pid, f"push-{label}", profile_seconds, idle=True)
             committed_at = accept(ctx, audience)
             if crash_after is not None:
                 crash = _crash(ctx, fake, workers[0], crash_after)
