@@ -119,9 +119,13 @@ def _profile(path: str) -> dict[str, Any]:
     process = subprocess.Popen(  # noqa: S603 - our interpreter and module
         [PYTHON, "-m", "bench.photo_worker", "loop", path, str(PROFILE_SECONDS + 5)],
         env=bench_env(),
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
+        assert process.stdout is not None  # noqa: S101
+        if process.stdout.readline().strip() != "ready":
+            return {"error": "the photo loop did not start"}
         return start_profile(process.pid, "photo", PROFILE_SECONDS)()
     finally:
-        process.wait(timeout=120)
+        process.communicate(timeout=120)
