@@ -6,9 +6,14 @@
 - `Worker`: the Procfile's `worker` command with the bench environment, pointed at
   the fake by `fakes.fcm.backend_env` (the real firebase-admin code,
   only its URLs changed), as the end-to-end tests do.
-- `seed_audience`: `python -m bench.seed push` (members and devices in bulk, then
-  the agency accepts the organisation's dossier with the real action, which defers
-  the fan-out job in the event's transaction).
+- `seed_audience`: `python -m bench.seed push --no-accept` (members and devices in
+  bulk, the organisation's submitted dossier); `accept`: `python -m bench.seed
+  accept` (the agency accepts it with the real action, which defers the fan-out
+  job in the event's transaction; prints when the COMMIT returned).
+- `run_worker`: the worker started and listening first, then the event committed,
+  then every delivery final; established connections to the fake and the worker's
+  threads sampled meanwhile (`ConnectionSampler`); optionally a worker crash
+  (SIGKILL, recovery as the periodic jobs do, a new worker) or a py-spy profile.
 - `ceiling`: the fake server's own throughput, measured with a plain load
   generator (wrk, or httpx without it) posting a message the worker sent.
 """
