@@ -223,17 +223,29 @@ def wait_drained(ctx: Context, workers: list[Worker], audience: Audience, timeou
         time.sleep(0.05)
 
 
-def wait_queue_idle(ctx: Context, worker: Worker, timeout: float) -> None:
-    """Until no send job is queued or running (e.g. a retry that would send twice)."""
-    query = (
-        "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'notifications.send_pushes' "
-        "AND status IN ('todo', 'doing')"
-    )
+SEND_JOBS_LEFT = (
+    "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'notifications.send_pushes' "
+    "AND status IN ('todo', 'doing') AND NOT (id = ANY(%s))"
+)
+RUNNING_SEND_JOBS = (
+    "SELECT id FROM procrastinate_jobs WHERE task_name = 'notifications.send_pushes' "
+    "AND status = 'doing'"
+)
+
+
+def wait_queue_idle(
+    ctx: Context, worker: Worker, timeout: float, dead_jobs: list[int] | None = None
+) -> None:
+    """Until no send job is queued or running (e.g. a retry that would send twice).
+    `dead_jobs`: jobs a killed worker left `doing`; production's recover_pushes job
+    retries them once their heartbeat is PUSH_STALLED_JOB_SECONDS old, and they find
+    their rows closed or requeued: not waited for."""
+    query = SEND_JOBS_LEFT
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         worker.check()
         with psycopg.connect(ctx.env["DATABASE_URL"], autocommit=True) as conn:
-            row = conn.execute(query).fetchone()
+            row = conn.execute(query, (dead_jobs or [],)).fetchone()
         if row is not None and row[0] == 0:
             return
         time.sleep(0.2)
@@ -349,6 +361,8 @@ def _crash(ctx: Context, fake: FakeFcm, worker: Worker, after_accepted: int) -> 
     worker.process.send_signal(signal.SIGKILL)
     worker.process.wait(timeout=30)
     killed_at = time.time()
+    with psycopg.connect(ctx.env["DATABASE_URL"], autocommit=True) as conn:
+        dead_jobs = [row[0] for row in conn.execute(RUNNING_SEND_JOBS)]
     accepted_at_kill = fake.stats().get("accepted", 0)
     lease = float(ctx.env.get("PUSH_CLAIM_LEASE_SECONDS", CRASH_ENV["PUSH_CLAIM_LEASE_SECONDS"]))
     time.sleep(lease + 0.5)  # the dead worker's claims expire
@@ -359,7 +373,12 @@ def _crash(ctx: Context, fake: FakeFcm, worker: Worker, after_accepted: int) -> 
     )
     env = {**ctx.env, **PUSH_ENV, **CRASH_ENV, "PUSH_STALE_SENDING_MINUTES": "0"}
     recovered = json.loads(manage("shell", "-c", code, env=env).strip().splitlines()[-1])
-    return {"killed_at": killed_at, "accepted_at_kill": accepted_at_kill, **recovered}
+    return {
+        "killed_at": killed_at,
+        "accepted_at_kill": accepted_at_kill,
+        "dead_jobs": dead_jobs,
+        **recovered,
+    }
 
 
 # A short claim lease so that a crashed worker's claims can be taken over in seconds.
@@ -407,7 +426,7 @@ def run_worker(
             drained_at = wait_drained(ctx, workers, audience, timeout=120 + devices / 20)
             if sampler is not None:
                 found = sampler()
-        wait_queue_idle(ctx, workers[-1], timeout=60)
+        wait_queue_idle(ctx, workers[-1], timeout=60, dead_jobs=crash.get("dead_jobs"))
     finally:
         for worker in workers:
             if worker.process.running():
