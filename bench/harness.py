@@ -16,6 +16,7 @@ import re
 import shlex
 import signal
 import subprocess
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,6 +214,14 @@ class Context:
         self._server: Server | None = None
         self._seed: Seed | None = None
         self.commands: list[str] = []
+        self._on_close: list[Callable[[], None]] = []
+        # Set by bench.run --profile: rows whose work is not the API server's (a
+        # worker, a server of their own) profile it themselves when they miss.
+        self.profiling = False
+
+    def on_close(self, stop: Callable[[], None]) -> None:
+        """Run `stop` when the run ends (a benchmark's own servers, kept for its profile)."""
+        self._on_close.append(stop)
 
     def database(self) -> None:
         recreate_database(self.env["DATABASE_URL"])
@@ -242,6 +251,8 @@ class Context:
         return self._seed
 
     def close(self) -> None:
+        while self._on_close:
+            self._on_close.pop()()
         if self._server is not None:
             self._server.stop()
             self._server = None

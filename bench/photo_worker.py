@@ -1,7 +1,10 @@
 """Photo measurements, each in a fresh process (`python -m bench.photo_worker MODE PATH`).
 
-- `time PATH ROUNDS`: CPU and wall time of a bare decode, process_image and the naive
-  pipeline, interleaved, medians; prints JSON.
+- `time ROUNDS NAME=PATH ...`: CPU and wall time of a bare decode, process_image and
+  the naive pipeline (at the size process_image writes) for each photo, in an order
+  shuffled every round (seeded), medians; prints JSON.
+- `loop PATH SECONDS`: process_image on PATH again and again (what the profiler of
+  a missed row samples).
 - `memory PATH WHICH`: peak RSS growth of one run of `ours`, `naive` or `decode` in
   this fresh process; prints JSON. Pillow's pixel buffers are C allocations that
   tracemalloc never sees: the kernel's high-water mark does. It is read from
@@ -12,10 +15,12 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import io
 import json
 import os
+import random
 import statistics
 import sys
 import time
@@ -40,35 +45,45 @@ def _timed(function: Callable[[], Any]) -> tuple[float, float]:
     return time.process_time() - cpu, time.perf_counter() - wall
 
 
-def measure_time(data: bytes, rounds: int) -> dict[str, Any]:
+def measure_time(photos: dict[str, bytes], rounds: int) -> dict[str, Any]:
     from bench.photos import bare_decode, naive_pipeline
 
     ours = _process_image()
-    runs: dict[str, dict[str, list[float]]] = {
-        name: {"cpu": [], "wall": []} for name in ("decode", "ours", "naive")
+    candidates: dict[tuple[str, str], Callable[[], Any]] = {}
+    output: dict[str, list[int]] = {}
+    for photo, data in photos.items():
+        stored = ours(data)  # also the warm-up: imports, codec tables, ICC profiles
+        side = max(stored.width, stored.height)
+        output[photo] = [stored.width, stored.height]
+        bare_decode(data)
+        naive_pipeline(data, max_side=side)
+        candidates[(photo, "decode")] = functools.partial(bare_decode, data)
+        candidates[(photo, "ours")] = functools.partial(ours, data)
+        candidates[(photo, "naive")] = functools.partial(naive_pipeline, data, max_side=side)
+    runs: dict[tuple[str, str], dict[str, list[float]]] = {
+        key: {"cpu": [], "wall": []} for key in candidates
     }
-    candidates: dict[str, Callable[[], Any]] = {
-        "decode": lambda: bare_decode(data),
-        "ours": lambda: ours(data),
-        "naive": lambda: naive_pipeline(data),
-    }
-    for function in candidates.values():  # warm-up: imports, codec tables, ICC profiles
-        function()
+    order = list(candidates)
+    shuffler = random.Random(19)  # noqa: S311 - an order, not a secret
     for _ in range(rounds):
-        for name, function in candidates.items():
-            cpu, wall = _timed(function)
-            runs[name]["cpu"].append(cpu)
-            runs[name]["wall"].append(wall)
+        shuffler.shuffle(order)
+        for key in order:
+            cpu, wall = _timed(candidates[key])
+            runs[key]["cpu"].append(cpu)
+            runs[key]["wall"].append(wall)
     from PIL import Image
 
-    report: dict[str, Any] = {
-        name: {
+    report: dict[str, Any] = {"rounds": rounds}
+    for (photo, name), values in runs.items():
+        report.setdefault(photo, {"output_size": output[photo]})[name] = {
             "cpu_ms": round(statistics.median(values["cpu"]) * 1000, 1),
+            "cpu_ms_min_max": [
+                round(min(values["cpu"]) * 1000, 1),
+                round(max(values["cpu"]) * 1000, 1),
+            ],
             "wall_ms": round(statistics.median(values["wall"]) * 1000, 1),
         }
-        for name, values in runs.items()
-    }
-    # Set by dossiers.uploads (ATTACHMENT_IMAGE_BLOCKS_KEPT), for all three alike.
+    # Set by dossiers.uploads (ATTACHMENT_IMAGE_BLOCKS_KEPT), for all alike.
     report["pillow_blocks_kept"] = Image.core.get_blocks_max()
     return report
 
@@ -100,12 +115,27 @@ def _status_kib(field: str) -> int:
 
 
 def main() -> None:
-    mode, path = sys.argv[1], Path(sys.argv[2])
-    data = path.read_bytes()
-    if mode == "time":
-        report = measure_time(data, int(sys.argv[3]))
+    mode = sys.argv[1]
+    if mode == "loop":  # process_image over and over, for the profiler (bench.run --profile)
+        data = Path(sys.argv[2]).read_bytes()
+        ours = _process_image()
+        ours(data)  # imports and tables loaded before the profiler starts
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+        deadline = time.monotonic() + float(sys.argv[3])
+        runs = 0
+        while time.monotonic() < deadline:
+            ours(data)
+            runs += 1
+        report: dict[str, Any] = {"runs": runs}
+    elif mode == "time":
+        photos = {}
+        for item in sys.argv[3:]:
+            name, _, path = item.partition("=")
+            photos[name] = Path(path).read_bytes()
+        report = measure_time(photos, int(sys.argv[2]))
     else:
-        report = measure_memory(data, sys.argv[3])
+        report = measure_memory(Path(sys.argv[2]).read_bytes(), sys.argv[3])
     sys.stdout.write(json.dumps(report) + "\n")
 
 

@@ -34,24 +34,43 @@ def py_spy() -> str | None:
 
 def profile(pid: int, name: str, workload: Callable[[], Any], seconds: int) -> dict[str, Any]:
     """Sample `pid` for `seconds` while `workload()` runs; summarise the busy samples."""
+    finish = start_profile(pid, name, seconds)
+    workload()
+    return finish()
+
+
+def start_profile(
+    pid: int, name: str, seconds: int, *, idle: bool = False
+) -> Callable[[], dict[str, Any]]:
+    """Start sampling `pid` for `seconds`; the function returned waits for the end and
+    summarises (for a process that only exists while the workload runs: a worker).
+    `idle`: also sample threads blocked in a system call (py-spy --idle), for a
+    process that mostly waits on its database or its peers: the waits on a socket
+    (psycopg, an HTTP answer) are then on record, the idle event loop and executor
+    threads are still left out by the summary."""
     binary = py_spy()
     if binary is None:
-        return {"error": "py-spy is not installed (pip install py-spy)"}
+        return lambda: {"error": "py-spy is not installed (pip install py-spy)"}
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     raw = VAR_DIR / f"profile-{name}.txt"
+    raw.unlink(missing_ok=True)
     sampler = subprocess.Popen(  # noqa: S603 - py-spy, fixed arguments
         [
             *(binary, "record", "--pid", str(pid), "--duration", str(seconds), "--rate", "100"),
             *("--format", "raw", "--output", str(raw), "--nonblocking"),
+            *(("--idle",) if idle else ()),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    workload()
-    _, stderr = sampler.communicate(timeout=seconds + 60)
-    if sampler.returncode != 0 or not raw.exists():
-        return {"error": f"py-spy failed: {stderr.decode(errors='replace')[-300:]}"}
-    return summarise(raw)
+
+    def finish() -> dict[str, Any]:
+        _, stderr = sampler.communicate(timeout=seconds + 60)
+        if sampler.returncode != 0 or not raw.exists():
+            return {"error": f"py-spy failed: {stderr.decode(errors='replace')[-300:]}"}
+        return summarise(raw)
+
+    return finish
 
 
 def summarise(raw: Path, top: int = 12) -> dict[str, Any]:

@@ -6,9 +6,14 @@
 - `Worker`: the Procfile's `worker` command with the bench environment, pointed at
   the fake by `fakes.fcm.backend_env` (the real firebase-admin code,
   only its URLs changed), as the end-to-end tests do.
-- `seed_audience`: `python -m bench.seed push` (members and devices in bulk, then
-  the agency accepts the organisation's dossier with the real action, which defers
-  the fan-out job in the event's transaction).
+- `seed_audience`: `python -m bench.seed push --no-accept` (members and devices in
+  bulk, the organisation's submitted dossier); `accept`: `python -m bench.seed
+  accept` (the agency accepts it with the real action, which defers the fan-out
+  job in the event's transaction; prints when the COMMIT returned).
+- `run_worker`: the worker started and listening first, then the event committed,
+  then every delivery final; established connections to the fake and the worker's
+  threads sampled meanwhile (`ConnectionSampler`); optionally a worker crash
+  (SIGKILL, recovery as the periodic jobs do, a new worker) or a py-spy profile.
 - `ceiling`: the fake server's own throughput, measured with a plain load
   generator (wrk, or httpx without it) posting a message the worker sent.
 """
@@ -17,8 +22,11 @@ from __future__ import annotations
 
 import json
 import math
+import signal
+import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -83,6 +91,15 @@ class FakeFcm:
     @property
     def base_url(self) -> str:
         return self.fake.base_url
+
+    @property
+    def port(self) -> int:
+        return int(self.base_url.rsplit(":", 1)[1])
+
+    def lose_answers(self, count: int) -> None:
+        """The next `count` sends are accepted, then their answer is never sent (the
+        client times out: FCM took the message, the worker does not know)."""
+        self.fake.set_faults([{"kind": "lose_answer", "path_contains": "messages:send"}] * count)
 
     def backend_env(self) -> dict[str, str]:
         return backend_env(self.base_url, self.credentials)
@@ -158,19 +175,28 @@ class Worker:
 @dataclass
 class Audience:
     dossier_id: str
-    event_id: int
+    event_id: int | None
     users: int
     devices: int
 
 
 def seed_audience(ctx: Context, devices: int, label: str) -> Audience:
-    """Members owning `devices` devices; the accepted dossier's fan-out job is deferred."""
+    """Members owning `devices` devices and their organisation's submitted dossier (the
+    agency accepts it later, with `accept`, once the worker is ready)."""
     ctx.prepared()
-    data = run_seed(ctx.env, "push", "--devices", str(devices), "--label", label)
+    data = run_seed(ctx.env, "push", "--devices", str(devices), "--label", label, "--no-accept")
     return Audience(**data)
 
 
-def delivery_states(ctx: Context, event_id: int) -> dict[str, int]:
+def accept(ctx: Context, audience: Audience) -> float:
+    """The agency accepts the dossier (real action, in a helper process); the event's
+    fan-out job is deferred in its transaction. Returns the epoch time of the COMMIT."""
+    data = run_seed(ctx.env, "accept", "--dossier", audience.dossier_id)
+    audience.event_id = int(data["event_id"])
+    return float(data["committed_at"])
+
+
+def delivery_states(ctx: Context, event_id: int | None) -> dict[str, int]:
     """States of the deliveries of one event's notifications, in the bench database."""
     query = (
         "SELECT d.state, count(*) FROM notifications_delivery d "
@@ -184,34 +210,109 @@ def delivery_states(ctx: Context, event_id: int) -> dict[str, int]:
 FINAL_STATES = ("delivered", "permanent-failure")
 
 
-def wait_drained(ctx: Context, worker: Worker, audience: Audience, timeout: float) -> float:
-    """Until every delivery of the event is final; returns the seconds it took."""
+def wait_drained(ctx: Context, workers: list[Worker], audience: Audience, timeout: float) -> float:
+    """Until every delivery of the event is final; returns the epoch time it was seen."""
     started = time.monotonic()
     while True:
-        worker.check()
+        workers[-1].check()
         states = delivery_states(ctx, audience.event_id)
         if sum(states.get(state, 0) for state in FINAL_STATES) >= audience.devices:
-            return time.monotonic() - started
+            return time.time()
         if time.monotonic() - started > timeout:
             raise RuntimeError(f"not drained after {timeout:.0f}s: {states}")
-        time.sleep(0.2)
+        time.sleep(0.05)
 
 
-def wait_queue_idle(ctx: Context, worker: Worker, timeout: float) -> None:
-    """Until no send job is queued or running (e.g. a retry that would send twice)."""
-    query = (
-        "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'notifications.send_pushes' "
-        "AND status IN ('todo', 'doing')"
-    )
+SEND_JOBS_LEFT = (
+    "SELECT count(*) FROM procrastinate_jobs WHERE task_name = 'notifications.send_pushes' "
+    "AND status IN ('todo', 'doing') AND NOT (id = ANY(%s))"
+)
+RUNNING_SEND_JOBS = (
+    "SELECT id FROM procrastinate_jobs WHERE task_name = 'notifications.send_pushes' "
+    "AND status = 'doing'"
+)
+
+
+def wait_queue_idle(
+    ctx: Context, worker: Worker, timeout: float, dead_jobs: list[int] | None = None
+) -> None:
+    """Until no send job is queued or running (e.g. a retry that would send twice).
+    `dead_jobs`: jobs a killed worker left `doing`; production's recover_pushes job
+    retries them once their heartbeat is PUSH_STALLED_JOB_SECONDS old, and they find
+    their rows closed or requeued: not waited for."""
+    query = SEND_JOBS_LEFT
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         worker.check()
         with psycopg.connect(ctx.env["DATABASE_URL"], autocommit=True) as conn:
-            row = conn.execute(query).fetchone()
+            row = conn.execute(query, (dead_jobs or [],)).fetchone()
         if row is not None and row[0] == 0:
             return
         time.sleep(0.2)
     raise RuntimeError(f"send jobs still queued after {timeout:.0f}s")
+
+
+def _listeners(ctx: Context) -> int:
+    query = (
+        "SELECT count(*) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND query ILIKE 'LISTEN %%'"
+    )
+    with psycopg.connect(ctx.env["DATABASE_URL"], autocommit=True) as conn:
+        row = conn.execute(query).fetchone()
+    return int(row[0]) if row else 0
+
+
+def wait_worker_ready(ctx: Context, worker: Worker, before: int, timeout: float = 90) -> None:
+    """Until the worker listens for new jobs (its LISTEN connection is open), so the
+    clock of a fan-out starts at the event's commit, not at the worker's start."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        worker.check()
+        if _listeners(ctx) > before:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"the worker did not listen for jobs within {timeout:.0f}s")
+
+
+class ConnectionSampler:
+    """Peak number of established TCP connections to `port` (the fake FCM server) seen
+    from the client side (/proc/net/tcp, every 10 ms): the connections the sender
+    really opens; and the peak number of threads of the process `pid` (the worker)."""
+
+    def __init__(self, port: int, pid: int) -> None:
+        self.port = port
+        self.pid = pid
+        self.peak = 0
+        self.threads_peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="connections", daemon=True)
+
+    def count(self) -> int:
+        total = 0
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                lines = Path(table).read_text().splitlines()[1:]
+            except OSError:
+                continue
+            for line in lines:
+                fields = line.split()
+                remote, state = fields[2], fields[3]
+                if state == "01" and int(remote.rsplit(":", 1)[1], 16) == self.port:
+                    total += 1
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.01):
+            self.peak = max(self.peak, self.count())
+            self.threads_peak = max(self.threads_peak, _threads(self.pid))
+
+    def __enter__(self) -> ConnectionSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 @dataclass
@@ -220,40 +321,128 @@ class WorkerRun:
 
     audience: Audience
     worker_argv: list[str]
-    started_at: float  # epoch seconds, when the worker was started
-    drain_seconds: float  # from the start to every delivery final
+    committed_at: float  # epoch seconds, COMMIT of the event's transaction
+    drained_at: float  # epoch seconds, every delivery of the event seen final
     attempts: list[dict[str, Any]]
     stats: dict[str, Any]
     states: dict[str, int]
+    peak_connections: int
+    worker_threads_peak: int
+    crash: dict[str, Any]
+    profile: dict[str, Any]
 
     @property
     def sent_at(self) -> list[float]:
         return [a["at"] for a in self.attempts if a["outcome"] == "ok"]
 
+    @property
+    def drain_seconds(self) -> float:
+        return self.drained_at - self.committed_at
+
+
+def _threads(pid: int) -> int:
+    try:
+        return len(list(Path(f"/proc/{pid}/task").iterdir()))
+    except OSError:
+        return 0
+
+
+def _crash(ctx: Context, fake: FakeFcm, worker: Worker, after_accepted: int) -> dict[str, Any]:
+    """SIGKILL the worker once the fake accepted `after_accepted` sends (mid-fan-out),
+    then do what the periodic jobs do after a crash: rows left `sending` are closed
+    (never sent again: FCM may have taken them), rows only claimed are queued again
+    once their lease passed."""
+    deadline = time.monotonic() + 120
+    while fake.stats().get("accepted", 0) < after_accepted:
+        worker.check()
+        if time.monotonic() > deadline:
+            raise RuntimeError("the worker never reached the crash point")
+        time.sleep(0.005)
+    worker.process.send_signal(signal.SIGKILL)
+    worker.process.wait(timeout=30)
+    killed_at = time.time()
+    with psycopg.connect(ctx.env["DATABASE_URL"], autocommit=True) as conn:
+        dead_jobs = [row[0] for row in conn.execute(RUNNING_SEND_JOBS)]
+    accepted_at_kill = fake.stats().get("accepted", 0)
+    lease = float(ctx.env.get("PUSH_CLAIM_LEASE_SECONDS", CRASH_ENV["PUSH_CLAIM_LEASE_SECONDS"]))
+    time.sleep(lease + 0.5)  # the dead worker's claims expire
+    code = (
+        "import json; from notifications import delivery; "
+        "print(json.dumps({'closed_sending': delivery.fail_stale_sending(), "
+        "'requeued_claimed': delivery.recover_pushes()}))"
+    )
+    env = {**ctx.env, **PUSH_ENV, **CRASH_ENV, "PUSH_STALE_SENDING_MINUTES": "0"}
+    recovered = json.loads(manage("shell", "-c", code, env=env).strip().splitlines()[-1])
+    return {
+        "killed_at": killed_at,
+        "accepted_at_kill": accepted_at_kill,
+        "dead_jobs": dead_jobs,
+        **recovered,
+    }
+
+
+# A short claim lease so that a crashed worker's claims can be taken over in seconds.
+CRASH_ENV = {"PUSH_CLAIM_LEASE_SECONDS": "3"}
+
 
 def run_worker(
-    ctx: Context, fake: FakeFcm, devices: int, label: str, extra_env: dict[str, str] | None = None
+    ctx: Context,
+    fake: FakeFcm,
+    devices: int,
+    label: str,
+    extra_env: dict[str, str] | None = None,
+    *,
+    crash_after: int | None = None,
+    profile_seconds: int = 0,
 ) -> WorkerRun:
-    """Seed an audience of `devices`, run the worker until every push is final and no
-    send job is left, and read what the fake server received."""
+    """Seed an audience of `devices`, start the worker and wait until it listens, then
+    commit the event (the agency accepts the dossier) and wait until every push is
+    final and no send job is left; read what the fake server received.
+
+    `crash_after`: SIGKILL the worker after that many accepted sends, recover as the
+    periodic jobs do, start a new worker. `profile_seconds`: sample the worker with
+    py-spy from the commit on (the profile of a missed row)."""
     env = {**ctx.env, **PUSH_ENV, **fake.backend_env(), **(extra_env or {})}
+    if crash_after is not None:
+        env.update(CRASH_ENV)
     audience = seed_audience(ctx, devices, label)
-    worker = Worker(env, f"worker-{label}")
-    started = time.time()
-    worker.start()
+    before = _listeners(ctx)
+    workers = [Worker(env, f"worker-{label}")]
+    workers[0].start()
+    crash: dict[str, Any] = {}
+    found: dict[str, Any] = {}
     try:
-        drain_seconds = wait_drained(ctx, worker, audience, timeout=120 + devices / 20)
-        wait_queue_idle(ctx, worker, timeout=60)
+        wait_worker_ready(ctx, workers[0], before)
+        with ConnectionSampler(fake.port, workers[0].pid) as connections:
+            sampler = None
+            if profile_seconds:
+                from bench.profile import start_profile
+
+                sampler = start_profile(workers[0].pid, f"push-{label}", profile_seconds, idle=True)
+            committed_at = accept(ctx, audience)
+            if crash_after is not None:
+                crash = _crash(ctx, fake, workers[0], crash_after)
+                workers.append(Worker(env, f"worker-{label}-restarted").start())
+            drained_at = wait_drained(ctx, workers, audience, timeout=120 + devices / 20)
+            if sampler is not None:
+                found = sampler()
+        wait_queue_idle(ctx, workers[-1], timeout=60, dead_jobs=crash.get("dead_jobs"))
     finally:
-        worker.stop()
+        for worker in workers:
+            if worker.process.running():
+                worker.stop()
     return WorkerRun(
         audience=audience,
-        worker_argv=worker.argv,
-        started_at=started,
-        drain_seconds=drain_seconds,
+        worker_argv=workers[0].argv,
+        committed_at=committed_at,
+        drained_at=drained_at,
         attempts=fake.attempts(),
         stats=fake.stats(),
         states=delivery_states(ctx, audience.event_id),
+        peak_connections=connections.peak,
+        worker_threads_peak=connections.threads_peak,
+        crash=crash,
+        profile=found,
     )
 
 

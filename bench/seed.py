@@ -1,8 +1,11 @@
 """Seed the bench database: a citizen, a signed-in session and a submitted dossier.
 
 Run by the harness as `python -m bench.seed` with the bench environment; prints
-one JSON line {"access_token", "dossier_id"}. State changes go through the real
-actions (draft, submit), so the dossier has its code, appointment and event.
+one JSON line {"access_token", "dossier_id", ...}. State changes go through the
+real actions (draft, attachments, submit), so the dossier has its code,
+appointment and event; it is a realistic one (5 required documents, 6 photo
+attachments through the upload pipeline, filed for the citizen's organisation),
+so the read benchmark does the work a real dossier's read does.
 
 `python -m bench.seed push --devices N --label NAME` seeds a push audience
 instead (bench/push.py): an organisation whose members watch its dossiers and
@@ -26,6 +29,10 @@ from typing import Any
 import django
 
 DEVICES_PER_USER = 2
+# The dossier read benchmark's dossier (seed_citizen): as many required documents
+# and attachments as a real application carries, at least.
+REQUIRED_DOCUMENTS = 5
+ATTACHMENTS = 6
 # Real FCM registration tokens are about 160 characters.
 TOKEN_PADDING = "x" * 140
 
@@ -36,6 +43,13 @@ def main() -> None:
     push = sub.add_parser("push", help="an organisation whose members own many devices")
     push.add_argument("--devices", type=int, required=True)
     push.add_argument("--label", required=True, help="makes the tokens of this run unique")
+    push.add_argument(
+        "--no-accept",
+        action="store_true",
+        help="leave the dossier submitted (the benchmark accepts it later: `accept`)",
+    )
+    accept = sub.add_parser("accept", help="the agency accepts a dossier (the event to fan out)")
+    accept.add_argument("--dossier", required=True)
     wallet = sub.add_parser("wallet", help="a wallet paper and N drafts that accept it")
     wallet.add_argument("--drafts", type=int, required=True)
     parser.add_argument("--users", type=int, default=0, help="seed N citizens with a session")
@@ -43,7 +57,9 @@ def main() -> None:
     django.setup()
     data: dict[str, Any]
     if args.what == "push":
-        data = seed_push_audience(args.devices, args.label)
+        data = seed_push_audience(args.devices, args.label, accept=not args.no_accept)
+    elif args.what == "accept":
+        data = accept_dossier(args.dossier)
     elif args.what == "wallet":
         data = seed_wallet(args.drafts)
     elif args.users > 0:
@@ -54,12 +70,16 @@ def main() -> None:
 
 
 def seed_citizen() -> dict[str, Any]:
+    import io
+
     from django.utils import timezone
 
     from auth.actions.sessions import start_session
     from auth.models import User
+    from bench.photos import phone_photo
     from dossiers import actions
-    from tests.factories import make_procedure
+    from dossiers.attachments import add_attachment
+    from tests.factories import make_organisation, make_procedure
 
     user = User.objects.create_user(
         "+84912000001",
@@ -69,12 +89,39 @@ def seed_citizen() -> dict[str, Any]:
         phone_verified_at=timezone.now(),
     )
     _session, tokens = start_session(user, device_id="bench-device", name="bench")
-    procedure = make_procedure(documents=0)
+    # The push audience's procedure (no documents required: bench/seed.py push), made
+    # first so that it stays the first procedure of the database.
+    make_procedure(documents=0)
+    # The read benchmark's dossier does the work a real one does: a procedure with
+    # REQUIRED_DOCUMENTS required documents, ATTACHMENTS attachments (real uploads
+    # through the pipeline), filed on behalf of the citizen's organisation.
+    procedure = make_procedure(documents=REQUIRED_DOCUMENTS)
+    organisation = make_organisation(user, name="Công ty TNHH Bench Đọc hồ sơ")
     draft = actions.create_draft(
-        user, procedure, form_data={"full_name": "Nguyễn Văn Bench", "birth_date": "1990-05-17"}
+        user,
+        procedure,
+        organisation_id=organisation.pk,
+        form_data={"full_name": "Nguyễn Văn Bench", "birth_date": "1990-05-17"},
     )
+    for index in range(ATTACHMENTS):
+        code = f"doc-{index % REQUIRED_DOCUMENTS + 1}"
+        upload = phone_photo(1200, 900)  # each one distinct (sensor-like noise)
+        add_attachment(
+            user,
+            draft.pk,
+            document_code=code,
+            upload=io.BytesIO(upload),
+            size=len(upload),
+            original_name=f"giay-to-{index + 1}.jpg",
+        )
     dossier = actions.submit_dossier(user, draft.pk)
-    return {"access_token": tokens.access_token, "dossier_id": str(dossier.pk)}
+    return {
+        "access_token": tokens.access_token,
+        "dossier_id": str(dossier.pk),
+        "required_documents": REQUIRED_DOCUMENTS,
+        "attachments": ATTACHMENTS,
+        "organisation": organisation.name,
+    }
 
 
 def seed_wallet(drafts: int) -> dict[str, Any]:
@@ -150,16 +197,35 @@ def seed_users(count: int) -> dict[str, list[str]]:
     return {"access_tokens": [access_token_for(session.pk) for session in sessions]}
 
 
-def seed_push_audience(devices: int, label: str) -> dict[str, Any]:
+def accept_dossier(dossier_id: str) -> dict[str, Any]:
+    """The agency accepts the dossier with the real action (its transaction defers the
+    event's fan-out job). Prints {"event_id", "committed_at"}: the epoch time at which
+    the transaction's COMMIT returned (its first on-commit callback)."""
+    import time
+
+    from django.db import transaction
+
+    from dossiers import lifecycle
+    from dossiers.events import EventType
+    from dossiers.models import DossierEvent
+
+    committed: list[float] = []
+    with transaction.atomic():
+        transaction.on_commit(lambda: committed.append(time.time()))
+        accepted = lifecycle.accept(dossier_id, lifecycle.Actor.agency_system("bench"))
+    events = DossierEvent.objects.filter(dossier=accepted, type=EventType.DOSSIER_ACCEPTED)
+    return {"event_id": events.latest("id").pk, "committed_at": committed[0]}
+
+
+def seed_push_audience(devices: int, label: str, *, accept: bool = True) -> dict[str, Any]:
     """Members and devices in bulk (the sign-ups themselves are not what is measured),
-    the dossier and its acceptance through the real actions."""
+    the dossier and (unless `accept` is false) its acceptance through the real actions."""
     from django.contrib.auth.hashers import make_password
     from django.db import transaction
     from django.utils import timezone
 
     from auth.models import DeviceSession, Membership, Organisation, User
-    from dossiers import actions, lifecycle
-    from dossiers.events import EventType
+    from dossiers import actions
     from dossiers.models import DossierEvent, Procedure
     from notifications.actions import notify_event
     from notifications.models import Device
@@ -224,15 +290,15 @@ def seed_push_audience(devices: int, label: str) -> dict[str, Any]:
             )
             for n, session in enumerate(sessions)
         )
-    accepted = lifecycle.accept(dossier.pk, lifecycle.Actor.agency_system("bench"))
-    events = DossierEvent.objects.filter(dossier=accepted, type=EventType.DOSSIER_ACCEPTED)
-    event = events.latest("id")
-    return {
+    audience: dict[str, Any] = {
         "dossier_id": str(dossier.pk),
-        "event_id": event.pk,
+        "event_id": None,
         "users": len(members),
         "devices": len(sessions),
     }
+    if accept:
+        audience["event_id"] = accept_dossier(str(dossier.pk))["event_id"]
+    return audience
 
 
 if __name__ == "__main__":

@@ -38,7 +38,9 @@ def test_every_row_of_the_issue_table_is_a_benchmark() -> None:
         "dossier status read",
         "photo upload pipeline",
         "photo upload pipeline",
+        "photo upload pipeline",
         "photo memory",
+        "live update",
         "live update",
         "many idle sockets",
         "push fan-out",
@@ -62,3 +64,34 @@ def test_server_runs_the_procfile_web_command_on_loopback() -> None:
     assert argv[argv.index("--forwarded-allow-ips") + 1] == "127.0.0.1"
     assert "--lifespan" in argv
     assert "--timeout-graceful-shutdown" in argv
+
+
+def test_display_p3_profile_is_a_valid_icc_profile_that_changes_colours() -> None:
+    import io
+
+    from PIL import Image, ImageCms
+
+    from bench.photos import display_p3_profile
+
+    data = display_p3_profile()
+    assert len(data) == int.from_bytes(data[:4], "big")  # the header's size is the size
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(data))
+    assert ImageCms.getProfileDescription(profile).strip() == "Display P3 (bench)"
+    # P3's primaries are wider than sRGB's: a colour's sRGB values differ.
+    image = Image.new("RGB", (1, 1), (114, 67, 235))
+    converted = ImageCms.profileToProfile(
+        image, profile, ImageCms.createProfile("sRGB"), outputMode="RGB"
+    )
+    assert converted is not None
+    assert converted.getpixel((0, 0)) != (114, 67, 235)
+
+
+def test_dossier_read_reports_median_and_spread_of_rounds() -> None:
+    from bench.benchmarks.dossier_read import spread
+
+    assert spread([0.4, 0.6, 0.5, 0.3, 0.7]) == {
+        "median": 0.5,
+        "min": 0.3,
+        "max": 0.7,
+        "rounds": 5,
+    }
