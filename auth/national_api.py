@@ -115,7 +115,11 @@ def _start_out(started: national_sign_in.Started) -> NationalStartOut:
     )
 
 
-@router.post("/start", response={200: NationalStartOut, **ERRORS})
+@router.post(
+    "/start",
+    response={200: NationalStartOut, **ERRORS},
+    summary="Start a national sign-in (VNeID): the authorization URL to open",
+)
 def start(request: HttpRequest, payload: NationalStartIn) -> NationalStartOut:
     """Begin signing in with the national identity: open the URL in the system browser."""
     started = national_sign_in.start(
@@ -124,7 +128,11 @@ def start(request: HttpRequest, payload: NationalStartIn) -> NationalStartOut:
     return _start_out(started)
 
 
-@router.post("/callback", response={200: NationalCallbackOut, **ERRORS})
+@router.post(
+    "/callback",
+    response={200: NationalCallbackOut, **ERRORS},
+    summary="Finish a national sign-in with the code the app link brought back",
+)
 def callback(request: HttpRequest, payload: NationalCallbackIn) -> NationalCallbackOut:
     """The `code` and `state` of the app link the browser came back to."""
     outcome = national_sign_in.complete(
@@ -133,7 +141,11 @@ def callback(request: HttpRequest, payload: NationalCallbackIn) -> NationalCallb
     return _callback_out(outcome)
 
 
-@router.post("/link/verify", response={200: TokenOut, **ERRORS})
+@router.post(
+    "/link/verify",
+    response={200: TokenOut, **ERRORS},
+    summary="Prove control of the existing account to link the national identity",
+)
 def verify_link(request: HttpRequest, payload: LinkVerifyIn) -> TokenOut:
     """The existing account's proof (SMS code, TOTP or recovery code): linked, signed in."""
     outcome = national_sign_in.verify_link(
@@ -142,7 +154,12 @@ def verify_link(request: HttpRequest, payload: LinkVerifyIn) -> TokenOut:
     return _tokens(outcome)
 
 
-@router.post("/link/start", auth=bearer, response={200: NationalStartOut, 401: ErrorOut, **ERRORS})
+@router.post(
+    "/link/start",
+    auth=bearer,
+    response={200: NationalStartOut, 401: ErrorOut, **ERRORS},
+    summary="Start linking my account to my national identity",
+)
 def start_link(request: HttpRequest, payload: NationalStartIn) -> NationalStartOut:
     """Link a national identity to the signed-in account (needs a recent sign-in)."""
     require_recent_authentication(request)
@@ -157,7 +174,10 @@ def start_link(request: HttpRequest, payload: NationalStartIn) -> NationalStartO
 
 
 @router.post(
-    "/link/callback", auth=bearer, response={200: NationalCallbackOut, 401: ErrorOut, **ERRORS}
+    "/link/callback",
+    auth=bearer,
+    response={200: NationalCallbackOut, 401: ErrorOut, **ERRORS},
+    summary="Finish linking with the code the app link brought back",
 )
 def link_callback(request: HttpRequest, payload: NationalCallbackIn) -> NationalCallbackOut:
     """The app link of a link flow; the account then proves control (`/link/verify`)."""
@@ -168,7 +188,10 @@ def link_callback(request: HttpRequest, payload: NationalCallbackIn) -> National
 
 
 @router.get(
-    "/identity", auth=bearer, response={200: NationalIdentityOut, 401: ErrorOut, 404: ErrorOut}
+    "/identity",
+    auth=bearer,
+    response={200: NationalIdentityOut, 401: ErrorOut, 404: ErrorOut},
+    summary="My linked national identity and its level",
 )
 def linked_identity(request: HttpRequest) -> NationalIdentityOut:
     """The national identity linked to the account."""
@@ -181,7 +204,12 @@ def linked_identity(request: HttpRequest) -> NationalIdentityOut:
     )
 
 
-@router.delete("/identity", auth=bearer, response={204: None, 401: ErrorOut, 409: ErrorOut})
+@router.delete(
+    "/identity",
+    auth=bearer,
+    response={204: None, 401: ErrorOut, 409: ErrorOut},
+    summary="Unlink my national identity (needs a recent sign-in and a password)",
+)
 def unlink_identity(request: HttpRequest) -> Status[None]:
     """Unlink (needs a recent sign-in, and a password to sign in with afterwards)."""
     require_recent_authentication(request)

@@ -78,7 +78,8 @@ def build_receipt(dossier: Dossier, secret: str) -> bytes:
     plain(pdf, 11)
     documents = received_documents(dossier)
     for index, (name, files) in enumerate(documents, start=1):
-        pdf.multi_cell(width, 6, f"{index}. {name} ({files} {_('file(s)')})")
+        files_label = _("file(s)")  # outside the f-string, where makemessages finds it
+        pdf.multi_cell(width, 6, f"{index}. {name} ({files} {files_label})")
     if not documents:
         pdf.multi_cell(width, 6, "-")
     pdf.ln(4)

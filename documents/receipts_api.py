@@ -10,6 +10,7 @@ from ninja import Router
 
 from auth.bearer import bearer, current_user
 from backend.errors import ErrorOut, NotFound
+from backend.openapi_extra import file_download
 from documents.receipts import build_receipt
 from dossiers.access import access_dossier
 from dossiers.lookup_secrets import reveal_lookup_secret
@@ -22,6 +23,7 @@ router = Router(tags=["dossiers"])
     auth=bearer,
     response={200: None, 401: ErrorOut, 404: ErrorOut},
     summary="The submission receipt (PDF) with the lookup secret and its QR code",
+    openapi_extra=file_download("The receipt (giấy tiếp nhận), a PDF.", "application/pdf"),
 )
 def download_receipt(request: HttpRequest, dossier_id: uuid.UUID) -> HttpResponse:
     """Giấy tiếp nhận và hẹn trả kết quả: code, procedure, documents received,

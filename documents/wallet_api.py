@@ -12,6 +12,7 @@ from ninja import Field, File, Form, Query, Router, Schema, Status, UploadedFile
 from auth.bearer import bearer, current_user
 from backend.errors import ErrorOut, NotFound
 from backend.idempotency import idempotent
+from backend.openapi_extra import file_download
 from backend.pagination import PageParams, page_of, paginate
 from documents import wallet
 from documents.models import WalletItem
@@ -158,6 +159,9 @@ def get_item(request: HttpRequest, item_id: uuid.UUID) -> WalletItem:
     auth=bearer,
     response={200: None, 401: ErrorOut, 404: ErrorOut},
     summary="Download a wallet paper",
+    openapi_extra=file_download(
+        "The paper as stored: a re-encoded photo or the PDF.", "image/jpeg", "application/pdf"
+    ),
 )
 def download_item(request: HttpRequest, item_id: uuid.UUID) -> FileResponse:
     item = wallet.access_item(current_user(request), item_id)

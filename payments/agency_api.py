@@ -12,8 +12,9 @@ from ninja import Router, Schema
 from pydantic import Field
 
 from backend.errors import ErrorOut, NotFound
+from backend.openapi_extra import file_download
 from dossiers.agency.access import access_agency_dossier
-from dossiers.agency.api import SIGNED
+from dossiers.agency.api import SIGNED_READ
 from dossiers.agency.signing import agency_signature, current_agency
 from payments import receipts
 from payments.api import FeeLineOut
@@ -49,7 +50,7 @@ class AgencyPaymentListOut(Schema):
 @router.get(
     "/dossiers/{reference}/payments",
     auth=agency_signature,
-    openapi_extra=SIGNED,
+    openapi_extra=SIGNED_READ,
     response={200: AgencyPaymentListOut, 401: ErrorOut, 404: ErrorOut},
     summary="The payments of one of your dossiers and their state",
 )
@@ -62,7 +63,10 @@ def dossier_payments(request: HttpRequest, reference: str) -> dict[str, Any]:
 @router.get(
     "/payments/{payment_id}/receipt",
     auth=agency_signature,
-    openapi_extra=SIGNED,
+    openapi_extra={
+        **SIGNED_READ,
+        **file_download("The e-receipt, a PDF.", "application/pdf"),
+    },
     response={200: None, 401: ErrorOut, 404: ErrorOut},
     summary="The e-receipt (PDF) of a paid payment of one of your dossiers",
 )

@@ -18,6 +18,7 @@ from auth.bearer import bearer, current_user
 from backend.errors import ErrorOut, NotFound
 from backend.idempotency import idempotent
 from backend.middleware import client_ip
+from backend.openapi_extra import file_download, json_answer
 from dossiers.access import access_dossier
 from payments import actions, receipts
 from payments.access import access_payment
@@ -195,6 +196,7 @@ def cancel(request: HttpRequest, payment_id: uuid.UUID) -> Payment:
     auth=bearer,
     response={200: None, 401: ErrorOut, 404: ErrorOut},
     summary="The electronic receipt (biên lai điện tử, PDF) of a paid payment",
+    openapi_extra=file_download("The e-receipt, a PDF.", "application/pdf"),
 )
 def receipt(request: HttpRequest, payment_id: uuid.UUID) -> HttpResponse:
     payment = access_payment(current_user(request), payment_id)
@@ -228,6 +230,7 @@ def _callback(request: HttpRequest, gateway: str) -> HttpResponse:
     "/gateways/{gateway}/callback",
     response={200: None, 404: ErrorOut},
     summary="Server-to-server payment result (VNPay IPN: signed query string)",
+    openapi_extra=json_answer('VNPay\'s answer shape: `{"RspCode": "00", "Message": ...}`.'),
 )
 def callback_get(request: HttpRequest, gateway: str) -> HttpResponse:
     return _callback(request, gateway)
@@ -237,6 +240,7 @@ def callback_get(request: HttpRequest, gateway: str) -> HttpResponse:
     "/gateways/{gateway}/callback",
     response={200: None, 404: ErrorOut},
     summary="Server-to-server payment result (national platform: signed JSON body)",
+    openapi_extra=json_answer("The national platform's acknowledgement, signed."),
 )
 def callback_post(request: HttpRequest, gateway: str) -> HttpResponse:
     return _callback(request, gateway)
