@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -153,3 +154,30 @@ def user(db: None) -> User:
 def user_api(user: User) -> ApiClient:
     _, tokens = sign_in(user)
     return ApiClient(token=tokens.access_token)
+
+
+# --- Object storage: a real S3-speaking server process ----------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """moto's standalone S3 server as its own process on loopback (never an
+    in-process mock), shared by the session; each test gets its own bucket."""
+    from fakes.harness import S3Server
+
+    server = S3Server(tmp_path_factory.mktemp("s3")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(settings: Any, s3_server: Any) -> str:
+    """The default storage is django-storages' S3 backend on a fresh bucket."""
+    bucket = s3_server.bucket(f"test-{uuid.uuid4().hex[:20]}")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": settings.S3_STORAGE, "OPTIONS": s3_server.options(bucket)},
+    }
+    return bucket
