@@ -434,7 +434,9 @@ class Stack:
         if self.proxy is not None:
             with contextlib.suppress(Exception):
                 self.proxy.close()
-        for fake in (self.fcm, self.carrier, self.sms, self.payments):
+        # Only fakes that were started: a socketserver never started hangs in shutdown()
+        # (the template's stack starts none).
+        for fake in (self.fcm, self.carrier, self.sms, self.payments) if self.fakes_started else ():
             with contextlib.suppress(Exception):
                 fake.stop()
         if self.db_created:

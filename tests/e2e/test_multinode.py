@@ -12,6 +12,8 @@ several hosts behind a load balancer run.
 
 from __future__ import annotations
 
+import collections
+import os
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,8 @@ from tests.e2e.clients import (
     MobileApp,
     draft,
     pay_submission_fee,
+    register_device,
+    second_device,
     sign_up,
 )
 from tests.e2e.stack import Stack, running_stack
@@ -139,3 +143,111 @@ def test_a_socket_on_web_b_gets_every_event_in_order_and_resumes_on_web_a_when_b
         stream.close()
         for client in (on_a, on_b, agency_a, agency_b):
             client.close()
+
+
+def _worker_talking_to(stack: Stack, port: int) -> int:
+    """The index of the worker process with a TCP connection open to 127.0.0.1:`port`
+    (the FCM fake): read from /proc, as `ss -tnp` does."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table, encoding="ascii") as handle:
+            next(handle)
+            for line in handle:
+                fields = line.split()
+                remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+                if remote_port == port and fields[3] == "01":  # ESTABLISHED
+                    inodes.add(fields[9])
+    for index, worker in enumerate(stack.workers):
+        if worker is None or not worker.running():
+            continue
+        fd_dir = f"/proc/{worker.pid}/fd"
+        for fd in os.listdir(fd_dir):
+            try:
+                target = os.readlink(f"{fd_dir}/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:[") and target[8:-1] in inodes:
+                return index
+    raise LookupError("no worker talks to FCM")
+
+
+def test_two_workers_never_send_a_push_twice_and_killing_one_mid_batch_loses_none(
+    tmp_path: Path, e2e_template: str
+) -> None:
+    env = {
+        **FAST_RETRIES,
+        "FCM_CONCURRENCY": "2",  # a batch of 8 goes out in 4 slices of 2
+        "PUSH_CLAIM_LEASE_SECONDS": "3",
+        "PUSH_RECOVERY_CRON": "* * * * * */2",
+        "PUSH_STALLED_JOB_SECONDS": "5",
+        "SMS_RESEND_SECONDS": "0",
+        "SMS_PER_NUMBER_PER_HOUR": "50",
+    }
+    with running_stack(
+        tmp_path, template=e2e_template, extra_env=env, webs=2, workers=2, s3=True
+    ) as stack:
+        assert stack._heartbeats() == 2
+        app = sign_up(stack, PHONE)
+        agency = Agency(stack, AGENCY_CODE, base_url=stack.web_urls[1])
+
+        # Part one: both workers take jobs; each dossier's push goes out once.
+        register_device(app, TOKEN)
+        dossiers = [submit(app) for _ in range(4)]
+        for _, code in dossiers:
+            assert agency.post(f"/api/v1/agency/dossiers/{code}/accept", {}).status_code == 200
+        wait_until(
+            lambda: len(stack.fcm.accepted()) >= 4, timeout=60, interval=0.1, what="4 pushes"
+        )
+        wait_until(lambda: stack.fcm.in_flight == 0, timeout=10, what="quiet FCM")
+        first = [(m["token"], m["data"]["dossier_id"]) for m in stack.fcm.accepted()]
+        assert collections.Counter(first) == {(TOKEN, d): 1 for d, _ in dossiers}
+
+        # Part two: eight devices, one batch; the worker with a slice in flight dies.
+        tokens = [f"{TOKEN}-{n}" for n in range(7)]
+        phones = [second_device(stack, PHONE) for _ in tokens]
+        for phone, token in zip(phones, tokens, strict=True):
+            register_device(phone, token)
+        dossier_id, code = submit(app)
+        stack.fcm.delay = 1.0  # slow enough for the kill to land while a slice is in flight
+        assert agency.post(f"/api/v1/agency/dossiers/{code}/accept", {}).status_code == 200
+        wait_until(
+            lambda: stack.fcm.held == 2 and len(stack.fcm.accepted()) >= 6,
+            timeout=30,
+            interval=0.01,
+            what="the second slice in flight",
+        )
+        victim = _worker_talking_to(stack, stack.fcm.port)
+        stack.kill_worker_at(victim)
+        survivor = stack.workers[1 - victim]
+        assert survivor is not None
+        assert survivor.running()
+
+        everyone = [TOKEN, *tokens]
+
+        def delivered_once() -> bool:
+            pushes = [m for m in stack.fcm.accepted() if m["data"]["dossier_id"] == dossier_id]
+            return collections.Counter(m["token"] for m in pushes) == dict.fromkeys(everyone, 1)
+
+        wait_until(delivered_once, timeout=90, interval=0.2, what="every device's push")
+
+        def settled() -> bool:
+            rows = stack.sql(
+                "SELECT count(*) FROM procrastinate_jobs "
+                "WHERE task_name = 'notifications.send_pushes' AND status IN ('todo', 'doing')"
+            )
+            return int(rows[0][0]) == 0 and stack.fcm.in_flight == 0
+
+        wait_until(settled, timeout=60, interval=0.2, what="no send job left")
+        left = stack.sql(
+            "SELECT count(*) FROM notifications_delivery "
+            "WHERE state IN ('created', 'temporary-failure')"
+        )
+        assert left == [(0,)]  # no delivery waits for a send that will not come
+        received = collections.Counter(
+            (m["token"], m["data"]["dossier_id"]) for m in stack.fcm.accepted()
+        )
+        assert set(received.values()) == {1}  # nothing, before or after the kill, twice
+        assert len(received) == 4 + len(everyone)
+        agency.close()
+        for phone in (app, *phones):
+            phone.close()
