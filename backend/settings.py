@@ -292,10 +292,35 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise warns when it is mi
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "var" / "media")))
 # Uploaded papers are never served from a public path: no MEDIA_URL is routed.
 MEDIA_URL = "/private-media-not-served/"
+# Several web and worker processes on several hosts share one object store: in
+# production STORAGE_BACKEND=s3 (django-storages' S3 backend; any S3-speaking
+# store: AWS, MinIO, a Vietnamese cloud's S3). Objects stay private: downloads go
+# through our own signed routes (dossiers/downloads.py), never the store's URLs.
+S3_STORAGE = "storages.backends.s3.S3Storage"
+STORAGE_BACKEND = env("STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage")
+if STORAGE_BACKEND == "s3":
+    STORAGE_BACKEND = S3_STORAGE
+STORAGE_OPTIONS: dict[str, Any] = {}
+if STORAGE_BACKEND == S3_STORAGE:
+    STORAGE_OPTIONS = {
+        "bucket_name": env("S3_BUCKET"),
+        "endpoint_url": env("S3_ENDPOINT_URL") or None,
+        "region_name": env("S3_REGION") or None,
+        "access_key": env("S3_ACCESS_KEY_ID") or None,
+        "secret_key": env("S3_SECRET_ACCESS_KEY") or None,
+        # "path" for MinIO and most S3-compatible stores, "virtual" for AWS.
+        "addressing_style": env("S3_ADDRESSING_STYLE", "path") or None,
+        "signature_version": "s3v4",
+        "default_acl": None,  # the bucket's policy: private
+        "querystring_auth": True,
+        # Names are random (dossiers/storage_names): no existence check per save.
+        "file_overwrite": True,
+        "location": env("S3_PREFIX"),
+    }
+    if not STORAGE_OPTIONS["bucket_name"]:
+        raise ImproperlyConfigured("STORAGE_BACKEND=s3 needs S3_BUCKET.")
 STORAGES = {
-    "default": {
-        "BACKEND": env("STORAGE_BACKEND", "django.core.files.storage.FileSystemStorage"),
-    },
+    "default": {"BACKEND": STORAGE_BACKEND, "OPTIONS": STORAGE_OPTIONS},
     "staticfiles": {
         "BACKEND": (
             "whitenoise.storage.CompressedManifestStaticFilesStorage"

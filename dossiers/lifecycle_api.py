@@ -15,6 +15,7 @@ from auth.bearer import bearer, current_user
 from backend.errors import ErrorOut, NotFound
 from dossiers import lifecycle
 from dossiers.access import access_dossier
+from dossiers.attachments import read_stored
 from dossiers.models import Dossier
 
 router = Router(tags=["dossiers"])
@@ -96,7 +97,7 @@ def download_result(request: HttpRequest, dossier_id: uuid.UUID) -> FileResponse
     if not ready or not dossier.result_file:
         raise NotFound("no_result_file", _("This dossier has no electronic result yet."))
     return FileResponse(
-        dossier.result_file.open("rb"),
+        read_stored(dossier.result_file.name),
         content_type=dossier.result_file_content_type or "application/pdf",
         as_attachment=True,
         filename=dossier.result_file_name or f"{dossier.code}.pdf",

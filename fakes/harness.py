@@ -5,6 +5,7 @@
   then killed after a bounded wait;
 - `wait_until`: every wait here is a condition polled with a deadline, never a sleep;
 - `RedisServer`: a throwaway `redis-server` (own port, no persistence);
+- `S3Server`: moto's standalone S3 server as its own process (own port, in memory);
 - `FakeProcess`: a fake of this package as its own process (`python -m fakes.<name>
   --port 0 --port-file ...`), ready once it wrote its port and answers
   `/_fake/ready`, its controls read and set over HTTP;
@@ -268,6 +269,94 @@ def flush_redis(redis_url: str) -> None:
         client.flushdb()
     finally:
         client.close()
+
+
+# --- S3 ----------------------------------------------------------------------------------
+
+S3_KEYS = {"access_key": "harness-access-key", "secret_key": "harness-secret-key"}
+S3_REGION = "ap-southeast-1"
+
+
+class S3Server:
+    """A real S3-speaking server process on loopback: moto's standalone server
+    (`python -m moto.server`), never an in-process mock. `bucket()` creates a fresh
+    bucket; `env(bucket)` is what a web or worker process needs to use it."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.process: Process | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> S3Server:
+        argv = [PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
+        self.process = Process(
+            "s3",
+            argv,
+            env=child_env(),
+            log_dir=self.workdir,
+            cwd=self.workdir,
+            ready=lambda: port_answers(self.port, "/moto-api/data.json"),
+            append_log=True,
+        )
+        self.process.start(timeout=timeout, interval=0.1)
+        return self
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "s3",
+            endpoint_url=self.url,
+            region_name=S3_REGION,
+            aws_access_key_id=S3_KEYS["access_key"],
+            aws_secret_access_key=S3_KEYS["secret_key"],
+        )
+
+    def bucket(self, name: str) -> str:
+        self.client().create_bucket(
+            Bucket=name, CreateBucketConfiguration={"LocationConstraint": S3_REGION}
+        )
+        return name
+
+    def keys(self, bucket: str) -> list[str]:
+        """Every object name in `bucket` (what the store really holds)."""
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+
+    def options(self, bucket: str) -> dict[str, Any]:
+        """The STORAGES["default"]["OPTIONS"] the settings build from `env(bucket)`."""
+        return {
+            "bucket_name": bucket,
+            "endpoint_url": self.url,
+            "region_name": S3_REGION,
+            "access_key": S3_KEYS["access_key"],
+            "secret_key": S3_KEYS["secret_key"],
+            "addressing_style": "path",
+            "signature_version": "s3v4",
+            "default_acl": None,
+            "querystring_auth": True,
+            "file_overwrite": True,
+        }
+
+    def env(self, bucket: str) -> dict[str, str]:
+        return {
+            "STORAGE_BACKEND": "s3",
+            "S3_BUCKET": bucket,
+            "S3_ENDPOINT_URL": self.url,
+            "S3_REGION": S3_REGION,
+            "S3_ACCESS_KEY_ID": S3_KEYS["access_key"],
+            "S3_SECRET_ACCESS_KEY": S3_KEYS["secret_key"],
+            "S3_ADDRESSING_STYLE": "path",
+        }
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop(timeout=10)
+            self.process = None
 
 
 # --- PostgreSQL -------------------------------------------------------------------------

@@ -250,3 +250,30 @@ def embedded_jobs(settings: Any, transactional_db: None) -> Iterator[Any]:
     Jobs.wait_idle()  # no job left running on the test database
     embedded_queue.stop()
     embedded_queue.install().connector.reset()  # type: ignore[attr-defined]
+
+
+# --- Object storage: a real S3-speaking server process ----------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """moto's standalone S3 server as its own process on loopback (never an
+    in-process mock), shared by the session; each test gets its own bucket."""
+    from fakes.harness import S3Server
+
+    server = S3Server(tmp_path_factory.mktemp("s3")).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(settings: Any, s3_server: Any) -> str:
+    """The default storage is django-storages' S3 backend on a fresh bucket."""
+    bucket = s3_server.bucket(f"test-{uuid.uuid4().hex[:20]}")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": settings.S3_STORAGE, "OPTIONS": s3_server.options(bucket)},
+    }
+    return bucket

@@ -41,6 +41,7 @@ from dossiers.agency.signing import (
     agency_signature_optional,
     current_agency,
 )
+from dossiers.attachments import read_stored
 from dossiers.models import Agency, AgencyCredential, Attachment, Dossier
 
 router = Router(tags=["agency back office"])
@@ -532,7 +533,7 @@ def download_file(request: HttpRequest, token: str) -> FileResponse:
     if attachment is None:
         raise NotFound()
     return FileResponse(
-        attachment.file.open("rb"),
+        read_stored(attachment.file.name),
         content_type=attachment.content_type,
         as_attachment=True,
         filename=attachment.original_name or f"{attachment.pk}",

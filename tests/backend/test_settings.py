@@ -71,3 +71,37 @@ def test_defaults(settings) -> None:
     assert [code for code, _ in settings.LANGUAGES] == ["vi", "en"]
     assert settings.AUTH_USER_MODEL == "accounts.User"
     assert settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+def test_s3_storage_needs_a_bucket() -> None:
+    result = run_manage("check", STORAGE_BACKEND="s3", S3_BUCKET="")
+    assert result.returncode != 0
+    assert "STORAGE_BACKEND=s3 needs S3_BUCKET" in result.stderr
+
+
+def test_s3_storage_is_built_from_the_environment() -> None:
+    code = (
+        "from django.conf import settings; o = settings.STORAGES['default']; "
+        "print(o['BACKEND'], o['OPTIONS']['bucket_name'], o['OPTIONS']['endpoint_url'], "
+        "o['OPTIONS']['region_name'], o['OPTIONS']['addressing_style'], "
+        "o['OPTIONS']['default_acl'])"
+    )
+    result = run_manage(
+        "shell",
+        "-c",
+        code,
+        STORAGE_BACKEND="s3",
+        S3_BUCKET="papers",
+        S3_ENDPOINT_URL="https://s3.example.vn",
+        S3_REGION="hn-1",
+        S3_ADDRESSING_STYLE="virtual",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].split() == [
+        "storages.backends.s3.S3Storage",
+        "papers",
+        "https://s3.example.vn",
+        "hn-1",
+        "virtual",
+        "None",
+    ]

@@ -27,11 +27,24 @@ PASSWORD = "Str0ng-pass!word-e2e"
 class MobileApp:
     """What the citizen's phone does: JSON over HTTP with a bearer token."""
 
-    def __init__(self, stack: Stack, device_id: str | None = None) -> None:
+    def __init__(
+        self, stack: Stack, device_id: str | None = None, base_url: str | None = None
+    ) -> None:
         self.stack = stack
-        self.http = httpx.Client(base_url=stack.base_url, timeout=15)
+        self.base_url = base_url or stack.base_url
+        self.http = httpx.Client(base_url=self.base_url, timeout=15)
         self.device_id = device_id or uuid.uuid4().hex
         self.token: str | None = None
+
+    @property
+    def ws_url(self) -> str:
+        return "ws" + self.base_url.removeprefix("http")
+
+    def use(self, base_url: str) -> None:
+        """Talk to another web process from now on (the load balancer's next host)."""
+        self.http.close()
+        self.base_url = base_url
+        self.http = httpx.Client(base_url=base_url, timeout=15)
 
     def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         headers = {"Accept-Language": "vi"}
@@ -67,7 +80,7 @@ class MobileApp:
 class Agency:
     """An agency's back-office system with a key made by an operator."""
 
-    def __init__(self, stack: Stack, agency_code: str) -> None:
+    def __init__(self, stack: Stack, agency_code: str, base_url: str | None = None) -> None:
         out = stack.python(
             "from dossiers.agency.credentials import create_credential\n"
             "from dossiers.models import Agency\n"
@@ -75,7 +88,7 @@ class Agency:
             "print(c.key_id + ' ' + s)\n"
         )
         self.key_id, self.secret = out.strip().splitlines()[-1].split(" ")
-        self.http = httpx.Client(base_url=stack.base_url, timeout=15)
+        self.http = httpx.Client(base_url=base_url or stack.base_url, timeout=15)
 
     def post(
         self, path: str, body: Any = None, *, files: dict[str, Any] | None = None
@@ -173,7 +186,7 @@ class EventStream:
         query = f"ticket={self.tickets[-1]}"
         if last_event_id is not None:
             query += f"&last_event_id={last_event_id}"
-        url = f"{self.app.stack.ws_url}/ws/v1/events?{query}"
+        url = f"{self.app.ws_url}/ws/v1/events?{query}"
         connected = threading.Event()
         failure: list[BaseException] = []
         self._thread = threading.Thread(

@@ -9,7 +9,13 @@
   SMS gateway, the VNPost carrier and the payment gateway (VNPay and the national
   platform, which calls the web process's IPN route like the real one);
 - the ASGI server and the job worker, exactly the Procfile's `web` and `worker`
-  commands, as subprocesses wired to all of the above through the environment.
+  commands, as subprocesses wired to all of the above through the environment:
+  `webs` web processes (each on its own port, `web_urls`) and `workers` workers
+  (default one of each), all on the one database and the one Redis, as several
+  hosts behind a load balancer would be;
+- with `s3=True`, moto's standalone S3 server as its own process and a bucket,
+  used by every web and worker process (`STORAGE_BACKEND=s3`), as the object
+  store several hosts share.
 
 Processes, the throwaway Redis, databases and readiness waits come from the
 harness the benchmarks share (fakes/harness.py). Every wait is bounded; `close()`
@@ -41,6 +47,7 @@ from fakes.fcm import FakeFcmServer, backend_env
 from fakes.harness import (
     Process,
     RedisServer,
+    S3Server,
     child_env,
     create_database,
     drop_database,
@@ -161,7 +168,12 @@ class Stack:
         db_proxy: bool = False,
         extra_env: dict[str, str] | None = None,
         template: str | None = None,
+        webs: int = 1,
+        workers: int = 1,
+        s3: bool = False,
     ) -> None:
+        if webs < 1 or workers < 1:
+            raise ValueError("a stack has at least one web and one worker process")
         self.template = template
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -175,9 +187,12 @@ class Stack:
         self.carrier = FakeCarrier()
         self.sms = FakeGateway(**SMS_KEYS)
         self.proxy: TcpProxy | None = None
-        self.web: Process | None = None
-        self.worker: Process | None = None
-        self.web_port = free_port()
+        self.s3 = S3Server(workdir) if s3 else None
+        self.s3_bucket = f"e2e-{secrets.token_hex(6)}"
+        self.webs: list[Process | None] = [None] * webs
+        self.workers: list[Process | None] = [None] * workers
+        self.web_ports = [free_port() for _ in range(webs)]
+        self.web_port = self.web_ports[0]
         # Calls the web process's IPN route like the real gateway does.
         self.payments = FakePaymentGateway(
             **PAYMENT_KEYS,
@@ -191,6 +206,23 @@ class Stack:
         self._supervisor: threading.Thread | None = None
         self._closing = threading.Event()
 
+    # -- processes: the first web and worker keep their one-process names --
+    @property
+    def web(self) -> Process | None:
+        return self.webs[0]
+
+    @web.setter
+    def web(self, process: Process | None) -> None:
+        self.webs[0] = process
+
+    @property
+    def worker(self) -> Process | None:
+        return self.workers[0]
+
+    @worker.setter
+    def worker(self, process: Process | None) -> None:
+        self.workers[0] = process
+
     # -- addresses --
     @property
     def base_url(self) -> str:
@@ -199,6 +231,10 @@ class Stack:
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.web_port}"
+
+    @property
+    def web_urls(self) -> list[str]:
+        return [f"http://127.0.0.1:{port}" for port in self.web_ports]
 
     def database_url(self, via_proxy: bool = False) -> str:
         admin = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_URL)
@@ -219,6 +255,9 @@ class Stack:
             admin = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_URL)
             self.proxy = TcpProxy((admin.get("host", "127.0.0.1"), int(admin.get("port") or 5432)))
         self.redis.start()
+        if self.s3 is not None:
+            self.s3.start()
+            self.s3.bucket(self.s3_bucket)
         self.fcm.start()
         self.carrier.start()
         self.sms.start()
@@ -228,8 +267,10 @@ class Stack:
         if self.template is None:
             self.manage("migrate", "--noinput", timeout=180)
             self.manage("load_demo", timeout=60)
-        self.start_web()
-        self.start_worker()
+        for index in range(len(self.webs)):
+            self.start_web(index)
+        for index in range(len(self.workers)):
+            self.start_worker(index)
         self.startup_seconds = time.monotonic() - started
         return self
 
@@ -273,6 +314,8 @@ class Stack:
                 "FORWARDED_ALLOW_IPS": "127.0.0.1",
             }
         )
+        if self.s3 is not None:
+            env.update(self.s3.env(self.s3_bucket))
         env.update(self.extra_env)
         return env
 
@@ -283,22 +326,43 @@ class Stack:
         """Run Django code against the stack's database (as an operator would)."""
         return self.manage("shell", "-c", code, timeout=timeout)
 
-    def _process(self, name: str, extra: dict[str, str] | None = None) -> Process:
-        """The Procfile's `name` command with the stack's environment (log appended)."""
+    def _process(self, name: str, extra: dict[str, str] | None = None, index: int = 0) -> Process:
+        """The Procfile's `name` command with the stack's environment (log appended;
+        the second and later processes of a kind log to `<name>-<index>.log`)."""
         env = {**self.env, **(extra or {})}
+        label = name if index == 0 else f"{name}-{index}"
         return Process(
-            name, procfile_argv(name, env), env=env, log_dir=self.workdir, append_log=True
+            label, procfile_argv(name, env), env=env, log_dir=self.workdir, append_log=True
         )
 
-    def start_web(self) -> None:
-        self.web = self._process("web", {"PORT": str(self.web_port)})
-        self.web.ready = lambda: httpx.get(f"{self.base_url}/readyz", timeout=2).status_code == 200
-        self.web.start(timeout=30)
+    def start_web(self, index: int = 0) -> None:
+        port = self.web_ports[index]
+        web = self._process("web", {"PORT": str(port)}, index)
+        url = f"http://127.0.0.1:{port}/readyz"
+        web.ready = lambda: httpx.get(url, timeout=2).status_code == 200
+        self.webs[index] = web
+        web.start(timeout=60)
 
-    def start_worker(self) -> None:
-        self.worker = self._process("worker")
-        self.worker.ready = self._heartbeat
-        self.worker.start(timeout=30)
+    def start_worker(self, index: int = 0) -> None:
+        before = self._heartbeats() if index else 0
+        worker = self._process("worker", index=index)
+        worker.ready = lambda: self._heartbeats() > before
+        self.workers[index] = worker
+        worker.start(timeout=60)
+
+    def kill_web(self, index: int) -> None:
+        """SIGKILL one web process (a host that dies); the others keep serving."""
+        web = self.webs[index]
+        assert web is not None
+        web.send_signal(signal.SIGKILL)
+        web.wait(timeout=10)
+
+    def kill_worker_at(self, index: int) -> None:
+        """SIGKILL one worker of several, unsupervised: it stays down."""
+        worker = self.workers[index]
+        assert worker is not None
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(timeout=10)
 
     def supervise_worker(self, restart_delay: float = 1.0) -> None:
         """Restart the worker whenever it exits with a failure status, as a supervisor
@@ -324,11 +388,15 @@ class Stack:
         return self.worker is not None and self.worker.running() and self._heartbeat()
 
     def _heartbeat(self) -> bool:
+        return bool(self._heartbeats())
+
+    def _heartbeats(self) -> int:
+        """Workers that beat in the last 10 seconds."""
         rows = self.sql(
             "SELECT count(*) FROM procrastinate_workers "
             "WHERE last_heartbeat > now() - interval '10 seconds'"
         )
-        return bool(rows[0][0])
+        return int(rows[0][0])
 
     def kill_worker(self) -> None:
         assert self.worker is not None
@@ -354,16 +422,21 @@ class Stack:
         self._closing.set()
         if self._supervisor is not None:
             self._supervisor.join(timeout=5)
-        for process in (self.web, self.worker):
+        for process in (*self.webs, *self.workers):
             if process is not None:
                 with contextlib.suppress(Exception):
                     process.stop(timeout=10)
         with contextlib.suppress(Exception):
             self.redis.stop()
+        if self.s3 is not None:
+            with contextlib.suppress(Exception):
+                self.s3.stop()
         if self.proxy is not None:
             with contextlib.suppress(Exception):
                 self.proxy.close()
-        for fake in (self.fcm, self.carrier, self.sms, self.payments):
+        # Only fakes that were started: a socketserver never started hangs in shutdown()
+        # (the template's stack starts none).
+        for fake in (self.fcm, self.carrier, self.sms, self.payments) if self.fakes_started else ():
             with contextlib.suppress(Exception):
                 fake.stop()
         if self.db_created:
@@ -371,8 +444,10 @@ class Stack:
                 drop_database(PG_ADMIN_URL, self.db_name)
 
     def dump_logs(self) -> str:
+        names = [f"web-{i}" if i else "web" for i in range(len(self.webs))]
+        names += [f"worker-{i}" if i else "worker" for i in range(len(self.workers))]
         return "\n".join(
-            f"--- {name}.log ---\n{self.log_tail(name)}" for name in ("web", "worker", "redis")
+            f"--- {name}.log ---\n{self.log_tail(name)}" for name in (*names, "redis", "s3")
         )
 
 
