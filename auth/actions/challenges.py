@@ -125,10 +125,16 @@ def resend_code(*, challenge_id: uuid.UUID, ip: str) -> OtpChallenge:
 
 def reserve_code_attempt(challenge: OtpChallenge, code_key: str) -> None:
     """Count this try against the code and the account before looking at it."""
+    reserve_account_attempt(sms_codes.account_key(challenge), code_key)
+
+
+def reserve_account_attempt(account: str, code_key: str) -> None:
+    """Count a try of a code (SMS, TOTP, recovery) against the account's lockout and
+    the code's own limit, before the code is looked at."""
     try:
         reserve_attempt(
             sms_codes.OTP_SCOPE,
-            sms_codes.account_key(challenge),
+            account,
             limit=settings.OTP_MAX_FAILURES,
             lock_seconds=settings.OTP_LOCKOUT_SECONDS,
             window_seconds=settings.OTP_FAILURE_WINDOW_SECONDS,

@@ -8,9 +8,10 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from auth import recovery_codes, sms_codes, totp
+from auth.actions.challenges import reserve_account_attempt
 from auth.models import RecoveryCode, User
-from auth.ratelimit import CodeExhausted, LockedOut, clear_failures, reserve_attempt
-from backend.errors import Conflict, Unprocessable
+from auth.ratelimit import LockedOut, clear_failures, reserve_attempt
+from backend.errors import Conflict
 
 
 def available_methods(user: User) -> tuple[str, ...]:
@@ -33,22 +34,7 @@ def _check_second_factor(user: User, method: str, code: str) -> bool:
 def verify_factor(user: User, method: str, code: str, *, code_key: str) -> None:
     """A TOTP or recovery code, counted against the account's lockout."""
     account = sms_codes.user_account_key(user)
-    try:
-        reserve_attempt(
-            sms_codes.OTP_SCOPE,
-            account,
-            limit=settings.OTP_MAX_FAILURES,
-            lock_seconds=settings.OTP_LOCKOUT_SECONDS,
-            window_seconds=settings.OTP_FAILURE_WINDOW_SECONDS,
-            code_key=code_key,
-            code_limit=settings.OTP_MAX_ATTEMPTS_PER_CODE,
-        )
-    except LockedOut as exc:
-        raise sms_codes.locked(exc.retry_after) from exc
-    except CodeExhausted as exc:
-        raise Unprocessable(
-            "code_attempts_exceeded", _("Too many tries for this code. Ask for a new one.")
-        ) from exc
+    reserve_account_attempt(account, code_key)
     if not _check_second_factor(user, method, code):
         raise sms_codes.invalid_code()
     clear_failures(sms_codes.OTP_SCOPE, account)
