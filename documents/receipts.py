@@ -10,7 +10,7 @@ from django.db.models import Count
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from documents.pdf import FONT, new_document, qr_image, set_bold
+from backend.pdf import FONT, new_document, qr_image, set_bold
 from dossiers.deadlines import business_tz
 from dossiers.lookup_secrets import display
 from dossiers.models import Attachment, Dossier

@@ -9,9 +9,6 @@ each download (the same rows always give the same text), so nothing is stored.
 
 from __future__ import annotations
 
-import functools
-import importlib.resources
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -21,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from fpdf import FPDF
 
 from backend.errors import NotFound
+from backend.pdf import font_path as pdf_font_path
 from payments.amounts import vnd_in_figures, vnd_in_words
 from payments.models import Payment
 
@@ -31,12 +29,9 @@ GATEWAY_NAMES = {
 }
 
 
-@functools.cache
 def font_path() -> str:
-    if settings.PAYMENT_RECEIPT_FONT:
-        return str(settings.PAYMENT_RECEIPT_FONT)
-    font = importlib.resources.files("fontpkg_noto_sans") / "files" / "NotoSans[wdth,wght].ttf"
-    return str(Path(str(font)))
+    """PAYMENT_RECEIPT_FONT, or the project's PDF font (backend/pdf.py)."""
+    return str(settings.PAYMENT_RECEIPT_FONT or pdf_font_path())
 
 
 def _pdf() -> FPDF:

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image, ImageChops
 from pypdf import PdfReader
 
-from documents.pdf import qr_image
+from backend.pdf import qr_image
 from dossiers.lookup_secrets import display
 from tests.conftest import ApiClient, make_user, sign_in
 from tests.factories import make_organisation
