@@ -108,18 +108,19 @@ SEED_SQL: list[tuple[str, str]] = [
         "users",
         """
         INSERT INTO accounts_user (id, password, is_superuser, phone, full_name, language,
-            verification_level, is_staff, is_active, date_joined, must_reset_password, totp_secret)
+            verification_level, is_staff, is_active, date_joined, must_reset_password, totp_secret,
+            citizen_id_conflict)
         SELECT md5('u' || i)::uuid, '!', false, '+849' || lpad(i::text, 8, '0'),
                'Citizen ' || i, CASE WHEN i %% 10 = 0 THEN 'en' ELSE 'vi' END, 2, false, true,
-               %(start)s + (i::float / %(users)s) * interval '365 days', false, ''
+               %(start)s + (i::float / %(users)s) * interval '365 days', false, '', ''
         FROM generate_series(1, %(users)s) i
         """,
     ),
     (
         "organisations",
         """
-        INSERT INTO accounts_organisation (id, tax_code, name, address, created_at)
-        SELECT md5('o' || i)::uuid, lpad(i::text, 10, '0'), 'Company ' || i, '', %(start)s
+        INSERT INTO accounts_organisation (id, tax_code, name, address, created_at, registry_name)
+        SELECT md5('o' || i)::uuid, lpad(i::text, 10, '0'), 'Company ' || i, '', %(start)s, ''
         FROM generate_series(1, %(organisations)s) i
         """,
     ),
@@ -151,9 +152,9 @@ SEED_SQL: list[tuple[str, str]] = [
         INSERT INTO dossiers_procedure (id, code, name, name_en, search_text, field, field_en,
             service_level, processing_time, processing_unit, fee_amount, fee_timing, form_spec,
             postal_return_allowed, electronic_result, description, description_en, is_active,
-            agency_id, version)
+            agency_id, version, min_identity_level)
         SELECT p.id, p.code, 'Thủ tục ' || a.id, 'Procedure ' || a.id, '', '', '', 'full', 15,
-               'working_days', 0, 'none', '{}'::jsonb, true, false, '', '', true, a.id, 1
+               'working_days', 0, 'none', '{}'::jsonb, true, false, '', '', true, a.id, 1, 0
         FROM dossiers_agency a, LATERAL (SELECT a.id AS id, 'SCALE-P' || a.id AS code) p
         """,
     ),

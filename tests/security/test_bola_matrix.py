@@ -343,8 +343,10 @@ def test_the_matrix_sees_every_kind_of_object_route() -> None:
 @pytest.mark.django_db
 @pytest.mark.parametrize(("method", "path", "scheme"), ROUTES)
 def test_another_users_ids_read_as_not_found(
-    method: str, path: str, scheme: str, tmp_path: Path, settings: Any
+    method: str, path: str, scheme: str, tmp_path: Path, settings: Any, registry: Any
 ) -> None:
+    # `registry`: the business registry fake is on, so an organisation's own
+    # `/verify` reaches it (off, the owner's call would answer 503).
     settings.MEDIA_ROOT = str(tmp_path / "media")
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     world = build_world()

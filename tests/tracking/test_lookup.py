@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from auth import ratelimit
@@ -143,19 +141,25 @@ def test_per_ip_cap_counts_every_attempt(
         assert response.json()["code"] == "lookup_locked"
 
 
-def test_comparison_costs_the_same_for_unknown_and_known_codes(settings) -> None:
-    settings.LOOKUP_SECRET_HASH_ITERATIONS = 200_000
+def test_comparison_costs_the_same_for_unknown_and_known_codes(settings, monkeypatch) -> None:
+    """The unknown case does a full hash too (not a fast "no"): the same PBKDF2 work,
+    counted rather than timed (a timing on a busy machine proves nothing)."""
+    import hashlib
+
+    settings.LOOKUP_SECRET_HASH_ITERATIONS = 20_000
     stored = hash_secret("ABCDEFGHJK")
+    work: list[int] = []
+    real = hashlib.pbkdf2_hmac
 
-    def timed(value: str | None) -> float:
-        start = time.perf_counter()
-        secret_matches(value, "ZZZZZZZZZZ")
-        return time.perf_counter() - start
+    def counted(name: str, password: bytes, salt: bytes, iterations: int) -> bytes:
+        work.append(iterations)
+        return real(name, password, salt, iterations)
 
-    known = min(timed(stored) for _ in range(3))
-    unknown = min(timed(None) for _ in range(3))
-    # The unknown case does a full hash too (not a fast "no"): within a factor of 2.
-    assert unknown > known / 2
+    monkeypatch.setattr("dossiers.lookup_secrets.hashlib.pbkdf2_hmac", counted)
+    assert secret_matches(stored, "ZZZZZZZZZZ") is False
+    known, work[:] = list(work), []
+    assert secret_matches(None, "ZZZZZZZZZZ") is False
+    assert known == work == [20_000]
 
 
 def test_lookup_validates_its_input(api: ApiClient) -> None:
