@@ -62,14 +62,18 @@ def test_signed_links_and_url_credentials_are_redacted_in_the_access_log(
     download_token, _ = sign_download(attachment, "file")
     agency_token = file_token(dossier.agency, attachment)
 
-    with web_process(tmp_path) as server:
-        citizen_link = httpx.get(
+    # httpx's default 5 s read timeout is shorter than a busy 2-core CI machine needs
+    # for a fresh server's first requests.
+    with web_process(tmp_path) as server, httpx.Client(timeout=60) as client:
+        citizen_link = client.get(
             f"{server.base_url}/api/v1/dossiers/attachment-downloads/{download_token}"
         )
-        agency_link = httpx.get(f"{server.base_url}/api/v1/agency/files/{agency_token}")
+        agency_link = client.get(f"{server.base_url}/api/v1/agency/files/{agency_token}")
         # A forged one: Django also logs the path of a 4xx ("Not Found: ...").
-        forged = httpx.get(f"{server.base_url}/api/v1/agency/files/{FORGED}")
-        with_query = httpx.get(f"{server.base_url}/api/v1/catalogue/agencies", params=QUERY_SECRETS)
+        forged = client.get(f"{server.base_url}/api/v1/agency/files/{FORGED}")
+        with_query = client.get(
+            f"{server.base_url}/api/v1/catalogue/agencies", params=QUERY_SECRETS
+        )
         log = server.wait_for_log("/api/v1/catalogue/agencies?")
 
     assert (citizen_link.status_code, agency_link.status_code) == (200, 200)

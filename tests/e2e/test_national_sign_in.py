@@ -18,7 +18,14 @@ import httpx
 import pytest
 
 from fakes.harness import ROOT
-from tests.e2e.clients import PROCEDURE_CODE, MobileApp, draft, sign_up, sms_code
+from tests.e2e.clients import (
+    PROCEDURE_CODE,
+    MobileApp,
+    draft,
+    pay_submission_fee,
+    sign_up,
+    sms_code,
+)
 from tests.e2e.stack import Stack, running_stack
 
 pytestmark = pytest.mark.e2e
@@ -73,6 +80,7 @@ def test_a_phone_account_links_vneid_to_submit_a_level_2_procedure(stack: Stack)
     )
     app = sign_up(stack, PHONE)
     dossier_id = draft(app)
+    pay_submission_fee(app, dossier_id)  # the fee is due first; the level is what refuses
     refused = app.post(f"/api/v1/dossiers/{dossier_id}/submit")
     assert refused.status_code == 403, refused.text
     assert refused.json()["code"] == "identity_level_too_low"

@@ -19,7 +19,14 @@ from pypdf import PdfReader
 from fakes.harness import wait_until
 from tests.documents.pki import PASSPHRASE, build_pki, make_pdf
 from tests.dossiers.attachments.samples import jpeg_bytes
-from tests.e2e.clients import AGENCY_CODE, BA_DINH, PROCEDURE_CODE, Agency, sign_up
+from tests.e2e.clients import (
+    AGENCY_CODE,
+    BA_DINH,
+    PROCEDURE_CODE,
+    Agency,
+    pay_submission_fee,
+    sign_up,
+)
 from tests.e2e.stack import Stack, running_stack
 
 pytestmark = pytest.mark.e2e
@@ -98,6 +105,7 @@ def test_result_signed_verified_kept_and_reused(stack: Stack) -> None:
         headers={"Idempotency-Key": "upload-first"},
     )
     assert upload.status_code == 201, upload.text
+    pay_submission_fee(app, first)
     submitted = app.post(f"/api/v1/dossiers/{first}/submit")
     assert submitted.status_code == 200, submitted.text
     code = submitted.json()["code"]
@@ -157,6 +165,7 @@ def test_result_signed_verified_kept_and_reused(stack: Stack) -> None:
     )
     assert attached.status_code == 201, attached.text
     assert attached.json()["sha256"] == item["sha256"]
+    pay_submission_fee(app, second)
     resubmitted = app.post(f"/api/v1/dossiers/{second}/submit")
     assert resubmitted.status_code == 200, resubmitted.text
     copy = app.get(f"/api/v1/dossiers/{second}/attachments/{attached.json()['id']}/download")

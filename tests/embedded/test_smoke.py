@@ -24,6 +24,7 @@ import signal
 import sqlite3
 import subprocess
 import time
+import urllib.parse
 import uuid
 import zoneinfo
 from collections.abc import Iterator
@@ -337,6 +338,7 @@ def test_quiet_hours_hold_a_push_on_the_embedded_default(server: EmbeddedServer)
         headers={"Idempotency-Key": uuid.uuid4().hex},
     )
     assert uploaded.status_code == 201, uploaded.text
+    _pay_submission_fee(http, dossier_id)
     submitted = http.post(f"/api/v1/dossiers/{dossier_id}/submit")
     assert submitted.status_code == 200, submitted.text
     code = submitted.json()["code"]
@@ -386,3 +388,25 @@ def test_quiet_hours_hold_a_push_on_the_embedded_default(server: EmbeddedServer)
     assert push["data"]["type"] == "dossier.completed"
     assert rows() == [("dossier.accepted", "created"), ("dossier.completed", "delivered")]
     http.close()
+
+
+def _pay_submission_fee(http: httpx.Client, dossier_id: str) -> None:
+    """The procedure's fee is due before submission: check out, press "Thanh toán" at
+    the demo gateway `make run` started, wait for its callback to mark it paid."""
+    checkout = http.post(
+        f"/api/v1/payments/dossiers/{dossier_id}/checkout",
+        json={},
+        headers={"Idempotency-Key": uuid.uuid4().hex},
+    )
+    assert checkout.status_code in (200, 201), checkout.text
+    payment = checkout.json()
+    page = httpx.get(payment["checkout_url"], timeout=15)
+    link = re.search(r"id=pay href='([^']+)'", page.text)
+    assert link is not None, page.text
+    pay_url = urllib.parse.urljoin(payment["checkout_url"], link.group(1).replace("&amp;", "&"))
+    assert httpx.get(pay_url, timeout=15).status_code == 302
+    wait_until(
+        lambda: http.get(f"/api/v1/payments/{payment['id']}").json()["status"] == "paid",
+        timeout=30,
+        what="the payment marked paid by the gateway's callback",
+    )
