@@ -273,7 +273,8 @@ def flush_redis(redis_url: str) -> None:
 
 # --- S3 ----------------------------------------------------------------------------------
 
-S3_KEYS = {"access_key": "harness-access-key", "secret_key": "harness-secret-key"}
+# Credentials of the loopback S3 server (moto) the tests start; it accepts any.
+S3_KEYS = {"access_key": "harness-access-key", "secret_key": "harness-secret-key"}  # nosec B105
 S3_REGION = "ap-southeast-1"
 
 
