@@ -187,6 +187,12 @@ def run_on_loop(coro: Any) -> Any:
     return asyncio.run_coroutine_threadsafe(coro, _loop).result(timeout=DEFER_TIMEOUT_SECONDS)
 
 
+def running() -> bool:
+    """The worker thread is alive (what /readyz reports on the embedded default)."""
+    thread = _thread
+    return thread is not None and thread.is_alive()
+
+
 def idle() -> bool:
     """No job is running and none is due (scheduled ones may wait): for tests."""
     app = install()

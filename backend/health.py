@@ -38,7 +38,13 @@ def _check_redis() -> str:
 
 def _check_job_queue() -> str:
     if settings.JOBS_INLINE:
-        return "inline"
+        # The embedded default: jobs are worked by a thread of this process; without
+        # it nothing would ever send a push or scan a deadline.
+        from backend import embedded_queue
+
+        if not embedded_queue.running():
+            raise RuntimeError("the embedded job worker is not running")
+        return "embedded"
     with connection.cursor() as cursor:
         # The queue's own table: present and readable means workers can fetch.
         cursor.execute("SELECT 1 FROM procrastinate_jobs LIMIT 1")

@@ -457,6 +457,9 @@ CITIZEN_ID_CHANGES_PER_IP_PER_DAY = envint("CITIZEN_ID_CHANGES_PER_IP_PER_DAY", 
 # One-time codes sent by SMS (NIST SP 800-63B-4 / OWASP ASVS 5 numbers).
 OTP_TTL_SECONDS = envint("OTP_TTL_SECONDS", 5 * 60)
 OTP_MAX_ATTEMPTS_PER_CODE = envint("OTP_MAX_ATTEMPTS_PER_CODE", 5)
+# Finished or expired SMS-code challenges and national sign-ins (they hold a phone
+# number and an IP) are deleted this long after they expire (hourly job).
+AUTH_FLOW_RETENTION_HOURS = envint("AUTH_FLOW_RETENTION_HOURS", 7 * 24)
 # Consecutive wrong codes (OTP, TOTP, recovery) per account before a lockout;
 # a new code does not reset the count, only a right code does.
 OTP_MAX_FAILURES = envint("OTP_MAX_FAILURES", 10)

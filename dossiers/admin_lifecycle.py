@@ -412,9 +412,40 @@ def _report(exc: ApiError) -> str:
 
 @admin.register(AgencyOfficer)
 class AgencyOfficerAdmin(admin.ModelAdmin):
+    """Who works for which agency: an officer manages their own agencies' roster only.
+
+    Without this, a staff user holding the add permission could attach themselves to
+    any agency and then read and move its dossiers.
+    """
+
     list_display = ("user", "agency")
     autocomplete_fields = ()
     raw_id_fields = ("user",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AgencyOfficer]:
+        queryset = super().get_queryset(request).select_related("agency", "user")
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(agency__in=officer_agencies(request))
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "agency":
+            kwargs["queryset"] = officer_agencies(request).order_by("code")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        # Checked again here: the form's choices are not the only way in.
+        if not officer_agencies(request).filter(pk=obj.agency_id).exists():
+            raise DjangoPermissionDenied
+        super().save_model(request, obj, form, change)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        if not officer_agencies(request).filter(pk=obj.agency_id).exists():
+            raise DjangoPermissionDenied
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[AgencyOfficer]) -> None:
+        super().delete_queryset(request, queryset.filter(agency__in=officer_agencies(request)))
 
 
 @admin.register(AgencyCredential)

@@ -8,7 +8,8 @@
 - `national_sign_in`: sign-in with the national identity (VNeID, OpenID Connect),
   linking it to an account, unlinking;
 - `organisations`: organisations, members, roles, invitations, the registry check;
-- `support`: support staff look-ups and audited resets.
+- `support`: support staff look-ups and audited resets;
+- `housekeeping`: deleting expired sign-in flows (hourly job).
 
 Reads that authorise are in auth/access.py; handlers (auth/*api.py) parse,
 authorise, call one of these and shape the answer.

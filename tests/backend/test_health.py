@@ -55,3 +55,22 @@ def test_redis_client_follows_settings(settings) -> None:
     assert backend_redis.get_redis() is not None
     settings.REDIS_URL = ""
     assert backend_redis.get_redis() is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_readyz_reports_the_embedded_queue_by_its_worker_thread(api, settings) -> None:
+    from backend import embedded_queue
+
+    settings.JOBS_INLINE = True
+    embedded_queue.stop()  # no worker thread: jobs would never run
+    stopped = api.get("/readyz")
+    embedded_queue.start()
+    try:
+        started = api.get("/readyz")
+    finally:
+        embedded_queue.stop()
+
+    assert stopped.status_code == 503
+    assert stopped.json()["details"]["failed"] == ["job_queue"]
+    assert started.status_code == 200
+    assert started.json()["checks"]["job_queue"] == "embedded"

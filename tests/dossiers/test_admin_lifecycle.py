@@ -268,3 +268,67 @@ def test_view_only_officer_cannot_accept_through_the_bulk_action(agency: Agency)
     dossier.refresh_from_db()
     assert dossier.status == S.NEW
     assert DossierEvent.objects.filter(dossier=dossier).count() == 0
+
+
+def roster_keeper_of(agency: Agency) -> User:
+    """An officer who may add, change and delete officers (an agency's own admin)."""
+    user = officer_of(agency)
+    user.user_permissions.add(
+        *Permission.objects.filter(
+            codename__in=[
+                "view_agencyofficer",
+                "add_agencyofficer",
+                "change_agencyofficer",
+                "delete_agencyofficer",
+            ],
+            content_type__app_label="dossiers",
+        )
+    )
+    return user
+
+
+def test_an_officer_cannot_attach_anyone_to_another_agency(agency: Agency) -> None:
+    keeper = roster_keeper_of(agency)
+    other = make_agency()
+    colleague = make_user(password=None, is_staff=True)
+    client = client_for(keeper)
+
+    form = client.get("/admin/dossiers/agencyofficer/add/")
+    to_other = client.post(
+        "/admin/dossiers/agencyofficer/add/", {"user": keeper.pk, "agency": other.pk}
+    )
+    to_own = client.post(
+        "/admin/dossiers/agencyofficer/add/", {"user": colleague.pk, "agency": agency.pk}
+    )
+
+    assert str(other.pk) not in [
+        str(v) for v, _ in form.context["adminform"].form.fields["agency"].choices
+    ]
+    assert to_other.status_code == 200  # the form answers "not one of the choices"
+    assert "agency" in to_other.context["adminform"].form.errors
+    assert not AgencyOfficer.objects.filter(agency=other).exists()  # nothing was saved
+    assert to_own.status_code == 302
+    assert AgencyOfficer.objects.filter(agency=agency, user=colleague).exists()
+
+
+def test_an_officer_sees_and_removes_only_their_own_agencies_officers(agency: Agency) -> None:
+    keeper = roster_keeper_of(agency)
+    other = make_agency()
+    stranger = AgencyOfficer.objects.create(agency=other, user=make_user(password=None))
+    client = client_for(keeper)
+
+    listing = client.get("/admin/dossiers/agencyofficer/")
+    page = client.get(f"/admin/dossiers/agencyofficer/{stranger.pk}/change/")
+    delete = client.post(
+        "/admin/dossiers/agencyofficer/",
+        {"action": "delete_selected", "_selected_action": [stranger.pk], "post": "yes"},
+    )
+    direct = client.post(f"/admin/dossiers/agencyofficer/{stranger.pk}/delete/", {"post": "yes"})
+
+    assert [row.pk for row in listing.context["cl"].result_list] == [
+        AgencyOfficer.objects.get(user=keeper).pk
+    ]
+    assert page.status_code == 302  # not in the officer's queryset: "does not exist"
+    assert delete.status_code in (200, 302)
+    assert direct.status_code == 302
+    assert AgencyOfficer.objects.filter(pk=stranger.pk).exists()  # nothing was deleted
