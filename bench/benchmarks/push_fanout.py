@@ -26,12 +26,13 @@ second fan-out to a fresh audience with py-spy sampling the worker.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from bench.harness import Context, Result
 from bench.push import (
     FakeFcm,
-    ceiling,
+    ceiling_with_cpu,
     delivered_pairs,
     push_settings,
     run_worker,
@@ -55,7 +56,7 @@ def measure(ctx: Context, devices: int, label: str, ceiling_seconds: float) -> d
         connections = max(1, run.peak_connections)
         message = next(a["message"] for a in run.attempts if a["outcome"] == "ok")
         fake.reset()
-        load = ceiling(fake, message, connections, ceiling_seconds)
+        load, ceiling_cpu = ceiling_with_cpu(fake, message, connections, ceiling_seconds)
         pairs = delivered_pairs(run.attempts)
         span = max(run.sent_at) - run.committed_at
         ratio = len(pairs) / span / load.rps
@@ -92,8 +93,58 @@ def measure(ctx: Context, devices: int, label: str, ceiling_seconds: float) -> d
         "commit_to_drained_s": round(run.drain_seconds, 3),
         "oauth_token_requests": run.stats["token_requests"],
         "ceiling": {"connections": connections, **load.figures(), "tool": load.tool},
+        "cpu": cpu_figures(run.cpu, ceiling_cpu, len(pairs), load.requests, load.rps),
         "ratio": ratio,
         "profile": found,
+    }
+
+
+def cpu_figures(
+    path: dict[str, float],
+    at_ceiling: dict[str, float],
+    deliveries: int,
+    requests: int,
+    ceiling_rps: float,
+) -> dict[str, Any]:
+    """Where the CPU went, per delivery (commit → every delivery final) and per request
+    of the ceiling run; and what that allows on this machine.
+
+    `ratio_bound_at_equal_cpu`: the ratio the path would reach if it got as much CPU
+    as the fake and wrk got during the ceiling run, and used it with no wait at all:
+    (fake + wrk CPU per request) ÷ (worker + fake + PostgreSQL CPU per delivery).
+    `ratio_bound_whole_machine`: the same with every core of the machine for the path,
+    against the ceiling as measured."""
+    cores = os.cpu_count() or 1
+    per_delivery = {
+        name: round(1000 * path.get(name, 0.0) / max(1, deliveries), 3)
+        for name in ("worker", "fake", "postgres")
+    }
+    path_ms = sum(per_delivery.values())
+    per_request = {
+        name: round(1000 * at_ceiling.get(name, 0.0) / max(1, requests), 3)
+        for name in ("fake", "load_generator")
+    }
+    ceiling_ms = sum(per_request.values())
+    window, ceiling_window = path.get("window") or 1e-9, at_ceiling.get("window") or 1e-9
+    return {
+        "cores": cores,
+        "path_ms_per_delivery": {**per_delivery, "total": round(path_ms, 3)},
+        "path_cores_used": round(
+            sum(path.get(n, 0.0) for n in ("worker", "fake", "postgres")) / window, 2
+        ),
+        "machine_cores_busy_during_path": round(path.get("machine_busy", 0.0) / window, 2),
+        "ceiling_ms_per_request": {**per_request, "total": round(ceiling_ms, 3)},
+        "ceiling_cores_used": round(
+            (at_ceiling.get("fake", 0.0) + at_ceiling.get("load_generator", 0.0)) / ceiling_window,
+            2,
+        ),
+        "machine_cores_busy_during_ceiling": round(
+            at_ceiling.get("machine_busy", 0.0) / ceiling_window, 2
+        ),
+        "ratio_bound_at_equal_cpu": round(ceiling_ms / path_ms, 3) if path_ms else None,
+        "ratio_bound_whole_machine": (
+            round(cores * 1000 / path_ms / ceiling_rps, 3) if path_ms and ceiling_rps else None
+        ),
     }
 
 
