@@ -26,6 +26,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.utils.module_loading import import_string
 from procrastinate import worker as procrastinate_worker
 from procrastinate.contrib.django import app as django_app
 from procrastinate.contrib.django import django_connector
@@ -43,6 +44,16 @@ def describe(exc: BaseException) -> str:
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
     first_line = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
     return f"{type(exc).__name__}: {first_line[:200]}" if first_line else type(exc).__name__
+
+
+def warm_up() -> None:
+    """Run settings.WORKER_WARM_UP before listening for jobs; a failure is only logged
+    (the job that needs the thing builds it, and reports its own error)."""
+    for path in settings.WORKER_WARM_UP:
+        try:
+            import_string(path)()
+        except Exception as exc:
+            logger.warning("worker warm-up %s failed: %s", path, describe(exc))
 
 
 class _SideTaskFailures(logging.Handler):
@@ -180,6 +191,7 @@ class Command(BaseCommand):
         connector = django_app.connector
         if not isinstance(connector, django_connector.DjangoConnector):
             raise CommandError("the job queue is not configured for Django")
+        warm_up()
         with django_app.replace_connector(connector.get_worker_connector()):
             status = asyncio.run(supervise({"concurrency": options["concurrency"]}))
         if status:
