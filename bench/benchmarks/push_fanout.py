@@ -8,20 +8,24 @@ number of connections the worker really opened.
    (bulk inserts) and its submitted dossier.
 3. The worker (the Procfile's `worker` command, bench environment, firebase-admin
    pointed at the fake by `fakes.fcm.backend_env`) is started and waited for
-   until it listens for jobs, as a worker in production already is.
+   until it listens for jobs, as a worker in production already is (it builds its
+   FCM client first: settings.WORKER_WARM_UP).
 4. The agency accepts the dossier with the real action (`bench.seed accept`): the
    event's fan-out job is deferred in its transaction; the clock starts when its
    COMMIT returned and stops at the last push the fake server accepted (both
    epoch clocks of this machine). Meanwhile the established connections to the
-   fake and the worker's threads are sampled every 10 ms (/proc): firebase-admin's
-   `send_each` starts a thread per message of a slice, over a requests pool of
-   FCM_CONCURRENCY connections, so that is what the worker opens, whatever the
-   settings promise.
+   fake (every 250 ms) and the worker's threads (every 10 ms) are sampled from
+   /proc, and the CPU time of the worker, the fake, the bench database's
+   PostgreSQL backends and the whole machine (every 100 ms, `CpuMeter`).
 5. Ceiling: right after, a plain load generator (wrk; httpx without it) posts one
    of the messages the worker sent, with a valid OAuth2 token from the fake, with
-   as many connections as the worker had at its peak.
-Ratio = deliveries/s ÷ ceiling requests/s; target ≥ 0.5. A miss is profiled: a
-second fan-out to a fresh audience with py-spy sampling the worker.
+   as many connections as the worker had at its peak; the CPU time of the fake and
+   of wrk is read around it.
+Ratio = deliveries/s ÷ ceiling requests/s; target ≥ 0.5. `figures.cpu` says what
+bounds it: CPU per delivery of the path (worker + fake + PostgreSQL) against CPU
+per request of the ceiling (fake + wrk), and the share of the machine each got.
+A miss is profiled: a second fan-out to a fresh audience with py-spy sampling the
+worker.
 """
 
 from __future__ import annotations
@@ -126,12 +130,12 @@ def cpu_figures(
     }
     ceiling_ms = sum(per_request.values())
     window, ceiling_window = path.get("window") or 1e-9, at_ceiling.get("window") or 1e-9
+    path_cpu = sum(path.get(n, 0.0) for n in ("worker", "fake", "postgres"))
+    ceiling_cpu = at_ceiling.get("fake", 0.0) + at_ceiling.get("load_generator", 0.0)
     return {
         "cores": cores,
         "path_ms_per_delivery": {**per_delivery, "total": round(path_ms, 3)},
-        "path_cores_used": round(
-            sum(path.get(n, 0.0) for n in ("worker", "fake", "postgres")) / window, 2
-        ),
+        "path_cores_used": round(path_cpu / window, 2),
         "machine_cores_busy_during_path": round(path.get("machine_busy", 0.0) / window, 2),
         "ceiling_ms_per_request": {**per_request, "total": round(ceiling_ms, 3)},
         "ceiling_cores_used": round(
@@ -140,6 +144,13 @@ def cpu_figures(
         ),
         "machine_cores_busy_during_ceiling": round(
             at_ceiling.get("machine_busy", 0.0) / ceiling_window, 2
+        ),
+        # Deliveries per CPU-second the path really used ÷ the ceiling's requests per
+        # CPU-second of the fake and wrk: the row's ratio had both had the same CPU.
+        "ratio_at_equal_cpu_measured": (
+            round((deliveries / path_cpu) / (requests / ceiling_cpu), 3)
+            if path_cpu and ceiling_cpu and requests
+            else None
         ),
         "ratio_bound_at_equal_cpu": round(ceiling_ms / path_ms, 3) if path_ms else None,
         "ratio_bound_whole_machine": (
