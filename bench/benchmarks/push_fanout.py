@@ -111,13 +111,15 @@ def cpu_figures(
     ceiling_rps: float,
 ) -> dict[str, Any]:
     """Where the CPU went, per delivery (commit → every delivery final) and per request
-    of the ceiling run; and what that allows on this machine.
+    of the ceiling run; and what that allows.
 
-    `ratio_bound_at_equal_cpu`: the ratio the path would reach if it got as much CPU
-    as the fake and wrk got during the ceiling run, and used it with no wait at all:
-    (fake + wrk CPU per request) ÷ (worker + fake + PostgreSQL CPU per delivery).
-    `ratio_bound_whole_machine`: the same with every core of the machine for the path,
-    against the ceiling as measured."""
+    - `ratio_at_equal_cpu`: (fake + wrk CPU per request) ÷ (worker + fake + PostgreSQL
+      CPU per delivery), the ratio had the path got as much CPU as the ceiling run
+      did (the rates cancel out: it is a ratio of CPU costs). What the machine's
+      load does to the row (the path gets a share of 2 busy cores) is not in it.
+    - `ratio_bound_worker_one_core`: the worker is one process (one interpreter lock):
+      a whole core for it, no wait, gives at most 1 ÷ its CPU per delivery.
+    - `ratio_bound_whole_machine`: every core of the machine for the path."""
     cores = os.cpu_count() or 1
     per_delivery = {
         name: round(1000 * path.get(name, 0.0) / max(1, deliveries), 3)
@@ -138,21 +140,16 @@ def cpu_figures(
         "path_cores_used": round(path_cpu / window, 2),
         "machine_cores_busy_during_path": round(path.get("machine_busy", 0.0) / window, 2),
         "ceiling_ms_per_request": {**per_request, "total": round(ceiling_ms, 3)},
-        "ceiling_cores_used": round(
-            (at_ceiling.get("fake", 0.0) + at_ceiling.get("load_generator", 0.0)) / ceiling_window,
-            2,
-        ),
+        "ceiling_cores_used": round(ceiling_cpu / ceiling_window, 2),
         "machine_cores_busy_during_ceiling": round(
             at_ceiling.get("machine_busy", 0.0) / ceiling_window, 2
         ),
-        # Deliveries per CPU-second the path really used ÷ the ceiling's requests per
-        # CPU-second of the fake and wrk: the row's ratio had both had the same CPU.
-        "ratio_at_equal_cpu_measured": (
-            round((deliveries / path_cpu) / (requests / ceiling_cpu), 3)
-            if path_cpu and ceiling_cpu and requests
+        "ratio_at_equal_cpu": round(ceiling_ms / path_ms, 3) if path_ms else None,
+        "ratio_bound_worker_one_core": (
+            round(1000 / per_delivery["worker"] / ceiling_rps, 3)
+            if per_delivery["worker"] and ceiling_rps
             else None
         ),
-        "ratio_bound_at_equal_cpu": round(ceiling_ms / path_ms, 3) if path_ms else None,
         "ratio_bound_whole_machine": (
             round(cores * 1000 / path_ms / ceiling_rps, 3) if path_ms and ceiling_rps else None
         ),
