@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+from functools import partial
 from typing import Any
 
 import attr
@@ -67,6 +68,28 @@ def defer(
         return
     job = task.configure(**options).job
     jobs.JobDeferrer(job_manager=_in_transaction, job=job).defer(**kwargs)
+
+
+def defer_many(
+    task: tasks.Task[Any, Any, Any] | str,
+    kwargs_list: list[dict[str, Any]],
+    *,
+    schedule_at: dt.datetime | None = None,
+) -> None:
+    """Enqueue one `task` job per kwargs of `kwargs_list` in one INSERT (procrastinate's
+    batch defer), inside the current transaction, as `defer` does for one."""
+    if not kwargs_list:
+        return
+    if isinstance(task, str):
+        task = task_named(task)
+    options: dict[str, Any] = {"schedule_at": schedule_at} if schedule_at else {}
+    if settings.JOBS_INLINE:
+        chosen = task
+        for kwargs in kwargs_list:
+            transaction.on_commit(partial(_hand_over, chosen, options, kwargs))
+        return
+    job = task.configure(**options).job
+    jobs.JobDeferrer(job_manager=_in_transaction, job=job).batch_defer(*kwargs_list)
 
 
 def task_named(name: str) -> tasks.Task[Any, Any, Any]:

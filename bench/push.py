@@ -22,6 +22,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import re
+import resource
 import signal
 import threading
 import time
@@ -95,6 +98,10 @@ class FakeFcm:
     @property
     def port(self) -> int:
         return int(self.base_url.rsplit(":", 1)[1])
+
+    @property
+    def pid(self) -> int:
+        return self.fake.process.pid if self.fake.process is not None else 0
 
     def lose_answers(self, count: int) -> None:
         """The next `count` sends are accepted, then their answer is never sent (the
@@ -196,15 +203,19 @@ def accept(ctx: Context, audience: Audience) -> float:
     return float(data["committed_at"])
 
 
-def delivery_states(ctx: Context, event_id: int | None) -> dict[str, int]:
+def delivery_states(
+    ctx: Context, event_id: int | None, conn: psycopg.Connection[Any] | None = None
+) -> dict[str, int]:
     """States of the deliveries of one event's notifications, in the bench database."""
     query = (
         "SELECT d.state, count(*) FROM notifications_delivery d "
         "JOIN notifications_notification n ON n.id = d.notification_id "
         "WHERE n.event_id = %s GROUP BY d.state"
     )
-    with psycopg.connect(ctx.env["DATABASE_URL"], autocommit=True) as conn:
+    if conn is not None:
         return dict(conn.execute(query, (event_id,)).fetchall())
+    with psycopg.connect(ctx.env["DATABASE_URL"], autocommit=True) as own:
+        return dict(own.execute(query, (event_id,)).fetchall())
 
 
 FINAL_STATES = ("delivered", "permanent-failure")
@@ -213,14 +224,17 @@ FINAL_STATES = ("delivered", "permanent-failure")
 def wait_drained(ctx: Context, workers: list[Worker], audience: Audience, timeout: float) -> float:
     """Until every delivery of the event is final; returns the epoch time it was seen."""
     started = time.monotonic()
-    while True:
-        workers[-1].check()
-        states = delivery_states(ctx, audience.event_id)
-        if sum(states.get(state, 0) for state in FINAL_STATES) >= audience.devices:
-            return time.time()
-        if time.monotonic() - started > timeout:
-            raise RuntimeError(f"not drained after {timeout:.0f}s: {states}")
-        time.sleep(0.05)
+    # One connection for every poll: a new one each time (a backend forked and
+    # authenticated 20 times a second) took CPU from the path being measured.
+    with psycopg.connect(ctx.env["DATABASE_URL"], autocommit=True) as conn:
+        while True:
+            workers[-1].check()
+            states = delivery_states(ctx, audience.event_id, conn)
+            if sum(states.get(state, 0) for state in FINAL_STATES) >= audience.devices:
+                return time.time()
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"not drained after {timeout:.0f}s: {states}")
+            time.sleep(0.05)
 
 
 SEND_JOBS_LEFT = (
@@ -276,35 +290,44 @@ def wait_worker_ready(ctx: Context, worker: Worker, before: int, timeout: float 
 
 class ConnectionSampler:
     """Peak number of established TCP connections to `port` (the fake FCM server) seen
-    from the client side (/proc/net/tcp, every 10 ms): the connections the sender
+    from the client side (/proc/net/tcp, every 250 ms): the connections the sender
     really opens; and the peak number of threads of the process `pid` (the worker)."""
 
-    def __init__(self, port: int, pid: int) -> None:
+    def __init__(self, port: int, pid: int, meter: CpuMeter | None = None) -> None:
         self.port = port
         self.pid = pid
+        self.meter = meter
         self.peak = 0
         self.threads_peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="connections", daemon=True)
 
     def count(self) -> int:
+        established_to_port = re.compile(
+            rf"^\s*\d+: [0-9A-F]+:[0-9A-F]+ [0-9A-F]+:{self.port:04X} 01 ", re.MULTILINE
+        )
         total = 0
         for table in ("/proc/net/tcp", "/proc/net/tcp6"):
             try:
-                lines = Path(table).read_text().splitlines()[1:]
+                text = Path(table).read_text()
             except OSError:
                 continue
-            for line in lines:
-                fields = line.split()
-                remote, state = fields[2], fields[3]
-                if state == "01" and int(remote.rsplit(":", 1)[1], 16) == self.port:
-                    total += 1
+            total += len(established_to_port.findall(text))
         return total
 
     def _run(self) -> None:
+        rounds = 0
         while not self._stop.wait(0.01):
-            self.peak = max(self.peak, self.count())
             self.threads_peak = max(self.threads_peak, _threads(self.pid))
+            if rounds % 25 == 0:
+                # Reading the table costs the kernel ~12 ms with the machine's ~1,100
+                # sockets: every 10 ms it took most of a core from the processes being
+                # measured. The sender's pooled connections stay open (keep-alive), so
+                # every 250 ms still sees the peak.
+                self.peak = max(self.peak, self.count())
+            if self.meter is not None and rounds % 10 == 0:
+                self.meter.sample()
+            rounds += 1
 
     def __enter__(self) -> ConnectionSampler:
         self._thread.start()
@@ -330,6 +353,8 @@ class WorkerRun:
     worker_threads_peak: int
     crash: dict[str, Any]
     profile: dict[str, Any]
+    # CPU seconds from the commit to every delivery final (`CpuMeter`).
+    cpu: dict[str, float]
 
     @property
     def sent_at(self) -> list[float]:
@@ -345,6 +370,88 @@ def _threads(pid: int) -> int:
         return len(list(Path(f"/proc/{pid}/task").iterdir()))
     except OSError:
         return 0
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process `pid` (all its threads), 0 if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def _machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine spent busy (not idle nor waiting on I/O)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / CLOCK_TICKS
+
+
+def _postgres_backends(database: str) -> list[int]:
+    """The PostgreSQL server processes serving `database` (their title names it)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            title = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if title.startswith("postgres: ") and f" {database} " in title:
+            pids.append(int(entry.name))
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds the processes of the push path spent in a window: the worker, the
+    fake FCM server, PostgreSQL's backends of the bench database (the worker's own,
+    and this process's short polling ones); and the whole machine's busy CPU, with
+    the cores it has, to say what share of the machine the path got."""
+
+    def __init__(self, database: str, **pids: int) -> None:
+        self.database = database
+        self.pids = pids
+        self.samples: list[dict[str, Any]] = []
+
+    def snapshot(self) -> dict[str, Any]:
+        """The counters now: the processes', the backends' and the machine's."""
+        backends = {pid: _cpu_seconds(pid) for pid in _postgres_backends(self.database)}
+        return {
+            "at": time.time(),
+            **{name: _cpu_seconds(pid) for name, pid in self.pids.items()},
+            "backends": backends,
+            "machine": _machine_busy_seconds(),
+        }
+
+    def sample(self) -> None:
+        """A snapshot kept (the sampler takes one every 100 ms), so that the window can
+        start at the commit, known only once the helper process that made it has
+        returned."""
+        self.samples.append(self.snapshot())
+
+    def used(self, since: float) -> dict[str, float]:
+        """CPU seconds from the last snapshot taken at or before `since` (epoch) to now.
+        A backend first seen after it counts from zero (it was forked meanwhile)."""
+        last = self.snapshot()
+        before = [s for s in self.samples if s["at"] <= since] or self.samples[:1] or [last]
+        first = before[-1]
+        used = {name: last[name] - first[name] for name in self.pids}
+        seen: dict[int, list[float]] = {}
+        for sample in [first, *[s for s in self.samples if s["at"] > first["at"]], last]:
+            for pid, seconds in sample["backends"].items():
+                seen.setdefault(pid, [0.0 if sample is not first else seconds, seconds])[1] = (
+                    seconds
+                )
+        used["postgres"] = sum(end - start for start, end in seen.values())
+        used["machine_busy"] = last["machine"] - first["machine"]
+        return {
+            **{k: round(v, 3) for k, v in used.items()},
+            "window": round(last["at"] - first["at"], 3),
+        }
 
 
 def _crash(ctx: Context, fake: FakeFcm, worker: Worker, after_accepted: int) -> dict[str, Any]:
@@ -411,19 +518,24 @@ def run_worker(
     workers[0].start()
     crash: dict[str, Any] = {}
     found: dict[str, Any] = {}
+    database = ctx.env["DATABASE_URL"].rsplit("/", 1)[1]
+    meter = CpuMeter(database, worker=workers[0].pid, fake=fake.pid)
+    cpu: dict[str, float] = {}
     try:
         wait_worker_ready(ctx, workers[0], before)
-        with ConnectionSampler(fake.port, workers[0].pid) as connections:
+        with ConnectionSampler(fake.port, workers[0].pid, meter) as connections:
             sampler = None
             if profile_seconds:
                 from bench.profile import start_profile
 
                 sampler = start_profile(workers[0].pid, f"push-{label}", profile_seconds, idle=True)
+            meter.sample()
             committed_at = accept(ctx, audience)
             if crash_after is not None:
                 crash = _crash(ctx, fake, workers[0], crash_after)
                 workers.append(Worker(env, f"worker-{label}-restarted").start())
             drained_at = wait_drained(ctx, workers, audience, timeout=120 + devices / 20)
+            cpu = meter.used(since=committed_at)
             if sampler is not None:
                 found = sampler()
         wait_queue_idle(ctx, workers[-1], timeout=60, dead_jobs=crash.get("dead_jobs"))
@@ -443,6 +555,7 @@ def run_worker(
         worker_threads_peak=connections.threads_peak,
         crash=crash,
         profile=found,
+        cpu=cpu,
     )
 
 
@@ -462,6 +575,28 @@ def ceiling(fake: FakeFcm, message: dict[str, Any], connections: int, seconds: f
     if load.errors:
         raise RuntimeError(f"the ceiling run had {load.errors} errors")
     return load
+
+
+def ceiling_with_cpu(
+    fake: FakeFcm, message: dict[str, Any], connections: int, seconds: float
+) -> tuple[Load, dict[str, float]]:
+    """`ceiling`, and the CPU seconds the fake, the load generator (a child process:
+    wrk) and the whole machine spent meanwhile."""
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    fake_before, machine_before = _cpu_seconds(fake.pid), _machine_busy_seconds()
+    started = time.monotonic()
+    load = ceiling(fake, message, connections, seconds)
+    window = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = {
+        "fake": round(_cpu_seconds(fake.pid) - fake_before, 3),
+        "load_generator": round(
+            after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime, 3
+        ),
+        "machine_busy": round(_machine_busy_seconds() - machine_before, 3),
+        "window": round(window, 3),
+    }
+    return load, cpu
 
 
 def send_concurrency(settings: dict[str, int], workers: int, devices: int) -> int:

@@ -15,12 +15,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from auth.models import DeviceSession, User
+from backend.jobs import defer_many
 from dossiers.audience import recipients_for
 from dossiers.models import Dossier, DossierEvent
 from notifications.delivery import (
     deactivate_devices,
     queue_deliveries,
-    request_fallback_sms,
     sendable_devices,
     session_ending_notice_devices,
 )
@@ -180,6 +180,12 @@ def _deep_link(event: DossierEvent, dossier: Dossier, template: Template) -> dic
     }
 
 
+# Rows per INSERT of a fan-out (inbox entries, deliveries) and send jobs per INSERT
+# into the job queue: a fan-out to a province's audience is a few statements, not one
+# per recipient. (Django lowers it further where the database needs it: SQLite.)
+FAN_OUT_INSERT_ROWS = 1000
+
+
 def notify_event(event_id: int) -> int:
     """Inbox entries for every recipient of a dossier event, and their pushes.
 
@@ -188,7 +194,14 @@ def notify_event(event_id: int) -> int:
     deferred now, or at the end of their quiet hours for non-urgent events. An
     urgent event for someone with no device to push to gets an SMS instead. The
     person who caused the event (a citizen's own action) gets the entry, already
-    read, and no push. Running twice creates nothing twice.
+    read, and no push. Running twice creates nothing twice: the event's row is
+    locked first and an event that has entries is done (the unique constraint on
+    user and event stands behind that).
+
+    Set-based: a fixed number of queries whatever the audience (the recipients,
+    their preferences and devices read once; the texts rendered once per language;
+    entries, deliveries, send jobs and SMS jobs inserted FAN_OUT_INSERT_ROWS at a
+    time), in one transaction, so the send jobs start when it commits.
     """
     with transaction.atomic():
         event = (
@@ -204,50 +217,87 @@ def notify_event(event_id: int) -> int:
             logger.info("event type %s has no notification", event.type)
             return 0
         dossier = event.dossier
-        users = list(User.objects.filter(pk__in=recipients_for(dossier), is_active=True))
-        preferences = {p.user_id: p for p in Preference.objects.filter(user__in=users)}
-        devices: dict[Any, list[Device]] = defaultdict(list)
-        for device in sendable_devices().filter(user__in=users):
-            devices[device.user_id].append(device)
+        users = list(
+            User.objects.filter(pk__in=recipients_for(dossier), is_active=True)
+            .only("pk", "language")
+            .order_by("pk")
+        )
+        if not users:
+            return 0
+        user_ids = [user.pk for user in users]
+        preferences = {p.user_id: p for p in Preference.objects.filter(user_id__in=user_ids)}
+        default_preference = Preference()
+        devices: dict[Any, list[int]] = defaultdict(list)
+        for device_id, user_id in (
+            sendable_devices()
+            .filter(user_id__in=user_ids)
+            .order_by("pk")
+            .values_list("pk", "user_id")
+        ):
+            devices[user_id].append(device_id)
         now = timezone.now()
         link = _deep_link(event, dossier, template)
-        pending: dict[dt.datetime | None, list[int]] = defaultdict(list)
+        texts: dict[str, tuple[Any, str]] = {}
+        notifications: list[Notification] = []
+        # Per entry: the devices it is pushed to and when (None: now), or None for no
+        # push (an entry marked PENDING gets the fallback SMS instead).
+        pushes: list[tuple[list[int], dt.datetime | None] | None] = []
         for user in users:
-            context = _context(dossier, event, user.language)
-            rendered = render(template, user.language, context)
+            if user.language not in texts:
+                context = _context(dossier, event, user.language)
+                sms_text = render_sms(template, user.language, context) if template.urgent else ""
+                texts[user.language] = (render(template, user.language, context), sms_text)
+            rendered, sms_text = texts[user.language]
             is_actor = event.actor_user_id == user.pk
-            notification = Notification.objects.create(
-                user=user,
-                event=event,
-                dossier=dossier,
-                type=event.type,
-                category=template.category,
-                urgent=template.urgent,
-                title=rendered.title,
-                body=rendered.body,
-                data=link,
-                read_at=now if is_actor else None,
-                sms_text=render_sms(template, user.language, context) if template.urgent else "",
+            preference = preferences.get(user.pk, default_preference)
+            push: tuple[list[int], dt.datetime | None] | None = None
+            sms_status = Notification.SmsStatus.NONE
+            if not is_actor and preference.allows(template.category):
+                if devices[user.pk]:
+                    # A held row says when it may go (the send job refuses it before
+                    # then), so a push for an earlier event of the dossier knows this
+                    # one is not due yet.
+                    not_before = None if template.urgent else preference.quiet_hours_end(now)
+                    push = (devices[user.pk], not_before)
+                elif template.urgent and sms_text:
+                    sms_status = Notification.SmsStatus.PENDING
+            notifications.append(
+                Notification(
+                    user_id=user.pk,
+                    event=event,
+                    dossier=dossier,
+                    type=event.type,
+                    category=template.category,
+                    urgent=template.urgent,
+                    title=rendered.title,
+                    body=rendered.body,
+                    data=link,
+                    read_at=now if is_actor else None,
+                    sms_text=sms_text,
+                    sms_status=sms_status,
+                )
             )
-            preference = preferences.get(user.pk) or Preference(user=user)
-            if is_actor or not preference.allows(template.category):
-                continue
-            if not devices[user.pk]:
-                if template.urgent:
-                    request_fallback_sms(notification.pk)
-                continue
-            not_before = None if template.urgent else preference.quiet_hours_end(now)
-            # A held row says when it may go (the send job refuses it before then), so a
-            # push for an earlier event of the dossier knows this one is not due yet.
-            rows = Delivery.objects.bulk_create(
-                [
-                    Delivery(notification=notification, device=d, next_attempt_at=not_before)
-                    for d in devices[user.pk]
-                ]
-            )
-            pending[not_before].extend(row.pk for row in rows)
+            pushes.append(push)
+        Notification.objects.bulk_create(notifications, batch_size=FAN_OUT_INSERT_ROWS)
+        deliveries: list[Delivery] = []
+        for notification, push in zip(notifications, pushes, strict=True):
+            if push is not None:
+                device_ids, not_before = push
+                deliveries.extend(
+                    Delivery(
+                        notification_id=notification.pk, device_id=d, next_attempt_at=not_before
+                    )
+                    for d in device_ids
+                )
+        Delivery.objects.bulk_create(deliveries, batch_size=FAN_OUT_INSERT_ROWS)
+        pending: dict[dt.datetime | None, list[int]] = defaultdict(list)
+        for row in deliveries:
+            pending[row.next_attempt_at].append(row.pk)
         for not_before, ids in pending.items():
-            queue_deliveries(ids, not_before=not_before)
+            queue_deliveries(ids, not_before=not_before, spread=settings.WORKER_CONCURRENCY)
+        sms = [n.pk for n in notifications if n.sms_status == Notification.SmsStatus.PENDING]
+        if sms:
+            defer_many("notifications.send_fallback_sms", [{"notification_id": pk} for pk in sms])
         return len(users)
 
 

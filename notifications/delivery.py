@@ -38,7 +38,7 @@ from django.db.models import Count, F, Q, QuerySet
 from django.utils import timezone
 
 from auth.sms import SmsError, send_sms
-from backend.jobs import defer
+from backend.jobs import defer, defer_many
 from notifications.fcm import PushGateway, SendResult, get_gateway
 from notifications.models import Delivery, Device, Notification
 from notifications.payload import Push, channel_for, fit
@@ -86,16 +86,22 @@ def deactivate_devices(device_ids: Iterable[int], reason: str) -> int:
     )
 
 
-def queue_deliveries(delivery_ids: Sequence[int], not_before: dt.datetime | None = None) -> None:
-    """Defer the send job(s) for `delivery_ids`, in the caller's transaction."""
-    size = max(1, settings.FCM_BATCH_SIZE)
+def queue_deliveries(
+    delivery_ids: Sequence[int], not_before: dt.datetime | None = None, *, spread: int = 1
+) -> None:
+    """Defer the send job(s) for `delivery_ids`, in the caller's transaction: one job
+    per FCM_BATCH_SIZE rows, all of them in one INSERT. `spread`: at least that many
+    jobs if each still gets a full slice (FCM_CONCURRENCY rows), so that the worker's
+    jobs send side by side (one job's database round trips overlap another's sends)."""
     ids = sorted(delivery_ids)
-    for start in range(0, len(ids), size):
-        defer(
-            "notifications.send_pushes",
-            delivery_ids=ids[start : start + size],
-            schedule_at=not_before,
-        )
+    size = max(1, settings.FCM_BATCH_SIZE)
+    if spread > 1:
+        size = min(size, max(settings.FCM_CONCURRENCY, 1, math.ceil(len(ids) / spread)))
+    defer_many(
+        "notifications.send_pushes",
+        [{"delivery_ids": ids[start : start + size]} for start in range(0, len(ids), size)],
+        schedule_at=not_before,
+    )
 
 
 def retry_delay(attempt: int, result: SendResult, jitter: float) -> int:

@@ -253,6 +253,14 @@ BACKENDS = {
 }
 
 
+def warm_up() -> None:
+    """Build this process's FCM client before the first push needs it (settings.
+    WORKER_WARM_UP): firebase-admin's app and messaging service, the sender's event loop
+    and aiohttp session. Nothing is sent and no token is fetched."""
+    if settings.PUSH_BACKEND == "fcm":
+        FcmGateway()
+
+
 def get_gateway() -> PushGateway:
     path = BACKENDS.get(settings.PUSH_BACKEND, settings.PUSH_BACKEND)
     gateway: PushGateway = import_string(path)()

@@ -8,30 +8,35 @@ number of connections the worker really opened.
    (bulk inserts) and its submitted dossier.
 3. The worker (the Procfile's `worker` command, bench environment, firebase-admin
    pointed at the fake by `fakes.fcm.backend_env`) is started and waited for
-   until it listens for jobs, as a worker in production already is.
+   until it listens for jobs, as a worker in production already is (it builds its
+   FCM client first: settings.WORKER_WARM_UP).
 4. The agency accepts the dossier with the real action (`bench.seed accept`): the
    event's fan-out job is deferred in its transaction; the clock starts when its
    COMMIT returned and stops at the last push the fake server accepted (both
    epoch clocks of this machine). Meanwhile the established connections to the
-   fake and the worker's threads are sampled every 10 ms (/proc): firebase-admin's
-   `send_each` starts a thread per message of a slice, over a requests pool of
-   FCM_CONCURRENCY connections, so that is what the worker opens, whatever the
-   settings promise.
+   fake (every 250 ms) and the worker's threads (every 10 ms) are sampled from
+   /proc, and the CPU time of the worker, the fake, the bench database's
+   PostgreSQL backends and the whole machine (every 100 ms, `CpuMeter`).
 5. Ceiling: right after, a plain load generator (wrk; httpx without it) posts one
    of the messages the worker sent, with a valid OAuth2 token from the fake, with
-   as many connections as the worker had at its peak.
-Ratio = deliveries/s ÷ ceiling requests/s; target ≥ 0.5. A miss is profiled: a
-second fan-out to a fresh audience with py-spy sampling the worker.
+   as many connections as the worker had at its peak; the CPU time of the fake and
+   of wrk is read around it.
+Ratio = deliveries/s ÷ ceiling requests/s; target ≥ 0.5. `figures.cpu` says what
+bounds it: CPU per delivery of the path (worker + fake + PostgreSQL) against CPU
+per request of the ceiling (fake + wrk), and the share of the machine each got.
+A miss is profiled: a second fan-out to a fresh audience with py-spy sampling the
+worker.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from bench.harness import Context, Result
 from bench.push import (
     FakeFcm,
-    ceiling,
+    ceiling_with_cpu,
     delivered_pairs,
     push_settings,
     run_worker,
@@ -55,7 +60,7 @@ def measure(ctx: Context, devices: int, label: str, ceiling_seconds: float) -> d
         connections = max(1, run.peak_connections)
         message = next(a["message"] for a in run.attempts if a["outcome"] == "ok")
         fake.reset()
-        load = ceiling(fake, message, connections, ceiling_seconds)
+        load, ceiling_cpu = ceiling_with_cpu(fake, message, connections, ceiling_seconds)
         pairs = delivered_pairs(run.attempts)
         span = max(run.sent_at) - run.committed_at
         ratio = len(pairs) / span / load.rps
@@ -92,8 +97,62 @@ def measure(ctx: Context, devices: int, label: str, ceiling_seconds: float) -> d
         "commit_to_drained_s": round(run.drain_seconds, 3),
         "oauth_token_requests": run.stats["token_requests"],
         "ceiling": {"connections": connections, **load.figures(), "tool": load.tool},
+        "cpu": cpu_figures(run.cpu, ceiling_cpu, len(pairs), load.requests, load.rps),
         "ratio": ratio,
         "profile": found,
+    }
+
+
+def cpu_figures(
+    path: dict[str, float],
+    at_ceiling: dict[str, float],
+    deliveries: int,
+    requests: int,
+    ceiling_rps: float,
+) -> dict[str, Any]:
+    """Where the CPU went, per delivery (commit → every delivery final) and per request
+    of the ceiling run; and what that allows.
+
+    - `ratio_at_equal_cpu`: (fake + wrk CPU per request) ÷ (worker + fake + PostgreSQL
+      CPU per delivery), the ratio had the path got as much CPU as the ceiling run
+      did (the rates cancel out: it is a ratio of CPU costs). What the machine's
+      load does to the row (the path gets a share of 2 busy cores) is not in it.
+    - `ratio_bound_worker_one_core`: the worker is one process (one interpreter lock):
+      a whole core for it, no wait, gives at most 1 ÷ its CPU per delivery.
+    - `ratio_bound_whole_machine`: every core of the machine for the path."""
+    cores = os.cpu_count() or 1
+    per_delivery = {
+        name: round(1000 * path.get(name, 0.0) / max(1, deliveries), 3)
+        for name in ("worker", "fake", "postgres")
+    }
+    path_ms = sum(per_delivery.values())
+    per_request = {
+        name: round(1000 * at_ceiling.get(name, 0.0) / max(1, requests), 3)
+        for name in ("fake", "load_generator")
+    }
+    ceiling_ms = sum(per_request.values())
+    window, ceiling_window = path.get("window") or 1e-9, at_ceiling.get("window") or 1e-9
+    path_cpu = sum(path.get(n, 0.0) for n in ("worker", "fake", "postgres"))
+    ceiling_cpu = at_ceiling.get("fake", 0.0) + at_ceiling.get("load_generator", 0.0)
+    return {
+        "cores": cores,
+        "path_ms_per_delivery": {**per_delivery, "total": round(path_ms, 3)},
+        "path_cores_used": round(path_cpu / window, 2),
+        "machine_cores_busy_during_path": round(path.get("machine_busy", 0.0) / window, 2),
+        "ceiling_ms_per_request": {**per_request, "total": round(ceiling_ms, 3)},
+        "ceiling_cores_used": round(ceiling_cpu / ceiling_window, 2),
+        "machine_cores_busy_during_ceiling": round(
+            at_ceiling.get("machine_busy", 0.0) / ceiling_window, 2
+        ),
+        "ratio_at_equal_cpu": round(ceiling_ms / path_ms, 3) if path_ms else None,
+        "ratio_bound_worker_one_core": (
+            round(1000 / per_delivery["worker"] / ceiling_rps, 3)
+            if per_delivery["worker"] and ceiling_rps
+            else None
+        ),
+        "ratio_bound_whole_machine": (
+            round(cores * 1000 / path_ms / ceiling_rps, 3) if path_ms and ceiling_rps else None
+        ),
     }
 
 

@@ -260,3 +260,36 @@ def test_fcm_max_connections_bounds_the_whole_process(fcm: FakeFcmServer, settin
 
     assert all(result.ok for results in answers for result in results)
     assert fcm.peak_concurrency == 3
+
+
+def test_worker_warm_up_builds_the_client_without_sending_anything(fcm, settings) -> None:
+    from backend.management.commands.worker import warm_up
+    from notifications import fcm_sender
+
+    settings.FCM_MAX_CONNECTIONS = 7  # a configuration no other test built a sender for
+    key_part = (settings.FCM_CREDENTIALS_FILE, settings.FCM_API_BASE)
+    assert not any(key[:1] + key[2:3] == key_part for key in fcm_sender._senders)
+
+    warm_up()  # settings.WORKER_WARM_UP: notifications.fcm.warm_up
+
+    assert any(key[:1] + key[2:3] == key_part and key[-1] == 7 for key in fcm_sender._senders)
+    assert send_requests(fcm) == []
+    assert fcm.token_requests == 0
+    # The first push then uses what was built: one sender for the configuration.
+    senders = len(fcm_sender._senders)
+    [result] = FcmGateway().send([push("tok-warm")])
+    assert result.ok
+    assert len(fcm_sender._senders) == senders
+
+
+def test_a_failing_warm_up_is_logged_and_the_worker_goes_on(settings, caplog) -> None:
+    from backend.management.commands.worker import warm_up
+
+    settings.PUSH_BACKEND = "fcm"
+    settings.FCM_CREDENTIALS_FILE = "/nonexistent/service-account.json"
+
+    warm_up()
+
+    [record] = [r for r in caplog.records if "warm-up" in r.getMessage()]
+    assert record.levelname == "WARNING"
+    assert "notifications.fcm.warm_up" in record.getMessage()

@@ -26,6 +26,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connections
+from django.utils.module_loading import import_string
 from procrastinate import worker as procrastinate_worker
 from procrastinate.contrib.django import app as django_app
 from procrastinate.contrib.django import django_connector
@@ -43,6 +45,27 @@ def describe(exc: BaseException) -> str:
         exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
     first_line = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
     return f"{type(exc).__name__}: {first_line[:200]}" if first_line else type(exc).__name__
+
+
+def keep_a_connection_per_job(concurrency: int) -> None:
+    """With the connection pool (DATABASE_POOL), keep one connection open per job the
+    worker runs at once (each job's thread holds one while it runs): with the web's
+    minimum (DATABASE_POOL_MIN_SIZE, 2) a burst of jobs after a quiet spell waited for
+    the pool to connect the others. Before the pool is made (it reads these options)."""
+    pool = connections["default"].settings_dict.get("OPTIONS", {}).get("pool")
+    if isinstance(pool, dict):
+        pool["min_size"] = max(int(pool.get("min_size", 0)), concurrency)
+        pool["max_size"] = max(int(pool.get("max_size", 0)), pool["min_size"])
+
+
+def warm_up() -> None:
+    """Run settings.WORKER_WARM_UP before listening for jobs; a failure is only logged
+    (the job that needs the thing builds it, and reports its own error)."""
+    for path in settings.WORKER_WARM_UP:
+        try:
+            import_string(path)()
+        except Exception as exc:
+            logger.warning("worker warm-up %s failed: %s", path, describe(exc))
 
 
 class _SideTaskFailures(logging.Handler):
@@ -180,6 +203,8 @@ class Command(BaseCommand):
         connector = django_app.connector
         if not isinstance(connector, django_connector.DjangoConnector):
             raise CommandError("the job queue is not configured for Django")
+        keep_a_connection_per_job(options["concurrency"])
+        warm_up()
         with django_app.replace_connector(connector.get_worker_connector()):
             status = asyncio.run(supervise({"concurrency": options["concurrency"]}))
         if status:
