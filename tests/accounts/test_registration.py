@@ -6,6 +6,7 @@ import datetime as dt
 
 import pytest
 from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from auth.actions import challenges
@@ -202,3 +203,34 @@ def test_only_the_code_issuing_transaction_skips_the_disk_flush() -> None:
     assert synchronous_commit() == "on"
     challenges.commit_without_waiting_for_disk()  # outside a transaction: nothing to relax
     assert synchronous_commit() == "on"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_resent_code_commits_without_the_disk_flush_and_no_extra_statement(
+    api, settings, monkeypatch
+) -> None:
+    """The resend's row read relaxes its own commit (no SET LOCAL of its own); the
+    new code is still committed, and the next transaction is durable again."""
+    settings.SMS_RESEND_SECONDS = 0
+    challenge_id = register(api).json()["challenge_id"]
+    seen: list[str] = []
+    real_send = challenges.send_sms
+
+    def send_and_look(to: str, text: str, *, purpose: str) -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            seen.append(str(cursor.fetchone()[0]))
+        return real_send(to, text, purpose=purpose)
+
+    monkeypatch.setattr(challenges, "send_sms", send_and_look)
+    with CaptureQueriesContext(connection) as queries:
+        challenges.resend_code(challenge_id=challenge_id, ip="127.0.0.1")
+
+    assert seen == ["off"]
+    statements = [query["sql"].split()[0] for query in queries.captured_queries]
+    # The locked read (which relaxes the commit), the new code, our SHOW: no SET LOCAL.
+    assert statements == ["BEGIN", "SELECT", "UPDATE", "SHOW", "COMMIT"], statements
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone()[0] == "on"
+    assert _verify(api, challenge_id, last_code(PHONE)).status_code == 201

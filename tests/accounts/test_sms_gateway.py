@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ssl
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from auth import sms_gateway
 from auth.sms import SmsError, send_sms
 from fakes.sms_gateway import FakeGateway, running_gateway
 from tests.accounts.conftest import register
@@ -109,3 +112,36 @@ def test_registration_through_the_gateway_texts_the_code(api, db, gateway) -> No
     assert response.status_code == 202
     assert gateway.messages[0]["Phone"] == "84912345678"
     assert "mã xác thực đăng ký" in gateway.messages[0]["Content"]
+
+
+def test_messages_from_several_threads_share_one_client_and_one_tls_context(
+    gateway, monkeypatch
+) -> None:
+    """A new client per SMS built a TLS context (certifi's bundle parsed) every time:
+    the process keeps one client, shared by the request threads."""
+    monkeypatch.setattr(sms_gateway, "_clients", {})
+    built: list[ssl.SSLContext] = []
+    real = ssl.create_default_context
+
+    def counting(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        context = real(*args, **kwargs)
+        built.append(context)
+        return context
+
+    monkeypatch.setattr(ssl, "create_default_context", counting)
+    sent: list[str] = []
+
+    def send_two(number: int) -> None:
+        for index in range(2):
+            sent.append(send_sms(f"+849120000{number}{index}", "mã 123456", purpose="otp.test"))
+
+    threads = [threading.Thread(target=send_two, args=(number,)) for number in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert len(sent) == 8
+    assert len(gateway.messages) == 8
+    assert len(built) == 1
+    assert len(sms_gateway._clients) == 1

@@ -246,3 +246,86 @@ def test_password_protected_pdf_is_refused() -> None:
     error = _error(lambda: inspect_pdf(io.BytesIO(samples.encrypted_pdf())))
 
     assert (error.status, error.code) == (422, "pdf_encrypted")
+
+
+# --- Colour profiles ---------------------------------------------------------------
+
+# Display P3 to sRGB on linear values (both D65; IEC 61966-2-1 and SMPTE EG 432-1).
+_P3_TO_SRGB = (
+    (1.2249, -0.2247, 0.0),
+    (-0.0420, 1.0419, 0.0),
+    (-0.0197, -0.0786, 1.0979),
+)
+
+
+def _linear(value: int) -> float:
+    v = value / 255
+    return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+
+
+def _encoded(value: float) -> int:
+    v = min(1.0, max(0.0, value))
+    v = v * 12.92 if v <= 0.0031308 else 1.055 * v ** (1 / 2.4) - 0.055
+    return round(v * 255)
+
+
+def _p3_as_srgb(pixel: tuple[int, int, int]) -> tuple[int, ...]:
+    linear = [_linear(channel) for channel in pixel]
+    return tuple(
+        _encoded(sum(weight * value for weight, value in zip(row, linear, strict=True)))
+        for row in _P3_TO_SRGB
+    )
+
+
+def _flat_jpeg(colour: tuple[int, int, int], *, icc_profile: bytes | None) -> bytes:
+    out = io.BytesIO()
+    extra = {"icc_profile": icc_profile} if icc_profile else {}
+    Image.new("RGB", (4032, 3024), colour).save(out, "JPEG", quality=95, **extra)
+    return out.getvalue()
+
+
+P3_RED = (200, 60, 40)  # a red a phone writes in Display P3, inside sRGB's gamut
+
+
+def test_photo_with_a_display_p3_profile_is_converted_to_srgb() -> None:
+    from bench.photos import display_p3_profile
+
+    expected = _p3_as_srgb(P3_RED)  # about (218, 42, 23): redder than the raw numbers
+    assert max(abs(a - b) for a, b in zip(expected, P3_RED, strict=True)) > 10
+
+    result = process_image(io.BytesIO(_flat_jpeg(P3_RED, icc_profile=display_p3_profile())))
+
+    stored = _open(result.data)
+    assert stored.size == (2016, 1512)  # converted after the reduced decode
+    assert "icc_profile" not in stored.info  # sRGB, the web's default: no profile kept
+    for image in (stored, _open(result.thumbnail)):
+        pixel = image.getpixel((image.width // 2, image.height // 2))
+        assert max(abs(a - b) for a, b in zip(pixel, expected, strict=True)) <= 3, pixel
+
+
+def test_the_same_profile_converts_every_photo_that_embeds_it() -> None:
+    """The transform is kept per profile: a second photo gets the same conversion."""
+    from bench.photos import display_p3_profile
+
+    profile = display_p3_profile()
+    expected = _p3_as_srgb(P3_RED)
+    for _ in range(2):
+        stored = _open(process_image(io.BytesIO(_flat_jpeg(P3_RED, icc_profile=profile))).data)
+        pixel = stored.getpixel((100, 100))
+        assert max(abs(a - b) for a, b in zip(pixel, expected, strict=True)) <= 3, pixel
+
+
+def test_photo_without_a_profile_keeps_its_values() -> None:
+    stored = _open(process_image(io.BytesIO(_flat_jpeg(P3_RED, icc_profile=None))).data)
+
+    pixel = stored.getpixel((100, 100))
+    assert max(abs(a - b) for a, b in zip(pixel, P3_RED, strict=True)) <= 3, pixel
+
+
+def test_photo_with_an_unusable_profile_keeps_its_values() -> None:
+    broken = b"\0\0\0\x80" + b"not an ICC profile" * 8
+
+    stored = _open(process_image(io.BytesIO(_flat_jpeg(P3_RED, icc_profile=broken))).data)
+
+    pixel = stored.getpixel((100, 100))
+    assert max(abs(a - b) for a, b in zip(pixel, P3_RED, strict=True)) <= 3, pixel
