@@ -668,6 +668,9 @@ FCM_CONCURRENCY = envint("FCM_CONCURRENCY", 50)
 # Connections to FCM one process keeps at most, shared by all its send jobs
 # (notifications/fcm_sender.py); a send waits for a free one beyond that.
 FCM_MAX_CONNECTIONS = max(1, envint("FCM_MAX_CONNECTIONS", 100))
+# A send job records FCM's answers as they come, those of this many milliseconds
+# together: a crash then leaves unknown only the requests still waiting for theirs.
+FCM_RECORD_GATHER_MS = max(0, envint("FCM_RECORD_GATHER_MS", 10))
 # Tries per delivery before it becomes a permanent failure (10 tries with the
 # default backoff span about three hours of FCM outage); backoff between them.
 PUSH_MAX_ATTEMPTS = envint("PUSH_MAX_ATTEMPTS", 10)

@@ -27,7 +27,7 @@ import math
 import secrets
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import redis
@@ -98,22 +98,27 @@ def queue_deliveries(delivery_ids: Sequence[int], not_before: dt.datetime | None
         )
 
 
-def retry_delay(attempt: int, result: SendResult, jitter: float) -> int:
-    """Seconds before try `attempt + 1`.
+def retry_delay(attempt: int, result: SendResult, jitter: float) -> float:
+    """Seconds before try `attempt + 1`, rounded up to a tenth of a second.
 
     QUOTA_EXCEEDED: at least PUSH_QUOTA_MIN_WAIT_SECONDS or the Retry-After, plus up
     to 10 % jitter. Other temporary failures: exponential backoff (base * 2^(n-1),
     capped) with jitter taking up to half of it off, never below a Retry-After.
+    (Whole seconds, as before, turned a 1.05 s wait into 2 s.)
     """
     retry_after = result.retry_after or 0.0
     if result.throttled:
         wait = max(float(settings.PUSH_QUOTA_MIN_WAIT_SECONDS), retry_after)
-        return math.ceil(wait + wait * 0.1 * jitter)
+        return _tenths(wait + wait * 0.1 * jitter)
     backoff = min(
         float(settings.PUSH_RETRY_MAX_SECONDS),
         settings.PUSH_RETRY_BASE_SECONDS * 2.0 ** max(attempt - 1, 0),
     )
-    return math.ceil(max(retry_after, backoff - backoff * 0.5 * jitter))
+    return _tenths(max(retry_after, backoff - backoff * 0.5 * jitter))
+
+
+def _tenths(seconds: float) -> float:
+    return math.ceil(round(seconds * 10, 6)) / 10
 
 
 def paused_until() -> dt.datetime | None:
@@ -165,16 +170,62 @@ def send_pushes(delivery_ids: Sequence[int]) -> int:
         rows = _hand_to_fcm(claimed[start : start + step], token)
         if not rows:
             continue
-        try:
-            gateway = gateway or get_gateway()
-            results = gateway.send(_pushes_for(rows))
-        except Exception as exc:  # nothing may leave claimed rows in `sending`
-            logger.exception("push gateway failed")
-            failure = SendResult(error_code="GATEWAY_ERROR", error_message=type(exc).__name__)
-            results = [failure] * len(rows)
-        _record(rows, results)
+        gateway = _send_slice(gateway, rows)
         tried += len(rows)
     return tried
+
+
+def _gateway_failed(rows: list[Delivery], pending: set[int], exc: Exception) -> None:
+    logger.error("push gateway failed", exc_info=exc)
+    failure = SendResult(error_code="GATEWAY_ERROR", error_message=type(exc).__name__)
+    left = sorted(pending)
+    _record([rows[index] for index in left], [failure] * len(left))
+    pending.clear()
+
+
+def _answers(gateway: PushGateway, pushes: list[Push]) -> Iterator[list[tuple[int, SendResult]]]:
+    """The gateway's answers as they come when it can hand them over so (FCM), else all
+    at once (the development outboxes, a custom backend)."""
+    streaming = getattr(gateway, "send_as_answered", None)
+    if streaming is not None:
+        yield from streaming(pushes)
+    else:
+        yield list(enumerate(gateway.send(pushes)))
+
+
+def _send_slice(gateway: PushGateway | None, rows: list[Delivery]) -> PushGateway | None:
+    """Send one slice (its rows are `sending`) and record each answer as it comes.
+
+    The answers are recorded a few milliseconds after they arrive
+    (FCM_RECORD_GATHER_MS), not once the slowest request of the slice is answered
+    (up to FCM_TIMEOUT_SECONDS): a worker killed meanwhile leaves in `sending`, to
+    be closed as INTERRUPTED, only the requests still out. A gateway failure fails
+    the rows not answered yet (temporary, retried); a failure to record is not the
+    gateway's and stops the job, leaving its unrecorded rows `sending` (never sent
+    again).
+    """
+    pending = set(range(len(rows)))
+    try:
+        gateway = gateway or get_gateway()
+        answers = _answers(gateway, _pushes_for(rows))
+    except Exception as exc:  # nothing may leave claimed rows in `sending`
+        _gateway_failed(rows, pending, exc)
+        return gateway
+    while pending:
+        try:
+            batch = next(answers)
+        except StopIteration:
+            break
+        except Exception as exc:  # nothing may leave claimed rows in `sending`
+            _gateway_failed(rows, pending, exc)
+            break
+        batch = [(index, result) for index, result in batch if index in pending]
+        # Outside the gateway's `try`: a failure to record stops the job.
+        _record([rows[index] for index, _ in batch], [result for _, result in batch])
+        pending.difference_update(index for index, _ in batch)
+    if pending:
+        _gateway_failed(rows, pending, RuntimeError("the gateway gave no answer"))
+    return gateway
 
 
 def _hand_to_fcm(rows: list[Delivery], token: str) -> list[Delivery]:
@@ -426,7 +477,7 @@ def _pushes_for(rows: list[Delivery]) -> list[Push]:
 def _record(rows: list[Delivery], results: list[SendResult]) -> None:
     now = timezone.now()
     jitter = jitter_fraction()
-    retries: dict[int, list[int]] = defaultdict(list)
+    retries: dict[float, list[int]] = defaultdict(list)
     dead_tokens: list[tuple[int, str, str]] = []
     finished_urgent: set[int] = set()
     for row, result in zip(rows, results, strict=True):
@@ -477,19 +528,27 @@ _SAVE_ANSWERS_SQL = (
     "error_code = v.error_code, error_message = v.error_message, "
     "next_attempt_at = v.next_attempt_at, updated_at = %s "
     "FROM (VALUES {rows}) AS v(id, state, fcm_message_id, error_code, error_message, "
-    "next_attempt_at) WHERE d.id = v.id"
+    "next_attempt_at) WHERE d.id = v.id AND d.state = %s"
 )
 
 
 def _save_answers(rows: list[Delivery], now: dt.datetime) -> None:
     """The answers of one slice in one statement. (`bulk_update` builds a CASE per field
-    and row: on a slice of 50 it took more of the worker's time than the sends.)"""
+    and row: on a slice of 50 it took more of the worker's time than the sends.)
+
+    Only rows still `sending` take their answer: one that `fail_stale_sending` closed
+    meanwhile stays closed (a late answer must not make it sendable again)."""
     if connection.vendor != "postgresql":
         # The embedded default (SQLite): same rows, one UPDATE per field and slice.
+        open_ids = set(
+            Delivery.objects.filter(
+                pk__in=[row.pk for row in rows], state=Delivery.State.SENDING
+            ).values_list("pk", flat=True)
+        )
         for row in rows:
             row.updated_at = now
         Delivery.objects.bulk_update(
-            rows,
+            [row for row in rows if row.pk in open_ids],
             [
                 "state",
                 "fcm_message_id",
@@ -520,7 +579,7 @@ def _save_answers(rows: list[Delivery], now: dt.datetime) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             _SAVE_ANSWERS_SQL.format(table=table, rows=placeholders),
-            [now, *values],
+            [now, *values, str(Delivery.State.SENDING)],
         )
 
 
