@@ -44,6 +44,7 @@ notification tag, APNs collapse id and notification id.
 from __future__ import annotations
 
 import collections
+import itertools
 from typing import Any
 
 from bench.harness import Context, Result
@@ -56,6 +57,8 @@ FAST_RETRIES = {"PUSH_RETRY_BASE_SECONDS": "1", "PUSH_QUOTA_MIN_WAIT_SECONDS": "
 # Sends whose answer is lost after FCM accepted them, as a share of the pushes.
 LOST_ANSWER_SHARE = 0.005
 PROFILE_SECONDS = 20
+# A pause between two sends longer than this counts as the drain waiting.
+IDLE_GAP_SECONDS = 0.25
 DRAIN = "drain time, commit→all final, 5 % 429/503 ÷ fault-free"
 DRAIN_ASKED = "drain time, 5 % 429/503 ÷ (fault-free + the waits FCM asked for)"
 OURS = "duplicates caused by the project (not by a lost answer) ÷ deliveries, crash window"
@@ -118,9 +121,7 @@ def duplicate_analysis(attempts: list[dict[str, Any]]) -> dict[str, int]:
 def asked_wait_seconds(attempts: list[dict[str, Any]]) -> float:
     """Time covered by the Retry-After windows the server asked for (their union):
     while one is open, no send may go (the QUOTA_EXCEEDED pause)."""
-    windows = sorted(
-        (a["at"], a["at"] + float(a["retry_after"])) for a in attempts if a.get("retry_after")
-    )
+    windows = _windows(attempts)
     total, end = 0.0, float("-inf")
     for start, stop in windows:
         if stop <= end:
@@ -130,8 +131,34 @@ def asked_wait_seconds(attempts: list[dict[str, Any]]) -> float:
     return total
 
 
+def _windows(attempts: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    return sorted(
+        (a["at"], a["at"] + float(a["retry_after"])) for a in attempts if a.get("retry_after")
+    )
+
+
+def idle_outside_windows(attempts: list[dict[str, Any]], gap: float = IDLE_GAP_SECONDS) -> float:
+    """Seconds with no send for longer than `gap` that no Retry-After window covers:
+    where the drain waited on something other than FCM (scheduling, a slow slice)."""
+    times = sorted(a["at"] for a in attempts)
+    windows = _windows(attempts)
+    idle = 0.0
+    for before, after in itertools.pairwise(times):
+        if after - before <= gap:
+            continue
+        start = before
+        for low, high in windows:
+            if high <= start or low >= after:
+                continue
+            idle += max(0.0, low - start)
+            start = max(start, high)
+        idle += max(0.0, after - start)
+    return idle
+
+
 def _summary(run: WorkerRun) -> dict[str, Any]:
     analysis = duplicate_analysis(run.attempts)
+    times = [a["at"] for a in run.attempts]
     unique = analysis["unique_deliveries"]
     sends_per_pair = collections.Counter(
         collections.Counter(_pair(a) for a in run.attempts).values()
@@ -147,6 +174,9 @@ def _summary(run: WorkerRun) -> dict[str, Any]:
         "delivery_states": run.states,
         "commit_to_drained_s": round(run.drain_seconds, 3),
         "retry_after_windows_s": round(asked_wait_seconds(run.attempts), 3),
+        "commit_to_first_send_s": round(min(times) - run.committed_at, 3) if times else None,
+        "last_send_to_drained_s": round(run.drained_at - max(times), 3) if times else None,
+        "idle_outside_retry_after_s": round(idle_outside_windows(run.attempts), 3),
         "connections_to_fcm_peak": run.peak_connections,
     }
 

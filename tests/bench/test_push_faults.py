@@ -6,7 +6,11 @@ from typing import Any
 
 import pytest
 
-from bench.benchmarks.push_faults import asked_wait_seconds, duplicate_analysis
+from bench.benchmarks.push_faults import (
+    asked_wait_seconds,
+    duplicate_analysis,
+    idle_outside_windows,
+)
 
 
 def message(token: str, notification: int, collapse: str = "dossier-1") -> dict[str, Any]:
@@ -78,3 +82,14 @@ def test_the_waits_asked_for_are_the_union_of_the_retry_after_windows() -> None:
     ]
     assert asked_wait_seconds(attempts) == pytest.approx(3.6)
     assert asked_wait_seconds([attempt("a", 1)]) == 0.0
+
+
+def test_idle_time_counts_only_pauses_no_retry_after_covers() -> None:
+    attempts = [
+        attempt("a", 1, at=0.0),
+        attempt("b", 1, "QUOTA_EXCEEDED", at=0.1, retry_after=1),  # window 0.1-1.1
+        attempt("c", 1, at=2.0),  # idle 1.1-2.0 outside the window: 0.9
+        attempt("d", 1, at=2.1),  # a short gap: sending
+        attempt("e", 1, at=5.1),  # idle 3.0
+    ]
+    assert idle_outside_windows(attempts) == pytest.approx(3.9)
