@@ -167,10 +167,16 @@ def send_pushes(delivery_ids: Sequence[int]) -> int:
             break
         if start:
             _renew_lease([row.pk for row in claimed[start:]], token)
-        rows = _hand_to_fcm(claimed[start : start + step], token)
+        batch = claimed[start : start + step]
+        # The messages are built before the rows are marked `sending`: a worker killed
+        # between that commit and the requests leaving loses those pushes for good
+        # (closed INTERRUPTED, never sent), so nothing slow may stand there.
+        built = _prepared(batch)
+        rows = _hand_to_fcm(batch, token)
         if not rows:
             continue
-        gateway = _send_slice(gateway, rows)
+        pushes = None if built is None else [built[row.pk] for row in rows]
+        gateway = _send_slice(gateway, rows, pushes)
         tried += len(rows)
     return tried
 
@@ -193,7 +199,19 @@ def _answers(gateway: PushGateway, pushes: list[Push]) -> Iterator[list[tuple[in
         yield list(enumerate(gateway.send(pushes)))
 
 
-def _send_slice(gateway: PushGateway | None, rows: list[Delivery]) -> PushGateway | None:
+def _prepared(rows: list[Delivery]) -> dict[int, Push] | None:
+    """Each row's message by row id; None when they cannot be built now (the send
+    then builds them and fails the rows for now, as a gateway failure)."""
+    try:
+        return {row.pk: push for row, push in zip(rows, _pushes_for(rows), strict=True)}
+    except Exception:
+        logger.exception("push messages not built before sending")
+        return None
+
+
+def _send_slice(
+    gateway: PushGateway | None, rows: list[Delivery], pushes: list[Push] | None = None
+) -> PushGateway | None:
     """Send one slice (its rows are `sending`) and record each answer as it comes.
 
     The answers are recorded a few milliseconds after they arrive
@@ -207,7 +225,7 @@ def _send_slice(gateway: PushGateway | None, rows: list[Delivery]) -> PushGatewa
     pending = set(range(len(rows)))
     try:
         gateway = gateway or get_gateway()
-        answers = _answers(gateway, _pushes_for(rows))
+        answers = _answers(gateway, pushes if pushes is not None else _pushes_for(rows))
     except Exception as exc:  # nothing may leave claimed rows in `sending`
         _gateway_failed(rows, pending, exc)
         return gateway

@@ -236,6 +236,8 @@ def run(ctx: Context) -> list[Result]:
             # worker was killed, e.g. a lost answer not timed out yet): delivered, but
             # unknown to the worker, so not sent again.
             "interrupted_but_accepted": unique - crash.states.get("delivered", 0),
+            # Closed as INTERRUPTED and never sent: pushes the crash lost (at most once).
+            "interrupted_never_sent": interrupted - (unique - crash.states.get("delivered", 0)),
         },
     }
     measured_by = "fake FCM server's request log (python -m fakes.fcm), delivery rows"

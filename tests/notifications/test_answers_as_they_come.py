@@ -96,3 +96,32 @@ def test_a_gateway_failing_mid_slice_fails_only_the_pushes_not_answered(settings
         Delivery.State.TEMPORARY_FAILURE,
         "GATEWAY_ERROR",
     )
+
+
+def test_the_messages_are_built_before_the_rows_are_marked_sending(fcm, monkeypatch) -> None:
+    # A worker killed between marking a slice `sending` and its requests leaving loses
+    # those pushes for good: building the messages (badge counts, texts) comes first.
+    from notifications import delivery
+
+    seen: list[set[str]] = []
+    build = delivery._pushes_for
+
+    def spy(rows: list[Delivery]) -> list[Push]:
+        seen.append(
+            set(
+                Delivery.objects.filter(pk__in=[r.pk for r in rows]).values_list("state", flat=True)
+            )
+        )
+        return build(rows)
+
+    monkeypatch.setattr(delivery, "_pushes_for", spy)
+    user = make_user()
+    register(user, "tok-built-a")
+    register(user, "tok-built-b")
+    notification = notify(user, "dossier.accepted")
+    ids = list(notification.deliveries.values_list("pk", flat=True))
+
+    assert send_pushes(ids) == 2
+
+    assert seen == [{Delivery.State.CREATED}]
+    assert states(ids) == {"delivered": 2}
