@@ -678,6 +678,9 @@ PUSH_RETRY_BASE_SECONDS = envint("PUSH_RETRY_BASE_SECONDS", 30)
 PUSH_RETRY_MAX_SECONDS = envint("PUSH_RETRY_MAX_SECONDS", 3600)
 # FCM asks for at least a minute after QUOTA_EXCEEDED (or its Retry-After, if longer).
 PUSH_QUOTA_MIN_WAIT_SECONDS = envint("PUSH_QUOTA_MIN_WAIT_SECONDS", 60)
+# A send job waits out a pause this short itself (keeping its claim on the rest of
+# its batch) instead of giving the rows back for a job queued at the pause's end.
+PUSH_PAUSE_WAIT_SECONDS = envint("PUSH_PAUSE_WAIT_SECONDS", 5)
 # FCM refuses messages over 4096 bytes; texts are shortened to stay under this.
 PUSH_PAYLOAD_MAX_BYTES = envint("PUSH_PAYLOAD_MAX_BYTES", 4000)
 # A delivery left in `sending` this long belongs to a crashed worker.

@@ -25,6 +25,7 @@ import datetime as dt
 import logging
 import math
 import secrets
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -149,10 +150,14 @@ def _pause(until: dt.datetime) -> None:
 def send_pushes(delivery_ids: Sequence[int]) -> int:
     """Send the claimable deliveries among `delivery_ids`; returns how many were tried."""
     pause = paused_until()
-    if pause is not None:
-        # Sending now would only earn more 429s and burn the rows' tries: come back later.
-        queue_deliveries(delivery_ids, not_before=pause)
-        return 0
+    while pause is not None:
+        wait = (pause - timezone.now()).total_seconds()
+        if wait > settings.PUSH_PAUSE_WAIT_SECONDS:
+            # Sending now would only earn more 429s and burn the rows' tries: come back later.
+            queue_deliveries(delivery_ids, not_before=pause)
+            return 0
+        sleep(max(0.0, wait))  # a short pause: waited out here rather than by a new job
+        pause = _extended(pause)
     token = uuid.uuid4().hex
     claimed = _claim(delivery_ids, token)
     if not claimed:
@@ -162,11 +167,12 @@ def send_pushes(delivery_ids: Sequence[int]) -> int:
     tried = 0
     for start in range(0, len(claimed), step):
         pause = paused_until()
-        if pause is not None:
-            _release([row.pk for row in claimed[start:]], token, not_before=pause)
+        left = [row.pk for row in claimed[start:]]
+        if pause is not None and not _wait_out(pause, left, token):
+            _release(left, token, not_before=pause)
             break
         if start:
-            _renew_lease([row.pk for row in claimed[start:]], token)
+            _renew_lease(left, token)
         batch = claimed[start : start + step]
         # The messages are built before the rows are marked `sending`: a worker killed
         # between that commit and the requests leaving loses those pushes for good
@@ -244,6 +250,40 @@ def _send_slice(
     if pending:
         _gateway_failed(rows, pending, RuntimeError("the gateway gave no answer"))
     return gateway
+
+
+def _wait_out(pause: dt.datetime, ids: list[int], token: str) -> bool:
+    """Wait for a short pause (FCM's Retry-After) in the job, keeping its claim.
+
+    Giving the rows back and queueing a job for the end of the pause costs a job
+    start and a claim of the whole rest of the batch per 429; with isolated 429s
+    that restart cost more than the waits FCM asked for. A pause longer than
+    PUSH_PAUSE_WAIT_SECONDS is not waited out here (False): the rows go back.
+    """
+    current: dt.datetime | None = pause
+    while current is not None:
+        wait = (current - timezone.now()).total_seconds()
+        if wait > settings.PUSH_PAUSE_WAIT_SECONDS:
+            return False
+        # The claim must outlive the wait, or recovery would hand the rows to another job.
+        lease = dt.timedelta(seconds=settings.PUSH_CLAIM_LEASE_SECONDS)
+        Delivery.objects.filter(pk__in=ids, claim_token=token, state__in=Delivery.CLAIMABLE).update(
+            claimed_until=current + lease
+        )
+        sleep(max(0.0, wait))
+        current = _extended(current)
+    return True
+
+
+def _extended(pause: dt.datetime) -> dt.datetime | None:
+    """The pause now set if another 429 made it end later than `pause`, else None."""
+    later = paused_until()
+    return later if later is not None and later > pause else None
+
+
+def sleep(seconds: float) -> None:
+    """Wait in the job; tests replace it to check what is waited for."""
+    time.sleep(seconds)
 
 
 def _hand_to_fcm(rows: list[Delivery], token: str) -> list[Delivery]:
