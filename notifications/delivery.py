@@ -4,9 +4,10 @@ A delivery is sent at most once, and a worker that dies mid-batch loses none.
 The send job first *claims* its rows with a lease (`SELECT ... FOR UPDATE SKIP
 LOCKED`, then a claim token and `claimed_until`), without sending anything.
 Then, one slice of FCM_CONCURRENCY rows at a time, it marks the slice `sending`
-(only the rows its token still holds) and commits *before* calling FCM, sends
-it, and records the answers, which also defers the retry job for temporary
-failures. So after a crash:
+(only the rows its token still holds) and commits *before* calling FCM (the
+messages are built before that commit), sends it, and records each answer a few
+milliseconds after it comes (FCM_RECORD_GATHER_MS), which also defers the retry
+job for temporary failures. So after a crash:
 - rows in `sending` were handed to FCM: they are never sent again (FCM has no
   idempotency key; `fail_stale_sending` closes them);
 - rows still only claimed were never sent: once their lease has passed,
@@ -15,8 +16,9 @@ failures. So after a crash:
 - rows no job will ever look at (their job failed for good, or died before
   claiming them) are found by `recover_pushes` too: a claimable row that no
   queued or running send job names is queued again.
-Redis only carries a convenience here (the pause after QUOTA_EXCEEDED): when it
-is down, jobs send as if no pause were set (FCM's answers still pace them).
+Redis only carries a convenience here (the pause after QUOTA_EXCEEDED, which a
+job waits out itself when it is at most PUSH_PAUSE_WAIT_SECONDS): when it is
+down, jobs send as if no pause were set (FCM's answers still pace them).
 """
 
 from __future__ import annotations
