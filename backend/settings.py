@@ -677,6 +677,9 @@ FCM_CONCURRENCY = envint("FCM_CONCURRENCY", 50)
 # Connections to FCM one process keeps at most, shared by all its send jobs
 # (notifications/fcm_sender.py); a send waits for a free one beyond that.
 FCM_MAX_CONNECTIONS = max(1, envint("FCM_MAX_CONNECTIONS", 100))
+# A send job records FCM's answers as they come, those of this many milliseconds
+# together: a crash then leaves unknown only the requests still waiting for theirs.
+FCM_RECORD_GATHER_MS = max(0, envint("FCM_RECORD_GATHER_MS", 10))
 # Tries per delivery before it becomes a permanent failure (10 tries with the
 # default backoff span about three hours of FCM outage); backoff between them.
 PUSH_MAX_ATTEMPTS = envint("PUSH_MAX_ATTEMPTS", 10)
@@ -684,6 +687,9 @@ PUSH_RETRY_BASE_SECONDS = envint("PUSH_RETRY_BASE_SECONDS", 30)
 PUSH_RETRY_MAX_SECONDS = envint("PUSH_RETRY_MAX_SECONDS", 3600)
 # FCM asks for at least a minute after QUOTA_EXCEEDED (or its Retry-After, if longer).
 PUSH_QUOTA_MIN_WAIT_SECONDS = envint("PUSH_QUOTA_MIN_WAIT_SECONDS", 60)
+# A send job waits out a pause this short itself (keeping its claim on the rest of
+# its batch) instead of giving the rows back for a job queued at the pause's end.
+PUSH_PAUSE_WAIT_SECONDS = envint("PUSH_PAUSE_WAIT_SECONDS", 5)
 # FCM refuses messages over 4096 bytes; texts are shortened to stay under this.
 PUSH_PAYLOAD_MAX_BYTES = envint("PUSH_PAYLOAD_MAX_BYTES", 4000)
 # A delivery left in `sending` this long belongs to a crashed worker.

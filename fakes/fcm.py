@@ -20,7 +20,8 @@ INVALID_ARGUMENT like the real service. `faults=0.05` answers that share of the
 other sends with QUOTA_EXCEEDED (429, Retry-After) or UNAVAILABLE (503), drawn
 from a random generator seeded with `seed`, so a run can be repeated.
 
-Every send is recorded (`attempts`: token, outcome, time and message), and so is
+Every send is recorded (`attempts`: token, outcome, time and message; a send that
+a `lose_answer` fault handled but never answered is marked `answer_lost`), and so is
 the most sends handled at once (`peak_concurrency`; `in_flight` now, `delay`
 holds each send before it is answered). A process that did not start the server
 reads them over HTTP (fakes/server.py): `GET /_fake/stats` (counts),
@@ -37,6 +38,7 @@ import base64
 import itertools
 import json
 import random
+import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
@@ -47,7 +49,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from fakes.server import FakeServer, Request, Response, json_response, main
+from fakes.server import FakeServer, Fault, Request, Response, json_response, main
 
 FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError"
 BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest"
@@ -168,6 +170,7 @@ class FakeFcmServer(FakeServer):
         self.attempts: list[dict[str, Any]] = []  # every send request, with its outcome
         self.token_requests = 0
         self.credentials_path: Path | None = None
+        self._handling = threading.local()  # the attempt the current thread records
 
     # --- control ---------------------------------------------------------------
 
@@ -204,6 +207,7 @@ class FakeFcmServer(FakeServer):
             return {
                 "requests": len(self.attempts),
                 "accepted": len(self.sent),
+                "answers_lost": sum(1 for a in self.attempts if a.get("answer_lost")),
                 "outcomes": dict(outcomes),
                 "token_requests": self.token_requests,
                 "in_flight": self.in_flight,
@@ -266,6 +270,20 @@ class FakeFcmServer(FakeServer):
         return json_response(
             status, _error(status, rpc_status, code or rpc_status), None, JSON_UTF8
         )
+
+    def _faulty_response(self, fault: Fault, request: Request) -> Response | None:
+        if fault.kind != "lose_answer":
+            return super()._faulty_response(fault, request)
+        # As the base class does (handled, then no answer), and the send is marked in
+        # `attempts`: FCM acted on it, the client never learns (`answer_lost`).
+        self._handling.attempt = None
+        self.handle(request)
+        attempt = self._handling.attempt
+        if attempt is not None:
+            with self.lock:
+                attempt["answer_lost"] = True
+        self.hold(self.hang_seconds)
+        return None
 
     def handle(self, request: Request) -> Response | None:
         if request.method == "GET" and request.path.endswith("/allowedLocations"):
@@ -363,15 +381,16 @@ class FakeFcmServer(FakeServer):
         headers = {}
         if outcome.retry_after is not None:
             headers["Retry-After"] = str(outcome.retry_after)
+        attempt = {
+            "token": token,
+            "outcome": outcome.code,
+            "at": time.time(),
+            "message": message,
+            "retry_after": outcome.retry_after,
+        }
+        self._handling.attempt = attempt
         with self.lock:
-            self.attempts.append(
-                {
-                    "token": token,
-                    "outcome": outcome.code,
-                    "at": time.time(),
-                    "message": message,
-                }
-            )
+            self.attempts.append(attempt)
             if status == 200:
                 self.sent.append({"message": message, "name": payload["name"]})
         if self.verbose:

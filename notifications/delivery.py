@@ -4,9 +4,10 @@ A delivery is sent at most once, and a worker that dies mid-batch loses none.
 The send job first *claims* its rows with a lease (`SELECT ... FOR UPDATE SKIP
 LOCKED`, then a claim token and `claimed_until`), without sending anything.
 Then, one slice of FCM_CONCURRENCY rows at a time, it marks the slice `sending`
-(only the rows its token still holds) and commits *before* calling FCM, sends
-it, and records the answers, which also defers the retry job for temporary
-failures. So after a crash:
+(only the rows its token still holds) and commits *before* calling FCM (the
+messages are built before that commit), sends it, and records each answer a few
+milliseconds after it comes (FCM_RECORD_GATHER_MS), which also defers the retry
+job for temporary failures. So after a crash:
 - rows in `sending` were handed to FCM: they are never sent again (FCM has no
   idempotency key; `fail_stale_sending` closes them);
 - rows still only claimed were never sent: once their lease has passed,
@@ -15,8 +16,9 @@ failures. So after a crash:
 - rows no job will ever look at (their job failed for good, or died before
   claiming them) are found by `recover_pushes` too: a claimable row that no
   queued or running send job names is queued again.
-Redis only carries a convenience here (the pause after QUOTA_EXCEEDED): when it
-is down, jobs send as if no pause were set (FCM's answers still pace them).
+Redis only carries a convenience here (the pause after QUOTA_EXCEEDED, which a
+job waits out itself when it is at most PUSH_PAUSE_WAIT_SECONDS): when it is
+down, jobs send as if no pause were set (FCM's answers still pace them).
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ import datetime as dt
 import logging
 import math
 import secrets
+import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import redis
@@ -104,22 +107,27 @@ def queue_deliveries(
     )
 
 
-def retry_delay(attempt: int, result: SendResult, jitter: float) -> int:
-    """Seconds before try `attempt + 1`.
+def retry_delay(attempt: int, result: SendResult, jitter: float) -> float:
+    """Seconds before try `attempt + 1`, rounded up to a tenth of a second.
 
     QUOTA_EXCEEDED: at least PUSH_QUOTA_MIN_WAIT_SECONDS or the Retry-After, plus up
     to 10 % jitter. Other temporary failures: exponential backoff (base * 2^(n-1),
     capped) with jitter taking up to half of it off, never below a Retry-After.
+    (Whole seconds, as before, turned a 1.05 s wait into 2 s.)
     """
     retry_after = result.retry_after or 0.0
     if result.throttled:
         wait = max(float(settings.PUSH_QUOTA_MIN_WAIT_SECONDS), retry_after)
-        return math.ceil(wait + wait * 0.1 * jitter)
+        return _tenths(wait + wait * 0.1 * jitter)
     backoff = min(
         float(settings.PUSH_RETRY_MAX_SECONDS),
         settings.PUSH_RETRY_BASE_SECONDS * 2.0 ** max(attempt - 1, 0),
     )
-    return math.ceil(max(retry_after, backoff - backoff * 0.5 * jitter))
+    return _tenths(max(retry_after, backoff - backoff * 0.5 * jitter))
+
+
+def _tenths(seconds: float) -> float:
+    return math.ceil(round(seconds * 10, 6)) / 10
 
 
 def paused_until() -> dt.datetime | None:
@@ -150,10 +158,14 @@ def _pause(until: dt.datetime) -> None:
 def send_pushes(delivery_ids: Sequence[int]) -> int:
     """Send the claimable deliveries among `delivery_ids`; returns how many were tried."""
     pause = paused_until()
-    if pause is not None:
-        # Sending now would only earn more 429s and burn the rows' tries: come back later.
-        queue_deliveries(delivery_ids, not_before=pause)
-        return 0
+    while pause is not None:
+        wait = (pause - timezone.now()).total_seconds()
+        if wait > settings.PUSH_PAUSE_WAIT_SECONDS:
+            # Sending now would only earn more 429s and burn the rows' tries: come back later.
+            queue_deliveries(delivery_ids, not_before=pause)
+            return 0
+        sleep(max(0.0, wait))  # a short pause: waited out here rather than by a new job
+        pause = _extended(pause)
     token = uuid.uuid4().hex
     claimed = _claim(delivery_ids, token)
     if not claimed:
@@ -163,24 +175,123 @@ def send_pushes(delivery_ids: Sequence[int]) -> int:
     tried = 0
     for start in range(0, len(claimed), step):
         pause = paused_until()
-        if pause is not None:
-            _release([row.pk for row in claimed[start:]], token, not_before=pause)
+        left = [row.pk for row in claimed[start:]]
+        if pause is not None and not _wait_out(pause, left, token):
+            _release(left, token, not_before=pause)
             break
         if start:
-            _renew_lease([row.pk for row in claimed[start:]], token)
-        rows = _hand_to_fcm(claimed[start : start + step], token)
+            _renew_lease(left, token)
+        batch = claimed[start : start + step]
+        # The messages are built before the rows are marked `sending`: a worker killed
+        # between that commit and the requests leaving loses those pushes for good
+        # (closed INTERRUPTED, never sent), so nothing slow may stand there.
+        built = _prepared(batch)
+        rows = _hand_to_fcm(batch, token)
         if not rows:
             continue
-        try:
-            gateway = gateway or get_gateway()
-            results = gateway.send(_pushes_for(rows))
-        except Exception as exc:  # nothing may leave claimed rows in `sending`
-            logger.exception("push gateway failed")
-            failure = SendResult(error_code="GATEWAY_ERROR", error_message=type(exc).__name__)
-            results = [failure] * len(rows)
-        _record(rows, results)
+        pushes = None if built is None else [built[row.pk] for row in rows]
+        gateway = _send_slice(gateway, rows, pushes)
         tried += len(rows)
     return tried
+
+
+def _gateway_failed(rows: list[Delivery], pending: set[int], exc: Exception) -> None:
+    logger.error("push gateway failed", exc_info=exc)
+    failure = SendResult(error_code="GATEWAY_ERROR", error_message=type(exc).__name__)
+    left = sorted(pending)
+    _record([rows[index] for index in left], [failure] * len(left))
+    pending.clear()
+
+
+def _answers(gateway: PushGateway, pushes: list[Push]) -> Iterator[list[tuple[int, SendResult]]]:
+    """The gateway's answers as they come when it can hand them over so (FCM), else all
+    at once (the development outboxes, a custom backend)."""
+    streaming = getattr(gateway, "send_as_answered", None)
+    if streaming is not None:
+        yield from streaming(pushes)
+    else:
+        yield list(enumerate(gateway.send(pushes)))
+
+
+def _prepared(rows: list[Delivery]) -> dict[int, Push] | None:
+    """Each row's message by row id; None when they cannot be built now (the send
+    then builds them and fails the rows for now, as a gateway failure)."""
+    try:
+        return {row.pk: push for row, push in zip(rows, _pushes_for(rows), strict=True)}
+    except Exception:
+        logger.exception("push messages not built before sending")
+        return None
+
+
+def _send_slice(
+    gateway: PushGateway | None, rows: list[Delivery], pushes: list[Push] | None = None
+) -> PushGateway | None:
+    """Send one slice (its rows are `sending`) and record each answer as it comes.
+
+    The answers are recorded a few milliseconds after they arrive
+    (FCM_RECORD_GATHER_MS), not once the slowest request of the slice is answered
+    (up to FCM_TIMEOUT_SECONDS): a worker killed meanwhile leaves in `sending`, to
+    be closed as INTERRUPTED, only the requests still out. A gateway failure fails
+    the rows not answered yet (temporary, retried); a failure to record is not the
+    gateway's and stops the job, leaving its unrecorded rows `sending` (never sent
+    again).
+    """
+    pending = set(range(len(rows)))
+    try:
+        gateway = gateway or get_gateway()
+        answers = _answers(gateway, pushes if pushes is not None else _pushes_for(rows))
+    except Exception as exc:  # nothing may leave claimed rows in `sending`
+        _gateway_failed(rows, pending, exc)
+        return gateway
+    while pending:
+        try:
+            batch = next(answers)
+        except StopIteration:
+            break
+        except Exception as exc:  # nothing may leave claimed rows in `sending`
+            _gateway_failed(rows, pending, exc)
+            break
+        batch = [(index, result) for index, result in batch if index in pending]
+        # Outside the gateway's `try`: a failure to record stops the job.
+        _record([rows[index] for index, _ in batch], [result for _, result in batch])
+        pending.difference_update(index for index, _ in batch)
+    if pending:
+        _gateway_failed(rows, pending, RuntimeError("the gateway gave no answer"))
+    return gateway
+
+
+def _wait_out(pause: dt.datetime, ids: list[int], token: str) -> bool:
+    """Wait for a short pause (FCM's Retry-After) in the job, keeping its claim.
+
+    Giving the rows back and queueing a job for the end of the pause costs a job
+    start and a claim of the whole rest of the batch per 429; with isolated 429s
+    that restart cost more than the waits FCM asked for. A pause longer than
+    PUSH_PAUSE_WAIT_SECONDS is not waited out here (False): the rows go back.
+    """
+    current: dt.datetime | None = pause
+    while current is not None:
+        wait = (current - timezone.now()).total_seconds()
+        if wait > settings.PUSH_PAUSE_WAIT_SECONDS:
+            return False
+        # The claim must outlive the wait, or recovery would hand the rows to another job.
+        lease = dt.timedelta(seconds=settings.PUSH_CLAIM_LEASE_SECONDS)
+        Delivery.objects.filter(pk__in=ids, claim_token=token, state__in=Delivery.CLAIMABLE).update(
+            claimed_until=current + lease
+        )
+        sleep(max(0.0, wait))
+        current = _extended(current)
+    return True
+
+
+def _extended(pause: dt.datetime) -> dt.datetime | None:
+    """The pause now set if another 429 made it end later than `pause`, else None."""
+    later = paused_until()
+    return later if later is not None and later > pause else None
+
+
+def sleep(seconds: float) -> None:
+    """Wait in the job; tests replace it to check what is waited for."""
+    time.sleep(seconds)
 
 
 def _hand_to_fcm(rows: list[Delivery], token: str) -> list[Delivery]:
@@ -432,7 +543,7 @@ def _pushes_for(rows: list[Delivery]) -> list[Push]:
 def _record(rows: list[Delivery], results: list[SendResult]) -> None:
     now = timezone.now()
     jitter = jitter_fraction()
-    retries: dict[int, list[int]] = defaultdict(list)
+    retries: dict[float, list[int]] = defaultdict(list)
     dead_tokens: list[tuple[int, str, str]] = []
     finished_urgent: set[int] = set()
     for row, result in zip(rows, results, strict=True):
@@ -483,19 +594,27 @@ _SAVE_ANSWERS_SQL = (
     "error_code = v.error_code, error_message = v.error_message, "
     "next_attempt_at = v.next_attempt_at, updated_at = %s "
     "FROM (VALUES {rows}) AS v(id, state, fcm_message_id, error_code, error_message, "
-    "next_attempt_at) WHERE d.id = v.id"
+    "next_attempt_at) WHERE d.id = v.id AND d.state = %s"
 )
 
 
 def _save_answers(rows: list[Delivery], now: dt.datetime) -> None:
     """The answers of one slice in one statement. (`bulk_update` builds a CASE per field
-    and row: on a slice of 50 it took more of the worker's time than the sends.)"""
+    and row: on a slice of 50 it took more of the worker's time than the sends.)
+
+    Only rows still `sending` take their answer: one that `fail_stale_sending` closed
+    meanwhile stays closed (a late answer must not make it sendable again)."""
     if connection.vendor != "postgresql":
         # The embedded default (SQLite): same rows, one UPDATE per field and slice.
+        open_ids = set(
+            Delivery.objects.filter(
+                pk__in=[row.pk for row in rows], state=Delivery.State.SENDING
+            ).values_list("pk", flat=True)
+        )
         for row in rows:
             row.updated_at = now
         Delivery.objects.bulk_update(
-            rows,
+            [row for row in rows if row.pk in open_ids],
             [
                 "state",
                 "fcm_message_id",
@@ -526,7 +645,7 @@ def _save_answers(rows: list[Delivery], now: dt.datetime) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             _SAVE_ANSWERS_SQL.format(table=table, rows=placeholders),
-            [now, *values],
+            [now, *values, str(Delivery.State.SENDING)],
         )
 
 

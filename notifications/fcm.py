@@ -20,6 +20,7 @@ import logging
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -179,6 +180,15 @@ class FcmGateway:
 
     def send(self, pushes: list[Push]) -> list[SendResult]:
         results: list[SendResult | None] = [None] * len(pushes)
+        for answers in self.send_as_answered(pushes):
+            for index, result in answers:
+                results[index] = result
+        return [result or SendResult(error_code="UNKNOWN") for result in results]
+
+    def send_as_answered(self, pushes: list[Push]) -> Iterator[list[tuple[int, SendResult]]]:
+        """One result per push, handed over as FCM answers: lists of (index, result),
+        each with the answers of about FCM_RECORD_GATHER_MS (see delivery.py)."""
+        refused: list[tuple[int, SendResult]] = []
         ready: list[tuple[int, dict[str, Any]]] = []
         for index, push in enumerate(pushes):
             try:
@@ -186,23 +196,31 @@ class FcmGateway:
                 ready.append((index, encode(build_message(push))))
             except ValueError as exc:
                 logger.error("push message %s is invalid: %s", index, exc)
-                results[index] = classify(exc)
+                refused.append((index, classify(exc)))
+        if refused:
+            yield refused
+        unanswered = set(range(len(ready)))
         try:
-            responses = self.sender.send_each(
-                [message for _, message in ready], concurrency=settings.FCM_CONCURRENCY
-            )
-            answers = [
-                SendResult(message_id=response.message_id)
-                if response.success
-                else classify(response.exception)
-                for response in responses
-            ]
+            for responses in self.sender.send_each_as_answered(
+                [message for _, message in ready],
+                concurrency=settings.FCM_CONCURRENCY,
+                gather_seconds=settings.FCM_RECORD_GATHER_MS / 1000,
+            ):
+                unanswered.difference_update(position for position, _ in responses)
+                yield [
+                    (
+                        ready[position][0],
+                        SendResult(message_id=response.message_id)
+                        if response.success
+                        else classify(response.exception),
+                    )
+                    for position, response in responses
+                ]
         except (exceptions.FirebaseError, ValueError) as exc:
             logger.warning("FCM batch failed: %s", type(exc).__name__)
-            answers = [classify(exc)] * len(ready)
-        for (index, _), answer in zip(ready, answers, strict=True):
-            results[index] = answer
-        return [result or SendResult(error_code="UNKNOWN") for result in results]
+            failed = classify(exc)
+            if unanswered:
+                yield [(ready[position][0], failed) for position in sorted(unanswered)]
 
 
 # --- Development outboxes --------------------------------------------------------------

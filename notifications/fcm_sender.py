@@ -32,11 +32,14 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import concurrent.futures
 import json
 import logging
 import os
+import queue
 import threading
-from collections.abc import Coroutine, Sequence
+import time
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 
 import aiohttp
@@ -54,6 +57,8 @@ T = TypeVar("T")
 
 # Tries of a request whose connection could not be made (the first one included).
 CONNECT_TRIES = 2
+# How often a caller waiting for answers checks whether the call failed as a whole.
+ANSWER_POLL_SECONDS = 0.5
 
 
 class EventLoopThread:
@@ -75,9 +80,14 @@ class EventLoopThread:
 
     def run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         """Run `coroutine` on the loop and wait for its result (never from the loop)."""
+        return self.submit(coroutine).result(timeout)
+
+    def submit(self, coroutine: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Start `coroutine` on the loop; its future (never waited for from the loop)."""
         if threading.current_thread() is self.thread:
+            coroutine.close()
             raise RuntimeError("the FCM sender cannot wait for itself")
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
 
     @property
     def alive(self) -> bool:
@@ -203,8 +213,46 @@ class AsyncFcmSender:
             return []
         return self.loop.run(self._send_all(bodies, max(1, concurrency)))
 
+    def send_each_as_answered(
+        self, messages: Sequence[dict[str, Any]], concurrency: int, gather_seconds: float
+    ) -> Iterator[list[tuple[int, messaging.SendResponse]]]:
+        """As `send_each`, but hands the answers over as they come: lists of (index,
+        response), each with the answers that arrived within `gather_seconds` of its
+        first. So the caller can record what FCM answered while slower requests of the
+        same call are still out (a crash then leaves only those unknown). Raises what
+        the whole call failed with (no access token) before any answer is given."""
+        bodies = [
+            json.dumps({"message": message}, ensure_ascii=False, separators=(",", ":")).encode()
+            for message in messages
+        ]
+        if not bodies:
+            return
+        answers: queue.SimpleQueue[tuple[int, messaging.SendResponse]] = queue.SimpleQueue()
+        call = self.loop.submit(self._send_all(bodies, max(1, concurrency), on_answer=answers.put))
+        given = 0
+        while given < len(bodies):
+            try:
+                batch = [answers.get(timeout=ANSWER_POLL_SECONDS)]
+            except queue.Empty:
+                if call.done():
+                    call.result()  # the call failed as a whole: raise it here
+                    if answers.empty():
+                        raise RuntimeError("the FCM call ended without every answer") from None
+                continue
+            deadline = time.monotonic() + gather_seconds
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    batch.append(answers.get(timeout=left))
+                except queue.Empty:
+                    break
+            given += len(batch)
+            yield batch
+
     async def _send_all(
-        self, bodies: list[bytes], concurrency: int
+        self,
+        bodies: list[bytes],
+        concurrency: int,
+        on_answer: Callable[[tuple[int, messaging.SendResponse]], None] | None = None,
     ) -> list[messaging.SendResponse]:
         headers = await self.token.headers()
         results: list[messaging.SendResponse | None] = [None] * len(bodies)
@@ -212,7 +260,9 @@ class AsyncFcmSender:
 
         async def lane() -> None:
             for index, body in pending:
-                results[index] = await self._post(body, headers)
+                results[index] = answer = await self._post(body, headers)
+                if on_answer is not None:
+                    on_answer((index, answer))
 
         await asyncio.gather(*(lane() for _ in range(min(concurrency, len(bodies)))))
         return [result for result in results if result is not None]

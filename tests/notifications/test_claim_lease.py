@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.core.cache import cache
 from django.utils import timezone
 
-from notifications.delivery import _claim, _hand_to_fcm, recover_pushes, send_pushes
+from fakes.fcm import Outcome
+from notifications.delivery import PAUSE_KEY, _claim, _hand_to_fcm, recover_pushes, send_pushes
 from notifications.models import Delivery
 from tests.factories import make_user
 from tests.notifications.conftest import notify, register, send_all, todo_jobs
@@ -93,5 +95,58 @@ def test_a_slice_throttled_by_fcm_gives_the_rest_of_the_batch_back(fcm, settings
 
     second.refresh_from_db()
     assert (second.state, second.attempts, second.claim_token) == (Delivery.State.CREATED, 0, "")
+    assert fcm.attempts_for(second.device.token) == []
+    assert [job["args"]["delivery_ids"] for job in todo_jobs(SEND_JOB)][-1] == [second.pk]
+
+
+def test_a_short_pause_is_waited_out_by_the_job_keeping_its_claim(
+    fcm, settings, monkeypatch
+) -> None:
+    # A Retry-After of a second: the job waits it out and sends the rest of its batch
+    # itself, instead of giving the rows back for a job queued at the pause's end.
+    settings.FCM_CONCURRENCY = 1
+    settings.PUSH_QUOTA_MIN_WAIT_SECONDS = 1
+    settings.PUSH_PAUSE_WAIT_SECONDS = 5
+    waits: list[tuple[float, str]] = []
+
+    def sleep(seconds: float) -> None:
+        second = Delivery.objects.filter(pk=rows[1].pk).values_list("claimed_until", flat=True)
+        waits.append((seconds, "claimed" if second[0] > timezone.now() else "lapsed"))
+        cache.delete(PAUSE_KEY)  # the pause has passed
+
+    monkeypatch.setattr("notifications.delivery.sleep", sleep)
+    monkeypatch.setattr("notifications.delivery.jitter_fraction", lambda: 0.0)
+    user = make_user()
+    register(user, "tok-wait-1")
+    register(user, "tok-wait-2")
+    notification = notify(user, "dossier.accepted")
+    rows = list(Delivery.objects.filter(notification=notification).order_by("pk"))
+    fcm.script(rows[0].device.token, Outcome("QUOTA_EXCEEDED", retry_after=1))
+    before = len(todo_jobs(SEND_JOB))
+
+    assert send_all(notification) == 2
+
+    [(waited, claim)] = waits
+    assert 0 < waited <= 1.1  # until the end of the Retry-After (plus jitter), no longer
+    assert claim == "claimed"  # the rest of the batch stayed this job's meanwhile
+    second = Delivery.objects.get(pk=rows[1].pk)
+    assert (second.state, second.attempts) == (Delivery.State.DELIVERED, 1)
+    # Only the throttled row's own retry was queued; the rest was not given back.
+    assert [job["args"]["delivery_ids"] for job in todo_jobs(SEND_JOB)[before:]] == [[rows[0].pk]]
+
+
+def test_a_long_pause_still_gives_the_rest_of_the_batch_back(fcm, settings, monkeypatch) -> None:
+    settings.FCM_CONCURRENCY = 1
+    settings.PUSH_PAUSE_WAIT_SECONDS = 5  # FCM's default minute is longer
+    monkeypatch.setattr("notifications.delivery.sleep", lambda seconds: pytest.fail("waited"))
+    user = make_user()
+    register(user, "tok-long-1")
+    register(user, "tok-long-2")
+    notification = notify(user, "dossier.accepted")
+    first, second = Delivery.objects.filter(notification=notification).order_by("pk")
+    fcm.script(first.device.token, "QUOTA_EXCEEDED")
+
+    assert send_all(notification) == 1
+
     assert fcm.attempts_for(second.device.token) == []
     assert [job["args"]["delivery_ids"] for job in todo_jobs(SEND_JOB)][-1] == [second.pk]

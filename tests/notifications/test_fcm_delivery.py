@@ -226,9 +226,19 @@ def test_retry_delays_with_jitter_stay_in_their_bounds(settings) -> None:
     unavailable = SendResult(error_code="UNAVAILABLE")
     quota = SendResult(error_code="QUOTA_EXCEEDED")
     assert [retry_delay(n, unavailable, 0.0) for n in (1, 2, 3, 8, 9)] == [30, 60, 120, 3600, 3600]
-    assert [retry_delay(n, unavailable, 0.999) for n in (1, 2, 3)] == [16, 31, 61]
+    assert [retry_delay(n, unavailable, 0.999) for n in (1, 2, 3)] == [15.1, 30.1, 60.1]
     assert retry_delay(1, quota, 0.0) == 60
     assert retry_delay(1, quota, 0.999) == 66  # never less than the minute
+
+
+def test_short_retry_delays_keep_their_tenths(settings) -> None:
+    # Whole seconds turned FCM's Retry-After of 1 s plus jitter into 2 s.
+    settings.PUSH_RETRY_BASE_SECONDS = 1
+    settings.PUSH_QUOTA_MIN_WAIT_SECONDS = 1
+    assert retry_delay(1, SendResult(error_code="QUOTA_EXCEEDED", retry_after=1.0), 0.5) == 1.1
+    assert retry_delay(1, SendResult(error_code="UNAVAILABLE"), 0.5) == 0.8
+    assert retry_delay(2, SendResult(error_code="UNAVAILABLE"), 0.0) == 2.0
+    assert retry_delay(1, SendResult(error_code="UNAVAILABLE", retry_after=1.25), 0.9) == 1.3
 
 
 def test_retries_are_bounded_then_permanent_failure(fcm, clock, no_jitter, settings) -> None:

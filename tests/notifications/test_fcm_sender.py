@@ -143,6 +143,9 @@ def test_an_answer_later_than_the_timeout_is_deadline_exceeded_and_not_repeated(
 
     assert (result.error_code, result.permanent) == ("DEADLINE_EXCEEDED", False)
     assert len(send_requests(fcm)) == 1
+    # The fake's log says FCM took it and the answer was lost (the bench counts these).
+    assert [(a["outcome"], a.get("answer_lost")) for a in fcm.attempts] == [("ok", True)]
+    assert fcm.stats()["answers_lost"] == 1
 
 
 def test_no_server_listening_is_unavailable(fcm: FakeFcmServer, settings: Any) -> None:

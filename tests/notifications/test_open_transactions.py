@@ -3,6 +3,7 @@ one would hold back every live WebSocket frame in the cluster (tracking/stream.p
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -34,13 +35,20 @@ def open_write_transactions() -> list[tuple[Any, ...]]:
 def test_no_transaction_is_open_while_fcm_is_called(fcm, monkeypatch, settings) -> None:
     settings.PUSH_RETRY_BASE_SECONDS = 1
     seen: list[list[tuple[Any, ...]]] = []
-    real_send = fcm_module.FcmGateway.send
+    real_send = fcm_module.FcmGateway.send_as_answered
 
-    def send(self: fcm_module.FcmGateway, pushes: list[Any]) -> Any:
-        seen.append(open_write_transactions())
-        return real_send(self, pushes)
+    def send_as_answered(self: fcm_module.FcmGateway, pushes: list[Any]) -> Iterator[Any]:
+        # The job records answers as they come: each time it waits for the next ones.
+        answers = real_send(self, pushes)
+        while True:
+            seen.append(open_write_transactions())
+            try:
+                batch = next(answers)
+            except StopIteration:
+                return
+            yield batch
 
-    monkeypatch.setattr(fcm_module.FcmGateway, "send", send)
+    monkeypatch.setattr(fcm_module.FcmGateway, "send_as_answered", send_as_answered)
     user = make_user()
     for n in range(3):
         register(user, f"tok-open-tx-{n}")

@@ -35,6 +35,17 @@ from procrastinate.contrib.django import django_connector
 logger = logging.getLogger("backend.worker")
 
 EXIT_FAILURE = 1
+# The earliest job scheduled later than now in the worker's queues (NULL: none).
+NEXT_SCHEDULED_SQL = """
+SELECT extract(epoch FROM min(scheduled_at) - now()) AS wait
+FROM procrastinate_jobs
+WHERE status = 'todo' AND scheduled_at > now()
+  AND (%(queues)s::varchar[] IS NULL OR queue_name = ANY(%(queues)s::varchar[]))
+"""
+# Woken this long after a job's time (the clocks of PostgreSQL and of the sleep).
+SCHEDULE_MARGIN_SECONDS = 0.01
+# After a job is inserted, the next lookup waits this long (a fan-out inserts many).
+SCHEDULE_COALESCE_SECONDS = 0.05
 
 
 def describe(exc: BaseException) -> str:
@@ -93,11 +104,54 @@ class SupervisedWorker(procrastinate_worker.Worker):
         super().__init__(install_signal_handlers=False, **kwargs)
         self.signalled = False
         self.stopping = asyncio.Event()
+        self._schedule_changed = asyncio.Event()
 
     def _start_side_tasks(self) -> list[asyncio.Task[Any]]:
         tasks = super()._start_side_tasks()
         tasks.append(asyncio.create_task(self._recover_forever(), name="recovery"))
+        tasks.append(asyncio.create_task(self._wake_for_scheduled_jobs(), name="scheduled"))
         return tasks
+
+    async def _handle_notification(self, *, channel: str, notification: Any) -> None:
+        await super()._handle_notification(channel=channel, notification=notification)
+        if notification.get("type") == "job_inserted":
+            self._schedule_changed.set()  # it may be due sooner than the one awaited
+
+    async def _next_scheduled_in(self) -> float | None:
+        """Seconds until the earliest job of this worker's queues scheduled later."""
+        row = await self.app.job_manager.connector.execute_query_one_async(
+            NEXT_SCHEDULED_SQL, queues=list(self.queues) if self.queues else None
+        )
+        wait = row["wait"]
+        return None if wait is None else max(0.0, float(wait))
+
+    async def _wake_for_scheduled_jobs(self) -> None:
+        """Fetch a scheduled job when it falls due, not at procrastinate's next poll.
+
+        procrastinate hears of new jobs (LISTEN/NOTIFY) but finds a job scheduled for
+        later (a push retry in 1 s, the end of FCM's Retry-After) only when it polls,
+        every 5 s: a retry due in one second waited up to six. This side task sleeps
+        until the earliest scheduled job of the worker's queues is due (looked up
+        again whenever a job is inserted) and then wakes the fetch loop. A failed
+        lookup is logged; the poll still finds the job.
+        """
+        poll = float(self.fetch_job_polling_interval)
+        while True:
+            self._schedule_changed.clear()
+            try:
+                wait = await self._next_scheduled_in()
+            except Exception as exc:
+                logger.warning("worker: next scheduled job not looked up (%s)", describe(exc))
+                wait = None
+            timeout = poll if wait is None else min(poll, wait + SCHEDULE_MARGIN_SECONDS)
+            try:
+                await asyncio.wait_for(self._schedule_changed.wait(), timeout)
+            except TimeoutError:
+                if wait is not None and wait + SCHEDULE_MARGIN_SECONDS <= poll:
+                    self._new_job_event.set()
+                continue
+            # A job was inserted: look again, once the burst of a fan-out has passed.
+            await asyncio.sleep(SCHEDULE_COALESCE_SECONDS)
 
     async def _recover_forever(self) -> None:
         """Retry dead workers' jobs and requeue lost rows (backend.recovery).
