@@ -83,7 +83,7 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         self.closing = False
         self.ticker: asyncio.Task[None] | None = None
         self.pump_lock = asyncio.Lock()
-        self.wake = asyncio.Event()  # set when events are held: the ticker looks sooner
+        self.wake = asyncio.Event()  # set when events are held: the ticker waits for them
         self.bucket = TokenBucket(settings.WS_INBOUND_RATE, settings.WS_INBOUND_BURST)
         self.dropped = 0
 
@@ -253,15 +253,21 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         next_beat = loop.time() + settings.WS_HEARTBEAT_SECONDS
         try:
             while not self.closing:
-                wait = next_beat - loop.time()
+                self.wake.clear()
+                wait = max(next_beat - loop.time(), 0)
                 if self.subscription.held:
-                    wait = min(wait, settings.WS_RECHECK_SECONDS)
+                    # Look again once the horizon has passed the held event (the
+                    # reader's watch backs off from a few ms to WS_RECHECK_SECONDS).
+                    if self.reader is not None:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self.reader.until_final(), wait)
+                    else:
+                        await asyncio.sleep(min(wait, settings.WS_RECHECK_SECONDS))
                 else:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.wake.wait(), max(wait, 0))
-                    wait = min(next_beat - loop.time(), settings.WS_RECHECK_SECONDS)
-                self.wake.clear()
-                await asyncio.sleep(max(wait, 0))
+                        await asyncio.wait_for(self.wake.wait(), wait)
+                    if self.wake.is_set() and loop.time() < next_beat:
+                        continue  # a read found events held: wait for them (above)
                 if loop.time() >= next_beat:
                     next_beat = loop.time() + settings.WS_HEARTBEAT_SECONDS
                     # One cheap look per beat: an idle socket reads the log only

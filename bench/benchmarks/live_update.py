@@ -8,7 +8,10 @@ Rows, all measured in the same run:
   trip against a bare ASGI echo app served by the same uvicorn with the
   Procfile's flags); target ≤ 3;
 - p99 of commit→frame with the concurrent writer, in ms; target ≤ 100.
-The same latencies without the writer are in the figures.
+The same latencies without the writer are in the figures, and the same
+baseline measured at the samples' pace (`paced_*`: each round trip PACE_S after
+the last, so every process on the way has gone idle, as it has between two
+status changes) next to the back-to-back one.
 
 The concurrent writer (bench/concurrent_writer.py, a process of its own) does
 what a busy cluster does: WRITER_PER_SECOND write transactions a second, each
@@ -69,6 +72,7 @@ RATIO = "commit→frame p50, concurrent writer ÷ (Redis RTT + SELECT 1 RTT + WS
 RATIO_P99 = "commit→frame p99 with the concurrent writer (ms)"
 WRITER_PER_SECOND = 40
 WRITER_HOLD_S = 0.020
+PACE_S = 0.010  # about the time between two samples (an action's commit, then the frame)
 
 
 class ConcurrentWriter:
@@ -110,11 +114,14 @@ class ConcurrentWriter:
         return self.committed / self.seconds if self.seconds else 0.0
 
 
-def select_one_rtt(database_url: str, samples: int) -> list[float]:
-    """Round trips of `SELECT 1` on one open connection (the baseline's database part)."""
+def select_one_rtt(database_url: str, samples: int, pace: float = 0.0) -> list[float]:
+    """Round trips of `SELECT 1` on one open connection (the baseline's database part),
+    back to back or `pace` seconds apart."""
     times = []
     with psycopg.connect(database_url, autocommit=True) as conn:
         for index in range(samples + 10):
+            if pace:
+                time.sleep(pace)
             started = time.perf_counter()
             conn.execute("SELECT 1").fetchone()
             if index >= 10:
@@ -228,6 +235,10 @@ def run(ctx: Context) -> list[Result]:
     redis_rtt = asyncio.run(redis_publish_rtt(ctx.env["REDIS_URL"], samples))
     with Server(f"{echo_module}:echo", bench_env(), "ws-echo", ready_path=None) as echo:
         echo_rtt = asyncio.run(websocket_echo_rtt(f"ws://127.0.0.1:{echo.port}/", samples))
+        paced_echo = asyncio.run(
+            websocket_echo_rtt(f"ws://127.0.0.1:{echo.port}/", samples, pace=PACE_S)
+        )
+    paced_redis = asyncio.run(redis_publish_rtt(ctx.env["REDIS_URL"], samples, pace=PACE_S))
     figures: dict[str, Any] = {
         "samples": samples,
         "redis_publish_rtt_p50_ms": _ms(percentile(redis_rtt, 0.5)),
@@ -244,6 +255,7 @@ def run(ctx: Context) -> list[Result]:
         with live_context(ctx) as (live, database):
             figures["database"] = database
             select_rtt = select_one_rtt(live.env["DATABASE_URL"], samples)
+            paced_select = select_one_rtt(live.env["DATABASE_URL"], samples, pace=PACE_S)
             quiet = project_latencies(live, samples)
             with ConcurrentWriter(live.env["DATABASE_URL"]) as writer:
                 busy = project_latencies(live, samples)
@@ -262,6 +274,7 @@ def run(ctx: Context) -> list[Result]:
         ]
     baseline_p50 = percentile(redis_rtt, 0.5) + percentile(select_rtt, 0.5)
     baseline_p50 += percentile(echo_rtt, 0.5)
+    paced_p50 = sum(percentile(values, 0.5) for values in (paced_redis, paced_select, paced_echo))
     figures["concurrent_writer"]["transactions_per_s_measured"] = round(writer.rate, 1)
     figures.update(
         {
@@ -274,6 +287,13 @@ def run(ctx: Context) -> list[Result]:
             "writer_commit_to_frame_p50_ms": _ms(percentile(busy, 0.5)),
             "writer_commit_to_frame_p99_ms": _ms(percentile(busy, 0.99)),
             "writer_commit_to_frame_max_ms": _ms(max(busy)),
+            "paced_ms": _ms(PACE_S),
+            "paced_redis_publish_rtt_p50_ms": _ms(percentile(paced_redis, 0.5)),
+            "paced_select_1_rtt_p50_ms": _ms(percentile(paced_select, 0.5)),
+            "paced_ws_echo_rtt_p50_ms": _ms(percentile(paced_echo, 0.5)),
+            "paced_baseline_p50_ms": _ms(paced_p50),
+            "quiet_p50_over_paced_baseline": round(percentile(quiet, 0.5) / paced_p50, 3),
+            "writer_p50_over_paced_baseline": round(percentile(busy, 0.5) / paced_p50, 3),
         }
     )
     return [
