@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -205,6 +206,18 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         await self._send_frame(
             self._error("unknown_frame", _('The server only understands {"type": "ping"}.'))
         )
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """channels' dispatch without its `aclose_old_connections` before every
+        message: that is a hop to the sync thread and back (two thread wake-ups)
+        on the path of every hint, for Django connections this consumer never
+        uses on the event loop. Its ORM calls go through `database_sync_to_async`,
+        which closes old connections around each call, and on PostgreSQL the
+        log's reads use the reader's own connection."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     # --- channel-layer messages ------------------------------------------------
 

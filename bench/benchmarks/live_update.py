@@ -47,6 +47,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -127,6 +128,15 @@ def select_one_rtt(database_url: str, samples: int, pace: float = 0.0) -> list[f
             if index >= 10:
                 times.append(time.perf_counter() - started)
     return times
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of every thread of process `pid` so far (Linux schedstat, ns)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
 
 
 def _setup_django(ctx: Context) -> None:
@@ -256,9 +266,14 @@ def run(ctx: Context) -> list[Result]:
             figures["database"] = database
             select_rtt = select_one_rtt(live.env["DATABASE_URL"], samples)
             paced_select = select_one_rtt(live.env["DATABASE_URL"], samples, pace=PACE_S)
+            server_pid = live.api_server.pid
+            cpu_before = cpu_seconds(server_pid)
             quiet = project_latencies(live, samples)
+            quiet_cpu = cpu_seconds(server_pid) - cpu_before
             with ConcurrentWriter(live.env["DATABASE_URL"]) as writer:
+                cpu_before = cpu_seconds(server_pid)
                 busy = project_latencies(live, samples)
+                busy_cpu = cpu_seconds(server_pid) - cpu_before
                 found = _profile_if_missed(ctx, live, busy, redis_rtt, echo_rtt, select_rtt)
     except NotAvailable as exc:
         return [
@@ -287,6 +302,10 @@ def run(ctx: Context) -> list[Result]:
             "writer_commit_to_frame_p50_ms": _ms(percentile(busy, 0.5)),
             "writer_commit_to_frame_p99_ms": _ms(percentile(busy, 0.99)),
             "writer_commit_to_frame_max_ms": _ms(max(busy)),
+            # The API server's CPU per frame (a ticket request and 10 warm-up
+            # frames included), quiet and with the writer.
+            "quiet_server_cpu_ms_per_frame": _ms(quiet_cpu / (samples + 10)),
+            "writer_server_cpu_ms_per_frame": _ms(busy_cpu / (samples + 10)),
             "paced_ms": _ms(PACE_S),
             "paced_redis_publish_rtt_p50_ms": _ms(percentile(paced_redis, 0.5)),
             "paced_select_1_rtt_p50_ms": _ms(percentile(paced_select, 0.5)),

@@ -569,6 +569,20 @@ async def test_the_watch_backs_off_doubling_up_to_the_recheck_interval(open_sock
     assert delays == [0.002, 0.004, 0.008, 0.016, 0.016, 0.016, 0.016]
 
 
+async def test_a_hint_reaches_the_socket_without_a_hop_to_the_sync_thread(open_socket):
+    alice = await new_citizen()
+    socket, _, _ = await open_socket(alice.ticket())
+
+    # channels' own dispatch closes old connections in the sync thread first.
+    with mock.patch(
+        "channels.consumer.aclose_old_connections", new_callable=mock.AsyncMock
+    ) as close_old:
+        event = await db(add_event)(alice.dossier)
+        assert await event_ids(socket, 1) == [event.id]
+
+    assert close_old.call_count == 0
+
+
 async def test_sockets_with_nothing_held_never_start_the_watch(open_socket):
     alice, bob = await new_citizen(), await new_citizen()
     sockets = [(await open_socket(citizen.ticket()))[0] for citizen in (alice, bob, alice)]
