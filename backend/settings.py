@@ -641,7 +641,7 @@ WS_INBOUND_BURST = envint("WS_INBOUND_BURST", 10)
 WS_INBOUND_MAX_DROPPED = envint("WS_INBOUND_MAX_DROPPED", 10)
 WS_MAX_SOCKETS_PER_USER = envint("WS_MAX_SOCKETS_PER_USER", 5)
 # The stream's read of the log runs as a prepared statement on the reader's own
-# connection (planning it took ten times longer than running it). Off behind a
+# connection (planning it took five times longer than running it). Off behind a
 # pooler that cannot keep prepared statements (PgBouncer before 1.21 in
 # transaction mode).
 WS_PREPARED_STATEMENTS = envbool("WS_PREPARED_STATEMENTS", True)

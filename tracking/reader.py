@@ -105,7 +105,7 @@ def _connection_params() -> dict[str, Any]:
         params.pop(sync_only, None)
     params["autocommit"] = True
     # Prepared from the first execution: the same few statements run on every
-    # hint, and planning the log's read took ten times longer than running it.
+    # hint, and planning the log's read took five times longer than running it.
     params["prepare_threshold"] = 0 if settings.WS_PREPARED_STATEMENTS else None
     return params
 
