@@ -634,8 +634,11 @@ WS_TICKET_TTL_SECONDS = min(envint("WS_TICKET_TTL_SECONDS", 30), 60)
 WS_TICKETS_PER_MINUTE = envint("WS_TICKETS_PER_MINUTE", 30)
 # Heartbeat frame interval (at most 30 s); the session is re-checked at each beat.
 WS_HEARTBEAT_SECONDS = min(float(env("WS_HEARTBEAT_SECONDS", "25")), 30.0)
-# While committed events wait for an older open transaction, look again this often.
+# While committed events wait for an older open transaction, the server reads the
+# cluster's horizon first after WS_RECHECK_FIRST_SECONDS, then at doubling intervals
+# up to WS_RECHECK_SECONDS (one read per server process, however many sockets wait).
 WS_RECHECK_SECONDS = float(env("WS_RECHECK_SECONDS", "1"))
+WS_RECHECK_FIRST_SECONDS = float(env("WS_RECHECK_FIRST_SECONDS", "0.002"))
 # A resume from an event older than this answers `resync`.
 WS_RESUME_RETENTION_SECONDS = envint("WS_RESUME_RETENTION_SECONDS", 7 * 24 * 3600)
 WS_REPLAY_BATCH = envint("WS_REPLAY_BATCH", 200)
@@ -646,6 +649,11 @@ WS_INBOUND_RATE = float(env("WS_INBOUND_RATE", "2"))
 WS_INBOUND_BURST = envint("WS_INBOUND_BURST", 10)
 WS_INBOUND_MAX_DROPPED = envint("WS_INBOUND_MAX_DROPPED", 10)
 WS_MAX_SOCKETS_PER_USER = envint("WS_MAX_SOCKETS_PER_USER", 5)
+# The stream's read of the log runs as a prepared statement on the reader's own
+# connection (planning it took five times longer than running it). Off behind a
+# pooler that cannot keep prepared statements (PgBouncer before 1.21 in
+# transaction mode).
+WS_PREPARED_STATEMENTS = envbool("WS_PREPARED_STATEMENTS", True)
 # Public lookup by dossier code and the receipt's secret (tracking/lookup.py).
 # Characters of a new secret (alphabet of 30: 10 give about 49 bits).
 LOOKUP_SECRET_LENGTH = envint("LOOKUP_SECRET_LENGTH", 10)

@@ -27,7 +27,8 @@ from websockets.protocol import State
 from bench.harness import rss_bytes
 
 
-async def redis_publish_rtt(redis_url: str, samples: int) -> list[float]:
+async def redis_publish_rtt(redis_url: str, samples: int, pace: float = 0.0) -> list[float]:
+    """Round trips, back to back, or `pace` seconds apart (each process idle between)."""
     channel = f"bench:{uuid.uuid4().hex}"
     subscriber = aioredis.Redis.from_url(redis_url)
     publisher = aioredis.Redis.from_url(redis_url)
@@ -37,6 +38,8 @@ async def redis_publish_rtt(redis_url: str, samples: int) -> list[float]:
     rtts: list[float] = []
     try:
         for index in range(samples):
+            if pace:
+                await asyncio.sleep(pace)
             started = time.perf_counter()
             await publisher.publish(channel, str(index))
             while True:
@@ -54,13 +57,16 @@ async def redis_publish_rtt(redis_url: str, samples: int) -> list[float]:
     return rtts
 
 
-async def websocket_echo_rtt(url: str, samples: int) -> list[float]:
+async def websocket_echo_rtt(url: str, samples: int, pace: float = 0.0) -> list[float]:
+    """Round trips, back to back, or `pace` seconds apart (each process idle between)."""
     rtts: list[float] = []
     async with connect(url, max_size=2**16) as socket:
         for _ in range(10):  # warm-up
             await socket.send("warm-up")
             await socket.recv()
         for index in range(samples):
+            if pace:
+                await asyncio.sleep(pace)
             frame = f'{{"id": {index}, "type": "dossier.accepted", "status": 2}}'
             started = time.perf_counter()
             await socket.send(frame)

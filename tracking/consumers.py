@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -83,7 +84,7 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         self.closing = False
         self.ticker: asyncio.Task[None] | None = None
         self.pump_lock = asyncio.Lock()
-        self.wake = asyncio.Event()  # set when events are held: the ticker looks sooner
+        self.wake = asyncio.Event()  # set when events are held: the ticker waits for them
         self.bucket = TokenBucket(settings.WS_INBOUND_RATE, settings.WS_INBOUND_BURST)
         self.dropped = 0
 
@@ -206,6 +207,18 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
             self._error("unknown_frame", _('The server only understands {"type": "ping"}.'))
         )
 
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """channels' dispatch without its `aclose_old_connections` before every
+        message: that is a hop to the sync thread and back (two thread wake-ups)
+        on the path of every hint, for Django connections this consumer never
+        uses on the event loop. Its ORM calls go through `database_sync_to_async`,
+        which closes old connections around each call, and on PostgreSQL the
+        log's reads use the reader's own connection."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     # --- channel-layer messages ------------------------------------------------
 
     async def dossier_event(self, message: dict[str, Any]) -> None:
@@ -253,15 +266,21 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         next_beat = loop.time() + settings.WS_HEARTBEAT_SECONDS
         try:
             while not self.closing:
-                wait = next_beat - loop.time()
+                self.wake.clear()
+                wait = max(next_beat - loop.time(), 0)
                 if self.subscription.held:
-                    wait = min(wait, settings.WS_RECHECK_SECONDS)
+                    # Look again once the horizon has passed the held event (the
+                    # reader's watch backs off from a few ms to WS_RECHECK_SECONDS).
+                    if self.reader is not None:
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self.reader.until_final(), wait)
+                    else:
+                        await asyncio.sleep(min(wait, settings.WS_RECHECK_SECONDS))
                 else:
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self.wake.wait(), max(wait, 0))
-                    wait = min(next_beat - loop.time(), settings.WS_RECHECK_SECONDS)
-                self.wake.clear()
-                await asyncio.sleep(max(wait, 0))
+                        await asyncio.wait_for(self.wake.wait(), wait)
+                    if self.wake.is_set() and loop.time() < next_beat:
+                        continue  # a read found events held: wait for them (above)
                 if loop.time() >= next_beat:
                     next_beat = loop.time() + settings.WS_HEARTBEAT_SECONDS
                     # One cheap look per beat: an idle socket reads the log only

@@ -8,7 +8,9 @@ transactions are over: every txid below `pg_snapshot_xmin(pg_current_snapshot())
 has committed or rolled back, and no new transaction can get a txid that low.
 Events below that horizon are final; the stream only ever delivers final
 events, in (txid, id) order, after its cursor. Events above the horizon are
-held until the consumer looks again (on the next hint or tick).
+held until the consumer looks again: on the next hint, or when the horizon has
+passed the first held event's transaction (tracking/reader.py watches it with a
+short back-off), or at the heartbeat.
 
 Replaying after a resume and streaming live are the same query from the same
 cursor, so the seam has neither gap nor duplicate.
@@ -73,6 +75,8 @@ class Subscription:
     # not yet final when it connected, or the resume event's own transaction.
     seen: frozenset[int] = frozenset()
     held: bool = False
+    # The transaction of the first held event: it is final once the horizon is above it.
+    held_txid: int | None = None
     # The horizon of the last look that found nothing more to send: every event
     # below it after the cursor has been sent (None: not looked yet, or SQLite).
     horizon: int | None = None
@@ -195,7 +199,9 @@ def advance(
         frames = [event_frame(row) for row in batch]
     if batch:
         subscription.position = Position(batch[-1].txid, batch[-1].id)
-    subscription.held = any(not row.final for row in rows)
+    waiting = [row.txid for row in rows if not row.final]
+    subscription.held = bool(waiting)
+    subscription.held_txid = min(waiting) if waiting else None
     # Every final event below `current` after the old cursor is in this batch
     # unless the batch is full: only then is there more to read below it.
     subscription.horizon = current if len(batch) < limit else None

@@ -8,7 +8,10 @@ Rows, all measured in the same run:
   trip against a bare ASGI echo app served by the same uvicorn with the
   Procfile's flags); target ≤ 3;
 - p99 of commit→frame with the concurrent writer, in ms; target ≤ 100.
-The same latencies without the writer are in the figures.
+The same latencies without the writer are in the figures, and the same
+baseline measured at the samples' pace (`paced_*`: each round trip PACE_S after
+the last, so every process on the way has gone idle, as it has between two
+status changes) next to the back-to-back one.
 
 The concurrent writer (bench/concurrent_writer.py, a process of its own) does
 what a busy cluster does: WRITER_PER_SECOND write transactions a second, each
@@ -44,6 +47,7 @@ import os
 import subprocess
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -69,6 +73,7 @@ RATIO = "commit→frame p50, concurrent writer ÷ (Redis RTT + SELECT 1 RTT + WS
 RATIO_P99 = "commit→frame p99 with the concurrent writer (ms)"
 WRITER_PER_SECOND = 40
 WRITER_HOLD_S = 0.020
+PACE_S = 0.010  # about the time between two samples (an action's commit, then the frame)
 
 
 class ConcurrentWriter:
@@ -110,16 +115,28 @@ class ConcurrentWriter:
         return self.committed / self.seconds if self.seconds else 0.0
 
 
-def select_one_rtt(database_url: str, samples: int) -> list[float]:
-    """Round trips of `SELECT 1` on one open connection (the baseline's database part)."""
+def select_one_rtt(database_url: str, samples: int, pace: float = 0.0) -> list[float]:
+    """Round trips of `SELECT 1` on one open connection (the baseline's database part),
+    back to back or `pace` seconds apart."""
     times = []
     with psycopg.connect(database_url, autocommit=True) as conn:
         for index in range(samples + 10):
+            if pace:
+                time.sleep(pace)
             started = time.perf_counter()
             conn.execute("SELECT 1").fetchone()
             if index >= 10:
                 times.append(time.perf_counter() - started)
     return times
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time of every thread of process `pid` so far (Linux schedstat, ns)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            total += int((task / "schedstat").read_text().split()[0])
+    return total / 1e9
 
 
 def _setup_django(ctx: Context) -> None:
@@ -228,6 +245,10 @@ def run(ctx: Context) -> list[Result]:
     redis_rtt = asyncio.run(redis_publish_rtt(ctx.env["REDIS_URL"], samples))
     with Server(f"{echo_module}:echo", bench_env(), "ws-echo", ready_path=None) as echo:
         echo_rtt = asyncio.run(websocket_echo_rtt(f"ws://127.0.0.1:{echo.port}/", samples))
+        paced_echo = asyncio.run(
+            websocket_echo_rtt(f"ws://127.0.0.1:{echo.port}/", samples, pace=PACE_S)
+        )
+    paced_redis = asyncio.run(redis_publish_rtt(ctx.env["REDIS_URL"], samples, pace=PACE_S))
     figures: dict[str, Any] = {
         "samples": samples,
         "redis_publish_rtt_p50_ms": _ms(percentile(redis_rtt, 0.5)),
@@ -244,9 +265,15 @@ def run(ctx: Context) -> list[Result]:
         with live_context(ctx) as (live, database):
             figures["database"] = database
             select_rtt = select_one_rtt(live.env["DATABASE_URL"], samples)
+            paced_select = select_one_rtt(live.env["DATABASE_URL"], samples, pace=PACE_S)
+            server_pid = live.api_server.pid
+            cpu_before = cpu_seconds(server_pid)
             quiet = project_latencies(live, samples)
+            quiet_cpu = cpu_seconds(server_pid) - cpu_before
             with ConcurrentWriter(live.env["DATABASE_URL"]) as writer:
+                cpu_before = cpu_seconds(server_pid)
                 busy = project_latencies(live, samples)
+                busy_cpu = cpu_seconds(server_pid) - cpu_before
                 found = _profile_if_missed(ctx, live, busy, redis_rtt, echo_rtt, select_rtt)
     except NotAvailable as exc:
         return [
@@ -262,6 +289,7 @@ def run(ctx: Context) -> list[Result]:
         ]
     baseline_p50 = percentile(redis_rtt, 0.5) + percentile(select_rtt, 0.5)
     baseline_p50 += percentile(echo_rtt, 0.5)
+    paced_p50 = sum(percentile(values, 0.5) for values in (paced_redis, paced_select, paced_echo))
     figures["concurrent_writer"]["transactions_per_s_measured"] = round(writer.rate, 1)
     figures.update(
         {
@@ -274,6 +302,17 @@ def run(ctx: Context) -> list[Result]:
             "writer_commit_to_frame_p50_ms": _ms(percentile(busy, 0.5)),
             "writer_commit_to_frame_p99_ms": _ms(percentile(busy, 0.99)),
             "writer_commit_to_frame_max_ms": _ms(max(busy)),
+            # The API server's CPU per frame (a ticket request and 10 warm-up
+            # frames included), quiet and with the writer.
+            "quiet_server_cpu_ms_per_frame": _ms(quiet_cpu / (samples + 10)),
+            "writer_server_cpu_ms_per_frame": _ms(busy_cpu / (samples + 10)),
+            "paced_ms": _ms(PACE_S),
+            "paced_redis_publish_rtt_p50_ms": _ms(percentile(paced_redis, 0.5)),
+            "paced_select_1_rtt_p50_ms": _ms(percentile(paced_select, 0.5)),
+            "paced_ws_echo_rtt_p50_ms": _ms(percentile(paced_echo, 0.5)),
+            "paced_baseline_p50_ms": _ms(paced_p50),
+            "quiet_p50_over_paced_baseline": round(percentile(quiet, 0.5) / paced_p50, 3),
+            "writer_p50_over_paced_baseline": round(percentile(busy, 0.5) / paced_p50, 3),
         }
     )
     return [

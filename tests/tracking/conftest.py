@@ -96,6 +96,48 @@ class OpenTransaction:
         self.thread.join(timeout=10)
 
 
+class OtherWriter:
+    """A write transaction in another thread that writes no event and stays open
+    until released: what any other writer on the cluster does to the horizon
+    (its commit sends no hint)."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.txid: int | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SELECT pg_current_xact_id()::text::bigint")
+                self.txid = int(cursor.fetchone()[0])
+                self.started.set()
+                if not self.release.wait(timeout=60):
+                    raise TimeoutError("the test never released the transaction")
+        except BaseException as exc:  # reported to the test through .error
+            self.error = exc
+            self.started.set()
+        finally:
+            connection.close()
+
+    def __enter__(self) -> OtherWriter:
+        self.thread.start()
+        assert self.started.wait(timeout=10)
+        assert self.error is None, self.error
+        return self
+
+    def commit(self) -> None:
+        self.release.set()
+        self.thread.join(timeout=10)
+        assert self.error is None, self.error
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release.set()
+        self.thread.join(timeout=10)
+
+
 @pytest.fixture
 def realtime_settings(settings: Any) -> Any:
     """Short timers so the tests do not wait; nothing else changes."""

@@ -24,8 +24,8 @@ from backend.asgi import application
 from dossiers.models import Dossier
 from tests.conftest import make_user, sign_in
 from tests.factories import make_dossier, make_organisation
-from tests.tracking.conftest import Citizen, OpenTransaction, add_event
-from tracking import tickets
+from tests.tracking.conftest import Citizen, OpenTransaction, OtherWriter, add_event
+from tracking import reader, stream, tickets
 from tracking.stream import iso_time
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -484,6 +484,140 @@ async def test_resume_after_both_commits_replays_in_log_order(open_socket):
     assert await event_ids(from_start, 2) == [earlier.id, later.id]
     assert await event_ids(from_earlier, 1) == [later.id]
     assert await quiet(from_later)
+
+
+# --- held events: the horizon watch ------------------------------------------------------
+
+
+def _watch_state() -> Any:
+    """The reader's state of this event loop (the communicator runs the app in it)."""
+    return reader._loops[asyncio.get_running_loop()]
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Wait, without blocking the app running in this loop, until `condition()` holds."""
+    deadline = asyncio.get_running_loop().time() + WAIT
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+        await asyncio.sleep(0.005)
+
+
+async def test_event_held_behind_another_writer_arrives_once_it_commits(open_socket, settings):
+    # No heartbeat and no hint can deliver it: the other writer writes no event.
+    settings.WS_HEARTBEAT_SECONDS = 3600
+    settings.WS_RECHECK_FIRST_SECONDS = 0.001
+    settings.WS_RECHECK_SECONDS = 2
+    alice = await new_citizen()
+    socket, _, _ = await open_socket(alice.ticket())
+
+    with OtherWriter() as other:
+        event = await db(add_event)(alice.dossier)  # after the writer's transaction began
+        assert await quiet(socket)
+        await _until(lambda: _watch_state().looks >= 2)  # the watch looks, finds it held
+        await sync_to_async(other.commit, thread_sensitive=False)()
+
+    assert await event_ids(socket, 1) == [event.id]
+    assert await quiet(socket)
+
+
+async def test_a_held_socket_reads_the_log_again_only_when_the_horizon_has_passed(
+    open_socket, settings, monkeypatch
+):
+    settings.WS_HEARTBEAT_SECONDS = 3600
+    settings.WS_RECHECK_FIRST_SECONDS = 0.001
+    settings.WS_RECHECK_SECONDS = 0.004
+    reads: list[bool] = []  # per read of the log: did it leave events held
+    advance = stream.advance
+
+    def counting(subscription: Any, *args: Any) -> Any:
+        frames = advance(subscription, *args)
+        reads.append(subscription.held)
+        return frames
+
+    monkeypatch.setattr(stream, "advance", counting)
+    alice = await new_citizen()
+    socket, _, _ = await open_socket(alice.ticket())
+
+    with OtherWriter() as other:
+        event = await db(add_event)(alice.dossier)
+        await _until(lambda: reads[-1:] == [True])  # the hint's read found it held
+        held_reads = len(reads)
+        looks = _watch_state().looks
+        await _until(lambda: _watch_state().looks >= looks + 5)
+        # Five looks at the horizon, not one more read of the log.
+        assert len(reads) == held_reads
+        await sync_to_async(other.commit, thread_sensitive=False)()
+
+    assert await event_ids(socket, 1) == [event.id]
+    # One read once the horizon passed it (a read that finds it still held
+    # would mean the watch woke the socket too early).
+    assert reads[held_reads:] == [False]
+
+
+async def test_the_watch_backs_off_doubling_up_to_the_recheck_interval(open_socket, settings):
+    settings.WS_HEARTBEAT_SECONDS = 3600
+    settings.WS_RECHECK_FIRST_SECONDS = 0.001
+    settings.WS_RECHECK_SECONDS = 0.016
+    alice = await new_citizen()
+    await open_socket(alice.ticket())
+
+    with OtherWriter():
+        await db(add_event)(alice.dossier)
+        await _until(lambda: len(_watch_state().delays) >= 7)
+        delays = list(_watch_state().delays)[:7]
+
+    assert delays == [0.002, 0.004, 0.008, 0.016, 0.016, 0.016, 0.016]
+
+
+async def test_a_hint_reaches_the_socket_without_a_hop_to_the_sync_thread(open_socket):
+    alice = await new_citizen()
+    socket, _, _ = await open_socket(alice.ticket())
+
+    # channels' own dispatch closes old connections in the sync thread first.
+    with mock.patch(
+        "channels.consumer.aclose_old_connections", new_callable=mock.AsyncMock
+    ) as close_old:
+        event = await db(add_event)(alice.dossier)
+        assert await event_ids(socket, 1) == [event.id]
+
+    assert close_old.call_count == 0
+
+
+async def test_sockets_with_nothing_held_never_start_the_watch(open_socket):
+    alice, bob = await new_citizen(), await new_citizen()
+    sockets = [(await open_socket(citizen.ticket()))[0] for citizen in (alice, bob, alice)]
+    for socket in sockets:
+        assert await quiet(socket)
+
+    assert _watch_state().looks == 0
+    assert _watch_state().watch is None
+
+
+async def test_the_watch_stops_when_no_socket_waits(open_socket, settings):
+    settings.WS_RECHECK_FIRST_SECONDS = 0.001
+    alice = await new_citizen()
+    socket, _, _ = await open_socket(alice.ticket())
+
+    with OtherWriter() as other:
+        event = await db(add_event)(alice.dossier)
+        await _until(lambda: _watch_state().looks >= 1)
+        await sync_to_async(other.commit, thread_sensitive=False)()
+    assert await event_ids(socket, 1) == [event.id]
+
+    await _until(lambda: _watch_state().watch.done())
+    assert _watch_state().waiters == []
+
+
+def test_backoff_doubles_from_the_first_interval_up_to_the_cap():
+    delays = reader.backoff(0.002, 0.02)
+    assert [next(delays) for _ in range(6)] == [0.002, 0.004, 0.008, 0.016, 0.02, 0.02]
+
+
+def test_backoff_first_interval_is_at_least_a_millisecond_and_at_most_the_cap():
+    assert next(reader.backoff(0, 1)) == 0.001
+    assert next(reader.backoff(0.001, 1)) == 0.001
+    assert next(reader.backoff(5, 1)) == 1
+    assert next(reader.backoff(0.002, 0)) == 0.001
 
 
 # --- limits -------------------------------------------------------------------------------
