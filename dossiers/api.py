@@ -18,7 +18,7 @@ from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from auth.bearer import bearer, current_user
 from backend.errors import ErrorOut
@@ -65,18 +65,28 @@ class RatingIn(StrictSchema):
     comment: str = ""
 
 
-class ProcedureRef(Schema):
+class OutSchema(BaseModel):
+    """What this module answers: built from dicts (`summary_out`, `dossier_out`), so
+    pydantic validates them itself. ninja's `Schema` would first wrap every value of
+    every nested object in its attribute getter (for ORM objects and resolvers, which
+    these never are): on a dossier read, the app's most frequent request, that was
+    most of the cost of the response (docs/performance.md)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+
+class ProcedureRef(OutSchema):
     id: int
     code: str
     name: str
 
 
-class ApplicantOut(Schema):
+class ApplicantOut(OutSchema):
     id: uuid.UUID
     full_name: str
 
 
-class DocumentProgressOut(Schema):
+class DocumentProgressOut(OutSchema):
     code: str
     name: str
     mandatory: bool
@@ -85,7 +95,7 @@ class DocumentProgressOut(Schema):
     attached: int = Field(..., description="Files attached so far")
 
 
-class DossierSummaryOut(Schema):
+class DossierSummaryOut(OutSchema):
     id: uuid.UUID
     code: str | None = Field(None, description="{agency code}-{yyMMdd}-{NNNN}, once submitted")
     status: int = Field(..., description="0 draft, then the national portal's codes 1-10")

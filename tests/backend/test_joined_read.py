@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
 from django.db.models import F, Value
+from django.test.utils import CaptureQueriesContext
 
 from auth.models import User
+from auth.tokens import authenticate_access_token
+from backend import joined_read
 from backend.joined_read import JoinedRead
 from dossiers.models import Dossier
-from tests.conftest import make_user
+from tests.conftest import make_user, sign_in
 from tests.factories import make_dossier, make_organisation, make_procedure
 
 pytestmark = pytest.mark.django_db
@@ -60,3 +66,109 @@ def test_a_null_foreign_key_gives_none_and_a_missing_row_does_not_exist() -> Non
 def test_refuses_a_related_row_without_its_foreign_key_column() -> None:
     with pytest.raises(ValueError, match="applicant_id must be among the fields"):
         JoinedRead(Dossier, ("code",), related={"applicant": None})
+
+
+def test_a_read_by_key_sends_the_orms_sql_with_the_key_in_its_place(
+    django_assert_num_queries: Any,
+) -> None:
+    owner = make_user()
+    dossier = make_dossier(owner, make_procedure(), organisation=make_organisation(owner))
+    other = make_dossier(owner, make_procedure())
+    assert READ._compiled_for("default") is not None  # the key and Value(42): compiled
+    orm = READ.rows.filter(pk=other.pk).order_by()[:21]  # what QuerySet.get() sends
+    with CaptureQueriesContext(connection) as through_orm:
+        assert len(orm) == 1
+    for key in (dossier.pk, other.pk):  # compiled once, then replayed with each key
+        with django_assert_num_queries(1) as compiled:
+            assert READ.get(pk=key).pk == key
+        assert compiled.captured_queries[0]["sql"] == through_orm.captured_queries[0][
+            "sql"
+        ].replace(other.pk.hex, key.hex)
+
+
+def test_a_read_by_key_converts_like_the_orm() -> None:
+    moment = dt.datetime(2026, 3, 1, 8, 30, 5, 123000, tzinfo=dt.UTC)
+    dossier = make_dossier(
+        make_user(), make_procedure(), form_data={"họ_tên": "Lê Văn Tám", "n": [1, 2]}
+    )
+    Dossier.objects.filter(pk=dossier.pk).update(submitted_at=moment)
+    reader = JoinedRead(Dossier, ("form_data", "submitted_at", "applicant", "status"))
+    read = reader.get(pk=dossier.pk)
+    assert reader._compiled_for("default") is not None
+    through_orm = Dossier.objects.only("form_data", "submitted_at", "status").get(pk=dossier.pk)
+    assert read.form_data == through_orm.form_data == {"họ_tên": "Lê Văn Tám", "n": [1, 2]}
+    assert read.submitted_at == through_orm.submitted_at == moment
+    assert read.status == through_orm.status
+
+
+def test_other_filters_go_through_the_orm_and_a_malformed_key_fails_as_there() -> None:
+    owner = make_user()
+    dossier = make_dossier(owner, make_procedure(), code="X-2")
+    assert READ.get(code="X-2", applicant=owner).pk == dossier.pk
+    with pytest.raises(ValidationError):
+        READ.get(pk="not-a-uuid")
+    with pytest.raises(ValidationError):
+        Dossier.objects.get(pk="not-a-uuid")  # the same error as the ORM's
+
+
+def test_the_bearers_session_read_loads_every_column_of_the_session_and_its_user(
+    django_assert_num_queries: Any,
+) -> None:
+    user = make_user(full_name="Đỗ Minh Châu")
+    session, tokens = sign_in(user)
+    with django_assert_num_queries(1):
+        read = authenticate_access_token(tokens.access_token)
+        assert read.user.full_name == "Đỗ Minh Châu"
+    assert read.get_deferred_fields() == set()
+    assert read.user.get_deferred_fields() == set()
+    assert (read.pk, read.user_id, read.device_id) == (session.pk, user.pk, session.device_id)
+    assert read.user.password == User.objects.get(pk=user.pk).password
+
+
+def prepared_statements() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        return [row[0] for row in cursor.fetchall()]
+
+
+class Abandoned(Exception):
+    pass
+
+
+def change_then_abandon(dossier: Dossier) -> None:
+    with transaction.atomic():  # a savepoint inside the test's transaction
+        Dossier.objects.filter(pk=dossier.pk).update(code="P-2")
+        raise Abandoned
+
+
+def test_through_the_pool_a_read_by_key_is_a_prepared_statement(
+    monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
+) -> None:
+    # The tests' connection is not pooled; what DATABASE_POOL=1 does, on it.
+    monkeypatch.setattr(joined_read, "prepares", lambda connection: True)
+    owner = make_user(full_name="Vũ Thị Lan")
+    dossier = make_dossier(owner, make_procedure(), code="P-1")
+    try:
+        with django_assert_num_queries(3):  # still counted, like any query
+            reads = [READ.get(pk=dossier.pk) for _ in range(3)]
+        assert {(read.code, read.applicant.full_name) for read in reads} == {("P-1", "Vũ Thị Lan")}
+        assert [s for s in prepared_statements() if '"dossiers_dossier"' in s] != []
+        # A rolled back savepoint makes psycopg drop its prepared statements: the next
+        # read prepares again.
+        with pytest.raises(Abandoned):
+            change_then_abandon(dossier)
+        assert READ.get(pk=dossier.pk).code == "P-1"
+        other = make_dossier(owner, make_procedure(), code="P-3")
+        assert READ.get(pk=other.pk).code == "P-3"
+        with pytest.raises(Dossier.DoesNotExist):
+            READ.get(pk="00000000-0000-0000-0000-000000000000")
+    finally:
+        connection.connection.prepare_threshold = None  # as Django configures it
+
+
+def test_without_the_pool_nothing_is_prepared() -> None:
+    dossier = make_dossier(make_user(), make_procedure())
+    for _ in range(6):  # more than psycopg's usual threshold
+        READ.get(pk=dossier.pk)
+    assert not joined_read.prepares(connection)
+    assert [s for s in prepared_statements() if '"dossiers_dossier"' in s] == []
