@@ -1,35 +1,28 @@
-"""The dossier's organisation copied onto its events, and two partial indexes.
+"""The dossier's organisation copied onto its events (1 of 3, for a live log).
 
 `DossierEvent.organisation` (see dossiers/models.py) lets an organisation member's
-replay read the organisation's events in log order from
-`dossier_event_org_order` (tracking/stream.py); `dossier_unwarned_deadline`
-bounds the at-risk scan to running dossiers not warned yet (dossiers/monitoring.py).
+replay read the organisation's events in log order from `dossier_event_org_order`
+(tracking/stream.py). Three migrations, each safe to run on a live 20 M-row event
+log and to run again if interrupted (docs/performance.md, Queries at scale):
 
-Written for a live 20 M-row event log (docs/performance.md, Queries at scale):
+* 0013 (this one, one short transaction): ADD COLUMN, nullable, no default, no
+  foreign-key constraint (the dossier's holds it; adding one would scan the log):
+  a catalogue change, no rewrite or scan. Its lock waits for transactions open on
+  the table: run it with a `lock_timeout`. And the triggers: BEFORE INSERT fills
+  the column from the dossier whenever it is NULL, so rows written from now on
+  carry it whatever writes them (the previous release during a rolling deploy, raw
+  SQL); the append-only trigger now lets exactly one change through: filling a NULL
+  copy with the dossier's own organisation, the rest of the row unchanged.
+* 0014: the backfill, in batches, each its own transaction.
+* 0015: the indexes, `CREATE INDEX CONCURRENTLY` on PostgreSQL.
 
-1. ADD COLUMN, nullable, no default, no foreign-key constraint: a catalogue change,
-   no table rewrite or scan (the lock is held for milliseconds; it waits for
-   running transactions on the table, so run it with a `lock_timeout`).
-2. A BEFORE INSERT trigger fills the column from the dossier whenever it is NULL,
-   so rows written from now on carry it, whatever code writes them (the previous
-   release during a rolling deploy, raw SQL). The append-only trigger now lets
-   exactly one change through: filling a NULL copy with the dossier's own
-   organisation, the rest of the row unchanged.
-3. The backfill, in batches of `BATCH` ids, each its own transaction (the migration
-   is not atomic): row locks on one batch at a time, never a table lock; rows
-   above the last id read at the start are filled by the trigger. It touches only
-   the events of organisations' dossiers (a fifth of the log in the benchmark).
-4. The indexes, `CREATE INDEX CONCURRENTLY` on PostgreSQL (no write lock).
-
-SQLite (the embedded default) gets the same column, backfill and indexes, plainly.
+SQLite (the embedded default) gets the column; `record_event` sets it there.
 """
 
-import django.db.models.functions.comparison
-from django.db import migrations, models, transaction
+from django.db import migrations, models
 
 TABLE = "tracking_dossierevent"
 DOSSIERS = "dossiers_dossier"
-BATCH = 50_000
 
 APPEND_ONLY_WITH_FILL = f"""
 CREATE OR REPLACE FUNCTION tracking_dossierevent_append_only() RETURNS trigger AS $$
@@ -73,78 +66,18 @@ END;
 $$ LANGUAGE plpgsql;
 """
 
-FILL = f"""
-UPDATE {TABLE} e SET organisation_id = d.organisation_id
-FROM {DOSSIERS} d
-WHERE d.id = e.dossier_id AND d.organisation_id IS NOT NULL
-  AND e.organisation_id IS NULL AND e.id >= %s AND e.id < %s
-"""
 
-SQLITE_NO_UPDATE = (
-    f"CREATE TRIGGER tracking_dossierevent_no_update BEFORE UPDATE ON {TABLE} "
-    "BEGIN SELECT RAISE(ABORT, 'dossier events are append-only (UPDATE refused)'); END;"
-)
-
-
-def fill(apps, schema_editor):
-    connection = schema_editor.connection
-    if connection.vendor == "postgresql":
+def install(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(APPEND_ONLY_WITH_FILL, params=None)
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT min(id), max(id) FROM {TABLE}")  # noqa: S608  # nosec B608
-            low, high = cursor.fetchone()
-            if low is None:
-                return
-            for start in range(low, high + 1, BATCH):
-                # Autocommit (the migration is not atomic): one short transaction each.
-                cursor.execute(FILL, [start, start + BATCH])
-    elif connection.vendor == "sqlite":
-        # SQLite has one writer: lift the append-only trigger for the backfill, in
-        # one transaction with its restoration. (Only the app writes here, through
-        # `record_event`, which sets the column; SQLite triggers cannot fill NEW.)
-        with transaction.atomic(using=connection.alias):
-            schema_editor.execute("DROP TRIGGER IF EXISTS tracking_dossierevent_no_update")
-            schema_editor.execute(
-                f"UPDATE {TABLE} SET organisation_id = (SELECT d.organisation_id "  # noqa: S608  # nosec B608
-                f"FROM {DOSSIERS} d WHERE d.id = {TABLE}.dossier_id) "
-                "WHERE organisation_id IS NULL"
-            )
-            schema_editor.execute(SQLITE_NO_UPDATE)
 
 
-def unfill(apps, schema_editor):
+def uninstall(apps, schema_editor):
     if schema_editor.connection.vendor == "postgresql":
         schema_editor.execute(APPEND_ONLY_ORIGINAL, params=None)
 
 
-class AddIndexConcurrentlyOnPostgres(migrations.AddIndex):
-    """`CREATE INDEX CONCURRENTLY` on PostgreSQL (no write lock on a live table), a
-    plain CREATE INDEX elsewhere (SQLite runs the same migrations)."""
-
-    atomic = False
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        model = to_state.apps.get_model(app_label, self.model_name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, model):
-            return
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.add_index(model, self.index, concurrently=True)
-        else:
-            schema_editor.add_index(model, self.index)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        model = from_state.apps.get_model(app_label, self.model_name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, model):
-            return
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.remove_index(model, self.index, concurrently=True)
-        else:
-            schema_editor.remove_index(model, self.index)
-
-
 class Migration(migrations.Migration):
-    atomic = False
-
     dependencies = [
         ("accounts", "0006_device_key"),
         ("dossiers", "0012_scale_indexes"),
@@ -165,30 +98,5 @@ class Migration(migrations.Migration):
                 to="accounts.organisation",
             ),
         ),
-        migrations.RunPython(fill, unfill, elidable=False),
-        AddIndexConcurrentlyOnPostgres(
-            model_name="dossierevent",
-            index=models.Index(
-                condition=models.Q(("organisation__isnull", False)),
-                fields=["organisation", "txid", "id"],
-                name="dossier_event_org_order",
-            ),
-        ),
-        AddIndexConcurrentlyOnPostgres(
-            model_name="dossier",
-            index=models.Index(
-                django.db.models.functions.comparison.Coalesce(
-                    "original_appointment_at", "appointment_at"
-                ),
-                models.F("id"),
-                condition=models.Q(
-                    ("appointment_at__isnull", False),
-                    ("paused_at__isnull", True),
-                    ("status__in", [2, 4, 6]),
-                    ("deadline_warned_at__isnull", True),
-                    ("overdue_at__isnull", True),
-                ),
-                name="dossier_unwarned_deadline",
-            ),
-        ),
+        migrations.RunPython(install, uninstall, elidable=False),
     ]

@@ -1,4 +1,4 @@
-"""dossiers 0013: the backfill of the events' copy of their dossier's organisation
+"""dossiers 0014: the backfill of the events' copy of their dossier's organisation
 (run in batches on a live log), through the append-only trigger's one exception."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dossiers.models import DossierEvent
 
 pytestmark = pytest.mark.django_db
 
-migration = importlib.import_module("dossiers.migrations.0013_event_organisation")
+migration = importlib.import_module("dossiers.migrations.0014_event_organisation_backfill")
 
 
 def test_the_backfill_fills_every_events_organisation_in_batches(
