@@ -12,6 +12,7 @@ import binascii
 import datetime as dt
 import functools
 import json
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.conf import settings
@@ -71,8 +72,14 @@ def paginate(
     queryset: QuerySet[M],
     params: PageParams,
     ordering: tuple[str, ...] = ("-created_at", "-id"),
+    narrow: Callable[[QuerySet[M], int], QuerySet[M]] | None = None,
 ) -> tuple[list[M], str | None]:
-    """One page of `queryset` in `ordering` (whose last field must be unique)."""
+    """One page of `queryset` in `ordering` (whose last field must be unique).
+
+    `narrow(rows, count)`, if given, gets the ordered queryset after the cursor and
+    the number of rows the page reads, and returns the queryset actually read: a
+    caller can add a condition that needs both (e.g. `dossiers.access.first_visible`).
+    """
     limit = min(params.limit or settings.API_PAGE_SIZE_DEFAULT, settings.API_PAGE_SIZE_MAX)
     fields = [name.lstrip("-") for name in ordering]
     queryset = queryset.order_by(*ordering)
@@ -88,6 +95,8 @@ def paginate(
                 step &= Q(**{fields[previous]: values[previous]})
             condition |= step
         queryset = queryset.filter(condition)
+    if narrow is not None:
+        queryset = narrow(queryset, limit + 1)
     rows = list(queryset[: limit + 1])
     next_cursor = None
     if len(rows) > limit:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from django.db import connection
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.models import F, Func, JSONField, Q, QuerySet
+from django.db.models import BooleanField, F, Func, JSONField, Q, QuerySet
+from django.db.models.expressions import RawSQL
 from django.db.models.sql.compiler import SQLCompiler
 from django.utils.translation import gettext_lazy as _
 
@@ -48,6 +50,40 @@ def visible_to(user: User, path: str = "") -> Q:
     """
     organisations = Membership.objects.filter(user=user).values("organisation_id")
     return Q(**{f"{path}applicant": user}) | Q(AnyOf(f"{path}organisation_id", organisations))
+
+
+def first_visible(user: User, rows: QuerySet[Dossier], count: int) -> QuerySet[Dossier]:
+    """`rows` (ordered, filtered, after the cursor) narrowed to what `user` may see,
+    for reading the first `count` of them: the list route's page.
+
+    `visible_to` is right but reads every dossier of the user's organisations (a
+    BitmapOr, then a sort for the first page): thousands for a large organisation.
+    On PostgreSQL the page is instead merged from one top-`count` per source, each
+    read in order from its own index: the applicant's dossiers on
+    (applicant, -created_at), and each organisation's on (organisation, -created_at)
+    through a LATERAL over the user's organisations. The outer query reads those few
+    ids by primary key and orders them: the first `count` of the union of the
+    sources' first `count` are the first `count` of the whole. Same rows, same order.
+    """
+    if connection.vendor != "postgresql":
+        return rows.filter(visible_to(user))
+    own_sql, own_params = rows.filter(applicant=user).values("pk")[:count].query.sql_with_params()
+    organisation_rows = rows.filter(organisation_id=RawSQL("o.organisation_id", ()))  # nosec B611
+    per_sql, per_params = organisation_rows.values("pk")[:count].query.sql_with_params()
+    organisations = Membership.objects.filter(user=user).values("organisation_id")
+    member_sql, member_params = organisations.query.sql_with_params()
+    column = (
+        f"{connection.ops.quote_name(Dossier._meta.db_table)}.{connection.ops.quote_name('id')}"
+    )
+    # Only SQL compiled by the ORM from the model's fields, with parameters.
+    condition = RawSQL(  # noqa: S611  # nosec B611
+        f"{column} = ANY(ARRAY(({own_sql}) UNION ALL "  # noqa: S608  # nosec B608
+        f"SELECT x.pk FROM unnest(ARRAY({member_sql})) AS o(organisation_id) "
+        f"CROSS JOIN LATERAL ({per_sql}) x))",
+        (*own_params, *member_params, *per_params),
+        output_field=BooleanField(),
+    )
+    return rows.filter(condition)
 
 
 def access_dossier(user: User, dossier_id: uuid.UUID | str, *, for_update: bool = False) -> Dossier:

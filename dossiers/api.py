@@ -25,7 +25,7 @@ from backend.errors import ErrorOut
 from backend.idempotency import idempotent
 from backend.pagination import PageParams, page_of, paginate
 from dossiers import actions
-from dossiers.access import read_dossier, visible_dossiers
+from dossiers.access import first_visible, read_dossier
 from dossiers.catalogue import get_procedure, pick, request_language, required_documents
 from dossiers.catalogue_api import AgencyRef, agency_ref
 from dossiers.deadlines import business_tz
@@ -225,7 +225,9 @@ def _with_etag(response: HttpResponse, dossier: Dossier, language: str) -> None:
 @router.get("", response=page_of(DossierSummaryOut), summary="List my dossiers")
 def list_dossiers(request: HttpRequest, filters: Query[DossierFilters]) -> dict[str, Any]:
     """Your dossiers and your organisations' dossiers, newest first."""
-    dossiers = visible_dossiers(current_user(request)).select_related("procedure", "agency")
+    user = current_user(request)
+    # Who may see what is applied per page (`first_visible`: a top-N per source).
+    dossiers = Dossier.objects.select_related("procedure", "agency")
     if filters.status is not None:
         dossiers = dossiers.filter(status=filters.status)
     if filters.procedure_id is not None:
@@ -241,7 +243,9 @@ def list_dossiers(request: HttpRequest, filters: Query[DossierFilters]) -> dict[
             filters.submitted_to + dt.timedelta(days=1), dt.time.min, tzinfo=tz
         )
         dossiers = dossiers.filter(submitted_at__lt=end)
-    rows, next_cursor = paginate(dossiers, filters)
+    rows, next_cursor = paginate(
+        dossiers, filters, narrow=lambda page, count: first_visible(user, page, count)
+    )
     language = request_language(request)
     return {"items": [summary_out(d, language) for d in rows], "next_cursor": next_cursor}
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -41,16 +41,35 @@ def _national(year: int) -> tuple[frozenset[dt.date], frozenset[dt.date]]:
 class WorkingCalendar:
     """The working periods of one agency, with its calendar loaded once."""
 
-    def __init__(self, agency: Agency) -> None:
+    def __init__(self, agency: Agency, overrides: dict[dt.date, bool] | None = None) -> None:
+        """`overrides` (day -> is a working day), if given, instead of the agency's
+        calendar days from the database (`for_agencies`)."""
         self.tz = business_tz()
         self.periods = [
             (dt.time.fromisoformat(start), dt.time.fromisoformat(end))
             for start, end in agency.office_hours
         ]
-        self.overrides = {
-            day.date: day.kind == AgencyCalendarDay.Kind.WORKING_DAY
-            for day in AgencyCalendarDay.objects.filter(agency=agency)
-        }
+        if overrides is None:
+            overrides = {
+                day.date: day.kind == AgencyCalendarDay.Kind.WORKING_DAY
+                for day in AgencyCalendarDay.objects.filter(agency=agency)
+            }
+        self.overrides = overrides
+
+    @classmethod
+    def for_agencies(
+        cls, agencies: Iterable[Agency], first: dt.date, last: dt.date
+    ) -> dict[int, WorkingCalendar]:
+        """The calendars of `agencies` by agency id, their own days loaded in one query
+        for the dates `first` to `last` only: right for moments in those dates."""
+        agencies = list(agencies)
+        overrides: dict[int, dict[dt.date, bool]] = {agency.pk: {} for agency in agencies}
+        days = AgencyCalendarDay.objects.filter(
+            agency_id__in=list(overrides), date__gte=first, date__lte=last
+        ).values_list("agency_id", "date", "kind")
+        for agency_id, date, kind in days:
+            overrides[agency_id][date] = kind == AgencyCalendarDay.Kind.WORKING_DAY
+        return {agency.pk: cls(agency, overrides[agency.pk]) for agency in agencies}
 
     def is_working_day(self, day: dt.date) -> bool:
         if day in self.overrides:

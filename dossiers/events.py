@@ -47,6 +47,7 @@ def record_event(
     last = DossierEvent.objects.filter(dossier=dossier).aggregate(last=Max("seq"))["last"] or 0
     event = DossierEvent.objects.create(
         dossier=dossier,
+        organisation_id=dossier.organisation_id,  # the replay's index (a copy)
         seq=last + 1,
         type=type,
         status_before=status_before,

@@ -298,6 +298,14 @@ class Dossier(models.Model):
                 name="dossier_unmarked_deadline",
                 condition=RUNNING_CONDITION & Q(overdue_at__isnull=True),
             ),
+            # The at-risk scan's candidates: not overdue and not warned yet.
+            models.Index(
+                Coalesce("original_appointment_at", "appointment_at"),
+                "id",
+                name="dossier_unwarned_deadline",
+                condition=RUNNING_CONDITION
+                & Q(overdue_at__isnull=True, deadline_warned_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -472,6 +480,21 @@ class DossierEvent(models.Model):
     data = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     txid = models.BigIntegerField(default=0, editable=False)
+    # The dossier's organisation, copied at insert (a dossier never changes
+    # organisation): an organisation member's replay reads the organisation's
+    # events in log order from their own index (tracking/stream.py), instead of
+    # sorting the events of every one of its dossiers. No foreign-key constraint
+    # (the dossier's own holds it): adding one would scan the 20 M-row log.
+    organisation = models.ForeignKey(
+        "accounts.Organisation",
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+    )
 
     class Meta:
         db_table = "tracking_dossierevent"
@@ -484,6 +507,12 @@ class DossierEvent(models.Model):
             # A socket's replay: its dossiers' events after a cursor, in log order
             # (tracking/stream.py), without walking everyone's log from the cursor.
             models.Index(fields=["dossier", "txid", "id"], name="dossier_event_audience_order"),
+            # An organisation's events in log order (the replay of its members).
+            models.Index(
+                fields=["organisation", "txid", "id"],
+                name="dossier_event_org_order",
+                condition=Q(organisation__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

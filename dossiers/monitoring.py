@@ -68,17 +68,29 @@ def overdue_without_apology(
 def at_risk(
     queryset: QuerySet[Dossier] | None = None, now: dt.datetime | None = None
 ) -> list[tuple[Dossier, int]]:
-    """Running dossiers with less than one working day left, with the seconds left."""
+    """Running dossiers with less than one working day left, with the seconds left.
+
+    The candidates are read in a window bounded by the calendars: a dossier is at
+    risk exactly when its deadline comes before one working day from now in its
+    agency's calendar, so no deadline at or after the latest such moment over the
+    agencies (usually the next working day's same hour) can be at risk. A window of
+    `AT_RISK_LOOKAHEAD` instead read every dossier due in the next two weeks
+    (20,791 at 1 M dossiers, each through the calendar in Python).
+    """
     now = now or timezone.now()
+    lookahead = now + AT_RISK_LOOKAHEAD
+    calendars = WorkingCalendar.for_agencies(
+        Agency.objects.only("id", "office_hours"),
+        (now - dt.timedelta(days=1)).date(),
+        (lookahead + dt.timedelta(days=1)).date(),
+    )
+    until = min(_one_day_after(calendars, now), lookahead)
     candidates = (
         running(queryset)
-        .filter(
-            GreaterThanOrEqual(F("deadline"), now), LessThan(F("deadline"), now + AT_RISK_LOOKAHEAD)
-        )
+        .filter(GreaterThanOrEqual(F("deadline"), now), LessThan(F("deadline"), until))
         .select_related("agency", "procedure")
         .order_by("deadline", "id")
     )
-    calendars: dict[int, WorkingCalendar] = {}
     result = []
     for dossier in candidates:
         calendar = _calendar(calendars, dossier.agency)
@@ -86,6 +98,22 @@ def at_risk(
         if left < calendar.seconds_per_day():
             result.append((dossier, left))
     return result
+
+
+def _one_day_after(calendars: dict[int, WorkingCalendar], now: dt.datetime) -> dt.datetime:
+    """The latest moment one working day after `now` over `calendars` (`now` if none
+    has working hours). Calendars alike (most agencies keep the national one) are
+    worked out once."""
+    latest = now
+    done: set[tuple[Any, ...]] = set()
+    for calendar in calendars.values():
+        per_day = calendar.seconds_per_day()
+        key = (tuple(calendar.periods), tuple(sorted(calendar.overrides.items())))
+        if per_day <= 0 or key in done:
+            continue
+        done.add(key)
+        latest = max(latest, calendar.add_seconds(now, per_day))
+    return latest
 
 
 def _calendar(calendars: dict[int, WorkingCalendar], agency: Agency) -> WorkingCalendar:

@@ -46,7 +46,7 @@ from auth.models import DeviceSession, User
 from backend.any_of import AnyOf
 from backend.times import rfc3339
 from dossiers.access import visible_dossiers, visible_to
-from dossiers.audience import followed_dossiers
+from dossiers.audience import followed_dossiers, own_unwatched_dossiers, watched_organisations
 from dossiers.models import Dossier, DossierEvent
 from tracking.payloads import EventFrame, ResyncReason
 from tracking.texts import event_text
@@ -81,7 +81,9 @@ class Subscription:
     # below it after the cursor has been sent (None: not looked yet, or SQLite).
     horizon: int | None = None
     # The SQL of `pull` and the audience's parameters, compiled on first use.
-    pending_sql: tuple[str, tuple[Any, ...]] | None = field(default=None, repr=False)
+    pending_sql: tuple[str, tuple[Any, ...], tuple[Any, ...] | None] | None = field(
+        default=None, repr=False
+    )
 
     @property
     def language(self) -> str:
@@ -301,27 +303,92 @@ ORDER BY p.txid, p.id
 """
 
 
+# A socket that follows everything of its user (no dossier named): its own
+# dossiers by dossier as above, and each watched organisation's events from the
+# organisation's own index in log order (dossier_event_org_order on the copy of
+# the dossier's organisation), at most `limit` from each, merged. The events of
+# a large organisation's thousands of dossiers after a cursor months back are
+# then a bounded index range each, not tens of thousands of rows to sort. The
+# two parts do not overlap (the first leaves out dossiers of watched
+# organisations); the seen events are left out inside each part, before its
+# LIMIT, so no part's next event can be skipped.
+FOLLOWED_SQL = """
+SELECT h.horizon, p.id, p.txid, p.type, p.status_before, p.status_after, p.created_at,
+       p.data, p.dossier_id, p.code, p.txid < h.horizon AS final
+FROM (SELECT {horizon} AS horizon) h
+LEFT JOIN LATERAL (
+    -- The dossier's code by its key, per delivered event (a join could hash every dossier).
+    SELECT k.*, (SELECT d.code FROM {dossiers} d WHERE d.id = k.dossier_id) AS code
+    FROM (
+        SELECT u.* FROM (
+            (SELECT {columns} FROM {events} e
+             WHERE e.dossier_id = ANY(ARRAY({own}))
+               AND (e.txid, e.id) > (%s, %s)
+               AND e.id <> ALL(%s::bigint[])
+             ORDER BY e.txid, e.id
+             LIMIT %s)
+            UNION ALL
+            SELECT x.* FROM unnest(ARRAY({organisations})) AS o(organisation_id)
+            CROSS JOIN LATERAL (
+                SELECT {columns} FROM {events} e
+                WHERE e.organisation_id = o.organisation_id
+                  AND (e.txid, e.id) > (%s, %s)
+                  AND e.id <> ALL(%s::bigint[])
+                ORDER BY e.txid, e.id
+                LIMIT %s
+            ) x
+        ) u
+        ORDER BY u.txid, u.id
+        LIMIT %s
+    ) k
+) p ON true
+ORDER BY p.txid, p.id
+"""
+EVENT_COLUMNS = (
+    "e.id, e.txid, e.type, e.status_before, e.status_after, e.created_at, e.data, e.dossier_id"
+)
+
+
 def pending_query(subscription: Subscription, limit: int) -> tuple[str, tuple[Any, ...]]:
-    """PENDING_SQL and its parameters for this socket now (PostgreSQL only).
+    """PENDING_SQL (FOLLOWED_SQL for a socket not narrowed to a dossier) and its
+    parameters for this socket now (PostgreSQL only).
 
     The SQL is compiled on the first call (sync code: the compiler may ask the
     database connection about the server); later calls only fill in the cursor.
     """
     if subscription.pending_sql is None:
+        subscription.pending_sql = _compile_pending(subscription)
+    sql, own_params, organisation_params = subscription.pending_sql
+    position = subscription.position
+    seen = sorted(subscription.seen)
+    after = (position.txid, position.id, seen, limit)
+    if organisation_params is None:
+        return sql, (*own_params, *after)
+    return sql, (*own_params, *after, *organisation_params, *after, limit)
+
+
+def _compile_pending(
+    subscription: Subscription,
+) -> tuple[str, tuple[Any, ...], tuple[Any, ...] | None]:
+    names = {
+        "horizon": HORIZON_SQL,
+        "events": DossierEvent._meta.db_table,
+        "dossiers": Dossier._meta.db_table,
+    }
+    if subscription.dossier_id is not None:
         audience = _audience(subscription.user, subscription.dossier_id).values("pk")
         audience_sql, audience_params = audience.query.sql_with_params()
-        subscription.pending_sql = (
-            PENDING_SQL.format(
-                horizon=HORIZON_SQL,
-                events=DossierEvent._meta.db_table,
-                dossiers=Dossier._meta.db_table,
-                audience=audience_sql,
-            ),
-            tuple(audience_params),
-        )
-    sql, audience_params = subscription.pending_sql
-    position = subscription.position
-    return sql, (*audience_params, position.txid, position.id, sorted(subscription.seen), limit)
+        return PENDING_SQL.format(audience=audience_sql, **names), tuple(audience_params), None
+    own_sql, own_params = (
+        own_unwatched_dossiers(subscription.user).values("pk").query.sql_with_params()
+    )
+    organisations_sql, organisation_params = watched_organisations(
+        subscription.user
+    ).query.sql_with_params()
+    sql = FOLLOWED_SQL.format(
+        columns=EVENT_COLUMNS, own=own_sql, organisations=organisations_sql, **names
+    )
+    return sql, tuple(own_params), tuple(organisation_params)
 
 
 def _pending(subscription: Subscription, limit: int) -> tuple[int | None, list[EventRow]]:
