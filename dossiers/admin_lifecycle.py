@@ -410,8 +410,24 @@ def _report(exc: ApiError) -> str:
     return str(exc.message)
 
 
+class OwnAgencyRows(admin.ModelAdmin):
+    """Rows that belong to an agency (`agency` foreign key): an officer lists, picks
+    and saves those of their own agencies only; a superuser all of them."""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset = super().get_queryset(request).select_related("agency")
+        if request.user.is_superuser:
+            return queryset
+        return queryset.filter(agency__in=officer_agencies(request))
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "agency":
+            kwargs["queryset"] = officer_agencies(request).order_by("code")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
 @admin.register(AgencyOfficer)
-class AgencyOfficerAdmin(admin.ModelAdmin):
+class AgencyOfficerAdmin(OwnAgencyRows):
     """Who works for which agency: an officer manages their own agencies' roster only.
 
     Without this, a staff user holding the add permission could attach themselves to
@@ -421,17 +437,6 @@ class AgencyOfficerAdmin(admin.ModelAdmin):
     list_display = ("user", "agency")
     autocomplete_fields = ()
     raw_id_fields = ("user",)
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[AgencyOfficer]:
-        queryset = super().get_queryset(request).select_related("agency", "user")
-        if request.user.is_superuser:
-            return queryset
-        return queryset.filter(agency__in=officer_agencies(request))
-
-    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        if db_field.name == "agency":
-            kwargs["queryset"] = officer_agencies(request).order_by("code")
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         # Checked again here: the form's choices are not the only way in.
@@ -449,25 +454,15 @@ class AgencyOfficerAdmin(admin.ModelAdmin):
 
 
 @admin.register(AgencyCredential)
-class AgencyCredentialAdmin(admin.ModelAdmin):
+class AgencyCredentialAdmin(OwnAgencyRows):
     list_display = ("key_id", "agency", "label", "is_active", "rotated_at", "last_used_at")
     list_filter = ("is_active",)
     fields = ("agency", "label", "is_active", "key_id", "previous_valid_until", "last_used_at")
     readonly_fields = ("key_id", "previous_valid_until", "last_used_at")
     actions = ("rotate_secrets", "retire_previous_secrets")
 
-    # An officer manages the credentials of their own agencies only; rotating shows
-    # the new secret, so it needs the change permission, never just "view".
-    def get_queryset(self, request: HttpRequest) -> QuerySet[AgencyCredential]:
-        queryset = super().get_queryset(request).select_related("agency")
-        if request.user.is_superuser:
-            return queryset
-        return queryset.filter(agency__in=officer_agencies(request))
-
-    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        if db_field.name == "agency":
-            kwargs["queryset"] = officer_agencies(request).order_by("code")
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+    # An officer manages the credentials of their own agencies only (OwnAgencyRows);
+    # rotating shows the new secret, so it needs the change permission, never "view".
 
     def _own(
         self, request: HttpRequest, queryset: QuerySet[AgencyCredential]
