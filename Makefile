@@ -62,7 +62,8 @@ bench-scale: install
 # their dossiers, sockets dropping and resuming, six faults one at a time; then every
 # dossier's events, socket frames, pushes and inbox items are reconciled. Fails on any
 # loss or duplicate; figures in var/soak/results.json. SOAK_SECONDS bounds the whole
-# run (default 600; setup takes about 2 minutes on a busy 2-core machine).
+# run (default 600; the load phase never goes under 120 s, so SOAK_SECONDS=240 is a
+# quick run of 3-5 minutes on a busy 2-core machine).
 SOAK_SECONDS ?= 600
 soak: install
 	bash scripts/ensure-services.sh

@@ -2,10 +2,14 @@
 reconciliation of every dossier's events, socket frames, pushes and inbox items.
 
 Not part of `make test`. Bounded in time: SOAK_SECONDS (default 600) is the whole
-run, setup, load, drain and reconciliation included (teardown adds a few seconds).
+run, setup, load, drain and reconciliation included (teardown adds a few seconds);
+the load phase never goes under 120 s (six faults with their recoveries), so a
+short SOAK_SECONDS is overrun rather than a fault skipped. Every wait is a
+condition with a deadline.
 
 The stack (tests/e2e/stack.py): 2 web and 2 worker processes (the Procfile's
-commands) on one PostgreSQL database reached through a TcpProxy the soak can cut,
+commands) on one PostgreSQL database of a cluster of the soak's own (see
+`soak_postgres`), reached through a TcpProxy the soak can cut,
 one throwaway Redis it can stop, moto's S3 server, and the FCM, SMS, carrier and
 payment fakes. A supervisor restarts a worker that exits (as systemd would).
 
@@ -21,10 +25,11 @@ with the last event id seen. Every client retries transport errors and 5xx
 answers with the same Idempotency-Key / X-Event-Id, and fails over to the other
 web process when its own refuses connections (a load balancer's job).
 
-The faults, one at a time, evenly spaced over the load phase (durations scaled by
-SOAK_SECONDS / 600 when shorter): worker SIGKILL (restarted), Redis down 20 s,
-PostgreSQL cut off 15 s, FCM answering 503/429 for 30 s, web SIGKILL (restarted),
-then one web process of two killed for good, its clients resuming on the other.
+The faults, one at a time, spread over the load phase, each once the stack has
+recovered from the previous one (durations scaled by SOAK_SECONDS / 600 when
+shorter): worker SIGKILL (restarted), Redis down 20 s, PostgreSQL cut off 15 s, FCM
+answering 503/429 for 30 s (and until it refused one), web SIGKILL (restarted), then
+one web process of two killed for good, its clients resuming on the other.
 
 Then the drain: filings stop, the agency finishes its dossiers, and the soak waits
 (bounded) until every job is done and every delivery final, then until every
@@ -33,7 +38,8 @@ the table is printed, the figures written to SOAK_OUT (var/soak/results.json),
 and the exit status is 1 on any loss, duplicate or leak.
 
     make soak                      # 10 minutes
-    make soak SOAK_SECONDS=180     # a quick run, every fault still injected
+    make soak SOAK_SECONDS=240     # a quick run (3-5 minutes), every fault still injected
+    SOAK_FAULTS=none make soak     # the load alone, to debug (SOAK_FAULTS=1,3: a subset)
 """
 
 from __future__ import annotations
@@ -455,20 +461,16 @@ class AgencyDesk:
             )
             if answer.status_code == 200:
                 return
-            if (
-                answer.status_code == 409
-                and self._status(http, bases, record.code, deadline) >= target
-            ):
+            if answer.status_code == 409 and self._status(record.code) >= target:
                 return  # it went through, its answer was lost (a killed web process)
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{answer.status_code} {answer.text[:200]}")
             time.sleep(pause)
             pause = min(pause * 1.5, 3)
 
-    def _status(self, http: httpx.Client, bases: list[str], code: str, deadline: float) -> int:
+    def _status(self, code: str) -> int:
         """The dossier's status in the database (the agency API has no single-dossier
         read; the soak only uses it to tell a lost answer from a refused move)."""
-        del http, bases, deadline
         rows = self.stack.sql("SELECT status FROM dossiers_dossier WHERE code = %s", (code,))
         return int(rows[0][0]) if rows else -1
 
@@ -589,7 +591,6 @@ class Soak:
         self.notified_types = set(facts["notified"])
         self.desk = AgencyDesk(self.stack, facts["key"], facts["secret"], 4, self.rng)
         self.desk.start()
-        webs = self.stack.web_urls
         log(f"signing up {self.config.citizens} citizens")
         with_threads(self._sign_up, range(self.config.citizens), threads=4)
         self.citizens.sort(key=lambda c: c.index)
@@ -603,7 +604,6 @@ class Soak:
             timeout=60,
             what="every citizen's socket",
         )
-        del webs
         # Each citizen's first dossier, so that every socket has a cursor to resume from.
         log("first dossier of each citizen")
         with_threads(self._file, self.citizens, threads=4)
@@ -816,17 +816,22 @@ class Soak:
         return {"down_s": duration}
 
     def _fcm_down(self, duration: float) -> dict[str, Any]:
+        """FCM refuses every send for `duration`, and on (at most twice as long again)
+        until it refused at least one: a window with no push to refuse tests nothing."""
+
+        def refused() -> dict[str, int]:
+            after = self.stack.fcm.stats()["outcomes"]
+            codes = ("UNAVAILABLE", "QUOTA_EXCEEDED")
+            return {k: after.get(k, 0) - before.get(k, 0) for k in codes}
+
         before = self.stack.fcm.stats()["outcomes"]
+        began = time.monotonic()
         self.stack.fcm.faults = 1.0  # every send: 429 (Retry-After 1) or 503
         time.sleep(duration)  # the fault's length
+        with contextlib.suppress(TimeoutError):
+            wait_until(lambda: sum(refused().values()), timeout=2 * duration, what="a refusal")
         self.stack.fcm.faults = 0.0
-        after = self.stack.fcm.stats()["outcomes"]
-        return {
-            "down_s": duration,
-            "refused": {
-                k: after.get(k, 0) - before.get(k, 0) for k in ("UNAVAILABLE", "QUOTA_EXCEEDED")
-            },
-        }
+        return {"down_s": round(time.monotonic() - began, 1), "refused": refused()}
 
     def _kill_web_and_restart(self, _: float) -> dict[str, Any]:
         self.stack.kill_web(0)
@@ -1096,7 +1101,9 @@ class Soak:
         result: dict[str, Any] = {}
         try:
             self.setup()
-            load_seconds = max(60.0, total_deadline - drain_reserve - time.monotonic())
+            # Six faults, each with its recovery and a quiet spell, need about two minutes
+            # even scaled down: a short SOAK_SECONDS is overrun rather than a fault skipped.
+            load_seconds = max(120.0, total_deadline - drain_reserve - time.monotonic())
             log(
                 f"load for {load_seconds:.0f} s: {config.citizens} citizens, "
                 f"{config.rate:g} dossiers a minute, 6 faults (scale {config.scale:.2f})"
@@ -1104,7 +1111,7 @@ class Soak:
             load_started = time.monotonic()
             # Faults that need longer to recover from may stretch the load phase into
             # the drain's reserve, down to its 45 s minimum.
-            self.load(load_seconds, max(load_started + load_seconds, total_deadline - 45))
+            self.load(load_seconds, max(load_started + load_seconds + 60, total_deadline - 45))
             load_took = time.monotonic() - load_started
             log(f"load done ({len(self.dossiers)} dossiers); draining")
             drain = self.drain(max(total_deadline, time.monotonic() + 45))
