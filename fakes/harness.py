@@ -5,6 +5,8 @@
   then killed after a bounded wait;
 - `wait_until`: every wait here is a condition polled with a deadline, never a sleep;
 - `RedisServer`: a throwaway `redis-server` (own port, no persistence);
+- `PostgresServer`: a throwaway PostgreSQL cluster (own data directory and port),
+  for a run that must not share the cluster-wide transaction horizon with others;
 - `S3Server`: moto's standalone S3 server as its own process (own port, in memory);
 - `FakeProcess`: a fake of this package as its own process (`python -m fakes.<name>
   --port 0 --port-file ...`), ready once it wrote its port and answers
@@ -269,6 +271,97 @@ def flush_redis(redis_url: str) -> None:
         client.flushdb()
     finally:
         client.close()
+
+
+# --- PostgreSQL as a process of its own ---------------------------------------------------
+
+
+def postgres_binary(name: str) -> str:
+    """A PostgreSQL server program (`initdb`, `postgres`): on PATH, else Debian's
+    /usr/lib/postgresql/<version>/bin (the newest)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), key=lambda p: p.parts)
+    if not candidates:
+        raise RuntimeError(f"{name} is not installed (apt-get install postgresql)")
+    return str(candidates[-1])
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster: `initdb` into `datadir` (or a copy of a cluster
+    made before, `seed`), served on its own port, durability off (a test's data).
+
+    The shared server's snapshot horizon is cluster-wide: a long transaction in any
+    database of it (another suite's test) holds back every socket's live events here
+    (tracking/stream.py). A run that measures live delivery uses a cluster of its own.
+    As root, the server runs as the `postgres` user (PostgreSQL refuses root)."""
+
+    def __init__(self, datadir: Path, *, log_dir: Path) -> None:
+        self.port = free_port()
+        self.datadir = datadir
+        self.log_dir = log_dir
+        self.process: Process | None = None
+
+    @property
+    def admin_url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _as_owner(self, argv: list[str]) -> list[str]:
+        if os.geteuid() != 0:
+            return argv
+        return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--", *argv]
+
+    def init(self, seed: Path | None = None) -> PostgresServer:
+        """Create the cluster: a copy of `seed` (a stopped cluster's directory) or initdb."""
+        self.datadir.parent.mkdir(parents=True, exist_ok=True)
+        if seed is not None:
+            shutil.copytree(seed, self.datadir, symlinks=True)
+        else:
+            self.datadir.mkdir()
+            if os.geteuid() == 0:
+                shutil.chown(self.datadir, "postgres", "postgres")
+            argv = [postgres_binary("initdb"), "-D", str(self.datadir), "-U", "postgres"]
+            argv += ["--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"]
+            subprocess.run(  # noqa: S603  # nosec B603 # PostgreSQL's own initdb
+                self._as_owner(argv), check=True, capture_output=True, timeout=120
+            )
+        if os.geteuid() == 0:
+            for path in [self.datadir, *self.datadir.rglob("*")]:
+                shutil.chown(path, "postgres", "postgres")
+        self.datadir.chmod(0o700)
+        return self
+
+    def start(self, timeout: float = 60.0) -> PostgresServer:
+        argv = [postgres_binary("postgres"), "-D", str(self.datadir), "-p", str(self.port)]
+        argv += ["-k", str(self.datadir), "-c", "listen_addresses=127.0.0.1"]
+        argv += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
+        argv += ["-c", "max_connections=300"]
+        self.process = Process(
+            "postgres",
+            self._as_owner(argv),
+            env=child_env(),
+            log_dir=self.log_dir,
+            cwd=self.log_dir,
+            ready=lambda: _accepts(self.admin_url),
+            stop_signal=signal.SIGINT,  # fast shutdown: ends the sessions, then stops
+            append_log=True,
+        )
+        self.process.start(timeout=timeout, interval=0.1)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop(timeout=30)
+            self.process = None
+
+
+def _accepts(url: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(url, connect_timeout=2) as conn:
+        conn.execute("SELECT 1")
+    return True
 
 
 # --- S3 ----------------------------------------------------------------------------------

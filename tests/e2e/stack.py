@@ -171,10 +171,14 @@ class Stack:
         webs: int = 1,
         workers: int = 1,
         s3: bool = False,
+        admin_url: str = PG_ADMIN_URL,
     ) -> None:
         if webs < 1 or workers < 1:
             raise ValueError("a stack has at least one web and one worker process")
         self.template = template
+        # The PostgreSQL server (any database of it): the shared one, or a cluster of
+        # the caller's own (fakes.harness.PostgresServer, as the soak runs).
+        self.admin_url = admin_url
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.db_name = f"citizen_e2e_{secrets.token_hex(4)}"
@@ -237,7 +241,7 @@ class Stack:
         return [f"http://127.0.0.1:{port}" for port in self.web_ports]
 
     def database_url(self, via_proxy: bool = False) -> str:
-        admin = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_URL)
+        admin = psycopg.conninfo.conninfo_to_dict(self.admin_url)
         host, port = admin.get("host", "127.0.0.1"), int(admin.get("port") or 5432)
         if via_proxy:
             assert self.proxy is not None
@@ -252,7 +256,7 @@ class Stack:
         started = time.monotonic()
         self._create_database()
         if self.db_proxy_wanted:
-            admin = psycopg.conninfo.conninfo_to_dict(PG_ADMIN_URL)
+            admin = psycopg.conninfo.conninfo_to_dict(self.admin_url)
             self.proxy = TcpProxy((admin.get("host", "127.0.0.1"), int(admin.get("port") or 5432)))
         self.redis.start()
         if self.s3 is not None:
@@ -415,7 +419,7 @@ class Stack:
         return path.read_text(errors="replace")[-chars:] if path.exists() else ""
 
     def _create_database(self) -> None:
-        create_database(PG_ADMIN_URL, self.db_name, template=self.template)
+        create_database(self.admin_url, self.db_name, template=self.template)
         self.db_created = True
 
     def close(self) -> None:
@@ -441,7 +445,7 @@ class Stack:
                 fake.stop()
         if self.db_created:
             with contextlib.suppress(Exception):
-                drop_database(PG_ADMIN_URL, self.db_name)
+                drop_database(self.admin_url, self.db_name)
 
     def dump_logs(self) -> str:
         names = [f"web-{i}" if i else "web" for i in range(len(self.webs))]
