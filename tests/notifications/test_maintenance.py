@@ -10,12 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from django.test import Client
 from django.utils import timezone
 
 from auth.actions.sessions import revoke_session
 from auth.models import DeviceSession
+from fakes.harness import wait_until
 from notifications.delivery import (
     fail_stale_sending,
     prune_devices,
@@ -162,13 +164,27 @@ def test_fake_fcm_server_runs_for_developers(tmp_path: Path) -> None:
         assert process.stdout is not None
         process.stdout.readline()
         command = process.stdout.readline()
+        match = re.search(r"FCM_API_BASE=(http://127\.0\.0\.1:\d+)", command)
+        assert match, command
+        # Serving, not just printing: Ctrl-C then lands in the serve loop, as a
+        # developer's does (a signal during the banner's print ended it uncleanly).
+        wait_until(lambda: _answers(match[1]), timeout=60, what="the fake FCM answering")
     finally:
         process.send_signal(signal.SIGINT)
-        process.wait(timeout=10)
-    match = re.search(r"FCM_API_BASE=(http://127\.0\.0\.1:\d+)", command)
-    assert match, command
+        # Ending is the condition; the bound only keeps a real hang from blocking the
+        # suite (a starved 2-core machine took more than 10 s to run the exit).
+        returncode = process.wait(timeout=120)
+    assert returncode == 0  # Ctrl-C stops it cleanly
     assert f"FCM_CREDENTIALS_FILE={credentials}" in command
     assert credentials.exists()
+
+
+def _answers(base_url: str) -> bool:
+    try:
+        httpx.get(f"{base_url}/", timeout=5)
+    except httpx.TransportError:
+        return False
+    return True
 
 
 def test_without_credentials_the_fcm_backend_fails_softly_and_retries(settings) -> None:
