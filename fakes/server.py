@@ -448,6 +448,10 @@ def main(fake_class: type[FakeServer], argv: Sequence[str] | None = None) -> Non
     fake = fake_class.from_arguments(args)
     fake.verbose = not args.quiet
     signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    # Ctrl-C stops it even when started in the background of a shell without job
+    # control (CI scripts, `cmd &`): such a shell starts it with SIGINT ignored, and
+    # Python then leaves it ignored, so a SIGINT would never arrive.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     print(fake.banner(), flush=True)  # noqa: T201 - the command's output
     if args.port_file is not None:
         write_port_file(args.port_file, fake.port)

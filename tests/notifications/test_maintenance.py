@@ -159,6 +159,9 @@ def test_fake_fcm_server_runs_for_developers(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        # As a background job of a shell without job control starts it (CI scripts,
+        # `cmd &`): with SIGINT ignored, which Python keeps unless told otherwise.
+        preexec_fn=_ignore_sigint,
     )
     try:
         assert process.stdout is not None
@@ -177,6 +180,10 @@ def test_fake_fcm_server_runs_for_developers(tmp_path: Path) -> None:
     assert returncode == 0  # Ctrl-C stops it cleanly
     assert f"FCM_CREDENTIALS_FILE={credentials}" in command
     assert credentials.exists()
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _answers(base_url: str) -> bool:
