@@ -115,6 +115,9 @@ def test_worker_killed_mid_batch_every_push_arrives_once_within_15_seconds(
     env = {
         **FAST_RETRIES,
         "FCM_CONCURRENCY": "2",  # a batch of 8 goes out in 4 slices of 2
+        # One job at a time: the fan-out does not spread the 8 over side-by-side jobs
+        # (it does up to WORKER_CONCURRENCY), so one job sends its slices in turn.
+        "WORKER_CONCURRENCY": "1",
         "SMS_RESEND_SECONDS": "0",
         "SMS_PER_NUMBER_PER_HOUR": "50",
     }

@@ -177,6 +177,9 @@ def test_two_workers_never_send_a_push_twice_and_killing_one_mid_batch_loses_non
     env = {
         **FAST_RETRIES,
         "FCM_CONCURRENCY": "2",  # a batch of 8 goes out in 4 slices of 2
+        # One job at a time: the fan-out does not spread the 8 over side-by-side jobs
+        # (it does up to WORKER_CONCURRENCY), so one job sends its slices in turn.
+        "WORKER_CONCURRENCY": "1",
         "PUSH_CLAIM_LEASE_SECONDS": "3",
         "PUSH_RECOVERY_CRON": "* * * * * */2",
         "PUSH_STALLED_JOB_SECONDS": "5",
