@@ -141,8 +141,6 @@ class FakeServer:
         self.verbose = False
         self._next_faults: deque[Fault] = deque()
         self._stopping = threading.Event()
-        self._holds = threading.Condition()
-        self._releases = 0
         self._thread: threading.Thread | None = None
         self._httpd = _HTTPServer((host, port), _handler_class(self))
 
@@ -216,7 +214,6 @@ class FakeServer:
     def stop(self) -> None:
         """Stop serving (held answers are released) and close the socket."""
         self._stopping.set()
-        self.release_holds()
         if self._thread is not None:
             self._httpd.shutdown()
             self._thread.join()
@@ -229,7 +226,6 @@ class FakeServer:
             self._httpd.serve_forever(0.05)
         finally:
             self._stopping.set()
-            self.release_holds()
             self._httpd.server_close()
 
     def __enter__(self: FakeT) -> FakeT:
@@ -253,19 +249,8 @@ class FakeServer:
                 self._next_faults.append(Fault(kind, status, code, path_contains))
 
     def hold(self, seconds: float) -> None:
-        """Wait, released early by `release_holds` or when the server stops (a hang
-        never outlives a test)."""
-        with self._holds:
-            releases = self._releases
-            self._holds.wait_for(
-                lambda: self._stopping.is_set() or self._releases != releases, timeout=seconds
-            )
-
-    def release_holds(self) -> None:
-        """End every hang now in progress (the next ones hang again)."""
-        with self._holds:
-            self._releases += 1
-            self._holds.notify_all()
+        """Wait, released early when the server stops (a hang never outlives a test)."""
+        self._stopping.wait(seconds)
 
     def paths(self) -> list[str]:
         with self.lock:

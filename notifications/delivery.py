@@ -3,19 +3,16 @@
 A delivery is sent at most once, and a worker that dies mid-batch loses none.
 The send job first *claims* its rows with a lease (`SELECT ... FOR UPDATE SKIP
 LOCKED`, then a claim token and `claimed_until`), without sending anything.
-Then, one slice of FCM_CONCURRENCY rows at a time, it builds the messages and
-hands them to the gateway, which marks each row `sending` (only if the job's
-token still holds it) and commits when its request has a connection in hand,
-right before the request is written (`_HandOver`; a gateway that cannot wait
-so has the whole slice marked before it is called). It records each answer a
-few milliseconds after it comes (FCM_RECORD_GATHER_MS), which also defers the
-retry job for temporary failures. So after a crash:
+Then, one slice of FCM_CONCURRENCY rows at a time, it marks the slice `sending`
+(only the rows its token still holds) and commits *before* calling FCM (the
+messages are built before that commit), sends it, and records each answer a few
+milliseconds after it comes (FCM_RECORD_GATHER_MS), which also defers the retry
+job for temporary failures. So after a crash:
 - rows in `sending` were handed to FCM: they are never sent again (FCM has no
   idempotency key; `fail_stale_sending` closes them);
-- rows still only claimed were never sent, even those whose requests were
-  waiting for a connection or a token: once their lease has passed (the job
-  renews it while they wait), `recover_pushes` queues them again, and the job
-  that took them over is the only one whose token can mark them `sending`;
+- rows still only claimed were never sent: once their lease has passed,
+  `recover_pushes` queues them again, and the job that took them over is the
+  only one whose token can mark them `sending`;
 - rows no job will ever look at (their job failed for good, or died before
   claiming them) are found by `recover_pushes` too: a claimable row that no
   queued or running send job names is queued again.
@@ -185,72 +182,35 @@ def send_pushes(delivery_ids: Sequence[int]) -> int:
         if start:
             _renew_lease(left, token)
         batch = claimed[start : start + step]
-        # The messages are built before any row is marked `sending`: nothing slow may
-        # stand between that mark and the request leaving (see _HandOver).
+        # The messages are built before the rows are marked `sending`: a worker killed
+        # between that commit and the requests leaving loses those pushes for good
+        # (closed INTERRUPTED, never sent), so nothing slow may stand there.
         built = _prepared(batch)
-        pushes = None if built is None else [built[row.pk] for row in batch]
-        gateway, handed = _send_slice(gateway, batch, token, pushes)
-        tried += handed
+        rows = _hand_to_fcm(batch, token)
+        if not rows:
+            continue
+        pushes = None if built is None else [built[row.pk] for row in rows]
+        gateway = _send_slice(gateway, rows, pushes)
+        tried += len(rows)
     return tried
 
 
-class _HandOver:
-    """Marks a slice's rows `sending`, each as late as can be: when its request has a
-    connection in hand and nothing stands between the mark and the write (a gateway
-    that `hands_over`, FCM's), else all before the gateway is called.
-
-    A row marked `sending` is never sent again (FCM has no idempotency key), and a
-    row only claimed was never sent (recovery queues it again once its lease has
-    passed). So a worker killed while requests wait for a connection, a token or
-    the event loop loses none of them; only a request between its mark and its
-    write, a few microseconds, is at stake. Only the rows this job's claim still
-    holds are marked: a request whose row was taken over is not sent.
-    """
-
-    def __init__(self, rows: list[Delivery], token: str) -> None:
-        self.rows = rows
-        self.token = token
-        self.marked: set[int] = set()
-        self.refused: set[int] = set()
-
-    def __call__(self, indices: list[int]) -> set[int]:
-        new = [i for i in indices if i not in self.marked and i not in self.refused]
-        if new:
-            kept = {row.pk for row in _hand_to_fcm([self.rows[i] for i in new], self.token)}
-            for index in new:
-                (self.marked if self.rows[index].pk in kept else self.refused).add(index)
-        return {index for index in indices if index in self.marked}
-
-    def keep_claim(self) -> None:
-        """Extend the lease of the rows still waiting, so none is taken over meanwhile."""
-        waiting = [
-            row.pk
-            for index, row in enumerate(self.rows)
-            if index not in self.marked and index not in self.refused
-        ]
-        if waiting:
-            _renew_lease(waiting, self.token)
+def _gateway_failed(rows: list[Delivery], pending: set[int], exc: Exception) -> None:
+    logger.error("push gateway failed", exc_info=exc)
+    failure = SendResult(error_code="GATEWAY_ERROR", error_message=type(exc).__name__)
+    left = sorted(pending)
+    _record([rows[index] for index in left], [failure] * len(left))
+    pending.clear()
 
 
-def _answers(
-    gateway: PushGateway, pushes: list[Push], hand_over: _HandOver
-) -> Iterator[list[tuple[int, SendResult]]]:
+def _answers(gateway: PushGateway, pushes: list[Push]) -> Iterator[list[tuple[int, SendResult]]]:
     """The gateway's answers as they come when it can hand them over so (FCM), else all
-    at once (the development outboxes, a custom backend). The rows are marked
-    `sending` before their requests leave (see _HandOver)."""
+    at once (the development outboxes, a custom backend)."""
     streaming = getattr(gateway, "send_as_answered", None)
-    if streaming is not None and getattr(gateway, "hands_over", False):
-        yield from streaming(pushes, hand_over=hand_over, keep_claim=hand_over.keep_claim)
-        return
-    allowed = sorted(hand_over(list(range(len(pushes)))))
-    if not allowed:
-        return
-    chosen = [pushes[index] for index in allowed]
     if streaming is not None:
-        for answered in streaming(chosen):
-            yield [(allowed[position], result) for position, result in answered]
+        yield from streaming(pushes)
     else:
-        yield [(allowed[position], result) for position, result in enumerate(gateway.send(chosen))]
+        yield list(enumerate(gateway.send(pushes)))
 
 
 def _prepared(rows: list[Delivery]) -> dict[int, Push] | None:
@@ -264,10 +224,9 @@ def _prepared(rows: list[Delivery]) -> dict[int, Push] | None:
 
 
 def _send_slice(
-    gateway: PushGateway | None, rows: list[Delivery], token: str, pushes: list[Push] | None = None
-) -> tuple[PushGateway | None, int]:
-    """Send one slice (its rows claimed by `token`) and record each answer as it
-    comes; returns the gateway and how many rows were handed to it.
+    gateway: PushGateway | None, rows: list[Delivery], pushes: list[Push] | None = None
+) -> PushGateway | None:
+    """Send one slice (its rows are `sending`) and record each answer as it comes.
 
     The answers are recorded a few milliseconds after they arrive
     (FCM_RECORD_GATHER_MS), not once the slowest request of the slice is answered
@@ -275,47 +234,30 @@ def _send_slice(
     be closed as INTERRUPTED, only the requests still out. A gateway failure fails
     the rows not answered yet (temporary, retried); a failure to record is not the
     gateway's and stops the job, leaving its unrecorded rows `sending` (never sent
-    again) or claimed (queued again once the lease passed).
+    again).
     """
-    hand_over = _HandOver(rows, token)
     pending = set(range(len(rows)))
-
-    def record(answered: list[tuple[int, SendResult]]) -> None:
-        # An answer given without a request (a message FCM's encoder refused, a
-        # gateway failure) is an attempt too: its row is marked first. A row taken
-        # over by another job is not this job's to record.
-        answered = [(index, result) for index, result in answered if index in pending]
-        allowed = hand_over([index for index, _ in answered])
-        pending.difference_update(index for index, _ in answered)
-        answered = [(index, result) for index, result in answered if index in allowed]
-        if answered:
-            _record([rows[index] for index, _ in answered], [result for _, result in answered])
-
-    def gateway_failed(exc: Exception) -> None:
-        logger.error("push gateway failed", exc_info=exc)
-        failure = SendResult(error_code="GATEWAY_ERROR", error_message=type(exc).__name__)
-        record([(index, failure) for index in sorted(pending)])
-
     try:
         gateway = gateway or get_gateway()
-        answers = _answers(gateway, pushes if pushes is not None else _pushes_for(rows), hand_over)
-        batch = next(answers, None)
+        answers = _answers(gateway, pushes if pushes is not None else _pushes_for(rows))
     except Exception as exc:  # nothing may leave claimed rows in `sending`
-        gateway_failed(exc)
-        return gateway, len(hand_over.marked)
-    while pending and batch is not None:
-        pending.difference_update(hand_over.refused)
-        # Outside the gateway's `try`: a failure to record stops the job.
-        record(batch)
+        _gateway_failed(rows, pending, exc)
+        return gateway
+    while pending:
         try:
-            batch = next(answers, None)
-        except Exception as exc:  # nothing may leave claimed rows in `sending`
-            gateway_failed(exc)
+            batch = next(answers)
+        except StopIteration:
             break
-    pending.difference_update(hand_over.refused)
+        except Exception as exc:  # nothing may leave claimed rows in `sending`
+            _gateway_failed(rows, pending, exc)
+            break
+        batch = [(index, result) for index, result in batch if index in pending]
+        # Outside the gateway's `try`: a failure to record stops the job.
+        _record([rows[index] for index, _ in batch], [result for _, result in batch])
+        pending.difference_update(index for index, _ in batch)
     if pending:
-        gateway_failed(RuntimeError("the gateway gave no answer"))
-    return gateway, len(hand_over.marked)
+        _gateway_failed(rows, pending, RuntimeError("the gateway gave no answer"))
+    return gateway
 
 
 def _wait_out(pause: dt.datetime, ids: list[int], token: str) -> bool:
@@ -353,7 +295,7 @@ def sleep(seconds: float) -> None:
 
 
 def _hand_to_fcm(rows: list[Delivery], token: str) -> list[Delivery]:
-    """Mark the rows this claim still holds `sending`, committed before their requests."""
+    """Mark the rows this claim still holds `sending`, committed before any request."""
     now = timezone.now()
     with transaction.atomic():
         mine = set(

@@ -20,7 +20,7 @@ import logging
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,7 +32,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from firebase_admin import credentials, exceptions, messaging
 
-from notifications.fcm_sender import HandOver, sender_for
+from notifications.fcm_sender import sender_for
 from notifications.payload import Push, build_message, encode
 
 logger = logging.getLogger(__name__)
@@ -185,22 +185,9 @@ class FcmGateway:
                 results[index] = result
         return [result or SendResult(error_code="UNKNOWN") for result in results]
 
-    # Takes `hand_over`: each request waits, its connection in hand, for it.
-    hands_over = True
-
-    def send_as_answered(
-        self,
-        pushes: list[Push],
-        hand_over: HandOver | None = None,
-        keep_claim: Callable[[], None] | None = None,
-    ) -> Iterator[list[tuple[int, SendResult]]]:
+    def send_as_answered(self, pushes: list[Push]) -> Iterator[list[tuple[int, SendResult]]]:
         """One result per push, handed over as FCM answers: lists of (index, result),
-        each with the answers of about FCM_RECORD_GATHER_MS (see delivery.py).
-
-        With `hand_over`, no request leaves before `hand_over(indices)` (called in
-        this thread as requests get their connection) returned its index; the
-        others are not sent. `keep_claim` is called every third of
-        PUSH_CLAIM_LEASE_SECONDS while requests still wait."""
+        each with the answers of about FCM_RECORD_GATHER_MS (see delivery.py)."""
         refused: list[tuple[int, SendResult]] = []
         ready: list[tuple[int, dict[str, Any]]] = []
         for index, push in enumerate(pushes):
@@ -213,15 +200,11 @@ class FcmGateway:
         if refused:
             yield refused
         unanswered = set(range(len(ready)))
-
         try:
             for responses in self.sender.send_each_as_answered(
                 [message for _, message in ready],
                 concurrency=settings.FCM_CONCURRENCY,
                 gather_seconds=settings.FCM_RECORD_GATHER_MS / 1000,
-                hand_over=None if hand_over is None else _by_position(hand_over, ready),
-                keep_claim=keep_claim,
-                keep_every=max(0.1, settings.PUSH_CLAIM_LEASE_SECONDS / 3),
             ):
                 unanswered.difference_update(position for position, _ in responses)
                 yield [
@@ -238,16 +221,6 @@ class FcmGateway:
             failed = classify(exc)
             if unanswered:
                 yield [(ready[position][0], failed) for position in sorted(unanswered)]
-
-
-def _by_position(hand_over: HandOver, ready: list[tuple[int, Any]]) -> HandOver:
-    """`hand_over`, which speaks in push indices, for the sender's message positions."""
-
-    def handed(positions: list[int]) -> set[int]:
-        allowed = hand_over([ready[position][0] for position in positions])
-        return {position for position in positions if ready[position][0] in allowed}
-
-    return handed
 
 
 # --- Development outboxes --------------------------------------------------------------

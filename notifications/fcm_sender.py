@@ -26,14 +26,6 @@ Like the requests transport it replaces, the sender repeats a request only when
 the connection could not be made (nothing left the machine); it never repeats
 one whose answer was lost or late: FCM has no idempotency key, so the delivery
 code decides (see notifications/delivery.py).
-
-A caller may ask to hand each request over before it leaves (`hand_over`): the
-request waits, its connection in hand (at the start of aiohttp's
-`ClientRequest.send`, which then writes it with no wait), until the caller's
-thread has recorded that it leaves, and does not leave if the caller refuses it
-(aiohttp then closes that connection). The delivery code marks its row `sending` there,
-so a row is `sending` only once its request has a connection and nothing stands
-between that mark and the write (see notifications/delivery.py).
 """
 
 from __future__ import annotations
@@ -41,7 +33,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
-import contextvars
 import json
 import logging
 import os
@@ -56,7 +47,6 @@ import google.auth.exceptions
 import google.auth.transport.requests
 import requests
 import requests.structures
-from aiohttp.connector import Connection
 from firebase_admin import App, _http_client, exceptions, messaging
 from google.auth.credentials import TokenState
 from yarl import URL
@@ -69,15 +59,6 @@ T = TypeVar("T")
 CONNECT_TRIES = 2
 # How often a caller waiting for answers checks whether the call failed as a whole.
 ANSWER_POLL_SECONDS = 0.5
-# What a caller's thread receives from the loop: a request ready to leave, an answer.
-READY, ANSWER = "ready", "answer"
-
-
-class NotHandedOver(Exception):
-    """The caller refused to hand this request over: it was not sent."""
-
-
-HandOver = Callable[[list[int]], set[int]]
 
 
 class EventLoopThread:
@@ -218,11 +199,7 @@ class AsyncFcmSender:
         # connect and each read are bounded, as with requests' timeout.
         timeout = aiohttp.ClientTimeout(sock_connect=self.timeout, sock_read=self.timeout)
         return aiohttp.ClientSession(
-            connector=connector,
-            timeout=timeout,
-            trust_env=False,
-            raise_for_status=False,
-            request_class=_PermittedRequest,
+            connector=connector, timeout=timeout, trust_env=False, raise_for_status=False
         )
 
     def send_each(
@@ -237,140 +214,60 @@ class AsyncFcmSender:
         return self.loop.run(self._send_all(bodies, max(1, concurrency)))
 
     def send_each_as_answered(
-        self,
-        messages: Sequence[dict[str, Any]],
-        concurrency: int,
-        gather_seconds: float,
-        hand_over: HandOver | None = None,
-        keep_claim: Callable[[], None] | None = None,
-        keep_every: float = 2.0,
+        self, messages: Sequence[dict[str, Any]], concurrency: int, gather_seconds: float
     ) -> Iterator[list[tuple[int, messaging.SendResponse]]]:
         """As `send_each`, but hands the answers over as they come: lists of (index,
         response), each with the answers that arrived within `gather_seconds` of its
         first. So the caller can record what FCM answered while slower requests of the
         same call are still out (a crash then leaves only those unknown). Raises what
-        the whole call failed with (no access token) before any answer is given.
-
-        With `hand_over`, each request waits, its connection in hand, until
-        `hand_over(indices)` (called in this thread, for every request ready at that
-        moment) has named it among those that may leave; the others are not sent
-        and are answered `NotHandedOver`. `keep_claim` is called in this thread
-        every `keep_every` seconds while requests still wait."""
+        the whole call failed with (no access token) before any answer is given."""
         bodies = [
             json.dumps({"message": message}, ensure_ascii=False, separators=(",", ":")).encode()
             for message in messages
         ]
         if not bodies:
             return
-        events: queue.SimpleQueue[tuple[str, int, Any]] = queue.SimpleQueue()
-        gate = None if hand_over is None else _Gate(events)
-        call = self.loop.submit(
-            self._send_all(
-                bodies,
-                max(1, concurrency),
-                on_answer=lambda answer: events.put((ANSWER, *answer)),
-                gate=gate,
-            )
-        )
+        answers: queue.SimpleQueue[tuple[int, messaging.SendResponse]] = queue.SimpleQueue()
+        call = self.loop.submit(self._send_all(bodies, max(1, concurrency), on_answer=answers.put))
         given = 0
-        gathered: list[tuple[int, messaging.SendResponse]] = []
-        deadline: float | None = None
-        kept_at = time.monotonic()
-        try:
-            while given < len(bodies):
-                wait = ANSWER_POLL_SECONDS if deadline is None else deadline - time.monotonic()
+        while given < len(bodies):
+            try:
+                batch = [answers.get(timeout=ANSWER_POLL_SECONDS)]
+            except queue.Empty:
+                if call.done():
+                    call.result()  # the call failed as a whole: raise it here
+                    if answers.empty():
+                        raise RuntimeError("the FCM call ended without every answer") from None
+                continue
+            deadline = time.monotonic() + gather_seconds
+            while (left := deadline - time.monotonic()) > 0:
                 try:
-                    event = events.get(timeout=max(0.0, wait))
+                    batch.append(answers.get(timeout=left))
                 except queue.Empty:
-                    if gathered:  # the gathering time is over
-                        given += len(gathered)
-                        yield gathered
-                        gathered, deadline = [], None
-                        continue
-                    if call.done():
-                        call.result()  # the call failed as a whole: raise it here
-                        if events.empty():
-                            raise RuntimeError("the FCM call ended without every answer") from None
-                    if keep_claim is not None and time.monotonic() - kept_at >= keep_every:
-                        keep_claim()
-                        kept_at = time.monotonic()
-                    continue
-                ready: list[tuple[int, asyncio.Future[bool]]] = []
-                while True:  # everything there now: the ready ones are handed over at once
-                    kind, index, value = event
-                    if kind == READY:
-                        ready.append((index, value))
-                    else:
-                        gathered.append((index, value))
-                    try:
-                        event = events.get_nowait()
-                    except queue.Empty:
-                        break
-                if ready and hand_over is not None:
-                    allowed: set[int] = set()
-                    try:
-                        allowed = hand_over([index for index, _ in ready])
-                    finally:  # none waits for ever, whatever hand_over did
-                        self._settle(ready, allowed)
-                if gathered and deadline is None:
-                    deadline = time.monotonic() + gather_seconds
-        finally:
-            if gate is not None and given < len(bodies):
-                # The caller stopped listening (an error, a closed generator): the
-                # requests still waiting for it, and any that come, are not sent.
-                self.loop.loop.call_soon_threadsafe(gate.close)
-
-    def _settle(self, ready: list[tuple[int, asyncio.Future[bool]]], allowed: set[int]) -> None:
-        def settle() -> None:
-            for index, waiting in ready:
-                if not waiting.done():
-                    waiting.set_result(index in allowed)
-
-        self.loop.loop.call_soon_threadsafe(settle)
+                    break
+            given += len(batch)
+            yield batch
 
     async def _send_all(
         self,
         bodies: list[bytes],
         concurrency: int,
         on_answer: Callable[[tuple[int, messaging.SendResponse]], None] | None = None,
-        gate: _Gate | None = None,
     ) -> list[messaging.SendResponse]:
         headers = await self.token.headers()
         results: list[messaging.SendResponse | None] = [None] * len(bodies)
         pending = iter(enumerate(bodies))
 
-        def permit_for(index: int) -> Callable[[], Coroutine[Any, Any, None]] | None:
-            if gate is None:
-                return None
-            handed = False
-
-            async def permit() -> None:
-                nonlocal handed
-                if handed:  # the repeat after a 401: this request was handed over
-                    return
-                if not await gate.ready(index):
-                    raise NotHandedOver(index)
-                handed = True
-
-            return permit
-
         async def lane() -> None:
             for index, body in pending:
-                results[index] = answer = await self._post(body, headers, permit_for(index))
+                results[index] = answer = await self._post(body, headers)
                 if on_answer is not None:
                     on_answer((index, answer))
 
         await asyncio.gather(*(lane() for _ in range(min(concurrency, len(bodies)))))
         return [result for result in results if result is not None]
 
-    async def _post(
-        self,
-        body: bytes,
-        headers: dict[str, str],
-        permit: Callable[[], Coroutine[Any, Any, None]] | None = None,
-    ) -> messaging.SendResponse:
-        # This lane's task is the request's: _PermittedRequest finds the permit there.
-        _PERMIT.set(permit)
+    async def _post(self, body: bytes, headers: dict[str, str]) -> messaging.SendResponse:
         connect_tries = CONNECT_TRIES
         renewed = False
         while True:
@@ -401,8 +298,6 @@ class AsyncFcmSender:
                 error = requests.exceptions.ConnectionError(str(exc) or type(exc).__name__)
             except exceptions.FirebaseError as exc:  # no token for the repeat after a 401
                 return messaging.SendResponse(None, exc)
-            except NotHandedOver as exc:  # refused before a byte was written
-                return messaging.SendResponse(None, exc)
             return messaging.SendResponse(None, self.service._handle_fcm_error(error))
 
     def _answer_error(self, response: aiohttp.ClientResponse, content: bytes) -> Exception:
@@ -418,51 +313,6 @@ class AsyncFcmSender:
         )
         mapped: Exception = self.service._handle_fcm_error(error)
         return mapped
-
-
-class _Gate:
-    """Where requests wait, connection in hand, for the caller's thread to hand them
-    over. Lives on the sender's loop (every method runs there)."""
-
-    def __init__(self, events: queue.SimpleQueue[tuple[str, int, Any]]) -> None:
-        self.events = events
-        self.closed = False
-
-    def ready(self, index: int) -> asyncio.Future[bool]:
-        waiting: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        if self.closed:
-            waiting.set_result(False)
-        else:
-            self.events.put((READY, index, waiting))
-        return waiting
-
-    def close(self) -> None:
-        self.closed = True
-        while True:
-            try:
-                kind, _, value = self.events.get_nowait()
-            except queue.Empty:
-                return
-            if kind == READY and not value.done():
-                value.set_result(False)
-
-
-# The permit of the request the current task is sending (each lane is a task).
-_PERMIT: contextvars.ContextVar[Callable[[], Coroutine[Any, Any, None]] | None] = (
-    contextvars.ContextVar("fcm_permit", default=None)
-)
-
-
-class _PermittedRequest(aiohttp.ClientRequest):
-    """A request that waits for its permit, if its task set one, with its connection
-    in hand: the last point before aiohttp writes it. A refused request raises
-    before a byte is written, and aiohttp closes the connection."""
-
-    async def send(self, conn: Connection) -> aiohttp.ClientResponse:
-        permit = _PERMIT.get()
-        if permit is not None:
-            await permit()
-        return await super().send(conn)
 
 
 def _accepted(service: Any, content: bytes) -> messaging.SendResponse:
