@@ -707,13 +707,27 @@ def send_fallback_sms(notification_id: int) -> bool:
 
 def fail_stale_sending() -> int:
     """Rows left in `sending` by a crashed worker: FCM may have taken them, so they
-    are not sent again (at most once); they become permanent failures, on record."""
+    are not sent again (at most once); they become permanent failures, on record.
+
+    Whether FCM took them is unknown, so an urgent notification whose pushes all
+    ended so gets its fallback SMS, as when they all failed: the citizen must learn
+    it, and a push the phone may have shown is cheaper than one it did not."""
     cutoff = timezone.now() - dt.timedelta(minutes=settings.PUSH_STALE_SENDING_MINUTES)
-    return Delivery.objects.filter(state=Delivery.State.SENDING, last_attempt_at__lt=cutoff).update(
-        state=Delivery.State.PERMANENT_FAILURE,
-        error_code="INTERRUPTED",
-        error_message="The worker stopped while sending; not retried to avoid a duplicate.",
-    )
+    with transaction.atomic():
+        stale = list(
+            Delivery.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(state=Delivery.State.SENDING, last_attempt_at__lt=cutoff)
+            .values_list("pk", "notification_id", "notification__urgent")
+        )
+        if not stale:
+            return 0
+        Delivery.objects.filter(pk__in=[pk for pk, _, _ in stale]).update(
+            state=Delivery.State.PERMANENT_FAILURE,
+            error_code="INTERRUPTED",
+            error_message="The worker stopped while sending; not retried to avoid a duplicate.",
+        )
+        _fallback_where_all_failed({notification for _, notification, urgent in stale if urgent})
+    return len(stale)
 
 
 def retire_devices_of_ended_sessions() -> int:

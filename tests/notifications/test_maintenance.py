@@ -26,7 +26,7 @@ from notifications.delivery import (
 )
 from notifications.models import Delivery, Device, Notification
 from tests.conftest import make_user, sign_in
-from tests.notifications.conftest import notify, register, send_all
+from tests.notifications.conftest import notify, register, send_all, todo_jobs
 
 pytestmark = pytest.mark.django_db
 
@@ -227,3 +227,37 @@ def test_embedded_default_runs_the_whole_chain_after_commit(settings, embedded_j
     [line] = read_push_outbox()
     assert line["message"]["token"] == "tok-inline"
     assert Delivery.objects.get().state == "delivered"
+
+
+def test_an_urgent_notice_whose_pushes_were_interrupted_gets_its_sms(settings) -> None:
+    # Whether FCM took an interrupted push is unknown: an urgent notice is not left to
+    # chance. A notice still being delivered to another device waits for that one.
+    settings.PUSH_STALE_SENDING_MINUTES = 15
+    user = make_user()
+    register(user, "tok-urgent-crash")
+    urgent = notify(user, "dossier.supplement_requested")
+    other_user = make_user()
+    register(other_user, "tok-urgent-crash-a")
+    register(other_user, "tok-urgent-crash-b")
+    pending = notify(other_user, "dossier.supplement_requested")
+    routine_user = make_user()
+    register(routine_user, "tok-routine-crash")
+    routine = notify(routine_user, "dossier.accepted")
+    assert [n.urgent for n in (urgent, pending, routine)] == [True, True, False]
+    long_ago = timezone.now() - dt.timedelta(minutes=16)
+    Delivery.objects.filter(notification__in=[urgent, routine]).update(
+        state="sending", last_attempt_at=long_ago
+    )
+    first, _ = pending.deliveries.order_by("pk")
+    Delivery.objects.filter(pk=first.pk).update(state="sending", last_attempt_at=long_ago)
+
+    assert fail_stale_sending() == 3
+
+    for entry in (urgent, pending, routine):
+        entry.refresh_from_db()
+    assert urgent.sms_status == Notification.SmsStatus.PENDING
+    assert pending.sms_status == Notification.SmsStatus.NONE  # its other push is still due
+    assert routine.sms_status == Notification.SmsStatus.NONE
+    assert [job["args"] for job in todo_jobs("notifications.send_fallback_sms")] == [
+        {"notification_id": urgent.pk}
+    ]
