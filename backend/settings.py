@@ -635,10 +635,13 @@ WS_TICKETS_PER_MINUTE = envint("WS_TICKETS_PER_MINUTE", 30)
 # Heartbeat frame interval (at most 30 s); the session is re-checked at each beat.
 WS_HEARTBEAT_SECONDS = min(float(env("WS_HEARTBEAT_SECONDS", "25")), 30.0)
 # While committed events wait for an older open transaction, the server reads the
-# cluster's horizon first after WS_RECHECK_FIRST_SECONDS, then at doubling intervals
-# up to WS_RECHECK_SECONDS (one read per server process, however many sockets wait).
+# cluster's horizon first after WS_RECHECK_FIRST_SECONDS, then at intervals each
+# WS_RECHECK_GROWTH times the one before (at least 1), up to WS_RECHECK_SECONDS (one
+# read per server process, however many sockets wait). A frame held d seconds
+# arrives by about d × WS_RECHECK_GROWTH + the first interval.
 WS_RECHECK_SECONDS = float(env("WS_RECHECK_SECONDS", "1"))
 WS_RECHECK_FIRST_SECONDS = float(env("WS_RECHECK_FIRST_SECONDS", "0.002"))
+WS_RECHECK_GROWTH = max(float(env("WS_RECHECK_GROWTH", "1.25")), 1.0)
 # A resume from an event older than this answers `resync`.
 WS_RESUME_RETENTION_SECONDS = envint("WS_RESUME_RETENTION_SECONDS", 7 * 24 * 3600)
 WS_REPLAY_BATCH = envint("WS_REPLAY_BATCH", 200)

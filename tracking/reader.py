@@ -20,12 +20,16 @@ Held events (committed, but behind an older transaction that is still open:
 not final, tracking/stream.py) are looked at again when the cluster's horizon
 has passed them. One watch per event loop asks PostgreSQL for the horizon (one
 cheap `SELECT`, whatever the number of waiting sockets) on a back-off: first
-after WS_RECHECK_FIRST_SECONDS, doubling while nothing it waits for has become
-final, up to WS_RECHECK_SECONDS; it wakes each socket whose held event is now
-below the horizon, and that socket reads the log again (the read, not the
-watch, decides what is sent: the watch is only a wake-up). So a frame held
-behind a transaction of d seconds waits about d more at most (the doubling),
-not up to WS_RECHECK_SECONDS; a socket with nothing held never waits on the
+after WS_RECHECK_FIRST_SECONDS, then each interval WS_RECHECK_GROWTH times the
+one before (1.25) while nothing it waits for has become final, up to
+WS_RECHECK_SECONDS; it wakes each socket whose held event is now below the
+horizon, and that socket reads the log again (the read, not the watch, decides
+what is sent: the watch is only a wake-up). So a frame held behind a
+transaction of d seconds waits about a quarter of d more at most (plus the
+first interval), not up to WS_RECHECK_SECONDS; a wait of d costs about
+log(1 + d / (4 × first)) / log(1.25) reads of the horizon (6 for 20 ms, 22 for
+1 s, with a first of 2 ms; doubling made it 4 and 9, but let a frame wait up
+to twice as long as it had to). A socket with nothing held never waits on the
 watch, and the watch runs only while some socket waits.
 """
 
@@ -57,7 +61,7 @@ class _Waiter:
     subscription: stream.Subscription
     woken: asyncio.Future[None]
     due: float  # the loop time of its next look
-    delay: float  # the wait before that look (doubles after each look that finds it held)
+    delay: float  # the wait before that look (grows after each look that finds it held)
 
 
 @dataclass
@@ -110,22 +114,33 @@ def _connection_params() -> dict[str, Any]:
     return params
 
 
-def backoff(first: float, cap: float) -> Iterator[float]:
-    """The waits between looks at the horizon: `first`, doubling, then `cap` on
-    (`first` at least 1 ms and at most `cap`)."""
+def backoff(first: float, cap: float, growth: float) -> Iterator[float]:
+    """The waits between looks at the horizon: `first`, each then `growth` times the
+    one before, then `cap` on (`first` at least 1 ms and at most `cap`; `growth` at
+    least 1)."""
     cap = max(cap, 0.001)
     delay = min(max(first, 0.001), cap)
     while True:
         yield delay
-        delay = min(delay * 2, cap)
+        delay = _grown(delay, cap, growth)
+
+
+def _grown(delay: float, cap: float, growth: float) -> float:
+    return min(delay * max(growth, 1.0), max(cap, 0.001))
 
 
 def _next_delay(delay: float) -> float:
-    return min(delay * 2, max(settings.WS_RECHECK_SECONDS, 0.001))
+    return _grown(delay, settings.WS_RECHECK_SECONDS, settings.WS_RECHECK_GROWTH)
 
 
 def _first_delay() -> float:
-    return next(backoff(settings.WS_RECHECK_FIRST_SECONDS, settings.WS_RECHECK_SECONDS))
+    return next(
+        backoff(
+            settings.WS_RECHECK_FIRST_SECONDS,
+            settings.WS_RECHECK_SECONDS,
+            settings.WS_RECHECK_GROWTH,
+        )
+    )
 
 
 def _prepare(subscription: stream.Subscription) -> dict[str, Any]:
@@ -204,7 +219,7 @@ def _released(waiter: _Waiter, horizon: int) -> bool:
 
 async def _watch(state: _LoopState, params: dict[str, Any]) -> None:
     """While sockets wait: read the horizon when the first of them is due, wake
-    those it has passed, double the wait of the others."""
+    those it has passed, lengthen the wait of the others."""
     if state.arrived is None:
         raise RuntimeError("the watch started before Reader.open")
     loop = asyncio.get_running_loop()

@@ -554,19 +554,40 @@ async def test_a_held_socket_reads_the_log_again_only_when_the_horizon_has_passe
     assert reads[held_reads:] == [False]
 
 
-async def test_the_watch_backs_off_doubling_up_to_the_recheck_interval(open_socket, settings):
+async def test_the_watch_backs_off_by_the_growth_up_to_the_recheck_interval(open_socket, settings):
     settings.WS_HEARTBEAT_SECONDS = 3600
     settings.WS_RECHECK_FIRST_SECONDS = 0.001
-    settings.WS_RECHECK_SECONDS = 0.016
+    settings.WS_RECHECK_SECONDS = 0.004
+    settings.WS_RECHECK_GROWTH = 1.5
     alice = await new_citizen()
     await open_socket(alice.ticket())
 
     with OtherWriter():
         await db(add_event)(alice.dossier)
-        await _until(lambda: len(_watch_state().delays) >= 7)
-        delays = list(_watch_state().delays)[:7]
+        await _until(lambda: len(_watch_state().delays) >= 6)
+        delays = list(_watch_state().delays)[:6]
 
-    assert delays == [0.002, 0.004, 0.008, 0.016, 0.016, 0.016, 0.016]
+    assert delays == pytest.approx([0.0015, 0.00225, 0.003375, 0.004, 0.004, 0.004])
+
+
+async def test_by_default_a_held_frame_waits_at_most_a_quarter_longer_than_it_had_to(
+    open_socket, settings
+):
+    settings.WS_HEARTBEAT_SECONDS = 3600
+    settings.WS_RECHECK_FIRST_SECONDS = 0.001
+    settings.WS_RECHECK_SECONDS = 2
+    alice = await new_citizen()
+    await open_socket(alice.ticket())
+
+    with OtherWriter():
+        await db(add_event)(alice.dossier)
+        await _until(lambda: len(_watch_state().delays) >= 8)
+        delays = list(_watch_state().delays)[:8]
+
+    # Each look finding the event still held waits 1.25 times the previous wait: the
+    # next look comes after a quarter of the time waited so far (+ the first wait).
+    for before, after in zip([0.001, *delays], delays, strict=False):
+        assert after == pytest.approx(before * 1.25)
 
 
 async def test_a_hint_reaches_the_socket_without_a_hop_to_the_sync_thread(open_socket):
@@ -608,16 +629,25 @@ async def test_the_watch_stops_when_no_socket_waits(open_socket, settings):
     assert _watch_state().waiters == []
 
 
-def test_backoff_doubles_from_the_first_interval_up_to_the_cap():
-    delays = reader.backoff(0.002, 0.02)
+def test_backoff_grows_from_the_first_interval_up_to_the_cap():
+    delays = reader.backoff(0.002, 0.02, 2)
     assert [next(delays) for _ in range(6)] == [0.002, 0.004, 0.008, 0.016, 0.02, 0.02]
+    delays = reader.backoff(0.002, 0.004, 1.25)
+    assert [next(delays) for _ in range(6)] == pytest.approx(
+        [0.002, 0.0025, 0.003125, 0.00390625, 0.004, 0.004]
+    )
 
 
 def test_backoff_first_interval_is_at_least_a_millisecond_and_at_most_the_cap():
-    assert next(reader.backoff(0, 1)) == 0.001
-    assert next(reader.backoff(0.001, 1)) == 0.001
-    assert next(reader.backoff(5, 1)) == 1
-    assert next(reader.backoff(0.002, 0)) == 0.001
+    assert next(reader.backoff(0, 1, 2)) == 0.001
+    assert next(reader.backoff(0.001, 1, 2)) == 0.001
+    assert next(reader.backoff(5, 1, 2)) == 1
+    assert next(reader.backoff(0.002, 0, 2)) == 0.001
+
+
+def test_backoff_never_shrinks_the_interval():
+    delays = reader.backoff(0.002, 1, 0.5)
+    assert [next(delays) for _ in range(3)] == [0.002, 0.002, 0.002]
 
 
 # --- limits -------------------------------------------------------------------------------
