@@ -37,3 +37,9 @@ application = ProtocolTypeRouter(
         "websocket": URLRouter(websocket_urlpatterns),
     }
 )
+
+# Last: everything a request needs is loaded; the garbage collector's full
+# collections no longer walk it (backend/gc_freeze.py).
+from backend.gc_freeze import freeze_startup_objects  # noqa: E402
+
+freeze_startup_objects()

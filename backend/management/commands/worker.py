@@ -32,6 +32,8 @@ from procrastinate import worker as procrastinate_worker
 from procrastinate.contrib.django import app as django_app
 from procrastinate.contrib.django import django_connector
 
+from backend.gc_freeze import freeze_startup_objects
+
 logger = logging.getLogger("backend.worker")
 
 EXIT_FAILURE = 1
@@ -259,6 +261,7 @@ class Command(BaseCommand):
             raise CommandError("the job queue is not configured for Django")
         keep_a_connection_per_job(options["concurrency"])
         warm_up()
+        freeze_startup_objects()  # after the warm-up: what it built is kept for good
         with django_app.replace_connector(connector.get_worker_connector()):
             status = asyncio.run(supervise({"concurrency": options["concurrency"]}))
         if status:
