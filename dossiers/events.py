@@ -19,7 +19,7 @@ from django.db.models import Max
 from django.utils.module_loading import import_string
 
 from auth.models import User
-from backend.jobs import defer
+from backend.jobs import defer_each
 from backend.realtime import send_to_groups
 from dossiers.audience import dossier_group, recipients_for, user_group
 from dossiers.event_types import EventType
@@ -59,8 +59,7 @@ def record_event(
         data=data or {},
         txid=current_txid(),
     )
-    for path in settings.EVENT_SUBSCRIBERS:
-        defer(import_string(path), event_id=event.id)
+    defer_each([import_string(path) for path in settings.EVENT_SUBSCRIBERS], event_id=event.id)
     recipients = sorted(str(user_id) for user_id in recipients_for(dossier))
     transaction.on_commit(lambda: publish_hint(event.id, str(dossier.id), recipients))
     return event

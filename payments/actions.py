@@ -347,45 +347,48 @@ def _paid(
         _move(payment, P.PAID, needs_refund=True, refund_reason=kind, **fields)
         _anomaly(payment, gateway, result, kind, source, request_status=request.status)
         return
-    dossier = Dossier.objects.select_for_update(of=("self",)).get(pk=request.dossier_id)
-    if (
-        request.source == PaymentRequest.Source.AGENCY
-        and dossier.status != Dossier.Status.PAYMENT_REQUESTED
-    ):
-        # The agency moved on (stopped, finished, took cash at the counter) before
-        # the subscriber closed the request: the money is not counted, it goes back.
-        _move(
-            payment,
-            P.PAID,
-            needs_refund=True,
-            refund_reason=PaymentAnomaly.Kind.REQUEST_CLOSED,
-            **fields,
-        )
-        _close(request, "dossier_moved_on")
-        _anomaly(
-            payment,
-            gateway,
-            result,
-            PaymentAnomaly.Kind.REQUEST_CLOSED,
-            source,
-            status=dossier.status,
-        )
-        return
     number = receipt_number(payment, paid_at)
+    if request.source == PaymentRequest.Source.AGENCY:
+        try:
+            # Locks the dossier (after the request and the payment: the one lock order)
+            # and refuses before writing anything unless it still waits for this fee
+            # (status 6): the lifecycle's table decides, on its one locked read.
+            lifecycle.record_payment(
+                request.dossier_id,
+                lifecycle.Actor("system", None, f"payment:{gateway}"),
+                amount=payment.amount,
+                payment_id=str(payment.pk),
+                gateway=gateway,
+                gateway_reference=fields["gateway_reference"],
+                receipt_number=number,
+            )
+        except lifecycle.InvalidTransition as refused:
+            # The agency moved on (stopped, finished, took cash at the counter) before
+            # the subscriber closed the request: the money is not counted, it goes back.
+            _move(
+                payment,
+                P.PAID,
+                needs_refund=True,
+                refund_reason=PaymentAnomaly.Kind.REQUEST_CLOSED,
+                **fields,
+            )
+            _close(request, "dossier_moved_on")
+            _anomaly(
+                payment,
+                gateway,
+                result,
+                PaymentAnomaly.Kind.REQUEST_CLOSED,
+                source,
+                status=refused.details["current_status"],
+            )
+            return
+    else:
+        # A fee due at submission: the draft's lock orders this with submit_dossier.
+        Dossier.objects.select_for_update(of=("self",)).get(pk=request.dossier_id)
     _move(payment, P.PAID, counted=True, receipt_number=number, **fields)
     request.status = R.PAID
     request.paid_at = paid_at
     request.save(update_fields=["status", "paid_at"])
-    if request.source == PaymentRequest.Source.AGENCY:
-        lifecycle.record_payment(
-            dossier.pk,
-            lifecycle.Actor("system", None, f"payment:{gateway}"),
-            amount=payment.amount,
-            payment_id=str(payment.pk),
-            gateway=gateway,
-            gateway_reference=payment.gateway_reference,
-            receipt_number=number,
-        )
 
 
 # --- Closing, expiring, refunding -------------------------------------------------------

@@ -8,7 +8,8 @@ sent twice, the copies at the same moment on different connections (VNPay
 retries and duplicates), so half the calls settle a payment (lock the request and
 the payment, record the payment, move the dossier 6 → 4 with its event and push
 job) and half find it settled. Hello is measured the same way, 32 concurrent
-clients, right after. The row is callback p50 ÷ hello p50; the run also counts
+clients, right after. The row is callback p50 ÷ hello p50, with the server's CPU
+time per request of each load beside it; the run also counts
 duplicates (any dossier with more than one `dossier.payment_received` event, or
 a request with more than one counted payment), which must be zero.
 """
@@ -23,6 +24,7 @@ import urllib.parse
 
 import httpx
 
+from bench.benchmarks.dossier_read import cpu_seconds
 from bench.harness import PYTHON, Context, Result, percentile
 
 PATH = "payment callbacks"
@@ -132,8 +134,13 @@ def run(ctx: Context) -> list[Result]:
     asyncio.run(_timed_calls([u for u in warm for _ in range(2)]))
     asyncio.run(_timed_calls([f"{base}/bench/hello"] * CONCURRENCY * 4))
     twice = [u for u in timed for _ in range(2)]  # each copy next to its twin
+    server = ctx.api_server.pid
+    started = cpu_seconds(server)
     callback_s, answers = asyncio.run(_timed_calls(twice))
+    callback_cpu = cpu_seconds(server) - started
+    started = cpu_seconds(server)
     hello_s, _ = asyncio.run(_timed_calls([f"{base}/bench/hello"] * len(twice)))
+    hello_cpu = cpu_seconds(server) - started
     counts = _duplicates(ctx, [str(p["dossier_id"]) for p in payments[CONCURRENCY:]])
     callback, hello = percentile(callback_s, 0.5), percentile(hello_s, 0.5)
 
@@ -151,6 +158,11 @@ def run(ctx: Context) -> list[Result]:
         "callback_p99_ms": ms(percentile(callback_s, 0.99)),
         "hello_p50_ms": ms(hello),
         "hello_p99_ms": ms(percentile(hello_s, 0.99)),
+        # Both loads queue behind the one server process (its Python work is serial):
+        # the p50 ratio follows its CPU per request of each load.
+        "server_cpu_ms_per_callback": ms(callback_cpu / len(twice)),
+        "server_cpu_ms_per_hello": ms(hello_cpu / len(twice)),
+        "server_cpu_ratio": round(callback_cpu / max(hello_cpu, 1e-9), 2),
         **counts,
     }
     duplicates = counts["duplicate_events"] + counts["duplicate_counted"]

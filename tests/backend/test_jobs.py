@@ -13,7 +13,7 @@ from django.utils import timezone
 from procrastinate import RetryStrategy
 from procrastinate.contrib.django import app
 
-from backend.jobs import defer
+from backend.jobs import defer, defer_each
 from backend.redis import get_redis
 from fakes.harness import wait_until
 from tests.conftest import run_jobs_until_idle
@@ -104,6 +104,37 @@ def test_embedded_queue_runs_a_job_after_commit_only(embedded_jobs: Any) -> None
     assert runs("embedded-commit") == 1
     assert runs("embedded-rollback") == 0
     assert queued("embedded-commit") == 0  # never touched the PostgreSQL queue
+
+
+@app.task(queue="tests", name="tests.record_other_run")
+def record_other_run(marker: str) -> None:
+    record_run(f"{marker}-other")
+
+
+def defer_each_then_fail(marker: str) -> None:
+    with transaction.atomic():
+        defer_each([record_run, record_other_run], marker=marker)
+        raise RollbackError
+
+
+def test_defer_each_enqueues_one_job_per_task_in_one_statement(
+    django_assert_num_queries: Any,
+) -> None:
+    with pytest.raises(RollbackError):
+        defer_each_then_fail("each-rollback")
+    with transaction.atomic(), django_assert_num_queries(1):
+        defer_each([record_run, record_other_run], marker="each")
+    run_worker_until_idle()
+    assert (runs("each"), runs("each-other")) == (1, 1)
+    assert (runs("each-rollback"), runs("each-rollback-other")) == (0, 0)
+
+
+def test_embedded_queue_runs_each_job_of_defer_each_after_commit(embedded_jobs: Any) -> None:
+    with transaction.atomic():
+        defer_each([record_run, record_other_run], marker="embedded-each")
+        assert runs("embedded-each") == 0  # not before the commit
+    embedded_jobs.wait_idle()
+    assert (runs("embedded-each"), runs("embedded-each-other")) == (1, 1)
 
 
 @app.task(

@@ -4,6 +4,7 @@ the dossier is back in processing, with one event and one push job."""
 from __future__ import annotations
 
 import pytest
+from django.utils.module_loading import import_string
 
 from dossiers.models import Dossier, DossierEvent
 from payments.models import Payment, PaymentAnomaly, PaymentRequest
@@ -76,6 +77,29 @@ def test_paid_callback_moves_the_dossier_back_to_processing(citizen, fake_gatewa
     assert shown["status"] == "paid"
     assert shown["checkout_url"] is None
     assert shown["receipt_url"] == f"/api/v1/payments/{stored.pk}/receipt"
+
+
+def test_a_paid_callback_takes_one_dossier_lock_and_one_insert_for_the_jobs(
+    citizen, fake_gateway, settings, django_assert_num_queries
+) -> None:
+    # Every payment's IPN runs this, twice or more (VNPay retries and duplicates):
+    # the dossier is locked and read once (by the lifecycle, which also checks the
+    # move), and the event's subscribers get their jobs in one INSERT.
+    payment = citizen.checkout().json()
+    configure(fake_gateway, drop_callbacks=True)
+    params = pay_at_gateway(fake_gateway, payment["checkout_url"])
+
+    with django_assert_num_queries(15) as captured:
+        response = post_ipn(params)
+
+    assert response.json() == {"RspCode": "00", "Message": "Confirm Success"}
+    statements = [query["sql"] for query in captured.captured_queries]
+    assert len([sql for sql in statements if 'FROM "dossiers_dossier"' in sql]) == 1
+    assert len([sql for sql in statements if "procrastinate_defer_jobs" in sql]) == 1
+    [event] = received_events(citizen)
+    for path in settings.EVENT_SUBSCRIBERS:
+        task_name = import_string(path).name
+        assert [job["event_id"] for job in jobs(task_name)].count(event.pk) == 1, task_name
 
 
 def test_replayed_callback_is_answered_already_confirmed_and_changes_nothing(
