@@ -72,6 +72,11 @@ def test_freezing_answers_how_many_objects_froze(settings) -> None:
     settings.GC_FREEZE_AT_STARTUP = True
     try:
         frozen = gc_freeze.freeze_startup_objects()
-        assert frozen == gc.get_freeze_count() > 0
+        # The permanent generation only shrinks until the next freeze: a frozen object
+        # freed by any thread of this process (they keep running) leaves it. So the
+        # count read now is at most what the freeze reported, never more.
+        still_frozen = gc.get_freeze_count()
+        assert frozen > 100_000
+        assert 0 < still_frozen <= frozen
     finally:
         gc.unfreeze()  # this test process goes on as before
