@@ -24,7 +24,10 @@ _IDLE = (
     "Thread._wait_for_tstate_lock",
     "Event.wait",
 )
-_PROJECT = ("auth/", "dossiers/", "backend/", "tracking/", "notifications/", "postal/")
+_PROJECT = (
+    *("auth/", "dossiers/", "backend/", "tracking/", "notifications/", "postal/"),
+    *("payments/", "documents/"),
+)
 
 
 def py_spy() -> str | None:
@@ -32,9 +35,12 @@ def py_spy() -> str | None:
     return str(candidate) if candidate.exists() else shutil.which("py-spy")
 
 
-def profile(pid: int, name: str, workload: Callable[[], Any], seconds: int) -> dict[str, Any]:
-    """Sample `pid` for `seconds` while `workload()` runs; summarise the busy samples."""
-    finish = start_profile(pid, name, seconds)
+def profile(
+    pid: int, name: str, workload: Callable[[], Any], seconds: int, *, idle: bool = False
+) -> dict[str, Any]:
+    """Sample `pid` for `seconds` while `workload()` runs; summarise the busy samples
+    (`idle`: as start_profile's)."""
+    finish = start_profile(pid, name, seconds, idle=idle)
     workload()
     return finish()
 
@@ -68,12 +74,14 @@ def start_profile(
         _, stderr = sampler.communicate(timeout=seconds + 60)
         if sampler.returncode != 0 or not raw.exists():
             return {"error": f"py-spy failed: {stderr.decode(errors='replace')[-300:]}"}
-        return summarise(raw)
+        # With --idle, uvloop's wait for the next event has the loop's Python frame
+        # (Runner.run) on top: waiting, not working.
+        return summarise(raw, also_idle=("Runner.run (asyncio/runners.py",) if idle else ())
 
     return finish
 
 
-def summarise(raw: Path, top: int = 12) -> dict[str, Any]:
+def summarise(raw: Path, top: int = 12, also_idle: tuple[str, ...] = ()) -> dict[str, Any]:
     inclusive: collections.Counter[str] = collections.Counter()
     own: collections.Counter[str] = collections.Counter()
     busy = 0
@@ -82,7 +90,7 @@ def summarise(raw: Path, top: int = 12) -> dict[str, Any]:
         if not stack or not count.isdigit():
             continue
         frames = stack.split(";")
-        if any(frames[-1].startswith(idle) for idle in _IDLE):
+        if any(frames[-1].startswith(idle) for idle in (*_IDLE, *also_idle)):
             continue
         samples = int(count)
         busy += samples

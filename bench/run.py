@@ -143,7 +143,8 @@ def run_one(name: str, ctx: Context, *, with_profile: bool) -> list[Result]:
         # The API server, unless the module says which process does its work
         # (`profile_pid(ctx)`: e.g. the push worker, or a server of its own).
         pid = module.profile_pid(ctx) if hasattr(module, "profile_pid") else ctx.api_server.pid
-        found = profile(pid, name, lambda: module.workload(ctx), module.PROFILE_SECONDS)
+        idle = getattr(module, "PROFILE_IDLE", False)  # a latency row: its waits count
+        found = profile(pid, name, lambda: module.workload(ctx), module.PROFILE_SECONDS, idle=idle)
         for row in missed:
             row.profile = found
     return rows
