@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import Max
 from django.utils.module_loading import import_string
 
@@ -25,7 +25,7 @@ from dossiers.audience import dossier_group, recipients_for, user_group
 from dossiers.event_types import EventType
 from dossiers.models import Dossier, DossierEvent
 
-__all__ = ["EventType", "current_txid", "publish_hint", "record_event"]
+__all__ = ["EventType", "publish_hint", "record_event"]
 
 logger = logging.getLogger(__name__)
 
@@ -57,22 +57,12 @@ def record_event(
         actor_label=actor_label,
         message=message,
         data=data or {},
-        txid=current_txid(),
+        # txid: the column's default, computed by the INSERT (CurrentTransactionId)
     )
     defer_each([import_string(path) for path in settings.EVENT_SUBSCRIBERS], event_id=event.id)
     recipients = sorted(str(user_id) for user_id in recipients_for(dossier))
     transaction.on_commit(lambda: publish_hint(event.id, str(dossier.id), recipients))
     return event
-
-
-def current_txid() -> int:
-    """The id of the current PostgreSQL transaction (assigned now if need be); 0 elsewhere."""
-    if connection.vendor != "postgresql":
-        return 0
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_current_xact_id()::text::bigint")
-        row = cursor.fetchone()
-    return int(row[0])
 
 
 def publish_hint(event_id: int, dossier_id: str, recipients: list[str]) -> None:

@@ -456,7 +456,6 @@ def request_payment(
     )
 
 
-@transaction.atomic
 def record_payment(
     dossier_id: uuid.UUID | str,
     actor: Actor,
@@ -470,8 +469,13 @@ def record_payment(
     """The requested fees were paid online: processing resumes (6 → 4).
 
     Called by the payments app (a higher layer) inside its own transaction, once
-    the gateway's signed confirmation has been checked.
+    the gateway's signed confirmation has been checked. It opens no savepoint
+    (two statements on every paid callback): it refuses (InvalidTransition) on its
+    locked read before writing anything, so the caller's transaction goes on to
+    its refund path unharmed; any other error ends the caller's transaction.
     """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("record_payment runs inside the caller's transaction")
     dossier = _begin(dossier_id, "record_payment", actor)
     return _finish(
         dossier,

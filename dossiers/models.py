@@ -442,6 +442,22 @@ class Apology(models.Model):
         return f"apology {self.id} of {self.dossier_id}"
 
 
+class CurrentTransactionId(models.Func):
+    """The inserting transaction's id (`DossierEvent.txid`'s database default).
+
+    PostgreSQL computes it in the INSERT and hands it back with the row's id
+    (RETURNING), a round trip fewer per event than asking first; 0 on SQLite,
+    where the log's order is the id alone.
+    """
+
+    template = "0"
+    arity = 0
+    output_field = models.BigIntegerField()
+
+    def as_postgresql(self, compiler: Any, connection: Any, **extra: Any) -> tuple[str, list[Any]]:
+        return "(pg_current_xact_id()::text::bigint)", []
+
+
 class DossierEvent(models.Model):
     """One step in a dossier's life, in the append-only event log.
 
@@ -479,7 +495,7 @@ class DossierEvent(models.Model):
     message = models.TextField(blank=True)
     data = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    txid = models.BigIntegerField(default=0, editable=False)
+    txid = models.BigIntegerField(db_default=CurrentTransactionId(), editable=False)
     # The dossier's organisation, copied at insert (a dossier never changes
     # organisation): an organisation member's replay reads the organisation's
     # events in log order from their own index (tracking/stream.py), instead of

@@ -86,3 +86,25 @@ def test_an_unknown_type_is_refused_before_anything_is_written(event: DossierEve
     with pytest.raises(ValueError, match=r"dossier\.teleported"), transaction.atomic():
         record_event(event.dossier, type="dossier.teleported", actor_type="agency")
     assert list(DossierEvent.objects.values_list("type", flat=True)) == ["dossier.submitted"]
+
+
+def test_an_event_carries_the_id_of_the_transaction_that_inserted_it(db: None) -> None:
+    # The stream's order is (txid, id): the INSERT computes txid (the column's
+    # default) and returns it with the id, with no statement of its own before it.
+    from django.test.utils import CaptureQueriesContext
+
+    dossier = make_dossier(status=Dossier.Status.NEW)
+    with transaction.atomic():
+        with CaptureQueriesContext(connection) as captured:
+            event = record_event(
+                dossier, type=EventType.DOSSIER_SUBMITTED, actor_type="citizen", status_after=1
+            )
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_current_xact_id()::text::bigint")
+            current = int(cursor.fetchone()[0])
+
+    assert event.txid == current > 0
+    assert DossierEvent.objects.get(pk=event.pk).txid == current
+    inserts = [q["sql"] for q in captured.captured_queries if "INSERT INTO" in q["sql"]]
+    assert any('"tracking_dossierevent"' in sql and "RETURNING" in sql for sql in inserts)
+    assert not any("pg_current_xact_id" in q["sql"] for q in captured.captured_queries)

@@ -111,3 +111,17 @@ def test_ensure_allowed_serves_moves_made_elsewhere() -> None:
     lifecycle.ensure_allowed("submit", draft, Actor.citizen(draft.applicant))
     with pytest.raises(InvalidTransition):
         lifecycle.ensure_allowed("submit", draft, Actor.agency_system("x"))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_record_payment_runs_only_inside_the_callers_transaction() -> None:
+    # It opens no savepoint of its own (the payments app's transaction holds the
+    # dossier's lock until the payment is saved too): alone, it refuses to start.
+    dossier = make_dossier(make_user(password=None), status=6, appointment_at=timezone.now())
+
+    with pytest.raises(RuntimeError, match="inside the caller's transaction"):
+        lifecycle.record_payment(dossier.pk, Actor.system(), **arguments("record_payment", dossier))
+
+    dossier.refresh_from_db()
+    assert (dossier.status, dossier.version) == (6, 1)
+    assert not DossierEvent.objects.filter(dossier=dossier).exists()
