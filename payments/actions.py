@@ -17,6 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Subquery
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -203,7 +204,8 @@ def _move(payment: Payment, status: str, **fields: Any) -> None:
     payment.status = status
     for name, value in fields.items():
         setattr(payment, name, value)
-    payment.save()
+    # Only what moved (the row is locked): not the checkout URL and the rest again.
+    payment.save(update_fields=["status", *fields, "updated_at"])
 
 
 def cancel_payment(payment: Payment) -> Payment:
@@ -266,17 +268,18 @@ def settle(gateway: str, result: GatewayResult, *, source: str) -> str:
     """
     if source not in SOURCES:
         raise ValueError(source)
-    located = (
-        Payment.objects.filter(gateway=gateway, order_ref=result.order_ref)
-        .values_list("pk", "request_id")
-        .first()
-    )
-    if located is None:
-        return "order_not_found"
-    payment_id, request_id = located
+    order = Payment.objects.filter(gateway=gateway, order_ref=result.order_ref)
     with transaction.atomic():
-        request = PaymentRequest.objects.select_for_update().get(pk=request_id)
-        payment = Payment.objects.select_for_update().get(pk=payment_id)
+        # The request's lock first, found from the order in the same statement, then
+        # the payment's: the one lock order (checkout, cancel, expiry take it too).
+        request = (
+            PaymentRequest.objects.select_for_update()
+            .filter(pk=Subquery(order.values("request_id")))
+            .first()
+        )
+        if request is None:
+            return "order_not_found"
+        payment = order.select_for_update().get()
         if result.outcome in ("pending", "not_found"):
             return "confirmed"
         if result.amount != payment.amount or result.currency != payment.currency:

@@ -84,17 +84,23 @@ def test_a_paid_callback_takes_one_dossier_lock_and_one_insert_for_the_jobs(
 ) -> None:
     # Every payment's IPN runs this, twice or more (VNPay retries and duplicates):
     # the dossier is locked and read once (by the lifecycle, which also checks the
-    # move), and the event's subscribers get their jobs in one INSERT.
+    # move), the event's transaction id comes back from its INSERT, and the event's
+    # subscribers get their jobs in one INSERT.
     payment = citizen.checkout().json()
     configure(fake_gateway, drop_callbacks=True)
     params = pay_at_gateway(fake_gateway, payment["checkout_url"])
 
-    with django_assert_num_queries(15) as captured:
+    with django_assert_num_queries(11) as captured:
         response = post_ipn(params)
 
     assert response.json() == {"RspCode": "00", "Message": "Confirm Success"}
     statements = [query["sql"] for query in captured.captured_queries]
     assert len([sql for sql in statements if 'FROM "dossiers_dossier"' in sql]) == 1
+    # The order is looked up inside the request's lock statement, not before it.
+    first_read = next(sql for sql in statements if sql.startswith("SELECT"))
+    assert 'FROM "payments_paymentrequest"' in first_read
+    assert 'FROM "payments_payment" U0' in first_read
+    assert "FOR UPDATE" in first_read
     assert len([sql for sql in statements if "procrastinate_defer_jobs" in sql]) == 1
     [event] = received_events(citizen)
     for path in settings.EVENT_SUBSCRIBERS:
