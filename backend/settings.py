@@ -419,8 +419,9 @@ WORKER_CONCURRENCY = envint("WORKER_CONCURRENCY", 8)
 # jobs: what the first job would otherwise build while the clock of its event runs
 # (the FCM client: firebase-admin's app and messaging service, the sender's event
 # loop, aiohttp session and TLS context took 2 s of a fan-out's first pushes on the
-# busy 2-core machine). A failure is logged; the job builds it again.
-WORKER_WARM_UP: list[str] = ["notifications.fcm.warm_up"]
+# busy 2-core machine; the national holiday calendar, 60-270 ms of the first deadline
+# scan). A failure is logged; the job builds it again.
+WORKER_WARM_UP: list[str] = ["notifications.fcm.warm_up", "dossiers.deadlines.warm_up"]
 WORKER_EXIT_TIMEOUT_SECONDS = envint("WORKER_EXIT_TIMEOUT_SECONDS", 15)
 # A job that fails on an infrastructure error (Redis, PostgreSQL, network) is retried
 # with capped exponential backoff; the defaults span about four hours of outage.
