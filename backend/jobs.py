@@ -78,18 +78,10 @@ def defer_many(
 ) -> None:
     """Enqueue one `task` job per kwargs of `kwargs_list` in one INSERT (procrastinate's
     batch defer), inside the current transaction, as `defer` does for one."""
-    if not kwargs_list:
-        return
     if isinstance(task, str):
         task = task_named(task)
     options: dict[str, Any] = {"schedule_at": schedule_at} if schedule_at else {}
-    if settings.JOBS_INLINE:
-        chosen = task
-        for kwargs in kwargs_list:
-            transaction.on_commit(partial(_hand_over, chosen, options, kwargs))
-        return
-    job = task.configure(**options).job
-    jobs.JobDeferrer(job_manager=_in_transaction, job=job).batch_defer(*kwargs_list)
+    _defer_batch([(task, kwargs) for kwargs in kwargs_list], options)
 
 
 def defer_each(task_list: list[tasks.Task[Any, Any, Any]], **kwargs: Any) -> None:
@@ -99,18 +91,27 @@ def defer_each(task_list: list[tasks.Task[Any, Any, Any]], **kwargs: Any) -> Non
     The event log's subscribers (dossiers.events.record_event): one statement per
     event instead of one per subscriber, on the path of every dossier move.
     """
-    if not task_list:
+    _defer_batch([(task, kwargs) for task in task_list], {})
+
+
+def _defer_batch(
+    pairs: list[tuple[tasks.Task[Any, Any, Any], dict[str, Any]]], options: dict[str, Any]
+) -> None:
+    """One job per (task, kwargs) in one INSERT inside the current transaction; on the
+    embedded queue (JOBS_INLINE) each is handed over after the commit instead."""
+    if not pairs:
         return
     if settings.JOBS_INLINE:
-        for task in task_list:
-            transaction.on_commit(partial(_hand_over, task, {}, kwargs))
+        for task, kwargs in pairs:
+            transaction.on_commit(partial(_hand_over, task, options, kwargs))
         return
-    batch = [
-        jobs.JobDeferrer(job_manager=_in_transaction, job=task.configure().job).make_new_job(
-            **kwargs
-        )
-        for task in task_list
-    ]
+    deferrers: dict[str, jobs.JobDeferrer] = {}
+    batch = []
+    for task, kwargs in pairs:
+        if task.name not in deferrers:
+            job = task.configure(**options).job
+            deferrers[task.name] = jobs.JobDeferrer(job_manager=_in_transaction, job=job)
+        batch.append(deferrers[task.name].make_new_job(**kwargs))
     _in_transaction.batch_defer_jobs(jobs=batch)
 
 
