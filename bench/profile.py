@@ -116,3 +116,22 @@ def summarise(raw: Path, top: int = 12, also_idle: tuple[str, ...] = ()) -> dict
         ),
         "hottest_own": share(own, lambda frame: True),
     }
+
+
+def profile_loop(name: str, command: list[str], seconds: int) -> dict[str, Any]:
+    """py-spy on a fresh process of its own (`command`, a `loop` mode of one of the
+    bench's workers: it prints "ready" once set up, then repeats the measured work for
+    longer than `seconds`), for a row whose work is not a server's: a photo, a
+    signature check."""
+    from bench.harness import bench_env
+
+    process = subprocess.Popen(  # noqa: S603 - our interpreter and module
+        command, env=bench_env(), stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None  # noqa: S101
+        if process.stdout.readline().strip() != "ready":
+            return {"error": f"{name}: the loop did not start"}
+        return start_profile(process.pid, name, seconds)()
+    finally:
+        process.communicate(timeout=120)

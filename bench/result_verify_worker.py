@@ -1,6 +1,8 @@
 """Signed-result verification cost, in a fresh process.
 
-`python -m bench.result_verify_worker ROUNDS`:
+`python -m bench.result_verify_worker ROUNDS`, or `loop SECONDS` (the check again
+and again, after printing "ready": what `bench.run --profile` samples when the row
+misses):
 
 A 2-page result signed by a throwaway agency certificate (root, intermediate, leaf,
 a CRL: the test PKI of tests/documents/pki.py), verified the way the public API
@@ -25,7 +27,8 @@ import django
 
 
 def main() -> None:
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 9
+    looping = len(sys.argv) > 2 and sys.argv[1] == "loop"
+    rounds = 0 if looping else int(sys.argv[1]) if len(sys.argv) > 1 else 9
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
     django.setup()
     from django.conf import settings
@@ -51,6 +54,13 @@ def main() -> None:
 
     verify()
     read()  # warm-up: imports, parsers
+    if looping:
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
+        deadline = time.monotonic() + float(sys.argv[2])
+        while time.monotonic() < deadline:
+            verify()
+        return
     cpu: dict[str, list[float]] = {"verify": [], "read": []}
     for _ in range(rounds):
         for name, function in (("verify", verify), ("read", read)):

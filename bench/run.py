@@ -147,6 +147,9 @@ def run_one(name: str, ctx: Context, *, with_profile: bool) -> list[Result]:
         found = profile(pid, name, lambda: module.workload(ctx), module.PROFILE_SECONDS, idle=idle)
         for row in missed:
             row.profile = found
+    elif with_profile and hasattr(module, "PROFILE_NOTE"):
+        for row in missed:  # a memory row: a CPU sampler has nothing to say about it
+            row.profile = {"not_profiled": module.PROFILE_NOTE}
     return rows
 
 

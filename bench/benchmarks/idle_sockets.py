@@ -32,6 +32,12 @@ from bench.harness import Context, Result, Server, bench_env, seed_users
 from bench.sockets import bare_idle_connect, idle_socket_bytes
 
 PATH = "many idle sockets"
+# What `bench.run --profile` records for this row when it misses.
+PROFILE_NOTE = (
+    "a memory row (the server's VmRSS per socket); py-spy samples CPU: start the "
+    "server with PYTHONTRACEMALLOC=1 and compare tracemalloc snapshots before and "
+    "after the sockets open instead"
+)
 RATIO = "bytes/connection project ÷ bare ASGI app"
 WARMUP = 50
 

@@ -125,18 +125,10 @@ PROFILE_SECONDS = 10
 
 def _profile(path: str) -> dict[str, Any]:
     """py-spy on a fresh process running process_image on `path` again and again."""
-    from bench.profile import start_profile
+    from bench.profile import profile_loop
 
-    process = subprocess.Popen(  # noqa: S603 - our interpreter and module
+    return profile_loop(
+        "photo",
         [PYTHON, "-m", "bench.photo_worker", "loop", path, str(PROFILE_SECONDS + 5)],
-        env=bench_env(),
-        stdout=subprocess.PIPE,
-        text=True,
+        PROFILE_SECONDS,
     )
-    try:
-        assert process.stdout is not None  # noqa: S101
-        if process.stdout.readline().strip() != "ready":
-            return {"error": "the photo loop did not start"}
-        return start_profile(process.pid, "photo", PROFILE_SECONDS)()
-    finally:
-        process.communicate(timeout=120)

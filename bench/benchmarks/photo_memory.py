@@ -11,6 +11,12 @@ from bench.harness import Context, Result
 from bench.photos import HEIGHT, WIDTH
 
 RGB_BYTES = WIDTH * HEIGHT * 3
+# What `bench.run --profile` records for this row when it misses.
+PROFILE_NOTE = (
+    "a memory row (the kernel's high-water mark); py-spy samples CPU, and Pillow's "
+    "buffers are invisible to tracemalloc: compare VmHWM around each step of "
+    "bench.photo_worker's memory mode instead"
+)
 
 
 def run(ctx: Context) -> list[Result]:

@@ -95,3 +95,42 @@ def test_dossier_read_reports_median_and_spread_of_rounds() -> None:
         "max": 0.7,
         "rounds": 5,
     }
+
+
+def test_an_idle_profile_leaves_out_the_event_loops_own_wait() -> None:
+    # With py-spy --idle, uvloop waiting for the next event shows as a sample whose
+    # top frame is asyncio's Runner.run: a latency row's profile counts it as idle.
+    from bench.harness import VAR_DIR
+    from bench.profile import summarise
+
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    raw = VAR_DIR / "profile-test-idle.txt"
+    loop = "main (uvicorn/main.py:1);Runner.run (asyncio/runners.py:118)"
+    view = f"{loop};attach (documents/wallet.py:265);Connection.wait (psycopg/connection.py:495)"
+    raw.write_text(f"{loop} 70\n{view} 30\n")
+    try:
+        waits_too = summarise(raw, also_idle=("Runner.run (asyncio/runners.py",))
+        everything = summarise(raw)
+    finally:
+        raw.unlink()
+
+    assert waits_too["busy_samples"] == 30
+    assert waits_too["project_frames_inclusive"] == ["100.0% attach (documents/wallet.py:265)"]
+    assert everything["busy_samples"] == 100
+
+
+def test_every_row_says_how_it_is_profiled_when_it_misses() -> None:
+    # bench.run --profile samples the API server with a module's `workload`; a row
+    # whose work is elsewhere (a worker, a fresh process) samples it itself when
+    # ctx.profiling; a memory row records why a CPU sampler has nothing to say.
+    import importlib
+    import inspect
+
+    for name in BENCHMARKS:
+        module = importlib.import_module(f"bench.benchmarks.{name}")
+        profiled = (
+            hasattr(module, "workload")
+            or "ctx.profiling" in inspect.getsource(module)
+            or hasattr(module, "PROFILE_NOTE")
+        )
+        assert profiled, name
