@@ -37,6 +37,7 @@ from pypdf.generic import (
     DictionaryObject,
     IndirectObject,
     NameObject,
+    NullObject,
     StreamObject,
     read_object,
 )
@@ -381,10 +382,11 @@ def _is_active(obj: DictionaryObject, automatic: bool) -> str | None:
     return None
 
 
-def _walk(roots: list[Any]) -> str | None:
+def _walk(roots: list[Any], read: set[tuple[int, int]] | None = None) -> str | None:
     """Walk every object reachable from `roots` (dictionary keys and values, never
     stream contents) and return the first active element found. Whatever hangs
-    under /OpenAction or /AA (and their /Next chains) runs without a click."""
+    under /OpenAction or /AA (and their /Next chains) runs without a click.
+    `read` collects the (number, generation) of each object the reader resolved."""
     seen: set[tuple[int, int, bool]] = set()
     stack: list[tuple[Any, bool]] = [(root, False) for root in roots]
     while stack:
@@ -395,6 +397,8 @@ def _walk(roots: list[Any]) -> str | None:
                 continue
             seen.add(ref)
             item = item.get_object()
+            if read is not None and item is not None and not isinstance(item, NullObject):
+                read.add(ref[:2])
         if isinstance(item, DictionaryObject):  # includes streams' dictionaries
             found = _is_active(item, automatic)
             if found:
@@ -407,12 +411,28 @@ def _walk(roots: list[Any]) -> str | None:
     return None
 
 
-def _every_object(reader: PdfReader, data: bytes) -> list[Any]:
+def _every_object(
+    reader: PdfReader, data: bytes, walked: set[tuple[int, int]] | None = None
+) -> list[Any]:
     """Every object whose header appears in the file, whether the cross-reference
     table lists it or not, plus the members of every object stream (compressed
-    objects, invisible to a scan of the raw bytes)."""
+    objects, invisible to a scan of the raw bytes).
+
+    Except the bodies the walk from the trailer has read already (`walked`): an
+    object the walk resolved, whose header sits exactly where the cross-reference
+    table puts it, is the same bytes; parsing it again only doubled the scan (a
+    signed file's signature, tens of kilobytes of hexadecimal, read one character at
+    a time). Any other body of the same number (an older revision, a shadow the
+    table does not list) is still read."""
+    walked = walked or set()
+    offsets: dict[int, dict[int, Any]] = reader.xref
     found: list[Any] = []
     for match in _OBJECT_HEADER.finditer(data):
+        number, generation = int(match[1]), int(match[2])
+        if (number, generation) in walked and (
+            offsets.get(generation, {}).get(number) == match.start()
+        ):
+            continue
         stream = io.BytesIO(data)
         stream.seek(match.end())
         try:
@@ -448,7 +468,8 @@ def _object_stream_members(reader: PdfReader, stream: StreamObject) -> list[Any]
 
 
 def _find_active_content(reader: PdfReader, data: bytes) -> str | None:
-    return _walk([reader.trailer]) or _walk(_every_object(reader, data))
+    walked: set[tuple[int, int]] = set()
+    return _walk([reader.trailer], walked) or _walk(_every_object(reader, data, walked))
 
 
 def inspect_pdf(fileobj: IO[bytes], *, max_pages: int | None = None) -> PdfInfo:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -329,3 +330,32 @@ def test_photo_with_an_unusable_profile_keeps_its_values() -> None:
 
     pixel = stored.getpixel((100, 100))
     assert max(abs(a - b) for a, b in zip(pixel, P3_RED, strict=True)) <= 3, pixel
+
+
+def test_the_scan_of_every_object_skips_the_bodies_the_walk_already_read() -> None:
+    # The walk from the trailer reads every object the file uses; the scan of the raw
+    # bytes then reads only the others: a body at another offset than the one the
+    # cross-reference table gives (the shadowed open action's script), an unlisted
+    # object, the object streams. (A signed result's signature was parsed twice.)
+    from pypdf import PdfReader
+
+    from dossiers.uploads import _every_object, _walk
+
+    def left_to_parse(data: bytes) -> list[Any]:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        walked: set[tuple[int, int]] = set()
+        assert _walk([reader.trailer], walked) is None
+        return _every_object(reader, data, walked)
+
+    clean = samples.pdf_bytes(3)
+    everything = _every_object(PdfReader(io.BytesIO(clean), strict=False), clean)
+    assert len(everything) >= 5
+    assert left_to_parse(clean) == []
+
+    shadowed = samples.pdf_with_shadowed_open_action()
+    reader = PdfReader(io.BytesIO(shadowed), strict=False)
+    walked: set[tuple[int, int]] = set()
+    _walk([reader.trailer], walked)
+    assert (4, 0) in walked  # the harmless body, where the table points
+    bodies = _every_object(reader, shadowed, walked)
+    assert {"/S": "/Launch", "/F": "cmd.exe"} in [dict(body) for body in bodies]
