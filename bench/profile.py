@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.harness import BASE_DIR, VAR_DIR
+from bench.harness import BASE_DIR, VAR_DIR, bench_env
 
 # Frames where a thread waits rather than works (an idle event loop or executor).
 _IDLE = (
@@ -123,8 +123,6 @@ def profile_loop(name: str, command: list[str], seconds: int) -> dict[str, Any]:
     bench's workers: it prints "ready" once set up, then repeats the measured work for
     longer than `seconds`), for a row whose work is not a server's: a photo, a
     signature check."""
-    from bench.harness import bench_env
-
     process = subprocess.Popen(  # noqa: S603 - our interpreter and module
         command, env=bench_env(), stdout=subprocess.PIPE, text=True
     )
