@@ -12,7 +12,7 @@ from notifications.models import Delivery, Notification
 from tests.factories import make_dossier, make_user
 from tests.notifications.conftest import at_local, emit, jobs, register
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.shipped_quiet_hours]
 
 
 def send_job_of(notification: Notification) -> list[int]:

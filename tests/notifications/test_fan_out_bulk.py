@@ -145,6 +145,7 @@ def test_a_fan_out_run_twice_creates_nothing_twice() -> None:
     assert counts[3] == 1
 
 
+@pytest.mark.shipped_quiet_hours
 def test_every_rule_per_recipient_holds_in_one_bulk_fan_out(clock) -> None:
     clock.set(at_local(23, 15))  # default quiet hours: 22:00-07:00
     dossier, people = organisation_dossier(members=6, devices_each=1)

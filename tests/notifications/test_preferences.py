@@ -11,7 +11,7 @@ from notifications.models import Preference
 from tests.conftest import ApiClient, make_user, sign_in
 from tests.notifications.conftest import at_local, jobs, notify, register
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.shipped_quiet_hours]
 
 HCM = zoneinfo.ZoneInfo("Asia/Ho_Chi_Minh")
 
