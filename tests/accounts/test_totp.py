@@ -4,14 +4,24 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+from types import SimpleNamespace
 
 import pyotp
+import pytest
 from django.utils import timezone
 
 from auth import totp
 from auth.models import DeviceSession, RecoveryCode
 from tests.accounts.conftest import wrong_code
 from tests.conftest import ApiClient, sign_in
+
+
+@pytest.fixture(autouse=True)
+def _stopped_totp_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's TOTP clock stands still: a 30-second step that turned between a
+    spent code and its replay would make the replay a fresh code."""
+    frozen = timezone.now()
+    monkeypatch.setattr("auth.totp.timezone", SimpleNamespace(now=lambda: frozen))
 
 
 def _enrol(user_api) -> str:
@@ -23,8 +33,7 @@ def _enrol(user_api) -> str:
 def _enabled(user, user_api) -> str:
     secret = _enrol(user_api)
     assert (
-        user_api.post("/api/v1/auth/totp/confirm", {"code": pyotp.TOTP(secret).now()}).status_code
-        == 200
+        user_api.post("/api/v1/auth/totp/confirm", {"code": _code_at(secret, 0)}).status_code == 200
     )
     return secret
 
@@ -49,7 +58,7 @@ def test_enrol_returns_a_160_bit_secret_uri_and_qr_code_and_stores_it_encrypted(
 
 def test_confirm_turns_totp_on_and_returns_ten_recovery_codes(user, user_api) -> None:
     secret = _enrol(user_api)
-    response = user_api.post("/api/v1/auth/totp/confirm", {"code": pyotp.TOTP(secret).now()})
+    response = user_api.post("/api/v1/auth/totp/confirm", {"code": _code_at(secret, 0)})
     assert response.status_code == 200
     codes = response.json()["codes"]
     assert len(codes) == 10
@@ -63,9 +72,7 @@ def test_confirm_turns_totp_on_and_returns_ten_recovery_codes(user, user_api) ->
 
 def test_confirm_with_a_wrong_code_keeps_totp_off(user, user_api) -> None:
     secret = _enrol(user_api)
-    response = user_api.post(
-        "/api/v1/auth/totp/confirm", {"code": wrong_code(pyotp.TOTP(secret).now())}
-    )
+    response = user_api.post("/api/v1/auth/totp/confirm", {"code": wrong_code(_code_at(secret, 0))})
     assert response.status_code == 422
     assert response.json()["code"] == "invalid_code"
     user.refresh_from_db()
@@ -105,7 +112,7 @@ def test_the_same_time_step_is_refused_twice(user) -> None:
 
 def test_disable_needs_a_fresh_code(user, user_api) -> None:
     secret = _enabled(user, user_api)
-    replay = pyotp.TOTP(secret).now()  # spent by confirm
+    replay = _code_at(secret, 0)  # spent by confirm
     refused = user_api.post("/api/v1/auth/totp/disable", {"code": replay})
     assert refused.status_code == 422
     assert refused.json()["code"] == "invalid_code"
@@ -119,9 +126,9 @@ def test_disable_needs_a_fresh_code(user, user_api) -> None:
 
 def test_disable_with_a_recovery_code(user, user_api) -> None:
     _enrol_secret = _enrol(user_api)
-    codes = user_api.post(
-        "/api/v1/auth/totp/confirm", {"code": pyotp.TOTP(_enrol_secret).now()}
-    ).json()["codes"]
+    codes = user_api.post("/api/v1/auth/totp/confirm", {"code": _code_at(_enrol_secret, 0)}).json()[
+        "codes"
+    ]
     assert user_api.post("/api/v1/auth/totp/disable", {"code": codes[3]}).status_code == 204
     user.refresh_from_db()
     assert not user.has_totp

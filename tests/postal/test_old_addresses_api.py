@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -96,8 +98,13 @@ def test_text_length_limit_is_a_setting(user_api: ApiClient, settings) -> None:
     assert response.json()["code"] == "address_too_long"
 
 
-def test_conversions_per_minute_are_limited(user_api: ApiClient, settings) -> None:
+def test_conversions_per_minute_are_limited(
+    user_api: ApiClient, settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings.ADDRESS_CONVERSIONS_PER_MINUTE = 2
+    # The window is the clock's minute: a stopped clock keeps the three requests in one.
+    frozen = time.time()
+    monkeypatch.setattr("postal.api.time", SimpleNamespace(time=lambda: frozen))
     for _ in range(2):
         assert user_api.post(CONVERT, {"text": "Hà Nội"}).status_code == 200
     response = user_api.post(CONVERT, {"text": "Hà Nội"})

@@ -633,14 +633,16 @@ def test_signed_url_expires_after_the_ttl(
     import time
 
     attachment_id = upload(owner_api, dossier).json()["id"]
+    # The link is stamped in whole seconds: issued on one, so that the test knows its age.
+    issued = float(int(time.time()))
+    monkeypatch.setattr(time, "time", lambda: issued)
     response = owner_api.get(_url(dossier, f"/{attachment_id}/download-url"))
     path = urlsplit(response.json()["url"]).path
-    issued = time.time()
     assert settings.ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS == 300
 
-    monkeypatch.setattr(time, "time", lambda: issued + 299)
+    monkeypatch.setattr(time, "time", lambda: issued + 300)
     still_valid = ApiClient().get(path)
-    monkeypatch.setattr(time, "time", lambda: issued + 302)
+    monkeypatch.setattr(time, "time", lambda: issued + 301)
     expired = ApiClient().get(path)
 
     assert still_valid.status_code == 200
