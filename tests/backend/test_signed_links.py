@@ -8,7 +8,7 @@ from unittest import mock
 import pytest
 
 from backend.errors import ApiError, NotFound, PermissionDenied
-from backend.signed_links import open_link, sign_link
+from backend.signed_links import link_signer, open_link, sign_link
 
 
 def expired() -> ApiError:
@@ -52,3 +52,16 @@ def test_a_signed_value_that_is_not_a_grant_is_not_found() -> None:
     token = signing.dumps(["a", "list"], salt="tests.one")
     with pytest.raises(NotFound):
         open_link(token, purpose="tests.one", max_age=60, expired=expired)
+
+
+def test_a_page_signer_makes_the_links_sign_link_makes() -> None:
+    now = float(int(time.time()))
+    sign = link_signer("tests.one")
+    with mock.patch("time.time", return_value=now):
+        tokens = [sign({"a": str(n)}) for n in range(3)]
+        assert tokens[1] == sign_link({"a": "1"}, purpose="tests.one")
+    opened = [open_link(t, purpose="tests.one", max_age=60, expired=expired) for t in tokens]
+    assert opened == [{"a": "0"}, {"a": "1"}, {"a": "2"}]
+    with pytest.raises(NotFound):
+        open_link(tokens[0], purpose="tests.two", max_age=60, expired=expired)
+

@@ -6,10 +6,13 @@ import base64
 import hashlib
 import json
 import time
+import uuid
 from unittest import mock
 
 import pytest
 from django.core.files.base import ContentFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from backend.pagination import encode_cursor
 from dossiers.models import Agency, Attachment, Dossier
@@ -175,3 +178,56 @@ def test_tampered_file_link_is_not_found(agency: Agency, agency_client: AgencyCl
     path = link["download_url"].removeprefix("http://testserver")
     response = ApiClient().get(path[:-3] + "abc")
     assert response.status_code == 404
+
+
+def test_a_feed_page_costs_the_same_queries_whatever_its_dossiers_and_papers(
+    agency: Agency, agency_client: AgencyClient
+) -> None:
+    def queries_of_a_page() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert agency_client.get("/api/v1/agency/feed").status_code == 200
+        return len(captured.captured_queries)
+
+    dossier_of(agency)
+    small = queries_of_a_page()
+    for _ in range(6):
+        dossier = dossier_of(agency, organisation=make_organisation())
+        for _ in range(3):
+            attach_another(dossier)
+    assert queries_of_a_page() == small
+
+
+def test_a_dossiers_papers_come_by_document_then_upload_time(
+    agency: Agency, agency_client: AgencyClient
+) -> None:
+    dossier = dossier_of(agency)
+    later_b = attach_another(dossier, "doc-b")
+    first_a = attach_another(dossier, "doc-a")
+    second_b = attach_another(dossier, "doc-b")
+    Attachment.objects.filter(pk=later_b.pk).update(
+        created_at=second_b.created_at.replace(year=2030)
+    )
+
+    [item] = agency_client.get("/api/v1/agency/feed").json()["items"]
+
+    assert [a["id"] for a in item["attachments"]] == [
+        str(first_a.pk),
+        str(second_b.pk),
+        str(later_b.pk),
+    ]
+
+
+def attach_another(dossier: Dossier, document_code: str = "doc-1") -> Attachment:
+    """A paper row as an upload leaves it (its own bytes, so its own hash)."""
+    paper = PAPER + uuid.uuid4().bytes
+    return Attachment.objects.create(
+        dossier=dossier,
+        document_code=document_code,
+        kind=Attachment.Kind.PDF,
+        file=f"attachments/te/{uuid.uuid4().hex}",
+        content_type="application/pdf",
+        size=len(paper),
+        sha256=hashlib.sha256(paper).hexdigest(),
+        original_name="giay-to.pdf",
+        uploaded_by=dossier.applicant,
+    )
