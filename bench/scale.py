@@ -4,15 +4,16 @@
 
 Seeds a dedicated database (`citizen_scale`, dropped and migrated first; set
 SCALE_DATABASE_URL to use another whose name contains "scale") with SQL only
-(`generate_series`, INSERT ... SELECT): at `--scale 1`, 1 M dossiers, about
-20 M events, 500 k users, 20 k organisations, 3 M notifications and 3 M push
-deliveries. Distributions: a citizen has a handful of dossiers (2 on average);
-a fifth of the dossiers belong to organisations, skewed (the largest has a few
-thousand dossiers and up to 60 members); 60 agencies, skewed too (the largest
-receives about an eighth of all dossiers); dossiers are created evenly over a
-year, those of the last 30 days still running (accepted, processing, waiting
-for a supplement or a payment), older ones mostly finished; 10 to 30 events per
-dossier spread over its life, with txids growing with time.
+(`generate_series`, INSERT ... SELECT): at `--scale 1`, 1 M dossiers (each with
+a form of ten answers, and five papers per submitted dossier: about 4.9 M
+attachments), about 20 M events, 500 k users, 20 k organisations, 3 M
+notifications and 3 M push deliveries. Distributions: a citizen has a handful of
+dossiers (2 on average); a fifth of the dossiers belong to organisations, skewed
+(the largest has a few thousand dossiers and up to 60 members); 60 agencies,
+skewed too (the largest receives about an eighth of all dossiers); dossiers are
+created evenly over a year, those of the last 30 days still running (accepted,
+processing, waiting for a supplement or a payment), older ones mostly finished;
+10 to 30 events per dossier spread over its life, with txids growing with time.
 
 Then it runs the real code behind each query shape for sampled users and
 agencies, and reports p50 / p99 per shape (milliseconds: PostgreSQL's time for the
@@ -23,11 +24,17 @@ bench/scale_results.json and bench/scale_plans.txt:
 
 * list: `dossiers.api.list_dossiers` (the list route's handler: `first_visible`
   plus the page), for a citizen and for a member of a large organisation;
+  its call includes the route's response step (django-ninja's validation against
+  the response schema and the API's JSON renderer), as the feed's does;
 * resume: `tracking.stream.resume` with an event of the last days;
 * replay: `tracking.stream.pull` of a fresh subscription whose cursor is an
   event two months back (citizen, organisation member), and a live pull at the head;
 * feed: `dossiers.agency.api.feed` for the largest agency, cursor near the head;
-* scans: the overdue query of `monitoring.scan_deadlines` and `monitoring.at_risk`.
+* scans: the overdue query of `monitoring.scan_deadlines` and `monitoring.at_risk`,
+  after the worker's warm-up (the holiday calendars built, as `WORKER_WARM_UP` does).
+
+The verdict is on PostgreSQL's time; the whole call's p99 is held to the same
+20 ms and reported beside it (`call_met`).
 
 Not part of `make test`. Timings of the seed steps are printed (the full size
 takes longer than ten minutes on 2 cores: the default is --scale 0.1). After adding
@@ -67,6 +74,7 @@ AGENCIES = 60
 BULK_TABLES = (
     "accounts_user",
     "dossiers_dossier",
+    "dossiers_attachment",
     "tracking_dossierevent",
     "notifications_notification",
     "notifications_delivery",
@@ -163,7 +171,8 @@ SEED_SQL: list[tuple[str, str]] = [
     ),
     (
         # Dossier i is created at start + i/N of a year. Status by age: the last 30
-        # days run, older ones are mostly finished, 3 % are drafts anywhere.
+        # days run, older ones are mostly finished, 3 % are drafts anywhere. Its form
+        # has ten answers, as a civil-status or certificate procedure's has.
         "dossiers",
         """
         INSERT INTO dossiers_dossier (id, code, status, channel, form_data, satisfaction_comment,
@@ -173,7 +182,15 @@ SEED_SQL: list[tuple[str, str]] = [
             accepted_at, appointment_at, original_appointment_at, paused_at, finished_at,
             overdue_at, deadline_warned_at)
         SELECT md5('d' || i)::uuid, CASE WHEN status = 0 THEN NULL ELSE 'SC-' || i END, status,
-               2, '{}'::jsonb, '', 1, created, updated, agency, applicant, agency, organisation,
+               2, jsonb_build_object(
+                   'full_name', 'Nguyễn Văn ' || i, 'birth_date', '1990-05-01',
+                   'citizen_id', lpad(i::text, 12, '0'), 'gender', 'nam',
+                   'phone', '09' || lpad(i::text, 8, '0'),
+                   'address', 'Số ' || i %% 200 || ' phố Hàng Bài, phường Hoàn Kiếm, Hà Nội',
+                   'purpose', 'Bổ sung hồ sơ xin việc', 'copies', 2,
+                   'email', 'citizen' || i || '@example.vn',
+                   'note', 'Xin nhận kết quả qua bưu điện'),
+               '', 1, created, updated, agency, applicant, agency, organisation,
                '', 0, '', '', '', '', '',
                CASE WHEN status = 0 THEN NULL ELSE created END,
                CASE WHEN status IN (2, 4, 5, 6, 9, 10) THEN created + interval '1 day' END,
@@ -234,6 +251,23 @@ SEED_SQL: list[tuple[str, str]] = [
                                   ELSE 10 + abs(hashtext(d.id::text)) %% 21 END AS k) n,
              LATERAL generate_series(1, n.k) j,
              LATERAL (SELECT d.created_at + (d.updated_at - d.created_at) * (j - 1) / n.k AS at) t
+        """,
+    ),
+    (
+        # Five papers (photos of documents) per submitted dossier, as uploads leave them.
+        "attachments",
+        """
+        INSERT INTO dossiers_attachment (id, document_code, kind, file, thumbnail,
+            content_type, size, sha256, width, height, pages, original_name, created_at,
+            uploaded_by_id, dossier_id)
+        SELECT md5('a' || d.id || '-' || n)::uuid, 'GT-0' || n, 'image',
+               'attachments/sc/' || md5('f' || d.id || n),
+               'thumbnails/sc/' || md5('t' || d.id || n),
+               'image/jpeg', 380000 + n * 7919, md5('s' || d.id || n) || md5('h' || d.id || n),
+               2016, 1512, NULL, 'giay-to-' || n || '.jpg',
+               d.created_at + n * interval '1 minute', d.applicant_id, d.id
+        FROM dossiers_dossier d, generate_series(1, 5) n
+        WHERE d.status <> 0
         """,
     ),
     (
@@ -362,6 +396,7 @@ def seed(scale: float, *, vacuum: bool = True) -> dict[str, Any]:
             "accounts_organisation",
             "accounts_membership",
             "dossiers_dossier",
+            "dossiers_attachment",
             "tracking_dossierevent",
             "notifications_notification",
             "notifications_delivery",
@@ -456,6 +491,8 @@ class Probe:
             # engineers' suites run); both are reported.
             "met": percentile(best, 0.99) <= TARGET_MS,
             "met_first_explain": percentile(server, 0.99) <= TARGET_MS,
+            # The same target for the whole call (the route's handler and response).
+            "call_met": percentile(calls, 0.99) <= TARGET_MS,
             "queries_per_call": len(captured.queries),
             "plan_summary": plan_summary(plan),
             "plan": plan,
@@ -541,6 +578,9 @@ def probes(now: dt.datetime) -> list[Probe]:
     from tracking import stream
 
     factory = RequestFactory()
+    # The routes' handlers are called with their response step: the route's response
+    # schema and the API's JSON renderer, as django-ninja runs them after the handler.
+    respond = response_step()
 
     # Citizens with dossiers; members of the largest organisations.
     citizens = [
@@ -568,7 +608,9 @@ def probes(now: dt.datetime) -> list[Probe]:
     def list_for(user: User) -> Any:
         request = factory.get("/api/v1/dossiers")
         request.auth = user  # type: ignore[attr-defined]
-        return list_dossiers(request, DossierFilters.model_validate({}))
+        return respond(
+            list_dossiers, request, list_dossiers(request, DossierFilters.model_validate({}))
+        )
 
     def event_near(user: User, days: float) -> tuple[int, int]:
         with connection_cursor() as cursor:
@@ -614,7 +656,8 @@ def probes(now: dt.datetime) -> list[Probe]:
     def feed(cursor: str) -> Any:
         request = factory.get("/api/v1/agency/feed")
         request.agency_credential = credential  # type: ignore[attr-defined]
-        return agency_api.feed(request, agency_api.FeedParams(cursor=cursor, limit=100))
+        page = agency_api.feed(request, agency_api.FeedParams(cursor=cursor, limit=100))
+        return respond(agency_api.feed, request, page)
 
     def overdue_scan(_: Any) -> Any:
         return list(
@@ -639,6 +682,29 @@ def probes(now: dt.datetime) -> list[Probe]:
     ]
 
 
+def response_step() -> Callable[[Callable[..., Any], Any, Any], Any]:
+    """What django-ninja does with a handler's result: validate it against the route's
+    response schema and render it with the API's JSON renderer (the real code path)."""
+    from backend.api import api
+
+    operations = {
+        operation.view_func: operation
+        for router in api._get_bound_routers()  # the routes as the URLconf serves them
+        for path_view in router.path_operations.values()
+        for operation in path_view.operations
+    }
+
+    def respond(handler: Callable[..., Any], request: Any, result: Any) -> Any:
+        response = operations[handler]._result_to_response(
+            request, result, api.create_temporal_response(request)
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"{handler.__name__} answered {response.status_code}")
+        return response
+
+    return respond
+
+
 def connection_cursor() -> Any:
     from django.db import connection
 
@@ -646,6 +712,11 @@ def connection_cursor() -> Any:
 
 
 def measure(samples: int) -> list[dict[str, Any]]:
+    from dossiers import deadlines
+
+    # As the worker does before its first job (WORKER_WARM_UP): the scans' first call
+    # would otherwise build the national holiday calendars.
+    deadlines.warm_up()
     now = dt.datetime.now(dt.UTC)
     results = []
     for probe in probes(now):
@@ -716,9 +787,11 @@ def main() -> None:
         "\n\n".join(f"== {r['name']}\n{r['plan']}" for r in results) + "\n", encoding="utf-8"
     )
     missed = [r["name"] for r in results if not r["met"]]
+    calls_missed = [r["name"] for r in results if not r["call_met"]]
     say(
         f"{len(results) - len(missed)} of {len(results)} query shapes within {TARGET_MS} ms p99"
-        " (server, best of 3 EXPLAIN ANALYZE)"
+        f" (server, best of 3 EXPLAIN ANALYZE); {len(results) - len(calls_missed)} of"
+        f" {len(results)} whole calls (missed: {', '.join(calls_missed) or 'none'})"
     )
     sys.exit(0)
 
