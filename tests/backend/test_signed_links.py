@@ -64,4 +64,3 @@ def test_a_page_signer_makes_the_links_sign_link_makes() -> None:
     assert opened == [{"a": "0"}, {"a": "1"}, {"a": "2"}]
     with pytest.raises(NotFound):
         open_link(tokens[0], purpose="tests.two", max_age=60, expired=expired)
-
