@@ -685,8 +685,12 @@ def probes(now: dt.datetime) -> list[Probe]:
 def response_step() -> Callable[[Callable[..., Any], Any, Any], Any]:
     """What django-ninja does with a handler's result: validate it against the route's
     response schema and render it with the API's JSON renderer (the real code path)."""
+    from django.urls import get_resolver
+
     from backend.api import api
 
+    # The URLconf adds the apps' routers to `api`: load it before asking for them.
+    get_resolver().url_patterns  # noqa: B018
     operations = {
         operation.view_func: operation
         for router in api._get_bound_routers()  # the routes as the URLconf serves them

@@ -439,3 +439,29 @@ def test_the_running_index_condition_is_the_lifecycles_running_statuses() -> Non
     statuses = dict(RUNNING_CONDITION.children)["status__in"]
     assert sorted(statuses) == sorted(int(s) for s in lifecycle.CLOCK_RUNNING)
     assert sorted(statuses) == monitoring.RUNNING
+
+
+def test_every_probe_of_bench_scale_runs_its_real_call_on_the_seed(seeded: dict[str, Any]) -> None:
+    # `make bench-scale` is not part of `make test`: its probes run here on the small
+    # seed, so that a change of a route, or of django-ninja, breaks a test, not the
+    # benchmark. The list and the feed go through their route's response step.
+    probes = {probe.name: probe for probe in scale.probes(timezone.now())}
+    assert len(probes) == 9
+    for probe in probes.values():
+        assert probe.subjects, probe.name
+        probe.call(probe.subjects[-1])
+    listed = probes["list (citizen)"]
+    feed = probes["agency feed near the head (largest agency)"]
+    for probe in (listed, feed):
+        response = probe.call(probe.subjects[-1])  # the feed's oldest cursor: a full page
+        assert response.status_code == 200
+        assert response["Content-Type"].startswith("application/json")
+    page = json.loads(feed.call(feed.subjects[-1]).content)
+    assert len(page["items"]) > 10
+    assert all(len(item["attachments"]) == 5 for item in page["items"])
+    assert all(item["form_data"]["full_name"].startswith("Nguyễn") for item in page["items"])
+    assert all(
+        "/api/v1/agency/files/" in paper["download_url"]
+        for item in page["items"]
+        for paper in item["attachments"]
+    )
