@@ -6,7 +6,6 @@ import base64
 import hashlib
 import json
 import time
-import uuid
 from unittest import mock
 
 import pytest
@@ -18,6 +17,7 @@ from backend.pagination import encode_cursor
 from dossiers.models import Agency, Attachment, Dossier
 from tests.conftest import ApiClient, make_user
 from tests.dossiers.conftest import AgencyClient
+from tests.dossiers.conftest import attach as attachment_rows
 from tests.factories import make_agency, make_dossier, make_organisation, make_procedure
 
 pytestmark = pytest.mark.django_db
@@ -192,8 +192,7 @@ def test_a_feed_page_costs_the_same_queries_whatever_its_dossiers_and_papers(
     small = queries_of_a_page()
     for _ in range(6):
         dossier = dossier_of(agency, organisation=make_organisation())
-        for _ in range(3):
-            attach_another(dossier)
+        attachment_rows(dossier, "doc-1", 3)
     assert queries_of_a_page() == small
 
 
@@ -201,9 +200,9 @@ def test_a_dossiers_papers_come_by_document_then_upload_time(
     agency: Agency, agency_client: AgencyClient
 ) -> None:
     dossier = dossier_of(agency)
-    later_b = attach_another(dossier, "doc-b")
-    first_a = attach_another(dossier, "doc-a")
-    second_b = attach_another(dossier, "doc-b")
+    [later_b] = attachment_rows(dossier, "doc-b")
+    [first_a] = attachment_rows(dossier, "doc-a")
+    [second_b] = attachment_rows(dossier, "doc-b")
     Attachment.objects.filter(pk=later_b.pk).update(
         created_at=second_b.created_at.replace(year=2030)
     )
@@ -215,19 +214,3 @@ def test_a_dossiers_papers_come_by_document_then_upload_time(
         str(second_b.pk),
         str(later_b.pk),
     ]
-
-
-def attach_another(dossier: Dossier, document_code: str = "doc-1") -> Attachment:
-    """A paper row as an upload leaves it (its own bytes, so its own hash)."""
-    paper = PAPER + uuid.uuid4().bytes
-    return Attachment.objects.create(
-        dossier=dossier,
-        document_code=document_code,
-        kind=Attachment.Kind.PDF,
-        file=f"attachments/te/{uuid.uuid4().hex}",
-        content_type="application/pdf",
-        size=len(paper),
-        sha256=hashlib.sha256(paper).hexdigest(),
-        original_name="giay-to.pdf",
-        uploaded_by=dossier.applicant,
-    )
