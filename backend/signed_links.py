@@ -8,10 +8,14 @@ a token made for one use is refused by every other) and an age limit.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from collections.abc import Callable
 from typing import Any
 
 from django.core import signing
+from django.utils.encoding import force_bytes
 
 from backend.errors import ApiError, NotFound
 
@@ -20,10 +24,45 @@ def sign_link(payload: dict[str, Any], *, purpose: str) -> str:
     return signing.dumps(payload, salt=purpose)
 
 
+class _CompactJSON(signing.JSONSerializer):
+    """django.core.signing.JSONSerializer's bytes, from one encoder made once."""
+
+    encoder = json.JSONEncoder(separators=(",", ":"))
+
+    def dumps(self, obj: Any) -> bytes:
+        return self.encoder.encode(obj).encode("latin-1")
+
+
+class _PageSigner(signing.TimestampSigner):
+    """Django's TimestampSigner for a page of links, with what it would work out again
+    for each link worked out once: the HMAC key it derives from the salt and SECRET_KEY,
+    and the timestamp (every link of a page is as old as the page)."""
+
+    def __init__(self, purpose: str) -> None:
+        super().__init__(salt=purpose)
+        hasher = getattr(hashlib, self.algorithm)
+        # django.utils.crypto.salted_hmac's key, as Signer.signature salts it.
+        self._hmac_key = hasher(force_bytes(self.salt) + b"signer" + force_bytes(self.key)).digest()
+        self._stamp = super().timestamp()
+
+    def timestamp(self) -> str:
+        return self._stamp
+
+    def signature(self, value: str | bytes, key: str | bytes | None = None) -> str:
+        if key is not None:
+            return super().signature(value, key)
+        digest = hmac.digest(self._hmac_key, force_bytes(value), self.algorithm)
+        return signing.b64_encode(digest).decode()
+
+    def sign_page_link(self, payload: dict[str, Any]) -> str:
+        return self.sign_object(payload, serializer=_CompactJSON)
+
+
 def link_signer(purpose: str) -> Callable[[dict[str, Any]], str]:
-    """`sign_link` for many links of one purpose (a page of them): one signer for all."""
-    signer = signing.TimestampSigner(salt=purpose)
-    return signer.sign_object
+    """`sign_link` for the many links of one page: the same tokens `sign_link` would
+    make at the moment the signer was made (tests/backend/test_signed_links.py), at
+    about half the cost each (a feed page signs 500)."""
+    return _PageSigner(purpose).sign_page_link
 
 
 def open_link(

@@ -6,6 +6,7 @@ import time
 from unittest import mock
 
 import pytest
+from django.test import override_settings
 
 from backend.errors import ApiError, NotFound, PermissionDenied
 from backend.signed_links import link_signer, open_link, sign_link
@@ -56,11 +57,35 @@ def test_a_signed_value_that_is_not_a_grant_is_not_found() -> None:
 
 def test_a_page_signer_makes_the_links_sign_link_makes() -> None:
     now = float(int(time.time()))
-    sign = link_signer("tests.one")
     with mock.patch("time.time", return_value=now):
-        tokens = [sign({"a": str(n)}) for n in range(3)]
-        assert tokens[1] == sign_link({"a": "1"}, purpose="tests.one")
+        sign = link_signer("tests.one")
+        tokens = [sign({"a": str(n), "g": n}) for n in range(3)]
+        assert tokens[1] == sign_link({"a": "1", "g": 1}, purpose="tests.one")
+        assert sign({"a": "é", "n": None}) == sign_link({"a": "é", "n": None}, purpose="tests.one")
     opened = [open_link(t, purpose="tests.one", max_age=60, expired=expired) for t in tokens]
-    assert opened == [{"a": "0"}, {"a": "1"}, {"a": "2"}]
+    assert opened == [{"a": "0", "g": 0}, {"a": "1", "g": 1}, {"a": "2", "g": 2}]
     with pytest.raises(NotFound):
         open_link(tokens[0], purpose="tests.two", max_age=60, expired=expired)
+
+
+def test_a_page_signers_links_are_as_old_as_the_page() -> None:
+    made = float(int(time.time()))
+    with mock.patch("time.time", return_value=made):
+        sign = link_signer("tests.one")
+        as_made = sign_link({"a": "late"}, purpose="tests.one")
+    with mock.patch("time.time", return_value=made + 30):
+        late = sign({"a": "late"})
+    assert late == as_made
+    with mock.patch("time.time", return_value=made + 60):
+        assert open_link(late, purpose="tests.one", max_age=60, expired=expired) == {"a": "late"}
+    with mock.patch("time.time", return_value=made + 61), pytest.raises(PermissionDenied):
+        open_link(late, purpose="tests.one", max_age=60, expired=expired)
+
+
+@override_settings(SECRET_KEY="another-secret-key-for-this-test-only-0123456789")
+def test_a_page_signer_signs_with_the_current_secret_key() -> None:
+    token = link_signer("tests.one")({"a": "1"})
+    assert open_link(token, purpose="tests.one", max_age=60, expired=expired) == {"a": "1"}
+    other_key = override_settings(SECRET_KEY="a-different-secret-key-again-0123456789-abcdef")
+    with other_key, pytest.raises(NotFound):
+        open_link(token, purpose="tests.one", max_age=60, expired=expired)

@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.db import connection
 
-from backend.times import ApiJSONEncoder, rfc3339
+from backend.times import ApiJSONEncoder, Rfc3339Text, rfc3339
 from dossiers.models import Dossier
 from tests.factories import make_dossier
 
@@ -39,6 +40,29 @@ def test_a_moment_is_written_in_utc_with_milliseconds_and_z() -> None:
     }
     with pytest.raises(ValueError, match="naive"):
         rfc3339(dt.datetime(2026, 3, 10, 8, 0))  # noqa: DTZ001 (the case refused)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "moment",
+    [
+        dt.datetime(2026, 3, 10, 8, 0, 0, 123456, tzinfo=VIETNAM),
+        dt.datetime(2026, 12, 31, 23, 59, 59, 999999, tzinfo=dt.UTC),
+        dt.datetime(2027, 1, 1, 6, 59, 59, 999500, tzinfo=VIETNAM),
+        dt.datetime(2026, 6, 1, 0, 0, 0, 999, tzinfo=dt.UTC),
+        dt.datetime(2026, 6, 1, 0, 0, tzinfo=dt.UTC),
+        dt.datetime(999, 2, 3, 4, 5, 6, 7000, tzinfo=dt.UTC),
+    ],
+)
+def test_postgresql_writes_a_moment_as_rfc3339_does(user, moment: dt.datetime) -> None:
+    dossier = make_dossier(user, status=Dossier.Status.PROCESSING, submitted_at=moment)
+    written = Dossier.objects.filter(pk=dossier.pk).values_list(
+        Rfc3339Text("submitted_at"), Rfc3339Text("paused_at")
+    )
+    with connection.cursor() as cursor:
+        for zone in ("UTC", "Asia/Ho_Chi_Minh", "America/Los_Angeles"):
+            cursor.execute("SELECT set_config('TimeZone', %s, true)", [zone])
+            assert written.get() == (rfc3339(moment), None), zone
 
 
 @pytest.mark.django_db

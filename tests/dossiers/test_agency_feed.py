@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import json
 import time
+from typing import Any
 from unittest import mock
 
 import pytest
 from django.core.files.base import ContentFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import translation
 
 from backend.pagination import encode_cursor
+from backend.times import ApiJSONRenderer, rfc3339
+from dossiers.agency.api import FeedOut
 from dossiers.models import Agency, Attachment, Dossier
 from tests.conftest import ApiClient, make_user
 from tests.dossiers.conftest import AgencyClient
@@ -28,6 +33,28 @@ PAPER = b"%PDF-1.4 the applicant's paper"
 @pytest.fixture(autouse=True)
 def _no_settle(settings) -> None:
     settings.AGENCY_FEED_SETTLE_SECONDS = 0
+
+
+def as_the_schema_writes_it(content: bytes) -> bytes:
+    """The page validated by FeedOut and written by django-ninja's own response step:
+    the route writes its body itself, and must write exactly this."""
+    page = FeedOut.model_validate_json(content)
+    return ApiJSONRenderer().render(None, page.model_dump(), response_status=200).encode()  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _every_page_is_what_its_schema_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every feed page of these tests is held to its documented schema, byte for byte."""
+    request = AgencyClient.request
+
+    def checked(self: AgencyClient, method: str, path: str, *args: Any, **kwargs: Any) -> Any:
+        response = request(self, method, path, *args, **kwargs)
+        if path.startswith("/api/v1/agency/feed") and response.status_code == 200:
+            assert response.headers["Content-Type"] == "application/json; charset=utf-8"
+            assert response.content == as_the_schema_writes_it(response.content)
+        return response
+
+    monkeypatch.setattr(AgencyClient, "request", checked)
 
 
 def dossier_of(agency: Agency, status: int = S.NEW, **extra: object) -> Dossier:
@@ -214,3 +241,50 @@ def test_a_dossiers_papers_come_by_document_then_upload_time(
         str(second_b.pk),
         str(later_b.pk),
     ]
+
+
+@pytest.mark.parametrize("language", ["vi", "en"])
+def test_a_full_feed_item_is_written_as_its_schema_says(
+    agency: Agency, agency_client: AgencyClient, language: str
+) -> None:
+    moment = dt.datetime(2026, 3, 10, 8, 0, 0, 999999, tzinfo=dt.UTC)
+    full = dossier_of(
+        agency,
+        status=S.PROCESSING,
+        organisation=make_organisation(),
+        submitted_at=moment,
+        accepted_at=moment + dt.timedelta(hours=1),
+        appointment_at=moment + dt.timedelta(days=5),
+        original_appointment_at=moment + dt.timedelta(days=4),
+        paused_at=moment + dt.timedelta(days=1, microseconds=1),
+        overdue_at=moment + dt.timedelta(days=6),
+        finished_at=moment + dt.timedelta(days=7),
+        handed_over_at=moment + dt.timedelta(days=8),
+    )
+    full.applicant.citizen_id = "001090012345"
+    full.applicant.save(update_fields=["citizen_id"])
+    [paper] = attachment_rows(full, "doc-1")
+    bare = dossier_of(agency, status=S.NEW)
+    agency_client.api.language = language
+
+    body = agency_client.get("/api/v1/agency/feed").json()  # the fixture checks the bytes
+
+    first, second = body["items"]
+    assert (first["id"], second["id"]) == (str(full.pk), str(bare.pk))
+    with translation.override(language):
+        assert first["status_label"] == str(S.PROCESSING.label)
+    assert first["status_label"] == {"vi": "Đang xử lý", "en": "Processing"}[language]
+    assert first["submitted_at"] == "2026-03-10T08:00:00.999Z" == rfc3339(moment)
+    assert first["paused_at"] == "2026-03-11T08:00:01.000Z"
+    assert first["updated_at"] == rfc3339(Dossier.objects.get(pk=full.pk).updated_at)
+    assert first["applicant"]["citizen_id"] == "001090012345"
+    assert first["organisation"] == {
+        "tax_code": full.organisation.tax_code,
+        "name": full.organisation.name,
+    }
+    assert first["procedure_code"] == full.procedure.code
+    assert first["attachments"][0]["id"] == str(paper.pk)
+    assert first["attachments"][0]["created_at"] == rfc3339(paper.created_at)
+    assert second["accepted_at"] is None
+    assert second["organisation"] is None
+    assert second["attachments"] == []
