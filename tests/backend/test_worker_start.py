@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from django.db import connections
 
-from backend.management.commands.worker import keep_a_connection_per_job
+from backend.management.commands.worker import SPARE_THREADS, keep_a_connection_per_job
 
 
 @pytest.fixture
@@ -32,7 +32,8 @@ def test_the_pool_grows_its_maximum_when_the_concurrency_exceeds_it(options) -> 
 
     keep_a_connection_per_job(16)
 
-    assert options["pool"] == {"min_size": 16, "max_size": 16}
+    # A connection per job, and one per spare thread of the worker's loop.
+    assert options["pool"] == {"min_size": 16, "max_size": 16 + SPARE_THREADS}
 
 
 def test_a_larger_configured_minimum_is_kept(options) -> None:

@@ -22,6 +22,7 @@ import os
 import signal
 import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.conf import settings
@@ -48,6 +49,9 @@ WHERE status = 'todo' AND scheduled_at > now()
 SCHEDULE_MARGIN_SECONDS = 0.01
 # After a job is inserted, the next lookup waits this long (a fan-out inserts many).
 SCHEDULE_COALESCE_SECONDS = 0.05
+# Threads of the worker's loop beyond one per job, for what else runs in its default
+# executor (the recovery's database work, procrastinate's own sync calls).
+SPARE_THREADS = 2
 
 
 def describe(exc: BaseException) -> str:
@@ -64,11 +68,12 @@ def keep_a_connection_per_job(concurrency: int) -> None:
     """With the connection pool (DATABASE_POOL), keep one connection open per job the
     worker runs at once (each job's thread holds one while it runs): with the web's
     minimum (DATABASE_POOL_MIN_SIZE, 2) a burst of jobs after a quiet spell waited for
-    the pool to connect the others. Before the pool is made (it reads these options)."""
+    the pool to connect the others. The maximum leaves room for the loop's spare
+    threads too (the recovery's). Before the pool is made (it reads these options)."""
     pool = connections["default"].settings_dict.get("OPTIONS", {}).get("pool")
     if isinstance(pool, dict):
         pool["min_size"] = max(int(pool.get("min_size", 0)), concurrency)
-        pool["max_size"] = max(int(pool.get("max_size", 0)), pool["min_size"])
+        pool["max_size"] = max(int(pool.get("max_size", 0)), concurrency + SPARE_THREADS)
 
 
 def warm_up() -> None:
@@ -107,6 +112,15 @@ class SupervisedWorker(procrastinate_worker.Worker):
         self.signalled = False
         self.stopping = asyncio.Event()
         self._schedule_changed = asyncio.Event()
+
+    async def run(self) -> None:
+        # procrastinate runs a sync job in the loop's default executor, whose size is
+        # Python's: min(32, cores + 4), so 6 threads on 2 cores for 8 jobs at once. One
+        # thread per job: `concurrency` is what really runs (asyncio.run shuts it down).
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(self.concurrency + SPARE_THREADS, thread_name_prefix="job")
+        )
+        await super().run()
 
     def _start_side_tasks(self) -> list[asyncio.Task[Any]]:
         tasks = super()._start_side_tasks()
