@@ -16,7 +16,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.db.models import Model, Q, QuerySet
+from django.core.exceptions import ValidationError
+from django.db.models import Model, QuerySet
+from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from ninja import Schema
 from pydantic import BaseModel, Field, create_model
@@ -62,10 +65,35 @@ def decode_cursor(cursor: str, count: int) -> list[Any]:
         padded = cursor + "=" * (-len(cursor) % 4)
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise field_error("cursor", "invalid_cursor", _("This cursor is not valid.")) from exc
+        raise _invalid_cursor() from exc
     if not isinstance(values, list) or len(values) != count:
-        raise field_error("cursor", "invalid_cursor", _("This cursor is not valid."))
+        raise _invalid_cursor()
     return values
+
+
+def cursor_values(model: type[Model], fields: list[str], cursor: str) -> list[Any]:
+    """The sort values a list's cursor holds, each as its model field reads it.
+
+    A cursor comes back from the client: anything but values its fields accept (a
+    moment with its offset, a valid id) is the client's mistake, 422 `invalid_cursor`,
+    never an error of the server's.
+    """
+    values = []
+    for name, raw in zip(fields, decode_cursor(cursor, len(fields)), strict=True):
+        if raw is None or isinstance(raw, bool | dict | list):
+            raise _invalid_cursor()
+        try:
+            value = model._meta.get_field(name).to_python(raw)  # type: ignore[union-attr]
+        except (ValidationError, TypeError, ValueError, OverflowError) as exc:
+            raise _invalid_cursor() from exc
+        if value is None or (isinstance(value, dt.datetime) and timezone.is_naive(value)):
+            raise _invalid_cursor()
+        values.append(value)
+    return values
+
+
+def _invalid_cursor() -> Exception:
+    return field_error("cursor", "invalid_cursor", _("This cursor is not valid."))
 
 
 def paginate(
@@ -74,27 +102,28 @@ def paginate(
     ordering: tuple[str, ...] = ("-created_at", "-id"),
     narrow: Callable[[QuerySet[M], int], QuerySet[M]] | None = None,
 ) -> tuple[list[M], str | None]:
-    """One page of `queryset` in `ordering` (whose last field must be unique).
+    """One page of `queryset` in `ordering` (all ascending or all descending; the
+    last field unique).
+
+    The cursor is a row value, `(created_at, id) < (x, y)`: PostgreSQL starts an
+    index scan at it (an index condition), where the equivalent OR of comparisons is
+    a filter over every row before it: a deep page of a large list read and sorted
+    thousands of rows.
 
     `narrow(rows, count)`, if given, gets the ordered queryset after the cursor and
     the number of rows the page reads, and returns the queryset actually read: a
     caller can add a condition that needs both (e.g. `dossiers.access.first_visible`).
     """
+    descending = {name.startswith("-") for name in ordering}
+    if len(descending) != 1:
+        raise ValueError(f"a keyset ordering goes one way: {ordering}")
     limit = min(params.limit or settings.API_PAGE_SIZE_DEFAULT, settings.API_PAGE_SIZE_MAX)
     fields = [name.lstrip("-") for name in ordering]
     queryset = queryset.order_by(*ordering)
     if params.cursor:
-        values = decode_cursor(params.cursor, len(fields))
-        condition = Q()
-        # (a, b) after (x, y) in keyset order: a beyond x, or a == x and b beyond y.
-        for index, name in enumerate(ordering):
-            field = fields[index]
-            lookup = "lt" if name.startswith("-") else "gt"
-            step = Q(**{f"{field}__{lookup}": values[index]})
-            for previous in range(index):
-                step &= Q(**{fields[previous]: values[previous]})
-            condition |= step
-        queryset = queryset.filter(condition)
+        values = cursor_values(queryset.model, fields, params.cursor)
+        after = TupleLessThan if descending == {True} else TupleGreaterThan
+        queryset = queryset.filter(after(Tuple(*fields), values))
     if narrow is not None:
         queryset = narrow(queryset, limit + 1)
     rows = list(queryset[: limit + 1])

@@ -31,7 +31,7 @@ from backend.errors import (
     PermissionDenied,
     field_error,
 )
-from backend.pagination import decode_cursor, encode_cursor
+from backend.pagination import cursor_values, encode_cursor
 from backend.signed_links import link_signer, open_link, sign_link
 from backend.times import Rfc3339Text, json_response, rfc3339
 from dossiers import lifecycle, monitoring, result_signatures
@@ -420,19 +420,6 @@ class FeedParams(Schema):
 FEED_START = encode_cursor([dt.datetime(2000, 1, 1, tzinfo=dt.UTC), uuid.UUID(int=0)])
 
 
-def _decode_cursor(cursor: str) -> tuple[dt.datetime, uuid.UUID]:
-    """(updated_at, id) of the last item the agency saw (backend/pagination.py codec)."""
-    stamp, pk = decode_cursor(cursor, 2)
-    try:
-        moment = dt.datetime.fromisoformat(stamp)
-        key = uuid.UUID(pk)
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise field_error("cursor", "invalid_cursor", _("This cursor is not valid.")) from exc
-    if timezone.is_naive(moment):
-        raise field_error("cursor", "invalid_cursor", _("This cursor is not valid."))
-    return moment, key
-
-
 def file_token(agency: Agency, attachment: Attachment) -> str:
     return sign_link(_file_grant(agency, attachment.pk), purpose=FILE_SALT)
 
@@ -557,7 +544,7 @@ def feed(request: HttpRequest, params: Query[FeedParams]) -> HttpResponse:
     queryset: QuerySet[Dossier] = agency_dossiers(agency).filter(updated_at__lte=settled)
     cursor = params.cursor
     if cursor:
-        moment, key = _decode_cursor(cursor)
+        moment, key = cursor_values(Dossier, ["updated_at", "id"], cursor)
         # A row value, an index condition on dossier_agency_feed: the index scan
         # starts at the cursor (the OR form read the agency's whole history to it).
         queryset = queryset.filter(TupleGreaterThan(Tuple("updated_at", "id"), (moment, key)))

@@ -1,6 +1,9 @@
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from auth.models import User
+from backend.pagination import PageParams, encode_cursor, paginate
 from tests.conftest import ApiClient, make_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.backend.conventions_api")]
@@ -49,3 +52,45 @@ def test_bad_cursor_is_a_field_error(api: ApiClient, cursor: str) -> None:
     response = api.get("/api/test/users", query={"cursor": cursor})
     assert response.status_code == 422
     assert response.json()["details"][0]["code"] == "invalid_cursor"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["garbage", 1],  # not a moment
+        ["2026-03-10T08:00:00+07:00", "not-an-id"],
+        ["2026-03-10T08:00:00", 1],  # a moment without its offset
+        [None, 1],
+        [True, 1],
+        [{"a": 1}, 1],
+        [[1], 2],
+    ],
+)
+def test_a_well_encoded_cursor_with_wrong_values_is_a_field_error(
+    api: ApiClient, values: list
+) -> None:
+    make_user("+84900000001")
+    response = api.get("/api/test/users", query={"cursor": encode_cursor(values)})
+    assert response.status_code == 422, response
+    assert response.json()["details"][0]["code"] == "invalid_cursor"
+
+
+def test_the_cursor_is_one_row_value_the_index_can_start_at() -> None:
+    for i in range(3):
+        make_user(f"+8490000{i:04d}")
+    first, cursor = paginate(User.objects.all(), PageParams(limit=2), ("-date_joined", "-id"))
+    with CaptureQueriesContext(connection) as captured:
+        second, _ = paginate(
+            User.objects.all(), PageParams(limit=2, cursor=cursor), ("-date_joined", "-id")
+        )
+    [query] = captured.captured_queries
+    assert '("accounts_user"."date_joined", "accounts_user"."id") <' in query["sql"]
+    assert " OR " not in query["sql"]
+    assert [u.pk for u in first + second] == list(
+        User.objects.order_by("-date_joined", "-id").values_list("pk", flat=True)
+    )
+
+
+def test_an_ordering_that_goes_both_ways_is_refused() -> None:
+    with pytest.raises(ValueError, match="one way"):
+        paginate(User.objects.all(), PageParams(), ("-date_joined", "id"))

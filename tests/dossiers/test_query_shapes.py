@@ -172,6 +172,30 @@ def test_dossier_list_reads_a_first_page_per_source_not_every_organisation_dossi
     assert limits or '"Node Type": "Limit"' in plan
 
 
+def test_a_deep_page_of_the_list_starts_each_sources_scan_at_the_cursor(
+    seeded: dict[str, Any],
+) -> None:
+    # The cursor is a row value (backend.pagination): PostgreSQL bounds the
+    # organisation's index scan by it, where an OR of comparisons was a filter over
+    # every dossier of the organisation before it.
+    user = member_of_largest_organisation()
+    page = list_page(user, limit=5)
+    deeper = list_page(user, limit=5, cursor=page["next_cursor"])
+    assert deeper["items"]
+    with scale.CapturedQueries() as captured:
+        list_page(user, limit=5, cursor=deeper["next_cursor"])
+    plan = plan_of(captured.queries, "dossiers_dossier")
+    assert_no_seq_scan_of_big_tables(plan)
+    bounded = [
+        condition
+        for index in indexes_used(plan)
+        if leading_column(index) == "organisation_id"
+        for condition in index_conditions(plan, index)
+    ]
+    assert bounded, plan
+    assert all("created_at <=" in condition for condition in bounded), bounded
+
+
 def test_dossier_list_pages_are_the_visible_dossiers_newest_first(seeded: dict[str, Any]) -> None:
     from dossiers.access import visible_dossiers
 
