@@ -32,7 +32,7 @@ from backend.errors import (
     field_error,
 )
 from backend.pagination import cursor_values, encode_cursor
-from backend.signed_links import link_signer, open_link, sign_link
+from backend.signed_links import PageSigner, open_link, sign_link
 from backend.times import Rfc3339Text, json_response, rfc3339
 from dossiers import lifecycle, monitoring, result_signatures
 from dossiers.agency.access import access_agency_dossier, agency_dossiers
@@ -493,7 +493,9 @@ def _feed_item(row: dict[str, Any], labels: dict[int, str]) -> dict[str, Any]:
     return item
 
 
-def _feed_items(request: HttpRequest, agency: Agency, rows: list[dict[str, Any]]) -> list[Any]:
+def _feed_items(
+    request: HttpRequest, agency: Agency, rows: list[dict[str, Any]], signer: PageSigner
+) -> list[Any]:
     """The page's items with their papers and download links, in two queries.
 
     A page is up to 100 dossiers with about five papers each. Both come as rows (no
@@ -509,7 +511,7 @@ def _feed_items(request: HttpRequest, agency: Agency, rows: list[dict[str, Any]]
         .order_by("dossier_id", "document_code", "created_at")
         .values_list("dossier_id", *FEED_ATTACHMENT_COLUMNS)
     )
-    sign = link_signer(FILE_SALT)
+    sign = signer.sign_link
     base = request.build_absolute_uri("/api/v1/agency/files/")
     for dossier_id, pk, code, kind, content_type, size, sha256, name, created_at in papers:
         items[dossier_id]["attachments"].append(
@@ -557,14 +559,14 @@ def feed(request: HttpRequest, params: Query[FeedParams]) -> HttpResponse:
     rows = rows[:limit]
     if rows:
         cursor = encode_cursor([rows[-1]["updated_at"], rows[-1]["id"]])
+    signer = PageSigner(FILE_SALT)
     return json_response(
         {
-            "items": _feed_items(request, agency, rows),
+            "items": _feed_items(request, agency, rows, signer),
             "next_cursor": cursor or FEED_START,
             "has_more": has_more,
-            "links_expire_at": rfc3339(
-                timezone.now() + dt.timedelta(seconds=settings.AGENCY_FILE_URL_TTL_SECONDS)
-            ),
+            # Exactly when its links stop opening (whole seconds, as they are signed).
+            "links_expire_at": rfc3339(signer.expires_at(settings.AGENCY_FILE_URL_TTL_SECONDS)),
         }
     )
 

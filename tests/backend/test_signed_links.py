@@ -9,7 +9,7 @@ import pytest
 from django.test import override_settings
 
 from backend.errors import ApiError, NotFound, PermissionDenied
-from backend.signed_links import link_signer, open_link, sign_link
+from backend.signed_links import PageSigner, open_link, sign_link
 
 
 def expired() -> ApiError:
@@ -58,7 +58,7 @@ def test_a_signed_value_that_is_not_a_grant_is_not_found() -> None:
 def test_a_page_signer_makes_the_links_sign_link_makes() -> None:
     now = float(int(time.time()))
     with mock.patch("time.time", return_value=now):
-        sign = link_signer("tests.one")
+        sign = PageSigner("tests.one").sign_link
         tokens = [sign({"a": str(n), "g": n}) for n in range(3)]
         assert tokens[1] == sign_link({"a": "1", "g": 1}, purpose="tests.one")
         assert sign({"a": "é", "n": None}) == sign_link({"a": "é", "n": None}, purpose="tests.one")
@@ -71,7 +71,7 @@ def test_a_page_signer_makes_the_links_sign_link_makes() -> None:
 def test_a_page_signers_links_are_as_old_as_the_page() -> None:
     made = float(int(time.time()))
     with mock.patch("time.time", return_value=made):
-        sign = link_signer("tests.one")
+        sign = PageSigner("tests.one").sign_link
         as_made = sign_link({"a": "late"}, purpose="tests.one")
     with mock.patch("time.time", return_value=made + 30):
         late = sign({"a": "late"})
@@ -84,8 +84,21 @@ def test_a_page_signers_links_are_as_old_as_the_page() -> None:
 
 @override_settings(SECRET_KEY="another-secret-key-for-this-test-only-0123456789")
 def test_a_page_signer_signs_with_the_current_secret_key() -> None:
-    token = link_signer("tests.one")({"a": "1"})
+    token = PageSigner("tests.one").sign_link({"a": "1"})
     assert open_link(token, purpose="tests.one", max_age=60, expired=expired) == {"a": "1"}
     other_key = override_settings(SECRET_KEY="a-different-secret-key-again-0123456789-abcdef")
     with other_key, pytest.raises(NotFound):
+        open_link(token, purpose="tests.one", max_age=60, expired=expired)
+
+
+def test_a_page_signer_says_when_its_links_stop_opening() -> None:
+    made = time.time()
+    with mock.patch("time.time", return_value=made):
+        signer = PageSigner("tests.one")
+        token = signer.sign_link({"a": "1"})
+    last = signer.expires_at(60).timestamp()
+    assert int(made) + 60 == last <= made + 60
+    with mock.patch("time.time", return_value=last):
+        assert open_link(token, purpose="tests.one", max_age=60, expired=expired) == {"a": "1"}
+    with mock.patch("time.time", return_value=last + 0.001), pytest.raises(PermissionDenied):
         open_link(token, purpose="tests.one", max_age=60, expired=expired)

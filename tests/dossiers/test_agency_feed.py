@@ -199,6 +199,22 @@ def test_file_links_expire(
         assert response.json()["code"] == "link_expired"
 
 
+def test_links_expire_at_is_when_the_pages_links_stop_opening(
+    agency: Agency, agency_client: AgencyClient
+) -> None:
+    attach(dossier_of(agency))
+    asked = time.time()
+    with mock.patch("django.core.signing.time.time", return_value=asked):
+        page = agency_client.get("/api/v1/agency/feed").json()
+    path = page["items"][0]["attachments"][0]["download_url"].removeprefix("http://testserver")
+    until = dt.datetime.fromisoformat(page["links_expire_at"]).timestamp()
+    assert asked + 299 < until <= asked + 300  # the TTL from the page's whole second
+    with mock.patch("django.core.signing.time.time", return_value=until):
+        assert ApiClient().get(path).status_code == 200
+    with mock.patch("django.core.signing.time.time", return_value=until + 0.001):
+        assert ApiClient().get(path).status_code == 410
+
+
 def test_tampered_file_link_is_not_found(agency: Agency, agency_client: AgencyClient) -> None:
     attach(dossier_of(agency))
     link = agency_client.get("/api/v1/agency/feed").json()["items"][0]["attachments"][0]
