@@ -83,7 +83,8 @@ def cursor_values(model: type[Model], fields: list[str], cursor: str) -> list[An
         if raw is None or isinstance(raw, bool | dict | list):
             raise _invalid_cursor()
         try:
-            value = model._meta.get_field(name).to_python(raw)  # type: ignore[union-attr]
+            field = model._meta.pk if name == "pk" else model._meta.get_field(name)
+            value = field.to_python(raw)  # type: ignore[union-attr]
         except (ValidationError, TypeError, ValueError, OverflowError) as exc:
             raise _invalid_cursor() from exc
         if value is None or (isinstance(value, dt.datetime) and timezone.is_naive(value)):
