@@ -58,7 +58,7 @@ def time_step(moment: dt.datetime | None = None) -> int:
 def matching_step(secret: str, code: str, moment: dt.datetime | None = None) -> int | None:
     """The step within the drift window whose code is `code`, else None."""
     code = code.strip()
-    if len(code) != 6 or not code.isdigit():
+    if len(code) != 6 or not (code.isascii() and code.isdigit()):  # "١٢٣٤٥٦" is digits too
         return None
     totp = pyotp.TOTP(secret)
     now_step = time_step(moment)

@@ -570,6 +570,8 @@ ATTACHMENT_PDF_MAX_PAGES = envint("ATTACHMENT_PDF_MAX_PAGES", 50)
 ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS = envint("ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS", 300)
 # Longest value a citizen may type into one form field (drafts and submission).
 DOSSIER_FORM_VALUE_MAX_CHARS = envint("DOSSIER_FORM_VALUE_MAX_CHARS", 2000)
+# Digits a form number may have before its decimal point (15: what a double holds).
+DOSSIER_FORM_NUMBER_MAX_DIGITS = envint("DOSSIER_FORM_NUMBER_MAX_DIGITS", 15)
 # Drafts one user may keep at once (creating one more is refused with 409).
 DOSSIER_OPEN_DRAFTS_MAX = envint("DOSSIER_OPEN_DRAFTS_MAX", 50)
 # Longest satisfaction comment.
@@ -585,6 +587,8 @@ DEMO_LOGIN_SOURCES = ["dossiers.demo.credential_logins"]
 # Agency back-office API (dossiers/agency/): signed requests whose
 # X-Timestamp is further than this from our clock are refused (stale_timestamp).
 AGENCY_SIGNATURE_MAX_SKEW_SECONDS = envint("AGENCY_SIGNATURE_MAX_SKEW_SECONDS", 300)
+# An appointment an agency gives is at most this far ahead (accept, apology).
+AGENCY_APPOINTMENT_MAX_DAYS = envint("AGENCY_APPOINTMENT_MAX_DAYS", 730)
 # After a rotation the previous secret keeps working this long.
 AGENCY_PREVIOUS_SECRET_HOURS = envint("AGENCY_PREVIOUS_SECRET_HOURS", 72)
 # Stored answers to agency event ids (replays, backend/idempotency.py) are kept this long.

@@ -9,11 +9,13 @@ a client shows a moment in the user's zone. Dates without a time stay `YYYY-MM-D
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 from django.db.models import CharField, Func
 from django.http import HttpResponse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from ninja.renderers import JSONRenderer
 from ninja.responses import NinjaJSONEncoder
 
@@ -27,6 +29,28 @@ def rfc3339(moment: dt.datetime) -> str:
 
 def rfc3339_or_none(moment: dt.datetime | None) -> str | None:
     return rfc3339(moment) if moment else None
+
+
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def date_text(value: Any) -> Any:
+    """A pydantic `mode="before"` check of a calendar date: `YYYY-MM-DD` text only.
+
+    pydantic would read a bare number as seconds since 1970 (`0` is 1970-01-01) and
+    a datetime's text as its date.
+    """
+    if value is not None and not (isinstance(value, str) and ISO_DATE.fullmatch(value)):
+        raise ValueError(_("Use the format YYYY-MM-DD."))
+    return value
+
+
+def moment_text(value: Any) -> Any:
+    """A pydantic `mode="before"` check of a moment: text (RFC 3339), not a bare number
+    pydantic would read as seconds since 1970."""
+    if value is not None and not isinstance(value, str):
+        raise ValueError(_("Use RFC 3339 with the time zone, e.g. 2026-03-10T08:00:00+07:00."))
+    return value
 
 
 class Rfc3339Text(Func):

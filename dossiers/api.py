@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 import uuid
 from collections import Counter
 from typing import Any, cast
 
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
-from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -24,6 +22,7 @@ from auth.bearer import bearer, current_user
 from backend.errors import ErrorOut
 from backend.idempotency import idempotent
 from backend.pagination import PageParams, page_of, paginate
+from backend.times import date_text
 from dossiers import actions
 from dossiers.access import first_visible, read_dossier
 from dossiers.catalogue import get_procedure, pick, request_language, required_documents
@@ -32,7 +31,6 @@ from dossiers.deadlines import business_tz
 from dossiers.models import Attachment, Dossier
 
 router = Router(auth=bearer, tags=["dossiers"])
-ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 FORM_DESCRIPTION = (
     "Form values by field name (see the procedure's `form`). Drafts keep partial values; "
@@ -129,13 +127,7 @@ class DossierFilters(PageParams):
     submitted_from: dt.date | None = Field(None, description="Submitted on or after (Vietnam)")
     submitted_to: dt.date | None = Field(None, description="Submitted on or before (Vietnam)")
 
-    @field_validator("submitted_from", "submitted_to", mode="before")
-    @classmethod
-    def _calendar_date(cls, value: Any) -> Any:
-        # pydantic would read a bare number as seconds since 1970 ("0" -> 1970-01-01).
-        if value is not None and not (isinstance(value, str) and ISO_DATE.fullmatch(value)):
-            raise ValueError(_("Use the format YYYY-MM-DD."))
-        return value
+    _calendar_dates = field_validator("submitted_from", "submitted_to", mode="before")(date_text)
 
 
 def summary_out(dossier: Dossier, language: str) -> dict[str, Any]:
@@ -238,7 +230,7 @@ def list_dossiers(request: HttpRequest, filters: Query[DossierFilters]) -> dict[
     if filters.submitted_from is not None:
         start = dt.datetime.combine(filters.submitted_from, dt.time.min, tzinfo=tz)
         dossiers = dossiers.filter(submitted_at__gte=start)
-    if filters.submitted_to is not None:
+    if filters.submitted_to is not None and filters.submitted_to < dt.date.max:
         end = dt.datetime.combine(
             filters.submitted_to + dt.timedelta(days=1), dt.time.min, tzinfo=tz
         )

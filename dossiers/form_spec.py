@@ -220,6 +220,14 @@ def _number(field: dict[str, Any], value: Any) -> int | float:
         raise FieldProblem("invalid_number", _("Must be a number.")) from exc
     if not number.is_finite():
         raise FieldProblem("invalid_number", _("Must be a number."))
+    # Before any arithmetic: "1e100000000" is a short string and a 100-million-digit
+    # integer. Beyond 15 digits the apps (JSON numbers are doubles) lose digits anyway.
+    digits = settings.DOSSIER_FORM_NUMBER_MAX_DIGITS
+    if number and number.adjusted() >= digits:
+        raise FieldProblem(
+            "number_too_large",
+            _("Must have at most %(digits)s digits before the decimal point.") % {"digits": digits},
+        )
     whole = number == number.to_integral_value()
     if field.get("integer") and not whole:
         raise FieldProblem("not_whole_number", _("Must be a whole number."))

@@ -83,7 +83,7 @@ def communes_by_province() -> dict[str, list[CommuneUnit]]:
 
 def _normalise_code(code: str, width: int) -> str | None:
     code = code.strip()
-    if not code.isdigit() or len(code) > width:
+    if not (code.isascii() and code.isdigit()) or len(code) > width:
         return None
     return code.zfill(width)
 

@@ -21,7 +21,7 @@ from typing import Literal
 from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
 from pydantic import ValidationError as PydanticValidationError
 
 from backend.errors import NotAuthenticated, Unprocessable
@@ -65,6 +65,14 @@ class CarrierWebhookIn(BaseModel):
     occurred_at: AwareDatetime
     location: str = Field("", max_length=255)
 
+    @field_validator("occurred_at")
+    @classmethod
+    def _in_utc(cls, value: dt.datetime) -> dt.datetime:
+        try:
+            return value.astimezone(dt.UTC)
+        except OverflowError as exc:  # year 1 or 9999 moved out of range by its offset
+            raise ValueError("occurred_at is out of range") from exc
+
 
 def parse(body: bytes) -> CarrierUpdate:
     try:
@@ -84,7 +92,7 @@ def parse(body: bytes) -> CarrierUpdate:
         order_number=message.order_number,
         waybill=message.waybill,
         status=message.status,
-        occurred_at=message.occurred_at.astimezone(dt.UTC),
+        occurred_at=message.occurred_at,
         location=message.location,
         payload=message.model_dump(mode="json"),
     )

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
-from dossiers.deadlines import WorkingCalendar
+from dossiers.deadlines import MAX_SCAN_DAYS, WorkingCalendar
 from dossiers.events import EventType
 from dossiers.models import Dossier, DossierEvent
 from tracking.texts import event_text
@@ -187,9 +187,14 @@ def build_timeline(dossier: Dossier, now: dt.datetime | None = None) -> Timeline
     remaining: int | None = None
     days: float | None = None
     overdue = False
-    if appointment is not None and dossier.status in ACTIVE_STATUSES:
-        # A paused clock stays where the pause found it.
-        reference = paused_since or now
+    reference = paused_since or now  # a paused clock stays where the pause found it
+    if (
+        appointment is not None
+        and dossier.status in ACTIVE_STATUSES
+        # Working time is counted within the calendars' horizon (an appointment given
+        # before AGENCY_APPOINTMENT_MAX_DAYS existed may lie beyond it): none beyond.
+        and appointment - reference < dt.timedelta(days=MAX_SCAN_DAYS - 1)
+    ):
         calendar = WorkingCalendar(dossier.agency)
         remaining = calendar.seconds_between(reference, appointment)
         per_day = calendar.seconds_per_day()

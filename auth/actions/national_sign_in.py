@@ -420,7 +420,7 @@ def _apply_identity(account: User, claims: dict[str, Any], now: dt.datetime) -> 
         account.verification_level = User.Level.IDENTITY
         fields.append("verification_level")
     citizen_id = claims["citizen_id"]
-    if len(citizen_id) == 12 and citizen_id.isdigit():
+    if len(citizen_id) == 12 and citizen_id.isascii() and citizen_id.isdigit():
         holders = list(User.objects.filter(citizen_id=citizen_id).exclude(pk=account.pk))
         for holder in holders:
             CitizenIdConflict.objects.get_or_create(

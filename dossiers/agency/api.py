@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from ninja import File, Form, Query, Router, Schema
 from ninja.files import UploadedFile
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from auth.bearer import bearer
 from backend.errors import (
@@ -33,7 +33,7 @@ from backend.errors import (
 )
 from backend.pagination import cursor_values, encode_cursor
 from backend.signed_links import PageSigner, open_link, sign_link
-from backend.times import Rfc3339Text, json_response, rfc3339
+from backend.times import Rfc3339Text, date_text, json_response, moment_text, rfc3339
 from dossiers import lifecycle, monitoring, result_signatures
 from dossiers.agency.access import access_agency_dossier, agency_dossiers
 from dossiers.agency.replays import once_per_event
@@ -136,6 +136,8 @@ class AcceptIn(Schema):
     )
     message: str = Field("", max_length=2000)
 
+    _moment = field_validator("appointment_at", mode="before")(moment_text)
+
 
 class ReasonIn(Schema):
     reason: str = Field(..., min_length=1, max_length=2000)
@@ -182,10 +184,35 @@ class ApologyIn(Schema):
     new_appointment_at: dt.datetime
     reason: str = Field(..., min_length=1, max_length=4000)
 
+    _moment = field_validator("new_appointment_at", mode="before")(moment_text)
 
-def _aware(value: dt.datetime | None, field: str) -> dt.datetime | None:
-    if value is not None and timezone.is_naive(value):
+
+def _appointment(value: dt.datetime | None, field: str) -> dt.datetime | None:
+    """An appointment the agency gives: with its time zone, not in the past (beyond the
+    clock skew signatures allow) and at most AGENCY_APPOINTMENT_MAX_DAYS ahead (the
+    working-time calendars, and a citizen's patience, end somewhere)."""
+    if value is None:
+        return None
+    if timezone.is_naive(value):
         raise field_error(field, "naive_datetime", _("Give the time zone, e.g. +07:00."))
+    now = timezone.now()
+    try:
+        moment = value.astimezone(dt.UTC)
+    except OverflowError:  # an offset moves year 1 or 9999 out of range: far either way
+        latest, earliest = (
+            dt.datetime.max.replace(tzinfo=dt.UTC),
+            dt.datetime.min.replace(tzinfo=dt.UTC),
+        )
+        moment = latest if value.year > 1 else earliest
+    if moment < now - dt.timedelta(seconds=settings.AGENCY_SIGNATURE_MAX_SKEW_SECONDS):
+        raise field_error(field, "appointment_in_past", _("The appointment is in the past."))
+    if moment > now + dt.timedelta(days=settings.AGENCY_APPOINTMENT_MAX_DAYS):
+        raise field_error(
+            field,
+            "appointment_too_far",
+            _("The appointment is more than %(days)s days ahead.")
+            % {"days": settings.AGENCY_APPOINTMENT_MAX_DAYS},
+        )
     return value
 
 
@@ -203,7 +230,7 @@ def accept(request: HttpRequest, reference: str, payload: AcceptIn) -> Dossier:
         dossier.pk,
         _actor(request),
         receipt_number=payload.receipt_number,
-        appointment_at=_aware(payload.appointment_at, "appointment_at"),
+        appointment_at=_appointment(payload.appointment_at, "appointment_at"),
         message=payload.message,
     )
 
@@ -358,7 +385,7 @@ def stop(request: HttpRequest, reference: str, payload: ReasonIn) -> Dossier:
 @once_per_event
 def apologise(request: HttpRequest, reference: str, payload: ApologyIn) -> Dossier:
     dossier = _dossier(request, reference)
-    new_date = _aware(payload.new_appointment_at, "new_appointment_at")
+    new_date = _appointment(payload.new_appointment_at, "new_appointment_at")
     if new_date is None:  # the schema requires it; kept for the type checker
         raise field_error("new_appointment_at", "missing", _("This field is required."))
     return lifecycle.apologise(
@@ -694,6 +721,8 @@ class PerformanceParams(Schema):
     date_to: dt.date = Field(..., alias="to", description="Last business day (inclusive)")
     agency: str | None = Field(None, description="Agency code (staff only; omit for all)")
 
+    _dates = field_validator("date_from", "date_to", mode="before")(date_text)
+
 
 @router.get(
     "/performance",
@@ -717,6 +746,8 @@ def performance(request: HttpRequest, params: Query[PerformanceParams]) -> dict[
                 raise NotFound()
     if date_to < date_from:
         raise field_error("to", "invalid_range", _("The end date is before the start date."))
+    if date_to >= dt.date.max:  # its next day, where the range ends, does not exist
+        raise field_error("to", "out_of_range", _("The end date is out of range."))
     if (date_to - date_from).days >= MAX_RANGE_DAYS:
         raise field_error(
             "to", "range_too_long", _("At most %(days)s days.") % {"days": MAX_RANGE_DAYS}

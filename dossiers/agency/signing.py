@@ -90,8 +90,9 @@ def verify_request(request: HttpRequest) -> AgencyCredential:
     ]
     # Compare against every candidate (no early exit) so timing tells nothing.
     matched = False
+    sent = signature.lower().encode()  # bytes: a non-ASCII header is a mismatch, not an error
     for value in expected:
-        matched |= hmac.compare_digest(value, signature.lower())
+        matched |= hmac.compare_digest(value.encode(), sent)
     if credential is None or not matched:
         raise _invalid_signature()
     AgencyCredential.objects.filter(pk=credential.pk).update(last_used_at=now)

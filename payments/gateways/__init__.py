@@ -101,6 +101,18 @@ class GatewayAdapter(Protocol):
     def query(self, order_ref: str, created_at: dt.datetime) -> GatewayResult: ...
 
 
+def amount_digits(value: object, most: int = 18) -> int | None:
+    """A gateway's amount written in ASCII digits (at most `most`), else None.
+
+    `str.isdigit` is true of "²" and "١٢٣", which `int` refuses or reads, and of
+    5,000 digits, which `int` refuses: a signed callback must not turn them into a 500.
+    """
+    text = str(value)
+    if not (text.isascii() and text.isdigit()) or len(text) > most:
+        return None
+    return int(text)
+
+
 def gateway_names() -> list[str]:
     return list(settings.PAYMENT_GATEWAYS)
 

@@ -40,6 +40,7 @@ from payments.gateways import (
     GatewayError,
     GatewayResult,
     PaymentOrder,
+    amount_digits,
 )
 
 ANSWERS = {
@@ -139,7 +140,7 @@ class NationalPlatformAdapter:
         return GatewayResult(
             order_ref=order_ref,
             outcome=OUTCOMES[status],
-            amount=int(str(amount)) if str(amount).isdigit() else None,
+            amount=amount_digits(amount),
             currency=str(fields.get("currency", "VND")),
             gateway_reference=str(fields.get("transaction_id", "")),
             bank_code=str(fields.get("bank_code", "")),
@@ -159,8 +160,8 @@ class NationalPlatformAdapter:
 
     def parse_return(self, query: dict[str, str]) -> GatewayResult:
         fields: dict[str, Any] = dict(query)
-        if str(fields.get("amount", "")).isdigit():
-            fields["amount"] = int(fields["amount"])
+        if amount_digits(fields.get("amount", "")) is not None:
+            fields["amount"] = amount_digits(fields["amount"])
         return self._result(fields)
 
     def answer(self, answer: str) -> CallbackAnswer:

@@ -41,6 +41,7 @@ from payments.gateways import (
     GatewayError,
     GatewayResult,
     PaymentOrder,
+    amount_digits,
 )
 
 VN_TIME = zoneinfo.ZoneInfo("Asia/Ho_Chi_Minh")
@@ -155,10 +156,10 @@ class VNPayAdapter:
         return params
 
     def _result(self, params: dict[str, str]) -> GatewayResult:
-        raw_amount = params.get("vnp_Amount", "")
+        hundredths = amount_digits(params.get("vnp_Amount", ""))
         amount: int | None = None
-        if raw_amount.isdigit() and int(raw_amount) % 100 == 0:
-            amount = int(raw_amount) // 100
+        if hundredths is not None and hundredths % 100 == 0:
+            amount = hundredths // 100
         success = (
             params.get("vnp_ResponseCode") == "00" and params.get("vnp_TransactionStatus") == "00"
         )

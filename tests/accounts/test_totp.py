@@ -79,6 +79,16 @@ def test_confirm_with_a_wrong_code_keeps_totp_off(user, user_api) -> None:
     assert not user.has_totp
 
 
+@pytest.mark.parametrize("other_digits", ["١٢٣٤٥٦", "１２３４５６", "²²²²²²"])
+def test_a_code_in_other_scripts_digits_is_a_wrong_code(user, user_api, other_digits) -> None:
+    _enrol(user_api)
+    response = user_api.post("/api/v1/auth/totp/confirm", {"code": other_digits})
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_code"
+    user.refresh_from_db()
+    assert not user.has_totp
+
+
 def test_one_step_of_drift_either_way_is_accepted(user) -> None:
     secret = totp.new_secret()
     user.totp_secret = totp.encrypt_secret(secret)

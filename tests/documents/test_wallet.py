@@ -195,6 +195,15 @@ def test_orphans_are_swept_once_nothing_refers_to_them(on_commit, cccd: Document
     assert not default_storage.exists(item.file)
 
 
+@pytest.mark.parametrize("expires_on", ["0", "1700000000", "2035-1-1", "2035-01-01T00:00"])
+def test_an_expiry_is_a_calendar_date_only(cccd: DocumentType, expires_on: str) -> None:
+    user = make_user()
+    response = keep(user, samples.jpeg_bytes((40, 30)), document_type="cccd", expires_on=expires_on)
+    assert response.status_code == 422, response.content
+    assert response.json()["details"][0]["field"] == "expires_on"
+    assert not WalletItem.objects.filter(user=user).exists()
+
+
 def test_expired_or_wrong_type_papers_are_not_offered_nor_attached(cccd: DocumentType) -> None:
     user = make_user()
     other_type = DocumentType.objects.create(code="gks", name="Giấy khai sinh")

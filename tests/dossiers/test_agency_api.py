@@ -109,6 +109,21 @@ def test_unknown_key_is_an_invalid_signature(agency: Agency, agency_client: Agen
     assert response.json()["code"] == "invalid_signature"
 
 
+@pytest.mark.parametrize("signature", ["é", "ａｂｃ", "0" * 63 + "é"])
+@pytest.mark.parametrize("key_id", [None, "ak_unknown"])
+def test_a_non_ascii_signature_is_an_invalid_signature_whatever_the_key(
+    agency: Agency, agency_client: AgencyClient, signature: str, key_id: str | None
+) -> None:
+    # A known key and an unknown one answer alike: the answer tells nothing of the key.
+    dossier = new_dossier(agency)
+    response = agency_client.post(
+        url(dossier, "accept"), {}, key_id=key_id, tamper={"X-Signature": signature}
+    )
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_signature"
+    assert events(dossier) == []
+
+
 def test_inactive_credential_is_refused(agency: Agency, agency_client: AgencyClient) -> None:
     dossier = new_dossier(agency)
     AgencyCredential.objects.filter(pk=agency_client.credential.pk).update(is_active=False)
@@ -486,3 +501,78 @@ def test_payment_request_carries_fee_lines_that_add_up(agency, agency_client) ->
     assert response.status_code == 200, response
     event = DossierEvent.objects.get(dossier=dossier, type="dossier.payment_requested")
     assert event.data["lines"] == lines
+
+
+# --- Appointments the agency gives ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("appointment_at", "code"),
+    [
+        (0, "value_error"),  # a bare number pydantic would read as 1970
+        (1.5, "value_error"),
+        ("2000-01-01T00:00:00Z", "appointment_in_past"),
+        ("0001-01-01T00:00:00+14:00", "appointment_in_past"),  # before year 1 in UTC
+        ("2036-01-01T10:00:00+07:00", "appointment_too_far"),
+        ("9999-12-31T23:59:59-12:00", "appointment_too_far"),  # beyond 9999 in UTC
+        ("2026-03-10T08:00:00", "naive_datetime"),
+    ],
+)
+def test_accept_refuses_an_appointment_it_cannot_keep(
+    agency: Agency, agency_client: AgencyClient, appointment_at: object, code: str
+) -> None:
+    dossier = new_dossier(agency)
+    response = agency_client.post(url(dossier, "accept"), {"appointment_at": appointment_at})
+    assert response.status_code == 422, response
+    assert [(d["field"], d["code"]) for d in response.json()["details"]] == [
+        ("appointment_at", code)
+    ]
+    dossier.refresh_from_db()
+    assert (dossier.status, dossier.appointment_at) == (S.NEW, None)
+    assert events(dossier) == []
+
+
+@pytest.mark.parametrize(
+    ("days_ahead", "accepted"),
+    [(729, True), (730, True), (731, False)],
+)
+def test_the_appointment_horizon_is_the_setting(
+    agency: Agency, agency_client: AgencyClient, days_ahead: int, accepted: bool
+) -> None:
+    dossier = new_dossier(agency)
+    # A minute's margin either side of the boundary: the request takes time to run.
+    margin = dt.timedelta(minutes=-1 if days_ahead == 730 else 0)
+    at = timezone.now() + dt.timedelta(days=days_ahead) + margin
+    response = agency_client.post(url(dossier, "accept"), {"appointment_at": at.isoformat()})
+    assert (response.status_code == 200) is accepted, response
+
+
+def test_an_apology_to_a_date_beyond_the_horizon_is_refused(
+    agency: Agency, agency_client: AgencyClient
+) -> None:
+    dossier = new_dossier(agency)
+    assert agency_client.post(url(dossier, "accept"), {}).status_code == 200
+    before = Dossier.objects.get(pk=dossier.pk).appointment_at
+    response = agency_client.post(
+        url(dossier, "apologise"),
+        {"new_appointment_at": "9999-12-31T23:59:59-12:00", "reason": "Thiếu cán bộ"},
+    )
+    assert response.status_code == 422
+    assert response.json()["details"][0]["code"] == "appointment_too_far"
+    assert Dossier.objects.get(pk=dossier.pk).appointment_at == before
+
+
+@pytest.mark.parametrize(
+    ("query", "code"),
+    [
+        ("from=9999-12-30&to=9999-12-31", "out_of_range"),
+        ("from=2026-01-01T00:00:00&to=2026-01-02", "value_error"),
+        ("from=0&to=2026-01-02", "value_error"),
+    ],
+)
+def test_performance_refuses_dates_it_cannot_count(
+    agency_client: AgencyClient, query: str, code: str
+) -> None:
+    response = agency_client.get(f"/api/v1/agency/performance?{query}")
+    assert response.status_code == 422, response
+    assert response.json()["details"][0]["code"] == code

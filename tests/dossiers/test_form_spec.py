@@ -95,6 +95,27 @@ def test_number_bounds_and_type(value: Any, code: str | None) -> None:
     assert errors_of(with_value("copies", value)) == ({"form.copies": code} if code else {})
 
 
+@pytest.mark.parametrize(
+    ("value", "code"),
+    [
+        ("999999999999999", None),  # 15 digits
+        ("-999999999999999.5", None),
+        ("1000000000000000", "number_too_large"),  # 16
+        (10**15, "number_too_large"),
+        ("1e15", "number_too_large"),
+        ("1e5000", "number_too_large"),
+        ("1e100000000", "number_too_large"),  # refused before it is ever built
+        ("-1e4301", "number_too_large"),
+        ("1e-5000", None),
+        ("0", None),
+    ],
+)
+def test_a_number_has_at_most_the_digits_the_setting_allows(value: Any, code: str | None) -> None:
+    spec = [{"name": "capital", "type": "number", "label": "Capital"}]
+    _, errors = validate_form(spec, {"capital": value})
+    assert [error["code"] for error in errors] == ([code] if code else [])
+
+
 def test_date_must_be_iso_and_not_after_today(monkeypatch: pytest.MonkeyPatch) -> None:
     today = timezone.localdate()
     monkeypatch.setattr("django.utils.timezone.localdate", lambda: today)  # midnight may pass

@@ -114,3 +114,11 @@ def test_a_calendar_date_filter_still_works() -> None:
     response = signed_in(user).get("/api/v1/dossiers", query={"submitted_from": "2020-01-01"})
     assert response.status_code == 200
     assert [item["id"] for item in response.json()["items"]] == [str(dossier.id)]
+
+
+def test_a_date_filter_at_the_last_calendar_day_lists_everything_before_it() -> None:
+    user = make_user()
+    dossier = make_dossier(user, status=2)
+    response = signed_in(user).get("/api/v1/dossiers", query={"submitted_to": "9999-12-31"})
+    assert response.status_code == 200
+    assert [item["id"] for item in response.json()["items"]] == [str(dossier.id)]

@@ -282,3 +282,31 @@ def test_status_never_moves_backwards(citizen, fake_gateway) -> None:
     assert actions.mark_refunded(payment.pk, reference="RF1").status == "refunded"
     with pytest.raises(Conflict):
         actions.mark_refunded(payment.pk)
+
+
+@pytest.mark.parametrize("amount", ["²²²²²²²²", "١٠٠٠٠٠٠", "9" * 5000])
+def test_a_signed_vnpay_amount_that_is_not_ascii_digits_pays_nothing(
+    citizen, fake_gateway, amount
+) -> None:
+    params = resigned(paid_params(citizen, fake_gateway), vnp_Amount=amount)
+
+    response = post_ipn(params)
+
+    assert response.status_code == 200
+    assert response.json()["RspCode"] == "04"
+    assert_nothing_changed(citizen)
+    assert post_return(params).status_code == 302
+    assert_nothing_changed(citizen)
+
+
+@pytest.mark.parametrize("amount", ["²²²²", "9" * 5000])
+def test_a_signed_national_amount_that_is_not_ascii_digits_pays_nothing(
+    citizen, fake_gateway, amount
+) -> None:
+    body = national_callback(citizen, fake_gateway, amount=amount)
+
+    response = post_ipn(body, "national")
+
+    assert response.status_code == 200
+    assert response.json()["code"] == "04"
+    assert_nothing_changed(citizen)

@@ -210,6 +210,8 @@ def test_unknown_carrier_is_404(booked: DeliveryBooking) -> None:
     [
         ({"status": "teleported"}, "status"),
         ({"occurred_at": "2026-11-24T01:00:00"}, "occurred_at"),  # no time zone
+        ({"occurred_at": "9999-12-31T23:59:59-12:00"}, "occurred_at"),  # beyond 9999 in UTC
+        ({"occurred_at": "0001-01-01T00:00:00+14:00"}, "occurred_at"),  # before year 1
         ({"message_id": ""}, "message_id"),
     ],
 )

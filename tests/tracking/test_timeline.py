@@ -153,6 +153,24 @@ def test_paused_dossier_keeps_the_working_time_left_when_it_paused(user):
     assert body["overdue"] is False
 
 
+def test_an_appointment_beyond_the_calendars_horizon_counts_no_working_time(user):
+    # Given before the agency API bounded appointments (AGENCY_APPOINTMENT_MAX_DAYS):
+    # the timeline still answers, without a count it cannot make.
+    dossier = make_dossier(
+        user,
+        status=Dossier.Status.PROCESSING,
+        appointment_at=dt.datetime(9999, 12, 31, 16, 0, tzinfo=dt.UTC),
+    )
+
+    response = client_for(user).get(url(dossier))
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["appointment_at"] == "9999-12-31T16:00:00.000Z"
+    assert (body["working_seconds_remaining"], body["working_days_remaining"]) == (None, None)
+    assert body["overdue"] is False
+
+
 def test_active_dossier_past_its_appointment_is_overdue(user):
     dossier = make_dossier(
         user,
