@@ -19,6 +19,8 @@ from django.utils.translation import gettext_lazy as _
 from ninja.renderers import JSONRenderer
 from ninja.responses import NinjaJSONEncoder
 
+from backend.errors import field_error
+
 
 def rfc3339(moment: dt.datetime) -> str:
     """`moment` (aware) as the API writes it."""
@@ -43,6 +45,14 @@ def date_text(value: Any) -> Any:
     if value is not None and not (isinstance(value, str) and ISO_DATE.fullmatch(value)):
         raise ValueError(_("Use the format YYYY-MM-DD."))
     return value
+
+
+def form_date_text(request: Any, field: str) -> None:
+    """A multipart form's date field as `date_text` wants it (a `Form[dt.date]`
+    parameter has no validator of its own): 422 `value_error` on `field` otherwise."""
+    raw = request.POST.get(field)
+    if raw not in (None, "") and not ISO_DATE.fullmatch(raw):
+        raise field_error(field, "value_error", _("Use the format YYYY-MM-DD."))
 
 
 def moment_text(value: Any) -> Any:

@@ -7,15 +7,14 @@ import uuid
 from typing import IO, Any, Literal, cast
 
 from django.http import FileResponse, HttpRequest
-from django.utils.translation import gettext_lazy as _
 from ninja import Field, File, Form, Query, Router, Schema, Status, UploadedFile
 
 from auth.bearer import bearer, current_user
-from backend.errors import ErrorOut, NotFound, field_error
+from backend.errors import ErrorOut, NotFound
 from backend.idempotency import idempotent
 from backend.openapi_extra import file_download
 from backend.pagination import PageParams, page_of, paginate
-from backend.times import ISO_DATE
+from backend.times import form_date_text
 from documents import wallet
 from documents.models import WalletItem
 from dossiers.access import access_dossier
@@ -133,9 +132,7 @@ def add_item(
     expires_on: Form[dt.date | None] = None,
     organisation_id: Form[uuid.UUID | None] = None,
 ) -> Status[WalletItem]:
-    if expires_on is not None and not ISO_DATE.fullmatch(request.POST.get("expires_on", "")):
-        # pydantic read a bare number as seconds since 1970 ("0" is 1970-01-01).
-        raise field_error("expires_on", "value_error", _("Use the format YYYY-MM-DD."))
+    form_date_text(request, "expires_on")  # pydantic reads "0" as 1970-01-01
     item = wallet.add_item(
         current_user(request),
         upload=cast(IO[bytes], file),

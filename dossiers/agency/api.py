@@ -33,7 +33,14 @@ from backend.errors import (
 )
 from backend.pagination import cursor_values, encode_cursor
 from backend.signed_links import PageSigner, open_link, sign_link
-from backend.times import Rfc3339Text, date_text, json_response, moment_text, rfc3339
+from backend.times import (
+    Rfc3339Text,
+    date_text,
+    form_date_text,
+    json_response,
+    moment_text,
+    rfc3339,
+)
 from dossiers import lifecycle, monitoring, result_signatures
 from dossiers.agency.access import access_agency_dossier, agency_dossiers
 from dossiers.agency.replays import once_per_event
@@ -319,6 +326,7 @@ def complete(
     `signing=server` for an unsigned PDF the service stamps and signs with the
     agency's configured key. See mobile_api_docs/results.md."""
     dossier = _dossier(request, reference)
+    form_date_text(request, "valid_until")  # pydantic reads "0" as 1970-01-01
     if len(message) > 2000:
         raise field_error("message", "string_too_long", _("At most 2000 characters."))
     signed = None

@@ -398,6 +398,18 @@ def test_complete_refuses_a_file_that_is_not_a_pdf(
     assert events(dossier) == []
 
 
+@pytest.mark.parametrize("valid_until", ["0", "1700000000", "2030-1-1"])
+def test_complete_takes_a_result_expiry_only_as_a_calendar_date(
+    agency: Agency, agency_client: AgencyClient, valid_until: str
+) -> None:
+    dossier = new_dossier(agency, status=S.PROCESSING)
+    response = agency_client.post(url(dossier, "complete"), multipart={"valid_until": valid_until})
+    assert response.status_code == 422, response
+    assert [d["field"] for d in response.json()["details"]] == ["valid_until"]
+    assert Dossier.objects.get(pk=dossier.pk).status == S.PROCESSING
+    assert events(dossier) == []
+
+
 @pytest.mark.parametrize(("extra", "expected"), [(0, 200), (1, 413)])
 def test_result_file_size_limit(
     agency: Agency, agency_client: AgencyClient, settings, extra: int, expected: int
