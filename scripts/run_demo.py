@@ -148,6 +148,7 @@ def main() -> None:
         port=args.port,
         lifespan="off",
         log_config=None,  # the project's JSON logging (settings.LOGGING)
+        ws_max_size=settings.WS_MAX_INBOUND_BYTES,  # as the Procfile's web command
     )
 
 

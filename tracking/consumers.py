@@ -32,6 +32,7 @@ from urllib.parse import parse_qs
 from asgiref.sync import sync_to_async
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.db import connection
@@ -198,7 +199,7 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
             return
         try:
             frame = json.loads(text_data) if text_data is not None else None
-        except json.JSONDecodeError:
+        except (ValueError, RecursionError):  # not JSON, 2,000 nested lists, 5,000 digits
             frame = None
         if isinstance(frame, dict) and frame.get("type") == "ping":
             await self._send_frame(self._heartbeat())
@@ -217,7 +218,17 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+        try:
+            await handler(message)
+        except (StopConsumer, asyncio.CancelledError):
+            raise
+        except Exception:
+            if message["type"] == "websocket.disconnect":
+                raise
+            # One socket's failure ends that socket with 1011; its disconnect then runs
+            # and cleans up (groups, reader, socket cap, ticker), which a crash skipped.
+            logger.warning("websocket %s failed", message["type"], exc_info=True)
+            await self._close(payloads.CLOSE_SERVER_ERROR)
 
     # --- channel-layer messages ------------------------------------------------
 
@@ -299,7 +310,8 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
             raise
         except Exception:  # a dead socket or database: end this socket, not the server
             logger.warning("websocket ticker stopped", exc_info=True)
-            await self._close(payloads.CLOSE_SERVER_ERROR)
+            with contextlib.suppress(Exception):  # the socket may be gone already
+                await self._close(payloads.CLOSE_SERVER_ERROR)
 
     # --- helpers ---------------------------------------------------------------
 
@@ -354,7 +366,8 @@ def _first(params: dict[str, list[str]], name: str) -> str:
 
 
 def _int(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
+    """A non-negative id written in ASCII digits (a bigint has at most 19), else -1
+    (`int` also reads "١", "+1", " 5 " and "1_0")."""
+    if not (value.isascii() and value.isdigit()) or len(value) > 19:
         return -1
+    return int(value)

@@ -171,6 +171,47 @@ async def test_unknown_inbound_frame_gets_an_error_frame_and_the_socket_stays(op
     assert (await socket.receive_json_from(timeout=WAIT))["type"] == "heartbeat"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 2000 + "]" * 2000,  # deeper than Python's recursion limit
+        '{"type": "ping", "n": ' + "9" * 5000 + "}",  # more digits than int() reads
+    ],
+    ids=["nested", "digits"],
+)
+async def test_a_frame_json_cannot_read_is_an_unknown_frame_not_a_crash(open_socket, text):
+    alice = await new_citizen(language="en")
+    socket, _, _ = await open_socket(alice.ticket())
+
+    await socket.send_to(text_data=text)
+
+    assert (await socket.receive_json_from(timeout=WAIT))["code"] == "unknown_frame"
+    await socket.send_json_to({"type": "ping"})
+    assert (await socket.receive_json_from(timeout=WAIT))["type"] == "heartbeat"
+
+
+async def test_a_failing_frame_closes_its_socket_with_1011_and_cleans_up(open_socket):
+    from tracking import consumers, socket_cap
+
+    alice = await new_citizen()
+    socket, _, _ = await open_socket(alice.ticket())
+
+    with (
+        mock.patch.object(
+            consumers.EventStreamConsumer, "_heartbeat", side_effect=RuntimeError("a bug")
+        ),
+        mock.patch.object(
+            socket_cap, "unregister_socket", wraps=socket_cap.unregister_socket
+        ) as gone,
+    ):
+        await socket.send_json_to({"type": "ping"})
+        assert await closed_with(socket) == 1011
+        await socket.disconnect(timeout=WAIT)  # the client goes: the consumer's cleanup runs
+
+    [call] = gone.call_args_list
+    assert call.args[0] == alice.user.pk
+
+
 # --- tickets and origin ------------------------------------------------------------
 
 
