@@ -33,7 +33,7 @@ def rfc3339_or_none(moment: dt.datetime | None) -> str | None:
     return rfc3339(moment) if moment else None
 
 
-ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}", re.ASCII)  # without ASCII, \d is any script's digit
 
 
 def date_text(value: Any) -> Any:

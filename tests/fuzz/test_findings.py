@@ -92,7 +92,7 @@ def test_a_value_the_database_refuses_is_422_and_nothing_is_written() -> None:
     assert Organisation.objects.count() == 0
 
 
-@pytest.mark.parametrize("value", ["0", "1700000000", "2025-1-5", "2025-01-05T00:00"])
+@pytest.mark.parametrize("value", ["0", "1700000000", "2025-1-5", "2025-01-05T00:00", "٢٠٢٥-٠١-٠٥"])
 def test_a_date_filter_takes_only_a_calendar_date(value: str) -> None:
     user = make_user()
     make_dossier(user, status=2)
