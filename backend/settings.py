@@ -656,7 +656,7 @@ WS_RESUME_RETENTION_SECONDS = envint("WS_RESUME_RETENTION_SECONDS", 7 * 24 * 360
 WS_REPLAY_BATCH = envint("WS_REPLAY_BATCH", 200)
 WS_MAX_INBOUND_BYTES = envint("WS_MAX_INBOUND_BYTES", 64 * 1024)
 # Inbound token bucket per socket: refill rate (frames/s) and burst; after
-# WS_INBOUND_MAX_DROPPED refused frames the socket closes with 1008.
+# WS_INBOUND_MAX_DROPPED refused frames in a row the socket closes with 1008.
 WS_INBOUND_RATE = float(env("WS_INBOUND_RATE", "2"))
 WS_INBOUND_BURST = envint("WS_INBOUND_BURST", 10)
 WS_INBOUND_MAX_DROPPED = envint("WS_INBOUND_MAX_DROPPED", 10)

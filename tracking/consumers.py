@@ -190,7 +190,9 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         if size > settings.WS_MAX_INBOUND_BYTES:
             await self._close(payloads.CLOSE_TOO_BIG)
             return
-        if not self.bucket.take():
+        if self.bucket.take():
+            self.dropped = 0  # a client that slowed down is forgiven: refusals in a row count
+        else:
             self.dropped += 1
             if self.dropped >= settings.WS_INBOUND_MAX_DROPPED:
                 await self._close(payloads.CLOSE_POLICY_VIOLATION)

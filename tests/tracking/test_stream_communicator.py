@@ -736,6 +736,27 @@ async def test_inbound_flood_is_throttled_then_closed_with_1008(open_socket, set
     assert await closed_with(socket) == 1008
 
 
+async def test_only_refusals_in_a_row_close_the_socket(open_socket, settings):
+    # Bursts hours apart on a long-lived socket must not add up to a close.
+    from tracking import consumers
+
+    settings.WS_INBOUND_MAX_DROPPED = 2
+    settings.WS_HEARTBEAT_SECONDS = 3600  # every heartbeat below answers a ping
+    alice = await new_citizen()
+    socket, _, _ = await open_socket(alice.ticket())
+    answers = iter([False, True, False, True, False, False])
+    with mock.patch.object(consumers.TokenBucket, "take", side_effect=lambda: next(answers)):
+        for expected in ("rate_limited", "heartbeat", "rate_limited", "heartbeat"):
+            await socket.send_json_to({"type": "ping"})
+            frame = await socket.receive_json_from(timeout=WAIT)
+            assert frame.get("code", frame["type"]) == expected
+        await socket.send_json_to({"type": "ping"})
+        assert (await socket.receive_json_from(timeout=WAIT))["code"] == "rate_limited"
+        await socket.send_json_to({"type": "ping"})  # the second refusal in a row
+
+        assert await closed_with(socket) == 1008
+
+
 async def test_five_sockets_per_user_stay_open(open_socket):
     alice = await new_citizen()
     sockets = [(await open_socket(alice.ticket()))[0] for _ in range(5)]
