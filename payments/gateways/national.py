@@ -160,8 +160,9 @@ class NationalPlatformAdapter:
 
     def parse_return(self, query: dict[str, str]) -> GatewayResult:
         fields: dict[str, Any] = dict(query)
-        if amount_digits(fields.get("amount", "")) is not None:
-            fields["amount"] = amount_digits(fields["amount"])
+        amount = amount_digits(fields.get("amount", ""))
+        if amount is not None:
+            fields["amount"] = amount
         return self._result(fields)
 
     def answer(self, answer: str) -> CallbackAnswer:
