@@ -50,12 +50,37 @@ def nul_detail(field: str, location: str) -> dict[str, str]:
     }
 
 
+def nul_path(document: Any) -> str | None:
+    """The dotted path of a key or text in a JSON document that holds U+0000, else
+    None. Iterative: a body nested as deep as the JSON parser allows must not
+    overflow the stack here."""
+    stack: list[tuple[tuple[str, ...], Any]] = [((), document)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return ".".join(path)
+        elif isinstance(value, dict):
+            for key, item in reversed(value.items()):
+                here = (*path, key.replace("\x00", ""))
+                if "\x00" in key:
+                    return ".".join(here)
+                stack.append((here, item))
+        elif isinstance(value, list):
+            stack.extend(((*path, str(i)), item) for i, item in reversed(list(enumerate(value))))
+    return None
+
+
 class StrictJSONParser(Parser):
     """Parses JSON bodies; anything that is not a JSON document is a coded 400.
 
     Every JSON body of this API is an object. ninja reads the fields of a body
     schema out of whatever it gets, so an array or a bare string would pass as
     `{}` (a PATCH would "succeed" doing nothing): refuse them with a 422.
+
+    PostgreSQL cannot store or compare text holding NUL (U+0000, in JSON only as
+    the escape `\\u0000`): a body holding one anywhere is refused with a 422 that
+    names the field, before any schema or query sees it.
     """
 
     def parse_body(self, request: HttpRequest) -> Any:
@@ -65,6 +90,10 @@ class StrictJSONParser(Parser):
             raise MalformedJSON(str(exc)) from exc
         if not isinstance(document, dict):
             raise NotAJSONObject(type(document).__name__)
+        if b"\\u0000" in request.body:  # the only way JSON spells NUL
+            field = nul_path(document)
+            if field is not None:
+                raise Unprocessable(details=[nul_detail(field or "body", "body")])
         return document
 
     def parse_querydict(
@@ -72,8 +101,7 @@ class StrictJSONParser(Parser):
     ) -> dict[str, Any]:
         # PostgreSQL cannot store or even compare text holding NUL: refuse it in
         # query strings and form fields (uploaded files are not text) before any
-        # filter reaches a query. JSON fields are validated by their schemas, and
-        # a NUL that slips through ends as a DataError (see handle_invalid_data).
+        # filter reaches a query (JSON bodies: `parse_body`).
         for key, values in data.lists():
             if any(isinstance(v, str) and "\x00" in v for v in [key, *values]):
                 location = "query" if data is request.GET else "form"
@@ -161,6 +189,9 @@ def handle_authorization_error(request: HttpRequest, exc: AuthorizationError) ->
 
 
 def handle_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    # ninja turns whatever the parser raises into a 400 "Cannot parse request body".
+    if isinstance(exc.__cause__, ApiError):
+        return api_error_response(request, exc.__cause__)
     if isinstance(exc.__cause__, MalformedJSON):
         return error_response(400, "malformed_json", _("The request body is not valid JSON."))
     if isinstance(exc.__cause__, NotAJSONObject):

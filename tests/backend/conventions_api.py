@@ -11,7 +11,7 @@ from typing import Any
 
 import psycopg_pool
 import redis.exceptions
-from django.db import OperationalError, transaction
+from django.db import OperationalError, connection, transaction
 from django.urls import path
 from ninja import Field, Query, Router, Schema, Status
 
@@ -96,6 +96,13 @@ def unavailable(request: Any) -> None:
 @router.get("/crash")
 def crash(request: Any) -> None:
     raise RuntimeError("secret internals: password=hunter2")
+
+
+@router.get("/db-refuses")
+def db_refuses(request: Any) -> None:
+    # A value PostgreSQL cannot take that no validation stopped (psycopg refuses NUL).
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT %s::text", ["a\x00b"])
 
 
 @router.get("/db-down")

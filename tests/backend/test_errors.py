@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.backend import conventions_api
 from tests.conftest import ApiClient, make_user, sign_in
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.backend.conventions_api")]
@@ -52,6 +53,35 @@ def test_messages_follow_accept_language_english(api: ApiClient) -> None:
 def test_malformed_json_is_400(api: ApiClient) -> None:
     response = api.post("/api/test/things", raw=b'{"name": "ab",')
     assert_error(response, 400, "malformed_json")
+
+
+@pytest.mark.parametrize(
+    ("raw", "field"),
+    [
+        (b'{"name": "a\\u0000b", "count": 1}', "name"),
+        (b'{"name": "ok", "extra": {"list": ["x", {"deep": "\\u0000"}]}}', "extra.list.1.deep"),
+        (b'{"name": "ok", "ke\\u0000y": 1}', "key"),
+    ],
+)
+def test_nul_anywhere_in_a_json_body_is_422_naming_the_field(api: ApiClient, raw, field) -> None:
+    before = conventions_api.calls["create"]
+    body = assert_error(api.post("/api/test/things", raw=raw), 422, "validation_error")
+    assert body["details"] == [
+        {
+            "field": field,
+            "location": "body",
+            "code": "nul_character",
+            "message": "Không được chứa ký tự NUL.",
+        }
+    ]
+    assert conventions_api.calls["create"] == before
+
+
+def test_an_escaped_backslash_before_u0000_is_text_not_nul(api: ApiClient) -> None:
+    # JSON "a\\u0000" is the six characters \u0000 after an "a": no NUL in it.
+    response = api.post("/api/test/things", raw=b'{"name": "a\\\\u0000"}')
+    assert response.status_code == 201, response
+    assert response.json()["name"] == "a\\u0000"
 
 
 def test_invalid_utf8_body_is_400(api: ApiClient) -> None:
@@ -138,6 +168,13 @@ def test_a_database_error_under_any_wrapper_is_503(api: ApiClient, path: str) ->
     response = api.get(path)
     assert_error(response, 503, "database_unavailable")
     assert response.headers["Retry-After"] == "5"
+
+
+def test_a_value_the_database_refuses_is_422_and_logged_without_it(api: ApiClient, caplog) -> None:
+    body = assert_error(api.get("/api/test/db-refuses"), 422, "invalid_value")
+    assert body["details"] is None
+    [record] = [r for r in caplog.records if r.getMessage().startswith("database refused")]
+    assert record.getMessage() == "database refused a value: DataError"
 
 
 def test_redis_unreachable_is_503(api: ApiClient) -> None:

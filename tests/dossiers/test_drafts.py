@@ -233,4 +233,7 @@ def test_patch_with_a_nul_character_is_422_not_500(procedure: Procedure) -> None
     dossier = make_dossier(user, procedure)
     response = client_for(user).patch(f"{URL}/{dossier.id}", {"form": {"full_name": "a\u0000"}})
     assert response.status_code == 422
-    assert response.json()["details"][0]["code"] == "invalid_type"
+    [detail] = response.json()["details"]
+    assert (detail["field"], detail["code"]) == ("form.full_name", "nul_character")
+    dossier.refresh_from_db()
+    assert "full_name" not in dossier.form_data

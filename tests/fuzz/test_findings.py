@@ -77,7 +77,7 @@ def test_nul_in_a_query_parameter_is_422(path: str, name: str) -> None:
     ]
 
 
-def test_a_value_the_database_refuses_is_422_and_nothing_is_written() -> None:
+def test_nul_in_a_json_body_is_422_naming_the_field_and_nothing_is_written() -> None:
     user = make_user()
     response = signed_in(user).post(
         "/api/v1/organisations",
@@ -85,9 +85,16 @@ def test_a_value_the_database_refuses_is_422_and_nothing_is_written() -> None:
     )
     assert response.status_code == 422
     assert response.json() == {
-        "code": "invalid_value",
-        "message": "A value is not valid.",
-        "details": None,
+        "code": "validation_error",
+        "message": "Some fields are not valid.",
+        "details": [
+            {
+                "field": "name",
+                "location": "body",
+                "code": "nul_character",
+                "message": "Must not contain the NUL character.",
+            }
+        ],
     }
     assert Organisation.objects.count() == 0
 
