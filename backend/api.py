@@ -125,33 +125,59 @@ Guides for app developers, served here: [start here](/api/v1/guides/README.md),
 """
 
 
-# Pydantic error types translated for citizens; anything else keeps pydantic's text.
+# Pydantic error types translated for citizens; any other type gets a generic
+# translated text (pydantic's own is English whatever the request's language).
 def _validation_message(error: dict[str, Any]) -> str:
     kind = error.get("type", "")
     ctx = error.get("ctx") or {}
+    if kind == "value_error":  # the project's validators raise translated texts
+        return str(ctx.get("error", error.get("msg", "")))
     messages = {
-        "missing": _("This field is required."),
-        "string_too_short": _("Must be at least %(min)s characters.")
-        % {"min": ctx.get("min_length")},
-        "string_too_long": _("Must be at most %(max)s characters.")
-        % {"max": ctx.get("max_length")},
-        "int_parsing": _("Must be a whole number."),
-        "int_type": _("Must be a whole number."),
-        "string_type": _("Must be text."),
-        "bool_parsing": _("Must be true or false."),
-        "literal_error": _("Not one of the allowed values."),
-        "extra_forbidden": _("This field is not allowed."),
-        "enum": _("Not one of the allowed values."),
-        "uuid_parsing": _("Not a valid identifier."),
-        "date_from_datetime_parsing": _("Not a valid date."),
-        "date_parsing": _("Not a valid date."),
-        "datetime_parsing": _("Not a valid date and time."),
-        "datetime_from_date_parsing": _("Not a valid date and time."),
-        "greater_than_equal": _("Must be at least %(ge)s.") % {"ge": ctx.get("ge")},
-        "less_than_equal": _("Must be at most %(le)s.") % {"le": ctx.get("le")},
-        "value_error": str(ctx.get("error", error.get("msg", ""))),
+        "missing": lambda: _("This field is required."),
+        "string_too_short": lambda: (
+            _("Must be at least %(min)s characters.") % {"min": ctx.get("min_length")}
+        ),
+        "string_too_long": lambda: (
+            _("Must be at most %(max)s characters.") % {"max": ctx.get("max_length")}
+        ),
+        "too_short": lambda: (
+            _("Must have at least %(min)s items.") % {"min": ctx.get("min_length")}
+        ),
+        "too_long": lambda: _("Must have at most %(max)s items.") % {"max": ctx.get("max_length")},
+        "string_pattern_mismatch": lambda: _("Not in the expected format."),
+        "int_parsing": lambda: _("Must be a whole number."),
+        "int_type": lambda: _("Must be a whole number."),
+        "int_from_float": lambda: _("Must be a whole number."),
+        "float_parsing": lambda: _("Must be a number."),
+        "float_type": lambda: _("Must be a number."),
+        "decimal_parsing": lambda: _("Must be a number."),
+        "decimal_type": lambda: _("Must be a number."),
+        "string_type": lambda: _("Must be text."),
+        "bool_parsing": lambda: _("Must be true or false."),
+        "bool_type": lambda: _("Must be true or false."),
+        "dict_type": lambda: _("Must be a JSON object."),
+        "model_type": lambda: _("Must be a JSON object."),
+        "model_attributes_type": lambda: _("Must be a JSON object."),
+        "list_type": lambda: _("Must be a list."),
+        "literal_error": lambda: _("Not one of the allowed values."),
+        "extra_forbidden": lambda: _("This field is not allowed."),
+        "enum": lambda: _("Not one of the allowed values."),
+        "uuid_parsing": lambda: _("Not a valid identifier."),
+        "uuid_type": lambda: _("Not a valid identifier."),
+        "date_type": lambda: _("Not a valid date."),
+        "date_from_datetime_parsing": lambda: _("Not a valid date."),
+        "date_from_datetime_inexact": lambda: _("Not a valid date."),
+        "date_parsing": lambda: _("Not a valid date."),
+        "datetime_type": lambda: _("Not a valid date and time."),
+        "datetime_parsing": lambda: _("Not a valid date and time."),
+        "datetime_from_date_parsing": lambda: _("Not a valid date and time."),
+        "greater_than": lambda: _("Must be more than %(gt)s.") % {"gt": ctx.get("gt")},
+        "greater_than_equal": lambda: _("Must be at least %(ge)s.") % {"ge": ctx.get("ge")},
+        "less_than": lambda: _("Must be less than %(lt)s.") % {"lt": ctx.get("lt")},
+        "less_than_equal": lambda: _("Must be at most %(le)s.") % {"le": ctx.get("le")},
     }
-    return str(messages.get(kind, error.get("msg", "")))
+    message = messages.get(kind)
+    return str(message() if message is not None else _("This value is not valid."))
 
 
 def validation_details(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -105,9 +105,11 @@ class RateLimited(ApiError):
         )
 
 
-def field_error(field: str, code: str, message: Any) -> Unprocessable:
-    """A 422 for one field, in the same shape as schema validation errors."""
-    return Unprocessable(details=[{"field": field, "code": code, "message": str(message)}])
+def field_error(field: str, code: str, message: Any, location: str = "body") -> Unprocessable:
+    """A 422 for one field, in the same shape as schema validation errors
+    (`location`: body, query, form or file, as ninja names them)."""
+    detail = {"field": field, "location": location, "code": code, "message": str(message)}
+    return Unprocessable(details=[detail])
 
 
 def error_response(

@@ -92,13 +92,28 @@ def check_text_length(text: str, field: str = "text") -> None:
         raise Unprocessable(
             "address_too_long",
             _("An address may have at most %(max)s characters.") % {"max": limit},
-            details=[{"field": field, "code": "too_long", "max": limit}],
+            details=[
+                {
+                    "field": field,
+                    "location": "body",
+                    "code": "too_long",
+                    "message": str(_("Must be at most %(max)s characters.") % {"max": limit}),
+                    "max": limit,
+                }
+            ],
         )
     if not text.strip():
         raise Unprocessable(
             "address_empty",
             _("Write the address."),
-            details=[{"field": field, "code": "required"}],
+            details=[
+                {
+                    "field": field,
+                    "location": "body",
+                    "code": "required",
+                    "message": str(_("This field is required.")),
+                }
+            ],
         )
 
 
@@ -114,7 +129,14 @@ def bad_codes_error(exc: old_addresses.BadCodes) -> Unprocessable:
     return Unprocessable(
         "unknown_old_unit",
         _("These codes are not units of before July 2025, or they do not fit together."),
-        details=[{"field": exc.field, "code": "unknown_old_unit"}],
+        details=[
+            {
+                "field": exc.field,
+                "location": "body",
+                "code": "unknown_old_unit",
+                "message": str(_("Not a unit of before July 2025, or not inside the one above.")),
+            }
+        ],
     )
 
 

@@ -94,7 +94,7 @@ def cursor_values(model: type[Model], fields: list[str], cursor: str) -> list[An
 
 
 def _invalid_cursor() -> Exception:
-    return field_error("cursor", "invalid_cursor", _("This cursor is not valid."))
+    return field_error("cursor", "invalid_cursor", _("This cursor is not valid."), "query")
 
 
 def paginate(

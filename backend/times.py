@@ -52,7 +52,7 @@ def form_date_text(request: Any, field: str) -> None:
     parameter has no validator of its own): 422 `value_error` on `field` otherwise."""
     raw = request.POST.get(field)
     if raw not in (None, "") and not ISO_DATE.fullmatch(raw):
-        raise field_error(field, "value_error", _("Use the format YYYY-MM-DD."))
+        raise field_error(field, "value_error", _("Use the format YYYY-MM-DD."), "form")
 
 
 def moment_text(value: Any) -> Any:

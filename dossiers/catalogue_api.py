@@ -210,7 +210,7 @@ def list_procedures(request: HttpRequest, filters: Query[ProcedureFilters]) -> d
         if len(filters.q) > settings.CATALOGUE_SEARCH_MAX_CHARS:
             limit = settings.CATALOGUE_SEARCH_MAX_CHARS
             raise field_error(
-                "q", "too_long", _("Must be at most %(max)s characters.") % {"max": limit}
+                "q", "too_long", _("Must be at most %(max)s characters.") % {"max": limit}, "query"
             )
         procedures = search_procedures(procedures, filters.q)
     if filters.agency_id is not None:

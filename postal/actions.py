@@ -96,7 +96,10 @@ def _address_fields(data: dict[str, Any]) -> dict[str, Any]:
     if missing:
         required = str(_("This field is required."))
         raise Unprocessable(
-            details=[{"field": name, "code": "required", "message": required} for name in missing]
+            details=[
+                {"field": name, "location": "body", "code": "required", "message": required}
+                for name in missing
+            ]
         )
     phone, commune = check_address(
         phone=data["phone"],

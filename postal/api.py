@@ -141,10 +141,18 @@ def convert_old_address(request: HttpRequest, payload: OldAddressIn) -> dict[str
     the province it merged into."""
     count_conversion(current_user(request).pk)
     if (payload.text is None) == (payload.codes is None):
+        message = _("Send either the address text or the old codes.")
         raise Unprocessable(
             "text_or_codes",
-            _("Send either the address text or the old codes."),
-            details=[{"field": "text", "code": "text_or_codes"}],
+            message,
+            details=[
+                {
+                    "field": "text",
+                    "location": "body",
+                    "code": "text_or_codes",
+                    "message": str(message),
+                }
+            ],
         )
     if payload.codes is not None:
         conversion = old_address_api.convert_codes(payload.codes)

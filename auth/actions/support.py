@@ -119,7 +119,14 @@ def look_up_account(
             raise Unprocessable(
                 "invalid_citizen_id",
                 _("A citizen ID number has 12 digits."),
-                details=[{"field": "citizen_id", "code": "invalid_citizen_id"}],
+                details=[
+                    {
+                        "field": "citizen_id",
+                        "location": "body",
+                        "code": "invalid_citizen_id",
+                        "message": str(_("A citizen ID number has 12 digits.")),
+                    }
+                ],
             )
         subject = User.objects.filter(citizen_id=key).first()
         by = "citizen_id"
@@ -158,7 +165,14 @@ def _required_text(field: str, value: str, message: Any) -> str:
         raise Unprocessable(
             f"{field}_required",
             message,
-            details=[{"field": field, "code": f"{field}_required", "message": str(message)}],
+            details=[
+                {
+                    "field": field,
+                    "location": "body",
+                    "code": f"{field}_required",
+                    "message": str(message),
+                }
+            ],
         )
     return text
 
@@ -199,7 +213,14 @@ def open_reset(
         raise Unprocessable(
             "invalid_kind",
             _("Not one of the allowed values."),
-            details=[{"field": "kind", "code": "invalid_kind"}],
+            details=[
+                {
+                    "field": "kind",
+                    "location": "body",
+                    "code": "invalid_kind",
+                    "message": str(_("Not one of the allowed values.")),
+                }
+            ],
         )
     reason = _required_text("reason", reason, _("Give the reason for the reset."))
     evidence = _required_text(

@@ -91,9 +91,17 @@ def convert_batch(items: list[OldCodesIn]) -> list[dict[str, Any]]:
 def convert_old_codes(request: HttpRequest, payload: OldCodesBatchIn) -> dict[str, Any]:
     """At most ADDRESS_AGENCY_BATCH_MAX items per call."""
     if len(payload.items) > settings.ADDRESS_AGENCY_BATCH_MAX:
+        message = _("At most %(max)s items per call.") % {"max": settings.ADDRESS_AGENCY_BATCH_MAX}
         raise Unprocessable(
             "too_many_items",
-            _("At most %(max)s items per call.") % {"max": settings.ADDRESS_AGENCY_BATCH_MAX},
-            details=[{"field": "items", "code": "too_many_items"}],
+            message,
+            details=[
+                {
+                    "field": "items",
+                    "location": "body",
+                    "code": "too_many_items",
+                    "message": str(message),
+                }
+            ],
         )
     return {"items": convert_batch(payload.items)}

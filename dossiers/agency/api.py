@@ -328,7 +328,7 @@ def complete(
     dossier = _dossier(request, reference)
     form_date_text(request, "valid_until")  # pydantic reads "0" as 1970-01-01
     if len(message) > 2000:
-        raise field_error("message", "string_too_long", _("At most 2000 characters."))
+        raise field_error("message", "string_too_long", _("At most 2000 characters."), "form")
     signed = None
     if result_file is not None:
         if (result_file.size or 0) > settings.RESULT_FILE_MAX_BYTES:
@@ -341,7 +341,9 @@ def complete(
         head = result_file.read(5)
         result_file.seek(0)
         if head != b"%PDF-":
-            raise field_error("result_file", "not_a_pdf", _("The result file must be a PDF."))
+            raise field_error(
+                "result_file", "not_a_pdf", _("The result file must be a PDF."), "file"
+            )
         signed = result_signatures.prepare_result(
             dossier.agency.code, result_file.read(), signing=signing
         )
@@ -753,12 +755,14 @@ def performance(request: HttpRequest, params: Query[PerformanceParams]) -> dict[
             if target is None:
                 raise NotFound()
     if date_to < date_from:
-        raise field_error("to", "invalid_range", _("The end date is before the start date."))
+        raise field_error(
+            "to", "invalid_range", _("The end date is before the start date."), "query"
+        )
     if date_to >= dt.date.max:  # its next day, where the range ends, does not exist
-        raise field_error("to", "out_of_range", _("The end date is out of range."))
+        raise field_error("to", "out_of_range", _("The end date is out of range."), "query")
     if (date_to - date_from).days >= MAX_RANGE_DAYS:
         raise field_error(
-            "to", "range_too_long", _("At most %(days)s days.") % {"days": MAX_RANGE_DAYS}
+            "to", "range_too_long", _("At most %(days)s days.") % {"days": MAX_RANGE_DAYS}, "query"
         )
     figures = monitoring.performance(target, date_from, date_to)
     figures["agency_code"] = target.code if target else None

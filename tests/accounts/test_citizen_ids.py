@@ -157,6 +157,7 @@ def test_invalid_citizen_id_through_the_api_is_a_field_error(user_api) -> None:
     assert response.status_code == 422
     assert response.json()["details"][0] == {
         "field": "citizen_id",
+        "location": "body",
         "code": "invalid_citizen_id_century",
         "message": response.json()["details"][0]["message"],
     }

@@ -230,6 +230,7 @@ def test_a_new_number_reset_needs_a_valid_free_number() -> None:
     assert invalid.json()["code"] == "validation_error"
     assert invalid.json()["details"][0] == {
         "field": "new_phone",
+        "location": "body",
         "code": "invalid_phone",
         "message": invalid.json()["details"][0]["message"],
     }

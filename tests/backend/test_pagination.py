@@ -51,7 +51,12 @@ def test_limit_is_capped_by_setting(api: ApiClient, settings) -> None:
 def test_bad_cursor_is_a_field_error(api: ApiClient, cursor: str) -> None:
     response = api.get("/api/test/users", query={"cursor": cursor})
     assert response.status_code == 422
-    assert response.json()["details"][0]["code"] == "invalid_cursor"
+    [detail] = response.json()["details"]
+    assert (detail["field"], detail["location"], detail["code"]) == (
+        "cursor",
+        "query",
+        "invalid_cursor",
+    )
 
 
 @pytest.mark.parametrize(

@@ -105,6 +105,7 @@ def test_rating_comment_with_nul_is_refused(handed_over: Dossier) -> None:
         f"{URL}/{handed_over.id}/rating", {"satisfaction": 2, "comment": "a\u0000b"}
     )
     assert response.status_code == 422
-    assert response.json()["details"][0]["code"] == "invalid_characters"
+    [detail] = response.json()["details"]
+    assert (detail["field"], detail["code"]) == ("comment", "nul_character")
     handed_over.refresh_from_db()
     assert handed_over.satisfaction is None

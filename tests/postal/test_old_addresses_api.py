@@ -78,7 +78,15 @@ def test_unknown_codes_are_a_coded_error(user_api: ApiClient) -> None:
     response = user_api.post(CONVERT, {"codes": {"province_code": "79", "ward_code": "00001"}})
     assert response.status_code == 422
     assert response.json()["code"] == "unknown_old_unit"
-    assert response.json()["details"] == [{"field": "ward_code", "code": "unknown_old_unit"}]
+    assert response.json()["details"] == [
+        {
+            "field": "ward_code",
+            "location": "body",
+            "code": "unknown_old_unit",
+            "message": "Không phải đơn vị hành chính trước tháng 7/2025, "
+            "hoặc không thuộc đơn vị cấp trên.",
+        }
+    ]
 
 
 @pytest.mark.parametrize("body", [{}, {"text": "Hà Nội", "codes": {"province_code": "01"}}])
@@ -86,6 +94,14 @@ def test_text_or_codes_exactly_one(user_api: ApiClient, body: dict[str, Any]) ->
     response = user_api.post(CONVERT, body)
     assert response.status_code == 422
     assert response.json()["code"] == "text_or_codes"
+    assert response.json()["details"] == [
+        {
+            "field": "text",
+            "location": "body",
+            "code": "text_or_codes",
+            "message": response.json()["message"],
+        }
+    ]
 
 
 def test_text_length_limit_is_a_setting(user_api: ApiClient, settings) -> None:
@@ -96,6 +112,15 @@ def test_text_length_limit_is_a_setting(user_api: ApiClient, settings) -> None:
     response = user_api.post(CONVERT, {"text": "x" + at_limit})
     assert response.status_code == 422
     assert response.json()["code"] == "address_too_long"
+    assert response.json()["details"] == [
+        {
+            "field": "text",
+            "location": "body",
+            "code": "too_long",
+            "message": "Không được quá 40 ký tự.",
+            "max": 40,
+        }
+    ]
 
 
 def test_conversions_per_minute_are_limited(
