@@ -258,6 +258,10 @@ class RefreshToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
+    # The pair this token was exchanged for, encrypted with a key only this token's
+    # holder can derive (auth/actions/sessions.py `_seal`): a retry within
+    # REFRESH_TOKEN_RETRY_SECONDS gets the same pair back instead of ending the session.
+    successor_sealed = models.BinaryField(null=True, blank=True, editable=False)
 
     def __str__(self) -> str:
         return f"refresh token of {self.session_id}"

@@ -8,7 +8,9 @@
   ending the session does (the contract in mobile_api_docs/accounts.md).
 - The refresh token is random, stored hashed and usable once: refreshing returns
   a new pair. Presenting an already-used refresh token means it was stolen (or
-  replayed): the whole session is revoked.
+  replayed): the whole session is revoked, except for a retry of the same exchange
+  within REFRESH_TOKEN_RETRY_SECONDS, which gets the same pair back while that pair
+  is unspent (auth/actions/sessions.py `refresh_tokens`).
 
 Starting, refreshing and ending sessions are actions (auth/actions/sessions.py).
 """

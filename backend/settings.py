@@ -458,6 +458,9 @@ if PRODUCTION:
 # --- Accounts -------------------------------------------------------------------
 ACCESS_TOKEN_TTL_SECONDS = envint("ACCESS_TOKEN_TTL_SECONDS", 15 * 60)
 REFRESH_TOKEN_TTL_DAYS = envint("REFRESH_TOKEN_TTL_DAYS", 30)
+# A refresh retried within this many seconds (its answer was lost) gets the same pair
+# back instead of ending the session as a reused token; 0: every reuse ends it.
+REFRESH_TOKEN_RETRY_SECONDS = envint("REFRESH_TOKEN_RETRY_SECONDS", 30)
 REAUTH_WINDOW_HOURS = envint("REAUTH_WINDOW_HOURS", 24)
 # Support functions (admin pages and API) need a sign-in with the authenticator code
 # at most this old.

@@ -8,9 +8,14 @@ sockets once the transaction commits (backend.realtime).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
+import json
 import secrets
 import uuid
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -81,7 +86,15 @@ def start_session(
 
 
 def refresh_tokens(refresh_token: str) -> TokenPair:
-    """Rotate: spend `refresh_token` and return a new pair for the same session."""
+    """Rotate: spend `refresh_token` and return a new pair for the same session.
+
+    A retry of the same exchange (the answer was lost on a flaky network, or the app
+    refreshed from two requests at once) within REFRESH_TOKEN_RETRY_SECONDS, while
+    the pair it was exchanged for is still unspent, gets that same pair back. Any
+    other spent token coming back means someone else holds the chain: the session
+    ends. (A copy replayed within the window gets the same pair as the owner; the
+    first of them to spend it leaves the other holding a spent token, which then
+    ends the session.)"""
     now = timezone.now()
     with transaction.atomic():
         token = (
@@ -93,20 +106,65 @@ def refresh_tokens(refresh_token: str) -> TokenPair:
         if token is None:
             raise TokenError("unknown")
         session = token.session
-        reused = token.used_at is not None
-        if not reused:
+        if token.used_at is None:
             if session.revoked_at is not None or not session.user.is_active:
                 raise TokenError("revoked")
             if token.expires_at <= now:
                 raise TokenError("expired")
+            pair = _issue_pair(session)
             token.used_at = now
-            token.save(update_fields=["used_at"])
+            token.successor_sealed = _seal(refresh_token, token.token_hash, pair)
+            token.save(update_fields=["used_at", "successor_sealed"])
             DeviceSession.objects.filter(pk=session.pk).update(last_seen_at=now)
-            return _issue_pair(session)
+            return pair
+        retried = _retried_pair(refresh_token, token, now)
+        if retried is not None:
+            return retried
     # A spent token came back: someone else holds the chain. End it (committed
     # here, outside the block, so raising does not roll the revocation back).
     revoke_session(session, reason="refresh_reuse")
     raise TokenError("reused")
+
+
+def _retry_key(refresh_token: str) -> bytes:
+    # Derived from the token itself, which is never stored: the database alone
+    # (its stored hash is SHA-256 of the token, not this) cannot open the pair.
+    return hmac.new(refresh_token.encode(), b"refresh-retry", hashlib.sha256).digest()
+
+
+def _seal(refresh_token: str, token_hash: str, pair: TokenPair) -> bytes | None:
+    if settings.REFRESH_TOKEN_RETRY_SECONDS <= 0:
+        return None
+    nonce = secrets.token_bytes(12)
+    plain = json.dumps({"access": pair.access_token, "refresh": pair.refresh_token}).encode()
+    return nonce + AESGCM(_retry_key(refresh_token)).encrypt(nonce, plain, token_hash.encode())
+
+
+def _retried_pair(refresh_token: str, token: RefreshToken, now: dt.datetime) -> TokenPair | None:
+    """The pair `token` was exchanged for, if this is a retry the window allows."""
+    window = dt.timedelta(seconds=settings.REFRESH_TOKEN_RETRY_SECONDS)
+    sealed = token.successor_sealed
+    if not sealed or token.used_at is None or now - token.used_at > window:
+        return None
+    session = token.session
+    if session.revoked_at is not None or not session.user.is_active:
+        return None
+    sealed = bytes(sealed)
+    try:
+        plain = AESGCM(_retry_key(refresh_token)).decrypt(
+            sealed[:12], sealed[12:], token.token_hash.encode()
+        )
+    except InvalidTag:
+        return None
+    pair = json.loads(plain)
+    successor_unspent = RefreshToken.objects.filter(
+        session=session, token_hash=hash_token(pair["refresh"]), used_at=None
+    ).exists()
+    if not successor_unspent:
+        return None
+    # The access token was issued at `used_at`: what is left of its lifetime.
+    left = access_ttl() - int((now - token.used_at).total_seconds())
+    return TokenPair(pair["access"], pair["refresh"], max(1, left), session.id)
 
 
 def revoke_session(session: DeviceSession, *, reason: str) -> None:

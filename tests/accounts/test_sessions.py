@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from django.core import signing
+import datetime as dt
 
-from auth.models import DeviceSession
+from django.conf import settings
+from django.core import signing
+from django.db.models import F
+
+from auth.models import DeviceSession, RefreshToken
 from tests.conftest import ApiClient, make_user, sign_in
 
 
@@ -45,6 +49,10 @@ def test_the_previous_access_token_works_after_a_refresh_until_the_session_ends(
 def test_reusing_a_rotated_refresh_token_revokes_the_whole_session(user) -> None:
     session, tokens = sign_in(user)
     rotated = _refresh(tokens.refresh_token).json()
+    # Past the retry window (tests/accounts/test_refresh_retry.py has the window).
+    RefreshToken.objects.filter(used_at__isnull=False).update(
+        used_at=F("used_at") - dt.timedelta(seconds=settings.REFRESH_TOKEN_RETRY_SECONDS + 1)
+    )
     reused = _refresh(tokens.refresh_token)
     assert reused.status_code == 401
     assert reused.json()["code"] == "refresh_token_reused"
