@@ -29,6 +29,18 @@ def visible_bookings(user: User) -> QuerySet[DeliveryBooking]:
     return DeliveryBooking.objects.filter(dossier__in=visible_dossiers(user).values("pk"))
 
 
+def shows_recipient(user: User, booking: DeliveryBooking) -> bool:
+    """Whether `user` sees the booking's recipient in full (phone and street).
+
+    The recipient is usually someone's home: only whoever booked it and the dossier's
+    applicant see it. Other members of the dossier's organisation, owners and admins
+    included, see it as the member list shows a colleague: the phone masked and no
+    street (managing an organisation never opens its members' contact details).
+    `booking.dossier` should be loaded with it (`access_booking` and the list do).
+    """
+    return user.pk in (booking.booked_by_id, booking.dossier.applicant_id)
+
+
 def access_booking(user: User, booking_id: int) -> DeliveryBooking:
     booking = visible_bookings(user).filter(pk=booking_id).select_related("dossier").first()
     if booking is None:

@@ -16,6 +16,8 @@ from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema, Status
 
 from auth.bearer import bearer, current_user
+from auth.models import User
+from auth.phone import mask_phone
 from backend import old_address_api
 from backend.errors import ErrorOut, NotFound, RateLimited, Unprocessable
 from backend.idempotency import idempotent
@@ -23,7 +25,7 @@ from backend.old_address_api import ConversionOut, OldCodesIn
 from backend.pagination import PageParams, page_of, paginate
 from dossiers.access import access_dossier
 from postal import actions, divisions, webhooks
-from postal.access import access_address, access_booking, visible_bookings
+from postal.access import access_address, access_booking, shows_recipient, visible_bookings
 from postal.carriers import carrier_names
 from postal.models import CarrierMessage, DeliveryBooking, SavedAddress
 
@@ -323,6 +325,13 @@ class BookingUpdateOut(Schema):
     location: str
 
 
+def _shows_recipient(booking: DeliveryBooking, context: dict[str, Any] | None) -> bool:
+    """`shows_recipient` for the user of the request being answered (masked without one)."""
+    request = (context or {}).get("request")
+    user = getattr(request, "auth", None)
+    return isinstance(user, User) and shows_recipient(user, booking)
+
+
 class BookingOut(Schema):
     id: int
     dossier_id: uuid.UUID
@@ -339,8 +348,16 @@ class BookingOut(Schema):
     waybill: str = Field(..., description="Carrier tracking number; empty while pending")
     order_number: str
     recipient_name: str
-    phone: str
-    street: str
+    phone: str = Field(
+        ...,
+        description="E.164 for whoever booked and the dossier's applicant; masked "
+        "(`+8498•••1222`) for the organisation's other members",
+    )
+    street: str = Field(
+        ...,
+        description="Empty for the organisation's members other than whoever booked "
+        "and the applicant (they see the commune and province only)",
+    )
     commune_code: str
     commune_name: str
     province_code: str
@@ -365,6 +382,14 @@ class BookingOut(Schema):
     @staticmethod
     def resolve_can_change(obj: DeliveryBooking) -> bool:
         return obj.status in DeliveryBooking.CHANGEABLE_STATUSES
+
+    @staticmethod
+    def resolve_phone(obj: DeliveryBooking, context: dict[str, Any] | None) -> str:
+        return obj.phone if _shows_recipient(obj, context) else mask_phone(obj.phone)
+
+    @staticmethod
+    def resolve_street(obj: DeliveryBooking, context: dict[str, Any] | None) -> str:
+        return obj.street if _shows_recipient(obj, context) else ""
 
     @staticmethod
     def resolve_commune_name(obj: DeliveryBooking) -> str:
