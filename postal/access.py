@@ -12,13 +12,23 @@ from dossiers.access import visible_dossiers
 from postal.models import DeliveryBooking, SavedAddress
 
 
-def access_address(user: User, address_id: uuid.UUID | str) -> SavedAddress:
-    """One of the user's own saved addresses."""
+def access_address(
+    user: User, address_id: uuid.UUID | str, *, for_update: bool = False
+) -> SavedAddress:
+    """One of the user's own saved addresses.
+
+    With `for_update`, the row is locked until the transaction ends (call it inside
+    `transaction.atomic()`): whatever writes the address, or a booking that refers to
+    it, reads it this way, so the address cannot be deleted under it.
+    """
     try:
         key = uuid.UUID(str(address_id))
     except ValueError as exc:
         raise NotFound() from exc
-    address = SavedAddress.objects.filter(user=user, pk=key).first()
+    queryset = SavedAddress.objects.filter(user=user, pk=key)
+    if for_update:
+        queryset = queryset.select_for_update()
+    address = queryset.first()
     if address is None:
         raise NotFound()
     return address

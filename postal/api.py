@@ -268,7 +268,7 @@ def update_address(request: HttpRequest, address_id: uuid.UUID, payload: Address
     summary="Delete a saved address",
 )
 def delete_address(request: HttpRequest, address_id: uuid.UUID) -> Status[None]:
-    actions.delete_address(access_address(current_user(request), address_id))
+    actions.delete_address(current_user(request), address_id)
     return Status(204, None)
 
 
@@ -425,8 +425,9 @@ class BookingOut(Schema):
 @idempotent
 def book(request: HttpRequest, dossier_id: uuid.UUID, payload: BookingIn) -> Status[Any]:
     user = current_user(request)
-    address = access_address(user, payload.address_id)
-    booking = actions.book_delivery(user, dossier_id, direction=payload.direction, address=address)
+    booking = actions.book_delivery(
+        user, dossier_id, direction=payload.direction, address_id=payload.address_id
+    )
     return Status(201, access_booking(user, booking.pk))
 
 
@@ -479,8 +480,7 @@ def cancel(request: HttpRequest, booking_id: int) -> DeliveryBooking:
 )
 def change_address(request: HttpRequest, booking_id: int, payload: BookingAddressIn) -> Any:
     user = current_user(request)
-    address = access_address(user, payload.address_id)
-    booking = actions.change_booking_address(user, booking_id, address)
+    booking = actions.change_booking_address(user, booking_id, payload.address_id)
     return access_booking(user, booking.pk)
 
 
