@@ -3,8 +3,9 @@
 Lock order everywhere: the dossier row first, then the saved address, then the
 booking row, so a citizen's cancel, the carrier's webhook and the hand-over job
 never deadlock and never interleave on one dossier. A booking locks the saved
-address it copies before referring to it, and deleting an address locks it
-first: a booking never points at an address deleted under it.
+address it copies before referring to it, and deleting or editing an address
+locks it first: a booking never points at an address deleted under it, and an
+edit never brings a deleted address back.
 """
 
 from __future__ import annotations
@@ -134,13 +135,15 @@ def create_address(user: User, data: dict[str, Any]) -> SavedAddress:
         return SavedAddress.objects.create(user=user, **fields)
 
 
-def update_address(address: SavedAddress, data: dict[str, Any]) -> SavedAddress:
+def update_address(user: User, address_id: uuid.UUID, data: dict[str, Any]) -> SavedAddress:
     """Replace an address's fields. Bookings keep the copy they were made with."""
-    fields = _address_fields(data)
     with transaction.atomic():
+        address = access_address(user, address_id, for_update=True)
+        fields = _address_fields(data)
         for name, value in fields.items():
             setattr(address, name, value)
-        address.save()
+        # An UPDATE only: saving a row that is gone must never insert it again.
+        address.save(force_update=True)
     return address
 
 

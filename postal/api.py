@@ -257,8 +257,7 @@ def get_address(request: HttpRequest, address_id: uuid.UUID) -> SavedAddress:
     summary="Replace an address (bookings keep the copy they were made with)",
 )
 def update_address(request: HttpRequest, address_id: uuid.UUID, payload: AddressIn) -> SavedAddress:
-    address = access_address(current_user(request), address_id)
-    return actions.update_address(address, payload.dict())
+    return actions.update_address(current_user(request), address_id, payload.dict())
 
 
 @router.delete(

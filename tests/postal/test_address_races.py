@@ -1,4 +1,4 @@
-"""A saved address deleted while it is booked: no 500.
+"""A saved address deleted while it is booked or edited: no 500, no address brought back.
 
 Each test holds one request at a chosen query (a `connection.execute_wrapper` in
 its thread), runs the delete in another thread until it finishes or waits for a
@@ -178,3 +178,23 @@ def test_changing_a_booking_to_an_address_deleted_meanwhile_is_404() -> None:
         HANOI_COMMUNE,
     )
     assert DossierEvent.objects.filter(type="delivery.booked").count() == 1
+
+
+def test_editing_an_address_while_it_is_deleted_does_not_bring_it_back() -> None:
+    citizen = Citizen()
+    body = {
+        "recipient_name": "Lê Văn B",
+        "phone": "0912345678",
+        "street": "Số 1",
+        "commune_code": HANOI_COMMUNE,
+    }
+    edit = Held(
+        lambda: citizen.api.put(f"/api/v1/postal/addresses/{citizen.address.id}", body),
+        reads_the_address,
+        after=True,
+    ).start()
+    with releasing(edit):
+        deletion = run_until_done_or_blocked(delete(citizen, citizen.address))
+    assert edit.response().status_code == 200
+    assert deletion.response().status_code == 204
+    assert not SavedAddress.objects.filter(pk=citizen.address.pk).exists()
