@@ -1,8 +1,11 @@
 """Every state change of the postal app: one function, one transaction each.
 
-Lock order everywhere: the dossier row first, then the booking row, so a
-citizen's cancel, the carrier's webhook and the hand-over job never deadlock
-and never interleave on one dossier.
+Lock order everywhere: the dossier row first, then the saved address, then the
+booking row, so a citizen's cancel, the carrier's webhook and the hand-over job
+never deadlock and never interleave on one dossier. A booking locks the saved
+address it copies before referring to it, and deleting or editing an address
+locks it first: a booking never points at an address deleted under it, and an
+edit never brings a deleted address back.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from dossiers.access import access_dossier
 from dossiers.events import EventType, record_event
 from dossiers.models import Dossier, DossierEvent, Procedure
 from postal import tariffs
-from postal.access import access_booking
+from postal.access import access_address, access_booking
 from postal.addresses import check_address
 from postal.carriers import CarrierRejected, CarrierUnavailable, Order, Party, get_adapter
 from postal.models import CarrierMessage, DeliveryBooking, SavedAddress
@@ -132,19 +135,21 @@ def create_address(user: User, data: dict[str, Any]) -> SavedAddress:
         return SavedAddress.objects.create(user=user, **fields)
 
 
-def update_address(address: SavedAddress, data: dict[str, Any]) -> SavedAddress:
+def update_address(user: User, address_id: uuid.UUID, data: dict[str, Any]) -> SavedAddress:
     """Replace an address's fields. Bookings keep the copy they were made with."""
-    fields = _address_fields(data)
     with transaction.atomic():
+        address = access_address(user, address_id, for_update=True)
+        fields = _address_fields(data)
         for name, value in fields.items():
             setattr(address, name, value)
-        address.save()
+        # An UPDATE only: saving a row that is gone must never insert it again.
+        address.save(force_update=True)
     return address
 
 
-def delete_address(address: SavedAddress) -> None:
+def delete_address(user: User, address_id: uuid.UUID) -> None:
     with transaction.atomic():
-        address.delete()
+        access_address(user, address_id, for_update=True).delete()
 
 
 # --- Quotes ------------------------------------------------------------------------------
@@ -287,15 +292,17 @@ def _already_booked(booking_id: int | None) -> Conflict:
 
 
 def book_delivery(
-    user: User, dossier_id: uuid.UUID | str, *, direction: str, address: SavedAddress
+    user: User, dossier_id: uuid.UUID | str, *, direction: str, address_id: uuid.UUID
 ) -> DeliveryBooking:
-    """Book the result's delivery (or the paper dossier's pickup) to/from `address`.
+    """Book the result's delivery (or the paper dossier's pickup) to/from the user's
+    saved address `address_id` (404 if it is not theirs, or deleted meanwhile).
 
     The carrier order is created by a job deferred in this transaction; until it
     runs, the booking is `pending`.
     """
     with transaction.atomic():
         dossier = access_dossier(user, dossier_id, for_update=True)
+        address = access_address(user, address_id, for_update=True)
         _check_direction_allowed(dossier, direction)
         open_statuses = (
             RESULT_OPEN_STATUSES if direction == Direction.RESULT else PICKUP_OPEN_STATUSES
@@ -350,6 +357,17 @@ def _lock_booking(user: User, booking_id: int) -> tuple[Dossier, DeliveryBooking
     return dossier, locked
 
 
+def _lock_booking_and_address(
+    user: User, booking_id: int, address_id: uuid.UUID
+) -> tuple[Dossier, DeliveryBooking, SavedAddress]:
+    """`_lock_booking`, with the user's saved address locked in between (lock order)."""
+    booking = access_booking(user, booking_id)
+    dossier = access_dossier(user, booking.dossier_id, for_update=True)
+    address = access_address(user, address_id, for_update=True)
+    locked = DeliveryBooking.objects.select_for_update().get(pk=booking.pk)
+    return dossier, locked, address
+
+
 def _check_changeable(booking: DeliveryBooking) -> None:
     if booking.status in DeliveryBooking.CHANGEABLE_STATUSES:
         return
@@ -382,10 +400,10 @@ def cancel_booking(user: User, booking_id: int) -> DeliveryBooking:
     return booking
 
 
-def change_booking_address(user: User, booking_id: int, address: SavedAddress) -> DeliveryBooking:
+def change_booking_address(user: User, booking_id: int, address_id: uuid.UUID) -> DeliveryBooking:
     """A new address before pickup: the old carrier order is cancelled, a new one made."""
     with transaction.atomic():
-        dossier, booking = _lock_booking(user, booking_id)
+        dossier, booking, address = _lock_booking_and_address(user, booking_id, address_id)
         _check_changeable(booking)
         quote = compute_quote(dossier, address, booking.direction)
         old_waybill = booking.waybill

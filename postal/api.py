@@ -16,6 +16,8 @@ from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema, Status
 
 from auth.bearer import bearer, current_user
+from auth.models import User
+from auth.phone import mask_phone
 from backend import old_address_api
 from backend.errors import ErrorOut, NotFound, RateLimited, Unprocessable
 from backend.idempotency import idempotent
@@ -23,7 +25,7 @@ from backend.old_address_api import ConversionOut, OldCodesIn
 from backend.pagination import PageParams, page_of, paginate
 from dossiers.access import access_dossier
 from postal import actions, divisions, webhooks
-from postal.access import access_address, access_booking, visible_bookings
+from postal.access import access_address, access_booking, shows_recipient, visible_bookings
 from postal.carriers import carrier_names
 from postal.models import CarrierMessage, DeliveryBooking, SavedAddress
 
@@ -255,8 +257,7 @@ def get_address(request: HttpRequest, address_id: uuid.UUID) -> SavedAddress:
     summary="Replace an address (bookings keep the copy they were made with)",
 )
 def update_address(request: HttpRequest, address_id: uuid.UUID, payload: AddressIn) -> SavedAddress:
-    address = access_address(current_user(request), address_id)
-    return actions.update_address(address, payload.dict())
+    return actions.update_address(current_user(request), address_id, payload.dict())
 
 
 @router.delete(
@@ -266,7 +267,7 @@ def update_address(request: HttpRequest, address_id: uuid.UUID, payload: Address
     summary="Delete a saved address",
 )
 def delete_address(request: HttpRequest, address_id: uuid.UUID) -> Status[None]:
-    actions.delete_address(access_address(current_user(request), address_id))
+    actions.delete_address(current_user(request), address_id)
     return Status(204, None)
 
 
@@ -323,6 +324,13 @@ class BookingUpdateOut(Schema):
     location: str
 
 
+def _shows_recipient(booking: DeliveryBooking, context: dict[str, Any] | None) -> bool:
+    """`shows_recipient` for the user of the request being answered (masked without one)."""
+    request = (context or {}).get("request")
+    user = getattr(request, "auth", None)
+    return isinstance(user, User) and shows_recipient(user, booking)
+
+
 class BookingOut(Schema):
     id: int
     dossier_id: uuid.UUID
@@ -339,8 +347,16 @@ class BookingOut(Schema):
     waybill: str = Field(..., description="Carrier tracking number; empty while pending")
     order_number: str
     recipient_name: str
-    phone: str
-    street: str
+    phone: str = Field(
+        ...,
+        description="E.164 for whoever booked and the dossier's applicant; masked "
+        "(`+8498•••1222`) for the organisation's other members",
+    )
+    street: str = Field(
+        ...,
+        description="Empty for the organisation's members other than whoever booked "
+        "and the applicant (they see the commune and province only)",
+    )
     commune_code: str
     commune_name: str
     province_code: str
@@ -365,6 +381,14 @@ class BookingOut(Schema):
     @staticmethod
     def resolve_can_change(obj: DeliveryBooking) -> bool:
         return obj.status in DeliveryBooking.CHANGEABLE_STATUSES
+
+    @staticmethod
+    def resolve_phone(obj: DeliveryBooking, context: dict[str, Any] | None) -> str:
+        return obj.phone if _shows_recipient(obj, context) else mask_phone(obj.phone)
+
+    @staticmethod
+    def resolve_street(obj: DeliveryBooking, context: dict[str, Any] | None) -> str:
+        return obj.street if _shows_recipient(obj, context) else ""
 
     @staticmethod
     def resolve_commune_name(obj: DeliveryBooking) -> str:
@@ -400,8 +424,9 @@ class BookingOut(Schema):
 @idempotent
 def book(request: HttpRequest, dossier_id: uuid.UUID, payload: BookingIn) -> Status[Any]:
     user = current_user(request)
-    address = access_address(user, payload.address_id)
-    booking = actions.book_delivery(user, dossier_id, direction=payload.direction, address=address)
+    booking = actions.book_delivery(
+        user, dossier_id, direction=payload.direction, address_id=payload.address_id
+    )
     return Status(201, access_booking(user, booking.pk))
 
 
@@ -454,8 +479,7 @@ def cancel(request: HttpRequest, booking_id: int) -> DeliveryBooking:
 )
 def change_address(request: HttpRequest, booking_id: int, payload: BookingAddressIn) -> Any:
     user = current_user(request)
-    address = access_address(user, payload.address_id)
-    booking = actions.change_booking_address(user, booking_id, address)
+    booking = actions.change_booking_address(user, booking_id, payload.address_id)
     return access_booking(user, booking.pk)
 
 
