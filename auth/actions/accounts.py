@@ -296,15 +296,23 @@ def request_password_reset(*, phone: str, ip: str) -> OtpChallenge:
 
 
 def reset_password(*, challenge_id: uuid.UUID, code: str, new_password: str, ip: str = "") -> None:
-    """Set a new password with a reset code; every session of the account ends."""
-    pending = OtpChallenge.objects.select_related("user").filter(pk=challenge_id).first()
-    probe = (pending.user if pending else None) or User(phone="", full_name="")
-    _password_errors(new_password, probe, field="new_password")
+    """Set a new password with a reset code; every session of the account ends.
+
+    Before the code is proven nothing of the account is looked at: a password like
+    its name or number would otherwise tell a caller holding any challenge id whether
+    the number is registered and whose it is, uncounted. So the checks that need no
+    account (length, common, digits) come first, the same for every challenge; then
+    the code is counted and checked (purpose, unspent, unexpired); only then is the
+    password compared with the account, and a refusal there rolls the spent code
+    back so the citizen may choose another password with it.
+    """
+    _password_errors(new_password, User(phone="", full_name=""), field="new_password")
     with transaction.atomic():
         challenge = verify_code(challenge_id, OtpChallenge.Purpose.RESET_PASSWORD, code)
         if challenge.user_id is None:  # a neutral answer's challenge never completes
             raise sms_codes.invalid_code()
         user = User.objects.select_for_update().get(pk=challenge.user_id)
+        _password_errors(new_password, user, field="new_password")
         user.set_password(new_password)
         user.must_reset_password = False
         user.save(update_fields=["password", "must_reset_password"])
