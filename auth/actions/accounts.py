@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy as _
 
 from auth import sms_codes
 from auth.actions.challenges import issue_code, new_challenge, verify_code
+from auth.actions.phone_numbers import lock_phone_number
 from auth.actions.second_factor import verify_factor
 from auth.actions.sessions import revoke_all_sessions
 from auth.actions.sign_in import (
@@ -77,6 +78,8 @@ def register(*, phone: str, full_name: str, password: str, ip: str) -> OtpChalle
     if not full_name:
         raise field_error("full_name", "required", _("This field is required."))
     with transaction.atomic():
+        # A twin tap waits here for the first to commit, then reads its account.
+        lock_phone_number(e164)
         existing = User.objects.select_for_update().filter(phone=e164).first()
         candidate = existing if existing and _pending_sign_up(existing) else None
         _password_errors(password, candidate or User(phone=e164, full_name=full_name))

@@ -1,0 +1,110 @@
+"""Account changes that race with themselves: a double tap on Register, two
+regenerations of recovery codes at once.
+
+Each race is made deterministic: a `connection.execute_wrapper` hook holds one
+request at the racy statement until the other has passed the point where it
+used to slip through.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+from django.db import connection
+
+from auth.actions import accounts
+from auth.models import User
+from backend.errors import RateLimited
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PHONE = "+84912345678"
+WAIT = 20  # seconds: only a safety net for a broken test, never reached when it works
+
+
+@pytest.fixture(autouse=True)
+def _fast_hasher(settings: Any) -> None:
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@contextmanager
+def hook(before: Callable[[str], None], after: Callable[[str], None]) -> Iterator[None]:
+    """Call `before(sql)` and `after(sql)` around every statement of this thread."""
+
+    def wrapper(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        before(sql)
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            after(sql)
+
+    with connection.execute_wrapper(wrapper):
+        yield
+
+
+def in_thread(call: Callable[[], Any]) -> tuple[threading.Thread, list[Any]]:
+    result: list[Any] = []
+
+    def run() -> None:
+        try:
+            result.append(call())
+        except Exception as exc:  # noqa: BLE001 - the outcome is what the test checks
+            result.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, result
+
+
+def test_a_double_tap_on_register_with_a_new_number_makes_one_account() -> None:
+    users = connection.ops.quote_name(User._meta.db_table)
+    first_at_insert = threading.Event()
+    second_past_its_read = threading.Event()
+
+    def sign_up(name: str) -> Any:
+        return accounts.register(
+            phone="0912345678", full_name=name, password="Str0ng-pass!word", ip="203.0.113.9"
+        )
+
+    def first() -> Any:
+        def before(sql: str) -> None:
+            if sql.startswith(f"INSERT INTO {users}"):
+                first_at_insert.set()
+                second_past_its_read.wait(WAIT)
+
+        with hook(before, lambda sql: None):
+            return sign_up("Lần Một")
+
+    def second() -> Any:
+        # Let the first insert once this request has read the number's account (the
+        # old race) or is about to wait for the number's lock (the fix).
+        def before(sql: str) -> None:
+            if "pg_advisory_xact_lock" in sql:
+                second_past_its_read.set()
+
+        def after(sql: str) -> None:
+            if sql.startswith("SELECT") and f"FROM {users}" in sql:
+                second_past_its_read.set()
+
+        with hook(before, after):
+            return sign_up("Lần Hai")
+
+    first_thread, first_result = in_thread(first)
+    assert first_at_insert.wait(WAIT)
+    second_thread, second_result = in_thread(second)
+    first_thread.join(WAIT)
+    second_thread.join(WAIT)
+
+    assert not isinstance(first_result[0], Exception), first_result
+    # The twin found the pending sign-up and was told to wait before another code.
+    assert isinstance(second_result[0], RateLimited), second_result
+    assert second_result[0].code == "otp_resend_too_soon"
+    assert list(User.objects.filter(phone=PHONE).values_list("full_name", flat=True)) == [
+        "Lần Một"
+    ]
