@@ -23,7 +23,7 @@ from django.utils.translation import gettext_lazy as _
 
 from auth import sms_codes
 from auth.actions.challenges import issue_code, new_challenge, verify_code
-from auth.actions.phone_numbers import lock_phone_number
+from auth.actions.phone_numbers import free_phone_number, lock_phone_number
 from auth.actions.second_factor import verify_factor
 from auth.actions.sessions import revoke_all_sessions
 from auth.actions.sign_in import (
@@ -204,9 +204,7 @@ def confirm_phone_change(*, user: User, challenge_id: uuid.UUID, code: str) -> U
         challenge = verify_code(challenge_id, OtpChallenge.Purpose.CHANGE_PHONE, code, user=user)
         old_phone = user.phone
         # A sign-up that never verified this number does not own it.
-        User.objects.filter(phone=challenge.phone, phone_verified_at__isnull=True).exclude(
-            pk=user.pk
-        ).delete()
+        free_phone_number(challenge.phone, keep=user)
         user.phone = challenge.phone
         user.phone_verified_at = timezone.now()
         try:
