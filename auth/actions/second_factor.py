@@ -44,13 +44,29 @@ def verify_factor(user: User, method: str, code: str, *, code_key: str) -> None:
 
 
 def generate_recovery_codes(user: User) -> list[str]:
-    """Replace the user's codes with a new set and return it (the only time it is seen)."""
+    """Replace the user's codes with a new set and return it (the only time it is seen).
+
+    The account row is locked first: under READ COMMITTED a second replacement's
+    DELETE cannot see the codes a first one is inserting, and both sets would stay
+    valid. Locked, the second waits and then deletes the first's set. This also
+    serialises it with turning the authenticator on and off.
+    """
     codes = [recovery_codes.new_code() for _ in range(settings.RECOVERY_CODE_COUNT)]
-    RecoveryCode.objects.filter(user=user).delete()
-    RecoveryCode.objects.bulk_create(
-        [RecoveryCode(user=user, code_hash=recovery_codes.hash_code(user, code)) for code in codes]
-    )
+    with transaction.atomic():
+        _lock_account(user)
+        RecoveryCode.objects.filter(user=user).delete()
+        RecoveryCode.objects.bulk_create(
+            [
+                RecoveryCode(user=user, code_hash=recovery_codes.hash_code(user, code))
+                for code in codes
+            ]
+        )
     return codes
+
+
+def _lock_account(user: User) -> bool:
+    """Lock the account row until the transaction ends; False if it is gone."""
+    return bool(list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk")))
 
 
 def use_recovery_code(user: User, code: str) -> bool:
@@ -131,4 +147,9 @@ def regenerate_recovery_codes(*, user: User) -> list[str]:
     if not user.has_totp:
         raise Conflict("totp_not_enabled", _("Set up an authenticator app first."))
     with transaction.atomic():
+        _lock_account(user)
+        # Read again under the lock: an authenticator removed meanwhile takes its
+        # recovery codes with it, and none may come back.
+        if not User.objects.filter(pk=user.pk, totp_confirmed_at__isnull=False).exists():
+            raise Conflict("totp_not_enabled", _("Set up an authenticator app first."))
         return generate_recovery_codes(user)

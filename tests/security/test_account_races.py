@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 from django.db import connection
 
-from auth.actions import accounts
-from auth.models import User
+from auth.actions import accounts, second_factor
+from auth.models import RecoveryCode, User
 from backend.errors import RateLimited
+from tests.accounts.staff import make_citizen
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -108,3 +109,48 @@ def test_a_double_tap_on_register_with_a_new_number_makes_one_account() -> None:
     assert list(User.objects.filter(phone=PHONE).values_list("full_name", flat=True)) == [
         "Lần Một"
     ]
+
+
+def test_two_regenerations_of_recovery_codes_at_once_leave_one_set() -> None:
+    citizen = make_citizen()
+    RecoveryCode.objects.filter(user=citizen).delete()  # the first set, or none left
+    users = connection.ops.quote_name(User._meta.db_table)
+    codes = connection.ops.quote_name(RecoveryCode._meta.db_table)
+    first_at_insert = threading.Event()
+    second_past_its_delete = threading.Event()
+
+    def first() -> Any:
+        def before(sql: str) -> None:
+            if sql.startswith(f"INSERT INTO {codes}"):
+                first_at_insert.set()
+                second_past_its_delete.wait(WAIT)
+
+        with hook(before, lambda sql: None):
+            return second_factor.regenerate_recovery_codes(user=citizen)
+
+    def second() -> Any:
+        # Let the first insert once this request has deleted the codes it can see
+        # (the old race) or is about to wait for the account's lock (the fix).
+        def before(sql: str) -> None:
+            if f"FROM {users}" in sql and sql.rstrip().endswith("FOR UPDATE"):
+                second_past_its_delete.set()
+
+        def after(sql: str) -> None:
+            if sql.startswith(f"DELETE FROM {codes}"):
+                second_past_its_delete.set()
+
+        with hook(before, after):
+            return second_factor.regenerate_recovery_codes(user=citizen)
+
+    first_thread, first_result = in_thread(first)
+    assert first_at_insert.wait(WAIT)
+    second_thread, second_result = in_thread(second)
+    first_thread.join(WAIT)
+    second_thread.join(WAIT)
+
+    first_codes, second_codes = first_result[0], second_result[0]
+    assert isinstance(first_codes, list), first_result
+    assert isinstance(second_codes, list), second_result
+    assert RecoveryCode.objects.filter(user=citizen, used_at=None).count() == len(second_codes)
+    assert not second_factor.use_recovery_code(citizen, first_codes[0])
+    assert second_factor.use_recovery_code(citizen, second_codes[0])
