@@ -1,5 +1,5 @@
 """Account changes that race with themselves: a double tap on Register, two
-regenerations of recovery codes at once.
+regenerations of recovery codes at once, wrong passwords sent all at once.
 
 Each race is made deterministic: a `connection.execute_wrapper` hook holds one
 request at the racy statement until the other has passed the point where it
@@ -17,6 +17,7 @@ import pytest
 from django.db import connection
 
 from auth.actions import accounts, second_factor
+from auth.actions.sign_in import check_password_with_limits
 from auth.models import RecoveryCode, User
 from backend.errors import RateLimited
 from tests.accounts.staff import make_citizen
@@ -154,3 +155,63 @@ def test_two_regenerations_of_recovery_codes_at_once_leave_one_set() -> None:
     assert RecoveryCode.objects.filter(user=citizen, used_at=None).count() == len(second_codes)
     assert not second_factor.use_recovery_code(citizen, first_codes[0])
     assert second_factor.use_recovery_code(citizen, second_codes[0])
+
+
+def test_wrong_passwords_sent_at_once_from_one_address_stay_within_its_limit(
+    settings: Any,
+) -> None:
+    settings.LOGIN_MAX_FAILURES_PER_IP_PER_HOUR = 3
+    attempts = 10
+    users = connection.ops.quote_name(User._meta.db_table)
+    arrived = threading.Condition()
+    at_the_hash_or_done = [0]
+
+    def one_more() -> None:
+        with arrived:
+            at_the_hash_or_done[0] += 1
+            arrived.notify_all()
+
+    def guess(index: int) -> Any:
+        # Each request that gets as far as reading the account waits there until
+        # every request has either got as far or been answered: none of them has
+        # counted its failure yet, which is when the old check let them all through.
+        def before(sql: str) -> None:
+            if sql.startswith("SELECT") and f"FROM {users}" in sql:
+                one_more()
+                with arrived:
+                    arrived.wait_for(lambda: at_the_hash_or_done[0] >= attempts, WAIT)
+
+        try:
+            with hook(before, lambda sql: None):
+                return check_password_with_limits(
+                    f"+849123400{index:02d}", "Wrong-pass!word1", "203.0.113.50"
+                )
+        except RateLimited as exc:
+            one_more()
+            return exc
+
+    threads = [in_thread(lambda index=index: guess(index)) for index in range(attempts)]
+    for thread, _ in threads:
+        thread.join(WAIT)
+    outcomes = [result[0] for _, result in threads]
+
+    checked = [o for o in outcomes if not isinstance(o, Exception)]
+    refused = [o for o in outcomes if isinstance(o, RateLimited)]
+    assert len(checked) == 3, outcomes
+    assert all(check.user is None for check in checked)
+    assert len(refused) == attempts - 3
+    assert {exc.code for exc in refused} == {"login_locked"}
+
+
+def test_a_right_password_gives_its_slot_back(settings: Any) -> None:
+    settings.LOGIN_MAX_FAILURES_PER_IP_PER_HOUR = 3
+    owner = make_citizen()
+    ip = "203.0.113.51"
+    for _ in range(5):
+        assert check_password_with_limits(owner.phone, "Str0ng-pass!word", ip).user == owner
+    assert check_password_with_limits("+84912340001", "Wrong-pass!word1", ip).user is None
+    assert check_password_with_limits(owner.phone, "Str0ng-pass!word", ip).user == owner
+    assert check_password_with_limits("+84912340002", "Wrong-pass!word1", ip).user is None
+    assert check_password_with_limits("+84912340003", "Wrong-pass!word1", ip).user is None
+    with pytest.raises(RateLimited):
+        check_password_with_limits(owner.phone, "Str0ng-pass!word", ip)
