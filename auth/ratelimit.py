@@ -181,9 +181,7 @@ def release_attempt(
             cache.decr(fail_key)
         return
     try:
-        _script(client, _RELEASE)(
-            keys=[lock_key, fail_key], args=[attempt, limit, window_seconds]
-        )
+        _script(client, _RELEASE)(keys=[lock_key, fail_key], args=[attempt, limit, window_seconds])
     except redis.RedisError as exc:
         raise _unavailable(exc) from exc
 
