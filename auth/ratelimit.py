@@ -50,6 +50,18 @@ end
 return {n, 0}
 """
 
+# Gives back a slot `_RESERVE` took for an attempt that turned out right.
+# KEYS: lock, failures; ARGV: the attempt's number, failure limit, failure window s
+_RELEASE = """
+if tonumber(ARGV[1]) >= tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[2], tonumber(ARGV[2]) - 1, 'EX', ARGV[3])
+  return 1
+end
+if tonumber(redis.call('GET', KEYS[2]) or '0') > 0 then redis.call('DECR', KEYS[2]) end
+return 0
+"""
+
 # KEYS: cooldown, number/hour, number/day, ip/day, global/day
 # ARGV: cooldown s, then the four limits
 _SMS = """
@@ -146,6 +158,32 @@ def reserve_attempt(
     if outcome == -2:
         raise CodeExhausted
     return outcome
+
+
+def release_attempt(
+    scope: str, account: str, *, attempt: int, limit: int, window_seconds: int
+) -> None:
+    """Give back the slot `reserve_attempt` took (it returned `attempt`) for an
+    attempt that turned out right, so that only failures stay counted.
+
+    Reserving before the check is what keeps concurrent attempts within the limit;
+    the right ones are then released. When this attempt was the one that reached
+    `limit` (and locked), the lock goes and the failures before it stay counted.
+    """
+    lock_key = f"{PREFIX}:{scope}:lock:{account}"
+    fail_key = f"{PREFIX}:{scope}:fail:{account}"
+    client = get_redis()
+    if client is None:
+        if attempt >= limit:
+            cache.delete(lock_key)
+            cache.set(fail_key, limit - 1, window_seconds)
+        elif int(cache.get(fail_key) or 0) > 0:
+            cache.decr(fail_key)
+        return
+    try:
+        _script(client, _RELEASE)(keys=[lock_key, fail_key], args=[attempt, limit, window_seconds])
+    except redis.RedisError as exc:
+        raise _unavailable(exc) from exc
 
 
 def clear_failures(scope: str, account: str) -> None:

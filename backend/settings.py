@@ -479,6 +479,9 @@ AUTH_FLOW_RETENTION_HOURS = envint("AUTH_FLOW_RETENTION_HOURS", 7 * 24)
 OTP_MAX_FAILURES = envint("OTP_MAX_FAILURES", 10)
 OTP_LOCKOUT_SECONDS = envint("OTP_LOCKOUT_SECONDS", 15 * 60)
 OTP_FAILURE_WINDOW_SECONDS = envint("OTP_FAILURE_WINDOW_SECONDS", 24 * 3600)
+# Wrong authenticator (TOTP) and recovery codes per account within the window above,
+# across lockouts; beyond, the authenticator is refused until the window passes.
+OTP_MAX_AUTHENTICATOR_FAILURES = envint("OTP_MAX_AUTHENTICATOR_FAILURES", 30)
 # SMS pumping guards: resend delay, per number, per client IP, whole system.
 SMS_RESEND_SECONDS = envint("SMS_RESEND_SECONDS", 60)
 SMS_PER_NUMBER_PER_HOUR = envint("SMS_PER_NUMBER_PER_HOUR", 5)

@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy as _
 
 from auth import sms_codes
 from auth.actions.challenges import issue_code, new_challenge, verify_code
+from auth.actions.phone_numbers import free_phone_number, lock_phone_number
 from auth.actions.second_factor import verify_factor
 from auth.actions.sessions import revoke_all_sessions
 from auth.actions.sign_in import (
@@ -77,6 +78,8 @@ def register(*, phone: str, full_name: str, password: str, ip: str) -> OtpChalle
     if not full_name:
         raise field_error("full_name", "required", _("This field is required."))
     with transaction.atomic():
+        # A twin tap waits here for the first to commit, then reads its account.
+        lock_phone_number(e164)
         existing = User.objects.select_for_update().filter(phone=e164).first()
         candidate = existing if existing and _pending_sign_up(existing) else None
         _password_errors(password, candidate or User(phone=e164, full_name=full_name))
@@ -201,9 +204,7 @@ def confirm_phone_change(*, user: User, challenge_id: uuid.UUID, code: str) -> U
         challenge = verify_code(challenge_id, OtpChallenge.Purpose.CHANGE_PHONE, code, user=user)
         old_phone = user.phone
         # A sign-up that never verified this number does not own it.
-        User.objects.filter(phone=challenge.phone, phone_verified_at__isnull=True).exclude(
-            pk=user.pk
-        ).delete()
+        free_phone_number(challenge.phone, keep=user)
         user.phone = challenge.phone
         user.phone_verified_at = timezone.now()
         try:
@@ -296,15 +297,23 @@ def request_password_reset(*, phone: str, ip: str) -> OtpChallenge:
 
 
 def reset_password(*, challenge_id: uuid.UUID, code: str, new_password: str, ip: str = "") -> None:
-    """Set a new password with a reset code; every session of the account ends."""
-    pending = OtpChallenge.objects.select_related("user").filter(pk=challenge_id).first()
-    probe = (pending.user if pending else None) or User(phone="", full_name="")
-    _password_errors(new_password, probe, field="new_password")
+    """Set a new password with a reset code; every session of the account ends.
+
+    Before the code is proven nothing of the account is looked at: a password like
+    its name or number would otherwise tell a caller holding any challenge id whether
+    the number is registered and whose it is, uncounted. So the checks that need no
+    account (length, common, digits) come first, the same for every challenge; then
+    the code is counted and checked (purpose, unspent, unexpired); only then is the
+    password compared with the account, and a refusal there rolls the spent code
+    back so the citizen may choose another password with it.
+    """
+    _password_errors(new_password, User(phone="", full_name=""), field="new_password")
     with transaction.atomic():
         challenge = verify_code(challenge_id, OtpChallenge.Purpose.RESET_PASSWORD, code)
         if challenge.user_id is None:  # a neutral answer's challenge never completes
             raise sms_codes.invalid_code()
         user = User.objects.select_for_update().get(pk=challenge.user_id)
+        _password_errors(new_password, user, field="new_password")
         user.set_password(new_password)
         user.must_reset_password = False
         user.save(update_fields=["password", "must_reset_password"])

@@ -38,6 +38,7 @@ from django.utils.translation import gettext_lazy as _
 
 from auth import national_id, sms_codes
 from auth.actions.challenges import consume_challenge, issue_code, new_challenge, verify_code
+from auth.actions.phone_numbers import free_phone_number
 from auth.actions.second_factor import available_methods, verify_factor
 from auth.actions.sign_in import DeviceInfo, sign_device_in
 from auth.models import (
@@ -353,7 +354,7 @@ def _create_account(
             ),
         )
     # A sign-up that never verified this number does not own it.
-    User.objects.filter(phone=phone, phone_verified_at__isnull=True).delete()
+    free_phone_number(phone)
     account = User.objects.create_user(
         phone,
         None,

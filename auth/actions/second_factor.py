@@ -10,8 +10,8 @@ from django.utils.translation import gettext_lazy as _
 from auth import recovery_codes, sms_codes, totp
 from auth.actions.challenges import reserve_account_attempt
 from auth.models import RecoveryCode, User
-from auth.ratelimit import LockedOut, clear_failures, reserve_attempt
-from backend.errors import Conflict
+from auth.ratelimit import LockedOut, clear_failures, release_attempt, reserve_attempt
+from backend.errors import ApiError, Conflict, RateLimited
 
 
 def available_methods(user: User) -> tuple[str, ...]:
@@ -31,12 +31,50 @@ def _check_second_factor(user: User, method: str, code: str) -> bool:
     return False
 
 
+AUTHENTICATOR_SCOPE = "authenticator"
+
+
 def verify_factor(user: User, method: str, code: str, *, code_key: str) -> None:
-    """A TOTP or recovery code, counted against the account's lockout."""
+    """A TOTP or recovery code, counted against the account's lockout.
+
+    The lockout (OTP_MAX_FAILURES in a row, then OTP_LOCKOUT_SECONDS) starts afresh
+    after each lock, which alone would leave about a thousand guesses a day. The
+    authenticator's own count is kept over OTP_FAILURE_WINDOW_SECONDS across lockouts:
+    past OTP_MAX_AUTHENTICATOR_FAILURES the authenticator is refused until the
+    window passes (429 `authenticator_locked`); codes sent by SMS and support still
+    let the owner in. A right code gives its slot back but does not forget the
+    failures, so a guesser gains nothing from the owner's sign-ins.
+    """
     account = sms_codes.user_account_key(user)
-    reserve_account_attempt(account, code_key)
+    window = settings.OTP_FAILURE_WINDOW_SECONDS
+    cap = settings.OTP_MAX_AUTHENTICATOR_FAILURES
+    try:
+        slot = reserve_attempt(
+            AUTHENTICATOR_SCOPE, account, limit=cap, lock_seconds=window, window_seconds=window
+        )
+    except LockedOut as exc:
+        raise RateLimited(
+            exc.retry_after,
+            "authenticator_locked",
+            _(
+                "Too many wrong authenticator codes. Sign in with a code sent by SMS, "
+                "or ask support."
+            ),
+        ) from exc
+
+    def give_back() -> None:
+        release_attempt(
+            AUTHENTICATOR_SCOPE, account, attempt=slot, limit=cap, window_seconds=window
+        )
+
+    try:
+        reserve_account_attempt(account, code_key)
+    except ApiError:  # locked out or the code's tries spent: nothing was checked
+        give_back()
+        raise
     if not _check_second_factor(user, method, code):
         raise sms_codes.invalid_code()
+    give_back()
     clear_failures(sms_codes.OTP_SCOPE, account)
 
 
@@ -44,13 +82,29 @@ def verify_factor(user: User, method: str, code: str, *, code_key: str) -> None:
 
 
 def generate_recovery_codes(user: User) -> list[str]:
-    """Replace the user's codes with a new set and return it (the only time it is seen)."""
+    """Replace the user's codes with a new set and return it (the only time it is seen).
+
+    The account row is locked first: under READ COMMITTED a second replacement's
+    DELETE cannot see the codes a first one is inserting, and both sets would stay
+    valid. Locked, the second waits and then deletes the first's set. This also
+    serialises it with turning the authenticator on and off.
+    """
     codes = [recovery_codes.new_code() for _ in range(settings.RECOVERY_CODE_COUNT)]
-    RecoveryCode.objects.filter(user=user).delete()
-    RecoveryCode.objects.bulk_create(
-        [RecoveryCode(user=user, code_hash=recovery_codes.hash_code(user, code)) for code in codes]
-    )
+    with transaction.atomic():
+        _lock_account(user)
+        RecoveryCode.objects.filter(user=user).delete()
+        RecoveryCode.objects.bulk_create(
+            [
+                RecoveryCode(user=user, code_hash=recovery_codes.hash_code(user, code))
+                for code in codes
+            ]
+        )
     return codes
+
+
+def _lock_account(user: User) -> bool:
+    """Lock the account row until the transaction ends; False if it is gone."""
+    return bool(list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk")))
 
 
 def use_recovery_code(user: User, code: str) -> bool:
@@ -131,4 +185,9 @@ def regenerate_recovery_codes(*, user: User) -> list[str]:
     if not user.has_totp:
         raise Conflict("totp_not_enabled", _("Set up an authenticator app first."))
     with transaction.atomic():
+        _lock_account(user)
+        # Read again under the lock: an authenticator removed meanwhile takes its
+        # recovery codes with it, and none may come back.
+        if not User.objects.filter(pk=user.pk, totp_confirmed_at__isnull=False).exists():
+            raise Conflict("totp_not_enabled", _("Set up an authenticator app first."))
         return generate_recovery_codes(user)

@@ -8,7 +8,6 @@ the rules live here.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import uuid
 from dataclasses import asdict, dataclass
@@ -26,7 +25,7 @@ from auth.actions.second_factor import available_methods, verify_factor
 from auth.actions.sessions import start_session
 from auth.models import AuthMethod, DeviceSession, OtpChallenge, User
 from auth.phone import normalise_phone
-from auth.ratelimit import LockedOut, clear_failures, lock_remaining, reserve_attempt
+from auth.ratelimit import LockedOut, clear_failures, release_attempt, reserve_attempt
 from auth.tokens import TokenPair, hash_device_key
 from backend.errors import (
     NotAuthenticated,
@@ -164,13 +163,22 @@ def check_password_with_limits(
     """Check the password and count a wrong one (see `LoginCounters`).
 
     Raises 429 `login_locked` while this client is locked out of this number, or
-    this client address out of every number. Unknown numbers run the same hasher
+    this client address out of every number. Each attempt is counted before the
+    password is hashed and given back when it is right, so concurrent attempts stay
+    within every limit. Unknown numbers run the same hasher
     on a dummy hash and count the same failures, so neither the answer nor its
     timing tells them apart.
     """
-    ip_wait = lock_remaining(counters.ip_scope, ip)
-    if ip_wait:
-        raise _login_locked(ip_wait)
+    # Every attempt takes a slot of the client address's and the number's counters
+    # before the (slow) hash, and a right password gives it back: concurrent wrong
+    # passwords cannot all pass a check made before any of them was counted.
+    ip_limit = counters.setting("MAX_FAILURES_PER_IP_PER_HOUR")
+    try:
+        ip_attempt = reserve_attempt(
+            counters.ip_scope, ip, limit=ip_limit, lock_seconds=3600, window_seconds=3600
+        )
+    except LockedOut as exc:
+        raise _login_locked(exc.retry_after) from exc
     lock_seconds = counters.setting("LOCKOUT_SECONDS")
     client_key = client_account_key(phone, ip)
     try:
@@ -182,8 +190,22 @@ def check_password_with_limits(
             window_seconds=lock_seconds,
         )
     except LockedOut as exc:
+        release_attempt(
+            counters.ip_scope, ip, attempt=ip_attempt, limit=ip_limit, window_seconds=3600
+        )
         raise _login_locked(exc.retry_after) from exc
-    number_locked = lock_remaining(counters.number_scope, phone) > 0
+    number_limit = counters.setting("MAX_FAILURES_PER_NUMBER")
+    try:
+        number_attempt = reserve_attempt(
+            counters.number_scope,
+            phone,
+            limit=number_limit,
+            lock_seconds=lock_seconds,
+            window_seconds=lock_seconds,
+        )
+        number_locked = False
+    except LockedOut:
+        number_attempt, number_locked = 0, True
     account = User.objects.filter(phone=phone, is_active=True).first()
     if account is None or account.phone_verified_at is None:
         account = None
@@ -192,24 +214,16 @@ def check_password_with_limits(
     else:
         ok = account.check_password(password)
     if not ok:
-        # The IP's and the number's own locks are looked at on their next attempt.
-        with contextlib.suppress(LockedOut):
-            reserve_attempt(
-                counters.ip_scope,
-                ip,
-                limit=counters.setting("MAX_FAILURES_PER_IP_PER_HOUR"),
-                lock_seconds=3600,
-                window_seconds=3600,
-            )
-        with contextlib.suppress(LockedOut):
-            reserve_attempt(
-                counters.number_scope,
-                phone,
-                limit=counters.setting("MAX_FAILURES_PER_NUMBER"),
-                lock_seconds=lock_seconds,
-                window_seconds=lock_seconds,
-            )
         return PasswordCheck(user=None, account=account, number_locked=number_locked)
+    release_attempt(counters.ip_scope, ip, attempt=ip_attempt, limit=ip_limit, window_seconds=3600)
+    if number_attempt:
+        release_attempt(
+            counters.number_scope,
+            phone,
+            attempt=number_attempt,
+            limit=number_limit,
+            window_seconds=lock_seconds,
+        )
     # Only this client's count: a right password elsewhere does not end an attack.
     clear_failures(counters.scope, client_key)
     return PasswordCheck(user=account, account=account, number_locked=number_locked)

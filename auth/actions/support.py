@@ -40,6 +40,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from auth.access import access_reset, identity_level, require_support_staff
+from auth.actions.phone_numbers import free_phone_number, lock_phone_number
 from auth.actions.sessions import revoke_all_sessions
 from auth.models import DeviceSession, RecoveryCode, SupportAuditRecord, SupportReset, User
 from auth.phone import invalid_phone, mask_phone, parse_phone
@@ -330,7 +331,7 @@ def reject_reset(
 
 def _pending_sign_ups(phone: str, subject: User) -> QuerySet[User]:
     """Sign-ups on `phone` that never completed: they do not own the number (as for
-    a phone change), and applying the reset removes them."""
+    a phone change), and applying the reset takes it from them (`free_phone_number`)."""
     return (
         User.objects.filter(
             phone=phone,
@@ -391,9 +392,10 @@ def _apply(reset: SupportReset, *, actor: User, approver: User | None, context: 
     subject.must_reset_password = True
     fields = ["totp_secret", "totp_confirmed_at", "totp_last_step", "must_reset_password"]
     if reset.new_phone:
+        lock_phone_number(reset.new_phone)  # no sign-up verifies it between check and move
         if _holders(reset.new_phone, subject).exists():
             raise Conflict("phone_taken", _("This number belongs to another account."))
-        _pending_sign_ups(reset.new_phone, subject).delete()
+        free_phone_number(reset.new_phone, keep=subject)
         subject.phone = reset.new_phone
         # Verified by the reset's proofing; the password reset's OTP to it follows.
         subject.phone_verified_at = now

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from auth.models import DeviceSession
+import datetime as dt
+
+from django.utils import timezone
+
+from auth.models import DeviceSession, OtpChallenge, User
 from auth.sms import read_outbox
 from tests.accounts.conftest import last_code, sms_to
 from tests.conftest import ApiClient, make_user, sign_in
@@ -63,6 +67,82 @@ def test_weak_new_password_is_refused_and_the_code_stays_usable(api, db) -> None
     assert weak.status_code == 422
     assert weak.json()["details"][0]["field"] == "new_password"
     assert weak.json()["details"][0]["code"] == "password_too_common"
+    assert _reset(api, challenge_id, last_code(PHONE)).status_code == 204
+    user.refresh_from_db()
+    assert user.check_password("N3w-pass!word")
+
+
+LIKE_THE_NUMBER = "+84912345678x"
+
+
+def _two_challenges(api) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """A reset challenge for a registered number and one for an unknown number."""
+    make_user(PHONE, full_name="Trần Thị Mai")
+    known = api.post("/api/v1/auth/password/reset", {"phone": "0912345678"})
+    unknown = api.post("/api/v1/auth/password/reset", {"phone": "0987654321"})
+    return known.json()["challenge_id"], unknown.json()["challenge_id"]
+
+
+def test_a_wrong_code_answers_the_same_whatever_the_password_and_the_number(api, db) -> None:
+    known, unknown = _two_challenges(api)
+    for password in (LIKE_THE_NUMBER, "Trần Thị Mai", "tranthimai"):
+        for challenge_id in (known, unknown):
+            response = _reset(api, challenge_id, "000000", password)
+            assert response.status_code == 422
+            assert response.json()["code"] == "invalid_code"
+
+
+def test_name_guesses_on_a_reset_challenge_are_counted_as_wrong_codes(api, db, settings) -> None:
+    settings.OTP_MAX_ATTEMPTS_PER_CODE = 5
+    known, _ = _two_challenges(api)
+    answers = [
+        _reset(api, known, "000000", guess).json()["code"]
+        for guess in ("Trần Thị Mai", "tranthimai", "Nguyễn Văn An", "nguyenvanan", "lan-2026")
+    ]
+    assert answers == ["invalid_code"] * settings.OTP_MAX_ATTEMPTS_PER_CODE
+    over = _reset(api, known, "000000", "Trần Thị Mai")
+    assert over.status_code == 422
+    assert over.json()["code"] == "code_attempts_exceeded"
+
+
+def test_a_spent_or_expired_reset_challenge_never_compares_the_password(api, db) -> None:
+    user = make_user(PHONE, full_name="Trần Thị Mai")
+    challenge_id = api.post("/api/v1/auth/password/reset", {"phone": PHONE}).json()["challenge_id"]
+    assert _reset(api, challenge_id, last_code(PHONE)).status_code == 204
+    spent = _reset(api, challenge_id, "000000", LIKE_THE_NUMBER)
+    assert spent.status_code == 422
+    assert spent.json()["code"] == "invalid_code"
+
+    OtpChallenge.objects.filter(pk=challenge_id).update(
+        consumed_at=None, expires_at=timezone.now() - dt.timedelta(seconds=1)
+    )
+    expired = _reset(api, challenge_id, "000000", LIKE_THE_NUMBER)
+    assert expired.status_code == 422
+    assert expired.json()["code"] == "code_expired"
+    user.refresh_from_db()
+    assert user.check_password("N3w-pass!word")
+
+
+def test_a_sign_in_challenge_cannot_be_used_to_test_a_password(api, db) -> None:
+    make_user(PHONE, full_name="Trần Thị Mai")
+    challenge = OtpChallenge.objects.create(
+        purpose=OtpChallenge.Purpose.REGISTER,
+        phone=PHONE,
+        user=User.objects.get(phone=PHONE),
+        expires_at=timezone.now() + dt.timedelta(minutes=5),
+    )
+    response = _reset(api, str(challenge.pk), "000000", LIKE_THE_NUMBER)
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_code"
+
+
+def test_a_password_like_the_account_after_the_right_code_keeps_the_code_usable(api, db) -> None:
+    user = make_user(PHONE, full_name="Trần Thị Mai")
+    challenge_id = api.post("/api/v1/auth/password/reset", {"phone": PHONE}).json()["challenge_id"]
+    similar = _reset(api, challenge_id, last_code(PHONE), LIKE_THE_NUMBER)
+    assert similar.status_code == 422
+    assert similar.json()["details"][0]["code"] == "password_too_similar"
+    assert OtpChallenge.objects.get(pk=challenge_id).consumed_at is None
     assert _reset(api, challenge_id, last_code(PHONE)).status_code == 204
     user.refresh_from_db()
     assert user.check_password("N3w-pass!word")

@@ -1,10 +1,16 @@
 import datetime as dt
 
+import pytest
 from django.utils import timezone
 
 from auth import recovery_codes
-from auth.actions.second_factor import generate_recovery_codes, use_recovery_code
-from auth.models import DeviceSession, RecoveryCode
+from auth.actions.second_factor import (
+    generate_recovery_codes,
+    regenerate_recovery_codes,
+    use_recovery_code,
+)
+from auth.models import DeviceSession, RecoveryCode, User
+from backend.errors import Conflict
 from tests.conftest import ApiClient, sign_in
 
 
@@ -61,3 +67,13 @@ def test_regenerate_needs_recent_authentication(user) -> None:
     assert response.status_code == 401
     assert response.json()["code"] == "reauth_required"
     assert use_recovery_code(user, old[0])
+
+
+def test_no_codes_come_back_after_the_authenticator_was_removed_meanwhile(user) -> None:
+    _with_totp(user)
+    # Another request turned the authenticator off after this one read the account.
+    User.objects.filter(pk=user.pk).update(totp_confirmed_at=None, totp_secret="")
+    with pytest.raises(Conflict) as refused:
+        regenerate_recovery_codes(user=user)
+    assert refused.value.code == "totp_not_enabled"
+    assert not RecoveryCode.objects.filter(user=user).exists()
