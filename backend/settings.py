@@ -395,6 +395,11 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's defaults attach their own console handler to "django" (printing
+        # every record a second time, unredacted, when DEBUG is on: signed links in
+        # "Not Found: ..." lines, tracebacks) and to "django.server": send both to ours.
+        "django": {"handlers": [], "propagate": True},
+        "django.server": {"handlers": [], "propagate": True},
         "django.db.backends": {"level": "WARNING"},
         "procrastinate": {"level": env("PROCRASTINATE_LOG_LEVEL", "WARNING")},
         # fpdf2 embeds font subsets (receipts): fontTools logs every glyph at INFO.

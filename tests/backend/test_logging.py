@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import logging.config
@@ -9,6 +10,7 @@ from typing import Any
 
 from django.core import signing
 from django.urls import URLResolver, get_resolver
+from django.utils.log import configure_logging
 from uvicorn.config import LOGGING_CONFIG as UVICORN_LOGGING
 from uvicorn.logging import ColourizedFormatter as UvicornFormatter
 
@@ -201,3 +203,42 @@ def test_ordinary_numbers_in_log_lines_are_kept() -> None:
     ]
     for line in lines:
         assert redact_text(line) == line, line
+
+
+def _handlers_reached(name: str) -> list[logging.Handler]:
+    """The handlers a record of logger `name` goes to (pytest's own left out)."""
+    logger: logging.Logger | None = logging.getLogger(name)
+    found: list[logging.Handler] = []
+    while logger is not None:
+        found += [h for h in logger.handlers if not type(h).__module__.startswith("_pytest")]
+        if not logger.propagate:
+            break
+        logger = logger.parent
+    return found
+
+
+def test_django_records_reach_only_the_redacting_handler_in_debug(settings) -> None:
+    settings.DEBUG = True  # `make run`: Django's own console handler would print too
+    token = signing.dumps({"a": "0b6c0a4e-93d1-4f7e-9d65-3f1e2a1c9b10"}, salt="any")
+    configure_logging(settings.LOGGING_CONFIG, settings.LOGGING)  # what django.setup() does
+    try:
+        for name in ("django.request", "django.server", "django.security.csrf"):
+            handlers = _handlers_reached(name)
+            assert handlers == logging.getLogger().handlers, name
+            for handler in handlers:
+                assert any(isinstance(f, RedactingFilter) for f in handler.filters), name
+
+        [console] = _handlers_reached("django.request")
+        assert isinstance(console, logging.StreamHandler)
+        out = io.StringIO()
+        previous = console.setStream(out)
+        try:
+            logging.getLogger("django.request").warning(
+                "Not Found: %s", f"/api/v1/agency/files/{token}", extra={"status_code": 404}
+            )
+        finally:
+            console.setStream(previous)
+        [line] = out.getvalue().splitlines()
+        assert json.loads(line)["message"] == "Not Found: /api/v1/agency/files/[redacted]"
+    finally:
+        configure_logging(settings.LOGGING_CONFIG, settings.LOGGING)
