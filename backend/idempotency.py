@@ -64,6 +64,8 @@ def caller_scope(request: HttpRequest) -> str:
     caller_id = getattr(getattr(request, "auth", None), "pk", None)
     if caller_id is not None:
         return f"user:{caller_id}"
+    # The full address, not the network the rate limits count by: a neighbour in the
+    # same IPv6 /64 who learnt a key must not be replayed this caller's answer.
     return f"ip:{client_ip(request)}"
 
 

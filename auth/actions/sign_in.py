@@ -34,6 +34,7 @@ from backend.errors import (
     RateLimited,
     Unprocessable,
 )
+from backend.middleware import rate_limit_address
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,8 @@ ADMIN_LOGIN = LoginCounters("admin-login", "ADMIN_LOGIN")
 
 
 def client_account_key(phone: str, ip: str) -> str:
-    """The per-(number, client) counter's key."""
-    return f"{phone}|{ip}"
+    """The per-(number, client) counter's key (the client counted by its network)."""
+    return f"{phone}|{rate_limit_address(ip)}"
 
 
 # A device whose last session ended for one of these reasons is a new device again.
@@ -168,7 +169,8 @@ def check_password_with_limits(
     on a dummy hash and count the same failures, so neither the answer nor its
     timing tells them apart.
     """
-    ip_wait = lock_remaining(counters.ip_scope, ip)
+    network = rate_limit_address(ip)
+    ip_wait = lock_remaining(counters.ip_scope, network)
     if ip_wait:
         raise _login_locked(ip_wait)
     lock_seconds = counters.setting("LOCKOUT_SECONDS")
@@ -196,7 +198,7 @@ def check_password_with_limits(
         with contextlib.suppress(LockedOut):
             reserve_attempt(
                 counters.ip_scope,
-                ip,
+                network,
                 limit=counters.setting("MAX_FAILURES_PER_IP_PER_HOUR"),
                 lock_seconds=3600,
                 window_seconds=3600,
