@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy as _
 from redis.commands.core import Script
 
 from backend.errors import ServiceUnavailable
+from backend.middleware import rate_limit_address
 from backend.redis import get_redis
 
 logger = logging.getLogger(__name__)
@@ -223,6 +224,8 @@ def lock_remaining(scope: str, account: str) -> int:
 def take_sms_allowance(phone: str, ip: str, purpose: str) -> SmsRefusal | None:
     """Count one SMS to `phone` asked from `ip`, or say which limit refuses it.
 
+    `ip` is counted by its network (`rate_limit_address`).
+
     The resend delay applies per number and flow (a sign-in right after a
     password reset is not held up); the hourly and daily caps per number.
     """
@@ -230,7 +233,7 @@ def take_sms_allowance(phone: str, ip: str, purpose: str) -> SmsRefusal | None:
         f"{PREFIX}:sms:cooldown:{purpose}:{phone}",
         f"{PREFIX}:sms:hour:{phone}",
         f"{PREFIX}:sms:day:{phone}",
-        f"{PREFIX}:sms:ip:{ip}",
+        f"{PREFIX}:sms:ip:{rate_limit_address(ip)}",
         f"{PREFIX}:sms:global",
     ]
     limits = [

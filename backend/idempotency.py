@@ -64,6 +64,8 @@ def caller_scope(request: HttpRequest) -> str:
     caller_id = getattr(getattr(request, "auth", None), "pk", None)
     if caller_id is not None:
         return f"user:{caller_id}"
+    # The full address, not the network the rate limits count by: a neighbour in the
+    # same IPv6 /64 who learnt a key must not be replayed this caller's answer.
     return f"ip:{client_ip(request)}"
 
 
@@ -124,28 +126,43 @@ class Policy:
     whole_transaction: bool = False
 
 
+# A twin whose insert failed may find no record: its holder got an answer that
+# is not kept and released the key in between. It tries the insert again; after
+# this many rounds lost to other twins it is told the key is in flight.
+CLAIM_ATTEMPTS = 3
+
+
 def _claim(
     scope: str, key: str, fingerprint: str, ttl_seconds: int
-) -> tuple[IdempotencyRecord, bool]:
-    """Insert the in-flight record, or return the existing one (created=False)."""
-    now = timezone.now()
-    lock_until = now + dt.timedelta(seconds=settings.IDEMPOTENCY_LOCK_SECONDS)
-    expires = now + dt.timedelta(seconds=ttl_seconds)
-    try:
-        with transaction.atomic():
-            record = IdempotencyRecord.objects.create(
-                scope=scope,
-                key=key,
-                fingerprint=fingerprint,
-                locked_until=lock_until,
-                expires_at=expires,
-            )
-        return record, True
-    except IntegrityError:
-        pass
-    existing = IdempotencyRecord.objects.get(scope=scope, key=key)
-    abandoned = existing.state == IdempotencyRecord.State.IN_FLIGHT and existing.locked_until < now
-    if existing.expires_at < now or abandoned:
+) -> tuple[IdempotencyRecord | None, bool]:
+    """Insert the in-flight record, or return the existing one (created=False).
+
+    None (not created) when the key kept changing hands: treat it as in flight.
+    """
+    for _attempt in range(CLAIM_ATTEMPTS):
+        now = timezone.now()
+        lock_until = now + dt.timedelta(seconds=settings.IDEMPOTENCY_LOCK_SECONDS)
+        expires = now + dt.timedelta(seconds=ttl_seconds)
+        try:
+            with transaction.atomic():
+                record = IdempotencyRecord.objects.create(
+                    scope=scope,
+                    key=key,
+                    fingerprint=fingerprint,
+                    locked_until=lock_until,
+                    expires_at=expires,
+                )
+            return record, True
+        except IntegrityError:
+            pass
+        existing = IdempotencyRecord.objects.filter(scope=scope, key=key).first()
+        if existing is None:
+            continue  # released since our insert failed: claim it again
+        abandoned = (
+            existing.state == IdempotencyRecord.State.IN_FLIGHT and existing.locked_until < now
+        )
+        if not (existing.expires_at < now or abandoned):
+            return existing, False
         # Take the stale record over atomically: only one retry may win it.
         taken = IdempotencyRecord.objects.filter(
             pk=existing.pk, state=existing.state, locked_until=existing.locked_until
@@ -158,11 +175,11 @@ def _claim(
             locked_until=lock_until,
             expires_at=expires,
         )
-        if taken:
-            existing.refresh_from_db()
-            return existing, True
-        existing.refresh_from_db()
-    return existing, False
+        current = IdempotencyRecord.objects.filter(pk=existing.pk).first()
+        if current is None:
+            continue  # the winner of the takeover released it already (or a purge ran)
+        return current, bool(taken)
+    return None, False
 
 
 def replay_response(
@@ -244,10 +261,10 @@ def _claim_and_run(
     fingerprint: str,
 ) -> HttpResponseBase:
     record, created = _claim(scope, key, fingerprint, policy.ttl_seconds())
-    if not created:
-        if record.fingerprint != fingerprint:
+    if record is None or not created:
+        if record is not None and record.fingerprint != fingerprint:
             return policy.key_reused()
-        if record.state == IdempotencyRecord.State.IN_FLIGHT:
+        if record is None or record.state == IdempotencyRecord.State.IN_FLIGHT:
             return error_response(
                 409,
                 "idempotency_request_in_flight",

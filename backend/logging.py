@@ -6,14 +6,15 @@ import contextvars
 import json
 import logging
 import re
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 SENSITIVE_KEYS = re.compile(
-    r"^(code|.*(pass(word)?|secret|token|otp|authorization|cookie|signature|recovery|totp"
-    r"|citizen_id|cccd|ticket).*)$",
+    r"^(code|.*(pass(word)?|secret|token|otp|authorization|cookie|signature|securehash"
+    r"|recovery|totp|citizen_id|cccd|ticket).*)$",
     re.IGNORECASE,
 )
 # URL paths whose next segment is a credential: signed download links
@@ -24,10 +25,31 @@ SECRET_PATH_SEGMENTS = ("attachment-downloads", "agency/files")
 # (S3/GCS presigned links: X-Amz-Signature, X-Amz-Credential, Signature, AWSAccessKeyId...).
 _CREDENTIAL_PARAMETERS = (
     r"[\w.-]*?(?:password|passwd|secret|token|signature|credential|accesskeyid|googleaccessid"
-    r"|access_?key|api_?key|key_?id)"
+    r"|access_?key|api_?key|key_?id|securehash|hmac|checksum)"
     r"|otp|code|refresh|access|ticket|sig|key"
 )
-_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+# A 14-digit run shaped yyyyMMddHHmmss is a time (VNPay's vnp_CreateDate, vnp_PayDate),
+# not a personal number: the long-digit rule below leaves it alone.
+_COMPACT_TIME = re.compile(
+    r"20\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:[01]\d|2[0-3])[0-5]\d[0-5]\d"
+)
+
+
+def _mask_spaced_phone(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group(2))
+    if len(digits) not in (9, 10):  # a mobile (9 after the prefix) or a landline (10)
+        return match.group(0)
+    return f"{match.group(1)}******{digits[-3:]}"
+
+
+def _mask_long_number(match: re.Match[str]) -> str:
+    name, number = match.group(1), match.group(2)
+    if name or (len(number) == 14 and _COMPACT_TIME.fullmatch(number)):
+        return match.group(0)
+    return f"******{number[-3:]}"
+
+
+_PATTERNS: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     # Bearer and other credentials in free text.
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=:-]+"), r"\1 [redacted]"),
     # The token segment of a signed link's path, in request lines and "Not Found: ..." alike.
@@ -48,10 +70,29 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
         ),
         r"\1\2[redacted]",
     ),
-    # Citizen ID numbers (12 digits) and other long digit runs.
+    # Search terms (the admin's ?q= finds people by name, phone, citizen ID, address),
+    # also inside the admin's `_changelist_filters=q%3D...` (its value ends at %26).
+    (re.compile(r"(?<![\w%-])q=[^\s\"&#]*"), "q=[redacted]"),
+    (re.compile(r"(?i)(?:(?<![\w%-])|(?<=%26))q%3D(?:(?!%26)[^\s\"&#])*"), "q%3D[redacted]"),
+    # Citizen ID numbers (12 digits).
     (re.compile(r"(?<![\w-])\d{12}(?![\w-])"), "[id-redacted]"),
     # Vietnamese phone numbers: keep the last 3 digits for support.
     (re.compile(r"(?<![\d+])(\+?84|0)(\d{6})(\d{3})(?!\d)"), r"\1******\3"),
+    # ...also written in groups: "0912 345 678", "+84 912 345 678", "024 3825 1234".
+    (
+        re.compile(r"(?<![\w+*.-])(\+?84 ?|0)(\d{2,4}(?: \d{2,4}){1,3})(?![\w-]|\.\d)"),
+        _mask_spaced_phone,
+    ),
+    # Any other run of 9 or more digits (a phone without its prefix, an account or
+    # card number): keep the last 3 digits. Not the value of an amount, date or time
+    # parameter (vnp_Amount is in VND x 100).
+    (
+        re.compile(
+            r"(?i)(?<![\w*-])([\w.]*(?:amount|date|time|timestamp)(?:=|\"\s*:\s*\"?))?"
+            r"(\d{9,})(?![\w-])"
+        ),
+        _mask_long_number,
+    ),
     # A lone 6-digit number is as likely an OTP as anything else.
     (re.compile(r"(?<![\w-])\d{6}(?![\w-])"), "[redacted]"),
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import sys
 import uuid
@@ -121,6 +122,7 @@ def client_ip(request: HttpRequest) -> str:
     With TRUSTED_PROXY_COUNT = N, the N-th address from the right of the header
     is the client as seen by our outermost trusted proxy; anything further left
     was written by the client and is ignored, so a forged header changes nothing.
+    The address as it is (audit rows, gateways); limits count `rate_limit_address`.
     """
     remote = str(request.META.get("REMOTE_ADDR") or NO_ADDRESS)
     hops = settings.TRUSTED_PROXY_COUNT
@@ -134,3 +136,26 @@ def client_ip(request: HttpRequest) -> str:
     if len(forwarded) < hops:
         return remote
     return forwarded[-hops]
+
+
+def rate_limit_address(ip: str) -> str:
+    """What per-IP limits count `ip` by (a counter's key, never an audit row's).
+
+    An IPv6 client is counted by its network (RATE_LIMIT_IPV6_PREFIX, a /64 by
+    default): a host that holds a /64 could otherwise give every request a fresh
+    address and a fresh budget. An IPv4-mapped address (`::ffff:a.b.c.d`, from a
+    dual-stack socket or proxy) counts as the IPv4 address it is. Anything that is
+    not an address (the placeholder of a missing one) is kept as it is.
+    """
+    try:
+        address = ipaddress.ip_address(ip.strip())
+    except ValueError:
+        return ip
+    if isinstance(address, ipaddress.IPv4Address):
+        return str(address)
+    if address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    prefix = settings.RATE_LIMIT_IPV6_PREFIX
+    # From the integer: a zone index ("fe80::1%eth0") does not belong to the network.
+    network = int(address) >> (128 - prefix) << (128 - prefix)
+    return str(ipaddress.IPv6Network((network, prefix)))

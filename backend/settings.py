@@ -352,6 +352,12 @@ IDEMPOTENCY_LOCK_SECONDS = envint("IDEMPOTENCY_LOCK_SECONDS", 60)
 # Client IPs: X-Forwarded-For is trusted only for this many proxy hops in front
 # of the app (0 = use the socket address, never the header).
 TRUSTED_PROXY_COUNT = envint("TRUSTED_PROXY_COUNT", 0)
+# Per-IP limits count an IPv6 client by its network of this prefix length: one host
+# usually holds a whole /64 and may use any address in it (backend.middleware.
+# rate_limit_address). Audit rows keep the full address.
+RATE_LIMIT_IPV6_PREFIX = envint("RATE_LIMIT_IPV6_PREFIX", 64)
+if not 1 <= RATE_LIMIT_IPV6_PREFIX <= 128:
+    raise ImproperlyConfigured("RATE_LIMIT_IPV6_PREFIX must be between 1 and 128.")
 
 # --- Outboxes and delivery backends ----------------------------------------------
 OUTBOX_DIR = Path(env("OUTBOX_DIR", str(BASE_DIR / "var" / "outbox")))
@@ -395,6 +401,11 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's defaults attach their own console handler to "django" (printing
+        # every record a second time, unredacted, when DEBUG is on: signed links in
+        # "Not Found: ..." lines, tracebacks) and to "django.server": send both to ours.
+        "django": {"handlers": [], "propagate": True},
+        "django.server": {"handlers": [], "propagate": True},
         "django.db.backends": {"level": "WARNING"},
         "procrastinate": {"level": env("PROCRASTINATE_LOG_LEVEL", "WARNING")},
         # fpdf2 embeds font subsets (receipts): fontTools logs every glyph at INFO.

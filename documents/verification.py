@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from auth import ratelimit
 from backend.errors import ApiError, NotFound, RateLimited
+from backend.middleware import rate_limit_address
 from dossiers.deadlines import business_tz
 from dossiers.models import ResultDocument
 from dossiers.result_signatures import read_signature, verify_url
@@ -40,7 +41,7 @@ def count_attempt(ip: str) -> None:
     try:
         ratelimit.reserve_attempt(
             "verify-ip",
-            ip,
+            rate_limit_address(ip),
             limit=settings.VERIFY_MAX_ATTEMPTS_PER_IP_PER_HOUR,
             lock_seconds=3600,
             window_seconds=3600,

@@ -23,6 +23,7 @@ from django.utils.translation import gettext_lazy as _
 
 from auth import ratelimit
 from backend.errors import NotFound, RateLimited
+from backend.middleware import rate_limit_address
 from dossiers.lookup_secrets import secret_matches
 from dossiers.models import Dossier, DossierEvent
 from tracking.texts import event_text
@@ -100,7 +101,7 @@ def lookup_dossier(code: str, secret: str, *, ip: str) -> PublicView:
     try:
         ratelimit.reserve_attempt(
             "lookup-ip",
-            ip,
+            rate_limit_address(ip),
             limit=settings.LOOKUP_MAX_ATTEMPTS_PER_IP_PER_HOUR,
             lock_seconds=3600,
             window_seconds=3600,

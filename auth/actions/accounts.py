@@ -39,6 +39,7 @@ from auth.ratelimit import LockedOut, reserve_attempt
 from auth.sms import SmsError, send_sms
 from auth.tokens import TokenPair
 from backend.errors import Conflict, RateLimited, Unprocessable, field_error
+from backend.middleware import rate_limit_address
 
 logger = logging.getLogger(__name__)
 
@@ -232,7 +233,7 @@ def _count_identity_attempt(user: User, ip: str) -> None:
     """Count one citizen-ID entry per account and per client address (429 beyond)."""
     for scope, key, limit in (
         (IDENTITY_SCOPE, str(user.pk), settings.CITIZEN_ID_CHANGES_PER_USER_PER_DAY),
-        (IDENTITY_IP_SCOPE, ip, settings.CITIZEN_ID_CHANGES_PER_IP_PER_DAY),
+        (IDENTITY_IP_SCOPE, rate_limit_address(ip), settings.CITIZEN_ID_CHANGES_PER_IP_PER_DAY),
     ):
         try:
             reserve_attempt(

@@ -33,6 +33,7 @@ from backend.errors import (
     RateLimited,
     Unprocessable,
 )
+from backend.middleware import rate_limit_address
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,8 @@ ADMIN_LOGIN = LoginCounters("admin-login", "ADMIN_LOGIN")
 
 
 def client_account_key(phone: str, ip: str) -> str:
-    """The per-(number, client) counter's key."""
-    return f"{phone}|{ip}"
+    """The per-(number, client) counter's key (the client counted by its network)."""
+    return f"{phone}|{rate_limit_address(ip)}"
 
 
 # A device whose last session ended for one of these reasons is a new device again.
@@ -172,10 +173,11 @@ def check_password_with_limits(
     # Every attempt takes a slot of the client address's and the number's counters
     # before the (slow) hash, and a right password gives it back: concurrent wrong
     # passwords cannot all pass a check made before any of them was counted.
+    network = rate_limit_address(ip)
     ip_limit = counters.setting("MAX_FAILURES_PER_IP_PER_HOUR")
     try:
         ip_attempt = reserve_attempt(
-            counters.ip_scope, ip, limit=ip_limit, lock_seconds=3600, window_seconds=3600
+            counters.ip_scope, network, limit=ip_limit, lock_seconds=3600, window_seconds=3600
         )
     except LockedOut as exc:
         raise _login_locked(exc.retry_after) from exc
@@ -191,7 +193,7 @@ def check_password_with_limits(
         )
     except LockedOut as exc:
         release_attempt(
-            counters.ip_scope, ip, attempt=ip_attempt, limit=ip_limit, window_seconds=3600
+            counters.ip_scope, network, attempt=ip_attempt, limit=ip_limit, window_seconds=3600
         )
         raise _login_locked(exc.retry_after) from exc
     number_limit = counters.setting("MAX_FAILURES_PER_NUMBER")
@@ -215,7 +217,9 @@ def check_password_with_limits(
         ok = account.check_password(password)
     if not ok:
         return PasswordCheck(user=None, account=account, number_locked=number_locked)
-    release_attempt(counters.ip_scope, ip, attempt=ip_attempt, limit=ip_limit, window_seconds=3600)
+    release_attempt(
+        counters.ip_scope, network, attempt=ip_attempt, limit=ip_limit, window_seconds=3600
+    )
     if number_attempt:
         release_attempt(
             counters.number_scope,

@@ -150,6 +150,21 @@ def test_citizen_id_entries_are_limited_per_client_address(db, settings) -> None
     assert third.json()["code"] == "identity_changes_exceeded"
 
 
+def test_citizen_id_entries_count_an_ipv6_host_by_its_network(db, settings) -> None:
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.CITIZEN_ID_CHANGES_PER_IP_PER_DAY = 2
+    clients = [ApiClient(token=sign_in(make_user())[1].access_token) for _ in range(4)]
+    body = {"citizen_id": "001090000001", "birth_date": "1990-05-01"}
+
+    def enter(index: int, address: str) -> int:
+        headers = {"X-Forwarded-For": address}
+        return clients[index].patch(IDENTITY, body, headers=headers).status_code
+
+    assert [enter(0, "2001:db8:1:2::1"), enter(1, "2001:db8:1:2::2")] == [200, 200]
+    assert enter(2, "2001:db8:1:2:ffff::3") == 429
+    assert enter(3, "2001:db8:1:3::1") == 200
+
+
 def test_invalid_citizen_id_through_the_api_is_a_field_error(user_api) -> None:
     response = user_api.patch(
         "/api/v1/auth/me/identity", {"citizen_id": "001290012345", "birth_date": "1990-05-01"}

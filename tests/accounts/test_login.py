@@ -232,6 +232,39 @@ def test_forged_x_forwarded_for_does_not_dodge_the_ip_limit(api, db, settings) -
     assert blocked.json()["code"] == "login_locked"
 
 
+def test_an_ipv6_host_is_one_client_for_the_login_limits(api, db, settings) -> None:
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.LOGIN_MAX_FAILURES_PER_IP_PER_HOUR = 3
+    make_user(PHONE)
+    for index in range(3):
+        response = _login(
+            api,
+            f"091234567{index + 1}",
+            "Wrong-pass!word1",
+            headers={"X-Forwarded-For": f"2001:db8:1:2::{index + 1}"},
+        )
+        assert response.json()["code"] == "invalid_credentials"
+    blocked = _login(api, headers={"X-Forwarded-For": "2001:db8:1:2:ffff::99"})
+    assert blocked.status_code == 429
+    assert blocked.json()["code"] == "login_locked"
+    elsewhere = _login(api, headers={"X-Forwarded-For": "2001:db8:1:3::1"})
+    assert elsewhere.status_code == 200
+
+
+def test_an_ipv6_host_is_one_client_for_the_per_number_limit(api, db, settings) -> None:
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.LOGIN_MAX_FAILURES = 2
+    make_user(PHONE)
+    for index in range(2):
+        response = _login(
+            api, password="Wrong-pass!word1", headers={"X-Forwarded-For": f"2001:db8:9::{index}"}
+        )
+        assert response.json()["code"] == "invalid_credentials"
+    blocked = _login(api, headers={"X-Forwarded-For": "2001:db8:9::77"})
+    assert blocked.status_code == 429
+    assert blocked.json()["code"] == "login_locked"
+
+
 def test_must_reset_password_blocks_login_until_reset(api, db) -> None:
     make_user(PHONE, must_reset_password=True)
     response = _login(api)

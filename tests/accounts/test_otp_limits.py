@@ -224,6 +224,28 @@ def test_behind_one_proxy_only_the_proxy_written_address_counts(api, db, setting
     assert other.status_code == 202
 
 
+def test_per_ip_cap_counts_an_ipv6_host_by_its_network(api, db, settings) -> None:
+    """One host holds a whole /64: a fresh address per request is no fresh budget."""
+    settings.SMS_PER_IP_PER_DAY = 2
+    settings.TRUSTED_PROXY_COUNT = 1
+
+    def register_from(index: int, address: str) -> int:
+        body = {"phone": f"091234560{index}", "full_name": "A", "password": "Str0ng-pass!word"}
+        headers = {"X-Forwarded-For": address}
+        return api.post("/api/v1/auth/register", body, headers=headers).status_code
+
+    same_host = ["2001:db8:1:2::1", "2001:db8:1:2:a:b:c:d", "2001:db8:1:2::ffff"]
+    assert [register_from(i, address) for i, address in enumerate(same_host)] == [202, 202, 429]
+    assert register_from(5, "2001:db8:1:3::1") == 202  # the next /64 is someone else
+    # An IPv4 client seen through a dual-stack socket is the same client.
+    assert [register_from(6, "::ffff:203.0.113.7"), register_from(7, "203.0.113.7")] == [202, 202]
+    assert register_from(8, "203.0.113.7") == 429
+    # The challenge keeps the address the request came from, not its network.
+    assert User.objects.get(phone="+84912345601").otp_challenges.get().ip == (
+        "2001:db8:1:2:a:b:c:d"
+    )
+
+
 def test_otp_verification_fails_closed_when_redis_is_unreachable(api, db, settings) -> None:
     challenge_id = register(api).json()["challenge_id"]
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there

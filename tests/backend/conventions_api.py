@@ -68,6 +68,19 @@ def create_failing(request: Any, payload: ThingIn) -> Any:
     raise ServiceUnavailable()
 
 
+@router.post("/things-flaky", response={201: ThingOut})
+@idempotent
+def create_flaky(request: Any, payload: ThingIn) -> Status[dict[str, Any]]:
+    """The first call fails with 503 (an answer that is not kept), later ones create."""
+    calls["create"] += 1
+    first = calls["create"] == 1
+    gate["started"].set()
+    gate["release"].wait(timeout=10)
+    if first:
+        raise ServiceUnavailable()
+    return Status(201, {"id": uuid.uuid4().hex, "name": payload.name, "count": payload.count})
+
+
 @router.get("/private", auth=bearer)
 def private(request: Any) -> dict[str, str]:
     return {"phone": request.auth.phone}

@@ -180,6 +180,89 @@ def test_concurrent_twin_gets_409_then_replay() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+def test_twin_claims_a_key_released_after_its_insert_failed() -> None:
+    """The first request's 503 releases the key between the twin's failed insert and
+    its read of the record: the twin claims the key and runs, it never gets a 404."""
+    key = {"Idempotency-Key": "k-released"}
+    conventions_api.gate["release"].clear()
+    twin_insert_failed, first_done = threading.Event(), threading.Event()
+    results: dict[str, object] = {}
+
+    def first_request() -> None:
+        try:
+            results["first"] = ApiClient().post(
+                "/api/test/things-flaky", {"name": "abc"}, headers=key
+            )
+        finally:
+            first_done.set()
+            connection.close()
+
+    def hold_twin(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        if "idempotencyrecord" not in sql:
+            return execute(sql, params, many, context)
+        if sql.startswith("INSERT"):
+            try:
+                return execute(sql, params, many, context)
+            finally:
+                twin_insert_failed.set()
+        if sql.startswith("SELECT"):
+            # Read the record only once the first request has released it.
+            assert first_done.wait(timeout=10)
+        return execute(sql, params, many, context)
+
+    def twin_request() -> None:
+        try:
+            with connection.execute_wrapper(hold_twin):
+                results["twin"] = ApiClient().post(
+                    "/api/test/things-flaky", {"name": "abc"}, headers=key
+                )
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=first_request)
+    first.start()
+    assert conventions_api.gate["started"].wait(timeout=10)  # the key is claimed
+    twin = threading.Thread(target=twin_request)
+    twin.start()
+    assert twin_insert_failed.wait(timeout=10)
+    conventions_api.gate["release"].set()
+    first.join(timeout=10)
+    twin.join(timeout=10)
+
+    assert results["first"].status_code == 503  # type: ignore[attr-defined]
+    assert results["twin"].status_code == 201  # type: ignore[attr-defined]
+    assert conventions_api.calls["create"] == 2
+    replay = ApiClient().post("/api/test/things-flaky", {"name": "abc"}, headers=key)
+    assert replay.status_code == 201
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json() == results["twin"].json()  # type: ignore[attr-defined]
+
+
+@pytest.mark.django_db
+def test_a_key_that_keeps_changing_hands_is_in_flight(api: ApiClient) -> None:
+    """Each insert fails and each read finds the record gone: bounded, then 409."""
+    from django.db import IntegrityError
+
+    from backend import idempotency
+
+    inserts: list[str] = []
+
+    def always_taken(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        if sql.startswith("INSERT") and "idempotencyrecord" in sql:
+            inserts.append(sql)
+            raise IntegrityError("duplicate key value violates unique constraint")
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(always_taken):
+        response = api.post("/api/test/things", {"name": "abc"}, headers={"Idempotency-Key": "k-x"})
+
+    assert response.status_code == 409
+    assert response.json()["code"] == "idempotency_request_in_flight"
+    assert len(inserts) == idempotency.CLAIM_ATTEMPTS
+    assert conventions_api.calls["create"] == 0
+
+
+@pytest.mark.django_db(transaction=True)
 def test_abandoned_in_flight_record_is_taken_over(api: ApiClient, settings) -> None:
     IdempotencyRecord.objects.create(
         scope="ip:127.0.0.1",

@@ -11,6 +11,7 @@ import hashlib
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -33,6 +34,13 @@ QUERY_SECRETS = {
     "X-Amz-Signature": "f00dfacequerysignature",
     "sig": "querysig-77aa",
 }
+# What support staff type into the admin's search box: a name, a phone number without
+# its prefix, an address.
+ADMIN_SEARCHES = {
+    "/admin/accounts/user/": ["Nguyễn Văn An", "912345678"],
+    "/admin/postal/savedaddress/": ["Ngõ 5 nhà 17"],
+}
+VNPAY_SECURE_HASH = "ab" * 64
 
 
 def leaked(secret: str, log: str, window: int = 12) -> list[str]:
@@ -74,19 +82,36 @@ def test_signed_links_and_url_credentials_are_redacted_in_the_access_log(
         with_query = client.get(
             f"{server.base_url}/api/v1/catalogue/agencies", params=QUERY_SECRETS
         )
-        log = server.wait_for_log("/api/v1/catalogue/agencies?")
+        admin = [
+            client.get(f"{server.base_url}{path}", params={"q": term})
+            for path, terms in ADMIN_SEARCHES.items()
+            for term in terms
+        ]
+        vnpay = {"vnp_TxnRef": "AB12", "vnp_TmnCode": "X", "vnp_SecureHash": VNPAY_SECURE_HASH}
+        ipn = client.get(f"{server.base_url}/api/v1/payments/gateways/vnpay/callback", params=vnpay)
+        back = client.get(f"{server.base_url}/api/v1/payments/gateways/vnpay/return", params=vnpay)
+        log = server.wait_for_log("/api/v1/payments/gateways/vnpay/return?")
 
     assert (citizen_link.status_code, agency_link.status_code) == (200, 200)
     assert forged.status_code == 404
     assert citizen_link.content == agency_link.content == pdf
     assert with_query.status_code == 200
+    assert [response.status_code for response in admin] == [302, 302, 302]  # to the login
+    assert (ipn.status_code, back.status_code) == (200, 302)
     for secret in (download_token, agency_token, FORGED, *QUERY_SECRETS.values()):
         assert not leaked(secret, log)
+    assert not leaked(VNPAY_SECURE_HASH, log)
+    for terms in ADMIN_SEARCHES.values():
+        for term in terms:
+            assert not leaked(term, log, window=6)
+            assert not leaked(urlencode({"q": term})[2:], log, window=6)
     messages = [json.loads(line)["message"] for line in log.splitlines() if line.startswith("{")]
     request_lines = [m for m in messages if '"GET /api/v1/' in m]
     assert any('"GET /api/v1/dossiers/attachment-downloads/[redacted] HTTP/1.1" 200' in m
                for m in request_lines)  # fmt: skip
     assert any('"GET /api/v1/agency/files/[redacted] HTTP/1.1" 200' in m for m in request_lines)
+    assert any('"GET /admin/accounts/user/?q=[redacted] HTTP/1.1" 302' in m for m in messages)
+    assert any("vnp_TmnCode=X&vnp_SecureHash=[redacted] HTTP/1.1" in m for m in request_lines)
     assert any(
         "access_token=[redacted]&X-Amz-Credential=[redacted]&X-Amz-Signature=[redacted]"
         "&sig=[redacted]" in m

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import logging.config
@@ -9,6 +10,7 @@ from typing import Any
 
 from django.core import signing
 from django.urls import URLResolver, get_resolver
+from django.utils.log import configure_logging
 from uvicorn.config import LOGGING_CONFIG as UVICORN_LOGGING
 from uvicorn.logging import ColourizedFormatter as UvicornFormatter
 
@@ -131,3 +133,112 @@ def test_signed_link_query_parameters_are_redacted() -> None:
         assert secret not in out
     assert "X-Amz-Expires=300" in out
     assert "page=2" in out
+
+
+def test_search_terms_are_redacted() -> None:
+    """The admin finds people by name, phone, citizen ID or address with ?q=."""
+    lines = [
+        "/admin/accounts/user/?q=Nguy%E1%BB%85n+V%C4%83n+An",
+        "/admin/accounts/user/?q=912345678&o=1",
+        "/admin/postal/savedaddress/?q=Ng%C3%B5+5+nh%C3%A0+17",
+        # The change page of an object found by a search carries the search along.
+        "/admin/accounts/user/7/change/?_changelist_filters=o%3D1%26q%3DNguy%25E1%25BB%2585n",
+        "/admin/accounts/user/7/change/?_changelist_filters=q%3D0912%2B345%2B678%26o%3D1",
+    ]
+    out = [json.loads(render('"GET %s HTTP/1.1" %d', line, 200))["message"] for line in lines]
+    assert out == [
+        '"GET /admin/accounts/user/?q=[redacted] HTTP/1.1" 200',
+        '"GET /admin/accounts/user/?q=[redacted]&o=1 HTTP/1.1" 200',
+        '"GET /admin/postal/savedaddress/?q=[redacted] HTTP/1.1" 200',
+        '"GET /admin/accounts/user/7/change/?_changelist_filters=o%3D1%26q%3D[redacted] HTTP/1.1"'
+        " 200",
+        '"GET /admin/accounts/user/7/change/?_changelist_filters=q%3D[redacted]%26o%3D1 HTTP/1.1"'
+        " 200",
+    ]
+    # Every q=, not only the admin's: a citizen may type anything into a search box.
+    assert redact_text("/api/v1/catalogue/procedures?q=khai+sinh&limit=20") == (
+        "/api/v1/catalogue/procedures?q=[redacted]&limit=20"
+    )
+    assert redact_text("/x?faq=1&seq=2") == "/x?faq=1&seq=2"
+
+
+def test_payment_gateway_signatures_are_redacted() -> None:
+    secure_hash = "ab" * 64
+    url = (
+        "/api/v1/payments/vnpay/ipn?vnp_Amount=150000000&vnp_CreateDate=20261206093015"
+        "&vnp_PayDate=20261206093102&vnp_TxnRef=PAY-7Q2X&vnp_TransactionNo=14123456"
+        f"&vnp_SecureHashType=HmacSHA512&vnp_SecureHash={secure_hash}"
+    )
+    out = json.loads(render('"GET %s HTTP/1.1" %d', url, 200))["message"]
+    assert secure_hash not in out
+    assert out == (
+        '"GET /api/v1/payments/vnpay/ipn?vnp_Amount=150000000&vnp_CreateDate=20261206093015'
+        "&vnp_PayDate=20261206093102&vnp_TxnRef=PAY-7Q2X&vnp_TransactionNo=14123456"
+        '&vnp_SecureHashType=HmacSHA512&vnp_SecureHash=[redacted] HTTP/1.1" 200'
+    )
+    assert json.loads(render("x", vnp_SecureHash=secure_hash))["vnp_SecureHash"] == "[redacted]"
+
+
+def test_phone_numbers_without_prefix_or_in_groups_are_masked() -> None:
+    out = redact_text(
+        "a 912345678 b 0912 345 678 c +84 912 345 678 d 84 912 345 678 e 024 3825 1234"
+        " f 091 234 5678 g 9704123456781234"
+    )
+    assert out == (
+        "a ******678 b 0******678 c +84 ******678 d 84 ******678 e 0******234"
+        " f 0******678 g ******234"
+    )
+
+
+def test_ordinary_numbers_in_log_lines_are_kept() -> None:
+    lines = [
+        # Request ids (ours are uuid4 hex), access lines, times, addresses, codes.
+        "request 4f1c2d3e5a6b7c8d9e0f112233445566 done",
+        '203.113.131.200:51234 - "GET /api/v1/dossiers?limit=50 HTTP/1.1" 200',
+        "at 2026-12-06T01:02:03+00:00 (2026-12-06 08:02:03)",
+        "dossier H01-260101-0001 accepted; job 4821 retried 3 times",
+        "X-Amz-Date=20261206T010000Z&vnp_CreateDate=20261206093015",
+        "reconciliation 2026-12-05: 2 mismatch(es); 84.212.233.101 and 10.100.200.123",
+        "payment amount=250000000 paid_at_time=1765000000",
+    ]
+    for line in lines:
+        assert redact_text(line) == line, line
+
+
+def _handlers_reached(name: str) -> list[logging.Handler]:
+    """The handlers a record of logger `name` goes to (pytest's own left out)."""
+    logger: logging.Logger | None = logging.getLogger(name)
+    found: list[logging.Handler] = []
+    while logger is not None:
+        found += [h for h in logger.handlers if not type(h).__module__.startswith("_pytest")]
+        if not logger.propagate:
+            break
+        logger = logger.parent
+    return found
+
+
+def test_django_records_reach_only_the_redacting_handler_in_debug(settings) -> None:
+    settings.DEBUG = True  # `make run`: Django's own console handler would print too
+    token = signing.dumps({"a": "0b6c0a4e-93d1-4f7e-9d65-3f1e2a1c9b10"}, salt="any")
+    configure_logging(settings.LOGGING_CONFIG, settings.LOGGING)  # what django.setup() does
+    try:
+        for name in ("django.request", "django.server", "django.security.csrf"):
+            handlers = _handlers_reached(name)
+            assert handlers == logging.getLogger().handlers, name
+            for handler in handlers:
+                assert any(isinstance(f, RedactingFilter) for f in handler.filters), name
+
+        [console] = _handlers_reached("django.request")
+        assert isinstance(console, logging.StreamHandler)
+        out = io.StringIO()
+        previous = console.setStream(out)
+        try:
+            logging.getLogger("django.request").warning(
+                "Not Found: %s", f"/api/v1/agency/files/{token}", extra={"status_code": 404}
+            )
+        finally:
+            console.setStream(previous)
+        [line] = out.getvalue().splitlines()
+        assert json.loads(line)["message"] == "Not Found: /api/v1/agency/files/[redacted]"
+    finally:
+        configure_logging(settings.LOGGING_CONFIG, settings.LOGGING)

@@ -160,6 +160,19 @@ def test_verification_attempts_are_capped_per_ip(
     assert upload(data).status_code == 429
 
 
+def test_verification_attempts_count_an_ipv6_host_by_its_network(settings) -> None:
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.VERIFY_MAX_ATTEMPTS_PER_IP_PER_HOUR = 2
+
+    def verify(address: str) -> int:
+        headers = {"X-Forwarded-For": address}
+        return ApiClient().get("/api/v1/verify/NOPE", headers=headers).status_code
+
+    assert [verify("2001:db8:1:2::1"), verify("2001:db8:1:2::2")] == [404, 404]
+    assert verify("2001:db8:1:2:ffff::3") == 429
+    assert verify("2001:db8:1:3::1") == 404
+
+
 def test_the_public_page(agency: Agency, agency_client: AgencyClient, settings) -> None:
     dossier, _ = issue(agency, agency_client, settings)
     code = dossier.results.get().verification_code

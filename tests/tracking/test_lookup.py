@@ -141,6 +141,25 @@ def test_per_ip_cap_counts_every_attempt(
         assert response.json()["code"] == "lookup_locked"
 
 
+def test_per_ip_cap_counts_an_ipv6_host_by_its_network(api: ApiClient, settings) -> None:
+    settings.TRUSTED_PROXY_COUNT = 1
+    settings.LOOKUP_MAX_ATTEMPTS_PER_IP_PER_HOUR = 3
+    for n in range(3):
+        headers = {"X-Forwarded-For": f"2001:db8:1:2::{n + 1}"}
+        assert (
+            api.post(URL, {"code": f"NONE-{n}", "secret": "A"}, headers=headers).status_code == 404
+        )
+    response = api.post(
+        URL, {"code": "NONE-9", "secret": "A"}, headers={"X-Forwarded-For": "2001:db8:1:2::abc"}
+    )
+    assert response.status_code == 429
+    assert response.json()["code"] == "lookup_locked"
+    other = api.post(
+        URL, {"code": "NONE-9", "secret": "A"}, headers={"X-Forwarded-For": "2001:db8:1:3::1"}
+    )
+    assert other.status_code == 404
+
+
 def test_comparison_costs_the_same_for_unknown_and_known_codes(settings, monkeypatch) -> None:
     """The unknown case does a full hash too (not a fast "no"): the same PBKDF2 work,
     counted rather than timed (a timing on a busy machine proves nothing)."""
