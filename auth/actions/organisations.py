@@ -106,7 +106,9 @@ def update_organisation(
 def set_watching(user: User, organisation_id: uuid.UUID | str, *, watches: bool) -> Membership:
     """Whether `user` receives updates of the organisation's dossiers."""
     with transaction.atomic():
-        membership = access_organisation(user, organisation_id)
+        # The organisation's lock, as every membership change: a manager removing
+        # `user` meanwhile makes this a 404, not an update of a deleted row.
+        membership = access_organisation(user, organisation_id, for_update=True)
         membership.watches = watches
         membership.save(update_fields=["watches"])
     return membership
