@@ -27,7 +27,6 @@ from auth.access import (
     access_my_invitation,
     access_organisation,
     access_organisation_invitation,
-    lock_organisation,
     require_manager,
 )
 from auth.models import Invitation, Membership, Organisation, User
@@ -204,8 +203,7 @@ def revoke_invitation(
 
 def accept_invitation(user: User, invitation_id: uuid.UUID | str) -> Membership:
     with transaction.atomic():
-        invitation = access_my_invitation(user, invitation_id)
-        lock_organisation(invitation.organisation_id)
+        invitation = access_my_invitation(user, invitation_id)  # organisation locked too
         membership = Membership.objects.filter(
             organisation_id=invitation.organisation_id, user=user
         ).first()
