@@ -180,14 +180,21 @@ def my_invitations(user: User) -> QuerySet[Invitation]:
 
 
 def access_my_invitation(user: User, invitation_id: uuid.UUID | str) -> Invitation:
-    """The invitation addressed to `user`'s verified number, locked; 404 otherwise."""
+    """The invitation addressed to `user`'s verified number, locked, and its
+    organisation locked before it; 404 otherwise.
+
+    The organisation first: that is the order of every membership change (a
+    manager revoking the invitation locks the organisation, then writes the
+    invitation), so accepting while it is revoked waits instead of deadlocking.
+    """
     if user.phone_verified_at is None:
         raise NotFound()
-    invitation = (
-        Invitation.objects.select_for_update()
-        .filter(pk=_uuid(invitation_id), phone=user.phone)
-        .first()
-    )
+    mine = Invitation.objects.filter(pk=_uuid(invitation_id), phone=user.phone)
+    # An invitation's organisation never changes: read unlocked, then locked in order.
+    organisation_id = mine.values_list("organisation_id", flat=True).first()
+    if organisation_id is None or not lock_organisation(organisation_id):
+        raise NotFound()
+    invitation = mine.select_for_update().first()
     if invitation is None:
         raise NotFound()
     if invitation.status != Invitation.Status.PENDING:

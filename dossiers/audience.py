@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from auth.models import Membership, User
 from backend.any_of import AnyOf
@@ -22,6 +22,22 @@ def recipients_for(dossier: Dossier) -> set[uuid.UUID]:
             ).values_list("user_id", flat=True)
         )
     return recipients
+
+
+def still_recipient(dossier: str, user: str) -> Q:
+    """`recipients_for` as a condition on rows that name a dossier and a user (`dossier`
+    and `user`: the paths to them from the row, e.g. "notification__dossier"): true while
+    the user is the applicant, or a member of the dossier's organisation who watches it.
+
+    For a decision taken after the audience was (held pushes, retries): the member
+    may have left or stopped watching since. Set-based, so one query answers it for
+    a batch of rows."""
+    watching = Membership.objects.filter(
+        organisation_id=OuterRef(f"{dossier}__organisation_id"),
+        user_id=OuterRef(f"{user}_id"),
+        watches=True,
+    )
+    return Q(**{f"{dossier}__applicant_id": F(f"{user}_id")}) | Q(Exists(watching))
 
 
 def user_group(user_id: uuid.UUID | str) -> str:

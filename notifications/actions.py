@@ -80,6 +80,13 @@ def _register(
 ) -> tuple[Device, bool]:
     now = timezone.now()
     with transaction.atomic():
+        # One registration of a user at a time: the rules below (a token per
+        # installation and per session, DEVICE_MAX_PER_USER) read the user's active
+        # devices, and a twin registering another token for the same installation
+        # (the app asks again when FCM rotates the token) cannot see our uncommitted
+        # row: both would stay active and the phone would get every push twice.
+        # NO KEY: rows referring to the user (sessions, inbox) are not held up.
+        list(User.objects.select_for_update(no_key=True).filter(pk=user.pk).values_list("pk"))
         device = Device.objects.select_for_update().filter(token=token, active=True).first()
         if device is not None and device.user_id != user.pk:
             deactivate_devices([device.pk], "moved_to_other_user")

@@ -37,11 +37,12 @@ import redis
 from django.conf import settings
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import BooleanField, Count, ExpressionWrapper, F, Q, QuerySet
 from django.utils import timezone
 
 from auth.sms import SmsError, send_sms
 from backend.jobs import defer, defer_many
+from dossiers.audience import still_recipient
 from notifications.fcm import PushGateway, SendResult, get_gateway
 from notifications.models import Delivery, Device, Notification
 from notifications.payload import Push, channel_for, fit
@@ -397,17 +398,39 @@ def recover_pushes() -> int:
     return len(ids)
 
 
+# The error code of a delivery not sent because its user left the audience of the
+# dossier after the push was made (left its organisation, stopped watching it):
+# closed unsent, no fallback SMS.
+NO_LONGER_RECIPIENT = "NO_LONGER_RECIPIENT"
+
+
 def _claim(delivery_ids: Sequence[int], token: str) -> list[Delivery]:
     now = timezone.now()
+    # A push made for a member of the dossier's organisation may wait hours (quiet
+    # hours, retries): whether its user still hears about the dossier is decided
+    # again here, in the claim's own query (the fan-out's rule, `recipients_for`).
+    recipient = Q(notification__dossier__organisation_id__isnull=True) | still_recipient(
+        "notification__dossier", "notification__user"
+    )
     with transaction.atomic():
-        rows = list(
+        found = list(
             Delivery.objects.select_for_update(skip_locked=True, of=("self",))
             .select_related("device", "notification")
             .filter(pk__in=list(delivery_ids), state__in=Delivery.CLAIMABLE)
             .filter(Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now + CLAIM_TOLERANCE))
             .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
+            .annotate(still_recipient=ExpressionWrapper(recipient, output_field=BooleanField()))
             .order_by("pk")
         )
+        left = [row.pk for row in found if not row.still_recipient]
+        if left:
+            Delivery.objects.filter(pk__in=left).update(
+                state=Delivery.State.PERMANENT_FAILURE,
+                error_code=NO_LONGER_RECIPIENT,
+                error_message="Its user stopped following the dossier before it was sent.",
+                next_attempt_at=None,
+            )
+        rows: list[Delivery] = [row for row in found if row.still_recipient]
         if not rows:
             return []
         live = set(
@@ -658,10 +681,14 @@ def _fallback_where_all_failed(notification_ids: Iterable[int]) -> None:
     # see each other's answers, or neither would send the SMS.
     list(Notification.objects.select_for_update().filter(pk__in=ids).order_by("pk").values("pk"))
     for notification_id in ids:
-        # A superseded push was replaced by a later one for the same dossier.
+        # A superseded push was replaced by a later one for the same dossier; one
+        # no longer for its user closes the notification with no SMS.
         still_open = (
             Delivery.objects.filter(notification_id=notification_id)
-            .exclude(Q(state=Delivery.State.PERMANENT_FAILURE) & ~Q(error_code=SUPERSEDED))
+            .exclude(
+                Q(state=Delivery.State.PERMANENT_FAILURE)
+                & ~Q(error_code__in=(SUPERSEDED, NO_LONGER_RECIPIENT))
+            )
             .exists()
         )
         if still_open:

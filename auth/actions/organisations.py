@@ -27,7 +27,6 @@ from auth.access import (
     access_my_invitation,
     access_organisation,
     access_organisation_invitation,
-    lock_organisation,
     require_manager,
 )
 from auth.models import Invitation, Membership, Organisation, User
@@ -106,7 +105,9 @@ def update_organisation(
 def set_watching(user: User, organisation_id: uuid.UUID | str, *, watches: bool) -> Membership:
     """Whether `user` receives updates of the organisation's dossiers."""
     with transaction.atomic():
-        membership = access_organisation(user, organisation_id)
+        # The organisation's lock, as every membership change: a manager removing
+        # `user` meanwhile makes this a 404, not an update of a deleted row.
+        membership = access_organisation(user, organisation_id, for_update=True)
         membership.watches = watches
         membership.save(update_fields=["watches"])
     return membership
@@ -202,8 +203,7 @@ def revoke_invitation(
 
 def accept_invitation(user: User, invitation_id: uuid.UUID | str) -> Membership:
     with transaction.atomic():
-        invitation = access_my_invitation(user, invitation_id)
-        lock_organisation(invitation.organisation_id)
+        invitation = access_my_invitation(user, invitation_id)  # organisation locked too
         membership = Membership.objects.filter(
             organisation_id=invitation.organisation_id, user=user
         ).first()
