@@ -21,10 +21,12 @@ from __future__ import annotations
 import functools
 import io
 import itertools
+import logging
 import math
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import IO, Any, cast
 
 import pillow_heif
@@ -386,6 +388,46 @@ def pdf_unreadable(details: dict[str, Any] | None = None) -> Unprocessable:
     return Unprocessable("pdf_unreadable", _("This PDF file could not be read."), details=details)
 
 
+@dataclass
+class _PypdfReports:
+    """What pypdf reports only as warnings, collected for the inspection running in
+    this context (by a filter on its loggers, whatever LOG_LEVEL says):
+
+    - a key given twice in one dictionary: pypdf keeps the first value, other
+      readers (pdf.js) the last, so what we walk is not what they run
+      (`/OpenAction 5 0 R /OpenAction 4 0 R`, or an inline script as the second
+      value, which pypdf drops unseen). Such a file is refused;
+    - a cross-reference entry pypdf drops because it cannot read the header there
+      (`4 %c\n0 obj`): a reader whose lexer skips the comment still finds the object
+      where the table says, so the scan reads it there."""
+
+    duplicate_keys: list[str] = field(default_factory=list)
+    dropped_entries: list[tuple[int, int, int]] = field(default_factory=list)
+
+
+_PYPDF_REPORTS: ContextVar[_PypdfReports | None] = ContextVar("pypdf_reports", default=None)
+
+
+class _CollectPypdfReports(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        reports = _PYPDF_REPORTS.get()
+        values = record.args
+        if reports is None or not isinstance(values, dict):
+            return True
+        message = str(record.msg)
+        if message.startswith("Multiple definitions in dictionary"):
+            reports.duplicate_keys.append(str(values.get("key")))
+        elif message.startswith("Ignoring wrong pointing object"):
+            reports.dropped_entries.append((values["offset"], values["id"], values["gen"]))
+        return True
+
+
+for _name in ("pypdf.generic._data_structures", "pypdf._reader"):
+    logging.getLogger(_name).addFilter(_CollectPypdfReports())
+    # The filter only sees the records the logger lets through.
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+
 class _TooComplex(Exception):
     """The file asks for more objects or more parsing than the limits allow."""
 
@@ -537,7 +579,12 @@ class _Walk:
         return None
 
 
-def _every_object(reader: _Reader, data: bytes, walked: set[tuple[int, int]]) -> Iterator[Any]:
+def _every_object(
+    reader: _Reader,
+    data: bytes,
+    walked: set[tuple[int, int]],
+    dropped: Sequence[tuple[int, int, int]] = (),
+) -> Iterator[Any]:
     """Every object whose header appears in the file, whether the cross-reference
     table lists it or not; every object where the table points (read as a lexer
     reads it, comments included); and the members of every object stream
@@ -560,7 +607,7 @@ def _every_object(reader: _Reader, data: bytes, walked: set[tuple[int, int]]) ->
         for generation, entries in offsets.items()
         for number, offset in entries.items()
         if not free.get(generation, {}).get(number, False)
-    ]
+    ] + list(dropped)
     headers = (
         (match.start(), int(match[1]), int(match[2]), match.end())
         for match in _OBJECT_HEADER.finditer(data)
@@ -616,13 +663,15 @@ def _object_stream_members(
             yield obj
 
 
-def _find_active_content(reader: _Reader, data: bytes) -> str | None:
+def _find_active_content(
+    reader: _Reader, data: bytes, dropped: list[tuple[int, int, int]]
+) -> str | None:
     walk = _Walk(reader._budget)
     found = walk(reader.trailer)
     if found:
         return found
     walked = set(walk.read)
-    for obj in _every_object(reader, data, walked):
+    for obj in _every_object(reader, data, walked, dropped):
         found = walk(obj)
         if found:
             return found
@@ -637,6 +686,8 @@ def inspect_pdf(fileobj: IO[bytes], *, max_pages: int | None = None) -> PdfInfo:
     fileobj.seek(0)
     if detect_format(head) != "pdf":
         raise UnsupportedFileType()
+    reports = _PypdfReports()
+    collecting = _PYPDF_REPORTS.set(reports)
     try:
         data = fileobj.read()
         reader = _Reader(data, _Budget())
@@ -653,13 +704,17 @@ def inspect_pdf(fileobj: IO[bytes], *, max_pages: int | None = None) -> PdfInfo:
                 _("The PDF has too many pages (at most %(limit)s).") % {"limit": max_pages},
                 details={"pages": pages, "max_pages": max_pages},
             )
-        found = _find_active_content(reader, data)
+        found = _find_active_content(reader, data, reports.dropped_entries)
     except ApiError:
         raise
     except (_TooComplex, MemoryError) as exc:
         raise pdf_unreadable({"reason": "too_complex"}) from exc
     except _PARSE_ERRORS as exc:
         raise pdf_unreadable() from exc
+    finally:
+        _PYPDF_REPORTS.reset(collecting)
     if found:
         raise pdf_active_content(found)
+    if reports.duplicate_keys:
+        raise pdf_unreadable({"reason": "duplicate_key", "key": reports.duplicate_keys[0]})
     return PdfInfo(pages=pages)

@@ -182,3 +182,55 @@ def test_running_out_of_memory_is_a_coded_refusal() -> None:
         "pdf_unreadable",
         {"reason": "too_complex"},
     )
+
+
+# --- What pypdf sees and another reader runs (audit 5) ------------------------------
+
+_GO_TO = b"<< /S /GoTo /D [3 0 R /Fit] >>"
+
+
+def test_a_script_behind_a_duplicate_key_and_a_commented_header_is_refused() -> None:
+    # pypdf keeps the first /OpenAction (a harmless go-to), pdf.js the last: object 4,
+    # whose header has a comment between its generation and "obj".
+    catalog = b"<< /Type /Catalog /Pages 2 0 R /OpenAction 5 0 R /OpenAction 4 0 R >>"
+    data = _classic({**_CATALOG, 1: catalog, 4: _SCRIPT, 5: _GO_TO}, headers={4: b"4 0 %c\nobj\n"})
+
+    error = _error(data)
+
+    assert (error.code, error.details) == ("pdf_active_content", {"found": "/JS"})
+
+
+def test_a_listed_object_whose_header_has_a_comment_is_scanned() -> None:
+    data = _classic({**_CATALOG, 4: _SCRIPT}, headers={4: b"4 %comment\n0 % another\nobj\n"})
+
+    error = _error(data)
+
+    assert (error.code, error.details) == ("pdf_active_content", {"found": "/JS"})
+
+
+@pytest.mark.parametrize(
+    "catalog",
+    [
+        # A link that opens by itself for a last-wins reader.
+        b"<< /Type /Catalog /Pages 2 0 R /OpenAction 5 0 R /OpenAction 4 0 R >>",
+        # A script pypdf drops without a trace: the second, inline, value.
+        b"<< /Type /Catalog /Pages 2 0 R /OpenAction 5 0 R /OpenAction " + _SCRIPT + b" >>",
+    ],
+)
+def test_a_dictionary_with_a_key_twice_is_refused(catalog: bytes) -> None:
+    link = b"<< /S /URI /URI (https://example.com/) >>"
+    data = _classic({**_CATALOG, 1: catalog, 4: link, 5: _GO_TO})
+
+    error = _error(data)
+
+    assert (error.status, error.code) == (422, "pdf_unreadable")
+    assert error.details == {"reason": "duplicate_key", "key": "/OpenAction"}
+
+
+def test_the_same_file_without_the_duplicate_is_accepted() -> None:
+    catalog = b"<< /Type /Catalog /Pages 2 0 R /OpenAction 5 0 R >>"
+    link = b"<< /S /URI /URI (https://example.com/) >>"
+
+    assert (
+        inspect_pdf(io.BytesIO(_classic({**_CATALOG, 1: catalog, 4: link, 5: _GO_TO}))).pages == 1
+    )
