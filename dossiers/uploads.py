@@ -413,18 +413,19 @@ class _CollectPypdfReports(logging.Filter):
         reports = _PYPDF_REPORTS.get()
         values = record.args
         if reports is None or not isinstance(values, dict):
-            return True
+            return logging.getLogger("pypdf").isEnabledFor(record.levelno)
         message = str(record.msg)
         if message.startswith("Multiple definitions in dictionary"):
             reports.duplicate_keys.append(str(values.get("key")))
         elif message.startswith("Ignoring wrong pointing object"):
             reports.dropped_entries.append((values["offset"], values["id"], values["gen"]))
-        return True
+        # Logged only as the configuration says (the level set below is ours).
+        return logging.getLogger("pypdf").isEnabledFor(record.levelno)
 
 
 for _name in ("pypdf.generic._data_structures", "pypdf._reader"):
     logging.getLogger(_name).addFilter(_CollectPypdfReports())
-    # The filter only sees the records the logger lets through.
+    # The filter only sees the records the logger lets through, whatever LOG_LEVEL.
     logging.getLogger(_name).setLevel(logging.WARNING)
 
 

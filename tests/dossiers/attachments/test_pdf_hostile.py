@@ -6,6 +6,7 @@ limit reached), never the time it took."""
 from __future__ import annotations
 
 import io
+import logging
 import zlib
 from typing import Any
 from unittest import mock
@@ -234,3 +235,18 @@ def test_the_same_file_without_the_duplicate_is_accepted() -> None:
     assert (
         inspect_pdf(io.BytesIO(_classic({**_CATALOG, 1: catalog, 4: link, 5: _GO_TO}))).pages == 1
     )
+
+
+def test_duplicate_keys_are_seen_whatever_the_log_level(caplog: pytest.LogCaptureFixture) -> None:
+    catalog = b"<< /Type /Catalog /Pages 2 0 R /OpenAction 5 0 R /OpenAction 5 0 R >>"
+    pypdf_logger = logging.getLogger("pypdf")
+    level = pypdf_logger.level
+    pypdf_logger.setLevel(logging.ERROR)  # as a LOG_LEVEL of ERROR would
+    try:
+        error = _error(_classic({**_CATALOG, 1: catalog, 5: _GO_TO}))
+    finally:
+        pypdf_logger.setLevel(level)
+
+    assert error.details == {"reason": "duplicate_key", "key": "/OpenAction"}
+    # Nor is the warning logged, which the level holds back.
+    assert [record for record in caplog.records if record.name.startswith("pypdf")] == []
