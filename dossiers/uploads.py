@@ -35,7 +35,7 @@ from django.utils.translation import gettext_lazy as _
 from PIL import Image, ImageCms
 from pypdf import PdfReader
 from pypdf._utils import skip_over_whitespace
-from pypdf.errors import FileNotDecryptedError, PyPdfError
+from pypdf.errors import FileNotDecryptedError, PdfReadError, PyPdfError
 from pypdf.generic import (
     ArrayObject,
     DictionaryObject,
@@ -486,6 +486,7 @@ class _Reader(PdfReader):
         self._source = io.BytesIO(data)
         self._budget = budget
         self._first_headers: dict[tuple[int, int], int] | None = None
+        self._streams: dict[int, tuple[io.BytesIO, int, dict[int, int]]] = {}
         super().__init__(io.BytesIO(data), strict=False)
 
     def get_object(self, indirect_reference: int | IndirectObject) -> Any:
@@ -509,6 +510,34 @@ class _Reader(PdfReader):
                     raise FileNotDecryptedError("File has not been decrypted")
                 found = self._encryption.decrypt_object(found, number, generation)
         self.cache_indirect_object(generation, number, found)
+        return found
+
+    def _get_object_from_stream(self, indirect_reference: IndirectObject) -> Any:
+        """A compressed object, read alone and charged to the budget. pypdf parses every
+        member of the stream at once, each to its end: members whose offsets fall
+        inside one long string made that quadratic, outside any limit."""
+        number = indirect_reference.idnum
+        stream_number = self.xref_objStm[number][0]
+        if stream_number not in self._streams:
+            stream = IndirectObject(stream_number, 0, self).get_object()
+            if not isinstance(stream, StreamObject) or stream.get("/Type") != "/ObjStm":
+                raise PdfReadError(f"Object {stream_number} is not an object stream.")
+            content = stream.get_data()
+            first = int(stream.get("/First", 0))
+            count = int(stream.get("/N", 0))
+            offsets: dict[int, int] = {}
+            for index, entry in enumerate(_MEMBER_ENTRY.finditer(content, 0, max(first, 0))):
+                if index >= count:
+                    break
+                offsets.setdefault(int(entry[1]), int(entry[2]))
+            self._streams[stream_number] = (io.BytesIO(content), first, offsets)
+        source, first, offsets = self._streams[stream_number]
+        offset = offsets.get(number)
+        if offset is None:
+            return NullObject()
+        found = _parse_at(source, first + offset, self, self._budget)
+        found = NullObject() if found is None else found
+        self.cache_indirect_object(0, number, found)  # pypdf's get_object leaves it to us
         return found
 
     def _header_index(self) -> dict[tuple[int, int], int]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import logging
+import struct
 import zlib
 from typing import Any
 from unittest import mock
@@ -170,6 +171,51 @@ def test_overlapping_object_headers_stop_at_the_parsing_limit(settings: Any) -> 
 
     assert (error.code, error.details) == ("pdf_unreadable", {"reason": "too_complex"})
     assert parses.call_count < 30
+
+
+def test_compressed_objects_inside_one_long_string_stop_at_the_parsing_limit(
+    settings: Any,
+) -> None:
+    # 200 members at offsets 0, 1, 2... of "((((...))))": each is a string running to
+    # the end. pypdf would parse them all, each to its end, as soon as one is used.
+    settings.PDF_MAX_PARSED_BYTES = 20_000
+    count = 200
+    header = b"".join(b"%d %d " % (10 + index, index) for index in range(count))
+    content = zlib.compress(header + b"(" * count + b")" * count)
+    catalog = b"<< /Type /Catalog /Pages 2 0 R /X [10 0 R 150 0 R] >>"
+    out = bytearray(b"%PDF-1.7\n")
+    entries: dict[int, tuple[int, int, int]] = {}
+    for number, body in {**_CATALOG, 1: catalog}.items():
+        entries[number] = (1, len(out), 0)
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    entries[5] = (1, len(out), 0)
+    out += (
+        b"5 0 obj\n<< /Type /ObjStm /N %d /First %d /Filter /FlateDecode /Length %d >>\n"
+        % (count, len(header), len(content))
+        + b"stream\n"
+        + content
+        + b"\nendstream\nendobj\n"
+    )
+    entries.update({10 + index: (2, 5, index) for index in range(count)})
+    size = 10 + count + 1
+    entries[size - 1] = (1, len(out), 0)
+    rows = b"".join(struct.pack(">BIH", *entries.get(n, (0, 0, 0))) for n in range(size))
+    out += b"%d 0 obj\n<< /Type /XRef /Size %d /W [1 4 2] /Root 1 0 R /Length %d >>\n" % (
+        size - 1,
+        size,
+        len(rows),
+    )
+    out += (
+        b"stream\n" + rows + b"\nendstream\nendobj\nstartxref\n%d\n%%%%EOF\n" % entries[size - 1][1]
+    )
+
+    data = bytes(out)
+
+    with mock.patch.object(pypdf_reader, "read_object", wraps=pypdf_reader.read_object) as pypdf:
+        error = _error(data)
+
+    assert (error.code, error.details) == ("pdf_unreadable", {"reason": "too_complex"})
+    assert _member_parses(pypdf, data) == []  # pypdf's own reading of every member
 
 
 def test_running_out_of_memory_is_a_coded_refusal() -> None:
