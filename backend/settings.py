@@ -583,6 +583,11 @@ ATTACHMENT_JPEG_QUALITY = envint("ATTACHMENT_JPEG_QUALITY", 85)
 # to 2 x 16 MB resident per process once it has processed a photo; 0 keeps none.
 ATTACHMENT_IMAGE_BLOCKS_KEPT = envint("ATTACHMENT_IMAGE_BLOCKS_KEPT", 2)
 ATTACHMENT_PDF_MAX_PAGES = envint("ATTACHMENT_PDF_MAX_PAGES", 50)
+# Work the active-content check of a PDF (attachments, wallet, results, verify) may
+# do: objects read and bytes parsed (counted again where objects overlap). A file
+# that needs more is refused (422 pdf_unreadable, details.reason too_complex).
+PDF_MAX_OBJECTS = envint("PDF_MAX_OBJECTS", 50_000)
+PDF_MAX_PARSED_BYTES = envint("PDF_MAX_PARSED_BYTES", 4 * 1024 * 1024)
 # Lifetime of a signed download URL.
 ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS = envint("ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS", 300)
 # Longest value a citizen may type into one form field (drafts and submission).

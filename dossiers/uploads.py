@@ -20,9 +20,13 @@ from __future__ import annotations
 
 import functools
 import io
+import itertools
+import logging
 import math
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import IO, Any, cast
 
 import pillow_heif
@@ -31,7 +35,7 @@ from django.utils.translation import gettext_lazy as _
 from PIL import Image, ImageCms
 from pypdf import PdfReader
 from pypdf._utils import skip_over_whitespace
-from pypdf.errors import PyPdfError
+from pypdf.errors import FileNotDecryptedError, PdfReadError, PyPdfError
 from pypdf.generic import (
     ArrayObject,
     DictionaryObject,
@@ -350,10 +354,23 @@ _AUTOMATIC_ACTIONS = {"/URI"}  # refused where they run by themselves: /OpenActi
 _AUTOMATIC_KEYS = {"/OpenAction", "/AA"}
 _ACTIVE_TYPES = {"/EmbeddedFile"}
 # An object's header anywhere in the file: objects outside the cross-reference table
-# (earlier revisions, orphans a repairing reader finds) are looked at too.
+# (earlier revisions, orphans a repairing reader finds) are looked at too. Only
+# whitespace between the tokens: what a repairing reader's search of the bytes finds.
 _OBJECT_HEADER = re.compile(
     rb"(?<![0-9])([0-9]{1,10})[ \t\r\n\f\0]+([0-9]{1,5})[ \t\r\n\f\0]+obj\b"
 )
+# The header where the cross-reference table points, read as a PDF lexer reads it:
+# whitespace and comments (to the end of their line) between the tokens. Possessive
+# groups: a long comment is gone over once, never again for a shorter match.
+_SEPARATORS = rb"(?:[ \t\r\n\f\0]++|%[^\r\n]*+)*+"
+_LISTED_HEADER = re.compile(
+    _SEPARATORS + rb"([0-9]{1,10})" + _SEPARATORS + rb"([0-9]{1,5})" + _SEPARATORS + rb"obj\b"
+)
+# Object numbers and offsets at the head of an object stream.
+_MEMBER_ENTRY = re.compile(rb"([0-9]{1,10})[ \t\r\n\f\0]+([0-9]{1,10})")
+# Every error pypdf's parser lets out on hostile bytes.
+_PARSE_ERRORS = (PyPdfError, OSError, ValueError, KeyError, TypeError, AttributeError,
+                 RecursionError, IndexError, AssertionError, NotImplementedError)  # fmt: skip
 
 
 def pdf_active_content(found: str) -> Unprocessable:
@@ -365,6 +382,178 @@ def pdf_active_content(found: str) -> Unprocessable:
         ),
         details={"found": found},
     )
+
+
+def pdf_unreadable(details: dict[str, Any] | None = None) -> Unprocessable:
+    return Unprocessable("pdf_unreadable", _("This PDF file could not be read."), details=details)
+
+
+@dataclass
+class _PypdfReports:
+    """What pypdf reports only as warnings, collected for the inspection running in
+    this context (by a filter on its loggers, whatever LOG_LEVEL says):
+
+    - a key given twice in one dictionary: pypdf keeps the first value, other
+      readers (pdf.js) the last, so what we walk is not what they run
+      (`/OpenAction 5 0 R /OpenAction 4 0 R`, or an inline script as the second
+      value, which pypdf drops unseen). Such a file is refused;
+    - a cross-reference entry pypdf drops because it cannot read the header there
+      (`4 %c\n0 obj`): a reader whose lexer skips the comment still finds the object
+      where the table says, so the scan reads it there."""
+
+    duplicate_keys: list[str] = field(default_factory=list)
+    dropped_entries: list[tuple[int, int, int]] = field(default_factory=list)
+
+
+_PYPDF_REPORTS: ContextVar[_PypdfReports | None] = ContextVar("pypdf_reports", default=None)
+
+
+class _CollectPypdfReports(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        reports = _PYPDF_REPORTS.get()
+        values = record.args
+        if reports is None or not isinstance(values, dict):
+            return logging.getLogger("pypdf").isEnabledFor(record.levelno)
+        message = str(record.msg)
+        if message.startswith("Multiple definitions in dictionary"):
+            reports.duplicate_keys.append(str(values.get("key")))
+        elif message.startswith("Ignoring wrong pointing object"):
+            reports.dropped_entries.append((values["offset"], values["id"], values["gen"]))
+        # Logged only as the configuration says (the level set below is ours).
+        return logging.getLogger("pypdf").isEnabledFor(record.levelno)
+
+
+for _name in ("pypdf.generic._data_structures", "pypdf._reader"):
+    logging.getLogger(_name).addFilter(_CollectPypdfReports())
+    # The filter only sees the records the logger lets through, whatever LOG_LEVEL.
+    logging.getLogger(_name).setLevel(logging.WARNING)
+
+
+class _TooComplex(Exception):
+    """The file asks for more objects or more parsing than the limits allow."""
+
+
+class _Budget:
+    """What the active-content check may still do: objects read (walked from the
+    catalogue, found in the bytes, members of object streams) and bytes our own scan
+    parses (counted again where objects overlap). Hostile files make both grow much
+    faster than their size; an honest file stays far below."""
+
+    def __init__(self) -> None:
+        self.objects = settings.PDF_MAX_OBJECTS
+        self.parsed_bytes = settings.PDF_MAX_PARSED_BYTES
+
+    def take_object(self) -> None:
+        self.objects -= 1
+        if self.objects < 0:
+            raise _TooComplex
+
+    def take_bytes(self, count: int) -> None:
+        self.parsed_bytes -= count
+        if self.parsed_bytes < 0:
+            raise _TooComplex
+
+
+def _parse_at(source: io.BytesIO, position: int, reader: PdfReader, budget: _Budget) -> Any:
+    """The object that starts at `position`, or None when none does (digits followed
+    by "obj" inside some binary data). The bytes read are charged to the budget, but
+    a stream's data: pypdf takes it in one slice, while everything else (a string
+    above all) it reads a character at a time."""
+    budget.take_object()
+    source.seek(position)
+    obj = None
+    try:
+        skip_over_whitespace(source)
+        source.seek(-1, io.SEEK_CUR)
+        obj = read_object(source, reader)
+    except _PARSE_ERRORS:
+        pass
+    data = obj._data if isinstance(obj, StreamObject) else b""
+    budget.take_bytes(max(source.tell() - position - len(data), 1))
+    return obj
+
+
+class _Reader(PdfReader):
+    """pypdf's reader, except for a reference to an object that is not where the
+    cross-reference table says (or not listed at all): pypdf copies the whole file
+    and searches it with a regular expression, again for each such reference (a
+    catalogue listing thousands of missing objects cost minutes). Here the file's
+    object headers are indexed once, on the first such reference, and the object is
+    read from the first header of its number, as pypdf's search would have found."""
+
+    def __init__(self, data: bytes, budget: _Budget) -> None:
+        self._data = data
+        self._source = io.BytesIO(data)
+        self._budget = budget
+        self._first_headers: dict[tuple[int, int], int] | None = None
+        self._streams: dict[int, tuple[io.BytesIO, int, dict[int, int]]] = {}
+        super().__init__(io.BytesIO(data), strict=False)
+
+    def get_object(self, indirect_reference: int | IndirectObject) -> Any:
+        if isinstance(indirect_reference, int):
+            indirect_reference = IndirectObject(indirect_reference, 0, self)
+        number, generation = indirect_reference.idnum, indirect_reference.generation
+        offset = self.xref.get(generation, {}).get(number)
+        if (
+            (generation, number) in self.resolved_objects
+            or (generation == 0 and number in self.xref_objStm)
+            or self.xref_free_entry.get(generation, {}).get(number, False)
+            or (offset is not None and _listed_header(self._data, offset) == (number, generation))
+        ):
+            return super().get_object(indirect_reference)
+        start = self._header_index().get((number, generation))
+        found = None
+        if start is not None:
+            found = _parse_at(self._source, start, self, self._budget)
+            if found is not None and not self._override_encryption and self._encryption:
+                if not self._encryption.is_decrypted():
+                    raise FileNotDecryptedError("File has not been decrypted")
+                found = self._encryption.decrypt_object(found, number, generation)
+        self.cache_indirect_object(generation, number, found)
+        return found
+
+    def _get_object_from_stream(self, indirect_reference: IndirectObject) -> Any:
+        """A compressed object, read alone and charged to the budget. pypdf parses every
+        member of the stream at once, each to its end: members whose offsets fall
+        inside one long string made that quadratic, outside any limit."""
+        number = indirect_reference.idnum
+        stream_number = self.xref_objStm[number][0]
+        if stream_number not in self._streams:
+            stream = IndirectObject(stream_number, 0, self).get_object()
+            if not isinstance(stream, StreamObject) or stream.get("/Type") != "/ObjStm":
+                raise PdfReadError(f"Object {stream_number} is not an object stream.")
+            content = stream.get_data()
+            first = int(stream.get("/First", 0))
+            count = int(stream.get("/N", 0))
+            offsets: dict[int, int] = {}
+            for index, entry in enumerate(_MEMBER_ENTRY.finditer(content, 0, max(first, 0))):
+                if index >= count:
+                    break
+                offsets.setdefault(int(entry[1]), int(entry[2]))
+            self._streams[stream_number] = (io.BytesIO(content), first, offsets)
+        source, first, offsets = self._streams[stream_number]
+        offset = offsets.get(number)
+        if offset is None:
+            return NullObject()
+        found = _parse_at(source, first + offset, self, self._budget)
+        found = NullObject() if found is None else found
+        self.cache_indirect_object(0, number, found)  # pypdf's get_object leaves it to us
+        return found
+
+    def _header_index(self) -> dict[tuple[int, int], int]:
+        if self._first_headers is None:
+            index: dict[tuple[int, int], int] = {}
+            for match in _OBJECT_HEADER.finditer(self._data):
+                index.setdefault((int(match[1]), int(match[2])), match.end())
+                if len(index) > settings.PDF_MAX_OBJECTS:
+                    raise _TooComplex
+            self._first_headers = index
+        return self._first_headers
+
+
+def _listed_header(data: bytes, offset: int) -> tuple[int, int] | None:
+    match = _LISTED_HEADER.match(data, offset) if 0 <= offset < len(data) else None
+    return (int(match[1]), int(match[2])) if match else None
 
 
 def _is_active(obj: DictionaryObject, automatic: bool) -> str | None:
@@ -382,125 +571,180 @@ def _is_active(obj: DictionaryObject, automatic: bool) -> str | None:
     return None
 
 
-def _walk(roots: list[Any], read: set[tuple[int, int]] | None = None) -> str | None:
-    """Walk every object reachable from `roots` (dictionary keys and values, never
-    stream contents) and return the first active element found. Whatever hangs
-    under /OpenAction or /AA (and their /Next chains) runs without a click.
-    `read` collects the (number, generation) of each object the reader resolved."""
-    seen: set[tuple[int, int, bool]] = set()
-    stack: list[tuple[Any, bool]] = [(root, False) for root in roots]
-    while stack:
-        item, automatic = stack.pop()
-        if isinstance(item, IndirectObject):
-            ref = (item.idnum, item.generation, automatic)
-            if ref in seen:
-                continue
-            seen.add(ref)
-            item = item.get_object()
-            if read is not None and item is not None and not isinstance(item, NullObject):
-                read.add(ref[:2])
-        if isinstance(item, DictionaryObject):  # includes streams' dictionaries
-            found = _is_active(item, automatic)
-            if found:
-                return found
-            stack.extend(
-                (value, automatic or key in _AUTOMATIC_KEYS) for key, value in item.items()
-            )
-        elif isinstance(item, ArrayObject):
-            stack.extend((value, automatic) for value in item)
-    return None
+class _Walk:
+    """Walks objects (dictionary keys and values, never stream contents) and their
+    references, each referenced object once (twice at most: whatever hangs under
+    /OpenAction or /AA, and their /Next chains, runs without a click, so it is looked
+    at again with that in mind). `read` collects the (number, generation) of each
+    object the reader resolved."""
+
+    def __init__(self, budget: _Budget) -> None:
+        self.budget = budget
+        self.seen: set[tuple[int, int, bool]] = set()
+        self.read: set[tuple[int, int]] = set()
+
+    def __call__(self, root: Any) -> str | None:
+        """The first active element reachable from `root`."""
+        stack: list[tuple[Any, bool]] = [(root, False)]
+        while stack:
+            item, automatic = stack.pop()
+            if isinstance(item, IndirectObject):
+                ref = (item.idnum, item.generation, automatic)
+                if ref in self.seen:
+                    continue
+                self.seen.add(ref)
+                self.budget.take_object()
+                item = item.get_object()
+                if item is not None and not isinstance(item, NullObject):
+                    self.read.add(ref[:2])
+            if isinstance(item, DictionaryObject):  # includes streams' dictionaries
+                found = _is_active(item, automatic)
+                if found:
+                    return found
+                stack.extend(
+                    (value, automatic or key in _AUTOMATIC_KEYS) for key, value in item.items()
+                )
+            elif isinstance(item, ArrayObject):
+                stack.extend((value, automatic) for value in item)
+        return None
 
 
 def _every_object(
-    reader: PdfReader, data: bytes, walked: set[tuple[int, int]] | None = None
-) -> list[Any]:
+    reader: _Reader,
+    data: bytes,
+    walked: set[tuple[int, int]],
+    dropped: Sequence[tuple[int, int, int]] = (),
+) -> Iterator[Any]:
     """Every object whose header appears in the file, whether the cross-reference
-    table lists it or not, plus the members of every object stream (compressed
-    objects, invisible to a scan of the raw bytes).
+    table lists it or not; every object where the table points (read as a lexer
+    reads it, comments included); and the members of every object stream
+    (compressed objects, invisible to a scan of the raw bytes). Yielded one by one,
+    so each is walked and dropped before the next is parsed.
 
     Except the bodies the walk from the trailer has read already (`walked`): an
     object the walk resolved, whose header sits exactly where the cross-reference
     table puts it, is the same bytes; parsing it again only doubled the scan (a
     signed file's signature, tens of kilobytes of hexadecimal, read one character at
     a time). Any other body of the same number (an older revision, a shadow the
-    table does not list) is still read."""
-    walked = walked or set()
+    table does not list) is still read. Overlapping headers are each read (a body
+    hidden in another's string is a body a repairing reader may find), the bytes
+    read counted by the budget."""
+    source = io.BytesIO(data)
     offsets: dict[int, dict[int, Any]] = reader.xref
-    found: list[Any] = []
-    for match in _OBJECT_HEADER.finditer(data):
-        number, generation = int(match[1]), int(match[2])
-        if (number, generation) in walked and (
-            offsets.get(generation, {}).get(number) == match.start()
+    free = reader.xref_free_entry
+    listed = [
+        (offset, number, generation)
+        for generation, entries in offsets.items()
+        for number, offset in entries.items()
+        if not free.get(generation, {}).get(number, False)
+    ] + list(dropped)
+    headers = (
+        (match.start(), int(match[1]), int(match[2]), match.end())
+        for match in _OBJECT_HEADER.finditer(data)
+    )
+    done: set[int] = set()  # where bodies start: an object both found and listed is read once
+    for start, number, generation, end in itertools.chain(headers, _listed(data, listed)):
+        if end in done or (
+            (number, generation) in walked and offsets.get(generation, {}).get(number) == start
         ):
             continue
-        stream = io.BytesIO(data)
-        stream.seek(match.end())
-        try:
-            skip_over_whitespace(stream)
-            stream.seek(-1, io.SEEK_CUR)
-            obj = read_object(stream, reader)
-        except (PyPdfError, OSError, ValueError, KeyError, TypeError, AttributeError,
-                RecursionError, IndexError, AssertionError):  # fmt: skip
-            continue  # digits followed by "obj" inside some binary data, not an object
-        found.append(obj)
+        done.add(end)
+        obj = _parse_at(source, end, reader, reader._budget)
+        if obj is None:
+            continue
+        yield obj
         if isinstance(obj, StreamObject) and obj.get("/Type") == "/ObjStm":
             encryption = reader._encryption  # names are never encrypted, stream data is
             if encryption is not None:
-                obj = cast(
-                    StreamObject, encryption.decrypt_object(obj, int(match[1]), int(match[2]))
-                )
-            found += _object_stream_members(reader, obj)
-    return found
+                obj = cast(StreamObject, encryption.decrypt_object(obj, number, generation))
+            yield from _object_stream_members(reader, obj, number, walked)
 
 
-def _object_stream_members(reader: PdfReader, stream: StreamObject) -> list[Any]:
+def _listed(data: bytes, listed: list[tuple[int, int, int]]) -> Iterator[tuple[int, int, int, int]]:
+    for offset, number, generation in listed:
+        match = _LISTED_HEADER.match(data, offset) if 0 <= offset < len(data) else None
+        if match and (int(match[1]), int(match[2])) == (number, generation):
+            yield offset, number, generation, match.end()
+
+
+def _object_stream_members(
+    reader: _Reader, stream: StreamObject, number: int, walked: set[tuple[int, int]]
+) -> Iterator[Any]:
+    """The objects of an object stream: at most /N of them, each offset read once
+    (a head repeating one offset thousands of times asked for the same body again
+    and again), the members the walk resolved from this stream skipped."""
     content = stream.get_data()
     first = int(stream.get("/First", 0))
-    numbers = content[:first].split()
-    members = []
-    for offset in numbers[1::2]:
-        member = io.BytesIO(content)
-        member.seek(first + int(offset))
-        skip_over_whitespace(member)
-        member.seek(-1, io.SEEK_CUR)
-        members.append(read_object(member, reader))
-    return members
+    count = int(stream.get("/N", 0))
+    member = io.BytesIO(content)
+    offsets: set[int] = set()
+    for index, entry in enumerate(_MEMBER_ENTRY.finditer(content, 0, max(first, 0))):
+        if index >= count:
+            break
+        member_number, offset = int(entry[1]), int(entry[2])
+        if offset in offsets or (
+            (member_number, 0) in walked
+            and reader.xref_objStm.get(member_number, (None, None))[0] == number
+        ):
+            continue
+        offsets.add(offset)
+        obj = _parse_at(member, first + offset, reader, reader._budget)
+        if obj is not None:
+            yield obj
 
 
-def _find_active_content(reader: PdfReader, data: bytes) -> str | None:
-    walked: set[tuple[int, int]] = set()
-    return _walk([reader.trailer], walked) or _walk(_every_object(reader, data, walked))
+def _find_active_content(
+    reader: _Reader, data: bytes, dropped: list[tuple[int, int, int]]
+) -> str | None:
+    walk = _Walk(reader._budget)
+    found = walk(reader.trailer)
+    if found:
+        return found
+    walked = set(walk.read)
+    for obj in _every_object(reader, data, walked, dropped):
+        found = walk(obj)
+        if found:
+            return found
+    return None
 
 
 def inspect_pdf(fileobj: IO[bytes], *, max_pages: int | None = None) -> PdfInfo:
-    """Parse a PDF; refuse it when unreadable, too long, or carrying active content."""
+    """Parse a PDF; refuse it when unreadable, too long, too complex to check in
+    bounded time and memory, or carrying active content."""
     max_pages = max_pages or settings.ATTACHMENT_PDF_MAX_PAGES
     head = fileobj.read(HEAD_BYTES)
     fileobj.seek(0)
     if detect_format(head) != "pdf":
         raise UnsupportedFileType()
+    reports = _PypdfReports()
+    collecting = _PYPDF_REPORTS.set(reports)
     try:
-        reader = PdfReader(fileobj, strict=False)
+        data = fileobj.read()
+        reader = _Reader(data, _Budget())
         if reader.is_encrypted and not reader.decrypt(""):
             raise Unprocessable(
                 "pdf_encrypted", _("Password-protected PDF files are not accepted.")
             )
         pages = len(reader.pages)
         if pages < 1:
-            raise Unprocessable("pdf_unreadable", _("This PDF file could not be read."))
+            raise pdf_unreadable()
         if pages > max_pages:
             raise Unprocessable(
                 "pdf_too_many_pages",
                 _("The PDF has too many pages (at most %(limit)s).") % {"limit": max_pages},
                 details={"pages": pages, "max_pages": max_pages},
             )
-        fileobj.seek(0)
-        found = _find_active_content(reader, fileobj.read())
+        found = _find_active_content(reader, data, reports.dropped_entries)
     except ApiError:
         raise
-    except (PyPdfError, OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError,
-            IndexError, AssertionError, NotImplementedError) as exc:  # fmt: skip
-        raise Unprocessable("pdf_unreadable", _("This PDF file could not be read.")) from exc
+    except (_TooComplex, MemoryError) as exc:
+        raise pdf_unreadable({"reason": "too_complex"}) from exc
+    except _PARSE_ERRORS as exc:
+        raise pdf_unreadable() from exc
+    finally:
+        _PYPDF_REPORTS.reset(collecting)
     if found:
         raise pdf_active_content(found)
+    if reports.duplicate_keys:
+        raise pdf_unreadable({"reason": "duplicate_key", "key": reports.duplicate_keys[0]})
     return PdfInfo(pages=pages)

@@ -337,25 +337,23 @@ def test_the_scan_of_every_object_skips_the_bodies_the_walk_already_read() -> No
     # bytes then reads only the others: a body at another offset than the one the
     # cross-reference table gives (the shadowed open action's script), an unlisted
     # object, the object streams. (A signed result's signature was parsed twice.)
-    from pypdf import PdfReader
-
-    from dossiers.uploads import _every_object, _walk
+    from dossiers.uploads import _Budget, _every_object, _Reader, _Walk
 
     def left_to_parse(data: bytes) -> list[Any]:
-        reader = PdfReader(io.BytesIO(data), strict=False)
-        walked: set[tuple[int, int]] = set()
-        assert _walk([reader.trailer], walked) is None
-        return _every_object(reader, data, walked)
+        reader = _Reader(data, _Budget())
+        walk = _Walk(reader._budget)
+        assert walk(reader.trailer) is None
+        return list(_every_object(reader, data, walk.read))
 
     clean = samples.pdf_bytes(3)
-    everything = _every_object(PdfReader(io.BytesIO(clean), strict=False), clean)
+    everything = list(_every_object(_Reader(clean, _Budget()), clean, set()))
     assert len(everything) >= 5
     assert left_to_parse(clean) == []
 
     shadowed = samples.pdf_with_shadowed_open_action()
-    reader = PdfReader(io.BytesIO(shadowed), strict=False)
-    walked: set[tuple[int, int]] = set()
-    _walk([reader.trailer], walked)
-    assert (4, 0) in walked  # the harmless body, where the table points
-    bodies = _every_object(reader, shadowed, walked)
+    reader = _Reader(shadowed, _Budget())
+    walk = _Walk(reader._budget)
+    walk(reader.trailer)
+    assert (4, 0) in walk.read  # the harmless body, where the table points
+    bodies = list(_every_object(reader, shadowed, walk.read))
     assert {"/S": "/Launch", "/F": "cmd.exe"} in [dict(body) for body in bodies]
