@@ -187,7 +187,7 @@ def attachment_download_url(
     query: Query[DownloadUrlQuery],
 ) -> dict[str, Any]:
     attachment = access_attachment(current_user(request), dossier_id, attachment_id)
-    token, expires_at = sign_download(attachment, query.variant)
+    token, expires_at = sign_download(attachment, query.variant, current_user(request))
     url = request.build_absolute_uri(
         reverse("api-v1:attachment-signed-download", kwargs={"token": token})
     )

@@ -1,9 +1,11 @@
 """Serving stored attachments: streamed responses and short-lived signed URLs.
 
 A signed URL lets an image view or a PDF viewer fetch a file without the access
-token (they cannot add headers). It names one attachment and one variant, is
-made by backend/signed_links.py (signed with SECRET_KEY) and expires after
-ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS.
+token (they cannot add headers). It names one attachment, one variant and the user
+it was made for, is made by backend/signed_links.py (signed with SECRET_KEY) and
+expires after ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS. Opening it checks again that this
+user may see the dossier: a member who left the organisation meanwhile, or an
+account since disabled, gets a 404 however fresh the link.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from django.http import FileResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from auth.models import User
 from backend.errors import NotFound, PermissionDenied
 from backend.signed_links import open_link, sign_link
-from dossiers.attachments import read_stored
+from dossiers.attachments import access_attachment, read_stored
 from dossiers.models import Attachment
 
 Variant = Literal["file", "thumbnail"]
@@ -26,11 +29,11 @@ VARIANTS: tuple[Variant, ...] = ("file", "thumbnail")
 _SALT = "dossiers.attachment-download"
 
 
-def sign_download(attachment: Attachment, variant: Variant) -> tuple[str, dt.datetime]:
-    """A token for `attachment`'s `variant`, and when it stops working."""
+def sign_download(attachment: Attachment, variant: Variant, user: User) -> tuple[str, dt.datetime]:
+    """A token for `user` to fetch `attachment`'s `variant`, and when it stops working."""
     if variant == "thumbnail" and not attachment.thumbnail:
         raise _no_thumbnail()
-    token = sign_link({"a": str(attachment.pk), "v": variant}, purpose=_SALT)
+    token = sign_link({"a": str(attachment.pk), "v": variant, "u": str(user.pk)}, purpose=_SALT)
     ttl = settings.ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS
     return token, timezone.now() + dt.timedelta(seconds=ttl)
 
@@ -48,8 +51,11 @@ def resolve_download(token: str) -> tuple[Attachment, Variant]:
     if payload.get("v") not in VARIANTS:
         raise NotFound()
     attachment = Attachment.objects.filter(pk=str(payload.get("a"))).first()
-    if attachment is None:  # deleted since the link was made
+    user = User.objects.filter(pk=str(payload.get("u")), is_active=True).first()
+    if attachment is None or user is None:  # deleted since the link was made
         raise NotFound()
+    # Whoever the link was made for must still see the dossier (404 otherwise).
+    attachment = access_attachment(user, attachment.dossier_id, attachment.pk)
     variant: Variant = "thumbnail" if payload["v"] == "thumbnail" else "file"
     return attachment, variant
 

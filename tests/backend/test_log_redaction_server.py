@@ -67,7 +67,7 @@ def test_signed_links_and_url_credentials_are_redacted_in_the_access_log(
         pages=1,
         uploaded_by=citizen,
     )
-    download_token, _ = sign_download(attachment, "file")
+    download_token, _ = sign_download(attachment, "file", citizen)
     agency_token = file_token(dossier.agency, attachment)
 
     # httpx's default 5 s read timeout is shorter than a busy 2-core CI machine needs

@@ -122,3 +122,28 @@ def test_strangers_404_does_not_reveal_whether_the_dossier_exists(
     fake = stranger.get(f"{missing}/{attachment.pk}/download")
 
     assert (real.status_code, real.json()) == (fake.status_code, fake.json())
+
+
+def test_a_download_link_stops_working_once_its_user_no_longer_sees_the_dossier(
+    org_dossier: tuple[Dossier, User, User], attachment: Attachment
+) -> None:
+    dossier, applicant, member = org_dossier
+    member_link = api_for(member).get(f"{_base(dossier)}/{attachment.pk}/download-url").json()
+    applicant_link = api_for(applicant).get(f"{_base(dossier)}/{attachment.pk}/download-url").json()
+    anonymous = ApiClient()
+    assert anonymous.get(member_link["url"]).status_code == 200
+
+    Membership.objects.filter(user=member).delete()  # left the organisation
+
+    assert anonymous.get(member_link["url"]).status_code == 404
+    # The link of someone who still sees the dossier keeps working.
+    assert anonymous.get(applicant_link["url"]).status_code == 200
+
+
+def test_a_download_link_of_a_disabled_account_is_404(
+    org_dossier: tuple[Dossier, User, User], attachment: Attachment
+) -> None:
+    dossier, applicant, _ = org_dossier
+    link = api_for(applicant).get(f"{_base(dossier)}/{attachment.pk}/download-url").json()
+    User.objects.filter(pk=applicant.pk).update(is_active=False)
+    assert ApiClient().get(link["url"]).status_code == 404
