@@ -612,6 +612,10 @@ RESULT_VALIDATION_ALLOW_FETCHING = envbool("RESULT_VALIDATION_ALLOW_FETCHING", F
 # pyHanko's revocation policy: soft-fail (revoked if a CRL says so), hard-fail
 # (revocation information required for every certificate), require.
 RESULT_REVOCATION_MODE = env("RESULT_REVOCATION_MODE", "soft-fail")
+# Certificates one signature (or a timestamp token in it) may carry: a real chain is
+# the signer, one or two intermediates and perhaps the root; more, or two with the
+# same subject, only make pyHanko's path search explode (factorially).
+RESULT_SIGNATURE_MAX_CERTS = envint("RESULT_SIGNATURE_MAX_CERTS", 10)
 # A signing time later than now plus this is refused.
 RESULT_SIGNING_TIME_SKEW_SECONDS = envint("RESULT_SIGNING_TIME_SKEW_SECONDS", 300)
 # Server-side signing keys per agency code (JSON):
