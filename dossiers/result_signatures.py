@@ -37,7 +37,9 @@ import functools
 import hashlib
 import io
 import json
+import logging
 import secrets
+import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +55,9 @@ from django.utils.translation import gettext_lazy as _
 from backend.errors import ApiError, Conflict, Unprocessable
 from dossiers.lookup_secrets import ALPHABET
 from dossiers.uploads import inspect_pdf
+
+logger = logging.getLogger(__name__)
+
 
 # Refusals of a result, by the problem pyHanko reports.
 SIGNATURE_ERRORS: dict[str, Any] = {
@@ -221,6 +226,22 @@ def _refuse_tangled_certificates(signed_data: Any) -> None:
 # --- Validation ---------------------------------------------------------------------------
 
 
+def _parser_errors(*own: type[Exception]) -> tuple[type[Exception], ...]:
+    """The libraries' `own` errors, and what else pypdf and pyHanko raise on a hostile
+    or broken file (a trailer that is `null`, a digest OID no hash is known for, a
+    structure nested too deep): a refusal of that file, never a server error."""
+    return (*own, OSError, ValueError, KeyError, TypeError, AttributeError, IndexError,
+            RecursionError, AssertionError)  # fmt: skip
+
+
+def _log_refusal(code: str, exc: BaseException) -> None:
+    """What failed and where, for the operator: the exception's type and the line that
+    raised it, not its text, which can quote bytes of someone's document."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"
+    logger.warning("result PDF refused (%s): %s at %s", code, type(exc).__name__, where)
+
+
 def _refuse_unsafe(data: bytes) -> None:
     """Encrypted or active PDFs are refused before pyHanko parses them."""
     from pypdf import PdfReader
@@ -228,7 +249,13 @@ def _refuse_unsafe(data: bytes) -> None:
 
     try:
         encrypted = PdfReader(io.BytesIO(data), strict=False).is_encrypted
-    except (PyPdfError, OSError, ValueError, KeyError, TypeError) as exc:
+    except NotImplementedError as exc:
+        # Opening raises this only from pypdf's /Encrypt reader: a security handler
+        # it does not implement (public-key /PubSec, an unknown /V or crypt filter).
+        _log_refusal("pdf_encrypted", exc)
+        raise ResultRefused("pdf_encrypted") from exc
+    except _parser_errors(PyPdfError) as exc:
+        _log_refusal("pdf_unreadable", exc)
         raise ResultRefused("pdf_unreadable") from exc
     if encrypted:
         raise ResultRefused("pdf_encrypted")
@@ -279,7 +306,8 @@ def read_signature(data: bytes) -> SignatureFacts:
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
         signatures = reader.embedded_signatures
-    except (PdfError, OSError, ValueError, KeyError, TypeError) as exc:
+    except _parser_errors(PdfError, NotImplementedError) as exc:
+        _log_refusal("pdf_unreadable", exc)
         raise ResultRefused("pdf_unreadable") from exc
     if not signatures:
         raise ResultRefused("result_not_signed")
@@ -288,7 +316,10 @@ def read_signature(data: bytes) -> SignatureFacts:
     try:
         _refuse_tangled_certificates(embedded.signed_data)
         status = validate_pdf_signature(embedded, context)
-    except (PdfError, ValueError, KeyError, TypeError) as exc:
+    except _parser_errors(PdfError, NotImplementedError) as exc:
+        # A signature pyHanko cannot evaluate (an unknown digest algorithm, a signer
+        # identified in a way it does not support) cannot be shown to be valid.
+        _log_refusal("signature_invalid", exc)
         raise ResultRefused("signature_invalid") from exc
     if issuers.exhausted:
         raise ResultRefused("signature_certificates_refused")
@@ -384,7 +415,8 @@ def sign_result(agency_code: str, data: bytes, verification_code: str) -> bytes:
         )
     except ApiError:
         raise
-    except (PdfError, OSError, ValueError, KeyError, TypeError) as exc:
+    except _parser_errors(PdfError, NotImplementedError) as exc:
+        _log_refusal("pdf_unreadable", exc)
         raise ResultRefused("pdf_unreadable") from exc
     return out.getvalue()
 

@@ -12,6 +12,7 @@ from pypdf import PdfReader, PdfWriter
 from dossiers.models import Agency, Dossier, DossierEvent, ResultDocument
 from dossiers.result_signatures import read_signature
 from tests.conftest import make_user
+from tests.documents.broken import broken_result
 from tests.documents.pki import configure, make_pdf, same_named_cas, sign_carrying, sign_with
 from tests.dossiers.attachments import samples
 from tests.dossiers.conftest import AgencyClient
@@ -268,3 +269,22 @@ def test_path_building_stops_at_its_budget(
     assert_refused(
         complete(agency_client, dossier, signed), "signature_certificates_refused", dossier
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [
+        ("unknown_digest_oid", "signature_invalid"),
+        ("trailer_null", "pdf_unreadable"),
+        ("encrypt_pubsec", "pdf_encrypted"),
+    ],
+)
+def test_files_the_parsers_choke_on_are_refused_with_a_code(
+    agency: Agency, agency_client: AgencyClient, settings, caplog, name: str, code: str
+) -> None:
+    data = broken_result(configure(settings), name)
+    dossier = processing(agency)
+    assert_refused(complete(agency_client, dossier, data), code, dossier)
+    refusals = [r for r in caplog.records if r.name == "dossiers.result_signatures"]
+    assert [r.levelname for r in refusals] == ["WARNING"]
+    assert f"({code})" in refusals[0].getMessage()
