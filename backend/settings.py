@@ -565,6 +565,9 @@ ATTACHMENT_JPEG_QUALITY = envint("ATTACHMENT_JPEG_QUALITY", 85)
 # pipeline (12 MB each) are then not page-faulted in afresh every time. Costs up
 # to 2 x 16 MB resident per process once it has processed a photo; 0 keeps none.
 ATTACHMENT_IMAGE_BLOCKS_KEPT = envint("ATTACHMENT_IMAGE_BLOCKS_KEPT", 2)
+# Scans a JPEG may have (libjpeg decodes each over the whole image, with no limit of
+# its own): phones write one (baseline), libjpeg's progressive script about ten.
+ATTACHMENT_JPEG_MAX_SCANS = envint("ATTACHMENT_JPEG_MAX_SCANS", 32)
 ATTACHMENT_PDF_MAX_PAGES = envint("ATTACHMENT_PDF_MAX_PAGES", 50)
 # Lifetime of a signed download URL.
 ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS = envint("ATTACHMENT_DOWNLOAD_URL_TTL_SECONDS", 300)

@@ -1,0 +1,100 @@
+"""Photos whose decoding would cost far more than their size: refused before decoding."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image, ImageFile
+
+from dossiers.models import Attachment, Dossier
+from dossiers.uploads import UnsupportedFileType, jpeg_scan_count, process_image
+from tests.conftest import ApiClient
+from tests.dossiers.attachments import samples
+from tests.dossiers.attachments.conftest import stored_files, upload
+from tests.dossiers.attachments.hostile_images import (
+    jpeg_segments,
+    jpeg_with_repeated_scan,
+    progressive_jpeg,
+)
+
+
+@pytest.fixture
+def no_decoding(monkeypatch: pytest.MonkeyPatch) -> list[Image.Image]:
+    """Pillow's decoding entry point, recorded: a refusal must come before it."""
+    loaded: list[Image.Image] = []
+    original = ImageFile.ImageFile.load
+
+    def load(self: ImageFile.ImageFile) -> Any:
+        loaded.append(self)
+        return original(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    return loaded
+
+
+def test_scans_are_counted_without_decoding() -> None:
+    libjpeg_progressive = io.BytesIO()
+    samples.marked_image((64, 48)).save(libjpeg_progressive, "JPEG", progressive=True)
+
+    assert jpeg_scan_count(samples.jpeg_bytes(), stop_above=32) == 1  # baseline, with EXIF
+    assert jpeg_scan_count(libjpeg_progressive.getvalue(), stop_above=32) == 10
+    assert jpeg_scan_count(jpeg_with_repeated_scan(500), stop_above=10_000) == 500
+    assert jpeg_scan_count(jpeg_with_repeated_scan(500), stop_above=32) == 33  # stops early
+
+
+def test_millions_of_empty_segments_count_as_too_many_scans() -> None:
+    comments = b"\xff\xd8" + b"\xff\xfe\x00\x02" * 5_000 + progressive_jpeg()[2:]
+
+    assert jpeg_scan_count(comments, stop_above=32) == 33
+
+
+def test_marker_bytes_inside_segments_or_junk_between_them_do_not_hide_a_scan() -> None:
+    commented = io.BytesIO()
+    samples.marked_image((64, 48)).save(commented, "JPEG", comment=b"\xff\xda" * 20)
+    assert jpeg_scan_count(commented.getvalue(), stop_above=32) == 1
+
+    # libjpeg skips junk (with a warning) and fill 0xFFs before a marker; so does the count.
+    pieces = jpeg_segments(jpeg_with_repeated_scan(40))
+    padded = b"".join(
+        (b"junk\xff\xff" + piece if marker == 0xDA else piece) for marker, piece in pieces
+    )
+    assert jpeg_scan_count(padded, stop_above=100) == 40
+
+
+def test_a_jpeg_with_more_scans_than_allowed_is_refused_before_decoding(
+    settings: Any, no_decoding: list[Image.Image]
+) -> None:
+    settings.ATTACHMENT_JPEG_MAX_SCANS = 40
+
+    accepted = process_image(io.BytesIO(jpeg_with_repeated_scan(40)))
+    assert (accepted.width, accepted.height) == (64, 48)
+    assert no_decoding != []
+    no_decoding.clear()
+    with pytest.raises(UnsupportedFileType) as caught:
+        process_image(io.BytesIO(jpeg_with_repeated_scan(41)))
+    assert (caught.value.status, caught.value.code) == (415, "unsupported_file_type")
+    assert no_decoding == []  # the refused file was never decoded
+
+
+def test_the_default_limit_takes_progressive_photos(settings: Any) -> None:
+    assert settings.ATTACHMENT_JPEG_MAX_SCANS == 32
+    assert process_image(io.BytesIO(progressive_jpeg())).source_format == "jpeg"
+
+
+@pytest.mark.django_db
+def test_an_upload_with_thousands_of_scans_is_refused_and_nothing_is_stored(
+    owner_api: ApiClient, dossier: Dossier, media_root: Path, no_decoding: list[Image.Image]
+) -> None:
+    data = jpeg_with_repeated_scan(2_000)
+    assert len(data) < 40_000
+
+    response = upload(owner_api, dossier, data)
+
+    assert response.status_code == 415, response
+    assert response.json()["code"] == "unsupported_file_type"
+    assert not Attachment.objects.filter(dossier=dossier).exists()
+    assert stored_files(media_root) == []
+    assert no_decoding == []
