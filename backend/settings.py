@@ -555,6 +555,11 @@ DEMO_LOGINS = [
 ATTACHMENT_MAX_FILE_BYTES = envint("ATTACHMENT_MAX_FILE_BYTES", 10 * 1024 * 1024)
 # Decoded size limit, judged from the header before any pixel is decoded.
 ATTACHMENT_MAX_PIXELS = envint("ATTACHMENT_MAX_PIXELS", 40_000_000)
+# Longest side of a decoded image, also from the header: memory grows with the rows
+# as well as the pixels (about 43 bytes a row over the pipeline's copies: 1.8 GB for a
+# 1 x 40,000,000 PNG). 65,535 is the most a JPEG can have, far above any phone's
+# long screenshot, and keeps that overhead under 3 MB.
+ATTACHMENT_MAX_SIDE_PIXELS = envint("ATTACHMENT_MAX_SIDE_PIXELS", 65_535)
 ATTACHMENT_MAX_PER_DOSSIER = envint("ATTACHMENT_MAX_PER_DOSSIER", 20)
 ATTACHMENT_QUOTA_BYTES_PER_USER = envint("ATTACHMENT_QUOTA_BYTES_PER_USER", 200 * 1024 * 1024)
 ATTACHMENT_IMAGE_MAX_SIDE = envint("ATTACHMENT_IMAGE_MAX_SIDE", 2560)

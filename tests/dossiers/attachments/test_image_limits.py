@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.utils import translation
 from PIL import Image, ImageFile
 
+from backend.errors import ApiError
 from dossiers.models import Attachment, Dossier
 from dossiers.uploads import UnsupportedFileType, jpeg_scan_count, process_image
 from tests.conftest import ApiClient
@@ -98,3 +100,36 @@ def test_an_upload_with_thousands_of_scans_is_refused_and_nothing_is_stored(
     assert not Attachment.objects.filter(dossier=dossier).exists()
     assert stored_files(media_root) == []
     assert no_decoding == []
+
+
+def test_a_thin_image_is_refused_from_its_header_with_its_real_size(
+    no_decoding: list[Image.Image],
+) -> None:
+    # 40 megapixels, within the pixel budget, but a row pointer for each of 40 million
+    # rows in every copy: 1.8 GB to decode.
+    thin = samples.png_header_only(1, 40_000_000)
+
+    with pytest.raises(ApiError) as caught:
+        process_image(io.BytesIO(thin))
+
+    assert (caught.value.status, caught.value.code) == (422, "image_too_large")
+    assert caught.value.details == {
+        "width": 1,
+        "height": 40_000_000,
+        "max_pixels": 40_000_000,
+        "max_side": 65_535,
+    }
+    assert no_decoding == []
+
+
+@pytest.mark.parametrize("size", [(101, 10), (10, 101)])
+def test_side_limit_boundary(settings: Any, size: tuple[int, int]) -> None:
+    settings.ATTACHMENT_MAX_SIDE_PIXELS = 100
+
+    assert process_image(io.BytesIO(samples.png_bytes((100, 10)))).width == 100
+    assert process_image(io.BytesIO(samples.png_bytes((10, 100)))).height == 100
+    with pytest.raises(ApiError) as caught, translation.override("en"):
+        process_image(io.BytesIO(samples.png_header_only(*size)))
+    assert caught.value.code == "image_too_large"
+    assert (caught.value.details["width"], caught.value.details["height"]) == size
+    assert caught.value.message == "The image is too long or too wide (at most 100 pixels a side)."
