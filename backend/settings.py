@@ -570,6 +570,9 @@ ATTACHMENT_JPEG_QUALITY = envint("ATTACHMENT_JPEG_QUALITY", 85)
 # pipeline (12 MB each) are then not page-faulted in afresh every time. Costs up
 # to 2 x 16 MB resident per process once it has processed a photo; 0 keeps none.
 ATTACHMENT_IMAGE_BLOCKS_KEPT = envint("ATTACHMENT_IMAGE_BLOCKS_KEPT", 2)
+# Largest embedded colour profile used to convert a photo to sRGB; a bigger one is
+# ignored (the pixels are taken as sRGB). Phones embed a few KB.
+ATTACHMENT_ICC_PROFILE_MAX_BYTES = envint("ATTACHMENT_ICC_PROFILE_MAX_BYTES", 1024 * 1024)
 # Scans a JPEG may have (libjpeg decodes each over the whole image, with no limit of
 # its own): phones write one (baseline), libjpeg's progressive script about ten.
 ATTACHMENT_JPEG_MAX_SCANS = envint("ATTACHMENT_JPEG_MAX_SCANS", 32)

@@ -18,10 +18,12 @@ Every refusal is an `ApiError` with a stable code.
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import io
 import math
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import IO, Any, cast
 
@@ -201,13 +203,15 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 # Transforms kept per embedded profile: phones embed the same few profiles (an
 # iPhone's Display P3 in every photo), and building a transform (parsing the
-# profile, joining the curves and the matrix) costs 2-3 ms. Bounded: a profile
-# is at most a few hundred KB, so the cache stays under a few MB.
+# profile, joining the curves and the matrix) costs 2-3 ms. Keyed on the profile's
+# SHA-256, not its bytes: a key made of the bytes kept up to 16 uploaded profiles
+# (10 MB each, junk included) alive in every process.
 _TRANSFORMS_KEPT = 16
+_transforms: OrderedDict[bytes, ImageCms.ImageCmsTransform | None] = OrderedDict()
+_transforms_lock = threading.Lock()
 
 
-@functools.lru_cache(maxsize=_TRANSFORMS_KEPT)
-def _srgb_transform(icc_profile: bytes) -> ImageCms.ImageCmsTransform | None:
+def _build_srgb_transform(icc_profile: bytes) -> ImageCms.ImageCmsTransform | None:
     """The RGB to sRGB transform of an embedded profile; None when it is unusable.
 
     NOCACHE: LittleCMS then keeps no last-pixel cache in the transform, so one
@@ -219,6 +223,29 @@ def _srgb_transform(icc_profile: bytes) -> ImageCms.ImageCmsTransform | None:
         return ImageCms.buildTransform(source, _SRGB, "RGB", "RGB", flags=ImageCms.Flags.NOCACHE)
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
         return None
+
+
+def _srgb_transform(icc_profile: bytes) -> ImageCms.ImageCmsTransform | None:
+    """The kept transform of this profile (built on first use); None when unusable.
+
+    A profile over `ATTACHMENT_ICC_PROFILE_MAX_BYTES` is not read at all and the
+    pixels are taken as sRGB, as for any unusable profile: phones and cameras embed a
+    few KB (matrix and curves), so a bigger one is junk or a print profile, and
+    refusing the photo for it would fail the citizen for nothing we need.
+    """
+    if len(icc_profile) > settings.ATTACHMENT_ICC_PROFILE_MAX_BYTES:
+        return None
+    key = hashlib.sha256(icc_profile).digest()
+    with _transforms_lock:
+        if key in _transforms:
+            _transforms.move_to_end(key)
+            return _transforms[key]
+    transform = _build_srgb_transform(icc_profile)  # outside the lock: 2-3 ms
+    with _transforms_lock:
+        _transforms[key] = transform
+        while len(_transforms) > _TRANSFORMS_KEPT:
+            _transforms.popitem(last=False)
+    return transform
 
 
 def _as_srgb(image: Image.Image, icc_profile: bytes | None) -> Image.Image:

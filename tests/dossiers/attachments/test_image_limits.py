@@ -1,8 +1,11 @@
-"""Photos whose decoding would cost far more than their size: refused before decoding."""
+"""Photos that would cost far more to decode or keep than their size suggests."""
 
 from __future__ import annotations
 
+import gc
 import io
+import os
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,8 @@ from tests.dossiers.attachments.hostile_images import (
     jpeg_with_repeated_scan,
     progressive_jpeg,
 )
+
+P3_RED = (200, 60, 40)  # as a phone writes it in Display P3: converted, it is redder
 
 
 @pytest.fixture
@@ -133,3 +138,43 @@ def test_side_limit_boundary(settings: Any, size: tuple[int, int]) -> None:
     assert caught.value.code == "image_too_large"
     assert (caught.value.details["width"], caught.value.details["height"]) == size
     assert caught.value.message == "The image is too long or too wide (at most 100 pixels a side)."
+
+
+def _small_jpeg(colour: tuple[int, int, int], icc_profile: bytes) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), colour).save(out, "JPEG", quality=95, icc_profile=icc_profile)
+    return out.getvalue()
+
+
+def test_colour_profiles_are_not_kept_in_memory_after_the_upload() -> None:
+    # Each upload embeds another junk profile; what the process keeps afterwards must
+    # not grow with them (a cache keyed on the profile's bytes kept them all).
+    profiles = [bytes([n]) * 16 + os.urandom(300_000) for n in range(4)]
+    process_image(io.BytesIO(_small_jpeg(P3_RED, profiles[0])))  # warm up
+    tracemalloc.start()
+    try:
+        before, _ = tracemalloc.get_traced_memory()
+        for profile in profiles[1:]:
+            process_image(io.BytesIO(_small_jpeg(P3_RED, profile)))
+        gc.collect()
+        after, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert after - before < 100_000, after - before  # three profiles are 900 KB
+
+
+def test_a_profile_over_the_size_limit_is_not_used(settings: Any) -> None:
+    from bench.photos import display_p3_profile
+
+    profile = display_p3_profile()
+    settings.ATTACHMENT_ICC_PROFILE_MAX_BYTES = len(profile) - 1
+
+    stored = Image.open(io.BytesIO(process_image(io.BytesIO(_small_jpeg(P3_RED, profile))).data))
+
+    pixel = stored.getpixel((32, 24))
+    assert max(abs(a - b) for a, b in zip(pixel, P3_RED, strict=True)) <= 3, pixel  # as sRGB
+    settings.ATTACHMENT_ICC_PROFILE_MAX_BYTES = len(profile)
+    converted = Image.open(
+        io.BytesIO(process_image(io.BytesIO(_small_jpeg(P3_RED, profile))).data)
+    ).getpixel((32, 24))
+    assert max(abs(a - b) for a, b in zip(converted, P3_RED, strict=True)) > 10, converted
