@@ -22,6 +22,7 @@ import hashlib
 import io
 import math
 import re
+import struct
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -326,6 +327,40 @@ def jpeg_scan_count(data: bytes, stop_above: int) -> int:
     return scans
 
 
+def _webp_header_size(head: bytes) -> tuple[int, int] | None:
+    """The canvas size a WebP's first 30 bytes declare (lossy, lossless or extended)."""
+    chunk = head[12:16]
+    if chunk == b"VP8 " and len(head) >= 30 and head[23:26] == b"\x9d\x01\x2a":
+        return (
+            int.from_bytes(head[26:28], "little") & 0x3FFF,
+            int.from_bytes(head[28:30], "little") & 0x3FFF,
+        )
+    if chunk == b"VP8X" and len(head) >= 30:
+        return int.from_bytes(head[24:27], "little") + 1, int.from_bytes(head[27:30], "little") + 1
+    if chunk == b"VP8L" and len(head) >= 25 and head[20] == 0x2F:
+        bits = int.from_bytes(head[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    return None
+
+
+def _header_size(fileobj: IO[bytes], head: bytes, detected: str) -> tuple[int, int]:
+    """The size an image Pillow refused at open (a decompression bomb) declares, so the
+    refusal can name it. The format's opener reads the header without the size check
+    `Image.open` adds after it, and decodes nothing; WebP's opener checks the size
+    itself (its decoder allocates the canvas at once), so its header is read here.
+    (0, 0) when even the header does not parse."""
+    if detected == "webp":
+        return _webp_header_size(head) or (0, 0)
+    opener = Image.OPEN[_IMAGE_FORMATS[detected]][0]
+    try:
+        fileobj.seek(0)
+        with opener(fileobj, "") as image:
+            return image.size
+    except (OSError, ValueError, SyntaxError, EOFError, KeyError, IndexError, TypeError,
+            struct.error, Image.DecompressionBombError):  # fmt: skip
+        return 0, 0
+
+
 def process_image(
     fileobj: IO[bytes],
     *,
@@ -360,7 +395,8 @@ def process_image(
     try:
         image = Image.open(fileobj, formats=[_IMAGE_FORMATS[detected]])
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise image_too_large(0, 0, max_pixels, max_side_pixels) from exc
+        width, height = _header_size(fileobj, head, detected)
+        raise image_too_large(width, height, max_pixels, max_side_pixels) from exc
     except (OSError, ValueError, SyntaxError, EOFError, KeyError) as exc:
         raise UnsupportedFileType() from exc
 

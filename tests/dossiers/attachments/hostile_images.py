@@ -43,3 +43,20 @@ def jpeg_with_repeated_scan(scans: int, size: tuple[int, int] = (64, 48)) -> byt
     extra = min(sos[1:], key=len)
     body = b"".join(piece for marker, piece in pieces if marker != 0xD9)
     return body + extra * (scans - len(sos)) + b"\xff\xd9"
+
+
+def jpeg_declaring(width: int, height: int) -> bytes:
+    """A small baseline JPEG whose frame header (SOF0) declares `width` x `height`."""
+    out = io.BytesIO()
+    Image.new("RGB", (16, 16), (90, 90, 90)).save(out, "JPEG")
+    data = bytearray(out.getvalue())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def webp_declaring(width: int, height: int) -> bytes:
+    """An extended (VP8X) WebP header declaring a `width` x `height` canvas."""
+    vp8x = b"VP8X" + struct.pack("<I", 10) + b"\x00\x00\x00\x00"
+    vp8x += (width - 1).to_bytes(3, "little") + (height - 1).to_bytes(3, "little")
+    return b"RIFF" + struct.pack("<I", 4 + len(vp8x)) + b"WEBP" + vp8x

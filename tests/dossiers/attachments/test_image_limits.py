@@ -20,9 +20,11 @@ from tests.conftest import ApiClient
 from tests.dossiers.attachments import samples
 from tests.dossiers.attachments.conftest import stored_files, upload
 from tests.dossiers.attachments.hostile_images import (
+    jpeg_declaring,
     jpeg_segments,
     jpeg_with_repeated_scan,
     progressive_jpeg,
+    webp_declaring,
 )
 
 P3_RED = (200, 60, 40)  # as a phone writes it in Display P3: converted, it is redder
@@ -178,3 +180,23 @@ def test_a_profile_over_the_size_limit_is_not_used(settings: Any) -> None:
         io.BytesIO(process_image(io.BytesIO(_small_jpeg(P3_RED, profile))).data)
     ).getpixel((32, 24))
     assert max(abs(a - b) for a, b in zip(converted, P3_RED, strict=True)) > 10, converted
+
+
+@pytest.mark.parametrize(
+    "make",
+    [samples.png_header_only, jpeg_declaring, webp_declaring],
+    ids=["png", "jpeg", "webp"],
+)
+def test_a_bomb_refused_at_open_still_names_its_size(make: Any) -> None:
+    # Over twice the pixel limit Pillow refuses the file inside Image.open, before
+    # handing over the image whose size the refusal names.
+    with pytest.raises(ApiError) as caught:
+        process_image(io.BytesIO(make(12_000, 9_000)))
+
+    assert caught.value.code == "image_too_large"
+    assert caught.value.details == {
+        "width": 12_000,
+        "height": 9_000,
+        "max_pixels": 40_000_000,
+        "max_side": 65_535,
+    }
