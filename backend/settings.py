@@ -572,6 +572,11 @@ DEMO_LOGINS = [
 ATTACHMENT_MAX_FILE_BYTES = envint("ATTACHMENT_MAX_FILE_BYTES", 10 * 1024 * 1024)
 # Decoded size limit, judged from the header before any pixel is decoded.
 ATTACHMENT_MAX_PIXELS = envint("ATTACHMENT_MAX_PIXELS", 40_000_000)
+# Longest side of a decoded image, also from the header: memory grows with the rows
+# as well as the pixels (about 43 bytes a row over the pipeline's copies: 1.8 GB for a
+# 1 x 40,000,000 PNG). 65,535 is the most a JPEG can have, far above any phone's
+# long screenshot, and keeps that overhead under 3 MB.
+ATTACHMENT_MAX_SIDE_PIXELS = envint("ATTACHMENT_MAX_SIDE_PIXELS", 65_535)
 ATTACHMENT_MAX_PER_DOSSIER = envint("ATTACHMENT_MAX_PER_DOSSIER", 20)
 ATTACHMENT_QUOTA_BYTES_PER_USER = envint("ATTACHMENT_QUOTA_BYTES_PER_USER", 200 * 1024 * 1024)
 ATTACHMENT_IMAGE_MAX_SIDE = envint("ATTACHMENT_IMAGE_MAX_SIDE", 2560)
@@ -582,6 +587,12 @@ ATTACHMENT_JPEG_QUALITY = envint("ATTACHMENT_JPEG_QUALITY", 85)
 # pipeline (12 MB each) are then not page-faulted in afresh every time. Costs up
 # to 2 x 16 MB resident per process once it has processed a photo; 0 keeps none.
 ATTACHMENT_IMAGE_BLOCKS_KEPT = envint("ATTACHMENT_IMAGE_BLOCKS_KEPT", 2)
+# Largest embedded colour profile used to convert a photo to sRGB; a bigger one is
+# ignored (the pixels are taken as sRGB). Phones embed a few KB.
+ATTACHMENT_ICC_PROFILE_MAX_BYTES = envint("ATTACHMENT_ICC_PROFILE_MAX_BYTES", 1024 * 1024)
+# Scans a JPEG may have (libjpeg decodes each over the whole image, with no limit of
+# its own): phones write one (baseline), libjpeg's progressive script about ten.
+ATTACHMENT_JPEG_MAX_SCANS = envint("ATTACHMENT_JPEG_MAX_SCANS", 32)
 ATTACHMENT_PDF_MAX_PAGES = envint("ATTACHMENT_PDF_MAX_PAGES", 50)
 # Work the active-content check of a PDF (attachments, wallet, results, verify) may
 # do: objects read and bytes parsed (counted again where objects overlap). A file
@@ -634,6 +645,10 @@ RESULT_VALIDATION_ALLOW_FETCHING = envbool("RESULT_VALIDATION_ALLOW_FETCHING", F
 # pyHanko's revocation policy: soft-fail (revoked if a CRL says so), hard-fail
 # (revocation information required for every certificate), require.
 RESULT_REVOCATION_MODE = env("RESULT_REVOCATION_MODE", "soft-fail")
+# Certificates one signature (or a timestamp token in it) may carry: a real chain is
+# the signer, one or two intermediates and perhaps the root; more, or two with the
+# same subject, only make pyHanko's path search explode (factorially).
+RESULT_SIGNATURE_MAX_CERTS = envint("RESULT_SIGNATURE_MAX_CERTS", 10)
 # A signing time later than now plus this is refused.
 RESULT_SIGNING_TIME_SKEW_SECONDS = envint("RESULT_SIGNING_TIME_SKEW_SECONDS", 300)
 # Server-side signing keys per agency code (JSON):

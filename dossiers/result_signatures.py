@@ -18,6 +18,13 @@ Both ways refuse encrypted PDFs and PDFs with active content (JavaScript, launch
 actions, embedded files), as attachments are. No network fetching happens at
 validation unless `RESULT_VALIDATION_ALLOW_FETCHING` is on.
 
+Validation is public (`POST /api/v1/verify`), so its cost is bounded whatever the
+signature carries: pyHanko's path builder tries every ordering of certificates that
+share a name, which is factorial work for a few self-named CA certificates. A
+signature (or a timestamp token in it) with more than `RESULT_SIGNATURE_MAX_CERTS`
+certificates, or two with the same subject, is refused before any path is built,
+and the issuer look-ups of one validation are capped as well.
+
 This module sits in `dossiers` because the agency API refuses a bad result
 synchronously; `documents` only reads what it records (ResultDocument).
 """
@@ -30,10 +37,13 @@ import functools
 import hashlib
 import io
 import json
+import logging
 import secrets
+import traceback
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from asn1crypto import crl as asn1_crl
 from asn1crypto import pem
@@ -46,6 +56,9 @@ from backend.errors import ApiError, Conflict, Unprocessable
 from dossiers.lookup_secrets import ALPHABET
 from dossiers.uploads import inspect_pdf
 
+logger = logging.getLogger(__name__)
+
+
 # Refusals of a result, by the problem pyHanko reports.
 SIGNATURE_ERRORS: dict[str, Any] = {
     "result_not_signed": _("The result must be signed: this PDF has no signature."),
@@ -57,9 +70,19 @@ SIGNATURE_ERRORS: dict[str, Any] = {
     "signing_time_invalid": _(
         "The signing time is missing, in the future or outside the certificate's validity."
     ),
+    "signature_certificates_refused": _(
+        "The signature's certificates are too many or form too many possible chains "
+        "(several with the same name): include only the signing certificate and its chain."
+    ),
     "pdf_encrypted": _("Password-protected PDF files are not accepted."),
     "pdf_unreadable": _("This PDF file could not be read."),
 }
+
+# Issuer look-ups (one per candidate path step) a validation may make, timestamp and
+# revocation checks included. A real chain takes a handful; a signature that passes
+# the certificate checks below cannot need more, so only a tangle of configured and
+# embedded certificates reaches this.
+ISSUER_LOOKUPS_MAX = 200
 
 
 class ResultRefused(Unprocessable):
@@ -117,10 +140,41 @@ def _crls(paths: list[str]) -> list[asn1_crl.CertificateList]:
     return lists
 
 
-def validation_context(moment: dt.datetime | None = None) -> Any:
-    from pyhanko_certvalidator import ValidationContext
+class _BoundedIssuers:
+    """The certificate registry as pyHanko's path builder sees it, with a budget.
 
-    return ValidationContext(
+    The path walker asks for the candidate issuers of each certificate on each path it
+    tries; past `limit` questions it is told no path can be built (which pyHanko
+    reports as an untrusted certificate) and `exhausted` is set, so the caller can
+    refuse the signature for what it is.
+    """
+
+    def __init__(self, registry: Any, limit: int) -> None:
+        self._registry = registry
+        self.left = limit
+        self.exhausted = False
+
+    def find_potential_issuers(self, cert: Any, trust_manager: Any) -> Iterator[Any]:
+        from pyhanko_certvalidator.errors import PathBuildingError
+
+        # A generator: the walker calls this eagerly and only iterates inside its own
+        # error handling, where a PathBuildingError ends the search.
+        self.left -= 1
+        if self.left < 0:
+            self.exhausted = True
+            raise PathBuildingError("Too many candidate paths")
+        yield from self._registry.find_potential_issuers(cert, trust_manager)
+
+    def fetch_missing_potential_issuers(self, cert: Any) -> Any:
+        return self._registry.fetch_missing_potential_issuers(cert)
+
+
+def validation_context(moment: dt.datetime | None = None) -> tuple[Any, _BoundedIssuers]:
+    """pyHanko's validation context from the settings, and the budget its paths use."""
+    from pyhanko_certvalidator import ValidationContext
+    from pyhanko_certvalidator.registry import PathBuilder
+
+    context = ValidationContext(
         trust_roots=_certificates(settings.RESULT_TRUST_ROOTS_FILE),
         other_certs=_certificates(settings.RESULT_INTERMEDIATES_FILE),
         crls=_crls(settings.RESULT_CRL_FILES),
@@ -128,9 +182,64 @@ def validation_context(moment: dt.datetime | None = None) -> Any:
         revocation_mode=settings.RESULT_REVOCATION_MODE,
         moment=moment,
     )
+    # Every path pyHanko builds with this context (signer, timestamps, CRL issuers)
+    # goes through `context.path_builder`; embedded certificates are still
+    # registered in `context.certificate_registry`, which the budget reads from.
+    issuers = _BoundedIssuers(context.certificate_registry, ISSUER_LOOKUPS_MAX)
+    context.path_builder = PathBuilder(
+        # Duck-typed: the walker only calls the two methods `_BoundedIssuers` has.
+        trust_manager=context.path_builder.trust_manager,
+        registry=cast(Any, issuers),
+    )
+    return context, issuers
+
+
+def _certificate_sets(signed_data: Any) -> Iterator[list[Any]]:
+    """The X.509 certificates of a CMS signature, then those of each timestamp token
+    in it (pyHanko validates those with the same context; tokens inside tokens are
+    not read by it, so not here either)."""
+    yield [c.chosen for c in signed_data["certificates"] if c.name == "certificate"]
+    for signer_info in signed_data["signer_infos"]:
+        for attributes, kind in (
+            (signer_info["signed_attrs"], "content_time_stamp"),
+            (signer_info["unsigned_attrs"], "signature_time_stamp_token"),
+        ):
+            for attribute in attributes:
+                if attribute["type"].native != kind:
+                    continue
+                for token in attribute["values"]:
+                    content = token["content"]
+                    yield [c.chosen for c in content["certificates"] if c.name == "certificate"]
+
+
+def _refuse_tangled_certificates(signed_data: Any) -> None:
+    """More certificates than a chain needs, or two sharing a subject, are refused:
+    each same-named certificate multiplies the paths pyHanko tries (factorially)."""
+    for certificates in _certificate_sets(signed_data):
+        if len(certificates) > settings.RESULT_SIGNATURE_MAX_CERTS:
+            raise ResultRefused("signature_certificates_refused")
+        subjects = {cert.subject.hashable for cert in certificates}
+        if len(subjects) < len(certificates):
+            raise ResultRefused("signature_certificates_refused")
 
 
 # --- Validation ---------------------------------------------------------------------------
+
+
+def _parser_errors(*own: type[Exception]) -> tuple[type[Exception], ...]:
+    """The libraries' `own` errors, and what else pypdf and pyHanko raise on a hostile
+    or broken file (a trailer that is `null`, a digest OID no hash is known for, a
+    structure nested too deep): a refusal of that file, never a server error."""
+    return (*own, OSError, ValueError, KeyError, TypeError, AttributeError, IndexError,
+            RecursionError, AssertionError)  # fmt: skip
+
+
+def _log_refusal(code: str, exc: BaseException) -> None:
+    """What failed and where, for the operator: the exception's type and the line that
+    raised it, not its text, which can quote bytes of someone's document."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else "?"
+    logger.warning("result PDF refused (%s): %s at %s", code, type(exc).__name__, where)
 
 
 def _refuse_unsafe(data: bytes) -> None:
@@ -140,7 +249,13 @@ def _refuse_unsafe(data: bytes) -> None:
 
     try:
         encrypted = PdfReader(io.BytesIO(data), strict=False).is_encrypted
-    except (PyPdfError, OSError, ValueError, KeyError, TypeError) as exc:
+    except NotImplementedError as exc:
+        # Opening raises this only from pypdf's /Encrypt reader: a security handler
+        # it does not implement (public-key /PubSec, an unknown /V or crypt filter).
+        _log_refusal("pdf_encrypted", exc)
+        raise ResultRefused("pdf_encrypted") from exc
+    except _parser_errors(PyPdfError) as exc:
+        _log_refusal("pdf_unreadable", exc)
         raise ResultRefused("pdf_unreadable") from exc
     if encrypted:
         raise ResultRefused("pdf_encrypted")
@@ -191,15 +306,23 @@ def read_signature(data: bytes) -> SignatureFacts:
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
         signatures = reader.embedded_signatures
-    except (PdfError, OSError, ValueError, KeyError, TypeError) as exc:
+    except _parser_errors(PdfError, NotImplementedError) as exc:
+        _log_refusal("pdf_unreadable", exc)
         raise ResultRefused("pdf_unreadable") from exc
     if not signatures:
         raise ResultRefused("result_not_signed")
     embedded = signatures[-1]
+    context, issuers = validation_context()
     try:
-        status = validate_pdf_signature(embedded, validation_context())
-    except (PdfError, ValueError, KeyError, TypeError) as exc:
+        _refuse_tangled_certificates(embedded.signed_data)
+        status = validate_pdf_signature(embedded, context)
+    except _parser_errors(PdfError, NotImplementedError) as exc:
+        # A signature pyHanko cannot evaluate (an unknown digest algorithm, a signer
+        # identified in a way it does not support) cannot be shown to be valid.
+        _log_refusal("signature_invalid", exc)
         raise ResultRefused("signature_invalid") from exc
+    if issuers.exhausted:
+        raise ResultRefused("signature_certificates_refused")
     problem = _problem(status)
     if problem:
         raise ResultRefused(problem)
@@ -292,7 +415,8 @@ def sign_result(agency_code: str, data: bytes, verification_code: str) -> bytes:
         )
     except ApiError:
         raise
-    except (PdfError, OSError, ValueError, KeyError, TypeError) as exc:
+    except _parser_errors(PdfError, NotImplementedError) as exc:
+        _log_refusal("pdf_unreadable", exc)
         raise ResultRefused("pdf_unreadable") from exc
     return out.getvalue()
 

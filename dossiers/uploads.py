@@ -18,12 +18,15 @@ Every refusal is an `ApiError` with a stable code.
 
 from __future__ import annotations
 
-import functools
+import hashlib
 import io
 import itertools
 import logging
 import math
 import re
+import struct
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -99,12 +102,19 @@ class UnsupportedFileType(ApiError):
         )
 
 
-def image_too_large(width: int, height: int, limit: int) -> Unprocessable:
+def image_too_large(width: int, height: int, limit: int, max_side: int) -> Unprocessable:
+    if max(width, height) > max_side:
+        message = _("The image is too long or too wide (at most %(side)s pixels a side).") % {
+            "side": max_side
+        }
+    else:
+        message = _("The image has too many pixels (at most %(limit)s megapixels).") % {
+            "limit": f"{limit / 1_000_000:g}"
+        }
     return Unprocessable(
         "image_too_large",
-        _("The image has too many pixels (at most %(limit)s megapixels).")
-        % {"limit": f"{limit / 1_000_000:g}"},
-        details={"width": width, "height": height, "max_pixels": limit},
+        message,
+        details={"width": width, "height": height, "max_pixels": limit, "max_side": max_side},
     )
 
 
@@ -198,13 +208,15 @@ def _to_rgb(image: Image.Image) -> Image.Image:
 
 # Transforms kept per embedded profile: phones embed the same few profiles (an
 # iPhone's Display P3 in every photo), and building a transform (parsing the
-# profile, joining the curves and the matrix) costs 2-3 ms. Bounded: a profile
-# is at most a few hundred KB, so the cache stays under a few MB.
+# profile, joining the curves and the matrix) costs 2-3 ms. Keyed on the profile's
+# SHA-256, not its bytes: a key made of the bytes kept up to 16 uploaded profiles
+# (10 MB each, junk included) alive in every process.
 _TRANSFORMS_KEPT = 16
+_transforms: OrderedDict[bytes, ImageCms.ImageCmsTransform | None] = OrderedDict()
+_transforms_lock = threading.Lock()
 
 
-@functools.lru_cache(maxsize=_TRANSFORMS_KEPT)
-def _srgb_transform(icc_profile: bytes) -> ImageCms.ImageCmsTransform | None:
+def _build_srgb_transform(icc_profile: bytes) -> ImageCms.ImageCmsTransform | None:
     """The RGB to sRGB transform of an embedded profile; None when it is unusable.
 
     NOCACHE: LittleCMS then keeps no last-pixel cache in the transform, so one
@@ -216,6 +228,29 @@ def _srgb_transform(icc_profile: bytes) -> ImageCms.ImageCmsTransform | None:
         return ImageCms.buildTransform(source, _SRGB, "RGB", "RGB", flags=ImageCms.Flags.NOCACHE)
     except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
         return None
+
+
+def _srgb_transform(icc_profile: bytes) -> ImageCms.ImageCmsTransform | None:
+    """The kept transform of this profile (built on first use); None when unusable.
+
+    A profile over `ATTACHMENT_ICC_PROFILE_MAX_BYTES` is not read at all and the
+    pixels are taken as sRGB, as for any unusable profile: phones and cameras embed a
+    few KB (matrix and curves), so a bigger one is junk or a print profile, and
+    refusing the photo for it would fail the citizen for nothing we need.
+    """
+    if len(icc_profile) > settings.ATTACHMENT_ICC_PROFILE_MAX_BYTES:
+        return None
+    key = hashlib.sha256(icc_profile).digest()
+    with _transforms_lock:
+        if key in _transforms:
+            _transforms.move_to_end(key)
+            return _transforms[key]
+    transform = _build_srgb_transform(icc_profile)  # outside the lock: 2-3 ms
+    with _transforms_lock:
+        _transforms[key] = transform
+        while len(_transforms) > _TRANSFORMS_KEPT:
+            _transforms.popitem(last=False)
+    return transform
 
 
 def _as_srgb(image: Image.Image, icc_profile: bytes | None) -> Image.Image:
@@ -244,6 +279,92 @@ def _encode_jpeg(image: Image.Image, quality: int) -> bytes:
     return out.getvalue()
 
 
+# The end of a JPEG scan's entropy-coded data: 0xFF followed by a marker, i.e. not a
+# stuffed zero, not a fill 0xFF (the last one of a run matches) and not a restart
+# marker (those stay inside a scan). One 0xFF and a class, so `re` searches at C speed
+# (about 5 ms for 10 MB of photo data; a leading `\xff+` is twenty times slower).
+_END_OF_SCAN = re.compile(rb"\xff[^\x00\xff\xd0-\xd7]")
+_STANDALONE_MARKERS = {0x01, *range(0xD0, 0xD8)}  # TEM, RST0-7: no length field
+# Segments walked at most: a photo has a few dozen (a progressive one with every scan
+# its own tables, about a hundred). Millions of empty comment segments would cost
+# seconds of Python here and in Pillow's own marker parser.
+_JPEG_SEGMENTS_MAX = 4096
+
+
+def jpeg_scan_count(data: bytes, stop_above: int) -> int:
+    """The scans (SOS segments) of the JPEG image in `data`, up to its EOI, found by
+    walking the segments and skipping each scan's entropy-coded data (no decoding).
+
+    libjpeg decodes every scan over the whole image and has no limit of its own: a
+    progressive JPEG repeating one tiny scan thousands of times costs seconds to
+    minutes of CPU. Counting stops once above `stop_above`; a file with more than
+    `_JPEG_SEGMENTS_MAX` segments counts as above it. Bytes that are not a marker
+    where one is due are skipped to the next marker, as libjpeg does, so every scan
+    libjpeg would read is counted.
+    """
+    scans = segments = 0
+    position = 2  # after SOI
+    while position + 1 < len(data) and scans <= stop_above:
+        segments += 1
+        if segments > _JPEG_SEGMENTS_MAX:
+            return stop_above + 1
+        if data[position] != 0xFF or data[position + 1] in (0x00, 0xFF):
+            found = _END_OF_SCAN.search(data, position + 1)
+            if found is None:
+                break
+            position = found.start()
+            continue
+        marker = data[position + 1]
+        if marker == 0xD9:  # EOI
+            break
+        if marker in _STANDALONE_MARKERS:
+            position += 2
+            continue
+        length = int.from_bytes(data[position + 2 : position + 4], "big")
+        position += 2 + max(length, 2)
+        if marker == 0xDA:  # SOS: its header, then entropy-coded data to the next marker
+            scans += 1
+            found = _END_OF_SCAN.search(data, position)
+            if found is None:
+                break
+            position = found.start()
+    return scans
+
+
+def _webp_header_size(head: bytes) -> tuple[int, int] | None:
+    """The canvas size a WebP's first 30 bytes declare (lossy, lossless or extended)."""
+    chunk = head[12:16]
+    if chunk == b"VP8 " and len(head) >= 30 and head[23:26] == b"\x9d\x01\x2a":
+        return (
+            int.from_bytes(head[26:28], "little") & 0x3FFF,
+            int.from_bytes(head[28:30], "little") & 0x3FFF,
+        )
+    if chunk == b"VP8X" and len(head) >= 30:
+        return int.from_bytes(head[24:27], "little") + 1, int.from_bytes(head[27:30], "little") + 1
+    if chunk == b"VP8L" and len(head) >= 25 and head[20] == 0x2F:
+        bits = int.from_bytes(head[21:25], "little")
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    return None
+
+
+def _header_size(fileobj: IO[bytes], head: bytes, detected: str) -> tuple[int, int]:
+    """The size an image Pillow refused at open (a decompression bomb) declares, so the
+    refusal can name it. The format's opener reads the header without the size check
+    `Image.open` adds after it, and decodes nothing; WebP's opener checks the size
+    itself (its decoder allocates the canvas at once), so its header is read here.
+    (0, 0) when even the header does not parse."""
+    if detected == "webp":
+        return _webp_header_size(head) or (0, 0)
+    opener = Image.OPEN[_IMAGE_FORMATS[detected]][0]
+    try:
+        fileobj.seek(0)
+        with opener(fileobj, "") as image:
+            return image.size
+    except (OSError, ValueError, SyntaxError, EOFError, KeyError, IndexError, TypeError,
+            struct.error, Image.DecompressionBombError):  # fmt: skip
+        return 0, 0
+
+
 def process_image(
     fileobj: IO[bytes],
     *,
@@ -254,11 +375,13 @@ def process_image(
 ) -> ProcessedImage:
     """Decode a JPEG/PNG/WebP/HEIF photo and return a clean, upright JPEG and a thumbnail.
 
-    Raises `UnsupportedFileType` (not an image we accept, or it does not decode)
-    and `image_too_large` (more pixels than allowed, judged from the header before
-    any pixel is decoded).
+    Raises `UnsupportedFileType` (not an image we accept, it does not decode, or a
+    JPEG with more scans than `ATTACHMENT_JPEG_MAX_SCANS`) and `image_too_large` (more
+    pixels than allowed, or a side longer than `ATTACHMENT_MAX_SIDE_PIXELS`, judged
+    from the header before any pixel is decoded).
     """
     max_pixels = max_pixels or settings.ATTACHMENT_MAX_PIXELS
+    max_side_pixels = settings.ATTACHMENT_MAX_SIDE_PIXELS
     max_side = max_side or settings.ATTACHMENT_IMAGE_MAX_SIDE
     thumbnail_side = thumbnail_side or settings.ATTACHMENT_THUMBNAIL_SIDE
     quality = quality or settings.ATTACHMENT_JPEG_QUALITY
@@ -268,10 +391,16 @@ def process_image(
     detected = detect_format(head)
     if detected is None or detected == "pdf":
         raise UnsupportedFileType()
+    if detected == "jpeg":
+        max_scans = settings.ATTACHMENT_JPEG_MAX_SCANS
+        if jpeg_scan_count(fileobj.read(), stop_above=max_scans) > max_scans:
+            raise UnsupportedFileType()
+        fileobj.seek(0)
     try:
         image = Image.open(fileobj, formats=[_IMAGE_FORMATS[detected]])
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise image_too_large(0, 0, max_pixels) from exc
+        width, height = _header_size(fileobj, head, detected)
+        raise image_too_large(width, height, max_pixels, max_side_pixels) from exc
     except (OSError, ValueError, SyntaxError, EOFError, KeyError) as exc:
         raise UnsupportedFileType() from exc
 
@@ -279,8 +408,11 @@ def process_image(
         width, height = image.size
         if width < 1 or height < 1:
             raise UnsupportedFileType()
-        if width * height > max_pixels:
-            raise image_too_large(width, height, max_pixels)
+        # Each side too: Pillow keeps a pointer and some bookkeeping per row of every
+        # copy the pipeline makes (about 43 bytes a row in all), so a 1 x 40,000,000
+        # picture within the pixel budget would need 1.8 GB.
+        if width * height > max_pixels or max(width, height) > max_side_pixels:
+            raise image_too_large(width, height, max_pixels, max_side_pixels)
         try:
             orientation = int(image.getexif().get(_ORIENTATION_TAG, 1) or 1)
         except (OSError, ValueError, TypeError, SyntaxError):

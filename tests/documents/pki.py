@@ -253,6 +253,54 @@ def sign_with(pki: Pki, name: str, data: bytes) -> bytes:
     return out.getvalue()
 
 
+def same_named_cas(count: int, name: str = "Loop CA") -> tuple[Issued, list[x509.Certificate]]:
+    """A leaf issued by `name` and `count` CA certificates that all have `name` as
+    subject and issuer, under one key: every ordering of them is a candidate path."""
+    ca_key = _key()
+    year = dt.timedelta(days=365)
+    now = dt.datetime.now(dt.UTC)
+    cas = [
+        _cert(_name(name), ca_key, None, ca=True, not_before=now - year, not_after=now + year)
+        for _ in range(count)
+    ]
+    leaf = _cert(
+        _name("Người ký lạ"), _key(), cas[0], ca=False,
+        not_before=now - dt.timedelta(days=1), not_after=now + year,
+    )  # fmt: skip
+    return leaf, [issued.cert for issued in cas]
+
+
+def sign_carrying(leaf: Issued, certificates: list[x509.Certificate], data: bytes) -> bytes:
+    """Sign `data` with `leaf`, embedding exactly `certificates` besides it."""
+    from asn1crypto import keys as asn1_keys
+    from asn1crypto import x509 as asn1_x509
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import signers
+    from pyhanko_certvalidator.registry import SimpleCertificateStore
+
+    def der(cert: x509.Certificate) -> asn1_x509.Certificate:
+        return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+
+    key = leaf.key.private_bytes(
+        serialization.Encoding.DER,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    signer = signers.SimpleSigner(
+        signing_cert=der(leaf.cert),
+        signing_key=asn1_keys.PrivateKeyInfo.load(key),
+        cert_registry=SimpleCertificateStore.from_certs([der(c) for c in certificates]),
+    )
+    out = io.BytesIO()
+    signers.sign_pdf(
+        IncrementalPdfFileWriter(io.BytesIO(data)),
+        signers.PdfSignatureMetadata(field_name="Signature1"),
+        signer=signer,
+        output=out,
+    )
+    return out.getvalue()
+
+
 @functools.cache
 def session_pki() -> tuple[Pki, dict[str, Path]]:
     """One PKI per test process, its files in a temporary folder removed at exit."""

@@ -5,13 +5,15 @@ from __future__ import annotations
 import io
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from django.core.files.base import ContentFile
 from pypdf import PdfReader, PdfWriter
 
 from dossiers.models import Agency, Dossier, DossierEvent, ResultDocument
 from dossiers.result_signatures import read_signature
 from tests.conftest import make_user
-from tests.documents.pki import configure, make_pdf, sign_with
+from tests.documents.broken import broken_result
+from tests.documents.pki import configure, make_pdf, same_named_cas, sign_carrying, sign_with
 from tests.dossiers.attachments import samples
 from tests.dossiers.conftest import AgencyClient
 from tests.factories import make_dossier, make_procedure
@@ -224,3 +226,65 @@ def test_without_configured_roots_nothing_is_trusted(
     dossier = processing(agency)
     signed = sign_with(pki, "agency", make_pdf())
     assert_refused(complete(agency_client, dossier, signed), "certificate_untrusted", dossier)
+
+
+def test_a_signature_carrying_same_named_ca_certificates_is_refused(
+    agency: Agency, agency_client: AgencyClient, settings
+) -> None:
+    # Each same-named CA multiplies the orderings pyHanko's path builder would try
+    # (9 of them: minutes of CPU); refused from the certificate list alone.
+    configure(settings)
+    leaf, cas = same_named_cas(3)
+    dossier = processing(agency)
+    signed = sign_carrying(leaf, cas, make_pdf())
+    assert_refused(
+        complete(agency_client, dossier, signed), "signature_certificates_refused", dossier
+    )
+
+
+def test_a_signature_carrying_more_certificates_than_allowed_is_refused(
+    agency: Agency, agency_client: AgencyClient, settings
+) -> None:
+    pki = configure(settings)
+    settings.RESULT_SIGNATURE_MAX_CERTS = 1  # the agency's signature carries two
+    dossier = processing(agency)
+    signed = sign_with(pki, "agency", make_pdf())
+    assert_refused(
+        complete(agency_client, dossier, signed), "signature_certificates_refused", dossier
+    )
+
+
+def test_path_building_stops_at_its_budget(
+    agency: Agency, agency_client: AgencyClient, settings, tmp_path
+) -> None:
+    # The tangle sits in the configured intermediates, so the certificate checks of
+    # the signature pass: 6 same-named CAs are about 2,000 candidate path steps.
+    configure(settings)
+    leaf, cas = same_named_cas(6)
+    bundle = tmp_path / "intermediates.pem"
+    bundle.write_bytes(b"".join(cert.public_bytes(serialization.Encoding.PEM) for cert in cas))
+    settings.RESULT_INTERMEDIATES_FILE = str(bundle)
+    dossier = processing(agency)
+    signed = sign_carrying(leaf, [], make_pdf())
+    assert_refused(
+        complete(agency_client, dossier, signed), "signature_certificates_refused", dossier
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [
+        ("unknown_digest_oid", "signature_invalid"),
+        ("trailer_null", "pdf_unreadable"),
+        ("encrypt_pubsec", "pdf_encrypted"),
+    ],
+)
+def test_files_the_parsers_choke_on_are_refused_with_a_code(
+    agency: Agency, agency_client: AgencyClient, settings, caplog, name: str, code: str
+) -> None:
+    data = broken_result(configure(settings), name)
+    dossier = processing(agency)
+    assert_refused(complete(agency_client, dossier, data), code, dossier)
+    refusals = [r for r in caplog.records if r.name == "dossiers.result_signatures"]
+    assert [r.levelname for r in refusals] == ["WARNING"]
+    assert f"({code})" in refusals[0].getMessage()

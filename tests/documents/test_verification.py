@@ -12,7 +12,8 @@ from dossiers.models import Agency, Dossier, DossierEvent, ResultDocument
 from notifications.actions import notify_event
 from notifications.models import Notification
 from tests.conftest import ApiClient, make_user, sign_in
-from tests.documents.pki import configure, make_pdf, sign_with
+from tests.documents.broken import broken_result
+from tests.documents.pki import configure, make_pdf, same_named_cas, sign_carrying, sign_with
 from tests.dossiers.conftest import AgencyClient
 from tests.factories import make_dossier, make_procedure
 
@@ -106,6 +107,35 @@ def test_an_unsigned_file_is_invalid(settings, db) -> None:
         "invalid",
         "result_not_signed",
     )
+
+
+def test_a_file_signed_with_a_tangle_of_same_named_certificates_is_invalid(settings, db) -> None:
+    configure(settings)
+    leaf, cas = same_named_cas(3)
+    body = upload(sign_carrying(leaf, cas, make_pdf())).json()
+    assert (body["genuine"], body["state"], body["problem"]) == (
+        False,
+        "invalid",
+        "signature_certificates_refused",
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("unknown_digest_oid", "signature_invalid"),
+        ("trailer_null", "pdf_unreadable"),
+        ("encrypt_pubsec", "pdf_encrypted"),
+    ],
+)
+def test_a_file_the_parsers_choke_on_is_an_answer_not_an_error(
+    settings, db, name: str, problem: str
+) -> None:
+    data = broken_result(configure(settings), name)
+    response = upload(data)
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["genuine"], body["state"], body["problem"]) == (False, "invalid", problem)
 
 
 def test_expired_result(agency: Agency, agency_client: AgencyClient, settings) -> None:

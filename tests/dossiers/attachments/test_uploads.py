@@ -174,7 +174,7 @@ def test_pixel_limit_boundary(settings) -> None:  # type: ignore[no-untyped-def]
     assert process_image(io.BytesIO(samples.png_bytes((100, 100)))).width == 100
     error = _error(lambda: process_image(io.BytesIO(samples.png_header_only(100, 101))))
     assert (error.status, error.code) == (422, "image_too_large")
-    assert error.details == {"width": 100, "height": 101, "max_pixels": 10_000}
+    assert error.details == {"width": 100, "height": 101, "max_pixels": 10_000, "max_side": 65_535}
 
 
 @pytest.mark.parametrize(
