@@ -160,3 +160,37 @@ def test_the_guides_the_interactive_docs_link_to_are_served(api) -> None:
     assert readme.content.decode() == (ROOT / "mobile_api_docs" / "README.md").read_text()
     assert api.get("/api/v1/guides/settings.md").status_code == 404
     assert api.get("/api/v1/guides/..%2FREADME.md").status_code == 404
+
+
+def test_every_api_path_a_guide_names_is_a_route() -> None:
+    """`/api/v1/...` in the guides (placeholders `{…}`, `<…>` and a trailing `...`
+    stand for any segment; a prefix of a route is fine) is an operation of the
+    document or a page served beside it; the gateway's own API in payments.md is
+    written `{base}/api/v1`."""
+    import json
+    import re
+
+    served = ["/api/v1/docs", "/api/v1/openapi.json", "/api/v1/guides/*.md"]
+    paths = [*json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))["paths"], *served]
+
+    def segments(path: str) -> list[str]:
+        path = re.sub(r"\{[^}]*\}|<[^>]*>", "*", path)
+        return ["*" if part == "..." else part for part in path.strip("/").split("/")]
+
+    def matches(named: list[str], route: list[str]) -> bool:
+        open_ended = named[-1] == "*" and len(named) < len(route)
+        if len(named) != len(route) and not open_ended:
+            return False
+        return all(a == b or "*" in (a, b) for a, b in zip(named, route, strict=False))
+
+    routes = [segments(path) for path in paths]
+    unknown = []
+    for guide in sorted((ROOT / "mobile_api_docs").glob("*.md")):
+        text = guide.read_text(encoding="utf-8")
+        for found in re.finditer(r"(?<!\{base\})/api/v1/(?:\{[^}]*\}|[A-Za-z0-9_<>.:\-/])*", text):
+            path = found.group(0).rstrip(".:").split("?")[0]
+            if any(route.startswith(path) for route in paths):
+                continue  # a prefix (`/api/v1/postal/`), or a path a shell variable ends
+            if not any(matches(segments(path), route) for route in routes):
+                unknown.append(f"{guide.name}: {found.group(0)}")
+    assert unknown == [], "\n".join(unknown)
