@@ -194,3 +194,21 @@ def test_every_api_path_a_guide_names_is_a_route() -> None:
             if not any(matches(segments(path), route) for route in routes):
                 unknown.append(f"{guide.name}: {found.group(0)}")
     assert unknown == [], "\n".join(unknown)
+
+
+def test_the_guides_example_moments_are_written_as_the_api_writes_them() -> None:
+    """Every moment in a guide's JSON example is UTC with milliseconds and `Z`
+    (backend/times.py), except in what a carrier sends us, which may carry an offset."""
+    import re
+
+    moment = re.compile(r'"(\d{4}-\d{2}-\d{2}T[^"]*)"')
+    written = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+    wrong = []
+    for guide in sorted((ROOT / "mobile_api_docs").glob("*.md")):
+        for block in re.findall(r"```json\n(.*?)```", guide.read_text(encoding="utf-8"), re.S):
+            if '"waybill"' in block:
+                continue  # the carrier's webhook body: an input
+            wrong += [
+                f"{guide.name}: {m}" for m in moment.findall(block) if not written.fullmatch(m)
+            ]
+    assert wrong == [], "\n".join(wrong)
