@@ -212,3 +212,22 @@ def test_the_guides_example_moments_are_written_as_the_api_writes_them() -> None
                 f"{guide.name}: {m}" for m in moment.findall(block) if not written.fullmatch(m)
             ]
     assert wrong == [], "\n".join(wrong)
+
+
+def test_every_setting_read_from_the_environment_is_in_the_readme() -> None:
+    """settings.py's env/envint/envbool/envlist names each appear in README.md's tables."""
+    import ast
+
+    tree = ast.parse((ROOT / "backend" / "settings.py").read_text(encoding="utf-8"))
+    names = {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in {"env", "envbool", "envint", "envlist"}
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    }
+    assert len(names) > 100
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert sorted(name for name in names if f"`{name}`" not in readme) == []
