@@ -34,7 +34,11 @@ class PageParams(Schema):
         None, max_length=512, description="`next_cursor` of the previous page"
     )
     limit: int | None = Field(
-        None, ge=1, le=1000, description="Items per page (default 20, max 100)"
+        None,
+        ge=1,
+        le=1000,
+        description="Items per page (default 20). A page holds at most 100 items: a larger "
+        "limit is accepted and cut to 100 without an error; follow `next_cursor`.",
     )
 
 

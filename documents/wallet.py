@@ -121,6 +121,7 @@ def _document_type(code: str | None) -> DocumentType | None:
             details=[
                 {
                     "field": "document_type",
+                    "location": "form",
                     "code": "unknown_document_type",
                     "message": str(_("Not a document type of the catalogue.")),
                 }

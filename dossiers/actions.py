@@ -143,6 +143,7 @@ def missing_documents(dossier: Dossier) -> list[dict[str, Any]]:
             missing.append(
                 {
                     "field": f"documents.{document.code}",
+                    "location": "body",
                     "code": "document_missing",
                     "message": str(
                         _("Attach at least %(count)s file(s) of this document.")

@@ -308,7 +308,7 @@ def delete_draft(request: HttpRequest, dossier_id: uuid.UUID) -> Status[None]:
 
 @router.post(
     "/{dossier_id}/submit",
-    response={200: DossierOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
+    response={200: DossierOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
     summary="Send a complete draft to its agency",
 )
 @idempotent
@@ -316,7 +316,9 @@ def submit_dossier(
     request: HttpRequest, dossier_id: uuid.UUID, response: HttpResponse
 ) -> dict[str, Any]:
     """Submit a complete draft. 422 `dossier_incomplete` lists every field error and every
-    missing document; 409 `not_a_draft` if it was already submitted."""
+    missing document; 409 `not_a_draft` if it was already submitted, `payment_required`
+    while a fee due at submission is unpaid; 403 `identity_level_too_low` when the
+    procedure needs a national identity (VNeID) of a higher level."""
     dossier = actions.submit_dossier(current_user(request), dossier_id)
     language = request_language(request)
     _with_etag(response, dossier, language)

@@ -80,7 +80,12 @@ class FieldProblem(Exception):
 
 
 def field_error_detail(name: str, code: str, message: Any, extra: Any = None) -> dict[str, Any]:
-    detail: dict[str, Any] = {"field": f"form.{name}", "code": code, "message": str(message)}
+    detail: dict[str, Any] = {
+        "field": f"form.{name}",
+        "location": "body",  # the draft's `form`, as sent (a submit checks the saved one)
+        "code": code,
+        "message": str(message),
+    }
     if isinstance(extra, dict) and "conversion" in extra:
         detail["conversion"] = extra["conversion"]  # the candidates to choose from
     if isinstance(extra, dict) and "suggestions" in extra:

@@ -199,7 +199,8 @@ def _move(payment: Payment, status: str, **fields: Any) -> None:
     if status not in Payment.MOVES[payment.status]:
         raise Conflict(
             "invalid_payment_transition",
-            _("This payment cannot change from “%(status)s”.") % {"status": payment.status},
+            _("This payment cannot change from “%(status)s”.")
+            % {"status": payment.get_status_display()},
         )
     payment.status = status
     for name, value in fields.items():

@@ -10,6 +10,9 @@ that are all zeros are skipped.
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.utils import translation
+
 DIGITS = ("không", "một", "hai", "ba", "bốn", "năm", "sáu", "bảy", "tám", "chín")
 GROUP_NAMES = ("", "nghìn", "triệu")
 BILLION = 10**9
@@ -80,3 +83,11 @@ def vnd_in_words(amount: int) -> str:
 def vnd_in_figures(amount: int) -> str:
     """'150.000 đồng' (Vietnamese thousands separator)."""
     return f"{amount:,}".replace(",", ".") + " đồng"
+
+
+def vnd_for_reader(amount: int) -> str:
+    """The amount in a text in the active language: '150.000 đồng' in Vietnamese,
+    '150.000 VND' in English (as the push texts write amounts)."""
+    figures = f"{amount:,}".replace(",", ".")
+    language = translation.get_language() or settings.LANGUAGE_CODE
+    return f"{figures} đồng" if language.startswith("vi") else f"{figures} VND"

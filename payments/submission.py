@@ -13,7 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from backend.errors import Conflict
 from dossiers.models import Dossier
 from payments.actions import submission_fee_due
-from payments.amounts import vnd_in_figures
+from payments.amounts import vnd_for_reader
 from payments.models import PaymentRequest
 
 
@@ -31,7 +31,7 @@ def fee_paid_before_submission(dossier: Dossier) -> None:
     amount = dossier.procedure.fee_amount
     raise Conflict(
         "payment_required",
-        _("Pay the fee of %(amount)s before submitting.") % {"amount": vnd_in_figures(amount)},
+        _("Pay the fee of %(amount)s before submitting.") % {"amount": vnd_for_reader(amount)},
         details={
             "amount": amount,
             "currency": "VND",

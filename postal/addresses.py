@@ -24,6 +24,7 @@ def check_address(
         errors.append(
             {
                 "field": "phone",
+                "location": "body",
                 "code": "invalid_phone",
                 "message": str(_("Enter a Vietnamese mobile number.")),
             }
@@ -33,6 +34,7 @@ def check_address(
         errors.append(
             {
                 "field": "commune_code",
+                "location": "body",
                 "code": "unknown_commune",
                 "message": str(_("There is no commune or ward with this code.")),
             }
@@ -43,6 +45,7 @@ def check_address(
             errors.append(
                 {
                     "field": "province_code",
+                    "location": "body",
                     "code": "unknown_province",
                     "message": str(_("There is no province or city with this code.")),
                 }
@@ -51,6 +54,7 @@ def check_address(
             errors.append(
                 {
                     "field": "commune_code",
+                    "location": "body",
                     "code": "commune_not_in_province",
                     "message": str(_("This commune or ward is not in the chosen province.")),
                 }

@@ -81,6 +81,7 @@ def parse(body: bytes) -> CarrierUpdate:
         details = [
             {
                 "field": ".".join(str(part) for part in error["loc"]),
+                "location": "body",
                 "code": error["type"],
                 "message": error["msg"],
             }

@@ -57,6 +57,7 @@ def _password_errors(password: str, user: User, field: str = "password") -> None
             details=[
                 {
                     "field": field,
+                    "location": "body",
                     "code": error.code or "invalid",
                     "message": " ".join(str(m) for m in error.messages),
                 }

@@ -74,7 +74,9 @@ def test_weak_password_is_refused_with_field_errors_and_no_sms(api, db) -> None:
     codes = {detail["code"] for detail in response.json()["details"]}
     # "12345678" is also most of the number 0912345678.
     assert codes == {"password_too_common", "password_entirely_numeric", "password_too_similar"}
-    assert {detail["field"] for detail in response.json()["details"]} == {"password"}
+    assert {(d["field"], d["location"]) for d in response.json()["details"]} == {
+        ("password", "body")
+    }
     assert read_outbox() == []
     assert not User.objects.filter(phone=PHONE).exists()
 

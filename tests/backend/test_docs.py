@@ -160,3 +160,74 @@ def test_the_guides_the_interactive_docs_link_to_are_served(api) -> None:
     assert readme.content.decode() == (ROOT / "mobile_api_docs" / "README.md").read_text()
     assert api.get("/api/v1/guides/settings.md").status_code == 404
     assert api.get("/api/v1/guides/..%2FREADME.md").status_code == 404
+
+
+def test_every_api_path_a_guide_names_is_a_route() -> None:
+    """`/api/v1/...` in the guides (placeholders `{…}`, `<…>` and a trailing `...`
+    stand for any segment; a prefix of a route is fine) is an operation of the
+    document or a page served beside it; the gateway's own API in payments.md is
+    written `{base}/api/v1`."""
+    import json
+    import re
+
+    served = ["/api/v1/docs", "/api/v1/openapi.json", "/api/v1/guides/*.md"]
+    paths = [*json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))["paths"], *served]
+
+    def segments(path: str) -> list[str]:
+        path = re.sub(r"\{[^}]*\}|<[^>]*>", "*", path)
+        return ["*" if part == "..." else part for part in path.strip("/").split("/")]
+
+    def matches(named: list[str], route: list[str]) -> bool:
+        open_ended = named[-1] == "*" and len(named) < len(route)
+        if len(named) != len(route) and not open_ended:
+            return False
+        return all(a == b or "*" in (a, b) for a, b in zip(named, route, strict=False))
+
+    routes = [segments(path) for path in paths]
+    unknown = []
+    for guide in sorted((ROOT / "mobile_api_docs").glob("*.md")):
+        text = guide.read_text(encoding="utf-8")
+        for found in re.finditer(r"(?<!\{base\})/api/v1/(?:\{[^}]*\}|[A-Za-z0-9_<>.:\-/])*", text):
+            path = found.group(0).rstrip(".:").split("?")[0]
+            if any(route.startswith(path) for route in paths):
+                continue  # a prefix (`/api/v1/postal/`), or a path a shell variable ends
+            if not any(matches(segments(path), route) for route in routes):
+                unknown.append(f"{guide.name}: {found.group(0)}")
+    assert unknown == [], "\n".join(unknown)
+
+
+def test_the_guides_example_moments_are_written_as_the_api_writes_them() -> None:
+    """Every moment in a guide's JSON example is UTC with milliseconds and `Z`
+    (backend/times.py), except in what a carrier sends us, which may carry an offset."""
+    import re
+
+    moment = re.compile(r'"(\d{4}-\d{2}-\d{2}T[^"]*)"')
+    written = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
+    wrong = []
+    for guide in sorted((ROOT / "mobile_api_docs").glob("*.md")):
+        for block in re.findall(r"```json\n(.*?)```", guide.read_text(encoding="utf-8"), re.S):
+            if '"waybill"' in block:
+                continue  # the carrier's webhook body: an input
+            wrong += [
+                f"{guide.name}: {m}" for m in moment.findall(block) if not written.fullmatch(m)
+            ]
+    assert wrong == [], "\n".join(wrong)
+
+
+def test_every_setting_read_from_the_environment_is_in_the_readme() -> None:
+    """settings.py's env/envint/envbool/envlist names each appear in README.md's tables."""
+    import ast
+
+    tree = ast.parse((ROOT / "backend" / "settings.py").read_text(encoding="utf-8"))
+    names = {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in {"env", "envbool", "envint", "envlist"}
+        and node.args
+        and isinstance(node.args[0], ast.Constant)
+    }
+    assert len(names) > 100
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert sorted(name for name in names if f"`{name}`" not in readme) == []

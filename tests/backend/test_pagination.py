@@ -99,3 +99,13 @@ def test_the_cursor_is_one_row_value_the_index_can_start_at() -> None:
 def test_an_ordering_that_goes_both_ways_is_refused() -> None:
     with pytest.raises(ValueError, match="one way"):
         paginate(User.objects.all(), PageParams(), ("-date_joined", "id"))
+
+
+@pytest.mark.parametrize(("limit", "status"), [(1000, 200), (1001, 422), (0, 422)])
+def test_limit_bounds_are_the_documented_ones(api: ApiClient, limit: int, status: int) -> None:
+    """README (Lists and pagination): up to 1000 is accepted (then cut), beyond is 422."""
+    response = api.get("/api/test/users", query={"limit": limit})
+    assert response.status_code == status
+    if status == 422:
+        [detail] = response.json()["details"]
+        assert (detail["field"], detail["location"]) == ("limit", "query")

@@ -138,6 +138,29 @@ def test_a_file_the_parsers_choke_on_is_an_answer_not_an_error(
     assert (body["genuine"], body["state"], body["problem"]) == (False, "invalid", problem)
 
 
+def test_a_file_with_too_many_pages_is_an_invalid_answer_not_an_error(settings, db) -> None:
+    """results.md: a failed file check is `problem`, not an HTTP error."""
+    configure(settings)
+    settings.RESULT_PDF_MAX_PAGES = 2
+    response = upload(make_pdf(pages=3))
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["genuine"], body["state"], body["problem"]) == (
+        False,
+        "invalid",
+        "pdf_too_many_pages",
+    )
+
+
+def test_a_file_over_the_result_limit_is_413_file_too_large(settings, db) -> None:
+    configure(settings)
+    data = make_pdf()
+    settings.RESULT_FILE_MAX_BYTES = len(data) - 1
+    response = upload(data)
+    assert response.status_code == 413
+    assert response.json()["code"] == "file_too_large"
+
+
 def test_expired_result(agency: Agency, agency_client: AgencyClient, settings) -> None:
     yesterday = (timezone.localdate() - dt.timedelta(days=2)).isoformat()
     dossier, data = issue(agency, agency_client, settings, valid_until=yesterday)

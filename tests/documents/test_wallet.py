@@ -91,7 +91,14 @@ def test_refused_uploads_leave_nothing(data: bytes, status: int, code: str) -> N
 def test_unknown_document_type_is_refused(db) -> None:
     response = keep(make_user(), samples.jpeg_bytes(), document_type="nope")
     assert response.status_code == 422
-    assert response.json()["details"][0]["code"] == "unknown_document_type"
+    assert response.json()["code"] == "validation_error"
+    [detail] = response.json()["details"]
+    assert (detail["field"], detail["location"], detail["code"]) == (
+        "document_type",
+        "form",
+        "unknown_document_type",
+    )
+    assert not WalletItem.objects.exists()
 
 
 @pytest.mark.parametrize(("extra", "expected"), [(0, 201), (1, 413)])

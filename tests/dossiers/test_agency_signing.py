@@ -60,3 +60,24 @@ def test_two_concurrent_requests_with_one_event_id_move_the_dossier_once(
     ]
     dossier.refresh_from_db()
     assert (dossier.status, dossier.version) == (Dossier.Status.ACCEPTED, 2)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("timestamp", "code"), [("", "signature_required"), ("soon", "stale_timestamp")]
+)
+def test_a_missing_or_unreadable_timestamp_answers_the_code_the_guide_gives(
+    agency_client: AgencyClient, timestamp: str, code: str
+) -> None:
+    response = agency_client.get("/api/v1/agency/feed", tamper={"X-Timestamp": timestamp})
+
+    assert (response.status_code, response.json()["code"]) == (401, code)
+    rows = {
+        found.group(1): found.group(2)
+        for found in re.finditer(r"^\| 401 \| `(\w+)` \| (.*) \|$", GUIDE.read_text(), re.M)
+    }
+    if code == "signature_required":
+        assert "X-Timestamp" in rows[code]
+        assert "missing" not in rows["stale_timestamp"]
+    else:
+        assert "not a number" in rows[code]

@@ -247,3 +247,34 @@ def test_nobody_else_can_withdraw() -> None:
     assert response.status_code == 404
     dossier.refresh_from_db()
     assert dossier.status == S.NEW
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "code"),
+    [
+        ({"documents": [{"code": "doc-1", "note": ""}]}, "message", "missing"),
+        (
+            {"documents": [{"code": "doc-1", "note": ""}], "message": ""},
+            "message",
+            "string_too_short",
+        ),
+        (
+            {"documents": [{"code": "", "note": " "}], "message": "m"},
+            "documents.0",
+            "empty_document",
+        ),
+    ],
+)
+def test_a_supplement_request_needs_a_message_and_named_documents(
+    agency: Agency, agency_client: AgencyClient, body: dict, field: str, code: str
+) -> None:
+    """agency-api.md: `message` is required on request-supplement, unlike other actions."""
+    dossier = processing_dossier(agency)
+    response = agency_client.post(
+        f"/api/v1/agency/dossiers/{dossier.code}/request-supplement", body
+    )
+    assert response.status_code == 422
+    assert [(d["field"], d["code"]) for d in response.json()["details"]] == [(field, code)]
+    dossier.refresh_from_db()
+    assert dossier.status == Dossier.Status.PROCESSING
+    assert events(dossier) == []

@@ -123,6 +123,7 @@ def test_create_draft_refuses_unknown_form_fields(procedure: Procedure) -> None:
     assert response.json()["details"] == [
         {
             "field": "form.salary",
+            "location": "body",
             "code": "unknown_field",
             "message": "Biểu mẫu không có trường này.",
         }

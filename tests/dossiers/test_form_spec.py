@@ -46,12 +46,42 @@ def test_valid_form_is_normalised() -> None:
 def test_missing_required_fields_are_listed_each_with_its_code() -> None:
     _, errors = validate_form(RICH_FORM, {"copies": 1})
     assert errors == [
-        {"field": "form.full_name", "code": "required", "message": "Trường này là bắt buộc."},
-        {"field": "form.birth_date", "code": "required", "message": "Trường này là bắt buộc."},
-        {"field": "form.phone", "code": "required", "message": "Trường này là bắt buộc."},
-        {"field": "form.citizen_id", "code": "required", "message": "Trường này là bắt buộc."},
-        {"field": "form.purpose", "code": "required", "message": "Trường này là bắt buộc."},
-        {"field": "form.pledge", "code": "required", "message": "Trường này là bắt buộc."},
+        {
+            "field": "form.full_name",
+            "location": "body",
+            "code": "required",
+            "message": "Trường này là bắt buộc.",
+        },
+        {
+            "field": "form.birth_date",
+            "location": "body",
+            "code": "required",
+            "message": "Trường này là bắt buộc.",
+        },
+        {
+            "field": "form.phone",
+            "location": "body",
+            "code": "required",
+            "message": "Trường này là bắt buộc.",
+        },
+        {
+            "field": "form.citizen_id",
+            "location": "body",
+            "code": "required",
+            "message": "Trường này là bắt buộc.",
+        },
+        {
+            "field": "form.purpose",
+            "location": "body",
+            "code": "required",
+            "message": "Trường này là bắt buộc.",
+        },
+        {
+            "field": "form.pledge",
+            "location": "body",
+            "code": "required",
+            "message": "Trường này là bắt buộc.",
+        },
     ]
 
 
@@ -227,7 +257,12 @@ def test_english_messages(settings) -> None:
     with translation.override("en"):
         _, errors = validate_form(RICH_FORM, with_value("copies", 11))
     assert errors == [
-        {"field": "form.copies", "code": "above_max", "message": "Must be at most 10."}
+        {
+            "field": "form.copies",
+            "location": "body",
+            "code": "above_max",
+            "message": "Must be at most 10.",
+        }
     ]
 
 

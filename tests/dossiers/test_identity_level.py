@@ -87,3 +87,15 @@ def test_after_a_national_sign_in_at_level_2_the_dossier_is_submitted(
 
     assert response.status_code == 200, response
     assert response.json()["status"] == 1
+
+
+def test_submit_declares_its_403_in_the_published_document() -> None:
+    """A generated client must know that submit can answer identity_level_too_low."""
+    import json
+
+    from backend.management.commands.export_openapi import OPENAPI_PATH
+
+    paths = json.loads(OPENAPI_PATH.read_text(encoding="utf-8"))["paths"]
+    operation = paths["/api/v1/dossiers/{dossier_id}/submit"]["post"]
+    assert "403" in operation["responses"]
+    assert "identity_level_too_low" in operation["description"]

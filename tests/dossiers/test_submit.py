@@ -76,10 +76,10 @@ def test_incomplete_dossier_is_422_listing_fields_and_documents(procedure: Proce
     assert response.status_code == 422
     body = response.json()
     assert body["code"] == "dossier_incomplete"
-    assert [(d["field"], d["code"]) for d in body["details"]] == [
-        ("form.full_name", "required"),
-        ("form.phone", "invalid_phone"),
-        ("documents.doc-1", "document_missing"),
+    assert [(d["field"], d["location"], d["code"]) for d in body["details"]] == [
+        ("form.full_name", "body", "required"),
+        ("form.phone", "body", "invalid_phone"),
+        ("documents.doc-1", "body", "document_missing"),
     ]
     assert body["details"][2]["required"] == 2
     assert body["details"][2]["present"] == 1

@@ -188,6 +188,19 @@ def test_the_push_guide_documents_every_event_type() -> None:
         assert f"`{event_type}` is an internal monitoring signal: it produces no" in guide
 
 
+def test_the_push_guide_lists_every_urgent_event_and_its_sms_texts() -> None:
+    import re
+
+    guide = (Path(__file__).resolve().parents[2] / "mobile_api_docs" / "push.md").read_text()
+    [listed] = re.findall(r"Urgent ones \(([^)]*)\)", guide)
+    assert set(re.findall(r"`([a-z_.]+)`", listed)) == URGENT
+    sms_table = guide.split("Fallback SMS texts", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([a-z_.]+)` \| (.*) \| (.*) \|$", sms_table, re.M)
+    assert {event_type for event_type, _, _ in rows} == URGENT
+    for event_type, vi, en in rows:
+        assert (vi, en) == (TEMPLATES[event_type].sms_vi, TEMPLATES[event_type].sms_en)
+
+
 def test_handover_without_a_method_reads_cleanly() -> None:
     rendered = render(TEMPLATES["dossier.handed_over"], "vi", context("vi"))
     assert rendered.body == "Kết quả của hồ sơ HN-PXB-260310-0001 đã được trả."

@@ -251,3 +251,20 @@ def test_performance_counts_the_share_of_fee_requests_paid_online(fake_gateway) 
     )
 
     assert figures == {"requested": 3, "paid_online": 1, "paid_online_share": 0.3333}
+
+
+def test_an_unknown_gateway_is_a_field_error_of_validation_error(citizen: Citizen) -> None:
+    """As payments.md documents it: not a top-level code."""
+    response = citizen.checkout("paypal")
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "validation_error"
+    assert response.json()["details"] == [
+        {
+            "field": "gateway",
+            "location": "body",
+            "code": "unknown_gateway",
+            "message": "Giá trị không nằm trong danh sách cho phép.",
+        }
+    ]
+    assert not Payment.objects.filter(dossier=citizen.dossier).exists()

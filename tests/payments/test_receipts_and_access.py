@@ -96,6 +96,22 @@ def test_payer_downloads_the_receipt_with_vietnamese_text(citizen, fake_gateway)
 
 
 @pytest.mark.django_db
+def test_the_receipt_is_in_vietnamese_whatever_the_request_language(citizen, fake_gateway) -> None:
+    """payments.md: the e-receipt is issued in Vietnamese, the document's legal language."""
+    payment_id = paid(citizen, fake_gateway)
+    texts = {
+        language: pdf_text(
+            ApiClient(token=citizen.api.token, language=language)
+            .get(f"/api/v1/payments/{payment_id}/receipt")
+            .content
+        )
+        for language in ("vi", "en")
+    }
+    assert texts["en"] == texts["vi"]
+    assert "BIÊN LAI THU PHÍ, LỆ PHÍ" in texts["en"]
+
+
+@pytest.mark.django_db
 def test_no_receipt_before_payment(citizen, fake_gateway) -> None:
     payment = citizen.checkout().json()
     response = citizen.api.get(f"/api/v1/payments/{payment['id']}/receipt")

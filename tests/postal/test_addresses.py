@@ -94,9 +94,9 @@ def test_phone_must_be_a_vietnamese_mobile(user_api: ApiClient, phone: str) -> N
 
 def test_every_wrong_field_is_reported_at_once(user_api: ApiClient) -> None:
     response = user_api.post(URL, body(phone="123", commune_code="99999"))
-    assert [(d["field"], d["code"]) for d in response.json()["details"]] == [
-        ("phone", "invalid_phone"),
-        ("commune_code", "unknown_commune"),
+    assert [(d["field"], d["location"], d["code"]) for d in response.json()["details"]] == [
+        ("phone", "body", "invalid_phone"),
+        ("commune_code", "body", "unknown_commune"),
     ]
 
 

@@ -218,7 +218,7 @@ def test_unknown_carrier_is_404(booked: DeliveryBooking) -> None:
 def test_malformed_message_is_422(booked: DeliveryBooking, change: dict, field: str) -> None:
     response = post_webhook({**message(booked, "picked_up", 1), **change})
     assert response.status_code == 422
-    assert [d["field"] for d in response.json()["details"]] == [field]
+    assert [(d["field"], d["location"]) for d in response.json()["details"]] == [(field, "body")]
     assert CarrierMessage.objects.count() == 0
 
 

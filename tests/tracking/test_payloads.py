@@ -16,10 +16,48 @@ ASYNCAPI = Path(__file__).resolve().parents[2] / "mobile_api_docs" / "asyncapi.y
 
 
 @pytest.fixture(scope="module")
-def schemas() -> dict[str, typing.Any]:
-    document = yaml.safe_load(ASYNCAPI.read_text(encoding="utf-8"))
-    assert document["asyncapi"] == "2.6.0"
+def document() -> dict[str, typing.Any]:
+    loaded = yaml.safe_load(ASYNCAPI.read_text(encoding="utf-8"))
+    assert loaded["asyncapi"] == "2.6.0"
+    return dict(loaded)
+
+
+@pytest.fixture(scope="module")
+def schemas(document) -> dict[str, typing.Any]:
     return dict(document["components"]["schemas"])
+
+
+SERVER_CLOSE_CODES = {value for name, value in vars(payloads).items() if name.startswith("CLOSE_")}
+
+
+def test_the_documented_close_codes_are_exactly_the_server_s(document):
+    channel = document["channels"]["/ws/v1/events"]
+    documented = [entry["code"] for entry in channel["x-close-codes"]]
+    assert sorted(documented) == sorted(SERVER_CLOSE_CODES)
+    assert all(entry["meaning"] and entry["action"] for entry in channel["x-close-codes"])
+
+
+def test_the_realtime_guide_tells_every_close_code():
+    """The guide's table also names what the client itself may see (1001, 1006)."""
+    import re
+
+    guide = (ASYNCAPI.parent / "realtime.md").read_text(encoding="utf-8")
+    table = guide.split("## 6. Close codes", 1)[1]
+    listed = {
+        int(code) for row in re.findall(r"^\| ([\d, ]+) \|", table, re.M) for code in row.split(",")
+    }
+    assert listed - {1001, 1006} == SERVER_CLOSE_CODES
+
+
+def test_a_narrowed_ticket_opened_on_another_dossier_is_documented_as_4404(document):
+    query = document["channels"]["/ws/v1/events"]["bindings"]["ws"]["query"]
+    assert "narrowed" in query["properties"]["dossier_id"]["description"]
+    [entry] = [
+        e
+        for e in document["channels"]["/ws/v1/events"]["x-close-codes"]
+        if e["code"] == payloads.CLOSE_DOSSIER_NOT_FOUND
+    ]
+    assert "narrowed" in entry["meaning"]
 
 
 @pytest.mark.parametrize(

@@ -373,6 +373,20 @@ async def test_narrowing_to_someone_elses_dossier_closes_with_4404(open_socket):
     assert await closed_with(socket) == 4404
 
 
+async def test_a_narrowed_ticket_opened_on_another_of_ones_dossiers_closes_with_4404(
+    open_socket,
+):
+    """realtime.md: a ticket for dossier A opens a socket on A only, even when B is
+    the user's own."""
+    alice = await new_citizen()
+    other = await db(make_dossier)(alice.user, status=Dossier.Status.NEW)
+
+    socket, _, _ = await open_socket(alice.ticket(alice.dossier), dossier_id=other.pk)
+
+    assert (await socket.receive_json_from(timeout=WAIT))["code"] == "dossier_not_found"
+    assert await closed_with(socket) == 4404
+
+
 # --- resume -----------------------------------------------------------------------------
 
 
