@@ -5,14 +5,13 @@ back; any other reuse of a spent refresh token still ends the session."""
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from typing import Any
 
 import pytest
-from django.db import connections
 from django.db.models import F
 
 from auth.models import DeviceSession, RefreshToken
+from tests.concurrency import in_threads
 from tests.conftest import ApiClient, make_user, sign_in
 
 REFRESH = "/api/v1/auth/token/refresh"
@@ -117,23 +116,11 @@ def test_the_database_alone_cannot_open_the_kept_pair(settings) -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_two_refreshes_at_once_both_get_the_same_pair(settings) -> None:
+    # Whichever takes the token's row lock first, the other is a retry of it.
     settings.REFRESH_TOKEN_RETRY_SECONDS = 30
     session, tokens = sign_in(make_user())
-    barrier = threading.Barrier(2)
-    answers: list[Any] = [None, None]
 
-    def refresh(index: int) -> None:
-        try:
-            barrier.wait(timeout=30)
-            answers[index] = _refresh(tokens.refresh_token)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=refresh, args=(i,)) for i in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
+    answers = in_threads(*[lambda: _refresh(tokens.refresh_token)] * 2)
 
     assert [answer.status_code for answer in answers] == [200, 200]
     pairs = {(a.json()["access_token"], a.json()["refresh_token"]) for a in answers}
