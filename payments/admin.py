@@ -8,10 +8,12 @@ and close an anomaly with what was done.
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from auth.models import User
 from backend.errors import ApiError
 from payments import actions
 from payments.models import Payment, PaymentAnomaly, PaymentRequest, ReconciliationReport
@@ -52,12 +54,24 @@ class PaymentAdmin(ReadOnly):
     raw_id_fields = ("request", "dossier", "payer")
     actions = ["record_refund"]
 
-    @admin.action(description="Record that the gateway refunded these paid payments")
+    def has_record_refund_permission(self, request: HttpRequest) -> bool:
+        # The rows are never edited here, but recording a refund is a change: "view"
+        # is not enough (ReadOnly's has_change_permission says no to everyone).
+        return request.user.has_perm("payments.change_payment")
+
+    @admin.action(
+        description="Record that the gateway refunded these paid payments",
+        permissions=["record_refund"],
+    )
     def record_refund(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
+        # Checked again here: an action runs for whoever reaches the change list.
+        if not self.has_record_refund_permission(request):
+            raise PermissionDenied
+        staff: User = request.user  # type: ignore[assignment]
         done = 0
         for payment in queryset:
             try:
-                actions.mark_refunded(payment.pk, reference=f"admin:{request.user.pk}")
+                actions.mark_refunded(payment.pk, by=staff)
                 done += 1
             except ApiError:
                 self.message_user(
