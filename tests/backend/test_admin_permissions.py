@@ -29,9 +29,15 @@ from dossiers import lifecycle
 from dossiers.agency.credentials import create_credential, decrypt_secret, rotate_credential
 from dossiers.models import Agency, AgencyCredential, AgencyOfficer, Dossier
 from notifications import actions as notification_actions
-from payments.models import Payment, PaymentRequest
+from payments.models import Payment
 from tests.conftest import make_user, sign_in
-from tests.factories import make_agency, make_dossier, make_organisation, make_procedure
+from tests.factories import (
+    make_agency,
+    make_dossier,
+    make_organisation,
+    make_paid_payment,
+    make_procedure,
+)
 
 pytestmark = pytest.mark.django_db
 S = Dossier.Status
@@ -62,32 +68,6 @@ def view_only_officer(agency: Agency) -> User:
     staff.user_permissions.add(*Permission.objects.filter(codename__startswith="view_"))
     AgencyOfficer.objects.create(agency=agency, user=staff)
     return staff
-
-
-def make_paid_payment(citizen: User, dossier: Dossier, order_ref: str) -> Payment:
-    """A payment as the gateway's settlement leaves it: paid, counted, with a receipt."""
-    request = PaymentRequest.objects.create(
-        dossier=dossier,
-        source=PaymentRequest.Source.SUBMISSION,
-        amount=50_000,
-        status=PaymentRequest.Status.PAID,
-        lines=[{"kind": "charge", "label": "Lệ phí", "amount": 50_000}],
-        paid_at=timezone.now(),
-    )
-    return Payment.objects.create(
-        request=request,
-        dossier=dossier,
-        payer=citizen,
-        gateway="vnpay",
-        order_ref=order_ref,
-        amount=50_000,
-        status=Payment.Status.PAID,
-        checkout_url="https://sandbox.vnpayment.vn/pay",
-        counted=True,
-        expires_at=timezone.now(),
-        paid_at=timezone.now(),
-        receipt_number=f"BL-{order_ref}",
-    )
 
 
 @pytest.fixture
@@ -310,6 +290,7 @@ def test_officer_rotates_only_their_own_agencys_credentials(world: dict[str, Any
 def test_view_only_staff_cannot_record_a_refund(world: dict[str, Any]) -> None:
     viewer = make_user(password=None, is_staff=True, full_name="Chỉ Xem Thanh Toán")
     viewer.user_permissions.add(Permission.objects.get(codename="view_payment"))
+    AgencyOfficer.objects.create(agency=world["agency"], user=viewer)  # the payment is theirs
     client = Client()
     client.force_login(viewer)
     payment: Payment = world["payment"]
@@ -335,6 +316,7 @@ def test_staff_allowed_to_change_payments_record_a_refund_under_their_own_id(
     cashier.user_permissions.add(
         *Permission.objects.filter(codename__in=["view_payment", "change_payment"])
     )
+    AgencyOfficer.objects.create(agency=world["agency"], user=cashier)
     client = Client()
     client.force_login(cashier)
     payment: Payment = world["payment"]
