@@ -7,7 +7,9 @@ approver for level-2 accounts, no self-approval, no self-reset, and an audit
 record for every step. The audit trail is read-only here and in the database.
 Staff sign in with their password and, once they have it, their authenticator
 code (auth.admin_login); support pages refuse staff without TOTP with a page
-that says what to do.
+that says what to do. The user pages list and show citizens, so for everyone but
+superusers they follow the same rule, show the masked identity the support
+console shows, and record each account opened as a look-up.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -23,7 +26,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext_lazy as _
 
-from auth import access
+from auth import access, citizen_ids
 from auth.actions import support
 from auth.actions.sessions import revoke_session
 from auth.admin_login import admin_sign_in
@@ -83,6 +86,10 @@ def _support_refusal(request: HttpRequest) -> HttpResponse | None:
     except ApiError as exc:
         return _refusal(request, exc)
     return None
+
+
+def _is_superuser(request: HttpRequest) -> bool:
+    return bool(getattr(request.user, "is_superuser", False))
 
 
 def _linked_identity(user: User) -> NationalIdentity | None:
@@ -176,6 +183,10 @@ class UserAdmin(admin.ModelAdmin):
     )
     readonly_fields = (
         "national_identity_display",
+        "masked_phone",
+        "masked_citizen_id",
+        "masked_citizen_id_conflict",
+        "masked_birth_date",
         "citizen_id_verified_at",
         "totp_confirmed_at",
         "must_reset_password",
@@ -197,15 +208,93 @@ class UserAdmin(admin.ModelAdmin):
         "user_permissions",
     )
 
+    # What staff other than superusers see instead: the support console's masking.
+    masked_fields = {
+        "phone": "masked_phone",
+        "citizen_id": "masked_citizen_id",
+        "citizen_id_conflict": "masked_citizen_id_conflict",
+        "birth_date": "masked_birth_date",
+    }
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = tuple(super().get_readonly_fields(request, obj))
-        if getattr(request.user, "is_superuser", False):
+        if _is_superuser(request):
             return fields
         return fields + self.guarded_fields
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = super().get_fields(request, obj)
+        if _is_superuser(request):
+            return fields
+        return [
+            self.masked_fields.get(name, name) if isinstance(name, str) else name for name in fields
+        ]
+
+    def get_search_fields(self, request: HttpRequest) -> Any:
+        fields = super().get_search_fields(request)
+        if _is_superuser(request):
+            return fields
+        # A citizen ID is looked up through the support look-up, which is audited.
+        return tuple(name for name in fields if name != "citizen_id")
+
+    # Staff other than superusers: these pages list and show citizens, so they follow
+    # the support pages' rule (support permission, TOTP, a session opened with it),
+    # and opening an account counts as an audited look-up.
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        return self._refusal(request) or super().changelist_view(request, extra_context)
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        return self._refusal(request) or super().add_view(request, form_url, extra_context)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        refusal = self._refusal(request)
+        if refusal:
+            return refusal
+        subject = self.get_object(request, unquote(object_id))
+        staff: User = request.user  # type: ignore[assignment]
+        if (
+            subject is not None
+            and self.has_view_or_change_permission(request, subject)
+            and (not staff.is_superuser or staff.has_totp)
+        ):
+            # Superusers without TOTP are not support staff: nothing to audit them as.
+            support.record_account_view(staff, subject, context=_context(request))
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        return self._refusal(request) or super().delete_view(request, object_id, extra_context)
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        return self._refusal(request) or super().history_view(request, object_id, extra_context)
+
+    def _refusal(self, request: HttpRequest) -> HttpResponse | None:
+        return None if _is_superuser(request) else _support_refusal(request)
 
     @admin.display(description=_("phone number"))
     def masked_phone(self, obj: User) -> str:
         return mask_phone(obj.phone)
+
+    @admin.display(description=_("citizen ID (CCCD)"))
+    def masked_citizen_id(self, obj: User) -> str:
+        return citizen_ids.masked_citizen_id(obj.citizen_id) or "—"
+
+    @admin.display(description=_("citizen ID claimed, held by another account"))
+    def masked_citizen_id_conflict(self, obj: User) -> str:
+        return citizen_ids.masked_citizen_id(obj.citizen_id_conflict) or "—"
+
+    @admin.display(description=_("birth date"))
+    def masked_birth_date(self, obj: User) -> str:
+        # The support console shows no birth date; whether one is recorded is enough.
+        return "••/••/••••" if obj.birth_date else "—"
 
     @admin.display(description=_("VNeID level"), ordering="national_identity__level")
     def national_identity_level(self, obj: User) -> str:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
-from django.db import connection
+from django.db import connection, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import BooleanField, F, Func, JSONField, Q, QuerySet
 from django.db.models.expressions import RawSQL
@@ -18,6 +18,8 @@ from backend.any_of import AnyOf
 from backend.errors import NotFound, PermissionDenied
 from backend.joined_read import JoinedRead
 from dossiers.models import Attachment, Dossier
+
+M = TypeVar("M", bound=models.Model)
 
 # What `dossiers.api.dossier_out` shows, and nothing more: a dossier read is the
 # app's most frequent request (status polling), and every column costs on it.
@@ -50,6 +52,24 @@ def visible_to(user: User, path: str = "") -> Q:
     """
     organisations = Membership.objects.filter(user=user).values("organisation_id")
     return Q(**{f"{path}applicant": user}) | Q(AnyOf(f"{path}organisation_id", organisations))
+
+
+def officer_dossiers(user: User) -> QuerySet[Dossier]:
+    """The dossiers an agency officer handles in the admin: the submitted dossiers of
+    the agencies they work for (every submitted one for a superuser)."""
+    dossiers = Dossier.objects.exclude(status=Dossier.Status.DRAFT)
+    if user.is_superuser:
+        return dossiers
+    return dossiers.filter(agency__officers__user_id=user.pk)
+
+
+def officer_rows(user: User, rows: QuerySet[M], path: str) -> QuerySet[M]:
+    """The rows of another app's admin that belong to a dossier `user` handles as an
+    officer (`path` leads from the row to its dossier, e.g. "booking__dossier"); all of
+    them for a superuser. Rows of no dossier are for superusers only."""
+    if user.is_superuser:
+        return rows
+    return rows.filter(**{f"{path}__in": officer_dossiers(user).values("pk")})
 
 
 def first_visible(user: User, rows: QuerySet[Dossier], count: int) -> QuerySet[Dossier]:

@@ -2,6 +2,12 @@
 
 "I get no notifications" is the most common push support request: staff find the
 user's devices here, send a test push, and read the delivery rows it produced.
+
+Agency officers see the notifications (and their deliveries) about the dossiers
+they handle (`dossiers.access.officer_rows`), and the devices and preferences of
+the people those notifications went to: who they may help with "I get no
+notifications" about one of their dossiers. Notifications about no dossier (tests,
+announcements) are for superusers.
 """
 
 from __future__ import annotations
@@ -13,8 +19,26 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from auth.models import User
+from dossiers.access import officer_rows
 from notifications.actions import send_test_push
 from notifications.models import Delivery, Device, Notification, Preference
+
+
+def _user(request: HttpRequest) -> User:
+    return request.user  # type: ignore[return-value]
+
+
+def _recipients(request: HttpRequest) -> QuerySet[Notification]:
+    """The notifications the signed-in officer may read (all for a superuser)."""
+    return officer_rows(_user(request), Notification.objects.all(), "dossier")
+
+
+def _officer_users(request: HttpRequest, rows: QuerySet[Any]) -> QuerySet[Any]:
+    """`rows` of users who were notified about one of the officer's dossiers."""
+    if _user(request).is_superuser:
+        return rows
+    return rows.filter(user__in=_recipients(request).values("user_id"))
 
 
 class DeliveryInline(admin.TabularInline):
@@ -68,6 +92,9 @@ class DeviceAdmin(admin.ModelAdmin):
     )
     actions = ("send_test_push_action",)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Device]:
+        return _officer_users(request, super().get_queryset(request))
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -98,6 +125,9 @@ class NotificationAdmin(admin.ModelAdmin):
     readonly_fields = ("created_at", "sms_sent_at")
     inlines = (DeliveryInline,)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Notification]:
+        return officer_rows(_user(request), super().get_queryset(request), "dossier")
+
 
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
@@ -115,6 +145,9 @@ class DeliveryAdmin(admin.ModelAdmin):
     search_fields = ("notification__user__phone",)
     raw_id_fields = ("notification", "device")
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Delivery]:
+        return officer_rows(_user(request), super().get_queryset(request), "notification__dossier")
+
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
@@ -123,3 +156,6 @@ class DeliveryAdmin(admin.ModelAdmin):
 class PreferenceAdmin(admin.ModelAdmin):
     list_display = ("user", "quiet_hours_enabled", "quiet_start", "quiet_end", "updated_at")
     raw_id_fields = ("user",)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Preference]:
+        return _officer_users(request, super().get_queryset(request))

@@ -432,9 +432,16 @@ def expire_payment(payment_id: Any) -> bool:
         return True
 
 
-def mark_refunded(payment_id: Any, *, reference: str = "") -> Payment:
-    """The gateway refunded a paid payment (recorded by staff or reconciliation)."""
+def mark_refunded(payment_id: Any, *, reference: str = "", by: User | None = None) -> Payment:
+    """The gateway refunded a paid payment (recorded by staff `by`, or reconciliation).
+
+    `reference` replaces the refund reason; it is refused rather than cut when it does
+    not fit, so the record never loses its end.
+    """
+    limit = Payment._meta.get_field("refund_reason").max_length or 0
+    if len(reference) > limit:
+        raise ValueError(f"a refund reference has at most {limit} characters")
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment_id)
-        _move(payment, P.REFUNDED, refund_reason=(reference or payment.refund_reason)[:40])
+        _move(payment, P.REFUNDED, refund_reason=reference or payment.refund_reason, refunded_by=by)
         return payment

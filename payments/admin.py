@@ -2,19 +2,27 @@
 
 Statuses change only through payments.actions (callbacks, reconciliation); the
 admin never edits a payment's fields. Staff record a refund the gateway made,
-and close an anomaly with what was done.
+and close an anomaly with what was done. Agency officers see only the requests,
+payments and anomalies of the dossiers they handle (`dossiers.access.officer_rows`).
 """
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
+from auth.models import User
 from backend.errors import ApiError
+from dossiers.access import officer_rows
 from payments import actions
 from payments.models import Payment, PaymentAnomaly, PaymentRequest, ReconciliationReport
+
+
+def _user(request: HttpRequest) -> User:
+    return request.user  # type: ignore[return-value]
 
 
 class ReadOnly(admin.ModelAdmin):
@@ -34,6 +42,9 @@ class PaymentRequestAdmin(ReadOnly):
     list_filter = ("source", "status")
     raw_id_fields = ("dossier",)
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PaymentRequest]:
+        return officer_rows(_user(request), super().get_queryset(request), "dossier")
+
 
 @admin.register(Payment)
 class PaymentAdmin(ReadOnly):
@@ -52,12 +63,27 @@ class PaymentAdmin(ReadOnly):
     raw_id_fields = ("request", "dossier", "payer")
     actions = ["record_refund"]
 
-    @admin.action(description="Record that the gateway refunded these paid payments")
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Payment]:
+        return officer_rows(_user(request), super().get_queryset(request), "dossier")
+
+    def has_record_refund_permission(self, request: HttpRequest) -> bool:
+        # The rows are never edited here, but recording a refund is a change: "view"
+        # is not enough (ReadOnly's has_change_permission says no to everyone).
+        return request.user.has_perm("payments.change_payment")
+
+    @admin.action(
+        description="Record that the gateway refunded these paid payments",
+        permissions=["record_refund"],
+    )
     def record_refund(self, request: HttpRequest, queryset: QuerySet[Payment]) -> None:
+        # Checked again here: an action runs for whoever reaches the change list.
+        if not self.has_record_refund_permission(request):
+            raise PermissionDenied
+        staff = _user(request)
         done = 0
         for payment in queryset:
             try:
-                actions.mark_refunded(payment.pk, reference=f"admin:{request.user.pk}")
+                actions.mark_refunded(payment.pk, by=staff)
                 done += 1
             except ApiError:
                 self.message_user(
@@ -86,6 +112,10 @@ class PaymentAnomalyAdmin(admin.ModelAdmin):
         "resolved_at",
     )
     fields = (*readonly_fields, "resolution")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PaymentAnomaly]:
+        # An anomaly of no known payment (an unknown order) is for superusers only.
+        return officer_rows(_user(request), super().get_queryset(request), "payment__dossier")
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False

@@ -112,6 +112,14 @@ class Payment(models.Model):
     )
     needs_refund = models.BooleanField(default=False)
     refund_reason = models.CharField(max_length=40, blank=True)
+    # Who recorded the refund in the admin (a key, so it is never cut like a text would be).
+    refunded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
     receipt_number = models.CharField(max_length=40, null=True, blank=True, unique=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)

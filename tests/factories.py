@@ -9,11 +9,19 @@ from django.utils import timezone
 
 from auth.models import Membership, Organisation, User
 from dossiers.models import Agency, Dossier, Procedure, RequiredDocument
+from payments.models import Payment, PaymentRequest
 from tests.conftest import make_user
 
 _counter = itertools.count(1)
 
-__all__ = ["make_agency", "make_dossier", "make_organisation", "make_procedure", "make_user"]
+__all__ = [
+    "make_agency",
+    "make_dossier",
+    "make_organisation",
+    "make_paid_payment",
+    "make_procedure",
+    "make_user",
+]
 
 DEFAULT_FORM_SPEC: list[dict[str, Any]] = [
     {
@@ -107,4 +115,30 @@ def make_dossier(
         extra.setdefault("submitted_at", timezone.now())
     return Dossier.objects.create(
         procedure=procedure, agency=procedure.agency, applicant=applicant, status=status, **extra
+    )
+
+
+def make_paid_payment(citizen: User, dossier: Dossier, order_ref: str) -> Payment:
+    """A payment as the gateway's settlement leaves it: paid, counted, with a receipt."""
+    request = PaymentRequest.objects.create(
+        dossier=dossier,
+        source=PaymentRequest.Source.SUBMISSION,
+        amount=50_000,
+        status=PaymentRequest.Status.PAID,
+        lines=[{"kind": "charge", "label": "Lệ phí", "amount": 50_000}],
+        paid_at=timezone.now(),
+    )
+    return Payment.objects.create(
+        request=request,
+        dossier=dossier,
+        payer=citizen,
+        gateway="vnpay",
+        order_ref=order_ref,
+        amount=50_000,
+        status=Payment.Status.PAID,
+        checkout_url="https://sandbox.vnpayment.vn/pay",
+        counted=True,
+        expires_at=timezone.now(),
+        paid_at=timezone.now(),
+        receipt_number=f"BL-{order_ref}",
     )

@@ -18,6 +18,7 @@ from django.apps import apps
 from django.contrib import admin
 from django.contrib.auth.models import Permission
 from django.contrib.sessions.models import Session
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.test import Client
 from django.urls import URLPattern, reverse
 from django.urls.converters import UUIDConverter
@@ -28,8 +29,15 @@ from dossiers import lifecycle
 from dossiers.agency.credentials import create_credential, decrypt_secret, rotate_credential
 from dossiers.models import Agency, AgencyCredential, AgencyOfficer, Dossier
 from notifications import actions as notification_actions
+from payments.models import Payment
 from tests.conftest import make_user, sign_in
-from tests.factories import make_agency, make_dossier, make_organisation, make_procedure
+from tests.factories import (
+    make_agency,
+    make_dossier,
+    make_organisation,
+    make_paid_payment,
+    make_procedure,
+)
 
 pytestmark = pytest.mark.django_db
 S = Dossier.Status
@@ -65,7 +73,8 @@ def view_only_officer(agency: Agency) -> User:
 @pytest.fixture
 def world() -> dict[str, Any]:
     """At least one row behind every admin: dossiers the actions could move, credentials
-    they could rotate, a device to push to, a session to revoke, a reset to approve."""
+    they could rotate, a device to push to, a session to revoke, a reset to approve, a
+    paid payment to record a refund of."""
     agency = make_agency()
     procedure = make_procedure(agency, documents=2)
     citizen = make_user()
@@ -83,6 +92,7 @@ def world() -> dict[str, Any]:
         citizen, session, token="tok-admin-walk", platform="android"
     )
     make_organisation(citizen)
+    payment = make_paid_payment(citizen, dossiers[2], "ADMINWALK1")
     root = make_user(password=None, is_staff=True, is_superuser=True)
     SupportReset.objects.create(
         user=citizen,
@@ -92,7 +102,13 @@ def world() -> dict[str, Any]:
         opened_by=root,
         requires_approval=True,
     )
-    return {"agency": agency, "dossiers": dossiers, "citizen": citizen, "device": device}
+    return {
+        "agency": agency,
+        "dossiers": dossiers,
+        "citizen": citizen,
+        "device": device,
+        "payment": payment,
+    }
 
 
 def url_values(model_admin: admin.ModelAdmin, name: str, converter: Any) -> list[str]:
@@ -187,6 +203,7 @@ def test_view_only_staff_change_nothing_through_any_admin_action(world: dict[str
         "dossiers.AgencyCredential.retire_previous_secrets",
         "accounts.DeviceSession.revoke_sessions",
         "notifications.Device.send_test_push_action",
+        "payments.Payment.record_refund",
     ):
         assert expected in walked
 
@@ -268,3 +285,59 @@ def test_officer_rotates_only_their_own_agencys_credentials(world: dict[str, Any
         {"agency": other.agency_id, "label": "mine now", "is_active": "on"},
     )
     assert AgencyCredential.objects.filter(agency=other.agency_id).count() == 1
+
+
+def test_view_only_staff_cannot_record_a_refund(world: dict[str, Any]) -> None:
+    viewer = make_user(password=None, is_staff=True, full_name="Chỉ Xem Thanh Toán")
+    viewer.user_permissions.add(Permission.objects.get(codename="view_payment"))
+    AgencyOfficer.objects.create(agency=world["agency"], user=viewer)  # the payment is theirs
+    client = Client()
+    client.force_login(viewer)
+    payment: Payment = world["payment"]
+    client.post(
+        "/admin/payments/payment/",
+        {"action": "record_refund", "_selected_action": [str(payment.pk)], "index": "0"},
+    )
+    payment.refresh_from_db()
+    assert (payment.status, payment.refund_reason, payment.refunded_by_id) == ("paid", "", None)
+    # Nor when called past the action list's filter (the action checks again).
+    model_admin = admin.site._registry[Payment]
+    request = client.get("/admin/payments/payment/").wsgi_request
+    with pytest.raises(DjangoPermissionDenied):
+        model_admin.record_refund(request, Payment.objects.filter(pk=payment.pk))
+    payment.refresh_from_db()
+    assert payment.status == "paid"
+
+
+def test_staff_allowed_to_change_payments_record_a_refund_under_their_own_id(
+    world: dict[str, Any],
+) -> None:
+    cashier = make_user(password=None, is_staff=True, full_name="Kế Toán")
+    cashier.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_payment", "change_payment"])
+    )
+    AgencyOfficer.objects.create(agency=world["agency"], user=cashier)
+    client = Client()
+    client.force_login(cashier)
+    payment: Payment = world["payment"]
+    client.post(
+        "/admin/payments/payment/",
+        {"action": "record_refund", "_selected_action": [str(payment.pk)], "index": "0"},
+    )
+    payment.refresh_from_db()
+    assert payment.status == "refunded"
+    # The whole id, as a key: nothing cut off.
+    assert payment.refunded_by_id == cashier.pk
+
+
+def test_a_refund_reference_too_long_to_store_is_refused_not_cut(world: dict[str, Any]) -> None:
+    from payments import actions as payment_actions
+
+    payment: Payment = world["payment"]
+    with pytest.raises(ValueError, match="at most 40 characters"):
+        payment_actions.mark_refunded(payment.pk, reference="gateway-refund-" + "9" * 26)
+    payment.refresh_from_db()
+    assert (payment.status, payment.refund_reason) == ("paid", "")
+    payment_actions.mark_refunded(payment.pk, reference="gateway-refund-" + "9" * 25)
+    payment.refresh_from_db()
+    assert (payment.status, payment.refund_reason) == ("refunded", "gateway-refund-" + "9" * 25)
