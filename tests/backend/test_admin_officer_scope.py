@@ -48,7 +48,9 @@ def agency_world(name: str, phone: str, street: str, order_ref: str) -> dict[str
     citizen = make_user(full_name=name)
     dossier = make_dossier(citizen, make_procedure(agency), status=Dossier.Status.ACCEPTED)
     address = make_address(citizen, recipient_name=name, phone=phone, street=street)
-    booking = postal_actions.book_delivery(citizen, dossier.id, direction="result", address=address)
+    booking = postal_actions.book_delivery(
+        citizen, dossier.id, direction="result", address_id=address.id
+    )
     message = CarrierMessage.objects.create(
         carrier=booking.carrier,
         message_id=f"msg-{order_ref}",
