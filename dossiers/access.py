@@ -54,13 +54,18 @@ def visible_to(user: User, path: str = "") -> Q:
     return Q(**{f"{path}applicant": user}) | Q(AnyOf(f"{path}organisation_id", organisations))
 
 
-def officer_dossiers(user: User) -> QuerySet[Dossier]:
-    """The dossiers an agency officer handles in the admin: the submitted dossiers of
-    the agencies they work for (every submitted one for a superuser)."""
-    dossiers = Dossier.objects.exclude(status=Dossier.Status.DRAFT)
+def handled_by_officer(user: User, dossiers: QuerySet[Dossier]) -> QuerySet[Dossier]:
+    """`dossiers` narrowed to those of the agencies `user` works for as an officer (all
+    of them for a superuser): the one rule of every admin page."""
     if user.is_superuser:
         return dossiers
     return dossiers.filter(agency__officers__user_id=user.pk)
+
+
+def officer_dossiers(user: User) -> QuerySet[Dossier]:
+    """The dossiers an agency officer handles in the admin: the submitted dossiers of
+    the agencies they work for (every submitted one for a superuser)."""
+    return handled_by_officer(user, Dossier.objects.exclude(status=Dossier.Status.DRAFT))
 
 
 def officer_rows(user: User, rows: QuerySet[M], path: str) -> QuerySet[M]:

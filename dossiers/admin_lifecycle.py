@@ -24,6 +24,7 @@ from django.utils.translation import gettext_lazy as _
 
 from backend.errors import ApiError
 from dossiers import lifecycle, monitoring
+from dossiers.access import handled_by_officer
 from dossiers.agency.credentials import create_credential, retire_previous_secret, rotate_credential
 from dossiers.lifecycle import Actor
 from dossiers.models import (
@@ -230,10 +231,7 @@ class ApologyInline(admin.TabularInline):
 
 
 def officer_dossiers(request: HttpRequest, queryset: QuerySet[Dossier]) -> QuerySet[Dossier]:
-    user = request.user
-    if user.is_superuser:
-        return queryset
-    return queryset.filter(agency__officers__user_id=str(user.pk))
+    return handled_by_officer(request.user, queryset)  # type: ignore[arg-type]
 
 
 def officer_agencies(request: HttpRequest) -> QuerySet[Agency]:
