@@ -27,6 +27,7 @@ from tests.e2e.clients import (
     EventStream,
     pay_at_gateway,
     pay_submission_fee,
+    pushes_to,
     sign_up,
     wait_for_pushes,
     wait_paid,
@@ -49,6 +50,18 @@ def stack(tmp_path_factory: pytest.TempPathFactory, e2e_template: str) -> Iterat
 def gps_of(image_bytes: bytes) -> dict[int, Any]:
     with Image.open(io.BytesIO(image_bytes)) as image:
         return dict(image.getexif().get_ifd(GPS_IFD))
+
+
+def wait_for_push_of(stack: Stack, event_type: str) -> None:
+    """The journey's next step comes once this event's push is out, at a person's
+    pace: pushes of two events milliseconds apart are sent side by side, in no
+    promised order (push.md: refresh the dossier on tap rather than trust their order),
+    and the end of the journey checks that they came in the events' order."""
+    wait_until(
+        lambda: any(p["data"]["type"] == event_type for p in pushes_to(stack, FCM_TOKEN)),
+        timeout=30,
+        what=f"the push of {event_type}",
+    )
 
 
 def test_citizen_journey_from_registration_to_rating(stack: Stack) -> None:
@@ -145,11 +158,13 @@ def test_citizen_journey_from_registration_to_rating(stack: Stack) -> None:
     )
     assert requested.status_code == 200, requested.text
     stream.wait_for("dossier.payment_requested")
+    wait_for_push_of(stack, "dossier.payment_requested")
     due = app.get(f"/api/v1/payments/dossiers/{dossier_id}/due").json()
     assert (due["source"], due["amount"], due["lines"]) == ("agency", 95_000, lines)
     payment = pay_at_gateway(app, dossier_id)
     assert payment["deep_link"].startswith(f"dichvucong://payments/{payment['id']}?status=")
     received = stream.wait_for("dossier.payment_received")
+    wait_for_push_of(stack, "dossier.payment_received")
     assert received["dossier_id"] == dossier_id
     paid = wait_paid(app, payment["id"])
     assert paid["amount"] == 95_000
@@ -174,6 +189,7 @@ def test_citizen_journey_from_registration_to_rating(stack: Stack) -> None:
     )
     assert asked.status_code == 200, asked.text
     stream.wait_for("dossier.supplement_requested")
+    wait_for_push_of(stack, "dossier.supplement_requested")
     clearer = app.post(
         f"/api/v1/dossiers/{dossier_id}/attachments",
         files={"file": ("IMG_0003.jpg", jpeg_bytes((640, 480), gps=True), "image/jpeg")},
@@ -191,6 +207,7 @@ def test_citizen_journey_from_registration_to_rating(stack: Stack) -> None:
     )
     assert completed.status_code == 200, completed.text
     stream.wait_for("dossier.completed")
+    wait_for_push_of(stack, "dossier.completed")
     address = app.post(
         "/api/v1/postal/addresses",
         {
@@ -224,6 +241,7 @@ def test_citizen_journey_from_registration_to_rating(stack: Stack) -> None:
         assert reported.status_code == 200, reported.text
         assert reported.json()["outcome"] == "applied"
         stream.wait_for(f"delivery.{status}")
+        wait_for_push_of(stack, f"delivery.{status}")
     handed = agency.post(f"/api/v1/agency/dossiers/{code}/hand-over", {"method": "post"})
     assert handed.status_code == 200, handed.text
     stream.wait_for("dossier.handed_over")
