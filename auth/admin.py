@@ -9,7 +9,11 @@ Staff sign in with their password and, once they have it, their authenticator
 code (auth.admin_login); support pages refuse staff without TOTP with a page
 that says what to do. The user pages list and show citizens, so for everyone but
 superusers they follow the same rule, show the masked identity the support
-console shows, and record each account opened as a look-up.
+console shows, record each account opened as a look-up, and find an account by
+phone only with the whole number, as the support look-up does (audited, never a
+fragment). Citizen ID conflicts follow the same rules. Organisations, memberships,
+invitations, device sessions and national identities are for superusers only.
+Who sees what, for every app's admin: auth.admin_roles.
 """
 
 from __future__ import annotations
@@ -18,7 +22,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -29,7 +32,17 @@ from django.utils.translation import gettext_lazy as _
 from auth import access, citizen_ids
 from auth.actions import support
 from auth.actions.sessions import revoke_session
-from auth.admin_login import admin_sign_in
+from auth.admin_roles import (
+    AuditedAccountViews,
+    MaskedFieldsAdmin,
+    SuperuserOnlyAdmin,
+    SupportPhoneSearch,
+    is_superuser,
+    refusal,
+    require_admin_support_staff,
+    support_context,
+    support_refusal,
+)
 from auth.masked_accounts import masked_account
 from auth.models import (
     CitizenIdConflict,
@@ -44,52 +57,14 @@ from auth.models import (
 )
 from auth.phone import mask_phone
 from backend.errors import ApiError
-from backend.middleware import client_ip
 
 TEMPLATE = "admin/accounts/support_form.html"
-REFUSAL_TEMPLATE = "admin/accounts/support_refused.html"
-
-
-def _context(request: HttpRequest) -> support.Context:
-    return support.Context(channel="admin", ip=client_ip(request))
 
 
 def _error_text(exc: ApiError) -> str:
     details = exc.details if isinstance(exc.details, list) else []
     fields = ", ".join(str(d.get("field")) for d in details if isinstance(d, dict))
     return f"{exc.message} ({exc.code}{': ' + fields if fields else ''})"
-
-
-def _refusal(request: HttpRequest, exc: ApiError) -> HttpResponse:
-    """A 403 page in the admin's look that says why and what to do."""
-    context = {
-        **admin.site.each_context(request),
-        "title": _("Support functions are not available to you"),
-        "message": exc.message,
-        "code": exc.code,
-    }
-    return TemplateResponse(request, REFUSAL_TEMPLATE, context, status=403)
-
-
-def require_admin_support_staff(request: HttpRequest) -> User:
-    """Support staff with TOTP, in an admin session opened recently with their TOTP code."""
-    staff: User = request.user  # type: ignore[assignment]
-    factor, signed_in_at = admin_sign_in(request)
-    access.require_support_sign_in(staff, factor=factor, signed_in_at=signed_in_at)
-    return staff
-
-
-def _support_refusal(request: HttpRequest) -> HttpResponse | None:
-    """The refusal page unless the signed-in user may use the support pages."""
-    try:
-        require_admin_support_staff(request)
-    except ApiError as exc:
-        return _refusal(request, exc)
-    return None
-
-
-def _is_superuser(request: HttpRequest) -> bool:
-    return bool(getattr(request.user, "is_superuser", False))
 
 
 def _linked_identity(user: User) -> NationalIdentity | None:
@@ -139,7 +114,7 @@ class CitizenIdConflictFilter(admin.SimpleListFilter):
 
 
 @admin.register(User)
-class UserAdmin(admin.ModelAdmin):
+class UserAdmin(SupportPhoneSearch, AuditedAccountViews, MaskedFieldsAdmin):
     list_display = (
         "full_name",
         "masked_phone",
@@ -218,24 +193,9 @@ class UserAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = tuple(super().get_readonly_fields(request, obj))
-        if _is_superuser(request):
+        if is_superuser(request):
             return fields
         return fields + self.guarded_fields
-
-    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        fields = super().get_fields(request, obj)
-        if _is_superuser(request):
-            return fields
-        return [
-            self.masked_fields.get(name, name) if isinstance(name, str) else name for name in fields
-        ]
-
-    def get_search_fields(self, request: HttpRequest) -> Any:
-        fields = super().get_search_fields(request)
-        if _is_superuser(request):
-            return fields
-        # A citizen ID is looked up through the support look-up, which is audited.
-        return tuple(name for name in fields if name != "citizen_id")
 
     # Staff other than superusers: these pages list and show citizens, so they follow
     # the support pages' rule (support permission, TOTP, a session opened with it),
@@ -252,19 +212,10 @@ class UserAdmin(admin.ModelAdmin):
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
     ) -> HttpResponse:
-        refusal = self._refusal(request)
-        if refusal:
-            return refusal
-        subject = self.get_object(request, unquote(object_id))
-        staff: User = request.user  # type: ignore[assignment]
-        if (
-            subject is not None
-            and self.has_view_or_change_permission(request, subject)
-            and (not staff.is_superuser or staff.has_totp)
-        ):
-            # Superusers without TOTP are not support staff: nothing to audit them as.
-            support.record_account_view(staff, subject, context=_context(request))
-        return super().change_view(request, object_id, form_url, extra_context)
+        # Opening an account is an audited look-up (AuditedAccountViews), once allowed.
+        return self._refusal(request) or super().change_view(
+            request, object_id, form_url, extra_context
+        )
 
     def delete_view(
         self, request: HttpRequest, object_id: str, extra_context: Any = None
@@ -277,7 +228,7 @@ class UserAdmin(admin.ModelAdmin):
         return self._refusal(request) or super().history_view(request, object_id, extra_context)
 
     def _refusal(self, request: HttpRequest) -> HttpResponse | None:
-        return None if _is_superuser(request) else _support_refusal(request)
+        return None if is_superuser(request) else support_refusal(request)
 
     @admin.display(description=_("phone number"))
     def masked_phone(self, obj: User) -> str:
@@ -331,7 +282,7 @@ class UserAdmin(admin.ModelAdmin):
         try:
             staff = require_admin_support_staff(request)
         except ApiError as exc:
-            return _refusal(request, exc)
+            return refusal(request, exc)
         form = LookupForm(request.POST or None)
         context: dict[str, Any] = {
             **self.admin_site.each_context(request),
@@ -345,7 +296,7 @@ class UserAdmin(admin.ModelAdmin):
                     staff,
                     phone=form.cleaned_data["phone"] or None,
                     citizen_id=form.cleaned_data["citizen_id"] or None,
-                    context=_context(request),
+                    context=support_context(request),
                 )
             except ApiError as exc:
                 context["error"] = _error_text(exc)
@@ -361,7 +312,7 @@ class UserAdmin(admin.ModelAdmin):
         except ApiError as exc:
             if exc.status == 404:
                 raise Http404 from exc
-            return _refusal(request, exc)
+            return refusal(request, exc)
         form = ResetForm(request.POST or None)
         context: dict[str, Any] = {
             **self.admin_site.each_context(request),
@@ -381,11 +332,11 @@ class UserAdmin(admin.ModelAdmin):
                     evidence=data["evidence"],
                     ticket_number=data["ticket_number"],
                     new_phone=data["new_phone"] or None,
-                    context=_context(request),
+                    context=support_context(request),
                 )
             except ApiError as exc:
                 if exc.status == 403:
-                    return _refusal(request, exc)
+                    return refusal(request, exc)
                 context["error"] = _error_text(exc)
             else:
                 if reset.requires_approval:
@@ -406,8 +357,14 @@ class MembershipInline(admin.TabularInline):
     raw_id_fields = ("user",)
 
 
+# Organisations, their members and invitations, device sessions (with their IP
+# addresses) and national identities (with their subject ids) serve no support or
+# officer duty here: support resets revoke sessions and show their count, the user
+# pages show the identity level. Superusers only.
+
+
 @admin.register(Organisation)
-class OrganisationAdmin(admin.ModelAdmin):
+class OrganisationAdmin(SuperuserOnlyAdmin):
     list_display = ("name", "tax_code", "verified_at", "created_at")
     list_filter = (("verified_at", admin.EmptyFieldListFilter),)
     search_fields = ("name", "tax_code")
@@ -416,7 +373,7 @@ class OrganisationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(SuperuserOnlyAdmin):
     list_display = ("organisation", "user", "role", "watches", "created_at")
     list_filter = ("role", "watches")
     search_fields = ("organisation__name", "organisation__tax_code", "user__phone")
@@ -424,7 +381,7 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(Invitation)
-class InvitationAdmin(admin.ModelAdmin):
+class InvitationAdmin(SuperuserOnlyAdmin):
     list_display = ("organisation", "phone", "role", "status", "created_at", "expires_at")
     list_filter = ("status", "role")
     search_fields = ("organisation__name", "phone")
@@ -432,7 +389,7 @@ class InvitationAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeviceSession)
-class DeviceSessionAdmin(admin.ModelAdmin):
+class DeviceSessionAdmin(SuperuserOnlyAdmin):
     list_display = ("user", "name", "platform", "app_version", "last_seen_at", "revoked_at")
     list_filter = ("platform", "revoked_reason")
     search_fields = ("user__phone", "name")
@@ -446,7 +403,7 @@ class DeviceSessionAdmin(admin.ModelAdmin):
 
     def has_revoke_permission(self, request: HttpRequest) -> bool:
         # The rows are never edited here, but revoking is a change: "view" is not enough.
-        return request.user.has_perm("accounts.change_devicesession")
+        return is_superuser(request) and request.user.has_perm("accounts.change_devicesession")
 
     @admin.action(description=_("Revoke the selected sessions"), permissions=["revoke"])
     def revoke_sessions(self, request: HttpRequest, queryset: QuerySet[DeviceSession]) -> None:
@@ -474,26 +431,27 @@ class SupportOnlyAdmin(ReadOnlyAdmin):
     """Support records: shown only to support staff who have TOTP (as in the API)."""
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
-        return _support_refusal(request) or super().changelist_view(request, extra_context)
+        return support_refusal(request) or super().changelist_view(request, extra_context)
 
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
     ) -> HttpResponse:
-        return _support_refusal(request) or super().change_view(
+        return support_refusal(request) or super().change_view(
             request, object_id, form_url, extra_context
         )
 
     def history_view(
         self, request: HttpRequest, object_id: str, extra_context: Any = None
     ) -> HttpResponse:
-        return _support_refusal(request) or super().history_view(request, object_id, extra_context)
+        return support_refusal(request) or super().history_view(request, object_id, extra_context)
 
 
 @admin.register(SupportReset)
-class SupportResetAdmin(SupportOnlyAdmin):
+class SupportResetAdmin(SupportOnlyAdmin, SupportPhoneSearch):
     list_display = ("user", "kind", "status", "requires_approval", "opened_by", "opened_at")
     list_filter = ("status", "kind", "requires_approval")
     search_fields = ("user__phone", "ticket_number")
+    account_paths = ("user",)
     exclude = ("new_phone",)
     change_form_template = "admin/accounts/supportreset_change_form.html"
 
@@ -515,7 +473,7 @@ class SupportResetAdmin(SupportOnlyAdmin):
         except ApiError as exc:
             if exc.status == 404:
                 raise Http404 from exc
-            return _refusal(request, exc)
+            return refusal(request, exc)
         form = RejectForm(request.POST or None)
         context: dict[str, Any] = {
             **self.admin_site.each_context(request),
@@ -528,16 +486,19 @@ class SupportResetAdmin(SupportOnlyAdmin):
         if request.method == "POST" and form.is_valid():
             try:
                 if "approve" in request.POST:
-                    support.approve_reset(staff, reset.pk, context=_context(request))
+                    support.approve_reset(staff, reset.pk, context=support_context(request))
                     self.message_user(request, _("Approved: the account was reset."))
                 else:
                     support.reject_reset(
-                        staff, reset.pk, note=form.cleaned_data["note"], context=_context(request)
+                        staff,
+                        reset.pk,
+                        note=form.cleaned_data["note"],
+                        context=support_context(request),
                     )
                     self.message_user(request, _("Reset rejected."))
             except ApiError as exc:
                 if exc.status == 403:
-                    return _refusal(request, exc)
+                    return refusal(request, exc)
                 context["error"] = _error_text(exc)
             else:
                 return HttpResponseRedirect(
@@ -547,15 +508,22 @@ class SupportResetAdmin(SupportOnlyAdmin):
 
 
 @admin.register(SupportAuditRecord)
-class SupportAuditRecordAdmin(SupportOnlyAdmin):
+class SupportAuditRecordAdmin(SupportOnlyAdmin, SupportPhoneSearch, MaskedFieldsAdmin):
     list_display = ("created_at", "action", "actor", "subject", "approver", "channel")
     list_filter = ("action", "channel")
     search_fields = ("subject__phone", "actor__phone")
+    account_paths = ("subject", "actor")
     date_hierarchy = "created_at"
+    masked_fields = {"ip": "masked_ip"}
+
+    @admin.display(description=_("IP address"))
+    def masked_ip(self, obj: SupportAuditRecord) -> str:
+        # Whether one was recorded is enough; superusers see it.
+        return "•••" if obj.ip else "—"
 
 
 @admin.register(NationalIdentity)
-class NationalIdentityAdmin(ReadOnlyAdmin):
+class NationalIdentityAdmin(SuperuserOnlyAdmin, ReadOnlyAdmin):
     """Links are made and removed by the national sign-in actions only."""
 
     list_display = ("user", "level", "linked_at", "last_sign_in_at")
@@ -565,9 +533,20 @@ class NationalIdentityAdmin(ReadOnlyAdmin):
 
 
 @admin.register(CitizenIdConflict)
-class CitizenIdConflictAdmin(SupportOnlyAdmin):
-    """A citizen ID asserted by a national identity and declared by another account."""
+class CitizenIdConflictAdmin(SupportOnlyAdmin, AuditedAccountViews, MaskedFieldsAdmin):
+    """A citizen ID asserted by a national identity and declared by another account.
+
+    As on the user pages: the number masked for all but superusers, and opening a
+    conflict is an audited look-up of both accounts (after the support pages' check).
+    """
 
     list_display = ("verified_user", "declared_by", "created_at", "resolved_at")
     list_filter = (("resolved_at", admin.EmptyFieldListFilter),)
     list_select_related = ("verified_user", "declared_by")
+    masked_fields = {"citizen_id": "masked_citizen_id"}
+    account_paths = ("verified_user", "declared_by")
+    audit_by = "citizen_id_conflict"
+
+    @admin.display(description=_("citizen ID (CCCD)"))
+    def masked_citizen_id(self, obj: CitizenIdConflict) -> str:
+        return citizen_ids.masked_citizen_id(obj.citizen_id) or "—"

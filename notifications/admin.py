@@ -3,11 +3,14 @@
 "I get no notifications" is the most common push support request: staff find the
 user's devices here, send a test push, and read the delivery rows it produced.
 
-Agency officers see the notifications (and their deliveries) about the dossiers
-they handle (`dossiers.access.officer_rows`), and the devices and preferences of
-the people those notifications went to: who they may help with "I get no
-notifications" about one of their dossiers. Notifications about no dossier (tests,
-announcements) are for superusers.
+Who sees which rows (`dossiers.admin_scope`): agency officers the notifications
+(and their deliveries) about the dossiers they handle (`dossiers.access.officer_rows`),
+and the devices and preferences of the people those notifications went to: who they
+may help with "I get no notifications" about one of their dossiers; notifications
+about no dossier (tests, announcements) are not theirs. Support staff see every row,
+read-only (a test push needs the change permission on devices), each row they open
+an audited look-up of the citizen, and find a citizen's rows by the whole phone
+number only (audited too). Superusers see everything.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from django.http import HttpRequest
 
 from auth.models import User
 from dossiers.access import officer_rows
+from dossiers.admin_scope import OfficerOrSupportAdmin
 from notifications.actions import send_test_push
 from notifications.models import Delivery, Device, Notification, Preference
 
@@ -62,7 +66,7 @@ class DeliveryInline(admin.TabularInline):
 
 
 @admin.register(Device)
-class DeviceAdmin(admin.ModelAdmin):
+class DeviceAdmin(OfficerOrSupportAdmin):
     list_display = (
         "id",
         "user",
@@ -91,17 +95,23 @@ class DeviceAdmin(admin.ModelAdmin):
         "deactivated_reason",
     )
     actions = ("send_test_push_action",)
+    account_paths = ("user",)
+    audit_by = "device"
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Device]:
-        return _officer_users(request, super().get_queryset(request))
+    def officer_queryset(self, request: HttpRequest, rows: QuerySet[Any]) -> QuerySet[Any]:
+        return _officer_users(request, rows)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.action(description="Send a test push to the selected devices", permissions=["change"])
+    def has_test_push_permission(self, request: HttpRequest) -> bool:
+        # Support's read-only view edits no device, but may test them: "view" is not enough.
+        return request.user.has_perm("notifications.change_device")
+
+    @admin.action(description="Send a test push to the selected devices", permissions=["test_push"])
     def send_test_push_action(self, request: HttpRequest, queryset: QuerySet[Device]) -> None:
         # Checked again here: an action runs for whoever reaches the change list.
-        if not self.has_change_permission(request):
+        if not self.has_test_push_permission(request):
             raise PermissionDenied
         staff = request.user
         sent = send_test_push(list(queryset), staff=staff)  # type: ignore[arg-type]
@@ -117,20 +127,19 @@ class DeviceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(OfficerOrSupportAdmin):
     list_display = ("id", "user", "type", "urgent", "title", "created_at", "read_at", "sms_status")
     list_filter = ("type", "category", "urgent", "sms_status")
     search_fields = ("user__phone", "dossier__code")
     raw_id_fields = ("user", "event", "dossier")
     readonly_fields = ("created_at", "sms_sent_at")
     inlines = (DeliveryInline,)
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Notification]:
-        return officer_rows(_user(request), super().get_queryset(request), "dossier")
+    account_paths = ("user",)
+    audit_by = "notification"
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(OfficerOrSupportAdmin):
     list_display = (
         "id",
         "notification",
@@ -142,20 +151,22 @@ class DeliveryAdmin(admin.ModelAdmin):
         "next_attempt_at",
     )
     list_filter = ("state", "error_code")
-    search_fields = ("notification__user__phone",)
+    search_fields = ("notification__user__phone", "notification__dossier__code")
     raw_id_fields = ("notification", "device")
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Delivery]:
-        return officer_rows(_user(request), super().get_queryset(request), "notification__dossier")
+    dossier_path = "notification__dossier"
+    account_paths = ("notification__user",)
+    audit_by = "delivery"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
 
 @admin.register(Preference)
-class PreferenceAdmin(admin.ModelAdmin):
+class PreferenceAdmin(OfficerOrSupportAdmin):
     list_display = ("user", "quiet_hours_enabled", "quiet_start", "quiet_end", "updated_at")
     raw_id_fields = ("user",)
+    account_paths = ("user",)
+    audit_by = "preference"
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Preference]:
-        return _officer_users(request, super().get_queryset(request))
+    def officer_queryset(self, request: HttpRequest, rows: QuerySet[Any]) -> QuerySet[Any]:
+        return _officer_users(request, rows)

@@ -2,21 +2,30 @@
 
 Statuses change only through payments.actions (callbacks, reconciliation); the
 admin never edits a payment's fields. Staff record a refund the gateway made,
-and close an anomaly with what was done. Agency officers see only the requests,
-payments and anomalies of the dossiers they handle (`dossiers.access.officer_rows`).
+and close an anomaly with what was done. Who sees which rows (`dossiers.admin_scope`):
+agency officers the requests, payments and anomalies of the dossiers they handle;
+support staff all of them, read-only, to answer "I paid but the app says unpaid"
+and to record the refunds the gateway made (with the change permission), each one
+they open an audited look-up of the citizen. A checkout URL carries the payer's IP
+address (VNPay's `vnp_IpAddr`): only superusers see it whole. The daily
+reconciliation reports cover every agency's payments: superusers only.
 """
 
 from __future__ import annotations
+
+from urllib.parse import urlsplit
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
+from auth.admin_roles import SuperuserOnlyAdmin
 from auth.models import User
 from backend.errors import ApiError
-from dossiers.access import officer_rows
+from dossiers.admin_scope import OfficerOrSupportAdmin
 from payments import actions
 from payments.models import Payment, PaymentAnomaly, PaymentRequest, ReconciliationReport
 
@@ -37,17 +46,16 @@ class ReadOnly(admin.ModelAdmin):
 
 
 @admin.register(PaymentRequest)
-class PaymentRequestAdmin(ReadOnly):
+class PaymentRequestAdmin(OfficerOrSupportAdmin, ReadOnly):
     list_display = ("dossier", "source", "amount", "status", "created_at", "paid_at")
     list_filter = ("source", "status")
     raw_id_fields = ("dossier",)
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[PaymentRequest]:
-        return officer_rows(_user(request), super().get_queryset(request), "dossier")
+    account_paths = ("dossier__applicant",)
+    audit_by = "payment_request"
 
 
 @admin.register(Payment)
-class PaymentAdmin(ReadOnly):
+class PaymentAdmin(OfficerOrSupportAdmin, ReadOnly):
     list_display = (
         "order_ref",
         "gateway",
@@ -62,9 +70,15 @@ class PaymentAdmin(ReadOnly):
     search_fields = ("order_ref", "gateway_reference", "receipt_number")
     raw_id_fields = ("request", "dossier", "payer")
     actions = ["record_refund"]
+    account_paths = ("payer",)
+    audit_by = "payment"
+    masked_fields = {"checkout_url": "masked_checkout_url"}
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Payment]:
-        return officer_rows(_user(request), super().get_queryset(request), "dossier")
+    @admin.display(description=_("checkout URL"))
+    def masked_checkout_url(self, obj: Payment) -> str:
+        # The gateway's page without its query (the payer's IP address, the signature).
+        parts = urlsplit(obj.checkout_url)
+        return f"{parts.scheme}://{parts.netloc}{parts.path}?…" if parts.query else obj.checkout_url
 
     def has_record_refund_permission(self, request: HttpRequest) -> bool:
         # The rows are never edited here, but recording a refund is a change: "view"
@@ -93,7 +107,7 @@ class PaymentAdmin(ReadOnly):
 
 
 @admin.register(PaymentAnomaly)
-class PaymentAnomalyAdmin(admin.ModelAdmin):
+class PaymentAnomalyAdmin(OfficerOrSupportAdmin):
     list_display = ("kind", "gateway", "order_ref", "reported_amount", "detected_at", "resolved_at")
     list_filter = ("kind", "gateway", "resolved_at")
     search_fields = ("order_ref", "gateway_reference")
@@ -112,10 +126,10 @@ class PaymentAnomalyAdmin(admin.ModelAdmin):
         "resolved_at",
     )
     fields = (*readonly_fields, "resolution")
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[PaymentAnomaly]:
-        # An anomaly of no known payment (an unknown order) is for superusers only.
-        return officer_rows(_user(request), super().get_queryset(request), "payment__dossier")
+    # An anomaly of no known payment (an unknown order): superusers and support only.
+    dossier_path = "payment__dossier"
+    account_paths = ("payment__payer",)
+    audit_by = "payment_anomaly"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -129,5 +143,5 @@ class PaymentAnomalyAdmin(admin.ModelAdmin):
 
 
 @admin.register(ReconciliationReport)
-class ReconciliationReportAdmin(ReadOnly):
+class ReconciliationReportAdmin(SuperuserOnlyAdmin, ReadOnly):
     list_display = ("day", "checked", "created_at")

@@ -144,8 +144,9 @@ def look_up_account(
     return subject
 
 
-def record_account_view(staff: User, subject: User, *, context: Context) -> None:
-    """Viewing an account in the admin counts as a look-up."""
+def record_account_view(staff: User, subject: User, *, context: Context, by: str = "id") -> None:
+    """Viewing an account in the admin counts as a look-up; `by`: what was opened
+    ("id": the account's own page, or the row that shows it, e.g. "payment")."""
     require_support_staff(staff)
     record_support_action(
         staff,
@@ -153,7 +154,7 @@ def record_account_view(staff: User, subject: User, *, context: Context) -> None
         subject=subject,
         channel=context.channel,
         ip=context.ip,
-        details={"by": "id", "found": True},
+        details={"by": by, "found": True},
     )
 
 

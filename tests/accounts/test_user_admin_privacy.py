@@ -3,7 +3,9 @@
 Staff other than superusers reach them only as support staff with TOTP, in an admin
 session opened with it; they see the masked phone, citizen ID and birth date, cannot
 search by citizen ID (the audited look-up does that), and every account they open
-is an audited look-up.
+is an audited look-up. They find an account by phone only with the whole number, as
+the support look-up does (an audited look-up, which records neither the number nor a
+part of it). Citizen ID conflicts follow the same rules.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
-from auth.models import SupportAuditRecord, User
+from auth.models import CitizenIdConflict, SupportAuditRecord, User
 from tests.accounts.staff import make_citizen, make_staff
 from tests.accounts.test_support_admin import admin_client
 from tests.conftest import make_user
@@ -64,14 +66,12 @@ def test_support_staff_see_the_account_masked_and_opening_it_is_audited(citizen:
     assert "••/••/••••" in html
     for secret in (PHONE, CCCD, "001099054321", "1990"):
         assert secret not in html
-    record = SupportAuditRecord.objects.get()
-    assert (record.actor_id, record.action, record.subject_id, record.channel) == (
-        staff.id,
-        "lookup",
-        citizen.id,
-        "admin",
-    )
-    assert record.details == {"by": "id", "found": True}
+    # The search by the whole number, then the page opened: two look-ups.
+    records = SupportAuditRecord.objects.order_by("id")
+    assert [(r.actor_id, r.action, r.subject_id, r.channel, r.details) for r in records] == [
+        (staff.id, "lookup", citizen.id, "admin", {"by": "phone", "found": True}),
+        (staff.id, "lookup", citizen.id, "admin", {"by": "id", "found": True}),
+    ]
 
 
 def test_support_staff_cannot_find_an_account_by_citizen_id_in_the_list(citizen: User) -> None:
@@ -145,3 +145,174 @@ def test_a_superuser_with_totp_opening_an_account_is_audited_too(citizen: User) 
     page = admin_client(root).get(reverse("admin:accounts_user_change", args=[citizen.pk]))
     assert CCCD in page.content.decode()
     assert SupportAuditRecord.objects.get().actor_id == root.id
+
+
+# --- Searching by phone -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fragment", ["912345", "12345678", "9123 4567", "+849123"])
+def test_a_part_of_a_phone_number_finds_no_account_for_support_staff(
+    citizen: User, fragment: str
+) -> None:
+    """A fragment would let staff work out the digits the masked phone hides."""
+    client = admin_client(make_staff())
+
+    listing = client.get(reverse("admin:accounts_user_changelist"), {"q": fragment})
+
+    assert listing.status_code == 200
+    assert NAME not in listing.content.decode()
+    assert list(listing.context["cl"].result_list) == []
+    assert SupportAuditRecord.objects.count() == 0
+
+
+@pytest.mark.parametrize("typed", ["0912345678", "0912 345 678", "+84912345678"])
+def test_a_search_by_the_whole_number_is_an_audited_look_up(citizen: User, typed: str) -> None:
+    staff = make_staff()
+    client = admin_client(staff)
+
+    # With the filters' counts ("_facets"), the list reads its rows more than once.
+    listing = client.get(reverse("admin:accounts_user_changelist"), {"q": typed, "_facets": "1"})
+
+    assert [row.pk for row in listing.context["cl"].result_list] == [citizen.pk]
+    html = listing.content.decode()
+    results = html[html.index('id="result_list"') :]
+    assert PHONE not in results  # (the search box shows what the staff member typed)
+    assert "+8491•••5678" in results
+    record = SupportAuditRecord.objects.get()
+    assert (record.actor_id, record.action, record.subject_id, record.channel) == (
+        staff.id,
+        "lookup",
+        citizen.id,
+        "admin",
+    )
+    # How and whether it was found: never the number typed.
+    assert record.details == {"by": "phone", "found": True}
+
+
+def test_a_search_for_a_number_nobody_has_is_audited_as_not_found(citizen: User) -> None:
+    staff = make_staff()
+    listing = admin_client(staff).get(
+        reverse("admin:accounts_user_changelist"), {"q": "0987000111"}
+    )
+    assert list(listing.context["cl"].result_list) == []
+    record = SupportAuditRecord.objects.get()
+    assert (record.actor_id, record.subject_id, record.details) == (
+        staff.id,
+        None,
+        {"by": "phone", "found": False},
+    )
+
+
+def test_support_staff_still_search_by_name_without_a_look_up(citizen: User) -> None:
+    listing = admin_client(make_staff()).get(
+        reverse("admin:accounts_user_changelist"), {"q": "Tra Cứu"}
+    )
+    assert [row.pk for row in listing.context["cl"].result_list] == [citizen.pk]
+    assert SupportAuditRecord.objects.count() == 0
+
+
+def test_superusers_search_by_any_part_of_a_number(citizen: User) -> None:
+    root = make_user(is_staff=True, is_superuser=True, full_name="Quản Trị")
+    client = Client()
+    client.force_login(root)
+    listing = client.get(reverse("admin:accounts_user_changelist"), {"q": "2345678"})
+    assert citizen.pk in [row.pk for row in listing.context["cl"].result_list]
+
+
+def test_support_records_are_searched_by_the_whole_number_only(citizen: User) -> None:
+    staff = make_staff()
+    client = admin_client(staff)
+    client.get(reverse("admin:accounts_user_change", args=[citizen.pk]))  # one record
+    url = reverse("admin:accounts_supportauditrecord_changelist")
+
+    by_fragment = client.get(url, {"q": "2345678"})
+    by_number = client.get(url, {"q": "0912345678"})
+
+    assert list(by_fragment.context["cl"].result_list) == []
+    assert {row.subject_id for row in by_number.context["cl"].result_list} == {citizen.id}
+    assert list(SupportAuditRecord.objects.order_by("id").values_list("details", flat=True)) == [
+        {"by": "id", "found": True},
+        {"by": "phone", "found": True},
+    ]
+
+
+# --- Citizen ID conflicts -------------------------------------------------------------------
+
+
+def conflict_of(citizen: User) -> CitizenIdConflict:
+    holder = make_citizen(phone="+84987650001", full_name="Vũ Thị Xác Minh")
+    return CitizenIdConflict.objects.create(
+        citizen_id=CCCD, verified_user=holder, declared_by=citizen
+    )
+
+
+def test_support_staff_see_a_citizen_id_conflict_masked_and_opening_it_is_audited(
+    citizen: User,
+) -> None:
+    conflict = conflict_of(citizen)
+    staff = make_staff()
+    staff.user_permissions.add(
+        Permission.objects.get(
+            content_type__app_label="accounts", codename="view_citizenidconflict"
+        )
+    )
+    client = admin_client(staff)
+
+    listing = client.get(reverse("admin:accounts_citizenidconflict_changelist"))
+    page = client.get(reverse("admin:accounts_citizenidconflict_change", args=[conflict.pk]))
+
+    assert listing.status_code == 200
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert CCCD not in html
+    assert "•••••••••345" in html
+    records = SupportAuditRecord.objects.order_by("id")
+    assert [(r.actor_id, r.action, r.subject_id, r.channel, r.details) for r in records] == [
+        (staff.id, "lookup", who, "admin", {"by": "citizen_id_conflict", "found": True})
+        for who in (conflict.verified_user_id, citizen.id)
+    ]
+
+
+def test_a_citizen_id_conflict_is_refused_to_staff_the_support_pages_refuse(
+    citizen: User,
+) -> None:
+    conflict = conflict_of(citizen)
+    staff = make_staff(totp=False)
+    staff.user_permissions.add(
+        Permission.objects.get(
+            content_type__app_label="accounts", codename="view_citizenidconflict"
+        )
+    )
+    page = admin_client(staff).get(
+        reverse("admin:accounts_citizenidconflict_change", args=[conflict.pk])
+    )
+    assert page.status_code == 403
+    assert CCCD not in page.content.decode()
+    assert SupportAuditRecord.objects.count() == 0
+
+
+def test_superusers_see_the_whole_citizen_id_of_a_conflict(citizen: User) -> None:
+    conflict = conflict_of(citizen)
+    root = make_staff(is_superuser=True)
+    page = admin_client(root).get(
+        reverse("admin:accounts_citizenidconflict_change", args=[conflict.pk])
+    )
+    html = page.content.decode()
+    assert CCCD in html
+    assert "•••••••••345" not in html
+    assert SupportAuditRecord.objects.filter(actor=root).count() == 2
+
+
+def test_support_staff_do_not_see_the_ip_address_in_an_audit_record(citizen: User) -> None:
+    opener = make_staff(full_name="Lý Văn Mở")
+    record = SupportAuditRecord.objects.create(
+        actor=opener, action="lookup", subject=citizen, channel="api", ip="198.51.100.9"
+    )
+    url = reverse("admin:accounts_supportauditrecord_change", args=[record.pk])
+
+    support_page = admin_client(make_staff()).get(url)
+    root_page = admin_client(make_staff(is_superuser=True)).get(url)
+
+    assert support_page.status_code == 200
+    assert "198.51.100.9" not in support_page.content.decode()
+    assert "198.51.100.9" in root_page.content.decode()

@@ -1,0 +1,246 @@
+"""Who sees what in the admin, and how: the rules every app's admin builds on.
+
+- Superusers see everything, unmasked.
+- Support staff (the `accounts.support_reset` permission, TOTP on their account and
+  an admin session opened with the authenticator code: `require_admin_support_staff`,
+  the support API's rule) use the support pages, the user pages and the admins that
+  serve their duties. There they see identities masked (`MaskedFieldsAdmin`), find a
+  citizen by phone only with the whole number, which is an audited look-up
+  (`SupportPhoneSearch`, the support look-up itself), and each account they open is
+  an audited look-up (`AuditedAccountViews`).
+- Agency officers see the rows of the dossiers they handle (`dossiers.access.officer_rows`;
+  `dossiers.admin_scope` for the apps above dossiers).
+- Admins that no support or officer duty needs and that hold personal data (device
+  sessions with their IP addresses, national identities, organisations, memberships,
+  invitations, reconciliation reports) are for superusers only (`SuperuserOnlyAdmin`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.utils.translation import gettext_lazy as _
+
+from auth import access
+from auth.actions import support
+from auth.admin_login import admin_sign_in
+from auth.models import User
+from auth.phone import parse_phone
+from backend.errors import ApiError, NotFound
+from backend.middleware import client_ip
+
+REFUSAL_TEMPLATE = "admin/accounts/support_refused.html"
+# Fields searched by phone or citizen ID: support staff never search them by fragment.
+IDENTITY_FIELDS = frozenset({"phone", "citizen_id"})
+# Set on the request while a support search runs over the other fields.
+_WITHOUT_IDENTITY_FIELDS = "_admin_search_without_identity_fields"
+
+
+def is_superuser(request: HttpRequest) -> bool:
+    return bool(getattr(request.user, "is_superuser", False))
+
+
+def support_context(request: HttpRequest) -> support.Context:
+    return support.Context(channel="admin", ip=client_ip(request))
+
+
+def refusal(request: HttpRequest, exc: ApiError) -> HttpResponse:
+    """A 403 page in the admin's look that says why and what to do."""
+    context = {
+        **admin.site.each_context(request),
+        "title": _("Support functions are not available to you"),
+        "message": exc.message,
+        "code": exc.code,
+    }
+    return TemplateResponse(request, REFUSAL_TEMPLATE, context, status=403)
+
+
+def require_admin_support_staff(request: HttpRequest) -> User:
+    """Support staff with TOTP, in an admin session opened recently with their TOTP code."""
+    staff: User = request.user  # type: ignore[assignment]
+    factor, signed_in_at = admin_sign_in(request)
+    access.require_support_sign_in(staff, factor=factor, signed_in_at=signed_in_at)
+    return staff
+
+
+def support_refusal(request: HttpRequest) -> HttpResponse | None:
+    """The refusal page unless the signed-in user may use the support pages."""
+    try:
+        require_admin_support_staff(request)
+    except ApiError as exc:
+        return refusal(request, exc)
+    return None
+
+
+def is_admin_support_staff(request: HttpRequest) -> bool:
+    """Whether the signed-in user may use the support pages now (see the module doc)."""
+    try:
+        require_admin_support_staff(request)
+    except ApiError:
+        return False
+    return True
+
+
+class SuperuserOnlyAdmin(admin.ModelAdmin):
+    """Hidden from, and refused to, everyone but superusers, whatever their permissions."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return is_superuser(request) and super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return is_superuser(request) and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return is_superuser(request) and super().has_add_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return is_superuser(request) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return is_superuser(request) and super().has_delete_permission(request, obj)
+
+
+class MaskedFieldsAdmin(admin.ModelAdmin):
+    """Staff other than superusers see `masked_fields` values (field -> a read-only
+    display of it, e.g. "citizen_id" -> "masked_citizen_id"), never the field itself;
+    superusers see the field and not its masked twin."""
+
+    masked_fields: dict[str, str] = {}
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return fields + tuple(name for name in self.masked_fields.values() if name not in fields)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = super().get_fields(request, obj)
+        masks = self.masked_fields
+        if is_superuser(request):
+            twins = set(masks.values())
+            return [name for name in fields if not (isinstance(name, str) and name in twins)]
+        shown: list[Any] = []
+        for field in fields:
+            name = masks.get(field, field) if isinstance(field, str) else field
+            if name not in shown:
+                shown.append(name)
+        return shown
+
+
+def _follow(obj: Any, path: str) -> Any:
+    """The object at `path` ("notification__user") from `obj`; None on the way stops."""
+    for name in path.split("__") if path else ():
+        if obj is None:
+            return None
+        obj = getattr(obj, name)
+    return obj
+
+
+class AuditedAccountViews(admin.ModelAdmin):
+    """Opening a row is an audited support look-up of the accounts it shows
+    (`support.record_account_view`), for whom `audits_views` says so.
+
+    `account_paths`: from the row to each account ("" is the row itself, a User);
+    `audit_by`: what the record says the account was found by.
+    """
+
+    account_paths: tuple[str, ...] = ("",)
+    audit_by = "id"
+
+    def audits_views(self, request: HttpRequest) -> bool:
+        staff: User = request.user  # type: ignore[assignment]
+        if staff.is_superuser:
+            # Superusers without TOTP are not support staff: nothing to audit them as.
+            return staff.has_totp
+        return is_admin_support_staff(request)
+
+    def audited_accounts(self, obj: Any) -> list[User]:
+        found: list[User] = []
+        for path in self.account_paths:
+            account = _follow(obj, path)
+            if isinstance(account, User) and account not in found:
+                found.append(account)
+        return found
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        if self.audits_views(request):
+            obj = self.get_object(request, unquote(object_id))
+            if obj is not None and self.has_view_or_change_permission(request, obj):
+                staff: User = request.user  # type: ignore[assignment]
+                for account in self.audited_accounts(obj):
+                    support.record_account_view(
+                        staff, account, context=support_context(request), by=self.audit_by
+                    )
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+class SupportPhoneSearch(admin.ModelAdmin):
+    """Support staff search accounts by phone as the support look-up does: with the
+    whole number only, each search an audited look-up (`support.look_up_account`,
+    which records how and whether an account was found, never the number typed).
+    A fragment of a number finds nothing; other search fields work as usual. Searches
+    by citizen ID go through the support look-up page. `account_paths` leads from a
+    row to the accounts a number may belong to ("" is the row itself, a User)."""
+
+    account_paths: tuple[str, ...] = ("",)
+    search_help_text = _(
+        "Support staff find an account by phone only with the whole number "
+        "(an audited look-up); a part of a number finds nothing."
+    )
+
+    def searches_as_support(self, request: HttpRequest) -> bool:
+        return not is_superuser(request) and is_admin_support_staff(request)
+
+    def get_search_fields(self, request: HttpRequest) -> Any:
+        fields = super().get_search_fields(request)
+        if not request.__dict__.get(_WITHOUT_IDENTITY_FIELDS):
+            return fields  # all of them, so the list keeps its search box
+        return tuple(name for name in fields if name.split("__")[-1] not in IDENTITY_FIELDS)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        term = search_term.strip()
+        if not term or not self.searches_as_support(request):
+            return super().get_search_results(request, queryset, search_term)
+        phone = parse_phone(term)
+        if phone is not None:
+            subject = _looked_up(request, phone)
+            if subject is None:
+                return queryset.none(), False
+            return queryset.filter(_any_of(self.account_paths, subject)), False
+        request.__dict__[_WITHOUT_IDENTITY_FIELDS] = True
+        try:
+            if not self.get_search_fields(request):
+                return queryset.none(), False  # Django would ignore the term: all rows
+            return super().get_search_results(request, queryset, search_term)
+        finally:
+            del request.__dict__[_WITHOUT_IDENTITY_FIELDS]
+
+
+def _any_of(paths: Iterable[str], subject: User) -> Q:
+    condition = Q()
+    for path in paths:
+        condition |= Q(**{path or "pk": subject.pk})
+    return condition
+
+
+def _looked_up(request: HttpRequest, phone: str) -> User | None:
+    """The account of `phone`, looked up once per request (a list page reads its
+    queryset more than once, e.g. for its filters' counts)."""
+    done: dict[str, User | None] = request.__dict__.setdefault("_admin_phone_lookups", {})
+    if phone not in done:
+        staff: User = request.user  # type: ignore[assignment]
+        try:
+            done[phone] = support.look_up_account(
+                staff, phone=phone, context=support_context(request)
+            )
+        except NotFound:
+            done[phone] = None
+    return done[phone]

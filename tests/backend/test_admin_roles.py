@@ -1,0 +1,351 @@
+"""Who sees what in the admins beyond the user pages and the officers' scope.
+
+- Admins that serve no support or officer duty and hold personal data (organisations,
+  memberships, invitations with their phone numbers, device sessions with their IP
+  addresses, national identities with their subject ids, the reconciliation reports of
+  every agency's payments) are for superusers only, whatever other staff's permissions.
+- Support staff who handle no agency, in a support session, see every payment and
+  notification row (to answer "I paid but the app says unpaid" and "I get no
+  notifications"), read-only; each row they open is an audited look-up of the citizen,
+  and they find a citizen's rows by the whole phone number only. Outside a support
+  session they see nothing, and an officer stays an officer.
+- Only superusers see a payer's IP address (in a checkout URL).
+- The list pages cost as many queries with many rows as with one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from auth.admin_login import SECOND_FACTOR_SESSION_KEY, second_factor_mark
+from auth.models import Invitation, NationalIdentity, SupportAuditRecord, User
+from dossiers.models import AgencyOfficer
+from notifications.models import Notification
+from payments.models import Payment, ReconciliationReport
+from tests.accounts.staff import make_staff, support_group
+from tests.accounts.test_support_admin import admin_client
+from tests.backend.test_admin_officer_scope import SCOPED, agency_world, officer_client
+from tests.conftest import make_user, sign_in
+from tests.factories import make_organisation
+
+pytestmark = pytest.mark.django_db
+
+SUPERUSER_ONLY = [
+    ("accounts", "organisation"),
+    ("accounts", "membership"),
+    ("accounts", "invitation"),
+    ("accounts", "devicesession"),
+    ("accounts", "nationalidentity"),
+    ("payments", "reconciliationreport"),
+]
+SUPPORT_SCOPED = [(app, model) for app, model in SCOPED if app in ("payments", "notifications")]
+AUDITED_AS = {
+    "paymentrequest": "payment_request",
+    "payment": "payment",
+    "paymentanomaly": "payment_anomaly",
+    "notification": "notification",
+    "delivery": "delivery",
+    "device": "device",
+    "preference": "preference",
+}
+INVITED_PHONE = "+84986555444"
+SESSION_IP = "198.51.100.23"
+NATIONAL_SUBJECT = "vneid-subject-0123456789"
+PAYER_IP = "203.0.113.7"
+CHECKOUT_URL = (
+    "https://sandbox.vnpayment.vn/paymentv2/vpcpay.html?vnp_Amount=5000000"
+    f"&vnp_IpAddr={PAYER_IP}&vnp_SecureHash=abc123"
+)
+
+
+def changelist(app_label: str, model: str) -> str:
+    return reverse(f"admin:{app_label}_{model}_changelist")
+
+
+def change(app_label: str, model: str, pk: Any) -> str:
+    return reverse(f"admin:{app_label}_{model}_change", args=[pk])
+
+
+def shown(response: Any) -> set[str]:
+    return {str(row.pk) for row in response.context["cl"].result_list}
+
+
+def root_client() -> Client:
+    client = Client()
+    client.force_login(make_user(password=None, is_staff=True, is_superuser=True))
+    return client
+
+
+def support_staff(*codenames: str, **extra: Any) -> User:
+    """Support staff who handle no agency, with "view" on the payments and notifications
+    admins (and `codenames`)."""
+    staff = make_staff(**extra)
+    staff.user_permissions.add(
+        *Permission.objects.filter(
+            codename__in=[f"view_{model}" for _, model in SUPPORT_SCOPED] + list(codenames)
+        )
+    )
+    return staff
+
+
+@pytest.fixture
+def worlds() -> tuple[dict[str, Any], dict[str, Any]]:
+    own = agency_world("Nguyễn Văn Mình", "+84987111000", "Ngõ 1 nhà 1", "OWNAGENCY1")
+    other = agency_world("Trần Thị Khác", "+84987222333", "Ngõ 9 nhà 3", "OTHERAGENCY")
+    return own, other
+
+
+@pytest.fixture
+def private_rows() -> dict[str, Any]:
+    """A row behind each superuser-only admin, each holding something personal."""
+    citizen = make_user(full_name="Hoàng Văn Riêng")
+    session, _ = sign_in(citizen, ip=SESSION_IP)
+    organisation = make_organisation(citizen)
+    invitation = Invitation.objects.create(
+        organisation=organisation,
+        phone=INVITED_PHONE,
+        invited_by=citizen,
+        expires_at=timezone.now() + dt.timedelta(days=7),
+    )
+    identity = NationalIdentity.objects.create(
+        user=citizen, issuer="https://sso.dichvucong.gov.vn", subject=NATIONAL_SUBJECT, level=2
+    )
+    report = ReconciliationReport.objects.create(
+        day=timezone.localdate(), checked=1, mismatches=[{"order_ref": "PRIVATE1"}]
+    )
+    return {
+        "organisation": organisation,
+        "membership": organisation.memberships.get(),
+        "invitation": invitation,
+        "devicesession": session,
+        "nationalidentity": identity,
+        "reconciliationreport": report,
+    }
+
+
+# --- Superusers only ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["support_staff", "officer_with_every_permission"])
+def test_admins_without_a_staff_duty_are_for_superusers_only(
+    private_rows: dict[str, Any], worlds: tuple[dict[str, Any], dict[str, Any]], who: str
+) -> None:
+    if who == "support_staff":
+        staff = make_staff()
+        client = admin_client(staff)
+    else:
+        staff = make_user(password=None, is_staff=True, full_name="Cán bộ Đủ Quyền")
+        AgencyOfficer.objects.create(agency=worlds[0]["agency"], user=staff)
+        client = Client()
+        client.force_login(staff)
+    staff.user_permissions.add(*Permission.objects.all())
+    index = client.get(reverse("admin:index")).content.decode()
+    for app_label, model in SUPERUSER_ONLY:
+        row = private_rows[model]
+        assert changelist(app_label, model) not in index, model
+        for url in (changelist(app_label, model), change(app_label, model, row.pk)):
+            response = client.get(url)
+            assert response.status_code == 403, url
+            html = response.content.decode()
+            for secret in (INVITED_PHONE, SESSION_IP, NATIONAL_SUBJECT, "PRIVATE1"):
+                assert secret not in html, url
+        client.post(change(app_label, model, row.pk), {"_save": "1"})
+        assert type(row).objects.filter(pk=row.pk).exists(), model
+    # Revoking sessions is refused too, though the permission is there.
+    client.post(
+        changelist("accounts", "devicesession"),
+        {"action": "revoke_sessions", "_selected_action": [str(private_rows["devicesession"].pk)]},
+    )
+    private_rows["devicesession"].refresh_from_db()
+    assert private_rows["devicesession"].revoked_at is None
+
+
+def test_superusers_still_use_the_superuser_only_admins(private_rows: dict[str, Any]) -> None:
+    client = root_client()
+    for app_label, model in SUPERUSER_ONLY:
+        row = private_rows[model]
+        assert str(row.pk) in shown(client.get(changelist(app_label, model))), model
+        assert client.get(change(app_label, model, row.pk)).status_code == 200, model
+    page = client.get(change("accounts", "invitation", private_rows["invitation"].pk))
+    assert INVITED_PHONE in page.content.decode()
+
+
+# --- Support staff in payments and notifications --------------------------------------
+
+
+@pytest.mark.parametrize(("app_label", "model"), SUPPORT_SCOPED)
+def test_support_staff_see_every_payment_and_notification_row_read_only(
+    worlds: tuple[dict[str, Any], dict[str, Any]], app_label: str, model: str
+) -> None:
+    # Even given "change" and "delete", support's view stays read-only.
+    staff = support_staff(f"change_{model}", f"delete_{model}")
+    client = admin_client(staff)
+    own, other = worlds
+
+    listing = client.get(changelist(app_label, model))
+    row = other["rows"][model]
+    page = client.get(change(app_label, model, row.pk))
+
+    assert listing.status_code == 200
+    assert {str(own["rows"][model].pk), str(row.pk)} <= shown(listing)
+    assert page.status_code == 200
+    assert 'name="_save"' not in page.content.decode()
+    before = type(row).objects.filter(pk=row.pk).values().get()
+    client.post(reverse(f"admin:{app_label}_{model}_delete", args=[row.pk]), {"post": "yes"})
+    assert type(row).objects.filter(pk=row.pk).values().get() == before
+
+
+@pytest.mark.parametrize(("app_label", "model"), SUPPORT_SCOPED)
+def test_each_row_support_staff_open_is_an_audited_look_up_of_the_citizen(
+    worlds: tuple[dict[str, Any], dict[str, Any]], app_label: str, model: str
+) -> None:
+    staff = support_staff()
+    _own, other = worlds
+    client = admin_client(staff)
+
+    client.get(changelist(app_label, model))  # the list alone is no look-up
+    assert SupportAuditRecord.objects.count() == 0
+    client.get(change(app_label, model, other["rows"][model].pk))
+
+    record = SupportAuditRecord.objects.get()
+    assert (record.actor_id, record.action, record.subject_id, record.channel) == (
+        staff.id,
+        "lookup",
+        other["citizen"].id,
+        "admin",
+    )
+    assert record.details == {"by": AUDITED_AS[model], "found": True}
+
+
+@pytest.mark.parametrize("who", ["without_totp", "session_without_totp_code", "officer"])
+def test_staff_outside_a_support_session_see_no_other_agencys_rows(
+    worlds: tuple[dict[str, Any], dict[str, Any]], who: str
+) -> None:
+    own, other = worlds
+    if who == "without_totp":
+        client = admin_client(support_staff(totp=False))
+    elif who == "session_without_totp_code":
+        client = Client()
+        client.force_login(support_staff())
+    else:
+        # An officer who also holds the support permission, in a support session.
+        client = officer_client(own)
+        officer = AgencyOfficer.objects.get(agency=own["agency"]).user
+        officer.groups.add(support_group())
+        officer.totp_secret = "gAAAAABtotp-secret-ciphertext-for-tests"
+        officer.totp_confirmed_at = timezone.now()
+        officer.save(update_fields=["totp_secret", "totp_confirmed_at"])
+        session = client.session
+        session[SECOND_FACTOR_SESSION_KEY] = second_factor_mark(str(officer.pk), "totp")
+        session.save()
+    for app_label, model in SUPPORT_SCOPED:
+        listing = client.get(changelist(app_label, model))
+        assert str(other["rows"][model].pk) not in shown(listing), model
+        if who == "officer":
+            assert str(own["rows"][model].pk) in shown(listing), model
+    assert SupportAuditRecord.objects.count() == 0
+
+
+def test_support_staff_find_a_citizens_rows_by_the_whole_phone_number_only(
+    worlds: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    _own, other = worlds
+    staff = support_staff()
+    client = admin_client(staff)
+    url = changelist("notifications", "notification")
+    phone = other["citizen"].phone  # +8491xxxxxxx
+
+    by_fragment = client.get(url, {"q": phone[-7:]})
+    assert shown(by_fragment) == set()
+    assert SupportAuditRecord.objects.count() == 0
+
+    by_number = client.get(url, {"q": f"0{phone[3:6]} {phone[6:9]} {phone[9:]}"})
+    assert shown(by_number) == {str(other["rows"]["notification"].pk)}
+    record = SupportAuditRecord.objects.get()
+    assert (record.subject_id, record.details) == (
+        other["citizen"].id,
+        {"by": "phone", "found": True},
+    )
+
+
+def test_support_staff_send_a_test_push_with_the_change_right_only(
+    worlds: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    _own, other = worlds
+    device = other["rows"]["device"]
+    post = {"action": "send_test_push_action", "_selected_action": [device.pk], "index": "0"}
+
+    admin_client(support_staff()).post(changelist("notifications", "device"), post)
+    assert not Notification.objects.filter(type="test").exists()
+
+    admin_client(support_staff("change_device")).post(changelist("notifications", "device"), post)
+    assert Notification.objects.filter(type="test", user=other["citizen"]).count() == 1
+    device.refresh_from_db()
+    assert device.active is True
+
+
+def test_only_superusers_see_the_payers_ip_address_in_a_checkout_url(
+    worlds: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    own, _other = worlds
+    payment: Payment = own["rows"]["payment"]
+    Payment.objects.filter(pk=payment.pk).update(checkout_url=CHECKOUT_URL)
+    url = change("payments", "payment", payment.pk)
+
+    for client in (officer_client(own), admin_client(support_staff())):
+        html = client.get(url).content.decode()
+        assert PAYER_IP not in html
+        assert "https://sandbox.vnpayment.vn/paymentv2/vpcpay.html?…" in html
+    html = root_client().get(url).content.decode()
+    assert PAYER_IP in html
+
+
+# --- Query counts ----------------------------------------------------------------------------
+
+
+def queries(client: Client, url: str) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url)
+    assert response.status_code == 200, url
+    return len(captured)
+
+
+def test_the_list_pages_cost_the_same_queries_whatever_the_number_of_rows(
+    worlds: tuple[dict[str, Any], dict[str, Any]], private_rows: dict[str, Any]
+) -> None:
+    support = admin_client(support_staff())
+    root = root_client()
+    pages = [(support, changelist(app_label, model)) for app_label, model in SUPPORT_SCOPED] + [
+        (support, changelist("accounts", "user"))
+    ]
+    pages += [(root, changelist(app_label, model)) for app_label, model in SUPERUSER_ONLY]
+    for client, url in pages:
+        client.get(url)  # warm: the content types, the session
+    before = [queries(client, url) for client, url in pages]
+
+    for n in range(3):
+        agency_world(f"Người Thứ {n}", f"+8498733300{n}", f"Ngõ {n}", f"MORE{n}")
+        citizen = make_user(full_name=f"Chủ Doanh Nghiệp {n}")
+        sign_in(citizen, ip=SESSION_IP)
+        organisation = make_organisation(citizen)
+        Invitation.objects.create(
+            organisation=organisation,
+            phone=f"+8498655500{n}",
+            expires_at=timezone.now() + dt.timedelta(days=7),
+        )
+        NationalIdentity.objects.create(user=citizen, issuer="i", subject=f"s{n}", level=1)
+        ReconciliationReport.objects.create(day=timezone.localdate() - dt.timedelta(days=n + 1))
+
+    after = [queries(client, url) for client, url in pages]
+    assert dict(zip([url for _, url in pages], after, strict=True)) == dict(
+        zip([url for _, url in pages], before, strict=True)
+    )
