@@ -12,7 +12,7 @@ from django.db.models.expressions import RawSQL
 from django.db.models.sql.compiler import SQLCompiler
 from django.utils.translation import gettext_lazy as _
 
-from auth.access import identity_level
+from auth.access import MANAGERS, identity_level
 from auth.models import Membership, User
 from backend.any_of import AnyOf
 from backend.errors import NotFound, PermissionDenied
@@ -159,6 +159,48 @@ def _may_see(user: User, dossier: Dossier) -> bool:
         dossier.organisation_id is not None
         and Membership.objects.filter(organisation_id=dossier.organisation_id, user=user).exists()
     )
+
+
+def may_act_for(user: User, dossier: Dossier, *, made_by_id: uuid.UUID | None = None) -> bool:
+    """Whether `user` may act for others on `dossier` (a dossier they can see): take
+    back what someone did on it (cancel a booking, remove a paper, cancel a payment:
+    `made_by_id` is who did it) or speak in its applicant's name (submit, send the
+    supplement, rate, delete the draft).
+
+    Whoever did the thing, the applicant, and the owners and admins of the dossier's
+    organisation may. Its other members see the dossier and may add to it (papers, a
+    booking, a payment), but never undo a colleague's work or speak for the applicant.
+    """
+    if user.pk in (dossier.applicant_id, made_by_id):
+        return True
+    return (
+        dossier.organisation_id is not None
+        and Membership.objects.filter(
+            organisation_id=dossier.organisation_id, user=user, role__in=MANAGERS
+        ).exists()
+    )
+
+
+def require_may_act_for(
+    user: User,
+    dossier: Dossier,
+    *,
+    code: str = "not_applicant",
+    message: Any = None,
+    made_by_id: uuid.UUID | None = None,
+) -> None:
+    """403 `code` unless `may_act_for`. Call after the 404 of `access_dossier` (or of the
+    access helper that found the thing): only someone who may see it learns it exists."""
+    if not may_act_for(user, dossier, made_by_id=made_by_id):
+        raise PermissionDenied(
+            code,
+            message
+            if message is not None
+            else _(
+                "Only the dossier's applicant and the organisation's owners and "
+                "administrators can do this."
+            ),
+        )
 
 
 class AttachmentCodes(Func):

@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from auth.models import Membership, User
 from backend.errors import Conflict, NotFound, Unprocessable, field_error
 from backend.times import rfc3339
-from dossiers.access import access_dossier, require_identity_level
+from dossiers.access import access_dossier, require_identity_level, require_may_act_for
 from dossiers.attachments import deletable
 from dossiers.deadlines import appointment_for, business_tz
 from dossiers.events import EventType, record_event
@@ -108,6 +108,7 @@ def delete_draft(user: User, dossier_id: uuid.UUID | str) -> None:
     """Delete a draft with its attachments (files are removed once the delete commits)."""
     with transaction.atomic():
         dossier = access_dossier(user, dossier_id, for_update=True)
+        require_may_act_for(user, dossier)  # a colleague's draft is not theirs to drop
         if dossier.status != Dossier.Status.DRAFT:
             raise _not_a_draft()
         names = [
@@ -185,6 +186,8 @@ def submit_dossier(user: User, dossier_id: uuid.UUID | str) -> Dossier:
     """Send a complete draft to its agency: code, appointment date, first event."""
     with transaction.atomic():
         dossier = access_dossier(user, dossier_id, for_update=True)
+        # Sent in the applicant's name: theirs to send, or the organisation's managers'.
+        require_may_act_for(user, dossier)
         try:
             ensure_allowed("submit", dossier, Actor.citizen(user))
         except InvalidTransition as exc:
@@ -252,6 +255,7 @@ def rate_dossier(
     """Record the citizen's satisfaction, once, after the result was handed over."""
     with transaction.atomic():
         dossier = access_dossier(user, dossier_id, for_update=True)
+        require_may_act_for(user, dossier)  # one rating, the applicant's (or a manager's)
         if dossier.status != Dossier.Status.HANDED_OVER:
             raise Conflict(
                 "not_handed_over", _("You can rate a dossier once its result is handed over.")

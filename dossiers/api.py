@@ -298,10 +298,14 @@ def update_draft(
 
 
 @router.delete(
-    "/{dossier_id}", response={204: None, 404: ErrorOut, 409: ErrorOut}, summary="Delete a draft"
+    "/{dossier_id}",
+    response={204: None, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut},
+    summary="Delete a draft",
 )
 def delete_draft(request: HttpRequest, dossier_id: uuid.UUID) -> Status[None]:
-    """Delete a draft and its attachments. Submitted dossiers cannot be deleted."""
+    """Delete a draft and its attachments. Submitted dossiers cannot be deleted. An
+    organisation's draft: its applicant and the organisation's owners and admins only
+    (403 `not_applicant` for its other members)."""
     actions.delete_draft(current_user(request), dossier_id)
     return Status(204, None)
 
@@ -318,7 +322,9 @@ def submit_dossier(
     """Submit a complete draft. 422 `dossier_incomplete` lists every field error and every
     missing document; 409 `not_a_draft` if it was already submitted, `payment_required`
     while a fee due at submission is unpaid; 403 `identity_level_too_low` when the
-    procedure needs a national identity (VNeID) of a higher level."""
+    procedure needs a national identity (VNeID) of a higher level, `not_applicant` when
+    the caller is a member of the dossier's organisation who is neither its applicant
+    nor an owner or admin."""
     dossier = actions.submit_dossier(current_user(request), dossier_id)
     language = request_language(request)
     _with_etag(response, dossier, language)
@@ -327,14 +333,16 @@ def submit_dossier(
 
 @router.post(
     "/{dossier_id}/rating",
-    response={200: DossierOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
+    response={200: DossierOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
     summary="Rate the service once the dossier is finished",
 )
 @idempotent
 def rate_dossier(
     request: HttpRequest, dossier_id: uuid.UUID, payload: RatingIn, response: HttpResponse
 ) -> dict[str, Any]:
-    """Rate your satisfaction once the result is handed over (status 10), once."""
+    """Rate your satisfaction once the result is handed over (status 10), once. An
+    organisation's dossier: its applicant and the organisation's owners and admins
+    (403 `not_applicant` for its other members)."""
     dossier = actions.rate_dossier(
         current_user(request), dossier_id, payload.satisfaction, payload.comment
     )

@@ -24,7 +24,7 @@ from django.utils.translation import gettext_lazy as _
 
 from auth.models import User
 from backend.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
-from dossiers.access import access_dossier
+from dossiers.access import access_dossier, require_may_act_for
 from dossiers.models import Attachment, Dossier, RequiredDocument, attachment_path
 from dossiers.uploads import (
     HEAD_BYTES,
@@ -306,6 +306,16 @@ def delete_attachment(
     with transaction.atomic():
         dossier = access_dossier(user, dossier_id, for_update=True)
         attachment = _attachment_of(dossier, attachment_id)
+        require_may_act_for(
+            user,
+            dossier,
+            code="not_uploader",
+            message=_(
+                "Only whoever attached this file, the dossier's applicant and the "
+                "organisation's owners and administrators can remove it."
+            ),
+            made_by_id=attachment.uploaded_by_id,
+        )
         _ensure_editable(dossier)
         names = [name for name in (attachment.file.name, attachment.thumbnail.name) if name]
         attachment.delete()

@@ -136,8 +136,13 @@ def get_attachment(
 @router.delete(
     "/{dossier_id}/attachments/{attachment_id}",
     auth=bearer,
-    response={204: None, 401: ErrorOut, 404: ErrorOut, 409: ErrorOut},
+    response={204: None, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut},
     summary="Remove an attachment (draft or supplement requested only)",
+    description=(
+        "Whoever attached the file, the dossier's applicant, and the owners and admins of "
+        "the dossier's organisation may remove it; the organisation's other members get "
+        "403 `not_uploader`."
+    ),
 )
 def remove_attachment(
     request: HttpRequest, dossier_id: uuid.UUID, attachment_id: uuid.UUID

@@ -14,7 +14,7 @@ from pydantic import Field
 from auth.bearer import bearer, current_user
 from backend.errors import ErrorOut, NotFound
 from dossiers import lifecycle
-from dossiers.access import access_dossier
+from dossiers.access import access_dossier, require_may_act_for
 from dossiers.attachments import read_stored
 from dossiers.models import Dossier
 
@@ -63,7 +63,7 @@ def withdraw(request: HttpRequest, dossier_id: uuid.UUID, payload: WithdrawIn) -
 @router.post(
     "/{dossier_id}/supplement",
     auth=bearer,
-    response={200: LifecycleDossierOut, **ERRORS},
+    response={200: LifecycleDossierOut, 403: ErrorOut, **ERRORS},
     summary="Send the requested papers (upload them first); processing resumes (5 → 4)",
 )
 def submit_supplement(
@@ -72,6 +72,7 @@ def submit_supplement(
     user = current_user(request)
     with transaction.atomic():
         dossier = access_dossier(user, dossier_id, for_update=True)
+        require_may_act_for(user, dossier)  # the applicant's answer to the agency
         return lifecycle.submit_supplement(
             dossier.pk, lifecycle.Actor.citizen(user), message=payload.message
         )

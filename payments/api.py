@@ -21,7 +21,7 @@ from backend.middleware import client_ip
 from backend.openapi_extra import file_download, json_answer
 from dossiers.access import access_dossier
 from payments import actions, receipts
-from payments.access import access_payment
+from payments.access import access_payment, require_may_cancel
 from payments.gateways import CallbackRejected, gateway_names, get_gateway
 from payments.models import Payment, PaymentRequest
 
@@ -182,11 +182,14 @@ def get_payment(request: HttpRequest, payment_id: uuid.UUID) -> Payment:
 @router.post(
     "/{payment_id}/cancel",
     auth=bearer,
-    response={200: PaymentOut, **ERRORS},
+    response={200: PaymentOut, 403: ErrorOut, **ERRORS},
     summary="Abandon a pending payment",
+    description="Whoever started it, the dossier's applicant, and the owners and admins of "
+    "its organisation; the organisation's other members get 403 `not_payer`.",
 )
 def cancel(request: HttpRequest, payment_id: uuid.UUID) -> Payment:
     payment = access_payment(current_user(request), payment_id)
+    require_may_cancel(current_user(request), payment)
     actions.cancel_payment(payment)
     return access_payment(current_user(request), payment_id)
 

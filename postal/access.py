@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 
 from auth.models import User
 from backend.errors import NotFound
-from dossiers.access import visible_dossiers
+from dossiers.access import may_act_for, visible_dossiers
 from postal.models import DeliveryBooking, SavedAddress
 
 
@@ -49,6 +49,15 @@ def shows_recipient(user: User, booking: DeliveryBooking) -> bool:
     `booking.dossier` should be loaded with it (`access_booking` and the list do).
     """
     return user.pk in (booking.booked_by_id, booking.dossier.applicant_id)
+
+
+def may_change(user: User, booking: DeliveryBooking) -> bool:
+    """Whether `user` may cancel the booking or change its address now: still before
+    pickup, and they booked it, are the dossier's applicant, or an owner or admin of its
+    organisation (`postal.actions` refuses anyone else with 403 `not_booker`)."""
+    return booking.status in DeliveryBooking.CHANGEABLE_STATUSES and may_act_for(
+        user, booking.dossier, made_by_id=booking.booked_by_id
+    )
 
 
 def access_booking(user: User, booking_id: int) -> DeliveryBooking:

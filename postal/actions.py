@@ -25,7 +25,7 @@ from backend import old_address_api
 from backend.errors import Conflict, Unprocessable
 from backend.jobs import defer
 from backend.times import rfc3339
-from dossiers.access import access_dossier
+from dossiers.access import access_dossier, require_may_act_for
 from dossiers.events import EventType, record_event
 from dossiers.models import Dossier, DossierEvent, Procedure
 from postal import tariffs
@@ -350,21 +350,41 @@ def book_delivery(
     return booking
 
 
+def _require_may_change(user: User, dossier: Dossier, booking: DeliveryBooking) -> None:
+    """Whoever booked, the applicant, and the organisation's owners and admins may cancel
+    or re-address a booking; the organisation's other members see it, but may not."""
+    require_may_act_for(
+        user,
+        dossier,
+        code="not_booker",
+        message=_(
+            "Only whoever booked this delivery, the dossier's applicant and the "
+            "organisation's owners and administrators can cancel it or change its address."
+        ),
+        made_by_id=booking.booked_by_id,
+    )
+
+
 def _lock_booking(user: User, booking_id: int) -> tuple[Dossier, DeliveryBooking]:
+    """The booking (404 unless `user` sees it), locked after its dossier, for someone
+    who may change it (403 `not_booker` otherwise)."""
     booking = access_booking(user, booking_id)
     dossier = access_dossier(user, booking.dossier_id, for_update=True)
     locked = DeliveryBooking.objects.select_for_update().get(pk=booking.pk)
+    _require_may_change(user, dossier, locked)
     return dossier, locked
 
 
 def _lock_booking_and_address(
     user: User, booking_id: int, address_id: uuid.UUID
 ) -> tuple[Dossier, DeliveryBooking, SavedAddress]:
-    """`_lock_booking`, with the user's saved address locked in between (lock order)."""
+    """`_lock_booking`, with the user's own saved address locked in between (lock order;
+    404 for anyone else's address)."""
     booking = access_booking(user, booking_id)
     dossier = access_dossier(user, booking.dossier_id, for_update=True)
     address = access_address(user, address_id, for_update=True)
     locked = DeliveryBooking.objects.select_for_update().get(pk=booking.pk)
+    _require_may_change(user, dossier, locked)
     return dossier, locked, address
 
 
@@ -401,12 +421,17 @@ def cancel_booking(user: User, booking_id: int) -> DeliveryBooking:
 
 
 def change_booking_address(user: User, booking_id: int, address_id: uuid.UUID) -> DeliveryBooking:
-    """A new address before pickup: the old carrier order is cancelled, a new one made."""
+    """A new address before pickup: the old carrier order is cancelled, a new one made.
+
+    The booking now carries `user`'s address, so `user` becomes whoever booked it: they
+    (and the applicant) see the recipient in full, the previous booker no longer does.
+    """
     with transaction.atomic():
         dossier, booking, address = _lock_booking_and_address(user, booking_id, address_id)
         _check_changeable(booking)
         quote = compute_quote(dossier, address, booking.direction)
         old_waybill = booking.waybill
+        booking.booked_by = user
         _copy_address(booking, address)
         _apply_quote(booking, quote)
         booking.revision += 1

@@ -25,7 +25,13 @@ from backend.old_address_api import ConversionOut, OldCodesIn
 from backend.pagination import PageParams, page_of, paginate
 from dossiers.access import access_dossier
 from postal import actions, divisions, webhooks
-from postal.access import access_address, access_booking, shows_recipient, visible_bookings
+from postal.access import (
+    access_address,
+    access_booking,
+    may_change,
+    shows_recipient,
+    visible_bookings,
+)
 from postal.carriers import carrier_names
 from postal.models import CarrierMessage, DeliveryBooking, SavedAddress
 
@@ -331,6 +337,13 @@ def _shows_recipient(booking: DeliveryBooking, context: dict[str, Any] | None) -
     return isinstance(user, User) and shows_recipient(user, booking)
 
 
+def _may_change(booking: DeliveryBooking, context: dict[str, Any] | None) -> bool:
+    """`may_change` for the user of the request being answered (False without one)."""
+    request = (context or {}).get("request")
+    user = getattr(request, "auth", None)
+    return isinstance(user, User) and may_change(user, booking)
+
+
 class BookingOut(Schema):
     id: int
     dossier_id: uuid.UUID
@@ -343,7 +356,11 @@ class BookingOut(Schema):
         "failed_attempt, delivered, returned, cancelled, rejected",
     )
     status_label: str
-    can_change: bool = Field(..., description="Cancel or change address still possible")
+    can_change: bool = Field(
+        ...,
+        description="You may still cancel or change the address: before pickup, and you "
+        "booked it, are the dossier's applicant, or an owner or admin of its organisation",
+    )
     waybill: str = Field(..., description="Carrier tracking number; empty while pending")
     order_number: str
     recipient_name: str
@@ -379,8 +396,8 @@ class BookingOut(Schema):
         return str(obj.get_status_display())
 
     @staticmethod
-    def resolve_can_change(obj: DeliveryBooking) -> bool:
-        return obj.status in DeliveryBooking.CHANGEABLE_STATUSES
+    def resolve_can_change(obj: DeliveryBooking, context: dict[str, Any] | None) -> bool:
+        return _may_change(obj, context)
 
     @staticmethod
     def resolve_phone(obj: DeliveryBooking, context: dict[str, Any] | None) -> str:
@@ -461,9 +478,11 @@ def get_booking(request: HttpRequest, booking_id: int) -> DeliveryBooking:
 
 @router.post(
     "/bookings/{booking_id}/cancel",
-    response={200: BookingOut, 404: ErrorOut, 409: ErrorOut},
+    response={200: BookingOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut},
     auth=bearer,
     summary="Cancel before the carrier picks the parcel up",
+    description="Whoever booked, the dossier's applicant, and the owners and admins of its "
+    "organisation; the organisation's other members get 403 `not_booker`.",
 )
 def cancel(request: HttpRequest, booking_id: int) -> DeliveryBooking:
     user = current_user(request)
@@ -473,9 +492,12 @@ def cancel(request: HttpRequest, booking_id: int) -> DeliveryBooking:
 
 @router.put(
     "/bookings/{booking_id}/address",
-    response={200: BookingOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
+    response={200: BookingOut, 403: ErrorOut, 404: ErrorOut, 409: ErrorOut, 422: ErrorOut},
     auth=bearer,
     summary="Change the address before the carrier picks the parcel up",
+    description="To one of your own saved addresses (404 for anyone else's): you become "
+    "whoever booked it. Whoever booked, the dossier's applicant, and the owners and admins "
+    "of its organisation; the organisation's other members get 403 `not_booker`.",
 )
 def change_address(request: HttpRequest, booking_id: int, payload: BookingAddressIn) -> Any:
     user = current_user(request)

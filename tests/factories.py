@@ -20,6 +20,7 @@ __all__ = [
     "make_organisation",
     "make_paid_payment",
     "make_procedure",
+    "make_team",
     "make_user",
 ]
 
@@ -97,6 +98,19 @@ def make_organisation(
     if owner is not None:
         Membership.objects.create(organisation=organisation, user=owner, role=Membership.Role.OWNER)
     return organisation
+
+
+def make_team(*names: str) -> tuple[Organisation, dict[str, User]]:
+    """An organisation and one user per name: "owner" is an owner, "admin" an admin,
+    any other name (the applicant, whoever booked...) a plain member."""
+    organisation = make_organisation()
+    roles = {"owner": Membership.Role.OWNER, "admin": Membership.Role.ADMIN}
+    people = {name: make_user() for name in names}
+    for name, user in people.items():
+        Membership.objects.create(
+            organisation=organisation, user=user, role=roles.get(name, Membership.Role.MEMBER)
+        )
+    return organisation, people
 
 
 def make_dossier(

@@ -1,6 +1,8 @@
 """Who may touch a dossier's attachments: every route, every kind of caller.
 
-The applicant and members of the dossier's organisation may; anyone else gets
+The applicant and members of the dossier's organisation may, except that a member
+removes only what they attached themselves (403 `not_uploader` for a colleague's file;
+the applicant and the organisation's owners and admins remove any); anyone else gets
 404 (never 403: the dossier's existence does not leak); no token gets 401.
 """
 
@@ -44,6 +46,15 @@ ROUTES: dict[str, tuple[Route, int]] = {
     "download": (lambda c, d, a: c.get(f"{_base(d)}/{a.pk}/download"), 200),
     "thumbnail": (lambda c, d, a: c.get(f"{_base(d)}/{a.pk}/thumbnail"), 200),
     "download-url": (lambda c, d, a: c.get(f"{_base(d)}/{a.pk}/download-url"), 200),
+}
+
+
+CODES = {401: "not_authenticated", 403: "not_uploader", 404: "not_found"}
+NOT_UPLOADER = {
+    "vi": "Chỉ người đính kèm tệp này, người nộp hồ sơ, chủ sở hữu và quản trị viên của tổ "
+    "chức mới được gỡ tệp.",
+    "en": "Only whoever attached this file, the dossier's applicant and the organisation's "
+    "owners and administrators can remove it.",
 }
 
 
@@ -101,11 +112,13 @@ def test_attachment_access_matrix(
 
     response = call(_client(who, org_dossier), dossier, attachment)
 
+    if who == "org member" and route == "delete":  # the applicant's file, not theirs
+        allowed, denied_status = False, 403
     if allowed:
         assert response.status_code == ok_status, response
         return
     assert response.status_code == denied_status, response
-    assert response.json()["code"] == ("not_found" if denied_status == 404 else "not_authenticated")
+    assert response.json()["code"] == CODES[denied_status]
     # Nothing changed: the attachment is still there, no file was added or removed.
     assert list(Attachment.objects.filter(dossier=dossier)) == [attachment]
     assert stored_files(media_root) == files_before
@@ -147,3 +160,60 @@ def test_a_download_link_of_a_disabled_account_is_404(
     link = api_for(applicant).get(f"{_base(dossier)}/{attachment.pk}/download-url").json()
     User.objects.filter(pk=applicant.pk).update(is_active=False)
     assert ApiClient().get(link["url"]).status_code == 404
+
+
+@pytest.mark.parametrize("language", ["vi", "en"])
+def test_a_plain_member_cannot_remove_a_colleagues_file(
+    org_dossier: tuple[Dossier, User, User],
+    attachment: Attachment,
+    media_root: Path,
+    language: str,
+) -> None:
+    dossier, _applicant, member = org_dossier
+    version = Dossier.objects.get(pk=dossier.pk).version
+    files_before = stored_files(media_root)
+    client = ApiClient(token=api_for(member).token, language=language)
+
+    response = client.delete(f"{_base(dossier)}/{attachment.pk}")
+
+    assert response.status_code == 403
+    assert response.json() == {
+        "code": "not_uploader",
+        "message": NOT_UPLOADER[language],
+        "details": None,
+    }
+    assert list(Attachment.objects.filter(dossier=dossier)) == [attachment]
+    assert stored_files(media_root) == files_before
+    assert Dossier.objects.get(pk=dossier.pk).version == version
+
+
+def test_a_plain_member_removes_what_they_attached_themselves(
+    org_dossier: tuple[Dossier, User, User], attachment: Attachment, media_root: Path
+) -> None:
+    dossier, _applicant, member = org_dossier
+    mine = api_for(member).post(_base(dossier), data=upload_form(samples.png_bytes((60, 40))))
+    assert mine.status_code == 201, mine
+
+    response = api_for(member).delete(f"{_base(dossier)}/{mine.json()['id']}")
+
+    assert response.status_code == 204
+    assert list(Attachment.objects.filter(dossier=dossier)) == [attachment]
+
+
+@pytest.mark.parametrize("who", ["applicant", "owner", "admin"])
+def test_the_applicant_owners_and_admins_remove_a_members_file(
+    org_dossier: tuple[Dossier, User, User], attachment: Attachment, media_root: Path, who: str
+) -> None:
+    dossier, applicant, member = org_dossier
+    theirs = api_for(member).post(_base(dossier), data=upload_form(samples.png_bytes((60, 40))))
+    assert theirs.status_code == 201, theirs
+    remover = applicant
+    if who != "applicant":
+        remover = citizen()
+        role = Membership.Role.OWNER if who == "owner" else Membership.Role.ADMIN
+        Membership.objects.create(organisation_id=dossier.organisation_id, user=remover, role=role)
+
+    response = api_for(remover).delete(f"{_base(dossier)}/{theirs.json()['id']}")
+
+    assert response.status_code == 204
+    assert list(Attachment.objects.filter(dossier=dossier)) == [attachment]
