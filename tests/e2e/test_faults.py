@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import collections
 import signal
-import time
 from pathlib import Path
 
 import httpx
@@ -108,12 +107,18 @@ def test_pushes_arrive_once_after_fcm_answers_503_then_429(
         app.close()
 
 
-def test_worker_killed_mid_batch_every_push_arrives_once_within_15_seconds(
+def test_worker_killed_mid_batch_its_own_recovery_sends_every_push_once(
     tmp_path: Path, e2e_template: str
 ) -> None:
-    # The recovery settings are the defaults: what production gets.
+    # The recovery settings are the defaults (what production gets), except the
+    # periodic backstop, which runs every minute by default: here it never fires, so
+    # the pushes can only go out through the restarted worker's own recovery check
+    # (every JOB_RECOVERY_SECONDS, once the dead worker's lease has passed). How long
+    # that takes is a matter of load, not asserted here (no timed assertions): the
+    # README's "within about 15 s" is the lease plus the check's interval.
     env = {
         **FAST_RETRIES,
+        "PUSH_RECOVERY_CRON": "0 0 1 1 *",
         "FCM_CONCURRENCY": "2",  # a batch of 8 goes out in 4 slices of 2
         # One job at a time: the fan-out does not spread the 8 over side-by-side jobs
         # (it does up to WORKER_CONCURRENCY), so one job sends its slices in turn.
@@ -139,7 +144,6 @@ def test_worker_killed_mid_batch_every_push_arrives_once_within_15_seconds(
             what="the second slice in flight",
         )
         stack.supervise_worker()
-        killed_at = time.monotonic()
         stack.kill_worker()
         wait_until(
             lambda: stack.worker_exits == [-signal.SIGKILL] and stack.worker_running(),
@@ -151,9 +155,7 @@ def test_worker_killed_mid_batch_every_push_arrives_once_within_15_seconds(
             states = collections.Counter(state for state, _ in delivery_states(stack))
             return states == {"delivered": 6, "sending": 2}
 
-        wait_until(settled, timeout=60, interval=0.2, what="the restarted worker")
-        recovered_in = time.monotonic() - killed_at
-        assert recovered_in <= 15, f"the killed worker's pushes went out after {recovered_in:.1f} s"
+        wait_until(settled, timeout=120, interval=0.2, what="the restarted worker's recovery")
         wait_until(lambda: stack.fcm.in_flight == 0, timeout=10, what="quiet FCM")
         received = collections.Counter(m["token"] for m in stack.fcm.accepted())
         assert received == dict.fromkeys(tokens, 1)
