@@ -1,22 +1,27 @@
 """Fake national business registry: the wire format of auth/business_registry.py.
 
+`GET /enterprises/{tax_code}` with the `X-API-Key` header answers the enterprise
+(200) or `{"error": "not_found"}` (404); a wrong key gets `{"error":
+"unauthorized"}` (401). `mode = "down"` answers `{"error": "unavailable"}` (503)
+everywhere (a fault mode of fakes/server.py, as are `fail_next` and `delay`).
+
 In tests: `with FakeBusinessRegistry() as registry: registry.register(...)`. As
 its own process: `python -m fakes.business_registry --port 9310` (`--port 0`
-picks a free port; the first line printed is the base URL); `POST /_fake/enterprises`
-adds an enterprise, `POST /_fake/mode {"mode": "down"}` answers 503 everywhere.
+picks a free port; the first line printed is the base URL), with its demo
+enterprise; besides the controls every fake has, `POST /_fake/enterprises` adds
+an enterprise and `POST /_fake/mode {"mode": "down"}` answers 503 everywhere.
 """
 
 from __future__ import annotations
 
 import argparse
 import hmac
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import urlsplit
+
+from fakes.server import FakeServer, Fault, Request, Response, json_response, main
 
 DEFAULT_API_KEY = "dev-registry-key"
+MODES = ("", "down")
 
 
 def demo_enterprise() -> dict[str, Any]:
@@ -31,127 +36,86 @@ def demo_enterprise() -> dict[str, Any]:
     }
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+def _down() -> Fault:
+    return Fault("error", status=503, code="unavailable")
 
 
-class FakeBusinessRegistry:
+class FakeBusinessRegistry(FakeServer):
+    name = "fake-business-registry"
+    default_port = 9310
+
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, api_key: str = DEFAULT_API_KEY):
+        super().__init__(host, port)
         self.api_key = api_key
-        self.mode = ""
-        self.requests = 0
-        self._lock = threading.Lock()
         self._enterprises: dict[str, dict[str, Any]] = {}
-        self._httpd = _Server((host, port), self._handler_class())
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> FakeBusinessRegistry:
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def __enter__(self) -> FakeBusinessRegistry:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def register(self, enterprise: dict[str, Any]) -> None:
-        with self._lock:
+        with self.lock:
             self._enterprises[enterprise["enterprise_code"]] = enterprise
 
-    def reset(self) -> None:
-        with self._lock:
-            self._enterprises = {}
-            self.mode = ""
-            self.requests = 0
+    # The registry down, as a switch (a persistent fault mode of the server).
+    @property
+    def mode(self) -> str:
+        return "down" if self.fault_mode == _down() else ""
 
-    def _answer(self, path: str, api_key: str) -> tuple[int, dict[str, Any]]:
-        if self.mode == "down":
-            return 503, {"error": "unavailable"}
-        if not hmac.compare_digest(api_key, self.api_key):
-            return 401, {"error": "unauthorized"}
-        parts = path.strip("/").split("/")
+    @mode.setter
+    def mode(self, mode: str) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}")
+        self.fault_mode = _down() if mode == "down" else None
+
+    def reset(self) -> None:
+        with self.lock:
+            super().reset()
+            self._enterprises = {}
+
+    def error_response(self, status: int, code: str) -> Response:
+        return json_response(status, {"error": code})
+
+    def handle(self, request: Request) -> Response | None:
+        if request.method != "GET":
+            return self.error_response(404, "not_found")
+        given = request.header("X-API-Key").encode()
+        if not hmac.compare_digest(given, self.api_key.encode()):
+            return self.error_response(401, "unauthorized")
+        parts = request.path.strip("/").split("/")
         if len(parts) != 2 or parts[0] != "enterprises":
-            return 404, {"error": "not_found"}
-        with self._lock:
-            self.requests += 1
+            return self.error_response(404, "not_found")
+        with self.lock:
             enterprise = self._enterprises.get(parts[1])
         if enterprise is None:
-            return 404, {"error": "not_found"}
-        return 200, enterprise
+            return self.error_response(404, "not_found")
+        return json_response(200, enterprise)
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        registry = self
+    def control(self, request: Request) -> Response | None:
+        if request.method == "POST" and request.path == "/_fake/enterprises":
+            self.register(request.json_object())
+        elif request.method == "POST" and request.path == "/_fake/mode":
+            self.mode = str(request.json_object().get("mode", ""))
+        else:
+            return None
+        return json_response(200, {"ok": True})
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+    # --- command line ------------------------------------------------------------------
 
-            def _reply(self, status: int, body: dict[str, Any]) -> None:
-                data = json.dumps(body, ensure_ascii=False).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+    def banner(self) -> str:
+        return (
+            f"{self.base_url}\n"  # the first line is the base URL
+            "Fake business registry. Start the backend with:\n"
+            f"  BUSINESS_REGISTRY_URL={self.base_url} BUSINESS_REGISTRY_API_KEY={self.api_key}\n"
+            "Ctrl-C stops."
+        )
 
-            def do_GET(self) -> None:
-                path = urlsplit(self.path).path
-                self._reply(*registry._answer(path, self.headers.get("X-API-Key", "")))
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--api-key", default=DEFAULT_API_KEY)
 
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                try:
-                    body = json.loads(raw or b"{}")
-                except json.JSONDecodeError:
-                    body = None
-                if not isinstance(body, dict):
-                    self._reply(400, {"error": "a JSON object is expected"})
-                    return
-                path = urlsplit(self.path).path
-                if path == "/_fake/enterprises":
-                    registry.register(body)
-                elif path == "/_fake/mode":
-                    registry.mode = str(body.get("mode", ""))
-                elif path == "/_fake/reset":
-                    registry.reset()
-                else:
-                    self._reply(404, {"error": "not_found"})
-                    return
-                self._reply(200, {"ok": True})
-
-        return Handler
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9310, help="0 picks a free port")
-    parser.add_argument("--api-key", default=DEFAULT_API_KEY)
-    args = parser.parse_args()
-    registry = FakeBusinessRegistry(args.host, args.port, api_key=args.api_key)
-    registry.register(demo_enterprise())
-    print(registry.base_url, flush=True)  # noqa: T201 - the first line is the base URL
-    print(  # noqa: T201 - the CLI's output
-        f"Fake business registry. Start the backend with:\n  BUSINESS_REGISTRY_URL="
-        f"{registry.base_url} BUSINESS_REGISTRY_API_KEY={args.api_key}\nCtrl-C stops.",
-        flush=True,
-    )
-    try:
-        registry._httpd.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        registry._httpd.server_close()
+    @classmethod
+    def from_arguments(cls, args: argparse.Namespace) -> FakeBusinessRegistry:
+        registry = cls(args.host, args.port, api_key=args.api_key)
+        registry.register(demo_enterprise())
+        return registry
 
 
 if __name__ == "__main__":
-    main()
+    main(FakeBusinessRegistry)

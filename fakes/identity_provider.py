@@ -10,13 +10,16 @@ signed with a test key made at start; `rotate` adds a new signing key.
 It can be told to misbehave (`mode`): wrong_audience, wrong_issuer, expired,
 not_yet_valid, bad_signature, alg_none, hs256_public_key, unknown_kid,
 nonce_mismatch, replay_code (a spent code is accepted again), replay_id_token
-(the previous ID token, nonce included, is handed out again), down (503 on
-every route). The person it signs in (and their level, 1 or 2) is settable.
+(the previous ID token, nonce included, is handed out again), down (503 with
+its outage page on every route: a fault mode of fakes/server.py, as are
+`fail_next`, whose `error` answers OAuth 2's `{"error": code}`, and `delay`).
+The person it signs in (and their level, 1 or 2) is settable.
 
 In tests: `with FakeIdentityProvider() as idp:` (a thread on loopback). As its
 own process: `python -m fakes.identity_provider --port 9300` (`--port 0` picks a
 free port; the first line printed is the issuer URL), controlled over HTTP:
-`POST /_fake/person`, `POST /_fake/mode`, `POST /_fake/rotate`, `POST /_fake/reset`.
+besides the controls every fake has, `POST /_fake/person`, `POST /_fake/mode`,
+`POST /_fake/rotate`.
 """
 
 from __future__ import annotations
@@ -27,15 +30,15 @@ import hashlib
 import hmac
 import json
 import secrets
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from joserfc import jwt
 from joserfc.jwk import RSAKey
+
+from fakes.server import FakeServer, Fault, Request, Response, json_response, main
 
 MODES = {
     "",
@@ -55,6 +58,9 @@ MODES = {
 ACR = {1: "urn:vn:vneid:loa:1", 2: "urn:vn:vneid:loa:2"}
 DEFAULT_CLIENT_ID = "dichvucong-app"
 DEFAULT_CLIENT_SECRET = "dev-national-id-secret"  # nosec B105 # the fake's own
+JSON = "application/json"
+TEXT = "text/plain; charset=utf-8"
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 def default_person() -> dict[str, Any]:
@@ -97,12 +103,23 @@ class _State:
     last_id_token: str = ""
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+def _down() -> Fault:
+    return Fault("error", status=503)  # answered with the provider's outage page
 
 
-class FakeIdentityProvider:
+def _json(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
+    return Response(status, json.dumps(body).encode(), {**NO_STORE, **(headers or {})}, JSON)
+
+
+def _text(status: int, text: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(status, text.encode(), {**NO_STORE, **(headers or {})}, TEXT)
+
+
+class FakeIdentityProvider(FakeServer):
     """Start with `start()` (or as a context manager); thread-safe."""
+
+    name = "fake-identity-provider"
+    default_port = 9300
 
     def __init__(
         self,
@@ -112,56 +129,44 @@ class FakeIdentityProvider:
         client_id: str = DEFAULT_CLIENT_ID,
         client_secret: str = DEFAULT_CLIENT_SECRET,
     ) -> None:
+        super().__init__(host, port)
         self.client_id = client_id
         self.client_secret = client_secret
-        self._lock = threading.Lock()
         self._state = _State()
         self._keys = [self._new_key()]
         self._jwks_count = 0
-        self._httpd = _Server((host, port), self._handler_class())
-        self._thread: threading.Thread | None = None
 
     # --- control ----------------------------------------------------------------------
 
     @property
     def issuer(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> FakeIdentityProvider:
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def __enter__(self) -> FakeIdentityProvider:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+        return self.base_url
 
     def set_person(self, **person: Any) -> None:
-        with self._lock:
+        with self.lock:
             self._state.person = {**default_person(), **person}
 
     def set_mode(self, mode: str) -> None:
+        """One mode at a time; "down" is the server's outage fault mode (`fault_mode`)."""
         if mode not in MODES:
             raise ValueError(f"unknown mode {mode!r}")
-        with self._lock:
-            self._state.mode = mode
+        with self.lock:
+            self._state.mode = "" if mode == "down" else mode
+            if mode == "down":
+                self.fault_mode = _down()
+            elif self.fault_mode == _down():
+                self.fault_mode = None
 
     def rotate(self, *, keep_old: bool = True) -> str:
         """A new signing key (published first); returns its kid."""
         key = self._new_key()
-        with self._lock:
+        with self.lock:
             self._keys = [key, *self._keys] if keep_old else [key]
         return str(key.kid)
 
     def reset(self) -> None:
-        with self._lock:
+        with self.lock:
+            super().reset()
             self._state = _State()
 
     @property
@@ -197,7 +202,7 @@ class FakeIdentityProvider:
         }
 
     def jwks(self) -> dict[str, Any]:
-        with self._lock:
+        with self.lock:
             self._jwks_count += 1
             return {"keys": [key.as_dict(private=False) for key in self._keys]}
 
@@ -217,7 +222,7 @@ class FakeIdentityProvider:
         if query.get("code_challenge_method") != "S256" or not query.get("code_challenge"):
             return back({"error": "invalid_request", "state": state})
         code = secrets.token_urlsafe(24)
-        with self._lock:
+        with self.lock:
             self._state.grants[code] = _Grant(
                 client_id=self.client_id,
                 redirect_uri=redirect_uri,
@@ -236,7 +241,7 @@ class FakeIdentityProvider:
             return 401, {"error": "invalid_client"}
         if form.get("grant_type") != "authorization_code":
             return 400, {"error": "unsupported_grant_type"}
-        with self._lock:
+        with self.lock:
             self._state.token_requests += 1
             grant = self._state.grants.get(form.get("code", ""))
             mode = self._state.mode
@@ -250,7 +255,7 @@ class FakeIdentityProvider:
             return 400, {"error": "invalid_grant", "error_description": "PKCE verification failed"}
         access_token = secrets.token_urlsafe(32)
         id_token = self.id_token(grant, access_token, mode)
-        with self._lock:
+        with self.lock:
             self._state.access_tokens[access_token] = grant.person
             if mode == "replay_id_token" and self._state.last_id_token:
                 id_token = self._state.last_id_token
@@ -282,7 +287,7 @@ class FakeIdentityProvider:
             claims.update(iat=now - 1200, exp=now - 600, auth_time=now - 1200)
         if mode == "not_yet_valid":
             claims.update(nbf=now + 600)
-        with self._lock:
+        with self.lock:
             key = self._keys[0]
         if mode == "unknown_kid":
             key = self._new_key()  # never published
@@ -305,7 +310,7 @@ class FakeIdentityProvider:
 
     def userinfo(self, authorization: str) -> tuple[int, dict[str, Any]]:
         token = authorization[7:] if authorization.startswith("Bearer ") else ""
-        with self._lock:
+        with self.lock:
             person = self._state.access_tokens.get(token)
         if person is None:
             return 401, {"error": "invalid_token"}
@@ -313,120 +318,67 @@ class FakeIdentityProvider:
 
     # --- HTTP -------------------------------------------------------------------------
 
-    def _control(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        if path == "/_fake/person":
-            self.set_person(**body)
-        elif path == "/_fake/mode":
-            if body.get("mode", "") not in MODES:
-                return 400, {"error": "unknown mode"}
-            self.set_mode(body.get("mode", ""))
-        elif path == "/_fake/rotate":
-            return 200, {"kid": self.rotate(keep_old=bool(body.get("keep_old", True)))}
-        elif path == "/_fake/reset":
-            self.reset()
+    def error_response(self, status: int, code: str) -> Response:
+        return _json(status, {"error": code})  # OAuth 2's error body
+
+    def error_page(self, status: int) -> Response:
+        return _text(status, "service unavailable")
+
+    def handle(self, request: Request) -> Response | None:
+        authorization = request.header("Authorization")
+        if request.method == "GET":
+            if request.path == "/.well-known/openid-configuration":
+                return _json(200, self.discovery())
+            if request.path == "/jwks":
+                return _json(200, self.jwks())
+            if request.path == "/authorize":
+                status, headers, text = self.authorize({k: v[0] for k, v in request.query.items()})
+                return _text(status, text, headers)
+            if request.path == "/userinfo":
+                return _json(*self.userinfo(authorization))
+        if request.method == "POST" and request.path == "/token":
+            form = {k: v[0] for k, v in request.form().items()}
+            return _json(*self.token(form, authorization))
+        return _json(404, {"error": "not_found"})
+
+    def control(self, request: Request) -> Response | None:
+        if request.method != "POST":
+            return None
+        if request.path == "/_fake/person":
+            self.set_person(**request.json_object())
+        elif request.path == "/_fake/mode":
+            self.set_mode(str(request.json_object().get("mode", "")))
+        elif request.path == "/_fake/rotate":
+            keep_old = bool(request.json_object().get("keep_old", True))
+            return json_response(200, {"kid": self.rotate(keep_old=keep_old)})
         else:
-            return 404, {"error": "not_found"}
-        return 200, {"ok": True}
+            return None
+        return json_response(200, {"ok": True})
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        provider = self
+    # --- command line ------------------------------------------------------------------
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
+    def banner(self) -> str:
+        return (
+            f"{self.issuer}\n"  # the first line is the issuer
+            "Fake national identity provider. Start the backend with:\n"
+            f"  NATIONAL_ID_ISSUER={self.issuer} NATIONAL_ID_CLIENT_ID={self.client_id} "
+            f"NATIONAL_ID_CLIENT_SECRET={self.client_secret}\nCtrl-C stops."
+        )
 
-            def _reply(
-                self,
-                status: int,
-                body: dict[str, Any] | str,
-                headers: dict[str, str] | None = None,
-            ) -> None:
-                is_json = isinstance(body, dict)
-                data = (json.dumps(body) if is_json else str(body)).encode()
-                self.send_response(status)
-                self.send_header(
-                    "Content-Type", "application/json" if is_json else "text/plain; charset=utf-8"
-                )
-                self.send_header("Cache-Control", "no-store")
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--client-id", default=DEFAULT_CLIENT_ID)
+        parser.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET)
+        parser.add_argument("--level", type=int, choices=(1, 2), default=2)
 
-            def _down(self) -> bool:
-                if provider._state.mode == "down" and not self.path.startswith("/_fake/"):
-                    self._reply(503, "service unavailable")
-                    return True
-                return False
-
-            def do_GET(self) -> None:
-                if self._down():
-                    return
-                url = urlsplit(self.path)
-                if url.path == "/.well-known/openid-configuration":
-                    self._reply(200, provider.discovery())
-                elif url.path == "/jwks":
-                    self._reply(200, provider.jwks())
-                elif url.path == "/authorize":
-                    query = {k: v[0] for k, v in parse_qs(url.query).items()}
-                    status, headers, text = provider.authorize(query)
-                    self._reply(status, text, headers)
-                elif url.path == "/userinfo":
-                    self._reply(*provider.userinfo(self.headers.get("Authorization", "")))
-                else:
-                    self._reply(404, {"error": "not_found"})
-
-            def do_POST(self) -> None:
-                if self._down():
-                    return
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length).decode()
-                url = urlsplit(self.path)
-                if url.path == "/token":
-                    form = {k: v[0] for k, v in parse_qs(raw).items()}
-                    self._reply(*provider.token(form, self.headers.get("Authorization", "")))
-                elif url.path.startswith("/_fake/"):
-                    try:
-                        body = json.loads(raw) if raw else {}
-                    except json.JSONDecodeError:
-                        body = None
-                    if not isinstance(body, dict):
-                        self._reply(400, {"error": "a JSON object is expected"})
-                        return
-                    self._reply(*provider._control(url.path, body))
-                else:
-                    self._reply(404, {"error": "not_found"})
-
-        return Handler
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=9300, help="0 picks a free port")
-    parser.add_argument("--client-id", default=DEFAULT_CLIENT_ID)
-    parser.add_argument("--client-secret", default=DEFAULT_CLIENT_SECRET)
-    parser.add_argument("--level", type=int, choices=(1, 2), default=2)
-    args = parser.parse_args()
-    provider = FakeIdentityProvider(
-        args.host, args.port, client_id=args.client_id, client_secret=args.client_secret
-    )
-    provider.set_person(level=args.level)
-    print(provider.issuer, flush=True)  # noqa: T201 - the first line is the issuer
-    print(  # noqa: T201 - the CLI's output
-        "Fake national identity provider. Start the backend with:\n"
-        f"  NATIONAL_ID_ISSUER={provider.issuer} NATIONAL_ID_CLIENT_ID={args.client_id} "
-        f"NATIONAL_ID_CLIENT_SECRET={args.client_secret}\nCtrl-C stops.",
-        flush=True,
-    )
-    try:
-        provider._httpd.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        provider._httpd.server_close()
+    @classmethod
+    def from_arguments(cls, args: argparse.Namespace) -> FakeIdentityProvider:
+        provider = cls(
+            args.host, args.port, client_id=args.client_id, client_secret=args.client_secret
+        )
+        provider.set_person(level=args.level)
+        return provider
 
 
 if __name__ == "__main__":
-    main()
+    main(FakeIdentityProvider)

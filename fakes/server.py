@@ -12,15 +12,16 @@ body). The base gives it, identically for every fake:
   handled at once (`peak_concurrency`);
 - fault modes: `fail_next(kind, ...)` for the next matching requests, `fault_mode`
   for every request until cleared, `delay` before every answer. Kinds: `error`
-  (an HTTP status with the provider's error body for `code`, or an HTML error
-  page for a 5xx without one), `hang` (no answer for `hang_seconds`, then 504),
-  `lose_answer` (the request is handled, then the answer is never sent: a client
-  timeout after the provider acted), `not_json` (200 with a body that is not JSON),
-  `drop` (the connection closes without an answer);
+  (an HTTP status with the provider's error body for `code`, or for a 5xx
+  without one its outage page, `error_page`: an HTML page unless the fake has
+  its own), `hang` (no answer for `hang_seconds`, then 504), `lose_answer` (the
+  request is handled, then the answer is never sent: a client timeout after the
+  provider acted), `not_json` (200 with a body that is not JSON), `drop` (the
+  connection closes without an answer);
 - the same controls over HTTP for a fake running as its own process, on paths no
   provider has: `GET /_fake/ready`, `GET /_fake/log`, `GET /_fake/stats`,
   `POST /_fake/reset`, `POST /_fake/faults` (`{"next": [fault, ...], "mode": fault
-  or null, "delay": seconds}`, each key optional);
+  or null, "delay": seconds}`, each key optional), and the fake's own (`control`);
 - `main(FakeClass)`: the command line (`--host`, `--port`, `--port-file`,
   `--quiet`, plus the fake's own options); the port file is written once the
   server listens, which is the readiness signal a harness waits on.
@@ -56,7 +57,7 @@ HTML_ERROR_PAGE = b"<html>Bad gateway</html>"
 class Request:
     method: str
     path: str  # without the query string
-    query: dict[str, list[str]]
+    query: dict[str, list[str]]  # as sent, blank values included
     headers: dict[str, str]  # names in lower case
     body: bytes
 
@@ -66,6 +67,15 @@ class Request:
     def json(self) -> Any:
         """The body parsed as JSON (`None` when empty); ValueError when it is not JSON."""
         return json.loads(self.body) if self.body else None
+
+    def json_object(self) -> dict[str, Any]:
+        """The body as a JSON object (`{}` when empty); ValueError when it is not one."""
+        body = self.json()
+        if body is None:
+            return {}
+        if not isinstance(body, dict):
+            raise ValueError("a JSON object is expected")
+        return body
 
     def form(self) -> dict[str, list[str]]:
         return urllib.parse.parse_qs(self.body.decode())
@@ -153,6 +163,15 @@ class FakeServer:
     def error_response(self, status: int, code: str) -> Response:
         """The provider's error body for `code` (used by `error` and `hang` faults)."""
         return json_response(status, {"error": {"code": code, "message": code}})
+
+    def error_page(self, status: int) -> Response:
+        """What an `error` fault without a code answers for a 5xx: the provider's outage page."""
+        return raw_response(status, HTML_ERROR_PAGE)
+
+    def control(self, request: Request) -> Response | None:
+        """The fake's own controls under /_fake/ (None: no such control). A ValueError,
+        KeyError or TypeError (a body that does not fit) is answered 400."""
+        return None
 
     def counts_in_flight(self, request: Request) -> bool:
         """Whether `request` counts in `in_flight` and `peak_concurrency`."""
@@ -269,7 +288,7 @@ class FakeServer:
     def _faulty_response(self, fault: Fault, request: Request) -> Response | None:
         if fault.kind == "error":
             if not fault.code and fault.status >= 500:
-                return raw_response(fault.status, HTML_ERROR_PAGE)
+                return self.error_page(fault.status)
             return self.error_response(fault.status, fault.code)
         if fault.kind == "hang":
             self.hold(self.hang_seconds)
@@ -355,6 +374,12 @@ class FakeServer:
                 self.fault_mode = new_mode
                 self.delay = delay
             return json_response(200, {"pending": len(self._next_faults)})
+        try:
+            answer = self.control(request)
+        except (ValueError, KeyError, TypeError) as exc:
+            return json_response(400, {"error": str(exc)})
+        if answer is not None:
+            return answer
         return json_response(404, {"error": f"no control {request.method} {request.path}"})
 
 
@@ -372,7 +397,7 @@ def _handler_class(server: FakeServer) -> type[BaseHTTPRequestHandler]:
             request = Request(
                 method=self.command,
                 path=parts.path,
-                query=urllib.parse.parse_qs(parts.query),
+                query=urllib.parse.parse_qs(parts.query, keep_blank_values=True),
                 headers={name.lower(): value for name, value in self.headers.items()},
                 body=self.rfile.read(length) if length else b"",
             )

@@ -1,9 +1,9 @@
 """`make run`: the demo's outer-boundary fakes on loopback, then the web server.
 
 With nothing configured a newcomer gets the whole journey: the fakes the demo
-needs (the carrier; the payment gateway and the identity provider get one line
-each in DEMO_FAKES when they exist) run as threads of this process on free
-loopback ports, the backend's settings point at them, the carrier webhook secret
+needs (`DEMO_FAKES`: the carrier, the payment gateway, the identity provider and
+the business registry) run as threads of this process on free loopback ports,
+the backend's settings point at them, the carrier webhook secret
 has a demo value, and the server is started with uvicorn (the Procfile's `web`,
 on HOST:PORT). A fake whose setting is already in the environment is not started:
 the backend then talks to what that setting names.
@@ -45,10 +45,6 @@ class DemoFake:
     skip_if: str  # not started when this setting is already in the environment
     # Constructor keywords, given the backend's base URL (a fake that calls us back).
     options: Callable[[str], dict[str, Any]] = lambda _backend: {}
-
-
-def _url(fake: Any) -> str:
-    return str(getattr(fake, "base_url", None) or getattr(fake, "url", None) or fake.issuer)
 
 
 DEMO_FAKES = [
@@ -108,7 +104,7 @@ def start_fakes(host: str, backend: str) -> list[Any]:
         running.append(fake)
         settings = spec.env(fake)
         os.environ.update(settings)
-        say(f"  {spec.module} on {_url(fake)}")
+        say(f"  {spec.module} on {fake.base_url}")
     return running
 
 

@@ -128,6 +128,31 @@ def test_the_registry_down_is_a_503(registry: FakeBusinessRegistry) -> None:
     assert Organisation.objects.get(pk=created["id"]).verified_at is None
 
 
+@pytest.mark.parametrize(
+    "fault",
+    [
+        {"kind": "drop"},  # the connection closes without an answer
+        {"kind": "error", "status": 429, "code": "rate_limited"},  # {"error": "rate_limited"}
+        {"kind": "error", "status": 502},  # a gateway's HTML error page
+    ],
+)
+def test_a_registry_fault_is_a_503_and_changes_nothing(
+    registry: FakeBusinessRegistry, fault: dict[str, Any]
+) -> None:
+    api = client(make_user())
+    created = create(api)
+    registry.fail_next(**fault)
+
+    response = api.post(f"{ORGS}/{created['id']}/verify")
+
+    assert response.status_code == 503
+    assert response.json()["code"] == "business_registry_unavailable"
+    assert registry.paths() == [f"GET /enterprises/{TAX_CODE}"]
+    organisation = Organisation.objects.get(pk=created["id"])
+    assert (organisation.verified_at, organisation.name) == (None, "An Phú")
+    assert api.post(f"{ORGS}/{created['id']}/verify").status_code == 409  # next call answered
+
+
 def test_only_managers_verify_and_strangers_see_nothing(registry: FakeBusinessRegistry) -> None:
     owner = make_user()
     created = create(client(owner))
@@ -139,4 +164,4 @@ def test_only_managers_verify_and_strangers_see_nothing(registry: FakeBusinessRe
 
     assert as_member.status_code == 403
     assert as_stranger.status_code == 404
-    assert registry.requests == 0
+    assert registry.requests == []  # the registry was never asked

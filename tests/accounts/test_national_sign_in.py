@@ -459,6 +459,31 @@ def test_the_provider_down_at_the_callback_is_a_503(
     nothing_signed_in()
 
 
+@pytest.mark.parametrize(
+    ("fault", "status", "code"),
+    [
+        ({"kind": "drop"}, 503, "national_id_unavailable"),  # closed without an answer
+        # OAuth 2's error body: the code is refused, as a spent one would be.
+        ({"kind": "error", "status": 400, "code": "invalid_grant"}, 400, "national_id_refused"),
+    ],
+)
+def test_a_fault_at_the_token_endpoint_signs_nobody_in(
+    idp: FakeIdentityProvider, api: ApiClient, fault: dict[str, Any], status: int, code: str
+) -> None:
+    started = start(api)
+    back = browse(started.json()["authorization_url"])
+    idp.fail_next(**fault, path_contains="/token")
+
+    response = api.post(CALLBACK, back)
+
+    assert (response.status_code, response.json()["code"]) == (status, code)
+    if status == 400:
+        assert response.json()["details"] == {"reason": "code_rejected"}
+    assert idp.paths()[-1] == "POST /token"
+    assert idp.token_requests == 0  # answered by the fault, never by the token endpoint
+    nothing_signed_in()
+
+
 def test_national_sign_in_switched_off_is_a_503(settings: Any, api: ApiClient, db: None) -> None:
     settings.NATIONAL_ID_ISSUER = ""
 

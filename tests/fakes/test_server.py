@@ -139,7 +139,14 @@ def test_stop_releases_a_held_answer_at_once() -> None:
 
 @pytest.mark.parametrize(
     ("module", "probe"),
-    [("fakes.sms_gateway", SMS_PATH), ("fakes.carrier", "/v1/orders/EB1VN"), ("fakes.fcm", "/x")],
+    [
+        ("fakes.sms_gateway", SMS_PATH),
+        ("fakes.carrier", "/v1/orders/EB1VN"),
+        ("fakes.fcm", "/x"),
+        ("fakes.payment_gateway", "/national/api/v1/transactions"),
+        ("fakes.identity_provider", "/token"),
+        ("fakes.business_registry", "/enterprises/0100109106"),
+    ],
 )
 def test_each_fake_runs_as_its_own_process(tmp_path: Path, module: str, probe: str) -> None:
     extra = ("--credentials", str(tmp_path / "sa.json")) if module == "fakes.fcm" else ()

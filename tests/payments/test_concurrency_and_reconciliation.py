@@ -143,6 +143,25 @@ def test_lost_callback_is_settled_by_reconciliation(fake_gateway, settings) -> N
 
 
 @pytest.mark.django_db
+def test_a_querydr_answered_with_an_error_code_is_asked_again_next_time(
+    fake_gateway, settings
+) -> None:
+    citizen = Citizen()
+    configure(fake_gateway, drop_callbacks=True)
+    pay_at_gateway(fake_gateway, citizen.checkout().json()["checkout_url"])
+    age(only_payment(citizen), settings.PAYMENT_RECONCILE_AFTER_MINUTES + 1)
+    # VNPay's own answer to a query it could not serve: signed, code 99.
+    fake_gateway.fail_next("error", status=200, code="99", path_contains="/merchant_webapi/")
+
+    counts = reconciliation.settle_stale_pending()
+
+    assert counts == {"checked": 1, "settled": 0, "expired": 0, "unreachable": 1}
+    assert only_payment(citizen).status == "pending"
+    assert reconciliation.settle_stale_pending()["settled"] == 1  # the fault was for one query
+    one_settlement(citizen)
+
+
+@pytest.mark.django_db
 def test_reconciliation_expires_what_the_gateway_never_saw_paid(fake_gateway, settings) -> None:
     citizen = Citizen()
     citizen.checkout()  # the citizen never opened the gateway page

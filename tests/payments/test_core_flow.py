@@ -49,6 +49,21 @@ def test_checkout_returns_a_pending_payment_with_the_gateway_url(citizen, fake_g
     assert httpx.get(tampered, timeout=5).status_code == 400
 
 
+def test_a_connection_dropped_at_the_national_checkout_is_a_503_and_no_payment(
+    citizen, fake_gateway
+) -> None:
+    fake_gateway.fail_next("drop", path_contains="/national/api/v1/transactions")
+
+    response = citizen.checkout("national")
+
+    assert response.status_code == 503, response
+    assert response.json()["code"] == "gateway_unavailable"
+    assert fake_gateway.paths() == ["POST /national/api/v1/transactions"]
+    assert fake_gateway.state.orders == {}
+    assert not Payment.objects.exists()
+    assert citizen.checkout("national").status_code == 201  # the fault was for one call
+
+
 def test_paid_callback_moves_the_dossier_back_to_processing(citizen, fake_gateway) -> None:
     payment = citizen.checkout().json()
     configure(fake_gateway, drop_callbacks=True)
