@@ -386,7 +386,9 @@ def test_quiet_hours_hold_a_push_on_the_embedded_default(server: EmbeddedServer)
         what="the push out of quiet hours",
     )
     assert push["data"]["type"] == "dossier.completed"
-    assert rows() == [("dossier.accepted", "created"), ("dossier.completed", "delivered")]
+    # FCM has the push before the worker records its answer: wait for the record.
+    expected = [("dossier.accepted", "created"), ("dossier.completed", "delivered")]
+    wait_until(lambda: rows() == expected, timeout=20, what="the push recorded as delivered")
     http.close()
 
 

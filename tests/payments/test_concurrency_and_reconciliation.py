@@ -10,6 +10,7 @@ import pytest
 from django.db import connections
 
 from dossiers.models import Dossier, DossierEvent
+from fakes.harness import wait_until
 from payments import reconciliation
 from payments.models import Payment, PaymentAnomaly, ReconciliationReport
 from tests.conftest import ApiClient
@@ -103,17 +104,26 @@ def test_ipn_answered_with_an_error_is_retried_by_the_gateway(
     settings.PAYMENT_PUBLIC_BASE_URL = live_server.url
     citizen = Citizen()
     # The first attempts go to a path that answers 404 (as a misrouted IPN would),
-    # then the gateway's retries reach the right URL.
+    # then the gateway's retries reach the right URL. The gateway keeps retrying long
+    # enough (attempts) for the switch below to land however busy the machine is.
     configure(
-        fake_gateway, vnpay_ipn_url=f"{live_server.url}/api/v1/payments/gateways/nope/callback"
+        fake_gateway,
+        vnpay_ipn_url=f"{live_server.url}/api/v1/payments/gateways/nope/callback",
+        callback_attempts=1000,
     )
     payment = citizen.checkout().json()
     pay_at_gateway(fake_gateway, payment["checkout_url"])
+    wait_until(
+        lambda: any(c.get("http_status") == 404 for c in fake_gateway.state.callbacks),
+        timeout=30,
+        what="a misrouted callback",
+    )
     configure(
         fake_gateway, vnpay_ipn_url=f"{live_server.url}/api/v1/payments/gateways/vnpay/callback"
     )
-    assert fake_gateway.wait_for_callbacks(timeout=30)
+    assert fake_gateway.wait_for_callbacks(timeout=60)
     codes = [c["http_status"] for c in fake_gateway.state.callbacks]
+    assert codes[0] == 404
     assert codes[-1] == 200
     one_settlement(citizen)
 
