@@ -2,7 +2,14 @@
 
 Backends: `file` (one JSON object per line in OUTBOX_DIR/sms.jsonl, for
 development and tests), `console` (stdout), or a dotted path to a class with
-`send(message) -> str` (the real gateway adapter). Texts are Vietnamese.
+`send(message) -> str` (the real gateway adapter).
+
+Texts are in the reader's language (`vi`, `en`) and go out without Vietnamese
+diacritics (`plain_text`, applied by `send_sms` to every SMS): with them, a
+message needs UCS-2 (70 characters a segment instead of GSM-7's 160, so it costs
+two or three times more) and some older phones and networks garble it;
+brand-name SMS in Vietnam are written unaccented. Each text fits one GSM-7
+segment (tests/accounts/test_sms_texts.py) and a code comes first.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ import datetime as dt
 import fcntl
 import json
 import sys
+import unicodedata
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +26,62 @@ from typing import Protocol
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.functional import Promise
 from django.utils.module_loading import import_string
+
+# GSM 03.38: the default alphabet (one septet each; ESC left out) and its extension
+# table (two septets each: ESC and the character).
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENSION = frozenset("\f^{}\\[~]|€")
+GSM7_SEGMENT = 160  # septets in a single-part message
+
+
+def plain_text(text: str) -> str:
+    """`text` without diacritics: "Mã xác thực Đăng ký" -> "Ma xac thuc Dang ky".
+
+    Vietnamese letters decompose (NFD) into a base letter and combining marks,
+    which are dropped; đ and Đ are letters of their own and map to d and D."""
+    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    stripped = "".join(char for char in decomposed if not unicodedata.combining(char))
+    return unicodedata.normalize("NFC", stripped)  # what is left of other scripts
+
+
+def gsm7_septets(text: str) -> int | None:
+    """How many GSM-7 septets `text` takes, or None when GSM-7 cannot carry it."""
+    septets = 0
+    for char in text:
+        if char in GSM7_BASIC:
+            septets += 1
+        elif char in GSM7_EXTENSION:
+            septets += 2
+        else:
+            return None
+    return septets
+
+
+@dataclass(frozen=True)
+class SmsTemplate:
+    """An SMS text from the gettext catalogue with `str.format` placeholders.
+
+    `format` renders it in the active language: call it where the reader's
+    language is active (the request's for a code, `translation.override` with
+    the account's `language` for a notice), not in a job. Every template is
+    listed in `SMS_TEMPLATES`, so a test checks each fits one segment.
+    """
+
+    text: Promise  # gettext_lazy
+
+    def __post_init__(self) -> None:
+        SMS_TEMPLATES.append(self)
+
+    def format(self, **values: object) -> str:
+        return str(self.text).format(**values)
+
+
+SMS_TEMPLATES: list[SmsTemplate] = []
 
 
 @dataclass(frozen=True)
@@ -86,8 +149,9 @@ def get_backend() -> SmsBackend:
 
 
 def send_sms(to: str, text: str, *, purpose: str) -> str:
-    """Send one SMS now; returns the provider's message id."""
-    return get_backend().send(SmsMessage(to=to, text=text, purpose=purpose))
+    """Send one SMS now (without diacritics, see the module's docstring); returns the
+    provider's message id."""
+    return get_backend().send(SmsMessage(to=to, text=plain_text(text), purpose=purpose))
 
 
 def read_outbox(outbox_dir: Path | None = None) -> list[dict[str, str]]:

@@ -17,35 +17,52 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from auth.models import OtpChallenge, User
+from auth.sms import SmsTemplate
 from backend.errors import RateLimited, Unprocessable
 from backend.keys import ACCOUNTS_SALT, keyed_hash
 
-# Every SMS citizens receive is in Vietnamese (the gateway's brand name prefixes it).
+# A code goes in the language of the request that asked for it: whoever asked holds
+# the app and reads the code now. The code comes first (it shows in the phone's
+# notification preview, and auto-fill finds it); every text fits one SMS segment.
 SMS_TEXTS = {
-    OtpChallenge.Purpose.REGISTER: (
-        "{code} là mã xác thực đăng ký tài khoản Dịch vụ công, hiệu lực {minutes} phút. "
-        "Không chia sẻ mã này cho bất kỳ ai."
+    OtpChallenge.Purpose.REGISTER: SmsTemplate(
+        _(
+            "{code} is your code to sign up for Public Services. It expires in {minutes} "
+            "minutes. Never share it with anyone."
+        )
     ),
-    OtpChallenge.Purpose.LOGIN: (
-        "{code} là mã xác thực đăng nhập Dịch vụ công trên thiết bị mới, hiệu lực "
-        "{minutes} phút. Nếu không phải bạn, hãy đổi mật khẩu ngay."
+    OtpChallenge.Purpose.LOGIN: SmsTemplate(
+        _(
+            "{code} is your code to sign in to Public Services on a new device. It expires in "
+            "{minutes} minutes. If this was not you, change your password now."
+        )
     ),
-    OtpChallenge.Purpose.RESET_PASSWORD: (
-        "{code} là mã đặt lại mật khẩu tài khoản Dịch vụ công, hiệu lực {minutes} phút. "
-        "Không chia sẻ mã này cho bất kỳ ai."
+    OtpChallenge.Purpose.RESET_PASSWORD: SmsTemplate(
+        _(
+            "{code} is your code to reset your Public Services password. It expires in "
+            "{minutes} minutes. Never share it with anyone."
+        )
     ),
-    OtpChallenge.Purpose.CHANGE_PHONE: (
-        "{code} là mã xác nhận đổi số điện thoại tài khoản Dịch vụ công sang số này, "
-        "hiệu lực {minutes} phút."
+    OtpChallenge.Purpose.CHANGE_PHONE: SmsTemplate(
+        _(
+            "{code} is your code to move your Public Services account to this number. It "
+            "expires in {minutes} minutes."
+        )
     ),
-    OtpChallenge.Purpose.LINK_NATIONAL: (
-        "{code} là mã xác nhận liên kết định danh điện tử VNeID với tài khoản Dịch vụ công, "
-        "hiệu lực {minutes} phút. Nếu không phải bạn, đừng nhập mã này."
+    OtpChallenge.Purpose.LINK_NATIONAL: SmsTemplate(
+        _(
+            "{code} is your code to link your VNeID to your Public Services account. It "
+            "expires in {minutes} minutes. If this was not you, do not enter it."
+        )
     ),
 }
-NOTICE_ALREADY_REGISTERED = (
-    "Số điện thoại này đã có tài khoản Dịch vụ công. Nếu bạn vừa đăng ký, hãy đăng nhập "
-    "hoặc dùng chức năng Quên mật khẩu. Nếu không phải bạn, hãy bỏ qua tin nhắn này."
+# Sent instead of a code to a number that already has an account, in that
+# account's language (it is the owner who reads it).
+NOTICE_ALREADY_REGISTERED = SmsTemplate(
+    _(
+        "This number already has a Public Services account. If you just signed up, sign in "
+        "or use Forgot password. If this was not you, ignore this message."
+    )
 )
 
 OTP_SCOPE = "otp"

@@ -2,9 +2,11 @@
 
 Wire format (`SendMultipleMessage_V4_post_json`): POST a JSON object
 `{"ApiKey", "SecretKey", "Phone", "Content", "Brandname", "SmsType": "2",
-"IsUnicode": "1", "RequestId"}`; the reply is JSON with `CodeResult` "100" and
+"IsUnicode", "RequestId"}`; the reply is JSON with `CodeResult` "100" and
 an `SMSID` on success, another `CodeResult` (and usually `ErrorMessage`) on
 failure. Type 2 is the customer-care brand-name channel used for OTPs.
+`IsUnicode` is "0" (GSM-7, 160 characters a segment) for the unaccented texts
+`send_sms` passes, "1" (UCS-2, 70) only for a text GSM-7 cannot carry.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import threading
 import httpx
 from django.conf import settings
 
-from auth.sms import SmsError, SmsMessage
+from auth.sms import SmsError, SmsMessage, gsm7_septets
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ class HttpSmsBackend:
             "Content": message.text,
             "Brandname": settings.SMS_BRANDNAME,
             "SmsType": "2",
-            "IsUnicode": "1",
+            "IsUnicode": "0" if gsm7_septets(message.text) is not None else "1",
             "RequestId": message.id,
         }
 

@@ -171,6 +171,7 @@ def _validation_message(error: dict[str, Any]) -> str:
         "datetime_type": lambda: _("Not a valid date and time."),
         "datetime_parsing": lambda: _("Not a valid date and time."),
         "datetime_from_date_parsing": lambda: _("Not a valid date and time."),
+        "timezone_aware": lambda: _("Must include a time zone."),
         "greater_than": lambda: _("Must be more than %(gt)s.") % {"gt": ctx.get("gt")},
         "greater_than_equal": lambda: _("Must be at least %(ge)s.") % {"ge": ctx.get("ge")},
         "less_than": lambda: _("Must be less than %(lt)s.") % {"lt": ctx.get("lt")},

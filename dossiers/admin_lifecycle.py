@@ -21,6 +21,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from backend.errors import ApiError
 from dossiers import lifecycle, monitoring
@@ -54,7 +55,7 @@ ACTION_TITLES = {
     "start_processing": _("Start processing"),
     "request_supplement": _("Request a supplement (form 02)"),
     "request_payment": _("Request payment"),
-    "complete": _("Result ready"),
+    "complete": pgettext_lazy("dossier action", "Result ready"),
     "hand_over": _("Hand over the result"),
     "stop": _("Stop processing"),
     "apologise": _("Apologise with a new date (form 04)"),

@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from dossiers.event_types import EventType
 
@@ -108,7 +109,9 @@ class Procedure(models.Model):
     search_text = models.TextField(
         blank=True, editable=False, help_text="Lower-case name without diacritics, for search."
     )
-    field = models.CharField(max_length=200, help_text=_("Field (lĩnh vực)"))
+    field = models.CharField(
+        max_length=200, help_text=_("Field of the procedure, e.g. Civil status.")
+    )
     field_en = models.CharField(max_length=200, blank=True)
     agency = models.ForeignKey(Agency, on_delete=models.PROTECT, related_name="procedures")
     service_level = models.CharField(max_length=8, choices=ServiceLevel.choices)
@@ -197,17 +200,23 @@ class Dossier(models.Model):
     """An application (hồ sơ). Status codes follow the national portal's ten codes."""
 
     class Status(models.IntegerChoices):
-        DRAFT = 0, _("Draft")
-        NEW = 1, _("Submitted")  # mới đăng ký
-        ACCEPTED = 2, _("Accepted")  # được tiếp nhận
-        REFUSED = 3, _("Refused at reception")  # không được tiếp nhận
-        PROCESSING = 4, _("Processing")  # đang xử lý
-        SUPPLEMENT_REQUESTED = 5, _("Supplement requested")  # yêu cầu bổ sung giấy tờ
-        PAYMENT_REQUESTED = 6, _("Payment requested")  # yêu cầu thực hiện nghĩa vụ tài chính
-        WITHDRAWN = 7, _("Withdrawn")  # công dân yêu cầu rút hồ sơ
-        STOPPED = 8, _("Processing stopped")  # dừng xử lý
-        RESULT_READY = 9, _("Result ready")  # đã xử lý xong
-        HANDED_OVER = 10, _("Result handed over")  # đã trả kết quả
+        # In their own context: the same English words name other things too (an
+        # invitation is "Accepted" as well), which Vietnamese may say differently.
+        DRAFT = 0, pgettext_lazy("dossier status", "Draft")
+        NEW = 1, pgettext_lazy("dossier status", "Submitted")  # mới đăng ký
+        ACCEPTED = 2, pgettext_lazy("dossier status", "Accepted")  # được tiếp nhận
+        # không được tiếp nhận
+        REFUSED = 3, pgettext_lazy("dossier status", "Refused at reception")
+        PROCESSING = 4, pgettext_lazy("dossier status", "Processing")  # đang xử lý
+        # yêu cầu bổ sung giấy tờ
+        SUPPLEMENT_REQUESTED = 5, pgettext_lazy("dossier status", "Supplement requested")
+        # yêu cầu thực hiện nghĩa vụ tài chính
+        PAYMENT_REQUESTED = 6, pgettext_lazy("dossier status", "Payment requested")
+        # công dân yêu cầu rút hồ sơ
+        WITHDRAWN = 7, pgettext_lazy("dossier status", "Withdrawn")
+        STOPPED = 8, pgettext_lazy("dossier status", "Processing stopped")  # dừng xử lý
+        RESULT_READY = 9, pgettext_lazy("dossier status", "Result ready")  # đã xử lý xong
+        HANDED_OVER = 10, pgettext_lazy("dossier status", "Result handed over")  # đã trả kết quả
 
     class Channel(models.IntegerChoices):
         IN_PERSON = 1, _("In person")
@@ -237,7 +246,9 @@ class Dossier(models.Model):
     channel = models.PositiveSmallIntegerField(choices=Channel.choices, default=Channel.ONLINE)
     form_data = models.JSONField(default=dict, blank=True)
     submitted_at = models.DateTimeField(null=True, blank=True)
-    appointment_at = models.DateTimeField(null=True, blank=True, help_text=_("ngày hẹn trả"))
+    appointment_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("Appointment date: when the result is due.")
+    )
     paused_at = models.DateTimeField(
         null=True, blank=True, help_text=_("Set while the agency waits for a supplement.")
     )

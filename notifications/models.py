@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Category(models.TextChoices):
@@ -78,11 +79,11 @@ class Notification(models.Model):
     """One inbox entry of one user. Every push is a delivery of one of these."""
 
     class SmsStatus(models.TextChoices):
-        NONE = "", _("Not needed")
-        PENDING = "pending", _("Pending")
-        SENDING = "sending", _("Sending")
-        SENT = "sent", _("Sent")
-        FAILED = "failed", _("Failed")
+        NONE = "", pgettext_lazy("fallback SMS status", "Not needed")
+        PENDING = "pending", pgettext_lazy("fallback SMS status", "Pending")
+        SENDING = "sending", pgettext_lazy("fallback SMS status", "Sending")
+        SENT = "sent", pgettext_lazy("fallback SMS status", "Sent")
+        FAILED = "failed", pgettext_lazy("fallback SMS status", "Failed")
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications"
@@ -138,11 +139,17 @@ class Delivery(models.Model):
     """One push of one notification to one device (GOV.UK Notify-style states)."""
 
     class State(models.TextChoices):
-        CREATED = "created", _("Created")
-        SENDING = "sending", _("Sending")
-        DELIVERED = "delivered", _("Delivered to FCM")
-        TEMPORARY_FAILURE = "temporary-failure", _("Temporary failure")
-        PERMANENT_FAILURE = "permanent-failure", _("Permanent failure")
+        CREATED = "created", pgettext_lazy("push delivery state", "Created")
+        SENDING = "sending", pgettext_lazy("push delivery state", "Sending")
+        DELIVERED = "delivered", pgettext_lazy("push delivery state", "Delivered to FCM")
+        TEMPORARY_FAILURE = (
+            "temporary-failure",
+            pgettext_lazy("push delivery state", "Temporary failure"),
+        )
+        PERMANENT_FAILURE = (
+            "permanent-failure",
+            pgettext_lazy("push delivery state", "Permanent failure"),
+        )
 
     CLAIMABLE = (State.CREATED, State.TEMPORARY_FAILURE)
 

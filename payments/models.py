@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class PaymentRequest(models.Model):
@@ -21,9 +22,9 @@ class PaymentRequest(models.Model):
         AGENCY = "agency", _("Requested by the agency")
 
     class Status(models.TextChoices):
-        OPEN = "open", _("Open")
-        PAID = "paid", _("Paid")
-        CLOSED = "closed", _("Closed without online payment")
+        OPEN = "open", pgettext_lazy("payment request status", "Open")
+        PAID = "paid", pgettext_lazy("payment request status", "Paid")
+        CLOSED = "closed", pgettext_lazy("payment request status", "Closed without online payment")
 
     dossier = models.ForeignKey(
         "dossiers.Dossier", on_delete=models.PROTECT, related_name="payment_requests"
@@ -70,12 +71,12 @@ class Payment(models.Model):
     """
 
     class Status(models.TextChoices):
-        PENDING = "pending", _("Waiting for payment")
-        PAID = "paid", _("Paid")
-        FAILED = "failed", _("Failed")
-        EXPIRED = "expired", _("Expired")
-        CANCELLED = "cancelled", _("Cancelled")
-        REFUNDED = "refunded", _("Refunded")
+        PENDING = "pending", pgettext_lazy("payment status", "Waiting for payment")
+        PAID = "paid", pgettext_lazy("payment status", "Paid")
+        FAILED = "failed", pgettext_lazy("payment status", "Failed")
+        EXPIRED = "expired", pgettext_lazy("payment status", "Expired")
+        CANCELLED = "cancelled", pgettext_lazy("payment status", "Cancelled")
+        REFUNDED = "refunded", pgettext_lazy("payment status", "Refunded")
 
     # The only moves allowed (no backwards moves).
     MOVES: dict[str, frozenset[str]] = {

@@ -32,7 +32,6 @@ from postal.access import (
     shows_recipient,
     visible_bookings,
 )
-from postal.carriers import carrier_names
 from postal.models import CarrierMessage, DeliveryBooking, SavedAddress
 
 router = Router(tags=["postal"])
@@ -515,20 +514,14 @@ class WebhookAckOut(Schema):
 
 @router.post(
     "/carriers/{carrier}/webhook",
+    auth=webhooks.carrier_signature,
     response={200: WebhookAckOut, 401: ErrorOut, 404: ErrorOut, 422: ErrorOut},
     summary="Parcel status from the carrier (signed, server to server)",
     description="See mobile_api_docs/postal.md, section Carrier webhook contract.",
 )
-def carrier_webhook(request: HttpRequest, carrier: str) -> dict[str, Any]:
-    if carrier not in carrier_names():
-        raise NotFound()
-    body = request.body
-    webhooks.verify(
-        carrier,
-        body,
-        request.headers.get(webhooks.TIMESTAMP_HEADER),
-        request.headers.get(webhooks.SIGNATURE_HEADER),
-    )
-    update = webhooks.parse(body)
+def carrier_webhook(
+    request: HttpRequest, carrier: str, payload: webhooks.CarrierWebhookIn
+) -> dict[str, Any]:
+    update = webhooks.carrier_update(payload)
     outcome, _booking_id = actions.apply_carrier_update(carrier, update)
     return {"message_id": update.message_id, "outcome": outcome}

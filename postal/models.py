@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class SavedAddress(models.Model):
@@ -48,17 +49,26 @@ class DeliveryBooking(models.Model):
         PICKUP = "pickup", _("Paper dossier to the agency")
 
     class Status(models.TextChoices):
-        PENDING = "pending", _("Booking pending")
-        BOOKED = "booked", _("Booked with the carrier")
-        READY_FOR_PICKUP = "ready_for_pickup", _("Waiting for the carrier to collect")
-        PICKED_UP = "picked_up", _("Picked up")
-        IN_TRANSIT = "in_transit", _("In transit")
-        OUT_FOR_DELIVERY = "out_for_delivery", _("Out for delivery")
-        FAILED_ATTEMPT = "failed_attempt", _("Delivery attempt failed")
-        DELIVERED = "delivered", _("Delivered")
-        RETURNED = "returned", _("Returned to sender")
-        CANCELLED = "cancelled", _("Cancelled")
-        REJECTED = "rejected", _("Refused by the carrier")
+        PENDING = "pending", pgettext_lazy("postal delivery status", "Booking pending")
+        BOOKED = "booked", pgettext_lazy("postal delivery status", "Booked with the carrier")
+        READY_FOR_PICKUP = (
+            "ready_for_pickup",
+            pgettext_lazy("postal delivery status", "Waiting for the carrier to collect"),
+        )
+        PICKED_UP = "picked_up", pgettext_lazy("postal delivery status", "Picked up")
+        IN_TRANSIT = "in_transit", pgettext_lazy("postal delivery status", "In transit")
+        OUT_FOR_DELIVERY = (
+            "out_for_delivery",
+            pgettext_lazy("postal delivery status", "Out for delivery"),
+        )
+        FAILED_ATTEMPT = (
+            "failed_attempt",
+            pgettext_lazy("postal delivery status", "Delivery attempt failed"),
+        )
+        DELIVERED = "delivered", pgettext_lazy("postal delivery status", "Delivered")
+        RETURNED = "returned", pgettext_lazy("postal delivery status", "Returned to sender")
+        CANCELLED = "cancelled", pgettext_lazy("postal delivery status", "Cancelled")
+        REJECTED = "rejected", pgettext_lazy("postal delivery status", "Refused by the carrier")
 
     ACTIVE_STATUSES = (
         Status.PENDING,

@@ -19,6 +19,7 @@ from typing import Any
 from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from dossiers.deadlines import MAX_SCAN_DAYS, WorkingCalendar
 from dossiers.events import EventType
@@ -29,16 +30,36 @@ Status = Dossier.Status
 
 # The usual path of a dossier, and what moves it along.
 PROGRESS_STEPS: list[tuple[str, Promise, EventType, set[int]]] = [
-    ("submitted", _("Submitted"), EventType.DOSSIER_SUBMITTED, {Status.NEW}),
-    ("accepted", _("Accepted"), EventType.DOSSIER_ACCEPTED, {Status.ACCEPTED}),
+    (
+        "submitted",
+        pgettext_lazy("dossier step", "Submitted"),
+        EventType.DOSSIER_SUBMITTED,
+        {Status.NEW},
+    ),
+    (
+        "accepted",
+        pgettext_lazy("dossier step", "Accepted"),
+        EventType.DOSSIER_ACCEPTED,
+        {Status.ACCEPTED},
+    ),
     (
         "processing",
-        _("Processing"),
+        pgettext_lazy("dossier step", "Processing"),
         EventType.DOSSIER_PROCESSING_STARTED,
         {Status.PROCESSING, Status.SUPPLEMENT_REQUESTED, Status.PAYMENT_REQUESTED},
     ),
-    ("result_ready", _("Result ready"), EventType.DOSSIER_COMPLETED, {Status.RESULT_READY}),
-    ("handed_over", _("Result handed over"), EventType.DOSSIER_HANDED_OVER, {Status.HANDED_OVER}),
+    (
+        "result_ready",
+        pgettext_lazy("dossier step", "Result ready"),
+        EventType.DOSSIER_COMPLETED,
+        {Status.RESULT_READY},
+    ),
+    (
+        "handed_over",
+        pgettext_lazy("dossier step", "Result handed over"),
+        EventType.DOSSIER_HANDED_OVER,
+        {Status.HANDED_OVER},
+    ),
 ]
 
 # While in one of these, the processing clock runs (or is paused) towards the appointment.

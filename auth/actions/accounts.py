@@ -18,7 +18,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Value
 from django.db.models.functions import Greatest
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from auth import sms_codes
@@ -36,16 +36,19 @@ from auth.citizen_ids import validate_citizen_id
 from auth.models import AuthMethod, DeviceSession, OtpChallenge, User
 from auth.phone import mask_phone, normalise_phone
 from auth.ratelimit import LockedOut, reserve_attempt
-from auth.sms import SmsError, send_sms
+from auth.sms import SmsError, SmsTemplate, send_sms
 from auth.tokens import TokenPair
 from backend.errors import Conflict, RateLimited, Unprocessable, field_error
 from backend.middleware import rate_limit_address
 
 logger = logging.getLogger(__name__)
 
-NOTICE_PHONE_CHANGED = (
-    "Số điện thoại của tài khoản Dịch vụ công vừa được đổi sang {new}. Nếu không phải "
-    "bạn thực hiện, hãy liên hệ bộ phận hỗ trợ ngay."
+# To the old number, in the account's language.
+NOTICE_PHONE_CHANGED = SmsTemplate(
+    _(
+        "The phone number of your Public Services account was changed to the number ending "
+        "{last4}. If this was not you, contact support now."
+    )
 )
 
 
@@ -88,7 +91,9 @@ def register(*, phone: str, full_name: str, password: str, ip: str) -> OtpChalle
         if existing is not None and candidate is None:
             make_password(password)  # same work as a real sign-up: same timing class
             challenge = new_challenge(OtpChallenge.Purpose.REGISTER, e164, None, ip)
-            issue_code(challenge, ip=ip, send=False, notice=sms_codes.NOTICE_ALREADY_REGISTERED)
+            with translation.override(existing.language):
+                notice = sms_codes.NOTICE_ALREADY_REGISTERED.format()
+            issue_code(challenge, ip=ip, send=False, notice=notice)
             return challenge
         if existing is None:
             existing = User.objects.create_user(e164, password, full_name=full_name)
@@ -214,12 +219,10 @@ def confirm_phone_change(*, user: User, challenge_id: uuid.UUID, code: str) -> U
                 user.save(update_fields=["phone", "phone_verified_at"])
         except IntegrityError as exc:
             raise Conflict("phone_taken", _("This number belongs to another account.")) from exc
+    with translation.override(user.language):
+        notice = NOTICE_PHONE_CHANGED.format(last4=user.phone[-4:])
     try:
-        send_sms(
-            old_phone,
-            NOTICE_PHONE_CHANGED.format(new=mask_phone(user.phone)),
-            purpose="notice.phone_changed",
-        )
+        send_sms(old_phone, notice, purpose="notice.phone_changed")
     except SmsError:
         logger.warning("phone-change notice to %s not sent", mask_phone(old_phone))
     return user

@@ -36,7 +36,6 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone, translation
 from django.utils.module_loading import import_string
-from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from auth.access import access_reset, identity_level, require_support_staff
@@ -44,6 +43,7 @@ from auth.actions.phone_numbers import free_phone_number, lock_phone_number
 from auth.actions.sessions import revoke_all_sessions
 from auth.models import DeviceSession, RecoveryCode, SupportAuditRecord, SupportReset, User
 from auth.phone import invalid_phone, mask_phone, parse_phone
+from auth.sms import SmsTemplate
 from backend.errors import Conflict, NotFound, PermissionDenied, Unprocessable
 from backend.jobs import defer
 
@@ -52,6 +52,25 @@ CITIZEN_ID = re.compile(r"^\d{12}$")
 
 # auth/tasks.py imports the actions it runs: the job is named, not imported (no cycle).
 SMS_NOTICE_TASK = "accounts.send_sms_notice"
+# The SMS a reset sends, in the account's language.
+NOTICE_RESET_MOVED = SmsTemplate(
+    _(
+        "Support staff reset your Public Services account and moved it to the number ending "
+        "{last4}. If you did not ask for this, call the hotline now."
+    )
+)
+NOTICE_RESET_NEW_NUMBER = SmsTemplate(
+    _(
+        "Support staff reset your Public Services account, which now uses this number. Open "
+        "the app and choose a new password to sign in."
+    )
+)
+NOTICE_RESET = SmsTemplate(
+    _(
+        "Support staff reset your Public Services account: signed out everywhere, "
+        "authenticator removed. Choose a new password in the app. Not you? Call the hotline."
+    )
+)
 
 
 @dataclass(frozen=True)
@@ -453,20 +472,10 @@ def _notify_citizen(
         )
     with translation.override(subject.language):
         if subject.phone != old_phone:
-            old_text = gettext(
-                "Your public services account was reset by support staff and moved to "
-                "the number ending %(last4)s. If you did not ask for this, call the hotline now."
-            ) % {"last4": subject.phone[-4:]}
-            new_text = gettext(
-                "Your public services account was reset by support staff and now uses this "
-                "number. Open the app and choose a new password to sign in."
-            )
+            old_text = NOTICE_RESET_MOVED.format(last4=subject.phone[-4:])
+            new_text = NOTICE_RESET_NEW_NUMBER.format()
             defer(SMS_NOTICE_TASK, to=old_phone, text=old_text, purpose="notice.support_reset")
             defer(SMS_NOTICE_TASK, to=subject.phone, text=new_text, purpose="notice.support_reset")
         else:
-            text = gettext(
-                "Your public services account was reset by support staff: signed out "
-                "everywhere, authenticator removed. Open the app and choose a new password. "
-                "If you did not ask for this, call the hotline now."
-            )
+            text = NOTICE_RESET.format()
             defer(SMS_NOTICE_TASK, to=subject.phone, text=text, purpose="notice.support_reset")

@@ -34,11 +34,17 @@ def test_success_returns_the_gateway_sms_id_and_sends_the_wire_format(gateway) -
     assert sent["ApiKey"] == "test-api-key"
     assert sent["SecretKey"] == "test-secret"
     assert sent["Phone"] == "84912345678"
-    assert sent["Content"] == "123456 là mã xác thực"
+    assert sent["Content"] == "123456 la ma xac thuc"  # send_sms takes the diacritics off
     assert sent["Brandname"] == "DVCONG"
     assert sent["SmsType"] == "2"
-    assert sent["IsUnicode"] == "1"
+    assert sent["IsUnicode"] == "0"  # GSM-7: 160 characters a segment
     assert len(sms_id) == 36
+
+
+def test_a_text_gsm7_cannot_carry_goes_as_unicode(gateway) -> None:
+    send_sms("+84912345678", "Hồ sơ 中文 €", purpose="notice.test")
+    sent = gateway.messages[0]
+    assert (sent["Content"], sent["IsUnicode"]) == ("Ho so 中文 €", "1")
 
 
 @pytest.mark.parametrize(
@@ -111,7 +117,8 @@ def test_registration_through_the_gateway_texts_the_code(api, db, gateway) -> No
     response = register(api)
     assert response.status_code == 202
     assert gateway.messages[0]["Phone"] == "84912345678"
-    assert "mã xác thực đăng ký" in gateway.messages[0]["Content"]
+    assert "ma xac thuc dang ky" in gateway.messages[0]["Content"]
+    assert gateway.messages[0]["IsUnicode"] == "0"
 
 
 def test_messages_from_several_threads_share_one_client_and_one_tls_context(

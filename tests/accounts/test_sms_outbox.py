@@ -13,7 +13,7 @@ def test_file_backend_appends_one_json_line_per_message(outbox_dir: Path, settin
     record = json.loads(lines[0])
     assert record["id"] == first
     assert record["to"] == "+84912345678"
-    assert record["text"] == "Mã xác thực của bạn là 123456"
+    assert record["text"] == "Ma xac thuc cua ban la 123456"  # as sent: without diacritics
     assert record["purpose"] == "otp.register"
     assert [m["to"] for m in read_outbox()] == ["+84912345678", "+84987654321"]
 

@@ -88,6 +88,7 @@ def post_webhook(
     timestamp: int | None = None,
     signature: str | None = None,
     carrier: str = "vnpost",
+    language: str | None = None,
 ) -> ApiResponse:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     ts = str(timestamp if timestamp is not None else int(time.time()))
@@ -95,7 +96,9 @@ def post_webhook(
         "X-Carrier-Timestamp": ts,
         "X-Carrier-Signature": signature if signature is not None else sign(secret, ts, raw),
     }
-    return ApiClient().post(f"/api/v1/postal/carriers/{carrier}/webhook", raw=raw, headers=headers)
+    return ApiClient(language=language).post(
+        f"/api/v1/postal/carriers/{carrier}/webhook", raw=raw, headers=headers
+    )
 
 
 def run_postal_jobs() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -238,3 +239,116 @@ def test_pickup_booking_journey_end_to_end(fake_carrier: FakeCarrier) -> None:
         "delivery.in_transit",
         "delivery.delivered",
     ]
+
+
+# --- Refusals in the API's error shape and the request's language ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("language", "texts"),
+    [
+        (
+            "vi",
+            {
+                "": "Một số trường không hợp lệ.",
+                "status": "Giá trị không nằm trong danh sách cho phép.",
+                "message_id": "Phải có ít nhất 1 ký tự.",
+                "occurred_at": "Phải có múi giờ.",
+            },
+        ),
+        (
+            "en",
+            {
+                "": "Some fields are not valid.",
+                "status": "Not one of the allowed values.",
+                "message_id": "Must be at least 1 characters.",
+                "occurred_at": "Must include a time zone.",
+            },
+        ),
+    ],
+)
+def test_field_errors_are_coded_and_in_the_requests_language(
+    booked: DeliveryBooking, language: str, texts: dict[str, str]
+) -> None:
+    """The carrier gets what every client of the API gets (README.md, Errors), not
+    pydantic's English."""
+    body = message(booked, "teleported", 1, message_id="", occurred_at="2026-11-24T01:00:00")
+    response = post_webhook(body, language=language)
+    assert response.status_code == 422
+    assert response.json() == {
+        "code": "validation_error",
+        "message": texts[""],
+        "details": [
+            {
+                "field": "message_id",
+                "location": "body",
+                "code": "string_too_short",
+                "message": texts["message_id"],
+            },
+            {
+                "field": "status",
+                "location": "body",
+                "code": "literal_error",
+                "message": texts["status"],
+            },
+            {
+                "field": "occurred_at",
+                "location": "body",
+                "code": "timezone_aware",
+                "message": texts["occurred_at"],
+            },
+        ],
+    }
+    assert CarrierMessage.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("language", "text"),
+    [("vi", "Ngày giờ nằm ngoài khoảng cho phép."), ("en", "This date is out of range.")],
+)
+def test_a_moment_out_of_range_is_explained_in_the_requests_language(
+    booked: DeliveryBooking, language: str, text: str
+) -> None:
+    body = message(booked, "picked_up", 1, occurred_at="9999-12-31T23:59:59-12:00")
+    response = post_webhook(body, language=language)
+    assert response.status_code == 422
+    [detail] = response.json()["details"]
+    assert (detail["field"], detail["code"], detail["message"]) == (
+        "occurred_at",
+        "value_error",
+        text,
+    )
+
+
+def test_a_body_that_is_not_json_is_400_malformed_json(booked: DeliveryBooking) -> None:
+    response = post_webhook(b'{"message_id": "msg-1",', language="vi")
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": "malformed_json",
+        "message": "Nội dung yêu cầu không phải JSON hợp lệ.",
+        "details": None,
+    }
+    assert CarrierMessage.objects.count() == 0
+
+
+def test_a_nul_character_is_refused_before_anything_is_stored(booked: DeliveryBooking) -> None:
+    body = json.dumps(message(booked, "picked_up", 1, location="Bưu cục\x00")).encode()
+    response = post_webhook(body, language="en")
+    assert response.status_code == 422
+    assert response.json()["details"] == [
+        {
+            "field": "location",
+            "location": "body",
+            "code": "nul_character",
+            "message": "Must not contain the NUL character.",
+        }
+    ]
+    assert CarrierMessage.objects.count() == 0
+
+
+def test_a_malformed_body_without_a_valid_signature_is_401(booked: DeliveryBooking) -> None:
+    """The signature is checked before the body is read: an unsigned caller learns
+    nothing about the format."""
+    response = post_webhook(b"not json", secret="not-the-secret")
+    assert response.status_code == 401
+    assert response.json()["code"] == "invalid_signature"
