@@ -828,7 +828,8 @@ def _save_answers(rows: list[Delivery], now: dt.datetime) -> None:
 
 
 def _fallback_where_all_failed(notification_ids: Iterable[int]) -> None:
-    """Queue the SMS of each urgent notification whose every push failed for good."""
+    """Queue the SMS of each urgent notification whose every push failed for good (if
+    its user still follows the dossier: `request_fallback_sms`)."""
     ids = sorted(set(notification_ids))
     if not ids:
         return
@@ -851,12 +852,29 @@ def _fallback_where_all_failed(notification_ids: Iterable[int]) -> None:
         request_fallback_sms(notification_id)
 
 
+def still_for_its_user() -> Q:
+    """Notifications whose user still follows their dossier (`recipients_for`, as the
+    claim of a push decides it): the applicant, or a member of the dossier's
+    organisation who watches it. One about no dossier, or a dossier of no
+    organisation, always is."""
+    return (
+        Q(dossier__isnull=True)
+        | Q(dossier__organisation_id__isnull=True)
+        | still_recipient("dossier", "user")
+    )
+
+
 def request_fallback_sms(notification_id: int) -> bool:
-    """Mark an urgent notification for SMS (once) and defer the job; in a transaction."""
+    """Mark an urgent notification for SMS (once) and defer the job; in a transaction.
+
+    Not for a user who stopped following the dossier since the event (left the
+    organisation, stopped watching it): their pushes were for a member, and so
+    would the SMS be."""
     marked = (
         Notification.objects.filter(
             pk=notification_id, urgent=True, sms_status=Notification.SmsStatus.NONE
         )
+        .filter(still_for_its_user())
         .exclude(sms_text="")
         .update(sms_status=Notification.SmsStatus.PENDING)
     )
@@ -866,11 +884,18 @@ def request_fallback_sms(notification_id: int) -> bool:
 
 
 def send_fallback_sms(notification_id: int) -> bool:
-    """Send the fallback SMS of a notification, at most once."""
-    claimed = Notification.objects.filter(
+    """Send the fallback SMS of a notification, at most once, if its user still follows
+    the dossier (the job may run a while after it was asked for)."""
+    pending = Notification.objects.filter(
         pk=notification_id, sms_status=Notification.SmsStatus.PENDING
-    ).update(sms_status=Notification.SmsStatus.SENDING)
+    )
+    claimed = pending.filter(still_for_its_user()).update(sms_status=Notification.SmsStatus.SENDING)
     if not claimed:
+        # Still pending: its user left the audience meanwhile; the SMS is not needed.
+        if pending.update(sms_status=Notification.SmsStatus.NONE):
+            logger.info(
+                "fallback SMS of notification %s dropped: no longer its user's", notification_id
+            )
         return False
     notification = Notification.objects.select_related("user").get(pk=notification_id)
     try:
