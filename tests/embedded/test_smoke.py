@@ -386,7 +386,9 @@ def test_quiet_hours_hold_a_push_on_the_embedded_default(server: EmbeddedServer)
         what="the push out of quiet hours",
     )
     assert push["data"]["type"] == "dossier.completed"
-    assert rows() == [("dossier.accepted", "created"), ("dossier.completed", "delivered")]
+    # The push is written before its answer is recorded: wait for the row to say so.
+    recorded = [("dossier.accepted", "created"), ("dossier.completed", "delivered")]
+    wait_until(lambda: rows() == recorded, timeout=20, what="the push's answer recorded")
     http.close()
 
 
