@@ -54,9 +54,10 @@ def gps_of(image_bytes: bytes) -> dict[int, Any]:
 
 def wait_for_push_of(stack: Stack, event_type: str) -> None:
     """The journey's next step comes once this event's push is out, at a person's
-    pace: pushes of two events milliseconds apart are sent side by side, in no
-    promised order (push.md: refresh the dossier on tap rather than trust their order),
-    and the end of the journey checks that they came in the events' order."""
+    pace: of two events milliseconds apart, only the later one's push may be sent
+    (push.md, "Order of a dossier's pushes": the earlier one is SUPERSEDED once the
+    later one is due), and the end of the journey checks every event's push, in the
+    events' order."""
     wait_until(
         lambda: any(p["data"]["type"] == event_type for p in pushes_to(stack, FCM_TOKEN)),
         timeout=30,

@@ -9,9 +9,18 @@ from django.test.utils import CaptureQueriesContext
 
 from auth.actions.organisations import remove_member, set_watching
 from auth.models import Membership, User
+from auth.sms import read_outbox
 from dossiers.models import Dossier
 from notifications import actions
-from notifications.delivery import NO_LONGER_RECIPIENT, _claim, _record, send_pushes
+from notifications.delivery import (
+    NO_LONGER_RECIPIENT,
+    _claim,
+    _hand_to_fcm,
+    _record,
+    fail_stale_sending,
+    send_fallback_sms,
+    send_pushes,
+)
 from notifications.fcm import SendResult
 from notifications.models import Delivery, Notification
 from tests.factories import make_dossier, make_organisation, make_user
@@ -152,3 +161,44 @@ def test_the_claim_checks_the_audience_with_the_same_queries_for_any_batch() -> 
     many = claim_queries(members=30, leaving=12)
 
     assert len(many) == len(few), "\n".join(many)
+
+
+@pytest.mark.parametrize("ending", ["unregistered", "worker_died"])
+def test_no_fallback_sms_for_a_member_who_left_before_every_push_failed(
+    fcm, settings, ending: str
+) -> None:
+    watcher = make_user()
+    dossier, applicant = organisation_dossier(watcher)
+    register(applicant, "tok-applicant-gone")
+    register(watcher, "tok-watcher-gone")
+    actions.notify_event(emit(dossier, "dossier.supplement_requested").pk)  # urgent
+    ids = list(Delivery.objects.order_by("pk").values_list("pk", flat=True))
+    # Both pushes handed to FCM; then the member leaves, before their answers are in.
+    rows = _hand_to_fcm(_claim(ids, "h" * 32), "h" * 32)
+    remove_member(watcher, dossier.organisation_id, watcher.pk)
+    if ending == "unregistered":
+        _record(rows, [SendResult(error_code="UNREGISTERED")] * len(rows))
+    else:
+        settings.PUSH_STALE_SENDING_MINUTES = -1
+        assert fail_stale_sending() == 2
+
+    watcher_entry, applicant_entry = entry_of(watcher, dossier), entry_of(applicant, dossier)
+    assert watcher_entry.sms_status == Notification.SmsStatus.NONE
+    assert [job["args"] for job in jobs(SMS_JOB)] == [{"notification_id": applicant_entry.pk}]
+    assert applicant_entry.sms_status == Notification.SmsStatus.PENDING
+
+
+def test_a_queued_fallback_sms_is_not_sent_to_a_member_who_stopped_watching() -> None:
+    watcher = make_user(phone="+84912000222")
+    dossier, applicant = organisation_dossier(watcher)
+    # No device to push to: the urgent event asks for an SMS at once, for both.
+    actions.notify_event(emit(dossier, "dossier.payment_requested").pk)
+    assert len(jobs(SMS_JOB)) == 2
+    set_watching(watcher, dossier.organisation_id, watches=False)
+
+    for job in jobs(SMS_JOB):
+        send_fallback_sms(**job["args"])
+
+    assert [sms["to"] for sms in read_outbox()] == [str(applicant.phone)]
+    assert entry_of(watcher, dossier).sms_status == Notification.SmsStatus.NONE
+    assert entry_of(applicant, dossier).sms_status == Notification.SmsStatus.SENT

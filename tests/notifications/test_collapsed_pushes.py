@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from dossiers.models import Dossier
+from dossiers.models import Dossier, DossierEvent
 from notifications import actions
-from notifications.delivery import SUPERSEDED, send_pushes
+from notifications.delivery import SUPERSEDED, _claim, _hand_to_fcm, _send_slice, send_pushes
 from notifications.models import Delivery, Notification
 from tests.factories import make_dossier, make_user
 from tests.notifications.conftest import at_local, emit, jobs, register
@@ -140,15 +140,180 @@ def test_pushes_sent_when_made_are_not_dropped(fcm, clock) -> None:
     citizen = make_user()
     register(citizen, "tok-busy-day")
     dossier = make_dossier(citizen, status=Dossier.Status.PROCESSING)
-    events = [emit(dossier, kind) for kind in ("dossier.accepted", "dossier.processing_started")]
-    for event in events:
-        actions.notify_event(event.pk)
-    for event in events:
-        send_pushes(
-            list(Notification.objects.get(event=event).deliveries.values_list("pk", flat=True))
-        )
+    for kind in ("dossier.accepted", "dossier.processing_started"):
+        entry = Notification.objects.get(event=emit_and_fan_out(dossier, kind))
+        send_pushes(list(entry.deliveries.values_list("pk", flat=True)))
 
     assert [m["data"]["type"] for m in fcm.sent_to("tok-busy-day")] == [
         "dossier.accepted",
         "dossier.processing_started",
+    ]
+
+
+def emit_and_fan_out(dossier: Dossier, kind: str) -> DossierEvent:
+    event = emit(dossier, kind)
+    actions.notify_event(event.pk)
+    return event
+
+
+def deliveries_of(event: DossierEvent) -> list[int]:
+    return list(Delivery.objects.filter(notification__event=event).values_list("pk", flat=True))
+
+
+def test_an_earlier_push_sent_after_a_later_one_went_is_dropped(fcm, clock) -> None:
+    """Two events milliseconds apart: their send jobs run side by side, and the later
+    event's may send first. The earlier push must not follow it: the phone, which keeps
+    one notification per dossier, would end on the older status."""
+    clock.set(at_local(9, 0))
+    citizen = make_user()
+    register(citizen, "tok-two-jobs")
+    dossier = make_dossier(citizen, status=Dossier.Status.RESULT_READY)
+    delivered = emit_and_fan_out(dossier, "delivery.delivered")
+    handed_over = emit_and_fan_out(dossier, "dossier.handed_over")
+
+    assert send_pushes(deliveries_of(handed_over)) == 1
+    assert send_pushes(deliveries_of(delivered)) == 0
+
+    assert [m["data"]["type"] for m in fcm.sent_to("tok-two-jobs")] == ["dossier.handed_over"]
+    [late] = Delivery.objects.filter(notification__event=delivered)
+    assert (late.state, late.error_code, late.attempts) == ("permanent-failure", SUPERSEDED, 0)
+    # Both entries stay in the inbox.
+    assert Notification.objects.filter(user=citizen).count() == 2
+
+
+def test_an_earlier_push_is_dropped_while_another_job_holds_the_later_one(fcm, clock) -> None:
+    """Claimed by two jobs at once, neither sending yet: the earlier push is not sent,
+    the later one, once its job hands it over, is."""
+    clock.set(at_local(9, 0))
+    citizen = make_user()
+    register(citizen, "tok-two-claims")
+    dossier = make_dossier(citizen, status=Dossier.Status.PROCESSING)
+    accepted = emit_and_fan_out(dossier, "dossier.accepted")
+    started = emit_and_fan_out(dossier, "dossier.processing_started")
+    later = _claim(deliveries_of(started), "b" * 32)  # the other job, not sending yet
+
+    assert send_pushes(deliveries_of(accepted)) == 0
+    assert fcm.sent_to("tok-two-claims") == []
+    _send_slice(None, _hand_to_fcm(later, "b" * 32))
+
+    assert [m["data"]["type"] for m in fcm.sent_to("tok-two-claims")] == [
+        "dossier.processing_started"
+    ]
+    states = dict(Delivery.objects.values_list("notification__event", "error_code"))
+    assert states == {accepted.pk: SUPERSEDED, started.pk: ""}
+
+
+def test_an_urgent_push_replaced_by_a_later_one_asks_for_no_sms(fcm, clock) -> None:
+    clock.set(at_local(9, 0))
+    citizen = make_user()
+    register(citizen, "tok-urgent-replaced")
+    dossier = make_dossier(citizen, status=Dossier.Status.PROCESSING)
+    completed = emit_and_fan_out(dossier, "dossier.completed")  # urgent
+    handed_over = emit_and_fan_out(dossier, "dossier.handed_over")
+
+    send_pushes(deliveries_of(handed_over))
+    send_pushes(deliveries_of(completed))
+
+    assert [m["data"]["type"] for m in fcm.sent_to("tok-urgent-replaced")] == [
+        "dossier.handed_over"
+    ]
+    entry = Notification.objects.get(event=completed)
+    assert (entry.urgent, entry.sms_status) == (True, Notification.SmsStatus.NONE)
+    assert entry.deliveries.get().error_code == SUPERSEDED
+    assert jobs("notifications.send_fallback_sms") == []
+
+
+def test_a_push_to_another_device_or_dossier_is_not_dropped(fcm, clock) -> None:
+    clock.set(at_local(9, 0))
+    citizen = make_user()
+    register(citizen, "tok-phone")
+    register(citizen, "tok-tablet")
+    dossier = make_dossier(citizen, status=Dossier.Status.PROCESSING)
+    other = make_dossier(citizen, status=Dossier.Status.PROCESSING)
+    accepted = emit_and_fan_out(dossier, "dossier.accepted")
+    started = emit_and_fan_out(dossier, "dossier.processing_started")
+    elsewhere = emit_and_fan_out(other, "dossier.processing_started")
+    [tablet] = Delivery.objects.filter(notification__event=started, device__token="tok-tablet")
+    Delivery.objects.filter(pk=tablet.pk).update(state=Delivery.State.PERMANENT_FAILURE)
+
+    send_pushes(deliveries_of(elsewhere) + deliveries_of(started))
+    send_pushes(deliveries_of(accepted))
+
+    def types(token: str) -> set[tuple[str, str]]:
+        return {(m["data"]["dossier_id"], m["data"]["type"]) for m in fcm.sent_to(token)}
+
+    assert types("tok-phone") == {
+        (str(other.pk), "dossier.processing_started"),
+        (str(dossier.pk), "dossier.processing_started"),
+    }
+    # The later push to the tablet failed for good: the earlier one still goes there.
+    assert types("tok-tablet") == {
+        (str(other.pk), "dossier.processing_started"),
+        (str(dossier.pk), "dossier.accepted"),
+    }
+    assert len(fcm.accepted()) == 4
+
+
+def test_an_urgent_push_goes_before_a_later_one_that_is_only_due(fcm, clock) -> None:
+    """An urgent push is dropped only for a later push that reached FCM: one that is
+    only due might still fail for good, and the urgent one's fallback SMS with it."""
+    clock.set(at_local(9, 0))
+    citizen = make_user()
+    register(citizen, "tok-urgent-first")
+    dossier = make_dossier(citizen, status=Dossier.Status.PROCESSING)
+    completed = emit_and_fan_out(dossier, "dossier.completed")  # urgent
+    handed_over = emit_and_fan_out(dossier, "dossier.handed_over")
+
+    assert send_pushes(deliveries_of(completed)) == 1
+    assert send_pushes(deliveries_of(handed_over)) == 1
+
+    assert [m["data"]["type"] for m in fcm.sent_to("tok-urgent-first")] == [
+        "dossier.completed",
+        "dossier.handed_over",
+    ]
+
+
+def test_an_urgent_push_to_a_dead_token_falls_back_to_sms_though_a_later_one_is_due(
+    fcm, clock
+) -> None:
+    clock.set(at_local(9, 0))
+    citizen = make_user()
+    register(citizen, "tok-uninstalled")
+    fcm.script("tok-uninstalled", "UNREGISTERED")
+    dossier = make_dossier(citizen, status=Dossier.Status.PROCESSING)
+    completed = emit_and_fan_out(dossier, "dossier.completed")  # urgent
+    emit_and_fan_out(dossier, "dossier.handed_over")
+
+    send_pushes(deliveries_of(completed))
+
+    entry = Notification.objects.get(event=completed)
+    assert entry.deliveries.get().error_code == "UNREGISTERED"
+    assert entry.sms_status == Notification.SmsStatus.PENDING
+    assert [job["args"] for job in jobs("notifications.send_fallback_sms")] == [
+        {"notification_id": entry.pk}
+    ]
+
+
+def test_two_pushes_of_one_dossier_in_one_job_do_not_leave_side_by_side(fcm, clock) -> None:
+    """A job may hold both (a recovery, retries due together): the later one goes back
+    to the queue, and its job sends it once the earlier one's answer is in."""
+    clock.set(at_local(9, 0))
+    citizen = make_user()
+    register(citizen, "tok-one-job")
+    dossier = make_dossier(citizen, status=Dossier.Status.PROCESSING)
+    completed = emit_and_fan_out(dossier, "dossier.completed")  # urgent: not dropped
+    [later] = deliveries_of(emit_and_fan_out(dossier, "dossier.handed_over"))
+    before = len(jobs("notifications.send_pushes"))
+
+    assert send_pushes([*deliveries_of(completed), later]) == 1
+
+    assert [m["data"]["type"] for m in fcm.sent_to("tok-one-job")] == ["dossier.completed"]
+    waiting = Delivery.objects.get(pk=later)
+    assert (waiting.state, waiting.claim_token, waiting.attempts) == ("created", "", 0)
+    [requeued] = jobs("notifications.send_pushes")[before:]
+    assert requeued["args"] == {"delivery_ids": [later]}
+    assert send_pushes(requeued["args"]["delivery_ids"]) == 1
+    assert [m["data"]["type"] for m in fcm.sent_to("tok-one-job")] == [
+        "dossier.completed",
+        "dossier.handed_over",
     ]

@@ -23,11 +23,11 @@ feeds them what it collected. Definitions (also in README, Soak):
   off, every category on, so preferences never hold one back). A loss: no accepted
   push for that (event, token); a duplicate: more than one; `unexpected`: an
   accepted push no rule asked for (e.g. to the actor). One exception, counted as
-  `collapsed` and not as a loss: a push the product marked SUPERSEDED (it waited
-  for a retry, and meanwhile a push for a later event of the same dossier became
-  due: they share the dossier's collapse key, so the phone would show only the
-  later one anyway; mobile_api_docs/push.md), and only when the fake FCM did
-  accept a push of a later event of that dossier for the same token.
+  `collapsed` and not as a loss: a push the product marked SUPERSEDED (not sent
+  because a push for a later event of the same dossier to the same device was
+  due, in flight or delivered: they share the dossier's collapse key, so the phone
+  would show only the later one anyway; mobile_api_docs/push.md), and only when
+  the fake FCM did accept a push of a later event of that dossier for the same token.
 - **inbox items**: every event of a notified type gives the applicant exactly one
   inbox item (read through the API). Loss: none; duplicate: more than one.
 """
