@@ -107,16 +107,18 @@ def generate_recovery_codes(user: User) -> list[str]:
     valid. Locked, the second waits and then deletes the first's set. This also
     serialises it with turning the authenticator on and off.
     """
-    codes = [recovery_codes.new_code() for _ in range(settings.RECOVERY_CODE_COUNT)]
     with transaction.atomic():
         _lock_account(user)
-        RecoveryCode.objects.filter(user=user).delete()
-        RecoveryCode.objects.bulk_create(
-            [
-                RecoveryCode(user=user, code_hash=recovery_codes.hash_code(user, code))
-                for code in codes
-            ]
-        )
+        return _replace_recovery_codes(user)
+
+
+def _replace_recovery_codes(user: User) -> list[str]:
+    """`generate_recovery_codes` once the caller holds the account row's lock."""
+    codes = [recovery_codes.new_code() for _ in range(settings.RECOVERY_CODE_COUNT)]
+    RecoveryCode.objects.filter(user=user).delete()
+    RecoveryCode.objects.bulk_create(
+        [RecoveryCode(user=user, code_hash=recovery_codes.hash_code(user, code)) for code in codes]
+    )
     return codes
 
 
@@ -203,9 +205,15 @@ def regenerate_recovery_codes(*, user: User) -> list[str]:
     if not user.has_totp:
         raise Conflict("totp_not_enabled", _("Set up an authenticator app first."))
     with transaction.atomic():
-        _lock_account(user)
-        # Read again under the lock: an authenticator removed meanwhile takes its
+        # Locked and read again in one statement, the lock held to the end (as in
+        # generate_recovery_codes): an authenticator removed meanwhile takes its
         # recovery codes with it, and none may come back.
-        if not User.objects.filter(pk=user.pk, totp_confirmed_at__isnull=False).exists():
+        confirmed = (
+            User.objects.select_for_update()
+            .filter(pk=user.pk)
+            .values_list("totp_confirmed_at", flat=True)
+            .first()
+        )
+        if confirmed is None:
             raise Conflict("totp_not_enabled", _("Set up an authenticator app first."))
-        return generate_recovery_codes(user)
+        return _replace_recovery_codes(user)
