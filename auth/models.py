@@ -273,9 +273,10 @@ class OtpChallenge(models.Model):
 
     A code is bound to its purpose and phone: the verify route of one flow only
     looks up challenges of its own purpose, and the hash covers both. Only the
-    HMAC of the code is stored. A challenge without a code (`code_hash` empty)
-    never verifies by SMS: login with TOTP, or the neutral answer given for a
-    number that must not be revealed.
+    HMAC of the code is stored, written by the job that makes and texts the code
+    (auth/actions/challenges.py `deliver_code`), never by the request. A challenge
+    without a code (`code_hash` empty) never verifies by SMS: login with TOTP, a
+    code not made yet, or a decoy.
     """
 
     class Purpose(models.TextChoices):
@@ -292,7 +293,16 @@ class OtpChallenge(models.Model):
         User, on_delete=models.CASCADE, null=True, blank=True, related_name="otp_challenges"
     )
     code_hash = models.CharField(max_length=64, blank=True)
+    # When the current code was asked for: the job texting it acts only while this
+    # is still the newest request (a resend makes the older job a no-op).
     code_sent_at = models.DateTimeField(null=True, blank=True)
+    decoy = models.BooleanField(
+        default=False,
+        help_text=(
+            "The neutral answer given for a number that must not be revealed: the same "
+            "work as a real challenge, but no code is ever made or accepted."
+        ),
+    )
     expires_at = models.DateTimeField()
     consumed_at = models.DateTimeField(null=True, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)

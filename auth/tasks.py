@@ -2,12 +2,56 @@
 
 from __future__ import annotations
 
-from procrastinate import RetryStrategy
+from typing import Any
+
+import attr
+from django.conf import settings
+from procrastinate import BaseRetryStrategy, RetryDecision, RetryStrategy
 from procrastinate.contrib.django import app
 
+from auth.actions.challenges import deliver_code
 from auth.actions.housekeeping import purge_expired_flows
-from auth.sms import send_sms
+from auth.sms import SmsError, send_sms
 from backend.jobs import RETRY_ON_INFRASTRUCTURE, RetryOnInfrastructure
+
+# Before the queue's default (0): someone is looking at their phone for this code,
+# it must not wait behind a push fan-out or the housekeeping.
+CODE_PRIORITY = 10
+
+
+@attr.dataclass(kw_only=True)
+class RetryWhileTheCodeLives(BaseRetryStrategy):
+    """Try a code's SMS again when the gateway failed in a way that may pass (`SmsError`
+    with `retryable`: a timeout, a 5xx, its own error 99), after 2, 4, 8, ... seconds:
+    about eight tries within the code's five minutes. A refusal that a retry cannot
+    fix (balance, keys, brand name) fails the job at once. The job itself sends
+    nothing once the code has expired or was asked again, so the retries end then.
+    """
+
+    max_attempts: int = 8
+
+    def get_retry_decision(self, *, exception: BaseException, job: Any) -> RetryDecision | None:
+        if not (isinstance(exception, SmsError) and exception.retryable):
+            return None
+        if job.attempts + 1 >= self.max_attempts:
+            return None
+        wait = min(2 ** (job.attempts + 1), max(1, settings.OTP_TTL_SECONDS // 4))
+        return RetryDecision(retry_in={"seconds": wait})
+
+
+@app.task(
+    queue="sms",
+    name="accounts.send_code",
+    priority=CODE_PRIORITY,
+    retry=RetryOnInfrastructure(otherwise=RetryWhileTheCodeLives()),
+)
+def send_code(
+    challenge_id: str, requested_at: str, notice: bool = False, language: str = ""
+) -> str:
+    """Make a challenge's code, keep its hash and text it (auth/actions/challenges.py)."""
+    return deliver_code(
+        challenge_id=challenge_id, requested_at=requested_at, notice=notice, language=language
+    )
 
 
 @app.task(

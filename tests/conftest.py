@@ -156,6 +156,24 @@ def _no_default_quiet_hours(request: pytest.FixtureRequest, settings: Any) -> No
         settings.NOTIFICATIONS_QUIET_START = settings.NOTIFICATIONS_QUIET_END = "00:00"
 
 
+@pytest.fixture(autouse=True)
+def _empty_sms_queue(request: pytest.FixtureRequest) -> None:
+    """Each test that uses the database starts with no SMS job queued: the job table
+    is not flushed between tests (procrastinate's models are not Django's to flush), so
+    the codes and notices an earlier transactional test queued would be sent in this
+    one when it runs its queued SMS jobs (tests/accounts/conftest.py `deliver_sms`)."""
+    marker = request.node.get_closest_marker("django_db")
+    names = request.fixturenames
+    if "transactional_db" in names or (marker is not None and marker.kwargs.get("transaction")):
+        request.getfixturevalue("transactional_db")
+    elif "db" in names or marker is not None:
+        request.getfixturevalue("db")
+    else:
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM procrastinate_jobs WHERE queue_name = 'sms'")
+
+
 @pytest.fixture
 def api() -> ApiClient:
     return ApiClient()
@@ -204,6 +222,43 @@ def run_jobs_until_idle(queues: Sequence[str], timeout: float = 60) -> None:
                 return
             if time.monotonic() > deadline:
                 raise AssertionError(f"{left} jobs of {list(queues)} still due after {timeout} s")
+
+
+def work_queued_jobs(queues: Sequence[str]) -> list[tuple[str, str]]:
+    """Run the due jobs of `queues` here, on this test's own database connection, the
+    way the worker takes them: fetched one at a time by the queue's own function
+    (priority, then age; `doing`), run by their task's function, then finished
+    (`succeeded`, or `failed` and the error raised). Jobs they defer run too.
+
+    For tests in a transaction that is never committed (`db`), whose jobs no worker
+    can see: `run_jobs_until_idle` runs the real worker on committed jobs, retries
+    included. Returns (task name, result) of each job run, in order.
+    """
+    from backend.jobs import task_named
+
+    done: list[tuple[str, str]] = []
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT id, task_name, args FROM procrastinate_fetch_job_v2(%s, NULL)",
+                [list(queues)],
+            )
+            job_id, task_name, args = cursor.fetchone()
+        if job_id is None:
+            return done
+        try:
+            kwargs = json.loads(args) if isinstance(args, str) else args
+            result = task_named(task_name).func(**kwargs)
+        except Exception:
+            _finish_job(job_id, "failed")
+            raise
+        _finish_job(job_id, "succeeded")
+        done.append((task_name, result))
+
+
+def _finish_job(job_id: int, status: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT procrastinate_finish_job_v1(%s, %s, false)", [job_id, status])
 
 
 @pytest.fixture(scope="session")

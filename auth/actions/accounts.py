@@ -36,13 +36,15 @@ from auth.citizen_ids import validate_citizen_id
 from auth.models import AuthMethod, DeviceSession, OtpChallenge, User
 from auth.phone import mask_phone, normalise_phone
 from auth.ratelimit import LockedOut, reserve_attempt
-from auth.sms import SmsError, SmsTemplate, send_sms
+from auth.sms import SmsTemplate
 from auth.tokens import TokenPair
 from backend.errors import Conflict, RateLimited, Unprocessable, field_error
+from backend.jobs import defer
 from backend.middleware import rate_limit_address
 
 logger = logging.getLogger(__name__)
 
+SMS_NOTICE_TASK = "accounts.send_sms_notice"
 # To the old number, in the account's language.
 NOTICE_PHONE_CHANGED = SmsTemplate(
     _(
@@ -90,10 +92,9 @@ def register(*, phone: str, full_name: str, password: str, ip: str) -> OtpChalle
         _password_errors(password, candidate or User(phone=e164, full_name=full_name))
         if existing is not None and candidate is None:
             make_password(password)  # same work as a real sign-up: same timing class
-            challenge = new_challenge(OtpChallenge.Purpose.REGISTER, e164, None, ip)
-            with translation.override(existing.language):
-                notice = sms_codes.NOTICE_ALREADY_REGISTERED.format()
-            issue_code(challenge, ip=ip, send=False, notice=notice)
+            challenge = new_challenge(OtpChallenge.Purpose.REGISTER, e164, None, ip, decoy=True)
+            # The notice is for the account's owner: in the account's language.
+            issue_code(challenge, ip=ip, notice=True, language=existing.language)
             return challenge
         if existing is None:
             existing = User.objects.create_user(e164, password, full_name=full_name)
@@ -200,8 +201,8 @@ def request_phone_change(
             .exclude(pk=user.pk)
             .exists()
         )
-        challenge = new_challenge(OtpChallenge.Purpose.CHANGE_PHONE, e164, user, ip)
-        issue_code(challenge, ip=ip, send=not taken)
+        challenge = new_challenge(OtpChallenge.Purpose.CHANGE_PHONE, e164, user, ip, decoy=taken)
+        issue_code(challenge, ip=ip)
         return challenge
 
 
@@ -219,12 +220,11 @@ def confirm_phone_change(*, user: User, challenge_id: uuid.UUID, code: str) -> U
                 user.save(update_fields=["phone", "phone_verified_at"])
         except IntegrityError as exc:
             raise Conflict("phone_taken", _("This number belongs to another account.")) from exc
-    with translation.override(user.language):
-        notice = NOTICE_PHONE_CHANGED.format(last4=user.phone[-4:])
-    try:
-        send_sms(old_phone, notice, purpose="notice.phone_changed")
-    except SmsError:
-        logger.warning("phone-change notice to %s not sent", mask_phone(old_phone))
+        # Sent by a job (retried), committed with the change: the answer waits for no
+        # gateway. In the account's language: its owner reads it.
+        with translation.override(user.language):
+            notice = NOTICE_PHONE_CHANGED.format(last4=user.phone[-4:])
+        defer(SMS_NOTICE_TASK, to=old_phone, text=notice, purpose="notice.phone_changed")
     return user
 
 
@@ -296,8 +296,10 @@ def request_password_reset(*, phone: str, ip: str) -> OtpChallenge:
         user = User.objects.filter(
             phone=e164, is_active=True, phone_verified_at__isnull=False
         ).first()
-        challenge = new_challenge(OtpChallenge.Purpose.RESET_PASSWORD, e164, user, ip)
-        issue_code(challenge, ip=ip, send=user is not None)
+        challenge = new_challenge(
+            OtpChallenge.Purpose.RESET_PASSWORD, e164, user, ip, decoy=user is None
+        )
+        issue_code(challenge, ip=ip)
         return challenge
 
 

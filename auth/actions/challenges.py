@@ -4,6 +4,14 @@ The building blocks of sign-up, sign-in on a new device, password reset and
 phone change (auth/actions/accounts.py, auth/actions/sign_in.py): they run
 inside the caller's transaction. What a code looks like, its texts and its
 errors are in auth/sms_codes.py.
+
+A request never talks to the SMS gateway. It counts the SMS limits, writes the
+challenge and queues a job in the same transaction (`issue_code`); the job makes
+the code, keeps only its hash on the challenge and texts it, retried while the
+gateway fails (`deliver_code`, run by `accounts.send_code` in auth/tasks.py).
+So the answer, its status and its time are the same whether a code goes out, a
+notice, or nothing (the decoy of a number that must not be revealed), and
+whether the gateway works; and the code itself is never in the job queue.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ import uuid
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models.expressions import RawSQL
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from auth import sms_codes
@@ -29,18 +37,26 @@ from auth.ratelimit import (
     reserve_attempt,
     take_sms_allowance,
 )
-from auth.sms import SmsError, send_sms
-from backend.errors import NotFound, RateLimited, ServiceUnavailable, Unprocessable
+from auth.sms import send_sms
+from backend.errors import NotFound, RateLimited, Unprocessable
+from backend.jobs import defer
 
 logger = logging.getLogger(__name__)
 
 
-def new_challenge(purpose: str, phone: str, user: User | None, ip: str) -> OtpChallenge:
-    """A challenge not saved yet: `issue_code` saves it with its code."""
+def new_challenge(
+    purpose: str, phone: str, user: User | None, ip: str, *, decoy: bool = False
+) -> OtpChallenge:
+    """A challenge not saved yet: `issue_code` saves it and queues its code.
+
+    `decoy`: the neutral answer for a number that must not be revealed; it does
+    the same work as a real one, but no code is ever made for it or accepted.
+    """
     return OtpChallenge(
         purpose=purpose,
         phone=phone,
         user=user,
+        decoy=decoy,
         ip=ip,
         expires_at=timezone.now() + dt.timedelta(seconds=settings.OTP_TTL_SECONDS),
     )
@@ -49,12 +65,13 @@ def new_challenge(purpose: str, phone: str, user: User | None, ip: str) -> OtpCh
 def commit_without_waiting_for_disk() -> None:
     """Let the current transaction commit without waiting for its WAL flush (PostgreSQL).
 
-    For transactions that write nothing but pending state (a challenge and its
-    code, a sign-up not verified yet): a database crash within the next fraction
-    of a second may lose them, and the citizen then asks for a code again, which
-    the SMS limits already counted. It saves the request a disk flush, the largest
-    part of its time. The writes that prove something (a code spent, an account
-    verified, a session) commit durably as usual.
+    For transactions that write nothing but pending state (a challenge and the job
+    that texts its code, the code's hash, a sign-up not verified yet): a database
+    crash within the next fraction of a second may lose them, and the citizen then
+    asks for a code again, which the SMS limits already counted. It saves the
+    request (and the job) a disk flush, the largest part of its time. The writes
+    that prove something (a code spent, an account verified, a session) commit
+    durably as usual; being later in the log, their flush carries these too.
     """
     if connection.vendor == "postgresql" and connection.in_atomic_block:
         with connection.cursor() as cursor:
@@ -68,21 +85,28 @@ def _relaxing_commit() -> RawSQL:
     return RawSQL("set_config('synchronous_commit', 'off', true)", ())
 
 
+SEND_CODE_TASK = "accounts.send_code"
+
+
 def issue_code(
     challenge: OtpChallenge,
     *,
     ip: str,
-    send: bool = True,
-    notice: str = "",
+    notice: bool = False,
     commit_relaxed: bool = False,
+    language: str | None = None,
 ) -> None:
-    """Give `challenge` a fresh code and text it (or `notice` instead, or nothing).
+    """Ask for a fresh code for `challenge`: count the SMS limits, save the challenge
+    and queue the job that makes the code and texts it (or, for a decoy, the
+    already-registered notice when `notice`, else nothing).
 
     Call inside the action's transaction, which must hold only pending state: it
     commits without waiting for the disk (`commit_without_waiting_for_disk`;
-    `commit_relaxed` when the caller already did it with its read). The SMS limits
-    are counted the same whether or not anything is sent, so the answers for a
-    known and an unknown number cannot be told apart.
+    `commit_relaxed` when the caller already did it with its read). A real challenge
+    and a decoy run the same statements (the limits counted, the challenge written,
+    one job queued), and neither waits for the gateway: the answer and its time do
+    not tell whether the number has an account, nor whether the gateway works. The
+    previous code stops working at once; the new one works once the job made it.
     """
     refusal = take_sms_allowance(challenge.phone, ip, challenge.purpose)
     if refusal is not None:
@@ -100,29 +124,72 @@ def issue_code(
     if not commit_relaxed:
         commit_without_waiting_for_disk()
     now = timezone.now()
-    code = sms_codes.new_code() if send else ""
-    # The id is set on creation (uuid4), so a new challenge is hashed and inserted at once.
-    challenge.code_hash = sms_codes.hash_code(challenge, code) if send else ""
+    challenge.code_hash = ""  # made by the job
     challenge.code_sent_at = now
     challenge.expires_at = now + dt.timedelta(seconds=settings.OTP_TTL_SECONDS)
     if challenge._state.adding:
         challenge.save(force_insert=True)
     else:
         challenge.save(update_fields=["code_hash", "code_sent_at", "expires_at"])
-    try:
-        if send:
-            text = sms_codes.SMS_TEXTS[OtpChallenge.Purpose(challenge.purpose)].format(
-                code=code, minutes=max(1, settings.OTP_TTL_SECONDS // 60)
+    # Only the challenge's id, which request this is and the text's language (the
+    # request's for a code: whoever asked reads it now; `language` for a notice):
+    # never the code nor the number.
+    defer(
+        SEND_CODE_TASK,
+        challenge_id=str(challenge.id),
+        requested_at=now.isoformat(),
+        notice=notice,
+        language=language or translation.get_language() or settings.LANGUAGE_CODE,
+    )
+
+
+def deliver_code(
+    *, challenge_id: str, requested_at: str, notice: bool = False, language: str = ""
+) -> str:
+    """The job of `issue_code`: make the code, keep its hash, text it. Says what it did.
+
+    Nothing is sent for a challenge that is spent, gone, asked again since (the newer
+    request's job texts the newer code) or expired (a code that would arrive dead).
+    The hash is committed before the SMS leaves, so the code works as soon as it
+    can arrive; when the gateway fails (`SmsError`, raised to the job for a retry)
+    nobody got that code, and the retry makes another one. A decoy gets the notice
+    if asked, else nothing, and never a code.
+    """
+    with transaction.atomic():
+        commit_without_waiting_for_disk()  # a code's hash is pending state too
+        challenge = (
+            OtpChallenge.objects.select_for_update()
+            .filter(
+                pk=challenge_id,
+                consumed_at=None,
+                code_sent_at=dt.datetime.fromisoformat(requested_at),
             )
-            send_sms(challenge.phone, text, purpose=f"otp.{challenge.purpose}")
-        elif notice:
-            send_sms(challenge.phone, notice, purpose="notice.already_registered")
-    except SmsError as exc:
-        # The caller's transaction rolls the new code back; the app may retry.
-        logger.warning("SMS for challenge %s not sent: %s", challenge.id, exc)
-        raise ServiceUnavailable(
-            "sms_unavailable", _("The text message could not be sent. Try again shortly.")
-        ) from exc
+            .first()
+        )
+        if challenge is None:
+            return "superseded"
+        if timezone.now() >= challenge.expires_at:
+            # The gateway failed (or the queue lagged) for the code's whole life.
+            logger.warning("code of challenge %s expired before it could be texted", challenge.id)
+            return "expired"
+        # In the language `issue_code` was given (a job queued before it passed one: the
+        # default language).
+        with translation.override(language or settings.LANGUAGE_CODE):
+            if challenge.decoy or challenge.user_id is None:
+                if not notice:
+                    return "decoy"
+                text = sms_codes.NOTICE_ALREADY_REGISTERED.format()
+                purpose = "notice.already_registered"
+            else:
+                code = sms_codes.new_code()
+                challenge.code_hash = sms_codes.hash_code(challenge, code)
+                challenge.save(update_fields=["code_hash"])
+                text = sms_codes.SMS_TEXTS[OtpChallenge.Purpose(challenge.purpose)].format(
+                    code=code, minutes=max(1, settings.OTP_TTL_SECONDS // 60)
+                )
+                purpose = f"otp.{challenge.purpose}"
+    send_sms(challenge.phone, text, purpose=purpose)
+    return "sent"
 
 
 def resend_code(*, challenge_id: uuid.UUID, ip: str) -> OtpChallenge:
@@ -135,9 +202,17 @@ def resend_code(*, challenge_id: uuid.UUID, ip: str) -> OtpChallenge:
         challenge = rows.first()
         if challenge is None:
             raise NotFound("challenge_not_found", _("This verification is over. Start again."))
-        decoy = challenge.user_id is None
-        issue_code(challenge, ip=ip, send=not decoy, commit_relaxed=relaxed)
+        # A decoy stays one: its job sends nothing (the notice went with the first).
+        issue_code(challenge, ip=ip, commit_relaxed=relaxed)
         return challenge
+
+
+def code_attempt_key(challenge: OtpChallenge) -> str:
+    """Where a code's own tries are counted: per request of a code (`code_sent_at`), so
+    a resend gives a fresh count, and a retried SMS (a new code for the same request)
+    or a decoy (no code ever) counts the same as the one real code would."""
+    requested = challenge.code_sent_at.isoformat() if challenge.code_sent_at else ""
+    return f"{challenge.id}:{requested}"
 
 
 def reserve_code_attempt(challenge: OtpChallenge, code_key: str) -> None:
@@ -181,7 +256,7 @@ def verify_code(
     """Check an SMS code and spend its challenge (call inside the action's transaction)."""
     challenge = open_challenge(challenge_id, purpose, user=user)
     sms_codes.check_expiry(challenge)
-    reserve_code_attempt(challenge, f"{challenge.id}:{challenge.code_hash[:16]}")
+    reserve_code_attempt(challenge, code_attempt_key(challenge))
     candidate = sms_codes.hash_code(challenge, code.strip())
     if not challenge.code_hash or not hmac.compare_digest(candidate, challenge.code_hash):
         raise sms_codes.invalid_code()

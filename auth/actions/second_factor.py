@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import NoReturn
+
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -45,7 +48,22 @@ def verify_factor(user: User, method: str, code: str, *, code_key: str) -> None:
     let the owner in. A right code gives its slot back but does not forget the
     failures, so a guesser gains nothing from the owner's sign-ins.
     """
-    account = sms_codes.user_account_key(user)
+    _count_and_check(
+        sms_codes.user_account_key(user),
+        code_key,
+        lambda: _check_second_factor(user, method, code),
+    )
+
+
+def refuse_factor(account: str, *, code_key: str) -> NoReturn:
+    """The authenticator step of a decoy (a challenge with no account behind it):
+    counted against `account` exactly as `verify_factor` counts a real try, and
+    refused, so repeated tries lock it as they would lock an account."""
+    _count_and_check(account, code_key, lambda: False)
+    raise sms_codes.invalid_code()  # never reached: the check always fails
+
+
+def _count_and_check(account: str, code_key: str, check: Callable[[], bool]) -> None:
     window = settings.OTP_FAILURE_WINDOW_SECONDS
     cap = settings.OTP_MAX_AUTHENTICATOR_FAILURES
     try:
@@ -72,7 +90,7 @@ def verify_factor(user: User, method: str, code: str, *, code_key: str) -> None:
     except ApiError:  # locked out or the code's tries spent: nothing was checked
         give_back()
         raise
-    if not _check_second_factor(user, method, code):
+    if not check():
         raise sms_codes.invalid_code()
     give_back()
     clear_failures(sms_codes.OTP_SCOPE, account)
@@ -89,16 +107,18 @@ def generate_recovery_codes(user: User) -> list[str]:
     valid. Locked, the second waits and then deletes the first's set. This also
     serialises it with turning the authenticator on and off.
     """
-    codes = [recovery_codes.new_code() for _ in range(settings.RECOVERY_CODE_COUNT)]
     with transaction.atomic():
         _lock_account(user)
-        RecoveryCode.objects.filter(user=user).delete()
-        RecoveryCode.objects.bulk_create(
-            [
-                RecoveryCode(user=user, code_hash=recovery_codes.hash_code(user, code))
-                for code in codes
-            ]
-        )
+        return _replace_recovery_codes(user)
+
+
+def _replace_recovery_codes(user: User) -> list[str]:
+    """`generate_recovery_codes` once the caller holds the account row's lock."""
+    codes = [recovery_codes.new_code() for _ in range(settings.RECOVERY_CODE_COUNT)]
+    RecoveryCode.objects.filter(user=user).delete()
+    RecoveryCode.objects.bulk_create(
+        [RecoveryCode(user=user, code_hash=recovery_codes.hash_code(user, code)) for code in codes]
+    )
     return codes
 
 
@@ -185,9 +205,15 @@ def regenerate_recovery_codes(*, user: User) -> list[str]:
     if not user.has_totp:
         raise Conflict("totp_not_enabled", _("Set up an authenticator app first."))
     with transaction.atomic():
-        _lock_account(user)
-        # Read again under the lock: an authenticator removed meanwhile takes its
+        # Locked and read again in one statement, the lock held to the end (as in
+        # generate_recovery_codes): an authenticator removed meanwhile takes its
         # recovery codes with it, and none may come back.
-        if not User.objects.filter(pk=user.pk, totp_confirmed_at__isnull=False).exists():
+        confirmed = (
+            User.objects.select_for_update()
+            .filter(pk=user.pk)
+            .values_list("totp_confirmed_at", flat=True)
+            .first()
+        )
+        if confirmed is None:
             raise Conflict("totp_not_enabled", _("Set up an authenticator app first."))
-        return generate_recovery_codes(user)
+        return _replace_recovery_codes(user)

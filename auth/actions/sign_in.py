@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from auth import sms_codes
 from auth.access import open_challenge
 from auth.actions.challenges import consume_challenge, issue_code, new_challenge, verify_code
-from auth.actions.second_factor import available_methods, verify_factor
+from auth.actions.second_factor import available_methods, refuse_factor, verify_factor
 from auth.actions.sessions import start_session
 from auth.models import AuthMethod, DeviceSession, OtpChallenge, User
 from auth.phone import normalise_phone
@@ -290,11 +290,17 @@ def login(
     return LoginResult(challenge=challenge, methods=methods)
 
 
-def _login_challenge(user: User | None, phone: str, device: DeviceInfo, ip: str) -> OtpChallenge:
-    challenge = new_challenge(OtpChallenge.Purpose.LOGIN, phone, user, ip)
+def _login_challenge(
+    user: User | None, phone: str, device: DeviceInfo, ip: str, *, decoy: bool = False
+) -> OtpChallenge:
+    challenge = new_challenge(OtpChallenge.Purpose.LOGIN, phone, user, ip, decoy=decoy)
     # The device key is a secret: it is checked before, never stored.
     challenge.device = {k: v for k, v in asdict(device).items() if k != "device_key"}
     return challenge
+
+
+# What a number under attack offers, whatever the account has (and whether there is one).
+UNDER_ATTACK_METHODS = ("sms_otp", "totp", "recovery_code")
 
 
 def _second_step_only(
@@ -304,18 +310,21 @@ def _second_step_only(
 
     A right password gets a real challenge (its SMS code, or the authenticator or a
     recovery code); a wrong one, or an account that must reset its password, a
-    decoy that sends nothing and never completes. The methods offered are the
-    account's either way, so the answer does not confirm the password.
+    decoy that never completes. Nothing in the answer may depend on the password or
+    on the account, since nothing is proven yet: the same methods for every number
+    (an account's own would tell that the number is registered and has an
+    authenticator), and the same work: the SMS limits counted and a code job queued
+    (its SMS sent by the worker, for a real challenge only) unless the request
+    asked for the authenticator or a recovery code, decided by the request alone.
     """
     user = check.user if check.user is not None and not check.user.must_reset_password else None
-    methods = available_methods(check.account) if check.account is not None else ("sms_otp",)
     with transaction.atomic():
-        challenge = _login_challenge(user, phone, device, ip)
-        if user is None or (second_factor in methods and second_factor != "sms_otp"):
+        challenge = _login_challenge(user, phone, device, ip, decoy=user is None)
+        if second_factor != "sms_otp":
             challenge.save()
         else:
             issue_code(challenge, ip=ip)
-    return LoginResult(challenge=challenge, methods=methods)
+    return LoginResult(challenge=challenge, methods=UNDER_ATTACK_METHODS)
 
 
 def complete_login(
@@ -328,9 +337,11 @@ def complete_login(
         else:
             challenge = open_challenge(challenge_id, OtpChallenge.Purpose.LOGIN)
             sms_codes.check_expiry(challenge)
+            code_key = f"{challenge.id}:{method}"
             if challenge.user is None:  # a decoy (see _second_step_only) never completes
-                raise sms_codes.invalid_code()
-            verify_factor(challenge.user, method, code, code_key=f"{challenge.id}:{method}")
+                # but is counted as a real try would be, so its answers are the same.
+                refuse_factor(sms_codes.account_key(challenge), code_key=code_key)
+            verify_factor(challenge.user, method, code, code_key=code_key)
             consume_challenge(challenge)
         user = challenge.user
         if user is None:  # a decoy has no code, so verify_code already refused it

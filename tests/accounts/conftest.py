@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from auth.sms import read_outbox
-from tests.conftest import ApiClient
+from fakes.sms_gateway import FakeGateway, running_gateway
+from tests.conftest import ApiClient, work_queued_jobs
 
 PASSWORD = "Str0ng-pass!word"
 CODE_RE = re.compile(r"^(\d{6}) ")
@@ -21,7 +23,21 @@ def _fast_hasher(settings: Any) -> None:
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+def deliver_sms() -> list[tuple[str, str]]:
+    """Run the SMS jobs queued so far (codes and notices), as the worker would: a
+    request only queues them (auth/actions/challenges.py). Returns what each did."""
+    return work_queued_jobs(["sms"])
+
+
+def all_sms() -> list[dict[str, str]]:
+    """Everything texted so far, once the queued SMS jobs have run."""
+    deliver_sms()
+    return read_outbox()
+
+
 def sms_to(phone: str) -> list[dict[str, str]]:
+    """What was texted to `phone`, once the queued SMS jobs have run."""
+    deliver_sms()
     return [message for message in read_outbox() if message["to"] == phone]
 
 
@@ -34,6 +50,19 @@ def last_code(phone: str) -> str:
     ]
     assert codes, f"no code was texted to {phone}"
     return codes[-1]
+
+
+@pytest.fixture
+def gateway(settings: Any) -> Iterator[FakeGateway]:
+    """The fake brand-name SMS gateway (HTTP on loopback), wired in (SMS_BACKEND=http)."""
+    with running_gateway() as fake:
+        settings.SMS_BACKEND = "http"
+        settings.SMS_HTTP_URL = fake.url
+        settings.SMS_API_KEY = "test-api-key"
+        settings.SMS_SECRET_KEY = "test-secret"
+        settings.SMS_BRANDNAME = "DVCONG"
+        settings.SMS_HTTP_TIMEOUT_SECONDS = 2
+        yield fake
 
 
 def device(device_id: str | None = None, **extra: Any) -> dict[str, Any]:

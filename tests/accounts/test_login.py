@@ -10,8 +10,7 @@ from auth import totp
 from auth.actions import sign_in as sign_in_actions
 from auth.actions.second_factor import generate_recovery_codes
 from auth.models import DeviceSession, OtpChallenge
-from auth.sms import read_outbox
-from tests.accounts.conftest import PASSWORD, device, last_code, sms_to, wrong_code
+from tests.accounts.conftest import PASSWORD, all_sms, device, last_code, sms_to, wrong_code
 from tests.conftest import ApiClient, make_user, sign_in
 
 PHONE = "+84912345678"
@@ -42,7 +41,7 @@ def test_known_device_gets_tokens_directly(api, db) -> None:
     assert body["access_token"]
     assert body["refresh_token"]
     assert body["device_key"] not in ("", None, earlier.device_key)
-    assert read_outbox() == []
+    assert all_sms() == []
     # The old session of that device is replaced by the new one.
     assert DeviceSession.objects.filter(user=user, revoked_at=None).count() == 1
 
@@ -74,7 +73,7 @@ def test_new_device_with_totp_chosen_sends_no_sms(api, db) -> None:
     body = response.json()
     assert body["second_factor_required"] is True
     assert body["methods"] == ["sms_otp", "totp"]
-    assert read_outbox() == []
+    assert all_sms() == []
     verified = api.post(
         "/api/v1/auth/login/verify",
         {"challenge_id": body["challenge_id"], "method": "totp", "code": pyotp.TOTP(secret).now()},
@@ -160,7 +159,7 @@ def test_unknown_phone_and_wrong_password_get_the_same_answer(api, db, monkeypat
     assert wrong.json()["code"] == "invalid_credentials"
     # The hasher ran for both: once on the real hash, once on the dummy one.
     assert len(calls) == 2
-    assert read_outbox() == []
+    assert all_sms() == []
 
 
 def test_unverified_account_reads_as_unknown(api, db) -> None:
@@ -180,7 +179,7 @@ def test_five_wrong_passwords_lock_with_a_cool_off(api, db) -> None:
     assert locked.status_code == 429
     assert locked.json()["code"] == "login_locked"
     assert locked.headers["Retry-After"] == "900"
-    assert read_outbox() == []
+    assert all_sms() == []
 
 
 def test_unknown_numbers_lock_the_same_way(api, db) -> None:
@@ -270,7 +269,7 @@ def test_must_reset_password_blocks_login_until_reset(api, db) -> None:
     response = _login(api)
     assert response.status_code == 403
     assert response.json()["code"] == "password_reset_required"
-    assert read_outbox() == []
+    assert all_sms() == []
     reset = api.post("/api/v1/auth/password/reset", {"phone": "0912345678"}).json()
     done = api.post(
         "/api/v1/auth/password/reset/verify",
@@ -347,7 +346,7 @@ def test_a_user_who_chose_totp_can_still_ask_for_the_sms(api, db) -> None:
     user = make_user(PHONE)
     _enable_totp(user)
     body = _login(api, second_factor="totp").json()
-    assert read_outbox() == []
+    assert all_sms() == []
     resent = api.post("/api/v1/auth/otp/resend", {"challenge_id": body["challenge_id"]})
     assert resent.status_code == 202
     assert [m["purpose"] for m in sms_to(PHONE)] == ["otp.login"]

@@ -15,8 +15,7 @@ from django.test import Client
 
 from auth import totp
 from auth.models import DeviceSession, OtpChallenge
-from auth.sms import read_outbox
-from tests.accounts.conftest import PASSWORD, device, last_code, sms_to
+from tests.accounts.conftest import PASSWORD, all_sms, device, last_code, sms_to
 from tests.accounts.staff import enable_real_totp, make_staff
 from tests.conftest import ApiClient, make_user, sign_in
 
@@ -116,7 +115,7 @@ def test_over_the_number_ceiling_a_wrong_password_looks_the_same_and_never_compl
     owner, _known = owner_with_known_device()
     secret = enable_real_totp(owner)
     _attack_from_everywhere(settings)
-    before = len(read_outbox())
+    before = len(all_sms())
 
     right = login("198.51.100.20", second_factor="totp")
     wrong = login("203.0.113.99", WRONG, second_factor="totp")
@@ -126,7 +125,7 @@ def test_over_the_number_ceiling_a_wrong_password_looks_the_same_and_never_compl
     assert set(right.json()) == set(wrong.json())
     assert right.json()["methods"] == wrong.json()["methods"] == wrong_sms.json()["methods"]
     assert wrong.json()["second_factor_required"] is True
-    assert len(read_outbox()) == before  # a decoy texts nothing
+    assert len(all_sms()) == before  # a decoy texts nothing
     code = pyotp.TOTP(secret).generate_otp(totp.time_step())
     decoy = ApiClient().post(
         "/api/v1/auth/login/verify",
@@ -146,6 +145,75 @@ def test_over_the_number_ceiling_a_wrong_password_looks_the_same_and_never_compl
     )
     assert real.status_code == 200, real.content
     assert sms_to(PHONE) == []
+
+
+def test_over_the_number_ceiling_the_methods_do_not_tell_whether_the_number_is_registered(
+    settings: Any,
+) -> None:
+    """Nothing is proven yet, so the methods offered are the same for every number: an
+    account's own (its authenticator, its recovery codes left) would tell strangers
+    that the number is registered."""
+    settings.LOGIN_MAX_FAILURES_PER_NUMBER = 3
+    plain, with_totp, unknown = PHONE, "+84912340001", "+84912340002"
+    make_user(plain)
+    enable_real_totp(make_user(with_totp))
+    answers = []
+    for phone in (plain, with_totp, unknown):
+        for index in range(3):
+            login(f"203.0.113.{index}", WRONG, phone=phone)
+        answers.append(login("198.51.100.20", WRONG, phone=phone).json())
+
+    assert [answer["second_factor_required"] for answer in answers] == [True, True, True]
+    assert [answer["methods"] for answer in answers] == [["sms_otp", "totp", "recovery_code"]] * 3
+
+
+def test_over_the_number_ceiling_a_spent_sms_budget_answers_the_same_whatever_the_password(
+    settings: Any,
+) -> None:
+    """A wrong password's decoy counts the number's SMS limits as the right one's code
+    does: with the budget spent (by password resets anyone may ask), both are 429,
+    where a decoy that skipped the count would answer 200 to a wrong password only."""
+    settings.SMS_RESEND_SECONDS = 0
+    settings.SMS_PER_NUMBER_PER_HOUR = 2
+    make_user(PHONE)
+    _attack_from_everywhere(settings)
+    for _ in range(2):
+        assert ApiClient().post("/api/v1/auth/password/reset", {"phone": PHONE}).status_code == 202
+
+    right = login("198.51.100.20")
+    wrong = login("198.51.100.21", WRONG)
+
+    assert right.status_code == wrong.status_code == 429
+    assert right.json()["code"] == wrong.json()["code"] == "sms_limit_reached"
+
+
+def test_over_the_number_ceiling_a_decoys_authenticator_tries_count_like_a_real_ones(
+    settings: Any,
+) -> None:
+    """A decoy refused every code without counting it, where a real challenge says
+    `code_attempts_exceeded` after five: six tries told a right password from a wrong one."""
+    owner = make_user(PHONE)
+    enable_real_totp(owner)
+    _attack_from_everywhere(settings)
+    challenges = [
+        login(ip, password, second_factor="totp").json()["challenge_id"]
+        for ip, password in (("198.51.100.20", PASSWORD), ("203.0.113.99", WRONG))
+    ]
+
+    answers = [
+        [
+            ApiClient()
+            .post(
+                "/api/v1/auth/login/verify",
+                {"challenge_id": challenge_id, "method": "totp", "code": "000000"},
+            )
+            .json()["code"]
+            for _ in range(6)
+        ]
+        for challenge_id in challenges
+    ]
+
+    assert answers[0] == answers[1] == ["invalid_code"] * 5 + ["code_attempts_exceeded"]
 
 
 def test_the_owners_session_still_reauthenticates_and_changes_password(settings: Any) -> None:

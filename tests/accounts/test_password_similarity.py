@@ -10,8 +10,7 @@ from __future__ import annotations
 import pytest
 
 from auth.models import User
-from auth.sms import read_outbox
-from tests.accounts.conftest import PASSWORD, last_code, register
+from tests.accounts.conftest import PASSWORD, all_sms, last_code, register
 from tests.conftest import ApiClient, make_user, sign_in
 
 PHONE = "+84912345678"
@@ -35,7 +34,7 @@ def test_sign_up_with_a_password_like_the_name_or_number_is_refused(
     [error] = similarity_errors(response)
     assert error["field"] == "password"
     assert not User.objects.filter(phone=PHONE).exists()
-    assert read_outbox() == []
+    assert all_sms() == []
 
 
 @pytest.mark.parametrize("password", SIMILAR)

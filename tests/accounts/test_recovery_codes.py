@@ -77,3 +77,22 @@ def test_no_codes_come_back_after_the_authenticator_was_removed_meanwhile(user) 
         regenerate_recovery_codes(user=user)
     assert refused.value.code == "totp_not_enabled"
     assert not RecoveryCode.objects.filter(user=user).exists()
+
+
+def test_regenerating_locks_the_account_row_once_and_reads_it_with_the_lock(user) -> None:
+    """One locking read checks that the authenticator is still on and holds the row
+    to the end (it was locked, read, and locked again: three statements for one)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    _with_totp(user)
+    old = generate_recovery_codes(user)
+    with CaptureQueriesContext(connection) as queries:
+        new = regenerate_recovery_codes(user=user)
+
+    reads = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
+    assert len(reads) == 1, reads
+    assert reads[0].endswith("FOR UPDATE")
+    assert "totp_confirmed_at" in reads[0]
+    assert not use_recovery_code(user, old[0])
+    assert use_recovery_code(user, new[0])

@@ -11,8 +11,7 @@ from django.utils import timezone
 
 from auth.actions import challenges
 from auth.models import DeviceSession, OtpChallenge, User
-from auth.sms import read_outbox
-from tests.accounts.conftest import PASSWORD, device, last_code, register, sms_to
+from tests.accounts.conftest import PASSWORD, all_sms, device, last_code, register, sms_to
 from tests.conftest import make_user
 
 PHONE = "+84912345678"
@@ -78,7 +77,7 @@ def test_weak_password_is_refused_with_field_errors_and_no_sms(api, db) -> None:
     assert {(d["field"], d["location"]) for d in response.json()["details"]} == {
         ("password", "body")
     }
-    assert read_outbox() == []
+    assert all_sms() == []
     assert not User.objects.filter(phone=PHONE).exists()
 
 
@@ -104,16 +103,18 @@ def test_register_answer_is_the_same_for_an_existing_verified_number(api, db) ->
 
 def test_code_is_accepted_just_before_five_minutes(api, db, monkeypatch) -> None:
     challenge_id = register(api).json()["challenge_id"]
+    code = last_code(PHONE)
     sent_at = OtpChallenge.objects.get(pk=challenge_id).code_sent_at
     monkeypatch.setattr(timezone, "now", lambda: sent_at + dt.timedelta(seconds=299))
-    assert _verify(api, challenge_id, last_code(PHONE)).status_code == 201
+    assert _verify(api, challenge_id, code).status_code == 201
 
 
 def test_code_is_refused_just_after_five_minutes(api, db, monkeypatch) -> None:
     challenge_id = register(api).json()["challenge_id"]
+    code = last_code(PHONE)
     sent_at = OtpChallenge.objects.get(pk=challenge_id).code_sent_at
     monkeypatch.setattr(timezone, "now", lambda: sent_at + dt.timedelta(seconds=300))
-    response = _verify(api, challenge_id, last_code(PHONE))
+    response = _verify(api, challenge_id, code)
     assert response.status_code == 422
     assert response.json()["code"] == "code_expired"
     assert User.objects.get(phone=PHONE).phone_verified_at is None
@@ -213,26 +214,29 @@ def test_a_resent_code_commits_without_the_disk_flush_and_no_extra_statement(
     api, settings, monkeypatch
 ) -> None:
     """The resend's row read relaxes its own commit (no SET LOCAL of its own); the
-    new code is still committed, and the next transaction is durable again."""
+    new code's request and its job are still committed, and the next transaction is
+    durable again."""
     settings.SMS_RESEND_SECONDS = 0
     challenge_id = register(api).json()["challenge_id"]
     seen: list[str] = []
-    real_send = challenges.send_sms
+    real_defer = challenges.defer
 
-    def send_and_look(to: str, text: str, *, purpose: str) -> str:
+    def look_and_defer(*args, **kwargs) -> None:
         with connection.cursor() as cursor:
             cursor.execute("SHOW synchronous_commit")
             seen.append(str(cursor.fetchone()[0]))
-        return real_send(to, text, purpose=purpose)
+        real_defer(*args, **kwargs)
 
-    monkeypatch.setattr(challenges, "send_sms", send_and_look)
+    monkeypatch.setattr(challenges, "defer", look_and_defer)
     with CaptureQueriesContext(connection) as queries:
         challenges.resend_code(challenge_id=challenge_id, ip="127.0.0.1")
 
     assert seen == ["off"]
     statements = [query["sql"].split()[0] for query in queries.captured_queries]
-    # The locked read (which relaxes the commit), the new code, our SHOW: no SET LOCAL.
-    assert statements == ["BEGIN", "SELECT", "UPDATE", "SHOW", "COMMIT"], statements
+    # The locked read (which relaxes the commit), the new request, our SHOW, the job
+    # (procrastinate's defer function): no SET LOCAL.
+    assert statements == ["BEGIN", "SELECT", "UPDATE", "SHOW", "SELECT", "COMMIT"], statements
+    assert "procrastinate_defer_jobs" in queries.captured_queries[4]["sql"]
     with connection.cursor() as cursor:
         cursor.execute("SHOW synchronous_commit")
         assert cursor.fetchone()[0] == "on"

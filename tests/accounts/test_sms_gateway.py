@@ -4,27 +4,13 @@ from __future__ import annotations
 
 import ssl
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from auth import sms_gateway
 from auth.sms import SmsError, send_sms
-from fakes.sms_gateway import FakeGateway, running_gateway
-from tests.accounts.conftest import register
-
-
-@pytest.fixture
-def gateway(settings: Any) -> Iterator[FakeGateway]:
-    with running_gateway() as fake:
-        settings.SMS_BACKEND = "http"
-        settings.SMS_HTTP_URL = fake.url
-        settings.SMS_API_KEY = "test-api-key"
-        settings.SMS_SECRET_KEY = "test-secret"
-        settings.SMS_BRANDNAME = "DVCONG"
-        settings.SMS_HTTP_TIMEOUT_SECONDS = 2
-        yield fake
+from tests.accounts.conftest import deliver_sms, register
 
 
 def test_success_returns_the_gateway_sms_id_and_sends_the_wire_format(gateway) -> None:
@@ -102,20 +88,29 @@ def test_a_timeout_is_retryable(gateway, settings) -> None:
     assert caught.value.retryable is True
 
 
-def test_a_gateway_failure_during_registration_is_503_and_leaves_nothing(api, db, gateway) -> None:
+def test_a_gateway_failure_during_registration_is_the_jobs_not_the_requests(
+    api, db, gateway
+) -> None:
+    """The sign-up is answered and kept (pending) while the gateway is down: the job
+    that texts the code meets the failure, and is retried (tests/accounts/test_sms_jobs.py)."""
     from auth.models import OtpChallenge, User
 
     gateway.http_status = 503
     response = register(api)
-    assert response.status_code == 503
-    assert response.json()["code"] == "sms_unavailable"
-    assert not User.objects.exists()
-    assert not OtpChallenge.objects.exists()
+    assert response.status_code == 202
+    assert gateway.messages == []
+    assert User.objects.get(phone="+84912345678").phone_verified_at is None
+    assert OtpChallenge.objects.filter(pk=response.json()["challenge_id"]).exists()
+    with pytest.raises(SmsError) as caught:
+        deliver_sms()
+    assert caught.value.retryable is True
+    assert len(gateway.messages) == 1
 
 
 def test_registration_through_the_gateway_texts_the_code(api, db, gateway) -> None:
     response = register(api)
     assert response.status_code == 202
+    deliver_sms()
     assert gateway.messages[0]["Phone"] == "84912345678"
     assert "ma xac thuc dang ky" in gateway.messages[0]["Content"]
     assert gateway.messages[0]["IsUnicode"] == "0"
