@@ -22,7 +22,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from auth import sms_codes
-from auth.actions.challenges import issue_code, new_challenge, verify_code
+from auth.actions.challenges import SMS_NOTICE_TASK, issue_code, new_challenge, verify_code
 from auth.actions.phone_numbers import free_phone_number, lock_phone_number
 from auth.actions.second_factor import verify_factor
 from auth.actions.sessions import revoke_all_sessions
@@ -44,7 +44,6 @@ from backend.middleware import rate_limit_address
 
 logger = logging.getLogger(__name__)
 
-SMS_NOTICE_TASK = "accounts.send_sms_notice"
 # To the old number, in the account's language.
 NOTICE_PHONE_CHANGED = SmsTemplate(
     _(

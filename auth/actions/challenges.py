@@ -86,6 +86,8 @@ def _relaxing_commit() -> RawSQL:
 
 
 SEND_CODE_TASK = "accounts.send_code"
+# The job that texts an account notice (never a code), retried: auth/tasks.py.
+SMS_NOTICE_TASK = "accounts.send_sms_notice"
 
 
 def issue_code(

@@ -39,6 +39,7 @@ from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 
 from auth.access import access_reset, identity_level, require_support_staff
+from auth.actions.challenges import SMS_NOTICE_TASK
 from auth.actions.phone_numbers import free_phone_number, lock_phone_number
 from auth.actions.sessions import revoke_all_sessions
 from auth.models import DeviceSession, RecoveryCode, SupportAuditRecord, SupportReset, User
@@ -51,7 +52,6 @@ Action = SupportAuditRecord.Action
 CITIZEN_ID = re.compile(r"^\d{12}$")
 
 # auth/tasks.py imports the actions it runs: the job is named, not imported (no cycle).
-SMS_NOTICE_TASK = "accounts.send_sms_notice"
 # The SMS a reset sends, in the account's language.
 NOTICE_RESET_MOVED = SmsTemplate(
     _(
