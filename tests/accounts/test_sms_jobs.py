@@ -199,7 +199,8 @@ def test_the_job_queue_holds_neither_the_code_nor_the_number(db: None) -> None:
     make_user(KNOWN)
     challenge_id = _reset(KNOWN).json()["challenge_id"]
     [job] = code_jobs()
-    assert set(job["args"]) == {"challenge_id", "requested_at", "notice"}
+    assert set(job["args"]) == {"challenge_id", "requested_at", "notice", "language"}
+    assert job["args"]["language"] == "vi"  # the request's: the text is rendered by the job
     assert job["args"]["challenge_id"] == challenge_id
     assert OtpChallenge.objects.get(pk=challenge_id).code_hash == ""  # no code made yet
 
