@@ -222,7 +222,31 @@ def port_answers(port: int, path: str | None = None) -> bool:
 # --- Redis ----------------------------------------------------------------------------
 
 
-class RedisServer:
+class _ChosenPort:
+    """A server on a port `free_port()` chose: another process may bind that port
+    between the choice and the server's own bind (a busy machine, ephemeral ports of
+    clients). The first start then fails at once (the server exits: address in use)
+    and is tried again on a fresh port, twice. A restart keeps the port: its clients
+    know it."""
+
+    port: int
+    started_once: bool = False
+
+    def _start_on_chosen_port(self, launch: Callable[[], None]) -> None:
+        attempts = 1 if self.started_once else 3
+        for attempt in range(attempts):
+            try:
+                launch()
+            except ProcessExited:
+                if attempt == attempts - 1:
+                    raise
+                self.port = free_port()
+                continue
+            self.started_once = True
+            return
+
+
+class RedisServer(_ChosenPort):
     """A throwaway redis-server on its own port (no disk), stoppable and restartable."""
 
     def __init__(self, workdir: Path) -> None:
@@ -235,6 +259,10 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> RedisServer:
+        self._start_on_chosen_port(lambda: self._launch(timeout))
+        return self
+
+    def _launch(self, timeout: float) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
@@ -250,7 +278,6 @@ class RedisServer:
             append_log=True,
         )
         self.process.start(timeout=timeout, interval=0.05)
-        return self
 
     def _pong(self) -> bool:
         with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
@@ -288,7 +315,7 @@ def postgres_binary(name: str) -> str:
     return str(candidates[-1])
 
 
-class PostgresServer:
+class PostgresServer(_ChosenPort):
     """A throwaway PostgreSQL cluster: `initdb` into `datadir` (or a copy of a cluster
     made before, `seed`), served on its own port, durability off (a test's data).
 
@@ -333,6 +360,10 @@ class PostgresServer:
         return self
 
     def start(self, timeout: float = 60.0) -> PostgresServer:
+        self._start_on_chosen_port(lambda: self._launch(timeout))
+        return self
+
+    def _launch(self, timeout: float) -> None:
         argv = [postgres_binary("postgres"), "-D", str(self.datadir), "-p", str(self.port)]
         argv += ["-k", str(self.datadir), "-c", "listen_addresses=127.0.0.1"]
         argv += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
@@ -348,7 +379,6 @@ class PostgresServer:
             append_log=True,
         )
         self.process.start(timeout=timeout, interval=0.1)
-        return self
 
     def stop(self) -> None:
         if self.process is not None:
@@ -371,7 +401,7 @@ S3_KEYS = {"access_key": "harness-access-key", "secret_key": "harness-secret-key
 S3_REGION = "ap-southeast-1"
 
 
-class S3Server:
+class S3Server(_ChosenPort):
     """A real S3-speaking server process on loopback: moto's standalone server
     (`python -m moto.server`), never an in-process mock. `bucket()` creates a fresh
     bucket; `env(bucket)` is what a web or worker process needs to use it."""
@@ -386,6 +416,10 @@ class S3Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30.0) -> S3Server:
+        self._start_on_chosen_port(lambda: self._launch(timeout))
+        return self
+
+    def _launch(self, timeout: float) -> None:
         argv = [PYTHON, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)]
         self.process = Process(
             "s3",
@@ -397,7 +431,6 @@ class S3Server:
             append_log=True,
         )
         self.process.start(timeout=timeout, interval=0.1)
-        return self
 
     def client(self) -> Any:
         import boto3
