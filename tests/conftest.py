@@ -124,6 +124,11 @@ def sign_in(
     return start_session(user, device_id=device_id or uuid.uuid4().hex, **extra)
 
 
+def api_as(user: User, language: str | None = None) -> ApiClient:
+    """An API client signed in as `user` on a new device (in `language`, if given)."""
+    return ApiClient(token=sign_in(user)[1].access_token, language=language)
+
+
 @pytest.fixture(autouse=True)
 def _clean_redis() -> None:
     """Each test starts with an empty test Redis database (cache, counters, layer) and

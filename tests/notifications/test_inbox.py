@@ -8,16 +8,11 @@ from auth.models import Membership
 from dossiers.models import Dossier
 from notifications.actions import notify_event
 from notifications.models import Notification
-from tests.conftest import ApiClient, make_user, sign_in
+from tests.conftest import api_as, make_user
 from tests.factories import make_dossier, make_organisation, make_procedure
 from tests.notifications.conftest import emit, notify, register
 
 pytestmark = pytest.mark.django_db
-
-
-def api_for(user) -> ApiClient:
-    _, tokens = sign_in(user)
-    return ApiClient(token=tokens.access_token)
 
 
 def test_organisation_dossier_reaches_applicant_and_watching_members_only() -> None:
@@ -116,7 +111,7 @@ def test_inbox_lists_my_entries_newest_first_with_a_cursor() -> None:
     dossier = make_dossier(me, status=Dossier.Status.PROCESSING)
     entries = [notify(me, "dossier.processing_started", dossier=dossier) for _ in range(3)]
     notify(other, "dossier.accepted")
-    api = api_for(me)
+    api = api_as(me)
 
     first = api.get("/api/v1/notifications", query={"limit": 2})
     second = api.get(
@@ -147,7 +142,7 @@ def test_unread_count_mark_one_and_mark_all() -> None:
     me = make_user()
     dossier = make_dossier(me, status=Dossier.Status.PROCESSING)
     a, b, c = (notify(me, "dossier.processing_started", dossier=dossier) for _ in range(3))
-    api = api_for(me)
+    api = api_as(me)
     assert api.get("/api/v1/notifications/unread-count").json() == {"unread": 3}
 
     response = api.post(f"/api/v1/notifications/{a.pk}/read")
@@ -170,7 +165,7 @@ def test_cannot_read_someone_elses_entry() -> None:
     me, other = make_user(), make_user()
     theirs = notify(other, "dossier.accepted")
 
-    response = api_for(me).post(f"/api/v1/notifications/{theirs.pk}/read")
+    response = api_as(me).post(f"/api/v1/notifications/{theirs.pk}/read")
 
     assert response.status_code == 404
     theirs.refresh_from_db()

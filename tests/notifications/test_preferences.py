@@ -8,7 +8,7 @@ import zoneinfo
 import pytest
 
 from notifications.models import Preference
-from tests.conftest import ApiClient, make_user, sign_in
+from tests.conftest import api_as, make_user
 from tests.notifications.conftest import at_local, jobs, notify, register
 
 pytestmark = [pytest.mark.django_db, pytest.mark.shipped_quiet_hours]
@@ -16,13 +16,8 @@ pytestmark = [pytest.mark.django_db, pytest.mark.shipped_quiet_hours]
 HCM = zoneinfo.ZoneInfo("Asia/Ho_Chi_Minh")
 
 
-def api_for(user) -> ApiClient:
-    _, tokens = sign_in(user)
-    return ApiClient(token=tokens.access_token)
-
-
 def test_default_preferences() -> None:
-    response = api_for(make_user()).get("/api/v1/notifications/preferences")
+    response = api_as(make_user()).get("/api/v1/notifications/preferences")
     assert response.status_code == 200
     assert response.json() == {
         "status_changes": True,
@@ -38,7 +33,7 @@ def test_default_preferences() -> None:
 
 def test_update_some_preferences_keeps_the_rest() -> None:
     user = make_user()
-    api = api_for(user)
+    api = api_as(user)
 
     response = api.patch(
         "/api/v1/notifications/preferences",
@@ -71,7 +66,7 @@ def test_update_some_preferences_keeps_the_rest() -> None:
 )
 def test_invalid_preferences_are_refused(body: dict, field: str) -> None:
     user = make_user()
-    response = api_for(user).patch("/api/v1/notifications/preferences", body)
+    response = api_as(user).patch("/api/v1/notifications/preferences", body)
     assert response.status_code == 422
     assert [detail["field"] for detail in response.json()["details"]] == [field]
     assert Preference.objects.filter(user=user).count() == 0

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from auth.models import Membership, User
+from auth.models import Membership
 from dossiers.models import Dossier, DossierEvent
 from payments.models import Payment
-from tests.conftest import ApiClient, sign_in
+from tests.conftest import api_as
 from tests.factories import make_team
 from tests.payments.conftest import Citizen
 
@@ -25,10 +25,6 @@ NOT_PAYER = {
     "en": "Only whoever started this payment, the dossier's applicant and the organisation's "
     "owners and administrators can cancel it.",
 }
-
-
-def api_of(user: User, language: str | None = None) -> ApiClient:
-    return ApiClient(token=sign_in(user)[1].access_token, language=language)
 
 
 class Team:
@@ -41,7 +37,7 @@ class Team:
         Dossier.objects.filter(pk=self.citizen.dossier.pk).update(organisation=organisation)
         Membership.objects.create(organisation=organisation, user=self.citizen.user)
         self.people["applicant"] = self.citizen.user
-        started = api_of(self.people["payer"]).post(
+        started = api_as(self.people["payer"]).post(
             f"/api/v1/payments/dossiers/{self.citizen.dossier.pk}/checkout", {}
         )
         assert started.status_code == 201, started
@@ -62,7 +58,7 @@ class Team:
 def test_a_plain_member_cannot_cancel_a_colleagues_payment(fake_gateway, language: str) -> None:
     team = Team()
     before = team.state()
-    response = api_of(team.people["member"], language).post(
+    response = api_as(team.people["member"], language).post(
         f"/api/v1/payments/{team.payment_id}/cancel"
     )
     assert response.status_code == 403
@@ -75,7 +71,7 @@ def test_a_plain_member_cannot_cancel_a_colleagues_payment(fake_gateway, languag
 def test_a_plain_member_still_gets_the_waiting_payment_to_pay_it(fake_gateway) -> None:
     """Paying stays open to every member (mobile_api_docs/payments.md)."""
     team = Team()
-    response = api_of(team.people["member"]).post(
+    response = api_as(team.people["member"]).post(
         f"/api/v1/payments/dossiers/{team.citizen.dossier.pk}/checkout", {}
     )
     assert (response.status_code, response.json()["id"]) == (200, team.payment_id)
@@ -86,7 +82,7 @@ def test_a_plain_member_still_gets_the_waiting_payment_to_pay_it(fake_gateway) -
 @pytest.mark.parametrize("who", ["payer", "applicant", "admin", "owner"])
 def test_the_payer_the_applicant_and_managers_may_cancel(fake_gateway, who: str) -> None:
     team = Team()
-    response = api_of(team.people[who]).post(f"/api/v1/payments/{team.payment_id}/cancel")
+    response = api_as(team.people[who]).post(f"/api/v1/payments/{team.payment_id}/cancel")
     assert response.status_code == 200, response
     assert response.json()["status"] == "cancelled"
     assert Payment.objects.get(pk=team.payment_id).status == "cancelled"

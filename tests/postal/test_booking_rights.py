@@ -11,11 +11,10 @@ from typing import Any
 
 import pytest
 
-from auth.models import User
 from dossiers.models import Dossier, DossierEvent
 from postal.actions import record_carrier_order
 from postal.models import DeliveryBooking
-from tests.conftest import ApiClient, sign_in
+from tests.conftest import api_as
 from tests.factories import make_dossier, make_procedure, make_team
 from tests.postal.conftest import CA_MAU_COMMUNE, make_address, postal_jobs
 
@@ -26,10 +25,6 @@ NOT_BOOKER = {
     "en": "Only whoever booked this delivery, the dossier's applicant and the organisation's "
     "owners and administrators can cancel it or change its address.",
 }
-
-
-def api_of(user: User, language: str | None = None) -> ApiClient:
-    return ApiClient(token=sign_in(user)[1].access_token, language=language)
 
 
 class Team:
@@ -45,7 +40,7 @@ class Team:
             organisation=_organisation,
         )
         home = make_address(self.people["booker"], street="Ngõ 5 nhà 17")
-        booked = api_of(self.people["booker"]).post(
+        booked = api_as(self.people["booker"]).post(
             f"/api/v1/postal/dossiers/{self.dossier.id}/bookings",
             {"direction": "result", "address_id": str(home.id)},
         )
@@ -82,7 +77,7 @@ def team(db: None) -> Team:
 @pytest.mark.parametrize("language", ["vi", "en"])
 def test_a_plain_member_cannot_cancel_a_colleagues_booking(team: Team, language: str) -> None:
     before = team.state()
-    response = api_of(team.people["member"], language).post(
+    response = api_as(team.people["member"], language).post(
         f"/api/v1/postal/bookings/{team.booking_id}/cancel"
     )
     assert response.status_code == 403
@@ -102,7 +97,7 @@ def test_a_plain_member_cannot_move_a_colleagues_booking_to_their_address(team: 
     member = team.people["member"]
     own_address = make_address(member, CA_MAU_COMMUNE)
     before = team.state()
-    response = api_of(member).put(
+    response = api_as(member).put(
         f"/api/v1/postal/bookings/{team.booking_id}/address", {"address_id": str(own_address.id)}
     )
     assert (response.status_code, response.json()["code"]) == (403, "not_booker")
@@ -115,7 +110,7 @@ def test_a_plain_member_cannot_move_a_colleagues_booking_to_their_address(team: 
 @pytest.mark.django_db
 @pytest.mark.parametrize("who", ["booker", "applicant", "admin", "owner"])
 def test_the_booker_the_applicant_and_managers_may_cancel(team: Team, who: str) -> None:
-    response = api_of(team.people[who]).post(f"/api/v1/postal/bookings/{team.booking_id}/cancel")
+    response = api_as(team.people[who]).post(f"/api/v1/postal/bookings/{team.booking_id}/cancel")
     assert response.status_code == 200, response
     assert (response.json()["status"], response.json()["can_change"]) == ("cancelled", False)
     assert team.booking().status == "cancelled"
@@ -131,7 +126,7 @@ def test_the_booker_the_applicant_and_managers_may_cancel(team: Team, who: str) 
 def test_the_booker_the_applicant_and_managers_may_change_the_address(team: Team, who: str) -> None:
     user = team.people[who]
     new_home = make_address(user, CA_MAU_COMMUNE, phone="+84987111222", street="Số 5 Trần Phú")
-    response = api_of(user).put(
+    response = api_as(user).put(
         f"/api/v1/postal/bookings/{team.booking_id}/address", {"address_id": str(new_home.id)}
     )
     assert response.status_code == 200, response
@@ -159,12 +154,12 @@ def test_after_an_admins_change_the_previous_booker_sees_the_admins_address_mask
 ) -> None:
     admin = team.people["admin"]
     new_home = make_address(admin, CA_MAU_COMMUNE, phone="+84987111222", street="Số 5 Trần Phú")
-    changed = api_of(admin).put(
+    changed = api_as(admin).put(
         f"/api/v1/postal/bookings/{team.booking_id}/address", {"address_id": str(new_home.id)}
     )
     assert changed.status_code == 200, changed
     seen = {
-        who: api_of(team.people[who]).get(f"/api/v1/postal/bookings/{team.booking_id}").json()
+        who: api_as(team.people[who]).get(f"/api/v1/postal/bookings/{team.booking_id}").json()
         for who in ("admin", "applicant", "booker")
     }
     assert {who: (b["phone"], b["street"]) for who, b in seen.items()} == {
@@ -173,7 +168,7 @@ def test_after_an_admins_change_the_previous_booker_sees_the_admins_address_mask
         "booker": ("+8498•••1222", ""),
     }
     # ...and may no longer cancel what is now the admin's booking.
-    refused = api_of(team.people["booker"]).post(
+    refused = api_as(team.people["booker"]).post(
         f"/api/v1/postal/bookings/{team.booking_id}/cancel"
     )
     assert (refused.status_code, refused.json()["code"]) == (403, "not_booker")
@@ -186,7 +181,7 @@ def test_nobody_moves_a_booking_to_someone_elses_saved_address(team: Team) -> No
     address (or anyone's) gets 404, and the booking stays."""
     booker_other = make_address(team.people["booker"], CA_MAU_COMMUNE)
     before = team.state()
-    response = api_of(team.people["admin"]).put(
+    response = api_as(team.people["admin"]).put(
         f"/api/v1/postal/bookings/{team.booking_id}/address", {"address_id": str(booker_other.id)}
     )
     assert (response.status_code, response.json()["code"]) == (404, "not_found")
@@ -196,7 +191,7 @@ def test_nobody_moves_a_booking_to_someone_elses_saved_address(team: Team) -> No
 @pytest.mark.django_db
 def test_can_change_says_who_may_change(team: Team) -> None:
     seen = {
-        who: api_of(user).get(f"/api/v1/postal/bookings/{team.booking_id}").json()["can_change"]
+        who: api_as(user).get(f"/api/v1/postal/bookings/{team.booking_id}").json()["can_change"]
         for who, user in team.people.items()
     }
     assert seen == {
@@ -206,7 +201,7 @@ def test_can_change_says_who_may_change(team: Team) -> None:
         "booker": True,
         "member": False,
     }
-    listed = api_of(team.people["member"]).get(
+    listed = api_as(team.people["member"]).get(
         f"/api/v1/postal/dossiers/{team.dossier.id}/bookings"
     )
     assert [item["can_change"] for item in listed.json()["items"]] == [False]

@@ -6,18 +6,14 @@ from typing import Any
 
 import pytest
 
-from auth.models import Membership, User
+from auth.models import Membership
 from dossiers.models import Dossier
-from tests.conftest import ApiClient, make_user, sign_in
+from tests.conftest import api_as, make_user
 from tests.factories import make_dossier, make_organisation, make_procedure
 from tests.postal.conftest import make_address
 
 PHONE = "+84987111222"
 STREET = "Ngõ 5 nhà 17"
-
-
-def api_of(user: User) -> ApiClient:
-    return ApiClient(token=sign_in(user)[1].access_token)
 
 
 def recipient(booking: dict[str, Any]) -> tuple[Any, ...]:
@@ -56,7 +52,7 @@ def test_only_the_booker_and_the_applicant_see_the_recipients_phone_and_street()
     home = make_address(
         people["booker"], recipient_name="Trần Văn Bình", phone=PHONE, street=STREET
     )
-    booked = api_of(people["booker"]).post(
+    booked = api_as(people["booker"]).post(
         f"/api/v1/postal/dossiers/{dossier.id}/bookings",
         {"direction": "result", "address_id": str(home.id)},
     )
@@ -66,7 +62,7 @@ def test_only_the_booker_and_the_applicant_see_the_recipients_phone_and_street()
 
     seen = {}
     for role, user in people.items():
-        api = api_of(user)
+        api = api_as(user)
         listed = api.get(f"/api/v1/postal/dossiers/{dossier.id}/bookings").json()["items"]
         one = api.get(f"/api/v1/postal/bookings/{booking_id}").json()
         assert [item["id"] for item in listed] == [booking_id]

@@ -11,7 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from auth.models import User
 from dossiers.catalogue import procedure_changed
 from dossiers.models import Dossier, Procedure, RequiredDocument
-from tests.conftest import ApiClient, make_user, sign_in
+from tests.conftest import ApiClient, api_as, make_user
 from tests.dossiers.attachments import samples
 from tests.factories import make_dossier, make_procedure
 
@@ -58,17 +58,12 @@ def owner(db: None) -> User:
 
 @pytest.fixture
 def owner_api(owner: User) -> ApiClient:
-    return api_for(owner)
+    return api_as(owner)
 
 
 @pytest.fixture
 def dossier(owner: User, procedure: Procedure) -> Dossier:
     return make_dossier(owner, procedure)
-
-
-def api_for(user: User) -> ApiClient:
-    _, tokens = sign_in(user)
-    return ApiClient(token=tokens.access_token)
 
 
 def upload_form(

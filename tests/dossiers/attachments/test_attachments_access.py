@@ -16,10 +16,9 @@ import pytest
 
 from auth.models import Membership, User
 from dossiers.models import Attachment, Dossier, Procedure
-from tests.conftest import ApiClient
+from tests.conftest import ApiClient, api_as
 from tests.dossiers.attachments import samples
 from tests.dossiers.attachments.conftest import (
-    api_for,
     citizen,
     stored_files,
     upload_form,
@@ -71,7 +70,7 @@ def org_dossier(procedure: Procedure) -> tuple[Dossier, User, User]:
 @pytest.fixture
 def attachment(org_dossier: tuple[Dossier, User, User]) -> Attachment:
     dossier, applicant, _ = org_dossier
-    response = api_for(applicant).post(_base(dossier), data=upload_form(samples.jpeg_bytes()))
+    response = api_as(applicant).post(_base(dossier), data=upload_form(samples.jpeg_bytes()))
     assert response.status_code == 201, response
     return Attachment.objects.get(pk=response.json()["id"])
 
@@ -79,11 +78,11 @@ def attachment(org_dossier: tuple[Dossier, User, User]) -> Attachment:
 def _client(who: str, org_dossier: tuple[Dossier, User, User]) -> ApiClient:
     _, applicant, member = org_dossier
     if who == "applicant":
-        return api_for(applicant)
+        return api_as(applicant)
     if who == "org member":
-        return api_for(member)
+        return api_as(member)
     if who == "stranger":
-        return api_for(citizen())
+        return api_as(citizen())
     return ApiClient()
 
 
@@ -127,7 +126,7 @@ def test_attachment_access_matrix(
 def test_strangers_404_does_not_reveal_whether_the_dossier_exists(
     org_dossier: tuple[Dossier, User, User], attachment: Attachment
 ) -> None:
-    stranger = api_for(citizen())
+    stranger = api_as(citizen())
     dossier = org_dossier[0]
     missing = "/api/v1/dossiers/00000000-0000-0000-0000-000000000000/attachments"
 
@@ -141,8 +140,8 @@ def test_a_download_link_stops_working_once_its_user_no_longer_sees_the_dossier(
     org_dossier: tuple[Dossier, User, User], attachment: Attachment
 ) -> None:
     dossier, applicant, member = org_dossier
-    member_link = api_for(member).get(f"{_base(dossier)}/{attachment.pk}/download-url").json()
-    applicant_link = api_for(applicant).get(f"{_base(dossier)}/{attachment.pk}/download-url").json()
+    member_link = api_as(member).get(f"{_base(dossier)}/{attachment.pk}/download-url").json()
+    applicant_link = api_as(applicant).get(f"{_base(dossier)}/{attachment.pk}/download-url").json()
     anonymous = ApiClient()
     assert anonymous.get(member_link["url"]).status_code == 200
 
@@ -157,7 +156,7 @@ def test_a_download_link_of_a_disabled_account_is_404(
     org_dossier: tuple[Dossier, User, User], attachment: Attachment
 ) -> None:
     dossier, applicant, _ = org_dossier
-    link = api_for(applicant).get(f"{_base(dossier)}/{attachment.pk}/download-url").json()
+    link = api_as(applicant).get(f"{_base(dossier)}/{attachment.pk}/download-url").json()
     User.objects.filter(pk=applicant.pk).update(is_active=False)
     assert ApiClient().get(link["url"]).status_code == 404
 
@@ -172,7 +171,7 @@ def test_a_plain_member_cannot_remove_a_colleagues_file(
     dossier, _applicant, member = org_dossier
     version = Dossier.objects.get(pk=dossier.pk).version
     files_before = stored_files(media_root)
-    client = ApiClient(token=api_for(member).token, language=language)
+    client = ApiClient(token=api_as(member).token, language=language)
 
     response = client.delete(f"{_base(dossier)}/{attachment.pk}")
 
@@ -191,10 +190,10 @@ def test_a_plain_member_removes_what_they_attached_themselves(
     org_dossier: tuple[Dossier, User, User], attachment: Attachment, media_root: Path
 ) -> None:
     dossier, _applicant, member = org_dossier
-    mine = api_for(member).post(_base(dossier), data=upload_form(samples.png_bytes((60, 40))))
+    mine = api_as(member).post(_base(dossier), data=upload_form(samples.png_bytes((60, 40))))
     assert mine.status_code == 201, mine
 
-    response = api_for(member).delete(f"{_base(dossier)}/{mine.json()['id']}")
+    response = api_as(member).delete(f"{_base(dossier)}/{mine.json()['id']}")
 
     assert response.status_code == 204
     assert list(Attachment.objects.filter(dossier=dossier)) == [attachment]
@@ -205,7 +204,7 @@ def test_the_applicant_owners_and_admins_remove_a_members_file(
     org_dossier: tuple[Dossier, User, User], attachment: Attachment, media_root: Path, who: str
 ) -> None:
     dossier, applicant, member = org_dossier
-    theirs = api_for(member).post(_base(dossier), data=upload_form(samples.png_bytes((60, 40))))
+    theirs = api_as(member).post(_base(dossier), data=upload_form(samples.png_bytes((60, 40))))
     assert theirs.status_code == 201, theirs
     remover = applicant
     if who != "applicant":
@@ -213,7 +212,7 @@ def test_the_applicant_owners_and_admins_remove_a_members_file(
         role = Membership.Role.OWNER if who == "owner" else Membership.Role.ADMIN
         Membership.objects.create(organisation_id=dossier.organisation_id, user=remover, role=role)
 
-    response = api_for(remover).delete(f"{_base(dossier)}/{theirs.json()['id']}")
+    response = api_as(remover).delete(f"{_base(dossier)}/{theirs.json()['id']}")
 
     assert response.status_code == 204
     assert list(Attachment.objects.filter(dossier=dossier)) == [attachment]
