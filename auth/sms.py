@@ -140,7 +140,7 @@ def check_autofill_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
     """System check (registered in auth/apps.py): the auto-fill settings are well formed."""
-    errors = []
+    errors: list[checks.CheckMessage] = []
     app_hash = settings.SMS_ANDROID_APP_HASH
     if app_hash and not ANDROID_APP_HASH.fullmatch(app_hash):
         errors.append(
@@ -148,7 +148,8 @@ def check_autofill_settings(
                 f"SMS_ANDROID_APP_HASH must be the 11-character SMS Retriever hash of the "
                 f"Android app (letters, digits, + and /), not {app_hash!r}.",
                 hint="Compute it from the package name and the signing certificate "
-                "(mobile_api_docs/accounts.md, 'Codes by SMS'), or leave it empty.",
+                "(mobile_api_docs/accounts.md, 'Filling the code in by itself'), or leave it "
+                "empty.",
                 id="accounts.E001",
             )
         )
@@ -160,8 +161,8 @@ def check_autofill_settings(
             checks.Error(
                 f"SMS_WEB_OTP_DOMAIN must be a host name in lowercase such as "
                 f"dichvucong.gov.vn, without scheme, port or path, of at most "
-                f"{WEB_OTP_DOMAIN_MAX_LENGTH} characters (longer ones do not leave every "
-                f"code SMS in one segment), not {domain!r}.",
+                f"{WEB_OTP_DOMAIN_MAX_LENGTH} characters (the most that keeps every code "
+                f"SMS within 140 characters), not {domain!r}.",
                 hint="The site, or the iOS app's associated domain, where codes are "
                 "typed in; leave it empty to turn the Web OTP line off.",
                 id="accounts.E002",

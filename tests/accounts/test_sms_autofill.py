@@ -172,8 +172,8 @@ def test_the_system_check_refuses_what_is_not_a_short_host_name(domain: str, set
     assert error.id == "accounts.E002"
     assert error.msg == (
         "SMS_WEB_OTP_DOMAIN must be a host name in lowercase such as dichvucong.gov.vn, "
-        "without scheme, port or path, of at most 24 characters (longer ones do not leave "
-        f"every code SMS in one segment), not {domain!r}."
+        "without scheme, port or path, of at most 24 characters (the most that keeps every "
+        f"code SMS within 140 characters), not {domain!r}."
     )
 
 
