@@ -9,6 +9,13 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts"
     default_auto_field = "django.db.models.BigAutoField"
 
+    def ready(self) -> None:
+        from django.core import checks
+
+        from auth.sms import check_autofill_settings
+
+        checks.register(check_autofill_settings)
+
 
 class StaffAdminConfig(AdminConfig):
     """The Django admin with the staff sign-in of auth.admin_login (password + TOTP)."""

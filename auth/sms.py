@@ -10,6 +10,23 @@ message needs UCS-2 (70 characters a segment instead of GSM-7's 160, so it costs
 two or three times more) and some older phones and networks garble it;
 brand-name SMS in Vietnam are written unaccented. Each text fits one GSM-7
 segment (tests/accounts/test_sms_texts.py) and a code comes first.
+
+A text that carries a code (`CodeSmsTemplate`) can end with the lines that let the
+phone fill the code in by itself, each turned on by a setting (empty: off):
+- `SMS_ANDROID_APP_HASH`: the 11-character hash of the Android app, on a line of
+  its own. Google Play services hands a message holding it to the app through the
+  SMS Retriever API, no SMS permission needed. Google's current rules
+  (developers.google.com/identity/sms-retriever/verify): the message holds the
+  code and the hash and is no longer than 140 bytes; the `<#>` prefix older pages
+  asked for is gone (it would also push the code off the start).
+- `SMS_WEB_OTP_DOMAIN`: the last line `@dichvucong.gov.vn #123456` of an
+  origin-bound one-time code message (wicg.github.io/sms-one-time-codes): Chrome's
+  WebOTP and iOS/Safari AutoFill offer the code only on that site or an app
+  associated with it. It must be the message's last line, so with both the hash
+  line comes just before it.
+With both at their longest (`WEB_OTP_DOMAIN_MAX_LENGTH`) every code text still
+fits one segment and 140 bytes (tests/accounts/test_sms_texts.py); the system
+check `check_autofill_settings` refuses a malformed value at start-up.
 """
 
 from __future__ import annotations
@@ -17,14 +34,18 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import json
+import re
 import sys
 import unicodedata
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+from django.apps import AppConfig
 from django.conf import settings
+from django.core import checks
 from django.utils import timezone
 from django.utils.functional import Promise
 from django.utils.module_loading import import_string
@@ -82,6 +103,72 @@ class SmsTemplate:
 
 
 SMS_TEMPLATES: list[SmsTemplate] = []
+
+# The SMS Retriever's limit on the whole message. Google does not say in which
+# encoding: read as one byte a character (stricter than the 140 octets a GSM-7
+# segment packs its 160 septets into), which the unaccented texts are.
+SMS_RETRIEVER_MAX_BYTES = 140
+# Base64 of a SHA-256, cut to 11 characters (no padding).
+ANDROID_APP_HASH = re.compile(r"[A-Za-z0-9+/]{11}")
+# A host name in lowercase (labels of letters, digits and inner hyphens); the cap
+# keeps every code text with both auto-fill lines within 140 bytes.
+WEB_OTP_DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z][a-z0-9-]*[a-z0-9]")
+WEB_OTP_DOMAIN_MAX_LENGTH = 24
+
+
+def autofill_lines(code: str) -> list[str]:
+    """The lines that let a phone fill `code` in, as the settings turn them on: the
+    Android app's hash, then the origin-bound line, which must come last."""
+    lines = []
+    if settings.SMS_ANDROID_APP_HASH:
+        lines.append(settings.SMS_ANDROID_APP_HASH)
+    if settings.SMS_WEB_OTP_DOMAIN:
+        lines.append(f"@{settings.SMS_WEB_OTP_DOMAIN} #{code}")
+    return lines
+
+
+@dataclass(frozen=True)
+class CodeSmsTemplate(SmsTemplate):
+    """A text that carries a one-time code (`{code}`, first), followed by the
+    auto-fill lines the settings turn on (`autofill_lines`); notices never get them."""
+
+    def format(self, **values: object) -> str:
+        return "\n".join([super().format(**values), *autofill_lines(str(values["code"]))])
+
+
+def check_autofill_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """System check (registered in auth/apps.py): the auto-fill settings are well formed."""
+    errors: list[checks.CheckMessage] = []
+    app_hash = settings.SMS_ANDROID_APP_HASH
+    if app_hash and not ANDROID_APP_HASH.fullmatch(app_hash):
+        errors.append(
+            checks.Error(
+                f"SMS_ANDROID_APP_HASH must be the 11-character SMS Retriever hash of the "
+                f"Android app (letters, digits, + and /), not {app_hash!r}.",
+                hint="Compute it from the package name and the signing certificate "
+                "(mobile_api_docs/accounts.md, 'Filling the code in by itself'), or leave it "
+                "empty.",
+                id="accounts.E001",
+            )
+        )
+    domain = settings.SMS_WEB_OTP_DOMAIN
+    if domain and not (
+        len(domain) <= WEB_OTP_DOMAIN_MAX_LENGTH and WEB_OTP_DOMAIN.fullmatch(domain)
+    ):
+        errors.append(
+            checks.Error(
+                f"SMS_WEB_OTP_DOMAIN must be a host name in lowercase such as "
+                f"dichvucong.gov.vn, without scheme, port or path, of at most "
+                f"{WEB_OTP_DOMAIN_MAX_LENGTH} characters (the most that keeps every code "
+                f"SMS within 140 characters), not {domain!r}.",
+                hint="The site, or the iOS app's associated domain, where codes are "
+                "typed in; leave it empty to turn the Web OTP line off.",
+                id="accounts.E002",
+            )
+        )
+    return errors
 
 
 @dataclass(frozen=True)

@@ -17,42 +17,44 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from auth.models import OtpChallenge, User
-from auth.sms import SmsTemplate
+from auth.sms import CodeSmsTemplate, SmsTemplate
 from backend.errors import RateLimited, Unprocessable
 from backend.keys import ACCOUNTS_SALT, keyed_hash
 
 # A code goes in the language of the request that asked for it: whoever asked holds
 # the app and reads the code now. The code comes first (it shows in the phone's
-# notification preview, and auto-fill finds it); every text fits one SMS segment.
+# notification preview, and auto-fill finds it); every text fits one SMS segment,
+# and 140 bytes with both auto-fill lines at their longest (auth/sms.py), hence the
+# short wording.
 SMS_TEXTS = {
-    OtpChallenge.Purpose.REGISTER: SmsTemplate(
+    OtpChallenge.Purpose.REGISTER: CodeSmsTemplate(
         _(
-            "{code} is your code to sign up for Public Services. It expires in {minutes} "
-            "minutes. Never share it with anyone."
+            "{code} is your code to sign up for Public Services, valid {minutes} min. Never "
+            "share it."
         )
     ),
-    OtpChallenge.Purpose.LOGIN: SmsTemplate(
+    OtpChallenge.Purpose.LOGIN: CodeSmsTemplate(
         _(
-            "{code} is your code to sign in to Public Services on a new device. It expires in "
-            "{minutes} minutes. If this was not you, change your password now."
+            "{code} is your Public Services code for a new device, valid {minutes} min. Not you? "
+            "Change password."
         )
     ),
-    OtpChallenge.Purpose.RESET_PASSWORD: SmsTemplate(
+    OtpChallenge.Purpose.RESET_PASSWORD: CodeSmsTemplate(
         _(
-            "{code} is your code to reset your Public Services password. It expires in "
-            "{minutes} minutes. Never share it with anyone."
+            "{code} is your code to reset your Public Services password, valid {minutes} min. "
+            "Never share it."
         )
     ),
-    OtpChallenge.Purpose.CHANGE_PHONE: SmsTemplate(
+    OtpChallenge.Purpose.CHANGE_PHONE: CodeSmsTemplate(
         _(
-            "{code} is your code to move your Public Services account to this number. It "
-            "expires in {minutes} minutes."
+            "{code} is your code to move your Public Services account to this number, valid "
+            "{minutes} min."
         )
     ),
-    OtpChallenge.Purpose.LINK_NATIONAL: SmsTemplate(
+    OtpChallenge.Purpose.LINK_NATIONAL: CodeSmsTemplate(
         _(
-            "{code} is your code to link your VNeID to your Public Services account. It "
-            "expires in {minutes} minutes. If this was not you, do not enter it."
+            "{code} is your code to link VNeID to Public Services, valid {minutes} min. Not you? "
+            "Do not enter it."
         )
     ),
 }

@@ -523,6 +523,12 @@ SMS_API_KEY = env("SMS_API_KEY")
 SMS_SECRET_KEY = env("SMS_SECRET_KEY")
 SMS_BRANDNAME = env("SMS_BRANDNAME")
 SMS_HTTP_TIMEOUT_SECONDS = float(env("SMS_HTTP_TIMEOUT_SECONDS", "10"))
+# Auto-fill of SMS codes (auth/sms.py, `CodeSmsTemplate`): empty is off. The Android
+# app's 11-character SMS Retriever hash (from its package name and signing
+# certificate), and the host name the Web OTP line binds a code to
+# (`@dichvucong.gov.vn #123456`). A system check refuses malformed values.
+SMS_ANDROID_APP_HASH = env("SMS_ANDROID_APP_HASH").strip()
+SMS_WEB_OTP_DOMAIN = env("SMS_WEB_OTP_DOMAIN").strip()
 # Organisations and support resets.
 ORGANISATION_INVITATION_TTL_DAYS = envint("ORGANISATION_INVITATION_TTL_DAYS", 7)
 SUPPORT_RESET_APPROVAL_TTL_HOURS = envint("SUPPORT_RESET_APPROVAL_TTL_HOURS", 72)
