@@ -42,7 +42,7 @@ from auth.schemas import (
 from auth.tokens import TokenError, TokenPair
 from backend.errors import ErrorOut, NotAuthenticated
 from backend.idempotency import idempotent
-from backend.middleware import client_ip
+from backend.middleware import client_ip, request_language
 from backend.pagination import PageParams, page_of, paginate
 
 router = Router(tags=["auth"])
@@ -122,6 +122,7 @@ def register(request: HttpRequest, payload: RegisterIn) -> Status[ChallengeOut]:
         full_name=payload.full_name,
         password=payload.password,
         ip=client_ip(request),
+        language=request_language(request),
     )
     return Status(202, _challenge_out(challenge))
 

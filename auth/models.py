@@ -94,6 +94,14 @@ class User(AbstractBaseUser, PermissionsMixin):
     def __str__(self) -> str:
         return self.full_name or str(self.id)
 
+    @classmethod
+    def new_account_language(cls, requested: str | None) -> str:
+        """A new account's `language`: the one its sign-up asked in (the request's) when
+        the app speaks it, else the default (vi)."""
+        if requested is not None and requested in cls.Language.values:
+            return requested
+        return cls.Language.VI
+
     # Compared with a new password (AUTH_PASSWORD_VALIDATORS): the name as people type
     # it without tone marks, and the number as dialled at home, besides the fields.
     @property

@@ -20,7 +20,7 @@ from auth.bearer import bearer, current_user, require_recent_authentication
 from auth.phone import mask_phone
 from auth.schemas import DeviceIn, SecondFactor, TokenOut
 from backend.errors import ErrorOut
-from backend.middleware import client_ip
+from backend.middleware import client_ip, request_language
 
 router = Router(tags=["national sign-in"])
 
@@ -136,7 +136,10 @@ def start(request: HttpRequest, payload: NationalStartIn) -> NationalStartOut:
 def callback(request: HttpRequest, payload: NationalCallbackIn) -> NationalCallbackOut:
     """The `code` and `state` of the app link the browser came back to."""
     outcome = national_sign_in.complete(
-        state=payload.state, code=payload.code, ip=client_ip(request)
+        state=payload.state,
+        code=payload.code,
+        ip=client_ip(request),
+        language=request_language(request),
     )
     return _callback_out(outcome)
 

@@ -116,6 +116,12 @@ def handler500(request: HttpRequest) -> HttpResponse:
     return outage if outage is not None else error_response(500)
 
 
+def request_language(request: HttpRequest) -> str:
+    """The language LocaleMiddleware chose from Accept-Language: one of LANGUAGES (vi,
+    en), or LANGUAGE_CODE (vi) when the request names none of them."""
+    return str(getattr(request, "LANGUAGE_CODE", settings.LANGUAGE_CODE))
+
+
 def client_ip(request: HttpRequest) -> str:
     """The caller's IP. X-Forwarded-For is read only for the configured proxy hops.
 

@@ -155,10 +155,33 @@ def _visible_one(
 def _may_see(user: User, dossier: Dossier) -> bool:
     if dossier.applicant_id == user.pk:
         return True
-    return (
-        dossier.organisation_id is not None
-        and Membership.objects.filter(organisation_id=dossier.organisation_id, user=user).exists()
-    )
+    return role_in_organisation(user, dossier) is not None
+
+
+# Where `role_in_organisation` keeps what it read, on the dossier instance itself.
+_ROLES = "_roles_in_organisation"
+
+
+def role_in_organisation(user: User, dossier: Dossier) -> str | None:
+    """`user`'s role in the dossier's organisation; None for a dossier of no organisation
+    or someone who is not a member.
+
+    Read once per dossier instance and user, then kept on the instance: seeing the
+    dossier and then `may_act_for` on each of a page of its papers (`can_remove`) ask
+    the same question, and the answer is one query, not one per row. An instance lives
+    for one request or one action (read again under its lock for every change), so a
+    role changed meanwhile is seen by the next one.
+    """
+    if dossier.organisation_id is None:
+        return None
+    known: dict[Any, str | None] = dossier.__dict__.setdefault(_ROLES, {})
+    if user.pk not in known:
+        known[user.pk] = (
+            Membership.objects.filter(organisation_id=dossier.organisation_id, user=user)
+            .values_list("role", flat=True)
+            .first()
+        )
+    return known[user.pk]
 
 
 def may_act_for(user: User, dossier: Dossier, *, made_by_id: uuid.UUID | None = None) -> bool:
@@ -173,12 +196,7 @@ def may_act_for(user: User, dossier: Dossier, *, made_by_id: uuid.UUID | None = 
     """
     if user.pk in (dossier.applicant_id, made_by_id):
         return True
-    return (
-        dossier.organisation_id is not None
-        and Membership.objects.filter(
-            organisation_id=dossier.organisation_id, user=user, role__in=MANAGERS
-        ).exists()
-    )
+    return role_in_organisation(user, dossier) in MANAGERS
 
 
 def require_may_act_for(

@@ -21,11 +21,12 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from auth.bearer import bearer, current_user
 from backend.errors import ErrorOut
 from backend.idempotency import idempotent
+from backend.middleware import request_language
 from backend.pagination import PageParams, page_of, paginate
 from backend.times import date_text
 from dossiers import actions
 from dossiers.access import first_visible, read_dossier
-from dossiers.catalogue import get_procedure, pick, request_language, required_documents
+from dossiers.catalogue import get_procedure, pick, required_documents
 from dossiers.catalogue_api import AgencyRef, agency_ref
 from dossiers.deadlines import business_tz
 from dossiers.models import Attachment, Dossier

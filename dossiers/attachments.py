@@ -23,8 +23,15 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from auth.models import User
-from backend.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
-from dossiers.access import access_dossier, require_may_act_for
+from backend.errors import (
+    ApiError,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    PermissionDenied,
+    Unprocessable,
+)
+from dossiers.access import access_dossier, may_act_for
 from dossiers.models import Attachment, Dossier, RequiredDocument, attachment_path
 from dossiers.uploads import (
     HEAD_BYTES,
@@ -83,16 +90,49 @@ def _attachment_of(dossier: Dossier, attachment_id: uuid.UUID | str) -> Attachme
     return attachment
 
 
+def _same_content(dossier: Dossier, digest: str) -> Attachment | None:
+    """The dossier's attachment of these bytes, if any, with `dossier` as its dossier."""
+    attachment = Attachment.objects.filter(dossier=dossier, sha256=digest).first()
+    if attachment is not None:
+        attachment.dossier = dossier
+    return attachment
+
+
 def _ensure_editable(dossier: Dossier) -> None:
     if dossier.status not in EDITABLE_STATUSES:
-        raise Conflict(
-            "dossier_locked",
+        raise _locked(dossier)
+
+
+def _locked(dossier: Dossier) -> Conflict:
+    return Conflict(
+        "dossier_locked",
+        _("Files can be changed only while the dossier is a draft or a supplement is requested."),
+        details={"status": dossier.status},
+    )
+
+
+def removal_refusal(user: User, attachment: Attachment) -> ApiError | None:
+    """Why `user` may not remove `attachment` now, or None when they may: the one rule
+    of `delete_attachment` and of the `can_remove` the app shows.
+
+    403 `not_uploader` unless they attached it, are the dossier's applicant, or an owner
+    or admin of its organisation (`may_act_for`); then 409 `dossier_locked` unless the
+    dossier is a draft or a supplement is requested. `attachment.dossier` should be the
+    dossier as read for `user` (`access_attachment` and the list set it), one instance
+    for a page of its papers: the caller's role in the organisation is read once.
+    """
+    dossier = attachment.dossier
+    if not may_act_for(user, dossier, made_by_id=attachment.uploaded_by_id):
+        return PermissionDenied(
+            "not_uploader",
             _(
-                "Files can be changed only while the dossier is a draft "
-                "or a supplement is requested."
+                "Only whoever attached this file, the dossier's applicant and the "
+                "organisation's owners and administrators can remove it."
             ),
-            details={"status": dossier.status},
         )
+    if dossier.status not in EDITABLE_STATUSES:
+        return _locked(dossier)
+    return None
 
 
 def _required_document(dossier: Dossier, document_code: str) -> RequiredDocument:
@@ -228,7 +268,7 @@ def add_attachment(
             details={"kind": kind, "accepted_kinds": list(document.accepted_kinds)},
         )
     digest = _sha256(upload)
-    existing = Attachment.objects.filter(dossier=dossier, sha256=digest).first()
+    existing = _same_content(dossier, digest)
     if existing is not None:
         return existing, False
     _check_counts(dossier, document)
@@ -250,7 +290,7 @@ def _store(
             dossier = access_dossier(user, dossier_id, for_update=True)
             # The dossier may have been submitted or filled up while we processed.
             _ensure_editable(dossier)
-            existing = Attachment.objects.filter(dossier=dossier, sha256=digest).first()
+            existing = _same_content(dossier, digest)
             if existing is not None:
                 return existing, False
             _check_counts(dossier, document)
@@ -285,7 +325,7 @@ def _store(
                     )
             except IntegrityError as exc:
                 # The same content won a race through another path.
-                twin = Attachment.objects.filter(dossier=dossier, sha256=digest).first()
+                twin = _same_content(dossier, digest)
                 if twin is None:
                     raise
                 raise _AlreadyAttached(twin) from exc
@@ -306,17 +346,9 @@ def delete_attachment(
     with transaction.atomic():
         dossier = access_dossier(user, dossier_id, for_update=True)
         attachment = _attachment_of(dossier, attachment_id)
-        require_may_act_for(
-            user,
-            dossier,
-            code="not_uploader",
-            message=_(
-                "Only whoever attached this file, the dossier's applicant and the "
-                "organisation's owners and administrators can remove it."
-            ),
-            made_by_id=attachment.uploaded_by_id,
-        )
-        _ensure_editable(dossier)
+        refusal = removal_refusal(user, attachment)
+        if refusal is not None:
+            raise refusal
         names = [name for name in (attachment.file.name, attachment.thumbnail.name) if name]
         attachment.delete()
         _touch(dossier)
@@ -417,7 +449,7 @@ def attach_shared(
             same=Count("id", filter=Q(sha256=shared.sha256)),
         )
         if counts["same"]:
-            existing = Attachment.objects.filter(dossier=dossier, sha256=shared.sha256).first()
+            existing = _same_content(dossier, shared.sha256)
             if existing is not None:
                 return existing, False
         _check_limits(document, counts["total"], counts["here"])

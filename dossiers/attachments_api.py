@@ -11,11 +11,17 @@ from django.urls import reverse
 from ninja import Field, File, Form, Query, Router, Schema, Status, UploadedFile
 
 from auth.bearer import bearer, current_user
+from auth.models import User
 from backend.errors import ErrorOut
 from backend.idempotency import idempotent
 from backend.pagination import PageParams, page_of, paginate
 from dossiers.access import access_dossier
-from dossiers.attachments import access_attachment, add_attachment, delete_attachment
+from dossiers.attachments import (
+    access_attachment,
+    add_attachment,
+    delete_attachment,
+    removal_refusal,
+)
 from dossiers.downloads import Variant, file_response, resolve_download, sign_download
 from dossiers.models import Attachment
 
@@ -40,6 +46,14 @@ _THUMBNAIL_RESPONSE = {
 }
 
 
+def _may_remove(attachment: Attachment, context: dict[str, Any] | None) -> bool:
+    """Whether the user of the request being answered may remove the attachment now
+    (`removal_refusal`, the rule of the delete route); False without one."""
+    request = (context or {}).get("request")
+    user = getattr(request, "auth", None)
+    return isinstance(user, User) and removal_refusal(user, attachment) is None
+
+
 class AttachmentOut(Schema):
     id: uuid.UUID
     document_code: str
@@ -52,11 +66,21 @@ class AttachmentOut(Schema):
     pages: int | None
     original_name: str
     has_thumbnail: bool
+    can_remove: bool = Field(
+        description="You may remove it now: the dossier is a draft or a supplement is "
+        "requested, and you attached it, are the dossier's applicant, or an owner or admin "
+        "of its organisation (the delete route answers 403 `not_uploader` or 409 "
+        "`dossier_locked` otherwise)"
+    )
     created_at: dt.datetime
 
     @staticmethod
     def resolve_has_thumbnail(obj: Attachment) -> bool:
         return bool(obj.thumbnail)
+
+    @staticmethod
+    def resolve_can_remove(obj: Attachment, context: dict[str, Any] | None) -> bool:
+        return _may_remove(obj, context)
 
 
 class DownloadUrlOut(Schema):
@@ -118,6 +142,8 @@ def list_attachments(
     rows, next_cursor = paginate(
         Attachment.objects.filter(dossier=dossier), params, ("created_at", "id")
     )
+    for row in rows:
+        row.dossier = dossier  # one instance: `can_remove` reads the caller's role once
     return {"items": rows, "next_cursor": next_cursor}
 
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db.models import F, Q, QuerySet
-from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
 from backend.errors import NotFound
@@ -125,11 +124,6 @@ def get_procedure(procedure_id: int) -> Procedure:
 
 def active_agencies() -> QuerySet[Agency]:
     return Agency.objects.filter(is_active=True)
-
-
-def request_language(request: HttpRequest) -> str:
-    """The language LocaleMiddleware chose from Accept-Language (vi by default)."""
-    return str(getattr(request, "LANGUAGE_CODE", settings.LANGUAGE_CODE))
 
 
 def wants_english(language: str | None) -> bool:

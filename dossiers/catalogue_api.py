@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema
 
 from backend.errors import ErrorOut, field_error
+from backend.middleware import request_language
 from backend.pagination import PageParams, page_of, paginate
 from dossiers.catalogue import (
     active_agencies,
@@ -17,7 +18,6 @@ from dossiers.catalogue import (
     filter_by_field,
     get_procedure,
     pick,
-    request_language,
     search_procedures,
     wants_english,
 )

@@ -73,11 +73,17 @@ def _password_errors(password: str, user: User, field: str = "password") -> None
 # --- Sign-up ------------------------------------------------------------------------
 
 
-def register(*, phone: str, full_name: str, password: str, ip: str) -> OtpChallenge:
+def register(
+    *, phone: str, full_name: str, password: str, ip: str, language: str | None = None
+) -> OtpChallenge:
     """Start a sign-up. The answer never tells whether the number already has an account.
 
     A new or still unverified number gets a pending account and a code; a verified
     number gets a notice SMS and a challenge that no code can complete.
+
+    `language` is the request's: the new (or rewritten pending) account's `language`
+    when it is one the app speaks, vi otherwise, so its SMS notices and pushes are in
+    it before the app ever calls `PATCH /me`. An account in use keeps its own.
     """
     e164 = normalise_phone(phone)
     full_name = full_name.strip()
@@ -96,11 +102,15 @@ def register(*, phone: str, full_name: str, password: str, ip: str) -> OtpChalle
             issue_code(challenge, ip=ip, notice=True, language=existing.language)
             return challenge
         if existing is None:
-            existing = User.objects.create_user(e164, password, full_name=full_name)
+            existing = User.objects.create_user(
+                e164, password, full_name=full_name, language=User.new_account_language(language)
+            )
         else:
+            # A sign-up that never completed: nobody ever chose its language.
             existing.full_name = full_name
+            existing.language = User.new_account_language(language)
             existing.set_password(password)
-            existing.save(update_fields=["full_name", "password"])
+            existing.save(update_fields=["full_name", "language", "password"])
         challenge = new_challenge(OtpChallenge.Purpose.REGISTER, e164, existing, ip)
         issue_code(challenge, ip=ip)
         return challenge

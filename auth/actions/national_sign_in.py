@@ -233,11 +233,14 @@ def _claims_from_provider(flow: NationalSignIn, code: str) -> dict[str, Any]:
     }
 
 
-def complete(*, state: str, code: str, ip: str, user: User | None = None) -> Outcome:
+def complete(
+    *, state: str, code: str, ip: str, user: User | None = None, language: str | None = None
+) -> Outcome:
     """The browser came back with `code` and `state`: sign in, link, or ask for proof.
 
     With `user` (the signed-in caller) only that user's link flows are accepted;
-    without, only sign-in flows."""
+    without, only sign-in flows. `language` (the request's) becomes the `language` of
+    an account made here (see `User.new_account_language`); an existing one keeps its own."""
     if not national_id.enabled():
         raise _disabled()
     purpose = NationalSignIn.Purpose.LINK if user is not None else NationalSignIn.Purpose.SIGN_IN
@@ -266,7 +269,7 @@ def complete(*, state: str, code: str, ip: str, user: User | None = None) -> Out
         )
         if existing is not None:
             return _ask_for_proof(flow, existing, claims, None, ip)
-        return _create_account(flow, phone, claims, ip)
+        return _create_account(flow, phone, claims, ip, language)
 
 
 def _claimed_phone(claims: dict[str, Any]) -> str | None:
@@ -343,7 +346,7 @@ def verify_link(*, flow_id: uuid.UUID, method: str, code: str, ip: str) -> Outco
 
 
 def _create_account(
-    flow: NationalSignIn, phone: str | None, claims: dict[str, Any], ip: str
+    flow: NationalSignIn, phone: str | None, claims: dict[str, Any], ip: str, language: str | None
 ) -> Outcome:
     if phone is None:
         raise Unprocessable(
@@ -359,6 +362,7 @@ def _create_account(
         phone,
         None,
         full_name=claims["name"] or phone,
+        language=User.new_account_language(language),
         phone_verified_at=timezone.now(),
         verification_level=User.Level.PHONE,
     )
