@@ -751,10 +751,9 @@ def _refuse_inside_a_transaction() -> None:
 
 def _take_order_locks(keys: list[int]) -> set[int]:
     """The keys this session holds now: all of `keys`, or, when some were still taken
-    after PUSH_ORDER_LOCK_TIMEOUT_SECONDS, those that were free then."""
-    with connection.cursor() as cursor:
-        cursor.execute(_TRY_LOCK_SQL, [keys])
-        held = {key for (key,) in cursor.fetchall()}
+    after PUSH_ORDER_LOCK_TIMEOUT_SECONDS, those that were free then. Holds none of
+    them when it raises."""
+    held = _try_order_locks(keys)
     timeout = float(settings.PUSH_ORDER_LOCK_TIMEOUT_SECONDS)
     if len(held) == len(keys) or timeout <= 0:
         return held
@@ -767,13 +766,23 @@ def _take_order_locks(keys: list[int]) -> set[int]:
             cursor.execute("SELECT set_config('lock_timeout', %s, true)", [limit])
             cursor.execute(_LOCK_SQL, [keys])
         return set(keys)
-    except DatabaseError as exc:
+    except BaseException as exc:
         _unlock_own(keys)
-        if getattr(exc.__cause__, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+        timed_out = getattr(exc.__cause__, "sqlstate", None) == _LOCK_NOT_AVAILABLE
+        if not (isinstance(exc, DatabaseError) and timed_out):
             raise
-    with connection.cursor() as cursor:
-        cursor.execute(_TRY_LOCK_SQL, [keys])
-        return {key for (key,) in cursor.fetchall()}
+    return _try_order_locks(keys)
+
+
+def _try_order_locks(keys: list[int]) -> set[int]:
+    """The keys among `keys` that were free (now held), without waiting."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(_TRY_LOCK_SQL, [keys])
+            return {key for (key,) in cursor.fetchall()}
+    except BaseException:
+        _unlock_own(keys)  # the statement may have taken some before it failed
+        raise
 
 
 def _log_busy_pairs(keys: set[int], delivery_ids: list[int]) -> None:
