@@ -764,6 +764,12 @@ PUSH_STALE_SENDING_MINUTES = envint("PUSH_STALE_SENDING_MINUTES", 15)
 # running job names (its job failed for good) is queued again once it is
 # PUSH_ORPHAN_GRACE_SECONDS old. A lapsed lease moves rows, never sends one twice.
 PUSH_CLAIM_LEASE_SECONDS = envint("PUSH_CLAIM_LEASE_SECONDS", 8)
+# A push waits this long at most for the earlier push of its dossier to its device
+# to be answered (the per-pair lock of `dossier_push_order`), then goes back to the
+# queue, tried again as long after: a worker frozen mid-send (stopped, stuck
+# network) holds its locks until its database session ends. 0: never wait. Below
+# PUSH_CLAIM_LEASE_SECONDS, so a job waiting keeps its claim.
+PUSH_ORDER_LOCK_TIMEOUT_SECONDS = max(0, envint("PUSH_ORDER_LOCK_TIMEOUT_SECONDS", 5))
 PUSH_RECOVERY_CRON = env("PUSH_RECOVERY_CRON", "* * * * *")
 PUSH_ORPHAN_GRACE_SECONDS = envint("PUSH_ORPHAN_GRACE_SECONDS", 10)
 # Tokens unseen this long get no pushes; after DEVICE_PRUNE_DAYS they are deleted.

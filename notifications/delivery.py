@@ -21,6 +21,8 @@ one FCM took last: per (device, dossier), a slice is handed to FCM under a lock 
 until its answers are recorded (`dossier_push_order`), and a push that a later
 event's push replaces is closed SUPERSEDED instead of sent (`_superseded`): FCM
 takes a dossier's pushes to a device in the order of its events, the latest last.
+A push waits for such a lock PUSH_ORDER_LOCK_TIMEOUT_SECONDS at most (its holder
+may be a frozen worker), then goes back to the queue unsent.
 Redis only carries a convenience here (the pause after QUOTA_EXCEEDED, which a
 job waits out itself when it is at most PUSH_PAUSE_WAIT_SECONDS): when it is
 down, jobs send as if no pause were set (FCM's answers still pace them).
@@ -164,7 +166,9 @@ def _pause(until: dt.datetime) -> None:
 
 
 def send_pushes(delivery_ids: Sequence[int]) -> int:
-    """Send the claimable deliveries among `delivery_ids`; returns how many were tried."""
+    """Send the claimable deliveries among `delivery_ids`; returns how many were tried.
+    Outside any transaction (checked before anything is claimed): see `dossier_push_order`."""
+    _refuse_inside_a_transaction()
     pause = paused_until()
     while pause is not None:
         wait = (pause - timezone.now()).total_seconds()
@@ -194,14 +198,30 @@ def send_pushes(delivery_ids: Sequence[int]) -> int:
         # between that commit and the requests leaving loses those pushes for good
         # (closed INTERRUPTED, never sent), so nothing slow may stand there.
         built = _prepared(batch)
-        with dossier_push_order(batch):
-            rows = _hand_to_fcm(batch, token)
+        with dossier_push_order(batch) as ready:
+            if len(ready) < len(batch):
+                # Another job (maybe a frozen one) still sends pushes of their pairs:
+                # these go back to the queue, unsent, and come after it.
+                going = {row.pk for row in ready}
+                _release(
+                    [row.pk for row in batch if row.pk not in going],
+                    token,
+                    not_before=timezone.now() + _order_lock_retry(),
+                )
+            rows = _hand_to_fcm(ready, token)
             if not rows:
                 continue
             pushes = None if built is None else [built[row.pk] for row in rows]
             gateway = _send_slice(gateway, rows, pushes)
         tried += len(rows)
     return tried
+
+
+def _order_lock_retry() -> dt.timedelta:
+    """How long pushes left out by `dossier_push_order` wait before they are tried
+    again: as long as they waited (a second at least), so that a frozen holder keeps
+    a worker busy half the time at most."""
+    return dt.timedelta(seconds=max(1.0, float(settings.PUSH_ORDER_LOCK_TIMEOUT_SECONDS)))
 
 
 def _gateway_failed(rows: list[Delivery], pending: set[int], exc: Exception) -> None:
@@ -351,7 +371,8 @@ def _hand_to_fcm(rows: list[Delivery], token: str) -> list[Delivery]:
 
 
 def _release(ids: list[int], token: str, not_before: dt.datetime) -> None:
-    """Give unsent rows back (FCM asked us to wait) and come back for them later."""
+    """Give unsent rows back (FCM asked us to wait, or another job still sends their
+    pairs) and come back for them later."""
     with transaction.atomic():
         mine = list(
             Delivery.objects.filter(
@@ -623,10 +644,36 @@ def _later_pushes(
 
 
 # Session-level advisory locks (one bigint each, apart from the two-int keys of
-# other locks), taken in one statement in key order (`unnest` keeps the sorted
-# array's order) so that no two jobs can each hold a key the other waits for.
+# other locks; the keys travel as parameters). A job first takes what is free
+# without waiting (one statement, the usual case); when a pair is taken, it lets go
+# of everything and waits for all its keys in one statement in key order (`unnest`
+# keeps the sorted array's order), so that no two jobs can each hold a key the
+# other waits for.
+_TRY_LOCK_SQL = "SELECT k FROM unnest(%s::bigint[]) AS k WHERE pg_try_advisory_lock(k)"
 _LOCK_SQL = "SELECT count(pg_advisory_lock(k)) FROM unnest(%s::bigint[]) AS k"
 _UNLOCK_SQL = "SELECT count(pg_advisory_unlock(k)) FROM unnest(%s::bigint[]) AS k"
+# pg_locks shows a bigint key as its high half (classid) and low half (objid). A wait
+# that timed out leaves held the keys it took before the one it waited for (a
+# session lock outlives the rollback of its statement): only those are let go of.
+_UNLOCK_OWN_SQL = """
+SELECT count(pg_advisory_unlock(k)) FROM unnest(%s::bigint[]) AS k
+WHERE k IN (
+  SELECT (l.classid::bigint << 32) | l.objid::bigint FROM pg_locks AS l
+  WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted
+    AND l.pid = pg_backend_pid()
+    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+)
+"""
+# The other sessions holding keys: named in the log, to find a frozen worker by.
+_HOLDERS_SQL = """
+SELECT DISTINCT l.pid FROM pg_locks AS l
+WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted
+  AND l.pid <> pg_backend_pid()
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND ((l.classid::bigint << 32) | l.objid::bigint) = ANY(%s::bigint[])
+ORDER BY 1
+"""
+_LOCK_NOT_AVAILABLE = "55P03"  # lock_timeout ran out
 
 
 def _order_key(device_id: int, dossier_id: Any) -> int:
@@ -637,10 +684,12 @@ def _order_key(device_id: int, dossier_id: Any) -> int:
 
 
 @contextlib.contextmanager
-def dossier_push_order(rows: list[Delivery]) -> Iterator[None]:
+def dossier_push_order(rows: list[Delivery]) -> Iterator[list[Delivery]]:
     """Hand `rows` to FCM one (device, dossier) at a time: while a job holds a pair,
     from marking its row `sending` until FCM's answer is recorded, another job's
-    hand-off of a push of that pair waits.
+    hand-off of a push of that pair waits. Yields the rows that may go now: all of
+    them, but those of a pair another job still held after
+    PUSH_ORDER_LOCK_TIMEOUT_SECONDS (the caller gives those back to the queue).
 
     With `_superseded` deciding inside, under the lock, whichever of two pushes of a
     dossier to a device is handed over second sees the first one: the earlier event's
@@ -648,41 +697,144 @@ def dossier_push_order(rows: list[Delivery]) -> Iterator[None]:
     later event's push waits until the earlier one's answer is in, so FCM has taken
     it (or refused it) before the later one leaves. (Two such pushes in one slice:
     `_after_the_first_of_their_pair`.) The last push FCM takes for
-    a pair is then the latest event's. The wait is bounded by the holder's slice:
-    FCM_TIMEOUT_SECONDS at most, then recording; a worker that dies ends its
-    database session, and its locks with it. The locks belong to the session: no
-    transaction stays open while FCM answers (the event stream is not held back),
-    and a job waiting for one holds no row lock yet. Cost: two statements per slice.
+    a pair is then the latest event's. A holder's slice takes FCM_TIMEOUT_SECONDS at
+    most, then recording, and a worker that dies ends its database session, and its
+    locks with it; but one that freezes without dying (a stopped process, a stuck
+    network) keeps its session, so the wait is bounded: after the timeout the pushes
+    of the pairs still taken are left out (queued again, unsent, in order when they
+    come back), and those of other pairs in the slice go. The locks belong to the
+    session: no transaction stays open while FCM answers (the event stream is not
+    held back), and a job waiting for one holds no row lock yet (its wait runs in
+    a transaction of its own that writes nothing, for `lock_timeout`). Cost: two
+    statements per slice when no other job holds its pairs.
 
-    PostgreSQL only (the embedded default sends one job at a time)."""
-    keys = sorted(
-        {
-            _order_key(row.device_id, row.notification.dossier_id)
-            for row in rows
-            if row.notification.dossier_id and row.notification.event_id
-        }
-    )
+    Never inside a transaction: the rows are committed `sending` before FCM is
+    called, and a session whose locks cannot be released is ended, which Django
+    cannot do inside an atomic block. PostgreSQL only (the embedded default sends
+    one job at a time). Session locks need a session of their own: connect workers
+    to PostgreSQL directly or through a pooler in session mode (README, Deploying)."""
+    _refuse_inside_a_transaction()
+    pairs = {
+        row.pk: _order_key(row.device_id, row.notification.dossier_id)
+        for row in rows
+        if row.notification.dossier_id and row.notification.event_id
+    }
+    keys = sorted(set(pairs.values()))
     if not keys or connection.vendor != "postgresql":
-        yield
+        yield rows
         return
-    with connection.cursor() as cursor:
-        cursor.execute(_LOCK_SQL, [keys])
+    held: set[int] = set()
     try:
-        yield
+        held = _take_order_locks(keys)
+        ready = [row for row in rows if row.pk not in pairs or pairs[row.pk] in held]
+        if len(ready) < len(rows):
+            busy = set(keys) - held
+            _log_busy_pairs(busy, [row.pk for row in rows if pairs.get(row.pk) in busy])
+        yield ready
     finally:
-        _unlock(keys)
+        _unlock(sorted(held))
+
+
+def _refuse_inside_a_transaction() -> None:
+    # As `atomic(durable=True)` decides: a test case's own blocks around each test
+    # (Django's TestCase) do not count.
+    blocks = connection.atomic_blocks
+    if blocks and all(getattr(block, "_from_testcase", False) for block in blocks):
+        return
+    if connection.in_atomic_block or not connection.get_autocommit():
+        raise transaction.TransactionManagementError(
+            "Pushes are sent outside any transaction: the rows must be committed "
+            "`sending` before FCM is called, and the session's order locks released "
+            "(or the session ended) after the slice."
+        )
+
+
+def _take_order_locks(keys: list[int]) -> set[int]:
+    """The keys this session holds now: all of `keys`, or, when some were still taken
+    after PUSH_ORDER_LOCK_TIMEOUT_SECONDS, those that were free then. Holds none of
+    them when it raises."""
+    held = _try_order_locks(keys)
+    timeout = float(settings.PUSH_ORDER_LOCK_TIMEOUT_SECONDS)
+    if len(held) == len(keys) or timeout <= 0:
+        return held
+    # Another job is sending a pair: wait for all of them, holding none meanwhile.
+    _unlock(sorted(held))
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            # Never "0" (no limit): at least a millisecond.
+            limit = f"{max(1, math.ceil(timeout * 1000))}ms"
+            cursor.execute("SELECT set_config('lock_timeout', %s, true)", [limit])
+            cursor.execute(_LOCK_SQL, [keys])
+        return set(keys)
+    except BaseException as exc:
+        _unlock_own(keys)
+        timed_out = getattr(exc.__cause__, "sqlstate", None) == _LOCK_NOT_AVAILABLE
+        if not (isinstance(exc, DatabaseError) and timed_out):
+            raise
+    return _try_order_locks(keys)
+
+
+def _try_order_locks(keys: list[int]) -> set[int]:
+    """The keys among `keys` that were free (now held), without waiting."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(_TRY_LOCK_SQL, [keys])
+            return {key for (key,) in cursor.fetchall()}
+    except BaseException:
+        _unlock_own(keys)  # the statement may have taken some before it failed
+        raise
+
+
+def _log_busy_pairs(keys: set[int], delivery_ids: list[int]) -> None:
+    # Delivery ids and database session ids only: no token, no person, no dossier.
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(_HOLDERS_SQL, [sorted(keys)])
+            holders = ", ".join(str(pid) for (pid,) in cursor.fetchall()) or "none now"
+    except DatabaseError:
+        holders = "unknown"
+    logger.warning(
+        "push order locks of %s (device, dossier) pairs still held after %ss by database "
+        "session(s) %s; push deliveries %s queued again",
+        len(keys),
+        settings.PUSH_ORDER_LOCK_TIMEOUT_SECONDS,
+        holders,
+        ", ".join(str(pk) for pk in delivery_ids),
+    )
 
 
 def _unlock(keys: list[int]) -> None:
+    if keys:
+        _run_or_end_session(_UNLOCK_SQL, keys)
+
+
+def _unlock_own(keys: list[int]) -> None:
+    _run_or_end_session(_UNLOCK_OWN_SQL, keys)
+
+
+def _run_or_end_session(sql: str, keys: list[int]) -> None:
+    """Let go of order locks; if that fails, end the database session, which releases
+    them, so that none outlives the slice on a connection used again."""
     try:
         with connection.cursor() as cursor:
-            cursor.execute(_UNLOCK_SQL, [keys])
-    except DatabaseError:
-        # The session is broken or its transaction failed: ending the session releases
-        # its locks (outside a transaction; inside one, the caller's error ends it).
-        logger.warning("push order locks not released; closing the connection", exc_info=True)
-        if not connection.in_atomic_block:
-            connection.close()
+            cursor.execute(sql, [keys])
+    except BaseException as exc:
+        logger.warning("push order locks not released; ending the database session", exc_info=True)
+        _end_session()
+        if not isinstance(exc, Exception):
+            raise
+
+
+def _end_session() -> None:
+    """Close the driver's connection itself: Django's `close` would hand a pooled one
+    (DATABASE_POOL) back to its pool with its session, and its locks, alive; a closed
+    one the pool discards."""
+    raw = connection.connection
+    if raw is not None:
+        with contextlib.suppress(Exception):
+            raw.close()
+    with contextlib.suppress(Exception):
+        connection.close()
 
 
 def collapse_id(notification: Notification) -> str:
