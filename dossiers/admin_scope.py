@@ -6,9 +6,10 @@
 - Support staff who handle no agency, in a support session (`auth.admin_roles`): every
   row of the admins that serve their duties ("I paid but the app says unpaid" and
   refunds in payments, "I get no notifications" and test pushes in notifications),
-  read-only, masked like everywhere else; each row they open is an audited look-up of
-  the citizen it belongs to, and they find a citizen's rows by phone only with the
-  whole number (an audited look-up too). Actions keep their own permission checks.
+  on the support permission alone (`SupportReadOnlyAdmin`), read-only, masked like
+  everywhere else; each row they open is an audited look-up of the citizen it belongs
+  to, and they find a citizen's rows by phone only with the whole number (an audited
+  look-up too). Actions keep their own permission checks.
 - Other staff: nothing.
 
 An officer who also holds the support permission stays an officer here: their agency's
@@ -22,13 +23,7 @@ from typing import Any
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from auth.admin_roles import (
-    AuditedAccountViews,
-    MaskedFieldsAdmin,
-    SupportPhoneSearch,
-    is_admin_support_staff,
-    is_superuser,
-)
+from auth.admin_roles import SupportReadOnlyAdmin, reads_as_support
 from auth.models import User
 from dossiers.access import officer_rows
 from dossiers.models import AgencyOfficer
@@ -40,20 +35,21 @@ def support_view(request: HttpRequest) -> bool:
     if cached is None:
         user: User = request.user  # type: ignore[assignment]
         cached = (
-            not is_superuser(request)
-            and is_admin_support_staff(request)
-            and not AgencyOfficer.objects.filter(user_id=user.pk).exists()
+            reads_as_support(request) and not AgencyOfficer.objects.filter(user_id=user.pk).exists()
         )
         request.__dict__["_admin_support_view"] = cached
     return bool(cached)
 
 
-class OfficerOrSupportAdmin(SupportPhoneSearch, AuditedAccountViews, MaskedFieldsAdmin):
+class OfficerOrSupportAdmin(SupportReadOnlyAdmin):
     """An admin of rows that belong to dossiers: `dossier_path` leads from a row to its
     dossier (officers), `account_paths` to the citizen's account (support's audit and
     phone search)."""
 
     dossier_path = "dossier"
+
+    def reads_as_support(self, request: HttpRequest) -> bool:
+        return support_view(request)
 
     def officer_queryset(self, request: HttpRequest, rows: QuerySet[Any]) -> QuerySet[Any]:
         user: User = request.user  # type: ignore[assignment]
@@ -62,18 +58,3 @@ class OfficerOrSupportAdmin(SupportPhoneSearch, AuditedAccountViews, MaskedField
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         rows = super().get_queryset(request)
         return rows if support_view(request) else self.officer_queryset(request, rows)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return not support_view(request) and super().has_add_permission(request)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return not support_view(request) and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return not support_view(request) and super().has_delete_permission(request, obj)
-
-    def searches_as_support(self, request: HttpRequest) -> bool:
-        return support_view(request)
-
-    def audits_views(self, request: HttpRequest) -> bool:
-        return support_view(request)

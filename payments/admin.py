@@ -4,11 +4,12 @@ Statuses change only through payments.actions (callbacks, reconciliation); the
 admin never edits a payment's fields. Staff record a refund the gateway made,
 and close an anomaly with what was done. Who sees which rows (`dossiers.admin_scope`):
 agency officers the requests, payments and anomalies of the dossiers they handle;
-support staff all of them, read-only, to answer "I paid but the app says unpaid"
-and to record the refunds the gateway made (with the change permission), each one
-they open an audited look-up of the citizen. A checkout URL carries the payer's IP
-address (VNPay's `vnp_IpAddr`): only superusers see it whole. The daily
-reconciliation reports cover every agency's payments: superusers only.
+support staff all of them (on the support permission alone), read-only, to answer
+"I paid but the app says unpaid" and to record the refunds the gateway made (with
+the change permission), each one they open an audited look-up of the citizen. A
+checkout URL carries the payer's IP address (VNPay's `vnp_IpAddr`): only superusers
+see it whole. The daily reconciliation reports cover every agency's payments:
+superusers only.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from django.utils import timezone
 from auth.admin_login import SECOND_FACTOR_SESSION_KEY, second_factor_mark
 from auth.models import Invitation, NationalIdentity, SupportAuditRecord, User
 from dossiers.models import AgencyOfficer
-from notifications.models import Notification
+from notifications.models import Delivery, Notification
 from payments.models import Payment, ReconciliationReport
 from tests.accounts.staff import make_staff, support_group
 from tests.accounts.test_support_admin import admin_client
@@ -202,6 +202,92 @@ def test_support_staff_see_every_payment_and_notification_row_read_only(
     before = type(row).objects.filter(pk=row.pk).values().get()
     client.post(reverse(f"admin:{app_label}_{model}_delete", args=[row.pk]), {"post": "yes"})
     assert type(row).objects.filter(pk=row.pk).values().get() == before
+
+
+def plain_client(staff: User) -> Client:
+    """Signed in without the authenticator code: no support session."""
+    client = Client()
+    client.force_login(staff)
+    return client
+
+
+@pytest.mark.parametrize(("app_label", "model"), SUPPORT_SCOPED)
+def test_the_support_permission_alone_opens_the_support_admins_read_only(
+    worlds: tuple[dict[str, Any], dict[str, Any]], app_label: str, model: str
+) -> None:
+    """No "view" permission of the model: the support permission, in a support session,
+    is what opens the admin; outside one, or without the permission, nothing opens."""
+    staff = make_staff()  # the Support group: no permission on payments or notifications
+    assert not staff.has_perm(f"{app_label}.view_{model}")
+    own, other = worlds
+    row = other["rows"][model]
+    client = admin_client(staff)
+
+    index = client.get(reverse("admin:index")).content.decode()
+    listing = client.get(changelist(app_label, model))
+    page = client.get(change(app_label, model, row.pk))
+
+    assert changelist(app_label, model) in index
+    assert listing.status_code == 200
+    assert {str(own["rows"][model].pk), str(row.pk)} <= shown(listing)
+    assert page.status_code == 200
+    assert 'name="_save"' not in page.content.decode()
+    assert 'name="action"' not in listing.content.decode()  # no action is theirs to run
+    before = type(row).objects.filter(pk=row.pk).values().get()
+    assert client.post(change(app_label, model, row.pk), {"_save": "1"}).status_code == 403
+    delete = reverse(f"admin:{app_label}_{model}_delete", args=[row.pk])
+    assert client.post(delete, {"post": "yes"}).status_code == 403
+    assert client.get(reverse(f"admin:{app_label}_{model}_add")).status_code == 403
+    assert type(row).objects.filter(pk=row.pk).values().get() == before
+    assert SupportAuditRecord.objects.count() == 1  # the row opened, once
+
+    # The same staff member outside a support session, and staff with a support session
+    # but without the support permission (with or without the model's "view"
+    # permission): nothing more than before.
+    viewer = make_staff(support=False)
+    viewer.user_permissions.add(Permission.objects.get(codename=f"view_{model}"))
+    for outsider, expected in (
+        (plain_client(staff), 403),
+        (admin_client(make_staff(support=False)), 403),
+        (admin_client(viewer), 200),
+    ):
+        index = outsider.get(reverse("admin:index")).content.decode()
+        listing = outsider.get(changelist(app_label, model))
+        assert listing.status_code == expected
+        if expected == 200:
+            assert shown(listing) == set()
+            assert outsider.get(change(app_label, model, row.pk)).status_code == 302
+        else:
+            assert changelist(app_label, model) not in index
+            assert outsider.get(change(app_label, model, row.pk)).status_code == 403
+    assert SupportAuditRecord.objects.count() == 1
+
+
+def test_support_staff_read_a_notifications_deliveries_without_their_view_permission(
+    worlds: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    _own, other = worlds
+    notification = other["rows"]["notification"]
+    client = admin_client(make_staff())
+
+    page = client.get(change("notifications", "notification", notification.pk))
+
+    (inline,) = page.context["inline_admin_formsets"]
+    assert inline.formset.model is Delivery
+    assert [form.instance for form in inline.formset.forms] == [other["rows"]["delivery"]]
+    assert (
+        inline.has_view_permission,
+        inline.has_add_permission,
+        inline.has_change_permission,
+        inline.has_delete_permission,
+    ) == (True, False, False, False)
+    # Superusers keep the inline as it was.
+    (root_inline,) = (
+        root_client()
+        .get(change("notifications", "notification", notification.pk))
+        .context["inline_admin_formsets"]
+    )
+    assert root_inline.has_change_permission is True
 
 
 @pytest.mark.parametrize(("app_label", "model"), SUPPORT_SCOPED)
