@@ -8,7 +8,7 @@
   citizen by phone only with the whole number, which is an audited look-up
   (`SupportPhoneSearch`, the support look-up itself), and each account they open is
   an audited look-up (`AuditedAccountViews`). The admins that serve their duties
-  (`SupportReadOnlyAdmin`: payments, notifications) open to the support permission
+  (`SupportReadOnlyAdmin`: payments, notifications, bookings) open to the support permission
   alone, without the models' "view" permissions, and only read-only.
 - Agency officers see the rows of the dossiers they handle (`dossiers.access.officer_rows`;
   `dossiers.admin_scope` for the apps above dossiers).
@@ -122,9 +122,13 @@ class SuperuserOnlyAdmin(admin.ModelAdmin):
 class MaskedFieldsAdmin(admin.ModelAdmin):
     """Staff other than superusers see `masked_fields` values (field -> a read-only
     display of it, e.g. "citizen_id" -> "masked_citizen_id"), never the field itself;
-    superusers see the field and not its masked twin."""
+    superusers see the field and not its masked twin. An admin whose duty needs the
+    field whole for some staff (officers shipping a parcel) says so in `masks_fields`."""
 
     masked_fields: dict[str, str] = {}
+
+    def masks_fields(self, request: HttpRequest) -> bool:
+        return not is_superuser(request)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = tuple(super().get_readonly_fields(request, obj))
@@ -133,7 +137,7 @@ class MaskedFieldsAdmin(admin.ModelAdmin):
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = super().get_fields(request, obj)
         masks = self.masked_fields
-        if is_superuser(request):
+        if not self.masks_fields(request):
             twins = set(masks.values())
             return [name for name in fields if not (isinstance(name, str) and name in twins)]
         shown: list[Any] = []

@@ -5,7 +5,8 @@
   with the rights their permissions give.
 - Support staff who handle no agency, in a support session (`auth.admin_roles`): every
   row of the admins that serve their duties ("I paid but the app says unpaid" and
-  refunds in payments, "I get no notifications" and test pushes in notifications),
+  refunds in payments, "I get no notifications" and test pushes in notifications,
+  "where is my parcel" in postal bookings),
   on the support permission alone (`SupportReadOnlyAdmin`), read-only, masked like
   everywhere else; each row they open is an audited look-up of the citizen it belongs
   to, and they find a citizen's rows by phone only with the whole number (an audited

@@ -4,11 +4,14 @@
   memberships, invitations with their phone numbers, device sessions with their IP
   addresses, national identities with their subject ids, the reconciliation reports of
   every agency's payments) are for superusers only, whatever other staff's permissions.
-- Support staff who handle no agency, in a support session, see every payment and
-  notification row (to answer "I paid but the app says unpaid" and "I get no
-  notifications"), read-only; each row they open is an audited look-up of the citizen,
-  and they find a citizen's rows by the whole phone number only. Outside a support
-  session they see nothing, and an officer stays an officer.
+- Support staff who handle no agency, in a support session, see every payment,
+  notification and postal booking row (to answer "I paid but the app says unpaid", "I
+  get no notifications" and "where is my parcel") on the support permission alone,
+  read-only; each row they open is an audited look-up of the citizen, and they find a
+  citizen's rows by the whole phone number only. Outside a support session they see
+  nothing, and an officer stays an officer.
+- Support staff see a booking's recipient masked and no street; officers shipping it
+  and superusers see it whole.
 - Only superusers see a payer's IP address (in a checkout URL).
 - The list pages cost as many queries with many rows as with one.
 """
@@ -47,8 +50,13 @@ SUPERUSER_ONLY = [
     ("accounts", "nationalidentity"),
     ("payments", "reconciliationreport"),
 ]
-SUPPORT_SCOPED = [(app, model) for app, model in SCOPED if app in ("payments", "notifications")]
+SUPPORT_SCOPED = [
+    (app, model)
+    for app, model in SCOPED
+    if app in ("payments", "notifications") or model == "deliverybooking"
+]
 AUDITED_AS = {
+    "deliverybooking": "delivery_booking",
     "paymentrequest": "payment_request",
     "payment": "payment",
     "paymentanomaly": "payment_anomaly",
@@ -179,11 +187,11 @@ def test_superusers_still_use_the_superuser_only_admins(private_rows: dict[str, 
     assert INVITED_PHONE in page.content.decode()
 
 
-# --- Support staff in payments and notifications --------------------------------------
+# --- Support staff in payments, notifications and bookings ---------------------------
 
 
 @pytest.mark.parametrize(("app_label", "model"), SUPPORT_SCOPED)
-def test_support_staff_see_every_payment_and_notification_row_read_only(
+def test_support_staff_see_every_payment_notification_and_booking_row_read_only(
     worlds: tuple[dict[str, Any], dict[str, Any]], app_label: str, model: str
 ) -> None:
     # Even given "change" and "delete", support's view stays read-only.
@@ -341,13 +349,16 @@ def test_staff_outside_a_support_session_see_no_other_agencys_rows(
     assert SupportAuditRecord.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("app_label", "model"), [("notifications", "notification"), ("postal", "deliverybooking")]
+)
 def test_support_staff_find_a_citizens_rows_by_the_whole_phone_number_only(
-    worlds: tuple[dict[str, Any], dict[str, Any]],
+    worlds: tuple[dict[str, Any], dict[str, Any]], app_label: str, model: str
 ) -> None:
     _own, other = worlds
     staff = support_staff()
     client = admin_client(staff)
-    url = changelist("notifications", "notification")
+    url = changelist(app_label, model)
     phone = other["citizen"].phone  # +8491xxxxxxx
 
     by_fragment = client.get(url, {"q": phone[-7:]})
@@ -355,7 +366,7 @@ def test_support_staff_find_a_citizens_rows_by_the_whole_phone_number_only(
     assert SupportAuditRecord.objects.count() == 0
 
     by_number = client.get(url, {"q": f"0{phone[3:6]} {phone[6:9]} {phone[9:]}"})
-    assert shown(by_number) == {str(other["rows"]["notification"].pk)}
+    assert shown(by_number) == {str(other["rows"][model].pk)}
     record = SupportAuditRecord.objects.get()
     assert (record.subject_id, record.details) == (
         other["citizen"].id,
@@ -393,6 +404,39 @@ def test_only_superusers_see_the_payers_ip_address_in_a_checkout_url(
         assert "https://sandbox.vnpayment.vn/paymentv2/vpcpay.html?…" in html
     html = root_client().get(url).content.decode()
     assert PAYER_IP in html
+
+
+def test_support_staff_see_a_bookings_recipient_masked_and_no_street(
+    worlds: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    own, other = worlds
+    booking = other["rows"]["deliverybooking"]
+    secrets = ("+84987222333", "0987222333", "Ngõ 9 nhà 3", "Trần Thị Khác")
+    url = change("postal", "deliverybooking", booking.pk)
+
+    html = admin_client(make_staff()).get(url).content.decode()
+
+    for secret in secrets:
+        assert secret not in html
+    for masked in ("+8498•••2333", "T. T. Khác", booking.commune_code, booking.order_number):
+        assert masked in html
+    assert reverse("admin:postal_savedaddress_change", args=[booking.address_id]) not in html
+    # Superusers see it whole, as before; so does the officer shipping their own parcel.
+    html = root_client().get(url).content.decode()
+    for secret in ("+84987222333", "Ngõ 9 nhà 3", "Trần Thị Khác"):
+        assert secret in html
+    assert "+8498•••2333" not in html
+    own_booking = own["rows"]["deliverybooking"]
+    html = (
+        officer_client(own)
+        .get(change("postal", "deliverybooking", own_booking.pk))
+        .content.decode()
+    )
+    assert ("+84987111000" in html, "Ngõ 1 nhà 1" in html, "+8498•••1000" in html) == (
+        True,
+        True,
+        False,
+    )
 
 
 # --- Query counts ----------------------------------------------------------------------------
