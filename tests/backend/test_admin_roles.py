@@ -12,6 +12,8 @@
   nothing, and an officer stays an officer.
 - Support staff see a booking's recipient masked and no street; officers shipping it
   and superusers see it whole.
+- Staff other than superusers find a dossier's payments only with its whole code: for
+  support staff an audited look-up of the applicant, for officers within their rows.
 - Only superusers see a payer's IP address (in a checkout URL).
 - The list pages cost as many queries with many rows as with one.
 """
@@ -437,6 +439,96 @@ def test_support_staff_see_a_bookings_recipient_masked_and_no_street(
         True,
         False,
     )
+
+
+# --- Payments by dossier code ---------------------------------------------------------------
+
+
+def code_parts(world: dict[str, Any]) -> tuple[str, str, str, str]:
+    code = world["dossier"].code
+    agency, day, number = code.rsplit("-", 2)
+    return code, agency, day, number
+
+
+def test_support_staff_find_a_dossiers_payments_by_its_whole_code_only(
+    worlds: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    _own, other = worlds
+    staff = make_staff()
+    client = admin_client(staff)
+    url = changelist("payments", "payment")
+    code, agency, day, number = code_parts(other)
+
+    for fragment in (code[:-1], f"{day}-{number}", agency, number, f"{agency}-{day}"):
+        assert shown(client.get(url, {"q": fragment})) == set(), fragment
+    assert SupportAuditRecord.objects.count() == 0
+
+    by_code = client.get(url, {"q": f"  {code.lower()} "})
+
+    assert shown(by_code) == {str(other["rows"]["payment"].pk)}
+    record = SupportAuditRecord.objects.get()
+    assert (record.actor_id, record.action, record.subject_id, record.channel) == (
+        staff.id,
+        "lookup",
+        other["citizen"].id,
+        "admin",
+    )
+    assert record.details == {"by": "dossier_code", "found": True}
+
+    # A whole code of no dossier: nothing, and a look-up that found no one.
+    assert shown(client.get(url, {"q": f"{agency}-{day}-9999"})) == set()
+    missed = SupportAuditRecord.objects.exclude(pk=record.pk).get()
+    assert (missed.subject_id, missed.details) == (None, {"by": "dossier_code", "found": False})
+    # What was typed is never recorded.
+    assert agency not in repr(list(SupportAuditRecord.objects.values()))
+
+
+def test_staff_outside_a_support_session_find_no_payment_by_dossier_code(
+    worlds: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    _own, other = worlds
+    url = changelist("payments", "payment")
+    code = other["dossier"].code
+    viewer = make_staff(support=False)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_payment"))
+    with_support_and_view = support_staff()
+
+    for client in (admin_client(viewer), plain_client(with_support_and_view)):
+        assert shown(client.get(url, {"q": code})) == set()
+    for client in (admin_client(make_staff(support=False)), plain_client(make_staff())):
+        assert client.get(url, {"q": code}).status_code == 403
+    assert SupportAuditRecord.objects.count() == 0
+    # The same staff member in a support session finds it.
+    assert shown(admin_client(with_support_and_view).get(url, {"q": code})) == {
+        str(other["rows"]["payment"].pk)
+    }
+
+
+def test_officers_find_their_own_dossiers_payments_by_the_whole_code_only(
+    worlds: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    own, other = worlds
+    client = officer_client(own)
+    url = changelist("payments", "payment")
+    code, _agency, day, number = code_parts(own)
+
+    assert shown(client.get(url, {"q": code.lower()})) == {str(own["rows"]["payment"].pk)}
+    assert shown(client.get(url, {"q": other["dossier"].code})) == set()
+    for fragment in (code[:-1], f"{day}-{number}"):
+        assert shown(client.get(url, {"q": fragment})) == set(), fragment
+    assert SupportAuditRecord.objects.count() == 0
+
+
+def test_superusers_find_payments_by_any_part_of_a_dossier_code(
+    worlds: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    _own, other = worlds
+    _code, _agency, day, number = code_parts(other)
+
+    found = root_client().get(changelist("payments", "payment"), {"q": f"{day}-{number}"})
+
+    assert shown(found) == {str(other["rows"]["payment"].pk)}
+    assert SupportAuditRecord.objects.count() == 0
 
 
 # --- Query counts ----------------------------------------------------------------------------
