@@ -7,7 +7,9 @@
   serve their duties. There they see identities masked (`MaskedFieldsAdmin`), find a
   citizen by phone only with the whole number, which is an audited look-up
   (`SupportPhoneSearch`, the support look-up itself), and each account they open is
-  an audited look-up (`AuditedAccountViews`).
+  an audited look-up (`AuditedAccountViews`). The admins that serve their duties
+  (`SupportReadOnlyAdmin`: payments, notifications, bookings) open to the support permission
+  alone, without the models' "view" permissions, and only read-only.
 - Agency officers see the rows of the dossiers they handle (`dossiers.access.officer_rows`;
   `dossiers.admin_scope` for the apps above dossiers).
 - Admins that no support or officer duty needs and that hold personal data (device
@@ -18,6 +20,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import cache
 from typing import Any
 
 from django.contrib import admin
@@ -87,6 +90,16 @@ def is_admin_support_staff(request: HttpRequest) -> bool:
     return True
 
 
+def reads_as_support(request: HttpRequest) -> bool:
+    """Support staff in a support session who are not superusers (superusers see
+    everything as superusers); asked many times per page, answered once."""
+    cached = request.__dict__.get("_admin_reads_as_support")
+    if cached is None:
+        cached = not is_superuser(request) and is_admin_support_staff(request)
+        request.__dict__["_admin_reads_as_support"] = cached
+    return bool(cached)
+
+
 class SuperuserOnlyAdmin(admin.ModelAdmin):
     """Hidden from, and refused to, everyone but superusers, whatever their permissions."""
 
@@ -109,9 +122,13 @@ class SuperuserOnlyAdmin(admin.ModelAdmin):
 class MaskedFieldsAdmin(admin.ModelAdmin):
     """Staff other than superusers see `masked_fields` values (field -> a read-only
     display of it, e.g. "citizen_id" -> "masked_citizen_id"), never the field itself;
-    superusers see the field and not its masked twin."""
+    superusers see the field and not its masked twin. An admin whose duty needs the
+    field whole for some staff (officers shipping a parcel) says so in `masks_fields`."""
 
     masked_fields: dict[str, str] = {}
+
+    def masks_fields(self, request: HttpRequest) -> bool:
+        return not is_superuser(request)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = tuple(super().get_readonly_fields(request, obj))
@@ -120,7 +137,7 @@ class MaskedFieldsAdmin(admin.ModelAdmin):
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = super().get_fields(request, obj)
         masks = self.masked_fields
-        if is_superuser(request):
+        if not self.masks_fields(request):
             twins = set(masks.values())
             return [name for name in fields if not (isinstance(name, str) and name in twins)]
         shown: list[Any] = []
@@ -158,6 +175,13 @@ class AuditedAccountViews(admin.ModelAdmin):
             return staff.has_totp
         return is_admin_support_staff(request)
 
+    def shows_row(self, request: HttpRequest, obj: Any) -> bool:
+        """Whether this request's page shows `obj`: a post that Django refuses (no
+        change permission) shows nothing, so it is no look-up."""
+        if request.method == "POST":
+            return self.has_change_permission(request, obj)
+        return self.has_view_or_change_permission(request, obj)
+
     def audited_accounts(self, obj: Any) -> list[User]:
         found: list[User] = []
         for path in self.account_paths:
@@ -171,7 +195,7 @@ class AuditedAccountViews(admin.ModelAdmin):
     ) -> HttpResponse:
         if self.audits_views(request):
             obj = self.get_object(request, unquote(object_id))
-            if obj is not None and self.has_view_or_change_permission(request, obj):
+            if obj is not None and self.shows_row(request, obj):
                 staff: User = request.user  # type: ignore[assignment]
                 for account in self.audited_accounts(obj):
                     support.record_account_view(
@@ -222,6 +246,72 @@ class SupportPhoneSearch(admin.ModelAdmin):
             return super().get_search_results(request, queryset, search_term)
         finally:
             del request.__dict__[_WITHOUT_IDENTITY_FIELDS]
+
+
+class _SupportReadOnlyInline(admin.options.InlineModelAdmin):
+    """An inline as support staff see it in a `SupportReadOnlyAdmin`: shown, never edited."""
+
+    max_num = 0
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@cache
+def _read_only_inline(inline: type[admin.options.InlineModelAdmin]) -> type[Any]:
+    return type(f"SupportReadOnly{inline.__name__}", (_SupportReadOnlyInline, inline), {})
+
+
+class SupportReadOnlyAdmin(SupportPhoneSearch, AuditedAccountViews, MaskedFieldsAdmin):
+    """An admin that serves support staff's duties. Support staff (`reads_as_support`)
+    see it with the support permission alone, the models' "view" permissions or not,
+    and only read-only: no add, change or delete whatever their permissions (actions
+    keep their own permission checks), inlines shown and never edited. They see the
+    `masked_fields` masked, each row they open is an audited look-up of its citizen
+    (`account_paths`), and they find rows by phone only with the whole number.
+    Everyone else keeps the rights their permissions give."""
+
+    def reads_as_support(self, request: HttpRequest) -> bool:
+        return reads_as_support(request)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return self.reads_as_support(request) or super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.reads_as_support(request) or super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return not self.reads_as_support(request) and super().has_add_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not self.reads_as_support(request) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return not self.reads_as_support(request) and super().has_delete_permission(request, obj)
+
+    def get_inline_instances(self, request: HttpRequest, obj: Any = None) -> Any:
+        if not self.reads_as_support(request):
+            return super().get_inline_instances(request, obj)
+        # Django would drop an inline whose model support holds no "view" permission on.
+        return [
+            _read_only_inline(inline)(self.model, self.admin_site)
+            for inline in self.get_inlines(request, obj)
+        ]
+
+    def searches_as_support(self, request: HttpRequest) -> bool:
+        return self.reads_as_support(request)
+
+    def audits_views(self, request: HttpRequest) -> bool:
+        return self.reads_as_support(request)
 
 
 def _any_of(paths: Iterable[str], subject: User) -> Q:

@@ -5,10 +5,16 @@
   with the rights their permissions give.
 - Support staff who handle no agency, in a support session (`auth.admin_roles`): every
   row of the admins that serve their duties ("I paid but the app says unpaid" and
-  refunds in payments, "I get no notifications" and test pushes in notifications),
-  read-only, masked like everywhere else; each row they open is an audited look-up of
-  the citizen it belongs to, and they find a citizen's rows by phone only with the
-  whole number (an audited look-up too). Actions keep their own permission checks.
+  refunds in payments, "I get no notifications" and test pushes in notifications,
+  "where is my parcel" in postal bookings),
+  on the support permission alone (`SupportReadOnlyAdmin`), read-only, masked like
+  everywhere else; each row they open is an audited look-up of the citizen it belongs
+  to, and they find a citizen's rows by phone only with the whole number (an audited
+  look-up too). Actions keep their own permission checks.
+- Where an admin finds rows by dossier code (`searches_by_dossier_code`), staff other
+  than superusers find them only with the whole code, never a part of one: for
+  support staff an audited look-up of the dossier's applicant (the record keeps
+  whether a dossier was found, never the code), for officers within their rows.
 - Other staff: nothing.
 
 An officer who also holds the support permission stays an officer here: their agency's
@@ -17,21 +23,31 @@ rows, with the rights their permissions give.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from auth.actions import support
 from auth.admin_roles import (
-    AuditedAccountViews,
-    MaskedFieldsAdmin,
-    SupportPhoneSearch,
-    is_admin_support_staff,
+    SupportReadOnlyAdmin,
     is_superuser,
+    reads_as_support,
+    support_context,
 )
 from auth.models import User
 from dossiers.access import officer_rows
-from dossiers.models import AgencyOfficer
+from dossiers.models import AgencyOfficer, Dossier
+
+# What `dossiers.actions.next_dossier_code` makes: {agency code}-{yyMMdd}-{NNNN}.
+_DOSSIER_CODE = re.compile(r"\S+-\d{6}-\d{4,}")
+
+
+def parse_dossier_code(text: str) -> str | None:
+    """`text` as a whole dossier code (as the public look-up reads one), else None."""
+    code = text.strip().upper()
+    return code if _DOSSIER_CODE.fullmatch(code) else None
 
 
 def support_view(request: HttpRequest) -> bool:
@@ -40,20 +56,21 @@ def support_view(request: HttpRequest) -> bool:
     if cached is None:
         user: User = request.user  # type: ignore[assignment]
         cached = (
-            not is_superuser(request)
-            and is_admin_support_staff(request)
-            and not AgencyOfficer.objects.filter(user_id=user.pk).exists()
+            reads_as_support(request) and not AgencyOfficer.objects.filter(user_id=user.pk).exists()
         )
         request.__dict__["_admin_support_view"] = cached
     return bool(cached)
 
 
-class OfficerOrSupportAdmin(SupportPhoneSearch, AuditedAccountViews, MaskedFieldsAdmin):
+class OfficerOrSupportAdmin(SupportReadOnlyAdmin):
     """An admin of rows that belong to dossiers: `dossier_path` leads from a row to its
     dossier (officers), `account_paths` to the citizen's account (support's audit and
     phone search)."""
 
     dossier_path = "dossier"
+
+    def reads_as_support(self, request: HttpRequest) -> bool:
+        return support_view(request)
 
     def officer_queryset(self, request: HttpRequest, rows: QuerySet[Any]) -> QuerySet[Any]:
         user: User = request.user  # type: ignore[assignment]
@@ -63,17 +80,41 @@ class OfficerOrSupportAdmin(SupportPhoneSearch, AuditedAccountViews, MaskedField
         rows = super().get_queryset(request)
         return rows if support_view(request) else self.officer_queryset(request, rows)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return not support_view(request) and super().has_add_permission(request)
+    # A search term that is a whole dossier code finds that dossier's rows.
+    searches_by_dossier_code = False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return not support_view(request) and super().has_change_permission(request, obj)
+    def get_search_fields(self, request: HttpRequest) -> Any:
+        fields = tuple(super().get_search_fields(request))
+        if self.searches_by_dossier_code and is_superuser(request):
+            return (*fields, f"{self.dossier_path}__code")  # any part of a code
+        return fields
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return not support_view(request) and super().has_delete_permission(request, obj)
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        code = None
+        if self.searches_by_dossier_code and not is_superuser(request):
+            code = parse_dossier_code(search_term)
+        if code is None:
+            return super().get_search_results(request, queryset, search_term)
+        if support_view(request) and _dossier_looked_up(request, code) is None:
+            return queryset.none(), False
+        # Officers: within their rows (the queryset), so another agency's code finds none.
+        return queryset.filter(**{f"{self.dossier_path}__code": code}), False
 
-    def searches_as_support(self, request: HttpRequest) -> bool:
-        return support_view(request)
 
-    def audits_views(self, request: HttpRequest) -> bool:
-        return support_view(request)
+def _dossier_looked_up(request: HttpRequest, code: str) -> Dossier | None:
+    """The dossier of `code`, looked up once per request as an audited look-up of its
+    applicant (a list page reads its queryset more than once)."""
+    done: dict[str, Dossier | None] = request.__dict__.setdefault("_admin_code_lookups", {})
+    if code not in done:
+        dossier = Dossier.objects.select_related("applicant").filter(code=code).first()
+        staff: User = request.user  # type: ignore[assignment]
+        support.record_look_up(
+            staff,
+            dossier.applicant if dossier is not None else None,
+            context=support_context(request),
+            by="dossier_code",
+        )
+        done[code] = dossier
+    return done[code]

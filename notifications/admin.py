@@ -7,10 +7,11 @@ Who sees which rows (`dossiers.admin_scope`): agency officers the notifications
 (and their deliveries) about the dossiers they handle (`dossiers.access.officer_rows`),
 and the devices and preferences of the people those notifications went to: who they
 may help with "I get no notifications" about one of their dossiers; notifications
-about no dossier (tests, announcements) are not theirs. Support staff see every row,
-read-only (a test push needs the change permission on devices), each row they open
-an audited look-up of the citizen, and find a citizen's rows by the whole phone
-number only (audited too). Superusers see everything.
+about no dossier (tests, announcements) are not theirs. Support staff see every row
+(on the support permission alone), read-only (a test push needs the change permission
+on devices), each row they open an audited look-up of the citizen, and find a
+citizen's rows by the whole phone number only (audited too). Superusers see
+everything.
 """
 
 from __future__ import annotations

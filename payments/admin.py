@@ -4,11 +4,13 @@ Statuses change only through payments.actions (callbacks, reconciliation); the
 admin never edits a payment's fields. Staff record a refund the gateway made,
 and close an anomaly with what was done. Who sees which rows (`dossiers.admin_scope`):
 agency officers the requests, payments and anomalies of the dossiers they handle;
-support staff all of them, read-only, to answer "I paid but the app says unpaid"
-and to record the refunds the gateway made (with the change permission), each one
-they open an audited look-up of the citizen. A checkout URL carries the payer's IP
-address (VNPay's `vnp_IpAddr`): only superusers see it whole. The daily
-reconciliation reports cover every agency's payments: superusers only.
+support staff all of them (on the support permission alone), read-only, to answer
+"I paid but the app says unpaid" and to record the refunds the gateway made (with
+the change permission), each one they open an audited look-up of the citizen. A
+checkout URL carries the payer's IP address (VNPay's `vnp_IpAddr`): only superusers
+see it whole. Staff other than superusers find a dossier's payments only with its
+whole code (support staff: an audited look-up). The daily reconciliation reports
+cover every agency's payments: superusers only.
 """
 
 from __future__ import annotations
@@ -68,6 +70,13 @@ class PaymentAdmin(OfficerOrSupportAdmin, ReadOnly):
     )
     list_filter = ("gateway", "status", "needs_refund", "counted")
     search_fields = ("order_ref", "gateway_reference", "receipt_number")
+    searches_by_dossier_code = True
+    search_help_text = _(
+        "Order reference, gateway reference or receipt number; a dossier's payments by "
+        "its whole code. Support staff also find a citizen's payments by the whole phone "
+        "number. A part of a code or a number finds nothing; support staff's searches by "
+        "code or phone are audited look-ups."
+    )
     raw_id_fields = ("request", "dossier", "payer")
     actions = ["record_refund"]
     account_paths = ("payer",)

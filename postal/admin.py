@@ -4,7 +4,12 @@ Agency officers see only the bookings (and their carrier messages) of the dossie
 they handle (`dossiers.access.officer_rows`), and no saved address: a booking
 carries its own copy of the address the parcel goes to, which is what an officer
 needs; the citizen's address book (addresses never sent anywhere, or changed since)
-is not theirs to read. Bookings are read-only here: every change goes through
+is not theirs to read. Support staff (`dossiers.admin_scope`) see every booking, to
+answer "where is my parcel": its status, carrier, waybill and the commune it goes
+to, with the recipient's name and phone masked as the support look-up masks them and
+the street not shown; each booking they open is an audited look-up of the dossier's
+applicant, and a phone number finds bookings only written in full (audited too).
+Bookings are read-only here, for everyone: every change goes through
 `postal.actions`, which writes the event and the audit trail.
 """
 
@@ -15,9 +20,13 @@ from typing import Any
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
+from auth.masked_accounts import mask_name
 from auth.models import User
+from auth.phone import mask_phone
 from dossiers.access import officer_rows
+from dossiers.admin_scope import OfficerOrSupportAdmin
 from postal.models import CarrierMessage, DeliveryBooking, SavedAddress
 
 
@@ -37,14 +46,25 @@ class SavedAddressAdmin(admin.ModelAdmin):
 
 
 @admin.register(DeliveryBooking)
-class DeliveryBookingAdmin(admin.ModelAdmin):
+class DeliveryBookingAdmin(OfficerOrSupportAdmin):
     list_display = ("order_number", "direction", "carrier", "status", "waybill", "last_error")
     list_filter = ("status", "direction", "carrier")
     search_fields = ("order_number", "waybill")
     raw_id_fields = ("dossier", "address", "booked_by")
+    account_paths = ("dossier__applicant",)
+    audit_by = "delivery_booking"
+    masked_fields = {
+        "recipient_name": "masked_recipient_name",
+        "phone": "masked_phone",
+        "street": "masked_street",
+        # The saved address and the account shown by name would tell the rest.
+        "address": "masked_address",
+        "booked_by": "masked_booked_by",
+    }
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[DeliveryBooking]:
-        return officer_rows(_user(request), super().get_queryset(request), "dossier")
+    def masks_fields(self, request: HttpRequest) -> bool:
+        # An officer ships the parcel: the address whole. Support answers about it.
+        return self.reads_as_support(request)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -54,6 +74,27 @@ class DeliveryBookingAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    @admin.display(description=_("recipient"))
+    def masked_recipient_name(self, obj: DeliveryBooking) -> str:
+        return mask_name(obj.recipient_name)
+
+    @admin.display(description=_("phone number"))
+    def masked_phone(self, obj: DeliveryBooking) -> str:
+        return mask_phone(obj.phone)
+
+    @admin.display(description=_("street"))
+    def masked_street(self, obj: DeliveryBooking) -> str:
+        # Whether there is one is enough; the commune and province codes say where.
+        return "•••" if obj.street else "—"
+
+    @admin.display(description=_("saved address"))
+    def masked_address(self, obj: DeliveryBooking) -> str:
+        return "•••" if obj.address_id else "—"
+
+    @admin.display(description=_("booked by"))
+    def masked_booked_by(self, obj: DeliveryBooking) -> str:
+        return mask_name(obj.booked_by.full_name) if obj.booked_by.full_name else "•••"
 
 
 @admin.register(CarrierMessage)

@@ -166,6 +166,13 @@ def look_up_account(
 def record_account_view(staff: User, subject: User, *, context: Context, by: str = "id") -> None:
     """Viewing an account in the admin counts as a look-up; `by`: what was opened
     ("id": the account's own page, or the row that shows it, e.g. "payment")."""
+    record_look_up(staff, subject, context=context, by=by)
+
+
+def record_look_up(staff: User, subject: User | None, *, context: Context, by: str) -> None:
+    """A search that leads to an account (`by`: by what, e.g. "dossier_code" in the
+    admin) counts as a look-up, recorded whether it found one or not (`subject` None);
+    what staff typed is never recorded."""
     require_support_staff(staff)
     record_support_action(
         staff,
@@ -173,7 +180,7 @@ def record_account_view(staff: User, subject: User, *, context: Context, by: str
         subject=subject,
         channel=context.channel,
         ip=context.ip,
-        details={"by": by, "found": True},
+        details={"by": by, "found": subject is not None},
     )
 
 

@@ -4,11 +4,16 @@
   memberships, invitations with their phone numbers, device sessions with their IP
   addresses, national identities with their subject ids, the reconciliation reports of
   every agency's payments) are for superusers only, whatever other staff's permissions.
-- Support staff who handle no agency, in a support session, see every payment and
-  notification row (to answer "I paid but the app says unpaid" and "I get no
-  notifications"), read-only; each row they open is an audited look-up of the citizen,
-  and they find a citizen's rows by the whole phone number only. Outside a support
-  session they see nothing, and an officer stays an officer.
+- Support staff who handle no agency, in a support session, see every payment,
+  notification and postal booking row (to answer "I paid but the app says unpaid", "I
+  get no notifications" and "where is my parcel") on the support permission alone,
+  read-only; each row they open is an audited look-up of the citizen, and they find a
+  citizen's rows by the whole phone number only. Outside a support session they see
+  nothing, and an officer stays an officer.
+- Support staff see a booking's recipient masked and no street; officers shipping it
+  and superusers see it whole.
+- Staff other than superusers find a dossier's payments only with its whole code: for
+  support staff an audited look-up of the applicant, for officers within their rows.
 - Only superusers see a payer's IP address (in a checkout URL).
 - The list pages cost as many queries with many rows as with one.
 """
@@ -29,7 +34,7 @@ from django.utils import timezone
 from auth.admin_login import SECOND_FACTOR_SESSION_KEY, second_factor_mark
 from auth.models import Invitation, NationalIdentity, SupportAuditRecord, User
 from dossiers.models import AgencyOfficer
-from notifications.models import Notification
+from notifications.models import Delivery, Notification
 from payments.models import Payment, ReconciliationReport
 from tests.accounts.staff import make_staff, support_group
 from tests.accounts.test_support_admin import admin_client
@@ -47,8 +52,13 @@ SUPERUSER_ONLY = [
     ("accounts", "nationalidentity"),
     ("payments", "reconciliationreport"),
 ]
-SUPPORT_SCOPED = [(app, model) for app, model in SCOPED if app in ("payments", "notifications")]
+SUPPORT_SCOPED = [
+    (app, model)
+    for app, model in SCOPED
+    if app in ("payments", "notifications") or model == "deliverybooking"
+]
 AUDITED_AS = {
+    "deliverybooking": "delivery_booking",
     "paymentrequest": "payment_request",
     "payment": "payment",
     "paymentanomaly": "payment_anomaly",
@@ -179,11 +189,11 @@ def test_superusers_still_use_the_superuser_only_admins(private_rows: dict[str, 
     assert INVITED_PHONE in page.content.decode()
 
 
-# --- Support staff in payments and notifications --------------------------------------
+# --- Support staff in payments, notifications and bookings ---------------------------
 
 
 @pytest.mark.parametrize(("app_label", "model"), SUPPORT_SCOPED)
-def test_support_staff_see_every_payment_and_notification_row_read_only(
+def test_support_staff_see_every_payment_notification_and_booking_row_read_only(
     worlds: tuple[dict[str, Any], dict[str, Any]], app_label: str, model: str
 ) -> None:
     # Even given "change" and "delete", support's view stays read-only.
@@ -202,6 +212,92 @@ def test_support_staff_see_every_payment_and_notification_row_read_only(
     before = type(row).objects.filter(pk=row.pk).values().get()
     client.post(reverse(f"admin:{app_label}_{model}_delete", args=[row.pk]), {"post": "yes"})
     assert type(row).objects.filter(pk=row.pk).values().get() == before
+
+
+def plain_client(staff: User) -> Client:
+    """Signed in without the authenticator code: no support session."""
+    client = Client()
+    client.force_login(staff)
+    return client
+
+
+@pytest.mark.parametrize(("app_label", "model"), SUPPORT_SCOPED)
+def test_the_support_permission_alone_opens_the_support_admins_read_only(
+    worlds: tuple[dict[str, Any], dict[str, Any]], app_label: str, model: str
+) -> None:
+    """No "view" permission of the model: the support permission, in a support session,
+    is what opens the admin; outside one, or without the permission, nothing opens."""
+    staff = make_staff()  # the Support group: no permission on payments or notifications
+    assert not staff.has_perm(f"{app_label}.view_{model}")
+    own, other = worlds
+    row = other["rows"][model]
+    client = admin_client(staff)
+
+    index = client.get(reverse("admin:index")).content.decode()
+    listing = client.get(changelist(app_label, model))
+    page = client.get(change(app_label, model, row.pk))
+
+    assert changelist(app_label, model) in index
+    assert listing.status_code == 200
+    assert {str(own["rows"][model].pk), str(row.pk)} <= shown(listing)
+    assert page.status_code == 200
+    assert 'name="_save"' not in page.content.decode()
+    assert 'name="action"' not in listing.content.decode()  # no action is theirs to run
+    before = type(row).objects.filter(pk=row.pk).values().get()
+    assert client.post(change(app_label, model, row.pk), {"_save": "1"}).status_code == 403
+    delete = reverse(f"admin:{app_label}_{model}_delete", args=[row.pk])
+    assert client.post(delete, {"post": "yes"}).status_code == 403
+    assert client.get(reverse(f"admin:{app_label}_{model}_add")).status_code == 403
+    assert type(row).objects.filter(pk=row.pk).values().get() == before
+    assert SupportAuditRecord.objects.count() == 1  # the row opened, once
+
+    # The same staff member outside a support session, and staff with a support session
+    # but without the support permission (with or without the model's "view"
+    # permission): nothing more than before.
+    viewer = make_staff(support=False)
+    viewer.user_permissions.add(Permission.objects.get(codename=f"view_{model}"))
+    for outsider, expected in (
+        (plain_client(staff), 403),
+        (admin_client(make_staff(support=False)), 403),
+        (admin_client(viewer), 200),
+    ):
+        index = outsider.get(reverse("admin:index")).content.decode()
+        listing = outsider.get(changelist(app_label, model))
+        assert listing.status_code == expected
+        if expected == 200:
+            assert shown(listing) == set()
+            assert outsider.get(change(app_label, model, row.pk)).status_code == 302
+        else:
+            assert changelist(app_label, model) not in index
+            assert outsider.get(change(app_label, model, row.pk)).status_code == 403
+    assert SupportAuditRecord.objects.count() == 1
+
+
+def test_support_staff_read_a_notifications_deliveries_without_their_view_permission(
+    worlds: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    _own, other = worlds
+    notification = other["rows"]["notification"]
+    client = admin_client(make_staff())
+
+    page = client.get(change("notifications", "notification", notification.pk))
+
+    (inline,) = page.context["inline_admin_formsets"]
+    assert inline.formset.model is Delivery
+    assert [form.instance for form in inline.formset.forms] == [other["rows"]["delivery"]]
+    assert (
+        inline.has_view_permission,
+        inline.has_add_permission,
+        inline.has_change_permission,
+        inline.has_delete_permission,
+    ) == (True, False, False, False)
+    # Superusers keep the inline as it was.
+    (root_inline,) = (
+        root_client()
+        .get(change("notifications", "notification", notification.pk))
+        .context["inline_admin_formsets"]
+    )
+    assert root_inline.has_change_permission is True
 
 
 @pytest.mark.parametrize(("app_label", "model"), SUPPORT_SCOPED)
@@ -255,13 +351,16 @@ def test_staff_outside_a_support_session_see_no_other_agencys_rows(
     assert SupportAuditRecord.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("app_label", "model"), [("notifications", "notification"), ("postal", "deliverybooking")]
+)
 def test_support_staff_find_a_citizens_rows_by_the_whole_phone_number_only(
-    worlds: tuple[dict[str, Any], dict[str, Any]],
+    worlds: tuple[dict[str, Any], dict[str, Any]], app_label: str, model: str
 ) -> None:
     _own, other = worlds
     staff = support_staff()
     client = admin_client(staff)
-    url = changelist("notifications", "notification")
+    url = changelist(app_label, model)
     phone = other["citizen"].phone  # +8491xxxxxxx
 
     by_fragment = client.get(url, {"q": phone[-7:]})
@@ -269,7 +368,7 @@ def test_support_staff_find_a_citizens_rows_by_the_whole_phone_number_only(
     assert SupportAuditRecord.objects.count() == 0
 
     by_number = client.get(url, {"q": f"0{phone[3:6]} {phone[6:9]} {phone[9:]}"})
-    assert shown(by_number) == {str(other["rows"]["notification"].pk)}
+    assert shown(by_number) == {str(other["rows"][model].pk)}
     record = SupportAuditRecord.objects.get()
     assert (record.subject_id, record.details) == (
         other["citizen"].id,
@@ -307,6 +406,129 @@ def test_only_superusers_see_the_payers_ip_address_in_a_checkout_url(
         assert "https://sandbox.vnpayment.vn/paymentv2/vpcpay.html?…" in html
     html = root_client().get(url).content.decode()
     assert PAYER_IP in html
+
+
+def test_support_staff_see_a_bookings_recipient_masked_and_no_street(
+    worlds: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    own, other = worlds
+    booking = other["rows"]["deliverybooking"]
+    secrets = ("+84987222333", "0987222333", "Ngõ 9 nhà 3", "Trần Thị Khác")
+    url = change("postal", "deliverybooking", booking.pk)
+
+    html = admin_client(make_staff()).get(url).content.decode()
+
+    for secret in secrets:
+        assert secret not in html
+    for masked in ("+8498•••2333", "T. T. Khác", booking.commune_code, booking.order_number):
+        assert masked in html
+    assert reverse("admin:postal_savedaddress_change", args=[booking.address_id]) not in html
+    # Superusers see it whole, as before; so does the officer shipping their own parcel.
+    html = root_client().get(url).content.decode()
+    for secret in ("+84987222333", "Ngõ 9 nhà 3", "Trần Thị Khác"):
+        assert secret in html
+    assert "+8498•••2333" not in html
+    own_booking = own["rows"]["deliverybooking"]
+    html = (
+        officer_client(own)
+        .get(change("postal", "deliverybooking", own_booking.pk))
+        .content.decode()
+    )
+    assert ("+84987111000" in html, "Ngõ 1 nhà 1" in html, "+8498•••1000" in html) == (
+        True,
+        True,
+        False,
+    )
+
+
+# --- Payments by dossier code ---------------------------------------------------------------
+
+
+def code_parts(world: dict[str, Any]) -> tuple[str, str, str, str]:
+    code = world["dossier"].code
+    agency, day, number = code.rsplit("-", 2)
+    return code, agency, day, number
+
+
+def test_support_staff_find_a_dossiers_payments_by_its_whole_code_only(
+    worlds: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    _own, other = worlds
+    staff = make_staff()
+    client = admin_client(staff)
+    url = changelist("payments", "payment")
+    code, agency, day, number = code_parts(other)
+
+    for fragment in (code[:-1], f"{day}-{number}", agency, number, f"{agency}-{day}"):
+        assert shown(client.get(url, {"q": fragment})) == set(), fragment
+    assert SupportAuditRecord.objects.count() == 0
+
+    by_code = client.get(url, {"q": f"  {code.lower()} "})
+
+    assert shown(by_code) == {str(other["rows"]["payment"].pk)}
+    record = SupportAuditRecord.objects.get()
+    assert (record.actor_id, record.action, record.subject_id, record.channel) == (
+        staff.id,
+        "lookup",
+        other["citizen"].id,
+        "admin",
+    )
+    assert record.details == {"by": "dossier_code", "found": True}
+
+    # A whole code of no dossier: nothing, and a look-up that found no one.
+    assert shown(client.get(url, {"q": f"{agency}-{day}-9999"})) == set()
+    missed = SupportAuditRecord.objects.exclude(pk=record.pk).get()
+    assert (missed.subject_id, missed.details) == (None, {"by": "dossier_code", "found": False})
+    # What was typed is never recorded.
+    assert agency not in repr(list(SupportAuditRecord.objects.values()))
+
+
+def test_staff_outside_a_support_session_find_no_payment_by_dossier_code(
+    worlds: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    _own, other = worlds
+    url = changelist("payments", "payment")
+    code = other["dossier"].code
+    viewer = make_staff(support=False)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_payment"))
+    with_support_and_view = support_staff()
+
+    for client in (admin_client(viewer), plain_client(with_support_and_view)):
+        assert shown(client.get(url, {"q": code})) == set()
+    for client in (admin_client(make_staff(support=False)), plain_client(make_staff())):
+        assert client.get(url, {"q": code}).status_code == 403
+    assert SupportAuditRecord.objects.count() == 0
+    # The same staff member in a support session finds it.
+    assert shown(admin_client(with_support_and_view).get(url, {"q": code})) == {
+        str(other["rows"]["payment"].pk)
+    }
+
+
+def test_officers_find_their_own_dossiers_payments_by_the_whole_code_only(
+    worlds: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    own, other = worlds
+    client = officer_client(own)
+    url = changelist("payments", "payment")
+    code, _agency, day, number = code_parts(own)
+
+    assert shown(client.get(url, {"q": code.lower()})) == {str(own["rows"]["payment"].pk)}
+    assert shown(client.get(url, {"q": other["dossier"].code})) == set()
+    for fragment in (code[:-1], f"{day}-{number}"):
+        assert shown(client.get(url, {"q": fragment})) == set(), fragment
+    assert SupportAuditRecord.objects.count() == 0
+
+
+def test_superusers_find_payments_by_any_part_of_a_dossier_code(
+    worlds: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    _own, other = worlds
+    _code, _agency, day, number = code_parts(other)
+
+    found = root_client().get(changelist("payments", "payment"), {"q": f"{day}-{number}"})
+
+    assert shown(found) == {str(other["rows"]["payment"].pk)}
+    assert SupportAuditRecord.objects.count() == 0
 
 
 # --- Query counts ----------------------------------------------------------------------------
