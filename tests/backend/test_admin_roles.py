@@ -459,7 +459,10 @@ def test_support_staff_find_a_dossiers_payments_by_its_whole_code_only(
     url = changelist("payments", "payment")
     code, agency, day, number = code_parts(other)
 
-    for fragment in (code[:-1], f"{day}-{number}", agency, number, f"{agency}-{day}"):
+    # A code's number has 4 digits or more (5 once the factory's counter passes
+    # 9999): three are a fragment whatever the number.
+    partial = f"{agency}-{day}-{number[:3]}"
+    for fragment in (partial, f"{day}-{number}", agency, number, f"{agency}-{day}"):
         assert shown(client.get(url, {"q": fragment})) == set(), fragment
     assert SupportAuditRecord.objects.count() == 0
 
