@@ -686,10 +686,11 @@ WS_TICKET_TTL_SECONDS = min(envint("WS_TICKET_TTL_SECONDS", 30), 60)
 WS_TICKETS_PER_MINUTE = envint("WS_TICKETS_PER_MINUTE", 30)
 # Heartbeat frame interval (at most 30 s); the session is re-checked at each beat.
 WS_HEARTBEAT_SECONDS = min(float(env("WS_HEARTBEAT_SECONDS", "25")), 30.0)
-# While committed events wait for an older open transaction, the server reads the
-# cluster's horizon first after WS_RECHECK_FIRST_SECONDS, then at intervals each
-# WS_RECHECK_GROWTH times the one before (at least 1), up to WS_RECHECK_SECONDS (one
-# read per server process, however many sockets wait). A frame held d seconds
+# While committed events wait for an event with an earlier id (its transaction
+# still open, or rolled back), the server looks at the log first after
+# WS_RECHECK_FIRST_SECONDS, then at intervals each WS_RECHECK_GROWTH times the one
+# before (at least 1), up to WS_RECHECK_SECONDS (one look per server process,
+# however many sockets wait). A frame held d seconds
 # arrives by about d × WS_RECHECK_GROWTH + the first interval.
 WS_RECHECK_SECONDS = float(env("WS_RECHECK_SECONDS", "1"))
 WS_RECHECK_FIRST_SECONDS = float(env("WS_RECHECK_FIRST_SECONDS", "0.002"))

@@ -13,7 +13,7 @@ dossiers (2 on average); a fifth of the dossiers belong to organisations, skewed
 skewed too (the largest receives about an eighth of all dossiers); dossiers are
 created evenly over a year, those of the last 30 days still running (accepted,
 processing, waiting for a supplement or a payment), older ones mostly finished;
-10 to 30 events per dossier spread over its life, with txids growing with time.
+10 to 30 events per dossier spread over its life, with ids growing with time.
 
 Then it runs the real code behind each query shape for sampled users and
 agencies, and reports p50 / p99 per shape (milliseconds: PostgreSQL's time for the
@@ -236,13 +236,17 @@ SEED_SQL: list[tuple[str, str]] = [
     ),
     (
         # 10 to 30 events per submitted dossier (1 per draft), spread over its life;
-        # txid grows with time and stays below the cluster's current one (final).
+        # ids (the log's order) grow with time, as the log's sequence hands them out
+        # (its trigger is off in a bulk load: the ids are given here, the sequence
+        # set after); txid grows with time too, below the cluster's current one.
         "events",
         """
-        INSERT INTO tracking_dossierevent (seq, type, status_before, status_after, actor_type,
-            actor_label, message, data, created_at, dossier_id, txid, organisation_id)
-        SELECT j, CASE WHEN j = 1 THEN 'dossier.submitted' WHEN j = k THEN 'dossier.completed'
-                       ELSE 'dossier.processing_started' END,
+        INSERT INTO tracking_dossierevent (id, seq, type, status_before, status_after,
+            actor_type, actor_label, message, data, created_at, dossier_id, txid,
+            organisation_id)
+        SELECT row_number() OVER (ORDER BY at, d.id, j), j,
+               CASE WHEN j = 1 THEN 'dossier.submitted' WHEN j = k THEN 'dossier.completed'
+                    ELSE 'dossier.processing_started' END,
                NULL, d.status, 'agency', '', '', '{}'::jsonb, at, d.id,
                1 + floor(extract(epoch FROM at - %(start)s) / (366 * 86400) * %(txid)s)::bigint,
                d.organisation_id
@@ -377,6 +381,10 @@ def seed(scale: float, *, vacuum: bool = True) -> dict[str, Any]:
         if vacuum:
             say(f"  indexes rebuilt in {timings['indexes']} s")
         cursor.execute("SET session_replication_role = origin")
+        cursor.execute(
+            "SELECT setval('tracking_dossierevent_log_seq',"
+            " (SELECT coalesce(max(id), 1) FROM tracking_dossierevent))"
+        )
         for table in (
             "accounts_membership",
             "dossiers_agency",
@@ -612,10 +620,10 @@ def probes(now: dt.datetime) -> list[Probe]:
             list_dossiers, request, list_dossiers(request, DossierFilters.model_validate({}))
         )
 
-    def event_near(user: User, days: float) -> tuple[int, int]:
+    def event_near(user: User, days: float) -> int:
         with connection_cursor() as cursor:
             cursor.execute(
-                "SELECT e.txid, e.id FROM tracking_dossierevent e"
+                "SELECT e.id FROM tracking_dossierevent e"
                 " WHERE e.dossier_id = ANY(ARRAY(SELECT id FROM dossiers_dossier"
                 " WHERE applicant_id = %s OR organisation_id = ANY(ARRAY("
                 " SELECT organisation_id FROM accounts_membership WHERE user_id = %s))))"
@@ -624,11 +632,11 @@ def probes(now: dt.datetime) -> list[Probe]:
                 [user.pk, user.pk, now - dt.timedelta(days=days)],
             )
             found = cursor.fetchone()
-        return (int(found[0]), int(found[1])) if found else (0, 0)
+        return int(found[0]) if found else 0
 
-    resume_points = [(u, event_near(u, 1)[1]) for u in citizen_users]
-    old_citizen = [(u, stream.Position(*event_near(u, 60))) for u in citizen_users]
-    old_member = [(u, stream.Position(*event_near(u, 60))) for u in member_users]
+    resume_points = [(u, event_near(u, 1)) for u in citizen_users]
+    old_citizen = [(u, stream.Position(event_near(u, 60))) for u in citizen_users]
+    old_member = [(u, stream.Position(event_near(u, 60))) for u in member_users]
 
     def replay(subject: tuple[User, stream.Position]) -> Any:
         user, position = subject

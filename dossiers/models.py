@@ -478,11 +478,12 @@ class DossierEvent(models.Model):
 
     `id` is global (the WebSocket resume cursor); `seq` counts per dossier.
 
-    `txid` is the PostgreSQL transaction that inserted the row (0 on SQLite).
-    Ids come from a sequence and can become visible out of order when two
-    transactions commit in the opposite order; (txid, id) is the stable order
-    of the log, and an event is final once every transaction with a smaller
-    txid has ended (see tracking/stream.py, the reader).
+    `id` is the log's order. Ids come from a sequence and can become visible out
+    of order when two transactions commit in the opposite order: an event is
+    final once every smaller id is committed or will never be (see
+    tracking/stream.py, the reader). On PostgreSQL a trigger takes the id
+    (migration 0018), after the inserting transaction has its transaction id,
+    which `txid` records (0 on SQLite).
     """
 
     class Actor(models.TextChoices):
@@ -530,14 +531,13 @@ class DossierEvent(models.Model):
             models.UniqueConstraint(fields=["dossier", "seq"], name="dossier_event_unique_seq"),
         ]
         indexes = [
-            models.Index(fields=["txid", "id"], name="dossier_event_log_order"),
             # A socket's replay: its dossiers' events after a cursor, in log order
             # (tracking/stream.py), without walking everyone's log from the cursor.
-            models.Index(fields=["dossier", "txid", "id"], name="dossier_event_audience_order"),
+            models.Index(fields=["dossier", "id"], name="dossier_event_dossier_log"),
             # An organisation's events in log order (the replay of its members).
             models.Index(
-                fields=["organisation", "txid", "id"],
-                name="dossier_event_org_order",
+                fields=["organisation", "id"],
+                name="dossier_event_org_log",
                 condition=Q(organisation__isnull=False),
             ),
         ]

@@ -6,7 +6,7 @@
 - `wait_until`: every wait here is a condition polled with a deadline, never a sleep;
 - `RedisServer`: a throwaway `redis-server` (own port, no persistence);
 - `PostgresServer`: a throwaway PostgreSQL cluster (own data directory and port),
-  for a run that must not share the cluster-wide transaction horizon with others;
+  for a run whose timings must not share a server with other suites' load;
 - `S3Server`: moto's standalone S3 server as its own process (own port, in memory);
 - `FakeProcess`: a fake of this package as its own process (`python -m fakes.<name>
   --port 0 --port-file ...`), ready once it wrote its port and answers
@@ -319,10 +319,9 @@ class PostgresServer(_ChosenPort):
     """A throwaway PostgreSQL cluster: `initdb` into `datadir` (or a copy of a cluster
     made before, `seed`), served on its own port, durability off (a test's data).
 
-    The shared server's snapshot horizon is cluster-wide: a long transaction in any
-    database of it (another suite's test) holds back every socket's live events here
-    (tracking/stream.py). A run that measures live delivery uses a cluster of its own.
-    As root, the server runs as the `postgres` user (PostgreSQL refuses root)."""
+    A run that measures live delivery, or soaks the stack for minutes, uses a cluster
+    of its own: other suites' load on the shared server would skew its timings. As
+    root, the server runs as the `postgres` user (PostgreSQL refuses root)."""
 
     def __init__(self, datadir: Path, *, log_dir: Path) -> None:
         self.port = free_port()

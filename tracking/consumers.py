@@ -44,7 +44,7 @@ from backend.realtime import session_group
 from dossiers.audience import dossier_group, user_group
 from tracking import payloads, socket_cap, stream, tickets
 from tracking.payloads import ErrorFrame, Frame, HeartbeatFrame, ResyncFrame, ResyncReason
-from tracking.reader import Reader
+from tracking.reader import Reader, settle_first
 
 logger = logging.getLogger(__name__)
 
@@ -134,6 +134,8 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_add(group, self.channel_name)
 
         resync: ResyncReason | None = None
+        if connection.vendor == "postgresql":
+            await settle_first()  # once per process: the log's first settling waits
         position, seen = await database_sync_to_async(stream.live_position)(user, dossier_id)
         last_event_id = _first(params, "last_event_id")
         if last_event_id:
@@ -282,7 +284,7 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
                 self.wake.clear()
                 wait = max(next_beat - loop.time(), 0)
                 if self.subscription.held:
-                    # Look again once the horizon has passed the held event (the
+                    # Look again once the log is settled up to the held event (the
                     # reader's watch backs off from a few ms to WS_RECHECK_SECONDS).
                     if self.reader is not None:
                         with contextlib.suppress(TimeoutError):

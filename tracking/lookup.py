@@ -129,9 +129,8 @@ def lookup_dossier(code: str, secret: str, *, ip: str) -> PublicView:
 
 
 def public_view(dossier: Dossier) -> PublicView:
-    events = DossierEvent.objects.filter(dossier=dossier, type__in=PUBLIC_STEP_TYPES).order_by(
-        "txid", "id"
-    )
+    events = DossierEvent.objects.filter(dossier=dossier, type__in=PUBLIC_STEP_TYPES)
+    events = events.order_by("seq")
     return PublicView(
         code=dossier.code or "",
         procedure_code=dossier.procedure.code,

@@ -6,8 +6,7 @@ channels' database thread and back: two thread wake-ups, which on a busy
 machine cost more than the query. So each event loop of a server process keeps
 one asynchronous psycopg connection, in autocommit, for these reads, shared by
 its sockets (psycopg runs their queries one after the other, as the database
-thread did). Idle between reads it holds no snapshot, so it never holds back
-the horizon (tracking/stream.py). It is opened on the first socket's first
+thread did). Idle between reads it holds no snapshot. It is opened on the first socket's first
 read and closed when the loop's last socket closes; after an error it is
 closed and the next read opens a new one. Its statements are prepared
 (WS_PREPARED_STATEMENTS): in a warm session the log's read took 0.26 ms to
@@ -16,21 +15,27 @@ plan and 0.05 ms to run.
 The query and the frames are tracking/stream.py's (`pending_query`,
 `advance`): one code path for the sync `pull` and this one.
 
-Held events (committed, but behind an older transaction that is still open:
-not final, tracking/stream.py) are looked at again when the cluster's horizon
-has passed them. One watch per event loop asks PostgreSQL for the horizon (one
-cheap `SELECT`, whatever the number of waiting sockets) on a back-off: first
-after WS_RECHECK_FIRST_SECONDS, then each interval WS_RECHECK_GROWTH times the
-one before (1.25) while nothing it waits for has become final, up to
-WS_RECHECK_SECONDS; it wakes each socket whose held event is now below the
-horizon, and that socket reads the log again (the read, not the watch, decides
-what is sent: the watch is only a wake-up). So a frame held behind a
-transaction of d seconds waits about a quarter of d more at most (plus the
-first interval), not up to WS_RECHECK_SECONDS; a wait of d costs about
-log(1 + d / (4 × first)) / log(1.25) reads of the horizon (6 for 20 ms, 22 for
-1 s, with a first of 2 ms; doubling made it 4 and 9, but let a frame wait up
-to twice as long as it had to). A socket with nothing held never waits on the
-watch, and the watch runs only while some socket waits.
+Held events (committed, but after an id that is not settled: an older event
+whose transaction is still open, or a rolled-back one; tracking/stream.py)
+are looked at again when the log is settled up to them. A socket's own read
+settles what it can see; and one watch per event loop looks at the whole log
+(one cheap `SELECT`, whatever the number of waiting sockets: how far the
+visible ids run with no gap, and a step of the probe for gaps nobody will
+fill) on a back-off: first after WS_RECHECK_FIRST_SECONDS, then each interval
+WS_RECHECK_GROWTH times the one before (1.25) while nothing it waits for has
+become final, up to WS_RECHECK_SECONDS. It wakes each socket whose held event
+is now settled, and that socket reads the log again (the read, not the watch,
+decides what is sent: the watch is only a wake-up). A read that settles
+further wakes the loop's other waiters it released too. So a frame held
+behind another event's transaction of d seconds waits about a quarter of d
+more at most (plus the first interval), not up to WS_RECHECK_SECONDS; a wait
+of d costs about log(1 + d / (4 × first)) / log(1.25) looks (6 for 20 ms, 22
+for 1 s, with a first of 2 ms; doubling made it 4 and 9, but let a frame wait
+up to twice as long as it had to). A socket with nothing held never waits on
+the watch, and the watch runs only while some socket waits.
+
+A process settles the log once before its first socket starts
+(`settle_first`): on a connection of its own, without blocking the loop.
 """
 
 from __future__ import annotations
@@ -39,7 +44,6 @@ import asyncio
 import collections
 import logging
 import weakref
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,8 +54,6 @@ from django.db import connection
 
 from tracking import stream
 from tracking.payloads import EventFrame
-
-HORIZON_QUERY = f"SELECT {stream.HORIZON_SQL}"
 
 
 @dataclass
@@ -72,8 +74,11 @@ class _LoopState:
     waiters: list[_Waiter] = field(default_factory=list)
     watch: asyncio.Task[None] | None = None
     arrived: asyncio.Event | None = None  # a new waiter may be due sooner than the watch sleeps
-    # What the watch did, for tests and the benchmark's profile: horizons read,
-    # and the delays its waiters were given after a look found them held.
+    # The watch's probe: its looks are statements of this loop's connection, one
+    # after the other.
+    probe: stream.Probe = field(default_factory=stream.Probe)
+    # What the watch did, for tests and the benchmark's profile: looks at the
+    # log, and the delays its waiters were given after a look found them held.
     looks: int = 0
     delays: collections.deque[float] = field(default_factory=lambda: collections.deque(maxlen=64))
 
@@ -114,33 +119,33 @@ def _connection_params() -> dict[str, Any]:
     return params
 
 
-def backoff(first: float, cap: float, growth: float) -> Iterator[float]:
-    """The waits between looks at the horizon: `first`, each then `growth` times the
-    one before, then `cap` on (`first` at least 1 ms and at most `cap`; `growth` at
-    least 1)."""
-    cap = max(cap, 0.001)
-    delay = min(max(first, 0.001), cap)
-    while True:
-        yield delay
-        delay = _grown(delay, cap, growth)
-
-
-def _grown(delay: float, cap: float, growth: float) -> float:
-    return min(delay * max(growth, 1.0), max(cap, 0.001))
+backoff = stream.backoff
 
 
 def _next_delay(delay: float) -> float:
-    return _grown(delay, settings.WS_RECHECK_SECONDS, settings.WS_RECHECK_GROWTH)
+    return stream.grown(delay, settings.WS_RECHECK_SECONDS, settings.WS_RECHECK_GROWTH)
 
 
 def _first_delay() -> float:
-    return next(
-        backoff(
-            settings.WS_RECHECK_FIRST_SECONDS,
-            settings.WS_RECHECK_SECONDS,
-            settings.WS_RECHECK_GROWTH,
-        )
-    )
+    return next(stream.recheck_backoff())
+
+
+async def settle_first() -> None:
+    """The process's first settling of the log (stream.settle's probe), before its
+    first socket starts: on a connection of its own, the loop free meanwhile."""
+    if stream.SETTLED.value is not None:
+        return
+    params = await database_sync_to_async(_connection_params)()
+    params["prepare_threshold"] = None
+    probe = stream.Probe()
+    delays = stream.recheck_backoff()
+    async with await psycopg.AsyncConnection.connect(**params) as conn:
+        while stream.SETTLED.value is None:
+            cursor = await conn.execute(stream.PROBE_SQL)
+            last, writers = await cursor.fetchone() or (0, [])
+            stream.SETTLED.raise_to(probe.looked(last, writers))
+            if stream.SETTLED.value is None and probe.pending is not None:
+                await asyncio.sleep(next(delays))
 
 
 def _prepare(subscription: stream.Subscription) -> dict[str, Any]:
@@ -185,16 +190,20 @@ class Reader:
             raise RuntimeError("Reader.pull before Reader.open")
         sql, params = stream.pending_query(self.subscription, limit + 1)
         found = await state.execute(self.params, sql, params)
-        current, rows = stream.rows_of(found)
-        return stream.advance(self.subscription, rows, limit, current)
+        settled, rows = stream.rows_of(found)
+        before = stream.SETTLED.value
+        frames = stream.advance(self.subscription, rows, limit, settled)
+        if stream.SETTLED.value != before:
+            _wake_released(state)
+        return frames
 
     async def until_final(self) -> None:
-        """Return once the horizon has passed the socket's held event (or nothing is
-        held): then a `pull` can send it. Cancel it to stop waiting (a timeout)."""
+        """Return once the log is settled up to the socket's held event (or nothing
+        is held): then a `pull` can send it. Cancel it to stop waiting (a timeout)."""
         state = self.state
         if state is None or state.arrived is None:
             raise RuntimeError("Reader.until_final before Reader.open")
-        if not self.subscription.held:
+        if stream.released(self.subscription):
             return
         loop = asyncio.get_running_loop()
         delay = _first_delay()
@@ -210,16 +219,18 @@ class Reader:
                 state.waiters.remove(waiter)
 
 
-def _released(waiter: _Waiter, horizon: int) -> bool:
-    subscription = waiter.subscription
-    return (
-        not subscription.held or subscription.held_txid is None or subscription.held_txid < horizon
-    )
+def _wake_released(state: _LoopState) -> None:
+    """Wake the waiters whose held event is settled by now."""
+    for waiter in list(state.waiters):
+        if waiter.woken.done() or stream.released(waiter.subscription):
+            if not waiter.woken.done():
+                waiter.woken.set_result(None)
+            state.waiters.remove(waiter)
 
 
 async def _watch(state: _LoopState, params: dict[str, Any]) -> None:
-    """While sockets wait: read the horizon when the first of them is due, wake
-    those it has passed, lengthen the wait of the others."""
+    """While sockets wait: look at the log when the first of them is due, wake
+    those it settled, lengthen the wait of the others."""
     if state.arrived is None:
         raise RuntimeError("the watch started before Reader.open")
     loop = asyncio.get_running_loop()
@@ -234,24 +245,20 @@ async def _watch(state: _LoopState, params: dict[str, Any]) -> None:
             except TimeoutError:
                 pass
         try:
-            found = await state.execute(params, HORIZON_QUERY)
+            found = await state.execute(params, stream.look_sql(), stream.settle_params())
         except Exception:  # wake them all: their own reads retry, or meet the error
-            logger.warning("the horizon could not be read", exc_info=True)
+            logger.warning("the event log could not be looked at", exc_info=True)
             for waiter in state.waiters:
                 if not waiter.woken.done():
                     waiter.woken.set_result(None)
             state.waiters.clear()
             return
         state.looks += 1
-        horizon = int(found[0][0])
+        stream.looked(state.probe, found[0])
+        _wake_released(state)
         now = loop.time()
-        for waiter in list(state.waiters):
-            if waiter.woken.done():
-                state.waiters.remove(waiter)
-            elif _released(waiter, horizon):
-                waiter.woken.set_result(None)
-                state.waiters.remove(waiter)
-            elif waiter.due <= now:
+        for waiter in state.waiters:
+            if waiter.due <= now:
                 waiter.delay = _next_delay(waiter.delay)
                 waiter.due = now + waiter.delay
                 state.delays.append(waiter.delay)

@@ -1,45 +1,57 @@
 """What a WebSocket subscription delivers next: replay and live, one code path.
 
-The order of the log is (txid, id): the inserting transaction, then the
-sequence id. Sequence ids alone are not safe as a cursor: transaction T1 can
-take id 10 and commit after T2 took id 11 and committed, so a reader that saw
-11 and moved its cursor past it would never see 10. PostgreSQL tells us which
-transactions are over: every txid below `pg_snapshot_xmin(pg_current_snapshot())`
-has committed or rolled back, and no new transaction can get a txid that low.
-Events below that horizon are final; the stream only ever delivers final
-events, in (txid, id) order, after its cursor. Events above the horizon are
-held until the consumer looks again: on the next hint, or when the horizon has
-passed the first held event's transaction (tracking/reader.py watches it with a
-short back-off), or at the heartbeat.
+The order of the log is the event id. Ids come from a sequence and are not
+safe as a cursor on their own: transaction T1 can take id 10 and commit after
+T2 took id 11 and committed, so a reader that saw 11 and moved its cursor past
+it would never see 10. So the stream only delivers *final* events, in id
+order, after its cursor: an event is final once every smaller id is settled,
+committed or never to be (a rolled-back insert leaves a gap for good).
+
+The process keeps how far the log is settled (`SETTLED`). Each read of the log
+extends it in the read's own snapshot: the ids after it that are visible with
+no gap between them are committed, so they are settled (the usual case: one
+writer at a time, or writers that commit in id order, wait for nothing). A gap
+is an id some transaction holds (its event commits later) or a rolled-back
+one. Ids after a gap are held until the gap fills, which the same reads see,
+or until every transaction that could hold it has ended: a probe reads the
+sequence's last value, then which event writers are running; once those have
+all ended, every id up to that value is settled (`Probe`; an event writer
+takes a shared advisory lock before its id and holds it to its end: the log's
+trigger, dossiers migration 0018, so `pg_locks` lists them).
+tracking/reader.py watches held events with a short back-off.
+
+So a frame waits only for older *event* writers still open, not for every
+transaction of the PostgreSQL cluster (the stream's order was (txid, id)
+before, final below the cluster-wide horizon: any long write transaction,
+in any database of the cluster, held every frame back). A process's first
+read of the log settles it once that way (`settle`), waiting for the event
+writers open at that moment.
 
 Replaying after a resume and streaming live are the same query from the same
 cursor, so the seam has neither gap nor duplicate.
 
 An idle socket's heartbeat does not run that query: `may_have_news` first
-probes the log's (txid, id) index for any event at or above the horizon of the
-socket's last look, which is where anything it could send or hold must be.
+probes the log's primary key for any event after how far the log was settled
+at the socket's last look, which is where anything it could send or hold must be.
 
-The price: an event waits until every write transaction that started before
-its own has ended, in the whole PostgreSQL cluster (the horizon is not per
-table). Keep write transactions short (and set
-`idle_in_transaction_session_timeout`), or live delivery lags behind them.
-
-On SQLite (embedded default) txid is 0 and writers are serialised, so id order
-is commit order and every committed event is final.
+On SQLite (embedded default) writers are serialised, so id order is commit
+order and every committed event is final.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Max, Q, QuerySet
+from django.db.models import Max, QuerySet
 from django.utils import timezone, translation
 
 from auth.models import DeviceSession, User
@@ -51,16 +63,154 @@ from dossiers.models import Dossier, DossierEvent
 from tracking.payloads import EventFrame, ResyncReason
 from tracking.texts import event_text
 
-HORIZON_SQL = "pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
-MAX_ID = 2**63 - 1
+# The log's sequence (dossiers migration 0018) and how many ids after the settled
+# point one read looks at to extend it.
+SEQUENCE = "tracking_dossierevent_log_seq"
+SETTLE_SPAN = 1000
 
 
 @dataclass(frozen=True)
 class Position:
-    """A place in the log: after every event at or before (txid, id)."""
+    """A place in the log: after every event at or before this id."""
 
-    txid: int
     id: int
+
+
+class Settled:
+    """How far the log is settled, as this process knows it: every id at or below
+    `value` is committed or never will be (None: not known yet). Only ever raised:
+    what was settled stays settled. Shared by the process's event loops and threads."""
+
+    def __init__(self) -> None:
+        self.value: int | None = None
+        self._lock = threading.Lock()
+
+    def raise_to(self, value: int | None) -> int | None:
+        """At least `value` from now on; returns the new value."""
+        with self._lock:
+            if value is not None and (self.value is None or value > self.value):
+                self.value = value
+            return self.value
+
+    @property
+    def base(self) -> int:
+        """Where a read extends it from (0: nothing settled yet; no id is below 1)."""
+        return self.value or 0
+
+
+SETTLED = Settled()
+
+
+@dataclass
+class Probe:
+    """Settles ids that no read can see (a rolled-back insert's, or one whose
+    transaction is still open) by the event writers that could hold them.
+
+    Looks are statements of one connection, one after the other. An event writer
+    takes the log's shared advisory lock before it takes an id, and holds it to
+    its end (migration 0018). So whoever holds an id up to the sequence's last
+    value read by one look, and is still running, is among the lock's holders
+    listed by the next look; once none of those holds it any more, every id up to
+    that value is settled. Transactions that write no event never count.
+    """
+
+    last_read: int | None = None
+    # (every id up to this, is settled once none of these event writers runs)
+    pending: tuple[int, frozenset[str]] | None = None
+
+    def looked(self, last: int, writers: Sequence[str]) -> int | None:
+        """After one look (the sequence's last value it read, the event writers it
+        saw running): an id up to which the log is now settled, if the probe got there."""
+        running = frozenset(writers)
+        settled = None
+        if self.pending is not None and not self.pending[1] & running:
+            settled, self.pending = self.pending[0], None
+        if self.pending is None and self.last_read is not None:
+            if running:
+                self.pending = (self.last_read, running)
+            else:  # no event writer at all: everything read before is settled
+                settled = max(settled or 0, self.last_read)
+        self.last_read = last
+        return settled
+
+
+# One look of a probe: the sequence's last value (the one it handed out last), and
+# the event writers running (holders of the log's lock, by virtual transaction),
+# the caller's own transaction left out (in a test it may have written events:
+# it would hold the probe for ever). The columns are PROBE_COLUMNS.
+PROBE_COLUMNS = """
+       (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END
+        FROM tracking_dossierevent_log_seq),
+       ARRAY(SELECT l.virtualtransaction FROM pg_locks l
+             WHERE l.locktype = 'advisory' AND l.classid = 21586 AND l.objid = 1
+               AND l.objsubid = 2 AND l.pid IS DISTINCT FROM pg_backend_pid())
+"""
+PROBE_SQL = "SELECT" + PROBE_COLUMNS
+# A look at the log: a step of the probe, and how far the visible ids run with no
+# gap after what the process knows settled (SETTLE_SQL, its parameters).
+LOOK_SQL = "SELECT" + PROBE_COLUMNS + ", ({settle})"
+
+
+# The end of the run of ids visible with no gap right after the settled point
+# (the same parameter three times): committed, so settled too. Ids only grow, so
+# once one is past its place in the run every later one is.
+SETTLE_SQL = """
+SELECT coalesce(max(c.id), %s) FROM (
+    SELECT x.id, row_number() OVER (ORDER BY x.id) AS n
+    FROM (SELECT e.id FROM {events} e WHERE e.id > %s ORDER BY e.id LIMIT {span}) x
+) c WHERE c.id = %s + c.n
+"""
+
+
+def settle_sql() -> str:
+    return SETTLE_SQL.format(events=DossierEvent._meta.db_table, span=SETTLE_SPAN)
+
+
+def settle_params() -> tuple[int, int, int]:
+    base = SETTLED.base
+    return base, base, base
+
+
+def look_sql() -> str:
+    return LOOK_SQL.format(settle=settle_sql())
+
+
+def looked(probe: Probe, row: Sequence[Any]) -> int | None:
+    """What a row of LOOK_SQL settles (the process knows it from now on)."""
+    last, writers, end = row
+    SETTLED.raise_to(end)
+    return SETTLED.raise_to(probe.looked(last, writers))
+
+
+# Each thread's probe: its looks are statements of the thread's own connection.
+_thread = threading.local()
+
+
+def _thread_probe() -> Probe:
+    probe: Probe | None = getattr(_thread, "probe", None)
+    if probe is None:
+        probe = _thread.probe = Probe()
+    return probe
+
+
+def backoff(first: float, cap: float, growth: float) -> Iterator[float]:
+    """The waits between looks: `first`, each then `growth` times the one before,
+    then `cap` on (`first` at least 1 ms and at most `cap`; `growth` at least 1)."""
+    cap = max(cap, 0.001)
+    delay = min(max(first, 0.001), cap)
+    while True:
+        yield delay
+        delay = grown(delay, cap, growth)
+
+
+def grown(delay: float, cap: float, growth: float) -> float:
+    return min(delay * max(growth, 1.0), max(cap, 0.001))
+
+
+def recheck_backoff() -> Iterator[float]:
+    return backoff(
+        settings.WS_RECHECK_FIRST_SECONDS, settings.WS_RECHECK_SECONDS, settings.WS_RECHECK_GROWTH
+    )
 
 
 @dataclass
@@ -75,11 +225,12 @@ class Subscription:
     # not yet final when it connected, or the resume event's own transaction.
     seen: frozenset[int] = frozenset()
     held: bool = False
-    # The transaction of the first held event: it is final once the horizon is above it.
-    held_txid: int | None = None
-    # The horizon of the last look that found nothing more to send: every event
-    # below it after the cursor has been sent (None: not looked yet, or SQLite).
-    horizon: int | None = None
+    # The first held event: final once the log is settled up to it.
+    held_id: int | None = None
+    # How far the log was settled at the last look that found nothing more to
+    # send: every event up to it after the cursor has been sent (None: not
+    # looked yet, or SQLite).
+    looked: int | None = None
     # The SQL of `pull` and the audience's parameters, compiled on first use.
     pending_sql: tuple[str, tuple[Any, ...], tuple[Any, ...] | None] | None = field(
         default=None, repr=False
@@ -94,14 +245,28 @@ def _on_postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
-def horizon() -> int | None:
-    """Every transaction with a smaller txid has ended (None: all are final)."""
+def settle() -> int | None:
+    """How far the log is settled now (None on SQLite, where every committed event
+    is final): one look at the log from what the process knows (the probe's step
+    included); the process's first call probes first, waiting for the event
+    writers open then.
+
+    Called inside a transaction that wrote events, it counts them as committed:
+    the app never does (sockets read in autocommit), tests may.
+    """
     if not _on_postgres():
         return None
+    probe = _thread_probe()
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {HORIZON_SQL}")
-        row = cursor.fetchone()
-    return int(row[0])
+        delays = recheck_backoff()
+        while SETTLED.value is None:
+            # The run of ids from 0 would say little: only the probe settles first.
+            cursor.execute(PROBE_SQL)
+            SETTLED.raise_to(probe.looked(*cursor.fetchone()))
+            if SETTLED.value is None and probe.pending is not None:
+                time.sleep(next(delays))
+        cursor.execute(look_sql(), settle_params())
+        return looked(probe, cursor.fetchone())
 
 
 def events_for(user: User, dossier_id: uuid.UUID | None = None) -> QuerySet[DossierEvent]:
@@ -121,21 +286,21 @@ def _audience(user: User, dossier_id: uuid.UUID | None) -> QuerySet[Dossier]:
 
 
 def _after(events: QuerySet[DossierEvent], position: Position) -> QuerySet[DossierEvent]:
-    return events.filter(Q(txid__gt=position.txid) | Q(txid=position.txid, id__gt=position.id))
+    return events.filter(id__gt=position.id)
 
 
 def live_position(user: User, dossier_id: uuid.UUID | None) -> tuple[Position, frozenset[int]]:
     """Where a socket that resumes nothing starts: with the events committed from now on.
 
-    The cursor goes back to the horizon (transactions still open there may
-    commit later), and the events already committed above it are marked seen.
+    The cursor is where the log is settled (transactions still open after it may
+    commit later), and the events already committed after it are marked seen.
     """
-    current = horizon()
-    if current is None:
+    settled = settle()
+    if settled is None:
         last = DossierEvent.objects.aggregate(last=Max("id"))["last"] or 0
-        return Position(0, last), frozenset()
-    committed = events_for(user, dossier_id).filter(txid__gte=current)
-    return Position(current - 1, MAX_ID), frozenset(committed.values_list("id", flat=True))
+        return Position(last), frozenset()
+    committed = events_for(user, dossier_id).filter(id__gt=settled)
+    return Position(settled), frozenset(committed.values_list("id", flat=True))
 
 
 def resume(
@@ -145,30 +310,28 @@ def resume(
 
     The event must be one the user may see. When it is not final yet (the app
     learnt its id from REST while an older transaction was still open: the
-    stream only sends final events), the cursor moves back to the horizon so
-    the older transactions' events still come once they commit; the events
-    already committed up to the resume point are skipped as seen.
+    stream only sends final events), the cursor moves back to where the log is
+    settled so the older transactions' events still come once they commit; the
+    events already committed up to the resume point are skipped as seen.
     """
     # Any event the user may see is a valid position in the log.
     # The event by its key, then its dossier checked (a join on two primary keys),
     # not the user's dossiers first.
     visible = DossierEvent.objects.filter(visible_to(user, "dossier__"))
-    row = visible.filter(id=last_event_id).values_list("txid", "id", "created_at").first()
+    row = visible.filter(id=last_event_id).values_list("id", "created_at").first()
     if row is None:
         return "unknown_event"
-    txid, event_id, created_at = row
+    event_id, created_at = row
     retention = dt.timedelta(seconds=settings.WS_RESUME_RETENTION_SECONDS)
     if created_at < timezone.now() - retention:
         return "expired"
-    current = horizon()
-    if current is not None and txid >= current:
+    settled = settle()
+    if settled is not None and event_id > settled:
         # Committed events up to the resume point count as seen; those still
         # invisible (their transaction is open) will come when they are final.
-        seen = events_for(user, dossier_id).filter(
-            Q(txid__gte=current, txid__lt=txid) | Q(txid=txid, id__lte=event_id)
-        )
-        return Position(current - 1, MAX_ID), frozenset(seen.values_list("id", flat=True))
-    return Position(txid, event_id), frozenset()
+        seen = events_for(user, dossier_id).filter(id__gt=settled, id__lte=event_id)
+        return Position(settled), frozenset(seen.values_list("id", flat=True))
+    return Position(event_id), frozenset()
 
 
 def pull(subscription: Subscription) -> list[EventFrame]:
@@ -178,20 +341,24 @@ def pull(subscription: Subscription) -> list[EventFrame]:
     (tracking.reader does the same on the socket's event loop.)
     """
     limit = settings.WS_REPLAY_BATCH
-    current, rows = _pending(subscription, limit + 1)
-    return advance(subscription, rows, limit, current)
+    if SETTLED.value is None or subscription.held:
+        settle()  # a step of the probe too: a gap nobody fills settles by looking again
+    settled, rows = _pending(subscription, limit + 1)
+    return advance(subscription, rows, limit, settled)
 
 
 def advance(
-    subscription: Subscription, rows: list[EventRow], limit: int, current: int | None
+    subscription: Subscription, rows: list[EventRow], limit: int, settled: int | None
 ) -> list[EventFrame]:
     """The frames of the leading final `rows` (at most `limit`); moves the cursor past them.
 
     The rows are the events after the cursor in log order, each marked final or
-    not against `current`, the horizon of the query's own snapshot (None on
-    SQLite). Final events come first (the order is by txid), and a row that is
-    not final means events are held.
+    not against `settled`, how far the log was settled in the query's own
+    snapshot (None on SQLite), which the process now knows too. Final events
+    come first (the order is by id), and a row that is not final means events
+    are held.
     """
+    SETTLED.raise_to(settled)
     batch: list[EventRow] = []
     for row in rows[:limit]:
         if not row.final:
@@ -200,14 +367,24 @@ def advance(
     with translation.override(subscription.language):
         frames = [event_frame(row) for row in batch]
     if batch:
-        subscription.position = Position(batch[-1].txid, batch[-1].id)
-    waiting = [row.txid for row in rows if not row.final]
+        subscription.position = Position(batch[-1].id)
+    waiting = [row.id for row in rows if not row.final]
     subscription.held = bool(waiting)
-    subscription.held_txid = min(waiting) if waiting else None
-    # Every final event below `current` after the old cursor is in this batch
+    subscription.held_id = min(waiting) if waiting else None
+    # Every final event up to `settled` after the old cursor is in this batch
     # unless the batch is full: only then is there more to read below it.
-    subscription.horizon = current if len(batch) < limit else None
+    subscription.looked = settled if len(batch) < limit else None
     return frames
+
+
+def released(subscription: Subscription) -> bool:
+    """Whether the socket's held event is final by now (as far as the process knows)."""
+    settled = SETTLED.value
+    return (
+        not subscription.held
+        or subscription.held_id is None
+        or (settled is not None and subscription.held_id <= settled)
+    )
 
 
 def may_have_news(subscription: Subscription) -> bool:
@@ -215,12 +392,12 @@ def may_have_news(subscription: Subscription) -> bool:
     (anyone's) has been written since the last look that found nothing more.
 
     The cheap check of an idle socket's heartbeat (one index range probe, no
-    join): events before the last look's horizon were final then, so they have
-    been sent; anything `pull` could send or hold now is at or above it.
+    join): events up to where the log was settled at the last look were final
+    then, so they have been sent; anything `pull` could send or hold now is after it.
     """
-    if subscription.held or subscription.horizon is None:
+    if subscription.held or subscription.looked is None:
         return True
-    return DossierEvent.objects.filter(txid__gte=subscription.horizon).exists()
+    return DossierEvent.objects.filter(id__gt=subscription.looked).exists()
 
 
 def heartbeat_check(subscription: Subscription) -> tuple[bool, bool]:
@@ -235,7 +412,6 @@ class EventRow:
     """What a frame needs of one event, and whether the event is final."""
 
     id: int
-    txid: int
     type: str
     status_before: int | None
     status_after: int | None
@@ -247,26 +423,26 @@ class EventRow:
 
     @classmethod
     def of(cls, row: Sequence[Any]) -> EventRow:
-        """From a row of PENDING_SQL (after its leading horizon column)."""
+        """From a row of PENDING_SQL (after its leading settled column)."""
         return cls(
             id=row[1],
-            txid=row[2],
-            type=row[3],
-            status_before=row[4],
-            status_after=row[5],
-            created_at=row[6],
-            data=_json(row[7]),
-            dossier_id=row[8],
-            dossier_code=row[9],
-            final=row[10],
+            type=row[2],
+            status_before=row[3],
+            status_after=row[4],
+            created_at=row[5],
+            data=_json(row[6]),
+            dossier_id=row[7],
+            dossier_code=row[8],
+            final=row[9],
         )
 
 
 def rows_of(found: Sequence[Sequence[Any]]) -> tuple[int | None, list[EventRow]]:
-    """PENDING_SQL's result: the horizon of its snapshot and the events, if any.
+    """PENDING_SQL's result: how far the log is settled in its snapshot and the
+    events, if any.
 
-    The query always returns at least one row, so the horizon is known even
-    when there is no event (that row's event columns are NULL).
+    The query always returns at least one row, so that is known even when
+    there is no event (that row's event columns are NULL).
     """
     if not found:
         return None, []
@@ -279,33 +455,34 @@ def rows_of(found: Sequence[Sequence[Any]]) -> tuple[int | None, list[EventRow]]
 # call: the ORM's compiler took longer than PostgreSQL took to answer.
 #
 # The audience is an array (backend/any_of.py), so the events come from the
-# per-dossier index (dossier, txid, id), a few rows per dossier, whatever the
+# per-dossier index (dossier, id), a few rows per dossier, whatever the
 # cursor's age: `IN (subquery)` walked the whole log after the cursor instead.
 #
-# Its first column is the horizon of the query's snapshot: one row with NULL
-# event columns comes back when there is no event, so a look that finds
-# nothing still records how far it looked (`may_have_news`).
+# Its first column is how far the log is settled in the query's snapshot
+# (SETTLE_SQL): one row with NULL event columns comes back when there is no
+# event, so a look that finds nothing still records how far it looked
+# (`may_have_news`).
 PENDING_SQL = """
-SELECT h.horizon, p.id, p.txid, p.type, p.status_before, p.status_after, p.created_at,
-       p.data, p.dossier_id, p.code, p.txid < h.horizon AS final
-FROM (SELECT {horizon} AS horizon) h
+SELECT w.settled, p.id, p.type, p.status_before, p.status_after, p.created_at,
+       p.data, p.dossier_id, p.code, p.id <= w.settled AS final
+FROM (SELECT ({settle}) AS settled) w
 LEFT JOIN LATERAL (
-    SELECT e.id, e.txid, e.type, e.status_before, e.status_after, e.created_at, e.data,
+    SELECT e.id, e.type, e.status_before, e.status_after, e.created_at, e.data,
            e.dossier_id, d.code
     FROM {events} e JOIN {dossiers} d ON d.id = e.dossier_id
     WHERE e.dossier_id = ANY(ARRAY({audience}))
-      AND (e.txid, e.id) > (%s, %s)
+      AND e.id > %s
       AND e.id <> ALL(%s::bigint[])
-    ORDER BY e.txid, e.id
+    ORDER BY e.id
     LIMIT %s
 ) p ON true
-ORDER BY p.txid, p.id
+ORDER BY p.id
 """
 
 
 # A socket that follows everything of its user (no dossier named): its own
 # dossiers by dossier as above, and each watched organisation's events from the
-# organisation's own index in log order (dossier_event_org_order on the copy of
+# organisation's own index in log order (dossier_event_org_log on the copy of
 # the dossier's organisation), at most `limit` from each, merged. The events of
 # a large organisation's thousands of dossiers after a cursor months back are
 # then a bounded index range each, not tens of thousands of rows to sort. The
@@ -313,9 +490,9 @@ ORDER BY p.txid, p.id
 # organisations); the seen events are left out inside each part, before its
 # LIMIT, so no part's next event can be skipped.
 FOLLOWED_SQL = """
-SELECT h.horizon, p.id, p.txid, p.type, p.status_before, p.status_after, p.created_at,
-       p.data, p.dossier_id, p.code, p.txid < h.horizon AS final
-FROM (SELECT {horizon} AS horizon) h
+SELECT w.settled, p.id, p.type, p.status_before, p.status_after, p.created_at,
+       p.data, p.dossier_id, p.code, p.id <= w.settled AS final
+FROM (SELECT ({settle}) AS settled) w
 LEFT JOIN LATERAL (
     -- The dossier's code by its key, per delivered event (a join could hash every dossier).
     SELECT k.*, (SELECT d.code FROM {dossiers} d WHERE d.id = k.dossier_id) AS code
@@ -323,30 +500,28 @@ LEFT JOIN LATERAL (
         SELECT u.* FROM (
             (SELECT {columns} FROM {events} e
              WHERE e.dossier_id = ANY(ARRAY({own}))
-               AND (e.txid, e.id) > (%s, %s)
+               AND e.id > %s
                AND e.id <> ALL(%s::bigint[])
-             ORDER BY e.txid, e.id
+             ORDER BY e.id
              LIMIT %s)
             UNION ALL
             SELECT x.* FROM unnest(ARRAY({organisations})) AS o(organisation_id)
             CROSS JOIN LATERAL (
                 SELECT {columns} FROM {events} e
                 WHERE e.organisation_id = o.organisation_id
-                  AND (e.txid, e.id) > (%s, %s)
+                  AND e.id > %s
                   AND e.id <> ALL(%s::bigint[])
-                ORDER BY e.txid, e.id
+                ORDER BY e.id
                 LIMIT %s
             ) x
         ) u
-        ORDER BY u.txid, u.id
+        ORDER BY u.id
         LIMIT %s
     ) k
 ) p ON true
-ORDER BY p.txid, p.id
+ORDER BY p.id
 """
-EVENT_COLUMNS = (
-    "e.id, e.txid, e.type, e.status_before, e.status_after, e.created_at, e.data, e.dossier_id"
-)
+EVENT_COLUMNS = "e.id, e.type, e.status_before, e.status_after, e.created_at, e.data, e.dossier_id"
 
 
 def pending_query(subscription: Subscription, limit: int) -> tuple[str, tuple[Any, ...]]:
@@ -354,24 +529,24 @@ def pending_query(subscription: Subscription, limit: int) -> tuple[str, tuple[An
     parameters for this socket now (PostgreSQL only).
 
     The SQL is compiled on the first call (sync code: the compiler may ask the
-    database connection about the server); later calls only fill in the cursor.
+    database connection about the server); later calls only fill in the cursor
+    and where the process knows the log settled.
     """
     if subscription.pending_sql is None:
         subscription.pending_sql = _compile_pending(subscription)
     sql, own_params, organisation_params = subscription.pending_sql
-    position = subscription.position
     seen = sorted(subscription.seen)
-    after = (position.txid, position.id, seen, limit)
+    after = (subscription.position.id, seen, limit)
     if organisation_params is None:
-        return sql, (*own_params, *after)
-    return sql, (*own_params, *after, *organisation_params, *after, limit)
+        return sql, (*settle_params(), *own_params, *after)
+    return sql, (*settle_params(), *own_params, *after, *organisation_params, *after, limit)
 
 
 def _compile_pending(
     subscription: Subscription,
 ) -> tuple[str, tuple[Any, ...], tuple[Any, ...] | None]:
     names = {
-        "horizon": HORIZON_SQL,
+        "settle": settle_sql(),
         "events": DossierEvent._meta.db_table,
         "dossiers": Dossier._meta.db_table,
     }
@@ -392,8 +567,8 @@ def _compile_pending(
 
 
 def _pending(subscription: Subscription, limit: int) -> tuple[int | None, list[EventRow]]:
-    """The horizon (None on SQLite) and up to `limit` events after the cursor that
-    the client has not seen, in log order."""
+    """How far the log is settled (None on SQLite) and up to `limit` events after
+    the cursor that the client has not seen, in log order."""
     if not _on_postgres():
         # SQLite (embedded default): every committed event is final.
         events = _after(
@@ -404,7 +579,6 @@ def _pending(subscription: Subscription, limit: int) -> tuple[int | None, list[E
         return None, [
             EventRow(
                 id=event.id,
-                txid=event.txid,
                 type=event.type,
                 status_before=event.status_before,
                 status_after=event.status_after,
@@ -414,7 +588,7 @@ def _pending(subscription: Subscription, limit: int) -> tuple[int | None, list[E
                 dossier_code=event.dossier.code,
                 final=True,
             )
-            for event in events.select_related("dossier").order_by("txid", "id")[:limit]
+            for event in events.select_related("dossier").order_by("id")[:limit]
         ]
     sql, params = pending_query(subscription, limit)
     with connection.cursor() as cursor:

@@ -202,7 +202,7 @@ def progress_of(dossier: Dossier, events: list[DossierEvent]) -> list[ProgressSt
 
 def build_timeline(dossier: Dossier, now: dt.datetime | None = None) -> Timeline:
     now = now or timezone.now()
-    events = list(DossierEvent.objects.filter(dossier=dossier).order_by("txid", "id"))
+    events = list(DossierEvent.objects.filter(dossier=dossier).order_by("seq"))
     appointment = dossier.appointment_at
     paused_since = dossier.paused_at
     remaining: int | None = None

@@ -17,8 +17,10 @@ The concurrent writer (bench/concurrent_writer.py, a process of its own) does
 what a busy cluster does: WRITER_PER_SECOND write transactions a second, each
 holding its transaction (and so its transaction id) open WRITER_HOLD_S (an
 INSERT, `pg_sleep`, COMMIT) in a table of its own in the measured database.
-An event committed while such a transaction is open is behind the cluster's
-transaction horizon until it ends, which is what the stream has to handle.
+Until 2026-12-07 the stream sent only events below the cluster's transaction
+horizon, so an event committed while such a transaction was open waited for
+it; now the log's order is the event id and a frame waits only for event
+writers with an earlier id (tracking/stream.py), which this writer is not.
 
 The project side (`project_latencies`): the seeded citizen gets a ticket
 (`POST /api/v1/realtime/ticket`) and opens `/ws/v1/events` on the API server;
@@ -30,12 +32,11 @@ publish the hint), t1 the moment the frame carrying that event id arrives. The
 server relays it as it does in production (on-commit hint through the Redis
 channel layer, then one read of the event log).
 
-The stream only sends events below the cluster-wide transaction horizon
-(tracking/stream.py): on a PostgreSQL cluster shared with other work (e.g. test
-suites holding transactions open) frames wait for the socket's 1 s re-check.
-So this row runs on a throwaway cluster of its own (bench/cluster.py: initdb +
-pg_ctl, its own API server) when `initdb` is there; BENCH_LIVE_CLUSTER=shared
-measures on the bench database instead (the figures say which).
+Other work on a shared PostgreSQL cluster (test suites, other benchmarks)
+would skew the timings, so this row runs on a throwaway cluster of its own
+(bench/cluster.py: initdb + pg_ctl, its own API server) when `initdb` is there;
+BENCH_LIVE_CLUSTER=shared measures on the bench database instead (the figures
+say which).
 """
 
 from __future__ import annotations

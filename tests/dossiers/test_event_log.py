@@ -89,8 +89,8 @@ def test_an_unknown_type_is_refused_before_anything_is_written(event: DossierEve
 
 
 def test_an_event_carries_the_id_of_the_transaction_that_inserted_it(db: None) -> None:
-    # The stream's order is (txid, id): the INSERT computes txid (the column's
-    # default) and returns it with the id, with no statement of its own before it.
+    # The INSERT computes txid (the log's trigger) and returns it with the id, with
+    # no statement of its own before it.
     from django.test.utils import CaptureQueriesContext
 
     dossier = make_dossier(status=Dossier.Status.NEW)
@@ -108,3 +108,28 @@ def test_an_event_carries_the_id_of_the_transaction_that_inserted_it(db: None) -
     inserts = [q["sql"] for q in captured.captured_queries if "INSERT INTO" in q["sql"]]
     assert any('"tracking_dossierevent"' in sql and "RETURNING" in sql for sql in inserts)
     assert not any("pg_current_xact_id" in q["sql"] for q in captured.captured_queries)
+
+
+WRITER_LOCK = (
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 21586"
+    " AND objid = 1 AND objsubid = 2 AND mode = 'ShareLock' AND pid = pg_backend_pid()"
+)
+
+
+def test_an_event_writer_holds_the_logs_lock_from_its_id_to_its_end(transactional_db: None) -> None:
+    # tracking/stream.py settles an id nobody can see by the holders of this lock:
+    # whoever took an id holds it until its transaction ends (dossiers migration 0018).
+    dossier = make_dossier(status=Dossier.Status.NEW)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT last_value FROM tracking_dossierevent_log_seq")
+        before = int(cursor.fetchone()[0])
+        with transaction.atomic():
+            cursor.execute(WRITER_LOCK)
+            assert cursor.fetchone()[0] == 0
+            event = record_event(dossier, type=EventType.DOSSIER_SUBMITTED, actor_type="citizen")
+            cursor.execute(WRITER_LOCK)
+            assert cursor.fetchone()[0] == 1
+        cursor.execute(WRITER_LOCK)
+        assert cursor.fetchone()[0] == 0
+    # The id came from the log's own sequence.
+    assert event.pk > before

@@ -483,9 +483,8 @@ TEMPLATE = "citizen_soak_template"
 def soak_postgres(workdir: Path) -> PostgresServer:
     """The soak's own PostgreSQL cluster, started, holding TEMPLATE (migrated, demo data).
 
-    Not the shared server: its snapshot horizon is cluster-wide, so other suites' open
-    transactions there would hold back every live frame here (tracking/stream.py) and
-    the soak would measure them. The migrated cluster is kept in var/soak/pgdata-<digest
+    Not the shared server: other suites' load there would skew what the soak
+    measures. The migrated cluster is kept in var/soak/pgdata-<digest
     of the migrations and demo loaders> and copied for each run (seconds, instead of
     migrating for two minutes on a busy machine); older copies are removed."""
     digest = hashlib.sha256()

@@ -56,6 +56,7 @@ class OpenTransaction:
         self.type = type
         self.written = threading.Event()
         self.release = threading.Event()
+        self.undo = False  # roll back when released
         self.event: DossierEvent | None = None
         self.error: BaseException | None = None
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -72,6 +73,8 @@ class OpenTransaction:
                 self.written.set()
                 if not self.release.wait(timeout=30):
                     raise TimeoutError("the test never released the transaction")
+                if self.undo:
+                    transaction.set_rollback(True)
         except BaseException as exc:  # reported to the test through .error
             self.error = exc
             self.written.set()
@@ -83,6 +86,13 @@ class OpenTransaction:
         assert self.written.wait(timeout=10)
         assert self.error is None, self.error
         return self
+
+    def rollback(self) -> None:
+        """End the transaction without its event: its id stays a gap for good."""
+        self.undo = True
+        self.release.set()
+        self.thread.join(timeout=10)
+        assert self.error is None, self.error
 
     def commit(self) -> DossierEvent:
         self.release.set()
@@ -98,8 +108,8 @@ class OpenTransaction:
 
 class OtherWriter:
     """A write transaction in another thread that writes no event and stays open
-    until released: what any other writer on the cluster does to the horizon
-    (its commit sends no hint)."""
+    until released: what any other writer on the cluster does (its commit sends
+    no hint). It holds no frame back."""
 
     def __init__(self) -> None:
         self.started = threading.Event()

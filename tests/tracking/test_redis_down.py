@@ -68,7 +68,7 @@ def test_socket_resuming_after_the_outage_gets_what_it_missed(user, settings):
         user=user, session_id=session.pk, dossier_id=None, position=position, seen=already
     )
     delivered: list[int] = []
-    for _ in range(600):  # events are final once older transactions of the cluster end
+    for _ in range(600):  # final once the event writers before them have ended
         delivered += [frame["id"] for frame in stream.pull(subscription)]
         if len(delivered) >= len(missed):
             break

@@ -31,8 +31,7 @@ from tracking.stream import iso_time
 pytestmark = pytest.mark.django_db(transaction=True)
 
 db = database_sync_to_async
-WAIT = 60  # seconds a frame may take: other suites share the PostgreSQL cluster, and
-# events are final only once older transactions of the whole cluster have ended
+WAIT = 60  # seconds a frame may take on a busy machine (other suites share it)
 QUIET = 0.3
 
 Opener = Callable[..., Awaitable[tuple[WebsocketCommunicator, bool, Any]]]
@@ -541,7 +540,7 @@ async def test_resume_after_both_commits_replays_in_log_order(open_socket):
     assert await quiet(from_later)
 
 
-# --- held events: the horizon watch ------------------------------------------------------
+# --- held events: the watch ------------------------------------------------------------
 
 
 def _watch_state() -> Any:
@@ -557,16 +556,36 @@ async def _until(condition: Callable[[], bool]) -> None:
         await asyncio.sleep(0.005)
 
 
-async def test_event_held_behind_another_writer_arrives_once_it_commits(open_socket, settings):
-    # No heartbeat and no hint can deliver it: the other writer writes no event.
+async def test_another_writers_open_transaction_holds_no_frame_back(open_socket, settings):
+    # Before, the stream waited for every older transaction of the cluster (a report,
+    # a batch, another database): an event written meanwhile waited for it to end.
     settings.WS_HEARTBEAT_SECONDS = 3600
-    settings.WS_RECHECK_FIRST_SECONDS = 0.001
-    settings.WS_RECHECK_SECONDS = 2
     alice = await new_citizen()
     socket, _, _ = await open_socket(alice.ticket())
 
     with OtherWriter() as other:
         event = await db(add_event)(alice.dossier)  # after the writer's transaction began
+        assert await event_ids(socket, 1) == [event.id]
+        assert other.thread.is_alive()  # still open when the frame came
+        await sync_to_async(other.commit, thread_sensitive=False)()
+
+    assert await quiet(socket)
+
+
+async def test_event_held_behind_another_dossiers_open_event_arrives_once_it_commits(
+    open_socket, settings
+):
+    # No heartbeat and no hint can deliver it: the other event is bob's (alice's
+    # socket gets no hint of it), so the watch must see the gap fill.
+    settings.WS_HEARTBEAT_SECONDS = 3600
+    settings.WS_RECHECK_FIRST_SECONDS = 0.001
+    settings.WS_RECHECK_SECONDS = 2
+    alice, bob = await new_citizen(), await new_citizen()
+    socket, _, _ = await open_socket(alice.ticket())
+
+    with OpenTransaction(bob.dossier) as other:
+        event = await db(add_event)(alice.dossier)  # a later id, committed first
+        assert event.id > other.event.id
         assert await quiet(socket)
         await _until(lambda: _watch_state().looks >= 2)  # the watch looks, finds it held
         await sync_to_async(other.commit, thread_sensitive=False)()
@@ -575,7 +594,28 @@ async def test_event_held_behind_another_writer_arrives_once_it_commits(open_soc
     assert await quiet(socket)
 
 
-async def test_a_held_socket_reads_the_log_again_only_when_the_horizon_has_passed(
+async def test_event_held_behind_a_rolled_back_event_arrives_once_its_transaction_ended(
+    open_socket, settings
+):
+    # The rolled-back id never commits: only the probe (every transaction that could
+    # hold it has ended) settles past it.
+    settings.WS_HEARTBEAT_SECONDS = 3600
+    settings.WS_RECHECK_FIRST_SECONDS = 0.001
+    settings.WS_RECHECK_SECONDS = 0.05
+    alice, bob = await new_citizen(), await new_citizen()
+    socket, _, _ = await open_socket(alice.ticket())
+
+    with OpenTransaction(bob.dossier) as other:
+        event = await db(add_event)(alice.dossier)
+        assert await quiet(socket)
+        await _until(lambda: _watch_state().looks >= 2)
+        await sync_to_async(other.rollback, thread_sensitive=False)()
+
+    assert await event_ids(socket, 1) == [event.id]
+    assert await quiet(socket)
+
+
+async def test_a_held_socket_reads_the_log_again_only_when_it_is_settled_up_to_its_event(
     open_socket, settings, monkeypatch
 ):
     settings.WS_HEARTBEAT_SECONDS = 3600
@@ -590,24 +630,24 @@ async def test_a_held_socket_reads_the_log_again_only_when_the_horizon_has_passe
         return frames
 
     monkeypatch.setattr(stream, "advance", counting)
-    alice = await new_citizen()
+    alice, bob = await new_citizen(), await new_citizen()
     socket, _, _ = await open_socket(alice.ticket())
     # The socket's first read comes after the handshake's answer: wait for it, or it
     # may find the event below held too and count as one more read.
     await _until(lambda: reads == [False])
 
-    with OtherWriter() as other:
+    with OpenTransaction(bob.dossier) as other:
         event = await db(add_event)(alice.dossier)
         await _until(lambda: reads[-1:] == [True])  # the hint's read found it held
         held_reads = len(reads)
         looks = _watch_state().looks
         await _until(lambda: _watch_state().looks >= looks + 5)
-        # Five looks at the horizon, not one more read of the log.
+        # Five looks at the log, not one more read of the socket's events.
         assert len(reads) == held_reads
         await sync_to_async(other.commit, thread_sensitive=False)()
 
     assert await event_ids(socket, 1) == [event.id]
-    # One read once the horizon passed it (a read that finds it still held
+    # One read once the log was settled up to it (a read that finds it still held
     # would mean the watch woke the socket too early).
     assert reads[held_reads:] == [False]
 
@@ -617,10 +657,10 @@ async def test_the_watch_backs_off_by_the_growth_up_to_the_recheck_interval(open
     settings.WS_RECHECK_FIRST_SECONDS = 0.001
     settings.WS_RECHECK_SECONDS = 0.004
     settings.WS_RECHECK_GROWTH = 1.5
-    alice = await new_citizen()
+    alice, bob = await new_citizen(), await new_citizen()
     await open_socket(alice.ticket())
 
-    with OtherWriter():
+    with OpenTransaction(bob.dossier):
         await db(add_event)(alice.dossier)
         await _until(lambda: len(_watch_state().delays) >= 6)
         delays = list(_watch_state().delays)[:6]
@@ -634,10 +674,10 @@ async def test_by_default_a_held_frame_waits_at_most_a_quarter_longer_than_it_ha
     settings.WS_HEARTBEAT_SECONDS = 3600
     settings.WS_RECHECK_FIRST_SECONDS = 0.001
     settings.WS_RECHECK_SECONDS = 2
-    alice = await new_citizen()
+    alice, bob = await new_citizen(), await new_citizen()
     await open_socket(alice.ticket())
 
-    with OtherWriter():
+    with OpenTransaction(bob.dossier):
         await db(add_event)(alice.dossier)
         await _until(lambda: len(_watch_state().delays) >= 8)
         delays = list(_watch_state().delays)[:8]
@@ -674,10 +714,10 @@ async def test_sockets_with_nothing_held_never_start_the_watch(open_socket):
 
 async def test_the_watch_stops_when_no_socket_waits(open_socket, settings):
     settings.WS_RECHECK_FIRST_SECONDS = 0.001
-    alice = await new_citizen()
+    alice, bob = await new_citizen(), await new_citizen()
     socket, _, _ = await open_socket(alice.ticket())
 
-    with OtherWriter() as other:
+    with OpenTransaction(bob.dossier) as other:
         event = await db(add_event)(alice.dossier)
         await _until(lambda: _watch_state().looks >= 1)
         await sync_to_async(other.commit, thread_sensitive=False)()

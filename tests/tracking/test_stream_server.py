@@ -31,7 +31,7 @@ from tests.tracking.conftest import Citizen, OpenTransaction, add_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-WAIT = 60  # events are final once older transactions of the cluster have ended
+WAIT = 60  # seconds: a busy machine (other suites share it)
 
 
 def _free_port() -> int:
