@@ -245,10 +245,11 @@ def _on_postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
-def settle() -> int | None:
+def settle(*, probe_step: bool = False) -> int | None:
     """How far the log is settled now (None on SQLite, where every committed event
-    is final): one look at the log from what the process knows (the probe's step
-    included); the process's first call probes first, waiting for the event
+    is final): the run of visible ids from what the process knows, and with
+    `probe_step` a step of the thread's probe too (a look at `pg_locks`: for a gap
+    nobody fills); the process's first call probes first, waiting for the event
     writers open then.
 
     Called inside a transaction that wrote events, it counts them as committed:
@@ -265,8 +266,11 @@ def settle() -> int | None:
             SETTLED.raise_to(probe.looked(*cursor.fetchone()))
             if SETTLED.value is None and probe.pending is not None:
                 time.sleep(next(delays))
-        cursor.execute(look_sql(), settle_params())
-        return looked(probe, cursor.fetchone())
+        if probe_step:
+            cursor.execute(look_sql(), settle_params())
+            return looked(probe, cursor.fetchone())
+        cursor.execute(settle_sql(), settle_params())
+        return SETTLED.raise_to(cursor.fetchone()[0])
 
 
 def events_for(user: User, dossier_id: uuid.UUID | None = None) -> QuerySet[DossierEvent]:
@@ -342,7 +346,8 @@ def pull(subscription: Subscription) -> list[EventFrame]:
     """
     limit = settings.WS_REPLAY_BATCH
     if SETTLED.value is None or subscription.held:
-        settle()  # a step of the probe too: a gap nobody fills settles by looking again
+        # With a step of the probe: a gap nobody fills settles by looking again.
+        settle(probe_step=True)
     settled, rows = _pending(subscription, limit + 1)
     return advance(subscription, rows, limit, settled)
 

@@ -33,7 +33,6 @@ def pull_until_settled(subscription: stream.Subscription) -> list[EventFrame]:
     frames = stream.pull(subscription)
     deadline = time.monotonic() + WAIT
     while subscription.held and time.monotonic() < deadline:
-        stream.settle()
         frames += stream.pull(subscription)
     assert not subscription.held
     return frames
@@ -42,7 +41,7 @@ def pull_until_settled(subscription: stream.Subscription) -> list[EventFrame]:
 def wait_until_final(event: DossierEvent) -> None:
     """Until the log is settled up to the event."""
     deadline = time.monotonic() + WAIT
-    while (stream.settle() or 0) < event.id:
+    while (stream.settle(probe_step=True) or 0) < event.id:
         assert time.monotonic() < deadline, "the log never settled up to the event"
 
 
