@@ -621,15 +621,23 @@ def probes(now: dt.datetime) -> list[Probe]:
         )
 
     def event_near(user: User, days: float) -> int:
+        # The log's id at that moment (ids grow with time), then the user's last
+        # event up to it, backwards on the (dossier, id) and (organisation, id)
+        # indexes: a sort of the user's events by time would read a large
+        # organisation's millions, spread over the whole table as the log is.
         with connection_cursor() as cursor:
             cursor.execute(
-                "SELECT e.id FROM tracking_dossierevent e"
-                " WHERE e.dossier_id = ANY(ARRAY(SELECT id FROM dossiers_dossier"
-                " WHERE applicant_id = %s OR organisation_id = ANY(ARRAY("
-                " SELECT organisation_id FROM accounts_membership WHERE user_id = %s))))"
-                # `+ interval '0'`: sort the user's events, not walk everyone's by time.
-                " AND e.created_at <= %s ORDER BY e.created_at + interval '0' DESC LIMIT 1",
-                [user.pk, user.pk, now - dt.timedelta(days=days)],
+                "WITH t AS (SELECT coalesce((SELECT id FROM tracking_dossierevent"
+                " WHERE created_at <= %s ORDER BY created_at DESC LIMIT 1), 0) AS id)"
+                " SELECT coalesce(max(m.id), 0) FROM t, ("
+                " SELECT (SELECT max(e.id) FROM tracking_dossierevent e"
+                "  WHERE e.dossier_id = d.id AND e.id <= (SELECT id FROM t)) AS id"
+                " FROM dossiers_dossier d WHERE d.applicant_id = %s"
+                " UNION ALL"
+                " SELECT (SELECT max(e.id) FROM tracking_dossierevent e"
+                "  WHERE e.organisation_id = ms.organisation_id AND e.id <= (SELECT id FROM t))"
+                " FROM accounts_membership ms WHERE ms.user_id = %s) m",
+                [now - dt.timedelta(days=days), user.pk, user.pk],
             )
             found = cursor.fetchone()
         return int(found[0]) if found else 0
