@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import threading
 import time
 import uuid
@@ -68,6 +69,8 @@ from tracking.texts import event_text
 SEQUENCE = "tracking_dossierevent_log_seq"
 SETTLE_SPAN = 1000
 
+logger = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class Position:
@@ -91,6 +94,11 @@ class Settled:
             if value is not None and (self.value is None or value > self.value):
                 self.value = value
             return self.value
+
+    def reset(self) -> None:
+        """Forget it (the log's ids went back): the next read settles it again."""
+        with self._lock:
+            self.value = None
 
     @property
     def base(self) -> int:
@@ -122,6 +130,10 @@ class Probe:
         """After one look (the sequence's last value it read, the event writers it
         saw running): an id up to which the log is now settled, if the probe got there."""
         running = frozenset(writers)
+        if self.last_read is not None and last < self.last_read:
+            # The sequence went back (a database restored): start again.
+            self.last_read, self.pending = last, None
+            return None
         settled = None
         if self.pending is not None and not self.pending[1] & running:
             settled, self.pending = self.pending[0], None
@@ -138,17 +150,20 @@ class Probe:
 # the event writers running (holders of the log's lock, by virtual transaction),
 # the caller's own transaction left out (in a test it may have written events:
 # it would hold the probe for ever). The columns are PROBE_COLUMNS.
-PROBE_COLUMNS = """
-       (SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END
-        FROM tracking_dossierevent_log_seq),
-       ARRAY(SELECT l.virtualtransaction FROM pg_locks l
-             WHERE l.locktype = 'advisory' AND l.classid = 21586 AND l.objid = 1
-               AND l.objsubid = 2 AND l.pid IS DISTINCT FROM pg_backend_pid())
-"""
-PROBE_SQL = "SELECT" + PROBE_COLUMNS
+LAST_ID = (
+    "(SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END"
+    " FROM tracking_dossierevent_log_seq)"
+)
+WRITERS = """ARRAY(SELECT l.virtualtransaction FROM pg_locks l
+       WHERE l.locktype = 'advisory' AND l.classid = 21586 AND l.objid = 1
+         AND l.objsubid = 2 AND l.pid IS DISTINCT FROM pg_backend_pid())"""
+PROBE_COLUMNS = LAST_ID + ", " + WRITERS
+PROBE_SQL = "SELECT " + PROBE_COLUMNS
+# How far the visible ids run with no gap (SETTLE_SQL), and the sequence's last value.
+CHECK_SQL = "SELECT ({settle}), " + LAST_ID
 # A look at the log: a step of the probe, and how far the visible ids run with no
 # gap after what the process knows settled (SETTLE_SQL, its parameters).
-LOOK_SQL = "SELECT" + PROBE_COLUMNS + ", ({settle})"
+LOOK_SQL = "SELECT " + PROBE_COLUMNS + ", ({settle})"
 
 
 # The end of the run of ids visible with no gap right after the settled point
@@ -259,6 +274,16 @@ def settle(*, probe_step: bool = False) -> int | None:
         return None
     probe = _thread_probe()
     with connection.cursor() as cursor:
+        known = SETTLED.value
+        if known is not None and not probe_step:
+            cursor.execute(CHECK_SQL.format(settle=settle_sql()), settle_params())
+            end, last = cursor.fetchone()
+            if last >= known:
+                return SETTLED.raise_to(end)
+            # The log's sequence went back (a database restored under this
+            # process): what it knew settled would hide the new events.
+            logger.warning("the event log's ids went back: settling it again")
+            SETTLED.reset()
         delays = recheck_backoff()
         while SETTLED.value is None:
             # The run of ids from 0 would say little: only the probe settles first.

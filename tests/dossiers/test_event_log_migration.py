@@ -41,24 +41,27 @@ def migrate_to_latest() -> None:
 @pytest.fixture
 def database_before_the_move(
     transactional_db: None,
-) -> Iterator[tuple[MigrationExecutor, Dossier]]:
+) -> Iterator[tuple[MigrationExecutor, Dossier, int]]:
     # The dossier is made with today's models before going back: later migrations
     # of other apps' features change its tables, and rows outlive a migration.
     dossier = make_dossier(status=Dossier.Status.ACCEPTED)
+    with connection.cursor() as cursor:  # an id handed out, as by an insert rolled back
+        cursor.execute("SELECT nextval('tracking_dossierevent_log_seq')")
+        handed_out = int(cursor.fetchone()[0])
     executor = MigrationExecutor(connection)
     executor.migrate(BEFORE_THE_MOVE)
     executor.loader.build_graph()
     try:
-        yield executor, dossier
+        yield executor, dossier, handed_out
     finally:
         # Whatever happened, leave the schema where every other test expects it.
         migrate_to_latest()
 
 
 def test_migrating_forward_keeps_rows_foreign_keys_and_the_trigger(
-    database_before_the_move: tuple[MigrationExecutor, Dossier],
+    database_before_the_move: tuple[MigrationExecutor, Dossier, int],
 ) -> None:
-    executor, dossier = database_before_the_move
+    executor, dossier, handed_out = database_before_the_move
     assert THE_MOVE.isdisjoint(executor.loader.applied_migrations)
     old = executor.loader.project_state(BEFORE_THE_MOVE).apps
     OldEvent = old.get_model("tracking", "DossierEvent")  # noqa: N806
@@ -124,4 +127,7 @@ def test_migrating_forward_keeps_rows_foreign_keys_and_the_trigger(
             locked, type=EventType.DOSSIER_PROCESSING_STARTED, actor_type="agency"
         )
     assert (started.seq, started.type) == (3, "dossier.processing_started")
+    # No id is handed out twice, back and forth across the log's own sequence
+    # (migration 0018): the stream's cursors are ids.
+    assert handed_out < submitted.pk < accepted.pk < started.pk
     assert DossierEvent.objects.get(pk=submitted.pk).message == ""

@@ -37,3 +37,13 @@ def test_a_writer_that_never_ends_holds_the_probe_however_many_looks():
     probe.looked(10, ["3/7"])
     for last in range(11, 40):
         assert probe.looked(last, ["3/7"]) is None
+
+
+def test_a_sequence_that_went_back_starts_the_probe_again():
+    probe = Probe()
+    probe.looked(500, ["3/7"])
+    assert probe.looked(501, ["3/7"]) is None  # pending: up to 500
+    # The database was restored: its log hands out ids from 20 again. What was
+    # pending (up to 500) must never be settled.
+    assert probe.looked(20, []) is None
+    assert probe.looked(21, []) == 20

@@ -77,3 +77,14 @@ def test_heartbeat_check_reports_a_revoked_session_and_no_news() -> None:
     alice.session.revoked_at = alice.session.last_seen_at
     alice.session.save(update_fields=["revoked_at"])
     assert stream.heartbeat_check(subscription) == (False, False)
+
+
+def test_a_log_whose_ids_went_back_is_settled_again() -> None:
+    # As if the database had been restored under a running process: what the
+    # process knew settled is past every id the log hands out now.
+    alice = Citizen()
+    stream.SETTLED.raise_to(10**15)
+    subscription = subscribe(alice)
+    assert subscription.position.id < 10**15
+    event = add_event(alice.dossier)
+    assert [frame["id"] for frame in pull_until_settled(subscription)] == [event.id]
