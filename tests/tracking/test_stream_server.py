@@ -88,10 +88,14 @@ def frames(socket: ClientConnection, count: int) -> list[dict[str, Any]]:
 
 
 def event_frames(socket: ClientConnection, count: int) -> list[dict[str, Any]]:
-    """The next `count` event frames (heartbeats may come in between)."""
+    """The next `count` event frames (heartbeats may come in between), within WAIT
+    in all: heartbeats alone must not keep a test waiting for ever."""
     found: list[dict[str, Any]] = []
+    deadline = time.monotonic() + WAIT
     while len(found) < count:
-        frame = json.loads(socket.recv(timeout=WAIT))
+        left = deadline - time.monotonic()
+        assert left > 0, f"{len(found)} of {count} event frames within {WAIT} s"
+        frame = json.loads(socket.recv(timeout=left))
         if frame["type"] != "heartbeat":
             found.append(frame)
     return found
