@@ -214,6 +214,18 @@ def test_support_staff_see_every_payment_notification_and_booking_row_read_only(
     assert type(row).objects.filter(pk=row.pk).values().get() == before
 
 
+def the_one_admin_look_up(staff: User, subject: User) -> SupportAuditRecord:
+    """The only audit record: `staff` looked `subject` up in the admin."""
+    record = SupportAuditRecord.objects.get()
+    assert (record.actor_id, record.action, record.subject_id, record.channel) == (
+        staff.id,
+        "lookup",
+        subject.id,
+        "admin",
+    )
+    return record
+
+
 def plain_client(staff: User) -> Client:
     """Signed in without the authenticator code: no support session."""
     client = Client()
@@ -312,13 +324,7 @@ def test_each_row_support_staff_open_is_an_audited_look_up_of_the_citizen(
     assert SupportAuditRecord.objects.count() == 0
     client.get(change(app_label, model, other["rows"][model].pk))
 
-    record = SupportAuditRecord.objects.get()
-    assert (record.actor_id, record.action, record.subject_id, record.channel) == (
-        staff.id,
-        "lookup",
-        other["citizen"].id,
-        "admin",
-    )
+    record = the_one_admin_look_up(staff, other["citizen"])
     assert record.details == {"by": AUDITED_AS[model], "found": True}
 
 
@@ -469,13 +475,7 @@ def test_support_staff_find_a_dossiers_payments_by_its_whole_code_only(
     by_code = client.get(url, {"q": f"  {code.lower()} "})
 
     assert shown(by_code) == {str(other["rows"]["payment"].pk)}
-    record = SupportAuditRecord.objects.get()
-    assert (record.actor_id, record.action, record.subject_id, record.channel) == (
-        staff.id,
-        "lookup",
-        other["citizen"].id,
-        "admin",
-    )
+    record = the_one_admin_look_up(staff, other["citizen"])
     assert record.details == {"by": "dossier_code", "found": True}
 
     # A whole code of no dossier: nothing, and a look-up that found no one.
