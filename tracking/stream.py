@@ -197,6 +197,13 @@ def looked(probe: Probe, row: Sequence[Any]) -> int | None:
     return SETTLED.raise_to(probe.looked(last, writers))
 
 
+def first_look(probe: Probe, row: Sequence[Any]) -> bool:
+    """One look of the process's first settling (a row of PROBE_SQL): whether it must
+    wait before the next (the event writers it waits for are still running)."""
+    SETTLED.raise_to(probe.looked(*row))
+    return SETTLED.value is None and probe.pending is not None
+
+
 # Each thread's probe: its looks are statements of the thread's own connection.
 _thread = threading.local()
 
@@ -237,7 +244,7 @@ class Subscription:
     dossier_id: uuid.UUID | None
     position: Position
     # Events after the cursor that the client already has: those committed but
-    # not yet final when it connected, or the resume event's own transaction.
+    # not yet final when it connected, or up to the event it resumed from.
     seen: frozenset[int] = frozenset()
     held: bool = False
     # The first held event: final once the log is settled up to it.
@@ -288,8 +295,7 @@ def settle(*, probe_step: bool = False) -> int | None:
         while SETTLED.value is None:
             # The run of ids from 0 would say little: only the probe settles first.
             cursor.execute(PROBE_SQL)
-            SETTLED.raise_to(probe.looked(*cursor.fetchone()))
-            if SETTLED.value is None and probe.pending is not None:
+            if first_look(probe, cursor.fetchone()):
                 time.sleep(next(delays))
         if probe_step:
             cursor.execute(look_sql(), settle_params())
@@ -302,7 +308,7 @@ def events_for(user: User, dossier_id: uuid.UUID | None = None) -> QuerySet[Doss
     """What a socket of `user` carries: events of their own dossiers and of the
     organisations they watch; narrowed to one dossier, that dossier's if they may see it."""
     # An array, not `IN (subquery)`: the audience's events come from the
-    # per-dossier index (dossier_event_audience_order), not a walk of the log.
+    # per-dossier index (dossier_event_dossier_log), not a walk of the log.
     return DossierEvent.objects.filter(
         AnyOf("dossier_id", _audience(user, dossier_id).values("pk"))
     )

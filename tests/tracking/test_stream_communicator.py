@@ -710,23 +710,23 @@ async def test_the_watch_stops_when_no_socket_waits(open_socket, settings):
 
 
 def test_backoff_grows_from_the_first_interval_up_to_the_cap():
-    delays = reader.backoff(0.002, 0.02, 2)
+    delays = stream.backoff(0.002, 0.02, 2)
     assert [next(delays) for _ in range(6)] == [0.002, 0.004, 0.008, 0.016, 0.02, 0.02]
-    delays = reader.backoff(0.002, 0.004, 1.25)
+    delays = stream.backoff(0.002, 0.004, 1.25)
     assert [next(delays) for _ in range(6)] == pytest.approx(
         [0.002, 0.0025, 0.003125, 0.00390625, 0.004, 0.004]
     )
 
 
 def test_backoff_first_interval_is_at_least_a_millisecond_and_at_most_the_cap():
-    assert next(reader.backoff(0, 1, 2)) == 0.001
-    assert next(reader.backoff(0.001, 1, 2)) == 0.001
-    assert next(reader.backoff(5, 1, 2)) == 1
-    assert next(reader.backoff(0.002, 0, 2)) == 0.001
+    assert next(stream.backoff(0, 1, 2)) == 0.001
+    assert next(stream.backoff(0.001, 1, 2)) == 0.001
+    assert next(stream.backoff(5, 1, 2)) == 1
+    assert next(stream.backoff(0.002, 0, 2)) == 0.001
 
 
 def test_backoff_never_shrinks_the_interval():
-    delays = reader.backoff(0.002, 1, 0.5)
+    delays = stream.backoff(0.002, 1, 0.5)
     assert [next(delays) for _ in range(3)] == [0.002, 0.002, 0.002]
 
 
