@@ -7,10 +7,11 @@ machine cost more than the query. So each event loop of a server process keeps
 one asynchronous psycopg connection, in autocommit, for these reads, shared by
 its sockets (psycopg runs their queries one after the other, as the database
 thread did). Idle between reads it holds no snapshot. It is opened on the
-first socket's first read and closed when the loop's last socket closes; after an error it is
-closed and the next read opens a new one. Its statements are prepared
-(WS_PREPARED_STATEMENTS): in a warm session the log's read took 0.26 ms to
-plan and 0.05 ms to run.
+first socket's first read and closed when the loop's last socket closes, once no
+statement runs on it (uvloop aborts the process when a socket it waits on is
+closed under it); after an error it is closed and the next read opens a new
+one. Its statements are prepared (WS_PREPARED_STATEMENTS): in a warm session
+the log's read took 0.26 ms to plan and 0.05 ms to run.
 
 The query and the frames are tracking/stream.py's (`pending_query`,
 `advance`): one code path for the sync `pull` and this one.
@@ -170,11 +171,19 @@ class Reader:
         if state is None:
             return
         state.sockets -= 1
-        if state.sockets == 0:
-            watch, state.watch = state.watch, None
-            if watch is not None:
-                watch.cancel()
-            if state.connection is not None:
+        if state.sockets or state.lock is None:
+            return
+        # The loop's last socket: stop the watch and close the connection, but only
+        # once no statement runs on it (the lock). The watch's look may be in
+        # flight, its socket watched by the loop (add_reader): closing the socket
+        # under that wait made uvloop abort the process (libuv's epoll_ctl on a
+        # closed fd, "Fatal Python error: Aborted"). Cancelled, the look ends in
+        # psycopg (the query is cancelled, the socket no longer watched) first.
+        watch, state.watch = state.watch, None
+        if watch is not None:
+            watch.cancel()
+        async with state.lock:
+            if state.sockets == 0 and state.connection is not None:
                 spent, state.connection = state.connection, None
                 await spent.close()
 

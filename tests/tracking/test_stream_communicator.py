@@ -11,11 +11,12 @@ from typing import Any
 from unittest import mock
 from urllib.parse import urlencode
 
+import psycopg
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.testing.websocket import WebsocketCommunicator
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from auth.actions.sessions import revoke_all_sessions, revoke_session
@@ -707,6 +708,92 @@ async def test_the_watch_stops_when_no_socket_waits(open_socket, settings):
 
     await _until(lambda: _watch_state().watch.done())
     assert _watch_state().waiters == []
+
+
+BLOCKING_LOCK = 7424242  # an advisory lock key of this test only
+# The watch's look, made to wait for that lock first.
+BLOCKED_LOOK_SQL = "SELECT q.* FROM ({look}) q, pg_advisory_xact_lock(7424242) l"
+
+
+class LookBlocker:
+    """Holds an advisory lock that the watch's looks wait for (on a connection of
+    its own): a look is then in flight for as long as the test wants."""
+
+    def __init__(self) -> None:
+        params = connection.get_connection_params()
+        for sync_only in ("cursor_factory", "context"):
+            params.pop(sync_only, None)
+        self.conn = psycopg.connect(**params, autocommit=True)
+        self.conn.execute("SELECT pg_advisory_lock(%s)", [BLOCKING_LOCK])
+
+    def waiting(self) -> int:
+        """Statements waiting for the lock."""
+        row = self.conn.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND classid = 0 AND objid = %s AND objsubid = 1",
+            [BLOCKING_LOCK],
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def release(self) -> None:
+        self.conn.close()  # its session's lock goes with it
+
+
+async def test_the_last_socket_closes_the_connection_only_once_no_look_runs_on_it(
+    open_socket, settings, monkeypatch, caplog
+):
+    # The watch's look was in flight, its socket watched by the loop, when the last
+    # socket closed the connection under it: uvloop then aborts the whole server
+    # ("Fatal Python error: Aborted", libuv's epoll_ctl on a closed fd).
+    settings.WS_HEARTBEAT_SECONDS = 3600
+    settings.WS_RECHECK_FIRST_SECONDS = 0.001
+    settings.WS_RECHECK_SECONDS = 0.05
+    alice, bob = await new_citizen(), await new_citizen()
+    socket, _, _ = await open_socket(alice.ticket())
+
+    loop = asyncio.get_running_loop()
+    watched: set[int] = set()  # the sockets the loop waits on (psycopg's waits)
+    add_reader, remove_reader = loop.add_reader, loop.remove_reader
+
+    def adding(fd: int, *args: Any) -> None:
+        watched.add(fd)
+        add_reader(fd, *args)
+
+    def removing(fd: int) -> bool:
+        watched.discard(fd)
+        return remove_reader(fd)
+
+    monkeypatch.setattr(loop, "add_reader", adding)
+    monkeypatch.setattr(loop, "remove_reader", removing)
+    closes: list[bool] = []  # per connection closed: was the loop waiting on its socket
+    close = psycopg.AsyncConnection.close
+
+    async def closing(self: psycopg.AsyncConnection[Any]) -> None:
+        if not self.closed:
+            closes.append(self.pgconn.socket in watched)
+        await close(self)
+
+    monkeypatch.setattr(psycopg.AsyncConnection, "close", closing)
+    look_sql = stream.look_sql
+    monkeypatch.setattr(stream, "look_sql", lambda: BLOCKED_LOOK_SQL.format(look=look_sql()))
+
+    blocker = LookBlocker()
+    try:
+        with OpenTransaction(bob.dossier), caplog.at_level("WARNING", logger="tracking.reader"):
+            await db(add_event)(alice.dossier)  # held behind bob's open event: the watch looks
+            await _until(lambda: blocker.waiting() == 1)  # a look is in flight
+            watch = _watch_state().watch
+            assert watch is not None
+
+            await socket.disconnect(timeout=WAIT)  # the loop's last socket
+
+            await _until(watch.done)
+            assert closes == [False]
+            assert blocker.waiting() == 0  # the look was cancelled on the server too
+            assert _watch_state().connection is None
+            assert "could not be looked at" not in caplog.text
+    finally:
+        blocker.release()
 
 
 def test_backoff_grows_from_the_first_interval_up_to_the_cap():
