@@ -71,6 +71,7 @@ class _Waiter:
 class _LoopState:
     sockets: int = 0
     connection: psycopg.AsyncConnection[Any] | None = None
+    cursor: psycopg.AsyncCursor[Any] | None = None
     lock: asyncio.Lock | None = None
     waiters: list[_Waiter] = field(default_factory=list)
     watch: asyncio.Task[None] | None = None
@@ -90,13 +91,16 @@ class _LoopState:
         if self.lock is None:
             raise RuntimeError("a read before Reader.open")
         async with self.lock:
-            if self.connection is None or self.connection.closed:
+            if self.connection is None or self.connection.closed or self.cursor is None:
                 self.connection = await psycopg.AsyncConnection.connect(**params)
+                # One cursor for every read of the connection (they run one at a
+                # time): a cursor made per read set up its adapters each time.
+                self.cursor = self.connection.cursor()
             try:
-                cursor = await self.connection.execute(sql, args)
-                return await cursor.fetchall()
+                await self.cursor.execute(sql, args)
+                return await self.cursor.fetchall()
             except psycopg.Error:
-                spent, self.connection = self.connection, None
+                spent, self.connection, self.cursor = self.connection, None, None
                 await spent.close()
                 raise
 
@@ -184,7 +188,7 @@ class Reader:
             watch.cancel()
         async with state.lock:
             if state.sockets == 0 and state.connection is not None:
-                spent, state.connection = state.connection, None
+                spent, state.connection, state.cursor = state.connection, None, None
                 await spent.close()
 
     async def pull(self, limit: int) -> list[EventFrame]:
