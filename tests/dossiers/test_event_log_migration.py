@@ -131,3 +131,37 @@ def test_migrating_forward_keeps_rows_foreign_keys_and_the_trigger(
     # (migration 0018): the stream's cursors are ids.
     assert handed_out < submitted.pk < accepted.pk < started.pk
     assert DossierEvent.objects.get(pk=submitted.pk).message == ""
+
+
+def _dossier_indexes() -> list[list[str]]:
+    """The column lists of the log's indexes (the unique constraint's too) that lead
+    with the dossier."""
+    with connection.cursor() as cursor:
+        found = connection.introspection.get_constraints(cursor, DossierEvent._meta.db_table)
+    return sorted(
+        info["columns"]
+        for info in found.values()
+        if (info["index"] or info["unique"]) and info["columns"][:1] == ["dossier_id"]
+    )
+
+
+@pytest.mark.django_db
+def test_the_log_has_no_index_on_the_dossier_alone() -> None:
+    # Every read by dossier has the two composite indexes; a third one only cost
+    # each event's insert.
+    assert _dossier_indexes() == [["dossier_id", "id"], ["dossier_id", "seq"]]
+
+
+def test_migration_0020_drops_the_dossier_index_and_going_back_builds_it(
+    transactional_db: None,
+) -> None:
+    executor = MigrationExecutor(connection)
+    try:
+        executor.migrate([("dossiers", "0019_event_log_order_indexes")])
+        assert _dossier_indexes() == [["dossier_id"], ["dossier_id", "id"], ["dossier_id", "seq"]]
+        executor.loader.build_graph()
+        executor.migrate([("dossiers", "0020_event_dossier_index_dropped")])
+        assert _dossier_indexes() == [["dossier_id", "id"], ["dossier_id", "seq"]]
+    finally:
+        executor.loader.build_graph()
+        migrate_to_latest()
