@@ -50,13 +50,16 @@ ERRORS: dict[int, type[ErrorOut]] = {401: ErrorOut, 404: ErrorOut, 409: ErrorOut
 @router.post(
     "/{dossier_id}/withdraw",
     auth=bearer,
-    response={200: LifecycleDossierOut, **ERRORS},
+    response={200: LifecycleDossierOut, 403: ErrorOut, **ERRORS},
     summary="Withdraw a submitted dossier before the agency accepts it (1 → 7)",
 )
 def withdraw(request: HttpRequest, dossier_id: uuid.UUID, payload: WithdrawIn) -> Dossier:
     user = current_user(request)
     with transaction.atomic():
         dossier = access_dossier(user, dossier_id, for_update=True)
+        # Undoing a submission takes the right to submit: the applicant, or the
+        # organisation's owners and admins (a member who only follows it may not).
+        require_may_act_for(user, dossier)
         return lifecycle.withdraw(dossier.pk, lifecycle.Actor.citizen(user), reason=payload.reason)
 
 

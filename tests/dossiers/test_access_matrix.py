@@ -2,9 +2,9 @@
 
 The dossier belongs to an organisation; its applicant is a plain member. The applicant
 and the organisation's owners and admins may use every route. The organisation's other
-members may read the dossier, fill the draft in and withdraw it (mobile_api_docs/
-lifecycle.md promises withdrawal to them), but not delete the draft, submit it, send the
-supplement or rate the service in the applicant's name: 403 `not_applicant`. A member of
+members may read the dossier and fill the draft in, but not delete the draft, submit or
+withdraw it, send the supplement or rate the service in the applicant's name: 403
+`not_applicant` (mobile_api_docs/lifecycle.md). A member of
 another organisation and a stranger get 404 (never 403: no existence leak), and an
 anonymous caller gets 401. Nothing changes for those refused.
 """
@@ -58,7 +58,7 @@ ROUTES: dict[str, tuple[Callable[..., Dossier], Callable[[ApiClient, Dossier], A
     "update": (draft, lambda c, d: c.patch(f"{URL}/{d.id}", {"form": {"copies": 3}}), 200, 200),
     "delete": (draft, lambda c, d: c.delete(f"{URL}/{d.id}"), 204, 403),
     "submit": (draft, lambda c, d: c.post(f"{URL}/{d.id}/submit"), 200, 403),
-    "withdraw": (submitted, lambda c, d: c.post(f"{URL}/{d.id}/withdraw", {}), 200, 200),
+    "withdraw": (submitted, lambda c, d: c.post(f"{URL}/{d.id}/withdraw", {}), 200, 403),
     "supplement": (
         supplement_requested,
         lambda c, d: c.post(f"{URL}/{d.id}/supplement", {}),
