@@ -355,6 +355,17 @@ def _carrier_updates() -> Prefetch[Any]:
     )
 
 
+def _can_change_now(request: HttpRequest, path: dict[str, Any], answer: Any) -> Any:
+    """A replayed booking (`@idempotent(refresh=...)`) with `can_change` read now: the
+    carrier may have picked the parcel up, or an admin re-addressed it, since."""
+    user = current_user(request)
+    try:
+        booking = access_booking(user, answer["id"])
+    except NotFound:
+        return {**answer, "can_change": False}
+    return {**answer, "can_change": may_change(user, booking)}
+
+
 class BookingOut(Schema):
     id: int
     dossier_id: uuid.UUID
@@ -449,7 +460,7 @@ class BookingOut(Schema):
     auth=bearer,
     summary="Book the result's delivery home, or the paper dossier's pickup",
 )
-@idempotent
+@idempotent(refresh=_can_change_now)
 def book(request: HttpRequest, dossier_id: uuid.UUID, payload: BookingIn) -> Status[Any]:
     user = current_user(request)
     booking = actions.book_delivery(

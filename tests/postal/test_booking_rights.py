@@ -17,11 +17,12 @@ from django.test.utils import CaptureQueriesContext
 from dossiers.models import Dossier, DossierEvent
 from postal.actions import record_carrier_order
 from postal.models import CarrierMessage, DeliveryBooking
-from tests.conftest import api_as
+from tests.conftest import ApiResponse, api_as
 from tests.factories import make_dossier, make_procedure, make_team
 from tests.postal.conftest import CA_MAU_COMMUNE, make_address, postal_jobs
 
 WAYBILL = "EB000000001VN"
+BOOKING_KEY = {"Idempotency-Key": "team-booking"}
 NOT_BOOKER = {
     "vi": "Chỉ người đặt yêu cầu chuyển phát này, người nộp hồ sơ, chủ sở hữu và quản trị "
     "viên của tổ chức mới được hủy hoặc đổi địa chỉ.",
@@ -42,14 +43,20 @@ class Team:
             status=Dossier.Status.ACCEPTED,
             organisation=_organisation,
         )
-        home = make_address(self.people["booker"], street="Ngõ 5 nhà 17")
-        booked = api_as(self.people["booker"]).post(
-            f"/api/v1/postal/dossiers/{self.dossier.id}/bookings",
-            {"direction": "result", "address_id": str(home.id)},
-        )
+        self.home = make_address(self.people["booker"], street="Ngõ 5 nhà 17")
+        booked = self.book()
         assert booked.status_code == 201, booked
-        self.booking_id = booked.json()["id"]
+        self.booked = booked.json()
+        self.booking_id = self.booked["id"]
         assert record_carrier_order(self.booking_id, 1, WAYBILL) == "booked"
+
+    def book(self) -> ApiResponse:
+        """The booker's booking of the result to their home (again: a replay)."""
+        return api_as(self.people["booker"]).post(
+            f"/api/v1/postal/dossiers/{self.dossier.id}/bookings",
+            {"direction": "result", "address_id": str(self.home.id)},
+            headers=BOOKING_KEY,
+        )
 
     def booking(self) -> DeliveryBooking:
         return DeliveryBooking.objects.get(pk=self.booking_id)
@@ -208,6 +215,42 @@ def test_can_change_says_who_may_change(team: Team) -> None:
         f"/api/v1/postal/dossiers/{team.dossier.id}/bookings"
     )
     assert [item["can_change"] for item in listed.json()["items"]] == [False]
+
+
+# --- Replays ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("since", ["nothing", "picked up", "re-addressed by an admin"])
+def test_a_replayed_booking_says_whether_the_booker_may_change_it_now(
+    team: Team, since: str
+) -> None:
+    """A retry with the same Idempotency-Key replays the first answer, except `can_change`:
+    read again, so the replay never offers a cancel the cancel route would refuse."""
+    assert team.booked["can_change"] is True
+    if since == "picked up":
+        DeliveryBooking.objects.filter(pk=team.booking_id).update(status="picked_up")
+    elif since == "re-addressed by an admin":
+        admin = team.people["admin"]
+        changed = api_as(admin).put(
+            f"/api/v1/postal/bookings/{team.booking_id}/address",
+            {"address_id": str(make_address(admin, CA_MAU_COMMUNE).id)},
+        )
+        assert changed.status_code == 200, changed
+
+    replay = team.book()
+
+    assert (replay.status_code, replay.headers["Idempotent-Replayed"]) == (201, "true")
+    assert replay.json() == {**team.booked, "can_change": since == "nothing"}
+    # What the cancel route answers the booker now.
+    cancel = api_as(team.people["booker"]).post(f"/api/v1/postal/bookings/{team.booking_id}/cancel")
+    assert (
+        cancel.status_code
+        == {
+            "nothing": 200,
+            "picked up": 409,  # already_picked_up
+            "re-addressed by an admin": 403,  # not_booker
+        }[since]
+    )
 
 
 # --- The list's cost ------------------------------------------------------------------------
