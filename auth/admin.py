@@ -11,9 +11,11 @@ that says what to do. The user pages list and show citizens, so for everyone but
 superusers they follow the same rule, show the masked identity the support
 console shows, record each account opened as a look-up, and find an account by
 phone only with the whole number, as the support look-up does (audited, never a
-fragment). Citizen ID conflicts follow the same rules. Organisations, memberships,
-invitations, device sessions and national identities are for superusers only.
-Who sees what, for every app's admin: auth.admin_roles.
+fragment). Citizen ID conflicts follow the same rules, and open to support staff on
+the support permission alone, read-only, like the other admins that serve their duties
+(`SupportReadOnlyAdmin`). Organisations, memberships, invitations, device sessions and
+national identities are for superusers only. Who sees what, for every app's admin:
+auth.admin_roles.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from auth.admin_roles import (
     MaskedFieldsAdmin,
     SuperuserOnlyAdmin,
     SupportPhoneSearch,
+    SupportReadOnlyAdmin,
     is_superuser,
     refusal,
     require_admin_support_staff,
@@ -113,8 +116,43 @@ class CitizenIdConflictFilter(admin.SimpleListFilter):
         return queryset
 
 
+class CitizenPages(admin.ModelAdmin):
+    """Pages that list and show citizens' accounts: staff other than superusers reach
+    them only as support staff in a support session (the support pages' rule); anyone
+    else gets the refusal page, which says why and what to do."""
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
+        return self._refusal(request) or super().changelist_view(request, extra_context)
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        return self._refusal(request) or super().add_view(request, form_url, extra_context)
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        # Opening an account is an audited look-up (AuditedAccountViews), once allowed.
+        return self._refusal(request) or super().change_view(
+            request, object_id, form_url, extra_context
+        )
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        return self._refusal(request) or super().delete_view(request, object_id, extra_context)
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        return self._refusal(request) or super().history_view(request, object_id, extra_context)
+
+    def _refusal(self, request: HttpRequest) -> HttpResponse | None:
+        return None if is_superuser(request) else support_refusal(request)
+
+
 @admin.register(User)
-class UserAdmin(SupportPhoneSearch, AuditedAccountViews, MaskedFieldsAdmin):
+class UserAdmin(CitizenPages, SupportPhoneSearch, AuditedAccountViews, MaskedFieldsAdmin):
     list_display = (
         "full_name",
         "masked_phone",
@@ -196,39 +234,6 @@ class UserAdmin(SupportPhoneSearch, AuditedAccountViews, MaskedFieldsAdmin):
         if is_superuser(request):
             return fields
         return fields + self.guarded_fields
-
-    # Staff other than superusers: these pages list and show citizens, so they follow
-    # the support pages' rule (support permission, TOTP, a session opened with it),
-    # and opening an account counts as an audited look-up.
-
-    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
-        return self._refusal(request) or super().changelist_view(request, extra_context)
-
-    def add_view(
-        self, request: HttpRequest, form_url: str = "", extra_context: Any = None
-    ) -> HttpResponse:
-        return self._refusal(request) or super().add_view(request, form_url, extra_context)
-
-    def change_view(
-        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
-    ) -> HttpResponse:
-        # Opening an account is an audited look-up (AuditedAccountViews), once allowed.
-        return self._refusal(request) or super().change_view(
-            request, object_id, form_url, extra_context
-        )
-
-    def delete_view(
-        self, request: HttpRequest, object_id: str, extra_context: Any = None
-    ) -> HttpResponse:
-        return self._refusal(request) or super().delete_view(request, object_id, extra_context)
-
-    def history_view(
-        self, request: HttpRequest, object_id: str, extra_context: Any = None
-    ) -> HttpResponse:
-        return self._refusal(request) or super().history_view(request, object_id, extra_context)
-
-    def _refusal(self, request: HttpRequest) -> HttpResponse | None:
-        return None if is_superuser(request) else support_refusal(request)
 
     @admin.display(description=_("phone number"))
     def masked_phone(self, obj: User) -> str:
@@ -533,11 +538,14 @@ class NationalIdentityAdmin(SuperuserOnlyAdmin, ReadOnlyAdmin):
 
 
 @admin.register(CitizenIdConflict)
-class CitizenIdConflictAdmin(SupportOnlyAdmin, AuditedAccountViews, MaskedFieldsAdmin):
+class CitizenIdConflictAdmin(CitizenPages, SupportReadOnlyAdmin, ReadOnlyAdmin):
     """A citizen ID asserted by a national identity and declared by another account.
 
-    As on the user pages: the number masked for all but superusers, and opening a
-    conflict is an audited look-up of both accounts (after the support pages' check).
+    As on the user pages: staff other than superusers only in a support session, the
+    number masked for all but superusers, and opening a conflict is an audited look-up
+    of both accounts. Support staff need no "view" permission of conflicts: the support
+    permission opens them, read-only, as it opens payments, notifications and bookings
+    (`SupportReadOnlyAdmin`). Rows are written by the national sign-in only.
     """
 
     list_display = ("verified_user", "declared_by", "created_at", "resolved_at")
@@ -546,6 +554,11 @@ class CitizenIdConflictAdmin(SupportOnlyAdmin, AuditedAccountViews, MaskedFields
     masked_fields = {"citizen_id": "masked_citizen_id"}
     account_paths = ("verified_user", "declared_by")
     audit_by = "citizen_id_conflict"
+
+    def audits_views(self, request: HttpRequest) -> bool:
+        # The user pages' rule, superusers with TOTP included (SupportReadOnlyAdmin
+        # audits support staff only).
+        return AuditedAccountViews.audits_views(self, request)
 
     @admin.display(description=_("citizen ID (CCCD)"))
     def masked_citizen_id(self, obj: CitizenIdConflict) -> str:

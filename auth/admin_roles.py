@@ -8,8 +8,9 @@
   citizen by phone only with the whole number, which is an audited look-up
   (`SupportPhoneSearch`, the support look-up itself), and each account they open is
   an audited look-up (`AuditedAccountViews`). The admins that serve their duties
-  (`SupportReadOnlyAdmin`: payments, notifications, bookings) open to the support permission
-  alone, without the models' "view" permissions, and only read-only.
+  (`SupportReadOnlyAdmin`: payments, notifications, bookings, citizen ID conflicts) open
+  to the support permission alone, without the models' "view" permissions, and only
+  read-only.
 - Agency officers see the rows of the dossiers they handle (`dossiers.access.officer_rows`;
   `dossiers.admin_scope` for the apps above dossiers).
 - Admins that no support or officer duty needs and that hold personal data (device

@@ -1,7 +1,11 @@
 """`Idempotency-Key` for POSTs that create something.
 
 Semantics of the IETF draft "The Idempotency-Key HTTP Header Field":
-- the same key and the same request replays the first response (status and body);
+- the same key and the same request replays the first response (status and body),
+  but for what the caller may do *now* with what it created (`can_remove` of an
+  attachment, `can_change` of a booking): a route that answers such a field reads it
+  again for the replay (`refresh`), so a replay never offers what the caller may no
+  longer do (the dossier was submitted meanwhile, the parcel picked up);
 - the same key with a different request is refused with 422;
 - while the first request is still running, a twin gets 409;
 - keys are scoped to the caller and kept IDEMPOTENCY_KEY_TTL_SECONDS (24 h);
@@ -20,9 +24,10 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -36,6 +41,7 @@ from ninja.utils import contribute_operation_callback
 from backend.errors import error_response
 from backend.middleware import client_ip
 from backend.models import IdempotencyRecord
+from backend.times import ApiJSONRenderer
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -96,6 +102,12 @@ def request_fingerprint(request: HttpRequest) -> str:
     else:
         digest.update(request.body)
     return digest.hexdigest()
+
+
+# A route's update of its replayed answer: (the request, the route's path arguments,
+# the stored JSON of a 2xx answer) -> the JSON to send. Only for what the caller may do
+# now (a flag the app shows or hides a button by); the rest stays the first answer.
+Refresh = Callable[[HttpRequest, dict[str, Any], Any], Any]
 
 
 @dataclass(frozen=True)
@@ -193,8 +205,22 @@ def replay_response(
     return response
 
 
+def _refreshed(
+    refresh: Refresh,
+    operation: Operation | None,
+    request: HttpRequest,
+    kwargs: dict[str, Any],
+    response: HttpResponse,
+) -> HttpResponse:
+    """The replayed `response` with the route's `refresh` applied to its JSON body."""
+    renderer = operation.api.renderer if operation is not None else ApiJSONRenderer()
+    fresh = refresh(request, kwargs, json.loads(response.content))
+    response.content = renderer.render(request, fresh, response_status=response.status_code)
+    return response
+
+
 def _guarded(
-    policy: Policy,
+    policy: Policy, refresh: Refresh | None = None
 ) -> Callable[[Callable[..., HttpResponseBase]], Callable[..., HttpResponseBase]]:
     def decorate(run: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
         # This wraps ninja's Operation.run, outside the try/except that routes a
@@ -213,8 +239,13 @@ def _guarded(
                 refused = operation._run_authentication(request)
                 if refused is not None:
                     return refused
+            refreshed = (
+                None
+                if refresh is None
+                else functools.partial(_refreshed, refresh, operation, request, kwargs)
+            )
             try:
-                return _run_once(policy, run, request, kwargs)
+                return _run_once(policy, run, request, kwargs, refreshed)
             except Exception as exc:
                 if operation is None:
                     raise
@@ -230,6 +261,7 @@ def _run_once(
     run: Callable[..., HttpResponseBase],
     request: HttpRequest,
     kwargs: dict[str, Any],
+    refreshed: Callable[[HttpResponse], HttpResponse] | None = None,
 ) -> HttpResponseBase:
     key = request.headers.get(policy.header)
     if key is None and policy.optional:
@@ -247,8 +279,8 @@ def _run_once(
         # Opened after the scope is known: resolving it (an agency's signature check)
         # writes nothing that a twin would have to wait for.
         with transaction.atomic():
-            return _claim_and_run(policy, run, request, kwargs, scope, key, fingerprint)
-    return _claim_and_run(policy, run, request, kwargs, scope, key, fingerprint)
+            return _claim_and_run(policy, run, request, kwargs, scope, key, fingerprint, refreshed)
+    return _claim_and_run(policy, run, request, kwargs, scope, key, fingerprint, refreshed)
 
 
 def _claim_and_run(
@@ -259,6 +291,7 @@ def _claim_and_run(
     scope: str,
     key: str,
     fingerprint: str,
+    refreshed: Callable[[HttpResponse], HttpResponse] | None = None,
 ) -> HttpResponseBase:
     record, created = _claim(scope, key, fingerprint, policy.ttl_seconds())
     if record is None or not created:
@@ -271,12 +304,15 @@ def _claim_and_run(
                 _("A request with this Idempotency-Key is still being processed."),
                 headers={"Retry-After": "1"},
             )
-        return replay_response(
+        replay = replay_response(
             record.response_status,
             record.response_body,
             record.response_content_type,
             policy.replayed_header,
         )
+        if refreshed is not None and 200 <= replay.status_code < 300:
+            return refreshed(replay)
+        return replay
     try:
         response = run(request, **kwargs)
     except BaseException:
@@ -326,22 +362,40 @@ IDEMPOTENCY_KEY = Policy(
 )
 
 
-def once_per_key(policy: Policy, op_func: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate a ninja route function: it runs at most once per key of `policy`."""
+def once_per_key(
+    policy: Policy, op_func: Callable[..., Any], refresh: Refresh | None = None
+) -> Callable[..., Any]:
+    """Decorate a ninja route function: it runs at most once per key of `policy`; a
+    replay of a 2xx answer goes through `refresh`, if given (see `Refresh`)."""
     # decorate_view keeps the wrapper when ninja clones operations for an API.
-    decorate_view(_guarded(policy))(op_func)
+    decorate_view(_guarded(policy, refresh))(op_func)
     return op_func
 
 
-def idempotent(op_func: Callable[..., Any]) -> Callable[..., Any]:
-    """Decorate a ninja route function (above or below `@router.post`)."""
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@overload
+def idempotent(op_func: F, *, refresh: Refresh | None = None) -> F: ...
+
+
+@overload
+def idempotent(op_func: None = None, *, refresh: Refresh) -> Callable[[F], F]: ...
+
+
+def idempotent(op_func: F | None = None, *, refresh: Refresh | None = None) -> F | Callable[[F], F]:
+    """Decorate a ninja route function (above or below `@router.post`): `@idempotent`,
+    or `@idempotent(refresh=...)` for a route whose answer says what the caller may do
+    with what it created (see `Refresh`)."""
+    if op_func is None:
+        return functools.partial(idempotent, refresh=refresh)
 
     def document(operation: Operation) -> None:
         extra = dict(operation.openapi_extra or {})
         extra["parameters"] = [*extra.get("parameters", []), OPENAPI_PARAMETER]
         operation.openapi_extra = extra
 
-    once_per_key(IDEMPOTENCY_KEY, op_func)
+    once_per_key(IDEMPOTENCY_KEY, op_func, refresh)
     operation = getattr(op_func, "_ninja_operation", None)
     if operation is not None:
         document(operation)

@@ -19,7 +19,7 @@ from documents import wallet
 from documents.models import WalletItem
 from dossiers.access import access_dossier
 from dossiers.attachments import read_stored
-from dossiers.attachments_api import AttachmentOut
+from dossiers.attachments_api import AttachmentOut, can_remove_now
 from dossiers.models import Attachment, DocumentType
 
 router = Router(tags=["wallet"])
@@ -241,7 +241,7 @@ def wallet_offers(request: HttpRequest, dossier_id: uuid.UUID) -> Any:
     },
     summary="Attach a wallet paper to a required document (no copy of the bytes)",
 )
-@idempotent
+@idempotent(refresh=can_remove_now)
 def attach_from_wallet(
     request: HttpRequest, dossier_id: uuid.UUID, payload: FromWalletIn
 ) -> Status[Attachment]:

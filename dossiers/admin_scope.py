@@ -11,10 +11,14 @@
   everywhere else; each row they open is an audited look-up of the citizen it belongs
   to, and they find a citizen's rows by phone only with the whole number (an audited
   look-up too). Actions keep their own permission checks.
-- Where an admin finds rows by dossier code (`searches_by_dossier_code`), staff other
-  than superusers find them only with the whole code, never a part of one: for
-  support staff an audited look-up of the dossier's applicant (the record keeps
-  whether a dossier was found, never the code), for officers within their rows.
+- Where an admin finds rows by dossier code (`searches_by_dossier_code`: payments,
+  notifications and their deliveries, postal bookings), staff other than superusers
+  find them only with the whole code, never a part of one: for support staff an
+  audited look-up of the dossier's applicant (the record keeps whether a dossier was
+  found, never the code), for officers within their rows. A search field whose values
+  carry the code (`whole_value_search_fields`: a booking's order number) finds for
+  them only by its whole value, so a part of a code finds nothing there either.
+  Superusers find rows by any part of either.
 - Other staff: nothing.
 
 An officer who also holds the support permission stays an officer here: their agency's
@@ -80,14 +84,22 @@ class OfficerOrSupportAdmin(SupportReadOnlyAdmin):
         rows = super().get_queryset(request)
         return rows if support_view(request) else self.officer_queryset(request, rows)
 
-    # A search term that is a whole dossier code finds that dossier's rows.
+    # A search term that is a whole dossier code finds that dossier's rows. Never list
+    # the dossier's code in `search_fields`: that would find rows by a part of it.
     searches_by_dossier_code = False
+    # Search fields whose values carry the dossier code (a booking's order number is the
+    # code and a number): staff other than superusers match them whole only.
+    whole_value_search_fields: tuple[str, ...] = ()
 
     def get_search_fields(self, request: HttpRequest) -> Any:
         fields = tuple(super().get_search_fields(request))
-        if self.searches_by_dossier_code and is_superuser(request):
-            return (*fields, f"{self.dossier_path}__code")  # any part of a code
-        return fields
+        if is_superuser(request):
+            if self.searches_by_dossier_code:
+                return (*fields, f"{self.dossier_path}__code")  # any part of a code
+            return fields
+        # Django's "=" prefix: the whole value (case aside), not a part of it.
+        whole = self.whole_value_search_fields
+        return tuple(f"={name}" if name in whole else name for name in fields)
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str

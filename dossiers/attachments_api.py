@@ -12,7 +12,7 @@ from ninja import Field, File, Form, Query, Router, Schema, Status, UploadedFile
 
 from auth.bearer import bearer, current_user
 from auth.models import User
-from backend.errors import ErrorOut
+from backend.errors import ErrorOut, NotFound
 from backend.idempotency import idempotent
 from backend.pagination import PageParams, page_of, paginate
 from dossiers.access import access_dossier
@@ -52,6 +52,18 @@ def _may_remove(attachment: Attachment, context: dict[str, Any] | None) -> bool:
     request = (context or {}).get("request")
     user = getattr(request, "auth", None)
     return isinstance(user, User) and removal_refusal(user, attachment) is None
+
+
+def can_remove_now(request: HttpRequest, path: dict[str, Any], answer: Any) -> Any:
+    """A replayed answer about an attachment (`@idempotent(refresh=...)`) with
+    `can_remove` read now: the dossier may have been submitted, the caller's role in
+    the organisation changed, or the file removed since the first answer."""
+    user = current_user(request)
+    try:
+        attachment = access_attachment(user, path["dossier_id"], answer["id"])
+    except NotFound:
+        return {**answer, "can_remove": False}
+    return {**answer, "can_remove": removal_refusal(user, attachment) is None}
 
 
 class AttachmentOut(Schema):
@@ -111,7 +123,7 @@ class DownloadUrlQuery(Schema):
         "200 with the existing one when the same file is already attached to the dossier."
     ),
 )
-@idempotent
+@idempotent(refresh=can_remove_now)
 def upload_attachment(
     request: HttpRequest,
     dossier_id: uuid.UUID,

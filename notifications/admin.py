@@ -10,8 +10,9 @@ may help with "I get no notifications" about one of their dossiers; notification
 about no dossier (tests, announcements) are not theirs. Support staff see every row
 (on the support permission alone), read-only (a test push needs the change permission
 on devices), each row they open an audited look-up of the citizen, and find a
-citizen's rows by the whole phone number only (audited too). Superusers see
-everything.
+citizen's rows by the whole phone number only (audited too). Staff other than
+superusers find a dossier's notifications and deliveries only with its whole code
+(support staff: an audited look-up). Superusers see everything.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from auth.models import User
 from dossiers.access import officer_rows
@@ -131,7 +133,13 @@ class DeviceAdmin(OfficerOrSupportAdmin):
 class NotificationAdmin(OfficerOrSupportAdmin):
     list_display = ("id", "user", "type", "urgent", "title", "created_at", "read_at", "sms_status")
     list_filter = ("type", "category", "urgent", "sms_status")
-    search_fields = ("user__phone", "dossier__code")
+    search_fields = ("user__phone",)
+    searches_by_dossier_code = True
+    search_help_text = _(
+        "Phone number, or a dossier's whole code. Support staff find a citizen's "
+        "notifications only by the whole number (an audited look-up, as is their search by "
+        "code). Staff other than superusers: a part of a code finds nothing."
+    )
     raw_id_fields = ("user", "event", "dossier")
     readonly_fields = ("created_at", "sms_sent_at")
     inlines = (DeliveryInline,)
@@ -152,7 +160,13 @@ class DeliveryAdmin(OfficerOrSupportAdmin):
         "next_attempt_at",
     )
     list_filter = ("state", "error_code")
-    search_fields = ("notification__user__phone", "notification__dossier__code")
+    search_fields = ("notification__user__phone",)
+    searches_by_dossier_code = True
+    search_help_text = _(
+        "Phone number, or a dossier's whole code. Support staff find a citizen's "
+        "deliveries only by the whole number (an audited look-up, as is their search by "
+        "code). Staff other than superusers: a part of a code finds nothing."
+    )
     raw_id_fields = ("notification", "device")
     dossier_path = "notification__dossier"
     account_paths = ("notification__user",)

@@ -54,7 +54,12 @@ def shows_recipient(user: User, booking: DeliveryBooking) -> bool:
 def may_change(user: User, booking: DeliveryBooking) -> bool:
     """Whether `user` may cancel the booking or change its address now: still before
     pickup, and they booked it, are the dossier's applicant, or an owner or admin of its
-    organisation (`postal.actions` refuses anyone else with 403 `not_booker`)."""
+    organisation (`postal.actions` refuses anyone else with 403 `not_booker`).
+
+    `booking.dossier` should be the dossier as read for `user` (`access_booking` loads
+    it; the list sets the one it checked on every booking of its page): the caller's
+    role in the organisation is read once per instance, not once per booking.
+    """
     return booking.status in DeliveryBooking.CHANGEABLE_STATUSES and may_act_for(
         user, booking.dossier, made_by_id=booking.booked_by_id
     )

@@ -9,6 +9,9 @@ answer "where is my parcel": its status, carrier, waybill and the commune it goe
 to, with the recipient's name and phone masked as the support look-up masks them and
 the street not shown; each booking they open is an audited look-up of the dossier's
 applicant, and a phone number finds bookings only written in full (audited too).
+Staff other than superusers find a dossier's bookings only with its whole code
+(support staff: an audited look-up), and by order number, which carries the code, only
+with the whole number.
 Bookings are read-only here, for everyone: every change goes through
 `postal.actions`, which writes the event and the audit trail.
 """
@@ -50,6 +53,14 @@ class DeliveryBookingAdmin(OfficerOrSupportAdmin):
     list_display = ("order_number", "direction", "carrier", "status", "waybill", "last_error")
     list_filter = ("status", "direction", "carrier")
     search_fields = ("order_number", "waybill")
+    searches_by_dossier_code = True
+    whole_value_search_fields = ("order_number",)
+    search_help_text = _(
+        "Order number, waybill, or a dossier's whole code. Support staff also find a "
+        "citizen's bookings by the whole phone number (an audited look-up, as is their "
+        "search by code). Staff other than superusers: a part of a code or of an order "
+        "number (it carries the code) finds nothing."
+    )
     raw_id_fields = ("dossier", "address", "booked_by")
     account_paths = ("dossier__applicant",)
     audit_by = "delivery_booking"

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import redis
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import Prefetch, prefetch_related_objects
 from django.http import HttpRequest
 from django.utils.translation import gettext as _
 from ninja import Field, Query, Router, Schema, Status
@@ -30,7 +31,6 @@ from postal.access import (
     access_booking,
     may_change,
     shows_recipient,
-    visible_bookings,
 )
 from postal.models import CarrierMessage, DeliveryBooking, SavedAddress
 
@@ -343,6 +343,29 @@ def _may_change(booking: DeliveryBooking, context: dict[str, Any] | None) -> boo
     return isinstance(user, User) and may_change(user, booking)
 
 
+def _carrier_updates() -> Prefetch[Any]:
+    """The carrier's reports a booking shows (`updates`), as `applied_updates`: read
+    for a whole page of bookings in one query (the list), or for one (the other routes)."""
+    return Prefetch(
+        "messages",
+        queryset=CarrierMessage.objects.filter(outcome=CarrierMessage.Outcome.APPLIED).order_by(
+            "occurred_at", "id"
+        ),
+        to_attr="applied_updates",
+    )
+
+
+def _can_change_now(request: HttpRequest, path: dict[str, Any], answer: Any) -> Any:
+    """A replayed booking (`@idempotent(refresh=...)`) with `can_change` read now: the
+    carrier may have picked the parcel up, or an admin re-addressed it, since."""
+    user = current_user(request)
+    try:
+        booking = access_booking(user, answer["id"])
+    except NotFound:
+        return {**answer, "can_change": False}
+    return {**answer, "can_change": may_change(user, booking)}
+
+
 class BookingOut(Schema):
     id: int
     dossier_id: uuid.UUID
@@ -418,9 +441,9 @@ class BookingOut(Schema):
 
     @staticmethod
     def resolve_updates(obj: DeliveryBooking) -> list[dict[str, Any]]:
-        messages = CarrierMessage.objects.filter(
-            booking=obj, outcome=CarrierMessage.Outcome.APPLIED
-        ).order_by("occurred_at", "id")
+        if not hasattr(obj, "applied_updates"):
+            prefetch_related_objects([obj], _carrier_updates())
+        messages: list[CarrierMessage] = obj.applied_updates  # type: ignore[attr-defined]
         return [
             {
                 "status": m.status,
@@ -437,7 +460,7 @@ class BookingOut(Schema):
     auth=bearer,
     summary="Book the result's delivery home, or the paper dossier's pickup",
 )
-@idempotent
+@idempotent(refresh=_can_change_now)
 def book(request: HttpRequest, dossier_id: uuid.UUID, payload: BookingIn) -> Status[Any]:
     user = current_user(request)
     booking = actions.book_delivery(
@@ -456,12 +479,17 @@ def list_bookings(
     request: HttpRequest, dossier_id: uuid.UUID, params: Query[PageParams]
 ) -> dict[str, Any]:
     user = current_user(request)
+    # The access check, once for the page: `can_change`, the recipient's masking and
+    # `dossier_code` of every booking read this dossier (and the caller's role in its
+    # organisation, kept on it), never a query per booking.
     dossier = access_dossier(user, dossier_id)
     rows, next_cursor = paginate(
-        visible_bookings(user).filter(dossier=dossier).select_related("dossier"),
+        DeliveryBooking.objects.filter(dossier=dossier).prefetch_related(_carrier_updates()),
         params,
         ("-created_at", "-id"),
     )
+    for row in rows:
+        row.dossier = dossier
     return {"items": rows, "next_cursor": next_cursor}
 
 

@@ -15,7 +15,7 @@ import datetime as dt
 import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
-from django.urls import reverse
+from django.urls import reverse, reverse_lazy
 
 from auth.models import CitizenIdConflict, SupportAuditRecord, User
 from tests.accounts.staff import make_citizen, make_staff
@@ -246,31 +246,91 @@ def conflict_of(citizen: User) -> CitizenIdConflict:
     )
 
 
+CONFLICTS = reverse_lazy("admin:accounts_citizenidconflict_changelist")
+
+
+def conflict_page(conflict: CitizenIdConflict, page: str = "change") -> str:
+    return reverse(f"admin:accounts_citizenidconflict_{page}", args=[conflict.pk])
+
+
 def test_support_staff_see_a_citizen_id_conflict_masked_and_opening_it_is_audited(
     citizen: User,
 ) -> None:
+    """On the support permission alone, as payments, notifications and bookings: no
+    "view" permission of conflicts."""
     conflict = conflict_of(citizen)
     staff = make_staff()
-    staff.user_permissions.add(
-        Permission.objects.get(
-            content_type__app_label="accounts", codename="view_citizenidconflict"
-        )
-    )
+    assert not staff.has_perm("accounts.view_citizenidconflict")
     client = admin_client(staff)
 
-    listing = client.get(reverse("admin:accounts_citizenidconflict_changelist"))
-    page = client.get(reverse("admin:accounts_citizenidconflict_change", args=[conflict.pk]))
+    index = client.get(reverse("admin:index")).content.decode()
+    listing = client.get(CONFLICTS)
+    page = client.get(conflict_page(conflict))
 
+    assert str(CONFLICTS) in index
     assert listing.status_code == 200
+    assert [row.pk for row in listing.context["cl"].result_list] == [conflict.pk]
     assert page.status_code == 200
     html = page.content.decode()
     assert CCCD not in html
     assert "•••••••••345" in html
+    assert 'name="_save"' not in html
     records = SupportAuditRecord.objects.order_by("id")
     assert [(r.actor_id, r.action, r.subject_id, r.channel, r.details) for r in records] == [
         (staff.id, "lookup", who, "admin", {"by": "citizen_id_conflict", "found": True})
         for who in (conflict.verified_user_id, citizen.id)
     ]
+
+
+def test_support_staff_change_no_citizen_id_conflict(citizen: User) -> None:
+    conflict = conflict_of(citizen)
+    client = admin_client(make_staff())
+    before = CitizenIdConflict.objects.filter(pk=conflict.pk).values().get()
+
+    changed = client.post(conflict_page(conflict), {"resolved_at_0": "2026-01-01", "_save": "1"})
+    deleted = client.post(conflict_page(conflict, "delete"), {"post": "yes"})
+    added = client.get(reverse("admin:accounts_citizenidconflict_add"))
+
+    assert (changed.status_code, deleted.status_code, added.status_code) == (403, 403, 403)
+    assert CitizenIdConflict.objects.filter(pk=conflict.pk).values().get() == before
+
+
+def test_staff_outside_a_support_session_are_refused_citizen_id_conflicts(
+    citizen: User,
+) -> None:
+    """The "view" permission of conflicts opens nothing outside a support session, nor
+    without the support permission."""
+    conflict = conflict_of(citizen)
+    view = Permission.objects.get(
+        content_type__app_label="accounts", codename="view_citizenidconflict"
+    )
+    support_with_view, viewer = make_staff(), make_staff(support=False)
+    for staff in (support_with_view, viewer):
+        staff.user_permissions.add(view)
+    plain = Client()
+    plain.force_login(support_with_view)  # signed in without the authenticator code
+
+    for client in (plain, admin_client(viewer), admin_client(make_staff(support=False))):
+        for url in (CONFLICTS, conflict_page(conflict)):
+            response = client.get(url)
+            assert response.status_code == 403, url
+            html = response.content.decode()
+            assert CCCD not in html
+            assert "•••••••••345" not in html
+    assert SupportAuditRecord.objects.count() == 0
+
+
+def test_superusers_see_citizen_id_conflicts_without_a_support_session(citizen: User) -> None:
+    """As the user pages: superusers see every account page, support session or not."""
+    conflict = conflict_of(citizen)
+    root = Client()
+    root.force_login(make_user(password=None, is_staff=True, is_superuser=True))
+
+    page = root.get(conflict_page(conflict))
+
+    assert page.status_code == 200
+    assert CCCD in page.content.decode()
+    assert SupportAuditRecord.objects.count() == 0  # no TOTP: not support staff
 
 
 def test_a_citizen_id_conflict_is_refused_to_staff_the_support_pages_refuse(

@@ -12,8 +12,10 @@
   nothing, and an officer stays an officer.
 - Support staff see a booking's recipient masked and no street; officers shipping it
   and superusers see it whole.
-- Staff other than superusers find a dossier's payments only with its whole code: for
-  support staff an audited look-up of the applicant, for officers within their rows.
+- Staff other than superusers find a dossier's payments, notifications (and their
+  deliveries) and postal bookings only with its whole code: for support staff an audited
+  look-up of the applicant, for officers within their rows; a booking's order number,
+  which carries the code, only whole too.
 - Only superusers see a payer's IP address (in a checkout URL).
 - The list pages cost as many queries with many rows as with one.
 """
@@ -24,6 +26,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from django.contrib import admin as django_admin
 from django.contrib.auth.models import Permission
 from django.db import connection
 from django.test import Client
@@ -33,6 +36,7 @@ from django.utils import timezone
 
 from auth.admin_login import SECOND_FACTOR_SESSION_KEY, second_factor_mark
 from auth.models import Invitation, NationalIdentity, SupportAuditRecord, User
+from dossiers.admin_scope import OfficerOrSupportAdmin
 from dossiers.models import AgencyOfficer
 from notifications.models import Delivery, Notification
 from payments.models import Payment, ReconciliationReport
@@ -447,7 +451,15 @@ def test_support_staff_see_a_bookings_recipient_masked_and_no_street(
     )
 
 
-# --- Payments by dossier code ---------------------------------------------------------------
+# --- Rows by dossier code -------------------------------------------------------------------
+
+# The admins that find a dossier's rows by its code.
+BY_DOSSIER_CODE = [
+    ("payments", "payment"),
+    ("notifications", "notification"),
+    ("notifications", "delivery"),
+    ("postal", "deliverybooking"),
+]
 
 
 def code_parts(world: dict[str, Any]) -> tuple[str, str, str, str]:
@@ -456,13 +468,14 @@ def code_parts(world: dict[str, Any]) -> tuple[str, str, str, str]:
     return code, agency, day, number
 
 
-def test_support_staff_find_a_dossiers_payments_by_its_whole_code_only(
-    worlds: tuple[dict[str, Any], dict[str, Any]],
+@pytest.mark.parametrize(("app_label", "model"), BY_DOSSIER_CODE)
+def test_support_staff_find_a_dossiers_rows_by_its_whole_code_only(
+    worlds: tuple[dict[str, Any], dict[str, Any]], app_label: str, model: str
 ) -> None:
     _own, other = worlds
     staff = make_staff()
     client = admin_client(staff)
-    url = changelist("payments", "payment")
+    url = changelist(app_label, model)
     code, agency, day, number = code_parts(other)
 
     # A code's number has 4 digits or more (5 once the factory's counter passes
@@ -474,7 +487,7 @@ def test_support_staff_find_a_dossiers_payments_by_its_whole_code_only(
 
     by_code = client.get(url, {"q": f"  {code.lower()} "})
 
-    assert shown(by_code) == {str(other["rows"]["payment"].pk)}
+    assert shown(by_code) == {str(other["rows"][model].pk)}
     record = the_one_admin_look_up(staff, other["citizen"])
     assert record.details == {"by": "dossier_code", "found": True}
 
@@ -486,14 +499,15 @@ def test_support_staff_find_a_dossiers_payments_by_its_whole_code_only(
     assert agency not in repr(list(SupportAuditRecord.objects.values()))
 
 
-def test_staff_outside_a_support_session_find_no_payment_by_dossier_code(
-    worlds: tuple[dict[str, Any], dict[str, Any]],
+@pytest.mark.parametrize(("app_label", "model"), BY_DOSSIER_CODE)
+def test_staff_outside_a_support_session_find_no_row_by_dossier_code(
+    worlds: tuple[dict[str, Any], dict[str, Any]], app_label: str, model: str
 ) -> None:
     _own, other = worlds
-    url = changelist("payments", "payment")
+    url = changelist(app_label, model)
     code = other["dossier"].code
     viewer = make_staff(support=False)
-    viewer.user_permissions.add(Permission.objects.get(codename="view_payment"))
+    viewer.user_permissions.add(Permission.objects.get(codename=f"view_{model}"))
     with_support_and_view = support_staff()
 
     for client in (admin_client(viewer), plain_client(with_support_and_view)):
@@ -503,35 +517,82 @@ def test_staff_outside_a_support_session_find_no_payment_by_dossier_code(
     assert SupportAuditRecord.objects.count() == 0
     # The same staff member in a support session finds it.
     assert shown(admin_client(with_support_and_view).get(url, {"q": code})) == {
-        str(other["rows"]["payment"].pk)
+        str(other["rows"][model].pk)
     }
 
 
-def test_officers_find_their_own_dossiers_payments_by_the_whole_code_only(
-    worlds: tuple[dict[str, Any], dict[str, Any]],
+@pytest.mark.parametrize(("app_label", "model"), BY_DOSSIER_CODE)
+def test_officers_find_their_own_dossiers_rows_by_the_whole_code_only(
+    worlds: tuple[dict[str, Any], dict[str, Any]], app_label: str, model: str
 ) -> None:
     own, other = worlds
     client = officer_client(own)
-    url = changelist("payments", "payment")
+    url = changelist(app_label, model)
     code, _agency, day, number = code_parts(own)
 
-    assert shown(client.get(url, {"q": code.lower()})) == {str(own["rows"]["payment"].pk)}
+    assert shown(client.get(url, {"q": code.lower()})) == {str(own["rows"][model].pk)}
     assert shown(client.get(url, {"q": other["dossier"].code})) == set()
     for fragment in (code[:-1], f"{day}-{number}"):
         assert shown(client.get(url, {"q": fragment})) == set(), fragment
     assert SupportAuditRecord.objects.count() == 0
 
 
-def test_superusers_find_payments_by_any_part_of_a_dossier_code(
-    worlds: tuple[dict[str, Any], dict[str, Any]],
+@pytest.mark.parametrize(("app_label", "model"), BY_DOSSIER_CODE)
+def test_superusers_find_rows_by_any_part_of_a_dossier_code(
+    worlds: tuple[dict[str, Any], dict[str, Any]], app_label: str, model: str
 ) -> None:
     _own, other = worlds
     _code, _agency, day, number = code_parts(other)
 
-    found = root_client().get(changelist("payments", "payment"), {"q": f"{day}-{number}"})
+    found = root_client().get(changelist(app_label, model), {"q": f"{day}-{number}"})
 
-    assert shown(found) == {str(other["rows"]["payment"].pk)}
+    assert shown(found) == {str(other["rows"][model].pk)}
     assert SupportAuditRecord.objects.count() == 0
+
+
+def test_a_bookings_order_number_finds_it_only_whole_but_for_superusers(
+    worlds: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    """The order number is the dossier code and a number: a part of it would be a part of
+    the code. Staff other than superusers find a booking by the whole number only."""
+    own, _other = worlds
+    booking = own["rows"]["deliverybooking"]
+    url = changelist("postal", "deliverybooking")
+    whole, part = booking.order_number, booking.order_number[:-1]
+    clients = {
+        "support": admin_client(make_staff()),
+        "officer": officer_client(own),
+        "superuser": root_client(),
+    }
+
+    found = {
+        (who, term): shown(client.get(url, {"q": term}))
+        for who, client in clients.items()
+        for term in (whole.lower(), part)
+    }
+
+    mine = {str(booking.pk)}
+    assert found == {
+        ("support", whole.lower()): mine,
+        ("support", part): set(),
+        ("officer", whole.lower()): mine,
+        ("officer", part): set(),
+        ("superuser", whole.lower()): mine,
+        ("superuser", part): mine,
+    }
+
+
+def test_no_admin_of_a_dossiers_rows_searches_the_dossier_code_by_a_part_of_it() -> None:
+    """The code is searched through `searches_by_dossier_code` (whole for staff other than
+    superusers), never as a search field, which Django matches by any part."""
+    listed = {
+        f"{model._meta.app_label}.{model._meta.model_name}": name
+        for model, model_admin in django_admin.site._registry.items()
+        if isinstance(model_admin, OfficerOrSupportAdmin)
+        for name in model_admin.search_fields
+        if name.lstrip("=^@").split("__")[-2:] == ["dossier", "code"]
+    }
+    assert listed == {}
 
 
 # --- Query counts ----------------------------------------------------------------------------

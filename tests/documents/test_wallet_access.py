@@ -7,7 +7,7 @@ from django.core.files.base import ContentFile
 
 from auth.models import Membership
 from documents.models import WalletItem
-from dossiers.models import DocumentType
+from dossiers.models import DocumentType, Dossier
 from tests.conftest import ApiClient, make_user, sign_in
 from tests.dossiers.attachments import samples
 from tests.dossiers.conftest import RICH_FORM, VALID_FORM
@@ -175,3 +175,24 @@ def test_anonymous_gets_401_everywhere(world) -> None:
         ("get", "/api/v1/wallet/document-types"),
     ]:
         assert getattr(api, method)(url).status_code == 401, url
+
+
+@pytest.mark.parametrize("submitted", [False, True])
+def test_a_replayed_attach_from_the_wallet_says_whether_it_can_be_removed_now(
+    world, submitted
+) -> None:
+    holder = world["users"]["holder"]
+    dossier = make_dossier(holder, world["procedure"], form_data=VALID_FORM)
+    api = client(holder)
+    url = f"/api/v1/dossiers/{dossier.pk}/wallet-attachments"
+    body = {"wallet_item_id": str(world["personal"].pk), "document_code": "doc-1"}
+    key = {"Idempotency-Key": "attach-from-wallet"}
+    first = api.post(url, body, headers=key)
+    assert (first.status_code, first.json()["can_remove"]) == (201, True)
+    if submitted:
+        Dossier.objects.filter(pk=dossier.pk).update(status=Dossier.Status.NEW)
+
+    replay = api.post(url, body, headers=key)
+
+    assert (replay.status_code, replay.headers["Idempotent-Replayed"]) == (201, "true")
+    assert replay.json() == {**first.json(), "can_remove": not submitted}

@@ -188,3 +188,63 @@ def test_the_list_reads_the_callers_role_once_not_per_file(
     # the session, the dossier, the caller's membership (none for the applicant: the
     # dossier says it), the page of files
     assert queries_for_six == (3 if who == "applicant" else 4)
+
+
+# --- Replays ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("since", ["nothing", "submitted", "removed"])
+def test_a_replayed_upload_says_whether_the_file_can_be_removed_now(team: Team, since: str) -> None:
+    """A retry with the same Idempotency-Key replays the first answer, except `can_remove`:
+    read again, so the replay never offers a removal the delete route would refuse."""
+    client = api_as(team.people["uploader"])
+    key = {"Idempotency-Key": f"upload-then-{since}"}
+    source = samples.png_bytes((70, 30))
+    first = client.post(team.base, data=upload_form(source), headers=key)
+    assert (first.status_code, first.json()["can_remove"]) == (201, True)
+    url = f"{team.base}/{first.json()['id']}"
+    if since == "submitted":
+        team.set_status(Dossier.Status.NEW)
+    elif since == "removed":
+        assert client.delete(url).status_code == 204
+
+    replay = client.post(team.base, data=upload_form(source), headers=key)
+
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.status_code == 201
+    assert replay.json() == {**first.json(), "can_remove": since == "nothing"}
+    if since == "submitted":
+        # What the delete route answers, and nothing removed.
+        assert client.delete(url).json()["code"] == "dossier_locked"
+        assert Attachment.objects.filter(pk=first.json()["id"]).exists()
+
+
+def test_a_replayed_upload_of_a_colleagues_file_follows_the_callers_role_now(team: Team) -> None:
+    """The same bytes as the applicant's file: 200 with that file, which a plain member may
+    not remove; once an admin, the replay says they may."""
+    member = team.people["member"]
+    client = api_as(member)
+    key = {"Idempotency-Key": "colleagues-file"}
+    first = client.post(team.base, data=upload_form(samples.png_bytes((50, 50))), headers=key)
+    assert (first.status_code, first.json()["can_remove"]) == (200, False)
+    Membership.objects.filter(user=member).update(role=Membership.Role.ADMIN)
+
+    replay = client.post(team.base, data=upload_form(samples.png_bytes((50, 50))), headers=key)
+
+    assert (replay.status_code, replay.headers["Idempotent-Replayed"]) == (200, "true")
+    assert replay.json() == {**first.json(), "can_remove": True}
+
+
+def test_a_replayed_refusal_is_the_first_answer_unchanged(team: Team) -> None:
+    """Only a 2xx answer names a file whose `can_remove` is read again: a kept refusal
+    (415 here) replays as it was."""
+    client = api_as(team.people["uploader"])
+    key = {"Idempotency-Key": "not-a-photo"}
+    text = b"plain text, not a photo"
+
+    first = client.post(team.base, data=upload_form(text), headers=key)
+    replay = client.post(team.base, data=upload_form(text), headers=key)
+
+    assert first.status_code == 415, first
+    assert (replay.status_code, replay.headers["Idempotent-Replayed"]) == (415, "true")
+    assert replay.content == first.content
