@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
+from procrastinate.contrib.django import app as job_app
 
 from auth.models import Membership, Organisation, User
 from dossiers.models import Agency, Dossier, Procedure, RequiredDocument
@@ -17,6 +19,7 @@ _counter = itertools.count(1)
 __all__ = [
     "make_agency",
     "make_dossier",
+    "make_job",
     "make_organisation",
     "make_paid_payment",
     "make_procedure",
@@ -156,3 +159,17 @@ def make_paid_payment(citizen: User, dossier: Dossier, order_ref: str) -> Paymen
         paid_at=timezone.now(),
         receipt_number=f"BL-{order_ref}",
     )
+
+
+def make_job(status: str = "todo", **args: Any) -> int:
+    """A job of the queue in `status` ("todo", "doing", "failed", ...), deferred through
+    the Django connection: in a `db` test it stays in the test's transaction, so no
+    worker sees it and it is gone with the test. Its task is never run."""
+    deferrer = job_app.configure_task("tests.admin_job", queue="tests-admin")
+    job_id = deferrer.defer(**args)
+    if status != "todo":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE procrastinate_jobs SET status = %s WHERE id = %s", [status, job_id]
+            )
+    return job_id

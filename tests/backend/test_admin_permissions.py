@@ -4,7 +4,10 @@ Django runs a ModelAdmin action for anyone who reaches the change list unless th
 action declares `permissions=[...]`, and a custom admin view checks nothing unless
 it does so itself. The walk below finds every registered ModelAdmin, every action
 it offers (its own and the site-wide ones) and every URL of its `get_urls()`, so an
-action or page added later is walked without touching this file.
+action or page added later is walked without touching this file. The walk acts on the
+rows its fixture made, a job of the queue in each status included: the job tables are
+not emptied between tests (they are procrastinate's, not Django's to flush), so other
+tests' jobs may be there, and are left out.
 """
 
 from __future__ import annotations
@@ -16,13 +19,16 @@ from typing import Any
 import pytest
 from django.apps import apps
 from django.contrib import admin
+from django.contrib.admin.models import LogEntry
 from django.contrib.auth.models import Permission
 from django.contrib.sessions.models import Session
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db.models import Max, Model, QuerySet
 from django.test import Client
 from django.urls import URLPattern, reverse
 from django.urls.converters import UUIDConverter
 from django.utils import timezone
+from procrastinate.contrib.django.models import ProcrastinateJob
 
 from auth.models import SupportReset, User
 from dossiers import lifecycle
@@ -34,6 +40,7 @@ from tests.conftest import make_user, sign_in
 from tests.factories import (
     make_agency,
     make_dossier,
+    make_job,
     make_organisation,
     make_paid_payment,
     make_procedure,
@@ -62,6 +69,22 @@ def changed(before: dict[str, str]) -> list[str]:
     return sorted(label for label in before if before[label] != after[label])
 
 
+def rows_of(world: dict[str, Any], model: type[Model]) -> QuerySet[Any]:
+    """The rows of `model` the test made: Django empties its tables between tests, not
+    the job queue's (unmanaged), where rows of other tests may be left."""
+    return model._default_manager.filter(pk__gt=world["leftovers"].get(model, 0))
+
+
+def job_states(job_ids: list[int]) -> dict[int, tuple[str, bool, int]]:
+    rows = ProcrastinateJob.objects.filter(pk__in=job_ids)
+    return {
+        pk: (status, abort, attempts)
+        for pk, status, abort, attempts in rows.values_list(
+            "pk", "status", "abort_requested", "attempts"
+        )
+    }
+
+
 def view_only_officer(agency: Agency) -> User:
     """Staff with every "view" permission of the project and none other, officer of `agency`."""
     staff = make_user(password=None, is_staff=True, full_name="Cán bộ Chỉ Xem")
@@ -74,7 +97,18 @@ def view_only_officer(agency: Agency) -> User:
 def world() -> dict[str, Any]:
     """At least one row behind every admin: dossiers the actions could move, credentials
     they could rotate, a device to push to, a session to revoke, a reset to approve, a
-    paid payment to record a refund of."""
+    paid payment to record a refund of, a job of the queue in each status to retry,
+    cancel or abort."""
+    # Rows already in the tables Django does not empty: the walk leaves them out.
+    leftovers = {
+        model: model._default_manager.aggregate(top=Max("pk"))["top"] or 0
+        for model in admin.site._registry
+        if not model._meta.managed
+    }
+    jobs = {
+        status: make_job(status, marker=f"admin-walk-{status}")
+        for status in ("todo", "doing", "failed", "succeeded")
+    }
     agency = make_agency()
     procedure = make_procedure(agency, documents=2)
     citizen = make_user()
@@ -103,6 +137,8 @@ def world() -> dict[str, Any]:
         requires_approval=True,
     )
     return {
+        "leftovers": leftovers,
+        "jobs": jobs,
         "agency": agency,
         "dossiers": dossiers,
         "citizen": citizen,
@@ -111,10 +147,12 @@ def world() -> dict[str, Any]:
     }
 
 
-def url_values(model_admin: admin.ModelAdmin, name: str, converter: Any) -> list[str]:
-    """Values to fill a URL parameter with: ids of existing rows, or every lifecycle action."""
+def url_values(
+    world: dict[str, Any], model_admin: admin.ModelAdmin, name: str, converter: Any
+) -> list[str]:
+    """Values to fill a URL parameter with: ids of the test's rows, or every lifecycle action."""
     if name.endswith("id"):
-        pks = [str(pk) for pk in model_admin.model._default_manager.values_list("pk", flat=True)]
+        pks = [str(pk) for pk in rows_of(world, model_admin.model).values_list("pk", flat=True)]
         if pks:
             return pks
         return [
@@ -125,7 +163,7 @@ def url_values(model_admin: admin.ModelAdmin, name: str, converter: Any) -> list
     raise AssertionError(f"teach the admin walk how to fill the URL parameter <{name}>")
 
 
-def urls_of(model_admin: admin.ModelAdmin) -> list[str]:
+def urls_of(world: dict[str, Any], model_admin: admin.ModelAdmin) -> list[str]:
     found = []
     for pattern in model_admin.get_urls():
         assert isinstance(pattern, URLPattern)
@@ -137,7 +175,7 @@ def urls_of(model_admin: admin.ModelAdmin) -> list[str]:
             combos = [
                 {**combo, name: value}
                 for combo in combos
-                for value in url_values(model_admin, name, converter)
+                for value in url_values(world, model_admin, name, converter)
             ]
         found += [reverse(f"admin:{pattern.name}", kwargs=combo) for combo in combos]
     return found
@@ -183,9 +221,10 @@ def test_view_only_staff_change_nothing_through_any_admin_action(world: dict[str
     walked = []
     for model, model_admin in admin.site._registry.items():
         changelist = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
-        everything = [str(pk) for pk in model._default_manager.values_list("pk", flat=True)]
+        everything = [str(pk) for pk in rows_of(world, model).values_list("pk", flat=True)]
         for _func, name, _description in model_admin._get_base_actions():
-            walked.append(f"{model._meta.label}.{name}")
+            if everything:  # Django runs no action on an empty selection
+                walked.append(f"{model._meta.label}.{name}")
             # Both ways Django dispatches an action: from the list ("index"), and the
             # confirmation page's post (delete_selected's "post": "yes").
             for extra in ({"index": "0"}, {"post": "yes"}):
@@ -204,6 +243,9 @@ def test_view_only_staff_change_nothing_through_any_admin_action(world: dict[str
         "accounts.DeviceSession.revoke_sessions",
         "notifications.Device.send_test_push_action",
         "payments.Payment.record_refund",
+        "procrastinate.ProcrastinateJob.retry",
+        "procrastinate.ProcrastinateJob.cancel",
+        "procrastinate.ProcrastinateJob.abort",
     ):
         assert expected in walked
 
@@ -215,7 +257,7 @@ def test_view_only_staff_change_nothing_through_any_admin_page(world: dict[str, 
     payload = form_payload(world)
     walked = []
     for model_admin in admin.site._registry.values():
-        for url in urls_of(model_admin):
+        for url in urls_of(world, model_admin):
             walked.append(url)
             before = snapshot()
             client.get(url)
@@ -225,6 +267,8 @@ def test_view_only_staff_change_nothing_through_any_admin_page(world: dict[str, 
     dossier = world["dossiers"][0]
     assert f"/admin/dossiers/dossier/{dossier.pk}/lifecycle/accept/" in walked
     assert "/admin/accounts/user/support-lookup/" in walked
+    for job_id in world["jobs"].values():
+        assert f"/admin/procrastinate/procrastinatejob/{job_id}/change/" in walked
 
 
 def test_the_walk_payload_moves_a_dossier_for_an_officer_allowed_to_change(
@@ -341,3 +385,91 @@ def test_a_refund_reference_too_long_to_store_is_refused_not_cut(world: dict[str
     payment_actions.mark_refunded(payment.pk, reference="gateway-refund-" + "9" * 25)
     payment.refresh_from_db()
     assert (payment.status, payment.refund_reason) == ("refunded", "gateway-refund-" + "9" * 25)
+
+
+JOBS = "/admin/procrastinate/procrastinatejob/"
+JOB_ACTIONS = ("retry", "cancel", "abort")
+
+
+def job_staff(*codenames: str) -> User:
+    staff = make_user(password=None, is_staff=True, full_name="Vận Hành")
+    staff.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="procrastinate", codename__in=codenames)
+    )
+    return staff
+
+
+def test_staff_who_only_view_jobs_cannot_retry_cancel_or_abort_them(
+    world: dict[str, Any],
+) -> None:
+    viewer = job_staff("view_procrastinatejob")
+    client = Client()
+    client.force_login(viewer)
+    ids = list(world["jobs"].values())
+    before = job_states(ids)
+
+    listing = client.get(JOBS)
+    assert listing.status_code == 200  # they still see the jobs
+    assert f"{JOBS}{world['jobs']['failed']}/change/" in listing.content.decode()
+    action_form = listing.context["action_form"]  # None: no action offered at all
+    offered = [name for name, _label in action_form.fields["action"].choices] if action_form else []
+    assert not set(offered) & set(JOB_ACTIONS)
+    for action in JOB_ACTIONS:
+        client.post(JOBS, {"action": action, "_selected_action": ids, "index": "0"})
+
+    assert job_states(ids) == before
+    assert not LogEntry.objects.filter(user=viewer).exists()
+    # Nor when called past the action list's filter (each action checks again).
+    model_admin = admin.site._registry[ProcrastinateJob]
+    request = listing.wsgi_request
+    for action in JOB_ACTIONS:
+        with pytest.raises(DjangoPermissionDenied):
+            getattr(model_admin, action)(request, ProcrastinateJob.objects.filter(pk__in=ids))
+    assert job_states(ids) == before
+
+
+@pytest.mark.parametrize("who", ["change permission", "superuser"])
+def test_staff_allowed_to_change_jobs_retry_cancel_and_abort_them_on_the_record(
+    world: dict[str, Any], who: str
+) -> None:
+    if who == "superuser":
+        staff = make_user(password=None, is_staff=True, is_superuser=True)
+    else:
+        staff = job_staff("view_procrastinatejob", "change_procrastinatejob")
+    client = Client()
+    client.force_login(staff)
+    jobs = world["jobs"]
+    before = job_states(list(jobs.values()))
+
+    action_form = client.get(JOBS).context["action_form"]
+    offered = [name for name, _label in action_form.fields["action"].choices]
+    assert set(JOB_ACTIONS) <= set(offered)
+    # Cancel takes only "todo" jobs: on others it changes nothing, and records nothing.
+    client.post(
+        JOBS,
+        {"action": "cancel", "_selected_action": [jobs["doing"], jobs["failed"]], "index": "0"},
+    )
+    assert job_states(list(jobs.values())) == before
+    assert not LogEntry.objects.filter(user=staff).exists()
+    for action, status in (("cancel", "todo"), ("abort", "doing"), ("retry", "failed")):
+        client.post(JOBS, {"action": action, "_selected_action": [jobs[status]], "index": "0"})
+
+    after = job_states(list(jobs.values()))
+    assert after[jobs["todo"]] == ("cancelled", False, 0)
+    assert after[jobs["doing"]] == ("doing", True, 0)  # the running task is asked to stop
+    assert after[jobs["failed"]] == ("todo", False, 1)
+    assert after[jobs["succeeded"]] == before[jobs["succeeded"]]
+    records = LogEntry.objects.filter(
+        user=staff, content_type__app_label="procrastinate", object_id__in=map(str, jobs.values())
+    )
+    assert sorted((int(r.object_id), r.get_change_message()) for r in records) == sorted(
+        [
+            (jobs["todo"], "Cancel (admin action): status todo → cancelled"),
+            (jobs["doing"], "Abort (admin action): abort requested"),
+            (jobs["failed"], "Retry (admin action): status failed → todo, attempts 0 → 1"),
+        ]
+    )
+    # The record names the task, never its arguments (phone numbers, texts of SMS).
+    assert {r.object_repr for r in records} == {
+        f"tests.admin_job #{jobs[status]}" for status in ("todo", "doing", "failed")
+    }

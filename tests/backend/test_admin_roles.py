@@ -36,6 +36,7 @@ from django.utils import timezone
 
 from auth.admin_login import SECOND_FACTOR_SESSION_KEY, second_factor_mark
 from auth.models import Invitation, NationalIdentity, SupportAuditRecord, User
+from auth.phone import parse_phone
 from dossiers.admin_scope import OfficerOrSupportAdmin
 from dossiers.models import AgencyOfficer
 from notifications.models import Delivery, Notification
@@ -482,6 +483,11 @@ def test_support_staff_find_a_dossiers_rows_by_its_whole_code_only(
     # 9999): three are a fragment whatever the number.
     partial = f"{agency}-{day}-{number[:3]}"
     for fragment in (partial, f"{day}-{number}", agency, number, f"{agency}-{day}"):
+        if parse_phone(fragment):
+            # The factory's agency code and the day can read as a whole mobile number
+            # ("T317-261207": +84 317 261 207, depending on how many rows earlier tests
+            # made): that is a phone search, an audited look-up, not a code fragment.
+            continue
         assert shown(client.get(url, {"q": fragment})) == set(), fragment
     assert SupportAuditRecord.objects.count() == 0
 

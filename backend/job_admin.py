@@ -1,0 +1,131 @@
+"""The job queue in the admin: procrastinate's job admin, its actions gated and logged.
+
+procrastinate's admin (`procrastinate.contrib.django.admin`, as of procrastinate 3.10)
+offers Retry, Cancel and Abort to anyone who may see the job list: the actions declare
+no permission, so Django runs them for the "view" permission alone, and its
+`has_change_permission` says no to everyone, superusers included (the rows are never
+edited in a form). Retrying, cancelling or aborting jobs is a change: here it needs the
+change permission of jobs (`procrastinate.change_procrastinatejob`, which superusers
+hold), checked where Django offers the action and again when it runs. Each job an
+action changes is written to the admin's log (a LogEntry under the staff member's id:
+the job's history page, "Recent actions"), with what changed.
+
+Only the actions are replaced, each running procrastinate's own (relied on: the admin
+class `ProcrastinateJobAdmin` with the methods `retry`, `cancel` and `abort`: a version
+without them fails at import, loudly). Seeing the jobs is procrastinate's rule unchanged
+(the "view" permission).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from procrastinate.contrib.django.admin import ProcrastinateJobAdmin
+from procrastinate.contrib.django.models import ProcrastinateJob
+
+logger = logging.getLogger(__name__)
+
+CHANGE_JOBS = "procrastinate.change_procrastinatejob"
+
+# What a job action may change, as recorded: status, abort requested, attempts.
+State = tuple[str, bool, int]
+Upstream = Callable[[ProcrastinateJobAdmin, HttpRequest, QuerySet[ProcrastinateJob]], Any]
+
+
+def _states(jobs: QuerySet[ProcrastinateJob]) -> dict[int, tuple[str, State]]:
+    """Each job's task name and state."""
+    rows = jobs.values_list("pk", "task_name", "status", "abort_requested", "attempts")
+    return {pk: (task, (status, abort, attempts)) for pk, task, status, abort, attempts in rows}
+
+
+def _describe(name: str, before: State, after: State) -> str:
+    changes = []
+    if before[0] != after[0]:
+        changes.append(f"status {before[0]} → {after[0]}")
+    if before[1] != after[1]:
+        changes.append("abort requested" if after[1] else "abort request cleared")
+    if before[2] != after[2]:
+        changes.append(f"attempts {before[2]} → {after[2]}")
+    return f"{name} (admin action): {', '.join(changes)}"
+
+
+class JobAdmin(ProcrastinateJobAdmin):
+    actions = ["retry", "cancel", "abort"]
+
+    def has_change_jobs_permission(self, request: HttpRequest) -> bool:
+        # The rows are never edited in a form (procrastinate's has_change_permission
+        # says no), but retrying, cancelling or aborting a job changes it: "view" is
+        # not enough.
+        return request.user.has_perm(CHANGE_JOBS)
+
+    def _run(
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[ProcrastinateJob],
+        upstream: Upstream,
+        name: str,
+    ) -> None:
+        # Checked again here: an action runs for whoever reaches the change list.
+        if not self.has_change_jobs_permission(request):
+            raise PermissionDenied
+        with transaction.atomic():
+            # The selected jobs are locked while the action runs (a worker skips them,
+            # or waits to finish one), so what changed is what the action did.
+            locked = ProcrastinateJob._default_manager.select_for_update().filter(
+                pk__in=queryset.values("pk")
+            )
+            before = _states(locked.order_by("pk"))
+            upstream(self, request, queryset)
+            after = _states(ProcrastinateJob._default_manager.filter(pk__in=list(before)))
+            content_type = ContentType.objects.get_for_model(ProcrastinateJob)
+            changed = []
+            for pk, (task, state) in before.items():
+                new_state = after[pk][1]
+                if new_state == state:
+                    continue
+                changed.append(pk)
+                LogEntry.objects.create(
+                    user_id=str(request.user.pk),  # signed in: it passed the permission check
+                    content_type=content_type,
+                    object_id=str(pk),
+                    # The task's name, never str(job): that shows the arguments
+                    # (phone numbers, texts of SMS).
+                    object_repr=f"{task} #{pk}",
+                    action_flag=CHANGE,
+                    change_message=_describe(name, state, new_state),
+                )
+        logger.info("staff %s: %s changed job(s) %s", request.user.pk, name, changed)
+
+    @admin.action(
+        description=ProcrastinateJobAdmin.retry.short_description,  # type: ignore[attr-defined]
+        permissions=["change_jobs"],
+    )
+    def retry(self, request: HttpRequest, queryset: QuerySet[ProcrastinateJob]) -> None:
+        self._run(request, queryset, ProcrastinateJobAdmin.retry, "Retry")
+
+    @admin.action(
+        description=ProcrastinateJobAdmin.cancel.short_description,  # type: ignore[attr-defined]
+        permissions=["change_jobs"],
+    )
+    def cancel(self, request: HttpRequest, queryset: QuerySet[ProcrastinateJob]) -> None:
+        self._run(request, queryset, ProcrastinateJobAdmin.cancel, "Cancel")
+
+    @admin.action(
+        description=ProcrastinateJobAdmin.abort.short_description,  # type: ignore[attr-defined]
+        permissions=["change_jobs"],
+    )
+    def abort(self, request: HttpRequest, queryset: QuerySet[ProcrastinateJob]) -> None:
+        self._run(request, queryset, ProcrastinateJobAdmin.abort, "Abort")
+
+
+admin.site.unregister(ProcrastinateJob)
+admin.site.register(ProcrastinateJob, JobAdmin)
