@@ -204,13 +204,20 @@ def _finish(
     *,
     message: str = "",
     data: dict[str, Any] | None = None,
+    saved: tuple[str, ...] | None = None,
 ) -> Dossier:
+    """Move, bump the version and write the event. `saved`: the fields the move
+    changed besides the status and the version, when the row is to be written in
+    part (a row read with `only`); every field when omitted."""
     rule = TRANSITIONS[action]
     before = dossier.status
     if rule.target is not None:
         dossier.status = rule.target
     dossier.version += 1
-    dossier.save()
+    if saved is None:
+        dossier.save()
+    else:
+        dossier.save(update_fields=["status", "version", "updated_at", *saved])
     record_event(
         dossier,
         type=rule.event_type,
@@ -456,6 +463,11 @@ def request_payment(
     )
 
 
+# What `record_payment` reads: the move's (status, version) and its event's
+# (dossiers.events.record_event: the organisation, the applicant among the recipients).
+PAYMENT_MOVE_FIELDS = ("status", "version", "organisation", "applicant")
+
+
 def record_payment(
     dossier_id: uuid.UUID | str,
     actor: Actor,
@@ -473,14 +485,21 @@ def record_payment(
     (two statements on every paid callback): it refuses (InvalidTransition) on its
     locked read before writing anything, so the caller's transaction goes on to
     its refund path unharmed; any other error ends the caller's transaction.
+
+    On the path of every paid callback, the locked read takes only what the move
+    and its event need (not the procedure, the agency, the form data) and the
+    update writes only what moved: the dossier returned has its other fields
+    deferred.
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("record_payment runs inside the caller's transaction")
-    dossier = _begin(dossier_id, "record_payment", actor)
+    dossier = Dossier.objects.select_for_update().only(*PAYMENT_MOVE_FIELDS).get(pk=dossier_id)
+    ensure_allowed("record_payment", dossier, actor)
     return _finish(
         dossier,
         "record_payment",
         actor,
+        saved=(),
         data={
             "amount": amount,
             "currency": "VND",

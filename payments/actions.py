@@ -12,12 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Subquery
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -269,18 +269,23 @@ def settle(gateway: str, result: GatewayResult, *, source: str) -> str:
     """
     if source not in SOURCES:
         raise ValueError(source)
-    order = Payment.objects.filter(gateway=gateway, order_ref=result.order_ref)
+    # A plain read first, before the transaction: the gateway sends every result
+    # more than once (VNPay retries, and duplicates its IPN), and a repeat of a
+    # recorded payment is answered from it, without a transaction or a lock.
+    try:
+        seen = Payment.objects.values(
+            "pk", "request_id", "status", "amount", "currency", "gateway_reference"
+        ).get(gateway=gateway, order_ref=result.order_ref)
+    except Payment.DoesNotExist:
+        return "order_not_found"
+    if _repeats_recorded_payment(seen, result):
+        return "already_confirmed"
     with transaction.atomic():
-        # The request's lock first, found from the order in the same statement, then
-        # the payment's: the one lock order (checkout, cancel, expiry take it too).
-        request = (
-            PaymentRequest.objects.select_for_update()
-            .filter(pk=Subquery(order.values("request_id")))
-            .first()
-        )
-        if request is None:
-            return "order_not_found"
-        payment = order.select_for_update().get()
+        # The request's lock first, then the payment's: the one lock order (checkout,
+        # cancel, expiry take it too). A payment never changes request; its state is
+        # read again under the locks (the plain read may be older).
+        request = PaymentRequest.objects.select_for_update().get(pk=seen["request_id"])
+        payment = Payment.objects.select_for_update().get(pk=seen["pk"])
         if result.outcome in ("pending", "not_found"):
             return "confirmed"
         if result.amount != payment.amount or result.currency != payment.currency:
@@ -325,6 +330,25 @@ def settle(gateway: str, result: GatewayResult, *, source: str) -> str:
         kind = late.get(payment.status, PaymentAnomaly.Kind.PAID_AFTER_FAILURE)
         _anomaly(payment, gateway, result, kind, source, recorded_status=payment.status)
         return "already_confirmed"
+
+
+def _repeats_recorded_payment(seen: Mapping[str, object], result: GatewayResult) -> bool:
+    """`result` says again what `seen` (the payment's row, read without a lock) records:
+    paid, with the same amount, currency and transaction.
+
+    A paid payment only ever moves to refunded, and its amount, currency and
+    transaction never change, so `settle`'s locked path would answer
+    `already_confirmed` and write nothing: the answer holds without the locks.
+    Anything else (a pending payment, another transaction, another amount) takes
+    the locked path.
+    """
+    return (
+        result.outcome == "paid"
+        and seen["status"] in (P.PAID, P.REFUNDED)
+        and result.amount == seen["amount"]
+        and result.currency == seen["currency"]
+        and result.gateway_reference in ("", seen["gateway_reference"])
+    )
 
 
 def _paid(

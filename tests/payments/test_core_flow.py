@@ -94,33 +94,72 @@ def test_paid_callback_moves_the_dossier_back_to_processing(citizen, fake_gatewa
     assert shown["receipt_url"] == f"/api/v1/payments/{stored.pk}/receipt"
 
 
-def test_a_paid_callback_takes_one_dossier_lock_and_one_insert_for_the_jobs(
+def test_a_paid_callback_reads_and_writes_only_what_settling_needs(
     citizen, fake_gateway, settings, django_assert_num_queries
 ) -> None:
-    # Every payment's IPN runs this, twice or more (VNPay retries and duplicates):
-    # the dossier is locked and read once (by the lifecycle, which also checks the
-    # move), the event's transaction id comes back from its INSERT, and the event's
-    # subscribers get their jobs in one INSERT.
+    # Every payment's IPN runs this, twice or more (VNPay retries and duplicates).
+    # A plain read of the order first (what a repeat is answered from); then, in the
+    # transaction (a savepoint here), the request's lock, the payment's; the dossier
+    # locked and read once by the lifecycle, only the columns the move and its event
+    # need, and written back in part; the event's subscribers get their jobs in one
+    # INSERT.
     payment = citizen.checkout().json()
     configure(fake_gateway, drop_callbacks=True)
     params = pay_at_gateway(fake_gateway, payment["checkout_url"])
+    before = citizen.refresh().updated_at
 
-    with django_assert_num_queries(11) as captured:
+    with django_assert_num_queries(12) as captured:
         response = post_ipn(params)
 
     assert response.json() == {"RspCode": "00", "Message": "Confirm Success"}
     statements = [query["sql"] for query in captured.captured_queries]
-    assert len([sql for sql in statements if 'FROM "dossiers_dossier"' in sql]) == 1
-    # The order is looked up inside the request's lock statement, not before it.
-    first_read = next(sql for sql in statements if sql.startswith("SELECT"))
-    assert 'FROM "payments_paymentrequest"' in first_read
-    assert 'FROM "payments_payment" U0' in first_read
-    assert "FOR UPDATE" in first_read
+    reads = [sql for sql in statements if sql.startswith("SELECT")]
+    assert 'FROM "payments_payment"' in reads[0]
+    assert "FOR UPDATE" not in reads[0]
+    assert statements[1].startswith("SAVEPOINT")
+    assert 'FROM "payments_paymentrequest"' in reads[1]
+    assert 'FROM "payments_payment"' in reads[2]
+    assert all("FOR UPDATE" in sql for sql in reads[1:4])
+    [lock] = [sql for sql in statements if 'FROM "dossiers_dossier"' in sql]
+    assert "JOIN" not in lock
+    assert '"form_data"' not in lock
+    [update] = [sql for sql in statements if sql.startswith('UPDATE "dossiers_dossier"')]
+    assigned = update.split(" SET ", 1)[1].split(" WHERE ", 1)[0]
+    assert [part.split(" = ")[0] for part in assigned.split(", ")] == [
+        '"status"',
+        '"version"',
+        '"updated_at"',
+    ]
     assert len([sql for sql in statements if "procrastinate_defer_jobs" in sql]) == 1
+    dossier = citizen.refresh()
+    assert (dossier.status, dossier.version) == (Dossier.Status.PROCESSING, 3)
+    assert dossier.updated_at > before  # the agency feed sees the move
     [event] = received_events(citizen)
     for path in settings.EVENT_SUBSCRIBERS:
         task_name = import_string(path).name
         assert [job["event_id"] for job in jobs(task_name)].count(event.pk) == 1, task_name
+
+
+def test_a_repeated_callback_is_answered_from_one_plain_read(
+    citizen, fake_gateway, django_assert_num_queries
+) -> None:
+    # VNPay sends an IPN again until it reads 00 or 02, and often twice at once: the
+    # repeat of a recorded payment takes no transaction and no lock.
+    configure(fake_gateway, drop_callbacks=True)
+    params = pay_at_gateway(fake_gateway, citizen.checkout().json()["checkout_url"])
+    assert post_ipn(params).json()["RspCode"] == "00"
+    version = citizen.refresh().version
+
+    with django_assert_num_queries(1) as captured:
+        response = post_ipn(params)
+
+    assert response.json() == {"RspCode": "02", "Message": "Order already confirmed"}
+    [read] = [query["sql"] for query in captured.captured_queries]
+    assert read.startswith("SELECT")
+    assert "FOR UPDATE" not in read
+    assert citizen.refresh().version == version
+    assert len(received_events(citizen)) == 1
+    assert PaymentAnomaly.objects.count() == 0
 
 
 def test_replayed_callback_is_answered_already_confirmed_and_changes_nothing(

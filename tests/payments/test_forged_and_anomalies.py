@@ -241,6 +241,53 @@ def test_the_same_order_paid_twice_is_counted_once_and_flagged(citizen, fake_gat
     assert DossierEvent.objects.filter(type="dossier.payment_received").count() == 1
 
 
+@pytest.mark.parametrize(
+    ("change", "answer", "kind"),
+    [
+        ({"vnp_Amount": str((AMOUNT + 1000) * 100)}, "04", "amount_mismatch"),
+        ({"vnp_CurrCode": "USD"}, "04", "amount_mismatch"),
+        ({"vnp_TransactionNo": "99999999"}, "02", "duplicate_payment"),
+    ],
+)
+def test_a_repeat_that_differs_from_the_recorded_payment_is_settled_under_the_locks(
+    citizen, fake_gateway, django_assert_max_num_queries, change, answer, kind
+) -> None:
+    # Only an exact repeat stops at the plain read: another amount or another
+    # transaction of a paid order is money to look at, recorded under the locks.
+    params = paid_params(citizen, fake_gateway)
+    assert post_ipn(params).json()["RspCode"] == "00"
+
+    with django_assert_max_num_queries(20) as captured:
+        assert post_ipn(resigned(params, **change)).json()["RspCode"] == answer
+
+    plain_read, *rest = [query["sql"] for query in captured.captured_queries]
+    assert 'FROM "payments_payment"' in plain_read
+    assert "FOR UPDATE" not in plain_read
+    assert any("FOR UPDATE" in sql for sql in rest)
+    payment = only_payment(citizen)
+    assert (payment.status, payment.counted) == ("paid", True)
+    assert payment.gateway_reference == params["vnp_TransactionNo"]
+    assert PaymentAnomaly.objects.get().kind == kind
+    assert DossierEvent.objects.filter(type="dossier.payment_received").count() == 1
+
+
+def test_a_repeat_of_a_refunded_payment_is_answered_from_the_plain_read(
+    citizen, fake_gateway, django_assert_num_queries
+) -> None:
+    from payments import actions
+
+    params = paid_params(citizen, fake_gateway)
+    assert post_ipn(params).json()["RspCode"] == "00"
+    actions.mark_refunded(only_payment(citizen).pk, reference="RF1")
+
+    with django_assert_num_queries(1):
+        assert post_ipn(params).json()["RspCode"] == "02"
+
+    assert only_payment(citizen).status == "refunded"
+    assert not PaymentAnomaly.objects.exists()
+    assert DossierEvent.objects.filter(type="dossier.payment_received").count() == 1
+
+
 def test_a_paid_request_refuses_another_checkout(citizen, fake_gateway) -> None:
     assert post_ipn(paid_params(citizen, fake_gateway)).json()["RspCode"] == "00"
     # The dossier is processing again: nothing is due any more.
