@@ -19,6 +19,7 @@ from backend.jobs import defer_many
 from dossiers.audience import recipients_for
 from dossiers.models import Dossier, DossierEvent
 from notifications.delivery import (
+    create_deliveries,
     deactivate_devices,
     queue_deliveries,
     sendable_devices,
@@ -286,20 +287,13 @@ def notify_event(event_id: int) -> int:
             )
             pushes.append(push)
         Notification.objects.bulk_create(notifications, batch_size=FAN_OUT_INSERT_ROWS)
-        deliveries: list[Delivery] = []
-        for notification, push in zip(notifications, pushes, strict=True):
-            if push is not None:
-                device_ids, not_before = push
-                deliveries.extend(
-                    Delivery(
-                        notification_id=notification.pk, device_id=d, next_attempt_at=not_before
-                    )
-                    for d in device_ids
-                )
-        Delivery.objects.bulk_create(deliveries, batch_size=FAN_OUT_INSERT_ROWS)
-        pending: dict[dt.datetime | None, list[int]] = defaultdict(list)
-        for row in deliveries:
-            pending[row.next_attempt_at].append(row.pk)
+        deliveries = [
+            (notification.pk, device_id, push[1])
+            for notification, push in zip(notifications, pushes, strict=True)
+            if push is not None
+            for device_id in push[0]
+        ]
+        pending = create_deliveries(deliveries, batch_size=FAN_OUT_INSERT_ROWS)
         for not_before, ids in pending.items():
             queue_deliveries(ids, not_before=not_before, spread=settings.WORKER_CONCURRENCY)
         sms = [n.pk for n in notifications if n.sms_status == Notification.SmsStatus.PENDING]
