@@ -70,21 +70,15 @@ class IdIn(Func):
 
     def __init__(self, column: str, ids: Iterable[int | uuid.UUID | str]) -> None:
         super().__init__(F(column))
-        values = list(ids)
-        if values and not isinstance(values[0], int):
-            self.array_type = "uuid"
-            self.ids: list[Any] = [uuid.UUID(str(value)) for value in values]
-        else:
-            self.array_type = "bigint"
-            self.ids = [int(value) for value in values]
+        self.ids = keys(ids)
+        self.array_type = "uuid" if self.ids and isinstance(self.ids[0], uuid.UUID) else "bigint"
 
     def as_sql(  # type: ignore[override]
         self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any
     ) -> tuple[str, tuple[Any, ...]]:
         (column,) = self.get_source_expressions()
         column_sql, column_params = compiler.compile(column)
-        array = "{" + ",".join(str(value) for value in self.ids) + "}"
-        return f"{column_sql} = ANY(%s::{self.array_type}[])", (*column_params, array)
+        return f"{column_sql} = ANY(%s::{self.array_type}[])", (*column_params, array(self.ids))
 
     def as_sqlite(
         self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any
@@ -97,3 +91,18 @@ class IdIn(Func):
         values = [field.get_db_prep_value(value, connection) for value in self.ids]
         placeholders = ", ".join(["%s"] * len(values))
         return f"{column_sql} IN ({placeholders})", (*column_params, *values)
+
+
+def keys(values: Iterable[int | uuid.UUID | str]) -> list[Any]:
+    """`values` as integers, or as UUIDs if the first is not an integer."""
+    found = list(values)
+    if found and not isinstance(found[0], int):
+        return [uuid.UUID(str(value)) for value in found]
+    return [int(value) for value in found]
+
+
+def array(values: Iterable[int | uuid.UUID | str]) -> str:
+    """Keys (integers, or UUIDs) as the text form of a PostgreSQL array, `{1,2,3}`, for
+    a parameter the statement casts (`%s::bigint[]`, `%s::uuid[]`): psycopg dumps a
+    list element by element, in Python. Neither form can hold a comma or a brace."""
+    return "{" + ",".join(str(value) for value in keys(values)) + "}"

@@ -62,7 +62,7 @@ from django.db.models import (
 from django.utils import timezone
 
 from auth.sms import SmsError, send_sms
-from backend.any_of import IdIn
+from backend.any_of import IdIn, array
 from backend.jobs import defer, defer_many
 from dossiers.audience import still_recipient
 from notifications.fcm import PushGateway, SendResult, get_gateway
@@ -173,20 +173,14 @@ def create_deliveries(
                     str(Delivery.State.CREATED),
                     now,
                     now,
-                    _int_array(n for n, _, _ in batch),
-                    _int_array(d for _, d, _ in batch),
+                    array(n for n, _, _ in batch),
+                    array(d for _, d, _ in batch),
                     [at for _, _, at in batch],
                 ],
             )
             for pk, not_before in cursor.fetchall():
                 created[not_before].append(pk)
     return created
-
-
-def _int_array(values: Iterable[int]) -> str:
-    """Integers as the text form of a PostgreSQL array (`{1,2,3}`), for a statement
-    that casts it: psycopg would dump a list element by element, in Python."""
-    return "{" + ",".join(str(int(value)) for value in values) + "}"
 
 
 def retry_delay(attempt: int, result: SendResult, jitter: float) -> float:
@@ -713,7 +707,7 @@ _LATER_PUSHES_SQL = """
 SELECT d.device_id, n.dossier_id,
        coalesce(max(n.event_id) FILTER (WHERE d.state = ANY(%s)), 0), max(n.event_id)
 FROM {delivery} AS d JOIN {notification} AS n ON n.id = d.notification_id
-WHERE d.device_id = ANY(%s) AND n.dossier_id = ANY(%s::uuid[]) AND n.event_id > %s
+WHERE d.device_id = ANY(%s::bigint[]) AND n.dossier_id = ANY(%s::uuid[]) AND n.event_id > %s
   AND d.state = ANY(%s) AND (d.next_attempt_at IS NULL OR d.next_attempt_at <= %s)
 GROUP BY d.device_id, n.dossier_id
 """
@@ -751,8 +745,8 @@ def _later_pushes(
             sql,
             [
                 [str(state) for state in _SENT_STATES],
-                sorted(device_ids),
-                sorted(dossier_ids),
+                array(sorted(device_ids)),
+                array(sorted(dossier_ids)),
                 after_event,
                 [str(state) for state in _LIVE_STATES],
                 due_by,
@@ -882,7 +876,7 @@ def _take_order_locks(keys: list[int]) -> set[int]:
             # Never "0" (no limit): at least a millisecond.
             limit = f"{max(1, math.ceil(timeout * 1000))}ms"
             cursor.execute("SELECT set_config('lock_timeout', %s, true)", [limit])
-            cursor.execute(_LOCK_SQL, [keys])
+            cursor.execute(_LOCK_SQL, [array(keys)])
         return set(keys)
     except BaseException as exc:
         _unlock_own(keys)
@@ -896,7 +890,7 @@ def _try_order_locks(keys: list[int]) -> set[int]:
     """The keys among `keys` that were free (now held), without waiting."""
     try:
         with connection.cursor() as cursor:
-            cursor.execute(_TRY_LOCK_SQL, [keys])
+            cursor.execute(_TRY_LOCK_SQL, [array(keys)])
             return {key for (key,) in cursor.fetchall()}
     except BaseException:
         _unlock_own(keys)  # the statement may have taken some before it failed
@@ -907,7 +901,7 @@ def _log_busy_pairs(keys: set[int], delivery_ids: list[int]) -> None:
     # Delivery ids and database session ids only: no token, no person, no dossier.
     try:
         with connection.cursor() as cursor:
-            cursor.execute(_HOLDERS_SQL, [sorted(keys)])
+            cursor.execute(_HOLDERS_SQL, [array(sorted(keys))])
             holders = ", ".join(str(pid) for (pid,) in cursor.fetchall()) or "none now"
     except DatabaseError:
         holders = "unknown"
@@ -935,7 +929,7 @@ def _run_or_end_session(sql: str, keys: list[int]) -> None:
     them, so that none outlives the slice on a connection used again."""
     try:
         with connection.cursor() as cursor:
-            cursor.execute(sql, [keys])
+            cursor.execute(sql, [array(keys)])
     except BaseException as exc:
         logger.warning("push order locks not released; ending the database session", exc_info=True)
         _end_session()
