@@ -1,7 +1,8 @@
-"""What a send job pays per push: the same SQL statements whatever the number of its
-pushes (ids and answers travel as one array or JSON parameter each, never one
-parameter per row), and firebase-admin's encoder run once per notification, not
-once per device."""
+"""What the push worker pays per push: a send job runs the same SQL statements
+whatever the number of its pushes (ids and answers travel as one array or JSON
+parameter each, never one parameter per row), firebase-admin's encoder runs once per
+notification, not once per device, and neither the fan-out nor a send job makes a
+model instance per entry, delivery or device."""
 
 from __future__ import annotations
 
@@ -12,11 +13,12 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.db.models.signals import post_init
 from firebase_admin import messaging
 
 from notifications import actions
 from notifications.delivery import send_pushes
-from notifications.models import Delivery
+from notifications.models import Delivery, Device, Notification
 from tests.factories import make_user
 from tests.notifications.conftest import emit, notify, register
 from tests.notifications.test_fan_out_bulk import organisation_dossier
@@ -88,3 +90,43 @@ def test_a_notification_is_encoded_once_for_all_its_devices(fcm, monkeypatch) ->
     first, *others = ({k: v for k, v in m.items() if k != "token"} for [m] in sent.values())
     assert others == [first, first]
     assert first["data"]["notification_id"] == str(notification.pk)
+
+
+@contextmanager
+def instances() -> Iterator[list[str]]:
+    """The names of the models of the notifications app instantiated meanwhile."""
+    made: list[str] = []
+
+    def record(sender: type, **kwargs: Any) -> None:
+        made.append(sender.__name__)
+
+    for model in (Notification, Delivery, Device):
+        post_init.connect(record, sender=model, weak=False)
+    try:
+        yield made
+    finally:
+        for model in (Notification, Delivery, Device):
+            post_init.disconnect(record, sender=model)
+
+
+def test_neither_the_fan_out_nor_the_send_job_makes_a_model_instance_per_push(
+    settings, tmp_path
+) -> None:
+    settings.PUSH_BACKEND = "file"
+    settings.OUTBOX_DIR = str(tmp_path)
+    dossier, _ = organisation_dossier(members=6)
+    event = emit(dossier, "dossier.accepted")
+
+    with instances() as made:
+        assert actions.notify_event(event.pk) == 6
+    assert made == []
+    ids = list(Delivery.objects.filter(notification__event=event).values_list("pk", flat=True))
+    assert len(ids) == 12
+
+    with instances() as made:
+        assert send_pushes(ids) == 12
+    assert made == []
+    assert Notification.objects.filter(event=event).count() == 6
+    assert set(Delivery.objects.filter(pk__in=ids).values_list("state", flat=True)) == {
+        Delivery.State.DELIVERED
+    }
