@@ -74,6 +74,7 @@ logger = logging.getLogger(__name__)
 PAUSE_KEY = "notifications:fcm-paused-until"
 # A retry job may start this much before the recorded time (clock skew between hosts).
 CLAIM_TOLERANCE = dt.timedelta(seconds=2)
+_CLAIMABLE = [str(state) for state in Delivery.CLAIMABLE]  # as a statement's parameter
 _random = secrets.SystemRandom()
 
 
@@ -414,9 +415,7 @@ def _wait_out(pause: dt.datetime, ids: list[int], token: str) -> bool:
             return False
         # The claim must outlive the wait, or recovery would hand the rows to another job.
         lease = dt.timedelta(seconds=settings.PUSH_CLAIM_LEASE_SECONDS)
-        Delivery.objects.filter(
-            IdIn("pk", ids), claim_token=token, state__in=Delivery.CLAIMABLE
-        ).update(claimed_until=current + lease)
+        _extend_claim(ids, token, current + lease)
         sleep(max(0.0, wait))
         current = _extended(current)
     return True
@@ -440,12 +439,7 @@ def _hand_to_fcm(rows: list[Outgoing], token: str) -> list[Outgoing]:
     the caller's `dossier_push_order`)."""
     now = timezone.now()
     with transaction.atomic():
-        mine = set(
-            Delivery.objects.select_for_update()
-            .filter(IdIn("pk", [row.pk for row in rows]), claim_token=token)
-            .filter(state__in=Delivery.CLAIMABLE)
-            .values_list("pk", flat=True)
-        )
+        mine = _still_held([row.pk for row in rows], token)
         superseded = _superseded([row for row in rows if row.pk in mine], now)
         if superseded:
             Delivery.objects.filter(IdIn("pk", superseded)).update(
@@ -467,16 +461,74 @@ def _hand_to_fcm(rows: list[Outgoing], token: str) -> list[Outgoing]:
             )
             queue_deliveries(sorted(after))
             mine -= after
-        Delivery.objects.filter(IdIn("pk", mine)).update(
+        if mine:
+            _mark_sending(mine, now)
+    kept = [row for row in rows if row.pk in mine]
+    for row in kept:
+        row.attempts += 1
+    return kept
+
+
+# A slice's hand-off and the lease of the rest of its job, in SQL on PostgreSQL: the
+# ORM spent more of the worker's CPU building each statement than PostgreSQL took to
+# run it, three statements a slice. Only the model's table name goes into the SQL;
+# the values travel as parameters. (The ORM's versions stay for SQLite.)
+_STILL_HELD_SQL = (
+    "SELECT id FROM {table} WHERE id = ANY(%s::bigint[]) AND claim_token = %s "
+    "AND state = ANY(%s) FOR UPDATE"
+)
+_MARK_SENDING_SQL = (
+    "UPDATE {table} SET state = %s, attempts = attempts + 1, last_attempt_at = %s, "
+    "claimed_until = NULL WHERE id = ANY(%s::bigint[])"
+)
+_EXTEND_CLAIM_SQL = (
+    "UPDATE {table} SET claimed_until = %s WHERE id = ANY(%s::bigint[]) "
+    "AND claim_token = %s AND state = ANY(%s)"
+)
+
+
+def _delivery_sql(sql: str) -> str:
+    return sql.format(table=connection.ops.quote_name(Delivery._meta.db_table))
+
+
+def _still_held(ids: list[int], token: str) -> set[int]:
+    """The rows among `ids` that the claim `token` still holds, locked until the
+    transaction ends."""
+    if connection.vendor != "postgresql":
+        return set(
+            Delivery.objects.select_for_update()
+            .filter(IdIn("pk", ids), claim_token=token, state__in=Delivery.CLAIMABLE)
+            .values_list("pk", flat=True)
+        )
+    with connection.cursor() as cursor:
+        cursor.execute(_delivery_sql(_STILL_HELD_SQL), [array(ids), token, _CLAIMABLE])
+        return {pk for (pk,) in cursor.fetchall()}
+
+
+def _mark_sending(ids: Iterable[int], now: dt.datetime) -> None:
+    if connection.vendor != "postgresql":
+        Delivery.objects.filter(IdIn("pk", ids)).update(
             state=Delivery.State.SENDING,
             attempts=F("attempts") + 1,
             last_attempt_at=now,
             claimed_until=None,
         )
-    kept = [row for row in rows if row.pk in mine]
-    for row in kept:
-        row.attempts += 1
-    return kept
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _delivery_sql(_MARK_SENDING_SQL), [str(Delivery.State.SENDING), now, array(ids)]
+        )
+
+
+def _extend_claim(ids: list[int], token: str, until: dt.datetime) -> None:
+    """Keep the claim `token` on those of `ids` it still holds until `until`."""
+    if connection.vendor != "postgresql":
+        Delivery.objects.filter(
+            IdIn("pk", ids), claim_token=token, state__in=Delivery.CLAIMABLE
+        ).update(claimed_until=until)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(_delivery_sql(_EXTEND_CLAIM_SQL), [until, array(ids), token, _CLAIMABLE])
 
 
 def _release(ids: list[int], token: str, not_before: dt.datetime) -> None:
@@ -500,9 +552,7 @@ def _renew_lease(ids: list[int], token: str) -> None:
     """Extend this job's claim on the rows it has yet to send (one lease per slice, so
     the lease can be short and a dead worker's rows come back soon)."""
     lease = dt.timedelta(seconds=settings.PUSH_CLAIM_LEASE_SECONDS)
-    Delivery.objects.filter(
-        IdIn("pk", ids), claim_token=token, state__in=Delivery.CLAIMABLE
-    ).update(claimed_until=timezone.now() + lease)
+    _extend_claim(ids, token, timezone.now() + lease)
 
 
 # Claimable rows, due, not claimed by a live lease, that no queued or running send
