@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import zoneinfo
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from auth.models import DeviceSession, User
+from backend.any_of import array
 from backend.jobs import defer_many
 from dossiers.audience import recipients_for
 from dossiers.models import Dossier, DossierEvent
 from notifications.delivery import (
+    create_deliveries,
     deactivate_devices,
     queue_deliveries,
     sendable_devices,
@@ -28,6 +32,7 @@ from notifications.models import Delivery, Device, Notification, Preference
 from notifications.templates import (
     ACCOUNT_TEMPLATES,
     TEST_TEMPLATE,
+    Rendered,
     Template,
     render,
     render_context,
@@ -243,69 +248,135 @@ def notify_event(event_id: int) -> int:
         ):
             devices[user_id].append(device_id)
         now = timezone.now()
-        link = _deep_link(event, dossier, template)
-        texts: dict[str, tuple[Any, str]] = {}
-        notifications: list[Notification] = []
-        # Per entry: the devices it is pushed to and when (None: now), or None for no
-        # push (an entry marked PENDING gets the fallback SMS instead).
-        pushes: list[tuple[list[int], dt.datetime | None] | None] = []
+        texts: dict[str, Texts] = {}
+        entries: list[tuple[Any, str]] = []  # (user, language)
+        sms_pending: set[Any] = set()  # the users who get the fallback SMS instead
+        # Per user: the devices the entry is pushed to and when (None: now).
+        pushes: dict[Any, tuple[list[int], dt.datetime | None]] = {}
         for user in users:
             if user.language not in texts:
                 context = _context(dossier, event, user.language)
                 sms_text = render_sms(template, user.language, context) if template.urgent else ""
-                texts[user.language] = (render(template, user.language, context), sms_text)
-            rendered, sms_text = texts[user.language]
-            is_actor = event.actor_user_id == user.pk
+                texts[user.language] = Texts(render(template, user.language, context), sms_text)
+            entries.append((user.pk, user.language))
             preference = preferences.get(user.pk, default_preference)
-            push: tuple[list[int], dt.datetime | None] | None = None
-            sms_status = Notification.SmsStatus.NONE
-            if not is_actor and preference.allows(template.category):
+            if event.actor_user_id != user.pk and preference.allows(template.category):
                 if devices[user.pk]:
                     # A held row says when it may go (the send job refuses it before
                     # then), so a push for an earlier event of the dossier knows this
                     # one is not due yet.
                     not_before = None if template.urgent else preference.quiet_hours_end(now)
-                    push = (devices[user.pk], not_before)
-                elif template.urgent and sms_text:
-                    sms_status = Notification.SmsStatus.PENDING
-            notifications.append(
-                Notification(
-                    user_id=user.pk,
-                    event=event,
-                    dossier=dossier,
-                    type=event.type,
-                    category=template.category,
-                    urgent=template.urgent,
-                    title=rendered.title,
-                    body=rendered.body,
-                    data=link,
-                    read_at=now if is_actor else None,
-                    sms_text=sms_text,
-                    sms_status=sms_status,
-                )
-            )
-            pushes.append(push)
-        Notification.objects.bulk_create(notifications, batch_size=FAN_OUT_INSERT_ROWS)
-        deliveries: list[Delivery] = []
-        for notification, push in zip(notifications, pushes, strict=True):
-            if push is not None:
-                device_ids, not_before = push
-                deliveries.extend(
-                    Delivery(
-                        notification_id=notification.pk, device_id=d, next_attempt_at=not_before
-                    )
-                    for d in device_ids
-                )
-        Delivery.objects.bulk_create(deliveries, batch_size=FAN_OUT_INSERT_ROWS)
-        pending: dict[dt.datetime | None, list[int]] = defaultdict(list)
-        for row in deliveries:
-            pending[row.next_attempt_at].append(row.pk)
+                    pushes[user.pk] = (devices[user.pk], not_before)
+                elif template.urgent and texts[user.language].sms:
+                    sms_pending.add(user.pk)
+        entry_of = _create_entries(event, template, texts, entries, sms_pending, now)
+        deliveries = [
+            (entry_of[user_id], device_id, not_before)
+            for user_id, (device_ids, not_before) in pushes.items()
+            for device_id in device_ids
+        ]
+        pending = create_deliveries(deliveries, batch_size=FAN_OUT_INSERT_ROWS)
         for not_before, ids in pending.items():
             queue_deliveries(ids, not_before=not_before, spread=settings.WORKER_CONCURRENCY)
-        sms = [n.pk for n in notifications if n.sms_status == Notification.SmsStatus.PENDING]
+        sms = sorted(entry_of[user_id] for user_id in sms_pending)
         if sms:
             defer_many("notifications.send_fallback_sms", [{"notification_id": pk} for pk in sms])
         return len(users)
+
+
+@dataclass(frozen=True)
+class Texts:
+    """What an event's entry says in one language."""
+
+    entry: Rendered
+    sms: str
+
+
+# The inbox entries of an event's fan-out, in the order of `entries`, `FAN_OUT_INSERT_ROWS`
+# a statement (PostgreSQL). The texts go once per language, and each row names its
+# language by its place among them; the entry of the person who caused the event is
+# read, those of the users whose pushes fall back to SMS are pending. Only the model's
+# table name goes into the SQL; the values travel as parameters.
+_CREATE_ENTRIES_SQL = (
+    "INSERT INTO {table} (user_id, event_id, dossier_id, type, category, urgent, title, body, "
+    "sms_text, data, created_at, read_at, sms_status) "
+    "SELECT v.user_id, %s, %s, %s, %s, %s, (%s::text[])[v.language], (%s::text[])[v.language], "
+    "(%s::text[])[v.language], %s::jsonb, %s, CASE WHEN v.user_id = %s::uuid THEN %s END, "
+    "CASE WHEN v.user_id = ANY(%s::uuid[]) THEN %s ELSE %s END "
+    "FROM unnest(%s::uuid[], %s::int[]) WITH ORDINALITY AS v(user_id, language, n) "
+    "ORDER BY v.n "
+    "RETURNING id, user_id"
+)
+
+
+def _create_entries(
+    event: DossierEvent,
+    template: Template,
+    texts: dict[str, Texts],
+    entries: list[tuple[Any, str]],
+    sms_pending: set[Any],
+    now: dt.datetime,
+) -> dict[Any, int]:
+    """Insert the inbox entries of `event` for `entries` (user, language); their ids
+    by user. (`bulk_create` of 1,000 entries made an instance of each, prepared its 14
+    fields one by one and had psycopg escape every text of every row: half of a
+    fan-out's CPU. The embedded default, SQLite, still uses it.)"""
+    link = _deep_link(event, event.dossier, template)
+    if connection.vendor != "postgresql":
+        made = Notification.objects.bulk_create(
+            [
+                Notification(
+                    user_id=user_id,
+                    event=event,
+                    dossier=event.dossier,
+                    type=event.type,
+                    category=template.category,
+                    urgent=template.urgent,
+                    title=texts[language].entry.title,
+                    body=texts[language].entry.body,
+                    data=link,
+                    read_at=now if event.actor_user_id == user_id else None,
+                    sms_text=texts[language].sms,
+                    sms_status=Notification.SmsStatus.PENDING
+                    if user_id in sms_pending
+                    else Notification.SmsStatus.NONE,
+                )
+                for user_id, language in entries
+            ],
+            batch_size=FAN_OUT_INSERT_ROWS,
+        )
+        return {entry.user_id: entry.pk for entry in made}
+    languages = list(texts)
+    place = {language: index for index, language in enumerate(languages, start=1)}
+    sql = _CREATE_ENTRIES_SQL.format(table=connection.ops.quote_name(Notification._meta.db_table))
+    created: dict[Any, int] = {}
+    with connection.cursor() as cursor:
+        for start in range(0, len(entries), FAN_OUT_INSERT_ROWS):
+            batch = entries[start : start + FAN_OUT_INSERT_ROWS]
+            cursor.execute(
+                sql,
+                [
+                    event.pk,
+                    event.dossier_id,
+                    event.type,
+                    str(template.category),
+                    template.urgent,
+                    [texts[language].entry.title for language in languages],
+                    [texts[language].entry.body for language in languages],
+                    [texts[language].sms for language in languages],
+                    json.dumps(link),
+                    now,
+                    event.actor_user_id,
+                    now,
+                    array(sorted(sms_pending)),
+                    str(Notification.SmsStatus.PENDING),
+                    str(Notification.SmsStatus.NONE),
+                    array(user_id for user_id, _ in batch),
+                    array(place[language] for _, language in batch),
+                ],
+            )
+            created.update((user_id, pk) for pk, user_id in cursor.fetchall())
+    return created
 
 
 # --- Notices about the account -----------------------------------------------------------

@@ -33,7 +33,7 @@ from django.utils.module_loading import import_string
 from firebase_admin import credentials, exceptions, messaging
 
 from notifications.fcm_sender import sender_for
-from notifications.payload import Push, build_message, encode
+from notifications.payload import Push, wire_message
 
 logger = logging.getLogger(__name__)
 
@@ -193,7 +193,7 @@ class FcmGateway:
         for index, push in enumerate(pushes):
             try:
                 # The encoder validates; one bad message must not sink the batch.
-                ready.append((index, encode(build_message(push))))
+                ready.append((index, wire_message(push)))
             except ValueError as exc:
                 logger.error("push message %s is invalid: %s", index, exc)
                 refused.append((index, classify(exc)))
@@ -242,7 +242,7 @@ class FilePushGateway:
                 json.dumps(
                     {
                         "name": name,
-                        "message": encode(build_message(push)),
+                        "message": wire_message(push),
                         "sent_at": timezone.now().astimezone(dt.UTC).isoformat(),
                     },
                     ensure_ascii=False,

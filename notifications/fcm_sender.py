@@ -38,7 +38,6 @@ import logging
 import os
 import queue
 import threading
-import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -218,33 +217,34 @@ class AsyncFcmSender:
     ) -> Iterator[list[tuple[int, messaging.SendResponse]]]:
         """As `send_each`, but hands the answers over as they come: lists of (index,
         response), each with the answers that arrived within `gather_seconds` of its
-        first. So the caller can record what FCM answered while slower requests of the
-        same call are still out (a crash then leaves only those unknown). Raises what
-        the whole call failed with (no access token) before any answer is given."""
+        first (or fewer, when the last answer of the call came sooner). So the caller
+        can record what FCM answered while slower requests of the same call are still
+        out (a crash then leaves only those unknown). Raises what the whole call failed
+        with (no access token) before any answer is given.
+
+        The loop gathers them (`_Batches`) and wakes the caller once a batch: handing
+        each answer over woke the caller's thread, which then waited for the
+        interpreter lock, once per push."""
         bodies = [
             json.dumps({"message": message}, ensure_ascii=False, separators=(",", ":")).encode()
             for message in messages
         ]
         if not bodies:
             return
-        answers: queue.SimpleQueue[tuple[int, messaging.SendResponse]] = queue.SimpleQueue()
-        call = self.loop.submit(self._send_all(bodies, max(1, concurrency), on_answer=answers.put))
+        answers: queue.SimpleQueue[list[tuple[int, messaging.SendResponse]]] = queue.SimpleQueue()
+        call = self.loop.submit(
+            self._send_all(bodies, max(1, concurrency), batches=(answers.put, gather_seconds))
+        )
         given = 0
         while given < len(bodies):
             try:
-                batch = [answers.get(timeout=ANSWER_POLL_SECONDS)]
+                batch = answers.get(timeout=ANSWER_POLL_SECONDS)
             except queue.Empty:
                 if call.done():
                     call.result()  # the call failed as a whole: raise it here
                     if answers.empty():
                         raise RuntimeError("the FCM call ended without every answer") from None
                 continue
-            deadline = time.monotonic() + gather_seconds
-            while (left := deadline - time.monotonic()) > 0:
-                try:
-                    batch.append(answers.get(timeout=left))
-                except queue.Empty:
-                    break
             given += len(batch)
             yield batch
 
@@ -252,19 +252,28 @@ class AsyncFcmSender:
         self,
         bodies: list[bytes],
         concurrency: int,
-        on_answer: Callable[[tuple[int, messaging.SendResponse]], None] | None = None,
+        batches: tuple[Callable[[list[tuple[int, messaging.SendResponse]]], None], float]
+        | None = None,
     ) -> list[messaging.SendResponse]:
+        """Send `bodies`, `concurrency` at a time; with `batches` (a function and a
+        number of seconds), also hand the answers to the function as they come, in
+        batches (`_Batches`)."""
         headers = await self.token.headers()
         results: list[messaging.SendResponse | None] = [None] * len(bodies)
         pending = iter(enumerate(bodies))
+        gathered = _Batches(*batches) if batches is not None else None
 
         async def lane() -> None:
             for index, body in pending:
                 results[index] = answer = await self._post(body, headers)
-                if on_answer is not None:
-                    on_answer((index, answer))
+                if gathered is not None:
+                    gathered.add((index, answer))
 
-        await asyncio.gather(*(lane() for _ in range(min(concurrency, len(bodies)))))
+        try:
+            await asyncio.gather(*(lane() for _ in range(min(concurrency, len(bodies)))))
+        finally:
+            if gathered is not None:
+                gathered.flush()  # the last batch: nothing more will come
         return [result for result in results if result is not None]
 
     async def _post(self, body: bytes, headers: dict[str, str]) -> messaging.SendResponse:
@@ -313,6 +322,33 @@ class AsyncFcmSender:
         )
         mapped: Exception = self.service._handle_fcm_error(error)
         return mapped
+
+
+class _Batches:
+    """Answers gathered on the sender's loop and handed over in batches: a batch is
+    handed `seconds` after its first answer came (a timer on the loop), or at once by
+    `flush`."""
+
+    def __init__(
+        self, deliver: Callable[[list[tuple[int, messaging.SendResponse]]], None], seconds: float
+    ) -> None:
+        self.deliver = deliver
+        self.seconds = seconds
+        self.items: list[tuple[int, messaging.SendResponse]] = []
+        self.timer: asyncio.TimerHandle | None = None
+
+    def add(self, item: tuple[int, messaging.SendResponse]) -> None:
+        self.items.append(item)
+        if self.timer is None:
+            self.timer = asyncio.get_running_loop().call_later(self.seconds, self.flush)
+
+    def flush(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.items:
+            items, self.items = self.items, []
+            self.deliver(items)
 
 
 def _accepted(service: Any, content: bytes) -> messaging.SendResponse:

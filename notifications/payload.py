@@ -2,6 +2,13 @@
 
 Every backend (FCM, file, console) sends exactly what `build_message` returns,
 so the development outbox shows the payload a phone would get.
+
+firebase-admin's encoder (which also validates) runs once per push's content, not
+once per device: a push's `untargeted` message (a placeholder target) is kept on
+it, its size is measured on that (`fit`), and `Push.to` gives the push to another
+device with the same content and that encoding; `wire_message` sets the target.
+(A send job encoded each push twice per device, once to measure it and once to send
+it: a tenth of the worker's CPU per delivery.)
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 from django.conf import settings
@@ -39,6 +47,23 @@ class Push:
     urgent: bool
     badge: int
     channel_id: str
+
+    @cached_property
+    def untargeted(self) -> dict[str, Any]:
+        """The FCM v1 message of this push as firebase-admin encodes it, with a placeholder
+        target (TARGET_PLACEHOLDER): everything but the token. Encoded once, kept; never
+        changed (`wire_message` and `payload_size` copy it)."""
+        return encode(build_message(replace(self, token=TARGET_PLACEHOLDER)))
+
+    def to(self, token: str) -> Push:
+        """This push for another device: the same content, and its encoding if made.
+
+        (`dataclasses.replace` makes a push whose content may differ, so it keeps no
+        encoding; only the target changes here, which `untargeted` leaves out.)"""
+        push = replace(self, token=token)
+        if "untargeted" in self.__dict__:
+            push.__dict__["untargeted"] = self.__dict__["untargeted"]
+        return push
 
 
 def channel_for(category: str, urgent: bool) -> str:
@@ -92,10 +117,18 @@ def encode(message: messaging.Message) -> dict[str, Any]:
     return encoded
 
 
+def wire_message(push: Push) -> dict[str, Any]:
+    """The JSON object FCM v1 receives as `message` for `push`: `encode(build_message(
+    push))`, from the push's `untargeted` encoding. A push without a token is encoded
+    whole, so that the encoder refuses it (ValueError) as it would."""
+    if not push.token:
+        return encode(build_message(push))
+    return {**push.untargeted, "token": push.token}
+
+
 def payload_size(push: Push) -> int:
     """Bytes of the message as FCM counts them: everything but the target token."""
-    body = encode(build_message(replace(push, token=TARGET_PLACEHOLDER)))
-    body.pop("token", None)
+    body = {key: value for key, value in push.untargeted.items() if key != "token"}
     return len(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode())
 
 

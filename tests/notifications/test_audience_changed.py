@@ -103,14 +103,13 @@ def test_a_retry_does_not_reach_a_member_who_left_nor_falls_back_to_sms(
     send_pushes([first.pk, second.pk])
     assert states(entry) == [("temporary-failure", "UNAVAILABLE")] * 2
 
-    remove_member(watcher, dossier.organisation_id, watcher.pk)
-    # The second row was handed to FCM just before the member left; its answer comes
-    # after the first row's retry was refused.
-    Delivery.objects.filter(pk=second.pk).update(state=Delivery.State.SENDING)
     clock.advance(seconds=30)
+    # The second row's retry is handed to FCM just before the member leaves; its answer
+    # comes after the first row's retry was refused.
+    handed = _hand_to_fcm(_claim([second.pk], "s" * 32), "s" * 32)
+    remove_member(watcher, dossier.organisation_id, watcher.pk)
     assert send_pushes([first.pk]) == 0
-    second.refresh_from_db()
-    _record([second], [SendResult(error_code="UNREGISTERED")])
+    _record(handed, [SendResult(error_code="UNREGISTERED")])
 
     assert fcm.attempts_for("tok-watcher-1") == ["UNAVAILABLE"]
     assert states(entry) == [

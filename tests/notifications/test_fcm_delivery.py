@@ -311,13 +311,12 @@ def test_dead_token_does_not_deactivate_a_newer_token_of_the_device(fcm) -> None
     device = register(user, "tok-old")
     fcm.script("tok-old", "UNREGISTERED")
     notification = notify(user, "dossier.accepted")
-    delivery = only_delivery(notification)
+    from notifications.delivery import _claim, _record
+
+    rows = _claim([only_delivery(notification).pk], "t" * 32)  # the job read "tok-old"
     Device.objects.filter(pk=device.pk).update(token="tok-new")  # re-registered meanwhile
-    delivery.device.token = "tok-old"
 
-    from notifications.delivery import _record
-
-    _record([delivery], [SendResult(error_code="UNREGISTERED")])
+    _record(rows, [SendResult(error_code="UNREGISTERED")])
 
     device.refresh_from_db()
     assert device.active is True

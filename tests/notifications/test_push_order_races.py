@@ -433,7 +433,7 @@ def test_order_locks_that_cannot_be_released_do_not_stay_on_a_pooled_connection(
     device = register(citizen, "tok-pooled")
     dossier = make_dossier(citizen, status=Dossier.Status.RESULT_READY)
     ids = fan_out(dossier, "delivery.delivered")
-    rows = list(Delivery.objects.select_related("notification").filter(pk__in=ids))
+    rows = delivery._claim(ids, "p" * 32)
     key = delivery._order_key(device.pk, dossier.pk)
     options = {**connection.settings_dict["OPTIONS"], "pool": {"min_size": 1, "max_size": 1}}
     pooled = type(connections[DEFAULT_DB_ALIAS])(
