@@ -26,13 +26,8 @@ def sign_link(payload: dict[str, Any], *, purpose: str) -> str:
     return signing.dumps(payload, salt=purpose)
 
 
-class _CompactJSON(signing.JSONSerializer):
-    """django.core.signing.JSONSerializer's bytes, from one encoder made once."""
-
-    encoder = json.JSONEncoder(separators=(",", ":"))
-
-    def dumps(self, obj: Any) -> bytes:
-        return self.encoder.encode(obj).encode("latin-1")
+# django.core.signing.JSONSerializer's text, from one encoder made once.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 
 
 class PageSigner(signing.TimestampSigner):
@@ -68,7 +63,15 @@ class PageSigner(signing.TimestampSigner):
         return signing.b64_encode(digest).decode()
 
     def sign_link(self, payload: dict[str, Any]) -> str:
-        return self.sign_object(payload, serializer=_CompactJSON)
+        return self.sign_json(_COMPACT_JSON.encode(payload))
+
+    def sign_json(self, text: str) -> str:
+        """The link of a payload already written as `signing.dumps` writes it (compact
+        JSON, ASCII only): `sign_object`'s steps without its generic ones (a serializer
+        made per call, the compression test), half the cost of a link of the feed."""
+        value = f"{signing.b64_encode(text.encode('ascii')).decode()}{self.sep}{self._stamp}"
+        digest = hmac.digest(self._hmac_key, value.encode("ascii"), self.algorithm)
+        return f"{value}{self.sep}{signing.b64_encode(digest).decode()}"
 
 
 def open_link(

@@ -76,6 +76,11 @@ class Rfc3339Text(Func):
     output_field = CharField()
 
 
+def rfc3339_sql(column: str) -> str:
+    """`Rfc3339Text` in a statement written by hand (a constant column reference)."""
+    return Rfc3339Text.template % {"expressions": column}
+
+
 class ApiJSONEncoder(NinjaJSONEncoder):
     def default(self, o: Any) -> Any:
         if isinstance(o, dt.datetime) and timezone.is_aware(o):

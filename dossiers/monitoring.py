@@ -37,6 +37,20 @@ RUNNING = sorted(int(s) for s in lifecycle.CLOCK_RUNNING)
 FINISHED = [int(S.RESULT_READY), int(S.HANDED_OVER)]
 # A working day can stretch over Tết: look this far ahead for at-risk candidates.
 AT_RISK_LOOKAHEAD = dt.timedelta(days=15)
+# What `at_risk` reads of a dossier: what its callers use (the scan and the admin the
+# id, the agency's monitoring MonitoredDossierOut's columns) and its agency's key for
+# the calendar. Not the form, nor the agency's and procedure's rows: read whole, with
+# every moment parsed, they were three quarters of the scan's time.
+AT_RISK_FIELDS = (
+    "id",
+    "code",
+    "status",
+    "agency_id",
+    "appointment_at",
+    "original_appointment_at",
+    "overdue_at",
+    "apologised_at",
+)
 
 
 def with_deadline(queryset: QuerySet[Dossier]) -> QuerySet[Dossier]:
@@ -88,12 +102,14 @@ def at_risk(
     candidates = (
         running(queryset)
         .filter(GreaterThanOrEqual(F("deadline"), now), LessThan(F("deadline"), until))
-        .select_related("agency", "procedure")
+        .select_related(None)  # the caller's (the admin's agency and procedure) are not read
+        .only(*AT_RISK_FIELDS)
         .order_by("deadline", "id")
     )
     result = []
     for dossier in candidates:
-        calendar = _calendar(calendars, dossier.agency)
+        # Every agency's calendar is loaded: one missing was created since (its row read now).
+        calendar = calendars.get(dossier.agency_id) or _calendar(calendars, dossier.agency)
         left = calendar.seconds_between(now, dossier.deadline)  # type: ignore[attr-defined]
         if left < calendar.seconds_per_day():
             result.append((dossier, left))

@@ -48,7 +48,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import connection
@@ -57,7 +57,7 @@ from django.utils import timezone, translation
 
 from auth.models import DeviceSession, User
 from backend.any_of import AnyOf
-from backend.times import rfc3339
+from backend.times import rfc3339, rfc3339_sql
 from dossiers.access import visible_dossiers, visible_to
 from dossiers.audience import followed_dossiers, own_unwatched_dossiers, watched_organisations
 from dossiers.models import Dossier, DossierEvent
@@ -443,15 +443,16 @@ def heartbeat_check(subscription: Subscription) -> tuple[bool, bool]:
     return True, may_have_news(subscription)
 
 
-@dataclass(frozen=True)
-class EventRow:
-    """What a frame needs of one event, and whether the event is final."""
+class EventRow(NamedTuple):
+    """What a frame needs of one event, and whether the event is final (a tuple:
+    a replay makes 200 of them)."""
 
     id: int
     type: str
     status_before: int | None
     status_after: int | None
-    created_at: dt.datetime
+    # The event's moment as the API writes it (`rfc3339`), written by PostgreSQL.
+    time: str
     data: dict[str, Any]
     dossier_id: uuid.UUID
     dossier_code: str | None
@@ -465,7 +466,7 @@ class EventRow:
             type=row[2],
             status_before=row[3],
             status_after=row[4],
-            created_at=row[5],
+            time=row[5],
             data=_json(row[6]),
             dossier_id=row[7],
             dossier_code=row[8],
@@ -499,12 +500,11 @@ def rows_of(found: Sequence[Sequence[Any]]) -> tuple[int | None, list[EventRow]]
 # event, so a look that finds nothing still records how far it looked
 # (`may_have_news`).
 PENDING_SQL = """
-SELECT w.settled, p.id, p.type, p.status_before, p.status_after, p.created_at,
+SELECT w.settled, p.id, p.type, p.status_before, p.status_after, p.time_text,
        p.data, p.dossier_id, p.code, p.id <= w.settled AS final
 FROM (SELECT ({settle}) AS settled) w
 LEFT JOIN LATERAL (
-    SELECT e.id, e.type, e.status_before, e.status_after, e.created_at, e.data,
-           e.dossier_id, d.code
+    SELECT {columns}, d.code
     FROM {events} e JOIN {dossiers} d ON d.id = e.dossier_id
     WHERE e.dossier_id = ANY(ARRAY({audience}))
       AND e.id > %s
@@ -526,7 +526,7 @@ ORDER BY p.id
 # organisations); the seen events are left out inside each part, before its
 # LIMIT, so no part's next event can be skipped.
 FOLLOWED_SQL = """
-SELECT w.settled, p.id, p.type, p.status_before, p.status_after, p.created_at,
+SELECT w.settled, p.id, p.type, p.status_before, p.status_after, p.time_text,
        p.data, p.dossier_id, p.code, p.id <= w.settled AS final
 FROM (SELECT ({settle}) AS settled) w
 LEFT JOIN LATERAL (
@@ -557,7 +557,13 @@ LEFT JOIN LATERAL (
 ) p ON true
 ORDER BY p.id
 """
-EVENT_COLUMNS = "e.id, e.type, e.status_before, e.status_after, e.created_at, e.data, e.dossier_id"
+# The moment as the frame writes it, by PostgreSQL: not parsed into a datetime and
+# formatted again in Python for each event (200 a replay).
+EVENT_COLUMNS = (
+    "e.id, e.type, e.status_before, e.status_after, "
+    + rfc3339_sql("e.created_at")
+    + " AS time_text, e.data, e.dossier_id"
+)
 
 
 def pending_query(subscription: Subscription, limit: int) -> tuple[str, tuple[Any, ...]]:
@@ -589,7 +595,8 @@ def _compile_pending(
     if subscription.dossier_id is not None:
         audience = _audience(subscription.user, subscription.dossier_id).values("pk")
         audience_sql, audience_params = audience.query.sql_with_params()
-        return PENDING_SQL.format(audience=audience_sql, **names), tuple(audience_params), None
+        sql = PENDING_SQL.format(columns=EVENT_COLUMNS, audience=audience_sql, **names)
+        return sql, tuple(audience_params), None
     own_sql, own_params = (
         own_unwatched_dossiers(subscription.user).values("pk").query.sql_with_params()
     )
@@ -618,7 +625,7 @@ def _pending(subscription: Subscription, limit: int) -> tuple[int | None, list[E
                 type=event.type,
                 status_before=event.status_before,
                 status_after=event.status_after,
-                created_at=event.created_at,
+                time=iso_time(event.created_at),
                 data=event.data,
                 dossier_id=event.dossier_id,
                 dossier_code=event.dossier.code,
@@ -647,7 +654,7 @@ def event_frame(row: EventRow) -> EventFrame:
         "dossier_code": row.dossier_code,
         "status": row.status_after,
         "status_before": row.status_before,
-        "time": iso_time(row.created_at),
+        "time": row.time,
         "text": event_text(row.type, row.data),
         "data": dict(row.data or {}),
     }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from unittest import mock
 
@@ -66,6 +67,20 @@ def test_a_page_signer_makes_the_links_sign_link_makes() -> None:
     assert opened == [{"a": "0", "g": 0}, {"a": "1", "g": 1}, {"a": "2", "g": 2}]
     with pytest.raises(NotFound):
         open_link(tokens[0], purpose="tests.two", max_age=60, expired=expired)
+
+
+def test_a_page_signer_signs_json_written_beforehand_as_sign_link_signs_its_payload() -> None:
+    now = float(int(time.time()))
+    with mock.patch("time.time", return_value=now):
+        signer = PageSigner("tests.one")
+        for payload in (
+            {"a": "0b6b4c1e-8d0e-4c39-9a43-3b1f2f7d5e10", "g": 7},
+            {"a": "é", "n": None},
+        ):
+            text = json.dumps(payload, separators=(",", ":"))
+            assert signer.sign_json(text) == sign_link(payload, purpose="tests.one")
+    token = signer.sign_json('{"a":"1","g":1}')
+    assert open_link(token, purpose="tests.one", max_age=60, expired=expired) == {"a": "1", "g": 1}
 
 
 def test_a_page_signers_links_are_as_old_as_the_page() -> None:

@@ -11,6 +11,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from django.core import signing
 from django.core.files.base import ContentFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -18,7 +19,7 @@ from django.utils import translation
 
 from backend.pagination import encode_cursor
 from backend.times import ApiJSONRenderer, rfc3339
-from dossiers.agency.api import FeedOut
+from dossiers.agency.api import FeedOut, file_token
 from dossiers.models import Agency, Attachment, Dossier
 from tests.conftest import ApiClient, make_user
 from tests.dossiers.conftest import AgencyClient
@@ -213,6 +214,25 @@ def test_links_expire_at_is_when_the_pages_links_stop_opening(
         assert ApiClient().get(path).status_code == 200
     with mock.patch("django.core.signing.time.time", return_value=until + 0.001):
         assert ApiClient().get(path).status_code == 410
+
+
+def test_a_pages_links_are_file_tokens_signed_without_the_generic_steps(
+    agency: Agency, agency_client: AgencyClient
+) -> None:
+    # Up to 500 links a page: each is its grant's JSON signed as `signing.dumps` signs
+    # it, without `sign_object`'s serializer and compression test per link.
+    papers = attachment_rows(dossier_of(agency), "doc-1", 3)
+    issued = float(int(time.time()))
+    with (
+        mock.patch("django.core.signing.time.time", return_value=issued),
+        mock.patch.object(signing.Signer, "sign_object", side_effect=AssertionError("generic")),
+    ):
+        [item] = agency_client.get("/api/v1/agency/feed").json()["items"]
+    with mock.patch("django.core.signing.time.time", return_value=issued):
+        tokens = {str(paper.pk): file_token(agency, paper) for paper in papers}
+    assert {paper["id"]: paper["download_url"] for paper in item["attachments"]} == {
+        pk: f"http://testserver/api/v1/agency/files/{token}" for pk, token in tokens.items()
+    }
 
 
 def test_tampered_file_link_is_not_found(agency: Agency, agency_client: AgencyClient) -> None:

@@ -16,6 +16,7 @@ from django.test import RequestFactory
 from django.utils import timezone
 
 from auth.models import Membership, User
+from backend.times import rfc3339
 from bench import scale
 from dossiers import lifecycle, monitoring
 from dossiers.agency import api as agency_api
@@ -343,6 +344,34 @@ def test_replay_of_an_organisation_member_is_the_audiences_log_in_order(
     assert len(delivered) > 200
     assert delivered == expected
     assert len(set(delivered)) == len(delivered)
+
+
+def test_a_replays_moments_are_written_by_postgresql_as_the_api_writes_them(
+    seeded: dict[str, Any],
+) -> None:
+    # A replay is up to 200 events: their moments come as the frame's text
+    # (`Rfc3339Text`'s format), not parsed into datetimes and written again per event.
+    user = member_of_largest_organisation()
+    own = Dossier.objects.filter(organisation__memberships__user=user).exclude(status=0)[0]
+    old = (
+        DossierEvent.objects.filter(created_at__lte=timezone.now() - dt.timedelta(days=60))
+        .order_by("-created_at")
+        .first()
+    )
+    assert old is not None
+    for dossier_id, position in ((None, old.pk), (own.pk, 0)):  # FOLLOWED_SQL, PENDING_SQL
+        subscription = stream.Subscription(user, user.pk, dossier_id, stream.Position(position))
+        sql, _params = stream.pending_query(subscription, 10)
+        assert "to_char(e.created_at AT TIME ZONE 'UTC'" in sql
+        frames = stream.pull(subscription)
+        assert len(frames) >= 10
+        moments = dict(
+            DossierEvent.objects.filter(id__in=[f["id"] for f in frames]).values_list(
+                "id", "created_at"
+            )
+        )
+        # The seed's moments have microseconds: cut to the millisecond as `rfc3339` does.
+        assert [f["time"] for f in frames] == [rfc3339(moments[f["id"]]) for f in frames]
 
 
 def test_new_events_carry_their_dossiers_organisation(seeded: dict[str, Any]) -> None:
