@@ -75,6 +75,20 @@ class Rfc3339Text(Func):
     template = "to_char(%(expressions)s AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
     output_field = CharField()
 
+    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        # The embedded default: Django keeps a moment as UTC text, "YYYY-MM-DD
+        # HH:MM:SS[.ffffff]" (no fraction when it is 0), so the digits are cut, not
+        # rounded, as PostgreSQL's MS does (SQLite's strftime %f rounds).
+        return self.as_sql(
+            compiler,
+            connection,
+            template=(
+                "(substr(%(expressions)s, 1, 10) || 'T' || substr(%(expressions)s, 12, 8)"
+                " || '.' || substr(substr(%(expressions)s, 21) || '000', 1, 3) || 'Z')"
+            ),
+            **extra_context,
+        )
+
 
 def rfc3339_sql(column: str) -> str:
     """`Rfc3339Text` in a statement written by hand (a constant column reference)."""

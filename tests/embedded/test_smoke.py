@@ -268,6 +268,20 @@ def _agency_post(
     )
 
 
+def _agency_get(server: EmbeddedServer, path: str) -> httpx.Response:
+    stamp, event = str(int(time.time())), uuid.uuid4().hex
+    return httpx.get(
+        server.base_url + path,
+        headers={
+            "X-Agency-Key": AGENCY_KEY,
+            "X-Timestamp": stamp,
+            "X-Event-Id": event,
+            "X-Signature": sign_agency(AGENCY_SECRET, "GET", path, stamp, event, b""),
+        },
+        timeout=15,
+    )
+
+
 def test_quiet_hours_hold_a_push_on_the_embedded_default(server: EmbeddedServer) -> None:
     http = httpx.Client(base_url=server.base_url, timeout=15)
     device_id = uuid.uuid4().hex
@@ -390,6 +404,19 @@ def test_quiet_hours_hold_a_push_on_the_embedded_default(server: EmbeddedServer)
     expected = [("dossier.accepted", "created"), ("dossier.completed", "delivered")]
     wait_until(lambda: rows() == expected, timeout=20, what="the push recorded as delivered")
     http.close()
+
+    # The agency's feed on SQLite: the dossier comes once its last change is older than
+    # AGENCY_FEED_SETTLE_SECONDS (10 s), its moments written by the database as the
+    # API writes them (RFC 3339, milliseconds, Z).
+    def listed() -> dict[str, Any] | None:
+        answer = _agency_get(server, "/api/v1/agency/feed")
+        assert answer.status_code == 200, answer.text
+        return next((item for item in answer.json()["items"] if item["code"] == code), None)
+
+    item = wait_until(listed, timeout=40, what="the dossier in the agency's feed")
+    moment = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+    assert moment.fullmatch(item["updated_at"]), item["updated_at"]
+    assert moment.fullmatch(item["submitted_at"]), item["submitted_at"]
 
 
 def _pay_submission_fee(http: httpx.Client, dossier_id: str) -> None:
