@@ -11,8 +11,9 @@ from procrastinate.contrib.django import app
 
 from auth.actions.challenges import deliver_code
 from auth.actions.housekeeping import purge_expired_flows
+from auth.phone import mask_phone
 from auth.sms import SmsError, send_sms
-from backend.jobs import RETRY_ON_INFRASTRUCTURE, RetryOnInfrastructure
+from backend.jobs import RETRY_ON_INFRASTRUCTURE, RetryOnInfrastructure, personal_args, withheld
 
 # Before the queue's default (0): someone is looking at their phone for this code,
 # it must not wait behind a push fan-out or the housekeeping.
@@ -54,6 +55,9 @@ def send_code(
     )
 
 
+# The number and the text (it may carry the end of another number) are personal: the
+# job admin shows them masked to staff other than superusers; the purpose is not.
+@personal_args(to=mask_phone, text=withheld)
 @app.task(
     queue="sms",
     name="accounts.send_sms_notice",

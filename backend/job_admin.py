@@ -14,23 +14,43 @@ Only the actions are replaced, each running procrastinate's own (relied on: the 
 class `ProcrastinateJobAdmin` with the methods `retry`, `cancel` and `abort`: a version
 without them fails at import, loudly). Seeing the jobs is procrastinate's rule unchanged
 (the "view" permission).
+
+A job's arguments hold personal data (an SMS notice's number and text): staff other
+than superusers see the arguments a task declares personal (`backend.jobs.personal_args`)
+masked, on the list, the job's page and its history, wherever the job is written out
+(its text, `str(job)`, is the call with its arguments: the page's title, the
+breadcrumbs, the action checkbox's label). The jobs a page shows are masked once
+loaded, in memory (`masked_job`): procrastinate's models are read-only, nothing is
+saved. Every argument of a job whose task is not registered (any more) is withheld,
+its personal arguments unknown. Nor do they filter jobs by their arguments: Django's
+admin accepts a filter on any field in the URL (`?args__to__startswith=+8491`), which
+would tell a number digit by digit; that is refused (400) to them. Superusers see and
+filter everything. Task names, ids, statuses, queues, locks and the other arguments
+stay readable, to diagnose a job.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
+from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest
+from django.utils.html import format_html
+from procrastinate.contrib.django import app as job_app
 from procrastinate.contrib.django.admin import ProcrastinateJobAdmin
 from procrastinate.contrib.django.models import ProcrastinateJob
+
+from backend.jobs import PERSONAL_ARGS, withheld
 
 logger = logging.getLogger(__name__)
 
@@ -58,8 +78,63 @@ def _describe(name: str, before: State, after: State) -> str:
     return f"{name} (admin action): {', '.join(changes)}"
 
 
+def masked_args(task_name: str, args: dict[str, Any]) -> dict[str, Any]:
+    """A job's arguments as staff other than superusers see them: those its task
+    declares personal masked, all of them withheld if its task is not registered."""
+    if task_name not in job_app.tasks:
+        return {name: withheld(value) for name, value in args.items()}
+    masks = PERSONAL_ARGS.get(task_name, {})
+    shown = dict(args)
+    for name, mask in masks.items():
+        if name in shown:
+            value = shown[name]
+            shown[name] = mask(value) if isinstance(value, str) else withheld(value)
+    return shown
+
+
+def masked_job(job: ProcrastinateJob) -> ProcrastinateJob:
+    """`job` with its arguments masked, to show (never saved: the model is read-only)."""
+    job.args = masked_args(job.task_name, job.args)
+    return job
+
+
 class JobAdmin(ProcrastinateJobAdmin):
     actions = ["retry", "cancel", "abort"]
+
+    def masks_args(self, request: HttpRequest) -> bool:
+        return not request.user.is_superuser
+
+    def get_object(
+        self, request: HttpRequest, object_id: str, from_field: str | None = None
+    ) -> ProcrastinateJob | None:
+        # The job's page, its history: whatever the page writes of it is masked.
+        job = super().get_object(request, object_id, from_field)
+        if job is not None and self.masks_args(request):
+            masked_job(job)
+        return job
+
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        changelist = super().get_changelist_instance(request)
+        if self.masks_args(request):
+            # The page's rows, loaded here (with their events, as the page would) and
+            # shown from this list.
+            changelist.result_list = [masked_job(job) for job in changelist.result_list]
+        return changelist
+
+    def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
+        if "args" in lookup.split(LOOKUP_SEP) and (request is None or self.masks_args(request)):
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
+    @admin.display(description="Args")
+    def pretty_args(self, instance: ProcrastinateJob) -> str:
+        # procrastinate's, with the text as it is: a masked number ("+8491•••5678") or a
+        # Vietnamese text, not \u escapes.
+        indent = 2 if len(instance.args) > 1 or len(str(instance.args)) > 30 else None
+        pretty_json = json.dumps(instance.args, indent=indent, ensure_ascii=False)
+        if len(pretty_json) > 2000:
+            pretty_json = pretty_json[:2000] + "..."
+        return format_html('<pre style="margin: 0">{}</pre>', pretty_json)
 
     def has_change_jobs_permission(self, request: HttpRequest) -> bool:
         # The rows are never edited in a form (procrastinate's has_change_permission

@@ -14,15 +14,23 @@ to an in-memory queue worked by a thread of the web process
 (`backend.embedded_queue`): retries with backoff, scheduled and periodic jobs
 behave as with the worker. That queue is not transactional, so the job is handed
 over once the surrounding transaction commits (and never if it rolls back).
+
+A task whose arguments carry personal data (phone numbers, texts sent to citizens,
+citizen IDs, names, addresses, tokens) says which with `personal_args`, above its
+`@app.task`, next to its signature: the job admin shows those arguments masked to
+staff other than superusers (`backend/job_admin.py`). Every other argument is shown
+as it is: ids, timestamps, purposes, so that a job can be diagnosed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import inspect
 import logging
 import secrets
+from collections.abc import Callable
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import attr
 import psycopg
@@ -36,6 +44,34 @@ from procrastinate.contrib.django.django_connector import DjangoConnector
 logger = logging.getLogger(__name__)
 
 _in_transaction = manager.JobManager(DjangoConnector())
+
+Mask = Callable[[Any], Any]
+AnyTask = TypeVar("AnyTask", bound=tasks.Task[Any, Any, Any])
+
+# Task name -> {personal argument: how staff other than superusers see its value}.
+PERSONAL_ARGS: dict[str, dict[str, Mask]] = {}
+
+
+def personal_args(**masks: Mask) -> Callable[[AnyTask], AnyTask]:
+    """Declare the arguments of the task below that are personal data, each with how
+    the job admin shows it to staff other than superusers (the masking helper of that
+    kind of data: `auth.phone.mask_phone`, `withheld`...). A name that is no parameter
+    of the task fails at import."""
+
+    def declare(task: AnyTask) -> AnyTask:
+        unknown = set(masks) - set(inspect.signature(task.func).parameters)
+        if unknown:
+            raise TypeError(f"{task.name} has no argument {', '.join(sorted(unknown))}")
+        PERSONAL_ARGS[task.name] = dict(masks)
+        return task
+
+    return declare
+
+
+def withheld(value: Any) -> str:
+    """A personal value shown not at all (a text sent to a citizen): only whether there
+    is one, as the admin shows a booking's street to support staff."""
+    return "•••" if value else "—"
 
 
 def defer(

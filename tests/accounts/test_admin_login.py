@@ -68,6 +68,17 @@ def test_staff_with_totp_and_the_current_code_signs_in(staff_with_totp) -> None:
     assert staff.totp_last_step in {totp.time_step(), totp.time_step() - 1}
 
 
+def test_a_phone_written_with_a_letter_is_no_staff_number(staff_with_totp) -> None:
+    staff, secret = staff_with_totp
+    client = Client(headers={"Accept-Language": "en"})
+    # "T" then the number: read past the letter, it was the staff member's number.
+    response = log_in(client, "T" + staff.phone[3:], code=code_at(secret))
+    assert response.status_code == 200
+    assert signed_in_user_id(client) is None
+    staff.refresh_from_db()
+    assert staff.totp_last_step is None  # the code was not even checked
+
+
 def test_staff_with_totp_cannot_sign_in_with_the_password_alone(staff_with_totp) -> None:
     staff, _secret = staff_with_totp
     client = Client(headers={"Accept-Language": "en"})

@@ -170,6 +170,18 @@ def test_lookup_by_citizen_id() -> None:
     assert response.json()["id"] == str(citizen.id)
 
 
+@pytest.mark.parametrize("written", ["SĐT 0912 345 678", "T912-345678"])
+def test_a_phone_written_with_letters_finds_no_one_and_is_no_look_up(written: str) -> None:
+    # Read past its letters, the text was the citizen's number.
+    make_citizen(phone="+84912345678")
+    response = client_for(make_staff()).post(LOOKUP, {"phone": written})
+    assert response.status_code == 422
+    assert [(d["field"], d["code"]) for d in response.json()["details"]] == [
+        ("phone", "invalid_phone")
+    ]
+    assert SupportAuditRecord.objects.count() == 0
+
+
 def test_a_failed_lookup_is_audited_without_the_searched_value() -> None:
     staff = make_staff()
     response = client_for(staff).post(LOOKUP, {"citizen_id": "079201999999"})
@@ -237,6 +249,18 @@ def test_a_new_number_reset_needs_a_valid_free_number() -> None:
     clash = client.post(RESETS, reset_body(citizen, kind="new_phone_number", new_phone=taken.phone))
     assert clash.status_code == 409
     assert clash.json()["code"] == "phone_taken"
+    assert SupportReset.objects.count() == 0
+
+
+def test_a_new_number_written_with_letters_is_an_invalid_phone() -> None:
+    citizen = make_citizen()
+    response = client_for(make_staff()).post(
+        RESETS, reset_body(citizen, kind="new_phone_number", new_phone="SĐT 0987 000 999")
+    )
+    assert response.status_code == 422
+    assert [(d["field"], d["code"]) for d in response.json()["details"]] == [
+        ("new_phone", "invalid_phone")
+    ]
     assert SupportReset.objects.count() == 0
 
 

@@ -177,7 +177,21 @@ def test_phone_is_stored_as_e164(value: str, stored: str) -> None:
     assert cleaned["phone"] == stored
 
 
-@pytest.mark.parametrize("value", ["02438253536", "+14155550123", "0912", "abc", 912345678])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "02438253536",
+        "+14155550123",
+        "0912",
+        "abc",
+        912345678,
+        # Read past their letters or other characters, these were a mobile number.
+        "SĐT 0912345678",
+        "O912345678",
+        "0912345678 ext 12",
+        "\uff10\uff19\uff11\uff12\uff13\uff14\uff15\uff16\uff17\uff18",  # full-width
+    ],
+)
 def test_phone_must_be_a_vietnamese_mobile(value: Any) -> None:
     assert errors_of(with_value("phone", value)) == {"form.phone": "invalid_phone"}
 

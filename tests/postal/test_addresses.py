@@ -73,7 +73,16 @@ def test_unknown_province_is_a_field_error(user_api: ApiClient) -> None:
 
 
 @pytest.mark.parametrize(
-    "phone", ["0912345678", "+84912345678", "84912345678", "0912.345.678", "0084 912 345 678"]
+    "phone",
+    [
+        "0912345678",
+        "+84912345678",
+        "84912345678",
+        "0912.345.678",
+        "0084 912 345 678",
+        "+84 912-345-678",
+        "(+84) 912.345.678",
+    ],
 )
 def test_recipient_phone_follows_the_account_phone_rule(user_api: ApiClient, phone: str) -> None:
     # One rule for every phone (auth/phone.py): the forms sign-up accepts, stored as E.164.
@@ -83,7 +92,19 @@ def test_recipient_phone_follows_the_account_phone_rule(user_api: ApiClient, pho
     assert response.json()["phone"] == "+84912345678"
 
 
-@pytest.mark.parametrize("phone", ["02438253000", "12345", "+14155550123", "not a phone"])
+@pytest.mark.parametrize(
+    "phone",
+    [
+        "02438253000",
+        "12345",
+        "+14155550123",
+        "not a phone",
+        # Read past their letters, these were a mobile number.
+        "SĐT 0912 345 678",
+        "Anh Nam 0912345678",
+        "O912345678",
+    ],
+)
 def test_phone_must_be_a_vietnamese_mobile(user_api: ApiClient, phone: str) -> None:
     response = user_api.post(URL, body(phone=phone))
     assert response.status_code == 422

@@ -1,0 +1,176 @@
+"""The job queue's admin shows staff other than superusers no personal data of a job's
+arguments (backend/job_admin.py): an SMS notice's number masked, its text withheld,
+on the list, the job's page and its history, and no filter by the arguments."""
+
+from __future__ import annotations
+
+import inspect
+from html import unescape
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.test import Client
+from procrastinate.contrib.django import app as job_app
+
+from auth.models import User
+from backend.jobs import PERSONAL_ARGS, personal_args
+from tests.conftest import make_user
+from tests.factories import make_job
+
+pytestmark = pytest.mark.django_db
+
+JOBS = "/admin/procrastinate/procrastinatejob/"
+PHONE = "+84912345678"
+MASKED_PHONE = "+8491•••5678"
+# The text of an SMS notice: it may carry the end of another number.
+TEXT = "Số điện thoại tài khoản của bạn đã được đổi sang số có đuôi 4321."
+# The same number as it is also written: none of it may reach the page.
+WRITTEN = (PHONE, "0912345678", "912345678", TEXT, "4321")
+
+# The arguments of the project's tasks that are no personal data: ids, times, kinds.
+# A task's new argument is either declared personal (`backend.jobs.personal_args`, above
+# its `@app.task`) or added here, once someone decided it is not personal.
+NOT_PERSONAL = {
+    "booking_id",
+    "carrier",  # the carrier's code
+    "challenge_id",
+    "context",  # procrastinate's job context, no argument of the job
+    "delivery_ids",
+    "event_id",
+    "kind",
+    "language",
+    "notice",
+    "notification_id",
+    "purpose",
+    "reference",  # a support reset's id
+    "requested_at",
+    "revision",
+    "session_ids",
+    "timestamp",
+    "user_id",
+    "waybill",  # the carrier's order number, shown to support staff too
+}
+
+
+def staff_with(*codenames: str) -> User:
+    staff = make_user(password=None, is_staff=True, full_name="Vận Hành")
+    staff.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="procrastinate", codename__in=codenames)
+    )
+    return staff
+
+
+def client_of(user: User) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def sms_notice_job() -> int:
+    """A queued SMS notice (deferred in the test's transaction: no worker sees it)."""
+    task = job_app.configure_task("accounts.send_sms_notice")
+    return task.defer(to=PHONE, text=TEXT, purpose="notice.phone_changed")
+
+
+def pages(client: Client, job_id: int) -> dict[str, str]:
+    """The list filtered to the job's task, the job's page and its history."""
+    answers = {
+        "list": client.get(JOBS, {"task_name": "accounts.send_sms_notice"}),
+        "change": client.get(f"{JOBS}{job_id}/change/"),
+        "history": client.get(f"{JOBS}{job_id}/history/"),
+    }
+    assert {name: answer.status_code for name, answer in answers.items()} == dict.fromkeys(
+        answers, 200
+    )
+    return {name: unescape(answer.content.decode()) for name, answer in answers.items()}
+
+
+@pytest.mark.parametrize(
+    "codenames",
+    [("view_procrastinatejob",), ("view_procrastinatejob", "change_procrastinatejob")],
+    ids=["view", "view and change"],
+)
+def test_staff_see_an_sms_notices_number_masked_and_its_text_withheld(
+    codenames: tuple[str, ...],
+) -> None:
+    job_id = sms_notice_job()
+    shown = pages(client_of(staff_with(*codenames)), job_id)
+
+    for name, html in shown.items():
+        assert MASKED_PHONE in html, name
+        assert [written for written in WRITTEN if written in html] == [], name
+    # What tells a job apart stays readable.
+    assert f"{JOBS}{job_id}/change/" in shown["list"]
+    assert f"accounts.send_sms_notice[{job_id}]" in shown["change"]
+    for html in (shown["list"], shown["change"]):
+        assert '"purpose": "notice.phone_changed"' in html
+
+
+def test_superusers_see_the_arguments_whole() -> None:
+    job_id = sms_notice_job()
+    superuser = make_user(password=None, is_staff=True, is_superuser=True)
+    shown = pages(client_of(superuser), job_id)
+
+    for name in ("list", "change"):
+        assert PHONE in shown[name], name
+        assert TEXT in shown[name], name
+        assert MASKED_PHONE not in shown[name], name
+
+
+def test_other_arguments_stay_readable_and_an_unknown_tasks_are_withheld() -> None:
+    collection = job_app.configure_task("postal.request_collection").defer(
+        booking_id=4242, waybill="GHN-WB-4242"
+    )
+    unknown = make_job(to=PHONE, note="private")  # a task of no registry: tests.admin_job
+    client = client_of(staff_with("view_procrastinatejob"))
+
+    page = unescape(client.get(f"{JOBS}{collection}/change/").content.decode())
+    assert '"booking_id": 4242' in page
+    assert '"waybill": "GHN-WB-4242"' in page
+    page = unescape(client.get(f"{JOBS}{unknown}/change/").content.decode())
+    assert (PHONE in page, "912345678" in page, "private" in page) == (False, False, False)
+    assert '"to": "•••"' in page
+
+
+@pytest.mark.parametrize(
+    "lookup",
+    [
+        {"args__to": PHONE},
+        {"args__to__startswith": "+8491"},
+        {"args__text__icontains": "đuôi"},
+        {"args__has_key": "to"},
+    ],
+)
+def test_staff_cannot_filter_jobs_by_their_arguments(lookup: dict[str, str]) -> None:
+    job_id = sms_notice_job()
+    refused = client_of(staff_with("view_procrastinatejob")).get(JOBS, lookup)
+    assert refused.status_code == 400
+    assert f"{JOBS}{job_id}/change/" not in refused.content.decode()
+    # Superusers may.
+    superuser = make_user(password=None, is_staff=True, is_superuser=True)
+    found = client_of(superuser).get(JOBS, lookup)
+    assert found.status_code == 200
+    assert job_id in {job.pk for job in found.context["cl"].result_list}
+
+
+def test_every_argument_of_every_task_is_declared_personal_or_known_not_to_be() -> None:
+    undecided = {}
+    for name, task in job_app.tasks.items():
+        if task.func.__module__.startswith(("procrastinate.", "tests.")):
+            continue  # procrastinate's own (old jobs' removal), the tests' own
+        personal = set(PERSONAL_ARGS.get(name, {}))
+        arguments = set(inspect.signature(task.func).parameters)
+        unknown = arguments - personal - NOT_PERSONAL
+        if unknown:
+            undecided[name] = sorted(unknown)
+    assert undecided == {}
+    assert "accounts.send_sms_notice" in job_app.tasks  # the walk saw the project's tasks
+    assert set(PERSONAL_ARGS["accounts.send_sms_notice"]) == {"to", "text"}
+
+
+def test_a_personal_argument_the_task_does_not_take_fails_at_once() -> None:
+    task: Any = job_app.tasks["accounts.send_sms_notice"]
+    with pytest.raises(TypeError, match="no argument phone"):
+        personal_args(phone=str)(task)
+    assert set(PERSONAL_ARGS["accounts.send_sms_notice"]) == {"to", "text"}
