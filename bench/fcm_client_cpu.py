@@ -24,10 +24,8 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 
@@ -73,19 +71,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-send-each", action="store_true")
     args = parser.parse_args(argv)
 
-    from fakes.fcm import backend_env
-    from fakes.harness import FakeProcess
+    from bench.harness import bench_env
+    from bench.push import FakeFcm
 
-    workdir = Path(tempfile.mkdtemp(prefix="fcm-cpu-"))
-    credentials = workdir / "sa.json"
-    fake = FakeProcess(
-        "fakes.fcm",
-        *("--project", "citizen-bench", "--credentials", str(credentials), "--quiet"),
-        log_dir=workdir,
-    )
-    fake.start()
+    fake = FakeFcm("fcm-client-cpu").start(bench_env())
     try:
-        os.environ.update(backend_env(fake.base_url, credentials))
+        os.environ.update(fake.backend_env())
         os.environ.update({"FCM_CONCURRENCY": str(args.batch), "LOG_LEVEL": "ERROR"})
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "backend.settings")
         import django

@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import bench_env
-from fakes.fcm import backend_env
-from fakes.harness import FakeProcess, recreate_database
+from bench.push import FakeFcm
+from fakes.harness import recreate_database
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -48,18 +48,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     workdir = Path(tempfile.mkdtemp(prefix="push-worker-cpu-"))
-    credentials = workdir / "sa.json"
-    fake = FakeProcess(
-        "fakes.fcm",
-        *("--project", "citizen-bench", "--credentials", str(credentials), "--quiet"),
-        log_dir=workdir,
-    )
-    fake.start()
+    fake = FakeFcm("push-worker-cpu").start(bench_env())
     try:
         env = bench_env(LOG_LEVEL="ERROR", OUTBOX_DIR=str(workdir / "outbox"))
         # As the push benchmarks run the worker: quiet hours off, so a push goes now.
         env.update({"NOTIFICATIONS_QUIET_START": "00:00", "NOTIFICATIONS_QUIET_END": "00:00"})
-        env.update(backend_env(fake.base_url, credentials))
+        env.update(fake.backend_env())
         os.environ.update(env)
         os.environ.pop("TEST_DATABASE_NAME", None)
         recreate_database(env["DATABASE_URL"])
