@@ -78,7 +78,7 @@ class IdIn(Func):
     ) -> tuple[str, tuple[Any, ...]]:
         (column,) = self.get_source_expressions()
         column_sql, column_params = compiler.compile(column)
-        return f"{column_sql} = ANY(%s::{self.array_type}[])", (*column_params, array(self.ids))
+        return f"{column_sql} = ANY(%s::{self.array_type}[])", (*column_params, _text(self.ids))
 
     def as_sqlite(
         self, compiler: SQLCompiler, connection: BaseDatabaseWrapper, **extra_context: Any
@@ -105,4 +105,9 @@ def array(values: Iterable[int | uuid.UUID | str]) -> str:
     """Keys (integers, or UUIDs) as the text form of a PostgreSQL array, `{1,2,3}`, for
     a parameter the statement casts (`%s::bigint[]`, `%s::uuid[]`): psycopg dumps a
     list element by element, in Python. Neither form can hold a comma or a brace."""
-    return "{" + ",".join(str(value) for value in keys(values)) + "}"
+    return _text(keys(values))
+
+
+def _text(found: list[Any]) -> str:
+    """Keys already made by `keys` as an array's text form (not converted again)."""
+    return "{" + ",".join(str(value) for value in found) + "}"
