@@ -7,15 +7,17 @@ approver for level-2 accounts, no self-approval, no self-reset, and an audit
 record for every step. The audit trail is read-only here and in the database.
 Staff sign in with their password and, once they have it, their authenticator
 code (auth.admin_login); support pages refuse staff without TOTP with a page
-that says what to do. The user pages list and show citizens, so for everyone but
-superusers they follow the same rule, show the masked identity the support
+that says what to do; the resets and the audit trail open to them on the support
+permission alone, as in the API. The user pages list and show citizens, so for everyone
+but superusers they follow the same rule, show the masked identity the support
 console shows, record each account opened as a look-up, and find an account by
 phone only with the whole number, as the support look-up does (audited, never a
-fragment). Citizen ID conflicts follow the same rules, and open to support staff on
-the support permission alone, read-only, like the other admins that serve their duties
-(`SupportReadOnlyAdmin`). Organisations, memberships, invitations, device sessions and
-national identities are for superusers only. Who sees what, for every app's admin:
-auth.admin_roles.
+fragment). They and citizen ID conflicts open to support staff on the support
+permission alone, read-only, like the other admins that serve their duties
+(`SupportReadOnlyAdmin`). A superuser who changes an account's citizen ID settles the
+conflicts it ends (`auth.actions.citizen_id_conflicts`). Organisations, memberships,
+invitations, device sessions and national identities are for superusers only. Who sees
+what, for every app's admin: auth.admin_roles.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext_lazy as _
 
 from auth import access, citizen_ids
-from auth.actions import support
+from auth.actions import citizen_id_conflicts, support
 from auth.actions.sessions import revoke_session
 from auth.admin_roles import (
     AuditedAccountViews,
@@ -40,6 +42,7 @@ from auth.admin_roles import (
     SuperuserOnlyAdmin,
     SupportPhoneSearch,
     SupportReadOnlyAdmin,
+    is_admin_support_staff,
     is_superuser,
     refusal,
     require_admin_support_staff,
@@ -152,7 +155,11 @@ class CitizenPages(admin.ModelAdmin):
 
 
 @admin.register(User)
-class UserAdmin(CitizenPages, SupportPhoneSearch, AuditedAccountViews, MaskedFieldsAdmin):
+class UserAdmin(CitizenPages, SupportReadOnlyAdmin):
+    """Support staff open the user pages on the support permission alone, read-only
+    (`SupportReadOnlyAdmin`): a citizen's account changes through the support flow,
+    whose actions check and audit each step; superusers edit it here."""
+
     list_display = (
         "full_name",
         "masked_phone",
@@ -234,6 +241,16 @@ class UserAdmin(CitizenPages, SupportPhoneSearch, AuditedAccountViews, MaskedFie
         if is_superuser(request):
             return fields
         return fields + self.guarded_fields
+
+    def audits_views(self, request: HttpRequest) -> bool:
+        # Superusers with TOTP too (SupportReadOnlyAdmin audits support staff only).
+        return AuditedAccountViews.audits_views(self, request)
+
+    def save_model(self, request: HttpRequest, obj: User, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "citizen_id" in form.changed_data:
+            # A superuser corrected a number: the conflicts it settles are settled.
+            citizen_id_conflicts.settle(obj)
 
     @admin.display(description=_("phone number"))
     def masked_phone(self, obj: User) -> str:
@@ -433,7 +450,16 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 class SupportOnlyAdmin(ReadOnlyAdmin):
-    """Support records: shown only to support staff who have TOTP (as in the API)."""
+    """Support records: shown only to support staff in a support session, superusers
+    included (as in the support console's API), and to them on the support permission
+    alone: the API reads them on it, and the support pages lead to them (an opened
+    reset, its decision). Read-only for everyone."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return is_admin_support_staff(request) or super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return is_admin_support_staff(request) or super().has_view_permission(request, obj)
 
     def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> HttpResponse:
         return support_refusal(request) or super().changelist_view(request, extra_context)
@@ -545,7 +571,8 @@ class CitizenIdConflictAdmin(CitizenPages, SupportReadOnlyAdmin, ReadOnlyAdmin):
     number masked for all but superusers, and opening a conflict is an audited look-up
     of both accounts. Support staff need no "view" permission of conflicts: the support
     permission opens them, read-only, as it opens payments, notifications and bookings
-    (`SupportReadOnlyAdmin`). Rows are written by the national sign-in only.
+    (`SupportReadOnlyAdmin`). Rows are written by the national sign-in only, and
+    settled (`resolved_at`) by `auth.actions.citizen_id_conflicts`.
     """
 
     list_display = ("verified_user", "declared_by", "created_at", "resolved_at")

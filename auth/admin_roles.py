@@ -1,18 +1,21 @@
 """Who sees what in the admin, and how: the rules every app's admin builds on.
 
-- Superusers see everything, unmasked.
+- Superusers see everything, unmasked, and find rows by any part of a stored phone
+  number as by a whole number written as people write it (`PhoneSearch`).
 - Support staff (the `accounts.support_reset` permission, TOTP on their account and
   an admin session opened with the authenticator code: `require_admin_support_staff`,
-  the support API's rule) use the support pages, the user pages and the admins that
-  serve their duties. There they see identities masked (`MaskedFieldsAdmin`), find a
-  citizen by phone only with the whole number, which is an audited look-up
-  (`SupportPhoneSearch`, the support look-up itself), and each account they open is
-  an audited look-up (`AuditedAccountViews`). The admins that serve their duties
-  (`SupportReadOnlyAdmin`: payments, notifications, bookings, citizen ID conflicts) open
-  to the support permission alone, without the models' "view" permissions, and only
-  read-only.
+  the support API's rule) use the support pages, the records they lead to (resets,
+  the audit trail), the user pages and the admins that serve their duties. There they
+  see identities masked (`MaskedFieldsAdmin`), find a citizen by phone only with the
+  whole number, which is an audited look-up (`SupportPhoneSearch`, the support look-up
+  itself), and each account they open is an audited look-up (`AuditedAccountViews`).
+  The user pages and the admins that serve their duties (`SupportReadOnlyAdmin`:
+  payments, notifications, bookings, citizen ID conflicts) open to the support
+  permission alone, without the models' "view" permissions, and only read-only; so do
+  the support records (`auth.admin.SupportOnlyAdmin`, read-only for everyone).
 - Agency officers see the rows of the dossiers they handle (`dossiers.access.officer_rows`;
-  `dossiers.admin_scope` for the apps above dossiers).
+  `dossiers.admin_scope` for the apps above dossiers), and find them by phone only with
+  the whole number (`PhoneSearch`; no look-up record, their rows only).
 - Admins that no support or officer duty needs and that hold personal data (device
   sessions with their IP addresses, national identities, organisations, memberships,
   invitations, reconciliation reports) are for superusers only (`SuperuserOnlyAdmin`).
@@ -101,25 +104,6 @@ def reads_as_support(request: HttpRequest) -> bool:
     return bool(cached)
 
 
-class SuperuserOnlyAdmin(admin.ModelAdmin):
-    """Hidden from, and refused to, everyone but superusers, whatever their permissions."""
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return is_superuser(request) and super().has_module_permission(request)
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_superuser(request) and super().has_view_permission(request, obj)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return is_superuser(request) and super().has_add_permission(request)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_superuser(request) and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_superuser(request) and super().has_delete_permission(request, obj)
-
-
 class MaskedFieldsAdmin(admin.ModelAdmin):
     """Staff other than superusers see `masked_fields` values (field -> a read-only
     display of it, e.g. "citizen_id" -> "masked_citizen_id"), never the field itself;
@@ -205,41 +189,49 @@ class AuditedAccountViews(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
 
-class SupportPhoneSearch(admin.ModelAdmin):
-    """Support staff search accounts by phone as the support look-up does: with the
-    whole number only, each search an audited look-up (`support.look_up_account`,
-    which records how and whether an account was found, never the number typed).
-    A fragment of a number finds nothing; other search fields work as usual. Searches
-    by citizen ID go through the support look-up page. `account_paths` leads from a
-    row to the accounts a number may belong to ("" is the row itself, a User)."""
+def _search_field_name(name: str) -> str:
+    """A search field's path without Django's lookup prefix ("=user__phone")."""
+    return name.lstrip("^=@")
 
-    account_paths: tuple[str, ...] = ("",)
-    search_help_text = _(
-        "Support staff find an account by phone only with the whole number "
-        "(an audited look-up); a part of a number finds nothing."
-    )
 
-    def searches_as_support(self, request: HttpRequest) -> bool:
-        return not is_superuser(request) and is_admin_support_staff(request)
+class PhoneSearch(admin.ModelAdmin):
+    """A phone number typed in the search box, in any usual form ("0912 345 678",
+    `auth.phone.parse_phone`), finds the rows whose phone is that number: the search
+    fields that hold a phone (`…phone`) and, in a `SupportPhoneSearch`, the accounts of
+    its `account_paths`. Superusers also find rows by any part of a stored number, as
+    by any part of the other fields. Everyone else finds by phone only with the whole
+    number, never a part of one (a part would tell, digit by digit, a number the admin
+    shows them masked); the other search fields work as usual for them."""
+
+    def phone_paths(self, request: HttpRequest) -> list[str]:
+        """What a whole number is matched against (paths to a stored E.164 phone)."""
+        fields = (_search_field_name(name) for name in super().get_search_fields(request))
+        return [name for name in fields if name.split("__")[-1] == "phone"]
 
     def get_search_fields(self, request: HttpRequest) -> Any:
         fields = super().get_search_fields(request)
         if not request.__dict__.get(_WITHOUT_IDENTITY_FIELDS):
             return fields  # all of them, so the list keeps its search box
-        return tuple(name for name in fields if name.split("__")[-1] not in IDENTITY_FIELDS)
+        return tuple(
+            name
+            for name in fields
+            if _search_field_name(name).split("__")[-1] not in IDENTITY_FIELDS
+        )
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
     ) -> tuple[QuerySet[Any], bool]:
         term = search_term.strip()
-        if not term or not self.searches_as_support(request):
+        if not term:
             return super().get_search_results(request, queryset, search_term)
         phone = parse_phone(term)
+        if is_superuser(request):
+            rows, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+            if phone is not None and (paths := self.phone_paths(request)):
+                rows = rows | queryset.filter(_phone_is(paths, phone))
+            return rows, may_have_duplicates
         if phone is not None:
-            subject = _looked_up(request, phone)
-            if subject is None:
-                return queryset.none(), False
-            return queryset.filter(_any_of(self.account_paths, subject)), False
+            return self.whole_number_results(request, queryset, phone)
         request.__dict__[_WITHOUT_IDENTITY_FIELDS] = True
         try:
             if not self.get_search_fields(request):
@@ -247,6 +239,70 @@ class SupportPhoneSearch(admin.ModelAdmin):
             return super().get_search_results(request, queryset, search_term)
         finally:
             del request.__dict__[_WITHOUT_IDENTITY_FIELDS]
+
+    def whole_number_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], phone: str
+    ) -> tuple[QuerySet[Any], bool]:
+        """Rows found by `phone` (E.164) for staff other than superusers."""
+        paths = self.phone_paths(request)
+        return (queryset.filter(_phone_is(paths, phone)) if paths else queryset.none()), False
+
+
+class SuperuserOnlyAdmin(PhoneSearch):
+    """Hidden from, and refused to, everyone but superusers, whatever their permissions."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return is_superuser(request) and super().has_module_permission(request)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return is_superuser(request) and super().has_view_permission(request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return is_superuser(request) and super().has_add_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return is_superuser(request) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return is_superuser(request) and super().has_delete_permission(request, obj)
+
+
+class SupportPhoneSearch(PhoneSearch):
+    """Support staff search accounts by phone as the support look-up does: with the
+    whole number only, each search an audited look-up (`support.look_up_account`,
+    which records how and whether an account was found, never the number typed).
+    A fragment of a number finds nothing; other search fields work as usual. Searches
+    by citizen ID go through the support look-up page. `account_paths` leads from a
+    row to the accounts a number may belong to ("" is the row itself, a User); other
+    staff (officers, within their rows) and superusers find rows by those accounts'
+    whole numbers too, without a look-up (`PhoneSearch`)."""
+
+    account_paths: tuple[str, ...] = ("",)
+    search_help_text = _(
+        "Staff other than superusers find by phone only with the whole number (support "
+        "staff: an audited look-up); a part of a number finds nothing."
+    )
+
+    def searches_as_support(self, request: HttpRequest) -> bool:
+        return not is_superuser(request) and is_admin_support_staff(request)
+
+    def phone_paths(self, request: HttpRequest) -> list[str]:
+        paths = super().phone_paths(request)
+        for path in self.account_paths:
+            phone = f"{path}__phone" if path else "phone"
+            if phone not in paths:
+                paths.append(phone)
+        return paths
+
+    def whole_number_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], phone: str
+    ) -> tuple[QuerySet[Any], bool]:
+        if not self.searches_as_support(request):
+            return super().whole_number_results(request, queryset, phone)
+        subject = _looked_up(request, phone)
+        if subject is None:
+            return queryset.none(), False
+        return queryset.filter(_any_of(self.account_paths, subject)), False
 
 
 class _SupportReadOnlyInline(admin.options.InlineModelAdmin):
@@ -313,6 +369,13 @@ class SupportReadOnlyAdmin(SupportPhoneSearch, AuditedAccountViews, MaskedFields
 
     def audits_views(self, request: HttpRequest) -> bool:
         return self.reads_as_support(request)
+
+
+def _phone_is(paths: Iterable[str], phone: str) -> Q:
+    condition = Q()
+    for path in paths:
+        condition |= Q(**{path: phone})
+    return condition
 
 
 def _any_of(paths: Iterable[str], subject: User) -> Q:

@@ -535,11 +535,23 @@ class CitizenIdConflict(models.Model):
     """A citizen ID asserted by the national identity of one account while another
     account had declared it: support decides; nothing is overwritten."""
 
-    citizen_id = models.CharField(max_length=12)
-    verified_user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
-    declared_by = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
-    created_at = models.DateTimeField(default=timezone.now)
-    resolved_at = models.DateTimeField(null=True, blank=True)
+    citizen_id = models.CharField(_("citizen ID (CCCD)"), max_length=12)
+    verified_user = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="+", verbose_name=_("verified account")
+    )
+    declared_by = models.ForeignKey(
+        User, on_delete=models.CASCADE, related_name="+", verbose_name=_("declared by")
+    )
+    created_at = models.DateTimeField(_("flagged at"), default=timezone.now)
+    resolved_at = models.DateTimeField(
+        _("settled at"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "Set when the account that declared the number no longer holds it (its "
+            "citizen corrected it in the app, or a superuser did)."
+        ),
+    )
 
     class Meta:
         constraints = [

@@ -100,6 +100,13 @@ def masked_job(job: ProcrastinateJob) -> ProcrastinateJob:
 
 class JobAdmin(ProcrastinateJobAdmin):
     actions = ["retry", "cancel", "abort"]
+    # procrastinate's filters but its locks': a sidebar listing every lock of the table
+    # (one per booking sent, `postal-booking-<id>`) serves no diagnosis and would show
+    # whatever a lock may one day be made of to everyone who sees the list. A job's
+    # lock stays on its page (and in the URL filters, `?lock=`).
+    list_filter = [
+        name for name in ProcrastinateJobAdmin.list_filter if name not in ("lock", "queueing_lock")
+    ]
 
     def masks_args(self, request: HttpRequest) -> bool:
         return not request.user.is_superuser

@@ -2,7 +2,8 @@
 
 - Superusers: every row.
 - Agency officers: the rows of the dossiers they handle (`dossiers.access.officer_rows`),
-  with the rights their permissions give.
+  with the rights their permissions give; a phone number finds their rows only written
+  in full (`auth.admin_roles.PhoneSearch`), never by a part of it.
 - Support staff who handle no agency, in a support session (`auth.admin_roles`): every
   row of the admins that serve their duties ("I paid but the app says unpaid" and
   refunds in payments, "I get no notifications" and test pushes in notifications,

@@ -10,9 +10,10 @@ may help with "I get no notifications" about one of their dossiers; notification
 about no dossier (tests, announcements) are not theirs. Support staff see every row
 (on the support permission alone), read-only (a test push needs the change permission
 on devices), each row they open an audited look-up of the citizen, and find a
-citizen's rows by the whole phone number only (audited too). Staff other than
-superusers find a dossier's notifications and deliveries only with its whole code
-(support staff: an audited look-up). Superusers see everything.
+citizen's rows by the whole phone number only (audited too); officers too find their
+rows by the whole number only. Staff other than superusers find a dossier's
+notifications and deliveries only with its whole code (support staff: an audited
+look-up). Superusers see everything.
 """
 
 from __future__ import annotations
@@ -136,9 +137,10 @@ class NotificationAdmin(OfficerOrSupportAdmin):
     search_fields = ("user__phone",)
     searches_by_dossier_code = True
     search_help_text = _(
-        "Phone number, or a dossier's whole code. Support staff find a citizen's "
-        "notifications only by the whole number (an audited look-up, as is their search by "
-        "code). Staff other than superusers: a part of a code finds nothing."
+        "Phone number, or a dossier's whole code. Staff other than superusers find a "
+        "citizen's notifications only by the whole number (support staff: an audited "
+        "look-up, as is their search by code); a part of a number or of a code finds "
+        "nothing."
     )
     raw_id_fields = ("user", "event", "dossier")
     readonly_fields = ("created_at", "sms_sent_at")
@@ -163,9 +165,10 @@ class DeliveryAdmin(OfficerOrSupportAdmin):
     search_fields = ("notification__user__phone",)
     searches_by_dossier_code = True
     search_help_text = _(
-        "Phone number, or a dossier's whole code. Support staff find a citizen's "
-        "deliveries only by the whole number (an audited look-up, as is their search by "
-        "code). Staff other than superusers: a part of a code finds nothing."
+        "Phone number, or a dossier's whole code. Staff other than superusers find a "
+        "citizen's deliveries only by the whole number (support staff: an audited "
+        "look-up, as is their search by code); a part of a number or of a code finds "
+        "nothing."
     )
     raw_id_fields = ("notification", "device")
     dossier_path = "notification__dossier"

@@ -73,9 +73,9 @@ class PaymentAdmin(OfficerOrSupportAdmin, ReadOnly):
     searches_by_dossier_code = True
     search_help_text = _(
         "Order reference, gateway reference or receipt number; a dossier's payments by "
-        "its whole code. Support staff also find a citizen's payments by the whole phone "
-        "number. A part of a code or a number finds nothing; support staff's searches by "
-        "code or phone are audited look-ups."
+        "its whole code, a citizen's by the whole phone number. A part of a code or a "
+        "number finds nothing; support staff's searches by code or phone are audited "
+        "look-ups."
     )
     raw_id_fields = ("request", "dossier", "payer")
     actions = ["record_refund"]

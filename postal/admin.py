@@ -25,6 +25,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from auth.admin_roles import PhoneSearch
 from auth.masked_accounts import mask_name
 from auth.models import User
 from auth.phone import mask_phone
@@ -38,7 +39,7 @@ def _user(request: HttpRequest) -> User:
 
 
 @admin.register(SavedAddress)
-class SavedAddressAdmin(admin.ModelAdmin):
+class SavedAddressAdmin(PhoneSearch):
     list_display = ("recipient_name", "commune_code", "province_code", "user", "created_at")
     search_fields = ("recipient_name", "phone")
     raw_id_fields = ("user",)
@@ -56,10 +57,10 @@ class DeliveryBookingAdmin(OfficerOrSupportAdmin):
     searches_by_dossier_code = True
     whole_value_search_fields = ("order_number",)
     search_help_text = _(
-        "Order number, waybill, or a dossier's whole code. Support staff also find a "
-        "citizen's bookings by the whole phone number (an audited look-up, as is their "
-        "search by code). Staff other than superusers: a part of a code or of an order "
-        "number (it carries the code) finds nothing."
+        "Order number, waybill, a dossier's whole code or the citizen's whole phone "
+        "number (support staff: an audited look-up, as is their search by code). Staff "
+        "other than superusers: a part of a number, of a code or of an order number (it "
+        "carries the code) finds nothing."
     )
     raw_id_fields = ("dossier", "address", "booked_by")
     account_paths = ("dossier__applicant",)

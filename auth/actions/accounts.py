@@ -22,6 +22,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
 from auth import sms_codes
+from auth.actions import citizen_id_conflicts
 from auth.actions.challenges import SMS_NOTICE_TASK, issue_code, new_challenge, verify_code
 from auth.actions.phone_numbers import free_phone_number, lock_phone_number
 from auth.actions.second_factor import verify_factor
@@ -292,6 +293,9 @@ def set_identity(*, user: User, citizen_id: str, birth_date: dt.date, ip: str) -
                 "account %s entered a citizen ID another account holds; flagged for support",
                 user.pk,
             )
+        # A number this account declared and another account's identity asserted,
+        # corrected here: that conflict is settled.
+        citizen_id_conflicts.settle(user)
     return user
 
 

@@ -37,13 +37,13 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from auth import national_id, sms_codes
+from auth.actions import citizen_id_conflicts
 from auth.actions.challenges import consume_challenge, issue_code, new_challenge, verify_code
 from auth.actions.phone_numbers import free_phone_number
 from auth.actions.second_factor import available_methods, verify_factor
 from auth.actions.sign_in import DeviceInfo, sign_device_in
 from auth.models import (
     AuthMethod,
-    CitizenIdConflict,
     DeviceSession,
     NationalIdentity,
     NationalSignIn,
@@ -428,7 +428,7 @@ def _apply_identity(account: User, claims: dict[str, Any], now: dt.datetime) -> 
     if len(citizen_id) == 12 and citizen_id.isascii() and citizen_id.isdigit():
         holders = list(User.objects.filter(citizen_id=citizen_id).exclude(pk=account.pk))
         for holder in holders:
-            CitizenIdConflict.objects.get_or_create(
+            citizen_id_conflicts.flag(
                 citizen_id=citizen_id, verified_user=account, declared_by=holder
             )
             logger.warning(
@@ -448,6 +448,8 @@ def _apply_identity(account: User, claims: dict[str, Any], now: dt.datetime) -> 
                 fields.append("birth_date")
     if fields:
         account.save(update_fields=fields)
+    if "citizen_id" in fields:
+        citizen_id_conflicts.settle(account, now=now)
 
 
 def _parse_date(value: str) -> dt.date | None:

@@ -30,6 +30,7 @@ from tests.conftest import ApiClient, make_user, sign_in
 pytestmark = pytest.mark.django_db
 
 PERSON = default_person()
+IDENTITY = "/api/v1/auth/me/identity"
 
 
 def nothing_signed_in() -> None:
@@ -225,6 +226,60 @@ def test_the_same_number_declared_by_another_account_is_flagged_not_taken(
     assert created.citizen_id is None
     conflict = CitizenIdConflict.objects.get()
     assert (conflict.verified_user, conflict.declared_by) == (created, squatter)
+
+
+def test_a_conflict_is_settled_once_the_declaring_account_no_longer_holds_the_number(
+    idp: FakeIdentityProvider, api: ApiClient
+) -> None:
+    """Support settle it in person; it is settled when the account that declared the
+    number corrects it, and the verified account takes the number at its next sign-in."""
+    squatter = make_user("+84922222222", citizen_id=PERSON["citizen_id"])
+    national_callback(api)
+    conflict = CitizenIdConflict.objects.get()
+    squatter_api = ApiClient(token=sign_in(squatter)[1].access_token)
+
+    kept = squatter_api.patch(
+        IDENTITY, {"citizen_id": PERSON["citizen_id"], "birth_date": "1990-05-17"}
+    )
+    conflict.refresh_from_db()
+    assert kept.status_code == 200
+    assert conflict.resolved_at is None  # still held: still open
+
+    before = timezone.now()
+    corrected = squatter_api.patch(
+        IDENTITY, {"citizen_id": "001190054321", "birth_date": "1990-05-17"}
+    )
+    conflict.refresh_from_db()
+    assert corrected.status_code == 200
+    assert conflict.resolved_at is not None
+    assert conflict.resolved_at >= before
+    settled_at = conflict.resolved_at
+
+    national_callback(api)
+
+    verified = User.objects.get(phone=PERSON["phone_number"])
+    assert verified.citizen_id == PERSON["citizen_id"]
+    assert verified.citizen_id_verified_at is not None
+    conflict.refresh_from_db()
+    assert conflict.resolved_at == settled_at
+
+
+def test_a_settled_conflict_opens_again_if_the_number_is_declared_again(
+    idp: FakeIdentityProvider, api: ApiClient
+) -> None:
+    squatter = make_user("+84922222222", citizen_id=PERSON["citizen_id"])
+    national_callback(api)
+    squatter_api = ApiClient(token=sign_in(squatter)[1].access_token)
+    squatter_api.patch(IDENTITY, {"citizen_id": "001190054321", "birth_date": "1990-05-17"})
+    assert CitizenIdConflict.objects.get().resolved_at is not None
+    # Declared again before the verified account signed in again to take it.
+    squatter_api.patch(IDENTITY, {"citizen_id": PERSON["citizen_id"], "birth_date": "1990-05-17"})
+
+    national_callback(api)
+
+    conflict = CitizenIdConflict.objects.get()
+    assert conflict.resolved_at is None
+    assert User.objects.get(phone=PERSON["phone_number"]).citizen_id is None
 
 
 # --- Attacks and bad input ------------------------------------------------------------

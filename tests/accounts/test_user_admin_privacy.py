@@ -16,8 +16,9 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse, reverse_lazy
+from django.utils import timezone
 
-from auth.models import CitizenIdConflict, SupportAuditRecord, User
+from auth.models import CitizenIdConflict, SupportAuditRecord, SupportReset, User
 from tests.accounts.staff import make_citizen, make_staff
 from tests.accounts.test_support_admin import admin_client
 from tests.conftest import make_user
@@ -145,6 +146,106 @@ def test_a_superuser_with_totp_opening_an_account_is_audited_too(citizen: User) 
     page = admin_client(root).get(reverse("admin:accounts_user_change", args=[citizen.pk]))
     assert CCCD in page.content.decode()
     assert SupportAuditRecord.objects.get().actor_id == root.id
+
+
+def support_permission_only() -> User:
+    """Support staff with the support permission and no "view" permission of any model."""
+    staff = make_staff(support=False, full_name="Đặng Thị Chỉ Hỗ Trợ")
+    staff.user_permissions.add(
+        Permission.objects.get(content_type__app_label="accounts", codename="support_reset")
+    )
+    return staff
+
+
+def test_the_support_permission_alone_opens_the_user_pages_and_the_support_records(
+    citizen: User,
+) -> None:
+    """As the README's table says of support staff: the support pages, the user pages
+    (masked, each account opened an audited look-up) and the records the support pages
+    lead to (an opened reset, the audit trail), with no "view" permission of them."""
+    staff = support_permission_only()
+    assert not any(
+        staff.has_perm(f"accounts.view_{model}")
+        for model in ("user", "supportreset", "supportauditrecord")
+    )
+    client = admin_client(staff)
+
+    index = client.get(reverse("admin:index")).content.decode()
+    listing = client.get(reverse("admin:accounts_user_changelist"), {"q": "0912 345 678"})
+    page = client.get(reverse("admin:accounts_user_change", args=[citizen.pk]))
+    opened = client.post(
+        reverse("admin:accounts_support_reset", args=[citizen.pk]),
+        {
+            "kind": "lost_authenticator",
+            "reason": "Mất điện thoại có ứng dụng xác thực",
+            "evidence": "CCCD checked in person at the counter",
+            "ticket_number": "HT-2026-0009",
+            "new_phone": "",
+            "open": "1",
+        },
+        follow=True,
+    )
+    resets = client.get(reverse("admin:accounts_supportreset_changelist"))
+    records = client.get(reverse("admin:accounts_supportauditrecord_changelist"))
+    record = SupportAuditRecord.objects.order_by("id").first()
+    assert record is not None
+    record_page = client.get(reverse("admin:accounts_supportauditrecord_change", args=[record.pk]))
+
+    for model in ("user", "supportreset", "supportauditrecord"):
+        assert reverse(f"admin:accounts_{model}_changelist") in index, model
+    assert [row.pk for row in listing.context["cl"].result_list] == [citizen.pk]
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "+8491•••5678" in html
+    assert "•••••••••345" in html
+    for secret in (PHONE, CCCD, "1990"):
+        assert secret not in html
+    assert 'name="_save"' not in html
+    before = User.objects.filter(pk=citizen.pk).values().get()
+    changed = client.post(
+        reverse("admin:accounts_user_change", args=[citizen.pk]),
+        {"full_name": "Tên Mới", "language": "en", "_save": "1"},
+    )
+    assert changed.status_code == 403
+    assert User.objects.filter(pk=citizen.pk).values().get() == before
+    reset = SupportReset.objects.get()
+    assert opened.redirect_chain == [
+        (reverse("admin:accounts_supportreset_change", args=[reset.pk]), 302)
+    ]
+    assert opened.status_code == 200
+    assert "HT-2026-0009" in opened.content.decode()
+    assert [row.pk for row in resets.context["cl"].result_list] == [reset.pk]
+    assert records.status_code == 200
+    assert record_page.status_code == 200
+    assert [
+        (r.action, r.subject_id, r.details.get("by"))
+        for r in SupportAuditRecord.objects.order_by("id")
+    ][:2] == [
+        ("lookup", citizen.id, "phone"),
+        ("lookup", citizen.id, "id"),
+    ]
+
+
+def test_support_staff_change_no_account_in_the_user_pages(citizen: User) -> None:
+    """Read-only, whatever their permissions of users: an account changes through the
+    support flow (audited), or in a superuser's hands."""
+    staff = make_staff()
+    staff.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="accounts",
+            codename__in=["change_user", "add_user", "delete_user"],
+        )
+    )
+    client = admin_client(staff)
+    url = reverse("admin:accounts_user_change", args=[citizen.pk])
+    before = User.objects.filter(pk=citizen.pk).values().get()
+
+    changed = client.post(url, {"full_name": "Tên Mới", "language": "en", "_save": "1"})
+    deleted = client.post(reverse("admin:accounts_user_delete", args=[citizen.pk]), {"post": "yes"})
+    added = client.get(reverse("admin:accounts_user_add"))
+
+    assert (changed.status_code, deleted.status_code, added.status_code) == (403, 403, 403)
+    assert User.objects.filter(pk=citizen.pk).values().get() == before
 
 
 # --- Searching by phone -------------------------------------------------------------------
@@ -361,6 +462,43 @@ def test_superusers_see_the_whole_citizen_id_of_a_conflict(citizen: User) -> Non
     assert CCCD in html
     assert "•••••••••345" not in html
     assert SupportAuditRecord.objects.filter(actor=root).count() == 2
+
+
+def test_a_superuser_correcting_the_declared_number_settles_the_conflict(citizen: User) -> None:
+    """The conflict page shows when it was settled."""
+    conflict = conflict_of(citizen)
+    client = admin_client(make_staff(is_superuser=True))
+    url = reverse("admin:accounts_user_change", args=[citizen.pk])
+    form = {
+        "full_name": "Đỗ Văn Đổi Tên",
+        "phone": PHONE,
+        "verification_level": "1",
+        "citizen_id": CCCD,
+        "citizen_id_conflict": "001099054321",
+        "birth_date": "1990-01-02",
+        "language": "vi",
+        "is_active": "on",
+        "_save": "1",
+    }
+
+    renamed = client.post(url, form)  # the number kept: still in dispute
+    conflict.refresh_from_db()
+    assert renamed.status_code == 302
+    assert conflict.resolved_at is None
+
+    saved = client.post(url, {**form, "citizen_id": ""})
+
+    assert saved.status_code == 302
+    citizen.refresh_from_db()
+    assert citizen.citizen_id is None
+    conflict.refresh_from_db()
+    assert conflict.resolved_at is not None
+    page = admin_client(make_staff()).get(conflict_page(conflict)).content.decode()
+    shown = page[page.index('class="form-row field-resolved_at"') :]
+    assert "Giải quyết lúc" in shown[: shown.index("</div>")]
+    assert f"{timezone.localtime(conflict.resolved_at):%Y}" in shown[: shown.index("</fieldset>")]
+    listing = admin_client(make_staff()).get(CONFLICTS, {"resolved_at__isnull": "False"})
+    assert [row.pk for row in listing.context["cl"].result_list] == [conflict.pk]
 
 
 def test_support_staff_do_not_see_the_ip_address_in_an_audit_record(citizen: User) -> None:

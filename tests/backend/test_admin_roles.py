@@ -193,6 +193,68 @@ def test_superusers_still_use_the_superuser_only_admins(private_rows: dict[str, 
     assert INVITED_PHONE in page.content.decode()
 
 
+def spaced(phone: str) -> str:
+    """+84987222333 as people write it: 0987 222 333."""
+    return f"0{phone[3:6]} {phone[6:9]} {phone[9:]}"
+
+
+def test_superusers_find_rows_by_a_phone_number_written_as_people_write_it(
+    worlds: tuple[dict[str, Any], dict[str, Any]], private_rows: dict[str, Any]
+) -> None:
+    """The stored form is +84…: "0987 222 333" is that number, found whole (and a
+    part of a stored number still finds it, for superusers only)."""
+    _own, other = worlds
+    citizen = other["citizen"]
+    client = root_client()
+
+    for app_label, model in [
+        ("notifications", "notification"),
+        ("notifications", "delivery"),
+        ("notifications", "device"),
+        ("payments", "payment"),
+        ("postal", "deliverybooking"),
+    ]:
+        for typed in (spaced(citizen.phone), f"0{citizen.phone[3:]}"):
+            found = client.get(changelist(app_label, model), {"q": typed})
+            assert shown(found) == {str(other["rows"][model].pk)}, (model, typed)
+    for typed in (spaced(citizen.phone), citizen.phone[-7:]):
+        found = client.get(changelist("accounts", "user"), {"q": typed})
+        assert citizen.pk in {row.pk for row in found.context["cl"].result_list}, typed
+    invitation = private_rows["invitation"]
+    found = client.get(changelist("accounts", "invitation"), {"q": spaced(INVITED_PHONE)})
+    assert shown(found) == {str(invitation.pk)}
+    member = private_rows["membership"]
+    found = client.get(changelist("accounts", "membership"), {"q": spaced(member.user.phone)})
+    assert shown(found) == {str(member.pk)}
+    assert SupportAuditRecord.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("app_label", "model"),
+    [
+        ("notifications", "notification"),
+        ("notifications", "delivery"),
+        ("notifications", "device"),
+    ],
+)
+def test_officers_find_their_rows_by_the_whole_phone_number_only(
+    worlds: tuple[dict[str, Any], dict[str, Any]], app_label: str, model: str
+) -> None:
+    """A part of a number would tell, digit by digit, a citizen's number the officer
+    is not shown; the whole number finds the officer's own rows, not another agency's."""
+    own, other = worlds
+    client = officer_client(own)
+    url = changelist(app_label, model)
+    phone = own["citizen"].phone
+
+    for fragment in (phone[-7:], phone[:7], phone[4:], f"{phone[3:6]} {phone[6:9]}"):
+        assert shown(client.get(url, {"q": fragment})) == set(), fragment
+    for typed in (spaced(phone), phone):
+        assert shown(client.get(url, {"q": typed})) == {str(own["rows"][model].pk)}, typed
+    assert shown(client.get(url, {"q": spaced(other["citizen"].phone)})) == set()
+    assert SupportAuditRecord.objects.count() == 0
+
+
 # --- Support staff in payments, notifications and bookings ---------------------------
 
 

@@ -174,3 +174,34 @@ def test_a_personal_argument_the_task_does_not_take_fails_at_once() -> None:
     with pytest.raises(TypeError, match="no argument phone"):
         personal_args(phone=str)(task)
     assert set(PERSONAL_ARGS["accounts.send_sms_notice"]) == {"to", "text"}
+
+
+@pytest.mark.parametrize("superuser", [False, True], ids=["staff", "superuser"])
+def test_the_job_list_offers_no_filter_by_lock(superuser: bool) -> None:
+    """A sidebar listing every lock of the table (one per booking sent) diagnoses
+    nothing, and would list whatever a lock may one day be made of to everyone who sees
+    the jobs; a job's lock stays on its page, and in the URL filters."""
+    job_id = job_app.configure_task(
+        "postal.send_booking", lock="postal-booking-4242", queueing_lock="queued-4242"
+    ).defer(booking_id=4242, revision=1)
+    viewer = (
+        make_user(password=None, is_staff=True, is_superuser=True)
+        if superuser
+        else staff_with("view_procrastinatejob")
+    )
+    client = client_of(viewer)
+
+    listing = client.get(JOBS)
+    by_lock = client.get(JOBS, {"lock": "postal-booking-4242"})
+    page = client.get(f"{JOBS}{job_id}/change/").content.decode()
+
+    sidebar = listing.content.decode()
+    sidebar = sidebar[sidebar.index('id="changelist-filter"') :]
+    assert "task_name" in sidebar  # the other filters stay
+    assert "postal-booking-4242" not in sidebar
+    assert "queued-4242" not in sidebar
+    assert {spec.title for spec in listing.context["cl"].filter_specs}.isdisjoint(
+        {"lock", "queueing lock"}
+    )
+    assert job_id in {job.pk for job in by_lock.context["cl"].result_list}
+    assert "postal-booking-4242" in page
