@@ -108,6 +108,17 @@ if USING_POSTGRES:
     if env("TEST_DATABASE_NAME"):
         DATABASES["default"]["TEST"] = {"NAME": env("TEST_DATABASE_NAME")}
 
+# Migrations on a live database (README "Deploying"; backend/management/commands/
+# migrate.py). On PostgreSQL `manage.py migrate` waits at most MIGRATION_LOCK_TIMEOUT_MS
+# for a table's lock: a schema change queued behind a long transaction would otherwise
+# queue every query of that table behind itself for as long. Then the migration rolls
+# back and is tried again after a back-off (2 s, 4 s, 8 s, ... at most
+# MIGRATION_LOCK_RETRY_MAX_WAIT_MS), MIGRATION_LOCK_RETRIES more times, before the
+# command fails naming the long transactions. 0: no bound (Django's own migrate).
+MIGRATION_LOCK_TIMEOUT_MS = max(0, envint("MIGRATION_LOCK_TIMEOUT_MS", 2000))
+MIGRATION_LOCK_RETRIES = max(0, envint("MIGRATION_LOCK_RETRIES", 10))
+MIGRATION_LOCK_RETRY_MAX_WAIT_MS = max(1, envint("MIGRATION_LOCK_RETRY_MAX_WAIT_MS", 10_000))
+
 # The job queue lives in PostgreSQL. On the embedded SQLite default the same tasks
 # go to procrastinate's in-memory queue, worked by a thread of the web process
 # (backend/embedded_queue.py), once the transaction that deferred them commits.

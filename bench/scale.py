@@ -238,18 +238,15 @@ SEED_SQL: list[tuple[str, str]] = [
         # 10 to 30 events per submitted dossier (1 per draft), spread over its life;
         # ids (the log's order) grow with time, as the log's sequence hands them out
         # (its trigger is off in a bulk load: the ids are given here, the sequence
-        # set after); txid grows with time too, below the cluster's current one.
+        # set after). No `txid`: nothing writes or reads it since dossiers 0021.
         "events",
         """
         INSERT INTO tracking_dossierevent (id, seq, type, status_before, status_after,
-            actor_type, actor_label, message, data, created_at, dossier_id, txid,
-            organisation_id)
+            actor_type, actor_label, message, data, created_at, dossier_id, organisation_id)
         SELECT row_number() OVER (ORDER BY at, d.id, j), j,
                CASE WHEN j = 1 THEN 'dossier.submitted' WHEN j = k THEN 'dossier.completed'
                     ELSE 'dossier.processing_started' END,
-               NULL, d.status, 'agency', '', '', '{}'::jsonb, at, d.id,
-               1 + floor(extract(epoch FROM at - %(start)s) / (366 * 86400) * %(txid)s)::bigint,
-               d.organisation_id
+               NULL, d.status, 'agency', '', '', '{}'::jsonb, at, d.id, d.organisation_id
         FROM dossiers_dossier d,
              LATERAL (SELECT CASE WHEN d.status = 0 THEN 1
                                   ELSE 10 + abs(hashtext(d.id::text)) %% 21 END AS k) n,
@@ -343,8 +340,6 @@ def seed(scale: float, *, vacuum: bool = True) -> dict[str, Any]:
     now = dt.datetime.now(dt.UTC)
     timings: dict[str, float] = {}
     with connection.cursor() as cursor:
-        cursor.execute("SELECT txid_current()")
-        txid_now = int(cursor.fetchone()[0])
         # Bulk load: no foreign-key or append-only triggers per row (the data is
         # consistent by construction), indexes built once at the end.
         cursor.execute("SET session_replication_role = replica")
@@ -361,7 +356,6 @@ def seed(scale: float, *, vacuum: bool = True) -> dict[str, Any]:
             "agencies": AGENCIES,
             "now": now,
             "start": now - dt.timedelta(days=365),
-            "txid": txid_now - 1000,
             "every": 1,
         }
         for name, sql in SEED_SQL:

@@ -55,7 +55,7 @@ def record_event(
         actor_label=actor_label,
         message=message,
         data=data or {},
-        # id and txid: set by the log's trigger in the INSERT (migration 0018)
+        # id: taken by the log's trigger in the INSERT (migration 0018)
     )
     defer_each([import_string(path) for path in settings.EVENT_SUBSCRIBERS], event_id=event.id)
     recipients = sorted(str(user_id) for user_id in recipients_for(dossier))

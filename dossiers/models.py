@@ -454,12 +454,9 @@ class Apology(models.Model):
 
 
 class CurrentTransactionId(models.Func):
-    """The inserting transaction's id (`DossierEvent.txid`'s database default).
-
-    PostgreSQL computes it in the INSERT and hands it back with the row's id
-    (RETURNING), a round trip fewer per event than asking first; 0 on SQLite,
-    where the log's order is the id alone.
-    """
+    """The inserting transaction's id: the database default of the event log's
+    former `txid` (0 on SQLite). No field uses it since migration 0021; migration
+    0016 names it, so it stays."""
 
     template = "0"
     arity = 0
@@ -482,8 +479,10 @@ class DossierEvent(models.Model):
     of order when two transactions commit in the opposite order: an event is
     final once every smaller id is committed or will never be (see
     tracking/stream.py, the reader). On PostgreSQL a trigger takes the id
-    (migration 0018), after the inserting transaction has its transaction id,
-    which `txid` records (0 on SQLite).
+    (migration 0018), after taking the event writers' lock.
+
+    The table still has a `txid` column on PostgreSQL, written by nothing and
+    named by no query of this release (migration 0021); the next release drops it.
     """
 
     class Actor(models.TextChoices):
@@ -511,7 +510,6 @@ class DossierEvent(models.Model):
     message = models.TextField(blank=True)
     data = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
-    txid = models.BigIntegerField(db_default=CurrentTransactionId(), editable=False)
     # The dossier's organisation, copied at insert (a dossier never changes
     # organisation): an organisation member's replay reads the organisation's
     # events in log order from their own index (tracking/stream.py), instead of

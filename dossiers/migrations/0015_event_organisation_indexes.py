@@ -7,37 +7,22 @@ overdue nor warned yet (the at-risk scan, dossiers/monitoring.py).
 
 `CREATE INDEX CONCURRENTLY` on PostgreSQL: no write lock on the live tables (it
 waits for transactions open at its start, and reads the table twice). A build that
-fails leaves an INVALID index of that name: `DROP INDEX CONCURRENTLY` it, then run
-this again. Plain CREATE INDEX on SQLite (the embedded default).
+failed leaves an INVALID index of that name, which running this again drops first
+(backend/online_migrations.py). Plain CREATE INDEX on SQLite (the embedded default).
 """
 
 import django.db.models.functions.comparison
 from django.db import migrations, models
 
+from backend.online_migrations import AddIndexConcurrently
 
-class AddIndexConcurrentlyOnPostgres(migrations.AddIndex):
-    """`CREATE INDEX CONCURRENTLY` on PostgreSQL (no write lock on a live table), a
-    plain CREATE INDEX elsewhere (SQLite runs the same migrations)."""
 
-    atomic = False
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        model = to_state.apps.get_model(app_label, self.model_name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, model):
-            return
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.add_index(model, self.index, concurrently=True)
-        else:
-            schema_editor.add_index(model, self.index)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        model = from_state.apps.get_model(app_label, self.model_name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, model):
-            return
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.remove_index(model, self.index, concurrently=True)
-        else:
-            schema_editor.remove_index(model, self.index)
+# Since 2026-12-07 the operation of backend/online_migrations.py: under the bounded
+# lock wait of `manage.py migrate` a concurrent build must run with no lock timeout
+# (it waits for older transactions, blocking no one; a timeout would leave an INVALID
+# index), and running it again must be harmless (IF NOT EXISTS, an INVALID leftover
+# dropped first). Databases that applied this migration are not affected.
+AddIndexConcurrentlyOnPostgres = AddIndexConcurrently
 
 
 class Migration(migrations.Migration):

@@ -8,40 +8,27 @@ primary key.
 
 `CREATE INDEX CONCURRENTLY` / `DROP INDEX CONCURRENTLY` on PostgreSQL (see
 0015 for a build that fails); plain statements on SQLite.
+
+The drops came in the same release as the code that stopped reading with those
+indexes: while that release was rolled out, the previous one, still serving, ran
+its (txid, id) reads without them (slower, never wrong: a non-unique index only
+speeds reads up). The rule since then (README "Deploying"): drop an index in the
+release after the one whose code stopped needing it.
 """
 
 import importlib
 
 from django.db import migrations, models
 
+from backend.online_migrations import RemoveIndexConcurrently
+
 # The operation 0015 defined (a migration module's name cannot be imported plainly).
 concurrently = importlib.import_module("dossiers.migrations.0015_event_organisation_indexes")
 
 
-class RemoveIndexConcurrentlyOnPostgres(migrations.RemoveIndex):
-    """`DROP INDEX CONCURRENTLY` on PostgreSQL, a plain DROP INDEX elsewhere."""
-
-    atomic = False
-
-    def database_forwards(self, app_label, schema_editor, from_state, to_state):
-        model = from_state.apps.get_model(app_label, self.model_name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, model):
-            return
-        index = from_state.models[app_label, self.model_name_lower].get_index_by_name(self.name)
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.remove_index(model, index, concurrently=True)
-        else:
-            schema_editor.remove_index(model, index)
-
-    def database_backwards(self, app_label, schema_editor, from_state, to_state):
-        model = to_state.apps.get_model(app_label, self.model_name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, model):
-            return
-        index = to_state.models[app_label, self.model_name_lower].get_index_by_name(self.name)
-        if schema_editor.connection.vendor == "postgresql":
-            schema_editor.add_index(model, index, concurrently=True)
-        else:
-            schema_editor.add_index(model, index)
+# Since 2026-12-07 the operation of backend/online_migrations.py (no lock timeout for
+# the drop, IF EXISTS: see 0015). Databases that applied this migration are not affected.
+RemoveIndexConcurrentlyOnPostgres = RemoveIndexConcurrently
 
 
 class Migration(migrations.Migration):

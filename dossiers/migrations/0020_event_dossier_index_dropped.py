@@ -6,13 +6,18 @@ nothing (one B-tree of seven).
 Dropped concurrently on PostgreSQL (writers go on; see 0015 for why a concurrent
 build is checked), a plain DROP INDEX on SQLite. The index is the one Django
 made for the foreign key, found by its column alone (the composite ones are
-left); going back builds it again the same way.
+left); going back builds it again the same way. With no lock timeout (since
+2026-12-07, `backend.online_migrations.no_lock_timeout`): a concurrent drop waits for
+older transactions without blocking anyone. Only a performance matter for the
+release still serving while this one rolls out (see 0019).
 """
 
 import django.db.models.deletion
 from django.db import migrations, models
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.state import StateApps
+
+from backend.online_migrations import no_lock_timeout
 
 COLUMN = "dossier_id"
 
@@ -34,7 +39,8 @@ def forward(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     table = apps.get_model("dossiers", "DossierEvent")._meta.db_table
     concurrently = " CONCURRENTLY" if schema_editor.connection.vendor == "postgresql" else ""
     for name in _single_column_indexes(schema_editor, table):
-        schema_editor.execute(f"DROP INDEX{concurrently} {schema_editor.quote_name(name)}")
+        with no_lock_timeout(schema_editor):
+            schema_editor.execute(f"DROP INDEX{concurrently} {schema_editor.quote_name(name)}")
 
 
 def backward(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
@@ -43,10 +49,11 @@ def backward(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
         return
     concurrently = " CONCURRENTLY" if schema_editor.connection.vendor == "postgresql" else ""
     name = schema_editor._create_index_name(table, [COLUMN])
-    schema_editor.execute(
-        f"CREATE INDEX{concurrently} {schema_editor.quote_name(name)} ON "
-        f"{schema_editor.quote_name(table)} ({schema_editor.quote_name(COLUMN)})"
-    )
+    with no_lock_timeout(schema_editor):
+        schema_editor.execute(
+            f"CREATE INDEX{concurrently} {schema_editor.quote_name(name)} ON "
+            f"{schema_editor.quote_name(table)} ({schema_editor.quote_name(COLUMN)})"
+        )
 
 
 class Migration(migrations.Migration):

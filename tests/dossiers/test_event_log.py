@@ -88,26 +88,56 @@ def test_an_unknown_type_is_refused_before_anything_is_written(event: DossierEve
     assert list(DossierEvent.objects.values_list("type", flat=True)) == ["dossier.submitted"]
 
 
-def test_an_event_carries_the_id_of_the_transaction_that_inserted_it(db: None) -> None:
-    # The INSERT computes txid (the log's trigger) and returns it with the id, with
-    # no statement of its own before it.
+def test_no_statement_names_txid_and_nothing_writes_it(db: None) -> None:
+    # Release 1 of the column's removal (migration 0021): no INSERT or read of this
+    # release names it, so the next release can drop it while this one serves.
     from django.test.utils import CaptureQueriesContext
 
-    dossier = make_dossier(status=Dossier.Status.NEW)
-    with transaction.atomic():
-        with CaptureQueriesContext(connection) as captured:
-            event = record_event(
-                dossier, type=EventType.DOSSIER_SUBMITTED, actor_type="citizen", status_after=1
-            )
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_current_xact_id()::text::bigint")
-            current = int(cursor.fetchone()[0])
+    from tracking.timeline import build_timeline
 
-    assert event.txid == current > 0
-    assert DossierEvent.objects.get(pk=event.pk).txid == current
-    inserts = [q["sql"] for q in captured.captured_queries if "INSERT INTO" in q["sql"]]
-    assert any('"tracking_dossierevent"' in sql and "RETURNING" in sql for sql in inserts)
-    assert not any("pg_current_xact_id" in q["sql"] for q in captured.captured_queries)
+    dossier = make_dossier(status=Dossier.Status.NEW)
+    with CaptureQueriesContext(connection) as captured, transaction.atomic():
+        event = record_event(
+            dossier, type=EventType.DOSSIER_SUBMITTED, actor_type="citizen", status_after=1
+        )
+        list(DossierEvent.objects.filter(dossier=dossier))
+        build_timeline(dossier)
+    assert any("INSERT INTO" in q["sql"] for q in captured.captured_queries)
+    assert not [q["sql"] for q in captured.captured_queries if "txid" in q["sql"]]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT txid FROM tracking_dossierevent WHERE id = %s", [event.pk])
+        assert cursor.fetchone() == (None,)
+
+
+def test_the_previous_release_still_inserts_and_reads_txid(db: None) -> None:
+    # While this release rolls out, the previous one serves: its model inserts
+    # DEFAULT into txid and reads it back. It gets NULL, which it never used.
+    dossier = make_dossier(status=Dossier.Status.NEW)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "INSERT INTO tracking_dossierevent (seq, type, actor_type, actor_label, message,"
+            " data, created_at, dossier_id, txid) VALUES (1, 'dossier.submitted', 'citizen',"
+            " '', '', '{}', now(), %s, DEFAULT) RETURNING id, txid",
+            [dossier.pk],
+        )
+        event_id, txid = cursor.fetchone()
+    assert txid is None
+    assert DossierEvent.objects.get(pk=event_id).seq == 1
+
+
+def test_the_next_release_may_drop_txid(db: None) -> None:
+    # Release 2 drops the column (README "Deploying"): events are still written,
+    # by the trigger too, and read. (The test's transaction undoes the drop.)
+    dossier = make_dossier(status=Dossier.Status.NEW)
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE tracking_dossierevent DROP COLUMN txid")
+    with transaction.atomic():
+        event = record_event(
+            dossier, type=EventType.DOSSIER_SUBMITTED, actor_type="citizen", status_after=1
+        )
+    assert list(DossierEvent.objects.filter(dossier=dossier).values_list("id", "seq")) == [
+        (event.pk, 1)
+    ]
 
 
 WRITER_LOCK = (

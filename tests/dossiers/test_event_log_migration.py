@@ -99,7 +99,8 @@ def test_migrating_forward_keeps_rows_foreign_keys_and_the_trigger(
             body="Accepted.",
         )
     columns = ("id", "dossier_id", "seq", "type", "status_before", "status_after")
-    columns += ("actor_type", "actor_user_id", "actor_label", "message", "data", "txid")
+    # (not txid: nothing reads it since dossiers 0021, and the next release drops it)
+    columns += ("actor_type", "actor_user_id", "actor_label", "message", "data")
     before = list(OldEvent.objects.order_by("id").values_list(*columns))
     times = list(OldEvent.objects.order_by("id").values_list("created_at", flat=True))
 

@@ -385,8 +385,8 @@ def test_new_events_carry_their_dossiers_organisation(seeded: dict[str, Any]) ->
     with connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO tracking_dossierevent (seq, type, actor_type, actor_label, message,"
-            " data, created_at, dossier_id, txid) VALUES (%s, 'dossier.submitted', 'system',"
-            " '', '', '{}', now(), %s, 0) RETURNING organisation_id",
+            " data, created_at, dossier_id) VALUES (%s, 'dossier.submitted', 'system',"
+            " '', '', '{}', now(), %s) RETURNING organisation_id",
             [10_000, dossier.pk],
         )
         assert cursor.fetchone()[0] == dossier.organisation_id
