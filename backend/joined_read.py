@@ -14,6 +14,9 @@ order of its columns and their converters are compiled once per database alias
 the read) and executed with the key in its place among the parameters. That part
 pays off even with every column of both models (the bearer's session and its user).
 With the pool (DATABASE_POOL) the statement is also prepared: see `_cursor`.
+
+`for_update` makes it a locking read (`select_for_update()`) of the model's own row,
+for the hot paths of a write (the wallet's attach), inside the caller's transaction.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import psycopg
-from django.db import connections, models
+from django.db import connections, models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 from django.db.models import QuerySet
@@ -120,7 +123,10 @@ class JoinedRead(Generic[M]):
 
     `fields`: the model's own fields to load (None: all). `related`: foreign key
     name -> the related model's fields to load (None: all). `annotations`: extra
-    expressions, set as attributes of the instance.
+    expressions, set as attributes of the instance. `for_update`: lock the row until
+    the transaction ends (`SELECT ... FOR UPDATE`; only inside `transaction.atomic()`,
+    as the ORM requires, and without `related`: a row of a nullable foreign key
+    cannot be locked through its outer join, nor should it be locked by accident).
     """
 
     def __init__(
@@ -129,8 +135,13 @@ class JoinedRead(Generic[M]):
         fields: Sequence[str] | None = None,
         related: Mapping[str, Sequence[str] | None] | None = None,
         annotations: Mapping[str, Any] | None = None,
+        *,
+        for_update: bool = False,
     ) -> None:
+        if for_update and related:
+            raise ValueError("a locking read locks its own row only: no related rows")
         self.model = model
+        self.for_update = for_update
         self.own = _in_model_order(model, fields)
         self.related: list[tuple[str, type[models.Model], list[str]]] = []
         columns = list(self.own)
@@ -147,9 +158,10 @@ class JoinedRead(Generic[M]):
         self.annotation_names = list(annotations or {})
         self.columns = [*columns, *self.annotation_names]
         # Built once: a queryset is lazy, and every read filters a copy of it.
-        self.rows: QuerySet[M, tuple[Any, ...]] = model._default_manager.annotate(
-            **(annotations or {})
-        ).values_list(*self.columns)
+        rows = model._default_manager.annotate(**(annotations or {}))
+        if for_update:
+            rows = rows.select_for_update()
+        self.rows: QuerySet[M, tuple[Any, ...]] = rows.values_list(*self.columns)
         # Per database alias: the compiled read by primary key, or None when this
         # query cannot be replayed (then every read goes through the ORM).
         self._compiled: dict[str, _Compiled | None] = {}
@@ -159,6 +171,11 @@ class JoinedRead(Generic[M]):
         """The one instance matching `filters`; `model.DoesNotExist` otherwise."""
         if filters.keys() == {"pk"}:
             db = self.rows.db
+            if self.for_update and not transaction.get_connection(db).in_atomic_block:
+                # What the ORM says, which the compiled read would not check.
+                raise transaction.TransactionManagementError(
+                    "select_for_update cannot be used outside of a transaction."
+                )
             compiled = self._compiled_for(db)
             if compiled is not None:
                 return self._build(db, self._fetch_by_pk(db, compiled, filters["pk"]))

@@ -18,7 +18,8 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, Sum
+from django.db.models import Count, Exists, F, OuterRef, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -31,7 +32,7 @@ from backend.errors import (
     PermissionDenied,
     Unprocessable,
 )
-from dossiers.access import access_dossier, may_act_for
+from dossiers.access import access_dossier, lock_for_papers, may_act_for
 from dossiers.models import Attachment, Dossier, RequiredDocument, attachment_path
 from dossiers.uploads import (
     HEAD_BYTES,
@@ -409,23 +410,32 @@ def attach_shared(
     `owner_organisation_id`, only that organisation's dossiers may use the object.
     Call inside the caller's transaction when it locks the source.
 
-    A handful of statements (this is the app's "use from wallet" tap): the dossier
-    row lock, the document with its type check, one aggregate for the limits and
-    the duplicate, the insert and the version bump.
+    Four statements (this is the app's "use from wallet" tap): the dossier's row
+    lock (its few fields, compiled once), the document with its type check and the
+    dossier's counts for the limits and the duplicate (read under the lock: a
+    statement that waited for the lock would count from before it), the insert and
+    the version bump.
     """
     if not shared.file.startswith(SHARED_PREFIXES):
         raise ValueError("only shared objects can be attached by reference")
     with transaction.atomic(savepoint=False):
-        dossier = access_dossier(user, dossier_id, for_update=True)
+        dossier = lock_for_papers(user, dossier_id)
         if owner_organisation_id is not None and dossier.organisation_id != owner_organisation_id:
             raise NotFound()
         _ensure_editable(dossier)
         accepted = RequiredDocument.accepted_types.through.objects.filter(
             requireddocument_id=OuterRef("pk"), documenttype_id=document_type_id or 0
         )
+        papers = Attachment.objects.filter(dossier_id=dossier.pk)
         document = (
             RequiredDocument.objects.filter(procedure_id=dossier.procedure_id, code=document_code)
-            .annotate(type_accepted=Exists(accepted))
+            .only("code", "accepted_kinds", "max_files")
+            .annotate(
+                type_accepted=Exists(accepted),
+                total=_count(papers),
+                here=_count(papers.filter(document_code=document_code)),
+                same=_count(papers.filter(sha256=shared.sha256)),
+            )
             .first()
         )
         if document is None:
@@ -443,16 +453,11 @@ def attach_shared(
                 _("This document does not accept this kind of file."),
                 details={"kind": shared.kind, "accepted_kinds": list(document.accepted_kinds)},
             )
-        counts = Attachment.objects.filter(dossier=dossier).aggregate(
-            total=Count("id"),
-            here=Count("id", filter=Q(document_code=document.code)),
-            same=Count("id", filter=Q(sha256=shared.sha256)),
-        )
-        if counts["same"]:
+        if document.same:  # type: ignore[attr-defined]
             existing = _same_content(dossier, shared.sha256)
             if existing is not None:
                 return existing, False
-        _check_limits(document, counts["total"], counts["here"])
+        _check_limits(document, document.total, document.here)  # type: ignore[attr-defined]
         attachment = Attachment.objects.create(
             dossier=dossier,
             document_code=document.code,
@@ -470,6 +475,12 @@ def attach_shared(
         )
         _touch(dossier)
         return attachment, True
+
+
+def _count(attachments: QuerySet[Attachment]) -> Coalesce:
+    """How many of `attachments` there are, as a column of another query."""
+    counted = attachments.order_by().values("dossier_id").annotate(n=Count("id")).values("n")
+    return Coalesce(Subquery(counted), 0)
 
 
 def read_stored(name: str) -> IO[bytes]:

@@ -20,10 +20,12 @@ import datetime as dt
 import hmac
 import logging
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models.expressions import RawSQL
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Expression, TextField
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
@@ -78,11 +80,22 @@ def commit_without_waiting_for_disk() -> None:
             cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
-def _relaxing_commit() -> RawSQL:
+class RelaxedCommit(Expression):
     """`commit_without_waiting_for_disk` as a column of the row read that opens the
     transaction: `set_config(..., is_local => true)` is `SET LOCAL`, evaluated with
-    the locked row, so the relaxed commit costs no statement (round trip) of its own."""
-    return RawSQL("set_config('synchronous_commit', 'off', true)", ())
+    the locked row, so the relaxed commit costs no statement (round trip) of its own.
+    Other databases read NULL (they have no such setting)."""
+
+    output_field = TextField()
+
+    def as_sql(self, compiler: Any, connection: BaseDatabaseWrapper) -> tuple[str, list[Any]]:
+        if connection.vendor == "postgresql":
+            return "set_config('synchronous_commit', 'off', true)", []
+        return "NULL", []
+
+
+def _relaxing_commit() -> RelaxedCommit:
+    return RelaxedCommit()
 
 
 SEND_CODE_TASK = "accounts.send_code"
