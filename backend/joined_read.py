@@ -28,11 +28,12 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import psycopg
-from django.db import connections, models, transaction
+from django.db import connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 from django.db.models import QuerySet
 from django.db.models.query import MAX_GET_RESULTS
+from django.db.transaction import TransactionManagementError
 
 M = TypeVar("M", bound=models.Model)
 
@@ -171,16 +172,23 @@ class JoinedRead(Generic[M]):
         """The one instance matching `filters`; `model.DoesNotExist` otherwise."""
         if filters.keys() == {"pk"}:
             db = self.rows.db
-            if self.for_update and not transaction.get_connection(db).in_atomic_block:
-                # What the ORM says, which the compiled read would not check.
-                raise transaction.TransactionManagementError(
-                    "select_for_update cannot be used outside of a transaction."
-                )
+            if self.for_update:
+                self._check_in_transaction(db)
             compiled = self._compiled_for(db)
             if compiled is not None:
                 return self._build(db, self._fetch_by_pk(db, compiled, filters["pk"]))
         rows = self.rows.filter(**filters)
         return self._build(rows.db, rows.get())
+
+    @staticmethod
+    def _check_in_transaction(db: str) -> None:
+        """What the ORM's compiler checks for a locking read, which a compiled one skips:
+        outside a transaction the lock would end with the statement."""
+        connection = connections[db]
+        if connection.get_autocommit() and connection.features.supports_transactions:
+            raise TransactionManagementError(
+                "select_for_update cannot be used outside of a transaction."
+            )
 
     def _build(self, db: str, row: Sequence[Any]) -> M:
         instance = self.model.from_db(db, self.own, row[: len(self.own)])

@@ -30,8 +30,8 @@ from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from auth.actions.challenges import RelaxedCommit
 from auth.models import Membership, User
+from backend.commits import RelaxedCommit
 from backend.errors import NotFound, PayloadTooLarge, PermissionDenied, Unprocessable
 from backend.joined_read import JoinedRead
 from documents.models import WALLET_PREFIX, WalletItem, wallet_path
