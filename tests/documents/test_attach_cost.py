@@ -18,8 +18,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from backend.models import IdempotencyRecord
+from documents import wallet
 from documents.models import WalletItem
-from dossiers import attachments_api
+from dossiers import access, attachments_api
 from dossiers.models import Attachment, DocumentType
 from tests.conftest import make_user
 from tests.documents.test_wallet import client, draft_for, keep
@@ -83,6 +84,9 @@ def test_an_attach_is_one_relaxed_transaction_of_six_statements(cccd: DocumentTy
         "COMMIT",
     ]
     assert RELAXED in sql[2]  # pending state: the commit does not wait for the disk
+    # Both row locks are reads compiled once (prepared statements with the pool).
+    assert wallet._LOCKED_TO_ATTACH._compiled_for("default") is not None
+    assert access._LOCKED_FOR_PAPERS._compiled_for("default") is not None
     assert "form_data" not in sql[3]  # the dossier's few fields, not its form
     assert sql[4].count('"dossiers_attachment"') == 3  # total, this document's, same bytes
     assert str(Attachment.objects.get().pk) == response.json()["id"]
