@@ -438,7 +438,7 @@ def attach_shared(
         if document is None:
             _required_document(dossier, document_code)  # raises unknown_document
             raise NotFound()  # unreachable: the document exists after all
-        if document_type_id is not None and not document.type_accepted:
+        if document_type_id is not None and not document.type_accepted:  # type: ignore[attr-defined]
             raise Unprocessable(
                 "document_type_not_accepted",
                 _("This document does not accept this kind of paper."),
