@@ -38,6 +38,7 @@ from ninja.decorators import decorate_view
 from ninja.operation import Operation
 from ninja.utils import contribute_operation_callback
 
+from backend.commits import commit_without_waiting_for_disk
 from backend.errors import error_response
 from backend.middleware import client_ip
 from backend.models import IdempotencyRecord
@@ -151,12 +152,19 @@ def _claim(
 
     None (not created) when the key kept changing hands: treat it as in flight.
     """
+    # The claim commits on its own, without waiting for the disk, unless it is part
+    # of the caller's transaction (`Policy.whole_transaction`), whose commit is not ours.
+    own_transaction = not transaction.get_connection().in_atomic_block
     for _attempt in range(CLAIM_ATTEMPTS):
         now = timezone.now()
         lock_until = now + dt.timedelta(seconds=settings.IDEMPOTENCY_LOCK_SECONDS)
         expires = now + dt.timedelta(seconds=ttl_seconds)
         try:
             with transaction.atomic():
+                if own_transaction:
+                    # Pending state (see `_claim_and_run`): its loss in a crash takes
+                    # everything later with it, the route's action and answer too.
+                    commit_without_waiting_for_disk()
                 record = IdempotencyRecord.objects.create(
                     scope=scope,
                     key=key,
@@ -220,7 +228,7 @@ def _refreshed(
 
 
 def _guarded(
-    policy: Policy, refresh: Refresh | None = None
+    policy: Policy, refresh: Refresh | None = None, *, one_transaction: bool = False
 ) -> Callable[[Callable[..., HttpResponseBase]], Callable[..., HttpResponseBase]]:
     def decorate(run: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
         # This wraps ninja's Operation.run, outside the try/except that routes a
@@ -245,7 +253,7 @@ def _guarded(
                 else functools.partial(_refreshed, refresh, operation, request, kwargs)
             )
             try:
-                return _run_once(policy, run, request, kwargs, refreshed)
+                return _run_once(policy, run, request, kwargs, refreshed, one_transaction)
             except Exception as exc:
                 if operation is None:
                     raise
@@ -262,6 +270,7 @@ def _run_once(
     request: HttpRequest,
     kwargs: dict[str, Any],
     refreshed: Callable[[HttpResponse], HttpResponse] | None = None,
+    one_transaction: bool = False,
 ) -> HttpResponseBase:
     key = request.headers.get(policy.header)
     if key is None and policy.optional:
@@ -280,7 +289,9 @@ def _run_once(
         # writes nothing that a twin would have to wait for.
         with transaction.atomic():
             return _claim_and_run(policy, run, request, kwargs, scope, key, fingerprint, refreshed)
-    return _claim_and_run(policy, run, request, kwargs, scope, key, fingerprint, refreshed)
+    return _claim_and_run(
+        policy, run, request, kwargs, scope, key, fingerprint, refreshed, one_transaction
+    )
 
 
 def _claim_and_run(
@@ -292,7 +303,16 @@ def _claim_and_run(
     key: str,
     fingerprint: str,
     refreshed: Callable[[HttpResponse], HttpResponse] | None = None,
+    one_transaction: bool = False,
 ) -> HttpResponseBase:
+    """Claim the key, then run the route once and keep its answer; or answer a twin.
+
+    The claim commits on its own (a twin sees it and gets 409 while the route runs).
+    The answer is kept by a statement of its own after the route, or, with
+    `one_transaction` (a route that is one database transaction and nothing else),
+    in the route's transaction: one commit for both, and a crash keeps both or
+    neither (never an action done whose key a retry would find still in flight).
+    """
     record, created = _claim(scope, key, fingerprint, policy.ttl_seconds())
     if record is None or not created:
         if record is not None and record.fingerprint != fingerprint:
@@ -314,25 +334,42 @@ def _claim_and_run(
             return refreshed(replay)
         return replay
     try:
-        response = run(request, **kwargs)
+        if one_transaction and not policy.whole_transaction:
+            # The route's own atomic blocks become savepoints of this one: a 4xx
+            # rolls back to its savepoint and is kept; an answer not kept rolls back
+            # everything the route did (the retry runs it again).
+            with transaction.atomic():
+                response = run(request, **kwargs)
+                kept = _keep(policy, record, response, rollback=True)
+        else:
+            response = run(request, **kwargs)
+            kept = _keep(policy, record, response, rollback=policy.whole_transaction)
     except BaseException:
         if not policy.whole_transaction:  # else the rollback removes it
             record.delete()
         raise
+    if not kept and not policy.whole_transaction:
+        record.delete()  # released: the retry may claim it again
+    return response
+
+
+def _keep(
+    policy: Policy, record: IdempotencyRecord, response: HttpResponseBase, *, rollback: bool
+) -> bool:
+    """Store a 2xx or 4xx answer on the claimed record; False for an answer a retry
+    could change (not kept), after marking the transaction for rollback if asked."""
     status = response.status_code
     if status >= 500 or status in policy.not_kept or not isinstance(response, HttpResponse):
-        if policy.whole_transaction:
+        if rollback:
             transaction.set_rollback(True)
-        else:
-            record.delete()
-        return response
+        return False
     IdempotencyRecord.objects.filter(pk=record.pk).update(
         state=IdempotencyRecord.State.COMPLETED,
         response_status=status,
         response_body=response.content,
         response_content_type=response.get("Content-Type", "application/json"),
     )
-    return response
+    return True
 
 
 def _invalid_idempotency_key() -> HttpResponse:
@@ -363,12 +400,17 @@ IDEMPOTENCY_KEY = Policy(
 
 
 def once_per_key(
-    policy: Policy, op_func: Callable[..., Any], refresh: Refresh | None = None
+    policy: Policy,
+    op_func: Callable[..., Any],
+    refresh: Refresh | None = None,
+    *,
+    one_transaction: bool = False,
 ) -> Callable[..., Any]:
     """Decorate a ninja route function: it runs at most once per key of `policy`; a
-    replay of a 2xx answer goes through `refresh`, if given (see `Refresh`)."""
+    replay of a 2xx answer goes through `refresh`, if given (see `Refresh`); with
+    `one_transaction`, its answer is kept in its transaction (see `_claim_and_run`)."""
     # decorate_view keeps the wrapper when ninja clones operations for an API.
-    decorate_view(_guarded(policy, refresh))(op_func)
+    decorate_view(_guarded(policy, refresh, one_transaction=one_transaction))(op_func)
     return op_func
 
 
@@ -376,26 +418,38 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 @overload
-def idempotent(op_func: F, *, refresh: Refresh | None = None) -> F: ...
+def idempotent(
+    op_func: F, *, refresh: Refresh | None = None, one_transaction: bool = False
+) -> F: ...
 
 
 @overload
-def idempotent(op_func: None = None, *, refresh: Refresh) -> Callable[[F], F]: ...
+def idempotent(
+    op_func: None = None, *, refresh: Refresh | None = None, one_transaction: bool = False
+) -> Callable[[F], F]: ...
 
 
-def idempotent(op_func: F | None = None, *, refresh: Refresh | None = None) -> F | Callable[[F], F]:
+def idempotent(
+    op_func: F | None = None, *, refresh: Refresh | None = None, one_transaction: bool = False
+) -> F | Callable[[F], F]:
     """Decorate a ninja route function (above or below `@router.post`): `@idempotent`,
     or `@idempotent(refresh=...)` for a route whose answer says what the caller may do
-    with what it created (see `Refresh`)."""
+    with what it created (see `Refresh`).
+
+    `one_transaction=True` for a route that is one database transaction and nothing
+    else (no call to another service, no file written, no commit it relies on before
+    answering): its answer is then kept in that transaction, one commit instead of
+    two, and exactly once even across a crash (see `_claim_and_run`).
+    """
     if op_func is None:
-        return functools.partial(idempotent, refresh=refresh)
+        return functools.partial(idempotent, refresh=refresh, one_transaction=one_transaction)
 
     def document(operation: Operation) -> None:
         extra = dict(operation.openapi_extra or {})
         extra["parameters"] = [*extra.get("parameters", []), OPENAPI_PARAMETER]
         operation.openapi_extra = extra
 
-    once_per_key(IDEMPOTENCY_KEY, op_func, refresh)
+    once_per_key(IDEMPOTENCY_KEY, op_func, refresh, one_transaction=one_transaction)
     operation = getattr(op_func, "_ninja_operation", None)
     if operation is not None:
         document(operation)

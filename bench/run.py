@@ -92,6 +92,7 @@ BENCHMARKS: dict[str, list[tuple[str, str, str]]] = {
     ],
     "wallet_attach": [
         ("wallet attach", "wallet attach (no byte copy) p50 ÷ hello p50", "<= 2"),
+        ("wallet attach", "wallet attach p50 ÷ signed-in read p50 (proposed)", "<= 2"),
     ],
     "result_verify": [
         (

@@ -241,7 +241,8 @@ def wallet_offers(request: HttpRequest, dossier_id: uuid.UUID) -> Any:
     },
     summary="Attach a wallet paper to a required document (no copy of the bytes)",
 )
-@idempotent(refresh=can_remove_now)
+# One transaction and nothing else (no byte is copied): the answer is kept in it.
+@idempotent(refresh=can_remove_now, one_transaction=True)
 def attach_from_wallet(
     request: HttpRequest, dossier_id: uuid.UUID, payload: FromWalletIn
 ) -> Status[Attachment]:

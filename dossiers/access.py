@@ -123,6 +123,21 @@ def access_dossier(user: User, dossier_id: uuid.UUID | str, *, for_update: bool 
     return _visible_one(user, queryset, dossier_id)
 
 
+# A change of a dossier's papers by reference (the wallet's attach): its row lock
+# with what the checks, the new attachment and its `can_remove` read (the rest is
+# deferred), in a statement compiled once (prepared with the pool), no joins.
+_LOCKED_FOR_PAPERS = JoinedRead(
+    Dossier, ("status", "applicant", "organisation", "procedure"), for_update=True
+)
+
+
+def lock_for_papers(user: User, dossier_id: uuid.UUID | str) -> Dossier:
+    """`access_dossier(..., for_update=True)` for adding a paper: only `status`,
+    `applicant`, `organisation` and `procedure` (its id) are loaded, no related rows.
+    Inside `transaction.atomic()`."""
+    return _visible_one(user, _LOCKED_FOR_PAPERS, dossier_id)
+
+
 def read_dossier(user: User, dossier_id: uuid.UUID | str) -> Dossier:
     """`access_dossier` for showing a dossier (`dossiers.api.dossier_out`), in one query.
 

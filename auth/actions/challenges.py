@@ -23,7 +23,6 @@ import uuid
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models.expressions import RawSQL
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 
@@ -38,6 +37,7 @@ from auth.ratelimit import (
     take_sms_allowance,
 )
 from auth.sms import send_sms
+from backend.commits import RelaxedCommit, commit_without_waiting_for_disk
 from backend.errors import NotFound, RateLimited, Unprocessable
 from backend.jobs import defer
 
@@ -60,29 +60,6 @@ def new_challenge(
         ip=ip,
         expires_at=timezone.now() + dt.timedelta(seconds=settings.OTP_TTL_SECONDS),
     )
-
-
-def commit_without_waiting_for_disk() -> None:
-    """Let the current transaction commit without waiting for its WAL flush (PostgreSQL).
-
-    For transactions that write nothing but pending state (a challenge and the job
-    that texts its code, the code's hash, a sign-up not verified yet): a database
-    crash within the next fraction of a second may lose them, and the citizen then
-    asks for a code again, which the SMS limits already counted. It saves the
-    request (and the job) a disk flush, the largest part of its time. The writes
-    that prove something (a code spent, an account verified, a session) commit
-    durably as usual; being later in the log, their flush carries these too.
-    """
-    if connection.vendor == "postgresql" and connection.in_atomic_block:
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-
-
-def _relaxing_commit() -> RawSQL:
-    """`commit_without_waiting_for_disk` as a column of the row read that opens the
-    transaction: `set_config(..., is_local => true)` is `SET LOCAL`, evaluated with
-    the locked row, so the relaxed commit costs no statement (round trip) of its own."""
-    return RawSQL("set_config('synchronous_commit', 'off', true)", ())
 
 
 SEND_CODE_TASK = "accounts.send_code"
@@ -200,7 +177,7 @@ def resend_code(*, challenge_id: uuid.UUID, ip: str) -> OtpChallenge:
         rows = OtpChallenge.objects.select_for_update().filter(pk=challenge_id, consumed_at=None)
         relaxed = connection.vendor == "postgresql"
         if relaxed:  # only pending state is written below (issue_code)
-            rows = rows.annotate(_relaxed_commit=_relaxing_commit())
+            rows = rows.annotate(_relaxed_commit=RelaxedCommit())
         challenge = rows.first()
         if challenge is None:
             raise NotFound("challenge_not_found", _("This verification is over. Start again."))

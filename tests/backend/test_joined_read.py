@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import F, Value
 from django.test.utils import CaptureQueriesContext
 
@@ -16,6 +16,7 @@ from auth.tokens import authenticate_access_token
 from backend import joined_read
 from backend.joined_read import JoinedRead
 from dossiers.models import Dossier
+from tests.concurrency import in_threads
 from tests.conftest import make_user, sign_in
 from tests.factories import make_dossier, make_organisation, make_procedure
 
@@ -172,3 +173,50 @@ def test_without_the_pool_nothing_is_prepared() -> None:
         READ.get(pk=dossier.pk)
     assert not joined_read.prepares(connection)
     assert [s for s in prepared_statements() if '"dossiers_dossier"' in s] == []
+
+
+def locking() -> JoinedRead[Dossier]:
+    return JoinedRead(Dossier, ("code", "status"), for_update=True)
+
+
+def test_a_locking_read_is_the_orms_select_for_update_compiled_once(
+    django_assert_num_queries: Any,
+) -> None:
+    dossier = make_dossier(make_user(), make_procedure(), code="L-1")
+    reader = locking()
+    orm = Dossier.objects.select_for_update().values_list("id", "code", "status")
+    with CaptureQueriesContext(connection) as through_orm:
+        assert len(orm.filter(pk=dossier.pk).order_by()[:21]) == 1
+    with django_assert_num_queries(1) as compiled:
+        read = reader.get(pk=dossier.pk)
+    assert (read.code, read.status) == ("L-1", dossier.status)
+    assert read.get_deferred_fields() >= {"form_data", "applicant_id"}
+    sql = compiled.captured_queries[0]["sql"]
+    assert sql.endswith("FOR UPDATE")
+    assert sql == through_orm.captured_queries[0]["sql"]
+
+
+def test_a_locking_read_locks_nothing_but_its_own_row() -> None:
+    with pytest.raises(ValueError, match="no related rows"):
+        JoinedRead(Dossier, ("code", "applicant"), related={"applicant": None}, for_update=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locking_read_needs_a_transaction_and_holds_its_lock_until_the_end() -> None:
+    dossier = make_dossier(make_user(), make_procedure())
+    reader = locking()
+    with pytest.raises(transaction.TransactionManagementError):
+        reader.get(pk=dossier.pk)  # as the ORM: the lock would end with the statement
+
+    def try_to_lock() -> str:
+        with transaction.atomic():
+            try:
+                list(Dossier.objects.select_for_update(nowait=True).filter(pk=dossier.pk))
+            except OperationalError:
+                return "locked"
+        return "free"
+
+    with transaction.atomic():
+        reader.get(pk=dossier.pk)
+        assert in_threads(try_to_lock) == ["locked"]
+    assert in_threads(try_to_lock) == ["free"]

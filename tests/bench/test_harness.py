@@ -47,7 +47,7 @@ def test_every_row_of_the_issue_table_is_a_benchmark() -> None:
         "push fan-out",
         *["push under faults"] * 5,
         "OTP",
-        "wallet attach",
+        *["wallet attach"] * 2,
         "signed result verification",
         *["payment callbacks"] * 3,
     ]
