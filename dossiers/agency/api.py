@@ -636,9 +636,10 @@ def _feed_items(
     attachments: list[dict[str, Any]] = []
     of = None
     for dossier_id, pk, code, kind, content_type, size, sha256, name, created_at in papers:
-        if dossier_id != of:  # the rows come by dossier
+        # The rows come by dossier; a UUID's `int` compares in C (its == is Python's).
+        if dossier_id.int != of:
             attachments = items[dossier_id]["attachments"]
-            of = dossier_id
+            of = dossier_id.int
         attachments.append(
             {
                 "id": pk,
