@@ -332,7 +332,6 @@ def test_a_feed_page_sends_the_orms_statement_for_its_values_compiled_once_per_s
     from django.db.models.sql.compiler import SQLCompiler
 
     from bench.scale import CapturedQueries
-    from dossiers.agency.api import _feed_page
 
     mine = [dossier_of(agency) for _ in range(4)]
     for dossier in mine:
@@ -358,6 +357,8 @@ def test_a_feed_page_sends_the_orms_statement_for_its_values_compiled_once_per_s
     assert [m for m in made if m in ("Dossier", "Attachment")] == []
     assert [item["id"] for item in third.json()["items"]] == [str(mine[2].pk)]
     # What the ORM compiles for this page's values, the agency's access rule included.
+    from dossiers.agency.api import _feed_page
+
     moment, key = cursor_values(Dossier, ["updated_at", "id"], second["next_cursor"])
     expected = _feed_page(agency, 1, now, moment=moment, key=key).query.sql_with_params()
     [page_statement] = [q for q in captured.queries if '"dossiers_dossier"' in q[0]]
