@@ -13,6 +13,7 @@ starts counting at the next morning's opening.
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import functools
 from collections.abc import Iterable, Iterator
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo
 import holidays
 from django.conf import settings
 
+from backend.any_of import IdIn
 from dossiers.models import Agency, AgencyCalendarDay, Procedure
 
 # A safety net against a calendar with no working time at all (bad data).
@@ -77,8 +79,9 @@ class WorkingCalendar:
         for the dates `first` to `last` only: right for moments in those dates."""
         agencies = list(agencies)
         overrides: dict[int, dict[dt.date, bool]] = {agency.pk: {} for agency in agencies}
+        # The ids as one array parameter (IdIn): `agency_id__in` prepared each in Python.
         days = AgencyCalendarDay.objects.filter(
-            agency_id__in=list(overrides), date__gte=first, date__lte=last
+            IdIn("agency_id", list(overrides)), date__gte=first, date__lte=last
         ).values_list("agency_id", "date", "kind")
         for agency_id, date, kind in days:
             overrides[agency_id][date] = kind == AgencyCalendarDay.Kind.WORKING_DAY
@@ -137,6 +140,42 @@ class WorkingCalendar:
                 break
             total += int((min(period_end, end) - period_start).total_seconds())
         return total
+
+
+class WorkingClock:
+    """`calendar.seconds_between(start, end)` for many ends before `until`.
+
+    The at-risk scan asks it of every candidate (hundreds at 1 M dossiers), all from the
+    same `start`: the working periods from `start` are worked out once, with the
+    seconds before each, and an end finds its period by bisection. The same sum as
+    `seconds_between` (each period's seconds truncated as it truncates them).
+    """
+
+    def __init__(self, calendar: WorkingCalendar, start: dt.datetime, until: dt.datetime) -> None:
+        self.start = start
+        self.until = until
+        self.per_day = calendar.seconds_per_day()
+        self._starts: list[dt.datetime] = []
+        self._periods: list[tuple[dt.datetime, dt.datetime, int]] = []
+        before = 0
+        for period_start, period_end in calendar.periods_from(start):
+            if period_start >= until:
+                break
+            self._starts.append(period_start)
+            self._periods.append((period_start, period_end, before))
+            before += int((period_end - period_start).total_seconds())
+
+    def seconds_to(self, end: dt.datetime) -> int:
+        """Working seconds in [start, end): `end` must be before `until`."""
+        if end > self.until:
+            raise ValueError("end is beyond this clock's periods")
+        if end <= self.start:
+            return 0
+        found = bisect.bisect_left(self._starts, end)  # the periods that start before `end`
+        if not found:
+            return 0
+        period_start, period_end, before = self._periods[found - 1]
+        return before + int((min(period_end, end) - period_start).total_seconds())
 
 
 def appointment_for(procedure: Procedure, received_at: dt.datetime) -> dt.datetime:

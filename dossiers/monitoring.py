@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from backend.errors import ApiError
 from dossiers import lifecycle
-from dossiers.deadlines import WorkingCalendar, business_tz
+from dossiers.deadlines import WorkingCalendar, WorkingClock, business_tz
 from dossiers.events import EventType
 from dossiers.models import RUNNING_CONDITION, Agency, Dossier, DossierEvent
 
@@ -107,11 +107,16 @@ def at_risk(
         .order_by("deadline", "id")
     )
     result = []
+    # Per agency, its working periods from now to `until`, worked out once a scan.
+    clocks: dict[int, WorkingClock] = {}
     for dossier in candidates:
-        # Every agency's calendar is loaded: one missing was created since (its row read now).
-        calendar = calendars.get(dossier.agency_id) or _calendar(calendars, dossier.agency)
-        left = calendar.seconds_between(now, dossier.deadline)  # type: ignore[attr-defined]
-        if left < calendar.seconds_per_day():
+        clock = clocks.get(dossier.agency_id)
+        if clock is None:
+            # Every agency's calendar is loaded: one missing was created since (read now).
+            calendar = calendars.get(dossier.agency_id) or _calendar(calendars, dossier.agency)
+            clock = clocks[dossier.agency_id] = WorkingClock(calendar, now, until)
+        left = clock.seconds_to(dossier.deadline)  # type: ignore[attr-defined]
+        if left < clock.per_day:
             result.append((dossier, left))
     return result
 
