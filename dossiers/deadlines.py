@@ -16,7 +16,8 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import functools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import holidays
@@ -59,16 +60,19 @@ class WorkingCalendar:
     def __init__(self, agency: Agency, overrides: dict[dt.date, bool] | None = None) -> None:
         """`overrides` (day -> is a working day), if given, instead of the agency's
         calendar days from the database (`for_agencies`)."""
-        self.tz = business_tz()
-        self.periods = [
-            (dt.time.fromisoformat(start), dt.time.fromisoformat(end))
-            for start, end in agency.office_hours
-        ]
         if overrides is None:
             overrides = {
                 day.date: day.kind == AgencyCalendarDay.Kind.WORKING_DAY
                 for day in AgencyCalendarDay.objects.filter(agency=agency)
             }
+        self._set(agency.office_hours, overrides)
+
+    def _set(self, office_hours: Iterable[Sequence[str]], overrides: dict[dt.date, bool]) -> None:
+        self.tz = business_tz()
+        self.periods = [
+            (dt.time.fromisoformat(start), dt.time.fromisoformat(end))
+            for start, end in office_hours
+        ]
         self.overrides = overrides
 
     @classmethod
@@ -77,15 +81,34 @@ class WorkingCalendar:
     ) -> dict[int, WorkingCalendar]:
         """The calendars of `agencies` by agency id, their own days loaded in one query
         for the dates `first` to `last` only: right for moments in those dates."""
-        agencies = list(agencies)
-        overrides: dict[int, dict[dt.date, bool]] = {agency.pk: {} for agency in agencies}
+        return cls.for_office_hours(
+            {agency.pk: agency.office_hours for agency in agencies}, first, last
+        )
+
+    @classmethod
+    def for_office_hours(
+        cls, office_hours: Mapping[int, Iterable[Sequence[str]]], first: dt.date, last: dt.date
+    ) -> dict[int, WorkingCalendar]:
+        """`for_agencies` from the agencies' ids and office hours (the at-risk scan reads
+        every agency's: two columns, not 60 model instances)."""
+        overrides: dict[int, dict[dt.date, bool]] = {pk: {} for pk in office_hours}
         # The ids as one array parameter (IdIn): `agency_id__in` prepared each in Python.
         days = AgencyCalendarDay.objects.filter(
             IdIn("agency_id", list(overrides)), date__gte=first, date__lte=last
         ).values_list("agency_id", "date", "kind")
         for agency_id, date, kind in days:
             overrides[agency_id][date] = kind == AgencyCalendarDay.Kind.WORKING_DAY
-        return {agency.pk: cls(agency, overrides[agency.pk]) for agency in agencies}
+        calendars = {}
+        for pk, hours in office_hours.items():
+            calendar = cls.__new__(cls)
+            calendar._set(hours, overrides[pk])
+            calendars[pk] = calendar
+        return calendars
+
+    def alike(self) -> tuple[Any, ...]:
+        """What makes two calendars count the same working time (most agencies keep the
+        national one): their periods and their own days."""
+        return (tuple(self.periods), tuple(sorted(self.overrides.items())))
 
     def is_working_day(self, day: dt.date) -> bool:
         if day in self.overrides:

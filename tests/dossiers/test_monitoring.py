@@ -261,10 +261,10 @@ EXPECTED = {
 
 
 def test_the_at_risk_scan_works_each_agencys_periods_out_once(agency: Agency) -> None:
-    # Hundreds of candidates at 1 M dossiers, all counted from the same moment: each
-    # agency's working periods from now are worked out once a scan (WorkingClock), not
-    # walked again for every dossier; the calendars' days come with the agencies'
-    # ids in one array parameter.
+    # Hundreds of candidates at 1 M dossiers, all counted from the same moment: the
+    # working periods from now are worked out once a scan for calendars alike
+    # (WorkingClock), not walked again for every dossier; the calendars' days come
+    # with the agencies' ids in one array parameter.
     from unittest import mock
 
     from bench.scale import CapturedQueries
@@ -287,9 +287,11 @@ def test_the_at_risk_scan_works_each_agencys_periods_out_once(agency: Agency) ->
     walked = mock.patch.object(
         WorkingCalendar, "seconds_between", side_effect=AssertionError("walked per dossier")
     )
-    with walked, CapturedQueries() as captured:
+    clocks = mock.patch.object(monitoring, "WorkingClock", wraps=monitoring.WorkingClock)
+    with walked, clocks as clock, CapturedQueries() as captured:
         found = monitoring.at_risk(Dossier.objects.all(), now)
     assert {dossier.pk: left for dossier, left in found} == expected
+    assert clock.call_count == 1  # the two agencies keep the national calendar: one clock
     [(days, params)] = [q for q in captured.queries if "dossiers_agencycalendarday" in q[0]]
     assert "= ANY(%s::bigint[])" in days
     assert len(params) == 3  # the agencies' ids, the first and the last date
