@@ -26,7 +26,7 @@ from django.utils import timezone
 
 from backend.errors import ApiError
 from dossiers import lifecycle
-from dossiers.deadlines import WorkingCalendar, business_tz
+from dossiers.deadlines import WorkingCalendar, WorkingClock, business_tz
 from dossiers.events import EventType
 from dossiers.models import RUNNING_CONDITION, Agency, Dossier, DossierEvent
 
@@ -93,8 +93,8 @@ def at_risk(
     """
     now = now or timezone.now()
     lookahead = now + AT_RISK_LOOKAHEAD
-    calendars = WorkingCalendar.for_agencies(
-        Agency.objects.only("id", "office_hours"),
+    calendars = WorkingCalendar.for_office_hours(
+        dict(Agency.objects.values_list("id", "office_hours")),
         (now - dt.timedelta(days=1)).date(),
         (lookahead + dt.timedelta(days=1)).date(),
     )
@@ -107,11 +107,21 @@ def at_risk(
         .order_by("deadline", "id")
     )
     result = []
+    # Per agency, its working periods from now to `until`, worked out once a scan for
+    # calendars alike.
+    clocks: dict[int, WorkingClock] = {}
+    alike: dict[tuple[Any, ...], WorkingClock] = {}
     for dossier in candidates:
-        # Every agency's calendar is loaded: one missing was created since (its row read now).
-        calendar = calendars.get(dossier.agency_id) or _calendar(calendars, dossier.agency)
-        left = calendar.seconds_between(now, dossier.deadline)  # type: ignore[attr-defined]
-        if left < calendar.seconds_per_day():
+        clock = clocks.get(dossier.agency_id)
+        if clock is None:
+            # Every agency's calendar is loaded: one missing was created since (read now).
+            calendar = calendars.get(dossier.agency_id) or _calendar(calendars, dossier.agency)
+            key = calendar.alike()
+            if key not in alike:
+                alike[key] = WorkingClock(calendar, now, until)
+            clock = clocks[dossier.agency_id] = alike[key]
+        left = clock.seconds_to(dossier.deadline)  # type: ignore[attr-defined]
+        if left < clock.per_day:
             result.append((dossier, left))
     return result
 
@@ -124,7 +134,7 @@ def _one_day_after(calendars: dict[int, WorkingCalendar], now: dt.datetime) -> d
     done: set[tuple[Any, ...]] = set()
     for calendar in calendars.values():
         per_day = calendar.seconds_per_day()
-        key = (tuple(calendar.periods), tuple(sorted(calendar.overrides.items())))
+        key = calendar.alike()
         if per_day <= 0 or key in done:
             continue
         done.add(key)

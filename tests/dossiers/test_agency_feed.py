@@ -17,7 +17,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import translation
 
-from backend.pagination import encode_cursor
+from backend.pagination import cursor_values, encode_cursor
 from backend.times import ApiJSONRenderer, rfc3339
 from dossiers.agency.api import FeedOut, file_token
 from dossiers.models import Agency, Attachment, Dossier
@@ -324,3 +324,66 @@ def test_a_full_feed_item_is_written_as_its_schema_says(
     assert second["accepted_at"] is None
     assert second["organisation"] is None
     assert second["attachments"] == []
+
+
+def test_a_feed_page_sends_the_orms_statement_for_its_values_compiled_once_per_shape(
+    agency: Agency, agency_client: AgencyClient, other_agency_client: AgencyClient
+) -> None:
+    from django.db.models.sql.compiler import SQLCompiler
+
+    from bench.scale import CapturedQueries
+
+    mine = [dossier_of(agency) for _ in range(4)]
+    for dossier in mine:
+        attachment_rows(dossier, "doc-1", 2)
+    theirs = dossier_of(other_agency_client.credential.agency)
+    first = agency_client.get("/api/v1/agency/feed?limit=1").json()
+    second = agency_client.get(f"/api/v1/agency/feed?limit=1&cursor={first['next_cursor']}").json()
+    made: list[str] = []
+    as_sql = SQLCompiler.as_sql
+
+    def counting(self: SQLCompiler, *args: Any, **kwargs: Any) -> Any:
+        made.append(self.query.model.__name__ if self.query.model else "")
+        return as_sql(self, *args, **kwargs)
+
+    now = dt.datetime.now(dt.UTC)
+    with (
+        mock.patch.object(SQLCompiler, "as_sql", counting),
+        mock.patch("django.utils.timezone.now", return_value=now),
+        CapturedQueries() as captured,
+    ):
+        third = agency_client.get(f"/api/v1/agency/feed?limit=1&cursor={second['next_cursor']}")
+    # The two statements of a page of this shape were compiled by the pages before.
+    assert [m for m in made if m in ("Dossier", "Attachment")] == []
+    assert [item["id"] for item in third.json()["items"]] == [str(mine[2].pk)]
+    # What the ORM compiles for this page's values, the agency's access rule included.
+    from dossiers.agency.api import _feed_page
+
+    moment, key = cursor_values(Dossier, ["updated_at", "id"], second["next_cursor"])
+    expected = _feed_page(agency, 1, now, moment=moment, key=key).query.sql_with_params()
+    [page_statement] = [q for q in captured.queries if '"dossiers_dossier"' in q[0]]
+    assert (page_statement[0], list(page_statement[1])) == (expected[0], list(expected[1]))
+    # Another agency's pages are its own statements: its dossier only.
+    other = other_agency_client.get("/api/v1/agency/feed?limit=1").json()
+    assert [item["id"] for item in other["items"]] == [str(theirs.pk)]
+
+
+def test_a_pages_papers_are_one_statement_with_their_dossiers_ids_in_one_parameter(
+    agency: Agency, agency_client: AgencyClient
+) -> None:
+    from bench.scale import CapturedQueries
+
+    def papers_statement(limit: int) -> tuple[str, Any]:
+        with CapturedQueries() as captured:
+            page = agency_client.get(f"/api/v1/agency/feed?limit={limit}").json()
+        assert sum(len(item["attachments"]) for item in page["items"]) == 2 * limit
+        [statement] = [q for q in captured.queries if '"dossiers_attachment"' in q[0]]
+        return statement
+
+    for _ in range(3):
+        attachment_rows(dossier_of(agency), "doc-1", 2)
+    one, three = papers_statement(1), papers_statement(3)
+    # `IN (%s, %s, ...)` made a parameter per dossier and a text per page size.
+    assert one[0] == three[0]
+    assert "= ANY(%s::uuid[])" in one[0]
+    assert len(one[1]) == len(three[1]) == 1

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from dossiers.deadlines import WorkingCalendar, add_working_seconds, appointment_for
+from dossiers.deadlines import WorkingCalendar, WorkingClock, add_working_seconds, appointment_for
 from dossiers.models import AgencyCalendarDay, Procedure
 from tests.factories import make_agency, make_procedure
 
@@ -120,3 +120,24 @@ def test_the_worker_builds_this_and_next_years_national_calendars_before_its_fir
     year = dt.datetime.now(deadlines.business_tz()).year
     assert built == [year, year + 1]  # the cached calendars the scans use next
     assert "dossiers.deadlines.warm_up" in settings.WORKER_WARM_UP
+
+
+def test_a_working_clock_counts_as_seconds_between_for_every_end_before_its_horizon() -> None:
+    agency = make_agency()
+    agency.calendar_days.create(date=dt.date(2026, 3, 16), kind=AgencyCalendarDay.Kind.DAY_OFF)
+    calendar = WorkingCalendar(agency)
+    # Friday in the lunch break and in the morning (the first period clipped, with
+    # microseconds: each period's seconds are truncated as seconds_between does).
+    for start in (at(2026, 3, 13, 12, 0), at(2026, 3, 13, 10, 15, 7, 654321)):
+        until = at(2026, 3, 18, 9, 0)
+        clock = WorkingClock(calendar, start, until)
+        ends = [start - dt.timedelta(minutes=5), start]
+        ends += [start + dt.timedelta(minutes=m, microseconds=999_999) for m in range(0, 7200, 37)]
+        ends = [end for end in ends if end <= until]
+        assert len(ends) > 100
+        assert [clock.seconds_to(end) for end in ends] == [
+            calendar.seconds_between(start, end) for end in ends
+        ]
+        assert clock.per_day == calendar.seconds_per_day() == 8 * 3600
+        with pytest.raises(ValueError, match="beyond"):
+            clock.seconds_to(until + dt.timedelta(microseconds=1))

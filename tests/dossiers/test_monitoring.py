@@ -260,6 +260,43 @@ EXPECTED = {
 }
 
 
+def test_the_at_risk_scan_works_each_agencys_periods_out_once(agency: Agency) -> None:
+    # Hundreds of candidates at 1 M dossiers, all counted from the same moment: the
+    # working periods from now are worked out once a scan for calendars alike
+    # (WorkingClock), not walked again for every dossier; the calendars' days come
+    # with the agencies' ids in one array parameter.
+    from unittest import mock
+
+    from bench.scale import CapturedQueries
+    from dossiers.deadlines import WorkingCalendar
+
+    now = timezone.now()
+    other = make_agency()
+    due = [
+        dossier_of(
+            owner, S.PROCESSING, appointment_at=add_working_seconds(owner, now, minutes * 60)
+        )
+        for owner in (agency, other)
+        for minutes in (5, 200, 470, 479)
+    ]
+    dossier_of(agency, S.PROCESSING, appointment_at=add_working_seconds(agency, now, 481 * 60))
+    expected = {
+        d.pk: WorkingCalendar(d.agency).seconds_between(now, d.appointment_at)  # type: ignore[arg-type]
+        for d in due
+    }
+    walked = mock.patch.object(
+        WorkingCalendar, "seconds_between", side_effect=AssertionError("walked per dossier")
+    )
+    clocks = mock.patch.object(monitoring, "WorkingClock", wraps=monitoring.WorkingClock)
+    with walked, clocks as clock, CapturedQueries() as captured:
+        found = monitoring.at_risk(Dossier.objects.all(), now)
+    assert {dossier.pk: left for dossier, left in found} == expected
+    assert clock.call_count == 1  # the two agencies keep the national calendar: one clock
+    [(days, params)] = [q for q in captured.queries if "dossiers_agencycalendarday" in q[0]]
+    assert "= ANY(%s::bigint[])" in days
+    assert len(params) == 3  # the agencies' ids, the first and the last date
+
+
 def test_performance_figures_on_a_crafted_data_set(crafted: Agency) -> None:
     figures = monitoring.performance(
         crafted, dt.date(2026, 3, 2), dt.date(2026, 3, 6), now=at(2026, 3, 10, 10)

@@ -425,6 +425,22 @@ def test_agency_feed_starts_at_the_cursor_with_a_row_value(seeded: dict[str, Any
     assert any("ROW(updated_at, id) > ROW(" in c for c in conditions), conditions
 
 
+def test_agency_feed_reads_a_pages_papers_by_index_from_one_array(seeded: dict[str, Any]) -> None:
+    agency = Agency.objects.get(pk=1)
+    request = RequestFactory().get("/api/v1/agency/feed")
+    request.agency_credential = AgencyCredential(agency=agency, key_id="t")  # type: ignore[attr-defined]
+    with scale.CapturedQueries() as captured:
+        page = agency_api.feed(request, agency_api.FeedParams(limit=50))
+    items = json.loads(page.content)["items"]
+    assert sum(len(item["attachments"]) for item in items) > 100
+    [(sql, params)] = [q for q in captured.queries if '"dossiers_attachment"' in q[0]]
+    assert "= ANY(%s::uuid[])" in sql
+    assert len(params) == 1  # not a parameter per dossier
+    plan = plan_of(captured.queries, '"dossiers_attachment"')
+    assert [s for s in scans(plan) if s[0] == "Seq Scan"] == []
+    assert leading_column(next(iter(indexes_used(plan)))) == "dossier_id", indexes_used(plan)
+
+
 def test_deadline_scans_read_only_running_dossiers_not_yet_marked(seeded: dict[str, Any]) -> None:
     now = timezone.now()
     with scale.CapturedQueries() as overdue_queries:
