@@ -499,9 +499,34 @@ FEED_DOSSIER_COLUMNS = (
     "form_data",
     "updated_at",
 )
+
+
+class UuidText(Cast):
+    """A UUID column as text with its dashes (`str(uuid)`), written by the database.
+
+    PostgreSQL's `uuid` casts to that form; the embedded default's SQLite keeps a UUID
+    as 32 hex digits, which the dashes are put into here (the feed then answers the
+    id the upload answered)."""
+
+    def __init__(self, expression: str) -> None:
+        super().__init__(expression, output_field=TextField())
+
+    def as_sqlite(self, compiler: Any, connection: Any, **extra_context: Any) -> Any:
+        return self.as_sql(
+            compiler,
+            connection,
+            template=(
+                "(substr(%(expressions)s, 1, 8) || '-' || substr(%(expressions)s, 9, 4)"
+                " || '-' || substr(%(expressions)s, 13, 4) || '-'"
+                " || substr(%(expressions)s, 17, 4) || '-' || substr(%(expressions)s, 21))"
+            ),
+            **extra_context,
+        )
+
+
 # A paper as FeedAttachmentOut writes it, but its link: id and moment as text.
 FEED_ATTACHMENT_COLUMNS = (
-    Cast("id", output_field=TextField()),
+    UuidText("id"),
     "document_code",
     "kind",
     "content_type",

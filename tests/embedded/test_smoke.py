@@ -417,6 +417,15 @@ def test_quiet_hours_hold_a_push_on_the_embedded_default(server: EmbeddedServer)
     moment = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
     assert moment.fullmatch(item["updated_at"]), item["updated_at"]
     assert moment.fullmatch(item["submitted_at"]), item["submitted_at"]
+    # Its paper as the citizen's upload answered it (a UUID with its dashes, as the
+    # schema says), and the signed link hands the stored photo to the agency.
+    [paper] = item["attachments"]
+    assert paper["id"] == uploaded.json()["id"], paper
+    download = httpx.get(paper["download_url"], timeout=15)
+    assert download.status_code == 200, download.text
+    assert download.headers["Content-Type"] == paper["content_type"] == "image/jpeg"
+    assert download.content.startswith(b"\xff\xd8")
+    assert len(download.content) == paper["size"]
 
 
 def _pay_submission_fee(http: httpx.Client, dossier_id: str) -> None:
