@@ -30,6 +30,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.utils import CursorWrapper
 from django.db.models import QuerySet
 from django.db.models.query import MAX_GET_RESULTS
+from django.db.transaction import TransactionManagementError
 
 M = TypeVar("M", bound=models.Model)
 
@@ -120,7 +121,9 @@ class JoinedRead(Generic[M]):
 
     `fields`: the model's own fields to load (None: all). `related`: foreign key
     name -> the related model's fields to load (None: all). `annotations`: extra
-    expressions, set as attributes of the instance.
+    expressions, set as attributes of the instance. `for_update`: the read locks
+    the row of `model` (`select_for_update`, only inside a transaction; nothing on
+    SQLite, which locks the whole database on the first write), as the ORM would.
     """
 
     def __init__(
@@ -129,6 +132,8 @@ class JoinedRead(Generic[M]):
         fields: Sequence[str] | None = None,
         related: Mapping[str, Sequence[str] | None] | None = None,
         annotations: Mapping[str, Any] | None = None,
+        *,
+        for_update: bool = False,
     ) -> None:
         self.model = model
         self.own = _in_model_order(model, fields)
@@ -150,6 +155,9 @@ class JoinedRead(Generic[M]):
         self.rows: QuerySet[M, tuple[Any, ...]] = model._default_manager.annotate(
             **(annotations or {})
         ).values_list(*self.columns)
+        self.for_update = for_update
+        if for_update:
+            self.rows = self.rows.select_for_update(of=("self",) if self.related else ())
         # Per database alias: the compiled read by primary key, or None when this
         # query cannot be replayed (then every read goes through the ORM).
         self._compiled: dict[str, _Compiled | None] = {}
@@ -159,6 +167,11 @@ class JoinedRead(Generic[M]):
         """The one instance matching `filters`; `model.DoesNotExist` otherwise."""
         if filters.keys() == {"pk"}:
             db = self.rows.db
+            if self.for_update and connections[db].get_autocommit():
+                # What the ORM refuses too: a lock outside a transaction ends at once.
+                raise TransactionManagementError(
+                    "select_for_update cannot be used outside of a transaction."
+                )
             compiled = self._compiled_for(db)
             if compiled is not None:
                 return self._build(db, self._fetch_by_pk(db, compiled, filters["pk"]))

@@ -24,6 +24,8 @@ from django.utils.translation import gettext_lazy as _
 
 from auth.models import User
 from backend.errors import Conflict, field_error
+from backend.joined_read import JoinedRead
+from backend.row_update import save_fields
 from backend.times import rfc3339_or_none
 from dossiers.deadlines import add_working_seconds, appointment_for, working_seconds_between
 from dossiers.events import EventType, record_event
@@ -217,7 +219,7 @@ def _finish(
     if saved is None:
         dossier.save()
     else:
-        dossier.save(update_fields=["status", "version", "updated_at", *saved])
+        save_fields(dossier, ["status", "version", "updated_at", *saved])
     record_event(
         dossier,
         type=rule.event_type,
@@ -466,6 +468,8 @@ def request_payment(
 # What `record_payment` reads: the move's (status, version) and its event's
 # (dossiers.events.record_event: the organisation, the applicant among the recipients).
 PAYMENT_MOVE_FIELDS = ("status", "version", "organisation", "applicant")
+# Compiled once (backend/joined_read.py): the ORM built this lock's query on every call.
+_PAYMENT_MOVE_LOCK = JoinedRead(Dossier, PAYMENT_MOVE_FIELDS, for_update=True)
 
 
 def record_payment(
@@ -493,7 +497,7 @@ def record_payment(
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("record_payment runs inside the caller's transaction")
-    dossier = Dossier.objects.select_for_update().only(*PAYMENT_MOVE_FIELDS).get(pk=dossier_id)
+    dossier = _PAYMENT_MOVE_LOCK.get(pk=dossier_id)
     ensure_allowed("record_payment", dossier, actor)
     return _finish(
         dossier,
