@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.db.models import F, Value
+from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 
 from auth.models import User
@@ -16,6 +17,7 @@ from auth.tokens import authenticate_access_token
 from backend import joined_read
 from backend.joined_read import JoinedRead
 from dossiers.models import Dossier
+from tests.concurrency import in_threads
 from tests.conftest import make_user, sign_in
 from tests.factories import make_dossier, make_organisation, make_procedure
 
@@ -172,3 +174,64 @@ def test_without_the_pool_nothing_is_prepared() -> None:
         READ.get(pk=dossier.pk)
     assert not joined_read.prepares(connection)
     assert [s for s in prepared_statements() if '"dossiers_dossier"' in s] == []
+
+
+LOCKING = JoinedRead(Dossier, ("status", "version"), for_update=True)
+
+
+def test_a_locking_read_sends_the_orms_select_for_update(
+    django_assert_num_queries: Any,
+) -> None:
+    owner = make_user()
+    dossier, other = (make_dossier(owner, make_procedure()) for _ in range(2))
+    orm = (
+        Dossier.objects.select_for_update()
+        .values_list("id", "status", "version")
+        .filter(pk=other.pk)
+        .order_by()[:21]
+    )
+    with CaptureQueriesContext(connection) as through_orm:
+        assert len(orm) == 1
+    assert through_orm.captured_queries[0]["sql"].endswith(" FOR UPDATE")
+    for key in (dossier.pk, other.pk):
+        with django_assert_num_queries(1) as compiled:
+            read = LOCKING.get(pk=key)
+        assert (read.pk, read.status, read.version) == (key, dossier.status, dossier.version)
+        assert compiled.captured_queries[0]["sql"] == through_orm.captured_queries[0][
+            "sql"
+        ].replace(other.pk.hex, key.hex)
+    assert LOCKING._compiled_for("default") is not None
+    assert read.get_deferred_fields() >= {"form_data", "code"}
+
+
+def test_a_locking_read_of_a_model_and_its_relations_locks_only_the_models_row(
+    django_assert_num_queries: Any,
+) -> None:
+    owner = make_user(full_name="Trần Văn Bình")
+    dossier = make_dossier(owner, make_procedure())
+    reader = JoinedRead(
+        Dossier, ("status", "applicant"), related={"applicant": ("full_name",)}, for_update=True
+    )
+    with django_assert_num_queries(1) as captured:
+        assert reader.get(pk=dossier.pk).applicant.full_name == "Trần Văn Bình"
+    assert captured.captured_queries[0]["sql"].endswith(' FOR UPDATE OF "dossiers_dossier"')
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locking_read_holds_the_row_until_the_transaction_ends() -> None:
+    dossier = make_dossier(make_user(), make_procedure())
+    with pytest.raises(TransactionManagementError):
+        LOCKING.get(pk=dossier.pk)  # outside a transaction, as the ORM refuses it
+    with pytest.raises(TransactionManagementError):
+        Dossier.objects.select_for_update().get(pk=dossier.pk)
+
+    def try_to_lock() -> Any:
+        with transaction.atomic():
+            return Dossier.objects.select_for_update(nowait=True).get(pk=dossier.pk)
+
+    with transaction.atomic():
+        LOCKING.get(pk=dossier.pk)
+        [refused] = in_threads(try_to_lock)
+    assert isinstance(refused, OperationalError)  # could not obtain the lock
+    [locked] = in_threads(try_to_lock)  # free once the transaction ended
+    assert locked.pk == dossier.pk
