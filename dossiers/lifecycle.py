@@ -25,7 +25,7 @@ from django.utils.translation import gettext_lazy as _
 from auth.models import User
 from backend.errors import Conflict, field_error
 from backend.joined_read import JoinedRead
-from backend.row_update import save_fields
+from backend.row_writes import save_fields
 from backend.times import rfc3339_or_none
 from dossiers.deadlines import add_working_seconds, appointment_for, working_seconds_between
 from dossiers.events import EventType, record_event

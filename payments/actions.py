@@ -23,8 +23,8 @@ from django.utils.translation import gettext_lazy as _
 
 from auth.models import User
 from backend.errors import Conflict, ServiceUnavailable, field_error
-from backend.joined_read import JoinedRead
-from backend.row_update import save_fields
+from backend.joined_read import JoinedRead, preparing_cursor
+from backend.row_writes import save_fields
 from dossiers import lifecycle
 from dossiers.events import EventType
 from dossiers.models import Dossier, DossierEvent, Procedure
@@ -345,7 +345,7 @@ _LOCKED_PAYMENT = JoinedRead(Payment, for_update=True)
 def _seen(gateway: str, order_ref: str) -> dict[str, Any] | None:
     """The payment's row as it is now (no lock), or None: what `settle` needs to tell a
     repeat of a recorded payment and to lock the request and the payment by key."""
-    with connection.cursor() as cursor:
+    with preparing_cursor(connection) as cursor:
         cursor.execute(_SEEN_SQL, [gateway, order_ref])
         row = cursor.fetchone()
     return None if row is None else dict(zip(_SEEN_COLUMNS, row, strict=True))

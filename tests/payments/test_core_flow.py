@@ -163,7 +163,7 @@ def test_a_callback_sends_sql_made_once_not_queries_the_orm_builds_each_time(
 ) -> None:
     # The ORM built every statement of a callback anew, 0.35-0.6 ms of CPU each, more
     # than PostgreSQL took to answer it: the reads are compiled once per process
-    # (backend/joined_read.py), the UPDATEs made once (backend/row_update.py). Only
+    # (backend/joined_read.py), the UPDATEs made once (backend.row_writes.py). Only
     # the event's INSERT, shared by every dossier move, is still built each time.
     configure(fake_gateway, drop_callbacks=True)
     earlier = Citizen()  # the process's first callback compiles what is then replayed

@@ -1,4 +1,5 @@
-"""save_fields writes what save(update_fields=...) writes, with the SQL made once."""
+"""save_fields and create_row write what save(update_fields=...) and save() write,
+with the SQL made once."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from django.db.models import F
 from django.db.models.sql import compiler
 from django.test.utils import CaptureQueriesContext
 
-from backend.row_update import save_fields
+from backend.row_writes import create_row, save_fields
+from dossiers.events import EventType
+from dossiers.models import DossierEvent
 from payments.models import Payment
 from tests.conftest import make_user
 from tests.factories import make_dossier, make_paid_payment, make_procedure
@@ -119,3 +122,82 @@ def test_a_moment_is_written_in_the_databases_form() -> None:
     payment.paid_at = moment
     save_fields(payment, ["paid_at"])
     assert Payment.objects.get(pk=payment.pk).paid_at == moment
+
+
+def an_event(dossier: Any, seq: int) -> DossierEvent:
+    return DossierEvent(
+        dossier=dossier,
+        organisation_id=None,
+        seq=seq,
+        type=EventType.DOSSIER_PAYMENT_RECEIVED,
+        status_before=6,
+        status_after=4,
+        actor_type="system",
+        actor_label="payment:vnpay",
+        data={"amount": 150_000, "ghi_chú": "Lệ phí", "n": [1, 2]},
+    )
+
+
+def test_create_row_sends_the_orms_insert_and_gets_what_the_database_gave(
+    django_assert_num_queries: Any,
+) -> None:
+    dossier = make_dossier(make_user(), make_procedure())
+    ours, orms = an_event(dossier, 1), an_event(dossier, 2)
+
+    with django_assert_num_queries(1) as captured:
+        create_row(ours)
+    with CaptureQueriesContext(connection) as orm:
+        orms.save()
+
+    [sql] = [query["sql"] for query in captured.captured_queries]
+    [orm_sql] = [query["sql"] for query in orm.captured_queries]
+    assert sql.split(" VALUES ")[0] == orm_sql.split(" VALUES ")[0]
+    assert sql.split(" RETURNING ")[1] == orm_sql.split(" RETURNING ")[1]
+    # The key and the transaction id come back from the INSERT (the log's trigger
+    # and its database default), as with the ORM.
+    assert isinstance(ours.pk, int)
+    assert orms.pk > ours.pk
+    assert ours.txid == orms.txid == DossierEvent.objects.get(pk=ours.pk).txid > 0
+    assert ours._state.adding is False
+    assert ours._state.db == "default"
+    stored = DossierEvent.objects.get(pk=ours.pk)
+    for field in ("dossier_id", "seq", "type", "status_after", "actor_label", "data"):
+        assert getattr(stored, field) == getattr(ours, field)
+    assert stored.created_at == ours.created_at  # auto_now_add, set before the INSERT
+    assert stored.data == {"amount": 150_000, "ghi_chú": "Lệ phí", "n": [1, 2]}
+
+
+def test_create_row_builds_its_insert_once(monkeypatch: Any) -> None:
+    dossier = make_dossier(make_user(), make_procedure())
+    create_row(an_event(dossier, 1))
+    built: list[str] = []
+    original = compiler.SQLInsertCompiler.as_sql
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        built.append(self.query.model.__name__)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(compiler.SQLInsertCompiler, "as_sql", counted)
+    for seq in (2, 3):
+        create_row(an_event(dossier, seq))
+    assert built == []
+    assert list(DossierEvent.objects.filter(dossier=dossier).values_list("seq", flat=True)) == [
+        1,
+        2,
+        3,
+    ]
+
+
+def test_create_row_refuses_a_row_with_its_key_an_expression_or_a_key_of_its_own() -> None:
+    dossier = make_dossier(make_user(), make_procedure())
+    event = an_event(dossier, 1)
+    event.pk = 10**9
+    with pytest.raises(ValueError, match="new row"):
+        create_row(event)
+    event = an_event(dossier, 1)
+    event.seq = F("seq") + 1  # type: ignore[assignment]
+    with pytest.raises(ValueError, match="expression"):
+        create_row(event)
+    with pytest.raises(ValueError, match="auto key"):
+        create_row(a_payment())  # a UUID key made in Python
+    assert not DossierEvent.objects.filter(dossier=dossier).exists()
