@@ -78,7 +78,7 @@ def preparing_cursor(connection: BaseDatabaseWrapper) -> CursorWrapper:
     """A cursor of `connection` as `connection.cursor()` makes it (Django's wrapper:
     errors mapped, execute wrappers, queries logged when asked), which prepares its
     statements when `prepares(connection)`. For statements of constant text only
-    (these reads, backend.row_writes.py, the payment callback's plain read): each
+    (these reads, backend/row_writes.py, the payment callback's plain read): each
     text is one prepared statement per connection.
 
     PostgreSQL then plans the statement once per connection instead of on every
