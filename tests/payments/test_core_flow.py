@@ -104,15 +104,15 @@ def test_a_paid_callback_reads_and_writes_only_what_settling_needs(
     # Every payment's IPN runs this, twice or more (VNPay retries and duplicates).
     # A plain read of the order first (what a repeat is answered from); then, in the
     # transaction (a savepoint here), the request's lock, the payment's; the dossier
-    # locked and read once by the lifecycle, only the columns the move and its event
-    # need, and written back in part; the event's subscribers get their jobs in one
-    # INSERT.
+    # locked, checked, moved and read back by one UPDATE ... RETURNING (only the
+    # columns the move and its event need, no join, not the form data); the event's
+    # subscribers get their jobs in one INSERT.
     payment = citizen.checkout().json()
     configure(fake_gateway, drop_callbacks=True)
     params = pay_at_gateway(fake_gateway, payment["checkout_url"])
     before = citizen.refresh().updated_at
 
-    with django_assert_num_queries(12) as captured:
+    with django_assert_num_queries(11) as captured:
         response = post_ipn(params)
 
     assert response.json() == {"RspCode": "00", "Message": "Confirm Success"}
@@ -123,17 +123,19 @@ def test_a_paid_callback_reads_and_writes_only_what_settling_needs(
     assert statements[1].startswith("SAVEPOINT")
     assert 'FROM "payments_paymentrequest"' in reads[1]
     assert 'FROM "payments_payment"' in reads[2]
-    assert all("FOR UPDATE" in sql for sql in reads[1:4])
-    [lock] = [sql for sql in statements if 'FROM "dossiers_dossier"' in sql]
-    assert "JOIN" not in lock
-    assert '"form_data"' not in lock
+    assert all("FOR UPDATE" in sql for sql in reads[1:3])
+    assert not [sql for sql in statements if 'FROM "dossiers_dossier"' in sql]
     [update] = [sql for sql in statements if sql.startswith('UPDATE "dossiers_dossier"')]
+    assert statements.index(update) == 4  # right after the locks, before the event
     assigned = update.split(" SET ", 1)[1].split(" WHERE ", 1)[0]
     assert [part.split(" = ")[0] for part in assigned.split(", ")] == [
         '"status"',
         '"version"',
         '"updated_at"',
     ]
+    assert '"version" = "version" + 1' in assigned
+    assert update.split(" WHERE ", 1)[1].startswith('"id" = ')
+    assert ' AND "status" = 6 RETURNING "version", "organisation_id", "applicant_id"' in update
     assert len([sql for sql in statements if "procrastinate_defer_jobs" in sql]) == 1
     dossier = citizen.refresh()
     assert (dossier.status, dossier.version) == (Dossier.Status.PROCESSING, 3)
@@ -176,7 +178,7 @@ def test_a_callback_sends_sql_made_once_not_queries_the_orm_builds_each_time(
     params = pay_at_gateway(fake_gateway, citizen.checkout().json()["checkout_url"])
     built = queries_built_by_the_orm(monkeypatch)
 
-    with django_assert_num_queries(12):
+    with django_assert_num_queries(11):
         assert post_ipn(params).json()["RspCode"] == "00"
     assert built == []
 
