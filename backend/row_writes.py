@@ -9,10 +9,9 @@ statement and reading the answer (docs/performance.md). `save_fields` and
 once per database alias (an INSERT's by the ORM's own compiler), and the values
 are prepared per call as the ORM prepares them (`pre_save`, so `auto_now` fields
 move; `get_db_prep_save`, so a UUID, a moment or a JSON value is written as the
-database expects). Through the pool
-(DATABASE_POOL) the statement is prepared once per connection, as the reads of
-backend/joined_read.py are: the values are bound by the server, not quoted into
-the text by psycopg on every call.
+database expects). Through the pool (DATABASE_POOL) the statement is prepared once
+per connection, as the reads of backend/joined_read.py are: the values are bound by
+the server, not quoted into the text by psycopg on every call.
 
 What it does not do: no `pre_save`/`post_save` signals (the project sends none and
 listens to none, STYLE.md), no parents of multi-table inheritance, no expressions as

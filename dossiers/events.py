@@ -42,7 +42,8 @@ def record_event(
     message: str = "",
     data: dict[str, Any] | None = None,
 ) -> DossierEvent:
-    """Append one event. The caller holds the dossier row lock (select_for_update)."""
+    """Append one event. The caller holds the dossier row lock (select_for_update, or
+    the UPDATE that moved it)."""
     type = EventType(type)  # an unknown type fails here, before anything is written
     event = DossierEvent(
         dossier=dossier,
