@@ -13,7 +13,7 @@ order of its columns and their converters are compiled once per database alias
 (the ORM compiles the same text on every call, which costs more than the rest of
 the read) and executed with the key in its place among the parameters. That part
 pays off even with every column of both models (the bearer's session and its user).
-With the pool (DATABASE_POOL) the statement is also prepared: see `_cursor`.
+With the pool (DATABASE_POOL) the statement is also prepared: see `preparing_cursor`.
 
 `for_update` makes it a locking read (`select_for_update()`) of the model's own row,
 for the hot paths of a write (the wallet's attach), inside the caller's transaction.
@@ -77,10 +77,12 @@ def prepares(connection: BaseDatabaseWrapper) -> bool:
     return connection.vendor == "postgresql" and getattr(connection, "pool", None) is not None
 
 
-def _cursor(connection: BaseDatabaseWrapper) -> CursorWrapper:
+def preparing_cursor(connection: BaseDatabaseWrapper) -> CursorWrapper:
     """A cursor of `connection` as `connection.cursor()` makes it (Django's wrapper:
     errors mapped, execute wrappers, queries logged when asked), which prepares its
-    statements when `prepares(connection)`.
+    statements when `prepares(connection)`. For statements of constant text only
+    (these reads, backend/row_writes.py, the payment callback's plain read): each
+    text is one prepared statement per connection.
 
     PostgreSQL then plans the statement once per connection instead of on every
     read: planning the dossier read (4 tables) costs it 0.3-0.4 ms, more than
@@ -253,7 +255,7 @@ class JoinedRead(Generic[M]):
         # a malformed key raises the same ValidationError as with `filter(pk=...)`.
         params = list(compiled.params)
         params[compiled.key_at] = pk.get_db_prep_value(key, connection, prepared=False)
-        with _cursor(connection) as cursor:
+        with preparing_cursor(connection) as cursor:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchmany(MAX_GET_RESULTS)
         model: Any = self.model

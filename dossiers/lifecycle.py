@@ -24,6 +24,8 @@ from django.utils.translation import gettext_lazy as _
 
 from auth.models import User
 from backend.errors import Conflict, field_error
+from backend.joined_read import JoinedRead, preparing_cursor
+from backend.row_writes import save_fields
 from backend.times import rfc3339_or_none
 from dossiers.deadlines import add_working_seconds, appointment_for, working_seconds_between
 from dossiers.events import EventType, record_event
@@ -217,7 +219,20 @@ def _finish(
     if saved is None:
         dossier.save()
     else:
-        dossier.save(update_fields=["status", "version", "updated_at", *saved])
+        save_fields(dossier, ["status", "version", "updated_at", *saved])
+    return _recorded(dossier, rule, actor, before, message=message, data=data)
+
+
+def _recorded(
+    dossier: Dossier,
+    rule: Rule,
+    actor: Actor,
+    before: int,
+    *,
+    message: str = "",
+    data: dict[str, Any] | None = None,
+) -> Dossier:
+    """`dossier`, moved by `rule` from `before`, with the move's event written."""
     record_event(
         dossier,
         type=rule.event_type,
@@ -463,9 +478,57 @@ def request_payment(
     )
 
 
-# What `record_payment` reads: the move's (status, version) and its event's
-# (dossiers.events.record_event: the organisation, the applicant among the recipients).
+# What `record_payment` reads when the dossier is not payable: the move's (status,
+# version) and its event's (dossiers.events.record_event: the organisation, the
+# applicant among the recipients).
 PAYMENT_MOVE_FIELDS = ("status", "version", "organisation", "applicant")
+# Compiled once (backend/joined_read.py): the ORM built this lock's query on every call.
+_PAYMENT_MOVE_LOCK = JoinedRead(Dossier, PAYMENT_MOVE_FIELDS, for_update=True)
+# The paid move in one statement: the row locked (as an UPDATE locks it), checked
+# against the table (its status the rule's one source), moved and read back.
+_PAY_SQL = (
+    'UPDATE "dossiers_dossier" SET "status" = %s, "version" = "version" + 1, '
+    '"updated_at" = %s WHERE "id" = %s AND "status" = %s '
+    'RETURNING "version", "organisation_id", "applicant_id"'
+)
+# The one status a paid fee moves a dossier from (the event's status before); the
+# table must keep it one for the UPDATE above.
+[_PAID_FROM] = TRANSITIONS["record_payment"].sources
+
+
+def _paid_in_place(dossier_id: uuid.UUID | str, actor: Actor) -> Dossier | None:
+    """The dossier moved by `record_payment`'s rule in one UPDATE ... RETURNING, or
+    None when the table does not let `actor` move it now (then nothing is written)."""
+    rule = TRANSITIONS["record_payment"]
+    if actor.role not in rule.roles or rule.target is None:
+        return None
+    connection = transaction.get_connection()
+    meta = Dossier._meta
+    key = meta.pk.to_python(dossier_id)  # a malformed key fails as with the ORM
+    now = timezone.now()
+    params = [
+        rule.target,
+        meta.get_field("updated_at").get_db_prep_save(now, connection),
+        meta.pk.get_db_prep_value(key, connection),
+        _PAID_FROM,
+    ]
+    with preparing_cursor(connection) as cursor:
+        cursor.execute(_PAY_SQL, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    version, organisation_id, applicant_id = row
+    loaded = {
+        "id": key,
+        "status": rule.target,
+        "version": version,
+        "updated_at": now,
+        "organisation_id": meta.get_field("organisation").to_python(organisation_id),
+        "applicant_id": meta.get_field("applicant").to_python(applicant_id),
+    }
+    # In the model's order of fields, as `from_db` takes them; the others deferred.
+    names = [field.attname for field in meta.concrete_fields if field.attname in loaded]
+    return Dossier.from_db(connection.alias, names, [loaded[name] for name in names])
 
 
 def record_payment(
@@ -482,33 +545,34 @@ def record_payment(
 
     Called by the payments app (a higher layer) inside its own transaction, once
     the gateway's signed confirmation has been checked. It opens no savepoint
-    (two statements on every paid callback): it refuses (InvalidTransition) on its
-    locked read before writing anything, so the caller's transaction goes on to
-    its refund path unharmed; any other error ends the caller's transaction.
+    (two statements on every paid callback): it refuses (InvalidTransition) before
+    writing anything, so the caller's transaction goes on to its refund path
+    unharmed; any other error ends the caller's transaction.
 
-    On the path of every paid callback, the locked read takes only what the move
-    and its event need (not the procedure, the agency, the form data) and the
-    update writes only what moved: the dossier returned has its other fields
-    deferred.
+    On the path of every paid callback the move is one UPDATE ... RETURNING: it
+    locks the row, moves it only from the table's source status (waiting, as a
+    locked read would, for a move under way and then looking again), writes only
+    what moves and reads back what the event needs; the dossier returned has its
+    other fields deferred. When it moves nothing, the locked read gives the table's
+    answer (InvalidTransition, or DoesNotExist) as for every other move.
     """
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("record_payment runs inside the caller's transaction")
-    dossier = Dossier.objects.select_for_update().only(*PAYMENT_MOVE_FIELDS).get(pk=dossier_id)
-    ensure_allowed("record_payment", dossier, actor)
-    return _finish(
-        dossier,
-        "record_payment",
-        actor,
-        saved=(),
-        data={
-            "amount": amount,
-            "currency": "VND",
-            "payment_id": payment_id,
-            "gateway": gateway,
-            "gateway_reference": gateway_reference,
-            "receipt_number": receipt_number,
-        },
-    )
+    data = {
+        "amount": amount,
+        "currency": "VND",
+        "payment_id": payment_id,
+        "gateway": gateway,
+        "gateway_reference": gateway_reference,
+        "receipt_number": receipt_number,
+    }
+    rule = TRANSITIONS["record_payment"]
+    moved = _paid_in_place(dossier_id, actor)
+    if moved is not None:
+        return _recorded(moved, rule, actor, _PAID_FROM, data=data)
+    dossier = _PAYMENT_MOVE_LOCK.get(pk=dossier_id)
+    ensure_allowed("record_payment", dossier, actor)  # raises unless it became payable
+    return _finish(dossier, "record_payment", actor, saved=(), data=data)
 
 
 @transaction.atomic

@@ -17,12 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from auth.models import User
 from backend.errors import Conflict, ServiceUnavailable, field_error
+from backend.joined_read import JoinedRead, preparing_cursor
+from backend.row_writes import save_fields
 from dossiers import lifecycle
 from dossiers.events import EventType
 from dossiers.models import Dossier, DossierEvent, Procedure
@@ -206,7 +208,7 @@ def _move(payment: Payment, status: str, **fields: Any) -> None:
     for name, value in fields.items():
         setattr(payment, name, value)
     # Only what moved (the row is locked): not the checkout URL and the rest again.
-    payment.save(update_fields=["status", *fields, "updated_at"])
+    save_fields(payment, ["status", *fields, "updated_at"])
 
 
 def cancel_payment(payment: Payment) -> Payment:
@@ -272,11 +274,8 @@ def settle(gateway: str, result: GatewayResult, *, source: str) -> str:
     # A plain read first, before the transaction: the gateway sends every result
     # more than once (VNPay retries, and duplicates its IPN), and a repeat of a
     # recorded payment is answered from it, without a transaction or a lock.
-    try:
-        seen = Payment.objects.values(
-            "pk", "request_id", "status", "amount", "currency", "gateway_reference"
-        ).get(gateway=gateway, order_ref=result.order_ref)
-    except Payment.DoesNotExist:
+    seen = _seen(gateway, result.order_ref)
+    if seen is None:
         return "order_not_found"
     if _repeats_recorded_payment(seen, result):
         return "already_confirmed"
@@ -284,8 +283,8 @@ def settle(gateway: str, result: GatewayResult, *, source: str) -> str:
         # The request's lock first, then the payment's: the one lock order (checkout,
         # cancel, expiry take it too). A payment never changes request; its state is
         # read again under the locks (the plain read may be older).
-        request = PaymentRequest.objects.select_for_update().get(pk=seen["request_id"])
-        payment = Payment.objects.select_for_update().get(pk=seen["pk"])
+        request = _LOCKED_REQUEST.get(pk=seen["request_id"])
+        payment = _LOCKED_PAYMENT.get(pk=seen["pk"])
         if result.outcome in ("pending", "not_found"):
             return "confirmed"
         if result.amount != payment.amount or result.currency != payment.currency:
@@ -330,6 +329,26 @@ def settle(gateway: str, result: GatewayResult, *, source: str) -> str:
         kind = late.get(payment.status, PaymentAnomaly.Kind.PAID_AFTER_FAILURE)
         _anomaly(payment, gateway, result, kind, source, recorded_status=payment.status)
         return "already_confirmed"
+
+
+# The reads of every callback, compiled once (backend/joined_read.py): the ORM's
+# building of these queries cost more client CPU than PostgreSQL took to answer them.
+_SEEN_COLUMNS = ("pk", "request_id", "status", "amount", "currency", "gateway_reference")
+_SEEN_SQL = (
+    'SELECT "id", "request_id", "status", "amount", "currency", "gateway_reference" '
+    'FROM "payments_payment" WHERE "gateway" = %s AND "order_ref" = %s'
+)
+_LOCKED_REQUEST = JoinedRead(PaymentRequest, for_update=True)
+_LOCKED_PAYMENT = JoinedRead(Payment, for_update=True)
+
+
+def _seen(gateway: str, order_ref: str) -> dict[str, Any] | None:
+    """The payment's row as it is now (no lock), or None: what `settle` needs to tell a
+    repeat of a recorded payment and to lock the request and the payment by key."""
+    with preparing_cursor(connection) as cursor:
+        cursor.execute(_SEEN_SQL, [gateway, order_ref])
+        row = cursor.fetchone()
+    return None if row is None else dict(zip(_SEEN_COLUMNS, row, strict=True))
 
 
 def _repeats_recorded_payment(seen: Mapping[str, object], result: GatewayResult) -> bool:
@@ -416,7 +435,7 @@ def _paid(
     _move(payment, P.PAID, counted=True, receipt_number=number, **fields)
     request.status = R.PAID
     request.paid_at = paid_at
-    request.save(update_fields=["status", "paid_at"])
+    save_fields(request, ["status", "paid_at"])
 
 
 # --- Closing, expiring, refunding -------------------------------------------------------

@@ -220,3 +220,31 @@ def test_a_locking_read_needs_a_transaction_and_holds_its_lock_until_the_end() -
         reader.get(pk=dossier.pk)
         assert in_threads(try_to_lock) == ["locked"]
     assert in_threads(try_to_lock) == ["free"]
+
+
+LOCKING = JoinedRead(Dossier, ("status", "version"), for_update=True)
+
+
+def test_a_locking_read_sends_the_orms_select_for_update(
+    django_assert_num_queries: Any,
+) -> None:
+    owner = make_user()
+    dossier, other = (make_dossier(owner, make_procedure()) for _ in range(2))
+    orm = (
+        Dossier.objects.select_for_update()
+        .values_list("id", "status", "version")
+        .filter(pk=other.pk)
+        .order_by()[:21]
+    )
+    with CaptureQueriesContext(connection) as through_orm:
+        assert len(orm) == 1
+    assert through_orm.captured_queries[0]["sql"].endswith(" FOR UPDATE")
+    for key in (dossier.pk, other.pk):
+        with django_assert_num_queries(1) as compiled:
+            read = LOCKING.get(pk=key)
+        assert (read.pk, read.status, read.version) == (key, dossier.status, dossier.version)
+        assert compiled.captured_queries[0]["sql"] == through_orm.captured_queries[0][
+            "sql"
+        ].replace(other.pk.hex, key.hex)
+    assert LOCKING._compiled_for("default") is not None
+    assert read.get_deferred_fields() >= {"form_data", "code"}

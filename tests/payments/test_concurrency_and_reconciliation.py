@@ -7,12 +7,14 @@ import datetime as dt
 import threading
 
 import pytest
-from django.db import connections
+from django.db import connection, connections, transaction
 
+from dossiers import lifecycle
 from dossiers.models import Dossier, DossierEvent
 from fakes.harness import wait_until
 from payments import reconciliation
 from payments.models import Payment, PaymentAnomaly, ReconciliationReport
+from tests.concurrency import in_threads
 from tests.conftest import ApiClient
 from tests.payments.conftest import (
     AMOUNT,
@@ -269,3 +271,57 @@ def test_a_query_answer_signed_with_another_key_is_not_believed(fake_gateway, se
     }
     assert only_payment(citizen).status == "pending"
     assert citizen.refresh().status == Dossier.Status.PAYMENT_REQUESTED
+
+
+def waiting_for_a_lock() -> bool:
+    """Some connection of the test database waits for a row lock (asked on its own
+    connection: a transaction keeps its first view of pg_stat_activity)."""
+
+    def ask() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+            return bool(cursor.fetchone()[0])
+
+    [waiting] = in_threads(ask)
+    return waiting is True
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_callback_waiting_on_the_agencys_stop_moves_nothing_and_is_refunded(
+    fake_gateway,
+) -> None:
+    # The paid move is one UPDATE that moves the dossier only from 6: a callback that
+    # waits for the agency's move under way looks again once it commits, finds the
+    # dossier stopped and writes nothing on it; the money goes back.
+    citizen = Citizen()
+    configure(fake_gateway, drop_callbacks=True)
+    params = pay_at_gateway(fake_gateway, citizen.checkout().json()["checkout_url"])
+    answers: list[dict[str, str]] = []
+
+    def callback() -> None:
+        try:
+            answers.append(post_ipn(params).json())
+        finally:
+            connections.close_all()
+
+    caller = threading.Thread(target=callback)
+    with transaction.atomic():
+        lifecycle.stop(citizen.dossier.pk, lifecycle.Actor.agency_system("T"), reason="Hết hạn")
+        caller.start()
+        wait_until(waiting_for_a_lock, timeout=30, what="the callback waiting on the dossier")
+    caller.join(timeout=60)
+
+    assert answers == [{"RspCode": "00", "Message": "Confirm Success"}]
+    stopped = citizen.refresh()
+    assert stopped.status == Dossier.Status.STOPPED
+    assert stopped.version == 3  # created 1, payment requested 2, stopped 3: no more
+    assert not DossierEvent.objects.filter(type="dossier.payment_received").exists()
+    payment = only_payment(citizen)
+    assert (payment.status, payment.counted, payment.needs_refund) == ("paid", False, True)
+    assert payment.request.status == "closed"
+    [anomaly] = PaymentAnomaly.objects.all()
+    assert anomaly.kind == PaymentAnomaly.Kind.REQUEST_CLOSED
+    assert anomaly.details == {"status": int(Dossier.Status.STOPPED)}
