@@ -24,6 +24,7 @@ from contextlib import contextmanager
 
 from django.db import migrations
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.operations.base import Operation
 from django.db.migrations.state import ProjectState
 from django_pg_migration_tools.operations import (
     SaferAddIndexConcurrently,
@@ -31,68 +32,54 @@ from django_pg_migration_tools.operations import (
 )
 
 
-class AddIndexConcurrently(migrations.AddIndex):
+class _SaferOnPostgres(Operation):
+    """Runs the library's safer operation (`safer`) on PostgreSQL, its Django base's
+    plain one elsewhere, both ways."""
+
+    def safer(self) -> Operation:
+        raise NotImplementedError
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        if schema_editor.connection.vendor == "postgresql":
+            self.safer().database_forwards(app_label, schema_editor, from_state, to_state)
+        else:
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        if schema_editor.connection.vendor == "postgresql":
+            self.safer().database_backwards(app_label, schema_editor, from_state, to_state)
+        else:
+            super().database_backwards(app_label, schema_editor, from_state, to_state)
+
+
+class AddIndexConcurrently(_SaferOnPostgres, migrations.AddIndex):
     """`CREATE INDEX CONCURRENTLY IF NOT EXISTS` on PostgreSQL, CREATE INDEX elsewhere."""
 
     atomic = False
 
-    def database_forwards(
-        self,
-        app_label: str,
-        schema_editor: BaseDatabaseSchemaEditor,
-        from_state: ProjectState,
-        to_state: ProjectState,
-    ) -> None:
-        if schema_editor.connection.vendor == "postgresql":
-            safer = SaferAddIndexConcurrently(model_name=self.model_name, index=self.index)
-            safer.database_forwards(app_label, schema_editor, from_state, to_state)
-        else:
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(
-        self,
-        app_label: str,
-        schema_editor: BaseDatabaseSchemaEditor,
-        from_state: ProjectState,
-        to_state: ProjectState,
-    ) -> None:
-        if schema_editor.connection.vendor == "postgresql":
-            safer = SaferAddIndexConcurrently(model_name=self.model_name, index=self.index)
-            safer.database_backwards(app_label, schema_editor, from_state, to_state)
-        else:
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
+    def safer(self) -> Operation:
+        return SaferAddIndexConcurrently(model_name=self.model_name, index=self.index)
 
 
-class RemoveIndexConcurrently(migrations.RemoveIndex):
+class RemoveIndexConcurrently(_SaferOnPostgres, migrations.RemoveIndex):
     """`DROP INDEX CONCURRENTLY IF EXISTS` on PostgreSQL, DROP INDEX elsewhere."""
 
     atomic = False
 
-    def database_forwards(
-        self,
-        app_label: str,
-        schema_editor: BaseDatabaseSchemaEditor,
-        from_state: ProjectState,
-        to_state: ProjectState,
-    ) -> None:
-        if schema_editor.connection.vendor == "postgresql":
-            safer = SaferRemoveIndexConcurrently(model_name=self.model_name, name=self.name)
-            safer.database_forwards(app_label, schema_editor, from_state, to_state)
-        else:
-            super().database_forwards(app_label, schema_editor, from_state, to_state)
-
-    def database_backwards(
-        self,
-        app_label: str,
-        schema_editor: BaseDatabaseSchemaEditor,
-        from_state: ProjectState,
-        to_state: ProjectState,
-    ) -> None:
-        if schema_editor.connection.vendor == "postgresql":
-            safer = SaferRemoveIndexConcurrently(model_name=self.model_name, name=self.name)
-            safer.database_backwards(app_label, schema_editor, from_state, to_state)
-        else:
-            super().database_backwards(app_label, schema_editor, from_state, to_state)
+    def safer(self) -> Operation:
+        return SaferRemoveIndexConcurrently(model_name=self.model_name, name=self.name)
 
 
 @contextmanager
