@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 from unittest import mock
 from urllib.parse import urlencode
@@ -18,10 +18,12 @@ from channels.db import database_sync_to_async
 from channels.testing.websocket import WebsocketCommunicator
 from django.db import connection, transaction
 from django.utils import timezone
+from redis.asyncio.client import PubSub
 
 from auth.actions.sessions import revoke_all_sessions, revoke_session
 from auth.models import DeviceSession, Membership
 from backend.asgi import application
+from backend.channel_layer import RedisPubSubChannelLayer
 from dossiers.models import Dossier
 from tests.conftest import make_user, sign_in
 from tests.factories import make_dossier, make_organisation
@@ -1009,3 +1011,65 @@ async def test_member_who_does_not_watch_can_narrow_to_an_organisation_dossier(o
 
     assert await event_ids(socket, 1) == [event.id]
     assert await quiet(socket)
+
+
+# --- the hint's path and the frame's work (pinned: each was done on every frame) -----
+#
+# A hint is a call of the socket's listener in the layer's receive task: no msgpack
+# decoding into a channel's queue for channels' dispatch, and no polling read of the
+# pub/sub connection (redis-py's `get_message` every 0.1 s).
+
+
+class Counted:
+    """Patches `owner.name` with a wrapper that counts its calls (and still calls it)."""
+
+    def __init__(self, owner: Any, name: str) -> None:
+        self.calls = 0
+        original = getattr(owner, name)
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            return original(*args, **kwargs)
+
+        self.patch = mock.patch.object(owner, name, counting)
+
+    def __enter__(self) -> Counted:
+        self.patch.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.patch.stop()
+
+
+@pytest.fixture
+def counted() -> Iterator[Any]:
+    started: list[Counted] = []
+
+    def _count(owner: Any, name: str) -> Counted:
+        started.append(Counted(owner, name).__enter__())
+        return started[-1]
+
+    yield _count
+    for item in started:
+        item.__exit__()
+
+
+async def test_a_hint_reaches_the_socket_without_the_layers_queue_or_a_polling_read(
+    open_socket, counted
+):
+    alice = await new_citizen(language="en")
+    socket, connected, _ = await open_socket(alice.ticket())
+    assert connected
+    decoded = counted(RedisPubSubChannelLayer, "deserialize")
+    polls = counted(PubSub, "get_message")
+
+    events = [
+        await db(add_event)(alice.dossier, "dossier.accepted", status_after=2),
+        await db(add_event)(alice.dossier, "dossier.processing_started", status_after=4),
+        await db(add_event)(alice.dossier, "dossier.payment_requested", status_after=5),
+    ]
+
+    assert await event_ids(socket, 3) == [event.id for event in events]
+    # Three hints came (the frames prove it): none was decoded for a channel's
+    # queue, and the receive task never polled the connection.
+    assert (decoded.calls, polls.calls) == (0, 0)
