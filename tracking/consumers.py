@@ -307,14 +307,15 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         async with self.pump_lock:
             while not self.closing:
                 if self.reader is not None:
-                    frames = await self.reader.pull(settings.WS_REPLAY_BATCH)
+                    texts = await self.reader.pull(settings.WS_REPLAY_BATCH)
                 else:
                     frames = await database_sync_to_async(stream.pull)(subscription)
-                for frame in frames:
-                    await self._send_frame(frame)
+                    texts = [json.dumps(frame, ensure_ascii=False) for frame in frames]
+                for text in texts:
+                    await self._send_text(text)
                 if subscription.held:
                     self.wake.set()
-                if len(frames) < settings.WS_REPLAY_BATCH:
+                if len(texts) < settings.WS_REPLAY_BATCH:
                     return
 
     async def tick(self) -> None:
@@ -379,8 +380,12 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         await self._close(code)
 
     async def _send_frame(self, frame: Frame) -> None:
+        await self._send_text(json.dumps(frame, ensure_ascii=False))
+
+    async def _send_text(self, text: str) -> None:
+        """One frame's JSON to the socket (what channels' `send(text_data=...)` sends)."""
         if not self.closing:
-            await self.send(text_data=json.dumps(frame, ensure_ascii=False))
+            await self.base_send({"type": "websocket.send", "text": text})
 
     async def _close(self, code: int) -> None:
         if self.closing:

@@ -53,7 +53,7 @@ from typing import Any, NamedTuple
 from django.conf import settings
 from django.db import connection
 from django.db.models import Max, QuerySet
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from auth.models import DeviceSession, User
 from backend.any_of import AnyOf
@@ -62,7 +62,7 @@ from dossiers.access import visible_dossiers, visible_to
 from dossiers.audience import followed_dossiers, own_unwatched_dossiers, watched_organisations
 from dossiers.models import Dossier, DossierEvent
 from tracking.payloads import EventFrame, ResyncReason
-from tracking.texts import event_text
+from tracking.texts import event_text_in
 
 # The log's sequence (dossiers migration 0018) and how many ids after the settled
 # point one read looks at to extend it.
@@ -380,13 +380,14 @@ def pull(subscription: Subscription) -> list[EventFrame]:
         # With a step of the probe: a gap nobody fills settles by looking again.
         settle(probe_step=True)
     settled, rows = _pending(subscription, limit + 1)
-    return advance(subscription, rows, limit, settled)
+    language = subscription.language
+    return [event_frame(row, language) for row in advance(subscription, rows, limit, settled)]
 
 
 def advance(
     subscription: Subscription, rows: list[EventRow], limit: int, settled: int | None
-) -> list[EventFrame]:
-    """The frames of the leading final `rows` (at most `limit`); moves the cursor past them.
+) -> list[EventRow]:
+    """The leading final `rows` (at most `limit`), to send; moves the cursor past them.
 
     The rows are the events after the cursor in log order, each marked final or
     not against `settled`, how far the log was settled in the query's own
@@ -400,8 +401,6 @@ def advance(
         if not row.final:
             break
         batch.append(row)
-    with translation.override(subscription.language):
-        frames = [event_frame(row) for row in batch]
     if batch:
         subscription.position = Position(batch[-1].id)
     waiting = [row.id for row in rows if not row.final]
@@ -410,7 +409,7 @@ def advance(
     # Every final event up to `settled` after the old cursor is in this batch
     # unless the batch is full: only then is there more to read below it.
     subscription.looked = settled if len(batch) < limit else None
-    return frames
+    return batch
 
 
 def released(subscription: Subscription) -> bool:
@@ -644,8 +643,8 @@ def _json(value: Any) -> Any:
     return json.loads(value) if isinstance(value, str | bytes) else value
 
 
-def event_frame(row: EventRow) -> EventFrame:
-    """The one documented shape of an event frame, texts in the active language."""
+def event_frame(row: EventRow, language: str) -> EventFrame:
+    """The one documented shape of an event frame, texts in `language`."""
     return {
         "type": "event",
         "id": row.id,
@@ -655,9 +654,36 @@ def event_frame(row: EventRow) -> EventFrame:
         "status": row.status_after,
         "status_before": row.status_before,
         "time": row.time,
-        "text": event_text(row.type, row.data),
+        "text": event_text_in(language, row.type, row.data),
         "data": dict(row.data or {}),
     }
+
+
+# The JSON text of recent frames, by (event id, dossier code, language): every socket
+# of the process that sends an event in one language sends the same text, built
+# once. An event never changes; its dossier's code is read with it (a dossier gets
+# its code after its first events), so it is part of the key.
+FRAME_TEXTS_KEPT = 1024
+_frame_texts: dict[tuple[int, str | None, str], str] = {}
+
+
+def frame_texts(rows: list[EventRow], language: str) -> list[str]:
+    """The frames of `rows` as the socket sends them (JSON), each built once per
+    event, dossier code and language while recent."""
+    texts = []
+    for row in rows:
+        key = (row.id, row.dossier_code, language)
+        text = _frame_texts.get(key)
+        if text is None:
+            text = json.dumps(event_frame(row, language), ensure_ascii=False)
+            while len(_frame_texts) >= FRAME_TEXTS_KEPT:
+                try:  # the oldest first (dicts keep their order)
+                    del _frame_texts[next(iter(_frame_texts))]
+                except (KeyError, RuntimeError, StopIteration):  # another loop's thread
+                    break
+            _frame_texts[key] = text
+        texts.append(text)
+    return texts
 
 
 def iso_time(moment: dt.datetime) -> str:

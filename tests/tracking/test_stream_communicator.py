@@ -17,7 +17,7 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.testing.websocket import WebsocketCommunicator
 from django.db import connection, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from redis.asyncio.client import PubSub
 
 from auth.actions.sessions import revoke_all_sessions, revoke_session
@@ -30,6 +30,7 @@ from tests.factories import make_dossier, make_organisation
 from tests.tracking.conftest import Citizen, OpenTransaction, OtherWriter, add_event
 from tracking import reader, stream, tickets
 from tracking.stream import iso_time
+from tracking.texts import event_text
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -1017,7 +1018,9 @@ async def test_member_who_does_not_watch_can_narrow_to_an_organisation_dossier(o
 #
 # A hint is a call of the socket's listener in the layer's receive task: no msgpack
 # decoding into a channel's queue for channels' dispatch, and no polling read of the
-# pub/sub connection (redis-py's `get_message` every 0.1 s).
+# pub/sub connection (redis-py's `get_message` every 0.1 s). A frame's JSON is built
+# once per event and language for every socket of the process that sends it, its
+# text taken from a per-language table, no translation activated per batch.
 
 
 class Counted:
@@ -1073,3 +1076,36 @@ async def test_a_hint_reaches_the_socket_without_the_layers_queue_or_a_polling_r
     # Three hints came (the frames prove it): none was decoded for a channel's
     # queue, and the receive task never polled the connection.
     assert (decoded.calls, polls.calls) == (0, 0)
+
+
+async def test_a_frame_is_built_once_for_every_socket_that_sends_it(open_socket, counted):
+    alice = await new_citizen(language="en")
+    phone, _, _ = await open_socket(alice.ticket())
+    tablet, _, _ = await open_socket(alice.ticket())
+    built = counted(stream, "event_frame")
+
+    event = await db(add_event)(alice.dossier, "dossier.accepted", status_after=2)
+
+    sent = await next_event(phone)
+    assert sent["id"] == event.id
+    assert await next_event(tablet) == sent
+    assert built.calls == 1
+
+
+async def test_a_frame_activates_no_translation(open_socket, counted):
+    hoa = await new_citizen(language="vi")
+    socket, _, _ = await open_socket(hoa.ticket())
+    with translation.override("vi"):
+        expected = [event_text("dossier.accepted"), event_text("dossier.processing_started")]
+    assert expected[0] == "Cơ quan đã tiếp nhận hồ sơ và cấp giấy tiếp nhận."
+    # The first frame of each text in the process may look it up in its language.
+    await db(add_event)(hoa.dossier, "dossier.accepted", status_after=2)
+    await db(add_event)(hoa.dossier, "dossier.processing_started", status_after=4)
+    assert [(await next_event(socket))["text"] for _ in expected] == expected
+    activations = counted(translation, "activate")
+
+    await db(add_event)(hoa.dossier, "dossier.accepted", status_after=2)
+    await db(add_event)(hoa.dossier, "dossier.processing_started", status_after=4)
+
+    assert [(await next_event(socket))["text"] for _ in expected] == expected
+    assert activations.calls == 0
