@@ -190,11 +190,14 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
             group, self.listening = self.listening, None
             with contextlib.suppress(Exception):
                 await self.channel_layer.unlisten(group, self._hinted)
-        for task in (self.ticker, self.hint_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        if self.ticker is not None:
+            self.ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.ticker
+        if self.hint_task is not None:
+            # Not cancelled: a read of the log in flight would be cancelled on the
+            # server too (psycopg's cancel request). Closing, it sends nothing more.
+            await asyncio.wait({self.hint_task})  # its outcome is its own (logged there)
         if self.reader is not None:
             await self.reader.close()
         if self.subscription is not None:
