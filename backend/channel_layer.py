@@ -30,8 +30,22 @@ first socket after the restart failing with HTTP 500. Here:
   channel subscribed before the loss stayed deaf until its socket closed, its
   hints arriving only with the heartbeat's look at the log.)
 
-Messages published while Redis was down are lost: they are hints, and the
-stream re-reads the event log at each heartbeat and on reconnection.
+Messages published while Redis was down are lost: they are hints. Once the
+connection is back, every listener of the process (below) is called once, so
+each socket reads the event log at once instead of at its next heartbeat.
+
+Listeners: `listen(group, callback)` subscribes the group's Redis channel like
+`group_add`, but a message on it calls `callback()` right in the receive task,
+instead of being decoded (msgpack) into the queue of each member channel, where
+channels' consumer loop waits on it (`asyncio.wait` over its two sources, a new
+task per message, then `dispatch`). The WebSocket stream's hints carry nothing
+the socket needs (the event log is the truth), so tracking/consumers.py listens
+for them: the hint's path from Redis to the socket's read of the log is one
+function call. The receive task reads the connection itself, a blocking read
+(redis-py's `get_message` polls every 0.1 s through its retry wrapper and a
+timeout per read), and the connection speaks RESP2, whose pub/sub messages are
+plain arrays (RESP3 pushes go through a handler that logs each message at debug
+level, formatting it first).
 
 `RedisChannelLayer` (CHANNEL_LAYER=core): channels_redis gives each process a
 redis-py pool of at most 100 connections that fails at once
@@ -49,6 +63,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+from collections.abc import Callable
 from typing import Any
 
 from channels_redis.core import RedisChannelLayer as BaseRedisChannelLayer
@@ -105,8 +121,9 @@ class ShardConnection(RedisSingleShardConnection):
 
     def _new_pubsub(self) -> PubSub:
         # No retry: redis-py would reconnect inside the failed call, while the
-        # receive task may be reading the same connection.
-        host = {**self.host, "retry": Retry(NoBackoff(), 0, supported_errors=())}
+        # receive task may be reading the same connection. RESP2: a message is a
+        # plain array (see the module's docstring).
+        host = {**self.host, "retry": Retry(NoBackoff(), 0, supported_errors=()), "protocol": 2}
         host.pop("retry_on_error", None)
         host.pop("retry_on_timeout", None)
         self._pubsub_pool = create_pool(host)
@@ -160,6 +177,33 @@ class ShardConnection(RedisSingleShardConnection):
                 "channel layer: Redis pub/sub connection restored, %d channels subscribed",
                 channels,
             )
+            # Messages published meanwhile are lost: each listener looks again.
+            for name in list(self._subscribed_to):
+                self._call_listeners(name)
+
+    def _call_listeners(self, name: str) -> bool:
+        """Call the listeners of channel `name`; whether it has any."""
+        listeners = self.channel_layer.listeners.get(name)
+        if not listeners:
+            return False
+        for callback in list(listeners):
+            try:
+                callback()
+            except Exception:  # one listener's failure is not the others'
+                logger.warning("channel layer: a listener of %s failed", name, exc_info=True)
+        return True
+
+    async def _deliver(self, pubsub: PubSub, response: Any) -> None:
+        """One reply read from the PubSub connection: a message to its listeners and
+        channels, anything else (a subscription's confirmation) to redis-py's PubSub."""
+        if isinstance(response, list) and len(response) == 3 and response[0] == b"message":
+            name = response[1].decode()
+            listened = self._call_listeners(name)
+            layer = self.channel_layer
+            if not listened or name in layer.channels or name in layer.groups:
+                self._receive_message({"channel": name, "data": response[2]})
+            return
+        await pubsub.handle_message(response, ignore_subscribe_messages=True)
 
     async def subscribe(self, channel: str) -> None:
         async with self._lock:
@@ -234,23 +278,65 @@ class ShardConnection(RedisSingleShardConnection):
             if not pubsub.subscribed:
                 await asyncio.sleep(0.1)
                 continue
+            connection = pubsub.connection
             try:
-                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+                if connection is None:
+                    raise ConnectionError("the pub/sub connection is gone")
+                # Until a reply comes: a replaced or closed connection ends the read.
+                response = await connection.read_response(
+                    timeout=math.inf, disconnect_on_error=False, push_request=True
+                )
             except Exception as error:
                 async with self._lock:
                     if self._pubsub is pubsub:  # not replaced by a subscribe meanwhile
                         self._mark_lost(error)
                         await self._drop_pubsub()
                 continue
-            self._receive_message(message)
+            await self._deliver(pubsub, response)
+
+
+Listener = Callable[[], object]
 
 
 class RedisPubSubLoopLayer(BasePubSubLoopLayer):
     _shards: list[RedisSingleShardConnection]
+    channels: dict[str, asyncio.Queue[Any]]
+    groups: dict[str, set[str]]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._shards = [ShardConnection(shard.host, self) for shard in self._shards]
+        # A group's Redis channel -> the callbacks listening to it (a dict: ordered).
+        self.listeners: dict[str, dict[Listener, None]] = {}
+
+    async def listen(self, group: str, callback: Listener) -> None:
+        """Call `callback()` on every message sent to `group` (see the module's docstring)."""
+        name = self._get_group_channel_name(group)
+        self.listeners.setdefault(name, {})[callback] = None
+        await self._get_shard(name).subscribe(name)
+
+    async def unlisten(self, group: str, callback: Listener) -> None:
+        name = self._get_group_channel_name(group)
+        callbacks = self.listeners.get(name)
+        if callbacks is None or callback not in callbacks:
+            return
+        del callbacks[callback]
+        if not callbacks:
+            del self.listeners[name]
+            if name not in self.groups:
+                await self._get_shard(name).unsubscribe(name)
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        """channels_redis's, but the group's Redis channel stays while it has listeners."""
+        name = self._get_group_channel_name(group)
+        members = self.groups.get(name, set())
+        if channel not in members:
+            return
+        members.remove(channel)
+        if not members:
+            del self.groups[name]
+            if name not in self.listeners:
+                await self._get_shard(name).unsubscribe(name)
 
 
 class RedisPubSubChannelLayer(BasePubSubChannelLayer):
@@ -259,6 +345,12 @@ class RedisPubSubChannelLayer(BasePubSubChannelLayer):
     _args: tuple[Any, ...]
     _kwargs: dict[str, Any]
     _layers: dict[asyncio.AbstractEventLoop, RedisPubSubLoopLayer]
+
+    async def listen(self, group: str, callback: Listener) -> None:
+        await self._get_layer().listen(group, callback)
+
+    async def unlisten(self, group: str, callback: Listener) -> None:
+        await self._get_layer().unlisten(group, callback)
 
     def _get_layer(self) -> RedisPubSubLoopLayer:
         loop = asyncio.get_running_loop()

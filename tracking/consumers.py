@@ -12,6 +12,13 @@ group, which only sockets narrowed to that dossier join after an access check.
 On a hint the socket reads the log from its cursor, filtered again by what the
 user may see: the hint carries no data.
 
+With the Redis pub/sub layer the socket listens to its group
+(backend/channel_layer.py, `listen`): the hint calls `_hinted` in the layer's
+receive task, which starts the socket's read of the log in a task of its own
+(hints that come while it runs make it read once more), without channels'
+queue and dispatch. Other layers (the embedded default's in-memory one, the
+core layer) deliver the hint as a `dossier.event` message, as before.
+
 This consumer is async, against the channels default of sync consumers: every
 socket needs a timer (heartbeat, re-check of held events), which a sync
 consumer could only get with a thread per socket. Every ORM call goes through
@@ -88,6 +95,9 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         self.wake = asyncio.Event()  # set when events are held: the ticker waits for them
         self.bucket = TokenBucket(settings.WS_INBOUND_RATE, settings.WS_INBOUND_BURST)
         self.dropped = 0
+        self.listening: str | None = None  # the group whose hints call `_hinted`
+        self.hint_task: asyncio.Task[None] | None = None
+        self.hinted_again = False
 
         headers = dict(self.scope.get("headers", []))
         origin = headers.get(b"origin")
@@ -126,10 +136,15 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
                 return
             dossier_id = wanted
 
-        # Join the groups before reading the log: a hint sent meanwhile waits in
-        # the channel and only makes the socket look again.
+        # Join the groups before reading the log: a hint sent meanwhile only makes
+        # the socket look again (or comes before its first look, which sees it).
         audience = user_group(user.pk) if dossier_id is None else dossier_group(dossier_id)
-        self.groups = [audience, session_group(session.pk)]
+        self.groups = [session_group(session.pk)]
+        if hasattr(self.channel_layer, "listen"):
+            self.listening = audience
+            await self.channel_layer.listen(audience, self._hinted)
+        else:
+            self.groups.append(audience)
         for group in self.groups:
             await self.channel_layer.group_add(group, self.channel_name)
 
@@ -171,10 +186,18 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         self.closing = True
+        if self.listening is not None:
+            group, self.listening = self.listening, None
+            with contextlib.suppress(Exception):
+                await self.channel_layer.unlisten(group, self._hinted)
         if self.ticker is not None:
             self.ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.ticker
+        if self.hint_task is not None:
+            # Not cancelled: a read of the log in flight would be cancelled on the
+            # server too (psycopg's cancel request). Closing, it sends nothing more.
+            await asyncio.wait({self.hint_task})  # its outcome is its own (logged there)
         if self.reader is not None:
             await self.reader.close()
         if self.subscription is not None:
@@ -247,6 +270,30 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
             return
         await self.pump()
 
+    def _hinted(self) -> None:
+        """A hint from the layer's listener (see the module's docstring): read the log
+        in the socket's hint task, or once more after the read it is running."""
+        if self.subscription is None or self.closing:
+            return  # before the subscription: the connection's own first read follows
+        task = self.hint_task
+        if task is not None and not task.done():
+            self.hinted_again = True
+            return
+        self.hint_task = asyncio.get_running_loop().create_task(self._pump_hinted())
+
+    async def _pump_hinted(self) -> None:
+        try:
+            self.hinted_again = True
+            while self.hinted_again and not self.closing:
+                self.hinted_again = False
+                await self.pump()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # as `dispatch`: this socket ends with 1011, not the server
+            logger.warning("websocket hint failed", exc_info=True)
+            with contextlib.suppress(Exception):
+                await self._close(payloads.CLOSE_SERVER_ERROR)
+
     async def session_revoked(self, message: dict[str, Any]) -> None:
         await self._close(payloads.CLOSE_SESSION_REVOKED)
 
@@ -263,14 +310,15 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         async with self.pump_lock:
             while not self.closing:
                 if self.reader is not None:
-                    frames = await self.reader.pull(settings.WS_REPLAY_BATCH)
+                    texts = await self.reader.pull(settings.WS_REPLAY_BATCH)
                 else:
                     frames = await database_sync_to_async(stream.pull)(subscription)
-                for frame in frames:
-                    await self._send_frame(frame)
+                    texts = [json.dumps(frame, ensure_ascii=False) for frame in frames]
+                for text in texts:
+                    await self._send_text(text)
                 if subscription.held:
                     self.wake.set()
-                if len(frames) < settings.WS_REPLAY_BATCH:
+                if len(texts) < settings.WS_REPLAY_BATCH:
                     return
 
     async def tick(self) -> None:
@@ -335,8 +383,12 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         await self._close(code)
 
     async def _send_frame(self, frame: Frame) -> None:
+        await self._send_text(json.dumps(frame, ensure_ascii=False))
+
+    async def _send_text(self, text: str) -> None:
+        """One frame's JSON to the socket (what channels' `send(text_data=...)` sends)."""
         if not self.closing:
-            await self.send(text_data=json.dumps(frame, ensure_ascii=False))
+            await self.base_send({"type": "websocket.send", "text": text})
 
     async def _close(self, code: int) -> None:
         if self.closing:

@@ -54,7 +54,6 @@ from django.conf import settings
 from django.db import connection
 
 from tracking import stream
-from tracking.payloads import EventFrame
 
 
 @dataclass
@@ -191,8 +190,9 @@ class Reader:
                 spent, state.connection, state.cursor = state.connection, None, None
                 await spent.close()
 
-    async def pull(self, limit: int) -> list[EventFrame]:
-        """`stream.pull`, read here: the next final events after the cursor, as frames."""
+    async def pull(self, limit: int) -> list[str]:
+        """`stream.pull`, read here: the next final events after the cursor, as the
+        frames' JSON texts (`stream.frame_texts`)."""
         state = self.state
         if state is None:
             raise RuntimeError("Reader.pull before Reader.open")
@@ -200,10 +200,10 @@ class Reader:
         found = await state.execute(self.params, sql, params)
         settled, rows = stream.rows_of(found)
         before = stream.SETTLED.value
-        frames = stream.advance(self.subscription, rows, limit, settled)
+        batch = stream.advance(self.subscription, rows, limit, settled)
         if stream.SETTLED.value != before:
             _wake_released(state)
-        return frames
+        return stream.frame_texts(batch, self.subscription.language) if batch else []
 
     async def until_final(self) -> None:
         """Return once the log is settled up to the socket's held event (or nothing

@@ -48,21 +48,22 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, TypedDict
 
 from django.conf import settings
 from django.db import connection
 from django.db.models import Max, QuerySet
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from auth.models import DeviceSession, User
 from backend.any_of import AnyOf
 from backend.times import rfc3339, rfc3339_sql
 from dossiers.access import visible_dossiers, visible_to
 from dossiers.audience import followed_dossiers, own_unwatched_dossiers, watched_organisations
+from dossiers.event_types import EventType
 from dossiers.models import Dossier, DossierEvent
 from tracking.payloads import EventFrame, ResyncReason
-from tracking.texts import event_text
+from tracking.texts import event_text_in
 
 # The log's sequence (dossiers migration 0018) and how many ids after the settled
 # point one read looks at to extend it.
@@ -380,13 +381,14 @@ def pull(subscription: Subscription) -> list[EventFrame]:
         # With a step of the probe: a gap nobody fills settles by looking again.
         settle(probe_step=True)
     settled, rows = _pending(subscription, limit + 1)
-    return advance(subscription, rows, limit, settled)
+    language = subscription.language
+    return [event_frame(row, language) for row in advance(subscription, rows, limit, settled)]
 
 
 def advance(
     subscription: Subscription, rows: list[EventRow], limit: int, settled: int | None
-) -> list[EventFrame]:
-    """The frames of the leading final `rows` (at most `limit`); moves the cursor past them.
+) -> list[EventRow]:
+    """The leading final `rows` (at most `limit`), to send; moves the cursor past them.
 
     The rows are the events after the cursor in log order, each marked final or
     not against `settled`, how far the log was settled in the query's own
@@ -400,8 +402,6 @@ def advance(
         if not row.final:
             break
         batch.append(row)
-    with translation.override(subscription.language):
-        frames = [event_frame(row) for row in batch]
     if batch:
         subscription.position = Position(batch[-1].id)
     waiting = [row.id for row in rows if not row.final]
@@ -410,7 +410,7 @@ def advance(
     # Every final event up to `settled` after the old cursor is in this batch
     # unless the batch is full: only then is there more to read below it.
     subscription.looked = settled if len(batch) < limit else None
-    return frames
+    return batch
 
 
 def released(subscription: Subscription) -> bool:
@@ -453,7 +453,8 @@ class EventRow(NamedTuple):
     status_after: int | None
     # The event's moment as the API writes it (`rfc3339`), written by PostgreSQL.
     time: str
-    data: dict[str, Any]
+    # Its data as JSON text, as PostgreSQL writes it: a frame carries it as it is.
+    data: str
     dossier_id: uuid.UUID
     dossier_code: str | None
     final: bool
@@ -467,7 +468,7 @@ class EventRow(NamedTuple):
             status_before=row[3],
             status_after=row[4],
             time=row[5],
-            data=_json(row[6]),
+            data=_json_text(row[6]),
             dossier_id=row[7],
             dossier_code=row[8],
             final=row[9],
@@ -562,7 +563,7 @@ ORDER BY p.id
 EVENT_COLUMNS = (
     "e.id, e.type, e.status_before, e.status_after, "
     + rfc3339_sql("e.created_at")
-    + " AS time_text, e.data, e.dossier_id"
+    + " AS time_text, e.data::text AS data, e.dossier_id"
 )
 
 
@@ -577,7 +578,8 @@ def pending_query(subscription: Subscription, limit: int) -> tuple[str, tuple[An
     if subscription.pending_sql is None:
         subscription.pending_sql = _compile_pending(subscription)
     sql, own_params, organisation_params = subscription.pending_sql
-    seen = sorted(subscription.seen)
+    # The seen ids as the array's text: psycopg writes a list in Python, a text in C.
+    seen = "{" + ",".join(map(str, sorted(subscription.seen))) + "}"
     after = (subscription.position.id, seen, limit)
     if organisation_params is None:
         return sql, (*settle_params(), *own_params, *after)
@@ -596,7 +598,7 @@ def _compile_pending(
         audience = _audience(subscription.user, subscription.dossier_id).values("pk")
         audience_sql, audience_params = audience.query.sql_with_params()
         sql = PENDING_SQL.format(columns=EVENT_COLUMNS, audience=audience_sql, **names)
-        return sql, tuple(audience_params), None
+        return sql, _as_texts(audience_params), None
     own_sql, own_params = (
         own_unwatched_dossiers(subscription.user).values("pk").query.sql_with_params()
     )
@@ -606,7 +608,13 @@ def _compile_pending(
     sql = FOLLOWED_SQL.format(
         columns=EVENT_COLUMNS, own=own_sql, organisations=organisations_sql, **names
     )
-    return sql, tuple(own_params), tuple(organisation_params)
+    return sql, _as_texts(own_params), _as_texts(organisation_params)
+
+
+def _as_texts(params: Sequence[Any]) -> tuple[Any, ...]:
+    """The audience's keys as text, which PostgreSQL reads as the column's type: psycopg
+    writes a text in C, a UUID in Python (on every hint, for every socket)."""
+    return tuple(str(value) if isinstance(value, uuid.UUID) else value for value in params)
 
 
 def _pending(subscription: Subscription, limit: int) -> tuple[int | None, list[EventRow]]:
@@ -626,7 +634,7 @@ def _pending(subscription: Subscription, limit: int) -> tuple[int | None, list[E
                 status_before=event.status_before,
                 status_after=event.status_after,
                 time=iso_time(event.created_at),
-                data=event.data,
+                data=json.dumps(event.data or {}, ensure_ascii=False),
                 dossier_id=event.dossier_id,
                 dossier_code=event.dossier.code,
                 final=True,
@@ -639,13 +647,28 @@ def _pending(subscription: Subscription, limit: int) -> tuple[int | None, list[E
         return rows_of(cursor.fetchall())
 
 
-def _json(value: Any) -> Any:
-    """A jsonb column read by hand: Django's psycopg setup hands it over as text."""
-    return json.loads(value) if isinstance(value, str | bytes) else value
+def _json_text(value: Any) -> str:
+    """The data column's JSON text (the query reads it as text: not decoded to be
+    encoded again into each frame)."""
+    if value is None or value == "null":
+        return "{}"
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
-def event_frame(row: EventRow) -> EventFrame:
-    """The one documented shape of an event frame, texts in the active language."""
+def _data(row: EventRow) -> dict[str, Any]:
+    value = json.loads(row.data)
+    return value if isinstance(value, dict) else {}
+
+
+def event_frame(row: EventRow, language: str) -> EventFrame:
+    """The one documented shape of an event frame, texts in `language`."""
+    return {**_frame_head(row, language), "data": _data(row)}
+
+
+def _frame_head(row: EventRow, language: str) -> _FrameHead:
+    """The frame less its data (last in the frame)."""
+    # Only one type's text depends on the data (how the result was handed over).
+    data = _data(row) if row.type == EventType.DOSSIER_HANDED_OVER else None
     return {
         "type": "event",
         "id": row.id,
@@ -655,9 +678,49 @@ def event_frame(row: EventRow) -> EventFrame:
         "status": row.status_after,
         "status_before": row.status_before,
         "time": row.time,
-        "text": event_text(row.type, row.data),
-        "data": dict(row.data or {}),
+        "text": event_text_in(language, row.type, data),
     }
+
+
+class _FrameHead(TypedDict):
+    type: Literal["event"]
+    id: int
+    event_type: str
+    dossier_id: str
+    dossier_code: str | None
+    status: int | None
+    status_before: int | None
+    time: str
+    text: str
+
+
+# The JSON text of recent frames, by (event id, dossier code, language): every socket
+# of the process that sends an event in one language sends the same text, built
+# once. An event never changes; its dossier's code is read with it (a dossier gets
+# its code after its first events), so it is part of the key.
+FRAME_TEXTS_KEPT = 1024
+_frame_texts: dict[tuple[int, str | None, str], str] = {}
+
+
+def frame_texts(rows: list[EventRow], language: str) -> list[str]:
+    """The frames of `rows` as the socket sends them (JSON), each built once per
+    event, dossier code and language while recent."""
+    texts = []
+    for row in rows:
+        key = (row.id, row.dossier_code, language)
+        text = _frame_texts.get(key)
+        if text is None:
+            # The event's data goes in as PostgreSQL wrote it: not decoded and encoded.
+            head = json.dumps(_frame_head(row, language), ensure_ascii=False)
+            text = head[:-1] + ', "data": ' + row.data + "}"
+            while len(_frame_texts) >= FRAME_TEXTS_KEPT:
+                try:  # the oldest first (dicts keep their order)
+                    del _frame_texts[next(iter(_frame_texts))]
+                except (KeyError, RuntimeError, StopIteration):  # another loop's thread
+                    break
+            _frame_texts[key] = text
+        texts.append(text)
+    return texts
 
 
 def iso_time(moment: dt.datetime) -> str:

@@ -3,13 +3,15 @@
 One text per event type (`dossiers.events.EventType`; a test fails when a type
 has none, or no Vietnamese translation); the stream, the timeline and (through
 the same function) anything else that shows an event use it. Translations live
-in locale/vi; call with the wanted language active.
+in locale/vi; call `event_text` with the wanted language active, or
+`event_text_in` with the language.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.utils import translation
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
@@ -69,3 +71,27 @@ def event_text(event_type: str, data: dict[str, Any] | None = None) -> str:
             return str(HANDED_OVER_TEXTS[method])
     text = EVENT_TEXTS.get(event_type)
     return str(text if text is not None else FALLBACK_TEXT)
+
+
+# (language, event type, handing-over method) -> the sentence: the stream's frames take
+# it from here, not from a translation activated for each batch (Django's activation
+# and the lazy text's lookup cost more than the rest of the frame's text).
+_TEXTS_IN: dict[tuple[str, str, str], str] = {}
+
+
+def event_text_in(language: str, event_type: str, data: dict[str, Any] | None = None) -> str:
+    """`event_text` in `language`, computed once per language and text."""
+    method = ""
+    if event_type == EventType.DOSSIER_HANDED_OVER:
+        method = str((data or {}).get("method", ""))
+        if method not in HANDED_OVER_TEXTS:
+            method = ""
+    key = (language, event_type, method)
+    text = _TEXTS_IN.get(key)
+    if text is None:
+        with translation.override(language):
+            text = event_text(event_type, {"method": method} if method else None)
+        # Bounded by the languages, event types and methods the code knows, plus
+        # whatever unknown types the log holds (each reads as the fallback).
+        _TEXTS_IN[key] = text
+    return text

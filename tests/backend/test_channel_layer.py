@@ -189,3 +189,36 @@ async def subscribed_channels(server: RedisServer) -> set[bytes]:
         return set(await client.pubsub_channels())
     finally:
         await client.aclose()
+
+
+async def test_a_listener_hears_its_group_and_holds_its_redis_channel(tmp_path) -> None:
+    """`listen`: a group message calls the callback (no channel's queue); the group's
+    Redis channel stays subscribed while a listener or a member is left, not after."""
+    server = RedisServer(tmp_path)
+    server.start()
+    host = {**settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0], "address": server.url}
+    layer = RedisPubSubChannelLayer(hosts=[host], prefix="test-listen")
+    heard: asyncio.Queue[str] = asyncio.Queue()
+
+    def listener() -> None:
+        heard.put_nowait("hint")
+
+    name = layer._get_layer()._get_group_channel_name("dossier").encode()
+    try:
+        member = await layer.new_channel()
+        await layer.group_add("dossier", member)
+        await layer.listen("dossier", listener)
+        await layer.group_discard("dossier", member)  # the listener keeps the channel
+        assert name in await subscribed_channels(server)
+
+        await layer.group_send("dossier", {"type": "dossier.event"})
+        assert await asyncio.wait_for(heard.get(), WAIT) == "hint"
+
+        await layer.unlisten("dossier", listener)
+        deadline = time.monotonic() + WAIT
+        while name in await subscribed_channels(server):
+            assert time.monotonic() < deadline, "the group's channel stayed subscribed"
+            await asyncio.sleep(0.05)
+    finally:
+        await layer.flush()
+        server.stop()

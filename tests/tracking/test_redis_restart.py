@@ -138,3 +138,26 @@ def test_cache_counters_and_otp_work_on_the_first_call_after_a_redis_restart(
         {"challenge_id": started.json()["challenge_id"], "code": last_code(phone), **device()},
     )
     assert verified.status_code == 201, verified.content
+
+
+def test_an_event_written_while_redis_is_down_comes_once_it_is_back(
+    own_redis, realtime_settings
+) -> None:
+    """Its hint was lost: once the layer's connection is back, every socket of the
+    process reads the log (not only at its next heartbeat)."""
+    realtime_settings.WS_HEARTBEAT_SECONDS = 3600  # a frame can only come from a hint
+    alice = Citizen(language="en")
+    with (
+        running_server() as server,
+        open_stream(server, ticket_over_http(server, alice)) as stream,
+    ):
+        before = add_event(alice.dossier, "dossier.accepted", status_after=2)
+        assert [frame["id"] for frame in event_frames(stream, 1)] == [before.id]
+
+        own_redis.stop()
+        during = add_event(alice.dossier, "dossier.processing_started", status_after=4)
+        own_redis.start()  # same port, empty: the hint of `during` is lost
+
+        [frame] = event_frames(stream, 1)
+
+    assert frame["id"] == during.id

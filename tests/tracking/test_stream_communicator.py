@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 from unittest import mock
 from urllib.parse import urlencode
@@ -17,17 +17,20 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.testing.websocket import WebsocketCommunicator
 from django.db import connection, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from redis.asyncio.client import PubSub
 
 from auth.actions.sessions import revoke_all_sessions, revoke_session
 from auth.models import DeviceSession, Membership
 from backend.asgi import application
+from backend.channel_layer import RedisPubSubChannelLayer
 from dossiers.models import Dossier
 from tests.conftest import make_user, sign_in
 from tests.factories import make_dossier, make_organisation
 from tests.tracking.conftest import Citizen, OpenTransaction, OtherWriter, add_event
 from tracking import reader, stream, tickets
 from tracking.stream import iso_time
+from tracking.texts import event_text
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -1009,3 +1012,124 @@ async def test_member_who_does_not_watch_can_narrow_to_an_organisation_dossier(o
 
     assert await event_ids(socket, 1) == [event.id]
     assert await quiet(socket)
+
+
+# --- the hint's path and the frame's work (pinned: each was done on every frame) -----
+#
+# A hint is a call of the socket's listener in the layer's receive task: no msgpack
+# decoding into a channel's queue for channels' dispatch, and no polling read of the
+# pub/sub connection (redis-py's `get_message` every 0.1 s). A frame's JSON is built
+# once per event and language for every socket of the process that sends it, its
+# text taken from a per-language table, no translation activated per batch.
+
+
+class Counted:
+    """Patches `owner.name` with a wrapper that counts its calls (and still calls it)."""
+
+    def __init__(self, owner: Any, name: str, when: Callable[..., bool] | None = None) -> None:
+        self.calls = 0
+        original = getattr(owner, name)
+
+        def counting(*args: Any, **kwargs: Any) -> Any:
+            if when is None or when(*args, **kwargs):
+                self.calls += 1
+            return original(*args, **kwargs)
+
+        self.patch = mock.patch.object(owner, name, counting)
+
+    def __enter__(self) -> Counted:
+        self.patch.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.patch.stop()
+
+
+@pytest.fixture
+def counted() -> Iterator[Any]:
+    started: list[Counted] = []
+
+    def _count(owner: Any, name: str, when: Callable[..., bool] | None = None) -> Counted:
+        started.append(Counted(owner, name, when).__enter__())
+        return started[-1]
+
+    yield _count
+    for item in started:
+        item.__exit__()
+
+
+async def test_a_hint_reaches_the_socket_without_the_layers_queue_or_a_polling_read(
+    open_socket, counted
+):
+    alice = await new_citizen(language="en")
+    socket, connected, _ = await open_socket(alice.ticket())
+    assert connected
+    decoded = counted(RedisPubSubChannelLayer, "deserialize")
+    polls = counted(PubSub, "get_message")
+
+    events = [
+        await db(add_event)(alice.dossier, "dossier.accepted", status_after=2),
+        await db(add_event)(alice.dossier, "dossier.processing_started", status_after=4),
+        await db(add_event)(alice.dossier, "dossier.payment_requested", status_after=5),
+    ]
+
+    assert await event_ids(socket, 3) == [event.id for event in events]
+    # Three hints came (the frames prove it): none was decoded for a channel's
+    # queue, and the receive task never polled the connection.
+    assert (decoded.calls, polls.calls) == (0, 0)
+
+
+async def test_a_frame_is_built_once_for_every_socket_that_sends_it(open_socket, counted):
+    alice = await new_citizen(language="en")
+    phone, _, _ = await open_socket(alice.ticket())
+    tablet, _, _ = await open_socket(alice.ticket())
+    # An event frame's JSON written (less its data, which is PostgreSQL's text).
+    built = counted(
+        json,
+        "dumps",
+        lambda value, *_, **__: isinstance(value, dict) and value.get("type") == "event",
+    )
+
+    event = await db(add_event)(alice.dossier, "dossier.accepted", status_after=2)
+
+    sent = await next_event(phone)
+    assert sent["id"] == event.id
+    assert await next_event(tablet) == sent
+    assert built.calls == 1
+
+
+async def test_a_frame_activates_no_translation(open_socket, counted):
+    hoa = await new_citizen(language="vi")
+    socket, _, _ = await open_socket(hoa.ticket())
+    with translation.override("vi"):
+        expected = [event_text("dossier.accepted"), event_text("dossier.processing_started")]
+    assert expected[0] == "Cơ quan đã tiếp nhận hồ sơ và cấp giấy tiếp nhận."
+    # The first frame of each text in the process may look it up in its language.
+    await db(add_event)(hoa.dossier, "dossier.accepted", status_after=2)
+    await db(add_event)(hoa.dossier, "dossier.processing_started", status_after=4)
+    assert [(await next_event(socket))["text"] for _ in expected] == expected
+    activations = counted(translation, "activate")
+
+    await db(add_event)(hoa.dossier, "dossier.accepted", status_after=2)
+    await db(add_event)(hoa.dossier, "dossier.processing_started", status_after=4)
+
+    assert [(await next_event(socket))["text"] for _ in expected] == expected
+    assert activations.calls == 0
+
+
+def test_the_logs_read_has_only_int_and_text_parameters(citizen_factory):
+    """psycopg writes an int or a text in C; a UUID or a list (the seen ids) took it
+    Python calls on every hint, for every socket."""
+    alice = citizen_factory()
+    for dossier_id in (None, alice.dossier.pk):
+        subscription = stream.Subscription(
+            user=alice.user,
+            session_id=alice.session.pk,
+            dossier_id=dossier_id,
+            position=stream.Position(0),
+            seen=frozenset({7, 3}),
+        )
+        _, params = stream.pending_query(subscription, 10)
+        assert {type(value) for value in params} == {int, str}
+        assert "{3,7}" in params
+        assert str(alice.user.pk) in params
