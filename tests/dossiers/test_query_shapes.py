@@ -16,10 +16,12 @@ from django.test import RequestFactory
 from django.utils import timezone
 
 from auth.models import Membership, User
+from backend.pagination import PageParams, encode_cursor
 from backend.times import rfc3339
 from bench import scale
 from dossiers import lifecycle, monitoring
 from dossiers.agency import api as agency_api
+from dossiers.agency.access import agency_dossiers
 from dossiers.api import DossierFilters, list_dossiers
 from dossiers.models import RUNNING_CONDITION, Agency, AgencyCredential, Dossier, DossierEvent
 from tracking import stream
@@ -423,6 +425,31 @@ def test_agency_feed_starts_at_the_cursor_with_a_row_value(seeded: dict[str, Any
     # The keyset is an index condition (the scan starts at the cursor), not a filter.
     conditions = index_conditions(plan, "dossier_agency_feed")
     assert any("ROW(updated_at, id) > ROW(" in c for c in conditions), conditions
+
+
+def test_a_monitoring_page_starts_at_its_cursor_on_a_deadline_index(
+    seeded: dict[str, Any],
+) -> None:
+    agency = Agency.objects.get(pk=1)
+    now = timezone.now()
+    keys = list(
+        monitoring.overdue(agency_dossiers(agency), now)
+        .order_by("deadline", "pk")
+        .values_list("deadline", "pk")  # type: ignore[misc]  # an annotation
+    )
+    assert len(keys) > 5
+    request = RequestFactory().get("/api/v1/agency/monitoring/overdue")
+    request.agency_credential = AgencyCredential(agency=agency, key_id="t")  # type: ignore[attr-defined]
+    cursor = encode_cursor(list(keys[1]))
+    with scale.CapturedQueries() as captured:
+        page = agency_api.monitoring_overdue(request, PageParams(cursor=cursor, limit=3))
+    assert [dossier.pk for dossier in page["items"]] == [key for _, key in keys[2:5]]
+    assert page["has_more"] is True
+    plan = plan_of(captured.queries, '"dossiers_dossier"."id"')
+    assert_no_seq_scan_of_big_tables(plan)
+    # The keyset is an index condition (the scan starts at the cursor), not a filter.
+    conditions = index_conditions(plan, "dossier_running_deadline")
+    assert any("ROW(COALESCE(" in c and ", id) > ROW(" in c for c in conditions), conditions
 
 
 def test_deadline_scans_read_only_running_dossiers_not_yet_marked(seeded: dict[str, Any]) -> None:
