@@ -515,6 +515,35 @@ def test_at_risk_reads_one_working_day_ahead_and_finds_what_two_weeks_would(
         assert [d.deadline for d, _ in found] == sorted(d.deadline for d, _ in found)  # type: ignore[attr-defined]
 
 
+def test_bench_scale_measures_at_the_seeds_moment_however_old_the_seed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Measured at the current time, the at-risk scan's count grew with the seed's
+    # age (its deadlines and marks are relative to the seeding): 138 dossiers at
+    # risk at 06:04, 256 at 07:40 on the same seed.
+    moment = (timezone.now() - dt.timedelta(hours=5)).replace(microsecond=0)
+    seeded = scale.seed(0.002, vacuum=False, now=moment)
+    assert seeded["moment"] == moment.isoformat()
+    assert scale.seed_moment() == moment
+    measured_at: list[dt.datetime] = []
+    monkeypatch.setattr(scale, "probes", lambda now: measured_at.append(now) or [])
+    assert scale.measure(1) == []
+    assert measured_at == [moment]
+    # At its moment the seed is as the scan every 10 minutes leaves it: none overdue
+    # longer than that unmarked (hours older, the scan would see every dossier whose
+    # deadline passed since the seeding as newly overdue).
+    unmarked = monitoring.overdue(now=moment).filter(overdue_at__isnull=True)
+    assert all(
+        moment - dt.timedelta(minutes=10) <= dossier.deadline  # type: ignore[attr-defined]
+        for dossier in unmarked
+    )
+    # A seed made before its moment was kept: its last dossier's creation.
+    with connection.cursor() as cursor:
+        name = connection.ops.quote_name(connection.settings_dict["NAME"])
+        cursor.execute(f"COMMENT ON DATABASE {name} IS NULL")
+    assert scale.seed_moment() == moment
+
+
 def test_the_running_index_condition_is_the_lifecycles_running_statuses() -> None:
     statuses = dict(RUNNING_CONDITION.children)["status__in"]
     assert sorted(statuses) == sorted(int(s) for s in lifecycle.CLOCK_RUNNING)
@@ -526,7 +555,7 @@ def test_every_probe_of_bench_scale_runs_its_real_call_on_the_seed(seeded: dict[
     # seed, so that a change of a route, or of django-ninja, breaks a test, not the
     # benchmark. The list and the feed go through their route's response step.
     probes = {probe.name: probe for probe in scale.probes(timezone.now())}
-    assert len(probes) == 9
+    assert len(probes) == 11
     for probe in probes.values():
         assert probe.subjects, probe.name
         probe.call(probe.subjects[-1])
@@ -536,6 +565,11 @@ def test_every_probe_of_bench_scale_runs_its_real_call_on_the_seed(seeded: dict[
         response = probe.call(probe.subjects[-1])  # the feed's oldest cursor: a full page
         assert response.status_code == 200
         assert response["Content-Type"].startswith("application/json")
+    counts = json.loads(probes["agency monitoring counts (largest agency)"].call(None).content)
+    assert set(counts) == {"overdue", "overdue_without_apology", "at_risk"}
+    overdue = probes["agency monitoring overdue page (largest agency)"]
+    first = json.loads(overdue.call(overdue.subjects[0]).content)
+    assert len(first["items"]) == min(100, counts["overdue"])
     page = json.loads(feed.call(feed.subjects[-1]).content)
     assert len(page["items"]) > 10
     assert all(len(item["attachments"]) == 5 for item in page["items"])
