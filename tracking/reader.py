@@ -9,8 +9,9 @@ its sockets (psycopg runs their queries one after the other, as the database
 thread did). Idle between reads it holds no snapshot. It is opened on the
 first socket's first read and closed when the loop's last socket closes, once no
 statement runs on it (uvloop aborts the process when a socket it waits on is
-closed under it); after an error it is closed and the next read opens a new
-one. Its statements are prepared (WS_PREPARED_STATEMENTS): in a warm session
+closed under it), even if that socket's disconnect is cancelled meanwhile (the
+closing is a task of its own); after an error it is closed and the next read
+opens a new one. Its statements are prepared (WS_PREPARED_STATEMENTS): in a warm session
 the log's read took 0.26 ms to plan and 0.05 ms to run.
 
 The query and the frames are tracking/stream.py's (`pending_query`,
