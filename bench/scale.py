@@ -30,8 +30,14 @@ bench/scale_results.json and bench/scale_plans.txt:
 * replay: `tracking.stream.pull` of a fresh subscription whose cursor is an
   event two months back (citizen, organisation member), and a live pull at the head;
 * feed: `dossiers.agency.api.feed` for the largest agency, cursor near the head;
+* agency monitoring: the largest agency's counts (`monitoring_summary`) and pages of
+  its overdue list (`monitoring_overdue`: the first, and every 100th dossier on);
 * scans: the overdue query of `monitoring.scan_deadlines` and `monitoring.at_risk`,
   after the worker's warm-up (the holiday calendars built, as `WORKER_WARM_UP` does).
+
+Every shape is measured at the seed's moment (`seed_moment`), not the current time:
+the seed's deadlines, marks and event ages are relative to it, so a run on a seed
+an hour or a week old reads what a run right after seeding reads.
 
 The verdict is on PostgreSQL's time; the whole call's p99 is held to the same
 20 ms and reported beside it (`call_met`).
@@ -331,13 +337,18 @@ def _secondary(cursor: Any, table: str) -> tuple[list[str], list[str]]:
     return drops, creates
 
 
-def seed(scale: float, *, vacuum: bool = True) -> dict[str, Any]:
+SEED_COMMENT = "bench.scale seeded at "
+
+
+def seed(scale: float, *, vacuum: bool = True, now: dt.datetime | None = None) -> dict[str, Any]:
     """Load the rows (see the module docstring); `vacuum=False` inside a transaction
-    (the tests of tests/dossiers/test_query_shapes.py): ANALYZE only."""
+    (the tests of tests/dossiers/test_query_shapes.py): ANALYZE only. Every moment
+    is relative to `now` (default: the current time), which the database keeps
+    (`seed_moment`): the measures run at it, however old the seed is."""
     from django.db import connection
 
     counts = sizes(scale)
-    now = dt.datetime.now(dt.UTC)
+    now = now or dt.datetime.now(dt.UTC)
     timings: dict[str, float] = {}
     with connection.cursor() as cursor:
         # Bulk load: no foreign-key or append-only triggers per row (the data is
@@ -389,6 +400,9 @@ def seed(scale: float, *, vacuum: bool = True) -> dict[str, Any]:
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608  # nosec B608
                 f"(SELECT coalesce(max(id), 1) FROM {table}))"
             )
+        # (Django's cursors bind on the client: a utility statement takes the text.)
+        database = connection.ops.quote_name(connection.settings_dict["NAME"])
+        cursor.execute(f"COMMENT ON DATABASE {database} IS %s", [SEED_COMMENT + now.isoformat()])
         started = time.perf_counter()
         cursor.execute("VACUUM ANALYZE" if vacuum else "ANALYZE")
         timings["vacuum_analyze"] = round(time.perf_counter() - started, 1)
@@ -405,7 +419,36 @@ def seed(scale: float, *, vacuum: bool = True) -> dict[str, Any]:
         ):
             cursor.execute(f"SELECT count(*) FROM {table}")  # noqa: S608  # nosec B608
             counted[table] = int(cursor.fetchone()[0])
-    return {"scale": scale, "rows": counted, "seconds": timings}
+    return {"scale": scale, "moment": now.isoformat(), "rows": counted, "seconds": timings}
+
+
+def seed_moment() -> dt.datetime:
+    """The moment the seed's rows are relative to: its deadlines, its warned and
+    overdue marks, its events' ages. The scans and the replays are measured at it:
+    measured at the current time, an hour-old seed had twice as many dossiers at risk
+    (the seed marks 90 % of those due within a day as warned, as the scan every 10
+    minutes leaves them; an hour later the window reached unwarned ones: 138 at risk
+    at 06:04, 204-208 at 06:40, 256-259 at 07:40 on 2026-12-07).
+
+    Kept as the database's comment; for a seed made before, the last dossier's
+    creation, which is the seed's moment by construction (created = start + i/N of
+    a year, i = N)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT shobj_description(oid, 'pg_database') FROM pg_database"
+            " WHERE datname = current_database()"
+        )
+        found = cursor.fetchone()
+        comment = found[0] if found else None
+        if comment and comment.startswith(SEED_COMMENT):
+            return dt.datetime.fromisoformat(comment.removeprefix(SEED_COMMENT))
+        cursor.execute("SELECT max(created_at) FROM dossiers_dossier")
+        last = cursor.fetchone()
+    if last is None or last[0] is None:
+        raise RuntimeError("the database holds no seed: run bench.scale without --skip-seed")
+    return cast(dt.datetime, last[0])
 
 
 # --- Measure ------------------------------------------------------------------------
@@ -573,8 +616,10 @@ def probes(now: dt.datetime) -> list[Probe]:
     from django.test import RequestFactory
 
     from auth.models import User
+    from backend.pagination import PageParams, encode_cursor
     from dossiers import monitoring
     from dossiers.agency import api as agency_api
+    from dossiers.agency.access import agency_dossiers
     from dossiers.api import DossierFilters, list_dossiers
     from dossiers.models import Agency, AgencyCredential, Dossier
     from tracking import stream
@@ -659,8 +704,6 @@ def probes(now: dt.datetime) -> list[Probe]:
         .order_by("-updated_at", "-id")
         .values_list("updated_at", "id")[:2000:20]
     )
-    from backend.pagination import encode_cursor
-
     feed_cursors = [encode_cursor([moment, key]) for moment, key in heads]
 
     def feed(cursor: str) -> Any:
@@ -668,6 +711,31 @@ def probes(now: dt.datetime) -> list[Probe]:
         request.agency_credential = credential  # type: ignore[attr-defined]
         page = agency_api.feed(request, agency_api.FeedParams(cursor=cursor, limit=100))
         return respond(agency_api.feed, request, page)
+
+    # The largest agency's monitoring: its counts, and pages of its overdue list
+    # (the first, and pages deep in it: 100 dossiers each, whatever the list's size).
+    overdue_keys = list(
+        monitoring.overdue(agency_dossiers(biggest), now)
+        .order_by("deadline", "pk")
+        .values_list("deadline", "pk")[99::100]  # type: ignore[misc]  # an annotation
+    )
+    overdue_cursors: list[str | None] = [None, *(encode_cursor(list(k)) for k in overdue_keys)]
+
+    def agency_request(path: str) -> Any:
+        request = factory.get(path)
+        request.agency_credential = credential  # type: ignore[attr-defined]
+        return request
+
+    def monitoring_counts(_: Any) -> Any:
+        request = agency_request("/api/v1/agency/monitoring/summary")
+        summary = agency_api.monitoring_summary(request)
+        return respond(agency_api.monitoring_summary, request, summary)
+
+    def monitoring_page(cursor: str | None) -> Any:
+        request = agency_request("/api/v1/agency/monitoring/overdue")
+        params = PageParams(cursor=cursor, limit=100)
+        page = agency_api.monitoring_overdue(request, params)
+        return respond(agency_api.monitoring_overdue, request, page)
 
     def overdue_scan(_: Any) -> Any:
         return list(
@@ -687,6 +755,8 @@ def probes(now: dt.datetime) -> list[Probe]:
         Probe("replay (organisation member, 2 months back)", old_member, replay),
         Probe("live pull at the head (organisation member)", member_users, live),
         Probe("agency feed near the head (largest agency)", feed_cursors, feed),
+        Probe("agency monitoring counts (largest agency)", [None], monitoring_counts, most=30),
+        Probe("agency monitoring overdue page (largest agency)", overdue_cursors, monitoring_page),
         Probe("overdue scan", [None], overdue_scan, most=30),
         Probe("at-risk scan", [None], at_risk_scan, most=30),
     ]
@@ -731,7 +801,8 @@ def measure(samples: int) -> list[dict[str, Any]]:
     # As the worker does before its first job (WORKER_WARM_UP): the scans' first call
     # would otherwise build the national holiday calendars.
     deadlines.warm_up()
-    now = dt.datetime.now(dt.UTC)
+    now = seed_moment()
+    say(f"  measured at the seed's moment, {now.isoformat()}")
     results = []
     for probe in probes(now):
         result = probe.run(samples)

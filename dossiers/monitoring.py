@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 from django.db.models import Count, F, Q, QuerySet
+from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan
 from django.db.models.functions import Coalesce
 from django.db.models.lookups import GreaterThanOrEqual, LessThan
 from django.utils import timezone
@@ -53,8 +54,19 @@ AT_RISK_FIELDS = (
 )
 
 
+def deadline() -> Coalesce:
+    """A dossier's deadline, as the partial indexes on running dossiers write it."""
+    return Coalesce("original_appointment_at", "appointment_at")
+
+
 def with_deadline(queryset: QuerySet[Dossier]) -> QuerySet[Dossier]:
-    return queryset.annotate(deadline=Coalesce("original_appointment_at", "appointment_at"))
+    return queryset.annotate(deadline=deadline())
+
+
+def after(queryset: QuerySet[Dossier], moment: dt.datetime, key: Any) -> QuerySet[Dossier]:
+    """The dossiers after (deadline, id) = (moment, key), the order of every list here:
+    a row value, so a scan of a deadline index starts there (an index condition)."""
+    return queryset.filter(TupleGreaterThan(Tuple(deadline(), "id"), (moment, key)))
 
 
 def running(queryset: QuerySet[Dossier] | None = None) -> QuerySet[Dossier]:

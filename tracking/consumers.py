@@ -38,7 +38,7 @@ from urllib.parse import parse_qs
 
 from asgiref.sync import sync_to_async
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
+from channels.db import aclose_old_connections, database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -184,27 +184,53 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
         await self.pump()
         self.ticker = asyncio.create_task(self.tick())
 
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        """channels' own, each step run however the one before ended: cancelled
+        midway (a server's shutdown cancels its sockets' tasks) or failing (Redis
+        down), leaving the groups still lets go of the reader (`disconnect`), and the
+        sync thread's database connections are still closed."""
+        try:
+            for group in self.groups:
+                await self.channel_layer.group_discard(group, self.channel_name)
+        finally:
+            try:
+                await self.disconnect(message["code"])
+            finally:
+                await aclose_old_connections()
+        raise StopConsumer()
+
     async def disconnect(self, code: int) -> None:
+        """Stop the ticker, then let go of the reader and the socket's place under the
+        cap. Cancelled midway (a server's shutdown cancels its sockets' tasks), it
+        still lets go of both, then ends cancelled."""
         self.closing = True
-        if self.listening is not None:
-            group, self.listening = self.listening, None
-            with contextlib.suppress(Exception):
-                await self.channel_layer.unlisten(group, self._hinted)
-        if self.ticker is not None:
-            self.ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.ticker
-        if self.hint_task is not None:
-            # Not cancelled: a read of the log in flight would be cancelled on the
-            # server too (psycopg's cancel request). Closing, it sends nothing more.
-            await asyncio.wait({self.hint_task})  # its outcome is its own (logged there)
-        if self.reader is not None:
-            await self.reader.close()
-        if self.subscription is not None:
-            with contextlib.suppress(Exception):
-                await sync_to_async(socket_cap.unregister_socket)(
-                    self.subscription.user.pk, self.channel_name
-                )
+        try:
+            if self.listening is not None:
+                group, self.listening = self.listening, None
+                with contextlib.suppress(Exception):
+                    await self.channel_layer.unlisten(group, self._hinted)
+        finally:
+            try:
+                if self.ticker is not None:
+                    self.ticker.cancel()
+                    # Its end, without its CancelledError: this task's own cancellation
+                    # still comes through (a `suppress(CancelledError)` here swallowed it).
+                    await asyncio.wait([self.ticker])
+                if self.hint_task is not None:
+                    # Not cancelled: a read of the log in flight would be cancelled on
+                    # the server too (psycopg's cancel request). Closing, it sends
+                    # nothing more.
+                    await asyncio.wait({self.hint_task})  # its outcome is its own (logged)
+            finally:
+                try:
+                    if self.reader is not None:
+                        await self.reader.close()
+                finally:
+                    if self.subscription is not None:
+                        with contextlib.suppress(Exception):
+                            await sync_to_async(socket_cap.unregister_socket)(
+                                self.subscription.user.pk, self.channel_name
+                            )
 
     # --- inbound ---------------------------------------------------------------
 

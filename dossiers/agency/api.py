@@ -33,7 +33,7 @@ from backend.errors import (
     PermissionDenied,
     field_error,
 )
-from backend.pagination import cursor_values, encode_cursor
+from backend.pagination import PageParams, cursor_values, encode_cursor
 from backend.signed_links import PageSigner, open_link, sign_link
 from backend.times import (
     Rfc3339Text,
@@ -775,7 +775,9 @@ class MonitoredDossierOut(Schema):
     deadline: dt.datetime | None
     overdue_at: dt.datetime | None
     apologised_at: dt.datetime | None
-    working_seconds_left: int | None = None
+    working_seconds_left: int | None = Field(
+        None, description="At-risk list only: working time left before the deadline"
+    )
 
 
 class MonitoringOut(Schema):
@@ -784,14 +786,40 @@ class MonitoringOut(Schema):
     at_risk: list[MonitoredDossierOut]
 
 
+class MonitoringSummaryOut(Schema):
+    overdue: int = Field(..., description="Clock running, deadline passed")
+    overdue_without_apology: int = Field(
+        ..., description="Of those, not even the apologised date holds (violations)"
+    )
+    at_risk: int = Field(..., description="Clock running, less than one working day left")
+
+
+class MonitoringPageOut(Schema):
+    items: list[MonitoredDossierOut]
+    next_cursor: str | None = Field(
+        None, description="Pass as `cursor` for the next page; null on the last page"
+    )
+    has_more: bool
+
+
+MONITORING_PAGE = {200: MonitoringPageOut, 401: ErrorOut, 422: ErrorOut}
+MonitoredList = Literal["overdue", "overdue_without_apology", "at_risk"]
+
+
 @router.get(
     "/monitoring",
     auth=agency_signature,
     openapi_extra=SIGNED_READ,
     response={200: MonitoringOut, 401: ErrorOut},
-    summary="Overdue, overdue without apology (violations) and at-risk dossiers, now",
+    summary="Deprecated (every dossier in one answer, unbounded): use /monitoring/summary "
+    "and the paged lists",
+    deprecated=True,
 )
 def monitoring_view(request: HttpRequest) -> dict[str, Any]:
+    """Every overdue, overdue-without-apology and at-risk dossier in one answer,
+    unbounded (1.3 MB for the largest agency at a province's size). Kept as published
+    for the systems built on it (a breaking change gets a new version prefix); use
+    `/monitoring/summary` and the paged lists."""
     own = agency_dossiers(current_agency(request))
     at_risk = []
     for dossier, left in monitoring.at_risk(own):
@@ -804,6 +832,93 @@ def monitoring_view(request: HttpRequest) -> dict[str, Any]:
         ),
         "at_risk": at_risk,
     }
+
+
+@router.get(
+    "/monitoring/summary",
+    auth=agency_signature,
+    openapi_extra=SIGNED_READ,
+    response={200: MonitoringSummaryOut, 401: ErrorOut},
+    summary="How many of your dossiers are overdue, overdue without apology, at risk, now",
+)
+def monitoring_summary(request: HttpRequest) -> dict[str, Any]:
+    """The counts; the dossiers themselves are the pages of `/monitoring/overdue`,
+    `/monitoring/overdue-without-apology` and `/monitoring/at-risk`."""
+    own = agency_dossiers(current_agency(request))
+    now = timezone.now()
+    return {
+        "overdue": monitoring.overdue(own, now).count(),
+        "overdue_without_apology": monitoring.overdue_without_apology(own, now).count(),
+        "at_risk": len(monitoring.at_risk(own, now)),
+    }
+
+
+def _monitoring_page(request: HttpRequest, params: PageParams, which: MonitoredList) -> Any:
+    """One page of a monitoring list, in (deadline, id) order, keyset-paged as every
+    list is (backend/pagination.py's cursor): at most API_PAGE_SIZE_MAX dossiers.
+    Each page is read at its own moment: a dossier that left the list meanwhile
+    (finished, paused) is not shown again, one whose deadline passed since may be."""
+    own = agency_dossiers(current_agency(request))
+    limit = min(params.limit or settings.API_PAGE_SIZE_DEFAULT, settings.API_PAGE_SIZE_MAX)
+    if params.cursor:
+        # The deadline is a moment, read as the model's moments are.
+        moment, key = cursor_values(Dossier, ["appointment_at", "id"], params.cursor)
+        own = monitoring.after(own, moment, key)
+    now = timezone.now()
+    rows: list[Dossier]
+    if which == "at_risk":
+        rows = []
+        for dossier, left in monitoring.at_risk(own, now)[: limit + 1]:
+            dossier.working_seconds_left = left  # type: ignore[attr-defined]
+            rows.append(dossier)
+    else:
+        listed = monitoring.overdue if which == "overdue" else monitoring.overdue_without_apology
+        rows = list(
+            listed(own, now)
+            .only(*monitoring.AT_RISK_FIELDS)  # what MonitoredDossierOut shows
+            .order_by("deadline", "pk")[: limit + 1]
+        )
+    has_more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if has_more else None
+    return {
+        "items": rows,
+        "next_cursor": encode_cursor([last.deadline, last.pk]) if last else None,  # type: ignore[attr-defined]
+        "has_more": has_more,
+    }
+
+
+@router.get(
+    "/monitoring/overdue",
+    auth=agency_signature,
+    openapi_extra=SIGNED_READ,
+    response=MONITORING_PAGE,
+    summary="Your overdue dossiers (clock running, deadline passed), earliest deadline first",
+)
+def monitoring_overdue(request: HttpRequest, params: Query[PageParams]) -> Any:
+    return _monitoring_page(request, params, "overdue")
+
+
+@router.get(
+    "/monitoring/overdue-without-apology",
+    auth=agency_signature,
+    openapi_extra=SIGNED_READ,
+    response=MONITORING_PAGE,
+    summary="Your overdue dossiers without apology (violations), earliest deadline first",
+)
+def monitoring_overdue_without_apology(request: HttpRequest, params: Query[PageParams]) -> Any:
+    return _monitoring_page(request, params, "overdue_without_apology")
+
+
+@router.get(
+    "/monitoring/at-risk",
+    auth=agency_signature,
+    openapi_extra=SIGNED_READ,
+    response=MONITORING_PAGE,
+    summary="Your dossiers with less than one working day left, earliest deadline first",
+)
+def monitoring_at_risk(request: HttpRequest, params: Query[PageParams]) -> Any:
+    return _monitoring_page(request, params, "at_risk")
 
 
 class ReceivedOut(Schema):

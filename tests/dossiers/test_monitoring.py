@@ -125,7 +125,11 @@ def test_apology_date_must_be_later_than_the_current_one(
     assert events(dossier) == []
 
 
-def test_monitoring_endpoint_lists_the_agencys_dossiers_only(
+def ids(page: dict[str, Any]) -> list[str]:
+    return [item["id"] for item in page["items"]]
+
+
+def test_monitoring_counts_and_lists_the_agencys_dossiers_only(
     agency: Agency, agency_client: AgencyClient
 ) -> None:
     now = timezone.now()
@@ -138,13 +142,122 @@ def test_monitoring_endpoint_lists_the_agencys_dossiers_only(
     )
     risky = dossier_of(agency, S.ACCEPTED, appointment_at=add_working_seconds(agency, now, 1800))
     dossier_of(make_agency(), S.PROCESSING, appointment_at=now - dt.timedelta(hours=1))
-    response = agency_client.get("/api/v1/agency/monitoring")
+    response = agency_client.get("/api/v1/agency/monitoring/summary")
     assert response.status_code == 200
+    assert response.json() == {"overdue": 2, "overdue_without_apology": 1, "at_risk": 1}
+    # The published route answers as before (deprecated: every dossier at once).
+    whole = agency_client.get("/api/v1/agency/monitoring").json()
+    assert [item["id"] for item in whole["overdue"]] == [str(apologised.pk), str(violation.pk)]
+    assert [item["id"] for item in whole["overdue_without_apology"]] == [str(violation.pk)]
+    assert [item["id"] for item in whole["at_risk"]] == [str(risky.pk)]
+    assert 0 < whole["at_risk"][0]["working_seconds_left"] <= 1800
+
+    overdue = agency_client.get("/api/v1/agency/monitoring/overdue").json()
+    assert ids(overdue) == [str(apologised.pk), str(violation.pk)]
+    assert (overdue["next_cursor"], overdue["has_more"]) == (None, False)
+    assert overdue["items"][0]["deadline"] == rfc3339(apologised.original_appointment_at)
+    assert overdue["items"][0]["working_seconds_left"] is None
+    violations = agency_client.get("/api/v1/agency/monitoring/overdue-without-apology").json()
+    assert ids(violations) == [str(violation.pk)]
+    at_risk = agency_client.get("/api/v1/agency/monitoring/at-risk").json()
+    assert ids(at_risk) == [str(risky.pk)]
+    assert 0 < at_risk["items"][0]["working_seconds_left"] <= 1800
+
+
+def test_monitoring_lists_page_by_cursor_at_most_the_page_size_setting(
+    agency: Agency, agency_client: AgencyClient, settings: Any
+) -> None:
+    # The largest agency's three lists were one answer of 1.3 MB at 1 M dossiers.
+    settings.API_PAGE_SIZE_DEFAULT = 2
+    settings.API_PAGE_SIZE_MAX = 3
+    now = timezone.now()
+    same = now - dt.timedelta(days=1)
+    late = [
+        dossier_of(agency, S.PROCESSING, appointment_at=now - dt.timedelta(hours=hours))
+        for hours in (9, 8, 7, 6, 5)
+    ] + [dossier_of(agency, S.ACCEPTED, appointment_at=same) for _ in range(2)]
+    expected = [
+        str(d.pk)
+        for d in sorted(late, key=lambda d: (d.appointment_at, d.pk))  # type: ignore[operator]
+    ]
+    path = "/api/v1/agency/monitoring/overdue"
+
+    assert ids(agency_client.get(path).json()) == expected[:2]  # API_PAGE_SIZE_DEFAULT
+    at_most = agency_client.get(f"{path}?limit=3").json()
+    assert ids(at_most) == expected[:3]
+    assert at_most["has_more"] is True
+    over = agency_client.get(f"{path}?limit=4").json()  # one over: cut, no error
+    assert ids(over) == expected[:3]
+    assert over["next_cursor"] == at_most["next_cursor"]
+
+    seen: list[str] = []
+    cursor = ""
+    while True:
+        page = agency_client.get(f"{path}?limit=1000{cursor}").json()
+        assert len(page["items"]) <= 3
+        seen += ids(page)
+        if not page["has_more"]:
+            assert page["next_cursor"] is None
+            break
+        cursor = f"&cursor={page['next_cursor']}"
+    assert seen == expected  # each once, ties on the deadline by id
+
+    exactly = [dossier_of(agency, S.ACCEPTED, appointment_at=same) for _ in range(1)]
+    assert len(exactly) + len(late) == 8
+    pages = [agency_client.get(f"{path}?limit=3").json()]
+    while pages[-1]["has_more"]:
+        pages.append(agency_client.get(f"{path}?limit=3&cursor={pages[-1]['next_cursor']}").json())
+    assert [len(page["items"]) for page in pages] == [3, 3, 2]
+
+
+def test_the_at_risk_list_pages_in_deadline_order(
+    agency: Agency, agency_client: AgencyClient
+) -> None:
+    now = timezone.now()
+    risky = [
+        dossier_of(
+            agency, S.ACCEPTED, appointment_at=add_working_seconds(agency, now, minutes * 60)
+        )
+        for minutes in (50, 10, 30)
+    ]
+    first = agency_client.get("/api/v1/agency/monitoring/at-risk?limit=2").json()
+    rest = agency_client.get(
+        f"/api/v1/agency/monitoring/at-risk?limit=2&cursor={first['next_cursor']}"
+    ).json()
+    assert ids(first) + ids(rest) == [str(risky[i].pk) for i in (1, 2, 0)]
+    assert (first["has_more"], rest["has_more"], rest["next_cursor"]) == (True, False, None)
+    lefts = [item["working_seconds_left"] for item in first["items"] + rest["items"]]
+    assert lefts == sorted(lefts)
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "code"),
+    [
+        ("cursor=%25%25%25", "cursor", "invalid_cursor"),
+        ("cursor=WzEsMiwzXQ", "cursor", "invalid_cursor"),  # [1, 2, 3]
+        ("cursor=WyJub3QgYSBtb21lbnQiLCAiYSJd", "cursor", "invalid_cursor"),
+        ("limit=0", "limit", "greater_than_equal"),
+        ("limit=1001", "limit", "less_than_equal"),
+    ],
+)
+@pytest.mark.parametrize("path", ["overdue", "overdue-without-apology", "at-risk"])
+def test_a_bad_page_request_is_a_coded_field_error(
+    agency_client: AgencyClient, path: str, query: str, field: str, code: str
+) -> None:
+    response = agency_client.get(f"/api/v1/agency/monitoring/{path}?{query}")
+    assert response.status_code == 422
     body = response.json()
-    assert [item["id"] for item in body["overdue"]] == [str(apologised.pk), str(violation.pk)]
-    assert [item["id"] for item in body["overdue_without_apology"]] == [str(violation.pk)]
-    assert [item["id"] for item in body["at_risk"]] == [str(risky.pk)]
-    assert 0 < body["at_risk"][0]["working_seconds_left"] <= 1800
+    assert body["code"] == "validation_error"
+    assert {(d["field"], d["location"], d["code"]) for d in body["details"]} == {
+        (field, "query", code)
+    }
+
+
+@pytest.mark.parametrize("path", ["/summary", "/overdue", "/overdue-without-apology", "/at-risk"])
+def test_monitoring_needs_the_agencys_signature(path: str, agency_client: AgencyClient) -> None:
+    response = agency_client.api.get(f"/api/v1/agency/monitoring{path}")
+    assert response.status_code == 401
+    assert response.json()["code"] == "signature_required"
 
 
 def test_the_at_risk_scan_reads_only_what_its_callers_show(
@@ -178,7 +291,7 @@ def test_the_at_risk_scan_reads_only_what_its_callers_show(
 
     def the_monitoring() -> tuple[int, dict[str, Any]]:
         with CaptureQueriesContext(connection) as captured:
-            response = agency_client.get("/api/v1/agency/monitoring")
+            response = agency_client.get("/api/v1/agency/monitoring/at-risk")
         assert response.status_code == 200
         return len(captured.captured_queries), response.json()
 
@@ -195,12 +308,44 @@ def test_the_at_risk_scan_reads_only_what_its_callers_show(
     queries_with_four, body = the_monitoring()
     # No dossier's column read on its own (a deferred field would cost a query each).
     assert queries_with_four == queries_with_one
-    assert [item["id"] for item in body["at_risk"]] == [str(d.pk) for d in (first, *later)]
-    item = body["at_risk"][1]
+    assert [item["id"] for item in body["items"]] == [str(d.pk) for d in (first, *later)]
+    item = body["items"][1]
     assert (item["code"], item["status"]) == (later[0].code, S.PROCESSING)
     assert item["appointment_at"] == item["deadline"] == rfc3339(later[0].appointment_at)
     assert item["apologised_at"] == rfc3339(now)
     assert item["overdue_at"] is None
+
+
+@pytest.mark.parametrize("path", ["overdue", "overdue-without-apology"])
+def test_an_overdue_page_reads_what_it_shows_in_one_statement(
+    agency: Agency, agency_client: AgencyClient, path: str
+) -> None:
+    now = timezone.now()
+
+    def the_page() -> tuple[list[str], dict[str, Any]]:
+        with CaptureQueriesContext(connection) as captured:
+            response = agency_client.get(f"/api/v1/agency/monitoring/{path}")
+        assert response.status_code == 200
+        return [query["sql"] for query in captured.captured_queries], response.json()
+
+    def late(hours: int) -> Dossier:
+        return dossier_of(
+            agency, S.PROCESSING, appointment_at=now - dt.timedelta(hours=hours), apologised_at=now
+        )
+
+    first = late(5)
+    with_one, _ = the_page()
+    others = [late(hours) for hours in (4, 3, 2)]
+    with_four, body = the_page()
+    # No dossier's column read on its own (a deferred field would cost a query each).
+    assert len(with_four) == len(with_one)
+    assert [item["id"] for item in body["items"]] == [str(d.pk) for d in (first, *others)]
+    assert body["items"][0]["apologised_at"] == rfc3339(now)
+    [statement] = [sql for sql in with_four if 'FROM "dossiers_dossier"' in sql]
+    selected = statement.split(' FROM "dossiers_dossier"')[0]
+    assert set(re.findall(r'"dossiers_dossier"\."(\w+)"', selected)) == set(
+        monitoring.AT_RISK_FIELDS
+    )
 
 
 # --- Performance -----------------------------------------------------------------------------

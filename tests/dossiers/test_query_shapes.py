@@ -16,10 +16,12 @@ from django.test import RequestFactory
 from django.utils import timezone
 
 from auth.models import Membership, User
+from backend.pagination import PageParams, encode_cursor
 from backend.times import rfc3339
 from bench import scale
 from dossiers import lifecycle, monitoring
 from dossiers.agency import api as agency_api
+from dossiers.agency.access import agency_dossiers
 from dossiers.api import DossierFilters, list_dossiers
 from dossiers.models import RUNNING_CONDITION, Agency, AgencyCredential, Dossier, DossierEvent
 from tracking import stream
@@ -441,6 +443,31 @@ def test_agency_feed_reads_a_pages_papers_by_index_from_one_array(seeded: dict[s
     assert leading_column(next(iter(indexes_used(plan)))) == "dossier_id", indexes_used(plan)
 
 
+def test_a_monitoring_page_starts_at_its_cursor_on_a_deadline_index(
+    seeded: dict[str, Any],
+) -> None:
+    agency = Agency.objects.get(pk=1)
+    now = timezone.now()
+    keys = list(
+        monitoring.overdue(agency_dossiers(agency), now)
+        .order_by("deadline", "pk")
+        .values_list("deadline", "pk")  # type: ignore[misc]  # an annotation
+    )
+    assert len(keys) > 5
+    request = RequestFactory().get("/api/v1/agency/monitoring/overdue")
+    request.agency_credential = AgencyCredential(agency=agency, key_id="t")  # type: ignore[attr-defined]
+    cursor = encode_cursor(list(keys[1]))
+    with scale.CapturedQueries() as captured:
+        page = agency_api.monitoring_overdue(request, PageParams(cursor=cursor, limit=3))
+    assert [dossier.pk for dossier in page["items"]] == [key for _, key in keys[2:5]]
+    assert page["has_more"] is True
+    plan = plan_of(captured.queries, '"dossiers_dossier"."id"')
+    assert_no_seq_scan_of_big_tables(plan)
+    # The keyset is an index condition (the scan starts at the cursor), not a filter.
+    conditions = index_conditions(plan, "dossier_running_deadline")
+    assert any("ROW(COALESCE(" in c and ", id) > ROW(" in c for c in conditions), conditions
+
+
 def test_deadline_scans_read_only_running_dossiers_not_yet_marked(seeded: dict[str, Any]) -> None:
     now = timezone.now()
     with scale.CapturedQueries() as overdue_queries:
@@ -504,6 +531,35 @@ def test_at_risk_reads_one_working_day_ahead_and_finds_what_two_weeks_would(
         assert [d.deadline for d, _ in found] == sorted(d.deadline for d, _ in found)  # type: ignore[attr-defined]
 
 
+def test_bench_scale_measures_at_the_seeds_moment_however_old_the_seed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Measured at the current time, the at-risk scan's count grew with the seed's
+    # age (its deadlines and marks are relative to the seeding): 138 dossiers at
+    # risk at 06:04, 256 at 07:40 on the same seed.
+    moment = (timezone.now() - dt.timedelta(hours=5)).replace(microsecond=0)
+    seeded = scale.seed(0.002, vacuum=False, now=moment)
+    assert seeded["moment"] == moment.isoformat()
+    assert scale.seed_moment() == moment
+    measured_at: list[dt.datetime] = []
+    monkeypatch.setattr(scale, "probes", lambda now: measured_at.append(now) or [])
+    assert scale.measure(1) == []
+    assert measured_at == [moment]
+    # At its moment the seed is as the scan every 10 minutes leaves it: none overdue
+    # longer than that unmarked (hours older, the scan would see every dossier whose
+    # deadline passed since the seeding as newly overdue).
+    unmarked = monitoring.overdue(now=moment).filter(overdue_at__isnull=True)
+    assert all(
+        moment - dt.timedelta(minutes=10) <= dossier.deadline  # type: ignore[attr-defined]
+        for dossier in unmarked
+    )
+    # A seed made before its moment was kept: its last dossier's creation.
+    with connection.cursor() as cursor:
+        name = connection.ops.quote_name(connection.settings_dict["NAME"])
+        cursor.execute(f"COMMENT ON DATABASE {name} IS NULL")
+    assert scale.seed_moment() == moment
+
+
 def test_the_running_index_condition_is_the_lifecycles_running_statuses() -> None:
     statuses = dict(RUNNING_CONDITION.children)["status__in"]
     assert sorted(statuses) == sorted(int(s) for s in lifecycle.CLOCK_RUNNING)
@@ -515,7 +571,7 @@ def test_every_probe_of_bench_scale_runs_its_real_call_on_the_seed(seeded: dict[
     # seed, so that a change of a route, or of django-ninja, breaks a test, not the
     # benchmark. The list and the feed go through their route's response step.
     probes = {probe.name: probe for probe in scale.probes(timezone.now())}
-    assert len(probes) == 9
+    assert len(probes) == 11
     for probe in probes.values():
         assert probe.subjects, probe.name
         probe.call(probe.subjects[-1])
@@ -525,6 +581,11 @@ def test_every_probe_of_bench_scale_runs_its_real_call_on_the_seed(seeded: dict[
         response = probe.call(probe.subjects[-1])  # the feed's oldest cursor: a full page
         assert response.status_code == 200
         assert response["Content-Type"].startswith("application/json")
+    counts = json.loads(probes["agency monitoring counts (largest agency)"].call(None).content)
+    assert set(counts) == {"overdue", "overdue_without_apology", "at_risk"}
+    overdue = probes["agency monitoring overdue page (largest agency)"]
+    first = json.loads(overdue.call(overdue.subjects[0]).content)
+    assert len(first["items"]) == min(100, counts["overdue"])
     page = json.loads(feed.call(feed.subjects[-1]).content)
     assert len(page["items"]) > 10
     assert all(len(item["attachments"]) == 5 for item in page["items"])

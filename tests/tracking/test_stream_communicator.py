@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from channels.testing.websocket import WebsocketCommunicator
 from django.db import connection, transaction
 from django.utils import timezone, translation
@@ -24,11 +25,12 @@ from auth.actions.sessions import revoke_all_sessions, revoke_session
 from auth.models import DeviceSession, Membership
 from backend.asgi import application
 from backend.channel_layer import RedisPubSubChannelLayer
+from backend.redis import get_redis
 from dossiers.models import Dossier
 from tests.conftest import make_user, sign_in
 from tests.factories import make_dossier, make_organisation
 from tests.tracking.conftest import Citizen, OpenTransaction, OtherWriter, add_event
-from tracking import reader, stream, tickets
+from tracking import reader, socket_cap, stream, tickets
 from tracking.stream import iso_time
 from tracking.texts import event_text
 
@@ -797,6 +799,93 @@ async def test_the_last_socket_closes_the_connection_only_once_no_look_runs_on_i
             assert "could not be looked at" not in caplog.text
     finally:
         blocker.release()
+
+
+class LastSocket:
+    """The loop's only socket, opened on a communicator of the test's own (the
+    `open_socket` fixture disconnects its sockets again at the end)."""
+
+    def __init__(self, citizen: Citizen) -> None:
+        self.citizen = citizen
+        self.socket = WebsocketCommunicator(application, f"/ws/v1/events?ticket={citizen.ticket()}")
+        self.spent: Any = None
+
+    async def open(self) -> None:
+        connected, _ = await self.socket.connect(timeout=WAIT)
+        assert connected
+        await _until(lambda: _watch_state().connection is not None)  # its first read
+        self.spent = _watch_state().connection
+        assert await self.places() == 1
+
+    async def cancel(self) -> None:
+        """Cancel the socket's task (its disconnect), as a server's shutdown does."""
+        self.socket.future.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.socket.future
+        assert self.socket.future.cancelled()
+
+    async def places(self) -> int:
+        """The user's sockets under the cap (tracking/socket_cap.py)."""
+        key = socket_cap._key(self.citizen.user.pk)
+        return int(await sync_to_async(lambda: get_redis().zcard(key))())
+
+
+async def test_a_disconnect_cancelled_while_a_statement_runs_still_closes_the_connection(
+    realtime_settings, settings
+):
+    # The loop's last socket closes the connection once no statement runs on it (the
+    # lock). Its disconnect cancelled meanwhile, the connection stayed open, left to
+    # the garbage collector.
+    settings.WS_HEARTBEAT_SECONDS = 3600
+    last = LastSocket(await new_citizen())
+    await last.open()
+    state = _watch_state()
+
+    blocker = LookBlocker()
+    try:
+        # A statement on the loop's connection, in flight until the blocker lets go.
+        statement = asyncio.create_task(
+            state.execute({}, "SELECT pg_advisory_xact_lock(%s)", (BLOCKING_LOCK,))
+        )
+        await _until(lambda: blocker.waiting() == 1)
+        await last.socket.send_input({"type": "websocket.disconnect", "code": 1000})
+        await _until(lambda: state.sockets == 0)  # its close now waits for the statement
+        await last.cancel()
+        assert not last.spent.closed  # never under the running statement
+    finally:
+        blocker.release()
+
+    await statement
+    await _until(lambda: last.spent.closed)
+    assert state.connection is None
+    assert await last.places() == 0
+
+
+async def test_a_disconnect_cancelled_as_it_leaves_its_groups_still_closes_the_connection(
+    realtime_settings, settings
+):
+    # Cancelled in its first step (leaving the channel layer's groups, a round trip
+    # to Redis), the disconnect never reached the reader: the loop counted the socket
+    # as open for ever and kept the connection.
+    settings.WS_HEARTBEAT_SECONDS = 3600
+    last = LastSocket(await new_citizen())
+    await last.open()
+    layer = get_channel_layer()
+    leaving = asyncio.Event()
+
+    async def group_discard(group: str, channel: str) -> None:
+        leaving.set()
+        await asyncio.Event().wait()  # Redis does not answer before the cancellation
+
+    with mock.patch.object(layer, "group_discard", group_discard):
+        await last.socket.send_input({"type": "websocket.disconnect", "code": 1000})
+        await asyncio.wait_for(leaving.wait(), WAIT)
+        await last.cancel()
+
+    assert last.spent.closed
+    assert _watch_state().sockets == 0
+    assert _watch_state().connection is None
+    assert await last.places() == 0
 
 
 def test_backoff_grows_from_the_first_interval_up_to_the_cap():

@@ -47,25 +47,33 @@ def server(realtime_settings: Any) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def running_server() -> Iterator[str]:
-    """uvicorn serving the app in a thread; its `host:port`."""
+def running_server(app: Any = application, stop_wait: float = WAIT) -> Iterator[str]:
+    """uvicorn serving `app` in a thread; its `host:port`.
+
+    Stopped on the way out, however the block ends, and the thread joined: a server
+    still running `stop_wait` seconds after it was asked to stop fails the test
+    (AssertionError, chained to the block's own error if any) instead of serving on,
+    unseen, into the next tests and their database.
+    """
     # A fresh channel layer per server: one layer instance serves one event loop.
     channel_layers.backends.clear()
     port = _free_port()
-    config = uvicorn.Config(
-        application, host="127.0.0.1", port=port, lifespan="off", log_level="warning"
-    )
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
     instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
+    thread = threading.Thread(target=instance.run, daemon=True, name=f"uvicorn-{port}")
     thread.start()
-    deadline = time.monotonic() + WAIT
-    while not instance.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield f"127.0.0.1:{port}"
-    instance.should_exit = True
-    thread.join(timeout=WAIT)
-    channel_layers.backends.clear()
+    try:
+        deadline = time.monotonic() + WAIT
+        while not instance.started:
+            assert thread.is_alive(), "uvicorn ended before it started (port taken?)"
+            assert time.monotonic() < deadline, "uvicorn did not start"
+            time.sleep(0.02)
+        yield f"127.0.0.1:{port}"
+    finally:
+        instance.should_exit = True
+        thread.join(timeout=stop_wait)
+        channel_layers.backends.clear()
+        assert not thread.is_alive(), f"uvicorn on port {port} did not stop within {stop_wait} s"
 
 
 def ticket_over_http(server: str, citizen: Citizen) -> str:
@@ -236,3 +244,39 @@ def test_heartbeat_over_a_real_server(server, settings):
     alice = Citizen()
     with open_stream(server, ticket_over_http(server, alice)) as stream:
         assert frames(stream, 1)[0]["type"] == "heartbeat"
+
+
+def test_a_server_that_does_not_stop_fails_the_test_that_ran_it() -> None:
+    # Its thread used to be joined with a timeout and never looked at again: a
+    # server that did not stop served on, unseen, into the next tests.
+    entered, release = threading.Event(), threading.Event()
+
+    async def stuck(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        """An app that holds the server's event loop (a blocking call in a handler):
+        the server cannot see that it was asked to stop."""
+        if scope["type"] != "http":
+            return
+        entered.set()
+        release.wait(WAIT)
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    server = running_server(stuck, stop_wait=0.2)
+    address = server.__enter__()
+    name = f"uvicorn-{address.rpartition(':')[2]}"
+    [server_thread] = [thread for thread in threading.enumerate() if thread.name == name]
+    answers: list[int] = []
+    client = threading.Thread(
+        target=lambda: answers.append(httpx.get(f"http://{address}/", timeout=WAIT).status_code)
+    )
+    client.start()
+    try:
+        assert entered.wait(WAIT)
+        with pytest.raises(AssertionError, match=r"did not stop within 0\.2 s"):
+            server.__exit__(None, None, None)
+    finally:
+        release.set()
+    client.join(WAIT)
+    server_thread.join(WAIT)  # released, it stops: it was only held
+    assert answers == [204]
+    assert not server_thread.is_alive()
