@@ -11,8 +11,9 @@ from typing import Any, Literal, TypedDict
 ResyncReason = Literal["unknown_event", "expired"]
 
 
-class EventFrame(TypedDict):
-    """One dossier event, in log order."""
+class EventFrameHead(TypedDict):
+    """An event frame less its data, which comes last (the stream builds the head of
+    an event once per language and writes the data's JSON after it)."""
 
     type: Literal["event"]
     id: int
@@ -23,6 +24,11 @@ class EventFrame(TypedDict):
     status_before: int | None
     time: str
     text: str
+
+
+class EventFrame(EventFrameHead):
+    """One dossier event, in log order."""
+
     data: dict[str, Any]
 
 

@@ -48,7 +48,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, NamedTuple, TypedDict
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import connection
@@ -62,7 +62,7 @@ from dossiers.access import visible_dossiers, visible_to
 from dossiers.audience import followed_dossiers, own_unwatched_dossiers, watched_organisations
 from dossiers.event_types import EventType
 from dossiers.models import Dossier, DossierEvent
-from tracking.payloads import EventFrame, ResyncReason
+from tracking.payloads import EventFrame, EventFrameHead, ResyncReason
 from tracking.texts import event_text_in
 
 # The log's sequence (dossiers migration 0018) and how many ids after the settled
@@ -665,7 +665,7 @@ def event_frame(row: EventRow, language: str) -> EventFrame:
     return {**_frame_head(row, language), "data": _data(row)}
 
 
-def _frame_head(row: EventRow, language: str) -> _FrameHead:
+def _frame_head(row: EventRow, language: str) -> EventFrameHead:
     """The frame less its data (last in the frame)."""
     # Only one type's text depends on the data (how the result was handed over).
     data = _data(row) if row.type == EventType.DOSSIER_HANDED_OVER else None
@@ -680,18 +680,6 @@ def _frame_head(row: EventRow, language: str) -> _FrameHead:
         "time": row.time,
         "text": event_text_in(language, row.type, data),
     }
-
-
-class _FrameHead(TypedDict):
-    type: Literal["event"]
-    id: int
-    event_type: str
-    dossier_id: str
-    dossier_code: str | None
-    status: int | None
-    status_before: int | None
-    time: str
-    text: str
 
 
 # The JSON text of recent frames, by (event id, dossier code, language): every socket
