@@ -952,7 +952,7 @@ def _log_busy_pairs(keys: set[int], delivery_ids: list[int]) -> None:
     try:
         with connection.cursor() as cursor:
             cursor.execute(_HOLDERS_SQL, [array(sorted(keys))])
-            holders = ", ".join(str(pid) for (pid,) in cursor.fetchall()) or "none now"
+            holders: list[int] | str = [pid for (pid,) in cursor.fetchall()] or "none now"
     except DatabaseError:
         holders = "unknown"
     logger.warning(
@@ -960,8 +960,8 @@ def _log_busy_pairs(keys: set[int], delivery_ids: list[int]) -> None:
         "session(s) %s; push deliveries %s queued again",
         len(keys),
         settings.PUSH_ORDER_LOCK_TIMEOUT_SECONDS,
-        holders,
-        ", ".join(str(pk) for pk in delivery_ids),
+        holders,  # ids as integers: kept by the log's redaction (backend/logging.py)
+        list(delivery_ids),
     )
 
 

@@ -242,3 +242,25 @@ def test_django_records_reach_only_the_redacting_handler_in_debug(settings) -> N
         assert json.loads(line)["message"] == "Not Found: /api/v1/agency/files/[redacted]"
     finally:
         configure_logging(settings.LOGGING_CONFIG, settings.LOGGING)
+
+
+def test_integer_arguments_are_kept_and_the_text_around_them_redacted() -> None:
+    # Ids and counts are integers (a push delivery's id passes 100000 soon, and would
+    # read as a one-time code); codes, phones and citizen IDs are text.
+    out = json.loads(
+        render(
+            "push delivery %s refused; deliveries %s; %s; %s rows; otp %s phone %s",
+            105639,
+            [105641, 1234567890],
+            "105640, 123456789",
+            7,
+            "123456",
+            "0912345678",
+        )
+    )["message"]
+    assert out == (
+        "push delivery 105639 refused; deliveries 105641, 1234567890; [redacted], ******789;"
+        " 7 rows; otp [redacted] phone 0******678"
+    )
+    assert "0912345678" not in out
+    assert "\x00" not in out
