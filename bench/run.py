@@ -61,7 +61,7 @@ BENCHMARKS: dict[str, list[tuple[str, str, str]]] = {
             "live update",
             "commit→frame p50, concurrent writer ÷ bare relay's commit→frame p50 "
             "(same writer, interleaved), proposed",
-            "<= 3.0",
+            "<= 2.0",
         ),
     ],
     "idle_sockets": [

@@ -11,7 +11,7 @@ Rows, all measured in the same run:
 - proposed: p50 of the project's commit→frame with the concurrent writer ÷ p50 of
   the bare relay's (bench/live_relay.py: the smallest Python server doing the
   same three hops, hint from Redis, one row from PostgreSQL, a JSON frame over a
-  uvicorn WebSocket), same writer, their samples interleaved; target ≤ 3.
+  uvicorn WebSocket), same writer, their samples interleaved; target ≤ 2.
 The same latencies without the writer are in the figures, and the same
 baseline measured at the samples' pace (`paced_*`: each round trip PACE_S after
 the last, so every process on the way has gone idle, as it has between two
@@ -95,7 +95,11 @@ RATIO_RELAY = (
     "commit→frame p50, concurrent writer ÷ bare relay's commit→frame p50 "
     "(same writer, interleaved), proposed"
 )
-ROWS = ((RATIO, "<= 3.0"), (RATIO_P99, "<= 100"), (RATIO_RELAY, "<= 3.0"))
+# The proposed row's bound: the project's frame may take at most twice the bare
+# relay's (docs/performance.md, "Live update: the bare relay"); the issue's ≤ 3
+# would pass a project path three times the smallest server doing its hops.
+RELAY_TARGET = "<= 2.0"
+ROWS = ((RATIO, "<= 3.0"), (RATIO_P99, "<= 100"), (RATIO_RELAY, RELAY_TARGET))
 WRITER_PER_SECOND = 40
 WRITER_HOLD_S = 0.020
 PACE_S = 0.010  # about the time between two samples (an action's commit, then the frame)
@@ -452,7 +456,7 @@ def relay_row(
     return Result(
         path=PATH,
         ratio_name=RATIO_RELAY,
-        target="<= 3.0",
+        target=RELAY_TARGET,
         ratio=percentile(busy, 0.5) / percentile(relay_busy, 0.5),
         figures=figures,
     )

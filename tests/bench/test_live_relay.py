@@ -104,7 +104,7 @@ def test_the_proposed_row_is_the_projects_p50_over_the_relays_with_both_p99s() -
 
     row = relay_row(busy, relay_busy, relay_quiet, (0.0003, 0.0004), figures)
 
-    assert (row.path, row.ratio_name, row.target) == ("live update", RATIO_RELAY, "<= 3.0")
+    assert (row.path, row.ratio_name, row.target) == ("live update", RATIO_RELAY, "<= 2.0")
     assert row.ratio == pytest.approx(2.0)
     assert row.met is True
     assert row.figures is figures
