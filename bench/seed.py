@@ -13,6 +13,11 @@ own N devices (two each), then has the agency accept the organisation's
 submitted dossier with the real action, which defers the event's fan-out job as
 in production. Prints {"dossier_id", "event_id", "users", "devices"}.
 
+`python -m bench.seed relay` seeds a second citizen with a submitted dossier
+filed for their organisation (no documents): the live update row's bare relay
+(bench/live_relay.py) is measured on its events, so that its samples' hints
+reach no socket of the API server. Prints {"dossier_id"}.
+
 `python -m bench.seed --users N` seeds N more citizens with one session each
 (the idle sockets benchmark: at most WS_MAX_SOCKETS_PER_USER sockets per user),
 written in bulk with an unusable password: they never sign in with one, and
@@ -52,6 +57,7 @@ def main() -> None:
     accept.add_argument("--dossier", required=True)
     wallet = sub.add_parser("wallet", help="a wallet paper and N drafts that accept it")
     wallet.add_argument("--drafts", type=int, required=True)
+    sub.add_parser("relay", help="a second citizen's dossier (the live update row's relay)")
     parser.add_argument("--users", type=int, default=0, help="seed N citizens with a session")
     args = parser.parse_args()
     django.setup()
@@ -62,6 +68,8 @@ def main() -> None:
         data = accept_dossier(args.dossier)
     elif args.what == "wallet":
         data = seed_wallet(args.drafts)
+    elif args.what == "relay":
+        data = seed_relay_dossier()
     elif args.users > 0:
         data = seed_users(args.users)
     else:
@@ -122,6 +130,35 @@ def seed_citizen() -> dict[str, Any]:
         "attachments": ATTACHMENTS,
         "organisation": organisation.name,
     }
+
+
+def seed_relay_dossier() -> dict[str, Any]:
+    """A second citizen's submitted dossier, filed for their organisation, on the
+    citizen seed's procedure without documents (its status changes are what the
+    relay's samples commit)."""
+    from django.utils import timezone
+
+    from auth.models import User
+    from dossiers import actions
+    from dossiers.models import Procedure
+    from tests.factories import make_organisation, make_procedure
+
+    user = User.objects.create_user(
+        "+84912000002",
+        None,
+        full_name="Trần Thị Relay",
+        verification_level=User.Level.PHONE,
+        phone_verified_at=timezone.now(),
+    )
+    procedure = Procedure.objects.order_by("pk").first() or make_procedure(documents=0)
+    organisation = make_organisation(user, tax_code="0912000002", name="Công ty TNHH Bench Relay")
+    draft = actions.create_draft(
+        user,
+        procedure,
+        organisation_id=organisation.pk,
+        form_data={"full_name": "Trần Thị Relay", "birth_date": "1988-03-09"},
+    )
+    return {"dossier_id": str(actions.submit_dossier(user, draft.pk).pk)}
 
 
 def seed_wallet(drafts: int) -> dict[str, Any]:
