@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection
 from django.test import Client
 from procrastinate.contrib.django import app as job_app
 from procrastinate.contrib.django.models import ProcrastinateJob
@@ -254,6 +255,21 @@ def test_superusers_see_a_jobs_locks() -> None:
         "postal-booking-4242",
         "queued-4242",
     )
+
+
+def test_an_action_of_staff_keeps_the_locks_they_do_not_see() -> None:
+    """Retrying passes the job's lock on (procrastinate's retry_job_by_id): the action
+    reads the jobs again, never the withheld ones the page showed."""
+    job_id = booking_job_with_locks()
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE procrastinate_jobs SET status = 'failed' WHERE id = %s", [job_id])
+    client = client_of(staff_with("view_procrastinatejob", "change_procrastinatejob"))
+    assert "postal-booking-4242" not in client.get(JOBS).content.decode()
+
+    client.post(JOBS, {"action": "retry", "_selected_action": [str(job_id)], "index": "0"})
+
+    row = ProcrastinateJob.objects.filter(pk=job_id).values_list("status", "lock", "queueing_lock")
+    assert row.get() == ("todo", "postal-booking-4242", "queued-4242")
 
 
 def _readonly_lines(page: Any) -> list[Any]:
