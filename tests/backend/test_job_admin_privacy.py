@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection
 from django.test import Client
 from procrastinate.contrib.django import app as job_app
+from procrastinate.contrib.django.models import ProcrastinateJob
 
 from auth.models import User
 from backend.jobs import PERSONAL_ARGS, personal_args
@@ -176,24 +178,25 @@ def test_a_personal_argument_the_task_does_not_take_fails_at_once() -> None:
     assert set(PERSONAL_ARGS["accounts.send_sms_notice"]) == {"to", "text"}
 
 
-@pytest.mark.parametrize("superuser", [False, True], ids=["staff", "superuser"])
-def test_the_job_list_offers_no_filter_by_lock(superuser: bool) -> None:
-    """A sidebar listing every lock of the table (one per booking sent) diagnoses
-    nothing, and would list whatever a lock may one day be made of to everyone who sees
-    the jobs; a job's lock stays on its page, and in the URL filters."""
-    job_id = job_app.configure_task(
+def booking_job_with_locks() -> int:
+    return job_app.configure_task(
         "postal.send_booking", lock="postal-booking-4242", queueing_lock="queued-4242"
     ).defer(booking_id=4242, revision=1)
-    viewer = (
-        make_user(password=None, is_staff=True, is_superuser=True)
-        if superuser
-        else staff_with("view_procrastinatejob")
-    )
-    client = client_of(viewer)
 
-    listing = client.get(JOBS)
-    by_lock = client.get(JOBS, {"lock": "postal-booking-4242"})
-    page = client.get(f"{JOBS}{job_id}/change/").content.decode()
+
+def superuser() -> User:
+    return make_user(password=None, is_staff=True, is_superuser=True)
+
+
+@pytest.mark.parametrize("is_superuser", [False, True], ids=["staff", "superuser"])
+def test_the_job_list_offers_no_filter_by_lock(is_superuser: bool) -> None:
+    """A sidebar listing every lock of the table (one per booking sent) diagnoses
+    nothing, and would list whatever a lock may one day be made of to everyone who sees
+    the jobs."""
+    booking_job_with_locks()
+    listing = client_of(superuser() if is_superuser else staff_with("view_procrastinatejob")).get(
+        JOBS
+    )
 
     sidebar = listing.content.decode()
     sidebar = sidebar[sidebar.index('id="changelist-filter"') :]
@@ -203,5 +206,137 @@ def test_the_job_list_offers_no_filter_by_lock(superuser: bool) -> None:
     assert {spec.title for spec in listing.context["cl"].filter_specs}.isdisjoint(
         {"lock", "queueing lock"}
     )
-    assert job_id in {job.pk for job in by_lock.context["cl"].result_list}
-    assert "postal-booking-4242" in page
+
+
+def test_staff_see_whether_a_job_has_locks_not_what_they_are() -> None:
+    """A lock is free text that no task declares (`personal_args` covers arguments):
+    staff see that a job has one, on the list (its summary) and its page, never what it
+    says."""
+    job_id = booking_job_with_locks()
+    unlocked = job_app.configure_task("postal.request_collection").defer(
+        booking_id=4243, waybill="GHN-WB-4243"
+    )
+    client = client_of(staff_with("view_procrastinatejob", "change_procrastinatejob"))
+
+    listing = client.get(JOBS, {"task_name": "postal.send_booking"})
+    shown = {
+        "list": unescape(listing.content.decode()),
+        "change": unescape(client.get(f"{JOBS}{job_id}/change/").content.decode()),
+        "history": unescape(client.get(f"{JOBS}{job_id}/history/").content.decode()),
+    }
+    for name, html in shown.items():
+        assert ("postal-booking-4242" in html, "queued-4242" in html) == (False, False), name
+    assert "<strong>Lock:</strong>\n      •••" in shown["list"]
+    assert "<strong>Queueing lock:</strong>\n      •••" in shown["list"]
+    change = client.get(f"{JOBS}{job_id}/change/")
+    fields = {line.field["name"]: line for line in _readonly_lines(change)}
+    assert (fields["lock"].contents(), fields["queueing_lock"].contents()) == ("•••", "•••")
+    # A job without locks shows none (not a withheld one).
+    fields = {
+        line.field["name"]: line
+        for line in _readonly_lines(client.get(f"{JOBS}{unlocked}/change/"))
+    }
+    assert (fields["lock"].contents(), fields["queueing_lock"].contents()) == ("-", "-")
+    # The job's other fields stay readable, and its locks still work: nothing was saved.
+    assert '"booking_id": 4242' in shown["change"]
+    row = ProcrastinateJob.objects.filter(pk=job_id).values_list("lock", "queueing_lock")
+    assert row.get() == ("postal-booking-4242", "queued-4242")
+
+
+def test_superusers_see_a_jobs_locks() -> None:
+    job_id = booking_job_with_locks()
+    client = client_of(superuser())
+
+    listing = unescape(client.get(JOBS, {"task_name": "postal.send_booking"}).content.decode())
+    page = client.get(f"{JOBS}{job_id}/change/")
+    assert "<strong>Lock:</strong>\n      postal-booking-4242" in listing
+    fields = {line.field["name"]: line for line in _readonly_lines(page)}
+    assert (fields["lock"].contents(), fields["queueing_lock"].contents()) == (
+        "postal-booking-4242",
+        "queued-4242",
+    )
+
+
+def test_an_action_of_staff_keeps_the_locks_they_do_not_see() -> None:
+    """Retrying passes the job's lock on (procrastinate's retry_job_by_id): the action
+    reads the jobs again, never the withheld ones the page showed."""
+    job_id = booking_job_with_locks()
+    with connection.cursor() as cursor:
+        cursor.execute("UPDATE procrastinate_jobs SET status = 'failed' WHERE id = %s", [job_id])
+    client = client_of(staff_with("view_procrastinatejob", "change_procrastinatejob"))
+    assert "postal-booking-4242" not in client.get(JOBS).content.decode()
+
+    client.post(JOBS, {"action": "retry", "_selected_action": [str(job_id)], "index": "0"})
+
+    row = ProcrastinateJob.objects.filter(pk=job_id).values_list("status", "lock", "queueing_lock")
+    assert row.get() == ("todo", "postal-booking-4242", "queued-4242")
+
+
+def _readonly_lines(page: Any) -> list[Any]:
+    """The read-only fields of a job's page, as Django's admin renders them."""
+    assert page.status_code == 200
+    return [field for fieldset in page.context["adminform"] for line in fieldset for field in line]
+
+
+# Crafted URLs that filter the list by a field the page offers no filter for: Django's
+# admin accepts a lookup on any field of the model itself (it checks only lookups that
+# cross a relation against the filters offered), so each of these answered 200 to staff
+# with the jobs they select.
+UNOFFERED_LOOKUPS = [
+    {"lock": "postal-booking-4242"},
+    {"lock__startswith": "postal-booking-42"},
+    {"queueing_lock__exact": "queued-4242"},
+    {"queueing_lock__contains": "4242"},
+    {"id": "{job_id}"},
+    {"attempts__gte": "0"},
+    {"abort_requested__exact": "0"},
+]
+
+
+@pytest.mark.parametrize("lookup", UNOFFERED_LOOKUPS, ids=lambda lookup: next(iter(lookup)))
+def test_staff_cannot_filter_jobs_by_a_field_not_offered_as_a_filter(
+    lookup: dict[str, str],
+) -> None:
+    job_id = booking_job_with_locks()
+    lookup = {key: value.format(job_id=job_id) for key, value in lookup.items()}
+    refused = client_of(staff_with("view_procrastinatejob")).get(JOBS, lookup)
+    assert refused.status_code == 400
+    assert f"{JOBS}{job_id}/change/" not in refused.content.decode()
+    # Superusers, who read every field on the job's page, may.
+    found = client_of(superuser()).get(JOBS, lookup)
+    assert found.status_code == 200
+    assert job_id in {job.pk for job in found.context["cl"].result_list}
+
+
+@pytest.mark.parametrize(
+    "lookup",
+    [
+        {"status__exact": "todo"},
+        {"queue_name__exact": "postal"},
+        {"task_name__exact": "postal.send_booking"},
+        {"priority__exact": "0"},
+        {"scheduled_at__isnull": "True"},
+    ],
+    ids=lambda lookup: next(iter(lookup)),
+)
+def test_staff_filter_jobs_by_the_filters_offered(lookup: dict[str, str]) -> None:
+    job_id = booking_job_with_locks()
+    found = client_of(staff_with("view_procrastinatejob")).get(JOBS, lookup)
+    assert found.status_code == 200
+    assert job_id in {job.pk for job in found.context["cl"].result_list}
+
+
+def test_the_filters_offered_each_answer_to_staff() -> None:
+    """Each filter the sidebar offers, followed as a link, is allowed (the date filter's
+    __gte/__lt pair, the choices' __exact)."""
+    booking_job_with_locks()
+    client = client_of(staff_with("view_procrastinatejob"))
+    listing = client.get(JOBS)
+    links = [
+        choice["query_string"]
+        for spec in listing.context["cl"].filter_specs
+        for choice in spec.choices(listing.context["cl"])
+    ]
+    assert len(links) > 10
+    answers = {link: client.get(JOBS + link).status_code for link in links}
+    assert set(answers.values()) == {200}, answers
