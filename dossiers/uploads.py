@@ -500,7 +500,6 @@ _LISTED_HEADER = re.compile(
     _SEPARATORS + rb"([0-9]{1,10})" + _SEPARATORS + rb"([0-9]{1,5})" + _SEPARATORS + rb"obj\b"
 )
 _WHITESPACE = b" \t\n\r\f\0"
-_SKIP_SEPARATORS = re.compile(_SEPARATORS)
 # A trailer's dictionary: classic trailers are not objects, so the scan of object
 # headers does not see them.
 _TRAILER = re.compile(rb"trailer" + _SEPARATORS + rb"(?=<<)")
@@ -547,13 +546,13 @@ class _PypdfReports:
     dropped_entries: list[tuple[int, int, int]] = field(default_factory=list)
 
 
+_PYPDF_REPORTS: ContextVar[_PypdfReports | None] = ContextVar("pypdf_reports", default=None)
+
+
 def _duplicates_reported() -> int:
     """How many keys given twice pypdf has reported so far in this inspection."""
     reports = _PYPDF_REPORTS.get()
     return len(reports.duplicate_keys) if reports is not None else 0
-
-
-_PYPDF_REPORTS: ContextVar[_PypdfReports | None] = ContextVar("pypdf_reports", default=None)
 
 
 class _CollectPypdfReports(logging.Filter):
@@ -975,9 +974,9 @@ def _every_object(
 def _parse_every_value(
     source: io.BytesIO, position: int, reader: _Reader
 ) -> Generator[Any, None, Any]:
-    """Yields the object at `position` as pypdf reads it (None: there is none), with
-    the last values of repeated keys, then, if it has some, the same object read
-    with all of them; returns the first."""
+    """Yields the object at `position` as pypdf reads it, with the last values of
+    repeated keys, then, if it has some, the same object read with all of them.
+    Returns the first (None, and yields nothing, when no object starts there)."""
     reported = _duplicates_reported()
     obj = _parse_at(source, position, reader, reader._budget)
     if obj is None:
@@ -1037,6 +1036,20 @@ def _find_active_content(
         if found:
             return found
     return None
+
+
+def count_pdf_pages(data: bytes) -> int:
+    """The pages of a PDF `inspect_pdf` accepted, counted as it counts them: with the
+    last value of a key given twice, as viewers show them (pypdf's own reader takes
+    the first)."""
+    collecting = _PYPDF_REPORTS.set(_PypdfReports())
+    try:
+        reader = _Reader(data, _Budget())
+        if reader.is_encrypted:
+            reader.decrypt("")
+        return len(reader.pages)
+    finally:
+        _PYPDF_REPORTS.reset(collecting)
 
 
 def inspect_pdf(fileobj: IO[bytes], *, max_pages: int | None = None) -> PdfInfo:
