@@ -503,6 +503,7 @@ _WHITESPACE = b" \t\n\r\f\0"
 # A trailer's dictionary: classic trailers are not objects, so the scan of object
 # headers does not see them.
 _TRAILER = re.compile(rb"trailer" + _SEPARATORS + rb"(?=<<)")
+_START_XREF = re.compile(rb"startxref" + _SEPARATORS + rb"([0-9]{1,10})")
 # Nesting the re-reading of a dictionary with a key given twice follows at most.
 _MAX_DEPTH = 200
 # Object numbers and offsets at the head of an object stream.
@@ -755,7 +756,10 @@ class _Reader(PdfReader):
         # Objects read with a key given twice: served with the last values, and
         # scanned again with all of them (see `_PypdfReports`).
         self.repeated_keys: set[tuple[int, int]] = set()
+        reported = _duplicates_reported()
         super().__init__(io.BytesIO(data), strict=False)
+        if _duplicates_reported() > reported:
+            self._use_last_trailer_values()
 
     def get_object(self, indirect_reference: int | IndirectObject) -> Any:
         if isinstance(indirect_reference, int):
@@ -792,6 +796,23 @@ class _Reader(PdfReader):
             found = self._decrypt(found, number, generation)
         self.cache_indirect_object(generation, number, found)
         return found
+
+    def _use_last_trailer_values(self) -> None:
+        """The trailer pypdf reads first (where the last startxref points: a classic
+        trailer or a cross-reference stream's dictionary) takes the last value of a
+        key it gives twice, `/Root` above all, as objects do."""
+        starts = list(_START_XREF.finditer(self._data))
+        at = int(starts[-1][1]) if starts else -1
+        if not 0 <= at < len(self._data):
+            return
+        header = _LISTED_HEADER.match(self._data, at)
+        trailer = header or _TRAILER.search(self._data, at)
+        if trailer is None:
+            return
+        every = _read_every_value(self._source, trailer.end(), self, self._budget, report=False)
+        if isinstance(every, _RepeatedKeys):
+            for key in {key for key, _value in every.earlier}:
+                self.trailer[key] = every[key]
 
     def _decrypt(self, found: Any, number: int, generation: int) -> Any:
         # `_override_encryption`: pypdf is reading the /Encrypt dictionary itself.

@@ -376,6 +376,19 @@ def test_the_last_value_is_served_for_an_object_outside_the_table_and_a_compress
     assert inspect_pdf(io.BytesIO(compressed)).pages == 2
 
 
+def test_the_pages_are_those_of_the_last_catalogue_a_trailer_gives() -> None:
+    catalogue = b"<< /Type /Catalog /Pages 6 0 R >>"
+    pages = b"<< /Type /Pages /Kids [7 0 R 8 0 R] /Count 2 >>"
+    page = b"<< /Type /Page /Parent 6 0 R /MediaBox [0 0 595 842] >>"
+    classic = _classic({**_CATALOG, 5: catalogue, 6: pages, 7: page, 8: page})
+    classic = classic.replace(b"/Root 1 0 R", b"/Root 1 0 R /Root 5 0 R")
+    stream = samples._raw_pdf({**_CATALOG, 5: catalogue, 6: pages, 7: page, 8: page})
+    stream = stream.replace(b"/Root 1 0 R", b"/Root 1 0 R/Root 5 0 R")
+
+    assert inspect_pdf(io.BytesIO(classic)).pages == 2
+    assert inspect_pdf(io.BytesIO(stream)).pages == 2
+
+
 def test_a_key_given_twice_in_a_dictionary_that_cannot_be_read_again_is_refused() -> None:
     # pypdf keeps what it read up to the broken value; what a viewer makes of the
     # rest cannot be told, and the repeated key may hide anything.
