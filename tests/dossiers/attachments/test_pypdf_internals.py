@@ -16,7 +16,7 @@ from pathlib import Path
 from unittest import mock
 
 import pypdf.generic
-from pypdf import PdfWriter
+from pypdf import PdfReader, PdfWriter
 from pypdf.generic import DictionaryObject, IndirectObject, StreamObject, TextStringObject
 
 from dossiers import uploads
@@ -158,3 +158,13 @@ def test_pypdf_reports_a_key_given_twice_and_a_dropped_table_entry() -> None:
         "pypdf no longer logs 'Ignoring wrong pointing object' (args: offset, id, gen) on "
         "pypdf._reader: dropped entries go unscanned"
     )
+
+
+def test_the_readers_own_attributes_are_not_pypdfs() -> None:
+    # _Reader keeps its state in attributes of its own: one pypdf starts using too
+    # would be overwritten by the other without a word.
+    ours = {"_data", "_source", "_budget", "_first_headers", "_streams", "repeated_keys"}
+    plain = PdfReader(io.BytesIO(_classic(_CATALOG)))
+    len(plain.pages)
+
+    assert ours & set(vars(plain)) == set(), "PdfReader now sets an attribute _Reader uses"
