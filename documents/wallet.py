@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import uuid
 from typing import IO
 
@@ -44,6 +43,7 @@ from dossiers.attachments import (
 )
 from dossiers.deadlines import business_tz
 from dossiers.models import Attachment, DocumentType, Dossier, RequiredDocument, ResultDocument
+from dossiers.uploads import count_pdf_pages
 
 WRITER_ROLES = frozenset({Membership.Role.OWNER, Membership.Role.ADMIN})
 TITLE_MAX_CHARS = 255
@@ -360,8 +360,6 @@ def offers(user: User, dossier: Dossier) -> list[tuple[RequiredDocument, list[Wa
 def add_issued_result(result_id: uuid.UUID | str) -> WalletItem | None:
     """Put an issued result in its holder's wallet (the organisation's, for business
     dossiers). Idempotent: the subscriber may run twice."""
-    from pypdf import PdfReader
-
     with transaction.atomic():
         result = (
             ResultDocument.objects.select_related("dossier__procedure__result_type")
@@ -376,7 +374,7 @@ def add_issued_result(result_id: uuid.UUID | str) -> WalletItem | None:
             return existing
         dossier = result.dossier
         with default_storage.open(result.file, "rb") as stored:
-            pages = len(PdfReader(io.BytesIO(stored.read()), strict=False).pages)
+            pages = count_pdf_pages(stored.read())
         return WalletItem.objects.create(
             user=None if dossier.organisation_id else dossier.applicant,
             organisation_id=dossier.organisation_id,

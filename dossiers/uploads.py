@@ -11,7 +11,9 @@ benchmark or a worker can call them directly:
 - `inspect_pdf(fileobj)` parses a PDF, counts its pages and refuses active
   content (JavaScript, XFA forms, launch/submit/import/remote go-to actions, links
   that open by themselves, embedded files), wherever the object sits: reachable from
-  the catalogue, in an object stream, or only in the file's bytes.
+  the catalogue, in an object stream, or only in the file's bytes. A key given twice
+  in one dictionary is read as PDF viewers read it (the last value wins) and every
+  one of its values is checked.
 
 Every refusal is an `ApiError` with a stable code.
 """
@@ -27,7 +29,7 @@ import re
 import struct
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import IO, Any, cast
@@ -37,7 +39,6 @@ from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 from PIL import Image, ImageCms
 from pypdf import PdfReader
-from pypdf._utils import skip_over_whitespace
 from pypdf.errors import FileNotDecryptedError, PdfReadError, PyPdfError
 from pypdf.generic import (
     ArrayObject,
@@ -498,6 +499,13 @@ _SEPARATORS = rb"(?:[ \t\r\n\f\0]++|%[^\r\n]*+)*+"
 _LISTED_HEADER = re.compile(
     _SEPARATORS + rb"([0-9]{1,10})" + _SEPARATORS + rb"([0-9]{1,5})" + _SEPARATORS + rb"obj\b"
 )
+_WHITESPACE = b" \t\n\r\f\0"
+# A trailer's dictionary: classic trailers are not objects, so the scan of object
+# headers does not see them.
+_TRAILER = re.compile(rb"trailer" + _SEPARATORS + rb"(?=<<)")
+_START_XREF = re.compile(rb"startxref" + _SEPARATORS + rb"([0-9]{1,10})")
+# Nesting the re-reading of a dictionary with a key given twice follows at most.
+_MAX_DEPTH = 200
 # Object numbers and offsets at the head of an object stream.
 _MEMBER_ENTRY = re.compile(rb"([0-9]{1,10})[ \t\r\n\f\0]+([0-9]{1,10})")
 # Every error pypdf's parser lets out on hostile bytes.
@@ -525,19 +533,27 @@ class _PypdfReports:
     """What pypdf reports only as warnings, collected for the inspection running in
     this context (by a filter on its loggers, whatever LOG_LEVEL says):
 
-    - a key given twice in one dictionary: pypdf keeps the first value, other
-      readers (pdf.js) the last, so what we walk is not what they run
-      (`/OpenAction 5 0 R /OpenAction 4 0 R`, or an inline script as the second
-      value, which pypdf drops unseen). Such a file is refused;
+    - a key given twice in one dictionary (real scanner apps and generators write
+      some): pypdf keeps the first value and drops the others unseen, PDF viewers
+      keep the last. The object is read again with every value (`_EveryValue`):
+      the reader takes the last one, the check looks at all of them. A key whose
+      dictionary cannot be read again is in `unresolved_keys`, and refused;
     - a cross-reference entry pypdf drops because it cannot read the header there
       (`4 %c\n0 obj`): a reader whose lexer skips the comment still finds the object
       where the table says, so the scan reads it there."""
 
     duplicate_keys: list[str] = field(default_factory=list)
+    unresolved_keys: list[str] = field(default_factory=list)
     dropped_entries: list[tuple[int, int, int]] = field(default_factory=list)
 
 
 _PYPDF_REPORTS: ContextVar[_PypdfReports | None] = ContextVar("pypdf_reports", default=None)
+
+
+def _duplicates_reported() -> int:
+    """How many keys given twice pypdf has reported so far in this inspection."""
+    reports = _PYPDF_REPORTS.get()
+    return len(reports.duplicate_keys) if reports is not None else 0
 
 
 class _CollectPypdfReports(logging.Filter):
@@ -595,14 +611,132 @@ def _parse_at(source: io.BytesIO, position: int, reader: PdfReader, budget: _Bud
     source.seek(position)
     obj = None
     try:
-        skip_over_whitespace(source)
-        source.seek(-1, io.SEEK_CUR)
+        _skip_whitespace(source)
         obj = read_object(source, reader)
     except _PARSE_ERRORS:
         pass
+    # `_data`: the stream's bytes as stored (`get_data()` decodes them).
     data = obj._data if isinstance(obj, StreamObject) else b""
     budget.take_bytes(max(source.tell() - position - len(data), 1))
     return obj
+
+
+def _skip_whitespace(source: IO[bytes]) -> None:
+    """Past the white-space at the source's position, as pypdf's parser skips it
+    before an object (comments are read_object's own)."""
+    while (byte := source.read(1)) and byte in _WHITESPACE:
+        pass
+    if byte:
+        source.seek(-1, io.SEEK_CUR)
+
+
+class _RepeatedKeys(DictionaryObject):
+    """A dictionary that gives some key more than once, as PDF viewers read it: the
+    last value of each key (pdf.js, PDFium, qpdf and MuPDF all keep the last one);
+    `earlier` holds the values the last ones override, which pypdf (it keeps the
+    first) and poppler (in a dictionary of 32 keys or more) may use instead."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.earlier: list[tuple[NameObject, Any]] = []
+
+
+class _EveryValue:
+    """Reads the object at a position again, keeping every value of a key given
+    twice (`_RepeatedKeys`), nested dictionaries included. Only dictionaries and
+    arrays are its own: every other token is pypdf's `read_object`, so names
+    (`/J#53` is `/JS`), strings and references read the same as in pypdf's parse. A
+    stream's dictionary is read, never its data. Anything malformed raises: pypdf's
+    recovery from it cannot be told apart from what a viewer does."""
+
+    def __init__(self, source: io.BytesIO, reader: PdfReader, budget: _Budget) -> None:
+        self.source = source
+        self.reader = reader
+        self.budget = budget
+
+    def read(self, position: int) -> Any:
+        self.budget.take_object()
+        self.source.seek(position)
+        try:
+            return self._value(0)
+        finally:
+            self.budget.take_bytes(max(self.source.tell() - position, 1))
+
+    def _next(self, size: int) -> bytes:
+        """The next `size` bytes after white-space and comments, left unread."""
+        while True:
+            _skip_whitespace(self.source)
+            head = self.source.read(size)
+            self.source.seek(-len(head), io.SEEK_CUR)
+            if not head.startswith(b"%"):
+                return head
+            while (byte := self.source.read(1)) and byte not in b"\r\n":
+                pass
+
+    def _value(self, depth: int) -> Any:
+        if depth > _MAX_DEPTH:
+            raise _TooComplex
+        head = self._next(2)
+        if head == b"<<":
+            self.source.seek(2, io.SEEK_CUR)
+            return self._dictionary(depth)
+        if head[:1] == b"[":
+            self.source.seek(1, io.SEEK_CUR)
+            values = ArrayObject()
+            while (head := self._next(1)) != b"]":
+                if not head:
+                    raise PdfReadError("Array not closed.")
+                values.append(self._value(depth + 1))
+            self.source.seek(1, io.SEEK_CUR)
+            return values
+        return read_object(self.source, self.reader)
+
+    def _dictionary(self, depth: int) -> DictionaryObject:
+        entries: list[tuple[NameObject, Any]] = []
+        while (head := self._next(2)) != b">>":
+            if not head.startswith(b"/"):
+                raise PdfReadError("Dictionary key expected.")
+            key = read_object(self.source, self.reader)
+            entries.append((cast(NameObject, key), self._value(depth + 1)))
+        self.source.seek(2, io.SEEK_CUR)
+        values: DictionaryObject = DictionaryObject()
+        if len({key for key, _value in entries}) < len(entries):
+            values = _RepeatedKeys()
+        for key, value in entries:
+            if key in values:
+                cast(_RepeatedKeys, values).earlier.append((key, values[key]))
+            values[key] = value
+        return values
+
+
+def _read_every_value(
+    source: io.BytesIO, position: int, reader: PdfReader, budget: _Budget, *, report: bool = True
+) -> Any:
+    """The object at `position` with every value of its repeated keys (`_EveryValue`);
+    None when it cannot be read so (the key is then refused, see `_PypdfReports`)."""
+    try:
+        return _EveryValue(source, reader, budget).read(position)
+    except _PARSE_ERRORS:
+        reports = _PYPDF_REPORTS.get()
+        if reports is not None and report:
+            reports.unresolved_keys.append(
+                reports.duplicate_keys[-1] if reports.duplicate_keys else "?"
+            )
+        return None
+
+
+def _use_last_values(found: Any, every: Any) -> None:
+    """Give the object pypdf read (first value of a repeated key) the last values
+    instead, in place: what the reader serves (the page tree above all) is then what
+    viewers use. A stream keeps its data and pypdf's shape (no /Length)."""
+    if isinstance(found, StreamObject) and isinstance(every, DictionaryObject):
+        found.clear()
+        found.update((key, value) for key, value in every.items() if key != "/Length")
+    elif isinstance(found, DictionaryObject) and isinstance(every, DictionaryObject):
+        found.clear()
+        found.update(every)
+    elif isinstance(found, ArrayObject) and isinstance(every, ArrayObject):
+        found[:] = every
 
 
 class _Reader(PdfReader):
@@ -619,30 +753,81 @@ class _Reader(PdfReader):
         self._budget = budget
         self._first_headers: dict[tuple[int, int], int] | None = None
         self._streams: dict[int, tuple[io.BytesIO, int, dict[int, int]]] = {}
+        # Objects read with a key given twice: served with the last values, and
+        # scanned again with all of them (see `_PypdfReports`).
+        self.repeated_keys: set[tuple[int, int]] = set()
+        reported = _duplicates_reported()
         super().__init__(io.BytesIO(data), strict=False)
+        if _duplicates_reported() > reported:
+            self._use_last_trailer_values()
 
     def get_object(self, indirect_reference: int | IndirectObject) -> Any:
         if isinstance(indirect_reference, int):
             indirect_reference = IndirectObject(indirect_reference, 0, self)
         number, generation = indirect_reference.idnum, indirect_reference.generation
-        offset = self.xref.get(generation, {}).get(number)
-        if (
-            (generation, number) in self.resolved_objects
-            or (generation == 0 and number in self.xref_objStm)
-            or self.xref_free_entry.get(generation, {}).get(number, False)
-            or (offset is not None and _listed_header(self._data, offset) == (number, generation))
-        ):
+        if (generation, number) in self.resolved_objects:
             return super().get_object(indirect_reference)
-        start = self._header_index().get((number, generation))
+        offset = self.xref.get(generation, {}).get(number)
+        reported = _duplicates_reported()
+        listed = None
+        if offset is not None:
+            listed = (
+                _LISTED_HEADER.match(self._data, offset) if 0 <= offset < len(self._data) else None
+            )
+        if (generation == 0 and number in self.xref_objStm) or self.xref_free_entry.get(
+            generation, {}
+        ).get(number, False):
+            return super().get_object(indirect_reference)
+        if listed and _header_of(listed) == (number, generation):
+            # pypdf reads no comment inside a header (`4 0 %c\nobj`); a lexer does.
+            if b"%" not in self._data[offset : listed.end()]:
+                found = super().get_object(indirect_reference)
+                if _duplicates_reported() > reported:
+                    self._use_last_values(found, listed.end(), number, generation)
+                return found
+            start: int | None = listed.end()
+        else:
+            start = self._header_index().get((number, generation))
         found = None
         if start is not None:
             found = _parse_at(self._source, start, self, self._budget)
-            if found is not None and not self._override_encryption and self._encryption:
-                if not self._encryption.is_decrypted():
-                    raise FileNotDecryptedError("File has not been decrypted")
-                found = self._encryption.decrypt_object(found, number, generation)
+            if found is not None and _duplicates_reported() > reported:
+                self._use_last_values(found, start, number, generation, decrypt=False)
+            found = self._decrypt(found, number, generation)
         self.cache_indirect_object(generation, number, found)
         return found
+
+    def _use_last_trailer_values(self) -> None:
+        """The trailer pypdf reads first (where the last startxref points: a classic
+        trailer or a cross-reference stream's dictionary) takes the last value of a
+        key it gives twice, `/Root` above all, as objects do."""
+        starts = list(_START_XREF.finditer(self._data))
+        at = int(starts[-1][1]) if starts else -1
+        if not 0 <= at < len(self._data):
+            return
+        header = _LISTED_HEADER.match(self._data, at)
+        trailer = header or _TRAILER.search(self._data, at)
+        if trailer is None:
+            return
+        every = _read_every_value(self._source, trailer.end(), self, self._budget, report=False)
+        if isinstance(every, _RepeatedKeys):
+            for key in {key for key, _value in every.earlier}:
+                self.trailer[key] = every[key]
+
+    def _decrypt(self, found: Any, number: int, generation: int) -> Any:
+        # `_override_encryption`: pypdf is reading the /Encrypt dictionary itself.
+        if found is None or self._override_encryption or not self._encryption:
+            return found
+        if not self._encryption.is_decrypted():
+            raise FileNotDecryptedError("File has not been decrypted")
+        return self._encryption.decrypt_object(found, number, generation)
+
+    def _use_last_values(
+        self, found: Any, position: int, number: int, generation: int, *, decrypt: bool = True
+    ) -> None:
+        self.repeated_keys.add((number, generation))
+        every = _read_every_value(self._source, position, self, self._budget)
+        _use_last_values(found, self._decrypt(every, number, generation) if decrypt else every)
 
     def _get_object_from_stream(self, indirect_reference: IndirectObject) -> Any:
         """A compressed object, read alone and charged to the budget. pypdf parses every
@@ -667,7 +852,12 @@ class _Reader(PdfReader):
         offset = offsets.get(number)
         if offset is None:
             return NullObject()
+        reported = _duplicates_reported()
         found = _parse_at(source, first + offset, self, self._budget)
+        if found is not None and _duplicates_reported() > reported:
+            # Members of an object stream are not encrypted one by one.
+            self.repeated_keys.add((number, 0))
+            _use_last_values(found, _read_every_value(source, first + offset, self, self._budget))
         found = NullObject() if found is None else found
         self.cache_indirect_object(0, number, found)  # pypdf's get_object leaves it to us
         return found
@@ -683,23 +873,31 @@ class _Reader(PdfReader):
         return self._first_headers
 
 
-def _listed_header(data: bytes, offset: int) -> tuple[int, int] | None:
-    match = _LISTED_HEADER.match(data, offset) if 0 <= offset < len(data) else None
-    return (int(match[1]), int(match[2])) if match else None
+def _header_of(match: re.Match[bytes]) -> tuple[int, int]:
+    return int(match[1]), int(match[2])
+
+
+def _entries(obj: DictionaryObject) -> Iterator[tuple[Any, Any]]:
+    """Every key and value of a dictionary: a key given twice with each of its values."""
+    yield from obj.items()
+    if isinstance(obj, _RepeatedKeys):
+        yield from obj.earlier
 
 
 def _is_active(obj: DictionaryObject, automatic: bool) -> str | None:
     for key in obj:
         if key in _ACTIVE_KEYS:
             return str(key)
-    action = obj.get("/S")
-    if isinstance(action, NameObject) and (
-        action in _ACTIVE_ACTIONS or (automatic and action in _AUTOMATIC_ACTIONS)
-    ):
-        return str(action)
-    kind = obj.get("/Type")
-    if isinstance(kind, NameObject) and kind in _ACTIVE_TYPES:
-        return str(kind)
+    for key, value in _entries(obj):
+        if (
+            key == "/S"
+            and isinstance(value, NameObject)
+            and (value in _ACTIVE_ACTIONS or (automatic and value in _AUTOMATIC_ACTIONS))
+        ):
+            return str(value)
+    for key, value in _entries(obj):
+        if key == "/Type" and isinstance(value, NameObject) and value in _ACTIVE_TYPES:
+            return str(value)
     return None
 
 
@@ -734,7 +932,7 @@ class _Walk:
                 if found:
                     return found
                 stack.extend(
-                    (value, automatic or key in _AUTOMATIC_KEYS) for key, value in item.items()
+                    (value, automatic or key in _AUTOMATIC_KEYS) for key, value in _entries(item)
                 )
             elif isinstance(item, ArrayObject):
                 stack.extend((value, automatic) for value in item)
@@ -781,15 +979,37 @@ def _every_object(
         ):
             continue
         done.add(end)
-        obj = _parse_at(source, end, reader, reader._budget)
-        if obj is None:
-            continue
-        yield obj
+        obj = yield from _parse_every_value(source, end, reader)
         if isinstance(obj, StreamObject) and obj.get("/Type") == "/ObjStm":
             encryption = reader._encryption  # names are never encrypted, stream data is
             if encryption is not None:
                 obj = cast(StreamObject, encryption.decrypt_object(obj, number, generation))
             yield from _object_stream_members(reader, obj, number, walked)
+    # A trailer with a key given twice (the only ones pypdf reads are its own).
+    for match in _TRAILER.finditer(data) if _duplicates_reported() else ():
+        trailer = _read_every_value(source, match.end(), reader, reader._budget, report=False)
+        if trailer is not None:
+            yield trailer
+
+
+def _parse_every_value(
+    source: io.BytesIO, position: int, reader: _Reader
+) -> Generator[Any, None, Any]:
+    """Yields the object at `position` as pypdf reads it, with the last values of
+    repeated keys, then, if it has some, the same object read with all of them.
+    Returns the first (None, and yields nothing, when no object starts there)."""
+    reported = _duplicates_reported()
+    obj = _parse_at(source, position, reader, reader._budget)
+    if obj is None:
+        return None
+    every = None
+    if _duplicates_reported() > reported:
+        every = _read_every_value(source, position, reader, reader._budget)
+        _use_last_values(obj, every)
+    yield obj
+    if every is not None:
+        yield every
+    return obj
 
 
 def _listed(data: bytes, listed: list[tuple[int, int, int]]) -> Iterator[tuple[int, int, int, int]]:
@@ -820,9 +1040,7 @@ def _object_stream_members(
         ):
             continue
         offsets.add(offset)
-        obj = _parse_at(member, first + offset, reader, reader._budget)
-        if obj is not None:
-            yield obj
+        yield from _parse_every_value(member, first + offset, reader)
 
 
 def _find_active_content(
@@ -832,12 +1050,27 @@ def _find_active_content(
     found = walk(reader.trailer)
     if found:
         return found
-    walked = set(walk.read)
+    # An object with a key given twice is read again by the scan, with every value.
+    walked = set(walk.read) - reader.repeated_keys
     for obj in _every_object(reader, data, walked, dropped):
         found = walk(obj)
         if found:
             return found
     return None
+
+
+def count_pdf_pages(data: bytes) -> int:
+    """The pages of a PDF `inspect_pdf` accepted, counted as it counts them: with the
+    last value of a key given twice, as viewers show them (pypdf's own reader takes
+    the first)."""
+    collecting = _PYPDF_REPORTS.set(_PypdfReports())
+    try:
+        reader = _Reader(data, _Budget())
+        if reader.is_encrypted:
+            reader.decrypt("")
+        return len(reader.pages)
+    finally:
+        _PYPDF_REPORTS.reset(collecting)
 
 
 def inspect_pdf(fileobj: IO[bytes], *, max_pages: int | None = None) -> PdfInfo:
@@ -877,6 +1110,6 @@ def inspect_pdf(fileobj: IO[bytes], *, max_pages: int | None = None) -> PdfInfo:
         _PYPDF_REPORTS.reset(collecting)
     if found:
         raise pdf_active_content(found)
-    if reports.duplicate_keys:
-        raise pdf_unreadable({"reason": "duplicate_key", "key": reports.duplicate_keys[0]})
+    if reports.unresolved_keys:
+        raise pdf_unreadable({"reason": "duplicate_key", "key": reports.unresolved_keys[0]})
     return PdfInfo(pages=pages)

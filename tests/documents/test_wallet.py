@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from django.core.files.base import ContentFile
@@ -19,6 +21,7 @@ from dossiers.models import Agency, Attachment, DocumentType, Dossier, DossierEv
 from tests.conftest import ApiClient, make_user, sign_in
 from tests.documents.pki import configure, make_pdf
 from tests.dossiers.attachments import samples
+from tests.dossiers.attachments.test_pdf_hostile import _CATALOG, _classic
 from tests.dossiers.conftest import RICH_FORM, VALID_FORM, AgencyClient
 from tests.factories import make_dossier, make_organisation, make_procedure
 
@@ -260,6 +263,31 @@ def test_an_issued_result_goes_to_the_holders_wallet(
         assert (item.user, item.organisation) == ((None, org) if org else (holder, None))
         assert (item.source, item.file, item.document_type) == ("result", result.file, marriage)
         assert item.pages == 2
+
+
+def test_an_issued_results_pages_are_counted_as_viewers_count_them(
+    agency: Agency, agency_client: AgencyClient, settings
+) -> None:
+    # Its page tree gives /Kids and /Count twice: viewers take the last values (two
+    # pages), pypdf's own reader the first (one page).
+    configure(settings, agency.code)
+    procedure = make_procedure(agency, result_type=DocumentType.objects.create(code="gcn-kh"))
+    dossier = make_dossier(make_user(), procedure, status=Dossier.Status.PROCESSING)
+    response = agency_client.post(
+        f"/api/v1/agency/dossiers/{dossier.code}/complete",
+        multipart={"result_file": ContentFile(make_pdf(), name="kq.pdf"), "signing": "server"},
+    )
+    assert response.status_code == 200
+    pages = b"<< /Type /Pages /Kids [3 0 R] /Count 1 /Kids [3 0 R 4 0 R] /Count 2 >>"
+    page = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>"
+    stored = _classic({**_CATALOG, 2: pages, 4: page})
+    event = DossierEvent.objects.get(dossier=dossier, type="dossier.completed")
+
+    # The stored file as the object store would give it back.
+    with mock.patch.object(wallet.default_storage, "open", return_value=io.BytesIO(stored)):
+        on_dossier_event(event.pk)
+
+    assert WalletItem.objects.get(result__dossier=dossier).pages == 2
 
 
 def test_result_subscriber_is_configured(settings) -> None:

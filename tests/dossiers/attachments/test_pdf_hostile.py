@@ -18,6 +18,7 @@ from pypdf import _reader as pypdf_reader
 from backend.errors import ApiError
 from dossiers import uploads
 from dossiers.uploads import inspect_pdf
+from tests.dossiers.attachments import samples
 
 _CATALOG = {
     1: b"<< /Type /Catalog /Pages 2 0 R >>",
@@ -255,36 +256,162 @@ def test_a_listed_object_whose_header_has_a_comment_is_scanned() -> None:
     assert (error.code, error.details) == ("pdf_active_content", {"found": "/JS"})
 
 
+# --- A key given twice (real scanner apps write some) -------------------------------
+# pdf.js, PDFium, qpdf and MuPDF use the last value, pypdf the first, poppler the last
+# (or any, from 32 keys up): the check looks at every value, the reader serves the last.
+
+_LINK = b"<< /S /URI /URI (https://example.com/) >>"
+_LAUNCH = b"<< /S /Launch /F (cmd.exe) >>"
+
+
 @pytest.mark.parametrize(
-    "catalog",
+    ("catalog", "found"),
     [
-        # A link that opens by itself for a last-wins reader.
-        b"<< /Type /Catalog /Pages 2 0 R /OpenAction 5 0 R /OpenAction 4 0 R >>",
-        # A script pypdf drops without a trace: the second, inline, value.
-        b"<< /Type /Catalog /Pages 2 0 R /OpenAction 5 0 R /OpenAction " + _SCRIPT + b" >>",
+        # A link that opens by itself, for a last-wins reader, then for a first-wins one.
+        (b"/OpenAction 5 0 R /OpenAction 4 0 R", "/URI"),
+        (b"/OpenAction 4 0 R /OpenAction 5 0 R", "/URI"),
+        # An inline script, second or first: pypdf drops the second without a trace.
+        (b"/OpenAction 5 0 R /OpenAction " + _SCRIPT, "/JS"),
+        (b"/OpenAction " + _SCRIPT + b" /OpenAction 5 0 R", "/JS"),
+        # The middle one of three.
+        (b"/OpenAction 5 0 R /OpenAction " + _LINK + b" /OpenAction 5 0 R", "/URI"),
+        # Inside a direct dictionary: the action type given twice, either order.
+        (b"/OpenAction << /S /GoTo /D [3 0 R /Fit] /S /Launch /F (cmd.exe) >>", "/Launch"),
+        (b"/OpenAction << /S /Launch /F (cmd.exe) /S /GoTo /D [3 0 R /Fit] >>", "/Launch"),
+        # The key that runs it by itself, given twice, the second one a document action.
+        (b"/AA 6 0 R /AA << /WC " + _LINK + b" >>", "/URI"),
+        # A repeated key whose values are both harmless does not hide the rest.
+        (b"/Lang (vi) /Lang (en) /OpenAction 4 0 R", "/URI"),
     ],
 )
-def test_a_dictionary_with_a_key_twice_is_refused(catalog: bytes) -> None:
-    link = b"<< /S /URI /URI (https://example.com/) >>"
-    data = _classic({**_CATALOG, 1: catalog, 4: link, 5: _GO_TO})
+def test_active_content_behind_a_key_given_twice_is_refused_whichever_value_wins(
+    catalog: bytes, found: str
+) -> None:
+    body = b"<< /Type /Catalog /Pages 2 0 R " + catalog + b" >>"
+    data = _classic({**_CATALOG, 1: body, 4: _LINK, 5: _GO_TO, 6: b"<< >>"})
 
     error = _error(data)
+
+    assert (error.code, error.details) == ("pdf_active_content", {"found": found})
+
+
+def test_an_embedded_file_type_given_twice_is_refused() -> None:
+    stream = b"<< /Type /XObject /Type /EmbeddedFile /Length 3 >>\nstream\nabc\nendstream"
+    catalog = b"<< /Type /Catalog /Pages 2 0 R /X 4 0 R >>"
+
+    error = _error(_classic({**_CATALOG, 1: catalog, 4: stream}))
+
+    assert (error.code, error.details) == ("pdf_active_content", {"found": "/EmbeddedFile"})
+
+
+def test_a_key_given_twice_in_a_compressed_object_is_looked_at_with_every_value() -> None:
+    catalog = b"<< /Type /Catalog /Pages 2 0 R /OpenAction 4 0 R >>"
+    data = samples._raw_pdf(
+        {**_CATALOG, 1: catalog},
+        {4: b"<< /S /GoTo /D [3 0 R /Fit] /S /Launch /F (cmd.exe) >>"},
+    )
+
+    error = _error(data)
+
+    assert (error.code, error.details) == ("pdf_active_content", {"found": "/Launch"})
+
+
+def test_a_catalogue_given_twice_in_the_trailer_is_looked_at_too() -> None:
+    # pypdf opens the first /Root, a viewer the second: a catalogue no object holds.
+    second = b"<< /Type /Catalog /Pages 2 0 R /OpenAction " + _SCRIPT + b" >>"
+    data = _classic(_CATALOG).replace(b"/Root 1 0 R", b"/Root 1 0 R /Root " + second)
+
+    error = _error(data)
+
+    assert (error.code, error.details) == ("pdf_active_content", {"found": "/JS"})
+
+
+@pytest.mark.parametrize(
+    "objects",
+    [
+        # As scanner apps and generators write them: the type, a box, the document info.
+        {1: b"<< /Type /Catalog /Type /Catalog /Pages 2 0 R >>"},
+        {3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /MediaBox [0 0 595 842] >>"},
+        {4: b"<< /Producer (Scanner 1.0) /Producer (Scanner 1.0) /CreationDate (D:2026) >>"},
+        {1: b"<< /Type /Catalog /Pages 2 0 R /OpenAction 5 0 R /OpenAction 5 0 R >>"},
+    ],
+)
+def test_a_harmless_key_given_twice_is_accepted(objects: dict[int, bytes]) -> None:
+    data = _classic({**_CATALOG, 4: b"<< >>", 5: _GO_TO, **objects})
+
+    assert inspect_pdf(io.BytesIO(data)).pages == 1
+
+
+def test_a_key_given_twice_in_the_trailer_is_accepted() -> None:
+    data = _classic({**_CATALOG, 4: b"<< /Producer (Scanner) >>"})
+    data = data.replace(b"/Root 1 0 R", b"/Info 4 0 R /Root 1 0 R /Info 4 0 R")
+
+    assert inspect_pdf(io.BytesIO(data)).pages == 1
+
+
+@pytest.mark.parametrize(
+    ("pages", "expected"),
+    [
+        (b"<< /Type /Pages /Kids [3 0 R] /Count 1 /Kids [3 0 R 4 0 R] /Count 2 >>", 2),
+        (b"<< /Type /Pages /Kids [3 0 R 4 0 R] /Count 2 /Kids [3 0 R] /Count 1 >>", 1),
+    ],
+)
+def test_the_pages_are_counted_with_the_last_value_as_viewers_count_them(
+    pages: bytes, expected: int
+) -> None:
+    page = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>"
+
+    assert inspect_pdf(io.BytesIO(_classic({**_CATALOG, 2: pages, 4: page}))).pages == expected
+
+
+def test_the_last_value_is_served_for_an_object_outside_the_table_and_a_compressed_one() -> None:
+    pages = b"<< /Type /Pages /Kids [3 0 R] /Count 1 /Kids [3 0 R 4 0 R] /Count 2 >>"
+    page = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>"
+    unlisted = _classic({**_CATALOG, 4: page}, offsets={2: 9}).replace(
+        b"2 0 obj\n" + _CATALOG[2], b"2 0 obj\n" + pages
+    )
+    compressed = samples._raw_pdf({1: _CATALOG[1]}, {2: pages, 3: _CATALOG[3], 4: page})
+
+    assert inspect_pdf(io.BytesIO(unlisted)).pages == 2
+    assert inspect_pdf(io.BytesIO(compressed)).pages == 2
+
+
+def test_the_pages_are_those_of_the_last_catalogue_a_trailer_gives() -> None:
+    catalogue = b"<< /Type /Catalog /Pages 6 0 R >>"
+    pages = b"<< /Type /Pages /Kids [7 0 R 8 0 R] /Count 2 >>"
+    page = b"<< /Type /Page /Parent 6 0 R /MediaBox [0 0 595 842] >>"
+    classic = _classic({**_CATALOG, 5: catalogue, 6: pages, 7: page, 8: page})
+    classic = classic.replace(b"/Root 1 0 R", b"/Root 1 0 R /Root 5 0 R")
+    stream = samples._raw_pdf({**_CATALOG, 5: catalogue, 6: pages, 7: page, 8: page})
+    stream = stream.replace(b"/Root 1 0 R", b"/Root 1 0 R/Root 5 0 R")
+
+    assert inspect_pdf(io.BytesIO(classic)).pages == 2
+    assert inspect_pdf(io.BytesIO(stream)).pages == 2
+
+
+def test_a_key_given_twice_in_a_dictionary_that_cannot_be_read_again_is_refused() -> None:
+    # pypdf keeps what it read up to the broken value; what a viewer makes of the
+    # rest cannot be told, and the repeated key may hide anything.
+    catalog = b"<< /Type /Catalog /Pages 2 0 R /OpenAction 5 0 R /OpenAction 5 0 R /X >>"
+
+    error = _error(_classic({**_CATALOG, 1: catalog, 5: _GO_TO}))
 
     assert (error.status, error.code) == (422, "pdf_unreadable")
     assert error.details == {"reason": "duplicate_key", "key": "/OpenAction"}
 
 
-def test_the_same_file_without_the_duplicate_is_accepted() -> None:
-    catalog = b"<< /Type /Catalog /Pages 2 0 R /OpenAction 5 0 R >>"
-    link = b"<< /S /URI /URI (https://example.com/) >>"
+def test_an_object_whose_header_has_a_comment_is_read_where_it_is_used() -> None:
+    # pypdf reads no comment inside "2 0 obj" and made the file unreadable; a lexer
+    # skips it, as PDF readers do.
+    data = _classic(_CATALOG, headers={2: b"2 0 %c\nobj\n"})
 
-    assert (
-        inspect_pdf(io.BytesIO(_classic({**_CATALOG, 1: catalog, 4: link, 5: _GO_TO}))).pages == 1
-    )
+    assert inspect_pdf(io.BytesIO(data)).pages == 1
 
 
-def test_duplicate_keys_are_seen_whatever_the_log_level(caplog: pytest.LogCaptureFixture) -> None:
-    catalog = b"<< /Type /Catalog /Pages 2 0 R /OpenAction 5 0 R /OpenAction 5 0 R >>"
+def test_keys_given_twice_are_seen_whatever_the_log_level(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    catalog = b"<< /Type /Catalog /Pages 2 0 R /OpenAction 5 0 R /OpenAction " + _SCRIPT + b" >>"
     pypdf_logger = logging.getLogger("pypdf")
     level = pypdf_logger.level
     pypdf_logger.setLevel(logging.ERROR)  # as a LOG_LEVEL of ERROR would
@@ -293,6 +420,6 @@ def test_duplicate_keys_are_seen_whatever_the_log_level(caplog: pytest.LogCaptur
     finally:
         pypdf_logger.setLevel(level)
 
-    assert error.details == {"reason": "duplicate_key", "key": "/OpenAction"}
+    assert (error.code, error.details) == ("pdf_active_content", {"found": "/JS"})
     # Nor is the warning logged, which the level holds back.
     assert [record for record in caplog.records if record.name.startswith("pypdf")] == []
