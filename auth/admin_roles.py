@@ -1,7 +1,10 @@
 """Who sees what in the admin, and how: the rules every app's admin builds on.
 
 - Superusers see everything, unmasked, and find rows by any part of a stored phone
-  number as by a whole number written as people write it (`PhoneSearch`).
+  number as by a whole number written as people write it (`PhoneSearch`). Each
+  citizen's row they open in an audited admin is a look-up (`AuditedAccountViews`),
+  authenticator or not, and so is their search in the admins of dossier rows
+  (`dossiers.admin_scope`).
 - Support staff (the `accounts.support_reset` permission, TOTP on their account and
   an admin session opened with the authenticator code: `require_admin_support_staff`,
   the support API's rule) use the support pages, the records they lead to (resets,
@@ -154,11 +157,8 @@ class AuditedAccountViews(admin.ModelAdmin):
     audit_by = "id"
 
     def audits_views(self, request: HttpRequest) -> bool:
-        staff: User = request.user  # type: ignore[assignment]
-        if staff.is_superuser:
-            # Superusers without TOTP are not support staff: nothing to audit them as.
-            return staff.has_totp
-        return is_admin_support_staff(request)
+        # Superusers, authenticator or not: they see everything, unmasked.
+        return is_superuser(request) or is_admin_support_staff(request)
 
     def shows_row(self, request: HttpRequest, obj: Any) -> bool:
         """Whether this request's page shows `obj`: a post that Django refuses (no
@@ -368,7 +368,8 @@ class SupportReadOnlyAdmin(SupportPhoneSearch, AuditedAccountViews, MaskedFields
         return self.reads_as_support(request)
 
     def audits_views(self, request: HttpRequest) -> bool:
-        return self.reads_as_support(request)
+        # Superusers too: they see every row, unmasked.
+        return self.reads_as_support(request) or is_superuser(request)
 
 
 def _phone_is(paths: Iterable[str], phone: str) -> Q:
@@ -383,6 +384,26 @@ def _any_of(paths: Iterable[str], subject: User) -> Q:
     for path in paths:
         condition |= Q(**{path or "pk": subject.pk})
     return condition
+
+
+def record_superuser_search(request: HttpRequest, term: str, rows: QuerySet[Any]) -> None:
+    """A superuser's search in an admin of citizens' rows, recorded once per request and
+    term, never the term: a whole phone number as a look-up of its account (found or
+    not), anything else (a part of a number, a name, an order reference) as a search,
+    with whether it found rows."""
+    done: set[str] = request.__dict__.setdefault("_admin_superuser_searches", set())
+    if term in done:
+        return
+    done.add(term)
+    staff: User = request.user  # type: ignore[assignment]
+    phone = parse_phone(term)
+    if phone is not None:
+        account = User.objects.filter(phone=phone).first()
+        support.record_look_up(staff, account, context=support_context(request), by="phone")
+    else:
+        support.record_look_up(
+            staff, None, context=support_context(request), by="search", found=rows.exists()
+        )
 
 
 def _looked_up(request: HttpRequest, phone: str) -> User | None:

@@ -439,6 +439,8 @@ class SupportAuditRecord(models.Model):
         RESET_APPROVED = "reset_approved", _("Reset approved")
         RESET_REJECTED = "reset_rejected", _("Reset rejected")
         RESET_APPLIED = "reset_applied", _("Reset applied")
+        # A citizen's row changed by staff in the admin (a refund, a test push, ...).
+        STAFF_CHANGE = "staff_change", _("Changed by staff")
 
     actor = models.ForeignKey(User, on_delete=models.PROTECT, related_name="+")
     action = models.CharField(max_length=16, choices=Action.choices)

@@ -1,6 +1,9 @@
 """Which rows the admins of the apps above dossiers show, and to whom.
 
-- Superusers: every row.
+- Superusers: every row; each one they open is an audited look-up of its citizen, as
+  for support staff, and each search a look-up too, never what was typed (a whole
+  phone number of its account, a whole dossier code of its applicant, anything else
+  a search, with whether it found rows).
 - Agency officers: the rows of the dossiers they handle (`dossiers.access.officer_rows`),
   with the rights their permissions give; a phone number finds their rows only written
   in full (`auth.admin_roles.PhoneSearch`), never by a part of it.
@@ -39,6 +42,7 @@ from auth.admin_roles import (
     SupportReadOnlyAdmin,
     is_superuser,
     reads_as_support,
+    record_superuser_search,
     support_context,
 )
 from auth.models import User
@@ -105,6 +109,14 @@ class OfficerOrSupportAdmin(SupportReadOnlyAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
     ) -> tuple[QuerySet[Any], bool]:
+        if is_superuser(request) and search_term.strip() and self.get_search_fields(request):
+            rows, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+            code = parse_dossier_code(search_term) if self.searches_by_dossier_code else None
+            if code is not None:
+                _dossier_looked_up(request, code)  # of its applicant, never the code
+            else:
+                record_superuser_search(request, search_term, rows)
+            return rows, may_have_duplicates
         code = None
         if self.searches_by_dossier_code and not is_superuser(request):
             code = parse_dossier_code(search_term)

@@ -16,6 +16,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from auth.actions import support
 from auth.models import DeviceSession, User
 from backend.any_of import array
 from backend.jobs import defer_many
@@ -435,8 +436,11 @@ def notify_account(user_id: str, *, kind: str, session_ids: list[str], reference
 # --- Support ------------------------------------------------------------------------------
 
 
-def send_test_push(devices: Iterable[Device], *, staff: User) -> list[Notification]:
-    """A test notification to each selected active device (support diagnostics).
+def send_test_push(
+    devices: Iterable[Device], *, staff: User, context: support.Context | None = None
+) -> list[Notification]:
+    """A test notification to each selected active device (support diagnostics), each
+    one in the audit trail (staff wrote to the citizen's inbox and phone).
 
     Ignores preferences and quiet hours: staff and the citizen are testing now.
     """
@@ -460,6 +464,14 @@ def send_test_push(devices: Iterable[Device], *, staff: User) -> list[Notificati
                 [Delivery(notification=notification, device=d) for d in by_user[user.pk]]
             )
             queue_deliveries([row.pk for row in rows])
+            support.record_staff_change(
+                staff,
+                user,
+                context=context or support.Context(),
+                on="notification",
+                object_id=notification.pk,
+                action="test_push_sent",
+            )
             created.append(notification)
         logger.info("staff %s sent %s test push(es)", staff.pk, len(created))
     return created

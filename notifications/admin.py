@@ -13,7 +13,9 @@ on devices), each row they open an audited look-up of the citizen, and find a
 citizen's rows by the whole phone number only (audited too); officers too find their
 rows by the whole number only. Staff other than superusers find a dossier's
 notifications and deliveries only with its whole code (support staff: an audited
-look-up). Superusers see everything.
+look-up). Superusers see everything, each row they open and each search an audited
+look-up too. Nobody, superusers included, adds, edits or deletes a row here: only
+`notifications.actions` writes them (a test push is one, in the audit trail).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from auth.admin_roles import support_context
 from auth.models import User
 from dossiers.access import officer_rows
 from dossiers.admin_scope import OfficerOrSupportAdmin
@@ -49,6 +52,21 @@ def _officer_users(request: HttpRequest, rows: QuerySet[Any]) -> QuerySet[Any]:
     return rows.filter(user__in=_recipients(request).values("user_id"))
 
 
+class ReadOnly(admin.ModelAdmin):
+    """Rows written by `notifications.actions` only (the citizen's inbox, devices and
+    preferences, the deliveries' attempts): shown to everyone, superusers included,
+    never added, edited or deleted here, where no action would write the change."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class DeliveryInline(admin.TabularInline):
     model = Delivery
     extra = 0
@@ -70,7 +88,7 @@ class DeliveryInline(admin.TabularInline):
 
 
 @admin.register(Device)
-class DeviceAdmin(OfficerOrSupportAdmin):
+class DeviceAdmin(OfficerOrSupportAdmin, ReadOnly):
     list_display = (
         "id",
         "user",
@@ -105,9 +123,6 @@ class DeviceAdmin(OfficerOrSupportAdmin):
     def officer_queryset(self, request: HttpRequest, rows: QuerySet[Any]) -> QuerySet[Any]:
         return _officer_users(request, rows)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
     def has_test_push_permission(self, request: HttpRequest) -> bool:
         # Support's read-only view edits no device, but may test them: "view" is not enough.
         return request.user.has_perm("notifications.change_device")
@@ -117,8 +132,9 @@ class DeviceAdmin(OfficerOrSupportAdmin):
         # Checked again here: an action runs for whoever reaches the change list.
         if not self.has_test_push_permission(request):
             raise PermissionDenied
-        staff = request.user
-        sent = send_test_push(list(queryset), staff=staff)  # type: ignore[arg-type]
+        sent = send_test_push(
+            list(queryset), staff=_user(request), context=support_context(request)
+        )
         if not sent:
             self.message_user(request, "None of the selected devices is active.", messages.WARNING)
             return
@@ -131,7 +147,7 @@ class DeviceAdmin(OfficerOrSupportAdmin):
 
 
 @admin.register(Notification)
-class NotificationAdmin(OfficerOrSupportAdmin):
+class NotificationAdmin(OfficerOrSupportAdmin, ReadOnly):
     list_display = ("id", "user", "type", "urgent", "title", "created_at", "read_at", "sms_status")
     list_filter = ("type", "category", "urgent", "sms_status")
     search_fields = ("user__phone",)
@@ -150,7 +166,7 @@ class NotificationAdmin(OfficerOrSupportAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(OfficerOrSupportAdmin):
+class DeliveryAdmin(OfficerOrSupportAdmin, ReadOnly):
     list_display = (
         "id",
         "notification",
@@ -175,12 +191,9 @@ class DeliveryAdmin(OfficerOrSupportAdmin):
     account_paths = ("notification__user",)
     audit_by = "delivery"
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
 
 @admin.register(Preference)
-class PreferenceAdmin(OfficerOrSupportAdmin):
+class PreferenceAdmin(OfficerOrSupportAdmin, ReadOnly):
     list_display = ("user", "quiet_hours_enabled", "quiet_start", "quiet_end", "updated_at")
     raw_id_fields = ("user",)
     account_paths = ("user",)

@@ -21,6 +21,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from auth.actions import support
 from auth.models import User
 from backend.errors import Conflict, ServiceUnavailable, field_error
 from backend.joined_read import JoinedRead, preparing_cursor
@@ -475,11 +476,17 @@ def expire_payment(payment_id: Any) -> bool:
         return True
 
 
-def mark_refunded(payment_id: Any, *, reference: str = "", by: User | None = None) -> Payment:
+def mark_refunded(
+    payment_id: Any,
+    *,
+    reference: str = "",
+    by: User | None = None,
+    context: support.Context | None = None,
+) -> Payment:
     """The gateway refunded a paid payment (recorded by staff `by`, or reconciliation).
 
     `reference` replaces the refund reason; it is refused rather than cut when it does
-    not fit, so the record never loses its end.
+    not fit, so the record never loses its end. Staff's record is in the audit trail too.
     """
     limit = Payment._meta.get_field("refund_reason").max_length or 0
     if len(reference) > limit:
@@ -487,4 +494,43 @@ def mark_refunded(payment_id: Any, *, reference: str = "", by: User | None = Non
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment_id)
         _move(payment, P.REFUNDED, refund_reason=reference or payment.refund_reason, refunded_by=by)
+        if by is not None:
+            support.record_staff_change(
+                by,
+                payment.payer,
+                context=context or support.Context(),
+                on="payment",
+                object_id=payment.pk,
+                action="refund_recorded",
+            )
         return payment
+
+
+def resolve_anomaly(
+    anomaly_id: Any, *, resolution: str, by: User, context: support.Context
+) -> PaymentAnomaly:
+    """Staff close an anomaly with what was done (refund made, gateway confirmed, ...):
+    once, and in the audit trail."""
+    text = resolution.strip()
+    if not text:
+        raise field_error("resolution", "resolution_required", _("Say what was done."))
+    with transaction.atomic():
+        anomaly = (
+            PaymentAnomaly.objects.select_for_update(of=("self",))
+            .select_related("payment__payer")
+            .get(pk=anomaly_id)
+        )
+        if anomaly.resolved_at is not None:
+            raise Conflict("anomaly_resolved", _("This anomaly was already resolved."))
+        anomaly.resolution = text
+        anomaly.resolved_at = timezone.now()
+        anomaly.save(update_fields=["resolution", "resolved_at"])
+        support.record_staff_change(
+            by,
+            anomaly.payment.payer if anomaly.payment is not None else None,
+            context=context,
+            on="payment_anomaly",
+            object_id=anomaly.pk,
+            action="resolved",
+        )
+        return anomaly

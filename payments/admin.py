@@ -6,7 +6,9 @@ and close an anomaly with what was done. Who sees which rows (`dossiers.admin_sc
 agency officers the requests, payments and anomalies of the dossiers they handle;
 support staff all of them (on the support permission alone), read-only, to answer
 "I paid but the app says unpaid" and to record the refunds the gateway made (with
-the change permission), each one they open an audited look-up of the citizen. A
+the change permission), each one they open an audited look-up of the citizen, as for
+superusers. A refund recorded and an anomaly resolved (once: no one rewrites what was
+done, nor deletes an anomaly) are staff changes in the audit trail. A
 checkout URL carries the payer's IP address (VNPay's `vnp_IpAddr`): only superusers
 see it whole. Staff other than superusers find a dossier's payments only with its
 whole code (support staff: an audited look-up). The daily reconciliation reports
@@ -15,16 +17,16 @@ cover every agency's payments: superusers only.
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from auth.admin_roles import SuperuserOnlyAdmin
+from auth.admin_roles import SuperuserOnlyAdmin, support_context
 from auth.models import User
 from backend.errors import ApiError
 from dossiers.admin_scope import OfficerOrSupportAdmin
@@ -106,7 +108,7 @@ class PaymentAdmin(OfficerOrSupportAdmin, ReadOnly):
         done = 0
         for payment in queryset:
             try:
-                actions.mark_refunded(payment.pk, by=staff)
+                actions.mark_refunded(payment.pk, by=staff, context=support_context(request))
                 done += 1
             except ApiError:
                 self.message_user(
@@ -143,12 +145,31 @@ class PaymentAnomalyAdmin(OfficerOrSupportAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False  # never deleted: resolved
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        # Resolved once, by `actions.resolve_anomaly`: what was done is not rewritten.
+        resolved = obj is not None and obj.resolved_at is not None
+        return (*fields, "resolution") if resolved else fields
+
     def save_model(
-        self, request: HttpRequest, obj: PaymentAnomaly, form: object, change: bool
+        self, request: HttpRequest, obj: PaymentAnomaly, form: Any, change: bool
     ) -> None:
-        if obj.resolution and obj.resolved_at is None:
-            obj.resolved_at = timezone.now()
-        super().save_model(request, obj, form, change)
+        # Only `resolution` is editable, on an open anomaly: closing it is the action's
+        # (once, with who in the audit trail); a blank one leaves it open.
+        if "resolution" not in form.changed_data or not obj.resolution.strip():
+            return
+        try:
+            actions.resolve_anomaly(
+                obj.pk,
+                resolution=obj.resolution,
+                by=_user(request),
+                context=support_context(request),
+            )
+        except ApiError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
 
 
 @admin.register(ReconciliationReport)

@@ -12,8 +12,10 @@ applicant, and a phone number finds bookings only written in full (audited too).
 Staff other than superusers find a dossier's bookings only with its whole code
 (support staff: an audited look-up), and by order number, which carries the code, only
 with the whole number.
-Bookings are read-only here, for everyone: every change goes through
-`postal.actions`, which writes the event and the audit trail.
+Bookings, saved addresses and carrier messages are read-only here, for everyone: every
+change goes through `postal.actions`, which writes the event and the audit trail. Each
+booking, saved address or carrier message a superuser opens, and each of their searches
+of bookings, is an audited look-up too.
 """
 
 from __future__ import annotations
@@ -25,7 +27,12 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from auth.admin_roles import PhoneSearch
+from auth.admin_roles import (
+    AuditedAccountViews,
+    PhoneSearch,
+    is_superuser,
+    record_superuser_search,
+)
 from auth.masked_accounts import mask_name
 from auth.models import User
 from auth.phone import mask_phone
@@ -38,15 +45,39 @@ def _user(request: HttpRequest) -> User:
     return request.user  # type: ignore[return-value]
 
 
+class ReadOnly(admin.ModelAdmin):
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(SavedAddress)
-class SavedAddressAdmin(PhoneSearch):
+class SavedAddressAdmin(AuditedAccountViews, PhoneSearch, ReadOnly):
+    """A citizen's address book: superusers only, read-only (the citizen changes it
+    through `postal.actions`), each address opened and each search an audited look-up."""
+
     list_display = ("recipient_name", "commune_code", "province_code", "user", "created_at")
     search_fields = ("recipient_name", "phone")
     raw_id_fields = ("user",)
+    account_paths = ("user",)
+    audit_by = "saved_address"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[SavedAddress]:
         queryset = super().get_queryset(request)
         return queryset if _user(request).is_superuser else queryset.none()
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[SavedAddress], search_term: str
+    ) -> tuple[QuerySet[SavedAddress], bool]:
+        rows, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if is_superuser(request) and search_term.strip():
+            record_superuser_search(request, search_term, rows)
+        return rows, may_have_duplicates
 
 
 @admin.register(DeliveryBooking)
@@ -110,14 +141,20 @@ class DeliveryBookingAdmin(OfficerOrSupportAdmin):
 
 
 @admin.register(CarrierMessage)
-class CarrierMessageAdmin(admin.ModelAdmin):
+class CarrierMessageAdmin(AuditedAccountViews, ReadOnly):
+    """The carrier's word, kept as received (its payload may carry the recipient's
+    phone): read-only for everyone; a superuser opening one is an audited look-up of
+    the dossier's applicant (officers read their own dossiers' messages)."""
+
     list_display = ("carrier", "message_id", "status", "outcome", "occurred_at", "received_at")
     list_filter = ("carrier", "outcome", "status")
     search_fields = ("message_id",)
     raw_id_fields = ("booking",)
+    account_paths = ("booking__dossier__applicant",)
+    audit_by = "carrier_message"
+
+    def audits_views(self, request: HttpRequest) -> bool:
+        return is_superuser(request)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[CarrierMessage]:
         return officer_rows(_user(request), super().get_queryset(request), "booking__dossier")
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # the carrier's word, kept as received

@@ -169,18 +169,51 @@ def record_account_view(staff: User, subject: User, *, context: Context, by: str
     record_look_up(staff, subject, context=context, by=by)
 
 
-def record_look_up(staff: User, subject: User | None, *, context: Context, by: str) -> None:
+def record_look_up(
+    staff: User,
+    subject: User | None,
+    *,
+    context: Context,
+    by: str,
+    found: bool | None = None,
+) -> None:
     """A search that leads to an account (`by`: by what, e.g. "dossier_code" in the
-    admin) counts as a look-up, recorded whether it found one or not (`subject` None);
-    what staff typed is never recorded."""
-    require_support_staff(staff)
+    admin) counts as a look-up, recorded whether it found one or not (`subject` None;
+    `found` when a search finds rows of no one account, e.g. by a part of a number);
+    what staff typed is never recorded. Superusers' look-ups in the admin are recorded
+    too, authenticator or not: they see everything, so what they look at is kept."""
+    if not (staff.is_superuser and staff.is_active):
+        require_support_staff(staff)
     record_support_action(
         staff,
         Action.LOOKUP,
         subject=subject,
         channel=context.channel,
         ip=context.ip,
-        details={"by": by, "found": subject is not None},
+        details={"by": by, "found": subject is not None if found is None else found},
+    )
+
+
+def record_staff_change(
+    staff: User,
+    subject: User | None,
+    *,
+    context: Context,
+    on: str,
+    object_id: Any,
+    action: str,
+) -> None:
+    """A change staff made to a citizen's row outside the support flow (a refund
+    recorded, a test push sent, an anomaly resolved), in the caller's transaction:
+    `on` the kind of row, `object_id` its id, `action` what was done. Never pass
+    what a row holds (numbers, texts)."""
+    record_support_action(
+        staff,
+        Action.STAFF_CHANGE,
+        subject=subject,
+        channel=context.channel,
+        ip=context.ip,
+        details={"on": on, "id": str(object_id), "action": action},
     )
 
 

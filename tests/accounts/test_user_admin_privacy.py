@@ -138,7 +138,13 @@ def test_superusers_still_see_and_search_everything(citizen: User) -> None:
     assert page.status_code == 200
     assert 'name="phone"' in page.content.decode()
     assert CCCD in page.content.decode()
-    assert SupportAuditRecord.objects.count() == 0
+    # The account opened is an audited look-up, TOTP or not.
+    record = SupportAuditRecord.objects.get()
+    assert (record.actor_id, record.subject_id, record.details) == (
+        root.id,
+        citizen.id,
+        {"by": "id", "found": True},
+    )
 
 
 def test_a_superuser_with_totp_opening_an_account_is_audited_too(citizen: User) -> None:
@@ -431,7 +437,8 @@ def test_superusers_see_citizen_id_conflicts_without_a_support_session(citizen: 
 
     assert page.status_code == 200
     assert CCCD in page.content.decode()
-    assert SupportAuditRecord.objects.count() == 0  # no TOTP: not support staff
+    # No TOTP, and still audited: both accounts the conflict shows were looked up.
+    assert SupportAuditRecord.objects.filter(details__by="citizen_id_conflict").count() == 2
 
 
 def test_a_citizen_id_conflict_is_refused_to_staff_the_support_pages_refuse(
