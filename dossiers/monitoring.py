@@ -38,9 +38,9 @@ RUNNING = sorted(int(s) for s in lifecycle.CLOCK_RUNNING)
 FINISHED = [int(S.RESULT_READY), int(S.HANDED_OVER)]
 # A working day can stretch over Tết: look this far ahead for at-risk candidates.
 AT_RISK_LOOKAHEAD = dt.timedelta(days=15)
-# `count_at_risk` counts in SQL the dossiers due this many working seconds or more
-# before the end of one working day, and checks those due around it one by one.
-AT_RISK_MARGIN = 60
+# `count_at_risk` counts in SQL the dossiers due this long or more before one working
+# day from now, and checks those due within it either side one by one.
+AT_RISK_MARGIN = dt.timedelta(minutes=1)
 # What `at_risk` reads of a dossier: what its callers use (the scan and the admin the
 # id, the agency's monitoring MonitoredDossierOut's columns) and its agency's key for
 # the calendar. Not the form, nor the agency's and procedure's rows: read whole, with
@@ -148,28 +148,33 @@ def count_at_risk(
 ) -> int:
     """How many of `agency`'s dossiers in `queryset` `at_risk` lists, without reading them.
 
-    Working seconds left only grow with the deadline, so the dossiers at risk are those
-    due before one working day from now in the agency's calendar. Those due at least
-    `AT_RISK_MARGIN` working seconds before that mark are counted by the database;
-    the few due around it are read and checked as `at_risk` checks each (its clock,
-    whose periods are counted in whole seconds, and its window's end), so the count
-    is the pages' total. The summary, polled by every agency, read and walked a
-    working day of the agency's dossiers and every agency's calendar.
+    Working seconds left only grow with the deadline, and reach one working day at
+    `mark` (`add_seconds`, as `at_risk`'s window is bounded): the dossiers at risk are
+    those due before it. Those due `AT_RISK_MARGIN` or more before it are counted by
+    the database, in the statement that counts those due within it either side; these
+    few, if any, are read and checked as `at_risk` checks each (its clock, whose
+    periods are counted in whole seconds, and its window's end), so the count is the
+    pages' total. The summary, polled by every agency, read and walked a working day
+    of the agency's dossiers and every agency's calendar.
     """
     now = now or timezone.now()
     calendar = _calendars(now, agency)[agency.pk]
     per_day = calendar.seconds_per_day()
     if per_day <= 0:  # no working time: `at_risk` finds nothing either
         return 0
-    upper = min(calendar.add_seconds(now, per_day + AT_RISK_MARGIN), now + AT_RISK_LOOKAHEAD)
-    lower = min(calendar.add_seconds(now, max(per_day - AT_RISK_MARGIN, 0)), upper)
-    due = running(queryset).filter(GreaterThanOrEqual(F("deadline"), now), agency_id=agency.pk)
-    certain = due.filter(LessThan(F("deadline"), lower)).count()
-    around = due.filter(
-        GreaterThanOrEqual(F("deadline"), lower), LessThan(F("deadline"), upper)
-    ).values_list("deadline", flat=True)  # type: ignore[misc]  # an annotation
+    mark = calendar.add_seconds(now, per_day)
+    upper = min(mark + AT_RISK_MARGIN, now + AT_RISK_LOOKAHEAD)
+    lower = max(min(mark - AT_RISK_MARGIN, upper), now)
+    due = running(queryset).filter(
+        GreaterThanOrEqual(F("deadline"), now), LessThan(F("deadline"), upper), agency_id=agency.pk
+    )
+    near = Q(GreaterThanOrEqual(F("deadline"), lower))
+    counts = due.aggregate(certain=Count("pk", filter=~near), around=Count("pk", filter=near))
+    if not counts["around"]:  # most polls: none is due within minutes of the mark
+        return int(counts["certain"])
     clock = WorkingClock(calendar, now, upper)
-    return certain + sum(1 for deadline in around if clock.seconds_to(deadline) < per_day)
+    around = due.filter(near).values_list("deadline", flat=True)  # type: ignore[misc]
+    return int(counts["certain"]) + sum(1 for d in around if clock.seconds_to(d) < per_day)
 
 
 def _calendars(now: dt.datetime, agency: Agency | None) -> dict[int, WorkingCalendar]:

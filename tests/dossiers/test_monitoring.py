@@ -351,7 +351,8 @@ def test_the_summary_counts_the_at_risk_dossiers_without_reading_them(
         )
         for minutes in (5, 30, 60, 120, 240, 478)
     ]
-    around = add_working_seconds(agency, now, 8 * 3600 - 30)  # 30 s of work before the mark
+    mark = add_working_seconds(agency, now, 8 * 3600)  # one working day from now
+    around = mark - dt.timedelta(seconds=30)
     risky.append(dossier_of(agency, S.ACCEPTED, appointment_at=around))
     dossier_of(agency, S.ACCEPTED, appointment_at=add_working_seconds(agency, now, 9 * 3600))
     loaded = mock.patch.object(Dossier, "from_db", wraps=Dossier.from_db)
@@ -362,6 +363,8 @@ def test_the_summary_counts_the_at_risk_dossiers_without_reading_them(
     assert response.json()["at_risk"] == len(risky) == 7
     assert rows.call_count == 0  # no dossier read as a row
     assert [call.args[1] for call in clock.call_args_list] == [around]  # only the one near
+    dossiers = [sql for sql, _ in captured.queries if 'FROM "dossiers_dossier"' in sql]
+    assert len(dossiers) == 4  # the two overdue counts, the at-risk counts, the one near
     assert not [sql for sql, _ in captured.queries if 'FROM "dossiers_agency"' in sql]
     [(_, params)] = [q for q in captured.queries if 'FROM "dossiers_agencycalendarday"' in q[0]]
     assert params[0] == f"{{{agency.pk}}}"  # its own calendar days (an array), no other's

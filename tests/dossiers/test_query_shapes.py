@@ -544,8 +544,9 @@ def test_the_at_risk_count_reads_a_deadline_index_and_counts_what_the_list_holds
             count = monitoring.count_at_risk(agency, own, now)
         assert count == len(monitoring.at_risk(own, now))
         counted += count
-        # Its calendar days, the count, the dossiers around the mark.
-        assert len(captured.queries) == 3, [sql[:80] for sql, _ in captured.queries]
+        # Its calendar days, the counts, the dossiers around the mark if there are any.
+        assert len(captured.queries) in (2, 3), [sql[:80] for sql, _ in captured.queries]
+        assert "dossiers_agencycalendarday" in captured.queries[0][0]
         for sql, params in captured.queries[1:]:
             plan = plan_of([(sql, params)], "dossiers_dossier")
             assert_no_seq_scan_of_big_tables(plan)
