@@ -38,6 +38,9 @@ RUNNING = sorted(int(s) for s in lifecycle.CLOCK_RUNNING)
 FINISHED = [int(S.RESULT_READY), int(S.HANDED_OVER)]
 # A working day can stretch over Tết: look this far ahead for at-risk candidates.
 AT_RISK_LOOKAHEAD = dt.timedelta(days=15)
+# `count_at_risk` counts in SQL the dossiers due this long or more before one working
+# day from now, and checks those due within it either side one by one.
+AT_RISK_MARGIN = dt.timedelta(minutes=1)
 # What `at_risk` reads of a dossier: what its callers use (the scan and the admin the
 # id, the agency's monitoring MonitoredDossierOut's columns) and its agency's key for
 # the calendar. Not the form, nor the agency's and procedure's rows: read whole, with
@@ -92,7 +95,9 @@ def overdue_without_apology(
 
 
 def at_risk(
-    queryset: QuerySet[Dossier] | None = None, now: dt.datetime | None = None
+    queryset: QuerySet[Dossier] | None = None,
+    now: dt.datetime | None = None,
+    agency: Agency | None = None,
 ) -> list[tuple[Dossier, int]]:
     """Running dossiers with less than one working day left, with the seconds left.
 
@@ -102,18 +107,18 @@ def at_risk(
     agencies (usually the next working day's same hour) can be at risk. A window of
     `AT_RISK_LOOKAHEAD` instead read every dossier due in the next two weeks
     (20,791 at 1 M dossiers, each through the calendar in Python).
+
+    `agency`: the one agency whose dossiers are asked for (its monitoring): only its
+    calendar is read, and the window ends one working day from now in it.
     """
     now = now or timezone.now()
-    lookahead = now + AT_RISK_LOOKAHEAD
-    calendars = WorkingCalendar.for_office_hours(
-        dict(Agency.objects.values_list("id", "office_hours")),
-        (now - dt.timedelta(days=1)).date(),
-        (lookahead + dt.timedelta(days=1)).date(),
-    )
-    until = min(_one_day_after(calendars, now), lookahead)
+    calendars = _calendars(now, agency)
+    until = min(_one_day_after(calendars, now), now + AT_RISK_LOOKAHEAD)
+    candidates = running(queryset)
+    if agency is not None:
+        candidates = candidates.filter(agency_id=agency.pk)
     candidates = (
-        running(queryset)
-        .filter(GreaterThanOrEqual(F("deadline"), now), LessThan(F("deadline"), until))
+        candidates.filter(GreaterThanOrEqual(F("deadline"), now), LessThan(F("deadline"), until))
         .select_related(None)  # the caller's (the admin's agency and procedure) are not read
         .only(*AT_RISK_FIELDS)
         .order_by("deadline", "id")
@@ -136,6 +141,52 @@ def at_risk(
         if left < clock.per_day:
             result.append((dossier, left))
     return result
+
+
+def count_at_risk(
+    agency: Agency, queryset: QuerySet[Dossier] | None = None, now: dt.datetime | None = None
+) -> int:
+    """How many of `agency`'s dossiers in `queryset` `at_risk` lists, without reading them.
+
+    Working seconds left only grow with the deadline, and reach one working day at
+    `mark` (`add_seconds`, as `at_risk`'s window is bounded): the dossiers at risk are
+    those due before it. Those due `AT_RISK_MARGIN` or more before it are counted by
+    the database, in the statement that counts those due within it either side; these
+    few, if any, are read and checked as `at_risk` checks each (its clock, whose
+    periods are counted in whole seconds, and its window's end), so the count is the
+    pages' total. The summary, polled by every agency, read and walked a working day
+    of the agency's dossiers and every agency's calendar.
+    """
+    now = now or timezone.now()
+    calendar = _calendars(now, agency)[agency.pk]
+    per_day = calendar.seconds_per_day()
+    if per_day <= 0:  # no working time: `at_risk` finds nothing either
+        return 0
+    mark = calendar.add_seconds(now, per_day)
+    upper = min(mark + AT_RISK_MARGIN, now + AT_RISK_LOOKAHEAD)
+    lower = max(min(mark - AT_RISK_MARGIN, upper), now)
+    due = running(queryset).filter(
+        GreaterThanOrEqual(F("deadline"), now), LessThan(F("deadline"), upper), agency_id=agency.pk
+    )
+    near = Q(GreaterThanOrEqual(F("deadline"), lower))
+    counts = due.aggregate(certain=Count("pk", filter=~near), around=Count("pk", filter=near))
+    if not counts["around"]:  # most polls: none is due within minutes of the mark
+        return int(counts["certain"])
+    clock = WorkingClock(calendar, now, upper)
+    around = due.filter(near).values_list("deadline", flat=True)  # type: ignore[misc]
+    return int(counts["certain"]) + sum(1 for d in around if clock.seconds_to(d) < per_day)
+
+
+def _calendars(now: dt.datetime, agency: Agency | None) -> dict[int, WorkingCalendar]:
+    """The calendars `at_risk` counts with, their own days loaded for its window: of
+    `agency` only if given (its row is at hand: one query), else of every agency."""
+    first = (now - dt.timedelta(days=1)).date()
+    last = (now + AT_RISK_LOOKAHEAD + dt.timedelta(days=1)).date()
+    if agency is not None:
+        return WorkingCalendar.for_agencies([agency], first, last)
+    return WorkingCalendar.for_office_hours(
+        dict(Agency.objects.values_list("id", "office_hours")), first, last
+    )
 
 
 def _one_day_after(calendars: dict[int, WorkingCalendar], now: dt.datetime) -> dt.datetime:

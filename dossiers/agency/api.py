@@ -820,9 +820,10 @@ def monitoring_view(request: HttpRequest) -> dict[str, Any]:
     unbounded (1.3 MB for the largest agency at a province's size). Kept as published
     for the systems built on it (a breaking change gets a new version prefix); use
     `/monitoring/summary` and the paged lists."""
-    own = agency_dossiers(current_agency(request))
+    agency = current_agency(request)
+    own = agency_dossiers(agency)
     at_risk = []
-    for dossier, left in monitoring.at_risk(own):
+    for dossier, left in monitoring.at_risk(own, agency=agency):
         dossier.working_seconds_left = left  # type: ignore[attr-defined]
         at_risk.append(dossier)
     return {
@@ -844,12 +845,13 @@ def monitoring_view(request: HttpRequest) -> dict[str, Any]:
 def monitoring_summary(request: HttpRequest) -> dict[str, Any]:
     """The counts; the dossiers themselves are the pages of `/monitoring/overdue`,
     `/monitoring/overdue-without-apology` and `/monitoring/at-risk`."""
-    own = agency_dossiers(current_agency(request))
+    agency = current_agency(request)
+    own = agency_dossiers(agency)
     now = timezone.now()
     return {
         "overdue": monitoring.overdue(own, now).count(),
         "overdue_without_apology": monitoring.overdue_without_apology(own, now).count(),
-        "at_risk": len(monitoring.at_risk(own, now)),
+        "at_risk": monitoring.count_at_risk(agency, own, now),
     }
 
 
@@ -858,7 +860,8 @@ def _monitoring_page(request: HttpRequest, params: PageParams, which: MonitoredL
     list is (backend/pagination.py's cursor): at most API_PAGE_SIZE_MAX dossiers.
     Each page is read at its own moment: a dossier that left the list meanwhile
     (finished, paused) is not shown again, one whose deadline passed since may be."""
-    own = agency_dossiers(current_agency(request))
+    agency = current_agency(request)
+    own = agency_dossiers(agency)
     limit = min(params.limit or settings.API_PAGE_SIZE_DEFAULT, settings.API_PAGE_SIZE_MAX)
     if params.cursor:
         # The deadline is a moment, read as the model's moments are.
@@ -868,7 +871,7 @@ def _monitoring_page(request: HttpRequest, params: PageParams, which: MonitoredL
     rows: list[Dossier]
     if which == "at_risk":
         rows = []
-        for dossier, left in monitoring.at_risk(own, now)[: limit + 1]:
+        for dossier, left in monitoring.at_risk(own, now, agency)[: limit + 1]:
             dossier.working_seconds_left = left  # type: ignore[attr-defined]
             rows.append(dossier)
     else:

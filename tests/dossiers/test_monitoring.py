@@ -230,6 +230,146 @@ def test_the_at_risk_list_pages_in_deadline_order(
     assert lefts == sorted(lefts)
 
 
+# Moments whose next working day is odd: the day reaches over a weekend, a holiday, the
+# agency's own day off or make-up Saturday, Tết 2027; before opening, at lunch, at the
+# closing second; with and without microseconds.
+SUMMARY_MOMENTS = [
+    at(2026, 12, 11, 15, 20, 7, 123456),  # Friday afternoon
+    at(2026, 12, 14, 6, 0),  # Monday before opening
+    at(2026, 12, 15, 12, 15),  # Tuesday lunch break; Wednesday is the agency's day off
+    at(2026, 12, 15, 16, 30),  # Tuesday's closing moment
+    at(2026, 12, 18, 13, 0),  # Friday's afternoon opening; Saturday is a make-up day
+    at(2026, 12, 31, 16, 29, 59, 999999),  # New Year's Eve (1 January is a holiday)
+    at(2027, 2, 3, 10, 0),  # Tết 2027: 4 to 10 February off
+]
+
+
+def test_the_at_risk_count_is_what_the_at_risk_pages_list(
+    agency: Agency, agency_client: AgencyClient
+) -> None:
+    # The summary counts in SQL and checks only the dossiers due around one working
+    # day from now; the pages list each through the calendar: the same dossiers.
+    from unittest import mock
+
+    from dossiers.deadlines import WorkingCalendar
+
+    agency.office_hours = [["07:30", "11:30"], ["13:00", "16:30"]]  # 7.5 hours a day
+    agency.save()
+    agency.calendar_days.create(date=dt.date(2026, 12, 16), kind="day_off")
+    agency.calendar_days.create(date=dt.date(2026, 12, 19), kind="working_day")
+    calendar = WorkingCalendar(agency)
+    per_day = calendar.seconds_per_day()
+    applicant = make_user(password=None)
+    procedure = make_procedure(agency)
+    others = make_procedure(make_agency())  # the national calendar, 8 hours a day
+    micro = dt.timedelta(microseconds=1)
+    marks: dict[dt.datetime, tuple[Dossier, Dossier]] = {}
+    for now in SUMMARY_MOMENTS:
+        end = calendar.add_seconds(now, per_day)  # one working day from now
+        working = [0, 1, 60, 3600, per_day - 61, per_day - 60, per_day - 1, per_day]
+        working += [per_day + 1, per_day + 60, per_day + 61, 2 * per_day]
+        due = [calendar.add_seconds(now, seconds) for seconds in working]
+        due += [now - micro, now, now + micro, end - micro, end + micro]
+        due += [now + dt.timedelta(hours=hours) for hours in (3, 20, 50, 100)]
+        for index, deadline in enumerate(due):
+            status = (S.ACCEPTED, S.PROCESSING, S.PAYMENT_REQUESTED)[index % 3]
+            make_dossier(applicant, procedure, status=status, appointment_at=deadline)
+        # Due at the mark's either side, after an apology: the legal deadline counts.
+        just_in, just_out = (
+            make_dossier(
+                applicant,
+                procedure,
+                status=S.PROCESSING,
+                original_appointment_at=deadline,
+                appointment_at=deadline + dt.timedelta(days=5),
+                apologised_at=now - dt.timedelta(days=1),
+            )
+            for deadline in (end - micro, end)
+        )
+        marks[now] = (just_in, just_out)
+        # Never at risk: paused for a supplement, finished, stopped, not yet accepted.
+        soon = calendar.add_seconds(now, 600)
+        make_dossier(applicant, procedure, status=S.SUPPLEMENT_REQUESTED, appointment_at=soon,
+                     paused_at=now - dt.timedelta(hours=1))  # fmt: skip
+        make_dossier(applicant, procedure, status=S.PROCESSING, appointment_at=soon,
+                     paused_at=now - dt.timedelta(hours=1))  # fmt: skip
+        make_dossier(applicant, procedure, status=S.RESULT_READY, appointment_at=soon,
+                     finished_at=now - dt.timedelta(hours=1))  # fmt: skip
+        make_dossier(applicant, procedure, status=S.HANDED_OVER, appointment_at=soon,
+                     finished_at=now - dt.timedelta(hours=1))  # fmt: skip
+        make_dossier(applicant, procedure, status=S.STOPPED, appointment_at=soon)
+        make_dossier(applicant, procedure, status=S.NEW, appointment_at=soon)
+        # Another agency's, due when this one's would be at risk.
+        for seconds in (60, per_day - 1, per_day + 1800):
+            make_dossier(applicant, others, status=S.PROCESSING,
+                         appointment_at=calendar.add_seconds(now, seconds))  # fmt: skip
+
+    running = list(monitoring.running(Dossier.objects.filter(agency=agency)))
+    for now in SUMMARY_MOMENTS:
+        # By the definition: less than one working day left in the agency's calendar.
+        expected = [
+            str(dossier.pk)
+            for dossier in sorted(running, key=lambda d: (d.deadline, d.pk))  # type: ignore[attr-defined]
+            if dossier.deadline >= now  # type: ignore[attr-defined]
+            and calendar.seconds_between(now, dossier.deadline) < per_day  # type: ignore[attr-defined]
+        ]
+        with mock.patch("django.utils.timezone.now", return_value=now):
+            count = agency_client.get("/api/v1/agency/monitoring/summary").json()["at_risk"]
+            listed: list[str] = []
+            cursor = ""
+            while True:
+                page = agency_client.get(f"/api/v1/agency/monitoring/at-risk?limit=4{cursor}")
+                listed += ids(page.json())
+                if not page.json()["has_more"]:
+                    break
+                cursor = f"&cursor={page.json()['next_cursor']}"
+        assert listed == expected, now
+        assert count == len(listed), now
+        just_in, just_out = marks[now]
+        assert str(just_in.pk) in listed
+        assert str(just_out.pk) not in listed
+        assert len(listed) >= 10
+
+
+def test_the_summary_counts_the_at_risk_dossiers_without_reading_them(
+    agency: Agency, agency_client: AgencyClient
+) -> None:
+    # An agency polls its summary: the count read every at-risk dossier (hundreds for
+    # the largest agency at 1 M) and every agency's calendar. Only the agency's own
+    # calendar is read, and only a dossier due around its working day's end is.
+    from unittest import mock
+
+    from bench.scale import CapturedQueries
+    from dossiers.deadlines import WorkingClock
+
+    now = timezone.now()
+    for _ in range(3):
+        make_agency()
+    risky = [
+        dossier_of(
+            agency, S.PROCESSING, appointment_at=add_working_seconds(agency, now, minutes * 60)
+        )
+        for minutes in (5, 30, 60, 120, 240, 478)
+    ]
+    mark = add_working_seconds(agency, now, 8 * 3600)  # one working day from now
+    around = mark - dt.timedelta(seconds=30)
+    risky.append(dossier_of(agency, S.ACCEPTED, appointment_at=around))
+    dossier_of(agency, S.ACCEPTED, appointment_at=add_working_seconds(agency, now, 9 * 3600))
+    loaded = mock.patch.object(Dossier, "from_db", wraps=Dossier.from_db)
+    checked = mock.patch.object(WorkingClock, "seconds_to", autospec=True,
+                                side_effect=WorkingClock.seconds_to)  # fmt: skip
+    with loaded as rows, checked as clock, CapturedQueries() as captured:
+        response = agency_client.get("/api/v1/agency/monitoring/summary")
+    assert response.json()["at_risk"] == len(risky) == 7
+    assert rows.call_count == 0  # no dossier read as a row
+    assert [call.args[1] for call in clock.call_args_list] == [around]  # only the one near
+    dossiers = [sql for sql, _ in captured.queries if 'FROM "dossiers_dossier"' in sql]
+    assert len(dossiers) == 4  # the two overdue counts, the at-risk counts, the one near
+    assert not [sql for sql, _ in captured.queries if 'FROM "dossiers_agency"' in sql]
+    [(_, params)] = [q for q in captured.queries if 'FROM "dossiers_agencycalendarday"' in q[0]]
+    assert params[0] == f"{{{agency.pk}}}"  # its own calendar days (an array), no other's
+
+
 @pytest.mark.parametrize(
     ("query", "field", "code"),
     [

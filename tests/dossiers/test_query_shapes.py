@@ -531,6 +531,29 @@ def test_at_risk_reads_one_working_day_ahead_and_finds_what_two_weeks_would(
         assert [d.deadline for d, _ in found] == sorted(d.deadline for d, _ in found)  # type: ignore[attr-defined]
 
 
+def test_the_at_risk_count_reads_a_deadline_index_and_counts_what_the_list_holds(
+    seeded: dict[str, Any],
+) -> None:
+    # The agency's summary: a count and the few dossiers due around one working day
+    # from now, on a deadline index, with its own calendar only.
+    agency = Agency.objects.get(pk=1)
+    own = agency_dossiers(agency)
+    counted = 0
+    for now in (timezone.now(), dt.datetime(2026, 12, 4, 9, 0, tzinfo=dt.UTC)):
+        with scale.CapturedQueries() as captured:
+            count = monitoring.count_at_risk(agency, own, now)
+        assert count == len(monitoring.at_risk(own, now))
+        counted += count
+        # Its calendar days, the counts, the dossiers around the mark if there are any.
+        assert len(captured.queries) in (2, 3), [sql[:80] for sql, _ in captured.queries]
+        assert "dossiers_agencycalendarday" in captured.queries[0][0]
+        for sql, params in captured.queries[1:]:
+            plan = plan_of([(sql, params)], "dossiers_dossier")
+            assert_no_seq_scan_of_big_tables(plan)
+            assert indexes_used(plan) & DEADLINE_INDEXES, indexes_used(plan)
+    assert counted > 0
+
+
 def test_bench_scale_measures_at_the_seeds_moment_however_old_the_seed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import psycopg
 import pytest
 from asgiref.sync import sync_to_async
-from channels.db import database_sync_to_async
+from channels.db import aclose_old_connections, database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing.websocket import WebsocketCommunicator
 from django.db import connection, transaction
@@ -886,6 +886,47 @@ async def test_a_disconnect_cancelled_as_it_leaves_its_groups_still_closes_the_c
     assert _watch_state().sockets == 0
     assert _watch_state().connection is None
     assert await last.places() == 0
+
+
+@pytest.mark.parametrize("leaving", ["fails", "is cancelled"])
+async def test_a_disconnect_that_cannot_leave_its_groups_still_lets_go_of_everything(
+    realtime_settings, settings, leaving
+):
+    # Redis down (leaving the groups raises) or a shutdown cancelling the socket's task
+    # as it waits for Redis: the reader, the socket's place under the cap and Django's
+    # connections of the sync thread are let go all the same.
+    settings.WS_HEARTBEAT_SECONDS = 3600
+    last = LastSocket(await new_citizen())
+    await last.open()
+    layer = get_channel_layer()
+    asked = asyncio.Event()
+
+    async def group_discard(group: str, channel: str) -> None:
+        asked.set()
+        if leaving == "fails":
+            raise ConnectionError("Redis is down")
+        await asyncio.Event().wait()  # Redis does not answer before the cancellation
+
+    # Whichever code closes them (this consumer's or channels' own websocket_disconnect).
+    closed = mock.AsyncMock(wraps=aclose_old_connections)
+    with (
+        mock.patch.object(layer, "group_discard", group_discard),
+        mock.patch("tracking.consumers.aclose_old_connections", closed),
+        mock.patch("channels.generic.websocket.aclose_old_connections", closed),
+    ):
+        await last.socket.send_input({"type": "websocket.disconnect", "code": 1000})
+        await asyncio.wait_for(asked.wait(), WAIT)
+        if leaving == "fails":
+            await asyncio.wait([last.socket.future], timeout=WAIT)
+            assert isinstance(last.socket.future.exception(), ConnectionError)
+        else:
+            await last.cancel()
+
+    assert last.spent.closed
+    assert _watch_state().sockets == 0
+    assert _watch_state().connection is None
+    assert await last.places() == 0
+    assert closed.await_count == 1
 
 
 def test_backoff_grows_from_the_first_interval_up_to_the_cap():
