@@ -57,18 +57,10 @@ class User(AbstractBaseUser, PermissionsMixin):
         _("citizen ID (CCCD)"), max_length=12, unique=True, null=True, blank=True
     )
     birth_date = models.DateField(null=True, blank=True)
-    # Written and read by nothing any more: a number entered here that another account
-    # holds is a `CitizenIdConflict` (entered in the app), the one record of conflicts.
-    citizen_id_conflict = models.CharField(
-        _("citizen ID claimed, held by another account"),
-        max_length=12,
-        blank=True,
-        help_text=_(
-            "A citizen ID this user entered that another account already holds. The "
-            "app shows it as entered (an unverified caller learns nothing about other "
-            "accounts); support settles it in person."
-        ),
-    )
+    # A number entered here that another account holds is a `CitizenIdConflict` (source
+    # "declared"), the one record of every conflict. The column `citizen_id_conflict`
+    # that held it before stays in the table, written and read by nothing, until the
+    # next release drops it (migrations 0015, 0016; README "Deploying").
     citizen_id_verified_at = models.DateTimeField(
         null=True, blank=True, help_text=_("Set when a national identity asserted the citizen ID.")
     )

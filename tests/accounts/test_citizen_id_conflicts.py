@@ -10,11 +10,16 @@ national ones, and the column stayed set after the account got the number.
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import pytest
+from django.db import connection
+from django.db.migrations.loader import MigrationLoader
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from auth.models import CitizenIdConflict, User
 from fakes.identity_provider import FakeIdentityProvider, default_person
@@ -217,3 +222,86 @@ def test_the_user_page_shows_both_sides_of_a_conflict() -> None:
     assert OTHER not in claimant.content.decode()
     assert OTHER not in held.content.decode()
     assert OTHER in whole.content.decode()
+
+
+# --- The column no longer used (release 1 of 2) -------------------------------------------
+
+
+def test_no_statement_names_the_old_column(user: User, user_api: ApiClient) -> None:
+    make_user(citizen_id=OTHER)
+    with CaptureQueriesContext(connection) as captured:
+        enter(user_api, OTHER)
+        user_api.get("/api/v1/auth/me")
+        support_sees_a_conflict(user)
+        make_user()
+    assert any("INSERT INTO" in q["sql"] for q in captured.captured_queries)
+    assert not [q["sql"] for q in captured.captured_queries if "citizen_id_conflict" in q["sql"]]
+    with connection.cursor() as cursor:  # the previous release reads: no conflict
+        cursor.execute("SELECT citizen_id_conflict FROM accounts_user WHERE id = %s", [user.pk])
+        assert cursor.fetchone() == ("",)
+
+
+def test_the_next_release_may_drop_the_old_column(user: User, user_api: ApiClient) -> None:
+    # Release 2 drops it (README "Deploying"). (The test's transaction undoes the drop.)
+    holder = make_user(citizen_id=OTHER)
+    with connection.cursor() as cursor:
+        cursor.execute("ALTER TABLE accounts_user DROP COLUMN citizen_id_conflict")
+    enter(user_api, OTHER)
+    assert user_api.get("/api/v1/auth/me").json()["citizen_id"] == "•••••••••321"
+    assert conflicts() == [(OTHER, user.pk, holder.pk, DECLARED, True)]
+    assert support_sees_a_conflict(user)
+
+
+# --- The carry-over (migration 0015) ------------------------------------------------------
+
+CARRY_OVER = importlib.import_module("auth.migrations.0015_citizen_id_conflicts_carried_over")
+
+
+def carry_over() -> None:
+    state = MigrationLoader(connection).project_state(
+        ("accounts", "0015_citizen_id_conflicts_carried_over")
+    )
+    with connection.schema_editor(atomic=False) as editor:
+        CARRY_OVER.carry_over(state.apps, editor)
+
+
+def set_old_column(user: User, number: str) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE accounts_user SET citizen_id_conflict = %s WHERE id = %s", [number, user.pk]
+        )
+
+
+def test_the_carry_over_makes_rows_of_the_old_column_in_batches(monkeypatch: Any) -> None:
+    monkeypatch.setattr(CARRY_OVER, "BATCH", 2)
+    holder = make_user(citizen_id=OTHER)
+    claimant = make_user()  # entered a number another account holds
+    set_old_column(claimant, OTHER)
+    first, second = sorted([make_user(), make_user()], key=lambda u: u.pk)
+    for user in (first, second):  # entered a number nobody holds any more
+        set_old_column(user, THIRD)
+    overtaken = make_user(citizen_id="001190011111", citizen_id_verified_at=timezone.now())
+    set_old_column(overtaken, OTHER)  # its identity gave it a number since
+    verified = make_user()
+    waiting = make_user()  # a national identity asserted the free number: it waits for it
+    CitizenIdConflict.objects.create(
+        citizen_id="001190022222",
+        verified_user=verified,
+        declared_by=holder,
+        resolved_at=timezone.now(),
+    )
+    set_old_column(waiting, "001190022222")
+
+    carry_over()
+    once = conflicts()
+    carry_over()  # idempotent
+
+    assert conflicts() == once
+    assert sorted(once, key=lambda row: row[0]) == [
+        ("001190022222", verified.pk, holder.pk, NATIONAL, False),
+        (OTHER, claimant.pk, holder.pk, DECLARED, True),
+        (THIRD, second.pk, first.pk, DECLARED, True),
+    ]
+    taken = dict(User.objects.values_list("pk", "citizen_id"))
+    assert (taken[first.pk], taken[second.pk], taken[claimant.pk]) == (THIRD, None, None)
+    assert (taken[overtaken.pk], taken[waiting.pk]) == ("001190011111", None)
