@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from auth.models import (
+    CitizenIdConflict,
     DeviceSession,
     Invitation,
     Membership,
@@ -87,6 +88,29 @@ def identity_level(user: User) -> int:
     """The level (VNeID 1 or 2) of the national identity linked to `user`, 0 without one."""
     level = NationalIdentity.objects.filter(user=user).values_list("level", flat=True).first()
     return int(level or 0)
+
+
+def open_citizen_id_claims(user: User) -> QuerySet[CitizenIdConflict]:
+    """The user's open claims to a citizen ID another account holds (asserted by its
+    national identity or entered in the app), newest first."""
+    return CitizenIdConflict.objects.filter(verified_user=user, resolved_at=None).order_by(
+        "-created_at", "-pk"
+    )
+
+
+def entered_citizen_id(user: User) -> str | None:
+    """The citizen ID as its citizen entered it: the one the account holds, else the one
+    entered in the app and held aside as a conflict (`accounts.set_identity`: the app
+    shows it as entered, so that an unverified caller learns nothing about other
+    accounts)."""
+    if user.citizen_id:
+        return user.citizen_id
+    return (
+        open_citizen_id_claims(user)
+        .filter(source=CitizenIdConflict.Source.DECLARED)
+        .values_list("citizen_id", flat=True)
+        .first()
+    )
 
 
 # --- Organisations --------------------------------------------------------------------

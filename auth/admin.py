@@ -27,10 +27,12 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db.models import QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
+from django.utils import timezone
+from django.utils.html import format_html_join
 from django.utils.translation import gettext_lazy as _
 
 from auth import access, citizen_ids
@@ -80,6 +82,39 @@ def _linked_identity(user: User) -> NationalIdentity | None:
         return None
 
 
+def _conflicts_of(user: User, *, masked: bool) -> str:
+    """The open citizen ID conflicts `user` is part of, one a line, each a link to its
+    page: the number (masked for all but superusers), which side the account is on, how
+    the number was claimed, and since when."""
+    conflicts = CitizenIdConflict.objects.filter(
+        Q(verified_user=user) | Q(declared_by=user), resolved_at=None
+    ).order_by("created_at", "pk")
+    lines = []
+    for conflict in conflicts:
+        number = (
+            citizen_ids.masked_citizen_id(conflict.citizen_id) if masked else conflict.citizen_id
+        )
+        text = (
+            _("Claims %(number)s, held by another account (%(source)s, since %(since)s)")
+            if conflict.verified_user_id == user.pk
+            else _("Holds %(number)s, claimed by another account (%(source)s, since %(since)s)")
+        )
+        lines.append(
+            (
+                reverse("admin:accounts_citizenidconflict_change", args=[conflict.pk]),
+                text
+                % {
+                    "number": number,
+                    "source": conflict.get_source_display(),
+                    "since": f"{timezone.localtime(conflict.created_at):%Y-%m-%d %H:%M}",
+                },
+            )
+        )
+    if not lines:
+        return "—"
+    return format_html_join("\n", '<div><a href="{}">{}</a></div>', lines)
+
+
 class LookupForm(forms.Form):
     phone = forms.CharField(label=_("phone number"), max_length=32, required=False)
     citizen_id = forms.CharField(label=_("citizen ID (CCCD)"), max_length=12, required=False)
@@ -103,7 +138,8 @@ class RejectForm(forms.Form):
 
 
 class CitizenIdConflictFilter(admin.SimpleListFilter):
-    """Accounts that entered a citizen ID another account holds (never lists numbers)."""
+    """Accounts with an open claim to a citizen ID another account holds, entered in the
+    app or asserted by their national identity (never lists numbers)."""
 
     title = _("citizen ID conflict")
     parameter_name = "citizen_id_conflict"
@@ -112,10 +148,11 @@ class CitizenIdConflictFilter(admin.SimpleListFilter):
         return [("yes", _("Yes")), ("no", _("No"))]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[User]) -> QuerySet[User]:
+        claims = CitizenIdConflict.objects.filter(verified_user=OuterRef("pk"), resolved_at=None)
         if self.value() == "yes":
-            return queryset.exclude(citizen_id_conflict="")
+            return queryset.filter(Exists(claims))
         if self.value() == "no":
-            return queryset.filter(citizen_id_conflict="")
+            return queryset.exclude(Exists(claims))
         return queryset
 
 
@@ -187,7 +224,7 @@ class UserAdmin(CitizenPages, SupportReadOnlyAdmin):
         "verification_level",
         "national_identity_display",
         "citizen_id",
-        "citizen_id_conflict",
+        "citizen_id_conflicts",
         "citizen_id_verified_at",
         "birth_date",
         "language",
@@ -205,7 +242,8 @@ class UserAdmin(CitizenPages, SupportReadOnlyAdmin):
         "national_identity_display",
         "masked_phone",
         "masked_citizen_id",
-        "masked_citizen_id_conflict",
+        "citizen_id_conflicts",
+        "masked_citizen_id_conflicts",
         "masked_birth_date",
         "citizen_id_verified_at",
         "totp_confirmed_at",
@@ -220,7 +258,6 @@ class UserAdmin(CitizenPages, SupportReadOnlyAdmin):
         "phone_verified_at",
         "verification_level",
         "citizen_id",
-        "citizen_id_conflict",
         "is_active",
         "is_staff",
         "is_superuser",
@@ -232,7 +269,7 @@ class UserAdmin(CitizenPages, SupportReadOnlyAdmin):
     masked_fields = {
         "phone": "masked_phone",
         "citizen_id": "masked_citizen_id",
-        "citizen_id_conflict": "masked_citizen_id_conflict",
+        "citizen_id_conflicts": "masked_citizen_id_conflicts",
         "birth_date": "masked_birth_date",
     }
 
@@ -260,9 +297,13 @@ class UserAdmin(CitizenPages, SupportReadOnlyAdmin):
     def masked_citizen_id(self, obj: User) -> str:
         return citizen_ids.masked_citizen_id(obj.citizen_id) or "—"
 
-    @admin.display(description=_("citizen ID claimed, held by another account"))
-    def masked_citizen_id_conflict(self, obj: User) -> str:
-        return citizen_ids.masked_citizen_id(obj.citizen_id_conflict) or "—"
+    @admin.display(description=_("open citizen ID conflicts"))
+    def citizen_id_conflicts(self, obj: User) -> str:
+        return _conflicts_of(obj, masked=False)
+
+    @admin.display(description=_("open citizen ID conflicts"))
+    def masked_citizen_id_conflicts(self, obj: User) -> str:
+        return _conflicts_of(obj, masked=True)
 
     @admin.display(description=_("birth date"))
     def masked_birth_date(self, obj: User) -> str:
@@ -565,18 +606,20 @@ class NationalIdentityAdmin(SuperuserOnlyAdmin, ReadOnlyAdmin):
 
 @admin.register(CitizenIdConflict)
 class CitizenIdConflictAdmin(CitizenPages, SupportReadOnlyAdmin, ReadOnlyAdmin):
-    """A citizen ID asserted by a national identity and declared by another account.
+    """A citizen ID claimed by one account (asserted by its national identity, or entered
+    by its citizen in the app) while another account holds it.
 
     As on the user pages: staff other than superusers only in a support session, the
     number masked for all but superusers, and opening a conflict is an audited look-up
     of both accounts. Support staff need no "view" permission of conflicts: the support
     permission opens them, read-only, as it opens payments, notifications and bookings
-    (`SupportReadOnlyAdmin`). Rows are written by the national sign-in only, and
-    settled (`resolved_at`) by `auth.actions.citizen_id_conflicts`.
+    (`SupportReadOnlyAdmin`). Rows are written by the national sign-in and by a citizen
+    entering a number in the app (the one record of both: `source`), and settled
+    (`resolved_at`) by `auth.actions.citizen_id_conflicts`.
     """
 
-    list_display = ("verified_user", "declared_by", "created_at", "resolved_at")
-    list_filter = (("resolved_at", admin.EmptyFieldListFilter),)
+    list_display = ("verified_user", "declared_by", "source", "created_at", "resolved_at")
+    list_filter = (("resolved_at", admin.EmptyFieldListFilter), "source")
     list_select_related = ("verified_user", "declared_by")
     masked_fields = {"citizen_id": "masked_citizen_id"}
     account_paths = ("verified_user", "declared_by")

@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from ninja import Query, Router, Status
 
 from auth import recovery_codes
-from auth.access import identity_level, my_sessions
+from auth.access import entered_citizen_id, identity_level, my_sessions
 from auth.actions import accounts, challenges, second_factor, sessions, sign_in
 from auth.bearer import bearer, current_session, current_user, require_recent_authentication
 from auth.citizen_ids import masked_citizen_id
@@ -84,7 +84,7 @@ def _me_out(user: User) -> MeOut:
         totp_enabled=user.has_totp,
         recovery_codes_left=recovery_codes.remaining(user),
         # As entered, even when it is held aside as a conflict (see set_identity).
-        citizen_id=masked_citizen_id(user.citizen_id or user.citizen_id_conflict or None),
+        citizen_id=masked_citizen_id(entered_citizen_id(user)),
         citizen_id_verified=user.citizen_id_verified_at is not None,
         birth_date=user.birth_date,
         identity_level=identity_level(user),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from auth.access import identity_level
+from auth.access import identity_level, open_citizen_id_claims
 from auth.citizen_ids import masked_citizen_id
 from auth.models import DeviceSession, SupportReset, User
 from auth.phone import mask_phone
@@ -30,7 +30,7 @@ def masked_account(subject: User) -> dict[str, Any]:
         "full_name_masked": mask_name(subject.full_name),
         "phone_masked": mask_phone(subject.phone),
         "citizen_id_masked": masked_citizen_id(subject.citizen_id) or "",
-        "citizen_id_conflict": bool(subject.citizen_id_conflict),
+        "citizen_id_conflict": open_citizen_id_claims(subject).exists(),
         "verification_level": subject.verification_level,
         "national_identity_level": identity_level(subject),
         "phone_verified": subject.phone_verified_at is not None,

@@ -57,16 +57,10 @@ class User(AbstractBaseUser, PermissionsMixin):
         _("citizen ID (CCCD)"), max_length=12, unique=True, null=True, blank=True
     )
     birth_date = models.DateField(null=True, blank=True)
-    citizen_id_conflict = models.CharField(
-        _("citizen ID claimed, held by another account"),
-        max_length=12,
-        blank=True,
-        help_text=_(
-            "A citizen ID this user entered that another account already holds. The "
-            "app shows it as entered (an unverified caller learns nothing about other "
-            "accounts); support settles it in person."
-        ),
-    )
+    # A number entered here that another account holds is a `CitizenIdConflict` (source
+    # "declared"), the one record of every conflict. The column `citizen_id_conflict`
+    # that held it before stays in the table, written and read by nothing, until the
+    # next release drops it (migrations 0016, 0017; README "Deploying").
     citizen_id_verified_at = models.DateTimeField(
         null=True, blank=True, help_text=_("Set when a national identity asserted the citizen ID.")
     )
@@ -534,15 +528,37 @@ class NationalSignIn(models.Model):
 
 
 class CitizenIdConflict(models.Model):
-    """A citizen ID asserted by the national identity of one account while another
-    account had declared it: support decides; nothing is overwritten."""
+    """A citizen ID claimed by one account while another holds it: support settle it in
+    person; nothing is overwritten. The one record of such conflicts: support's look-up,
+    the user pages and the app's "as entered" number all read it.
+
+    Two ways to claim a number (`source`): the account's national identity asserted it
+    (`national_sign_in`), or its citizen entered it in the app (`accounts.set_identity`).
+    `verified_user` is the claiming account (named for the first way; a citizen who
+    entered the number is not verified), `declared_by` the account that held the number
+    when it was claimed (it declared it, or its own national identity asserted it).
+    When each is settled: `auth.actions.citizen_id_conflicts`.
+    """
+
+    class Source(models.TextChoices):
+        NATIONAL = "national", _("asserted by the national identity (VNeID)")
+        DECLARED = "declared", _("entered in the app")
 
     citizen_id = models.CharField(_("citizen ID (CCCD)"), max_length=12)
     verified_user = models.ForeignKey(
-        User, on_delete=models.CASCADE, related_name="+", verbose_name=_("verified account")
+        User, on_delete=models.CASCADE, related_name="+", verbose_name=_("claimed by")
     )
     declared_by = models.ForeignKey(
-        User, on_delete=models.CASCADE, related_name="+", verbose_name=_("declared by")
+        User, on_delete=models.CASCADE, related_name="+", verbose_name=_("held by")
+    )
+    # A default in the database too: the previous release, still serving while this
+    # one rolls out, flags national conflicts without naming the column.
+    source = models.CharField(
+        _("claimed how"),
+        max_length=8,
+        choices=Source.choices,
+        default=Source.NATIONAL,
+        db_default=Source.NATIONAL,
     )
     created_at = models.DateTimeField(_("flagged at"), default=timezone.now)
     resolved_at = models.DateTimeField(
@@ -550,8 +566,10 @@ class CitizenIdConflict(models.Model):
         null=True,
         blank=True,
         help_text=_(
-            "Set when the account that declared the number no longer holds it (its "
-            "citizen corrected it in the app, or a superuser did)."
+            "Asserted by a national identity: set when the account that held the number "
+            "no longer holds it (the claiming account takes it at its next national "
+            "sign-in). Entered in the app: set when the claiming account holds the number "
+            "or entered another."
         ),
     )
 

@@ -69,7 +69,10 @@ class AccountOut(Schema):
     phone_masked: str
     citizen_id_masked: str
     citizen_id_conflict: bool = Field(
-        description="The account entered a citizen ID another account holds (settle in person)"
+        description=(
+            "The account claims a citizen ID another account holds, entered in the app or "
+            "asserted by its national identity (settle in person)"
+        )
     )
     verification_level: int
     national_identity_level: int = Field(

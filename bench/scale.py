@@ -125,11 +125,10 @@ SEED_SQL: list[tuple[str, str]] = [
         "users",
         """
         INSERT INTO accounts_user (id, password, is_superuser, phone, full_name, language,
-            verification_level, is_staff, is_active, date_joined, must_reset_password, totp_secret,
-            citizen_id_conflict)
+            verification_level, is_staff, is_active, date_joined, must_reset_password, totp_secret)
         SELECT md5('u' || i)::uuid, '!', false, '+849' || lpad(i::text, 8, '0'),
                'Citizen ' || i, CASE WHEN i %% 10 = 0 THEN 'en' ELSE 'vi' END, 2, false, true,
-               %(start)s + (i::float / %(users)s) * interval '365 days', false, '', ''
+               %(start)s + (i::float / %(users)s) * interval '365 days', false, ''
         FROM generate_series(1, %(users)s) i
         """,
     ),

@@ -34,7 +34,7 @@ from auth.actions.sign_in import (
     sign_device_in,
 )
 from auth.citizen_ids import validate_citizen_id
-from auth.models import AuthMethod, DeviceSession, OtpChallenge, User
+from auth.models import AuthMethod, CitizenIdConflict, DeviceSession, OtpChallenge, User
 from auth.phone import mask_phone, normalise_phone
 from auth.ratelimit import LockedOut, reserve_attempt
 from auth.sms import SmsTemplate
@@ -261,12 +261,17 @@ def _count_identity_attempt(user: User, ip: str) -> None:
             ) from exc
 
 
+def _holder_of(citizen_id: str, user: User) -> User | None:
+    return User.objects.filter(citizen_id=citizen_id).exclude(pk=user.pk).first()
+
+
 def set_identity(*, user: User, citizen_id: str, birth_date: dt.date, ip: str) -> User:
     """Record the citizen ID (checked structurally); staff verify it for level 2.
 
     The answer never says whether another account holds the number (that would let
-    anyone test numbers): a number already held is kept aside as a conflict for
-    support to settle in person, and the caller sees it recorded like any other.
+    anyone test numbers): a number already held is kept aside as a conflict
+    (`CitizenIdConflict`, entered in the app) for support to settle in person, and the
+    caller sees it recorded like any other (`access.entered_citizen_id`).
     Every entry counts towards CITIZEN_ID_CHANGES_PER_USER_PER_DAY and
     CITIZEN_ID_CHANGES_PER_IP_PER_DAY.
     """
@@ -276,25 +281,33 @@ def set_identity(*, user: User, citizen_id: str, birth_date: dt.date, ip: str) -
     _count_identity_attempt(user, ip)
     with transaction.atomic():
         user.birth_date = birth_date
-        held = User.objects.filter(citizen_id=value).exclude(pk=user.pk).exists()
-        if not held:
+        holder = _holder_of(value, user)
+        if holder is None:
             user.citizen_id = value
-            user.citizen_id_conflict = ""
             try:
                 with transaction.atomic():
-                    user.save(update_fields=["citizen_id", "citizen_id_conflict", "birth_date"])
-            except IntegrityError:
-                held = True  # taken meanwhile by a concurrent entry
-        if held:
+                    user.save(update_fields=["citizen_id", "birth_date"])
+            except IntegrityError:  # taken meanwhile by a concurrent entry
+                holder = _holder_of(value, user)
+                if holder is None:
+                    raise
+        claim = None
+        if holder is not None:
             user.citizen_id = None
-            user.citizen_id_conflict = value
-            user.save(update_fields=["citizen_id", "citizen_id_conflict", "birth_date"])
+            user.save(update_fields=["citizen_id", "birth_date"])
+            claim = citizen_id_conflicts.flag(
+                citizen_id=value,
+                verified_user=user,
+                declared_by=holder,
+                source=CitizenIdConflict.Source.DECLARED,
+            )
             logger.warning(
                 "account %s entered a citizen ID another account holds; flagged for support",
                 user.pk,
             )
-        # A number this account declared and another account's identity asserted,
-        # corrected here: that conflict is settled.
+        # An earlier number this account entered, held aside, is no longer its claim;
+        # a number it held and another account claimed, corrected here: settled.
+        citizen_id_conflicts.withdraw(user, keep=claim)
         citizen_id_conflicts.settle(user)
     return user
 

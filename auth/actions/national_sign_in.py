@@ -17,8 +17,8 @@ to `complete`, which spends the flow, exchanges the code, checks the ID token
 
 A national identity is linked to at most one account (a unique constraint); a
 citizen ID it asserts replaces a self-declared one and is marked verified, and
-the same number declared by another account is flagged for support
-(CitizenIdConflict), never taken from it.
+the same number held by another account is flagged for support
+(CitizenIdConflict, asserted by the national identity), never taken from it.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from auth.actions.second_factor import available_methods, verify_factor
 from auth.actions.sign_in import DeviceInfo, sign_device_in
 from auth.models import (
     AuthMethod,
+    CitizenIdConflict,
     DeviceSession,
     NationalIdentity,
     NationalSignIn,
@@ -419,7 +420,7 @@ def _sign_in(flow: NationalSignIn, account: User, claims: dict[str, Any], ip: st
 
 def _apply_identity(account: User, claims: dict[str, Any], now: dt.datetime) -> None:
     """The citizen ID the identity asserts replaces a self-declared one, marked verified;
-    declared by another account, it is flagged for support and left where it is."""
+    held by another account, it is flagged for support and left where it is."""
     fields = []
     if claims["level"] >= 2 and account.verification_level < User.Level.IDENTITY:
         account.verification_level = User.Level.IDENTITY
@@ -429,13 +430,19 @@ def _apply_identity(account: User, claims: dict[str, Any], now: dt.datetime) -> 
         holders = list(User.objects.filter(citizen_id=citizen_id).exclude(pk=account.pk))
         for holder in holders:
             citizen_id_conflicts.flag(
-                citizen_id=citizen_id, verified_user=account, declared_by=holder
+                citizen_id=citizen_id,
+                verified_user=account,
+                declared_by=holder,
+                source=CitizenIdConflict.Source.NATIONAL,
             )
             logger.warning(
-                "citizen ID asserted for account %s is declared by account %s: flagged",
+                "citizen ID asserted for account %s is held by account %s: flagged",
                 account.pk,
                 holder.pk,
             )
+        # A number the account's citizen entered in the app, held aside, gives way to
+        # the one its identity asserts (flagged above as the identity's if the same).
+        citizen_id_conflicts.withdraw(account, now=now)
         if not holders and (
             account.citizen_id != citizen_id or account.citizen_id_verified_at is None
         ):

@@ -3,6 +3,7 @@ import datetime as dt
 import pytest
 
 from auth.citizen_ids import PROVINCE_CODES, century_digit, validate_citizen_id
+from auth.models import CitizenIdConflict
 from backend.errors import Unprocessable
 from tests.accounts.staff import client_for, make_staff
 from tests.conftest import ApiClient, make_user, sign_in
@@ -96,10 +97,15 @@ def test_a_citizen_id_of_another_account_is_not_confirmed_but_flagged(user, user
     assert held.json()["verification_level"] == free.json()["verification_level"] == 1
     user.refresh_from_db()
     assert user.citizen_id is None
-    assert user.citizen_id_conflict == "001090012345"
     holder.refresh_from_db()
     assert holder.citizen_id == "001090012345"
-    assert holder.citizen_id_conflict == ""
+    conflict = CitizenIdConflict.objects.get()
+    assert (conflict.citizen_id, conflict.verified_user, conflict.declared_by) == (
+        "001090012345",
+        user,
+        holder,
+    )
+    assert (conflict.source, conflict.resolved_at) == (CitizenIdConflict.Source.DECLARED, None)
     # The me endpoint shows it as entered too.
     assert user_api.get("/api/v1/auth/me").json()["citizen_id"] == "•••••••••345"
 
@@ -120,7 +126,9 @@ def test_entering_a_free_number_clears_an_earlier_conflict(user, user_api) -> No
     response = user_api.patch(IDENTITY, {"citizen_id": "001090054321", "birth_date": "1990-05-01"})
     assert response.status_code == 200
     user.refresh_from_db()
-    assert (user.citizen_id, user.citizen_id_conflict) == ("001090054321", "")
+    assert user.citizen_id == "001090054321"
+    assert CitizenIdConflict.objects.get().resolved_at is not None
+    assert user_api.get("/api/v1/auth/me").json()["citizen_id"] == "•••••••••321"
 
 
 def test_citizen_id_entries_are_limited_per_account_at_the_boundary(

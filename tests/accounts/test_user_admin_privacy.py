@@ -33,8 +33,15 @@ NAME = "Đỗ Văn Tra Cứu"
 @pytest.fixture
 def citizen() -> User:
     citizen = make_citizen(phone=PHONE, full_name=NAME)
-    User.objects.filter(pk=citizen.pk).update(
-        citizen_id=CCCD, citizen_id_conflict="001099054321", birth_date=dt.date(1990, 1, 2)
+    User.objects.filter(pk=citizen.pk).update(citizen_id=CCCD, birth_date=dt.date(1990, 1, 2))
+    # It also entered another number, which another account holds.
+    holder = make_citizen(phone="+84987650002", full_name="Hồ Văn Giữ Số")
+    User.objects.filter(pk=holder.pk).update(citizen_id="001099054321")
+    CitizenIdConflict.objects.create(
+        citizen_id="001099054321",
+        verified_user=citizen,
+        declared_by=holder,
+        source=CitizenIdConflict.Source.DECLARED,
     )
     return citizen
 
@@ -376,7 +383,9 @@ def test_support_staff_see_a_citizen_id_conflict_masked_and_opening_it_is_audite
 
     assert str(CONFLICTS) in index
     assert listing.status_code == 200
-    assert [row.pk for row in listing.context["cl"].result_list] == [conflict.pk]
+    # With the number the citizen entered in the app, held by another account.
+    entered = CitizenIdConflict.objects.get(source=CitizenIdConflict.Source.DECLARED)
+    assert [row.pk for row in listing.context["cl"].result_list] == [conflict.pk, entered.pk]
     assert page.status_code == 200
     html = page.content.decode()
     assert CCCD not in html
@@ -481,7 +490,6 @@ def test_a_superuser_correcting_the_declared_number_settles_the_conflict(citizen
         "phone": PHONE,
         "verification_level": "1",
         "citizen_id": CCCD,
-        "citizen_id_conflict": "001099054321",
         "birth_date": "1990-01-02",
         "language": "vi",
         "is_active": "on",
