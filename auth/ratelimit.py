@@ -22,7 +22,7 @@ from django.core.cache import cache
 from django.utils.translation import gettext_lazy as _
 from redis.commands.core import Script
 
-from backend.errors import ServiceUnavailable
+from backend.errors import RETRY_AFTER_SECONDS, ServiceUnavailable
 from backend.middleware import rate_limit_address
 from backend.redis import get_redis
 
@@ -111,8 +111,12 @@ class SmsRefusal:
 
 def _unavailable(exc: Exception) -> ServiceUnavailable:
     logger.error("rate-limit store unreachable: %s", type(exc).__name__)
+    # The counters' store away is an outage like any other: the same Retry-After as
+    # `cache_unavailable` (README.md's 503 row tells apps to wait that long).
     return ServiceUnavailable(
-        "service_unavailable", _("The service is temporarily unavailable. Try again shortly.")
+        "service_unavailable",
+        _("The service is temporarily unavailable. Try again shortly."),
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
 
 

@@ -50,7 +50,14 @@ from django.utils.translation import gettext_lazy as _
 from backend.realtime import session_group
 from dossiers.audience import dossier_group, user_group
 from tracking import payloads, socket_cap, stream, tickets
-from tracking.payloads import ErrorFrame, Frame, HeartbeatFrame, ResyncFrame, ResyncReason
+from tracking.payloads import (
+    ErrorCode,
+    ErrorFrame,
+    Frame,
+    HeartbeatFrame,
+    ResyncFrame,
+    ResyncReason,
+)
 from tracking.reader import Reader, settle_first
 
 logger = logging.getLogger(__name__)
@@ -401,7 +408,7 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
             return None
 
     async def _refuse(
-        self, code: int, error: str, message: Promise, language: str | None = None
+        self, code: int, error: ErrorCode, message: Promise, language: str | None = None
     ) -> None:
         """Accept only to say why, then close: tells a bad ticket from a network error."""
         await self.accept()
@@ -428,7 +435,7 @@ class EventStreamConsumer(AsyncWebsocketConsumer):
     def _heartbeat(self) -> HeartbeatFrame:
         return {"type": "heartbeat", "time": stream.iso_time(timezone.now())}
 
-    def _error(self, code: str, message: Promise, language: str | None = None) -> ErrorFrame:
+    def _error(self, code: ErrorCode, message: Promise, language: str | None = None) -> ErrorFrame:
         with translation.override(language or self._language()):
             return {"type": "error", "code": code, "message": str(message)}
 

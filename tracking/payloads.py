@@ -9,6 +9,8 @@ from __future__ import annotations
 from typing import Any, Literal, TypedDict
 
 ResyncReason = Literal["unknown_event", "expired"]
+# What an `error` frame may say (asyncapi.yaml's ErrorFrame enum, held to it by a test).
+ErrorCode = Literal["invalid_ticket", "dossier_not_found", "rate_limited", "unknown_frame"]
 
 
 class EventFrameHead(TypedDict):
@@ -47,7 +49,7 @@ class ResyncFrame(TypedDict):
 
 class ErrorFrame(TypedDict):
     type: Literal["error"]
-    code: str
+    code: ErrorCode
     message: str
 
 

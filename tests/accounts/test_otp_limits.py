@@ -10,6 +10,7 @@ from django.db import connection
 
 from auth.models import DeviceSession, User
 from auth.ratelimit import failure_count, lock_remaining
+from backend.errors import RETRY_AFTER_SECONDS
 from tests.accounts.conftest import (
     all_sms,
     deliver_sms,
@@ -265,6 +266,8 @@ def test_otp_verification_fails_closed_when_redis_is_unreachable(api, db, settin
     response = _verify(api, challenge_id, last_code(PHONE))
     assert response.status_code == 503
     assert response.json()["code"] == "service_unavailable"
+    # README.md's 503 row: retry later, after `Retry-After` (as for `cache_unavailable`).
+    assert response.headers["Retry-After"] == str(RETRY_AFTER_SECONDS)
     assert User.objects.get(phone=PHONE).phone_verified_at is None
 
 

@@ -80,3 +80,38 @@ def test_a_password_unlike_the_name_and_number_is_accepted(api: ApiClient, db: N
     response = register(api, "0912345678", full_name=NAME, password="mây-trắng-bay-2026")
 
     assert response.status_code == 202
+
+
+def test_changing_to_a_password_like_the_citizen_id_is_refused(db: None) -> None:
+    user = make_user(PHONE, full_name=NAME, password=PASSWORD)
+    User.objects.filter(pk=user.pk).update(citizen_id="001090012345")
+    _, tokens = sign_in(user)
+    client = ApiClient(token=tokens.access_token)
+
+    response = client.post(
+        "/api/v1/auth/password/change",
+        {"current_password": PASSWORD, "new_password": "001090012345x"},
+    )
+
+    [error] = similarity_errors(response)
+    assert error["field"] == "new_password"
+
+
+def test_the_guide_names_every_attribute_a_password_is_compared_with() -> None:
+    """accounts.md's `password_too_similar` sentence, against the settings' list."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    [validator] = [v for v in settings.AUTH_PASSWORD_VALIDATORS if "Similarity" in v["NAME"]]
+    said = {
+        "full_name": "the full name",
+        "full_name_unaccented": "without tone marks",
+        "phone": "`+84…`",
+        "phone_national": "`0…`",
+        "citizen_id": "the citizen ID number",
+    }
+    guide = (Path(settings.BASE_DIR) / "mobile_api_docs" / "accounts.md").read_text()
+    sentence = " ".join(guide.split("`password_too_similar`: ", 1)[1].split(";", 1)[0].split())
+    assert set(validator["OPTIONS"]["user_attributes"]) == set(said)
+    assert [name for name, words in said.items() if words not in sentence] == []

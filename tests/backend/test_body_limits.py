@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from django.conf import settings
 
@@ -45,3 +46,23 @@ def test_pages_outside_the_api_take_the_largest_limit() -> None:
     assert body_limit("/admin/dossiers/dossier/1/lifecycle/complete/") == max(
         settings.API_MAX_UPLOAD_BODY_BYTES, result_body_limit()
     )
+
+
+def test_the_readme_gives_every_route_that_takes_a_file_its_limit() -> None:
+    """README.md's 413 row names each multipart route beside its limit (a wallet paper
+    and a checked result took theirs without the row saying so)."""
+    readme = (Path(settings.BASE_DIR) / "mobile_api_docs" / "README.md").read_text()
+    [row] = re.findall(r"^\| 413 \| `payload_too_large` \| (.*) \|$", readme, re.M)
+    upload, result = row.split("11 MB for ", 1)[1].split("the result file limit plus 256 KB", 1)
+    schema = api.get_openapi_schema()
+    for template, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            content = operation.get("requestBody", {}).get("content", {})
+            if "multipart/form-data" not in content:
+                continue
+            named = f"`{method.upper()} {template}`"
+            if body_limit(template) == settings.API_MAX_UPLOAD_BODY_BYTES:
+                assert named in upload, named
+            else:
+                assert body_limit(template) == result_body_limit()
+                assert named in result, named

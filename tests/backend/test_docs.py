@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -231,3 +232,136 @@ def test_every_setting_read_from_the_environment_is_in_the_readme() -> None:
     assert len(names) > 100
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert sorted(name for name in names if f"`{name}`" not in readme) == []
+
+
+# Where the guides' codes, fields and values come from: the apps, the fakes they
+# describe, Django's password validators (settings.AUTH_PASSWORD_VALIDATORS) and
+# pydantic's validation errors (`missing`, `extra_forbidden`, ...).
+_CODE_SOURCES = [
+    "backend",
+    "auth",
+    "dossiers",
+    "tracking",
+    "notifications",
+    "postal",
+    "payments",
+    "documents",
+    "fakes",
+]
+# Named by a guide to say it does not exist.
+_NAMED_AS_ABSENT = {"citizen_id_taken"}
+
+
+def _words_of_the_code() -> set[str]:
+    """Every identifier and string of the code, and the codes it builds at run time."""
+    import ast
+    import typing
+
+    import django.contrib.auth.password_validation
+    from pydantic_core import core_schema
+
+    from backend.old_address_api import _LEVEL_TEXTS
+
+    words: set[str] = set(typing.get_args(core_schema.ErrorType))
+    files = [Path(django.contrib.auth.password_validation.__file__)]
+    for app in _CODE_SOURCES:
+        files += [path for path in (ROOT / app).rglob("*.py") if "migrations" not in path.parts]
+    for path in files:
+        words |= set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", path.read_text(encoding="utf-8")))
+    # f"unknown_old_{exc.level}" of an old address's unknown unit, one per level.
+    words |= {f"unknown_old_{level}" for level in _LEVEL_TEXTS}
+    # f"{field}_required" of the support console's refusals, one per field it requires.
+    support = ast.parse((ROOT / "auth" / "actions" / "support.py").read_text(encoding="utf-8"))
+    words |= {
+        f"{node.args[0].value}_required"
+        for node in ast.walk(support)
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id == "_required_text"
+        and isinstance(node.args[0], ast.Constant)
+    }
+    return words
+
+
+def test_every_code_and_name_a_guide_writes_is_one_of_the_code() -> None:
+    """A `snake_case` word in backticks (an error code, a field, a value) is a word of
+    the code, or a code it builds: a code renamed or never written (`unknown_old_commune`
+    for `unknown_old_ward`) fails here, not in an app that branches on it."""
+    words = _words_of_the_code()
+    unknown = []
+    for guide in sorted((ROOT / "mobile_api_docs").glob("*.md")):
+        for number, line in enumerate(guide.read_text(encoding="utf-8").splitlines(), 1):
+            for word in re.findall(r"`([a-z][a-z0-9]*(?:_[a-z0-9]+)+)`", line):
+                if word not in words and word not in _NAMED_AS_ABSENT:
+                    unknown.append(f"{guide.name}:{number}: {word}")
+    assert unknown == [], "\n".join(unknown)
+
+
+_ERROR_CLASSES = {
+    "ApiError",
+    "NotFound",
+    "Conflict",
+    "Unprocessable",
+    "PermissionDenied",
+    "NotAuthenticated",
+    "PayloadTooLarge",
+    "ServiceUnavailable",
+    "RateLimited",
+    "error_response",
+}
+
+
+def _codes_of_the_code() -> tuple[set[str], set[str]]:
+    """(codes an error answers with, codes of field errors inside a 422's `details`)."""
+    import ast
+
+    answered: set[str] = set()
+    of_fields: set[str] = set()
+    for app in _CODE_SOURCES:
+        for path in (ROOT / app).rglob("*.py"):
+            if "migrations" in path.parts:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Dict):
+                    of_fields |= {
+                        value.value
+                        for key, value in zip(node.keys, node.values, strict=True)
+                        if isinstance(key, ast.Constant)
+                        and key.value == "code"
+                        and isinstance(value, ast.Constant)
+                    }
+                if not isinstance(node, ast.Call):
+                    continue
+                func = node.func
+                name = func.id if isinstance(func, ast.Name) else getattr(func, "attr", "")
+                position = {"field_error": 1, "RateLimited": 1, "error_response": 1}.get(name, 0)
+                if name not in _ERROR_CLASSES and name not in {"field_error", "__init__"}:
+                    continue
+                args = [*node.args[position : position + 1]]
+                args += [k.value for k in node.keywords if k.arg == "code"]
+                found = {a.value for a in args if isinstance(a, ast.Constant)}
+                (of_fields if name == "field_error" else answered).update(
+                    code for code in found if isinstance(code, str)
+                )
+    return answered, of_fields
+
+
+def test_a_field_error_code_is_never_written_as_the_code_of_a_422() -> None:
+    """`invalid_phone` comes in `details` of a 422 `validation_error`: an app told
+    "422 `invalid_phone`" would branch on a `code` it never gets. A guide names such a
+    code after `validation_error` or with the field it is on ("422 `too_long` on `q`")."""
+    answered, of_fields = _codes_of_the_code()
+    only_of_fields = of_fields - answered
+    assert {"invalid_phone", "invalid_tax_code", "naive_datetime"} <= only_of_fields
+    wrong = []
+    chain = re.compile(r"\b422 ((?:`\w+`(?: \([^)]*\))?(?:,\s*|\s+or\s+|\s+and\s+)?)+)\s*(\S*)")
+    for guide in sorted((ROOT / "mobile_api_docs").glob("*.md")):
+        text = guide.read_text(encoding="utf-8")
+        for found in chain.finditer(text):
+            listed = re.findall(r"`(\w+)`(?! \()|`(\w+)` \(", found.group(1))
+            codes = [a or b for a, b in listed]
+            if found.group(2) == "on" or codes[:1] == ["validation_error"]:
+                continue
+            line = text[: found.start()].count("\n") + 1
+            wrong += [f"{guide.name}:{line}: {code}" for code in codes if code in only_of_fields]
+    assert wrong == [], "\n".join(wrong)

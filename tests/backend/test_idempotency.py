@@ -151,6 +151,18 @@ def test_malformed_key_is_400(api: ApiClient, bad: str) -> None:
     assert conventions_api.calls["create"] == 0
 
 
+def test_the_readme_gives_the_keys_the_server_takes() -> None:
+    from pathlib import Path
+
+    from django.conf import settings
+
+    from backend.idempotency import IDEMPOTENCY_KEY
+
+    readme = (Path(settings.BASE_DIR) / "mobile_api_docs" / "README.md").read_text()
+    said = f"A key is 1 to {IDEMPOTENCY_KEY.max_key_length} printable ASCII characters"
+    assert said in " ".join(readme.split())
+
+
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_twin_gets_409_then_replay() -> None:
     """Two requests with one key at once: one runs, its twin is told to retry."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -81,3 +82,48 @@ def test_a_missing_or_unreadable_timestamp_answers_the_code_the_guide_gives(
         assert "missing" not in rows["stale_timestamp"]
     else:
         assert "not a number" in rows[code]
+
+
+@pytest.mark.django_db
+def test_the_guides_python_client_is_accepted_as_it_is_written(
+    agency: Agency, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The guide's client, run as written (its httpx calls answered by the server in
+    process): a signed action, its retry with the same event id, and signed GETs with
+    a query string all pass, so an agency that copies it gets in."""
+    import httpx
+    from django.test import Client
+
+    from dossiers.agency.credentials import create_credential
+
+    [block] = re.findall(
+        r"### A small Python client\n\n```python\n(.*?)```", GUIDE.read_text(encoding="utf-8"), re.S
+    )
+    written: dict[str, Any] = {}
+    exec(compile(block, str(GUIDE), "exec"), written)  # noqa: S102 - the guide's own code
+    server = Client()
+
+    def answering(method: str) -> Any:
+        def send(url: str, *, headers: dict[str, str], timeout: float, content: bytes = b""):
+            sent = dict(headers)
+            content_type = sent.pop("Content-Type", "")
+            path = url.removeprefix("https://dichvucong.example")
+            return server.generic(method, path, content, content_type, headers=sent)
+
+        return send
+
+    monkeypatch.setattr(httpx, "post", answering("POST"))
+    monkeypatch.setattr(httpx, "get", answering("GET"))
+    credential, secret = create_credential(agency, "copied from the guide")
+    client = written["AgencyClient"]("https://dichvucong.example/", credential.key_id, secret)
+    dossier = make_dossier(make_user(password=None), make_procedure(agency), status=1)
+
+    accepted = client.action(dossier.code, "accept", {"receipt_number": "01/2026"}, "evt-1")
+    again = client.action(dossier.code, "accept", {"receipt_number": "01/2026"}, "evt-1")
+    first = client.get("/api/v1/agency/feed?limit=1")
+    second = client.get(f"/api/v1/agency/feed?limit=1&cursor={first.json()['next_cursor']}")
+
+    assert (accepted.status_code, accepted.json()["status"]) == (200, 2)
+    assert (again.status_code, again.headers["X-Event-Replayed"]) == (200, "true")
+    assert again.json() == accepted.json()
+    assert (first.status_code, second.status_code) == (200, 200)

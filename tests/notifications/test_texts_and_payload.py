@@ -204,3 +204,45 @@ def test_the_push_guide_lists_every_urgent_event_and_its_sms_texts() -> None:
 def test_handover_without_a_method_reads_cleanly() -> None:
     rendered = render(TEMPLATES["dossier.handed_over"], "vi", context("vi"))
     assert rendered.body == "Kết quả của hồ sơ HN-PXB-260310-0001 đã được trả."
+
+
+def _key_paths(value: object, prefix: str = "") -> set[str]:
+    if not isinstance(value, dict):
+        return set()
+    paths = set()
+    for key, inner in value.items():
+        paths |= {f"{prefix}{key}"} | _key_paths(inner, f"{prefix}{key}.")
+    return paths
+
+
+def test_the_push_guides_example_is_the_message_the_server_sends() -> None:
+    """push.md's example (an urgent dossier push) has exactly the keys of the FCM v1
+    message built for one, its `data` those of the deep link plus `notification_id`."""
+    import re
+    from types import SimpleNamespace
+
+    from notifications.actions import _deep_link
+    from notifications.delivery import collapse_id
+    from notifications.payload import channel_for, wire_message
+
+    guide = (Path(__file__).resolve().parents[2] / "mobile_api_docs" / "push.md").read_text()
+    section = guide.split("## What a push looks like", 1)[1]
+    [block] = re.findall(r"```json\n(.*?)```", section.split("\n## ", 1)[0], re.S)
+    example = json.loads(block)
+    template = TEMPLATES[example["data"]["type"]]
+    dossier = SimpleNamespace(pk="0b7f6f5e-1c2d-4e3f-9a8b-7c6d5e4f3a2b", code="HN-PXB-1")
+    event = SimpleNamespace(pk=5531, type=example["data"]["type"])
+    data = _deep_link(event, dossier, template) | {"notification_id": "812"}
+    push = Push(
+        token="t",
+        title="t",
+        body="b",
+        data=data,
+        collapse_id=collapse_id(dossier.pk, 812),
+        urgent=template.urgent,
+        badge=2,
+        channel_id=channel_for(template.category, template.urgent),
+    )
+    assert set(example["data"]) == set(data)
+    assert _key_paths(example) == _key_paths(wire_message(push))
+    assert example["android"]["notification"]["channel_id"] == push.channel_id

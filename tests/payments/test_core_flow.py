@@ -3,9 +3,12 @@ the dossier is back in processing, with one event and one push job."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.db.models.sql import compiler
 from django.utils.module_loading import import_string
 
@@ -24,6 +27,15 @@ from tests.payments.conftest import (
 )
 
 pytestmark = pytest.mark.django_db
+
+
+def guide_event_data(guide: str) -> set[str]:
+    """The keys a guide lists as `dossier.payment_received`'s data."""
+    text = (Path(settings.BASE_DIR) / "mobile_api_docs" / guide).read_text(encoding="utf-8")
+    [listed] = re.findall(
+        r"`dossier\.payment_received`\s+\((?:actor `\w+`, )?data: ([^)]*)\)", text
+    )
+    return set(re.findall(r"`(\w+)`", listed))
 
 
 def received_events(citizen: Citizen) -> list[DossierEvent]:
@@ -90,6 +102,9 @@ def test_paid_callback_moves_the_dossier_back_to_processing(citizen, fake_gatewa
     assert (event.status_before, event.status_after) == (6, 4)
     assert event.data["amount"] == AMOUNT
     assert event.data["receipt_number"] == stored.receipt_number
+    # What the app's and the agencies' guides say the event carries.
+    assert guide_event_data("payments.md") == set(event.data)
+    assert guide_event_data("agency-api.md") == set(event.data)
     assert [job["event_id"] for job in jobs("notifications.fan_out_event")][-1] == event.pk
     assert len([j for j in jobs("notifications.fan_out_event") if j["event_id"] == event.pk]) == 1
     shown = citizen.api.get(f"/api/v1/payments/{stored.pk}").json()

@@ -352,3 +352,28 @@ def test_a_malformed_body_without_a_valid_signature_is_401(booked: DeliveryBooki
     response = post_webhook(b"not json", secret="not-the-secret")
     assert response.status_code == 401
     assert response.json()["code"] == "invalid_signature"
+
+
+def test_the_guides_signing_recipe_is_the_one_the_server_checks(booked: DeliveryBooking) -> None:
+    """postal.md's header line, followed to the letter (not postal.webhooks.sign): a
+    carrier that implements it from the guide gets in."""
+    import hashlib
+    import hmac
+    import re
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parents[2] / "mobile_api_docs" / "postal.md").read_text()
+    [(prefix, signed)] = re.findall(
+        r'`X-Carrier-Signature: (\w+=)<hex HMAC-SHA256 of "([^"]+)"\s+with the carrier\'s secret>`',
+        guide,
+    )
+    raw = json.dumps(message(booked, "picked_up", 1)).encode()
+    timestamp = str(int(time.time()))
+    text = signed.replace("{timestamp}", timestamp).encode()
+    text = text.replace(b"{raw body}", raw)
+    digest = hmac.new(WEBHOOK_SECRET.encode(), text, hashlib.sha256).hexdigest()
+
+    response = post_webhook(raw, timestamp=int(timestamp), signature=prefix + digest)
+
+    assert response.status_code == 200, response
+    assert response.json()["outcome"] == "applied"

@@ -78,6 +78,13 @@ def test_resync_reasons_are_documented(schemas):
     )
 
 
+def test_error_codes_are_documented(schemas):
+    """The consumer's `_error`/`_refuse` take an `ErrorCode`: mypy keeps it to these."""
+    assert schemas["ErrorFrame"]["properties"]["code"]["enum"] == list(
+        typing.get_args(payloads.ErrorCode)
+    )
+
+
 def test_the_documented_event_types_are_exactly_the_enumeration(schemas):
     assert schemas["EventFrame"]["properties"]["event_type"]["enum"] == EventType.values
 
