@@ -16,8 +16,9 @@ converters (a JSONField's `from_db_value`).
 
 The shape must determine everything the statement holds apart from the markers: a
 value the builder reads elsewhere (the clock, a setting) is frozen in the cached
-statement. Where a marker is not exactly one parameter, or off PostgreSQL (the
-embedded default), each call runs the queryset through the ORM instead.
+statement. Where a marker is not exactly as many parameters as it says (one, unless
+told), or off PostgreSQL (the embedded default), each call runs the queryset through
+the ORM instead.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from django.db import connections
 from django.db.models import QuerySet
 
 from backend.compiled_sql import CompiledSelect, StatementCache, convert
+from backend.joined_read import preparing_cursor
 
 
 def _same(value: Any) -> Any:
@@ -39,10 +41,12 @@ def _same(value: Any) -> Any:
 @dataclass(frozen=True)
 class Marker:
     """A call's value as the builder receives it (`value`: unique among the statement's
-    parameters) and the parameter the ORM makes of a value (`param`)."""
+    parameters) and the parameter the ORM makes of a value (`param`). `times`: how many
+    of the statement's parameters it is (a value the builder puts in several places)."""
 
     value: Any
     param: Callable[[Any], Any] = field(default=_same)
+    times: int = 1
 
 
 @dataclass(frozen=True)
@@ -55,11 +59,16 @@ class CompiledRows:
     """`list(build(**values))` for a `values_list` queryset, compiled once per shape.
 
     `markers`: name -> Marker, for every value a call may pass. `shapes`: how many
-    compiled statements to keep (the least recently used goes first)."""
+    compiled statements to keep (the least recently used goes first). `prepare`: run
+    them through `joined_read.preparing_cursor` (prepared with the pool), for a statement
+    of few shapes (each is one prepared statement per connection)."""
 
-    def __init__(self, markers: Mapping[str, Marker], shapes: int = 256) -> None:
+    def __init__(
+        self, markers: Mapping[str, Marker], shapes: int = 256, *, prepare: bool = False
+    ) -> None:
         self.markers = dict(markers)
         self.shapes = shapes
+        self.prepare = prepare
         self._statements: StatementCache[Hashable, _Statement | None] = StatementCache(shapes)
 
     def rows(
@@ -79,7 +88,7 @@ class CompiledRows:
         params = compiled.bind(
             {name: self.markers[name].param(value) for name, value in values.items()}
         )
-        with connection.cursor() as cursor:
+        with preparing_cursor(connection) if self.prepare else connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchall()
         if not compiled.converters:
@@ -96,6 +105,6 @@ class CompiledRows:
         markers = {}
         for name in values:
             marker = self.markers[name]
-            markers[name] = (marker.param(marker.value), 1)
+            markers[name] = (marker.param(marker.value), marker.times)
         compiled = CompiledSelect.of(queryset.query.get_compiler(using=queryset.db), markers)
         return None if compiled is None else _Statement(db=queryset.db, compiled=compiled)
