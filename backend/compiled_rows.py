@@ -16,20 +16,22 @@ converters (a JSONField's `from_db_value`).
 
 The shape must determine everything the statement holds apart from the markers: a
 value the builder reads elsewhere (the clock, a setting) is frozen in the cached
-statement. Where a marker is not exactly one parameter, or off PostgreSQL (the
-embedded default), each call runs the queryset through the ORM instead.
+statement. Where a marker is not exactly as many parameters as it says (one, unless
+told), or off PostgreSQL (the embedded default), each call runs the queryset through
+the ORM instead.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connections
 from django.db.models import QuerySet
+
+from backend.compiled_sql import CompiledSelect, StatementCache, convert
+from backend.joined_read import preparing_cursor
 
 
 def _same(value: Any) -> Any:
@@ -39,32 +41,35 @@ def _same(value: Any) -> Any:
 @dataclass(frozen=True)
 class Marker:
     """A call's value as the builder receives it (`value`: unique among the statement's
-    parameters) and the parameter the ORM makes of a value (`param`)."""
+    parameters) and the parameter the ORM makes of a value (`param`). `times`: how many
+    of the statement's parameters it is (a value the builder puts in several places)."""
 
     value: Any
     param: Callable[[Any], Any] = field(default=_same)
+    times: int = 1
 
 
 @dataclass(frozen=True)
 class _Statement:
     db: str
-    sql: str
-    params: tuple[Any, ...]
-    places: tuple[tuple[str, int], ...]  # (marker name, index among the parameters)
-    converters: tuple[tuple[int, tuple[Callable[..., Any], ...], Any], ...]
+    compiled: CompiledSelect
 
 
 class CompiledRows:
     """`list(build(**values))` for a `values_list` queryset, compiled once per shape.
 
     `markers`: name -> Marker, for every value a call may pass. `shapes`: how many
-    compiled statements to keep (the least recently used goes first)."""
+    compiled statements to keep (the least recently used goes first). `prepare`: run
+    them through `joined_read.preparing_cursor` (prepared with the pool), for a statement
+    of few shapes (each is one prepared statement per connection)."""
 
-    def __init__(self, markers: Mapping[str, Marker], shapes: int = 256) -> None:
+    def __init__(
+        self, markers: Mapping[str, Marker], shapes: int = 256, *, prepare: bool = False
+    ) -> None:
         self.markers = dict(markers)
         self.shapes = shapes
-        self._statements: OrderedDict[Hashable, _Statement | None] = OrderedDict()
-        self._lock = threading.Lock()
+        self.prepare = prepare
+        self._statements: StatementCache[Hashable, _Statement | None] = StatementCache(shapes)
 
     def rows(
         self,
@@ -75,45 +80,20 @@ class CompiledRows:
         """The rows of `build(**values)`. `shape`: what, besides the names of `values`,
         decides the statement's text (and every parameter that is not a marker)."""
         key = (shape, frozenset(values))
-        statement = self._statement(key, build, values)
+        statement = self._statements.get(key, self._compile, build, values)
         if statement is None:
             return list(build(**values))
         connection = connections[statement.db]
-        params = list(statement.params)
-        for name, at in statement.places:
-            params[at] = self.markers[name].param(values[name])
-        with connection.cursor() as cursor:
-            cursor.execute(statement.sql, params)
+        compiled = statement.compiled
+        params = compiled.bind(
+            {name: self.markers[name].param(value) for name, value in values.items()}
+        )
+        with preparing_cursor(connection) if self.prepare else connection.cursor() as cursor:
+            cursor.execute(compiled.sql, params)
             rows = cursor.fetchall()
-        if not statement.converters:
+        if not compiled.converters:
             return rows
-        converted = []
-        for row in rows:
-            values_of_row = list(row)
-            for position, functions, expression in statement.converters:
-                value = values_of_row[position]
-                for function in functions:
-                    value = function(value, expression, connection)
-                values_of_row[position] = value
-            converted.append(tuple(values_of_row))
-        return converted
-
-    def _statement(
-        self,
-        key: Hashable,
-        build: Callable[..., QuerySet[Any, tuple[Any, ...]]],
-        values: Mapping[str, Any],
-    ) -> _Statement | None:
-        with self._lock:
-            if key in self._statements:
-                self._statements.move_to_end(key)
-                return self._statements[key]
-        statement = self._compile(build, values)
-        with self._lock:
-            self._statements[key] = statement
-            while len(self._statements) > self.shapes:
-                self._statements.popitem(last=False)
-        return statement
+        return [tuple(convert(list(row), compiled.converters, connection)) for row in rows]
 
     def _compile(
         self, build: Callable[..., QuerySet[Any, tuple[Any, ...]]], values: Mapping[str, Any]
@@ -122,30 +102,9 @@ class CompiledRows:
         connection = connections[queryset.db]
         if connection.vendor != "postgresql":
             return None
-        compiler = queryset.query.get_compiler(using=queryset.db)
-        sql, params = compiler.as_sql()
-        places = []
+        markers = {}
         for name in values:
             marker = self.markers[name]
-            expected = marker.param(marker.value)
-            found = [at for at, param in enumerate(params) if _equal(param, expected)]
-            if len(found) != 1:
-                return None
-            places.append((name, found[0]))
-        converters = compiler.get_converters([column for column, _, _ in compiler.select])
-        return _Statement(
-            db=queryset.db,
-            sql=sql,
-            params=tuple(params),
-            places=tuple(places),
-            converters=tuple(
-                (position, tuple(functions), expression)
-                for position, (functions, expression) in converters.items()
-            ),
-        )
-
-
-def _equal(param: Any, expected: Any) -> bool:
-    # A parameter of another type (psycopg's Int2 wrapper, a datetime beside a UUID)
-    # is never the marker; == between them may not even be defined.
-    return type(param) is type(expected) and param == expected
+            markers[name] = (marker.param(marker.value), marker.times)
+        compiled = CompiledSelect.of(queryset.query.get_compiler(using=queryset.db), markers)
+        return None if compiled is None else _Statement(db=queryset.db, compiled=compiled)

@@ -21,10 +21,8 @@ for the hot paths of a write (the wallet's attach), inside the caller's transact
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import psycopg
@@ -34,6 +32,8 @@ from django.db.backends.utils import CursorWrapper
 from django.db.models import QuerySet
 from django.db.models.query import MAX_GET_RESULTS
 from django.db.transaction import TransactionManagementError
+
+from backend.compiled_sql import CompiledSelect, StatementCache, convert
 
 M = TypeVar("M", bound=models.Model)
 
@@ -54,9 +54,6 @@ def _in_model_order(model: type[models.Model], names: Sequence[str] | None) -> l
     wanted = {_field(model, name).attname for name in names}
     wanted.add(model._meta.pk.attname)  # always: from_db needs it, None means no row
     return [field.attname for field in fields if field.attname in wanted]
-
-
-Converter = Callable[[Any, Any, Any], Any]
 
 
 _ONLY_WHEN_ASKED = 2**31 - 1  # executions before psycopg prepares a statement by itself
@@ -104,17 +101,6 @@ def preparing_cursor(connection: BaseDatabaseWrapper) -> CursorWrapper:
     if connection.queries_logged:
         return connection.make_debug_cursor(raw)
     return connection.make_cursor(raw)
-
-
-@dataclass(frozen=True)
-class _Compiled:
-    """The SQL of a read by primary key, its parameters and the converters of its
-    columns, as the ORM's compiler made them."""
-
-    sql: str
-    params: tuple[Any, ...]  # the query's parameters; the key goes at `key_at`
-    key_at: int
-    converters: tuple[tuple[int, tuple[Converter, ...], Any], ...]
 
 
 class _NotCompilable(Exception):
@@ -167,8 +153,7 @@ class JoinedRead(Generic[M]):
         self.rows: QuerySet[M, tuple[Any, ...]] = rows.values_list(*self.columns)
         # Per database alias: the compiled read by primary key, or None when this
         # query cannot be replayed (then every read goes through the ORM).
-        self._compiled: dict[str, _Compiled | None] = {}
-        self._compiling = threading.Lock()
+        self._compiled: StatementCache[str, CompiledSelect | None] = StatementCache()
 
     def get(self, **filters: Any) -> M:
         """The one instance matching `filters`; `model.DoesNotExist` otherwise."""
@@ -205,20 +190,16 @@ class JoinedRead(Generic[M]):
             setattr(instance, name, value)
         return instance
 
-    def _compiled_for(self, db: str) -> _Compiled | None:
-        try:
-            return self._compiled[db]
-        except KeyError:
-            pass
-        with self._compiling:
-            if db not in self._compiled:
-                try:
-                    self._compiled[db] = self._compile(db)
-                except _NotCompilable:
-                    self._compiled[db] = None
-            return self._compiled[db]
+    def _compiled_for(self, db: str) -> CompiledSelect | None:
+        return self._compiled.get(db, self._compile_or_none, db)
 
-    def _compile(self, db: str) -> _Compiled:
+    def _compile_or_none(self, db: str) -> CompiledSelect | None:
+        try:
+            return self._compile(db)
+        except _NotCompilable:
+            return None
+
+    def _compile(self, db: str) -> CompiledSelect:
         """What `self.rows.get(pk=...)` sends, and where the key goes in its parameters."""
         connection = connections[db]
         pk = self.model._meta.pk
@@ -227,34 +208,22 @@ class JoinedRead(Generic[M]):
         sentinel: Any = uuid.UUID(int=1) if isinstance(pk, models.UUIDField) else 1
         # As QuerySet.get() builds it: no ordering, at most MAX_GET_RESULTS rows.
         rows = self.rows.filter(pk=sentinel).order_by()[:MAX_GET_RESULTS]
-        compiler = rows.query.get_compiler(using=db)
-        sql, params = compiler.as_sql()
-        placeholder = pk.get_db_prep_value(sentinel, connection, prepared=False)
-        where = [at for at, param in enumerate(params) if param == placeholder]
-        if len(where) != 1:
-            raise _NotCompilable("the key is not one parameter of the query")
         query = rows.query
         names = [*query.extra_select, *query.values_select, *query.annotation_select]
         if names != self.columns:  # values_list would reorder the columns
             raise _NotCompilable("the columns are not in the order asked for")
-        converters = compiler.get_converters([column for column, _, _ in compiler.select])
-        return _Compiled(
-            sql=sql,
-            params=tuple(params),
-            key_at=where[0],
-            converters=tuple(
-                (position, tuple(functions), expression)
-                for position, (functions, expression) in converters.items()
-            ),
-        )
+        placeholder = pk.get_db_prep_value(sentinel, connection, prepared=False)
+        compiled = CompiledSelect.of(query.get_compiler(using=db), {"pk": (placeholder, 1)})
+        if compiled is None:
+            raise _NotCompilable("the key is not one parameter of the query")
+        return compiled
 
-    def _fetch_by_pk(self, db: str, compiled: _Compiled, key: Any) -> Sequence[Any]:
+    def _fetch_by_pk(self, db: str, compiled: CompiledSelect, key: Any) -> Sequence[Any]:
         connection = connections[db]
         pk = self.model._meta.pk
         # What the ORM's lookup does with the value (to_python, then the database's type):
         # a malformed key raises the same ValidationError as with `filter(pk=...)`.
-        params = list(compiled.params)
-        params[compiled.key_at] = pk.get_db_prep_value(key, connection, prepared=False)
+        params = compiled.bind({"pk": pk.get_db_prep_value(key, connection, prepared=False)})
         with preparing_cursor(connection) as cursor:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchmany(MAX_GET_RESULTS)
@@ -265,10 +234,4 @@ class JoinedRead(Generic[M]):
             raise model.MultipleObjectsReturned(
                 f"get() returned more than one {model._meta.object_name}"
             )
-        row = list(rows[0])
-        for position, functions, expression in compiled.converters:
-            value = row[position]
-            for function in functions:
-                value = function(value, expression, connection)
-            row[position] = value
-        return row
+        return convert(list(rows[0]), compiled.converters, connection)

@@ -22,7 +22,6 @@ rows whose key the database gives (an auto key, or one a trigger takes).
 from __future__ import annotations
 
 import copy
-import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -30,14 +29,18 @@ from django.db import DatabaseError, connections, models, router
 from django.db.models.expressions import DatabaseDefault
 from django.db.models.sql import InsertQuery
 
+from backend.compiled_sql import Converters, StatementCache, convert, converters_of
 from backend.joined_read import preparing_cursor
 
 if TYPE_CHECKING:
     _Statement = tuple[str, list[models.Field[Any, Any]]]
-    _Insert = tuple[str, list[models.Field[Any, Any]], dict[int, Any]]
-_made: dict[tuple[str, type[models.Model], tuple[str, ...]], _Statement] = {}
-_inserts: dict[tuple[str, type[models.Model], tuple[bool, ...]], _Insert] = {}
-_making = threading.Lock()
+    _Insert = tuple[str, list[models.Field[Any, Any]], Converters]
+_made: StatementCache[tuple[str, type[models.Model], tuple[str, ...]], _Statement] = (
+    StatementCache()
+)
+_inserts: StatementCache[tuple[str, type[models.Model], tuple[bool, ...]], _Insert] = (
+    StatementCache()
+)
 
 
 def _fields(model: type[models.Model], names: Sequence[str]) -> list[models.Field[Any, Any]]:
@@ -52,11 +55,10 @@ def _fields(model: type[models.Model], names: Sequence[str]) -> list[models.Fiel
 
 def _statement(db: str, model: type[models.Model], names: tuple[str, ...]) -> _Statement:
     """The UPDATE of `names` by primary key, and their fields (made once per alias)."""
-    key = (db, model, names)
-    try:
-        return _made[key]
-    except KeyError:
-        pass
+    return _made.get((db, model, names), _update, db, model, names)
+
+
+def _update(db: str, model: type[models.Model], names: tuple[str, ...]) -> _Statement:
     quote = connections[db].ops.quote_name
     fields = _fields(model, names)
     assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
@@ -64,8 +66,7 @@ def _statement(db: str, model: type[models.Model], names: tuple[str, ...]) -> _S
     # values travel as parameters.
     table, key_column = quote(model._meta.db_table), quote(model._meta.pk.column)
     sql = f"UPDATE {table} SET {assignments} WHERE {key_column} = %s"  # noqa: S608  # nosec B608
-    with _making:
-        return _made.setdefault(key, (sql, fields))
+    return sql, fields
 
 
 def save_fields(instance: models.Model, names: Sequence[str]) -> None:
@@ -105,12 +106,11 @@ def _insert(db: str, instance: models.Model, defaults: tuple[bool, ...]) -> _Ins
     """The INSERT ... RETURNING of `instance`'s model as the ORM's compiler writes it
     (per alias, and per which fields are left to their database default), the fields
     it returns and their converters (made once)."""
+    return _inserts.get((db, type(instance), defaults), _compile_insert, db, instance, defaults)
+
+
+def _compile_insert(db: str, instance: models.Model, defaults: tuple[bool, ...]) -> _Insert:
     model = type(instance)
-    key = (db, model, defaults)
-    try:
-        return _inserts[key]
-    except KeyError:
-        pass
     meta = model._meta
     query = InsertQuery(model)
     # A copy: compiling calls `pre_save` again, which would move an `auto_now_add`
@@ -122,9 +122,8 @@ def _insert(db: str, instance: models.Model, defaults: tuple[bool, ...]) -> _Ins
     if len(params) != defaults.count(False):  # a default with parameters of its own
         raise ValueError(f"{model.__name__}: its database defaults cannot be replayed")
     returned = list(meta.db_returning_fields)
-    converters = compiler.get_converters([field.get_col(meta.db_table) for field in returned])
-    with _making:
-        return _inserts.setdefault(key, (sql, returned, converters))
+    converters = converters_of(compiler, [field.get_col(meta.db_table) for field in returned])
+    return sql, returned, converters
 
 
 def create_row(instance: models.Model) -> None:
@@ -150,9 +149,7 @@ def create_row(instance: models.Model) -> None:
     with preparing_cursor(connection) as cursor:
         cursor.execute(sql, params)
         row = list(connection.ops.fetch_returned_insert_columns(cursor, ()))
-    for position, (functions, expression) in converters.items():
-        for function in functions:
-            row[position] = function(row[position], expression, connection)
+    convert(row, converters, connection)
     for field, value in zip(returned, row, strict=True):
         setattr(instance, field.attname, value)
     instance._state.db = db

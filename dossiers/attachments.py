@@ -12,18 +12,19 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, IntegerField, OuterRef, Sum
+from django.db.models import Exists, F, IntegerField, OuterRef, QuerySet, Sum
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from auth.models import User
+from backend.compiled_rows import CompiledRows, Marker
 from backend.errors import (
     ApiError,
     Conflict,
@@ -288,7 +289,7 @@ def _store(
     stored: list[str] = []
     try:
         with transaction.atomic():
-            dossier = access_dossier(user, dossier_id, for_update=True)
+            dossier = lock_for_papers(user, dossier_id)
             # The dossier may have been submitted or filled up while we processed.
             _ensure_editable(dossier)
             existing = _same_content(dossier, digest)
@@ -345,7 +346,7 @@ def delete_attachment(
 ) -> None:
     """Remove an attachment; its files leave the storage once the deletion commits."""
     with transaction.atomic():
-        dossier = access_dossier(user, dossier_id, for_update=True)
+        dossier = lock_for_papers(user, dossier_id)
         attachment = _attachment_of(dossier, attachment_id)
         refusal = removal_refusal(user, attachment)
         if refusal is not None:
@@ -413,8 +414,8 @@ def attach_shared(
     Four statements (this is the app's "use from wallet" tap): the dossier's row
     lock (its few fields, compiled once), the document with its type check and the
     dossier's counts for the limits and the duplicate (read under the lock: a
-    statement that waited for the lock would count from before it), the insert and
-    the version bump.
+    statement that waited for the lock would count from before it; compiled once
+    too), the insert and the version bump.
     """
     if not shared.file.startswith(SHARED_PREFIXES):
         raise ValueError("only shared objects can be attached by reference")
@@ -423,17 +424,11 @@ def attach_shared(
         if owner_organisation_id is not None and dossier.organisation_id != owner_organisation_id:
             raise NotFound()
         _ensure_editable(dossier)
-        accepted = RequiredDocument.accepted_types.through.objects.filter(
-            requireddocument_id=OuterRef("pk"), documenttype_id=document_type_id or 0
-        )
-        document = (
-            RequiredDocument.objects.filter(procedure_id=dossier.procedure_id, code=document_code)
-            .only("code", "accepted_kinds", "max_files")
-            .annotate(
-                type_accepted=Exists(accepted),
-                **_paper_counts(dossier, document_code=document_code, sha256=shared.sha256),
-            )
-            .first()
+        document = _document_to_attach(
+            dossier,
+            document_code=document_code,
+            document_type_id=document_type_id or 0,
+            sha256=shared.sha256,
         )
         if document is None:
             _required_document(dossier, document_code)  # raises unknown_document
@@ -474,7 +469,7 @@ def attach_shared(
         return attachment, True
 
 
-def _paper_counts(dossier: Dossier, *, document_code: str, sha256: str) -> dict[str, RawSQL]:
+def _paper_counts(dossier_id: uuid.UUID, *, document_code: str, sha256: str) -> dict[str, RawSQL]:
     """The dossier's attachments counted as columns of another query: all of them
     (`total`), those of `document_code` (`here`), those of these bytes (`same`).
 
@@ -487,13 +482,78 @@ def _paper_counts(dossier: Dossier, *, document_code: str, sha256: str) -> dict[
     dossier_column = quote(meta.get_field("dossier").column)
     code = quote(meta.get_field("document_code").column)
     digest = quote(meta.get_field("sha256").column)
-    key = meta.get_field("dossier").get_db_prep_value(dossier.pk, connection)
+    key = meta.get_field("dossier").get_db_prep_value(dossier_id, connection)
     count = f"(SELECT COUNT(*) FROM {table} a WHERE a.{dossier_column} = %s"  # noqa: S608  # nosec B608
     return {
         "total": RawSQL(f"{count})", (key,), IntegerField()),  # noqa: S611  # nosec B611
         "here": RawSQL(f"{count} AND a.{code} = %s)", (key, document_code), IntegerField()),  # noqa: S611  # nosec B611
         "same": RawSQL(f"{count} AND a.{digest} = %s)", (key, sha256), IntegerField()),  # noqa: S611  # nosec B611
     }
+
+
+# The document of an attach by reference, its type check and the dossier's counts: the
+# model's fields first, in its order (`RequiredDocument.from_db`), then the annotations.
+_DOCUMENT_FIELDS = ("id", "code", "accepted_kinds", "max_files")
+_DOCUMENT_COLUMNS = (*_DOCUMENT_FIELDS, "type_accepted", "total", "here", "same")
+
+
+def _document_rows(
+    procedure_id: int, document_code: str, document_type_id: int, dossier_id: uuid.UUID, sha256: str
+) -> QuerySet[RequiredDocument, tuple[Any, ...]]:
+    accepted = RequiredDocument.accepted_types.through.objects.filter(
+        requireddocument_id=OuterRef("pk"), documenttype_id=document_type_id
+    )
+    return (
+        RequiredDocument.objects.filter(procedure_id=procedure_id, code=document_code)
+        .annotate(
+            type_accepted=Exists(accepted),
+            **_paper_counts(dossier_id, document_code=document_code, sha256=sha256),
+        )
+        .values_list(*_DOCUMENT_COLUMNS)[:1]  # as first(): in the model's order
+    )
+
+
+# Compiled once (backend/compiled_rows.py), prepared with the pool: building and
+# compiling it cost more than the rest of the attach's statements. The markers are
+# values no call passes; the dossier's key is in each of its three counts, the
+# document's code in the condition and in its count.
+_DOCUMENT_TO_ATTACH = CompiledRows(
+    {
+        "procedure_id": Marker(2_147_480_001),
+        "document_code": Marker("marker:document-code", times=2),
+        "document_type_id": Marker(2_147_480_002),
+        "dossier_id": Marker(uuid.UUID("00000000-0000-4000-8000-0000000da7ac"), times=3),
+        "sha256": Marker("marker:sha256"),
+    },
+    shapes=1,
+    prepare=True,
+)
+
+
+def _document_to_attach(
+    dossier: Dossier, *, document_code: str, document_type_id: int, sha256: str
+) -> RequiredDocument | None:
+    """The dossier's required document `document_code`, its `code`, `accepted_kinds` and
+    `max_files` loaded, with `type_accepted` (whether it accepts `document_type_id`),
+    `total`, `here` and `same` (`_paper_counts`); None if the procedure has no such
+    document."""
+    rows = _DOCUMENT_TO_ATTACH.rows(
+        "document",
+        _document_rows,
+        procedure_id=dossier.procedure_id,
+        document_code=document_code,
+        document_type_id=document_type_id,
+        dossier_id=dossier.pk,
+        sha256=sha256,
+    )
+    if not rows:
+        return None
+    row = rows[0]
+    fields = len(_DOCUMENT_FIELDS)
+    document = RequiredDocument.from_db(dossier._state.db, _DOCUMENT_FIELDS, row[:fields])
+    for name, value in zip(_DOCUMENT_COLUMNS[fields:], row[fields:], strict=True):
+        setattr(document, name, value)
+    return document
 
 
 def read_stored(name: str) -> IO[bytes]:

@@ -102,3 +102,17 @@ def test_only_the_last_shapes_are_kept(seeded: list[Dossier], compiled: list[str
     for shape in ("a", "b", "c", "a", "c"):
         rows.rows(shape, dossiers, after=after)
     assert len(compiled) == 4  # "a" was dropped for "c", then compiled again
+
+
+def test_a_marker_said_to_be_in_two_places_takes_the_calls_value_in_both(
+    seeded: list[Dossier], compiled: list[str]
+) -> None:
+    def twice(after: dt.datetime) -> Any:
+        return dossiers(after).filter(created_at__gt=after)
+
+    rows = CompiledRows({"after": Marker(MARKERS["after"].value, times=2)})
+    found = [rows.rows("twice", twice, after=seeded[n].submitted_at) for n in (2, 4)]
+    assert len(compiled) == 1  # compiled once, then replayed
+    compiled.clear()
+    assert found == [list(twice(seeded[n].submitted_at)) for n in (2, 4)]
+    assert [len(rows) for rows in found] == [3, 1]

@@ -15,8 +15,10 @@ from typing import Any
 
 import pytest
 from django.db import connection
+from django.db.models.sql.compiler import SQLCompiler
 from django.test.utils import CaptureQueriesContext
 
+from backend import joined_read
 from backend.models import IdempotencyRecord
 from documents import wallet
 from documents.models import WalletItem
@@ -131,3 +133,64 @@ def test_an_answer_that_fails_after_the_attach_keeps_neither(
     assert response.status_code == 500
     assert not Attachment.objects.exists()
     assert not IdempotencyRecord.objects.exists()
+
+
+def test_the_document_read_is_compiled_once(
+    cccd: DocumentType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No statement of a second attach is built by the ORM's SELECT compiler: the locks
+    and the document with the dossier's counts are replayed (the INSERT and the UPDATE
+    are left to the ORM's own compilers)."""
+    response, _shapes, first = tap(cccd)  # what is compiled once per process
+    assert response.status_code == 201, response
+    user = make_user()
+    keep(user, samples.jpeg_bytes(), document_type="cccd")
+    item = WalletItem.objects.get(added_by=user)
+    dossier = draft_for(user, cccd)
+    api = client(user)
+    selects: list[str] = []
+    as_sql = SQLCompiler.as_sql
+
+    def counting(self: SQLCompiler, *args: Any, **kwargs: Any) -> Any:
+        sql, params = as_sql(self, *args, **kwargs)
+        selects.append(sql)
+        return sql, params
+
+    monkeypatch.setattr(SQLCompiler, "as_sql", counting)
+    with CaptureQueriesContext(connection) as captured:
+        response = api.post(
+            f"/api/v1/dossiers/{dossier.pk}/wallet-attachments",
+            {"wallet_item_id": str(item.pk), "document_code": "doc-1"},
+        )
+    assert response.status_code == 201, response
+    assert selects == []
+    second = [query["sql"] for query in captured.captured_queries]
+    # The same statement as the first attach's, with this dossier's values.
+    assert shape(second[4]) == "SELECT dossiers_requireddocument"
+    assert second[4].split(" FROM ")[0] == first[4].split(" FROM ")[0]
+    assert dossier.pk.hex in second[4]
+    assert Attachment.objects.filter(dossier=dossier).count() == 1
+
+
+def test_through_the_pool_the_document_read_is_a_prepared_statement(
+    cccd: DocumentType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The tests' connection is not pooled; what DATABASE_POOL=1 does, on it.
+    monkeypatch.setattr(joined_read, "prepares", lambda connection: True)
+    try:
+        for _ in range(2):
+            user = make_user()
+            keep(user, samples.jpeg_bytes(), document_type="cccd")
+            item = WalletItem.objects.get(added_by=user)
+            response = client(user).post(
+                f"/api/v1/dossiers/{draft_for(user, cccd).pk}/wallet-attachments",
+                {"wallet_item_id": str(item.pk), "document_code": "doc-1"},
+            )
+            assert response.status_code == 201, response
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement FROM pg_prepared_statements")
+            prepared = [row[0] for row in cursor.fetchall()]
+        assert [text for text in prepared if '"dossiers_requireddocument"' in text] != []
+        assert Attachment.objects.count() == 2
+    finally:
+        connection.connection.prepare_threshold = None  # as Django configures it
