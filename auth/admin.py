@@ -41,6 +41,7 @@ from auth.actions.sessions import revoke_session
 from auth.admin_roles import (
     AuditedAccountViews,
     MaskedFieldsAdmin,
+    ReadOnlyAdmin,
     SuperuserOnlyAdmin,
     SupportPhoneSearch,
     SupportReadOnlyAdmin,
@@ -475,19 +476,6 @@ class DeviceSessionAdmin(SuperuserOnlyAdmin):
         for session in queryset:
             revoke_session(session, reason="admin")
         self.message_user(request, _("Sessions revoked."))
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Rows are written by the support actions only."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class SupportOnlyAdmin(ReadOnlyAdmin):

@@ -419,3 +419,18 @@ def _looked_up(request: HttpRequest, phone: str) -> User | None:
         except NotFound:
             done[phone] = None
     return done[phone]
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows only an app's actions write (the event, the audit trail and the rules go
+    with them): shown, never added, changed or deleted in the admin, superusers
+    included, where no action would run."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

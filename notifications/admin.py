@@ -28,7 +28,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from auth.admin_roles import support_context
+from auth.admin_roles import ReadOnlyAdmin, support_context
 from auth.models import User
 from dossiers.access import officer_rows
 from dossiers.admin_scope import OfficerOrSupportAdmin
@@ -52,21 +52,6 @@ def _officer_users(request: HttpRequest, rows: QuerySet[Any]) -> QuerySet[Any]:
     return rows.filter(user__in=_recipients(request).values("user_id"))
 
 
-class ReadOnly(admin.ModelAdmin):
-    """Rows written by `notifications.actions` only (the citizen's inbox, devices and
-    preferences, the deliveries' attempts): shown to everyone, superusers included,
-    never added, edited or deleted here, where no action would write the change."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 class DeliveryInline(admin.TabularInline):
     model = Delivery
     extra = 0
@@ -88,7 +73,7 @@ class DeliveryInline(admin.TabularInline):
 
 
 @admin.register(Device)
-class DeviceAdmin(OfficerOrSupportAdmin, ReadOnly):
+class DeviceAdmin(OfficerOrSupportAdmin, ReadOnlyAdmin):
     list_display = (
         "id",
         "user",
@@ -147,7 +132,7 @@ class DeviceAdmin(OfficerOrSupportAdmin, ReadOnly):
 
 
 @admin.register(Notification)
-class NotificationAdmin(OfficerOrSupportAdmin, ReadOnly):
+class NotificationAdmin(OfficerOrSupportAdmin, ReadOnlyAdmin):
     list_display = ("id", "user", "type", "urgent", "title", "created_at", "read_at", "sms_status")
     list_filter = ("type", "category", "urgent", "sms_status")
     search_fields = ("user__phone",)
@@ -166,7 +151,7 @@ class NotificationAdmin(OfficerOrSupportAdmin, ReadOnly):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(OfficerOrSupportAdmin, ReadOnly):
+class DeliveryAdmin(OfficerOrSupportAdmin, ReadOnlyAdmin):
     list_display = (
         "id",
         "notification",
@@ -193,7 +178,7 @@ class DeliveryAdmin(OfficerOrSupportAdmin, ReadOnly):
 
 
 @admin.register(Preference)
-class PreferenceAdmin(OfficerOrSupportAdmin, ReadOnly):
+class PreferenceAdmin(OfficerOrSupportAdmin, ReadOnlyAdmin):
     list_display = ("user", "quiet_hours_enabled", "quiet_start", "quiet_end", "updated_at")
     raw_id_fields = ("user",)
     account_paths = ("user",)

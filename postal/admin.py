@@ -20,8 +20,6 @@ of bookings, is an audited look-up too.
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -30,6 +28,7 @@ from django.utils.translation import gettext_lazy as _
 from auth.admin_roles import (
     AuditedAccountViews,
     PhoneSearch,
+    ReadOnlyAdmin,
     is_superuser,
     record_superuser_search,
 )
@@ -45,19 +44,8 @@ def _user(request: HttpRequest) -> User:
     return request.user  # type: ignore[return-value]
 
 
-class ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 @admin.register(SavedAddress)
-class SavedAddressAdmin(AuditedAccountViews, PhoneSearch, ReadOnly):
+class SavedAddressAdmin(AuditedAccountViews, PhoneSearch, ReadOnlyAdmin):
     """A citizen's address book: superusers only, read-only (the citizen changes it
     through `postal.actions`), each address opened and each search an audited look-up."""
 
@@ -81,7 +69,7 @@ class SavedAddressAdmin(AuditedAccountViews, PhoneSearch, ReadOnly):
 
 
 @admin.register(DeliveryBooking)
-class DeliveryBookingAdmin(OfficerOrSupportAdmin):
+class DeliveryBookingAdmin(OfficerOrSupportAdmin, ReadOnlyAdmin):
     list_display = ("order_number", "direction", "carrier", "status", "waybill", "last_error")
     list_filter = ("status", "direction", "carrier")
     search_fields = ("order_number", "waybill")
@@ -109,15 +97,6 @@ class DeliveryBookingAdmin(OfficerOrSupportAdmin):
         # An officer ships the parcel: the address whole. Support answers about it.
         return self.reads_as_support(request)
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
     @admin.display(description=_("recipient"))
     def masked_recipient_name(self, obj: DeliveryBooking) -> str:
         return mask_name(obj.recipient_name)
@@ -141,7 +120,7 @@ class DeliveryBookingAdmin(OfficerOrSupportAdmin):
 
 
 @admin.register(CarrierMessage)
-class CarrierMessageAdmin(AuditedAccountViews, ReadOnly):
+class CarrierMessageAdmin(AuditedAccountViews, ReadOnlyAdmin):
     """The carrier's word, kept as received (its payload may carry the recipient's
     phone): read-only for everyone; a superuser opening one is an audited look-up of
     the dossier's applicant (officers read their own dossiers' messages)."""
