@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pytest
 
 from auth.models import Organisation, User
+from payments.models import Payment, PaymentAnomaly
 from tests.conftest import ApiClient, make_user, sign_in
 from tests.factories import make_dossier
 
@@ -129,3 +133,44 @@ def test_a_date_filter_at_the_last_calendar_day_lists_everything_before_it() -> 
     response = signed_in(user).get("/api/v1/dossiers", query={"submitted_to": "9999-12-31"})
     assert response.status_code == 200
     assert [item["id"] for item in response.json()["items"]] == [str(dossier.id)]
+
+
+# The national payment platform's callback is public (the body's signature is checked
+# after parsing): what no signer could have sent is refused in the platform's own answer
+# shape, never a 500.
+NATIONAL_CALLBACK = "/api/v1/payments/gateways/national/callback"
+
+
+@pytest.fixture
+def national_platform(settings: Any) -> None:
+    settings.PAYMENT_NATIONAL_MERCHANT_ID = "TEST-DVC"
+    settings.PAYMENT_NATIONAL_SECRET = "test-national-secret-0123456789"
+
+
+@pytest.mark.usefixtures("national_platform")
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"order_id": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+        b'{"a":' * 30_000 + b"1" + b"}" * 30_000,
+    ],
+    ids=["array", "object"],
+)
+def test_a_national_callback_nested_past_the_parsers_depth_is_malformed(raw: bytes) -> None:
+    response = ApiClient().post(NATIONAL_CALLBACK, raw=raw)
+    assert response.status_code == 200
+    assert response.json() == {"code": "99", "message": "Error"}
+    assert not Payment.objects.exists()
+    assert not PaymentAnomaly.objects.exists()
+
+
+@pytest.mark.usefixtures("national_platform")
+@pytest.mark.parametrize("field", ["order_id", "signature"])
+def test_a_national_callback_with_a_lone_surrogate_is_an_invalid_signature(field: str) -> None:
+    body = {"merchant_id": "TEST-DVC", "order_id": "P1", "status": "SUCCESS", "signature": "ab"}
+    raw = json.dumps({**body, field: "\ud800"}).encode()  # the escape "\\ud800": valid JSON
+    response = ApiClient().post(NATIONAL_CALLBACK, raw=raw)
+    assert response.status_code == 200
+    assert response.json() == {"code": "97", "message": "Invalid signature"}
+    assert not Payment.objects.exists()
+    assert not PaymentAnomaly.objects.exists()
