@@ -86,7 +86,9 @@ class StrictJSONParser(Parser):
     def parse_body(self, request: HttpRequest) -> Any:
         try:
             document = json.loads(request.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:
+            # Not JSON, nor anything Python reads: nested past the parser's depth,
+            # or a number of more digits than `int` converts (sys.int_info).
             raise MalformedJSON(str(exc)) from exc
         if not isinstance(document, dict):
             raise NotAJSONObject(type(document).__name__)

@@ -174,3 +174,25 @@ def test_a_national_callback_with_a_lone_surrogate_is_an_invalid_signature(field
     assert response.json() == {"code": "97", "message": "Invalid signature"}
     assert not Payment.objects.exists()
     assert not PaymentAnomaly.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"full_name": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+        b'{"a":' * 30_000 + b"1" + b"}" * 30_000,
+        b'{"full_name": ' + b"1" * 5_000 + b"}",  # more digits than Python reads as an int
+    ],
+    ids=["deep-array", "deep-object", "long-number"],
+)
+def test_json_that_python_cannot_read_is_malformed_json_and_nothing_is_written(raw: bytes) -> None:
+    user = make_user(full_name="Lê Thị Hoa")
+    response = signed_in(user).patch("/api/v1/auth/me", raw=raw)
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": "malformed_json",
+        "message": "The request body is not valid JSON.",
+        "details": None,
+    }
+    user.refresh_from_db()
+    assert user.full_name == "Lê Thị Hoa"
