@@ -196,3 +196,87 @@ def test_json_that_python_cannot_read_is_malformed_json_and_nothing_is_written(r
     }
     user.refresh_from_db()
     assert user.full_name == "Lê Thị Hoa"
+
+
+# Django reads at most DATA_UPLOAD_MAX_NUMBER_FIELDS (1,000) fields of a query string or
+# form and DATA_UPLOAD_MAX_NUMBER_FILES (100) files; past that it raises, and that was a
+# 500 on any route reading them, anonymous ones included.
+def _multipart(parts: list[tuple[str, str | None, bytes]]) -> bytes:
+    out = b""
+    for name, filename, body in parts:
+        disposition = f'form-data; name="{name}"' + (
+            f'; filename="{filename}"' if filename is not None else ""
+        )
+        out += f"--XyZ\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + body + b"\r\n"
+    return out + b"--XyZ--\r\n"
+
+
+TOO_MANY_FIELDS = {
+    "code": "too_many_fields",
+    "message": "The request has more fields than the server reads (at most 1000).",
+    "details": None,
+}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/catalogue/procedures",
+        "/api/v1/payments/gateways/vnpay/callback",
+        "/api/v1/payments/gateways/vnpay/return",
+    ],
+)
+def test_a_query_string_of_more_fields_than_django_reads_is_400(path: str) -> None:
+    query = "&".join(f"f{i}=1" for i in range(1_001))
+    response = ApiClient(language="en").get(f"{path}?{query}")
+    assert response.status_code == 400
+    assert response.json() == TOO_MANY_FIELDS
+    assert not PaymentAnomaly.objects.exists()
+
+
+def test_an_upload_with_more_form_fields_than_django_reads_is_400_and_nothing_is_saved() -> None:
+    user = make_user()
+    dossier = make_dossier(user)
+    fields = [(f"f{i}", None, b"x") for i in range(1_001)]
+    response = signed_in(user).post(
+        f"/api/v1/dossiers/{dossier.id}/attachments",
+        raw=_multipart([("document_code", None, b"doc-1"), *fields]),
+        content_type="multipart/form-data; boundary=XyZ",
+    )
+    assert response.status_code == 400
+    assert response.json() == TOO_MANY_FIELDS
+    assert dossier.attachments.count() == 0
+
+
+def test_an_upload_with_more_files_than_django_reads_is_400_and_nothing_is_saved() -> None:
+    user = make_user()
+    dossier = make_dossier(user)
+    files = [(f"f{i}", "a.jpg", b"x") for i in range(101)]
+    response = signed_in(user).post(
+        f"/api/v1/dossiers/{dossier.id}/attachments",
+        raw=_multipart([("document_code", None, b"doc-1"), *files]),
+        content_type="multipart/form-data; boundary=XyZ",
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": "too_many_files",
+        "message": "The request has more files than the server reads (at most 100).",
+        "details": None,
+    }
+    assert dossier.attachments.count() == 0
+
+
+def test_an_idempotent_json_route_sent_a_form_of_too_many_fields_is_400_and_creates_nothing() -> (
+    None
+):
+    user = make_user()
+    fields = [(f"f{i}", None, b"x") for i in range(1_001)]
+    response = signed_in(user).post(
+        "/api/v1/organisations",
+        raw=_multipart(fields),
+        content_type="multipart/form-data; boundary=XyZ",
+        headers={"Idempotency-Key": "k-1"},
+    )
+    assert response.status_code == 400
+    assert response.json() == TOO_MANY_FIELDS
+    assert Organisation.objects.count() == 0
