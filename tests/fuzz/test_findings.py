@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import uuid
 from typing import Any
 
 import pytest
@@ -280,3 +282,36 @@ def test_an_idempotent_json_route_sent_a_form_of_too_many_fields_is_400_and_crea
     assert response.status_code == 400
     assert response.json() == TOO_MANY_FIELDS
     assert Organisation.objects.count() == 0
+
+
+def _cursor(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("path", "values"),
+    [
+        # Python takes offsets up to 23:59; PostgreSQL refuses them past 15:59, and
+        # these moments lie outside years 1..9999 once in UTC.
+        ("/api/v1/dossiers", ["9999-12-31T23:59:59.999999-23:59", str(uuid.uuid4())]),
+        ("/api/v1/dossiers", ["0001-01-01T00:00:00+23:59", str(uuid.uuid4())]),
+        ("/api/v1/auth/sessions", ["0001-01-01T00:00:00+23:59", str(uuid.uuid4())]),
+        ("/api/v1/catalogue/procedures", ["\u0000abc", 1]),
+    ],
+    ids=["after-9999", "before-1", "sessions", "nul-in-text"],
+)
+def test_a_tampered_cursor_the_database_cannot_read_is_invalid_cursor(
+    path: str, values: list[Any]
+) -> None:
+    user = make_user()
+    make_dossier(user, status=2)
+    response = signed_in(user).get(path, query={"cursor": _cursor(values)})
+    assert response.status_code == 422
+    assert response.json()["details"] == [
+        {
+            "field": "cursor",
+            "location": "query",
+            "code": "invalid_cursor",
+            "message": "This cursor is not valid.",
+        }
+    ]
