@@ -55,6 +55,15 @@ from postal.webhooks import sign as carrier_sign
 from tests.fuzz.conftest import WORLD, World
 from tests.postal.conftest import WEBHOOK_SECRET
 
+# Headers each pass adds to every request it sends (see the tests at the end).
+SUPPLIED_HEADERS = (
+    "Authorization",
+    "X-Agency-Key",
+    "X-Timestamp",
+    "X-Signature",
+    "X-Carrier-Signature",
+)
+
 
 def negative_data_rejection_of_invalid_cases(ctx: Any, response: Any, case: Case) -> Any:
     """`negative_data_rejection`, minus schemathesis' own false alarms.
@@ -67,14 +76,19 @@ def negative_data_rejection_of_invalid_cases(ctx: Any, response: Any, case: Case
     description = getattr(getattr(phase, "data", None), "description", "") or ""
     if "positive test case" in description.lower():
         return None
-    # A case generated without `Authorization` still carries the pass's own token (the
-    # test adds it to every request): judge the case as sent. What then remains invalid
-    # may be only an unknown query parameter (`?=0`), which the API ignores and the
-    # check itself does not count as negative.
-    token = response.request.headers.get("Authorization")
+    # A case generated without `Authorization` (or an agency's signature headers) still
+    # carries the pass's own credentials: the test adds them to every request. Judge
+    # the case as sent; what then remains invalid may be only an unknown query
+    # parameter (`?=0`), which the API ignores and the check does not count.
     generated = case.headers
-    if token is not None and "Authorization" not in (generated or {}):
-        case.headers = {**(generated or {}), "Authorization": token}
+    supplied = {
+        name: value
+        for name in SUPPLIED_HEADERS
+        if (value := response.request.headers.get(name)) is not None
+        and name not in (generated or {})
+    }
+    if supplied:
+        case.headers = {**(generated or {}), **supplied}
     try:
         return negative_data_rejection(ctx, response, case)
     finally:
