@@ -10,7 +10,6 @@ from django.conf import settings
 from django.core.exceptions import (
     ObjectDoesNotExist,
     RequestDataTooBig,
-    SuspiciousMultipartForm,
     TooManyFieldsSent,
     TooManyFilesSent,
 )
@@ -320,7 +319,6 @@ def install_conventions(target: NinjaAPI) -> NinjaAPI:
         *((exc_class, handle_redis_down) for exc_class in CACHE_DOWN),
         (DataError, handle_invalid_data),
         (MultiPartParserError, handle_malformed_multipart),
-        (SuspiciousMultipartForm, handle_malformed_multipart),
         (TooManyFieldsSent, handle_too_many_fields),
         (TooManyFilesSent, handle_too_many_files),
         (RequestDataTooBig, handle_data_too_big),

@@ -315,3 +315,23 @@ def test_a_tampered_cursor_the_database_cannot_read_is_invalid_cursor(
             "message": "This cursor is not valid.",
         }
     ]
+
+
+def test_a_form_field_over_djangos_memory_limit_is_413_and_nothing_is_saved(settings: Any) -> None:
+    # Behind BodyLimitMiddleware the form of an upload may hold up to its route's
+    # limit; Django keeps at most DATA_UPLOAD_MAX_MEMORY_SIZE of fields (not files).
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1_000
+    user = make_user()
+    dossier = make_dossier(user)
+    response = signed_in(user).post(
+        f"/api/v1/dossiers/{dossier.id}/attachments",
+        raw=_multipart([("document_code", None, b"d" * 2_000), ("file", "a.jpg", b"x")]),
+        content_type="multipart/form-data; boundary=XyZ",
+    )
+    assert response.status_code == 413
+    assert response.json() == {
+        "code": "payload_too_large",
+        "message": "The request is too large.",
+        "details": None,
+    }
+    assert dossier.attachments.count() == 0
