@@ -6,7 +6,13 @@ import json
 import logging
 from typing import Any
 
-from django.core.exceptions import ObjectDoesNotExist
+from django.conf import settings
+from django.core.exceptions import (
+    ObjectDoesNotExist,
+    RequestDataTooBig,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
 from django.db import DataError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
@@ -86,7 +92,9 @@ class StrictJSONParser(Parser):
     def parse_body(self, request: HttpRequest) -> Any:
         try:
             document = json.loads(request.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:
+            # Not JSON, nor anything Python reads: nested past the parser's depth,
+            # or a number of more digits than `int` converts (sys.int_info).
             raise MalformedJSON(str(exc)) from exc
         if not isinstance(document, dict):
             raise NotAJSONObject(type(document).__name__)
@@ -238,6 +246,32 @@ def handle_malformed_multipart(request: HttpRequest, exc: Exception) -> HttpResp
     )
 
 
+def handle_too_many_fields(request: HttpRequest, exc: Exception) -> HttpResponse:
+    # Django stops reading a query string or form past DATA_UPLOAD_MAX_NUMBER_FIELDS.
+    limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+    return error_response(
+        400,
+        "too_many_fields",
+        _("The request has more fields than the server reads (at most %(limit)s).")
+        % {"limit": limit},
+    )
+
+
+def handle_too_many_files(request: HttpRequest, exc: Exception) -> HttpResponse:
+    limit = settings.DATA_UPLOAD_MAX_NUMBER_FILES
+    return error_response(
+        400,
+        "too_many_files",
+        _("The request has more files than the server reads (at most %(limit)s).")
+        % {"limit": limit},
+    )
+
+
+def handle_data_too_big(request: HttpRequest, exc: Exception) -> HttpResponse:
+    # Behind BodyLimitMiddleware only a form's fields can get here (not its files).
+    return error_response(413)
+
+
 def handle_invalid_data(request: HttpRequest, exc: Exception) -> HttpResponse:
     # PostgreSQL refused a value the validation let through (a NUL character, a
     # number out of range): the client's input, not our failure, but log it so
@@ -285,6 +319,9 @@ def install_conventions(target: NinjaAPI) -> NinjaAPI:
         *((exc_class, handle_redis_down) for exc_class in CACHE_DOWN),
         (DataError, handle_invalid_data),
         (MultiPartParserError, handle_malformed_multipart),
+        (TooManyFieldsSent, handle_too_many_fields),
+        (TooManyFilesSent, handle_too_many_files),
+        (RequestDataTooBig, handle_data_too_big),
         (ObjectDoesNotExist, handle_object_not_found),
         (Http404, handle_not_found),
         (HttpError, handle_http_error),
@@ -301,7 +338,10 @@ def install_conventions(target: NinjaAPI) -> NinjaAPI:
 # What the conventions above (and the middleware, and @idempotent) can answer on
 # any operation, whatever its handler declares: documented once, here.
 CONVENTIONAL_ERRORS: dict[int, str] = {
-    400: "Malformed JSON or multipart body, or an invalid Idempotency-Key.",
+    400: (
+        "Malformed JSON or multipart body, an invalid Idempotency-Key, or more query or form "
+        "fields (1,000) or files (100) than the server reads."
+    ),
     401: "Missing, invalid or expired access token.",
     409: "A request with this Idempotency-Key is still being processed.",
     413: "The request body is larger than the configured limit.",
@@ -321,6 +361,8 @@ def conventional_error_statuses(operation: dict[str, Any]) -> set[int]:
         statuses.add(422)
     if has_body:
         statuses |= {400, 413}
+    if any(p.get("in") == "query" for p in parameters):
+        statuses.add(400)  # too many query fields
     if any(p.get("in") == "header" and p.get("name") == "Idempotency-Key" for p in parameters):
         statuses |= {400, 409, 422}
     return statuses

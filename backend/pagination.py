@@ -89,9 +89,17 @@ def cursor_values(model: type[Model], fields: list[str], cursor: str) -> list[An
         try:
             field = model._meta.pk if name == "pk" else model._meta.get_field(name)
             value = field.to_python(raw)  # type: ignore[union-attr]
+            if isinstance(value, dt.datetime) and not timezone.is_naive(value):
+                # In UTC, as PostgreSQL takes it: an offset past its ±15:59 is refused
+                # there, and a moment outside years 1..9999 (OverflowError) here.
+                value = value.astimezone(dt.UTC)
         except (ValidationError, TypeError, ValueError, OverflowError) as exc:
             raise _invalid_cursor() from exc
-        if value is None or (isinstance(value, dt.datetime) and timezone.is_naive(value)):
+        if (
+            value is None
+            or (isinstance(value, dt.datetime) and timezone.is_naive(value))
+            or (isinstance(value, str) and "\x00" in value)  # PostgreSQL text holds no NUL
+        ):
             raise _invalid_cursor()
         values.append(value)
     return values

@@ -231,7 +231,7 @@ def _callback(request: HttpRequest, gateway: str) -> HttpResponse:
 
 @router.get(
     "/gateways/{gateway}/callback",
-    response={200: None, 404: ErrorOut},
+    response={200: None, 400: ErrorOut, 404: ErrorOut},
     summary="Server-to-server payment result (VNPay IPN: signed query string)",
     openapi_extra=json_answer('VNPay\'s answer shape: `{"RspCode": "00", "Message": ...}`.'),
 )
@@ -241,7 +241,7 @@ def callback_get(request: HttpRequest, gateway: str) -> HttpResponse:
 
 @router.post(
     "/gateways/{gateway}/callback",
-    response={200: None, 404: ErrorOut},
+    response={200: None, 400: ErrorOut, 404: ErrorOut},
     summary="Server-to-server payment result (national platform: signed JSON body)",
     openapi_extra=json_answer("The national platform's acknowledgement, signed."),
 )
@@ -251,7 +251,7 @@ def callback_post(request: HttpRequest, gateway: str) -> HttpResponse:
 
 @router.get(
     "/gateways/{gateway}/return",
-    response={302: None, 404: ErrorOut},
+    response={302: None, 400: ErrorOut, 404: ErrorOut},
     summary="The browser comes back from the gateway; redirected to the app's deep link",
 )
 def gateway_return(request: HttpRequest, gateway: str) -> HttpResponse:

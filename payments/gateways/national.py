@@ -92,9 +92,14 @@ class NationalPlatformAdapter:
         return answer
 
     def _signed(self, fields: dict[str, Any]) -> bool:
-        given = str(fields.get("signature", ""))
-        expected = signature(self.secret, fields)
-        return bool(self.secret) and hmac.compare_digest(given.encode(), expected.encode())
+        try:
+            given = str(fields.get("signature", "")).encode()
+            expected = signature(self.secret, fields)
+        except (UnicodeEncodeError, RecursionError):
+            # Nothing a signer wrote: JSON may spell a lone surrogate ("\\ud800"), which
+            # has no UTF-8 to sign, and nest a value deeper than `str` can write out.
+            return False
+        return bool(self.secret) and hmac.compare_digest(given, expected.encode())
 
     def start(self, order: PaymentOrder) -> Checkout:
         if not (self.secret and self.merchant_id):
@@ -152,7 +157,7 @@ class NationalPlatformAdapter:
     def parse_callback(self, query: dict[str, str], body: bytes) -> GatewayResult:
         try:
             fields = json.loads(body)
-        except (UnicodeDecodeError, ValueError) as exc:
+        except (ValueError, RecursionError) as exc:  # not JSON, or nested past the parser's depth
             raise CallbackRejected("malformed") from exc
         if not isinstance(fields, dict):
             raise CallbackRejected("malformed")

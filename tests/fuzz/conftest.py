@@ -18,6 +18,7 @@ from django.utils import timezone
 from PIL import Image
 
 from auth.models import Invitation, Membership, User
+from dossiers.agency.credentials import create_credential
 from dossiers.models import Dossier
 from fakes.business_registry import FakeBusinessRegistry
 from fakes.identity_provider import FakeIdentityProvider
@@ -33,6 +34,9 @@ class World:
 
     token: str = ""
     staff_token: str = ""
+    # The agency of the world's dossiers: its credential signs the agency pass.
+    agency_key: str = ""
+    agency_secret: str = ""
     known: dict[str, list[Any]] = field(default_factory=dict)
 
 
@@ -105,7 +109,9 @@ def world(db: None) -> Iterator[World]:
         },
     )
     assert reset.status_code == 201, reset
+    credential, agency_secret = create_credential(procedure.agency, "fuzz")
     WORLD.token = tokens.access_token
+    WORLD.agency_key, WORLD.agency_secret = credential.key_id, agency_secret
     WORLD.staff_token = sign_in(staff, second_factor="totp")[1].access_token
     WORLD.known = {
         "dossier_id": [str(draft.id), str(accepted.id), str(handed_over.id)],
@@ -118,6 +124,8 @@ def world(db: None) -> Iterator[World]:
         "session_id": [str(session.id), str(uuid.uuid4())],
         "address_id": [str(address.id)],
         "booking_id": [booking.json()["id"]],
+        # The agency API names a dossier by its id or its code.
+        "reference": [str(accepted.id), str(handed_over.id), str(handed_over.code)],
         "token": [signed.json()["url"].rstrip("/").rsplit("/", 1)[-1]],
         "code": ["01", "00070"],
         "carrier": ["vnpost"],
@@ -132,3 +140,4 @@ def world(db: None) -> Iterator[World]:
     request_started.connect(close_old_connections)
     request_finished.connect(close_old_connections)
     WORLD.token, WORLD.staff_token, WORLD.known = "", "", {}
+    WORLD.agency_key, WORLD.agency_secret = "", ""

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import uuid
+from typing import Any
+
 import pytest
 
 from auth.models import Organisation, User
+from payments.models import Payment, PaymentAnomaly
 from tests.conftest import ApiClient, make_user, sign_in
 from tests.factories import make_dossier
 
@@ -129,3 +135,203 @@ def test_a_date_filter_at_the_last_calendar_day_lists_everything_before_it() -> 
     response = signed_in(user).get("/api/v1/dossiers", query={"submitted_to": "9999-12-31"})
     assert response.status_code == 200
     assert [item["id"] for item in response.json()["items"]] == [str(dossier.id)]
+
+
+# The national payment platform's callback is public (the body's signature is checked
+# after parsing): what no signer could have sent is refused in the platform's own answer
+# shape, never a 500.
+NATIONAL_CALLBACK = "/api/v1/payments/gateways/national/callback"
+
+
+@pytest.fixture
+def national_platform(settings: Any) -> None:
+    settings.PAYMENT_NATIONAL_MERCHANT_ID = "TEST-DVC"
+    settings.PAYMENT_NATIONAL_SECRET = "test-national-secret-0123456789"
+
+
+@pytest.mark.usefixtures("national_platform")
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"order_id": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+        b'{"a":' * 30_000 + b"1" + b"}" * 30_000,
+    ],
+    ids=["array", "object"],
+)
+def test_a_national_callback_nested_past_the_parsers_depth_is_malformed(raw: bytes) -> None:
+    response = ApiClient().post(NATIONAL_CALLBACK, raw=raw)
+    assert response.status_code == 200
+    assert response.json() == {"code": "99", "message": "Error"}
+    assert not Payment.objects.exists()
+    assert not PaymentAnomaly.objects.exists()
+
+
+@pytest.mark.usefixtures("national_platform")
+@pytest.mark.parametrize("field", ["order_id", "signature"])
+def test_a_national_callback_with_a_lone_surrogate_is_an_invalid_signature(field: str) -> None:
+    body = {"merchant_id": "TEST-DVC", "order_id": "P1", "status": "SUCCESS", "signature": "ab"}
+    raw = json.dumps({**body, field: "\ud800"}).encode()  # the escape "\\ud800": valid JSON
+    response = ApiClient().post(NATIONAL_CALLBACK, raw=raw)
+    assert response.status_code == 200
+    assert response.json() == {"code": "97", "message": "Invalid signature"}
+    assert not Payment.objects.exists()
+    assert not PaymentAnomaly.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"full_name": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",
+        b'{"a":' * 30_000 + b"1" + b"}" * 30_000,
+        b'{"full_name": ' + b"1" * 5_000 + b"}",  # more digits than Python reads as an int
+    ],
+    ids=["deep-array", "deep-object", "long-number"],
+)
+def test_json_that_python_cannot_read_is_malformed_json_and_nothing_is_written(raw: bytes) -> None:
+    user = make_user(full_name="Lê Thị Hoa")
+    response = signed_in(user).patch("/api/v1/auth/me", raw=raw)
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": "malformed_json",
+        "message": "The request body is not valid JSON.",
+        "details": None,
+    }
+    user.refresh_from_db()
+    assert user.full_name == "Lê Thị Hoa"
+
+
+# Django reads at most DATA_UPLOAD_MAX_NUMBER_FIELDS (1,000) fields of a query string or
+# form and DATA_UPLOAD_MAX_NUMBER_FILES (100) files; past that it raises, and that was a
+# 500 on any route reading them, anonymous ones included.
+def _multipart(parts: list[tuple[str, str | None, bytes]]) -> bytes:
+    out = b""
+    for name, filename, body in parts:
+        disposition = f'form-data; name="{name}"' + (
+            f'; filename="{filename}"' if filename is not None else ""
+        )
+        out += f"--XyZ\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + body + b"\r\n"
+    return out + b"--XyZ--\r\n"
+
+
+TOO_MANY_FIELDS = {
+    "code": "too_many_fields",
+    "message": "The request has more fields than the server reads (at most 1000).",
+    "details": None,
+}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/catalogue/procedures",
+        "/api/v1/payments/gateways/vnpay/callback",
+        "/api/v1/payments/gateways/vnpay/return",
+    ],
+)
+def test_a_query_string_of_more_fields_than_django_reads_is_400(path: str) -> None:
+    query = "&".join(f"f{i}=1" for i in range(1_001))
+    response = ApiClient(language="en").get(f"{path}?{query}")
+    assert response.status_code == 400
+    assert response.json() == TOO_MANY_FIELDS
+    assert not PaymentAnomaly.objects.exists()
+
+
+def test_an_upload_with_more_form_fields_than_django_reads_is_400_and_nothing_is_saved() -> None:
+    user = make_user()
+    dossier = make_dossier(user)
+    fields = [(f"f{i}", None, b"x") for i in range(1_001)]
+    response = signed_in(user).post(
+        f"/api/v1/dossiers/{dossier.id}/attachments",
+        raw=_multipart([("document_code", None, b"doc-1"), *fields]),
+        content_type="multipart/form-data; boundary=XyZ",
+    )
+    assert response.status_code == 400
+    assert response.json() == TOO_MANY_FIELDS
+    assert dossier.attachments.count() == 0
+
+
+def test_an_upload_with_more_files_than_django_reads_is_400_and_nothing_is_saved() -> None:
+    user = make_user()
+    dossier = make_dossier(user)
+    files = [(f"f{i}", "a.jpg", b"x") for i in range(101)]
+    response = signed_in(user).post(
+        f"/api/v1/dossiers/{dossier.id}/attachments",
+        raw=_multipart([("document_code", None, b"doc-1"), *files]),
+        content_type="multipart/form-data; boundary=XyZ",
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "code": "too_many_files",
+        "message": "The request has more files than the server reads (at most 100).",
+        "details": None,
+    }
+    assert dossier.attachments.count() == 0
+
+
+def test_an_idempotent_json_route_sent_a_form_of_too_many_fields_is_400_and_creates_nothing() -> (
+    None
+):
+    user = make_user()
+    fields = [(f"f{i}", None, b"x") for i in range(1_001)]
+    response = signed_in(user).post(
+        "/api/v1/organisations",
+        raw=_multipart(fields),
+        content_type="multipart/form-data; boundary=XyZ",
+        headers={"Idempotency-Key": "k-1"},
+    )
+    assert response.status_code == 400
+    assert response.json() == TOO_MANY_FIELDS
+    assert Organisation.objects.count() == 0
+
+
+def _cursor(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("path", "values"),
+    [
+        # Python takes offsets up to 23:59; PostgreSQL refuses them past 15:59, and
+        # these moments lie outside years 1..9999 once in UTC.
+        ("/api/v1/dossiers", ["9999-12-31T23:59:59.999999-23:59", str(uuid.uuid4())]),
+        ("/api/v1/dossiers", ["0001-01-01T00:00:00+23:59", str(uuid.uuid4())]),
+        ("/api/v1/auth/sessions", ["0001-01-01T00:00:00+23:59", str(uuid.uuid4())]),
+        ("/api/v1/catalogue/procedures", ["\u0000abc", 1]),
+    ],
+    ids=["after-9999", "before-1", "sessions", "nul-in-text"],
+)
+def test_a_tampered_cursor_the_database_cannot_read_is_invalid_cursor(
+    path: str, values: list[Any]
+) -> None:
+    user = make_user()
+    make_dossier(user, status=2)
+    response = signed_in(user).get(path, query={"cursor": _cursor(values)})
+    assert response.status_code == 422
+    assert response.json()["details"] == [
+        {
+            "field": "cursor",
+            "location": "query",
+            "code": "invalid_cursor",
+            "message": "This cursor is not valid.",
+        }
+    ]
+
+
+def test_a_form_field_over_djangos_memory_limit_is_413_and_nothing_is_saved(settings: Any) -> None:
+    # Behind BodyLimitMiddleware the form of an upload may hold up to its route's
+    # limit; Django keeps at most DATA_UPLOAD_MAX_MEMORY_SIZE of fields (not files).
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1_000
+    user = make_user()
+    dossier = make_dossier(user)
+    response = signed_in(user).post(
+        f"/api/v1/dossiers/{dossier.id}/attachments",
+        raw=_multipart([("document_code", None, b"d" * 2_000), ("file", "a.jpg", b"x")]),
+        content_type="multipart/form-data; boundary=XyZ",
+    )
+    assert response.status_code == 413
+    assert response.json() == {
+        "code": "payload_too_large",
+        "message": "The request is too large.",
+        "details": None,
+    }
+    assert dossier.attachments.count() == 0
