@@ -26,7 +26,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
-from auth.admin_roles import SuperuserOnlyAdmin, support_context
+from auth.admin_roles import ReadOnlyAdmin, SuperuserOnlyAdmin, support_context
 from auth.models import User
 from backend.errors import ApiError
 from dossiers.admin_scope import OfficerOrSupportAdmin
@@ -38,19 +38,8 @@ def _user(request: HttpRequest) -> User:
     return request.user  # type: ignore[return-value]
 
 
-class ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        return False
-
-
 @admin.register(PaymentRequest)
-class PaymentRequestAdmin(OfficerOrSupportAdmin, ReadOnly):
+class PaymentRequestAdmin(OfficerOrSupportAdmin, ReadOnlyAdmin):
     list_display = ("dossier", "source", "amount", "status", "created_at", "paid_at")
     list_filter = ("source", "status")
     raw_id_fields = ("dossier",)
@@ -59,7 +48,7 @@ class PaymentRequestAdmin(OfficerOrSupportAdmin, ReadOnly):
 
 
 @admin.register(Payment)
-class PaymentAdmin(OfficerOrSupportAdmin, ReadOnly):
+class PaymentAdmin(OfficerOrSupportAdmin, ReadOnlyAdmin):
     list_display = (
         "order_ref",
         "gateway",
@@ -93,7 +82,7 @@ class PaymentAdmin(OfficerOrSupportAdmin, ReadOnly):
 
     def has_record_refund_permission(self, request: HttpRequest) -> bool:
         # The rows are never edited here, but recording a refund is a change: "view"
-        # is not enough (ReadOnly's has_change_permission says no to everyone).
+        # is not enough (ReadOnlyAdmin's has_change_permission says no to everyone).
         return request.user.has_perm("payments.change_payment")
 
     @admin.action(
@@ -173,5 +162,5 @@ class PaymentAnomalyAdmin(OfficerOrSupportAdmin):
 
 
 @admin.register(ReconciliationReport)
-class ReconciliationReportAdmin(SuperuserOnlyAdmin, ReadOnly):
+class ReconciliationReportAdmin(SuperuserOnlyAdmin, ReadOnlyAdmin):
     list_display = ("day", "checked", "created_at")
