@@ -37,6 +37,11 @@ BIG_TABLES = [
     "dossiers_attachment",
     "notifications_delivery",
     "payments_payment",
+    # a row per citizen (500 k in a province's first year), per signed-in device, per
+    # notification in an inbox (one per event per member who hears it)
+    "accounts_user",
+    "accounts_devicesession",
+    "notifications_notification",
     # procrastinate's (its own migrations run through the same `migrate`): a row per job
     # deferred (one per push, SMS, booking sent, event subscriber...), kept until the
     # purge, and several events per job.

@@ -61,6 +61,8 @@ KNOWN = {
         "dossiers_dossier",
         SCANNED,
     ),
+    # The same inline CHECK of a Positive*Field (national_level) on the sessions' table.
+    ("accounts.0010_national_sign_in", "accounts_devicesession", SCANNED),
 }
 # procrastinate's own migrations: every one of procrastinate 3.10.0, the version the
 # project has had since its first commit, ran at the first deploy, in the same migrate
