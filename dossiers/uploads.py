@@ -13,7 +13,8 @@ benchmark or a worker can call them directly:
   that open by themselves, embedded files), wherever the object sits: reachable from
   the catalogue, in an object stream, or only in the file's bytes. A key given twice
   in one dictionary is read as PDF viewers read it (the last value wins) and every
-  one of its values is checked.
+  one of its values is checked; a stream whose /Length is given twice with
+  different values is refused (see `_stream_lengths_differ`).
 
 Every refusal is an `ApiError` with a stable code.
 """
@@ -46,6 +47,7 @@ from pypdf.generic import (
     IndirectObject,
     NameObject,
     NullObject,
+    NumberObject,
     StreamObject,
     read_object,
 )
@@ -540,11 +542,17 @@ class _PypdfReports:
       dictionary cannot be read again is in `unresolved_keys`, and refused;
     - a cross-reference entry pypdf drops because it cannot read the header there
       (`4 %c\n0 obj`): a reader whose lexer skips the comment still finds the object
-      where the table says, so the scan reads it there."""
+      where the table says, so the scan reads it there.
+
+    And, found when an object is read again with every value, the values of a
+    stream's /Length given more than once (`stream_lengths`, one list per stream):
+    pypdf cuts the stream's data with the first, viewers with the last, so they
+    must all be the same length (`_stream_lengths_differ`)."""
 
     duplicate_keys: list[str] = field(default_factory=list)
     unresolved_keys: list[str] = field(default_factory=list)
     dropped_entries: list[tuple[int, int, int]] = field(default_factory=list)
+    stream_lengths: list[list[Any]] = field(default_factory=list)
 
 
 _PYPDF_REPORTS: ContextVar[_PypdfReports | None] = ContextVar("pypdf_reports", default=None)
@@ -646,8 +654,9 @@ class _EveryValue:
     twice (`_RepeatedKeys`), nested dictionaries included. Only dictionaries and
     arrays are its own: every other token is pypdf's `read_object`, so names
     (`/J#53` is `/JS`), strings and references read the same as in pypdf's parse. A
-    stream's dictionary is read, never its data. Anything malformed raises: pypdf's
-    recovery from it cannot be told apart from what a viewer does."""
+    stream's dictionary is read, never its data; when it gives /Length more than once,
+    the values are noted (`_PypdfReports.stream_lengths`). Anything malformed raises:
+    pypdf's recovery from it cannot be told apart from what a viewer does."""
 
     def __init__(self, source: io.BytesIO, reader: PdfReader, budget: _Budget) -> None:
         self.source = source
@@ -658,7 +667,12 @@ class _EveryValue:
         self.budget.take_object()
         self.source.seek(position)
         try:
-            return self._value(0)
+            found = self._value(0)
+            # A stream: "stream" after the dictionary, white-space and comments
+            # skipped as a viewer's lexer skips them.
+            if isinstance(found, _RepeatedKeys) and self._next(6) == b"stream":
+                _note_stream_lengths(found)
+            return found
         finally:
             self.budget.take_bytes(max(self.source.tell() - position, 1))
 
@@ -709,6 +723,46 @@ class _EveryValue:
         return values
 
 
+def _note_stream_lengths(stream: _RepeatedKeys) -> None:
+    earlier = [value for key, value in stream.earlier if key == "/Length"]
+    reports = _PYPDF_REPORTS.get()
+    if earlier and reports is not None:
+        reports.stream_lengths.append([*earlier, stream["/Length"]])
+
+
+def _stream_lengths_differ(reports: _PypdfReports) -> bool:
+    """Whether a stream gives /Length more than once with different values.
+
+    pypdf reads a stream's data with the first /Length; pdf.js, PDFium, qpdf and
+    MuPDF with the last (each rereads from the start up to the first `endstream`
+    when its length does not land on one). Two different lengths put the end of the
+    stream in two places: an object stream whose members past the first length are
+    invisible to pypdf (a script a viewer runs), or data pypdf reads as objects.
+    Reading the last value instead would still depend on where each reader resyncs,
+    so such a file is refused; the same length given twice (a reference and the
+    number it holds included) reads as one /Length does, in pypdf and in viewers. A
+    value that is no whole number, or refers to none, counts as different: pypdf
+    and viewers each make up a length of their own for it.
+    Run once the file has been walked and scanned: resolving a reference may read
+    an object, and that object may note lengths of its own."""
+    index = 0
+    while index < len(reports.stream_lengths):
+        lengths = {_whole_number(value) for value in reports.stream_lengths[index]}
+        if len(lengths) > 1 or None in lengths:
+            return True
+        index += 1
+    return False
+
+
+def _whole_number(value: Any) -> int | None:
+    """The whole number `value` is or refers to; None for anything else."""
+    try:
+        value = value.get_object() if isinstance(value, IndirectObject) else value
+    except _PARSE_ERRORS:
+        return None
+    return int(value) if isinstance(value, NumberObject) else None
+
+
 def _read_every_value(
     source: io.BytesIO, position: int, reader: PdfReader, budget: _Budget, *, report: bool = True
 ) -> Any:
@@ -728,7 +782,9 @@ def _read_every_value(
 def _use_last_values(found: Any, every: Any) -> None:
     """Give the object pypdf read (first value of a repeated key) the last values
     instead, in place: what the reader serves (the page tree above all) is then what
-    viewers use. A stream keeps its data and pypdf's shape (no /Length)."""
+    viewers use. A stream keeps its data and pypdf's shape (no /Length): the data
+    pypdf cut with the first /Length, which is what a viewer reads only when every
+    /Length is the same (`_stream_lengths_differ` refuses the file otherwise)."""
     if isinstance(found, StreamObject) and isinstance(every, DictionaryObject):
         found.clear()
         found.update((key, value) for key, value in every.items() if key != "/Length")
@@ -1001,6 +1057,11 @@ def _parse_every_value(
     reported = _duplicates_reported()
     obj = _parse_at(source, position, reader, reader._budget)
     if obj is None:
+        if _duplicates_reported() > reported:
+            # pypdf reads a dictionary's keys before its stream data: a stream it could
+            # not read with its first /Length (beyond pypdf's limit, say), which a
+            # viewer reads with the last, still has its lengths noted.
+            _read_every_value(source, position, reader, reader._budget, report=False)
         return None
     every = None
     if _duplicates_reported() > reported:
@@ -1100,6 +1161,7 @@ def inspect_pdf(fileobj: IO[bytes], *, max_pages: int | None = None) -> PdfInfo:
                 details={"pages": pages, "max_pages": max_pages},
             )
         found = _find_active_content(reader, data, reports.dropped_entries)
+        lengths_differ = _stream_lengths_differ(reports)
     except ApiError:
         raise
     except (_TooComplex, MemoryError) as exc:
@@ -1112,4 +1174,6 @@ def inspect_pdf(fileobj: IO[bytes], *, max_pages: int | None = None) -> PdfInfo:
         raise pdf_active_content(found)
     if reports.unresolved_keys:
         raise pdf_unreadable({"reason": "duplicate_key", "key": reports.unresolved_keys[0]})
+    if lengths_differ:
+        raise pdf_unreadable({"reason": "duplicate_key", "key": "/Length"})
     return PdfInfo(pages=pages)

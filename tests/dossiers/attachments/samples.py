@@ -343,6 +343,64 @@ def pdf_with_shadowed_open_action() -> bytes:
     )
 
 
+_OPEN_SCRIPT = b"<< /S /JavaScript /JS (app.alert\\(1\\)) >>"
+
+
+def pdf_with_stream_lengths(
+    lengths: bytes,
+    hidden: bytes = _OPEN_SCRIPT,
+    *,
+    catalog: bytes = b"<< /Type /Catalog /Pages 2 0 R /OpenAction 7 0 R >>",
+    objects: dict[int, bytes] | None = None,
+) -> bytes:
+    """A PDF 1.5 file whose object stream (object 5, not compressed) holds a harmless
+    go-to (object 6), then the bytes "endstream", then `hidden` (object 7, by default
+    a script the catalogue runs on open) up to the stream's real end. In `lengths`
+    (the stream's /Length entries, as written), CUT stands for the length that lands
+    on the false "endstream", FULL for the one that lands on the real one; `objects`
+    are added to the body (numbers 9 and up), CUT and FULL replaced there too."""
+    visible = b"<< /S /GoTo /D [3 0 R /Fit] >>"
+    header = b"6 0 7 %d " % len(visible + b"\nendstream\n")
+    content = header + visible + b"\nendstream\n" + hidden
+    cut, full = b"%d" % (len(header) + len(visible)), b"%d" % len(content)
+
+    def lengths_in(text: bytes) -> bytes:
+        return text.replace(b"CUT", cut).replace(b"FULL", full)
+
+    body = {**_CATALOG, 1: catalog, **{n: lengths_in(b) for n, b in (objects or {}).items()}}
+    out = bytearray(b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n")
+    entries: dict[int, tuple[int, int, int]] = {6: (2, 5, 0), 7: (2, 5, 1)}
+    for number, text in sorted(body.items()):
+        entries[number] = (1, len(out), 0)
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, text)
+    entries[5] = (1, len(out), 0)
+    out += b"5 0 obj\n<< /Type /ObjStm /N 2 /First %d %s >>\nstream\n" % (
+        len(header),
+        lengths_in(lengths),
+    )
+    out += content + b"\nendstream\nendobj\n"
+    size = max([8, *body]) + 2
+    entries[size - 1] = (1, len(out), 0)
+    rows = b"".join(struct.pack(">BIH", *entries.get(number, (0, 0, 0))) for number in range(size))
+    out += b"%d 0 obj\n<< /Type /XRef /Size %d /W [1 4 2] /Root 1 0 R /Length %d >>\n" % (
+        size - 1,
+        size,
+        len(rows),
+    )
+    out += (
+        b"stream\n"
+        + rows
+        + b"\nendstream\nendobj\nstartxref\n%d\n%%%%EOF\n" % (entries[size - 1][1])
+    )
+    return bytes(out)
+
+
+def pdf_with_script_after_the_first_length() -> bytes:
+    """pypdf cuts the object stream with the first /Length (at the false end), a viewer
+    with the second, and runs the script past it on open."""
+    return pdf_with_stream_lengths(b"/Length CUT /Length FULL")
+
+
 def encrypted_pdf() -> bytes:
     writer = PdfWriter()
     writer.add_blank_page(width=595, height=842)

@@ -424,6 +424,9 @@ def test_delete_refused_once_submitted(
         (samples.pdf_with_launch_action, "pdf_active_content"),
         (samples.pdf_with_embedded_file, "pdf_active_content"),
         (lambda: samples.pdf_bytes(51), "pdf_too_many_pages"),
+        # A viewer reads the object stream to its second /Length, and runs the script
+        # there; pypdf stops at the first.
+        (samples.pdf_with_script_after_the_first_length, "pdf_unreadable"),
     ],
 )
 def test_bad_pdf_is_refused_and_nothing_is_saved(  # type: ignore[no-untyped-def]

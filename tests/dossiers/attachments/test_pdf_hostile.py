@@ -423,3 +423,154 @@ def test_keys_given_twice_are_seen_whatever_the_log_level(
     assert (error.code, error.details) == ("pdf_active_content", {"found": "/JS"})
     # Nor is the warning logged, which the level holds back.
     assert [record for record in caplog.records if record.name.startswith("pypdf")] == []
+
+
+# --- A stream's /Length given twice -------------------------------------------------
+# pypdf cuts a stream's data with the first /Length, pdf.js, PDFium, qpdf and MuPDF
+# with the last (each rereads up to the first "endstream" when its length lands
+# elsewhere): in `samples.pdf_with_stream_lengths`, CUT ends the object stream at a
+# false "endstream", before object 7 (a script run on open); FULL at the real end.
+
+_HARMLESS = b"<< /S /GoTo /D [3 0 R /Fit] >>"
+_OPEN = b"<< /S /Launch /F (cmd.exe) >>"
+_LENGTH_GIVEN_TWICE = ("pdf_unreadable", {"reason": "duplicate_key", "key": "/Length"})
+
+
+@pytest.mark.parametrize(
+    "lengths",
+    [
+        b"/Length CUT /Length FULL",
+        # The first lands on no "endstream": pypdf rereads up to the first one.
+        b"/Length 3 /Length FULL",
+        b"/Length CUT /Length CUT /Length FULL",
+        # Beyond what pypdf reads at all: it drops the whole object stream.
+        b"/Length 99999999999 /Length FULL",
+    ],
+)
+@pytest.mark.parametrize("hidden", [samples._OPEN_SCRIPT, _OPEN])
+def test_active_content_past_the_first_of_two_lengths_is_refused(
+    lengths: bytes, hidden: bytes
+) -> None:
+    data = samples.pdf_with_stream_lengths(lengths, hidden)
+    # As a viewer reads it: the whole stream, the action in it run on open.
+    whole = samples.pdf_with_stream_lengths(b"/Length FULL", hidden)
+
+    error = _error(data)
+
+    assert (error.status, error.code) == (422, "pdf_unreadable")
+    if b"99999999999" not in lengths:  # pypdf reading it is what fails the walk there
+        assert (error.code, error.details) == _LENGTH_GIVEN_TWICE
+    assert _error(whole).code == "pdf_active_content"
+
+
+def test_an_object_stream_nothing_refers_to_with_two_lengths_is_refused() -> None:
+    # Found by the scan of the bytes alone, whether pypdf reads it (the first length
+    # lands on the false end) or not (the first is beyond its limit).
+    catalog = b"<< /Type /Catalog /Pages 2 0 R >>"
+    for lengths in (b"/Length CUT /Length FULL", b"/Length 99999999999 /Length FULL"):
+        data = samples.pdf_with_stream_lengths(lengths, catalog=catalog)
+
+        error = _error(data)
+
+        assert (error.code, error.details) == _LENGTH_GIVEN_TWICE
+
+
+def test_the_last_of_two_lengths_cutting_short_is_refused_too() -> None:
+    # pypdf reads the whole stream here and finds the script; with a harmless object
+    # 7 there is nothing to find, and the two ends are refused all the same.
+    script = samples.pdf_with_stream_lengths(b"/Length FULL /Length CUT")
+    harmless = samples.pdf_with_stream_lengths(b"/Length FULL /Length CUT", _HARMLESS)
+
+    assert (_error(script).code, _error(script).details) == ("pdf_active_content", {"found": "/JS"})
+    assert (_error(harmless).code, _error(harmless).details) == _LENGTH_GIVEN_TWICE
+
+
+@pytest.mark.parametrize(
+    ("lengths", "objects"),
+    [
+        (b"/Length 9 0 R /Length 10 0 R", {9: b"CUT", 10: b"FULL"}),
+        (b"/Length 9 0 R /Length FULL", {9: b"CUT"}),
+        (b"/Length CUT /Length 10 0 R", {10: b"FULL"}),
+        # A reference to no object (pypdf then reads up to the false end).
+        (b"/Length 12 0 R /Length FULL", {9: b"<< >>"}),
+        (b"/Length 9 0 R /Length 9 0 R /Length FULL", {9: b"CUT"}),
+    ],
+)
+def test_lengths_given_as_references_are_compared_by_what_they_hold(
+    lengths: bytes, objects: dict[int, bytes]
+) -> None:
+    data = samples.pdf_with_stream_lengths(lengths, _HARMLESS, objects=objects)
+
+    error = _error(data)
+
+    assert (error.code, error.details) == _LENGTH_GIVEN_TWICE
+
+
+@pytest.mark.parametrize(
+    ("lengths", "objects"),
+    [
+        (b"/Length FULL /Length FULL", {}),
+        (b"/Length 9 0 R /Length 9 0 R", {9: b"FULL"}),
+        (b"/Length 9 0 R /Length FULL", {9: b"FULL"}),
+        (b"/Length 9 0 R /Length 10 0 R", {9: b"FULL", 10: b"FULL"}),
+    ],
+)
+def test_one_length_given_twice_is_read_as_a_single_length(
+    lengths: bytes, objects: dict[int, bytes]
+) -> None:
+    # pypdf and viewers read the same bytes: object 7 is seen, whatever it holds.
+    harmless = samples.pdf_with_stream_lengths(lengths, _HARMLESS, objects=objects)
+    script = samples.pdf_with_stream_lengths(lengths, objects=objects)
+
+    assert inspect_pdf(io.BytesIO(harmless)).pages == 1
+    assert (_error(script).code, _error(script).details) == ("pdf_active_content", {"found": "/JS"})
+
+
+def test_two_lengths_in_a_cross_reference_stream_are_refused() -> None:
+    # pypdf reads the table with the first (rereading up to "endstream"), a viewer
+    # with the last. Inserted after the object's start: startxref still points at it.
+    data = samples.pdf_in_object_streams().replace(
+        b"/Root 1 0 R /Length ", b"/Root 1 0 R /Length 1 /Length ", 1
+    )
+    assert data.count(b"/Length 1 /Length ") == 1
+
+    error = _error(data)
+
+    assert (error.code, error.details) == _LENGTH_GIVEN_TWICE
+
+
+def test_two_lengths_in_a_dictionary_that_is_no_stream_are_accepted() -> None:
+    # /Length means nothing outside a stream: the last value wins, as for any key.
+    catalog = b"<< /Type /Catalog /Pages 2 0 R /X << /Length 1 /Length 2 >> >>"
+
+    assert inspect_pdf(io.BytesIO(_classic({**_CATALOG, 1: catalog}))).pages == 1
+
+
+def test_pages_whose_contents_give_one_length_twice_are_accepted_and_counted() -> None:
+    drawing = b"0 0 m 595 842 l S"
+    objects = {
+        2: b"<< /Type /Pages /Kids [3 0 R 5 0 R 7 0 R] /Count 3 >>",
+        **{
+            page: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents %d 0 R >>"
+            % (page + 1)
+            for page in (3, 5, 7)
+        },
+        4: b"<< /Length 17 /Length 17 >>\nstream\n" + drawing + b"\nendstream",
+        6: b"<< /Length 9 0 R /Filter /FlateDecode /Length 9 0 R >>\nstream\n"
+        + zlib.compress(drawing)
+        + b"\nendstream",
+        8: b"<< /Length 17 /Length 10 0 R >>\nstream\n" + drawing + b"\nendstream",
+        9: b"%d" % len(zlib.compress(drawing)),
+        10: b"17",
+    }
+    data = _classic({**_CATALOG, **objects})
+
+    assert inspect_pdf(io.BytesIO(data)).pages == 3
+    assert uploads.count_pdf_pages(data) == 3  # the wallet's count
+
+
+def test_an_ordinary_multi_page_pdf_is_unaffected() -> None:
+    data = samples.pdf_bytes(3)
+
+    assert inspect_pdf(io.BytesIO(data)).pages == 3
+    assert uploads.count_pdf_pages(data) == 3

@@ -13,10 +13,12 @@ import ast
 import io
 import zlib
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pypdf.generic
 from pypdf import PdfReader, PdfWriter
+from pypdf.errors import PyPdfError
 from pypdf.generic import DictionaryObject, IndirectObject, StreamObject, TextStringObject
 
 from dossiers import uploads
@@ -168,3 +170,53 @@ def test_the_readers_own_attributes_are_not_pypdfs() -> None:
     len(plain.pages)
 
     assert ours & set(vars(plain)) == set(), "PdfReader now sets an attribute _Reader uses"
+
+
+def _stream_as_pypdf_reads_it(body: bytes) -> tuple[Any, _PypdfReports]:
+    """Object 4 (`body`) read by pypdf's parser where the table puts it: the object
+    or the pypdf error it raised, and what pypdf reported meanwhile."""
+    data = _classic({**_CATALOG, 4: body})
+    reader, _ = _reader(data)
+    source = io.BytesIO(data)
+    source.seek(_body_start(data, 4, reader))
+    uploads._skip_whitespace(source)
+    reports = _PypdfReports()
+    token = uploads._PYPDF_REPORTS.set(reports)
+    try:
+        found: Any = pypdf.generic.read_object(source, reader)
+    except PyPdfError as error:
+        found = error
+    finally:
+        uploads._PYPDF_REPORTS.reset(token)
+    return found, reports
+
+
+def test_pypdf_cuts_a_stream_with_the_first_of_two_lengths() -> None:
+    # What `_stream_lengths_differ` is for: viewers cut with the last one. A first
+    # length landing on no "endstream" (7) is reread up to the first one there is.
+    lands = b"<< /Length 3 /Length 21 >>\nstream\nabc\nendstream\ndefgh\nendstream"
+    rereads = b"<< /Length 7 /Length 21 >>\nstream\nabc\nendstream\ndefgh\nendstream"
+
+    first, reports = _stream_as_pypdf_reads_it(lands)
+    reread, _ = _stream_as_pypdf_reads_it(rereads)
+
+    assert isinstance(first, StreamObject)
+    assert first._data == b"abc", "pypdf no longer cuts a stream with its first /Length"
+    assert reports.duplicate_keys == ["/Length"], "a /Length given twice goes unreported"
+    assert isinstance(reread, StreamObject)
+    assert reread._data == b"abc", (
+        "pypdf no longer rereads up to the first 'endstream' when /Length lands elsewhere"
+    )
+
+
+def test_pypdf_reports_a_length_given_twice_before_it_fails_on_the_first() -> None:
+    # The scan reads such a stream's lengths again even though pypdf gave up on it:
+    # the report must come from the dictionary, before the data is read.
+    body = b"<< /Length 99999999999 /Length 3 >>\nstream\nabc\nendstream"
+
+    found, reports = _stream_as_pypdf_reads_it(body)
+
+    assert isinstance(found, PyPdfError), "pypdf now reads a stream beyond its length limit"
+    assert reports.duplicate_keys == ["/Length"], (
+        "pypdf no longer reports a key given twice before reading the stream's data"
+    )
