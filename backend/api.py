@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -23,6 +22,7 @@ from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Val
 from ninja.openapi.schema import OpenAPISchema
 from ninja.parser import Parser
 
+from backend import strict_json
 from backend.errors import (
     CACHE_DOWN,
     DATABASE_DOWN,
@@ -40,7 +40,9 @@ logger = logging.getLogger(__name__)
 
 
 class MalformedJSON(ValueError):
-    pass
+    def __init__(self, message: str, duplicate: str | None = None) -> None:
+        super().__init__(message)
+        self.duplicate = duplicate  # the key an object gave twice, if that was it
 
 
 class NotAJSONObject(ValueError):
@@ -80,6 +82,9 @@ def nul_path(document: Any) -> str | None:
 class StrictJSONParser(Parser):
     """Parses JSON bodies; anything that is not a JSON document is a coded 400.
 
+    A key given twice in one object is refused too (`backend.strict_json`): 400
+    `malformed_json` whose details name the key.
+
     Every JSON body of this API is an object. ninja reads the fields of a body
     schema out of whatever it gets, so an array or a bare string would pass as
     `{}` (a PATCH would "succeed" doing nothing): refuse them with a 422.
@@ -91,7 +96,9 @@ class StrictJSONParser(Parser):
 
     def parse_body(self, request: HttpRequest) -> Any:
         try:
-            document = json.loads(request.body)
+            document = strict_json.loads(request.body)
+        except strict_json.DuplicateKey as exc:
+            raise MalformedJSON(str(exc), duplicate=exc.key) from exc
         except (ValueError, RecursionError) as exc:
             # Not JSON, nor anything Python reads: nested past the parser's depth,
             # or a number of more digits than `int` converts (sys.int_info).
@@ -228,7 +235,20 @@ def handle_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     if isinstance(exc.__cause__, ApiError):
         return api_error_response(request, exc.__cause__)
     if isinstance(exc.__cause__, MalformedJSON):
-        return error_response(400, "malformed_json", _("The request body is not valid JSON."))
+        details = None
+        if exc.__cause__.duplicate is not None:
+            key = exc.__cause__.duplicate.replace("\x00", "")
+            details = [
+                {
+                    "field": key,
+                    "location": "body",
+                    "code": "duplicate_key",
+                    "message": str(_("This key is given twice in one object.")),
+                }
+            ]
+        return error_response(
+            400, "malformed_json", _("The request body is not valid JSON."), details
+        )
     if isinstance(exc.__cause__, NotAJSONObject):
         detail = {
             "field": "body",

@@ -33,6 +33,7 @@ import httpx
 from django.conf import settings
 from django.utils import timezone
 
+from backend import strict_json
 from payments.gateways import (
     CallbackAnswer,
     CallbackRejected,
@@ -156,8 +157,10 @@ class NationalPlatformAdapter:
 
     def parse_callback(self, query: dict[str, str], body: bytes) -> GatewayResult:
         try:
-            fields = json.loads(body)
-        except (ValueError, RecursionError) as exc:  # not JSON, or nested past the parser's depth
+            fields = strict_json.loads(body)
+        except (ValueError, RecursionError) as exc:
+            # Not JSON, nested past the parser's depth, or a key given twice (read one
+            # way by the platform's signer and another here: refused, not guessed).
             raise CallbackRejected("malformed") from exc
         if not isinstance(fields, dict):
             raise CallbackRejected("malformed")

@@ -84,6 +84,39 @@ def test_an_escaped_backslash_before_u0000_is_text_not_nul(api: ApiClient) -> No
     assert response.json()["name"] == "a\\u0000"
 
 
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        (b'{"name": "ab", "count": 1, "name": "cd"}', "name"),
+        (b'{"name": "ab", "extra": {"x": 1, "y": 2, "x": 3}}', "x"),
+        (b'{"name": "ab", "extra": [{"k": 1}, {"k": 1, "k": 1}]}', "k"),
+    ],
+    ids=["top-level", "nested", "in-a-list-same-value"],
+)
+def test_a_key_given_twice_is_malformed_json_naming_it_and_nothing_is_created(
+    api: ApiClient, raw: bytes, key: str
+) -> None:
+    # Python would keep the last value, other parsers the first: refused, not guessed.
+    before = conventions_api.calls["create"]
+    body = assert_error(api.post("/api/test/things", raw=raw), 400, "malformed_json")
+    assert body["message"] == "Nội dung yêu cầu không phải JSON hợp lệ."
+    assert body["details"] == [
+        {
+            "field": key,
+            "location": "body",
+            "code": "duplicate_key",
+            "message": "Khóa này xuất hiện hai lần trong cùng một đối tượng.",
+        }
+    ]
+    assert conventions_api.calls["create"] == before
+
+
+def test_the_same_key_in_two_objects_is_not_a_duplicate(api: ApiClient) -> None:
+    raw = b'{"name": "ab", "extra": {"name": 1, "inner": {"name": 2}}}'
+    response = api.post("/api/test/things", raw=raw)
+    assert response.status_code == 201, response
+
+
 def test_invalid_utf8_body_is_400(api: ApiClient) -> None:
     response = api.post("/api/test/things", raw=b"\xff\xfe\x00")
     assert_error(response, 400, "malformed_json")

@@ -3,6 +3,8 @@ a late payment silently dropped, a wrong amount accepted as paid."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from dossiers.models import Dossier, DossierEvent
@@ -162,6 +164,7 @@ def test_national_platform_paid_callback(citizen, fake_gateway) -> None:
         ("wrong_merchant", "97"),
         ("unknown_order", "01"),
         ("not_json", "99"),
+        ("duplicate_key", "99"),
     ],
 )
 def test_forged_national_callback_changes_nothing(citizen, fake_gateway, forgery, expected) -> None:
@@ -184,6 +187,11 @@ def test_forged_national_callback_changes_nothing(citizen, fake_gateway, forgery
     path = "/api/v1/payments/gateways/national/callback"
     if forgery == "not_json":
         response = ApiClient().post(path, raw=b"[not json", content_type="application/json")
+    elif forgery == "duplicate_key":
+        # Signed as it is, with its status given again: the platform's signer and this
+        # server could read two different bodies in one text, so it is not read at all.
+        raw = b'{"status": "SUCCESS", ' + json.dumps(body).encode()[1:]
+        response = ApiClient().post(path, raw=raw, content_type="application/json")
     else:
         response = ApiClient().post(path, body)
     assert response.status_code == 200
