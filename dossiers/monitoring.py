@@ -98,13 +98,14 @@ def count_overdue(
     queryset: QuerySet[Dossier] | None = None, now: dt.datetime | None = None
 ) -> dict[str, int]:
     """How many of `queryset` are `overdue` and `overdue_without_apology`, in one
-    statement (the agency's summary, polled by every agency).
+    statement (the agency's summary, polled by every agency; it was two).
 
-    The rows read are the overdue ones (the deadline's range on
-    dossier_running_deadline, as `overdue` reads it) and, to stay exactly the two
-    definitions' counts whatever the rows hold, any whose `appointment_at` passed
-    before their deadline (none: an apology only moves the date later, and a
-    supplement moves both dates alike)."""
+    The condition is the OR of the two definitions', so the counts are exactly theirs
+    whatever the rows hold. Its plan reads the agency's running dossiers on
+    (agency, status), as the second count alone did. The deadline's range alone
+    would do (`appointment_at` is never before the deadline: an apology only moves
+    it later, a supplement moves both alike), but only the actions hold that, not a
+    constraint."""
     now = now or timezone.now()
     passed = Q(LessThan(F("deadline"), now))
     violation = Q(appointment_at__lt=now)

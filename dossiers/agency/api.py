@@ -870,7 +870,7 @@ def _monitoring_page(request: HttpRequest, params: PageParams, which: MonitoredL
     rows: list[Dossier]
     if which == "at_risk":
         rows = []
-        # One more than the page to tell whether more follow: read, not filtered out.
+        # One more than the page tells whether more follow: a LIMIT in SQL (`limit`).
         for dossier, left in monitoring.at_risk(own, now, agency, limit=limit + 1):
             dossier.working_seconds_left = left  # type: ignore[attr-defined]
             rows.append(dossier)
