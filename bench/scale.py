@@ -31,7 +31,8 @@ bench/scale_results.json and bench/scale_plans.txt:
   event two months back (citizen, organisation member), and a live pull at the head;
 * feed: `dossiers.agency.api.feed` for the largest agency, cursor near the head;
 * agency monitoring: the largest agency's counts (`monitoring_summary`) and pages of
-  its overdue list (`monitoring_overdue`: the first, and every 100th dossier on);
+  its overdue and at-risk lists (`monitoring_overdue`, `monitoring_at_risk`: the
+  first, and every 100th dossier on);
 * scans: the overdue query of `monitoring.scan_deadlines` and `monitoring.at_risk`,
   after the worker's warm-up (the holiday calendars built, as `WORKER_WARM_UP` does).
 
@@ -719,6 +720,12 @@ def probes(now: dt.datetime) -> list[Probe]:
         .values_list("deadline", "pk")[99::100]  # type: ignore[misc]  # an annotation
     )
     overdue_cursors: list[str | None] = [None, *(encode_cursor(list(k)) for k in overdue_keys)]
+    # And of its at-risk list (the first page, and every 100th dossier on).
+    at_risk_keys = [
+        (dossier.deadline, dossier.pk)  # type: ignore[attr-defined]
+        for dossier, _left in monitoring.at_risk(agency_dossiers(biggest), now, biggest)[99::100]
+    ]
+    at_risk_cursors: list[str | None] = [None, *(encode_cursor(list(k)) for k in at_risk_keys)]
 
     def agency_request(path: str) -> Any:
         request = factory.get(path)
@@ -735,6 +742,12 @@ def probes(now: dt.datetime) -> list[Probe]:
         params = PageParams(cursor=cursor, limit=100)
         page = agency_api.monitoring_overdue(request, params)
         return respond(agency_api.monitoring_overdue, request, page)
+
+    def at_risk_page(cursor: str | None) -> Any:
+        request = agency_request("/api/v1/agency/monitoring/at-risk")
+        params = PageParams(cursor=cursor, limit=100)
+        page = agency_api.monitoring_at_risk(request, params)
+        return respond(agency_api.monitoring_at_risk, request, page)
 
     def overdue_scan(_: Any) -> Any:
         return list(
@@ -756,6 +769,7 @@ def probes(now: dt.datetime) -> list[Probe]:
         Probe("agency feed near the head (largest agency)", feed_cursors, feed),
         Probe("agency monitoring counts (largest agency)", [None], monitoring_counts, most=30),
         Probe("agency monitoring overdue page (largest agency)", overdue_cursors, monitoring_page),
+        Probe("agency monitoring at-risk page (largest agency)", at_risk_cursors, at_risk_page),
         Probe("overdue scan", [None], overdue_scan, most=30),
         Probe("at-risk scan", [None], at_risk_scan, most=30),
     ]

@@ -94,10 +94,38 @@ def overdue_without_apology(
     return running(queryset).filter(appointment_at__lt=now or timezone.now())
 
 
+def count_overdue(
+    queryset: QuerySet[Dossier] | None = None, now: dt.datetime | None = None
+) -> dict[str, int]:
+    """How many of `queryset` are `overdue` and `overdue_without_apology`, in one
+    statement (the agency's summary, polled by every agency; it was two).
+
+    The condition is the OR of the two definitions', so the counts are exactly theirs
+    whatever the rows hold. Its plan reads the agency's running dossiers on
+    (agency, status), as the second count alone did. The deadline's range alone
+    would do (`appointment_at` is never before the deadline: an apology only moves
+    it later, a supplement moves both alike), but only the actions hold that, not a
+    constraint."""
+    now = now or timezone.now()
+    passed = Q(LessThan(F("deadline"), now))
+    violation = Q(appointment_at__lt=now)
+    counts = (
+        running(queryset)
+        .filter(passed | violation)
+        .aggregate(
+            overdue=Count("pk", filter=passed),
+            overdue_without_apology=Count("pk", filter=violation),
+        )
+    )
+    return {name: int(value) for name, value in counts.items()}
+
+
 def at_risk(
     queryset: QuerySet[Dossier] | None = None,
     now: dt.datetime | None = None,
     agency: Agency | None = None,
+    *,
+    limit: int | None = None,
 ) -> list[tuple[Dossier, int]]:
     """Running dossiers with less than one working day left, with the seconds left.
 
@@ -110,7 +138,17 @@ def at_risk(
 
     `agency`: the one agency whose dossiers are asked for (its monitoring): only its
     calendar is read, and the window ends one working day from now in it.
+
+    `limit` (with `agency` only): at most the first `limit` of the list, reading at
+    most `limit` candidates (`LIMIT` in SQL; a page of the agency's at-risk list, of
+    thousands at national scale). One calendar's working seconds left only grow with
+    the deadline, so the candidates at risk come first in (deadline, id) order and
+    the first `limit` candidates hold the list's first `limit` (`count_at_risk` rests
+    on the same). Over several agencies' calendars they do not: a short-day agency's
+    dossier not at risk can come before another's at risk.
     """
+    if limit is not None and agency is None:
+        raise ValueError("a limit needs the one agency whose calendar orders the list")
     now = now or timezone.now()
     calendars = _calendars(now, agency)
     until = min(_one_day_after(calendars, now), now + AT_RISK_LOOKAHEAD)
@@ -123,6 +161,8 @@ def at_risk(
         .only(*AT_RISK_FIELDS)
         .order_by("deadline", "id")
     )
+    if limit is not None:
+        candidates = candidates[:limit]
     result = []
     # Per agency, its working periods from now to `until`, worked out once a scan for
     # calendars alike.

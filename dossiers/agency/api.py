@@ -849,8 +849,7 @@ def monitoring_summary(request: HttpRequest) -> dict[str, Any]:
     own = agency_dossiers(agency)
     now = timezone.now()
     return {
-        "overdue": monitoring.overdue(own, now).count(),
-        "overdue_without_apology": monitoring.overdue_without_apology(own, now).count(),
+        **monitoring.count_overdue(own, now),
         "at_risk": monitoring.count_at_risk(agency, own, now),
     }
 
@@ -871,7 +870,8 @@ def _monitoring_page(request: HttpRequest, params: PageParams, which: MonitoredL
     rows: list[Dossier]
     if which == "at_risk":
         rows = []
-        for dossier, left in monitoring.at_risk(own, now, agency)[: limit + 1]:
+        # One more than the page tells whether more follow: a LIMIT in SQL (`limit`).
+        for dossier, left in monitoring.at_risk(own, now, agency, limit=limit + 1):
             dossier.working_seconds_left = left  # type: ignore[attr-defined]
             rows.append(dossier)
     else:

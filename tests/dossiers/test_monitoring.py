@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from backend.times import rfc3339
 from dossiers import monitoring
+from dossiers.agency.access import agency_dossiers
 from dossiers.deadlines import add_working_seconds
 from dossiers.models import Agency, Apology, Dossier, DossierEvent
 from tests.conftest import ApiClient, make_user, sign_in
@@ -364,7 +365,7 @@ def test_the_summary_counts_the_at_risk_dossiers_without_reading_them(
     assert rows.call_count == 0  # no dossier read as a row
     assert [call.args[1] for call in clock.call_args_list] == [around]  # only the one near
     dossiers = [sql for sql, _ in captured.queries if 'FROM "dossiers_dossier"' in sql]
-    assert len(dossiers) == 4  # the two overdue counts, the at-risk counts, the one near
+    assert len(dossiers) == 3  # the overdue counts, the at-risk counts, the one near
     assert not [sql for sql, _ in captured.queries if 'FROM "dossiers_agency"' in sql]
     [(_, params)] = [q for q in captured.queries if 'FROM "dossiers_agencycalendarday"' in q[0]]
     assert params[0] == f"{{{agency.pk}}}"  # its own calendar days (an array), no other's
@@ -486,6 +487,116 @@ def test_an_overdue_page_reads_what_it_shows_in_one_statement(
     assert set(re.findall(r'"dossiers_dossier"\."(\w+)"', selected)) == set(
         monitoring.AT_RISK_FIELDS
     )
+
+
+def _candidate_statements(captured: CaptureQueriesContext) -> list[str]:
+    return [
+        query["sql"]
+        for query in captured.captured_queries
+        if 'FROM "dossiers_dossier"' in query["sql"]
+    ]
+
+
+def test_an_at_risk_page_reads_no_more_dossiers_than_it_shows(
+    agency: Agency, agency_client: AgencyClient
+) -> None:
+    # At national scale an agency has thousands of dossiers at risk: the page read them
+    # all after its cursor and kept `limit + 1`. It now reads at most `limit + 1` rows
+    # (LIMIT in SQL after the keyset), and pages through the same list as the whole.
+    from bench.scale import CapturedQueries
+
+    now = timezone.now()
+    risky = [
+        dossier_of(agency, S.ACCEPTED, appointment_at=add_working_seconds(agency, now, 60 * m))
+        for m in range(5, 30)
+    ]
+    risky.append(dossier_of(agency, S.PROCESSING, appointment_at=risky[3].appointment_at))
+    dossier_of(agency, S.ACCEPTED, appointment_at=add_working_seconds(agency, now, 9 * 3600))
+    whole = [str(d.pk) for d, _left in monitoring.at_risk(agency_dossiers(agency), now, agency)]
+    assert len(whole) == len(risky) == 26
+
+    listed: list[str] = []
+    cursor = ""
+    pages = 0
+    while True:
+        with CapturedQueries() as captured:
+            page = agency_client.get(f"/api/v1/agency/monitoring/at-risk?limit=5{cursor}").json()
+        [(statement, params)] = [q for q in captured.queries if 'FROM "dossiers_dossier"' in q[0]]
+        assert statement.endswith("LIMIT 6"), statement[-80:]
+        if cursor:  # the keyset is in the statement, as a row value, before the LIMIT
+            assert re.search(r'\(COALESCE\(.*\), "dossiers_dossier"\."id"\) > \(', statement)
+        # The rows the database sends for the page: at most one more than it shows.
+        with connection.cursor() as raw:
+            raw.execute(statement, params)
+            assert len(raw.fetchall()) == len(page["items"]) + page["has_more"] <= 6
+        listed += ids(page)
+        pages += 1
+        if not page["has_more"]:
+            assert page["next_cursor"] is None
+            break
+        assert len(page["items"]) == 5
+        cursor = f"&cursor={page['next_cursor']}"
+    assert listed == whole  # the same rows in the same order, each once
+    assert pages == 6  # 5 + 5 + 5 + 5 + 5 + 1
+
+
+def test_a_limit_of_the_at_risk_list_is_its_first_rows(agency: Agency) -> None:
+    # The limit rests on one calendar's order: with the seconds left only growing with
+    # the deadline, the first `limit` candidates hold the list's first `limit`, even
+    # where candidates near the working day's end are not at risk.
+    from dossiers.deadlines import WorkingCalendar
+
+    agency.office_hours = [["07:30", "11:30"], ["13:00", "16:30"]]
+    agency.save()
+    calendar = WorkingCalendar(agency)
+    per_day = calendar.seconds_per_day()
+    own = Dossier.objects.filter(agency=agency)
+    micro = dt.timedelta(microseconds=1)
+    for now in SUMMARY_MOMENTS[:3]:
+        end = calendar.add_seconds(now, per_day)
+        for deadline in (calendar.add_seconds(now, 60), end - micro, end, end + micro):
+            dossier_of(agency, S.PROCESSING, appointment_at=deadline)
+    for now in SUMMARY_MOMENTS[:3]:
+        whole = monitoring.at_risk(own, now, agency)
+        assert whole
+        for limit in range(1, len(whole) + 3):
+            limited = monitoring.at_risk(own, now, agency, limit=limit)
+            assert [(d.pk, left) for d, left in limited] == [
+                (d.pk, left) for d, left in whole[:limit]
+            ], (now, limit)
+    with pytest.raises(ValueError, match="one agency"):
+        monitoring.at_risk(own, SUMMARY_MOMENTS[0], limit=3)
+
+
+def test_the_summary_counts_both_overdue_lists_in_one_statement(
+    agency: Agency, agency_client: AgencyClient
+) -> None:
+    # Every agency polls it: the two overdue counts were two statements.
+    now = timezone.now()
+    dossier_of(agency, S.PROCESSING, appointment_at=now - dt.timedelta(hours=1))
+    dossier_of(agency, S.ACCEPTED, appointment_at=now - dt.timedelta(days=2))
+    dossier_of(agency, S.PAYMENT_REQUESTED, original_appointment_at=now - dt.timedelta(hours=2),
+               appointment_at=now + dt.timedelta(days=3))  # fmt: skip
+    dossier_of(agency, S.SUPPLEMENT_REQUESTED, appointment_at=now - dt.timedelta(hours=1),
+               paused_at=now - dt.timedelta(hours=2))  # fmt: skip
+    dossier_of(agency, S.RESULT_READY, appointment_at=now - dt.timedelta(hours=1),
+               finished_at=now - dt.timedelta(minutes=5))  # fmt: skip
+    dossier_of(make_agency(), S.PROCESSING, appointment_at=now - dt.timedelta(hours=1))
+    with CaptureQueriesContext(connection) as captured:
+        response = agency_client.get("/api/v1/agency/monitoring/summary")
+    assert response.json() == {"overdue": 3, "overdue_without_apology": 2, "at_risk": 0}
+    statements = _candidate_statements(captured)
+    # The overdue counts, the at-risk counts (none due near the working day's end).
+    assert len(statements) == 2, statements
+    [overdue] = [sql for sql in statements if 'AS "overdue_without_apology"' in sql]
+    assert overdue.count("COUNT(") == 2
+    assert 'AS "overdue"' in overdue
+    # The whole route: the credential (read, its last use), the calendar days, the counts.
+    assert len(captured.captured_queries) == 5, [q["sql"][:80] for q in captured.captured_queries]
+    assert monitoring.count_overdue(Dossier.objects.filter(agency=agency), now) == {
+        "overdue": 3,
+        "overdue_without_apology": 2,
+    }
 
 
 # --- Performance -----------------------------------------------------------------------------

@@ -468,6 +468,40 @@ def test_a_monitoring_page_starts_at_its_cursor_on_a_deadline_index(
     assert any("ROW(COALESCE(" in c and ", id) > ROW(" in c for c in conditions), conditions
 
 
+def test_an_at_risk_page_stops_at_its_size_from_its_cursor_on_a_deadline_index(
+    seeded: dict[str, Any],
+) -> None:
+    # The page read every at-risk dossier after its cursor (thousands for an agency at
+    # national scale) and kept one more than it shows: now a LIMIT ends the scan.
+    from dossiers.deadlines import add_working_seconds
+
+    agency = Agency.objects.get(pk=1)
+    now = timezone.now()
+    # At 2,000 dossiers the largest agency has a dossier or two at risk: ten more.
+    due = list(monitoring.running(agency_dossiers(agency)).order_by("-id")[:10])
+    for minutes, dossier in enumerate(due, start=1):
+        dossier.original_appointment_at = None
+        dossier.appointment_at = add_working_seconds(agency, now, minutes * 60)
+        dossier.save(update_fields=["original_appointment_at", "appointment_at"])
+    whole = monitoring.at_risk(agency_dossiers(agency), now, agency)
+    assert len(whole) >= 10
+    request = RequestFactory().get("/api/v1/agency/monitoring/at-risk")
+    request.agency_credential = AgencyCredential(agency=agency, key_id="t")  # type: ignore[attr-defined]
+    first = whole[1][0]
+    cursor = encode_cursor([first.deadline, first.pk])  # type: ignore[attr-defined]
+    with scale.CapturedQueries() as captured:
+        page = agency_api.monitoring_at_risk(request, PageParams(cursor=cursor, limit=3))
+    assert [dossier.pk for dossier in page["items"]] == [d.pk for d, _ in whole[2:5]]
+    assert page["has_more"] is True
+    plan = plan_of(captured.queries, '"dossiers_dossier"."id"')
+    assert_no_seq_scan_of_big_tables(plan)
+    [sql] = [sql for sql, _ in captured.queries if '"dossiers_dossier"."id"' in sql]
+    assert sql.endswith("LIMIT 4")
+    assert json.loads(plan)[0]["Plan"]["Node Type"] == "Limit"
+    conditions = index_conditions(plan, "dossier_running_deadline")
+    assert any("ROW(COALESCE(" in c and ", id) > ROW(" in c for c in conditions), conditions
+
+
 def test_deadline_scans_read_only_running_dossiers_not_yet_marked(seeded: dict[str, Any]) -> None:
     now = timezone.now()
     with scale.CapturedQueries() as overdue_queries:
@@ -594,7 +628,7 @@ def test_every_probe_of_bench_scale_runs_its_real_call_on_the_seed(seeded: dict[
     # seed, so that a change of a route, or of django-ninja, breaks a test, not the
     # benchmark. The list and the feed go through their route's response step.
     probes = {probe.name: probe for probe in scale.probes(timezone.now())}
-    assert len(probes) == 11
+    assert len(probes) == 12
     for probe in probes.values():
         assert probe.subjects, probe.name
         probe.call(probe.subjects[-1])
@@ -609,6 +643,9 @@ def test_every_probe_of_bench_scale_runs_its_real_call_on_the_seed(seeded: dict[
     overdue = probes["agency monitoring overdue page (largest agency)"]
     first = json.loads(overdue.call(overdue.subjects[0]).content)
     assert len(first["items"]) == min(100, counts["overdue"])
+    at_risk = probes["agency monitoring at-risk page (largest agency)"]
+    first = json.loads(at_risk.call(at_risk.subjects[0]).content)
+    assert len(first["items"]) == min(100, counts["at_risk"])
     page = json.loads(feed.call(feed.subjects[-1]).content)
     assert len(page["items"]) > 10
     assert all(len(item["attachments"]) == 5 for item in page["items"])
