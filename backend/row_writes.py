@@ -15,8 +15,9 @@ the server, not quoted into the text by psycopg on every call.
 
 What it does not do: no `pre_save`/`post_save` signals (the project sends none and
 listens to none, STYLE.md), no parents of multi-table inheritance, no expressions as
-values (an F() or a function: use the ORM for those), and `create_row` only makes
-rows whose key the database gives (an auto key, or one a trigger takes).
+values (an F() or a function: use the ORM for those), and `create_row` only makes new
+rows: with an auto key, the database gives it; with a key of another kind, the
+instance carries it, made in Python by its default (a UUID), as `objects.create` does.
 """
 
 from __future__ import annotations
@@ -95,15 +96,17 @@ def save_fields(instance: models.Model, names: Sequence[str]) -> None:
 
 
 def _inserted_fields(model: type[models.Model]) -> list[models.Field[Any, Any]]:
-    """What `Model.save()` writes into a new row whose key the database gives."""
+    """What `Model.save()` writes into a new row: every column but an auto key (the
+    database gives it) and generated ones; a key of another kind is written."""
     meta = model._meta
-    if meta.parents or meta.auto_field is None:
-        raise ValueError(f"{model.__name__}: create_row makes rows with an auto key only")
+    if meta.parents:
+        raise ValueError(f"{model.__name__} inherits another model: use save()")
     return [f for f in meta.local_concrete_fields if not f.generated and f is not meta.auto_field]
 
 
 def _insert(db: str, instance: models.Model, defaults: tuple[bool, ...]) -> _Insert:
-    """The INSERT ... RETURNING of `instance`'s model as the ORM's compiler writes it
+    """The INSERT (... RETURNING, when the database gives values) of `instance`'s model
+    as the ORM's compiler writes it
     (per alias, and per which fields are left to their database default), the fields
     it returns and their converters (made once)."""
     return _inserts.get((db, type(instance), defaults), _compile_insert, db, instance, defaults)
@@ -127,14 +130,21 @@ def _compile_insert(db: str, instance: models.Model, defaults: tuple[bool, ...])
 
 
 def create_row(instance: models.Model) -> None:
-    """Insert `instance` (new, its key left to the database), as `instance.save()` does:
-    afterwards it has its key and the other values the database gave (RETURNING)."""
+    """Insert `instance` (new), as `objects.create` does: afterwards it has its key (an
+    auto key from the database) and the other values the database gave (RETURNING).
+    A model whose key is not an auto key needs it on the instance (its default, made
+    when the instance was: a UUID)."""
     model = type(instance)
     db = router.db_for_write(model, instance=instance)
     connection = connections[db]
     fields = _inserted_fields(model)
-    if not connection.features.can_return_columns_from_insert or instance.pk is not None:
-        raise ValueError(f"{model.__name__}: create_row needs a new row and RETURNING")
+    auto_key = model._meta.auto_field is not None
+    new = instance._state.adding and (instance.pk is None) == auto_key
+    if not connection.features.can_return_columns_from_insert or not new:
+        raise ValueError(
+            f"{model.__name__}: create_row needs a new row (its key "
+            f"{'left to the database' if auto_key else 'made in Python'}) and RETURNING"
+        )
     values = [field.pre_save(instance, True) for field in fields]
     for field, value in zip(fields, values, strict=True):
         if hasattr(value, "resolve_expression") and not isinstance(value, DatabaseDefault):
@@ -148,7 +158,7 @@ def create_row(instance: models.Model) -> None:
     ]
     with preparing_cursor(connection) as cursor:
         cursor.execute(sql, params)
-        row = list(connection.ops.fetch_returned_insert_columns(cursor, ()))
+        row = list(connection.ops.fetch_returned_insert_columns(cursor, ())) if returned else []
     convert(row, converters, connection)
     for field, value in zip(returned, row, strict=True):
         setattr(instance, field.attname, value)

@@ -68,19 +68,15 @@ def _role(user: User, organisation_id: uuid.UUID) -> str | None:
     )
 
 
-def access_item(
-    user: User, item_id: uuid.UUID | str, *, write: bool = False, for_update: bool = False
-) -> WalletItem:
+def access_item(user: User, item_id: uuid.UUID | str, *, write: bool = False) -> WalletItem:
     """The item if `user` may see it (404 otherwise); with `write`, 403 for a member
-    of the organisation whose role does not allow changing its wallet."""
+    of the organisation whose role does not allow changing its wallet. A change locks
+    the item's row with a read of its own (`_LOCKED_TO_ATTACH`, `_LOCKED_TO_DELETE`)."""
     try:
         key = uuid.UUID(str(item_id))
     except ValueError as exc:
         raise NotFound() from exc
-    queryset = WalletItem.objects.select_related("document_type", "result")
-    if for_update:
-        queryset = queryset.select_for_update(of=("self",))
-    item = queryset.filter(pk=key).first()
+    item = WalletItem.objects.select_related("document_type", "result").filter(pk=key).first()
     if item is None:
         raise NotFound()
     _check_access(user, item, write=write)
@@ -211,11 +207,26 @@ def add_item(
         raise
 
 
+# The paper to delete, row-locked: its own row only, no joins, with what the access
+# check and the files need, in one statement compiled once (prepared with the pool).
+# The lock waits for an attach holding the paper (`_LOCKED_TO_ATTACH`), whose
+# attachment then keeps the file; nothing else is locked, and nothing needs to be:
+# the paper's type and result rows are PROTECTed from deletion and not changed here.
+_LOCKED_TO_DELETE = JoinedRead(
+    WalletItem, ("user", "organisation", "file", "thumbnail"), for_update=True
+)
+
+
 def delete_item(user: User, item_id: uuid.UUID | str) -> None:
     """Remove an item; its file goes once the deletion commits, unless an attachment
     of some dossier still points at it (then the dossier keeps it)."""
     with transaction.atomic():
-        item = access_item(user, item_id, write=True, for_update=True)
+        try:
+            key = uuid.UUID(str(item_id))
+            item = _LOCKED_TO_DELETE.get(pk=key)
+        except (ValueError, WalletItem.DoesNotExist) as exc:
+            raise NotFound() from exc
+        _check_access(user, item, write=True)
         names = [name for name in (item.file, item.thumbnail) if name]
         item.delete()
         transaction.on_commit(lambda: delete_unreferenced(names))
@@ -273,8 +284,8 @@ _LOCKED_TO_ATTACH = JoinedRead(
 
 
 def _lock_to_attach(user: User, item_id: uuid.UUID | str) -> WalletItem:
-    """`access_item(user, item_id, for_update=True)` for an attach, in one statement
-    that also relaxes the transaction's commit."""
+    """`access_item(user, item_id)` for an attach, row-locked, in one statement that
+    also relaxes the transaction's commit."""
     try:
         key = uuid.UUID(str(item_id))
         item = _LOCKED_TO_ATTACH.get(pk=key)

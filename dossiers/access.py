@@ -124,18 +124,19 @@ def access_dossier(user: User, dossier_id: uuid.UUID | str, *, for_update: bool 
 
 
 # A change of a dossier's papers (an upload, a removal, the wallet's attach): its row
-# lock with what the checks, the new attachment and its `can_remove` read (the rest is
-# deferred), in a statement compiled once (prepared with the pool), no joins.
+# lock with what the checks, the new attachment and its `can_remove` read, and the
+# version the change bumps (the rest is deferred), in a statement compiled once
+# (prepared with the pool), no joins.
 _LOCKED_FOR_PAPERS = JoinedRead(
-    Dossier, ("status", "applicant", "organisation", "procedure"), for_update=True
+    Dossier, ("status", "applicant", "organisation", "procedure", "version"), for_update=True
 )
 
 
 def lock_for_papers(user: User, dossier_id: uuid.UUID | str) -> Dossier:
     """`access_dossier(..., for_update=True)` for adding or removing a paper: the same
     checks (404 unless `user` may see it), but only `status`, `applicant`,
-    `organisation` and `procedure` (its id) are loaded, no related rows. Inside
-    `transaction.atomic()`."""
+    `organisation`, `procedure` (its id) and `version` are loaded, no related rows.
+    Inside `transaction.atomic()`."""
     return _visible_one(user, _LOCKED_FOR_PAPERS, dossier_id)
 
 

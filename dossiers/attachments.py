@@ -1,10 +1,11 @@
 """Attaching files to a dossier's required documents, and removing them.
 
 An upload is checked and processed (decoding, re-encoding, PDF scanning) before
-any lock is taken; then, in one transaction with the dossier row locked, the
-limits are checked again, the files are stored and the row is written. If
-anything fails after a file reached the storage, the file is deleted again:
-no row without its file, no file without its row.
+any lock is taken and before any query; then, in one transaction with the dossier
+row locked, the dossier is checked (who may see it, its state, the document, the
+limits), the files are stored and the row is written. If anything fails after a
+file reached the storage, the file is deleted again: no row without its file, no
+file without its row.
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, IntegerField, OuterRef, QuerySet, Sum
+from django.db.models import Exists, IntegerField, OuterRef, QuerySet, Sum
 from django.db.models.expressions import RawSQL
-from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from auth.models import User
@@ -33,6 +33,7 @@ from backend.errors import (
     PermissionDenied,
     Unprocessable,
 )
+from backend.row_writes import create_row, save_fields
 from dossiers.access import access_dossier, lock_for_papers, may_act_for
 from dossiers.models import Attachment, Dossier, RequiredDocument, attachment_path
 from dossiers.uploads import (
@@ -137,28 +138,6 @@ def removal_refusal(user: User, attachment: Attachment) -> ApiError | None:
     return None
 
 
-def _required_document(dossier: Dossier, document_code: str) -> RequiredDocument:
-    document = RequiredDocument.objects.filter(
-        procedure_id=dossier.procedure_id, code=document_code
-    ).first()
-    if document is None:
-        raise Unprocessable(
-            "unknown_document",
-            _("This procedure does not ask for this document."),
-            details={"document_code": document_code},
-        )
-    return document
-
-
-def _check_counts(dossier: Dossier, document: RequiredDocument) -> None:
-    attachments = Attachment.objects.filter(dossier=dossier)
-    _check_limits(
-        document,
-        attachments.count(),
-        attachments.filter(document_code=document.code).count(),
-    )
-
-
 def _check_limits(document: RequiredDocument, in_dossier: int, for_document: int) -> None:
     limit = settings.ATTACHMENT_MAX_PER_DOSSIER
     if in_dossier >= limit:
@@ -258,30 +237,44 @@ def add_attachment(
 
     Returns `(attachment, created)`; the same content uploaded again to the same
     dossier returns the existing attachment with `created=False`.
+
+    The file is checked and processed first, with no query and no lock (its size,
+    kind and the pipeline's own limits bound that work; what an unlocked read of the
+    dossier would refuse is refused under the lock anyway, and the quota, the one
+    limit that grows with uploads, was only ever checked there). Then one
+    transaction: the dossier's row lock, which is the access check (404), its state
+    (409), the document, whether it takes this kind of file, the same bytes already
+    there and the counts (`_document_to_attach`, one statement), the quota, the row.
     """
-    dossier = access_dossier(user, dossier_id)
-    _ensure_editable(dossier)
-    document = _required_document(dossier, document_code)
     kind = check_upload(upload, size)
+    digest = _sha256(upload)
+    content = prepare_content(kind, upload)
+    return _store(
+        user, dossier_id, document_code, digest, content, clean_original_name(original_name)
+    )
+
+
+def _unknown_document(document_code: str) -> Unprocessable:
+    return Unprocessable(
+        "unknown_document",
+        _("This procedure does not ask for this document."),
+        details={"document_code": document_code},
+    )
+
+
+def _check_kind(document: RequiredDocument, kind: str) -> None:
     if DOCUMENT_KIND[Attachment.Kind(kind)] not in document.accepted_kinds:
         raise Unprocessable(
             "kind_not_accepted",
             _("This document does not accept this kind of file."),
             details={"kind": kind, "accepted_kinds": list(document.accepted_kinds)},
         )
-    digest = _sha256(upload)
-    existing = _same_content(dossier, digest)
-    if existing is not None:
-        return existing, False
-    _check_counts(dossier, document)
-    content = prepare_content(kind, upload)
-    return _store(user, dossier.pk, document, digest, content, clean_original_name(original_name))
 
 
 def _store(
     user: User,
-    dossier_id: uuid.UUID,
-    document: RequiredDocument,
+    dossier_id: uuid.UUID | str,
+    document_code: str,
     digest: str,
     content: StoredContent,
     original_name: str,
@@ -290,12 +283,20 @@ def _store(
     try:
         with transaction.atomic():
             dossier = lock_for_papers(user, dossier_id)
-            # The dossier may have been submitted or filled up while we processed.
             _ensure_editable(dossier)
-            existing = _same_content(dossier, digest)
-            if existing is not None:
-                return existing, False
-            _check_counts(dossier, document)
+            # Read under the lock: a statement that waited for it would count from
+            # before the upload that held it.
+            document = _document_to_attach(
+                dossier, document_code=document_code, document_type_id=0, sha256=digest
+            )
+            if document is None:
+                raise _unknown_document(document_code)
+            _check_kind(document, content.kind)
+            if document.same:  # type: ignore[attr-defined]
+                existing = _same_content(dossier, digest)
+                if existing is not None:
+                    return existing, False
+            _check_limits(document, document.total, document.here)  # type: ignore[attr-defined]
             # One upload at a time per user, so two dossiers cannot both take the
             # last megabytes of the quota.
             list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk"))
@@ -358,10 +359,12 @@ def delete_attachment(
 
 
 def _touch(dossier: Dossier) -> None:
-    # The dossier's representation (its papers) changed: a new ETag for pollers.
-    Dossier.objects.filter(pk=dossier.pk).update(
-        version=F("version") + 1, updated_at=timezone.now()
-    )
+    """The dossier's representation (its papers) changed: a new ETag for pollers.
+
+    `dossier` is row-locked (`lock_for_papers`, which read its version): the version
+    read plus one is `version + 1`, written by an UPDATE made once."""
+    dossier.version += 1
+    save_fields(dossier, ["version", "updated_at"])  # updated_at: auto_now
 
 
 def _delete_files(names: list[str]) -> None:
@@ -415,7 +418,8 @@ def attach_shared(
     lock (its few fields, compiled once), the document with its type check and the
     dossier's counts for the limits and the duplicate (read under the lock: a
     statement that waited for the lock would count from before it; compiled once
-    too), the insert and the version bump.
+    too), the insert and the version bump (both written by statements made once,
+    backend/row_writes.py: the ORM builds them anew on every call).
     """
     if not shared.file.startswith(SHARED_PREFIXES):
         raise ValueError("only shared objects can be attached by reference")
@@ -431,26 +435,20 @@ def attach_shared(
             sha256=shared.sha256,
         )
         if document is None:
-            _required_document(dossier, document_code)  # raises unknown_document
-            raise NotFound()  # unreachable: the document exists after all
+            raise _unknown_document(document_code)
         if document_type_id is not None and not document.type_accepted:  # type: ignore[attr-defined]
             raise Unprocessable(
                 "document_type_not_accepted",
                 _("This document does not accept this kind of paper."),
                 details={"document_code": document_code},
             )
-        if DOCUMENT_KIND[Attachment.Kind(shared.kind)] not in document.accepted_kinds:
-            raise Unprocessable(
-                "kind_not_accepted",
-                _("This document does not accept this kind of file."),
-                details={"kind": shared.kind, "accepted_kinds": list(document.accepted_kinds)},
-            )
+        _check_kind(document, shared.kind)
         if document.same:  # type: ignore[attr-defined]
             existing = _same_content(dossier, shared.sha256)
             if existing is not None:
                 return existing, False
         _check_limits(document, document.total, document.here)  # type: ignore[attr-defined]
-        attachment = Attachment.objects.create(
+        attachment = Attachment(
             dossier=dossier,
             document_code=document.code,
             kind=shared.kind,
@@ -465,6 +463,7 @@ def attach_shared(
             original_name=shared.original_name[:255],
             uploaded_by=user,
         )
+        create_row(attachment)  # the ORM's INSERT, made once (backend/row_writes.py)
         _touch(dossier)
         return attachment, True
 

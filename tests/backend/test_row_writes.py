@@ -14,7 +14,7 @@ from django.test.utils import CaptureQueriesContext
 
 from backend.row_writes import create_row, save_fields
 from dossiers.events import EventType
-from dossiers.models import DossierEvent
+from dossiers.models import Attachment, DossierEvent
 from payments.models import Payment
 from tests.conftest import make_user
 from tests.factories import make_dossier, make_paid_payment, make_procedure
@@ -196,6 +196,61 @@ def test_create_row_refuses_a_row_with_its_key_an_expression_or_a_key_of_its_own
     event.seq = F("seq") + 1  # type: ignore[assignment]
     with pytest.raises(ValueError, match="expression"):
         create_row(event)
-    with pytest.raises(ValueError, match="auto key"):
-        create_row(a_payment())  # a UUID key made in Python
+    with pytest.raises(ValueError, match="new row"):
+        create_row(a_payment())  # saved already (its key made in Python)
+    payment = Payment(order_ref="ROWCREATE01")
+    payment.pk = None
+    with pytest.raises(ValueError, match="new row"):
+        create_row(payment)  # a key made in Python, but none
     assert not DossierEvent.objects.filter(dossier=dossier).exists()
+    assert not Payment.objects.filter(order_ref="ROWCREATE01").exists()
+
+
+def test_create_row_writes_a_key_made_in_python_as_the_orm_does(
+    django_assert_num_queries: Any,
+) -> None:
+    """A UUID key (the model's default, made with the instance) is written, not asked
+    back: the same INSERT as `objects.create`, without RETURNING when the database
+    gives no value."""
+    user = make_user()
+    dossier = make_dossier(user, make_procedure())
+
+    def attachment(digest: str) -> Attachment:
+        return Attachment(
+            dossier=dossier,
+            document_code="doc-1",
+            kind=Attachment.Kind.PDF,
+            file=f"wallet/ab/{digest}.pdf",
+            content_type="application/pdf",
+            size=1234,
+            sha256=digest * 64,
+            pages=2,
+            original_name="Giấy khai sinh.pdf",
+            uploaded_by=user,
+        )
+
+    ours, orms = attachment("a"), attachment("b")
+    key = ours.pk
+    with django_assert_num_queries(1) as captured:
+        create_row(ours)
+    with CaptureQueriesContext(connection) as orm:
+        orms.save()  # what objects.create does
+
+    [sql] = [query["sql"] for query in captured.captured_queries]
+    [orm_sql] = [query["sql"] for query in orm.captured_queries]
+    assert sql.split(" VALUES ")[0] == orm_sql.split(" VALUES ")[0]
+    assert "RETURNING" not in sql
+    assert "RETURNING" not in orm_sql
+    assert ours.pk == key  # the key it was made with
+    assert ours._state.adding is False
+    assert ours._state.db == "default"
+    stored = Attachment.objects.get(pk=key)
+    for field in fields(ours):
+        assert getattr(stored, field.attname) == getattr(ours, field.attname), field.name
+    assert stored.created_at == ours.created_at  # auto_now_add, set before the INSERT
+    with pytest.raises(ValueError, match="new row"):
+        create_row(ours)  # saved now
+
+
+def fields(instance: Attachment) -> list[Any]:
+    return [f for f in instance._meta.concrete_fields if f.name != "created_at"]

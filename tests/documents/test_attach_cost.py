@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from django.db.models.sql.compiler import SQLCompiler
+from django.db.models.sql.compiler import SQLCompiler, SQLInsertCompiler, SQLUpdateCompiler
 from django.test.utils import CaptureQueriesContext
 
 from backend import joined_read
@@ -23,7 +23,7 @@ from backend.models import IdempotencyRecord
 from documents import wallet
 from documents.models import WalletItem
 from dossiers import access, attachments_api
-from dossiers.models import Attachment, DocumentType
+from dossiers.models import Attachment, DocumentType, Dossier
 from tests.conftest import make_user
 from tests.documents.test_wallet import client, draft_for, keep
 from tests.dossiers.attachments import samples
@@ -93,6 +93,9 @@ def test_an_attach_is_one_relaxed_transaction_of_six_statements(cccd: DocumentTy
     assert sql[4].count('"dossiers_attachment"') == 3  # total, this document's, same bytes
     assert str(Attachment.objects.get().pk) == response.json()["id"]
     assert response.json()["can_remove"] is True
+    assert "RETURNING" not in sql[5]  # the attachment's key is made in Python
+    assert sql[6].startswith('UPDATE "dossiers_dossier" SET "version" = ')
+    assert Dossier.objects.get().version == 2  # from 1: bumped once, under the lock
 
 
 def test_with_a_key_the_answer_is_kept_in_the_attachs_transaction(cccd: DocumentType) -> None:
@@ -138,9 +141,9 @@ def test_an_answer_that_fails_after_the_attach_keeps_neither(
 def test_the_document_read_is_compiled_once(
     cccd: DocumentType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No statement of a second attach is built by the ORM's SELECT compiler: the locks
-    and the document with the dossier's counts are replayed (the INSERT and the UPDATE
-    are left to the ORM's own compilers)."""
+    """No statement of a second attach is built by the ORM's compilers: the locks and
+    the document with the dossier's counts are replayed, the attachment's INSERT and
+    the dossier's version UPDATE are made once (backend/row_writes.py)."""
     response, _shapes, first = tap(cccd)  # what is compiled once per process
     assert response.status_code == 201, response
     user = make_user()
@@ -148,22 +151,25 @@ def test_the_document_read_is_compiled_once(
     item = WalletItem.objects.get(added_by=user)
     dossier = draft_for(user, cccd)
     api = client(user)
-    selects: list[str] = []
-    as_sql = SQLCompiler.as_sql
+    built: list[Any] = []
 
-    def counting(self: SQLCompiler, *args: Any, **kwargs: Any) -> Any:
-        sql, params = as_sql(self, *args, **kwargs)
-        selects.append(sql)
-        return sql, params
+    def counting(as_sql: Any) -> Any:
+        def built_by_the_orm(self: SQLCompiler, *args: Any, **kwargs: Any) -> Any:
+            made = as_sql(self, *args, **kwargs)
+            built.append(made)
+            return made
 
-    monkeypatch.setattr(SQLCompiler, "as_sql", counting)
+        return built_by_the_orm
+
+    for compiler in (SQLCompiler, SQLInsertCompiler, SQLUpdateCompiler):
+        monkeypatch.setattr(compiler, "as_sql", counting(compiler.as_sql))
     with CaptureQueriesContext(connection) as captured:
         response = api.post(
             f"/api/v1/dossiers/{dossier.pk}/wallet-attachments",
             {"wallet_item_id": str(item.pk), "document_code": "doc-1"},
         )
     assert response.status_code == 201, response
-    assert selects == []
+    assert built == []
     second = [query["sql"] for query in captured.captured_queries]
     # The same statement as the first attach's, with this dossier's values.
     assert shape(second[4]) == "SELECT dossiers_requireddocument"

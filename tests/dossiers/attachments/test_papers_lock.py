@@ -1,6 +1,7 @@
 """The dossier's row lock of an upload and of a removal: the lean one the wallet's
 attach takes (`access.lock_for_papers`: the few fields the checks and the answer
-read, no joins, a statement compiled once), not the whole joined read locked."""
+read, no joins, a statement compiled once), not the whole joined read locked; and
+an upload reads nothing of the dossier before it."""
 
 from __future__ import annotations
 
@@ -53,19 +54,23 @@ def test_an_upload_locks_the_dossier_with_its_few_fields(owner: User, dossier: D
     )
     assert response.status_code == 201, response
     assert response.json()["can_remove"] is True
-    locked = shapes.index("BEGIN") + 1
-    assert shapes[locked:] == [
+    # No read of the dossier before its lock: every check is made under it.
+    assert shapes == [
+        "SELECT accounts_devicesession",
+        "BEGIN",
         LOCK,
-        "SELECT dossiers_attachment",  # the same bytes already there?
-        *("SELECT ?", "SELECT ?"),  # the dossier's counts
+        # The document, whether it takes photos, the dossier's counts, the same bytes.
+        "SELECT dossiers_requireddocument",
         "SELECT accounts_user FOR UPDATE",  # the quota, one upload at a time
         "SELECT ?",
         *("SAVEPOINT", "INSERT dossiers_attachment", "RELEASE SAVEPOINT"),
         "UPDATE dossiers_dossier",
         "COMMIT",
     ]
-    assert_lean_lock(sql[locked], dossier)
-    assert shapes.count("SELECT dossiers_dossier") == 1  # the unlocked check before it
+    assert_lean_lock(sql[2], dossier)
+    assert sql[3].count('"dossiers_attachment"') == 3  # total, this document's, same bytes
+    dossier.refresh_from_db()
+    assert dossier.version == 2  # bumped once (ETag)
 
 
 def test_a_removal_by_an_organisation_owner_locks_the_dossier_with_its_few_fields(
