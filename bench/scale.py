@@ -32,7 +32,8 @@ bench/scale_results.json and bench/scale_plans.txt:
 * feed: `dossiers.agency.api.feed` for the largest agency, cursor near the head;
 * agency monitoring: the largest agency's counts (`monitoring_summary`) and pages of
   its overdue and at-risk lists (`monitoring_overdue`, `monitoring_at_risk`: the
-  first, and every 100th dossier on);
+  first, and every 100th dossier on), and its performance report for the last 30
+  days (the `performance` route: `monitoring.performance`);
 * scans: the overdue query of `monitoring.scan_deadlines` and `monitoring.at_risk`,
   after the worker's warm-up (the holiday calendars built, as `WORKER_WARM_UP` does).
 
@@ -242,6 +243,9 @@ SEED_SQL: list[tuple[str, str]] = [
     ),
     (
         # 10 to 30 events per submitted dossier (1 per draft), spread over its life;
+        # a fifth of them had a fee requested (status 6) three events before their
+        # last, two thirds of those paid online (the next event, `payment_received`),
+        # the others at the counter; a dossier waiting for a payment ends on its request;
         # ids (the log's order) grow with time, as the log's sequence hands them out
         # (its trigger is off in a bulk load: the ids are given here, the sequence
         # set after). No `txid`: nothing writes or reads it since dossiers 0021.
@@ -250,12 +254,19 @@ SEED_SQL: list[tuple[str, str]] = [
         INSERT INTO tracking_dossierevent (id, seq, type, status_before, status_after,
             actor_type, actor_label, message, data, created_at, dossier_id, organisation_id)
         SELECT row_number() OVER (ORDER BY at, d.id, j), j,
-               CASE WHEN j = 1 THEN 'dossier.submitted' WHEN j = k THEN 'dossier.completed'
+               CASE WHEN j = 1 THEN 'dossier.submitted'
+                    WHEN j = k AND d.status = 6 THEN 'dossier.payment_requested'
+                    WHEN j = k THEN 'dossier.completed'
+                    WHEN fee AND j = k - 3 THEN 'dossier.payment_requested'
+                    WHEN fee AND j = k - 2 AND paid THEN 'dossier.payment_received'
                     ELSE 'dossier.processing_started' END,
-               NULL, d.status, 'agency', '', '', '{}'::jsonb, at, d.id, d.organisation_id
+               CASE WHEN fee AND j = k - 2 THEN 6 END,
+               d.status, 'agency', '', '', '{}'::jsonb, at, d.id, d.organisation_id
         FROM dossiers_dossier d,
              LATERAL (SELECT CASE WHEN d.status = 0 THEN 1
-                                  ELSE 10 + abs(hashtext(d.id::text)) %% 21 END AS k) n,
+                                  ELSE 10 + abs(hashtext(d.id::text)) %% 21 END AS k,
+                             d.status <> 0 AND abs(hashtext('f' || d.id)) %% 5 = 0 AS fee,
+                             abs(hashtext('p' || d.id)) %% 3 <> 0 AS paid) n,
              LATERAL generate_series(1, n.k) j,
              LATERAL (SELECT d.created_at + (d.updated_at - d.created_at) * (j - 1) / n.k AS at) t
         """,
@@ -621,6 +632,7 @@ def probes(now: dt.datetime) -> list[Probe]:
     from dossiers.agency import api as agency_api
     from dossiers.agency.access import agency_dossiers
     from dossiers.api import DossierFilters, list_dossiers
+    from dossiers.deadlines import business_tz
     from dossiers.models import Agency, AgencyCredential, Dossier
     from tracking import stream
 
@@ -749,6 +761,19 @@ def probes(now: dt.datetime) -> list[Probe]:
         page = agency_api.monitoring_at_risk(request, params)
         return respond(agency_api.monitoring_at_risk, request, page)
 
+    # Its performance report for the 30 business days up to the seed's moment (the
+    # signed route; its "overdue now" counts are at the current time).
+    last_day = now.astimezone(business_tz()).date()
+    period = agency_api.PerformanceParams.model_validate(
+        {"from": (last_day - dt.timedelta(days=29)).isoformat(), "to": last_day.isoformat()}
+    )
+
+    def performance_report(params: Any) -> Any:
+        request = agency_request("/api/v1/agency/performance")
+        request.auth = credential  # what the signature auth gives the route
+        figures = agency_api.performance(request, params)
+        return respond(agency_api.performance, request, figures)
+
     def overdue_scan(_: Any) -> Any:
         return list(
             monitoring.overdue(now=now).filter(overdue_at__isnull=True).values_list("pk", flat=True)
@@ -770,6 +795,12 @@ def probes(now: dt.datetime) -> list[Probe]:
         Probe("agency monitoring counts (largest agency)", [None], monitoring_counts, most=30),
         Probe("agency monitoring overdue page (largest agency)", overdue_cursors, monitoring_page),
         Probe("agency monitoring at-risk page (largest agency)", at_risk_cursors, at_risk_page),
+        Probe(
+            "agency performance report, 30 days (largest agency)",
+            [period],
+            performance_report,
+            most=30,
+        ),
         Probe("overdue scan", [None], overdue_scan, most=30),
         Probe("at-risk scan", [None], at_risk_scan, most=30),
     ]

@@ -702,6 +702,53 @@ def test_performance_figures_on_a_crafted_data_set(crafted: Agency) -> None:
     assert figures == EXPECTED
 
 
+def fee_history(agency: Agency, *, paid_online: bool) -> Dossier:
+    """A dossier whose fee the agency requested now, then paid online (the payments
+    app's move) or at the counter (the agency resumes processing); and finished."""
+    from django.db import transaction
+
+    from dossiers import lifecycle
+
+    now = timezone.now()
+    dossier = dossier_of(agency, S.PROCESSING, accepted_at=now - dt.timedelta(days=3),
+                         appointment_at=now + dt.timedelta(days=3))  # fmt: skip
+    officer = lifecycle.Actor.agency_system("T")
+    lifecycle.request_payment(dossier.pk, officer, amount=50_000)
+    if paid_online:
+        with transaction.atomic():
+            lifecycle.record_payment(dossier.pk, lifecycle.Actor.system(), amount=50_000,
+                                     payment_id="p", gateway="vnpay", gateway_reference="r",
+                                     receipt_number="n")  # fmt: skip
+    else:
+        lifecycle.start_processing(dossier.pk, officer)
+    lifecycle.complete(dossier.pk, officer)
+    return dossier
+
+
+def test_the_performance_reports_queries_do_not_grow_with_requests_or_agencies() -> None:
+    # A query per payment request found which move ended it (tens of thousands for a
+    # large agency's month), and for all agencies a calendar query per agency.
+    today = timezone.localdate()
+    rounds = []
+    # (agencies, requests, the first agency's fees, all agencies' fees so far)
+    for agencies, requests, own, everyone in ((1, 1, (1, 1), (1, 1)), (2, 5, (3, 2), (6, 3))):
+        owners = [make_agency() for _ in range(agencies)]
+        for n in range(requests):
+            fee_history(owners[n % agencies], paid_online=n % 4 == 0)
+        counted = []
+        for scope, fees in ((owners[0], own), (None, everyone)):
+            with CaptureQueriesContext(connection) as captured:
+                figures = monitoring.performance(scope, today, today)
+            counted.append(len(captured.captured_queries))
+            assert (figures["fees"]["requested"], figures["fees"]["paid_online"]) == fees
+            assert figures["finished"]["total"] == fees[0]
+            assert figures["average_processing_hours"] is not None
+        rounds.append(counted)
+    # Received, finished, their columns for the average, the calendar days, the
+    # overdue counts, the fee requests; for all agencies their office hours too.
+    assert rounds == [[6, 7], [6, 7]]
+
+
 def test_performance_endpoint_for_the_agency_itself(
     crafted: Agency, agency_client: AgencyClient
 ) -> None:

@@ -628,7 +628,7 @@ def test_every_probe_of_bench_scale_runs_its_real_call_on_the_seed(seeded: dict[
     # seed, so that a change of a route, or of django-ninja, breaks a test, not the
     # benchmark. The list and the feed go through their route's response step.
     probes = {probe.name: probe for probe in scale.probes(timezone.now())}
-    assert len(probes) == 12
+    assert len(probes) == 13
     for probe in probes.values():
         assert probe.subjects, probe.name
         probe.call(probe.subjects[-1])
@@ -646,6 +646,11 @@ def test_every_probe_of_bench_scale_runs_its_real_call_on_the_seed(seeded: dict[
     at_risk = probes["agency monitoring at-risk page (largest agency)"]
     first = json.loads(at_risk.call(at_risk.subjects[0]).content)
     assert len(first["items"]) == min(100, counts["at_risk"])
+    report = probes["agency performance report, 30 days (largest agency)"]
+    figures = json.loads(report.call(report.subjects[0]).content)
+    assert figures["agency_code"] == "SCALE1"
+    assert figures["received"]["total"] > 0
+    assert figures["fees"]["requested"] > figures["fees"]["paid_online"] > 0
     page = json.loads(feed.call(feed.subjects[-1]).content)
     assert len(page["items"]) > 10
     assert all(len(item["attachments"]) == 5 for item in page["items"])
@@ -655,3 +660,34 @@ def test_every_probe_of_bench_scale_runs_its_real_call_on_the_seed(seeded: dict[
         for item in page["items"]
         for paper in item["attachments"]
     )
+
+
+def test_the_fee_requests_end_is_read_on_the_dossier_seq_index(seeded: dict[str, Any]) -> None:
+    # One statement for every payment request of the period (it was one query per
+    # request): each request's end is the first later event of its dossier leaving
+    # status 6, read on the (dossier, seq) index from the request's seq on.
+    agency = Agency.objects.get(pk=1)
+    today = timezone.localdate()
+    start, end = monitoring._day_bounds(today - dt.timedelta(days=29), today)
+    base = Dossier.objects.exclude(status=0).filter(agency=agency)
+    with scale.CapturedQueries() as captured:
+        figures = monitoring.fee_requests(base, start, end)
+    assert len(captured.queries) == 1
+    # The same figures as asking, request by request, what ended it.
+    requests = DossierEvent.objects.filter(
+        dossier__in=base.values("pk"), type="dossier.payment_requested",
+        created_at__gte=start, created_at__lt=end,
+    ).values_list("dossier_id", "seq")  # fmt: skip
+    ends = [
+        DossierEvent.objects.filter(dossier_id=dossier, seq__gt=seq, status_before=6)
+        .order_by("seq")
+        .values_list("type", flat=True)
+        .first()
+        for dossier, seq in requests
+    ]
+    assert figures["requested"] == len(ends) > 0
+    assert figures["paid_online"] == ends.count("dossier.payment_received") > 0
+    plan = plan_of(captured.queries, "tracking_dossierevent")
+    assert_no_seq_scan_of_big_tables(plan)
+    conditions = index_conditions(plan, "dossier_event_unique_seq")
+    assert any("dossier_id =" in c and "seq >" in c for c in conditions), scans(plan)
