@@ -40,6 +40,7 @@ from auth.actions import citizen_id_conflicts, support
 from auth.actions.sessions import revoke_session
 from auth.admin_roles import (
     AuditedAccountViews,
+    AuditedSuperuserSearch,
     MaskedFieldsAdmin,
     ReadOnlyAdmin,
     SuperuserOnlyAdmin,
@@ -193,10 +194,11 @@ class CitizenPages(admin.ModelAdmin):
 
 
 @admin.register(User)
-class UserAdmin(CitizenPages, SupportReadOnlyAdmin):
+class UserAdmin(CitizenPages, AuditedSuperuserSearch, SupportReadOnlyAdmin):
     """Support staff open the user pages on the support permission alone, read-only
     (`SupportReadOnlyAdmin`): a citizen's account changes through the support flow,
-    whose actions check and audit each step; superusers edit it here."""
+    whose actions check and audit each step; superusers edit it here. Each search a
+    superuser makes here is an audited look-up too (`AuditedSuperuserSearch`)."""
 
     list_display = (
         "full_name",
@@ -215,6 +217,12 @@ class UserAdmin(CitizenPages, SupportReadOnlyAdmin):
     )
     list_select_related = ("national_identity",)
     search_fields = ("phone", "full_name", "citizen_id")
+    search_help_text = _(
+        "Name, phone number or citizen ID. Superusers: any part of them (a phone number "
+        "as stored, +84…, or whole as people write it), each search audited. Support "
+        "staff: a name, or a phone number only whole (an audited look-up); a part of a "
+        "number finds nothing, a citizen ID only the support look-up does."
+    )
     ordering = ("-date_joined",)
     change_list_template = "admin/accounts/user_change_list.html"
     # Secrets are never shown or edited here: not the password hash, not the TOTP secret.
@@ -432,6 +440,7 @@ class OrganisationAdmin(SuperuserOnlyAdmin):
     list_display = ("name", "tax_code", "verified_at", "created_at")
     list_filter = (("verified_at", admin.EmptyFieldListFilter),)
     search_fields = ("name", "tax_code")
+    search_help_text = _("Any part of the name or the tax code. Each search is audited.")
     readonly_fields = ("verified_at", "registry_name")
     inlines = (MembershipInline,)
 
@@ -441,6 +450,11 @@ class MembershipAdmin(SuperuserOnlyAdmin):
     list_display = ("organisation", "user", "role", "watches", "created_at")
     list_filter = ("role", "watches")
     search_fields = ("organisation__name", "organisation__tax_code", "user__phone")
+    search_help_text = _(
+        "Any part of the organisation's name or tax code or of the member's phone number "
+        "(+84…), a whole number also as people write it (0912 345 678). Each search is "
+        "audited."
+    )
     raw_id_fields = ("organisation", "user")
 
 
@@ -449,6 +463,10 @@ class InvitationAdmin(SuperuserOnlyAdmin):
     list_display = ("organisation", "phone", "role", "status", "created_at", "expires_at")
     list_filter = ("status", "role")
     search_fields = ("organisation__name", "phone")
+    search_help_text = _(
+        "Any part of the organisation's name or of the invited phone number (+84…), a "
+        "whole number also as people write it (0912 345 678). Each search is audited."
+    )
     raw_id_fields = ("organisation", "invited_by", "responded_by")
 
 
@@ -457,6 +475,10 @@ class DeviceSessionAdmin(SuperuserOnlyAdmin):
     list_display = ("user", "name", "platform", "app_version", "last_seen_at", "revoked_at")
     list_filter = ("platform", "revoked_reason")
     search_fields = ("user__phone", "name")
+    search_help_text = _(
+        "Any part of the account's phone number (+84…) or of the device's name, a whole "
+        "number also as people write it (0912 345 678). Each search is audited."
+    )
     actions = ("revoke_sessions",)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -507,10 +529,15 @@ class SupportOnlyAdmin(ReadOnlyAdmin):
 
 
 @admin.register(SupportReset)
-class SupportResetAdmin(SupportOnlyAdmin, SupportPhoneSearch):
+class SupportResetAdmin(SupportOnlyAdmin, AuditedSuperuserSearch, SupportPhoneSearch):
     list_display = ("user", "kind", "status", "requires_approval", "opened_by", "opened_at")
     list_filter = ("status", "kind", "requires_approval")
     search_fields = ("user__phone", "ticket_number")
+    search_help_text = _(
+        "Ticket number or the citizen's phone number. Superusers: any part of either, each "
+        "search audited. Other staff: a phone number only whole (an audited look-up); a "
+        "part of a number finds nothing."
+    )
     account_paths = ("user",)
     exclude = ("new_phone",)
     change_form_template = "admin/accounts/supportreset_change_form.html"
@@ -568,10 +595,17 @@ class SupportResetAdmin(SupportOnlyAdmin, SupportPhoneSearch):
 
 
 @admin.register(SupportAuditRecord)
-class SupportAuditRecordAdmin(SupportOnlyAdmin, SupportPhoneSearch, MaskedFieldsAdmin):
+class SupportAuditRecordAdmin(
+    SupportOnlyAdmin, AuditedSuperuserSearch, SupportPhoneSearch, MaskedFieldsAdmin
+):
     list_display = ("created_at", "action", "actor", "subject", "approver", "channel")
     list_filter = ("action", "channel")
     search_fields = ("subject__phone", "actor__phone")
+    search_help_text = _(
+        "The citizen's or the staff member's phone number. Superusers: any part of it, "
+        "each search audited. Other staff: only the whole number (an audited look-up); a "
+        "part of a number finds nothing."
+    )
     account_paths = ("subject", "actor")
     date_hierarchy = "created_at"
     masked_fields = {"ip": "masked_ip"}
@@ -589,6 +623,10 @@ class NationalIdentityAdmin(SuperuserOnlyAdmin, ReadOnlyAdmin):
     list_display = ("user", "level", "linked_at", "last_sign_in_at")
     list_filter = ("level",)
     search_fields = ("user__phone", "user__full_name")
+    search_help_text = _(
+        "Any part of the account's phone number (+84…) or name, a whole number also as "
+        "people write it (0912 345 678). Each search is audited."
+    )
     list_select_related = ("user",)
 
 

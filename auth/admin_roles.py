@@ -3,8 +3,10 @@
 - Superusers see everything, unmasked, and find rows by any part of a stored phone
   number as by a whole number written as people write it (`PhoneSearch`). Each
   citizen's row they open in an audited admin is a look-up (`AuditedAccountViews`),
-  authenticator or not, and so is their search in the admins of dossier rows
-  (`dossiers.admin_scope`).
+  authenticator or not, and so is each search in an admin of citizens' rows, never what
+  was typed (`record_superuser_search`: the user pages, the superuser-only admins and
+  the others through `AuditedSuperuserSearch`, the admins of dossier rows through
+  `dossiers.admin_scope`).
 - Support staff (the `accounts.support_reset` permission, TOTP on their account and
   an admin session opened with the authenticator code: `require_admin_support_staff`,
   the support API's rule) use the support pages, the records they lead to (resets,
@@ -21,7 +23,8 @@
   the whole number (`PhoneSearch`; no look-up record, their rows only).
 - Admins that no support or officer duty needs and that hold personal data (device
   sessions with their IP addresses, national identities, organisations, memberships,
-  invitations, reconciliation reports) are for superusers only (`SuperuserOnlyAdmin`).
+  invitations) or every agency's payments (reconciliation reports) are for superusers
+  only (`SuperuserOnlyAdmin`).
 """
 
 from __future__ import annotations
@@ -248,8 +251,23 @@ class PhoneSearch(admin.ModelAdmin):
         return (queryset.filter(_phone_is(paths, phone)) if paths else queryset.none()), False
 
 
-class SuperuserOnlyAdmin(PhoneSearch):
-    """Hidden from, and refused to, everyone but superusers, whatever their permissions."""
+class AuditedSuperuserSearch(admin.ModelAdmin):
+    """A superuser's search here is an audited look-up (`record_superuser_search`):
+    for admins of citizens' rows, on top of the search they inherit."""
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        rows, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        # Django ignores a term where there is no search field: no search, no record.
+        if is_superuser(request) and search_term.strip() and self.get_search_fields(request):
+            record_superuser_search(request, search_term, rows)
+        return rows, may_have_duplicates
+
+
+class SuperuserOnlyAdmin(AuditedSuperuserSearch, PhoneSearch):
+    """Hidden from, and refused to, everyone but superusers, whatever their permissions;
+    each search there is audited (`AuditedSuperuserSearch`)."""
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return is_superuser(request) and super().has_module_permission(request)
@@ -278,10 +296,6 @@ class SupportPhoneSearch(PhoneSearch):
     whole numbers too, without a look-up (`PhoneSearch`)."""
 
     account_paths: tuple[str, ...] = ("",)
-    search_help_text = _(
-        "Staff other than superusers find by phone only with the whole number (support "
-        "staff: an audited look-up); a part of a number finds nothing."
-    )
 
     def searches_as_support(self, request: HttpRequest) -> bool:
         return not is_superuser(request) and is_admin_support_staff(request)

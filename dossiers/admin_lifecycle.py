@@ -1,10 +1,15 @@
 """Agency officers in the Django admin: the same lifecycle actions as the signed API.
 
 An officer (staff user with an AgencyOfficer row) sees and moves only their
-agencies' dossiers; superusers see all. Credentials for back-office systems are
-created and rotated here, by officers of that agency with the change permission;
-the secret is shown once. Every action declares the permission it needs (Django
-runs an action without one for anyone who can view the list) and checks it again.
+agencies' dossiers; superusers see all. A dossier shows its citizen's form data: each
+one a superuser opens is an audited look-up of its applicant, and so is each of their
+searches (never what was typed: a whole code as a look-up of its applicant, anything
+else as a search, with whether it found dossiers), as in the admins of dossier rows
+(`dossiers.admin_scope`). Officers' reads of their own dossiers are not recorded.
+Credentials for back-office systems are created and rotated here, by officers of that
+agency with the change permission; the secret is shown once. Every action declares the
+permission it needs (Django runs an action without one for anyone who can view the
+list) and checks it again.
 """
 
 from __future__ import annotations
@@ -23,9 +28,11 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from auth.admin_roles import AuditedAccountViews, is_superuser
 from backend.errors import ApiError
 from dossiers import lifecycle, monitoring
 from dossiers.access import handled_by_officer
+from dossiers.admin_scope import record_superuser_dossier_search, support_view
 from dossiers.agency.credentials import create_credential, retire_previous_secret, rotate_credential
 from dossiers.lifecycle import Actor
 from dossiers.models import (
@@ -244,11 +251,14 @@ def officer_agencies(request: HttpRequest) -> QuerySet[Agency]:
 
 
 @admin.register(Dossier)
-class DossierLifecycleAdmin(admin.ModelAdmin):
+class DossierLifecycleAdmin(AuditedAccountViews, admin.ModelAdmin):
     change_form_template = "admin/dossiers/dossier/lifecycle_change_form.html"
     list_display = ("code", "agency", "procedure", "status", "appointment_at", "overdue_at")
     list_filter = ("status", DeadlineFilter, "agency")
     search_fields = ("code",)
+    search_help_text = _("Any part of a dossier's code. A superuser's search is audited.")
+    account_paths = ("applicant",)
+    audit_by = "dossier"
     ordering = ("-submitted_at",)
     inlines = (SupplementInline, ApologyInline)
     actions = ("accept_selected", "start_processing_selected")
@@ -286,6 +296,19 @@ class DossierLifecycleAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+    def audits_views(self, request: HttpRequest) -> bool:
+        # The rule of the admins of dossier rows: superusers, and support staff who
+        # handle no agency; never an officer reading the dossiers they handle.
+        return is_superuser(request) or support_view(request)
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Dossier], search_term: str
+    ) -> tuple[QuerySet[Dossier], bool]:
+        rows, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if is_superuser(request) and search_term.strip():
+            record_superuser_dossier_search(request, search_term, rows)
+        return rows, may_have_duplicates
 
     def get_urls(self) -> list[URLPattern]:
         return [

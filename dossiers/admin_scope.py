@@ -111,9 +111,8 @@ class OfficerOrSupportAdmin(SupportReadOnlyAdmin):
     ) -> tuple[QuerySet[Any], bool]:
         if is_superuser(request) and search_term.strip() and self.get_search_fields(request):
             rows, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-            code = parse_dossier_code(search_term) if self.searches_by_dossier_code else None
-            if code is not None:
-                _dossier_looked_up(request, code)  # of its applicant, never the code
+            if self.searches_by_dossier_code:
+                record_superuser_dossier_search(request, search_term, rows)
             else:
                 record_superuser_search(request, search_term, rows)
             return rows, may_have_duplicates
@@ -126,6 +125,17 @@ class OfficerOrSupportAdmin(SupportReadOnlyAdmin):
             return queryset.none(), False
         # Officers: within their rows (the queryset), so another agency's code finds none.
         return queryset.filter(**{f"{self.dossier_path}__code": code}), False
+
+
+def record_superuser_dossier_search(request: HttpRequest, term: str, rows: QuerySet[Any]) -> None:
+    """A superuser's search in an admin that finds rows by dossier code: a whole code is
+    a look-up of its dossier's applicant (never the code), anything else is recorded as
+    `auth.admin_roles.record_superuser_search` records it."""
+    code = parse_dossier_code(term)
+    if code is not None:
+        _dossier_looked_up(request, code)
+    else:
+        record_superuser_search(request, term, rows)
 
 
 def _dossier_looked_up(request: HttpRequest, code: str) -> Dossier | None:

@@ -86,6 +86,11 @@ class DeviceAdmin(OfficerOrSupportAdmin, ReadOnlyAdmin):
     )
     list_filter = ("platform", "active", "deactivated_reason")
     search_fields = ("user__phone", "installation_id")
+    search_help_text = _(
+        "The account's phone number or the installation id. Superusers: any part of "
+        "either, each search audited. Other staff: any part of the installation id, a "
+        "phone number only whole (support staff: an audited look-up)."
+    )
     raw_id_fields = ("user", "session")
     exclude = ("token",)  # a push credential: never shown, even to staff
     readonly_fields = (
@@ -138,10 +143,9 @@ class NotificationAdmin(OfficerOrSupportAdmin, ReadOnlyAdmin):
     search_fields = ("user__phone",)
     searches_by_dossier_code = True
     search_help_text = _(
-        "Phone number, or a dossier's whole code. Staff other than superusers find a "
-        "citizen's notifications only by the whole number (support staff: an audited "
-        "look-up, as is their search by code); a part of a number or of a code finds "
-        "nothing."
+        "The citizen's phone number or a dossier's code. Superusers: any part of either, "
+        "each search audited. Other staff: only the whole number or code (support staff: "
+        "an audited look-up); a part finds nothing."
     )
     raw_id_fields = ("user", "event", "dossier")
     readonly_fields = ("created_at", "sms_sent_at")
@@ -166,10 +170,9 @@ class DeliveryAdmin(OfficerOrSupportAdmin, ReadOnlyAdmin):
     search_fields = ("notification__user__phone",)
     searches_by_dossier_code = True
     search_help_text = _(
-        "Phone number, or a dossier's whole code. Staff other than superusers find a "
-        "citizen's deliveries only by the whole number (support staff: an audited "
-        "look-up, as is their search by code); a part of a number or of a code finds "
-        "nothing."
+        "The citizen's phone number or a dossier's code. Superusers: any part of either, "
+        "each search audited. Other staff: only the whole number or code (support staff: "
+        "an audited look-up); a part finds nothing."
     )
     raw_id_fields = ("notification", "device")
     dossier_path = "notification__dossier"

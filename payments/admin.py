@@ -63,10 +63,10 @@ class PaymentAdmin(OfficerOrSupportAdmin, ReadOnlyAdmin):
     search_fields = ("order_ref", "gateway_reference", "receipt_number")
     searches_by_dossier_code = True
     search_help_text = _(
-        "Order reference, gateway reference or receipt number; a dossier's payments by "
-        "its whole code, a citizen's by the whole phone number. A part of a code or a "
-        "number finds nothing; support staff's searches by code or phone are audited "
-        "look-ups."
+        "Order reference, gateway reference, receipt number, dossier code, or the payer's "
+        "phone number only whole. Superusers: any part of the others, each search "
+        "audited. Other staff: a code only whole (support staff: an audited look-up, as "
+        "by phone)."
     )
     raw_id_fields = ("request", "dossier", "payer")
     actions = ["record_refund"]
@@ -111,6 +111,10 @@ class PaymentAnomalyAdmin(OfficerOrSupportAdmin):
     list_display = ("kind", "gateway", "order_ref", "reported_amount", "detected_at", "resolved_at")
     list_filter = ("kind", "gateway", "resolved_at")
     search_fields = ("order_ref", "gateway_reference")
+    search_help_text = _(
+        "Any part of the order or gateway reference, or the payer's phone number only "
+        "whole. A superuser's search is audited, as is support staff's by phone."
+    )
     raw_id_fields = ("payment",)
     readonly_fields = (
         "payment",

@@ -15,7 +15,7 @@ with the whole number.
 Bookings, saved addresses and carrier messages are read-only here, for everyone: every
 change goes through `postal.actions`, which writes the event and the audit trail. Each
 booking, saved address or carrier message a superuser opens, and each of their searches
-of bookings, is an audited look-up too.
+of them, is an audited look-up too.
 """
 
 from __future__ import annotations
@@ -27,10 +27,10 @@ from django.utils.translation import gettext_lazy as _
 
 from auth.admin_roles import (
     AuditedAccountViews,
+    AuditedSuperuserSearch,
     PhoneSearch,
     ReadOnlyAdmin,
     is_superuser,
-    record_superuser_search,
 )
 from auth.masked_accounts import mask_name
 from auth.models import User
@@ -45,12 +45,16 @@ def _user(request: HttpRequest) -> User:
 
 
 @admin.register(SavedAddress)
-class SavedAddressAdmin(AuditedAccountViews, PhoneSearch, ReadOnlyAdmin):
+class SavedAddressAdmin(AuditedAccountViews, AuditedSuperuserSearch, PhoneSearch, ReadOnlyAdmin):
     """A citizen's address book: superusers only, read-only (the citizen changes it
     through `postal.actions`), each address opened and each search an audited look-up."""
 
     list_display = ("recipient_name", "commune_code", "province_code", "user", "created_at")
     search_fields = ("recipient_name", "phone")
+    search_help_text = _(
+        "Any part of the recipient's name or phone number (+84…), a whole number also as "
+        "people write it (0912 345 678). Each search is audited."
+    )
     raw_id_fields = ("user",)
     account_paths = ("user",)
     audit_by = "saved_address"
@@ -58,14 +62,6 @@ class SavedAddressAdmin(AuditedAccountViews, PhoneSearch, ReadOnlyAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[SavedAddress]:
         queryset = super().get_queryset(request)
         return queryset if _user(request).is_superuser else queryset.none()
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[SavedAddress], search_term: str
-    ) -> tuple[QuerySet[SavedAddress], bool]:
-        rows, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        if is_superuser(request) and search_term.strip():
-            record_superuser_search(request, search_term, rows)
-        return rows, may_have_duplicates
 
 
 @admin.register(DeliveryBooking)
@@ -76,10 +72,10 @@ class DeliveryBookingAdmin(OfficerOrSupportAdmin, ReadOnlyAdmin):
     searches_by_dossier_code = True
     whole_value_search_fields = ("order_number",)
     search_help_text = _(
-        "Order number, waybill, a dossier's whole code or the citizen's whole phone "
-        "number (support staff: an audited look-up, as is their search by code). Staff "
-        "other than superusers: a part of a number, of a code or of an order number (it "
-        "carries the code) finds nothing."
+        "Order number, waybill, dossier code, or the applicant's phone number only whole. "
+        "Superusers: any part of the others, each search audited. Other staff: any part "
+        "of a waybill, an order number (it carries the code) or a code only whole "
+        "(support staff: an audited look-up, as by phone)."
     )
     raw_id_fields = ("dossier", "address", "booked_by")
     account_paths = ("dossier__applicant",)
@@ -120,14 +116,16 @@ class DeliveryBookingAdmin(OfficerOrSupportAdmin, ReadOnlyAdmin):
 
 
 @admin.register(CarrierMessage)
-class CarrierMessageAdmin(AuditedAccountViews, ReadOnlyAdmin):
+class CarrierMessageAdmin(AuditedAccountViews, AuditedSuperuserSearch, ReadOnlyAdmin):
     """The carrier's word, kept as received (its payload may carry the recipient's
     phone): read-only for everyone; a superuser opening one is an audited look-up of
-    the dossier's applicant (officers read their own dossiers' messages)."""
+    the dossier's applicant, and each of their searches is audited (officers read and
+    search their own dossiers' messages, unrecorded)."""
 
     list_display = ("carrier", "message_id", "status", "outcome", "occurred_at", "received_at")
     list_filter = ("carrier", "outcome", "status")
     search_fields = ("message_id",)
+    search_help_text = _("Any part of the carrier's message id. A superuser's search is audited.")
     raw_id_fields = ("booking",)
     account_paths = ("booking__dossier__applicant",)
     audit_by = "carrier_message"
