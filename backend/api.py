@@ -430,8 +430,9 @@ def install_conventions(target: NinjaAPI) -> NinjaAPI:
 # any operation, whatever its handler declares: documented once, here.
 CONVENTIONAL_ERRORS: dict[int, str] = {
     400: (
-        "Malformed JSON or multipart body, an invalid Idempotency-Key, or more query or form "
-        "fields (1,000) or files (100) than the server reads."
+        "Malformed JSON or multipart body (a route taking a form also refuses any other "
+        "body), an invalid Idempotency-Key, or more query or form fields (1,000) or files "
+        "(100) than the server reads."
     ),
     401: "Missing, invalid or expired access token.",
     409: "A request with this Idempotency-Key is still being processed.",
