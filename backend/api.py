@@ -13,12 +13,18 @@ from django.core.exceptions import (
     TooManyFilesSent,
 )
 from django.db import DataError
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, RawPostDataException
 from django.http.multipartparser import MultiPartParserError
 from django.utils.datastructures import MultiValueDict
 from django.utils.translation import gettext as _
 from ninja import NinjaAPI
-from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
+from ninja.errors import (
+    AuthenticationError,
+    AuthorizationError,
+    HttpError,
+    ValidationError,
+    ValidationErrorContext,
+)
 from ninja.openapi.schema import OpenAPISchema
 from ninja.parser import Parser
 
@@ -114,14 +120,96 @@ class StrictJSONParser(Parser):
     def parse_querydict(
         self, data: MultiValueDict, list_fields: list[str], request: HttpRequest
     ) -> dict[str, Any]:
-        # PostgreSQL cannot store or even compare text holding NUL: refuse it in
-        # query strings and form fields (uploaded files are not text) before any
-        # filter reaches a query (JSON bodies: `parse_body`).
+        """A query string's or a form's values, each once.
+
+        PostgreSQL cannot store or even compare text holding NUL: a query parameter
+        holding one is refused before any filter reaches a query (JSON bodies:
+        `parse_body`); a form field's is refused by validation (`RefusedValue`), so
+        that only the route's own fields are judged (see `FILE_WITHOUT_NAME`).
+        A parameter or field given twice, unless the route takes a list, is refused:
+        Django would hand over the last one, and the client meant one of them.
+        """
+        if data is request.GET:
+            location = "query"
+        else:
+            location = "file" if data is request.FILES else "form"
+            check_form_body(request)
+        result: dict[str, Any] = {}
         for key, values in data.lists():
-            if any(isinstance(v, str) and "\x00" in v for v in [key, *values]):
-                location = "query" if data is request.GET else "form"
+            if "\x00" in key or (
+                location == "query" and any(isinstance(v, str) and "\x00" in v for v in values)
+            ):
                 raise Unprocessable(details=[nul_detail(key.replace("\x00", ""), location)])
-        return super().parse_querydict(data, list_fields, request)
+            if key in list_fields:
+                result[key] = values
+                continue
+            if len(values) > 1:
+                raise Unprocessable(details=[repeated_detail(key, location)])
+            [value] = values
+            result[key] = NUL_TEXT if isinstance(value, str) and "\x00" in value else value
+        if location == "file" and request.content_type == "multipart/form-data":
+            # Django reads a part whose filename is empty as a text field: a file
+            # parameter of that name would find nothing (or the file's bytes as text).
+            for key in request.POST:
+                result.setdefault(key, FILE_WITHOUT_NAME)
+        return result
+
+
+class RefusedValue:
+    """A form value that no parameter type accepts, standing for a known mistake:
+    validation then refuses it with this code on the parameter that reads it, and a
+    field no parameter reads stays ignored, as any unknown field is."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def __repr__(self) -> str:
+        return f"<{self.code}>"
+
+
+NUL_TEXT = RefusedValue("nul_character")
+# A multipart part sent with `filename=""`: Django files it as a text field.
+FILE_WITHOUT_NAME = RefusedValue("filename_missing")
+
+
+def check_form_body(request: HttpRequest) -> None:
+    """400 `malformed_multipart` for a body a form route cannot read as a form.
+
+    Django reads any body with another content type, and a multipart body without
+    its boundary delimiters (`[]`), as an empty form: a route whose fields are all
+    optional (the agency's "complete") would act on what was never sent. No body
+    at all is an empty form. A multipart upload Django read as a stream is not kept:
+    its delimiters are not checked here (such routes have a required file).
+    """
+    try:
+        body: bytes | None = request.body
+    except RawPostDataException:
+        body = None
+    size = len(body) if body is not None else int(request.META.get("CONTENT_LENGTH") or 0)
+    if not size or request.content_type == "application/x-www-form-urlencoded":
+        return
+    if request.content_type != "multipart/form-data" or (
+        body is not None
+        and not is_multipart(body, (request.content_params or {}).get("boundary", ""))
+    ):
+        raise ApiError("malformed_multipart", _("The request body is not a valid multipart form."))
+
+
+def is_multipart(body: bytes, boundary: str) -> bool:
+    """Whether `body` has the frame of a multipart body (RFC 2046): a first delimiter
+    (after an optional preamble) and the closing one."""
+    delimiter = b"--" + boundary.encode("ascii", "replace")
+    opened = body.startswith(delimiter) or b"\r\n" + delimiter in body
+    return opened and delimiter + b"--" in body
+
+
+def repeated_detail(field: str, location: str) -> dict[str, str]:
+    return {
+        "field": field,
+        "location": location,
+        "code": "repeated_field",
+        "message": str(_("Must be given only once.")),
+    }
 
 
 API_DESCRIPTION = """
@@ -191,6 +279,9 @@ def _validation_message(error: dict[str, Any]) -> str:
         "greater_than_equal": lambda: _("Must be at least %(ge)s.") % {"ge": ctx.get("ge")},
         "less_than": lambda: _("Must be less than %(lt)s.") % {"lt": ctx.get("lt")},
         "less_than_equal": lambda: _("Must be at most %(le)s.") % {"le": ctx.get("le")},
+        # Codes of the project's own (backend.api.RefusedValue).
+        "nul_character": lambda: _("Must not contain the NUL character."),
+        "filename_missing": lambda: _("The file was sent without a file name."),
     }
     message = messages.get(kind)
     return str(message() if message is not None else _("This value is not valid."))
@@ -359,8 +450,9 @@ def install_conventions(target: NinjaAPI) -> NinjaAPI:
 # any operation, whatever its handler declares: documented once, here.
 CONVENTIONAL_ERRORS: dict[int, str] = {
     400: (
-        "Malformed JSON or multipart body, an invalid Idempotency-Key, or more query or form "
-        "fields (1,000) or files (100) than the server reads."
+        "Malformed JSON or multipart body (a route taking a form also refuses any other "
+        "body), an invalid Idempotency-Key, or more query or form fields (1,000) or files "
+        "(100) than the server reads."
     ),
     401: "Missing, invalid or expired access token.",
     409: "A request with this Idempotency-Key is still being processed.",
@@ -406,6 +498,34 @@ def add_conventional_errors(schema: OpenAPISchema) -> OpenAPISchema:
 
 
 class ConventionalNinjaAPI(NinjaAPI):
+    def validation_error_from_error_contexts(
+        self, error_contexts: list[ValidationErrorContext]
+    ) -> ValidationError:
+        """ninja's errors, except where a `RefusedValue` (a form value holding NUL, a
+        file sent without a name) failed its parameter's type: one error of its own
+        code on that parameter instead of the type's (or a union's several)."""
+        errors: list[dict[str, Any]] = []
+        refused: set[tuple[str, ...]] = set()
+        for context in error_contexts:
+            model = context.model
+            reverse = model.__ninja_flatten_map_reverse__
+            for details in context.pydantic_validation_error.errors(include_url=False):
+                error: dict[str, Any] = dict(details)
+                loc = (model.__ninja_param_source__, *reverse.get(error["loc"], error["loc"]))
+                value = error.pop("input", None)
+                if isinstance(value, RefusedValue):
+                    loc = loc[:2]
+                    if loc in refused:
+                        continue
+                    refused.add(loc)
+                    errors.append({"type": value.code, "loc": loc, "msg": value.code})
+                    continue
+                ctx = error.get("ctx")
+                if ctx and isinstance(ctx.get("error"), Exception):
+                    ctx["error"] = str(ctx["error"])
+                errors.append({**error, "loc": loc})
+        return ValidationError(errors)
+
     def get_openapi_schema(
         self, *, path_prefix: str | None = None, path_params: dict[str, Any] | None = None
     ) -> OpenAPISchema:

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db.models import Model, QuerySet
+from django.db.models import FloatField, IntegerField, Model, QuerySet
 from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -25,11 +25,12 @@ from ninja import Schema
 from pydantic import BaseModel, Field, create_model
 
 from backend.errors import field_error
+from backend.params import QueryParams
 
 M = TypeVar("M", bound=Model)
 
 
-class PageParams(Schema):
+class PageParams(QueryParams):
     cursor: str | None = Field(
         None, max_length=512, description="`next_cursor` of the previous page"
     )
@@ -84,10 +85,10 @@ def cursor_values(model: type[Model], fields: list[str], cursor: str) -> list[An
     """
     values = []
     for name, raw in zip(fields, decode_cursor(cursor, len(fields)), strict=True):
-        if raw is None or isinstance(raw, bool | dict | list):
+        field = model._meta.pk if name == "pk" else model._meta.get_field(name)
+        if not isinstance(raw, cursor_json_type(field)) or isinstance(raw, bool):
             raise _invalid_cursor()
         try:
-            field = model._meta.pk if name == "pk" else model._meta.get_field(name)
             value = field.to_python(raw)  # type: ignore[union-attr]
             if isinstance(value, dt.datetime) and not timezone.is_naive(value):
                 # In UTC, as PostgreSQL takes it: an offset past its ±15:59 is refused
@@ -103,6 +104,20 @@ def cursor_values(model: type[Model], fields: list[str], cursor: str) -> list[An
             raise _invalid_cursor()
         values.append(value)
     return values
+
+
+def cursor_json_type(field: Any) -> type | tuple[type, ...]:
+    """The JSON type `encode_cursor` writes a value of `field` as: a number for an
+    integer (or float) column, text for any other (a moment, an id, a code, a name).
+
+    `to_python` alone takes more: a text column reads the number 5 as "5", an integer
+    column the text "7" and the number 1.5 (as 1). Such a cursor was never one of ours.
+    """
+    if isinstance(field, IntegerField):  # AutoField and BigAutoField included
+        return int
+    if isinstance(field, FloatField):
+        return (int, float)
+    return str
 
 
 def _invalid_cursor() -> Exception:

@@ -15,6 +15,7 @@ from auth.models import User
 from backend.errors import ErrorOut, NotFound
 from backend.idempotency import idempotent
 from backend.pagination import PageParams, page_of, paginate
+from backend.params import QueryParams
 from dossiers.access import access_dossier
 from dossiers.attachments import (
     access_attachment,
@@ -100,7 +101,7 @@ class DownloadUrlOut(Schema):
     expires_at: dt.datetime
 
 
-class DownloadUrlQuery(Schema):
+class DownloadUrlQuery(QueryParams):
     variant: Variant = "file"
 
 

@@ -24,6 +24,7 @@ from backend.errors import ErrorOut, NotFound, RateLimited, Unprocessable
 from backend.idempotency import idempotent
 from backend.old_address_api import ConversionOut, OldCodesIn
 from backend.pagination import PageParams, page_of, paginate
+from backend.params import QueryParams
 from dossiers.access import access_dossier
 from postal import actions, divisions, webhooks
 from postal.access import (
@@ -87,7 +88,7 @@ class CommuneListOut(Schema):
     items: list[CommuneOut]
 
 
-class SearchParams(Schema):
+class SearchParams(QueryParams):
     q: str | None = Field(
         None, max_length=100, description="Words of the name, with or without diacritics"
     )
@@ -279,7 +280,7 @@ def delete_address(request: HttpRequest, address_id: uuid.UUID) -> Status[None]:
 # --- Quotes and bookings ---------------------------------------------------------------------
 
 
-class QuoteParams(Schema):
+class QuoteParams(QueryParams):
     address_id: uuid.UUID
     direction: DirectionLiteral = "result"
 

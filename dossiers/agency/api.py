@@ -34,6 +34,7 @@ from backend.errors import (
     field_error,
 )
 from backend.pagination import PageParams, cursor_values, encode_cursor
+from backend.params import QueryParams
 from backend.signed_links import PageSigner, open_link, sign_link
 from backend.times import (
     Rfc3339Text,
@@ -449,7 +450,7 @@ class FeedOut(BaseModel):
     links_expire_at: dt.datetime
 
 
-class FeedParams(Schema):
+class FeedParams(QueryParams):
     cursor: str | None = Field(None, max_length=512)
     limit: int | None = Field(None, ge=1, le=1000)
 
@@ -957,7 +958,7 @@ class PerformanceOut(Schema):
     fees: FeesOut
 
 
-class PerformanceParams(Schema):
+class PerformanceParams(QueryParams):
     date_from: dt.date = Field(..., alias="from", description="First business day (inclusive)")
     date_to: dt.date = Field(..., alias="to", description="Last business day (inclusive)")
     agency: str | None = Field(None, description="Agency code (staff only; omit for all)")

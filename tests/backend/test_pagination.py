@@ -1,9 +1,14 @@
+import uuid
+
 import pytest
 from django.db import connection
+from django.db.models import Model
 from django.test.utils import CaptureQueriesContext
 
 from auth.models import User
-from backend.pagination import PageParams, encode_cursor, paginate
+from backend.errors import Unprocessable
+from backend.pagination import PageParams, cursor_values, encode_cursor, paginate
+from dossiers.models import Procedure
 from tests.conftest import ApiClient, make_user
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.backend.conventions_api")]
@@ -78,6 +83,31 @@ def test_a_well_encoded_cursor_with_wrong_values_is_a_field_error(
     response = api.get("/api/test/users", query={"cursor": encode_cursor(values)})
     assert response.status_code == 422, response
     assert response.json()["details"][0]["code"] == "invalid_cursor"
+
+
+@pytest.mark.parametrize(
+    ("model", "field", "accepted", "refused"),
+    [
+        (User, "id", str(uuid.uuid4()), [uuid.uuid4().int, 1.5]),
+        (User, "date_joined", "2026-03-10T08:00:00+07:00", [1_700_000_000, 1.5]),
+        (User, "phone", "+84900000001", [84900000001, 1.5]),  # text
+        (Procedure, "id", 7, ["7", 7.0, 7.5, True]),  # an integer
+        (Procedure, "processing_time", 3, ["3", 3.0]),
+    ],
+)
+def test_each_cursor_value_has_the_json_type_its_field_is_written_as(
+    model: type[Model], field: str, accepted: object, refused: list[object]
+) -> None:
+    """What `encode_cursor` writes: a number for an integer column, text for any other
+    (a moment, an id, a code). Anything else was never a cursor of ours, whatever
+    `to_python` would make of it."""
+    assert cursor_values(model, [field], encode_cursor([accepted])) == [
+        model._meta.get_field(field).to_python(accepted)
+    ]
+    for value in refused:
+        with pytest.raises(Unprocessable) as caught:
+            cursor_values(model, [field], encode_cursor([value]))
+        assert caught.value.details[0]["code"] == "invalid_cursor", value
 
 
 def test_the_cursor_is_one_row_value_the_index_can_start_at() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from typing import Any
 from unittest import mock
 
 import pytest
@@ -14,6 +15,7 @@ from django.utils import timezone
 from backend.idempotency import purge_expired
 from backend.models import IdempotencyRecord
 from dossiers.agency.credentials import create_credential, retire_previous_secret, rotate_credential
+from dossiers.agency.signing import sign
 from dossiers.models import Agency, AgencyCredential, Dossier, DossierEvent
 from tests.conftest import ApiClient, make_user, sign_in
 from tests.documents.pki import configure, make_pdf, sign_with
@@ -31,6 +33,25 @@ def new_dossier(agency: Agency, status: int = S.NEW, **extra: object) -> Dossier
 
 def url(dossier: Dossier, action: str) -> str:
     return f"/api/v1/agency/dossiers/{dossier.code}/{action}"
+
+
+def post_raw(
+    agency_client: AgencyClient, path: str, raw: bytes, content_type: str, event_id: str
+) -> Any:
+    """A signed POST of `raw` bytes under any content type."""
+    stamp = str(int(time.time()))
+    return ApiClient(language="en").request(
+        "POST",
+        path,
+        raw=raw,
+        content_type=content_type,
+        headers={
+            "X-Agency-Key": agency_client.credential.key_id,
+            "X-Timestamp": stamp,
+            "X-Event-Id": event_id,
+            "X-Signature": sign(agency_client.secret, "POST", path, stamp, event_id, raw),
+        },
+    )
 
 
 def events(dossier: Dossier) -> list[str]:
@@ -84,8 +105,6 @@ def test_bad_signature_is_refused_and_nothing_changes(
 def test_tampered_body_is_refused(agency: Agency, agency_client: AgencyClient) -> None:
     dossier = new_dossier(agency)
     stamp = str(int(time.time()))
-    from dossiers.agency.signing import sign
-
     signature = sign(agency_client.secret, "POST", url(dossier, "refuse"), stamp, "e1", b"{}")
     response = ApiClient().post(
         url(dossier, "refuse"),
@@ -410,6 +429,67 @@ def test_complete_takes_a_result_expiry_only_as_a_calendar_date(
     assert events(dossier) == []
 
 
+# Django reads any body as a form, an empty one when it is not: "complete", whose
+# fields are all optional, would complete the dossier on what was never sent.
+@pytest.mark.parametrize(
+    ("raw", "content_type"),
+    [
+        (b"[]", f"multipart/form-data; boundary={BOUNDARY}"),
+        (b'{"message": "ok"}', f"multipart/form-data; boundary={BOUNDARY}"),
+        (f"--{BOUNDARY}\r\n".encode(), f"multipart/form-data; boundary={BOUNDARY}"),
+        (encode_multipart("other", {"message": "ok"}), f"multipart/form-data; boundary={BOUNDARY}"),
+        (b"[]", "application/json"),
+        (b'{"message": "ok"}', "application/json"),
+        (b"message=ok", "text/plain"),
+    ],
+    ids=["array", "object", "unclosed", "other-boundary", "json-array", "json", "text"],
+)
+def test_complete_refuses_a_body_that_is_not_a_form_and_changes_nothing(
+    agency: Agency, agency_client: AgencyClient, raw: bytes, content_type: str
+) -> None:
+    dossier = new_dossier(agency, status=S.PROCESSING)
+    before = (dossier.status, dossier.version)
+    path = url(dossier, "complete")
+    response = post_raw(agency_client, path, raw, content_type, "e-1")
+    assert response.status_code == 400, response
+    assert response.json() == {
+        "code": "malformed_multipart",
+        "message": "The request body is not a valid multipart form.",
+        "details": None,
+    }
+    dossier.refresh_from_db()
+    assert (dossier.status, dossier.version) == before
+    assert events(dossier) == []
+    # The answer is final for this event id, as every agency answer is (replays.py)...
+    replayed = post_raw(agency_client, path, raw, content_type, "e-1")
+    assert replayed.status_code == 400
+    assert replayed.headers["X-Event-Replayed"] == "true"
+    # ... and a form under a new one completes the dossier.
+    again = agency_client.post(path, multipart={"message": "ok"})
+    assert again.status_code == 200, again
+    assert again.json()["status"] == S.RESULT_READY
+
+
+@pytest.mark.parametrize(
+    ("raw", "content_type"),
+    [
+        (b"", f"multipart/form-data; boundary={BOUNDARY}"),  # no body: no fields
+        (f"--{BOUNDARY}--\r\n".encode(), f"multipart/form-data; boundary={BOUNDARY}"),
+        (b"", "application/x-www-form-urlencoded"),
+        (b"message=ok", "application/x-www-form-urlencoded"),
+    ],
+    ids=["no-body", "no-parts", "urlencoded-empty", "urlencoded"],
+)
+def test_complete_still_takes_an_empty_or_urlencoded_form(
+    agency: Agency, agency_client: AgencyClient, raw: bytes, content_type: str
+) -> None:
+    dossier = new_dossier(agency, status=S.PROCESSING)
+    path = url(dossier, "complete")
+    response = post_raw(agency_client, path, raw, content_type, "e-2")
+    assert response.status_code == 200, response
+    assert events(dossier) == ["dossier.completed"]
+
+
 @pytest.mark.parametrize(("extra", "expected"), [(0, 200), (1, 413)])
 def test_result_file_size_limit(
     agency: Agency, agency_client: AgencyClient, settings, extra: int, expected: int
@@ -435,8 +515,6 @@ def test_multipart_signature_covers_the_raw_body(
     dossier = new_dossier(agency, status=S.PROCESSING)
     raw = encode_multipart(BOUNDARY, {"message": "ok"})
     stamp = str(int(time.time()))
-    from dossiers.agency.signing import sign
-
     signature = sign(agency_client.secret, "POST", url(dossier, "complete"), stamp, "m1", raw)
     tampered = raw.replace(b"ok", b"ko")
     response = ApiClient().request(

@@ -12,7 +12,7 @@ import pytest
 from auth.models import Organisation, User
 from payments.models import Payment, PaymentAnomaly
 from tests.conftest import ApiClient, make_user, sign_in
-from tests.factories import make_dossier
+from tests.factories import make_dossier, make_procedure
 
 pytestmark = pytest.mark.django_db
 
@@ -315,6 +315,129 @@ def test_a_tampered_cursor_the_database_cannot_read_is_invalid_cursor(
             "message": "This cursor is not valid.",
         }
     ]
+
+
+# Django files a part sent with `filename=""` as a text field: the upload answered
+# "missing" for a text file, and `nul_character` for a photo (its bytes hold NUL).
+@pytest.mark.parametrize("content", [b"\xff\xd8\xff\xe0\x00\x10JFIF\x00", b"plain text"])
+def test_an_upload_without_a_file_name_is_filename_missing_and_nothing_is_saved(
+    content: bytes,
+) -> None:
+    user = make_user()
+    dossier = make_dossier(user)
+    response = signed_in(user).post(
+        f"/api/v1/dossiers/{dossier.id}/attachments",
+        raw=_multipart([("document_code", None, b"doc-1"), ("file", "", content)]),
+        content_type="multipart/form-data; boundary=XyZ",
+    )
+    assert response.status_code == 422
+    assert response.json() == {
+        "code": "validation_error",
+        "message": "Some fields are not valid.",
+        "details": [
+            {
+                "field": "file",
+                "location": "file",
+                "code": "filename_missing",
+                "message": "The file was sent without a file name.",
+            }
+        ],
+    }
+    assert dossier.attachments.count() == 0
+
+
+def test_a_file_without_a_name_is_explained_in_vietnamese_by_default() -> None:
+    response = ApiClient().post(
+        "/api/v1/verify",
+        raw=_multipart([("file", "", b"%PDF-1.7")]),
+        content_type="multipart/form-data; boundary=XyZ",
+    )
+    assert response.status_code == 422
+    [detail] = response.json()["details"]
+    assert (detail["field"], detail["code"]) == ("file", "filename_missing")
+    assert detail["message"] == "Tệp được gửi mà không có tên tệp."
+
+
+def test_a_text_field_holding_nul_beside_a_file_without_a_name_gets_both_errors() -> None:
+    user = make_user()
+    dossier = make_dossier(user)
+    response = signed_in(user).post(
+        f"/api/v1/dossiers/{dossier.id}/attachments",
+        raw=_multipart([("document_code", None, b"doc\x00-1"), ("file", "", b"x")]),
+        content_type="multipart/form-data; boundary=XyZ",
+    )
+    assert response.status_code == 422
+    assert [(d["field"], d["location"], d["code"]) for d in response.json()["details"]] == [
+        ("file", "file", "filename_missing"),
+        ("document_code", "form", "nul_character"),
+    ]
+    assert dossier.attachments.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("parts", "field", "location"),
+    [
+        (
+            [("document_code", None, b"doc-1"), ("document_code", None, b"doc-2")],
+            "document_code",
+            "form",
+        ),
+        ([("document_code", None, b"doc-1"), ("file", "b.jpg", b"y")], "file", "file"),
+    ],
+    ids=["field", "file"],
+)
+def test_an_upload_with_a_part_given_twice_is_refused_and_nothing_is_saved(
+    parts: list[tuple[str, str | None, bytes]], field: str, location: str
+) -> None:
+    user = make_user()
+    dossier = make_dossier(user)
+    response = signed_in(user).post(
+        f"/api/v1/dossiers/{dossier.id}/attachments",
+        raw=_multipart([*parts, ("file", "a.jpg", b"x")]),
+        content_type="multipart/form-data; boundary=XyZ",
+    )
+    assert response.status_code == 422
+    assert response.json()["details"] == [
+        {
+            "field": field,
+            "location": location,
+            "code": "repeated_field",
+            "message": "Must be given only once.",
+        }
+    ]
+    assert dossier.attachments.count() == 0
+
+
+# The catalogue's cursor is (name, id): text, then an integer. `to_python` read a
+# number as a name ("5") and a text or a fraction as an id ("7", 1.5 → 1).
+@pytest.mark.parametrize(
+    "values",
+    [[5, 1], [1.5, 1], ["Thủ tục", "1"], ["Thủ tục", 1.5], ["Thủ tục", 1.0], ["Thủ tục", True]],
+)
+def test_a_catalogue_cursor_of_the_wrong_types_is_invalid_cursor(values: list[Any]) -> None:
+    make_procedure()
+    response = ApiClient(language="en").get(
+        "/api/v1/catalogue/procedures", query={"cursor": _cursor(values)}
+    )
+    assert response.status_code == 422
+    assert response.json()["details"] == [
+        {
+            "field": "cursor",
+            "location": "query",
+            "code": "invalid_cursor",
+            "message": "This cursor is not valid.",
+        }
+    ]
+
+
+def test_a_catalogue_cursor_it_handed_out_still_pages() -> None:
+    procedures = sorted((make_procedure() for _ in range(3)), key=lambda p: (p.name, p.id))
+    first = ApiClient().get("/api/v1/catalogue/procedures", query={"limit": 2}).json()
+    second = ApiClient().get(
+        "/api/v1/catalogue/procedures", query={"limit": 2, "cursor": first["next_cursor"]}
+    )
+    assert second.status_code == 200
+    assert [p["id"] for p in first["items"] + second.json()["items"]] == [p.id for p in procedures]
 
 
 def test_a_form_field_over_djangos_memory_limit_is_413_and_nothing_is_saved(settings: Any) -> None:

@@ -1,0 +1,130 @@
+"""Query parameters read one way on every route: integers in digits, each given once."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+import backend.urls  # noqa: F401  (mounts every app's router on the root API)
+from backend.api import api
+from backend.params import QueryParams, is_integer_annotation
+from tests.conftest import ApiClient, make_user, sign_in
+from tests.factories import make_dossier, make_procedure
+
+pytestmark = pytest.mark.django_db
+
+PROCEDURES = "/api/v1/catalogue/procedures"
+
+
+def detail(field: str, code: str, message: str, location: str = "query") -> dict[str, str]:
+    return {"field": field, "location": location, "code": code, "message": message}
+
+
+WHOLE_NUMBER = detail("agency_id", "int_parsing", "Must be a whole number.")
+
+
+@pytest.mark.parametrize("text", ["0.0", "1.0", "1e0", "+1", " 1", "1 ", "1_0", "0x1", "١"])
+def test_an_integer_parameter_takes_decimal_digits_only(text: str) -> None:
+    procedure = make_procedure()
+    response = ApiClient(language="en").get(PROCEDURES, query={"agency_id": text})
+    assert response.status_code == 422
+    assert response.json()["details"] == [WHOLE_NUMBER]
+    # The same id in digits finds it: the refusal is about the writing only.
+    if text in ("1.0", "+1"):
+        found = ApiClient().get(PROCEDURES, query={"agency_id": str(procedure.agency_id)})
+        assert [item["id"] for item in found.json()["items"]] == [procedure.id]
+
+
+@pytest.mark.parametrize(("text", "status"), [("7", 200), ("-1", 200), ("0", 200), ("7.0", 422)])
+def test_integer_text_at_the_boundary(text: str, status: int) -> None:
+    response = ApiClient(language="en").get(PROCEDURES, query={"agency_id": text})
+    assert response.status_code == status
+    if status == 200:
+        assert response.json() == {"items": [], "next_cursor": None}
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "text"),
+    [
+        ("/api/v1/dossiers", "status", "2.0"),
+        ("/api/v1/dossiers", "procedure_id", "1.0"),
+        ("/api/v1/dossiers", "limit", "20.0"),
+        ("/api/v1/catalogue/agencies", "limit", "1_0"),
+    ],
+)
+def test_every_list_reads_its_integers_the_same_way(path: str, name: str, text: str) -> None:
+    user = make_user()
+    make_dossier(user, status=2)
+    api_client = ApiClient(token=sign_in(user)[1].access_token, language="en")
+    response = api_client.get(path, query={name: text})
+    assert response.status_code == 422
+    assert response.json()["details"] == [detail(name, "int_parsing", "Must be a whole number.")]
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "name"),
+    [
+        (PROCEDURES, "agency_id=1&agency_id=2", "agency_id"),
+        (PROCEDURES, "q=a&q=b", "q"),
+        (PROCEDURES, "limit=1&limit=1", "limit"),  # even the same value twice
+        ("/api/v1/catalogue/agencies", "level=commune&level=province", "level"),
+        ("/api/v1/dossiers", "status=2&status=4", "status"),
+        ("/api/v1/dossiers", "unknown=1&unknown=2", "unknown"),
+    ],
+)
+def test_a_parameter_given_twice_is_refused_not_the_last_one_taken(
+    path: str, query: str, name: str
+) -> None:
+    user = make_user()
+    make_dossier(user, status=2)
+    make_procedure()
+    api_client = ApiClient(token=sign_in(user)[1].access_token, language="en")
+    response = api_client.get(f"{path}?{query}")
+    assert response.status_code == 422
+    assert response.json() == {
+        "code": "validation_error",
+        "message": "Some fields are not valid.",
+        "details": [detail(name, "repeated_field", "Must be given only once.")],
+    }
+
+
+def test_the_refusal_of_a_repeated_parameter_is_in_vietnamese_by_default() -> None:
+    response = ApiClient().get(f"{PROCEDURES}?agency_id=1&agency_id=2")
+    assert response.status_code == 422
+    assert response.json()["details"][0]["message"] == "Chỉ được gửi một lần."
+
+
+def _param_models() -> list[tuple[str, str, Any]]:
+    found = []
+    for prefix, router in api._routers:
+        for path, path_view in router.path_operations.items():
+            for operation in path_view.operations:
+                for model in operation.models:
+                    source = model.__ninja_param_source__
+                    if source in ("query", "form", "file"):
+                        found += [
+                            (f"{prefix}{path} {name}", source, field.annotation)
+                            for name, field in model.model_fields.items()
+                        ]
+    return found
+
+
+def test_every_query_schema_is_a_query_params_and_no_integer_bypasses_it() -> None:
+    """A new list's filters get the rules above only through `QueryParams`: a
+    `Query[...]` schema that is not one, or an integer given as a bare query or form
+    parameter, would read `1.0` as 1 again."""
+    models = _param_models()
+    assert len(models) > 30
+    wrong = [
+        where
+        for where, source, annotation in models
+        if is_integer_annotation(annotation)
+        or (
+            isinstance(annotation, type)
+            and issubclass(annotation, BaseModel)
+            and not (source == "query" and issubclass(annotation, QueryParams))
+        )
+    ]
+    assert wrong == []
