@@ -19,33 +19,44 @@ from tests.notifications.conftest import register, run_worker_until_idle
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def open_write_transactions() -> list[tuple[Any, ...]]:
-    """Other sessions of this database holding a transaction id, or idle in one."""
+def open_write_transactions() -> dict[tuple[int, Any], str]:
+    """Other sessions of this database holding a transaction id, or idle in one, by
+    (pid, the transaction's start): what each last ran."""
     params = connection.get_connection_params()
     for sync_only in ("cursor_factory", "context"):
         params.pop(sync_only, None)
     with psycopg.connect(**params, autocommit=True) as probe:
-        return probe.execute(
-            "SELECT pid, state, backend_xid::text, left(query, 120) FROM pg_stat_activity "
+        rows = probe.execute(
+            "SELECT pid, xact_start, left(query, 120) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid() "
             "AND (backend_xid IS NOT NULL OR state LIKE 'idle in transaction%%')"
         ).fetchall()
+    return {(pid, started): query for pid, started, query in rows}
 
 
 def test_no_transaction_is_open_while_fcm_is_called(fcm, monkeypatch, settings) -> None:
     settings.PUSH_RETRY_BASE_SECONDS = 1
-    seen: list[list[tuple[Any, ...]]] = []
+    # Each send is held a while, so that a transaction open both when the job starts
+    # waiting for answers and when they come is one held across the wait: the worker's
+    # own bookkeeping (fetching the next job, its heartbeat) opens short transactions of
+    # its own meanwhile, on other connections, which a single look may catch.
+    monkeypatch.setattr(fcm, "delay", 0.2)
+    seen: list[dict[tuple[int, Any], str]] = []
+    own: list[bool] = []
     real_send = fcm_module.FcmGateway.send_as_answered
 
     def send_as_answered(self: fcm_module.FcmGateway, pushes: list[Any]) -> Iterator[Any]:
         # The job records answers as they come: each time it waits for the next ones.
         answers = real_send(self, pushes)
         while True:
-            seen.append(open_write_transactions())
+            own.append(connection.in_atomic_block)  # the waiting job's own connection
+            before = open_write_transactions()
             try:
                 batch = next(answers)
             except StopIteration:
                 return
+            after = open_write_transactions()
+            seen.append({key: query for key, query in after.items() if key in before})
             yield batch
 
     monkeypatch.setattr(fcm_module.FcmGateway, "send_as_answered", send_as_answered)
@@ -61,4 +72,5 @@ def test_no_transaction_is_open_while_fcm_is_called(fcm, monkeypatch, settings) 
     run_worker_until_idle()
 
     assert seen  # FCM was called...
-    assert seen == [[] for _ in seen]  # ...and each time no write transaction was open
+    assert own == [False for _ in own]  # ...the job waited outside any transaction...
+    assert seen == [{} for _ in seen]  # ...and no write transaction spanned a wait
