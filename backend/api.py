@@ -37,6 +37,7 @@ from backend.errors import (
     Unprocessable,
     api_error_response,
     error_response,
+    field_detail,
     outage_response,
     unavailable_response,
 )
@@ -56,12 +57,7 @@ class NotAJSONObject(ValueError):
 
 
 def nul_detail(field: str, location: str) -> dict[str, str]:
-    return {
-        "field": field,
-        "location": location,
-        "code": "nul_character",
-        "message": str(_("Must not contain the NUL character.")),
-    }
+    return field_detail(field, "nul_character", _("Must not contain the NUL character."), location)
 
 
 def nul_path(document: Any) -> str | None:
@@ -204,12 +200,7 @@ def is_multipart(body: bytes, boundary: str) -> bool:
 
 
 def repeated_detail(field: str, location: str) -> dict[str, str]:
-    return {
-        "field": field,
-        "location": location,
-        "code": "repeated_field",
-        "message": str(_("Must be given only once.")),
-    }
+    return field_detail(field, "repeated_field", _("Must be given only once."), location)
 
 
 API_DESCRIPTION = """
@@ -329,24 +320,13 @@ def handle_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
         details = None
         if exc.__cause__.duplicate is not None:
             key = exc.__cause__.duplicate.replace("\x00", "")
-            details = [
-                {
-                    "field": key,
-                    "location": "body",
-                    "code": "duplicate_key",
-                    "message": str(_("This key is given twice in one object.")),
-                }
-            ]
+            message = _("This key is given twice in one object.")
+            details = [field_detail(key, "duplicate_key", message)]
         return error_response(
             400, "malformed_json", _("The request body is not valid JSON."), details
         )
     if isinstance(exc.__cause__, NotAJSONObject):
-        detail = {
-            "field": "body",
-            "location": "body",
-            "code": "object_expected",
-            "message": str(_("Must be a JSON object.")),
-        }
+        detail = field_detail("body", "object_expected", _("Must be a JSON object."))
         return error_response(422, details=[detail])
     return error_response(exc.status_code)
 

@@ -105,11 +105,15 @@ class RateLimited(ApiError):
         )
 
 
-def field_error(field: str, code: str, message: Any, location: str = "body") -> Unprocessable:
-    """A 422 for one field, in the same shape as schema validation errors
+def field_detail(field: str, code: str, message: Any, location: str = "body") -> dict[str, str]:
+    """One field's entry of `details`, in the same shape as schema validation errors
     (`location`: body, query, form or file, as ninja names them)."""
-    detail = {"field": field, "location": location, "code": code, "message": str(message)}
-    return Unprocessable(details=[detail])
+    return {"field": field, "location": location, "code": code, "message": str(message)}
+
+
+def field_error(field: str, code: str, message: Any, location: str = "body") -> Unprocessable:
+    """A 422 for one field (`field_detail`)."""
+    return Unprocessable(details=[field_detail(field, code, message, location)])
 
 
 def error_response(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.utils.translation import gettext as _
 
 from auth.phone import parse_phone
-from backend.errors import Unprocessable
+from backend.errors import Unprocessable, field_detail
 from postal import divisions
 
 
@@ -22,42 +22,32 @@ def check_address(
     e164 = parse_phone(phone)
     if e164 is None:
         errors.append(
-            {
-                "field": "phone",
-                "location": "body",
-                "code": "invalid_phone",
-                "message": str(_("Enter a Vietnamese mobile number.")),
-            }
+            field_detail("phone", "invalid_phone", _("Enter a Vietnamese mobile number."))
         )
     commune = divisions.get_commune(commune_code)
     if commune is None:
         errors.append(
-            {
-                "field": "commune_code",
-                "location": "body",
-                "code": "unknown_commune",
-                "message": str(_("There is no commune or ward with this code.")),
-            }
+            field_detail(
+                "commune_code", "unknown_commune", _("There is no commune or ward with this code.")
+            )
         )
     if province_code:
         province = divisions.get_province(province_code)
         if province is None:
             errors.append(
-                {
-                    "field": "province_code",
-                    "location": "body",
-                    "code": "unknown_province",
-                    "message": str(_("There is no province or city with this code.")),
-                }
+                field_detail(
+                    "province_code",
+                    "unknown_province",
+                    _("There is no province or city with this code."),
+                )
             )
         elif commune is not None and commune.province_code != province.code:
             errors.append(
-                {
-                    "field": "commune_code",
-                    "location": "body",
-                    "code": "commune_not_in_province",
-                    "message": str(_("This commune or ward is not in the chosen province.")),
-                }
+                field_detail(
+                    "commune_code",
+                    "commune_not_in_province",
+                    _("This commune or ward is not in the chosen province."),
+                )
             )
     if errors or e164 is None or commune is None:
         raise Unprocessable(details=errors)

@@ -20,7 +20,7 @@ from auth.bearer import bearer, current_user
 from auth.models import User
 from auth.phone import mask_phone
 from backend import old_address_api
-from backend.errors import ErrorOut, NotFound, RateLimited, Unprocessable
+from backend.errors import ErrorOut, NotFound, RateLimited, Unprocessable, field_detail
 from backend.idempotency import idempotent
 from backend.old_address_api import ConversionOut, OldCodesIn
 from backend.pagination import PageParams, page_of, paginate
@@ -153,14 +153,7 @@ def convert_old_address(request: HttpRequest, payload: OldAddressIn) -> dict[str
         raise Unprocessable(
             "text_or_codes",
             message,
-            details=[
-                {
-                    "field": "text",
-                    "location": "body",
-                    "code": "text_or_codes",
-                    "message": str(message),
-                }
-            ],
+            details=[field_detail("text", "text_or_codes", message)],
         )
     if payload.codes is not None:
         conversion = old_address_api.convert_codes(payload.codes)

@@ -39,7 +39,7 @@ from auth.phone import mask_phone, normalise_phone
 from auth.ratelimit import LockedOut, reserve_attempt
 from auth.sms import SmsTemplate
 from auth.tokens import TokenPair
-from backend.errors import Conflict, RateLimited, Unprocessable, field_error
+from backend.errors import Conflict, RateLimited, Unprocessable, field_detail, field_error
 from backend.jobs import defer
 from backend.middleware import rate_limit_address
 
@@ -60,12 +60,9 @@ def _password_errors(password: str, user: User, field: str = "password") -> None
     except ValidationError as exc:
         raise Unprocessable(
             details=[
-                {
-                    "field": field,
-                    "location": "body",
-                    "code": error.code or "invalid",
-                    "message": " ".join(str(m) for m in error.messages),
-                }
+                field_detail(
+                    field, error.code or "invalid", " ".join(str(m) for m in error.messages)
+                )
                 for error in exc.error_list
             ]
         ) from exc

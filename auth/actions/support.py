@@ -45,7 +45,7 @@ from auth.actions.sessions import revoke_all_sessions
 from auth.models import DeviceSession, RecoveryCode, SupportAuditRecord, SupportReset, User
 from auth.phone import invalid_phone, mask_phone, parse_phone
 from auth.sms import SmsTemplate
-from backend.errors import Conflict, NotFound, PermissionDenied, Unprocessable
+from backend.errors import Conflict, NotFound, PermissionDenied, Unprocessable, field_detail
 from backend.jobs import defer
 
 Action = SupportAuditRecord.Action
@@ -140,12 +140,9 @@ def look_up_account(
                 "invalid_citizen_id",
                 _("A citizen ID number has 12 digits."),
                 details=[
-                    {
-                        "field": "citizen_id",
-                        "location": "body",
-                        "code": "invalid_citizen_id",
-                        "message": str(_("A citizen ID number has 12 digits.")),
-                    }
+                    field_detail(
+                        "citizen_id", "invalid_citizen_id", _("A citizen ID number has 12 digits.")
+                    )
                 ],
             )
         subject = User.objects.filter(citizen_id=key).first()
@@ -226,14 +223,7 @@ def _required_text(field: str, value: str, message: Any) -> str:
         raise Unprocessable(
             f"{field}_required",
             message,
-            details=[
-                {
-                    "field": field,
-                    "location": "body",
-                    "code": f"{field}_required",
-                    "message": str(message),
-                }
-            ],
+            details=[field_detail(field, f"{field}_required", message)],
         )
     return text
 
@@ -274,14 +264,7 @@ def open_reset(
         raise Unprocessable(
             "invalid_kind",
             _("Not one of the allowed values."),
-            details=[
-                {
-                    "field": "kind",
-                    "location": "body",
-                    "code": "invalid_kind",
-                    "message": str(_("Not one of the allowed values.")),
-                }
-            ],
+            details=[field_detail("kind", "invalid_kind", _("Not one of the allowed values."))],
         )
     reason = _required_text("reason", reason, _("Give the reason for the reset."))
     evidence = _required_text(

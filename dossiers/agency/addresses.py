@@ -18,7 +18,7 @@ from ninja import Router, Schema
 from pydantic import Field
 
 from backend import old_address_api, old_addresses
-from backend.errors import ErrorOut, Unprocessable
+from backend.errors import ErrorOut, Unprocessable, field_detail
 from backend.old_address_api import ConversionOut, OldCodesIn
 from dossiers.agency.signing import agency_signature
 
@@ -95,13 +95,6 @@ def convert_old_codes(request: HttpRequest, payload: OldCodesBatchIn) -> dict[st
         raise Unprocessable(
             "too_many_items",
             message,
-            details=[
-                {
-                    "field": "items",
-                    "location": "body",
-                    "code": "too_many_items",
-                    "message": str(message),
-                }
-            ],
+            details=[field_detail("items", "too_many_items", message)],
         )
     return {"items": convert_batch(payload.items)}
