@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import random
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from dossiers.deadlines import WorkingCalendar, WorkingClock, add_working_seconds, appointment_for
+from dossiers.deadlines import (
+    MAX_SCAN_DAYS,
+    WorkingCalendar,
+    WorkingClock,
+    WorkingTimeline,
+    add_working_seconds,
+    appointment_for,
+)
 from dossiers.models import AgencyCalendarDay, Procedure
 from tests.factories import make_agency, make_procedure
 
@@ -141,3 +149,112 @@ def test_a_working_clock_counts_as_seconds_between_for_every_end_before_its_hori
         assert clock.per_day == calendar.seconds_per_day() == 8 * 3600
         with pytest.raises(ValueError, match="beyond"):
             clock.seconds_to(until + dt.timedelta(microseconds=1))
+
+
+def moments(rng: random.Random, first: dt.datetime, days: int, count: int) -> list[dt.datetime]:
+    """Moments over `days` days from `first`: a third on a period's edge or midnight
+    (with or without a microsecond either side), the rest anywhere, with fractions;
+    half of them in UTC, as the database gives them."""
+    edges = [(0, 0), (7, 0), (11, 30), (13, 30), (17, 0), (12, 0), (20, 0)]
+    found = []
+    for _ in range(count):
+        day = first + dt.timedelta(days=rng.randrange(days))
+        if rng.random() < 0.35:
+            hour, minute = rng.choice(edges)
+            moment = day.replace(hour=hour, minute=minute)
+            moment += dt.timedelta(microseconds=rng.choice([0, 0, 1, -1]))
+        else:
+            moment = day + dt.timedelta(
+                seconds=rng.randrange(86400), microseconds=rng.randrange(10**6)
+            )
+        found.append(moment.astimezone(dt.UTC) if rng.random() < 0.5 else moment)
+    return found
+
+
+def test_a_working_timeline_counts_as_seconds_between_for_random_spans() -> None:
+    # Spans over Tết 2026 (16-20 Feb off), 30/4-1/5, weekends, lunch breaks, with an
+    # agency's own day off and make-up Saturday, from a few seconds to ten weeks: the
+    # same seconds as the walk, each one (the first and last periods truncated alone).
+    agency = make_agency()
+    agency.calendar_days.create(date=dt.date(2026, 3, 16), kind=AgencyCalendarDay.Kind.DAY_OFF)
+    agency.calendar_days.create(date=dt.date(2026, 3, 21), kind=AgencyCalendarDay.Kind.WORKING_DAY)
+    calendar = WorkingCalendar(agency)
+    first, last = dt.date(2026, 1, 25), dt.date(2026, 5, 31)
+    timeline = WorkingTimeline(calendar, first, last)
+    rng = random.Random(20261207)
+    starts = moments(rng, at(2026, 2, 1), 95, 3000)
+    spans = []
+    for start in starts:
+        length = rng.choice(
+            [rng.randrange(3600), rng.randrange(3 * 86400), rng.randrange(70 * 86400)]
+        )
+        spans.append(
+            (start, start + dt.timedelta(seconds=length, microseconds=rng.randrange(10**6)))
+        )
+    spans += list(
+        zip(starts[:500], moments(rng, at(2026, 2, 1), 95, 500), strict=True)
+    )  # some back
+    spans += [(start, start) for start in starts[:20]]
+    assert sum(1 for start, end in spans if end < start) > 100
+    assert [timeline.seconds_between(start, end) for start, end in spans] == [
+        calendar.seconds_between(start, end) for start, end in spans
+    ]
+    # Not a sum of rounded prefixes: a start with a fraction in a period, its end in
+    # another, is one second less than the prefixes' difference would say.
+    start, end = at(2026, 3, 10, 9, 0, 0, 500_000), at(2026, 3, 11, 8, 0)
+    assert (
+        timeline.seconds_between(start, end) == 7 * 3600 - 1 == calendar.seconds_between(start, end)
+    )
+    assert timeline.seconds_between(at(2026, 2, 13, 16, 0), at(2026, 2, 23, 8, 0)) == 2 * 3600
+
+
+def test_a_working_timeline_asks_the_calendar_what_its_days_do_not_hold() -> None:
+    agency = make_agency()
+    calendar = WorkingCalendar(agency)
+    # Its days end on Friday 2026-03-13: a span ending that evening needs Monday's
+    # opening to stop the walk, and a start before its days has none of its periods.
+    timeline = WorkingTimeline(calendar, dt.date(2026, 3, 9), dt.date(2026, 3, 13))
+    cases = [
+        (at(2026, 3, 10, 9, 0), at(2026, 3, 13, 20, 0)),  # past its last period
+        (at(2026, 3, 6, 16, 0), at(2026, 3, 10, 9, 0)),  # starts before its first day
+        (at(2026, 3, 10, 9, 0), at(2026, 3, 13, 16, 0)),  # within: from its periods
+    ]
+    assert [timeline.seconds_between(s, e) for s, e in cases] == [
+        (6 + 8 + 8 + 8) * 3600,  # Tuesday from 9:00, three whole days
+        (1 + 8 + 2) * 3600,  # Friday's last hour, Monday, Tuesday to 9:00
+        (6 + 8 + 8 + 7) * 3600,
+    ]
+    # Office hours out of order: the walk is not a sorted sequence, the calendar counts.
+    unordered = WorkingCalendar.for_office_hours(
+        {agency.pk: [["13:30", "17:00"], ["07:00", "11:30"]]},
+        dt.date(2026, 3, 1),
+        dt.date(2026, 3, 31),
+    )[agency.pk]
+    timeline = WorkingTimeline(unordered, dt.date(2026, 3, 1), dt.date(2026, 3, 31))
+    assert not timeline.ordered
+    rng = random.Random(7)
+    spans = list(
+        zip(
+            moments(rng, at(2026, 3, 2), 20, 200),
+            moments(rng, at(2026, 3, 2), 20, 200),
+            strict=True,
+        )
+    )
+    assert [timeline.seconds_between(s, e) for s, e in spans] == [
+        unordered.seconds_between(s, e) for s, e in spans
+    ]
+    # No working time at all: the calendar's walk gives up, and so does the timeline.
+    closed = WorkingCalendar.for_office_hours(
+        {agency.pk: []}, dt.date(2026, 3, 1), dt.date(2026, 3, 31)
+    )[agency.pk]
+    timeline = WorkingTimeline(closed, dt.date(2026, 3, 1), dt.date(2026, 3, 31))
+    with pytest.raises(ValueError, match="three years"):
+        timeline.seconds_between(at(2026, 3, 10, 9, 0), at(2026, 3, 11, 9, 0))
+    # A span longer than the walk's limit raises as the walk does.
+    long_timeline = WorkingTimeline(calendar, dt.date(2026, 1, 1), dt.date(2029, 12, 31))
+    start = at(2026, 1, 5, 9, 0)
+    end = start + dt.timedelta(days=MAX_SCAN_DAYS + 5)
+    with pytest.raises(ValueError, match="three years"):
+        calendar.seconds_between(start, end)
+    with pytest.raises(ValueError, match="three years"):
+        long_timeline.seconds_between(start, end)
