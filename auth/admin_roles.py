@@ -409,7 +409,7 @@ def _any_of(paths: Iterable[str], subject: User) -> Q:
     return condition
 
 
-def matches_citizen_ids(search_fields: Iterable[str]) -> bool:
+def _matches_citizen_ids(search_fields: Iterable[str]) -> bool:
     """Whether an admin's search fields hold a citizen ID (`…citizen_id`)."""
     return any(_search_field_name(name).split("__")[-1] == "citizen_id" for name in search_fields)
 
@@ -432,7 +432,7 @@ def record_superuser_search(
     if phone is not None:
         account = User.objects.filter(phone=phone).first()
         support.record_look_up(staff, account, context=support_context(request), by="phone")
-    elif support.CITIZEN_ID.match(citizen_id) and matches_citizen_ids(search_fields):
+    elif support.CITIZEN_ID.match(citizen_id) and _matches_citizen_ids(search_fields):
         # The support look-up's rule of a whole number (`support.look_up_account`).
         account = User.objects.filter(citizen_id=citizen_id).first()
         support.record_look_up(staff, account, context=support_context(request), by="citizen_id")
