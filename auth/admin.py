@@ -16,8 +16,9 @@ fragment). They and citizen ID conflicts open to support staff on the support
 permission alone, read-only, like the other admins that serve their duties
 (`SupportReadOnlyAdmin`). A superuser who changes an account's citizen ID settles the
 conflicts it ends (`auth.actions.citizen_id_conflicts`). Organisations, memberships,
-invitations, device sessions and national identities are for superusers only. Who sees
-what, for every app's admin: auth.admin_roles.
+invitations, device sessions and national identities are for superusers only, each one
+opened an audited look-up of the accounts its page shows. Who sees what, for every
+app's admin: auth.admin_roles.
 """
 
 from __future__ import annotations
@@ -432,7 +433,8 @@ class MembershipInline(admin.TabularInline):
 # Organisations, their members and invitations, device sessions (with their IP
 # addresses) and national identities (with their subject ids) serve no support or
 # officer duty here: support resets revoke sessions and show their count, the user
-# pages show the identity level. Superusers only.
+# pages show the identity level. Superusers only; each row a superuser opens is an
+# audited look-up of the accounts its page shows (`SuperuserOnlyAdmin`).
 
 
 @admin.register(Organisation)
@@ -443,6 +445,14 @@ class OrganisationAdmin(SuperuserOnlyAdmin):
     search_help_text = _("Any part of the name or the tax code. Each search is audited.")
     readonly_fields = ("verified_at", "registry_name")
     inlines = (MembershipInline,)
+    audit_by = "organisation"
+
+    def audited_accounts(self, obj: Organisation) -> list[User]:
+        # An organisation is a business (its tax code, name and address are no
+        # citizen's), not a citizen: no owner or representative stands for it. What
+        # its page shows of citizens is its members, every one by name (the inline):
+        # opening it is a look-up of each of them; with no member, of nobody.
+        return [member.user for member in obj.memberships.select_related("user").order_by("pk")]
 
 
 @admin.register(Membership)
@@ -456,6 +466,8 @@ class MembershipAdmin(SuperuserOnlyAdmin):
         "audited."
     )
     raw_id_fields = ("organisation", "user")
+    account_paths = ("user",)  # the member; the organisation's other members not shown
+    audit_by = "membership"
 
 
 @admin.register(Invitation)
@@ -468,6 +480,17 @@ class InvitationAdmin(SuperuserOnlyAdmin):
         "whole number also as people write it (0912 345 678). Each search is audited."
     )
     raw_id_fields = ("organisation", "invited_by", "responded_by")
+    account_paths = ("invited_by", "responded_by")
+    audit_by = "invitation"
+
+    def audited_accounts(self, obj: Invitation) -> list[User]:
+        # The inviter and whoever answered, by name, and the invited number, whole: its
+        # account (if one holds it) is looked up too, as a search by the number is.
+        found = super().audited_accounts(obj)
+        holder = User.objects.filter(phone=obj.phone).first()
+        if holder is not None and holder not in found:
+            found.append(holder)
+        return found
 
 
 @admin.register(DeviceSession)
@@ -480,6 +503,8 @@ class DeviceSessionAdmin(SuperuserOnlyAdmin):
         "number also as people write it (0912 345 678). Each search is audited."
     )
     actions = ("revoke_sessions",)
+    account_paths = ("user",)
+    audit_by = "device_session"
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
@@ -628,6 +653,8 @@ class NationalIdentityAdmin(SuperuserOnlyAdmin, ReadOnlyAdmin):
         "people write it (0912 345 678). Each search is audited."
     )
     list_select_related = ("user",)
+    account_paths = ("user",)
+    audit_by = "national_identity"
 
 
 @admin.register(CitizenIdConflict)

@@ -2,11 +2,11 @@
 
 - Superusers see everything, unmasked, and find rows by any part of a stored phone
   number as by a whole number written as people write it (`PhoneSearch`). Each
-  citizen's row they open in an audited admin is a look-up (`AuditedAccountViews`),
-  authenticator or not, and so is each search in an admin of citizens' rows, never what
-  was typed (`record_superuser_search`: the user pages, the superuser-only admins and
-  the others through `AuditedSuperuserSearch`, the admins of dossier rows through
-  `dossiers.admin_scope`).
+  citizen's row they open in an audited admin is a look-up (`AuditedAccountViews`, the
+  superuser-only admins included), authenticator or not, and so is each search in an
+  admin of citizens' rows, never what was typed (`record_superuser_search`: the user
+  pages, the superuser-only admins and the others through `AuditedSuperuserSearch`, the
+  admins of dossier rows through `dossiers.admin_scope`).
 - Support staff (the `accounts.support_reset` permission, TOTP on their account and
   an admin session opened with the authenticator code: `require_admin_support_staff`,
   the support API's rule) use the support pages, the records they lead to (resets,
@@ -24,7 +24,8 @@
 - Admins that no support or officer duty needs and that hold personal data (device
   sessions with their IP addresses, national identities, organisations, memberships,
   invitations) or every agency's payments (reconciliation reports) are for superusers
-  only (`SuperuserOnlyAdmin`).
+  only (`SuperuserOnlyAdmin`), each row opened there a look-up of the accounts it
+  shows (`account_paths`; none for a row that names no citizen).
 """
 
 from __future__ import annotations
@@ -260,14 +261,22 @@ class AuditedSuperuserSearch(admin.ModelAdmin):
     ) -> tuple[QuerySet[Any], bool]:
         rows, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         # Django ignores a term where there is no search field: no search, no record.
-        if is_superuser(request) and search_term.strip() and self.get_search_fields(request):
-            record_superuser_search(request, search_term, rows)
+        fields = self.get_search_fields(request)
+        if is_superuser(request) and search_term.strip() and fields:
+            record_superuser_search(request, search_term, rows, search_fields=fields)
         return rows, may_have_duplicates
 
 
-class SuperuserOnlyAdmin(AuditedSuperuserSearch, PhoneSearch):
+class SuperuserOnlyAdmin(AuditedAccountViews, AuditedSuperuserSearch, PhoneSearch):
     """Hidden from, and refused to, everyone but superusers, whatever their permissions;
-    each search there is audited (`AuditedSuperuserSearch`)."""
+    each search there is audited (`AuditedSuperuserSearch`), and each row opened is a
+    look-up of the accounts it shows (`AuditedAccountViews`): each admin names them in
+    `account_paths` (or `audited_accounts`), none by default."""
+
+    account_paths: tuple[str, ...] = ()
+
+    def audits_views(self, request: HttpRequest) -> bool:
+        return is_superuser(request)  # nobody else opens a row here
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return is_superuser(request) and super().has_module_permission(request)
@@ -400,20 +409,33 @@ def _any_of(paths: Iterable[str], subject: User) -> Q:
     return condition
 
 
-def record_superuser_search(request: HttpRequest, term: str, rows: QuerySet[Any]) -> None:
-    """A superuser's search in an admin of citizens' rows, recorded once per request and
-    term, never the term: a whole phone number as a look-up of its account (found or
-    not), anything else (a part of a number, a name, an order reference) as a search,
-    with whether it found rows."""
+def _matches_citizen_ids(search_fields: Iterable[str]) -> bool:
+    """Whether an admin's search fields hold a citizen ID (`…citizen_id`)."""
+    return any(_search_field_name(name).split("__")[-1] == "citizen_id" for name in search_fields)
+
+
+def record_superuser_search(
+    request: HttpRequest, term: str, rows: QuerySet[Any], *, search_fields: Iterable[str]
+) -> None:
+    """A superuser's search in an admin of citizens' rows (`search_fields`: the fields it
+    searched), recorded once per request and term, never the term: a whole phone number
+    as a look-up of its account (found or not), so too a whole citizen ID number (12
+    digits) where the admin matches citizen IDs, anything else (a part of a number, a
+    name, an order reference) as a search, with whether it found rows."""
     done: set[str] = request.__dict__.setdefault("_admin_superuser_searches", set())
     if term in done:
         return
     done.add(term)
     staff: User = request.user  # type: ignore[assignment]
     phone = parse_phone(term)
+    citizen_id = term.strip()
     if phone is not None:
         account = User.objects.filter(phone=phone).first()
         support.record_look_up(staff, account, context=support_context(request), by="phone")
+    elif support.CITIZEN_ID.match(citizen_id) and _matches_citizen_ids(search_fields):
+        # The support look-up's rule of a whole number (`support.look_up_account`).
+        account = User.objects.filter(citizen_id=citizen_id).first()
+        support.record_look_up(staff, account, context=support_context(request), by="citizen_id")
     else:
         support.record_look_up(
             staff, None, context=support_context(request), by="search", found=rows.exists()

@@ -307,7 +307,9 @@ class DossierLifecycleAdmin(AuditedAccountViews, admin.ModelAdmin):
     ) -> tuple[QuerySet[Dossier], bool]:
         rows, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         if is_superuser(request) and search_term.strip():
-            record_superuser_dossier_search(request, search_term, rows)
+            record_superuser_dossier_search(
+                request, search_term, rows, search_fields=self.get_search_fields(request)
+            )
         return rows, may_have_duplicates
 
     def get_urls(self) -> list[URLPattern]:

@@ -32,6 +32,7 @@ rows, with the rights their permissions give.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from django.db.models import QuerySet
@@ -109,12 +110,13 @@ class OfficerOrSupportAdmin(SupportReadOnlyAdmin):
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
     ) -> tuple[QuerySet[Any], bool]:
-        if is_superuser(request) and search_term.strip() and self.get_search_fields(request):
+        fields = self.get_search_fields(request)
+        if is_superuser(request) and search_term.strip() and fields:
             rows, may_have_duplicates = super().get_search_results(request, queryset, search_term)
             if self.searches_by_dossier_code:
-                record_superuser_dossier_search(request, search_term, rows)
+                record_superuser_dossier_search(request, search_term, rows, search_fields=fields)
             else:
-                record_superuser_search(request, search_term, rows)
+                record_superuser_search(request, search_term, rows, search_fields=fields)
             return rows, may_have_duplicates
         code = None
         if self.searches_by_dossier_code and not is_superuser(request):
@@ -127,15 +129,18 @@ class OfficerOrSupportAdmin(SupportReadOnlyAdmin):
         return queryset.filter(**{f"{self.dossier_path}__code": code}), False
 
 
-def record_superuser_dossier_search(request: HttpRequest, term: str, rows: QuerySet[Any]) -> None:
+def record_superuser_dossier_search(
+    request: HttpRequest, term: str, rows: QuerySet[Any], *, search_fields: Iterable[str]
+) -> None:
     """A superuser's search in an admin that finds rows by dossier code: a whole code is
     a look-up of its dossier's applicant (never the code), anything else is recorded as
-    `auth.admin_roles.record_superuser_search` records it."""
+    `auth.admin_roles.record_superuser_search` records it (`search_fields`: the fields
+    the admin searched)."""
     code = parse_dossier_code(term)
     if code is not None:
         _dossier_looked_up(request, code)
     else:
-        record_superuser_search(request, term, rows)
+        record_superuser_search(request, term, rows, search_fields=search_fields)
 
 
 def _dossier_looked_up(request: HttpRequest, code: str) -> Dossier | None:

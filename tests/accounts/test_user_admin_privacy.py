@@ -145,11 +145,11 @@ def test_superusers_still_see_and_search_everything(citizen: User) -> None:
     assert page.status_code == 200
     assert 'name="phone"' in page.content.decode()
     assert CCCD in page.content.decode()
-    # The search (never the number typed) and the account opened are audited look-ups,
-    # TOTP or not.
+    # The search by a whole citizen ID (a look-up of its account, never the number typed)
+    # and the account opened are audited look-ups, TOTP or not.
     records = SupportAuditRecord.objects.order_by("id")
     assert [(r.actor_id, r.subject_id, r.details) for r in records] == [
-        (root.id, None, {"by": "search", "found": True}),
+        (root.id, citizen.id, {"by": "citizen_id", "found": True}),
         (root.id, citizen.id, {"by": "id", "found": True}),
     ]
     assert CCCD not in repr(list(records.values()))

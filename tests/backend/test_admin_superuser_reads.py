@@ -2,8 +2,14 @@
 was typed, beyond the payments, notifications and postal admins (test_admin_audit.py):
 
 - each search on the user pages, in the superuser-only admins, the support records and
-  the carrier messages: a whole phone number as a look-up of its account, anything else
+  the carrier messages: a whole phone number as a look-up of its account, so too a whole
+  citizen ID number where the admin matches citizen IDs (the user pages), anything else
   as a search with whether it found rows (`auth.admin_roles.record_superuser_search`);
+- each row a superuser opens in a superuser-only admin is a look-up of the accounts its
+  page shows (a membership's, session's or national identity's account, an invitation's
+  inviter, responder and invited number's account, an organisation's members); a page
+  that shows no citizen (an organisation without members, a reconciliation report) is
+  none, and nobody else opens those rows;
 - each dossier a superuser opens is a look-up of its applicant, and each search of the
   dossiers too (a whole code as a look-up of its applicant); an officer's reads of the
   dossiers they handle are not recorded, support permission or not;
@@ -14,14 +20,16 @@ was typed, beyond the payments, notifications and postal admins (test_admin_audi
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
 from django.contrib import admin as django_admin
 from django.contrib.auth.models import Permission
 from django.test import Client
+from django.utils import timezone
 
-from auth.models import SupportAuditRecord, User
+from auth.models import Invitation, Membership, SupportAuditRecord, User
 from dossiers.models import AgencyOfficer
 from payments.models import ReconciliationReport
 from tests.accounts.staff import make_citizen, make_staff
@@ -30,6 +38,7 @@ from tests.backend.test_admin_audit import records, superuser
 from tests.backend.test_admin_officer_scope import officer_client
 from tests.backend.test_admin_roles import (
     INVITED_PHONE,
+    SUPERUSER_ONLY,
     change,
     changelist,
     code_parts,
@@ -38,11 +47,14 @@ from tests.backend.test_admin_roles import (
     spaced,
     worlds,  # noqa: F401 # the fixture
 )
+from tests.conftest import make_user
+from tests.factories import make_organisation
 
 pytestmark = pytest.mark.django_db
 
 NOTHING = "không-có-gì-zz"
 CCCD = "001099012345"
+NOBODYS_CCCD = "079200000001"
 # Admins with a search box that list no citizen's rows: their searches are not recorded.
 NO_CITIZENS_ROWS = {"auth.Group", "dossiers.Agency", "dossiers.Procedure", "dossiers.DocumentType"}
 
@@ -70,6 +82,8 @@ def test_a_superusers_search_of_the_user_pages_is_recorded_never_what_was_typed(
     assert found("0912 000 999") == set()  # nobody's number
     assert found("Tra Cứu") == {str(citizen.pk)}
     assert found(CCCD) == {str(citizen.pk)}
+    assert found(f" {NOBODYS_CCCD} ") == set()  # a whole number nobody holds
+    assert found(CCCD[3:]) == {str(citizen.pk)}  # a part of a citizen ID
     assert found("2345678") == {str(citizen.pk)}  # a part of the number
     assert found(NOTHING) == set()
     assert client.get(url).status_code == 200  # the list alone: no search
@@ -79,12 +93,47 @@ def test_a_superusers_search_of_the_user_pages_is_recorded_never_what_was_typed(
         (*look_up, citizen.id, "admin", {"by": "phone", "found": True}),
         (*look_up, None, "admin", {"by": "phone", "found": False}),
         (*look_up, None, "admin", {"by": "search", "found": True}),
+        (*look_up, citizen.id, "admin", {"by": "citizen_id", "found": True}),
+        (*look_up, None, "admin", {"by": "citizen_id", "found": False}),
         (*look_up, None, "admin", {"by": "search", "found": True}),
         (*look_up, None, "admin", {"by": "search", "found": True}),
         (*look_up, None, "admin", {"by": "search", "found": False}),
     ]
-    for typed in ("912345678", "912000999", "Tra Cứu", CCCD, "2345678", NOTHING):
+    for typed in ("912345678", "912000999", "Tra Cứu", CCCD, NOBODYS_CCCD, CCCD[3:], "2345678"):
         assert typed not in stored()
+    assert NOTHING not in stored()
+
+
+def test_a_whole_citizen_id_is_a_plain_search_where_an_admin_matches_no_citizen_id(
+    worlds: tuple[dict[str, Any], dict[str, Any]],  # noqa: F811
+) -> None:
+    """Only an admin that finds rows by citizen ID (the user pages) looks up the account
+    of a whole number: elsewhere the number finds no row, and the record names nobody."""
+    _own, other = worlds
+    User.objects.filter(pk=other["citizen"].pk).update(citizen_id=CCCD)
+    root, client = superuser(totp=True)
+    searched = [
+        ("accounts", "membership"),  # a superuser-only admin
+        ("accounts", "supportauditrecord"),  # a support record
+        ("payments", "payment"),  # an admin of a dossier's rows
+        ("dossiers", "dossier"),
+    ]
+    for app_label, model in searched:
+        assert shown(client.get(changelist(app_label, model), {"q": CCCD})) == set(), model
+
+    assert records() == [
+        (root.id, "lookup", None, "admin", {"by": "search", "found": False}) for _ in searched
+    ]
+    assert CCCD not in stored()
+
+
+def test_support_staffs_search_by_a_whole_citizen_id_on_the_user_pages_writes_nothing() -> None:
+    """Support staff's rule is unchanged: a citizen ID only the support look-up finds."""
+    citizen = make_citizen()
+    User.objects.filter(pk=citizen.pk).update(citizen_id=CCCD)
+    listing = admin_client(make_staff()).get(changelist("accounts", "user"), {"q": CCCD})
+    assert shown(listing) == set()
+    assert records() == []
 
 
 def test_support_staffs_search_by_name_on_the_user_pages_writes_nothing_new() -> None:
@@ -130,6 +179,134 @@ def test_a_superusers_search_of_a_superuser_only_admin_is_recorded_never_what_wa
     ]
     for text in (typed, typed.replace(" ", ""), NOTHING, INVITED_PHONE[3:]):
         assert text not in stored()
+
+
+OPENED_AS = {
+    "organisation": "organisation",
+    "membership": "membership",
+    "invitation": "invitation",
+    "devicesession": "device_session",
+    "nationalidentity": "national_identity",
+}
+
+
+@pytest.mark.parametrize("totp", [False, True])
+def test_each_row_a_superuser_opens_in_a_superuser_only_admin_is_a_look_up_of_its_citizen(
+    private_rows: dict[str, Any],  # noqa: F811
+    totp: bool,
+) -> None:
+    """The citizen of each: a membership's member, a session's and a national identity's
+    account, an invitation's inviter, an organisation's member (its owner here)."""
+    citizen = private_rows["membership"].user
+    root, client = superuser(totp=totp)
+
+    for model in OPENED_AS:
+        assert client.get(changelist("accounts", model)).status_code == 200, model
+    assert records() == []  # a list alone is no look-up
+
+    for model in OPENED_AS:
+        page = client.get(change("accounts", model, private_rows[model].pk))
+        assert page.status_code == 200, model
+        assert citizen.full_name in page.content.decode(), model  # what makes it a look-up
+    assert records() == [
+        (root.id, "lookup", citizen.id, "admin", {"by": by, "found": True})
+        for by in OPENED_AS.values()
+    ]
+    assert INVITED_PHONE[3:] not in stored()
+
+
+def test_opening_an_organisation_is_a_look_up_of_each_member_it_shows() -> None:
+    owner = make_user(full_name="Chủ Doanh Nghiệp")
+    member = make_user(full_name="Nhân Viên Một")
+    organisation = make_organisation(owner)
+    Membership.objects.create(organisation=organisation, user=member)
+    empty = make_organisation()  # no member: its page shows no citizen
+    root, client = superuser(totp=False)
+
+    page = client.get(change("accounts", "organisation", organisation.pk))
+    assert client.get(change("accounts", "organisation", empty.pk)).status_code == 200
+
+    assert page.status_code == 200
+    for name in (owner.full_name, member.full_name):
+        assert name in page.content.decode()  # the members' inline: what makes it a look-up
+    assert records() == [
+        (root.id, "lookup", owner.id, "admin", {"by": "organisation", "found": True}),
+        (root.id, "lookup", member.id, "admin", {"by": "organisation", "found": True}),
+    ]
+
+
+def test_opening_an_invitation_looks_up_its_inviter_and_the_invited_numbers_account() -> None:
+    inviter = make_user(full_name="Người Mời")
+    invitee = make_user(full_name="Người Được Mời")
+    organisation = make_organisation(inviter)
+    expires = timezone.now() + dt.timedelta(days=7)
+    answered = Invitation.objects.create(
+        organisation=organisation,
+        phone=invitee.phone,
+        invited_by=inviter,
+        status=Invitation.Status.ACCEPTED,
+        responded_by=invitee,
+        responded_at=timezone.now(),
+        expires_at=expires,
+    )
+    pending = Invitation.objects.create(
+        organisation=organisation, phone=invitee.phone, invited_by=None, expires_at=expires
+    )
+    # Nobody's: its inviter gone (SET_NULL), its number no account's.
+    nobodys = Invitation.objects.create(
+        organisation=organisation, phone=INVITED_PHONE, invited_by=None, expires_at=expires
+    )
+    root, client = superuser(totp=True)
+
+    for invitation in (answered, pending, nobodys):
+        page = client.get(change("accounts", "invitation", invitation.pk))
+        assert page.status_code == 200
+
+    look_up = (root.id, "lookup")
+    by = {"by": "invitation", "found": True}
+    assert records() == [
+        # The answered one: its inviter, and its responder, who holds the number (once).
+        (*look_up, inviter.id, "admin", by),
+        (*look_up, invitee.id, "admin", by),
+        # The pending one: the account of the number it went to.
+        (*look_up, invitee.id, "admin", by),
+        # Nobody's: nothing.
+    ]
+    assert invitee.phone[3:] not in stored()
+
+
+def test_a_post_django_refuses_on_a_superuser_only_admin_is_no_look_up(
+    private_rows: dict[str, Any],  # noqa: F811
+) -> None:
+    """Device sessions are never edited: a superuser's post shows nothing (403)."""
+    _root, client = superuser(totp=False)
+    session = private_rows["devicesession"]
+    response = client.post(change("accounts", "devicesession", session.pk), {"_save": "1"})
+    assert response.status_code == 403
+    assert records() == []
+
+
+@pytest.mark.parametrize("who", ["support_staff", "officer_with_every_permission"])
+def test_nobody_but_superusers_opening_a_superuser_only_row_writes_anything(
+    private_rows: dict[str, Any],  # noqa: F811
+    worlds: tuple[dict[str, Any], dict[str, Any]],  # noqa: F811
+    who: str,
+) -> None:
+    if who == "support_staff":
+        staff = make_staff()  # in a support session
+        client = admin_client(staff)
+    else:
+        staff = make_user(password=None, is_staff=True, full_name="Cán bộ Đủ Quyền")
+        AgencyOfficer.objects.create(agency=worlds[0]["agency"], user=staff)
+        client = Client()
+        client.force_login(staff)
+    staff.user_permissions.add(*Permission.objects.all())
+
+    for app_label, model in SUPERUSER_ONLY:
+        url = change(app_label, model, private_rows[model].pk)
+        assert client.get(url).status_code == 403, model
+        assert client.post(url, {"_save": "1"}).status_code == 403, model
+    assert records() == []
 
 
 def test_a_term_where_an_admin_has_no_search_field_is_no_search(
