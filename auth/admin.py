@@ -220,7 +220,8 @@ class UserAdmin(CitizenPages, AuditedSuperuserSearch, SupportReadOnlyAdmin):
     search_fields = ("phone", "full_name", "citizen_id")
     search_help_text = _(
         "Name, phone number or citizen ID. Superusers: any part of them (a phone number "
-        "as stored, +84…, or whole as people write it), each search audited. Support "
+        "as stored, +84…, or whole as people write it), each search audited (a whole "
+        "phone number or 12-digit citizen ID as a look-up of its account). Support "
         "staff: a name, or a phone number only whole (an audited look-up); a part of a "
         "number finds nothing, a citizen ID only the support look-up does."
     )
