@@ -32,7 +32,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from firebase_admin import credentials, exceptions, messaging
 
-from notifications.fcm_sender import sender_for
+from notifications.fcm_sender import Slots, sender_for
 from notifications.payload import Push, wire_message
 
 logger = logging.getLogger(__name__)
@@ -184,6 +184,18 @@ class FcmGateway:
             for index, result in answers:
                 results[index] = result
         return [result or SendResult(error_code="UNKNOWN") for result in results]
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most requests `reserve` gives room for at once (FCM_MAX_CONNECTIONS)."""
+        return self.sender.in_flight.limit
+
+    def reserve(self, wanted: int, timeout: float) -> Slots | None:
+        """Room for `wanted` requests (FCM_MAX_CONNECTIONS at most) among those the
+        process has out, or None when there was none within `timeout` seconds: a send
+        job marks rows `sending` only once their requests can leave, and gives a slot
+        back per answer handed over (delivery.py)."""
+        return self.sender.in_flight.take(wanted, timeout)
 
     def send_as_answered(self, pushes: list[Push]) -> Iterator[list[tuple[int, SendResult]]]:
         """One result per push, handed over as FCM answers: lists of (index, result),

@@ -167,6 +167,66 @@ class SharedToken:
         self.credential.before_request(self._request, "POST", self.url, {})
 
 
+class InFlight:
+    """The requests the process's sender may have out at once: its connector's limit
+    (FCM_MAX_CONNECTIONS), shared by every send job of the process.
+
+    A send job takes slots before it marks a slice `sending` (notifications/delivery.py),
+    so that every row marked goes to a connection at once: without them, the jobs of
+    one worker (FCM_CONCURRENCY rows a slice each, WORKER_CONCURRENCY jobs) marked more
+    rows than the connector could carry, and the rest waited in its queue, `sending`,
+    to be closed INTERRUPTED, unsent, by a crash. A slice takes all its slots or
+    waits (no slice is cut into smaller ones: each costs a few statements).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.free = self.limit
+        self.waiting = 0  # jobs waiting for slots now
+        self._changed = threading.Condition()
+
+    def take(self, wanted: int, timeout: float) -> Slots | None:
+        """`wanted` slots (the limit at most), or None when they were not free within
+        `timeout` seconds."""
+        count = max(1, min(wanted, self.limit))
+        with self._changed:
+            self.waiting += 1
+            try:
+                if not self._changed.wait_for(lambda: self.free >= count, timeout):
+                    return None
+            finally:
+                self.waiting -= 1
+            self.free -= count
+        return Slots(self, count)
+
+    def _give_back(self, count: int) -> None:
+        with self._changed:
+            self.free = min(self.limit, self.free + count)
+            self._changed.notify_all()
+
+
+class Slots:
+    """Slots taken from `InFlight`: each request gives its own back once its answer
+    is in (or it failed), and `close` gives back those still held (requests never
+    made, or, when the caller stops early, still out). Thread-safe: the sender's loop
+    and the job's thread both give back."""
+
+    def __init__(self, pool: InFlight, count: int) -> None:
+        self.pool = pool
+        self.count = count
+        self._lock = threading.Lock()
+
+    def give_back(self, count: int = 1) -> None:
+        with self._lock:
+            count = min(count, self.count)
+            self.count -= count
+        if count:
+            self.pool._give_back(count)
+
+    def close(self) -> None:
+        self.give_back(self.count)
+
+
 class AsyncFcmSender:
     """Sends encoded FCM v1 messages for one firebase-admin app; thread-safe.
 
@@ -183,6 +243,7 @@ class AsyncFcmSender:
         self.url = URL(url)
         self.timeout = timeout
         self.max_connections = max(1, max_connections)
+        self.in_flight = InFlight(self.max_connections)
         headers = {
             **self.service._fcm_headers,
             **_http_client.METRICS_HEADERS,
