@@ -300,7 +300,9 @@ def send_pushes(delivery_ids: Sequence[int]) -> int:
     most = getattr(gateway, "max_in_flight", 500)
     step = max(1, min(settings.FCM_CONCURRENCY, 500, most))
     tried = 0
-    for start in range(0, len(claimed), step):
+    start = 0
+    ahead: dict[int, Push] = {}  # messages built before their slice, by row id
+    while start < len(claimed):
         pause = paused_until()
         left = [row.pk for row in claimed[start:]]
         if pause is not None and not _wait_out(pause, left, token):
@@ -310,29 +312,43 @@ def send_pushes(delivery_ids: Sequence[int]) -> int:
         # The messages are built before the rows are marked `sending`: a worker killed
         # between that commit and the requests leaving loses those pushes for good
         # (closed INTERRUPTED, never sent), so nothing slow may stand there.
-        built = _prepared(batch)
+        built = _built_ahead(ahead, batch)
         # Nor a wait for a connection: the slice waits for room among the process's
-        # requests out (FCM_MAX_CONNECTIONS) while its rows are only claimed.
-        with (
-            _room_to_send(gateway, len(batch), left, token, renew=bool(start)) as slots,
-            dossier_push_order(batch) as ready,
-        ):
-            if len(ready) < len(batch):
-                # Another job (maybe a frozen one) still sends pushes of their pairs:
-                # these go back to the queue, unsent, and come after it.
-                going = {row.pk for row in ready}
-                _release(
-                    [row.pk for row in batch if row.pk not in going],
-                    token,
-                    not_before=timezone.now() + _order_lock_retry(),
-                )
-            rows = _hand_to_fcm(ready, token)
-            if not rows:
-                continue
-            pushes = None if built is None else [built[row.pk] for row in rows]
-            gateway = _send_slice(gateway, rows, pushes, slots)
+        # requests out (FCM_MAX_CONNECTIONS) while its rows are only claimed, and
+        # takes the room there is: the rows beyond it stay claimed for the next slice.
+        with _room_to_send(gateway, len(batch), left, token, renew=bool(start)) as slots:
+            if slots is not None:
+                batch = batch[: slots.count]
+            start += len(batch)
+            with dossier_push_order(batch) as ready:
+                if len(ready) < len(batch):
+                    # Another job (maybe a frozen one) still sends pushes of their
+                    # pairs: these go back to the queue, unsent, and come after it.
+                    going = {row.pk for row in ready}
+                    _release(
+                        [row.pk for row in batch if row.pk not in going],
+                        token,
+                        not_before=timezone.now() + _order_lock_retry(),
+                    )
+                rows = _hand_to_fcm(ready, token)
+                if not rows:
+                    continue
+                pushes = None if built is None else [ahead.pop(row.pk) for row in rows]
+                gateway = _send_slice(gateway, rows, pushes, slots)
         tried += len(rows)
     return tried
+
+
+def _built_ahead(ahead: dict[int, Push], rows: list[Outgoing]) -> dict[int, Push] | None:
+    """`ahead` with the messages of `rows` it lacks added (those of rows a slice cut
+    to the room there was left for the next one are kept); None when they cannot be
+    built now (`_prepared`)."""
+    missing = [row for row in rows if row.pk not in ahead]
+    more = _prepared(missing) if missing else {}
+    if more is None:
+        return None
+    ahead.update(more)
+    return ahead
 
 
 def _gateway_if_it_loads() -> PushGateway | None:
@@ -348,10 +364,12 @@ def _gateway_if_it_loads() -> PushGateway | None:
 def _room_to_send(
     gateway: PushGateway | None, wanted: int, left: list[int], token: str, *, renew: bool
 ) -> Iterator[Any]:
-    """Wait until the gateway has room for `wanted` requests at once (`reserve`: the
-    FCM gateway's connections, shared by the process's jobs; other gateways have no
-    limit), keeping the claim on the rows `left` meanwhile; yield the slots taken,
-    given back on leaving (each request gives its own back once answered).
+    """Wait until the gateway has room for at least one request (`reserve`: the FCM
+    gateway's connections, shared by the process's jobs; other gateways have no
+    limit), keeping the claim on the rows `left` meanwhile; yield the slots taken
+    (`wanted` at most; the caller cuts its slice to them), those no request holds
+    given back on leaving (each request gives its own back on the sender's loop once
+    answered).
 
     Before, a job marked its slice `sending` whatever the connections free: with
     WORKER_CONCURRENCY jobs of FCM_CONCURRENCY rows each against FCM_MAX_CONNECTIONS,
@@ -396,12 +414,15 @@ def _gateway_failed(rows: list[Outgoing], pending: set[int], exc: Exception) -> 
     pending.clear()
 
 
-def _answers(gateway: PushGateway, pushes: list[Push]) -> Iterator[list[tuple[int, SendResult]]]:
-    """The gateway's answers as they come when it can hand them over so (FCM), else all
-    at once (the development outboxes, a custom backend)."""
+def _answers(
+    gateway: PushGateway, pushes: list[Push], slots: Any = None
+) -> Iterator[list[tuple[int, SendResult]]]:
+    """The gateway's answers as they come when it can hand them over so (FCM, which
+    gives each request's slot back as it is answered), else all at once (the
+    development outboxes, a custom backend)."""
     streaming = getattr(gateway, "send_as_answered", None)
     if streaming is not None:
-        yield from streaming(pushes)
+        yield from streaming(pushes) if slots is None else streaming(pushes, slots=slots)
     else:
         yield list(enumerate(gateway.send(pushes)))
 
@@ -435,7 +456,7 @@ def _send_slice(
     pending = set(range(len(rows)))
     try:
         gateway = gateway or get_gateway()
-        answers = _answers(gateway, pushes if pushes is not None else _pushes_for(rows))
+        answers = _answers(gateway, pushes if pushes is not None else _pushes_for(rows), slots)
     except Exception as exc:  # nothing may leave claimed rows in `sending`
         _gateway_failed(rows, pending, exc)
         return gateway
@@ -448,8 +469,6 @@ def _send_slice(
             _gateway_failed(rows, pending, exc)
             break
         batch = [(index, result) for index, result in batch if index in pending]
-        if slots is not None:
-            slots.give_back(len(batch))  # their connections are free again
         # Outside the gateway's `try`: a failure to record stops the job.
         _record([rows[index] for index, _ in batch], [result for _, result in batch])
         pending.difference_update(index for index, _ in batch)

@@ -175,8 +175,9 @@ class InFlight:
     so that every row marked goes to a connection at once: without them, the jobs of
     one worker (FCM_CONCURRENCY rows a slice each, WORKER_CONCURRENCY jobs) marked more
     rows than the connector could carry, and the rest waited in its queue, `sending`,
-    to be closed INTERRUPTED, unsent, by a crash. A slice takes all its slots or
-    waits (no slice is cut into smaller ones: each costs a few statements).
+    to be closed INTERRUPTED, unsent, by a crash. A job takes the room there is (one
+    slot at least, as many as it wants at most) and cuts its slice to it; each slot
+    comes back on the sender's loop as soon as its request has its answer.
     """
 
     def __init__(self, limit: int) -> None:
@@ -186,16 +187,17 @@ class InFlight:
         self._changed = threading.Condition()
 
     def take(self, wanted: int, timeout: float) -> Slots | None:
-        """`wanted` slots (the limit at most), or None when they were not free within
-        `timeout` seconds."""
-        count = max(1, min(wanted, self.limit))
+        """The free slots, `wanted` at most (and the limit), once at least one is free;
+        None when none was within `timeout` seconds."""
+        most = max(1, min(wanted, self.limit))
         with self._changed:
             self.waiting += 1
             try:
-                if not self._changed.wait_for(lambda: self.free >= count, timeout):
+                if not self._changed.wait_for(lambda: self.free > 0, timeout):
                     return None
             finally:
                 self.waiting -= 1
+            count = min(most, self.free)
             self.free -= count
         return Slots(self, count)
 
@@ -206,22 +208,41 @@ class InFlight:
 
 
 class Slots:
-    """Slots taken from `InFlight`: each request gives its own back once its answer
-    is in (or it failed), and `close` gives back those still held (requests never
-    made, or, when the caller stops early, still out). Thread-safe: the sender's loop
-    and the job's thread both give back."""
+    """Slots taken from `InFlight`, `count` still held. The sender's loop brackets
+    each request with `start` and `done`: `done` gives that request's slot back as
+    soon as its answer is in (or it failed, timed out or was cancelled), before the
+    answer reaches the job. The job's `close` gives back the slots no request holds
+    (requests never made: a call that failed as a whole, messages the encoder
+    refused); a request still out then keeps its slot until its own `done`. So a slot
+    comes back once, and only when no request uses it: never more than `count` in
+    all, whatever the order. Thread-safe (the loop and the job's thread)."""
 
     def __init__(self, pool: InFlight, count: int) -> None:
         self.pool = pool
-        self.count = count
+        self.count = count  # held: not given back yet
+        self.out = 0  # requests started and not done
         self._lock = threading.Lock()
 
-    def give_back(self, count: int = 1) -> None:
+    def start(self) -> None:
         with self._lock:
-            count = min(count, self.count)
-            self.count -= count
-        if count:
-            self.pool._give_back(count)
+            self.out += 1
+
+    def done(self) -> None:
+        with self._lock:
+            self.out -= 1
+            # A request started after `close` (beyond the slots held) has none to give.
+            freed = 1 if self.count > self.out else 0
+            self.count -= freed
+        if freed:
+            self.pool._give_back(freed)
+
+    def give_back(self, count: int) -> None:
+        """Give back up to `count` of the slots no request holds."""
+        with self._lock:
+            freed = max(0, min(count, self.count - self.out))
+            self.count -= freed
+        if freed:
+            self.pool._give_back(freed)
 
     def close(self) -> None:
         self.give_back(self.count)
@@ -274,7 +295,11 @@ class AsyncFcmSender:
         return self.loop.run(self._send_all(bodies, max(1, concurrency)))
 
     def send_each_as_answered(
-        self, messages: Sequence[dict[str, Any]], concurrency: int, gather_seconds: float
+        self,
+        messages: Sequence[dict[str, Any]],
+        concurrency: int,
+        gather_seconds: float,
+        slots: Slots | None = None,
     ) -> Iterator[list[tuple[int, messaging.SendResponse]]]:
         """As `send_each`, but hands the answers over as they come: lists of (index,
         response), each with the answers that arrived within `gather_seconds` of its
@@ -285,7 +310,9 @@ class AsyncFcmSender:
 
         The loop gathers them (`_Batches`) and wakes the caller once a batch: handing
         each answer over woke the caller's thread, which then waited for the
-        interpreter lock, once per push."""
+        interpreter lock, once per push. With `slots` (the caller's room among the
+        process's connections, `InFlight`), each request gives its slot back on the
+        loop once answered, not when its batch reaches the caller."""
         bodies = [
             json.dumps({"message": message}, ensure_ascii=False, separators=(",", ":")).encode()
             for message in messages
@@ -294,7 +321,9 @@ class AsyncFcmSender:
             return
         answers: queue.SimpleQueue[list[tuple[int, messaging.SendResponse]]] = queue.SimpleQueue()
         call = self.loop.submit(
-            self._send_all(bodies, max(1, concurrency), batches=(answers.put, gather_seconds))
+            self._send_all(
+                bodies, max(1, concurrency), batches=(answers.put, gather_seconds), slots=slots
+            )
         )
         given = 0
         while given < len(bodies):
@@ -315,10 +344,11 @@ class AsyncFcmSender:
         concurrency: int,
         batches: tuple[Callable[[list[tuple[int, messaging.SendResponse]]], None], float]
         | None = None,
+        slots: Slots | None = None,
     ) -> list[messaging.SendResponse]:
         """Send `bodies`, `concurrency` at a time; with `batches` (a function and a
         number of seconds), also hand the answers to the function as they come, in
-        batches (`_Batches`)."""
+        batches (`_Batches`); with `slots`, each request holds one while it is out."""
         headers = await self.token.headers()
         results: list[messaging.SendResponse | None] = [None] * len(bodies)
         pending = iter(enumerate(bodies))
@@ -326,7 +356,15 @@ class AsyncFcmSender:
 
         async def lane() -> None:
             for index, body in pending:
-                results[index] = answer = await self._post(body, headers)
+                if slots is None:
+                    answer = await self._post(body, headers)
+                else:
+                    slots.start()
+                    try:
+                        answer = await self._post(body, headers)
+                    finally:
+                        slots.done()  # the connection is free: room for another job
+                results[index] = answer
                 if gathered is not None:
                     gathered.add((index, answer))
 
