@@ -364,8 +364,8 @@ def _gateway_if_it_loads() -> PushGateway | None:
 def _room_to_send(
     gateway: PushGateway | None, wanted: int, left: list[int], token: str, *, renew: bool
 ) -> Iterator[Any]:
-    """Wait until the gateway has room for at least one request (`reserve`: the FCM
-    gateway's connections, shared by the process's jobs; other gateways have no
+    """Wait until the gateway has room (`reserve`: a quarter of the FCM gateway's
+    connections, shared by the process's jobs, or `wanted`; other gateways have no
     limit), keeping the claim on the rows `left` meanwhile; yield the slots taken
     (`wanted` at most; the caller cuts its slice to them), those no request holds
     given back on leaving (each request gives its own back on the sender's loop once

@@ -192,8 +192,9 @@ class FcmGateway:
 
     def reserve(self, wanted: int, timeout: float) -> Slots | None:
         """Room for up to `wanted` requests (FCM_MAX_CONNECTIONS at most) among those
-        the process has out, at least one, or None when there was none within `timeout`
-        seconds: a send job marks only as many rows `sending` as there is room for, so
+        the process has out, once there is room for a quarter of the connections (or
+        `wanted`, or one), or None when there was not within `timeout` seconds: a send
+        job marks only as many rows `sending` as there is room for, so
         their requests leave at once; each slot comes back when its request is
         answered (`send_as_answered` with the slots, delivery.py)."""
         return self.sender.in_flight.take(wanted, timeout)

@@ -175,9 +175,12 @@ class InFlight:
     so that every row marked goes to a connection at once: without them, the jobs of
     one worker (FCM_CONCURRENCY rows a slice each, WORKER_CONCURRENCY jobs) marked more
     rows than the connector could carry, and the rest waited in its queue, `sending`,
-    to be closed INTERRUPTED, unsent, by a crash. A job takes the room there is (one
-    slot at least, as many as it wants at most) and cuts its slice to it; each slot
-    comes back on the sender's loop as soon as its request has its answer.
+    to be closed INTERRUPTED, unsent, by a crash. A job takes the room there is, as
+    much as it wants at most, and cuts its slice to it; each slot comes back on the
+    sender's loop as soon as its request has its answer. A job waits until a quarter
+    of the connections is free (or all it wants, or one slot): slots taken one by one
+    as answers come made slices of a row or two, each costing a slice's statements
+    (PostgreSQL's CPU per delivery went up by a third, docs/performance.md).
     """
 
     def __init__(self, limit: int) -> None:
@@ -187,19 +190,25 @@ class InFlight:
         self._changed = threading.Condition()
 
     def take(self, wanted: int, timeout: float) -> Slots | None:
-        """The free slots, `wanted` at most (and the limit), once at least one is free;
-        None when none was within `timeout` seconds."""
+        """The free slots, `wanted` at most (and the limit), once `least` are free;
+        None when they were not within `timeout` seconds."""
         most = max(1, min(wanted, self.limit))
+        least = self.least(most)
         with self._changed:
             self.waiting += 1
             try:
-                if not self._changed.wait_for(lambda: self.free > 0, timeout):
+                if not self._changed.wait_for(lambda: self.free >= least, timeout):
                     return None
             finally:
                 self.waiting -= 1
             count = min(most, self.free)
             self.free -= count
         return Slots(self, count)
+
+    def least(self, wanted: int) -> int:
+        """The fewest slots a job takes when it wants `wanted`: a quarter of the limit,
+        no more than `wanted`, one at least."""
+        return max(1, min(wanted, self.limit // 4))
 
     def _give_back(self, count: int) -> None:
         with self._changed:

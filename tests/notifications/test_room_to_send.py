@@ -4,7 +4,9 @@ so a worker killed meanwhile loses none of them (they are not closed INTERRUPTED
 
 from __future__ import annotations
 
+import json
 import threading
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -14,10 +16,12 @@ from fakes.fcm import FakeFcmServer
 from fakes.harness import wait_until
 from notifications.delivery import fail_stale_sending, recover_pushes, send_pushes
 from notifications.fcm import FcmGateway
+from notifications.fcm_sender import InFlight, Slots
 from notifications.models import Delivery
+from notifications.payload import wire_message
 from tests.factories import make_user
 from tests.notifications.conftest import notify, register
-from tests.notifications.test_fcm_sender import send_requests
+from tests.notifications.test_fcm_sender import push, send_requests
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -189,3 +193,192 @@ def test_slots_come_back_when_the_whole_call_fails(two_connections) -> None:
     assert fcm.accepted() == []
     in_flight = FcmGateway().sender.in_flight
     assert in_flight.free == in_flight.limit
+
+
+# --- slots: the room there is, given back on the sender's loop --------------------------
+
+
+def test_a_job_takes_the_room_there_is_and_each_slot_comes_back_once() -> None:
+    pool = InFlight(5)
+    other = pool.take(1, timeout=0)  # held throughout: the limit cannot hide a double give-back
+    assert other is not None
+    slots = pool.take(10, timeout=0)
+    assert slots is not None
+    assert (slots.count, pool.free) == (4, 0)  # the room there was, not what was wanted
+    assert pool.take(1, timeout=0) is None
+
+    slots.start()
+    slots.start()  # two requests out, two slots unused
+    slots.close()  # the job stops early: only the unused ones come back
+    assert (pool.free, slots.count) == (2, 2)
+    slots.done()  # a request out is answered: its slot comes back
+    assert pool.free == 3
+    slots.start()  # one started after the close holds no slot, and gives none back
+    slots.done()
+    assert pool.free == 3
+    slots.done()
+    assert (pool.free, slots.count, slots.out) == (4, 0, 0)
+    slots.close()
+    slots.give_back(3)
+    assert pool.free == 4  # nothing given back twice
+    other.close()
+    assert pool.free == pool.limit == 5
+
+
+def test_a_waiting_job_takes_the_first_slots_that_come_back() -> None:
+    pool = InFlight(3)
+    first = pool.take(3, timeout=0)
+    assert first is not None
+    taken: list[Slots | None] = []
+    waiter = threading.Thread(target=lambda: taken.append(pool.take(3, timeout=30)))
+    waiter.start()
+    wait_until(lambda: pool.waiting == 1, timeout=30, what="the job waiting for room")
+    first.give_back(2)  # two of three: the waiting job goes with those
+    waiter.join(timeout=30)
+    [slots] = taken
+    assert slots is not None
+    assert (slots.count, pool.free) == (2, 0)
+    first.close()
+    slots.close()
+    assert pool.free == 3
+
+
+def test_a_job_waits_for_a_quarter_of_the_connections_not_for_one_slot() -> None:
+    pool = InFlight(8)
+    out = pool.take(8, timeout=0)
+    assert out is not None
+    out.give_back(1)
+    assert pool.take(4, timeout=0) is None  # one free: a slice of one would cost a slice
+    assert pool.take(1, timeout=0) is not None  # ...unless one is all the job wants
+    out.give_back(2)
+    slots = pool.take(4, timeout=0)  # two free: a quarter of 8, taken
+    assert slots is not None
+    assert (slots.count, pool.free) == (2, 0)
+    assert pool.least(50) == 2
+    assert InFlight(100).least(50) == 25
+    assert InFlight(100).least(10) == 10
+
+
+@pytest.fixture
+def three_connections(fcm: FakeFcmServer, settings: Any) -> FakeFcmServer:
+    settings.FCM_MAX_CONNECTIONS = 3
+    settings.FCM_CONCURRENCY = 3
+    settings.FCM_TIMEOUT_SECONDS = 60
+    return fcm
+
+
+def test_a_slot_comes_back_when_its_request_is_answered_before_the_job_reads_it(
+    three_connections, settings
+) -> None:
+    # Answers are handed to the job only once the whole call is done (the gathering
+    # time is longer than the test): the slots must be back by then, freed on the loop.
+    settings.FCM_RECORD_GATHER_MS = 600_000
+    gateway = FcmGateway()
+    pool = gateway.sender.in_flight
+    other = gateway.reserve(1, timeout=0)
+    slots = gateway.reserve(2, timeout=0)
+    assert other is not None
+    assert slots is not None
+    assert (slots.count, pool.free) == (2, 0)
+
+    answers = gateway.send_as_answered([push("tok-slot-a"), push("tok-slot-b")], slots)
+    batch = next(answers)
+
+    assert sorted(result.ok for _, result in batch) == [True, True]
+    assert (pool.free, slots.count, slots.out) == (2, 0, 0)  # before the job recorded
+    assert list(answers) == []
+    slots.close()
+    assert pool.free == 2  # not given back twice
+    other.close()
+    assert pool.free == 3
+
+
+def test_slots_come_back_once_after_errors_timeouts_and_refused_messages(
+    three_connections, settings
+) -> None:
+    fcm = three_connections
+    settings.FCM_MAX_CONNECTIONS = 5
+    settings.FCM_CONCURRENCY = 5
+    settings.FCM_TIMEOUT_SECONDS = 1
+    fcm.hang_seconds = 5
+    fcm.fail_next("drop", path_contains="messages:send")  # closed without an answer
+    fcm.fail_next("lose_answer", path_contains="messages:send")  # answered too late
+    gateway = FcmGateway()
+    pool = gateway.sender.in_flight
+    other = gateway.reserve(1, timeout=0)
+    slots = gateway.reserve(4, timeout=0)
+    assert other is not None
+    assert slots is not None
+    refused = replace(push("tok-slot-none"), token="")  # the encoder refuses it
+    pushes = [push("tok-slot-1"), push("tok-slot-2"), push("tok-slot-3"), refused]
+
+    results = dict(pair for batch in gateway.send_as_answered(pushes, slots) for pair in batch)
+
+    assert sorted(result.error_code for result in results.values()) == [
+        "",
+        "DEADLINE_EXCEEDED",
+        "INVALID_ARGUMENT",
+        "UNAVAILABLE",
+    ]
+    assert (pool.free, slots.count, slots.out) == (4, 0, 0)
+    slots.close()
+    assert pool.free == 4
+    other.close()
+    assert pool.free == 5
+
+
+def test_a_cancelled_call_gives_its_slots_back(three_connections) -> None:
+    fcm = three_connections
+    gateway = FcmGateway()
+    gateway.send([push("tok-cancel-warm")])  # the access token, fetched before the delay
+    fcm.delay = 30  # held until cancelled (the server lets go when it stops)
+    sender = gateway.sender
+    pool = sender.in_flight
+    other = gateway.reserve(1, timeout=0)
+    slots = gateway.reserve(2, timeout=0)
+    assert other is not None
+    assert slots is not None
+    bodies = [
+        json.dumps({"message": wire_message(push(token))}).encode()
+        for token in ("tok-cancel-a", "tok-cancel-b")
+    ]
+    call = sender.loop.submit(sender._send_all(bodies, 2, slots=slots))
+    wait_until(lambda: fcm.held == 2 and slots.out == 2, timeout=30, what="both requests out")
+    assert pool.free == 0
+
+    call.cancel()
+
+    wait_until(lambda: pool.free == 2, timeout=30, what="the cancelled requests' slots back")
+    assert (slots.count, slots.out) == (0, 0)
+    slots.close()
+    other.close()
+    assert pool.free == 3
+
+
+def test_a_slice_starts_with_the_room_there_is_and_the_rest_waits_claimed(
+    two_connections, settings
+) -> None:
+    fcm = two_connections
+    ids = four_deliveries()
+    pool = FcmGateway().sender.in_flight
+    other = pool.take(1, timeout=0)  # another job's request holds one of the two
+    assert other is not None
+    fcm.delay = 2
+    job = threading.Thread(target=send_closing, args=(ids,))
+    job.start()
+    try:
+        wait_until(lambda: fcm.held == 1, timeout=30, what="a one-row slice out")
+        states = rows(ids)
+        sending = [pk for pk, (state, _, _) in states.items() if state == "sending"]
+        assert sending == ids[:1]  # the first row went with the one free connection
+        assert {pk: states[pk] for pk in ids[1:]} == dict.fromkeys(ids[1:], ("created", True, ""))
+        fcm.delay = 0
+    finally:
+        other.close()
+        job.join(timeout=60)
+    assert not job.is_alive()
+    assert rows(ids) == dict.fromkeys(ids, ("delivered", False, ""))
+    assert sorted(message["token"] for message in fcm.accepted()) == [
+        f"tok-room-{index}" for index in range(4)
+    ]
+    assert pool.free == pool.limit
