@@ -3,11 +3,12 @@
 A delivery is sent at most once, and a worker that dies mid-batch loses none.
 The send job first *claims* its rows with a lease (`SELECT ... FOR UPDATE SKIP
 LOCKED`, then a claim token and `claimed_until`), without sending anything.
-Then, one slice of FCM_CONCURRENCY rows at a time, once the process's FCM
-connections have room for the whole slice (`_room_to_send`: the worker's jobs share
-FCM_MAX_CONNECTIONS), it marks the slice `sending` (only the rows its token still
-holds) and commits *before* calling FCM (the messages are built before that
-commit, and no request of the slice then waits for a connection), sends it, and
+Then, one slice of FCM_CONCURRENCY rows at most at a time, cut to the room the
+process's FCM connections have (`_room_to_send`: the worker's jobs share
+FCM_MAX_CONNECTIONS; the rows beyond stay claimed for the next slice), it marks the
+slice `sending` (only the rows its token still holds) and commits *before* calling
+FCM (the messages are built before that commit, and no request of the slice then
+waits for a connection; each frees its connection's slot once answered), sends it, and
 records each answer a few milliseconds after it comes (FCM_RECORD_GATHER_MS),
 which also defers the retry job for temporary failures. So after a crash:
 - rows in `sending` were handed to FCM: they are never sent again (FCM has no
