@@ -3,11 +3,14 @@
 A delivery is sent at most once, and a worker that dies mid-batch loses none.
 The send job first *claims* its rows with a lease (`SELECT ... FOR UPDATE SKIP
 LOCKED`, then a claim token and `claimed_until`), without sending anything.
-Then, one slice of FCM_CONCURRENCY rows at a time, it marks the slice `sending`
-(only the rows its token still holds) and commits *before* calling FCM (the
-messages are built before that commit), sends it, and records each answer a few
-milliseconds after it comes (FCM_RECORD_GATHER_MS), which also defers the retry
-job for temporary failures. So after a crash:
+Then, one slice of FCM_CONCURRENCY rows at most at a time, cut to the room the
+process's FCM connections have (`_room_to_send`: the worker's jobs share
+FCM_MAX_CONNECTIONS; the rows beyond stay claimed for the next slice), it marks the
+slice `sending` (only the rows its token still holds) and commits *before* calling
+FCM (the messages are built before that commit, and no request of the slice then
+waits for a connection; each frees its connection's slot once answered), sends it, and
+records each answer a few milliseconds after it comes (FCM_RECORD_GATHER_MS),
+which also defers the retry job for temporary failures. So after a crash:
 - rows in `sending` were handed to FCM: they are never sent again (FCM has no
   idempotency key; `fail_stale_sending` closes them);
 - rows still only claimed were never sent: once their lease has passed,
@@ -293,39 +296,108 @@ def send_pushes(delivery_ids: Sequence[int]) -> int:
     claimed = _claim(delivery_ids, token)
     if not claimed:
         return 0
-    gateway: PushGateway | None = None
-    step = max(1, min(settings.FCM_CONCURRENCY, 500))
+    gateway = _gateway_if_it_loads()
+    # A slice goes at once: no more rows than the gateway can have out (`reserve`).
+    most = getattr(gateway, "max_in_flight", 500)
+    step = max(1, min(settings.FCM_CONCURRENCY, 500, most))
     tried = 0
-    for start in range(0, len(claimed), step):
+    start = 0
+    ahead: dict[int, Push] = {}  # messages built before their slice, by row id
+    while start < len(claimed):
         pause = paused_until()
         left = [row.pk for row in claimed[start:]]
         if pause is not None and not _wait_out(pause, left, token):
             _release(left, token, not_before=pause)
             break
-        if start:
-            _renew_lease(left, token)
         batch = claimed[start : start + step]
         # The messages are built before the rows are marked `sending`: a worker killed
         # between that commit and the requests leaving loses those pushes for good
         # (closed INTERRUPTED, never sent), so nothing slow may stand there.
-        built = _prepared(batch)
-        with dossier_push_order(batch) as ready:
-            if len(ready) < len(batch):
-                # Another job (maybe a frozen one) still sends pushes of their pairs:
-                # these go back to the queue, unsent, and come after it.
-                going = {row.pk for row in ready}
-                _release(
-                    [row.pk for row in batch if row.pk not in going],
-                    token,
-                    not_before=timezone.now() + _order_lock_retry(),
-                )
-            rows = _hand_to_fcm(ready, token)
-            if not rows:
-                continue
-            pushes = None if built is None else [built[row.pk] for row in rows]
-            gateway = _send_slice(gateway, rows, pushes)
+        built = _built_ahead(ahead, batch)
+        # Nor a wait for a connection: the slice waits for room among the process's
+        # requests out (FCM_MAX_CONNECTIONS) while its rows are only claimed, and
+        # takes the room there is: the rows beyond it stay claimed for the next slice.
+        with _room_to_send(gateway, len(batch), left, token, renew=bool(start)) as slots:
+            if slots is not None:
+                batch = batch[: slots.count]
+            start += len(batch)
+            with dossier_push_order(batch) as ready:
+                if len(ready) < len(batch):
+                    # Another job (maybe a frozen one) still sends pushes of their
+                    # pairs: these go back to the queue, unsent, and come after it.
+                    going = {row.pk for row in ready}
+                    _release(
+                        [row.pk for row in batch if row.pk not in going],
+                        token,
+                        not_before=timezone.now() + _order_lock_retry(),
+                    )
+                rows = _hand_to_fcm(ready, token)
+                if not rows:
+                    continue
+                pushes = None if built is None else [ahead.pop(row.pk) for row in rows]
+                gateway = _send_slice(gateway, rows, pushes, slots)
         tried += len(rows)
     return tried
+
+
+def _built_ahead(ahead: dict[int, Push], rows: list[Outgoing]) -> dict[int, Push] | None:
+    """`ahead` with the messages of `rows` it lacks added (those of rows a slice cut
+    to the room there was left for the next one are kept); None when they cannot be
+    built now (`_prepared`)."""
+    missing = [row for row in rows if row.pk not in ahead]
+    more = _prepared(missing) if missing else {}
+    if more is None:
+        return None
+    ahead.update(more)
+    return ahead
+
+
+def _gateway_if_it_loads() -> PushGateway | None:
+    """The gateway, or None when it cannot be made now: `_send_slice` then meets the
+    same failure and fails the slice for now (a gateway failure)."""
+    try:
+        return get_gateway()
+    except Exception:
+        return None
+
+
+@contextlib.contextmanager
+def _room_to_send(
+    gateway: PushGateway | None, wanted: int, left: list[int], token: str, *, renew: bool
+) -> Iterator[Any]:
+    """Wait until the gateway has room (`reserve`: a quarter of the FCM gateway's
+    connections, shared by the process's jobs, or `wanted`; other gateways have no
+    limit), keeping the claim on the rows `left` meanwhile; yield the slots taken
+    (`wanted` at most; the caller cuts its slice to them), those no request holds
+    given back on leaving (each request gives its own back on the sender's loop once
+    answered).
+
+    Before, a job marked its slice `sending` whatever the connections free: with
+    WORKER_CONCURRENCY jobs of FCM_CONCURRENCY rows each against FCM_MAX_CONNECTIONS,
+    the rows beyond waited for a connection in `sending`, and a crash then closed them
+    INTERRUPTED though they never left. Now they wait claimed: a crash leaves them to
+    `recover_pushes`, which queues them again once the lease passed."""
+    reserve = getattr(gateway, "reserve", None)
+    if reserve is None:
+        if renew:
+            _renew_lease(left, token)
+        yield None
+        return
+    slots = reserve(wanted, 0)
+    if slots is None:
+        # Other jobs' requests fill the connections: wait, renewing the claim each
+        # half lease, and renew it once more when room is found (the order locks
+        # may still make the slice wait PUSH_ORDER_LOCK_TIMEOUT_SECONDS).
+        half_lease = max(0.5, settings.PUSH_CLAIM_LEASE_SECONDS / 2)
+        while (slots := reserve(wanted, half_lease)) is None:
+            _renew_lease(left, token)
+        renew = True
+    try:
+        if renew:
+            _renew_lease(left, token)
+        yield slots
+    finally:
+        slots.close()
 
 
 def _order_lock_retry() -> dt.timedelta:
@@ -343,12 +415,15 @@ def _gateway_failed(rows: list[Outgoing], pending: set[int], exc: Exception) -> 
     pending.clear()
 
 
-def _answers(gateway: PushGateway, pushes: list[Push]) -> Iterator[list[tuple[int, SendResult]]]:
-    """The gateway's answers as they come when it can hand them over so (FCM), else all
-    at once (the development outboxes, a custom backend)."""
+def _answers(
+    gateway: PushGateway, pushes: list[Push], slots: Any = None
+) -> Iterator[list[tuple[int, SendResult]]]:
+    """The gateway's answers as they come when it can hand them over so (FCM, which
+    gives each request's slot back as it is answered), else all at once (the
+    development outboxes, a custom backend)."""
     streaming = getattr(gateway, "send_as_answered", None)
     if streaming is not None:
-        yield from streaming(pushes)
+        yield from streaming(pushes) if slots is None else streaming(pushes, slots=slots)
     else:
         yield list(enumerate(gateway.send(pushes)))
 
@@ -364,7 +439,10 @@ def _prepared(rows: list[Outgoing]) -> dict[int, Push] | None:
 
 
 def _send_slice(
-    gateway: PushGateway | None, rows: list[Outgoing], pushes: list[Push] | None = None
+    gateway: PushGateway | None,
+    rows: list[Outgoing],
+    pushes: list[Push] | None = None,
+    slots: Any = None,
 ) -> PushGateway | None:
     """Send one slice (its rows are `sending`) and record each answer as it comes.
 
@@ -379,7 +457,7 @@ def _send_slice(
     pending = set(range(len(rows)))
     try:
         gateway = gateway or get_gateway()
-        answers = _answers(gateway, pushes if pushes is not None else _pushes_for(rows))
+        answers = _answers(gateway, pushes if pushes is not None else _pushes_for(rows), slots)
     except Exception as exc:  # nothing may leave claimed rows in `sending`
         _gateway_failed(rows, pending, exc)
         return gateway

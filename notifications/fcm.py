@@ -32,7 +32,7 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from firebase_admin import credentials, exceptions, messaging
 
-from notifications.fcm_sender import sender_for
+from notifications.fcm_sender import Slots, sender_for
 from notifications.payload import Push, wire_message
 
 logger = logging.getLogger(__name__)
@@ -185,9 +185,27 @@ class FcmGateway:
                 results[index] = result
         return [result or SendResult(error_code="UNKNOWN") for result in results]
 
-    def send_as_answered(self, pushes: list[Push]) -> Iterator[list[tuple[int, SendResult]]]:
+    @property
+    def max_in_flight(self) -> int:
+        """The most requests `reserve` gives room for at once (FCM_MAX_CONNECTIONS)."""
+        return self.sender.in_flight.limit
+
+    def reserve(self, wanted: int, timeout: float) -> Slots | None:
+        """Room for up to `wanted` requests (FCM_MAX_CONNECTIONS at most) among those
+        the process has out, once there is room for a quarter of the connections (or
+        `wanted`, or one), or None when there was not within `timeout` seconds: a send
+        job marks only as many rows `sending` as there is room for, so
+        their requests leave at once; each slot comes back when its request is
+        answered (`send_as_answered` with the slots, delivery.py)."""
+        return self.sender.in_flight.take(wanted, timeout)
+
+    def send_as_answered(
+        self, pushes: list[Push], slots: Slots | None = None
+    ) -> Iterator[list[tuple[int, SendResult]]]:
         """One result per push, handed over as FCM answers: lists of (index, result),
-        each with the answers of about FCM_RECORD_GATHER_MS (see delivery.py)."""
+        each with the answers of about FCM_RECORD_GATHER_MS (see delivery.py). With
+        `slots` (`reserve`), each request gives its slot back as soon as it is answered;
+        a message the encoder refuses gives its slot back at once."""
         refused: list[tuple[int, SendResult]] = []
         ready: list[tuple[int, dict[str, Any]]] = []
         for index, push in enumerate(pushes):
@@ -198,6 +216,8 @@ class FcmGateway:
                 logger.error("push message %s is invalid: %s", index, exc)
                 refused.append((index, classify(exc)))
         if refused:
+            if slots is not None:
+                slots.give_back(len(refused))  # those requests will never be made
             yield refused
         unanswered = set(range(len(ready)))
         try:
@@ -205,6 +225,7 @@ class FcmGateway:
                 [message for _, message in ready],
                 concurrency=settings.FCM_CONCURRENCY,
                 gather_seconds=settings.FCM_RECORD_GATHER_MS / 1000,
+                slots=slots,
             ):
                 unanswered.difference_update(position for position, _ in responses)
                 yield [

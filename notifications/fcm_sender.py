@@ -167,6 +167,96 @@ class SharedToken:
         self.credential.before_request(self._request, "POST", self.url, {})
 
 
+class InFlight:
+    """The requests the process's sender may have out at once: its connector's limit
+    (FCM_MAX_CONNECTIONS), shared by every send job of the process.
+
+    A send job takes slots before it marks a slice `sending` (notifications/delivery.py),
+    so that every row marked goes to a connection at once: without them, the jobs of
+    one worker (FCM_CONCURRENCY rows a slice each, WORKER_CONCURRENCY jobs) marked more
+    rows than the connector could carry, and the rest waited in its queue, `sending`,
+    to be closed INTERRUPTED, unsent, by a crash. A job takes the room there is, as
+    much as it wants at most, and cuts its slice to it; each slot comes back on the
+    sender's loop as soon as its request has its answer. A job waits until a quarter
+    of the connections is free (or all it wants, or one slot): slots taken one by one
+    as answers come made slices of a row or two, each costing a slice's statements
+    (PostgreSQL's CPU per delivery went up by a third, docs/performance.md).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self.free = self.limit
+        self.waiting = 0  # jobs waiting for slots now
+        self._changed = threading.Condition()
+
+    def take(self, wanted: int, timeout: float) -> Slots | None:
+        """The free slots, `wanted` at most (and the limit), once `least` are free;
+        None when they were not within `timeout` seconds."""
+        most = max(1, min(wanted, self.limit))
+        least = self.least(most)
+        with self._changed:
+            self.waiting += 1
+            try:
+                if not self._changed.wait_for(lambda: self.free >= least, timeout):
+                    return None
+            finally:
+                self.waiting -= 1
+            count = min(most, self.free)
+            self.free -= count
+        return Slots(self, count)
+
+    def least(self, wanted: int) -> int:
+        """The fewest slots a job takes when it wants `wanted`: a quarter of the limit,
+        no more than `wanted`, one at least."""
+        return max(1, min(wanted, self.limit // 4))
+
+    def _give_back(self, count: int) -> None:
+        with self._changed:
+            self.free = min(self.limit, self.free + count)
+            self._changed.notify_all()
+
+
+class Slots:
+    """Slots taken from `InFlight`, `count` still held. The sender's loop brackets
+    each request with `start` and `done`: `done` gives that request's slot back as
+    soon as its answer is in (or it failed, timed out or was cancelled), before the
+    answer reaches the job. The job's `close` gives back the slots no request holds
+    (requests never made: a call that failed as a whole, messages the encoder
+    refused); a request still out then keeps its slot until its own `done`. So a slot
+    comes back once, and only when no request uses it: never more than `count` in
+    all, whatever the order. Thread-safe (the loop and the job's thread)."""
+
+    def __init__(self, pool: InFlight, count: int) -> None:
+        self.pool = pool
+        self.count = count  # held: not given back yet
+        self.out = 0  # requests started and not done
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with self._lock:
+            self.out += 1
+
+    def done(self) -> None:
+        with self._lock:
+            self.out -= 1
+            # A request started after `close` (beyond the slots held) has none to give.
+            freed = 1 if self.count > self.out else 0
+            self.count -= freed
+        if freed:
+            self.pool._give_back(freed)
+
+    def give_back(self, count: int) -> None:
+        """Give back up to `count` of the slots no request holds."""
+        with self._lock:
+            freed = max(0, min(count, self.count - self.out))
+            self.count -= freed
+        if freed:
+            self.pool._give_back(freed)
+
+    def close(self) -> None:
+        self.give_back(self.count)
+
+
 class AsyncFcmSender:
     """Sends encoded FCM v1 messages for one firebase-admin app; thread-safe.
 
@@ -183,6 +273,7 @@ class AsyncFcmSender:
         self.url = URL(url)
         self.timeout = timeout
         self.max_connections = max(1, max_connections)
+        self.in_flight = InFlight(self.max_connections)
         headers = {
             **self.service._fcm_headers,
             **_http_client.METRICS_HEADERS,
@@ -213,7 +304,11 @@ class AsyncFcmSender:
         return self.loop.run(self._send_all(bodies, max(1, concurrency)))
 
     def send_each_as_answered(
-        self, messages: Sequence[dict[str, Any]], concurrency: int, gather_seconds: float
+        self,
+        messages: Sequence[dict[str, Any]],
+        concurrency: int,
+        gather_seconds: float,
+        slots: Slots | None = None,
     ) -> Iterator[list[tuple[int, messaging.SendResponse]]]:
         """As `send_each`, but hands the answers over as they come: lists of (index,
         response), each with the answers that arrived within `gather_seconds` of its
@@ -224,7 +319,9 @@ class AsyncFcmSender:
 
         The loop gathers them (`_Batches`) and wakes the caller once a batch: handing
         each answer over woke the caller's thread, which then waited for the
-        interpreter lock, once per push."""
+        interpreter lock, once per push. With `slots` (the caller's room among the
+        process's connections, `InFlight`), each request gives its slot back on the
+        loop once answered, not when its batch reaches the caller."""
         bodies = [
             json.dumps({"message": message}, ensure_ascii=False, separators=(",", ":")).encode()
             for message in messages
@@ -233,7 +330,9 @@ class AsyncFcmSender:
             return
         answers: queue.SimpleQueue[list[tuple[int, messaging.SendResponse]]] = queue.SimpleQueue()
         call = self.loop.submit(
-            self._send_all(bodies, max(1, concurrency), batches=(answers.put, gather_seconds))
+            self._send_all(
+                bodies, max(1, concurrency), batches=(answers.put, gather_seconds), slots=slots
+            )
         )
         given = 0
         while given < len(bodies):
@@ -254,10 +353,11 @@ class AsyncFcmSender:
         concurrency: int,
         batches: tuple[Callable[[list[tuple[int, messaging.SendResponse]]], None], float]
         | None = None,
+        slots: Slots | None = None,
     ) -> list[messaging.SendResponse]:
         """Send `bodies`, `concurrency` at a time; with `batches` (a function and a
         number of seconds), also hand the answers to the function as they come, in
-        batches (`_Batches`)."""
+        batches (`_Batches`); with `slots`, each request holds one while it is out."""
         headers = await self.token.headers()
         results: list[messaging.SendResponse | None] = [None] * len(bodies)
         pending = iter(enumerate(bodies))
@@ -265,7 +365,15 @@ class AsyncFcmSender:
 
         async def lane() -> None:
             for index, body in pending:
-                results[index] = answer = await self._post(body, headers)
+                if slots is None:
+                    answer = await self._post(body, headers)
+                else:
+                    slots.start()
+                    try:
+                        answer = await self._post(body, headers)
+                    finally:
+                        slots.done()  # the connection is free: room for another job
+                results[index] = answer
                 if gathered is not None:
                     gathered.add((index, answer))
 

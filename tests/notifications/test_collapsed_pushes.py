@@ -8,6 +8,7 @@ import pytest
 from dossiers.models import Dossier, DossierEvent
 from notifications import actions
 from notifications.delivery import SUPERSEDED, _claim, _hand_to_fcm, _send_slice, send_pushes
+from notifications.fcm import FcmGateway
 from notifications.models import Delivery, Notification
 from tests.factories import make_dossier, make_user
 from tests.notifications.conftest import at_local, emit, jobs, register
@@ -317,3 +318,37 @@ def test_two_pushes_of_one_dossier_in_one_job_do_not_leave_side_by_side(fcm, clo
         "dossier.completed",
         "dossier.handed_over",
     ]
+
+
+def test_slices_cut_to_the_room_there_is_keep_a_pairs_pushes_in_order(fcm, clock, settings) -> None:
+    """A job whose slices are cut to one row (one free connection) sends the two
+    pushes of a pair in two slices, one after the other: the later one leaves once the
+    earlier one's answer is in, in the same job (no requeue)."""
+    settings.FCM_MAX_CONNECTIONS = 2
+    settings.FCM_CONCURRENCY = 2
+    clock.set(at_local(9, 0))
+    citizen = make_user()
+    register(citizen, "tok-cut-slices")
+    dossier = make_dossier(citizen, status=Dossier.Status.PROCESSING)
+    completed = emit_and_fan_out(dossier, "dossier.completed")  # urgent: not dropped
+    [later] = deliveries_of(emit_and_fan_out(dossier, "dossier.handed_over"))
+    before = len(jobs("notifications.send_pushes"))
+    pool = FcmGateway().sender.in_flight
+    other = pool.take(1, timeout=0)  # another job's request: one connection left
+    assert other is not None
+    try:
+        assert send_pushes([*deliveries_of(completed), later]) == 2
+    finally:
+        other.close()
+
+    assert [m["data"]["type"] for m in fcm.sent_to("tok-cut-slices")] == [
+        "dossier.completed",
+        "dossier.handed_over",
+    ]
+    attempts = [a for a in fcm.attempts if a["token"] == "tok-cut-slices"]
+    assert attempts[0]["at"] <= attempts[1]["at"]
+    assert set(
+        Delivery.objects.filter(notification__dossier=dossier).values_list("state", flat=True)
+    ) == {"delivered"}
+    assert jobs("notifications.send_pushes")[before:] == []  # nothing went back to the queue
+    assert pool.free == pool.limit

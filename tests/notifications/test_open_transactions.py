@@ -45,9 +45,11 @@ def test_no_transaction_is_open_while_fcm_is_called(fcm, monkeypatch, settings) 
     own: list[bool] = []
     real_send = fcm_module.FcmGateway.send_as_answered
 
-    def send_as_answered(self: fcm_module.FcmGateway, pushes: list[Any]) -> Iterator[Any]:
+    def send_as_answered(
+        self: fcm_module.FcmGateway, pushes: list[Any], slots: Any = None
+    ) -> Iterator[Any]:
         # The job records answers as they come: each time it waits for the next ones.
-        answers = real_send(self, pushes)
+        answers = real_send(self, pushes, slots)
         while True:
             own.append(connection.in_atomic_block)  # the waiting job's own connection
             before = open_write_transactions()
