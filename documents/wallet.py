@@ -68,10 +68,10 @@ def _role(user: User, organisation_id: uuid.UUID) -> str | None:
     )
 
 
-def access_item(user: User, item_id: uuid.UUID | str, *, write: bool = False) -> WalletItem:
-    """The item if `user` may see it (404 otherwise); with `write`, 403 for a member
-    of the organisation whose role does not allow changing its wallet. A change locks
-    the item's row with a read of its own (`_LOCKED_TO_ATTACH`, `_LOCKED_TO_DELETE`)."""
+def access_item(user: User, item_id: uuid.UUID | str) -> WalletItem:
+    """The item if `user` may see it (404 otherwise). A change reads and locks the
+    item's row with a read of its own (`_LOCKED_TO_ATTACH`, `_LOCKED_TO_DELETE`) and
+    checks the writer's role there (`_check_access(..., write=True)`)."""
     try:
         key = uuid.UUID(str(item_id))
     except ValueError as exc:
@@ -79,7 +79,7 @@ def access_item(user: User, item_id: uuid.UUID | str, *, write: bool = False) ->
     item = WalletItem.objects.select_related("document_type", "result").filter(pk=key).first()
     if item is None:
         raise NotFound()
-    _check_access(user, item, write=write)
+    _check_access(user, item)
     return item
 
 
