@@ -263,8 +263,15 @@ class AuditedSuperuserSearch(admin.ModelAdmin):
         # Django ignores a term where there is no search field: no search, no record.
         fields = self.get_search_fields(request)
         if is_superuser(request) and search_term.strip() and fields:
-            record_superuser_search(request, search_term, rows, search_fields=fields)
+            self.record_search(request, search_term, rows, fields)
         return rows, may_have_duplicates
+
+    def record_search(
+        self, request: HttpRequest, term: str, rows: QuerySet[Any], fields: Iterable[str]
+    ) -> None:
+        """How the search is recorded (an admin finding rows by dossier code records a
+        whole code as a look-up of its applicant: `dossiers.admin_scope`)."""
+        record_superuser_search(request, term, rows, search_fields=fields)
 
 
 class SuperuserOnlyAdmin(AuditedAccountViews, AuditedSuperuserSearch, PhoneSearch):

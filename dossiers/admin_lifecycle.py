@@ -15,6 +15,7 @@ list) and checks it again.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 from django import forms
@@ -28,7 +29,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from auth.admin_roles import AuditedAccountViews, is_superuser
+from auth.admin_roles import AuditedAccountViews, AuditedSuperuserSearch, is_superuser
 from backend.errors import ApiError
 from dossiers import lifecycle, monitoring
 from dossiers.access import handled_by_officer
@@ -251,7 +252,7 @@ def officer_agencies(request: HttpRequest) -> QuerySet[Agency]:
 
 
 @admin.register(Dossier)
-class DossierLifecycleAdmin(AuditedAccountViews, admin.ModelAdmin):
+class DossierLifecycleAdmin(AuditedAccountViews, AuditedSuperuserSearch, admin.ModelAdmin):
     change_form_template = "admin/dossiers/dossier/lifecycle_change_form.html"
     list_display = ("code", "agency", "procedure", "status", "appointment_at", "overdue_at")
     list_filter = ("status", DeadlineFilter, "agency")
@@ -302,15 +303,10 @@ class DossierLifecycleAdmin(AuditedAccountViews, admin.ModelAdmin):
         # handle no agency; never an officer reading the dossiers they handle.
         return is_superuser(request) or support_view(request)
 
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[Dossier], search_term: str
-    ) -> tuple[QuerySet[Dossier], bool]:
-        rows, may_have_duplicates = super().get_search_results(request, queryset, search_term)
-        if is_superuser(request) and search_term.strip():
-            record_superuser_dossier_search(
-                request, search_term, rows, search_fields=self.get_search_fields(request)
-            )
-        return rows, may_have_duplicates
+    def record_search(
+        self, request: HttpRequest, term: str, rows: QuerySet[Any], fields: Iterable[str]
+    ) -> None:
+        record_superuser_dossier_search(request, term, rows, search_fields=fields)
 
     def get_urls(self) -> list[URLPattern]:
         return [
