@@ -311,13 +311,13 @@ _ERROR_CLASSES = {
 }
 
 
-def _codes_of_the_code() -> tuple[set[str], set[str]]:
+def _codes_of_the_code(sources: list[str] = _CODE_SOURCES) -> tuple[set[str], set[str]]:
     """(codes an error answers with, codes of field errors inside a 422's `details`)."""
     import ast
 
     answered: set[str] = set()
     of_fields: set[str] = set()
-    for app in _CODE_SOURCES:
+    for app in sources:
         for path in (ROOT / app).rglob("*.py"):
             if "migrations" in path.parts:
                 continue
@@ -365,3 +365,31 @@ def test_a_field_error_code_is_never_written_as_the_code_of_a_422() -> None:
             line = text[: found.start()].count("\n") + 1
             wrong += [f"{guide.name}:{line}: {code}" for code in codes if code in only_of_fields]
     assert wrong == [], "\n".join(wrong)
+
+
+# Codes the apps write that no app developer or agency system is ever answered with,
+# each with why.
+_NEVER_ANSWERED_BY_THE_API = {
+    # The admin's pages (payments' anomalies), not the API.
+    "anomaly_resolved": "admin",
+    "resolution_required": "admin",
+    # The business-registry client's reason; the API answers `business_registry_unavailable`.
+    "unavailable": "internal reason",
+    # The rating's own check of a comment: the API refuses U+0000 first (`nul_character`).
+    "invalid_characters": "defence in depth",
+}
+
+
+def test_every_code_the_apps_answer_with_is_in_a_guide() -> None:
+    """An error code (or a field error's code) the apps can answer with is named in a
+    guide, so that an app or an agency's system can branch on it knowing it exists: a
+    code added without a line in mobile_api_docs fails here."""
+    answered, of_fields = _codes_of_the_code([app for app in _CODE_SOURCES if app != "fakes"])
+    written: set[str] = set()
+    for guide in (ROOT / "mobile_api_docs").glob("*.md"):
+        written |= set(re.findall(r"[a-z][a-z0-9_]*", guide.read_text(encoding="utf-8")))
+    codes = (answered | of_fields) - {""}
+    assert {"too_many_fields", "no_documents", "invalid_method"} <= codes
+    missing = sorted(codes - written - set(_NEVER_ANSWERED_BY_THE_API))
+    assert missing == [], f"codes no guide names: {missing}"
+    assert set(_NEVER_ANSWERED_BY_THE_API) <= codes, "an exception no longer in the code"
