@@ -128,3 +128,33 @@ def test_every_query_schema_is_a_query_params_and_no_integer_bypasses_it() -> No
         )
     ]
     assert wrong == []
+
+
+def test_the_api_reports_validation_errors_as_ninja_does_where_no_value_was_refused() -> None:
+    """`ConventionalNinjaAPI.validation_error_from_error_contexts` is an adapted copy of
+    ninja's method (it differs only for a `RefusedValue`). Every operation's parameter
+    models are made to fail with missing and wrongly typed values: both methods must
+    give the same errors, so a ninja upgrade that changes its own method fails here
+    (re-adapt the copy) rather than changing nothing in ours unseen."""
+    import pydantic
+    from ninja import NinjaAPI
+    from ninja.errors import ValidationErrorContext
+
+    contexts = []
+    for _prefix, router in api._routers:
+        for path_view in router.path_operations.values():
+            for operation in path_view.operations:
+                for model in operation.models:
+                    wrong = {name: [{"x": None}] for name in model.model_fields}
+                    for data in ({}, wrong):
+                        try:
+                            model.model_validate(data)
+                        except pydantic.ValidationError as error:
+                            contexts.append(
+                                ValidationErrorContext(pydantic_validation_error=error, model=model)
+                            )
+    assert len(contexts) > 100
+    ours = api.validation_error_from_error_contexts(contexts).errors
+    ninjas = NinjaAPI.validation_error_from_error_contexts(api, contexts).errors
+    assert len(ours) > len(contexts)
+    assert ours == ninjas
