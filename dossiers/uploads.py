@@ -533,7 +533,7 @@ def pdf_unreadable(details: dict[str, Any] | None = None) -> Unprocessable:
 @dataclass
 class _PypdfReports:
     """What pypdf reports only as warnings, collected for the inspection running in
-    this context (by a filter on its loggers, whatever LOG_LEVEL says):
+    this context (by its loggers' class, whatever the logging configuration says):
 
     - a key given twice in one dictionary (real scanner apps and generators write
       some): pypdf keeps the first value and drops the others unseen, PDF viewers
@@ -564,25 +564,38 @@ def _duplicates_reported() -> int:
     return len(reports.duplicate_keys) if reports is not None else 0
 
 
-class _CollectPypdfReports(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        reports = _PYPDF_REPORTS.get()
-        values = record.args
-        if reports is None or not isinstance(values, dict):
-            return logging.getLogger("pypdf").isEnabledFor(record.levelno)
-        message = str(record.msg)
-        if message.startswith("Multiple definitions in dictionary"):
-            reports.duplicate_keys.append(str(values.get("key")))
-        elif message.startswith("Ignoring wrong pointing object"):
-            reports.dropped_entries.append((values["offset"], values["id"], values["gen"]))
-        # Logged only as the configuration says (the level set below is ours).
-        return logging.getLogger("pypdf").isEnabledFor(record.levelno)
+def _collect(record: logging.LogRecord) -> None:
+    reports = _PYPDF_REPORTS.get()
+    values = record.args
+    if reports is None or not isinstance(values, dict):
+        return
+    message = str(record.msg)
+    if message.startswith("Multiple definitions in dictionary"):
+        reports.duplicate_keys.append(str(values.get("key")))
+    elif message.startswith("Ignoring wrong pointing object"):
+        reports.dropped_entries.append((values["offset"], values["id"], values["gen"]))
+
+
+class _ReportingLogger(logging.Logger):
+    """The class of pypdf's loggers whose warnings the inspection collects: while one
+    runs in this context, every warning reaches `_collect`, whatever the logging
+    configuration says (a level, `logging.disable`, a logger disabled by a dictConfig:
+    each stops a record before a logger's filters see it). It is then logged only as
+    that configuration says."""
+
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 (logging.Logger's name)
+        return _PYPDF_REPORTS.get() is not None or super().isEnabledFor(level)
+
+    def handle(self, record: logging.LogRecord) -> None:
+        _collect(record)
+        if super().isEnabledFor(record.levelno):
+            super().handle(record)
 
 
 for _name in ("pypdf.generic._data_structures", "pypdf._reader"):
-    logging.getLogger(_name).addFilter(_CollectPypdfReports())
-    # The filter only sees the records the logger lets through, whatever LOG_LEVEL.
-    logging.getLogger(_name).setLevel(logging.WARNING)
+    # The logger pypdf asks for by name, given our class (a logger made before this
+    # import, by a configuration naming it, keeps its handlers and filters).
+    logging.getLogger(_name).__class__ = _ReportingLogger
 
 
 class _TooComplex(Exception):

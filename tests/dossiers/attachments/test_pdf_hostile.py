@@ -425,6 +425,44 @@ def test_keys_given_twice_are_seen_whatever_the_log_level(
     assert [record for record in caplog.records if record.name.startswith("pypdf")] == []
 
 
+@pytest.mark.parametrize(
+    ("objects", "headers", "found"),
+    [
+        # A key given twice (the script is the value pypdf drops).
+        ({1: _CATALOG[1][:-2] + b"/OpenAction 5 0 R /OpenAction " + _SCRIPT + b" >>"}, {}, "/JS"),
+        # A table entry pypdf drops (a comment in the header): the scan reads it there.
+        ({4: _SCRIPT}, {4: b"4 %c\n0 obj\n"}, "/JS"),
+    ],
+)
+@pytest.mark.parametrize("silenced", ["logging.disable", "logger disabled"])
+def test_what_pypdf_reports_is_seen_with_logging_silenced(
+    objects: dict[int, bytes],
+    headers: dict[int, bytes],
+    found: str,
+    silenced: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # logging.disable stops a record before any logger sees it; a dictConfig with
+    # disable_existing_loggers disables the loggers made before it.
+    data = _classic({**_CATALOG, 5: _GO_TO, **objects}, headers=headers)
+    loggers = [
+        logging.getLogger(name) for name in ("pypdf.generic._data_structures", "pypdf._reader")
+    ]
+    if silenced == "logging.disable":
+        logging.disable(logging.CRITICAL)
+    for logger in loggers if silenced == "logger disabled" else ():
+        logger.disabled = True
+    try:
+        error = _error(data)
+    finally:
+        logging.disable(logging.NOTSET)
+        for logger in loggers:
+            logger.disabled = False
+
+    assert (error.code, error.details) == ("pdf_active_content", {"found": found})
+    assert [record for record in caplog.records if record.name.startswith("pypdf")] == []
+
+
 # --- A stream's /Length given twice -------------------------------------------------
 # pypdf cuts a stream's data with the first /Length, pdf.js, PDFium, qpdf and MuPDF
 # with the last (each rereads up to the first "endstream" when its length lands

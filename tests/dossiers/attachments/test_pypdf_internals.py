@@ -146,7 +146,7 @@ def _body_start(data: bytes, number: int, reader: _Reader) -> int:
 
 def test_pypdf_reports_a_key_given_twice_and_a_dropped_table_entry() -> None:
     # Logged as warnings only: the messages and their arguments are what the check
-    # collects (`_CollectPypdfReports`).
+    # collects (`_collect`).
     catalog = b"<< /Type /Catalog /Pages 2 0 R /Lang (vi) /Lang (en) >>"
     data = _classic({**_CATALOG, 1: catalog, 4: b"<< >>"}, headers={4: b"4 %c\n0 obj\n"})
 
