@@ -506,6 +506,10 @@ _WHITESPACE = b" \t\n\r\f\0"
 # headers does not see them.
 _TRAILER = re.compile(rb"trailer" + _SEPARATORS + rb"(?=<<)")
 _START_XREF = re.compile(rb"startxref" + _SEPARATORS + rb"([0-9]{1,10})")
+# A dictionary's end followed by a comment (then maybe more white-space and comments):
+# where "stream" comes next, a viewer reads a stream and pypdf a dictionary.
+_COMMENT_AFTER_DICTIONARY = re.compile(rb">>[ \t\r\n\f\0]*+%")
+_REST_OF_COMMENTS = re.compile(rb"[^\r\n]*+" + _SEPARATORS)
 # Nesting the re-reading of a dictionary with a key given twice follows at most.
 _MAX_DEPTH = 200
 # Object numbers and offsets at the head of an object stream.
@@ -774,6 +778,25 @@ def _whole_number(value: Any) -> int | None:
     except _PARSE_ERRORS:
         return None
     return int(value) if isinstance(value, NumberObject) else None
+
+
+def _comment_before_stream(data: bytes) -> bool:
+    """Whether a dictionary is followed by a comment, then the keyword "stream".
+
+    pdf.js, PDFium and Acrobat skip a comment as white-space and read a stream there;
+    pypdf (its `_read_stream_data`) looks only past white-space, reads a plain
+    dictionary, and never sees the data: an object stream written so is invisible to
+    the scan (its members, a script among them), wherever it sits. Searched in the
+    raw bytes, nested dictionaries and objects pypdf cannot read included. Each
+    comment is gone over once: a `>>` inside a comment that led nowhere leads to the
+    same place."""
+    position = 0
+    while (found := _COMMENT_AFTER_DICTIONARY.search(data, position)) is not None:
+        rest = _REST_OF_COMMENTS.match(data, found.end())
+        position = rest.end() if rest is not None else found.end()
+        if data.startswith(b"stream", position):
+            return True
+    return False
 
 
 def _read_every_value(
@@ -1159,6 +1182,8 @@ def inspect_pdf(fileobj: IO[bytes], *, max_pages: int | None = None) -> PdfInfo:
     collecting = _PYPDF_REPORTS.set(reports)
     try:
         data = fileobj.read()
+        if _comment_before_stream(data):
+            raise pdf_unreadable({"reason": "comment_before_stream"})
         reader = _Reader(data, _Budget())
         if reader.is_encrypted and not reader.decrypt(""):
             raise Unprocessable(

@@ -53,13 +53,17 @@ def _classic(
     return bytes(out) + tail
 
 
-def _object_stream(header: bytes, body: bytes, count: int) -> bytes:
+def _object_stream(header: bytes, body: bytes, count: int, *, before: bytes = b"\n") -> bytes:
+    """A clean file and an object stream (object 5) nothing refers to; `before` is
+    written between its dictionary and "stream"."""
     data = zlib.compress(header + body)
     return _classic(
         {
             **_CATALOG,
-            5: b"<< /Type /ObjStm /N %d /First %d /Filter /FlateDecode /Length %d >>\nstream\n"
+            5: b"<< /Type /ObjStm /N %d /First %d /Filter /FlateDecode /Length %d >>"
             % (count, len(header), len(data))
+            + before
+            + b"stream\n"
             + data
             + b"\nendstream",
         }
@@ -254,6 +258,65 @@ def test_a_listed_object_whose_header_has_a_comment_is_scanned() -> None:
     error = _error(data)
 
     assert (error.code, error.details) == ("pdf_active_content", {"found": "/JS"})
+
+
+# --- A comment between a dictionary and "stream" ------------------------------------
+# pdf.js, PDFium and Acrobat skip the comment and read a stream; pypdf reads a plain
+# dictionary and never sees the data (an object stream's members above all).
+
+_COMMENT_BEFORE_STREAM = ("pdf_unreadable", {"reason": "comment_before_stream"})
+
+
+@pytest.mark.parametrize("member", [_SCRIPT, b"<< /S /Launch /F (cmd.exe) >>"])
+@pytest.mark.parametrize("before", [b" % c\n", b"\n%c\r\n% d\n", b"%\r"])
+def test_an_object_stream_after_a_comment_is_refused(member: bytes, before: bytes) -> None:
+    # Nothing refers to it: a viewer rebuilding a damaged file's table finds object 9.
+    data = _object_stream(b"9 0 ", member, 1, before=before)
+    plain = _object_stream(b"9 0 ", member, 1)
+
+    error = _error(data)
+
+    assert (error.code, error.details) == _COMMENT_BEFORE_STREAM
+    assert _error(plain).code == "pdf_active_content"  # as a viewer reads it
+
+
+def test_an_object_stream_after_a_comment_the_table_leads_to_is_refused_with_the_reason() -> None:
+    # The open action is compressed in it: pypdf finds no stream where the table says.
+    catalog = b"<< /Type /Catalog /Pages 2 0 R /OpenAction 4 0 R >>"
+    listed = samples._raw_pdf({**_CATALOG, 1: catalog}, {4: _GO_TO})
+    at = listed.index(b" >>\nstream", listed.index(b"/Type /ObjStm"))
+    commented = listed[:at] + b">>%\n" + listed[at + 4 :]  # the same length
+
+    error = _error(commented)
+
+    assert inspect_pdf(io.BytesIO(listed)).pages == 1
+    assert (error.code, error.details) == _COMMENT_BEFORE_STREAM
+
+
+@pytest.mark.parametrize(
+    "objects",
+    [
+        # A comment after a dictionary that is no stream, and one inside a stream's.
+        {4: b"<< /Producer (Scanner) >> % written by the scanner"},
+        {4: b"<< /Length 3 % the data\n >>\nstream\nabc\nendstream"},
+        # Text that looks like it, inside a string.
+        {4: b"<< /Title (a >> % b) >>"},
+    ],
+)
+def test_comments_elsewhere_are_accepted(objects: dict[int, bytes]) -> None:
+    assert inspect_pdf(io.BytesIO(_classic({**_CATALOG, **objects}))).pages == 1
+
+
+def test_comments_after_many_dictionary_ends_are_gone_over_once() -> None:
+    # One line of ">>%" a million bytes long: each ">>" in it starts a comment that
+    # runs to the end of the line.
+    data = _classic(_CATALOG, tail=b"%" + b">>%" * 300_000 + b"\n")
+    rest = uploads._REST_OF_COMMENTS
+
+    with mock.patch.object(uploads, "_REST_OF_COMMENTS", mock.Mock(wraps=rest)) as comments:
+        assert inspect_pdf(io.BytesIO(data)).pages == 1
+
+    assert comments.match.call_count == 1
 
 
 # --- A key given twice (real scanner apps write some) -------------------------------
