@@ -14,7 +14,10 @@ benchmark or a worker can call them directly:
   the catalogue, in an object stream, or only in the file's bytes. A key given twice
   in one dictionary is read as PDF viewers read it (the last value wins) and every
   one of its values is checked; a stream whose /Length is given twice with
-  different values is refused (see `_stream_lengths_differ`).
+  different values is refused (see `_stream_lengths_differ`), as is a file with an
+  object pypdf cannot read, or reads only in part (`_PypdfReports`), or with a
+  comment before a stream's data (`_comment_before_stream`): where pypdf and viewers
+  would read different things, the file is refused rather than guessed at.
 
 Every refusal is an `ApiError` with a stable code.
 """
@@ -546,7 +549,16 @@ class _PypdfReports:
       dictionary cannot be read again is in `unresolved_keys`, and refused;
     - a cross-reference entry pypdf drops because it cannot read the header there
       (`4 %c\n0 obj`): a reader whose lexer skips the comment still finds the object
-      where the table says, so the scan reads it there.
+      where the table says, so the scan reads it there;
+    - a dictionary pypdf read only up to a value it could not read (`partial_reads`),
+      keeping the keys before it and dropping the rest unseen, where a viewer's
+      parser may read on (pdf.js takes `}` as a value and goes on to an /OpenAction).
+
+    And `unreadable_objects`: the objects (number, generation) pypdf could not read,
+    or read only in part, that the check met (walked to, or found in the bytes: a
+    viewer rebuilding a damaged file's table reads every object whose header it
+    finds, with its own recovery). The file is refused: what a viewer makes of them
+    cannot be told.
 
     And, found when an object is read again with every value, the values of a
     stream's /Length given more than once (`stream_lengths`, one list per stream):
@@ -557,6 +569,8 @@ class _PypdfReports:
     unresolved_keys: list[str] = field(default_factory=list)
     dropped_entries: list[tuple[int, int, int]] = field(default_factory=list)
     stream_lengths: list[list[Any]] = field(default_factory=list)
+    partial_reads: int = 0
+    unreadable_objects: list[tuple[int, int]] = field(default_factory=list)
 
 
 _PYPDF_REPORTS: ContextVar[_PypdfReports | None] = ContextVar("pypdf_reports", default=None)
@@ -566,6 +580,18 @@ def _duplicates_reported() -> int:
     """How many keys given twice pypdf has reported so far in this inspection."""
     reports = _PYPDF_REPORTS.get()
     return len(reports.duplicate_keys) if reports is not None else 0
+
+
+def _partial_reads() -> int:
+    """How many dictionaries pypdf has read only in part so far in this inspection."""
+    reports = _PYPDF_REPORTS.get()
+    return reports.partial_reads if reports is not None else 0
+
+
+def _note_unreadable(number: int, generation: int) -> None:
+    reports = _PYPDF_REPORTS.get()
+    if reports is not None:
+        reports.unreadable_objects.append((number, generation))
 
 
 def _collect(record: logging.LogRecord) -> None:
@@ -578,6 +604,8 @@ def _collect(record: logging.LogRecord) -> None:
         reports.duplicate_keys.append(str(values.get("key")))
     elif message.startswith("Ignoring wrong pointing object"):
         reports.dropped_entries.append((values["offset"], values["id"], values["gen"]))
+    elif message == "%(exception)s" and record.name == "pypdf.generic._data_structures":
+        reports.partial_reads += 1  # a dictionary's "return partial data"
 
 
 class _ReportingLogger(logging.Logger):
@@ -856,6 +884,13 @@ class _Reader(PdfReader):
     def get_object(self, indirect_reference: int | IndirectObject) -> Any:
         if isinstance(indirect_reference, int):
             indirect_reference = IndirectObject(indirect_reference, 0, self)
+        partial = _partial_reads()
+        found = self._read(indirect_reference)
+        if _partial_reads() > partial:
+            _note_unreadable(indirect_reference.idnum, indirect_reference.generation)
+        return found
+
+    def _read(self, indirect_reference: IndirectObject) -> Any:
         number, generation = indirect_reference.idnum, indirect_reference.generation
         if (generation, number) in self.resolved_objects:
             return super().get_object(indirect_reference)
@@ -1071,7 +1106,10 @@ def _every_object(
         ):
             continue
         done.add(end)
+        partial = _partial_reads()
         obj = yield from _parse_every_value(source, end, reader)
+        if obj is None or _partial_reads() > partial:
+            _note_unreadable(number, generation)
         if isinstance(obj, StreamObject) and obj.get("/Type") == "/ObjStm":
             encryption = reader._encryption  # names are never encrypted, stream data is
             if encryption is not None:
@@ -1137,7 +1175,11 @@ def _object_stream_members(
         ):
             continue
         offsets.add(offset)
-        yield from _parse_every_value(member, first + offset, reader)
+        partial = _partial_reads()
+        if (yield from _parse_every_value(member, first + offset, reader)) is None or (
+            _partial_reads() > partial
+        ):
+            _note_unreadable(member_number, 0)
 
 
 def _find_active_content(
@@ -1214,4 +1256,10 @@ def inspect_pdf(fileobj: IO[bytes], *, max_pages: int | None = None) -> PdfInfo:
         raise pdf_unreadable({"reason": "duplicate_key", "key": reports.unresolved_keys[0]})
     if lengths_differ:
         raise pdf_unreadable({"reason": "duplicate_key", "key": "/Length"})
+    if reports.unreadable_objects or reports.partial_reads:
+        details = {"reason": "unreadable_object"}
+        if reports.unreadable_objects:
+            number, generation = reports.unreadable_objects[0]
+            details["object"] = f"{number} {generation}"
+        raise pdf_unreadable(details)
     return PdfInfo(pages=pages)

@@ -13,11 +13,15 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from pypdf import PdfWriter
 from pypdf import _reader as pypdf_reader
 
 from backend.errors import ApiError
+from backend.pdf import new_document, qr_png
 from dossiers import uploads
+from dossiers.result_signatures import sign_result
 from dossiers.uploads import inspect_pdf
+from tests.documents import pki as pki_files
 from tests.dossiers.attachments import samples
 
 _CATALOG = {
@@ -317,6 +321,135 @@ def test_comments_after_many_dictionary_ends_are_gone_over_once() -> None:
         assert inspect_pdf(io.BytesIO(data)).pages == 1
 
     assert comments.match.call_count == 1
+
+
+# --- Objects pypdf cannot read ------------------------------------------------------
+# A viewer rebuilding a damaged file's table reads every object whose header it finds,
+# with a recovery of its own: one pypdf cannot read, or reads only in part, is refused.
+
+
+def _unreadable(number: int) -> tuple[str, dict[str, str]]:
+    return ("pdf_unreadable", {"reason": "unreadable_object", "object": f"{number} 0"})
+
+
+@pytest.mark.parametrize("member", [_SCRIPT, b"<< /S /Launch /F (cmd.exe) >>"])
+def test_an_object_stream_pypdf_cannot_read_is_refused(member: bytes) -> None:
+    # Something after "stream" on its line: pypdf gives up on the object, pdf.js
+    # starts the data on the next line. Nothing refers to it.
+    data = _object_stream(b"9 0 ", member, 1).replace(b">>\nstream\n", b">>\nstream x\n")
+    plain = _object_stream(b"9 0 ", member, 1)
+
+    error = _error(data)
+
+    assert (error.code, error.details) == _unreadable(5)
+    assert _error(plain).code == "pdf_active_content"  # as a viewer reads it
+
+
+@pytest.mark.parametrize(
+    ("objects", "number"),
+    [
+        # pypdf keeps the keys before a value it cannot read ("}") and drops the rest;
+        # pdf.js takes "}" as a value and reads on. The catalogue, walked to:
+        ({1: b"<< /Type /Catalog /Pages 2 0 R /X } /OpenAction " + _SCRIPT + b" >>"}, 1),
+        # an object nothing refers to:
+        ({4: b"<< /Type /Action /X } /S /Launch /F (cmd.exe) >>"}, 4),
+    ],
+)
+def test_a_dictionary_pypdf_reads_only_in_part_is_refused(
+    objects: dict[int, bytes], number: int
+) -> None:
+    error = _error(_classic({**_CATALOG, **objects}))
+
+    assert (error.code, error.details) == _unreadable(number)
+
+
+def test_a_compressed_dictionary_pypdf_reads_only_in_part_is_refused() -> None:
+    data = _object_stream(b"9 0 ", b"<< /Type /Action /X } /S /Launch /F (cmd.exe) >>", 1)
+
+    error = _error(data)
+
+    assert (error.code, error.details) == _unreadable(9)
+
+
+def test_an_object_in_part_read_beyond_the_table_is_refused_without_a_number() -> None:
+    # A trailer is no object: nothing to name.
+    data = _classic(_CATALOG).replace(b"/Root 1 0 R", b"/Root 1 0 R /X } /Y 1")
+
+    error = _error(data)
+
+    assert (error.code, error.details) == ("pdf_unreadable", {"reason": "unreadable_object"})
+
+
+@pytest.mark.parametrize(
+    "objects",
+    [
+        # An empty object and a null one (some generators write them for freed numbers).
+        {4: b""},
+        {4: b"null"},
+        # Text that reads as a header, inside a string: its body is read and parses.
+        {4: b"<< /Title (4 0 obj 5) >>"},
+    ],
+)
+def test_objects_pypdf_reads_whole_are_accepted(objects: dict[int, bytes]) -> None:
+    assert inspect_pdf(io.BytesIO(_classic({**_CATALOG, **objects}))).pages == 1
+
+
+def _fpdf2_paper(pages: int) -> bytes:
+    """As the project writes its own papers (fpdf2, the Vietnamese font), with a photo,
+    a picture with transparency and a QR code on each page, compressed."""
+    pdf = new_document("Giấy khai sinh")
+    for page in range(pages):
+        if page:
+            pdf.add_page()
+        pdf.multi_cell(0, 8, text="Cộng hòa xã hội chủ nghĩa Việt Nam. " * 10)
+        pdf.image(io.BytesIO(samples.jpeg_bytes()), x=20, y=120, w=80)
+        pdf.image(io.BytesIO(samples.png_bytes(mode="RGBA")), x=110, y=120, w=60)
+        pdf.image(io.BytesIO(qr_png("https://dichvucong.gov.vn/")), x=20, y=200, w=30)
+    return bytes(pdf.output())
+
+
+def _updated(data: bytes) -> bytes:
+    """`data` updated incrementally by pypdf: a page and the document information
+    replaced by new objects of the same numbers, the old ones left in the file."""
+    writer = PdfWriter(io.BytesIO(data), incremental=True)
+    writer.add_metadata({"/Title": "Bản cập nhật"})
+    writer.pages[0].rotate(90)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_pdfs_as_libraries_write_them_are_accepted(settings: Any) -> None:
+    # What citizens upload, and the results agencies sign (re-uploaded from the wallet).
+    pki = pki_files.configure(settings, "SIGNER")
+    paper = _fpdf2_paper(3)
+    signed = sign_result("SIGNER", _fpdf2_paper(2), "ABCD1234")  # the project's own
+    files = {
+        "fpdf2": paper,
+        "fpdf2, updated": _updated(paper),
+        "pypdf": samples.pdf_bytes(4),
+        "pypdf, updated twice": _updated(_updated(samples.pdf_bytes(2))),
+        "signed by the server": signed,
+        "signed by the agency": pki_files.sign_with(pki, "agency", pki_files.make_pdf(pages=2)),
+        "signed, then updated": _updated(signed),
+    }
+    # Each update a revision of its own, after the first one's end-of-file marker.
+    assert [files[name].count(b"%%EOF") for name in ("fpdf2, updated", "pypdf, updated twice")] == [
+        2,
+        3,
+    ]
+
+    pages = {name: inspect_pdf(io.BytesIO(data)).pages for name, data in files.items()}
+
+    assert pages == {
+        "fpdf2": 3,
+        "fpdf2, updated": 3,
+        "pypdf": 4,
+        "pypdf, updated twice": 2,
+        "signed by the server": 2,
+        "signed by the agency": 2,
+        "signed, then updated": 2,
+    }
 
 
 # --- A key given twice (real scanner apps write some) -------------------------------
