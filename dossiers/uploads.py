@@ -489,7 +489,11 @@ _ACTIVE_ACTIONS = {
     "/RichMediaExecute",
 }
 _AUTOMATIC_ACTIONS = {"/URI"}  # refused where they run by themselves: /OpenAction, /AA
-_AUTOMATIC_KEYS = {"/OpenAction", "/AA"}
+# How the walk reached an item: what runs without a click is the value of /OpenAction
+# (an action, or a destination), each action of an /AA dictionary (its values), and
+# their /Next chains; not what an action points at (a go-to's page, whose links wait
+# for a click: fpdf2 and office suites open the first page by an /OpenAction).
+_CLICKED, _RUN, _TRIGGERS = 0, 1, 2
 _ACTIVE_TYPES = {"/EmbeddedFile"}
 # An object's header anywhere in the file: objects outside the cross-reference table
 # (earlier revisions, orphans a repairing reader finds) are looked at too. Only
@@ -1028,25 +1032,32 @@ def _is_active(obj: DictionaryObject, automatic: bool) -> str | None:
     return None
 
 
+def _reached(key: Any, reached: int) -> int:
+    """How the value of `key`, in a dictionary the walk `reached` so, is reached."""
+    if key == "/OpenAction" or (reached == _TRIGGERS) or (reached == _RUN and key == "/Next"):
+        return _RUN
+    return _TRIGGERS if key == "/AA" else _CLICKED
+
+
 class _Walk:
     """Walks objects (dictionary keys and values, never stream contents) and their
-    references, each referenced object once (twice at most: whatever hangs under
-    /OpenAction or /AA, and their /Next chains, runs without a click, so it is looked
-    at again with that in mind). `read` collects the (number, generation) of each
-    object the reader resolved."""
+    references, each referenced object once (three times at most: an action that runs
+    without a click, or an /AA dictionary, is looked at again with that in mind, see
+    `_reached`). `read` collects the (number, generation) of each object the reader
+    resolved."""
 
     def __init__(self, budget: _Budget) -> None:
         self.budget = budget
-        self.seen: set[tuple[int, int, bool]] = set()
+        self.seen: set[tuple[int, int, int]] = set()
         self.read: set[tuple[int, int]] = set()
 
     def __call__(self, root: Any) -> str | None:
         """The first active element reachable from `root`."""
-        stack: list[tuple[Any, bool]] = [(root, False)]
+        stack: list[tuple[Any, int]] = [(root, _CLICKED)]
         while stack:
-            item, automatic = stack.pop()
+            item, reached = stack.pop()
             if isinstance(item, IndirectObject):
-                ref = (item.idnum, item.generation, automatic)
+                ref = (item.idnum, item.generation, reached)
                 if ref in self.seen:
                     continue
                 self.seen.add(ref)
@@ -1055,14 +1066,12 @@ class _Walk:
                 if item is not None and not isinstance(item, NullObject):
                     self.read.add(ref[:2])
             if isinstance(item, DictionaryObject):  # includes streams' dictionaries
-                found = _is_active(item, automatic)
+                found = _is_active(item, reached != _CLICKED)
                 if found:
                     return found
-                stack.extend(
-                    (value, automatic or key in _AUTOMATIC_KEYS) for key, value in _entries(item)
-                )
-            elif isinstance(item, ArrayObject):
-                stack.extend((value, automatic) for value in item)
+                stack.extend((value, _reached(key, reached)) for key, value in _entries(item))
+            elif isinstance(item, ArrayObject):  # a /Next list, a destination
+                stack.extend((value, reached) for value in item)
         return None
 
 

@@ -650,6 +650,54 @@ def test_what_pypdf_reports_is_seen_with_logging_silenced(
     assert [record for record in caplog.records if record.name.startswith("pypdf")] == []
 
 
+# --- What an open action points at -------------------------------------------------
+# fpdf2 and office suites open the first page by an /OpenAction (a destination): the
+# links on that page still wait for a click. What the action runs, its /Next chain and
+# the page's own open actions, runs by itself.
+
+_PAGE_WITH_LINK = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Annots [4 0 R] >>"
+_LINK_ANNOTATION = b"<< /Type /Annot /Subtype /Link /Rect [50 50 200 80] /A " + _LINK + b" >>"
+
+
+@pytest.mark.parametrize(
+    "open_action",
+    [b"[3 0 R /FitH null]", b"[3 0 R /XYZ null null 0]", b"<< /S /GoTo /D [3 0 R /Fit] >>"],
+)
+def test_a_link_on_the_page_an_open_action_shows_is_accepted(open_action: bytes) -> None:
+    catalog = b"<< /Type /Catalog /Pages 2 0 R /OpenAction " + open_action + b" >>"
+    data = _classic({**_CATALOG, 1: catalog, 3: _PAGE_WITH_LINK, 4: _LINK_ANNOTATION})
+
+    assert inspect_pdf(io.BytesIO(data)).pages == 1
+
+
+def test_a_link_as_fpdf2_writes_it_is_accepted() -> None:
+    pdf = new_document("Biên nhận")
+    pdf.cell(text="Tra cứu hồ sơ", link="https://dichvucong.gov.vn/")
+    data = bytes(pdf.output())
+    assert b"/OpenAction [3 0 R /FitH null]" in data
+
+    assert inspect_pdf(io.BytesIO(data)).pages == 1
+
+
+@pytest.mark.parametrize(
+    ("open_action", "page"),
+    [
+        # The page shown opens a web address by itself.
+        (b"[3 0 R /Fit]", _PAGE_WITH_LINK[:-2] + b"/AA << /O " + _LINK + b" >> >>"),
+        # The go-to's /Next list does.
+        (b"<< /S /GoTo /D [3 0 R /Fit] /Next [5 0 R " + _LINK + b"] >>", _PAGE_WITH_LINK),
+        (b"<< /S /GoTo /D [3 0 R /Fit] /Next 6 0 R >>", _PAGE_WITH_LINK),
+    ],
+)
+def test_what_an_open_action_runs_is_still_refused(open_action: bytes, page: bytes) -> None:
+    catalog = b"<< /Type /Catalog /Pages 2 0 R /OpenAction " + open_action + b" >>"
+    objects = {1: catalog, 3: page, 4: _LINK_ANNOTATION, 5: _GO_TO, 6: _LINK}
+
+    error = _error(_classic({**_CATALOG, **objects}))
+
+    assert (error.code, error.details) == ("pdf_active_content", {"found": "/URI"})
+
+
 # --- A stream's /Length given twice -------------------------------------------------
 # pypdf cuts a stream's data with the first /Length, pdf.js, PDFium, qpdf and MuPDF
 # with the last (each rereads up to the first "endstream" when its length lands
