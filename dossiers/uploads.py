@@ -14,7 +14,10 @@ benchmark or a worker can call them directly:
   the catalogue, in an object stream, or only in the file's bytes. A key given twice
   in one dictionary is read as PDF viewers read it (the last value wins) and every
   one of its values is checked; a stream whose /Length is given twice with
-  different values is refused (see `_stream_lengths_differ`).
+  different values is refused (see `_stream_lengths_differ`), as is a file with an
+  object pypdf cannot read, or reads only in part (`_PypdfReports`), or with a
+  comment before a stream's data (`_comment_before_stream`): where pypdf and viewers
+  would read different things, the file is refused rather than guessed at.
 
 Every refusal is an `ApiError` with a stable code.
 """
@@ -486,7 +489,11 @@ _ACTIVE_ACTIONS = {
     "/RichMediaExecute",
 }
 _AUTOMATIC_ACTIONS = {"/URI"}  # refused where they run by themselves: /OpenAction, /AA
-_AUTOMATIC_KEYS = {"/OpenAction", "/AA"}
+# How the walk reached an item: what runs without a click is the value of /OpenAction
+# (an action, or a destination), each action of an /AA dictionary (its values), and
+# their /Next chains; not what an action points at (a go-to's page, whose links wait
+# for a click: fpdf2 and office suites open the first page by an /OpenAction).
+_CLICKED, _RUN, _TRIGGERS = 0, 1, 2
 _ACTIVE_TYPES = {"/EmbeddedFile"}
 # An object's header anywhere in the file: objects outside the cross-reference table
 # (earlier revisions, orphans a repairing reader finds) are looked at too. Only
@@ -506,6 +513,10 @@ _WHITESPACE = b" \t\n\r\f\0"
 # headers does not see them.
 _TRAILER = re.compile(rb"trailer" + _SEPARATORS + rb"(?=<<)")
 _START_XREF = re.compile(rb"startxref" + _SEPARATORS + rb"([0-9]{1,10})")
+# A dictionary's end followed by a comment (then maybe more white-space and comments):
+# where "stream" comes next, a viewer reads a stream and pypdf a dictionary.
+_COMMENT_AFTER_DICTIONARY = re.compile(rb">>[ \t\r\n\f\0]*+%")
+_REST_OF_COMMENTS = re.compile(rb"[^\r\n]*+" + _SEPARATORS)
 # Nesting the re-reading of a dictionary with a key given twice follows at most.
 _MAX_DEPTH = 200
 # Object numbers and offsets at the head of an object stream.
@@ -533,7 +544,7 @@ def pdf_unreadable(details: dict[str, Any] | None = None) -> Unprocessable:
 @dataclass
 class _PypdfReports:
     """What pypdf reports only as warnings, collected for the inspection running in
-    this context (by a filter on its loggers, whatever LOG_LEVEL says):
+    this context (by its loggers' class, whatever the logging configuration says):
 
     - a key given twice in one dictionary (real scanner apps and generators write
       some): pypdf keeps the first value and drops the others unseen, PDF viewers
@@ -542,7 +553,16 @@ class _PypdfReports:
       dictionary cannot be read again is in `unresolved_keys`, and refused;
     - a cross-reference entry pypdf drops because it cannot read the header there
       (`4 %c\n0 obj`): a reader whose lexer skips the comment still finds the object
-      where the table says, so the scan reads it there.
+      where the table says, so the scan reads it there;
+    - a dictionary pypdf read only up to a value it could not read (`partial_reads`),
+      keeping the keys before it and dropping the rest unseen, where a viewer's
+      parser may read on (pdf.js takes `}` as a value and goes on to an /OpenAction).
+
+    And `unreadable_objects`: the objects (number, generation) pypdf could not read,
+    or read only in part, that the check met (walked to, or found in the bytes: a
+    viewer rebuilding a damaged file's table reads every object whose header it
+    finds, with its own recovery). The file is refused: what a viewer makes of them
+    cannot be told.
 
     And, found when an object is read again with every value, the values of a
     stream's /Length given more than once (`stream_lengths`, one list per stream):
@@ -553,6 +573,8 @@ class _PypdfReports:
     unresolved_keys: list[str] = field(default_factory=list)
     dropped_entries: list[tuple[int, int, int]] = field(default_factory=list)
     stream_lengths: list[list[Any]] = field(default_factory=list)
+    partial_reads: int = 0
+    unreadable_objects: list[tuple[int, int]] = field(default_factory=list)
 
 
 _PYPDF_REPORTS: ContextVar[_PypdfReports | None] = ContextVar("pypdf_reports", default=None)
@@ -564,25 +586,52 @@ def _duplicates_reported() -> int:
     return len(reports.duplicate_keys) if reports is not None else 0
 
 
-class _CollectPypdfReports(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        reports = _PYPDF_REPORTS.get()
-        values = record.args
-        if reports is None or not isinstance(values, dict):
-            return logging.getLogger("pypdf").isEnabledFor(record.levelno)
-        message = str(record.msg)
-        if message.startswith("Multiple definitions in dictionary"):
-            reports.duplicate_keys.append(str(values.get("key")))
-        elif message.startswith("Ignoring wrong pointing object"):
-            reports.dropped_entries.append((values["offset"], values["id"], values["gen"]))
-        # Logged only as the configuration says (the level set below is ours).
-        return logging.getLogger("pypdf").isEnabledFor(record.levelno)
+def _partial_reads() -> int:
+    """How many dictionaries pypdf has read only in part so far in this inspection."""
+    reports = _PYPDF_REPORTS.get()
+    return reports.partial_reads if reports is not None else 0
+
+
+def _note_unreadable(number: int, generation: int) -> None:
+    reports = _PYPDF_REPORTS.get()
+    if reports is not None:
+        reports.unreadable_objects.append((number, generation))
+
+
+def _collect(record: logging.LogRecord) -> None:
+    reports = _PYPDF_REPORTS.get()
+    values = record.args
+    if reports is None or not isinstance(values, dict):
+        return
+    message = str(record.msg)
+    if message.startswith("Multiple definitions in dictionary"):
+        reports.duplicate_keys.append(str(values.get("key")))
+    elif message.startswith("Ignoring wrong pointing object"):
+        reports.dropped_entries.append((values["offset"], values["id"], values["gen"]))
+    elif message == "%(exception)s" and record.name == "pypdf.generic._data_structures":
+        reports.partial_reads += 1  # a dictionary's "return partial data"
+
+
+class _ReportingLogger(logging.Logger):
+    """The class of pypdf's loggers whose warnings the inspection collects: while one
+    runs in this context, every warning reaches `_collect`, whatever the logging
+    configuration says (a level, `logging.disable`, a logger disabled by a dictConfig:
+    each stops a record before a logger's filters see it). It is then logged only as
+    that configuration says."""
+
+    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 (logging.Logger's name)
+        return _PYPDF_REPORTS.get() is not None or super().isEnabledFor(level)
+
+    def handle(self, record: logging.LogRecord) -> None:
+        _collect(record)
+        if super().isEnabledFor(record.levelno):
+            super().handle(record)
 
 
 for _name in ("pypdf.generic._data_structures", "pypdf._reader"):
-    logging.getLogger(_name).addFilter(_CollectPypdfReports())
-    # The filter only sees the records the logger lets through, whatever LOG_LEVEL.
-    logging.getLogger(_name).setLevel(logging.WARNING)
+    # The logger pypdf asks for by name, given our class (a logger made before this
+    # import, by a configuration naming it, keeps its handlers and filters).
+    logging.getLogger(_name).__class__ = _ReportingLogger
 
 
 class _TooComplex(Exception):
@@ -763,6 +812,25 @@ def _whole_number(value: Any) -> int | None:
     return int(value) if isinstance(value, NumberObject) else None
 
 
+def _comment_before_stream(data: bytes) -> bool:
+    """Whether a dictionary is followed by a comment, then the keyword "stream".
+
+    pdf.js, PDFium and Acrobat skip a comment as white-space and read a stream there;
+    pypdf (its `_read_stream_data`) looks only past white-space, reads a plain
+    dictionary, and never sees the data: an object stream written so is invisible to
+    the scan (its members, a script among them), wherever it sits. Searched in the
+    raw bytes, nested dictionaries and objects pypdf cannot read included. Each
+    comment is gone over once: a `>>` inside a comment that led nowhere leads to the
+    same place."""
+    position = 0
+    while (found := _COMMENT_AFTER_DICTIONARY.search(data, position)) is not None:
+        rest = _REST_OF_COMMENTS.match(data, found.end())
+        position = rest.end() if rest is not None else found.end()
+        if data.startswith(b"stream", position):
+            return True
+    return False
+
+
 def _read_every_value(
     source: io.BytesIO, position: int, reader: PdfReader, budget: _Budget, *, report: bool = True
 ) -> Any:
@@ -820,6 +888,13 @@ class _Reader(PdfReader):
     def get_object(self, indirect_reference: int | IndirectObject) -> Any:
         if isinstance(indirect_reference, int):
             indirect_reference = IndirectObject(indirect_reference, 0, self)
+        partial = _partial_reads()
+        found = self._read(indirect_reference)
+        if _partial_reads() > partial:
+            _note_unreadable(indirect_reference.idnum, indirect_reference.generation)
+        return found
+
+    def _read(self, indirect_reference: IndirectObject) -> Any:
         number, generation = indirect_reference.idnum, indirect_reference.generation
         if (generation, number) in self.resolved_objects:
             return super().get_object(indirect_reference)
@@ -957,25 +1032,32 @@ def _is_active(obj: DictionaryObject, automatic: bool) -> str | None:
     return None
 
 
+def _reached(key: Any, reached: int) -> int:
+    """How the value of `key`, in a dictionary the walk `reached` so, is reached."""
+    if key == "/OpenAction" or (reached == _TRIGGERS) or (reached == _RUN and key == "/Next"):
+        return _RUN
+    return _TRIGGERS if key == "/AA" else _CLICKED
+
+
 class _Walk:
     """Walks objects (dictionary keys and values, never stream contents) and their
-    references, each referenced object once (twice at most: whatever hangs under
-    /OpenAction or /AA, and their /Next chains, runs without a click, so it is looked
-    at again with that in mind). `read` collects the (number, generation) of each
-    object the reader resolved."""
+    references, each referenced object once (three times at most: an action that runs
+    without a click, or an /AA dictionary, is looked at again with that in mind, see
+    `_reached`). `read` collects the (number, generation) of each object the reader
+    resolved."""
 
     def __init__(self, budget: _Budget) -> None:
         self.budget = budget
-        self.seen: set[tuple[int, int, bool]] = set()
+        self.seen: set[tuple[int, int, int]] = set()
         self.read: set[tuple[int, int]] = set()
 
     def __call__(self, root: Any) -> str | None:
         """The first active element reachable from `root`."""
-        stack: list[tuple[Any, bool]] = [(root, False)]
+        stack: list[tuple[Any, int]] = [(root, _CLICKED)]
         while stack:
-            item, automatic = stack.pop()
+            item, reached = stack.pop()
             if isinstance(item, IndirectObject):
-                ref = (item.idnum, item.generation, automatic)
+                ref = (item.idnum, item.generation, reached)
                 if ref in self.seen:
                     continue
                 self.seen.add(ref)
@@ -984,14 +1066,12 @@ class _Walk:
                 if item is not None and not isinstance(item, NullObject):
                     self.read.add(ref[:2])
             if isinstance(item, DictionaryObject):  # includes streams' dictionaries
-                found = _is_active(item, automatic)
+                found = _is_active(item, reached != _CLICKED)
                 if found:
                     return found
-                stack.extend(
-                    (value, automatic or key in _AUTOMATIC_KEYS) for key, value in _entries(item)
-                )
-            elif isinstance(item, ArrayObject):
-                stack.extend((value, automatic) for value in item)
+                stack.extend((value, _reached(key, reached)) for key, value in _entries(item))
+            elif isinstance(item, ArrayObject):  # a /Next list, a destination
+                stack.extend((value, reached) for value in item)
         return None
 
 
@@ -1035,7 +1115,10 @@ def _every_object(
         ):
             continue
         done.add(end)
+        partial = _partial_reads()
         obj = yield from _parse_every_value(source, end, reader)
+        if obj is None or _partial_reads() > partial:
+            _note_unreadable(number, generation)
         if isinstance(obj, StreamObject) and obj.get("/Type") == "/ObjStm":
             encryption = reader._encryption  # names are never encrypted, stream data is
             if encryption is not None:
@@ -1101,7 +1184,11 @@ def _object_stream_members(
         ):
             continue
         offsets.add(offset)
-        yield from _parse_every_value(member, first + offset, reader)
+        partial = _partial_reads()
+        if (yield from _parse_every_value(member, first + offset, reader)) is None or (
+            _partial_reads() > partial
+        ):
+            _note_unreadable(member_number, 0)
 
 
 def _find_active_content(
@@ -1146,6 +1233,8 @@ def inspect_pdf(fileobj: IO[bytes], *, max_pages: int | None = None) -> PdfInfo:
     collecting = _PYPDF_REPORTS.set(reports)
     try:
         data = fileobj.read()
+        if _comment_before_stream(data):
+            raise pdf_unreadable({"reason": "comment_before_stream"})
         reader = _Reader(data, _Budget())
         if reader.is_encrypted and not reader.decrypt(""):
             raise Unprocessable(
@@ -1176,4 +1265,10 @@ def inspect_pdf(fileobj: IO[bytes], *, max_pages: int | None = None) -> PdfInfo:
         raise pdf_unreadable({"reason": "duplicate_key", "key": reports.unresolved_keys[0]})
     if lengths_differ:
         raise pdf_unreadable({"reason": "duplicate_key", "key": "/Length"})
+    if reports.unreadable_objects or reports.partial_reads:
+        details = {"reason": "unreadable_object"}
+        if reports.unreadable_objects:
+            number, generation = reports.unreadable_objects[0]
+            details["object"] = f"{number} {generation}"
+        raise pdf_unreadable(details)
     return PdfInfo(pages=pages)

@@ -13,11 +13,15 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from pypdf import PdfWriter
 from pypdf import _reader as pypdf_reader
 
 from backend.errors import ApiError
+from backend.pdf import new_document, qr_png
 from dossiers import uploads
+from dossiers.result_signatures import sign_result
 from dossiers.uploads import inspect_pdf
+from tests.documents import pki as pki_files
 from tests.dossiers.attachments import samples
 
 _CATALOG = {
@@ -53,13 +57,17 @@ def _classic(
     return bytes(out) + tail
 
 
-def _object_stream(header: bytes, body: bytes, count: int) -> bytes:
+def _object_stream(header: bytes, body: bytes, count: int, *, before: bytes = b"\n") -> bytes:
+    """A clean file and an object stream (object 5) nothing refers to; `before` is
+    written between its dictionary and "stream"."""
     data = zlib.compress(header + body)
     return _classic(
         {
             **_CATALOG,
-            5: b"<< /Type /ObjStm /N %d /First %d /Filter /FlateDecode /Length %d >>\nstream\n"
+            5: b"<< /Type /ObjStm /N %d /First %d /Filter /FlateDecode /Length %d >>"
             % (count, len(header), len(data))
+            + before
+            + b"stream\n"
             + data
             + b"\nendstream",
         }
@@ -256,6 +264,185 @@ def test_a_listed_object_whose_header_has_a_comment_is_scanned() -> None:
     assert (error.code, error.details) == ("pdf_active_content", {"found": "/JS"})
 
 
+# --- A comment between a dictionary and "stream" ------------------------------------
+# pdf.js, PDFium and Acrobat skip the comment and read a stream; pypdf reads a plain
+# dictionary and never sees the data (an object stream's members above all).
+
+_COMMENT_BEFORE_STREAM = ("pdf_unreadable", {"reason": "comment_before_stream"})
+
+
+@pytest.mark.parametrize("member", [_SCRIPT, b"<< /S /Launch /F (cmd.exe) >>"])
+@pytest.mark.parametrize("before", [b" % c\n", b"\n%c\r\n% d\n", b"%\r"])
+def test_an_object_stream_after_a_comment_is_refused(member: bytes, before: bytes) -> None:
+    # Nothing refers to it: a viewer rebuilding a damaged file's table finds object 9.
+    data = _object_stream(b"9 0 ", member, 1, before=before)
+    plain = _object_stream(b"9 0 ", member, 1)
+
+    error = _error(data)
+
+    assert (error.code, error.details) == _COMMENT_BEFORE_STREAM
+    assert _error(plain).code == "pdf_active_content"  # as a viewer reads it
+
+
+def test_an_object_stream_after_a_comment_the_table_leads_to_is_refused_with_the_reason() -> None:
+    # The open action is compressed in it: pypdf finds no stream where the table says.
+    catalog = b"<< /Type /Catalog /Pages 2 0 R /OpenAction 4 0 R >>"
+    listed = samples._raw_pdf({**_CATALOG, 1: catalog}, {4: _GO_TO})
+    at = listed.index(b" >>\nstream", listed.index(b"/Type /ObjStm"))
+    commented = listed[:at] + b">>%\n" + listed[at + 4 :]  # the same length
+
+    error = _error(commented)
+
+    assert inspect_pdf(io.BytesIO(listed)).pages == 1
+    assert (error.code, error.details) == _COMMENT_BEFORE_STREAM
+
+
+def test_comments_after_many_dictionary_ends_are_gone_over_once() -> None:
+    # One line of ">>%" a million bytes long: each ">>" in it starts a comment that
+    # runs to the end of the line.
+    data = _classic(_CATALOG, tail=b"%" + b">>%" * 300_000 + b"\n")
+    rest = uploads._REST_OF_COMMENTS
+
+    with mock.patch.object(uploads, "_REST_OF_COMMENTS", mock.Mock(wraps=rest)) as comments:
+        assert inspect_pdf(io.BytesIO(data)).pages == 1
+
+    assert comments.match.call_count == 1
+
+
+# --- Objects pypdf cannot read ------------------------------------------------------
+# A viewer rebuilding a damaged file's table reads every object whose header it finds,
+# with a recovery of its own: one pypdf cannot read, or reads only in part, is refused.
+
+
+def _unreadable(number: int) -> tuple[str, dict[str, str]]:
+    return ("pdf_unreadable", {"reason": "unreadable_object", "object": f"{number} 0"})
+
+
+@pytest.mark.parametrize("member", [_SCRIPT, b"<< /S /Launch /F (cmd.exe) >>"])
+def test_an_object_stream_pypdf_cannot_read_is_refused(member: bytes) -> None:
+    # Something after "stream" on its line: pypdf gives up on the object, pdf.js
+    # starts the data on the next line. Nothing refers to it.
+    data = _object_stream(b"9 0 ", member, 1).replace(b">>\nstream\n", b">>\nstream x\n")
+    plain = _object_stream(b"9 0 ", member, 1)
+
+    error = _error(data)
+
+    assert (error.code, error.details) == _unreadable(5)
+    assert _error(plain).code == "pdf_active_content"  # as a viewer reads it
+
+
+@pytest.mark.parametrize(
+    ("objects", "number"),
+    [
+        # pypdf keeps the keys before a value it cannot read ("}") and drops the rest;
+        # pdf.js takes "}" as a value and reads on. The catalogue, walked to:
+        ({1: b"<< /Type /Catalog /Pages 2 0 R /X } /OpenAction " + _SCRIPT + b" >>"}, 1),
+        # an object nothing refers to:
+        ({4: b"<< /Type /Action /X } /S /Launch /F (cmd.exe) >>"}, 4),
+    ],
+)
+def test_a_dictionary_pypdf_reads_only_in_part_is_refused(
+    objects: dict[int, bytes], number: int
+) -> None:
+    error = _error(_classic({**_CATALOG, **objects}))
+
+    assert (error.code, error.details) == _unreadable(number)
+
+
+def test_a_compressed_dictionary_pypdf_reads_only_in_part_is_refused() -> None:
+    data = _object_stream(b"9 0 ", b"<< /Type /Action /X } /S /Launch /F (cmd.exe) >>", 1)
+
+    error = _error(data)
+
+    assert (error.code, error.details) == _unreadable(9)
+
+
+def test_an_object_in_part_read_beyond_the_table_is_refused_without_a_number() -> None:
+    # A trailer is no object: nothing to name.
+    data = _classic(_CATALOG).replace(b"/Root 1 0 R", b"/Root 1 0 R /X } /Y 1")
+
+    error = _error(data)
+
+    assert (error.code, error.details) == ("pdf_unreadable", {"reason": "unreadable_object"})
+
+
+@pytest.mark.parametrize(
+    "objects",
+    [
+        # A comment after a dictionary that is no stream, and one inside a stream's.
+        {4: b"<< /Producer (Scanner) >> % written by the scanner"},
+        {4: b"<< /Length 3 % the data\n >>\nstream\nabc\nendstream"},
+        # A dictionary's end and a comment inside a string.
+        {4: b"<< /Title (a >> % b) >>"},
+        # An empty object and a null one (some generators write them for freed numbers).
+        {4: b""},
+        {4: b"null"},
+        # Text that reads as a header, inside a string: its body is read and parses.
+        {4: b"<< /Title (4 0 obj 5) >>"},
+    ],
+)
+def test_objects_pypdf_and_viewers_read_alike_are_accepted(objects: dict[int, bytes]) -> None:
+    assert inspect_pdf(io.BytesIO(_classic({**_CATALOG, **objects}))).pages == 1
+
+
+def _fpdf2_paper(pages: int) -> bytes:
+    """As the project writes its own papers (fpdf2, the Vietnamese font), with a photo,
+    a picture with transparency and a QR code on each page, compressed."""
+    pdf = new_document("Giấy khai sinh")
+    for page in range(pages):
+        if page:
+            pdf.add_page()
+        pdf.multi_cell(0, 8, text="Cộng hòa xã hội chủ nghĩa Việt Nam. " * 10)
+        pdf.image(io.BytesIO(samples.jpeg_bytes()), x=20, y=120, w=80)
+        pdf.image(io.BytesIO(samples.png_bytes(mode="RGBA")), x=110, y=120, w=60)
+        pdf.image(io.BytesIO(qr_png("https://dichvucong.gov.vn/")), x=20, y=200, w=30)
+    return bytes(pdf.output())
+
+
+def _updated(data: bytes) -> bytes:
+    """`data` updated incrementally by pypdf: a page and the document information
+    replaced by new objects of the same numbers, the old ones left in the file."""
+    writer = PdfWriter(io.BytesIO(data), incremental=True)
+    writer.add_metadata({"/Title": "Bản cập nhật"})
+    writer.pages[0].rotate(90)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_pdfs_as_libraries_write_them_are_accepted(settings: Any) -> None:
+    # What citizens upload, and the results agencies sign (re-uploaded from the wallet).
+    pki = pki_files.configure(settings, "SIGNER")
+    paper = _fpdf2_paper(3)
+    signed = sign_result("SIGNER", _fpdf2_paper(2), "ABCD1234")  # the project's own
+    files = {
+        "fpdf2": paper,
+        "fpdf2, updated": _updated(paper),
+        "pypdf": samples.pdf_bytes(4),
+        "pypdf, updated twice": _updated(_updated(samples.pdf_bytes(2))),
+        "signed by the server": signed,
+        "signed by the agency": pki_files.sign_with(pki, "agency", pki_files.make_pdf(pages=2)),
+        "signed, then updated": _updated(signed),
+    }
+    # Each update a revision of its own, after the first one's end-of-file marker.
+    assert [files[name].count(b"%%EOF") for name in ("fpdf2, updated", "pypdf, updated twice")] == [
+        2,
+        3,
+    ]
+
+    pages = {name: inspect_pdf(io.BytesIO(data)).pages for name, data in files.items()}
+
+    assert pages == {
+        "fpdf2": 3,
+        "fpdf2, updated": 3,
+        "pypdf": 4,
+        "pypdf, updated twice": 2,
+        "signed by the server": 2,
+        "signed by the agency": 2,
+        "signed, then updated": 2,
+    }
+
+
 # --- A key given twice (real scanner apps write some) -------------------------------
 # pdf.js, PDFium, qpdf and MuPDF use the last value, pypdf the first, poppler the last
 # (or any, from 32 keys up): the check looks at every value, the reader serves the last.
@@ -423,6 +610,92 @@ def test_keys_given_twice_are_seen_whatever_the_log_level(
     assert (error.code, error.details) == ("pdf_active_content", {"found": "/JS"})
     # Nor is the warning logged, which the level holds back.
     assert [record for record in caplog.records if record.name.startswith("pypdf")] == []
+
+
+@pytest.mark.parametrize(
+    ("objects", "headers", "found"),
+    [
+        # A key given twice (the script is the value pypdf drops).
+        ({1: _CATALOG[1][:-2] + b"/OpenAction 5 0 R /OpenAction " + _SCRIPT + b" >>"}, {}, "/JS"),
+        # A table entry pypdf drops (a comment in the header): the scan reads it there.
+        ({4: _SCRIPT}, {4: b"4 %c\n0 obj\n"}, "/JS"),
+    ],
+)
+@pytest.mark.parametrize("silenced", ["logging.disable", "logger disabled"])
+def test_what_pypdf_reports_is_seen_with_logging_silenced(
+    objects: dict[int, bytes],
+    headers: dict[int, bytes],
+    found: str,
+    silenced: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # logging.disable stops a record before any logger sees it; a dictConfig with
+    # disable_existing_loggers disables the loggers made before it.
+    data = _classic({**_CATALOG, 5: _GO_TO, **objects}, headers=headers)
+    loggers = [
+        logging.getLogger(name) for name in ("pypdf.generic._data_structures", "pypdf._reader")
+    ]
+    if silenced == "logging.disable":
+        logging.disable(logging.CRITICAL)
+    for logger in loggers if silenced == "logger disabled" else ():
+        logger.disabled = True
+    try:
+        error = _error(data)
+    finally:
+        logging.disable(logging.NOTSET)
+        for logger in loggers:
+            logger.disabled = False
+
+    assert (error.code, error.details) == ("pdf_active_content", {"found": found})
+    assert [record for record in caplog.records if record.name.startswith("pypdf")] == []
+
+
+# --- What an open action points at -------------------------------------------------
+# fpdf2 and office suites open the first page by an /OpenAction (a destination): the
+# links on that page still wait for a click. What the action runs, its /Next chain and
+# the page's own open actions, runs by itself.
+
+_PAGE_WITH_LINK = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Annots [4 0 R] >>"
+_LINK_ANNOTATION = b"<< /Type /Annot /Subtype /Link /Rect [50 50 200 80] /A " + _LINK + b" >>"
+
+
+@pytest.mark.parametrize(
+    "open_action",
+    [b"[3 0 R /FitH null]", b"[3 0 R /XYZ null null 0]", b"<< /S /GoTo /D [3 0 R /Fit] >>"],
+)
+def test_a_link_on_the_page_an_open_action_shows_is_accepted(open_action: bytes) -> None:
+    catalog = b"<< /Type /Catalog /Pages 2 0 R /OpenAction " + open_action + b" >>"
+    data = _classic({**_CATALOG, 1: catalog, 3: _PAGE_WITH_LINK, 4: _LINK_ANNOTATION})
+
+    assert inspect_pdf(io.BytesIO(data)).pages == 1
+
+
+def test_a_link_as_fpdf2_writes_it_is_accepted() -> None:
+    pdf = new_document("Biên nhận")
+    pdf.cell(text="Tra cứu hồ sơ", link="https://dichvucong.gov.vn/")
+    data = bytes(pdf.output())
+    assert b"/OpenAction [3 0 R /FitH null]" in data
+
+    assert inspect_pdf(io.BytesIO(data)).pages == 1
+
+
+@pytest.mark.parametrize(
+    ("open_action", "page"),
+    [
+        # The page shown opens a web address by itself.
+        (b"[3 0 R /Fit]", _PAGE_WITH_LINK[:-2] + b"/AA << /O " + _LINK + b" >> >>"),
+        # The go-to's /Next list does.
+        (b"<< /S /GoTo /D [3 0 R /Fit] /Next [5 0 R " + _LINK + b"] >>", _PAGE_WITH_LINK),
+        (b"<< /S /GoTo /D [3 0 R /Fit] /Next 6 0 R >>", _PAGE_WITH_LINK),
+    ],
+)
+def test_what_an_open_action_runs_is_still_refused(open_action: bytes, page: bytes) -> None:
+    catalog = b"<< /Type /Catalog /Pages 2 0 R /OpenAction " + open_action + b" >>"
+    objects = {1: catalog, 3: page, 4: _LINK_ANNOTATION, 5: _GO_TO, 6: _LINK}
+
+    error = _error(_classic({**_CATALOG, **objects}))
+
+    assert (error.code, error.details) == ("pdf_active_content", {"found": "/URI"})
 
 
 # --- A stream's /Length given twice -------------------------------------------------

@@ -146,7 +146,7 @@ def _body_start(data: bytes, number: int, reader: _Reader) -> int:
 
 def test_pypdf_reports_a_key_given_twice_and_a_dropped_table_entry() -> None:
     # Logged as warnings only: the messages and their arguments are what the check
-    # collects (`_CollectPypdfReports`).
+    # collects (`_collect`).
     catalog = b"<< /Type /Catalog /Pages 2 0 R /Lang (vi) /Lang (en) >>"
     data = _classic({**_CATALOG, 1: catalog, 4: b"<< >>"}, headers={4: b"4 %c\n0 obj\n"})
 
@@ -219,4 +219,16 @@ def test_pypdf_reports_a_length_given_twice_before_it_fails_on_the_first() -> No
     assert isinstance(found, PyPdfError), "pypdf now reads a stream beyond its length limit"
     assert reports.duplicate_keys == ["/Length"], (
         "pypdf no longer reports a key given twice before reading the stream's data"
+    )
+
+
+def test_pypdf_reports_a_dictionary_it_reads_only_in_part() -> None:
+    # Its "return partial data" is logged as "%(exception)s" only: the check collects
+    # it (`_PypdfReports.partial_reads`) and refuses the file.
+    found, reports = _stream_as_pypdf_reads_it(b"<< /Type /Action /X } /S /Launch >>")
+
+    assert found == {"/Type": "/Action"}, "pypdf no longer keeps the keys before a broken value"
+    assert reports.partial_reads == 1, (
+        "pypdf no longer logs '%(exception)s' on pypdf.generic._data_structures when it "
+        "returns a dictionary read in part: such objects go unrefused"
     )
