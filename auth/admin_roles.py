@@ -4,7 +4,8 @@
   number as by a whole number written as people write it (`PhoneSearch`). Each
   citizen's row they open in an audited admin (its page, its delete confirmation or its
   history) is a look-up (`AuditedAccountViews`, the superuser-only admins and the
-  support records included), authenticator or not, and so is each search in an
+  support records included), authenticator or not, and so is each job of the queue they
+  open whose arguments are personal (`record_job_look_up`), and each search in an
   admin of citizens' rows, never what was typed (`record_superuser_search`: the user
   pages, the superuser-only admins and the others through `AuditedSuperuserSearch`, the
   admins of dossier rows through `dossiers.admin_scope`).
@@ -483,6 +484,35 @@ def record_superuser_search(
         support.record_look_up(
             staff, None, context=support_context(request), by="search", found=rows.exists()
         )
+
+
+def record_job_look_up(request: HttpRequest, personal: dict[str, Any]) -> None:
+    """A superuser opened a job of the queue whose personal arguments (`personal`, by
+    name) they read whole (`backend.job_admin`, through `settings.JOB_ADMIN_LOOK_UP`): a
+    look-up of the account of each whole phone number or citizen ID among them, as a
+    search by it is (`record_superuser_search`); of nobody found where none is an
+    account's (a number no account holds any more, a text). Never the values."""
+    phones: set[str] = set()
+    citizen_ids: set[str] = set()
+    for value in personal.values():
+        if not isinstance(value, str):
+            continue
+        if (phone := parse_phone(value)) is not None:
+            phones.add(phone)
+        elif support.CITIZEN_ID.match(value.strip()):
+            citizen_ids.add(value.strip())
+    accounts = (
+        list(
+            User.objects.filter(Q(phone__in=phones) | Q(citizen_id__in=citizen_ids)).order_by("pk")
+        )
+        if phones or citizen_ids
+        else []
+    )
+    staff: User = request.user  # type: ignore[assignment]
+    for account in accounts:
+        support.record_account_view(staff, account, context=support_context(request), by="job")
+    if not accounts:
+        support.record_look_up(staff, None, context=support_context(request), by="job", found=False)
 
 
 def _looked_up(request: HttpRequest, phone: str) -> User | None:
