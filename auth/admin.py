@@ -8,7 +8,8 @@ record for every step. The audit trail is read-only here and in the database.
 Staff sign in with their password and, once they have it, their authenticator
 code (auth.admin_login); support pages refuse staff without TOTP with a page
 that says what to do; the resets and the audit trail open to them on the support
-permission alone, as in the API. The user pages list and show citizens, so for everyone
+permission alone, as in the API, each reset or record opened an audited look-up of its
+citizen. The user pages list and show citizens, so for everyone
 but superusers they follow the same rule, show the masked identity the support
 console shows, record each account opened as a look-up, and find an account by
 phone only with the whole number, as the support look-up does (audited, never a
@@ -555,7 +556,13 @@ class SupportOnlyAdmin(ReadOnlyAdmin):
 
 
 @admin.register(SupportReset)
-class SupportResetAdmin(SupportOnlyAdmin, AuditedSuperuserSearch, SupportPhoneSearch):
+class SupportResetAdmin(
+    SupportOnlyAdmin, AuditedAccountViews, AuditedSuperuserSearch, SupportPhoneSearch
+):
+    """A reset shows its citizen (the account, the reason, the evidence of identity):
+    each one opened, its page, its history or its decision page, is an audited look-up
+    of that account (`AuditedAccountViews`), as opening the account itself is."""
+
     list_display = ("user", "kind", "status", "requires_approval", "opened_by", "opened_at")
     list_filter = ("status", "kind", "requires_approval")
     search_fields = ("user__phone", "ticket_number")
@@ -565,6 +572,7 @@ class SupportResetAdmin(SupportOnlyAdmin, AuditedSuperuserSearch, SupportPhoneSe
         "part of a number finds nothing."
     )
     account_paths = ("user",)
+    audit_by = "support_reset"
     exclude = ("new_phone",)
     change_form_template = "admin/accounts/supportreset_change_form.html"
 
@@ -617,13 +625,27 @@ class SupportResetAdmin(SupportOnlyAdmin, AuditedSuperuserSearch, SupportPhoneSe
                 return HttpResponseRedirect(
                     reverse("admin:accounts_supportreset_change", args=[reset.pk])
                 )
+        # The page shown (again after a decision refused): a look-up of its citizen. A
+        # decision taken is recorded as what it is.
+        self.record_views(request, self.audited_accounts(reset))
         return TemplateResponse(request, TEMPLATE, context)
 
 
 @admin.register(SupportAuditRecord)
 class SupportAuditRecordAdmin(
-    SupportOnlyAdmin, AuditedSuperuserSearch, SupportPhoneSearch, MaskedFieldsAdmin
+    SupportOnlyAdmin,
+    AuditedAccountViews,
+    AuditedSuperuserSearch,
+    SupportPhoneSearch,
+    MaskedFieldsAdmin,
 ):
+    """A record shows what was done to or looked up of its subject (and a reset's
+    evidence): each one opened is an audited look-up of its subject, the citizen, never
+    of its actor or approver (staff, `audited_accounts`). Reading the trail adds to it,
+    one record per page a person opens: the record written is never itself opened by
+    writing it, so nothing loops, and who read a citizen's trail is what the trail is
+    for. A record of nobody (a search that found no account) is no look-up."""
+
     list_display = ("created_at", "action", "actor", "subject", "approver", "channel")
     list_filter = ("action", "channel")
     search_fields = ("subject__phone", "actor__phone")
@@ -632,9 +654,13 @@ class SupportAuditRecordAdmin(
         "each search audited. Other staff: only the whole number (an audited look-up); a "
         "part of a number finds nothing."
     )
-    account_paths = ("subject", "actor")
+    account_paths = ("subject", "actor")  # a number finds the records of either
+    audit_by = "audit_record"
     date_hierarchy = "created_at"
     masked_fields = {"ip": "masked_ip"}
+
+    def audited_accounts(self, obj: SupportAuditRecord) -> list[User]:
+        return [obj.subject] if obj.subject is not None else []
 
     @admin.display(description=_("IP address"))
     def masked_ip(self, obj: SupportAuditRecord) -> str:

@@ -2,8 +2,10 @@
 
 - Superusers see everything, unmasked, and find rows by any part of a stored phone
   number as by a whole number written as people write it (`PhoneSearch`). Each
-  citizen's row they open in an audited admin is a look-up (`AuditedAccountViews`, the
-  superuser-only admins included), authenticator or not, and so is each search in an
+  citizen's row they open in an audited admin (its page, its delete confirmation or its
+  history) is a look-up (`AuditedAccountViews`, the superuser-only admins and the
+  support records included), authenticator or not, and so is each job of the queue they
+  open whose arguments are personal (`record_job_look_up`), and each search in an
   admin of citizens' rows, never what was typed (`record_superuser_search`: the user
   pages, the superuser-only admins and the others through `AuditedSuperuserSearch`, the
   admins of dossier rows through `dossiers.admin_scope`).
@@ -13,7 +15,8 @@
   the audit trail), the user pages and the admins that serve their duties. There they
   see identities masked (`MaskedFieldsAdmin`), find a citizen by phone only with the
   whole number, which is an audited look-up (`SupportPhoneSearch`, the support look-up
-  itself), and each account they open is an audited look-up (`AuditedAccountViews`).
+  itself), and each account, reset or audit record they open is an audited look-up of
+  its citizen (`AuditedAccountViews`).
   The user pages and the admins that serve their duties (`SupportReadOnlyAdmin`:
   payments, notifications, bookings, citizen ID conflicts) open to the support
   permission alone, without the models' "view" permissions, and only read-only; so do
@@ -151,7 +154,9 @@ def _follow(obj: Any, path: str) -> Any:
 
 class AuditedAccountViews(admin.ModelAdmin):
     """Opening a row is an audited support look-up of the accounts it shows
-    (`support.record_account_view`), for whom `audits_views` says so.
+    (`support.record_account_view`), for whom `audits_views` says so: its page, its
+    delete confirmation (the rows a deletion would take with it) and its history (the
+    changes made to it) alike, one record per page shown.
 
     `account_paths`: from the row to each account ("" is the row itself, a User);
     `audit_by`: what the record says the account was found by.
@@ -164,10 +169,13 @@ class AuditedAccountViews(admin.ModelAdmin):
         # Superusers, authenticator or not: they see everything, unmasked.
         return is_superuser(request) or is_admin_support_staff(request)
 
-    def shows_row(self, request: HttpRequest, obj: Any) -> bool:
-        """Whether this request's page shows `obj`: a post that Django refuses (no
-        change permission) shows nothing, so it is no look-up."""
-        if request.method == "POST":
+    def shows_row(self, request: HttpRequest, obj: Any, page: str = "change") -> bool:
+        """Whether this request's `page` ("change", "delete" or "history") shows `obj`:
+        what Django refuses (403) shows nothing, so it is no look-up; nor is a post of the
+        change page without the change permission."""
+        if page == "delete":
+            return self.has_delete_permission(request, obj)
+        if request.method == "POST" and page == "change":
             return self.has_change_permission(request, obj)
         return self.has_view_or_change_permission(request, obj)
 
@@ -179,18 +187,47 @@ class AuditedAccountViews(admin.ModelAdmin):
                 found.append(account)
         return found
 
+    def accounts_shown(self, request: HttpRequest, object_id: str, page: str) -> list[User]:
+        """The accounts `page` of the row shows, to be recorded (none where this request
+        is not audited, the row is not found or the page is refused)."""
+        if not self.audits_views(request):
+            return []
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None or not self.shows_row(request, obj, page):
+            return []
+        return self.audited_accounts(obj)
+
+    def record_views(self, request: HttpRequest, accounts: Iterable[User]) -> None:
+        staff: User = request.user  # type: ignore[assignment]
+        for account in accounts:
+            support.record_account_view(
+                staff, account, context=support_context(request), by=self.audit_by
+            )
+
     def change_view(
         self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
     ) -> HttpResponse:
-        if self.audits_views(request):
-            obj = self.get_object(request, unquote(object_id))
-            if obj is not None and self.shows_row(request, obj):
-                staff: User = request.user  # type: ignore[assignment]
-                for account in self.audited_accounts(obj):
-                    support.record_account_view(
-                        staff, account, context=support_context(request), by=self.audit_by
-                    )
+        self.record_views(request, self.accounts_shown(request, object_id, "change"))
         return super().change_view(request, object_id, form_url, extra_context)
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        self.record_views(request, self.accounts_shown(request, object_id, "history"))
+        return super().history_view(request, object_id, extra_context)
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        # Read before: a deletion takes the row, and the way to its accounts, away.
+        accounts = self.accounts_shown(request, object_id, "delete")
+        response = super().delete_view(request, object_id, extra_context)
+        # The confirmation page (Django shows it to a post too, an empty one or one of a
+        # row that protected rows hold), not a deletion done (a redirect, or a popup's
+        # answer): the look-up is the page that lists what a deletion would take.
+        if "deleted_objects" in (getattr(response, "context_data", None) or {}):
+            self.record_views(request, accounts)
+        return response
 
 
 def _search_field_name(name: str) -> str:
@@ -447,6 +484,35 @@ def record_superuser_search(
         support.record_look_up(
             staff, None, context=support_context(request), by="search", found=rows.exists()
         )
+
+
+def record_job_look_up(request: HttpRequest, personal: dict[str, Any]) -> None:
+    """A superuser opened a job of the queue whose personal arguments (`personal`, by
+    name) they read whole (`backend.job_admin`, through `settings.JOB_ADMIN_LOOK_UP`): a
+    look-up of the account of each whole phone number or citizen ID among them, as a
+    search by it is (`record_superuser_search`); of nobody found where none is an
+    account's (a number no account holds any more, a text). Never the values."""
+    phones: set[str] = set()
+    citizen_ids: set[str] = set()
+    for value in personal.values():
+        if not isinstance(value, str):
+            continue
+        if (phone := parse_phone(value)) is not None:
+            phones.add(phone)
+        elif support.CITIZEN_ID.match(value.strip()):
+            citizen_ids.add(value.strip())
+    accounts = (
+        list(
+            User.objects.filter(Q(phone__in=phones) | Q(citizen_id__in=citizen_ids)).order_by("pk")
+        )
+        if phones or citizen_ids
+        else []
+    )
+    staff: User = request.user  # type: ignore[assignment]
+    for account in accounts:
+        support.record_account_view(staff, account, context=support_context(request), by="job")
+    if not accounts:
+        support.record_look_up(staff, None, context=support_context(request), by="job", found=False)
 
 
 def _looked_up(request: HttpRequest, phone: str) -> User | None:

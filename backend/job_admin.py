@@ -22,7 +22,11 @@ masked, on the list, the job's page and its history, wherever the job is written
 breadcrumbs, the action checkbox's label). The jobs a page shows are masked once
 loaded, in memory (`masked_job`): procrastinate's models are read-only, nothing is
 saved. Every argument of a job whose task is not registered (any more) is withheld,
-its personal arguments unknown.
+its personal arguments unknown. Superusers see them masked on the list too (a list is
+no look-up, and one record per row shown would drown the trail) and whole on the job's
+page and its history: opening a job that has personal arguments is an audited look-up
+of the citizen they belong to (`settings.JOB_ADMIN_LOOK_UP`, in the accounts app, which
+this one may not import), as opening any citizen's row is.
 
 A job's locks (`lock`, `queueing_lock`) are withheld from them too: they see that a job
 has one ("•••", on its page and in the list's summary), not what it says. Today's locks
@@ -37,8 +41,9 @@ task, scheduled time, priority): Django's admin accepts in the URL a filter on a
 field of the model itself (it checks only lookups across a relation against the filters
 offered), so `?args__to__startswith=+8491` would tell a number digit by digit and
 `?lock__startswith=` a lock character by character; any other lookup is refused (400)
-to them. Superusers see and filter everything. Task names, ids, statuses, queues and
-the other arguments stay readable, to diagnose a job.
+to them. Superusers filter by any field but the arguments (masked on their list too: a
+filter by a number would be a look-up without a record). Task names, ids, statuses,
+queues and the other arguments stay readable, to diagnose a job.
 """
 
 from __future__ import annotations
@@ -48,16 +53,19 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import QuerySet
 from django.db.models.constants import LOOKUP_SEP
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.utils.html import format_html
+from django.utils.module_loading import import_string
 from procrastinate.contrib.django import app as job_app
 from procrastinate.contrib.django.admin import ProcrastinateJobAdmin
 from procrastinate.contrib.django.models import ProcrastinateJob
@@ -104,12 +112,20 @@ def masked_args(task_name: str, args: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
-def masked_job(job: ProcrastinateJob) -> ProcrastinateJob:
-    """`job` with its arguments masked and its locks withheld, to show (never saved: the
-    model is read-only). A job without a lock still shows none."""
+def personal_values(task_name: str, args: dict[str, Any]) -> dict[str, Any]:
+    """A job's personal arguments that hold something: those its task declares, every
+    one of a task not registered (what they are is unknown)."""
+    personal = args if task_name not in job_app.tasks else PERSONAL_ARGS.get(task_name, {})
+    return {name: args[name] for name in personal if args.get(name)}
+
+
+def masked_job(job: ProcrastinateJob, *, locks: bool = True) -> ProcrastinateJob:
+    """`job` with its arguments masked and (with `locks`) its locks withheld, to show
+    (never saved: the model is read-only). A job without a lock still shows none."""
     job.args = masked_args(job.task_name, job.args)
-    job.lock = withheld(job.lock) if job.lock else None
-    job.queueing_lock = withheld(job.queueing_lock) if job.queueing_lock else None
+    if locks:
+        job.lock = withheld(job.lock) if job.lock else None
+        job.queueing_lock = withheld(job.queueing_lock) if job.queueing_lock else None
     return job
 
 
@@ -135,21 +151,47 @@ class JobAdmin(ProcrastinateJobAdmin):
             masked_job(job)
         return job
 
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        if request.method != "POST":  # refused: jobs are never edited in a form
+            self.record_look_up(request, object_id)
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: Any = None
+    ) -> HttpResponse:
+        # Its title is the job, written out with its arguments.
+        self.record_look_up(request, object_id)
+        return super().history_view(request, object_id, extra_context)
+
+    def record_look_up(self, request: HttpRequest, object_id: str) -> None:
+        """A superuser opening a job whose personal arguments hold something reads them
+        whole: an audited look-up (others see them masked, nothing to record)."""
+        if self.masks_args(request):
+            return
+        job = self.get_object(request, unquote(object_id))
+        if job is None or not self.has_view_or_change_permission(request, job):
+            return  # Django refuses the page or sends to the list: nothing shown
+        if personal := personal_values(job.task_name, job.args):
+            import_string(settings.JOB_ADMIN_LOOK_UP)(request, personal)
+
     def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
         changelist = super().get_changelist_instance(request)
-        if self.masks_args(request):
-            # The page's rows, loaded here (with their events, as the page would) and
-            # shown from this list.
-            changelist.result_list = [masked_job(job) for job in changelist.result_list]
+        # The page's rows, loaded here (with their events, as the page would) and shown
+        # from this list: personal arguments masked to everyone, superusers included (a
+        # list is no look-up); locks withheld from all but superusers.
+        locks = self.masks_args(request)
+        changelist.result_list = [masked_job(job, locks=locks) for job in changelist.result_list]
         return changelist
 
     def lookup_allowed(self, lookup: str, value: str, request: HttpRequest | None = None) -> bool:
         # Django's own rule lets any field of the job through (args, lock, id...): to
-        # staff who see a field masked, a filter on it would read it out.
+        # staff who see a field masked, a filter on it would read it out. Everyone sees
+        # the arguments masked on the list.
         field = lookup.split(LOOKUP_SEP)[0]
-        if (request is None or self.masks_args(request)) and field not in self.offered_filters(
-            request
-        ):
+        masked = request is None or self.masks_args(request) or field == "args"
+        if masked and field not in self.offered_filters(request):
             return False
         return super().lookup_allowed(lookup, value, request)
 

@@ -18,8 +18,9 @@ over once the surrounding transaction commits (and never if it rolls back).
 A task whose arguments carry personal data (phone numbers, texts sent to citizens,
 citizen IDs, names, addresses, tokens) says which with `personal_args`, above its
 `@app.task`, next to its signature: the job admin shows those arguments masked to
-staff other than superusers (`backend/job_admin.py`). Every other argument is shown
-as it is: ids, timestamps, purposes, so that a job can be diagnosed.
+staff other than superusers, and to superusers on the list, whose opening of the job is
+an audited look-up (`backend/job_admin.py`). Every other argument is shown as it is:
+ids, timestamps, purposes, so that a job can be diagnosed.
 """
 
 from __future__ import annotations

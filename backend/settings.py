@@ -458,6 +458,9 @@ WORKER_HEARTBEAT_SECONDS = float(env("WORKER_HEARTBEAT_SECONDS", "2"))
 JOB_STALLED_SECONDS = float(env("JOB_STALLED_SECONDS", "8"))
 JOB_RECOVERY_SECONDS = float(env("JOB_RECOVERY_SECONDS", "2"))
 JOB_RECOVERERS: list[str] = ["notifications.delivery.recover_pushes"]
+# The job admin (backend/job_admin.py) calls this with the request and a job's personal
+# arguments when a superuser opens a job that has some: their audited look-up.
+JOB_ADMIN_LOOK_UP = "auth.admin_roles.record_job_look_up"
 
 # --- Production guard rails -------------------------------------------------------
 if PRODUCTION:

@@ -119,10 +119,15 @@ def test_two_staff_members_reset_a_level2_account_in_the_admin(
         audit_texts = [audit_rows.nth(i).inner_text() for i in range(audit_rows.count())]
         page.screenshot(path=str(audit_png), full_page=True)
 
-    # The admin list, newest first, with the Vietnamese labels and both staff members.
+    # The admin list, newest first, with the Vietnamese labels and both staff members:
+    # each opening of the reset (its page, its decision page) is a look-up of its citizen,
+    # B's last its page shown again once approved.
     expected_rows = [
+        ("Tra cứu tài khoản", "Trần Thị Bình"),
         ("Thực hiện đặt lại tài khoản", "Trần Thị Bình"),
         ("Phê duyệt yêu cầu đặt lại", "Trần Thị Bình"),
+        *[("Tra cứu tài khoản", "Trần Thị Bình")] * 2,
+        *[("Tra cứu tài khoản", "Nguyễn Văn An")] * 2,
         ("Mở yêu cầu đặt lại", "Nguyễn Văn An"),
         ("Tra cứu tài khoản", "Nguyễn Văn An"),
     ]
@@ -138,8 +143,11 @@ def test_two_staff_members_reset_a_level2_account_in_the_admin(
     assert records == [
         ("lookup", opener.id, citizen.id, None, "admin", ""),
         ("reset_opened", opener.id, citizen.id, None, "admin", EVIDENCE),
+        *[("lookup", opener.id, citizen.id, None, "admin", "")] * 2,
+        *[("lookup", approver.id, citizen.id, None, "admin", "")] * 2,
         ("reset_approved", approver.id, citizen.id, approver.id, "admin", EVIDENCE),
         ("reset_applied", approver.id, citizen.id, approver.id, "admin", EVIDENCE),
+        ("lookup", approver.id, citizen.id, None, "admin", ""),
     ]
     reset = SupportReset.objects.get()
     assert (reset.status, reset.opened_by_id, reset.approved_by_id, reset.ticket_number) == (
