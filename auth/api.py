@@ -468,9 +468,12 @@ def request_phone_change(request: HttpRequest, payload: PhoneChangeIn) -> Status
     summary="Confirm the new phone number with its SMS code",
 )
 def confirm_phone_change(request: HttpRequest, payload: PhoneChangeVerifyIn) -> MeOut:
-    """The code from the new number; the old number gets a notice."""
+    """The code from the new number; the old number gets a notice, other sessions end."""
     require_recent_authentication(request)
     user = accounts.confirm_phone_change(
-        user=current_user(request), challenge_id=payload.challenge_id, code=payload.code
+        user=current_user(request),
+        session=current_session(request),
+        challenge_id=payload.challenge_id,
+        code=payload.code,
     )
     return _me_out(user)
