@@ -421,7 +421,9 @@ def confirm_totp(request: HttpRequest, payload: CodeIn) -> RecoveryCodesOut:
 def disable_totp(request: HttpRequest, payload: CodeIn) -> Status[None]:
     """Needs a recent sign-in and a fresh authenticator or recovery code."""
     require_recent_authentication(request)
-    second_factor.disable_totp(user=current_user(request), code=payload.code)
+    second_factor.disable_totp(
+        user=current_user(request), session=current_session(request), code=payload.code
+    )
     return Status(204, None)
 
 
@@ -453,6 +455,7 @@ def request_phone_change(request: HttpRequest, payload: PhoneChangeIn) -> Status
     require_recent_authentication(request)
     challenge = accounts.request_phone_change(
         user=current_user(request),
+        session=current_session(request),
         new_phone=payload.new_phone,
         password=payload.password,
         totp_code=payload.totp_code,

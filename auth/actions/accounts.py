@@ -25,7 +25,7 @@ from auth import sms_codes
 from auth.actions import citizen_id_conflicts
 from auth.actions.challenges import SMS_NOTICE_TASK, issue_code, new_challenge, verify_code
 from auth.actions.phone_numbers import free_phone_number, lock_phone_number
-from auth.actions.second_factor import verify_factor
+from auth.actions.second_factor import set_up_after, verify_factor
 from auth.actions.sessions import end_sign_ins
 from auth.actions.sign_in import (
     DeviceInfo,
@@ -177,8 +177,20 @@ def update_profile(*, user: User, full_name: str | None, language: str | None) -
     return user
 
 
-def _prove_possession(user: User, password: str | None, totp_code: str | None, ip: str) -> None:
+def _prove_possession(
+    user: User, session: DeviceSession, password: str | None, totp_code: str | None, ip: str
+) -> None:
     if totp_code:
+        if set_up_after(user, "totp", session.authenticated_at):
+            # Set up by whoever holds this session: it proves nothing more than the session.
+            raise field_error(
+                "totp_code",
+                "authenticator_newer_than_sign_in",
+                _(
+                    "Your authenticator app was set up after you signed in on this device. "
+                    "Enter your password, or sign in again first."
+                ),
+            )
         verify_factor(user, "totp", totp_code, code_key=f"proof:{user.pk}")
         return
     if not password:
@@ -192,16 +204,25 @@ def _prove_possession(user: User, password: str | None, totp_code: str | None, i
 
 
 def request_phone_change(
-    *, user: User, new_phone: str, password: str | None, totp_code: str | None, ip: str
+    *,
+    user: User,
+    session: DeviceSession,
+    new_phone: str,
+    password: str | None,
+    totp_code: str | None,
+    ip: str,
 ) -> OtpChallenge:
     """A code to the new number. A number that belongs to another verified account
-    gets nothing, with the same answer (the change then cannot be confirmed)."""
+    gets nothing, with the same answer (the change then cannot be confirmed).
+
+    The password or an authenticator code proves it is the owner, not only whoever
+    holds `session`: an authenticator set up after the session signed in does not."""
     e164 = normalise_phone(new_phone, field="new_phone")
     if e164 == user.phone:
         raise field_error(
             "new_phone", "same_phone", _("This is already the number of your account.")
         )
-    _prove_possession(user, password, totp_code, ip)
+    _prove_possession(user, session, password, totp_code, ip)
     with transaction.atomic():
         taken = (
             User.objects.filter(phone=e164, phone_verified_at__isnull=False)

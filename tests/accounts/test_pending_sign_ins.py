@@ -16,7 +16,7 @@ import pytest
 
 from auth.models import DeviceSession, OtpChallenge, User
 from tests.accounts.conftest import PASSWORD, last_code
-from tests.accounts.staff import client_for, make_citizen, make_staff
+from tests.accounts.staff import make_citizen, move_to_new_number
 from tests.conftest import ApiClient, sign_in
 
 pytestmark = pytest.mark.django_db
@@ -60,27 +60,11 @@ def change_phone(user: User) -> None:
     assert done.status_code == 200, done.content
 
 
-def support_moves_the_account(user: User) -> None:
-    response = client_for(make_staff()).post(
-        "/api/v1/support/resets",
-        {
-            "user_id": str(user.id),
-            "kind": "lost_phone",
-            "reason": "The phone and its SIM were stolen",
-            "evidence": "CCCD checked in person at the counter",
-            "ticket_number": "HT-2026-0099",
-            "new_phone": "0987111222",
-        },
-    )
-    assert response.status_code == 201, response.content
-    assert response.json()["status"] == "applied"
-
-
 EVENTS: dict[str, Callable[[User], None]] = {
     "password_change": change_password,
     "password_reset": reset_password,
     "phone_change": change_phone,
-    "support_reset": support_moves_the_account,
+    "support_reset": move_to_new_number,
 }
 
 
@@ -115,7 +99,7 @@ def test_a_password_reset_started_before_a_support_reset_cannot_set_the_password
     started = thief.post("/api/v1/auth/password/reset", {"phone": OLD})
     code = last_code(OLD)
 
-    support_moves_the_account(owner)
+    move_to_new_number(owner)
 
     done = thief.post(
         "/api/v1/auth/password/reset/verify",
