@@ -10,7 +10,6 @@ the account: the code texted before must no longer finish what was started, nor 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
@@ -116,10 +115,7 @@ def test_a_password_reset_started_before_a_support_reset_cannot_set_the_password
     assert not owner.check_password("Thief-Str0ng-pass")
 
 
-def test_the_challenge_that_proves_the_event_is_the_only_one_spent_by_it(
-    settings: Any,
-) -> None:
-    """Another account's sign-in in progress is left alone."""
+def test_another_accounts_sign_in_in_progress_is_left_alone() -> None:
     owner = make_citizen(phone=OLD, totp=False)
     neighbour = make_citizen(phone="+84912000111", totp=False)
     login = ApiClient().post(
