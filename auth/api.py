@@ -421,7 +421,9 @@ def confirm_totp(request: HttpRequest, payload: CodeIn) -> RecoveryCodesOut:
 def disable_totp(request: HttpRequest, payload: CodeIn) -> Status[None]:
     """Needs a recent sign-in and a fresh authenticator or recovery code."""
     require_recent_authentication(request)
-    second_factor.disable_totp(user=current_user(request), code=payload.code)
+    second_factor.disable_totp(
+        user=current_user(request), session=current_session(request), code=payload.code
+    )
     return Status(204, None)
 
 
@@ -453,6 +455,7 @@ def request_phone_change(request: HttpRequest, payload: PhoneChangeIn) -> Status
     require_recent_authentication(request)
     challenge = accounts.request_phone_change(
         user=current_user(request),
+        session=current_session(request),
         new_phone=payload.new_phone,
         password=payload.password,
         totp_code=payload.totp_code,
@@ -468,9 +471,12 @@ def request_phone_change(request: HttpRequest, payload: PhoneChangeIn) -> Status
     summary="Confirm the new phone number with its SMS code",
 )
 def confirm_phone_change(request: HttpRequest, payload: PhoneChangeVerifyIn) -> MeOut:
-    """The code from the new number; the old number gets a notice."""
+    """The code from the new number; the old number gets a notice, other sessions end."""
     require_recent_authentication(request)
     user = accounts.confirm_phone_change(
-        user=current_user(request), challenge_id=payload.challenge_id, code=payload.code
+        user=current_user(request),
+        session=current_session(request),
+        challenge_id=payload.challenge_id,
+        code=payload.code,
     )
     return _me_out(user)

@@ -510,6 +510,10 @@ class NationalSignIn(models.Model):
     )
     device = models.JSONField(default=dict, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
+    # A link flow: when the session that started it signed in. An authenticator or
+    # recovery codes set up after that were set up by whoever holds the session, so
+    # they do not prove control of the account for this link (`verify_link`).
+    signed_in_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
     callback_at = models.DateTimeField(null=True, blank=True)

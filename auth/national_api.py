@@ -16,7 +16,7 @@ from pydantic import Field
 
 from auth.access import my_national_identity
 from auth.actions import national_sign_in
-from auth.bearer import bearer, current_user, require_recent_authentication
+from auth.bearer import bearer, current_session, current_user, require_recent_authentication
 from auth.phone import mask_phone
 from auth.schemas import DeviceIn, SecondFactor, TokenOut
 from backend.errors import ErrorOut
@@ -171,6 +171,7 @@ def start_link(request: HttpRequest, payload: NationalStartIn) -> NationalStartO
         device=payload.info(),
         ip=client_ip(request),
         user=current_user(request),
+        session=current_session(request),
         min_level=payload.min_level,
     )
     return _start_out(started)

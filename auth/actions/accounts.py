@@ -25,8 +25,8 @@ from auth import sms_codes
 from auth.actions import citizen_id_conflicts
 from auth.actions.challenges import SMS_NOTICE_TASK, issue_code, new_challenge, verify_code
 from auth.actions.phone_numbers import free_phone_number, lock_phone_number
-from auth.actions.second_factor import verify_factor
-from auth.actions.sessions import revoke_all_sessions
+from auth.actions.second_factor import set_up_after, verify_factor
+from auth.actions.sessions import end_sign_ins
 from auth.actions.sign_in import (
     DeviceInfo,
     check_password_with_limits,
@@ -177,8 +177,20 @@ def update_profile(*, user: User, full_name: str | None, language: str | None) -
     return user
 
 
-def _prove_possession(user: User, password: str | None, totp_code: str | None, ip: str) -> None:
+def _prove_possession(
+    user: User, session: DeviceSession, password: str | None, totp_code: str | None, ip: str
+) -> None:
     if totp_code:
+        if set_up_after(user, "totp", session.authenticated_at):
+            # Set up by whoever holds this session: it proves nothing more than the session.
+            raise field_error(
+                "totp_code",
+                "authenticator_newer_than_sign_in",
+                _(
+                    "Your authenticator app was set up after you signed in on this device. "
+                    "Enter your password, or sign in again first."
+                ),
+            )
         verify_factor(user, "totp", totp_code, code_key=f"proof:{user.pk}")
         return
     if not password:
@@ -192,16 +204,25 @@ def _prove_possession(user: User, password: str | None, totp_code: str | None, i
 
 
 def request_phone_change(
-    *, user: User, new_phone: str, password: str | None, totp_code: str | None, ip: str
+    *,
+    user: User,
+    session: DeviceSession,
+    new_phone: str,
+    password: str | None,
+    totp_code: str | None,
+    ip: str,
 ) -> OtpChallenge:
     """A code to the new number. A number that belongs to another verified account
-    gets nothing, with the same answer (the change then cannot be confirmed)."""
+    gets nothing, with the same answer (the change then cannot be confirmed).
+
+    The password or an authenticator code proves it is the owner, not only whoever
+    holds `session`: an authenticator set up after the session signed in does not."""
     e164 = normalise_phone(new_phone, field="new_phone")
     if e164 == user.phone:
         raise field_error(
             "new_phone", "same_phone", _("This is already the number of your account.")
         )
-    _prove_possession(user, password, totp_code, ip)
+    _prove_possession(user, session, password, totp_code, ip)
     with transaction.atomic():
         taken = (
             User.objects.filter(phone=e164, phone_verified_at__isnull=False)
@@ -213,8 +234,13 @@ def request_phone_change(
         return challenge
 
 
-def confirm_phone_change(*, user: User, challenge_id: uuid.UUID, code: str) -> User:
-    """The code from the new number moves the account there; the old number is told."""
+def confirm_phone_change(
+    *, user: User, session: DeviceSession, challenge_id: uuid.UUID, code: str
+) -> User:
+    """The code from the new number moves the account there; the old number is told.
+
+    Every other session ends, and every sign-in in progress (its codes went to the old
+    number, which may be in someone else's hands: the reason to change it)."""
     with transaction.atomic():
         challenge = verify_code(challenge_id, OtpChallenge.Purpose.CHANGE_PHONE, code, user=user)
         old_phone = user.phone
@@ -227,6 +253,7 @@ def confirm_phone_change(*, user: User, challenge_id: uuid.UUID, code: str) -> U
                 user.save(update_fields=["phone", "phone_verified_at"])
         except IntegrityError as exc:
             raise Conflict("phone_taken", _("This number belongs to another account.")) from exc
+        end_sign_ins(user, reason="phone_changed", keep=session)
         # Sent by a job (retried), committed with the change: the answer waits for no
         # gateway. In the account's language: its owner reads it.
         with translation.override(user.language):
@@ -347,20 +374,19 @@ def reset_password(*, challenge_id: uuid.UUID, code: str, new_password: str, ip:
         user.set_password(new_password)
         user.must_reset_password = False
         user.save(update_fields=["password", "must_reset_password"])
-        revoke_all_sessions(user, reason="password_reset")
+        end_sign_ins(user, reason="password_reset")
     clear_client_failures(user.phone, ip)
 
 
 def change_password(
     *, user: User, session: DeviceSession, current_password: str, new_password: str, ip: str
 ) -> None:
-    """Needs the current password; every other session ends."""
+    """Needs the current password; every other session ends, and every sign-in in
+    progress (opened with the old password)."""
     if check_password_with_limits(user.phone, current_password, ip).user is None:
         raise field_error("current_password", "invalid_password", _("The password is not correct."))
     _password_errors(new_password, user, field="new_password")
     with transaction.atomic():
         user.set_password(new_password)
         user.save(update_fields=["password"])
-        DeviceSession.objects.filter(user=user, revoked_at=None).exclude(pk=session.pk).update(
-            revoked_at=timezone.now(), revoked_reason="password_changed"
-        )
+        end_sign_ins(user, reason="password_changed", keep=session)

@@ -229,6 +229,20 @@ def consume_challenge(challenge: OtpChallenge) -> None:
         raise sms_codes.invalid_code()
 
 
+def spend_open_challenges(user: User) -> int:
+    """Spend every open challenge of `user` (inside the caller's transaction).
+
+    For a security event (auth/actions/sessions.py `end_sign_ins`): a sign-in on a new
+    device, a password reset or a link in progress was opened on what the event
+    changes (the password it proved, the number its code goes to, the factors support
+    removed). Its code no longer finishes it, `/otp/resend` no longer revives it, and
+    a code still queued is never texted (`deliver_code` sends only for open ones).
+    """
+    return OtpChallenge.objects.filter(user=user, consumed_at=None).update(
+        consumed_at=timezone.now()
+    )
+
+
 def verify_code(
     challenge_id: uuid.UUID, purpose: str, code: str, *, user: User | None = None
 ) -> OtpChallenge:

@@ -40,7 +40,7 @@ from auth import national_id, sms_codes
 from auth.actions import citizen_id_conflicts
 from auth.actions.challenges import consume_challenge, issue_code, new_challenge, verify_code
 from auth.actions.phone_numbers import free_phone_number
-from auth.actions.second_factor import available_methods, verify_factor
+from auth.actions.second_factor import available_methods, set_up_after, verify_factor
 from auth.actions.sign_in import DeviceInfo, sign_device_in
 from auth.models import (
     AuthMethod,
@@ -145,9 +145,13 @@ def start(
     device: DeviceInfo,
     ip: str,
     user: User | None = None,
+    session: DeviceSession | None = None,
     min_level: int = 1,
 ) -> Started:
-    """A new flow: its row and the authorization URL the app opens in the browser."""
+    """A new flow: its row and the authorization URL the app opens in the browser.
+
+    A link flow is started by `user`'s `session`: when it signed in is kept, and the
+    factors set up since then are no proof for the link (`proof_methods`)."""
     if not national_id.enabled():
         raise _disabled()
     state = secrets.token_urlsafe(32)
@@ -168,6 +172,7 @@ def start(
         code_verifier=code_verifier,
         min_level=min_level,
         user=user,
+        signed_in_at=session.authenticated_at if session is not None else None,
         device={k: v for k, v in asdict(device).items() if k != "device_key"},
         ip=ip or None,
         expires_at=now + dt.timedelta(seconds=settings.NATIONAL_ID_FLOW_TTL_SECONDS),
@@ -305,7 +310,7 @@ def _ask_for_proof(
         )
     if identity is not None:  # linking what is already linked: just sign in
         return _sign_in(flow, account, claims, ip)
-    methods = available_methods(account)
+    methods = proof_methods(flow, account)
     challenge = new_challenge(OtpChallenge.Purpose.LINK_NATIONAL, account.phone, account, ip)
     issue_code(challenge, ip=ip)
     flow.link_user = account
@@ -318,6 +323,17 @@ def _ask_for_proof(
         mask_phone(account.phone),
     )
     return Outcome(link_flow=flow, link_challenge=challenge, methods=methods)
+
+
+def proof_methods(flow: NationalSignIn, account: User) -> tuple[str, ...]:
+    """How `account` may prove control for this flow: its factors, less, for a link
+    started by a signed-in session, those set up after that session signed in (its
+    holder set them up; they prove nothing more than the session: `set_up_after`)."""
+    methods = available_methods(account)
+    if flow.signed_in_at is None:
+        return methods
+    signed_in_at = flow.signed_in_at
+    return tuple(m for m in methods if not set_up_after(account, m, signed_in_at))
 
 
 def verify_link(*, flow_id: uuid.UUID, method: str, code: str, ip: str) -> Outcome:
@@ -340,6 +356,8 @@ def verify_link(*, flow_id: uuid.UUID, method: str, code: str, ip: str) -> Outco
                 raise sms_codes.invalid_code()
             verify_code(flow.link_challenge_id, OtpChallenge.Purpose.LINK_NATIONAL, code)
         else:
+            if flow.signed_in_at is not None and method not in proof_methods(flow, account):
+                raise sms_codes.invalid_code()  # set up by the session: not looked at
             verify_factor(account, method, code, code_key=f"national-link:{flow.pk}:{method}")
             if flow.link_challenge is not None:
                 consume_challenge(flow.link_challenge)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
 from typing import NoReturn
 
@@ -12,9 +13,9 @@ from django.utils.translation import gettext_lazy as _
 
 from auth import recovery_codes, sms_codes, totp
 from auth.actions.challenges import reserve_account_attempt
-from auth.models import RecoveryCode, User
+from auth.models import DeviceSession, RecoveryCode, User
 from auth.ratelimit import LockedOut, clear_failures, release_attempt, reserve_attempt
-from backend.errors import ApiError, Conflict, RateLimited
+from backend.errors import ApiError, Conflict, RateLimited, field_error
 
 
 def available_methods(user: User) -> tuple[str, ...]:
@@ -24,6 +25,22 @@ def available_methods(user: User) -> tuple[str, ...]:
         if recovery_codes.remaining(user):
             methods.append("recovery_code")
     return tuple(methods)
+
+
+def set_up_after(user: User, method: str, moment: dt.datetime) -> bool:
+    """Whether `user`'s authenticator (`totp`) or recovery codes (`recovery_code`) were
+    set up after `moment`.
+
+    A session signed in within REAUTH_WINDOW_HOURS sets up either with nothing more
+    (`/totp/enrol`, `/recovery-codes/regenerate`). So a factor set up after the session
+    signed in proves nothing that session does not: it is no proof of control for what
+    the session asks beyond itself (a phone change, a national identity link).
+    """
+    if method == "totp":
+        return user.totp_confirmed_at is not None and user.totp_confirmed_at > moment
+    if method == "recovery_code":
+        return RecoveryCode.objects.filter(user=user, created_at__gt=moment).exists()
+    return False
 
 
 def _check_second_factor(user: User, method: str, code: str) -> bool:
@@ -187,11 +204,29 @@ def verify_factor_enrolment(user: User, code: str) -> None:
     clear_failures(sms_codes.OTP_SCOPE, account)
 
 
-def disable_totp(*, user: User, code: str) -> None:
-    """Needs a fresh second factor (a TOTP or a recovery code); recovery codes go too."""
+def disable_totp(*, user: User, session: DeviceSession, code: str) -> None:
+    """Needs a fresh second factor (a TOTP or a recovery code); recovery codes go too.
+
+    Recovery codes made after `session` signed in do not remove an authenticator set
+    up before it: whoever holds the session made them (`set_up_after`), and would
+    otherwise take the owner's second factor away with the session alone."""
     if not user.has_totp:
         raise Conflict("totp_not_enabled", _("No authenticator app is set up."))
     method = "totp" if code.strip().isdigit() else "recovery_code"
+    signed_in_at = session.authenticated_at
+    if (
+        method == "recovery_code"
+        and set_up_after(user, "recovery_code", signed_in_at)
+        and not set_up_after(user, "totp", signed_in_at)
+    ):
+        raise field_error(
+            "code",
+            "recovery_codes_newer_than_sign_in",
+            _(
+                "These recovery codes were made after you signed in on this device. Enter a "
+                "code from your authenticator app, or sign in again first."
+            ),
+        )
     with transaction.atomic():
         verify_factor(user, method, code, code_key=f"disable:{user.pk}")
         user.totp_secret = ""  # nosec B105 # clears the secret

@@ -21,6 +21,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from auth.access import access_session
+from auth.actions.challenges import spend_open_challenges
 from auth.models import DeviceSession, RefreshToken, User
 from auth.tokens import TokenError, TokenPair, access_token_for, access_ttl, hash_token
 from backend.realtime import notify_sessions_revoked
@@ -176,12 +177,24 @@ def revoke_session(session: DeviceSession, *, reason: str) -> None:
     notify_sessions_revoked([session.pk])
 
 
-def revoke_all_sessions(user: User, *, reason: str) -> int:
+def revoke_all_sessions(user: User, *, reason: str, keep: DeviceSession | None = None) -> int:
+    """End every session of `user` (but `keep`): tokens stop at once, sockets close."""
     live = DeviceSession.objects.filter(user=user, revoked_at=None)
+    if keep is not None:
+        live = live.exclude(pk=keep.pk)
     session_ids = list(live.values_list("pk", flat=True))
     count = live.filter(pk__in=session_ids).update(revoked_at=timezone.now(), revoked_reason=reason)
     notify_sessions_revoked(session_ids)
     return count
+
+
+def end_sign_ins(user: User, *, reason: str, keep: DeviceSession | None = None) -> int:
+    """A security event (password changed or reset, number changed, support reset):
+    every session but `keep` ends, and every sign-in in progress with them
+    (`spend_open_challenges`). Their devices need the second step again
+    (auth/actions/sign_in.py `SECURITY_REVOCATIONS`). Returns the sessions ended."""
+    spend_open_challenges(user)
+    return revoke_all_sessions(user, reason=reason, keep=keep)
 
 
 def logout(*, session: DeviceSession) -> None:

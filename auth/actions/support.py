@@ -7,7 +7,8 @@ Rules (each enforced here, for the API and the admin alike):
 - level-2 (identity verified) accounts need a second staff member's approval
   before anything changes; nobody approves their own reset (`self_approval`) or
   resets their own account (`self_reset`); staff accounts are never reset here;
-- applying removes TOTP, invalidates recovery codes, revokes every session, sets
+- applying removes TOTP, invalidates recovery codes, revokes every session and
+  every sign-in in progress (a code texted before cannot finish it), sets
   the new number, and makes the citizen choose a new password through the OTP
   reset flow. The new number counts as verified by the reset's own proofing
   (identity checked by staff, the number given by the citizen), so that flow
@@ -41,7 +42,7 @@ from django.utils.translation import gettext_lazy as _
 from auth.access import access_reset, identity_level, require_support_staff
 from auth.actions.challenges import SMS_NOTICE_TASK
 from auth.actions.phone_numbers import free_phone_number, lock_phone_number
-from auth.actions.sessions import revoke_all_sessions
+from auth.actions.sessions import end_sign_ins
 from auth.models import DeviceSession, RecoveryCode, SupportAuditRecord, SupportReset, User
 from auth.phone import invalid_phone, mask_phone, parse_phone
 from auth.sms import SmsTemplate
@@ -451,7 +452,7 @@ def _apply(reset: SupportReset, *, actor: User, approver: User | None, context: 
         .order_by("pk")
         .values_list("pk", flat=True)
     ]
-    sessions = revoke_all_sessions(subject, reason="support_reset")
+    sessions = end_sign_ins(subject, reason="support_reset")
     SupportReset.objects.filter(pk=reset.pk).update(
         status=SupportReset.Status.APPLIED, applied_at=now
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.contrib.auth.models import Group, Permission
@@ -62,13 +63,31 @@ def client_for(user: User) -> ApiClient:
     return ApiClient(token=tokens.access_token)
 
 
-def enable_real_totp(user: User) -> str:
-    """Give `user` a working authenticator secret; returns it (base32) for pyotp."""
+def enable_real_totp(user: User, *, confirmed_at: dt.datetime | None = None) -> str:
+    """Give `user` a working authenticator secret (set up at `confirmed_at`, else now);
+    returns it (base32) for pyotp."""
     from auth import totp
 
     secret = totp.new_secret()
     user.totp_secret = totp.encrypt_secret(secret)
-    user.totp_confirmed_at = timezone.now()
+    user.totp_confirmed_at = confirmed_at or timezone.now()
     user.totp_last_step = None
     user.save(update_fields=["totp_secret", "totp_confirmed_at", "totp_last_step"])
     return secret
+
+
+def move_to_new_number(citizen: User, new_phone: str = "0987111222") -> None:
+    """Support staff reset the account onto `new_phone` (a level-1 reset: applied at once)."""
+    response = client_for(make_staff()).post(
+        "/api/v1/support/resets",
+        {
+            "user_id": str(citizen.id),
+            "kind": "lost_phone",
+            "reason": "Lost the phone and the SIM",
+            "evidence": "CCCD checked in person at the counter",
+            "ticket_number": "HT-2026-0077",
+            "new_phone": new_phone,
+        },
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["status"] == "applied"

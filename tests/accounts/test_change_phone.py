@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from auth import totp
 from auth.models import DeviceSession, User
+from backend.realtime import session_group
 from tests.accounts.conftest import PASSWORD, all_sms, last_code, sms_to
 from tests.conftest import ApiClient, make_user, sign_in
 
@@ -98,3 +99,43 @@ def test_a_change_phone_code_cannot_be_used_by_another_account(db) -> None:
     )
     assert response.json()["code"] == "invalid_code"
     assert User.objects.get(pk=thief.pk).phone != NEW
+
+
+def test_a_phone_change_ends_every_other_session_and_their_devices_need_the_second_step(
+    db, django_capture_on_commit_callbacks, monkeypatch
+) -> None:
+    user = make_user(OLD)
+    other, other_tokens = sign_in(user)
+    _current, tokens = sign_in(user)
+    api = ApiClient(tokens.access_token)
+    started = _start(api, password=PASSWORD)
+    told: list[list[str]] = []
+    monkeypatch.setattr("backend.realtime.send_to_groups", lambda groups, msg: told.append(groups))
+    with django_capture_on_commit_callbacks(execute=True):
+        done = api.post(
+            "/api/v1/auth/phone/change/verify",
+            {"challenge_id": started.json()["challenge_id"], "code": last_code(NEW)},
+        )
+    assert done.status_code == 200
+    # The other device is signed out at once, its sockets told; this one goes on.
+    assert ApiClient(other_tokens.access_token).get("/api/v1/auth/me").status_code == 401
+    assert api.get("/api/v1/auth/me").status_code == 200
+    other.refresh_from_db()
+    assert other.revoked_reason == "phone_changed"
+    assert told == [[session_group(other.pk)]]
+    refreshed = ApiClient().post(
+        "/api/v1/auth/token/refresh", {"refresh_token": other_tokens.refresh_token}
+    )
+    assert refreshed.status_code == 401
+    # Its device key no longer vouches for it: a sign-in there needs the code again.
+    login = ApiClient().post(
+        "/api/v1/auth/login",
+        {
+            "phone": NEW,
+            "password": PASSWORD,
+            "device_id": other.device_id,
+            "device_key": other_tokens.device_key,
+        },
+    )
+    assert login.status_code == 200
+    assert login.json()["second_factor_required"] is True

@@ -9,6 +9,7 @@ from django.core import signing
 from django.db.models import F
 
 from auth.models import DeviceSession, RefreshToken
+from backend.realtime import session_group
 from tests.conftest import ApiClient, make_user, sign_in
 
 
@@ -149,3 +150,24 @@ def test_a_device_revoked_by_the_user_needs_the_second_step_again(api, user) -> 
     )
     assert response.json()["second_factor_required"] is True
     assert DeviceSession.objects.filter(device_id="lost-phone", revoked_at=None).count() == 0
+
+
+def test_a_password_change_ends_the_other_sessions_and_closes_their_sockets(
+    user, django_capture_on_commit_callbacks, monkeypatch
+) -> None:
+    other, other_tokens = sign_in(user)
+    _current, tokens = sign_in(user)
+    told: list[list[str]] = []
+    monkeypatch.setattr("backend.realtime.send_to_groups", lambda groups, msg: told.append(groups))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = ApiClient(tokens.access_token).post(
+            "/api/v1/auth/password/change",
+            {"current_password": "Str0ng-pass!word", "new_password": "N3w-Str0ng-pass!"},
+        )
+    assert response.status_code == 204
+    other.refresh_from_db()
+    assert other.revoked_reason == "password_changed"
+    # Its sockets are told at once, not at their next heartbeat.
+    assert told == [[session_group(other.pk)]]
+    assert ApiClient(other_tokens.access_token).get("/api/v1/auth/me").status_code == 401
+    assert ApiClient(tokens.access_token).get("/api/v1/auth/me").status_code == 200

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from auth.models import DeviceSession, SupportReset, User
 from tests.accounts.conftest import PASSWORD, all_sms, device, last_code, register, sms_to
-from tests.accounts.staff import client_for, make_citizen, make_staff
+from tests.accounts.staff import make_citizen, make_staff, move_to_new_number
 from tests.conftest import ApiClient, make_user
 
 pytestmark = pytest.mark.django_db
@@ -20,22 +20,6 @@ pytestmark = pytest.mark.django_db
 OLD = "+84912345678"
 NEW = "+84987111222"
 NEW_PASSWORD = "Fresh-Str0ng-pass"
-
-
-def move_to_new_number(citizen: User) -> None:
-    response = client_for(make_staff()).post(
-        "/api/v1/support/resets",
-        {
-            "user_id": str(citizen.id),
-            "kind": "lost_phone",
-            "reason": "Lost the phone and the SIM",
-            "evidence": "CCCD checked in person at the counter",
-            "ticket_number": "HT-2026-0077",
-            "new_phone": "0987111222",
-        },
-    )
-    assert response.status_code == 201, response.content
-    assert response.json()["status"] == "applied"
 
 
 def test_the_new_number_is_verified_by_the_reset_and_password_reset_serves_it() -> None:
@@ -122,19 +106,7 @@ def test_a_pending_sign_up_still_restarts_with_new_details(settings: Any) -> Non
 def test_a_pending_sign_up_on_the_new_number_does_not_block_the_reset() -> None:
     register(ApiClient(), "0987111222", full_name="Chưa Xác Minh")
     citizen = make_citizen(phone=OLD)
-    response = client_for(make_staff()).post(
-        "/api/v1/support/resets",
-        {
-            "user_id": str(citizen.id),
-            "kind": "lost_phone",
-            "reason": "Lost the phone and the SIM",
-            "evidence": "CCCD checked in person at the counter",
-            "ticket_number": "HT-2026-0078",
-            "new_phone": "0987111222",
-        },
-    )
-    assert response.status_code == 201, response.content
-    assert response.json()["status"] == "applied"
+    move_to_new_number(citizen)
     assert list(User.objects.filter(phone=NEW).values_list("pk", flat=True)) == [citizen.pk]
 
 
