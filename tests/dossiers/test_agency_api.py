@@ -593,6 +593,36 @@ def test_payment_request_carries_fee_lines_that_add_up(agency, agency_client) ->
     assert event.data["lines"] == lines
 
 
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"amount": 150_000.0}, "amount"),
+        ({"amount": "150000"}, "amount"),
+        ({"amount": 10, "lines": [{"kind": "fee", "amount": 10.0}]}, "lines.0.amount"),
+    ],
+    ids=["float", "text", "line"],
+)
+def test_an_amount_that_is_no_json_integer_is_refused_and_nothing_requested(
+    agency: Agency, agency_client: AgencyClient, body: dict[str, Any], field: str
+) -> None:
+    """A signed body is read as its signer's JSON typed it: `150000.0` and `"150000"`
+    are no VND amount (pydantic read both as 150000)."""
+    dossier = new_dossier(agency, status=S.PROCESSING)
+    response = agency_client.post(url(dossier, "request-payment"), body)
+    assert response.status_code == 422
+    assert response.json()["details"] == [
+        {
+            "field": field,
+            "location": "body",
+            "code": "int_type",
+            "message": "Phải là số nguyên.",
+        }
+    ]
+    assert events(dossier) == []
+    dossier.refresh_from_db()
+    assert dossier.status == S.PROCESSING
+
+
 # --- Appointments the agency gives ----------------------------------------------------------
 
 
