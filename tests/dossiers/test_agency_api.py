@@ -490,6 +490,39 @@ def test_complete_still_takes_an_empty_or_urlencoded_form(
     assert events(dossier) == ["dossier.completed"]
 
 
+@pytest.mark.parametrize("filename", [".", "..", "kq/"])
+def test_complete_with_a_result_file_django_would_drop_for_its_name_is_refused(
+    agency: Agency, agency_client: AgencyClient, filename: str
+) -> None:
+    """Django skips a file part named `.` or `..` without a word: "complete" read no
+    result file and completed the dossier without the one the agency sent."""
+    dossier = new_dossier(agency, status=S.PROCESSING)
+    raw = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="result_file"; '
+        f'filename="{filename}"\r\nContent-Type: application/pdf\r\n\r\n%PDF-1.7\r\n'
+        f"--{BOUNDARY}--\r\n"
+    ).encode()
+    response = post_raw(
+        agency_client,
+        url(dossier, "complete"),
+        raw,
+        f"multipart/form-data; boundary={BOUNDARY}",
+        "e-3",
+    )
+    assert response.status_code == 422
+    assert response.json()["details"] == [
+        {
+            "field": "result_file",
+            "location": "file",
+            "code": "filename_invalid",
+            "message": "The file name is not valid (such as “.”, “..” or a folder).",
+        }
+    ]
+    dossier.refresh_from_db()
+    assert dossier.status == S.PROCESSING
+    assert events(dossier) == []
+
+
 @pytest.mark.parametrize(("extra", "expected"), [(0, 200), (1, 413)])
 def test_result_file_size_limit(
     agency: Agency, agency_client: AgencyClient, settings, extra: int, expected: int
