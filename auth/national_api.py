@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -21,6 +21,7 @@ from auth.phone import mask_phone
 from auth.schemas import DeviceIn, SecondFactor, TokenOut
 from backend.errors import ErrorOut
 from backend.middleware import client_ip, request_language
+from backend.strict_json import JSON_INTEGER
 
 router = Router(tags=["national sign-in"])
 
@@ -28,7 +29,7 @@ ERRORS = {400: ErrorOut, 403: ErrorOut, 409: ErrorOut, 422: ErrorOut, 429: Error
 
 
 class NationalStartIn(DeviceIn):
-    min_level: Literal[1, 2] = Field(
+    min_level: Annotated[Literal[1, 2], JSON_INTEGER] = Field(
         1, description="Least identity level needed, e.g. 2 when a procedure asks for it"
     )
 

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema, Status
+from pydantic import StrictBool
 
 from auth import access
 from auth.actions import organisations
@@ -57,7 +58,7 @@ class OrganisationOut(Schema):
 
 
 class WatchingIn(Schema):
-    watching: bool
+    watching: StrictBool
 
 
 class MemberOut(Schema):

@@ -41,6 +41,7 @@ from backend.errors import (
     outage_response,
     unavailable_response,
 )
+from backend.multipart_frame import boundary_of, frame_error, malformed_multipart, read_frame
 from backend.times import ApiJSONRenderer
 
 logger = logging.getLogger(__name__)
@@ -174,8 +175,10 @@ def check_form_body(request: HttpRequest) -> None:
     Django reads any body with another content type, and a multipart body without
     its boundary delimiters (`[]`), as an empty form: a route whose fields are all
     optional (the agency's "complete") would act on what was never sent. No body
-    at all is an empty form. A multipart upload Django read as a stream is not kept:
-    its delimiters are not checked here (such routes have a required file).
+    at all is an empty form. A multipart body must end with its closing delimiter,
+    and each file part bear a name Django keeps (`backend.multipart_frame`; 422
+    `filename_invalid`). Judged here when Django kept the body in memory; one it read
+    as a stream was judged as it arrived (`backend.body_limits`).
     """
     try:
         body: bytes | None = request.body
@@ -184,19 +187,11 @@ def check_form_body(request: HttpRequest) -> None:
     size = len(body) if body is not None else int(request.META.get("CONTENT_LENGTH") or 0)
     if not size or request.content_type == "application/x-www-form-urlencoded":
         return
-    if request.content_type != "multipart/form-data" or (
-        body is not None
-        and not is_multipart(body, (request.content_params or {}).get("boundary", ""))
-    ):
-        raise ApiError("malformed_multipart", _("The request body is not a valid multipart form."))
-
-
-def is_multipart(body: bytes, boundary: str) -> bool:
-    """Whether `body` has the frame of a multipart body (RFC 2046): a first delimiter
-    (after an optional preamble) and the closing one."""
-    delimiter = b"--" + boundary.encode("ascii", "replace")
-    opened = body.startswith(delimiter) or b"\r\n" + delimiter in body
-    return opened and delimiter + b"--" in body
+    boundary = boundary_of(request.META.get("CONTENT_TYPE", ""))
+    if boundary is None:
+        raise malformed_multipart()
+    if body is not None and not (frame := read_frame(body, boundary)).sound:
+        raise frame_error(frame)
 
 
 def repeated_detail(field: str, location: str) -> dict[str, str]:
@@ -332,9 +327,7 @@ def handle_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 
 
 def handle_malformed_multipart(request: HttpRequest, exc: Exception) -> HttpResponse:
-    return error_response(
-        400, "malformed_multipart", _("The request body is not a valid multipart form.")
-    )
+    return api_error_response(request, malformed_multipart())
 
 
 def handle_too_many_fields(request: HttpRequest, exc: Exception) -> HttpResponse:

@@ -16,6 +16,12 @@ Limits by route class:
   API_MAX_JSON_BODY_BYTES for the other fields and the multipart framing;
 - pages outside /api/ (the admin, whose forms may carry a result file): the
   largest of the above.
+
+A multipart body is judged as it passes too (`backend.multipart_frame`): one that ends
+without its closing delimiter (a cut upload) is answered 400 `malformed_multipart`,
+and one with a file part whose name Django would drop (`.`, `..`) 422
+`filename_invalid`, once the body has ended and before Django reads a byte of it:
+no handler runs, nothing is stored.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -30,7 +37,8 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation.trans_real import parse_accept_lang_header
 
-from backend.errors import error_response
+from backend.errors import ApiError, PayloadTooLarge, error_response
+from backend.multipart_frame import MultipartFrame, boundary_of, frame_error
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -88,13 +96,19 @@ def _language(scope: Scope) -> str:
     return str(settings.LANGUAGE_CODE)
 
 
-async def _refuse(scope: Scope, send: Send, limit: int) -> None:
-    """413 in the project's error shape; `Connection: close` makes the server stop
-    reading the rest of the body and close the connection once this is sent."""
+def _too_large(limit: int) -> ApiError:
+    return PayloadTooLarge(
+        "payload_too_large", too_large_text(limit), details={"limit_bytes": limit}
+    )
+
+
+async def _refuse(scope: Scope, send: Send, refusal: Callable[[], ApiError]) -> None:
+    """The error `refusal` makes, in the project's error shape and the request's
+    language; `Connection: close` makes the server stop reading the rest of the body
+    and close the connection once this is sent."""
     with translation.override(_language(scope)):
-        response = error_response(
-            413, "payload_too_large", too_large_text(limit), details={"limit_bytes": limit}
-        )
+        error = refusal()
+        response = error_response(error.status, error.code, error.message, error.details)
     headers = [
         (name.encode("latin-1"), value.encode("latin-1")) for name, value in response.items()
     ]
@@ -103,7 +117,7 @@ async def _refuse(scope: Scope, send: Send, limit: int) -> None:
         (b"connection", b"close"),
         (b"x-request-id", uuid.uuid4().hex.encode()),
     ]
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
     await send({"type": "http.response.body", "body": response.content})
 
 
@@ -120,8 +134,10 @@ class BodyLimitMiddleware:
         limit = body_limit(scope["path"])
         declared = _header(scope, b"content-length")
         if declared is not None and declared.strip().isdigit() and int(declared) > limit:
-            await _refuse(scope, send, limit)
+            await _refuse(scope, send, partial(_too_large, limit))
             return
+        boundary = boundary_of((_header(scope, b"content-type") or b"").decode("latin-1"))
+        frame = MultipartFrame(boundary) if boundary is not None else None
         received = 0
         refused = False
         responding = False
@@ -131,13 +147,24 @@ class BodyLimitMiddleware:
             if refused:
                 return {"type": "http.disconnect"}
             message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit and not responding:
-                    refused = True
-                    await _refuse(scope, send, limit)
-                    # Django stops reading at a disconnect and answers nothing.
-                    return {"type": "http.disconnect"}
+            if message["type"] != "http.request" or responding:
+                return message
+            body = message.get("body", b"")
+            received += len(body)
+            refusal: Callable[[], ApiError] | None = None
+            if received > limit:
+                refusal = partial(_too_large, limit)
+            elif frame is not None:
+                frame.feed(body)
+                if received and not message.get("more_body", False):
+                    frame.finish()
+                    if not frame.sound:
+                        refusal = partial(frame_error, frame)
+            if refusal is not None:
+                refused = True
+                await _refuse(scope, send, refusal)
+                # Django stops reading at a disconnect and answers nothing.
+                return {"type": "http.disconnect"}
             return message
 
         async def guarded_send(message: Message) -> None:

@@ -16,7 +16,7 @@ from typing import Any, cast
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, StrictInt, field_validator
 
 from auth.bearer import bearer, current_user
 from backend.errors import ErrorOut
@@ -44,7 +44,7 @@ class StrictSchema(Schema):
 
 
 class DraftIn(StrictSchema):
-    procedure_id: int
+    procedure_id: StrictInt
     organisation_id: uuid.UUID | None = Field(
         None, description="Apply for this organisation (you must be a member)"
     )
@@ -58,7 +58,7 @@ class DraftUpdateIn(StrictSchema):
 
 
 class RatingIn(StrictSchema):
-    satisfaction: int = Field(
+    satisfaction: StrictInt = Field(
         ..., ge=1, le=3, description="1 rất hài lòng, 2 hài lòng, 3 không hài lòng"
     )
     comment: str = ""

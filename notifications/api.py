@@ -10,7 +10,7 @@ from typing import Any, Literal
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from ninja import Field, Query, Router, Schema, Status
-from pydantic import field_validator
+from pydantic import StrictBool, field_validator
 
 from auth.bearer import bearer, current_session, current_user
 from backend.errors import ErrorOut
@@ -95,11 +95,11 @@ class PreferencesOut(Schema):
 
 
 class PreferencesIn(Schema):
-    status_changes: bool | None = None
-    action_requests: bool | None = None
-    delivery_updates: bool | None = None
-    announcements: bool | None = None
-    quiet_hours_enabled: bool | None = None
+    status_changes: StrictBool | None = None
+    action_requests: StrictBool | None = None
+    delivery_updates: StrictBool | None = None
+    announcements: StrictBool | None = None
+    quiet_hours_enabled: StrictBool | None = None
     quiet_start: str | None = Field(None, pattern=HH_MM)
     quiet_end: str | None = Field(None, pattern=HH_MM)
     timezone: str | None = Field(None, max_length=64, description="IANA name")

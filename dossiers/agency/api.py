@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from ninja import File, Form, Query, Router, Schema
 from ninja.files import UploadedFile
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StrictInt, field_validator
 
 from auth.bearer import bearer
 from backend.any_of import IdIn
@@ -172,11 +172,11 @@ class FeeLineIn(Schema):
         ..., description="fee: phí; charge: lệ phí; postage: cước bưu chính (result by post)"
     )
     label: str = Field("", max_length=200)
-    amount: int = Field(..., ge=0, le=10**12, description="VND")
+    amount: StrictInt = Field(..., ge=0, le=10**12, description="VND")
 
 
 class PaymentIn(Schema):
-    amount: int = Field(..., ge=1, le=10**12, description="VND")
+    amount: StrictInt = Field(..., ge=1, le=10**12, description="VND")
     description: str = Field("", max_length=2000)
     lines: list[FeeLineIn] = Field(
         default_factory=list,

@@ -214,3 +214,38 @@ def test_each_route_class_has_its_limit_at_the_boundary(
     assert at_limit.finished_sending
     assert at_limit.sent == size
     assert at_limit.status in (400, 401, 422)
+
+
+def multipart_pieces(*, closed: bool) -> Iterator[bytes]:
+    yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n\r\n'
+    yield from fixed_body(3 * CHUNK)
+    if closed:
+        yield b"\r\n--b--\r\n"
+
+
+@pytest.mark.parametrize("chunked_body", [True, False], ids=["chunked", "content-length"])
+def test_an_upload_that_ends_without_its_closing_delimiter_is_400_before_django(
+    server: WebProcess, chunked_body: bool
+) -> None:
+    body = b"".join(multipart_pieces(closed=False))
+    head = request_head(
+        upload_path(),
+        "multipart/form-data; boundary=b",
+        length=None if chunked_body else len(body),
+    )
+    pieces = multipart_pieces(closed=False)
+    answer = exchange(server, head, chunked(pieces) if chunked_body else pieces)
+    assert answer.status == 400
+    assert answer.body == {
+        "code": "malformed_multipart",
+        "message": "The request body is not a valid multipart form.",
+        "details": None,
+    }
+    assert answer.sent >= len(body)  # judged once the body ended, not before
+    # The same body closed reaches Django, which asks who is sending it.
+    closed = exchange(
+        server,
+        request_head(upload_path(), "multipart/form-data; boundary=b", length=None),
+        chunked(multipart_pieces(closed=True)),
+    )
+    assert closed.status == 401

@@ -1,4 +1,5 @@
-"""Query parameters read one way on every route: integers in digits, each given once."""
+"""Query parameters read one way on every route: integers in digits, booleans `true` or
+`false`, each given once."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pydantic import BaseModel
 
 import backend.urls  # noqa: F401  (mounts every app's router on the root API)
 from backend.api import api
-from backend.params import QueryParams, is_integer_annotation
+from backend.params import QueryParams, is_boolean_annotation, is_integer_annotation
 from tests.conftest import ApiClient, make_user, sign_in
 from tests.factories import make_dossier, make_procedure
+from tests.notifications.conftest import notify
 
 pytestmark = pytest.mark.django_db
 
@@ -61,6 +63,39 @@ def test_every_list_reads_its_integers_the_same_way(path: str, name: str, text: 
     response = api_client.get(path, query={name: text})
     assert response.status_code == 422
     assert response.json()["details"] == [detail(name, "int_parsing", "Must be a whole number.")]
+
+
+INBOX = "/api/v1/notifications"
+
+
+def _inbox_of_one_read_one_unread() -> tuple[ApiClient, list[int]]:
+    """A signed-in client and its inbox's ids, the unread entry first."""
+    user = make_user()
+    dossier = make_dossier(user, status=2)
+    read, unread = (notify(user, "dossier.accepted", dossier=dossier) for _ in range(2))
+    api_client = ApiClient(token=sign_in(user)[1].access_token, language="en")
+    assert api_client.post(f"{INBOX}/{read.pk}/read").status_code == 200
+    return api_client, [unread.pk, read.pk]
+
+
+@pytest.mark.parametrize(
+    "text", ["yes", "no", "on", "off", "t", "f", "y", "1", "0", "True", "FALSE", " true", ""]
+)
+def test_a_boolean_parameter_takes_true_or_false_only(text: str) -> None:
+    api_client, _ids = _inbox_of_one_read_one_unread()
+    response = api_client.get(INBOX, query={"unread": text})
+    assert response.status_code == 422
+    assert response.json()["details"] == [
+        detail("unread", "bool_parsing", "Must be true or false.")
+    ]
+
+
+@pytest.mark.parametrize(("text", "listed"), [("true", [0]), ("false", [1])])
+def test_true_and_false_filter_as_written(text: str, listed: list[int]) -> None:
+    api_client, ids = _inbox_of_one_read_one_unread()
+    response = api_client.get(INBOX, query={"unread": text})
+    assert response.status_code == 200
+    assert [item["id"] for item in response.json()["items"]] == [ids[i] for i in listed]
 
 
 @pytest.mark.parametrize(
@@ -113,14 +148,15 @@ def _param_models() -> list[tuple[str, str, Any]]:
 
 def test_every_query_schema_is_a_query_params_and_no_integer_bypasses_it() -> None:
     """A new list's filters get the rules above only through `QueryParams`: a
-    `Query[...]` schema that is not one, or an integer given as a bare query or form
-    parameter, would read `1.0` as 1 again."""
+    `Query[...]` schema that is not one, or an integer or boolean given as a bare query
+    or form parameter, would read `1.0` as 1 or `yes` as true again."""
     models = _param_models()
     assert len(models) > 30
     wrong = [
         where
         for where, source, annotation in models
         if is_integer_annotation(annotation)
+        or is_boolean_annotation(annotation)
         or (
             isinstance(annotation, type)
             and issubclass(annotation, BaseModel)

@@ -41,7 +41,7 @@ def test_a_fraction_and_a_list_get_vietnamese_messages() -> None:
     )
     assert response.status_code == 422
     by_field = {detail["field"]: detail for detail in response.json()["details"]}
-    assert by_field["procedure_id"]["code"] == "int_from_float"
+    assert by_field["procedure_id"]["code"] == "int_type"  # a JSON integer only
     assert by_field["procedure_id"]["message"] == "Phải là số nguyên."
     assert by_field["form"]["code"] == "dict_type"
     assert by_field["form"]["message"] == "Phải là một đối tượng JSON."

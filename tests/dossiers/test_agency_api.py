@@ -490,6 +490,39 @@ def test_complete_still_takes_an_empty_or_urlencoded_form(
     assert events(dossier) == ["dossier.completed"]
 
 
+@pytest.mark.parametrize("filename", [".", "..", "kq/"])
+def test_complete_with_a_result_file_django_would_drop_for_its_name_is_refused(
+    agency: Agency, agency_client: AgencyClient, filename: str
+) -> None:
+    """Django skips a file part named `.` or `..` without a word: "complete" read no
+    result file and completed the dossier without the one the agency sent."""
+    dossier = new_dossier(agency, status=S.PROCESSING)
+    raw = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="result_file"; '
+        f'filename="{filename}"\r\nContent-Type: application/pdf\r\n\r\n%PDF-1.7\r\n'
+        f"--{BOUNDARY}--\r\n"
+    ).encode()
+    response = post_raw(
+        agency_client,
+        url(dossier, "complete"),
+        raw,
+        f"multipart/form-data; boundary={BOUNDARY}",
+        "e-3",
+    )
+    assert response.status_code == 422
+    assert response.json()["details"] == [
+        {
+            "field": "result_file",
+            "location": "file",
+            "code": "filename_invalid",
+            "message": "The file name is not valid (such as “.”, “..” or a folder).",
+        }
+    ]
+    dossier.refresh_from_db()
+    assert dossier.status == S.PROCESSING
+    assert events(dossier) == []
+
+
 @pytest.mark.parametrize(("extra", "expected"), [(0, 200), (1, 413)])
 def test_result_file_size_limit(
     agency: Agency, agency_client: AgencyClient, settings, extra: int, expected: int
@@ -591,6 +624,36 @@ def test_payment_request_carries_fee_lines_that_add_up(agency, agency_client) ->
     assert response.status_code == 200, response
     event = DossierEvent.objects.get(dossier=dossier, type="dossier.payment_requested")
     assert event.data["lines"] == lines
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"amount": 150_000.0}, "amount"),
+        ({"amount": "150000"}, "amount"),
+        ({"amount": 10, "lines": [{"kind": "fee", "amount": 10.0}]}, "lines.0.amount"),
+    ],
+    ids=["float", "text", "line"],
+)
+def test_an_amount_that_is_no_json_integer_is_refused_and_nothing_requested(
+    agency: Agency, agency_client: AgencyClient, body: dict[str, Any], field: str
+) -> None:
+    """A signed body is read as its signer's JSON typed it: `150000.0` and `"150000"`
+    are no VND amount (pydantic read both as 150000)."""
+    dossier = new_dossier(agency, status=S.PROCESSING)
+    response = agency_client.post(url(dossier, "request-payment"), body)
+    assert response.status_code == 422
+    assert response.json()["details"] == [
+        {
+            "field": field,
+            "location": "body",
+            "code": "int_type",
+            "message": "Phải là số nguyên.",
+        }
+    ]
+    assert events(dossier) == []
+    dossier.refresh_from_db()
+    assert dossier.status == S.PROCESSING
 
 
 # --- Appointments the agency gives ----------------------------------------------------------

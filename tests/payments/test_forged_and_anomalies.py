@@ -354,7 +354,9 @@ def test_a_signed_vnpay_amount_that_is_not_ascii_digits_pays_nothing(
     assert_nothing_changed(citizen)
 
 
-@pytest.mark.parametrize("amount", ["²²²²", "9" * 5000])
+@pytest.mark.parametrize(
+    "amount", ["²²²²", "9" * 5000, float(AMOUNT), True], ids=["digits", "long", "float", "true"]
+)
 def test_a_signed_national_amount_that_is_not_ascii_digits_pays_nothing(
     citizen, fake_gateway, amount
 ) -> None:
