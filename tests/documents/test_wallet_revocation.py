@@ -4,8 +4,9 @@ holding one refused until its paper is replaced."""
 
 from __future__ import annotations
 
-import threading
-from typing import Any
+from collections.abc import Callable
+from threading import Event
+from typing import Any, NamedTuple
 
 import pytest
 from django.core.files.base import ContentFile
@@ -27,7 +28,14 @@ from dossiers.models import (
     SupplementRequest,
 )
 from dossiers.results import revoke_result
-from tests.concurrency import WAIT_SECONDS, in_threads, on_sql, statement, waiting_for
+from tests.concurrency import (
+    WAIT_SECONDS,
+    in_threads,
+    on_sql,
+    statement,
+    waiting_for,
+    waiting_for_a_lock,
+)
 from tests.conftest import make_user
 from tests.documents.pki import configure, make_pdf
 from tests.documents.test_wallet import attach, client, keep
@@ -67,6 +75,28 @@ def issued(agency: Agency, agency_client: AgencyClient, settings: Any, holder: A
     return WalletItem.objects.select_related("result").get(result__dossier=dossier)
 
 
+class Scene(NamedTuple):
+    holder: Any
+    item: WalletItem  # a result of another dossier of the holder's, in their wallet
+    dossier: Dossier  # a draft whose doc-1 takes it
+
+
+@pytest.fixture
+def scene(
+    agency: Agency, agency_client: AgencyClient, settings: Any, marriage: DocumentType
+) -> Scene:
+    holder = make_user()
+    return Scene(holder, issued(agency, agency_client, settings, holder), draft_of(agency, holder))
+
+
+def attach_photo(holder: Any, dossier: Dossier) -> Any:
+    """A kept photo of the result's type, attached to doc-1: a paper that stands."""
+    photo = keep(holder, samples.jpeg_bytes(), document_type="gcn-kh").json()["id"]
+    response = attach(holder, dossier, photo)
+    assert response.status_code == 201, response
+    return response.json()
+
+
 def draft_of(agency: Agency, holder: Any, **extra: Any) -> Dossier:
     """A draft of another procedure of `agency` whose doc-1 takes the result's type."""
     procedure = make_procedure(agency, form_spec=RICH_FORM)
@@ -91,16 +121,27 @@ def attach_again(holder: Any, dossier: Dossier, item: WalletItem, key: str) -> A
     )
 
 
-def attach_in_thread(holder: Any, dossier: Dossier, item: WalletItem) -> Any:
-    return wallet.attach_from_wallet(holder, dossier.pk, item_id=item.pk, document_code="doc-1")
+def attach_stopping(
+    holder: Any, dossier: Dossier, item: WalletItem, table: str, *, at: Event, until: Event
+) -> Callable[[], Any]:
+    """The wallet's attach, for a thread of its own: once its row lock of `table` is
+    taken, it sets `at` and waits for `until`."""
+
+    def hold() -> None:
+        at.set()
+        waiting_for(until)()
+
+    def attaching() -> Any:
+        with on_sql(after=(statement("SELECT", table, locking=True), hold)):
+            return wallet.attach_from_wallet(
+                holder, dossier.pk, item_id=item.pk, document_code="doc-1"
+            )
+
+    return attaching
 
 
-def test_a_revoked_result_is_neither_offered_nor_attached(
-    agency: Agency, agency_client: AgencyClient, settings: Any, marriage: DocumentType
-) -> None:
-    holder = make_user()
-    item = issued(agency, agency_client, settings, holder)
-    dossier = draft_of(agency, holder)
+def test_a_revoked_result_is_neither_offered_nor_attached(agency: Agency, scene: Scene) -> None:
+    holder, item, dossier = scene
     revoke(agency, item)
     offers = client(holder).get(f"/api/v1/dossiers/{dossier.pk}/wallet-offers").json()
     assert offers[0]["items"] == []
@@ -110,22 +151,15 @@ def test_a_revoked_result_is_neither_offered_nor_attached(
 
 
 def test_an_attach_that_read_the_paper_before_a_revocation_committed_is_refused(
-    agency: Agency, agency_client: AgencyClient, settings: Any, marriage: DocumentType
+    agency: Agency, scene: Scene
 ) -> None:
     """The attach has read and locked its wallet paper (the result still standing);
     the revocation commits meanwhile: the attach, going on, must see it."""
-    holder = make_user()
-    item = issued(agency, agency_client, settings, holder)
-    dossier = draft_of(agency, holder)
-    paper_read, revoked = threading.Event(), threading.Event()
-
-    def hold() -> None:
-        paper_read.set()
-        waiting_for(revoked)()
-
-    def attaching() -> Any:
-        with on_sql(after=(statement("SELECT", "documents_walletitem", locking=True), hold)):
-            return attach_in_thread(holder, dossier, item)
+    holder, item, dossier = scene
+    paper_read, revoked = Event(), Event()
+    attaching = attach_stopping(
+        holder, dossier, item, "documents_walletitem", at=paper_read, until=revoked
+    )
 
     def revoking() -> Any:
         waiting_for(paper_read)()
@@ -143,32 +177,16 @@ def test_an_attach_that_read_the_paper_before_a_revocation_committed_is_refused(
     assert Dossier.objects.get(pk=dossier.pk).version == dossier.version  # nothing written
 
 
-def waiting_for_a_lock() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return bool(cursor.fetchone()[0])
-
-
 def test_a_revocation_waits_for_an_attach_holding_the_result_then_shows_on_its_paper(
-    agency: Agency, agency_client: AgencyClient, settings: Any, marriage: DocumentType
+    agency: Agency, scene: Scene
 ) -> None:
     """The attach holds the result's row lock: the revocation waits for its commit,
     then finds the new attachment and changes its dossier."""
-    holder = make_user()
-    item = issued(agency, agency_client, settings, holder)
-    dossier = draft_of(agency, holder)
-    result_locked, revocation_started, release = (threading.Event() for _ in range(3))
-
-    def hold() -> None:
-        result_locked.set()
-        waiting_for(release)()
-
-    def attaching() -> Any:
-        with on_sql(after=(statement("SELECT", "dossiers_resultdocument", locking=True), hold)):
-            return attach_in_thread(holder, dossier, item)
+    holder, item, dossier = scene
+    result_locked, revocation_started, release = Event(), Event(), Event()
+    attaching = attach_stopping(
+        holder, dossier, item, "dossiers_resultdocument", at=result_locked, until=release
+    )
 
     def revoking() -> Any:
         waiting_for(result_locked)()
@@ -201,14 +219,11 @@ def test_a_revocation_waits_for_an_attach_holding_the_result_then_shows_on_its_p
 
 
 def test_a_revocation_shows_on_the_attachment_for_the_citizen_and_the_agency(
-    agency: Agency, agency_client: AgencyClient, settings: Any, marriage: DocumentType
+    agency: Agency, agency_client: AgencyClient, scene: Scene
 ) -> None:
-    holder = make_user()
-    item = issued(agency, agency_client, settings, holder)
-    dossier = draft_of(agency, holder)
+    holder, item, dossier = scene
     api = client(holder)
-    photo = keep(holder, samples.jpeg_bytes(), document_type="gcn-kh").json()["id"]
-    upload = attach(holder, dossier, photo).json()
+    upload = attach_photo(holder, dossier)
     attached = attach_again(holder, dossier, item, "attach-1")
     assert attached.status_code == 201, attached
     paper = attached.json()
@@ -253,11 +268,9 @@ def test_a_revocation_shows_on_the_attachment_for_the_citizen_and_the_agency(
 
 
 def test_listing_papers_with_their_revocation_costs_no_query_per_paper(
-    agency: Agency, agency_client: AgencyClient, settings: Any, marriage: DocumentType
+    agency: Agency, scene: Scene
 ) -> None:
-    holder = make_user()
-    item = issued(agency, agency_client, settings, holder)
-    dossier = draft_of(agency, holder)
+    holder, item, dossier = scene
     api = client(holder)
 
     def queries_of_the_list() -> int:
@@ -275,12 +288,8 @@ def test_listing_papers_with_their_revocation_costs_no_query_per_paper(
     assert queries_of_the_list() == one
 
 
-def test_a_draft_holding_a_revoked_result_is_not_sent(
-    agency: Agency, agency_client: AgencyClient, settings: Any, marriage: DocumentType
-) -> None:
-    holder = make_user()
-    item = issued(agency, agency_client, settings, holder)
-    dossier = draft_of(agency, holder)
+def test_a_draft_holding_a_revoked_result_is_not_sent(agency: Agency, scene: Scene) -> None:
+    holder, item, dossier = scene
     api = client(holder)
     paper = attach(holder, dossier, item.pk).json()
     revoke(agency, item)
@@ -302,20 +311,14 @@ def test_a_draft_holding_a_revoked_result_is_not_sent(
     assert not DossierEvent.objects.filter(dossier=dossier).exists()
     # Replaced by a paper that stands, it goes.
     assert api.delete(f"/api/v1/dossiers/{dossier.pk}/attachments/{paper['id']}").status_code == 204
-    photo = keep(holder, samples.jpeg_bytes(), document_type="gcn-kh").json()["id"]
-    assert attach(holder, dossier, photo).status_code == 201
+    attach_photo(holder, dossier)
     assert api.post(f"/api/v1/dossiers/{dossier.pk}/submit", {}).status_code == 200
 
 
-def test_a_supplement_holding_a_revoked_result_is_not_sent(
-    agency: Agency, agency_client: AgencyClient, settings: Any, marriage: DocumentType
-) -> None:
-    holder = make_user()
-    item = issued(agency, agency_client, settings, holder)
-    dossier = draft_of(agency, holder)
+def test_a_supplement_holding_a_revoked_result_is_not_sent(agency: Agency, scene: Scene) -> None:
+    holder, item, dossier = scene
     api = client(holder)
-    photo = keep(holder, samples.jpeg_bytes(), document_type="gcn-kh").json()["id"]
-    assert attach(holder, dossier, photo).status_code == 201
+    attach_photo(holder, dossier)
     assert api.post(f"/api/v1/dossiers/{dossier.pk}/submit", {}).status_code == 200
     lifecycle.accept(dossier.pk, lifecycle.Actor.agency_system("test system"))
     lifecycle.request_supplement(
