@@ -25,7 +25,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models import Q, QuerySet, Sum
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -264,8 +264,8 @@ def sweep_orphan_files() -> list[str]:
 
 
 # The paper to attach, row-locked, in one statement compiled once (prepared with the
-# pool): the fields a shared file and the checks need, whether its result was revoked,
-# and the transaction's relaxed commit (see attach_from_wallet) as a column.
+# pool): the fields a shared file and the checks need, and the transaction's relaxed
+# commit (see attach_from_wallet) as a column.
 _LOCKED_TO_ATTACH = JoinedRead(
     WalletItem,
     (
@@ -273,12 +273,7 @@ _LOCKED_TO_ATTACH = JoinedRead(
         *("kind", "file", "thumbnail", "content_type", "size", "sha256"),
         *("width", "height", "pages"),
     ),
-    annotations={
-        "result_revoked": Exists(
-            ResultDocument.objects.filter(pk=OuterRef("result_id"), revoked_at__isnull=False)
-        ),
-        "relaxed_commit": RelaxedCommit(),
-    },
+    annotations={"relaxed_commit": RelaxedCommit()},
     for_update=True,
 )
 
@@ -295,6 +290,19 @@ def _lock_to_attach(user: User, item_id: uuid.UUID | str) -> WalletItem:
     return item
 
 
+def _lock_result(result_id: uuid.UUID) -> dt.datetime | None:
+    """When the issued result `result_id` was revoked (None: it stands), read under its
+    row lock, which `dossiers.results.revoke_result` takes first: a revocation that
+    committed before is seen here, and one that comes later waits for the attach to
+    commit, then finds its attachment (and shows it revoked)."""
+    return (
+        ResultDocument.objects.select_for_update(no_key=True)
+        .filter(pk=result_id)
+        .values_list("revoked_at", flat=True)
+        .get()
+    )
+
+
 def attach_from_wallet(
     user: User, dossier_id: uuid.UUID | str, *, item_id: uuid.UUID | str, document_code: str
 ) -> tuple[Attachment, bool]:
@@ -302,7 +310,9 @@ def attach_from_wallet(
 
     One transaction of six statements: the paper's row lock (which relaxes the
     commit), the dossier's, the document with the dossier's counts, the attachment,
-    the dossier's version (`attach_shared`), and the commit.
+    the dossier's version (`attach_shared`), and the commit; an issued result's row
+    lock besides (`_lock_result`), in the order revocation takes it: the result, then
+    dossiers.
     """
     with transaction.atomic():
         # Pending state only (a draft's or a supplement's paper, sent later by a
@@ -313,7 +323,7 @@ def attach_from_wallet(
         item = _lock_to_attach(user, item_id)
         if item.expires_on is not None and item.expires_on < today():
             raise Unprocessable("wallet_item_expired", _("This paper has expired."))
-        if item.result_revoked:  # type: ignore[attr-defined]
+        if item.result_id is not None and _lock_result(item.result_id) is not None:
             raise Unprocessable("wallet_item_revoked", _("This result was revoked."))
         return attach_shared(
             user,

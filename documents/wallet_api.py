@@ -19,7 +19,7 @@ from documents import wallet
 from documents.models import WalletItem
 from dossiers.access import access_dossier
 from dossiers.attachments import read_stored
-from dossiers.attachments_api import AttachmentOut, can_remove_now
+from dossiers.attachments_api import AttachmentOut, as_now
 from dossiers.models import Attachment, DocumentType
 
 router = Router(tags=["wallet"])
@@ -242,7 +242,7 @@ def wallet_offers(request: HttpRequest, dossier_id: uuid.UUID) -> Any:
     summary="Attach a wallet paper to a required document (no copy of the bytes)",
 )
 # One transaction and nothing else (no byte is copied): the answer is kept in it.
-@idempotent(refresh=can_remove_now, one_transaction=True)
+@idempotent(refresh=as_now, one_transaction=True)
 def attach_from_wallet(
     request: HttpRequest, dossier_id: uuid.UUID, payload: FromWalletIn
 ) -> Status[Attachment]:

@@ -36,6 +36,7 @@ from dossiers.models import (
     DossierEvent,
     Procedure,
 )
+from dossiers.results import refuse_revoked_papers
 
 
 def _not_a_draft() -> Conflict:
@@ -183,7 +184,9 @@ def next_dossier_code(agency: Agency, moment: dt.datetime) -> str:
 
 
 def submit_dossier(user: User, dossier_id: uuid.UUID | str) -> Dossier:
-    """Send a complete draft to its agency: code, appointment date, first event."""
+    """Send a complete draft to its agency: code, appointment date, first event. A
+    paper that is a result revoked since it was attached is refused (422
+    `wallet_item_revoked`, `refuse_revoked_papers`)."""
     with transaction.atomic():
         dossier = access_dossier(user, dossier_id, for_update=True)
         # Sent in the applicant's name: theirs to send, or the organisation's managers'.
@@ -206,6 +209,7 @@ def submit_dossier(user: User, dossier_id: uuid.UUID | str) -> Dossier:
                 _("The dossier is incomplete: fix the fields and attach the missing documents."),
                 details=[*errors, *missing],
             )
+        refuse_revoked_papers(dossier)
         # Checks of higher apps (settings.SUBMISSION_CHECKS), e.g. a fee paid first.
         for path in settings.SUBMISSION_CHECKS:
             import_string(path)(dossier)

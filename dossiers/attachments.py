@@ -35,7 +35,14 @@ from backend.errors import (
 )
 from backend.row_writes import create_row, save_fields
 from dossiers.access import access_dossier, lock_for_papers, may_act_for
-from dossiers.models import Attachment, Dossier, RequiredDocument, attachment_path
+from dossiers.models import (
+    RESULTS_PREFIX,
+    Attachment,
+    Dossier,
+    RequiredDocument,
+    attachment_path,
+)
+from dossiers.results import result_revoked_at
 from dossiers.uploads import (
     HEAD_BYTES,
     IMAGE,
@@ -86,16 +93,24 @@ def _attachment_of(dossier: Dossier, attachment_id: uuid.UUID | str) -> Attachme
         key = uuid.UUID(str(attachment_id))
     except ValueError as exc:
         raise NotFound() from exc
-    attachment = Attachment.objects.filter(dossier=dossier, pk=key).first()
+    attachment = dossier_papers(dossier).filter(pk=key).first()
     if attachment is None:
         raise NotFound()
     attachment.dossier = dossier
     return attachment
 
 
+def dossier_papers(dossier: Dossier) -> QuerySet[Attachment]:
+    """The dossier's attachments as the citizen's routes show them: with
+    `result_revoked_at` (dossiers/results.py), in the same statement."""
+    return Attachment.objects.filter(dossier=dossier).annotate(
+        result_revoked_at=result_revoked_at()
+    )
+
+
 def _same_content(dossier: Dossier, digest: str) -> Attachment | None:
     """The dossier's attachment of these bytes, if any, with `dossier` as its dossier."""
-    attachment = Attachment.objects.filter(dossier=dossier, sha256=digest).first()
+    attachment = dossier_papers(dossier).filter(sha256=digest).first()
     if attachment is not None:
         attachment.dossier = dossier
     return attachment
@@ -376,7 +391,7 @@ def _delete_files(names: list[str]) -> None:
 # wallet, `documents/`, and issued results): an attachment may point at one (no
 # copy of the bytes) but removing the attachment never removes the object; its
 # owner does, once nothing refers to it any more.
-SHARED_PREFIXES = ("wallet/", "results/")
+SHARED_PREFIXES = ("wallet/", RESULTS_PREFIX)
 
 
 def deletable(names: list[str]) -> list[str]:

@@ -16,11 +16,13 @@ from backend.errors import ErrorOut, NotFound
 from backend.idempotency import idempotent
 from backend.pagination import PageParams, page_of, paginate
 from backend.params import QueryParams
+from backend.times import rfc3339_or_none
 from dossiers.access import access_dossier
 from dossiers.attachments import (
     access_attachment,
     add_attachment,
     delete_attachment,
+    dossier_papers,
     removal_refusal,
 )
 from dossiers.downloads import Variant, file_response, resolve_download, sign_download
@@ -55,16 +57,23 @@ def _may_remove(attachment: Attachment, context: dict[str, Any] | None) -> bool:
     return isinstance(user, User) and removal_refusal(user, attachment) is None
 
 
-def can_remove_now(request: HttpRequest, path: dict[str, Any], answer: Any) -> Any:
+def as_now(request: HttpRequest, path: dict[str, Any], answer: Any) -> Any:
     """A replayed answer about an attachment (`@idempotent(refresh=...)`) with
-    `can_remove` read now: the dossier may have been submitted, the caller's role in
-    the organisation changed, or the file removed since the first answer."""
+    `can_remove` and the revocation read now: the dossier may have been submitted, the
+    caller's role in the organisation changed, the file removed or the result it is
+    revoked since the first answer."""
     user = current_user(request)
     try:
         attachment = access_attachment(user, path["dossier_id"], answer["id"])
     except NotFound:
         return {**answer, "can_remove": False}
-    return {**answer, "can_remove": removal_refusal(user, attachment) is None}
+    revoked_at = AttachmentOut.resolve_revoked_at(attachment)
+    return {
+        **answer,
+        "revoked": revoked_at is not None,
+        "revoked_at": rfc3339_or_none(revoked_at),
+        "can_remove": removal_refusal(user, attachment) is None,
+    }
 
 
 class AttachmentOut(Schema):
@@ -79,6 +88,12 @@ class AttachmentOut(Schema):
     pages: int | None
     original_name: str
     has_thumbnail: bool
+    revoked: bool = Field(
+        description="The paper is an issued result (attached from the wallet) that its "
+        "agency revoked since: replace it; the dossier cannot be sent with it (422 "
+        "`wallet_item_revoked`)"
+    )
+    revoked_at: dt.datetime | None = Field(description="When that result was revoked")
     can_remove: bool = Field(
         description="You may remove it now: the dossier is a draft or a supplement is "
         "requested, and you attached it, are the dossier's applicant, or an owner or admin "
@@ -90,6 +105,15 @@ class AttachmentOut(Schema):
     @staticmethod
     def resolve_has_thumbnail(obj: Attachment) -> bool:
         return bool(obj.thumbnail)
+
+    @staticmethod
+    def resolve_revoked(obj: Attachment) -> bool:
+        return AttachmentOut.resolve_revoked_at(obj) is not None
+
+    @staticmethod
+    def resolve_revoked_at(obj: Attachment) -> dt.datetime | None:
+        # Read with the attachment (`dossier_papers`); a new one is no revoked result.
+        return getattr(obj, "result_revoked_at", None)
 
     @staticmethod
     def resolve_can_remove(obj: Attachment, context: dict[str, Any] | None) -> bool:
@@ -124,7 +148,7 @@ class DownloadUrlQuery(QueryParams):
         "200 with the existing one when the same file is already attached to the dossier."
     ),
 )
-@idempotent(refresh=can_remove_now)
+@idempotent(refresh=as_now)
 def upload_attachment(
     request: HttpRequest,
     dossier_id: uuid.UUID,
@@ -152,9 +176,7 @@ def list_attachments(
     request: HttpRequest, dossier_id: uuid.UUID, params: Query[PageParams]
 ) -> dict[str, Any]:
     dossier = access_dossier(current_user(request), dossier_id)
-    rows, next_cursor = paginate(
-        Attachment.objects.filter(dossier=dossier), params, ("created_at", "id")
-    )
+    rows, next_cursor = paginate(dossier_papers(dossier), params, ("created_at", "id"))
     for row in rows:
         row.dossier = dossier  # one instance: `can_remove` reads the caller's role once
     return {"items": rows, "next_cursor": next_cursor}

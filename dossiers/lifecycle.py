@@ -31,6 +31,7 @@ from dossiers.deadlines import add_working_seconds, appointment_for, working_sec
 from dossiers.events import EventType, record_event
 from dossiers.models import Apology, Attachment, Dossier, ResultDocument, SupplementRequest
 from dossiers.result_signatures import PreparedResult
+from dossiers.results import refuse_revoked_papers
 
 S = Dossier.Status
 
@@ -267,7 +268,8 @@ def submit_supplement(dossier_id: uuid.UUID | str, actor: Actor, *, message: str
 
     The appointment moves later by the working time the dossier spent paused.
     Every requested document that names a catalogue code needs a file uploaded
-    since the request.
+    since the request, and no paper may be a result revoked since it was attached
+    (`refuse_revoked_papers`).
     """
     dossier = _begin(dossier_id, "submit_supplement", actor)
     now = timezone.now()
@@ -286,6 +288,7 @@ def submit_supplement(dossier_id: uuid.UUID | str, actor: Actor, *, message: str
                 "supplement_incomplete",
                 _("Upload the requested papers first: %(codes)s.") % {"codes": ", ".join(missing)},
             )
+    refuse_revoked_papers(dossier)
     paused_from = dossier.paused_at or now
     paused = working_seconds_between(dossier.agency, paused_from, now)
     previous_appointment = dossier.appointment_at

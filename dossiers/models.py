@@ -187,8 +187,17 @@ class RequiredDocument(models.Model):
         return f"{self.procedure_id}/{self.code}"
 
 
+# Issued results' stored objects: a wallet paper that is a result, and an attachment
+# made from it, point at the same one (dossiers/results.py finds them by this prefix).
+RESULTS_PREFIX = "results/"
+# The attachments that are issued results: the condition of their partial index, and
+# of every query meant to use it (a pattern without "%": the concurrent index build
+# would read a LIKE's "%" as a placeholder).
+RESULT_PAPERS = Q(file__regex=f"^{RESULTS_PREFIX}")
+
+
 def result_path(instance: Any, filename: str) -> str:
-    return f"results/{uuid.uuid4().hex[:2]}/{uuid.uuid4().hex}"
+    return f"{RESULTS_PREFIX}{uuid.uuid4().hex[:2]}/{uuid.uuid4().hex}"
 
 
 # The clock runs (dossiers/lifecycle.py CLOCK_RUNNING: accepted, processing, payment
@@ -408,6 +417,16 @@ class Attachment(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["dossier", "sha256"], name="attachment_unique_content"),
+        ]
+        indexes = [
+            # The few attachments that are issued results (attached from the wallet),
+            # by their stored object: a revocation finds the dossiers holding one
+            # (dossiers/results.py `attachments_of`), not a scan of every paper.
+            models.Index(
+                fields=["file"],
+                condition=RESULT_PAPERS,
+                name="attachment_result_file",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -77,3 +77,15 @@ def waiting_for(event: threading.Event) -> Callable[[], None]:
         assert event.wait(WAIT_SECONDS), "the other side of the race never came"
 
     return wait
+
+
+def waiting_for_a_lock() -> bool:
+    """Whether a session of the test database waits for a lock now (a row lock another
+    transaction holds): what a test of who waits for whom looks for, never a sleep."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+        )
+        row = cursor.fetchone()
+    return bool(row and row[0])

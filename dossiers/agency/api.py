@@ -55,6 +55,7 @@ from dossiers.agency.signing import (
 )
 from dossiers.attachments import read_stored
 from dossiers.models import Agency, AgencyCredential, Attachment, Dossier
+from dossiers.results import result_revoked_at
 
 router = Router(tags=["agency back office"])
 
@@ -431,6 +432,12 @@ class FeedAttachmentOut(BaseModel):
     sha256: str
     original_name: str
     created_at: dt.datetime
+    revoked: bool = Field(
+        ...,
+        description="The paper is a result an agency issued (attached from the citizen's "
+        "wallet) and has revoked since",
+    )
+    revoked_at: dt.datetime | None = Field(..., description="When that result was revoked")
     download_url: str
 
 
@@ -535,6 +542,7 @@ FEED_ATTACHMENT_COLUMNS = (
     "sha256",
     "original_name",
     Rfc3339Text("created_at"),
+    Rfc3339Text(result_revoked_at()),
 )
 
 
@@ -661,7 +669,7 @@ def _feed_items(
     papers = FEED_PAPERS.rows("papers", _feed_papers, ids=list(items))
     attachments: list[dict[str, Any]] = []
     of = None
-    for dossier_id, pk, code, kind, content_type, size, sha256, name, created_at in papers:
+    for dossier_id, pk, code, kind, content_type, size, sha256, name, created_at, revoked in papers:
         # The rows come by dossier; a UUID's `int` compares in C (its == is Python's).
         if dossier_id.int != of:
             attachments = items[dossier_id]["attachments"]
@@ -676,6 +684,8 @@ def _feed_items(
                 "sha256": sha256,
                 "original_name": name,
                 "created_at": created_at,
+                "revoked": revoked is not None,
+                "revoked_at": revoked,
                 "download_url": base + sign(_file_grant_json(agency_id, pk)),
             }
         )

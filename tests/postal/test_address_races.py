@@ -17,6 +17,7 @@ from django.db import connection
 
 from dossiers.models import DossierEvent
 from postal.models import DeliveryBooking, SavedAddress
+from tests.concurrency import waiting_for_a_lock
 from tests.conftest import ApiResponse
 from tests.postal.conftest import CA_MAU_COMMUNE, HANOI_COMMUNE, Citizen, make_address
 
@@ -91,15 +92,6 @@ class Held(InThread):
 
     def release(self) -> None:
         self.released.set()
-
-
-def waiting_for_a_lock() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return bool(cursor.fetchone()[0])
 
 
 def run_until_done_or_blocked(call: Callable[[], ApiResponse]) -> InThread:

@@ -58,6 +58,8 @@ def test_upload_jpeg_stores_a_clean_copy_and_a_thumbnail(
         "pages": None,
         "original_name": "cccd.jpg",
         "has_thumbnail": True,
+        "revoked": False,
+        "revoked_at": None,
         "can_remove": True,
         "created_at": body["created_at"],
     }

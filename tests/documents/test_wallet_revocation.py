@@ -1,0 +1,341 @@
+"""A result revoked by its agency, used from the wallet: a revocation and an attach in
+a defined order, the revocation shown on the attachments it became, and a dossier
+holding one refused until its paper is replaced."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from threading import Event
+from typing import Any, NamedTuple
+
+import pytest
+from django.core.files.base import ContentFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from backend.errors import Unprocessable
+from documents import wallet
+from documents.models import WalletItem
+from documents.tasks import on_dossier_event
+from dossiers import lifecycle
+from dossiers.models import (
+    Agency,
+    Attachment,
+    DocumentType,
+    Dossier,
+    DossierEvent,
+    ResultDocument,
+    SupplementRequest,
+)
+from dossiers.results import revoke_result
+from tests.concurrency import (
+    WAIT_SECONDS,
+    in_threads,
+    on_sql,
+    statement,
+    waiting_for,
+    waiting_for_a_lock,
+)
+from tests.conftest import make_user
+from tests.documents.pki import configure, make_pdf
+from tests.documents.test_wallet import attach, client, keep
+from tests.dossiers.attachments import samples
+from tests.dossiers.conftest import RICH_FORM, VALID_FORM, AgencyClient
+from tests.dossiers.conftest import attach as attachment_rows
+from tests.factories import make_dossier, make_procedure
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the races need real commits
+
+S = Dossier.Status
+
+
+@pytest.fixture
+def marriage(db: Any) -> DocumentType:
+    return DocumentType.objects.create(code="gcn-kh", name="Giấy chứng nhận kết hôn")
+
+
+@pytest.fixture(autouse=True)
+def _no_settle(settings: Any) -> None:
+    settings.AGENCY_FEED_SETTLE_SECONDS = 0
+
+
+def issued(agency: Agency, agency_client: AgencyClient, settings: Any, holder: Any) -> WalletItem:
+    """A signed result of one of `holder`'s dossiers, in their wallet."""
+    configure(settings, agency.code)
+    result_type = DocumentType.objects.get(code="gcn-kh")
+    dossier = make_dossier(
+        holder, make_procedure(agency, result_type=result_type), status=S.PROCESSING
+    )
+    response = agency_client.post(
+        f"/api/v1/agency/dossiers/{dossier.code}/complete",
+        multipart={"result_file": ContentFile(make_pdf(), name="kq.pdf"), "signing": "server"},
+    )
+    assert response.status_code == 200, response
+    on_dossier_event(DossierEvent.objects.get(dossier=dossier, type="dossier.completed").pk)
+    return WalletItem.objects.select_related("result").get(result__dossier=dossier)
+
+
+class Scene(NamedTuple):
+    holder: Any
+    item: WalletItem  # a result of another dossier of the holder's, in their wallet
+    dossier: Dossier  # a draft whose doc-1 takes it
+
+
+@pytest.fixture
+def scene(
+    agency: Agency, agency_client: AgencyClient, settings: Any, marriage: DocumentType
+) -> Scene:
+    holder = make_user()
+    return Scene(holder, issued(agency, agency_client, settings, holder), draft_of(agency, holder))
+
+
+def attach_photo(holder: Any, dossier: Dossier) -> Any:
+    """A kept photo of the result's type, attached to doc-1: a paper that stands."""
+    photo = keep(holder, samples.jpeg_bytes(), document_type="gcn-kh").json()["id"]
+    response = attach(holder, dossier, photo)
+    assert response.status_code == 201, response
+    return response.json()
+
+
+def draft_of(agency: Agency, holder: Any, **extra: Any) -> Dossier:
+    """A draft of another procedure of `agency` whose doc-1 takes the result's type."""
+    procedure = make_procedure(agency, form_spec=RICH_FORM)
+    procedure.documents.get(code="doc-1").accepted_types.add(
+        DocumentType.objects.get(code="gcn-kh")
+    )
+    return make_dossier(holder, procedure, form_data=VALID_FORM, **extra)
+
+
+def revoke(agency: Agency, item: WalletItem) -> ResultDocument:
+    assert item.result is not None
+    return revoke_result(
+        agency, item.result.verification_code, reason="Cấp nhầm", actor_label="test system"
+    )
+
+
+def attach_again(holder: Any, dossier: Dossier, item: WalletItem, key: str) -> Any:
+    return client(holder).post(
+        f"/api/v1/dossiers/{dossier.pk}/wallet-attachments",
+        {"wallet_item_id": str(item.pk), "document_code": "doc-1"},
+        headers={"Idempotency-Key": key},
+    )
+
+
+def attach_stopping(
+    holder: Any, dossier: Dossier, item: WalletItem, table: str, *, at: Event, until: Event
+) -> Callable[[], Any]:
+    """The wallet's attach, for a thread of its own: once its row lock of `table` is
+    taken, it sets `at` and waits for `until`."""
+
+    def hold() -> None:
+        at.set()
+        waiting_for(until)()
+
+    def attaching() -> Any:
+        with on_sql(after=(statement("SELECT", table, locking=True), hold)):
+            return wallet.attach_from_wallet(
+                holder, dossier.pk, item_id=item.pk, document_code="doc-1"
+            )
+
+    return attaching
+
+
+def test_a_revoked_result_is_neither_offered_nor_attached(agency: Agency, scene: Scene) -> None:
+    holder, item, dossier = scene
+    revoke(agency, item)
+    offers = client(holder).get(f"/api/v1/dossiers/{dossier.pk}/wallet-offers").json()
+    assert offers[0]["items"] == []
+    response = attach(holder, dossier, item.pk)
+    assert (response.status_code, response.json()["code"]) == (422, "wallet_item_revoked")
+    assert not Attachment.objects.filter(dossier=dossier).exists()
+
+
+def test_an_attach_that_read_the_paper_before_a_revocation_committed_is_refused(
+    agency: Agency, scene: Scene
+) -> None:
+    """The attach has read and locked its wallet paper (the result still standing);
+    the revocation commits meanwhile: the attach, going on, must see it."""
+    holder, item, dossier = scene
+    paper_read, revoked = Event(), Event()
+    attaching = attach_stopping(
+        holder, dossier, item, "documents_walletitem", at=paper_read, until=revoked
+    )
+
+    def revoking() -> Any:
+        waiting_for(paper_read)()
+        try:
+            return revoke(agency, item)
+        finally:
+            revoked.set()
+
+    attached, revocation = in_threads(attaching, revoking)
+
+    assert isinstance(revocation, ResultDocument), revocation
+    assert isinstance(attached, Unprocessable), attached
+    assert attached.code == "wallet_item_revoked"
+    assert not Attachment.objects.filter(dossier=dossier).exists()
+    assert Dossier.objects.get(pk=dossier.pk).version == dossier.version  # nothing written
+
+
+def test_a_revocation_waits_for_an_attach_holding_the_result_then_shows_on_its_paper(
+    agency: Agency, scene: Scene
+) -> None:
+    """The attach holds the result's row lock: the revocation waits for its commit,
+    then finds the new attachment and changes its dossier."""
+    holder, item, dossier = scene
+    result_locked, revocation_started, release = Event(), Event(), Event()
+    attaching = attach_stopping(
+        holder, dossier, item, "dossiers_resultdocument", at=result_locked, until=release
+    )
+
+    def revoking() -> Any:
+        waiting_for(result_locked)()
+        revocation_started.set()
+        return revoke(agency, item)
+
+    def watching() -> bool:
+        """Releases the attach once the revocation waits for a row lock (or at the bound:
+        a revocation that never waits fails the test below)."""
+        waiting_for(revocation_started)()
+        blocked = False
+        for _ in range(WAIT_SECONDS * 100):
+            if waiting_for_a_lock():
+                blocked = True
+                break
+            if release.wait(0.01):
+                break
+        release.set()
+        return blocked
+
+    attached, revocation, revocation_waited = in_threads(attaching, revoking, watching)
+
+    assert revocation_waited is True
+    assert isinstance(revocation, ResultDocument), revocation
+    attachment, created = attached
+    assert created is True
+    assert Dossier.objects.get(pk=dossier.pk).version == dossier.version + 2  # attach, revoke
+    paper = client(holder).get(f"/api/v1/dossiers/{dossier.pk}/attachments/{attachment.pk}")
+    assert paper.json()["revoked"] is True
+
+
+def test_a_revocation_shows_on_the_attachment_for_the_citizen_and_the_agency(
+    agency: Agency, agency_client: AgencyClient, scene: Scene
+) -> None:
+    holder, item, dossier = scene
+    api = client(holder)
+    upload = attach_photo(holder, dossier)
+    attached = attach_again(holder, dossier, item, "attach-1")
+    assert attached.status_code == 201, attached
+    paper = attached.json()
+    assert (paper["revoked"], paper["revoked_at"]) == (False, None)
+    assert api.post(f"/api/v1/dossiers/{dossier.pk}/submit", {}).status_code == 200
+    feed = agency_client.get("/api/v1/agency/feed").json()
+    cursor = feed["next_cursor"]
+    [entry] = [entry for entry in feed["items"] if entry["id"] == str(dossier.pk)]
+    assert {a["id"]: a["revoked"] for a in entry["attachments"]} == {
+        upload["id"]: False,
+        paper["id"]: False,
+    }
+    version = Dossier.objects.get(pk=dossier.pk).version
+
+    result = revoke(agency, item)
+
+    revoked_at = result.revoked_at.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert Dossier.objects.get(pk=dossier.pk).version == version + 1  # pollers see it
+    listed = api.get(f"/api/v1/dossiers/{dossier.pk}/attachments").json()["items"]
+    assert {a["id"]: (a["revoked"], a["revoked_at"]) for a in listed} == {
+        upload["id"]: (False, None),
+        paper["id"]: (True, revoked_at),
+    }
+    one = api.get(f"/api/v1/dossiers/{dossier.pk}/attachments/{paper['id']}").json()
+    assert (one["revoked"], one["revoked_at"]) == (True, revoked_at)
+    # The app's retry of the attach (same key) answers what is true now.
+    replay = attach_again(holder, dossier, item, "attach-1").json()
+    assert (replay["id"], replay["revoked"], replay["revoked_at"]) == (
+        paper["id"],
+        True,
+        revoked_at,
+    )
+    # The agency's feed gives the dossier again, after its cursor, with the paper revoked.
+    changed = agency_client.get(f"/api/v1/agency/feed?cursor={cursor}").json()
+    entries = {entry["id"]: entry for entry in changed["items"]}
+    assert set(entries) == {str(item.result.dossier_id), str(dossier.pk)}  # and the issuer
+    entry = entries[str(dossier.pk)]
+    assert {a["id"]: (a["revoked"], a["revoked_at"]) for a in entry["attachments"]} == {
+        upload["id"]: (False, None),
+        paper["id"]: (True, revoked_at),
+    }
+
+
+def test_listing_papers_with_their_revocation_costs_no_query_per_paper(
+    agency: Agency, scene: Scene
+) -> None:
+    holder, item, dossier = scene
+    api = client(holder)
+
+    def queries_of_the_list() -> int:
+        with CaptureQueriesContext(connection) as captured:
+            assert api.get(f"/api/v1/dossiers/{dossier.pk}/attachments").status_code == 200
+        return len(captured.captured_queries)
+
+    attachment_rows(dossier, "doc-1")
+    one = queries_of_the_list()
+    attach(holder, dossier, item.pk)
+    revoke(agency, item)
+    attachment_rows(dossier, "doc-1", 3)
+    listed = client(holder).get(f"/api/v1/dossiers/{dossier.pk}/attachments").json()["items"]
+    assert [paper["revoked"] for paper in listed] == [False, True, False, False, False]
+    assert queries_of_the_list() == one
+
+
+def test_a_draft_holding_a_revoked_result_is_not_sent(agency: Agency, scene: Scene) -> None:
+    holder, item, dossier = scene
+    api = client(holder)
+    paper = attach(holder, dossier, item.pk).json()
+    revoke(agency, item)
+    version = Dossier.objects.get(pk=dossier.pk).version
+
+    response = api.post(f"/api/v1/dossiers/{dossier.pk}/submit", {})
+
+    assert response.status_code == 422, response
+    body = response.json()
+    assert body["code"] == "wallet_item_revoked"
+    [detail] = body["details"]
+    assert (detail["field"], detail["code"], detail["attachment_id"]) == (
+        "documents.doc-1",
+        "wallet_item_revoked",
+        paper["id"],
+    )
+    after = Dossier.objects.get(pk=dossier.pk)
+    assert (after.status, after.code, after.version) == (S.DRAFT, None, version)
+    assert not DossierEvent.objects.filter(dossier=dossier).exists()
+    # Replaced by a paper that stands, it goes.
+    assert api.delete(f"/api/v1/dossiers/{dossier.pk}/attachments/{paper['id']}").status_code == 204
+    attach_photo(holder, dossier)
+    assert api.post(f"/api/v1/dossiers/{dossier.pk}/submit", {}).status_code == 200
+
+
+def test_a_supplement_holding_a_revoked_result_is_not_sent(agency: Agency, scene: Scene) -> None:
+    holder, item, dossier = scene
+    api = client(holder)
+    attach_photo(holder, dossier)
+    assert api.post(f"/api/v1/dossiers/{dossier.pk}/submit", {}).status_code == 200
+    lifecycle.accept(dossier.pk, lifecycle.Actor.agency_system("test system"))
+    lifecycle.request_supplement(
+        dossier.pk,
+        lifecycle.Actor.agency_system("test system"),
+        documents=[{"code": "doc-1", "note": "Bản chính"}],
+        message="Bổ sung",
+    )
+    paper = attach(holder, dossier, item.pk).json()
+    revoke(agency, item)
+    version = Dossier.objects.get(pk=dossier.pk).version
+
+    response = api.post(f"/api/v1/dossiers/{dossier.pk}/supplement", {"message": "Đã bổ sung"})
+
+    assert response.status_code == 422, response
+    assert response.json()["code"] == "wallet_item_revoked"
+    assert response.json()["details"][0]["attachment_id"] == paper["id"]
+    after = Dossier.objects.get(pk=dossier.pk)
+    assert (after.status, after.version) == (S.SUPPLEMENT_REQUESTED, version)
+    assert SupplementRequest.objects.get(dossier=dossier).answered_at is None
