@@ -680,6 +680,9 @@ VERIFY_MAX_ATTEMPTS_PER_IP_PER_HOUR = envint("VERIFY_MAX_ATTEMPTS_PER_IP_PER_HOU
 # organisation) and bytes of kept papers (issued results do not count).
 WALLET_MAX_ITEMS = envint("WALLET_MAX_ITEMS", 100)
 WALLET_QUOTA_BYTES = envint("WALLET_QUOTA_BYTES", 200 * 1024 * 1024)
+# The nightly sweep of the wallet's orphaned objects leaves those younger than this:
+# a paper being kept stores its file before its row commits.
+WALLET_ORPHAN_GRACE_SECONDS = envint("WALLET_ORPHAN_GRACE_SECONDS", 3600)
 RESULT_SIGNING_KEYS: dict[str, dict[str, str]] = json.loads(env("RESULT_SIGNING_KEYS") or "{}")
 
 

@@ -10,9 +10,11 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from dossiers.models import WALLET_OBJECTS_PREFIX
+
 # Files the wallet stores itself live under this prefix (dossiers.storage_names):
 # attachments made from the wallet point at them and dossiers never delete them.
-WALLET_PREFIX = "wallet/"
+WALLET_PREFIX = WALLET_OBJECTS_PREFIX
 
 
 def wallet_path(instance: Any, filename: str) -> str:
@@ -84,6 +86,7 @@ class WalletItem(models.Model):
             models.Index(fields=["user", "-created_at"]),
             models.Index(fields=["organisation", "-created_at"]),
             models.Index(fields=["file"]),
+            models.Index(fields=["thumbnail"], name="wallet_item_thumbnail"),
         ]
 
     def __str__(self) -> str:

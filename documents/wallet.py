@@ -42,11 +42,21 @@ from dossiers.attachments import (
     prepare_content,
 )
 from dossiers.deadlines import business_tz
-from dossiers.models import Attachment, DocumentType, Dossier, RequiredDocument, ResultDocument
+from dossiers.models import (
+    WALLET_FILES,
+    WALLET_THUMBNAILS,
+    Attachment,
+    DocumentType,
+    Dossier,
+    RequiredDocument,
+    ResultDocument,
+)
 from dossiers.uploads import count_pdf_pages
 
 WRITER_ROLES = frozenset({Membership.Role.OWNER, Membership.Role.ADMIN})
 TITLE_MAX_CHARS = 255
+# Stored objects whose references are read in one statement per table.
+SWEEP_BATCH = 500
 
 
 def today() -> dt.date:
@@ -232,26 +242,51 @@ def delete_item(user: User, item_id: uuid.UUID | str) -> None:
         transaction.on_commit(lambda: delete_unreferenced(names))
 
 
-def _referenced(name: str) -> bool:
-    return (
-        Attachment.objects.filter(Q(file=name) | Q(thumbnail=name)).exists()
-        or WalletItem.objects.filter(Q(file=name) | Q(thumbnail=name)).exists()
-    )
+def _referenced(names: list[str]) -> set[str]:
+    """Those of the wallet's `names` an attachment or a wallet paper still points at:
+    one statement per table for the whole list, on the partial indexes of the
+    attachments made from the wallet and the wallet's own file and thumbnail indexes
+    (never a read of every attachment: 4.85 M at a province's size)."""
+    found: set[str] = set()
+    for model, files, thumbnails in (
+        (Attachment, WALLET_FILES, WALLET_THUMBNAILS),
+        (WalletItem, Q(), Q()),
+    ):
+        rows = model.objects.filter(
+            (files & Q(file__in=names)) | (thumbnails & Q(thumbnail__in=names))
+        ).values_list("file", "thumbnail")
+        found.update(name for row in rows for name in row if name in names)
+    return found
 
 
 def delete_unreferenced(names: list[str]) -> list[str]:
     """Delete the wallet's own objects among `names` that nothing refers to."""
+    own = [name for name in names if name.startswith(WALLET_PREFIX)]
     deleted = []
-    for name in names:
-        if name.startswith(WALLET_PREFIX) and not _referenced(name):
-            default_storage.delete(name)
-            deleted.append(name)
+    for start in range(0, len(own), SWEEP_BATCH):
+        batch = own[start : start + SWEEP_BATCH]
+        kept = _referenced(batch)
+        for name in batch:
+            if name not in kept:
+                default_storage.delete(name)
+                deleted.append(name)
     return deleted
+
+
+def _settled(name: str, before: dt.datetime) -> bool:
+    """Whether the object was stored before `before`. A paper being kept stores its
+    file before its row commits: a younger object may belong to a row not visible
+    yet, and is left for the next sweep."""
+    try:
+        return default_storage.get_modified_time(name) < before
+    except FileNotFoundError:
+        return False
 
 
 def sweep_orphan_files() -> list[str]:
     """Wallet objects left behind when the last attachment pointing at an already
-    deleted wallet item went away (periodic job)."""
+    deleted wallet item went away (periodic job). Objects younger than
+    `WALLET_ORPHAN_GRACE_SECONDS` are left alone (see `_settled`)."""
     try:
         directories, _files = default_storage.listdir(WALLET_PREFIX.rstrip("/"))
     except FileNotFoundError:
@@ -260,7 +295,18 @@ def sweep_orphan_files() -> list[str]:
     for directory in directories:
         _dirs, files = default_storage.listdir(f"{WALLET_PREFIX}{directory}")
         names.extend(f"{WALLET_PREFIX}{directory}/{name}" for name in files)
-    return delete_unreferenced(names)
+    # An object stored before `before` with no row pointing at it stays so: only a
+    # wallet paper's row lets an attachment point at its objects.
+    before = timezone.now() - dt.timedelta(seconds=settings.WALLET_ORPHAN_GRACE_SECONDS)
+    deleted: list[str] = []
+    for start in range(0, len(names), SWEEP_BATCH):
+        batch = names[start : start + SWEEP_BATCH]
+        kept = _referenced(batch)
+        for name in batch:
+            if name not in kept and _settled(name, before):
+                default_storage.delete(name)
+                deleted.append(name)
+    return deleted
 
 
 # The paper to attach, row-locked, in one statement compiled once (prepared with the

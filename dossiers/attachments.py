@@ -37,6 +37,7 @@ from backend.row_writes import create_row, save_fields
 from dossiers.access import access_dossier, lock_for_papers, may_act_for
 from dossiers.models import (
     RESULTS_PREFIX,
+    WALLET_OBJECTS_PREFIX,
     Attachment,
     Dossier,
     RequiredDocument,
@@ -391,7 +392,7 @@ def _delete_files(names: list[str]) -> None:
 # wallet, `documents/`, and issued results): an attachment may point at one (no
 # copy of the bytes) but removing the attachment never removes the object; its
 # owner does, once nothing refers to it any more.
-SHARED_PREFIXES = ("wallet/", RESULTS_PREFIX)
+SHARED_PREFIXES = (WALLET_OBJECTS_PREFIX, RESULTS_PREFIX)
 
 
 def deletable(names: list[str]) -> list[str]:

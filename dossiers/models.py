@@ -194,6 +194,13 @@ RESULTS_PREFIX = "results/"
 # of every query meant to use it (a pattern without "%": the concurrent index build
 # would read a LIKE's "%" as a placeholder).
 RESULT_PAPERS = Q(file__regex=f"^{RESULTS_PREFIX}")
+# The wallet's stored objects (documents.models.WALLET_PREFIX, which this app may not
+# import): an attachment made from a kept paper points at the wallet's file and
+# thumbnail. The conditions of their partial indexes, and of the wallet's queries
+# that decide whether an object is still referenced (documents/wallet.py).
+WALLET_OBJECTS_PREFIX = "wallet/"
+WALLET_FILES = Q(file__regex=f"^{WALLET_OBJECTS_PREFIX}")
+WALLET_THUMBNAILS = Q(thumbnail__regex=f"^{WALLET_OBJECTS_PREFIX}")
 
 
 def result_path(instance: Any, filename: str) -> str:
@@ -426,6 +433,13 @@ class Attachment(models.Model):
                 fields=["file"],
                 condition=RESULT_PAPERS,
                 name="attachment_result_file",
+            ),
+            # The attachments made from kept wallet papers, by the wallet's objects:
+            # deleting a paper, and the nightly sweep of orphans, ask whether an
+            # attachment still points at one (documents/wallet.py).
+            models.Index(fields=["file"], condition=WALLET_FILES, name="attachment_wallet_file"),
+            models.Index(
+                fields=["thumbnail"], condition=WALLET_THUMBNAILS, name="attachment_wallet_thumb"
             ),
         ]
 

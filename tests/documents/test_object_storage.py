@@ -207,8 +207,9 @@ def test_an_issued_result_is_stored_and_downloaded_from_the_bucket(
 
 
 def test_attaching_a_wallet_paper_shares_the_same_key_without_a_copy(
-    s3_bucket: str, s3_server: Any, cccd: DocumentType, on_commit: Any
+    s3_bucket: str, s3_server: Any, cccd: DocumentType, on_commit: Any, settings: Any
 ) -> None:
+    settings.WALLET_ORPHAN_GRACE_SECONDS = 0  # the sweep reads each orphan's age from S3
     user = make_user()
     kept = keep(user, samples.jpeg_bytes(), document_type="cccd")
     assert kept.status_code == 201, kept.content

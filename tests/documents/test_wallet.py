@@ -188,7 +188,10 @@ def test_deleting_a_draft_never_deletes_the_wallet_file(on_commit, cccd: Documen
     assert wallet.sweep_orphan_files() == []
 
 
-def test_orphans_are_swept_once_nothing_refers_to_them(on_commit, cccd: DocumentType) -> None:
+def test_orphans_are_swept_once_nothing_refers_to_them(
+    on_commit, cccd: DocumentType, settings
+) -> None:
+    settings.WALLET_ORPHAN_GRACE_SECONDS = 0  # test_wallet_sweep.py: the grace itself
     user = make_user()
     item = WalletItem.objects.get(
         pk=keep(user, samples.jpeg_bytes(), document_type="cccd").json()["id"]
