@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan
@@ -168,19 +169,13 @@ def at_risk(
     if limit is not None:
         candidates = candidates[:limit]
     result = []
-    # Per agency, its working periods from now to `until`, worked out once a scan for
-    # calendars alike.
-    clocks: dict[int, WorkingClock] = {}
-    alike: dict[tuple[Any, ...], WorkingClock] = {}
+    # Per agency, its working periods from now to `until`.
+    clocks = PerCalendar(calendars, lambda calendar: WorkingClock(calendar, now, until))
     for dossier in candidates:
-        clock = clocks.get(dossier.agency_id)
-        if clock is None:
+        if dossier.agency_id not in calendars:
             # Every agency's calendar is loaded: one missing was created since (read now).
-            calendar = calendars.get(dossier.agency_id) or _calendar(calendars, dossier.agency)
-            key = calendar.alike()
-            if key not in alike:
-                alike[key] = WorkingClock(calendar, now, until)
-            clock = clocks[dossier.agency_id] = alike[key]
+            _calendar(calendars, dossier.agency)
+        clock = clocks.get(dossier.agency_id)
         left = clock.seconds_to(dossier.deadline)  # type: ignore[attr-defined]
         if left < clock.per_day:
             result.append((dossier, left))
@@ -219,6 +214,36 @@ def count_at_risk(
     clock = WorkingClock(calendar, now, upper)
     around = due.filter(near).values_list("deadline", flat=True)  # type: ignore[misc]
     return int(counts["certain"]) + sum(1 for d in around if clock.seconds_to(d) < per_day)
+
+
+Counting = TypeVar("Counting")
+
+
+class PerCalendar(Generic[Counting]):
+    """`build(calendar)` of each agency's calendar in `calendars`, built once for the
+    calendars alike (most agencies keep the national one) and found by agency after the
+    first: what `at_risk` (a `WorkingClock`) and `average_processing_hours` (a
+    `WorkingTimeline`) count each dossier's working time with."""
+
+    def __init__(
+        self,
+        calendars: dict[int, WorkingCalendar],
+        build: Callable[[WorkingCalendar], Counting],
+    ) -> None:
+        self.calendars = calendars  # read as `get` asks: a calendar added later is found
+        self._build = build
+        self._by_agency: dict[int, Counting] = {}
+        self._alike: dict[tuple[Any, ...], Counting] = {}
+
+    def get(self, agency_id: int) -> Counting:
+        found = self._by_agency.get(agency_id)
+        if found is None:
+            calendar = self.calendars[agency_id]
+            key = calendar.alike()
+            if key not in self._alike:
+                self._alike[key] = self._build(calendar)
+            found = self._by_agency[agency_id] = self._alike[key]
+        return found
 
 
 def _calendars(now: dt.datetime, agency: Agency | None) -> dict[int, WorkingCalendar]:
@@ -371,18 +396,10 @@ def average_processing_hours(finished: QuerySet[Dossier], agency: Agency | None)
     # timeline runs a fortnight past the last day, where a span's walk may look for the
     # next working period after its end (past Tết's days off).
     until = last + TIMELINE_LOOKAHEAD
-    timelines: dict[int, WorkingTimeline] = {}
-    alike: dict[tuple[Any, ...], WorkingTimeline] = {}
+    timelines = PerCalendar(calendars, lambda calendar: WorkingTimeline(calendar, first, until))
     total = 0
     for agency_id, started, finished_at, paused in spans:
-        timeline = timelines.get(agency_id)
-        if timeline is None:
-            calendar = calendars[agency_id]
-            key = calendar.alike()
-            if key not in alike:
-                alike[key] = WorkingTimeline(calendar, first, until)
-            timeline = timelines[agency_id] = alike[key]
-        spent = timeline.seconds_between(started, finished_at)
+        spent = timelines.get(agency_id).seconds_between(started, finished_at)
         total += max(0, spent - paused)
     return round(total / len(spans) / 3600, 2)
 
