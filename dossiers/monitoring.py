@@ -316,8 +316,11 @@ def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def fee_requests(base: QuerySet[Dossier], start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
-    """Payment requests (status 6) made in the period, and how many were paid online.
+def fee_requests(
+    base: QuerySet[Dossier] | None, start: dt.datetime, end: dt.datetime
+) -> dict[str, Any]:
+    """Payment requests (status 6) made in the period, of the dossiers of `base` (None:
+    of every dossier), and how many were paid online.
 
     A request counts as paid online when the move that ended its status 6 was
     `dossier.payment_received` (written when the payments app confirms it).
@@ -327,7 +330,9 @@ def fee_requests(base: QuerySet[Dossier], start: dt.datetime, end: dt.datetime) 
     index from the request's seq on (`LIMIT 1`). It was one query per request: tens
     of thousands for a large agency's month. The period's requests are read on their
     own partial index (`dossier_event_payment_requests`, migration 0022), not among
-    the period's events of every type and agency.
+    the period's events of every type and agency. Of every dossier (the report of all
+    agencies), the requests are all the statement reads: the dossiers not drafts, its
+    `base` before, were hashed from a scan of the table (a draft has no request anyway).
     """
     ended_by = (
         DossierEvent.objects.filter(
@@ -338,20 +343,16 @@ def fee_requests(base: QuerySet[Dossier], start: dt.datetime, end: dt.datetime) 
         .order_by("seq")
         .values("type")[:1]
     )
-    counts = (
-        DossierEvent.objects.filter(
-            dossier__in=base.values("pk"),
-            type=EventType.DOSSIER_PAYMENT_REQUESTED,
-            created_at__gte=start,
-            created_at__lt=end,
-        )
-        .annotate(ended_by=Subquery(ended_by))
-        .aggregate(
-            # `seq` (never null), not the key: the requests' index holds it, so the
-            # rows are counted from the index alone (an index-only scan).
-            requested=Count("seq"),
-            paid_online=Count("seq", filter=Q(ended_by=EventType.DOSSIER_PAYMENT_RECEIVED)),
-        )
+    requests = DossierEvent.objects.filter(
+        type=EventType.DOSSIER_PAYMENT_REQUESTED, created_at__gte=start, created_at__lt=end
+    )
+    if base is not None:
+        requests = requests.filter(dossier__in=base.values("pk"))
+    counts = requests.annotate(ended_by=Subquery(ended_by)).aggregate(
+        # `seq` (never null), not the key: the requests' index holds it, so the
+        # rows are counted from the index alone (an index-only scan).
+        requested=Count("seq"),
+        paid_online=Count("seq", filter=Q(ended_by=EventType.DOSSIER_PAYMENT_RECEIVED)),
     )
     requested, paid_online = int(counts["requested"]), int(counts["paid_online"])
     return {
@@ -446,5 +447,6 @@ def performance(
         "overdue_now": overdue_now["overdue"],
         "overdue_without_apology_now": overdue_now["overdue_without_apology"],
         "average_processing_hours": average_hours,
-        "fees": fee_requests(base, start, end),
+        # Of all agencies, every request: only a dossier past its acceptance has one.
+        "fees": fee_requests(base if agency is not None else None, start, end),
     }
