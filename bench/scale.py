@@ -109,7 +109,9 @@ def prepare_environment(url: str) -> dict[str, str]:
 
     env = bench_env(
         DATABASE_URL=url,
-        REDIS_URL=os.environ.get("SCALE_REDIS_URL", "redis://127.0.0.1:6379/15"),
+        # SCALE_REDIS_URL, else the caller's REDIS_URL (`make bench-scale` passes it on).
+        REDIS_URL=os.environ.get("SCALE_REDIS_URL")
+        or os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15"),
         DATABASE_POOL="0",
     )
     os.environ.update(env)
