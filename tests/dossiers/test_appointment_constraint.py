@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
-from contextlib import contextmanager
-from unittest import mock
-from zoneinfo import ZoneInfo
 
 import pytest
 from django.db import IntegrityError, connection, transaction
@@ -18,22 +15,12 @@ from dossiers import lifecycle
 from dossiers.lifecycle import Actor
 from dossiers.models import Dossier
 from tests.conftest import make_user
+from tests.dossiers.conftest import at, frozen
 from tests.factories import make_dossier, make_procedure
 
-VN = ZoneInfo("Asia/Ho_Chi_Minh")
 S = Dossier.Status
 AGENCY = Actor.agency_system("T (ak_test)")
 NAME = "dossier_original_appointment_not_after"
-
-
-def at(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=VN)
-
-
-@contextmanager
-def frozen(moment: dt.datetime) -> Iterator[None]:
-    with mock.patch("django.utils.timezone.now", return_value=moment):
-        yield
 
 
 def dates(dossier: Dossier) -> tuple[dt.datetime | None, dt.datetime | None]:
