@@ -1,4 +1,5 @@
-"""Index operations for migrations of tables that stay in use while they run.
+"""Index and constraint operations for migrations of tables that stay in use while they
+run.
 
 The release process migrates while the previous release serves (README
 "Deploying"), with every lock wait bounded (`manage.py migrate`,
@@ -15,6 +16,14 @@ index left by a failed build is dropped first, and IF [NOT] EXISTS makes running
 the operation again harmless. Elsewhere (SQLite, the embedded default, runs the
 same migrations) a plain CREATE / DROP INDEX. Operations are not atomic: a
 migration using them sets `atomic = False`.
+
+A CHECK constraint added to a big table as Django adds it reads every row under the
+ALTER TABLE's ACCESS EXCLUSIVE lock (tests/backend/test_migration_locks.py finds it):
+`AddCheckConstraint` is the library's `SaferAddCheckConstraint` on PostgreSQL, ADD
+CONSTRAINT ... NOT VALID (a moment's lock, bounded by the migration's lock_timeout,
+checking the rows written from then on), then VALIDATE CONSTRAINT in a transaction of
+its own (the rows read under SHARE UPDATE EXCLUSIVE: writes go on); run again, a NOT
+VALID constraint left by an interrupted run is validated.
 """
 
 from __future__ import annotations
@@ -22,11 +31,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from django.db import migrations
+from django.db import migrations, models
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.operations.base import Operation
 from django.db.migrations.state import ProjectState
 from django_pg_migration_tools.operations import (
+    SaferAddCheckConstraint,
     SaferAddIndexConcurrently,
     SaferRemoveIndexConcurrently,
 )
@@ -71,6 +81,18 @@ class AddIndexConcurrently(_SaferOnPostgres, migrations.AddIndex):
 
     def safer(self) -> Operation:
         return SaferAddIndexConcurrently(model_name=self.model_name, index=self.index)
+
+
+class AddCheckConstraint(_SaferOnPostgres, migrations.AddConstraint):
+    """ADD CONSTRAINT ... NOT VALID, then VALIDATE CONSTRAINT, on PostgreSQL; Django's
+    AddConstraint elsewhere."""
+
+    atomic = False
+    model_name: str
+    constraint: models.CheckConstraint
+
+    def safer(self) -> Operation:
+        return SaferAddCheckConstraint(model_name=self.model_name, constraint=self.constraint)
 
 
 class RemoveIndexConcurrently(_SaferOnPostgres, migrations.RemoveIndex):

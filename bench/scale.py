@@ -33,7 +33,8 @@ bench/scale_results.json and bench/scale_plans.txt:
 * agency monitoring: the largest agency's counts (`monitoring_summary`) and pages of
   its overdue and at-risk lists (`monitoring_overdue`, `monitoring_at_risk`: the
   first, and every 100th dossier on), and its performance report for the last 30
-  days (the `performance` route: `monitoring.performance`);
+  days (the `performance` route: `monitoring.performance`), and the same report of
+  every agency (the route as a staff member calls it, no agency named);
 * scans: the overdue query of `monitoring.scan_deadlines` and `monitoring.at_risk`,
   after the worker's warm-up (the holiday calendars built, as `WORKER_WARM_UP` does).
 
@@ -108,7 +109,9 @@ def prepare_environment(url: str) -> dict[str, str]:
 
     env = bench_env(
         DATABASE_URL=url,
-        REDIS_URL=os.environ.get("SCALE_REDIS_URL", "redis://127.0.0.1:6379/15"),
+        # SCALE_REDIS_URL, else the caller's REDIS_URL (`make bench-scale` passes it on).
+        REDIS_URL=os.environ.get("SCALE_REDIS_URL")
+        or os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15"),
         DATABASE_POOL="0",
     )
     os.environ.update(env)
@@ -774,6 +777,13 @@ def probes(now: dt.datetime) -> list[Probe]:
         figures = agency_api.performance(request, params)
         return respond(agency_api.performance, request, figures)
 
+    def performance_report_all(params: Any) -> Any:
+        # The same route for a staff member's token with no agency named: every agency's.
+        request = factory.get("/api/v1/agency/performance")
+        request.auth = User(is_staff=True)  # type: ignore[attr-defined]
+        figures = agency_api.performance(request, params)
+        return respond(agency_api.performance, request, figures)
+
     def overdue_scan(_: Any) -> Any:
         return list(
             monitoring.overdue(now=now).filter(overdue_at__isnull=True).values_list("pk", flat=True)
@@ -799,6 +809,12 @@ def probes(now: dt.datetime) -> list[Probe]:
             "agency performance report, 30 days (largest agency)",
             [period],
             performance_report,
+            most=30,
+        ),
+        Probe(
+            "agency performance report, 30 days (all agencies)",
+            [period],
+            performance_report_all,
             most=30,
         ),
         Probe("overdue scan", [None], overdue_scan, most=30),

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan
@@ -168,19 +169,13 @@ def at_risk(
     if limit is not None:
         candidates = candidates[:limit]
     result = []
-    # Per agency, its working periods from now to `until`, worked out once a scan for
-    # calendars alike.
-    clocks: dict[int, WorkingClock] = {}
-    alike: dict[tuple[Any, ...], WorkingClock] = {}
+    # Per agency, its working periods from now to `until`.
+    clocks = PerCalendar(calendars, lambda calendar: WorkingClock(calendar, now, until))
     for dossier in candidates:
-        clock = clocks.get(dossier.agency_id)
-        if clock is None:
+        if dossier.agency_id not in calendars:
             # Every agency's calendar is loaded: one missing was created since (read now).
-            calendar = calendars.get(dossier.agency_id) or _calendar(calendars, dossier.agency)
-            key = calendar.alike()
-            if key not in alike:
-                alike[key] = WorkingClock(calendar, now, until)
-            clock = clocks[dossier.agency_id] = alike[key]
+            _calendar(calendars, dossier.agency)
+        clock = clocks.get(dossier.agency_id)
         left = clock.seconds_to(dossier.deadline)  # type: ignore[attr-defined]
         if left < clock.per_day:
             result.append((dossier, left))
@@ -219,6 +214,36 @@ def count_at_risk(
     clock = WorkingClock(calendar, now, upper)
     around = due.filter(near).values_list("deadline", flat=True)  # type: ignore[misc]
     return int(counts["certain"]) + sum(1 for d in around if clock.seconds_to(d) < per_day)
+
+
+Counting = TypeVar("Counting")
+
+
+class PerCalendar(Generic[Counting]):
+    """`build(calendar)` of each agency's calendar in `calendars`, built once for the
+    calendars alike (most agencies keep the national one) and found by agency after the
+    first: what `at_risk` (a `WorkingClock`) and `average_processing_hours` (a
+    `WorkingTimeline`) count each dossier's working time with."""
+
+    def __init__(
+        self,
+        calendars: dict[int, WorkingCalendar],
+        build: Callable[[WorkingCalendar], Counting],
+    ) -> None:
+        self.calendars = calendars  # read as `get` asks: a calendar added later is found
+        self._build = build
+        self._by_agency: dict[int, Counting] = {}
+        self._alike: dict[tuple[Any, ...], Counting] = {}
+
+    def get(self, agency_id: int) -> Counting:
+        found = self._by_agency.get(agency_id)
+        if found is None:
+            calendar = self.calendars[agency_id]
+            key = calendar.alike()
+            if key not in self._alike:
+                self._alike[key] = self._build(calendar)
+            found = self._by_agency[agency_id] = self._alike[key]
+        return found
 
 
 def _calendars(now: dt.datetime, agency: Agency | None) -> dict[int, WorkingCalendar]:
@@ -291,8 +316,11 @@ def _ratio(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def fee_requests(base: QuerySet[Dossier], start: dt.datetime, end: dt.datetime) -> dict[str, Any]:
-    """Payment requests (status 6) made in the period, and how many were paid online.
+def fee_requests(
+    base: QuerySet[Dossier] | None, start: dt.datetime, end: dt.datetime
+) -> dict[str, Any]:
+    """Payment requests (status 6) made in the period, of the dossiers of `base` (None:
+    of every dossier), and how many were paid online.
 
     A request counts as paid online when the move that ended its status 6 was
     `dossier.payment_received` (written when the payments app confirms it).
@@ -302,7 +330,9 @@ def fee_requests(base: QuerySet[Dossier], start: dt.datetime, end: dt.datetime) 
     index from the request's seq on (`LIMIT 1`). It was one query per request: tens
     of thousands for a large agency's month. The period's requests are read on their
     own partial index (`dossier_event_payment_requests`, migration 0022), not among
-    the period's events of every type and agency.
+    the period's events of every type and agency. Of every dossier (the report of all
+    agencies), the requests are all the statement reads: the dossiers not drafts, its
+    `base` before, were hashed from a scan of the table (a draft has no request anyway).
     """
     ended_by = (
         DossierEvent.objects.filter(
@@ -313,20 +343,16 @@ def fee_requests(base: QuerySet[Dossier], start: dt.datetime, end: dt.datetime) 
         .order_by("seq")
         .values("type")[:1]
     )
-    counts = (
-        DossierEvent.objects.filter(
-            dossier__in=base.values("pk"),
-            type=EventType.DOSSIER_PAYMENT_REQUESTED,
-            created_at__gte=start,
-            created_at__lt=end,
-        )
-        .annotate(ended_by=Subquery(ended_by))
-        .aggregate(
-            # `seq` (never null), not the key: the requests' index holds it, so the
-            # rows are counted from the index alone (an index-only scan).
-            requested=Count("seq"),
-            paid_online=Count("seq", filter=Q(ended_by=EventType.DOSSIER_PAYMENT_RECEIVED)),
-        )
+    requests = DossierEvent.objects.filter(
+        type=EventType.DOSSIER_PAYMENT_REQUESTED, created_at__gte=start, created_at__lt=end
+    )
+    if base is not None:
+        requests = requests.filter(dossier__in=base.values("pk"))
+    counts = requests.annotate(ended_by=Subquery(ended_by)).aggregate(
+        # `seq` (never null), not the key: the requests' index holds it, so the
+        # rows are counted from the index alone (an index-only scan).
+        requested=Count("seq"),
+        paid_online=Count("seq", filter=Q(ended_by=EventType.DOSSIER_PAYMENT_RECEIVED)),
     )
     requested, paid_online = int(counts["requested"]), int(counts["paid_online"])
     return {
@@ -371,18 +397,10 @@ def average_processing_hours(finished: QuerySet[Dossier], agency: Agency | None)
     # timeline runs a fortnight past the last day, where a span's walk may look for the
     # next working period after its end (past Tết's days off).
     until = last + TIMELINE_LOOKAHEAD
-    timelines: dict[int, WorkingTimeline] = {}
-    alike: dict[tuple[Any, ...], WorkingTimeline] = {}
+    timelines = PerCalendar(calendars, lambda calendar: WorkingTimeline(calendar, first, until))
     total = 0
     for agency_id, started, finished_at, paused in spans:
-        timeline = timelines.get(agency_id)
-        if timeline is None:
-            calendar = calendars[agency_id]
-            key = calendar.alike()
-            if key not in alike:
-                alike[key] = WorkingTimeline(calendar, first, until)
-            timeline = timelines[agency_id] = alike[key]
-        spent = timeline.seconds_between(started, finished_at)
+        spent = timelines.get(agency_id).seconds_between(started, finished_at)
         total += max(0, spent - paused)
     return round(total / len(spans) / 3600, 2)
 
@@ -397,16 +415,21 @@ def performance(
     if agency is not None:
         base = base.filter(agency=agency)
 
+    # Each counts the column its range is on (never null in it), not the key: the
+    # period's indexes (dossier_received, dossier_finished) hold every column read, so
+    # the rows are counted from the index alone (an index-only scan).
     received = base.filter(submitted_at__gte=start, submitted_at__lt=end).aggregate(
-        total=Count("pk"),
-        in_person=Count("pk", filter=Q(channel=Dossier.Channel.IN_PERSON)),
-        online=Count("pk", filter=Q(channel=Dossier.Channel.ONLINE)),
-        postal=Count("pk", filter=Q(channel=Dossier.Channel.POSTAL)),
+        total=Count("submitted_at"),
+        in_person=Count("submitted_at", filter=Q(channel=Dossier.Channel.IN_PERSON)),
+        online=Count("submitted_at", filter=Q(channel=Dossier.Channel.ONLINE)),
+        postal=Count("submitted_at", filter=Q(channel=Dossier.Channel.POSTAL)),
     )
     finished_in = base.filter(status__in=FINISHED, finished_at__gte=start, finished_at__lt=end)
     finished = with_deadline(finished_in).aggregate(
-        total=Count("pk"),
-        on_time=Count("pk", filter=Q(deadline__isnull=True) | Q(finished_at__lte=F("deadline"))),
+        total=Count("finished_at"),
+        on_time=Count(
+            "finished_at", filter=Q(deadline__isnull=True) | Q(finished_at__lte=F("deadline"))
+        ),
     )
     average_hours = average_processing_hours(finished_in, agency)
     overdue_now = count_overdue(base, now)  # both counts in one statement
@@ -429,5 +452,6 @@ def performance(
         "overdue_now": overdue_now["overdue"],
         "overdue_without_apology_now": overdue_now["overdue_without_apology"],
         "average_processing_hours": average_hours,
-        "fees": fee_requests(base, start, end),
+        # Of all agencies, every request: only a dossier past its acceptance has one.
+        "fees": fee_requests(base if agency is not None else None, start, end),
     }

@@ -3,10 +3,15 @@ and a client that signs requests like an agency's back-office system."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
+from unittest import mock
+from zoneinfo import ZoneInfo
 
 import pytest
 from django.test.client import BOUNDARY, encode_multipart
@@ -18,6 +23,21 @@ from dossiers.catalogue import procedure_changed
 from dossiers.models import Agency, AgencyCredential, Attachment, Dossier, Procedure
 from tests.conftest import ApiClient, ApiResponse, sign_in
 from tests.factories import make_agency, make_procedure
+
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+
+
+def at(*args: int) -> dt.datetime:
+    """A moment in business time."""
+    return dt.datetime(*args, tzinfo=VN)
+
+
+@contextmanager
+def frozen(moment: dt.datetime) -> Iterator[None]:
+    """`timezone.now()` is `moment` meanwhile (the actions' clock)."""
+    with mock.patch("django.utils.timezone.now", return_value=moment):
+        yield
+
 
 RICH_FORM: list[dict[str, Any]] = [
     {

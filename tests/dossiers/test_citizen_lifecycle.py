@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterator
-from contextlib import contextmanager
-from unittest import mock
-from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.files.base import ContentFile
@@ -17,23 +13,12 @@ from dossiers import lifecycle
 from dossiers.lifecycle import Actor
 from dossiers.models import Agency, Attachment, Dossier, DossierEvent, SupplementRequest
 from tests.conftest import ApiClient, make_user, sign_in
-from tests.dossiers.conftest import AgencyClient
+from tests.dossiers.conftest import AgencyClient, at, frozen
 from tests.factories import make_dossier, make_procedure
 
 pytestmark = pytest.mark.django_db
-VN = ZoneInfo("Asia/Ho_Chi_Minh")
 S = Dossier.Status
 AGENCY = Actor.agency_system("T (ak_test)")
-
-
-def at(*args: int) -> dt.datetime:
-    return dt.datetime(*args, tzinfo=VN)
-
-
-@contextmanager
-def frozen(moment: dt.datetime) -> Iterator[None]:
-    with mock.patch("django.utils.timezone.now", return_value=moment):
-        yield
 
 
 def upload(dossier: Dossier, code: str, content: bytes = b"%PDF-1.4 paper") -> Attachment:
