@@ -7,7 +7,7 @@ A revocation finds the dossiers holding the result on it, instead of reading eve
 attachment (4.85 M at national scale); the few rows it holds cost an upload nothing.
 
 Built CONCURRENTLY on PostgreSQL (backend/online_migrations.py), a plain CREATE INDEX
-on SQLite. Numbered 0024: 0023 is taken by another branch (the merge puts it first).
+on SQLite.
 """
 
 from django.db import migrations, models
@@ -19,7 +19,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("dossiers", "0022_event_payment_requests_index"),
+        ("dossiers", "0023_dossier_original_appointment_not_after"),
     ]
 
     operations = [

@@ -21,7 +21,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ("dossiers", "0023_dossier_original_appointment_not_after"),
+        ("dossiers", "0025_wallet_object_indexes"),
     ]
 
     operations = [
