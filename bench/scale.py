@@ -109,9 +109,10 @@ def prepare_environment(url: str) -> dict[str, str]:
 
     env = bench_env(
         DATABASE_URL=url,
-        # SCALE_REDIS_URL, else the caller's REDIS_URL (`make bench-scale` passes it on).
+        # SCALE_REDIS_URL, else the caller's REDIS_URL (`make bench-scale` passes it on),
+        # else a database of its own: never the tests' 15, which each test empties.
         REDIS_URL=os.environ.get("SCALE_REDIS_URL")
-        or os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15"),
+        or os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/11"),
         DATABASE_POOL="0",
     )
     os.environ.update(env)
