@@ -261,13 +261,18 @@ def _referenced(names: list[str]) -> set[str]:
 
 def delete_unreferenced(names: list[str]) -> list[str]:
     """Delete the wallet's own objects among `names` that nothing refers to."""
-    own = [name for name in names if name.startswith(WALLET_PREFIX)]
+    return _delete_orphans([name for name in names if name.startswith(WALLET_PREFIX)])
+
+
+def _delete_orphans(names: list[str], before: dt.datetime | None = None) -> list[str]:
+    """Delete those of the wallet's `names` nothing points at (and, with `before`,
+    stored before it: see `_settled`), `SWEEP_BATCH` at a time."""
     deleted = []
-    for start in range(0, len(own), SWEEP_BATCH):
-        batch = own[start : start + SWEEP_BATCH]
+    for start in range(0, len(names), SWEEP_BATCH):
+        batch = names[start : start + SWEEP_BATCH]
         kept = _referenced(batch)
         for name in batch:
-            if name not in kept:
+            if name not in kept and (before is None or _settled(name, before)):
                 default_storage.delete(name)
                 deleted.append(name)
     return deleted
@@ -298,15 +303,7 @@ def sweep_orphan_files() -> list[str]:
     # An object stored before `before` with no row pointing at it stays so: only a
     # wallet paper's row lets an attachment point at its objects.
     before = timezone.now() - dt.timedelta(seconds=settings.WALLET_ORPHAN_GRACE_SECONDS)
-    deleted: list[str] = []
-    for start in range(0, len(names), SWEEP_BATCH):
-        batch = names[start : start + SWEEP_BATCH]
-        kept = _referenced(batch)
-        for name in batch:
-            if name not in kept and _settled(name, before):
-                default_storage.delete(name)
-                deleted.append(name)
-    return deleted
+    return _delete_orphans(names, before)
 
 
 # The paper to attach, row-locked, in one statement compiled once (prepared with the
