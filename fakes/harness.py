@@ -32,6 +32,7 @@ import signal
 import socket
 import subprocess  # nosec B404 # starts our own interpreter and tools
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -45,10 +46,26 @@ PYTHON = sys.executable
 T = TypeVar("T")
 
 
+# Every port `free_port` handed out in this process: a port is chosen, then bound
+# later by the server it was chosen for, and meanwhile the kernel may offer the same
+# number again (its probe socket is closed). Two servers of one stack were given one
+# port that way: the web process found its port held by the stack's Redis, itself
+# moved to a fresh port after its first choice was taken.
+_handed_out: set[int] = set()
+_handed_out_lock = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A loopback port nothing listens on now and this process never handed out."""
+    with _handed_out_lock:
+        for _ in range(1000):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = int(sock.getsockname()[1])
+            if port not in _handed_out:
+                _handed_out.add(port)
+                return port
+    raise RuntimeError("no free port left that this process has not handed out")
 
 
 def wait_until(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -26,18 +25,13 @@ from websockets.sync.client import ClientConnection, connect
 from auth.actions.sessions import revoke_session
 from backend.asgi import application
 from dossiers.models import Dossier
+from fakes.harness import free_port
 from tests.factories import make_dossier
 from tests.tracking.conftest import Citizen, OpenTransaction, add_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WAIT = 60  # seconds: a busy machine (other suites share it)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
@@ -57,7 +51,7 @@ def running_server(app: Any = application, stop_wait: float = WAIT) -> Iterator[
     """
     # A fresh channel layer per server: one layer instance serves one event loop.
     channel_layers.backends.clear()
-    port = _free_port()
+    port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
     instance = uvicorn.Server(config)
     thread = threading.Thread(target=instance.run, daemon=True, name=f"uvicorn-{port}")
