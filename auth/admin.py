@@ -39,7 +39,7 @@ from django.utils.translation import gettext_lazy as _
 
 from auth import access, citizen_ids
 from auth.actions import citizen_id_conflicts, support
-from auth.actions.sessions import revoke_session
+from auth.actions.sessions import end_sign_ins, revoke_session
 from auth.admin_roles import (
     AuditedAccountViews,
     AuditedSuperuserSearch,
@@ -300,6 +300,10 @@ class UserAdmin(CitizenPages, AuditedSuperuserSearch, SupportReadOnlyAdmin):
         if change and "citizen_id" in form.changed_data:
             # A superuser corrected a number: the conflicts it settles are settled.
             citizen_id_conflicts.settle(obj)
+        if change and "phone" in form.changed_data:
+            # As a phone change in the app: the old number's codes and devices prove
+            # nothing any more (every session and sign-in in progress ends).
+            end_sign_ins(obj, reason="phone_changed")
 
     @admin.display(description=_("phone number"))
     def masked_phone(self, obj: User) -> str:

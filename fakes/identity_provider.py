@@ -13,7 +13,10 @@ nonce_mismatch, replay_code (a spent code is accepted again), replay_id_token
 (the previous ID token, nonce included, is handed out again), down (503 with
 its outage page on every route: a fault mode of fakes/server.py, as are
 `fail_next`, whose `error` answers OAuth 2's `{"error": code}`, and `delay`).
-The person it signs in (and their level, 1 or 2) is settable.
+The person it signs in (and their level, 1 or 2) is settable; userinfo sends
+their attributes but the level, and leaves out any set to None (e.g.
+`set_person(phone_number_verified=None)`: a provider that does not say whether
+it verified the number; `False`: one that says it did not).
 
 In tests: `with FakeIdentityProvider() as idp:` (a thread on loopback). As its
 own process: `python -m fakes.identity_provider --port 9300` (`--port 0` picks a
@@ -68,6 +71,7 @@ def default_person() -> dict[str, Any]:
         "sub": "vneid-0001",
         "name": "Phạm Minh Châu",
         "phone_number": "+84987654321",
+        "phone_number_verified": True,
         "citizen_id": "001190012345",
         "birthdate": "1990-05-17",
         "level": 2,
@@ -198,7 +202,15 @@ class FakeIdentityProvider(FakeServer):
             "code_challenge_methods_supported": ["S256"],
             "scopes_supported": ["openid", "profile", "phone", "citizen_id"],
             "acr_values_supported": list(ACR.values()),
-            "claims_supported": ["sub", "name", "phone_number", "citizen_id", "birthdate", "acr"],
+            "claims_supported": [
+                "sub",
+                "name",
+                "phone_number",
+                "phone_number_verified",
+                "citizen_id",
+                "birthdate",
+                "acr",
+            ],
         }
 
     def jwks(self) -> dict[str, Any]:
@@ -314,7 +326,8 @@ class FakeIdentityProvider(FakeServer):
             person = self._state.access_tokens.get(token)
         if person is None:
             return 401, {"error": "invalid_token"}
-        return 200, {k: v for k, v in person.items() if k != "level"}
+        # An attribute set to None is not sent (OpenID Connect leaves unknown claims out).
+        return 200, {k: v for k, v in person.items() if k != "level" and v is not None}
 
     # --- HTTP -------------------------------------------------------------------------
 

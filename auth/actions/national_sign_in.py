@@ -15,6 +15,10 @@ to `complete`, which spends the flow, exchanges the code, checks the ID token
 - otherwise a new account is made from the identity (its phone is verified by
   the provider), with no password until the citizen sets one.
 
+Only a number the provider says it verified (`phone_number_verified` true) is
+used; a disabled account found by it is answered `account_disabled`, as a linked
+one is.
+
 A national identity is linked to at most one account (a unique constraint); a
 citizen ID it asserts replaces a self-declared one and is marked verified, and
 the same number held by another account is flagged for support
@@ -105,6 +109,10 @@ def _unavailable() -> ServiceUnavailable:
         ),
         headers={"Retry-After": "60"},
     )
+
+
+def _account_disabled() -> PermissionDenied:
+    return PermissionDenied("account_disabled", _("This account is disabled."))
 
 
 def _state_mismatch() -> ApiError:
@@ -228,12 +236,18 @@ def _claims_from_provider(flow: NationalSignIn, code: str) -> dict[str, Any]:
     info = _provider_call(
         national_id.userinfo, access_token=token["access_token"], subject=claims["sub"]
     )
+    # A number the provider does not say it verified (OpenID Connect's optional
+    # `phone_number_verified`: only JSON `true` counts, absent is not) proves nothing:
+    # it is not used at all, as if the identity had none.
+    verified = info.get("phone_number_verified") is True
+    if info.get("phone_number") and not verified:
+        logger.info("national sign-in %s: the provider's number is not verified", flow.pk)
     return {
         "iss": claims["iss"],
         "sub": claims["sub"],
         "level": level,
         "name": str(info.get("name") or claims.get("name") or "")[:150],
-        "phone_number": str(info.get("phone_number") or ""),
+        "phone_number": str(info.get("phone_number") or "") if verified else "",
         "citizen_id": str(info.get("citizen_id") or ""),
         "birthdate": str(info.get("birthdate") or ""),
     }
@@ -265,7 +279,7 @@ def complete(
             return _ask_for_proof(flow, flow.user, claims, identity, ip)
         if identity is not None:
             if not identity.user.is_active:
-                raise PermissionDenied("account_disabled", _("This account is disabled."))
+                raise _account_disabled()
             return _sign_in(flow, identity.user, claims, ip)
         phone = _claimed_phone(claims)
         existing = (
@@ -274,6 +288,10 @@ def complete(
             else None
         )
         if existing is not None:
+            # The number's account, disabled, is answered as a linked one would be: no
+            # code is sent to it, nothing is linked to it, no account is made beside it.
+            if not existing.is_active:
+                raise _account_disabled()
             return _ask_for_proof(flow, existing, claims, None, ip)
         return _create_account(flow, phone, claims, ip, language)
 
@@ -351,6 +369,8 @@ def verify_link(*, flow_id: uuid.UUID, method: str, code: str, ip: str) -> Outco
         if flow.expires_at <= timezone.now():
             raise Unprocessable("code_expired", _("This code has expired. Start again."))
         account = flow.link_user
+        if not account.is_active:  # disabled since the callback
+            raise _account_disabled()
         if method == "sms_otp":
             if flow.link_challenge_id is None:
                 raise sms_codes.invalid_code()

@@ -178,12 +178,21 @@ def revoke_session(session: DeviceSession, *, reason: str) -> None:
 
 
 def revoke_all_sessions(user: User, *, reason: str, keep: DeviceSession | None = None) -> int:
-    """End every session of `user` (but `keep`): tokens stop at once, sockets close."""
+    """End every session of `user` (but `keep`): tokens stop at once, sockets close.
+
+    Every device they or earlier sessions signed in on is forgotten: no session but
+    `keep` vouches for its device any more (auth/actions/sign_in.py `_known_device`),
+    not even one that had already ended by a plain logout, whose device key an old
+    phone may still hold."""
     live = DeviceSession.objects.filter(user=user, revoked_at=None)
     if keep is not None:
         live = live.exclude(pk=keep.pk)
     session_ids = list(live.values_list("pk", flat=True))
     count = live.filter(pk__in=session_ids).update(revoked_at=timezone.now(), revoked_reason=reason)
+    known = DeviceSession.objects.filter(user=user).exclude(device_key_hash="")
+    if keep is not None:
+        known = known.exclude(pk=keep.pk)
+    known.update(device_key_hash="")
     notify_sessions_revoked(session_ids)
     return count
 
@@ -191,8 +200,9 @@ def revoke_all_sessions(user: User, *, reason: str, keep: DeviceSession | None =
 def end_sign_ins(user: User, *, reason: str, keep: DeviceSession | None = None) -> int:
     """A security event (password changed or reset, number changed, support reset):
     every session but `keep` ends, and every sign-in in progress with them
-    (`spend_open_challenges`). Their devices need the second step again
-    (auth/actions/sign_in.py `SECURITY_REVOCATIONS`). Returns the sessions ended."""
+    (`spend_open_challenges`). Every device but `keep`'s needs the second step again,
+    those of sessions ended before too (`revoke_all_sessions`). Returns the sessions
+    ended."""
     spend_open_challenges(user)
     return revoke_all_sessions(user, reason=reason, keep=keep)
 

@@ -73,7 +73,8 @@ def client_account_key(phone: str, ip: str) -> str:
     return f"{phone}|{rate_limit_address(ip)}"
 
 
-# A device whose last session ended for one of these reasons is a new device again.
+# A device whose last session ended for one of these reasons is a new device again
+# (those ending every session also forget every device: sessions.revoke_all_sessions).
 SECURITY_REVOCATIONS = (
     "refresh_reuse",
     "password_reset",
@@ -82,6 +83,7 @@ SECURITY_REVOCATIONS = (
     "logout_all",
     "revoked_by_user",
     "support_reset",
+    "admin",
 )
 SECOND_STEP_METHODS = {
     "sms_otp": AuthMethod.PHONE_OTP,
@@ -243,7 +245,8 @@ def _known_device(user: User, device: DeviceInfo) -> bool:
 
     The device id alone is not secret (anyone may send it); the device key given
     at that earlier sign-in is. Sessions that ended for a security reason no
-    longer vouch for their device.
+    longer vouch for their device, nor does any session older than an event that
+    ended them all (its key is forgotten: sessions.revoke_all_sessions).
     """
     if not device.device_key:
         return False

@@ -6,6 +6,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from auth.actions import sign_in as sign_in_actions
+from auth.actions.sign_in import DeviceInfo
 from auth.admin_login import SECOND_FACTOR_SESSION_KEY, second_factor_mark
 from auth.models import DeviceSession, SupportAuditRecord, SupportReset, User
 from tests.accounts.staff import TOTP_CIPHERTEXT, make_citizen, make_staff
@@ -242,3 +244,18 @@ def test_admin_action_revokes_selected_sessions() -> None:
     assert response.status_code == 302
     session.refresh_from_db()
     assert (session.revoked_reason, session.revoked_at is not None) == ("admin", True)
+
+
+def test_a_session_revoked_in_the_admin_no_longer_vouches_for_its_device() -> None:
+    citizen = make_citizen()
+    session, tokens = sign_in(citizen, device_id="stolen-phone")
+    stolen = DeviceInfo("stolen-phone", device_key=tokens.device_key)
+    assert sign_in_actions._known_device(citizen, stolen)
+
+    response = admin_client(make_staff(is_superuser=True)).post(
+        reverse("admin:accounts_devicesession_changelist"),
+        {"action": "revoke_sessions", "_selected_action": [str(session.pk)]},
+    )
+
+    assert response.status_code == 302
+    assert not sign_in_actions._known_device(citizen, stolen)

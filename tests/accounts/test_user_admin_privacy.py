@@ -5,7 +5,8 @@ session opened with it; they see the masked phone, citizen ID and birth date, ca
 search by citizen ID (the audited look-up does that), and every account they open
 is an audited look-up. They find an account by phone only with the whole number, as
 the support look-up does (an audited look-up, which records neither the number nor a
-part of it). Citizen ID conflicts follow the same rules.
+part of it). Citizen ID conflicts follow the same rules. A superuser moving an
+account to another number there ends its sign-ins, as a phone change in the app does.
 """
 
 from __future__ import annotations
@@ -18,16 +19,31 @@ from django.test import Client
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
 
-from auth.models import CitizenIdConflict, SupportAuditRecord, SupportReset, User
+from auth.actions import sign_in as sign_in_actions
+from auth.actions.sign_in import DeviceInfo
+from auth.models import CitizenIdConflict, OtpChallenge, SupportAuditRecord, SupportReset, User
+from tests.accounts.conftest import PASSWORD
 from tests.accounts.staff import make_citizen, make_staff
 from tests.accounts.test_support_admin import admin_client
-from tests.conftest import make_user
+from tests.conftest import ApiClient, make_user, sign_in
 
 pytestmark = pytest.mark.django_db
 
 PHONE = "+84912345678"
 CCCD = "001099012345"
 NAME = "Đỗ Văn Tra Cứu"
+
+# The user page's form as a superuser saves it for the `citizen` below.
+USER_FORM = {
+    "full_name": NAME,
+    "phone": PHONE,
+    "verification_level": "1",
+    "citizen_id": CCCD,
+    "birth_date": "1990-01-02",
+    "language": "vi",
+    "is_active": "on",
+    "_save": "1",
+}
 
 
 @pytest.fixture
@@ -486,16 +502,7 @@ def test_a_superuser_correcting_the_declared_number_settles_the_conflict(citizen
     conflict = conflict_of(citizen)
     client = admin_client(make_staff(is_superuser=True))
     url = reverse("admin:accounts_user_change", args=[citizen.pk])
-    form = {
-        "full_name": "Đỗ Văn Đổi Tên",
-        "phone": PHONE,
-        "verification_level": "1",
-        "citizen_id": CCCD,
-        "birth_date": "1990-01-02",
-        "language": "vi",
-        "is_active": "on",
-        "_save": "1",
-    }
+    form = {**USER_FORM, "full_name": "Đỗ Văn Đổi Tên"}
 
     renamed = client.post(url, form)  # the number kept: still in dispute
     conflict.refresh_from_db()
@@ -515,6 +522,33 @@ def test_a_superuser_correcting_the_declared_number_settles_the_conflict(citizen
     assert f"{timezone.localtime(conflict.resolved_at):%Y}" in shown[: shown.index("</fieldset>")]
     listing = admin_client(make_staff()).get(CONFLICTS, {"resolved_at__isnull": "False"})
     assert [row.pk for row in listing.context["cl"].result_list] == [conflict.pk]
+
+
+def test_a_superuser_moving_an_account_to_another_number_ends_its_sign_ins(
+    citizen: User,
+) -> None:
+    """As a phone change in the app: sessions, sign-ins in progress and devices end."""
+    live, _tokens = sign_in(citizen, device_id="live-phone")
+    _old, old_tokens = sign_in(citizen, device_id="old-phone")
+    assert ApiClient(old_tokens.access_token).post("/api/v1/auth/logout").status_code == 204
+    started = ApiClient().post(
+        "/api/v1/auth/login", {"phone": PHONE, "password": PASSWORD, "device_id": "thief"}
+    )
+    assert started.json()["second_factor_required"] is True
+    old_phone = DeviceInfo("old-phone", device_key=old_tokens.device_key)
+    assert sign_in_actions._known_device(citizen, old_phone)
+    url = reverse("admin:accounts_user_change", args=[citizen.pk])
+
+    saved = admin_client(make_staff(is_superuser=True)).post(
+        url, {**USER_FORM, "phone": "+84987650003"}
+    )
+
+    assert saved.status_code == 302
+    live.refresh_from_db()
+    assert live.revoked_reason == "phone_changed"
+    assert not sign_in_actions._known_device(citizen, old_phone)
+    challenge = OtpChallenge.objects.get(pk=started.json()["challenge_id"])
+    assert challenge.consumed_at is not None
 
 
 def test_support_staff_do_not_see_the_ip_address_in_an_audit_record(citizen: User) -> None:
