@@ -656,6 +656,15 @@ class DossierEvent(models.Model):
                 include=["dossier", "seq"],
                 condition=Q(type=EventType.DOSSIER_PAYMENT_REQUESTED),
             ),
+            # The moves that ended a payment request (status 6 before), by (dossier,
+            # seq), with their type: how the report finds what ended each request (an
+            # index-only probe of a small index, not of (dossier, seq) and the row).
+            models.Index(
+                fields=["dossier", "seq"],
+                name="event_payment_request_ends",
+                include=["type"],
+                condition=Q(status_before=6),
+            ),
         ]
 
     def __str__(self) -> str:

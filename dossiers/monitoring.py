@@ -106,27 +106,34 @@ def overdue_without_apology(
 
 
 def count_overdue(
-    queryset: QuerySet[Dossier] | None = None, now: dt.datetime | None = None
+    queryset: QuerySet[Dossier] | None = None,
+    now: dt.datetime | None = None,
+    *,
+    every_agency: bool = False,
 ) -> dict[str, int]:
     """How many of `queryset` are `overdue` and `overdue_without_apology`, in one
     statement (the agency's summary, polled by every agency; it was two).
 
-    The condition is the OR of the two definitions', so the counts are exactly theirs
-    whatever the rows hold. Its plan reads the agency's running dossiers on
-    (agency, status), as the second count alone did. The deadline's range alone
-    would do (`appointment_at` is never before the deadline: an apology only moves
-    it later, a supplement moves both alike), but only the actions hold that, not a
-    constraint."""
+    A violation is always overdue: `appointment_at` is never before the deadline (an
+    apology only moves it later, a supplement moves both alike; the CHECK constraint
+    dossier_original_appointment_not_after, migration 0023, makes it a fact of every
+    row). So the dossiers counted are those past their deadline, and the violations a
+    filtered count among them.
+
+    `every_agency` (the report of all agencies, no agency filter): the deadline's range
+    alone, on dossier_running_deadline: the overdue dossiers only (19 k of 75 k running
+    at 1 M dossiers: 54 -> 14 ms best of 3). Of one agency the condition is the OR of
+    the two definitions' (the same rows, by the constraint), whose plan reads the
+    agency's running dossiers on (agency, status): with the range alone the planner
+    ANDed the agency's whole index into a bitmap (13 -> 46 ms for the largest agency).
+    """
     now = now or timezone.now()
     passed = Q(LessThan(F("deadline"), now))
     violation = Q(appointment_at__lt=now)
-    counts = (
-        running(queryset)
-        .filter(passed | violation)
-        .aggregate(
-            overdue=Count("pk", filter=passed),
-            overdue_without_apology=Count("pk", filter=violation),
-        )
+    counted = running(queryset).filter(passed if every_agency else passed | violation)
+    counts = counted.aggregate(
+        overdue=Count("pk", filter=passed),
+        overdue_without_apology=Count("pk", filter=violation),
     )
     return {name: int(value) for name, value in counts.items()}
 
@@ -485,7 +492,7 @@ def performance(
         **STORED_PROCESSING,
     )
     average_hours = average_processing_hours(finished_in, agency, stored=finished)
-    overdue_now = count_overdue(base, now)  # both counts in one statement
+    overdue_now = count_overdue(base, now, every_agency=agency is None)  # one statement
     return {
         "from_date": date_from,
         "to_date": date_to,
