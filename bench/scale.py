@@ -17,7 +17,7 @@ processing, waiting for a supplement or a payment), older ones mostly finished;
 
 Then it runs the real code behind each query shape for sampled users and
 agencies, and reports p50 / p99 per shape (milliseconds: PostgreSQL's time for the
-call's main statement, first EXPLAIN ANALYZE and best of three, the verdict on the
+call's slowest statement, first EXPLAIN ANALYZE and best of three, the verdict on the
 latter; the shared buffers it touched; the wall clock of the SQL and of the Python
 call) and the plan of each (EXPLAIN ANALYZE, node types and the indexes used) into
 bench/scale_results.json and bench/scale_plans.txt:
@@ -557,7 +557,7 @@ class Probe:
             # The database's share: every statement of the call, round trips included.
             "sql_p50_ms": round(percentile(queries, 0.5), 2),
             "sql_p99_ms": round(percentile(queries, 0.99), 2),
-            # PostgreSQL's own planning + execution time of the call's longest
+            # PostgreSQL's own planning + execution time of the call's slowest
             # statement (EXPLAIN ANALYZE, run again right after the call): what the
             # indexes decide, without the client's scheduling on a loaded machine.
             "server_p50_ms": round(percentile(server, 0.5), 2),
