@@ -13,6 +13,7 @@ from django.db.models import F
 
 from bench import scale
 from dossiers.models import DossierEvent
+from tests.dossiers.conftest import updates_into
 
 pytestmark = pytest.mark.django_db
 
@@ -40,13 +41,7 @@ def test_the_backfill_fills_the_payment_requests_agency_in_batches_and_nothing_e
     monkeypatch.setattr(migration, "BATCH", 7)  # many batches, the last one not full
 
     batches: list[Any] = []
-
-    def counting(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        if sql.lstrip().startswith("UPDATE"):
-            batches.append(params)
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(counting), connection.schema_editor() as editor:
+    with updates_into(batches), connection.schema_editor() as editor:
         migration.fill(None, editor)
 
     assert len(batches) >= requests.count() // 7
@@ -56,7 +51,7 @@ def test_the_backfill_fills_the_payment_requests_agency_in_batches_and_nothing_e
     assert not DossierEvent.objects.exclude(type=REQUESTED).filter(agency__isnull=False).exists()
     # Run again (interrupted, resumed): nothing left to fill.
     batches.clear()
-    with connection.execute_wrapper(counting), connection.schema_editor() as editor:
+    with updates_into(batches), connection.schema_editor() as editor:
         migration.fill(None, editor)
     assert requests.filter(agency=F("dossier__agency")).count() == requests.count()
 
