@@ -293,5 +293,13 @@ def working_seconds_between(agency: Agency, start: dt.datetime, end: dt.datetime
     return WorkingCalendar(agency).seconds_between(start, end)
 
 
+def processing_seconds(spent: int, paused: int) -> int:
+    """A finished dossier's processing time: the working seconds `spent` from its
+    acceptance (else submission) to the finish, less those `paused` for supplements
+    (never below zero). What `lifecycle.complete` stores and the performance report
+    averages (monitoring.py), one formula for both."""
+    return max(0, spent - paused)
+
+
 def add_working_seconds(agency: Agency, start: dt.datetime, seconds: int) -> dt.datetime:
     return WorkingCalendar(agency).add_seconds(start, seconds)

@@ -48,6 +48,7 @@ def record_event(
     event = DossierEvent(
         dossier=dossier,
         organisation_id=dossier.organisation_id,  # the replay's index (a copy)
+        agency_id=dossier.agency_id,  # the report's payment requests by agency (a copy)
         seq=_last_seq(dossier) + 1,
         type=type,
         status_before=status_before,

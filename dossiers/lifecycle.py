@@ -27,7 +27,12 @@ from backend.errors import Conflict, field_error
 from backend.joined_read import JoinedRead, preparing_cursor
 from backend.row_writes import save_fields
 from backend.times import rfc3339_or_none
-from dossiers.deadlines import add_working_seconds, appointment_for, working_seconds_between
+from dossiers.deadlines import (
+    add_working_seconds,
+    appointment_for,
+    processing_seconds,
+    working_seconds_between,
+)
 from dossiers.events import EventType, record_event
 from dossiers.models import Apology, Attachment, Dossier, ResultDocument, SupplementRequest
 from dossiers.result_signatures import PreparedResult
@@ -482,9 +487,9 @@ def request_payment(
 
 
 # What `record_payment` reads when the dossier is not payable: the move's (status,
-# version) and its event's (dossiers.events.record_event: the organisation, the
-# applicant among the recipients).
-PAYMENT_MOVE_FIELDS = ("status", "version", "organisation", "applicant")
+# version) and its event's (dossiers.events.record_event: the organisation and the
+# agency it copies, the applicant among the recipients).
+PAYMENT_MOVE_FIELDS = ("status", "version", "organisation", "agency", "applicant")
 # Compiled once (backend/joined_read.py): the ORM built this lock's query on every call.
 _PAYMENT_MOVE_LOCK = JoinedRead(Dossier, PAYMENT_MOVE_FIELDS, for_update=True)
 # The paid move in one statement: the row locked (as an UPDATE locks it), checked
@@ -492,7 +497,7 @@ _PAYMENT_MOVE_LOCK = JoinedRead(Dossier, PAYMENT_MOVE_FIELDS, for_update=True)
 _PAY_SQL = (
     'UPDATE "dossiers_dossier" SET "status" = %s, "version" = "version" + 1, '
     '"updated_at" = %s WHERE "id" = %s AND "status" = %s '
-    'RETURNING "version", "organisation_id", "applicant_id"'
+    'RETURNING "version", "organisation_id", "agency_id", "applicant_id"'
 )
 # The one status a paid fee moves a dossier from (the event's status before); the
 # table must keep it one for the UPDATE above.
@@ -520,13 +525,14 @@ def _paid_in_place(dossier_id: uuid.UUID | str, actor: Actor) -> Dossier | None:
         row = cursor.fetchone()
     if row is None:
         return None
-    version, organisation_id, applicant_id = row
+    version, organisation_id, agency_id, applicant_id = row
     loaded = {
         "id": key,
         "status": rule.target,
         "version": version,
         "updated_at": now,
         "organisation_id": meta.get_field("organisation").to_python(organisation_id),
+        "agency_id": agency_id,
         "applicant_id": meta.get_field("applicant").to_python(applicant_id),
     }
     # In the model's order of fields, as `from_db` takes them; the others deferred.
@@ -599,6 +605,11 @@ def complete(
     dossier = _begin(dossier_id, "complete", actor)
     now = timezone.now()
     dossier.finished_at = now
+    started = dossier.accepted_at or dossier.submitted_at
+    if started is not None:
+        # Frozen with the finish: the performance report averages it in SQL.
+        spent = working_seconds_between(dossier.agency, started, now)
+        dossier.processing_seconds = processing_seconds(spent, dossier.paused_working_seconds)
     if signed_result is not None:
         result_file = ContentFile(signed_result.data)
         result_content_type = "application/pdf"

@@ -14,6 +14,7 @@ from unittest import mock
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.db import connection
 from django.test.client import BOUNDARY, encode_multipart
 
 from auth.models import User
@@ -30,6 +31,20 @@ VN = ZoneInfo("Asia/Ho_Chi_Minh")
 def at(*args: int) -> dt.datetime:
     """A moment in business time."""
     return dt.datetime(*args, tzinfo=VN)
+
+
+@contextmanager
+def updates_into(found: list[Any]) -> Iterator[None]:
+    """The parameters of every UPDATE run meanwhile, appended to `found` (a backfill's
+    batches)."""
+
+    def counting(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if sql.lstrip().startswith("UPDATE"):
+            found.append(params)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(counting):
+        yield
 
 
 @contextmanager

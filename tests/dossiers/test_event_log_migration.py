@@ -149,8 +149,13 @@ def _dossier_indexes() -> list[list[str]]:
 @pytest.mark.django_db
 def test_the_log_has_no_index_on_the_dossier_alone() -> None:
     # Every read by dossier has the two composite indexes; a third one only cost
-    # each event's insert.
-    assert _dossier_indexes() == [["dossier_id", "id"], ["dossier_id", "seq"]]
+    # each event's insert. (The partial index of the moves that ended a payment
+    # request, dossiers 0030, holds those alone: one event in a hundred is written to it.)
+    assert _dossier_indexes() == [
+        ["dossier_id", "id"],
+        ["dossier_id", "seq"],
+        ["dossier_id", "seq", "type"],
+    ]
 
 
 def test_migration_0020_drops_the_dossier_index_and_going_back_builds_it(

@@ -12,6 +12,7 @@ from django.db.models import F, Q
 
 from bench import scale
 from dossiers.models import DossierEvent
+from tests.dossiers.conftest import updates_into
 
 pytestmark = pytest.mark.django_db
 
@@ -33,13 +34,7 @@ def test_the_backfill_fills_every_events_organisation_in_batches(
     monkeypatch.setattr(migration, "BATCH", 997)  # many batches, one not full
 
     batches: list[Any] = []
-
-    def counting(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        if sql.lstrip().startswith("UPDATE"):
-            batches.append(params)
-        return execute(sql, params, many, context)
-
-    with connection.execute_wrapper(counting), connection.schema_editor() as editor:
+    with updates_into(batches), connection.schema_editor() as editor:
         migration.fill(None, editor)
 
     assert len(batches) > 5

@@ -150,12 +150,14 @@ def test_a_paid_callback_reads_and_writes_only_what_settling_needs(
     ]
     assert '"version" = "version" + 1' in assigned
     assert update.split(" WHERE ", 1)[1].startswith('"id" = ')
-    assert ' AND "status" = 6 RETURNING "version", "organisation_id", "applicant_id"' in update
+    returned = 'RETURNING "version", "organisation_id", "agency_id", "applicant_id"'
+    assert f' AND "status" = 6 {returned}' in update
     assert len([sql for sql in statements if "procrastinate_defer_jobs" in sql]) == 1
     dossier = citizen.refresh()
     assert (dossier.status, dossier.version) == (Dossier.Status.PROCESSING, 3)
     assert dossier.updated_at > before  # the agency feed sees the move
     [event] = received_events(citizen)
+    assert event.agency_id == dossier.agency_id  # copied from the RETURNING, not read
     for path in settings.EVENT_SUBSCRIBERS:
         task_name = import_string(path).name
         assert [job["event_id"] for job in jobs(task_name)].count(event.pk) == 1, task_name
@@ -374,11 +376,15 @@ def test_performance_counts_the_share_of_fee_requests_paid_online(fake_gateway) 
     lifecycle.start_processing(at_counter.dossier.pk, lifecycle.Actor.agency_system("T"))
     today = timezone.localdate()
 
-    figures = monitoring.fee_requests(
-        Dossier.objects.filter(pk__in=[c.dossier.pk for c in (paid, at_counter, waiting)]),
-        *monitoring._day_bounds(today - dt.timedelta(days=1), today),
-    )
+    period = monitoring._day_bounds(today - dt.timedelta(days=1), today)
+    each = [monitoring.fee_requests(c.dossier.agency, *period) for c in (paid, at_counter, waiting)]
+    figures = monitoring.fee_requests(None, *period)  # the three agencies'
 
+    assert each == [
+        {"requested": 1, "paid_online": 1, "paid_online_share": 1.0},
+        {"requested": 1, "paid_online": 0, "paid_online_share": 0.0},
+        {"requested": 1, "paid_online": 0, "paid_online_share": 0.0},
+    ]
     assert figures == {"requested": 3, "paid_online": 1, "paid_online_share": 0.3333}
 
 
