@@ -12,7 +12,13 @@ from ninja import Query, Router, Status
 from auth import recovery_codes
 from auth.access import entered_citizen_id, identity_level, my_sessions
 from auth.actions import accounts, challenges, second_factor, sessions, sign_in
-from auth.bearer import bearer, current_session, current_user, require_recent_authentication
+from auth.bearer import (
+    bearer,
+    current_session,
+    current_user,
+    require_recent_authentication,
+    session_expired_error,
+)
 from auth.citizen_ids import masked_citizen_id
 from auth.models import DeviceSession, OtpChallenge, User
 from auth.schemas import (
@@ -214,7 +220,8 @@ def verify_login(request: HttpRequest, payload: LoginVerifyIn) -> TokenOut:
     summary="Exchange a refresh token for a new token pair",
 )
 def refresh_tokens(request: HttpRequest, payload: RefreshIn) -> TokenOut:
-    """Spend a refresh token for a new pair. A spent token ends the whole session."""
+    """Spend a refresh token for a new pair. A spent token ends the whole session; a
+    session past its maximum age (SESSION_MAX_AGE_DAYS) gets none (`session_expired`)."""
     try:
         tokens = sessions.refresh_tokens(payload.refresh_token)
     except TokenError as exc:
@@ -223,6 +230,8 @@ def refresh_tokens(request: HttpRequest, payload: RefreshIn) -> TokenOut:
                 "refresh_token_reused",
                 _("This refresh token was already used: the session has been ended."),
             ) from exc
+        if exc.reason == "session_expired":
+            raise session_expired_error() from exc
         raise NotAuthenticated(
             "invalid_refresh_token", _("This session has ended. Sign in again.")
         ) from exc
@@ -430,15 +439,17 @@ def disable_totp(request: HttpRequest, payload: CodeIn) -> Status[None]:
 @router.post(
     "/recovery-codes/regenerate",
     auth=bearer,
-    response={200: RecoveryCodesOut, 409: ErrorOut, **ERRORS_AUTH},
+    response={200: RecoveryCodesOut, 409: ErrorOut, 429: ErrorOut, **ERRORS_AUTH},
     summary="Replace my recovery codes with a new set",
 )
-def regenerate_recovery_codes(request: HttpRequest) -> RecoveryCodesOut:
-    """A new set of recovery codes; the old ones stop working."""
+def regenerate_recovery_codes(request: HttpRequest, payload: CodeIn) -> RecoveryCodesOut:
+    """Needs a recent sign-in and a fresh authenticator or recovery code; the old
+    codes stop working."""
     require_recent_authentication(request)
-    return RecoveryCodesOut(
-        codes=second_factor.regenerate_recovery_codes(user=current_user(request))
+    codes = second_factor.regenerate_recovery_codes(
+        user=current_user(request), session=current_session(request), code=payload.code
     )
+    return RecoveryCodesOut(codes=codes)
 
 
 # --- Phone number ---------------------------------------------------------------------

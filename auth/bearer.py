@@ -30,6 +30,8 @@ class SessionBearer(HttpBearer):
                 raise NotAuthenticated(
                     "token_expired", _("Your session token expired. Refresh it.")
                 ) from exc
+            if exc.reason == "session_expired":
+                raise session_expired_error() from exc
             return None
         request.device_session = session  # type: ignore[attr-defined]
         request._bearer_proved = (token, session.user)  # type: ignore[attr-defined]
@@ -37,6 +39,15 @@ class SessionBearer(HttpBearer):
 
 
 bearer = SessionBearer()
+
+
+def session_expired_error() -> NotAuthenticated:
+    """The session reached SESSION_MAX_AGE_DAYS: its tokens no longer work (access or
+    refresh), the password signs the device in again (no revocation, so no second step)."""
+    return NotAuthenticated(
+        "session_expired",
+        _("This sign-in has reached its time limit. Sign in again with your password."),
+    )
 
 
 def current_session(request: HttpRequest) -> DeviceSession:

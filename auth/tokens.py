@@ -11,6 +11,10 @@
   replayed): the whole session is revoked, except for a retry of the same exchange
   within REFRESH_TOKEN_RETRY_SECONDS, which gets the same pair back while that pair
   is unspent (auth/actions/sessions.py `refresh_tokens`).
+- A session lives SESSION_MAX_AGE_DAYS from its sign-in at most, however often it is
+  refreshed (`session_ends_at`): past it, neither its refresh nor its access tokens
+  work (`session_expired`) and its sockets are refused. It is not revoked: its
+  device stays known, and the password alone signs it in again.
 
 Starting, refreshing and ending sessions are actions (auth/actions/sessions.py).
 """
@@ -65,6 +69,28 @@ def access_ttl() -> int:
     return min(settings.ACCESS_TOKEN_TTL_SECONDS, 15 * 60)
 
 
+def session_ends_at(session: DeviceSession) -> dt.datetime:
+    """The end of `session`'s absolute lifetime (SESSION_MAX_AGE_DAYS from its sign-in)."""
+    return session.created_at + dt.timedelta(days=settings.SESSION_MAX_AGE_DAYS)
+
+
+def session_expired(session: DeviceSession, now: dt.datetime) -> bool:
+    return now >= session_ends_at(session)
+
+
+def signed_in_since() -> dt.datetime:
+    """Sessions that signed in after this moment have not reached their max age
+    (`created_at__gt` of a query, as `session_expired` reads it)."""
+    return timezone.now() - dt.timedelta(days=settings.SESSION_MAX_AGE_DAYS)
+
+
+def expires_in(session: DeviceSession, issued_at: dt.datetime, now: dt.datetime) -> int:
+    """Seconds left at `now` to an access token of `session` issued at `issued_at`:
+    what is left of its own lifetime, or less when the session ends first (at least 1)."""
+    ends = min(issued_at + dt.timedelta(seconds=access_ttl()), session_ends_at(session))
+    return max(1, int((ends - now).total_seconds()))
+
+
 def access_token_for(session_id: uuid.UUID) -> str:
     """A new access token of the session (valid for `access_ttl()` seconds)."""
     claims = {"sid": str(session_id), "n": secrets.token_urlsafe(6)}
@@ -91,6 +117,8 @@ def authenticate_access_token(token: str) -> DeviceSession:
     if session.revoked_at is not None or not session.user.is_active:
         raise TokenError("revoked")
     now = timezone.now()
+    if session_expired(session, now):
+        raise TokenError("session_expired")
     if now - session.last_seen_at > LAST_SEEN_PRECISION:
         DeviceSession.objects.filter(pk=session.pk).update(last_seen_at=now)
         session.last_seen_at = now

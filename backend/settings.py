@@ -487,6 +487,14 @@ REFRESH_TOKEN_TTL_DAYS = envint("REFRESH_TOKEN_TTL_DAYS", 30)
 # back instead of ending the session as a reused token; 0: every reuse ends it.
 REFRESH_TOKEN_RETRY_SECONDS = envint("REFRESH_TOKEN_RETRY_SECONDS", 30)
 REAUTH_WINDOW_HOURS = envint("REAUTH_WINDOW_HOURS", 24)
+# A device session ends this long after its sign-in, however often its tokens are
+# refreshed (OWASP ASVS 3.3.2's absolute lifetime; 30 days is its level 2 figure). It
+# is not a revocation: the device stays known, the password alone signs it in again.
+SESSION_MAX_AGE_DAYS = envint("SESSION_MAX_AGE_DAYS", 30)
+if SESSION_MAX_AGE_DAYS < 1:
+    raise ImproperlyConfigured(
+        "SESSION_MAX_AGE_DAYS must be at least 1: a session cannot live forever."
+    )
 # Support functions (admin pages and API) need a sign-in with the authenticator code
 # at most this old.
 SUPPORT_SIGN_IN_MAX_AGE_HOURS = envint("SUPPORT_SIGN_IN_MAX_AGE_HOURS", 12)

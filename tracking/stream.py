@@ -56,6 +56,7 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from auth.models import DeviceSession, User
+from auth.tokens import signed_in_since
 from backend.any_of import AnyOf
 from backend.times import rfc3339, rfc3339_sql
 from dossiers.access import visible_dossiers, visible_to
@@ -716,16 +717,19 @@ def iso_time(moment: dt.datetime) -> str:
 
 
 def session_is_live(session_id: uuid.UUID) -> bool:
-    return DeviceSession.objects.filter(
-        pk=session_id, revoked_at=None, user__is_active=True
-    ).exists()
+    return _live_sessions().filter(pk=session_id).exists()
 
 
 def load_session(session_id: uuid.UUID) -> DeviceSession | None:
-    return (
-        DeviceSession.objects.select_related("user")
-        .filter(pk=session_id, revoked_at=None, user__is_active=True)
-        .first()
+    return _live_sessions().select_related("user").filter(pk=session_id).first()
+
+
+def _live_sessions() -> QuerySet[DeviceSession]:
+    """Sessions not ended: neither revoked nor past their maximum age (a ticket of one
+    past it is refused, its open sockets close at their next heartbeat), of an active
+    account."""
+    return DeviceSession.objects.filter(
+        revoked_at=None, created_at__gt=signed_in_since(), user__is_active=True
     )
 
 

@@ -5,6 +5,7 @@
 - `sessions`: device sessions and their tokens;
 - `challenges`: SMS code challenges (issued, resent, spent) for the flows above;
 - `second_factor`: the authenticator app (TOTP) and recovery codes;
+- `notices`: the SMS notices to the owner that these changes queue with them;
 - `national_sign_in`: sign-in with the national identity (VNeID, OpenID Connect),
   linking it to an account, unlinking;
 - `organisations`: organisations, members, roles, invitations, the registry check;

@@ -18,12 +18,13 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Value
 from django.db.models.functions import Greatest
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from auth import sms_codes
 from auth.actions import citizen_id_conflicts
-from auth.actions.challenges import SMS_NOTICE_TASK, issue_code, new_challenge, verify_code
+from auth.actions.challenges import issue_code, new_challenge, verify_code
+from auth.actions.notices import NOTICE_PASSWORD_CHANGED, NOTICE_PASSWORD_RESET, notify_owner
 from auth.actions.phone_numbers import free_phone_number, lock_phone_number
 from auth.actions.second_factor import set_up_after, verify_factor
 from auth.actions.sessions import end_sign_ins
@@ -40,7 +41,6 @@ from auth.ratelimit import LockedOut, reserve_attempt
 from auth.sms import SmsTemplate
 from auth.tokens import TokenPair
 from backend.errors import Conflict, RateLimited, Unprocessable, field_detail, field_error
-from backend.jobs import defer
 from backend.middleware import rate_limit_address
 
 logger = logging.getLogger(__name__)
@@ -256,9 +256,13 @@ def confirm_phone_change(
         end_sign_ins(user, reason="phone_changed", keep=session)
         # Sent by a job (retried), committed with the change: the answer waits for no
         # gateway. In the account's language: its owner reads it.
-        with translation.override(user.language):
-            notice = NOTICE_PHONE_CHANGED.format(last4=user.phone[-4:])
-        defer(SMS_NOTICE_TASK, to=old_phone, text=notice, purpose="notice.phone_changed")
+        notify_owner(
+            user,
+            NOTICE_PHONE_CHANGED,
+            purpose="notice.phone_changed",
+            to=old_phone,
+            last4=user.phone[-4:],
+        )
     return user
 
 
@@ -354,7 +358,8 @@ def request_password_reset(*, phone: str, ip: str) -> OtpChallenge:
 
 
 def reset_password(*, challenge_id: uuid.UUID, code: str, new_password: str, ip: str = "") -> None:
-    """Set a new password with a reset code; every session of the account ends.
+    """Set a new password with a reset code; every session of the account ends, and
+    its owner is told by SMS (committed with the change).
 
     Before the code is proven nothing of the account is looked at: a password like
     its name or number would otherwise tell a caller holding any challenge id whether
@@ -375,6 +380,7 @@ def reset_password(*, challenge_id: uuid.UUID, code: str, new_password: str, ip:
         user.must_reset_password = False
         user.save(update_fields=["password", "must_reset_password"])
         end_sign_ins(user, reason="password_reset")
+        notify_owner(user, NOTICE_PASSWORD_RESET, purpose="notice.password_reset")
     clear_client_failures(user.phone, ip)
 
 
@@ -382,7 +388,8 @@ def change_password(
     *, user: User, session: DeviceSession, current_password: str, new_password: str, ip: str
 ) -> None:
     """Needs the current password; every other session ends, and every sign-in in
-    progress (opened with the old password)."""
+    progress (opened with the old password). The owner is told by SMS (committed
+    with the change)."""
     if check_password_with_limits(user.phone, current_password, ip).user is None:
         raise field_error("current_password", "invalid_password", _("The password is not correct."))
     _password_errors(new_password, user, field="new_password")
@@ -390,3 +397,4 @@ def change_password(
         user.set_password(new_password)
         user.save(update_fields=["password"])
         end_sign_ins(user, reason="password_changed", keep=session)
+        notify_owner(user, NOTICE_PASSWORD_CHANGED, purpose="notice.password_changed")

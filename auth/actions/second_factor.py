@@ -13,6 +13,12 @@ from django.utils.translation import gettext_lazy as _
 
 from auth import recovery_codes, sms_codes, totp
 from auth.actions.challenges import reserve_account_attempt
+from auth.actions.notices import (
+    NOTICE_RECOVERY_CODES_REGENERATED,
+    NOTICE_TOTP_DISABLED,
+    NOTICE_TOTP_ENABLED,
+    notify_owner,
+)
 from auth.models import DeviceSession, RecoveryCode, User
 from auth.ratelimit import LockedOut, clear_failures, release_attempt, reserve_attempt
 from backend.errors import ApiError, Conflict, RateLimited, field_error
@@ -175,7 +181,8 @@ def start_totp_enrolment(*, user: User) -> tuple[str, str, str]:
 
 
 def confirm_totp(*, user: User, code: str) -> list[str]:
-    """The first right code turns TOTP on and returns fresh recovery codes."""
+    """The first right code turns TOTP on and returns fresh recovery codes; the owner
+    is told by SMS, committed with the change."""
     if user.has_totp:
         raise Conflict("totp_already_enabled", _("An authenticator app is already set up."))
     if not user.totp_secret:
@@ -184,7 +191,9 @@ def confirm_totp(*, user: User, code: str) -> list[str]:
         verify_factor_enrolment(user, code)
         user.totp_confirmed_at = timezone.now()
         user.save(update_fields=["totp_confirmed_at"])
-        return generate_recovery_codes(user)
+        codes = generate_recovery_codes(user)
+        notify_owner(user, NOTICE_TOTP_ENABLED, purpose="notice.totp_enabled")
+        return codes
 
 
 def verify_factor_enrolment(user: User, code: str) -> None:
@@ -204,14 +213,13 @@ def verify_factor_enrolment(user: User, code: str) -> None:
     clear_failures(sms_codes.OTP_SCOPE, account)
 
 
-def disable_totp(*, user: User, session: DeviceSession, code: str) -> None:
-    """Needs a fresh second factor (a TOTP or a recovery code); recovery codes go too.
+def _prove_owner(user: User, session: DeviceSession, code: str, *, code_key: str) -> None:
+    """A fresh authenticator or recovery code (counted by `verify_factor`'s limits): the
+    owner's proof, beyond `session`, for removing or replacing a factor.
 
-    Recovery codes made after `session` signed in do not remove an authenticator set
-    up before it: whoever holds the session made them (`set_up_after`), and would
-    otherwise take the owner's second factor away with the session alone."""
-    if not user.has_totp:
-        raise Conflict("totp_not_enabled", _("No authenticator app is set up."))
+    Recovery codes made after `session` signed in do not count while the authenticator
+    is older: whoever holds the session may have made them (`set_up_after`), and would
+    otherwise take the owner's factors away with the session alone."""
     method = "totp" if code.strip().isdigit() else "recovery_code"
     signed_in_at = session.authenticated_at
     if (
@@ -227,16 +235,28 @@ def disable_totp(*, user: User, session: DeviceSession, code: str) -> None:
                 "code from your authenticator app, or sign in again first."
             ),
         )
+    verify_factor(user, method, code, code_key=code_key)
+
+
+def disable_totp(*, user: User, session: DeviceSession, code: str) -> None:
+    """Needs a fresh second factor (`_prove_owner`); recovery codes go too. The owner
+    is told by SMS, committed with the change."""
+    if not user.has_totp:
+        raise Conflict("totp_not_enabled", _("No authenticator app is set up."))
     with transaction.atomic():
-        verify_factor(user, method, code, code_key=f"disable:{user.pk}")
+        _prove_owner(user, session, code, code_key=f"disable:{user.pk}")
         user.totp_secret = ""  # nosec B105 # clears the secret
         user.totp_confirmed_at = None
         user.totp_last_step = None
         user.save(update_fields=["totp_secret", "totp_confirmed_at", "totp_last_step"])
         invalidate_recovery_codes(user)
+        notify_owner(user, NOTICE_TOTP_DISABLED, purpose="notice.totp_disabled")
 
 
-def regenerate_recovery_codes(*, user: User) -> list[str]:
+def regenerate_recovery_codes(*, user: User, session: DeviceSession, code: str) -> list[str]:
+    """A new set replacing the old, with a fresh second factor (`_prove_owner`): the
+    session alone would let whoever holds it destroy the owner's codes. The owner is
+    told by SMS, committed with the change."""
     if not user.has_totp:
         raise Conflict("totp_not_enabled", _("Set up an authenticator app first."))
     with transaction.atomic():
@@ -251,4 +271,9 @@ def regenerate_recovery_codes(*, user: User) -> list[str]:
         )
         if confirmed is None:
             raise Conflict("totp_not_enabled", _("Set up an authenticator app first."))
-        return _replace_recovery_codes(user)
+        _prove_owner(user, session, code, code_key=f"regenerate:{user.pk}")
+        codes = _replace_recovery_codes(user)
+        notify_owner(
+            user, NOTICE_RECOVERY_CODES_REGENERATED, purpose="notice.recovery_codes_regenerated"
+        )
+        return codes

@@ -23,19 +23,28 @@ from django.utils import timezone
 from auth.access import access_session
 from auth.actions.challenges import spend_open_challenges
 from auth.models import DeviceSession, RefreshToken, User
-from auth.tokens import TokenError, TokenPair, access_token_for, access_ttl, hash_token
+from auth.tokens import (
+    TokenError,
+    TokenPair,
+    access_token_for,
+    expires_in,
+    hash_token,
+    session_expired,
+)
 from backend.realtime import notify_sessions_revoked
 
 
 def _issue_pair(session: DeviceSession) -> TokenPair:
+    now = timezone.now()
     access = access_token_for(session.id)
     refresh = f"{session.id.hex}.{secrets.token_urlsafe(32)}"
     RefreshToken.objects.create(
         session=session,
         token_hash=hash_token(refresh),
-        expires_at=timezone.now() + dt.timedelta(days=settings.REFRESH_TOKEN_TTL_DAYS),
+        expires_at=now + dt.timedelta(days=settings.REFRESH_TOKEN_TTL_DAYS),
     )
-    return TokenPair(access, refresh, access_ttl(), session.id)
+    # The access token works until its own expiry or the session's, whichever is first.
+    return TokenPair(access, refresh, expires_in(session, now, now), session.id)
 
 
 def start_session(
@@ -95,7 +104,11 @@ def refresh_tokens(refresh_token: str) -> TokenPair:
     other spent token coming back means someone else holds the chain: the session
     ends. (A copy replayed within the window gets the same pair as the owner; the
     first of them to spend it leaves the other holding a spent token, which then
-    ends the session.)"""
+    ends the session.)
+
+    Past the session's absolute lifetime (SESSION_MAX_AGE_DAYS from its sign-in, auth/
+    tokens.py) no pair is given, a retried one neither: `session_expired`. That is no
+    revocation: the device stays known (its key still vouches for it at sign-in)."""
     now = timezone.now()
     with transaction.atomic():
         token = (
@@ -110,6 +123,8 @@ def refresh_tokens(refresh_token: str) -> TokenPair:
         if token.used_at is None:
             if session.revoked_at is not None or not session.user.is_active:
                 raise TokenError("revoked")
+            if session_expired(session, now):
+                raise TokenError("session_expired")
             if token.expires_at <= now:
                 raise TokenError("expired")
             pair = _issue_pair(session)
@@ -120,6 +135,9 @@ def refresh_tokens(refresh_token: str) -> TokenPair:
             return pair
         retried = _retried_pair(refresh_token, token, now)
         if retried is not None:
+            # The owner's retry (not a reuse), but the session ended since the exchange.
+            if session_expired(session, now):
+                raise TokenError("session_expired")
             return retried
     # A spent token came back: someone else holds the chain. End it (committed
     # here, outside the block, so raising does not roll the revocation back).
@@ -164,8 +182,8 @@ def _retried_pair(refresh_token: str, token: RefreshToken, now: dt.datetime) -> 
     if not successor_unspent:
         return None
     # The access token was issued at `used_at`: what is left of its lifetime.
-    left = access_ttl() - int((now - token.used_at).total_seconds())
-    return TokenPair(pair["access"], pair["refresh"], max(1, left), session.id)
+    left = expires_in(session, token.used_at, now)
+    return TokenPair(pair["access"], pair["refresh"], left, session.id)
 
 
 def revoke_session(session: DeviceSession, *, reason: str) -> None:

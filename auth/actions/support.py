@@ -35,12 +35,12 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext_lazy as _
 
 from auth.access import access_reset, identity_level, require_support_staff
-from auth.actions.challenges import SMS_NOTICE_TASK
+from auth.actions.notices import notify_owner
 from auth.actions.phone_numbers import free_phone_number, lock_phone_number
 from auth.actions.sessions import end_sign_ins
 from auth.models import DeviceSession, RecoveryCode, SupportAuditRecord, SupportReset, User
@@ -494,12 +494,11 @@ def _notify_citizen(
             session_ids=session_ids,
             reference=str(reset.pk),
         )
-    with translation.override(subject.language):
-        if subject.phone != old_phone:
-            old_text = NOTICE_RESET_MOVED.format(last4=subject.phone[-4:])
-            new_text = NOTICE_RESET_NEW_NUMBER.format()
-            defer(SMS_NOTICE_TASK, to=old_phone, text=old_text, purpose="notice.support_reset")
-            defer(SMS_NOTICE_TASK, to=subject.phone, text=new_text, purpose="notice.support_reset")
-        else:
-            text = NOTICE_RESET.format()
-            defer(SMS_NOTICE_TASK, to=subject.phone, text=text, purpose="notice.support_reset")
+    purpose = "notice.support_reset"
+    if subject.phone != old_phone:
+        notify_owner(
+            subject, NOTICE_RESET_MOVED, purpose=purpose, to=old_phone, last4=subject.phone[-4:]
+        )
+        notify_owner(subject, NOTICE_RESET_NEW_NUMBER, purpose=purpose)
+    else:
+        notify_owner(subject, NOTICE_RESET, purpose=purpose)

@@ -9,11 +9,26 @@ from typing import Any
 
 import pytest
 
+from auth import sms_codes
+from auth.actions import accounts, notices, support
 from auth.sms import read_outbox
 from fakes.sms_gateway import FakeGateway, running_gateway
 from tests.conftest import ApiClient, work_queued_jobs
 
 PASSWORD = "Str0ng-pass!word"
+# Every SMS notice (a text without a code): the SMS text tests check each.
+NOTICES = [
+    sms_codes.NOTICE_ALREADY_REGISTERED,
+    accounts.NOTICE_PHONE_CHANGED,
+    support.NOTICE_RESET_MOVED,
+    support.NOTICE_RESET_NEW_NUMBER,
+    support.NOTICE_RESET,
+    notices.NOTICE_TOTP_ENABLED,
+    notices.NOTICE_TOTP_DISABLED,
+    notices.NOTICE_RECOVERY_CODES_REGENERATED,
+    notices.NOTICE_PASSWORD_CHANGED,
+    notices.NOTICE_PASSWORD_RESET,
+]
 CODE_RE = re.compile(r"^(\d{6}) ")
 
 

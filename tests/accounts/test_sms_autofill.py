@@ -13,10 +13,9 @@ import pytest
 from django.utils import translation
 
 from auth import sms_codes
-from auth.actions import accounts, support
 from auth.models import OtpChallenge
 from auth.sms import SMS_TEMPLATES, CodeSmsTemplate, check_autofill_settings, plain_text
-from tests.accounts.conftest import device, last_code, register, sms_to
+from tests.accounts.conftest import NOTICES, device, last_code, register, sms_to
 from tests.backend.test_settings import run_manage
 from tests.conftest import ApiClient, make_user
 
@@ -28,13 +27,6 @@ SIGN_UP = {
     "Khong chia se ma nay.",
     "en": "123456 is your code to sign up for Public Services, valid 5 min. Never share it.",
 }
-NOTICES = [
-    sms_codes.NOTICE_ALREADY_REGISTERED,
-    accounts.NOTICE_PHONE_CHANGED,
-    support.NOTICE_RESET_MOVED,
-    support.NOTICE_RESET_NEW_NUMBER,
-    support.NOTICE_RESET,
-]
 
 
 def sign_up_text(language: str) -> str:

@@ -13,7 +13,6 @@ import pytest
 from django.utils import translation
 
 from auth import sms_codes
-from auth.actions import accounts, support
 from auth.models import OtpChallenge
 from auth.sms import (
     GSM7_SEGMENT,
@@ -27,6 +26,7 @@ from auth.sms import (
     send_sms,
 )
 from notifications.templates import ACCOUNT_TEMPLATES, TEMPLATES, render_context, render_sms
+from tests.accounts.conftest import NOTICES
 
 # Realistic values, at their longest; a template with another placeholder fails
 # here until it gets one.
@@ -64,16 +64,9 @@ def test_every_account_sms_fits_one_gsm7_segment_in_both_languages(
 ) -> None:
     for name, value in AUTOFILL[autofill].items():
         setattr(settings, name, value)
-    notices = [
-        sms_codes.NOTICE_ALREADY_REGISTERED,
-        accounts.NOTICE_PHONE_CHANGED,
-        support.NOTICE_RESET_MOVED,
-        support.NOTICE_RESET_NEW_NUMBER,
-        support.NOTICE_RESET,
-    ]
     assert set(sms_codes.SMS_TEXTS) == set(OtpChallenge.Purpose)
-    assert len(SMS_TEMPLATES) == len(sms_codes.SMS_TEXTS) + len(notices)
-    assert all(any(t is n for t in SMS_TEMPLATES) for n in notices)
+    assert len(SMS_TEMPLATES) == len(sms_codes.SMS_TEXTS) + len(NOTICES)
+    assert all(any(t is n for t in SMS_TEMPLATES) for n in NOTICES)
     codes = [id(template) for template in sms_codes.SMS_TEXTS.values()]
     too_long = []
     with translation.override(language):

@@ -8,19 +8,24 @@ used to slip through.
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pyotp
 import pytest
 from django.db import connection
+from django.utils import timezone
 
+from auth import totp
 from auth.actions import accounts, second_factor
 from auth.actions.sign_in import check_password_with_limits
 from auth.models import RecoveryCode, User
 from backend.errors import RateLimited
-from tests.accounts.staff import make_citizen
+from tests.accounts.staff import enable_real_totp, make_citizen
+from tests.conftest import sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -113,6 +118,13 @@ def test_a_double_tap_on_register_with_a_new_number_makes_one_account() -> None:
 def test_two_regenerations_of_recovery_codes_at_once_leave_one_set() -> None:
     citizen = make_citizen()
     RecoveryCode.objects.filter(user=citizen).delete()  # the first set, or none left
+    secret = enable_real_totp(citizen)
+    session, _ = sign_in(citizen)
+    # Each proves it with a code of its own step: the first this step's, the second
+    # the next one's (a step is accepted once, in order).
+    now = timezone.now()
+    first_code = pyotp.TOTP(secret).at(now)
+    second_code = pyotp.TOTP(secret).at(now + dt.timedelta(seconds=totp.STEP_SECONDS))
     users = connection.ops.quote_name(User._meta.db_table)
     codes = connection.ops.quote_name(RecoveryCode._meta.db_table)
     first_at_insert = threading.Event()
@@ -125,7 +137,9 @@ def test_two_regenerations_of_recovery_codes_at_once_leave_one_set() -> None:
                 second_past_its_delete.wait(WAIT)
 
         with hook(before, lambda sql: None):
-            return second_factor.regenerate_recovery_codes(user=citizen)
+            return second_factor.regenerate_recovery_codes(
+                user=citizen, session=session, code=first_code
+            )
 
     def second() -> Any:
         # Let the first insert once this request has deleted the codes it can see
@@ -139,7 +153,9 @@ def test_two_regenerations_of_recovery_codes_at_once_leave_one_set() -> None:
                 second_past_its_delete.set()
 
         with hook(before, after):
-            return second_factor.regenerate_recovery_codes(user=citizen)
+            return second_factor.regenerate_recovery_codes(
+                user=citizen, session=session, code=second_code
+            )
 
     first_thread, first_result = in_thread(first)
     assert first_at_insert.wait(WAIT)

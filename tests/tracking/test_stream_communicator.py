@@ -281,6 +281,49 @@ async def test_ticket_of_a_revoked_session_is_refused(open_socket):
     assert await closed_with(socket) == 4401
 
 
+def _signed_in_ago(session: DeviceSession, age: dt.timedelta) -> None:
+    DeviceSession.objects.filter(pk=session.pk).update(created_at=timezone.now() - age)
+
+
+async def test_ticket_of_a_session_past_its_max_age_is_refused(open_socket, settings):
+    alice = await new_citizen()
+    ticket = alice.ticket()
+    await db(_signed_in_ago)(alice.session, dt.timedelta(days=settings.SESSION_MAX_AGE_DAYS))
+
+    socket, _, _ = await open_socket(ticket)
+
+    assert (await socket.receive_json_from(timeout=WAIT))["code"] == "invalid_ticket"
+    assert await closed_with(socket) == 4401
+    # It ended, it was not revoked.
+    assert (await db(DeviceSession.objects.get)(pk=alice.session.pk)).revoked_at is None
+
+
+async def test_ticket_of_a_session_just_within_its_max_age_is_accepted(open_socket, settings):
+    alice = await new_citizen()
+    ticket = alice.ticket()
+    age = dt.timedelta(days=settings.SESSION_MAX_AGE_DAYS) - dt.timedelta(minutes=1)
+    await db(_signed_in_ago)(alice.session, age)
+
+    socket, connected, _ = await open_socket(ticket)
+    await socket.send_json_to({"type": "ping"})
+
+    assert connected
+    assert (await socket.receive_json_from(timeout=WAIT))["type"] == "heartbeat"
+
+
+async def test_an_open_socket_closes_at_the_heartbeat_after_its_sessions_max_age(
+    open_socket, settings
+):
+    settings.WS_HEARTBEAT_SECONDS = 0.2
+    alice = await new_citizen()
+    socket, connected, _ = await open_socket(alice.ticket())
+    assert connected
+
+    await db(_signed_in_ago)(alice.session, dt.timedelta(days=settings.SESSION_MAX_AGE_DAYS))
+
+    assert await closed_with(socket) == 4003
+
+
 async def test_browser_origin_on_the_allow_list_is_accepted(open_socket):
     alice = await new_citizen()
     _, connected, _ = await open_socket(alice.ticket(), origin="https://app.dichvucong.example")
