@@ -48,6 +48,7 @@ from auth import access
 from auth.actions import support
 from auth.admin_login import admin_sign_in
 from auth.models import User
+from auth.personal_numbers import whole_personal_number
 from auth.phone import parse_phone
 from backend.errors import ApiError, NotFound
 from backend.middleware import client_ip
@@ -464,22 +465,18 @@ def record_superuser_search(
     """A superuser's search in an admin of citizens' rows (`search_fields`: the fields it
     searched), recorded once per request and term, never the term: a whole phone number
     as a look-up of its account (found or not), so too a whole citizen ID number (12
-    digits) where the admin matches citizen IDs, anything else (a part of a number, a
+    digits) where the admin matches citizen IDs (`auth.personal_numbers` tells which a
+    term is, as for a job's arguments), anything else (a part of a number, a
     name, an order reference) as a search, with whether it found rows."""
     done: set[str] = request.__dict__.setdefault("_admin_superuser_searches", set())
     if term in done:
         return
     done.add(term)
     staff: User = request.user  # type: ignore[assignment]
-    phone = parse_phone(term)
-    citizen_id = term.strip()
-    if phone is not None:
-        account = User.objects.filter(phone=phone).first()
-        support.record_look_up(staff, account, context=support_context(request), by="phone")
-    elif support.CITIZEN_ID.match(citizen_id) and _matches_citizen_ids(search_fields):
-        # The support look-up's rule of a whole number (`support.look_up_account`).
-        account = User.objects.filter(citizen_id=citizen_id).first()
-        support.record_look_up(staff, account, context=support_context(request), by="citizen_id")
+    number = whole_personal_number(term)
+    if number is not None and (number.kind == "phone" or _matches_citizen_ids(search_fields)):
+        account = User.objects.filter(number.held_by()).first()
+        support.record_look_up(staff, account, context=support_context(request), by=number.kind)
     else:
         support.record_look_up(
             staff, None, context=support_context(request), by="search", found=rows.exists()
@@ -492,22 +489,11 @@ def record_job_look_up(request: HttpRequest, personal: dict[str, Any]) -> None:
     look-up of the account of each whole phone number or citizen ID among them, as a
     search by it is (`record_superuser_search`); of nobody found where none is an
     account's (a number no account holds any more, a text). Never the values."""
-    phones: set[str] = set()
-    citizen_ids: set[str] = set()
-    for value in personal.values():
-        if not isinstance(value, str):
-            continue
-        if (phone := parse_phone(value)) is not None:
-            phones.add(phone)
-        elif support.CITIZEN_ID.match(value.strip()):
-            citizen_ids.add(value.strip())
-    accounts = (
-        list(
-            User.objects.filter(Q(phone__in=phones) | Q(citizen_id__in=citizen_ids)).order_by("pk")
-        )
-        if phones or citizen_ids
-        else []
-    )
+    numbers = {n for value in personal.values() if (n := whole_personal_number(value))}
+    holds_one = Q()
+    for number in numbers:
+        holds_one |= number.held_by()
+    accounts = list(User.objects.filter(holds_one).order_by("pk")) if numbers else []
     staff: User = request.user  # type: ignore[assignment]
     for account in accounts:
         support.record_account_view(staff, account, context=support_context(request), by="job")
