@@ -166,6 +166,15 @@ def record_account_view(staff: User, subject: User, *, context: Context, by: str
     record_look_up(staff, subject, context=context, by=by)
 
 
+def record_audit_trail_read(staff: User, user_id: uuid.UUID, *, context: Context) -> None:
+    """Reading the audit trail of one account (the support console's `GET /audit` by
+    `user_id`) is a look-up of that account, as opening one of its records in the admin
+    is; an id no account has names nobody, and is no look-up."""
+    subject = User.objects.filter(pk=user_id).first()
+    if subject is not None:
+        record_account_view(staff, subject, context=context, by="audit_trail")
+
+
 def record_look_up(
     staff: User,
     subject: User | None,
