@@ -52,6 +52,12 @@ def written(client: Client, url: str, data: dict[str, Any] | None = None) -> tup
     )
 
 
+def done(answer: tuple[int, list]) -> tuple[int, list]:
+    """`written`'s answer without the records' details: who did what to whom."""
+    status, records = answer
+    return status, [(actor, action, subject) for actor, action, subject, _ in records]
+
+
 def open_reset(staff: User, citizen: User) -> SupportReset:
     """A reset waiting for a second approval (a level-2 account), opened in the admin."""
     admin_client(staff).post(
@@ -212,11 +218,7 @@ def test_opening_a_support_reset_is_a_look_up_of_its_citizen() -> None:
     assert decision_page == (200, [look_up])
     assert without_a_note == (200, [look_up])
     # The decision posted is recorded as what it is, not as one more look-up.
-    status, records = rejected
-    assert (status, [(actor, action, subject) for actor, action, subject, _ in records]) == (
-        302,
-        [(checker.id, "reset_rejected", citizen.id)],
-    )
+    assert done(rejected) == (302, [(checker.id, "reset_rejected", citizen.id)])
 
 
 def test_the_page_that_opens_a_reset_is_a_look_up_of_its_account() -> None:
@@ -237,11 +239,7 @@ def test_the_page_that_opens_a_reset_is_a_look_up_of_its_account() -> None:
 
     assert form == (200, [look_up])
     assert without_evidence == (200, [look_up])
-    status, records = opened
-    assert (status, [(actor, action, subject) for actor, action, subject, _ in records]) == (
-        302,
-        [(staff.id, "reset_opened", citizen.id)],
-    )
+    assert done(opened) == (302, [(staff.id, "reset_opened", citizen.id)])
     assert without_totp == (403, [])
     assert of_nobody == (404, [])
     assert set(SupportAuditRecord.objects.values_list("channel", flat=True)) == {"admin"}
