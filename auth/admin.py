@@ -9,11 +9,11 @@ Staff sign in with their password and, once they have it, their authenticator
 code (auth.admin_login); support pages refuse staff without TOTP with a page
 that says what to do; the resets and the audit trail open to them on the support
 permission alone, as in the API, each reset or record opened an audited look-up of its
-citizen. The user pages list and show citizens, so for everyone
-but superusers they follow the same rule, show the masked identity the support
-console shows, record each account opened as a look-up, and find an account by
-phone only with the whole number, as the support look-up does (audited, never a
-fragment). They and citizen ID conflicts open to support staff on the support
+citizen, and so is the page that opens a reset for an account. The user pages list and
+show citizens, so for everyone but superusers they follow the same rule, show the
+masked identity the support console shows, record each account opened as a look-up,
+and find an account by phone only with the whole number, as the support look-up does
+(audited, never a fragment). They and citizen ID conflicts open to support staff on the support
 permission alone, read-only, like the other admins that serve their duties
 (`SupportReadOnlyAdmin`). A superuser who changes an account's citizen ID settles the
 conflicts it ends (`auth.actions.citizen_id_conflicts`). Organisations, memberships,
@@ -427,6 +427,9 @@ class UserAdmin(CitizenPages, AuditedSuperuserSearch, SupportReadOnlyAdmin):
                 return HttpResponseRedirect(
                     reverse("admin:accounts_supportreset_change", args=[reset.pk])
                 )
+        # The form shows the account (again after a reset refused): a look-up of it, as
+        # its change page is. A reset opened is recorded as what it is.
+        self.record_views(request, [subject])
         return TemplateResponse(request, TEMPLATE, context)
 
 

@@ -4,6 +4,10 @@ Every route but `my-audit` is for support staff (permission `accounts.support_re
 who have TOTP enabled, in a session opened with their authenticator code within
 SUPPORT_SIGN_IN_MAX_AGE_HOURS (`support_session`, the same rule as the admin's
 support pages). No response ever carries a secret, a code or a password.
+
+Reading a citizen is an audited look-up, as in the admin (`support.record_look_up`,
+channel "api"): a reset opened, of its citizen; the audit trail of one account, of that
+account. Lists are none, as the admin's; nor is `my-audit`, one's own.
 """
 
 from __future__ import annotations
@@ -248,6 +252,9 @@ def look_up(request: HttpRequest, payload: LookupIn) -> dict[str, Any]:
     summary="Resets, newest first (filter by status, e.g. pending approvals)",
 )
 def list_resets(request: HttpRequest, params: Query[ResetFilter]) -> dict[str, Any]:
+    # A list is no look-up, as the admin's list of resets is none: one record per reset
+    # shown, each time an approver reloads the pending list, would drown the trail in
+    # records of no one's search; each reset opened is one (`get_reset`).
     resets = access.support_resets(current_user(request), status=params.status)
     rows, next_cursor = paginate(resets, params, ("-opened_at", "-id"))
     return {"items": [reset_out(r) for r in rows], "next_cursor": next_cursor}
@@ -276,10 +283,16 @@ def open_reset(request: HttpRequest, payload: ResetIn) -> Status[dict[str, Any]]
 
 
 @router.get(
-    "/resets/{reset_id}", response={200: ResetOut, 403: ErrorOut, 404: ErrorOut}, summary="A reset"
+    "/resets/{reset_id}",
+    response={200: ResetOut, 403: ErrorOut, 404: ErrorOut},
+    summary="A reset (an audited look-up of its citizen)",
 )
 def get_reset(request: HttpRequest, reset_id: uuid.UUID) -> dict[str, Any]:
-    return reset_out(access.access_reset(current_user(request), reset_id))
+    staff = current_user(request)
+    reset = access.access_reset(staff, reset_id)
+    # A reset shows its citizen: opening one is a look-up of them, as in the admin.
+    support.record_account_view(staff, reset.user, context=context(request), by="support_reset")
+    return reset_out(reset)
 
 
 @router.post(
@@ -307,9 +320,12 @@ def reject_reset(request: HttpRequest, reset_id: uuid.UUID, payload: RejectIn) -
 @router.get(
     "/audit",
     response={200: page_of(AuditRecordOut), 403: ErrorOut},
-    summary="The support audit trail (optionally of one account)",
+    summary="The support audit trail (optionally of one account: an audited look-up of it)",
 )
 def list_audit(request: HttpRequest, params: Query[AuditFilter]) -> dict[str, Any]:
-    records = access.audit_records(current_user(request), user_id=params.user_id)
+    staff = current_user(request)
+    records = access.audit_records(staff, user_id=params.user_id)
     rows, next_cursor = paginate(records, params)
+    if params.user_id is not None:
+        support.record_audit_trail_read(staff, params.user_id, context=context(request))
     return {"items": [audit_out(r) for r in rows], "next_cursor": next_cursor}

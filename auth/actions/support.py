@@ -27,7 +27,6 @@ what staff see of an account in auth/masked_accounts.py.
 from __future__ import annotations
 
 import datetime as dt
-import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -44,13 +43,13 @@ from auth.actions.notices import notify_owner
 from auth.actions.phone_numbers import free_phone_number, lock_phone_number
 from auth.actions.sessions import end_sign_ins
 from auth.models import DeviceSession, RecoveryCode, SupportAuditRecord, SupportReset, User
+from auth.personal_numbers import CITIZEN_ID
 from auth.phone import invalid_phone, mask_phone, parse_phone
 from auth.sms import SmsTemplate
 from backend.errors import Conflict, NotFound, PermissionDenied, Unprocessable, field_detail
 from backend.jobs import defer
 
 Action = SupportAuditRecord.Action
-CITIZEN_ID = re.compile(r"^\d{12}$")
 
 # auth/tasks.py imports the actions it runs: the job is named, not imported (no cycle).
 # The SMS a reset sends, in the account's language.
@@ -136,7 +135,7 @@ def look_up_account(
         by = "phone"
     else:
         key = (citizen_id or "").strip()
-        if not CITIZEN_ID.match(key):
+        if not CITIZEN_ID.fullmatch(key):
             raise Unprocessable(
                 "invalid_citizen_id",
                 _("A citizen ID number has 12 digits."),
@@ -165,6 +164,15 @@ def record_account_view(staff: User, subject: User, *, context: Context, by: str
     """Viewing an account in the admin counts as a look-up; `by`: what was opened
     ("id": the account's own page, or the row that shows it, e.g. "payment")."""
     record_look_up(staff, subject, context=context, by=by)
+
+
+def record_audit_trail_read(staff: User, user_id: uuid.UUID, *, context: Context) -> None:
+    """Reading the audit trail of one account (the support console's `GET /audit` by
+    `user_id`) is a look-up of that account, as opening one of its records in the admin
+    is; an id no account has names nobody, and is no look-up."""
+    subject = User.objects.filter(pk=user_id).first()
+    if subject is not None:
+        record_account_view(staff, subject, context=context, by="audit_trail")
 
 
 def record_look_up(

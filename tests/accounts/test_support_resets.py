@@ -196,6 +196,16 @@ def test_a_failed_lookup_is_audited_without_the_searched_value() -> None:
     assert "079201999999" not in json.dumps(record.details)
 
 
+def test_a_citizen_id_in_full_width_digits_is_invalid_and_no_look_up() -> None:
+    # No account holds one (`auth.citizen_ids` keeps ASCII digits): as a phone number
+    # in full-width digits is no phone, it is no citizen ID to look up.
+    make_citizen(citizen_id="079201000123")
+    response = client_for(make_staff()).post(LOOKUP, {"citizen_id": "０７９２０１０００１２３"})
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_citizen_id"
+    assert SupportAuditRecord.objects.count() == 0
+
+
 def test_lookup_needs_exactly_one_key() -> None:
     response = client_for(make_staff()).post(LOOKUP, {})
     assert response.status_code == 422

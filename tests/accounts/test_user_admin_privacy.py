@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from django.contrib import admin as django_admin
 from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse, reverse_lazy
@@ -21,6 +22,7 @@ from django.utils import timezone
 
 from auth.actions import sign_in as sign_in_actions
 from auth.actions.sign_in import DeviceInfo
+from auth.admin_roles import MaskedFieldsAdmin
 from auth.models import CitizenIdConflict, OtpChallenge, SupportAuditRecord, SupportReset, User
 from tests.accounts.conftest import PASSWORD
 from tests.accounts.staff import make_citizen, make_staff
@@ -564,3 +566,53 @@ def test_support_staff_do_not_see_the_ip_address_in_an_audit_record(citizen: Use
     assert support_page.status_code == 200
     assert "198.51.100.9" not in support_page.content.decode()
     assert "198.51.100.9" in root_page.content.decode()
+
+
+# --- Filters in the URL ----------------------------------------------------------------------
+
+
+def masked_admins() -> list[tuple[str, str, str]]:
+    """Every registered admin that shows fields masked: (app label, model, field)."""
+    return sorted(
+        (model._meta.app_label, model._meta.model_name, field)
+        for model, model_admin in django_admin.site._registry.items()
+        if isinstance(model_admin, MaskedFieldsAdmin)
+        for field in model_admin.masked_fields
+    )
+
+
+@pytest.mark.parametrize(("app_label", "model", "field"), masked_admins())
+def test_a_masked_field_is_no_filter_in_the_url_to_support_staff(
+    app_label: str, model: str, field: str
+) -> None:
+    """Django's admin takes a filter on any field of the row itself from the URL: on a
+    field shown masked, the rows listed would tell it a character at a time. A new
+    masked field is walked here as it is added."""
+    client = admin_client(make_staff())
+    url = reverse(f"admin:{app_label}_{model}_changelist")
+    assert client.get(url).status_code == 200  # the list itself is theirs
+    for lookup in (f"{field}__startswith", f"{field}__exact", field):
+        response = client.get(url, {lookup: "0"})
+        assert response.status_code == 400, (model, lookup)
+    assert SupportAuditRecord.objects.count() == 0
+
+
+def test_support_staff_read_no_number_a_digit_at_a_time_superusers_filter_by_it(
+    citizen: User,
+) -> None:
+    url = reverse("admin:accounts_user_changelist")
+    by_part = {
+        "citizen_id__startswith": CCCD[:4],
+        "phone__startswith": PHONE[:7],
+        "birth_date__year": "1990",
+    }
+    support_staff = admin_client(make_staff())
+    superuser = admin_client(make_staff(is_superuser=True))
+    for lookup, value in by_part.items():
+        refused = support_staff.get(url, {lookup: value})
+        assert refused.status_code == 400, lookup
+        assert NAME not in refused.content.decode()
+        shown = superuser.get(url, {lookup: value})  # they see the number whole anyway
+        assert shown.status_code == 200, lookup
+        assert NAME in shown.content.decode()
+    assert SupportAuditRecord.objects.count() == 0

@@ -11,6 +11,7 @@ acted): reading the trail adds one record per page a person opens, no more.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -49,6 +50,12 @@ def written(client: Client, url: str, data: dict[str, Any] | None = None) -> tup
     return response.status_code, list(
         rows.values_list("actor_id", "action", "subject_id", "details")
     )
+
+
+def done(answer: tuple[int, list]) -> tuple[int, list]:
+    """`written`'s answer without the records' details: who did what to whom."""
+    status, records = answer
+    return status, [(actor, action, subject) for actor, action, subject, _ in records]
 
 
 def open_reset(staff: User, citizen: User) -> SupportReset:
@@ -211,11 +218,31 @@ def test_opening_a_support_reset_is_a_look_up_of_its_citizen() -> None:
     assert decision_page == (200, [look_up])
     assert without_a_note == (200, [look_up])
     # The decision posted is recorded as what it is, not as one more look-up.
-    status, records = rejected
-    assert (status, [(actor, action, subject) for actor, action, subject, _ in records]) == (
-        302,
-        [(checker.id, "reset_rejected", citizen.id)],
-    )
+    assert done(rejected) == (302, [(checker.id, "reset_rejected", citizen.id)])
+
+
+def test_the_page_that_opens_a_reset_is_a_look_up_of_its_account() -> None:
+    """The form shows the account (masked), as its change page does: the page and the
+    page shown again after a reset refused are look-ups; a reset opened is recorded as
+    what it is, a page refused or of no account is none."""
+    citizen = make_citizen(level=User.Level.IDENTITY, full_name="Lý Thị Mở Hồ Sơ")
+    staff = make_staff(full_name="Đào Văn Mở")
+    client = admin_client(staff)
+    url = reverse("admin:accounts_support_reset", args=[citizen.pk])
+    look_up = (staff.id, "lookup", citizen.id, {"by": "id", "found": True})
+
+    form = written(client, url)
+    without_evidence = written(client, url, reset_form(evidence=""))
+    opened = written(client, url, reset_form())
+    without_totp = written(admin_client(make_staff(totp=False)), url)
+    of_nobody = written(client, reverse("admin:accounts_support_reset", args=[uuid.uuid4()]))
+
+    assert form == (200, [look_up])
+    assert without_evidence == (200, [look_up])
+    assert done(opened) == (302, [(staff.id, "reset_opened", citizen.id)])
+    assert without_totp == (403, [])
+    assert of_nobody == (404, [])
+    assert set(SupportAuditRecord.objects.values_list("channel", flat=True)) == {"admin"}
 
 
 def test_a_superuser_opening_a_support_reset_is_a_look_up_too() -> None:
