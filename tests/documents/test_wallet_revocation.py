@@ -28,14 +28,7 @@ from dossiers.models import (
     SupplementRequest,
 )
 from dossiers.results import revoke_result
-from tests.concurrency import (
-    WAIT_SECONDS,
-    in_threads,
-    on_sql,
-    statement,
-    waiting_for,
-    waiting_for_a_lock,
-)
+from tests.concurrency import in_threads, on_sql, statement, until_a_lock_wait, waiting_for
 from tests.conftest import make_user
 from tests.documents.pki import configure, make_pdf
 from tests.documents.test_wallet import attach, client, keep
@@ -197,15 +190,10 @@ def test_a_revocation_waits_for_an_attach_holding_the_result_then_shows_on_its_p
         """Releases the attach once the revocation waits for a row lock (or at the bound:
         a revocation that never waits fails the test below)."""
         waiting_for(revocation_started)()
-        blocked = False
-        for _ in range(WAIT_SECONDS * 100):
-            if waiting_for_a_lock():
-                blocked = True
-                break
-            if release.wait(0.01):
-                break
-        release.set()
-        return blocked
+        try:
+            return until_a_lock_wait()
+        finally:
+            release.set()
 
     attached, revocation, revocation_waited = in_threads(attaching, revoking, watching)
 
