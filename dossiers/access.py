@@ -17,7 +17,7 @@ from auth.models import Membership, User
 from backend.any_of import AnyOf
 from backend.errors import NotFound, PermissionDenied
 from backend.joined_read import JoinedRead
-from dossiers.models import Attachment, Dossier
+from dossiers.models import RESULTS_PREFIX, Attachment, Dossier, ResultDocument
 
 M = TypeVar("M", bound=models.Model)
 
@@ -238,11 +238,18 @@ def require_may_act_for(
         )
 
 
+# Marks, in `AttachmentCodes`, the code of a paper that is a result revoked since it was
+# attached (`dossiers.results.result_revoked_at`); no document code has it (a slug).
+REVOKED_MARK = "!"
+
+
 class AttachmentCodes(Func):
-    """The document codes of a dossier's attachments as a JSON array (one per file).
+    """The document codes of a dossier's attachments as a JSON array (one per file),
+    `REVOKED_MARK` before the code of a revoked result's paper.
 
     A correlated subquery written out: the ORM's `Subquery` of an aggregate costs
-    more to compile than the separate query it replaces.
+    more to compile than the separate query it replaces. Only a paper stored as a
+    result probes the results' digest index.
     """
 
     output_field = JSONField()
@@ -263,9 +270,21 @@ class AttachmentCodes(Func):
         table = quote(meta.db_table)
         code = quote(meta.get_field("document_code").column)
         dossier = quote(meta.get_field("dossier").column)
-        # Only the model's own table and column names, quoted: nothing from a request.
+        file, sha256 = quote("file"), quote("sha256")
+        results = quote(ResultDocument._meta.db_table)
+        revoked_at = quote(ResultDocument._meta.get_field("revoked_at").column)
+        # Only the models' own table and column names, quoted, and constants: nothing
+        # from a request. CASE tries its conditions in order: a paper not stored as a
+        # result never probes the results.
+        prefix = f"substr(a.{file}, 1, {len(RESULTS_PREFIX)})"
+        marked = (
+            f"CASE WHEN {prefix} <> '{RESULTS_PREFIX}' "  # noqa: S608
+            f"THEN a.{code} WHEN EXISTS (SELECT 1 FROM {results} r WHERE r.{sha256} = "
+            f"a.{sha256} AND r.{file} = a.{file} AND r.{revoked_at} IS NOT NULL) "
+            f"THEN '{REVOKED_MARK}' || a.{code} ELSE a.{code} END"  # nosec B608
+        )
         template = (
-            f"(SELECT {aggregate}(a.{code}) FROM {table} a WHERE a.{dossier} = %(expressions)s)"  # noqa: S608  # nosec B608
+            f"(SELECT {aggregate}({marked}) FROM {table} a WHERE a.{dossier} = %(expressions)s)"  # noqa: S608  # nosec B608
         )
         return super().as_sql(compiler, connection, template=template, **extra_context)
 

@@ -13,7 +13,6 @@ import uuid
 from collections import Counter
 from typing import Any, cast
 
-from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from ninja import Field, Query, Router, Schema, Status
 from pydantic import BaseModel, ConfigDict, StrictInt, field_validator
@@ -25,11 +24,12 @@ from backend.middleware import request_language
 from backend.pagination import PageParams, page_of, paginate
 from backend.times import date_text
 from dossiers import actions
-from dossiers.access import first_visible, read_dossier
+from dossiers.access import REVOKED_MARK, first_visible, read_dossier
 from dossiers.catalogue import get_procedure, pick, required_documents
 from dossiers.catalogue_api import AgencyRef, agency_ref
 from dossiers.deadlines import business_tz
 from dossiers.models import Attachment, Dossier
+from dossiers.results import result_revoked_at
 
 router = Router(auth=bearer, tags=["dossiers"])
 
@@ -91,7 +91,15 @@ class DocumentProgressOut(OutSchema):
     mandatory: bool
     min_files: int
     max_files: int
-    attached: int = Field(..., description="Files attached so far")
+    attached: int = Field(
+        ..., description="Files attached so far that count (not those in `revoked`)"
+    )
+    revoked: int = Field(
+        ...,
+        description="Files attached from the wallet that are a result its agency revoked "
+        "since: they do not count, and the dossier cannot be sent while it holds one "
+        "(replace them). `attached` + `revoked` is every file of the document",
+    )
 
 
 class DossierSummaryOut(OutSchema):
@@ -155,22 +163,23 @@ def summary_out(dossier: Dossier, language: str) -> dict[str, Any]:
 _NOT_READ = object()
 
 
-def attachment_counts(dossier: Dossier) -> dict[str, int]:
-    """Files attached per document code: from `read_dossier`'s annotation, else a query."""
+def attachment_counts(dossier: Dossier) -> Counter[str]:
+    """Files attached per document code, a revoked result's under its code marked
+    (`REVOKED_MARK`): from `read_dossier`'s annotation, else a query."""
     codes = getattr(dossier, "attachment_codes", _NOT_READ)
     if codes is not _NOT_READ:
         return Counter(cast("list[str] | None", codes) or ())
-    return dict(
-        Attachment.objects.filter(dossier=dossier)
-        .values("document_code")
-        .annotate(n=Count("id"))
-        .values_list("document_code", "n")
+    return Counter(
+        f"{REVOKED_MARK}{code}" if revoked_at is not None else code
+        for code, revoked_at in Attachment.objects.filter(dossier=dossier)
+        .annotate(revoked_at=result_revoked_at())
+        .values_list("document_code", "revoked_at")
     )
 
 
 def dossier_out(dossier: Dossier, language: str) -> dict[str, Any]:
     documents = required_documents(dossier.procedure)
-    counts = attachment_counts(dossier) if documents else {}
+    counts = attachment_counts(dossier) if documents else Counter()
     return {
         **summary_out(dossier, language),
         "channel": dossier.channel,
@@ -183,7 +192,8 @@ def dossier_out(dossier: Dossier, language: str) -> dict[str, Any]:
                 "mandatory": document.mandatory,
                 "min_files": document.min_files,
                 "max_files": document.max_files,
-                "attached": counts.get(document.code, 0),
+                "attached": counts[document.code],
+                "revoked": counts[f"{REVOKED_MARK}{document.code}"],
             }
             for document in documents
         ],

@@ -30,6 +30,8 @@ class EventType(models.TextChoices):
     DOSSIER_STOPPED = "dossier.stopped"
     DOSSIER_APOLOGISED = "dossier.apologised"
     DOSSIER_RESULT_REVOKED = "dossier.result_revoked"
+    # a paper of the dossier is another dossier's result, which its agency revoked
+    DOSSIER_PAPER_REVOKED = "dossier.paper_revoked"
     # by the payments app, when the gateway confirms a payment the agency requested
     DOSSIER_PAYMENT_RECEIVED = "dossier.payment_received"
     # by the system (deadline monitoring)

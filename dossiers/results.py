@@ -4,11 +4,13 @@ A result is attached to other dossiers by reference (the wallet's "use from wall
 the attachment points at the result's stored object, `results/...`). Such an
 attachment is the result: it shows the result's revocation (`result_revoked_at`), and a
 revocation changes the dossiers holding it (a new version, a new place in the agency
-feed), whose submission it then stops (`refuse_revoked_papers`).
+feed, an event `dossier.paper_revoked` for their audience), whose submission it then
+stops (`refuse_revoked_papers`).
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from django.db import transaction
@@ -78,8 +80,9 @@ def refuse_revoked_papers(dossier: Dossier) -> None:
 def revoke_result(
     agency: Agency, verification_code: str, *, reason: str, actor_label: str
 ) -> ResultDocument:
-    """The issuing agency withdraws a result: verification says so from now on, and
-    the holder is told (event `dossier.result_revoked`, pushed like every event)."""
+    """The issuing agency withdraws a result: verification says so from now on, the
+    holder is told (event `dossier.result_revoked` on its dossier), and so is each
+    dossier holding it as a paper (`dossier.paper_revoked`), pushed like every event."""
     reason = reason.strip()
     if not reason or len(reason) > REVOCATION_REASON_MAX_CHARS:
         raise field_error(
@@ -101,11 +104,11 @@ def revoke_result(
         # The result's row lock (its own row only) comes first, as in the wallet's
         # attach: an attach that held it has committed, and its attachment is among
         # these; a later one sees the revocation. Then every dossier, in one order.
-        holders = set(attachments_of(result).values_list("dossier_id", flat=True))
+        papers = papers_by_holder(result)
         locked = {
             row.pk: row
             for row in Dossier.objects.select_for_update()
-            .filter(pk__in={result.dossier_id, *holders})
+            .filter(pk__in={result.dossier_id, *papers})
             .order_by("pk")
         }
         dossier = locked[result.dossier_id]
@@ -117,14 +120,43 @@ def revoke_result(
             # version for the app's pollers, a new place in the agency feed.
             holder.version += 1
             holder.save(update_fields=["version", "updated_at"])
-        record_event(
+
+        def tell(holder: Dossier, type: EventType, **details: Any) -> None:
+            """An event of the agency's that leaves the dossier's status as it is."""
+            record_event(
+                holder,
+                type=type,
+                actor_type=DossierEvent.Actor.AGENCY,
+                actor_label=actor_label,
+                status_before=holder.status,
+                status_after=holder.status,
+                **details,
+            )
+
+        tell(
             dossier,
-            type=EventType.DOSSIER_RESULT_REVOKED,
-            actor_type=DossierEvent.Actor.AGENCY,
-            actor_label=actor_label,
-            status_before=dossier.status,
-            status_after=dossier.status,
+            EventType.DOSSIER_RESULT_REVOKED,
             message=reason,
             data={"verification_code": result.verification_code},
         )
+        for holder_id, held in papers.items():
+            # Its own event, to its own audience (the holder's applicant and watching
+            # members: a business's dossier is not the result holder's): which papers
+            # to replace. Not the reason, written for the result's holder alone.
+            tell(locked[holder_id], EventType.DOSSIER_PAPER_REVOKED, data={"papers": held})
         return result
+
+
+def papers_by_holder(result: ResultDocument) -> dict[uuid.UUID, list[dict[str, str]]]:
+    """The dossiers other than its own holding `result` as a paper, each with those
+    papers (`attachment_id`, `document_code`), in one read of the results' index."""
+    papers: dict[uuid.UUID, list[dict[str, str]]] = {}
+    rows = (
+        attachments_of(result)
+        .exclude(dossier_id=result.dossier_id)
+        .order_by("dossier_id", "document_code", "created_at")
+        .values_list("dossier_id", "id", "document_code")
+    )
+    for dossier_id, pk, code in rows:
+        papers.setdefault(dossier_id, []).append({"attachment_id": str(pk), "document_code": code})
+    return papers

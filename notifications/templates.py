@@ -136,6 +136,21 @@ TEMPLATES: dict[str, Template] = {
         "DVC: Ket qua dien tu cua ho so {code} da bi thu hoi. Mo ung dung de xem.",
         "DVC: The electronic result of dossier {code} was revoked. Open the app.",
     ),
+    # A draft has no code yet: the procedure names the dossier.
+    EventType.DOSSIER_PAPER_REVOKED: Template(
+        R,
+        False,
+        (
+            "Giấy tờ đã bị thu hồi",
+            "Một giấy tờ trong hồ sơ {procedure} là kết quả đã bị cơ quan cấp thu hồi. "
+            "Mở ứng dụng để thay bằng giấy tờ khác.",
+        ),
+        (
+            "A paper was revoked",
+            "A paper of the {procedure} dossier is a result its issuing agency revoked. "
+            "Open the app to replace it.",
+        ),
+    ),
     EventType.DOSSIER_HANDED_OVER: Template(
         S,
         False,

@@ -12,6 +12,8 @@ from typing import Any
 
 from django.db import connection, connections
 
+from fakes.harness import wait_until
+
 WAIT_SECONDS = 15  # a bound on every wait: a broken test fails, it does not hang
 
 Statement = Callable[[str], bool]
@@ -83,9 +85,28 @@ def waiting_for_a_lock() -> bool:
     """Whether a session of the test database waits for a lock now (a row lock another
     transaction holds): what a test of who waits for whom looks for, never a sleep."""
     with connection.cursor() as cursor:
+        # A transaction keeps its first view of pg_stat_activity: asked from inside
+        # one (a test holding a lock), the view is dropped, so each call sees now.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
         cursor.execute(
             "SELECT count(*) FROM pg_stat_activity "
             "WHERE datname = current_database() AND wait_event_type = 'Lock'"
         )
         row = cursor.fetchone()
     return bool(row and row[0])
+
+
+def until_a_lock_wait(
+    *, unless: threading.Event | None = None, timeout: float = WAIT_SECONDS
+) -> bool:
+    """Return once a session of the test database waits for a lock (True), or once
+    `unless` is set (False: the other side finished without waiting); TimeoutError
+    after `timeout` seconds with neither, so a broken test fails instead of hanging."""
+
+    def seen() -> str | None:
+        if waiting_for_a_lock():
+            return "lock"
+        return "unless" if unless is not None and unless.is_set() else None
+
+    found = wait_until(seen, timeout=timeout, interval=0.01, what="a session waiting for a lock")
+    return found == "lock"

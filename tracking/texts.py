@@ -36,6 +36,9 @@ EVENT_TEXTS: dict[str, Promise] = {
         "The agency apologised for the delay and set a new appointment date."
     ),
     EventType.DOSSIER_RESULT_REVOKED: _("The agency revoked the electronic result."),
+    EventType.DOSSIER_PAPER_REVOKED: _(
+        "A paper of this dossier is a result its agency revoked: replace it."
+    ),
     # by the payments app
     EventType.DOSSIER_PAYMENT_RECEIVED: _("Your payment was received; processing continues."),
     # by the system

@@ -4,6 +4,7 @@ holding one refused until its paper is replaced."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from threading import Event
 from typing import Any, NamedTuple
@@ -13,6 +14,7 @@ from django.core.files.base import ContentFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from auth.models import Membership
 from backend.errors import Unprocessable
 from documents import wallet
 from documents.models import WalletItem
@@ -28,21 +30,16 @@ from dossiers.models import (
     SupplementRequest,
 )
 from dossiers.results import revoke_result
-from tests.concurrency import (
-    WAIT_SECONDS,
-    in_threads,
-    on_sql,
-    statement,
-    waiting_for,
-    waiting_for_a_lock,
-)
+from notifications.actions import notify_event
+from notifications.models import Notification
+from tests.concurrency import in_threads, on_sql, statement, until_a_lock_wait, waiting_for
 from tests.conftest import make_user
 from tests.documents.pki import configure, make_pdf
 from tests.documents.test_wallet import attach, client, keep
 from tests.dossiers.attachments import samples
 from tests.dossiers.conftest import RICH_FORM, VALID_FORM, AgencyClient
 from tests.dossiers.conftest import attach as attachment_rows
-from tests.factories import make_dossier, make_procedure
+from tests.factories import make_dossier, make_procedure, make_team
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the races need real commits
 
@@ -197,15 +194,10 @@ def test_a_revocation_waits_for_an_attach_holding_the_result_then_shows_on_its_p
         """Releases the attach once the revocation waits for a row lock (or at the bound:
         a revocation that never waits fails the test below)."""
         waiting_for(revocation_started)()
-        blocked = False
-        for _ in range(WAIT_SECONDS * 100):
-            if waiting_for_a_lock():
-                blocked = True
-                break
-            if release.wait(0.01):
-                break
-        release.set()
-        return blocked
+        try:
+            return until_a_lock_wait()
+        finally:
+            release.set()
 
     attached, revocation, revocation_waited = in_threads(attaching, revoking, watching)
 
@@ -288,6 +280,33 @@ def test_listing_papers_with_their_revocation_costs_no_query_per_paper(
     assert queries_of_the_list() == one
 
 
+def test_the_dossier_read_counts_a_revoked_paper_apart_at_the_same_cost(
+    agency: Agency, scene: Scene
+) -> None:
+    """`documents[].attached` counts what submission accepts: a revoked result is in
+    `revoked`, read in the same statement as the rest."""
+    holder, item, dossier = scene
+    api = client(holder)
+    attach_photo(holder, dossier)
+    attach(holder, dossier, item.pk)
+
+    def read() -> tuple[dict[str, tuple[int, int]], int]:
+        with CaptureQueriesContext(connection) as captured:
+            response = api.get(f"/api/v1/dossiers/{dossier.pk}")
+        assert response.status_code == 200, response
+        counts = {d["code"]: (d["attached"], d["revoked"]) for d in response.json()["documents"]}
+        return counts, len(captured.captured_queries)
+
+    read()  # the session's and the procedure's caches filled
+    standing, queries = read()
+    assert standing == {"doc-1": (2, 0)}
+    revoke(agency, item)
+    assert read() == ({"doc-1": (1, 1)}, queries)
+    # The draft's own answer (a save) counts alike.
+    saved = api.patch(f"/api/v1/dossiers/{dossier.pk}", {"form": {}}).json()
+    assert [(d["attached"], d["revoked"]) for d in saved["documents"]] == [(1, 1)]
+
+
 def test_a_draft_holding_a_revoked_result_is_not_sent(agency: Agency, scene: Scene) -> None:
     holder, item, dossier = scene
     api = client(holder)
@@ -308,7 +327,10 @@ def test_a_draft_holding_a_revoked_result_is_not_sent(agency: Agency, scene: Sce
     )
     after = Dossier.objects.get(pk=dossier.pk)
     assert (after.status, after.code, after.version) == (S.DRAFT, None, version)
-    assert not DossierEvent.objects.filter(dossier=dossier).exists()
+    # The revocation's notice only: the refused submit wrote no event.
+    assert [e.type for e in DossierEvent.objects.filter(dossier=dossier)] == [
+        "dossier.paper_revoked"
+    ]
     # Replaced by a paper that stands, it goes.
     assert api.delete(f"/api/v1/dossiers/{dossier.pk}/attachments/{paper['id']}").status_code == 204
     attach_photo(holder, dossier)
@@ -339,3 +361,94 @@ def test_a_supplement_holding_a_revoked_result_is_not_sent(agency: Agency, scene
     after = Dossier.objects.get(pk=dossier.pk)
     assert (after.status, after.version) == (S.SUPPLEMENT_REQUESTED, version)
     assert SupplementRequest.objects.get(dossier=dossier).answered_at is None
+
+
+def events_of(dossier: Dossier | uuid.UUID) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (event.type, event.data)
+        for event in DossierEvent.objects.filter(dossier=dossier).order_by("seq")
+    ]
+
+
+def push_jobs_of(events: list[DossierEvent]) -> list[int]:
+    """The event ids of the queued push fan-out jobs for `events` (committed)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (args->>'event_id')::bigint FROM procrastinate_jobs "
+            "WHERE task_name = 'notifications.fan_out_event' AND status = 'todo' "
+            "AND (args->>'event_id')::bigint = ANY(%s) ORDER BY 1",
+            [[event.pk for event in events]],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def test_each_dossier_holding_the_revoked_result_gets_one_event_naming_its_papers(
+    agency: Agency, scene: Scene
+) -> None:
+    holder, item, dossier = scene
+    other = draft_of(agency, holder)
+    dropped = draft_of(agency, holder)  # held it, the paper removed since
+    api = client(holder)
+    paper = attach(holder, dossier, item.pk).json()
+    attach_photo(holder, other)
+    again = attach(holder, other, item.pk).json()
+    removed = attach(holder, dropped, item.pk).json()
+    assert (
+        api.delete(f"/api/v1/dossiers/{dropped.pk}/attachments/{removed['id']}").status_code == 204
+    )
+    issuer = item.result.dossier_id
+    before = events_of(issuer)
+
+    revoke(agency, item)
+
+    assert events_of(issuer) == [
+        *before,
+        ("dossier.result_revoked", {"verification_code": item.result.verification_code}),
+    ]
+    for holding, attached in ((dossier, paper), (other, again)):
+        assert events_of(holding) == [
+            (
+                "dossier.paper_revoked",
+                {"papers": [{"attachment_id": attached["id"], "document_code": "doc-1"}]},
+            )
+        ]
+    assert events_of(dropped) == []
+    notice = DossierEvent.objects.get(dossier=dossier)
+    assert (notice.actor_type, notice.message) == ("agency", "")  # the reason is the holder's
+    assert (notice.status_before, notice.status_after) == (S.DRAFT, S.DRAFT)
+    timeline = api.get(f"/api/v1/dossiers/{dossier.pk}/timeline", headers={"Accept-Language": "en"})
+    assert [(step["event_type"], step["text"]) for step in timeline.json()["steps"]] == [
+        (
+            "dossier.paper_revoked",
+            "A paper of this dossier is a result its agency revoked: replace it.",
+        )
+    ]
+
+
+def test_a_business_dossier_holding_the_revoked_result_pushes_to_its_own_audience(
+    agency: Agency, scene: Scene
+) -> None:
+    """A member attached their own result to the business's dossier: its applicant and
+    the members watching it hear of the paper, as of any event of that dossier."""
+    holder, item, _ = scene
+    organisation, people = make_team("applicant", "watcher", "quiet")
+    Membership.objects.create(organisation=organisation, user=holder, watches=False)
+    Membership.objects.filter(user=people["quiet"]).update(watches=False)
+    business = draft_of(agency, people["applicant"], organisation=organisation)
+    assert attach(holder, business, item.pk).status_code == 201
+    issuer = Dossier.objects.get(pk=item.result.dossier_id)
+
+    revoke(agency, item)
+
+    own = DossierEvent.objects.get(dossier=issuer, type="dossier.result_revoked")
+    paper = DossierEvent.objects.get(dossier=business)
+    assert paper.type == "dossier.paper_revoked"
+    assert push_jobs_of([own, paper]) == sorted([own.pk, paper.pk])
+    notify_event(paper.pk)
+    notify_event(own.pk)
+    told = Notification.objects.filter(event=paper)
+    assert {n.user for n in told} == {people["applicant"], people["watcher"]}
+    assert {(n.category, n.urgent) for n in told} == {("action_requests", False)}
+    assert {n.title for n in told} == {"Giấy tờ đã bị thu hồi"}
+    assert "Cấp nhầm" not in " ".join(n.body for n in told)
+    assert [n.user for n in Notification.objects.filter(event=own)] == [holder]

@@ -37,6 +37,7 @@ def test_create_draft_for_oneself(procedure: Procedure) -> None:
             "min_files": 2,
             "max_files": 3,
             "attached": 0,
+            "revoked": 0,
         },
         {
             "code": "doc-2",
@@ -45,6 +46,7 @@ def test_create_draft_for_oneself(procedure: Procedure) -> None:
             "min_files": 1,
             "max_files": 3,
             "attached": 0,
+            "revoked": 0,
         },
     ]
     assert response.headers["ETag"]

@@ -57,6 +57,7 @@ def test_every_citizen_facing_event_type_has_a_template() -> None:
     assert {t for t, tpl in TEMPLATES.items() if tpl.category == Category.ACTION_REQUESTS} == {
         "dossier.supplement_requested",
         "dossier.payment_requested",
+        "dossier.paper_revoked",
     }
     assert {t for t, tpl in TEMPLATES.items() if tpl.category == Category.DELIVERY_UPDATES} == {
         t for t in EVENT_TYPES if t.startswith("delivery.")

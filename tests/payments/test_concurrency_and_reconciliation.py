@@ -7,14 +7,14 @@ import datetime as dt
 import threading
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connections, transaction
 
 from dossiers import lifecycle
 from dossiers.models import Dossier, DossierEvent
 from fakes.harness import wait_until
 from payments import reconciliation
 from payments.models import Payment, PaymentAnomaly, ReconciliationReport
-from tests.concurrency import in_threads
+from tests.concurrency import until_a_lock_wait
 from tests.conftest import ApiClient
 from tests.payments.conftest import (
     AMOUNT,
@@ -273,22 +273,6 @@ def test_a_query_answer_signed_with_another_key_is_not_believed(fake_gateway, se
     assert citizen.refresh().status == Dossier.Status.PAYMENT_REQUESTED
 
 
-def waiting_for_a_lock() -> bool:
-    """Some connection of the test database waits for a row lock (asked on its own
-    connection: a transaction keeps its first view of pg_stat_activity)."""
-
-    def ask() -> bool:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
-            )
-            return bool(cursor.fetchone()[0])
-
-    [waiting] = in_threads(ask)
-    return waiting is True
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_callback_waiting_on_the_agencys_stop_moves_nothing_and_is_refunded(
     fake_gateway,
@@ -311,7 +295,7 @@ def test_a_callback_waiting_on_the_agencys_stop_moves_nothing_and_is_refunded(
     with transaction.atomic():
         lifecycle.stop(citizen.dossier.pk, lifecycle.Actor.agency_system("T"), reason="Hết hạn")
         caller.start()
-        wait_until(waiting_for_a_lock, timeout=30, what="the callback waiting on the dossier")
+        assert until_a_lock_wait(timeout=30)  # the callback waits on the dossier
     caller.join(timeout=60)
 
     assert answers == [{"RspCode": "00", "Message": "Confirm Success"}]

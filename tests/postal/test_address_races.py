@@ -17,7 +17,7 @@ from django.db import connection
 
 from dossiers.models import DossierEvent
 from postal.models import DeliveryBooking, SavedAddress
-from tests.concurrency import waiting_for_a_lock
+from tests.concurrency import until_a_lock_wait
 from tests.conftest import ApiResponse
 from tests.postal.conftest import CA_MAU_COMMUNE, HANOI_COMMUNE, Citizen, make_address
 
@@ -97,10 +97,8 @@ class Held(InThread):
 def run_until_done_or_blocked(call: Callable[[], ApiResponse]) -> InThread:
     """Start `call` and return once it has finished or waits for a row lock."""
     other = InThread(call).start()
-    for _ in range(TIMEOUT * 100):
-        if other.done.wait(0.01) or waiting_for_a_lock():
-            return other
-    raise AssertionError("neither finished nor blocked")
+    until_a_lock_wait(unless=other.done, timeout=TIMEOUT)
+    return other
 
 
 @contextmanager
