@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('dossiers', '0026_dossier_received_finished_indexes'),
+        ('dossiers', '0030_event_payment_request_ends_index'),
     ]
 
     operations = [
