@@ -556,7 +556,10 @@ class _PypdfReports:
       where the table says, so the scan reads it there;
     - a dictionary pypdf read only up to a value it could not read (`partial_reads`),
       keeping the keys before it and dropping the rest unseen, where a viewer's
-      parser may read on (pdf.js takes `}` as a value and goes on to an /OpenAction).
+      parser may read on (pdf.js takes `}` as a value and goes on to an /OpenAction);
+      or one with a key that is no name (`(OpenAction)`, `5`), which pypdf skips to
+      read the next token as a key: the file is malformed (ISO 32000 7.3.7), and a
+      reader that pairs keys and values its own way sees other entries.
 
     And `unreadable_objects`: the objects (number, generation) pypdf could not read,
     or read only in part, that the check met (walked to, or found in the bytes: a
@@ -608,8 +611,13 @@ def _collect(record: logging.LogRecord) -> None:
         reports.duplicate_keys.append(str(values.get("key")))
     elif message.startswith("Ignoring wrong pointing object"):
         reports.dropped_entries.append((values["offset"], values["id"], values["gen"]))
-    elif message == "%(exception)s" and record.name == "pypdf.generic._data_structures":
-        reports.partial_reads += 1  # a dictionary's "return partial data"
+    elif message in ("%(exception)s", "%(exception)r") and (
+        record.name == "pypdf.generic._data_structures"
+    ):
+        # A dictionary's "return partial data" (`s`), or a key that is no name (a
+        # string, a number: ISO 32000 7.3.7 wants a name) that pypdf skipped to read
+        # the next token as a key (`r`), where another reader may read the pairs apart.
+        reports.partial_reads += 1
 
 
 class _ReportingLogger(logging.Logger):

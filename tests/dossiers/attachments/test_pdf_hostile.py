@@ -30,6 +30,7 @@ _CATALOG = {
     3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>",
 }
 _SCRIPT = b"<< /S /JavaScript /JS (app.alert\\(1\\)) >>"
+_URI_ACTION = b"<< /S /URI /URI (https://example.com/) >>"
 
 
 def _classic(
@@ -364,6 +365,37 @@ def test_an_object_in_part_read_beyond_the_table_is_refused_without_a_number() -
     error = _error(data)
 
     assert (error.code, error.details) == ("pdf_unreadable", {"reason": "unreadable_object"})
+
+
+# A dictionary key must be a name (ISO 32000 7.3.7): pypdf skips any other token where a
+# key should be and reads the next one as the key, so what follows may pair otherwise
+# in another reader (`(OpenAction)` then an action reads to pypdf as a skipped string
+# and a dictionary used as a key).
+@pytest.mark.parametrize(
+    ("objects", "number"),
+    [
+        ({1: b"<< /Type /Catalog /Pages 2 0 R (OpenAction) " + _URI_ACTION + b" >>"}, 1),
+        ({1: b"<< /Type /Catalog /Pages 2 0 R (Lang) (vi) >>"}, 1),
+        ({1: b"<< /Type /Catalog /Pages 2 0 R [/Lang] (vi) >>"}, 1),
+        ({4: b"<< 5 /Producer (Scanner) >>"}, 4),
+        ({4: b"<< /Producer (Scanner) true (x) >>"}, 4),
+    ],
+    ids=["string-then-action", "string", "array", "number", "boolean"],
+)
+def test_a_dictionary_key_that_is_no_name_is_refused(
+    objects: dict[int, bytes], number: int
+) -> None:
+    error = _error(_classic({**_CATALOG, **objects}))
+
+    assert (error.code, error.details) == _unreadable(number)
+
+
+def test_a_compressed_dictionary_key_that_is_no_name_is_refused() -> None:
+    data = _object_stream(b"9 0 ", b"<< /Producer (Scanner) (Title) (x) >>", 1)
+
+    error = _error(data)
+
+    assert (error.code, error.details) == _unreadable(9)
 
 
 @pytest.mark.parametrize(
