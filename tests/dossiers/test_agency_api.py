@@ -443,15 +443,7 @@ def test_complete_takes_a_result_expiry_only_as_a_calendar_date(
 def test_complete_refuses_a_body_that_is_not_a_form_and_changes_nothing(
     agency: Agency, agency_client: AgencyClient, raw: bytes, content_type: str
 ) -> None:
-    dossier = new_dossier(agency, status=S.PROCESSING)
-    before = (dossier.status, dossier.version)
-    path = url(dossier, "complete")
-    response = post_raw(agency_client, path, raw, content_type, "e-1")
-    assert response.status_code == 400, response
-    assert response.json() == MALFORMED_MULTIPART
-    dossier.refresh_from_db()
-    assert (dossier.status, dossier.version) == before
-    assert events(dossier) == []
+    path = complete_refused_as_no_form(agency, agency_client, raw, content_type)
     # The answer is final for this event id, as every agency answer is (replays.py)...
     replayed = post_raw(agency_client, path, raw, content_type, "e-1")
     assert replayed.status_code == 400
@@ -467,6 +459,23 @@ MALFORMED_MULTIPART = {
     "message": "The request body is not a valid multipart form.",
     "details": None,
 }
+
+
+def complete_refused_as_no_form(
+    agency: Agency, agency_client: AgencyClient, raw: bytes, content_type: str
+) -> str:
+    """ "complete" of a dossier in processing sent `raw` under event e-1: 400
+    `malformed_multipart`, the dossier unchanged and no event written. Its path."""
+    dossier = new_dossier(agency, status=S.PROCESSING)
+    before = (dossier.status, dossier.version)
+    path = url(dossier, "complete")
+    response = post_raw(agency_client, path, raw, content_type, "e-1")
+    assert response.status_code == 400, response
+    assert response.json() == MALFORMED_MULTIPART
+    dossier.refresh_from_db()
+    assert (dossier.status, dossier.version) == before
+    assert events(dossier) == []
+    return path
 
 
 # A multipart body that is not closed (a cut upload, or no multipart at all) is refused
@@ -486,16 +495,8 @@ MALFORMED_MULTIPART = {
 def test_complete_refuses_a_multipart_body_not_closed_and_reads_the_event_id_again(
     agency: Agency, agency_client: AgencyClient, raw: bytes
 ) -> None:
-    dossier = new_dossier(agency, status=S.PROCESSING)
-    before = (dossier.status, dossier.version)
-    path = url(dossier, "complete")
     content_type = f"multipart/form-data; boundary={BOUNDARY}"
-    response = post_raw(agency_client, path, raw, content_type, "e-1")
-    assert response.status_code == 400, response
-    assert response.json() == MALFORMED_MULTIPART
-    dossier.refresh_from_db()
-    assert (dossier.status, dossier.version) == before
-    assert events(dossier) == []
+    path = complete_refused_as_no_form(agency, agency_client, raw, content_type)
     whole = post_raw(
         agency_client, path, encode_multipart(BOUNDARY, {"message": "ok"}), content_type, "e-1"
     )
