@@ -41,7 +41,13 @@ from backend.errors import (
     outage_response,
     unavailable_response,
 )
-from backend.multipart_frame import boundary_of, frame_error, malformed_multipart, read_frame
+from backend.multipart_frame import (
+    BrokenFrame,
+    boundary_of,
+    frame_error,
+    frame_of,
+    malformed_multipart,
+)
 from backend.times import ApiJSONRenderer
 
 logger = logging.getLogger(__name__)
@@ -175,10 +181,12 @@ def check_form_body(request: HttpRequest) -> None:
     Django reads any body with another content type, and a multipart body without
     its boundary delimiters (`[]`), as an empty form: a route whose fields are all
     optional (the agency's "complete") would act on what was never sent. No body
-    at all is an empty form. A multipart body must end with its closing delimiter,
+    at all is an empty form; a multipart body must come with its Content-Length
+    (Django reads a chunked one as an empty form). It must end with its closing delimiter,
     and each file part bear a name Django keeps (`backend.multipart_frame`; 422
-    `filename_invalid`). Judged here when Django kept the body in memory; one it read
-    as a stream was judged as it arrived (`backend.body_limits`).
+    `filename_invalid`): judged while Django parsed it, which raised then; the verdict
+    is read again here, should anything have caught that and read the empty form
+    Django leaves behind.
     """
     try:
         body: bytes | None = request.body
@@ -190,7 +198,11 @@ def check_form_body(request: HttpRequest) -> None:
     boundary = boundary_of(request.META.get("CONTENT_TYPE", ""))
     if boundary is None:
         raise malformed_multipart()
-    if body is not None and not (frame := read_frame(body, boundary)).sound:
+    if body and not request.META.get("CONTENT_LENGTH"):
+        # Sent without Content-Length (chunked, under the ASGI server): Django parses
+        # none of it, every field and file of it would be missing.
+        raise malformed_multipart()
+    if (frame := frame_of(request)) is not None and not frame.sound:
         raise frame_error(frame)
 
 
@@ -327,6 +339,8 @@ def handle_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
 
 
 def handle_malformed_multipart(request: HttpRequest, exc: Exception) -> HttpResponse:
+    if isinstance(exc, BrokenFrame):
+        return api_error_response(request, frame_error(exc.frame))
     return api_error_response(request, malformed_multipart())
 
 

@@ -17,11 +17,9 @@ Limits by route class:
 - pages outside /api/ (the admin, whose forms may carry a result file): the
   largest of the above.
 
-A multipart body is judged as it passes too (`backend.multipart_frame`): one that ends
-without its closing delimiter (a cut upload) is answered 400 `malformed_multipart`,
-and one with a file part whose name Django would drop (`.`, `..`) 422
-`filename_invalid`, once the body has ended and before Django reads a byte of it:
-no handler runs, nothing is stored.
+A multipart body's frame (its closing delimiter, its file names) is judged where
+Django parses it (`backend.multipart_frame`), on every path that serves Django, not
+here: the test client and a WSGI server never pass this wrapper.
 """
 
 from __future__ import annotations
@@ -38,7 +36,6 @@ from django.utils.translation import gettext as _
 from django.utils.translation.trans_real import parse_accept_lang_header
 
 from backend.errors import ApiError, PayloadTooLarge, error_response
-from backend.multipart_frame import MultipartFrame, boundary_of, frame_error
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -136,8 +133,6 @@ class BodyLimitMiddleware:
         if declared is not None and declared.strip().isdigit() and int(declared) > limit:
             await _refuse(scope, send, partial(_too_large, limit))
             return
-        boundary = boundary_of((_header(scope, b"content-type") or b"").decode("latin-1"))
-        frame = MultipartFrame(boundary) if boundary is not None else None
         received = 0
         refused = False
         responding = False
@@ -151,18 +146,9 @@ class BodyLimitMiddleware:
                 return message
             body = message.get("body", b"")
             received += len(body)
-            refusal: Callable[[], ApiError] | None = None
             if received > limit:
-                refusal = partial(_too_large, limit)
-            elif frame is not None:
-                frame.feed(body)
-                if received and not message.get("more_body", False):
-                    frame.finish()
-                    if not frame.sound:
-                        refusal = partial(frame_error, frame)
-            if refusal is not None:
                 refused = True
-                await _refuse(scope, send, refusal)
+                await _refuse(scope, send, partial(_too_large, limit))
                 # Django stops reading at a disconnect and answers nothing.
                 return {"type": "http.disconnect"}
             return message

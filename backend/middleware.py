@@ -15,6 +15,7 @@ from django.utils.translation import gettext as _
 from backend.body_limits import body_limit, too_large_text
 from backend.errors import error_response, outage_response
 from backend.logging import request_id_var
+from backend.multipart_frame import watch_frame
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Stands for a missing REMOTE_ADDR (rate-limit keys, audit rows); nothing binds to it.
@@ -65,6 +66,18 @@ class RequestLimitsMiddleware:
                 return error_response(
                     413, "payload_too_large", too_large_text(limit), details={"limit_bytes": limit}
                 )
+        return self.get_response(request)
+
+
+class MultipartFrameMiddleware:
+    """A multipart body is judged as Django parses it, wherever it does (views, the
+    admin, the idempotency fingerprint): see `backend.multipart_frame`."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        watch_frame(request)
         return self.get_response(request)
 
 

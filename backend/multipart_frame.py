@@ -8,21 +8,32 @@ Django's `MultiPartParser` reads leniently two things an upload must not get awa
   ending in `/` or `\\`, one of control characters only): the part is dropped without a
   word and the route answers that the file is missing.
 
-`MultipartFrame` is fed a body's bytes in order (`backend.body_limits` as they arrive,
-for every request the server reads; `backend.api.check_form_body` at once when Django
-kept a body in memory) and keeps a few bytes and one part's headers at a time, never a
-file's content. It reads delimiters and part headers as Django does (a delimiter is
-`--boundary` wherever it appears, a part's headers end at the first blank line), so
-the two never disagree about where a part is.
+`MultipartFrame` is fed a body's bytes in order as Django reads them, and keeps a few
+bytes and one part's headers at a time, never a file's content. It reads delimiters and
+part headers as Django does (a delimiter is `--boundary` wherever it appears, a part's
+headers end at the first blank line), so the two never disagree about where a part is.
+
+Where: wherever Django parses a multipart body, under the ASGI server, under WSGI and
+in the test client alike. `backend.middleware.MultipartFrameMiddleware` puts a
+`FramedStream` in front of the request's body stream (every byte Django reads, through
+`request.body` or while parsing the form, passes it: nothing more is read nor kept) and
+a `FrameCheck` first among the request's upload handlers: once the parser has read the
+whole body, `FrameCheck.upload_complete` judges the frame and raises `BrokenFrame` (a
+`MultiPartParserError`, 400 `malformed_multipart` or 422 `filename_invalid`, see
+`frame_error`) before any view gets the form. The parser's temporary files go with the
+request; no handler has run, nothing is stored.
 """
 
 from __future__ import annotations
 
-from typing import cast
+from typing import IO, Any, BinaryIO, cast
 
+from django.core.files.uploadhandler import FileUploadHandler
+from django.http import HttpRequest
 from django.http.multipartparser import (  # type: ignore[attr-defined]  # not in the stubs
     MAX_TOTAL_HEADER_SIZE,
     MultiPartParser,
+    MultiPartParserError,
 )
 from django.utils.http import parse_header_parameters
 from django.utils.translation import gettext as _
@@ -54,6 +65,8 @@ class MultipartFrame:
         self.delimiter = b"--" + boundary
         # Whether the last delimiter read is the closing one (`--boundary--`).
         self.closed = False
+        # Whether the body has ended (`finish`): only then is the frame judged.
+        self.ended = False
         # The fields of file parts Django would drop for their name, in order.
         self.unnamed_files: list[str] = []
         self._pending = b""
@@ -99,6 +112,7 @@ class MultipartFrame:
         if self._pending.startswith(self.delimiter):
             self.closed = False
         self._pending = b""
+        self.ended = True
 
     def _read_headers(self, block: bytes) -> None:
         # As django.http.multipartparser.parse_boundary_stream reads them.
@@ -111,14 +125,6 @@ class MultipartFrame:
             filename = params.get("filename")
             if name == "content-disposition" and filename and not django_keeps_file_name(filename):
                 self.unnamed_files.append(params.get("name", "").strip())
-
-
-def read_frame(body: bytes, boundary: bytes) -> MultipartFrame:
-    """The frame of a whole body."""
-    frame = MultipartFrame(boundary)
-    frame.feed(body)
-    frame.finish()
-    return frame
 
 
 def malformed_multipart() -> ApiError:
@@ -138,3 +144,76 @@ def frame_error(frame: MultipartFrame) -> ApiError:
             for name in dict.fromkeys(frame.unnamed_files)
         ]
     )
+
+
+class BrokenFrame(MultiPartParserError):
+    """A multipart body whose frame is not `sound` (see `frame_error` for the answer)."""
+
+    def __init__(self, frame: MultipartFrame) -> None:
+        super().__init__()
+        self.frame = frame
+
+
+class FramedStream:
+    """A request's body stream that shows every byte read from it to a frame. The rest
+    (`seek`, `seekable`, `close`) is the stream's own: `request.body` measures a
+    seekable body before it reads it once."""
+
+    def __init__(self, stream: IO[bytes], frame: MultipartFrame) -> None:
+        self._stream = stream
+        self.frame = frame
+
+    def read(self, *args: Any) -> bytes:
+        data = self._stream.read(*args)
+        self.frame.feed(data)
+        return data
+
+    def readline(self, *args: Any) -> bytes:
+        data = self._stream.readline(*args)
+        self.frame.feed(data)
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+class FrameCheck(FileUploadHandler):
+    """First of a request's upload handlers: passes every file chunk on untouched, and
+    judges the frame once Django's parser has read the body to its end (the parser
+    reads what follows the closing delimiter too, before `upload_complete`)."""
+
+    def __init__(self, frame: MultipartFrame, request: HttpRequest | None = None) -> None:
+        super().__init__(request)
+        self.frame = frame
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+        return raw_data
+
+    def file_complete(self, file_size: int) -> None:
+        return None  # the next handler keeps the file
+
+    def upload_complete(self) -> None:
+        self.frame.finish()
+        if not self.frame.sound:
+            raise BrokenFrame(self.frame)
+
+
+# The frame of a request's multipart body, on the request (`frame_of`).
+_FRAME = "multipart_frame"
+
+
+def watch_frame(request: HttpRequest) -> None:
+    """Judge the frame of `request`'s body if it is multipart, as Django reads it."""
+    boundary = boundary_of(request.META.get("CONTENT_TYPE", ""))
+    if boundary is None:
+        return
+    frame = MultipartFrame(boundary)
+    setattr(request, _FRAME, frame)
+    request._stream = cast(BinaryIO, FramedStream(request._stream, frame))
+    request.upload_handlers = [FrameCheck(frame, request), *request.upload_handlers]
+
+
+def frame_of(request: HttpRequest) -> MultipartFrame | None:
+    """The frame `watch_frame` judged, once the body has been parsed; else None."""
+    frame: MultipartFrame | None = getattr(request, _FRAME, None)
+    return frame if frame is not None and frame.ended else None

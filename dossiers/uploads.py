@@ -509,6 +509,10 @@ _LISTED_HEADER = re.compile(
     _SEPARATORS + rb"([0-9]{1,10})" + _SEPARATORS + rb"([0-9]{1,5})" + _SEPARATORS + rb"obj\b"
 )
 _WHITESPACE = b" \t\n\r\f\0"
+# Where a stream's data starts (the keyword, then its end of line) and what must follow
+# its data (white-space, then "endstream").
+_STREAM_DATA = re.compile(rb">>[ \t\r\n\f\0]*+stream(?:\r\n|\n)")
+_STREAM_END = re.compile(rb"[ \t\r\n\f\0]*+endstream")
 # A trailer's dictionary: classic trailers are not objects, so the scan of object
 # headers does not see them.
 _TRAILER = re.compile(rb"trailer" + _SEPARATORS + rb"(?=<<)")
@@ -556,7 +560,10 @@ class _PypdfReports:
       where the table says, so the scan reads it there;
     - a dictionary pypdf read only up to a value it could not read (`partial_reads`),
       keeping the keys before it and dropping the rest unseen, where a viewer's
-      parser may read on (pdf.js takes `}` as a value and goes on to an /OpenAction).
+      parser may read on (pdf.js takes `}` as a value and goes on to an /OpenAction);
+      or one with a key that is no name (`(OpenAction)`, `5`), which pypdf skips to
+      read the next token as a key: the file is malformed (ISO 32000 7.3.7), and a
+      reader that pairs keys and values its own way sees other entries.
 
     And `unreadable_objects`: the objects (number, generation) pypdf could not read,
     or read only in part, that the check met (walked to, or found in the bytes: a
@@ -608,8 +615,13 @@ def _collect(record: logging.LogRecord) -> None:
         reports.duplicate_keys.append(str(values.get("key")))
     elif message.startswith("Ignoring wrong pointing object"):
         reports.dropped_entries.append((values["offset"], values["id"], values["gen"]))
-    elif message == "%(exception)s" and record.name == "pypdf.generic._data_structures":
-        reports.partial_reads += 1  # a dictionary's "return partial data"
+    elif message in ("%(exception)s", "%(exception)r") and (
+        record.name == "pypdf.generic._data_structures"
+    ):
+        # A dictionary's "return partial data" (`s`), or a key that is no name (a
+        # string, a number: ISO 32000 7.3.7 wants a name) that pypdf skipped to read
+        # the next token as a key (`r`), where another reader may read the pairs apart.
+        reports.partial_reads += 1
 
 
 class _ReportingLogger(logging.Logger):
@@ -1104,21 +1116,23 @@ def _every_object(
         for number, offset in entries.items()
         if not free.get(generation, {}).get(number, False)
     ] + list(dropped)
-    headers = (
-        (match.start(), int(match[1]), int(match[2]), match.end())
-        for match in _OBJECT_HEADER.finditer(data)
-    )
+    skips: dict[int, int] = {}
+    headers = _object_headers(data, skips)
     done: set[int] = set()  # where bodies start: an object both found and listed is read once
     for start, number, generation, end in itertools.chain(headers, _listed(data, listed)):
-        if end in done or (
-            (number, generation) in walked and offsets.get(generation, {}).get(number) == start
-        ):
+        if end in done:
+            continue
+        if (number, generation) in walked and offsets.get(generation, {}).get(number) == start:
+            _note_whole_stream(
+                skips, data, end, reader.cache_get_indirect_object(generation, number)
+            )
             continue
         done.add(end)
         partial = _partial_reads()
         obj = yield from _parse_every_value(source, end, reader)
         if obj is None or _partial_reads() > partial:
             _note_unreadable(number, generation)
+        _note_whole_stream(skips, data, end, obj)
         if isinstance(obj, StreamObject) and obj.get("/Type") == "/ObjStm":
             encryption = reader._encryption  # names are never encrypted, stream data is
             if encryption is not None:
@@ -1129,6 +1143,47 @@ def _every_object(
         trailer = _read_every_value(source, match.end(), reader, reader._budget, report=False)
         if trailer is not None:
             yield trailer
+
+
+def _object_headers(data: bytes, skips: dict[int, int]) -> Iterator[tuple[int, int, int, int]]:
+    """Every object header in the bytes (start, number, generation, end), as a repairing
+    reader's search finds them, but those inside the data of a stream every reader
+    reads whole: `skips` maps where such a stream's header ends to where its data ends,
+    noted by the caller as it reads each object (`_note_whole_stream`)."""
+    position = 0
+    while (match := _OBJECT_HEADER.search(data, position)) is not None:
+        yield match.start(), int(match[1]), int(match[2]), match.end()
+        position = max(match.end(), skips.get(match.end(), 0))
+
+
+def _note_whole_stream(skips: dict[int, int], data: bytes, header_end: int, obj: Any) -> None:
+    """Note where the data of `obj`, whose header ends at `header_end`, ends, when it is
+    a stream every reader ends there: text that reads as a header inside it (a page's
+    uncompressed text, a photo's bytes) is data, not an object (`_object_headers`).
+
+    That is: the data pypdf read, found right after "stream" and its end of line and
+    followed by "endstream", holding neither "endstream" nor "endobj". pypdf and PDF
+    viewers take as many bytes as /Length says when "endstream" follows them, else
+    they search for the first "endstream" (a reader rebuilding a damaged file searches
+    for an object's first "endobj"): with neither keyword inside the data, a /Length
+    that lands elsewhere (the known way to show one reader data where another reads
+    objects) lands on no "endstream" before this one, and a longer one that lands on a
+    later stream's would have given pypdf that longer data, keywords and all. Any other
+    stream's data is searched for headers like the rest of the bytes."""
+    if not isinstance(obj, StreamObject):
+        return
+    content = obj._data  # as stored (encoded, encrypted or not)
+    start = _STREAM_DATA.search(data, header_end)
+    if start is None:
+        return
+    end = start.end() + len(content)
+    if (
+        data[start.end() : end] == content
+        and _STREAM_END.match(data, end)
+        and b"endstream" not in content
+        and b"endobj" not in content
+    ):
+        skips[header_end] = end
 
 
 def _parse_every_value(

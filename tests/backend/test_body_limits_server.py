@@ -126,6 +126,9 @@ def request_head(path: str, content_type: str, *, length: int | None) -> bytes:
     ).encode()
 
 
+VERIFY_PATH = "/api/v1/verify"
+
+
 def upload_path() -> str:
     return f"/api/v1/dossiers/{uuid.uuid4()}/attachments"
 
@@ -224,12 +227,13 @@ def multipart_pieces(*, closed: bool) -> Iterator[bytes]:
 
 
 @pytest.mark.parametrize("chunked_body", [True, False], ids=["chunked", "content-length"])
-def test_an_upload_that_ends_without_its_closing_delimiter_is_400_before_django(
+def test_an_upload_that_ends_without_its_closing_delimiter_is_400(
     server: WebProcess, chunked_body: bool
 ) -> None:
+    # The check of anyone's signed result: a form route that needs no sign-in.
     body = b"".join(multipart_pieces(closed=False))
     head = request_head(
-        upload_path(),
+        VERIFY_PATH,
         "multipart/form-data; boundary=b",
         length=None if chunked_body else len(body),
     )
@@ -242,10 +246,28 @@ def test_an_upload_that_ends_without_its_closing_delimiter_is_400_before_django(
         "details": None,
     }
     assert answer.sent >= len(body)  # judged once the body ended, not before
-    # The same body closed reaches Django, which asks who is sending it.
+    # The same body closed is read: a file that is no signed result.
+    whole = b"".join(multipart_pieces(closed=True))
     closed = exchange(
         server,
-        request_head(upload_path(), "multipart/form-data; boundary=b", length=None),
+        request_head(VERIFY_PATH, "multipart/form-data; boundary=b", length=len(whole)),
+        iter([whole]),
+    )
+    assert closed.status == 200
+    assert (closed.body["state"], closed.body["problem"]) == ("invalid", "pdf_unreadable")
+
+
+def test_a_whole_multipart_body_sent_chunked_is_400_not_an_empty_form(server: WebProcess) -> None:
+    # Django parses no multipart body without Content-Length: every field would be
+    # missing, and a route whose fields are all optional would act on nothing.
+    answer = exchange(
+        server,
+        request_head(VERIFY_PATH, "multipart/form-data; boundary=b", length=None),
         chunked(multipart_pieces(closed=True)),
     )
-    assert closed.status == 401
+    assert answer.status == 400
+    assert answer.body == {
+        "code": "malformed_multipart",
+        "message": "The request body is not a valid multipart form.",
+        "details": None,
+    }

@@ -434,32 +434,16 @@ def test_complete_takes_a_result_expiry_only_as_a_calendar_date(
 @pytest.mark.parametrize(
     ("raw", "content_type"),
     [
-        (b"[]", f"multipart/form-data; boundary={BOUNDARY}"),
-        (b'{"message": "ok"}', f"multipart/form-data; boundary={BOUNDARY}"),
-        (f"--{BOUNDARY}\r\n".encode(), f"multipart/form-data; boundary={BOUNDARY}"),
-        (encode_multipart("other", {"message": "ok"}), f"multipart/form-data; boundary={BOUNDARY}"),
         (b"[]", "application/json"),
         (b'{"message": "ok"}', "application/json"),
         (b"message=ok", "text/plain"),
     ],
-    ids=["array", "object", "unclosed", "other-boundary", "json-array", "json", "text"],
+    ids=["json-array", "json", "text"],
 )
 def test_complete_refuses_a_body_that_is_not_a_form_and_changes_nothing(
     agency: Agency, agency_client: AgencyClient, raw: bytes, content_type: str
 ) -> None:
-    dossier = new_dossier(agency, status=S.PROCESSING)
-    before = (dossier.status, dossier.version)
-    path = url(dossier, "complete")
-    response = post_raw(agency_client, path, raw, content_type, "e-1")
-    assert response.status_code == 400, response
-    assert response.json() == {
-        "code": "malformed_multipart",
-        "message": "The request body is not a valid multipart form.",
-        "details": None,
-    }
-    dossier.refresh_from_db()
-    assert (dossier.status, dossier.version) == before
-    assert events(dossier) == []
+    path = complete_refused_as_no_form(agency, agency_client, raw, content_type)
     # The answer is final for this event id, as every agency answer is (replays.py)...
     replayed = post_raw(agency_client, path, raw, content_type, "e-1")
     assert replayed.status_code == 400
@@ -468,6 +452,57 @@ def test_complete_refuses_a_body_that_is_not_a_form_and_changes_nothing(
     again = agency_client.post(path, multipart={"message": "ok"})
     assert again.status_code == 200, again
     assert again.json()["status"] == S.RESULT_READY
+
+
+MALFORMED_MULTIPART = {
+    "code": "malformed_multipart",
+    "message": "The request body is not a valid multipart form.",
+    "details": None,
+}
+
+
+def complete_refused_as_no_form(
+    agency: Agency, agency_client: AgencyClient, raw: bytes, content_type: str
+) -> str:
+    """ "complete" of a dossier in processing sent `raw` under event e-1: 400
+    `malformed_multipart`, the dossier unchanged and no event written. Its path."""
+    dossier = new_dossier(agency, status=S.PROCESSING)
+    before = (dossier.status, dossier.version)
+    path = url(dossier, "complete")
+    response = post_raw(agency_client, path, raw, content_type, "e-1")
+    assert response.status_code == 400, response
+    assert response.json() == MALFORMED_MULTIPART
+    dossier.refresh_from_db()
+    assert (dossier.status, dossier.version) == before
+    assert events(dossier) == []
+    return path
+
+
+# A multipart body that is not closed (a cut upload, or no multipart at all) is refused
+# as Django parses it, before the event id is claimed: as under the server, where a cut
+# upload is a network failure, the same event id sent again with the whole body is read.
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[]",
+        b'{"message": "ok"}',
+        f"--{BOUNDARY}\r\n".encode(),
+        encode_multipart("other", {"message": "ok"}),
+        encode_multipart(BOUNDARY, {"message": "ok"})[:-4],
+    ],
+    ids=["array", "object", "unclosed", "other-boundary", "cut"],
+)
+def test_complete_refuses_a_multipart_body_not_closed_and_reads_the_event_id_again(
+    agency: Agency, agency_client: AgencyClient, raw: bytes
+) -> None:
+    content_type = f"multipart/form-data; boundary={BOUNDARY}"
+    path = complete_refused_as_no_form(agency, agency_client, raw, content_type)
+    whole = post_raw(
+        agency_client, path, encode_multipart(BOUNDARY, {"message": "ok"}), content_type, "e-1"
+    )
+    assert whole.status_code == 200, whole
+    assert "X-Event-Replayed" not in whole.headers
+    assert whole.json()["status"] == S.RESULT_READY
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from typing import Any
 from unittest import mock
 
 import pytest
+from PIL import Image
 from pypdf import PdfWriter
 from pypdf import _reader as pypdf_reader
 
@@ -30,6 +31,7 @@ _CATALOG = {
     3: b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>",
 }
 _SCRIPT = b"<< /S /JavaScript /JS (app.alert\\(1\\)) >>"
+_URI_ACTION = b"<< /S /URI /URI (https://example.com/) >>"
 
 
 def _classic(
@@ -339,6 +341,23 @@ def test_an_object_stream_pypdf_cannot_read_is_refused(member: bytes) -> None:
         ({1: b"<< /Type /Catalog /Pages 2 0 R /X } /OpenAction " + _SCRIPT + b" >>"}, 1),
         # an object nothing refers to:
         ({4: b"<< /Type /Action /X } /S /Launch /F (cmd.exe) >>"}, 4),
+        # A key that is no name (ISO 32000 7.3.7 allows names only): pypdf skips it and
+        # reads the next token as the key, where another reader may pair them otherwise
+        # (`(OpenAction)` then an action: a skipped string, a dictionary as a key).
+        ({1: b"<< /Type /Catalog /Pages 2 0 R (OpenAction) " + _URI_ACTION + b" >>"}, 1),
+        ({1: b"<< /Type /Catalog /Pages 2 0 R (Lang) (vi) >>"}, 1),
+        ({1: b"<< /Type /Catalog /Pages 2 0 R [/Lang] (vi) >>"}, 1),
+        ({4: b"<< 5 /Producer (Scanner) >>"}, 4),
+        ({4: b"<< /Producer (Scanner) true (x) >>"}, 4),
+    ],
+    ids=[
+        "value-walked",
+        "value-unlisted",
+        "key-string-then-action",
+        "key-string",
+        "key-array",
+        "key-number",
+        "key-boolean",
     ],
 )
 def test_a_dictionary_pypdf_reads_only_in_part_is_refused(
@@ -349,8 +368,13 @@ def test_a_dictionary_pypdf_reads_only_in_part_is_refused(
     assert (error.code, error.details) == _unreadable(number)
 
 
-def test_a_compressed_dictionary_pypdf_reads_only_in_part_is_refused() -> None:
-    data = _object_stream(b"9 0 ", b"<< /Type /Action /X } /S /Launch /F (cmd.exe) >>", 1)
+@pytest.mark.parametrize(
+    "member",
+    [b"<< /Type /Action /X } /S /Launch /F (cmd.exe) >>", b"<< /Producer (Scanner) (Title) (x) >>"],
+    ids=["value", "key"],
+)
+def test_a_compressed_dictionary_pypdf_reads_only_in_part_is_refused(member: bytes) -> None:
+    data = _object_stream(b"9 0 ", member, 1)
 
     error = _error(data)
 
@@ -364,6 +388,57 @@ def test_an_object_in_part_read_beyond_the_table_is_refused_without_a_number() -
     error = _error(data)
 
     assert (error.code, error.details) == ("pdf_unreadable", {"reason": "unreadable_object"})
+
+
+# Text that reads as an object header inside a stream's data (a page's uncompressed
+# text, a photo's bytes) is data where every reader ends the stream at one place.
+
+
+def _uncompressed_paper(text: str) -> bytes:
+    """A page as fpdf2 writes it without compression, its text in a core font (shown
+    as written, in a string of the content stream), and a photo whose JPEG comment
+    holds the same text (a JPEG's bytes are stored as they are)."""
+    photo = io.BytesIO()
+    Image.new("RGB", (64, 48), "white").save(photo, "JPEG", comment=text.encode())
+    pdf = new_document("Hướng dẫn")
+    pdf.set_compression(False)
+    pdf.set_font("helvetica", "", 11)
+    pdf.multi_cell(0, 8, text=text)
+    pdf.image(photo, x=20, y=120, w=40)
+    return bytes(pdf.output())
+
+
+def _with_stream(content: bytes, *, length: int | None = None) -> bytes:
+    """The catalogue's page drawn by a content stream (object 4) holding `content`."""
+    page = b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R >>"
+    size = len(content) if length is None else length
+    stream = b"<< /Length %d >>\nstream\n%s\nendstream" % (size, content)
+    return _classic({**_CATALOG, 3: page, 4: stream})
+
+
+def test_header_like_text_in_a_page_or_a_photo_is_data() -> None:
+    text = "A PDF starts with %PDF-1.7, holds 4321 0 obj and 13 0 obj << and ends with %%EOF."
+    paper = _uncompressed_paper(text)
+    assert paper.count(b"4321 0 obj") == 2  # in the page's text and in the photo
+
+    assert inspect_pdf(io.BytesIO(paper)).pages == 1
+    assert inspect_pdf(io.BytesIO(_with_stream(b"BT (9 0 obj \xff\xfe) Tj ET"))).pages == 1
+
+
+def test_header_like_text_in_a_stream_that_may_end_elsewhere_is_still_read() -> None:
+    # A stream holding "endobj" ends there for a reader rebuilding a damaged file...
+    hidden = b"endobj\n9 0 obj\n<< /Type /Action /X } /S /Launch /F (cmd.exe) >>\nendobj"
+    assert (_error(_with_stream(hidden)).code, _error(_with_stream(hidden)).details) == (
+        _unreadable(9)
+    )
+    # ... and one holding "endstream" for a reader that distrusts its /Length.
+    script = b"endstream\nendobj\n9 0 obj\n" + _SCRIPT + b"\nendobj\n"
+    assert _error(_with_stream(script)).details == {"found": "/JS"}
+    # A /Length that lands on no "endstream": read up to the first one, as a viewer
+    # reads it, the object after it is read too.
+    assert _error(_with_stream(script, length=5)).details == {"found": "/JS"}
+    # Text alone, the same file is accepted (what the first test checks).
+    assert inspect_pdf(io.BytesIO(_with_stream(b"BT (9 0 obj) Tj ET"))).pages == 1
 
 
 @pytest.mark.parametrize(
