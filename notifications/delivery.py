@@ -65,6 +65,7 @@ from django.db.models import (
 from django.utils import timezone
 
 from auth.sms import SmsError, send_sms
+from auth.tokens import signed_in_since
 from backend.any_of import IdIn, array
 from backend.jobs import defer, defer_many
 from dossiers.audience import still_recipient
@@ -87,10 +88,15 @@ def jitter_fraction() -> float:
 
 
 def sendable_devices() -> QuerySet[Device]:
-    """Devices that get pushes: active, of a live session, seen in DEVICE_STALE_DAYS."""
+    """Devices that get pushes: active, of a live session (not revoked, not past its
+    SESSION_MAX_AGE_DAYS: its tokens no longer work, so neither do its pushes), seen
+    in DEVICE_STALE_DAYS."""
     cutoff = timezone.now() - dt.timedelta(days=settings.DEVICE_STALE_DAYS)
     return Device.objects.filter(
-        active=True, session__isnull=False, session__revoked_at__isnull=True
+        active=True,
+        session__isnull=False,
+        session__revoked_at__isnull=True,
+        session__created_at__gt=signed_in_since(),
     ).filter(Q(last_seen_at__gte=cutoff) | Q(session__last_seen_at__gte=cutoff))
 
 
@@ -1345,13 +1351,17 @@ def fail_stale_sending() -> int:
 
 
 def retire_devices_of_ended_sessions() -> int:
-    """Deactivate the tokens of sessions that signed out or were revoked.
+    """Deactivate the tokens of sessions that signed out, were revoked or reached
+    their SESSION_MAX_AGE_DAYS.
 
     They already get nothing (`sendable_devices` checks the session); this makes
-    the device list and the admin say so too.
+    the device list and the admin say so too. (The app registers its token again
+    with the session it signs in to next.)
     """
     ended = Device.objects.filter(active=True).filter(
-        Q(session__isnull=True) | Q(session__revoked_at__isnull=False)
+        Q(session__isnull=True)
+        | Q(session__revoked_at__isnull=False)
+        | Q(session__created_at__lte=signed_in_since())
     )
     return deactivate_devices(ended.values_list("pk", flat=True), "session_ended")
 

@@ -8,6 +8,7 @@ import pytest
 from django.utils import timezone
 
 from auth.actions.sessions import revoke_session
+from auth.models import DeviceSession
 from notifications.delivery import sendable_devices
 from notifications.models import Device
 from tests.conftest import ApiClient, make_user, sign_in
@@ -124,6 +125,23 @@ def test_devices_of_a_revoked_session_are_not_sent_to() -> None:
     assert notify(user, "dossier.accepted").deliveries.count() == 0
     device.refresh_from_db()
     assert device.active is True  # until housekeeping retires it (see test_maintenance)
+
+
+@pytest.mark.parametrize(("age_days", "sent"), [(29.99, True), (30.01, False)])
+def test_devices_of_a_session_past_its_max_age_are_not_sent_to(
+    settings, age_days: float, sent: bool
+) -> None:
+    # The session's tokens stop at SESSION_MAX_AGE_DAYS (auth/tokens.py); its
+    # device's pushes stop with them: a dossier's news is for a signed-in app.
+    settings.SESSION_MAX_AGE_DAYS = 30
+    user = make_user()
+    session, _ = sign_in(user)
+    device = register(user, "tok-old-session", session=session)
+    signed_in = timezone.now() - dt.timedelta(days=age_days)
+    DeviceSession.objects.filter(pk=session.pk).update(created_at=signed_in)
+
+    assert list(sendable_devices().filter(user=user)) == ([device] if sent else [])
+    assert notify(user, "dossier.accepted").deliveries.count() == (1 if sent else 0)
 
 
 def test_list_devices_shows_only_my_active_devices() -> None:

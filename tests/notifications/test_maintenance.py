@@ -89,6 +89,25 @@ def test_housekeeping_retires_devices_of_ended_sessions() -> None:
     assert other.active is True
 
 
+def test_housekeeping_retires_devices_of_sessions_past_their_max_age(settings) -> None:
+    settings.SESSION_MAX_AGE_DAYS = 30
+    user = make_user()
+    old, _ = sign_in(user)
+    recent, _ = sign_in(user)
+    expired = register(user, "tok-old-session", session=old)
+    kept = register(user, "tok-recent-session", session=recent)
+    now = timezone.now()
+    DeviceSession.objects.filter(pk=old.pk).update(created_at=now - dt.timedelta(days=30.01))
+    DeviceSession.objects.filter(pk=recent.pk).update(created_at=now - dt.timedelta(days=29.99))
+
+    assert retire_devices_of_ended_sessions() == 1
+
+    expired.refresh_from_db()
+    kept.refresh_from_db()
+    assert (expired.active, expired.deactivated_reason) == (False, "session_ended")
+    assert kept.active is True
+
+
 def test_deliveries_stuck_in_sending_are_failed_not_resent(settings) -> None:
     settings.PUSH_STALE_SENDING_MINUTES = 15
     user = make_user()
