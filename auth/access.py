@@ -29,6 +29,7 @@ from auth.models import (
     User,
 )
 from auth.sms_codes import invalid_code
+from auth.tokens import signed_in_since
 from backend.errors import Conflict, NotFound, PermissionDenied
 
 MANAGERS = {Membership.Role.OWNER, Membership.Role.ADMIN}
@@ -46,13 +47,16 @@ def _uuid(value: uuid.UUID | str) -> uuid.UUID:
 
 
 def my_sessions(user: User) -> QuerySet[DeviceSession]:
-    """The user's live device sessions."""
-    return DeviceSession.objects.filter(user=user, revoked_at=None)
+    """The user's live device sessions: not revoked, nor past SESSION_MAX_AGE_DAYS
+    (whose tokens no longer work: nothing is signed in there to show or sign out)."""
+    return DeviceSession.objects.filter(
+        user=user, revoked_at=None, created_at__gt=signed_in_since()
+    )
 
 
 def access_session(user: User, session_id: uuid.UUID) -> DeviceSession:
     """One of the user's live sessions; anyone else's reads as not found."""
-    session = DeviceSession.objects.filter(pk=session_id, user=user, revoked_at=None).first()
+    session = my_sessions(user).filter(pk=session_id).first()
     if session is None:
         raise NotFound()
     return session

@@ -216,7 +216,8 @@ def revoke_all_sessions(user: User, *, reason: str, keep: DeviceSession | None =
 
 
 def end_sign_ins(user: User, *, reason: str, keep: DeviceSession | None = None) -> int:
-    """A security event (password changed or reset, number changed, support reset):
+    """A security event (password changed or reset, number changed, support reset,
+    logout everywhere):
     every session but `keep` ends, and every sign-in in progress with them
     (`spend_open_challenges`). Every device but `keep`'s needs the second step again,
     those of sessions ended before too (`revoke_all_sessions`). Returns the sessions
@@ -230,7 +231,9 @@ def logout(*, session: DeviceSession) -> None:
 
 
 def logout_everywhere(*, user: User) -> int:
-    return revoke_all_sessions(user, reason="logout_all")
+    """The owner signs out every device (suspecting someone, say): sign-ins in
+    progress end too, as on the other security events (`end_sign_ins`)."""
+    return end_sign_ins(user, reason="logout_all")
 
 
 def revoke_own_session(*, user: User, session_id: uuid.UUID) -> None:

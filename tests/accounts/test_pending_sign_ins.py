@@ -3,8 +3,8 @@
 Someone who knows the password (and receives the old number's texts: a stolen phone,
 a swapped SIM) starts a sign-in on their device, or a password reset. The owner then
 changes the password, resets it, moves the account to a new number, or support resets
-the account: the code texted before must no longer finish what was started, nor may
-`/otp/resend` keep it alive.
+the account, or signs out every device: the code texted before must no longer finish
+what was started, nor may `/otp/resend` keep it alive.
 """
 
 from __future__ import annotations
@@ -59,11 +59,18 @@ def change_phone(user: User) -> None:
     assert done.status_code == 200, done.content
 
 
+def log_out_everywhere(user: User) -> None:
+    # The owner, suspecting someone, signs out every device from the one in hand.
+    response = ApiClient(sign_in(user)[1].access_token).post("/api/v1/auth/logout-all")
+    assert response.status_code == 204, response.content
+
+
 EVENTS: dict[str, Callable[[User], None]] = {
     "password_change": change_password,
     "password_reset": reset_password,
     "phone_change": change_phone,
     "support_reset": move_to_new_number,
+    "logout_everywhere": log_out_everywhere,
 }
 
 

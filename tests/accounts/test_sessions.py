@@ -120,6 +120,27 @@ def test_sessions_list_shows_devices_and_flags_the_current_one(user) -> None:
     assert items[str(there.id)]["current"] is False
 
 
+def test_a_session_past_its_max_age_is_not_listed_nor_found(user, settings) -> None:
+    # Its tokens no longer work (SESSION_MAX_AGE_DAYS): nothing is signed in there.
+    settings.SESSION_MAX_AGE_DAYS = 30
+    _, here = sign_in(user)
+    kept, _ = sign_in(user, name="Galaxy")
+    old, _ = sign_in(user, name="Old phone")
+    now = dt.datetime.now(dt.UTC)
+    DeviceSession.objects.filter(pk=kept.pk).update(created_at=now - dt.timedelta(days=29.99))
+    DeviceSession.objects.filter(pk=old.pk).update(created_at=now - dt.timedelta(days=30.01))
+    api = ApiClient(here.access_token)
+
+    listed = {item["name"] for item in api.get("/api/v1/auth/sessions").json()["items"]}
+    gone = api.delete(f"/api/v1/auth/sessions/{old.id}")
+
+    assert "Galaxy" in listed
+    assert "Old phone" not in listed
+    assert gone.status_code == 404
+    old.refresh_from_db()
+    assert (old.revoked_at, old.revoked_reason) == (None, "")
+
+
 def test_revoking_a_session_takes_effect_on_the_next_request(user) -> None:
     _, here = sign_in(user)
     there, there_tokens = sign_in(user)
