@@ -29,7 +29,7 @@ from auth.models import (
     User,
 )
 from auth.sms_codes import invalid_code
-from auth.tokens import signed_in_since
+from auth.tokens import live_session
 from backend.errors import Conflict, NotFound, PermissionDenied
 
 MANAGERS = {Membership.Role.OWNER, Membership.Role.ADMIN}
@@ -49,9 +49,7 @@ def _uuid(value: uuid.UUID | str) -> uuid.UUID:
 def my_sessions(user: User) -> QuerySet[DeviceSession]:
     """The user's live device sessions: not revoked, nor past SESSION_MAX_AGE_DAYS
     (whose tokens no longer work: nothing is signed in there to show or sign out)."""
-    return DeviceSession.objects.filter(
-        user=user, revoked_at=None, created_at__gt=signed_in_since()
-    )
+    return DeviceSession.objects.filter(live_session(), user=user)
 
 
 def access_session(user: User, session_id: uuid.UUID) -> DeviceSession:

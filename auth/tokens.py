@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core import signing
+from django.db.models import Q
 from django.utils import timezone
 
 from auth.models import DeviceSession
@@ -82,6 +83,12 @@ def signed_in_since() -> dt.datetime:
     """Sessions that signed in after this moment have not reached their max age
     (`created_at__gt` of a query, as `session_expired` reads it)."""
     return timezone.now() - dt.timedelta(days=settings.SESSION_MAX_AGE_DAYS)
+
+
+def live_session(prefix: str = "") -> Q:
+    """The condition of a session not ended, neither revoked nor past its max age, on
+    the session's own columns or (`prefix`, e.g. "session__") across a relation."""
+    return Q(**{f"{prefix}revoked_at": None, f"{prefix}created_at__gt": signed_in_since()})
 
 
 def expires_in(session: DeviceSession, issued_at: dt.datetime, now: dt.datetime) -> int:

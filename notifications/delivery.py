@@ -65,7 +65,7 @@ from django.db.models import (
 from django.utils import timezone
 
 from auth.sms import SmsError, send_sms
-from auth.tokens import signed_in_since
+from auth.tokens import live_session, signed_in_since
 from backend.any_of import IdIn, array
 from backend.jobs import defer, defer_many
 from dossiers.audience import still_recipient
@@ -93,10 +93,7 @@ def sendable_devices() -> QuerySet[Device]:
     in DEVICE_STALE_DAYS."""
     cutoff = timezone.now() - dt.timedelta(days=settings.DEVICE_STALE_DAYS)
     return Device.objects.filter(
-        active=True,
-        session__isnull=False,
-        session__revoked_at__isnull=True,
-        session__created_at__gt=signed_in_since(),
+        live_session("session__"), active=True, session__isnull=False
     ).filter(Q(last_seen_at__gte=cutoff) | Q(session__last_seen_at__gte=cutoff))
 
 

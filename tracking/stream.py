@@ -56,7 +56,7 @@ from django.db.models import Max, QuerySet
 from django.utils import timezone
 
 from auth.models import DeviceSession, User
-from auth.tokens import signed_in_since
+from auth.tokens import live_session
 from backend.any_of import AnyOf
 from backend.times import rfc3339, rfc3339_sql
 from dossiers.access import visible_dossiers, visible_to
@@ -728,9 +728,7 @@ def _live_sessions() -> QuerySet[DeviceSession]:
     """Sessions not ended: neither revoked nor past their maximum age (a ticket of one
     past it is refused, its open sockets close at their next heartbeat), of an active
     account."""
-    return DeviceSession.objects.filter(
-        revoked_at=None, created_at__gt=signed_in_since(), user__is_active=True
-    )
+    return DeviceSession.objects.filter(live_session(), user__is_active=True)
 
 
 def may_see_dossier(user: User, dossier_id: uuid.UUID) -> bool:
